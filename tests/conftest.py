@@ -1,0 +1,26 @@
+"""Shared fixtures. The real data file lives in ../shared/data (CI has it beside the clone)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import polars as pl
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED_BARS = ROOT.parent / "shared" / "data" / "xauusd_m15.parquet"
+
+
+@pytest.fixture(scope="session")
+def shared_bars_path() -> Path:
+    if not SHARED_BARS.exists():
+        pytest.skip(f"shared data not found at {SHARED_BARS}")
+    return SHARED_BARS
+
+
+@pytest.fixture(scope="session")
+def shared_bars(shared_bars_path: Path) -> pl.DataFrame:
+    """The 12,000 real XAUUSD M15 bars, validated, time in UTC."""
+    from trading.bars import load_bars
+
+    return load_bars(shared_bars_path)
