@@ -1,0 +1,121 @@
+"""Risk-mode transitions as a table, limits from the live balance, WIB day roll."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from trading.risk.modes import (
+    RiskLimits,
+    RiskMode,
+    RiskState,
+    approved_reset,
+    automatic_mode,
+    effective_mode,
+    record_close,
+    roll_day,
+    start_cooldown,
+)
+
+NOW = datetime(2025, 6, 2, 5, 0, tzinfo=UTC)  # 12:00 WIB Monday
+LIMITS = RiskLimits()  # 1% / 3% daily / 10% total / recovery after 3 losses / protected at 80%
+
+
+def state(**kw) -> RiskState:
+    return replace(RiskState.fresh(10_000.0, NOW), **kw)
+
+
+# (description, state overrides, balance, expected mode)
+TABLE = [
+    ("fresh account", {}, 10_000, RiskMode.NORMAL),
+    ("two losses", {"consecutive_losses": 2}, 10_000, RiskMode.NORMAL),
+    ("three losses", {"consecutive_losses": 3}, 10_000, RiskMode.RECOVERY),
+    ("79% of daily", {"daily_realized": -237.0}, 9_763, RiskMode.NORMAL),
+    ("80% of daily", {"daily_realized": -240.0}, 9_760, RiskMode.PROTECTED),
+    ("PROTECTED beats RECOVERY", {"daily_realized": -250.0, "consecutive_losses": 4}, 9_750, RiskMode.PROTECTED),
+    ("daily limit", {"daily_realized": -300.0}, 9_700, RiskMode.STOPPED),
+    ("daily stop flag", {"daily_stop": True}, 10_000, RiskMode.STOPPED),
+    ("80% of total", {"reference_balance": 10_000}, 9_200, RiskMode.PROTECTED),
+    ("total limit", {}, 9_000, RiskMode.STOPPED),
+    ("total stop flag", {"total_stop": True}, 12_000, RiskMode.STOPPED),
+    ("cooldown", {"cooldown_until": NOW + timedelta(minutes=5)}, 10_000, RiskMode.COOLDOWN),
+    ("cooldown over", {"cooldown_until": NOW - timedelta(seconds=1)}, 10_000, RiskMode.NORMAL),
+    ("STOPPED beats COOLDOWN", {"cooldown_until": NOW + timedelta(minutes=5), "daily_stop": True}, 10_000, RiskMode.STOPPED),
+    ("COOLDOWN beats PROTECTED", {"cooldown_until": NOW + timedelta(minutes=5), "daily_realized": -250.0}, 9_750, RiskMode.COOLDOWN),
+    ("profits reduce total loss", {"reference_balance": 10_000}, 10_500, RiskMode.NORMAL),
+]
+
+
+@pytest.mark.parametrize(("desc", "overrides", "balance", "expected"), TABLE, ids=[t[0] for t in TABLE])
+def test_mode_table(desc, overrides, balance, expected):
+    assert automatic_mode(state(**overrides), LIMITS, balance, NOW).mode is expected
+
+
+def test_limits_follow_live_balance_not_configured_capital():
+    small = RiskState.fresh(2_000.0, NOW)
+    # 3% of 2,000 = 60
+    assert automatic_mode(replace(small, daily_realized=-59.0), LIMITS, 1_941, NOW).mode is RiskMode.PROTECTED
+    assert automatic_mode(replace(small, daily_realized=-60.0), LIMITS, 1_940, NOW).mode is RiskMode.STOPPED
+
+
+def test_manual_floor_only_makes_safer():
+    s = state(manual_floor=RiskMode.PROTECTED)
+    assert effective_mode(s, LIMITS, 10_000, NOW).mode is RiskMode.PROTECTED
+    s = state(manual_floor=RiskMode.RECOVERY, daily_stop=True)
+    assert effective_mode(s, LIMITS, 10_000, NOW).mode is RiskMode.STOPPED
+
+
+def test_record_close_counts_streak_and_sets_stops():
+    s = state()
+    for _ in range(3):
+        s = record_close(s, LIMITS, -20.0, 10_000 + s.daily_realized - 20.0, NOW)
+    assert s.consecutive_losses == 3 and s.daily_trades == 3
+    s = record_close(s, LIMITS, 0.0, 9_940, NOW)  # break-even resets the streak
+    assert s.consecutive_losses == 0
+    s = record_close(s, LIMITS, -300.0, 9_640, NOW)
+    assert s.daily_stop
+    assert automatic_mode(s, LIMITS, 9_640, NOW).mode is RiskMode.STOPPED
+
+
+def test_daily_stop_clears_at_wib_midnight_but_total_persists():
+    s = state(daily_stop=True, daily_realized=-300.0, consecutive_losses=5)
+    before_midnight = datetime(2025, 6, 2, 16, 59, tzinfo=UTC)  # 23:59 WIB
+    assert roll_day(s, before_midnight, 9_700) is s
+    after = roll_day(s, datetime(2025, 6, 2, 17, 0, tzinfo=UTC), 9_700)  # 00:00 WIB
+    assert not after.daily_stop and after.daily_realized == 0 and after.consecutive_losses == 0
+    assert after.day_start_balance == 9_700 and after.reference_balance == 10_000
+    total = roll_day(state(total_stop=True), datetime(2025, 6, 3, 17, 0, tzinfo=UTC), 9_000)
+    assert total.total_stop
+
+
+def test_cooldown_start_and_approved_reset():
+    s = start_cooldown(state(), LIMITS, NOW, "flash crash")
+    assert s.cooldown_until == NOW + timedelta(minutes=60)
+    assert automatic_mode(s, LIMITS, 10_000, NOW).reason.startswith("flash crash")
+    stopped = state(total_stop=True)
+    reset = approved_reset(stopped, 8_900, NOW)
+    assert automatic_mode(reset, LIMITS, 8_900, NOW).mode is RiskMode.NORMAL
+    assert reset.reference_balance == 8_900
+
+
+def test_daily_override_lasts_only_that_day():
+    s = approved_reset(state(daily_stop=True, daily_realized=-300.0), 9_700, NOW)
+    assert automatic_mode(s, LIMITS, 9_700, NOW).mode is not RiskMode.STOPPED
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [dict(risk_per_trade_pct=0), dict(daily_loss_pct=-1), dict(max_positions=0), dict(min_lot=0.05, max_lot=0.01), dict(protected_at=1.0)],
+)
+def test_invalid_limits_refused(bad):
+    with pytest.raises(ValueError):
+        RiskLimits(**bad)
+
+
+def test_riskier_than_lists_loosened_fields():
+    base = RiskLimits()
+    assert RiskLimits(risk_per_trade_pct=2.0).riskier_than(base) == ["risk_per_trade_pct"]
+    assert RiskLimits(risk_per_trade_pct=0.5).riskier_than(base) == []
+    assert RiskLimits(cooldown_minutes=10).riskier_than(base) == ["cooldown_minutes"]

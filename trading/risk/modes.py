@@ -1,0 +1,245 @@
+"""Risk modes and the account's loss limits (decisions 4, 5, 7).
+
+Modes from safest to riskiest: STOPPED, COOLDOWN, PROTECTED, RECOVERY, NORMAL. The automatic
+mode is a pure function of the counters; a user may set a safer *floor* at once, and anything
+that loosens (a riskier floor, leaving STOPPED early) goes through an approval elsewhere.
+Limits follow the live balance: the daily limit is a percentage of the balance at the start of
+the WIB day; the total limit a percentage of the reference balance (set at first start and on an
+approved reset; profits reduce the total loss).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from datetime import date, datetime, timedelta
+from enum import StrEnum
+
+from trading.timezones import wib_date
+
+
+class RiskMode(StrEnum):
+    NORMAL = "NORMAL"
+    RECOVERY = "RECOVERY"
+    PROTECTED = "PROTECTED"
+    COOLDOWN = "COOLDOWN"
+    STOPPED = "STOPPED"
+
+    @property
+    def safety(self) -> int:
+        """Higher is safer."""
+        return _SAFETY[self]
+
+    @property
+    def allows_entries(self) -> bool:
+        return self in (RiskMode.NORMAL, RiskMode.RECOVERY, RiskMode.PROTECTED)
+
+    @property
+    def max_positions_cap(self) -> int | None:
+        """RECOVERY and PROTECTED trade one position at the minimum lot."""
+        return 1 if self in (RiskMode.RECOVERY, RiskMode.PROTECTED) else None
+
+
+_SAFETY = {
+    RiskMode.NORMAL: 0,
+    RiskMode.RECOVERY: 1,
+    RiskMode.PROTECTED: 2,
+    RiskMode.COOLDOWN: 3,
+    RiskMode.STOPPED: 4,
+}
+
+
+def safer(a: RiskMode, b: RiskMode) -> RiskMode:
+    return a if a.safety >= b.safety else b
+
+
+@dataclass(frozen=True, slots=True)
+class RiskLimits:
+    risk_per_trade_pct: float = 1.0
+    daily_loss_pct: float = 3.0
+    total_loss_pct: float = 10.0
+    max_positions: int = 2
+    protected_at: float = 0.8  # fraction of a limit used that switches to PROTECTED
+    recovery_after_losses: int = 3
+    cooldown_minutes: int = 60  # COOLDOWN after a limit-close or flash crash
+    min_lot: float = 0.01
+    max_lot: float = 0.02
+
+    def __post_init__(self) -> None:
+        checks = [
+            (0 < self.risk_per_trade_pct <= 5, "risk_per_trade_pct must be in (0, 5]"),
+            (0 < self.daily_loss_pct <= 50, "daily_loss_pct must be in (0, 50]"),
+            (0 < self.total_loss_pct <= 100, "total_loss_pct must be in (0, 100]"),
+            (1 <= self.max_positions <= 20, "max_positions must be 1..20"),
+            (0 < self.protected_at < 1, "protected_at must be in (0, 1)"),
+            (self.recovery_after_losses >= 1, "recovery_after_losses must be >= 1"),
+            (self.cooldown_minutes >= 0, "cooldown_minutes must be >= 0"),
+            (0 < self.min_lot <= self.max_lot, "need 0 < min_lot <= max_lot"),
+        ]
+        for ok, message in checks:
+            if not ok:
+                raise ValueError(message)
+
+    def riskier_than(self, other: RiskLimits) -> list[str]:
+        """Names of the fields where self takes more risk than other (these need approval)."""
+        out = []
+        for name in ("risk_per_trade_pct", "daily_loss_pct", "total_loss_pct", "max_positions", "max_lot"):
+            if getattr(self, name) > getattr(other, name):
+                out.append(name)
+        if self.protected_at > other.protected_at:
+            out.append("protected_at")
+        if self.recovery_after_losses > other.recovery_after_losses:
+            out.append("recovery_after_losses")
+        if self.cooldown_minutes < other.cooldown_minutes:
+            out.append("cooldown_minutes")
+        if self.min_lot > other.min_lot:
+            out.append("min_lot")
+        return out
+
+
+@dataclass(frozen=True, slots=True)
+class RiskState:
+    """Counters that survive restarts (the journal stores them)."""
+
+    day: date
+    day_start_balance: float
+    reference_balance: float  # total-loss reference
+    daily_realized: float = 0.0  # net P/L of trades closed this WIB day
+    daily_trades: int = 0
+    daily_wins: int = 0
+    consecutive_losses: int = 0
+    cooldown_until: datetime | None = None
+    cooldown_reason: str = ""
+    daily_stop: bool = False  # daily limit hit; clears at the next WIB day
+    total_stop: bool = False  # total limit hit; clears only by an approved reset
+    stop_override_day: date | None = None  # approved early resume from a daily stop, for that day
+    manual_floor: RiskMode = RiskMode.NORMAL
+    last_entry_time: datetime | None = None
+
+    @classmethod
+    def fresh(cls, balance: float, now: datetime) -> RiskState:
+        return cls(day=wib_date(now), day_start_balance=balance, reference_balance=balance)
+
+    def daily_loss(self) -> float:
+        return max(0.0, -self.daily_realized)
+
+    def total_loss(self, balance: float) -> float:
+        return max(0.0, self.reference_balance - balance)
+
+
+@dataclass(frozen=True, slots=True)
+class LimitUse:
+    daily_loss: float
+    daily_limit: float
+    total_loss: float
+    total_limit: float
+
+    @property
+    def daily_fraction(self) -> float:
+        return self.daily_loss / self.daily_limit if self.daily_limit > 0 else 0.0
+
+    @property
+    def total_fraction(self) -> float:
+        return self.total_loss / self.total_limit if self.total_limit > 0 else 0.0
+
+
+def limit_use(state: RiskState, limits: RiskLimits, balance: float) -> LimitUse:
+    return LimitUse(
+        daily_loss=state.daily_loss(),
+        daily_limit=state.day_start_balance * limits.daily_loss_pct / 100,
+        total_loss=state.total_loss(balance),
+        total_limit=state.reference_balance * limits.total_loss_pct / 100,
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class ModeDecision:
+    mode: RiskMode
+    reason: str
+
+
+def automatic_mode(state: RiskState, limits: RiskLimits, balance: float, now: datetime) -> ModeDecision:
+    """The mode the rules give, first match wins (decision 5)."""
+    use = limit_use(state, limits, balance)
+    if state.total_stop or use.total_fraction >= 1:
+        return ModeDecision(RiskMode.STOPPED, f"total loss ${use.total_loss:,.2f} reached the limit ${use.total_limit:,.2f}")
+    daily_hit = state.daily_stop or use.daily_fraction >= 1
+    if daily_hit and state.stop_override_day != state.day:
+        return ModeDecision(RiskMode.STOPPED, f"daily loss ${use.daily_loss:,.2f} reached the limit ${use.daily_limit:,.2f}")
+    if state.cooldown_until is not None and now < state.cooldown_until:
+        left = int((state.cooldown_until - now).total_seconds() // 60) + 1
+        return ModeDecision(RiskMode.COOLDOWN, f"{state.cooldown_reason or 'cooldown'} ({left} min left)")
+    if use.total_fraction >= limits.protected_at or use.daily_fraction >= limits.protected_at:
+        which = "daily" if use.daily_fraction >= use.total_fraction else "total"
+        pct = max(use.daily_fraction, use.total_fraction) * 100
+        return ModeDecision(RiskMode.PROTECTED, f"{pct:.0f}% of the {which} loss limit used")
+    if state.consecutive_losses >= limits.recovery_after_losses:
+        return ModeDecision(RiskMode.RECOVERY, f"{state.consecutive_losses} losses in a row")
+    return ModeDecision(RiskMode.NORMAL, "within limits")
+
+
+def effective_mode(state: RiskState, limits: RiskLimits, balance: float, now: datetime) -> ModeDecision:
+    """The automatic mode, made safer by the user's floor when that is safer."""
+    auto = automatic_mode(state, limits, balance, now)
+    if state.manual_floor.safety > auto.mode.safety:
+        return ModeDecision(state.manual_floor, "set by the user")
+    return auto
+
+
+def roll_day(state: RiskState, now: datetime, balance: float) -> RiskState:
+    """At 00:00 WIB: clear the day's counters and the daily stop; the total loss persists."""
+    today = wib_date(now)
+    if today == state.day:
+        return state
+    return replace(
+        state,
+        day=today,
+        day_start_balance=balance,
+        daily_realized=0.0,
+        daily_trades=0,
+        daily_wins=0,
+        consecutive_losses=0,
+        daily_stop=False,
+        stop_override_day=None,
+    )
+
+
+def record_close(
+    state: RiskState, limits: RiskLimits, profit: float, balance_after: float, now: datetime
+) -> RiskState:
+    """Count a closed trade (bot exit, broker SL/TP or manual close alike: decision 7)."""
+    state = roll_day(state, now, balance_after - profit)
+    losses = state.consecutive_losses + 1 if profit < 0 else 0
+    new = replace(
+        state,
+        daily_realized=state.daily_realized + profit,
+        daily_trades=state.daily_trades + 1,
+        daily_wins=state.daily_wins + (1 if profit > 0 else 0),
+        consecutive_losses=losses,
+    )
+    use = limit_use(new, limits, balance_after)
+    if use.total_fraction >= 1:
+        new = replace(new, total_stop=True)
+    if use.daily_fraction >= 1:
+        new = replace(new, daily_stop=True)
+    return new
+
+
+def start_cooldown(state: RiskState, limits: RiskLimits, now: datetime, reason: str) -> RiskState:
+    until = now + timedelta(minutes=limits.cooldown_minutes)
+    if state.cooldown_until is not None and state.cooldown_until > until:
+        return state
+    return replace(state, cooldown_until=until, cooldown_reason=reason)
+
+
+def approved_reset(state: RiskState, balance: float, now: datetime) -> RiskState:
+    """An approved manual reset after a stop: new reference, no stop, no cooldown."""
+    return replace(
+        state,
+        reference_balance=balance,
+        total_stop=False,
+        daily_stop=False,
+        stop_override_day=wib_date(now) if state.daily_loss() > 0 else None,
+        cooldown_until=None,
+        cooldown_reason="",
+        consecutive_losses=0,
+    )
