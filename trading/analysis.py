@@ -1,0 +1,99 @@
+"""The per-bar market picture the engine decides on, computed once per closed M15 bar and cached.
+
+`MarketAnalysis` is what gates, exits, /market and the journal read; it carries small views of
+the regime, ML signal and market quality so that the rules do not depend on model internals.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Protocol
+
+from trading.domain import Side
+
+
+class SetupLike(Protocol):
+    """What the rules read of an SMC setup (trading.smc.SMCSetup satisfies it)."""
+
+    side: Side
+    entry: float
+    stop_loss: float
+    take_profit: float
+    risk_reward: float
+    confidence: float
+    reason: str
+
+
+class SessionLike(Protocol):
+    """What the rules read of a session (trading.sessions.SessionInfo satisfies it)."""
+
+    name: str
+    volatility: str
+    multiplier: float
+    allowed: bool
+    reason: str
+    is_golden: bool
+
+
+@dataclass(frozen=True, slots=True)
+class RegimeView:
+    name: str  # "low" | "medium" | "high" | "crisis" | "unknown"
+    label: int  # volatility-ordered: 0 low, 1 medium, 2 high, 3 crisis, -1 unknown
+    confidence: float = 0.0
+    lot_multiplier: float = 1.0
+    recommendation: str = "TRADE"  # TRADE | REDUCE | SLEEP
+
+    @property
+    def dangerous(self) -> bool:
+        return self.name in ("high", "crisis")
+
+
+UNKNOWN_REGIME = RegimeView("unknown", -1, 0.0, 0.5, "TRADE")
+
+
+@dataclass(frozen=True, slots=True)
+class MLView:
+    p_up: float
+
+    @property
+    def direction(self) -> Side:
+        return Side.BUY if self.p_up >= 0.5 else Side.SELL
+
+    @property
+    def confidence(self) -> float:
+        return max(self.p_up, 1 - self.p_up)
+
+    def prob(self, side: Side) -> float:
+        return self.p_up if side is Side.BUY else 1 - self.p_up
+
+
+@dataclass(frozen=True, slots=True)
+class QualityView:
+    score: float
+    level: str  # EXCELLENT | GOOD | MODERATE | POOR | AVOID
+    threshold: float
+
+
+@dataclass(frozen=True, slots=True)
+class MarketAnalysis:
+    bar_time: datetime  # open time of the last closed bar (UTC)
+    close: float
+    atr: float
+    spread_points: int
+    setup: SetupLike | None
+    regime: RegimeView
+    ml: MLView | None
+    quality: QualityView
+    session: SessionLike
+    prev_setup_side: Side | None = None  # the setup side on the bar before, for the confirmation gate
+    recent_closes: tuple[float, ...] = ()  # last closes, oldest first, for the bar flash-crash check
+    indicators: dict[str, float] = field(default_factory=dict)  # rsi_14, macd_hist, ema_9, ema_21, ...
+    h1_bias: int = 0  # +1 bullish, -1 bearish, 0 neutral (optional gate)
+    model_version: str = ""
+
+    @property
+    def bar_close_time(self) -> datetime:
+        from datetime import timedelta
+
+        return self.bar_time + timedelta(minutes=15)
