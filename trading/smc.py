@@ -370,11 +370,12 @@ def explain_signal(
         )
 
     if bars is not None:
-        entry = float(bars["close"][-1])
+        closes = bars["close"].tail(recent).to_numpy()
     elif "close" in analysis.columns:
-        entry = float(analysis["close"][-1])
+        closes = analysis["close"].tail(recent).to_numpy()
     else:
         raise ValueError("smc.signal: no close price: pass bars or an analysis with a 'close' column")
+    entry = float(closes[-1])
     if atr is None:
         if bars is not None:
             atr = wilder_atr(bars)
@@ -389,7 +390,8 @@ def explain_signal(
     last = {name: values[-recent:] for name, values in cols.items()}
     ms = int(cols["trend"][-1])
 
-    for side in (Side.BUY, Side.SELL):
+    refusals: list[str] = []
+    for side in (Side.BUY, Side.SELL):  # BUY first: it wins when both sides qualify
         s = side.sign
         bos_hit = bool((last["bos"] == s).any())
         choch_hit = bool((last["choch"] == s).any())
@@ -397,15 +399,17 @@ def explain_signal(
         has_ob = bool((last["ob"] == s).any())
         if not ((ms == s or bos_hit or choch_hit) and (has_fvg or has_ob)):
             continue
-        zone = _pick_zone(last, side, entry)
+        zone = _pick_zone(last, closes, side)
         if zone is None:
-            return None, f"{side.value}: every recent zone has been closed through"
+            refusals.append(f"{side.value}: price has closed through every recent zone")
+            continue
         kind, top, bottom = zone
         setup, why = _build_setup(
             side, entry, atr, kind, top, bottom, min_rr, tp_atr_cap, min_sl_atr, sl_buffer_atr
         )
         if setup is None:
-            return None, why
+            refusals.append(why)
+            continue
         confidence = 0.40
         confidence += 0.15 if ms == s else 0.0
         confidence += 0.12 if (bos_hit or choch_hit) else 0.0
@@ -417,7 +421,7 @@ def explain_signal(
         bias = "bullish" if side is Side.BUY else "bearish"
         reason = f"{head} + {bias} {kind} {bottom:.2f}-{top:.2f}"
         return replace(setup, confidence=round(min(confidence, 0.85), 2), reason=reason), reason
-    return None, "no structure + zone confluence on the recent bars"
+    return None, "; ".join(refusals) or "no structure + zone confluence on the recent bars"
 
 
 def signal(
@@ -441,8 +445,10 @@ def signal(
     return setup
 
 
-def _pick_zone(last: dict[str, np.ndarray], side: Side, entry: float) -> tuple[str, float, float] | None:
-    """Most recent same-side FVG, else order block, that price has not closed through."""
+def _pick_zone(
+    last: dict[str, np.ndarray], closes: np.ndarray, side: Side
+) -> tuple[str, float, float] | None:
+    """Most recent same-side FVG, else order block, that no close since it formed has gone through."""
     s = side.sign
     for kind, flag, top_col, bottom_col in (
         ("FVG", "fvg", "fvg_top", "fvg_bottom"),
@@ -450,7 +456,8 @@ def _pick_zone(last: dict[str, np.ndarray], side: Side, entry: float) -> tuple[s
     ):
         for i in np.flatnonzero(last[flag] == s)[::-1]:
             top, bottom = float(last[top_col][i]), float(last[bottom_col][i])
-            if (side is Side.BUY and entry > bottom) or (side is Side.SELL and entry < top):
+            since = closes[i:]
+            if (side is Side.BUY and since.min() > bottom) or (side is Side.SELL and since.max() < top):
                 return kind, top, bottom
     return None
 
