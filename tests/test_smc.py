@@ -362,6 +362,29 @@ def test_bearish_setup_mirrors():
     assert setup.reason == "CHoCH down + bearish FVG 285.00-285.50"
 
 
+def test_order_block_setup_when_there_is_no_fvg():
+    # swing_length=2: a swing high 106 (bar 4), then OB_ROWS' bullish order block 100-104 stamped on
+    # bar 7, whose close 106.5 breaks 106 (first break out of neutral: trend up, no flag)
+    rows = [
+        (104, 105, 103.5, 104.5),
+        (104.5, 105.8, 104, 105),
+        (105, 106, 104.8, 105.5),
+        (105, 105.9, 104, 105),
+        *OB_ROWS[1:5],
+        (106.5, 107.5, 104.0, 107),
+        (107, 107.8, 106.6, 107.2),
+    ]
+    analysis = smc.analyze(make_bars(rows), swing_length=2)
+    assert events(analysis, "ob") == {4: -1, 7: 1}
+    assert events(analysis, "fvg") == {}
+    setup = smc.signal(analysis, atr=4.0)
+    assert setup is not None
+    assert (setup.side, setup.kind, setup.zone_bottom, setup.zone_top) == (Side.BUY, "OB", 100.0, 104.0)
+    assert (setup.entry, setup.stop_loss, setup.take_profit) == (107.2, 99.6, 122.4)
+    assert setup.reason == "trend up + bullish OB 100.00-104.00"
+    assert setup.confidence == pytest.approx(0.65)  # 0.40 + 0.15 trend + 0.10 OB
+
+
 def test_no_setup_without_a_zone_or_when_price_closed_through_it():
     # trend up but ten overlapping bars: no zone, no recent break -> no setup
     quiet = [*ZIGZAG[:13], *[(14.2, 13.4, 13.8)] * 10]
