@@ -285,6 +285,12 @@ def test_empty_and_short_frames_have_no_events_and_no_setup():
         assert events(short, column) == {}
     assert smc.signal(short) is None
     assert smc.explain_signal(short)[1].startswith("need at least 10")
+    twelve = make_bars(BULLISH[:12])
+    assert smc.wilder_atr(twelve) is None
+    assert smc.explain_signal(smc.analyze(twelve, swing_length=1), twelve) == (
+        None,
+        "no ATR yet (too few bars)",
+    )
 
 
 def test_bad_input_is_refused_with_a_clear_error():
@@ -297,6 +303,10 @@ def test_bad_input_is_refused_with_a_clear_error():
         smc.analyze(bars, fvg_min_gap=-1)
     with pytest.raises(ValueError, match="do not match"):
         smc.signal(smc.analyze(bars), bars.head(5))
+    with pytest.raises(ValueError, match="min_rr > 0"):
+        smc.signal(smc.analyze(bars), min_rr=0)
+    with pytest.raises(ValueError, match="missing column.*fvg"):
+        smc.signal(smc.analyze(bars).drop("fvg"))
 
 
 # --------------------------------------------------------------------------- setups
