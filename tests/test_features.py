@@ -9,7 +9,7 @@ import polars as pl
 import pytest
 
 from trading.bars import BAR_SCHEMA, empty_bars
-from trading.features import FEATURE_COLUMNS, FEATURE_DTYPES, compute_features
+from trading.features import FEATURE_COLUMNS, FEATURE_DTYPES, WARMUP_BARS, compute_features
 
 talib = pytest.importorskip("talib")
 
@@ -78,6 +78,14 @@ def test_model_aliases_equal_fixed_names(shared_bars: pl.DataFrame) -> None:
     out = compute_features(shared_bars.tail(300))
     for alias, fixed in (("rsi", "rsi_14"), ("atr", "atr_14"), ("macd_histogram", "macd_hist")):
         np.testing.assert_array_equal(col(out, alias), col(out, fixed))
+
+
+def test_every_float_feature_is_defined_after_the_warm_up(shared_bars: pl.DataFrame) -> None:
+    out = compute_features(shared_bars)
+    floats = [n for n in FEATURE_COLUMNS if out.schema[n] == pl.Float64]
+    body = out.slice(WARMUP_BARS).select(floats).to_numpy()
+    assert np.isfinite(body).all()
+    assert np.isnan(out["macd"][WARMUP_BARS - 1])
 
 
 # ---------------------------------------------------------------- TA-Lib parity
