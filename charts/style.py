@@ -88,7 +88,8 @@ def render_png(fig: Figure) -> bytes:
     """Render through the figure's own Agg canvas; returns PNG bytes."""
     canvas = fig.canvas if isinstance(fig.canvas, FigureCanvasAgg) else FigureCanvasAgg(fig)
     buf = io.BytesIO()
-    canvas.print_png(buf)
+    # zlib level 1: ~40 ms faster than the default 6 for ~20 % more bytes, which Telegram does not mind
+    canvas.print_png(buf, pil_kwargs={"compress_level": 1})
     return buf.getvalue()
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import struct
 from concurrent.futures import ThreadPoolExecutor
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 
 import numpy as np
 import polars as pl
@@ -13,6 +13,7 @@ from matplotlib.figure import Figure
 
 from charts.candles import ChartPosition, candlestick_chart, candlestick_figure
 from charts.equity import drawdown, equity_chart, equity_figure
+from charts.pnl import daily_pnl_chart, daily_pnl_figure
 from charts.style import PNG_SIGNATURE, no_data_png
 from charts.zones import Zone, as_flags, fair_value_gap_zones, order_block_zones, runs, swing_pivots
 
@@ -362,3 +363,23 @@ def test_equity_bad_input_names_the_problem() -> None:
         equity_chart([T0, T0], [1.0, 2.0], balance=[1.0])
     with pytest.raises(ValueError, match="must be datetimes"):
         equity_chart(["2026-01-01"], [1.0])
+
+
+# ---------------------------------------------------------------- daily P/L bars
+
+
+def test_daily_pnl_bars_and_running_total() -> None:
+    days = [date(2026, 11, d) for d in (2, 3, 4, 5)]
+    fig = daily_pnl_figure(days, [12.5, -4.0, None, 7.5], title="P/L")
+    bars = by_gid(fig, "pnl_bar")
+    assert [r.get_height() for r in bars] == [12.5, -4.0, 7.5]  # the None day is skipped
+    (line,) = by_gid(fig, "cumulative")
+    assert list(line.get_ydata()) == [12.5, 8.5, 16.0]
+    assert "total +$16.00 · 2/3 green days" in texts(fig)
+    assert png_size(daily_pnl_chart(days, [1.0, 2.0, 3.0, 4.0])) == (1200, 700)
+
+
+def test_daily_pnl_empty_and_mismatch() -> None:
+    assert png_size(daily_pnl_chart([], [])) == (600, 300)
+    with pytest.raises(ValueError, match="pnl has 1 values but days has 2"):
+        daily_pnl_chart([date(2026, 1, 1), date(2026, 1, 2)], [1.0])

@@ -9,9 +9,7 @@ import polars as pl
 import pytest
 
 from trading.bars import BAR_SCHEMA, empty_bars
-from trading.features import FEATURE_COLUMNS, FEATURE_DTYPES, compute_features
-
-talib = pytest.importorskip("talib")
+from trading.features import FEATURE_COLUMNS, FEATURE_DTYPES, WARMUP_BARS, compute_features
 
 FIXED = ("rsi_14", "atr_14", "macd", "macd_signal", "macd_hist", "bb_upper", "bb_middle", "bb_lower",
          "ema_9", "ema_21")
@@ -80,10 +78,19 @@ def test_model_aliases_equal_fixed_names(shared_bars: pl.DataFrame) -> None:
         np.testing.assert_array_equal(col(out, alias), col(out, fixed))
 
 
+def test_every_float_feature_is_defined_after_the_warm_up(shared_bars: pl.DataFrame) -> None:
+    out = compute_features(shared_bars)
+    floats = [n for n in FEATURE_COLUMNS if out.schema[n] == pl.Float64]
+    body = out.slice(WARMUP_BARS).select(floats).to_numpy()
+    assert np.isfinite(body).all()
+    assert np.isnan(out["macd"][WARMUP_BARS - 1])
+
+
 # ---------------------------------------------------------------- TA-Lib parity
 
 
 def _talib_reference(bars: pl.DataFrame) -> dict[str, np.ndarray]:
+    talib = pytest.importorskip("talib")
     h, lo, c = (bars[k].to_numpy() for k in ("high", "low", "close"))
     macd, signal, hist = talib.MACD(c, 12, 26, 9)
     upper, middle, lower = talib.BBANDS(c, 20, 2.0, 2.0, 0)
@@ -389,3 +396,23 @@ def test_bad_input_is_refused_with_a_clear_message() -> None:
         compute_features(compute_features(bars))
     with pytest.raises(TypeError, match="polars DataFrame"):
         compute_features(bars.to_numpy())  # type: ignore[arg-type]
+
+
+# ---------------------------------------------------------------- indicator kernels
+
+
+def test_indicator_kernels_on_hand_values() -> None:
+    from trading import indicators as ind
+
+    x = np.array([1.0, 2.0, 3.0, 4.0, 5.0, 6.0])
+    # seeded on x[2:5] = mean 4 at index 4, then 4 + (6 - 4) * 0.5
+    assert ind.ema_seeded(x, 3, 2)[4:] == pytest.approx([4.0, 5.0])
+    assert np.isnan(ind.ema_seeded(x, 3, 2)[:4]).all()
+    # Wilder: seed mean(1,2,3) = 2, then (2*2 + 4)/3
+    assert ind.wilder_seeded(x, 3)[2:4] == pytest.approx([2.0, 8.0 / 3.0])
+    assert ind.rolling_sum(x, 3)[2:].tolist() == [6.0, 9.0, 12.0, 15.0]
+    assert ind.rolling_std(x, 3, 1)[2] == pytest.approx(1.0)
+    assert ind.rolling_std(x, 3, 0)[2] == pytest.approx(np.sqrt(2.0 / 3.0))
+    assert np.isnan(ind.shift(x, 10)).all()
+    assert np.isnan(ind.ema_seeded(x, 7, 0)).all()  # shorter than the period: NaN, no error
+    assert ind.ema_seeded(np.empty(0), 9, 0).shape == (0,)

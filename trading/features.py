@@ -2,8 +2,10 @@
 volume, lag and time/session columns (analysis-and-models.md §1).
 
 `compute_features(bars)` returns the input bars with `FEATURE_COLUMNS` appended, in that order.
-Every value at row t depends only on rows <= t. Float columns are NaN during their warm-up; flag
-columns are Int8 0/1 and never missing.
+Every value at row t depends only on rows <= t. Float columns are NaN (not null) during their
+warm-up, as in TA-Lib and as XGBoost reads missing values; rows from `WARMUP_BARS` on are complete.
+Flag columns are Int8 0/1 and never missing. Input must be validated bars (trading.bars); extra
+columns are kept.
 
 Conventions (where this module departs from the original bot, the issue decides):
 - RSI, ATR, MACD, Bollinger bands and the EMAs are TA-Lib's (SMA-seeded EMAs, Wilder smoothing seeded
@@ -106,6 +108,9 @@ _FEATURES: dict[str, type[pl.DataType]] = {
 }
 
 FEATURE_COLUMNS: tuple[str, ...] = tuple(_FEATURES)
+# Rows [0, WARMUP_BARS) may hold warm-up NaN (MACD is the last to start, at row 33); from there on every
+# float feature is defined unless the bar itself is degenerate (high == low, zero volume average).
+WARMUP_BARS = 33
 FEATURE_DTYPES: dict[str, type[pl.DataType]] = dict(_FEATURES)
 _NP_DTYPES = {name: (np.int8 if dtype is pl.Int8 else np.float64) for name, dtype in _FEATURES.items()}
 

@@ -71,7 +71,7 @@ SMC_COLUMNS = (
 
 
 @numba.njit(cache=True)
-def _sequential_rules(o, h, lo, c, swing_length, ob_lookback, atr_period):  # pragma: no cover - numba
+def _sequential_rules(o, h, lo, c, swing_length, ob_lookback):  # pragma: no cover - numba
     n = c.shape[0]
     L = swing_length
     sh = np.zeros(n, np.int8)
@@ -87,8 +87,6 @@ def _sequential_rules(o, h, lo, c, swing_length, ob_lookback, atr_period):  # pr
     trend = np.zeros(n, np.int8)
     bsl = np.full(n, np.nan)
     ssl = np.full(n, np.nan)
-    atr = np.full(n, np.nan)
-
     # untaken swing levels; each stack is monotone, so its top is the nearest level
     high_stack = np.empty(n)
     low_stack = np.empty(n)
@@ -100,20 +98,7 @@ def _sequential_rules(o, h, lo, c, swing_length, ob_lookback, atr_period):  # pr
     state = 0
     bull_zone_top = np.nan  # latest bullish order block not yet revisited
     bear_zone_bot = np.nan
-    tr_sum = 0.0
-
     for t in range(n):
-        # ATR, TA-Lib convention: TR needs the previous close; SMA seed, then Wilder smoothing
-        if t >= 1:
-            tr = max(h[t] - lo[t], abs(h[t] - c[t - 1]), abs(lo[t] - c[t - 1]))
-            if t < atr_period:
-                tr_sum += tr
-            elif t == atr_period:
-                tr_sum += tr
-                atr[t] = tr_sum / atr_period
-            else:
-                atr[t] = (atr[t - 1] * (atr_period - 1) + tr) / atr_period
-
         # swing pivot at p = t - L, confirmed now: extreme of bars p - L .. t
         is_sh = False
         is_sl = False
@@ -198,7 +183,24 @@ def _sequential_rules(o, h, lo, c, swing_length, ob_lookback, atr_period):  # pr
             last_sl = np.nan
         trend[t] = state
 
-    return sh, sh_lvl, sl, sl_lvl, ob, ob_top, ob_bot, ob_mit, bos, choch, trend, bsl, ssl, atr
+    return sh, sh_lvl, sl, sl_lvl, ob, ob_top, ob_bot, ob_mit, bos, choch, trend, bsl, ssl
+
+
+@numba.njit(cache=True)
+def _atr_series(h, lo, c, period):  # pragma: no cover - numba
+    """ATR, TA-Lib convention: TR needs the previous close; SMA seed at bar `period`, then Wilder."""
+    n = c.shape[0]
+    atr = np.full(n, np.nan)
+    tr_sum = 0.0
+    for t in range(1, n):
+        tr = max(h[t] - lo[t], abs(h[t] - c[t - 1]), abs(lo[t] - c[t - 1]))
+        if t < period:
+            tr_sum += tr
+        elif t == period:
+            atr[t] = (tr_sum + tr) / period
+        else:
+            atr[t] = (atr[t - 1] * (period - 1) + tr) / period
+    return atr
 
 
 # --------------------------------------------------------------------------- vectorised rules
@@ -239,6 +241,9 @@ def analyze(
 ) -> pl.DataFrame:
     """Per-bar SMC events for a bar frame (BAR_SCHEMA; only time/open/high/low/close are read).
 
+    `ob_lookback`: an order block is looked for among the ob_lookback - 1 candles before the
+    confirming bar (the original's window). `fvg_min_gap` is in price units (USD for XAUUSD).
+
     Returns one row per bar, same order, columns `SMC_COLUMNS`: event flags are Int8
     (swing_high/swing_low 1/0; fvg, ob, ob_mitigated, bos, choch, trend +1/-1/0) and levels are
     Float64, null where there is no event. `close` and `atr` (ATR(14), TA-Lib/Wilder) are carried
@@ -257,9 +262,10 @@ def analyze(
     o, h, lo, c = (
         bars[col].to_numpy().astype(np.float64, copy=False) for col in ("open", "high", "low", "close")
     )
-    sh, sh_lvl, sl, sl_lvl, ob, ob_top, ob_bot, ob_mit, bos, choch, trend, bsl, ssl, atr = _sequential_rules(
-        o, h, lo, c, swing_length, ob_lookback, ATR_PERIOD
+    sh, sh_lvl, sl, sl_lvl, ob, ob_top, ob_bot, ob_mit, bos, choch, trend, bsl, ssl = _sequential_rules(
+        o, h, lo, c, swing_length, ob_lookback
     )
+    atr = _atr_series(h, lo, c, ATR_PERIOD)
     fvg, fvg_top, fvg_bot = fair_value_gaps(h, lo, fvg_min_gap)
 
     ints = {
@@ -322,11 +328,7 @@ def wilder_atr(bars: pl.DataFrame, period: int = ATR_PERIOD) -> float | None:
     if bars.height <= period:
         return None
     h, lo, c = (bars[col].to_numpy().astype(np.float64, copy=False) for col in ("high", "low", "close"))
-    tr = np.maximum(h[1:] - lo[1:], np.maximum(np.abs(h[1:] - c[:-1]), np.abs(lo[1:] - c[:-1])))
-    value = tr[:period].mean()
-    for x in tr[period:]:
-        value = (value * (period - 1) + x) / period
-    return float(value)
+    return float(_atr_series(h, lo, c, period)[-1])
 
 
 def _round(x: float) -> float:
@@ -362,6 +364,10 @@ def explain_signal(
     missing = [col for col in _SIGNAL_COLUMNS if col not in analysis.columns and col != "close"]
     if missing:
         raise ValueError(f"smc.signal: analysis frame is missing column(s): {', '.join(missing)}")
+    if recent < 1 or min_rr <= 0 or tp_atr_cap <= 0 or min_sl_atr < 0 or sl_buffer_atr < 0:
+        raise ValueError(
+            "smc.signal: need recent >= 1, min_rr > 0, tp_atr_cap > 0, min_sl_atr >= 0, sl_buffer_atr >= 0"
+        )
     if analysis.height < recent:
         return None, f"need at least {recent} analysed bars, have {analysis.height}"
     if bars is not None and bars.height != analysis.height:
@@ -370,11 +376,12 @@ def explain_signal(
         )
 
     if bars is not None:
-        entry = float(bars["close"][-1])
+        closes = bars["close"].tail(recent).to_numpy()
     elif "close" in analysis.columns:
-        entry = float(analysis["close"][-1])
+        closes = analysis["close"].tail(recent).to_numpy()
     else:
         raise ValueError("smc.signal: no close price: pass bars or an analysis with a 'close' column")
+    entry = float(closes[-1])
     if atr is None:
         if bars is not None:
             atr = wilder_atr(bars)
@@ -389,7 +396,8 @@ def explain_signal(
     last = {name: values[-recent:] for name, values in cols.items()}
     ms = int(cols["trend"][-1])
 
-    for side in (Side.BUY, Side.SELL):
+    refusals: list[str] = []
+    for side in (Side.BUY, Side.SELL):  # BUY first: it wins when both sides qualify
         s = side.sign
         bos_hit = bool((last["bos"] == s).any())
         choch_hit = bool((last["choch"] == s).any())
@@ -397,15 +405,17 @@ def explain_signal(
         has_ob = bool((last["ob"] == s).any())
         if not ((ms == s or bos_hit or choch_hit) and (has_fvg or has_ob)):
             continue
-        zone = _pick_zone(last, side, entry)
+        zone = _pick_zone(last, closes, side)
         if zone is None:
-            return None, f"{side.value}: every recent zone has been closed through"
+            refusals.append(f"{side.value}: price has closed through every recent zone")
+            continue
         kind, top, bottom = zone
         setup, why = _build_setup(
             side, entry, atr, kind, top, bottom, min_rr, tp_atr_cap, min_sl_atr, sl_buffer_atr
         )
         if setup is None:
-            return None, why
+            refusals.append(why)
+            continue
         confidence = 0.40
         confidence += 0.15 if ms == s else 0.0
         confidence += 0.12 if (bos_hit or choch_hit) else 0.0
@@ -417,7 +427,7 @@ def explain_signal(
         bias = "bullish" if side is Side.BUY else "bearish"
         reason = f"{head} + {bias} {kind} {bottom:.2f}-{top:.2f}"
         return replace(setup, confidence=round(min(confidence, 0.85), 2), reason=reason), reason
-    return None, "no structure + zone confluence on the recent bars"
+    return None, "; ".join(refusals) or "no structure + zone confluence on the recent bars"
 
 
 def signal(
@@ -426,7 +436,10 @@ def signal(
     atr: float | None = None,
     min_rr: float = 2.0,
     tp_atr_cap: float = 4.0,
-    **options: float,
+    *,
+    recent: int = 10,
+    min_sl_atr: float = 1.5,
+    sl_buffer_atr: float = 0.1,
 ) -> SMCSetup | None:
     """The SMC setup of the latest bar, or None.
 
@@ -437,12 +450,23 @@ def signal(
     capped at tp_atr_cap x ATR. A setup whose capped reward is below min_rr x risk is refused.
     ATR: `atr` if given, else ATR(14) of `bars`, else the analysis' `atr` column.
     """
-    setup, _ = explain_signal(analysis, bars, atr, min_rr, tp_atr_cap, **options)
+    setup, _ = explain_signal(
+        analysis,
+        bars,
+        atr,
+        min_rr,
+        tp_atr_cap,
+        recent=recent,
+        min_sl_atr=min_sl_atr,
+        sl_buffer_atr=sl_buffer_atr,
+    )
     return setup
 
 
-def _pick_zone(last: dict[str, np.ndarray], side: Side, entry: float) -> tuple[str, float, float] | None:
-    """Most recent same-side FVG, else order block, that price has not closed through."""
+def _pick_zone(
+    last: dict[str, np.ndarray], closes: np.ndarray, side: Side
+) -> tuple[str, float, float] | None:
+    """Most recent same-side FVG, else order block, that no close since it formed has gone through."""
     s = side.sign
     for kind, flag, top_col, bottom_col in (
         ("FVG", "fvg", "fvg_top", "fvg_bottom"),
@@ -450,7 +474,8 @@ def _pick_zone(last: dict[str, np.ndarray], side: Side, entry: float) -> tuple[s
     ):
         for i in np.flatnonzero(last[flag] == s)[::-1]:
             top, bottom = float(last[top_col][i]), float(last[bottom_col][i])
-            if (side is Side.BUY and entry > bottom) or (side is Side.SELL and entry < top):
+            since = closes[i:]
+            if (side is Side.BUY and since.min() > bottom) or (side is Side.SELL and since.max() < top):
                 return kind, top, bottom
     return None
 
