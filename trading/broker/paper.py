@@ -140,6 +140,10 @@ class PaperBroker:
     # ---- connection -------------------------------------------------------------------------
 
     async def connect(self) -> None:
+        """Mark the broker usable; a feed with its own `connect()` (the dry-run source) is connected too."""
+        feed_connect = getattr(self.feed, "connect", None)
+        if feed_connect is not None:
+            await feed_connect()
         self._connected = True
 
     async def disconnect(self) -> None:
