@@ -256,18 +256,18 @@ def market_status(now_utc: datetime) -> MarketStatus:
 # --- vectorised views over a column of bar times (for the generator, features and backtests) ---
 
 
-def _ny_parts(times: pl.Series) -> tuple[np.ndarray, np.ndarray]:
+def ny_weekday_minute(times: pl.Series) -> tuple[np.ndarray, np.ndarray]:
+    """New York weekday (Monday = 0) and minute of the day for an aware Datetime series."""
     if not isinstance(times.dtype, pl.Datetime) or times.dtype.time_zone is None:
         raise ValueError(f"times must be a time-zone aware Datetime series, got {times.dtype}")
     ny = times.dt.convert_time_zone(NEW_YORK.key)
-    weekday = (ny.dt.weekday() - 1).to_numpy()  # Monday = 0
+    weekday = (ny.dt.weekday().cast(pl.Int32) - 1).to_numpy()
     minute = (ny.dt.hour().cast(pl.Int32) * 60 + ny.dt.minute().cast(pl.Int32)).to_numpy()
     return weekday, minute
 
 
-def market_open_mask(times: pl.Series) -> np.ndarray:
-    """Vectorised `is_market_open` for an aware Datetime series (the same New York rule)."""
-    weekday, minute = _ny_parts(times)
+def open_mask_from_ny(weekday: np.ndarray, minute: np.ndarray) -> np.ndarray:
+    """The market-hours rule on New York weekday/minute arrays (the vectorised twin of `_state`)."""
     weekend = (
         (weekday == SATURDAY)
         | ((weekday == SUNDAY) & (minute < NY_DAILY_OPEN))
@@ -275,6 +275,11 @@ def market_open_mask(times: pl.Series) -> np.ndarray:
     )
     daily_break = (weekday < FRIDAY) & (minute >= NY_DAILY_CLOSE) & (minute < NY_DAILY_OPEN)
     return ~(weekend | daily_break)
+
+
+def market_open_mask(times: pl.Series) -> np.ndarray:
+    """Vectorised `is_market_open` for an aware Datetime series (the same New York rule)."""
+    return open_mask_from_ny(*ny_weekday_minute(times))
 
 
 def wib_minute_of_day(times: pl.Series) -> np.ndarray:
