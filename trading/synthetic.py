@@ -25,7 +25,7 @@ import numpy as np
 import polars as pl
 
 from trading.bars import BAR_SCHEMA, M15_SECONDS
-from trading.sessions import ny_weekday_minute, open_mask_from_ny
+from trading.sessions import ny_weekday_minute_epoch, open_mask_from_ny
 
 DEFAULT_START = datetime(2024, 1, 7, 23, 0, tzinfo=UTC)  # Sunday 18:00 New York: a weekly open
 DEFAULT_BAND = (2000.0, 4500.0)
@@ -92,19 +92,17 @@ def _band(band: tuple[float, float]) -> tuple[float, float]:
     return (lo + hi) / 2, (hi - lo) / 2
 
 
-def _open_slots(first_slot: int, n: int) -> tuple[pl.Series, np.ndarray]:
-    """The next n M15 opens (UTC) while the market is open, and their New York hour."""
-    weeks = n / OPEN_BARS_PER_WEEK + 1.5
+def _open_slots(first_slot: int, n: int) -> tuple[np.ndarray, np.ndarray]:
+    """Epoch seconds of the next n M15 opens while the market is open, and their New York hour."""
+    weeks = n / OPEN_BARS_PER_WEEK + 1.1
     while True:
-        count = int(weeks * SLOTS_PER_WEEK)
-        epoch = first_slot + M15_SECONDS * np.arange(count, dtype=np.int64)
-        times = pl.Series("time", epoch * 1_000_000).cast(pl.Datetime("us", "UTC"))
-        weekday, minute = ny_weekday_minute(times)
+        epoch = first_slot + M15_SECONDS * np.arange(int(weeks * SLOTS_PER_WEEK), dtype=np.int64)
+        weekday, minute = ny_weekday_minute_epoch(epoch)
         idx = np.flatnonzero(open_mask_from_ny(weekday, minute))
         if idx.size >= n:
             idx = idx[:n]
-            return times.gather(idx), minute[idx] // 60
-        weeks *= 2  # cannot happen with the 115 h week; kept for safety
+            return epoch[idx], minute[idx] // 60
+        weeks *= 2  # only when a chunk starts inside a weekend and needs the extra days
 
 
 def _regimes(rng: np.random.Generator, state: _State, n: int) -> tuple[np.ndarray, int, int]:
@@ -132,8 +130,8 @@ def _regimes(rng: np.random.Generator, state: _State, n: int) -> tuple[np.ndarra
 
 
 def _chunk(rng: np.random.Generator, state: _State, spec: _Spec, n: int) -> tuple[pl.DataFrame, _State]:
-    times, ny_hour = _open_slots(state.next_slot, n)
-    epoch = times.dt.epoch("s").to_numpy()
+    epoch, ny_hour = _open_slots(state.next_slot, n)
+    times = pl.Series("time", epoch * 1_000_000).cast(pl.Datetime("us", "UTC"))
     regime, last_regime, left = _regimes(rng, state, n)
 
     # fresh session after a gap: the daily break (1 h) or the weekend
