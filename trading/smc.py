@@ -7,16 +7,17 @@ Every event is stamped on the bar where it becomes *known* (decision 3), so row 
   bars p - L .. p + L, ties included) and appears there, its level being the pivot's high/low;
 - a fair value gap is stamped on its third candle;
 - an order block is stamped on the swing-confirmation bar that reveals it (never back-dated to
-  the candle it points at); its zone is that candle's high/low;
+  the candle it points at); its zone is that candle's high/low; `ob_mitigated` is +1/-1 on the
+  first later bar that trades back into the latest bullish/bearish zone (bearish wins a tie);
 - BOS/CHoCH sit on the candle whose close breaks the last confirmed swing level;
 - buy-/sell-side liquidity is the nearest swing high/low level not yet traded through.
 
 `signal()` turns the latest rows into an `SMCSetup` per analysis-and-models.md §2 with
 decision 8: entry at the last close, stop beyond the zone, broker TP at 2 R capped at 4 x ATR,
-and entries with less than 2 R refused.
+and entries with less than 2 R refused. A zone that a close has since gone through is void.
 
-The sequential rules (swings, structure, order blocks and their mitigation, liquidity, ATR) run
-in one numba loop over numpy arrays; fair value gaps are vectorised.
+The sequential rules (swings, structure, order blocks and their mitigation, liquidity) run in one
+numba loop over numpy arrays, ATR in another; fair value gaps are vectorised.
 """
 
 from __future__ import annotations
