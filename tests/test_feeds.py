@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import sys
 import types
 from datetime import UTC, datetime, timedelta
@@ -176,6 +177,15 @@ async def test_paper_broker_on_a_replay_fills_sl_at_the_tick_price() -> None:
     assert (await broker.bars(10)).equals(frame())
     with pytest.raises(BrokerError, match="M15 bars only"):
         await broker.bars(10, timeframe_minutes=60)
+
+
+async def test_fast_real_time_replay_runs_to_the_end() -> None:
+    feed = ReplayFeed(frame(), speed=1e6, ticks_per_bar=4)  # 45 minutes of market in ~3 ms
+    broker = PaperBroker(feed=feed)
+    await broker.connect()
+    assert await asyncio.wait_for(broker.run(), timeout=10) == 12
+    assert feed.finished and broker.now() == T0 + 30 * M + timedelta(seconds=675)
+    assert (await broker.tick()).bid == 2003.5
 
 
 async def test_synthetic_feed_imports_the_generator_lazily(monkeypatch) -> None:

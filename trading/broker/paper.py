@@ -193,6 +193,12 @@ class PaperBroker:
     def margin_used(self) -> float:
         return round(sum(self._margin(p.volume, p.open_price) for p in self._positions.values()), 2)
 
+    def now(self) -> datetime:
+        """Market time: the feed's clock, else the last price's time, else the wall clock (UTC)."""
+        if self.feed is not None:
+            return self.feed.now()
+        return self._tick.time if self._tick is not None else datetime.now(UTC)
+
     async def symbol_spec(self) -> SymbolSpec:
         return self.spec
 
