@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Iterable, Mapping
+from datetime import datetime
 from typing import Any
 
 from bot.store.records import (
@@ -29,6 +30,7 @@ from bot.store.schema import (
 )
 from trading.domain import Side
 from trading.risk.approvals import Approval, ApprovalStatus, RiskChange
+from trading.timezones import utc_now
 
 
 def checked_json(value: Any, what: str) -> Any:
@@ -37,6 +39,19 @@ def checked_json(value: Any, what: str) -> Any:
         json.dumps(value, allow_nan=False)
     except (TypeError, ValueError) as exc:
         raise ValueError(f"{what} is not JSON-serialisable: {exc}") from exc
+    return value
+
+
+def aware(value: datetime | None, what: str) -> datetime:
+    """Now (UTC) for None; the value if it is a timezone-aware datetime; otherwise a clear error."""
+    if value is None:
+        return utc_now()
+    if not isinstance(value, datetime):
+        raise ValueError(f"{what} must be a datetime, got {type(value).__name__}")
+    if value.tzinfo is None or value.utcoffset() is None:
+        raise ValueError(
+            f"{what}: naive datetime {value.isoformat()}; the journal takes UTC-aware times only"
+        )
     return value
 
 
