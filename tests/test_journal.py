@@ -219,17 +219,28 @@ async def test_trade_input_errors_name_the_problem_and_write_nothing(journal: Jo
         await journal.record_trade_open(Position(1, "XAUUSD", Side.BUY, 0.01, float("nan"), T0))
     with pytest.raises(ValueError, match="naive datetime"):
         await journal.record_trade_open(pos(at=datetime(2026, 3, 2, 2, 0)))
-    p = pos()
     bad_times = ClosedTrade(
         1, "XAUUSD", Side.BUY, 0.01, 2650.0, 2651.0, T0, T0 - timedelta(seconds=1), 1.0, "x"
     )
     with pytest.raises(ValueError, match="before open time"):
         await journal.record_trade_close(bad_times)
-    with pytest.raises(ValueError, match="not JSON"):
-        await journal.record_trade_close(closed(p, 2651.0, 1.0, when=T0))
     with pytest.raises(KeyError, match="999"):
         await journal.record_trade_update_sl_tp(999, 1.0, 2.0)
     assert await journal.trades() == []
+
+
+async def test_odd_extras_are_stored_leniently_rather_than_losing_the_close(journal: Journal) -> None:
+    p = pos()
+    await journal.record_trade_open(p)
+    ok = await journal.record_trade_close(
+        closed(p, 2651.0, 1.0, when=T0, score=float("nan"), side=Side.SELL, tags=("a", 1), obj=object)
+    )
+    assert ok is True
+    row = await journal.trade_by_ticket(p.ticket)
+    assert row is not None
+    assert row.extra["when"] == "2026-03-02T02:00:00+00:00"
+    assert (row.extra["score"], row.extra["side"], row.extra["tags"]) == (None, "SELL", ["a", 1])
+    assert row.extra["obj"] == "<class 'object'>"
 
 
 async def test_trade_queries_order_since_and_limit(journal: Journal) -> None:

@@ -12,7 +12,7 @@ from alembic.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import Column, Integer, MetaData, Table, create_engine
 
-from bot.store.migrate import MIGRATIONS_DIR, alembic_config, upgrade_database
+from bot.store.migrate import MIGRATIONS_DIR, SchemaTooNewError, alembic_config, upgrade_database
 from bot.store.schema import Base
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -60,6 +60,15 @@ async def test_upgrade_is_idempotent_and_stamps_head(tmp_path: Path) -> None:
         assert conn.execute("select version_num from alembic_version").fetchall() == [(head,)]
         tables = {r[0] for r in conn.execute("select name from sqlite_master where type='table'")}
     assert set(Base.metadata.tables) | {"alembic_version"} == tables
+
+
+async def test_a_database_from_a_newer_bot_is_refused_clearly(tmp_path: Path) -> None:
+    db = tmp_path / "newer.db"
+    await upgrade_database(f"sqlite+aiosqlite:///{db}")
+    with sqlite3.connect(db) as conn:
+        conn.execute("update alembic_version set version_num = '0099'")
+    with pytest.raises(SchemaTooNewError, match="'0099' is unknown to this code"):
+        await upgrade_database(f"sqlite+aiosqlite:///{db}")
 
 
 def test_single_linear_history() -> None:

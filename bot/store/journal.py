@@ -287,7 +287,7 @@ class Journal:
         complete closed row. commission/swap default to trade.extra["commission"/"swap"] or 0.
         """
         _check_closed(trade)
-        extra = convert.checked_json(dict(trade.extra), f"extra of trade {trade.ticket}")
+        extra = convert.jsonable(dict(trade.extra))
         commission = float(commission if commission is not None else extra.get("commission", 0.0))  # type: ignore[arg-type]
         swap = float(swap if swap is not None else extra.get("swap", 0.0))  # type: ignore[arg-type]
         pips = trade.price_move / self.pip_size
@@ -537,7 +537,7 @@ class Journal:
         """Register a trained model (inactive). False if the version is already registered."""
         if not version or not kind:
             raise ValueError("model version and kind must not be empty")
-        metrics = convert.checked_json(dict(metrics), f"metrics of model {version}")
+        metrics = convert.jsonable(dict(metrics))
         async with self._write() as s:
             exists = await s.scalar(select(ModelVersionRow.id).where(ModelVersionRow.version == version))
             if exists is not None:
