@@ -530,3 +530,60 @@ async def test_concurrent_writes_from_many_tasks(journal: Journal) -> None:
     assert set(await journal.load_state()) == {"k0", "k1", "k2"}
     for k in range(12):
         assert [h.reason for h in await journal.sl_tp_history(1000 + k)] == ["open", "trail"]
+
+
+_CHILD = """
+import asyncio, sys
+from datetime import UTC, datetime, timedelta
+from bot.store import Journal
+from trading.domain import ClosedTrade, Position, Side
+
+async def main(path):
+    j = await Journal(path).open()
+    t0 = datetime(2026, 3, 2, 2, 0, tzinfo=UTC)
+    for i in range(1, 100000):
+        p = Position(i, "XAUUSD", Side.BUY, 0.01, 2650.0, t0, sl=2645.0, tp=2660.0)
+        await j.record_trade_open(p)
+        await j.record_trade_close(ClosedTrade(i, "XAUUSD", Side.BUY, 0.01, 2650.0, 2651.0, t0,
+                                               t0 + timedelta(minutes=1), 1.0, "tp"))
+        await j.save_state({"closed": i})
+        print(i, flush=True)  # the report goes out only after the writes returned
+
+asyncio.run(main(sys.argv[1]))
+"""
+
+
+async def test_kill_9_mid_run_loses_nothing_that_was_reported(tmp_path: Path) -> None:
+    import os
+    import signal
+    import sys
+
+    root = Path(__file__).resolve().parents[1]
+    path = tmp_path / "crash.db"
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-c", _CHILD, str(path), cwd=root, stdout=asyncio.subprocess.PIPE,
+        env={**os.environ, "PYTHONPATH": str(root)},
+    )  # fmt: skip
+    assert proc.stdout is not None
+    reported = 0
+    while reported < 25:
+        line = await asyncio.wait_for(proc.stdout.readline(), timeout=60)
+        assert line, "child exited early"
+        reported = int(line)
+    proc.send_signal(signal.SIGKILL)
+    await proc.wait()
+
+    with sqlite3.connect(path) as raw:
+        assert raw.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+    j = await Journal(path).open()
+    try:
+        rows = {t.ticket: t for t in await j.trades()}
+        for ticket in range(1, reported + 1):
+            assert rows[ticket].status == "closed" and rows[ticket].profit == 1.0
+        assert set(rows) <= set(range(1, reported + 3))  # at most the one in flight beyond the report
+        assert (await j.load_state())["closed"] >= reported
+        # the restarted writer picks up cleanly: a replayed close is a no-op, a new trade goes in
+        assert not await j.record_trade_close(rows[1].to_closed_trade())
+        assert await j.record_trade_open(pos(10**6))
+    finally:
+        await j.close()
