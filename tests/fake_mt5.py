@@ -588,17 +588,19 @@ class FakeMetaTrader5:
         self.sent.append(dict(request))
         outcome = self.outcomes.pop(0) if self.outcomes else Outcome()
         try:
+            executed = None
+            if outcome.execute or (outcome.retcode is None and outcome.error is None):
+                code = self._validate(request)
+                if code:
+                    return self._reply(code, request)
+                executed = self._execute(request, outcome.fill_volume)
             if outcome.error is not None:
                 return self._fail(*outcome.error)
-            if outcome.retcode is not None and not outcome.execute:
+            if outcome.retcode is None:
+                return executed
+            if executed is None:
                 return self._reply(outcome.retcode, request)
-            code = self._validate(request)
-            if code:
-                return self._reply(code, request)
-            result = self._execute(request, outcome.fill_volume)
-            if outcome.retcode is not None:
-                result = result._replace(retcode=outcome.retcode, comment=RETCODE_COMMENTS.get(outcome.retcode, ""))
-            return result
+            return executed._replace(retcode=outcome.retcode, comment=RETCODE_COMMENTS.get(outcome.retcode, ""))
         finally:
             if outcome.move_to is not None:
                 self.set_tick(*outcome.move_to)
