@@ -645,3 +645,30 @@ def test_create_mt5linux_client(monkeypatch):
     with pytest.raises(ValueError, match="unknown MT5 connection kind"):
         create_mt5_module("ctrader")
 
+
+
+# ---- the retcode table ----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("retcode", sorted(set(C.RETCODES) - C.SUCCESS_RETCODES))
+def test_every_failure_retcode_has_a_typed_error(retcode):
+    from trading.broker.mt5 import retcode_error
+
+    err = retcode_error(retcode, "server words", "open BUY 0.01 XAUUSD")
+    kind, text = C.RETCODES[retcode]
+    assert err.kind is kind and err.code == retcode
+    assert text in str(err) and "server words" in str(err) and "open BUY" in str(err)
+    if retcode == C.TRADE_RETCODE_CONNECTION:
+        assert isinstance(err, ConnectionLost)
+    elif retcode == C.TRADE_RETCODE_TIMEOUT:
+        assert not isinstance(err, OrderRejected)
+    else:
+        assert isinstance(err, OrderRejected)
+
+
+def test_unknown_retcode_and_last_error_classes():
+    assert C.describe_retcode(10099)[0] is BrokerErrorKind.REJECTED
+    assert C.describe_last_error(-10004, "No IPC connection")[0] is BrokerErrorKind.DISCONNECTED
+    assert C.describe_last_error(-8)[0] is BrokerErrorKind.CONFIG
+    assert C.describe_last_error(-2, 'Invalid "volume" argument')[0] is BrokerErrorKind.INVALID_REQUEST
+    assert C.describe_last_error(-4)[0] is BrokerErrorKind.NOT_FOUND
