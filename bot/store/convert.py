@@ -1,0 +1,166 @@
+"""ORM row -> frozen record conversions (kept inside bot.store) and input checks for JSON columns."""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from bot.store.records import (
+    AuditEntry,
+    DailySummary,
+    DecisionRecord,
+    EquitySnapshot,
+    GateResult,
+    ModelVersionRecord,
+    SlTpChange,
+    TradeRecord,
+)
+from bot.store.schema import (
+    ApprovalRow,
+    AuditRow,
+    DailySummaryRow,
+    DecisionRow,
+    EquitySnapshotRow,
+    ModelVersionRow,
+    SlTpHistoryRow,
+    TradeRow,
+)
+from trading.domain import Side
+from trading.risk.approvals import Approval, ApprovalStatus, RiskChange
+
+
+def checked_json(value: Any, what: str) -> Any:
+    """Return value unchanged if it is plain JSON (no NaN); otherwise raise naming `what`."""
+    try:
+        json.dumps(value, allow_nan=False)
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"{what} is not JSON-serialisable: {exc}") from exc
+    return value
+
+
+def finite(value: float, what: str) -> float:
+    if not isinstance(value, int | float) or not math.isfinite(value):
+        raise ValueError(f"{what} must be a finite number, got {value!r}")
+    return float(value)
+
+
+def gates_to_json(gates: Iterable[GateResult | Mapping[str, Any]]) -> list[dict[str, Any]]:
+    out = []
+    for i, g in enumerate(gates):
+        if isinstance(g, GateResult):
+            out.append(g.to_json())
+        elif isinstance(g, Mapping) and "name" in g and "passed" in g:
+            out.append(GateResult.from_json(dict(g)).to_json())
+        else:
+            raise ValueError(f"gate #{i} must be a GateResult or a mapping with name and passed, got {g!r}")
+    return out
+
+
+def trade(row: TradeRow) -> TradeRecord:
+    return TradeRecord(
+        id=row.id,
+        ticket=row.ticket,
+        symbol=row.symbol,
+        side=Side(row.side),
+        volume=row.volume,
+        open_time=row.open_time,
+        open_price=row.open_price,
+        sl=row.sl,
+        tp=row.tp,
+        close_time=row.close_time,
+        close_price=row.close_price,
+        exit_reason=row.exit_reason,
+        profit=row.profit,
+        commission=row.commission,
+        swap=row.swap,
+        pips=row.pips,
+        magic=row.magic,
+        comment=row.comment,
+        decision_id=row.decision_id,
+        status=row.status,
+        extra=dict(row.extra or {}),
+    )
+
+
+def decision(row: DecisionRow) -> DecisionRecord:
+    return DecisionRecord(
+        id=row.id,
+        bar_time=row.bar_time,
+        action=row.action,
+        side=Side(row.side) if row.side else None,
+        p_up=row.p_up,
+        regime=row.regime,
+        confidence=row.confidence,
+        threshold=row.threshold,
+        reason=row.reason,
+        gates=tuple(GateResult.from_json(g) for g in row.gates),
+        lot=row.lot,
+        created_at=row.created_at,
+    )
+
+
+def sl_tp(row: SlTpHistoryRow) -> SlTpChange:
+    return SlTpChange(ticket=row.ticket, time=row.time, sl=row.sl, tp=row.tp, reason=row.reason)
+
+
+def equity(row: EquitySnapshotRow) -> EquitySnapshot:
+    return EquitySnapshot(
+        time=row.time,
+        balance=row.balance,
+        equity=row.equity,
+        floating=row.floating,
+        open_positions=row.open_positions,
+    )
+
+
+def approval(row: ApprovalRow) -> Approval:
+    return Approval(
+        id=row.id,
+        change=RiskChange(kind=row.kind, summary=row.summary, params=dict(row.payload)),
+        requested_by=row.created_by,
+        reason=row.reason,
+        created=row.created_at,
+        expires=row.expires_at,
+        status=ApprovalStatus(row.status),
+        resolved_by=row.resolved_by,
+        resolved_at=row.resolved_at,
+    )
+
+
+def model_version(row: ModelVersionRow) -> ModelVersionRecord:
+    return ModelVersionRecord(
+        version=row.version,
+        kind=row.kind,
+        metrics=dict(row.metrics),
+        path=row.path,
+        created_at=row.created_at,
+        activated_at=row.activated_at,
+        active=row.active,
+    )
+
+
+def audit(row: AuditRow) -> AuditEntry:
+    return AuditEntry(
+        id=row.id,
+        time=row.time,
+        user_id=row.user_id,
+        chat_id=row.chat_id,
+        command=row.command,
+        args=row.args,
+        result=row.result,
+        allowed=row.allowed,
+    )
+
+
+def daily_summary(row: DailySummaryRow) -> DailySummary:
+    return DailySummary(
+        day=row.day,
+        trades=row.trades,
+        wins=row.wins,
+        losses=row.losses,
+        profit=row.profit,
+        start_balance=row.start_balance,
+        end_balance=row.end_balance,
+    )

@@ -1,0 +1,201 @@
+"""Frozen records the journal hands out (never ORM objects) and the codec for RiskState.
+
+Timestamps are UTC-aware; `DailySummary.day` and `DayStats.day` are WIB calendar days.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, fields
+from datetime import date, datetime
+from typing import Any
+
+from trading.domain import ClosedTrade, Side
+from trading.risk.modes import RiskMode, RiskState
+
+
+@dataclass(frozen=True, slots=True)
+class GateResult:
+    """One entry gate's verdict, in the order the gates ran."""
+
+    name: str
+    passed: bool
+    reason: str = ""
+
+    def to_json(self) -> dict[str, Any]:
+        return {"name": self.name, "passed": self.passed, "reason": self.reason}
+
+    @classmethod
+    def from_json(cls, d: dict[str, Any]) -> GateResult:
+        return cls(name=str(d["name"]), passed=bool(d["passed"]), reason=str(d.get("reason", "")))
+
+
+@dataclass(frozen=True, slots=True)
+class DecisionRecord:
+    id: int
+    bar_time: datetime
+    action: str  # e.g. "enter", "skip", "hold"
+    side: Side | None
+    p_up: float | None
+    regime: str | None
+    confidence: float | None
+    threshold: float | None
+    reason: str
+    gates: tuple[GateResult, ...]
+    lot: float | None
+    created_at: datetime
+
+    @property
+    def first_failed_gate(self) -> GateResult | None:
+        return next((g for g in self.gates if not g.passed), None)
+
+
+@dataclass(frozen=True, slots=True)
+class TradeRecord:
+    """A journal trade row. `profit` is net of commission and swap; None while open."""
+
+    id: int
+    ticket: int
+    symbol: str
+    side: Side
+    volume: float
+    open_time: datetime
+    open_price: float
+    sl: float
+    tp: float
+    close_time: datetime | None
+    close_price: float | None
+    exit_reason: str | None
+    profit: float | None
+    commission: float
+    swap: float
+    pips: float | None
+    magic: int
+    comment: str
+    decision_id: int | None
+    status: str  # "open" | "closed"
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def is_open(self) -> bool:
+        return self.status == "open"
+
+    def to_closed_trade(self) -> ClosedTrade:
+        """The domain record the risk manager and reports use; only for closed rows."""
+        if self.is_open or self.close_time is None or self.close_price is None:
+            raise ValueError(f"trade {self.ticket} is still open")
+        return ClosedTrade(
+            ticket=self.ticket,
+            symbol=self.symbol,
+            side=self.side,
+            volume=self.volume,
+            open_price=self.open_price,
+            close_price=self.close_price,
+            open_time=self.open_time,
+            close_time=self.close_time,
+            profit=self.profit or 0.0,
+            reason=self.exit_reason or "",
+            sl=self.sl,
+            tp=self.tp,
+            extra=dict(self.extra),
+        )
+
+
+TRADE_CSV_COLUMNS: tuple[str, ...] = tuple(f.name for f in fields(TradeRecord) if f.name != "extra")
+
+
+@dataclass(frozen=True, slots=True)
+class SlTpChange:
+    ticket: int
+    time: datetime
+    sl: float
+    tp: float
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class EquitySnapshot:
+    time: datetime
+    balance: float
+    equity: float
+    floating: float
+    open_positions: int
+
+
+@dataclass(frozen=True, slots=True)
+class ModelVersionRecord:
+    version: str
+    kind: str
+    metrics: dict[str, Any]
+    path: str
+    created_at: datetime
+    activated_at: datetime | None
+    active: bool
+
+
+@dataclass(frozen=True, slots=True)
+class AuditEntry:
+    id: int
+    time: datetime
+    user_id: int | None
+    chat_id: int | None
+    command: str
+    args: str
+    result: str
+    allowed: bool
+
+
+@dataclass(frozen=True, slots=True)
+class DailySummary:
+    day: date  # WIB
+    trades: int
+    wins: int
+    losses: int
+    profit: float
+    start_balance: float
+    end_balance: float
+
+
+@dataclass(frozen=True, slots=True)
+class DayStats:
+    """Closed trades of one WIB day, counted from the trades table."""
+
+    day: date
+    trades: int
+    wins: int
+    losses: int
+    profit: float
+
+
+# --- RiskState <-> JSON -------------------------------------------------------------------------
+
+_DATE_FIELDS = ("day", "stop_override_day")
+_DATETIME_FIELDS = ("cooldown_until", "last_entry_time")
+
+
+def risk_state_to_json(state: RiskState) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for f in fields(RiskState):
+        value = getattr(state, f.name)
+        if isinstance(value, datetime | date):
+            value = value.isoformat()
+        elif isinstance(value, RiskMode):
+            value = value.value
+        out[f.name] = value
+    return out
+
+
+def risk_state_from_json(d: dict[str, Any]) -> RiskState:
+    known = {f.name for f in fields(RiskState)}
+    missing = {"day", "day_start_balance", "reference_balance"} - d.keys()
+    if missing:
+        raise ValueError(f"stored risk state lacks {sorted(missing)}")
+    kwargs: dict[str, Any] = {k: v for k, v in d.items() if k in known}
+    for name in _DATE_FIELDS:
+        if kwargs.get(name) is not None:
+            kwargs[name] = date.fromisoformat(kwargs[name])
+    for name in _DATETIME_FIELDS:
+        if kwargs.get(name) is not None:
+            kwargs[name] = datetime.fromisoformat(kwargs[name])
+    if "manual_floor" in kwargs:
+        kwargs["manual_floor"] = RiskMode(kwargs["manual_floor"])
+    return RiskState(**kwargs)

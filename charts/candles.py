@@ -1,0 +1,337 @@
+"""Candlestick chart with SMC overlays, open positions and regime shading, as PNG bytes.
+
+Bars are drawn on an integer axis (one slot per bar, so weekend gaps take no room) labelled with
+WIB times. The SMC frame is aligned row-for-row with the bars, or joined on `time` when it has one.
+Every overlay artist carries a gid ("fvg", "ob", "bos", "choch", "swing_high", "swing_low",
+"position_entry", "position_sl", "position_tp", "regime") so tests can count what was drawn.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import polars as pl
+from matplotlib.axes import Axes
+from matplotlib.collections import LineCollection, PolyCollection
+from matplotlib.figure import Figure
+from matplotlib.patches import Rectangle
+from matplotlib.transforms import blended_transform_factory
+
+from charts.style import DARK, Theme, new_figure, no_data_figure, render_png, set_title, style_axes
+from charts.zones import Zone, as_flags, fair_value_gap_zones, order_block_zones, runs, swing_pivots
+
+OHLC = ("open", "high", "low", "close")
+REGIME_NAMES = {0: "low", 1: "medium", 2: "high"}
+TZ_ABBREVIATIONS = {"Asia/Jakarta": "WIB", "UTC": "UTC"}
+
+
+@dataclass(frozen=True, slots=True)
+class ChartPosition:
+    """An open position to draw: entry line, and SL/TP lines when set (None, 0 or NaN = not set)."""
+
+    side: str
+    entry: float
+    sl: float | None = None
+    tp: float | None = None
+    label: str = ""
+
+    def __post_init__(self) -> None:
+        side = str(self.side).upper()
+        if side not in ("BUY", "SELL"):
+            raise ValueError(f"ChartPosition side must be 'BUY' or 'SELL', got {self.side!r}")
+        if not np.isfinite(self.entry):
+            raise ValueError(f"ChartPosition entry must be a finite price, got {self.entry!r}")
+        object.__setattr__(self, "side", side)
+
+    @staticmethod
+    def _level(value: float | None) -> float | None:
+        return float(value) if value is not None and np.isfinite(value) and value != 0 else None
+
+    @property
+    def stop(self) -> float | None:
+        return self._level(self.sl)
+
+    @property
+    def target(self) -> float | None:
+        return self._level(self.tp)
+
+
+def candlestick_chart(
+    bars: pl.DataFrame,
+    smc: pl.DataFrame | None = None,
+    positions: Sequence[ChartPosition] = (),
+    regimes: pl.Series | None = None,
+    title: str = "",
+    tz: str = "Asia/Jakarta",
+) -> bytes:
+    """PNG bytes of the chart; empty bars give a small "no data" image instead of an error."""
+    return render_png(candlestick_figure(bars, smc, positions, regimes, title, tz))
+
+
+def candlestick_figure(
+    bars: pl.DataFrame,
+    smc: pl.DataFrame | None = None,
+    positions: Sequence[ChartPosition] = (),
+    regimes: pl.Series | None = None,
+    title: str = "",
+    tz: str = "Asia/Jakarta",
+    theme: Theme = DARK,
+) -> Figure:
+    """The same chart as an unrendered Figure (for tests and for callers that add to it)."""
+    if bars is None or bars.is_empty():
+        return no_data_figure("no data", title, theme)
+    missing = [col for col in ("time", *OHLC) if col not in bars.columns]
+    if missing:
+        raise ValueError(f"bars frame lacks column(s) {missing}; needs time, open, high, low, close")
+    opens, highs, lows, closes = (bars[col].cast(pl.Float64).to_numpy() for col in OHLC)
+    if not np.isfinite(closes).any():
+        return no_data_figure("no data", title, theme)
+    n = bars.height
+    labels = _wib_labels(bars["time"], tz)
+    aligned = _align_smc(bars, smc)
+
+    fig = new_figure(theme)
+    ax = fig.add_axes((0.045, 0.13, 0.865, 0.78))
+    style_axes(ax, theme)
+    ax.yaxis.tick_right()
+
+    right_pad = max(6.0, n * 0.15)
+    ax.set_xlim(-1.0, n - 1 + right_pad)
+    levels = [lvl for p in positions for lvl in (p.entry, p.stop, p.target) if lvl is not None]
+    ax.set_ylim(*_price_limits(lows, highs, levels))
+
+    if regimes is not None:
+        _draw_regimes(ax, regimes, n, theme)
+    _draw_candles(ax, opens, highs, lows, closes, theme)
+    if aligned is not None:
+        _draw_smc(ax, aligned, highs, lows, closes, theme)
+    _draw_positions(ax, positions, n, theme)
+    _draw_last_price(ax, closes, n, theme)
+    _set_time_ticks(ax, labels, n)
+    tz_name = TZ_ABBREVIATIONS.get(tz, tz)
+    last = closes[np.flatnonzero(np.isfinite(closes))[-1]]
+    set_title(fig, ax, title, f"{last:.2f} · {labels[-1].replace(chr(10), ' ')} {tz_name}", theme)
+    return fig
+
+
+def _wib_labels(times: pl.Series, tz: str) -> list[str]:
+    if not isinstance(times.dtype, pl.Datetime):
+        raise ValueError(f"bars 'time' must be a Datetime column, got {times.dtype}")
+    if times.dtype.time_zone is None:  # type: ignore[union-attr]
+        times = times.dt.replace_time_zone("UTC")
+    return times.dt.convert_time_zone(tz).dt.strftime("%H:%M\n%d %b").fill_null("").to_list()
+
+
+def _align_smc(bars: pl.DataFrame, smc: pl.DataFrame | None) -> pl.DataFrame | None:
+    if smc is None or smc.is_empty():
+        return None
+    if "time" in smc.columns and not (smc.height == bars.height and smc["time"].equals(bars["time"])):
+        keyed = smc.with_columns(pl.col("time").cast(bars["time"].dtype)).unique("time", keep="last")
+        return bars.select("time").join(keyed, on="time", how="left", maintain_order="left")
+    if smc.height != bars.height:
+        raise ValueError(
+            f"smc frame has {smc.height} rows but bars has {bars.height}; give it the same rows or a 'time' column"
+        )
+    return smc
+
+
+def _column(frame: pl.DataFrame, *names: str) -> np.ndarray | None:
+    """First present column among `names` as float64 (null -> NaN, booleans -> 0/1)."""
+    for name in names:
+        if name in frame.columns:
+            return frame[name].cast(pl.Float64, strict=False).fill_null(np.nan).to_numpy()
+    return None
+
+
+def _price_limits(low: np.ndarray, high: np.ndarray, extra: list[float]) -> tuple[float, float]:
+    lo = float(np.nanmin(np.concatenate([low[np.isfinite(low)], extra]) if extra else np.nanmin(low)))
+    hi = float(np.nanmax(np.concatenate([high[np.isfinite(high)], extra]) if extra else np.nanmax(high)))
+    pad = (hi - lo) * 0.05 or max(abs(hi) * 0.001, 0.5)
+    return lo - pad, hi + pad
+
+
+def _draw_candles(
+    ax: Axes, opens: np.ndarray, highs: np.ndarray, lows: np.ndarray, closes: np.ndarray, theme: Theme
+) -> None:
+    ok = np.isfinite(opens) & np.isfinite(highs) & np.isfinite(lows) & np.isfinite(closes)
+    x = np.flatnonzero(ok).astype(np.float64)
+    opens, highs, lows, closes = opens[ok], highs[ok], lows[ok], closes[ok]
+    colors = np.where(closes >= opens, theme.up, theme.down)
+    wicks = np.stack([np.column_stack([x, lows]), np.column_stack([x, highs])], axis=1)
+    ax.add_collection(LineCollection(wicks, colors=colors, linewidths=1.0, zorder=2))
+    span = float(np.max(highs) - np.min(lows)) if x.size else 1.0
+    body_lo = np.minimum(opens, closes)
+    body_hi = np.maximum(np.maximum(opens, closes), body_lo + span * 0.002)  # a doji stays visible
+    half = 0.35
+    boxes = np.stack(
+        [
+            np.column_stack([x - half, body_lo]),
+            np.column_stack([x - half, body_hi]),
+            np.column_stack([x + half, body_hi]),
+            np.column_stack([x + half, body_lo]),
+        ],
+        axis=1,
+    )
+    ax.add_collection(PolyCollection(boxes, facecolors=colors, edgecolors=colors, linewidths=0.5, zorder=3))
+
+
+def _draw_zones(
+    ax: Axes, zones: list[Zone], right_edge: float, gid: str, bull: str, bear: str, alpha: float
+) -> None:
+    for z in zones:
+        end = z.end + 0.5 if z.closed else right_edge
+        color = bull if z.direction > 0 else bear
+        ax.add_patch(
+            Rectangle(
+                (z.start - 0.5, z.bottom),
+                end - (z.start - 0.5),
+                z.top - z.bottom,
+                facecolor=color,
+                edgecolor=color,
+                alpha=alpha * (0.6 if z.closed else 1.0),
+                linewidth=0.8,
+                zorder=1,
+                gid=gid,
+            )
+        )
+
+
+def _draw_smc(
+    ax: Axes, smc: pl.DataFrame, highs: np.ndarray, lows: np.ndarray, closes: np.ndarray, theme: Theme
+) -> None:
+    right_edge = ax.get_xlim()[1]
+    fvg = _column(smc, "fvg", "fvg_signal")
+    top, bottom = _column(smc, "fvg_top"), _column(smc, "fvg_bottom")
+    if fvg is not None and top is not None and bottom is not None:
+        zones = fair_value_gap_zones(fvg, top, bottom, highs, lows)
+        _draw_zones(ax, zones, right_edge, "fvg", theme.bull_zone, theme.bear_zone, theme.zone_alpha)
+    ob, ob_top, ob_bottom = _column(smc, "ob"), _column(smc, "ob_top"), _column(smc, "ob_bottom")
+    if ob is not None and ob_top is not None and ob_bottom is not None:
+        zones = order_block_zones(ob, ob_top, ob_bottom, closes)
+        _draw_zones(ax, zones, right_edge, "ob", theme.bull_ob, theme.bear_ob, theme.zone_alpha * 1.4)
+    _draw_swings(ax, smc, highs, lows, theme)
+    _draw_breaks(ax, smc, highs, lows, theme)
+
+
+def _draw_swings(ax: Axes, smc: pl.DataFrame, highs: np.ndarray, lows: np.ndarray, theme: Theme) -> None:
+    span = float(np.nanmax(highs) - np.nanmin(lows)) or 1.0
+    for gid, flag_col, level_col, prices, marker, offset in (
+        ("swing_high", "swing_high", "swing_high_level", highs, "v", 0.012),
+        ("swing_low", "swing_low", "swing_low_level", lows, "^", -0.012),
+    ):
+        flags, levels = _column(smc, flag_col), _column(smc, level_col)
+        if flags is None or levels is None:
+            continue
+        pivots = swing_pivots(flags, levels, prices)
+        if not pivots:
+            continue
+        xs = [p[0] for p in pivots]
+        ys = [p[1] + offset * span for p in pivots]
+        ax.scatter(xs, ys, marker=marker, s=36, color=theme.warn, zorder=4, gid=gid, linewidths=0)
+
+
+def _draw_breaks(ax: Axes, smc: pl.DataFrame, highs: np.ndarray, lows: np.ndarray, theme: Theme) -> None:
+    span = float(np.nanmax(highs) - np.nanmin(lows)) or 1.0
+    bos, choch = _column(smc, "bos"), _column(smc, "choch")
+    n = highs.size
+    bos_f = as_flags(bos) if bos is not None else np.zeros(n, np.int8)
+    choch_f = as_flags(choch) if choch is not None else np.zeros(n, np.int8)
+    for i in np.flatnonzero((bos_f != 0) | (choch_f != 0)):
+        is_choch = choch_f[i] != 0
+        direction = int(choch_f[i] if is_choch else bos_f[i])
+        bullish = direction > 0
+        base = highs[i] if bullish else lows[i]
+        if not np.isfinite(base):
+            continue
+        y = base + (0.035 if bullish else -0.035) * span
+        ax.text(
+            i,
+            y,
+            "CHoCH" if is_choch else "BOS",
+            ha="center",
+            va="bottom" if bullish else "top",
+            fontsize=theme.note_size,
+            fontweight="bold",
+            color=theme.up if bullish else theme.down,
+            zorder=5,
+            gid="choch" if is_choch else "bos",
+        )
+
+
+def _draw_regimes(ax: Axes, regimes: pl.Series, n: int, theme: Theme) -> None:
+    if regimes.len() != n:
+        raise ValueError(f"regimes has {regimes.len()} values but bars has {n}; give one per bar")
+    values = np.nan_to_num(regimes.cast(pl.Float64, strict=False).fill_null(-1).to_numpy(), nan=-1).astype(
+        int
+    )
+    colors = {0: theme.regime_low, 1: theme.regime_medium, 2: theme.regime_high}
+    for start, end, value in runs(values):
+        if value in colors:
+            ax.axvspan(
+                start - 0.5,
+                end + 0.5,
+                color=colors[value],
+                alpha=theme.regime_alpha,
+                lw=0,
+                zorder=0,
+                gid="regime",
+            )
+    name = REGIME_NAMES.get(int(values[-1]), "unknown")
+    ax.text(
+        0.01,
+        0.97,
+        f"regime: {name}",
+        transform=ax.transAxes,
+        ha="left",
+        va="top",
+        fontsize=theme.label_size,
+        color=colors.get(int(values[-1]), theme.muted),
+        zorder=6,
+    )
+
+
+def _draw_positions(ax: Axes, positions: Sequence[ChartPosition], n: int, theme: Theme) -> None:
+    label_at = blended_transform_factory(ax.transAxes, ax.transData)
+    for pos in positions:
+        side_color = theme.up if pos.side == "BUY" else theme.down
+        lines: list[tuple[str, float | None, str, str, str]] = [
+            ("position_entry", pos.entry, side_color, "-", f"{pos.label or pos.side} {pos.entry:.2f}"),
+            ("position_sl", pos.stop, theme.stop, "--", f"SL {pos.stop:.2f}" if pos.stop else ""),
+            ("position_tp", pos.target, theme.target, "--", f"TP {pos.target:.2f}" if pos.target else ""),
+        ]
+        for gid, level, color, style, text in lines:
+            if level is None:
+                continue
+            ax.axhline(level, color=color, linestyle=style, linewidth=1.4, alpha=0.9, zorder=4, gid=gid)
+            _tag(ax, label_at, level, text, color, theme)
+
+
+def _tag(ax: Axes, transform: Any, y: float, text: str, color: str, theme: Theme) -> None:
+    ax.text(
+        0.995,
+        y,
+        text,
+        transform=transform,
+        ha="right",
+        va="bottom",
+        fontsize=theme.note_size,
+        color=color,
+        zorder=6,
+        clip_on=True,
+        bbox={"boxstyle": "round,pad=0.2", "facecolor": theme.panel, "edgecolor": color, "alpha": 0.85},
+    )
+
+
+def _draw_last_price(ax: Axes, closes: np.ndarray, n: int, theme: Theme) -> None:
+    last = float(closes[np.flatnonzero(np.isfinite(closes))[-1]])
+    ax.axhline(last, color=theme.muted, linestyle=":", linewidth=1.0, zorder=2)
+
+
+def _set_time_ticks(ax: Axes, labels: list[str], n: int) -> None:
+    step = max(1, int(np.ceil(n / 6)))
+    ticks = list(range(0, n, step))
+    ax.set_xticks(ticks)
+    ax.set_xticklabels([labels[i] for i in ticks])

@@ -1,0 +1,132 @@
+"""Equity curve with drawdown shading (and the balance as a step line), as PNG bytes.
+
+Top panel: equity, balance, and the gap below the running equity peak shaded red.
+Bottom panel: drawdown in percent of the peak. Times may be aware (any zone) or naive (taken as UTC);
+the axis is labelled in `tz` (WIB by default).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from zoneinfo import ZoneInfo
+
+import numpy as np
+import polars as pl
+from matplotlib import dates as mdates
+from matplotlib.figure import Figure
+
+from charts.style import DARK, Theme, new_figure, no_data_figure, render_png, set_title, style_axes
+
+TimesLike = Sequence[datetime] | pl.Series | np.ndarray
+ValuesLike = Sequence[float] | pl.Series | np.ndarray
+
+
+def equity_chart(
+    times: TimesLike,
+    equity: ValuesLike,
+    balance: ValuesLike | None = None,
+    title: str = "",
+    tz: str = "Asia/Jakarta",
+) -> bytes:
+    """PNG bytes; empty input gives a small "no data" image instead of an error."""
+    return render_png(equity_figure(times, equity, balance, title, tz))
+
+
+def drawdown(equity: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(running peak, drawdown in percent of the peak, <= 0) for an equity series; NaNs carry the last peak."""
+    eq = np.asarray(equity, dtype=np.float64)
+    peak = np.fmax.accumulate(np.where(np.isfinite(eq), eq, -np.inf))
+    peak = np.where(np.isfinite(peak), peak, np.nan)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        pct = np.where(peak > 0, (eq - peak) / peak * 100.0, 0.0)
+    return peak, np.nan_to_num(pct, nan=0.0)
+
+
+def equity_figure(
+    times: TimesLike,
+    equity: ValuesLike,
+    balance: ValuesLike | None = None,
+    title: str = "",
+    tz: str = "Asia/Jakarta",
+    theme: Theme = DARK,
+) -> Figure:
+    """The same chart as an unrendered Figure."""
+    t = _utc_datetime64(times)
+    eq = _floats(equity)
+    if t.size != eq.size:
+        raise ValueError(f"equity has {eq.size} values but times has {t.size}")
+    bal = _floats(balance) if balance is not None else None
+    if bal is not None and bal.size != eq.size:
+        raise ValueError(f"balance has {bal.size} values but equity has {eq.size}")
+    keep = np.isfinite(eq) & ~np.isnat(t)
+    if not keep.any():
+        return no_data_figure("no data", title, theme)
+    t, eq = t[keep], eq[keep]
+    bal = bal[keep] if bal is not None else None
+    x = mdates.date2num(t)
+    peak, dd_pct = drawdown(eq)
+    zone = ZoneInfo(tz)
+
+    fig = new_figure(theme)
+    ax = fig.add_axes((0.1, 0.36, 0.86, 0.56))
+    ax_dd = fig.add_axes((0.1, 0.1, 0.86, 0.2), sharex=ax)
+    for a in (ax, ax_dd):
+        style_axes(a, theme)
+
+    ax.fill_between(
+        x, eq, peak, where=eq < peak, color=theme.down, alpha=0.3, lw=0, gid="drawdown", interpolate=True
+    )
+    if bal is not None:
+        ax.step(x, bal, where="post", color=theme.muted, linewidth=1.3, label="balance", gid="balance")
+    ax.plot(x, eq, color=theme.accent, linewidth=2.0, label="equity", gid="equity")
+    if bal is not None:
+        ax.legend(
+            loc="upper left",
+            fontsize=theme.note_size,
+            facecolor=theme.panel,
+            edgecolor=theme.grid,
+            labelcolor=theme.text,
+        )
+    ax_dd.fill_between(x, dd_pct, 0.0, color=theme.down, alpha=0.5, lw=0, gid="drawdown_pct")
+    ax_dd.set_ylabel("DD %", fontsize=theme.note_size)
+    ax_dd.set_ylim(min(float(dd_pct.min()) * 1.15, -0.5), 0.0)
+
+    if x.size == 1:
+        ax.set_xlim(x[0] - 1 / 24, x[0] + 1 / 24)
+    locator = mdates.AutoDateLocator(tz=zone, minticks=3, maxticks=7)
+    ax_dd.xaxis.set_major_locator(locator)
+    ax_dd.xaxis.set_major_formatter(mdates.ConciseDateFormatter(locator, tz=zone))
+    ax.tick_params(labelbottom=False)
+    # ConciseDateFormatter puts its offset text (the year) on the axis; keep it in theme colours
+    ax_dd.xaxis.get_offset_text().set_color(theme.muted)
+
+    subtitle = f"equity {eq[-1]:,.2f} · max DD {dd_pct.min():.1f}%"
+    set_title(fig, ax, title, subtitle, theme)
+    return fig
+
+
+def _floats(values: ValuesLike) -> np.ndarray:
+    if isinstance(values, pl.Series):
+        return values.cast(pl.Float64, strict=False).fill_null(np.nan).to_numpy()
+    return np.asarray([np.nan if v is None else v for v in values], dtype=np.float64)
+
+
+def _utc_datetime64(times: TimesLike) -> np.ndarray:
+    """Any of the accepted time inputs -> naive datetime64[us] in UTC."""
+    if isinstance(times, pl.Series):
+        if not isinstance(times.dtype, pl.Datetime):
+            raise ValueError(f"times must be a Datetime series, got {times.dtype}")
+        if times.dtype.time_zone is not None:
+            times = times.dt.convert_time_zone("UTC").dt.replace_time_zone(None)
+        return times.dt.cast_time_unit("us").to_numpy()
+    if isinstance(times, np.ndarray) and np.issubdtype(times.dtype, np.datetime64):
+        return times.astype("datetime64[us]")
+    out = []
+    for value in times:
+        if not isinstance(value, datetime):
+            raise ValueError(f"times must be datetimes, got {type(value).__name__}")
+        if value.tzinfo is not None:
+            value = value.astimezone(UTC).replace(tzinfo=None)
+        out.append(value)
+    return np.array(out, dtype="datetime64[us]")

@@ -1,0 +1,385 @@
+"""Charts: PNG output, overlay geometry (known answers), overlays actually drawn, empty and NaN input."""
+
+from __future__ import annotations
+
+import struct
+from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, date, datetime, timedelta
+
+import numpy as np
+import polars as pl
+import pytest
+from matplotlib.figure import Figure
+
+from charts.candles import ChartPosition, candlestick_chart, candlestick_figure
+from charts.equity import drawdown, equity_chart, equity_figure
+from charts.pnl import daily_pnl_chart, daily_pnl_figure
+from charts.style import PNG_SIGNATURE, no_data_png
+from charts.zones import Zone, as_flags, fair_value_gap_zones, order_block_zones, runs, swing_pivots
+
+T0 = datetime(2026, 11, 24, 0, 0, tzinfo=UTC)
+
+
+def png_size(png: bytes) -> tuple[int, int]:
+    assert png[:8] == PNG_SIGNATURE
+    assert png[12:16] == b"IHDR"
+    return struct.unpack(">II", png[16:24])
+
+
+def by_gid(fig: Figure, gid: str) -> list:
+    return fig.findobj(lambda a: a.get_gid() == gid)
+
+
+def texts(fig: Figure) -> list[str]:
+    from matplotlib.text import Text
+
+    return [t.get_text() for t in fig.findobj(Text)]
+
+
+def make_bars(closes: list[float], start: datetime = T0) -> pl.DataFrame:
+    c = np.asarray(closes, dtype=np.float64)
+    o = np.concatenate(([c[0]], c[:-1]))
+    return pl.DataFrame(
+        {
+            "time": [start + timedelta(minutes=15 * i) for i in range(c.size)],
+            "open": o,
+            "high": np.maximum(o, c) + 0.5,
+            "low": np.minimum(o, c) - 0.5,
+            "close": c,
+        },
+        schema_overrides={"time": pl.Datetime("us", "UTC")},
+    )
+
+
+# 12 bars: a rise, a dip that fills the gap stamped at bar 3, then a recovery
+CLOSES = [100, 101, 102, 104, 105, 106, 103, 101, 102, 104, 105, 107]
+
+
+def make_smc(rows: int = 12) -> pl.DataFrame:
+    n = 12
+    nan = float("nan")
+    fvg = [0] * n
+    fvg_top, fvg_bottom = [nan] * n, [nan] * n
+    fvg[3], fvg_top[3], fvg_bottom[3] = 1, 103.5, 102.5  # bull FVG, filled when a low reaches 102.5
+    fvg[10], fvg_top[10], fvg_bottom[10] = -1, 110.0, 109.0  # bear FVG, never filled
+    ob = [0] * n
+    ob_top, ob_bottom = [nan] * n, [nan] * n
+    ob[5], ob_top[5], ob_bottom[5] = 1, 105.0, 104.0  # bull OB, broken by the close 103 at bar 6
+    bos = [0] * n
+    bos[4] = 1
+    choch = [0] * n
+    choch[7] = -1
+    swing_high = [0] * n
+    swing_high_level = [nan] * n
+    swing_high[8], swing_high_level[8] = 1, 105.5  # pivot is bar 4 (high 105.5)
+    swing_low = [0] * n
+    swing_low_level = [nan] * n
+    swing_low[10], swing_low_level[10] = -1, 100.5  # bars 7 and 8 share the low 100.5: the later one
+    return pl.DataFrame(
+        {
+            "fvg": fvg,
+            "fvg_top": fvg_top,
+            "fvg_bottom": fvg_bottom,
+            "ob": ob,
+            "ob_top": ob_top,
+            "ob_bottom": ob_bottom,
+            "bos": bos,
+            "choch": choch,
+            "swing_high": swing_high,
+            "swing_high_level": swing_high_level,
+            "swing_low": swing_low,
+            "swing_low_level": swing_low_level,
+        }
+    ).head(rows)
+
+
+# ---------------------------------------------------------------- zone geometry (pure)
+
+
+def test_as_flags_treats_nan_and_none_as_no_signal() -> None:
+    assert as_flags(np.array([1.0, -1.0, np.nan, 0.0, 2.0])).tolist() == [1, -1, 0, 0, 1]
+
+
+def test_fvg_zone_runs_until_filled_or_the_last_bar() -> None:
+    bars = make_bars(CLOSES)
+    smc = make_smc()
+    high, low = bars["high"].to_numpy(), bars["low"].to_numpy()
+    zones = fair_value_gap_zones(
+        smc["fvg"].to_numpy(), smc["fvg_top"].to_numpy(), smc["fvg_bottom"].to_numpy(), high, low
+    )
+    # bar 6 low = 102.5 reaches the bull gap's bottom; the bear gap at 109-110 is never traded into
+    assert zones == [Zone(3, 6, 103.5, 102.5, 1, True), Zone(10, 11, 110.0, 109.0, -1, False)]
+
+
+def test_bear_fvg_fills_when_a_high_reaches_its_top() -> None:
+    high = np.array([10.0, 9.0, 9.5, 11.0])
+    low = high - 1
+    zones = fair_value_gap_zones(
+        np.array([0, -1, 0, 0]), np.array([np.nan, 10.5, 0, 0]), np.array([np.nan, 9.8, 0, 0]), high, low
+    )
+    assert zones == [Zone(1, 3, 10.5, 9.8, -1, True)]
+
+
+def test_fvg_flag_with_nan_edges_is_skipped_and_swapped_edges_are_fixed() -> None:
+    high = np.array([1.0, 2.0, 3.0])
+    zones = fair_value_gap_zones(
+        np.array([1, -1, 0]), np.array([np.nan, 1.0]), np.array([0.5, 2.5]), high, high - 1
+    )
+    assert zones == [Zone(1, 2, 2.5, 1.0, -1, True)]
+
+
+def test_order_block_breaks_on_a_close_beyond_its_far_edge() -> None:
+    close = np.array(CLOSES, dtype=float)
+    smc = make_smc()
+    zones = order_block_zones(
+        smc["ob"].to_numpy(), smc["ob_top"].to_numpy(), smc["ob_bottom"].to_numpy(), close
+    )
+    assert zones == [Zone(5, 6, 105.0, 104.0, 1, True)]
+    bear = order_block_zones(
+        np.array([0, -1, 0, 0]),
+        np.array([0, 5.0, 0, 0]),
+        np.array([0, 4.0, 0, 0]),
+        np.array([4.5, 4.5, 4.9, 5.0]),
+    )
+    assert bear == [Zone(1, 3, 5.0, 4.0, -1, False)]  # 5.0 is not beyond the top
+
+
+def test_swing_pivot_sits_on_the_candle_not_the_confirmation_bar() -> None:
+    bars = make_bars(CLOSES)
+    smc = make_smc()
+    highs = swing_pivots(
+        smc["swing_high"].to_numpy(), smc["swing_high_level"].to_numpy(), bars["high"].to_numpy()
+    )
+    lows = swing_pivots(
+        smc["swing_low"].to_numpy(), smc["swing_low_level"].to_numpy(), bars["low"].to_numpy()
+    )
+    assert highs == [(4, 105.5)]
+    assert lows == [(8, 100.5)]
+    # equal highs (bars 5 and 6 both 106.5): the most recent one
+    assert swing_pivots(
+        np.array([0] * 8 + [1.0]), np.array([np.nan] * 8 + [106.5]), bars["high"].to_numpy()
+    ) == [(6, 106.5)]
+    # pivot not in the window -> the flag bar
+    assert swing_pivots(
+        np.array([0, 0, 1.0]), np.array([np.nan, np.nan, 99.0]), np.array([1.0, 2.0, 3.0])
+    ) == [(2, 99.0)]
+
+
+def test_runs_of_equal_values() -> None:
+    assert runs(np.array([0, 0, 1, 2, 2, 2, -1])) == [(0, 1, 0), (2, 2, 1), (3, 5, 2), (6, 6, -1)]
+    assert runs(np.array([], dtype=int)) == []
+
+
+def test_drawdown_known_answer() -> None:
+    peak, pct = drawdown(np.array([100.0, 110.0, 99.0, 121.0, np.nan, 110.0]))
+    assert peak.tolist() == [100.0, 110.0, 110.0, 121.0, 121.0, 121.0]
+    assert pct[:4] == pytest.approx([0.0, 0.0, -10.0, 0.0])
+    assert pct[5] == pytest.approx(-100 * 11 / 121)
+
+
+# ---------------------------------------------------------------- candlestick chart
+
+
+def test_png_signature_and_size() -> None:
+    png = candlestick_chart(make_bars(CLOSES), make_smc(), title="XAUUSD M15")
+    assert png_size(png) == (1200, 700)
+
+
+def test_overlays_are_drawn() -> None:
+    pos = [ChartPosition("BUY", 104.0, 101.0, 110.0, "BUY 0.01 #7"), ChartPosition("SELL", 106.0, 0.0, None)]
+    regimes = pl.Series([0] * 4 + [2] * 4 + [None, 1, 1, -1])
+    fig = candlestick_figure(make_bars(CLOSES), make_smc(), pos, regimes, title="t")
+    assert len(by_gid(fig, "fvg")) == 2
+    assert len(by_gid(fig, "ob")) == 1
+    assert [t.get_text() for t in by_gid(fig, "bos")] == ["BOS"]
+    assert [t.get_text() for t in by_gid(fig, "choch")] == ["CHoCH"]
+    (sh,) = by_gid(fig, "swing_high")
+    (sl,) = by_gid(fig, "swing_low")
+    assert len(sh.get_offsets()) == 1 and sh.get_offsets()[0][0] == 4
+    assert len(sl.get_offsets()) == 1 and sl.get_offsets()[0][0] == 8
+    assert len(by_gid(fig, "position_entry")) == 2
+    assert len(by_gid(fig, "position_sl")) == 1  # the SELL has sl 0.0 = none
+    assert len(by_gid(fig, "position_tp")) == 1
+    assert len(by_gid(fig, "regime")) == 3  # low, high, medium runs; null and -1 are not shaded
+    labels = texts(fig)
+    assert "BUY 0.01 #7 104.00" in labels and "SL 101.00" in labels and "TP 110.00" in labels
+    assert "regime: unknown" in labels
+
+
+def test_filled_fvg_box_ends_at_the_fill_bar_and_live_one_reaches_the_right_edge() -> None:
+    fig = candlestick_figure(make_bars(CLOSES), make_smc())
+    ax = fig.axes[0]
+    filled, live = sorted(by_gid(fig, "fvg"), key=lambda r: r.get_x())
+    assert filled.get_x() == pytest.approx(2.5) and filled.get_x() + filled.get_width() == pytest.approx(6.5)
+    assert live.get_x() + live.get_width() == pytest.approx(ax.get_xlim()[1])
+
+
+def test_time_axis_is_in_wib() -> None:
+    fig = candlestick_figure(make_bars(CLOSES))
+    ticks = [t.get_text() for t in fig.axes[0].get_xticklabels()]
+    assert ticks[0] == "07:00\n24 Nov"  # 00:00 UTC = 07:00 WIB
+    assert any("WIB" in t for t in texts(fig))
+
+
+def test_no_smc_no_overlays() -> None:
+    fig = candlestick_figure(make_bars(CLOSES))
+    for gid in ("fvg", "ob", "bos", "choch", "swing_high", "swing_low", "regime", "position_entry"):
+        assert by_gid(fig, gid) == []
+
+
+def test_empty_input_gives_a_no_data_png() -> None:
+    empty = make_bars(CLOSES).clear()
+    for png in (candlestick_chart(empty), candlestick_chart(empty, make_smc(0)), no_data_png()):
+        assert png_size(png) == (600, 300)
+    assert "no data" in texts(candlestick_figure(empty))
+
+
+def test_all_nan_prices_give_no_data() -> None:
+    bars = make_bars(CLOSES).with_columns(
+        pl.lit(None, pl.Float64).alias(c) for c in ("open", "high", "low", "close")
+    )
+    assert "no data" in texts(candlestick_figure(bars))
+
+
+def test_nans_in_smc_columns_draw_nothing_and_never_raise() -> None:
+    n = len(CLOSES)
+    nan_smc = pl.DataFrame({c: [float("nan")] * n for c in make_smc().columns})
+    null_smc = pl.DataFrame(
+        {c: [None] * n for c in make_smc().columns}, schema={c: pl.Float64 for c in make_smc().columns}
+    )
+    for smc in (nan_smc, null_smc):
+        fig = candlestick_figure(make_bars(CLOSES), smc)
+        for gid in ("fvg", "ob", "bos", "choch", "swing_high", "swing_low"):
+            assert by_gid(fig, gid) == []
+        assert png_size(candlestick_chart(make_bars(CLOSES), smc))[0] == 1200
+
+
+def test_flag_with_nan_edges_is_skipped_but_others_drawn() -> None:
+    smc = make_smc().with_columns(
+        pl.when(pl.int_range(pl.len()) == 3).then(None).otherwise(pl.col("fvg_top")).alias("fvg_top")
+    )
+    assert len(by_gid(candlestick_figure(make_bars(CLOSES), smc), "fvg")) == 1
+
+
+def test_smc_with_time_column_is_joined_on_time() -> None:
+    bars = make_bars(CLOSES)
+    smc = make_smc().with_columns(bars["time"]).slice(2)  # analysis that starts later than the bars
+    fig = candlestick_figure(bars, smc)
+    fvg = sorted(by_gid(fig, "fvg"), key=lambda r: r.get_x())
+    assert fvg[0].get_x() == pytest.approx(2.5)  # still bar 3 of the chart
+
+
+def test_fvg_signal_alias_and_boolean_swings() -> None:
+    smc = make_smc().rename({"fvg": "fvg_signal"}).with_columns(pl.col("swing_high").cast(pl.Boolean))
+    fig = candlestick_figure(make_bars(CLOSES), smc)
+    assert len(by_gid(fig, "fvg")) == 2 and len(by_gid(fig, "swing_high")) == 1
+
+
+def test_bad_input_names_the_problem() -> None:
+    bars = make_bars(CLOSES)
+    with pytest.raises(ValueError, match="smc frame has 5 rows"):
+        candlestick_chart(bars, make_smc(5))
+    with pytest.raises(ValueError, match="regimes has 3 values"):
+        candlestick_chart(bars, regimes=pl.Series([0, 1, 2]))
+    with pytest.raises(ValueError, match="lacks column"):
+        candlestick_chart(bars.drop("close"))
+    with pytest.raises(ValueError, match="side must be"):
+        ChartPosition("LONG", 1.0)
+    with pytest.raises(ValueError, match="finite price"):
+        ChartPosition("BUY", float("nan"))
+
+
+def test_position_side_accepts_enum_like_values() -> None:
+    from trading.domain import Side
+
+    assert ChartPosition(Side.SELL, 1.0).side == "SELL"
+    assert ChartPosition("buy", 1.0).side == "BUY"
+
+
+def test_naive_times_are_taken_as_utc() -> None:
+    bars = make_bars(CLOSES).with_columns(pl.col("time").dt.replace_time_zone(None))
+    ticks = [t.get_text() for t in candlestick_figure(bars).axes[0].get_xticklabels()]
+    assert ticks[0] == "07:00\n24 Nov"
+
+
+def test_charts_render_in_parallel_threads() -> None:
+    bars, smc = make_bars(CLOSES), make_smc()
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        pngs = list(pool.map(lambda _: candlestick_chart(bars, smc, title="x"), range(6)))
+    assert all(png_size(p) == (1200, 700) for p in pngs)
+    assert len(set(pngs)) == 1  # same input, same picture: no shared state between threads
+
+
+def test_real_bars_tail_renders(shared_bars: pl.DataFrame) -> None:
+    bars = shared_bars.tail(200)
+    png = candlestick_chart(bars, title="XAUUSD M15")
+    assert png_size(png) == (1200, 700)
+
+
+# ---------------------------------------------------------------- equity chart
+
+
+def _equity_series(n: int = 50) -> tuple[list[datetime], np.ndarray]:
+    times = [T0 + timedelta(hours=i) for i in range(n)]
+    eq = 1000 + np.cumsum(np.where(np.arange(n) % 7 < 4, 5.0, -6.0))
+    return times, eq
+
+
+def test_equity_png_and_drawdown_shading() -> None:
+    times, eq = _equity_series()
+    png = equity_chart(times, eq, balance=np.round(eq, -1), title="Equity")
+    assert png_size(png) == (1200, 700)
+    fig = equity_figure(times, eq, balance=np.round(eq, -1))
+    assert len(by_gid(fig, "drawdown")) == 1 and len(by_gid(fig, "drawdown_pct")) == 1
+    assert len(by_gid(fig, "balance")) == 1 and len(by_gid(fig, "equity")) == 1
+
+
+def test_equity_accepts_polars_series_with_time_zone() -> None:
+    times, eq = _equity_series()
+    series = pl.Series("t", times, dtype=pl.Datetime("us", "UTC")).dt.convert_time_zone("Asia/Jakarta")
+    fig = equity_figure(series, pl.Series(eq))
+    (line,) = by_gid(fig, "equity")
+    assert len(line.get_xdata()) == 50
+
+
+def test_equity_empty_and_all_nan_give_no_data() -> None:
+    assert png_size(equity_chart([], [])) == (600, 300)
+    assert "no data" in texts(equity_figure([T0, T0], [float("nan"), None]))
+
+
+def test_equity_single_point_and_nan_values_do_not_raise() -> None:
+    assert png_size(equity_chart([T0], [1000.0]))[0] == 1200
+    times, eq = _equity_series(10)
+    eq[3] = np.nan
+    fig = equity_figure(times, eq)
+    (line,) = by_gid(fig, "equity")
+    assert len(line.get_xdata()) == 9
+
+
+def test_equity_bad_input_names_the_problem() -> None:
+    with pytest.raises(ValueError, match="equity has 2 values but times has 1"):
+        equity_chart([T0], [1.0, 2.0])
+    with pytest.raises(ValueError, match="balance has 1 values"):
+        equity_chart([T0, T0], [1.0, 2.0], balance=[1.0])
+    with pytest.raises(ValueError, match="must be datetimes"):
+        equity_chart(["2026-01-01"], [1.0])
+
+
+# ---------------------------------------------------------------- daily P/L bars
+
+
+def test_daily_pnl_bars_and_running_total() -> None:
+    days = [date(2026, 11, d) for d in (2, 3, 4, 5)]
+    fig = daily_pnl_figure(days, [12.5, -4.0, None, 7.5], title="P/L")
+    bars = by_gid(fig, "pnl_bar")
+    assert [r.get_height() for r in bars] == [12.5, -4.0, 7.5]  # the None day is skipped
+    (line,) = by_gid(fig, "cumulative")
+    assert list(line.get_ydata()) == [12.5, 8.5, 16.0]
+    assert "total +$16.00 · 2/3 green days" in texts(fig)
+    assert png_size(daily_pnl_chart(days, [1.0, 2.0, 3.0, 4.0])) == (1200, 700)
+
+
+def test_daily_pnl_empty_and_mismatch() -> None:
+    assert png_size(daily_pnl_chart([], [])) == (600, 300)
+    with pytest.raises(ValueError, match="pnl has 1 values but days has 2"):
+        daily_pnl_chart([date(2026, 1, 1), date(2026, 1, 2)], [1.0])

@@ -1,0 +1,579 @@
+"""The trading engine: one code path for live, dry-run and backtest.
+
+The scheduler (or a backtest) calls two steps: `on_tick()` every second (broker-side closes,
+flash-crash guard, position manager, exits, the WIB day roll) and `on_bar(bars)` when an M15 bar
+closes (analysis once, all gates, sizing, order). Every record is awaited on the `Recorder`
+before its event is published; the engine never waits on Telegram.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import deque
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, replace
+from datetime import datetime, timedelta
+from typing import Any
+
+import polars as pl
+
+from trading.analysis import MarketAnalysis
+from trading.broker.base import Broker, BrokerError, ConnectionLost
+from trading.domain import AccountInfo, ClosedTrade, DealEntry, DealReason, Position, SymbolSpec, Tick
+from trading.events import Event, EventBus, EventKind
+from trading.exits import ExitContext, PositionTracker, evaluate_exits
+from trading.gates import EntryContext, GateResult, NewsStatus, bar_move_pct, evaluate_gates, first_block
+from trading.parameters import StrategyParams
+from trading.position_manager import PMContext, PMKind, manage_position
+from trading.records import Decision, MemoryRecorder, OpenedTrade, Recorder
+from trading.risk.approvals import Approval, ApprovalError, ApprovalRegistry, ApprovalStatus, RiskChange
+from trading.risk.modes import (
+    ModeDecision,
+    RiskLimits,
+    RiskMode,
+    RiskState,
+    approved_reset,
+    effective_mode,
+    limit_use,
+    record_close,
+    risk_state_from_dict,
+    risk_state_to_dict,
+    roll_day,
+    start_cooldown,
+)
+from trading.risk.sizing import LotSize, kelly_estimate, size_position
+from trading.timezones import to_wib, utc_now, wib_date
+from trading.timing import PhaseTimer
+
+log = logging.getLogger(__name__)
+
+Analyzer = Callable[[pl.DataFrame], MarketAnalysis]
+MarketClock = Callable[[datetime], tuple[float | None, float | None]]  # -> (min to daily close, min to weekly close)
+NewsCheck = Callable[[datetime], NewsStatus]
+
+
+@dataclass(frozen=True, slots=True)
+class EngineSnapshot:
+    time: datetime
+    account: AccountInfo | None
+    positions: tuple[Position, ...]
+    mode: ModeDecision
+    paused: bool
+    risk: RiskState
+    limits: RiskLimits
+    analysis: MarketAnalysis | None
+    last_decision: Decision | None
+    pending_approvals: tuple[Approval, ...]
+    timing: dict[str, tuple[float, float]]
+    started: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class ChangeResult:
+    applied: bool
+    message: str
+    approval: Approval | None = None
+
+
+class TradingEngine:
+    def __init__(
+        self,
+        broker: Broker,
+        analyzer: Analyzer,
+        *,
+        params: StrategyParams | None = None,
+        limits: RiskLimits | None = None,
+        recorder: Recorder | None = None,
+        bus: EventBus | None = None,
+        clock: Callable[[], datetime] = utc_now,
+        market_clock: MarketClock | None = None,
+        news: NewsCheck | None = None,
+        comment: str = "xau-bot",
+        approval_ttl: timedelta = timedelta(minutes=10),
+    ) -> None:
+        self.broker = broker
+        self.analyzer = analyzer
+        self.params = params or StrategyParams()
+        self.limits = limits or RiskLimits()
+        self.recorder: Recorder = recorder or MemoryRecorder()
+        self.bus = bus or EventBus()
+        self.clock = clock
+        self.market_clock = market_clock
+        self.news = news
+        self.comment = comment
+        self.approvals = ApprovalRegistry(approval_ttl)
+        self.timer = PhaseTimer()
+        self.paused = False
+        self.paused_by = ""
+        self.spec: SymbolSpec = SymbolSpec()
+        self.account: AccountInfo | None = None
+        self.state: RiskState | None = None
+        self.analysis: MarketAnalysis | None = None
+        self.last_decision: Decision | None = None
+        self.positions: dict[int, Position] = {}
+        self.trackers: dict[int, PositionTracker] = {}
+        self.recent_profits: deque[float] = deque(maxlen=100)
+        self._ticks: deque[tuple[datetime, float]] = deque()
+        self._closing: set[int] = set()
+        self._mode: ModeDecision = ModeDecision(RiskMode.NORMAL, "starting")
+        self._proposed_reset = False
+        self._last_deal_check: datetime | None = None
+        self.started = clock()
+
+    # ------------------------------------------------------------------ lifecycle
+    async def start(self, saved_state: dict[str, Any] | None = None) -> None:
+        """Read the symbol and account, restore saved state, adopt open positions."""
+        self.spec = await self.broker.symbol_spec()
+        self.account = await self.broker.account()
+        now = self.clock()
+        if saved_state:
+            self.restore(saved_state)
+        if self.state is None:
+            self.state = RiskState.fresh(self.account.balance, now)
+        self.state = roll_day(self.state, now, self.account.balance)
+        for p in await self.broker.positions():
+            self.positions[p.ticket] = p
+            self.trackers.setdefault(p.ticket, PositionTracker(p.ticket))
+        self._last_deal_check = now - timedelta(days=1)
+        self._mode = self.mode()
+        await self._save_state()
+
+    def restore(self, saved: dict[str, Any]) -> None:
+        if "risk" in saved:
+            self.state = risk_state_from_dict(saved["risk"])
+        self.paused = bool(saved.get("paused", False))
+        self.paused_by = str(saved.get("paused_by", ""))
+        if "limits" in saved:
+            self.limits = RiskLimits(**saved["limits"])
+        self.recent_profits.extend(float(x) for x in saved.get("recent_profits", []))
+
+    def state_dict(self) -> dict[str, Any]:
+        assert self.state is not None
+        return {
+            "paused": self.paused,
+            "paused_by": self.paused_by,
+            "risk": risk_state_to_dict(self.state),
+            "limits": asdict(self.limits),
+            "recent_profits": list(self.recent_profits),
+        }
+
+    async def _save_state(self) -> None:
+        await self.recorder.save_state(self.state_dict())
+
+    def _publish(self, kind: EventKind, text: str, **data: Any) -> None:
+        self.bus.publish(Event(kind, self.clock(), data, text))
+
+    # ------------------------------------------------------------------ read side
+    def mode(self) -> ModeDecision:
+        assert self.state is not None
+        balance = self.account.balance if self.account else self.state.day_start_balance
+        return effective_mode(self.state, self.limits, balance, self.clock())
+
+    def snapshot(self) -> EngineSnapshot:
+        assert self.state is not None
+        now = self.clock()
+        return EngineSnapshot(
+            time=now,
+            account=self.account,
+            positions=tuple(self.positions.values()),
+            mode=self.mode(),
+            paused=self.paused,
+            risk=self.state,
+            limits=self.limits,
+            analysis=self.analysis,
+            last_decision=self.last_decision,
+            pending_approvals=tuple(self.approvals.pending(now)),
+            timing=self.timer.summary(),
+            started=self.started,
+        )
+
+    # ------------------------------------------------------------------ per second
+    async def on_tick(self) -> None:
+        assert self.state is not None, "call start() first"
+        with self.timer.phase("fetch"):
+            tick = await self.broker.tick()
+            self.account = await self.broker.account()
+            positions = await self.broker.positions()
+        now = self.clock()
+        with self.timer.phase("exits"):
+            await self._roll_day(now)
+            await self._detect_broker_closes(positions, now)
+            if await self._tick_flash_crash(tick, now):
+                return
+            for pos in positions:
+                if pos.ticket in self.positions:
+                    await self._manage(pos, tick, now)
+            await self._check_mode_change()
+            for expired in self.approvals.expire(now):
+                self._publish(EventKind.APPROVAL_RESOLVED, f"approval {expired.id} expired", approval=expired)
+
+    async def _roll_day(self, now: datetime) -> None:
+        assert self.state is not None and self.account is not None
+        rolled = roll_day(self.state, now, self.account.balance)
+        if rolled is not self.state:
+            self.state = rolled
+            await self._save_state()
+            self._publish(EventKind.INFO, f"new trading day {rolled.day} (WIB)", day=str(rolled.day))
+
+    def tick_move_pct(self) -> float:
+        if len(self._ticks) < 2:
+            return 0.0
+        prices = [p for _, p in self._ticks]
+        lo = min(prices)
+        return (max(prices) - lo) / lo * 100 if lo > 0 else 0.0
+
+    async def _tick_flash_crash(self, tick: Tick, now: datetime) -> bool:
+        self._ticks.append((tick.time, tick.mid))
+        horizon = tick.time - timedelta(seconds=self.params.flash_crash_window_seconds)
+        while self._ticks and self._ticks[0][0] < horizon:
+            self._ticks.popleft()
+        move = self.tick_move_pct()
+        if move >= self.params.flash_crash_pct:
+            await self._flash_crash(f"{move:.2f}% within {self.params.flash_crash_window_seconds} s", now)
+            self._ticks.clear()
+            return True
+        return False
+
+    async def _flash_crash(self, why: str, now: datetime) -> None:
+        assert self.state is not None
+        already = self.state.cooldown_until is not None and self.state.cooldown_until > now
+        closed = await self.close_all(by="flash_crash_guard", reason=f"flash crash: {why}")
+        self.state = start_cooldown(self.state, self.limits, now, f"flash crash {why}")
+        await self._save_state()
+        if not already or closed:
+            self._publish(EventKind.EMERGENCY_CLOSE, f"Flash crash {why}: closed {closed} position(s), cooldown",
+                          reason=why, closed=closed)
+
+    async def _manage(self, pos: Position, tick: Tick, now: datetime) -> None:
+        assert self.state is not None and self.account is not None
+        self.positions[pos.ticket] = pos
+        a = self.analysis
+        atr = a.atr if a and a.atr > 0 else self.params.min_sl_distance * 6
+        unit = atr * self.spec.money_per_price_unit(pos.volume)
+        profit = pos.profit + pos.swap
+        ml_against = a.ml.prob(pos.side.opposite) if a and a.ml else None
+        tracker = self.trackers.setdefault(pos.ticket, PositionTracker(pos.ticket))
+        tracker.observe(profit, now, ml_against, self.params, unit)
+        daily_m, weekly_m = self.market_clock(now) if self.market_clock else (None, None)
+        price = tick.price_to_close(pos.side)
+        closes = a.recent_closes if a else ()
+        action = manage_position(PMContext(
+            position=pos, price=price, profit=profit, peak_profit=tracker.peak_profit, unit=unit, atr=atr,
+            params=self.params, regime_dangerous=bool(a and a.regime.dangerous), ml_against=ml_against,
+            rsi=a.indicators.get("rsi_14") if a else None, closes=closes,
+            last_bar_range=float(a.indicators.get("bar_range", 0.0)) if a else 0.0,
+            minutes_to_daily_close=daily_m, minutes_to_weekly_close=weekly_m,
+        ))
+        if action.kind is PMKind.CLOSE:
+            await self._close(pos, action.name, action.reason, by="position_manager")
+            return
+        if action.kind is PMKind.MOVE_SL:
+            await self._move_sl(pos, action.new_sl, f"{action.name}: {action.reason}")
+        tp_profit = abs(pos.tp - pos.open_price) * self.spec.money_per_price_unit(pos.volume) if pos.tp else None
+        use = limit_use(self.state, self.limits, self.account.balance)
+        verdict = evaluate_exits(ExitContext(
+            position=pos, now=now, profit=profit, unit=unit, balance=self.account.balance, params=self.params,
+            tracker=tracker, ml_against=ml_against, tp_profit=tp_profit, daily_loss=use.daily_loss,
+            daily_limit=use.daily_limit, minutes_to_weekly_close=weekly_m,
+        ))
+        if verdict is not None:
+            await self._close(pos, verdict.name, verdict.reason, by="exit_rules")
+            if verdict.name == "daily_limit":
+                self.state = start_cooldown(self.state, self.limits, now, "daily limit close")
+                await self._save_state()
+
+    async def _move_sl(self, pos: Position, new_sl: float, reason: str) -> None:
+        try:
+            await self.broker.modify_position(pos.ticket, new_sl, pos.tp)
+        except ConnectionLost:
+            raise
+        except BrokerError as exc:
+            log.warning("SL move on %s to %.2f refused: %s", pos.ticket, new_sl, exc)
+            return
+        now = self.clock()
+        self.positions[pos.ticket] = replace(pos, sl=new_sl)
+        await self.recorder.record_sl_change(pos.ticket, now, new_sl, pos.tp, reason)
+        self._publish(EventKind.SL_MOVED, f"#{pos.ticket} SL → {new_sl:.2f} ({reason})",
+                      ticket=pos.ticket, sl=new_sl, old_sl=pos.sl, reason=reason)
+
+    # ------------------------------------------------------------------ closes
+    async def _close(self, pos: Position, name: str, reason: str, by: str) -> ClosedTrade | None:
+        if pos.ticket in self._closing:
+            return None
+        self._closing.add(pos.ticket)
+        try:
+            balance_before = self.account.balance if self.account else 0.0
+            try:
+                fill = await self.broker.close_position(pos.ticket, comment=name[:24])
+            except ConnectionLost:
+                raise
+            except BrokerError as exc:
+                self._publish(EventKind.ORDER_FAILED, f"close #{pos.ticket} failed: {exc}", ticket=pos.ticket,
+                              error=str(exc))
+                return None
+            trade = await self._closed_trade(pos, name, reason, fill.price, fill.time)
+            await self._book_close(trade, balance_before, by)
+            return trade
+        finally:
+            self._closing.discard(pos.ticket)
+
+    async def _closed_trade(self, pos: Position, name: str, reason: str, price: float | None,
+                            time: datetime | None) -> ClosedTrade:
+        deals = [
+            d for d in await self.broker.deals_since(pos.open_time - timedelta(seconds=1))
+            if d.position_ticket == pos.ticket and d.entry is DealEntry.OUT
+        ]
+        if deals:
+            profit = sum(d.net for d in deals)
+            price, time = deals[-1].price, deals[-1].time
+            reason_kind = deals[-1].reason
+            if reason_kind is DealReason.SL and name == "broker":
+                name = "broker_sl"
+            elif reason_kind is DealReason.TP and name == "broker":
+                name = "broker_tp"
+            elif reason_kind is DealReason.STOP_OUT:
+                name = "stop_out"
+        else:
+            price = price if price is not None else pos.current_price
+            profit = (price - pos.open_price) * pos.side.sign * self.spec.money_per_price_unit(pos.volume)
+        return ClosedTrade(
+            ticket=pos.ticket, symbol=pos.symbol, side=pos.side, volume=pos.volume, open_price=pos.open_price,
+            close_price=price, open_time=pos.open_time, close_time=time or self.clock(), profit=profit,
+            reason=name, sl=pos.sl, tp=pos.tp, extra={"detail": reason},
+        )
+
+    async def _book_close(self, trade: ClosedTrade, balance_before: float, by: str) -> None:
+        """Count the close in the risk state, store it, then report it (decision 7: any close counts)."""
+        assert self.state is not None
+        self.positions.pop(trade.ticket, None)
+        self.trackers.pop(trade.ticket, None)
+        if not await self.recorder.record_close(trade):
+            return
+        self.account = await self.broker.account()
+        now = self.clock()
+        self.state = record_close(self.state, self.limits, trade.profit, self.account.balance, now)
+        self.recent_profits.append(trade.profit)
+        await self._save_state()
+        self._publish(
+            EventKind.TRADE_CLOSED,
+            f"closed #{trade.ticket} {trade.side} {trade.volume:g} at {trade.close_price:.2f}: "
+            f"${trade.profit:+.2f} ({trade.reason})",
+            trade=trade, balance_before=balance_before, balance_after=self.account.balance, by=by,
+        )
+        await self._check_mode_change()
+
+    async def _detect_broker_closes(self, positions: list[Position], now: datetime) -> None:
+        live = {p.ticket for p in positions}
+        gone = [p for t, p in self.positions.items() if t not in live and t not in self._closing]
+        for pos in gone:
+            trade = await self._closed_trade(pos, "broker", "closed at the broker", None, None)
+            await self._book_close(trade, self.account.balance if self.account else 0.0, by="broker")
+        for p in positions:  # positions opened elsewhere with our magic (adopted) get a tracker too
+            if p.ticket not in self.positions:
+                self.positions[p.ticket] = p
+                self.trackers.setdefault(p.ticket, PositionTracker(p.ticket))
+
+    async def _check_mode_change(self) -> None:
+        new = self.mode()
+        if new.mode is not self._mode.mode:
+            old, self._mode = self._mode, new
+            kind = EventKind.LIMIT_HIT if new.mode is RiskMode.STOPPED else EventKind.RISK_MODE_CHANGED
+            self._publish(kind, f"risk mode {old.mode} → {new.mode}: {new.reason}", old=str(old.mode),
+                          new=str(new.mode), reason=new.reason)
+        assert self.state is not None
+        if self.state.total_stop and not self._proposed_reset:
+            self._proposed_reset = True
+            change = RiskChange("reset_total", "reset the total-loss reference and resume trading", {})
+            approval = self.approvals.create(change, "engine", new.reason, self.clock())
+            self._publish(EventKind.RISK_CHANGE_PROPOSED, f"proposal: {change.summary}", approval=approval)
+
+    # ------------------------------------------------------------------ per bar
+    async def on_bar(self, bars: pl.DataFrame) -> Decision:
+        assert self.state is not None, "call start() first"
+        with self.timer.phase("analysis"):
+            analysis = self.analyzer(bars)
+        self.analysis = analysis
+        now = self.clock()
+        with self.timer.phase("entry"):
+            bar_move = bar_move_pct(analysis.recent_closes, self.params.flash_crash_bars)
+            if bar_move >= self.params.flash_crash_pct and self.params.gate_enabled("flash_crash_guard"):
+                await self._flash_crash(f"{bar_move:.2f}% over the last {self.params.flash_crash_bars} bars", now)
+            decision = await self._decide(analysis, now)
+        return decision
+
+    def _size(self, analysis: MarketAnalysis, mode: RiskMode, balance: float, free_margin: float) -> LotSize | None:
+        setup = analysis.setup
+        if setup is None:
+            return None
+        session_mult = analysis.session.multiplier if analysis.session.multiplier < 1 else 1.0
+        hour = to_wib(self.clock()).hour
+        if hour >= 22 or hour <= 5:
+            session_mult *= 0.5
+        return size_position(
+            balance=balance, free_margin=free_margin, price=setup.entry,
+            stop_distance=abs(setup.entry - setup.stop_loss), spec=self.spec, limits=self.limits, mode=mode,
+            kelly=kelly_estimate(list(self.recent_profits), prior_payoff=max(setup.risk_reward, 1.0)),
+            regime_multiplier=analysis.regime.lot_multiplier, session_multiplier=session_mult,
+            leverage=self.account.leverage if self.account else 100,
+        )
+
+    async def _decide(self, analysis: MarketAnalysis, now: datetime) -> Decision:
+        assert self.state is not None
+        account = self.account = await self.broker.account()
+        mode = self.mode()
+        lot = self._size(analysis, mode.mode, account.balance, account.free_margin)
+        ctx = EntryContext(
+            now=now, analysis=analysis, params=self.params, mode=mode, paused=self.paused,
+            open_positions=len(self.positions), max_positions=self.limits.max_positions,
+            last_entry_time=self.state.last_entry_time, lot=lot,
+            confidence_threshold=analysis.quality.threshold, tick_move_pct=self.tick_move_pct(),
+            news=self.news(now) if self.news else None,
+        )
+        gates = evaluate_gates(ctx)
+        block = first_block(gates)
+        setup = analysis.setup
+        decision = Decision(
+            bar_time=analysis.bar_time, action="skip" if block else "enter",
+            side=setup.side if setup else None,
+            reason=f"{block.name}: {block.reason}" if block else (setup.reason if setup else ""),
+            gates=gates, regime=analysis.regime.name, p_up=analysis.ml.p_up if analysis.ml else None,
+            threshold=analysis.quality.threshold, setup_reason=setup.reason if setup else "",
+            lot=lot.lots if lot else 0.0, lot_steps=lot.steps if lot else (), model_version=analysis.model_version,
+        )
+        decision = replace(decision, id=await self.recorder.record_decision(decision))
+        self.last_decision = decision
+        if block is None and setup is not None and lot is not None:
+            await self._enter(decision, analysis, lot, now)
+        return decision
+
+    def _stops_for(self, side_sign: int, price: float, sl: float, tp: float, lots: float, balance: float) -> tuple[float, float]:
+        """Min SL distance and the emergency cap at `emergency_sl_pct` of balance (decision 7)."""
+        p = self.params
+        dist = (price - sl) * side_sign
+        if dist < p.min_sl_distance:
+            dist = 2 * p.min_sl_distance
+        money_per_unit = self.spec.money_per_price_unit(lots)
+        cap = balance * p.emergency_sl_pct / 100 / money_per_unit if money_per_unit > 0 else dist
+        dist = min(dist, cap)
+        return self.spec.round_price(price - side_sign * dist), self.spec.round_price(tp)
+
+    async def _enter(self, decision: Decision, analysis: MarketAnalysis, lot: LotSize, now: datetime) -> None:
+        assert self.state is not None and self.account is not None and analysis.setup is not None
+        setup = analysis.setup
+        tick = await self.broker.tick()
+        price = tick.price_to_open(setup.side)
+        sl, tp = self._stops_for(setup.side.sign, price, setup.stop_loss, setup.take_profit, lot.lots,
+                                 self.account.balance)
+        try:
+            fill = await self.broker.open_market(setup.side, lot.lots, sl, tp, comment=self.comment)
+        except ConnectionLost:
+            raise
+        except BrokerError as exc:
+            self._publish(EventKind.ORDER_FAILED, f"{setup.side} {lot.lots:g} refused: {exc}", error=str(exc),
+                          decision=decision)
+            return
+        trade = OpenedTrade(
+            ticket=fill.ticket, side=setup.side, volume=fill.volume, open_price=fill.price, open_time=fill.time,
+            sl=sl, tp=tp, magic=self.broker.magic, comment=self.comment, decision_id=decision.id,
+            requested_price=price, risk_money=lot.risk_money,
+            extra={"setup": setup.reason, "regime": analysis.regime.name},
+        )
+        await self.recorder.record_open(trade)
+        self.state = replace(self.state, last_entry_time=now)
+        await self._save_state()
+        self.positions[fill.ticket] = Position(
+            ticket=fill.ticket, symbol=self.spec.name, side=setup.side, volume=fill.volume, open_price=fill.price,
+            open_time=fill.time, sl=sl, tp=tp, magic=self.broker.magic, comment=self.comment,
+        )
+        self.trackers[fill.ticket] = PositionTracker(fill.ticket)
+        self._publish(EventKind.TRADE_OPENED, f"opened #{fill.ticket} {setup.side} {fill.volume:g} at {fill.price:.2f} "
+                      f"SL {sl:.2f} TP {tp:.2f}", trade=trade, decision=decision)
+
+    # ------------------------------------------------------------------ commands
+    async def pause(self, by: str) -> ChangeResult:
+        if self.paused:
+            return ChangeResult(False, f"already paused by {self.paused_by}")
+        self.paused, self.paused_by = True, by
+        await self._save_state()
+        self._publish(EventKind.PAUSED, f"paused by {by}", by=by)
+        return ChangeResult(True, "paused: no new entries; open positions are still managed")
+
+    async def resume(self, by: str) -> ChangeResult:
+        mode = self.mode()
+        if mode.mode is RiskMode.STOPPED:
+            assert self.state is not None
+            kind = "reset_total" if self.state.total_stop else "resume_stopped"
+            return await self.request_risk_change(RiskChange(kind, f"leave STOPPED ({mode.reason})", {}), by)
+        if not self.paused:
+            return ChangeResult(False, "not paused")
+        self.paused, self.paused_by = False, ""
+        await self._save_state()
+        self._publish(EventKind.RESUMED, f"resumed by {by}", by=by)
+        return ChangeResult(True, "resumed")
+
+    async def close(self, ticket: int, by: str) -> ClosedTrade | None:
+        pos = self.positions.get(ticket)
+        if pos is None:
+            raise KeyError(f"no open position #{ticket}")
+        return await self._close(pos, "manual", f"closed by {by}", by=by)
+
+    async def close_all(self, by: str, reason: str = "close all") -> int:
+        closed = 0
+        for pos in list(self.positions.values()):
+            if await self._close(pos, "close_all" if by != "flash_crash_guard" else "flash_crash", reason, by=by):
+                closed += 1
+        return closed
+
+    def is_loosening(self, change: RiskChange) -> bool:
+        assert self.state is not None
+        if change.kind == "mode":
+            return RiskMode(change.params["mode"]).safety < self.state.manual_floor.safety
+        if change.kind == "limits":
+            return bool(replace(self.limits, **change.params).riskier_than(self.limits))
+        return change.kind in ("resume_stopped", "reset_total")
+
+    async def request_risk_change(self, change: RiskChange, by: str) -> ChangeResult:
+        """Tightening applies at once; loosening returns a pending approval. Bad values raise ValueError."""
+        if change.kind == "mode":
+            RiskMode(str(change.params.get("mode", "")).upper())  # raises ValueError on a bad name
+            change = RiskChange("mode", change.summary, {"mode": str(change.params["mode"]).upper()})
+        elif change.kind == "limits":
+            replace(self.limits, **change.params)  # validates (ValueError / TypeError on a bad field)
+        elif change.kind not in ("resume_stopped", "reset_total"):
+            raise ValueError(f"unknown change kind {change.kind!r}")
+        if self.is_loosening(change):
+            approval = self.approvals.create(change, by, f"requested by {by}", self.clock())
+            self._publish(EventKind.RISK_CHANGE_PROPOSED, f"approval needed: {change.summary}", approval=approval)
+            return ChangeResult(False, f"needs approval: {change.summary}", approval)
+        await self._apply(change, by)
+        return ChangeResult(True, f"applied: {change.summary}")
+
+    async def resolve_approval(self, approval_id: str, approve: bool, by: str) -> Approval:
+        """Raises ApprovalError when unknown, already answered or expired (a second tap does nothing)."""
+        approval = self.approvals.resolve(approval_id, approve, by, self.clock())
+        if approval.status is ApprovalStatus.APPROVED:
+            await self._apply(approval.change, by)
+        self._publish(EventKind.APPROVAL_RESOLVED, f"{approval.change.summary}: {approval.status.value} by {by}",
+                      approval=approval)
+        return approval
+
+    async def _apply(self, change: RiskChange, by: str) -> None:
+        assert self.state is not None and self.account is not None
+        now = self.clock()
+        if change.kind == "mode":
+            self.state = replace(self.state, manual_floor=RiskMode(change.params["mode"]))
+        elif change.kind == "limits":
+            self.limits = replace(self.limits, **change.params)
+        elif change.kind == "resume_stopped":
+            self.state = replace(self.state, stop_override_day=wib_date(now))
+        elif change.kind == "reset_total":
+            self.state = approved_reset(self.state, self.account.balance, now)
+            self._proposed_reset = False
+        else:
+            raise ApprovalError(f"unknown change kind {change.kind!r}")
+        await self._save_state()
+        self._publish(EventKind.RISK_CHANGE_APPLIED, f"{change.summary} (by {by})", change=change, by=by)
+        await self._check_mode_change()
+
+
+__all__ = ["ChangeResult", "EngineSnapshot", "GateResult", "TradingEngine"]

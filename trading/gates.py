@@ -1,0 +1,287 @@
+"""Entry gates (decision 2): each a small pure function of one `EntryContext`.
+
+Every gate is evaluated on every closed bar so /filters and the journal see the whole picture;
+a gate that needs a setup when there is none is *skipped* (it neither passes nor blocks).
+An entry is allowed only when no gate failed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+from trading.analysis import MarketAnalysis
+from trading.domain import Side
+from trading.parameters import GATE_NAMES, StrategyParams
+from trading.risk.modes import ModeDecision
+from trading.risk.sizing import LotSize
+from trading.timezones import to_wib
+
+
+@dataclass(frozen=True, slots=True)
+class GateResult:
+    name: str
+    passed: bool
+    reason: str
+    skipped: bool = False
+
+    @property
+    def blocked(self) -> bool:
+        return not self.passed and not self.skipped
+
+
+@dataclass(frozen=True, slots=True)
+class NewsStatus:
+    """Whether a high-impact event blackout is active now (from trading.news)."""
+
+    blocked: bool
+    reason: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class EntryContext:
+    now: datetime
+    analysis: MarketAnalysis
+    params: StrategyParams
+    mode: ModeDecision
+    paused: bool
+    open_positions: int
+    max_positions: int
+    last_entry_time: datetime | None
+    lot: LotSize | None  # None when there is no setup to size
+    confidence_threshold: float  # the dynamic ML threshold (0.60-0.85)
+    tick_move_pct: float = 0.0  # largest move within the flash-crash tick window
+    news: NewsStatus | None = None
+
+
+Gate = Callable[[EntryContext], GateResult]
+
+
+def _ok(name: str, reason: str) -> GateResult:
+    return GateResult(name, True, reason)
+
+
+def _block(name: str, reason: str) -> GateResult:
+    return GateResult(name, False, reason)
+
+
+def _skip(name: str, reason: str = "no setup") -> GateResult:
+    return GateResult(name, False, reason, skipped=True)
+
+
+def bar_move_pct(closes: Sequence[float], bars: int) -> float:
+    """|last/first - 1| in % over the last `bars` closes (the CODE's flash-crash measure)."""
+    window = closes[-bars:]
+    if len(window) < 2 or window[0] <= 0:
+        return 0.0
+    return abs(window[-1] / window[0] - 1) * 100
+
+
+def flash_crash_guard(ctx: EntryContext) -> GateResult:
+    p = ctx.params
+    bar_move = bar_move_pct(ctx.analysis.recent_closes, p.flash_crash_bars)
+    if ctx.tick_move_pct >= p.flash_crash_pct:
+        return _block("flash_crash_guard", f"{ctx.tick_move_pct:.2f}% within {p.flash_crash_window_seconds} s")
+    if bar_move >= p.flash_crash_pct:
+        return _block("flash_crash_guard", f"{bar_move:.2f}% over the last {p.flash_crash_bars} bars")
+    return _ok("flash_crash_guard", f"move {max(bar_move, ctx.tick_move_pct):.2f}% < {p.flash_crash_pct}%")
+
+
+def session(ctx: EntryContext) -> GateResult:
+    s = ctx.analysis.session
+    if not s.allowed:
+        return _block("session", s.reason or f"{s.name}: no entries")
+    return _ok("session", f"{s.name} (×{s.multiplier:g})")
+
+
+def news_blackout(ctx: EntryContext) -> GateResult:
+    if ctx.news is None:
+        return _ok("news_blackout", "no calendar")
+    if ctx.news.blocked:
+        return _block("news_blackout", ctx.news.reason)
+    return _ok("news_blackout", ctx.news.reason or "no high-impact event near")
+
+
+def risk_mode(ctx: EntryContext) -> GateResult:
+    if ctx.paused:
+        return _block("risk_mode", "paused by the user")
+    if not ctx.mode.mode.allows_entries:
+        return _block("risk_mode", f"{ctx.mode.mode}: {ctx.mode.reason}")
+    return _ok("risk_mode", f"{ctx.mode.mode}: {ctx.mode.reason}")
+
+
+def smc_setup(ctx: EntryContext) -> GateResult:
+    s = ctx.analysis.setup
+    if s is None:
+        return _block("smc_setup", "no SMC setup on this bar")
+    if s.confidence < ctx.params.min_setup_confidence:
+        return _block("smc_setup", f"setup confidence {s.confidence:.0%} < {ctx.params.min_setup_confidence:.0%}")
+    return _ok("smc_setup", f"{s.side} {s.reason} (RR {s.risk_reward:.1f}, {s.confidence:.0%})")
+
+
+def ml_confidence(ctx: EntryContext) -> GateResult:
+    if ctx.analysis.setup is None:
+        return _skip("ml_confidence")
+    ml = ctx.analysis.ml
+    if ml is None:
+        if ctx.params.require_model:
+            return _block("ml_confidence", "no model loaded")
+        return _ok("ml_confidence", "no model: SMC-only")
+    if ml.confidence < ctx.confidence_threshold:
+        return _block("ml_confidence", f"ML {ml.confidence:.0%} < threshold {ctx.confidence_threshold:.0%}")
+    return _ok("ml_confidence", f"ML {ml.direction} {ml.confidence:.0%} ≥ {ctx.confidence_threshold:.0%}")
+
+
+def ml_agreement(ctx: EntryContext) -> GateResult:
+    setup, ml = ctx.analysis.setup, ctx.analysis.ml
+    if setup is None:
+        return _skip("ml_agreement")
+    if ml is None:
+        return _ok("ml_agreement", "no model")
+    against = ml.prob(setup.side.opposite)
+    if against >= ctx.params.ml_opposite_block:
+        return _block("ml_agreement", f"ML {against:.0%} for {setup.side.opposite} against the {setup.side} setup")
+    return _ok("ml_agreement", f"ML {ml.prob(setup.side):.0%} for {setup.side}")
+
+
+def market_quality(ctx: EntryContext) -> GateResult:
+    q = ctx.analysis.quality
+    if q.level == "AVOID":
+        return _block("market_quality", f"quality {q.score:.0f} AVOID")
+    return _ok("market_quality", f"quality {q.score:.0f} {q.level}")
+
+
+def confirmation(ctx: EntryContext) -> GateResult:
+    setup = ctx.analysis.setup
+    if setup is None:
+        return _skip("confirmation")
+    prev = ctx.analysis.prev_setup_side
+    if prev is not setup.side:
+        return _block("confirmation", f"previous bar had {prev or 'no'} setup; need {setup.side} twice")
+    return _ok("confirmation", f"{setup.side} on two consecutive bars")
+
+
+def pullback(ctx: EntryContext) -> GateResult:
+    setup = ctx.analysis.setup
+    if setup is None:
+        return _skip("pullback")
+    a, p = ctx.analysis, ctx.params
+    closes = a.recent_closes
+    if len(closes) >= 4 and a.atr > 0:
+        bounce = (closes[-1] - closes[-4]) * -setup.side.sign  # move against the signal over 3 candles
+        if bounce > p.pullback_bounce_atr * a.atr:
+            return _block("pullback", f"3-candle move {bounce:.2f} against the {setup.side} > {p.pullback_bounce_atr:g} ATR")
+    rsi = a.indicators.get("rsi_14")
+    if rsi is not None:
+        if setup.side is Side.BUY and rsi > p.pullback_rsi_high:
+            return _block("pullback", f"RSI {rsi:.0f} overbought for a BUY")
+        if setup.side is Side.SELL and rsi < p.pullback_rsi_low:
+            return _block("pullback", f"RSI {rsi:.0f} oversold for a SELL")
+    return _ok("pullback", "no adverse pullback")
+
+
+def h1_bias(ctx: EntryContext) -> GateResult:
+    setup = ctx.analysis.setup
+    if setup is None:
+        return _skip("h1_bias")
+    bias = ctx.analysis.h1_bias
+    if bias == 0:
+        return _block("h1_bias", "H1 bias neutral")
+    if bias != setup.side.sign:
+        return _block("h1_bias", f"H1 bias {'bullish' if bias > 0 else 'bearish'} against the {setup.side}")
+    return _ok("h1_bias", "H1 bias agrees")
+
+
+def hours_9_21(ctx: EntryContext) -> GateResult:
+    hour = to_wib(ctx.now).hour
+    if hour in (9, 21):
+        return _block("hours_9_21", f"{hour}:00 WIB hour is filtered")
+    return _ok("hours_9_21", f"{hour}:00 WIB")
+
+
+def cooldown(ctx: EntryContext) -> GateResult:
+    if ctx.last_entry_time is None:
+        return _ok("cooldown", "no recent entry")
+    waited = (ctx.now - ctx.last_entry_time).total_seconds()
+    need = ctx.params.cooldown_seconds
+    if waited < need:
+        return _block("cooldown", f"{waited:.0f} s since the last entry < {need} s")
+    return _ok("cooldown", f"{waited:.0f} s since the last entry")
+
+
+def position_limit(ctx: EntryContext) -> GateResult:
+    cap = ctx.max_positions
+    mode_cap = ctx.mode.mode.max_positions_cap
+    if mode_cap is not None and mode_cap < cap:
+        cap = mode_cap
+    if ctx.open_positions >= cap:
+        return _block("position_limit", f"{ctx.open_positions} open, limit {cap}")
+    return _ok("position_limit", f"{ctx.open_positions} open < {cap}")
+
+
+def lot_size(ctx: EntryContext) -> GateResult:
+    if ctx.lot is None:
+        return _skip("lot_size")
+    if not ctx.lot.ok:
+        return _block("lot_size", ctx.lot.steps[-1] if ctx.lot.steps else "lot 0")
+    return _ok("lot_size", f"{ctx.lot.lots:g} lot, {ctx.lot.risk_pct:.2f}% at risk")
+
+
+def spread_limit_points(now: datetime, is_golden: bool, params: StrategyParams) -> int:
+    hour = to_wib(now).hour
+    if hour >= 22 or hour <= 5:
+        return params.golden_night_max_spread_points if is_golden else params.night_max_spread_points
+    return params.max_spread_points
+
+
+def spread_limit(ctx: EntryContext) -> GateResult:
+    limit = spread_limit_points(ctx.now, ctx.analysis.session.is_golden, ctx.params)
+    spread = ctx.analysis.spread_points
+    if spread > limit:
+        return _block("spread_limit", f"spread {spread} points > {limit}")
+    return _ok("spread_limit", f"spread {spread} ≤ {limit} points")
+
+
+def regime_sleep(ctx: EntryContext) -> GateResult:
+    r = ctx.analysis.regime
+    if r.recommendation == "SLEEP":
+        return _block("regime_sleep", f"regime {r.name}: SLEEP")
+    return _ok("regime_sleep", f"regime {r.name}: {r.recommendation}")
+
+
+GATES: dict[str, Gate] = {
+    "flash_crash_guard": flash_crash_guard,
+    "session": session,
+    "news_blackout": news_blackout,
+    "risk_mode": risk_mode,
+    "smc_setup": smc_setup,
+    "ml_confidence": ml_confidence,
+    "ml_agreement": ml_agreement,
+    "market_quality": market_quality,
+    "confirmation": confirmation,
+    "pullback": pullback,
+    "h1_bias": h1_bias,
+    "hours_9_21": hours_9_21,
+    "cooldown": cooldown,
+    "position_limit": position_limit,
+    "lot_size": lot_size,
+    "spread_limit": spread_limit,
+    "regime_sleep": regime_sleep,
+}
+assert tuple(GATES) == GATE_NAMES
+
+
+def evaluate_gates(ctx: EntryContext) -> tuple[GateResult, ...]:
+    """Every gate's verdict in decision-2 order; a disabled gate passes as 'disabled'."""
+    out = []
+    for name, gate in GATES.items():
+        if not ctx.params.gate_enabled(name):
+            out.append(GateResult(name, True, "disabled"))
+        else:
+            out.append(gate(ctx))
+    return tuple(out)
+
+
+def first_block(results: Sequence[GateResult]) -> GateResult | None:
+    return next((r for r in results if r.blocked), None)

@@ -1,0 +1,103 @@
+"""Records the engine writes before it reports: decisions, opened trades, SL moves and closes.
+
+`Recorder` is what the engine awaits (the journal implements it in the runtime; `MemoryRecorder`
+serves tests and backtests). The engine publishes an event only after the recorder returned.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Protocol
+
+from trading.domain import ClosedTrade, Side
+from trading.gates import GateResult
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    bar_time: datetime
+    action: str  # "enter" | "skip" | "error"
+    side: Side | None
+    reason: str  # the first blocking gate's reason, or the setup's reason on entry
+    gates: tuple[GateResult, ...]
+    regime: str
+    p_up: float | None
+    threshold: float
+    setup_reason: str = ""
+    lot: float = 0.0
+    lot_steps: tuple[str, ...] = ()
+    model_version: str = ""
+    id: int | None = None  # set by the recorder
+
+    @property
+    def blocked_by(self) -> str | None:
+        return next((g.name for g in self.gates if g.blocked), None)
+
+
+@dataclass(frozen=True, slots=True)
+class OpenedTrade:
+    ticket: int
+    side: Side
+    volume: float
+    open_price: float
+    open_time: datetime
+    sl: float
+    tp: float
+    magic: int
+    comment: str
+    decision_id: int | None = None
+    requested_price: float = 0.0
+    risk_money: float = 0.0
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+class Recorder(Protocol):
+    async def record_decision(self, decision: Decision) -> int | None: ...
+
+    async def record_open(self, trade: OpenedTrade) -> None: ...
+
+    async def record_sl_change(self, ticket: int, time: datetime, sl: float, tp: float, reason: str) -> None: ...
+
+    async def record_close(self, trade: ClosedTrade) -> bool:
+        """Store a close; False when it was already stored (idempotent)."""
+        ...
+
+    async def save_state(self, state: dict[str, Any]) -> None: ...
+
+
+class MemoryRecorder:
+    """Keeps everything in lists; for tests and backtests."""
+
+    def __init__(self, keep_decisions: bool = True) -> None:
+        self.keep_decisions = keep_decisions
+        self.decisions: list[Decision] = []
+        self.opened: list[OpenedTrade] = []
+        self.closed: list[ClosedTrade] = []
+        self.sl_changes: list[tuple[int, datetime, float, float, str]] = []
+        self.state: dict[str, Any] = {}
+        self._closed_tickets: set[int] = set()
+        self._next_id = 1
+
+    async def record_decision(self, decision: Decision) -> int | None:
+        ident = self._next_id
+        self._next_id += 1
+        if self.keep_decisions:
+            self.decisions.append(decision)
+        return ident
+
+    async def record_open(self, trade: OpenedTrade) -> None:
+        self.opened.append(trade)
+
+    async def record_sl_change(self, ticket: int, time: datetime, sl: float, tp: float, reason: str) -> None:
+        self.sl_changes.append((ticket, time, sl, tp, reason))
+
+    async def record_close(self, trade: ClosedTrade) -> bool:
+        if trade.ticket in self._closed_tickets:
+            return False
+        self._closed_tickets.add(trade.ticket)
+        self.closed.append(trade)
+        return True
+
+    async def save_state(self, state: dict[str, Any]) -> None:
+        self.state = dict(state)
