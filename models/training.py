@@ -31,6 +31,7 @@ from models.dataset import (
     LABEL_HORIZON,
     SIGNAL_FEATURES,
     Dataset,
+    Split,
     base_feature_frame,
     build_dataset,
     walk_forward_splits,
@@ -213,7 +214,7 @@ def train_models(
     base = base_feature_frame(bars)
     # the usable rows do not depend on the HMM's parameters, only on the inputs' warm-up
     seed_ds = build_dataset(with_regime(base, np.where(_regime_ready(bars), 0, -1).astype(np.int8)))
-    splits = walk_forward_splits(len(seed_ds), n_folds, test_size, valid_size, gap, horizon=LABEL_HORIZON)
+    splits = plan_splits(len(seed_ds), n_folds, test_size, valid_size, gap)
     report("features", 5.0)
 
     folds: list[FoldResult] = []
@@ -317,6 +318,20 @@ def train_models(
     report("done", 100.0)
     return TrainReport(version, activated, reason, _clean_json(regime_block), _clean_json(signal_block),
                        data_block, round(time.perf_counter() - started, 2), warnings)
+
+
+def plan_splits(n: int, n_folds: int, test_size: int, valid_size: int, gap: int) -> list[Split]:
+    """The requested walk-forward folds, or, for a short history, blocks shrunk to fit (>= 200 rows each)."""
+    try:
+        return walk_forward_splits(n, n_folds, test_size, valid_size, gap, horizon=LABEL_HORIZON)
+    except ValueError:
+        size = (n - 2 * gap) // (n_folds + 3)
+        if size < 200:
+            raise ValueError(
+                f"{n} usable rows are too few to train {n_folds} walk-forward folds (need about "
+                f"{(n_folds + 3) * 200 + 2 * gap + 115} bars)"
+            ) from None
+        return walk_forward_splits(n, n_folds, size, size, gap, min_train=2 * size, horizon=LABEL_HORIZON)
 
 
 def _regime_ready(bars: pl.DataFrame) -> np.ndarray:
@@ -423,6 +438,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
             bar.update(task, description=stage, completed=percent)
 
         result = train_models(bars, args.models_dir, n_folds=args.folds, test_size=args.test_size,
+                              valid_size=args.test_size,
                               activate=not args.no_activate, progress=progress)
     _print_train(console, result)
     payload = result.to_json_dict()
@@ -490,6 +506,6 @@ def add_train_arguments(subparsers: Any) -> None:
         p.add_argument("--server-tz", default="NY+7", help="broker server clock (default NY+7)")
         if name == "train":
             p.add_argument("--folds", type=int, default=4, help="walk-forward folds (default 4)")
-            p.add_argument("--test-size", type=int, default=1000, help="bars per test block (default 1000)")
+            p.add_argument("--test-size", type=int, default=1000, help="rows per test (and validation) block (default 1000)")
             p.add_argument("--no-activate", action="store_true", help="store the version without activating it")
         p.set_defaults(func=func)
