@@ -25,6 +25,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--data", required=True, help="bars file, time in broker server time")
     p.add_argument("--server-tz", default="NY+7", help="broker server clock: NY+7 (default), UTC+2, or an IANA zone")
     p.set_defaults(func=_cmd_bars)
+
+    from models.training import add_train_arguments
+
+    add_train_arguments(sub)
     return parser
 
 
