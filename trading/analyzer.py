@@ -43,8 +43,8 @@ class RegimeSource(Protocol):
 class SignalSource(Protocol):
     version: str
 
-    def predict_frame(self, feature_frame: pl.DataFrame) -> np.ndarray:
-        """Calibrated P(up) per row (NaN where inputs are missing)."""
+    def predict_frame(self, bars: pl.DataFrame) -> np.ndarray:
+        """Calibrated P(up) per bar (NaN where there is no prediction)."""
         ...
 
 
@@ -81,7 +81,7 @@ class AnalysisFrame:
             columns=columns,
             structure=smc.analyze(bars),
             regime_probs=regime.filtered_probabilities(bars) if regime is not None else None,
-            p_up=np.asarray(signal.predict_frame(feats), dtype=float) if signal is not None else None,
+            p_up=np.asarray(signal.predict_frame(bars), dtype=float) if signal is not None else None,
             model_version=signal.version if signal is not None else "",
             h1=h1_bias_series(bars) if with_h1_bias else None,
             min_threshold=min_threshold,
