@@ -455,3 +455,12 @@ def test_atr_comes_from_bars_or_the_analysis(shared_bars):
         assert 0.55 <= s.confidence <= 0.85
         assert (s.stop_loss < s.zone_bottom) if s.side is Side.BUY else (s.stop_loss > s.zone_top)
         assert risk > 0
+
+
+def test_signal_at_matches_signal_on_every_row(shared_bars: pl.DataFrame) -> None:
+    """The backtest's row reader gives exactly the setup `signal` gives on the frame cut at that row."""
+    bars = shared_bars.head(600)
+    analysis = smc.analyze(bars)
+    columns = smc.signal_columns(analysis)
+    for i in range(0, 600, 3):
+        assert smc.signal_at(columns, i) == smc.signal(analysis.head(i + 1)), i

@@ -68,6 +68,7 @@ class AnalysisFrame:
     h1: np.ndarray | None  # per-row H1 bias (+1/-1/0) when requested
     min_threshold: float = 0.60
     max_threshold: float = 0.85
+    _signal_cols: dict[str, np.ndarray] | None = None
 
     @classmethod
     def build(cls, bars: pl.DataFrame, regime: RegimeSource | None = None, signal: SignalSource | None = None,
@@ -92,8 +93,9 @@ class AnalysisFrame:
         return self.bars.height
 
     def setup_at(self, i: int) -> smc.SMCSetup | None:
-        start = max(0, i - 19)
-        return smc.signal(self.structure.slice(start, i + 1 - start))
+        if self._signal_cols is None:
+            self._signal_cols = smc.signal_columns(self.structure)
+        return smc.signal_at(self._signal_cols, i)
 
     def regime_at(self, i: int) -> RegimeView:
         closes = self.columns["close"]
@@ -134,7 +136,7 @@ class AnalysisFrame:
         )
         indicators = {k: float(col[k][i]) for k in INDICATOR_COLUMNS if np.isfinite(col[k][i])}
         indicators["bar_range"] = float(col["high"][i] - col["low"][i])
-        atr = indicators.get("atr_14") or _finite(self.structure["atr"][i]) or 0.0
+        atr = indicators.get("atr_14") or 0.0
         return MarketAnalysis(
             bar_time=bar_time,
             close=float(col["close"][i]),
