@@ -124,7 +124,7 @@ class AutoTrainer:
         self.config = config or AutoTrainerConfig()
         self.on_progress = on_progress or (lambda stage, pct: None)
         self.on_event = on_event or (lambda event: None)
-        self._executor_factory = executor_factory or _process_pool
+        self.executor_factory = executor_factory or _process_pool
         self.last_success = last_success
         self.last_attempt: datetime | None = last_success
         self.last_failed = False
@@ -216,6 +216,7 @@ class AutoTrainer:
             "margin": self.config.margin,
             "n_folds": self.config.n_folds,
             "test_size": self.config.test_size,
+            "valid_size": self.config.test_size,
             "triggered_by": f"{trigger}:{by}",
         }
         old_version = self.registry.active_version()
@@ -231,7 +232,7 @@ class AutoTrainer:
         ctx = multiprocessing.get_context("spawn")
         progress_queue = ctx.Queue()
         try:
-            with self._executor_factory(progress_queue) as pool:
+            with self.executor_factory(progress_queue) as pool:
                 job = pool.submit(_train_job, bars, str(self.registry.root), options)
                 while True:
                     try:
