@@ -310,7 +310,7 @@ def _utcnow() -> datetime:
 
 
 def ensure_models(
-    registry: ModelRegistry, bars: pl.DataFrame | None, train_if_missing: bool
+    registry: ModelRegistry, bars: pl.DataFrame | None, train_if_missing: bool, min_bars: int = 5000
 ) -> tuple[Any, str | None]:
     """Startup: the active bundle, or train one from `bars`, or (None, warning) -> trade SMC-only."""
     from models.registry import RegistryError
@@ -323,12 +323,14 @@ def ensure_models(
         problem = "no trained model"
     if bundle is not None:
         return bundle, None
-    if train_if_missing and bars is not None and bars.height >= 5000:
+    if train_if_missing and bars is not None and bars.height >= min_bars:
         from models.training import train_models
 
         report = train_models(bars, registry.root, registry=registry, triggered_by="startup")
         if report.activated:
             return registry.load_active(), None
         problem = f"startup training produced no usable model: {report.activation_reason}"
+    elif train_if_missing:
+        problem += f" and too few bars to train one (need {min_bars})"
     return None, f"{problem}: trading SMC-only (ML gates off) until a model is trained"
 

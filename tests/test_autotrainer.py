@@ -9,7 +9,7 @@ from datetime import UTC, datetime, timedelta
 import polars as pl
 import pytest
 
-from models.autotrainer import AutoTrainer, AutoTrainerConfig, _init_worker
+from models.autotrainer import AutoTrainer, AutoTrainerConfig, _init_worker, ensure_models
 from models.registry import ModelRegistry, ModelSlot
 from trading.events import Event, EventKind
 
@@ -102,3 +102,17 @@ def test_worker_process_run_accepts_then_rejects_then_rolls_back(shared_bars: pl
     t.registry.activate("v002", by="test")
     assert t.rollback(by="chat:1") == "v001"
     assert slot.current.version == "v001" and events[-1].data["old_version"] == "v002"
+
+
+def test_ensure_models_trains_or_falls_back_to_smc_only(shared_bars: pl.DataFrame, tmp_path) -> None:
+    reg = ModelRegistry(tmp_path)
+    bundle, warning = ensure_models(reg, None, train_if_missing=False)
+    assert bundle is None and "no trained model" in warning and "SMC-only" in warning
+    bundle, warning = ensure_models(reg, shared_bars.head(1500), train_if_missing=True, min_bars=2000)
+    assert bundle is None and "too few bars" in warning
+    bundle, warning = ensure_models(reg, shared_bars.slice(0, 2400), train_if_missing=True, min_bars=2000)
+    assert warning is None and bundle.version == "v001" and reg.active_version() == "v001"
+    assert ensure_models(reg, None, train_if_missing=False)[0].version == "v001"
+    (tmp_path / "v001" / "regime.json").write_text("{}")
+    bundle, warning = ensure_models(reg, None, train_if_missing=False)
+    assert bundle is None and "cannot be loaded" in warning
