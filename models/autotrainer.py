@@ -227,6 +227,10 @@ class AutoTrainer:
         thread.start()
         return outcome
 
+    def run(self, trigger: str = "manual", by: str = "chat") -> Future[RetrainOutcome]:
+        """Start a retrain now (what /retrain calls once the chat confirmed); see `start`."""
+        return self.start(trigger, by=by)
+
     def _supervise(self, bars: pl.DataFrame, options: dict[str, Any], trigger: str, by: str,
                    old_version: str | None, outcome: Future[RetrainOutcome]) -> None:
         ctx = multiprocessing.get_context("spawn")
