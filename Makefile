@@ -26,5 +26,9 @@ lint: $(STAMP)
 bench: $(STAMP)
 	@for b in bench/*.py; do echo "== $$b"; $(PY) $$b --json; done
 
+DATA ?= ../shared/data/xauusd_m15.parquet
+train: $(STAMP)
+	$(PY) main.py train --data $(DATA) $(ARGS)
+
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache

@@ -124,7 +124,7 @@ class AutoTrainer:
         self.config = config or AutoTrainerConfig()
         self.on_progress = on_progress or (lambda stage, pct: None)
         self.on_event = on_event or (lambda event: None)
-        self._executor_factory = executor_factory or _process_pool
+        self.executor_factory = executor_factory or _process_pool
         self.last_success = last_success
         self.last_attempt: datetime | None = last_success
         self.last_failed = False
@@ -216,6 +216,7 @@ class AutoTrainer:
             "margin": self.config.margin,
             "n_folds": self.config.n_folds,
             "test_size": self.config.test_size,
+            "valid_size": self.config.test_size,
             "triggered_by": f"{trigger}:{by}",
         }
         old_version = self.registry.active_version()
@@ -226,12 +227,16 @@ class AutoTrainer:
         thread.start()
         return outcome
 
+    def run(self, trigger: str = "manual", by: str = "chat") -> Future[RetrainOutcome]:
+        """Start a retrain now (what /retrain calls once the chat confirmed); see `start`."""
+        return self.start(trigger, by=by)
+
     def _supervise(self, bars: pl.DataFrame, options: dict[str, Any], trigger: str, by: str,
                    old_version: str | None, outcome: Future[RetrainOutcome]) -> None:
         ctx = multiprocessing.get_context("spawn")
         progress_queue = ctx.Queue()
         try:
-            with self._executor_factory(progress_queue) as pool:
+            with self.executor_factory(progress_queue) as pool:
                 job = pool.submit(_train_job, bars, str(self.registry.root), options)
                 while True:
                     try:
@@ -309,7 +314,7 @@ def _utcnow() -> datetime:
 
 
 def ensure_models(
-    registry: ModelRegistry, bars: pl.DataFrame | None, train_if_missing: bool
+    registry: ModelRegistry, bars: pl.DataFrame | None, train_if_missing: bool, min_bars: int = 5000
 ) -> tuple[Any, str | None]:
     """Startup: the active bundle, or train one from `bars`, or (None, warning) -> trade SMC-only."""
     from models.registry import RegistryError
@@ -322,12 +327,14 @@ def ensure_models(
         problem = "no trained model"
     if bundle is not None:
         return bundle, None
-    if train_if_missing and bars is not None and bars.height >= 5000:
+    if train_if_missing and bars is not None and bars.height >= min_bars:
         from models.training import train_models
 
         report = train_models(bars, registry.root, registry=registry, triggered_by="startup")
         if report.activated:
             return registry.load_active(), None
         problem = f"startup training produced no usable model: {report.activation_reason}"
+    elif train_if_missing:
+        problem += f" and too few bars to train one (need {min_bars})"
     return None, f"{problem}: trading SMC-only (ML gates off) until a model is trained"
 

@@ -20,16 +20,13 @@ def _check(p: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 
 def roc_auc(p: np.ndarray, y: np.ndarray) -> float:
-    """Area under the ROC curve (rank formula, ties averaged); NaN when only one class is present."""
-    from scipy.stats import rankdata
+    """Area under the ROC curve (ties count half); NaN when only one class is present."""
+    from sklearn.metrics import roc_auc_score
 
     p, y = _check(p, y)
-    pos = y == 1
-    n_pos, n_neg = int(pos.sum()), int((~pos).sum())
-    if n_pos == 0 or n_neg == 0:
+    if len(np.unique(y)) < 2:
         return math.nan
-    ranks = rankdata(p)
-    return float((ranks[pos].sum() - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg))
+    return float(roc_auc_score(y, p))
 
 
 def accuracy(p: np.ndarray, y: np.ndarray) -> float:

@@ -145,6 +145,8 @@ class SignalModel:
         if not 0.5 <= threshold < 1.0:
             raise ValueError(f"threshold must be in [0.5, 1), got {threshold}")
         self.booster = booster
+        # one thread for inference: a single row gains nothing from a pool and the p99 gets far worse
+        self.booster.set_param({"nthread": 1})
         self.feature_names = tuple(feature_names)
         self.calibration = calibration or Calibration()
         self.threshold = threshold

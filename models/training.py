@@ -130,6 +130,10 @@ def _score_with_baselines(p: np.ndarray, y: np.ndarray, prev_up: np.ndarray, rat
     return model, base
 
 
+def _fold_mean(rows: list[dict[str, float]]) -> dict[str, float]:
+    return _rounded({k: float(np.nanmean([r[k] for r in rows])) for k in METRIC_KEYS})
+
+
 def _verdict(model: dict[str, float], baselines: dict[str, dict[str, float]]) -> tuple[bool, str]:
     """Does the model beat both baselines on AUC and log loss? Say it plainly either way."""
     best_auc = max((b["auc"] for b in baselines.values() if b["auc"] == b["auc"]), default=0.5)
@@ -263,7 +267,8 @@ def train_models(
         "ece": overall["ece"],
         "n": overall["n"],
         "folds": [asdict(f) for f in folds],
-        "fold_mean": _rounded({k: float(np.nanmean([f.metrics[k] for f in folds])) for k in METRIC_KEYS}),
+        "fold_mean": _fold_mean([f.metrics for f in folds]),
+        "fold_mean_baselines": {name: _fold_mean([f.baselines[name] for f in folds]) for name in baselines},
         "baselines": baselines,
         "beats_baselines": beats,
         "verdict": verdict,
@@ -458,9 +463,14 @@ def _print_train(console: Any, r: TrainReport) -> None:
         table.add_row(str(f["fold"] + 1), _short(f["test_from"]), _short(f["test_to"]), str(f["test_rows"]), str(f["rounds"]),
                       _f(m["auc"]), _f(m["accuracy"]), _f(m["log_loss"]), _f(m["brier"]), _f(b["auc"]))
     console.print(table)
+    console.print("  pooled test blocks:")
     for name, m in (("model", s), *s["baselines"].items()):
         console.print(f"  {name:<13} AUC {_f(m['auc'])}  acc {_f(m['accuracy'])}  "
                       f"log loss {_f(m['log_loss'])}  Brier {_f(m['brier'])}")
+    fm, fb = s["fold_mean"], s["fold_mean_baselines"]
+    console.print(f"  mean of folds: AUC {_f(fm['auc'])} (majority {_f(fb['majority']['auc'])}, previous bar "
+                  f"{_f(fb['previous_bar']['auc'])}), log loss {_f(fm['log_loss'])} (majority "
+                  f"{_f(fb['majority']['log_loss'])}, previous bar {_f(fb['previous_bar']['log_loss'])})")
     console.print(f"  calibration {s['calibration']}: ECE {_f(s['ece'])} on the test blocks "
                   f"(validation slice raw {_f(s['ece_valid_raw'])} -> {_f(s['ece_valid_calibrated'])})")
     console.print(f"  {s['verdict']}")

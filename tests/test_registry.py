@@ -168,3 +168,20 @@ def test_model_slot_swaps_in_one_step(tmp_path, regime, good) -> None:
     assert slot.current is None
     bundle = reg.load_active()
     assert slot.swap(bundle) is None and slot.current is bundle
+
+
+def test_predict_latest_uses_the_bundle_on_the_last_bar(tmp_path, regime, good, shared_bars) -> None:
+    from models.dataset import feature_frame
+    from models.live import predict_latest
+
+    reg = ModelRegistry(tmp_path)
+    reg.activate(reg.save(regime, good, {}))
+    bundle = reg.load_active()
+    window = shared_bars.slice(2000, 200)
+    live = predict_latest(bundle, window)
+    assert live.version == "v001" and live.signal is not None and live.reason == ""
+    last = feature_frame(window, regime).select(SIGNAL_FEATURES).to_numpy()[-1:]
+    assert live.signal.p_up == pytest.approx(float(good.predict_proba(last)[0]), abs=1e-6)
+    assert live.regime.label == int(regime.filtered_labels(window)[-1])
+    cold = predict_latest(bundle, shared_bars.slice(2000, 100))
+    assert cold.signal is None and "not ready" in cold.reason and cold.regime.name == "unknown"

@@ -1,0 +1,118 @@
+"""Auto-trainer: the retrain decision table, a real worker-process run (accept and reject), failure, rollback."""
+
+from __future__ import annotations
+
+import dataclasses
+from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime, timedelta
+
+import polars as pl
+import pytest
+
+from models.autotrainer import AutoTrainer, AutoTrainerConfig, _init_worker, ensure_models
+from models.registry import ModelRegistry, ModelSlot
+from trading.events import Event, EventKind
+
+# Tuesday 2025-07-15 05:10 WIB == 2025-07-14 22:10 UTC
+TUE_0510_WIB = datetime(2025, 7, 14, 22, 10, tzinfo=UTC)
+SAT_0510_WIB = datetime(2025, 7, 18, 22, 10, tzinfo=UTC)
+TUE_1200_WIB = datetime(2025, 7, 15, 5, 0, tzinfo=UTC)
+
+
+def trainer(tmp_path, last: datetime | None = None, **cfg) -> AutoTrainer:
+    return AutoTrainer(ModelRegistry(tmp_path), ModelSlot(), lambda n: pl.DataFrame(),
+                       AutoTrainerConfig(**cfg), last_success=last)
+
+
+@pytest.mark.parametrize(
+    ("now", "hours_ago", "state", "kind"),
+    [
+        (TUE_1200_WIB, None, {}, "first"),
+        (TUE_1200_WIB, None, {"market_open": True}, ""),
+        (TUE_1200_WIB, None, {"open_positions": 1}, ""),
+        (TUE_0510_WIB, 10, {}, ""),  # in the window but < 20 h since the last retrain
+        (TUE_0510_WIB, 21, {}, "daily"),
+        (SAT_0510_WIB, 21, {}, "weekend"),
+        (TUE_1200_WIB, 21, {}, ""),  # outside the window, not yet overdue
+        (TUE_1200_WIB, 25, {}, "overdue"),
+        (TUE_1200_WIB, 5, {"recent_auc": 0.55}, "low_auc"),
+        (TUE_1200_WIB, 3, {"recent_auc": 0.55}, ""),  # low AUC but < 4 h since the last retrain
+        (TUE_1200_WIB, 5, {"recent_auc": 0.70}, ""),
+    ],
+)
+def test_should_retrain_decision_table(tmp_path, now, hours_ago, state, kind) -> None:
+    last = None if hours_ago is None else now - timedelta(hours=hours_ago)
+    decision = trainer(tmp_path, last).should_retrain(now, **state)
+    assert decision.kind == kind and decision.retrain == bool(kind), decision.reason
+
+
+def test_manual_trigger_overrides_the_schedule_and_market(tmp_path) -> None:
+    t = trainer(tmp_path, TUE_1200_WIB - timedelta(hours=1))
+    t.request_manual("chat:42")
+    d = t.should_retrain(TUE_1200_WIB, market_open=True, open_positions=2)
+    assert d.retrain and d.kind == "manual" and "chat:42" in d.reason
+    with pytest.raises(ValueError, match="timezone-aware"):
+        t.should_retrain(datetime(2025, 7, 15, 12, 0))
+
+
+def test_conditions_can_be_switched_off(tmp_path) -> None:
+    t = trainer(tmp_path, None, require_market_closed=False, require_flat=False)
+    assert t.should_retrain(TUE_1200_WIB, market_open=True, open_positions=1).kind == "first"
+
+
+def test_too_few_bars_fails_and_waits_before_retrying(tmp_path) -> None:
+    t = trainer(tmp_path)
+    outcome = t.start("first", now=TUE_1200_WIB).result(timeout=5)
+    assert not outcome.accepted and "retrain aborted" in (outcome.error or "")
+    assert t.last_failed and t.last_success is None and not t.running
+    later = t.should_retrain(TUE_1200_WIB + timedelta(minutes=30))
+    assert not later.retrain and "failed" in later.reason
+    assert t.should_retrain(TUE_1200_WIB + timedelta(hours=2)).kind == "first"
+
+
+def test_worker_process_run_accepts_then_rejects_then_rolls_back(shared_bars: pl.DataFrame, tmp_path) -> None:
+    bars = shared_bars.slice(0, 2400)
+    events: list[Event] = []
+    stages: list[str] = []
+    slot = ModelSlot()
+    cfg = AutoTrainerConfig(n_folds=2, test_size=300, min_auc=None, min_bars=1000)
+    t = AutoTrainer(ModelRegistry(tmp_path), slot, lambda n: bars.tail(n), cfg,
+                    on_progress=lambda stage, pct: stages.append(stage), on_event=events.append)
+
+    first = t.check(TUE_1200_WIB)
+    assert first is not None and t.running
+    outcome = first.result(timeout=120)
+    assert outcome.error is None, outcome.error
+    assert outcome.accepted and outcome.version == "v001" and outcome.old_version is None
+    assert slot.current is not None and slot.current.version == "v001"
+    assert events[-1].kind is EventKind.MODEL_SWAPPED and events[-1].data["new_version"] == "v001"
+    assert "fold 1/2" in stages and "saving" in stages and stages[-1] == "done"
+    assert t.last_success == TUE_1200_WIB and not t.running
+
+    # the reject path runs in a thread (same code path, saves a second interpreter start in the test)
+    t.executor_factory = lambda q: ThreadPoolExecutor(1, initializer=_init_worker, initargs=(q,))
+    t.config = dataclasses.replace(cfg, min_auc=0.99)
+    t.request_manual("chat:1")
+    rejected = t.check(TUE_1200_WIB + timedelta(hours=1)).result(timeout=120)
+    assert not rejected.accepted and "below the floor" in rejected.reason and rejected.version == "v002"
+    assert slot.current.version == "v001" and t.registry.active_version() == "v001"
+    assert t.registry.metadata("v002")["status"] == "rejected"
+    assert events[-1].kind is EventKind.INFO and "rejected" in events[-1].text
+
+    t.registry.activate("v002", by="test")
+    assert t.rollback(by="chat:1") == "v001"
+    assert slot.current.version == "v001" and events[-1].data["old_version"] == "v002"
+
+
+def test_ensure_models_trains_or_falls_back_to_smc_only(shared_bars: pl.DataFrame, tmp_path) -> None:
+    reg = ModelRegistry(tmp_path)
+    bundle, warning = ensure_models(reg, None, train_if_missing=False)
+    assert bundle is None and "no trained model" in warning and "SMC-only" in warning
+    bundle, warning = ensure_models(reg, shared_bars.head(1500), train_if_missing=True, min_bars=2000)
+    assert bundle is None and "too few bars" in warning
+    bundle, warning = ensure_models(reg, shared_bars.slice(0, 2400), train_if_missing=True, min_bars=2000)
+    assert warning is None and bundle.version == "v001" and reg.active_version() == "v001"
+    assert ensure_models(reg, None, train_if_missing=False)[0].version == "v001"
+    (tmp_path / "v001" / "regime.json").write_text("{}")
+    bundle, warning = ensure_models(reg, None, train_if_missing=False)
+    assert bundle is None and "cannot be loaded" in warning
