@@ -1,0 +1,53 @@
+"""The engine's `Recorder` over the SQLite journal: every record is committed before its event."""
+
+from __future__ import annotations
+
+import contextlib
+from datetime import datetime
+from typing import Any
+
+from bot.store import Journal
+from trading.domain import ClosedTrade, Position
+from trading.records import Decision, OpenedTrade
+from trading.timezones import utc_now
+
+
+class JournalRecorder:
+    def __init__(self, journal: Journal, symbol: str = "XAUUSD") -> None:
+        self.journal = journal
+        self.symbol = symbol
+
+    async def record_decision(self, decision: Decision) -> int | None:
+        gates = [
+            {"name": g.name, "passed": g.passed or g.skipped,
+             "reason": f"skipped: {g.reason}" if g.skipped else g.reason}
+            for g in decision.gates
+        ]
+        return await self.journal.record_decision(
+            decision.bar_time, decision.action, side=decision.side, p_up=decision.p_up, regime=decision.regime,
+            confidence=max(decision.p_up, 1 - decision.p_up) if decision.p_up is not None else None,
+            threshold=decision.threshold, reason=decision.reason, gates=gates, lot=decision.lot or None,
+        )
+
+    async def record_open(self, trade: OpenedTrade) -> None:
+        await self.journal.record_trade_open(
+            Position(ticket=trade.ticket, symbol=self.symbol, side=trade.side, volume=trade.volume,
+                     open_price=trade.open_price, open_time=trade.open_time, sl=trade.sl, tp=trade.tp,
+                     magic=trade.magic, comment=trade.comment),
+            decision_id=trade.decision_id,
+        )
+
+    async def record_sl_change(self, ticket: int, time: datetime, sl: float, tp: float, reason: str) -> None:
+        with contextlib.suppress(KeyError):  # a position the journal never saw: nothing to update
+            await self.journal.record_trade_update_sl_tp(ticket, sl, tp, reason=reason, when=time)
+
+    async def record_close(self, trade: ClosedTrade) -> bool:
+        return await self.journal.record_trade_close(trade)
+
+    async def save_state(self, state: dict[str, Any]) -> None:
+        await self.journal.save_state({"engine": state}, now=utc_now())
+
+    async def load_state(self) -> dict[str, Any] | None:
+        saved = await self.journal.load_state()
+        engine = saved.get("engine")
+        return engine if isinstance(engine, dict) else None
