@@ -277,7 +277,7 @@ class Settings(BaseSettings):
         is_url = "://" in value
         if info.field_name == "telegram_api_url" or is_url:
             if parts.scheme not in ("http", "https") or not parts.hostname:
-                raise ValueError(f"must be an http:// or https:// URL (got {_host_only(value) if is_url else value!r})")
+                raise ValueError(f"must be an http:// or https:// URL (got {_host_only(value) if is_url else value})")
             return value.rstrip("/") if info.field_name == "telegram_api_url" else value
         if not Path(value).is_file():
             raise ValueError(f"file not found: {value}")
@@ -477,7 +477,11 @@ class Settings(BaseSettings):
     def __repr_args__(self) -> Any:
         # SecretStr already masks itself; this is a second guard should a secret field change type.
         for name, value in super().__repr_args__():
-            yield name, ("**********" if name in SECRET_FIELDS and value is not None else value)
+            if value is not None and name in SECRET_FIELDS:
+                value = "**********"
+            elif value is not None and name in {"telegram_api_url", "news_calendar"} and "://" in value:
+                value = _host_only(value)  # URLs may carry credentials or API keys
+            yield name, value
 
 
 # ---------------------------------------------------------------------- loading and error messages
