@@ -21,7 +21,7 @@ from trading.engine import TradingEngine
 from trading.events import Event, EventBus, EventKind
 from trading.parameters import GATE_NAMES, StrategyParams
 from trading.records import MemoryRecorder
-from trading.risk.approvals import ApprovalStatus
+from trading.risk.approvals import ApprovalError, ApprovalStatus, RiskChange
 from trading.risk.modes import RiskLimits, RiskMode, RiskState, risk_state_to_dict
 
 
@@ -520,3 +520,154 @@ async def test_resume_from_stopped_asks_for_approval() -> None:
     assert done.status is ApprovalStatus.APPROVED
     assert h.engine.mode().mode is not RiskMode.STOPPED
     assert h.engine.state.stop_override_day == h.engine.state.day
+
+
+# ---------------------------------------------------------------------------------------- approvals
+
+
+def change(kind: str, **params: object) -> RiskChange:
+    return RiskChange(kind, f"{kind} {params}", dict(params))
+
+
+async def test_tightening_applies_at_once() -> None:
+    h = await make()
+    r = await h.engine.request_risk_change(change("mode", mode="protected"), "user:1")
+    assert r.applied and r.approval is None
+    assert h.engine.state.manual_floor is RiskMode.PROTECTED and h.engine.mode().mode is RiskMode.PROTECTED
+    r = await h.engine.request_risk_change(change("limits", risk_per_trade_pct=0.5, max_positions=1), "user:1")
+    assert r.applied and h.engine.limits.risk_per_trade_pct == 0.5 and h.engine.limits.max_positions == 1
+    assert len(h.of(EventKind.RISK_CHANGE_APPLIED)) == 2 and h.of(EventKind.RISK_CHANGE_PROPOSED) == []
+    assert h.recorder.state["limits"]["risk_per_trade_pct"] == 0.5
+    assert h.recorder.state["risk"]["manual_floor"] == "PROTECTED"
+    assert h.engine.approvals.pending(h.clock.now) == []
+
+
+@pytest.mark.parametrize(
+    "request_",
+    [
+        change("mode", mode="NORMAL"),  # below the PROTECTED floor set first
+        change("limits", risk_per_trade_pct=2.0),
+        change("limits", risk_per_trade_pct=0.5, max_positions=3),  # mixed: any loosening needs approval
+        change("limits", daily_loss_pct=5.0),
+    ],
+    ids=["riskier mode", "higher risk", "mixed", "higher limit"],
+)
+async def test_loosening_waits_for_approval_and_applies_once(request_: RiskChange) -> None:
+    h = await make()
+    await h.engine.request_risk_change(change("mode", mode="PROTECTED"), "user:1")
+    before_state, before_limits = h.engine.state, h.engine.limits
+    r = await h.engine.request_risk_change(request_, "user:1")
+    assert not r.applied and r.approval is not None and r.approval.status is ApprovalStatus.PENDING
+    assert r.approval.expires == h.clock.now + timedelta(minutes=10)
+    assert (h.engine.state, h.engine.limits) == (before_state, before_limits)
+    assert h.of(EventKind.RISK_CHANGE_PROPOSED)[-1].data["approval"] == r.approval
+    assert h.engine.snapshot().pending_approvals == (r.approval,)
+    h.clock.advance(minutes=2)
+    done = await h.engine.resolve_approval(r.approval.id, True, "admin")
+    assert done.status is ApprovalStatus.APPROVED and done.resolved_by == "admin"
+    after_state, after_limits = h.engine.state, h.engine.limits
+    assert (after_state, after_limits) != (before_state, before_limits)
+    applied = len(h.of(EventKind.RISK_CHANGE_APPLIED))
+    with pytest.raises(ApprovalError, match="already approved"):
+        await h.engine.resolve_approval(r.approval.id, True, "admin")
+    with pytest.raises(ApprovalError):
+        await h.engine.resolve_approval(r.approval.id, False, "other")
+    assert (h.engine.state, h.engine.limits) == (after_state, after_limits)
+    assert len(h.of(EventKind.RISK_CHANGE_APPLIED)) == applied
+    assert h.engine.snapshot().pending_approvals == ()
+
+
+async def test_approved_mode_and_risk_changes_take_effect() -> None:
+    h = await make()
+    await h.engine.request_risk_change(change("mode", mode="PROTECTED"), "u")
+    r = await h.engine.request_risk_change(change("mode", mode="NORMAL"), "u")
+    await h.engine.resolve_approval(r.approval.id, True, "admin")
+    assert h.engine.state.manual_floor is RiskMode.NORMAL and h.engine.mode().mode is RiskMode.NORMAL
+    r = await h.engine.request_risk_change(change("limits", risk_per_trade_pct=2.0), "u")
+    await h.engine.resolve_approval(r.approval.id, True, "admin")
+    assert h.engine.limits.risk_per_trade_pct == 2.0
+
+
+async def test_reject_changes_nothing() -> None:
+    h = await make()
+    r = await h.engine.request_risk_change(change("limits", risk_per_trade_pct=2.0), "user:1")
+    done = await h.engine.resolve_approval(r.approval.id, False, "admin")
+    assert done.status is ApprovalStatus.REJECTED
+    assert h.engine.limits == RiskLimits()
+    assert h.of(EventKind.RISK_CHANGE_APPLIED) == []
+    assert h.of(EventKind.APPROVAL_RESOLVED)[-1].data["approval"].status is ApprovalStatus.REJECTED
+    with pytest.raises(ApprovalError, match="already rejected"):
+        await h.engine.resolve_approval(r.approval.id, True, "admin")
+    assert h.engine.limits == RiskLimits()
+
+
+async def test_expiry_on_tick_publishes_and_refuses_a_late_answer() -> None:
+    h = await make()
+    r = await h.engine.request_risk_change(change("limits", risk_per_trade_pct=2.0), "user:1")
+    await h.tick(3300.0, seconds=599)
+    assert h.of(EventKind.APPROVAL_RESOLVED) == []
+    await h.tick(3300.0, seconds=1)  # 10 min TTL reached
+    [ev] = h.of(EventKind.APPROVAL_RESOLVED)
+    assert ev.data["approval"].id == r.approval.id and ev.data["approval"].status is ApprovalStatus.EXPIRED
+    await h.tick(3300.0)
+    assert len(h.of(EventKind.APPROVAL_RESOLVED)) == 1  # expired once
+    with pytest.raises(ApprovalError, match="expired"):
+        await h.engine.resolve_approval(r.approval.id, True, "admin")
+    assert h.engine.limits == RiskLimits() and h.of(EventKind.RISK_CHANGE_APPLIED) == []
+
+
+async def test_unknown_approval_id() -> None:
+    h = await make()
+    with pytest.raises(ApprovalError, match="unknown"):
+        await h.engine.resolve_approval("deadbeef", True, "admin")
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [
+        change("mode", mode="TURBO"),
+        change("mode"),
+        change("limits", risk_per_trade_pct=-1.0),
+        change("limits", risk_per_trade_pct=9.0),
+        change("limits", min_lot=0.05),  # above max_lot
+        change("limits", risk_per_trade_pct="2"),
+        change("limits", leverage=500),
+        change("turbo"),
+    ],
+    ids=["unknown mode", "no mode", "negative risk", "risk too high", "min above max", "text", "unknown field",
+         "unknown kind"],
+)
+async def test_bad_values_raise_value_error_and_change_nothing(bad: RiskChange) -> None:
+    h = await make()
+    before = (h.engine.state, h.engine.limits, dict(h.recorder.state))
+    with pytest.raises(ValueError):
+        await h.engine.request_risk_change(bad, "user:1")
+    assert (h.engine.state, h.engine.limits, h.recorder.state) == before
+    assert h.events == [] and h.engine.approvals.pending(h.clock.now) == []
+
+
+async def test_resume_from_a_user_set_stop_needs_approval_and_then_trades() -> None:
+    h = await make()
+    r = await h.engine.request_risk_change(change("mode", mode="STOPPED"), "user:1")
+    assert r.applied and h.engine.mode().mode is RiskMode.STOPPED
+    r = await h.engine.resume("user:1")
+    assert not r.applied and r.approval is not None
+    await h.engine.resolve_approval(r.approval.id, True, "admin")
+    assert h.engine.mode().mode is RiskMode.NORMAL
+    assert (await h.engine.on_bar(None)).action == "enter"  # type: ignore[arg-type]
+
+
+async def test_a_late_resume_approval_does_not_switch_off_the_next_days_limit() -> None:
+    h = await make(limits=RiskLimits(daily_loss_pct=0.1))  # $10; the night halves the lot to 0.01
+    h.clock.now = datetime(2026, 3, 10, 16, 40, tzinfo=NOW.tzinfo)  # 23:40 WIB
+    await h.open_buy()  # 16:55 UTC
+    await h.tick(3289.0)  # -$11: daily STOPPED
+    assert h.engine.mode().mode is RiskMode.STOPPED
+    r = await h.engine.resume("user:1")
+    h.clock.now = datetime(2026, 3, 10, 17, 1, tzinfo=NOW.tzinfo)  # 00:01 WIB: new day, stop cleared
+    await h.tick(3300.0, seconds=0)
+    assert h.engine.mode().mode is RiskMode.NORMAL
+    await h.engine.resolve_approval(r.approval.id, True, "admin")  # within its 10 min
+    await h.open_buy()
+    await h.tick(3289.0)  # the new day's limit is hit: it must stop again
+    assert h.engine.mode().mode is RiskMode.STOPPED
