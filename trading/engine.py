@@ -545,7 +545,10 @@ class TradingEngine:
             RiskMode(str(change.params.get("mode", "")).upper())  # raises ValueError on a bad name
             change = RiskChange("mode", change.summary, {"mode": str(change.params["mode"]).upper()})
         elif change.kind == "limits":
-            replace(self.limits, **change.params)  # validates (ValueError / TypeError on a bad field)
+            try:
+                replace(self.limits, **change.params)  # validates the values
+            except TypeError as exc:  # an unknown field or a value of the wrong type
+                raise ValueError(f"bad limits change {change.params!r}: {exc}") from exc
         elif change.kind not in ("resume_stopped", "reset_total"):
             raise ValueError(f"unknown change kind {change.kind!r}")
         if self.is_loosening(change):
@@ -572,9 +575,18 @@ class TradingEngine:
         elif change.kind == "limits":
             self.limits = replace(self.limits, **change.params)
         elif change.kind == "resume_stopped":
-            self.state = replace(self.state, stop_override_day=wib_date(now))
+            # override only a daily stop that holds now: an approval answered after the WIB day rolled
+            # must not switch off the new day's limit; a STOPPED floor the user set is lifted too
+            state = self.state
+            if state.daily_stop or limit_use(state, self.limits, self.account.balance).daily_fraction >= 1:
+                state = replace(state, stop_override_day=wib_date(now))
+            if state.manual_floor is RiskMode.STOPPED:
+                state = replace(state, manual_floor=RiskMode.NORMAL)
+            self.state = state
         elif change.kind == "reset_total":
             self.state = approved_reset(self.state, self.account.balance, now)
+            if self.state.manual_floor is RiskMode.STOPPED:
+                self.state = replace(self.state, manual_floor=RiskMode.NORMAL)
             self._proposed_reset = False
         else:
             raise ApprovalError(f"unknown change kind {change.kind!r}")

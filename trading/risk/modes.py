@@ -10,6 +10,7 @@ approved reset; profits reduce the total loss).
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, replace
 from datetime import date, datetime, timedelta
 from enum import StrEnum
@@ -166,7 +167,7 @@ def automatic_mode(state: RiskState, limits: RiskLimits, balance: float, now: da
     if daily_hit and state.stop_override_day != state.day:
         return ModeDecision(RiskMode.STOPPED, f"daily loss ${use.daily_loss:,.2f} reached the limit ${use.daily_limit:,.2f}")
     if state.cooldown_until is not None and now < state.cooldown_until:
-        left = int((state.cooldown_until - now).total_seconds() // 60) + 1
+        left = math.ceil((state.cooldown_until - now).total_seconds() / 60)
         return ModeDecision(RiskMode.COOLDOWN, f"{state.cooldown_reason or 'cooldown'} ({left} min left)")
     if use.total_fraction >= limits.protected_at or use.daily_fraction >= limits.protected_at:
         which = "daily" if use.daily_fraction >= use.total_fraction else "total"
@@ -232,13 +233,14 @@ def start_cooldown(state: RiskState, limits: RiskLimits, now: datetime, reason: 
 
 
 def approved_reset(state: RiskState, balance: float, now: datetime) -> RiskState:
-    """An approved manual reset after a stop: new reference, no stop, no cooldown."""
+    """An approved manual reset after a stop: new reference, no stop, no cooldown. A daily stop that
+    was hit is overridden for the rest of that WIB day; a daily limit not hit yet keeps counting."""
     return replace(
         state,
         reference_balance=balance,
         total_stop=False,
         daily_stop=False,
-        stop_override_day=wib_date(now) if state.daily_loss() > 0 else None,
+        stop_override_day=wib_date(now) if state.daily_stop else state.stop_override_day,
         cooldown_until=None,
         cooldown_reason="",
         consecutive_losses=0,
