@@ -1,0 +1,150 @@
+"""The Telegram controller: the command table, the dispatcher, and polling start/stop.
+
+`COMMANDS` is the one table of commands: /help prints it, `set_my_commands` registers it as
+Telegram's menu, and `build_dispatcher` registers each handler from it, so the three cannot drift.
+One outer middleware (bot.auth.AccessMiddleware) guards and audits messages and button presses;
+one error handler logs and answers a short apology, never a stack trace.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from aiogram import Bot, Dispatcher, F, Router
+from aiogram.client.session.aiohttp import AiohttpSession
+from aiogram.client.telegram import TelegramAPIServer
+from aiogram.exceptions import TelegramAPIError
+from aiogram.filters import Command
+from aiogram.types import BotCommand, ErrorEvent, Message
+
+from bot.auth import AccessMiddleware
+from bot.context import BotContext
+from handlers import approvals, charts, control, daily, filters, market, model, positions, risk, start, status
+from handlers.approvals import ApprovalAnnouncer
+from handlers.common import AuditNote, esc, reply
+
+log = logging.getLogger(__name__)
+
+APOLOGY = "Something went wrong; it is logged."
+
+
+@dataclass(frozen=True, slots=True)
+class CommandSpec:
+    name: str
+    description: str  # one line, shown by /help and in Telegram's menu
+    handler: Callable[..., Awaitable[Any]]
+    args: str = ""  # argument hint for /help
+    aliases: tuple[str, ...] = ()
+
+
+COMMANDS: tuple[CommandSpec, ...] = (
+    CommandSpec("start", "Greeting and the command list", start.start),
+    CommandSpec("help", "Every command with what it does", start.help_),
+    CommandSpec("status", "Account, today's P/L, risk mode, session, uptime", status.status, aliases=("s",)),
+    CommandSpec("positions", "Open positions, with a close button each", positions.positions,
+                aliases=("pos", "p")),
+    CommandSpec("pause", "Stop new entries (open positions stay managed)", control.pause),
+    CommandSpec("resume", "Allow new entries again", control.resume),
+    CommandSpec("closeall", "Close every open position (asks first)", control.closeall),
+    CommandSpec("risk", "Risk mode and limits; change them", risk.risk, args="[mode|percent|daily|total|maxpos|reset X]"),
+    CommandSpec("market", "Price, spread, regime, SMC setup, ML signal", market.market, aliases=("m",)),
+    CommandSpec("filters", "Every entry gate of the last decision", filters.filters, aliases=("f",)),
+    CommandSpec("daily", "Today's trades and P/L", daily.daily, aliases=("d",)),
+    CommandSpec("chart", "Candlestick chart with SMC overlays", charts.chart, args="[bars 20-300]"),
+    CommandSpec("equity", "Equity curve with drawdown", charts.equity),
+    CommandSpec("model", "Active model version and its metrics", model.model),
+    CommandSpec("retrain", "Retrain the models now", model.retrain),
+)
+ROUTER_MODULES = (start, status, positions, control, risk, market, filters, daily, charts, model, approvals)
+
+
+def bot_commands(commands: tuple[CommandSpec, ...] = COMMANDS) -> list[BotCommand]:
+    return [BotCommand(command=c.name, description=c.description[:256]) for c in commands]
+
+
+def build_dispatcher(ctx: BotContext, *, refusal_interval: float = 600.0) -> Dispatcher:
+    dp = Dispatcher()
+    dp["ctx"] = ctx
+    dp["commands"] = COMMANDS
+    access = AccessMiddleware(ctx.journal, ctx.settings.telegram_allowed_users, refusal_interval=refusal_interval)
+    dp.message.outer_middleware(access)
+    dp.callback_query.outer_middleware(access)
+    routers: dict[str, Router] = {m.__name__: m.make_router() for m in ROUTER_MODULES}
+    for spec in COMMANDS:
+        routers[spec.handler.__module__].message.register(spec.handler, Command(spec.name, *spec.aliases))
+    fallback = Router(name="fallback")  # included last: only what no command matched
+    fallback.message.register(unknown_command, F.text.startswith("/"))
+    dp.include_routers(*routers.values(), fallback)
+    dp.errors.register(on_error)
+    return dp
+
+
+async def unknown_command(message: Message, audit: AuditNote) -> None:
+    word = (message.text or "").split(maxsplit=1)[0]
+    audit.result = "unknown command"
+    await reply(message, f"❓ Unknown: {esc(word)} — see /help")
+
+
+async def on_error(event: ErrorEvent) -> bool:
+    log.error("handler failed on update %s", event.update.update_id, exc_info=event.exception)
+    update = event.update
+    with contextlib.suppress(Exception):
+        if update.callback_query is not None:
+            await update.callback_query.answer(APOLOGY)
+        elif update.message is not None:
+            await update.message.answer(APOLOGY)
+    return True
+
+
+def make_bot(token: str, api_url: str | None = None) -> Bot:
+    """A Bot; with `api_url` (a local Bot API server or the test fake) its session points there."""
+    session = AiohttpSession(api=TelegramAPIServer.from_base(api_url)) if api_url else AiohttpSession()
+    return Bot(token, session=session)
+
+
+@dataclass(slots=True)
+class Polling:
+    """A running controller: the dispatcher's polling task and the approval announcer."""
+
+    dp: Dispatcher
+    bot: Bot
+    task: asyncio.Task[None]
+    announcer: ApprovalAnnouncer
+    extras: dict[str, Any] = field(default_factory=dict)
+
+    async def stop(self, timeout: float = 10.0) -> None:
+        await self.announcer.stop()
+        with contextlib.suppress(RuntimeError):  # polling already stopped
+            await self.dp.stop_polling()
+        try:
+            await asyncio.wait_for(self.task, timeout)
+        except TimeoutError:
+            self.task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self.task
+
+
+async def start_polling(ctx: BotContext, bot: Bot, *, dp: Dispatcher | None = None,
+                        polling_timeout: int = 10) -> Polling:
+    """Register the command menu, start the announcer and long polling in background tasks."""
+    dp = dp or build_dispatcher(ctx)
+    try:
+        await bot.set_my_commands(bot_commands())
+    except TelegramAPIError as exc:  # the menu is a convenience; polling still works without it
+        log.warning("set_my_commands failed: %s", exc)
+    announcer = ApprovalAnnouncer(ctx, bot, getattr(ctx.settings, "telegram_chat_id", None))
+    announcer.start()
+    task = asyncio.create_task(
+        dp.start_polling(bot, handle_signals=False, polling_timeout=polling_timeout, close_bot_session=False),
+        name="telegram-polling",
+    )
+    return Polling(dp, bot, task, announcer)
+
+
+async def stop_polling(polling: Polling) -> None:
+    await polling.stop()

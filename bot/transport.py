@@ -1,0 +1,298 @@
+"""Where bot messages go: Telegram through aiogram, or the terminal when no token is set.
+
+A `Transport` never raises into its caller: a failed notification is logged and dropped (returning
+None / False), so a Telegram outage can never stop trading. `TelegramTransport` retries 429
+(`retry_after`) and network errors a bounded number of times; other API errors are not retried.
+`ConsoleTransport` prints a plain-text rendering with a WIB timestamp and saves photos as PNG files.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import html
+import itertools
+import logging
+import re
+import sys
+from collections.abc import Awaitable, Callable
+from datetime import datetime
+from pathlib import Path
+from typing import Any, Protocol, TextIO, TypeVar
+
+from trading.timezones import to_wib, utc_now
+
+log = logging.getLogger(__name__)
+
+MAX_TEXT = 4096  # Telegram's message limit
+MAX_CAPTION = 1024  # Telegram's photo caption limit
+
+T = TypeVar("T")
+Sleep = Callable[[float], Awaitable[None]]
+
+
+class Transport(Protocol):
+    async def send_text(self, chat_id: int, html: str, silent: bool = False) -> int | None:
+        """Send one HTML message; the message id, or None when it was dropped."""
+        ...
+
+    async def send_photo(
+        self, chat_id: int, png: bytes, caption_html: str = "", silent: bool = False
+    ) -> int | None:
+        """Send a PNG with an optional HTML caption; the message id, or None when dropped."""
+        ...
+
+    async def edit_text(self, chat_id: int, message_id: int, html: str) -> bool:
+        """Replace a sent message's text; False when the edit failed."""
+        ...
+
+
+# ---------------------------------------------------------------------------------------- text helpers
+
+_BREAK = re.compile(r"<br\s*/?>", re.IGNORECASE)
+_TAG = re.compile(r"<[^>]+>")
+
+
+def html_to_text(text: str) -> str:
+    """Telegram HTML -> plain text: tags stripped, entities unescaped."""
+    return html.unescape(_TAG.sub("", _BREAK.sub("\n", text)))
+
+
+def split_message(text: str, limit: int = MAX_TEXT) -> list[str]:
+    """Split a message into parts of at most `limit` characters on line boundaries.
+
+    Lines are never broken unless a single line is longer than `limit` (then it is cut, on a space
+    when there is one in its second half). Joining the parts with "\\n" gives the input back
+    whenever no line was cut. Empty input gives no parts.
+    """
+    if limit < 2:
+        raise ValueError(f"split_message: limit must be >= 2, got {limit}")
+    if not text:
+        return []
+    parts: list[str] = []
+    current: list[str] = []
+    size = 0  # characters in "\n".join(current)
+    for line in text.split("\n"):
+        for piece in _cut_line(line, limit):
+            extra = len(piece) + (1 if current else 0)
+            if current and size + extra > limit:
+                parts.append("\n".join(current))
+                current, size = [], 0
+                extra = len(piece)
+            current.append(piece)
+            size += extra
+    if current:
+        parts.append("\n".join(current))
+    return parts
+
+
+def _cut_line(line: str, limit: int) -> list[str]:
+    pieces = []
+    while len(line) > limit:
+        cut = line.rfind(" ", limit // 2, limit)
+        cut = cut if cut > 0 else limit
+        pieces.append(line[:cut])
+        line = line[cut:].lstrip(" ") if line[cut:cut + 1] == " " else line[cut:]
+    pieces.append(line)
+    return pieces
+
+
+# ---------------------------------------------------------------------------------------- Telegram
+
+
+class TelegramTransport:
+    """Sends through an aiogram `Bot` with HTML parse mode and link previews off.
+
+    A 429 is retried after its `retry_after` (if that is at most `max_wait` seconds), a network error
+    after a short backoff, up to `attempts` tries in all; then the message is dropped with a log line.
+    Any other API error (bad request, forbidden, ...) is logged and dropped at once.
+    """
+
+    def __init__(
+        self,
+        bot: Any,
+        *,
+        attempts: int = 3,
+        max_wait: float = 60.0,
+        backoff: float = 1.0,
+        sleep: Sleep = asyncio.sleep,
+    ) -> None:
+        if attempts < 1:
+            raise ValueError(f"attempts must be >= 1, got {attempts}")
+        self.bot = bot
+        self.attempts = attempts
+        self.max_wait = max_wait
+        self.backoff = backoff
+        self._sleep = sleep
+        self.retries = 0
+        self.failures = 0
+
+    async def send_text(self, chat_id: int, html: str, silent: bool = False) -> int | None:
+        from aiogram.types import LinkPreviewOptions
+
+        msg = await self._call(
+            "sendMessage",
+            lambda: self.bot.send_message(
+                chat_id,
+                html,
+                parse_mode="HTML",
+                disable_notification=silent,
+                link_preview_options=LinkPreviewOptions(is_disabled=True),
+            ),
+        )
+        return msg.message_id if msg is not None else None
+
+    async def send_photo(
+        self, chat_id: int, png: bytes, caption_html: str = "", silent: bool = False
+    ) -> int | None:
+        from aiogram.types import BufferedInputFile
+
+        long_caption = len(caption_html) > MAX_CAPTION
+        caption = None if long_caption or not caption_html else caption_html
+        stamp = utc_now().strftime("%Y%m%d_%H%M%S")
+        msg = await self._call(
+            "sendPhoto",
+            lambda: self.bot.send_photo(
+                chat_id,
+                BufferedInputFile(png, filename=f"chart_{stamp}.png"),
+                caption=caption,
+                parse_mode="HTML" if caption else None,
+                disable_notification=silent,
+            ),
+        )
+        if long_caption:  # too long for a caption: send it as the message after the photo
+            for part in split_message(caption_html):
+                await self.send_text(chat_id, part, silent=silent)
+        return msg.message_id if msg is not None else None
+
+    async def edit_text(self, chat_id: int, message_id: int, html: str) -> bool:
+        from aiogram.types import LinkPreviewOptions
+
+        result = await self._call(
+            "editMessageText",
+            lambda: self.bot.edit_message_text(
+                text=html,
+                chat_id=chat_id,
+                message_id=message_id,
+                parse_mode="HTML",
+                link_preview_options=LinkPreviewOptions(is_disabled=True),
+            ),
+            not_modified_ok=True,
+        )
+        return result is not None
+
+    async def _call(
+        self, what: str, request: Callable[[], Awaitable[T]], not_modified_ok: bool = False
+    ) -> T | None:
+        from aiogram.exceptions import (
+            TelegramAPIError,
+            TelegramBadRequest,
+            TelegramNetworkError,
+            TelegramRetryAfter,
+        )
+
+        for attempt in range(1, self.attempts + 1):
+            last = attempt == self.attempts
+            try:
+                return await request()
+            except TelegramRetryAfter as exc:
+                delay = float(exc.retry_after)
+                if last or delay > self.max_wait:
+                    log.warning("%s dropped after %d tries: 429, retry after %s s", what, attempt, delay)
+                    break
+                log.info("%s rate-limited: retrying in %s s", what, delay)
+            except TelegramBadRequest as exc:
+                if not_modified_ok and "not modified" in str(exc).lower():
+                    return True  # type: ignore[return-value]  # the text is already what we want
+                log.warning("%s dropped: %s", what, exc)
+                break
+            except TelegramNetworkError as exc:
+                delay = self.backoff * attempt
+                if last:
+                    log.warning("%s dropped after %d tries: network error %s", what, attempt, exc)
+                    break
+                log.info("%s network error (%s): retrying in %s s", what, exc, delay)
+            except TelegramAPIError as exc:
+                log.warning("%s dropped: %s", what, exc)
+                break
+            except Exception:  # never let a notification failure reach the caller
+                log.exception("%s dropped: unexpected error", what)
+                break
+            self.retries += 1
+            await self._sleep(delay)
+        self.failures += 1
+        return None
+
+
+# ---------------------------------------------------------------------------------------- console
+
+
+class ConsoleTransport:
+    """Prints messages as plain text with a WIB timestamp; photos go to `photo_dir` as PNG files."""
+
+    def __init__(
+        self,
+        out: TextIO | None = None,
+        photo_dir: Path | str = Path("data/photos"),
+        clock: Callable[[], datetime] = utc_now,
+    ) -> None:
+        self.out = out
+        self.photo_dir = Path(photo_dir)
+        self.clock = clock
+        self._ids = itertools.count(1)
+        self.saved: list[Path] = []
+
+    def _stream(self) -> TextIO:
+        return self.out if self.out is not None else sys.stdout  # resolved late: tests swap sys.stdout
+
+    def _print(self, head: str, body: str) -> None:
+        stamp = to_wib(self.clock()).strftime("%Y-%m-%d %H:%M:%S WIB")
+        text = f"[{stamp}] {head}\n{body}\n" if body else f"[{stamp}] {head}\n"
+        try:
+            stream = self._stream()
+            stream.write(text)
+            stream.flush()
+        except (OSError, ValueError) as exc:  # closed or broken stream
+            log.warning("console output failed: %s", exc)
+
+    async def send_text(self, chat_id: int, html: str, silent: bool = False) -> int | None:
+        message_id = next(self._ids)
+        self._print(f"message #{message_id}" + (" (silent)" if silent else ""), html_to_text(html))
+        return message_id
+
+    async def send_photo(
+        self, chat_id: int, png: bytes, caption_html: str = "", silent: bool = False
+    ) -> int | None:
+        message_id = next(self._ids)
+        stamp = to_wib(self.clock()).strftime("%Y%m%d_%H%M%S")
+        path = self.photo_dir / f"photo_{stamp}_{message_id}.png"
+        try:
+            await asyncio.to_thread(_write_bytes, path, png)
+        except OSError as exc:
+            log.warning("could not save photo to %s: %s", path, exc)
+            self._print(f"photo #{message_id} NOT saved ({exc})", html_to_text(caption_html))
+            return None
+        self.saved.append(path)
+        self._print(f"photo #{message_id} saved: {path}", html_to_text(caption_html))
+        return message_id
+
+    async def edit_text(self, chat_id: int, message_id: int, html: str) -> bool:
+        self._print(f"message #{message_id} edited", html_to_text(html))
+        return True
+
+
+def _write_bytes(path: Path, data: bytes) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_bytes(data)
+    tmp.replace(path)
+
+
+__all__ = [
+    "MAX_CAPTION",
+    "MAX_TEXT",
+    "ConsoleTransport",
+    "TelegramTransport",
+    "Transport",
+    "html_to_text",
+    "split_message",
+]

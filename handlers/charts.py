@@ -1,0 +1,84 @@
+"""/chart [bars] (candles with SMC overlays, open positions and regime shading) and /equity (equity curve).
+
+Drawing is CPU work: it runs in a worker thread (`asyncio.to_thread`) so the event loop keeps serving.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+import numpy as np
+import polars as pl
+from aiogram import Router
+from aiogram.filters import CommandObject
+from aiogram.types import BufferedInputFile, Message
+
+from bot.context import BotContext
+from charts import ChartPosition, candlestick_chart, equity_chart
+from handlers.common import AuditNote, esc, reply
+from trading.analyzer import AnalysisFrame
+
+DEFAULT_BARS, MIN_BARS, MAX_BARS = 100, 20, 300
+USAGE = f"Usage: /chart [bars] — bars from {MIN_BARS} to {MAX_BARS}, default {DEFAULT_BARS}"
+
+
+def parse_bars(args: str | None) -> int:
+    if not args:
+        return DEFAULT_BARS
+    try:
+        n = int(args.strip())
+    except ValueError:
+        raise ValueError(f"{args.strip()!r} is not a whole number") from None
+    if not MIN_BARS <= n <= MAX_BARS:
+        raise ValueError(f"{n} is outside {MIN_BARS}..{MAX_BARS}")
+    return n
+
+
+def chart_inputs(frame: AnalysisFrame, n: int) -> tuple[pl.DataFrame, pl.DataFrame | None, pl.Series | None]:
+    """The last n bars, their SMC rows and regime labels from an AnalysisFrame."""
+    bars = frame.bars.tail(n)
+    smc = frame.structure.tail(n) if frame.structure is not None else None
+    regimes = None
+    if frame.regime_probs is not None and len(frame.regime_probs) == frame.bars.height:
+        labels = np.argmax(np.asarray(frame.regime_probs)[-bars.height:], axis=1)
+        regimes = pl.Series("regime", labels)
+    return bars, smc, regimes
+
+
+async def chart(message: Message, command: CommandObject, ctx: BotContext, audit: AuditNote) -> None:
+    try:
+        n = parse_bars(command.args)
+    except ValueError as exc:
+        audit.result = f"usage: {exc}"
+        await reply(message, f"{esc(exc)}\n{USAGE}")
+        return
+    frame = getattr(ctx.analyzer, "last_frame", None)
+    if frame is None or frame.bars.is_empty():
+        audit.result = "no data"
+        await reply(message, "No bars analysed yet: wait for the next M15 candle.")
+        return
+    bars, smc, regimes = chart_inputs(frame, n)
+    positions = [ChartPosition(str(p.side), p.open_price, p.sl, p.tp, f"#{p.ticket}")
+                 for p in ctx.engine.snapshot().positions]
+    png = await asyncio.to_thread(candlestick_chart, bars, smc, positions, regimes, f"XAUUSD M15 · {bars.height} bars")
+    audit.result = f"chart {bars.height} bars"
+    await message.answer_photo(BufferedInputFile(png, "chart.png"), caption=f"XAUUSD M15, last {bars.height} bars")
+
+
+async def equity(message: Message, ctx: BotContext, audit: AuditNote) -> None:
+    snaps = await ctx.journal.equity_snapshots(limit=5000)
+    if len(snaps) < 2:
+        audit.result = "no data"
+        await reply(message, "Not enough equity snapshots yet for a chart.")
+        return
+    times = [s.time for s in snaps]
+    png = await asyncio.to_thread(equity_chart, times, [s.equity for s in snaps], [s.balance for s in snaps],
+                                  "Equity")
+    audit.result = f"equity {len(snaps)} points"
+    last = snaps[-1]
+    await message.answer_photo(BufferedInputFile(png, "equity.png"),
+                               caption=f"Equity ${last.equity:,.2f} · balance ${last.balance:,.2f}")
+
+
+def make_router() -> Router:
+    return Router(name="charts")

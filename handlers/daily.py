@@ -1,0 +1,32 @@
+"""/daily: today's (WIB) closed trades and P/L from the journal, with the day's start balance."""
+
+from __future__ import annotations
+
+from aiogram import Router
+from aiogram.types import Message
+
+from bot.context import BotContext
+from handlers.common import clock_line, join_sections, money, reply, section, signed
+from trading.timezones import wib_date
+
+
+async def daily(message: Message, ctx: BotContext) -> None:
+    snap = ctx.engine.snapshot()
+    day = wib_date(snap.time)
+    stats = await ctx.journal.stats_for_day(day)
+    start = snap.risk.day_start_balance
+    now_balance = snap.account.balance if snap.account else start
+    change = (now_balance - start) / start if start else 0.0
+    win_rate = f"{stats.wins / stats.trades:.0%}" if stats.trades else "—"
+    balance = section("Balance", [f"Start {money(start)}", f"Now {money(now_balance)} ({change:+.2%})"])
+    result = section("Stats", [
+        f"Trades {stats.trades} · Wins {stats.wins} · Losses {stats.losses}",
+        f"Win rate {win_rate}",
+        f"P/L <code>{signed(stats.profit)}</code>",
+    ])
+    await reply(message, join_sections(f"📋 <b>DAILY</b> {day.isoformat()}", balance, result,
+                                       clock_line(snap.time)))
+
+
+def make_router() -> Router:
+    return Router(name="daily")

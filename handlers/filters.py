@@ -1,0 +1,39 @@
+"""/filters: the latest decision's verdict for every entry gate, with its reason."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from aiogram import Router
+from aiogram.types import Message
+
+from bot.context import BotContext
+from handlers.common import clock_line, esc, reply
+from trading.gates import GateResult
+from trading.records import Decision
+from trading.timezones import fmt_wib
+
+
+def gate_line(g: GateResult) -> str:
+    mark = "⏭" if g.skipped else "✅" if g.passed else "❌"
+    return f"{mark} <b>{esc(g.name)}</b>: {esc(g.reason)}"
+
+
+def filters_text(decision: Decision | None, now: datetime) -> str:
+    if decision is None:
+        return f"🔍 <b>FILTERS</b>\n\nNo decision yet: wait for the next M15 candle.\n\n{clock_line(now)}"
+    passed = sum(1 for g in decision.gates if g.passed and not g.skipped)
+    checked = sum(1 for g in decision.gates if not g.skipped)
+    head = (f"🔍 <b>FILTERS</b> ({passed}/{checked} passed) · bar {fmt_wib(decision.bar_time, with_date=True)}\n"
+            f"Verdict: <b>{esc(decision.action)}</b> — {esc(decision.reason)}")
+    lines = [gate_line(g) for g in decision.gates]
+    return "\n".join([head, "", *lines, "", clock_line(now)])
+
+
+async def filters(message: Message, ctx: BotContext) -> None:
+    snap = ctx.engine.snapshot()
+    await reply(message, filters_text(snap.last_decision, snap.time))
+
+
+def make_router() -> Router:
+    return Router(name="filters")

@@ -1,0 +1,50 @@
+"""/market: the latest bar's analysis: price, spread, regime, SMC setup, ML signal and threshold, quality, session."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from aiogram import Router
+from aiogram.types import Message
+
+from bot.context import BotContext
+from handlers.common import clock_line, esc, join_sections, reply, section
+from trading.analysis import MarketAnalysis
+from trading.timezones import fmt_wib
+
+
+def market_text(a: MarketAnalysis | None, now: datetime, threshold: float | None = None) -> str:
+    if a is None:
+        return f"📊 <b>MARKET</b>\n\nNo analysis yet: wait for the next M15 candle.\n\n{clock_line(now)}"
+    price = section("Price", [
+        f"XAUUSD <code>{a.close:.2f}</code> (bar {fmt_wib(a.bar_close_time)})",
+        f"ATR <code>{a.atr:.2f}</code> · Spread <code>{a.spread_points}</code> pts",
+    ])
+    s = a.setup
+    setup = (f"{'🟢' if str(s.side) == 'BUY' else '🔴'} {s.side} {s.confidence:.0%} · entry {s.entry:.2f} "
+             f"SL {s.stop_loss:.2f} TP {s.take_profit:.2f} (R:R 1:{s.risk_reward:.1f})") if s else "none"
+    signal = [f"SMC {setup}"]
+    if s:
+        signal.append(f"<i>{esc(s.reason[:120])}</i>")
+    if a.ml is not None:
+        thr = f" / threshold {threshold:.0%}" if threshold is not None else ""
+        signal.append(f"ML p_up <code>{a.ml.p_up:.2f}</code> → {a.ml.direction} {a.ml.confidence:.0%}{thr}")
+    else:
+        signal.append("ML no model (SMC only)")
+    signal.append(f"Quality {esc(a.quality.level)} ({a.quality.score:.0f}) · needs {a.quality.threshold:.0%}")
+    market = section("Market", [
+        f"Regime {esc(a.regime.name)} ({a.regime.confidence:.0%}) → {esc(a.regime.recommendation)}",
+        f"Session {esc(a.session.name)} · vol {esc(a.session.volatility)}"
+        + ("" if a.session.allowed else f" · ⛔ {esc(a.session.reason)}"),
+    ])
+    return join_sections("📊 <b>MARKET</b>", price, section("Signal", signal), market, clock_line(now))
+
+
+async def market(message: Message, ctx: BotContext) -> None:
+    snap = ctx.engine.snapshot()
+    threshold = snap.last_decision.threshold if snap.last_decision else None
+    await reply(message, market_text(snap.analysis, snap.time, threshold))
+
+
+def make_router() -> Router:
+    return Router(name="market")

@@ -1,0 +1,125 @@
+"""/model (the active model version and its metrics) and /retrain (a manual run, one message edited in place)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from typing import Any
+
+from aiogram import Bot, Router
+from aiogram.exceptions import TelegramAPIError
+from aiogram.types import Message
+
+from bot.context import BotContext
+from handlers.common import AuditNote, esc, reply
+
+SHOWN_METRICS = ("auc", "oos_auc", "cv_auc", "accuracy", "brier", "log_loss", "n_train", "n_test")
+PROGRESS_EVERY = 2.0  # seconds between progress edits (Telegram dislikes rapid edits)
+
+
+def metrics_lines(metrics: dict[str, Any]) -> list[str]:
+    out = []
+    for key in SHOWN_METRICS:
+        value = metrics.get(key)
+        if isinstance(value, float):
+            out.append(f"{key} <code>{value:.3f}</code>")
+        elif value is not None:
+            out.append(f"{key} <code>{esc(value)}</code>")
+    return out
+
+
+def model_text(registry: Any) -> str:
+    version = registry.active_version() if registry is not None else None
+    if version is None:
+        return "🧠 No model: SMC-only."
+    meta = registry.metadata(version)
+    metrics = meta.get("metrics") if isinstance(meta.get("metrics"), dict) else meta
+    lines = [f"🧠 <b>MODEL</b> <code>{esc(version)}</code>"]
+    if meta.get("created_at"):
+        lines.append(f"Trained {esc(meta['created_at'])}")
+    lines += metrics_lines(metrics) or ["no metrics recorded"]
+    return "\n".join(lines)
+
+
+async def model(message: Message, ctx: BotContext) -> None:
+    try:
+        text = model_text(ctx.registry)
+    except Exception as exc:  # a broken registry folder should not look like a bot crash
+        text = f"🧠 Model registry unreadable: {esc(exc)}"
+    await reply(message, text)
+
+
+def outcome_text(o: Any) -> str:
+    if getattr(o, "error", None):
+        return f"❌ Retrain failed: {esc(o.reason)}"
+    head = (f"✅ New model <code>{esc(o.version)}</code> is live" if o.accepted
+            else f"⚠️ Model {esc(o.version or '—')} not put live: {esc(o.reason)}")
+    old = ", ".join(metrics_lines(o.old_metrics)) or "—"
+    new = ", ".join(metrics_lines(o.new_metrics)) or "—"
+    return f"{head}\nOld {esc(o.old_version or 'none')}: {old}\nNew: {new}\nTook {o.seconds:.0f} s"
+
+
+async def retrain(message: Message, ctx: BotContext, bot: Bot, actor: str, audit: AuditNote) -> None:
+    trainer = ctx.trainer
+    if trainer is None:
+        audit.result = "no trainer"
+        await reply(message, "Models are disabled: there is no trainer to run.")
+        return
+    if trainer.running:
+        audit.result = "already running"
+        await reply(message, "A retrain is already running.")
+        return
+    progress: dict[str, Any] = {"stage": "starting", "pct": 0.0}
+    previous = trainer.on_progress
+
+    def on_progress(stage: str, pct: float) -> None:  # called from the trainer's thread
+        progress.update(stage=stage, pct=pct)
+        previous(stage, pct)
+
+    trainer.on_progress = on_progress
+    try:
+        future = trainer.start("manual", by=actor)
+    except RuntimeError as exc:
+        trainer.on_progress = previous
+        audit.result = str(exc)
+        await reply(message, esc(exc))
+        return
+    status = await reply(message, "🔄 Retraining: starting…")
+    audit.result = "started"
+    task = asyncio.create_task(_follow(bot, status, future, progress, trainer, previous))
+    ctx.extras["retrain_task"] = task
+
+
+async def _follow(bot: Bot, status: Message, future: Any, progress: dict[str, Any], trainer: Any,
+                  previous: Any) -> None:
+    """Edit the one status message while the run goes on, then show the outcome."""
+    shown = ""
+    started = time.monotonic()
+    wrapped = asyncio.wrap_future(future)
+    try:
+        while not wrapped.done():
+            text = f"🔄 Retraining: {esc(progress['stage'])} {progress['pct']:.0f}% · {time.monotonic() - started:.0f} s"
+            if text != shown:
+                shown = await _edit(bot, status, text) or shown
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(asyncio.shield(wrapped), PROGRESS_EVERY)
+        try:
+            final = outcome_text(wrapped.result())
+        except Exception as exc:
+            final = f"❌ Retrain failed: {esc(exc)}"
+        await _edit(bot, status, final)
+    finally:
+        trainer.on_progress = previous
+
+
+async def _edit(bot: Bot, status: Message, text: str) -> str | None:
+    try:
+        await bot.edit_message_text(text, chat_id=status.chat.id, message_id=status.message_id, parse_mode="HTML")
+        return text
+    except TelegramAPIError:
+        return None
+
+
+def make_router() -> Router:
+    return Router(name="model")

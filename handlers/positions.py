@@ -1,0 +1,101 @@
+"""/positions: each open position with P/L, SL/TP and age, and a "Close #ticket" button.
+
+A close goes through a confirmation step: the button asks, "Confirm close" closes, "Cancel" drops it.
+The callback data carries the ticket only; the position is read again when the user confirms.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from aiogram import F, Router
+from aiogram.filters.callback_data import CallbackData
+from aiogram.types import CallbackQuery, InlineKeyboardButton, InlineKeyboardMarkup, Message
+
+from bot.context import BotContext
+from handlers.common import AuditNote, clock_line, duration, reply, signed
+from trading.domain import Position
+
+
+class PositionAction(CallbackData, prefix="pos"):
+    action: str  # "ask" | "yes" | "no"
+    ticket: int
+
+
+def position_line(p: Position, now: datetime) -> str:
+    pl = p.profit + p.swap
+    sl = f"{p.sl:.2f}" if p.sl else "—"
+    tp = f"{p.tp:.2f}" if p.tp else "—"
+    return (f"<b>#{p.ticket}</b> {p.side} {p.volume:g} @ <code>{p.open_price:.2f}</code>"
+            f" → <code>{p.current_price:.2f}</code>\n"
+            f"   P/L <code>{signed(pl)}</code> · SL {sl} · TP {tp} · age {duration(now - p.open_time)}")
+
+
+def positions_view(positions: tuple[Position, ...], now: datetime) -> tuple[str, InlineKeyboardMarkup | None]:
+    if not positions:
+        return f"📭 No open positions\n\n{clock_line(now)}", None
+    total = sum(p.profit + p.swap for p in positions)
+    lines = [f"📈 <b>POSITIONS</b> ({len(positions)})", ""]
+    lines += [position_line(p, now) for p in positions]
+    lines += ["", f"Total P/L <code>{signed(total)}</code>", "", clock_line(now)]
+    buttons = [[InlineKeyboardButton(text=f"Close #{p.ticket}",
+                                     callback_data=PositionAction(action="ask", ticket=p.ticket).pack())]
+               for p in positions]
+    return "\n".join(lines), InlineKeyboardMarkup(inline_keyboard=buttons)
+
+
+def confirm_keyboard(ticket: int) -> InlineKeyboardMarkup:
+    return InlineKeyboardMarkup(inline_keyboard=[[
+        InlineKeyboardButton(text="Confirm close", callback_data=PositionAction(action="yes", ticket=ticket).pack()),
+        InlineKeyboardButton(text="Cancel", callback_data=PositionAction(action="no", ticket=ticket).pack()),
+    ]])
+
+
+async def positions(message: Message, ctx: BotContext) -> None:
+    snap = ctx.engine.snapshot()
+    text, markup = positions_view(snap.positions, snap.time)
+    await reply(message, text, reply_markup=markup)
+
+
+async def on_position_button(query: CallbackQuery, callback_data: PositionAction, ctx: BotContext, actor: str,
+                             audit: AuditNote) -> None:
+    ticket = callback_data.ticket
+    pos = ctx.engine.positions.get(ticket)
+    if callback_data.action == "no":
+        audit.result = "cancelled"
+        await query.answer("Cancelled")
+        if query.message is not None:
+            await query.bot.edit_message_text(f"Close of #{ticket} cancelled.", chat_id=query.message.chat.id,
+                                              message_id=query.message.message_id)
+        return
+    if pos is None:
+        audit.result = "no such position"
+        await query.answer(f"#{ticket} is no longer open", show_alert=True)
+        return
+    if callback_data.action == "ask":
+        audit.result = "asked"
+        await query.answer()
+        text = (f"Close <b>#{ticket}</b> {pos.side} {pos.volume:g} @ {pos.open_price:.2f}, "
+                f"P/L now <code>{signed(pos.profit + pos.swap)}</code>?")
+        if query.message is not None:
+            await query.bot.send_message(query.message.chat.id, text, parse_mode="HTML",
+                                         reply_markup=confirm_keyboard(ticket))
+        return
+    trade = await ctx.engine.close(ticket, by=actor)
+    if trade is None:
+        audit.result = "close failed"
+        text = f"❌ Could not close #{ticket}; see the log."
+    else:
+        audit.result = f"closed {trade.profit:+.2f}"
+        text = f"✅ Closed <b>#{ticket}</b> at {trade.close_price:.2f}, P/L <code>{signed(trade.profit)}</code>"
+    await query.answer("Done" if trade else "Failed")
+    if query.message is not None:
+        await query.bot.edit_message_text(text, chat_id=query.message.chat.id,
+                                          message_id=query.message.message_id, parse_mode="HTML")
+
+
+def make_router() -> Router:
+    router = Router(name="positions")
+    router.callback_query.register(on_position_button, PositionAction.filter(F.action.in_({"ask", "yes", "no"})))
+    return router
+

@@ -1,0 +1,57 @@
+"""/status: account, today's result, risk mode, session and regime, paused or not, uptime, loop timing."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from aiogram import Router
+from aiogram.types import Message
+
+from bot.context import BotContext
+from handlers.common import clock_line, duration, esc, join_sections, money, reply, section, signed
+from trading.engine import EngineSnapshot
+from trading.risk.modes import limit_use
+
+
+def status_text(snap: EngineSnapshot, paused_by: str = "", started: datetime | None = None) -> str:
+    acc, risk = snap.account, snap.risk
+    head = f"🤖 <b>STATUS</b> {'⏸ paused' if snap.paused else '🟢 running'}"
+    account = [
+        f"Balance <code>{money(acc.balance)}</code>",
+        f"Equity <code>{money(acc.equity)}</code>",
+        f"Floating <code>{signed(acc.floating_pl)}</code>",
+    ] if acc else ["no account data yet"]
+    today = [
+        f"P/L <code>{signed(risk.daily_realized)}</code>",
+        f"Trades {risk.daily_trades} ({risk.daily_wins} won)",
+        f"Open positions {len(snap.positions)}",
+    ]
+    use = limit_use(risk, snap.limits, acc.balance if acc else risk.day_start_balance)
+    risk_items = [
+        f"Mode <code>{snap.mode.mode}</code> ({esc(snap.mode.reason)})",
+        f"Daily loss {money(use.daily_loss)} / {money(use.daily_limit)}",
+        f"Total loss {money(use.total_loss)} / {money(use.total_limit)}",
+        f"Streak {risk.consecutive_losses}L",
+    ]
+    a = snap.analysis
+    market = [
+        f"Session {esc(a.session.name)}" if a else "Session —",
+        f"Regime {esc(a.regime.name)}" if a else "Regime —",
+    ]
+    bot = [
+        "Paused " + ((f"yes (by {esc(paused_by)})" if paused_by else "yes") if snap.paused else "no"),
+        f"Uptime {duration(snap.time - (started or snap.started))}",
+    ]
+    for phase, (p50, p99) in sorted(snap.timing.items()):
+        bot.append(f"{esc(phase)} p50 {p50:.1f} ms · p99 {p99:.1f} ms")
+    return join_sections(head, section("Account", account), section("Today", today),
+                         section("Risk", risk_items), section("Market", market), section("Bot", bot),
+                         clock_line(snap.time))
+
+
+async def status(message: Message, ctx: BotContext) -> None:
+    await reply(message, status_text(ctx.engine.snapshot(), ctx.engine.paused_by, ctx.started))
+
+
+def make_router() -> Router:
+    return Router(name="status")
