@@ -175,8 +175,10 @@ def trade_opened(e: Event) -> str:
     signal_items = []
     if p_up is not None:
         side_p = p_up if buy else 1 - p_up
-        signal_items.append(f"ML: {code(pct(side_p))} {esc(side)} (p_up {pct(p_up)}) / thr {code(pct(threshold))}")
+        signal_items.append(f"ML: {code(pct(side_p))} {esc(side)} / thr {code(pct(threshold))}")
     setup_reason = extra.get("setup") or (_get(decision, "setup_reason", "") if decision is not None else "")
+    if setup_reason:
+        signal_items.insert(0, f"Setup: <i>{esc(clip(setup_reason))}</i>")
     market_items = [
         f"Session: {esc(extra['session'])}" if extra.get("session") else "",
         f"Regime: {code(extra['regime'])}" if extra.get("regime") else "",
@@ -185,7 +187,6 @@ def trade_opened(e: Event) -> str:
         section("Trade", trade_items),
         section("Signal", signal_items),
         section("Market", market_items),
-        f"<i>{esc(clip(setup_reason))}</i>" if setup_reason else "",
     ]
     return compose(header, *blocks, time=e.time)
 
