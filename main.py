@@ -14,12 +14,42 @@ def _cmd_bars(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_run(args: argparse.Namespace) -> int:
+    import asyncio
+    import logging
+
+    from bot.app import run_bot
+    from bot.config import SettingsError, load_settings
+
+    overrides = {k: v for k, v in (("broker", args.broker), ("paper_replay_speed", args.speed)) if v is not None}
+    try:
+        settings = load_settings(args.env_file, **overrides)
+    except SettingsError as exc:
+        print(f"configuration error:\n{exc}", file=sys.stderr)
+        return 2
+    logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+                        filename=settings.log_file)
+    logging.getLogger("aiogram").setLevel(logging.WARNING)
+    logging.getLogger("apscheduler").setLevel(logging.WARNING)
+    return asyncio.run(run_bot(settings, max_seconds=args.max_seconds, console_input=not args.no_console))
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="xaubot",
         description="Telegram-first XAUUSD M15 trading bot (paper broker by default).",
     )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    p = sub.add_parser("run", help="run the bot (paper broker on a synthetic market unless configured)",
+                       description="Runs the trading bot. Settings come from .env and the environment "
+                       "(see .env.example); without TELEGRAM_TOKEN commands are typed in this terminal.")
+    p.add_argument("--env-file", default=".env", help="settings file (default .env; missing is fine)")
+    p.add_argument("--broker", choices=["paper", "mt5", "mt5linux", "dry-run"], help="override BROKER")
+    p.add_argument("--speed", type=float, help="paper market speed factor (override PAPER_REPLAY_SPEED)")
+    p.add_argument("--max-seconds", type=float, help="stop after this many seconds (smoke tests)")
+    p.add_argument("--no-console", action="store_true", help="do not read commands from the terminal")
+    p.set_defaults(func=_cmd_run)
 
     p = sub.add_parser("bars", help="load and validate a bars file (parquet or CSV, MT5 columns)")
     p.add_argument("--data", required=True, help="bars file, time in broker server time")

@@ -35,6 +35,18 @@ def _mt5(settings: Settings, kind: str) -> Broker:
     )
 
 
+def synthetic_start(now: datetime, history: int) -> datetime:
+    """The bar time from which `history` open-market M15 bars lead up to `now` (so the market is 'live')."""
+    import polars as pl
+
+    from trading.sessions import market_open_mask
+
+    end = now.replace(minute=now.minute - now.minute % 15, second=0, microsecond=0)
+    times = pl.datetime_range(end - BAR * (history * 2 + 2000), end - BAR, BAR, time_zone="UTC", eager=True)
+    open_times = times.filter(pl.Series(market_open_mask(times)))
+    return open_times[-history] if open_times.len() >= history else times[0]
+
+
 def build_broker(settings: Settings) -> BrokerSetup:
     """The broker the settings ask for. Nothing is connected yet; MetaTrader5 is imported only here."""
     from trading.broker.feeds import DryRunFeed, ReplayFeed, SyntheticFeed
@@ -61,7 +73,7 @@ def build_broker(settings: Settings) -> BrokerSetup:
                           server_tz=settings.server_tz)
         what = f"replay of {settings.paper_replay_file}"
     else:
-        start = utc_now() - BAR * int(history * 1.45)  # the synthetic market skips weekends and breaks
+        start = synthetic_start(utc_now(), history)
         feed = SyntheticFeed(n_bars=history + 50_000, seed=settings.paper_seed, start=start, speed=speed,
                              ticks_per_bar=60, history=history)
         what = f"synthetic market (seed {settings.paper_seed})"

@@ -1,0 +1,309 @@
+"""The service: start-up, the scheduled jobs, reconciliation and shutdown (`python main.py run`).
+
+Start-up order (spec §6, made safe): settings → broker (3 tries) → journal (migrated) → models
+(active version or SMC-only) → engine state restored → reconcile the broker's positions with the
+journal → scheduler → controller (Telegram, or the console when no token is set) → startup message.
+Shutdown on SIGINT/SIGTERM: stop the jobs, the stop message, disconnect, close the database; a
+second signal exits at once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import signal
+from datetime import timedelta
+from typing import Any
+
+import polars as pl
+
+from bot.brokers import build_broker
+from bot.config import Settings
+from bot.context import BotContext
+from bot.journal_recorder import JournalRecorder
+from bot.messages import shutdown_event, startup_event
+from bot.notifier import ErrorMonitor, Notifier
+from bot.scheduler import TradingJob, build_scheduler
+from bot.store import Journal
+from bot.transport import ConsoleTransport, TelegramTransport
+from trading.analyzer import MarketAnalyzer
+from trading.domain import Position
+from trading.engine import TradingEngine
+from trading.events import Event, EventBus, EventKind
+from trading.sessions import market_status
+from trading.timezones import utc_now, wib_date
+
+log = logging.getLogger(__name__)
+
+CONSOLE_USER = 1000
+
+
+class StartupError(RuntimeError):
+    """The bot cannot start; the message says what to fix."""
+
+
+class App:
+    def __init__(self, settings: Settings, *, console_input: bool = True) -> None:
+        self.settings = settings
+        self.console_input = console_input
+        self.bus = EventBus()
+        self.errors = ErrorMonitor(self.bus)
+        self.stop_event = asyncio.Event()
+        self.notes: list[str] = []
+        self.last_bars: pl.DataFrame | None = None
+        self._tasks: list[asyncio.Task[Any]] = []
+        self._signals = 0
+
+    # ------------------------------------------------------------------ start-up
+    async def start(self) -> None:
+        s = self.settings
+        setup = build_broker(s)
+        self.broker, self.clock, self.feed = setup.broker, setup.clock, setup.feed
+        self.errors.clock = self.clock
+        await self._connect_broker(setup.description)
+        s.database_path.parent.mkdir(parents=True, exist_ok=True)
+        self.journal = await Journal(s.database_path).open()
+        self.recorder = JournalRecorder(self.journal, s.symbol)
+        self.slot, self.registry, self.trainer = self._load_models()
+        from models.live import SlotRegime, SlotSignal
+
+        self.analyzer = MarketAnalyzer(SlotRegime(self.slot), SlotSignal(self.slot), history=s.analysis_history_bars,
+                                       with_h1_bias="h1_bias" not in s.disabled_gates)
+        self.news = self._news_calendar()
+        self.engine = TradingEngine(
+            self.broker, self.analyzer, params=s.strategy_params(), limits=s.limits(), recorder=self.recorder,
+            bus=self.bus, clock=self.clock, news=self.news.status if self.news else None, comment=s.order_comment,
+            approval_ttl=timedelta(minutes=s.approval_ttl_minutes),
+        )
+        saved = await self.recorder.load_state()
+        await self.engine.start(saved)
+        self.engine.approvals.restore(await self.journal.pending_approvals(self.clock()))
+        await self._reconcile()
+        self.ctx = BotContext(self.engine, self.journal, s, self.analyzer, utc_now(), self.trainer, self.registry)
+        self._tasks.append(asyncio.create_task(self._persist_approvals(), name="approvals-journal"))
+        self.trading_job = TradingJob(self)
+        await self._start_controller()
+        self.scheduler = build_scheduler(self)
+        self.scheduler.start()
+        self._publish_startup(setup.description)
+
+    async def _connect_broker(self, description: str) -> None:
+        for attempt in range(1, 4):
+            try:
+                await self.broker.connect()
+                log.info("broker connected: %s", description)
+                return
+            except Exception as exc:
+                log.warning("broker connect attempt %d/3 failed: %s", attempt, exc)
+                if attempt == 3:
+                    raise StartupError(f"cannot connect to the broker ({description}): {exc}") from exc
+                await asyncio.sleep(2 * attempt)
+
+    def _load_models(self) -> tuple[Any, Any, Any]:
+        from models.autotrainer import AutoTrainer, AutoTrainerConfig, ensure_models
+        from models.registry import ModelRegistry, ModelSlot
+
+        registry = ModelRegistry(self.settings.models_dir)
+        bundle, warning = ensure_models(registry, None, train_if_missing=False)
+        if warning:
+            self.notes.append(warning)
+        slot = ModelSlot(bundle)
+        trainer = None
+        if self.settings.auto_retrain:
+            config = AutoTrainerConfig(daily_hour_wib=self.settings.retrain_hour_wib,
+                                       min_bars=self.settings.min_bars_for_training)
+            loop = asyncio.get_running_loop()  # the trainer calls back from its supervisor thread
+            trainer = AutoTrainer(registry, slot, fetch_bars=self._bars_for_training, config=config,
+                                  on_event=lambda e: loop.call_soon_threadsafe(self.bus.publish, e))
+        return slot, registry, trainer
+
+    def _bars_for_training(self, n: int) -> pl.DataFrame:
+        if self.feed is not None:
+            return self.feed.bars_now(n)
+        return self.last_bars.tail(n) if self.last_bars is not None else pl.DataFrame()
+
+    def _news_calendar(self) -> Any:
+        if not self.settings.news_calendar:
+            return None
+        from trading.news import NewsCalendar
+
+        calendar = NewsCalendar(self.settings.news_calendar, self.settings.news_cache_path,
+                                self.settings.blackout_rules())
+        calendar.refresh()
+        if calendar.last_error:
+            self.notes.append(f"news calendar: {calendar.last_error}")
+        return calendar
+
+    async def _reconcile(self) -> None:
+        """Journal vs broker: adopt unknown positions, book the ones closed while we were down."""
+        open_in_journal = {t.ticket: t for t in await self.journal.open_trades()}
+        at_broker = dict(self.engine.positions)
+        for ticket, pos in at_broker.items():
+            if ticket not in open_in_journal:
+                await self.journal.record_trade_open(pos)
+                self.notes.append(f"adopted #{ticket} {pos.side} {pos.volume:g} at {pos.open_price:.2f} (not in the journal)")
+        for ticket, t in open_in_journal.items():
+            if ticket not in at_broker:
+                # back into the engine's book: the next tick sees it gone and books the close from the deals
+                self.engine.positions[ticket] = Position(
+                    ticket=ticket, symbol=t.symbol, side=t.side, volume=t.volume, open_price=t.open_price,
+                    open_time=t.open_time, sl=t.sl or 0.0, tp=t.tp or 0.0, magic=t.magic, comment=t.comment)
+                self.notes.append(f"#{ticket} closed while the bot was down: booking it from the broker's deals")
+
+    async def _start_controller(self) -> None:
+        s = self.settings
+        from bot.telegram import build_dispatcher, make_bot, start_polling
+
+        if s.telegram_token is not None:
+            bot = make_bot(s.telegram_token.get_secret_value(), s.telegram_api_url)
+            self.polling = await start_polling(self.ctx, bot)
+            transport: Any = TelegramTransport(bot)
+            chat = s.notify_chat_id
+            self.console = None
+        else:
+            from bot.console import ConsoleController
+
+            transport = ConsoleTransport(photo_dir=s.database_path.parent / "photos", clock=utc_now)
+            chat = CONSOLE_USER
+            console_settings = s.model_copy(update={"telegram_allowed_users": [CONSOLE_USER]})
+            dp = build_dispatcher(BotContext(self.engine, self.journal, console_settings, self.analyzer,
+                                             self.ctx.started, self.trainer, self.registry, self.ctx.extras))
+            self.console = ConsoleController(dp, transport, CONSOLE_USER)
+            if self.console_input:
+                self.console.start()
+            self.polling = None
+            self.notes.append("no TELEGRAM_TOKEN: console mode (type /help; photos are saved under "
+                              f"{s.database_path.parent / 'photos'})")
+        self.transport = transport
+        self.notifier = Notifier(transport, chat or CONSOLE_USER, quiet_kinds=s.quiet_notifications)
+        self.notifier.attach(self.bus)
+
+    def _publish_startup(self, description: str) -> None:
+        s, snap = self.settings, self.engine.snapshot()
+        account = snap.account
+        bundle = self.slot.current
+        config = {k: v for k, v in s.describe()}
+        config["Broker"] = description
+        config["Model"] = bundle.version if bundle else "none: SMC-only"
+        self.bus.publish(startup_event(
+            self.clock(), balance=account.balance if account else 0.0, equity=account.equity if account else None,
+            currency=account.currency if account else "USD", config=config, limits=snap.limits,
+            mode=str(snap.mode.mode), paused=snap.paused, notes=self.notes,
+        ))
+
+    async def _persist_approvals(self) -> None:
+        queue = self.bus.subscribe()
+        while True:
+            event = await queue.get()
+            try:
+                approval = event.data.get("approval")
+                if approval is None or event.kind not in (EventKind.RISK_CHANGE_PROPOSED,
+                                                          EventKind.APPROVAL_RESOLVED):
+                    continue
+                stored = await self.journal.update_approval(approval) if event.kind is \
+                    EventKind.APPROVAL_RESOLVED else False
+                if not stored:
+                    await self.journal.save_approval(approval)
+            except Exception:
+                log.exception("could not store approval event %s", event.kind)
+
+    # ------------------------------------------------------------------ jobs
+    def notify_info(self, text: str) -> None:
+        self.bus.publish(Event(EventKind.INFO, self.clock(), {}, text))
+
+    async def five_minute_job(self) -> None:
+        now = self.clock()
+        account = await self.broker.account()
+        await self.journal.record_equity(now, account.balance, account.equity, len(self.engine.positions),
+                                         account.floating_pl)
+        if self.news is not None:
+            await asyncio.to_thread(self.news.refresh)
+            for e in self.news.upcoming(now, timedelta(minutes=30)):
+                from bot.messages import news_event
+
+                self.bus.publish(news_event(now, active=False, title=e.title,
+                                            reason=f"high-impact {e.country} event at {e.time:%H:%M} UTC"))
+        if self.trainer is not None:
+            self.trainer.check(now, market_open=market_status(now).is_open, open_positions=len(self.engine.positions))
+
+    async def market_update_job(self) -> None:
+        from bot.reports import market_update
+
+        self.notifier.notify_text(market_update(self.engine.snapshot()), silent=True)
+
+    async def hourly_job(self) -> None:
+        from bot.reports import hourly_analysis
+
+        decisions = await self.journal.decisions(limit=4)
+        self.notifier.notify_text(hourly_analysis(self.engine.snapshot(), decisions), silent=True)
+
+    async def daily_job(self) -> None:
+        from bot.reports import daily_summary
+
+        yesterday = wib_date(self.clock()) - timedelta(days=1)
+        html, png = await daily_summary(self.journal, yesterday, self.engine.snapshot())
+        if png:
+            self.notifier.notify_photo(png, "")
+        self.notifier.notify_text(html)
+
+    # ------------------------------------------------------------------ run and stop
+    def _on_signal(self) -> None:
+        self._signals += 1
+        if self._signals > 1:
+            log.warning("second signal: exiting now")
+            os._exit(130)
+        log.info("stopping (press Ctrl-C again to exit at once)")
+        self.stop_event.set()
+
+    async def run(self, max_seconds: float | None = None) -> int:
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            with contextlib.suppress(NotImplementedError, RuntimeError):
+                loop.add_signal_handler(sig, self._on_signal)
+        try:
+            await self.start()
+        except StartupError as exc:
+            log.error("%s", exc)
+            await self._close_partial()
+            return 1
+        try:
+            if max_seconds is None:
+                await self.stop_event.wait()
+            else:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self.stop_event.wait(), max_seconds)
+        finally:
+            await self.shutdown("stopped by signal" if self._signals else "run finished")
+        return 0
+
+    async def shutdown(self, reason: str) -> None:
+        if getattr(self, "scheduler", None) is not None:
+            self.scheduler.shutdown(wait=False)
+        snap = self.engine.snapshot()
+        self.bus.publish(shutdown_event(
+            utc_now(), balance=snap.account.balance if snap.account else None, started=self.ctx.started,
+            trades_today=snap.risk.daily_trades, wins_today=snap.risk.daily_wins,
+            profit_today=snap.risk.daily_realized, mode=str(snap.mode.mode), reason=reason,
+        ))
+        await self.notifier.stop(timeout=10)
+        if self.polling is not None:
+            await self.polling.stop()
+            await self.polling.bot.session.close()
+        if self.console is not None:
+            await self.console.stop()
+        for task in self._tasks:
+            task.cancel()
+        await self._close_partial()
+
+    async def _close_partial(self) -> None:
+        with contextlib.suppress(Exception):
+            await self.broker.disconnect()
+        journal = getattr(self, "journal", None)
+        if journal is not None:
+            await journal.close()
+
+
+async def run_bot(settings: Settings, max_seconds: float | None = None, console_input: bool = True) -> int:
+    return await App(settings, console_input=console_input).run(max_seconds)

@@ -1,0 +1,156 @@
+"""The console controller: without a Telegram token the same commands are typed in the terminal.
+
+Typed lines become Telegram updates fed to the very same aiogram dispatcher (same handlers, same
+access check and audit); a `ConsoleSession` answers the Bot API calls locally, printing messages
+through the console transport and saving photos as PNG files. Buttons are shown as numbered
+choices; typing `!N` presses button N of the last message that had buttons.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import logging
+import sys
+from collections.abc import AsyncGenerator
+from datetime import UTC, datetime
+from typing import Any
+
+from aiogram import Bot, Dispatcher
+from aiogram.client.session.base import BaseSession
+from aiogram.methods import TelegramMethod
+from aiogram.methods.base import TelegramType
+from aiogram.types import CallbackQuery, Chat, InputFile, Message, Update, User
+
+from bot.transport import ConsoleTransport
+
+log = logging.getLogger(__name__)
+
+CONSOLE_BOT = User(id=1, is_bot=True, first_name="xaubot", username="xaubot")
+
+
+class ConsoleSession(BaseSession):
+    """Answers the Bot API methods the handlers use, without a network."""
+
+    def __init__(self, transport: ConsoleTransport, user_id: int) -> None:
+        super().__init__()
+        self.transport = transport
+        self.user_id = user_id
+        self._ids = itertools.count(1)
+        self.last_buttons: list[tuple[str, str, int]] = []  # (text, callback data, message id)
+
+    async def close(self) -> None:
+        return None
+
+    async def stream_content(self, url: str, headers: dict[str, Any] | None = None, timeout: int = 30,
+                             chunk_size: int = 65536, raise_for_status: bool = True) -> AsyncGenerator[bytes, None]:
+        raise RuntimeError("no downloads on the console")
+        yield b""  # pragma: no cover
+
+    def _message(self, message_id: int, text: str | None = None, markup: Any = None) -> Message:
+        chat = Chat(id=self.user_id, type="private")
+        return Message(message_id=message_id, date=datetime.now(UTC), chat=chat, from_user=CONSOLE_BOT, text=text,
+                       reply_markup=markup)
+
+    def _remember_buttons(self, markup: Any, message_id: int) -> str:
+        rows = getattr(markup, "inline_keyboard", None)
+        if not rows:
+            return ""
+        self.last_buttons = [(b.text, b.callback_data or "", message_id) for row in rows for b in row]
+        return "\n" + "  ".join(f"[!{i}] {t}" for i, (t, _, _) in enumerate(self.last_buttons, start=1))
+
+    async def make_request(self, bot: Bot, method: TelegramMethod[TelegramType], timeout: int | None = None) -> Any:
+        name = type(method).__name__
+        if name == "GetMe":
+            return CONSOLE_BOT
+        if name in ("SendMessage", "EditMessageText"):
+            mid = getattr(method, "message_id", None) or next(self._ids)
+            text = method.text + self._remember_buttons(getattr(method, "reply_markup", None), mid)  # type: ignore[attr-defined]
+            if name == "SendMessage":
+                await self.transport.send_text(self.user_id, text)
+            else:
+                await self.transport.edit_text(self.user_id, mid, text)
+            return self._message(mid, method.text)  # type: ignore[attr-defined]
+        if name in ("SendPhoto", "SendDocument"):
+            payload = getattr(method, "photo", None) or getattr(method, "document", None)
+            data = await _input_bytes(payload)
+            caption = (getattr(method, "caption", None) or "") + self._remember_buttons(
+                getattr(method, "reply_markup", None), 0)
+            await self.transport.send_photo(self.user_id, data, caption)
+            return self._message(next(self._ids))
+        if name == "EditMessageReplyMarkup":
+            extra = self._remember_buttons(getattr(method, "reply_markup", None), method.message_id or 0)  # type: ignore[attr-defined]
+            if extra:
+                await self.transport.send_text(self.user_id, "buttons:" + extra)
+            return True
+        if name == "AnswerCallbackQuery":
+            if getattr(method, "text", None):
+                await self.transport.send_text(self.user_id, method.text)  # type: ignore[attr-defined]
+            return True
+        return True  # setMyCommands, deleteMessage, sendChatAction, ...
+
+
+async def _input_bytes(payload: Any) -> bytes:
+    if isinstance(payload, bytes):
+        return payload
+    if isinstance(payload, InputFile):
+        chunks = [c async for c in payload.read(None)]  # type: ignore[arg-type]
+        return b"".join(chunks)
+    return b""
+
+
+class ConsoleController:
+    """Reads commands from stdin and feeds them to the dispatcher as the console user."""
+
+    def __init__(self, dp: Dispatcher, transport: ConsoleTransport, user_id: int) -> None:
+        self.dp = dp
+        self.session = ConsoleSession(transport, user_id)
+        self.bot = Bot("1:console", session=self.session)
+        self.user_id = user_id
+        self._update_ids = itertools.count(1)
+        self._task: asyncio.Task[None] | None = None
+
+    def _user(self) -> User:
+        return User(id=self.user_id, is_bot=False, first_name="console")
+
+    async def handle_line(self, line: str) -> None:
+        line = line.strip()
+        if not line:
+            return
+        if line.startswith("!") and line[1:].isdigit():
+            index = int(line[1:]) - 1
+            if not 0 <= index < len(self.session.last_buttons):
+                await self.session.transport.send_text(self.user_id, "no such button")
+                return
+            text, data, mid = self.session.last_buttons[index]
+            message = self.session._message(mid, text)
+            query = CallbackQuery(id=str(next(self._update_ids)), from_user=self._user(), chat_instance="console",
+                                  data=data, message=message)
+            await self.dp.feed_update(self.bot, Update(update_id=next(self._update_ids), callback_query=query))
+            return
+        if not line.startswith("/"):
+            line = "/" + line
+        message = Message(message_id=next(self._update_ids), date=datetime.now(UTC),
+                          chat=Chat(id=self.user_id, type="private"), from_user=self._user(), text=line)
+        await self.dp.feed_update(self.bot, Update(update_id=next(self._update_ids), message=message))
+
+    def start(self) -> None:
+        if sys.stdin is None or not sys.stdin.isatty():
+            log.info("console commands disabled: stdin is not a terminal")
+            return
+        self._task = asyncio.create_task(self._read(), name="console-commands")
+
+    async def _read(self) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            line = await loop.run_in_executor(None, sys.stdin.readline)
+            if not line:
+                return
+            try:
+                await self.handle_line(line)
+            except Exception:
+                log.exception("console command failed: %s", line.strip())
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()

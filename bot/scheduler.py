@@ -1,0 +1,100 @@
+"""APScheduler jobs: the 1-second trading job (ticks and closed bars), the 5-minute, 30-minute,
+hourly and daily jobs. Every job is guarded: an error is logged and counted, never raised into the
+scheduler; a lost broker connection triggers a reconnect with backoff.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+from apscheduler.schedulers.asyncio import AsyncIOScheduler
+from apscheduler.triggers.cron import CronTrigger
+
+from trading.bars import closed_bars
+from trading.broker.base import ConnectionLost
+from trading.timezones import WIB
+
+if TYPE_CHECKING:
+    from bot.app import App
+
+log = logging.getLogger(__name__)
+
+
+class TradingJob:
+    """Every second: `engine.on_tick()`; when a new M15 bar has closed, `engine.on_bar(closed bars)`."""
+
+    def __init__(self, app: App) -> None:
+        self.app = app
+        self.last_bar_time: datetime | None = None
+        self._reconnect_delay = 1.0
+        self._down_since: datetime | None = None
+
+    async def run(self) -> None:
+        app = self.app
+        engine = app.engine
+        try:
+            await engine.on_tick()
+            with engine.timer.phase("bars"):
+                bars = await app.broker.bars(app.settings.analysis_history_bars + 1)
+                closed = closed_bars(bars, app.clock())
+            if closed.height and closed["time"][-1] != self.last_bar_time:
+                self.last_bar_time = closed["time"][-1]
+                app.last_bars = closed
+                await engine.on_bar(closed)
+            self._reconnect_delay = 1.0
+            if self._down_since is not None:
+                app.notify_info(f"broker connection restored (down since {self._down_since:%H:%M} UTC)")
+                self._down_since = None
+        except ConnectionLost as exc:
+            await self._reconnect(exc)
+        except Exception as exc:
+            log.exception("trading job failed")
+            app.errors.record(exc, app.clock())
+
+    async def _reconnect(self, exc: Exception) -> None:
+        app = self.app
+        if self._down_since is None:
+            self._down_since = app.clock()
+            log.warning("broker connection lost: %s", exc)
+        app.errors.record(exc, app.clock())
+        await asyncio.sleep(self._reconnect_delay)
+        self._reconnect_delay = min(self._reconnect_delay * 2, 60.0)
+        try:
+            await app.broker.connect()
+        except Exception as again:
+            log.warning("reconnect failed: %s (next try in %.0f s)", again, self._reconnect_delay)
+
+
+def guarded(app: App, name: str, job: Callable[[], Awaitable[Any]]) -> Callable[[], Awaitable[None]]:
+    async def run() -> None:
+        try:
+            await job()
+        except Exception as exc:
+            log.exception("%s job failed", name)
+            app.errors.record(exc, app.clock())
+
+    run.__name__ = name
+    return run
+
+
+def build_scheduler(app: App) -> AsyncIOScheduler:
+    s = app.settings
+    sched = AsyncIOScheduler(timezone=WIB)
+    common = dict(max_instances=1, coalesce=True, replace_existing=True)
+    sched.add_job(app.trading_job.run, "interval", seconds=1, id="trading", misfire_grace_time=1, **common)
+    sched.add_job(guarded(app, "five_minutes", app.five_minute_job), "interval", minutes=5, id="five_minutes",
+                  misfire_grace_time=60, **common)
+    if s.market_update_minutes:
+        sched.add_job(guarded(app, "market_update", app.market_update_job), "interval",
+                      minutes=s.market_update_minutes, id="market_update", misfire_grace_time=120, **common)
+    if s.hourly_analysis:
+        sched.add_job(guarded(app, "hourly", app.hourly_job), CronTrigger(minute=0, timezone=WIB), id="hourly",
+                      misfire_grace_time=300, **common)
+    if s.daily_summary:
+        sched.add_job(guarded(app, "daily", app.daily_job), CronTrigger(hour=0, minute=0, second=5, timezone=WIB),
+                      id="daily", misfire_grace_time=3600, **common)
+    return sched
