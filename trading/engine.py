@@ -374,7 +374,8 @@ class TradingEngine:
         gone = [p for t, p in self.positions.items() if t not in live and t not in self._closing]
         for pos in gone:
             trade = await self._closed_trade(pos, "broker", "closed at the broker", None, None)
-            await self._book_close(trade, self.account.balance if self.account else 0.0, by="broker")
+            balance_after = self.account.balance if self.account else 0.0  # fetched after the broker closed it
+            await self._book_close(trade, balance_after - trade.profit, by="broker")
         for p in positions:  # positions opened elsewhere with our magic (adopted) get a tracker too
             if p.ticket not in self.positions:
                 self.positions[p.ticket] = p
