@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
 
-from annotated_types import Ge, Gt, Le, Lt, MaxLen, MinLen
+from annotated_types import Ge, Gt, Le, Lt, MaxLen
 from pydantic import Field, SecretStr, ValidationError, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
@@ -511,8 +511,6 @@ def _bounds(name: str) -> str:
             parts.append(f"<= {_num(m.le)}")
         elif isinstance(m, MaxLen):
             parts.append(f"at most {m.max_length} characters")
-        elif isinstance(m, MinLen) and m.min_length == 1:
-            parts.append("not empty")
     return "must be " + " and ".join(parts) if parts else ""
 
 
@@ -532,7 +530,9 @@ def _problem(error: dict[str, Any]) -> str:
         what = str(error.get("ctx", {}).get("error", error.get("msg", "")))
     elif kind in {"greater_than", "greater_than_equal", "less_than", "less_than_equal"}:
         what = _bounds(name) + got
-    elif kind in {"string_too_long", "string_too_short", "too_short", "too_long"}:
+    elif kind in {"string_too_short", "too_short"}:
+        what = "must not be empty"
+    elif kind in {"string_too_long", "too_long"}:
         length = "" if secret or value is None else f" (got {len(value)} characters)"
         what = (_bounds(name) or error.get("msg", "")) + length
     elif kind in {"int_parsing", "int_from_float", "int_type"}:

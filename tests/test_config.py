@@ -140,7 +140,7 @@ def test_news_calendar_file_or_url(tmp_path: Path) -> None:
         ({"retrain_hour_wib": 24}, "RETRAIN_HOUR_WIB: must be >= 0 and <= 23 (got 24)"),
         ({"broker": "live"}, "BROKER: must be one of 'paper', 'mt5', 'mt5linux' or 'dry-run' (got live)"),
         ({"order_comment": "x" * 32}, "ORDER_COMMENT: must be at most 31 characters (got 32 characters)"),
-        ({"symbol": "  "}, "SYMBOL: must be not empty (got 0 characters)"),
+        ({"symbol": "  "}, "SYMBOL: must not be empty"),
         ({"hourly_analysis": "maybe"}, "HOURLY_ANALYSIS: must be true or false (got maybe)"),
         ({"log_level": "loud"}, "LOG_LEVEL: must be one of DEBUG, INFO, WARNING, ERROR, CRITICAL (got loud)"),
         ({"mt5_login": 5, "mt5_server": "Demo"}, "MT5_PASSWORD: required when MT5_LOGIN is set"),
