@@ -83,9 +83,9 @@ class Harness:
 
 async def make(params: StrategyParams | None = None, limits: RiskLimits | None = None, balance: float = 10_000.0,
                recorder: MemoryRecorder | None = None, saved: dict | None = None,
-               before_start=None) -> Harness:
+               before_start=None, commission_per_lot: float = 0.0) -> Harness:
     clock = Clock(NOW)
-    broker = PaperBroker(balance=balance)
+    broker = PaperBroker(balance=balance, commission_per_lot=commission_per_lot)
     await broker.connect()
     broker.set_tick(Tick(NOW, 3299.8, 3300.0))
     if before_start is not None:
@@ -492,6 +492,16 @@ async def test_close_one_and_close_all() -> None:
     assert [t.reason for t in h.recorder.closed] == ["manual", "close_all"]
     assert h.engine.state.daily_trades == 2
     assert await h.engine.close_all(by="user:1") == 0
+
+
+async def test_a_trades_profit_is_net_of_both_commissions() -> None:
+    h = await make(commission_per_lot=7.0)  # $0.14 per 0.02-lot deal, in and out
+    ticket = await h.open_buy()
+    await h.tick(3305.0)
+    trade = await h.engine.close(ticket, by="user:1")
+    assert trade.profit == pytest.approx(10.0 - 0.14 - 0.14)
+    assert h.broker.balance == pytest.approx(10_000.0 + trade.profit)
+    assert h.engine.state.daily_realized == pytest.approx(trade.profit)
 
 
 async def test_snapshot_reports_state() -> None:

@@ -326,12 +326,12 @@ class TradingEngine:
 
     async def _closed_trade(self, pos: Position, name: str, reason: str, price: float | None,
                             time: datetime | None) -> ClosedTrade:
-        deals = [
-            d for d in await self.broker.deals_since(pos.open_time - timedelta(seconds=1))
-            if d.position_ticket == pos.ticket and d.entry is DealEntry.OUT
-        ]
+        mine = [d for d in await self.broker.deals_since(pos.open_time - timedelta(seconds=1))
+                if d.position_ticket == pos.ticket]
+        deals = [d for d in mine if d.entry is DealEntry.OUT]
         if deals:
-            profit = sum(d.net for d in deals)
+            # net of every charge of the position: the entry deal's commission belongs to the trade too
+            profit = sum(d.net for d in deals) + sum(d.net for d in mine if d.entry is DealEntry.IN)
             price, time = deals[-1].price, deals[-1].time
             reason_kind = deals[-1].reason
             if reason_kind is DealReason.SL and name == "broker":
