@@ -149,6 +149,30 @@ async def test_restart_from_state_dict_keeps_counters() -> None:
     assert t not in h2.engine.positions
 
 
+async def test_a_broker_close_while_the_bot_was_down_is_counted_after_restart() -> None:
+    h = await make()
+    t1 = await h.open_buy()
+    t2 = await h.open_buy(stop_loss=3280.0)
+    saved = dict(h.recorder.state)  # what the journal holds when the bot dies
+    assert [p["ticket"] for p in saved["positions"]] == [t1, t2]
+    h.price(3285.0)  # t1's 3290 stop is hit at the broker while nobody is watching
+    assert [p.ticket for p in h.broker.positions_now()] == [t2]
+    rec = MemoryRecorder()
+    engine = TradingEngine(h.broker, h.analyzer, recorder=rec, clock=h.clock, market_clock=lambda now: (None, None))
+    await engine.start(saved)
+    [trade] = rec.closed
+    assert trade.ticket == t1 and trade.reason == "broker_sl" and trade.profit == pytest.approx(-30.0)
+    assert engine.state.consecutive_losses == 1 and engine.state.daily_realized == pytest.approx(-30.0)
+    assert list(engine.positions) == [t2]
+    assert [p["ticket"] for p in rec.state["positions"]] == [t2]
+    again = TradingEngine(h.broker, h.analyzer, recorder=rec, clock=h.clock, market_clock=lambda now: (None, None))
+    await again.start(dict(rec.state))  # another restart: the close is not counted twice
+    assert len(rec.closed) == 1 and again.state.daily_trades == 1
+    stale = TradingEngine(h.broker, h.analyzer, recorder=rec, clock=h.clock, market_clock=lambda now: (None, None))
+    await stale.start(saved)  # an old state, but the journal already has the close: not recorded again
+    assert len(rec.closed) == 1
+
+
 # ---------------------------------------------------------------------------------------- entries
 
 
@@ -372,6 +396,43 @@ async def test_daily_limit_stops_until_the_next_wib_day() -> None:
     assert h.engine.mode().mode is RiskMode.NORMAL
     assert h.engine.state.day_start_balance == pytest.approx(h.broker.balance)
     assert not h.engine.approvals.pending(h.clock.now)  # a daily stop needs no reset
+
+
+async def test_daily_limit_exit_closes_and_starts_a_cooldown() -> None:
+    h = await make(limits=RiskLimits(daily_loss_pct=0.3))  # $30
+    await h.open_buy(stop_loss=3270.0, take_profit=3360.0)
+    await h.tick(3286.0)  # -$28: holds
+    assert h.recorder.closed == []
+    await h.tick(3284.0)  # -$32: today's loss would pass the limit
+    [trade] = h.recorder.closed
+    assert trade.reason == "daily_limit"
+    s = h.engine.state
+    assert s.daily_stop and s.cooldown_until == h.clock.now + timedelta(minutes=60)
+    assert s.cooldown_reason == "daily limit close"
+    assert h.engine.mode().mode is RiskMode.STOPPED  # STOPPED outranks the cooldown
+
+
+async def test_eighty_percent_of_the_daily_limit_is_protected_mode() -> None:
+    h = await make(limits=RiskLimits(daily_loss_pct=0.25))  # $25
+    await h.open_buy()
+    await h.tick(3289.0)  # -$22 = 88 %
+    mode = h.engine.mode()
+    assert mode.mode is RiskMode.PROTECTED and "88% of the daily" in mode.reason
+    await h.open_buy()
+    assert h.broker.positions_now()[0].volume == 0.01
+    h.clock.advance(minutes=15)
+    assert (await h.engine.on_bar(None)).blocked_by == "position_limit"  # type: ignore[arg-type]
+
+
+async def test_a_refused_order_is_reported_and_not_counted_as_an_entry() -> None:
+    h = await make()
+    h.price(3321.0, seconds=0)  # the ask is already above the setup's 3320 TP: the broker refuses it
+    d = await h.engine.on_bar(None)  # type: ignore[arg-type]
+    assert d.action == "enter"  # the gates passed; the order did not
+    assert h.broker.positions_now() == [] and h.recorder.opened == []
+    [ev] = h.of(EventKind.ORDER_FAILED)
+    assert "take profit" in ev.data["error"]
+    assert h.engine.state.last_entry_time is None and h.engine.positions == {}
 
 
 async def test_total_limit_stops_and_the_engine_proposes_a_reset() -> None:

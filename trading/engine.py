@@ -19,7 +19,7 @@ import polars as pl
 
 from trading.analysis import MarketAnalysis
 from trading.broker.base import Broker, BrokerError, ConnectionLost
-from trading.domain import AccountInfo, ClosedTrade, DealEntry, DealReason, Position, SymbolSpec, Tick
+from trading.domain import AccountInfo, ClosedTrade, DealEntry, DealReason, Position, Side, SymbolSpec, Tick
 from trading.events import Event, EventBus, EventKind
 from trading.exits import ExitContext, PositionTracker, evaluate_exits
 from trading.gates import EntryContext, GateResult, NewsStatus, bar_move_pct, evaluate_gates, first_block
@@ -125,6 +125,7 @@ class TradingEngine:
         self._mode: ModeDecision = ModeDecision(RiskMode.NORMAL, "starting")
         self._proposed_reset = False
         self._last_deal_check: datetime | None = None
+        self._restored_positions: list[Position] = []
         self.started = clock()
 
     # ------------------------------------------------------------------ lifecycle
@@ -138,12 +139,26 @@ class TradingEngine:
         if self.state is None:
             self.state = RiskState.fresh(self.account.balance, now)
         self.state = roll_day(self.state, now, self.account.balance)
-        for p in await self.broker.positions():
+        live = await self.broker.positions()
+        for p in live:
             self.positions[p.ticket] = p
             self.trackers.setdefault(p.ticket, PositionTracker(p.ticket))
         self._last_deal_check = now - timedelta(days=1)
         self._mode = self.mode()
+        await self._book_closed_while_down(self._restored_positions, {p.ticket for p in live})
+        self._restored_positions = []
         await self._save_state()
+
+    async def _book_closed_while_down(self, saved: list[Position], live: set[int]) -> None:
+        """Positions open at the last save that the broker closed while the bot was down count too (decision 7)."""
+        for pos in saved:
+            if pos.ticket in live:
+                continue
+            deals = await self.broker.deals_since(pos.open_time - timedelta(seconds=1))
+            if any(d.position_ticket == pos.ticket and d.entry is DealEntry.OUT for d in deals):
+                trade = await self._closed_trade(pos, "broker", "closed at the broker while the bot was down",
+                                                 None, None)
+                await self._book_close(trade, self.account.balance if self.account else 0.0, by="broker")
 
     def restore(self, saved: dict[str, Any]) -> None:
         if "risk" in saved:
@@ -153,6 +168,7 @@ class TradingEngine:
         if "limits" in saved:
             self.limits = RiskLimits(**saved["limits"])
         self.recent_profits.extend(float(x) for x in saved.get("recent_profits", []))
+        self._restored_positions = [_position_from_dict(p) for p in saved.get("positions", [])]
 
     def state_dict(self) -> dict[str, Any]:
         assert self.state is not None
@@ -162,6 +178,7 @@ class TradingEngine:
             "risk": risk_state_to_dict(self.state),
             "limits": asdict(self.limits),
             "recent_profits": list(self.recent_profits),
+            "positions": [_position_to_dict(p) for p in self.positions.values()],
         }
 
     async def _save_state(self) -> None:
@@ -487,12 +504,12 @@ class TradingEngine:
         )
         await self.recorder.record_open(trade)
         self.state = replace(self.state, last_entry_time=now)
-        await self._save_state()
         self.positions[fill.ticket] = Position(
             ticket=fill.ticket, symbol=self.spec.name, side=setup.side, volume=fill.volume, open_price=fill.price,
             open_time=fill.time, sl=sl, tp=tp, magic=self.broker.magic, comment=self.comment,
         )
         self.trackers[fill.ticket] = PositionTracker(fill.ticket)
+        await self._save_state()
         self._publish(EventKind.TRADE_OPENED, f"opened #{fill.ticket} {setup.side} {fill.volume:g} at {fill.price:.2f} "
                       f"SL {sl:.2f} TP {tp:.2f}", trade=trade, decision=decision)
 
@@ -593,6 +610,19 @@ class TradingEngine:
         await self._save_state()
         self._publish(EventKind.RISK_CHANGE_APPLIED, f"{change.summary} (by {by})", change=change, by=by)
         await self._check_mode_change()
+
+
+def _position_to_dict(p: Position) -> dict[str, Any]:
+    return {"ticket": p.ticket, "symbol": p.symbol, "side": str(p.side), "volume": p.volume,
+            "open_price": p.open_price, "open_time": p.open_time.isoformat(), "sl": p.sl, "tp": p.tp,
+            "magic": p.magic, "comment": p.comment}
+
+
+def _position_from_dict(d: dict[str, Any]) -> Position:
+    return Position(ticket=int(d["ticket"]), symbol=str(d["symbol"]), side=Side(d["side"]), volume=float(d["volume"]),
+                    open_price=float(d["open_price"]), open_time=datetime.fromisoformat(d["open_time"]),
+                    sl=float(d.get("sl", 0.0)), tp=float(d.get("tp", 0.0)), magic=int(d.get("magic", 0)),
+                    comment=str(d.get("comment", "")))
 
 
 __all__ = ["ChangeResult", "EngineSnapshot", "GateResult", "TradingEngine"]
