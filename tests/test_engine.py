@@ -14,12 +14,12 @@ from datetime import datetime, timedelta
 import pytest
 
 from tests.engine_fixtures import NOW, FakeSession, FakeSetup, analysis
-from trading.analysis import MarketAnalysis
+from trading.analysis import MarketAnalysis, MLView
 from trading.broker.paper import PaperBroker
 from trading.domain import Deal, Side, Tick
 from trading.engine import TradingEngine
 from trading.events import Event, EventBus, EventKind
-from trading.parameters import GATE_NAMES, StrategyParams
+from trading.parameters import GATE_NAMES, OPTIONAL_GATES_OFF_BY_DEFAULT, StrategyParams
 from trading.records import MemoryRecorder
 from trading.risk.approvals import ApprovalError, ApprovalStatus, RiskChange
 from trading.risk.modes import RiskLimits, RiskMode, RiskState, risk_state_to_dict
@@ -312,6 +312,34 @@ async def test_breakeven_then_trailing_move_the_stop_at_the_broker() -> None:
     assert closed.reason == "broker_sl" and closed.close_price == 3309.0
     assert closed.profit == pytest.approx(18.0)
     assert h.engine.state.consecutive_losses == 0 and h.engine.state.daily_wins == 1
+
+
+async def test_sell_side_stops_breakeven_trailing_and_broker_sl() -> None:
+    h = await make(params=TRAIL)
+    sell = FakeSetup(side=Side.SELL, entry=3299.8, stop_loss=3309.8, take_profit=3279.8)
+    h.analyzer.next = analysis(setup=sell, prev_setup_side=Side.SELL, indicators={"rsi_14": 45.0}, ml=MLView(0.3),
+                               recent_closes=(3300.5, 3301.0, 3300.5, 3300.0, 3299.9))
+    assert (await h.engine.on_bar(None)).action == "enter"  # type: ignore[arg-type]
+    [pos] = h.broker.positions_now()
+    assert (pos.side, pos.open_price, pos.sl, pos.tp) == (Side.SELL, 3299.8, 3309.8, 3279.8)
+    await h.tick(3289.6)  # ask 3289.8: 10 in favour -> breakeven 0.5 ATR below the entry
+    assert h.broker.positions_now()[0].sl == 3297.3
+    await h.tick(3284.6)  # ask 3284.8: 15 in favour -> trail 1 ATR above the ask
+    assert h.broker.positions_now()[0].sl == 3289.8
+    await h.tick(3290.0)  # ask 3290.2 reaches the trailed stop at the broker
+    [trade] = h.recorder.closed
+    assert trade.reason == "broker_sl" and trade.close_price == 3290.2
+    assert trade.profit == pytest.approx((3299.8 - 3290.2) * 2)
+
+
+async def test_disabled_flash_crash_gate_does_not_close_on_ticks() -> None:
+    off = OPTIONAL_GATES_OFF_BY_DEFAULT | {"flash_crash_guard"}
+    h = await make(params=replace(TRAIL, disabled_gates=off))
+    await h.open_buy(take_profit=3500.0)
+    await h.tick(3300.0)
+    await h.tick(3390.0, seconds=30)
+    assert h.of(EventKind.EMERGENCY_CLOSE) == [] and len(h.broker.positions_now()) == 1
+    assert h.engine.mode().mode is RiskMode.NORMAL
 
 
 async def test_on_tick_does_not_recompute_the_analysis() -> None:

@@ -252,7 +252,7 @@ class TradingEngine:
         while self._ticks and self._ticks[0][0] < horizon:
             self._ticks.popleft()
         move = self.tick_move_pct()
-        if move >= self.params.flash_crash_pct:
+        if move >= self.params.flash_crash_pct and self.params.gate_enabled("flash_crash_guard"):
             await self._flash_crash(f"{move:.2f}% within {self.params.flash_crash_window_seconds} s", now)
             self._ticks.clear()
             return True
