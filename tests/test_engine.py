@@ -8,6 +8,7 @@ At 0.02 lot one price unit is $2, one ATR money unit is $10.
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import replace
 from datetime import datetime, timedelta
 
@@ -542,6 +543,54 @@ async def test_flash_crash_by_bars_closes_all_before_deciding() -> None:
     assert d.blocked_by == "flash_crash_guard"
     assert h.broker.positions_now() == [] and len(h.of(EventKind.EMERGENCY_CLOSE)) == 1
     assert h.engine.mode().mode is RiskMode.COOLDOWN
+
+
+class SlowBroker(PaperBroker):
+    """A broker whose position list is a snapshot that arrives late (like an MT5 call through a thread)."""
+
+    async def positions(self):  # type: ignore[no-untyped-def]
+        snapshot = self.positions_now()
+        for _ in range(50):
+            await asyncio.sleep(0)
+        return snapshot
+
+
+async def test_a_bar_entry_during_a_tick_is_not_mistaken_for_a_broker_close() -> None:
+    clock = Clock(NOW)
+    broker = SlowBroker(balance=10_000.0)
+    await broker.connect()
+    broker.set_tick(Tick(NOW, 3299.8, 3300.0))
+    rec = MemoryRecorder()
+    engine = TradingEngine(broker, StubAnalyzer(), recorder=rec, clock=clock, market_clock=lambda now: (None, None))
+    await engine.start()
+    await asyncio.gather(engine.on_tick(), engine.on_bar(None))  # type: ignore[arg-type]
+    await engine.on_tick()
+    assert rec.closed == [] and engine.state.daily_trades == 0
+    assert [p.ticket for p in broker.positions_now()] == list(engine.positions) == [rec.opened[0].ticket]
+
+
+class NoHistoryBroker(PaperBroker):
+    """A broker whose deal history lags (MT5's history can): no closing deal is visible yet."""
+
+    async def deals_since(self, since):  # type: ignore[no-untyped-def]
+        return []
+
+
+async def test_a_broker_close_without_a_visible_deal_is_booked_at_the_last_price() -> None:
+    clock = Clock(NOW)
+    broker = NoHistoryBroker(balance=10_000.0)
+    await broker.connect()
+    broker.set_tick(Tick(NOW, 3299.8, 3300.0))
+    rec = MemoryRecorder()
+    engine = TradingEngine(broker, StubAnalyzer(), recorder=rec, clock=clock, market_clock=lambda now: (None, None))
+    await engine.start()
+    await engine.on_bar(None)  # type: ignore[arg-type]
+    clock.advance(seconds=1)
+    broker.set_tick(Tick(clock.now, 3289.0, 3289.2))
+    await engine.on_tick()
+    [trade] = rec.closed
+    assert trade.reason == "broker" and trade.close_price == 3289.0
+    assert trade.profit == pytest.approx(-22.0)  # not a loss computed from a price of 0
 
 
 # ---------------------------------------------------------------------------------------- commands

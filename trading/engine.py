@@ -8,6 +8,7 @@ before its event is published; the engine never waits on Telegram.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections import deque
 from collections.abc import Callable
@@ -126,6 +127,8 @@ class TradingEngine:
         self._proposed_reset = False
         self._last_deal_check: datetime | None = None
         self._restored_positions: list[Position] = []
+        self._step_lock = asyncio.Lock()
+        self._last_tick: Tick | None = None
         self.started = clock()
 
     # ------------------------------------------------------------------ lifecycle
@@ -214,19 +217,25 @@ class TradingEngine:
     # ------------------------------------------------------------------ per second
     async def on_tick(self) -> None:
         assert self.state is not None, "call start() first"
+        # one step at a time: a tick whose position list was fetched before an entry of a bar step
+        # running meanwhile would otherwise take the new position for one the broker closed
+        async with self._step_lock:
+            await self._on_tick()
+
+    async def _on_tick(self) -> None:
         with self.timer.phase("fetch"):
             tick = await self.broker.tick()
             self.account = await self.broker.account()
             positions = await self.broker.positions()
+        self._last_tick = tick
         now = self.clock()
         with self.timer.phase("exits"):
             await self._roll_day(now)
             await self._detect_broker_closes(positions, now)
-            if await self._tick_flash_crash(tick, now):
-                return
-            for pos in positions:
-                if pos.ticket in self.positions:
-                    await self._manage(pos, tick, now)
+            if not await self._tick_flash_crash(tick, now):
+                for pos in positions:
+                    if pos.ticket in self.positions:
+                        await self._manage(pos, tick, now)
             await self._check_mode_change()
             for expired in self.approvals.expire(now):
                 self._publish(EventKind.APPROVAL_RESOLVED, f"approval {expired.id} expired", approval=expired)
@@ -357,8 +366,10 @@ class TradingEngine:
                 name = "broker_tp"
             elif reason_kind is DealReason.STOP_OUT:
                 name = "stop_out"
-        else:
-            price = price if price is not None else pos.current_price
+        else:  # the broker shows no closing deal (yet): the best estimate is the last price, never 0
+            if price is None:
+                last = self._last_tick.price_to_close(pos.side) if self._last_tick else 0.0
+                price = pos.current_price or last or pos.open_price
             profit = (price - pos.open_price) * pos.side.sign * self.spec.money_per_price_unit(pos.volume)
         return ClosedTrade(
             ticket=pos.ticket, symbol=pos.symbol, side=pos.side, volume=pos.volume, open_price=pos.open_price,
@@ -414,6 +425,10 @@ class TradingEngine:
     # ------------------------------------------------------------------ per bar
     async def on_bar(self, bars: pl.DataFrame) -> Decision:
         assert self.state is not None, "call start() first"
+        async with self._step_lock:
+            return await self._on_bar(bars)
+
+    async def _on_bar(self, bars: pl.DataFrame) -> Decision:
         with self.timer.phase("analysis"):
             analysis = self.analyzer(bars)
         self.analysis = analysis
