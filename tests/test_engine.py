@@ -253,6 +253,17 @@ async def test_min_sl_distance_pushes_a_too_close_stop_to_two_dollars() -> None:
     assert pos.sl == 3298.0  # 2.00 below the 3300.00 ask
 
 
+async def test_a_pushed_stop_is_sized_at_its_real_distance() -> None:
+    # a band that allows big lots: 1 % of 10,000 over the 2.00 the stop really gets = 0.5 lot, not 2 lots
+    h = await make(limits=RiskLimits(max_lot=5.0))
+    h.analyzer.next = analysis(setup=FakeSetup(stop_loss=3299.5))
+    await h.engine.on_bar(None)  # type: ignore[arg-type]
+    [pos] = h.broker.positions_now()
+    assert pos.sl == 3298.0 and pos.volume == 0.5
+    risk = (pos.open_price - pos.sl) * 100 * pos.volume
+    assert risk == pytest.approx(100.0) and h.recorder.opened[0].risk_money == pytest.approx(100.0)
+
+
 @pytest.mark.parametrize(
     ("overrides", "gate"),
     [

@@ -448,9 +448,12 @@ class TradingEngine:
         hour = to_wib(self.clock()).hour
         if hour >= 22 or hour <= 5:
             session_mult *= 0.5
+        stop_distance = abs(setup.entry - setup.stop_loss)
+        if stop_distance < self.params.min_sl_distance:  # sized at the distance _stops_for will really use
+            stop_distance = 2 * self.params.min_sl_distance
         return size_position(
             balance=balance, free_margin=free_margin, price=setup.entry,
-            stop_distance=abs(setup.entry - setup.stop_loss), spec=self.spec, limits=self.limits, mode=mode,
+            stop_distance=stop_distance, spec=self.spec, limits=self.limits, mode=mode,
             kelly=kelly_estimate(list(self.recent_profits), prior_payoff=max(setup.risk_reward, 1.0)),
             regime_multiplier=analysis.regime.lot_multiplier, session_multiplier=session_mult,
             leverage=self.account.leverage if self.account else 100,
