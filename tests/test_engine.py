@@ -643,6 +643,18 @@ async def test_close_one_and_close_all() -> None:
     assert await h.engine.close_all(by="user:1") == 0
 
 
+async def test_closing_a_position_the_broker_already_closed() -> None:
+    h = await make()
+    ticket = await h.open_buy()
+    h.price(3289.0)  # the broker's SL fired; the engine has not looked yet
+    assert await h.engine.close(ticket, by="user:1") is None
+    [failed] = h.of(EventKind.ORDER_FAILED)
+    assert failed.data["ticket"] == ticket
+    await h.engine.on_tick()
+    [trade] = h.recorder.closed
+    assert trade.reason == "broker_sl" and h.engine.state.consecutive_losses == 1
+
+
 async def test_a_trades_profit_is_net_of_both_commissions() -> None:
     h = await make(commission_per_lot=7.0)  # $0.14 per 0.02-lot deal, in and out
     ticket = await h.open_buy()
