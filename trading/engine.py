@@ -2,8 +2,8 @@
 
 The scheduler (or a backtest) calls two steps: `on_tick()` every second (broker-side closes,
 flash-crash guard, position manager, exits, the WIB day roll) and `on_bar(bars)` when an M15 bar
-closes (analysis once, all gates, sizing, order). Every record is awaited on the `Recorder`
-before its event is published; the engine never waits on Telegram.
+closes (analysis once, all gates, sizing, order); the two never interleave (one lock). Every record
+is awaited on the `Recorder` before its event is published; the engine never waits on Telegram.
 """
 
 from __future__ import annotations
