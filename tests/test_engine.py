@@ -8,18 +8,19 @@ At 0.02 lot one price unit is $2, one ATR money unit is $10.
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import replace
 from datetime import datetime, timedelta
 
 import pytest
 
 from tests.engine_fixtures import NOW, FakeSession, FakeSetup, analysis
-from trading.analysis import MarketAnalysis
+from trading.analysis import MarketAnalysis, MLView
 from trading.broker.paper import PaperBroker
 from trading.domain import Deal, Side, Tick
 from trading.engine import TradingEngine
 from trading.events import Event, EventBus, EventKind
-from trading.parameters import GATE_NAMES, StrategyParams
+from trading.parameters import GATE_NAMES, OPTIONAL_GATES_OFF_BY_DEFAULT, StrategyParams
 from trading.records import MemoryRecorder
 from trading.risk.approvals import ApprovalError, ApprovalStatus, RiskChange
 from trading.risk.modes import RiskLimits, RiskMode, RiskState, risk_state_to_dict
@@ -83,9 +84,9 @@ class Harness:
 
 async def make(params: StrategyParams | None = None, limits: RiskLimits | None = None, balance: float = 10_000.0,
                recorder: MemoryRecorder | None = None, saved: dict | None = None,
-               before_start=None) -> Harness:
+               before_start=None, commission_per_lot: float = 0.0) -> Harness:
     clock = Clock(NOW)
-    broker = PaperBroker(balance=balance)
+    broker = PaperBroker(balance=balance, commission_per_lot=commission_per_lot)
     await broker.connect()
     broker.set_tick(Tick(NOW, 3299.8, 3300.0))
     if before_start is not None:
@@ -147,6 +148,30 @@ async def test_restart_from_state_dict_keeps_counters() -> None:
     assert h2.engine.state.daily_realized == pytest.approx(-22.0)
     assert list(h2.engine.recent_profits) == [pytest.approx(-22.0)]
     assert t not in h2.engine.positions
+
+
+async def test_a_broker_close_while_the_bot_was_down_is_counted_after_restart() -> None:
+    h = await make()
+    t1 = await h.open_buy()
+    t2 = await h.open_buy(stop_loss=3280.0)
+    saved = dict(h.recorder.state)  # what the journal holds when the bot dies
+    assert [p["ticket"] for p in saved["positions"]] == [t1, t2]
+    h.price(3285.0)  # t1's 3290 stop is hit at the broker while nobody is watching
+    assert [p.ticket for p in h.broker.positions_now()] == [t2]
+    rec = MemoryRecorder()
+    engine = TradingEngine(h.broker, h.analyzer, recorder=rec, clock=h.clock, market_clock=lambda now: (None, None))
+    await engine.start(saved)
+    [trade] = rec.closed
+    assert trade.ticket == t1 and trade.reason == "broker_sl" and trade.profit == pytest.approx(-30.0)
+    assert engine.state.consecutive_losses == 1 and engine.state.daily_realized == pytest.approx(-30.0)
+    assert list(engine.positions) == [t2]
+    assert [p["ticket"] for p in rec.state["positions"]] == [t2]
+    again = TradingEngine(h.broker, h.analyzer, recorder=rec, clock=h.clock, market_clock=lambda now: (None, None))
+    await again.start(dict(rec.state))  # another restart: the close is not counted twice
+    assert len(rec.closed) == 1 and again.state.daily_trades == 1
+    stale = TradingEngine(h.broker, h.analyzer, recorder=rec, clock=h.clock, market_clock=lambda now: (None, None))
+    await stale.start(saved)  # an old state, but the journal already has the close: not recorded again
+    assert len(rec.closed) == 1
 
 
 # ---------------------------------------------------------------------------------------- entries
@@ -228,6 +253,17 @@ async def test_min_sl_distance_pushes_a_too_close_stop_to_two_dollars() -> None:
     assert pos.sl == 3298.0  # 2.00 below the 3300.00 ask
 
 
+async def test_a_pushed_stop_is_sized_at_its_real_distance() -> None:
+    # a band that allows big lots: 1 % of 10,000 over the 2.00 the stop really gets = 0.5 lot, not 2 lots
+    h = await make(limits=RiskLimits(max_lot=5.0))
+    h.analyzer.next = analysis(setup=FakeSetup(stop_loss=3299.5))
+    await h.engine.on_bar(None)  # type: ignore[arg-type]
+    [pos] = h.broker.positions_now()
+    assert pos.sl == 3298.0 and pos.volume == 0.5
+    risk = (pos.open_price - pos.sl) * 100 * pos.volume
+    assert risk == pytest.approx(100.0) and h.recorder.opened[0].risk_money == pytest.approx(100.0)
+
+
 @pytest.mark.parametrize(
     ("overrides", "gate"),
     [
@@ -288,6 +324,34 @@ async def test_breakeven_then_trailing_move_the_stop_at_the_broker() -> None:
     assert closed.reason == "broker_sl" and closed.close_price == 3309.0
     assert closed.profit == pytest.approx(18.0)
     assert h.engine.state.consecutive_losses == 0 and h.engine.state.daily_wins == 1
+
+
+async def test_sell_side_stops_breakeven_trailing_and_broker_sl() -> None:
+    h = await make(params=TRAIL)
+    sell = FakeSetup(side=Side.SELL, entry=3299.8, stop_loss=3309.8, take_profit=3279.8)
+    h.analyzer.next = analysis(setup=sell, prev_setup_side=Side.SELL, indicators={"rsi_14": 45.0}, ml=MLView(0.3),
+                               recent_closes=(3300.5, 3301.0, 3300.5, 3300.0, 3299.9))
+    assert (await h.engine.on_bar(None)).action == "enter"  # type: ignore[arg-type]
+    [pos] = h.broker.positions_now()
+    assert (pos.side, pos.open_price, pos.sl, pos.tp) == (Side.SELL, 3299.8, 3309.8, 3279.8)
+    await h.tick(3289.6)  # ask 3289.8: 10 in favour -> breakeven 0.5 ATR below the entry
+    assert h.broker.positions_now()[0].sl == 3297.3
+    await h.tick(3284.6)  # ask 3284.8: 15 in favour -> trail 1 ATR above the ask
+    assert h.broker.positions_now()[0].sl == 3289.8
+    await h.tick(3290.0)  # ask 3290.2 reaches the trailed stop at the broker
+    [trade] = h.recorder.closed
+    assert trade.reason == "broker_sl" and trade.close_price == 3290.2
+    assert trade.profit == pytest.approx((3299.8 - 3290.2) * 2)
+
+
+async def test_disabled_flash_crash_gate_does_not_close_on_ticks() -> None:
+    off = OPTIONAL_GATES_OFF_BY_DEFAULT | {"flash_crash_guard"}
+    h = await make(params=replace(TRAIL, disabled_gates=off))
+    await h.open_buy(take_profit=3500.0)
+    await h.tick(3300.0)
+    await h.tick(3390.0, seconds=30)
+    assert h.of(EventKind.EMERGENCY_CLOSE) == [] and len(h.broker.positions_now()) == 1
+    assert h.engine.mode().mode is RiskMode.NORMAL
 
 
 async def test_on_tick_does_not_recompute_the_analysis() -> None:
@@ -374,6 +438,43 @@ async def test_daily_limit_stops_until_the_next_wib_day() -> None:
     assert not h.engine.approvals.pending(h.clock.now)  # a daily stop needs no reset
 
 
+async def test_daily_limit_exit_closes_and_starts_a_cooldown() -> None:
+    h = await make(limits=RiskLimits(daily_loss_pct=0.3))  # $30
+    await h.open_buy(stop_loss=3270.0, take_profit=3360.0)
+    await h.tick(3286.0)  # -$28: holds
+    assert h.recorder.closed == []
+    await h.tick(3284.0)  # -$32: today's loss would pass the limit
+    [trade] = h.recorder.closed
+    assert trade.reason == "daily_limit"
+    s = h.engine.state
+    assert s.daily_stop and s.cooldown_until == h.clock.now + timedelta(minutes=60)
+    assert s.cooldown_reason == "daily limit close"
+    assert h.engine.mode().mode is RiskMode.STOPPED  # STOPPED outranks the cooldown
+
+
+async def test_eighty_percent_of_the_daily_limit_is_protected_mode() -> None:
+    h = await make(limits=RiskLimits(daily_loss_pct=0.25))  # $25
+    await h.open_buy()
+    await h.tick(3289.0)  # -$22 = 88 %
+    mode = h.engine.mode()
+    assert mode.mode is RiskMode.PROTECTED and "88% of the daily" in mode.reason
+    await h.open_buy()
+    assert h.broker.positions_now()[0].volume == 0.01
+    h.clock.advance(minutes=15)
+    assert (await h.engine.on_bar(None)).blocked_by == "position_limit"  # type: ignore[arg-type]
+
+
+async def test_a_refused_order_is_reported_and_not_counted_as_an_entry() -> None:
+    h = await make()
+    h.price(3321.0, seconds=0)  # the ask is already above the setup's 3320 TP: the broker refuses it
+    d = await h.engine.on_bar(None)  # type: ignore[arg-type]
+    assert d.action == "enter"  # the gates passed; the order did not
+    assert h.broker.positions_now() == [] and h.recorder.opened == []
+    [ev] = h.of(EventKind.ORDER_FAILED)
+    assert "take profit" in ev.data["error"]
+    assert h.engine.state.last_entry_time is None and h.engine.positions == {}
+
+
 async def test_total_limit_stops_and_the_engine_proposes_a_reset() -> None:
     h = await make(limits=RiskLimits(total_loss_pct=0.2))  # $20
     await h.open_buy()
@@ -455,6 +556,54 @@ async def test_flash_crash_by_bars_closes_all_before_deciding() -> None:
     assert h.engine.mode().mode is RiskMode.COOLDOWN
 
 
+class SlowBroker(PaperBroker):
+    """A broker whose position list is a snapshot that arrives late (like an MT5 call through a thread)."""
+
+    async def positions(self):  # type: ignore[no-untyped-def]
+        snapshot = self.positions_now()
+        for _ in range(50):
+            await asyncio.sleep(0)
+        return snapshot
+
+
+async def test_a_bar_entry_during_a_tick_is_not_mistaken_for_a_broker_close() -> None:
+    clock = Clock(NOW)
+    broker = SlowBroker(balance=10_000.0)
+    await broker.connect()
+    broker.set_tick(Tick(NOW, 3299.8, 3300.0))
+    rec = MemoryRecorder()
+    engine = TradingEngine(broker, StubAnalyzer(), recorder=rec, clock=clock, market_clock=lambda now: (None, None))
+    await engine.start()
+    await asyncio.gather(engine.on_tick(), engine.on_bar(None))  # type: ignore[arg-type]
+    await engine.on_tick()
+    assert rec.closed == [] and engine.state.daily_trades == 0
+    assert [p.ticket for p in broker.positions_now()] == list(engine.positions) == [rec.opened[0].ticket]
+
+
+class NoHistoryBroker(PaperBroker):
+    """A broker whose deal history lags (MT5's history can): no closing deal is visible yet."""
+
+    async def deals_since(self, since):  # type: ignore[no-untyped-def]
+        return []
+
+
+async def test_a_broker_close_without_a_visible_deal_is_booked_at_the_last_price() -> None:
+    clock = Clock(NOW)
+    broker = NoHistoryBroker(balance=10_000.0)
+    await broker.connect()
+    broker.set_tick(Tick(NOW, 3299.8, 3300.0))
+    rec = MemoryRecorder()
+    engine = TradingEngine(broker, StubAnalyzer(), recorder=rec, clock=clock, market_clock=lambda now: (None, None))
+    await engine.start()
+    await engine.on_bar(None)  # type: ignore[arg-type]
+    clock.advance(seconds=1)
+    broker.set_tick(Tick(clock.now, 3289.0, 3289.2))
+    await engine.on_tick()
+    [trade] = rec.closed
+    assert trade.reason == "broker" and trade.close_price == 3289.0
+    assert trade.profit == pytest.approx(-22.0)  # not a loss computed from a price of 0
+
+
 # ---------------------------------------------------------------------------------------- commands
 
 
@@ -492,6 +641,28 @@ async def test_close_one_and_close_all() -> None:
     assert [t.reason for t in h.recorder.closed] == ["manual", "close_all"]
     assert h.engine.state.daily_trades == 2
     assert await h.engine.close_all(by="user:1") == 0
+
+
+async def test_closing_a_position_the_broker_already_closed() -> None:
+    h = await make()
+    ticket = await h.open_buy()
+    h.price(3289.0)  # the broker's SL fired; the engine has not looked yet
+    assert await h.engine.close(ticket, by="user:1") is None
+    [failed] = h.of(EventKind.ORDER_FAILED)
+    assert failed.data["ticket"] == ticket
+    await h.engine.on_tick()
+    [trade] = h.recorder.closed
+    assert trade.reason == "broker_sl" and h.engine.state.consecutive_losses == 1
+
+
+async def test_a_trades_profit_is_net_of_both_commissions() -> None:
+    h = await make(commission_per_lot=7.0)  # $0.14 per 0.02-lot deal, in and out
+    ticket = await h.open_buy()
+    await h.tick(3305.0)
+    trade = await h.engine.close(ticket, by="user:1")
+    assert trade.profit == pytest.approx(10.0 - 0.14 - 0.14)
+    assert h.broker.balance == pytest.approx(10_000.0 + trade.profit)
+    assert h.engine.state.daily_realized == pytest.approx(trade.profit)
 
 
 async def test_snapshot_reports_state() -> None:

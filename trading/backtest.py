@@ -129,6 +129,12 @@ async def _drive(bars: pl.DataFrame, analyzer: Analyzer, config: BacktestConfig,
         equity.append(broker.equity())
         if progress is not None and (i - warmup) % 500 == 0:
             progress(i - warmup, total)
+    # positions still open when the data ends are closed at the last price, so that every opened trade
+    # is in the metrics and the final equity is the start balance plus the trades' profits
+    for pos in list(engine.positions.values()):
+        await engine._close(pos, "end_of_data", "the data ended", by="backtest")
+    if equity:
+        equity[-1] = broker.equity()
     if progress is not None:
         progress(total, total)
     return BacktestResult(

@@ -2,12 +2,13 @@
 
 The scheduler (or a backtest) calls two steps: `on_tick()` every second (broker-side closes,
 flash-crash guard, position manager, exits, the WIB day roll) and `on_bar(bars)` when an M15 bar
-closes (analysis once, all gates, sizing, order). Every record is awaited on the `Recorder`
-before its event is published; the engine never waits on Telegram.
+closes (analysis once, all gates, sizing, order); the two never interleave (one lock). Every record
+is awaited on the `Recorder` before its event is published; the engine never waits on Telegram.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections import deque
 from collections.abc import Callable
@@ -19,7 +20,7 @@ import polars as pl
 
 from trading.analysis import MarketAnalysis
 from trading.broker.base import Broker, BrokerError, ConnectionLost
-from trading.domain import AccountInfo, ClosedTrade, DealEntry, DealReason, Position, SymbolSpec, Tick
+from trading.domain import AccountInfo, ClosedTrade, DealEntry, DealReason, Position, Side, SymbolSpec, Tick
 from trading.events import Event, EventBus, EventKind
 from trading.exits import ExitContext, PositionTracker, evaluate_exits
 from trading.gates import EntryContext, GateResult, NewsStatus, bar_move_pct, evaluate_gates, first_block
@@ -125,6 +126,9 @@ class TradingEngine:
         self._mode: ModeDecision = ModeDecision(RiskMode.NORMAL, "starting")
         self._proposed_reset = False
         self._last_deal_check: datetime | None = None
+        self._restored_positions: list[Position] = []
+        self._step_lock = asyncio.Lock()
+        self._last_tick: Tick | None = None
         self.started = clock()
 
     # ------------------------------------------------------------------ lifecycle
@@ -138,12 +142,26 @@ class TradingEngine:
         if self.state is None:
             self.state = RiskState.fresh(self.account.balance, now)
         self.state = roll_day(self.state, now, self.account.balance)
-        for p in await self.broker.positions():
+        live = await self.broker.positions()
+        for p in live:
             self.positions[p.ticket] = p
             self.trackers.setdefault(p.ticket, PositionTracker(p.ticket))
         self._last_deal_check = now - timedelta(days=1)
         self._mode = self.mode()
+        await self._book_closed_while_down(self._restored_positions, {p.ticket for p in live})
+        self._restored_positions = []
         await self._save_state()
+
+    async def _book_closed_while_down(self, saved: list[Position], live: set[int]) -> None:
+        """Positions open at the last save that the broker closed while the bot was down count too (decision 7)."""
+        for pos in saved:
+            if pos.ticket in live:
+                continue
+            deals = await self.broker.deals_since(pos.open_time - timedelta(seconds=1))
+            if any(d.position_ticket == pos.ticket and d.entry is DealEntry.OUT for d in deals):
+                trade = await self._closed_trade(pos, "broker", "closed at the broker while the bot was down",
+                                                 None, None)
+                await self._book_close(trade, self.account.balance if self.account else 0.0, by="broker")
 
     def restore(self, saved: dict[str, Any]) -> None:
         if "risk" in saved:
@@ -153,6 +171,7 @@ class TradingEngine:
         if "limits" in saved:
             self.limits = RiskLimits(**saved["limits"])
         self.recent_profits.extend(float(x) for x in saved.get("recent_profits", []))
+        self._restored_positions = [_position_from_dict(p) for p in saved.get("positions", [])]
 
     def state_dict(self) -> dict[str, Any]:
         assert self.state is not None
@@ -162,6 +181,7 @@ class TradingEngine:
             "risk": risk_state_to_dict(self.state),
             "limits": asdict(self.limits),
             "recent_profits": list(self.recent_profits),
+            "positions": [_position_to_dict(p) for p in self.positions.values()],
         }
 
     async def _save_state(self) -> None:
@@ -197,19 +217,25 @@ class TradingEngine:
     # ------------------------------------------------------------------ per second
     async def on_tick(self) -> None:
         assert self.state is not None, "call start() first"
+        # one step at a time: a tick whose position list was fetched before an entry of a bar step
+        # running meanwhile would otherwise take the new position for one the broker closed
+        async with self._step_lock:
+            await self._on_tick()
+
+    async def _on_tick(self) -> None:
         with self.timer.phase("fetch"):
             tick = await self.broker.tick()
             self.account = await self.broker.account()
             positions = await self.broker.positions()
+        self._last_tick = tick
         now = self.clock()
         with self.timer.phase("exits"):
             await self._roll_day(now)
             await self._detect_broker_closes(positions, now)
-            if await self._tick_flash_crash(tick, now):
-                return
-            for pos in positions:
-                if pos.ticket in self.positions:
-                    await self._manage(pos, tick, now)
+            if not await self._tick_flash_crash(tick, now):
+                for pos in positions:
+                    if pos.ticket in self.positions:
+                        await self._manage(pos, tick, now)
             await self._check_mode_change()
             for expired in self.approvals.expire(now):
                 self._publish(EventKind.APPROVAL_RESOLVED, f"approval {expired.id} expired", approval=expired)
@@ -235,7 +261,7 @@ class TradingEngine:
         while self._ticks and self._ticks[0][0] < horizon:
             self._ticks.popleft()
         move = self.tick_move_pct()
-        if move >= self.params.flash_crash_pct:
+        if move >= self.params.flash_crash_pct and self.params.gate_enabled("flash_crash_guard"):
             await self._flash_crash(f"{move:.2f}% within {self.params.flash_crash_window_seconds} s", now)
             self._ticks.clear()
             return True
@@ -326,12 +352,12 @@ class TradingEngine:
 
     async def _closed_trade(self, pos: Position, name: str, reason: str, price: float | None,
                             time: datetime | None) -> ClosedTrade:
-        deals = [
-            d for d in await self.broker.deals_since(pos.open_time - timedelta(seconds=1))
-            if d.position_ticket == pos.ticket and d.entry is DealEntry.OUT
-        ]
+        mine = [d for d in await self.broker.deals_since(pos.open_time - timedelta(seconds=1))
+                if d.position_ticket == pos.ticket]
+        deals = [d for d in mine if d.entry is DealEntry.OUT]
         if deals:
-            profit = sum(d.net for d in deals)
+            # net of every charge of the position: the entry deal's commission belongs to the trade too
+            profit = sum(d.net for d in deals) + sum(d.net for d in mine if d.entry is DealEntry.IN)
             price, time = deals[-1].price, deals[-1].time
             reason_kind = deals[-1].reason
             if reason_kind is DealReason.SL and name == "broker":
@@ -340,8 +366,10 @@ class TradingEngine:
                 name = "broker_tp"
             elif reason_kind is DealReason.STOP_OUT:
                 name = "stop_out"
-        else:
-            price = price if price is not None else pos.current_price
+        else:  # the broker shows no closing deal (yet): the best estimate is the last price, never 0
+            if price is None:
+                last = self._last_tick.price_to_close(pos.side) if self._last_tick else 0.0
+                price = pos.current_price or last or pos.open_price
             profit = (price - pos.open_price) * pos.side.sign * self.spec.money_per_price_unit(pos.volume)
         return ClosedTrade(
             ticket=pos.ticket, symbol=pos.symbol, side=pos.side, volume=pos.volume, open_price=pos.open_price,
@@ -398,6 +426,10 @@ class TradingEngine:
     # ------------------------------------------------------------------ per bar
     async def on_bar(self, bars: pl.DataFrame) -> Decision:
         assert self.state is not None, "call start() first"
+        async with self._step_lock:
+            return await self._on_bar(bars)
+
+    async def _on_bar(self, bars: pl.DataFrame) -> Decision:
         with self.timer.phase("analysis"):
             analysis = self.analyzer(bars)
         self.analysis = analysis
@@ -417,9 +449,12 @@ class TradingEngine:
         hour = to_wib(self.clock()).hour
         if hour >= 22 or hour <= 5:
             session_mult *= 0.5
+        stop_distance = abs(setup.entry - setup.stop_loss)
+        if stop_distance < self.params.min_sl_distance:  # sized at the distance _stops_for will really use
+            stop_distance = 2 * self.params.min_sl_distance
         return size_position(
             balance=balance, free_margin=free_margin, price=setup.entry,
-            stop_distance=abs(setup.entry - setup.stop_loss), spec=self.spec, limits=self.limits, mode=mode,
+            stop_distance=stop_distance, spec=self.spec, limits=self.limits, mode=mode,
             kelly=kelly_estimate(list(self.recent_profits), prior_payoff=max(setup.risk_reward, 1.0)),
             regime_multiplier=analysis.regime.lot_multiplier, session_multiplier=session_mult,
             leverage=self.account.leverage if self.account else 100,
@@ -488,12 +523,12 @@ class TradingEngine:
         )
         await self.recorder.record_open(trade)
         self.state = replace(self.state, last_entry_time=now)
-        await self._save_state()
         self.positions[fill.ticket] = Position(
             ticket=fill.ticket, symbol=self.spec.name, side=setup.side, volume=fill.volume, open_price=fill.price,
             open_time=fill.time, sl=sl, tp=tp, magic=self.broker.magic, comment=self.comment,
         )
         self.trackers[fill.ticket] = PositionTracker(fill.ticket)
+        await self._save_state()
         self._publish(EventKind.TRADE_OPENED, f"opened #{fill.ticket} {setup.side} {fill.volume:g} at {fill.price:.2f} "
                       f"SL {sl:.2f} TP {tp:.2f}", trade=trade, decision=decision)
 
@@ -594,6 +629,19 @@ class TradingEngine:
         await self._save_state()
         self._publish(EventKind.RISK_CHANGE_APPLIED, f"{change.summary} (by {by})", change=change, by=by)
         await self._check_mode_change()
+
+
+def _position_to_dict(p: Position) -> dict[str, Any]:
+    return {"ticket": p.ticket, "symbol": p.symbol, "side": str(p.side), "volume": p.volume,
+            "open_price": p.open_price, "open_time": p.open_time.isoformat(), "sl": p.sl, "tp": p.tp,
+            "magic": p.magic, "comment": p.comment}
+
+
+def _position_from_dict(d: dict[str, Any]) -> Position:
+    return Position(ticket=int(d["ticket"]), symbol=str(d["symbol"]), side=Side(d["side"]), volume=float(d["volume"]),
+                    open_price=float(d["open_price"]), open_time=datetime.fromisoformat(d["open_time"]),
+                    sl=float(d.get("sl", 0.0)), tp=float(d.get("tp", 0.0)), magic=int(d.get("magic", 0)),
+                    comment=str(d.get("comment", "")))
 
 
 __all__ = ["ChangeResult", "EngineSnapshot", "GateResult", "TradingEngine"]
