@@ -278,3 +278,29 @@ async def test_engine_proposed_approval_is_posted_to_the_chat(h: Harness) -> Non
     assert "max positions 2 → 3" in msg.text and "Requested by:</b> engine" in msg.text
     await h.press(msg.buttons[0]["callback_data"], msg.message_id)
     assert h.engine.limits.max_positions == 3
+
+
+async def test_approval_answered_elsewhere_is_edited_by_the_announcer(h: Harness) -> None:
+    mid = await request_loosening(h)
+    approval = h.engine.approvals.pending(h.clock.now)[0]
+    since = len(h.server.calls)
+    await h.engine.resolve_approval(approval.id, True, by="console")
+    await h.server.wait_for("editMessageText", lambda c: c.params["message_id"] == mid, since=since)
+    assert "✅ Approved by console" in h.message(mid).text and h.engine.limits.risk_per_trade_pct == 2.0
+
+
+async def test_resume_from_stopped_and_reset_need_approval(h: Harness) -> None:
+    from dataclasses import replace
+
+    h.engine.state = replace(h.engine.state, total_stop=True)
+    call = await h.send("/resume")
+    assert "APPROVAL NEEDED" in call.params["text"] and "leave STOPPED" in call.params["text"]
+    first = call.result["message_id"]
+    since = len(h.server.calls)
+    call = await h.send("/risk reset")
+    assert "APPROVAL NEEDED" in call.params["text"] and "reset the total-loss reference" in call.params["text"]
+    # the newer reset_total request superseded the first one (same kind)
+    assert [a.change.summary for a in h.engine.approvals.pending(h.clock.now)] == [
+        "reset the total-loss reference to the current balance"]
+    await h.server.wait_for("editMessageText", lambda c: c.params["message_id"] == first, since=since)
+    assert "superseded" in h.message(first).text and h.message(first).buttons == []
