@@ -12,7 +12,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from aiogram import Bot, Dispatcher, F, Router
@@ -116,7 +116,6 @@ class Polling:
     bot: Bot
     task: asyncio.Task[None]
     announcer: ApprovalAnnouncer
-    extras: dict[str, Any] = field(default_factory=dict)
 
     async def stop(self, timeout: float = 10.0) -> None:
         await self.announcer.stop()

@@ -304,3 +304,28 @@ async def test_resume_from_stopped_and_reset_need_approval(h: Harness) -> None:
         "reset the total-loss reference to the current balance"]
     await h.server.wait_for("editMessageText", lambda c: c.params["message_id"] == first, since=since)
     assert "superseded" in h.message(first).text and h.message(first).buttons == []
+
+
+async def test_two_simultaneous_taps_apply_once(h: Harness) -> None:
+    mid = await request_loosening(h)
+    approve = h.message(mid).buttons[0]["callback_data"]
+    applied: list[object] = []
+    h.engine.bus.on(lambda e: applied.append(e) if e.kind == "risk_change_applied" else None)
+    since = len(h.server.calls)
+    ids = {h.server.push_callback(u, CHAT, approve, mid)["callback_query"]["id"] for u in (USER, SECOND_ADMIN)}
+    answers = []
+    for qid in ids:
+        answers.append(await h.server.wait_for(
+            "answerCallbackQuery", lambda c, q=qid: c.params.get("callback_query_id") == q, since=since))
+    assert sorted(a.params["text"] for a in answers) == ["already approved", "approved"]
+    assert len(applied) == 1 and h.engine.limits.risk_per_trade_pct == 2.0
+
+
+async def test_make_bot_points_at_the_given_api_url(fake_telegram: FakeTelegramServer) -> None:
+    from bot.telegram import make_bot
+
+    bot = make_bot(fake_telegram.token, fake_telegram.base_url)
+    try:
+        assert (await bot.get_me()).username == fake_telegram.bot_username
+    finally:
+        await bot.session.close()
