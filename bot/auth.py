@@ -8,6 +8,7 @@ journal's audit log with the command, its arguments and what came of it.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable, Iterable
@@ -55,8 +56,30 @@ class AccessMiddleware(BaseMiddleware):
         self.refusal_interval = refusal_interval
         self.clock = clock
         self._last_refusal: dict[int, float] = {}
+        self._in_flight: set[asyncio.Task[Any]] = set()
 
     async def __call__(
+        self,
+        handler: Callable[[TelegramObject, dict[str, Any]], Awaitable[Any]],
+        event: TelegramObject,
+        data: dict[str, Any],
+    ) -> Any:
+        task = asyncio.current_task()
+        if task is not None:
+            self._in_flight.add(task)
+        try:
+            return await self._guarded(handler, event, data)
+        finally:
+            self._in_flight.discard(task)  # type: ignore[arg-type]
+
+    async def drain(self, timeout: float = 5.0) -> None:
+        """Wait for updates being handled (and audited) to finish; used on shutdown."""
+        current = asyncio.current_task()
+        pending = [t for t in self._in_flight if t is not current and not t.done()]
+        if pending:
+            await asyncio.wait(pending, timeout=timeout)
+
+    async def _guarded(
         self,
         handler: Callable[[TelegramObject, dict[str, Any]], Awaitable[Any]],
         event: TelegramObject,

@@ -12,7 +12,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from aiogram import Bot, Dispatcher, F, Router
@@ -72,6 +72,7 @@ def build_dispatcher(ctx: BotContext, *, refusal_interval: float = 600.0) -> Dis
     dp["ctx"] = ctx
     dp["commands"] = COMMANDS
     access = AccessMiddleware(ctx.journal, ctx.settings.telegram_allowed_users, refusal_interval=refusal_interval)
+    dp["access"] = access
     dp.message.outer_middleware(access)
     dp.callback_query.outer_middleware(access)
     routers: dict[str, Router] = {m.__name__: m.make_router() for m in ROUTER_MODULES}
@@ -115,7 +116,6 @@ class Polling:
     bot: Bot
     task: asyncio.Task[None]
     announcer: ApprovalAnnouncer
-    extras: dict[str, Any] = field(default_factory=dict)
 
     async def stop(self, timeout: float = 10.0) -> None:
         await self.announcer.stop()
@@ -127,6 +127,9 @@ class Polling:
             self.task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self.task
+        access = self.dp.get("access")
+        if access is not None:
+            await access.drain(timeout)  # let updates in progress finish their reply and audit
 
 
 async def start_polling(ctx: BotContext, bot: Bot, *, dp: Dispatcher | None = None,

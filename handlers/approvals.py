@@ -118,17 +118,17 @@ async def on_answer(query: CallbackQuery, callback_data: ApprovalAnswer, ctx: Bo
         approval = await ctx.engine.resolve_approval(callback_data.id, callback_data.approve, by=actor)
     except ApprovalError as exc:
         audit.result = f"did nothing: {exc}"
-        await query.answer(str(exc))
         current = ctx.engine.approvals.get(callback_data.id)
         if current is not None and not shown and query.message is not None:
             # e.g. expired before the engine's tick noticed: show it now
             await _edit(bot, query.message.chat.id, query.message.message_id, render_result(current))
+        await query.answer(str(exc))
         return
     audit.result = approval.status.value
-    await query.answer(approval.status.value)
     assert query.message is not None
     await _edit(bot, query.message.chat.id, query.message.message_id,
                 render_result(approval, f"{actor_name} ({actor})"))
+    await query.answer(approval.status.value)
 
 
 async def _edit(bot: Bot, chat_id: int, message_id: int, text: str) -> None:

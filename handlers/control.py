@@ -55,9 +55,9 @@ async def on_closeall(query: CallbackQuery, callback_data: CloseAll, ctx: BotCon
     else:
         text = "Close all cancelled."
     audit.result = text
-    await query.answer()
     assert query.message is not None
     await query.bot.edit_message_text(text, chat_id=query.message.chat.id, message_id=query.message.message_id)
+    await query.answer()
 
 
 def make_router() -> Router:

@@ -14,7 +14,7 @@ from aiogram.types import Message
 from bot.context import BotContext
 from handlers.common import AuditNote, esc, reply
 
-SHOWN_METRICS = ("auc", "oos_auc", "cv_auc", "accuracy", "brier", "log_loss", "n_train", "n_test")
+SHOWN_METRICS = ("auc", "holdout_auc", "accuracy", "log_loss", "brier", "ece", "n")
 PROGRESS_EVERY = 2.0  # seconds between progress edits (Telegram dislikes rapid edits)
 
 
@@ -38,6 +38,8 @@ def model_text(registry: Any) -> str:
     lines = [f"🧠 <b>MODEL</b> <code>{esc(version)}</code>"]
     if meta.get("created_at"):
         lines.append(f"Trained {esc(meta['created_at'])}")
+    if meta.get("status"):
+        lines.append(f"Status {esc(meta['status'])}")
     lines += metrics_lines(metrics) or ["no metrics recorded"]
     return "\n".join(lines)
 

@@ -63,10 +63,10 @@ async def on_position_button(query: CallbackQuery, callback_data: PositionAction
     pos = ctx.engine.positions.get(ticket)
     if callback_data.action == "no":
         audit.result = "cancelled"
-        await query.answer("Cancelled")
         if query.message is not None:
             await query.bot.edit_message_text(f"Close of #{ticket} cancelled.", chat_id=query.message.chat.id,
                                               message_id=query.message.message_id)
+        await query.answer("Cancelled")
         return
     if pos is None:
         audit.result = "no such position"
@@ -74,12 +74,12 @@ async def on_position_button(query: CallbackQuery, callback_data: PositionAction
         return
     if callback_data.action == "ask":
         audit.result = "asked"
-        await query.answer()
         text = (f"Close <b>#{ticket}</b> {pos.side} {pos.volume:g} @ {pos.open_price:.2f}, "
                 f"P/L now <code>{signed(pos.profit + pos.swap)}</code>?")
         if query.message is not None:
             await query.bot.send_message(query.message.chat.id, text, parse_mode="HTML",
                                          reply_markup=confirm_keyboard(ticket))
+        await query.answer()
         return
     trade = await ctx.engine.close(ticket, by=actor)
     if trade is None:
@@ -88,10 +88,10 @@ async def on_position_button(query: CallbackQuery, callback_data: PositionAction
     else:
         audit.result = f"closed {trade.profit:+.2f}"
         text = f"✅ Closed <b>#{ticket}</b> at {trade.close_price:.2f}, P/L <code>{signed(trade.profit)}</code>"
-    await query.answer("Done" if trade else "Failed")
     if query.message is not None:
         await query.bot.edit_message_text(text, chat_id=query.message.chat.id,
                                           message_id=query.message.message_id, parse_mode="HTML")
+    await query.answer("Done" if trade else "Failed")
 
 
 def make_router() -> Router:

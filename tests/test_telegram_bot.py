@@ -9,7 +9,7 @@ import pytest
 
 from bot.telegram import COMMANDS
 from tests.fake_telegram import FakeTelegramServer
-from tests.telegram_fixtures import CHAT, OTHER, USER, Harness, harness
+from tests.telegram_fixtures import CHAT, OTHER, SECOND_ADMIN, USER, Harness, harness
 
 
 @pytest.fixture
@@ -69,3 +69,263 @@ async def test_status_shows_account_risk_and_uptime(h: Harness) -> None:
     assert "Uptime 2h 00m" in text
     assert "Session London" in text or "Session —" in text
     assert "p50" in text and "WIB" in text
+
+
+async def test_positions_close_goes_through_a_confirmation(hp: Harness) -> None:
+    listing = await hp.send("/positions")
+    msg = hp.message(listing.result["message_id"])
+    tickets = sorted(hp.engine.positions)
+    assert [b["text"] for b in msg.buttons] == [f"Close #{t}" for t in tickets]
+    assert "POSITIONS</b> (2)" in msg.text and "SL 3290.00 · TP 3320.00" in msg.text
+
+    # ask -> a confirmation message; nothing closed yet
+    since = len(hp.server.calls)
+    answer = await hp.press(msg.buttons[0]["callback_data"], msg.message_id)
+    assert answer.ok
+    confirm_call = await hp.wait_sent(CHAT, since)
+    confirm = hp.message(confirm_call.result["message_id"])
+    assert [b["text"] for b in confirm.buttons] == ["Confirm close", "Cancel"]
+    assert len(hp.engine.positions) == 2
+
+    # cancel on a second confirmation leaves the position open
+    await hp.press(msg.buttons[1]["callback_data"], msg.message_id)
+    second = hp.last()
+    await hp.press(second.buttons[1]["callback_data"], second.message_id)
+    assert "cancelled" in hp.message(second.message_id).text and len(hp.engine.positions) == 2
+
+    # confirm closes exactly that ticket and edits the message
+    done = await hp.press(confirm.buttons[0]["callback_data"], confirm.message_id)
+    assert done.params["text"] == "Done"
+    assert sorted(hp.engine.positions) == tickets[1:]
+    edited = hp.message(confirm.message_id)
+    assert edited.text.startswith(f"✅ Closed <b>#{tickets[0]}</b>") and edited.buttons == []
+    # a stale confirm for the same ticket does nothing
+    again = await hp.press(confirm.buttons[0]["callback_data"] if confirm.buttons else
+                           f"pos:yes:{tickets[0]}", confirm.message_id)
+    assert "no longer open" in again.params["text"] and sorted(hp.engine.positions) == tickets[1:]
+
+
+async def test_positions_when_flat(h: Harness) -> None:
+    assert "No open positions" in (await h.send("/positions")).params["text"]
+
+
+async def test_pause_and_resume(h: Harness) -> None:
+    assert "paused" in (await h.send("/pause")).params["text"]
+    assert h.engine.paused and h.engine.paused_by == f"tg:{USER}"
+    assert "already paused" in (await h.send("/pause")).params["text"]
+    assert "⏸ paused" in (await h.send("/status")).params["text"]
+    assert "resumed" in (await h.send("/resume")).params["text"]
+    assert not h.engine.paused
+    assert "not paused" in (await h.send("/resume")).params["text"]
+
+
+async def test_closeall_asks_first(hp: Harness) -> None:
+    ask = await hp.send("/closeall")
+    msg = hp.message(ask.result["message_id"])
+    assert "Close all <b>2</b>" in msg.text and len(hp.engine.positions) == 2
+    await hp.press(msg.buttons[0]["callback_data"], msg.message_id)
+    assert hp.engine.positions == {} and "Closed 2" in hp.message(msg.message_id).text
+
+
+async def test_filters_lists_every_gate(h: Harness) -> None:
+    from trading.gates import GateResult
+    from trading.records import Decision
+
+    gates = (GateResult("session", True, "London allowed"), GateResult("spread", False, "spread 80 > 50 pts"),
+             GateResult("h1_bias", True, "disabled", skipped=True))
+    h.engine.last_decision = Decision(h.clock.now, "skip", None, "spread 80 > 50 pts", gates, "medium", 0.7, 0.65)
+    text = (await h.send("/filters")).params["text"]
+    assert "(1/2 passed)" in text
+    assert "✅ <b>session</b>: London allowed" in text
+    assert "❌ <b>spread</b>: spread 80 &gt; 50 pts" in text
+    assert "⏭ <b>h1_bias</b>: disabled" in text
+
+
+async def test_filters_and_market_before_any_decision(h: Harness) -> None:
+    assert "No decision yet" in (await h.send("/filters")).params["text"]
+    h.engine.analysis = None
+    assert "No analysis yet" in (await h.send("/market")).params["text"]
+
+
+async def test_market_shows_the_analysis(h: Harness) -> None:
+    from tests.engine_fixtures import analysis
+
+    h.engine.analysis = analysis()
+    text = (await h.send("/market")).params["text"]
+    assert "XAUUSD <code>3300.00</code>" in text and "Spread <code>25</code>" in text
+    assert "ML p_up <code>0.70</code>" in text and "Regime medium" in text and "Session London" in text
+    assert "SMC 🟢 BUY 70%" in text
+
+
+async def test_daily_reads_the_journal(h: Harness) -> None:
+    text = (await h.send("/daily")).params["text"]
+    assert "Trades 0" in text and "Start $10,000.00" in text
+
+
+@pytest.mark.parametrize("text", ["/risk percent abc", "/risk percent", "/risk mode TURBO", "/risk percent 50",
+                                  "/risk leverage 3", "/chart 5", "/chart lots"])
+async def test_bad_arguments_get_a_usage_line(h: Harness, text: str) -> None:
+    reply = (await h.send(text)).params["text"]
+    assert "Usage: /" in reply and "Traceback" not in reply
+    assert h.engine.limits.risk_per_trade_pct == 1.0
+
+
+async def test_unknown_command(h: Harness) -> None:
+    assert "Unknown: /frobnicate" in (await h.send("/frobnicate")).params["text"]
+
+
+async def test_a_failing_handler_answers_an_apology(h: Harness, monkeypatch: pytest.MonkeyPatch) -> None:
+    def boom() -> None:
+        raise RuntimeError("secret internals")
+
+    monkeypatch.setattr(h.engine, "snapshot", boom)
+    reply = (await h.send("/status")).params["text"]
+    assert reply == "Something went wrong; it is logged."
+    entries = await h.audits(1)
+    assert entries[0].result == "error: RuntimeError"
+
+
+# ---------------------------------------------------------------- risk and approvals
+
+
+async def test_risk_shows_mode_and_limits(h: Harness) -> None:
+    text = (await h.send("/risk")).params["text"]
+    assert "Risk/trade <code>1%</code>" in text and "Max daily loss <code>3%</code> ($300.00)" in text
+    assert "Mode <code>NORMAL</code>" in text
+
+
+async def test_tightening_applies_at_once(h: Harness) -> None:
+    reply = (await h.send("/risk percent 0.5")).params["text"]
+    assert reply.startswith("✅ applied") and h.engine.limits.risk_per_trade_pct == 0.5
+    assert (await h.send("/risk mode protected")).params["text"].startswith("✅ applied")
+    assert str(h.engine.state.manual_floor) == "PROTECTED"
+    assert h.engine.approvals.pending(h.clock.now) == []
+
+
+async def request_loosening(h: Harness) -> int:
+    call = await h.send("/risk percent 2")
+    assert h.engine.limits.risk_per_trade_pct == 1.0
+    msg = h.message(call.result["message_id"])
+    assert "APPROVAL NEEDED" in msg.text and "risk per trade 1% → 2%" in msg.text
+    assert "Expires 17:10 WIB" in msg.text and "Daily loss $0.00 / $300.00" in msg.text
+    assert [b["text"] for b in msg.buttons] == ["Approve", "Reject"]
+    assert all(len(b["callback_data"].encode()) < 64 for b in msg.buttons)
+    return msg.message_id
+
+
+async def test_loosening_needs_approval_and_applies_once(h: Harness) -> None:
+    mid = await request_loosening(h)
+    approve = h.message(mid).buttons[0]["callback_data"]
+    applied: list[object] = []
+    h.engine.bus.on(lambda e: applied.append(e) if e.kind == "risk_change_applied" else None)
+
+    # another (unauthorised) user's tap does nothing
+    refused = await h.press(approve, mid, user=OTHER)
+    assert refused.params["text"] == "not allowed" and h.engine.limits.risk_per_trade_pct == 1.0
+
+    ok = await h.press(approve, mid)
+    assert ok.params["text"] == "approved" and h.engine.limits.risk_per_trade_pct == 2.0
+    done = h.message(mid)
+    assert f"✅ Approved by Trader (tg:{USER})" in done.text and done.buttons == []
+
+    again = await h.press(approve, mid)  # double tap
+    assert again.params["text"] == "already approved"
+    reject = await h.press(approve.rsplit(":", 1)[0] + ":0", mid, user=SECOND_ADMIN)  # a second admin, too late
+    assert reject.params["text"] == "already approved"
+    assert h.engine.limits.risk_per_trade_pct == 2.0 and len(applied) == 1
+    assert h.message(mid).edits == 1
+    entries = [e for e in await h.audits(5) if e.command == "button:ap"]
+    assert [e.result for e in reversed(entries)] == [
+        "refused: button", "approved", "did nothing: already approved", "did nothing: already approved"]
+
+
+async def test_reject_changes_nothing(h: Harness) -> None:
+    mid = await request_loosening(h)
+    answer = await h.press(h.message(mid).buttons[1]["callback_data"], mid)
+    assert answer.params["text"] == "rejected" and h.engine.limits.risk_per_trade_pct == 1.0
+    assert "❌ Rejected by" in h.message(mid).text
+
+
+async def test_expiry_edits_the_message(h: Harness) -> None:
+    mid = await request_loosening(h)
+    h.clock.advance(minutes=11)
+    since = len(h.server.calls)
+    await h.engine.on_tick()  # the engine expires it and publishes; the announcer edits
+    await h.server.wait_for("editMessageText", lambda c: c.params["message_id"] == mid, since=since)
+    msg = h.message(mid)
+    assert "⌛ Expired — nothing changed" in msg.text and msg.buttons == []
+    assert h.engine.limits.risk_per_trade_pct == 1.0
+
+
+async def test_a_tap_after_expiry_does_nothing(h: Harness) -> None:
+    mid = await request_loosening(h)
+    approve = h.message(mid).buttons[0]["callback_data"]
+    h.clock.advance(minutes=11)  # expired, but no engine tick has noticed yet
+    answer = await h.press(approve, mid)
+    assert answer.params["text"] == "expired" and h.engine.limits.risk_per_trade_pct == 1.0
+    assert "Expired" in h.message(mid).text
+
+
+async def test_engine_proposed_approval_is_posted_to_the_chat(h: Harness) -> None:
+    from trading.risk.approvals import RiskChange
+
+    since = len(h.server.calls)
+    result = await h.engine.request_risk_change(RiskChange("limits", "max positions 2 → 3", {"max_positions": 3}),
+                                                by="engine")
+    assert result.approval is not None
+    call = await h.wait_sent(CHAT, since)
+    msg = h.message(call.result["message_id"])
+    assert "max positions 2 → 3" in msg.text and "Requested by:</b> engine" in msg.text
+    await h.press(msg.buttons[0]["callback_data"], msg.message_id)
+    assert h.engine.limits.max_positions == 3
+
+
+async def test_approval_answered_elsewhere_is_edited_by_the_announcer(h: Harness) -> None:
+    mid = await request_loosening(h)
+    approval = h.engine.approvals.pending(h.clock.now)[0]
+    since = len(h.server.calls)
+    await h.engine.resolve_approval(approval.id, True, by="console")
+    await h.server.wait_for("editMessageText", lambda c: c.params["message_id"] == mid, since=since)
+    assert "✅ Approved by console" in h.message(mid).text and h.engine.limits.risk_per_trade_pct == 2.0
+
+
+async def test_resume_from_stopped_and_reset_need_approval(h: Harness) -> None:
+    from dataclasses import replace
+
+    h.engine.state = replace(h.engine.state, total_stop=True)
+    call = await h.send("/resume")
+    assert "APPROVAL NEEDED" in call.params["text"] and "leave STOPPED" in call.params["text"]
+    first = call.result["message_id"]
+    since = len(h.server.calls)
+    call = await h.send("/risk reset")
+    assert "APPROVAL NEEDED" in call.params["text"] and "reset the total-loss reference" in call.params["text"]
+    # the newer reset_total request superseded the first one (same kind)
+    assert [a.change.summary for a in h.engine.approvals.pending(h.clock.now)] == [
+        "reset the total-loss reference to the current balance"]
+    await h.server.wait_for("editMessageText", lambda c: c.params["message_id"] == first, since=since)
+    assert "superseded" in h.message(first).text and h.message(first).buttons == []
+
+
+async def test_two_simultaneous_taps_apply_once(h: Harness) -> None:
+    mid = await request_loosening(h)
+    approve = h.message(mid).buttons[0]["callback_data"]
+    applied: list[object] = []
+    h.engine.bus.on(lambda e: applied.append(e) if e.kind == "risk_change_applied" else None)
+    since = len(h.server.calls)
+    ids = {h.server.push_callback(u, CHAT, approve, mid)["callback_query"]["id"] for u in (USER, SECOND_ADMIN)}
+    answers = []
+    for qid in ids:
+        answers.append(await h.server.wait_for(
+            "answerCallbackQuery", lambda c, q=qid: c.params.get("callback_query_id") == q, since=since))
+    assert sorted(a.params["text"] for a in answers) == ["already approved", "approved"]
+    assert len(applied) == 1 and h.engine.limits.risk_per_trade_pct == 2.0
+
+
+async def test_make_bot_points_at_the_given_api_url(fake_telegram: FakeTelegramServer) -> None:
+    from bot.telegram import make_bot
+
+    bot = make_bot(fake_telegram.token, fake_telegram.base_url)
+    try:
+        assert (await bot.get_me()).username == fake_telegram.bot_username
+    finally:
+        await bot.session.close()
