@@ -140,7 +140,7 @@ async def start_polling(ctx: BotContext, bot: Bot, *, dp: Dispatcher | None = No
         await bot.set_my_commands(bot_commands())
     except TelegramAPIError as exc:  # the menu is a convenience; polling still works without it
         log.warning("set_my_commands failed: %s", exc)
-    announcer = ApprovalAnnouncer(ctx, bot, getattr(ctx.settings, "telegram_chat_id", None))
+    announcer = ApprovalAnnouncer(ctx, bot, getattr(ctx.settings, "notify_chat_id", None))
     announcer.start()
     task = asyncio.create_task(
         dp.start_polling(bot, handle_signals=False, polling_timeout=polling_timeout, close_bot_session=False),

@@ -43,6 +43,7 @@ def settings(**overrides: Any) -> SimpleNamespace:
         telegram_allowed_users=[USER, SECOND_ADMIN],
         telegram_api_url=None,
         telegram_chat_id=CHAT,
+        notify_chat_id=CHAT,
         approval_ttl_minutes=10,
     )
     base.update(overrides)
