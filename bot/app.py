@@ -75,11 +75,11 @@ class App:
         self.engine = TradingEngine(
             self.broker, self.analyzer, params=s.strategy_params(), limits=s.limits(), recorder=self.recorder,
             bus=self.bus, clock=self.clock, news=self.news.status if self.news else None, comment=s.order_comment,
-            approval_ttl=timedelta(minutes=s.approval_ttl_minutes),
+            approval_ttl=timedelta(minutes=s.approval_ttl_minutes), approval_clock=utc_now,
         )
         saved = await self.recorder.load_state()
         await self.engine.start(saved)
-        self.engine.approvals.restore(await self.journal.pending_approvals(self.clock()))
+        self.engine.approvals.restore(await self.journal.pending_approvals(utc_now()))
         await self._reconcile()
         self.ctx = BotContext(self.engine, self.journal, s, self.analyzer, utc_now(), self.trainer, self.registry)
         self._tasks.append(asyncio.create_task(self._persist_approvals(), name="approvals-journal"))

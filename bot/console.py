@@ -36,7 +36,6 @@ class ConsoleSession(BaseSession):
         super().__init__()
         self.transport = transport
         self.user_id = user_id
-        self._ids = itertools.count(1)
         self.last_buttons: list[tuple[str, str, int]] = []  # (text, callback data, message id)
 
     async def close(self) -> None:
@@ -63,21 +62,24 @@ class ConsoleSession(BaseSession):
         name = type(method).__name__
         if name == "GetMe":
             return CONSOLE_BOT
-        if name in ("SendMessage", "EditMessageText"):
-            mid = getattr(method, "message_id", None) or next(self._ids)
+        if name == "SendMessage":
+            mid = await self.transport.send_text(self.user_id, method.text) or 0  # type: ignore[attr-defined]
+            extra = self._remember_buttons(getattr(method, "reply_markup", None), mid)
+            if extra:
+                await self.transport.send_text(self.user_id, f"buttons of message #{mid}:{extra}")
+            return self._message(mid, method.text)  # type: ignore[attr-defined]
+        if name == "EditMessageText":
+            mid = method.message_id or 0  # type: ignore[attr-defined]
             text = method.text + self._remember_buttons(getattr(method, "reply_markup", None), mid)  # type: ignore[attr-defined]
-            if name == "SendMessage":
-                await self.transport.send_text(self.user_id, text)
-            else:
-                await self.transport.edit_text(self.user_id, mid, text)
+            await self.transport.edit_text(self.user_id, mid, text)
             return self._message(mid, method.text)  # type: ignore[attr-defined]
         if name in ("SendPhoto", "SendDocument"):
             payload = getattr(method, "photo", None) or getattr(method, "document", None)
             data = await _input_bytes(payload)
             caption = (getattr(method, "caption", None) or "") + self._remember_buttons(
                 getattr(method, "reply_markup", None), 0)
-            await self.transport.send_photo(self.user_id, data, caption)
-            return self._message(next(self._ids))
+            mid = await self.transport.send_photo(self.user_id, data, caption)
+            return self._message(mid or 0)
         if name == "EditMessageReplyMarkup":
             extra = self._remember_buttons(getattr(method, "reply_markup", None), method.message_id or 0)  # type: ignore[attr-defined]
             if extra:

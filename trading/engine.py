@@ -98,6 +98,7 @@ class TradingEngine:
         news: NewsCheck | None = None,
         comment: str = "xau-bot",
         approval_ttl: timedelta = timedelta(minutes=10),
+        approval_clock: Callable[[], datetime] | None = None,
     ) -> None:
         self.broker = broker
         self.analyzer = analyzer
@@ -110,6 +111,8 @@ class TradingEngine:
         self.news = news
         self.comment = comment
         self.approvals = ApprovalRegistry(approval_ttl)
+        # approvals wait for a person: they expire in wall time even when a replayed market runs faster
+        self.approval_clock = approval_clock or clock
         self.timer = PhaseTimer()
         self.paused = False
         self.paused_by = ""
@@ -209,7 +212,7 @@ class TradingEngine:
             limits=self.limits,
             analysis=self.analysis,
             last_decision=self.last_decision,
-            pending_approvals=tuple(self.approvals.pending(now)),
+            pending_approvals=tuple(self.approvals.pending(self.approval_clock())),
             timing=self.timer.summary(),
             started=self.started,
         )
@@ -237,7 +240,7 @@ class TradingEngine:
                     if pos.ticket in self.positions:
                         await self._manage(pos, tick, now)
             await self._check_mode_change()
-            for expired in self.approvals.expire(now):
+            for expired in self.approvals.expire(self.approval_clock()):
                 self._publish(EventKind.APPROVAL_RESOLVED, f"approval {expired.id} expired", approval=expired)
 
     async def _roll_day(self, now: datetime) -> None:
@@ -420,7 +423,7 @@ class TradingEngine:
         if self.state.total_stop and not self._proposed_reset:
             self._proposed_reset = True
             change = RiskChange("reset_total", "reset the total-loss reference and resume trading", {})
-            approval = self.approvals.create(change, "engine", new.reason, self.clock())
+            approval = self.approvals.create(change, "engine", new.reason, self.approval_clock())
             self._publish(EventKind.RISK_CHANGE_PROPOSED, f"proposal: {change.summary}", approval=approval)
 
     # ------------------------------------------------------------------ per bar
@@ -588,7 +591,7 @@ class TradingEngine:
         elif change.kind not in ("resume_stopped", "reset_total"):
             raise ValueError(f"unknown change kind {change.kind!r}")
         if self.is_loosening(change):
-            approval = self.approvals.create(change, by, f"requested by {by}", self.clock())
+            approval = self.approvals.create(change, by, f"requested by {by}", self.approval_clock())
             self._publish(EventKind.RISK_CHANGE_PROPOSED, f"approval needed: {change.summary}", approval=approval)
             return ChangeResult(False, f"needs approval: {change.summary}", approval)
         await self._apply(change, by)
@@ -596,7 +599,7 @@ class TradingEngine:
 
     async def resolve_approval(self, approval_id: str, approve: bool, by: str) -> Approval:
         """Raises ApprovalError when unknown, already answered or expired (a second tap does nothing)."""
-        approval = self.approvals.resolve(approval_id, approve, by, self.clock())
+        approval = self.approvals.resolve(approval_id, approve, by, self.approval_clock())
         if approval.status is ApprovalStatus.APPROVED:
             await self._apply(approval.change, by)
         self._publish(EventKind.APPROVAL_RESOLVED, f"{approval.change.summary}: {approval.status.value} by {by}",
