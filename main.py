@@ -21,7 +21,9 @@ def _cmd_run(args: argparse.Namespace) -> int:
     from bot.app import run_bot
     from bot.config import SettingsError, load_settings
 
-    overrides = {k: v for k, v in (("broker", args.broker), ("paper_replay_speed", args.speed)) if v is not None}
+    pairs = (("broker", args.broker), ("paper_replay_speed", args.speed), ("database_path", args.db),
+             ("paper_replay_file", args.replay), ("paper_feed", "replay" if args.replay else None))
+    overrides = {k: v for k, v in pairs if v is not None}
     try:
         settings = load_settings(args.env_file, **overrides)
     except SettingsError as exc:
@@ -31,7 +33,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
                         filename=settings.log_file)
     logging.getLogger("aiogram").setLevel(logging.WARNING)
     logging.getLogger("apscheduler").setLevel(logging.WARNING)
-    return asyncio.run(run_bot(settings, max_seconds=args.max_seconds, console_input=not args.no_console))
+    return asyncio.run(run_bot(settings, max_seconds=args.duration, console_input=not args.no_console))
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -47,7 +49,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--env-file", default=".env", help="settings file (default .env; missing is fine)")
     p.add_argument("--broker", choices=["paper", "mt5", "mt5linux", "dry-run"], help="override BROKER")
     p.add_argument("--speed", type=float, help="paper market speed factor (override PAPER_REPLAY_SPEED)")
-    p.add_argument("--max-seconds", type=float, help="stop after this many seconds (smoke tests)")
+    p.add_argument("--replay", help="paper market replayed from this bars file (sets PAPER_FEED=replay)")
+    p.add_argument("--db", help="journal database path (override DATABASE_PATH)")
+    p.add_argument("--duration", "--max-seconds", dest="duration", type=float,
+                   help="stop cleanly after this many seconds")
     p.add_argument("--no-console", action="store_true", help="do not read commands from the terminal")
     p.set_defaults(func=_cmd_run)
 

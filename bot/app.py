@@ -61,6 +61,7 @@ class App:
         s = self.settings
         setup = build_broker(s)
         self.broker, self.clock, self.feed = setup.broker, setup.clock, setup.feed
+        self.market_state = setup.market_state
         self.errors.clock = self.clock
         await self._connect_broker(setup.description)
         s.database_path.parent.mkdir(parents=True, exist_ok=True)

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import json
+import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 from bot.config import Settings
@@ -20,6 +23,7 @@ class BrokerSetup:
     clock: Callable[[], datetime]  # the engine's clock: market time for a replayed market
     description: str
     feed: Any = None  # the paper broker's feed, when there is one
+    market_state: Path | None = None  # where a paper market's resume point is kept
 
 
 def _mt5(settings: Settings, kind: str) -> Broker:
@@ -49,7 +53,7 @@ def synthetic_start(now: datetime, history: int) -> datetime:
 
 def build_broker(settings: Settings) -> BrokerSetup:
     """The broker the settings ask for. Nothing is connected yet; MetaTrader5 is imported only here."""
-    from trading.broker.feeds import DryRunFeed, ReplayFeed, SyntheticFeed
+    from trading.broker.feeds import DryRunFeed
     from trading.broker.paper import PaperBroker
 
     paper_kwargs = dict(
@@ -61,22 +65,89 @@ def build_broker(settings: Settings) -> BrokerSetup:
         return BrokerSetup(broker, utc_now, f"{settings.broker} live account, symbol {settings.symbol}")
     if settings.broker == "dry-run":
         source = _mt5(settings, settings.dry_run_source)
-        state = settings.database_path.with_name("paper_account.json")
+        state = account_state_path(settings)
         broker = PaperBroker(settings.symbol, settings.magic, feed=DryRunFeed(source), state_path=state,
                              **paper_kwargs)
         return BrokerSetup(broker, utc_now, f"dry-run: real {settings.dry_run_source} prices, paper fills "
                                             f"(account kept in {state})")
+    return _paper_market(settings, paper_kwargs)
+
+
+def feed_state_path(settings: Settings) -> Path:
+    return settings.database_path.with_name("paper_market.json")
+
+
+def account_state_path(settings: Settings) -> Path:
+    return settings.database_path.with_name("paper_account.json")
+
+
+def _market_identity(settings: Settings) -> dict[str, Any]:
+    if settings.paper_feed == "replay":
+        return {"kind": "replay", "file": str(Path(settings.paper_replay_file or "").resolve())}
+    return {"kind": "synthetic", "seed": settings.paper_seed}
+
+
+def _paper_market(settings: Settings, paper_kwargs: dict[str, Any]) -> BrokerSetup:
+    """A paper account on a replayed or generated market. The account (paper_account.json) and the
+    market's position (paper_market.json: where it started and the last closed bar the bot saw)
+    survive a restart, so a restarted bot continues the same account on the same market."""
+    from trading.broker.feeds import ReplayFeed
+    from trading.broker.paper import PaperBroker
+
     history = settings.analysis_history_bars + 50
     speed = settings.paper_replay_speed
+    market_file, account_file = feed_state_path(settings), account_state_path(settings)
+    saved = _read_json(market_file)
+    identity = _market_identity(settings)
+    resume = saved if saved and all(saved.get(k) == v for k, v in identity.items()) else None
+    if resume is None:
+        for stale in (market_file, account_file):  # another market: its account means nothing here
+            if stale.exists():
+                stale.replace(stale.with_suffix(".json.old"))
     if settings.paper_feed == "replay":
-        feed = ReplayFeed(settings.paper_replay_file, speed=speed, ticks_per_bar=60, history=history,
-                          server_tz=settings.server_tz)
+        from trading.bars import load_bars
+
+        frame = load_bars(settings.paper_replay_file, server_tz=settings.server_tz)
+        start = None
         what = f"replay of {settings.paper_replay_file}"
     else:
-        start = synthetic_start(utc_now(), history)
-        feed = SyntheticFeed(n_bars=history + 50_000, seed=settings.paper_seed, start=start, speed=speed,
-                             ticks_per_bar=60, history=history)
+        from trading.synthetic import generate_bars
+
+        start = datetime.fromisoformat(resume["start"]) if resume else synthetic_start(utc_now(), history)
+        frame = generate_bars(history + 50_000, seed=settings.paper_seed, start=start)
+        start = frame["time"][0]
         what = f"synthetic market (seed {settings.paper_seed})"
-    broker = PaperBroker(settings.symbol, settings.magic, feed=feed, **paper_kwargs)
-    return BrokerSetup(broker, feed.now, f"paper account on a {what} at {speed:g}× speed "
-                                         f"(a new paper account each start)", feed)
+    shown = min(history, frame.height - 1)
+    if resume and resume.get("last_bar"):
+        seen = int(frame["time"].search_sorted(datetime.fromisoformat(resume["last_bar"]), side="right"))
+        shown = max(shown, min(seen, frame.height - 1))
+    feed = ReplayFeed(frame, speed=speed, ticks_per_bar=60, history=shown)
+    last_bar = resume.get("last_bar") if resume else None
+    state = {**identity, "start": start.isoformat() if start else None, "last_bar": last_bar}
+    _write_json(market_file, state)
+    broker = PaperBroker(settings.symbol, settings.magic, feed=feed, state_path=account_file, **paper_kwargs)
+    how = "continuing the saved paper account" if resume else "a new paper account"
+    return BrokerSetup(broker, feed.now, f"paper account on a {what} at {speed:g}× speed ({how})", feed,
+                       market_state=market_file)
+
+
+def remember_last_bar(path: Path, bar_time: datetime) -> None:
+    """Record the last closed bar the bot saw, so a restart resumes the market there."""
+    state = _read_json(path) or {}
+    state["last_bar"] = bar_time.isoformat()
+    _write_json(path, state)
+
+
+def _read_json(path: Path) -> dict[str, Any] | None:
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return data if isinstance(data, dict) else None
+
+
+def _write_json(path: Path, data: dict[str, Any]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(data), encoding="utf-8")
+    os.replace(tmp, path)

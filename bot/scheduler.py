@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.triggers.cron import CronTrigger
 
+from bot.brokers import remember_last_bar
 from trading.bars import closed_bars
 from trading.broker.base import ConnectionLost
 from trading.timezones import WIB
@@ -45,6 +46,8 @@ class TradingJob:
                 self.last_bar_time = closed["time"][-1]
                 app.last_bars = closed
                 await engine.on_bar(closed)
+                if app.market_state is not None:
+                    remember_last_bar(app.market_state, self.last_bar_time)
             self._reconnect_delay = 1.0
             if self._down_since is not None:
                 app.notify_info(f"broker connection restored (down since {self._down_since:%H:%M} UTC)")
