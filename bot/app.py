@@ -29,7 +29,7 @@ from bot.scheduler import TradingJob, build_scheduler
 from bot.store import Journal
 from bot.transport import ConsoleTransport, TelegramTransport
 from trading.analyzer import MarketAnalyzer
-from trading.domain import Position
+from trading.domain import ClosedTrade, DealEntry, Position
 from trading.engine import TradingEngine
 from trading.events import Event, EventBus, EventKind
 from trading.sessions import market_status
@@ -144,13 +144,30 @@ class App:
             if ticket not in open_in_journal:
                 await self.journal.record_trade_open(pos)
                 self.notes.append(f"adopted #{ticket} {pos.side} {pos.volume:g} at {pos.open_price:.2f} (not in the journal)")
-        for ticket, t in open_in_journal.items():
-            if ticket not in at_broker:
+        missing = {ticket: t for ticket, t in open_in_journal.items() if ticket not in at_broker}
+        if not missing:
+            return
+        since = min(t.open_time for t in missing.values()) - timedelta(seconds=1)
+        closed_at_broker = {d.position_ticket for d in await self.broker.deals_since(since)
+                            if d.entry is DealEntry.OUT}
+        for ticket, t in missing.items():
+            if ticket in closed_at_broker:
                 # back into the engine's book: the next tick sees it gone and books the close from the deals
                 self.engine.positions[ticket] = Position(
                     ticket=ticket, symbol=t.symbol, side=t.side, volume=t.volume, open_price=t.open_price,
                     open_time=t.open_time, sl=t.sl or 0.0, tp=t.tp or 0.0, magic=t.magic, comment=t.comment)
                 self.notes.append(f"#{ticket} closed while the bot was down: booking it from the broker's deals")
+                continue
+            # no closing deal (another account, a new paper account, history purged): the P/L is unknown.
+            # Close the row at its open price with no profit, and do not count it in today's risk.
+            await self.journal.record_trade_close(ClosedTrade(
+                ticket=ticket, symbol=t.symbol, side=t.side, volume=t.volume, open_price=t.open_price,
+                close_price=t.open_price, open_time=t.open_time, close_time=max(self.clock(), t.open_time),
+                profit=0.0, reason="missing_at_broker", sl=t.sl or 0.0, tp=t.tp or 0.0,
+                extra={"detail": "open in the journal, not at the broker, no closing deal found"}))
+            self.notes.append(f"#{ticket} is open in the journal but unknown to the broker (no closing deal): "
+                              "closed in the journal with P/L unknown (booked as 0, not counted); check the "
+                              "broker's history")
 
     async def _start_controller(self) -> None:
         s = self.settings

@@ -1,0 +1,232 @@
+"""The runtime (bot/app.py, bot/scheduler.py, bot/console.py, main.py run): start-up, the trading job,
+restart recovery, reconcile, the Telegram and console controllers, shutdown, and the `run` command.
+
+The App runs on the paper broker's synthetic market at 3000x speed; tests drive `app.trading_job.run()`
+directly (the scheduler is paused) so nothing depends on wall-clock timing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from bot.app import App
+from bot.config import Settings, load_settings
+from bot.transport import ConsoleTransport
+from trading.broker.base import ConnectionLost
+from trading.domain import Position, Side
+from trading.events import EventKind
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def make_settings(tmp_path: Path, **overrides: Any) -> Settings:
+    base: dict[str, Any] = dict(
+        database_path=tmp_path / "x.db", models_dir=tmp_path / "models", paper_replay_speed=3000,
+        market_update_minutes=0, hourly_analysis=False, daily_summary=False, auto_retrain=False,
+    )
+    return load_settings(None, **(base | overrides))
+
+
+@pytest.fixture(autouse=True)
+def no_telegram_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Settings come from the overrides only, never from the developer's environment."""
+    for name in list(os.environ):
+        if name.startswith(("TELEGRAM_", "BROKER", "RISK_", "PAPER_", "DATABASE_PATH", "MODELS_DIR")):
+            monkeypatch.delenv(name)
+
+
+async def started(settings: Settings) -> App:
+    app = App(settings, console_input=False)
+    await app.start()
+    app.scheduler.pause()  # the tests drive the trading job themselves
+    return app
+
+
+async def run_ticks(app: App, n: int) -> None:
+    for _ in range(n):
+        await app.trading_job.run()
+        await asyncio.sleep(0.02)  # the feed moves with wall time (3000x): 0.02 s is one simulated minute
+
+
+def other_tasks() -> list[asyncio.Task[Any]]:
+    return [t for t in asyncio.all_tasks() if t is not asyncio.current_task() and not t.done()]
+
+
+# ------------------------------------------------------------------ a whole run in console mode
+
+
+async def test_run_journals_decisions_and_reports_start_and_stop(tmp_path: Path, capsys) -> None:
+    app = await started(make_settings(tmp_path))
+    assert isinstance(app.transport, ConsoleTransport)
+    assert app.console is not None and app.polling is None
+    await run_ticks(app, 40)
+    await app.shutdown("test")
+
+    out = capsys.readouterr().out
+    assert "BOT STARTED" in out and "BOT STOPPED" in out
+    assert out.index("BOT STARTED") < out.index("BOT STOPPED")
+    assert "Reason: test" in out
+    assert other_tasks() == []
+    assert app.errors.total == 0
+
+    from bot.store import Journal
+
+    async with Journal(tmp_path / "x.db") as journal:  # shutdown closed the app's journal; the rows stay
+        decisions = await journal.decisions(limit=100)
+    assert len(decisions) >= 5  # 40 simulated minutes of M15 bars plus the first closed bar
+    assert len({d.bar_time for d in decisions}) == len(decisions)  # one decision per closed bar
+
+
+async def test_shutdown_closes_the_journal_and_disconnects(tmp_path: Path) -> None:
+    app = await started(make_settings(tmp_path))
+    await app.shutdown("test")
+    assert not app.journal.is_open
+    assert not app.broker.connected
+    assert app.scheduler.running is False
+
+
+# ------------------------------------------------------------------ restart recovery
+
+
+async def test_restart_restores_pause_counters_and_pending_approvals(tmp_path: Path) -> None:
+    from trading.risk.approvals import RiskChange
+
+    settings = make_settings(tmp_path)
+    app = await started(settings)
+    await app.engine.pause("t")
+    # a risk-state change: count a loss in today's counters, as a close would
+    from trading.risk.modes import record_close
+
+    assert app.engine.state is not None
+    app.engine.state = record_close(app.engine.state, app.engine.limits, -12.5, 4987.5, app.clock())
+    await app.engine._save_state()
+    # a loosening change waits for approval and is stored by the approvals task
+    result = await app.engine.request_risk_change(RiskChange("limits", "risk 2%", {"risk_per_trade_pct": 2.0}), "t")
+    assert result.approval is not None
+    await asyncio.sleep(0.05)
+    before = app.engine.state_dict()
+    await app.shutdown("test")
+
+    again = await started(settings)
+    try:
+        after = again.engine.state_dict()
+        assert after["paused"] is True and after["paused_by"] == "t"
+        assert after["risk"]["daily_trades"] == before["risk"]["daily_trades"] == 1
+        assert after["risk"]["daily_realized"] == pytest.approx(-12.5)
+        assert after["risk"]["consecutive_losses"] == 1
+        pending = again.engine.approvals.pending(again.clock())
+        assert [a.id for a in pending] == [result.approval.id]
+    finally:
+        await again.shutdown("test")
+
+
+# ------------------------------------------------------------------ reconcile
+
+
+def patch_broker(monkeypatch: pytest.MonkeyPatch, after_connect: Any = None, deals: list[Any] | None = None) -> None:
+    """Wrap bot.app.build_broker: run `after_connect(broker)` once connected; add `deals` to its history."""
+    import bot.app
+    from bot.brokers import build_broker
+
+    def build(settings: Settings) -> Any:
+        setup = build_broker(settings)
+        broker = setup.broker
+        connect, deals_since = broker.connect, broker.deals_since
+
+        async def connect_then() -> None:
+            await connect()
+            if after_connect is not None:
+                await after_connect(broker)
+
+        async def with_extra(since: Any) -> list[Any]:
+            return [*await deals_since(since), *[d for d in deals or [] if d.time >= since]]
+
+        broker.connect, broker.deals_since = connect_then, with_extra  # type: ignore[method-assign]
+        return setup
+
+    monkeypatch.setattr(bot.app, "build_broker", build)
+
+
+async def journal_open_trade(db: Path, ticket: int, when: Any, price: float = 2000.0) -> None:
+    from bot.store import Journal
+
+    async with Journal(db) as journal:
+        await journal.record_trade_open(Position(
+            ticket=ticket, symbol="XAUUSD", side=Side.BUY, volume=0.01, open_price=price, open_time=when,
+            sl=price - 10, tp=price + 20, magic=150015, comment="xau-bot"))
+
+
+async def test_reconcile_books_a_trade_closed_while_down_from_the_broker_deal(tmp_path, monkeypatch) -> None:
+    from trading.domain import Deal, DealEntry, DealReason
+    from trading.timezones import utc_now
+
+    opened = utc_now() - timedelta(hours=3)
+    deal = Deal(ticket=5001, position_ticket=999, symbol="XAUUSD", side=Side.SELL, entry=DealEntry.OUT,
+                volume=0.01, price=2007.5, time=opened + timedelta(hours=1), profit=7.5, magic=150015,
+                reason=DealReason.TP)
+    settings = make_settings(tmp_path)
+    await journal_open_trade(settings.database_path, 999, opened)
+    patch_broker(monkeypatch, deals=[deal])
+    app = await started(settings)
+    try:
+        assert any("#999" in n for n in app.notes)
+        await app.trading_job.run()
+        trade = await app.journal.trade_by_ticket(999)
+        assert trade is not None and trade.status == "closed"
+        assert trade.profit == pytest.approx(7.5)
+        assert trade.close_price == pytest.approx(2007.5)
+        assert trade.exit_reason == "broker_tp"
+        assert 999 not in app.engine.positions
+        assert app.engine.state is not None and app.engine.state.daily_trades == 1
+    finally:
+        await app.shutdown("test")
+
+
+async def test_reconcile_without_a_closing_deal_flags_it_and_counts_nothing(tmp_path, monkeypatch) -> None:
+    from trading.timezones import utc_now
+
+    settings = make_settings(tmp_path)
+    await journal_open_trade(settings.database_path, 998, utc_now() - timedelta(days=2))
+    app = await started(settings)
+    try:
+        assert any("#998" in n for n in app.notes)
+        await run_ticks(app, 2)
+        trade = await app.journal.trade_by_ticket(998)
+        assert trade is not None and trade.status == "closed"
+        # the P/L is unknown: it is not invented from today's price nor counted in the day's risk
+        assert abs(trade.profit or 0.0) < 1e-9
+        assert app.engine.state is not None and app.engine.state.daily_trades == 0
+        assert app.errors.total == 0
+    finally:
+        await app.shutdown("test")
+
+
+async def test_reconcile_adopts_a_broker_position_unknown_to_the_journal(tmp_path, monkeypatch) -> None:
+    tickets: list[int] = []
+
+    async def open_one(broker: Any) -> None:
+        tick = await broker.tick()
+        fill = await broker.open_market(Side.BUY, 0.01, tick.ask - 15, tick.ask + 30, comment="manual")
+        tickets.append(fill.ticket)
+
+    patch_broker(monkeypatch, after_connect=open_one)
+    app = await started(make_settings(tmp_path))
+    try:
+        [ticket] = tickets
+        assert any(f"adopted #{ticket}" in n for n in app.notes)
+        trade = await app.journal.trade_by_ticket(ticket)
+        assert trade is not None and trade.status == "open" and trade.side is Side.BUY
+        assert ticket in app.engine.positions
+        await run_ticks(app, 2)
+        assert app.errors.total == 0
+    finally:
+        await app.shutdown("test")
