@@ -61,7 +61,6 @@ class App:
         s = self.settings
         setup = build_broker(s)
         self.broker, self.clock, self.feed = setup.broker, setup.clock, setup.feed
-        self.errors.clock = self.clock
         await self._connect_broker(setup.description)
         s.database_path.parent.mkdir(parents=True, exist_ok=True)
         self.journal = await Journal(s.database_path).open()

@@ -53,14 +53,14 @@ class TradingJob:
             await self._reconnect(exc)
         except Exception as exc:
             log.exception("trading job failed")
-            app.errors.record(exc, app.clock())
+            app.errors.record(exc)  # wall-clock time: a replayed market runs faster
 
     async def _reconnect(self, exc: Exception) -> None:
         app = self.app
         if self._down_since is None:
             self._down_since = app.clock()
             log.warning("broker connection lost: %s", exc)
-        app.errors.record(exc, app.clock())
+        app.errors.record(exc)  # wall-clock time: a replayed market runs faster
         await asyncio.sleep(self._reconnect_delay)
         self._reconnect_delay = min(self._reconnect_delay * 2, 60.0)
         try:
@@ -75,7 +75,7 @@ def guarded(app: App, name: str, job: Callable[[], Awaitable[Any]]) -> Callable[
             await job()
         except Exception as exc:
             log.exception("%s job failed", name)
-            app.errors.record(exc, app.clock())
+            app.errors.record(exc)  # wall-clock time: a replayed market runs faster
 
     run.__name__ = name
     return run

@@ -230,3 +230,96 @@ async def test_reconcile_adopts_a_broker_position_unknown_to_the_journal(tmp_pat
         assert app.errors.total == 0
     finally:
         await app.shutdown("test")
+
+
+# ------------------------------------------------------------------ the trading job's error handling
+
+
+def drain(queue: asyncio.Queue[Any]) -> list[Any]:
+    items = []
+    while not queue.empty():
+        items.append(queue.get_nowait())
+    return items
+
+
+async def test_connection_lost_reconnects_and_reports_the_restore(tmp_path: Path) -> None:
+    app = await started(make_settings(tmp_path))
+    events = app.bus.subscribe()
+    try:
+        job = app.trading_job
+        job._reconnect_delay = 0.01
+        await app.broker.disconnect()  # the paper broker now raises ConnectionLost on every call
+        await job.run()  # must not raise
+        assert app.broker.connected  # reconnected
+        assert job._down_since is not None
+        await job.run()
+        assert job._down_since is None
+        infos = [e.text for e in drain(events) if e.kind is EventKind.INFO]
+        assert any("connection restored" in t for t in infos)
+        assert app.errors.total == 1
+    finally:
+        await app.shutdown("test")
+
+
+async def test_reconnect_that_fails_backs_off_and_does_not_raise(tmp_path: Path, monkeypatch) -> None:
+    app = await started(make_settings(tmp_path))
+    try:
+        job = app.trading_job
+        job._reconnect_delay = 0.01
+        calls = []
+
+        async def lost() -> None:
+            raise ConnectionLost("terminal gone")
+
+        async def refuse() -> None:
+            calls.append(1)
+            raise ConnectionLost("still gone")
+
+        monkeypatch.setattr(app.engine, "on_tick", lost)
+        monkeypatch.setattr(app.broker, "connect", refuse)
+        await job.run()
+        await job.run()
+        assert len(calls) == 2
+        assert job._reconnect_delay == pytest.approx(0.04)  # doubled after each try
+        assert app.errors.total == 2
+    finally:
+        monkeypatch.undo()
+        await app.shutdown("test")
+
+
+async def test_other_errors_are_counted_and_a_burst_raises_one_alert(tmp_path: Path, monkeypatch) -> None:
+    app = await started(make_settings(tmp_path))
+    events = app.bus.subscribe()
+    try:
+        async def broken() -> None:
+            raise RuntimeError("boom")
+
+        monkeypatch.setattr(app.engine, "on_tick", broken)
+        for _ in range(25):
+            await app.trading_job.run()  # never raises
+            await asyncio.sleep(0.01)  # 0.25 s of wall time: at 3000x that is 12 simulated minutes
+        assert app.errors.total == 25
+        bursts = [e for e in drain(events) if e.kind is EventKind.ERROR_BURST]
+        assert len(bursts) == 1  # errors are timed by the wall clock, not the replayed market's clock
+        assert "boom" in bursts[0].text or "boom" in str(bursts[0].data)
+    finally:
+        monkeypatch.undo()
+        await app.shutdown("test")
+
+
+async def test_a_failing_periodic_job_is_counted_not_raised(tmp_path: Path, monkeypatch) -> None:
+    from bot.scheduler import guarded
+
+    app = await started(make_settings(tmp_path))
+    try:
+        async def broken() -> None:
+            raise ValueError("report failed")
+
+        await guarded(app, "market_update", broken)()
+        assert app.errors.total == 1
+        ids = {job.id for job in app.scheduler.get_jobs()}
+        assert ids == {"trading", "five_minutes"}  # reports switched off in these settings
+        await app.five_minute_job()  # records an equity snapshot
+        assert len(await app.journal.equity_snapshots()) == 1
+    finally:
+        await app.shutdown("test")
