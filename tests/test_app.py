@@ -323,3 +323,75 @@ async def test_a_failing_periodic_job_is_counted_not_raised(tmp_path: Path, monk
         assert len(await app.journal.equity_snapshots()) == 1
     finally:
         await app.shutdown("test")
+
+
+# ------------------------------------------------------------------ the console controller
+
+
+async def open_position(app: App) -> int:
+    tick = await app.broker.tick()
+    fill = await app.broker.open_market(Side.BUY, 0.01, tick.ask - 15, tick.ask + 30, comment="manual")
+    await app.engine.on_tick()  # the engine adopts it
+    assert fill.ticket in app.engine.positions
+    return fill.ticket
+
+
+async def test_console_status_and_pause_go_through_the_dispatcher(tmp_path: Path, capsys) -> None:
+    app = await started(make_settings(tmp_path))
+    try:
+        assert app.console is not None
+        capsys.readouterr()
+        await app.console.handle_line("/status")
+        out = capsys.readouterr().out
+        assert "STATUS" in out and "Bal" in out
+        await app.console.handle_line("pause")  # the slash is optional on the console
+        assert app.engine.paused
+        assert "paused" in capsys.readouterr().out.lower()
+        await app.console.handle_line("/nonsense")
+        assert "Unknown" in capsys.readouterr().out
+        await app.console.handle_line("!7")
+        assert "no such button" in capsys.readouterr().out
+        entries = await app.journal.audit_entries()
+        assert {e.command for e in entries} >= {"/status", "/pause"}
+    finally:
+        await app.shutdown("test")
+
+
+async def test_console_buttons_close_a_position_after_confirmation(tmp_path: Path, capsys) -> None:
+    app = await started(make_settings(tmp_path))
+    try:
+        assert app.console is not None
+        ticket = await open_position(app)
+        capsys.readouterr()
+        await app.console.handle_line("/positions")
+        out = capsys.readouterr().out
+        assert f"#{ticket}" in out and "[!1]" in out
+        await app.console.handle_line("!1")  # "close #ticket" asks first
+        out = capsys.readouterr().out
+        assert "Confirm close" in out and ticket in app.engine.positions
+        await app.console.handle_line("!1")  # confirm
+        out = capsys.readouterr().out
+        assert "Closed" in out
+        assert ticket not in app.engine.positions
+        trade = await app.journal.trade_by_ticket(ticket)
+        assert trade is not None and trade.status == "closed"
+    finally:
+        await app.shutdown("test")
+
+
+async def test_console_closeall_needs_the_confirm_button(tmp_path: Path, capsys) -> None:
+    app = await started(make_settings(tmp_path))
+    try:
+        assert app.console is not None
+        ticket = await open_position(app)
+        await app.console.handle_line("/closeall")
+        out = capsys.readouterr().out
+        assert "[!1] Confirm close all" in out and "[!2] Cancel" in out
+        await app.console.handle_line("!2")  # cancel: nothing closes
+        assert ticket in app.engine.positions
+        await app.console.handle_line("/closeall")
+        await app.console.handle_line("!1")
+        assert app.engine.positions == {}
+        assert "Closed 1 position(s)" in capsys.readouterr().out
+    finally:
+        await app.shutdown("test")
