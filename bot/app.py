@@ -54,6 +54,7 @@ class App:
         self.notes: list[str] = []
         self.last_bars: pl.DataFrame | None = None
         self._tasks: list[asyncio.Task[Any]] = []
+        self.running_jobs: set[asyncio.Task[Any]] = set()  # scheduled jobs running now (bot.scheduler.in_flight)
         self._signals = 0
 
     # ------------------------------------------------------------------ start-up
@@ -294,24 +295,39 @@ class App:
             await self.shutdown("stopped by signal" if self._signals else "run finished")
         return 0
 
-    async def shutdown(self, reason: str) -> None:
-        if getattr(self, "scheduler", None) is not None:
-            self.scheduler.shutdown(wait=False)
-        snap = self.engine.snapshot()
-        self.bus.publish(shutdown_event(
-            utc_now(), balance=snap.account.balance if snap.account else None, started=self.ctx.started,
-            trades_today=snap.risk.daily_trades, wins_today=snap.risk.daily_wins,
-            profit_today=snap.risk.daily_realized, mode=str(snap.mode.mode), reason=reason,
-        ))
-        await self.notifier.stop(timeout=10)
-        if self.polling is not None:
-            await self.polling.stop()
-            await self.polling.bot.session.close()
-        if self.console is not None:
-            await self.console.stop()
-        for task in self._tasks:
-            task.cancel()
-        await self._close_partial()
+    async def shutdown(self, reason: str, job_timeout: float = 15.0) -> None:
+        try:
+            await self._stop_jobs(job_timeout)
+            snap = self.engine.snapshot()
+            self.bus.publish(shutdown_event(
+                utc_now(), balance=snap.account.balance if snap.account else None, started=self.ctx.started,
+                trades_today=snap.risk.daily_trades, wins_today=snap.risk.daily_wins,
+                profit_today=snap.risk.daily_realized, mode=str(snap.mode.mode), reason=reason,
+            ))
+            await self.notifier.stop(timeout=10)
+            if self.polling is not None:
+                await self.polling.stop()
+                await self.polling.bot.session.close()
+            if self.console is not None:
+                await self.console.stop()
+        finally:
+            for task in self._tasks:
+                task.cancel()
+            await asyncio.gather(*self._tasks, return_exceptions=True)
+            await self._close_partial()
+
+    async def _stop_jobs(self, timeout: float) -> None:
+        """No new job runs; the running ones (an order, a journal write) finish before anything closes."""
+        scheduler = getattr(self, "scheduler", None)
+        if scheduler is None or not scheduler.running:
+            return
+        scheduler.pause()
+        running = [t for t in self.running_jobs if not t.done() and t is not asyncio.current_task()]
+        if running:
+            _, pending = await asyncio.wait(running, timeout=timeout)
+            if pending:
+                log.warning("shutdown: %d job(s) still running after %.0f s are cancelled", len(pending), timeout)
+        scheduler.shutdown(wait=False)
 
     async def _close_partial(self) -> None:
         with contextlib.suppress(Exception):

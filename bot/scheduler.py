@@ -69,6 +69,24 @@ class TradingJob:
             log.warning("reconnect failed: %s (next try in %.0f s)", again, self._reconnect_delay)
 
 
+def in_flight(app: App, job: Callable[[], Awaitable[Any]]) -> Callable[[], Awaitable[None]]:
+    """Track the running job in `app.running_jobs`, so shutdown lets it finish instead of cancelling it
+    mid-write (APScheduler's asyncio executor cancels running jobs on shutdown)."""
+
+    async def run() -> None:
+        task = asyncio.current_task()
+        if task is not None:
+            app.running_jobs.add(task)
+        try:
+            await job()
+        finally:
+            if task is not None:
+                app.running_jobs.discard(task)
+
+    run.__name__ = getattr(job, "__name__", "job")
+    return run
+
+
 def guarded(app: App, name: str, job: Callable[[], Awaitable[Any]]) -> Callable[[], Awaitable[None]]:
     async def run() -> None:
         try:
@@ -78,14 +96,14 @@ def guarded(app: App, name: str, job: Callable[[], Awaitable[Any]]) -> Callable[
             app.errors.record(exc)  # wall-clock time: a replayed market runs faster
 
     run.__name__ = name
-    return run
+    return in_flight(app, run)
 
 
 def build_scheduler(app: App) -> AsyncIOScheduler:
     s = app.settings
     sched = AsyncIOScheduler(timezone=WIB)
     common = dict(max_instances=1, coalesce=True, replace_existing=True)
-    sched.add_job(app.trading_job.run, "interval", seconds=1, id="trading", misfire_grace_time=1, **common)
+    sched.add_job(in_flight(app, app.trading_job.run), "interval", seconds=1, id="trading", misfire_grace_time=1, **common)
     sched.add_job(guarded(app, "five_minutes", app.five_minute_job), "interval", minutes=5, id="five_minutes",
                   misfire_grace_time=60, **common)
     if s.market_update_minutes:

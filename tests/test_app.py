@@ -94,6 +94,37 @@ async def test_shutdown_closes_the_journal_and_disconnects(tmp_path: Path) -> No
     assert app.scheduler.running is False
 
 
+async def test_shutdown_lets_a_running_job_finish(tmp_path: Path) -> None:
+    """APScheduler cancels running asyncio jobs on shutdown; ours must finish their write first."""
+    from bot.scheduler import in_flight
+
+    app = await started(make_settings(tmp_path))
+    steps: list[str] = []
+
+    async def slow_job() -> None:
+        steps.append("begin")
+        await asyncio.sleep(0.3)  # e.g. an order in flight, then its journal row
+        await app.journal.record_equity(app.clock(), 1.0, 1.0, 0, 0.0)
+        steps.append("end")
+
+    job = asyncio.create_task(in_flight(app, slow_job)())
+    await asyncio.sleep(0.05)
+    assert app.running_jobs == {job}
+    await app.shutdown("test")
+    assert steps == ["begin", "end"] and not job.cancelled()
+    assert app.running_jobs == set()
+
+
+async def test_scheduler_runs_the_trading_job_and_shutdown_is_clean(tmp_path: Path) -> None:
+    app = await started(make_settings(tmp_path))
+    app.scheduler.resume()
+    await asyncio.sleep(2.5)  # about two runs of the 1-second job
+    await app.shutdown("test")
+    assert app.trading_job.last_bar_time is not None  # the job ran and analysed a closed bar
+    assert app.errors.total == 0
+    assert other_tasks() == []
+
+
 # ------------------------------------------------------------------ restart recovery
 
 
@@ -395,3 +426,93 @@ async def test_console_closeall_needs_the_confirm_button(tmp_path: Path, capsys)
         assert "Closed 1 position(s)" in capsys.readouterr().out
     finally:
         await app.shutdown("test")
+
+
+# ------------------------------------------------------------------ Telegram (the fake Bot API)
+
+
+async def test_telegram_startup_status_and_shutdown(tmp_path: Path, fake_telegram) -> None:
+    settings = make_settings(tmp_path, telegram_token=fake_telegram.token, telegram_api_url=fake_telegram.base_url,
+                             telegram_allowed_users=[42])
+    app = await started(settings)
+    try:
+        assert app.console is None and app.polling is not None
+        start = await fake_telegram.wait_for("sendMessage", lambda c: "BOT STARTED" in c.params.get("text", ""))
+        assert start.params["chat_id"] == 42
+        mark = len(fake_telegram.calls)
+        fake_telegram.push_message(user_id=42, chat_id=42, text="/status")
+        answer = await fake_telegram.wait_for("sendMessage", lambda c: "STATUS" in c.params.get("text", ""),
+                                              since=mark)
+        assert answer.params["chat_id"] == 42
+        mark = len(fake_telegram.calls)
+        fake_telegram.push_message(user_id=7, chat_id=7, text="/pause")  # not an allowed user
+        await asyncio.sleep(0.3)
+        assert not app.engine.paused
+    finally:
+        mark = len(fake_telegram.calls)
+        await app.shutdown("test")
+    stop = [c for c in fake_telegram.calls[mark:] if c.method.lower() == "sendmessage"
+            and "BOT STOPPED" in c.params.get("text", "")]
+    assert len(stop) == 1 and stop[0].params["chat_id"] == 42
+    assert app.polling.task.done()
+    await fake_telegram.stop()  # ends the server's own handlers (a long poll the client left)
+    await asyncio.sleep(0.05)
+    assert other_tasks() == []
+
+
+# ------------------------------------------------------------------ `python main.py run`
+
+
+def run_env(tmp_path: Path, **extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith(("TELEGRAM_", "BROKER", "RISK_", "PAPER_", "DATABASE_PATH", "MODELS_DIR"))}
+    env.update(DATABASE_PATH=str(tmp_path / "data" / "x.db"), MODELS_DIR=str(tmp_path / "models"),
+               PYTHONUNBUFFERED="1", **extra)
+    return env
+
+
+def main_run(*args: str) -> list[str]:
+    return [sys.executable, str(ROOT / "main.py"), "run", "--no-console", "--speed", "3000", *args]
+
+
+def test_main_run_for_a_fixed_time_exits_0(tmp_path: Path) -> None:
+    done = subprocess.run(main_run("--max-seconds", "8"), cwd=tmp_path, env=run_env(tmp_path),
+                          capture_output=True, text=True, timeout=90)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "BOT STARTED" in done.stdout and "BOT STOPPED" in done.stdout
+    assert "Reason: run finished" in done.stdout
+    assert "Traceback" not in done.stderr
+    assert (tmp_path / "data" / "x.db").exists()
+
+
+def test_main_run_with_a_bad_setting_exits_2_naming_it(tmp_path: Path) -> None:
+    done = subprocess.run(main_run(), cwd=tmp_path, env=run_env(tmp_path, RISK_PER_TRADE_PCT="9"),
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 2
+    problems = [line for line in done.stderr.splitlines() if "RISK_PER_TRADE_PCT" in line]
+    assert len(problems) == 1 and "9" in problems[0]
+    assert "Traceback" not in done.stderr
+    assert "BOT STARTED" not in done.stdout
+
+
+def test_main_run_stops_cleanly_on_sigterm(tmp_path: Path) -> None:
+    proc = subprocess.Popen(main_run(), cwd=tmp_path, env=run_env(tmp_path), stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout is not None
+        lines = []
+        for line in proc.stdout:  # wait for the startup message (the bot is up)
+            lines.append(line)
+            if "BOT STARTED" in line:
+                break
+        else:
+            pytest.fail("no startup message: " + "".join(lines) + proc.stderr.read()[-2000:])  # type: ignore[union-attr]
+        proc.send_signal(signal.SIGTERM)
+        out, err = proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 0, err[-2000:]
+    assert "BOT STOPPED" in out and "Reason: stopped by signal" in out
+    assert "Traceback" not in err
