@@ -45,6 +45,8 @@ class StartupError(RuntimeError):
 
 
 class App:
+    connect_backoff = 2.0  # seconds before the 2nd broker connect try; doubled before the 3rd
+
     def __init__(self, settings: Settings, *, console_input: bool = True) -> None:
         self.settings = settings
         self.console_input = console_input
@@ -63,10 +65,16 @@ class App:
         setup = build_broker(s)
         self.broker, self.clock, self.feed = setup.broker, setup.clock, setup.feed
         await self._connect_broker(setup.description)
-        s.database_path.parent.mkdir(parents=True, exist_ok=True)
-        self.journal = await Journal(s.database_path).open()
+        try:
+            s.database_path.parent.mkdir(parents=True, exist_ok=True)
+            self.journal = await Journal(s.database_path).open()
+        except Exception as exc:
+            raise StartupError(f"DATABASE_PATH={s.database_path}: cannot open the journal: {exc}") from exc
         self.recorder = JournalRecorder(self.journal, s.symbol)
-        self.slot, self.registry, self.trainer = self._load_models()
+        try:
+            self.slot, self.registry, self.trainer = self._load_models()
+        except Exception as exc:
+            raise StartupError(f"MODELS_DIR={s.models_dir}: cannot load the models: {exc}") from exc
         from models.live import SlotRegime, SlotSignal
 
         self.analyzer = MarketAnalyzer(SlotRegime(self.slot), SlotSignal(self.slot), history=s.analysis_history_bars,
@@ -99,7 +107,7 @@ class App:
                 log.warning("broker connect attempt %d/3 failed: %s", attempt, exc)
                 if attempt == 3:
                     raise StartupError(f"cannot connect to the broker ({description}): {exc}") from exc
-                await asyncio.sleep(2 * attempt)
+                await asyncio.sleep(self.connect_backoff * attempt)
 
     def _load_models(self) -> tuple[Any, Any, Any]:
         from models.autotrainer import AutoTrainer, AutoTrainerConfig, ensure_models
@@ -281,10 +289,9 @@ class App:
                 loop.add_signal_handler(sig, self._on_signal)
         try:
             await self.start()
-        except StartupError as exc:
-            log.error("%s", exc)
+        except BaseException:  # StartupError names what to fix; the caller prints it
             await self._close_partial()
-            return 1
+            raise
         try:
             if max_seconds is None:
                 await self.stop_event.wait()

@@ -489,14 +489,16 @@ def test_main_run_with_a_bad_setting_exits_2_naming_it(tmp_path: Path) -> None:
     done = subprocess.run(main_run(), cwd=tmp_path, env=run_env(tmp_path, RISK_PER_TRADE_PCT="9"),
                           capture_output=True, text=True, timeout=60)
     assert done.returncode == 2
-    problems = [line for line in done.stderr.splitlines() if "RISK_PER_TRADE_PCT" in line]
-    assert len(problems) == 1 and "9" in problems[0]
+    assert done.stderr.strip().splitlines() == ["configuration error: RISK_PER_TRADE_PCT: must be > 0 and <= 5 (got 9)"]
     assert "Traceback" not in done.stderr
     assert "BOT STARTED" not in done.stdout
 
 
 def test_main_run_stops_cleanly_on_sigterm(tmp_path: Path) -> None:
-    proc = subprocess.Popen(main_run(), cwd=tmp_path, env=run_env(tmp_path), stdout=subprocess.PIPE,
+    env = run_env(tmp_path)
+    del env["DATABASE_PATH"]
+    proc = subprocess.Popen(main_run("--db", str(tmp_path / "db" / "j.db")), cwd=tmp_path, env=env,
+                            stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True)
     try:
         assert proc.stdout is not None
@@ -516,3 +518,52 @@ def test_main_run_stops_cleanly_on_sigterm(tmp_path: Path) -> None:
     assert proc.returncode == 0, err[-2000:]
     assert "BOT STOPPED" in out and "Reason: stopped by signal" in out
     assert "Traceback" not in err
+    assert (tmp_path / "db" / "j.db").exists()  # --db
+
+
+def test_main_run_replay_flag_checks_the_file(tmp_path: Path, capsys) -> None:
+    import main
+
+    env_file = tmp_path / "empty.env"
+    env_file.write_text("")
+    assert main.main(["run", "--env-file", str(env_file), "--replay", str(tmp_path / "missing.parquet")]) == 2
+    err = capsys.readouterr().err
+    assert "PAPER_REPLAY_FILE" in err and "Traceback" not in err
+
+
+async def test_broker_that_never_connects_stops_start_up_with_a_clear_error(tmp_path, monkeypatch) -> None:
+    from bot.app import StartupError
+
+    attempts = []
+
+    async def refuse(broker: Any) -> None:
+        attempts.append(1)
+        raise ConnectionLost("terminal not running")
+
+    import bot.app
+    from bot.brokers import build_broker
+
+    def build(settings: Settings) -> Any:
+        setup = build_broker(settings)
+        setup.broker.connect = lambda: refuse(setup.broker)  # type: ignore[method-assign]
+        return setup
+
+    monkeypatch.setattr(bot.app, "build_broker", build)
+    app = App(make_settings(tmp_path), console_input=False)
+    app.connect_backoff = 0.0
+    with pytest.raises(StartupError, match="cannot connect to the broker"):
+        await app.run(max_seconds=1)
+    assert len(attempts) == 3
+    assert not (tmp_path / "x.db").exists()  # nothing was opened
+    assert other_tasks() == []
+
+
+async def test_an_unusable_database_path_names_the_setting(tmp_path: Path) -> None:
+    from bot.app import StartupError
+
+    blocker = tmp_path / "file"
+    blocker.write_text("not a directory")
+    app = App(make_settings(tmp_path, database_path=blocker / "x.db"), console_input=False)
+    with pytest.raises(StartupError, match="DATABASE_PATH"):
+        await app.run(max_seconds=1)
+    assert not app.broker.connected
