@@ -160,6 +160,29 @@ async def test_restart_restores_pause_counters_and_pending_approvals(tmp_path: P
         await again.shutdown("test")
 
 
+async def test_restart_in_total_stop_does_not_propose_the_reset_twice(tmp_path: Path) -> None:
+    from dataclasses import replace
+
+    settings = make_settings(tmp_path, approval_ttl_minutes=1440)
+    app = await started(settings)
+    assert app.engine.state is not None
+    app.engine.state = replace(app.engine.state, total_stop=True)
+    await app.engine._save_state()
+    await app.engine.on_tick()  # STOPPED: the engine proposes the approved reset once
+    await asyncio.sleep(0.05)
+    [first] = app.engine.approvals.pending(app.clock())
+    await app.shutdown("test")
+
+    again = await started(settings)
+    try:
+        await again.engine.on_tick()
+        await asyncio.sleep(0.05)
+        pending = again.engine.approvals.pending(again.clock())
+        assert [a.id for a in pending] == [first.id]  # the restored request, not a second one
+    finally:
+        await again.shutdown("test")
+
+
 # ------------------------------------------------------------------ reconcile
 
 
