@@ -517,24 +517,41 @@ def test_main_run_with_a_bad_setting_exits_2_naming_it(tmp_path: Path) -> None:
     assert "BOT STARTED" not in done.stdout
 
 
-def test_main_run_stops_cleanly_on_sigterm(tmp_path: Path) -> None:
+@pytest.mark.skipif(sys.platform == "win32", reason="needs a pseudo-terminal and SIGTERM")
+def test_main_run_on_a_terminal_answers_typed_commands_and_stops_on_sigterm(tmp_path: Path) -> None:
+    """Console mode for real: stdin is a terminal, a typed /status is answered, SIGTERM stops it cleanly
+    (the stdin reader must not keep the process alive waiting for a line)."""
+    import pty
+    import threading
+
     env = run_env(tmp_path)
     del env["DATABASE_PATH"]
-    proc = subprocess.Popen(main_run("--db", str(tmp_path / "db" / "j.db")), cwd=tmp_path, env=env,
-                            stdout=subprocess.PIPE,
+    master, slave = pty.openpty()
+    args = [sys.executable, str(ROOT / "main.py"), "run", "--speed", "3000", "--db", str(tmp_path / "db" / "j.db")]
+    proc = subprocess.Popen(args, cwd=tmp_path, env=env, stdin=slave, stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True)
-    try:
+    os.close(slave)
+    watchdog = threading.Timer(60, proc.kill)  # a hang fails the test instead of blocking it
+    watchdog.start()
+
+    def read_until(marker: str) -> str:
         assert proc.stdout is not None
-        lines = []
-        for line in proc.stdout:  # wait for the startup message (the bot is up)
-            lines.append(line)
-            if "BOT STARTED" in line:
-                break
-        else:
-            pytest.fail("no startup message: " + "".join(lines) + proc.stderr.read()[-2000:])  # type: ignore[union-attr]
+        seen = []
+        for line in proc.stdout:
+            seen.append(line)
+            if marker in line:
+                return "".join(seen)
+        pytest.fail(f"no {marker!r} in the output: " + "".join(seen)[-2000:])
+
+    try:
+        read_until("BOT STARTED")
+        os.write(master, b"/status\n")
+        read_until("STATUS")
         proc.send_signal(signal.SIGTERM)
         out, err = proc.communicate(timeout=30)
     finally:
+        watchdog.cancel()
+        os.close(master)
         if proc.poll() is None:
             proc.kill()
             proc.wait()
