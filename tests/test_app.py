@@ -82,8 +82,12 @@ async def test_run_journals_decisions_and_reports_start_and_stop(tmp_path: Path,
 
     async with Journal(tmp_path / "x.db") as journal:  # shutdown closed the app's journal; the rows stay
         decisions = await journal.decisions(limit=100)
+        trades = await journal.trades()
     assert len(decisions) >= 5  # 40 simulated minutes of M15 bars plus the first closed bar
     assert len({d.bar_time for d in decisions}) == len(decisions)  # one decision per closed bar
+    entered = {d.id for d in decisions if d.action == "enter"}
+    assert {t.decision_id for t in trades} <= entered  # every trade links to the decision that opened it
+    assert {t.ticket for t in trades if t.is_open} == set(app.engine.positions)  # the book matches the journal
 
 
 async def test_shutdown_closes_the_journal_and_disconnects(tmp_path: Path) -> None:
