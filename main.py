@@ -18,22 +18,28 @@ def _cmd_run(args: argparse.Namespace) -> int:
     import asyncio
     import logging
 
-    from bot.app import run_bot
+    from bot.app import StartupError, run_bot
     from bot.config import SettingsError, load_settings
 
-    pairs = (("broker", args.broker), ("paper_replay_speed", args.speed), ("database_path", args.db),
-             ("paper_replay_file", args.replay), ("paper_feed", "replay" if args.replay else None))
-    overrides = {k: v for k, v in pairs if v is not None}
+    overrides = {k: v for k, v in (("broker", args.broker), ("paper_replay_speed", args.speed),
+                                   ("database_path", args.db)) if v is not None}
+    if args.replay is not None:
+        overrides |= {"paper_feed": "replay", "paper_replay_file": args.replay}
     try:
         settings = load_settings(args.env_file, **overrides)
     except SettingsError as exc:
-        print(f"configuration error:\n{exc}", file=sys.stderr)
+        for problem in exc.problems:  # one line per problem, each naming the setting
+            print(f"configuration error: {problem}", file=sys.stderr)
         return 2
     logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s",
                         filename=settings.log_file)
     logging.getLogger("aiogram").setLevel(logging.WARNING)
     logging.getLogger("apscheduler").setLevel(logging.WARNING)
-    return asyncio.run(run_bot(settings, max_seconds=args.duration, console_input=not args.no_console))
+    try:
+        return asyncio.run(run_bot(settings, max_seconds=args.max_seconds, console_input=not args.no_console))
+    except StartupError as exc:
+        print(f"start-up failed: {exc}", file=sys.stderr)
+        return 1
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -49,9 +55,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--env-file", default=".env", help="settings file (default .env; missing is fine)")
     p.add_argument("--broker", choices=["paper", "mt5", "mt5linux", "dry-run"], help="override BROKER")
     p.add_argument("--speed", type=float, help="paper market speed factor (override PAPER_REPLAY_SPEED)")
-    p.add_argument("--replay", help="paper market replayed from this bars file (sets PAPER_FEED=replay)")
-    p.add_argument("--db", help="journal database path (override DATABASE_PATH)")
-    p.add_argument("--duration", "--max-seconds", dest="duration", type=float,
+    p.add_argument("--replay", metavar="FILE", help="paper broker on a replay of this bars file (parquet or CSV)")
+    p.add_argument("--db", metavar="PATH", help="journal database file (override DATABASE_PATH)")
+    p.add_argument("--max-seconds", "--duration", dest="max_seconds", type=float, metavar="SECONDS",
                    help="stop cleanly after this many seconds")
     p.add_argument("--no-console", action="store_true", help="do not read commands from the terminal")
     p.set_defaults(func=_cmd_run)

@@ -29,7 +29,7 @@ from bot.scheduler import TradingJob, build_scheduler
 from bot.store import Journal
 from bot.transport import ConsoleTransport, TelegramTransport
 from trading.analyzer import MarketAnalyzer
-from trading.domain import Position
+from trading.domain import ClosedTrade, DealEntry, Position
 from trading.engine import TradingEngine
 from trading.events import Event, EventBus, EventKind
 from trading.sessions import market_status
@@ -45,6 +45,8 @@ class StartupError(RuntimeError):
 
 
 class App:
+    connect_backoff = 2.0  # seconds before the 2nd broker connect try; doubled before the 3rd
+
     def __init__(self, settings: Settings, *, console_input: bool = True) -> None:
         self.settings = settings
         self.console_input = console_input
@@ -54,6 +56,7 @@ class App:
         self.notes: list[str] = []
         self.last_bars: pl.DataFrame | None = None
         self._tasks: list[asyncio.Task[Any]] = []
+        self.running_jobs: set[asyncio.Task[Any]] = set()  # scheduled jobs running now (bot.scheduler.in_flight)
         self._signals = 0
 
     # ------------------------------------------------------------------ start-up
@@ -62,12 +65,17 @@ class App:
         setup = build_broker(s)
         self.broker, self.clock, self.feed = setup.broker, setup.clock, setup.feed
         self.market_state = setup.market_state
-        self.errors.clock = self.clock
         await self._connect_broker(setup.description)
-        s.database_path.parent.mkdir(parents=True, exist_ok=True)
-        self.journal = await Journal(s.database_path).open()
+        try:
+            s.database_path.parent.mkdir(parents=True, exist_ok=True)
+            self.journal = await Journal(s.database_path).open()
+        except Exception as exc:
+            raise StartupError(f"DATABASE_PATH={s.database_path}: cannot open the journal: {exc}") from exc
         self.recorder = JournalRecorder(self.journal, s.symbol)
-        self.slot, self.registry, self.trainer = self._load_models()
+        try:
+            self.slot, self.registry, self.trainer = self._load_models()
+        except Exception as exc:
+            raise StartupError(f"MODELS_DIR={s.models_dir}: cannot load the models: {exc}") from exc
         from models.live import SlotRegime, SlotSignal
 
         self.analyzer = MarketAnalyzer(SlotRegime(self.slot), SlotSignal(self.slot), history=s.analysis_history_bars,
@@ -80,7 +88,10 @@ class App:
         )
         saved = await self.recorder.load_state()
         await self.engine.start(saved)
-        self.engine.approvals.restore(await self.journal.pending_approvals(utc_now()))
+        restored = await self.journal.pending_approvals(utc_now())
+        self.engine.approvals.restore(restored)
+        if any(a.change.kind == "reset_total" for a in restored):
+            self.engine._proposed_reset = True  # the engine would otherwise propose the same reset again
         await self._reconcile()
         self.ctx = BotContext(self.engine, self.journal, s, self.analyzer, utc_now(), self.trainer, self.registry)
         self._tasks.append(asyncio.create_task(self._persist_approvals(), name="approvals-journal"))
@@ -100,7 +111,7 @@ class App:
                 log.warning("broker connect attempt %d/3 failed: %s", attempt, exc)
                 if attempt == 3:
                     raise StartupError(f"cannot connect to the broker ({description}): {exc}") from exc
-                await asyncio.sleep(2 * attempt)
+                await asyncio.sleep(self.connect_backoff * attempt)
 
     def _load_models(self) -> tuple[Any, Any, Any]:
         from models.autotrainer import AutoTrainer, AutoTrainerConfig, ensure_models
@@ -145,13 +156,30 @@ class App:
             if ticket not in open_in_journal:
                 await self.journal.record_trade_open(pos)
                 self.notes.append(f"adopted #{ticket} {pos.side} {pos.volume:g} at {pos.open_price:.2f} (not in the journal)")
-        for ticket, t in open_in_journal.items():
-            if ticket not in at_broker:
+        missing = {ticket: t for ticket, t in open_in_journal.items() if ticket not in at_broker}
+        if not missing:
+            return
+        since = min(t.open_time for t in missing.values()) - timedelta(seconds=1)
+        closed_at_broker = {d.position_ticket for d in await self.broker.deals_since(since)
+                            if d.entry is DealEntry.OUT}
+        for ticket, t in missing.items():
+            if ticket in closed_at_broker:
                 # back into the engine's book: the next tick sees it gone and books the close from the deals
                 self.engine.positions[ticket] = Position(
                     ticket=ticket, symbol=t.symbol, side=t.side, volume=t.volume, open_price=t.open_price,
                     open_time=t.open_time, sl=t.sl or 0.0, tp=t.tp or 0.0, magic=t.magic, comment=t.comment)
                 self.notes.append(f"#{ticket} closed while the bot was down: booking it from the broker's deals")
+                continue
+            # no closing deal (another account, a new paper account, history purged): the P/L is unknown.
+            # Close the row at its open price with no profit, and do not count it in today's risk.
+            await self.journal.record_trade_close(ClosedTrade(
+                ticket=ticket, symbol=t.symbol, side=t.side, volume=t.volume, open_price=t.open_price,
+                close_price=t.open_price, open_time=t.open_time, close_time=max(self.clock(), t.open_time),
+                profit=0.0, reason="missing_at_broker", sl=t.sl or 0.0, tp=t.tp or 0.0,
+                extra={"detail": "open in the journal, not at the broker, no closing deal found"}))
+            self.notes.append(f"#{ticket} is open in the journal but unknown to the broker (no closing deal): "
+                              "closed in the journal with P/L unknown (booked as 0, not counted); check the "
+                              "broker's history")
 
     async def _start_controller(self) -> None:
         s = self.settings
@@ -265,10 +293,9 @@ class App:
                 loop.add_signal_handler(sig, self._on_signal)
         try:
             await self.start()
-        except StartupError as exc:
-            log.error("%s", exc)
+        except BaseException:  # StartupError names what to fix; the caller prints it
             await self._close_partial()
-            return 1
+            raise
         try:
             if max_seconds is None:
                 await self.stop_event.wait()
@@ -279,24 +306,39 @@ class App:
             await self.shutdown("stopped by signal" if self._signals else "run finished")
         return 0
 
-    async def shutdown(self, reason: str) -> None:
-        if getattr(self, "scheduler", None) is not None:
-            self.scheduler.shutdown(wait=False)
-        snap = self.engine.snapshot()
-        self.bus.publish(shutdown_event(
-            utc_now(), balance=snap.account.balance if snap.account else None, started=self.ctx.started,
-            trades_today=snap.risk.daily_trades, wins_today=snap.risk.daily_wins,
-            profit_today=snap.risk.daily_realized, mode=str(snap.mode.mode), reason=reason,
-        ))
-        await self.notifier.stop(timeout=10)
-        if self.polling is not None:
-            await self.polling.stop()
-            await self.polling.bot.session.close()
-        if self.console is not None:
-            await self.console.stop()
-        for task in self._tasks:
-            task.cancel()
-        await self._close_partial()
+    async def shutdown(self, reason: str, job_timeout: float = 15.0) -> None:
+        try:
+            await self._stop_jobs(job_timeout)
+            snap = self.engine.snapshot()
+            self.bus.publish(shutdown_event(
+                utc_now(), balance=snap.account.balance if snap.account else None, started=self.ctx.started,
+                trades_today=snap.risk.daily_trades, wins_today=snap.risk.daily_wins,
+                profit_today=snap.risk.daily_realized, mode=str(snap.mode.mode), reason=reason,
+            ))
+            await self.notifier.stop(timeout=10)
+            if self.polling is not None:
+                await self.polling.stop()
+                await self.polling.bot.session.close()
+            if self.console is not None:
+                await self.console.stop()
+        finally:
+            for task in self._tasks:
+                task.cancel()
+            await asyncio.gather(*self._tasks, return_exceptions=True)
+            await self._close_partial()
+
+    async def _stop_jobs(self, timeout: float) -> None:
+        """No new job runs; the running ones (an order, a journal write) finish before anything closes."""
+        scheduler = getattr(self, "scheduler", None)
+        if scheduler is None or not scheduler.running:
+            return
+        scheduler.pause()
+        running = [t for t in self.running_jobs if not t.done() and t is not asyncio.current_task()]
+        if running:
+            _, pending = await asyncio.wait(running, timeout=timeout)
+            if pending:
+                log.warning("shutdown: %d job(s) still running after %.0f s are cancelled", len(pending), timeout)
+        scheduler.shutdown(wait=False)
 
     async def _close_partial(self) -> None:
         with contextlib.suppress(Exception):

@@ -9,9 +9,11 @@ choices; typing `!N` presses button N of the last message that had buttons.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 import logging
 import sys
+import threading
 from collections.abc import AsyncGenerator
 from datetime import UTC, datetime
 from typing import Any
@@ -140,13 +142,17 @@ class ConsoleController:
         if sys.stdin is None or not sys.stdin.isatty():
             log.info("console commands disabled: stdin is not a terminal")
             return
-        self._task = asyncio.create_task(self._read(), name="console-commands")
-
-    async def _read(self) -> None:
+        # A daemon thread reads stdin: a readline blocked in the loop's default executor would keep
+        # asyncio.run() from returning after shutdown until Enter was pressed.
         loop = asyncio.get_running_loop()
+        lines: asyncio.Queue[str] = asyncio.Queue()
+        threading.Thread(target=_read_stdin, args=(loop, lines), name="console-stdin", daemon=True).start()
+        self._task = asyncio.create_task(self._read(lines), name="console-commands")
+
+    async def _read(self, lines: asyncio.Queue[str]) -> None:
         while True:
-            line = await loop.run_in_executor(None, sys.stdin.readline)
-            if not line:
+            line = await lines.get()
+            if not line:  # end of input
                 return
             try:
                 await self.handle_line(line)
@@ -156,3 +162,17 @@ class ConsoleController:
     async def stop(self) -> None:
         if self._task is not None:
             self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+
+
+def _read_stdin(loop: asyncio.AbstractEventLoop, lines: asyncio.Queue[str]) -> None:
+    while True:
+        line = sys.stdin.readline()
+        try:
+            loop.call_soon_threadsafe(lines.put_nowait, line)
+        except RuntimeError:  # the loop is closed: the bot has stopped
+            return
+        if not line:
+            return

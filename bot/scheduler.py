@@ -56,14 +56,14 @@ class TradingJob:
             await self._reconnect(exc)
         except Exception as exc:
             log.exception("trading job failed")
-            app.errors.record(exc, app.clock())
+            app.errors.record(exc)  # wall-clock time: a replayed market runs faster
 
     async def _reconnect(self, exc: Exception) -> None:
         app = self.app
         if self._down_since is None:
             self._down_since = app.clock()
             log.warning("broker connection lost: %s", exc)
-        app.errors.record(exc, app.clock())
+        app.errors.record(exc)  # wall-clock time: a replayed market runs faster
         await asyncio.sleep(self._reconnect_delay)
         self._reconnect_delay = min(self._reconnect_delay * 2, 60.0)
         try:
@@ -72,23 +72,41 @@ class TradingJob:
             log.warning("reconnect failed: %s (next try in %.0f s)", again, self._reconnect_delay)
 
 
+def in_flight(app: App, job: Callable[[], Awaitable[Any]]) -> Callable[[], Awaitable[None]]:
+    """Track the running job in `app.running_jobs`, so shutdown lets it finish instead of cancelling it
+    mid-write (APScheduler's asyncio executor cancels running jobs on shutdown)."""
+
+    async def run() -> None:
+        task = asyncio.current_task()
+        if task is not None:
+            app.running_jobs.add(task)
+        try:
+            await job()
+        finally:
+            if task is not None:
+                app.running_jobs.discard(task)
+
+    run.__name__ = getattr(job, "__name__", "job")
+    return run
+
+
 def guarded(app: App, name: str, job: Callable[[], Awaitable[Any]]) -> Callable[[], Awaitable[None]]:
     async def run() -> None:
         try:
             await job()
         except Exception as exc:
             log.exception("%s job failed", name)
-            app.errors.record(exc, app.clock())
+            app.errors.record(exc)  # wall-clock time: a replayed market runs faster
 
     run.__name__ = name
-    return run
+    return in_flight(app, run)
 
 
 def build_scheduler(app: App) -> AsyncIOScheduler:
     s = app.settings
     sched = AsyncIOScheduler(timezone=WIB)
     common = dict(max_instances=1, coalesce=True, replace_existing=True)
-    sched.add_job(app.trading_job.run, "interval", seconds=1, id="trading", misfire_grace_time=1, **common)
+    sched.add_job(in_flight(app, app.trading_job.run), "interval", seconds=1, id="trading", misfire_grace_time=1, **common)
     sched.add_job(guarded(app, "five_minutes", app.five_minute_job), "interval", minutes=5, id="five_minutes",
                   misfire_grace_time=60, **common)
     if s.market_update_minutes:
