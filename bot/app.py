@@ -69,6 +69,7 @@ class App:
         try:
             s.database_path.parent.mkdir(parents=True, exist_ok=True)
             self.journal = await Journal(s.database_path).open()
+            setup.save_market_init()
         except Exception as exc:
             raise StartupError(f"DATABASE_PATH={s.database_path}: cannot open the journal: {exc}") from exc
         self.recorder = JournalRecorder(self.journal, s.symbol)

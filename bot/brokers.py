@@ -24,6 +24,11 @@ class BrokerSetup:
     description: str
     feed: Any = None  # the paper broker's feed, when there is one
     market_state: Path | None = None  # where a paper market's resume point is kept
+    market_init: dict[str, Any] | None = None  # written there once the data directory is usable
+
+    def save_market_init(self) -> None:
+        if self.market_state is not None and self.market_init is not None:
+            _write_json(self.market_state, self.market_init)
 
 
 def _mt5(settings: Settings, kind: str) -> Broker:
@@ -124,11 +129,10 @@ def _paper_market(settings: Settings, paper_kwargs: dict[str, Any]) -> BrokerSet
     feed = ReplayFeed(frame, speed=speed, ticks_per_bar=60, history=shown)
     last_bar = resume.get("last_bar") if resume else None
     state = {**identity, "start": start.isoformat() if start else None, "last_bar": last_bar}
-    _write_json(market_file, state)
     broker = PaperBroker(settings.symbol, settings.magic, feed=feed, state_path=account_file, **paper_kwargs)
     how = "continuing the saved paper account" if resume else "a new paper account"
     return BrokerSetup(broker, feed.now, f"paper account on a {what} at {speed:g}× speed ({how})", feed,
-                       market_state=market_file)
+                       market_state=market_file, market_init=state)
 
 
 def remember_last_bar(path: Path, bar_time: datetime) -> None:
