@@ -453,7 +453,7 @@ class MT5Broker:
         symbol = self.symbol
 
         def convert(rates: Any) -> np.ndarray:
-            local = np.array(rates, copy=True)
+            local = _local_array(rates)
             if local.dtype.names != MT5_RATES_DTYPE.names:
                 raise BrokerError(BrokerErrorKind.REJECTED, f"copy_rates_from_pos returned dtype {local.dtype}")
             return local.astype(MT5_RATES_DTYPE)
@@ -840,6 +840,20 @@ def _to_deal(d: Any, clock: ServerClock) -> Deal | None:
         reason=_DEAL_REASONS.get(int(d.reason), DealReason.OTHER),
         comment=str(d.comment),
     )
+
+
+def _local_array(rates: Any) -> np.ndarray:
+    """A local copy of a rates array. An rpyc netref (a bridge that returned it by reference) is pulled by
+    value in one pickle round trip: numpy's element-wise path over a netref is slow and warns under NumPy 2.
+    """
+    try:
+        from rpyc.core.netref import BaseNetref  # type: ignore[import-not-found]
+        from rpyc.utils.classic import obtain  # type: ignore[import-not-found]
+    except ImportError:  # no bridge installed: the array is local already
+        return np.array(rates, copy=True)
+    if isinstance(rates, BaseNetref):
+        rates = obtain(rates)
+    return np.array(rates, copy=True)
 
 
 def _close_volume(spec: SymbolSpec, pos: Position, volume: float | None) -> float:
