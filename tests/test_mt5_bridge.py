@@ -275,3 +275,10 @@ async def test_rates_returned_as_a_netref_are_copied_locally(broker, ctl):
     broker._mt5 = NetrefRates(broker._mt5)
     frame = await broker.bars(3)
     assert frame["close"].to_list() == [2402.0, 2403.0, 2404.0]
+
+
+def test_no_server_on_the_port_is_connection_lost_with_the_start_command():
+    port = free_port()
+    with pytest.raises(ConnectionLost, match=rf"no mt5linux bridge answers at 127\.0\.0\.1:{port}") as info:
+        create_mt5_module("mt5linux", HOST, port)
+    assert f"python.exe -m mt5linux --host 127.0.0.1 -p {port}" in str(info.value)

@@ -914,8 +914,9 @@ def create_mt5_module(kind: str, host: str = "127.0.0.1", port: int = 18812) -> 
             return Client(host=host, port=int(port))
         except (OSError, EOFError) as exc:
             raise ConnectionLost(
-                f"no mt5linux bridge answers at {host}:{port} ({type(exc).__name__}: {exc}); start it under Wine "
-                "with `python -m mt5linux <path to the Windows python.exe>` and check host and port"
+                f"no mt5linux bridge answers at {host}:{port} ({type(exc).__name__}: {exc}); start it with the "
+                f"Windows Python under Wine (`wine python.exe -m mt5linux --host 127.0.0.1 -p {port}`) next to "
+                "a running terminal, and check host and port"
             ) from exc
     raise ValueError(f"unknown MT5 connection kind {kind!r} (use 'mt5' or 'mt5linux')")
 
