@@ -146,9 +146,11 @@ class Chained:
         self.equity += r.equity.tolist()
         self._offset = off + max([t.ticket for t in r.trades] + [o.ticket for o in r.opened] + [0])
 
+    def equity_array(self) -> np.ndarray:
+        return np.asarray(self.equity, dtype=float)
+
     def metrics(self) -> dict[str, Any]:
-        return compute_metrics(self.trades, self.opened, self.times, np.asarray(self.equity, dtype=float),
-                               self.start_balance)
+        return compute_metrics(self.trades, self.opened, self.times, self.equity_array(), self.start_balance)
 
 
 @dataclass(slots=True)

@@ -161,3 +161,36 @@ def test_chained_renumbers_tickets_across_folds(run: tuple[WalkForwardResult, Pa
         c.add(f.smc_only)
     opened = {o.ticket for o in c.opened}
     assert len(opened) == len(c.opened) and {t.ticket for t in c.trades} <= opened
+
+
+# ------------------------------------------------------------------------------------------ CLI
+
+
+def test_cli_walk_forward_json(shared_bars_path: Path, tmp_path: Path, capsys) -> None:
+    from main import main
+
+    data = tmp_path / "bars.parquet"
+    pl.read_parquet(shared_bars_path).head(2400).write_parquet(data)  # the raw file, in server time
+    out = tmp_path / "wf.json"
+    rc = main(["backtest", "--data", str(data), "--walk-forward", "1500:450", "--wf-test-size", "300",
+               "--json", str(out), "--trades-csv", str(tmp_path / "t.csv")])
+    assert rc == 0
+    body = json.loads(out.read_text())
+    wf = body["walk_forward"]
+    assert len(wf["folds"]) == 2 and wf["out_of_sample_bars"] == 900 and wf["untested_bars"] == 0
+    assert set(wf["overall"]) == set(wf["smc_only"]) >= METRIC_KEYS
+    assert wf["overall"]["trades"] == sum(f["trades"] for f in wf["folds"])
+    assert wf["smc_only"]["trades"] == sum(f["smc_only_trades"] for f in wf["folds"])
+    assert "out-of-sample folds" in capsys.readouterr().out
+    assert (tmp_path / "t.csv").read_text().startswith("ticket,")
+
+
+def test_cli_walk_forward_refuses_bad_input(shared_bars_path: Path, capsys) -> None:
+    from main import main
+
+    assert main(["backtest", "--data", str(shared_bars_path), "--walk-forward", "6000"]) == 2
+    assert "TRAIN:TEST" in capsys.readouterr().err
+    assert main(["backtest", "--data", str(shared_bars_path), "--walk-forward", "6000:1500:1000"]) == 2
+    assert "overlap" in capsys.readouterr().err
+    assert main(["backtest", "--data", str(shared_bars_path), "--walk-forward", "6000:1500", "--models-dir", "x"]) == 2
+    assert "--models-dir" in capsys.readouterr().err
