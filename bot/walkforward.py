@@ -14,6 +14,7 @@ which must not import each other that way.
 from __future__ import annotations
 
 import tempfile
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from datetime import datetime
@@ -166,6 +167,13 @@ class WalkForwardResult:
     def overall(self) -> dict[str, Any]:
         return self.strategy.metrics()
 
+    def gate_blocks(self) -> dict[str, int]:
+        """Which gate stopped the strategy's setups, summed over the folds' out-of-sample bars."""
+        total: Counter[str] = Counter()
+        for f in self.folds:
+            total.update(f.strategy.gate_blocks)
+        return dict(total.most_common())
+
     def to_json_dict(self) -> dict[str, Any]:
         return {
             "train_bars": self.train_bars, "test_bars": self.test_bars, "step": self.step,
@@ -173,6 +181,7 @@ class WalkForwardResult:
             "out_of_sample_bars": sum(len(f.plan.test) for f in self.folds),
             "folds": [f.row() for f in self.folds],
             "overall": self.overall(),
+            "gate_blocks": self.gate_blocks(),
             "smc_only": self.smc_only.metrics(),
         }
 

@@ -101,6 +101,7 @@ def _report(console: Any, out: dict[str, Any]) -> None:
         total.add_row(name, str(m["trades"]), _pct(m["win_rate"]), _num(m["profit_factor"]), f"{m['net_profit']:+.2f}",
                       f"{m['final_equity']:.0f}", _num(m["max_drawdown_pct"]), _num(m["sharpe"]), _num(m["sortino"]))
     console.print(total)
+    console.print(f"gates that blocked the strategy most: {dict(list(wf['gate_blocks'].items())[:6])}")
     if wf["untested_bars"]:
         console.print(f"{wf['untested_bars']} bars after the last complete test window were not traded")
     if wf["overall"]["net_profit"] <= wf["smc_only"]["net_profit"]:
