@@ -32,6 +32,14 @@ def add_backtest_arguments(sub: Any) -> None:
     p.add_argument("--json", dest="json_out", help="write the figures as one JSON object ('-' = stdout)")
     p.add_argument("--plot", help="write the equity curve with drawdown to this PNG")
     p.add_argument("--trades-csv", help="write every trade to this CSV")
+    wf = p.add_argument_group("walk-forward")
+    wf.add_argument("--walk-forward", metavar="TRAIN:TEST[:STEP]",
+                    help="in bars, e.g. 6000:1500: train the models on each window, trade the next one with them, "
+                    "roll by STEP (default TEST); reports out-of-sample figures only")
+    wf.add_argument("--wf-folds", type=int, default=2, help="inner walk-forward folds of each fold's training (2)")
+    wf.add_argument("--wf-test-size", type=int, default=500,
+                    help="rows per inner test and validation block of each fold's training (500)")
+    wf.add_argument("--wf-keep-models", metavar="DIR", help="keep each fold's models in this registry folder")
     p.set_defaults(func=cmd_backtest)
 
 
@@ -59,6 +67,10 @@ def cmd_backtest(args: argparse.Namespace) -> int:
 
     console = Console(stderr=args.json_out == "-")
     config = BacktestConfig(balance=args.balance, commission_per_lot=args.commission)
+    if args.walk_forward:
+        from bot.walkforward_cli import cmd_walk_forward
+
+        return cmd_walk_forward(args, console, config)
     bars = _slice(load_bars(args.data, server_tz=args.server_tz), args.date_from, args.date_to, config.warmup_bars)
     regime = signal = None
     model_note = "no models: SMC-only"
@@ -114,12 +126,16 @@ def cmd_backtest(args: argparse.Namespace) -> int:
         _write_trades(Path(args.trades_csv), main)
         console.print(f"{len(main.trades)} trades written to {args.trades_csv}")
     if args.json_out:
-        text = json.dumps(out, default=str)
-        if args.json_out == "-":
-            sys.stdout.write(text + "\n")
-        else:
-            Path(args.json_out).write_text(text + "\n", encoding="utf-8")
+        write_json(args.json_out, out)
     return 0
+
+
+def write_json(target: str, out: dict[str, Any]) -> None:
+    text = json.dumps(out, default=str)
+    if target == "-":
+        sys.stdout.write(text + "\n")
+    else:
+        Path(target).write_text(text + "\n", encoding="utf-8")
 
 
 def _report(console: Any, out: dict[str, Any]) -> None:

@@ -453,7 +453,7 @@ class MT5Broker:
         symbol = self.symbol
 
         def convert(rates: Any) -> np.ndarray:
-            local = np.array(rates, copy=True)
+            local = _local_array(rates)
             if local.dtype.names != MT5_RATES_DTYPE.names:
                 raise BrokerError(BrokerErrorKind.REJECTED, f"copy_rates_from_pos returned dtype {local.dtype}")
             return local.astype(MT5_RATES_DTYPE)
@@ -842,6 +842,20 @@ def _to_deal(d: Any, clock: ServerClock) -> Deal | None:
     )
 
 
+def _local_array(rates: Any) -> np.ndarray:
+    """A local copy of a rates array. An rpyc netref (a bridge that returned it by reference) is pulled by
+    value in one pickle round trip: numpy's element-wise path over a netref is slow and warns under NumPy 2.
+    """
+    try:
+        from rpyc.core.netref import BaseNetref  # type: ignore[import-not-found]
+        from rpyc.utils.classic import obtain  # type: ignore[import-not-found]
+    except ImportError:  # no bridge installed: the array is local already
+        return np.array(rates, copy=True)
+    if isinstance(rates, BaseNetref):
+        rates = obtain(rates)
+    return np.array(rates, copy=True)
+
+
 def _close_volume(spec: SymbolSpec, pos: Position, volume: float | None) -> float:
     if volume is None:
         return pos.volume
@@ -900,8 +914,9 @@ def create_mt5_module(kind: str, host: str = "127.0.0.1", port: int = 18812) -> 
             return Client(host=host, port=int(port))
         except (OSError, EOFError) as exc:
             raise ConnectionLost(
-                f"no mt5linux bridge answers at {host}:{port} ({type(exc).__name__}: {exc}); start it under Wine "
-                "with `python -m mt5linux <path to the Windows python.exe>` and check host and port"
+                f"no mt5linux bridge answers at {host}:{port} ({type(exc).__name__}: {exc}); start it with the "
+                f"Windows Python under Wine (`wine python.exe -m mt5linux --host 127.0.0.1 -p {port}`) next to "
+                "a running terminal, and check host and port"
             ) from exc
     raise ValueError(f"unknown MT5 connection kind {kind!r} (use 'mt5' or 'mt5linux')")
 

@@ -1,0 +1,272 @@
+"""Walk-forward backtest: train both models on a window, trade the next window with them, roll.
+
+Fold k trains on bars [s, s + train) only (into a throw-away registry) and trades bars
+[s + train, s + train + test); the backtest of the test window is given the `warmup_bars` before it
+as analysis history, and the engine trades only after that warm-up, so every trade reported here is
+out-of-sample. Folds are chained: fold k starts with fold k-1's final equity, and the overall
+figures are `compute_metrics` over the concatenated trades and equity curve. The SMC-only
+baseline (ML gates off, the fold model's regime) runs over the same test windows, chained the same way.
+
+This lives in bot/ because it wires models/ (training, registry) to trading/ (the engine backtest),
+which must not import each other that way.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import polars as pl
+
+from models.dataset import DEFAULT_GAP
+from models.live import SlotRegime, SlotSignal
+from models.metrics import roc_auc
+from models.registry import ModelBundle, ModelRegistry, ModelSlot
+from models.signal import NUM_BOOST_ROUND
+from models.training import bundle_dataset, train_models
+from trading.backtest import BacktestConfig, BacktestResult, compute_metrics, run_backtest
+from trading.domain import ClosedTrade
+from trading.records import OpenedTrade
+
+# stage text, fold index (0-based), number of folds
+WalkProgress = Callable[[str, int, int], None]
+ML_GATES = frozenset({"ml_confidence", "ml_agreement"})
+
+
+@dataclass(frozen=True, slots=True)
+class TrainOptions:
+    """Training inside each fold: small on purpose (a fold's window is short and there are several)."""
+
+    n_folds: int = 2
+    test_size: int = 500
+    valid_size: int = 500
+    gap: int = DEFAULT_GAP
+    hmm_seeds: tuple[int, ...] = (42, 59)
+    fold_hmm_seeds: tuple[int, ...] | None = (42,)
+    num_boost_round: int = NUM_BOOST_ROUND
+
+    def kwargs(self) -> dict[str, Any]:
+        return {"n_folds": self.n_folds, "test_size": self.test_size, "valid_size": self.valid_size,
+                "gap": self.gap, "hmm_seeds": self.hmm_seeds, "fold_hmm_seeds": self.fold_hmm_seeds,
+                "num_boost_round": self.num_boost_round}
+
+
+@dataclass(frozen=True, slots=True)
+class FoldPlan:
+    """Bar indices of one fold: `train` fits the models, `test` is traded (half-open ranges)."""
+
+    fold: int
+    train: range
+    test: range
+
+    def backtest_range(self, warmup: int) -> range:
+        """The bars handed to the backtest: the warm-up history, then the test window."""
+        return range(self.test.start - warmup, self.test.stop)
+
+
+def plan_folds(n_bars: int, train_bars: int, test_bars: int, step: int | None = None,
+               warmup: int = 200) -> list[FoldPlan]:
+    """Rolling [train][test] windows moved by `step` (default `test_bars`); only complete test windows."""
+    step = test_bars if step is None else step
+    if min(train_bars, test_bars, step) < 1:
+        raise ValueError(f"train, test and step must be positive bar counts (got {train_bars}:{test_bars}:{step})")
+    if step < test_bars:
+        raise ValueError(f"step {step} is shorter than the test window {test_bars}: test windows would overlap "
+                         "and count the same out-of-sample bars twice")
+    if train_bars < warmup:
+        raise ValueError(f"the train window ({train_bars} bars) must hold at least the {warmup}-bar warm-up "
+                         "that precedes each test window")
+    folds = []
+    start = 0
+    while start + train_bars + test_bars <= n_bars:
+        mid = start + train_bars
+        folds.append(FoldPlan(len(folds), range(start, mid), range(mid, mid + test_bars)))
+        start += step
+    if not folds:
+        raise ValueError(f"{n_bars} bars are too few for one fold of {train_bars} train + {test_bars} test bars")
+    return folds
+
+
+@dataclass(slots=True)
+class FoldOutcome:
+    plan: FoldPlan
+    train_from: datetime
+    train_to: datetime  # open time of the last training bar
+    test_from: datetime
+    test_to: datetime
+    model_version: str
+    model_trained_to: str  # the registry's own record of the newest bar the model was fitted on
+    model_auc: float | None  # AUC of the fold's model on its own (inner) walk-forward
+    test_auc: float | None  # AUC of the same model on the test window's rows (out-of-sample)
+    strategy: BacktestResult
+    smc_only: BacktestResult
+
+    def row(self) -> dict[str, Any]:
+        m = self.strategy.metrics()
+        return {
+            "fold": self.plan.fold + 1,
+            "train_from": str(self.train_from), "train_to": str(self.train_to),
+            "test_from": str(self.test_from), "test_to": str(self.test_to),
+            "train_bars": len(self.plan.train), "test_bars": len(self.plan.test),
+            "model_version": self.model_version, "model_trained_to": self.model_trained_to,
+            "model_auc": self.model_auc, "test_auc": self.test_auc,
+            "start_equity": round(self.strategy.start_balance, 2),
+            "trades": m["trades"], "net_profit": m["net_profit"], "win_rate": m["win_rate"],
+            "profit_factor": m["profit_factor"], "max_drawdown_pct": m["max_drawdown_pct"],
+            "smc_only_trades": len(self.smc_only.trades),
+            "smc_only_net_profit": round(sum(t.profit for t in self.smc_only.trades), 2),
+        }
+
+
+@dataclass(slots=True)
+class Chained:
+    """Fold results joined into one out-of-sample account (tickets renumbered to stay unique)."""
+
+    start_balance: float
+    trades: list[ClosedTrade] = field(default_factory=list)
+    opened: list[OpenedTrade] = field(default_factory=list)
+    times: list[datetime] = field(default_factory=list)
+    equity: list[float] = field(default_factory=list)
+    _offset: int = 0
+
+    @property
+    def balance(self) -> float:
+        return self.equity[-1] if self.equity else self.start_balance
+
+    def add(self, r: BacktestResult) -> None:
+        off = self._offset
+        self.trades += [replace(t, ticket=t.ticket + off) for t in r.trades]
+        self.opened += [replace(o, ticket=o.ticket + off) for o in r.opened]
+        self.times += r.equity_times
+        self.equity += r.equity.tolist()
+        self._offset = off + max([t.ticket for t in r.trades] + [o.ticket for o in r.opened] + [0])
+
+    def equity_array(self) -> np.ndarray:
+        return np.asarray(self.equity, dtype=float)
+
+    def metrics(self) -> dict[str, Any]:
+        return compute_metrics(self.trades, self.opened, self.times, self.equity_array(), self.start_balance)
+
+
+@dataclass(slots=True)
+class WalkForwardResult:
+    train_bars: int
+    test_bars: int
+    step: int
+    folds: list[FoldOutcome]
+    strategy: Chained
+    smc_only: Chained
+    untested_bars: int  # bars after the last complete test window
+
+    def overall(self) -> dict[str, Any]:
+        return self.strategy.metrics()
+
+    def gate_blocks(self) -> dict[str, int]:
+        """Which gate stopped the strategy's setups, summed over the folds' out-of-sample bars."""
+        total: Counter[str] = Counter()
+        for f in self.folds:
+            total.update(f.strategy.gate_blocks)
+        return dict(total.most_common())
+
+    def to_json_dict(self) -> dict[str, Any]:
+        return {
+            "train_bars": self.train_bars, "test_bars": self.test_bars, "step": self.step,
+            "untested_bars": self.untested_bars,
+            "out_of_sample_bars": sum(len(f.plan.test) for f in self.folds),
+            "folds": [f.row() for f in self.folds],
+            "overall": self.overall(),
+            "gate_blocks": self.gate_blocks(),
+            "smc_only": self.smc_only.metrics(),
+        }
+
+
+def smc_only_config(config: BacktestConfig) -> BacktestConfig:
+    return replace(config, params=replace(config.params, disabled_gates=config.params.disabled_gates | ML_GATES))
+
+
+def _test_auc(bundle: ModelBundle, bars: pl.DataFrame, test_from: datetime) -> float | None:
+    ds = bundle_dataset(bundle, bars)
+    keep = ds.times >= np.datetime64(test_from.replace(tzinfo=None))
+    if keep.sum() < 2:
+        return None
+    auc = roc_auc(bundle.signal.predict_proba(ds.x[keep]), ds.y[keep])
+    return round(float(auc), 4) if np.isfinite(auc) else None
+
+
+def walk_forward(
+    bars: pl.DataFrame,
+    train_bars: int,
+    test_bars: int,
+    step: int | None = None,
+    config: BacktestConfig | None = None,
+    train_options: TrainOptions | None = None,
+    *,
+    models_dir: str | Path | None = None,
+    progress: WalkProgress | None = None,
+) -> WalkForwardResult:
+    """Train on each window, backtest the next with that fold's models; out-of-sample figures only.
+
+    `models_dir` keeps the fold registries (one version per fold); by default a temporary folder is
+    used and removed.
+    """
+    config = config or BacktestConfig()
+    options = train_options or TrainOptions()
+    plans = plan_folds(bars.height, train_bars, test_bars, step, config.warmup_bars)
+    if models_dir is None:
+        with tempfile.TemporaryDirectory(prefix="walkforward-") as tmp:
+            return _run(bars, plans, train_bars, test_bars, step, config, options, Path(tmp), progress)
+    return _run(bars, plans, train_bars, test_bars, step, config, options, Path(models_dir), progress)
+
+
+def _run(bars: pl.DataFrame, plans: list[FoldPlan], train_bars: int, test_bars: int, step: int | None,
+         config: BacktestConfig, options: TrainOptions, root: Path, progress: WalkProgress | None) -> WalkForwardResult:
+    say = progress or (lambda stage, k, n: None)
+    times = bars["time"]
+    registry = ModelRegistry(root, keep=max(len(plans) + 1, 2))
+    strategy, smc = Chained(config.balance), Chained(config.balance)
+    smc_cfg = smc_only_config(config)
+    folds: list[FoldOutcome] = []
+    for plan in plans:
+        n = len(plans)
+        say("training", plan.fold, n)
+        train = bars.slice(plan.train.start, len(plan.train))
+        report = train_models(train, registry=registry, activate=False, triggered_by=f"walk-forward fold {plan.fold + 1}",
+                              **options.kwargs())
+        assert report.version is not None
+        bundle = registry.load(report.version)  # the fold's model, whatever the registry's activation rules say
+        slot = ModelSlot(bundle)
+        regime, signal = SlotRegime(slot), SlotSignal(slot)
+        window = plan.backtest_range(config.warmup_bars)
+        test = bars.slice(window.start, len(window))
+        test_from = times[plan.test.start]
+        say("trading", plan.fold, n)
+        run = run_backtest(test, replace(config, balance=strategy.balance), regime=regime, signal=signal,
+                           label=f"fold {plan.fold + 1}")
+        say("SMC-only", plan.fold, n)
+        base = run_backtest(test, replace(smc_cfg, balance=smc.balance), regime=regime,
+                            label=f"fold {plan.fold + 1} SMC-only")
+        strategy.add(run)
+        smc.add(base)
+        folds.append(FoldOutcome(
+            plan, times[plan.train.start], times[plan.train.stop - 1], test_from, times[plan.test.stop - 1],
+            report.version, str(bundle.metadata.get("data", {}).get("to", "")),
+            report.signal.get("auc"), _test_auc(bundle, test, test_from), run, base,
+        ))
+        say("done", plan.fold + 1, n)
+    last = plans[-1].test.stop
+    return WalkForwardResult(train_bars, test_bars, step or test_bars, folds, strategy, smc, bars.height - last)
+
+
+def parse_spec(text: str) -> tuple[int, int, int | None]:
+    """'6000:1500' or '6000:1500:750' -> (train, test, step)."""
+    parts = text.split(":")
+    if len(parts) not in (2, 3) or not all(p.strip().isdigit() for p in parts):
+        raise ValueError(f"--walk-forward wants TRAIN:TEST[:STEP] in bars, e.g. 6000:1500 (got {text!r})")
+    nums = [int(p) for p in parts]
+    return nums[0], nums[1], nums[2] if len(nums) == 3 else None

@@ -1,0 +1,108 @@
+"""`python main.py backtest --walk-forward TRAIN:TEST[:STEP]`: per-fold table and out-of-sample totals."""
+
+from __future__ import annotations
+
+import argparse
+import time
+from pathlib import Path
+from typing import Any
+
+from trading.backtest import BacktestConfig
+
+
+def cmd_walk_forward(args: argparse.Namespace, console: Any, config: BacktestConfig) -> int:
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from bot.backtest_cli import _slice, _write_trades, write_json
+    from bot.walkforward import TrainOptions, parse_spec, plan_folds, walk_forward
+    from trading.bars import load_bars
+
+    if args.models_dir:
+        raise ValueError("--walk-forward trains its own models on each window; drop --models-dir "
+                         "(use --wf-keep-models DIR to keep them)")
+    train, test, step = parse_spec(args.walk_forward)
+    bars = _slice(load_bars(args.data, server_tz=args.server_tz), args.date_from, args.date_to, 0)
+    n_folds = len(plan_folds(bars.height, train, test, step, config.warmup_bars))  # bad windows fail here, fast
+    options = TrainOptions(n_folds=args.wf_folds, test_size=args.wf_test_size, valid_size=args.wf_test_size)
+    t0 = time.perf_counter()
+    with Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total} folds"),
+                  TimeElapsedColumn(), console=console, transient=True) as progress:
+        task = progress.add_task("walk-forward", total=n_folds)
+
+        def report(stage: str, k: int, n: int) -> None:
+            label = f"fold {min(k + 1, n)}/{n}: {stage}" if stage != "done" else f"{k}/{n} folds done"
+            progress.update(task, description=label, completed=k if stage == "done" else None)
+
+        result = walk_forward(bars, train, test, step, config, options, models_dir=args.wf_keep_models,
+                              progress=report)
+    seconds = time.perf_counter() - t0
+    wf = result.to_json_dict()
+    out: dict[str, Any] = {
+        "bars": bars.height,
+        "out_of_sample_bars": wf["out_of_sample_bars"],
+        "seconds": round(seconds, 2),
+        "from": str(bars["time"][0]),
+        "to": str(bars["time"][-1]),
+        "models": f"walk-forward {train}:{test}:{result.step}, a fresh model per fold",
+        "walk_forward": wf,
+    }
+    _report(console, out)
+    if args.plot:
+        from charts.equity import equity_chart
+
+        png = equity_chart(result.strategy.times, result.strategy.equity_array(), title="Walk-forward equity (OOS)")
+        Path(args.plot).write_bytes(png)
+        console.print(f"equity chart written to {args.plot}")
+    if args.trades_csv:
+        _write_trades(Path(args.trades_csv), result.strategy)
+        console.print(f"{len(result.strategy.trades)} out-of-sample trades written to {args.trades_csv}")
+    if args.json_out:
+        write_json(args.json_out, out)
+    return 0
+
+
+def _pct(x: float) -> str:
+    return f"{x:.0%}"
+
+
+def _num(x: float | None) -> str:
+    return "n/a" if x is None else f"{x:.2f}"
+
+
+def _day(iso: str) -> str:
+    return iso[5:10]  # "2025-07-16 15:00:00+00:00" -> "07-16"; the header line gives the years
+
+
+def _auc(x: float | None) -> str:
+    return "n/a" if x is None else f"{x:.3f}"
+
+
+def _report(console: Any, out: dict[str, Any]) -> None:
+    from rich import box
+    from rich.table import Table
+
+    wf = out["walk_forward"]
+    console.print(f"[bold]Walk-forward[/bold] {out['from']} → {out['to']}: {len(wf['folds'])} folds, "
+                  f"{wf['out_of_sample_bars']} out-of-sample bars in {out['seconds']} s "
+                  f"(train {wf['train_bars']}, test {wf['test_bars']}, step {wf['step']} bars)")
+    folds = Table(box=box.SIMPLE_HEAD, pad_edge=False, collapse_padding=True,
+                  title="out-of-sample folds (AUC wf: own walk-forward; oos: on the test window)")
+    for name in ("#", "train", "test", "AUC wf", "AUC oos", "trades", "net $", "win", "SMC n", "SMC $"):
+        folds.add_column(name, no_wrap=True, justify="left" if name in ("train", "test") else "right")
+    for f in wf["folds"]:
+        folds.add_row(str(f["fold"]), f"{_day(f['train_from'])}→{_day(f['train_to'])}",
+                      f"{_day(f['test_from'])}→{_day(f['test_to'])}", _auc(f["model_auc"]), _auc(f["test_auc"]),
+                      str(f["trades"]), f"{f['net_profit']:+.0f}", _pct(f["win_rate"]), str(f["smc_only_trades"]),
+                      f"{f['smc_only_net_profit']:+.0f}")
+    console.print(folds)
+    total = Table("out of sample", "trades", "win", "PF", "net $", "equity", "DD %", "Sharpe", "Sortino",
+                  box=box.SIMPLE_HEAD, pad_edge=False, collapse_padding=True)
+    for name, m in (("strategy", wf["overall"]), ("SMC-only", wf["smc_only"])):
+        total.add_row(name, str(m["trades"]), _pct(m["win_rate"]), _num(m["profit_factor"]), f"{m['net_profit']:+.2f}",
+                      f"{m['final_equity']:.0f}", _num(m["max_drawdown_pct"]), _num(m["sharpe"]), _num(m["sortino"]))
+    console.print(total)
+    console.print(f"gates that blocked the strategy most: {dict(list(wf['gate_blocks'].items())[:6])}")
+    if wf["untested_bars"]:
+        console.print(f"{wf['untested_bars']} bars after the last complete test window were not traded")
+    if wf["overall"]["net_profit"] <= wf["smc_only"]["net_profit"]:
+        console.print("[yellow]Out of sample, the ML-gated strategy does not beat SMC-only on these windows.[/yellow]")
