@@ -96,6 +96,8 @@ class App:
         await self._reconcile()
         self.ctx = BotContext(self.engine, self.journal, s, self.analyzer, utc_now(), self.trainer, self.registry)
         self._tasks.append(asyncio.create_task(self._persist_approvals(), name="approvals-journal"))
+        if self.feed is not None:  # the paper broker checks SL/TP on every tick of its market, not only per run
+            self._tasks.append(asyncio.create_task(self.broker.run(), name="paper-market"))
         self.trading_job = TradingJob(self)
         await self._start_controller()
         self.scheduler = build_scheduler(self)

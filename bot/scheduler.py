@@ -11,6 +11,7 @@ from collections.abc import Awaitable, Callable
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
+import polars as pl
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.triggers.cron import CronTrigger
 
@@ -23,6 +24,7 @@ if TYPE_CHECKING:
     from bot.app import App
 
 log = logging.getLogger(__name__)
+MAX_CATCH_UP = 20  # closed bars decided in one run after a pause; older ones are only history
 
 
 class TradingJob:
@@ -42,10 +44,11 @@ class TradingJob:
             with engine.timer.phase("bars"):
                 bars = await app.broker.bars(app.settings.analysis_history_bars + 1)
                 closed = closed_bars(bars, app.clock())
-            if closed.height and closed["time"][-1] != self.last_bar_time:
-                self.last_bar_time = closed["time"][-1]
-                app.last_bars = closed
-                await engine.on_bar(closed)
+            for upto in self._new_closes(closed):
+                window = closed.head(upto)
+                self.last_bar_time = window["time"][-1]
+                app.last_bars = window
+                await engine.on_bar(window)
                 if app.market_state is not None:
                     remember_last_bar(app.market_state, self.last_bar_time)
             self._reconnect_delay = 1.0
@@ -57,6 +60,17 @@ class TradingJob:
         except Exception as exc:
             log.exception("trading job failed")
             app.errors.record(exc)  # wall-clock time: a replayed market runs faster
+
+    def _new_closes(self, closed: pl.DataFrame) -> range:
+        """Row counts of `closed` ending at each bar closed since the last one decided (a fast replay
+        can close several between two runs; each gets its decision, in order, at most MAX_CATCH_UP)."""
+        if closed.height == 0:
+            return range(0)
+        if self.last_bar_time is None:
+            return range(closed.height, closed.height + 1)
+        first_new = int(closed["time"].search_sorted(self.last_bar_time, side="right"))
+        first_new = max(first_new, closed.height - MAX_CATCH_UP)
+        return range(first_new + 1, closed.height + 1)
 
     async def _reconnect(self, exc: Exception) -> None:
         app = self.app
