@@ -35,8 +35,6 @@ from bot.store.records import (
     ModelVersionRecord,
     SlTpChange,
     TradeRecord,
-    risk_state_from_json,
-    risk_state_to_json,
 )
 from bot.store.schema import (
     ApprovalRow,
@@ -52,7 +50,7 @@ from bot.store.schema import (
 )
 from trading.domain import ClosedTrade, Position, Side
 from trading.risk.approvals import Approval, ApprovalStatus
-from trading.risk.modes import RiskState
+from trading.risk.modes import RiskState, risk_state_from_dict, risk_state_to_dict
 from trading.timezones import WIB
 
 RISK_STATE_KEY = "risk_state"
@@ -457,12 +455,12 @@ class Journal:
             return {r.key: r.value for r in (await s.scalars(select(BotStateRow))).all()}
 
     async def save_risk_state(self, state: RiskState, *, now: datetime | None = None) -> None:
-        await self.save_state({RISK_STATE_KEY: risk_state_to_json(state)}, now=now)
+        await self.save_state({RISK_STATE_KEY: risk_state_to_dict(state)}, now=now)
 
     async def load_risk_state(self) -> RiskState | None:
         async with self._read() as s:
             row = await s.get(BotStateRow, RISK_STATE_KEY)
-            return risk_state_from_json(row.value) if row else None
+            return risk_state_from_dict(row.value) if row else None
 
     # --- approvals --------------------------------------------------------------------------------
 

@@ -10,7 +10,6 @@ from datetime import date, datetime
 from typing import Any
 
 from trading.domain import ClosedTrade, Side
-from trading.risk.modes import RiskMode, RiskState
 
 
 @dataclass(frozen=True, slots=True)
@@ -168,34 +167,3 @@ class DayStats:
 
 # --- RiskState <-> JSON -------------------------------------------------------------------------
 
-_DATE_FIELDS = ("day", "stop_override_day")
-_DATETIME_FIELDS = ("cooldown_until", "last_entry_time")
-
-
-def risk_state_to_json(state: RiskState) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for f in fields(RiskState):
-        value = getattr(state, f.name)
-        if isinstance(value, datetime | date):
-            value = value.isoformat()
-        elif isinstance(value, RiskMode):
-            value = value.value
-        out[f.name] = value
-    return out
-
-
-def risk_state_from_json(d: dict[str, Any]) -> RiskState:
-    known = {f.name for f in fields(RiskState)}
-    missing = {"day", "day_start_balance", "reference_balance"} - d.keys()
-    if missing:
-        raise ValueError(f"stored risk state lacks {sorted(missing)}")
-    kwargs: dict[str, Any] = {k: v for k, v in d.items() if k in known}
-    for name in _DATE_FIELDS:
-        if kwargs.get(name) is not None:
-            kwargs[name] = date.fromisoformat(kwargs[name])
-    for name in _DATETIME_FIELDS:
-        if kwargs.get(name) is not None:
-            kwargs[name] = datetime.fromisoformat(kwargs[name])
-    if "manual_floor" in kwargs:
-        kwargs["manual_floor"] = RiskMode(kwargs["manual_floor"])
-    return RiskState(**kwargs)

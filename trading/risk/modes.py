@@ -11,9 +11,10 @@ approved reset; profits reduce the total loss).
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, fields, replace
 from datetime import date, datetime, timedelta
 from enum import StrEnum
+from typing import Any
 
 from trading.timezones import wib_date
 
@@ -247,46 +248,35 @@ def approved_reset(state: RiskState, balance: float, now: datetime) -> RiskState
     )
 
 
-def risk_state_to_dict(state: RiskState) -> dict[str, object]:
-    """JSON-ready form for the journal's bot_state row."""
-    return {
-        "day": state.day.isoformat(),
-        "day_start_balance": state.day_start_balance,
-        "reference_balance": state.reference_balance,
-        "daily_realized": state.daily_realized,
-        "daily_trades": state.daily_trades,
-        "daily_wins": state.daily_wins,
-        "consecutive_losses": state.consecutive_losses,
-        "cooldown_until": state.cooldown_until.isoformat() if state.cooldown_until else None,
-        "cooldown_reason": state.cooldown_reason,
-        "daily_stop": state.daily_stop,
-        "total_stop": state.total_stop,
-        "stop_override_day": state.stop_override_day.isoformat() if state.stop_override_day else None,
-        "manual_floor": str(state.manual_floor),
-        "last_entry_time": state.last_entry_time.isoformat() if state.last_entry_time else None,
-    }
+_DATE_FIELDS = ("day", "stop_override_day")
+_DATETIME_FIELDS = ("cooldown_until", "last_entry_time")
 
 
-def risk_state_from_dict(data: dict[str, object]) -> RiskState:
-    def dt(value: object) -> datetime | None:
-        return datetime.fromisoformat(str(value)) if value else None
+def risk_state_to_dict(state: RiskState) -> dict[str, Any]:
+    """JSON-ready form for the journal's state row (dates ISO, the mode by name)."""
+    out: dict[str, Any] = {}
+    for f in fields(RiskState):
+        value = getattr(state, f.name)
+        if isinstance(value, datetime | date):
+            value = value.isoformat()
+        elif isinstance(value, RiskMode):
+            value = value.value
+        out[f.name] = value
+    return out
 
-    def day(value: object) -> date | None:
-        return date.fromisoformat(str(value)) if value else None
 
-    return RiskState(
-        day=date.fromisoformat(str(data["day"])),
-        day_start_balance=float(data["day_start_balance"]),  # type: ignore[arg-type]
-        reference_balance=float(data["reference_balance"]),  # type: ignore[arg-type]
-        daily_realized=float(data.get("daily_realized", 0.0)),  # type: ignore[arg-type]
-        daily_trades=int(data.get("daily_trades", 0)),  # type: ignore[call-overload]
-        daily_wins=int(data.get("daily_wins", 0)),  # type: ignore[call-overload]
-        consecutive_losses=int(data.get("consecutive_losses", 0)),  # type: ignore[call-overload]
-        cooldown_until=dt(data.get("cooldown_until")),
-        cooldown_reason=str(data.get("cooldown_reason", "")),
-        daily_stop=bool(data.get("daily_stop", False)),
-        total_stop=bool(data.get("total_stop", False)),
-        stop_override_day=day(data.get("stop_override_day")),
-        manual_floor=RiskMode(str(data.get("manual_floor", "NORMAL"))),
-        last_entry_time=dt(data.get("last_entry_time")),
-    )
+def risk_state_from_dict(d: dict[str, Any]) -> RiskState:
+    known = {f.name for f in fields(RiskState)}
+    missing = {"day", "day_start_balance", "reference_balance"} - d.keys()
+    if missing:
+        raise ValueError(f"stored risk state lacks {sorted(missing)}")
+    kwargs: dict[str, Any] = {k: v for k, v in d.items() if k in known}
+    for name in _DATE_FIELDS:
+        if kwargs.get(name) is not None:
+            kwargs[name] = date.fromisoformat(kwargs[name])
+    for name in _DATETIME_FIELDS:
+        if kwargs.get(name) is not None:
+            kwargs[name] = datetime.fromisoformat(kwargs[name])
+    if "manual_floor" in kwargs:
+        kwargs["manual_floor"] = RiskMode(kwargs["manual_floor"])
+    return RiskState(**kwargs)
