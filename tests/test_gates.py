@@ -80,6 +80,8 @@ def test_risk_mode_blocks_stopped_cooldown_and_pause() -> None:
 def test_smc_setup_requires_a_confident_setup() -> None:
     assert gate("smc_setup", analysis=analysis(setup=None)).blocked
     assert gate("smc_setup", analysis=analysis(setup=FakeSetup(confidence=0.5))).blocked
+    assert "RR 1.80" in gate("smc_setup", analysis=analysis(setup=FakeSetup(risk_reward=1.8))).reason
+    assert not gate("smc_setup", analysis=analysis(setup=FakeSetup(risk_reward=2.0))).blocked
 
 
 def test_ml_confidence_and_agreement() -> None:

@@ -115,6 +115,8 @@ def smc_setup(ctx: EntryContext) -> GateResult:
     s = ctx.analysis.setup
     if s is None:
         return _block("smc_setup", "no SMC setup on this bar")
+    if s.risk_reward < ctx.params.min_risk_reward - 1e-9:
+        return _block("smc_setup", f"setup RR {s.risk_reward:.2f} < {ctx.params.min_risk_reward:g}")
     if s.confidence < ctx.params.min_setup_confidence:
         return _block("smc_setup", f"setup confidence {s.confidence:.0%} < {ctx.params.min_setup_confidence:.0%}")
     return _ok("smc_setup", f"{s.side} {s.reason} (RR {s.risk_reward:.1f}, {s.confidence:.0%})")

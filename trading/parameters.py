@@ -57,6 +57,7 @@ class StrategyParams:
     night_max_spread_points: int = 50  # WIB hour >= 22 or <= 5
     golden_night_max_spread_points: int = 80
     min_setup_confidence: float = 0.55
+    min_risk_reward: float = 2.0  # decision 8: entries with less than 2 R are refused
     emergency_sl_pct: float = 2.0  # broker SL never risks more than this % of balance (decision 7)
     min_sl_distance: float = 1.0  # USD; closer stops are pushed to 2.0 (spec §2.4)
 
