@@ -274,7 +274,7 @@ class App:
     async def daily_job(self) -> None:
         from bot.reports import daily_summary
 
-        yesterday = wib_date(self.clock()) - timedelta(days=1)
+        yesterday = wib_date(self.clock()) - timedelta(days=1)  # runs just after 00:00 WIB (market clock)
         html, png = await daily_summary(self.journal, yesterday, self.engine.snapshot())
         if png:
             self.notifier.notify_photo(png, "")

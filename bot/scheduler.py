@@ -13,7 +13,6 @@ from typing import TYPE_CHECKING, Any
 
 import polars as pl
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
-from apscheduler.triggers.cron import CronTrigger
 
 from bot.brokers import remember_last_bar
 from trading.bars import closed_bars
@@ -35,6 +34,7 @@ class TradingJob:
         self.last_bar_time: datetime | None = None
         self._reconnect_delay = 1.0
         self._down_since: datetime | None = None
+        self.reports = ReportClock(app)
 
     async def run(self) -> None:
         app = self.app
@@ -51,6 +51,7 @@ class TradingJob:
                 await engine.on_bar(window)
                 if app.market_state is not None:
                     remember_last_bar(app.market_state, self.last_bar_time)
+            self.reports.tick(app.clock())
             self._reconnect_delay = 1.0
             if self._down_since is not None:
                 app.notify_info(f"broker connection restored (down since {self._down_since:%H:%M} UTC)")
@@ -86,6 +87,43 @@ class TradingJob:
             log.warning("reconnect failed: %s (next try in %.0f s)", again, self._reconnect_delay)
 
 
+class ReportClock:
+    """The market update, hourly analysis and daily summary follow the market's clock (the engine's):
+    live that is the wall clock; on an accelerated replay the reports come as often as the market
+    moves, so a replay shows them on schedule. Each report fires when its slot changes (never at
+    start-up), from the trading job, in its own task so the loop does not wait for it."""
+
+    def __init__(self, app: App) -> None:
+        self.app = app
+        self.slots: dict[str, object] = {}
+        self.tasks: set[asyncio.Task[None]] = set()
+
+    def due(self, now: datetime) -> list[tuple[str, Callable[[], Awaitable[Any]]]]:
+        s, app = self.app.settings, self.app
+        wib = now.astimezone(WIB)
+        wanted: list[tuple[str, object, Callable[[], Awaitable[Any]]]] = []
+        if s.market_update_minutes:
+            slot = int(now.timestamp() // (60 * s.market_update_minutes))
+            wanted.append(("market_update", slot, app.market_update_job))
+        if s.hourly_analysis:
+            wanted.append(("hourly", (wib.date(), wib.hour), app.hourly_job))
+        if s.daily_summary:
+            wanted.append(("daily", wib.date(), app.daily_job))
+        out = []
+        for name, slot, job in wanted:
+            previous = self.slots.get(name)
+            self.slots[name] = slot
+            if previous is not None and previous != slot:
+                out.append((name, job))
+        return out
+
+    def tick(self, now: datetime) -> None:
+        for name, job in self.due(now):
+            task = asyncio.create_task(guarded(self.app, name, job)(), name=f"report-{name}")
+            self.tasks.add(task)
+            task.add_done_callback(self.tasks.discard)
+
+
 def in_flight(app: App, job: Callable[[], Awaitable[Any]]) -> Callable[[], Awaitable[None]]:
     """Track the running job in `app.running_jobs`, so shutdown lets it finish instead of cancelling it
     mid-write (APScheduler's asyncio executor cancels running jobs on shutdown)."""
@@ -117,19 +155,9 @@ def guarded(app: App, name: str, job: Callable[[], Awaitable[Any]]) -> Callable[
 
 
 def build_scheduler(app: App) -> AsyncIOScheduler:
-    s = app.settings
     sched = AsyncIOScheduler(timezone=WIB)
     common = dict(max_instances=1, coalesce=True, replace_existing=True)
     sched.add_job(in_flight(app, app.trading_job.run), "interval", seconds=1, id="trading", misfire_grace_time=1, **common)
     sched.add_job(guarded(app, "five_minutes", app.five_minute_job), "interval", minutes=5, id="five_minutes",
                   misfire_grace_time=60, **common)
-    if s.market_update_minutes:
-        sched.add_job(guarded(app, "market_update", app.market_update_job), "interval",
-                      minutes=s.market_update_minutes, id="market_update", misfire_grace_time=120, **common)
-    if s.hourly_analysis:
-        sched.add_job(guarded(app, "hourly", app.hourly_job), CronTrigger(minute=0, timezone=WIB), id="hourly",
-                      misfire_grace_time=300, **common)
-    if s.daily_summary:
-        sched.add_job(guarded(app, "daily", app.daily_job), CronTrigger(hour=0, minute=0, second=5, timezone=WIB),
-                      id="daily", misfire_grace_time=3600, **common)
     return sched

@@ -611,3 +611,48 @@ async def test_an_unusable_database_path_names_the_setting(tmp_path: Path) -> No
     with pytest.raises(StartupError, match="DATABASE_PATH"):
         await app.run(max_seconds=1)
     assert not app.broker.connected
+
+
+async def test_reports_arrive_on_the_market_clock_of_an_accelerated_replay(tmp_path: Path, capsys) -> None:
+    """At 3000× a market hour passes in about a second: the 30-minute update and the hourly analysis
+    must come as the replayed market crosses their slots, each once per slot."""
+    app = await started(make_settings(tmp_path, market_update_minutes=30, hourly_analysis=True))
+    try:
+        capsys.readouterr()
+        start = app.clock()
+        while (app.clock() - start).total_seconds() < 3 * 3600:  # three market hours
+            await app.trading_job.run()
+            await asyncio.sleep(0.05)
+        await asyncio.gather(*app.trading_job.reports.tasks)
+        await app.notifier.stop(timeout=10)
+        out = capsys.readouterr().out
+        updates, hourly = out.count("MARKET UPDATE"), out.count("HOURLY")
+        assert 5 <= updates <= 7, out[-2000:]
+        assert 2 <= hourly <= 4, out[-2000:]
+    finally:
+        await app.shutdown("test")
+
+
+async def test_a_journal_write_that_fails_once_costs_one_decision_not_the_bot(tmp_path: Path) -> None:
+    app = await started(make_settings(tmp_path))
+    try:
+        real = app.journal.record_decision
+        calls = {"n": 0}
+
+        async def flaky(*args: Any, **kwargs: Any) -> int:
+            calls["n"] += 1
+            if calls["n"] == 1:
+                raise OSError("disk I/O error")
+            return await real(*args, **kwargs)
+
+        app.journal.record_decision = flaky  # type: ignore[method-assign]
+        errors_before = app.errors.total
+        start = app.clock()
+        while (app.clock() - start).total_seconds() < 2 * 3600:
+            await app.trading_job.run()
+            await asyncio.sleep(0.05)
+        assert app.errors.total == errors_before + 1
+        assert calls["n"] >= 3  # the job kept deciding after the failure
+        assert len(await app.journal.decisions()) == calls["n"] - 1
+    finally:
+        await app.shutdown("test")
