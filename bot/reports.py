@@ -121,6 +121,7 @@ def market_update(snapshot: EngineSnapshot, symbol: str = DEFAULT_SYMBOL) -> str
             f"Regime: {code(a.regime.name)} ({esc(a.regime.recommendation)})",
             f"Session: {esc(a.session.name)}" + ("" if a.session.allowed else f" ⛔ {esc(a.session.reason)}"),
             f"Status: {'✅ READY' if _ready(snapshot) else '⛔ WAIT'}",
+            f"Last bar: {decision_line(snapshot.last_decision)}" if snapshot.last_decision is not None else "",
         ]),
         section("Risk", _risk_items(snapshot)),
         section(f"Positions ({len(snapshot.positions)})", position_lines(snapshot)),

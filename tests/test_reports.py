@@ -84,6 +84,8 @@ def test_market_update_waits_below_threshold_or_on_avoid_and_without_analysis() 
     assert "ML: ⚪ SELL 55% / thr 60%" in low and "⛔ WAIT" in low and "Positions" not in low
     avoid = check_html(market_update(snapshot(analysis(level="avoid"), paused=True)))
     assert "⛔ WAIT" in avoid and "Paused" in avoid
+    last = replace(snapshot(analysis()), last_decision=decisions()[2])
+    assert "Last bar: 14:15 BUY ⛔ ml_confidence: 0.55 < <0.60>" in check_html(market_update(last))
     empty = check_html(market_update(snapshot(None)))
     assert "No analysis yet" in empty and "Mode: NORMAL" in empty
 
