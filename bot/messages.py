@@ -192,11 +192,16 @@ def trade_opened(e: Event) -> str:
 
 
 def trade_closed(e: Event) -> str:
-    """data: trade=ClosedTrade, balance_before, balance_after, by."""
+    """data: trade=ClosedTrade, balance_before, balance_after, by. When before/after disagree with the
+    trade's P/L (the engine reads the balance after a broker-side close), before = after - P/L."""
     t = e.data["trade"]
     before = e.data.get("balance_before")
     after = e.data.get("balance_after")
     profit = float(t.profit)
+    if after is not None and (before is None or abs(after - before - profit) > 0.01):
+        # a broker-side close is detected after the account already moved: the balance before the
+        # close is the balance after it minus the trade's net P/L
+        before = after - profit
     if abs(profit) < 0.005:
         head = "➖ <b>BREAKEVEN</b>"
     elif profit > 0:

@@ -211,7 +211,9 @@ class Notifier:
         if self._bus is not None:
             self._bus.unsubscribe(self.queue)
         if self._task is None:
-            return
+            if self.queue.empty():
+                return
+            self.start()  # never started: still send what was queued
         if not self._task.done():
             if self.queue.full():  # never drop a message for the sentinel: stop once the queue is empty
                 self._stop_when_empty = True

@@ -63,7 +63,7 @@ def candlestick_chart(
     bars: pl.DataFrame,
     smc: pl.DataFrame | None = None,
     positions: Sequence[ChartPosition] = (),
-    regimes: pl.Series | None = None,
+    regimes: pl.Series | Sequence[int | None] | None = None,
     title: str = "",
     tz: str = "Asia/Jakarta",
 ) -> bytes:
@@ -75,7 +75,7 @@ def candlestick_figure(
     bars: pl.DataFrame,
     smc: pl.DataFrame | None = None,
     positions: Sequence[ChartPosition] = (),
-    regimes: pl.Series | None = None,
+    regimes: pl.Series | Sequence[int | None] | None = None,
     title: str = "",
     tz: str = "Asia/Jakarta",
     theme: Theme = DARK,
@@ -261,7 +261,9 @@ def _draw_breaks(ax: Axes, smc: pl.DataFrame, highs: np.ndarray, lows: np.ndarra
         )
 
 
-def _draw_regimes(ax: Axes, regimes: pl.Series, n: int, theme: Theme) -> None:
+def _draw_regimes(ax: Axes, regimes: pl.Series | Sequence[int | None], n: int, theme: Theme) -> None:
+    if not isinstance(regimes, pl.Series):
+        regimes = pl.Series(list(regimes))
     if regimes.len() != n:
         raise ValueError(f"regimes has {regimes.len()} values but bars has {n}; give one per bar")
     values = np.nan_to_num(regimes.cast(pl.Float64, strict=False).fill_null(-1).to_numpy(), nan=-1).astype(

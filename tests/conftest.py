@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import polars as pl
 import pytest
+
+if TYPE_CHECKING:
+    from tests.fake_telegram import FakeTelegramServer
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED_BARS = ROOT.parent / "shared" / "data" / "xauusd_m15.parquet"
@@ -27,7 +32,7 @@ def shared_bars(shared_bars_path: Path) -> pl.DataFrame:
 
 
 @pytest.fixture
-async def fake_telegram():
+async def fake_telegram() -> AsyncIterator[FakeTelegramServer]:
     """A running fake Telegram Bot API on 127.0.0.1 (see tests/fake_telegram.py); `.bot()` gives an aiogram Bot."""
     from tests.fake_telegram import FakeTelegramServer
 

@@ -14,7 +14,8 @@ What it does, close to the real API:
 - editMessageText / editMessageReplyMarkup edit the stored message (400 "message is not modified" when
   nothing changes, 400 "message to edit not found" for an unknown id; editing text without a markup
   removes the inline keyboard, as Telegram does); deleteMessage marks it deleted;
-- answerCallbackQuery (400 for an id the server never issued), setMyCommands/getMyCommands, deleteWebhook, getMe;
+- answerCallbackQuery (400 for an id the server never issued), setMyCommands/getMyCommands, deleteWebhook,
+  sendChatAction, getMe;
 - 400 for an empty text or one over 4096 characters, a caption over 1024;
 - fault injection: `rate_limit(count, retry_after)` answers 429 with parameters.retry_after (the "429 mode"),
   `fail_next(method, status, description)` any other error.
@@ -33,9 +34,14 @@ import struct
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
+
+if TYPE_CHECKING:
+    from collections.abc import AsyncIterator
+
+    from aiogram import Bot
 
 MAX_TEXT = 4096
 MAX_CAPTION = 1024
@@ -180,7 +186,7 @@ class FakeTelegramServer:
     async def __aexit__(self, *exc: object) -> None:
         await self.stop()
 
-    def bot(self, token: str | None = None, **bot_kwargs: Any) -> Any:
+    def bot(self, token: str | None = None, **bot_kwargs: Any) -> Bot:
         """A real aiogram Bot talking to this server (the caller closes it: `await bot.session.close()`)."""
         from aiogram import Bot
 
@@ -363,6 +369,10 @@ class FakeTelegramServer:
         return self._state.updates[:limit]
 
     async def _api_deletewebhook(self, params: dict[str, Any], files: dict[str, bytes]) -> bool:
+        return True
+
+    async def _api_sendchataction(self, params: dict[str, Any], files: dict[str, bytes]) -> bool:
+        _chat_id(params)
         return True
 
     async def _api_setmycommands(self, params: dict[str, Any], files: dict[str, bytes]) -> bool:
@@ -674,7 +684,7 @@ def local_session(base_url: str) -> Any:
 
 
 @contextlib.asynccontextmanager
-async def running_fake_telegram(**kwargs: Any):  # type: ignore[no-untyped-def]
+async def running_fake_telegram(**kwargs: Any) -> AsyncIterator[FakeTelegramServer]:
     """`async with running_fake_telegram() as server:` — started on a free port, stopped afterwards."""
     server = FakeTelegramServer(**kwargs)
     await server.start()

@@ -383,3 +383,9 @@ def test_daily_pnl_empty_and_mismatch() -> None:
     assert png_size(daily_pnl_chart([], [])) == (600, 300)
     with pytest.raises(ValueError, match="pnl has 1 values but days has 2"):
         daily_pnl_chart([date(2026, 1, 1), date(2026, 1, 2)], [1.0])
+
+
+def test_regimes_may_be_a_plain_list() -> None:
+    fig = candlestick_figure(make_bars(CLOSES), regimes=[1] * 6 + [None] * 6)
+    assert len(by_gid(fig, "regime")) == 1
+    assert "regime: unknown" in texts(fig)

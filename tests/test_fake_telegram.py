@@ -149,8 +149,9 @@ async def test_commands_menu_round_trip(bot: Bot, fake_telegram: FakeTelegramSer
         await bot.set_my_commands([BotCommand(command="Bad Command", description="x")])
 
 
-async def test_delete_webhook(bot: Bot) -> None:
+async def test_delete_webhook_and_chat_action(bot: Bot) -> None:
     assert await bot.delete_webhook(drop_pending_updates=True) is True
+    assert await bot.send_chat_action(CHAT, "upload_photo") is True
 
 
 async def test_429_mode_then_recovery(bot: Bot, fake_telegram: FakeTelegramServer) -> None:

@@ -208,7 +208,7 @@ def test_split_message_keeps_every_line_and_stays_under_the_limit() -> None:
 def test_split_message_edges() -> None:
     assert split_message("") == []
     assert split_message("short") == ["short"]
-    assert split_message("a\n\nb", limit=2) == ["a", "", "b"] or "\n".join(split_message("a\n\nb", limit=2)) == "a\n\nb"
+    assert split_message("a\n\nb", limit=2) == ["a\n", "b"]  # blank lines survive too
     long_line = "word " * 2000  # one 10,000-character line is cut on spaces
     parts = split_message(long_line.strip(), limit=4096)
     assert all(len(p) <= 4096 for p in parts) and " ".join(parts).split() == long_line.split()
@@ -269,6 +269,12 @@ async def test_telegram_transport_against_the_fake_bot_api(fake_telegram: FakeTe
         pid = await transport.send_photo(CHAT, png, "<i>daily</i>")
         photo = fake_telegram.messages[(CHAT, pid)]  # type: ignore[index]
         assert photo.photo is not None and photo.photo.startswith(PNG_SIGNATURE) and photo.caption == "<i>daily</i>"
+        # a caption over Telegram's 1024 goes out as the message after the photo
+        long_caption = "<b>report</b>\n" + "x" * 1100
+        before = len(fake_telegram.sent_messages(CHAT))
+        assert await transport.send_photo(CHAT, png, long_caption) is not None
+        photo_msg, text_msg = fake_telegram.sent_messages(CHAT)[before:]
+        assert photo_msg.kind == "photo" and not photo_msg.caption and text_msg.text == long_caption
         # errors are logged and dropped, never raised
         fake_telegram.fail_next("sendMessage", 400, "Bad Request: can't parse entities")
         assert await transport.send_text(CHAT, "<b>broken") is None
@@ -368,3 +374,41 @@ async def test_console_transport_never_raises_on_a_bad_photo_dir(tmp_path: Path)
     console = ConsoleTransport(out=out, photo_dir=blocker / "photos")
     assert await console.send_photo(CHAT, b"\x89PNG", "x") is None
     assert "NOT saved" in out.getvalue()
+
+
+# ---------------------------------------------------------------------------------------- with the engine
+
+
+async def test_real_engine_events_reach_the_chat_in_order() -> None:
+    """The paper broker and the live engine publish; the notifier renders every one of them."""
+    import polars as pl
+
+    from tests.engine_fixtures import NOW, analysis
+    from trading.broker.paper import PaperBroker
+    from trading.domain import Tick
+    from trading.engine import TradingEngine
+
+    clock = [NOW]
+    broker = PaperBroker(feed=None, balance=1000.0)
+    await broker.connect()
+    broker.set_tick(Tick(NOW, 3299.9, 3300.1))
+    bus, transport = EventBus(), FakeTransport()
+    notifier = Notifier(transport, CHAT)
+    notifier.attach(bus)
+    engine = TradingEngine(broker, lambda _bars: analysis(), bus=bus, clock=lambda: clock[0])
+    await engine.start()
+    decision = await engine.on_bar(pl.DataFrame())
+    assert decision.action == "enter", decision.reason
+    clock[0] = NOW + timedelta(minutes=20)
+    broker.set_tick(Tick(clock[0], 3280.0, 3280.2))  # through the stop: a broker-side close
+    await engine.on_tick()
+    await engine.pause("alice")
+    await notifier.stop()
+    heads = [t.splitlines()[0] for t in transport.texts()]
+    assert heads[0].startswith("🟢 LONG (BUY) XAUUSD #")
+    assert heads[1].startswith("❌ LOSS -$") and heads[-1] == "⏸ TRADING PAUSED by alice"
+    closed_text = transport.texts()[1]
+    assert "stop-loss hit at the broker" in closed_text and "Duration: 20m" in closed_text
+    # the engine passes the post-close balance as "before" for broker-side closes; the message mends it
+    assert "Before: $1,000.00" in closed_text and "After: $979.90 (-$20.10)" in closed_text
+    assert notifier.failed == 0
