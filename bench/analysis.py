@@ -16,10 +16,10 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from trading import features, smc  # noqa: E402
-from trading.bars import load_bars  # noqa: E402
-from trading.sessions import session_at  # noqa: E402
-from trading.timezones import ServerClock  # noqa: E402
+from trading import features, smc
+from trading.bars import load_bars
+from trading.sessions import session_at
+from trading.timezones import ServerClock
 
 DATA = Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "xauusd_m15.parquet"
 

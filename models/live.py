@@ -1,8 +1,12 @@
-"""The live loop's one call per closed bar: regime and signal of the latest bar from the active bundle.
+"""The live loop's view of the active models.
 
-Features, SMC and the filtered HMM run over the window the loop already holds (200 bars); the
-regime feature given to XGBoost is the same filtered, volatility-ordered label the regime reading
-reports, so training and serving agree.
+- `SlotRegime` / `SlotSignal`: regime and signal sources over a `ModelSlot`. The analyzer holds these
+  adapters, so an auto-trainer swap (one reference assignment in the slot) takes effect at the next
+  bar without touching the engine. Without an active bundle the regime is unknown and there is no ML
+  signal (SMC-only).
+- `predict_latest(bundle, bars)`: regime reading (with the crisis override) and the fast single-row
+  signal for the last closed bar. The regime feature given to XGBoost is the same filtered,
+  volatility-ordered label the regime reading reports, so training and serving agree.
 """
 
 from __future__ import annotations
@@ -12,10 +16,40 @@ from dataclasses import dataclass
 import numpy as np
 import polars as pl
 
-from models.dataset import base_feature_frame, with_regime
-from models.regime import RegimeReading
-from models.registry import ModelBundle
+from models.dataset import base_feature_frame, feature_frame, with_regime
+from models.regime import N_STATES, RegimeReading
+from models.registry import ModelBundle, ModelSlot
 from models.signal import SignalPrediction
+
+
+class SlotRegime:
+    def __init__(self, slot: ModelSlot) -> None:
+        self.slot = slot
+
+    def filtered_probabilities(self, bars: pl.DataFrame) -> np.ndarray:
+        bundle = self.slot.current
+        if bundle is None:
+            return np.full((bars.height, N_STATES), np.nan)
+        return bundle.regime.filtered_probabilities(bars)
+
+
+class SlotSignal:
+    def __init__(self, slot: ModelSlot) -> None:
+        self.slot = slot
+
+    @property
+    def version(self) -> str:
+        bundle = self.slot.current
+        return bundle.version if bundle is not None else ""
+
+    def predict_frame(self, bars: pl.DataFrame) -> np.ndarray:
+        """Calibrated P(up) per bar; NaN for every bar when no model is active."""
+        bundle = self.slot.current
+        if bundle is None:
+            return np.full(bars.height, np.nan)
+        frame = feature_frame(bars, bundle.regime)
+        x = frame.select(bundle.signal.feature_names).to_numpy()
+        return bundle.signal.predict_proba(x)
 
 
 @dataclass(frozen=True, slots=True)
@@ -31,8 +65,7 @@ def predict_latest(bundle: ModelBundle, bars: pl.DataFrame) -> LivePrediction:
     reading = bundle.regime.latest(bars)
     frame = with_regime(base_feature_frame(bars), bundle.regime.filtered_labels(bars))
     row = frame.select(bundle.signal.feature_names).row(-1)
-    if any(v is None or (isinstance(v, float) and np.isnan(v)) for v in row):
-        missing = [n for n, v in zip(bundle.signal.feature_names, row, strict=True) if v is None or v != v]
+    missing = [n for n, v in zip(bundle.signal.feature_names, row, strict=True) if v is None or v != v]
+    if missing:
         return LivePrediction(bundle.version, reading, None, f"features not ready: {', '.join(missing[:4])}")
     return LivePrediction(bundle.version, reading, bundle.signal.predict_row(row))
-

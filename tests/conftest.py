@@ -24,3 +24,12 @@ def shared_bars(shared_bars_path: Path) -> pl.DataFrame:
     from trading.bars import load_bars
 
     return load_bars(shared_bars_path)
+
+
+@pytest.fixture
+async def fake_telegram():
+    """A running fake Telegram Bot API on 127.0.0.1 (see tests/fake_telegram.py); `.bot()` gives an aiogram Bot."""
+    from tests.fake_telegram import FakeTelegramServer
+
+    async with FakeTelegramServer() as server:
+        yield server

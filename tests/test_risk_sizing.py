@@ -29,10 +29,12 @@ def test_prior_kelly_gives_full_risk_per_trade():
     assert lot.risk_money == pytest.approx(90.0)
 
 
-def test_losing_history_gives_no_trade():
+def test_losing_history_gives_the_minimum_lot_and_crisis_none():
     k = kelly_estimate([-10.0] * 15 + [5.0] * 10)
     assert k.fraction == 0
-    assert not size(kelly=k).ok
+    lot = size(kelly=k)
+    assert lot.lots == 0.01 and "no edge" in lot.steps[1]  # spec §4.4: clamped to the band's minimum
+    assert not size(regime_multiplier=0.0).ok
 
 
 def test_band_cap_regime_session_and_mode():

@@ -16,6 +16,7 @@ from trading.sessions import (
     is_market_open,
     market_open_mask,
     market_status,
+    ny_weekday_minute,
     session_at,
     session_names,
 )
@@ -304,3 +305,23 @@ def test_market_status_and_session_agree_on_open():
     for m in range(0, 7 * 24 * 60, 7):
         at = t + timedelta(minutes=m)
         assert session_at(at).market_open == market_status(at).is_open == is_market_open(at)
+
+
+def test_vectorised_new_york_clock_matches_polars_over_years():
+    # hourly instants 2019-2031 plus the minutes around every switch: our offset steps vs chrono-tz
+    times = pl.datetime_range(
+        datetime(2019, 1, 1, tzinfo=UTC), datetime(2031, 1, 1, tzinfo=UTC), "1h", time_zone="UTC", eager=True
+    )
+    weekday, minute = ny_weekday_minute(times)
+    ny_times = times.dt.convert_time_zone(NEW_YORK.key)
+    assert (weekday == (ny_times.dt.weekday() - 1).to_numpy()).all()
+    assert (minute == (ny_times.dt.hour().cast(pl.Int64) * 60 + ny_times.dt.minute()).to_numpy()).all()
+    assert ny_weekday_minute(times.head(0))[0].size == 0
+
+
+def test_vectorised_helpers_refuse_naive_times():
+    naive = pl.Series([datetime(2026, 1, 5, 12)])
+    with pytest.raises(ValueError, match="aware"):
+        market_open_mask(naive)
+    with pytest.raises(ValueError, match="aware"):
+        session_names(naive)

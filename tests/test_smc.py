@@ -8,6 +8,8 @@ from datetime import UTC, datetime, timedelta
 import numpy as np
 import polars as pl
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from trading import smc
 from trading.bars import BAR_SCHEMA, empty_bars, validate_bars
@@ -276,6 +278,29 @@ def test_no_look_ahead_on_real_data(shared_bars):
         assert smc.analyze(shared_bars.head(t + 1)).equals(full.head(t + 1))
 
 
+def test_no_look_ahead_with_other_settings(shared_bars):
+    bars = shared_bars.slice(3000, 1500)
+    full = smc.analyze(bars, swing_length=2, fvg_min_gap=0.5, ob_lookback=5)
+    for t in range(0, bars.height, 37):
+        part = smc.analyze(bars.head(t + 1), swing_length=2, fvg_min_gap=0.5, ob_lookback=5)
+        assert part.row(t) == full.row(t), f"row {t} changes when later bars are added"
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    steps=st.lists(st.integers(-30, 30), min_size=1, max_size=60),
+    swing_length=st.integers(1, 4),
+    cut=st.integers(0, 59),
+)
+def test_prefix_property_on_random_walks(steps, swing_length, cut):
+    closes = 100 + np.cumsum(steps) / 10
+    rows = [(c + 0.3 + (i % 3) / 10, c - 0.2 - (i % 2) / 10, c) for i, c in enumerate(closes)]
+    bars = make_bars(rows)
+    cut = min(cut, bars.height - 1)
+    full = smc.analyze(bars, swing_length=swing_length)
+    assert smc.analyze(bars.head(cut + 1), swing_length=swing_length).equals(full.head(cut + 1))
+
+
 def test_empty_and_short_frames_have_no_events_and_no_setup():
     out = smc.analyze(empty_bars())
     assert out.height == 0 and out.columns == list(smc.SMC_COLUMNS)
@@ -430,3 +455,12 @@ def test_atr_comes_from_bars_or_the_analysis(shared_bars):
         assert 0.55 <= s.confidence <= 0.85
         assert (s.stop_loss < s.zone_bottom) if s.side is Side.BUY else (s.stop_loss > s.zone_top)
         assert risk > 0
+
+
+def test_signal_at_matches_signal_on_every_row(shared_bars: pl.DataFrame) -> None:
+    """The backtest's row reader gives exactly the setup `signal` gives on the frame cut at that row."""
+    bars = shared_bars.head(600)
+    analysis = smc.analyze(bars)
+    columns = smc.signal_columns(analysis)
+    for i in range(0, 600, 3):
+        assert smc.signal_at(columns, i) == smc.signal(analysis.head(i + 1)), i

@@ -1,15 +1,17 @@
-"""Builds the per-bar `MarketAnalysis` from closed bars: features, SMC, session, regime, ML, quality.
+"""Builds the per-bar `MarketAnalysis`: features, SMC, session, regime, ML, market quality.
 
-Live, dry-run and backtest call the same `MarketAnalyzer` on the latest `window` closed bars, so
-a backtest decides exactly as the live loop would. Models are injected (any object with the
-small protocols below); without them the regime is "unknown" and ML is absent (SMC-only).
+`AnalysisFrame.build(bars)` computes every per-bar input for a whole frame at once; every column
+is causal (row t uses rows <= t; the no-look-ahead tests of features, SMC and the regime filter
+prove it), so `frame.at(t)` is exactly what a live loop holding the same history sees at bar t.
+The live analyzer rebuilds the frame over its history on each closed bar and reads the last row;
+the backtest builds it once and reads row by row. Same code, same decisions.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import Any, Protocol
+from typing import Protocol
 
 import numpy as np
 import polars as pl
@@ -17,111 +19,33 @@ import polars as pl
 from models.confidence import market_quality
 from trading import features, smc
 from trading.analysis import UNKNOWN_REGIME, MarketAnalysis, MLView, QualityView, RegimeView
-from trading.domain import Side
 from trading.sessions import session_at
 
 INDICATOR_COLUMNS = ("rsi_14", "atr_14", "macd_hist", "ema_9", "ema_21", "bb_upper", "bb_lower")
 H1_WEIGHTS = (0.25, 0.20, 0.20, 0.20, 0.15)
+REGIME_VIEWS = (
+    RegimeView("low", 0, 0.0, 1.0, "TRADE"),
+    RegimeView("medium", 1, 0.0, 1.0, "TRADE"),
+    RegimeView("high", 2, 0.0, 0.5, "REDUCE"),
+)
+CRISIS_VIEW = RegimeView("crisis", 3, 1.0, 0.0, "SLEEP")
+FLASH_BARS = 5
+FLASH_PCT = 2.5
+_M15 = timedelta(minutes=15)
 
 
 class RegimeSource(Protocol):
-    def latest(self, bars: pl.DataFrame) -> Any:  # -> object with .to_view() -> RegimeView
+    def filtered_probabilities(self, bars: pl.DataFrame) -> np.ndarray:
+        """(n, 3) causal P(low, medium, high) per row; NaN while warming up."""
         ...
 
 
 class SignalSource(Protocol):
     version: str
 
-    def p_up_latest(self, feature_frame: pl.DataFrame) -> float | None:
-        """Calibrated P(up) for the last row, or None when the row lacks inputs."""
+    def predict_frame(self, bars: pl.DataFrame) -> np.ndarray:
+        """Calibrated P(up) per bar (NaN where there is no prediction)."""
         ...
-
-
-@dataclass(slots=True)
-class _PrevSetup:
-    bar_time: object
-    side: Side | None
-
-
-class MarketAnalyzer:
-    def __init__(
-        self,
-        regime: RegimeSource | None = None,
-        signal: SignalSource | None = None,
-        window: int = 200,
-        with_h1_bias: bool = False,
-        min_threshold: float = 0.60,
-        max_threshold: float = 0.85,
-    ) -> None:
-        if window < 60:
-            raise ValueError(f"analysis window must be at least 60 bars, got {window}")
-        self.regime = regime
-        self.signal = signal
-        self.window = window
-        self.with_h1_bias = with_h1_bias
-        self.min_threshold = min_threshold
-        self.max_threshold = max_threshold
-        self._prev: _PrevSetup | None = None
-        self.last_smc: pl.DataFrame | None = None  # for /chart overlays
-        self.last_features: pl.DataFrame | None = None
-
-    def __call__(self, bars: pl.DataFrame) -> MarketAnalysis:
-        if bars.height < 2:
-            raise ValueError("need at least 2 closed bars to analyse")
-        w = bars.tail(self.window) if bars.height > self.window else bars
-        feats = features.compute_features(w)
-        structure = smc.analyze(w)
-        setup = smc.signal(structure)
-        self.last_smc, self.last_features = structure, feats
-        bar_time = w["time"][-1]
-        prev_side = self._previous_side(w)
-        self._prev = _PrevSetup(bar_time, setup.side if setup else None)
-
-        last = feats.row(-1, named=True)
-        atr = _finite(last.get("atr_14")) or _finite(structure["atr"][-1]) or 0.0
-        session = session_at(bar_time + _M15)
-        regime_view: RegimeView = self.regime.latest(w).to_view() if self.regime else UNKNOWN_REGIME
-        ml = None
-        version = ""
-        if self.signal is not None:
-            p = self.signal.p_up_latest(feats)
-            version = self.signal.version
-            if p is not None and np.isfinite(p):
-                ml = MLView(float(p))
-        q = market_quality(
-            session=session.name, regime=_quality_regime_name(regime_view), volatility=session.volatility,
-            has_smc_signal=setup is not None, ml_confidence=ml.confidence if ml else 0.0,
-            min_threshold=self.min_threshold, max_threshold=self.max_threshold,
-        )
-        indicators = {k: float(last[k]) for k in INDICATOR_COLUMNS if _finite(last.get(k)) is not None}
-        indicators["bar_range"] = float(last["high"] - last["low"])
-        return MarketAnalysis(
-            bar_time=bar_time,
-            close=float(last["close"]),
-            atr=float(atr),
-            spread_points=int(last["spread"]),
-            setup=setup,
-            regime=regime_view,
-            ml=ml,
-            quality=QualityView(q.score, q.level, q.threshold),
-            session=session,
-            prev_setup_side=prev_side,
-            recent_closes=tuple(w["close"].tail(25).to_list()),
-            indicators=indicators,
-            h1_bias=h1_bias(w) if self.with_h1_bias else 0,
-            model_version=version,
-        )
-
-    def _previous_side(self, w: pl.DataFrame) -> Side | None:
-        """The setup side of the bar before: remembered when the calls are consecutive, else recomputed."""
-        prev_time = w["time"][-2]
-        if self._prev is not None and self._prev.bar_time == prev_time:
-            return self._prev.side
-        before = smc.signal(smc.analyze(w.head(w.height - 1)))
-        return before.side if before else None
-
-
-_M15 = timedelta(minutes=15)
 
 
 def _finite(x: object) -> float | None:
@@ -132,14 +56,166 @@ def _finite(x: object) -> float | None:
     return v if np.isfinite(v) else None
 
 
+@dataclass(slots=True)
+class AnalysisFrame:
+    bars: pl.DataFrame
+    times: list  # UTC-aware datetimes (bar open)
+    columns: dict[str, np.ndarray]  # feature and bar columns as numpy, for fast row access
+    structure: pl.DataFrame  # smc.analyze output
+    regime_probs: np.ndarray | None  # (n, 3)
+    p_up: np.ndarray | None  # (n,)
+    model_version: str
+    h1: np.ndarray | None  # per-row H1 bias (+1/-1/0) when requested
+    min_threshold: float = 0.60
+    max_threshold: float = 0.85
+    _signal_cols: dict[str, np.ndarray] | None = None
+
+    @classmethod
+    def build(cls, bars: pl.DataFrame, regime: RegimeSource | None = None, signal: SignalSource | None = None,
+              with_h1_bias: bool = False, min_threshold: float = 0.60, max_threshold: float = 0.85) -> AnalysisFrame:
+        feats = features.compute_features(bars)
+        wanted = ("open", "high", "low", "close", "spread", *INDICATOR_COLUMNS)
+        columns = {c: feats[c].to_numpy() for c in wanted}
+        return cls(
+            bars=bars,
+            times=bars["time"].to_list(),
+            columns=columns,
+            structure=smc.analyze(bars),
+            regime_probs=regime.filtered_probabilities(bars) if regime is not None else None,
+            p_up=np.asarray(signal.predict_frame(bars), dtype=float) if signal is not None else None,
+            model_version=signal.version if signal is not None else "",
+            h1=h1_bias_series(bars) if with_h1_bias else None,
+            min_threshold=min_threshold,
+            max_threshold=max_threshold,
+        )
+
+    def __len__(self) -> int:
+        return self.bars.height
+
+    def setup_at(self, i: int) -> smc.SMCSetup | None:
+        if self._signal_cols is None:
+            self._signal_cols = smc.signal_columns(self.structure)
+        return smc.signal_at(self._signal_cols, i)
+
+    def regime_at(self, i: int) -> RegimeView:
+        closes = self.columns["close"]
+        if i >= FLASH_BARS - 1 and closes[i - FLASH_BARS + 1] > 0:
+            move = abs(closes[i] / closes[i - FLASH_BARS + 1] - 1) * 100
+            if move >= FLASH_PCT:
+                return CRISIS_VIEW
+        if self.regime_probs is None:
+            return UNKNOWN_REGIME
+        p = self.regime_probs[i]
+        if not np.isfinite(p).all():
+            return UNKNOWN_REGIME
+        k = int(p.argmax())
+        base = REGIME_VIEWS[k]
+        return RegimeView(base.name, base.label, float(p[k]), base.lot_multiplier, base.recommendation)
+
+    def at(self, i: int, prev_setup: smc.SMCSetup | bool | None = False) -> MarketAnalysis:
+        """The analysis of closed bar i (negative indexes count from the end).
+
+        `prev_setup` may pass the setup already computed for bar i-1 (False = compute it)."""
+        n = len(self)
+        i = i + n if i < 0 else i
+        if not 0 <= i < n:
+            raise IndexError(f"bar {i} outside the frame of {n}")
+        col = self.columns
+        setup = self.setup_at(i)
+        prev = self.setup_at(i - 1) if prev_setup is False and i > 0 else (prev_setup or None)
+        bar_time = self.times[i]
+        session = session_at(bar_time + _M15)
+        regime = self.regime_at(i)
+        ml = None
+        if self.p_up is not None and np.isfinite(self.p_up[i]):
+            ml = MLView(float(self.p_up[i]))
+        q = market_quality(
+            session=session.name, regime=_quality_regime_name(regime), volatility=session.volatility,
+            has_smc_signal=setup is not None, ml_confidence=ml.confidence if ml else 0.0,
+            min_threshold=self.min_threshold, max_threshold=self.max_threshold,
+        )
+        indicators = {k: float(col[k][i]) for k in INDICATOR_COLUMNS if np.isfinite(col[k][i])}
+        indicators["bar_range"] = float(col["high"][i] - col["low"][i])
+        atr = indicators.get("atr_14") or 0.0
+        return MarketAnalysis(
+            bar_time=bar_time,
+            close=float(col["close"][i]),
+            atr=float(atr),
+            spread_points=int(col["spread"][i]),
+            setup=setup,
+            regime=regime,
+            ml=ml,
+            quality=QualityView(q.score, q.level, q.threshold),
+            session=session,
+            prev_setup_side=prev.side if prev else None,
+            recent_closes=tuple(float(x) for x in col["close"][max(0, i - 24): i + 1]),
+            indicators=indicators,
+            h1_bias=int(self.h1[i]) if self.h1 is not None else 0,
+            model_version=self.model_version,
+        )
+
+
+class MarketAnalyzer:
+    """The live analyzer: rebuilds the frame over the latest `history` closed bars, reads the last row.
+
+    A longer history makes the seeded indicators and the market structure match a backtest over
+    the same bars exactly (they start from the same first bar); 1,500 bars (~3 weeks) is the default.
+    """
+
+    def __init__(self, regime: RegimeSource | None = None, signal: SignalSource | None = None,
+                 history: int = 1500, with_h1_bias: bool = False, min_threshold: float = 0.60,
+                 max_threshold: float = 0.85) -> None:
+        if history < 60:
+            raise ValueError(f"analysis history must be at least 60 bars, got {history}")
+        self.regime, self.signal = regime, signal
+        self.history = history
+        self.with_h1_bias = with_h1_bias
+        self.min_threshold, self.max_threshold = min_threshold, max_threshold
+        self.last_frame: AnalysisFrame | None = None  # for /chart overlays and /market
+
+    def set_models(self, regime: RegimeSource | None, signal: SignalSource | None) -> None:
+        self.regime, self.signal = regime, signal
+
+    def __call__(self, bars: pl.DataFrame) -> MarketAnalysis:
+        if bars.height < 2:
+            raise ValueError("need at least 2 closed bars to analyse")
+        w = bars.tail(self.history) if bars.height > self.history else bars
+        frame = AnalysisFrame.build(w, self.regime, self.signal, self.with_h1_bias, self.min_threshold,
+                                    self.max_threshold)
+        self.last_frame = frame
+        return frame.at(-1)
+
+
+class PrecomputedAnalyzer:
+    """The backtest's analyzer: one frame for the whole file, looked up by the last closed bar's time."""
+
+    def __init__(self, frame: AnalysisFrame) -> None:
+        self.frame = frame
+        self._index = {t: i for i, t in enumerate(frame.times)}
+        self._prev: tuple[int, smc.SMCSetup | None] | None = None
+        self.last_frame = frame
+
+    def __call__(self, bars: pl.DataFrame) -> MarketAnalysis:
+        i = self._index[bars["time"][-1]]
+        prev: smc.SMCSetup | bool | None = False
+        if self._prev is not None and self._prev[0] == i - 1:
+            prev = self._prev[1]
+        analysis = self.frame.at(i, prev)
+        self._prev = (i, analysis.setup)
+        return analysis
+
+
 def _quality_regime_name(regime: RegimeView) -> str:
     return {"low": "low_volatility", "medium": "medium_volatility", "high": "high_volatility"}.get(
         regime.name, regime.name
     )
 
 
-def h1_bias(m15: pl.DataFrame) -> int:
-    """The CODE's 5-indicator H1 score: +1 bullish (≥ 0.3), -1 bearish (≤ -0.3), 0 neutral."""
+def h1_bias_series(m15: pl.DataFrame) -> np.ndarray:
+    """Per M15 row, the CODE's 5-indicator H1 score from the last *closed* H1 bar: +1 / -1 / 0."""
+    out = np.zeros(m15.height, dtype=np.int8)
+    if m15.height == 0:
+        return out
     h1 = (
         m15.sort("time")
         .group_by_dynamic("time", every="1h", closed="left", label="left")
@@ -148,16 +224,22 @@ def h1_bias(m15: pl.DataFrame) -> int:
             pl.col("tick_volume").sum(), pl.col("spread").last(), pl.col("real_volume").sum(),
         )
     )
-    if h1.height < 30:
-        return 0
-    f = features.compute_features(h1).row(-1, named=True)
-    closes = h1["close"].to_numpy()
-    votes = (
-        np.sign(f["close"] - f["ema_21"]),
-        np.sign(f["ema_9"] - f["ema_21"]),
-        1.0 if f["rsi_14"] > 55 else -1.0 if f["rsi_14"] < 45 else 0.0,
-        np.sign(f["macd_hist"]),
-        np.sign(np.sum(np.sign(np.diff(closes[-6:])))),
-    )
-    score = float(sum(w * v for w, v in zip(H1_WEIGHTS, votes, strict=True) if np.isfinite(v)))
-    return 1 if score >= 0.3 else -1 if score <= -0.3 else 0
+    f = features.compute_features(h1)
+    close, e21, e9 = f["close"].to_numpy(), f["ema_21"].to_numpy(), f["ema_9"].to_numpy()
+    rsi, hist = f["rsi_14"].to_numpy(), f["macd_hist"].to_numpy()
+    csum = np.cumsum(np.nan_to_num(np.sign(np.diff(close, prepend=np.nan))))
+    up_count = csum - np.concatenate([np.zeros(min(5, len(csum))), csum[:-5]])  # last 5 candle directions
+    votes = np.vstack([
+        np.sign(close - e21), np.sign(e9 - e21), np.where(rsi > 55, 1.0, np.where(rsi < 45, -1.0, 0.0)),
+        np.sign(hist), np.sign(up_count),
+    ])
+    score = np.nansum(votes * np.asarray(H1_WEIGHTS)[:, None], axis=0)
+    score[np.isnan(e21) | np.isnan(hist)] = 0.0
+    bias = np.where(score >= 0.3, 1, np.where(score <= -0.3, -1, 0)).astype(np.int8)
+    # an M15 bar at t sees the H1 bar that closed at or before t + 15 min
+    h1_close = (h1["time"] + timedelta(hours=1)).to_numpy()
+    m15_close = (m15["time"] + _M15).to_numpy()
+    idx = np.searchsorted(h1_close, m15_close, side="right") - 1
+    ok = idx >= 0
+    out[ok] = bias[idx[ok]]
+    return out

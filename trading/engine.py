@@ -42,6 +42,7 @@ from trading.risk.modes import (
     start_cooldown,
 )
 from trading.risk.sizing import LotSize, kelly_estimate, size_position
+from trading.sessions import market_status
 from trading.timezones import to_wib, utc_now, wib_date
 from trading.timing import PhaseTimer
 
@@ -50,6 +51,12 @@ log = logging.getLogger(__name__)
 Analyzer = Callable[[pl.DataFrame], MarketAnalysis]
 MarketClock = Callable[[datetime], tuple[float | None, float | None]]  # -> (min to daily close, min to weekly close)
 NewsCheck = Callable[[datetime], NewsStatus]
+
+
+def market_minutes(now: datetime) -> tuple[float | None, float | None]:
+    """Minutes to the next daily and weekly close (None while the market is closed)."""
+    status = market_status(now)
+    return status.minutes_to_daily_close, status.minutes_to_weekly_close
 
 
 @dataclass(frozen=True, slots=True)
@@ -254,7 +261,7 @@ class TradingEngine:
         ml_against = a.ml.prob(pos.side.opposite) if a and a.ml else None
         tracker = self.trackers.setdefault(pos.ticket, PositionTracker(pos.ticket))
         tracker.observe(profit, now, ml_against, self.params, unit)
-        daily_m, weekly_m = self.market_clock(now) if self.market_clock else (None, None)
+        daily_m, weekly_m = (self.market_clock or market_minutes)(now)
         price = tick.price_to_close(pos.side)
         closes = a.recent_closes if a else ()
         action = manage_position(PMContext(
@@ -476,7 +483,7 @@ class TradingEngine:
             ticket=fill.ticket, side=setup.side, volume=fill.volume, open_price=fill.price, open_time=fill.time,
             sl=sl, tp=tp, magic=self.broker.magic, comment=self.comment, decision_id=decision.id,
             requested_price=price, risk_money=lot.risk_money,
-            extra={"setup": setup.reason, "regime": analysis.regime.name},
+            extra={"setup": setup.reason, "regime": analysis.regime.name, "session": analysis.session.name},
         )
         await self.recorder.record_open(trade)
         self.state = replace(self.state, last_entry_time=now)

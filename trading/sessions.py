@@ -256,18 +256,48 @@ def market_status(now_utc: datetime) -> MarketStatus:
 # --- vectorised views over a column of bar times (for the generator, features and backtests) ---
 
 
-def _ny_parts(times: pl.Series) -> tuple[np.ndarray, np.ndarray]:
+_SAMPLE_HOURS = 24 * 7  # New York changes offset twice a year, never twice within a week
+
+
+def _offset_steps(first_hour: int, last_hour: int) -> tuple[np.ndarray, np.ndarray]:
+    """UTC hours where New York's offset changes in [first_hour, last_hour], and the offset from each on.
+
+    Built from the same cached per-hour lookup as `session_at`, so both paths agree by construction."""
+    bounds, offsets = [first_hour], [_ny_offset_minutes(first_hour)]
+    prev_hour, prev = first_hour, offsets[0]
+    for hour in range(first_hour + _SAMPLE_HOURS, last_hour + _SAMPLE_HOURS, _SAMPLE_HOURS):
+        offset = _ny_offset_minutes(hour)
+        if offset != prev:
+            lo, hi = prev_hour, hour  # bisect for the first hour with the new offset
+            while hi - lo > 1:
+                mid = (lo + hi) // 2
+                lo, hi = (mid, hi) if _ny_offset_minutes(mid) == prev else (lo, mid)
+            bounds.append(hi)
+            offsets.append(_ny_offset_minutes(hi))
+        prev_hour, prev = hour, offset
+    return np.asarray(bounds, dtype=np.int64), np.asarray(offsets, dtype=np.int64)
+
+
+def ny_weekday_minute_epoch(epoch_seconds: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """New York weekday (Monday = 0) and minute of the day for UTC epoch seconds (vectorised)."""
+    epoch = np.asarray(epoch_seconds, dtype=np.int64)
+    if epoch.size == 0:
+        return np.empty(0, dtype=np.int64), np.empty(0, dtype=np.int64)
+    hours = epoch // 3600
+    bounds, offsets = _offset_steps(int(hours.min()), int(hours.max()))
+    local = epoch // 60 + offsets[np.searchsorted(bounds, hours, side="right") - 1]
+    return (local // MINUTES_PER_DAY + _EPOCH_WEEKDAY) % 7, local % MINUTES_PER_DAY
+
+
+def ny_weekday_minute(times: pl.Series) -> tuple[np.ndarray, np.ndarray]:
+    """New York weekday (Monday = 0) and minute of the day for an aware Datetime series."""
     if not isinstance(times.dtype, pl.Datetime) or times.dtype.time_zone is None:
         raise ValueError(f"times must be a time-zone aware Datetime series, got {times.dtype}")
-    ny = times.dt.convert_time_zone(NEW_YORK.key)
-    weekday = (ny.dt.weekday() - 1).to_numpy()  # Monday = 0
-    minute = (ny.dt.hour().cast(pl.Int32) * 60 + ny.dt.minute().cast(pl.Int32)).to_numpy()
-    return weekday, minute
+    return ny_weekday_minute_epoch(times.dt.epoch("s").to_numpy())
 
 
-def market_open_mask(times: pl.Series) -> np.ndarray:
-    """Vectorised `is_market_open` for an aware Datetime series (the same New York rule)."""
-    weekday, minute = _ny_parts(times)
+def open_mask_from_ny(weekday: np.ndarray, minute: np.ndarray) -> np.ndarray:
+    """The market-hours rule on New York weekday/minute arrays (the vectorised twin of `_state`)."""
     weekend = (
         (weekday == SATURDAY)
         | ((weekday == SUNDAY) & (minute < NY_DAILY_OPEN))
@@ -275,6 +305,11 @@ def market_open_mask(times: pl.Series) -> np.ndarray:
     )
     daily_break = (weekday < FRIDAY) & (minute >= NY_DAILY_CLOSE) & (minute < NY_DAILY_OPEN)
     return ~(weekend | daily_break)
+
+
+def market_open_mask(times: pl.Series) -> np.ndarray:
+    """Vectorised `is_market_open` for an aware Datetime series (the same New York rule)."""
+    return open_mask_from_ny(*ny_weekday_minute(times))
 
 
 def wib_minute_of_day(times: pl.Series) -> np.ndarray:

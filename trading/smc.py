@@ -7,16 +7,17 @@ Every event is stamped on the bar where it becomes *known* (decision 3), so row 
   bars p - L .. p + L, ties included) and appears there, its level being the pivot's high/low;
 - a fair value gap is stamped on its third candle;
 - an order block is stamped on the swing-confirmation bar that reveals it (never back-dated to
-  the candle it points at); its zone is that candle's high/low;
+  the candle it points at); its zone is that candle's high/low; `ob_mitigated` is +1/-1 on the
+  first later bar that trades back into the latest bullish/bearish zone (bearish wins a tie);
 - BOS/CHoCH sit on the candle whose close breaks the last confirmed swing level;
 - buy-/sell-side liquidity is the nearest swing high/low level not yet traded through.
 
 `signal()` turns the latest rows into an `SMCSetup` per analysis-and-models.md §2 with
 decision 8: entry at the last close, stop beyond the zone, broker TP at 2 R capped at 4 x ATR,
-and entries with less than 2 R refused.
+and entries with less than 2 R refused. A zone that a close has since gone through is void.
 
-The sequential rules (swings, structure, order blocks and their mitigation, liquidity, ATR) run
-in one numba loop over numpy arrays; fair value gaps are vectorised.
+The sequential rules (swings, structure, order blocks and their mitigation, liquidity) run in one
+numba loop over numpy arrays, ATR in another; fair value gaps are vectorised.
 """
 
 from __future__ import annotations
@@ -381,7 +382,6 @@ def explain_signal(
         closes = analysis["close"].tail(recent).to_numpy()
     else:
         raise ValueError("smc.signal: no close price: pass bars or an analysis with a 'close' column")
-    entry = float(closes[-1])
     if atr is None:
         if bars is not None:
             atr = wilder_atr(bars)
@@ -393,6 +393,47 @@ def explain_signal(
 
     window = analysis.tail(max(recent, 20))
     cols = {name: window[name].to_numpy() for name in _SIGNAL_COLUMNS[1:]}
+    return _decide(cols, closes, float(atr), min_rr, tp_atr_cap, recent, min_sl_atr, sl_buffer_atr)
+
+
+def signal_columns(analysis: pl.DataFrame) -> dict[str, np.ndarray]:
+    """The analysis columns `signal_at` reads, as numpy arrays (convert once, read many rows)."""
+    return {name: analysis[name].to_numpy() for name in (*_SIGNAL_COLUMNS, "atr")}
+
+
+def signal_at(
+    columns: dict[str, np.ndarray],
+    i: int,
+    min_rr: float = 2.0,
+    tp_atr_cap: float = 4.0,
+    *,
+    recent: int = 10,
+    min_sl_atr: float = 1.5,
+    sl_buffer_atr: float = 0.1,
+) -> SMCSetup | None:
+    """`signal` for row i of a whole analysed frame: the same rules on the rows up to i only."""
+    if i + 1 < recent:
+        return None
+    atr = columns["atr"][i]
+    if not np.isfinite(atr) or atr <= 0:
+        return None
+    start = max(0, i + 1 - max(recent, 20))
+    cols = {name: columns[name][start : i + 1] for name in _SIGNAL_COLUMNS[1:]}
+    closes = columns["close"][i + 1 - recent : i + 1]
+    return _decide(cols, closes, float(atr), min_rr, tp_atr_cap, recent, min_sl_atr, sl_buffer_atr)[0]
+
+
+def _decide(
+    cols: dict[str, np.ndarray],
+    closes: np.ndarray,
+    atr: float,
+    min_rr: float,
+    tp_atr_cap: float,
+    recent: int,
+    min_sl_atr: float,
+    sl_buffer_atr: float,
+) -> tuple[SMCSetup | None, str]:
+    entry = float(closes[-1])
     last = {name: values[-recent:] for name, values in cols.items()}
     ms = int(cols["trend"][-1])
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Iterable, Mapping
+from datetime import date, datetime
+from enum import Enum
 from typing import Any
 
 from bot.store.records import (
@@ -29,6 +31,7 @@ from bot.store.schema import (
 )
 from trading.domain import Side
 from trading.risk.approvals import Approval, ApprovalStatus, RiskChange
+from trading.timezones import utc_now
 
 
 def checked_json(value: Any, what: str) -> Any:
@@ -37,6 +40,40 @@ def checked_json(value: Any, what: str) -> Any:
         json.dumps(value, allow_nan=False)
     except (TypeError, ValueError) as exc:
         raise ValueError(f"{what} is not JSON-serialisable: {exc}") from exc
+    return value
+
+
+def jsonable(value: Any) -> Any:
+    """A lenient copy for informational blobs (trade extras, model metrics): datetimes and enums
+    become strings, NaN/inf become None, unknown objects their str(). Losing a trade row over an
+    odd extra would be worse than a stringified value."""
+    if value is None or isinstance(value, bool | int | str):
+        return value
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, Mapping):
+        return {str(k): jsonable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple | set | frozenset):
+        return [jsonable(v) for v in value]
+    if isinstance(value, datetime | date):
+        return value.isoformat()
+    if isinstance(value, Enum):
+        return jsonable(value.value)
+    if hasattr(value, "item"):  # numpy scalars
+        return jsonable(value.item())
+    return str(value)
+
+
+def aware(value: datetime | None, what: str) -> datetime:
+    """Now (UTC) for None; the value if it is a timezone-aware datetime; otherwise a clear error."""
+    if value is None:
+        return utc_now()
+    if not isinstance(value, datetime):
+        raise ValueError(f"{what} must be a datetime, got {type(value).__name__}")
+    if value.tzinfo is None or value.utcoffset() is None:
+        raise ValueError(
+            f"{what}: naive datetime {value.isoformat()}; the journal takes UTC-aware times only"
+        )
     return value
 
 

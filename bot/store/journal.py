@@ -53,7 +53,7 @@ from bot.store.schema import (
 from trading.domain import ClosedTrade, Position, Side
 from trading.risk.approvals import Approval, ApprovalStatus
 from trading.risk.modes import RiskState
-from trading.timezones import WIB, utc_now
+from trading.timezones import WIB
 
 RISK_STATE_KEY = "risk_state"
 XAU_PIP = 0.1  # gold pip as the original bot counts it: $0.10 per ounce
@@ -170,6 +170,7 @@ class Journal:
         """Store one closed bar's verdict; returns its id (link it to the trade it opened)."""
         if not action:
             raise ValueError("decision action must not be empty")
+        convert.aware(bar_time, "decision bar_time")
         row = DecisionRow(
             bar_time=bar_time,
             action=action,
@@ -181,7 +182,7 @@ class Journal:
             reason=reason,
             gates=convert.gates_to_json(gates),
             lot=lot,
-            created_at=now or utc_now(),
+            created_at=convert.aware(now, "now"),
         )
         async with self._write() as s:
             s.add(row)
@@ -212,7 +213,7 @@ class Journal:
     ) -> bool:
         """Insert the open trade and its first SL/TP. False (nothing written) if the ticket is known."""
         _check_position(position)
-        now = now or utc_now()
+        now = convert.aware(now, "now")
         async with self._write() as s:
             if await _trade_row(s, position.ticket) is not None:
                 return False
@@ -259,7 +260,7 @@ class Journal:
         """
         convert.finite(sl, "sl")
         convert.finite(tp, "tp")
-        when = when or utc_now()
+        when = convert.aware(when, "when")
         async with self._write() as s:
             row = await _trade_row(s, ticket)
             if row is None:
@@ -286,11 +287,11 @@ class Journal:
         complete closed row. commission/swap default to trade.extra["commission"/"swap"] or 0.
         """
         _check_closed(trade)
-        extra = convert.checked_json(dict(trade.extra), f"extra of trade {trade.ticket}")
+        extra = convert.jsonable(dict(trade.extra))
         commission = float(commission if commission is not None else extra.get("commission", 0.0))  # type: ignore[arg-type]
         swap = float(swap if swap is not None else extra.get("swap", 0.0))  # type: ignore[arg-type]
         pips = trade.price_move / self.pip_size
-        now = now or utc_now()
+        now = convert.aware(now, "now")
         values = {
             "close_time": trade.close_time,
             "close_price": trade.close_price,
@@ -396,7 +397,7 @@ class Journal:
             target = Path(path)
             target.parent.mkdir(parents=True, exist_ok=True)
             tmp = target.with_name(target.name + ".tmp")
-            tmp.writetext(text, encoding="utf-8")
+            tmp.write_text(text, encoding="utf-8")
             os.replace(tmp, target)
         return text
 
@@ -410,6 +411,7 @@ class Journal:
         open_positions: int,
         floating: float | None = None,
     ) -> None:
+        convert.aware(when, "equity snapshot time")
         convert.finite(balance, "balance")
         convert.finite(equity, "equity")
         if open_positions < 0:
@@ -445,7 +447,7 @@ class Journal:
             if not isinstance(key, str) or not key or len(key) > 64:
                 raise ValueError(f"state key {key!r} must be a non-empty string of at most 64 characters")
             checked[key] = convert.checked_json(value, f"state[{key!r}]")
-        now = now or utc_now()
+        now = convert.aware(now, "now")
         async with self._write() as s:
             for key, value in checked.items():
                 await s.merge(BotStateRow(key=key, value=value, updated_at=now))
@@ -467,6 +469,8 @@ class Journal:
     async def save_approval(self, approval: Approval) -> bool:
         """Insert a new approval; False if its id is already stored."""
         payload = convert.checked_json(dict(approval.change.params), f"params of approval {approval.id}")
+        convert.aware(approval.created, "approval created")
+        convert.aware(approval.expires, "approval expires")
         async with self._write() as s:
             if await s.get(ApprovalRow, approval.id) is not None:
                 return False
@@ -510,7 +514,7 @@ class Journal:
 
     async def pending_approvals(self, now: datetime | None = None) -> list[Approval]:
         """Pending and not yet expired at `now`, oldest first (feed to ApprovalRegistry.restore)."""
-        now = now or utc_now()
+        now = convert.aware(now, "now")
         q = (
             select(ApprovalRow)
             .where(ApprovalRow.status == ApprovalStatus.PENDING.value, ApprovalRow.expires_at > now)
@@ -533,7 +537,7 @@ class Journal:
         """Register a trained model (inactive). False if the version is already registered."""
         if not version or not kind:
             raise ValueError("model version and kind must not be empty")
-        metrics = convert.checked_json(dict(metrics), f"metrics of model {version}")
+        metrics = convert.jsonable(dict(metrics))
         async with self._write() as s:
             exists = await s.scalar(select(ModelVersionRow.id).where(ModelVersionRow.version == version))
             if exists is not None:
@@ -544,7 +548,7 @@ class Journal:
                     kind=kind,
                     metrics=metrics,
                     path=path,
-                    created_at=now or utc_now(),
+                    created_at=convert.aware(now, "now"),
                     active=False,
                 )
             )
@@ -554,7 +558,7 @@ class Journal:
         self, version: str, *, now: datetime | None = None
     ) -> ModelVersionRecord:
         """Make `version` the one active model of its kind. Raises KeyError if unknown."""
-        now = now or utc_now()
+        now = convert.aware(now, "now")
         async with self._write() as s:
             row = await s.scalar(select(ModelVersionRow).where(ModelVersionRow.version == version))
             if row is None:
@@ -600,7 +604,7 @@ class Journal:
         if not command:
             raise ValueError("audit command must not be empty")
         row = AuditRow(
-            time=when or utc_now(),
+            time=convert.aware(when, "when"),
             user_id=user_id,
             chat_id=chat_id,
             command=command,
@@ -629,7 +633,7 @@ class Journal:
             convert.finite(getattr(summary, name), name)
         values = {f.name: getattr(summary, f.name) for f in fields(DailySummary)}
         async with self._write() as s:
-            await s.merge(DailySummaryRow(**values, updated_at=now or utc_now()))
+            await s.merge(DailySummaryRow(**values, updated_at=convert.aware(now, "now")))
 
     async def daily_summary(self, day: date) -> DailySummary | None:
         async with self._read() as s:
@@ -649,7 +653,7 @@ class Journal:
     async def save_paper_state(self, state: Mapping[str, Any], *, now: datetime | None = None) -> None:
         blob = convert.checked_json(dict(state), "paper account state")
         async with self._write() as s:
-            await s.merge(PaperAccountRow(id=1, state=blob, updated_at=now or utc_now()))
+            await s.merge(PaperAccountRow(id=1, state=blob, updated_at=convert.aware(now, "now")))
 
     async def load_paper_state(self) -> dict[str, Any] | None:
         async with self._read() as s:
@@ -674,6 +678,7 @@ def _check_position(p: Position) -> None:
     if convert.finite(p.open_price, f"position {p.ticket} open_price") <= 0:
         raise ValueError(f"position {p.ticket}: open_price must be > 0, got {p.open_price}")
     convert.finite(p.sl, f"position {p.ticket} sl")
+    convert.aware(p.open_time, f"position {p.ticket} open_time")
     convert.finite(p.tp, f"position {p.ticket} tp")
 
 
@@ -686,6 +691,8 @@ def _check_closed(t: ClosedTrade) -> None:
         convert.finite(getattr(t, name), f"trade {t.ticket} {name}")
     if t.volume <= 0:
         raise ValueError(f"trade {t.ticket}: volume must be > 0, got {t.volume}")
+    convert.aware(t.open_time, f"trade {t.ticket} open_time")
+    convert.aware(t.close_time, f"trade {t.ticket} close_time")
     if t.close_time < t.open_time:
         raise ValueError(f"trade {t.ticket}: close time {t.close_time} is before open time {t.open_time}")
 

@@ -6,6 +6,8 @@ from pathlib import Path
 
 from alembic import command
 from alembic.config import Config
+from alembic.migration import MigrationContext
+from alembic.script import ScriptDirectory
 from sqlalchemy import Connection
 from sqlalchemy.ext.asyncio import create_async_engine
 
@@ -19,7 +21,18 @@ def alembic_config(url: str) -> Config:
     return cfg
 
 
+class SchemaTooNewError(RuntimeError):
+    """The database was migrated by a newer version of the bot than this one."""
+
+
 def _upgrade(connection: Connection, cfg: Config, revision: str) -> None:
+    current = MigrationContext.configure(connection).get_current_revision()
+    script = ScriptDirectory.from_config(cfg)
+    if current is not None and current not in {r.revision for r in script.walk_revisions()}:
+        raise SchemaTooNewError(
+            f"database schema revision {current!r} is unknown to this code (head {script.get_current_head()!r}); "
+            "it was written by a newer version of the bot: upgrade the bot or use another database file"
+        )
     cfg.attributes["connection"] = connection
     command.upgrade(cfg, revision)
 

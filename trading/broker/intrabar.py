@@ -76,6 +76,8 @@ def synthesise_path(bar: BarPrices, n: int, digits: int = 2) -> np.ndarray:
     if n < 4:
         raise ValueError(f"a bar needs at least 4 ticks to show open, high, low and close; got {n}")
     path = price_path(*bar)
+    if n == 4:
+        return np.round(np.asarray(path, dtype=np.float64), digits)
     lengths = np.abs(np.diff(np.asarray(path, dtype=np.float64)))
     extra = n - 4
     total = float(lengths.sum())

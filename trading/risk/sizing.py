@@ -75,11 +75,14 @@ def size_position(
         f"half-Kelly {kelly.fraction * 100:.2f}% (p={kelly.win_rate:.2f}, b={kelly.payoff:.2f}) × regime "
         f"{regime_multiplier:g} capped at {limits.risk_per_trade_pct:g}% → {risk_pct:.2f}%"
     )
-    if risk_pct <= 0:
-        return LotSize(0.0, 0.0, 0.0, (*steps, "no edge: risk 0"))
+    if regime_multiplier <= 0:
+        return LotSize(0.0, 0.0, 0.0, (*steps, "the regime allows no risk"))
     money_per_lot = spec.money_per_price_unit(1.0) * stop_distance
     raw = balance * risk_pct / 100 / money_per_lot
-    steps.append(f"${balance * risk_pct / 100:,.2f} at risk over {stop_distance:.2f} → {raw:.4f} lots")
+    if risk_pct <= 0:  # spec §4.4: the Kelly lot is clamped to the band, so no edge means the minimum lot
+        steps.append("no edge by Kelly → the band's minimum lot")
+    else:
+        steps.append(f"${balance * risk_pct / 100:,.2f} at risk over {stop_distance:.2f} → {raw:.4f} lots")
     lots = min(raw, limits.max_lot)
     if session_multiplier < 1:
         lots *= session_multiplier

@@ -1,0 +1,912 @@
+"""MetaTrader 5 behind the Broker protocol: the real package on Windows or the mt5linux bridge on Linux.
+
+The module object is injected (`create_mt5_module` builds one); nothing here imports MetaTrader5.
+Rules this adapter keeps (shared/spec/mt5-api.md):
+- every call runs in a worker thread under one lock (the MT5 IPC is not thread-safe) with a timeout;
+- every record is converted to a domain dataclass inside that call: no remote proxy outlives it;
+- every argument is a builtin int/float/str (the bridge evaluates `repr()` of its arguments remotely);
+- broker server-clock epochs become aware UTC through the configured `ServerClock`;
+- an order whose outcome is unknown (timeout, lost link) is reconciled, never blindly sent again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import math
+import threading
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, TypeVar
+
+import numpy as np
+import polars as pl
+
+from trading.bars import MT5_RATES_DTYPE, from_mt5_rates
+from trading.broker import mt5_constants as C
+from trading.broker.base import (
+    BrokerError,
+    BrokerErrorKind,
+    ConnectionLost,
+    InvalidOrder,
+    OrderRejected,
+    validate_order,
+)
+from trading.domain import (
+    AccountInfo,
+    Deal,
+    DealEntry,
+    DealReason,
+    OrderResult,
+    Position,
+    Side,
+    SymbolSpec,
+    Tick,
+)
+from trading.timezones import ServerClock, estimate_server_offset_hours, utc_now
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+DEFAULT_CLOCK = ServerClock.parse("NY+7")
+DEFAULT_MAGIC = 150_015
+MAX_COMMENT = 25  # the server allows ~31; brokers reject some longer ones, keep a margin
+
+_DEAL_REASONS = {
+    C.DEAL_REASON_CLIENT: DealReason.CLIENT,
+    C.DEAL_REASON_MOBILE: DealReason.CLIENT,
+    C.DEAL_REASON_WEB: DealReason.CLIENT,
+    C.DEAL_REASON_EXPERT: DealReason.CLIENT,
+    C.DEAL_REASON_SL: DealReason.SL,
+    C.DEAL_REASON_TP: DealReason.TP,
+    C.DEAL_REASON_SO: DealReason.STOP_OUT,
+}
+
+
+# ---- pure helpers ---------------------------------------------------------------------------------
+
+
+def filling_candidates(filling_mask: int, exemode: int = C.SYMBOL_TRADE_EXECUTION_MARKET) -> tuple[int, ...]:
+    """ORDER_FILLING_* values to try for a market order, best first.
+
+    `filling_mask` is `symbol_info().filling_mode` (bit 1 FOK, bit 2 IOC) - never a filling value itself.
+    IOC first (fills what it can), then FOK; RETURN only under Exchange execution or when the symbol
+    declares neither (Instant/Request execution ignores the field).
+    """
+    out: list[int] = []
+    if filling_mask & C.SYMBOL_FILLING_IOC:
+        out.append(C.ORDER_FILLING_IOC)
+    if filling_mask & C.SYMBOL_FILLING_FOK:
+        out.append(C.ORDER_FILLING_FOK)
+    if exemode == C.SYMBOL_TRADE_EXECUTION_EXCHANGE or not out:
+        out.append(C.ORDER_FILLING_RETURN)
+    return tuple(out)
+
+
+def clean_comment(comment: str) -> str:
+    """Printable ASCII, at most 25 characters (longer or non-ASCII comments make order_send return None)."""
+    text = "".join(ch for ch in str(comment) if 32 <= ord(ch) < 127)
+    return text[:MAX_COMMENT]
+
+
+def widen_stops(spec: SymbolSpec, side: Side, tick: Tick, sl: float, tp: float) -> tuple[float, float]:
+    """Move SL/TP that sit inside the stops level (plus the spread) out to its edge; others unchanged.
+
+    Distances are measured from the price the position would close at (bid for a BUY, ask for a SELL).
+    """
+    ref = tick.price_to_close(side)
+    dist = (max(spec.stops_level, 0) + 1) * spec.point + tick.spread
+    s = side.sign
+    if sl and (ref - sl) * s < dist:
+        sl = spec.round_price(ref - s * dist)
+    if tp and (tp - ref) * s < dist:
+        tp = spec.round_price(ref + s * dist)
+    return sl, tp
+
+
+def check_trade_mode(spec: SymbolSpec, side: Side, closing: bool) -> None:
+    """Refuse, before sending, what the symbol's trade mode forbids."""
+    mode = spec.trade_mode
+    if mode == C.SYMBOL_TRADE_MODE_DISABLED:
+        raise OrderRejected(BrokerErrorKind.TRADE_DISABLED, f"{spec.name} is not tradable at this broker")
+    if closing:
+        return
+    if mode == C.SYMBOL_TRADE_MODE_CLOSEONLY:
+        raise OrderRejected(BrokerErrorKind.TRADE_DISABLED, f"{spec.name} allows closing positions only")
+    if mode == C.SYMBOL_TRADE_MODE_LONGONLY and side is Side.SELL:
+        raise OrderRejected(BrokerErrorKind.TRADE_DISABLED, f"{spec.name} allows long positions only")
+    if mode == C.SYMBOL_TRADE_MODE_SHORTONLY and side is Side.BUY:
+        raise OrderRejected(BrokerErrorKind.TRADE_DISABLED, f"{spec.name} allows short positions only")
+
+
+def retcode_error(retcode: int, server_comment: str, what: str) -> BrokerError:
+    """The typed error for a trade server return code."""
+    kind, text = C.describe_retcode(retcode)
+    detail = f"{what}: {text}"
+    if server_comment:
+        detail += f" [server: {server_comment}]"
+    if kind is BrokerErrorKind.DISCONNECTED:
+        return ConnectionLost(detail, retcode)
+    if kind is BrokerErrorKind.TIMEOUT:
+        return BrokerError(kind, detail, retcode)
+    return OrderRejected(kind, detail, retcode)
+
+
+@dataclass(frozen=True, slots=True)
+class SendReply:
+    """OrderSendResult reduced to what the adapter reads."""
+
+    retcode: int
+    deal: int
+    order: int
+    volume: float
+    price: float
+    comment: str
+
+
+@dataclass(frozen=True, slots=True)
+class TerminalState:
+    connected: bool
+    trade_allowed: bool
+    tradeapi_disabled: bool
+    build: int
+
+
+# ---- the adapter ----------------------------------------------------------------------------------
+
+
+class MT5Broker:
+    """Broker protocol over an injected MetaTrader5 module (or mt5linux client).
+
+    `mt5_factory`, when given, rebuilds the module object after a transport failure (an mt5linux
+    client cannot recover from a dead rpyc connection; the Windows module can and needs none).
+    """
+
+    def __init__(
+        self,
+        mt5: Any,
+        symbol: str = "XAUUSD",
+        magic: int = DEFAULT_MAGIC,
+        server_clock: ServerClock = DEFAULT_CLOCK,
+        deviation: int = 20,
+        *,
+        login: int | None = None,
+        password: str | None = None,
+        server: str | None = None,
+        path: str | None = None,
+        call_timeout: float = 30.0,
+        init_timeout: float = 120.0,
+        terminal_timeout_ms: int = 60_000,
+        connect_attempts: int = 3,
+        backoff_seconds: float = 2.0,
+        price_retries: int = 1,
+        widen_invalid_stops: bool = True,
+        mt5_factory: Callable[[], Any] | None = None,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+        now: Callable[[], datetime] = utc_now,
+    ) -> None:
+        if isinstance(server_clock, str):
+            server_clock = ServerClock.parse(server_clock)
+        if type(magic) is not int or magic < 0:
+            raise ValueError(f"magic must be a non-negative int, got {magic!r}")
+        if connect_attempts < 1:
+            raise ValueError("connect_attempts must be at least 1")
+        self._mt5 = mt5
+        self.symbol = str(symbol)
+        self.magic = int(magic)
+        self.clock = server_clock
+        self.deviation = int(deviation)
+        self._login = None if login is None else int(login)
+        self._password = password
+        self._server = server
+        self._path = path
+        self.call_timeout = float(call_timeout)
+        self.init_timeout = float(init_timeout)
+        self.terminal_timeout_ms = int(terminal_timeout_ms)
+        self.connect_attempts = int(connect_attempts)
+        self.backoff_seconds = float(backoff_seconds)
+        self.price_retries = int(price_retries)
+        self.widen_invalid_stops = widen_invalid_stops
+        self._factory = mt5_factory
+        self._sleep = sleep
+        self._now = now
+        self._lock = threading.Lock()  # one IPC channel: one call at a time
+        self._connect_lock = asyncio.Lock()
+        self._connected = False
+        self._transport_broken = False
+        self._filling_winner: int | None = None
+        self._exemode = C.SYMBOL_TRADE_EXECUTION_MARKET
+        self.terminal: TerminalState | None = None
+        self.account_margin_mode: int | None = None
+        self.clock_warning: str | None = None
+        self.reconnects = 0
+        self._ever_connected = False
+
+    # ---- plumbing ---------------------------------------------------------------------------------
+
+    @property
+    def connected(self) -> bool:
+        return self._connected
+
+    async def _call(self, work: Callable[[Any], T], what: str, timeout: float | None = None) -> T:
+        """Run `work(mt5)` in a worker thread under the call lock. Transport failures -> ConnectionLost."""
+        mt5 = self._mt5
+
+        def run() -> T:
+            with self._lock:
+                return work(mt5)
+
+        limit = self.call_timeout if timeout is None else timeout
+        try:
+            return await asyncio.wait_for(asyncio.to_thread(run), limit)
+        except TimeoutError as exc:
+            self._connected = False
+            raise BrokerError(BrokerErrorKind.TIMEOUT, f"{what} did not answer within {limit:g} s") from exc
+        except (EOFError, ConnectionError, OSError) as exc:
+            self._connected = False
+            self._transport_broken = True
+            raise ConnectionLost(f"{what}: {type(exc).__name__}: {exc}") from exc
+
+    def _last_error_exc(self, what: str, err: tuple[int, str]) -> BrokerError:
+        code, message = err
+        kind, text = C.describe_last_error(code, message)
+        if kind is BrokerErrorKind.DISCONNECTED:
+            self._connected = False
+            return ConnectionLost(f"{what}: {text}", code)
+        return BrokerError(kind, f"{what}: {text}", code)
+
+    async def _get(
+        self, what: str, fetch: Callable[[Any], Any], convert: Callable[[Any], T], empty: T | None = None
+    ) -> T:
+        """fetch(mt5) -> raw; None/False -> last_error() read in the same locked call; raw -> convert(raw).
+
+        With `empty` given, None together with last_error RES_S_OK means "nothing found".
+        """
+
+        def work(mt5: Any) -> tuple[Any, tuple[int, str] | None]:
+            raw = fetch(mt5)
+            if raw is None or raw is False:
+                code, message = mt5.last_error()
+                return None, (int(code), str(message))
+            return convert(raw), None
+
+        value, err = await self._call(work, what)
+        if err is not None:
+            if empty is not None and err[0] == C.RES_S_OK:
+                return empty
+            raise self._last_error_exc(what, err)
+        return value
+
+    async def _ready(self) -> None:
+        if not self._connected:
+            await self.ensure_connected()
+
+    async def _read(
+        self, what: str, fetch: Callable[[Any], Any], convert: Callable[[Any], T], empty: T | None = None
+    ) -> T:
+        """An idempotent read: connect if needed, and after a lost link reconnect and read once more."""
+        await self._ready()
+        try:
+            return await self._get(what, fetch, convert, empty)
+        except ConnectionLost:
+            log.warning("MT5 link lost during %s; reconnecting", what)
+            await self.ensure_connected()
+            return await self._get(what, fetch, convert, empty)
+
+    # ---- connection -------------------------------------------------------------------------------
+
+    async def connect(self) -> None:
+        await self.ensure_connected()
+
+    async def ensure_connected(self) -> None:
+        """Make sure the terminal link is up: ping when believed up, else (re)initialize with backoff.
+
+        A terminal that runs but has lost the trade server is not re-initialized (that would not help):
+        ConnectionLost is raised and the caller tries again later.
+        """
+        async with self._connect_lock:
+            if self._connected:
+                try:
+                    state = await self._get("terminal_info", lambda m: m.terminal_info(), _terminal_state)
+                except BrokerError:
+                    state = None
+                    self._connected = False
+                if state is not None:
+                    self.terminal = state
+                    if state.connected:
+                        return
+                    raise ConnectionLost("the terminal is running but has no connection to the trade server")
+            await self._connect_with_backoff()
+
+    async def _connect_with_backoff(self) -> None:
+        last: BrokerError | None = None
+        for attempt in range(1, self.connect_attempts + 1):
+            try:
+                await self._initialize_once()
+            except BrokerError as exc:
+                if exc.kind is BrokerErrorKind.CONFIG:
+                    raise
+                last = exc
+                log.warning("MT5 connect attempt %d/%d failed: %s", attempt, self.connect_attempts, exc)
+                if attempt < self.connect_attempts:
+                    await self._sleep(self.backoff_seconds * 2 ** (attempt - 1))
+                continue
+            if self._ever_connected:
+                self.reconnects += 1
+            self._ever_connected = True
+            self._connected = True
+            return
+        raise ConnectionLost(
+            f"could not connect to MetaTrader 5 after {self.connect_attempts} attempts: {last}",
+            None if last is None else last.code,
+        )
+
+    async def _initialize_once(self) -> None:
+        if self._transport_broken and self._factory is not None:
+            self._mt5 = await asyncio.wait_for(asyncio.to_thread(self._factory), self.call_timeout)
+        self._transport_broken = False
+        kwargs: dict[str, Any] = {"timeout": self.terminal_timeout_ms}
+        if self._login is not None:
+            kwargs["login"] = self._login
+        if self._password:
+            kwargs["password"] = str(self._password)
+        if self._server:
+            kwargs["server"] = str(self._server)
+        symbol, path = self.symbol, self._path
+
+        def work(mt5: Any) -> tuple[str, Any]:
+            if self._ever_connected:
+                try:
+                    mt5.shutdown()
+                except Exception:  # a dead link cannot be shut down cleanly; initialize decides
+                    log.debug("shutdown before re-initialize failed", exc_info=True)
+            ok = mt5.initialize(str(path), **kwargs) if path else mt5.initialize(**kwargs)
+            if not ok:
+                return "initialize", tuple(mt5.last_error())
+            if not mt5.symbol_select(symbol, True):
+                return "symbol_select", tuple(mt5.last_error())
+            info = mt5.terminal_info()
+            if info is None:
+                return "terminal_info", tuple(mt5.last_error())
+            account = mt5.account_info()
+            tick = mt5.symbol_info_tick(symbol)
+            return "ok", (
+                _terminal_state(info),
+                None if account is None else int(account.margin_mode),
+                None if tick is None else int(tick.time),
+            )
+
+        step, payload = await self._call(work, "initialize", timeout=self.init_timeout)
+        if step != "ok":
+            code, message = int(payload[0]), str(payload[1])
+            if step == "symbol_select":
+                raise BrokerError(
+                    BrokerErrorKind.CONFIG,
+                    f"symbol {symbol!r} is not offered by this broker (names vary: XAUUSDm, GOLD, XAUUSD.a …)",
+                    code,
+                )
+            raise self._last_error_exc(step, (code, message))
+        state, margin_mode, tick_epoch = payload
+        self.terminal = state
+        self.account_margin_mode = margin_mode
+        if not state.connected:
+            raise ConnectionLost("the terminal started but has no connection to the trade server")
+        if not state.trade_allowed:
+            log.warning("MT5: 'Algo Trading' is off in the terminal; orders will be refused (10027)")
+        if state.tradeapi_disabled:
+            log.warning("MT5: trading through the Python API is disabled in the terminal options")
+        if margin_mode == C.ACCOUNT_MARGIN_MODE_RETAIL_NETTING:
+            log.warning("MT5: this is a netting account; opposite orders net against each other")
+        if tick_epoch is not None:
+            self._check_clock(tick_epoch)
+
+    def _check_clock(self, tick_epoch: int) -> None:
+        """Compare the offset read off the tick with the configured server clock; warn when they differ."""
+        now = self._now()
+        seen = estimate_server_offset_hours(tick_epoch, now)
+        configured = (self.clock.from_utc(now) - now.astimezone(UTC).replace(tzinfo=None)).total_seconds() / 3600
+        if abs(seen - configured) >= 0.5:
+            self.clock_warning = (
+                f"the broker's tick time looks like UTC{seen:+g} but the configured server clock "
+                f"({self.clock.describe()}) is UTC{configured:+g} now; bar times will be off unless the market "
+                "is simply closed (stale tick)"
+            )
+            log.warning("MT5: %s", self.clock_warning)
+        else:
+            self.clock_warning = None
+
+    async def disconnect(self) -> None:
+        if self._ever_connected:
+            try:
+                await self._call(lambda m: m.shutdown(), "shutdown")
+            except BrokerError:
+                log.debug("shutdown failed", exc_info=True)
+        self._connected = False
+
+    # ---- market and account -----------------------------------------------------------------------
+
+    async def account(self) -> AccountInfo:
+        return await self._read("account_info", lambda m: m.account_info(), _to_account)
+
+    async def _spec_and_exemode(self) -> tuple[SymbolSpec, int]:
+        symbol = self.symbol
+        spec, exemode = await self._read("symbol_info", lambda m: m.symbol_info(symbol), _to_spec)
+        self._exemode = exemode
+        return spec, exemode
+
+    async def symbol_spec(self) -> SymbolSpec:
+        return (await self._spec_and_exemode())[0]
+
+    async def tick(self) -> Tick:
+        symbol, clock = self.symbol, self.clock
+
+        def convert(t: Any) -> Tick:
+            return Tick(time=clock.epoch_to_utc(int(t.time_msc) / 1000), bid=float(t.bid), ask=float(t.ask))
+
+        return await self._read("symbol_info_tick", lambda m: m.symbol_info_tick(symbol), convert)
+
+    async def bars(self, count: int, timeframe_minutes: int = 15) -> pl.DataFrame:
+        if type(count) is not int or count <= 0:
+            raise ValueError(f"count must be a positive int, got {count!r}")
+        timeframe = C.timeframe_from_minutes(timeframe_minutes)
+        symbol = self.symbol
+
+        def convert(rates: Any) -> np.ndarray:
+            local = np.array(rates, copy=True)
+            if local.dtype.names != MT5_RATES_DTYPE.names:
+                raise BrokerError(BrokerErrorKind.REJECTED, f"copy_rates_from_pos returned dtype {local.dtype}")
+            return local.astype(MT5_RATES_DTYPE)
+
+        rates = await self._read(
+            "copy_rates_from_pos",
+            lambda m: m.copy_rates_from_pos(symbol, timeframe, 0, count),
+            convert,
+        )
+        return from_mt5_rates(rates, self.clock)
+
+    async def _positions_all(self) -> list[Position]:
+        symbol, clock = self.symbol, self.clock
+        return await self._read(
+            "positions_get",
+            lambda m: m.positions_get(symbol=symbol),
+            lambda raw: [_to_position(p, clock) for p in raw],
+            empty=[],
+        )
+
+    async def positions(self) -> list[Position]:
+        return [p for p in await self._positions_all() if p.magic == self.magic]
+
+    async def _position(self, ticket: int) -> Position | None:
+        if type(ticket) is not int:
+            raise InvalidOrder(f"ticket must be an int, got {ticket!r}")
+        clock = self.clock
+        found = await self._read(
+            "positions_get",
+            lambda m: m.positions_get(ticket=ticket),
+            lambda raw: [_to_position(p, clock) for p in raw],
+            empty=[],
+        )
+        found = [p for p in found if p.ticket == ticket]
+        return found[0] if found else None
+
+    async def _own_position(self, ticket: int) -> Position:
+        pos = await self._position(ticket)
+        if pos is None or pos.symbol != self.symbol:
+            raise OrderRejected(BrokerErrorKind.NOT_FOUND, f"no open {self.symbol} position with ticket {ticket}")
+        if pos.magic != self.magic:
+            raise OrderRejected(
+                BrokerErrorKind.NOT_FOUND,
+                f"position {ticket} belongs to magic {pos.magic}, not this bot ({self.magic}); not touching it",
+            )
+        return pos
+
+    async def _deals(self, what: str, fetch: Callable[[Any], Any]) -> list[Deal]:
+        clock = self.clock
+        deals = await self._read(what, fetch, lambda raw: [d for d in (_to_deal(x, clock) for x in raw) if d],
+                                 empty=[])
+        return sorted(deals, key=lambda d: (d.time, d.ticket))
+
+    async def deals_since(self, since: datetime) -> list[Deal]:
+        if since.tzinfo is None:
+            raise ValueError("deals_since needs an aware datetime (UTC)")
+        # Server-clock epochs: widen by a day on both sides, then filter exactly in UTC.
+        lo = self.clock.utc_to_epoch(since) - 86_400
+        hi = self.clock.utc_to_epoch(self._now()) + 86_400
+        deals = await self._deals("history_deals_get", lambda m: m.history_deals_get(int(lo), int(hi)))
+        return [d for d in deals if d.magic == self.magic and d.symbol == self.symbol and d.time >= since]
+
+    # ---- trading ----------------------------------------------------------------------------------
+
+    def _fillings(self, spec: SymbolSpec, exemode: int) -> list[int]:
+        modes = list(filling_candidates(spec.filling_modes, exemode))
+        if self._filling_winner in modes:
+            modes.remove(self._filling_winner)
+            modes.insert(0, self._filling_winner)
+        return modes
+
+    async def _send(self, request: dict[str, Any], what: str) -> SendReply:
+        _assert_plain(request)
+
+        def convert(r: Any) -> SendReply:
+            return SendReply(int(r.retcode), int(r.deal), int(r.order), float(r.volume), float(r.price),
+                             str(r.comment))
+
+        try:
+            return await self._get(what, lambda m: m.order_send(request), convert)
+        except ConnectionLost:
+            raise
+        except BrokerError as exc:
+            if exc.kind is BrokerErrorKind.TIMEOUT:
+                raise
+            raise OrderRejected(exc.kind, exc.detail, exc.code) from exc
+
+    def _deal_request(self, side: Side, volume: float, price: float, sl: float, tp: float, filling: int,
+                      comment: str, position: int = 0) -> dict[str, Any]:
+        request: dict[str, Any] = {
+            "action": C.TRADE_ACTION_DEAL,
+            "symbol": self.symbol,
+            "volume": float(volume),
+            "type": C.ORDER_TYPE_BUY if side is Side.BUY else C.ORDER_TYPE_SELL,
+            "price": float(price),
+            "sl": float(sl),
+            "tp": float(tp),
+            "deviation": self.deviation,
+            "magic": self.magic,
+            "comment": comment,
+            "type_time": C.ORDER_TIME_GTC,
+            "type_filling": int(filling),
+        }
+        if position:
+            request["position"] = int(position)
+        return request
+
+    async def open_market(self, side: Side, volume: float, sl: float, tp: float, comment: str = "") -> OrderResult:
+        """Open at market with broker-side SL/TP (0.0 = none). Validated first: a bad order sends nothing."""
+        side = Side(side)
+        await self._ready()
+        spec, exemode = await self._spec_and_exemode()
+        check_trade_mode(spec, side, closing=False)
+        tick = await self.tick()
+        lots = self._validate_open(spec, side, tick, volume, sl, tp)
+        sl, tp = (spec.round_price(sl) if sl else 0.0), (spec.round_price(tp) if tp else 0.0)
+        text = clean_comment(comment)
+        what = f"open {side} {lots:g} {self.symbol}"
+        before = {p.ticket for p in await self.positions()}
+        fillings = self._fillings(spec, exemode)
+        fill_idx, price_tries, widened = 0, 0, False
+        while True:
+            price = tick.price_to_open(side)
+            request = self._deal_request(side, lots, price, sl, tp, fillings[fill_idx], text)
+            try:
+                reply = await self._send(request, what)
+            except (ConnectionLost, BrokerError) as exc:
+                if isinstance(exc, OrderRejected):
+                    raise
+                return await self._reconcile_open(exc, before, side, lots, text)
+            rc = reply.retcode
+            if rc in C.SUCCESS_RETCODES:
+                self._filling_winner = fillings[fill_idx]
+                return await self._fill_result(reply, side, lots, text, fallback_time=tick.time)
+            if rc in C.UNKNOWN_OUTCOME_RETCODES:
+                return await self._reconcile_open(retcode_error(rc, reply.comment, what), before, side, lots, text)
+            if rc == C.TRADE_RETCODE_INVALID_FILL and fill_idx + 1 < len(fillings):
+                fill_idx += 1
+                continue
+            if rc in C.FRESH_PRICE_RETCODES and price_tries < self.price_retries:
+                price_tries += 1
+                tick = await self.tick()
+                self._validate_open(spec, side, tick, lots, sl, tp)
+                log.info("MT5 %s: retcode %d, retrying at a fresh price", what, rc)
+                continue
+            if rc == C.TRADE_RETCODE_INVALID_STOPS and self.widen_invalid_stops and not widened:
+                widened = True
+                spec, _ = await self._spec_and_exemode()
+                tick = await self.tick()
+                new_sl, new_tp = widen_stops(spec, side, tick, sl, tp)
+                if (new_sl, new_tp) != (sl, tp):
+                    log.warning("MT5 %s: invalid stops, widening SL %s->%s TP %s->%s", what, sl, new_sl, tp, new_tp)
+                    sl, tp = new_sl, new_tp
+                    continue
+            raise retcode_error(rc, reply.comment, what)
+
+    def _validate_open(self, spec: SymbolSpec, side: Side, tick: Tick, volume: float, sl: float, tp: float) -> float:
+        lots = validate_order(spec, side, volume, tick.price_to_open(side), sl, tp)
+        # the server checks stops against the closing price (bid for a BUY): a stop inside the spread fails
+        validate_order(spec, side, lots, tick.price_to_close(side), sl, tp)
+        return lots
+
+    async def _fill_result(self, reply: SendReply, side: Side, requested: float, comment: str,
+                           fallback_time: datetime, position: int = 0) -> OrderResult:
+        """The OrderResult of a fill; the deal (by order ticket) gives the position ticket and time."""
+        order = reply.order
+        try:
+            deals = await self._deals("history_deals_get", lambda m: m.history_deals_get(ticket=order))
+        except BrokerError:
+            deals = []
+        deal = next((d for d in deals if d.ticket == reply.deal), deals[0] if deals else None)
+        volume = reply.volume if reply.volume > 0 else (deal.volume if deal else requested)
+        price = reply.price if reply.price > 0 else (deal.price if deal else 0.0)
+        return OrderResult(
+            ticket=position or (deal.position_ticket if deal else order),
+            side=side,
+            volume=volume,
+            price=price,
+            time=deal.time if deal else fallback_time,
+            order=order,
+            deal=reply.deal,
+            requested_volume=requested,
+            comment=comment,
+        )
+
+    async def _reconcile_open(self, cause: BrokerError, before: set[int], side: Side, lots: float,
+                              comment: str) -> OrderResult:
+        """Outcome unknown: look for a new position of ours before anyone sends again."""
+        log.warning("MT5 open outcome unknown (%s); reconciling by magic %d", cause, self.magic)
+        try:
+            await self.ensure_connected()
+            fresh = [p for p in await self.positions() if p.ticket not in before and p.side is side]
+        except BrokerError as exc:
+            raise type(cause)(*_error_args(cause, f"; could not reconcile: {exc}")) from exc
+        if not fresh:
+            raise cause
+        pos = max(fresh, key=lambda p: (p.open_time, p.ticket))
+        log.warning("MT5 order did reach the broker: position %d", pos.ticket)
+        return OrderResult(ticket=pos.ticket, side=side, volume=pos.volume, price=pos.open_price,
+                           time=pos.open_time, requested_volume=lots, comment=comment)
+
+    async def close_position(self, ticket: int, volume: float | None = None, comment: str = "") -> OrderResult:
+        """Close fully (volume None) or partly by an opposite deal naming the position.
+
+        The result's `side` is the closing deal's direction (SELL closes a BUY), as in `Deal.side`.
+        """
+        await self._ready()
+        pos = await self._own_position(ticket)
+        spec, exemode = await self._spec_and_exemode()
+        check_trade_mode(spec, pos.side, closing=True)
+        lots = _close_volume(spec, pos, volume)
+        text = clean_comment(comment)
+        deal_side = pos.side.opposite
+        what = f"close {lots:g} of position {ticket}"
+        fillings = self._fillings(spec, exemode)
+        fill_idx, price_tries = 0, 0
+        tick = await self.tick()
+        while True:
+            request = self._deal_request(deal_side, lots, tick.price_to_close(pos.side), 0.0, 0.0,
+                                         fillings[fill_idx], text, position=ticket)
+            del request["sl"], request["tp"]
+            try:
+                reply = await self._send(request, what)
+            except (ConnectionLost, BrokerError) as exc:
+                if isinstance(exc, OrderRejected):
+                    raise
+                return await self._reconcile_close(exc, pos, lots)
+            rc = reply.retcode
+            if rc in C.SUCCESS_RETCODES:
+                self._filling_winner = fillings[fill_idx]
+                return await self._fill_result(reply, deal_side, lots, text, tick.time, position=ticket)
+            if rc in C.UNKNOWN_OUTCOME_RETCODES or rc == C.TRADE_RETCODE_POSITION_CLOSED:
+                return await self._reconcile_close(retcode_error(rc, reply.comment, what), pos, lots)
+            if rc == C.TRADE_RETCODE_INVALID_FILL and fill_idx + 1 < len(fillings):
+                fill_idx += 1
+                continue
+            if rc in C.FRESH_PRICE_RETCODES and price_tries < self.price_retries:
+                price_tries += 1
+                tick = await self.tick()
+                continue
+            raise retcode_error(rc, reply.comment, what)
+
+    async def _reconcile_close(self, cause: BrokerError, pos: Position, lots: float) -> OrderResult:
+        """Closed or not? A gone/shrunk position plus its newest closing deal answers it."""
+        log.warning("MT5 close outcome unknown (%s); reconciling position %d", cause, pos.ticket)
+        try:
+            await self.ensure_connected()
+            now = await self._position(pos.ticket)
+            if now is not None and now.volume >= pos.volume - 1e-9:
+                raise cause
+            ticket = pos.ticket
+            outs = [d for d in await self._deals("history_deals_get", lambda m: m.history_deals_get(position=ticket))
+                    if d.entry is DealEntry.OUT]
+        except BrokerError as exc:
+            if exc is cause:
+                raise
+            raise type(cause)(*_error_args(cause, f"; could not reconcile: {exc}")) from exc
+        if not outs:
+            raise cause
+        deal = outs[-1]
+        return OrderResult(ticket=pos.ticket, side=deal.side, volume=deal.volume, price=deal.price, time=deal.time,
+                           deal=deal.ticket, requested_volume=lots, comment=deal.comment)
+
+    async def modify_position(self, ticket: int, sl: float, tp: float) -> None:
+        """Set SL/TP at the broker with TRADE_ACTION_SLTP (0.0 removes one); unchanged values are fine."""
+        await self._ready()
+        pos = await self._own_position(ticket)
+        spec, _ = await self._spec_and_exemode()
+        tick = await self.tick()
+        validate_order(spec, pos.side, pos.volume, tick.price_to_close(pos.side), sl, tp)
+        sl, tp = (spec.round_price(sl) if sl else 0.0), (spec.round_price(tp) if tp else 0.0)
+        request = {
+            "action": C.TRADE_ACTION_SLTP,
+            "symbol": self.symbol,
+            "position": int(ticket),
+            "sl": float(sl),
+            "tp": float(tp),
+            "magic": self.magic,
+        }
+        what = f"modify position {ticket} SL {sl} TP {tp}"
+        try:
+            reply = await self._send(request, what)
+        except (ConnectionLost, BrokerError) as exc:
+            if isinstance(exc, OrderRejected):
+                raise
+            await self._reconcile_modify(exc, ticket, sl, tp)
+            return
+        if reply.retcode in (C.TRADE_RETCODE_DONE, C.TRADE_RETCODE_NO_CHANGES):
+            return
+        if reply.retcode in C.UNKNOWN_OUTCOME_RETCODES:
+            await self._reconcile_modify(retcode_error(reply.retcode, reply.comment, what), ticket, sl, tp)
+            return
+        raise retcode_error(reply.retcode, reply.comment, what)
+
+    async def _reconcile_modify(self, cause: BrokerError, ticket: int, sl: float, tp: float) -> None:
+        try:
+            await self.ensure_connected()
+            pos = await self._position(ticket)
+        except BrokerError as exc:
+            raise type(cause)(*_error_args(cause, f"; could not reconcile: {exc}")) from exc
+        if pos is None or not (math.isclose(pos.sl, sl) and math.isclose(pos.tp, tp)):
+            raise cause
+
+
+# ---- record conversion (runs inside the locked worker call) ---------------------------------------
+
+
+def _terminal_state(info: Any) -> TerminalState:
+    return TerminalState(bool(info.connected), bool(info.trade_allowed), bool(info.tradeapi_disabled),
+                         int(info.build))
+
+
+def _to_account(a: Any) -> AccountInfo:
+    return AccountInfo(
+        login=int(a.login),
+        balance=float(a.balance),
+        equity=float(a.equity),
+        margin=float(a.margin),
+        free_margin=float(a.margin_free),
+        currency=str(a.currency),
+        leverage=int(a.leverage),
+        server=str(a.server),
+        trade_allowed=bool(a.trade_allowed) and bool(a.trade_expert),
+    )
+
+
+def _to_spec(s: Any) -> tuple[SymbolSpec, int]:
+    spec = SymbolSpec(
+        name=str(s.name),
+        contract_size=float(s.trade_contract_size),
+        point=float(s.point),
+        digits=int(s.digits),
+        tick_size=float(s.trade_tick_size),
+        tick_value=float(s.trade_tick_value),
+        volume_min=float(s.volume_min),
+        volume_step=float(s.volume_step),
+        volume_max=float(s.volume_max),
+        stops_level=int(s.trade_stops_level),
+        freeze_level=int(s.trade_freeze_level),
+        filling_modes=int(s.filling_mode),
+        trade_mode=int(s.trade_mode),
+    )
+    return spec, int(s.trade_exemode)
+
+
+def _to_position(p: Any, clock: ServerClock) -> Position:
+    return Position(
+        ticket=int(p.ticket),
+        symbol=str(p.symbol),
+        side=Side.BUY if int(p.type) == C.POSITION_TYPE_BUY else Side.SELL,
+        volume=float(p.volume),
+        open_price=float(p.price_open),
+        open_time=clock.epoch_to_utc(int(p.time_msc) / 1000),
+        sl=float(p.sl),
+        tp=float(p.tp),
+        profit=float(p.profit),
+        magic=int(p.magic),
+        comment=str(p.comment),
+        current_price=float(p.price_current),
+        swap=float(p.swap),
+    )
+
+
+def _to_deal(d: Any, clock: ServerClock) -> Deal | None:
+    """A buy/sell deal as a domain Deal; balance, credit, commission rows give None."""
+    kind = int(d.type)
+    if kind not in (C.DEAL_TYPE_BUY, C.DEAL_TYPE_SELL):
+        return None
+    entry = int(d.entry)
+    return Deal(
+        ticket=int(d.ticket),
+        position_ticket=int(d.position_id),
+        symbol=str(d.symbol),
+        side=Side.BUY if kind == C.DEAL_TYPE_BUY else Side.SELL,
+        entry=DealEntry.IN if entry == C.DEAL_ENTRY_IN else DealEntry.OUT,  # INOUT/OUT_BY close something
+        volume=float(d.volume),
+        price=float(d.price),
+        time=clock.epoch_to_utc(int(d.time_msc) / 1000),
+        profit=float(d.profit),
+        commission=float(d.commission),
+        swap=float(d.swap),
+        fee=float(d.fee),
+        magic=int(d.magic),
+        reason=_DEAL_REASONS.get(int(d.reason), DealReason.OTHER),
+        comment=str(d.comment),
+    )
+
+
+def _close_volume(spec: SymbolSpec, pos: Position, volume: float | None) -> float:
+    if volume is None:
+        return pos.volume
+    if not isinstance(volume, int | float) or not math.isfinite(volume) or volume <= 0:
+        raise InvalidOrder(f"close volume must be a positive finite number, got {volume!r}")
+    lots = spec.snap_volume(volume)
+    if lots <= 0:
+        raise InvalidOrder(f"close volume {volume} is below the minimum {spec.volume_min}")
+    if lots > pos.volume + 1e-9:
+        raise InvalidOrder(f"close volume {lots:g} is larger than the position's {pos.volume:g} lots")
+    rest = pos.volume - lots
+    if 1e-9 < rest < spec.volume_min - 1e-9:
+        raise InvalidOrder(f"closing {lots:g} would leave {rest:g} lots, below the minimum {spec.volume_min:g}")
+    return lots
+
+
+def _assert_plain(request: dict[str, Any]) -> None:
+    """Only builtin int/float/str go over the wire (numpy scalars break the bridge, None breaks MT5)."""
+    for key, value in request.items():
+        if type(value) not in (int, float, str):
+            raise InvalidOrder(f"request field {key!r} must be a plain int, float or str, got {type(value).__name__}")
+
+
+def _error_args(err: BrokerError, extra: str) -> tuple[Any, ...]:
+    if isinstance(err, ConnectionLost):
+        return (err.detail + extra, err.code)
+    return (err.kind, err.detail + extra, err.code)
+
+
+# ---- building the module object -------------------------------------------------------------------
+
+
+def create_mt5_module(kind: str, host: str = "127.0.0.1", port: int = 18812) -> Any:
+    """The object MT5Broker drives: the MetaTrader5 package ("mt5", Windows) or an mt5linux client.
+
+    The mt5linux bridge is remote code execution on its port: keep it on 127.0.0.1 or a private network.
+    """
+    if kind == "mt5":
+        try:
+            import MetaTrader5  # type: ignore[import-not-found]
+        except ImportError as exc:
+            raise BrokerError(
+                BrokerErrorKind.CONFIG,
+                "the MetaTrader5 package is not installed: pip install '.[mt5]' on Windows "
+                "(it has no Linux build; on Linux use the mt5linux bridge)",
+            ) from exc
+        return MetaTrader5
+    if kind == "mt5linux":
+        try:
+            from mt5linux import MetaTrader5 as Client  # type: ignore[import-not-found]
+        except ImportError as exc:
+            raise BrokerError(
+                BrokerErrorKind.CONFIG, "the mt5linux package is not installed: pip install '.[mt5linux]'"
+            ) from exc
+        try:
+            return Client(host=host, port=int(port))
+        except (OSError, EOFError) as exc:
+            raise ConnectionLost(
+                f"no mt5linux bridge answers at {host}:{port} ({type(exc).__name__}: {exc}); start it under Wine "
+                "with `python -m mt5linux <path to the Windows python.exe>` and check host and port"
+            ) from exc
+    raise ValueError(f"unknown MT5 connection kind {kind!r} (use 'mt5' or 'mt5linux')")
+
+
+def mt5_module_factory(kind: str, host: str = "127.0.0.1", port: int = 18812) -> Callable[[], Any]:
+    """A factory for MT5Broker(mt5_factory=...): rebuilds the bridge client after its link died."""
+    return lambda: create_mt5_module(kind, host, port)
+
