@@ -1,10 +1,12 @@
 """The live loop's view of the active models.
 
-`SlotRegime` and `SlotSignal` are the analyzer's regime and signal sources over a `ModelSlot`, so
-an auto-trainer swap (one reference assignment) takes effect at the next bar. Without an active
-bundle the regime is unknown and there is no ML signal (SMC-only). `predict_latest` is the one-call
-form for the last bar. The regime feature given to XGBoost is the same filtered, volatility-ordered
-label the regime reading reports, so training and serving agree.
+- `SlotRegime` / `SlotSignal`: regime and signal sources over a `ModelSlot`. The analyzer holds these
+  adapters, so an auto-trainer swap (one reference assignment in the slot) takes effect at the next
+  bar without touching the engine. Without an active bundle the regime is unknown and there is no ML
+  signal (SMC-only).
+- `predict_latest(bundle, bars)`: regime reading (with the crisis override) and the fast single-row
+  signal for the last closed bar. The regime feature given to XGBoost is the same filtered,
+  volatility-ordered label the regime reading reports, so training and serving agree.
 """
 
 from __future__ import annotations
@@ -64,7 +66,7 @@ def predict_latest(bundle: ModelBundle, bars: pl.DataFrame) -> LivePrediction:
     reading = bundle.regime.latest(bars)
     frame = with_regime(base_feature_frame(bars), bundle.regime.filtered_labels(bars))
     row = frame.select(bundle.signal.feature_names).row(-1)
-    if any(v is None or (isinstance(v, float) and np.isnan(v)) for v in row):
-        missing = [n for n, v in zip(bundle.signal.feature_names, row, strict=True) if v is None or v != v]
+    missing = [n for n, v in zip(bundle.signal.feature_names, row, strict=True) if v is None or v != v]
+    if missing:
         return LivePrediction(bundle.version, reading, None, f"features not ready: {', '.join(missing[:4])}")
     return LivePrediction(bundle.version, reading, bundle.signal.predict_row(row))
