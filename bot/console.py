@@ -75,6 +75,14 @@ class ConsoleSession(BaseSession):
             text = method.text + self._remember_buttons(getattr(method, "reply_markup", None), mid)  # type: ignore[attr-defined]
             await self.transport.edit_text(self.user_id, mid, text)
             return self._message(mid, method.text)  # type: ignore[attr-defined]
+        if name == "SendDocument":
+            document = method.document  # type: ignore[attr-defined]
+            data = await _input_bytes(document)
+            path = self.transport.photo_dir / (getattr(document, "filename", None) or "document.bin")
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_bytes(data)
+            mid = await self.transport.send_text(self.user_id, f"file saved: {path} ({getattr(method, 'caption', '')})")
+            return self._message(mid or 0)
         if name in ("SendPhoto", "SendDocument"):
             payload = getattr(method, "photo", None) or getattr(method, "document", None)
             data = await _input_bytes(payload)

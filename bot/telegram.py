@@ -55,6 +55,7 @@ COMMANDS: tuple[CommandSpec, ...] = (
     CommandSpec("market", "Price, spread, regime, SMC setup, ML signal", market.market, aliases=("m",)),
     CommandSpec("filters", "Every entry gate of the last decision", filters.filters, aliases=("f",)),
     CommandSpec("daily", "Today's trades and P/L", daily.daily, aliases=("d",)),
+    CommandSpec("export", "Trades as a CSV file", daily.export, args="[days]"),
     CommandSpec("chart", "Candlestick chart with SMC overlays", charts.chart, args="[bars 20-300]"),
     CommandSpec("equity", "Equity curve with drawdown", charts.equity),
     CommandSpec("model", "Active model version and its metrics", model.model),

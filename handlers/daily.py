@@ -30,3 +30,23 @@ async def daily(message: Message, ctx: BotContext) -> None:
 
 def make_router() -> Router:
     return Router(name="daily")
+
+
+async def export(message: Message, ctx: BotContext) -> None:
+    """/export [days]: the journal's trades as a CSV file (all trades, or those of the last N days)."""
+    from datetime import timedelta
+
+    from aiogram.types import BufferedInputFile
+
+    from handlers.common import esc
+
+    args = (message.text or "").split()[1:]
+    if len(args) > 1 or (args and not (args[0].isdigit() and 1 <= int(args[0]) <= 3650)):
+        await reply(message, f"Usage: /export [days 1-3650] (got {esc(' '.join(args))})")
+        return
+    since = ctx.engine.snapshot().time - timedelta(days=int(args[0])) if args else None
+    text = await ctx.journal.export_trades_csv(since=since)
+    rows = max(text.count("\n") - 1, 0)
+    name = f"trades_{wib_date(ctx.engine.snapshot().time).isoformat()}.csv"
+    await message.answer_document(BufferedInputFile(text.encode("utf-8"), filename=name),
+                                  caption=f"{rows} trade(s)" + (f" from the last {args[0]} day(s)" if args else ""))

@@ -82,7 +82,7 @@ class Harness:
 
     async def wait_sent(self, chat: int, since: int, timeout: float = 5.0) -> ApiCall:
         def sent_to_chat(c: ApiCall) -> bool:
-            return c.method.lower() in ("sendmessage", "sendphoto") and c.params.get("chat_id") == chat
+            return c.method.lower() in ("sendmessage", "sendphoto", "senddocument") and c.params.get("chat_id") == chat
 
         return await _wait_any(self.server, sent_to_chat, since, timeout)
 

@@ -329,3 +329,21 @@ async def test_make_bot_points_at_the_given_api_url(fake_telegram: FakeTelegramS
         assert (await bot.get_me()).username == fake_telegram.bot_username
     finally:
         await bot.session.close()
+
+
+async def test_export_sends_the_journal_trades_as_csv(h: Harness) -> None:
+    from datetime import timedelta
+
+    from trading.domain import ClosedTrade, Position, Side
+
+    t0 = h.engine.snapshot().time - timedelta(hours=2)
+    await h.journal.record_trade_open(Position(77, "XAUUSD", Side.BUY, 0.01, 3300.0, t0, sl=3290.0, tp=3320.0))
+    await h.journal.record_trade_close(ClosedTrade(77, "XAUUSD", Side.BUY, 0.01, 3300.0, 3310.0, t0,
+                                                   t0 + timedelta(hours=1), 10.0, "broker_tp"))
+    call = await h.send("/export 7")
+    assert call.method.lower() == "senddocument"
+    csv_text = (h.server.sent_messages(USER)[-1].document or b"").decode()
+    assert "77" in csv_text and "broker_tp" in csv_text
+    assert "1 trade(s)" in call.params["caption"]
+    bad = await h.send("/export soon")
+    assert "Usage: /export" in bad.params["text"]
