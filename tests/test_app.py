@@ -164,7 +164,7 @@ async def test_restart_restores_pause_counters_and_pending_approvals(tmp_path: P
         assert after["risk"]["daily_trades"] == before["risk"]["daily_trades"] == 1
         assert after["risk"]["daily_realized"] == pytest.approx(-12.5)
         assert after["risk"]["consecutive_losses"] == 1
-        pending = again.engine.approvals.pending(again.clock())
+        pending = again.engine.approvals.pending(again.engine.approval_clock())
         assert [a.id for a in pending] == [result.approval.id]
     finally:
         await again.shutdown("test")
@@ -180,14 +180,14 @@ async def test_restart_in_total_stop_does_not_propose_the_reset_twice(tmp_path: 
     await app.engine._save_state()
     await app.engine.on_tick()  # STOPPED: the engine proposes the approved reset once
     await asyncio.sleep(0.05)
-    [first] = app.engine.approvals.pending(app.clock())
+    [first] = app.engine.approvals.pending(app.engine.approval_clock())
     await app.shutdown("test")
 
     again = await started(settings)
     try:
         await again.engine.on_tick()
         await asyncio.sleep(0.05)
-        pending = again.engine.approvals.pending(again.clock())
+        pending = again.engine.approvals.pending(again.engine.approval_clock())
         assert [a.id for a in pending] == [first.id]  # the restored request, not a second one
     finally:
         await again.shutdown("test")
