@@ -17,8 +17,8 @@ from numba import njit
 
 
 @njit(cache=True, nogil=True)
-def ema_seeded(x: np.ndarray, period: int, start: int = 0) -> np.ndarray:
-    """EMA with alpha 2/(period+1), seeded by the mean of x[start:start+period] (TA-Lib convention)."""
+def _seeded_smoothing(x: np.ndarray, period: int, alpha: float, start: int) -> np.ndarray:
+    """prev += alpha·(x - prev), seeded by the mean of x[start:start+period] (TA-Lib's convention)."""
     n = x.shape[0]
     out = np.full(n, np.nan)
     first = start + period - 1
@@ -29,30 +29,22 @@ def ema_seeded(x: np.ndarray, period: int, start: int = 0) -> np.ndarray:
         acc += x[i]
     prev = acc / period
     out[first] = prev
-    k = 2.0 / (period + 1)
     for i in range(first + 1, n):
-        prev = (x[i] - prev) * k + prev
+        prev = (x[i] - prev) * alpha + prev
         out[i] = prev
     return out
 
 
 @njit(cache=True, nogil=True)
+def ema_seeded(x: np.ndarray, period: int, start: int = 0) -> np.ndarray:
+    """EMA with alpha 2/(period+1), seeded by the mean of x[start:start+period] (TA-Lib convention)."""
+    return _seeded_smoothing(x, period, 2.0 / (period + 1) if period > 0 else 0.0, start)
+
+
+@njit(cache=True, nogil=True)
 def wilder_seeded(x: np.ndarray, period: int, start: int = 0) -> np.ndarray:
     """Wilder smoothing (alpha 1/period), seeded by the mean of x[start:start+period] (TA-Lib)."""
-    n = x.shape[0]
-    out = np.full(n, np.nan)
-    first = start + period - 1
-    if period < 1 or start < 0 or first >= n:
-        return out
-    acc = 0.0
-    for i in range(start, first + 1):
-        acc += x[i]
-    prev = acc / period
-    out[first] = prev
-    for i in range(first + 1, n):
-        prev = (prev * (period - 1) + x[i]) / period
-        out[i] = prev
-    return out
+    return _seeded_smoothing(x, period, 1.0 / period if period > 0 else 0.0, start)
 
 
 @njit(cache=True, nogil=True)
