@@ -89,10 +89,7 @@ class App:
         )
         saved = await self.recorder.load_state()
         await self.engine.start(saved)
-        restored = await self.journal.pending_approvals(utc_now())
-        self.engine.approvals.restore(restored)
-        if any(a.change.kind == "reset_total" for a in restored):
-            self.engine._proposed_reset = True  # the engine would otherwise propose the same reset again
+        self.engine.restore_approvals(await self.journal.pending_approvals(utc_now()))
         await self._reconcile()
         self.ctx = BotContext(self.engine, self.journal, s, self.analyzer, utc_now(), self.trainer, self.registry)
         self._tasks.append(asyncio.create_task(self._persist_approvals(), name="approvals-journal"))

@@ -176,6 +176,12 @@ class TradingEngine:
         self.recent_profits.extend(float(x) for x in saved.get("recent_profits", []))
         self._restored_positions = [_position_from_dict(p) for p in saved.get("positions", [])]
 
+    def restore_approvals(self, approvals: list[Approval]) -> None:
+        """Pending approvals saved before a restart; a restored reset request is not proposed again."""
+        self.approvals.restore(approvals)
+        if any(a.change.kind == "reset_total" for a in approvals):
+            self._proposed_reset = True
+
     def state_dict(self) -> dict[str, Any]:
         assert self.state is not None
         return {
