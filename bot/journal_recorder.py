@@ -29,6 +29,10 @@ class JournalRecorder:
             threshold=decision.threshold, reason=decision.reason, gates=gates, lot=decision.lot or None,
         )
 
+    async def record_order_failed(self, decision: Decision) -> None:
+        if decision.id is not None:
+            await self.journal.update_decision(decision.id, action=decision.action, reason=decision.reason)
+
     async def record_open(self, trade: OpenedTrade) -> None:
         await self.journal.record_trade_open(
             Position(ticket=trade.ticket, symbol=self.symbol, side=trade.side, volume=trade.volume,

@@ -209,7 +209,7 @@ async def test_on_bar_with_all_gates_passing_opens_with_stops_at_the_broker() ->
     [pos] = h.broker.positions_now()
     assert (pos.side, pos.volume, pos.open_price, pos.sl, pos.tp) == (Side.BUY, 0.02, 3300.0, 3290.0, 3320.0)
     assert rec.violations == []
-    assert rec.decisions == [replace(decision, id=None)] and rec.opened[0].decision_id == decision.id
+    assert rec.decisions == [decision] and rec.opened[0].decision_id == decision.id
     [opened] = h.of(EventKind.TRADE_OPENED)
     assert opened.data["trade"].ticket == pos.ticket
     assert h.engine.state.last_entry_time == NOW
@@ -222,7 +222,7 @@ async def test_decision_is_recorded_before_the_event_even_when_nothing_opens() -
     h.analyzer.next = analysis(setup=None)
     d = await h.engine.on_bar(None)  # type: ignore[arg-type]
     assert d.action == "skip" and d.blocked_by == "smc_setup"
-    assert rec.decisions == [replace(d, id=None)] and h.broker.positions_now() == []
+    assert rec.decisions == [d] and h.broker.positions_now() == []
     skipped = {g.name for g in d.gates if g.skipped}
     assert {"ml_confidence", "ml_agreement", "confirmation", "pullback", "lot_size"} <= skipped
 
@@ -468,7 +468,8 @@ async def test_a_refused_order_is_reported_and_not_counted_as_an_entry() -> None
     h = await make()
     h.price(3321.0, seconds=0)  # the ask is already above the setup's 3320 TP: the broker refuses it
     d = await h.engine.on_bar(None)  # type: ignore[arg-type]
-    assert d.action == "enter"  # the gates passed; the order did not
+    assert d.action == "order_failed" and "broker refused" in d.reason  # the gates passed; the order did not
+    assert h.recorder.decisions[-1].action == "order_failed" and h.engine.last_decision == d
     assert h.broker.positions_now() == [] and h.recorder.opened == []
     [ev] = h.of(EventKind.ORDER_FAILED)
     assert "take profit" in ev.data["error"]

@@ -587,3 +587,16 @@ async def test_kill_9_mid_run_loses_nothing_that_was_reported(tmp_path: Path) ->
         assert await j.record_trade_open(pos(10**6))
     finally:
         await j.close()
+
+
+async def test_update_decision_marks_a_refused_entry(tmp_path) -> None:
+    from datetime import UTC, datetime
+
+    from bot.store import Journal
+
+    async with Journal(tmp_path / "d.db") as j:
+        ident = await j.record_decision(datetime(2026, 3, 10, 9, 45, tzinfo=UTC), "enter", reason="BOS up")
+        assert await j.update_decision(ident, action="order_failed", reason="broker refused the order: no money")
+        stored = await j.decision(ident)
+        assert stored is not None and stored.action == "order_failed" and "no money" in stored.reason
+        assert not await j.update_decision(ident + 99, action="order_failed", reason="x")

@@ -495,7 +495,7 @@ class TradingEngine:
         decision = replace(decision, id=await self.recorder.record_decision(decision))
         self.last_decision = decision
         if block is None and setup is not None and lot is not None:
-            await self._enter(decision, analysis, lot, now)
+            decision = await self._enter(decision, analysis, lot, now)
         return decision
 
     def _stops_for(self, side_sign: int, price: float, sl: float, tp: float, lots: float, balance: float) -> tuple[float, float]:
@@ -509,7 +509,8 @@ class TradingEngine:
         dist = min(dist, cap)
         return self.spec.round_price(price - side_sign * dist), self.spec.round_price(tp)
 
-    async def _enter(self, decision: Decision, analysis: MarketAnalysis, lot: LotSize, now: datetime) -> None:
+    async def _enter(self, decision: Decision, analysis: MarketAnalysis, lot: LotSize, now: datetime) -> Decision:
+        """Send the order; the decision comes back marked `order_failed` when the broker refuses it."""
         assert self.state is not None and self.account is not None and analysis.setup is not None
         setup = analysis.setup
         tick = await self.broker.tick()
@@ -521,9 +522,12 @@ class TradingEngine:
         except ConnectionLost:
             raise
         except BrokerError as exc:
+            failed = replace(decision, action="order_failed", reason=f"broker refused the order: {exc}")
+            await self.recorder.record_order_failed(failed)
+            self.last_decision = failed
             self._publish(EventKind.ORDER_FAILED, f"{setup.side} {lot.lots:g} refused: {exc}", error=str(exc),
-                          decision=decision)
-            return
+                          decision=failed)
+            return failed
         trade = OpenedTrade(
             ticket=fill.ticket, side=setup.side, volume=fill.volume, open_price=fill.price, open_time=fill.time,
             sl=sl, tp=tp, magic=self.broker.magic, comment=self.comment, decision_id=decision.id,
@@ -540,6 +544,7 @@ class TradingEngine:
         await self._save_state()
         self._publish(EventKind.TRADE_OPENED, f"opened #{fill.ticket} {setup.side} {fill.volume:g} at {fill.price:.2f} "
                       f"SL {sl:.2f} TP {tp:.2f}", trade=trade, decision=decision)
+        return decision
 
     # ------------------------------------------------------------------ commands
     async def pause(self, by: str) -> ChangeResult:

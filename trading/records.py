@@ -6,7 +6,7 @@ serves tests and backtests). The engine publishes an event only after the record
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any, Protocol
 
@@ -55,6 +55,10 @@ class OpenedTrade:
 class Recorder(Protocol):
     async def record_decision(self, decision: Decision) -> int | None: ...
 
+    async def record_order_failed(self, decision: Decision) -> None:
+        """The entry this decision chose was refused by the broker: mark the stored decision so."""
+        ...
+
     async def record_open(self, trade: OpenedTrade) -> None: ...
 
     async def record_sl_change(self, ticket: int, time: datetime, sl: float, tp: float, reason: str) -> None: ...
@@ -83,8 +87,11 @@ class MemoryRecorder:
         ident = self._next_id
         self._next_id += 1
         if self.keep_decisions:
-            self.decisions.append(decision)
+            self.decisions.append(replace(decision, id=ident))
         return ident
+
+    async def record_order_failed(self, decision: Decision) -> None:
+        self.decisions = [decision if d.id == decision.id else d for d in self.decisions]
 
     async def record_open(self, trade: OpenedTrade) -> None:
         self.opened.append(trade)

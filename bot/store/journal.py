@@ -187,6 +187,17 @@ class Journal:
             await s.flush()
             return row.id
 
+    async def update_decision(self, decision_id: int, *, action: str, reason: str) -> bool:
+        """Change a stored decision's outcome (an entry the broker refused). False if unknown."""
+        if not action:
+            raise ValueError("decision action must not be empty")
+        async with self._write() as s:
+            row = await s.get(DecisionRow, decision_id)
+            if row is None:
+                return False
+            row.action, row.reason = action, reason
+        return True
+
     async def decision(self, decision_id: int) -> DecisionRecord | None:
         async with self._read() as s:
             row = await s.get(DecisionRow, decision_id)
