@@ -41,9 +41,13 @@ class TradingJob:
         engine = app.engine
         try:
             await engine.on_tick()
-            with engine.timer.phase("bars"):
-                bars = await app.broker.bars(app.settings.analysis_history_bars + 1)
-                closed = closed_bars(bars, app.clock())
+            with engine.timer.phase("bars"):  # every second only the last bars: is there a new close?
+                now = app.clock()
+                latest = closed_bars(await app.broker.bars(3), now)
+                closed = latest.clear()
+                if latest.height and latest["time"][-1] != self.last_bar_time:
+                    history = app.settings.analysis_history_bars + MAX_CATCH_UP
+                    closed = closed_bars(await app.broker.bars(history + 1), now)
             for upto in self._new_closes(closed):
                 window = closed.head(upto)
                 self.last_bar_time = window["time"][-1]
