@@ -269,10 +269,12 @@ class App:
         self.notifier.notify_text(hourly_analysis(self.engine.snapshot(), decisions), silent=True)
 
     async def daily_job(self) -> None:
-        from bot.reports import daily_summary
+        from bot.reports import daily_summary, day_report
 
         yesterday = wib_date(self.clock()) - timedelta(days=1)  # runs just after 00:00 WIB (market clock)
-        html, png = await daily_summary(self.journal, yesterday, self.engine.snapshot())
+        snapshot = self.engine.snapshot()
+        await self.journal.record_daily_summary((await day_report(self.journal, yesterday, snapshot)).summary())
+        html, png = await daily_summary(self.journal, yesterday, snapshot)
         if png:
             self.notifier.notify_photo(png, "")
         self.notifier.notify_text(html)

@@ -668,3 +668,21 @@ async def test_a_journal_write_that_fails_once_costs_one_decision_not_the_bot(tm
         assert len(await app.journal.decisions()) == calls["n"] - 1
     finally:
         await app.shutdown("test")
+
+
+async def test_daily_job_stores_the_day_summary_and_sends_it(tmp_path: Path, capsys) -> None:
+    from datetime import timedelta
+
+    from trading.timezones import wib_date
+
+    app = await started(make_settings(tmp_path))
+    try:
+        capsys.readouterr()
+        await app.daily_job()
+        yesterday = wib_date(app.clock()) - timedelta(days=1)
+        stored = await app.journal.daily_summary(yesterday)
+        assert stored is not None and stored.trades == 0
+        await app.notifier.stop(timeout=10)
+        assert "DAILY" in capsys.readouterr().out.upper()
+    finally:
+        await app.shutdown("test")
