@@ -29,6 +29,7 @@ from bot.scheduler import TradingJob, build_scheduler
 from bot.store import Journal
 from bot.transport import ConsoleTransport, TelegramTransport
 from trading.analyzer import MarketAnalyzer
+from trading.bars import closed_bars
 from trading.domain import ClosedTrade, DealEntry, Position
 from trading.engine import TradingEngine
 from trading.events import Event, EventBus, EventKind
@@ -132,8 +133,8 @@ class App:
         return slot, registry, trainer
 
     def _bars_for_training(self, n: int) -> pl.DataFrame:
-        if self.feed is not None:
-            return self.feed.bars_now(n)
+        if self.feed is not None:  # closed bars only: the forming bar's close is not final yet
+            return closed_bars(self.feed.bars_now(n + 1), self.clock()).tail(n)
         return self.last_bars.tail(n) if self.last_bars is not None else pl.DataFrame()
 
     def _news_calendar(self) -> Any:
