@@ -37,6 +37,11 @@ def test_losing_history_gives_the_minimum_lot_and_crisis_none():
     assert not size(regime_multiplier=0.0).ok
 
 
+def test_golden_time_multiplier_applies_inside_the_band():
+    assert size(session_multiplier=1.2, stop_distance=30.0).lots == 0.04  # 0.0333 × 1.2 = 0.04
+    assert size(session_multiplier=1.2, limits=RiskLimits()).lots == 0.02  # the band's cap still holds
+
+
 def test_band_cap_regime_session_and_mode():
     assert size(limits=RiskLimits()).lots == 0.02  # small-account band 0.01-0.02
     assert size(regime_multiplier=0.5).lots == 0.06  # half-Kelly 12.5% * .5 still above 1% cap

@@ -454,7 +454,7 @@ class TradingEngine:
         setup = analysis.setup
         if setup is None:
             return None
-        session_mult = analysis.session.multiplier if analysis.session.multiplier < 1 else 1.0
+        session_mult = analysis.session.multiplier
         hour = to_wib(self.clock()).hour
         if hour >= 22 or hour <= 5:
             session_mult *= 0.5

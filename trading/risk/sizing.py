@@ -84,8 +84,8 @@ def size_position(
     else:
         steps.append(f"${balance * risk_pct / 100:,.2f} at risk over {stop_distance:.2f} → {raw:.4f} lots")
     lots = min(raw, limits.max_lot)
-    if session_multiplier < 1:
-        lots *= session_multiplier
+    if session_multiplier != 1:  # golden time's 1.2 too (the original's dead code), never above the band
+        lots = min(lots * session_multiplier, limits.max_lot)
         steps.append(f"session × {session_multiplier:g}")
     if mode in (RiskMode.PROTECTED, RiskMode.RECOVERY):
         lots = min(lots, limits.min_lot)
