@@ -22,6 +22,8 @@ import numpy as np
 import polars as pl
 from numba import njit
 
+from trading.analysis import close_move_pct
+
 REGIME_INPUTS: tuple[str, ...] = (
     "log_returns",
     "volatility_20",
@@ -381,10 +383,7 @@ def _degeneracy_penalty(states: np.ndarray, variances: np.ndarray, transmat: np.
 
 def flash_crash_move_pct(closes: np.ndarray, bars: int = FLASH_CRASH_BARS) -> float:
     """|last close / first close - 1| in percent over the last `bars` closes (0 with fewer than 2)."""
-    window = np.asarray(closes, dtype=np.float64)[-bars:]
-    if len(window) < 2 or window[0] <= 0:
-        return 0.0
-    return float(abs(window[-1] / window[0] - 1.0) * 100.0)
+    return close_move_pct(np.asarray(closes, dtype=np.float64), bars)
 
 
 def state_shares(labels: np.ndarray) -> dict[str, float]:

@@ -6,11 +6,21 @@ the regime, ML signal and market quality so that the rules do not depend on mode
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Protocol
 
 from trading.domain import Side
+
+
+def close_move_pct(closes: Sequence[float], bars: int) -> float:
+    """|last/first - 1| in % over the last `bars` closes (0 with fewer than 2): the flash-crash measure
+    of the entry gate, the engine's emergency close and the regime's crisis override alike."""
+    window = closes[-bars:]
+    if len(window) < 2 or window[0] <= 0:
+        return 0.0
+    return float(abs(window[-1] / window[0] - 1) * 100)
 
 
 class SetupLike(Protocol):

@@ -17,6 +17,7 @@ import numpy as np
 import polars as pl
 
 from models.confidence import market_quality
+from models.regime import FLASH_CRASH_BARS, FLASH_CRASH_PCT, flash_crash_move_pct
 from trading import features, smc
 from trading.analysis import UNKNOWN_REGIME, MarketAnalysis, MLView, QualityView, RegimeView
 from trading.sessions import session_at
@@ -29,8 +30,6 @@ REGIME_VIEWS = (
     RegimeView("high", 2, 0.0, 0.5, "REDUCE"),
 )
 CRISIS_VIEW = RegimeView("crisis", 3, 1.0, 0.0, "SLEEP")
-FLASH_BARS = 5
-FLASH_PCT = 2.5
 _M15 = timedelta(minutes=15)
 
 
@@ -98,11 +97,8 @@ class AnalysisFrame:
         return smc.signal_at(self._signal_cols, i)
 
     def regime_at(self, i: int) -> RegimeView:
-        closes = self.columns["close"]
-        if i >= FLASH_BARS - 1 and closes[i - FLASH_BARS + 1] > 0:
-            move = abs(closes[i] / closes[i - FLASH_BARS + 1] - 1) * 100
-            if move >= FLASH_PCT:
-                return CRISIS_VIEW
+        if i >= FLASH_CRASH_BARS - 1 and flash_crash_move_pct(self.columns["close"][: i + 1]) >= FLASH_CRASH_PCT:
+            return CRISIS_VIEW
         if self.regime_probs is None:
             return UNKNOWN_REGIME
         p = self.regime_probs[i]

@@ -18,12 +18,12 @@ from typing import Any
 
 import polars as pl
 
-from trading.analysis import MarketAnalysis
+from trading.analysis import MarketAnalysis, close_move_pct
 from trading.broker.base import Broker, BrokerError, ConnectionLost
 from trading.domain import AccountInfo, ClosedTrade, DealEntry, DealReason, Position, Side, SymbolSpec, Tick
 from trading.events import Event, EventBus, EventKind
 from trading.exits import ExitContext, PositionTracker, evaluate_exits
-from trading.gates import EntryContext, GateResult, NewsStatus, bar_move_pct, evaluate_gates, first_block
+from trading.gates import EntryContext, GateResult, NewsStatus, evaluate_gates, first_block
 from trading.parameters import StrategyParams
 from trading.position_manager import PMContext, PMKind, manage_position
 from trading.records import Decision, MemoryRecorder, OpenedTrade, Recorder
@@ -444,7 +444,7 @@ class TradingEngine:
         self.analysis = analysis
         now = self.clock()
         with self.timer.phase("entry"):
-            bar_move = bar_move_pct(analysis.recent_closes, self.params.flash_crash_bars)
+            bar_move = close_move_pct(analysis.recent_closes, self.params.flash_crash_bars)
             if bar_move >= self.params.flash_crash_pct and self.params.gate_enabled("flash_crash_guard"):
                 await self._flash_crash(f"{bar_move:.2f}% over the last {self.params.flash_crash_bars} bars", now)
             decision = await self._decide(analysis, now)

@@ -11,7 +11,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from trading.analysis import MarketAnalysis
+from trading.analysis import MarketAnalysis, close_move_pct
 from trading.domain import Side
 from trading.parameters import GATE_NAMES, StrategyParams
 from trading.risk.modes import ModeDecision
@@ -70,17 +70,9 @@ def _skip(name: str, reason: str = "no setup") -> GateResult:
     return GateResult(name, False, reason, skipped=True)
 
 
-def bar_move_pct(closes: Sequence[float], bars: int) -> float:
-    """|last/first - 1| in % over the last `bars` closes (the CODE's flash-crash measure)."""
-    window = closes[-bars:]
-    if len(window) < 2 or window[0] <= 0:
-        return 0.0
-    return abs(window[-1] / window[0] - 1) * 100
-
-
 def flash_crash_guard(ctx: EntryContext) -> GateResult:
     p = ctx.params
-    bar_move = bar_move_pct(ctx.analysis.recent_closes, p.flash_crash_bars)
+    bar_move = close_move_pct(ctx.analysis.recent_closes, p.flash_crash_bars)
     if ctx.tick_move_pct >= p.flash_crash_pct:
         return _block("flash_crash_guard", f"{ctx.tick_move_pct:.2f}% within {p.flash_crash_window_seconds} s")
     if bar_move >= p.flash_crash_pct:
