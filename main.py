@@ -67,8 +67,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--server-tz", default="NY+7", help="broker server clock: NY+7 (default), UTC+2, or an IANA zone")
     p.set_defaults(func=_cmd_bars)
 
-    from bot.backtest_cli import add_backtest_arguments
     from models.training import add_train_arguments
+    from research.backtest_cli import add_backtest_arguments
 
     add_backtest_arguments(sub)
     add_train_arguments(sub)

@@ -10,7 +10,9 @@ import numpy as np
 import polars as pl
 import pytest
 
-from bot.walkforward import (
+from models.registry import ModelRegistry
+from models.training import data_fingerprint
+from research.walkforward import (
     Chained,
     TrainOptions,
     WalkForwardResult,
@@ -19,8 +21,6 @@ from bot.walkforward import (
     smc_only_config,
     walk_forward,
 )
-from models.registry import ModelRegistry
-from models.training import data_fingerprint
 from trading.backtest import BacktestConfig, compute_metrics
 
 TINY = TrainOptions(n_folds=2, test_size=300, valid_size=300, hmm_seeds=(42,), fold_hmm_seeds=(42,))

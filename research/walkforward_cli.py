@@ -13,8 +13,8 @@ from trading.backtest import BacktestConfig
 def cmd_walk_forward(args: argparse.Namespace, console: Any, config: BacktestConfig) -> int:
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
-    from bot.backtest_cli import _slice, _write_trades, write_json
-    from bot.walkforward import TrainOptions, parse_spec, plan_folds, walk_forward
+    from research.backtest_cli import _slice, _write_trades, write_json
+    from research.walkforward import TrainOptions, parse_spec, plan_folds, walk_forward
     from trading.bars import load_bars
 
     if args.models_dir:

@@ -68,7 +68,7 @@ def cmd_backtest(args: argparse.Namespace) -> int:
     console = Console(stderr=args.json_out == "-")
     config = BacktestConfig(balance=args.balance, commission_per_lot=args.commission)
     if args.walk_forward:
-        from bot.walkforward_cli import cmd_walk_forward
+        from research.walkforward_cli import cmd_walk_forward
 
         return cmd_walk_forward(args, console, config)
     bars = _slice(load_bars(args.data, server_tz=args.server_tz), args.date_from, args.date_to, config.warmup_bars)
