@@ -7,16 +7,18 @@ Rules this adapter keeps (shared/spec/mt5-api.md):
 - every argument is a builtin int/float/str (the bridge evaluates `repr()` of its arguments remotely);
 - broker server-clock epochs become aware UTC through the configured `ServerClock`;
 - an order whose outcome is unknown (timeout, lost link) is reconciled, never blindly sent again.
+
+Split along its seams: requests and retcodes (`mt5_requests`), record conversion (`mt5_convert`),
+reconciliation of unknown outcomes (`mt5_reconcile`), building the module object (`mt5_module`);
+this module keeps the adapter itself (transport, connection, reads, the order loops).
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-import math
 import threading
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
@@ -33,124 +35,52 @@ from trading.broker.base import (
     OrderRejected,
     validate_order,
 )
-from trading.domain import (
-    AccountInfo,
-    Deal,
-    DealEntry,
-    DealReason,
-    OrderResult,
-    Position,
-    Side,
-    SymbolSpec,
-    Tick,
+from trading.broker.mt5_convert import (
+    TerminalState,
+    local_array,
+    terminal_state,
+    to_account,
+    to_deal,
+    to_position,
+    to_spec,
 )
+from trading.broker.mt5_module import create_mt5_module, mt5_module_factory
+from trading.broker.mt5_reconcile import reconcile_close, reconcile_modify, reconcile_open
+from trading.broker.mt5_requests import (
+    MAX_COMMENT,
+    SendReply,
+    assert_plain,
+    check_trade_mode,
+    clean_comment,
+    close_volume,
+    filling_candidates,
+    retcode_error,
+    to_send_reply,
+    widen_stops,
+)
+from trading.domain import AccountInfo, Deal, OrderResult, Position, Side, SymbolSpec, Tick
 from trading.timezones import ServerClock, estimate_server_offset_hours, utc_now
+
+# the split modules' public names stay importable from here
+__all__ = [
+    "DEFAULT_CLOCK",
+    "DEFAULT_MAGIC",
+    "MAX_COMMENT",
+    "MT5Broker",
+    "check_trade_mode",
+    "clean_comment",
+    "create_mt5_module",
+    "filling_candidates",
+    "mt5_module_factory",
+    "retcode_error",
+    "widen_stops",
+]
 
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 DEFAULT_CLOCK = ServerClock.parse("NY+7")
 DEFAULT_MAGIC = 150_015
-MAX_COMMENT = 25  # the server allows ~31; brokers reject some longer ones, keep a margin
-
-_DEAL_REASONS = {
-    C.DEAL_REASON_CLIENT: DealReason.CLIENT,
-    C.DEAL_REASON_MOBILE: DealReason.CLIENT,
-    C.DEAL_REASON_WEB: DealReason.CLIENT,
-    C.DEAL_REASON_EXPERT: DealReason.CLIENT,
-    C.DEAL_REASON_SL: DealReason.SL,
-    C.DEAL_REASON_TP: DealReason.TP,
-    C.DEAL_REASON_SO: DealReason.STOP_OUT,
-}
-
-
-# ---- pure helpers ---------------------------------------------------------------------------------
-
-
-def filling_candidates(filling_mask: int, exemode: int = C.SYMBOL_TRADE_EXECUTION_MARKET) -> tuple[int, ...]:
-    """ORDER_FILLING_* values to try for a market order, best first.
-
-    `filling_mask` is `symbol_info().filling_mode` (bit 1 FOK, bit 2 IOC) - never a filling value itself.
-    IOC first (fills what it can), then FOK; RETURN only under Exchange execution or when the symbol
-    declares neither (Instant/Request execution ignores the field).
-    """
-    out: list[int] = []
-    if filling_mask & C.SYMBOL_FILLING_IOC:
-        out.append(C.ORDER_FILLING_IOC)
-    if filling_mask & C.SYMBOL_FILLING_FOK:
-        out.append(C.ORDER_FILLING_FOK)
-    if exemode == C.SYMBOL_TRADE_EXECUTION_EXCHANGE or not out:
-        out.append(C.ORDER_FILLING_RETURN)
-    return tuple(out)
-
-
-def clean_comment(comment: str) -> str:
-    """Printable ASCII, at most 25 characters (longer or non-ASCII comments make order_send return None)."""
-    text = "".join(ch for ch in str(comment) if 32 <= ord(ch) < 127)
-    return text[:MAX_COMMENT]
-
-
-def widen_stops(spec: SymbolSpec, side: Side, tick: Tick, sl: float, tp: float) -> tuple[float, float]:
-    """Move SL/TP that sit inside the stops level (plus the spread) out to its edge; others unchanged.
-
-    Distances are measured from the price the position would close at (bid for a BUY, ask for a SELL).
-    """
-    ref = tick.price_to_close(side)
-    dist = (max(spec.stops_level, 0) + 1) * spec.point + tick.spread
-    s = side.sign
-    if sl and (ref - sl) * s < dist:
-        sl = spec.round_price(ref - s * dist)
-    if tp and (tp - ref) * s < dist:
-        tp = spec.round_price(ref + s * dist)
-    return sl, tp
-
-
-def check_trade_mode(spec: SymbolSpec, side: Side, closing: bool) -> None:
-    """Refuse, before sending, what the symbol's trade mode forbids."""
-    mode = spec.trade_mode
-    if mode == C.SYMBOL_TRADE_MODE_DISABLED:
-        raise OrderRejected(BrokerErrorKind.TRADE_DISABLED, f"{spec.name} is not tradable at this broker")
-    if closing:
-        return
-    if mode == C.SYMBOL_TRADE_MODE_CLOSEONLY:
-        raise OrderRejected(BrokerErrorKind.TRADE_DISABLED, f"{spec.name} allows closing positions only")
-    if mode == C.SYMBOL_TRADE_MODE_LONGONLY and side is Side.SELL:
-        raise OrderRejected(BrokerErrorKind.TRADE_DISABLED, f"{spec.name} allows long positions only")
-    if mode == C.SYMBOL_TRADE_MODE_SHORTONLY and side is Side.BUY:
-        raise OrderRejected(BrokerErrorKind.TRADE_DISABLED, f"{spec.name} allows short positions only")
-
-
-def retcode_error(retcode: int, server_comment: str, what: str) -> BrokerError:
-    """The typed error for a trade server return code."""
-    kind, text = C.describe_retcode(retcode)
-    detail = f"{what}: {text}"
-    if server_comment:
-        detail += f" [server: {server_comment}]"
-    if kind is BrokerErrorKind.DISCONNECTED:
-        return ConnectionLost(detail, retcode)
-    if kind is BrokerErrorKind.TIMEOUT:
-        return BrokerError(kind, detail, retcode)
-    return OrderRejected(kind, detail, retcode)
-
-
-@dataclass(frozen=True, slots=True)
-class SendReply:
-    """OrderSendResult reduced to what the adapter reads."""
-
-    retcode: int
-    deal: int
-    order: int
-    volume: float
-    price: float
-    comment: str
-
-
-@dataclass(frozen=True, slots=True)
-class TerminalState:
-    connected: bool
-    trade_allowed: bool
-    tradeapi_disabled: bool
-    build: int
 
 
 # ---- the adapter ----------------------------------------------------------------------------------
@@ -308,7 +238,7 @@ class MT5Broker:
         async with self._connect_lock:
             if self._connected:
                 try:
-                    state = await self._get("terminal_info", lambda m: m.terminal_info(), _terminal_state)
+                    state = await self._get("terminal_info", lambda m: m.terminal_info(), terminal_state)
                 except BrokerError:
                     state = None
                     self._connected = False
@@ -372,7 +302,7 @@ class MT5Broker:
             account = mt5.account_info()
             tick = mt5.symbol_info_tick(symbol)
             return "ok", (
-                _terminal_state(info),
+                terminal_state(info),
                 None if account is None else int(account.margin_mode),
                 None if tick is None else int(tick.time),
             )
@@ -427,11 +357,11 @@ class MT5Broker:
     # ---- market and account -----------------------------------------------------------------------
 
     async def account(self) -> AccountInfo:
-        return await self._read("account_info", lambda m: m.account_info(), _to_account)
+        return await self._read("account_info", lambda m: m.account_info(), to_account)
 
     async def _spec_and_exemode(self) -> tuple[SymbolSpec, int]:
         symbol = self.symbol
-        spec, exemode = await self._read("symbol_info", lambda m: m.symbol_info(symbol), _to_spec)
+        spec, exemode = await self._read("symbol_info", lambda m: m.symbol_info(symbol), to_spec)
         self._exemode = exemode
         return spec, exemode
 
@@ -453,7 +383,7 @@ class MT5Broker:
         symbol = self.symbol
 
         def convert(rates: Any) -> np.ndarray:
-            local = _local_array(rates)
+            local = local_array(rates)
             if local.dtype.names != MT5_RATES_DTYPE.names:
                 raise BrokerError(BrokerErrorKind.REJECTED, f"copy_rates_from_pos returned dtype {local.dtype}")
             return local.astype(MT5_RATES_DTYPE)
@@ -470,7 +400,7 @@ class MT5Broker:
         return await self._read(
             "positions_get",
             lambda m: m.positions_get(symbol=symbol),
-            lambda raw: [_to_position(p, clock) for p in raw],
+            lambda raw: [to_position(p, clock) for p in raw],
             empty=[],
         )
 
@@ -484,7 +414,7 @@ class MT5Broker:
         found = await self._read(
             "positions_get",
             lambda m: m.positions_get(ticket=ticket),
-            lambda raw: [_to_position(p, clock) for p in raw],
+            lambda raw: [to_position(p, clock) for p in raw],
             empty=[],
         )
         found = [p for p in found if p.ticket == ticket]
@@ -503,7 +433,7 @@ class MT5Broker:
 
     async def _deals(self, what: str, fetch: Callable[[Any], Any]) -> list[Deal]:
         clock = self.clock
-        deals = await self._read(what, fetch, lambda raw: [d for d in (_to_deal(x, clock) for x in raw) if d],
+        deals = await self._read(what, fetch, lambda raw: [d for d in (to_deal(x, clock) for x in raw) if d],
                                  empty=[])
         return sorted(deals, key=lambda d: (d.time, d.ticket))
 
@@ -526,14 +456,10 @@ class MT5Broker:
         return modes
 
     async def _send(self, request: dict[str, Any], what: str) -> SendReply:
-        _assert_plain(request)
-
-        def convert(r: Any) -> SendReply:
-            return SendReply(int(r.retcode), int(r.deal), int(r.order), float(r.volume), float(r.price),
-                             str(r.comment))
+        assert_plain(request)
 
         try:
-            return await self._get(what, lambda m: m.order_send(request), convert)
+            return await self._get(what, lambda m: m.order_send(request), to_send_reply)
         except ConnectionLost:
             raise
         except BrokerError as exc:
@@ -583,13 +509,13 @@ class MT5Broker:
             except (ConnectionLost, BrokerError) as exc:
                 if isinstance(exc, OrderRejected):
                     raise
-                return await self._reconcile_open(exc, before, side, lots, text)
+                return await reconcile_open(self, exc, before, side, lots, text)
             rc = reply.retcode
             if rc in C.SUCCESS_RETCODES:
                 self._filling_winner = fillings[fill_idx]
                 return await self._fill_result(reply, side, lots, text, fallback_time=tick.time)
             if rc in C.UNKNOWN_OUTCOME_RETCODES:
-                return await self._reconcile_open(retcode_error(rc, reply.comment, what), before, side, lots, text)
+                return await reconcile_open(self, retcode_error(rc, reply.comment, what), before, side, lots, text)
             if rc == C.TRADE_RETCODE_INVALID_FILL and fill_idx + 1 < len(fillings):
                 fill_idx += 1
                 continue
@@ -639,22 +565,6 @@ class MT5Broker:
             comment=comment,
         )
 
-    async def _reconcile_open(self, cause: BrokerError, before: set[int], side: Side, lots: float,
-                              comment: str) -> OrderResult:
-        """Outcome unknown: look for a new position of ours before anyone sends again."""
-        log.warning("MT5 open outcome unknown (%s); reconciling by magic %d", cause, self.magic)
-        try:
-            await self.ensure_connected()
-            fresh = [p for p in await self.positions() if p.ticket not in before and p.side is side]
-        except BrokerError as exc:
-            raise type(cause)(*_error_args(cause, f"; could not reconcile: {exc}")) from exc
-        if not fresh:
-            raise cause
-        pos = max(fresh, key=lambda p: (p.open_time, p.ticket))
-        log.warning("MT5 order did reach the broker: position %d", pos.ticket)
-        return OrderResult(ticket=pos.ticket, side=side, volume=pos.volume, price=pos.open_price,
-                           time=pos.open_time, requested_volume=lots, comment=comment)
-
     async def close_position(self, ticket: int, volume: float | None = None, comment: str = "") -> OrderResult:
         """Close fully (volume None) or partly by an opposite deal naming the position.
 
@@ -664,7 +574,7 @@ class MT5Broker:
         pos = await self._own_position(ticket)
         spec, exemode = await self._spec_and_exemode()
         check_trade_mode(spec, pos.side, closing=True)
-        lots = _close_volume(spec, pos, volume)
+        lots = close_volume(spec, pos, volume)
         text = clean_comment(comment)
         deal_side = pos.side.opposite
         what = f"close {lots:g} of position {ticket}"
@@ -680,13 +590,13 @@ class MT5Broker:
             except (ConnectionLost, BrokerError) as exc:
                 if isinstance(exc, OrderRejected):
                     raise
-                return await self._reconcile_close(exc, pos, lots)
+                return await reconcile_close(self, exc, pos, lots)
             rc = reply.retcode
             if rc in C.SUCCESS_RETCODES:
                 self._filling_winner = fillings[fill_idx]
                 return await self._fill_result(reply, deal_side, lots, text, tick.time, position=ticket)
             if rc in C.UNKNOWN_OUTCOME_RETCODES or rc == C.TRADE_RETCODE_POSITION_CLOSED:
-                return await self._reconcile_close(retcode_error(rc, reply.comment, what), pos, lots)
+                return await reconcile_close(self, retcode_error(rc, reply.comment, what), pos, lots)
             if rc == C.TRADE_RETCODE_INVALID_FILL and fill_idx + 1 < len(fillings):
                 fill_idx += 1
                 continue
@@ -695,27 +605,6 @@ class MT5Broker:
                 tick = await self.tick()
                 continue
             raise retcode_error(rc, reply.comment, what)
-
-    async def _reconcile_close(self, cause: BrokerError, pos: Position, lots: float) -> OrderResult:
-        """Closed or not? A gone/shrunk position plus its newest closing deal answers it."""
-        log.warning("MT5 close outcome unknown (%s); reconciling position %d", cause, pos.ticket)
-        try:
-            await self.ensure_connected()
-            now = await self._position(pos.ticket)
-            if now is not None and now.volume >= pos.volume - 1e-9:
-                raise cause
-            ticket = pos.ticket
-            outs = [d for d in await self._deals("history_deals_get", lambda m: m.history_deals_get(position=ticket))
-                    if d.entry is DealEntry.OUT]
-        except BrokerError as exc:
-            if exc is cause:
-                raise
-            raise type(cause)(*_error_args(cause, f"; could not reconcile: {exc}")) from exc
-        if not outs:
-            raise cause
-        deal = outs[-1]
-        return OrderResult(ticket=pos.ticket, side=deal.side, volume=deal.volume, price=deal.price, time=deal.time,
-                           deal=deal.ticket, requested_volume=lots, comment=deal.comment)
 
     async def modify_position(self, ticket: int, sl: float, tp: float) -> None:
         """Set SL/TP at the broker with TRADE_ACTION_SLTP (0.0 removes one); unchanged values are fine."""
@@ -739,189 +628,11 @@ class MT5Broker:
         except (ConnectionLost, BrokerError) as exc:
             if isinstance(exc, OrderRejected):
                 raise
-            await self._reconcile_modify(exc, ticket, sl, tp)
+            await reconcile_modify(self, exc, ticket, sl, tp)
             return
         if reply.retcode in (C.TRADE_RETCODE_DONE, C.TRADE_RETCODE_NO_CHANGES):
             return
         if reply.retcode in C.UNKNOWN_OUTCOME_RETCODES:
-            await self._reconcile_modify(retcode_error(reply.retcode, reply.comment, what), ticket, sl, tp)
+            await reconcile_modify(self, retcode_error(reply.retcode, reply.comment, what), ticket, sl, tp)
             return
         raise retcode_error(reply.retcode, reply.comment, what)
-
-    async def _reconcile_modify(self, cause: BrokerError, ticket: int, sl: float, tp: float) -> None:
-        try:
-            await self.ensure_connected()
-            pos = await self._position(ticket)
-        except BrokerError as exc:
-            raise type(cause)(*_error_args(cause, f"; could not reconcile: {exc}")) from exc
-        if pos is None or not (math.isclose(pos.sl, sl) and math.isclose(pos.tp, tp)):
-            raise cause
-
-
-# ---- record conversion (runs inside the locked worker call) ---------------------------------------
-
-
-def _terminal_state(info: Any) -> TerminalState:
-    return TerminalState(bool(info.connected), bool(info.trade_allowed), bool(info.tradeapi_disabled),
-                         int(info.build))
-
-
-def _to_account(a: Any) -> AccountInfo:
-    return AccountInfo(
-        login=int(a.login),
-        balance=float(a.balance),
-        equity=float(a.equity),
-        margin=float(a.margin),
-        free_margin=float(a.margin_free),
-        currency=str(a.currency),
-        leverage=int(a.leverage),
-        server=str(a.server),
-        trade_allowed=bool(a.trade_allowed) and bool(a.trade_expert),
-    )
-
-
-def _to_spec(s: Any) -> tuple[SymbolSpec, int]:
-    spec = SymbolSpec(
-        name=str(s.name),
-        contract_size=float(s.trade_contract_size),
-        point=float(s.point),
-        digits=int(s.digits),
-        tick_size=float(s.trade_tick_size),
-        tick_value=float(s.trade_tick_value),
-        volume_min=float(s.volume_min),
-        volume_step=float(s.volume_step),
-        volume_max=float(s.volume_max),
-        stops_level=int(s.trade_stops_level),
-        freeze_level=int(s.trade_freeze_level),
-        filling_modes=int(s.filling_mode),
-        trade_mode=int(s.trade_mode),
-    )
-    return spec, int(s.trade_exemode)
-
-
-def _to_position(p: Any, clock: ServerClock) -> Position:
-    return Position(
-        ticket=int(p.ticket),
-        symbol=str(p.symbol),
-        side=Side.BUY if int(p.type) == C.POSITION_TYPE_BUY else Side.SELL,
-        volume=float(p.volume),
-        open_price=float(p.price_open),
-        open_time=clock.epoch_to_utc(int(p.time_msc) / 1000),
-        sl=float(p.sl),
-        tp=float(p.tp),
-        profit=float(p.profit),
-        magic=int(p.magic),
-        comment=str(p.comment),
-        current_price=float(p.price_current),
-        swap=float(p.swap),
-    )
-
-
-def _to_deal(d: Any, clock: ServerClock) -> Deal | None:
-    """A buy/sell deal as a domain Deal; balance, credit, commission rows give None."""
-    kind = int(d.type)
-    if kind not in (C.DEAL_TYPE_BUY, C.DEAL_TYPE_SELL):
-        return None
-    entry = int(d.entry)
-    return Deal(
-        ticket=int(d.ticket),
-        position_ticket=int(d.position_id),
-        symbol=str(d.symbol),
-        side=Side.BUY if kind == C.DEAL_TYPE_BUY else Side.SELL,
-        entry=DealEntry.IN if entry == C.DEAL_ENTRY_IN else DealEntry.OUT,  # INOUT/OUT_BY close something
-        volume=float(d.volume),
-        price=float(d.price),
-        time=clock.epoch_to_utc(int(d.time_msc) / 1000),
-        profit=float(d.profit),
-        commission=float(d.commission),
-        swap=float(d.swap),
-        fee=float(d.fee),
-        magic=int(d.magic),
-        reason=_DEAL_REASONS.get(int(d.reason), DealReason.OTHER),
-        comment=str(d.comment),
-    )
-
-
-def _local_array(rates: Any) -> np.ndarray:
-    """A local copy of a rates array. An rpyc netref (a bridge that returned it by reference) is pulled by
-    value in one pickle round trip: numpy's element-wise path over a netref is slow and warns under NumPy 2.
-    """
-    try:
-        from rpyc.core.netref import BaseNetref  # type: ignore[import-not-found]
-        from rpyc.utils.classic import obtain  # type: ignore[import-not-found]
-    except ImportError:  # no bridge installed: the array is local already
-        return np.array(rates, copy=True)
-    if isinstance(rates, BaseNetref):
-        rates = obtain(rates)
-    return np.array(rates, copy=True)
-
-
-def _close_volume(spec: SymbolSpec, pos: Position, volume: float | None) -> float:
-    if volume is None:
-        return pos.volume
-    if not isinstance(volume, int | float) or not math.isfinite(volume) or volume <= 0:
-        raise InvalidOrder(f"close volume must be a positive finite number, got {volume!r}")
-    lots = spec.snap_volume(volume)
-    if lots <= 0:
-        raise InvalidOrder(f"close volume {volume} is below the minimum {spec.volume_min}")
-    if lots > pos.volume + 1e-9:
-        raise InvalidOrder(f"close volume {lots:g} is larger than the position's {pos.volume:g} lots")
-    rest = pos.volume - lots
-    if 1e-9 < rest < spec.volume_min - 1e-9:
-        raise InvalidOrder(f"closing {lots:g} would leave {rest:g} lots, below the minimum {spec.volume_min:g}")
-    return lots
-
-
-def _assert_plain(request: dict[str, Any]) -> None:
-    """Only builtin int/float/str go over the wire (numpy scalars break the bridge, None breaks MT5)."""
-    for key, value in request.items():
-        if type(value) not in (int, float, str):
-            raise InvalidOrder(f"request field {key!r} must be a plain int, float or str, got {type(value).__name__}")
-
-
-def _error_args(err: BrokerError, extra: str) -> tuple[Any, ...]:
-    if isinstance(err, ConnectionLost):
-        return (err.detail + extra, err.code)
-    return (err.kind, err.detail + extra, err.code)
-
-
-# ---- building the module object -------------------------------------------------------------------
-
-
-def create_mt5_module(kind: str, host: str = "127.0.0.1", port: int = 18812) -> Any:
-    """The object MT5Broker drives: the MetaTrader5 package ("mt5", Windows) or an mt5linux client.
-
-    The mt5linux bridge is remote code execution on its port: keep it on 127.0.0.1 or a private network.
-    """
-    if kind == "mt5":
-        try:
-            import MetaTrader5  # type: ignore[import-not-found]
-        except ImportError as exc:
-            raise BrokerError(
-                BrokerErrorKind.CONFIG,
-                "the MetaTrader5 package is not installed: pip install '.[mt5]' on Windows "
-                "(it has no Linux build; on Linux use the mt5linux bridge)",
-            ) from exc
-        return MetaTrader5
-    if kind == "mt5linux":
-        try:
-            from mt5linux import MetaTrader5 as Client  # type: ignore[import-not-found]
-        except ImportError as exc:
-            raise BrokerError(
-                BrokerErrorKind.CONFIG, "the mt5linux package is not installed: pip install '.[mt5linux]'"
-            ) from exc
-        try:
-            return Client(host=host, port=int(port))
-        except (OSError, EOFError) as exc:
-            raise ConnectionLost(
-                f"no mt5linux bridge answers at {host}:{port} ({type(exc).__name__}: {exc}); start it with the "
-                f"Windows Python under Wine (`wine python.exe -m mt5linux --host 127.0.0.1 -p {port}`) next to "
-                "a running terminal, and check host and port"
-            ) from exc
-    raise ValueError(f"unknown MT5 connection kind {kind!r} (use 'mt5' or 'mt5linux')")
-
-
-def mt5_module_factory(kind: str, host: str = "127.0.0.1", port: int = 18812) -> Callable[[], Any]:
-    """A factory for MT5Broker(mt5_factory=...): rebuilds the bridge client after its link died."""
-    return lambda: create_mt5_module(kind, host, port)
-

@@ -1,0 +1,68 @@
+"""Orders whose outcome is unknown (timeout, lost link, 10012/10031): look at the broker before anyone
+sends again. Each function either returns what really happened or re-raises the original cause.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from typing import TYPE_CHECKING
+
+from trading.broker.base import BrokerError
+from trading.broker.mt5_requests import error_args
+from trading.domain import DealEntry, OrderResult, Position, Side
+
+if TYPE_CHECKING:
+    from trading.broker.mt5 import MT5Broker
+
+log = logging.getLogger("trading.broker.mt5")
+
+
+async def reconcile_open(broker: MT5Broker, cause: BrokerError, before: set[int], side: Side, lots: float,
+                         comment: str) -> OrderResult:
+    """Outcome unknown: look for a new position of ours before anyone sends again."""
+    log.warning("MT5 open outcome unknown (%s); reconciling by magic %d", cause, broker.magic)
+    try:
+        await broker.ensure_connected()
+        fresh = [p for p in await broker.positions() if p.ticket not in before and p.side is side]
+    except BrokerError as exc:
+        raise type(cause)(*error_args(cause, f"; could not reconcile: {exc}")) from exc
+    if not fresh:
+        raise cause
+    pos = max(fresh, key=lambda p: (p.open_time, p.ticket))
+    log.warning("MT5 order did reach the broker: position %d", pos.ticket)
+    return OrderResult(ticket=pos.ticket, side=side, volume=pos.volume, price=pos.open_price,
+                       time=pos.open_time, requested_volume=lots, comment=comment)
+
+
+async def reconcile_close(broker: MT5Broker, cause: BrokerError, pos: Position, lots: float) -> OrderResult:
+    """Closed or not? A gone/shrunk position plus its newest closing deal answers it."""
+    log.warning("MT5 close outcome unknown (%s); reconciling position %d", cause, pos.ticket)
+    try:
+        await broker.ensure_connected()
+        now = await broker._position(pos.ticket)
+        if now is not None and now.volume >= pos.volume - 1e-9:
+            raise cause
+        ticket = pos.ticket
+        outs = [d for d in await broker._deals("history_deals_get", lambda m: m.history_deals_get(position=ticket))
+                if d.entry is DealEntry.OUT]
+    except BrokerError as exc:
+        if exc is cause:
+            raise
+        raise type(cause)(*error_args(cause, f"; could not reconcile: {exc}")) from exc
+    if not outs:
+        raise cause
+    deal = outs[-1]
+    return OrderResult(ticket=pos.ticket, side=deal.side, volume=deal.volume, price=deal.price, time=deal.time,
+                       deal=deal.ticket, requested_volume=lots, comment=deal.comment)
+
+
+async def reconcile_modify(broker: MT5Broker, cause: BrokerError, ticket: int, sl: float, tp: float) -> None:
+    """Applied or not? The position's SL/TP answer it; anything else re-raises the cause."""
+    try:
+        await broker.ensure_connected()
+        pos = await broker._position(ticket)
+    except BrokerError as exc:
+        raise type(cause)(*error_args(cause, f"; could not reconcile: {exc}")) from exc
+    if pos is None or not (math.isclose(pos.sl, sl) and math.isclose(pos.tp, tp)):
+        raise cause
