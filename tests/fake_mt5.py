@@ -3,7 +3,8 @@
 Same function names and call shapes, namedtuple records with the real type names and field order,
 the real constant values (typed here independently of trading/broker/mt5_constants.py; a test checks
 they agree), `None` + `last_error()` on failure, and scriptable faults. A hedging account keeps
-positions and deals so open/close/modify round-trip. Times are broker-server epoch seconds.
+positions and deals so open/close/modify round-trip; with `margin_mode` 0 (retail netting) or 1
+(exchange) the account keeps one position per symbol and deals add to, reduce or reverse it. Times are broker-server epoch seconds.
 
 Strict like the mt5linux bridge: price/volume fields must be builtin `float`, codes builtin `int`,
 no `None` values, comment <= 31 chars; anything else -> None + (-2, 'Invalid "<field>" argument').
@@ -217,7 +218,7 @@ class FakeMetaTrader5:
         self.login_id = 5_001_234
         self.balance = 10_000.0
         self.leverage = 100
-        self.margin_mode = 2
+        self.margin_mode = 2  # ACCOUNT_MARGIN_MODE_RETAIL_HEDGING; 0 (netting) / 1 (exchange) net positions
         self.commission_per_lot = 0.0
         # market
         self.symbols: dict[str, dict[str, Any]] = {"XAUUSD": xauusd_symbol()}
@@ -404,7 +405,7 @@ class FakeMetaTrader5:
     def _as_position(self, p: dict[str, Any]) -> TradePosition:
         return TradePosition(
             p["ticket"], p["time_msc"] // 1000, p["time_msc"], p["time_update_msc"] // 1000, p["time_update_msc"],
-            p["type"], p["magic"], p["ticket"], p["reason"], p["volume"], p["price_open"], p["sl"], p["tp"],
+            p["type"], p["magic"], p["identifier"], p["reason"], p["volume"], p["price_open"], p["sl"], p["tp"],
             self._close_price(p), 0.0, self._floating(p), p["symbol"], p["comment"], "",
         )
 
@@ -621,13 +622,51 @@ class FakeMetaTrader5:
         price = ask if side == 0 else bid
         volume = fill_volume if fill_volume is not None else r["volume"]
         order = self._ticket()
+        netted = None if self.hedging or r.get("position") else self._symbol_position(symbol)
         if r.get("position"):
             deal = self._close(r["position"], volume, price, order, reason=3, comment=r.get("comment", ""))
+        elif netted is not None:
+            deal = self._net(netted, r, side, volume, price, order)
         else:
             deal = self._open(symbol, side, volume, price, r.get("sl", 0.0), r.get("tp", 0.0), r.get("magic", 0),
                               r.get("comment", ""), order, reason=3)
         return self._reply(10010 if fill_volume is not None else 10009, r, deal=deal, order=order,
                            volume=volume, price=price)
+
+    @property
+    def hedging(self) -> bool:
+        return self.margin_mode == self.ACCOUNT_MARGIN_MODE_RETAIL_HEDGING
+
+    def _symbol_position(self, symbol: str) -> dict[str, Any] | None:
+        return next((p for p in self.positions.values() if p["symbol"] == symbol), None)
+
+    def _net(self, pos: dict[str, Any], r: dict[str, Any], side: int, volume: float, price: float,
+             order: int) -> int:
+        """A netting account's one position per symbol: a same-side deal adds to it (volume-weighted
+        price), an opposite one reduces, closes or reverses it (DEAL_ENTRY_INOUT: the ticket becomes
+        the reversing order's, the identifier stays)."""
+        symbol, magic, comment = pos["symbol"], r.get("magic", 0), r.get("comment", "")
+        sl, tp = r.get("sl", 0.0), r.get("tp", 0.0)
+        if side == pos["type"]:
+            total = round(pos["volume"] + volume, 8)
+            pos["price_open"] = round((pos["price_open"] * pos["volume"] + price * volume) / total, 5)
+            pos["volume"] = total
+            pos["sl"], pos["tp"] = sl or pos["sl"], tp or pos["tp"]
+            pos["time_update_msc"] = self._now_msc(symbol)
+            return self._add_deal(order, side, 0, magic, pos["identifier"], 3, volume, price, 0.0, symbol, comment)
+        if volume <= pos["volume"] + 1e-9:
+            return self._close(pos["ticket"], volume, price, order, reason=3, comment=comment, magic=magic)
+        sign = 1 if pos["type"] == 0 else -1
+        size = self.symbols[symbol]["trade_contract_size"]
+        profit = round((price - pos["price_open"]) * sign * size * pos["volume"], 2)
+        rest = round(volume - pos["volume"], 8)
+        del self.positions[pos["ticket"]]
+        msc = self._now_msc(symbol)
+        self.positions[order] = dict(
+            pos, ticket=order, type=side, volume=rest, price_open=price, sl=sl, tp=tp, time_msc=msc,
+            time_update_msc=msc, magic=magic, comment=comment,
+        )
+        return self._add_deal(order, side, 2, magic, pos["identifier"], 3, volume, price, profit, symbol, comment)
 
     def _add_deal(self, order: int, side: int, entry: int, magic: int, position_id: int, reason: int,
                   volume: float, price: float, profit: float, symbol: str, comment: str) -> int:
@@ -643,12 +682,13 @@ class FakeMetaTrader5:
               comment: str, order: int, reason: int) -> int:
         msc = self._now_msc(symbol)
         self.positions[order] = dict(
-            ticket=order, time_msc=msc, time_update_msc=msc, type=side, magic=magic, reason=reason,
-            volume=volume, price_open=price, sl=sl, tp=tp, symbol=symbol, comment=comment,
+            ticket=order, identifier=order, time_msc=msc, time_update_msc=msc, type=side, magic=magic,
+            reason=reason, volume=volume, price_open=price, sl=sl, tp=tp, symbol=symbol, comment=comment,
         )
         return self._add_deal(order, side, 0, magic, order, reason, volume, price, 0.0, symbol, comment)
 
-    def _close(self, ticket: int, volume: float, price: float, order: int, reason: int, comment: str = "") -> int:
+    def _close(self, ticket: int, volume: float, price: float, order: int, reason: int, comment: str = "",
+               magic: int | None = None) -> int:
         pos = self.positions[ticket]
         sign = 1 if pos["type"] == 0 else -1
         size = self.symbols[pos["symbol"]]["trade_contract_size"]
@@ -656,8 +696,8 @@ class FakeMetaTrader5:
         pos["volume"] = round(pos["volume"] - volume, 8)
         if pos["volume"] <= 1e-9:
             del self.positions[ticket]
-        return self._add_deal(order, 1 - pos["type"], 1, pos["magic"], ticket, reason, volume, price, profit,
-                              pos["symbol"], comment)
+        return self._add_deal(order, 1 - pos["type"], 1, pos["magic"] if magic is None else magic,
+                              pos["identifier"], reason, volume, price, profit, pos["symbol"], comment)
 
     def _trigger_stops(self) -> None:
         for ticket, pos in list(self.positions.items()):

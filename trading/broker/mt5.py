@@ -83,6 +83,26 @@ DEFAULT_CLOCK = ServerClock.parse("NY+7")
 DEFAULT_MAGIC = 150_015
 
 
+_MARGIN_MODES = {
+    C.ACCOUNT_MARGIN_MODE_RETAIL_NETTING: "retail netting",
+    C.ACCOUNT_MARGIN_MODE_EXCHANGE: "exchange",
+}
+
+
+def netting_refusal(margin_mode: int) -> str | None:
+    """Why the bot will not trade this account, or None for a hedging account.
+
+    The bot books every entry as a position of its own (own ticket, SL/TP, exits, journal row). On a
+    netting account one position per symbol absorbs every deal: a second entry grows the first, an
+    opposite one closes or reverses it (shared/spec/mt5-api.md §1.8, §4.2 item 8), so that model breaks.
+    """
+    if margin_mode == C.ACCOUNT_MARGIN_MODE_RETAIL_HEDGING:
+        return None
+    kind = _MARGIN_MODES.get(margin_mode, f"margin mode {margin_mode}")
+    return (f"this MT5 account nets positions ({kind}); the bot needs a hedging account "
+            "(ACCOUNT_MARGIN_MODE_RETAIL_HEDGING): open a hedging account at the broker")
+
+
 # ---- the adapter ----------------------------------------------------------------------------------
 
 
@@ -112,6 +132,7 @@ class MT5Broker:
         backoff_seconds: float = 2.0,
         price_retries: int = 1,
         widen_invalid_stops: bool = True,
+        require_hedging: bool = True,
         mt5_factory: Callable[[], Any] | None = None,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
         now: Callable[[], datetime] = utc_now,
@@ -138,6 +159,7 @@ class MT5Broker:
         self.backoff_seconds = float(backoff_seconds)
         self.price_retries = int(price_retries)
         self.widen_invalid_stops = widen_invalid_stops
+        self.require_hedging = require_hedging  # False for a price/history source that never trades
         self._factory = mt5_factory
         self._sleep = sleep
         self._now = now
@@ -300,10 +322,12 @@ class MT5Broker:
             if info is None:
                 return "terminal_info", tuple(mt5.last_error())
             account = mt5.account_info()
+            if account is None:  # hedging or netting decides whether the bot may trade at all
+                return "account_info", tuple(mt5.last_error())
             tick = mt5.symbol_info_tick(symbol)
             return "ok", (
                 terminal_state(info),
-                None if account is None else int(account.margin_mode),
+                int(account.margin_mode),
                 None if tick is None else int(tick.time),
             )
 
@@ -326,8 +350,9 @@ class MT5Broker:
             log.warning("MT5: 'Algo Trading' is off in the terminal; orders will be refused (10027)")
         if state.tradeapi_disabled:
             log.warning("MT5: trading through the Python API is disabled in the terminal options")
-        if margin_mode == C.ACCOUNT_MARGIN_MODE_RETAIL_NETTING:
-            log.warning("MT5: this is a netting account; opposite orders net against each other")
+        refusal = netting_refusal(margin_mode) if self.require_hedging else None
+        if refusal:
+            raise BrokerError(BrokerErrorKind.CONFIG, refusal)
         if tick_epoch is not None:
             self._check_clock(tick_epoch)
 
