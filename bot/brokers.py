@@ -31,7 +31,7 @@ class BrokerSetup:
             _write_json(self.market_state, self.market_init)
 
 
-def _mt5(settings: Settings, kind: str) -> Broker:
+def _mt5(settings: Settings, kind: str, trades: bool = True) -> Broker:
     from trading.broker.mt5 import MT5Broker, create_mt5_module, mt5_module_factory
 
     module = create_mt5_module(kind, settings.mt5linux_host, settings.mt5linux_port)
@@ -40,7 +40,7 @@ def _mt5(settings: Settings, kind: str) -> Broker:
         module, symbol=settings.symbol, magic=settings.magic, server_clock=settings.server_clock,
         login=settings.mt5_login,
         password=settings.mt5_password.get_secret_value() if settings.mt5_password else None,
-        server=settings.mt5_server, path=settings.mt5_path, mt5_factory=factory,
+        server=settings.mt5_server, path=settings.mt5_path, mt5_factory=factory, require_hedging=trades,
     )
 
 
@@ -69,7 +69,7 @@ def build_broker(settings: Settings) -> BrokerSetup:
         broker = _mt5(settings, settings.broker)
         return BrokerSetup(broker, utc_now, f"{settings.broker} live account, symbol {settings.symbol}")
     if settings.broker == "dry-run":
-        source = _mt5(settings, settings.dry_run_source)
+        source = _mt5(settings, settings.dry_run_source, trades=False)  # prices only: netting is fine
         state = account_state_path(settings)
         broker = PaperBroker(settings.symbol, settings.magic, feed=DryRunFeed(source), state_path=state,
                              **paper_kwargs)
