@@ -129,6 +129,8 @@ class OrderResult:
     deal: int = 0
     requested_volume: float = 0.0
     comment: str = ""
+    sl: float | None = None  # the stops really placed at the broker (it may move refused ones);
+    tp: float | None = None  # None: placed as requested
 
     @property
     def partial(self) -> bool:
