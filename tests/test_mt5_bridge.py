@@ -282,3 +282,23 @@ def test_no_server_on_the_port_is_connection_lost_with_the_start_command():
     with pytest.raises(ConnectionLost, match=rf"no mt5linux bridge answers at 127\.0\.0\.1:{port}") as info:
         create_mt5_module("mt5linux", HOST, port)
     assert f"python.exe -m mt5linux --host 127.0.0.1 -p {port}" in str(info.value)
+
+
+async def test_hung_bridge_order_is_reconciled_through_a_new_client(server, ctl):
+    """order_send executes at the terminal but its reply hangs: the adapter gives up on that rpyc connection,
+    builds a new client and finds the position through it; nothing is sent twice."""
+    b = make_broker(server, call_timeout=1.0, mt5_factory=mt5_module_factory("mt5linux", HOST, server.port))
+    await b.connect()
+    first_client = b._mt5
+    ctl.execute("import time\n_send = mt5.order_send\n"
+                "def _hung(request):\n    result = _send(request)\n    time.sleep(3)\n    return result\n"
+                "mt5.order_send = _hung")
+    try:
+        res = await b.open_market(Side.BUY, 0.1, 2390.0, 2420.0)
+        assert b._mt5 is not first_client and type(b._mt5) is mt5linux.MetaTrader5
+        (pos,) = await b.positions()
+        assert (res.ticket, res.sl, res.tp) == (pos.ticket, 2390.0, 2420.0)
+        assert fetch(ctl, "len(mt5.sent)") == 1
+    finally:
+        ctl.execute("mt5.order_send = _send")
+        await b.disconnect()

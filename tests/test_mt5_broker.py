@@ -373,13 +373,16 @@ async def test_second_requote_gives_up(broker, mt5):
     assert mt5.called("order_send") == 2
 
 
-async def test_invalid_stops_are_widened_once(broker, mt5):
+async def test_invalid_stops_are_widened_once_and_reported(broker, mt5):
     mt5.queue(10016)
-    res = await broker.open_market(Side.BUY, 0.01, 2399.9, 0.0)
+    res = await broker.open_market(Side.BUY, 0.1, 2399.9, 0.0)
     # bid 2400.00, spread 0.20, stops level 0 -> SL at least 0.21 below the bid
     assert [r["sl"] for r in mt5.sent] == [2399.9, 2399.79]
+    # 0.1 lot over 0.30 risked $3.00; over 0.41 the same money buys 0.073 -> 0.07 lot
+    assert [r["volume"] for r in mt5.sent] == [0.1, 0.07]
     (pos,) = await broker.positions()
     assert pos.ticket == res.ticket and pos.sl == 2399.79
+    assert (res.sl, res.tp, res.volume) == (2399.79, 0.0, 0.07)
 
 
 def test_widen_stops_sell_side():

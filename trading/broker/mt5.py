@@ -19,6 +19,7 @@ import asyncio
 import logging
 import threading
 from collections.abc import Awaitable, Callable
+from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
@@ -45,7 +46,12 @@ from trading.broker.mt5_convert import (
     to_spec,
 )
 from trading.broker.mt5_module import create_mt5_module, mt5_module_factory
-from trading.broker.mt5_reconcile import reconcile_close, reconcile_modify, reconcile_open
+from trading.broker.mt5_reconcile import (
+    reconcile_close,
+    reconcile_modify,
+    reconcile_open,
+    snapshot_before_open,
+)
 from trading.broker.mt5_requests import (
     MAX_COMMENT,
     SendReply,
@@ -54,6 +60,7 @@ from trading.broker.mt5_requests import (
     clean_comment,
     close_volume,
     filling_candidates,
+    resize_for_stop,
     retcode_error,
     to_send_reply,
     widen_stops,
@@ -101,6 +108,10 @@ def netting_refusal(margin_mode: int) -> str | None:
     kind = _MARGIN_MODES.get(margin_mode, f"margin mode {margin_mode}")
     return (f"this MT5 account nets positions ({kind}); the bot needs a hedging account "
             "(ACCOUNT_MARGIN_MODE_RETAIL_HEDGING): open a hedging account at the broker")
+
+
+class _Abandoned(Exception):
+    """A worker call gave up waiting for the call lock, or started after its caller had given up."""
 
 
 # ---- the adapter ----------------------------------------------------------------------------------
@@ -165,6 +176,9 @@ class MT5Broker:
         self._now = now
         self._lock = threading.Lock()  # one IPC channel: one call at a time
         self._connect_lock = asyncio.Lock()
+        # one order at a time, send through reconcile: a racing open would otherwise take the other's
+        # new position for its own when its outcome is unknown
+        self._order_lock = asyncio.Lock()
         self._connected = False
         self._transport_broken = False
         self._filling_winner: int | None = None
@@ -183,17 +197,31 @@ class MT5Broker:
 
     async def _call(self, work: Callable[[Any], T], what: str, timeout: float | None = None) -> T:
         """Run `work(mt5)` in a worker thread under the call lock. Transport failures -> ConnectionLost."""
-        mt5 = self._mt5
+        mt5, lock = self._mt5, self._lock
+        limit = self.call_timeout if timeout is None else timeout
+        abandoned = threading.Event()
 
         def run() -> T:
-            with self._lock:
+            # a call that waited out its caller behind a hung one must not run late (a ghost order)
+            if not lock.acquire(timeout=limit):
+                raise _Abandoned
+            try:
+                if abandoned.is_set():
+                    raise _Abandoned
                 return work(mt5)
+            finally:
+                lock.release()
 
-        limit = self.call_timeout if timeout is None else timeout
         try:
             return await asyncio.wait_for(asyncio.to_thread(run), limit)
-        except TimeoutError as exc:
+        except (TimeoutError, _Abandoned) as exc:
+            abandoned.set()
             self._connected = False
+            if self._factory is not None:
+                # a hung bridge call holds its rpyc connection (and our lock) for minutes: the next
+                # connect builds a new client, and calls on it do not queue behind the dead one
+                self._transport_broken = True
+                self._lock = threading.Lock()
             raise BrokerError(BrokerErrorKind.TIMEOUT, f"{what} did not answer within {limit:g} s") from exc
         except (EOFError, ConnectionError, OSError) as exc:
             self._connected = False
@@ -296,7 +324,10 @@ class MT5Broker:
 
     async def _initialize_once(self) -> None:
         if self._transport_broken and self._factory is not None:
-            self._mt5 = await asyncio.wait_for(asyncio.to_thread(self._factory), self.call_timeout)
+            try:
+                self._mt5 = await asyncio.wait_for(asyncio.to_thread(self._factory), self.call_timeout)
+            except (OSError, EOFError) as exc:  # TimeoutError is an OSError
+                raise ConnectionLost(f"could not build a new bridge client: {type(exc).__name__}: {exc}") from exc
         self._transport_broken = False
         kwargs: dict[str, Any] = {"timeout": self.terminal_timeout_ms}
         if self._login is not None:
@@ -490,7 +521,11 @@ class MT5Broker:
         except BrokerError as exc:
             if exc.kind is BrokerErrorKind.TIMEOUT:
                 raise
-            raise OrderRejected(exc.kind, exc.detail, exc.code) from exc
+            if exc.code in C.NOT_SENT_LAST_ERRORS:
+                raise OrderRejected(exc.kind, exc.detail, exc.code) from exc
+            # None with any other last_error (e.g. -1 'Terminal: Call failed'): the request may have
+            # reached the server; the caller reconciles instead of trusting the None
+            raise BrokerError(exc.kind, f"{exc.detail}; outcome unknown", exc.code) from exc
 
     def _deal_request(self, side: Side, volume: float, price: float, sl: float, tp: float, filling: int,
                       comment: str, position: int = 0) -> dict[str, Any]:
@@ -513,17 +548,27 @@ class MT5Broker:
         return request
 
     async def open_market(self, side: Side, volume: float, sl: float, tp: float, comment: str = "") -> OrderResult:
-        """Open at market with broker-side SL/TP (0.0 = none). Validated first: a bad order sends nothing."""
+        """Open at market with broker-side SL/TP (0.0 = none). Validated first: a bad order sends nothing.
+
+        When the server refuses the stops (10016) they are widened to its limit once and the volume is cut
+        so that no more money is at risk than asked (refused when that is below the minimum lot); the
+        result carries the stops and volume really placed. Orders go one at a time (see `_order_lock`).
+        """
         side = Side(side)
-        await self._ready()
+        async with self._order_lock:
+            await self._ready()
+            return await self._open_market(side, volume, sl, tp, comment)
+
+    async def _open_market(self, side: Side, volume: float, sl: float, tp: float, comment: str) -> OrderResult:
         spec, exemode = await self._spec_and_exemode()
         check_trade_mode(spec, side, closing=False)
         tick = await self.tick()
         lots = self._validate_open(spec, side, tick, volume, sl, tp)
         sl, tp = (spec.round_price(sl) if sl else 0.0), (spec.round_price(tp) if tp else 0.0)
+        asked_price, asked_sl = tick.price_to_open(side), sl
         text = clean_comment(comment)
         what = f"open {side} {lots:g} {self.symbol}"
-        before = {p.ticket for p in await self.positions()}
+        before = await snapshot_before_open(self)
         fillings = self._fillings(spec, exemode)
         fill_idx, price_tries, widened = 0, 0, False
         while True:
@@ -534,13 +579,15 @@ class MT5Broker:
             except (ConnectionLost, BrokerError) as exc:
                 if isinstance(exc, OrderRejected):
                     raise
-                return await reconcile_open(self, exc, before, side, lots, text)
+                return await reconcile_open(self, exc, before, side, lots, text, sl, tp)
             rc = reply.retcode
             if rc in C.SUCCESS_RETCODES:
                 self._filling_winner = fillings[fill_idx]
-                return await self._fill_result(reply, side, lots, text, fallback_time=tick.time)
+                result = await self._fill_result(reply, side, lots, text, fallback_time=tick.time)
+                return replace(result, sl=sl, tp=tp)
             if rc in C.UNKNOWN_OUTCOME_RETCODES:
-                return await reconcile_open(self, retcode_error(rc, reply.comment, what), before, side, lots, text)
+                cause = retcode_error(rc, reply.comment, what)
+                return await reconcile_open(self, cause, before, side, lots, text, sl, tp)
             if rc == C.TRADE_RETCODE_INVALID_FILL and fill_idx + 1 < len(fillings):
                 fill_idx += 1
                 continue
@@ -556,8 +603,18 @@ class MT5Broker:
                 tick = await self.tick()
                 new_sl, new_tp = widen_stops(spec, side, tick, sl, tp)
                 if (new_sl, new_tp) != (sl, tp):
-                    log.warning("MT5 %s: invalid stops, widening SL %s->%s TP %s->%s", what, sl, new_sl, tp, new_tp)
-                    sl, tp = new_sl, new_tp
+                    new_lots = resize_for_stop(spec, side, lots, asked_price, asked_sl, tick.price_to_open(side),
+                                               new_sl)
+                    if new_lots <= 0:
+                        raise OrderRejected(
+                            BrokerErrorKind.INVALID_STOPS,
+                            f"{what}: the server refused SL {sl}; the nearest it accepts, {new_sl}, would risk "
+                            f"more than asked even at the minimum lot {spec.volume_min:g}",
+                            rc,
+                        )
+                    log.warning("MT5 %s: invalid stops, widening SL %s->%s TP %s->%s, volume %g->%g", what, sl,
+                                new_sl, tp, new_tp, lots, new_lots)
+                    sl, tp, lots = new_sl, new_tp, new_lots
                     continue
             raise retcode_error(rc, reply.comment, what)
 
@@ -595,7 +652,11 @@ class MT5Broker:
 
         The result's `side` is the closing deal's direction (SELL closes a BUY), as in `Deal.side`.
         """
-        await self._ready()
+        async with self._order_lock:
+            await self._ready()
+            return await self._close_position(ticket, volume, comment)
+
+    async def _close_position(self, ticket: int, volume: float | None, comment: str) -> OrderResult:
         pos = await self._own_position(ticket)
         spec, exemode = await self._spec_and_exemode()
         check_trade_mode(spec, pos.side, closing=True)
@@ -633,7 +694,11 @@ class MT5Broker:
 
     async def modify_position(self, ticket: int, sl: float, tp: float) -> None:
         """Set SL/TP at the broker with TRADE_ACTION_SLTP (0.0 removes one); unchanged values are fine."""
-        await self._ready()
+        async with self._order_lock:
+            await self._ready()
+            await self._modify_position(ticket, sl, tp)
+
+    async def _modify_position(self, ticket: int, sl: float, tp: float) -> None:
         pos = await self._own_position(ticket)
         spec, _ = await self._spec_and_exemode()
         tick = await self.tick()

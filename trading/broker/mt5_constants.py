@@ -154,6 +154,11 @@ FRESH_PRICE_RETCODES = frozenset(
 )
 # the order may or may not exist at the server: reconcile before doing anything else
 UNKNOWN_OUTCOME_RETCODES = frozenset({TRADE_RETCODE_TIMEOUT, TRADE_RETCODE_CONNECTION, TRADE_RETCODE_LOCKED})
+# order_send returned None with one of these: the terminal refused the call itself, nothing was sent
+# (bad arguments, API trading disabled, version mismatch, not logged in). Any other code: outcome unknown.
+NOT_SENT_LAST_ERRORS = frozenset(
+    {RES_E_INVALID_PARAMS, RES_E_INVALID_VERSION, RES_E_AUTH_FAILED, RES_E_UNSUPPORTED, RES_E_AUTO_TRADING_DISABLED}
+)
 
 K = BrokerErrorKind
 RETCODES: dict[int, tuple[BrokerErrorKind, str]] = {

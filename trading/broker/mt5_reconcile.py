@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import logging
 import math
+from dataclasses import dataclass
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
 from trading.broker.base import BrokerError
@@ -17,22 +19,52 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("trading.broker.mt5")
 
+DEAL_WINDOW = timedelta(days=1)  # how far back an open's snapshot reads our entry deals
 
-async def reconcile_open(broker: MT5Broker, cause: BrokerError, before: set[int], side: Side, lots: float,
-                         comment: str) -> OrderResult:
-    """Outcome unknown: look for a new position of ours before anyone sends again."""
+
+@dataclass(frozen=True, slots=True)
+class OpenSnapshot:
+    """What was ours before an open was sent: its positions and its recent entry deals."""
+
+    positions: frozenset[int]
+    entry_deals: frozenset[int]
+    since: datetime  # the deal window the entry deals were read over
+
+
+async def snapshot_before_open(broker: MT5Broker) -> OpenSnapshot:
+    since = broker._now() - DEAL_WINDOW
+    positions = frozenset(p.ticket for p in await broker.positions())
+    deals = frozenset(d.ticket for d in await broker.deals_since(since) if d.entry is DealEntry.IN)
+    return OpenSnapshot(positions, deals, since)
+
+
+async def reconcile_open(broker: MT5Broker, cause: BrokerError, before: OpenSnapshot, side: Side, lots: float,
+                         comment: str, sl: float = 0.0, tp: float = 0.0) -> OrderResult:
+    """Outcome unknown: look for a new position of ours, or a new entry deal of ours whose position is
+    already gone (its stop was hit before we looked), before anyone sends again. Orders are sent one at
+    a time, so anything of ours that is new since the snapshot is this order's."""
     log.warning("MT5 open outcome unknown (%s); reconciling by magic %d", cause, broker.magic)
     try:
         await broker.ensure_connected()
-        fresh = [p for p in await broker.positions() if p.ticket not in before and p.side is side]
+        fresh = [p for p in await broker.positions() if p.ticket not in before.positions and p.side is side]
+        entries = [] if fresh else [
+            d for d in await broker.deals_since(before.since)
+            if d.entry is DealEntry.IN and d.side is side and d.ticket not in before.entry_deals
+            and d.position_ticket not in before.positions
+        ]
     except BrokerError as exc:
         raise type(cause)(*error_args(cause, f"; could not reconcile: {exc}")) from exc
-    if not fresh:
-        raise cause
-    pos = max(fresh, key=lambda p: (p.open_time, p.ticket))
-    log.warning("MT5 order did reach the broker: position %d", pos.ticket)
-    return OrderResult(ticket=pos.ticket, side=side, volume=pos.volume, price=pos.open_price,
-                       time=pos.open_time, requested_volume=lots, comment=comment)
+    if fresh:
+        pos = max(fresh, key=lambda p: (p.open_time, p.ticket))
+        log.warning("MT5 order did reach the broker: position %d", pos.ticket)
+        return OrderResult(ticket=pos.ticket, side=side, volume=pos.volume, price=pos.open_price,
+                           time=pos.open_time, requested_volume=lots, comment=comment, sl=pos.sl, tp=pos.tp)
+    if entries:
+        deal = entries[-1]
+        log.warning("MT5 order did reach the broker: position %d, already closed again", deal.position_ticket)
+        return OrderResult(ticket=deal.position_ticket, side=side, volume=deal.volume, price=deal.price,
+                           time=deal.time, deal=deal.ticket, requested_volume=lots, comment=comment, sl=sl, tp=tp)
+    raise cause
 
 
 async def reconcile_close(broker: MT5Broker, cause: BrokerError, pos: Position, lots: float) -> OrderResult:

@@ -61,6 +61,19 @@ def widen_stops(spec: SymbolSpec, side: Side, tick: Tick, sl: float, tp: float) 
     return sl, tp
 
 
+def resize_for_stop(spec: SymbolSpec, side: Side, lots: float, asked_price: float, asked_sl: float,
+                    price: float, sl: float) -> float:
+    """The volume that puts no more money at risk at stop `sl` (from `price`) than `lots` did at the stop
+    that was asked for; snapped down to the step, 0.0 below the symbol minimum."""
+    if not asked_sl or not sl:
+        return lots
+    asked = (asked_price - asked_sl) * side.sign
+    now = (price - sl) * side.sign
+    if now <= asked:
+        return lots
+    return min(lots, spec.snap_volume(lots * asked / now))
+
+
 def check_trade_mode(spec: SymbolSpec, side: Side, closing: bool) -> None:
     """Refuse, before sending, what the symbol's trade mode forbids."""
     mode = spec.trade_mode
