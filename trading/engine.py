@@ -42,7 +42,7 @@ from trading.risk.modes import (
     roll_day,
     start_cooldown,
 )
-from trading.risk.sizing import LotSize, kelly_estimate, size_position
+from trading.risk.sizing import LotSize, kelly_estimate, moved_stop_refusal, size_position
 from trading.sessions import market_status
 from trading.timezones import to_wib, utc_now, wib_date
 from trading.timing import PhaseTimer
@@ -528,6 +528,11 @@ class TradingEngine:
             self._publish(EventKind.ORDER_FAILED, f"{setup.side} {lot.lots:g} refused: {exc}", error=str(exc),
                           decision=failed)
             return failed
+        placed_sl = sl if fill.sl is None else fill.sl  # the broker may have moved a refused stop
+        placed_tp = tp if fill.tp is None else fill.tp
+        refusal = moved_stop_refusal(side_sign=setup.side.sign, price=fill.price, planned_sl=sl, placed_sl=placed_sl,
+                                     planned_lots=lot.lots, placed_lots=fill.volume, spec=self.spec)
+        sl, tp = placed_sl, placed_tp
         trade = OpenedTrade(
             ticket=fill.ticket, side=setup.side, volume=fill.volume, open_price=fill.price, open_time=fill.time,
             sl=sl, tp=tp, magic=self.broker.magic, comment=self.comment, decision_id=decision.id,
@@ -544,6 +549,8 @@ class TradingEngine:
         await self._save_state()
         self._publish(EventKind.TRADE_OPENED, f"opened #{fill.ticket} {setup.side} {fill.volume:g} at {fill.price:.2f} "
                       f"SL {sl:.2f} TP {tp:.2f}", trade=trade, decision=decision)
+        if refusal is not None:  # booked as opened, then closed at once: the journal keeps both fills
+            await self._close(self.positions[fill.ticket], "stop_moved", refusal, by="engine")
         return decision
 
     # ------------------------------------------------------------------ commands
