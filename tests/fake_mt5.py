@@ -93,6 +93,19 @@ RATES_DTYPE = np.dtype(
     ]
 )
 
+TICKS_DTYPE = np.dtype(
+    [
+        ("time", "<i8"),
+        ("bid", "<f8"),
+        ("ask", "<f8"),
+        ("last", "<f8"),
+        ("volume", "<u8"),
+        ("time_msc", "<i8"),
+        ("flags", "<u4"),
+        ("volume_real", "<f8"),
+    ]
+)
+
 RETCODE_COMMENTS = {
     10004: "Requote",
     10006: "Request rejected",
@@ -195,6 +208,8 @@ class FakeMetaTrader5:
     TRADE_RETCODE_LIMIT_POSITIONS, TRADE_RETCODE_REJECT_CANCEL = 10040, 10041
     TRADE_RETCODE_LONG_ONLY, TRADE_RETCODE_SHORT_ONLY, TRADE_RETCODE_CLOSE_ONLY = 10042, 10043, 10044
     TRADE_RETCODE_FIFO_CLOSE = 10045
+    COPY_TICKS_ALL, COPY_TICKS_INFO, COPY_TICKS_TRADE = -1, 1, 2
+    TICK_FLAG_BID, TICK_FLAG_ASK, TICK_FLAG_LAST, TICK_FLAG_VOLUME, TICK_FLAG_BUY, TICK_FLAG_SELL = 2, 4, 8, 16, 32, 64
     RES_S_OK, RES_E_FAIL, RES_E_INVALID_PARAMS, RES_E_NO_MEMORY, RES_E_NOT_FOUND = 1, -1, -2, -3, -4
     RES_E_INVALID_VERSION, RES_E_AUTH_FAILED, RES_E_UNSUPPORTED, RES_E_AUTO_TRADING_DISABLED = -5, -6, -7, -8
     RES_E_INTERNAL_FAIL, RES_E_INTERNAL_FAIL_SEND, RES_E_INTERNAL_FAIL_RECEIVE = -10000, -10001, -10002
@@ -224,7 +239,8 @@ class FakeMetaTrader5:
         self.symbols: dict[str, dict[str, Any]] = {"XAUUSD": xauusd_symbol()}
         self.selected: set[str] = set()
         self.ticks: dict[str, tuple[float, float, int]] = {"XAUUSD": (bid, ask, server_epoch * 1000)}
-        self.rates: dict[tuple[str, int], np.ndarray] = {}
+        self.rates: dict[tuple[str, int], np.ndarray] = {}  # oldest first, RATES_DTYPE
+        self.tick_history: dict[str, np.ndarray] = {}  # oldest first, TICKS_DTYPE
         # trading state
         self.positions: dict[int, dict[str, Any]] = {}
         self.deals: list[TradeDeal] = []
@@ -400,6 +416,32 @@ class FakeMetaTrader5:
             return self._fail(-1, "Terminal: Call failed")
         end = len(rates) - start_pos
         return rates[max(0, end - count): max(0, end)].copy()
+
+    def copy_rates_range(self, symbol: str, timeframe: int, date_from: Any, date_to: Any) -> np.ndarray | None:
+        """Bars with open time in [date_from, date_to] (server clock); an empty array when there are none."""
+        self._record("copy_rates_range", (symbol, timeframe, date_from, date_to), {})
+        if not self._gate("copy_rates_range"):
+            return None
+        lo, hi = self._epoch(date_from), self._epoch(date_to)
+        if lo is None or hi is None or type(timeframe) is not int:
+            return self._fail(-2, "Invalid arguments")
+        if symbol not in self.symbols:
+            return self._fail(-4, "Terminal: Not found")
+        rates = self.rates.get((symbol, timeframe), np.zeros(0, dtype=RATES_DTYPE))
+        return rates[(rates["time"] >= lo) & (rates["time"] <= hi)].copy()
+
+    def copy_ticks_range(self, symbol: str, date_from: Any, date_to: Any, flags: int) -> np.ndarray | None:
+        """Ticks with time in [date_from, date_to] seconds (server clock); an empty array when there are none."""
+        self._record("copy_ticks_range", (symbol, date_from, date_to, flags), {})
+        if not self._gate("copy_ticks_range"):
+            return None
+        lo, hi = self._epoch(date_from), self._epoch(date_to)
+        if lo is None or hi is None or type(flags) is not int:
+            return self._fail(-2, "Invalid arguments")
+        if symbol not in self.symbols:
+            return self._fail(-4, "Terminal: Not found")
+        ticks = self.tick_history.get(symbol, np.zeros(0, dtype=TICKS_DTYPE))
+        return ticks[(ticks["time_msc"] >= lo * 1000) & (ticks["time_msc"] <= hi * 1000)].copy()
 
     # ---- positions and history ------------------------------------------------------------------
     def _as_position(self, p: dict[str, Any]) -> TradePosition:

@@ -302,3 +302,18 @@ async def test_hung_bridge_order_is_reconciled_through_a_new_client(server, ctl)
     finally:
         ctl.execute("mt5.order_send = _send")
         await b.disconnect()
+
+
+async def test_history_ranges_cross_the_bridge(broker, ctl):
+    """copy_rates_range / copy_ticks_range through the real mt5linux 0.2 client (it needs datetime arguments)."""
+    start = 1_782_906_300
+    rows = [(start + 900 * i, 2400.0, 2402.0, 2399.0, 2401.0 + i, 5, 15, 0) for i in range(4)]
+    ticks = [(start + i, 2400.0 + i, 2400.2 + i, 0.0, 0, (start + i) * 1000 + 7, 6, 0.0) for i in range(3)]
+    ctl.execute(f"import numpy as np; from tests.fake_mt5 import RATES_DTYPE, TICKS_DTYPE; "
+                f"mt5.rates[('XAUUSD', 15)] = np.array({rows!r}, dtype=RATES_DTYPE); "
+                f"mt5.tick_history['XAUUSD'] = np.array({ticks!r}, dtype=TICKS_DTYPE)")
+    rates = await broker.rates_range(15, start + 900, start + 2700)
+    assert rates["time"].tolist() == [start + 900, start + 1800, start + 2700]
+    got = await broker.ticks_range(start, start + 2)
+    assert got["time_msc"].tolist() == [start * 1000 + 7, (start + 1) * 1000 + 7]
+    assert got["bid"].tolist() == [2400.0, 2401.0]

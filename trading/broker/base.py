@@ -10,6 +10,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Protocol, runtime_checkable
 
+import numpy as np
 import polars as pl
 
 from trading.domain import AccountInfo, Deal, OrderResult, Position, Side, SymbolSpec, Tick
@@ -127,6 +128,26 @@ class Broker(Protocol):
     async def deals_since(self, since: datetime) -> list[Deal]:
         """Deals of this bot since `since` (UTC), oldest first, including SL/TP hits at the broker."""
         ...
+
+
+@runtime_checkable
+class HistorySource(Protocol):
+    """A broker that can read its own history (MetaTrader 5); the paper broker has none.
+
+    Times are the broker's server clock as epoch seconds, both ends inclusive; results are MT5's numpy
+    record arrays, oldest first (rates: `trading.bars.MT5_RATES_DTYPE`; ticks: time_msc, bid, ask, last,
+    volume, flags …), empty when the range holds nothing.
+    """
+
+    symbol: str
+
+    async def connect(self) -> None: ...
+
+    async def disconnect(self) -> None: ...
+
+    async def rates_range(self, timeframe_minutes: int, start: int, end: int) -> np.ndarray: ...
+
+    async def ticks_range(self, start: int, end: int) -> np.ndarray: ...
 
 
 def validate_order(

@@ -37,6 +37,7 @@ from trading.broker.base import (
     validate_order,
 )
 from trading.broker.mt5_convert import (
+    MT5_TICKS_DTYPE,
     TerminalState,
     local_array,
     terminal_state,
@@ -108,6 +109,24 @@ def netting_refusal(margin_mode: int) -> str | None:
     kind = _MARGIN_MODES.get(margin_mode, f"margin mode {margin_mode}")
     return (f"this MT5 account nets positions ({kind}); the bot needs a hedging account "
             "(ACCOUNT_MARGIN_MODE_RETAIL_HEDGING): open a hedging account at the broker")
+
+
+def _as_date_arg(epoch: int) -> datetime:
+    """A server-clock epoch as the date argument of copy_*_range: an aware datetime at that instant. The
+    mt5linux 0.2 client calls `.astimezone()` on it (an int breaks it) and the terminal reads its epoch."""
+    return datetime.fromtimestamp(int(epoch), UTC)
+
+
+def _structured(raw: Any, dtype: np.dtype, what: str) -> np.ndarray:
+    local = local_array(raw)
+    if local.size == 0 and local.dtype.names is None:  # some builds answer "nothing" with a bare empty array
+        return np.zeros(0, dtype=dtype)
+    if local.dtype.names is None or not set(dtype.names) <= set(local.dtype.names):
+        raise BrokerError(BrokerErrorKind.REJECTED, f"{what} returned dtype {local.dtype}")
+    out = np.empty(len(local), dtype=dtype)
+    for name in dtype.names:
+        out[name] = local[name]
+    return out
 
 
 class _Abandoned(Exception):
@@ -450,6 +469,29 @@ class MT5Broker:
             convert,
         )
         return from_mt5_rates(rates, self.clock)
+
+    # ---- history (HistorySource) -------------------------------------------------------------------
+
+    async def rates_range(self, timeframe_minutes: int, start: int, end: int) -> np.ndarray:
+        """copy_rates_range: bars opened in [start, end] (server-clock epoch seconds), oldest first, as a
+        local MT5 rates array (times stay server-clock epochs). No bars in the range: an empty array."""
+        timeframe = C.timeframe_from_minutes(timeframe_minutes)
+        symbol, lo, hi = self.symbol, _as_date_arg(start), _as_date_arg(end)
+        return await self._read(
+            "copy_rates_range",
+            lambda m: m.copy_rates_range(symbol, timeframe, lo, hi),
+            lambda raw: _structured(raw, MT5_RATES_DTYPE, "copy_rates_range"),
+        )
+
+    async def ticks_range(self, start: int, end: int) -> np.ndarray:
+        """copy_ticks_range(COPY_TICKS_ALL): ticks in [start, end] (server-clock epoch seconds) as a local MT5
+        ticks array (`time_msc` in server-clock milliseconds), oldest first."""
+        symbol, lo, hi = self.symbol, _as_date_arg(start), _as_date_arg(end)
+        return await self._read(
+            "copy_ticks_range",
+            lambda m: m.copy_ticks_range(symbol, lo, hi, C.COPY_TICKS_ALL),
+            lambda raw: _structured(raw, MT5_TICKS_DTYPE, "copy_ticks_range"),
+        )
 
     async def _positions_all(self) -> list[Position]:
         symbol, clock = self.symbol, self.clock

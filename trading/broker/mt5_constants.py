@@ -28,6 +28,11 @@ TIMEFRAME_BY_MINUTES: dict[int, int] = {
     1440: TIMEFRAME_D1,
 }
 
+# copy_ticks_* flags
+COPY_TICKS_ALL = -1
+COPY_TICKS_INFO = 1
+COPY_TICKS_TRADE = 2
+
 ORDER_TYPE_BUY = 0
 ORDER_TYPE_SELL = 1
 

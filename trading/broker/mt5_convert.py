@@ -13,6 +13,20 @@ from trading.broker import mt5_constants as C
 from trading.domain import AccountInfo, Deal, DealEntry, DealReason, Position, Side, SymbolSpec
 from trading.timezones import ServerClock
 
+# numpy dtype of MetaTrader5.copy_ticks_* (time in server-clock epoch seconds, time_msc in milliseconds)
+MT5_TICKS_DTYPE = np.dtype(
+    [
+        ("time", "<i8"),
+        ("bid", "<f8"),
+        ("ask", "<f8"),
+        ("last", "<f8"),
+        ("volume", "<u8"),
+        ("time_msc", "<i8"),
+        ("flags", "<u4"),
+        ("volume_real", "<f8"),
+    ]
+)
+
 DEAL_REASONS = {
     C.DEAL_REASON_CLIENT: DealReason.CLIENT,
     C.DEAL_REASON_MOBILE: DealReason.CLIENT,
