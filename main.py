@@ -69,9 +69,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     from models.training import add_train_arguments
     from research.backtest_cli import add_backtest_arguments
+    from research.download import add_download_arguments  # stdlib-only at import: the parser stays fast
 
     add_backtest_arguments(sub)
     add_train_arguments(sub)
+    add_download_arguments(sub)
     return parser
 
 
