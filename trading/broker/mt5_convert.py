@@ -5,11 +5,13 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 import numpy as np
 
 from trading.broker import mt5_constants as C
+from trading.broker.base import BrokerError, BrokerErrorKind
 from trading.domain import AccountInfo, Deal, DealEntry, DealReason, Position, Side, SymbolSpec
 from trading.timezones import ServerClock
 
@@ -139,3 +141,21 @@ def local_array(rates: Any) -> np.ndarray:
     if isinstance(rates, BaseNetref):
         rates = obtain(rates)
     return np.array(rates, copy=True)
+
+
+def date_arg(epoch: int) -> datetime:
+    """A server-clock epoch as the date argument of copy_*_range: an aware datetime at that instant. The
+    mt5linux 0.2 client calls `.astimezone()` on it (an int breaks it) and the terminal reads its epoch."""
+    return datetime.fromtimestamp(int(epoch), UTC)
+
+
+def structured_array(raw: Any, dtype: np.dtype, what: str) -> np.ndarray:
+    local = local_array(raw)
+    if local.size == 0 and local.dtype.names is None:  # some builds answer "nothing" with a bare empty array
+        return np.zeros(0, dtype=dtype)
+    if local.dtype.names is None or not set(dtype.names) <= set(local.dtype.names):
+        raise BrokerError(BrokerErrorKind.REJECTED, f"{what} returned dtype {local.dtype}")
+    out = np.empty(len(local), dtype=dtype)
+    for name in dtype.names:
+        out[name] = local[name]
+    return out
