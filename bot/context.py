@@ -1,8 +1,8 @@
 """What the controller (Telegram handlers, console transport, scheduled jobs) can reach.
 
 The app builds one `BotContext` at start-up; aiogram handlers receive it by dependency injection
-(`dp["ctx"] = ctx`, a handler parameter named `ctx`). Handlers call these objects' public APIs
-and format the answer; they hold no trading logic.
+(`dp["ctx"] = ctx`, a handler parameter named `ctx`). It implements `handlers.services.Services`,
+the protocol the handlers are written against, so handlers never import `bot`.
 """
 
 from __future__ import annotations

@@ -5,12 +5,12 @@ from __future__ import annotations
 from aiogram import Router
 from aiogram.types import Message
 
-from bot.context import BotContext
 from handlers.common import clock_line, join_sections, money, reply, section, signed
+from handlers.services import Services
 from trading.timezones import wib_date
 
 
-async def daily(message: Message, ctx: BotContext) -> None:
+async def daily(message: Message, ctx: Services) -> None:
     snap = ctx.engine.snapshot()
     day = wib_date(snap.time)
     stats = await ctx.journal.stats_for_day(day)
@@ -32,7 +32,7 @@ def make_router() -> Router:
     return Router(name="daily")
 
 
-async def export(message: Message, ctx: BotContext) -> None:
+async def export(message: Message, ctx: Services) -> None:
     """/export [days]: the journal's trades as a CSV file (all trades, or those of the last N days)."""
     from datetime import timedelta
 

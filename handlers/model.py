@@ -11,8 +11,8 @@ from aiogram import Bot, Router
 from aiogram.exceptions import TelegramAPIError
 from aiogram.types import Message
 
-from bot.context import BotContext
 from handlers.common import AuditNote, esc, reply
+from handlers.services import Services
 
 SHOWN_METRICS = ("auc", "holdout_auc", "accuracy", "log_loss", "brier", "ece", "n")
 PROGRESS_EVERY = 2.0  # seconds between progress edits (Telegram dislikes rapid edits)
@@ -44,7 +44,7 @@ def model_text(registry: Any) -> str:
     return "\n".join(lines)
 
 
-async def model(message: Message, ctx: BotContext) -> None:
+async def model(message: Message, ctx: Services) -> None:
     try:
         text = model_text(ctx.registry)
     except Exception as exc:  # a broken registry folder should not look like a bot crash
@@ -62,7 +62,7 @@ def outcome_text(o: Any) -> str:
     return f"{head}\nOld {esc(o.old_version or 'none')}: {old}\nNew: {new}\nTook {o.seconds:.0f} s"
 
 
-async def retrain(message: Message, ctx: BotContext, bot: Bot, actor: str, audit: AuditNote) -> None:
+async def retrain(message: Message, ctx: Services, bot: Bot, actor: str, audit: AuditNote) -> None:
     trainer = ctx.trainer
     if trainer is None:
         audit.result = "no trainer"

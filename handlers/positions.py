@@ -12,8 +12,8 @@ from aiogram import F, Router
 from aiogram.filters.callback_data import CallbackData
 from aiogram.types import CallbackQuery, InlineKeyboardButton, InlineKeyboardMarkup, Message
 
-from bot.context import BotContext
 from handlers.common import AuditNote, clock_line, duration, reply, signed
+from handlers.services import Services
 from trading.domain import Position
 
 
@@ -51,13 +51,13 @@ def confirm_keyboard(ticket: int) -> InlineKeyboardMarkup:
     ]])
 
 
-async def positions(message: Message, ctx: BotContext) -> None:
+async def positions(message: Message, ctx: Services) -> None:
     snap = ctx.engine.snapshot()
     text, markup = positions_view(snap.positions, snap.time)
     await reply(message, text, reply_markup=markup)
 
 
-async def on_position_button(query: CallbackQuery, callback_data: PositionAction, ctx: BotContext, actor: str,
+async def on_position_button(query: CallbackQuery, callback_data: PositionAction, ctx: Services, actor: str,
                              audit: AuditNote) -> None:
     ticket = callback_data.ticket
     pos = ctx.engine.positions.get(ticket)

@@ -11,9 +11,9 @@ from aiogram import Router
 from aiogram.filters import CommandObject
 from aiogram.types import Message
 
-from bot.context import BotContext
 from handlers.approvals import send_approval
 from handlers.common import AuditNote, clock_line, esc, join_sections, money, reply, section
+from handlers.services import Services
 from trading.engine import EngineSnapshot
 from trading.risk.approvals import RiskChange
 from trading.risk.modes import RiskMode, limit_use
@@ -81,7 +81,7 @@ def parse_change(args: str, snap: EngineSnapshot) -> RiskChange:
     return RiskChange("limits", f"{label} {current:g}{unit} → {number:g}{unit}", {field: number})
 
 
-async def risk(message: Message, command: CommandObject, ctx: BotContext, actor: str, audit: AuditNote) -> None:
+async def risk(message: Message, command: CommandObject, ctx: Services, actor: str, audit: AuditNote) -> None:
     snap = ctx.engine.snapshot()
     if not command.args:
         await reply(message, risk_text(snap))

@@ -7,8 +7,8 @@ from datetime import datetime
 from aiogram import Router
 from aiogram.types import Message
 
-from bot.context import BotContext
 from handlers.common import clock_line, duration, esc, join_sections, money, reply, section, signed
+from handlers.services import Services
 from trading.engine import EngineSnapshot
 from trading.risk.modes import limit_use
 
@@ -49,7 +49,7 @@ def status_text(snap: EngineSnapshot, paused_by: str = "", started: datetime | N
                          clock_line(snap.time))
 
 
-async def status(message: Message, ctx: BotContext) -> None:
+async def status(message: Message, ctx: Services) -> None:
     await reply(message, status_text(ctx.engine.snapshot(), ctx.engine.paused_by, ctx.started))
 
 
