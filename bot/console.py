@@ -140,7 +140,14 @@ class ConsoleController:
                                   data=data, message=message)
             await self.dp.feed_update(self.bot, Update(update_id=next(self._update_ids), callback_query=query))
             return
-        if not line.startswith("/"):
+        if line.startswith("!"):  # not "!N": say how buttons work rather than treat it as text
+            count = len(self.session.last_buttons)
+            await self.session.transport.send_text(
+                self.user_id, f"!N presses button N of the last message with buttons (now !1 to !{count})"
+                if count else "no buttons to press: !N presses button N of the last message with buttons")
+            return
+        names = {n for spec in self.dp.get("commands", ()) for n in (spec.name, *spec.aliases)}
+        if not line.startswith("/") and line.split()[0].lower() in names:  # the slash is optional here
             line = "/" + line
         message = Message(message_id=next(self._update_ids), date=datetime.now(UTC),
                           chat=Chat(id=self.user_id, type="private"), from_user=self._user(), text=line)

@@ -171,7 +171,9 @@ async def test_bad_arguments_get_a_usage_line(h: Harness, text: str) -> None:
 
 
 async def test_unknown_command(h: Harness) -> None:
-    assert "Unknown: /frobnicate" in (await h.send("/frobnicate")).params["text"]
+    text = (await h.send("/frobnicate")).params["text"]
+    assert "/frobnicate is not a command" in text and "/help" in text
+    assert "/status" in (await h.send("/stauts")).params["text"]
 
 
 async def test_a_failing_handler_answers_an_apology(h: Harness, monkeypatch: pytest.MonkeyPatch) -> None:
