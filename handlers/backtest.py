@@ -8,7 +8,6 @@ becomes the report, and the equity chart follows as a photo. The work runs behin
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 from typing import Any
@@ -97,8 +96,7 @@ async def _follow(bot: Bot, status: Message, work: Any, progress: dict[str, int]
         text = f"🧪 Backtest running: {pct} · {time.monotonic() - started:.0f} s"
         if text != shown:
             shown = await _edit(bot, status, text) or shown
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(asyncio.shield(task), PROGRESS_EVERY)
+        await asyncio.wait({task}, timeout=PROGRESS_EVERY)
     try:
         report = task.result()
     except BacktestRefused as exc:

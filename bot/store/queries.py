@@ -209,7 +209,7 @@ class TradeQueries:
         def setup_of(t: TradeRecord) -> str:
             d = decisions.get(t.decision_id) if t.decision_id is not None else None
             if d is None:
-                return "not from a decision"
+                return "no decision"
             return setup_kind(d.setup or d.reason)
 
         return {
