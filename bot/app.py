@@ -228,7 +228,8 @@ class App:
                 self.console.start()
             self.polling = None
             self.notes.append("no TELEGRAM_TOKEN: console mode (type /help; photos are saved under "
-                              f"{s.database_path.parent / 'photos'})")
+                              f"{s.database_path.parent / 'photos'}, /export files under "
+                              f"{s.database_path.parent / 'exports'})")
         self.transport = transport
         self.notifier = Notifier(transport, chat or CONSOLE_USER, quiet_kinds=s.quiet_notifications)
         self.notifier.attach(self.bus)

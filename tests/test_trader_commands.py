@@ -4,6 +4,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import re
 import threading
@@ -354,3 +355,98 @@ async def test_plain_text_gets_a_hint(h: Harness) -> None:
     text = text_of(await h.send("hello"))
     assert "start with /" in text and "/help" in text
     assert "/status" in text_of(await h.send("status please"))
+
+
+# ---------------------------------------------------------------- replies (issue 14)
+
+
+async def test_risk_out_of_range_speaks_a_traders_words(h: Harness) -> None:
+    text = text_of(await h.send("/risk percent 50"))
+    assert "risk_per_trade_pct" not in text
+    assert "Risk per trade can be above 0 % and at most 5 % of the balance; you asked 50 %" in text
+    assert "Max positions can be 1 to 20; you asked 30" in text_of(await h.send("/risk maxpos 30"))
+    assert "not a whole number" in text_of(await h.send("/risk maxpos 2.5"))
+    assert h.engine.limits.risk_per_trade_pct == 1.0 and h.engine.limits.max_positions == 2
+
+
+async def test_retrain_with_too_few_bars_says_how_many_and_when(fake_telegram: FakeTelegramServer,
+                                                                tmp_path: Path) -> None:
+    from types import SimpleNamespace
+
+    started: list[str] = []
+    trainer = SimpleNamespace(running=False, config=SimpleNamespace(min_bars=1_000),
+                              on_progress=lambda stage, pct: None, start=lambda *a, **k: started.append("run"))
+    async for h in harness(fake_telegram, tmp_path, trainer=trainer, broker="paper", paper_replay_speed=60.0):
+        h.ctx.bars_available = lambda: 240
+        text = text_of(await h.send("/retrain"))
+        assert "needs 1,000 closed M15 bars and the bot has 240 (760 to go)" in text
+        assert "7d 22h of market time" in text and "3h 10m at this paper market's 60× speed" in text
+        assert "failed" not in text and started == []
+
+
+def test_bars_wait_text_without_a_fast_market() -> None:
+    from handlers.model import bars_wait_text
+
+    text = bars_wait_text(996, 1000)
+    assert "(4 to go)" in text and "1h 00m of market time" in text and "speed" not in text
+
+
+@pytest.fixture
+def clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    import os
+
+    for name in list(os.environ):
+        if name.startswith(("TELEGRAM_", "BROKER", "RISK_", "PAPER_", "DATABASE_PATH", "MODELS_DIR")):
+            monkeypatch.delenv(name, raising=False)
+
+
+async def test_console_export_has_its_own_folder_unique_names_and_wib(tmp_path: Path, clean_env: None,
+                                                                      capsys: pytest.CaptureFixture[str]) -> None:
+    from tests.test_app import make_settings, started
+
+    app = await started(make_settings(tmp_path))
+    try:
+        assert app.console is not None
+        await app.console.handle_line("/export")
+        await app.console.handle_line("/export")
+        files = sorted((tmp_path / "exports").glob("*.csv"))
+        assert len(files) == 2, files  # the second did not overwrite the first
+        assert all(f.name.startswith("trades_") and "_WIB" in f.name for f in files)
+        assert not list((tmp_path / "photos").glob("*.csv"))
+    finally:
+        await app.shutdown("test")
+
+
+async def test_one_approval_press_is_one_edited_card_and_one_result(tmp_path: Path, clean_env: None) -> None:
+    from tests.test_app import make_settings, started
+
+    app = await started(make_settings(tmp_path))
+    try:
+        assert app.console is not None
+        transport = app.console.session.transport
+        shown: list[tuple[str, str]] = []
+        send, edit = transport.send_text, transport.edit_text
+
+        async def on_send(chat: int, text: str, *a: Any, **k: Any) -> Any:
+            shown.append(("send", text))
+            return await send(chat, text, *a, **k)
+
+        async def on_edit(chat: int, mid: int, text: str, *a: Any, **k: Any) -> Any:
+            shown.append(("edit", text))
+            return await edit(chat, mid, text, *a, **k)
+
+        transport.send_text, transport.edit_text = on_send, on_edit  # type: ignore[method-assign]
+        await app.console.handle_line("/risk percent 2")
+        await asyncio.sleep(0.3)
+        shown.clear()
+        await app.console.handle_line("!1")  # Approve
+        for _ in range(50):
+            if any("APPLIED" in t for _, t in shown):
+                break
+            await asyncio.sleep(0.05)
+        await asyncio.sleep(0.3)
+        assert [kind for kind, _ in shown] == ["edit", "send"], shown
+        assert "Approved" in shown[0][1] and "RISK CHANGE APPLIED" in shown[1][1]
+        assert app.engine.limits.risk_per_trade_pct == 2.0
+    finally:
+        await app.shutdown("test")
