@@ -62,8 +62,8 @@ async def unknown_command(message: Message, audit: AuditNote, commands: Sequence
 
 async def plain_text(message: Message, audit: AuditNote, commands: Sequence[Any]) -> None:
     """Text that is not a command: say how to talk to the bot, suggest a command the words resemble."""
-    first = (message.text or "").split(maxsplit=1)[0] if (message.text or "").strip() else ""
-    guess = suggestion(first, commands) if first else None
+    first = (message.text or "").split(maxsplit=1)[0].lower() if (message.text or "").strip() else ""
+    guess = first if first in all_names(commands) else None  # "status please": yes; "hello": no guessing
     audit.result = "not a command"
     hint = f" — did you mean /{guess}?" if guess else " — e.g. /status, /positions or /daily"
     await reply(message, f"I answer commands that start with /{hint}\nEvery command: /help",

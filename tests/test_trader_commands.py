@@ -129,6 +129,7 @@ async def test_performance_by_setup_session_and_side(h: Harness) -> None:
     assert re.search(r"CHoCH \+ OB\s+1\s+0%\s+-\$8\.00", text)
     assert "no decision" in text
     assert re.search(r"SELL\s+1\s+0%\s+-\$8\.00", text)
+    assert re.search(r"London\s+3\s+67%\s+\+\$17\.00", text)  # the session the decisions saw
     assert "PERFORMANCE" in text_of(await h.send("/perf 1"))  # the alias
 
 
@@ -353,7 +354,7 @@ async def test_new_commands_refuse_a_stranger_and_are_audited(h: Harness) -> Non
 
 async def test_plain_text_gets_a_hint(h: Harness) -> None:
     text = text_of(await h.send("hello"))
-    assert "start with /" in text and "/help" in text
+    assert "start with /" in text and "/help" in text and "did you mean" not in text
     assert "/status" in text_of(await h.send("status please"))
 
 

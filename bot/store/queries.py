@@ -212,9 +212,14 @@ class TradeQueries:
                 return "no decision"
             return setup_kind(d.setup or d.reason)
 
+        def session_of(t: TradeRecord) -> str:
+            d = decisions.get(t.decision_id) if t.decision_id is not None else None
+            seen = d.features.get("session") if d is not None else None
+            return str(seen) if seen else session_at(t.open_time).name  # older rows: from the entry time
+
         return {
             "setup": group_stats(trades, setup_of),
-            "session": group_stats(trades, lambda t: session_at(t.open_time).name),
+            "session": group_stats(trades, session_of),
             "side": group_stats(trades, lambda t: t.side.value),
         }
 
