@@ -144,7 +144,10 @@ class App:
 
         def config() -> BacktestConfig:
             balance = self.engine.account.balance if self.engine.account else 5_000.0
-            return BacktestConfig(balance=balance, params=self.engine.params, limits=self.engine.limits)
+            s = self.settings  # the paper account's costs: a backtest should not look cheaper than the account
+            return BacktestConfig(balance=balance, commission_per_lot=s.paper_commission_per_lot,
+                                  slippage_points=s.paper_slippage_points, leverage=s.paper_leverage,
+                                  params=self.engine.params, limits=self.engine.limits)
 
         def sources() -> tuple[Any, Any, str]:
             from models.live import SlotRegime, SlotSignal

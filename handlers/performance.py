@@ -84,20 +84,20 @@ def stats_text(stats: Any, days: int | None, now: datetime) -> str:
         f"Average hold {duration(stats.avg_hold)}",
         f"Net <code>{signed(stats.net)}</code>",
     ])
-    reasons = table([(esc_plain(name), str(n), f"{n / stats.trades:.0%}") for name, n in stats.exit_reasons],
+    reasons = table([(cell(name), str(n), f"{n / stats.trades:.0%}") for name, n in stats.exit_reasons],
                     right=(1, 2))
     extremes = section("Best / worst", [trade_ref(stats.best), trade_ref(stats.worst)])
     return join_sections(head, figures, "<b>Exit reasons</b>\n" + reasons, extremes, clock_line(now))
 
 
-def esc_plain(text: str) -> str:
-    """Cells go through table(), which escapes; keep them short for a phone."""
+def cell(text: str) -> str:
+    """A table cell, short enough for a phone (table() escapes it)."""
     return text[:18]
 
 
 def group_table(groups: Sequence[Any]) -> str:
     rows = [("", "trades", "win", "P/L")]
-    rows += [(esc_plain(g.name), str(g.trades), f"{g.win_rate:.0%}", signed(g.net)) for g in groups]
+    rows += [(cell(g.name), str(g.trades), f"{g.win_rate:.0%}", signed(g.net)) for g in groups]
     return table(rows, right=(1, 2, 3))
 
 
@@ -113,7 +113,7 @@ def trades_text(trades: Sequence[Any], now: datetime) -> str:
     if not trades:
         return join_sections("📜 <b>TRADES</b>", "No closed trades yet.", clock_line(now))
     rows = [("#", "side", "lot", "P/L", "exit", "closed")]
-    rows += [(str(t.ticket), t.side.value, f"{t.volume:g}", signed(t.profit or 0.0), esc_plain(t.exit_reason or "—"),
+    rows += [(str(t.ticket), t.side.value, f"{t.volume:g}", signed(t.profit or 0.0), cell(t.exit_reason or "—"),
               short_time(t.close_time)) for t in trades]
     total = sum(t.profit or 0.0 for t in trades)
     return join_sections(f"📜 <b>TRADES</b> · last {len(trades)}", table(rows, right=(2, 3)),
