@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 import os
 import signal
@@ -19,6 +20,7 @@ from typing import Any
 
 import polars as pl
 
+from bot import logbuffer
 from bot.brokers import build_broker
 from bot.config import Settings
 from bot.context import BotContext
@@ -92,7 +94,9 @@ class App:
         await self.engine.start(saved)
         self.engine.restore_approvals(await self.journal.pending_approvals(utc_now()))
         await self._reconcile()
-        self.ctx = BotContext(self.engine, self.journal, s, self.analyzer, utc_now(), self.trainer, self.registry)
+        self.ctx = BotContext(self.engine, self.journal, s, self.analyzer, utc_now(), self.trainer, self.registry,
+                              backtester=self._backtester(), logs=logbuffer.install(),
+                              bars_available=lambda: self._bars_for_training(100_000).height)
         self._tasks.append(asyncio.create_task(self._persist_approvals(), name="approvals-journal"))
         if self.feed is not None:  # the paper broker checks SL/TP on every tick of its market, not only per run
             self._tasks.append(asyncio.create_task(self.broker.run(), name="paper-market"))
@@ -131,6 +135,29 @@ class App:
             trainer = AutoTrainer(registry, slot, fetch_bars=self._bars_for_training, config=config,
                                   on_event=lambda e: loop.call_soon_threadsafe(self.bus.publish, e))
         return slot, registry, trainer
+
+    def _backtester(self) -> Any:
+        """/backtest over the bot's own closed bars, with the live parameters and the active models."""
+        from bot.backtests import BotBacktester
+        from charts.equity import equity_chart
+        from trading.backtest import BacktestConfig
+
+        def config() -> BacktestConfig:
+            balance = self.engine.account.balance if self.engine.account else 5_000.0
+            s = self.settings  # the paper account's costs: a backtest should not look cheaper than the account
+            return BacktestConfig(balance=balance, commission_per_lot=s.paper_commission_per_lot,
+                                  slippage_points=s.paper_slippage_points, leverage=s.paper_leverage,
+                                  params=self.engine.params, limits=self.engine.limits)
+
+        def sources() -> tuple[Any, Any, str]:
+            from models.live import SlotRegime, SlotSignal
+
+            bundle = self.slot.current
+            if bundle is None:
+                return None, None, "no models: SMC-only"
+            return SlotRegime(self.slot), SlotSignal(self.slot), f"model {bundle.version}"
+
+        return BotBacktester(self._bars_for_training, config, sources, chart=equity_chart)
 
     def _bars_for_training(self, n: int) -> pl.DataFrame:
         if self.feed is not None:  # closed bars only: the forming bar's close is not final yet
@@ -198,14 +225,14 @@ class App:
             transport = ConsoleTransport(photo_dir=s.database_path.parent / "photos", clock=utc_now)
             chat = CONSOLE_USER
             console_settings = s.model_copy(update={"telegram_allowed_users": [CONSOLE_USER]})
-            dp = build_dispatcher(BotContext(self.engine, self.journal, console_settings, self.analyzer,
-                                             self.ctx.started, self.trainer, self.registry, self.ctx.extras))
+            dp = build_dispatcher(dataclasses.replace(self.ctx, settings=console_settings))
             self.console = ConsoleController(dp, transport, CONSOLE_USER)
             if self.console_input:
                 self.console.start()
             self.polling = None
             self.notes.append("no TELEGRAM_TOKEN: console mode (type /help; photos are saved under "
-                              f"{s.database_path.parent / 'photos'})")
+                              f"{s.database_path.parent / 'photos'}, /export files under "
+                              f"{s.database_path.parent / 'exports'})")
         self.transport = transport
         self.notifier = Notifier(transport, chat or CONSOLE_USER, quiet_kinds=s.quiet_notifications)
         self.notifier.attach(self.bus)
@@ -324,6 +351,8 @@ class App:
                 await self.polling.bot.session.close()
             if self.console is not None:
                 await self.console.stop()
+            if self.ctx.backtester is not None:
+                self.ctx.backtester.close()  # a running backtest is dropped, not waited for
         finally:
             for task in self._tasks:
                 task.cancel()

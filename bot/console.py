@@ -16,6 +16,7 @@ import sys
 import threading
 from collections.abc import AsyncGenerator
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 from aiogram import Bot, Dispatcher
@@ -78,7 +79,8 @@ class ConsoleSession(BaseSession):
         if name == "SendDocument":
             document = method.document  # type: ignore[attr-defined]
             data = await _input_bytes(document)
-            path = self.transport.photo_dir / (getattr(document, "filename", None) or "document.bin")
+            path = _unique(self.transport.photo_dir.parent / "exports" / (getattr(document, "filename", None)
+                                                                          or "document.bin"))
             path.parent.mkdir(parents=True, exist_ok=True)
             path.write_bytes(data)
             mid = await self.transport.send_text(self.user_id, f"file saved: {path} ({getattr(method, 'caption', '')})")
@@ -100,6 +102,15 @@ class ConsoleSession(BaseSession):
                 await self.transport.send_text(self.user_id, method.text)  # type: ignore[attr-defined]
             return True
         return True  # setMyCommands, deleteMessage, sendChatAction, ...
+
+
+def _unique(path: Path) -> Path:
+    """`path`, or `name-2.ext`, `name-3.ext`... when a file of that name is already there (never overwrite)."""
+    candidate, n = path, 1
+    while candidate.exists():
+        n += 1
+        candidate = path.with_name(f"{path.stem}-{n}{path.suffix}")
+    return candidate
 
 
 async def _input_bytes(payload: Any) -> bytes:
@@ -140,7 +151,14 @@ class ConsoleController:
                                   data=data, message=message)
             await self.dp.feed_update(self.bot, Update(update_id=next(self._update_ids), callback_query=query))
             return
-        if not line.startswith("/"):
+        if line.startswith("!"):  # not "!N": say how buttons work rather than treat it as text
+            count = len(self.session.last_buttons)
+            await self.session.transport.send_text(
+                self.user_id, f"!N presses button N of the last message with buttons (now !1 to !{count})"
+                if count else "no buttons to press: !N presses button N of the last message with buttons")
+            return
+        names = {n for spec in self.dp.get("commands", ()) for n in (spec.name, *spec.aliases)}
+        if not line.startswith("/") and line.split()[0].lower() in names:  # the slash is optional here
             line = "/" + line
         message = Message(message_id=next(self._update_ids), date=datetime.now(UTC),
                           chat=Chat(id=self.user_id, type="private"), from_user=self._user(), text=line)

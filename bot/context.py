@@ -1,21 +1,41 @@
 """What the controller (Telegram handlers, console transport, scheduled jobs) can reach.
 
 The app builds one `BotContext` at start-up; aiogram handlers receive it by dependency injection
-(`dp["ctx"] = ctx`, a handler parameter named `ctx`). Handlers call these objects' public APIs
-and format the answer; they hold no trading logic.
+(`dp["ctx"] = ctx`, a handler parameter named `ctx`). It implements `handlers.services.Services`,
+the protocol the handlers are written against, so handlers never import `bot`.
 """
 
 from __future__ import annotations
 
+import platform
 from dataclasses import dataclass, field
 from datetime import datetime
+from importlib import metadata
 from typing import TYPE_CHECKING, Any
+
+from bot.store.queries import TradeQueries
 
 if TYPE_CHECKING:
     from bot.config import Settings
     from bot.store import Journal
+    from handlers.services import Backtester, LogSource
     from trading.analyzer import MarketAnalyzer
     from trading.engine import TradingEngine
+
+VERSIONED_PACKAGES = ("aiogram", "polars", "xgboost", "hmmlearn", "sqlalchemy")
+
+
+def version_info() -> dict[str, str]:
+    """The bot's version and the libraries that decide its behaviour (package metadata, no imports)."""
+    def version_of(name: str) -> str:
+        try:
+            return metadata.version(name)
+        except metadata.PackageNotFoundError:
+            return "not installed"
+
+    info = {"xaubot": version_of("xaubot"), "python": platform.python_version()}
+    info.update({name: version_of(name) for name in VERSIONED_PACKAGES})
+    return info
 
 
 @dataclass(slots=True)
@@ -28,3 +48,12 @@ class BotContext:
     trainer: Any = None  # models.autotrainer.AutoTrainer when models are enabled
     registry: Any = None  # models.registry.ModelRegistry
     extras: dict[str, Any] = field(default_factory=dict)
+    queries: TradeQueries | None = None  # built over `journal` when not given
+    backtester: Backtester | None = None  # bot.backtests.BotBacktester; None: /backtest says why
+    logs: LogSource | None = None  # bot.logbuffer.LogBuffer
+    version: dict[str, str] = field(default_factory=version_info)
+    bars_available: Any = None  # () -> int: closed M15 bars the bot holds (for /retrain's "not yet")
+
+    def __post_init__(self) -> None:
+        if self.queries is None:
+            self.queries = TradeQueries(self.journal)

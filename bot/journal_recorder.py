@@ -27,6 +27,7 @@ class JournalRecorder:
             decision.bar_time, decision.action, side=decision.side, p_up=decision.p_up, regime=decision.regime,
             confidence=max(decision.p_up, 1 - decision.p_up) if decision.p_up is not None else None,
             threshold=decision.threshold, reason=decision.reason, gates=gates, lot=decision.lot or None,
+            setup=decision.setup_reason, features=decision.features,
         )
 
     async def record_order_failed(self, decision: Decision) -> None:

@@ -486,11 +486,20 @@ NOT_NOTIFIED = frozenset({EventKind.RISK_CHANGE_PROPOSED, EventKind.TRAINING_PRO
 SILENT_BY_DEFAULT = frozenset({EventKind.SL_MOVED, EventKind.INFO})
 
 
+def answered_on_its_card(event: Event) -> bool:
+    """An approval answered with its buttons: the card itself is edited to show who decided
+    (handlers/approvals.py), and an applied change has its own message; a second one would repeat it.
+    An expiry is still announced (nobody pressed anything)."""
+    approval = event.data.get("approval") if event.kind is EventKind.APPROVAL_RESOLVED else None
+    status = getattr(getattr(approval, "status", None), "value", None)
+    return status in ("approved", "rejected")
+
+
 def render_event(event: Event) -> Rendered | None:
     """(html, silent) for a notification event; None for kinds sent elsewhere. May raise on a
     malformed event (the notifier falls back to `fallback_text`)."""
     formatter = FORMATTERS.get(event.kind)
-    if formatter is None:
+    if formatter is None or answered_on_its_card(event):
         return None
     return Rendered(formatter(event), event.kind in SILENT_BY_DEFAULT)
 

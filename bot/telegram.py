@@ -20,13 +20,28 @@ from aiogram.client.session.aiohttp import AiohttpSession
 from aiogram.client.telegram import TelegramAPIServer
 from aiogram.exceptions import TelegramAPIError
 from aiogram.filters import Command
-from aiogram.types import BotCommand, ErrorEvent, Message
+from aiogram.types import BotCommand, ErrorEvent
 
 from bot.auth import AccessMiddleware
 from bot.context import BotContext
-from handlers import approvals, charts, control, daily, filters, market, model, positions, risk, start, status
+from handlers import (
+    approvals,
+    backtest,
+    charts,
+    control,
+    daily,
+    filters,
+    market,
+    model,
+    performance,
+    positions,
+    risk,
+    start,
+    status,
+    system,
+    why,
+)
 from handlers.approvals import ApprovalAnnouncer
-from handlers.common import AuditNote, esc, reply
 
 log = logging.getLogger(__name__)
 
@@ -43,25 +58,42 @@ class CommandSpec:
 
 
 COMMANDS: tuple[CommandSpec, ...] = (
-    CommandSpec("start", "Greeting and the command list", start.start),
-    CommandSpec("help", "Every command with what it does", start.help_),
+    CommandSpec("start", "Greeting, the command list and the quick keyboard", start.start),
+    CommandSpec("help", "Every command with what it does", start.help_, aliases=("h",)),
     CommandSpec("status", "Account, today's P/L, risk mode, session, uptime", status.status, aliases=("s",)),
+    CommandSpec("balance", "Balance, equity, margin, free margin, margin level", status.balance, aliases=("b",)),
     CommandSpec("positions", "Open positions, with a close button each", positions.positions,
                 aliases=("pos", "p")),
+    CommandSpec("close", "Close one position (asks first)", positions.close, args="TICKET"),
+    CommandSpec("closeall", "Close every open position (asks first)", control.closeall),
     CommandSpec("pause", "Stop new entries (open positions stay managed)", control.pause),
     CommandSpec("resume", "Allow new entries again", control.resume),
-    CommandSpec("closeall", "Close every open position (asks first)", control.closeall),
     CommandSpec("risk", "Risk mode and limits; change them", risk.risk, args="[mode|percent|daily|total|maxpos|reset X]"),
     CommandSpec("market", "Price, spread, regime, SMC setup, ML signal", market.market, aliases=("m",)),
     CommandSpec("filters", "Every entry gate of the last decision", filters.filters, aliases=("f",)),
-    CommandSpec("daily", "Today's trades and P/L", daily.daily, aliases=("d",)),
+    CommandSpec("why", "Why a trade was taken: gates, setup, regime, ML, features", why.why, args="TICKET"),
+    CommandSpec("profit", "Net P/L, win rate, PF, best and worst trade", performance.profit, args="[days]"),
+    CommandSpec("stats", "PF, expectancy, win rate, average win/loss, exit reasons", performance.stats,
+                args="[days]"),
+    CommandSpec("performance", "Results by setup, session and side", performance.performance, args="[days]",
+                aliases=("perf",)),
+    CommandSpec("trades", "The last closed trades", performance.trades, args="[n]", aliases=("t",)),
+    CommandSpec("daily", "Today in detail, or P/L per day", daily.daily, args="[days]", aliases=("d",)),
+    CommandSpec("weekly", "P/L per week (Monday to Sunday, WIB)", daily.weekly, args="[weeks]", aliases=("w",)),
+    CommandSpec("monthly", "P/L per calendar month", daily.monthly, args="[months]"),
     CommandSpec("export", "Trades as a CSV file", daily.export, args="[days]"),
     CommandSpec("chart", "Candlestick chart with SMC overlays", charts.chart, args="[bars 20-300]"),
     CommandSpec("equity", "Equity curve with drawdown", charts.equity),
+    CommandSpec("backtest", "Replay the strategy over recent bars (runs aside)", backtest.backtest,
+                args="[days]"),
     CommandSpec("model", "Active model version and its metrics", model.model),
     CommandSpec("retrain", "Retrain the models now", model.retrain),
+    CommandSpec("health", "Is everything working: broker, bars, loop, journal", system.health),
+    CommandSpec("logs", "The last log lines", system.logs, args="[n] [warn|error]"),
+    CommandSpec("version", "Bot, model and library versions", system.version),
 )
-ROUTER_MODULES = (start, status, positions, control, risk, market, filters, daily, charts, model, approvals)
+ROUTER_MODULES = (start, status, positions, control, risk, market, filters, why, performance, daily, charts, backtest,
+                  model, system, approvals)
 
 
 def bot_commands(commands: tuple[CommandSpec, ...] = COMMANDS) -> list[BotCommand]:
@@ -80,16 +112,11 @@ def build_dispatcher(ctx: BotContext, *, refusal_interval: float = 600.0) -> Dis
     for spec in COMMANDS:
         routers[spec.handler.__module__].message.register(spec.handler, Command(spec.name, *spec.aliases))
     fallback = Router(name="fallback")  # included last: only what no command matched
-    fallback.message.register(unknown_command, F.text.startswith("/"))
+    fallback.message.register(start.unknown_command, F.text.startswith("/"))
+    fallback.message.register(start.plain_text, F.text)
     dp.include_routers(*routers.values(), fallback)
     dp.errors.register(on_error)
     return dp
-
-
-async def unknown_command(message: Message, audit: AuditNote) -> None:
-    word = (message.text or "").split(maxsplit=1)[0]
-    audit.result = "unknown command"
-    await reply(message, f"❓ Unknown: {esc(word)} — see /help")
 
 
 async def on_error(event: ErrorEvent) -> bool:

@@ -19,8 +19,8 @@ from aiogram.exceptions import TelegramAPIError
 from aiogram.filters.callback_data import CallbackData
 from aiogram.types import CallbackQuery, InlineKeyboardButton, InlineKeyboardMarkup, Message
 
-from bot.context import BotContext
 from handlers.common import AuditNote, esc, money, section
+from handlers.services import Services
 from trading.engine import EngineSnapshot
 from trading.events import Event, EventKind
 from trading.risk.approvals import Approval, ApprovalError, ApprovalStatus
@@ -50,7 +50,7 @@ class ApprovalMessages:
     final: set[str] = field(default_factory=set)
 
 
-def approval_board(ctx: BotContext) -> ApprovalMessages:
+def approval_board(ctx: Services) -> ApprovalMessages:
     board = ctx.extras.get("approval_messages")
     if board is None:
         board = ctx.extras["approval_messages"] = ApprovalMessages()
@@ -99,7 +99,7 @@ def render_result(approval: Approval, by_name: str = "") -> str:
     return "\n".join([*_body(approval)[1:], "", f"<b>{line}</b>"])
 
 
-async def send_approval(message: Message, ctx: BotContext, approval: Approval) -> Message:
+async def send_approval(message: Message, ctx: Services, approval: Approval) -> Message:
     """Post the request in the chat that asked for it (the announcer then leaves it alone)."""
     board = approval_board(ctx)
     board.claimed.add(approval.id)
@@ -109,7 +109,7 @@ async def send_approval(message: Message, ctx: BotContext, approval: Approval) -
     return sent
 
 
-async def on_answer(query: CallbackQuery, callback_data: ApprovalAnswer, ctx: BotContext, bot: Bot, actor: str,
+async def on_answer(query: CallbackQuery, callback_data: ApprovalAnswer, ctx: Services, bot: Bot, actor: str,
                     actor_name: str, audit: AuditNote) -> None:
     board = approval_board(ctx)
     shown = callback_data.id in board.final
@@ -128,7 +128,7 @@ async def on_answer(query: CallbackQuery, callback_data: ApprovalAnswer, ctx: Bo
     assert query.message is not None
     await _edit(bot, query.message.chat.id, query.message.message_id,
                 render_result(approval, f"{actor_name} ({actor})"))
-    await query.answer(approval.status.value)
+    await query.answer()  # the edited card says it; a toast (a line on the console) would repeat it
 
 
 async def _edit(bot: Bot, chat_id: int, message_id: int, text: str) -> None:
@@ -145,7 +145,7 @@ class ApprovalAnnouncer:
     It owns its bus queue, so a slow Telegram never holds up the engine's `publish`.
     """
 
-    def __init__(self, ctx: BotContext, bot: Bot, chat_id: int | None) -> None:
+    def __init__(self, ctx: Services, bot: Bot, chat_id: int | None) -> None:
         self.ctx, self.bot, self.chat_id = ctx, bot, chat_id
         self.board = approval_board(ctx)
         self._queue: asyncio.Queue[Event] | None = None

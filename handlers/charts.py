@@ -13,9 +13,9 @@ from aiogram import Router
 from aiogram.filters import CommandObject
 from aiogram.types import BufferedInputFile, Message
 
-from bot.context import BotContext
 from charts import ChartPosition, candlestick_chart, equity_chart
 from handlers.common import AuditNote, esc, reply
+from handlers.services import Services
 from trading.analyzer import AnalysisFrame
 
 DEFAULT_BARS, MIN_BARS, MAX_BARS = 100, 20, 300
@@ -45,7 +45,7 @@ def chart_inputs(frame: AnalysisFrame, n: int) -> tuple[pl.DataFrame, pl.DataFra
     return bars, smc, regimes
 
 
-async def chart(message: Message, command: CommandObject, ctx: BotContext, audit: AuditNote) -> None:
+async def chart(message: Message, command: CommandObject, ctx: Services, audit: AuditNote) -> None:
     try:
         n = parse_bars(command.args)
     except ValueError as exc:
@@ -65,7 +65,7 @@ async def chart(message: Message, command: CommandObject, ctx: BotContext, audit
     await message.answer_photo(BufferedInputFile(png, "chart.png"), caption=f"XAUUSD M15, last {bars.height} bars")
 
 
-async def equity(message: Message, ctx: BotContext, audit: AuditNote) -> None:
+async def equity(message: Message, ctx: Services, audit: AuditNote) -> None:
     snaps = await ctx.journal.equity_snapshots(limit=5000)
     if len(snaps) < 2:
         audit.result = "no data"

@@ -8,11 +8,11 @@ from __future__ import annotations
 
 import html
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import date, datetime, time, timedelta
 
 from aiogram.types import Message
 
-from trading.timezones import fmt_wib
+from trading.timezones import WIB, fmt_wib, to_wib, wib_date
 
 MAX_MESSAGE = 4096
 SPLIT_AT = 4000  # leaves room for entities Telegram counts differently
@@ -35,6 +35,56 @@ def money(x: float) -> str:
 
 def signed(x: float) -> str:
     return f"{'+' if x >= 0 else '-'}${abs(x):,.2f}"
+
+
+def maybe_signed(x: float | None) -> str:
+    return "—" if x is None else signed(x)
+
+
+def pct(x: float | None, digits: int = 0) -> str:
+    return "—" if x is None else f"{x:.{digits}%}"
+
+
+def short_time(t: datetime | None) -> str:
+    """`12-02 08:15` in WIB, the chat's clock."""
+    return to_wib(t).strftime("%m-%d %H:%M") if t is not None else "—"
+
+
+class ArgError(ValueError):
+    """A malformed command argument; the message is for the user."""
+
+
+def parse_count(args: str | None, *, default: int | None, low: int, high: int, what: str) -> int | None:
+    """One optional whole number in low..high; ArgError in a trader's words otherwise."""
+    words = (args or "").split()
+    if not words:
+        return default
+    if len(words) > 1 or not words[0].lstrip("+").isdigit():
+        raise ArgError(f"{what} must be one whole number from {low} to {high} (got {' '.join(words)!r})")
+    n = int(words[0])
+    if not low <= n <= high:
+        raise ArgError(f"{what} must be from {low} to {high} (got {n})")
+    return n
+
+
+def wib_day_start(day: date) -> datetime:
+    """The UTC-aware instant a WIB calendar day starts."""
+    return datetime.combine(day, time(), WIB)
+
+
+def since_days(now: datetime, days: int | None) -> datetime | None:
+    """The start of the WIB day `days - 1` days before today (days=1: today); None: all history."""
+    return wib_day_start(wib_date(now) - timedelta(days=days - 1)) if days else None
+
+
+def table(rows: list[tuple[str, ...]], right: tuple[int, ...] = ()) -> str:
+    """A monospace table (<pre>) for a phone: columns padded to their widest cell, `right` columns right-aligned."""
+    if not rows:
+        return ""
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    lines = [" ".join(c.rjust(w) if i in right else c.ljust(w) for i, (c, w) in enumerate(zip(r, widths, strict=True)))
+             .rstrip() for r in rows]
+    return "<pre>" + esc("\n".join(lines)) + "</pre>"
 
 
 def clock_line(now: datetime) -> str:

@@ -6,21 +6,21 @@ from aiogram import Router
 from aiogram.filters.callback_data import CallbackData
 from aiogram.types import CallbackQuery, InlineKeyboardButton, InlineKeyboardMarkup, Message
 
-from bot.context import BotContext
 from handlers.common import AuditNote, esc, reply, signed
+from handlers.services import Services
 
 
 class CloseAll(CallbackData, prefix="ca"):
     confirm: bool
 
 
-async def pause(message: Message, ctx: BotContext, actor: str, audit: AuditNote) -> None:
+async def pause(message: Message, ctx: Services, actor: str, audit: AuditNote) -> None:
     result = await ctx.engine.pause(by=actor)
     audit.result = result.message
     await reply(message, ("⏸ " if result.applied else "") + esc(result.message))
 
 
-async def resume(message: Message, ctx: BotContext, actor: str, audit: AuditNote) -> None:
+async def resume(message: Message, ctx: Services, actor: str, audit: AuditNote) -> None:
     result = await ctx.engine.resume(by=actor)
     audit.result = result.message
     if result.approval is not None:
@@ -31,7 +31,7 @@ async def resume(message: Message, ctx: BotContext, actor: str, audit: AuditNote
     await reply(message, ("▶️ " if result.applied else "") + esc(result.message))
 
 
-async def closeall(message: Message, ctx: BotContext, audit: AuditNote) -> None:
+async def closeall(message: Message, ctx: Services, audit: AuditNote) -> None:
     positions = ctx.engine.snapshot().positions
     if not positions:
         audit.result = "nothing open"
@@ -47,7 +47,7 @@ async def closeall(message: Message, ctx: BotContext, audit: AuditNote) -> None:
                          f"<code>{signed(floating)}</code>?", reply_markup=keyboard)
 
 
-async def on_closeall(query: CallbackQuery, callback_data: CloseAll, ctx: BotContext, actor: str,
+async def on_closeall(query: CallbackQuery, callback_data: CloseAll, ctx: Services, actor: str,
                       audit: AuditNote) -> None:
     if callback_data.confirm:
         closed = await ctx.engine.close_all(by=actor, reason=f"close all by {actor}")

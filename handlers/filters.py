@@ -7,8 +7,8 @@ from datetime import datetime
 from aiogram import Router
 from aiogram.types import Message
 
-from bot.context import BotContext
 from handlers.common import clock_line, esc, reply
+from handlers.services import Services
 from trading.gates import GateResult
 from trading.records import Decision
 from trading.timezones import fmt_wib
@@ -30,7 +30,7 @@ def filters_text(decision: Decision | None, now: datetime) -> str:
     return "\n".join([head, "", *lines, "", clock_line(now)])
 
 
-async def filters(message: Message, ctx: BotContext) -> None:
+async def filters(message: Message, ctx: Services) -> None:
     snap = ctx.engine.snapshot()
     await reply(message, filters_text(snap.last_decision, snap.time))
 

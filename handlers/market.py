@@ -7,8 +7,8 @@ from datetime import datetime
 from aiogram import Router
 from aiogram.types import Message
 
-from bot.context import BotContext
 from handlers.common import clock_line, esc, join_sections, reply, section
+from handlers.services import Services
 from trading.analysis import MarketAnalysis
 from trading.timezones import fmt_wib
 
@@ -40,7 +40,7 @@ def market_text(a: MarketAnalysis | None, now: datetime, threshold: float | None
     return join_sections("📊 <b>MARKET</b>", price, section("Signal", signal), market, clock_line(now))
 
 
-async def market(message: Message, ctx: BotContext) -> None:
+async def market(message: Message, ctx: Services) -> None:
     snap = ctx.engine.snapshot()
     threshold = snap.last_decision.threshold if snap.last_decision else None
     await reply(message, market_text(snap.analysis, snap.time, threshold))

@@ -5,14 +5,15 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
+from datetime import timedelta
 from typing import Any
 
 from aiogram import Bot, Router
 from aiogram.exceptions import TelegramAPIError
 from aiogram.types import Message
 
-from bot.context import BotContext
-from handlers.common import AuditNote, esc, reply
+from handlers.common import AuditNote, duration, esc, reply
+from handlers.services import Services
 
 SHOWN_METRICS = ("auc", "holdout_auc", "accuracy", "log_loss", "brier", "ece", "n")
 PROGRESS_EVERY = 2.0  # seconds between progress edits (Telegram dislikes rapid edits)
@@ -44,7 +45,7 @@ def model_text(registry: Any) -> str:
     return "\n".join(lines)
 
 
-async def model(message: Message, ctx: BotContext) -> None:
+async def model(message: Message, ctx: Services) -> None:
     try:
         text = model_text(ctx.registry)
     except Exception as exc:  # a broken registry folder should not look like a bot crash
@@ -62,7 +63,7 @@ def outcome_text(o: Any) -> str:
     return f"{head}\nOld {esc(o.old_version or 'none')}: {old}\nNew: {new}\nTook {o.seconds:.0f} s"
 
 
-async def retrain(message: Message, ctx: BotContext, bot: Bot, actor: str, audit: AuditNote) -> None:
+async def retrain(message: Message, ctx: Services, bot: Bot, actor: str, audit: AuditNote) -> None:
     trainer = ctx.trainer
     if trainer is None:
         audit.result = "no trainer"
@@ -71,6 +72,11 @@ async def retrain(message: Message, ctx: BotContext, bot: Bot, actor: str, audit
     if trainer.running:
         audit.result = "already running"
         await reply(message, "A retrain is already running.")
+        return
+    short = await _too_few_bars(ctx, trainer)
+    if short:
+        audit.result = "too few bars"
+        await reply(message, short)
         return
     progress: dict[str, Any] = {"stage": "starting", "pct": 0.0}
     previous = trainer.on_progress
@@ -91,6 +97,31 @@ async def retrain(message: Message, ctx: BotContext, bot: Bot, actor: str, audit
     audit.result = "started"
     task = asyncio.create_task(_follow(bot, status, future, progress, trainer, previous))
     ctx.extras["retrain_task"] = task
+
+
+def bars_wait_text(have: int, need: int, speed: float = 1.0) -> str:
+    """How many bars a retrain lacks and how long until there are enough (an M15 bar per 15 open minutes)."""
+    missing = need - have
+    market = timedelta(minutes=15 * missing)
+    text = (f"🧠 Not enough bars to retrain yet: it needs {need:,} closed M15 bars and the bot has {have:,} "
+            f"({missing:,} to go). A bar closes every 15 minutes while the market is open: about "
+            f"{duration(market)} of market time")
+    if speed > 1:
+        text += f", or {duration(market / speed)} at this paper market's {speed:g}× speed"
+    return text + ". The active model (or SMC-only) keeps trading meanwhile."
+
+
+async def _too_few_bars(ctx: Services, trainer: Any) -> str:
+    """The "not yet" answer before a run that would fail on too few bars; "" when there are enough."""
+    need = getattr(getattr(trainer, "config", None), "min_bars", None)
+    if ctx.bars_available is None or not isinstance(need, int):
+        return ""
+    have = await asyncio.to_thread(ctx.bars_available)
+    if have >= need:
+        return ""
+    speed = float(getattr(ctx.settings, "paper_replay_speed", 1.0)) if getattr(
+        ctx.settings, "broker", "") == "paper" else 1.0
+    return bars_wait_text(have, need, speed)
 
 
 async def _follow(bot: Bot, status: Message, future: Any, progress: dict[str, Any], trainer: Any,

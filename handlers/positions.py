@@ -9,11 +9,12 @@ from __future__ import annotations
 from datetime import datetime
 
 from aiogram import F, Router
+from aiogram.filters import CommandObject
 from aiogram.filters.callback_data import CallbackData
 from aiogram.types import CallbackQuery, InlineKeyboardButton, InlineKeyboardMarkup, Message
 
-from bot.context import BotContext
-from handlers.common import AuditNote, clock_line, duration, reply, signed
+from handlers.common import AuditNote, clock_line, duration, esc, reply, signed
+from handlers.services import Services
 from trading.domain import Position
 
 
@@ -51,13 +52,38 @@ def confirm_keyboard(ticket: int) -> InlineKeyboardMarkup:
     ]])
 
 
-async def positions(message: Message, ctx: BotContext) -> None:
+async def positions(message: Message, ctx: Services) -> None:
     snap = ctx.engine.snapshot()
     text, markup = positions_view(snap.positions, snap.time)
     await reply(message, text, reply_markup=markup)
 
 
-async def on_position_button(query: CallbackQuery, callback_data: PositionAction, ctx: BotContext, actor: str,
+def close_question(p: Position) -> str:
+    return (f"Close <b>#{p.ticket}</b> {p.side} {p.volume:g} @ {p.open_price:.2f}, "
+            f"P/L now <code>{signed(p.profit + p.swap)}</code>?")
+
+
+async def close(message: Message, command: CommandObject, ctx: Services, audit: AuditNote) -> None:
+    """/close TICKET: the same confirmation the position's button asks."""
+    open_now = ctx.engine.snapshot().positions
+    listing = ", ".join(f"#{p.ticket}" for p in open_now) or "none"
+    word = (command.args or "").strip().lstrip("#")
+    if not word.isdigit():
+        audit.result = "usage"
+        await reply(message, f"Usage: /close TICKET — e.g. /close {open_now[0].ticket if open_now else 123456}\n"
+                             f"Open now: {listing}")
+        return
+    ticket = int(word)
+    pos = next((p for p in open_now if p.ticket == ticket), None)
+    if pos is None:
+        audit.result = "not open"
+        await reply(message, f"#{ticket} is not open. Open now: {esc(listing)}")
+        return
+    audit.result = "asked"
+    await reply(message, close_question(pos), reply_markup=confirm_keyboard(ticket))
+
+
+async def on_position_button(query: CallbackQuery, callback_data: PositionAction, ctx: Services, actor: str,
                              audit: AuditNote) -> None:
     ticket = callback_data.ticket
     pos = ctx.engine.positions.get(ticket)
@@ -74,8 +100,7 @@ async def on_position_button(query: CallbackQuery, callback_data: PositionAction
         return
     if callback_data.action == "ask":
         audit.result = "asked"
-        text = (f"Close <b>#{ticket}</b> {pos.side} {pos.volume:g} @ {pos.open_price:.2f}, "
-                f"P/L now <code>{signed(pos.profit + pos.swap)}</code>?")
+        text = close_question(pos)
         if query.message is not None:
             await query.bot.send_message(query.message.chat.id, text, parse_mode="HTML",
                                          reply_markup=confirm_keyboard(ticket))

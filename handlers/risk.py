@@ -11,9 +11,9 @@ from aiogram import Router
 from aiogram.filters import CommandObject
 from aiogram.types import Message
 
-from bot.context import BotContext
 from handlers.approvals import send_approval
 from handlers.common import AuditNote, clock_line, esc, join_sections, money, reply, section
+from handlers.services import Services
 from trading.engine import EngineSnapshot
 from trading.risk.approvals import RiskChange
 from trading.risk.modes import RiskMode, limit_use
@@ -25,6 +25,13 @@ LIMIT_FIELDS = {
     "daily": ("daily_loss_pct", "daily loss limit", "%"),
     "total": ("total_loss_pct", "total loss limit", "%"),
     "maxpos": ("max_positions", "max positions", ""),
+}
+# the ranges trading.risk.modes.RiskLimits accepts, said in a trader's words (low is exclusive for %)
+ALLOWED = {
+    "risk_per_trade_pct": (0, 5, "Risk per trade can be above 0 % and at most 5 % of the balance"),
+    "daily_loss_pct": (0, 50, "The daily loss limit can be above 0 % and at most 50 % of the balance"),
+    "total_loss_pct": (0, 100, "The total loss limit can be above 0 % and at most 100 %"),
+    "max_positions": (1, 20, "Max positions can be 1 to 20"),
 }
 
 
@@ -74,14 +81,17 @@ def parse_change(args: str, snap: EngineSnapshot) -> RiskChange:
     try:
         number: float | int = int(value) if field == "max_positions" else float(value)
     except ValueError:
-        raise UsageError(f"{value!r} is not a number") from None
+        raise UsageError(f"{value!r} is not a {'whole ' if field == 'max_positions' else ''}number") from None
     if not math.isfinite(number):
         raise UsageError(f"{value!r} is not a number")
+    low, high, words = ALLOWED[field]
+    if not (low <= number <= high if field == "max_positions" else low < number <= high):
+        raise UsageError(f"{words}; you asked {number:g}{unit and ' ' + unit}")
     current = getattr(snap.limits, field)
     return RiskChange("limits", f"{label} {current:g}{unit} → {number:g}{unit}", {field: number})
 
 
-async def risk(message: Message, command: CommandObject, ctx: BotContext, actor: str, audit: AuditNote) -> None:
+async def risk(message: Message, command: CommandObject, ctx: Services, actor: str, audit: AuditNote) -> None:
     snap = ctx.engine.snapshot()
     if not command.args:
         await reply(message, risk_text(snap))

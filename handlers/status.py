@@ -7,8 +7,8 @@ from datetime import datetime
 from aiogram import Router
 from aiogram.types import Message
 
-from bot.context import BotContext
 from handlers.common import clock_line, duration, esc, join_sections, money, reply, section, signed
+from handlers.services import Services
 from trading.engine import EngineSnapshot
 from trading.risk.modes import limit_use
 
@@ -49,7 +49,30 @@ def status_text(snap: EngineSnapshot, paused_by: str = "", started: datetime | N
                          clock_line(snap.time))
 
 
-async def status(message: Message, ctx: BotContext) -> None:
+def balance_text(snap: EngineSnapshot) -> str:
+    acc = snap.account
+    if acc is None:
+        return join_sections("💳 <b>BALANCE</b>", "No account data yet.", clock_line(snap.time))
+    level = f"{acc.equity / acc.margin:.0%}" if acc.margin > 0 else "— (no margin used)"
+    items = [
+        f"Balance <code>{money(acc.balance)}</code>",
+        f"Equity <code>{money(acc.equity)}</code>",
+        f"Floating <code>{signed(acc.floating_pl)}</code>",
+        f"Margin <code>{money(acc.margin)}</code>",
+        f"Free margin <code>{money(acc.free_margin)}</code>",
+        f"Margin level <code>{level}</code>",
+    ]
+    about = [f"{esc(acc.currency)} · leverage 1:{acc.leverage}" + (f" · {esc(acc.server)}" if acc.server else ""),
+             "Trading allowed" if acc.trade_allowed else "⛔ Trading not allowed by the broker"]
+    return join_sections("💳 <b>BALANCE</b>", section("Account", items), section("Broker", about),
+                         clock_line(snap.time))
+
+
+async def balance(message: Message, ctx: Services) -> None:
+    await reply(message, balance_text(ctx.engine.snapshot()))
+
+
+async def status(message: Message, ctx: Services) -> None:
     await reply(message, status_text(ctx.engine.snapshot(), ctx.engine.paused_by, ctx.started))
 
 

@@ -70,7 +70,8 @@ def events(evil: str = "") -> dict[EventKind, Event]:
                                                                              "reason": "3 losses in a row" + x}, "m"),
         EventKind.RISK_CHANGE_APPLIED: Event(EventKind.RISK_CHANGE_APPLIED, T0, {
             "change": RiskChange("mode", "set mode PROTECTED" + x, {"mode": "PROTECTED"}), "by": "bob" + x}, "a"),
-        EventKind.APPROVAL_RESOLVED: Event(EventKind.APPROVAL_RESOLVED, T0, {"approval": approval()}, "resolved"),
+        EventKind.APPROVAL_RESOLVED: Event(EventKind.APPROVAL_RESOLVED, T0, {"approval": approval(ApprovalStatus.EXPIRED)},
+                                           "resolved"),
         EventKind.PAUSED: Event(EventKind.PAUSED, T0, {"by": "alice" + x}, "paused"),
         EventKind.RESUMED: Event(EventKind.RESUMED, T0, {"by": "alice" + x}, "resumed"),
         EventKind.MODEL_SWAPPED: Event(EventKind.MODEL_SWAPPED, T0, {

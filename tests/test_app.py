@@ -412,7 +412,13 @@ async def test_console_status_and_pause_go_through_the_dispatcher(tmp_path: Path
         assert app.engine.paused
         assert "paused" in capsys.readouterr().out.lower()
         await app.console.handle_line("/nonsense")
-        assert "Unknown" in capsys.readouterr().out
+        assert "/nonsense is not a command" in capsys.readouterr().out
+        await app.console.handle_line("hello")  # plain text: a hint, not "/hello"
+        out = capsys.readouterr().out
+        assert "/hello" not in out and "start with /" in out
+        await app.console.handle_line("!x")
+        out = capsys.readouterr().out
+        assert "/!x" not in out and "!N presses button N" in out
         await app.console.handle_line("!7")
         assert "no such button" in capsys.readouterr().out
         entries = await app.journal.audit_entries()

@@ -105,12 +105,18 @@ def test_emergency_close_with_failed_tickets() -> None:
 
 
 def test_approval_statuses() -> None:
+    from bot.messages import approval_resolved
     from tests.notify_samples import approval
 
     for status, word in ((ApprovalStatus.APPROVED, "✅ APPROVAL APPROVED"), (ApprovalStatus.REJECTED, "❌"),
                          (ApprovalStatus.EXPIRED, "⌛")):
         e = Event(EventKind.APPROVAL_RESOLVED, T0, {"approval": approval(status)})
-        assert word in html_to_text(render_event(e).html)  # type: ignore[union-attr]
+        assert word in html_to_text(approval_resolved(e))
+    # answered with the buttons, the edited card is the answer: no second message (issue 14)
+    for status in (ApprovalStatus.APPROVED, ApprovalStatus.REJECTED):
+        assert render_event(Event(EventKind.APPROVAL_RESOLVED, T0, {"approval": approval(status)})) is None
+    expired = Event(EventKind.APPROVAL_RESOLVED, T0, {"approval": approval(ApprovalStatus.EXPIRED)})
+    assert "⌛" in html_to_text(render_event(expired).html)  # type: ignore[union-attr]
 
 
 def test_startup_and_shutdown_contents() -> None:

@@ -73,8 +73,11 @@ async def test_a_database_from_a_newer_bot_is_refused_clearly(tmp_path: Path) ->
 
 def test_single_linear_history() -> None:
     script = ScriptDirectory(str(MIGRATIONS_DIR))
-    assert script.get_heads() == ["0001"]
-    assert [r.revision for r in script.walk_revisions()] == ["0001"]
+    heads = script.get_heads()
+    assert len(heads) == 1, heads
+    revisions = [r.revision for r in script.walk_revisions()]
+    assert revisions[-1] == "0001"
+    assert "0002_decision_features" in revisions
 
 
 def test_downgrade_to_base_then_up_again_with_a_sync_url(tmp_path: Path) -> None:
@@ -107,3 +110,17 @@ def test_repo_alembic_ini_points_at_the_package() -> None:
 @pytest.mark.parametrize("table", sorted(Base.metadata.tables))
 def test_every_table_has_a_primary_key(table: str) -> None:
     assert Base.metadata.tables[table].primary_key.columns
+
+
+async def test_0002_keeps_old_decisions_and_adds_setup_and_features(tmp_path: Path) -> None:
+    """A journal written at 0001 upgrades in place: its decision rows survive with no setup/features."""
+    db = tmp_path / "old.db"
+    url = f"sqlite+aiosqlite:///{db}"
+    await upgrade_database(url, "0001")
+    with sqlite3.connect(db) as conn:
+        conn.execute("insert into decisions (bar_time, action, reason, gates, created_at) "
+                     "values ('2026-01-05 10:00:00', 'skip', 'old', '[]', '2026-01-05 10:15:00')")
+    await upgrade_database(url)
+    with sqlite3.connect(db) as conn:
+        rows = conn.execute("select action, reason, setup, features from decisions").fetchall()
+    assert rows == [("skip", "old", None, None)]

@@ -171,7 +171,9 @@ async def test_bad_arguments_get_a_usage_line(h: Harness, text: str) -> None:
 
 
 async def test_unknown_command(h: Harness) -> None:
-    assert "Unknown: /frobnicate" in (await h.send("/frobnicate")).params["text"]
+    text = (await h.send("/frobnicate")).params["text"]
+    assert "/frobnicate is not a command" in text and "/help" in text
+    assert "/status" in (await h.send("/stauts")).params["text"]
 
 
 async def test_a_failing_handler_answers_an_apology(h: Harness, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -224,7 +226,8 @@ async def test_loosening_needs_approval_and_applies_once(h: Harness) -> None:
     assert refused.params["text"] == "not allowed" and h.engine.limits.risk_per_trade_pct == 1.0
 
     ok = await h.press(approve, mid)
-    assert ok.params["text"] == "approved" and h.engine.limits.risk_per_trade_pct == 2.0
+    # no toast: the edited card is the answer (one press, one edited card plus the applied change)
+    assert not ok.params.get("text") and h.engine.limits.risk_per_trade_pct == 2.0
     done = h.message(mid)
     assert f"✅ Approved by Trader (tg:{USER})" in done.text and done.buttons == []
 
@@ -242,7 +245,7 @@ async def test_loosening_needs_approval_and_applies_once(h: Harness) -> None:
 async def test_reject_changes_nothing(h: Harness) -> None:
     mid = await request_loosening(h)
     answer = await h.press(h.message(mid).buttons[1]["callback_data"], mid)
-    assert answer.params["text"] == "rejected" and h.engine.limits.risk_per_trade_pct == 1.0
+    assert not answer.params.get("text") and h.engine.limits.risk_per_trade_pct == 1.0
     assert "❌ Rejected by" in h.message(mid).text
 
 
@@ -317,7 +320,7 @@ async def test_two_simultaneous_taps_apply_once(h: Harness) -> None:
     for qid in ids:
         answers.append(await h.server.wait_for(
             "answerCallbackQuery", lambda c, q=qid: c.params.get("callback_query_id") == q, since=since))
-    assert sorted(a.params["text"] for a in answers) == ["already approved", "approved"]
+    assert sorted(a.params.get("text") or "" for a in answers) == ["", "already approved"]
     assert len(applied) == 1 and h.engine.limits.risk_per_trade_pct == 2.0
 
 

@@ -26,7 +26,7 @@ from trading.exits import ExitContext, PositionTracker, evaluate_exits
 from trading.gates import EntryContext, GateResult, NewsStatus, evaluate_gates, first_block
 from trading.parameters import StrategyParams
 from trading.position_manager import PMContext, PMKind, manage_position
-from trading.records import Decision, MemoryRecorder, OpenedTrade, Recorder
+from trading.records import Decision, MemoryRecorder, OpenedTrade, Recorder, decision_features
 from trading.risk.approvals import Approval, ApprovalError, ApprovalRegistry, ApprovalStatus, RiskChange
 from trading.risk.modes import (
     ModeDecision,
@@ -491,6 +491,7 @@ class TradingEngine:
             gates=gates, regime=analysis.regime.name, p_up=analysis.ml.p_up if analysis.ml else None,
             threshold=analysis.quality.threshold, setup_reason=setup.reason if setup else "",
             lot=lot.lots if lot else 0.0, lot_steps=lot.steps if lot else (), model_version=analysis.model_version,
+            features=decision_features(analysis),
         )
         decision = replace(decision, id=await self.recorder.record_decision(decision))
         self.last_decision = decision

@@ -10,6 +10,7 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any, Protocol
 
+from trading.analysis import MarketAnalysis
 from trading.domain import ClosedTrade, Side
 from trading.gates import GateResult
 
@@ -29,10 +30,25 @@ class Decision:
     lot_steps: tuple[str, ...] = ()
     model_version: str = ""
     id: int | None = None  # set by the recorder
+    features: dict[str, Any] = field(default_factory=dict)  # what the decision saw (decision_features)
 
     @property
     def blocked_by(self) -> str | None:
         return next((g.name for g in self.gates if g.blocked), None)
+
+
+def decision_features(a: MarketAnalysis) -> dict[str, Any]:
+    """The numbers a decision was taken on, for the journal (/why): indicators, regime, ML, quality."""
+    seen: dict[str, Any] = {k: round(v, 5) for k, v in a.indicators.items()}
+    seen.update(close=a.close, atr=round(a.atr, 5), spread_points=a.spread_points, session=a.session.name,
+                regime=a.regime.name, regime_confidence=round(a.regime.confidence, 4),
+                quality_score=round(a.quality.score, 2), quality_level=a.quality.level, h1_bias=a.h1_bias)
+    if a.ml is not None:
+        seen["ml_p_up"] = round(a.ml.p_up, 4)
+    if a.setup is not None:
+        seen.update(setup_side=str(a.setup.side), setup_confidence=a.setup.confidence, entry=a.setup.entry,
+                    stop_loss=a.setup.stop_loss, take_profit=a.setup.take_profit, risk_reward=a.setup.risk_reward)
+    return seen
 
 
 @dataclass(frozen=True, slots=True)

@@ -135,6 +135,8 @@ def decision(row: DecisionRow) -> DecisionRecord:
         gates=tuple(GateResult.from_json(g) for g in row.gates),
         lot=row.lot,
         created_at=row.created_at,
+        setup=row.setup or "",
+        features=dict(row.features or {}),
     )
 
 

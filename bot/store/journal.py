@@ -164,6 +164,8 @@ class Journal:
         gates: Iterable[GateResult | Mapping[str, Any]] = (),
         lot: float | None = None,
         now: datetime | None = None,
+        setup: str = "",
+        features: Mapping[str, Any] | None = None,
     ) -> int:
         """Store one closed bar's verdict; returns its id (link it to the trade it opened)."""
         if not action:
@@ -181,6 +183,8 @@ class Journal:
             gates=convert.gates_to_json(gates),
             lot=lot,
             created_at=convert.aware(now, "now"),
+            setup=setup or None,
+            features=convert.jsonable(dict(features)) if features else None,
         )
         async with self._write() as s:
             s.add(row)

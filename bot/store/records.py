@@ -42,6 +42,8 @@ class DecisionRecord:
     gates: tuple[GateResult, ...]
     lot: float | None
     created_at: datetime
+    setup: str = ""  # empty on decisions stored before revision 0002
+    features: dict[str, Any] = field(default_factory=dict)
 
     @property
     def first_failed_gate(self) -> GateResult | None:

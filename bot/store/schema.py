@@ -62,6 +62,8 @@ class DecisionRow(Base):
     gates: Mapped[list[dict[str, Any]]] = mapped_column(JSON)
     lot: Mapped[float | None] = mapped_column(Float)
     created_at: Mapped[datetime]
+    setup: Mapped[str | None] = mapped_column(Text)  # revision 0002: the SMC setup's reason
+    features: Mapped[dict[str, Any] | None] = mapped_column(JSON)  # revision 0002: what the decision saw
 
 
 class TradeRow(Base):

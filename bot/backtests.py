@@ -1,0 +1,69 @@
+"""`/backtest [days]` behind the handlers' `Backtester` protocol: the engine replayed over the bot's
+own recent bars, in a worker thread, never on the trading loop.
+
+The replay (trading.backtest.run_backtest, the research CLI's engine) runs its own event loop inside
+one dedicated worker thread; at most one backtest runs at a time. Polars, numpy and XGBoost release
+the GIL for their heavy parts, so the live loop keeps its timing (a process pool would also have to
+ship the models and the bars across).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+import polars as pl
+
+from handlers.services import BacktestRefused, BacktestReport, Progress
+from trading.backtest import BacktestConfig, run_backtest
+
+BARS_PER_DAY = 96  # M15
+MIN_TEST_BARS = BARS_PER_DAY  # at least one day after the warm-up
+
+
+class BotBacktester:
+    def __init__(self, fetch_bars: Callable[[int], pl.DataFrame], config: Callable[[], BacktestConfig],
+                 sources: Callable[[], tuple[Any, Any, str]] = lambda: (None, None, "no models: SMC-only"),
+                 chart: Callable[..., bytes] | None = None) -> None:
+        self.fetch_bars = fetch_bars  # n -> the newest n closed bars the bot has (called in the worker)
+        self.config = config  # the live strategy parameters and limits, read when a run starts
+        self.sources = sources  # () -> (regime, signal, description) of the active models
+        self.chart = chart
+        self.running = False
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="backtest")
+
+    def bars_needed(self, days: int) -> int:
+        return days * BARS_PER_DAY + self.config().warmup_bars
+
+    async def run(self, days: int, progress: Progress) -> BacktestReport:
+        if self.running:
+            raise BacktestRefused("a backtest is already running: wait for its report")
+        self.running = True
+        try:
+            return await asyncio.get_running_loop().run_in_executor(self._pool, self._work, days, progress)
+        finally:
+            self.running = False
+
+    def _work(self, days: int, progress: Progress) -> BacktestReport:
+        config = self.config()
+        bars = self.fetch_bars(self.bars_needed(days))
+        if bars.height < config.warmup_bars + MIN_TEST_BARS:
+            need = config.warmup_bars + MIN_TEST_BARS
+            raise BacktestRefused(f"the bot has {bars.height} closed M15 bars; a backtest needs at least {need} "
+                                  f"({config.warmup_bars} to warm up + 1 day)")
+        regime, signal, models = self.sources()
+        t0 = time.perf_counter()
+        result = run_backtest(bars, config, regime=regime, signal=signal, progress=progress)
+        png = None
+        if self.chart is not None and len(result.equity_times) >= 2:
+            png = self.chart(result.equity_times, result.equity, title=f"Backtest equity · {result.bars} bars")
+        first = bars["time"][config.warmup_bars]
+        return BacktestReport(requested_days=days, days=result.bars / BARS_PER_DAY, bars=result.bars, first=first,
+                              last=bars["time"][-1], seconds=time.perf_counter() - t0, metrics=result.metrics(),
+                              models=models, equity_png=png)
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=False, cancel_futures=True)

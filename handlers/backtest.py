@@ -1,0 +1,124 @@
+"""/backtest [days]: the strategy replayed over the bot's own recent bars, off the trading loop.
+
+One status message is edited in place while it runs (at most every PROGRESS_EVERY seconds); it
+becomes the report, and the equity chart follows as a photo. The work runs behind the injected
+`Backtester` (bot.backtests), never in a handler and never on the event loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from typing import Any
+
+from aiogram import Bot, Router
+from aiogram.exceptions import TelegramAPIError
+from aiogram.filters import CommandObject
+from aiogram.types import BufferedInputFile, Message
+
+from handlers.common import (
+    ArgError,
+    AuditNote,
+    esc,
+    join_sections,
+    parse_count,
+    reply,
+    section,
+    short_time,
+    signed,
+)
+from handlers.services import BacktestRefused, BacktestReport, Services
+
+log = logging.getLogger(__name__)
+
+DEFAULT_DAYS, MAX_DAYS = 7, 90
+PROGRESS_EVERY = 2.0
+
+
+def _num(x: Any, fmt: str = "{:.2f}") -> str:
+    return "—" if x is None else fmt.format(x)
+
+
+def report_text(r: BacktestReport) -> str:
+    m = r.metrics
+    short = f" (the bot has {r.days:.1f} days of bars)" if r.days < r.requested_days - 0.05 else ""
+    head = f"🧪 <b>BACKTEST</b> · {r.days:.1f} days{short}"
+    span = f"{short_time(r.first)} → {short_time(r.last)} WIB · {r.bars} bars · {esc(r.models)} · {r.seconds:.0f} s"
+    pf = m.get("profit_factor")
+    figures = section("Result", [
+        f"Net <code>{signed(m.get('net_profit', 0.0))}</code> · final equity ${m.get('final_equity', 0.0):,.2f}",
+        f"Trades {m.get('trades', 0)} · win rate {m.get('win_rate', 0.0):.0%}",
+        f"Profit factor {_num(pf) if pf is not None else '— (no losing trade)'} · expectancy "
+        f"<code>{signed(m.get('expectancy', 0.0))}</code>",
+        f"Max drawdown {m.get('max_drawdown_pct', 0.0):.2f}% · Sharpe {_num(m.get('sharpe'))}",
+    ])
+    reasons = m.get("exit_reasons") or {}
+    exits = section("Exits", [f"{esc(k)} {v}" for k, v in list(reasons.items())[:6]])
+    note = ("<i>Past bars, the live rules and costs of the paper broker; "
+            f"{m.get('trades', 0)} trades is {'a small' if m.get('trades', 0) < 30 else 'a'} sample.</i>")
+    return join_sections(head, span, figures, exits, note)
+
+
+async def backtest(message: Message, command: CommandObject, ctx: Services, bot: Bot, audit: AuditNote) -> None:
+    try:
+        days = parse_count(command.args, default=DEFAULT_DAYS, low=1, high=MAX_DAYS, what="Days")
+    except ArgError as exc:
+        audit.result = f"usage: {exc}"
+        await reply(message, f"{esc(exc)}\nUsage: /backtest [days] — default {DEFAULT_DAYS}, at most {MAX_DAYS}")
+        return
+    tester = ctx.backtester
+    if tester is None:
+        audit.result = "no backtester"
+        await reply(message, "Backtests are not available in this run.")
+        return
+    if tester.running:
+        audit.result = "already running"
+        await reply(message, "A backtest is already running: its report comes in this chat.")
+        return
+    assert days is not None
+    status = await reply(message, f"🧪 Backtest of the last {days} day(s): starting…")
+    progress = {"done": 0, "total": 0}
+
+    def on_progress(done: int, total: int) -> None:  # from the worker thread: plain assignments only
+        progress["done"], progress["total"] = done, total
+
+    audit.result = f"started {days} days"
+    ctx.extras["backtest_task"] = asyncio.create_task(_follow(bot, status, tester.run(days, on_progress), progress))
+
+
+async def _follow(bot: Bot, status: Message, work: Any, progress: dict[str, int]) -> None:
+    task = asyncio.ensure_future(work)
+    started, shown = time.monotonic(), ""
+    while not task.done():
+        total = progress["total"]
+        pct = f"{progress['done'] / total:.0%} of {total} bars" if total else "preparing"
+        text = f"🧪 Backtest running: {pct} · {time.monotonic() - started:.0f} s"
+        if text != shown:
+            shown = await _edit(bot, status, text) or shown
+        await asyncio.wait({task}, timeout=PROGRESS_EVERY)
+    try:
+        report = task.result()
+    except BacktestRefused as exc:
+        await _edit(bot, status, f"🧪 No backtest: {esc(exc)}")
+        return
+    except Exception as exc:
+        log.exception("backtest failed")
+        await _edit(bot, status, f"❌ Backtest failed: {esc(type(exc).__name__)}: {esc(exc)} (details in /logs)")
+        return
+    await _edit(bot, status, report_text(report))
+    if report.equity_png:
+        await bot.send_photo(status.chat.id, BufferedInputFile(report.equity_png, "backtest_equity.png"),
+                             caption=f"Backtest equity, {report.days:.1f} days")
+
+
+async def _edit(bot: Bot, status: Message, text: str) -> str | None:
+    try:
+        await bot.edit_message_text(text, chat_id=status.chat.id, message_id=status.message_id, parse_mode="HTML")
+        return text
+    except TelegramAPIError:
+        return None
+
+
+def make_router() -> Router:
+    return Router(name="backtest")

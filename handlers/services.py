@@ -1,0 +1,88 @@
+"""What a handler may reach, as protocols: handlers depend on these, `bot/` implements them.
+
+The dispatcher hands every handler one `Services` object as the workflow-data key `ctx`
+(`dp["ctx"] = ...`, a handler parameter named `ctx`); `bot.context.BotContext` is the implementation.
+So the import arrow runs bot -> handlers only: a handler never imports `bot`, and never `research`
+(the backtest runs behind `Backtester`, which the bot injects).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import date, datetime
+from typing import Any, Protocol
+
+from trading.engine import TradingEngine
+
+Progress = Callable[[int, int], None]  # (bars done, bars in all), called from a worker thread
+
+
+@dataclass(frozen=True, slots=True)
+class BacktestReport:
+    """A finished `/backtest`: the figures (as trading.backtest.compute_metrics names them) and the chart."""
+
+    requested_days: int
+    days: float  # what the bars covered (fewer than asked when the bot has fewer bars)
+    bars: int
+    first: datetime
+    last: datetime
+    seconds: float
+    metrics: dict[str, Any]
+    models: str  # "model v12" or "no models: SMC-only"
+    equity_png: bytes | None
+
+
+class BacktestRefused(ValueError):
+    """Not enough bars, or one already running: the message says what to do."""
+
+
+class Backtester(Protocol):
+    running: bool
+
+    async def run(self, days: int, progress: Progress) -> BacktestReport: ...
+
+    def close(self) -> None: ...
+
+
+class LogSource(Protocol):
+    def lines(self, n: int, min_level: int = 0) -> list[str]: ...
+
+    def count_since(self, since_epoch: float, min_level: int = 30) -> int: ...
+
+
+class Queries(Protocol):
+    """Read-only journal queries behind /profit, /stats, /performance, /trades and the period reports
+    (bot.store.queries.TradeQueries)."""
+
+    async def closed_since(self, since: datetime | None) -> Sequence[Any]: ...
+
+    async def stats(self, since: datetime | None) -> Any: ...
+
+    async def recent_closed(self, n: int) -> Sequence[Any]: ...
+
+    async def periods(self, unit: str, n: int, today: date) -> Sequence[Any]: ...
+
+    async def day_trades(self, day: date) -> Sequence[Any]: ...
+
+    async def performance(self, since: datetime | None) -> dict[str, Sequence[Any]]: ...
+
+    async def why(self, ticket: int) -> Any: ...
+
+    async def schema_revision(self) -> str: ...
+
+
+class Services(Protocol):
+    engine: TradingEngine
+    journal: Any  # bot.store.Journal
+    settings: Any  # bot.config.Settings
+    analyzer: Any  # trading.analyzer.MarketAnalyzer (its last_frame for /chart)
+    started: datetime
+    trainer: Any  # models.autotrainer.AutoTrainer, or None when models are off
+    registry: Any  # models.registry.ModelRegistry
+    extras: dict[str, Any]
+    queries: Queries | None
+    backtester: Backtester | None
+    logs: LogSource | None
+    version: dict[str, str]
+    bars_available: Callable[[], int] | None  # closed M15 bars the bot holds now
