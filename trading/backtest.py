@@ -69,9 +69,24 @@ class BacktestResult:
         return compute_metrics(self.trades, self.opened, self.equity_times, self.equity, self.start_balance)
 
 
+class _JitteryWall:
+    """A wall clock for `paced_replay`: each look moves it on by a pseudo-random step (a loaded machine)."""
+
+    def __init__(self, seed: int, mean_step: float) -> None:
+        self.t = 0.0
+        self.rng = random.Random(seed)
+        self.mean_step = mean_step
+
+    def __call__(self) -> float:
+        self.t += self.rng.expovariate(1 / self.mean_step)
+        return self.t
+
+
 async def _drive(bars: pl.DataFrame, analyzer: Analyzer, config: BacktestConfig, *, live: bool,
-                 progress: Progress | None, label: str, path: PathFactory | None = None) -> BacktestResult:
-    """The bars through `MarketLoop`, the same loop a paper replay runs (at speed 0)."""
+                 progress: Progress | None, label: str, path: PathFactory | None = None,
+                 speed: float = 0.0, wall_seed: int = 0) -> BacktestResult:
+    """The bars through `MarketLoop`, the same loop a paper replay runs: as fast as possible (speed 0)
+    or paced at `speed` against a jittery simulated wall clock (`paced_replay`)."""
     warmup = min(config.warmup_bars, max(bars.height - 1, 0))
     feed = ReplayFeed(bars, speed=0, ticks_per_bar=config.ticks_per_bar, history=warmup, path=path)
     if feed.finished:
@@ -101,8 +116,14 @@ async def _drive(bars: pl.DataFrame, analyzer: Analyzer, config: BacktestConfig,
                            clock=clock)
     await engine.start()
     window = history_window(bars, 10_000) if live else (lambda b: bars.slice(b, 1))
-    loop = MarketLoop(feed, broker, engine, clock, window, on_decision=decided)
-    await loop.run()
+    if speed > 0:
+        wall = _JitteryWall(wall_seed, mean_step=1.0)  # the 1-second job, late or early as a busy loop is
+        loop = MarketLoop(feed, broker, engine, clock, window, on_decision=decided, speed=speed, wall=wall)
+        while not loop.finished:
+            await loop.run_due()
+    else:
+        loop = MarketLoop(feed, broker, engine, clock, window, on_decision=decided)
+        await loop.run()
     # positions still open when the data ends are closed at the last price, so that every opened trade
     # is in the metrics and the final equity is the start balance plus the trades' profits
     for pos in list(engine.positions.values()):
@@ -151,6 +172,20 @@ def live_replay(bars: pl.DataFrame, config: BacktestConfig | None = None, *, reg
     analyzer = MarketAnalyzer(regime, signal, history=bars.height,
                               with_h1_bias=config.params.gate_enabled("h1_bias"))
     result = asyncio.run(_drive(bars, analyzer, config, live=True, progress=None, label="live replay", path=path))
+    result.seconds = time.perf_counter() - t0
+    return result
+
+
+def paced_replay(bars: pl.DataFrame, config: BacktestConfig | None = None, *, speed: float, wall_seed: int = 0,
+                 regime: RegimeSource | None = None, signal: SignalSource | None = None,
+                 path: PathFactory | None = None) -> BacktestResult:
+    """The bars as a paper replay at `speed` runs them: the market loop called by a 1-second job whose
+    wall clock jitters (`wall_seed`). Its trades must equal `run_backtest`'s at any speed."""
+    config = config or BacktestConfig()
+    t0 = time.perf_counter()
+    frame = AnalysisFrame.build(bars, regime, signal, with_h1_bias=config.params.gate_enabled("h1_bias"))
+    result = asyncio.run(_drive(bars, PrecomputedAnalyzer(frame), config, live=False, progress=None,
+                                label=f"replay at {speed:g}x", path=path, speed=speed, wall_seed=wall_seed))
     result.seconds = time.perf_counter() - t0
     return result
 

@@ -125,13 +125,13 @@ class ReplayFeed:
             epoch = self._open_ms / 1000
             offsets = epoch - (epoch[history] if history < frame.height else epoch[-1] + bar_seconds)
         self._offsets = offsets.astype(np.float64)
+        self._path_cache: dict[int, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
         start = int(self._cum[history])
         if resume_after is not None:
             start = max(start, self.first_index_after(resume_after))
         self._released = start  # ticks visible to the market
         self._delivered = start  # ticks handed out by next_tick
         self._started_at: float | None = None
-        self._path_cache: dict[int, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
 
     # ---- public ------------------------------------------------------------------------------
 
