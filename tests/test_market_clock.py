@@ -52,6 +52,15 @@ def test_a_paced_replay_at_any_speed_trades_as_the_backtest(bars: pl.DataFrame, 
     assert replay.decisions == backtest.decisions
 
 
+def test_skipping_idle_ticks_changes_nothing_but_the_speed(bars: pl.DataFrame, backtest: BacktestResult) -> None:
+    from dataclasses import replace
+
+    stepped = run_backtest(bars, replace(CONFIG, skip_idle=False))
+    assert trade_bytes(stepped) == trade_bytes(backtest)
+    assert stepped.gate_blocks == backtest.gate_blocks
+    assert stepped.equity.tolist() == backtest.equity.tolist()
+
+
 def test_entries_fill_at_the_first_tick_after_the_bar_close(bars: pl.DataFrame, backtest: BacktestResult) -> None:
     """A decision at the close of bar i fills at the opening tick of bar i+1: BUY at its ask (the bar's
     open plus that bar's own spread), SELL at its bid."""

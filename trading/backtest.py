@@ -45,6 +45,7 @@ class BacktestConfig:
     leverage: int = 100
     ticks_per_bar: int = 4
     warmup_bars: int = 200
+    skip_idle: bool = True  # take the rest of a bar in one go when no position is open (exact; speed only)
     params: StrategyParams = field(default_factory=StrategyParams)
     limits: RiskLimits = field(default_factory=RiskLimits)
 
@@ -118,11 +119,12 @@ async def _drive(bars: pl.DataFrame, analyzer: Analyzer, config: BacktestConfig,
     window = history_window(bars, 10_000) if live else (lambda b: bars.slice(b, 1))
     if speed > 0:
         wall = _JitteryWall(wall_seed, mean_step=1.0)  # the 1-second job, late or early as a busy loop is
-        loop = MarketLoop(feed, broker, engine, clock, window, on_decision=decided, speed=speed, wall=wall)
+        loop = MarketLoop(feed, broker, engine, clock, window, on_decision=decided, speed=speed, wall=wall,
+                          skip_idle=config.skip_idle)
         while not loop.finished:
             await loop.run_due()
     else:
-        loop = MarketLoop(feed, broker, engine, clock, window, on_decision=decided)
+        loop = MarketLoop(feed, broker, engine, clock, window, on_decision=decided, skip_idle=config.skip_idle)
         await loop.run()
     # positions still open when the data ends are closed at the last price, so that every opened trade
     # is in the metrics and the final equity is the start balance plus the trades' profits

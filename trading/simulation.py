@@ -54,7 +54,8 @@ class MarketLoop:
     def __init__(self, feed: ReplayFeed, broker: PaperBroker, engine: Any, clock: SimClock,
                  window: Callable[[int], pl.DataFrame], *, speed: float = 0.0,
                  wall: Callable[[], float] = time.monotonic, step_seconds: float = 1.0,
-                 on_decision: DecisionHook | None = None, on_step: StepHook | None = None) -> None:
+                 on_decision: DecisionHook | None = None, on_step: StepHook | None = None,
+                 skip_idle: bool = False) -> None:
         if feed.speed != 0:
             raise ValueError("the market loop paces the replay itself: give it a manual feed (speed 0)")
         if speed < 0:
@@ -65,6 +66,10 @@ class MarketLoop:
         self.wall = wall
         self.step_ms = max(1, round(step_seconds * 1000))
         self.on_decision, self.on_step = on_decision, on_step
+        # with no position open, the rest of a bar is taken in one go when no step could act on it
+        # (TradingEngine.take_idle_ticks); exact, so it only changes the speed
+        self.skip_idle = skip_idle
+        self.skipped = 0
         self.bar = feed.bar_of(feed.delivered) if not feed.finished else feed.frame.height
         self.last_step: int | None = None
         self.ticks = 0
@@ -131,6 +136,21 @@ class MarketLoop:
             self.decisions += 1
             if self.on_decision is not None:
                 await _maybe(self.on_decision(closed, window, decision))
+        if self.skip_idle and not self.broker.has_positions():
+            self._skip_rest_of_bar(bar, index)
+
+    def _skip_rest_of_bar(self, bar: int, index: int) -> None:
+        feed = self.feed
+        times, bid, ask = feed.bar_ticks(bar)
+        k = index - feed.bar_start(bar) + 1
+        if k >= times.size - 1:
+            return
+        rest_t, rest_bid, rest_ask = times[k:-1], bid[k:-1], ask[k:-1]
+        if not self.engine.take_idle_ticks(rest_t, (rest_bid + rest_ask) / 2):
+            return
+        feed.skip_to(feed.bar_start(bar) + times.size - 1)  # the bar's last tick is processed as usual
+        self.skipped += rest_t.size
+        self.last_step = int(rest_t[-1]) // self.step_ms
 
     def bar_close(self, bar: int) -> datetime:
         return self._bar_times[bar] + timedelta(minutes=15)

@@ -126,6 +126,7 @@ class ReplayFeed:
             offsets = epoch - (epoch[history] if history < frame.height else epoch[-1] + bar_seconds)
         self._offsets = offsets.astype(np.float64)
         self._path_cache: dict[int, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
+        self._cached_index, self._cached_tick = -1, None
         start = int(self._cum[history])
         if resume_after is not None:
             start = max(start, self.first_index_after(resume_after))
@@ -165,6 +166,10 @@ class ReplayFeed:
         k = int(np.searchsorted(times, ms, side="right"))
         return int(self._cum[bar]) + k
 
+    def bar_start(self, bar: int) -> int:
+        """Index of the first tick of `bar`."""
+        return int(self._cum[bar])
+
     def bar_ticks(self, bar: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Times (ms UTC), bids and asks of every tick of `bar`."""
         return self._bar_ticks(bar)
@@ -187,6 +192,13 @@ class ReplayFeed:
         tick = self._tick_at(self._delivered)
         self._delivered += 1
         return tick
+
+    def skip_to(self, index: int) -> None:
+        """Hand out nothing up to `index` (a manual feed's fast-forward: the ticks are taken as seen)."""
+        if not self._delivered <= index <= self._total:
+            raise ValueError(f"cannot skip from tick {self._delivered} to {index}")
+        self._delivered = index
+        self._released = max(self._released, index)
 
     def next_tick_now(self) -> Tick | None:
         """`next_tick()` of a manual feed (speed 0), without the coroutine."""
@@ -285,6 +297,13 @@ class ReplayFeed:
         return _EPOCH + timedelta(milliseconds=ms)
 
     def _tick_at(self, index: int) -> Tick:
+        if index == self._cached_index:  # the broker asks for the latest tick several times a step
+            return self._cached_tick  # type: ignore[return-value]
+        tick = self._make_tick(index)
+        self._cached_index, self._cached_tick = index, tick
+        return tick
+
+    def _make_tick(self, index: int) -> Tick:
         bar = self.bar_of(index)
         times, bid, ask = self._bar_ticks(bar)
         k = index - int(self._cum[bar])

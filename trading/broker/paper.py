@@ -188,6 +188,9 @@ class PaperBroker:
     def balance(self) -> float:
         return self._balance
 
+    def has_positions(self) -> bool:
+        return bool(self._positions)
+
     def floating_pl(self) -> float:
         return round(sum(self._profit(p, p.volume) for p in self._positions.values()), 2)
 
