@@ -385,9 +385,26 @@ def as_server_ticks(ticks: pl.DataFrame, server_tz: str | ServerClock = DEFAULT_
 
 
 __all__ = [
-    "DEFAULT_TICKS_PER_BAR", "GeneratedPath", "IntrabarDataError", "M1Detail", "RealTicks", "TickPath",
-    "detect_offset_hours", "load_detail", "load_ticks", "missing_days", "price_path", "resample_bars",
-    "synthetic_truth", "ticks_to_m1",
+    "DEFAULT_TICKS_PER_BAR",
+    "BracketScore",
+    "GeneratedPath",
+    "IntrabarDataError",
+    "M1Detail",
+    "RealTicks",
+    "SyntheticTruth",
+    "TickPath",
+    "as_server_ticks",
+    "bracket_outcomes",
+    "detect_offset_hours",
+    "load_detail",
+    "load_ticks",
+    "missing_days",
+    "price_path",
+    "resample_bars",
+    "score_paths",
+    "synthetic_truth",
+    "ticks_to_m1",
+    "walk_all",
 ]
 
 
@@ -437,10 +454,14 @@ def bracket_outcomes(times: np.ndarray, bid: np.ndarray, bar_ms: np.ndarray, dis
     return outcome, when
 
 
-def score_paths(truth: SyntheticTruth, paths: dict[str, TickPath], *, distances: tuple[float, ...] = (1.0, 2.0, 4.0),
+def score_paths(truth: SyntheticTruth, paths: dict[str, TickPath], *, distances: tuple[float, ...] | None = None,
                 horizon_bars: int = 4) -> list[BracketScore]:
-    """Each path's bracket outcomes against the 1-second truth's (the finer mode must score closer)."""
+    """Each path's bracket outcomes against the 1-second truth's (the finer mode must score closer).
+    Distances default to 1/4, 1/2 and 1 mean M15 range (stops and targets of the size the bot uses)."""
     n = truth.m15.height
+    if distances is None:
+        mean_range = float((truth.m15["high"] - truth.m15["low"]).mean())  # type: ignore[operator]
+        distances = (mean_range / 4, mean_range / 2, mean_range)
     bar_ms = bar_open_ms(truth.m15)
     t_ms = truth.ticks["time_msc"].to_numpy()
     true_out, true_when = bracket_outcomes(t_ms, truth.ticks["bid"].to_numpy(), bar_ms, distances, horizon_bars)
