@@ -134,6 +134,7 @@ class TradingEngine:
         self._restored_positions: list[Position] = []
         self._step_lock = asyncio.Lock()
         self._last_tick: Tick | None = None
+        self._closes: tuple[int, float | None, float | None] | None = None  # _market_minutes' cache
         self.started = clock()
 
     # ------------------------------------------------------------------ lifecycle
@@ -251,6 +252,24 @@ class TradingEngine:
             for expired in self.approvals.expire(self.approval_clock()):
                 self._publish(EventKind.APPROVAL_RESOLVED, f"approval {expired.id} expired", approval=expired)
 
+    def _market_minutes(self, now: datetime) -> tuple[float | None, float | None]:
+        """`market_minutes`, with the close instants kept for the minute (the market's state only
+        changes on a minute; the minutes left are still computed from `now` itself, so exact)."""
+        ts = now.timestamp()
+        minute = int(ts // 60)
+        cached = self._closes
+        if cached is None or cached[0] != minute:
+            status = market_status(now)
+            if status.minutes_to_daily_close is None or status.minutes_to_weekly_close is None:
+                cached = (minute, None, None)
+            else:
+                cached = (minute, ts + status.minutes_to_daily_close * 60, ts + status.minutes_to_weekly_close * 60)
+            self._closes = cached
+        _, daily_at, weekly_at = cached
+        if daily_at is None or weekly_at is None:
+            return None, None
+        return (daily_at - ts) / 60, (weekly_at - ts) / 60
+
     def take_idle_ticks(self, times_ms: np.ndarray, mids: np.ndarray) -> bool:
         """Take ticks as seen without a step, when no step could act on them: no position (so no exit,
         stop or close to detect), no flash-crash move possible within them, no WIB day roll. Returns
@@ -324,7 +343,7 @@ class TradingEngine:
         ml_against = a.ml.prob(pos.side.opposite) if a and a.ml else None
         tracker = self.trackers.setdefault(pos.ticket, PositionTracker(pos.ticket))
         tracker.observe(profit, now, ml_against, self.params, unit)
-        daily_m, weekly_m = (self.market_clock or market_minutes)(now)
+        daily_m, weekly_m = self.market_clock(now) if self.market_clock else self._market_minutes(now)
         price = tick.price_to_close(pos.side)
         closes = a.recent_closes if a else ()
         action = manage_position(PMContext(

@@ -524,7 +524,7 @@ class PaperBroker:
         if self.feed is None:
             return
         tick = await self.feed.tick()
-        if tick is not None and tick != self._tick:
+        if tick is not None and tick is not self._tick and tick != self._tick:
             self.set_tick(tick)
 
     def _require_tick(self) -> Tick:
