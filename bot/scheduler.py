@@ -144,6 +144,10 @@ class ReportClock:
             task = asyncio.create_task(guarded(self.app, name, job)(), name=f"report-{name}")
             self.tasks.add(task)
             task.add_done_callback(self.tasks.discard)
+            # counted as running from now on: a shutdown waits for a report (a journal write) that has
+            # not started yet, instead of cancelling it mid-write at the loop's close
+            self.app.running_jobs.add(task)
+            task.add_done_callback(self.app.running_jobs.discard)
 
 
 def in_flight(app: App, job: Callable[[], Awaitable[Any]]) -> Callable[[], Awaitable[None]]:
