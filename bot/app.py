@@ -15,7 +15,7 @@ import dataclasses
 import logging
 import os
 import signal
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import polars as pl
@@ -61,6 +61,7 @@ class App:
         self._tasks: list[asyncio.Task[Any]] = []
         self.running_jobs: set[asyncio.Task[Any]] = set()  # scheduled jobs running now (bot.scheduler.in_flight)
         self._signals = 0
+        self.market_loop: Any = None  # trading.simulation.MarketLoop of a replayed paper market
 
     # ------------------------------------------------------------------ start-up
     async def start(self) -> None:
@@ -98,9 +99,16 @@ class App:
                               backtester=self._backtester(), logs=logbuffer.install(),
                               bars_available=lambda: self._bars_for_training(100_000).height)
         self._tasks.append(asyncio.create_task(self._persist_approvals(), name="approvals-journal"))
-        if self.feed is not None:  # the paper broker checks SL/TP on every tick of its market, not only per run
-            self._tasks.append(asyncio.create_task(self.broker.run(), name="paper-market"))
         self.trading_job = TradingJob(self)
+        if setup.sim_clock is not None:  # a replayed market: one loop on its clock, as in a backtest
+            from trading.simulation import MarketLoop, history_window
+
+            self.market_loop = MarketLoop(
+                self.feed, self.broker, self.engine, setup.sim_clock,
+                history_window(self.feed.frame, s.analysis_history_bars), speed=setup.speed,
+                on_decision=self.trading_job.bar_decided, on_step=self.trading_job.reports.tick)
+        elif self.feed is not None:  # dry run: the paper broker checks SL/TP on every tick of the real prices
+            self._tasks.append(asyncio.create_task(self.broker.run(), name="paper-market"))
         await self._start_controller()
         self.scheduler = build_scheduler(self)
         self.scheduler.start()
@@ -270,8 +278,8 @@ class App:
     def notify_info(self, text: str) -> None:
         self.bus.publish(Event(EventKind.INFO, self.clock(), {}, text))
 
-    async def five_minute_job(self) -> None:
-        now = self.clock()
+    async def five_minute_job(self, now: datetime | None = None) -> None:
+        now = now or self.clock()  # the market slot's time when the report clock runs it
         account = await self.broker.account()
         await self.journal.record_equity(now, account.balance, account.equity, len(self.engine.positions),
                                          account.floating_pl)

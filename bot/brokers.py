@@ -25,6 +25,8 @@ class BrokerSetup:
     feed: Any = None  # the paper broker's feed, when there is one
     market_state: Path | None = None  # where a paper market's resume point is kept
     market_init: dict[str, Any] | None = None  # written there once the data directory is usable
+    speed: float = 0.0  # a replayed market's speed; its MarketLoop paces the ticks (the feed is manual)
+    sim_clock: Any = None  # trading.simulation.SimClock of a replayed market (also `clock`)
 
     def save_market_init(self) -> None:
         if self.market_state is not None and self.market_init is not None:
@@ -98,6 +100,8 @@ def _paper_market(settings: Settings, paper_kwargs: dict[str, Any]) -> BrokerSet
     survive a restart, so a restarted bot continues the same account on the same market."""
     from trading.broker.feeds import ReplayFeed
     from trading.broker.paper import PaperBroker
+    from trading.intrabar import DEFAULT_TICKS_PER_BAR
+    from trading.simulation import SimClock
 
     history = settings.analysis_history_bars + 50
     speed = settings.paper_replay_speed
@@ -126,19 +130,30 @@ def _paper_market(settings: Settings, paper_kwargs: dict[str, Any]) -> BrokerSet
     if resume and resume.get("last_bar"):
         seen = int(frame["time"].search_sorted(datetime.fromisoformat(resume["last_bar"]), side="right"))
         shown = max(shown, min(seen, frame.height - 1))
-    feed = ReplayFeed(frame, speed=speed, ticks_per_bar=60, history=shown)
+    broker = PaperBroker(settings.symbol, settings.magic, state_path=account_file, **paper_kwargs)
+    # a restarted market goes on after the last moment anything saw: never back in time (a position
+    # opened, or a stop filled, before the market's clock would otherwise be replayed a second time)
+    seen_until = [datetime.fromisoformat(resume["market_time"])] if resume and resume.get("market_time") else []
+    if broker.market_time is not None:
+        seen_until.append(broker.market_time)
+    feed = ReplayFeed(frame, speed=0, ticks_per_bar=DEFAULT_TICKS_PER_BAR, history=shown,
+                      resume_after=max(seen_until) if seen_until else None)
+    broker.feed = feed
     last_bar = resume.get("last_bar") if resume else None
-    state = {**identity, "start": start.isoformat() if start else None, "last_bar": last_bar}
-    broker = PaperBroker(settings.symbol, settings.magic, feed=feed, state_path=account_file, **paper_kwargs)
+    state = {**identity, "start": start.isoformat() if start else None, "last_bar": last_bar,
+             "market_time": resume.get("market_time") if resume else None}
     how = "continuing the saved paper account" if resume else "a new paper account"
-    return BrokerSetup(broker, feed.now, f"paper account on a {what} at {speed:g}× speed ({how})", feed,
-                       market_state=market_file, market_init=state)
+    clock = SimClock(feed.now())
+    return BrokerSetup(broker, clock, f"paper account on a {what} at {speed:g}× speed ({how})", feed,
+                       market_state=market_file, market_init=state, speed=speed, sim_clock=clock)
 
 
-def remember_last_bar(path: Path, bar_time: datetime) -> None:
-    """Record the last closed bar the bot saw, so a restart resumes the market there."""
+def remember_last_bar(path: Path, bar_time: datetime, market_time: datetime | None = None) -> None:
+    """Record the last closed bar the bot saw and the market time, so a restart resumes the market there."""
     state = _read_json(path) or {}
     state["last_bar"] = bar_time.isoformat()
+    if market_time is not None:
+        state["market_time"] = market_time.isoformat()
     _write_json(path, state)
 
 

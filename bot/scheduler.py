@@ -1,5 +1,6 @@
-"""APScheduler jobs: the 1-second trading job (ticks and closed bars), the 5-minute, 30-minute,
-hourly and daily jobs. Every job is guarded: an error is logged and counted, never raised into the
+"""APScheduler's 1-second trading job (ticks and closed bars; on a replayed paper market it runs the
+market loop, `trading.simulation.MarketLoop`) and the jobs on the market's clock: 5-minute equity
+snapshot, 30-minute update, hourly and daily reports. Every job is guarded: an error is logged and counted, never raised into the
 scheduler; a lost broker connection triggers a reconnect with backoff.
 """
 
@@ -23,7 +24,7 @@ if TYPE_CHECKING:
     from bot.app import App
 
 log = logging.getLogger(__name__)
-MAX_CATCH_UP = 20  # closed bars decided in one run after a pause; older ones are only history
+MAX_CATCH_UP = 20  # extra closed bars fetched with the history after a pause (history only, never decided)
 
 
 class TradingJob:
@@ -38,24 +39,11 @@ class TradingJob:
 
     async def run(self) -> None:
         app = self.app
-        engine = app.engine
         try:
-            await engine.on_tick()
-            with engine.timer.phase("bars"):  # every second only the last bars: is there a new close?
-                now = app.clock()
-                latest = closed_bars(await app.broker.bars(3), now)
-                closed = latest.clear()
-                if latest.height and latest["time"][-1] != self.last_bar_time:
-                    history = app.settings.analysis_history_bars + MAX_CATCH_UP
-                    closed = closed_bars(await app.broker.bars(history + 1), now)
-            for upto in self._new_closes(closed):
-                window = closed.head(upto)
-                self.last_bar_time = window["time"][-1]
-                app.last_bars = window
-                await engine.on_bar(window)
-                if app.market_state is not None:
-                    remember_last_bar(app.market_state, self.last_bar_time)
-            self.reports.tick(app.clock())
+            if app.market_loop is not None:  # a replayed paper market: its own loop, on the market's clock
+                await app.market_loop.run_due()
+            else:
+                await self._live_step()
             self._reconnect_delay = 1.0
             if self._down_since is not None:
                 app.notify_info(f"broker connection restored (down since {self._down_since:%H:%M} UTC)")
@@ -66,16 +54,43 @@ class TradingJob:
             log.exception("trading job failed")
             app.errors.record(exc)  # wall-clock time: a replayed market runs faster
 
+    async def _live_step(self) -> None:
+        app = self.app
+        engine = app.engine
+        await engine.on_tick()
+        with engine.timer.phase("bars"):  # every second only the last bars: is there a new close?
+            now = app.clock()
+            latest = closed_bars(await app.broker.bars(3), now)
+            closed = latest.clear()
+            if latest.height and latest["time"][-1] != self.last_bar_time:
+                history = app.settings.analysis_history_bars + MAX_CATCH_UP
+                closed = closed_bars(await app.broker.bars(history + 1), now)
+        for upto in self._new_closes(closed):
+            window = closed.head(upto)
+            self.last_bar_time = window["time"][-1]
+            app.last_bars = window
+            await engine.on_bar(window)
+            if app.market_state is not None:
+                remember_last_bar(app.market_state, self.last_bar_time)
+        self.reports.tick(app.clock())
+
     def _new_closes(self, closed: pl.DataFrame) -> range:
-        """Row counts of `closed` ending at each bar closed since the last one decided (a fast replay
-        can close several between two runs; each gets its decision, in order, at most MAX_CATCH_UP)."""
+        """The row count of `closed` ending at the newest closed bar, when it is new. Bars that closed
+        while the bot was away (a pause, a reconnect) are history only: an order sent now fills at
+        now's price, so deciding each of them would fill several bars' decisions at one price."""
         if closed.height == 0:
             return range(0)
-        if self.last_bar_time is None:
-            return range(closed.height, closed.height + 1)
-        first_new = int(closed["time"].search_sorted(self.last_bar_time, side="right"))
-        first_new = max(first_new, closed.height - MAX_CATCH_UP)
-        return range(first_new + 1, closed.height + 1)
+        if self.last_bar_time is not None and closed["time"][-1] <= self.last_bar_time:
+            return range(0)
+        return range(closed.height, closed.height + 1)
+
+    def bar_decided(self, _bar: int, window: pl.DataFrame, _decision: object) -> None:
+        """The market loop's hook after each bar decision of a replayed paper market."""
+        app = self.app
+        self.last_bar_time = window["time"][-1]
+        app.last_bars = window
+        if app.market_state is not None:
+            remember_last_bar(app.market_state, self.last_bar_time, app.clock())
 
     async def _reconnect(self, exc: Exception) -> None:
         app = self.app
@@ -106,6 +121,9 @@ class ReportClock:
         s, app = self.app.settings, self.app
         wib = now.astimezone(WIB)
         wanted: list[tuple[str, object, Callable[[], Awaitable[Any]]]] = []
+        # the equity snapshot (and news, auto-trainer checks) every 5 market minutes, stamped with its slot
+        five = int(now.timestamp() // 300)
+        wanted.append(("five_minutes", five, lambda: app.five_minute_job(now)))
         if s.market_update_minutes:
             slot = int(now.timestamp() // (60 * s.market_update_minutes))
             wanted.append(("market_update", slot, app.market_update_job))
@@ -126,6 +144,10 @@ class ReportClock:
             task = asyncio.create_task(guarded(self.app, name, job)(), name=f"report-{name}")
             self.tasks.add(task)
             task.add_done_callback(self.tasks.discard)
+            # counted as running from now on: a shutdown waits for a report (a journal write) that has
+            # not started yet, instead of cancelling it mid-write at the loop's close
+            self.app.running_jobs.add(task)
+            task.add_done_callback(self.app.running_jobs.discard)
 
 
 def in_flight(app: App, job: Callable[[], Awaitable[Any]]) -> Callable[[], Awaitable[None]]:
@@ -162,6 +184,4 @@ def build_scheduler(app: App) -> AsyncIOScheduler:
     sched = AsyncIOScheduler(timezone=WIB)
     common = dict(max_instances=1, coalesce=True, replace_existing=True)
     sched.add_job(in_flight(app, app.trading_job.run), "interval", seconds=1, id="trading", misfire_grace_time=1, **common)
-    sched.add_job(guarded(app, "five_minutes", app.five_minute_job), "interval", minutes=5, id="five_minutes",
-                  misfire_grace_time=60, **common)
     return sched

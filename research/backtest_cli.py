@@ -29,6 +29,14 @@ def add_backtest_arguments(sub: Any) -> None:
     p.add_argument("--balance", type=float, default=5000.0, help="starting balance in USD (default 5000)")
     p.add_argument("--commission", type=float, default=0.0, help="commission per lot per side in USD")
     p.add_argument("--no-baselines", action="store_true", help="skip the baseline runs")
+    ib = p.add_argument_group("intrabar modes (as MT5's tester): the finest one given is used")
+    ib.add_argument("--ticks", metavar="FILE", help="real ticks: time_msc (int64 ms, broker server time, as "
+                    "copy_ticks_range returns), bid, ask [, last, volume, flags]; parquet or CSV")
+    ib.add_argument("--detail", metavar="FILE", help="M1 bars (the bars files' columns), each minute walked "
+                    "O -> H/L -> C with its own spread")
+    ib.add_argument("--ticks-per-bar", type=int, default=None,
+                    help="ticks of the generated path from the M15 bar (default 60, one every 15 s)")
+    ib.add_argument("--slippage", type=int, default=0, help="adverse slippage on market orders, in points")
     p.add_argument("--json", dest="json_out", help="write the figures as one JSON object ('-' = stdout)")
     p.add_argument("--plot", help="write the equity curve with drawdown to this PNG")
     p.add_argument("--trades-csv", help="write every trade to this CSV")
@@ -64,14 +72,22 @@ def cmd_backtest(args: argparse.Namespace) -> int:
 
     from trading.backtest import BacktestConfig, RandomSide, buy_and_hold, run_backtest
     from trading.bars import load_bars
+    from trading.intrabar import DEFAULT_TICKS_PER_BAR, IntrabarDataError
 
     console = Console(stderr=args.json_out == "-")
-    config = BacktestConfig(balance=args.balance, commission_per_lot=args.commission)
+    config = BacktestConfig(balance=args.balance, commission_per_lot=args.commission,
+                            slippage_points=max(0, getattr(args, "slippage", 0) or 0),
+                            ticks_per_bar=getattr(args, "ticks_per_bar", None) or DEFAULT_TICKS_PER_BAR)
     if args.walk_forward:
         from research.walkforward_cli import cmd_walk_forward
 
         return cmd_walk_forward(args, console, config)
     bars = _slice(load_bars(args.data, server_tz=args.server_tz), args.date_from, args.date_to, config.warmup_bars)
+    try:
+        path, mode_note = _intrabar_path(args, bars, config)
+    except IntrabarDataError as exc:
+        console.print(f"[red]{exc}[/red]")
+        return 2
     regime = signal = None
     model_note = "no models: SMC-only"
     if args.models_dir:
@@ -91,8 +107,13 @@ def cmd_backtest(args: argparse.Namespace) -> int:
             task = progress.add_task(label, total=bars.height - config.warmup_bars)
             return lambda done, total: progress.update(task, completed=done, total=total)
 
-        main = run_backtest(bars, config, regime=regime, signal=signal, progress=tracker("strategy"))
+        main = run_backtest(bars, config, regime=regime, signal=signal, progress=tracker("strategy"), path=path)
         runs["strategy"] = main
+        # how much the result moves with the intrabar path: generated path vs the finest data given (or,
+        # with none, the other generated vertex order), so a fragile result shows
+        other = None if path is not None else _other_order(config)
+        rival = run_backtest(bars, config, regime=regime, signal=signal, progress=tracker("sensitivity"),
+                             path=other, label="sensitivity")
         if not args.no_baselines:
             smc_gates = config.params.disabled_gates | {"ml_confidence", "ml_agreement"}
             smc_cfg = replace(config, params=replace(config.params, disabled_gates=smc_gates))
@@ -107,8 +128,19 @@ def cmd_backtest(args: argparse.Namespace) -> int:
         "from": str(bars["time"][config.warmup_bars]),
         "to": str(bars["time"][-1]),
         "models": model_note,
+        "intrabar_mode": main.intrabar_mode,
+        "intrabar": mode_note,
+        "detail_share": round(main.detail_share, 4),
+        "ticks": main.ticks,
         **metrics,
         "gate_blocks": dict(main.gate_blocks.most_common()),
+    }
+    rival_m = rival.metrics()
+    out["sensitivity"] = {
+        "against": "generated path" if path is not None else "generated path, the other vertex order",
+        "net_profit": rival_m["net_profit"], "trades": rival_m["trades"],
+        "profit_factor": rival_m["profit_factor"],
+        "delta_net_profit": round(metrics["net_profit"] - rival_m["net_profit"], 2),
     }
     if not args.no_baselines:
         out["baselines"] = {
@@ -128,6 +160,29 @@ def cmd_backtest(args: argparse.Namespace) -> int:
     if args.json_out:
         write_json(args.json_out, out)
     return 0
+
+
+def _intrabar_path(args: argparse.Namespace, bars: pl.DataFrame, config: Any) -> tuple[Any, str]:
+    """The finest intrabar mode the flags give, and a line naming it."""
+    from trading.intrabar import M1Detail, RealTicks, load_detail, load_ticks
+
+    ticks_file, detail_file = getattr(args, "ticks", None), getattr(args, "detail", None)
+    traded = bars.slice(config.warmup_bars)  # the warm-up bars need no detail
+    if ticks_file:
+        ticks = load_ticks(ticks_file, traded, server_tz=args.server_tz)
+        return (lambda frame: RealTicks(frame, ticks, ticks_per_bar=config.ticks_per_bar),
+                f"real ticks from {ticks_file}")
+    if detail_file:
+        m1 = load_detail(detail_file, traded, server_tz=args.server_tz)
+        return (lambda frame: M1Detail(frame, m1, ticks_per_bar=config.ticks_per_bar),
+                f"M1 detail from {detail_file} (4 ticks a minute)")
+    return None, f"generated from the M15 bars ({config.ticks_per_bar} ticks a bar)"
+
+
+def _other_order(config: Any) -> Any:
+    from trading.intrabar import GeneratedPath
+
+    return lambda frame: GeneratedPath(frame, config.ticks_per_bar, order="nearer")
 
 
 def write_json(target: str, out: dict[str, Any]) -> None:
@@ -150,6 +205,12 @@ def _report(console: Any, out: dict[str, Any]) -> None:
                       f"{m['net_profit']:+.2f}", str(m["max_drawdown_pct"]), str(m["sharpe"]), str(m["sortino"]),
                       str(m["calmar"]))
     console.print(table)
+    console.print(f"intrabar: {out['intrabar']} ({out['detail_share']:.1%} of bars with real detail, "
+                  f"{out['ticks']} ticks)")
+    sens = out.get("sensitivity")
+    if sens:
+        console.print(f"sensitivity: {sens['against']} gives {sens['trades']} trades, net ${sens['net_profit']:+.2f} "
+                      f"(PF {sens['profit_factor']}): this result moves by ${sens['delta_net_profit']:+.2f}")
     console.print(f"exit reasons: {out['exit_reasons']}")
     console.print(f"gates that blocked most: {dict(list(out['gate_blocks'].items())[:6])}")
     best_base = max((m["net_profit"] for m in out.get("baselines", {}).values()), default=None)

@@ -382,7 +382,7 @@ async def test_a_failing_periodic_job_is_counted_not_raised(tmp_path: Path, monk
         await guarded(app, "market_update", broken)()
         assert app.errors.total == 1
         ids = {job.id for job in app.scheduler.get_jobs()}
-        assert ids == {"trading", "five_minutes"}  # reports switched off in these settings
+        assert ids == {"trading"}  # the 5-minute job and the reports run on the market clock (ReportClock)
         await app.five_minute_job()  # records an equity snapshot
         assert len(await app.journal.equity_snapshots()) == 1
     finally:

@@ -23,16 +23,18 @@ import polars as pl
 
 from trading.analysis import MarketAnalysis
 from trading.analyzer import AnalysisFrame, MarketAnalyzer, PrecomputedAnalyzer, RegimeSource, SignalSource
-from trading.bars import closed_bars
 from trading.broker.feeds import ReplayFeed
 from trading.broker.paper import PaperBroker
 from trading.domain import ClosedTrade, Side
 from trading.engine import Analyzer, TradingEngine
+from trading.intrabar import TickPath
 from trading.parameters import StrategyParams
 from trading.records import MemoryRecorder, OpenedTrade
 from trading.risk.modes import RiskLimits
+from trading.simulation import MarketLoop, SimClock, history_window
 
 Progress = Callable[[int, int], None]
+PathFactory = Callable[[pl.DataFrame], TickPath]
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,6 +45,7 @@ class BacktestConfig:
     leverage: int = 100
     ticks_per_bar: int = 4
     warmup_bars: int = 200
+    skip_idle: bool = True  # take the rest of a bar in one go when no position is open (exact; speed only)
     params: StrategyParams = field(default_factory=StrategyParams)
     limits: RiskLimits = field(default_factory=RiskLimits)
 
@@ -59,88 +62,82 @@ class BacktestResult:
     gate_blocks: Counter[str]
     decisions: int
     label: str = "strategy"
+    intrabar_mode: str = "generated"  # generated / M1 detail / real ticks (trading.intrabar)
+    detail_share: float = 0.0  # share of the traded bars that had real detail
+    ticks: int = 0  # ticks walked
 
     def metrics(self) -> dict[str, Any]:
         return compute_metrics(self.trades, self.opened, self.equity_times, self.equity, self.start_balance)
 
 
-class _SimClock:
-    def __init__(self, start: datetime) -> None:
-        self.now = start
+class _JitteryWall:
+    """A wall clock for `paced_replay`: each look moves it on by a pseudo-random step (a loaded machine)."""
 
-    def __call__(self) -> datetime:
-        return self.now
+    def __init__(self, seed: int, mean_step: float) -> None:
+        self.t = 0.0
+        self.rng = random.Random(seed)
+        self.mean_step = mean_step
+
+    def __call__(self) -> float:
+        self.t += self.rng.expovariate(1 / self.mean_step)
+        return self.t
 
 
 async def _drive(bars: pl.DataFrame, analyzer: Analyzer, config: BacktestConfig, *, live: bool,
-                 progress: Progress | None, label: str) -> BacktestResult:
+                 progress: Progress | None, label: str, path: PathFactory | None = None,
+                 speed: float = 0.0, wall_seed: int = 0) -> BacktestResult:
+    """The bars through `MarketLoop`, the same loop a paper replay runs: as fast as possible (speed 0)
+    or paced at `speed` against a jittery simulated wall clock (`paced_replay`)."""
     warmup = min(config.warmup_bars, max(bars.height - 1, 0))
-    feed = ReplayFeed(bars, speed=0, ticks_per_bar=config.ticks_per_bar, history=warmup)
-    broker = PaperBroker(feed=None, balance=config.balance, commission_per_lot=config.commission_per_lot,
+    feed = ReplayFeed(bars, speed=0, ticks_per_bar=config.ticks_per_bar, history=warmup, path=path)
+    if feed.finished:
+        raise ValueError("no bars to replay after the warm-up")
+    broker = PaperBroker(feed=feed, balance=config.balance, commission_per_lot=config.commission_per_lot,
                          slippage_points=config.slippage_points, leverage=config.leverage)
     await broker.connect()
     times: list[datetime] = bars["time"].to_list()
-    clock = _SimClock(times[warmup] if warmup < len(times) else times[-1])
+    clock = SimClock(times[warmup])
     recorder = MemoryRecorder(keep_decisions=False)
     blocks: Counter[str] = Counter()
-    decisions = 0
+    eq_times: list[datetime] = []
+    equity: list[float] = []
+    total = bars.height - warmup
+    bar_len = timedelta(minutes=15)
 
-    def count(decision: Any) -> None:
-        nonlocal decisions
-        decisions += 1
+    def decided(bar: int, _window: pl.DataFrame, decision: Any) -> None:
         blocked = decision.blocked_by
         if blocked is not None:
             blocks[blocked] += 1
+        eq_times.append(times[bar] + bar_len)
+        equity.append(broker.equity())
+        if progress is not None and (bar - warmup) % 500 == 0:
+            progress(bar - warmup, total)
 
     engine = TradingEngine(broker, analyzer, params=config.params, limits=config.limits, recorder=recorder,
                            clock=clock)
-    first = await feed.next_tick()  # opening tick of the first traded bar
-    if first is None:
-        raise ValueError("no bars to replay after the warm-up")
-    broker.set_tick(first)
-    clock.now = first.time
     await engine.start()
-    await engine.on_tick()
-    eq_times: list[datetime] = []
-    equity: list[float] = []
-    bar_len = timedelta(minutes=15)
-    n_ticks = config.ticks_per_bar
-    total = bars.height - warmup
-    last_closed = times[warmup - 1] if warmup > 0 else None
-    for i in range(warmup, bars.height):
-        for _ in range(1 if i == warmup else 0, n_ticks):
-            tick = await feed.next_tick()
-            if tick is None:
-                break
-            broker.set_tick(tick)
-            clock.now = tick.time
-            await engine.on_tick()
-        clock.now = times[i] + bar_len
-        if live:  # the scheduler's way: ask the broker's feed for bars, keep only closed ones
-            closed = closed_bars(feed.bars_now(10_000), clock.now)
-            if closed.height == 0 or closed["time"][-1] == last_closed:
-                continue
-            last_closed = closed["time"][-1]
-            window = closed
-        else:
-            window = bars.slice(i, 1)
-        count(await engine.on_bar(window))
-        eq_times.append(clock.now)
-        equity.append(broker.equity())
-        if progress is not None and (i - warmup) % 500 == 0:
-            progress(i - warmup, total)
+    window = history_window(bars, 10_000) if live else (lambda b: bars.slice(b, 1))
+    if speed > 0:
+        wall = _JitteryWall(wall_seed, mean_step=1.0)  # the 1-second job, late or early as a busy loop is
+        loop = MarketLoop(feed, broker, engine, clock, window, on_decision=decided, speed=speed, wall=wall,
+                          skip_idle=config.skip_idle)
+        while not loop.finished:
+            await loop.run_due()
+    else:
+        loop = MarketLoop(feed, broker, engine, clock, window, on_decision=decided, skip_idle=config.skip_idle)
+        await loop.run()
     # positions still open when the data ends are closed at the last price, so that every opened trade
     # is in the metrics and the final equity is the start balance plus the trades' profits
     for pos in list(engine.positions.values()):
         await engine._close(pos, "end_of_data", "the data ended", by="backtest")
-    if equity:
-        equity[-1] = broker.equity()
+    eq_times.append(times[-1] + bar_len)
+    equity.append(broker.equity())
     if progress is not None:
         progress(total, total)
     return BacktestResult(
         bars=total, seconds=0.0, start_balance=config.balance, trades=recorder.closed, opened=recorder.opened,
-        equity_times=eq_times, equity=np.asarray(equity, dtype=float), gate_blocks=blocks, decisions=decisions,
-        label=label,
+        equity_times=eq_times, equity=np.asarray(equity, dtype=float), gate_blocks=blocks, decisions=loop.decisions,
+        label=label, intrabar_mode=feed.mode, detail_share=feed.path.detail_share(), ticks=loop.ticks,
     )
 
 
@@ -154,6 +151,7 @@ def run_backtest(
     analyzer_wrapper: Callable[[Analyzer], Analyzer] | None = None,
     progress: Progress | None = None,
     label: str = "strategy",
+    path: PathFactory | None = None,
 ) -> BacktestResult:
     """Replay `bars` (BAR_SCHEMA, UTC) through the engine with the precomputed analysis."""
     config = config or BacktestConfig()
@@ -163,19 +161,33 @@ def run_backtest(
     analyzer: Analyzer = PrecomputedAnalyzer(frame)
     if analyzer_wrapper is not None:
         analyzer = analyzer_wrapper(analyzer)
-    result = asyncio.run(_drive(bars, analyzer, config, live=False, progress=progress, label=label))
+    result = asyncio.run(_drive(bars, analyzer, config, live=False, progress=progress, label=label, path=path))
     result.seconds = time.perf_counter() - t0
     return result
 
 
 def live_replay(bars: pl.DataFrame, config: BacktestConfig | None = None, *, regime: RegimeSource | None = None,
-                signal: SignalSource | None = None) -> BacktestResult:
+                signal: SignalSource | None = None, path: PathFactory | None = None) -> BacktestResult:
     """The same bars through the live analyzer, which recomputes from the broker feed's closed bars."""
     config = config or BacktestConfig()
     t0 = time.perf_counter()
     analyzer = MarketAnalyzer(regime, signal, history=bars.height,
                               with_h1_bias=config.params.gate_enabled("h1_bias"))
-    result = asyncio.run(_drive(bars, analyzer, config, live=True, progress=None, label="live replay"))
+    result = asyncio.run(_drive(bars, analyzer, config, live=True, progress=None, label="live replay", path=path))
+    result.seconds = time.perf_counter() - t0
+    return result
+
+
+def paced_replay(bars: pl.DataFrame, config: BacktestConfig | None = None, *, speed: float, wall_seed: int = 0,
+                 regime: RegimeSource | None = None, signal: SignalSource | None = None,
+                 path: PathFactory | None = None) -> BacktestResult:
+    """The bars as a paper replay at `speed` runs them: the market loop called by a 1-second job whose
+    wall clock jitters (`wall_seed`). Its trades must equal `run_backtest`'s at any speed."""
+    config = config or BacktestConfig()
+    t0 = time.perf_counter()
+    frame = AnalysisFrame.build(bars, regime, signal, with_h1_bias=config.params.gate_enabled("h1_bias"))
+    result = asyncio.run(_drive(bars, PrecomputedAnalyzer(frame), config, live=False, progress=None,
+                                label=f"replay at {speed:g}x", path=path, speed=speed, wall_seed=wall_seed))
     result.seconds = time.perf_counter() - t0
     return result
 

@@ -13,9 +13,10 @@ import logging
 from collections import deque
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, replace
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import numpy as np
 import polars as pl
 
 from trading.analysis import MarketAnalysis, close_move_pct
@@ -48,6 +49,7 @@ from trading.timezones import to_wib, utc_now, wib_date
 from trading.timing import PhaseTimer
 
 log = logging.getLogger(__name__)
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 Analyzer = Callable[[pl.DataFrame], MarketAnalysis]
 MarketClock = Callable[[datetime], tuple[float | None, float | None]]  # -> (min to daily close, min to weekly close)
@@ -132,6 +134,7 @@ class TradingEngine:
         self._restored_positions: list[Position] = []
         self._step_lock = asyncio.Lock()
         self._last_tick: Tick | None = None
+        self._closes: tuple[int, float | None, float | None] | None = None  # _market_minutes' cache
         self.started = clock()
 
     # ------------------------------------------------------------------ lifecycle
@@ -249,6 +252,50 @@ class TradingEngine:
             for expired in self.approvals.expire(self.approval_clock()):
                 self._publish(EventKind.APPROVAL_RESOLVED, f"approval {expired.id} expired", approval=expired)
 
+    def _market_minutes(self, now: datetime) -> tuple[float | None, float | None]:
+        """`market_minutes`, with the close instants kept for the minute (the market's state only
+        changes on a minute; the minutes left are still computed from `now` itself, so exact)."""
+        ts = now.timestamp()
+        minute = int(ts // 60)
+        cached = self._closes
+        if cached is None or cached[0] != minute:
+            status = market_status(now)
+            if status.minutes_to_daily_close is None or status.minutes_to_weekly_close is None:
+                cached = (minute, None, None)
+            else:
+                cached = (minute, ts + status.minutes_to_daily_close * 60, ts + status.minutes_to_weekly_close * 60)
+            self._closes = cached
+        _, daily_at, weekly_at = cached
+        if daily_at is None or weekly_at is None:
+            return None, None
+        return (daily_at - ts) / 60, (weekly_at - ts) / 60
+
+    def take_idle_ticks(self, times_ms: np.ndarray, mids: np.ndarray) -> bool:
+        """Take ticks as seen without a step, when no step could act on them: no position (so no exit,
+        stop or close to detect), no flash-crash move possible within them, no WIB day roll. Returns
+        False (and changes nothing) when a step is needed; the caller then steps tick by tick. The
+        flash-crash window ends up exactly as stepping would have left it."""
+        if self.positions or self._closing or self.state is None or times_ms.size == 0:
+            return False
+        last = _EPOCH + timedelta(milliseconds=int(times_ms[-1]))
+        if wib_date(last) != self.state.day:
+            return False
+        if self.params.gate_enabled("flash_crash_guard"):
+            lo, hi = float(mids.min()), float(mids.max())
+            if self._ticks:
+                window = [p for _, p in self._ticks]
+                lo, hi = min(lo, min(window)), max(hi, max(window))
+            if lo <= 0 or (hi - lo) / lo * 100 >= self.params.flash_crash_pct:
+                return False
+        horizon = last - timedelta(seconds=self.params.flash_crash_window_seconds)
+        horizon_ms = int((horizon - _EPOCH).total_seconds() * 1000)
+        keep = np.flatnonzero(times_ms >= horizon_ms)
+        for i in keep.tolist():
+            self._ticks.append((_EPOCH + timedelta(milliseconds=int(times_ms[i])), float(mids[i])))
+        while self._ticks and self._ticks[0][0] < horizon:
+            self._ticks.popleft()
+        return True
+
     async def _roll_day(self, now: datetime) -> None:
         assert self.state is not None and self.account is not None
         rolled = roll_day(self.state, now, self.account.balance)
@@ -296,7 +343,7 @@ class TradingEngine:
         ml_against = a.ml.prob(pos.side.opposite) if a and a.ml else None
         tracker = self.trackers.setdefault(pos.ticket, PositionTracker(pos.ticket))
         tracker.observe(profit, now, ml_against, self.params, unit)
-        daily_m, weekly_m = (self.market_clock or market_minutes)(now)
+        daily_m, weekly_m = self.market_clock(now) if self.market_clock else self._market_minutes(now)
         price = tick.price_to_close(pos.side)
         closes = a.recent_closes if a else ()
         action = manage_position(PMContext(

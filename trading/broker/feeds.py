@@ -18,7 +18,7 @@ import logging
 import math
 import time
 from collections.abc import Awaitable, Callable
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
@@ -27,8 +27,8 @@ import polars as pl
 
 from trading.bars import BAR_SCHEMA, empty_bars, load_bars, validate_bars
 from trading.broker.base import Broker, BrokerError
-from trading.broker.intrabar import synthesise_path
 from trading.domain import Tick
+from trading.intrabar import GeneratedPath, TickPath
 from trading.timezones import DEFAULT_SERVER_TZ, utc_now
 
 log = logging.getLogger(__name__)
@@ -58,13 +58,15 @@ class Feed(Protocol):
 
 
 class ReplayFeed:
-    """Replays bars tick by tick.
+    """Replays bars tick by tick along an intrabar path (`trading.intrabar`: generated from the bar,
+    M1 detail or real ticks; the default is the generated path with `ticks_per_bar` ticks).
 
     `speed` scales time: 1 = real time, 3000 = a 15-minute bar in 0.3 s (a trading day in about
     30 s); 0 = no clock at all, ticks are released only by `next_tick()` (one at a time) or
     `advance()` / `advance_bars()`. The first `history` bars count as already closed when the
-    replay starts, so a strategy has a warm-up window. With `skip_gaps` (default) weekend and
-    daily-break gaps take no replay time.
+    replay starts, so a strategy has a warm-up window; `resume_after` (a market time) starts the
+    replay at the first tick after it instead, so a restarted market never goes back in time.
+    With `skip_gaps` (default) weekend and daily-break gaps take no replay time.
     """
 
     def __init__(
@@ -81,6 +83,8 @@ class ReplayFeed:
         digits: int = 2,
         clock: Callable[[], float] = time.monotonic,
         sleep: Sleep = asyncio.sleep,
+        path: TickPath | Callable[[pl.DataFrame], TickPath] | None = None,
+        resume_after: datetime | None = None,
     ) -> None:
         frame = load_bars(bars, server_tz) if isinstance(bars, str | Path) else validate_bars(bars)
         if frame.height == 0:
@@ -93,38 +97,86 @@ class ReplayFeed:
             raise ValueError(f"history must be between 0 and the {frame.height} bars, got {history}")
         self.frame = frame
         self.speed = float(speed)
-        self.ticks_per_bar = ticks_per_bar
         self.history = history
         self.point = point
         self.digits = digits
         self._clock = clock
         self._sleep = sleep
         self._bar_length = timedelta(minutes=timeframe_minutes)
+        if path is None:
+            path = GeneratedPath(frame, ticks_per_bar, point=point, digits=digits,
+                                 bar_ms=timeframe_minutes * 60_000)
+        elif not hasattr(path, "ticks"):
+            path = path(frame)
+        self.path: TickPath = path  # type: ignore[assignment]
+        self.ticks_per_bar = getattr(self.path, "ticks_per_bar", ticks_per_bar)
+        counts = self.path.counts()
+        self._uniform = bool(counts.size and (counts == counts[0]).all())
+        self._per_bar = int(counts[0]) if counts.size else ticks_per_bar
+        self._cum = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
         self._times: list[datetime] = frame["time"].to_list()
-        self._ohlc = frame.select("open", "high", "low", "close").to_numpy()
-        self._spread = frame["spread"].to_numpy()
-        n = ticks_per_bar
-        self._total = frame.height * n
+        self._open_ms = frame["time"].dt.epoch("ms").to_numpy().astype(np.int64)
+        self._total = int(self._cum[-1])
         # replay seconds at which each bar starts; bars before `history` are already out
         bar_seconds = self._bar_length.total_seconds()
         if skip_gaps:
             offsets = (np.arange(frame.height) - history) * bar_seconds
         else:
-            epoch = frame["time"].dt.epoch("us").to_numpy() / 1e6
+            epoch = self._open_ms / 1000
             offsets = epoch - (epoch[history] if history < frame.height else epoch[-1] + bar_seconds)
         self._offsets = offsets.astype(np.float64)
-        self._tick_seconds = bar_seconds / n
-        self._released = history * n  # ticks visible to the market
-        self._delivered = history * n  # ticks handed out by next_tick
+        self._path_cache: dict[int, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
+        self._cached_index, self._cached_tick = -1, None
+        start = int(self._cum[history])
+        if resume_after is not None:
+            start = max(start, self.first_index_after(resume_after))
+        self._released = start  # ticks visible to the market
+        self._delivered = start  # ticks handed out by next_tick
         self._started_at: float | None = None
-        self._path_cache: dict[int, np.ndarray] = {}
 
     # ---- public ------------------------------------------------------------------------------
+
+    @property
+    def mode(self) -> str:
+        return self.path.mode
 
     @property
     def finished(self) -> bool:
         """Every tick has been handed out by `next_tick()`."""
         return self._delivered >= self._total
+
+    @property
+    def delivered(self) -> int:
+        """How many ticks (counted from the file's first bar) `next_tick()` has handed out."""
+        return self._delivered
+
+    def bar_of(self, index: int) -> int:
+        """The bar the tick at `index` belongs to."""
+        if self._uniform:
+            return index // self._per_bar
+        return int(np.searchsorted(self._cum, index, side="right")) - 1
+
+    def first_index_after(self, moment: datetime) -> int:
+        """Index of the first tick later than `moment` (the total when none is)."""
+        ms = int(moment.timestamp() * 1000)
+        bar = int(np.searchsorted(self._open_ms, ms, side="right")) - 1
+        if bar < 0:
+            return 0
+        times = self._bar_ticks(bar)[0]
+        k = int(np.searchsorted(times, ms, side="right"))
+        return int(self._cum[bar]) + k
+
+    def bar_start(self, bar: int) -> int:
+        """Index of the first tick of `bar`."""
+        return int(self._cum[bar])
+
+    def bar_ticks(self, bar: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Times (ms UTC), bids and asks of every tick of `bar`."""
+        return self._bar_ticks(bar)
+
+    def replay_seconds(self, index: int) -> float:
+        """Replay time (market seconds with gaps skipped) at which the tick at `index` is due."""
+        return self._offset_of(index)
 
     async def next_tick(self) -> Tick | None:
         self._catch_up()
@@ -141,6 +193,22 @@ class ReplayFeed:
         self._delivered += 1
         return tick
 
+    def skip_to(self, index: int) -> None:
+        """Hand out nothing up to `index` (a manual feed's fast-forward: the ticks are taken as seen)."""
+        if not self._delivered <= index <= self._total:
+            raise ValueError(f"cannot skip from tick {self._delivered} to {index}")
+        self._delivered = index
+        self._released = max(self._released, index)
+
+    def next_tick_now(self) -> Tick | None:
+        """`next_tick()` of a manual feed (speed 0), without the coroutine."""
+        if self._delivered >= self._total:
+            return None
+        tick = self._tick_at(self._delivered)
+        self._delivered += 1
+        self._released = max(self._released, self._delivered)
+        return tick
+
     async def tick(self) -> Tick | None:
         self._catch_up()
         return self._tick_at(self._released - 1) if self._released > 0 else None
@@ -155,10 +223,10 @@ class ReplayFeed:
             raise ValueError(f"bar count must be at least 1, got {count}")
         if self._released == 0:
             return empty_bars()
-        current, done = divmod(self._released - 1, self.ticks_per_bar)
-        done += 1
+        current = self.bar_of(self._released - 1)
+        done = self._released - int(self._cum[current])
         first = max(0, current + 1 - count)
-        if done == self.ticks_per_bar:
+        if done == int(self._cum[current + 1] - self._cum[current]):
             return self.frame.slice(first, current + 1 - first)
         closed = self.frame.slice(first, current - first)
         return pl.concat([closed, self._forming_row(current, done)])
@@ -182,8 +250,8 @@ class ReplayFeed:
         if bars < 0:
             raise ValueError("cannot release a negative number of bars")
         self._started()
-        complete = self._released // self.ticks_per_bar
-        self._released = min(self._total, (complete + bars) * self.ticks_per_bar)
+        complete = int(np.searchsorted(self._cum, self._released, side="right")) - 1
+        self._released = int(self._cum[min(self.frame.height, complete + bars)])
 
     # ---- internals ---------------------------------------------------------------------------
 
@@ -200,38 +268,51 @@ class ReplayFeed:
         bar = int(np.searchsorted(self._offsets, elapsed, side="right")) - 1
         if bar < 0:
             return
-        within = min(self.ticks_per_bar - 1, int((elapsed - self._offsets[bar]) // self._tick_seconds))
-        due = min(self._total, bar * self.ticks_per_bar + within + 1)
+        times = self._bar_ticks(bar)[0]
+        into_ms = (elapsed - self._offsets[bar]) * 1000 + self._open_ms[bar]
+        within = max(1, int(np.searchsorted(times, into_ms, side="right")))
+        due = min(self._total, int(self._cum[bar]) + within)
         self._released = max(self._released, due)
 
     def _offset_of(self, index: int) -> float:
-        bar, k = divmod(index, self.ticks_per_bar)
-        return float(self._offsets[bar]) + k * self._tick_seconds
+        bar = self.bar_of(index)
+        k = index - int(self._cum[bar])
+        return float(self._offsets[bar]) + (int(self._bar_ticks(bar)[0][k]) - int(self._open_ms[bar])) / 1000
 
-    def _path(self, bar: int) -> np.ndarray:
-        path = self._path_cache.get(bar)
-        if path is None:
+    def _bar_ticks(self, bar: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        got = self._path_cache.get(bar)
+        if got is None:
             if len(self._path_cache) > 8:
                 self._path_cache.clear()
-            o, h, lo, c = (float(x) for x in self._ohlc[bar])
-            path = synthesise_path((o, h, lo, c), self.ticks_per_bar, self.digits)
-            self._path_cache[bar] = path
-        return path
+            got = self.path.ticks(bar)
+            self._path_cache[bar] = got
+        return got
+
+    def _path(self, bar: int) -> np.ndarray:
+        return self._bar_ticks(bar)[1]
 
     def _tick_time(self, index: int) -> datetime:
-        bar, k = divmod(index, self.ticks_per_bar)
-        return self._times[bar] + self._bar_length * (k / self.ticks_per_bar)
+        bar = self.bar_of(index)
+        ms = int(self._bar_ticks(bar)[0][index - int(self._cum[bar])])
+        return _EPOCH + timedelta(milliseconds=ms)
 
     def _tick_at(self, index: int) -> Tick:
-        bar, k = divmod(index, self.ticks_per_bar)
-        bid = float(self._path(bar)[k])
-        ask = round(bid + int(self._spread[bar]) * self.point, self.digits)
-        return Tick(self._tick_time(index), bid, ask)
+        if index == self._cached_index:  # the broker asks for the latest tick several times a step
+            return self._cached_tick  # type: ignore[return-value]
+        tick = self._make_tick(index)
+        self._cached_index, self._cached_tick = index, tick
+        return tick
+
+    def _make_tick(self, index: int) -> Tick:
+        bar = self.bar_of(index)
+        times, bid, ask = self._bar_ticks(bar)
+        k = index - int(self._cum[bar])
+        return Tick(_EPOCH + timedelta(milliseconds=int(times[k])), float(bid[k]), float(ask[k]))
 
     def _forming_row(self, bar: int, done: int) -> pl.DataFrame:
         seen = self._path(bar)[:done]
         row = self.frame.row(bar, named=True)
-        share = done / self.ticks_per_bar
+        share = done / int(self._cum[bar + 1] - self._cum[bar])
         row.update(
             open=float(seen[0]),
             high=float(seen.max()),
@@ -241,6 +322,9 @@ class ReplayFeed:
             real_volume=round(row["real_volume"] * share),
         )
         return pl.DataFrame([row], schema=BAR_SCHEMA)
+
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 class SyntheticFeed(ReplayFeed):

@@ -30,6 +30,7 @@ import polars as pl
 from trading.bars import BAR_COLUMNS, BAR_SCHEMA, empty_bars
 from trading.broker.base import BrokerError, BrokerErrorKind, ConnectionLost, InvalidOrder, OrderRejected
 from trading.broker.base import validate_order as _validate_order
+from trading.broker.fills import FillModel
 from trading.broker.intrabar import stop_hit, touch_fraction
 from trading.domain import (
     AccountInfo,
@@ -125,6 +126,8 @@ class PaperBroker:
         self.symbol = symbol
         self.magic = magic
         self.spec = xauusd_spec(symbol, self.config.volume_max, self.config.stops_level)
+        self.fills = FillModel(self.config.slippage_points, self.config.commission_per_lot, self.spec.point,
+                               self.spec.digits)
         self.feed = feed
         self.state_path = Path(state_path) if state_path is not None else None
         self._connected = False
@@ -134,6 +137,7 @@ class PaperBroker:
         self._positions: dict[int, Position] = {}
         self._deals: list[Deal] = []
         self._next_ticket = 1
+        self._market_time: datetime | None = None  # the latest market moment this account has seen
         if self.state_path is not None and self.state_path.exists():
             self.from_state(self._read_state_file(self.state_path))
 
@@ -183,6 +187,9 @@ class PaperBroker:
     @property
     def balance(self) -> float:
         return self._balance
+
+    def has_positions(self) -> bool:
+        return bool(self._positions)
 
     def floating_pl(self) -> float:
         return round(sum(self._profit(p, p.volume) for p in self._positions.values()), 2)
@@ -261,8 +268,8 @@ class PaperBroker:
         snapped = _validate_order(self.spec, side, volume, quote, sl, tp)
         # a real server checks the stops against the price the position closes at, too
         _validate_order(self.spec, side, snapped, tick.price_to_close(side), sl, tp)
-        fill = self.spec.round_price(quote + side.sign * self.config.slippage_points * self.spec.point)
-        commission = -round(self.config.commission_per_lot * snapped, 2)
+        fill = self.fills.entry_price(tick, side)
+        commission = self.fills.commission(snapped)
         needed = self._margin(snapped, fill)
         account = self.account_now()
         if needed - commission > account.free_margin + 1e-9:
@@ -324,9 +331,7 @@ class PaperBroker:
         tick = self._require_tick()
         pos = self._own_position(ticket)
         close_volume = self._close_volume(pos, volume)
-        price = self.spec.round_price(
-            tick.price_to_close(pos.side) - pos.side.sign * self.config.slippage_points * self.spec.point
-        )
+        price = self.fills.exit_price(tick, pos.side)
         deal = self._close(pos, close_volume, price, tick.time, DealReason.CLIENT, comment)
         self._save()
         return OrderResult(
@@ -368,7 +373,10 @@ class PaperBroker:
             raise ValueError(f"bad tick: bid {tick.bid}, ask {tick.ask}")
         if self._tick is not None and tick.time < self._tick.time:
             return []
+        if self._market_time is not None and tick.time < self._market_time:
+            return []  # a restarted market never goes back before what the account has seen
         self._tick = tick
+        self._market_time = tick.time
         deals: list[Deal] = []
         for ticket in sorted(self._positions):
             pos = self._positions[ticket]
@@ -451,6 +459,7 @@ class PaperBroker:
             "next_ticket": self._next_ticket,
             "positions": [_record_to_json(p) for p in self._positions.values()],
             "deals": [_record_to_json(d) for d in self._deals],
+            "market_time": self.market_time.isoformat() if self.market_time else None,
         }
 
     def from_state(self, state: Mapping[str, Any]) -> None:
@@ -468,12 +477,26 @@ class PaperBroker:
             used = [p.ticket for p in positions] + [d.ticket for d in deals]
             if used and next_ticket <= max(used):
                 raise ValueError(f"ticket counter {next_ticket} is not above the highest ticket {max(used)}")
+            seen = [p.open_time for p in positions] + [d.time for d in deals]
+            if state.get("market_time"):
+                moment = datetime.fromisoformat(state["market_time"])
+                if moment.tzinfo is None:
+                    raise ValueError(f"market_time {state['market_time']!r} has no time zone")
+                seen.append(moment.astimezone(UTC))
         except (KeyError, TypeError, ValueError) as exc:
             raise BrokerError(BrokerErrorKind.CONFIG, f"paper account state is invalid: {exc}") from exc
         self._balance = round(balance, 2)
         self._positions = {p.ticket: p for p in positions}
         self._deals = deals
         self._next_ticket = next_ticket
+        self._market_time = max(seen) if seen else None
+
+    @property
+    def market_time(self) -> datetime | None:
+        """The latest market moment the account has seen (a price, an order, a fill); a restarted
+        market resumes after it."""
+        times = [t for t in (self._market_time, self._tick.time if self._tick else None) if t is not None]
+        return max(times) if times else None
 
     def _save(self) -> None:
         if self.state_path is None:
@@ -501,7 +524,7 @@ class PaperBroker:
         if self.feed is None:
             return
         tick = await self.feed.tick()
-        if tick is not None and tick != self._tick:
+        if tick is not None and tick is not self._tick and tick != self._tick:
             self.set_tick(tick)
 
     def _require_tick(self) -> Tick:
@@ -540,7 +563,7 @@ class PaperBroker:
         self, pos: Position, volume: float, price: float, when: datetime, reason: DealReason, comment: str
     ) -> Deal:
         profit = self._profit(pos, volume, price)
-        commission = -round(self.config.commission_per_lot * volume, 2)
+        commission = self.fills.commission(volume)
         deal = Deal(
             ticket=self._take_ticket(),
             position_ticket=pos.ticket,

@@ -1,0 +1,476 @@
+"""Intrabar modes: the ticks inside each M15 bar, named like MetaTrader 5's Strategy Tester.
+
+- `real ticks` (`RealTicks`): the broker's own ticks (time_msc, bid, ask), as `copy_ticks_range` returns them;
+- `M1 detail` (`M1Detail`): each minute of the bar walked open -> nearer extreme -> other extreme -> close,
+  4 ticks a minute at 0, 15, 30 and 45 s, each minute with its own spread;
+- `generated` (`GeneratedPath`): the M15 bar alone, `ticks_per_bar` prices evenly spaced in time
+  (the default: 60, one every 15 s) along open -> low -> high -> close for a rising bar and open ->
+  high -> low -> close for a falling one (MT5's convention; measured against a 1-second synthetic
+  truth it agrees with it on more bracket orders than "nearer extreme first": README, bench/intrabar.py).
+
+A bar the finer data does not cover falls back to the generated path; `detail_share()` says how many
+bars had real detail. Every path returns, for bar `i`, tick times as int64 milliseconds since the
+epoch (UTC) and bid/ask prices; every tick lies inside [bar open, bar close).
+
+The loaders (`load_ticks`, `load_detail`) refuse a file that does not cover the bars (naming the days),
+has out-of-order or duplicate rows, or whose clock is offset from the bars' (they detect the offset):
+one `IntrabarDataError` line each, and nothing is loaded.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Protocol
+
+import numpy as np
+import polars as pl
+
+from trading.bars import BAR_COLUMNS, from_server_time
+from trading.broker.intrabar import price_path, synthesise_path
+from trading.timezones import DEFAULT_SERVER_TZ, ServerClock
+
+BAR_MS = 15 * 60 * 1000
+MINUTE_MS = 60 * 1000
+DEFAULT_TICKS_PER_BAR = 60
+TICK_COLUMNS = ("time_msc", "bid", "ask")
+
+TickArrays = tuple[np.ndarray, np.ndarray, np.ndarray]  # times (int64 ms UTC), bid, ask
+
+
+class IntrabarDataError(ValueError):
+    """A tick or M1 detail file that cannot be used with the bars (one line saying why)."""
+
+
+class TickPath(Protocol):
+    """The ticks of each M15 bar."""
+
+    mode: str
+
+    def ticks(self, bar: int) -> TickArrays: ...
+
+    def detail_share(self) -> float: ...
+
+    def counts(self) -> np.ndarray: ...
+
+
+def bar_open_ms(bars: pl.DataFrame) -> np.ndarray:
+    return bars["time"].dt.epoch("ms").to_numpy().astype(np.int64)
+
+
+class GeneratedPath:
+    """`ticks_per_bar` prices along the bar's O -> H/L -> C path, evenly spaced over the bar."""
+
+    mode = "generated"
+
+    def __init__(self, bars: pl.DataFrame, ticks_per_bar: int = DEFAULT_TICKS_PER_BAR, *, point: float = 0.01,
+                 digits: int = 2, bar_ms: int = BAR_MS, order: str = "direction") -> None:
+        if ticks_per_bar < 4:
+            raise ValueError(f"ticks_per_bar must be at least 4 (open, high, low, close), got {ticks_per_bar}")
+        if order not in ("nearer", "direction"):
+            raise ValueError(f"order must be 'nearer' or 'direction', got {order!r}")
+        self.ticks_per_bar = ticks_per_bar
+        self.order = order
+        self._open_ms = bar_open_ms(bars)
+        self._ohlc = bars.select("open", "high", "low", "close").to_numpy()
+        self._spread = bars["spread"].to_numpy().astype(np.float64) * point
+        self._digits = digits
+        self._offsets = (np.arange(ticks_per_bar, dtype=np.int64) * bar_ms) // ticks_per_bar
+
+    def ticks(self, bar: int) -> TickArrays:
+        o, h, lo, c = (float(x) for x in self._ohlc[bar])
+        if self.order == "direction":  # MT5's tester: a rising bar visits its low first, a falling one its high
+            bid = _walk((o, lo, h, c) if c >= o else (o, h, lo, c), self.ticks_per_bar, self._digits)
+        else:
+            bid = synthesise_path((o, h, lo, c), self.ticks_per_bar, self._digits)
+        ask = np.round(bid + self._spread[bar], self._digits)
+        return self._open_ms[bar] + self._offsets, bid, ask
+
+    def detail_share(self) -> float:
+        return 0.0
+
+    def counts(self) -> np.ndarray:
+        return np.full(self._open_ms.size, self.ticks_per_bar, dtype=np.int64)
+
+
+def _walk(vertices: tuple[float, float, float, float], n: int, digits: int) -> np.ndarray:
+    """`synthesise_path` for a given vertex order."""
+    o = vertices[0]
+    legs = np.abs(np.diff(np.asarray(vertices, dtype=np.float64)))
+    extra = n - 4
+    total = float(legs.sum())
+    share = legs / total * extra if total > 0 else np.array([extra, 0.0, 0.0])
+    counts = np.floor(share).astype(np.int64)
+    for i in np.argsort(-(share - counts), kind="stable")[: extra - int(counts.sum())]:
+        counts[i] += 1
+    pieces = [np.array([o])]
+    for leg in range(3):
+        pieces.append(np.linspace(vertices[leg], vertices[leg + 1], int(counts[leg]) + 2)[1:])
+    return np.round(np.concatenate(pieces), digits)
+
+
+def _minute_walk(m1: np.ndarray, spread: np.ndarray, minute_ms: np.ndarray, digits: int) -> TickArrays:
+    """4 ticks a minute (O, nearer extreme, other extreme, C) at 0/15/30/45 s with the minute's spread."""
+    o, h, lo, c = m1[:, 0], m1[:, 1], m1[:, 2], m1[:, 3]
+    high_first = (h - o) <= (o - lo)
+    second = np.where(high_first, h, lo)
+    third = np.where(high_first, lo, h)
+    bid = np.round(np.stack([o, second, third, c], axis=1).reshape(-1), digits)
+    ask = np.round(bid + np.repeat(spread, 4), digits)
+    times = (minute_ms[:, None] + np.array([0, 15_000, 30_000, 45_000], dtype=np.int64)[None, :]).reshape(-1)
+    return times, bid, ask
+
+
+class _SpanPath:
+    """Finer rows grouped by M15 bar, with the generated path for bars they do not cover."""
+
+    mode = ""
+
+    def __init__(self, bars: pl.DataFrame, row_ms: np.ndarray, fallback: GeneratedPath) -> None:
+        opens = bar_open_ms(bars)
+        self._start = np.searchsorted(row_ms, opens, side="left")
+        self._end = np.searchsorted(row_ms, opens + BAR_MS, side="left")
+        self._fallback = fallback
+        self._covered = int(np.count_nonzero(self._end > self._start))
+        self._bars = bars.height
+
+    def detail_share(self) -> float:
+        return self._covered / self._bars if self._bars else 0.0
+
+    def covered(self, bar: int) -> bool:
+        return bool(self._end[bar] > self._start[bar])
+
+    def counts(self) -> np.ndarray:
+        return self._counts
+
+    def _set_counts(self, per_row: int) -> None:
+        n = (self._end - self._start) * per_row
+        self._counts = np.where(n > 0, n, self._fallback.ticks_per_bar).astype(np.int64)
+
+
+class M1Detail(_SpanPath):
+    """Each M1 bar inside the M15 bar walked O -> H/L -> C (4 ticks a minute, its own spread)."""
+
+    mode = "M1 detail"
+
+    def __init__(self, bars: pl.DataFrame, m1: pl.DataFrame, *, point: float = 0.01, digits: int = 2,
+                 ticks_per_bar: int = DEFAULT_TICKS_PER_BAR) -> None:
+        self._ms = bar_open_ms(m1)
+        self._ohlc = m1.select("open", "high", "low", "close").to_numpy()
+        self._spread = m1["spread"].to_numpy().astype(np.float64) * point
+        self._digits = digits
+        super().__init__(bars, self._ms, GeneratedPath(bars, ticks_per_bar, point=point, digits=digits))
+        self._set_counts(4)
+
+    def ticks(self, bar: int) -> TickArrays:
+        a, b = int(self._start[bar]), int(self._end[bar])
+        if b <= a:
+            return self._fallback.ticks(bar)
+        return _minute_walk(self._ohlc[a:b], self._spread[a:b], self._ms[a:b], self._digits)
+
+
+class RealTicks(_SpanPath):
+    """The broker's ticks inside each bar."""
+
+    mode = "real ticks"
+
+    def __init__(self, bars: pl.DataFrame, ticks: pl.DataFrame, *, point: float = 0.01, digits: int = 2,
+                 ticks_per_bar: int = DEFAULT_TICKS_PER_BAR) -> None:
+        self._ms = ticks["time_msc"].to_numpy().astype(np.int64)
+        self._bid = ticks["bid"].to_numpy().astype(np.float64)
+        self._ask = ticks["ask"].to_numpy().astype(np.float64)
+        super().__init__(bars, self._ms, GeneratedPath(bars, ticks_per_bar, point=point, digits=digits))
+        self._set_counts(1)
+
+    def ticks(self, bar: int) -> TickArrays:
+        a, b = int(self._start[bar]), int(self._end[bar])
+        if b <= a:
+            return self._fallback.ticks(bar)
+        return self._ms[a:b], self._bid[a:b], self._ask[a:b]
+
+
+# ------------------------------------------------------------------------------------------- loaders
+
+
+def _read(path: str | Path) -> pl.DataFrame:
+    p = Path(path)
+    if not p.exists():
+        raise IntrabarDataError(f"{p}: no such file")
+    try:
+        return pl.read_parquet(p) if p.suffix.lower() in (".parquet", ".pq") else pl.read_csv(p)
+    except Exception as exc:  # polars raises many kinds for a corrupt file
+        raise IntrabarDataError(f"{p}: cannot read it: {exc}") from exc
+
+
+def _check_order(ms: np.ndarray, what: str) -> None:
+    if ms.size == 0:
+        raise IntrabarDataError(f"{what} has no rows")
+    step = np.diff(ms)
+    back = np.flatnonzero(step < 0)
+    if back.size:
+        at = datetime.fromtimestamp(ms[back[0] + 1] / 1000, UTC)
+        raise IntrabarDataError(f"{what}: {back.size} row(s) out of time order, first at {at:%Y-%m-%d %H:%M:%S} UTC")
+    dup = np.flatnonzero(step == 0)
+    if dup.size:
+        at = datetime.fromtimestamp(ms[dup[0]] / 1000, UTC)
+        raise IntrabarDataError(f"{what}: {dup.size} duplicate row(s), first at {at:%Y-%m-%d %H:%M:%S.%f} UTC")
+
+
+def missing_days(bars: pl.DataFrame, row_ms: np.ndarray) -> list[str]:
+    """Days (UTC) with bars but no finer row inside any of them."""
+    opens = bar_open_ms(bars)
+    start = np.searchsorted(row_ms, opens, side="left")
+    end = np.searchsorted(row_ms, opens + BAR_MS, side="left")
+    uncovered = opens[end <= start]
+    days = sorted({datetime.fromtimestamp(t / 1000, UTC).date().isoformat() for t in uncovered.tolist()})
+    bar_days = {datetime.fromtimestamp(t / 1000, UTC).date().isoformat() for t in opens.tolist()}
+    covered_days = bar_days - set(days)
+    # a day counts as missing only when none of its bars has detail (a missing minute here and there is not)
+    return [d for d in days if d not in covered_days]
+
+
+def _describe_days(days: list[str]) -> str:
+    return ", ".join(days) if len(days) <= 6 else f"{', '.join(days[:3])} … {', '.join(days[-2:])} ({len(days)} days)"
+
+
+def _require_cover(bars: pl.DataFrame, row_ms: np.ndarray, what: str) -> None:
+    days = missing_days(bars, row_ms)
+    if days:
+        raise IntrabarDataError(f"{what} does not cover the bars on {_describe_days(days)}")
+
+
+def detect_offset_hours(bars: pl.DataFrame, m1: pl.DataFrame, span: int = 12) -> int:
+    """The whole-hour shift of the M1 clock against the bars' clock that best makes the M1 opens equal
+    the M15 opens (0 when they agree)."""
+    bar_ms = bar_open_ms(bars)
+    opens = bars["open"].to_numpy()
+    m1_ms = bar_open_ms(m1)
+    m1_open = m1["open"].to_numpy()
+    best, best_score = 0, -1.0
+    for hours in range(-span, span + 1):
+        shifted = m1_ms + hours * 3_600_000
+        idx = np.searchsorted(shifted, bar_ms)
+        ok = (idx < shifted.size)
+        idx_c = np.minimum(idx, shifted.size - 1)
+        ok &= shifted[idx_c] == bar_ms
+        if not ok.any():
+            continue
+        score = float(np.mean(np.abs(m1_open[idx_c[ok]] - opens[ok]) < 1e-6)) * min(1.0, ok.sum() / 50)
+        if score > best_score + 1e-9 or (abs(score - best_score) <= 1e-9 and abs(hours) < abs(best)):
+            best, best_score = hours, score
+    return best
+
+
+def load_detail(path: str | Path, bars: pl.DataFrame,
+                server_tz: str | ServerClock = DEFAULT_SERVER_TZ) -> pl.DataFrame:
+    """An M1 bars file (the M15 files' schema, broker server time) checked against `bars` (UTC)."""
+    raw = _read(path)
+    missing = [c for c in BAR_COLUMNS if c not in raw.columns]
+    if missing:
+        raise IntrabarDataError(f"{path}: M1 detail needs the columns {', '.join(BAR_COLUMNS)}; missing {missing}")
+    try:
+        frame = from_server_time(raw.select(BAR_COLUMNS), server_tz)
+    except Exception as exc:
+        raise IntrabarDataError(f"{path}: bad time column: {exc}") from exc
+    ms = bar_open_ms(frame)
+    _check_order(ms, f"{path}")
+    if np.any(ms % MINUTE_MS):
+        raise IntrabarDataError(f"{path}: times are not whole minutes: not an M1 file")
+    o, h, lo, c = (frame[k].to_numpy() for k in ("open", "high", "low", "close"))
+    bad = ~(np.isfinite(o) & np.isfinite(c) & (h >= np.maximum(o, c)) & (lo <= np.minimum(o, c)) & (lo > 0))
+    if bad.any():
+        i = int(np.flatnonzero(bad)[0])
+        raise IntrabarDataError(f"{path}: {int(bad.sum())} bar(s) with impossible prices, first at "
+                                f"{frame['time'][i]:%Y-%m-%d %H:%M} UTC")
+    off = -detect_offset_hours(bars, frame)
+    if off:
+        raise IntrabarDataError(f"{path}: its clock is {off:+d} h off the bars' (its M1 opens match the M15 opens "
+                                f"only {abs(off)} h {'later' if off > 0 else 'earlier'}); export both in one server time")
+    _require_cover(bars, ms, f"{path}")
+    return frame
+
+
+def load_ticks(path: str | Path, bars: pl.DataFrame,
+               server_tz: str | ServerClock = DEFAULT_SERVER_TZ) -> pl.DataFrame:
+    """A ticks file (time_msc in broker server time as `copy_ticks_range` gives it, bid, ask; optional
+    last, volume, flags) checked against `bars` (UTC). Returns time_msc converted to UTC ms, bid, ask."""
+    raw = _read(path)
+    missing = [c for c in TICK_COLUMNS if c not in raw.columns]
+    if missing:
+        raise IntrabarDataError(f"{path}: a ticks file needs the columns time_msc, bid, ask; missing {missing}")
+    clock = server_tz if isinstance(server_tz, ServerClock) else ServerClock.parse(server_tz)
+    try:
+        server_ms = raw["time_msc"].cast(pl.Int64).to_numpy()
+        bid = raw["bid"].cast(pl.Float64).to_numpy()
+        ask = raw["ask"].cast(pl.Float64).to_numpy()
+    except Exception as exc:
+        raise IntrabarDataError(f"{path}: time_msc must be integer milliseconds, bid/ask numbers: {exc}") from exc
+    _check_order(server_ms, f"{path}")
+    utc = from_server_time(pl.DataFrame({"time": pl.Series(server_ms, dtype=pl.Int64).cast(pl.Datetime("ms"))}),
+                           clock)["time"]
+    ms = utc.dt.epoch("ms").to_numpy().astype(np.int64)
+    bad = ~(np.isfinite(bid) & np.isfinite(ask) & (bid > 0) & (ask >= bid))
+    if bad.any():
+        i = int(np.flatnonzero(bad)[0])
+        raise IntrabarDataError(f"{path}: {int(bad.sum())} tick(s) with a bad bid/ask, first at "
+                                f"{datetime.fromtimestamp(ms[i] / 1000, UTC):%Y-%m-%d %H:%M:%S} UTC")
+    frame = pl.DataFrame({"time_msc": ms, "bid": bid, "ask": ask})
+    off = -detect_offset_hours(bars, ticks_to_m1(frame))
+    if off:
+        raise IntrabarDataError(f"{path}: its clock is {off:+d} h off the bars' (its prices match the M15 opens "
+                                f"only {abs(off)} h {'later' if off > 0 else 'earlier'}); export both in one server time")
+    _require_cover(bars, ms, f"{path}")
+    return frame
+
+
+def ticks_to_m1(ticks: pl.DataFrame) -> pl.DataFrame:
+    """M1 bid bars (with the mean spread in points) from ticks: how MT5 builds its bars."""
+    return (ticks.with_columns(pl.col("time_msc").cast(pl.Datetime("ms")).dt.replace_time_zone("UTC").alias("t"))
+            .group_by_dynamic("t", every="1m")
+            .agg(open=pl.col("bid").first(), high=pl.col("bid").max(), low=pl.col("bid").min(),
+                 close=pl.col("bid").last(), tick_volume=pl.len().cast(pl.Int64),
+                 spread=((pl.col("ask") - pl.col("bid")).mean() * 100).round(0).cast(pl.Int32),
+                 real_volume=pl.lit(0, dtype=pl.Int64))
+            .rename({"t": "time"})
+            .with_columns(pl.col("time").dt.cast_time_unit("us")))
+
+
+def resample_bars(m1: pl.DataFrame, minutes: int = 15) -> pl.DataFrame:
+    """Coarser bars from finer ones (the M15 bar of its M1 bars)."""
+    return (m1.group_by_dynamic("time", every=f"{minutes}m")
+            .agg(pl.col("open").first(), pl.col("high").max(), pl.col("low").min(), pl.col("close").last(),
+                 pl.col("tick_volume").sum(), pl.col("spread").first(), pl.col("real_volume").sum()))
+
+
+@dataclass(frozen=True, slots=True)
+class SyntheticTruth:
+    """A fine synthetic market: ticks every `tick_seconds`, and its M1 and M15 bars."""
+
+    ticks: pl.DataFrame
+    m1: pl.DataFrame
+    m15: pl.DataFrame
+
+
+def synthetic_truth(n_bars: int, seed: int = 0, *, tick_seconds: int = 1, start: datetime | None = None,
+                    vol_per_second: float = 0.06, spread_points: int = 20) -> SyntheticTruth:
+    """A random-walk gold market at `tick_seconds` resolution (fat-ish tails, volatility clustering),
+    aggregated to M1 and M15 exactly as a broker would build them from its ticks."""
+    rng = np.random.default_rng(seed)
+    start = start or datetime(2024, 1, 2, tzinfo=UTC)
+    n = n_bars * 900 // tick_seconds
+    vol = vol_per_second * np.sqrt(tick_seconds) * np.exp(np.cumsum(rng.normal(0, 0.002, n)).clip(-1.5, 1.5))
+    steps = rng.standard_t(4, n) / np.sqrt(2.0) * vol
+    bid = np.round(2000.0 + np.cumsum(steps), 2)
+    spread = np.round(rng.integers(spread_points - 5, spread_points + 6, n) * 0.01, 2)
+    ms = int(start.timestamp() * 1000) + np.arange(n, dtype=np.int64) * tick_seconds * 1000
+    ticks = pl.DataFrame({"time_msc": ms, "bid": bid, "ask": np.round(bid + spread, 2)})
+    m1 = ticks_to_m1(ticks)
+    m15 = resample_bars(m1, 15)
+    return SyntheticTruth(ticks, m1, m15)
+
+
+def as_server_ticks(ticks: pl.DataFrame, server_tz: str | ServerClock = DEFAULT_SERVER_TZ) -> pl.DataFrame:
+    """UTC tick times back to broker server time (what a file exported from MT5 holds)."""
+    clock = server_tz if isinstance(server_tz, ServerClock) else ServerClock.parse(server_tz)
+    utc = pl.Series(ticks["time_msc"].to_numpy(), dtype=pl.Int64).cast(pl.Datetime("ms")).dt.replace_time_zone("UTC")
+    if clock.kind == "fixed":
+        wall = utc.dt.replace_time_zone(None).dt.offset_by(f"{round(clock.hours * 60)}m")
+    else:
+        zone = "America/New_York" if clock.kind == "ny" else clock.zone
+        wall = utc.dt.convert_time_zone(zone).dt.replace_time_zone(None)
+        if clock.kind == "ny":
+            wall = wall.dt.offset_by(f"{round(clock.hours * 60)}m")
+    return ticks.with_columns(pl.Series("time_msc", wall.dt.epoch("ms").to_numpy()))
+
+
+__all__ = [
+    "DEFAULT_TICKS_PER_BAR",
+    "BracketScore",
+    "GeneratedPath",
+    "IntrabarDataError",
+    "M1Detail",
+    "RealTicks",
+    "SyntheticTruth",
+    "TickPath",
+    "as_server_ticks",
+    "bracket_outcomes",
+    "detect_offset_hours",
+    "load_detail",
+    "load_ticks",
+    "missing_days",
+    "price_path",
+    "resample_bars",
+    "score_paths",
+    "synthetic_truth",
+    "ticks_to_m1",
+    "walk_all",
+]
+
+
+# ------------------------------------------------------------------------------------ fidelity
+
+
+def walk_all(path: TickPath, n_bars: int) -> TickArrays:
+    """Every tick of the first `n_bars` bars of `path`, concatenated."""
+    parts = [path.ticks(i) for i in range(n_bars)]
+    return (np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts]),
+            np.concatenate([p[2] for p in parts]))
+
+
+@dataclass(frozen=True, slots=True)
+class BracketScore:
+    """How a path agrees with the truth on bracket orders (entry at a bar's open, stop and target `d` away)."""
+
+    mode: str
+    agreement: float  # share of brackets with the same outcome (target first, stop first, neither)
+    timing_error_min: float  # mean |hit time - true hit time| in minutes where both hit the same side
+    brackets: int
+
+
+def bracket_outcomes(times: np.ndarray, bid: np.ndarray, bar_ms: np.ndarray, distances: tuple[float, ...],
+                     horizon_bars: int) -> tuple[np.ndarray, np.ndarray]:
+    """For a long entry at the first tick of each bar, with a target and a stop `d` away: +1 target first,
+    -1 stop first, 0 neither within `horizon_bars`; and the hit time (ms, -1 when none)."""
+    starts = np.searchsorted(times, bar_ms, side="left")
+    n = bar_ms.size - horizon_bars
+    outcome = np.zeros((n, len(distances)), dtype=np.int8)
+    when = np.full((n, len(distances)), -1, dtype=np.int64)
+    for i in range(n):
+        a, b = int(starts[i]), int(starts[i + horizon_bars])
+        seg = bid[a:b]
+        entry = seg[0]
+        for j, d in enumerate(distances):
+            up = np.flatnonzero(seg >= entry + d)
+            down = np.flatnonzero(seg <= entry - d)
+            u = up[0] if up.size else None
+            w = down[0] if down.size else None
+            if u is None and w is None:
+                continue
+            if w is None or (u is not None and u < w):
+                outcome[i, j], when[i, j] = 1, times[a + u]
+            else:  # the stop wins a tie (the conservative reading, as the paper broker does)
+                outcome[i, j], when[i, j] = -1, times[a + w]
+    return outcome, when
+
+
+def score_paths(truth: SyntheticTruth, paths: dict[str, TickPath], *, distances: tuple[float, ...] | None = None,
+                horizon_bars: int = 4) -> list[BracketScore]:
+    """Each path's bracket outcomes against the 1-second truth's (the finer mode must score closer).
+    Distances default to 1/4, 1/2 and 1 mean M15 range (stops and targets of the size the bot uses)."""
+    n = truth.m15.height
+    if distances is None:
+        mean_range = float((truth.m15["high"] - truth.m15["low"]).mean())  # type: ignore[operator]
+        distances = (mean_range / 4, mean_range / 2, mean_range)
+    bar_ms = bar_open_ms(truth.m15)
+    t_ms = truth.ticks["time_msc"].to_numpy()
+    true_out, true_when = bracket_outcomes(t_ms, truth.ticks["bid"].to_numpy(), bar_ms, distances, horizon_bars)
+    scores = []
+    for name, path in paths.items():
+        times, bid, _ask = walk_all(path, n)
+        out, when = bracket_outcomes(times, bid, bar_ms, distances, horizon_bars)
+        same = out == true_out
+        both = same & (out != 0)
+        timing = float(np.mean(np.abs(when[both] - true_when[both]))) / 60_000 if both.any() else 0.0
+        scores.append(BracketScore(name, round(float(same.mean()), 4), round(timing, 2), int(out.size)))
+    return scores

@@ -1,0 +1,174 @@
+"""One simulated market clock for backtests and paper replays.
+
+`MarketLoop` hands every tick of a `ReplayFeed` (manual, speed 0) to the paper broker (its SL/TP on
+every tick) and drives the engine by market time only: the 1-second step runs on the first tick of
+each market second, and the bar decision runs on the first tick after a bar closed, so its entry
+fills at that tick's bid/ask with that tick's spread (as a live order sent after the close would).
+A backtest calls `run()` (as fast as it can); a paper replay calls `run_due()` from its 1-second job
+and only the ticks whose time has come at the replay's `speed` are processed. Either way the same
+ticks reach the same code in the same order, so the trade list does not depend on the speed, on the
+machine's load or on when the job happened to run.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import polars as pl
+
+from trading.broker.feeds import ReplayFeed
+from trading.broker.paper import PaperBroker
+from trading.domain import Tick
+from trading.records import Decision
+
+DecisionHook = Callable[[int, pl.DataFrame, Decision], Awaitable[None] | None]
+StepHook = Callable[[datetime], Awaitable[None] | None]
+
+
+class SimClock:
+    """The market clock: the time of the tick being processed (never moves back)."""
+
+    def __init__(self, start: datetime) -> None:
+        self.now = start
+
+    def set(self, moment: datetime) -> None:
+        if moment > self.now:
+            self.now = moment
+
+    def __call__(self) -> datetime:
+        return self.now
+
+
+class MarketLoop:
+    """Drives `engine` (a `TradingEngine`) over `feed`'s ticks with `broker` (a paper broker on that feed).
+
+    `window(bar)` gives the closed bars the analyzer sees when `bar` has just closed. `step_seconds`
+    is the engine's step interval in market seconds (the live 1-second job). Bars before the feed's
+    first undelivered tick count as decided already (warm-up, or a resumed market).
+    """
+
+    def __init__(self, feed: ReplayFeed, broker: PaperBroker, engine: Any, clock: SimClock,
+                 window: Callable[[int], pl.DataFrame], *, speed: float = 0.0,
+                 wall: Callable[[], float] = time.monotonic, step_seconds: float = 1.0,
+                 on_decision: DecisionHook | None = None, on_step: StepHook | None = None,
+                 skip_idle: bool = False) -> None:
+        if feed.speed != 0:
+            raise ValueError("the market loop paces the replay itself: give it a manual feed (speed 0)")
+        if speed < 0:
+            raise ValueError(f"speed must be 0 (as fast as possible) or positive, got {speed}")
+        self.feed, self.broker, self.engine, self.clock = feed, broker, engine, clock
+        self.window = window
+        self.speed = speed
+        self.wall = wall
+        self.step_ms = max(1, round(step_seconds * 1000))
+        self.on_decision, self.on_step = on_decision, on_step
+        # with no position open, the rest of a bar is taken in one go when no step could act on it
+        # (TradingEngine.take_idle_ticks); exact, so it only changes the speed
+        self.skip_idle = skip_idle
+        self.skipped = 0
+        self.bar = feed.bar_of(feed.delivered) if not feed.finished else feed.frame.height
+        self.last_step: int | None = None
+        self.ticks = 0
+        self.decisions = 0
+        self._wall_start: float | None = None
+        self._replay_start = feed.replay_seconds(feed.delivered) if not feed.finished else 0.0
+        self._bar_times: list[datetime] = feed.frame["time"].to_list()
+
+    @property
+    def finished(self) -> bool:
+        return self.feed.finished
+
+    async def run(self, max_ticks: int | None = None) -> int:
+        """Process ticks until the feed ends (or `max_ticks`); returns how many."""
+        done = 0
+        while max_ticks is None or done < max_ticks:
+            tick = self.feed.next_tick_now()
+            if tick is None:
+                break
+            await self.process(tick, self.feed.delivered - 1)
+            done += 1
+        return done
+
+    async def run_due(self, max_ticks: int = 50_000) -> int:
+        """Process the ticks due by now at `speed` (wall clock); at most `max_ticks` in one call (the
+        rest waits for the next call: the loop never runs ahead of the market, and never skips)."""
+        if self.speed <= 0:
+            return await self.run(max_ticks)
+        now = self.wall()
+        if self._wall_start is None:
+            self._wall_start = now
+        due = self._replay_start + (now - self._wall_start) * self.speed
+        done = 0
+        feed = self.feed
+        while done < max_ticks and not feed.finished and feed.replay_seconds(feed.delivered) <= due:
+            tick = feed.next_tick_now()
+            assert tick is not None
+            await self.process(tick, feed.delivered - 1)
+            done += 1
+            if done % 256 == 0:
+                await asyncio.sleep(0)  # a burst of ticks must not starve the event loop
+        return done
+
+    async def process(self, tick: Tick, index: int) -> None:
+        """One tick: the broker's SL/TP, then (once a market second) the engine's step, then the
+        decision of the bar that has just closed (its order fills at this tick)."""
+        self.ticks += 1
+        self.clock.set(tick.time)
+        self.broker.set_tick(tick)
+        bar = self.feed.bar_of(index)
+        closed = bar - 1 if bar != self.bar else None
+        self.bar = bar
+        second = int(tick.time.timestamp() * 1000) // self.step_ms
+        if second != self.last_step or closed is not None:
+            self.last_step = second
+            await self.engine.on_tick()
+            if self.on_step is not None:
+                await _maybe(self.on_step(self.clock.now))
+        if closed is not None and closed >= 0:
+            # only the bar that has just closed is decided; a bar skipped over (none is, tick by tick)
+            # would otherwise fill at this tick's price too
+            window = self.window(closed)
+            decision = await self.engine.on_bar(window)
+            self.decisions += 1
+            if self.on_decision is not None:
+                await _maybe(self.on_decision(closed, window, decision))
+        if self.skip_idle and not self.broker.has_positions():
+            self._skip_rest_of_bar(bar, index)
+
+    def _skip_rest_of_bar(self, bar: int, index: int) -> None:
+        feed = self.feed
+        times, bid, ask = feed.bar_ticks(bar)
+        k = index - feed.bar_start(bar) + 1
+        if k >= times.size - 1:
+            return
+        rest_t, rest_bid, rest_ask = times[k:-1], bid[k:-1], ask[k:-1]
+        if not self.engine.take_idle_ticks(rest_t, (rest_bid + rest_ask) / 2):
+            return
+        feed.skip_to(feed.bar_start(bar) + times.size - 1)  # the bar's last tick is processed as usual
+        self.skipped += rest_t.size
+        self.last_step = int(rest_t[-1]) // self.step_ms
+
+    def bar_close(self, bar: int) -> datetime:
+        return self._bar_times[bar] + timedelta(minutes=15)
+
+
+async def _maybe(result: Awaitable[None] | None) -> None:
+    if result is not None:
+        await result
+
+
+def history_window(frame: pl.DataFrame, history: int) -> Callable[[int], pl.DataFrame]:
+    """The last `history` closed bars when bar `b` has just closed."""
+
+    def window(bar: int) -> pl.DataFrame:
+        first = max(0, bar + 1 - history)
+        return frame.slice(first, bar + 1 - first)
+
+    return window
+
+
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
