@@ -10,8 +10,8 @@ written to the registry.
 Metrics are reported next to naive baselines learned on the training rows: the base win rate of
 setups, and the win rate per side. A version goes live by itself only when it has a demonstrated
 edge out of sample: it beats both baselines on AUC and log loss over the pooled test blocks *and*
-the setups its EV gate lets through made more R per trade than taking every setup, and more than
-zero. Otherwise it is stored, not activated, unless `force` (`train --activate`) says so.
+in more than half of the folds, *and* the setups its EV gate lets through made more R per trade
+than taking every setup (one-sided t > 1.645) and more than zero. Otherwise it is stored, not activated, unless `force` (`train --activate`) says so.
 """
 
 from __future__ import annotations
@@ -178,8 +178,20 @@ def trading_figures(take: np.ndarray, r: np.ndarray, y: np.ndarray) -> dict[str,
     return out
 
 
-def edge_verdict(beats: bool, stat_text: str, trading: dict[str, Any]) -> dict[str, Any]:
-    """The activation rule: beat the baselines *and* make the gate's picks pay, out of sample."""
+def folds_beaten(folds: list[FoldResult]) -> int:
+    """Folds whose test block the model scored better than the base rate on both AUC and log loss."""
+    return sum(1 for f in folds if (f.metrics["auc"] == f.metrics["auc"] and f.metrics["auc"] > 0.5
+                                    and f.metrics["log_loss"] < f.baselines["base_rate"]["log_loss"]))
+
+
+def edge_verdict(beats: bool, stat_text: str, trading: dict[str, Any], folds_won: int | None = None,
+                 n_folds: int | None = None) -> dict[str, Any]:
+    """The activation rule: beat the baselines pooled *and* in most folds, and make the gate's picks pay,
+    out of sample. (A pooled win carried by one or two folds is luck as often as skill.)"""
+    if folds_won is not None and n_folds:
+        consistent = folds_won > n_folds / 2
+        stat_text += f"; better than the base rate in {folds_won} of {n_folds} folds"
+        beats = beats and consistent
     gated, every = trading["ev_gate"], trading["all_setups"]
     t = trading.get("t_vs_all")
     pays = (gated["n"] >= MIN_GATED_TRADES and gated["mean_r"] is not None and gated["mean_r"] > 0
@@ -193,7 +205,8 @@ def edge_verdict(beats: bool, stat_text: str, trading: dict[str, Any]) -> dict[s
     demonstrated = beats and pays
     verdict = f"{stat_text}; {trade_text}: " + ("edge demonstrated out of sample" if demonstrated
                                                  else "no demonstrated edge")
-    return {"demonstrated": demonstrated, "beats_baselines": beats, "gate_pays": pays, "verdict": verdict}
+    return {"demonstrated": demonstrated, "beats_baselines": beats, "gate_pays": pays, "folds_won": folds_won,
+            "verdict": verdict}
 
 
 def data_fingerprint(bars: pl.DataFrame) -> str:
@@ -342,7 +355,7 @@ def train_models(
     }
     beats, stat_text = _verdict(overall, baselines)
     trading = trading_figures(cat["take"], cat["r"], cat["y"])
-    edge = edge_verdict(beats, stat_text, trading)
+    edge = edge_verdict(beats, stat_text, trading, folds_beaten(folds), len(folds))
     final_split = splits[-1]
     final_rates = BaselineRates.learn(last_ds.y[last.train_idx], last_ds.side[last.train_idx])
     labels = last.regime.filtered_labels(bars)
@@ -642,7 +655,8 @@ def add_train_arguments(subparsers: Any) -> None:
             p.add_argument("--test-size", type=int, default=300,
                            help="setups per test (and validation) block (default 300)")
             p.add_argument("--commission", type=float, default=None, metavar="USD",
-                           help="commission per lot per deal for the EV gate (default ML_COMMISSION_PER_LOT: 0)")
+                           help="commission per lot per deal in the EV gate's costs "
+                                "(default: StrategyParams.ml_commission_per_lot, 0)")
             act = p.add_mutually_exclusive_group()
             act.add_argument("--no-activate", action="store_true", help="store the version without activating it")
             act.add_argument("--activate", action="store_true",

@@ -172,3 +172,44 @@ def test_agreement_gate_for_the_meta_model() -> None:
     stale = analysis(ml=MLView(0.4, 0.6, Side.SELL, 0.3, 0.3), setup=FakeSetup(side=Side.BUY))
     assert gate("ml_agreement", analysis=stale).blocked
     assert MLView(0.4, 0.6, Side.SELL).prob(Side.BUY) == 0.0 and MLView(0.4, 0.6, Side.SELL).prob(Side.SELL) == 0.6
+
+
+# ----------------------------------------------------------------- serving
+
+
+def test_analyzer_serves_the_meta_view_with_the_fitted_gate_and_the_verdict(shared_bars: pl.DataFrame, tmp_path) -> None:
+    from models.dataset import SIGNAL_FEATURES
+    from models.live import NO_MODEL, SlotRegime, SlotSignal
+    from models.regime import RegimeModel
+    from models.registry import ModelRegistry, ModelSlot
+    from models.signal import SignalModel
+    from trading.analyzer import AnalysisFrame, MarketAnalyzer
+
+    regime = RegimeModel.fit(shared_bars.head(600), seeds=(42,))
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(600, len(SIGNAL_FEATURES)))
+    y = (x[:, -1] + rng.normal(size=600) > 0.5).astype(np.int8)
+    signal = SignalModel.fit(x[:400], y[:400], x[400:], y[400:], SIGNAL_FEATURES, num_boost_round=3)
+    signal.info["ev_gate"] = EVGate(0.4, 0.33, True, 300, 40, 0.5, 0.3, 0.05).to_dict()
+    reg = ModelRegistry(tmp_path)
+    reg.activate(reg.save(regime, signal, {"edge": {"demonstrated": False, "verdict": "no edge"}}))
+    slot = ModelSlot(reg.load_active())
+    from handlers.model import model_text
+
+    assert "No demonstrated edge out of sample: no edge" in model_text(reg)
+    bars = shared_bars.slice(1000, 800)
+    frame = AnalysisFrame.build(bars, SlotRegime(slot), SlotSignal(slot))
+    with_setup = [i for i in range(300, 800) if frame.setup_at(i) is not None]
+    without = next(i for i in range(300, 800) if frame.setup_at(i) is None)
+    a = frame.at(with_setup[-1])
+    assert a.ml is not None and a.ml.is_meta and a.ml.side is a.setup.side
+    assert a.ml.min_prob == 0.4 and a.ml.base_rate == 0.33 and "floor 0.40" in a.ml.gate_note
+    assert a.ml.prob(a.setup.side) == a.ml.p_win
+    assert frame.at(without).ml is None  # the meta-model scores setups only
+    assert "NO demonstrated edge" in a.strategy_edge
+    live = MarketAnalyzer(SlotRegime(slot), SlotSignal(slot), history=1500)
+    la = live(bars.head(with_setup[-1] + 1))  # the live path scores the last bar alone
+    assert la.ml is not None and la.ml.p_win == pytest.approx(a.ml.p_win, abs=1e-9)
+    assert live.edge == a.strategy_edge
+    slot.swap(None)
+    assert live.edge == NO_MODEL and live(bars.head(with_setup[-1] + 1)).ml is None
