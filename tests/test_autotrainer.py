@@ -76,8 +76,8 @@ def _edge_shown(monkeypatch) -> None:
 
     real = training.edge_verdict
 
-    def shown(beats, text, trading):
-        return {**real(beats, text, trading), "demonstrated": True}
+    def shown(*args):
+        return {**real(*args), "demonstrated": True}
 
     monkeypatch.setattr(training, "edge_verdict", shown)
 

@@ -213,3 +213,20 @@ def test_analyzer_serves_the_meta_view_with_the_fitted_gate_and_the_verdict(shar
     assert live.edge == a.strategy_edge
     slot.swap(None)
     assert live.edge == NO_MODEL and live(bars.head(with_setup[-1] + 1)).ml is None
+
+
+def test_edge_needs_baselines_beaten_in_most_folds_and_gated_trades_that_pay() -> None:
+    from models.training import edge_verdict, trading_figures
+
+    rng = np.random.default_rng(4)
+    r = rng.choice([2.0, -1.0], size=600, p=[0.33, 0.67])
+    y = (r > 0).astype(int)
+    good_take = y.astype(bool) | (rng.uniform(size=600) < 0.3)  # picks most winners
+    paying = trading_figures(good_take, r, y)
+    assert paying["ev_gate"]["mean_r"] > paying["all_setups"]["mean_r"] and paying["t_vs_all"] > 1.645
+    assert edge_verdict(True, "beats", paying, 3, 4)["demonstrated"]
+    assert not edge_verdict(True, "beats", paying, 2, 4)["demonstrated"]  # carried by half the folds
+    assert not edge_verdict(False, "does NOT beat", paying, 4, 4)["demonstrated"]
+    few = trading_figures(np.arange(600) < 10, r, y)
+    v = edge_verdict(True, "beats", few, 4, 4)
+    assert not v["demonstrated"] and "only 10 test setups" in v["verdict"]
