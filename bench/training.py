@@ -1,8 +1,10 @@
 """Benchmark of model training and live prediction on the real 12,000 M15 bars.
 
-Measures: the whole `train_models` run (features, 4 walk-forward folds with an HMM and a booster
-each, registry write), the single-row signal prediction (`predict_row`, in-place predict on a
-preallocated float32 row) and the latest-bar regime reading on a 200-bar window.
+Measures: the whole `train_models` run (engine setups and their triple-barrier labels, features,
+4 walk-forward folds with an HMM and a booster each, the EV-gate fit, registry write), the
+single-row signal prediction of a setup (`predict_row`, in-place predict on a preallocated float32
+row) and the latest-bar regime reading on a 200-bar window. The 141,000-bar figures are in
+bench/meta_training.py.
 Target: training well under a minute on 2 cores. Prints one JSON line with --json.
 Run: python bench/training.py [--json] [--reps N]
 """
@@ -20,9 +22,9 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from models.dataset import SIGNAL_FEATURES, feature_frame
+from models.dataset import feature_frame
 from models.registry import ModelRegistry
-from models.training import train_models
+from models.training import bundle_dataset, train_models
 from trading.bars import load_bars
 
 DATA = Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "xauusd_m15.parquet"
@@ -41,12 +43,11 @@ def main() -> int:
         # warm the numba caches so the figure is the training itself
         feature_frame(bars.head(300), _tiny_regime(bars))
         t0 = time.perf_counter()
-        report = train_models(bars, Path(tmp))
+        report = train_models(bars, Path(tmp), activate=False)
         train_s = time.perf_counter() - t0
-        bundle = ModelRegistry(tmp).load_active() or ModelRegistry(tmp).load(report.version)
+        bundle = ModelRegistry(tmp).load(report.version)
 
-    frame = feature_frame(bars.tail(200), bundle.regime)
-    row = frame.select(SIGNAL_FEATURES).row(-1)
+    row = bundle_dataset(bundle, bars.tail(1500)).x[-1]
     bundle.signal.predict_row(row)
     lat = np.empty(args.reps)
     for i in range(args.reps):
@@ -67,9 +68,12 @@ def main() -> int:
         "predict_row_us_p99": round(float(np.percentile(lat, 99)), 1),
         "regime_latest_200_bars_us_p50": round(float(np.percentile(reg, 50)), 1),
         "auc": report.signal["auc"],
-        "baseline_auc_previous_bar": report.signal["baselines"]["previous_bar"]["auc"],
+        "log_loss": report.signal["log_loss"],
+        "baseline_log_loss_base_rate": report.signal["baselines"]["base_rate"]["log_loss"],
+        "base_win_rate": report.signal["base_win_rate"],
         "ece": report.signal["ece"],
         "beats_baselines": report.signal["beats_baselines"],
+        "edge_demonstrated": report.edge["demonstrated"],
     }
     if args.json:
         print(json.dumps(out))

@@ -252,6 +252,8 @@ class App:
         config = {k: v for k, v in s.describe()}
         config["Broker"] = description
         config["Model"] = bundle.version if bundle else "none: SMC-only"
+        if snap.strategy_edge:
+            config["Edge"] = snap.strategy_edge
         self.bus.publish(startup_event(
             self.clock(), balance=account.balance if account else 0.0, equity=account.equity if account else None,
             currency=account.currency if account else "USD", config=config, limits=snap.limits,

@@ -42,6 +42,9 @@ def model_text(registry: Any) -> str:
     if meta.get("status"):
         lines.append(f"Status {esc(meta['status'])}")
     lines += metrics_lines(metrics) or ["no metrics recorded"]
+    edge = meta.get("edge") if isinstance(meta.get("edge"), dict) else {}
+    lines.append("Edge: demonstrated out of sample" if edge.get("demonstrated")
+                 else f"⚠️ No demonstrated edge out of sample{': ' + esc(edge['verdict']) if edge.get('verdict') else ''}")
     return "\n".join(lines)
 
 

@@ -37,6 +37,7 @@ def status_text(snap: EngineSnapshot, paused_by: str = "", started: datetime | N
     market = [
         f"Session {esc(a.session.name)}" if a else "Session —",
         f"Regime {esc(a.regime.name)}" if a else "Regime —",
+        *([f"Edge {esc(snap.strategy_edge)}"] if snap.strategy_edge else []),
     ]
     bot = [
         "Paused " + ((f"yes (by {esc(paused_by)})" if paused_by else "yes") if snap.paused else "no"),

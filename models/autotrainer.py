@@ -54,7 +54,7 @@ class AutoTrainerConfig:
     min_auc: float | None = 0.60  # spec: a model under 0.60 AUC is not put live
     margin: float = 0.0  # the new model may not be worse than the active by more than this
     n_folds: int = 4
-    test_size: int = 1000
+    test_size: int = 300  # setups per test (and validation) block
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,10 +1,13 @@
-"""Signal-model dataset: the spec's 37 features, the next-bar label and time-ordered walk-forward splits.
+"""Meta-model dataset: one row per trade the engine would take, labelled by that trade's outcome.
 
-Features come from trading's pure analysis modules (`trading.features`, `trading.smc`) plus the
-volatility-ordered, filtered HMM label as `regime`; every value at row t uses bars <= t only.
-The label looks one bar ahead, so the last `horizon` rows have no label and are dropped, and every
-split keeps a gap of at least the horizon between the rows a model learns from and the rows it is
-scored on.
+Rows are the SMC setups that pass the bar-level entry gates (`models.setups`); the label is 1 when
+the trade reaches its take-profit before its stop within the engine's time limit (triple barrier,
+`models.labels`), else 0. Features are stationary: ratios, returns, distances in ATR, the SMC
+state, the session clock, the filtered HMM regime, and the setup itself (side, stop distance in
+ATR, R multiple, spread in R, side-aligned momentum). No raw price level is an input: a $2,000 and
+a $4,000 market must look alike to the model. Every value at row t uses bars <= t only; the label
+uses bars after t only, and the splits purge training rows whose trade was still open when the
+next block starts.
 """
 
 from __future__ import annotations
@@ -15,20 +18,34 @@ import numpy as np
 import polars as pl
 
 from models.regime import RegimeModel
+from models.setups import EngineSetups
 
 BASE_FEATURES: tuple[str, ...] = (
-    "rsi", "atr", "atr_percent", "macd", "macd_signal", "macd_histogram", "bb_percent_b", "bb_width",
-    "ema_9", "ema_21", "returns_1", "returns_5", "returns_20", "log_returns", "volatility_20",
+    "rsi", "atr_percent", "bb_percent_b", "bb_width", "returns_1", "returns_5", "returns_20", "volatility_20",
     "normalized_range", "avg_normalized_range", "price_position", "dist_from_sma_20", "higher_high",
     "lower_low", "hh_count_5", "ll_count_5", "volume_ratio", "high_volume",
 )
+# price-unit indicators made scale-free by the bar's ATR
+ATR_FEATURES: tuple[str, ...] = (
+    "macd_atr", "macd_signal_atr", "macd_hist_atr", "ema9_dist_atr", "ema21_dist_atr", "ema_gap_atr",
+)
 SMC_FEATURES: tuple[str, ...] = ("swing_high", "swing_low", "fvg_signal", "ob", "bos", "choch", "market_structure")
 TIME_FEATURES: tuple[str, ...] = ("hour", "weekday", "london_session", "ny_session")
-SIGNAL_FEATURES: tuple[str, ...] = (*BASE_FEATURES, *SMC_FEATURES, *TIME_FEATURES, "regime")
-LABEL_HORIZON = 1
-LABEL_THRESHOLD = 0.0
-LABEL_DEFINITION = "target = close[t+1] / close[t] - 1 > 0 (next M15 bar closes above this bar's close)"
-DEFAULT_GAP = 50
+BAR_FEATURES: tuple[str, ...] = (*BASE_FEATURES, *ATR_FEATURES, *SMC_FEATURES, *TIME_FEATURES, "regime")
+SETUP_FEATURES: tuple[str, ...] = (
+    "side", "risk_atr", "reward_atr", "risk_reward", "setup_confidence", "setup_fvg", "spread_r",
+    "structure_with_side", "returns_5_with_side", "returns_20_with_side", "ema21_dist_with_side",
+    "macd_hist_with_side", "rsi_with_side",
+)
+SIGNAL_FEATURES: tuple[str, ...] = (*BAR_FEATURES, *SETUP_FEATURES)
+RAW_PRICE_COLUMNS = frozenset({"open", "high", "low", "close", "ema_9", "ema_21", "atr", "macd", "macd_signal",
+                               "macd_histogram", "bb_upper", "bb_lower", "bb_middle"})
+LABEL_DEFINITION = (
+    "target = 1 when the setup's trade (entry at the setup bar's close, BUY at the ask) touches its take-profit "
+    "before its stop within the engine's time limit; a bar touching both counts as the stop"
+)
+DEFAULT_GAP = 10  # setup rows between blocks, on top of purging rows whose trade overlaps the next block
+_SOURCE = ("atr", "macd", "macd_signal", "macd_histogram", "ema_9", "ema_21")
 
 
 def smc_feature_columns(bars: pl.DataFrame) -> pl.DataFrame:
@@ -48,17 +65,26 @@ def smc_feature_columns(bars: pl.DataFrame) -> pl.DataFrame:
 
 
 def base_feature_frame(bars: pl.DataFrame) -> pl.DataFrame:
-    """time, close and every signal feature except `regime` (which depends on a fitted HMM)."""
+    """time, close, atr and every bar feature except `regime` (which depends on a fitted HMM)."""
     from trading.features import compute_features
 
     feats = compute_features(bars)
-    missing = [c for c in (*BASE_FEATURES, *TIME_FEATURES) if c not in feats.columns]
+    missing = [c for c in (*BASE_FEATURES, *TIME_FEATURES, *_SOURCE) if c not in feats.columns]
     if missing:
         raise ValueError(f"trading.features did not produce signal feature(s): {', '.join(missing)}")
-    return pl.concat(
-        [feats.select("time", "close", *BASE_FEATURES, *TIME_FEATURES), smc_feature_columns(bars)],
-        how="horizontal",
-    ).select("time", "close", *SIGNAL_FEATURES[:-1])
+    atr = pl.when(pl.col("atr") > 0).then(pl.col("atr")).otherwise(None)
+    scaled = feats.select(
+        "time", "close", "atr", *BASE_FEATURES, *TIME_FEATURES,
+        macd_atr=pl.col("macd") / atr,
+        macd_signal_atr=pl.col("macd_signal") / atr,
+        macd_hist_atr=pl.col("macd_histogram") / atr,
+        ema9_dist_atr=(pl.col("close") - pl.col("ema_9")) / atr,
+        ema21_dist_atr=(pl.col("close") - pl.col("ema_21")) / atr,
+        ema_gap_atr=(pl.col("ema_9") - pl.col("ema_21")) / atr,
+    )
+    return pl.concat([scaled, smc_feature_columns(bars)], how="horizontal").select(
+        "time", "close", "atr", *BAR_FEATURES[:-1]
+    )
 
 
 def with_regime(frame: pl.DataFrame, labels: np.ndarray) -> pl.DataFrame:
@@ -70,52 +96,91 @@ def with_regime(frame: pl.DataFrame, labels: np.ndarray) -> pl.DataFrame:
 
 
 def feature_frame(bars: pl.DataFrame, regime: RegimeModel) -> pl.DataFrame:
-    """time, close and SIGNAL_FEATURES for every bar (what the live loop reads its last row from)."""
+    """time, close, atr and BAR_FEATURES for every bar (the setup features are added per setup)."""
     return with_regime(base_feature_frame(bars), regime.filtered_labels(bars))
 
 
-def add_label(frame: pl.DataFrame, horizon: int = LABEL_HORIZON, threshold: float = LABEL_THRESHOLD) -> pl.DataFrame:
-    """`target_return` = close[t+h]/close[t] - 1 and `target` = Int8(return > threshold); null on the last h rows."""
-    if horizon < 1:
-        raise ValueError(f"label horizon must be >= 1 bar, got {horizon}")
-    ret = pl.col("close").shift(-horizon) / pl.col("close") - 1.0
-    return frame.with_columns(target_return=ret, target=(ret > threshold).cast(pl.Int8))
+def setup_feature_frame(frame: pl.DataFrame, setups: pl.DataFrame) -> pl.DataFrame:
+    """One row per setup: bar_index plus SIGNAL_FEATURES (the bar's features and the setup's own)."""
+    bars = frame.with_row_index("bar_index").with_columns(pl.col("bar_index").cast(pl.Int64))
+    side = pl.col("side").cast(pl.Float64)
+    risk = pl.when(pl.col("risk") > 0).then(pl.col("risk")).otherwise(None)
+    atr = pl.when(pl.col("atr") > 0).then(pl.col("atr")).otherwise(None)
+    joined = setups.select("bar_index", "side", "risk", "reward", "risk_reward", "confidence", "fvg",
+                           "spread_price").join(bars, on="bar_index", how="left")
+    return joined.with_columns(
+        side=side,
+        risk_atr=pl.col("risk") / atr,
+        reward_atr=pl.col("reward") / atr,
+        setup_confidence=pl.col("confidence"),
+        setup_fvg=pl.col("fvg").cast(pl.Float64),
+        spread_r=pl.col("spread_price") / risk,
+        structure_with_side=pl.col("market_structure").cast(pl.Float64) * side,
+        returns_5_with_side=pl.col("returns_5") * side,
+        returns_20_with_side=pl.col("returns_20") * side,
+        ema21_dist_with_side=pl.col("ema21_dist_atr") * side,
+        macd_hist_with_side=pl.col("macd_hist_atr") * side,
+        rsi_with_side=(pl.col("rsi") - 50.0) * side,
+    ).select("bar_index", *SIGNAL_FEATURES)
 
 
 @dataclass(frozen=True)
 class Dataset:
-    """Clean, time-ordered rows: feature matrix, labels and the bar index of every row."""
+    """Clean, time-ordered setup rows: features, win labels, and what the trade did."""
 
     x: np.ndarray  # (n, len(features)) float32
-    y: np.ndarray  # (n,) int8
-    times: np.ndarray  # (n,) datetime64[us], bar open time (UTC)
-    bar_index: np.ndarray  # (n,) row position in the bars frame
-    prev_up: np.ndarray  # (n,) 1 if the bar itself closed above the previous close (baseline input)
+    y: np.ndarray  # (n,) int8: 1 = take-profit first
+    times: np.ndarray  # (n,) datetime64[us], setup bar open time (UTC)
+    bar_index: np.ndarray  # (n,) setup bar position in the bars frame
+    exit_index: np.ndarray  # (n,) bar where the trade ended
+    side: np.ndarray  # (n,) +1 BUY / -1 SELL
+    r_multiple: np.ndarray  # (n,) realised R after the spread
+    reward_r: np.ndarray  # (n,) the setup's R multiple (reward / risk)
+    cost_r: np.ndarray  # (n,) spread in R
+    risk: np.ndarray  # (n,) stop distance in price units
     features: tuple[str, ...] = SIGNAL_FEATURES
 
     def __len__(self) -> int:
         return len(self.y)
 
-    def rows(self, r: range) -> tuple[np.ndarray, np.ndarray]:
-        return self.x[r.start : r.stop], self.y[r.start : r.stop]
+    def rows(self, r: range | np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        if isinstance(r, range):
+            r = np.arange(r.start, r.stop)
+        return self.x[r], self.y[r]
 
 
-def build_dataset(frame: pl.DataFrame, horizon: int = LABEL_HORIZON, features: tuple[str, ...] = SIGNAL_FEATURES) -> Dataset:
-    """Label the feature frame and drop every row with a null feature or no label (warm-up and the tail)."""
-    missing = [c for c in features if c not in frame.columns]
+def build_dataset(frame: pl.DataFrame, setups: EngineSetups, features: tuple[str, ...] = SIGNAL_FEATURES,
+                  eligible_only: bool = True) -> Dataset:
+    """The setups (those passing the bar gates, by default) with a known outcome and no null feature."""
+    s = setups.frame.with_columns(
+        outcome=pl.Series(setups.outcome.outcome), exit_index=pl.Series(setups.outcome.exit_index),
+        r_multiple=pl.Series(setups.outcome.r_multiple),
+    )
+    if eligible_only:
+        s = s.filter(pl.col("eligible"))
+    s = s.filter(pl.col("outcome") >= 0)
+    feats = setup_feature_frame(frame, s)
+    missing = [c for c in features if c not in feats.columns]
     if missing:
         raise ValueError(f"feature frame lacks column(s): {', '.join(missing)}")
-    labelled = add_label(frame, horizon).with_row_index("bar_index").with_columns(
-        prev_up=(pl.col("close") > pl.col("close").shift(1)).fill_null(False).cast(pl.Int8)
-    )
-    float_cols = [c for c in features if labelled.schema[c].is_float()]
-    clean = labelled.with_columns(pl.col(float_cols).fill_nan(None)).drop_nulls([*features, "target"])
+    table = pl.concat([s.select("time", "bar_index", "outcome", "exit_index", "r_multiple", "side", "risk_reward", "risk",
+                                "spread_price").rename({"side": "trade_side", "risk_reward": "trade_rr", "risk": "trade_risk"}),
+                       feats.select(features)], how="horizontal")
+    float_cols = [c for c in features if table.schema[c].is_float()]
+    clean = table.with_columns(pl.col(float_cols).fill_nan(None)).drop_nulls(list(features))
+    clean = clean.filter(pl.all_horizontal([pl.col(c).is_finite() for c in float_cols]) if float_cols else pl.lit(True))
+    risk = clean["trade_risk"].to_numpy().astype(np.float64)
     return Dataset(
         x=clean.select(features).to_numpy().astype(np.float32),
-        y=clean["target"].to_numpy().astype(np.int8),
+        y=(clean["outcome"].to_numpy() == 1).astype(np.int8),
         times=clean["time"].dt.replace_time_zone(None).to_numpy(),
         bar_index=clean["bar_index"].to_numpy().astype(np.int64),
-        prev_up=clean["prev_up"].to_numpy().astype(np.int8),
+        exit_index=clean["exit_index"].to_numpy().astype(np.int64),
+        side=clean["trade_side"].to_numpy().astype(np.int8),
+        r_multiple=clean["r_multiple"].to_numpy().astype(np.float64),
+        reward_r=clean["trade_rr"].to_numpy().astype(np.float64),
+        cost_r=clean["spread_price"].to_numpy().astype(np.float64) / risk,
+        risk=risk,
         features=tuple(features),
     )
 
@@ -142,15 +207,14 @@ def walk_forward_splits(
     valid_size: int = 1000,
     gap: int = DEFAULT_GAP,
     min_train: int = 1000,
-    horizon: int = LABEL_HORIZON,
 ) -> list[Split]:
-    """Expanding-window folds; the last fold's test block ends at the last row.
+    """Expanding-window folds over time-ordered rows; the last fold's test block ends at the last row.
 
     The test blocks are consecutive and never overlap; every train/valid/test block is separated
-    by `gap` >= label horizon rows, so no label used for fitting overlaps a scored bar.
+    by `gap` rows, and `purge` then drops the rows whose trade was still open when the next block began.
     """
-    if gap < horizon:
-        raise ValueError(f"gap {gap} must be at least the label horizon {horizon}")
+    if gap < 0:
+        raise ValueError(f"gap must not be negative, got {gap}")
     if min(n_folds, test_size, valid_size, min_train) < 1:
         raise ValueError("n_folds, test_size, valid_size and min_train must be positive")
     first_test = n - n_folds * test_size
@@ -174,6 +238,14 @@ def walk_forward_splits(
             )
         )
     return splits
+
+
+def purge(ds: Dataset, rows: range, before: int) -> np.ndarray:
+    """Row positions of `rows` whose trade ended before row `before`'s setup bar (no label overlaps it)."""
+    idx = np.arange(rows.start, rows.stop)
+    if before >= len(ds):
+        return idx
+    return idx[ds.exit_index[idx] < ds.bar_index[before]]
 
 
 def holdout_split(n: int, test_size: int, valid_size: int, gap: int = DEFAULT_GAP, min_train: int = 1000) -> Split:

@@ -4,22 +4,30 @@
   adapters, so an auto-trainer swap (one reference assignment in the slot) takes effect at the next
   bar without touching the engine. Without an active bundle the regime is unknown and there is no ML
   signal (SMC-only).
-- `predict_latest(bundle, bars)`: regime reading (with the crisis override) and the fast single-row
-  signal for the last closed bar. The regime feature given to XGBoost is the same filtered,
-  volatility-ordered label the regime reading reports, so training and serving agree.
+- The signal is the meta-model: `predict_setups` scores the setups the analyzer found with the same
+  stationary features as training (`models.dataset.setup_feature_frame`); `gate` carries the
+  probability floor and the base win rate fitted with the model, `edge` its out-of-sample verdict.
+- `predict_latest(bundle, bars)`: regime reading (with the crisis override) and P(win) of the last
+  closed bar's setup. The regime feature given to XGBoost is the same filtered, volatility-ordered
+  label the regime reading reports, so training and serving agree.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
 import polars as pl
 
-from models.dataset import base_feature_frame, feature_frame, with_regime
+from models.dataset import feature_frame, setup_feature_frame
+from models.ev import EVGate
 from models.regime import N_STATES, RegimeReading
 from models.registry import ModelBundle, ModelSlot
-from models.signal import SignalPrediction
+from models.setups import POINT
+from models.signal import SignalPrediction, decide
+
+NO_MODEL = "SMC-only (no model): no demonstrated edge"
 
 
 class SlotRegime:
@@ -33,6 +41,48 @@ class SlotRegime:
         return bundle.regime.filtered_probabilities(bars)
 
 
+def setups_table(bars: pl.DataFrame, rows: Sequence[int], setups: Sequence[object]) -> pl.DataFrame:
+    """The setup columns `setup_feature_frame` reads, from SMCSetup-like records at bar positions `rows`."""
+    spread = bars["spread"].cast(pl.Float64).to_numpy()
+    return pl.DataFrame({
+        "bar_index": np.asarray(rows, dtype=np.int64),
+        "side": [s.side.sign for s in setups],  # type: ignore[attr-defined]
+        "risk": [abs(s.entry - s.stop_loss) for s in setups],  # type: ignore[attr-defined]
+        "reward": [abs(s.take_profit - s.entry) for s in setups],  # type: ignore[attr-defined]
+        "risk_reward": [float(s.risk_reward) for s in setups],  # type: ignore[attr-defined]
+        "confidence": [float(s.confidence) for s in setups],  # type: ignore[attr-defined]
+        "fvg": [1 if s.kind == "FVG" else 0 for s in setups],  # type: ignore[attr-defined]
+        "spread_price": [float(spread[i]) * POINT for i in rows],
+    }, schema_overrides={"side": pl.Int8, "fvg": pl.Int8})
+
+
+def predict_setups(bundle: ModelBundle, bars: pl.DataFrame, rows: Sequence[int], setups: Sequence[object]) -> np.ndarray:
+    """Calibrated P(win) of each setup (NaN while one of its features is warming up)."""
+    if not rows:
+        return np.empty(0)
+    frame = feature_frame(bars, bundle.regime)
+    x = setup_feature_frame(frame, setups_table(bars, rows, setups)).select(bundle.signal.feature_names)
+    x = x.to_numpy().astype(np.float64)
+    p = bundle.signal.predict_proba(x)
+    p[~np.isfinite(x).all(axis=1)] = np.nan
+    return p
+
+
+def bundle_gate(bundle: ModelBundle) -> EVGate | None:
+    d = bundle.signal.info.get("ev_gate") or bundle.metadata.get("ev_gate")
+    return EVGate.from_dict(d) if isinstance(d, dict) else None
+
+
+def bundle_edge(bundle: ModelBundle) -> str:
+    """The version's out-of-sample verdict in words (what /status, /model and the start-up say)."""
+    edge = bundle.metadata.get("edge")
+    if not isinstance(edge, dict):
+        return f"model {bundle.version}: no out-of-sample verdict recorded, so no demonstrated edge"
+    if edge.get("demonstrated"):
+        return f"model {bundle.version}: edge demonstrated out of sample"
+    return f"model {bundle.version}: NO demonstrated edge out of sample (activated by hand)"
+
+
 class SlotSignal:
     def __init__(self, slot: ModelSlot) -> None:
         self.slot = slot
@@ -42,31 +92,60 @@ class SlotSignal:
         bundle = self.slot.current
         return bundle.version if bundle is not None else ""
 
-    def predict_frame(self, bars: pl.DataFrame) -> np.ndarray:
-        """Calibrated P(up) per bar; NaN while a feature is warming up and when no model is active."""
+    @property
+    def edge(self) -> str:
+        bundle = self.slot.current
+        return NO_MODEL if bundle is None else bundle_edge(bundle)
+
+    @property
+    def gate(self) -> tuple[float, float | None, str]:
+        """(probability floor, base win rate, the validation numbers behind the floor)."""
+        bundle = self.slot.current
+        gate = bundle_gate(bundle) if bundle is not None else None
+        if gate is None:
+            return 0.0, None, ""
+        return gate.min_prob, gate.base_rate, gate.describe()
+
+    def predict_setups(self, bars: pl.DataFrame, rows: Sequence[int], setups: Sequence[object]) -> np.ndarray:
         bundle = self.slot.current
         if bundle is None:
-            return np.full(bars.height, np.nan)
-        x = feature_frame(bars, bundle.regime).select(bundle.signal.feature_names).to_numpy().astype(np.float64)
-        p = bundle.signal.predict_proba(x)
-        p[~np.isfinite(x).all(axis=1)] = np.nan
-        return p
+            return np.full(len(rows), np.nan)
+        return predict_setups(bundle, bars, rows, setups)
+
+    def predict_frame(self, bars: pl.DataFrame) -> np.ndarray:
+        """P(win) of every bar's setup (NaN on bars without one, while warming up, or with no model)."""
+        from trading import smc
+
+        out = np.full(bars.height, np.nan)
+        if self.slot.current is None:
+            return out
+        cols = smc.signal_columns(smc.analyze(bars))
+        found = [(i, s) for i in range(bars.height) if (s := smc.signal_at(cols, i)) is not None]
+        if found:
+            out[[i for i, _ in found]] = self.predict_setups(bars, [i for i, _ in found], [s for _, s in found])
+        return out
 
 
 @dataclass(frozen=True, slots=True)
 class LivePrediction:
     version: str
     regime: RegimeReading
-    signal: SignalPrediction | None  # None while a feature of the last bar is still warming up
+    signal: SignalPrediction | None  # None without a setup on the last bar or while a feature warms up
     reason: str = ""
 
 
 def predict_latest(bundle: ModelBundle, bars: pl.DataFrame) -> LivePrediction:
-    """Regime (with the crisis override) and ML signal for the last bar of `bars` (closed bars only)."""
+    """Regime (with the crisis override) and P(win) of the last closed bar's setup (closed bars only).
+
+    The prediction's `p_up` is P(win) in up/down terms (p_win for a BUY setup, 1 − p_win for a SELL)."""
+    from trading import smc
+
     reading = bundle.regime.latest(bars)
-    frame = with_regime(base_feature_frame(bars), bundle.regime.filtered_labels(bars))
-    row = frame.select(bundle.signal.feature_names).row(-1)
-    missing = [n for n, v in zip(bundle.signal.feature_names, row, strict=True) if v is None or v != v]
-    if missing:
-        return LivePrediction(bundle.version, reading, None, f"features not ready: {', '.join(missing[:4])}")
-    return LivePrediction(bundle.version, reading, bundle.signal.predict_row(row))
+    setup = smc.signal_at(smc.signal_columns(smc.analyze(bars)), bars.height - 1)
+    if setup is None:
+        return LivePrediction(bundle.version, reading, None, "no SMC setup on the last bar")
+    p = float(predict_setups(bundle, bars, [bars.height - 1], [setup])[0])
+    if not np.isfinite(p):
+        return LivePrediction(bundle.version, reading, None, "features not ready")
+    return LivePrediction(bundle.version, reading, decide(p if setup.side.sign > 0 else 1.0 - p,
+                                                          bundle.signal.threshold))

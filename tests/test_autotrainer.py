@@ -70,38 +70,60 @@ def test_too_few_bars_fails_and_waits_before_retrying(tmp_path) -> None:
     assert t.should_retrain(TUE_1200_WIB + timedelta(hours=2)).kind == "first"
 
 
-def test_worker_process_run_accepts_then_rejects_then_rolls_back(shared_bars: pl.DataFrame, tmp_path) -> None:
+def _edge_shown(monkeypatch) -> None:
+    """Pretend the out-of-sample verdict found an edge (the real data here shows none)."""
+    import models.training as training
+
+    real = training.edge_verdict
+
+    def shown(*args):
+        return {**real(*args), "demonstrated": True}
+
+    monkeypatch.setattr(training, "edge_verdict", shown)
+
+
+def test_worker_process_run_rejects_no_edge_then_accepts_then_rejects_then_rolls_back(
+    shared_bars: pl.DataFrame, tmp_path, monkeypatch
+) -> None:
     bars = shared_bars.slice(0, 2400)
     events: list[Event] = []
     stages: list[str] = []
     slot = ModelSlot()
-    cfg = AutoTrainerConfig(n_folds=2, test_size=300, min_auc=None, min_bars=1000)
+    cfg = AutoTrainerConfig(n_folds=2, test_size=80, min_auc=None, min_bars=1000)
     t = AutoTrainer(ModelRegistry(tmp_path), slot, lambda n: bars.tail(n), cfg,
                     on_progress=lambda stage, pct: stages.append(stage), on_event=events.append)
 
+    # a real worker process: these bars show no edge, so the same rule as `train` keeps it off
     first = t.check(TUE_1200_WIB)
     assert first is not None and t.running
-    outcome = first.result(timeout=120)
+    outcome = first.result(timeout=180)
     assert outcome.error is None, outcome.error
-    assert outcome.accepted and outcome.version == "v001" and outcome.old_version is None
-    assert slot.current is not None and slot.current.version == "v001"
-    assert events[-1].kind is EventKind.MODEL_SWAPPED and events[-1].data["new_version"] == "v001"
+    assert not outcome.accepted and "no demonstrated edge" in outcome.reason and outcome.version == "v001"
+    assert slot.current is None and t.registry.active_version() is None
+    assert t.registry.metadata("v001")["status"] == "rejected"
+    assert events[-1].kind is EventKind.INFO and "rejected" in events[-1].text
     assert "fold 1/2" in stages and "saving" in stages and stages[-1] == "done"
     assert t.last_success == TUE_1200_WIB and not t.running
 
-    # the reject path runs in a thread (same code path, saves a second interpreter start in the test)
+    # the other paths run in a thread (same code path; the patched verdict is visible there)
+    _edge_shown(monkeypatch)
     t.executor_factory = lambda q: ThreadPoolExecutor(1, initializer=_init_worker, initargs=(q,))
+    t.request_manual("chat:1")
+    accepted = t.check(TUE_1200_WIB + timedelta(hours=1)).result(timeout=180)
+    assert accepted.accepted and accepted.version == "v002" and accepted.old_version is None
+    assert slot.current is not None and slot.current.version == "v002"
+    assert events[-1].kind is EventKind.MODEL_SWAPPED and events[-1].data["new_version"] == "v002"
+
     t.config = dataclasses.replace(cfg, min_auc=0.99)
     t.request_manual("chat:1")
-    rejected = t.check(TUE_1200_WIB + timedelta(hours=1)).result(timeout=120)
-    assert not rejected.accepted and "below the floor" in rejected.reason and rejected.version == "v002"
-    assert slot.current.version == "v001" and t.registry.active_version() == "v001"
-    assert t.registry.metadata("v002")["status"] == "rejected"
-    assert events[-1].kind is EventKind.INFO and "rejected" in events[-1].text
+    rejected = t.check(TUE_1200_WIB + timedelta(hours=2)).result(timeout=180)
+    assert not rejected.accepted and "below the floor" in rejected.reason and rejected.version == "v003"
+    assert slot.current.version == "v002" and t.registry.active_version() == "v002"
+    assert t.registry.metadata("v003")["status"] == "rejected"
 
-    t.registry.activate("v002", by="test")
-    assert t.rollback(by="chat:1") == "v001"
-    assert slot.current.version == "v001" and events[-1].data["old_version"] == "v002"
+    t.registry.activate("v003", by="test")
+    assert t.rollback(by="chat:1") == "v002"
+    assert slot.current.version == "v002" and events[-1].data["old_version"] == "v003"
 
 
 def test_ensure_models_trains_or_falls_back_to_smc_only(shared_bars: pl.DataFrame, tmp_path) -> None:
@@ -110,8 +132,11 @@ def test_ensure_models_trains_or_falls_back_to_smc_only(shared_bars: pl.DataFram
     assert bundle is None and "no trained model" in warning and "SMC-only" in warning
     bundle, warning = ensure_models(reg, shared_bars.head(1500), train_if_missing=True, min_bars=2000)
     assert bundle is None and "too few bars" in warning
+    # start-up training follows the same rule: no demonstrated edge, nothing goes live by itself
     bundle, warning = ensure_models(reg, shared_bars.slice(0, 2400), train_if_missing=True, min_bars=2000)
-    assert warning is None and bundle.version == "v001" and reg.active_version() == "v001"
+    assert bundle is None and "no demonstrated edge" in warning and "SMC-only" in warning
+    assert reg.versions() == ["v001"] and reg.active_version() is None
+    reg.activate("v001", by="test")  # what `train --activate` does
     assert ensure_models(reg, None, train_if_missing=False)[0].version == "v001"
     (tmp_path / "v001" / "regime.json").write_text("{}")
     bundle, warning = ensure_models(reg, None, train_if_missing=False)

@@ -170,18 +170,27 @@ def test_model_slot_swaps_in_one_step(tmp_path, regime, good) -> None:
     assert slot.swap(bundle) is None and slot.current is bundle
 
 
-def test_predict_latest_uses_the_bundle_on_the_last_bar(tmp_path, regime, good, shared_bars) -> None:
-    from models.dataset import feature_frame
-    from models.live import predict_latest
+def test_live_scoring_matches_the_training_rows(tmp_path, regime, good, shared_bars) -> None:
+    """Train/serve agreement: the live path scores a setup exactly as the dataset row of that setup."""
+    from models.dataset import build_dataset, feature_frame
+    from models.live import SlotSignal, predict_latest
+    from models.setups import engine_setups
 
     reg = ModelRegistry(tmp_path)
     reg.activate(reg.save(regime, good, {}))
     bundle = reg.load_active()
-    window = shared_bars.slice(2000, 200)
-    live = predict_latest(bundle, window)
+    bars = shared_bars.slice(2000, 700)
+    ds = build_dataset(feature_frame(bars, regime), engine_setups(bars))
+    assert len(ds) > 20
+    frame_p = SlotSignal(ModelSlot(bundle)).predict_frame(bars)
+    np.testing.assert_allclose(frame_p[ds.bar_index], good.predict_proba(ds.x), atol=1e-6)
+    i = int(ds.bar_index[-1])
+    live = predict_latest(bundle, bars.head(i + 1))
     assert live.version == "v001" and live.signal is not None and live.reason == ""
-    last = feature_frame(window, regime).select(SIGNAL_FEATURES).to_numpy()[-1:]
-    assert live.signal.p_up == pytest.approx(float(good.predict_proba(last)[0]), abs=1e-6)
-    assert live.regime.label == int(regime.filtered_labels(window)[-1])
+    p_win = float(good.predict_proba(ds.x[-1:])[0])
+    assert live.signal.p_up == pytest.approx(p_win if ds.side[-1] > 0 else 1 - p_win, abs=1e-6)
+    assert live.regime.label == int(regime.filtered_labels(bars.head(i + 1))[-1])
+    no_setup = next(j for j in range(i + 1, bars.height) if np.isnan(frame_p[j]))
+    assert predict_latest(bundle, bars.head(no_setup + 1)).signal is None
     cold = predict_latest(bundle, shared_bars.slice(2000, 100))
-    assert cold.signal is None and "not ready" in cold.reason and cold.regime.name == "unknown"
+    assert cold.signal is None and cold.regime.name == "unknown"

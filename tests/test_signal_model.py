@@ -10,13 +10,16 @@ import pytest
 
 from models import metrics as M
 from models.dataset import (
+    RAW_PRICE_COLUMNS,
     SIGNAL_FEATURES,
-    add_label,
+    base_feature_frame,
     build_dataset,
     feature_frame,
+    purge,
     walk_forward_splits,
 )
 from models.regime import RegimeModel
+from models.setups import engine_setups
 from models.signal import BOOSTER_FILE, Calibration, SignalModel, decide
 
 NAMES = [f"f{i}" for i in range(6)]
@@ -147,33 +150,45 @@ def test_fit_refuses_bad_inputs() -> None:
 # ----------------------------------------------------------------- dataset and splits
 
 
-def test_label_looks_one_bar_ahead_and_the_tail_is_dropped() -> None:
-    frame = pl.DataFrame({"close": [10.0, 11.0, 10.5, 10.5, 12.0]})
-    out = add_label(frame)
-    assert out["target"].to_list() == [1, 0, 0, 1, None]  # an unchanged close is not "up"
-    assert out["target_return"][0] == pytest.approx(0.1)
-    with pytest.raises(ValueError, match="horizon"):
-        add_label(frame, horizon=0)
-
-
-def test_signal_features_are_the_spec_list() -> None:
-    assert len(SIGNAL_FEATURES) == 37 and len(set(SIGNAL_FEATURES)) == 37
-    assert SIGNAL_FEATURES[0] == "rsi" and SIGNAL_FEATURES[-1] == "regime"
+def test_signal_features_are_stationary_and_carry_the_setup() -> None:
+    assert len(set(SIGNAL_FEATURES)) == len(SIGNAL_FEATURES)
+    assert not RAW_PRICE_COLUMNS & set(SIGNAL_FEATURES)  # no price level (ema_9, ema_21, atr, macd ...) is an input
+    assert {"side", "risk_atr", "risk_reward", "spread_r", "regime"} <= set(SIGNAL_FEATURES)
     assert not any("target" in f for f in SIGNAL_FEATURES)
 
 
-def test_feature_frame_has_no_look_ahead(shared_bars: pl.DataFrame) -> None:
+def test_features_do_not_change_when_prices_are_scaled(shared_bars: pl.DataFrame) -> None:
+    """A $2,000 and a $4,000 market look alike: doubling every price leaves the ATR-scaled features alone."""
+    bars = shared_bars.slice(0, 600)
+    doubled = bars.with_columns(pl.col(c) * 2.0 for c in ("open", "high", "low", "close"))
+    a, b = base_feature_frame(bars), base_feature_frame(doubled)
+    for col in ("macd_hist_atr", "ema21_dist_atr", "atr_percent", "returns_5", "dist_from_sma_20"):
+        np.testing.assert_allclose(a[col].to_numpy(), b[col].to_numpy(), rtol=1e-6, atol=1e-9, equal_nan=True)
+
+
+def test_feature_frame_has_no_look_ahead_and_rows_are_setups(shared_bars: pl.DataFrame) -> None:
     bars = shared_bars.slice(0, 1200)
     regime = RegimeModel.fit(bars.head(800), seeds=(42,))
     full = feature_frame(bars, regime)
     part = feature_frame(bars.head(700), regime)
     assert part.equals(full.head(700))
-    ds = build_dataset(full)
-    assert ds.x.shape == (len(ds), 37)
-    assert ds.bar_index[0] >= 112 and ds.bar_index[-1] == bars.height - 2  # warm-up and unlabeled tail dropped
+    setups = engine_setups(bars)
+    ds = build_dataset(full, setups)
+    assert len(ds) > 50 and ds.x.shape == (len(ds), len(SIGNAL_FEATURES))
     assert np.isfinite(ds.x).all()
-    closes = bars["close"].to_numpy()
-    np.testing.assert_array_equal(ds.y, (closes[ds.bar_index + 1] > closes[ds.bar_index]).astype(np.int8))
+    eligible = setups.frame.filter(pl.col("eligible"))["bar_index"].to_numpy()
+    assert set(ds.bar_index) <= set(eligible)  # only setups passing the bar gates are rows
+    assert (ds.exit_index > ds.bar_index).all() and (ds.exit_index <= ds.bar_index + setups.horizon).all()
+    assert 0 < ds.y.mean() < 1 and (ds.r_multiple[ds.y == 1] > 1).all()  # a win pays ~2 R less the spread
+
+
+def test_purge_drops_training_rows_whose_trade_reaches_the_next_block(shared_bars: pl.DataFrame) -> None:
+    bars = shared_bars.slice(0, 1500)
+    ds = build_dataset(feature_frame(bars, RegimeModel.fit(bars.head(900), seeds=(42,))), engine_setups(bars))
+    split = walk_forward_splits(len(ds), 1, 60, 60, gap=0, min_train=60)[0]
+    kept = purge(ds, split.train, split.valid.start)
+    assert (ds.exit_index[kept] < ds.bar_index[split.valid.start]).all()
+    assert len(kept) < len(split.train) or (ds.exit_index[split.train.stop - 1] < ds.bar_index[split.valid.start])
 
 
 @pytest.mark.parametrize(("n", "folds", "test", "valid", "gap"), [(10_000, 4, 1000, 1000, 50), (3000, 3, 300, 300, 1)])
@@ -193,7 +208,7 @@ def test_walk_forward_splits_never_overlap_and_keep_the_gap(n: int, folds: int, 
 
 
 def test_walk_forward_splits_refuse_bad_requests() -> None:
-    with pytest.raises(ValueError, match="label horizon"):
-        walk_forward_splits(10_000, gap=0)
+    with pytest.raises(ValueError, match="negative"):
+        walk_forward_splits(10_000, gap=-1)
     with pytest.raises(ValueError, match="too few"):
         walk_forward_splits(3000, n_folds=4, test_size=1000)

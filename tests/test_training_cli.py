@@ -34,43 +34,74 @@ def trained(small_file: Path, tmp_path_factory) -> tuple[Path, dict]:
     models_dir = tmp_path_factory.mktemp("models")
     out = models_dir / "train.json"
     code = main(["train", "--data", str(small_file), "--models-dir", str(models_dir), "--json", str(out),
-                 "--folds", "2", "--test-size", "300"])
+                 "--folds", "2", "--test-size", "80"])
     assert code == 0
     return models_dir, json.loads(out.read_text())
+
+
+@pytest.fixture(scope="module")
+def forced(small_file: Path, trained, tmp_path_factory) -> dict:
+    """A second version of the same data, activated by hand with --activate."""
+    models_dir, _ = trained
+    out = models_dir / "forced.json"
+    assert main(["train", "--data", str(small_file), "--models-dir", str(models_dir), "--json", str(out),
+                 "--folds", "2", "--test-size", "80", "--activate"]) == 0
+    return json.loads(out.read_text())
 
 
 def test_train_json_has_the_documented_keys(trained) -> None:
     _, report = trained
     assert {"version", "regime", "signal", "seconds"} <= set(report)
     assert set(report["signal"]) >= SIGNAL_KEYS
-    assert set(report["signal"]["baselines"]) == {"majority", "previous_bar"}
+    assert set(report["signal"]["baselines"]) == {"base_rate", "side_rate"}
     folds = report["signal"]["folds"]
-    assert len(folds) == 2 and all(f["test_rows"] == 300 for f in folds)
+    assert len(folds) == 2 and folds[0]["test_rows"] == folds[1]["test_rows"] >= 60
     assert folds[0]["test_to"] < folds[1]["test_from"]
-    assert 0.0 <= report["signal"]["auc"] <= 1.0 and report["signal"]["n"] == 600
+    assert 0.0 <= report["signal"]["auc"] <= 1.0 and report["signal"]["n"] == 2 * folds[0]["test_rows"]
+    assert 0.0 < report["signal"]["base_win_rate"] < 1.0
+    trading = report["signal"]["trading"]
+    assert trading["all_setups"]["n"] == report["signal"]["n"] and trading["ev_gate"]["n"] <= trading["all_setups"]["n"]
+    assert {"min_prob", "base_rate", "fitted", "valid_setups"} <= set(report["signal"]["ev_gate"])
     assert set(report["regime"]["state_shares"]) == {"low", "medium", "high"}
     assert isinstance(report["signal"]["beats_baselines"], bool) and report["signal"]["verdict"]
 
 
-def test_train_writes_an_active_version(trained) -> None:
+def test_a_model_without_an_edge_is_stored_but_not_activated(trained) -> None:
     models_dir, report = trained
     reg = ModelRegistry(models_dir)
-    assert report["version"] == "v001" and report["activated"] is True
-    assert reg.active_version() == "v001"
+    # these 2,600 bars show no edge out of sample (see the verdict): stored, not live
+    assert report["edge"]["demonstrated"] is False and "no demonstrated edge" in report["signal"]["verdict"]
+    assert report["version"] == "v001" and report["activated"] is False
+    assert "no demonstrated edge" in report["activation_reason"] and "--activate" in report["activation_reason"]
     meta = reg.metadata("v001")
-    assert meta["label"]["horizon"] == 1 and meta["data"]["bars"] == 2600 and len(meta["data"]["hash"]) == 16
+    assert meta["status"] == "rejected" and meta["edge"]["demonstrated"] is False
+    assert meta["label"]["time_limit_bars"] == 32 and meta["data"]["bars"] == 2600 and len(meta["data"]["hash"]) == 16
     assert meta["data"]["train_to"] < meta["data"]["holdout_from"]
 
 
-def test_evaluate_json_to_stdout(trained, newer_file: Path, capsys) -> None:
+def test_activate_flag_puts_it_live_and_says_it_was_forced(forced, trained) -> None:
+    models_dir, _ = trained
+    reg = ModelRegistry(models_dir)
+    assert forced["version"] == "v002" and forced["activated"] is True
+    assert "without a demonstrated edge" in forced["activation_reason"]
+    assert reg.active_version() == "v002" and reg.metadata("v002")["edge"]["demonstrated"] is False
+
+
+def test_train_flags_exclude_each_other(small_file: Path, tmp_path, capsys) -> None:
+    with pytest.raises(SystemExit):
+        main(["train", "--data", str(small_file), "--models-dir", str(tmp_path), "--activate", "--no-activate"])
+    assert ModelRegistry(tmp_path).versions() == []
+
+
+def test_evaluate_json_to_stdout(forced, trained, newer_file: Path, capsys) -> None:
     models_dir, _ = trained
     capsys.readouterr()
     assert main(["evaluate", "--data", str(newer_file), "--models-dir", str(models_dir), "--json", "-"]) == 0
     out = capsys.readouterr().out
     payload = json.loads(out)  # stdout holds exactly one JSON object; the readable report went to stderr
-    assert {"auc", "accuracy", "log_loss", "brier", "n"} <= set(payload)
-    assert payload["n"] == 700 - 112 - 1  # 112 regime warm-up bars and the unlabeled last bar
-    assert payload["version"] == "v001" and payload["rows_inside_training_range"] == 0
+    assert {"auc", "accuracy", "log_loss", "brier", "n", "base_win_rate", "trading"} <= set(payload)
+    assert payload["n"] == payload["trading"]["all_setups"]["n"] > 30  # setups of 700 bars with a known outcome
+    assert payload["version"] == "v002" and payload["rows_inside_training_range"] == 0
 
 
 def test_evaluate_without_a_model_is_a_clear_error(newer_file: Path, tmp_path, capsys) -> None:
@@ -87,19 +118,22 @@ def test_train_refuses_too_little_data(shared_bars: pl.DataFrame, tmp_path, caps
 
 
 def test_plan_splits_shrinks_blocks_for_short_histories() -> None:
-    full = plan_splits(12_000, 4, 1000, 1000, 50)
-    assert [len(s.test) for s in full] == [1000] * 4
-    short = plan_splits(2500, 4, 1000, 1000, 50)
-    assert len(short) == 4 and short[-1].test.stop == 2500 and len(short[0].test) == (2500 - 100) // 7
+    full = plan_splits(2400, 4, 300, 300, 10)
+    assert [len(s.test) for s in full] == [300] * 4
+    short = plan_splits(500, 4, 300, 300, 10)
+    assert len(short) == 4 and short[-1].test.stop == 500 and len(short[0].test) == (500 - 20) // 7
+    with pytest.raises(ValueError, match="too few"):
+        plan_splits(250, 4, 300, 300, 10)
 
 
 def test_a_worse_model_is_kept_as_rejected(shared_bars: pl.DataFrame, tmp_path) -> None:
     reg = ModelRegistry(tmp_path)
     bars = shared_bars.slice(0, 2400)
-    first = train_models(bars, registry=reg, n_folds=2, test_size=300, hmm_seeds=(42,), fold_hmm_seeds=(42,))
+    first = train_models(bars, registry=reg, n_folds=2, test_size=80, hmm_seeds=(42,), fold_hmm_seeds=(42,),
+                         force=True)
     assert first.activated
-    second = train_models(bars, registry=reg, n_folds=2, test_size=300, hmm_seeds=(42,), fold_hmm_seeds=(42,),
-                          min_auc=0.99)
+    second = train_models(bars, registry=reg, n_folds=2, test_size=80, hmm_seeds=(42,), fold_hmm_seeds=(42,),
+                          min_auc=0.99, force=True)
     assert not second.activated and "below the floor" in second.activation_reason
     assert reg.active_version() == first.version
     assert reg.metadata(second.version)["status"] == "rejected"

@@ -64,17 +64,41 @@ UNKNOWN_REGIME = RegimeView("unknown", -1, 0.0, 0.5, "TRADE")
 
 @dataclass(frozen=True, slots=True)
 class MLView:
+    """The model's reading of the bar.
+
+    A direction model gives `p_up` only. The meta-model scores the bar's setup: `p_win` is P(the
+    setup's trade reaches its take-profit before its stop), for `side` only; `p_up` then carries the
+    same number in up/down terms (p_win for a BUY, 1 − p_win for a SELL) for displays and the journal.
+    """
+
     p_up: float
+    p_win: float | None = None
+    side: Side | None = None  # the setup side p_win was computed for
+    min_prob: float = 0.0  # the probability floor fitted on the model's validation slice
+    base_rate: float | None = None  # win rate of the model's training setups
+    gate_note: str = ""  # the validation numbers behind the floor (shown by /filters)
+
+    @property
+    def is_meta(self) -> bool:
+        return self.p_win is not None and self.side is not None
 
     @property
     def direction(self) -> Side:
+        if self.side is not None:
+            return self.side
         return Side.BUY if self.p_up >= 0.5 else Side.SELL
 
     @property
     def confidence(self) -> float:
+        if self.p_win is not None:
+            return self.p_win
         return max(self.p_up, 1 - self.p_up)
 
     def prob(self, side: Side) -> float:
+        """P(side) of a direction model; the meta-model's P(win) for its setup's side (0 for the other
+        side, on which it has no opinion)."""
+        if self.p_win is not None and self.side is not None:
+            return self.p_win if side is self.side else 0.0
         return self.p_up if side is Side.BUY else 1 - self.p_up
 
 
@@ -101,6 +125,7 @@ class MarketAnalysis:
     indicators: dict[str, float] = field(default_factory=dict)  # rsi_14, macd_hist, ema_9, ema_21, ...
     h1_bias: int = 0  # +1 bullish, -1 bearish, 0 neutral (optional gate)
     model_version: str = ""
+    strategy_edge: str = ""  # the active model's out-of-sample verdict in words ("" = not known)
 
     @property
     def bar_close_time(self) -> datetime:

@@ -20,6 +20,7 @@ from models.confidence import market_quality
 from models.regime import FLASH_CRASH_BARS, FLASH_CRASH_PCT, flash_crash_move_pct
 from trading import features, smc
 from trading.analysis import UNKNOWN_REGIME, MarketAnalysis, MLView, QualityView, RegimeView
+from trading.domain import Side
 from trading.sessions import session_at
 
 INDICATOR_COLUMNS = ("rsi_14", "atr_14", "macd_hist", "ema_9", "ema_21", "bb_upper", "bb_lower")
@@ -40,6 +41,10 @@ class RegimeSource(Protocol):
 
 
 class SignalSource(Protocol):
+    """A direction model (`predict_frame`: P(up) per bar). A meta-model also has
+    `predict_setups(bars, rows, setups)` -> P(win) of each setup, `gate` -> (min_prob, base_rate, note)
+    and `edge` (its out-of-sample verdict in words); the analyzer prefers those when present."""
+
     version: str
 
     def predict_frame(self, bars: pl.DataFrame) -> np.ndarray:
@@ -68,33 +73,58 @@ class AnalysisFrame:
     min_threshold: float = 0.60
     max_threshold: float = 0.85
     _signal_cols: dict[str, np.ndarray] | None = None
+    p_win: np.ndarray | None = None  # (n,) meta-model P(win) of the bar's setup; NaN without one
+    ml_gate: tuple[float, float | None, str] = (0.0, None, "")  # min_prob, base_rate, note
+    strategy_edge: str = ""
+    _setups: dict[int, smc.SMCSetup | None] | None = None
 
     @classmethod
     def build(cls, bars: pl.DataFrame, regime: RegimeSource | None = None, signal: SignalSource | None = None,
-              with_h1_bias: bool = False, min_threshold: float = 0.60, max_threshold: float = 0.85) -> AnalysisFrame:
+              with_h1_bias: bool = False, min_threshold: float = 0.60, max_threshold: float = 0.85,
+              ml_rows: int | None = None) -> AnalysisFrame:
+        """`ml_rows`: score only the last N bars' setups with a meta-model (the live loop reads one)."""
         feats = features.compute_features(bars)
         wanted = ("open", "high", "low", "close", "spread", *INDICATOR_COLUMNS)
         columns = {c: feats[c].to_numpy() for c in wanted}
-        return cls(
+        predict_setups = getattr(signal, "predict_setups", None) if signal is not None else None
+        frame = cls(
             bars=bars,
             times=bars["time"].to_list(),
             columns=columns,
             structure=smc.analyze(bars),
             regime_probs=regime.filtered_probabilities(bars) if regime is not None else None,
-            p_up=np.asarray(signal.predict_frame(bars), dtype=float) if signal is not None else None,
+            p_up=(np.asarray(signal.predict_frame(bars), dtype=float)
+                  if signal is not None and predict_setups is None else None),
             model_version=signal.version if signal is not None else "",
             h1=h1_bias_series(bars) if with_h1_bias else None,
             min_threshold=min_threshold,
             max_threshold=max_threshold,
+            strategy_edge=str(getattr(signal, "edge", "")) if signal is not None else "",
         )
+        if predict_setups is not None:
+            n = bars.height
+            first = 0 if ml_rows is None else max(0, n - ml_rows)
+            found = [(i, frame.setup_at(i)) for i in range(first, n)]
+            found = [(i, s) for i, s in found if s is not None]
+            p_win = np.full(n, np.nan)
+            if found:
+                p_win[[i for i, _ in found]] = predict_setups(bars, [i for i, _ in found], [s for _, s in found])
+            frame.p_win = p_win
+            frame.ml_gate = tuple(getattr(signal, "gate", (0.0, None, "")))  # type: ignore[assignment]
+        return frame
 
     def __len__(self) -> int:
         return self.bars.height
 
     def setup_at(self, i: int) -> smc.SMCSetup | None:
+        if self._setups is None:
+            self._setups = {}
+        if i in self._setups:
+            return self._setups[i]
         if self._signal_cols is None:
             self._signal_cols = smc.signal_columns(self.structure)
-        return smc.signal_at(self._signal_cols, i)
+        setup = self._setups[i] = smc.signal_at(self._signal_cols, i)
+        return setup
 
     def regime_at(self, i: int) -> RegimeView:
         if i >= FLASH_CRASH_BARS - 1 and flash_crash_move_pct(self.columns["close"][: i + 1]) >= FLASH_CRASH_PCT:
@@ -123,7 +153,13 @@ class AnalysisFrame:
         session = session_at(bar_time + _M15)
         regime = self.regime_at(i)
         ml = None
-        if self.p_up is not None and np.isfinite(self.p_up[i]):
+        if self.p_win is not None:
+            if setup is not None and np.isfinite(self.p_win[i]):
+                pw = float(self.p_win[i])
+                min_prob, base_rate, note = self.ml_gate
+                ml = MLView(pw if setup.side is Side.BUY else 1.0 - pw, pw, setup.side, float(min_prob),
+                            base_rate, note)
+        elif self.p_up is not None and np.isfinite(self.p_up[i]):
             ml = MLView(float(self.p_up[i]))
         q = market_quality(
             session=session.name, regime=_quality_regime_name(regime), volatility=session.volatility,
@@ -148,6 +184,7 @@ class AnalysisFrame:
             indicators=indicators,
             h1_bias=int(self.h1[i]) if self.h1 is not None else 0,
             model_version=self.model_version,
+            strategy_edge=self.strategy_edge,
         )
 
 
@@ -172,12 +209,17 @@ class MarketAnalyzer:
     def set_models(self, regime: RegimeSource | None, signal: SignalSource | None) -> None:
         self.regime, self.signal = regime, signal
 
+    @property
+    def edge(self) -> str:
+        """The active strategy's out-of-sample verdict in words, for /status and the start-up message."""
+        return strategy_edge(self.signal)
+
     def __call__(self, bars: pl.DataFrame) -> MarketAnalysis:
         if bars.height < 2:
             raise ValueError("need at least 2 closed bars to analyse")
         w = bars.tail(self.history) if bars.height > self.history else bars
         frame = AnalysisFrame.build(w, self.regime, self.signal, self.with_h1_bias, self.min_threshold,
-                                    self.max_threshold)
+                                    self.max_threshold, ml_rows=1)
         self.last_frame = frame
         return frame.at(-1)
 
@@ -191,6 +233,10 @@ class PrecomputedAnalyzer:
         self._prev: tuple[int, smc.SMCSetup | None] | None = None
         self.last_frame = frame
 
+    @property
+    def edge(self) -> str:
+        return self.frame.strategy_edge or NO_MODEL_EDGE
+
     def __call__(self, bars: pl.DataFrame) -> MarketAnalysis:
         i = self._index[bars["time"][-1]]
         prev: smc.SMCSetup | bool | None = False
@@ -199,6 +245,15 @@ class PrecomputedAnalyzer:
         analysis = self.frame.at(i, prev)
         self._prev = (i, analysis.setup)
         return analysis
+
+
+NO_MODEL_EDGE = "SMC-only (no model): no demonstrated edge"
+
+
+def strategy_edge(signal: SignalSource | None) -> str:
+    if signal is None:
+        return NO_MODEL_EDGE
+    return str(getattr(signal, "edge", "")) or NO_MODEL_EDGE
 
 
 def _quality_regime_name(regime: RegimeView) -> str:

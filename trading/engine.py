@@ -76,6 +76,7 @@ class EngineSnapshot:
     pending_approvals: tuple[Approval, ...]
     timing: dict[str, tuple[float, float]]
     started: datetime
+    strategy_edge: str = ""  # the active model's out-of-sample verdict in words (the analyzer's `edge`)
 
 
 @dataclass(frozen=True, slots=True)
@@ -224,6 +225,7 @@ class TradingEngine:
             pending_approvals=tuple(self.approvals.pending(self.approval_clock())),
             timing=self.timer.summary(),
             started=self.started,
+            strategy_edge=str(getattr(self.analyzer, "edge", "")),
         )
 
     # ------------------------------------------------------------------ per second

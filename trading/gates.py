@@ -11,6 +11,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
+from models.ev import costs_r, expected_value_r
 from trading.analysis import MarketAnalysis, close_move_pct
 from trading.domain import Side
 from trading.parameters import GATE_NAMES, StrategyParams
@@ -56,6 +57,7 @@ class EntryContext:
 
 
 Gate = Callable[[EntryContext], GateResult]
+SPREAD_POINT = 0.01  # XAUUSD price units per spread point (what `spread_points` counts)
 
 
 def _ok(name: str, reason: str) -> GateResult:
@@ -115,24 +117,62 @@ def smc_setup(ctx: EntryContext) -> GateResult:
 
 
 def ml_confidence(ctx: EntryContext) -> GateResult:
-    if ctx.analysis.setup is None:
+    """The ML entry gate, for the setup's side.
+
+    Meta-model (P(win) of this setup): enter only where EV = p·R − (1 − p) − costs_R exceeds
+    `ml_min_ev_r` and p reaches the floor fitted on the model's validation slice (or `ml_min_win_prob`).
+    Direction model (P(up)): the probability *of the setup's side* must reach the dynamic threshold.
+    """
+    setup = ctx.analysis.setup
+    if setup is None:
         return _skip("ml_confidence")
     ml = ctx.analysis.ml
     if ml is None:
         if ctx.params.require_model:
             return _block("ml_confidence", "no model loaded")
         return _ok("ml_confidence", "no model: SMC-only")
-    if ml.confidence < ctx.confidence_threshold:
-        return _block("ml_confidence", f"ML {ml.confidence:.0%} < threshold {ctx.confidence_threshold:.0%}")
-    return _ok("ml_confidence", f"ML {ml.direction} {ml.confidence:.0%} ≥ {ctx.confidence_threshold:.0%}")
+    if ml.is_meta:
+        return _ev_gate(ctx, ml.p_win if ml.p_win is not None else 0.0, ml.min_prob, ml.gate_note)
+    p = ml.prob(setup.side)
+    if p < ctx.confidence_threshold:
+        return _block("ml_confidence", f"ML {p:.0%} for the {setup.side} < threshold {ctx.confidence_threshold:.0%}")
+    return _ok("ml_confidence", f"ML {p:.0%} for the {setup.side} ≥ {ctx.confidence_threshold:.0%}")
+
+
+def _ev_gate(ctx: EntryContext, p: float, fitted_floor: float, note: str) -> GateResult:
+    setup, params = ctx.analysis.setup, ctx.params
+    assert setup is not None
+    risk = abs(setup.entry - setup.stop_loss)
+    spread = ctx.analysis.spread_points * SPREAD_POINT
+    cost = float(costs_r(risk, spread, params.ml_commission_per_lot))
+    ev = float(expected_value_r(p, setup.risk_reward, cost))
+    floor = params.ml_min_win_prob or fitted_floor
+    source = "set" if params.ml_min_win_prob else "fitted"
+    numbers = (f"P(win) {p:.0%} × {setup.risk_reward:.1f}R − {1 - p:.0%} × 1R − costs {cost:.2f}R = "
+               f"EV {ev:+.2f}R; floor {floor:.2f} ({source}{': ' + note if note else ''})")
+    if ev <= params.ml_min_ev_r:
+        return _block("ml_confidence", f"EV not above {params.ml_min_ev_r:g}R: {numbers}")
+    if p < floor:
+        return _block("ml_confidence", f"P(win) below the floor: {numbers}")
+    return _ok("ml_confidence", numbers)
 
 
 def ml_agreement(ctx: EntryContext) -> GateResult:
+    """The model must not be against the setup's side: a direction model's probability of the other side
+    stays under `ml_opposite_block`; a meta-model must rate the setup at least as the average setup."""
     setup, ml = ctx.analysis.setup, ctx.analysis.ml
     if setup is None:
         return _skip("ml_agreement")
     if ml is None:
         return _ok("ml_agreement", "no model")
+    if ml.is_meta:
+        p, base = ml.prob(setup.side), ml.base_rate
+        if ml.side is not setup.side:
+            return _block("ml_agreement", f"ML scored a {ml.side} setup, not this {setup.side}")
+        if base is not None and p < base:
+            return _block("ml_agreement", f"ML P(win) {p:.0%} for the {setup.side} below the setups' base rate {base:.0%}")
+        return _ok("ml_agreement", f"ML P(win) {p:.0%} for the {setup.side}"
+                   + (f" ≥ base rate {base:.0%}" if base is not None else ""))
     against = ml.prob(setup.side.opposite)
     if against >= ctx.params.ml_opposite_block:
         return _block("ml_agreement", f"ML {against:.0%} for {setup.side.opposite} against the {setup.side} setup")

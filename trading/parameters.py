@@ -48,6 +48,10 @@ class StrategyParams:
     flash_crash_window_seconds: int = 60
     flash_crash_bars: int = 5
     ml_opposite_block: float = 0.65  # block when ML is this sure of the other side
+    # ML EV gate (meta-model P(win)): enter when p·R − (1 − p) − costs_R > ml_min_ev_r and p >= the floor
+    ml_min_ev_r: float = 0.0  # extra EV margin in R on top of EV > 0 (range 0-0.5)
+    ml_min_win_prob: float = 0.0  # 0: the floor the model fitted on its validation slice; else this one (0-0.8)
+    ml_commission_per_lot: float = 0.0  # USD per lot per deal, for the EV gate's costs (0-10)
     require_model: bool = False  # False: without a model the ML gates pass as "SMC-only"
     cooldown_seconds: int = 300
     pullback_bounce_atr: float = 0.15  # 3-candle bounce against the signal larger than this blocks
