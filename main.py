@@ -9,8 +9,9 @@ import sys
 def _cmd_bars(args: argparse.Namespace) -> int:
     from trading.bars import load_bars
 
-    frame = load_bars(args.data, server_tz=args.server_tz)
-    print(f"{frame.height} bars, {frame['time'][0]} .. {frame['time'][-1]} (UTC)")
+    frame = load_bars(args.data, server_tz=args.server_tz, spread=args.spread)
+    note = f"; spread ASSUMED {args.spread} points (the file has none)" if args.spread is not None else ""
+    print(f"{frame.height} bars, {frame['time'][0]} .. {frame['time'][-1]} (UTC){note}")
     return 0
 
 
@@ -65,9 +66,12 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("bars", help="load and validate a bars file (parquet or CSV, MT5 columns)")
     p.add_argument("--data", required=True, help="bars file, time in broker server time")
     p.add_argument("--server-tz", default="NY+7", help="broker server clock: NY+7 (default), UTC+2, or an IANA zone")
+    p.add_argument("--spread", type=int, metavar="POINTS",
+                   help="assume this constant spread for a file without a spread column (refused otherwise)")
     p.set_defaults(func=_cmd_bars)
 
-    from models.training import add_train_arguments
+    # argument modules only: the commands import polars, numpy, xgboost when they run
+    from models.train_cli import add_train_arguments
     from research.backtest_cli import add_backtest_arguments
 
     add_backtest_arguments(sub)

@@ -420,14 +420,14 @@ def _write_json(target: str | None, payload: dict[str, Any]) -> None:
 def _load(args: argparse.Namespace) -> pl.DataFrame:
     from trading.bars import load_bars
 
-    return load_bars(args.data, server_tz=args.server_tz)
+    return load_bars(args.data, server_tz=args.server_tz, spread=getattr(args, "spread", None))
 
 
 def _console(args: argparse.Namespace) -> Any:
     from rich.console import Console
 
     # with --json - the report goes to stderr so stdout carries exactly one JSON object
-    return Console(stderr=args.json == "-", width=110)
+    return Console(stderr=args.json == "-")
 
 
 def _cmd_train(args: argparse.Namespace) -> int:
@@ -452,12 +452,15 @@ def _cmd_train(args: argparse.Namespace) -> int:
 
 
 def _print_train(console: Any, r: TrainReport) -> None:
+    from rich import box
     from rich.table import Table
 
     s = r.signal
-    table = Table(title=f"walk-forward, {len(s['folds'])} folds (test blocks)", show_lines=False)
-    for col in ("fold", "test from", "test to", "rows", "trees", "AUC", "acc", "log loss", "Brier", "prev-bar AUC"):
-        table.add_column(col, justify="right")
+    # narrow headers and collapsed padding: the table fits an 80-column terminal or a pipe
+    table = Table(title=f"walk-forward, {len(s['folds'])} folds (test blocks)", show_lines=False,
+                  box=box.SIMPLE_HEAD, show_edge=False, padding=(0, 0))
+    for col in ("fold", "test from", "test to", "rows", "trees", "AUC", "acc", "logloss", "Brier", "prev AUC"):
+        table.add_column(col, justify="right", no_wrap=True)
     for f in s["folds"]:
         m, b = f["metrics"], f["baselines"]["previous_bar"]
         table.add_row(str(f["fold"] + 1), _short(f["test_from"]), _short(f["test_to"]), str(f["test_rows"]), str(f["rounds"]),
@@ -469,7 +472,8 @@ def _print_train(console: Any, r: TrainReport) -> None:
                       f"log loss {_f(m['log_loss'])}  Brier {_f(m['brier'])}")
     fm, fb = s["fold_mean"], s["fold_mean_baselines"]
     console.print(f"  mean of folds: AUC {_f(fm['auc'])} (majority {_f(fb['majority']['auc'])}, previous bar "
-                  f"{_f(fb['previous_bar']['auc'])}), log loss {_f(fm['log_loss'])} (majority "
+                  f"{_f(fb['previous_bar']['auc'])}),")
+    console.print(f"                 log loss {_f(fm['log_loss'])} (majority "
                   f"{_f(fb['majority']['log_loss'])}, previous bar {_f(fb['previous_bar']['log_loss'])})")
     console.print(f"  calibration {s['calibration']}: ECE {_f(s['ece'])} on the test blocks "
                   f"(validation slice raw {_f(s['ece_valid_raw'])} -> {_f(s['ece_valid_calibrated'])})")
@@ -503,19 +507,4 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
-def add_train_arguments(subparsers: Any) -> None:
-    """Register the `train` and `evaluate` subcommands on main.py's subparsers."""
-    for name, help_text, func in (
-        ("train", "walk-forward train the HMM regime and XGBoost signal, store a new registry version", _cmd_train),
-        ("evaluate", "score the active models on a bars file (e.g. newer data)", _cmd_evaluate),
-    ):
-        p = subparsers.add_parser(name, help=help_text)
-        p.add_argument("--data", required=True, help="bars file (parquet or CSV, MT5 columns, broker server time)")
-        p.add_argument("--models-dir", default=DEFAULT_MODELS_DIR, help="model registry folder (default data/models)")
-        p.add_argument("--json", metavar="PATH", help="write the figures as one JSON object to PATH ('-' = stdout)")
-        p.add_argument("--server-tz", default="NY+7", help="broker server clock (default NY+7)")
-        if name == "train":
-            p.add_argument("--folds", type=int, default=4, help="walk-forward folds (default 4)")
-            p.add_argument("--test-size", type=int, default=1000, help="rows per test (and validation) block (default 1000)")
-            p.add_argument("--no-activate", action="store_true", help="store the version without activating it")
-        p.set_defaults(func=func)
+from models.train_cli import add_train_arguments  # noqa: E402,F401  (re-exported: the parser lives there)
