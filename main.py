@@ -21,6 +21,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
     from bot.app import StartupError, run_bot
     from bot.config import SettingsError, load_settings
+    from trading.broker.base import BrokerError
 
     overrides = {k: v for k, v in (("broker", args.broker), ("paper_replay_speed", args.speed),
                                    ("database_path", args.db)) if v is not None}
@@ -38,7 +39,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
     logging.getLogger("apscheduler").setLevel(logging.WARNING)
     try:
         return asyncio.run(run_bot(settings, max_seconds=args.max_seconds, console_input=not args.no_console))
-    except StartupError as exc:
+    except (StartupError, BrokerError) as exc:  # e.g. no MetaTrader5 package on Linux: its message says what to do
         print(f"start-up failed: {exc}", file=sys.stderr)
         return 1
 

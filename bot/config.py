@@ -8,6 +8,7 @@ a repr or `describe()`. `python -m bot.config` prints the `.env.example` this mo
 
 from __future__ import annotations
 
+import difflib
 import json
 import sys
 from pathlib import Path
@@ -551,6 +552,28 @@ def _problem(error: dict[str, Any]) -> str:
     return f"{_env_name(loc)}: {what}"
 
 
+def env_file_typos(env_file: str | Path | None) -> list[str]:
+    """One line per key of the .env file that is not a setting but looks like one.
+
+    pydantic-settings ignores unknown keys (extra="ignore"), so `RISK_PER_TRADE=2` would silently
+    trade at the default 1 %. Keys with no close setting name (another tool's variables) pass.
+    """
+    if env_file is None or not Path(env_file).is_file():
+        return []
+    from dotenv import dotenv_values
+
+    names = [n.upper() for n in Settings.model_fields]
+    problems = []
+    for key in dotenv_values(env_file):
+        upper = key.upper()
+        if upper in names:
+            continue
+        near = difflib.get_close_matches(upper, names, n=1, cutoff=0.75)
+        if near:
+            problems.append(f"{key}: not a setting (in {Path(env_file).name}); did you mean {near[0]}?")
+    return problems
+
+
 def load_settings(env_file: str | Path | None = ".env", **overrides: Any) -> Settings:
     """Settings from overrides > environment > `env_file` > defaults; raise SettingsError on any problem.
 
@@ -561,6 +584,9 @@ def load_settings(env_file: str | Path | None = ".env", **overrides: Any) -> Set
     unknown = sorted(set(overrides) - set(Settings.model_fields))
     if unknown:
         raise SettingsError("\n".join(f"{name.upper()}: not a setting" for name in unknown))
+    typos = env_file_typos(env_file)
+    if typos:
+        raise SettingsError("\n".join(typos))
     try:
         settings = Settings(_env_file=env_file, **overrides)  # type: ignore[call-arg]
     except ValidationError as exc:

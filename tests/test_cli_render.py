@@ -91,3 +91,18 @@ def test_metatrader5_history_export_is_read(tmp_path) -> None:
     assert str(frame["time"][0]) == "2025-01-06 08:00:00+00:00"
     with pytest.raises(ValueError, match="own spread column"):
         load_bars(path, spread=20)
+
+
+def test_run_with_mt5_on_linux_is_one_line(tmp_path, capsys) -> None:
+    (tmp_path / "empty.env").write_text("")
+    try:
+        import MetaTrader5  # noqa: F401
+    except ImportError:
+        pass
+    else:
+        pytest.skip("the MetaTrader5 package is installed here")
+    code = main(["run", "--broker", "mt5", "--no-console", "--db", str(tmp_path / "j.db"), "--max-seconds", "1",
+                 "--env-file", str(tmp_path / "empty.env")])
+    err = capsys.readouterr().err
+    assert code == 1 and "Traceback" not in err
+    assert err.strip().splitlines() == [err.strip()] and "MetaTrader5 package is not installed" in err
