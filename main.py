@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import logging
 import sys
 
 
@@ -15,9 +16,24 @@ def _cmd_bars(args: argparse.Namespace) -> int:
     return 0
 
 
+def _skipped_tick(record: logging.LogRecord) -> bool:
+    return "maximum number of running instances reached" not in record.getMessage()
+
+
+def quiet_library_logs() -> None:
+    """Library chatter off the console: what is left is the bot's own lines and real warnings."""
+    logging.getLogger("aiogram").setLevel(logging.WARNING)
+    logging.getLogger("apscheduler").setLevel(logging.WARNING)
+    logging.getLogger("alembic").setLevel(logging.WARNING)  # "Context impl SQLiteImpl." at every start
+    # max_instances=1 skips a 1-second tick while the previous one (a bar close) still runs: by design,
+    # and the loop's timings are in /status; other scheduler warnings still show.
+    scheduler_log = logging.getLogger("apscheduler.scheduler")
+    if _skipped_tick not in scheduler_log.filters:
+        scheduler_log.addFilter(_skipped_tick)
+
+
 def _cmd_run(args: argparse.Namespace) -> int:
     import asyncio
-    import logging
 
     from bot.app import StartupError, run_bot
     from bot.config import SettingsError, load_settings
@@ -35,8 +51,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
         return 2
     logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s",
                         filename=settings.log_file)
-    logging.getLogger("aiogram").setLevel(logging.WARNING)
-    logging.getLogger("apscheduler").setLevel(logging.WARNING)
+    quiet_library_logs()
     try:
         return asyncio.run(run_bot(settings, max_seconds=args.max_seconds, console_input=not args.no_console))
     except (StartupError, BrokerError) as exc:  # e.g. no MetaTrader5 package on Linux: its message says what to do

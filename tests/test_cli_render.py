@@ -106,3 +106,17 @@ def test_run_with_mt5_on_linux_is_one_line(tmp_path, capsys) -> None:
     err = capsys.readouterr().err
     assert code == 1 and "Traceback" not in err
     assert err.strip().splitlines() == [err.strip()] and "MetaTrader5 package is not installed" in err
+
+
+def test_library_chatter_is_quiet_but_real_warnings_show(caplog) -> None:
+    import logging
+
+    from main import quiet_library_logs
+
+    quiet_library_logs()
+    with caplog.at_level(logging.INFO):
+        logging.getLogger("alembic.runtime.migration").info("Context impl SQLiteImpl.")
+        sched = logging.getLogger("apscheduler.scheduler")
+        sched.warning('Execution of job "trading" skipped: maximum number of running instances reached (1)')
+        sched.warning("Scheduler started with a broken job store")
+    assert [r.getMessage() for r in caplog.records] == ["Scheduler started with a broken job store"]
