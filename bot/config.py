@@ -45,6 +45,9 @@ _SECTIONS = {
 }
 
 
+REPORT_KINDS = ("market_update", "hourly", "daily")  # the scheduled reports' switch names (bot.notifier)
+
+
 class SettingsError(ValueError):
     """Invalid settings: the message has one line per problem, each naming the variable."""
 
@@ -187,7 +190,17 @@ class Settings(BaseSettings):
     hourly_analysis: bool = Field(True, description="send the hourly analysis")
     daily_summary: bool = Field(True, description="send the daily summary at 00:00 WIB")
     quiet_notifications: Annotated[list[str], NoDecode] = Field(
-        default_factory=list, validate_default=True, description="event kinds sent without sound, comma separated"
+        default_factory=list, validate_default=True,
+        description="message kinds (events, market_update, hourly, daily) sent without sound, comma separated"
+    )
+    muted_notifications: Annotated[list[str], NoDecode] = Field(
+        default_factory=list, validate_default=True, description="message kinds not sent at all, comma separated"
+    )
+    notify_report_gap_minutes: float = Field(
+        5.0, ge=0, le=1440, description="real minutes between two routine reports of one kind (a fast paper market)"
+    )
+    notify_per_minute: int = Field(
+        20, ge=1, le=60, description="messages a chat gets in any real minute; routine ones over it are skipped"
     )
 
     # --- models ---
@@ -333,16 +346,16 @@ class Settings(BaseSettings):
             raise ValueError(f"unknown gate(s) {', '.join(unknown)}; known gates: {', '.join(GATE_NAMES)}")
         return list(dict.fromkeys(value))
 
-    @field_validator("quiet_notifications", mode="before")
+    @field_validator("quiet_notifications", "muted_notifications", mode="before")
     @classmethod
     def _quiet_list(cls, value: Any) -> Any:
         items = _split_list(value)
         return [str(v).strip().lower() for v in items] if isinstance(items, list) else items
 
-    @field_validator("quiet_notifications")
+    @field_validator("quiet_notifications", "muted_notifications")
     @classmethod
     def _quiet_known(cls, value: list[str]) -> list[str]:
-        known = [k.value for k in EventKind]
+        known = [k.value for k in EventKind] + list(REPORT_KINDS)
         unknown = [k for k in value if k not in known]
         if unknown:
             raise ValueError(f"unknown event kind(s) {', '.join(unknown)}; known: {', '.join(known)}")
