@@ -24,7 +24,7 @@ from bot.config import Settings
 from bot.context import BotContext
 from bot.journal_recorder import JournalRecorder
 from bot.messages import shutdown_event, startup_event
-from bot.notifier import ErrorMonitor, Notifier
+from bot.notifier import NOTIFY_STATE_KEY, ChatBudget, ErrorMonitor, Notifier, NotifyControl
 from bot.scheduler import TradingJob, build_scheduler
 from bot.store import Journal
 from bot.transport import ConsoleTransport, TelegramTransport
@@ -207,7 +207,11 @@ class App:
             self.notes.append("no TELEGRAM_TOKEN: console mode (type /help; photos are saved under "
                               f"{s.database_path.parent / 'photos'})")
         self.transport = transport
-        self.notifier = Notifier(transport, chat or CONSOLE_USER, quiet_kinds=s.quiet_notifications)
+        budget = ChatBudget(per_minute=s.notify_per_minute, report_gap=s.notify_report_gap_minutes * 60)
+        self.notifier = Notifier(transport, chat or CONSOLE_USER, quiet_kinds=s.quiet_notifications,
+                                 muted_kinds=s.muted_notifications, budget=budget)
+        self.notifier.load_switches((await self.journal.load_state()).get(NOTIFY_STATE_KEY) or {})  # /notify's
+        self.ctx.extras["notify"] = NotifyControl(self.notifier, self.journal.save_state)
         self.notifier.attach(self.bus)
 
     def _publish_startup(self, description: str) -> None:
@@ -261,13 +265,13 @@ class App:
     async def market_update_job(self) -> None:
         from bot.reports import market_update
 
-        self.notifier.notify_text(market_update(self.engine.snapshot()), silent=True)
+        self.notifier.notify_text(market_update(self.engine.snapshot()), silent=True, kind="market_update")
 
     async def hourly_job(self) -> None:
         from bot.reports import hourly_analysis
 
         decisions = await self.journal.decisions(limit=4)
-        self.notifier.notify_text(hourly_analysis(self.engine.snapshot(), decisions), silent=True)
+        self.notifier.notify_text(hourly_analysis(self.engine.snapshot(), decisions), silent=True, kind="hourly")
 
     async def daily_job(self) -> None:
         from bot.reports import daily_summary, day_report
@@ -277,8 +281,8 @@ class App:
         await self.journal.record_daily_summary((await day_report(self.journal, yesterday, snapshot)).summary())
         html, png = await daily_summary(self.journal, yesterday, snapshot)
         if png:
-            self.notifier.notify_photo(png, "")
-        self.notifier.notify_text(html)
+            self.notifier.notify_photo(png, "", kind="daily")
+        self.notifier.notify_text(html, kind="daily")
 
     # ------------------------------------------------------------------ run and stop
     def _on_signal(self) -> None:

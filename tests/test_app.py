@@ -622,7 +622,8 @@ async def test_an_unusable_database_path_names_the_setting(tmp_path: Path) -> No
 async def test_reports_arrive_on_the_market_clock_of_an_accelerated_replay(tmp_path: Path, capsys) -> None:
     """At 3000× a market hour passes in about a second: the 30-minute update and the hourly analysis
     must come as the replayed market crosses their slots, each once per slot."""
-    app = await started(make_settings(tmp_path, market_update_minutes=30, hourly_analysis=True))
+    app = await started(make_settings(tmp_path, market_update_minutes=30, hourly_analysis=True,
+                                      notify_report_gap_minutes=0))  # no wall-time budget: every slot shows
     try:
         capsys.readouterr()
         seen = [app.clock()]
@@ -643,6 +644,45 @@ async def test_reports_arrive_on_the_market_clock_of_an_accelerated_replay(tmp_p
         assert out.count("HOURLY") == expect_hourly, out[-2000:]
     finally:
         await app.shutdown("test")
+
+
+async def test_the_chat_budget_holds_an_accelerated_replay_to_one_report_per_kind(tmp_path: Path, capsys) -> None:
+    """The same three market hours at 3000×, with the default budget (one routine report of a kind
+    per 5 real minutes): one market update and one hourly analysis, and the skipping said once."""
+    app = await started(make_settings(tmp_path, market_update_minutes=30, hourly_analysis=True))
+    try:
+        capsys.readouterr()
+        seen = [app.clock()]
+        while (seen[-1] - seen[0]).total_seconds() < 3 * 3600:
+            await app.trading_job.run()
+            seen.append(app.clock())
+            await asyncio.sleep(0.05)
+        await asyncio.gather(*app.trading_job.reports.tasks)
+        await app.notifier.stop(timeout=10)
+        out = capsys.readouterr().out
+        assert out.count("MARKET UPDATE") == 1 and out.count("HOURLY") <= 1, out[-2000:]
+        assert out.count("Market updates come faster than this chat's budget") == 1
+        assert app.notifier.over_budget["market_update"] >= 1
+    finally:
+        await app.shutdown("test")
+
+
+async def test_notify_switches_survive_a_restart(tmp_path: Path) -> None:
+    from bot.notifier import NotifyControl
+
+    settings = make_settings(tmp_path)
+    app = await started(settings)
+    try:
+        control = app.ctx.extras["notify"]
+        assert isinstance(control, NotifyControl)
+        await control.set("hourly", "off")
+    finally:
+        await app.shutdown("test")
+    again = await started(settings)
+    try:
+        assert again.notifier.switch("hourly") == "off"
+    finally:
+        await again.shutdown("test")
 
 
 async def test_a_journal_write_that_fails_once_costs_one_decision_not_the_bot(tmp_path: Path) -> None:
