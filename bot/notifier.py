@@ -255,7 +255,7 @@ class Notifier:
             self.skipped += 1
             return
         if isinstance(item, Outgoing):
-            if item.seq and item.seq < self._seq[kind]:  # a newer report of this kind is queued behind it
+            if self.budget and item.seq and item.seq < self._seq[kind]:  # a newer one of its kind is queued
                 await self._over_budget(kind)
                 return
             if not await self._within_budget(kind):

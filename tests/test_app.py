@@ -622,8 +622,8 @@ async def test_an_unusable_database_path_names_the_setting(tmp_path: Path) -> No
 async def test_reports_arrive_on_the_market_clock_of_an_accelerated_replay(tmp_path: Path, capsys) -> None:
     """At 3000× a market hour passes in about a second: the 30-minute update and the hourly analysis
     must come as the replayed market crosses their slots, each once per slot."""
-    app = await started(make_settings(tmp_path, market_update_minutes=30, hourly_analysis=True,
-                                      notify_report_gap_minutes=0))  # no wall-time budget: every slot shows
+    app = await started(make_settings(tmp_path, market_update_minutes=30, hourly_analysis=True))
+    app.notifier.budget = None  # no wall-time chat budget: every slot shows (the next test has the budget)
     try:
         capsys.readouterr()
         seen = [app.clock()]
