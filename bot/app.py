@@ -28,6 +28,7 @@ from bot.notifier import NOTIFY_STATE_KEY, ChatBudget, ErrorMonitor, Notifier, N
 from bot.scheduler import TradingJob, build_scheduler
 from bot.store import Journal
 from bot.transport import ConsoleTransport, TelegramTransport
+from handlers.clock import set_market_replay
 from trading.analyzer import MarketAnalyzer
 from trading.bars import closed_bars
 from trading.domain import ClosedTrade, DealEntry, Position
@@ -66,6 +67,7 @@ class App:
         setup = build_broker(s)
         self.broker, self.clock, self.feed = setup.broker, setup.clock, setup.feed
         self.market_state = setup.market_state
+        set_market_replay(s.paper_replay_speed if self.feed is not None else None)  # labels the clock lines
         await self._connect_broker(setup.description)
         try:
             s.database_path.parent.mkdir(parents=True, exist_ok=True)
@@ -271,7 +273,8 @@ class App:
         from bot.reports import hourly_analysis
 
         decisions = await self.journal.decisions(limit=4)
-        self.notifier.notify_text(hourly_analysis(self.engine.snapshot(), decisions), silent=True, kind="hourly")
+        self.notifier.notify_text(hourly_analysis(self.engine.snapshot(), decisions, started_wall=self.ctx.started),
+                                  silent=True, kind="hourly")
 
     async def daily_job(self) -> None:
         from bot.reports import daily_summary, day_report
@@ -318,7 +321,8 @@ class App:
             await self._stop_jobs(job_timeout)
             snap = self.engine.snapshot()
             self.bus.publish(shutdown_event(
-                utc_now(), balance=snap.account.balance if snap.account else None, started=self.ctx.started,
+                self.clock(), balance=snap.account.balance if snap.account else None, started=self.ctx.started,
+                now_wall=utc_now(),
                 trades_today=snap.risk.daily_trades, wins_today=snap.risk.daily_wins,
                 profit_today=snap.risk.daily_realized, mode=str(snap.mode.mode), reason=reason,
             ))

@@ -20,6 +20,7 @@ from aiogram.filters.callback_data import CallbackData
 from aiogram.types import CallbackQuery, InlineKeyboardButton, InlineKeyboardMarkup, Message
 
 from bot.context import BotContext
+from handlers.clock import wall_time
 from handlers.common import AuditNote, esc, money, section
 from trading.engine import EngineSnapshot
 from trading.events import Event, EventKind
@@ -79,7 +80,7 @@ def render_approval(approval: Approval, snapshot: EngineSnapshot) -> tuple[str, 
         f"Total loss {money(use.total_loss)} / {money(use.total_limit)} ({limits.total_loss_pct:g}%)",
         f"Balance {money(balance)}",
     ])
-    text = "\n".join([*_body(approval), "", figures, "", f"Expires {fmt_wib(approval.expires)}"])
+    text = "\n".join([*_body(approval), "", figures, "", f"Expires {wall_time(approval.expires)}"])
     keyboard = InlineKeyboardMarkup(inline_keyboard=[[
         InlineKeyboardButton(text="Approve", callback_data=ApprovalAnswer(id=approval.id, approve=True).pack()),
         InlineKeyboardButton(text="Reject", callback_data=ApprovalAnswer(id=approval.id, approve=False).pack()),

@@ -12,7 +12,7 @@ from datetime import datetime, timedelta
 
 from aiogram.types import Message
 
-from trading.timezones import fmt_wib
+from handlers.clock import market_clock_line
 
 MAX_MESSAGE = 4096
 SPLIT_AT = 4000  # leaves room for entities Telegram counts differently
@@ -38,7 +38,7 @@ def signed(x: float) -> str:
 
 
 def clock_line(now: datetime) -> str:
-    return f"⏰ {fmt_wib(now)}"
+    return market_clock_line(now)  # one clock per message, labelled on a replayed market
 
 
 def duration(delta: timedelta) -> str:

@@ -359,7 +359,8 @@ async def test_console_transport_prints_text_and_saves_photos(tmp_path: Path) ->
     pid = await console.send_photo(CHAT, no_data_png(), "<i>equity</i> chart")
     assert await console.edit_text(CHAT, first, "<code>edited</code>") is True  # type: ignore[arg-type]
     text = out.getvalue()
-    assert "[2026-03-02 13:30:00 WIB] message #1 (silent)\nBalance <$1,000> & more\n" in text
+    assert "── message #1 (silent)\nBalance <$1,000> & more\n" in text
+    assert "WIB" not in text  # one clock per message: the message's own clock line
     assert "<b>" not in text and "&amp;" not in text
     files = list((tmp_path / "photos").glob("*.png"))
     assert len(files) == 1 and files[0].read_bytes().startswith(PNG_SIGNATURE)
