@@ -24,7 +24,20 @@ from aiogram.types import BotCommand, ErrorEvent, Message
 
 from bot.auth import AccessMiddleware
 from bot.context import BotContext
-from handlers import approvals, charts, control, daily, filters, market, model, positions, risk, start, status
+from handlers import (
+    approvals,
+    charts,
+    control,
+    daily,
+    filters,
+    market,
+    model,
+    notify,
+    positions,
+    risk,
+    start,
+    status,
+)
 from handlers.approvals import ApprovalAnnouncer
 from handlers.common import AuditNote, esc, reply
 
@@ -60,8 +73,10 @@ COMMANDS: tuple[CommandSpec, ...] = (
     CommandSpec("equity", "Equity curve with drawdown", charts.equity),
     CommandSpec("model", "Active model version and its metrics", model.model),
     CommandSpec("retrain", "Retrain the models now", model.retrain),
+    CommandSpec("notify", "Switch each message kind on, silent or off", notify.notify, args="[KIND on|silent|off]"),
 )
-ROUTER_MODULES = (start, status, positions, control, risk, market, filters, daily, charts, model, approvals)
+ROUTER_MODULES = (start, status, positions, control, risk, market, filters, daily, charts, model, approvals,
+                  notify)
 
 
 def bot_commands(commands: tuple[CommandSpec, ...] = COMMANDS) -> list[BotCommand]:
