@@ -23,7 +23,7 @@ from bot.brokers import build_broker
 from bot.config import Settings
 from bot.context import BotContext
 from bot.journal_recorder import JournalRecorder
-from bot.messages import shutdown_event, startup_event
+from bot.messages import limits_drift_notes, shutdown_event, startup_event
 from bot.notifier import NOTIFY_STATE_KEY, ChatBudget, ErrorMonitor, Notifier, NotifyControl
 from bot.scheduler import TradingJob, build_scheduler
 from bot.store import Journal
@@ -220,13 +220,15 @@ class App:
         s, snap = self.settings, self.engine.snapshot()
         account = snap.account
         bundle = self.slot.current
-        config = {k: v for k, v in s.describe()}
+        # risk figures come once, from the limits the engine runs with (Risk Settings), never from the settings too
+        config = {k: v for k, v in s.describe() if k not in ("Risk", "Positions")}
         config["Broker"] = description
         config["Model"] = bundle.version if bundle else "none: SMC-only"
         self.bus.publish(startup_event(
             self.clock(), balance=account.balance if account else 0.0, equity=account.equity if account else None,
             currency=account.currency if account else "USD", config=config, limits=snap.limits,
-            mode=str(snap.mode.mode), paused=snap.paused, notes=self.notes,
+            mode=str(snap.mode.mode), paused=snap.paused,
+            notes=[*limits_drift_notes(snap.limits, s.limits()), *self.notes],
         ))
 
     async def _persist_approvals(self) -> None:

@@ -407,6 +407,22 @@ def _lot_band(limits: object) -> str:
     return f"{float(_get(limits, 'min_lot', 0.0)):g}–{float(_get(limits, 'max_lot', 0.0)):g}"
 
 
+LIMIT_LABELS = {"risk_per_trade_pct": ("risk/trade", "%"), "daily_loss_pct": ("daily loss limit", "%"),
+                "total_loss_pct": ("total loss limit", "%"), "max_positions": ("max positions", ""),
+                "min_lot": ("min lot", ""), "max_lot": ("max lot", "")}
+
+
+def limits_drift_notes(live: Any, configured: Any) -> list[str]:
+    """One note per limit the engine runs with that differs from the settings (an approved change
+    is kept across restarts): the start-up message shows the live figure and says where it came from."""
+    notes = []
+    for name, (label, unit) in LIMIT_LABELS.items():
+        now, setting = _get(live, name), _get(configured, name)
+        if now is not None and setting is not None and now != setting:
+            notes.append(f"{label} is {now:g}{unit}, changed in the chat and kept (the setting says {setting:g}{unit})")
+    return notes
+
+
 def startup(e: Event) -> str:
     """data: config (ordered label -> value), balance, equity, currency, limits (RiskLimits), mode,
     paused, notes (reconcile lines and the like). See `startup_event`."""

@@ -76,8 +76,9 @@ def render_approval(approval: Approval, snapshot: EngineSnapshot) -> tuple[str, 
     figures = section("Now", [
         f"Mode <code>{snapshot.mode.mode}</code> ({esc(snapshot.mode.reason)})",
         f"Risk/trade {limits.risk_per_trade_pct:g}% · max positions {limits.max_positions}",
-        f"Daily loss {money(use.daily_loss)} / {money(use.daily_limit)} ({limits.daily_loss_pct:g}%)",
-        f"Total loss {money(use.total_loss)} / {money(use.total_limit)} ({limits.total_loss_pct:g}%)",
+        # the same figures and the same percentage (share of the limit used) as /risk and /status
+        f"Daily loss {money(use.daily_loss)} / {money(use.daily_limit)} ({use.daily_fraction:.0%} used)",
+        f"Total loss {money(use.total_loss)} / {money(use.total_limit)} ({use.total_fraction:.0%} used)",
         f"Balance {money(balance)}",
     ])
     text = "\n".join([*_body(approval), "", figures, "", f"Expires {wall_time(approval.expires)}"])

@@ -726,3 +726,26 @@ async def test_daily_job_stores_the_day_summary_and_sends_it(tmp_path: Path, cap
         assert "DAILY" in capsys.readouterr().out.upper()
     finally:
         await app.shutdown("test")
+
+
+async def test_bot_started_shows_each_risk_figure_once_from_the_live_limits(tmp_path: Path, capsys) -> None:
+    from trading.risk.approvals import RiskChange
+
+    settings = make_settings(tmp_path)
+    app = await started(settings)
+    try:
+        result = await app.engine.request_risk_change(
+            RiskChange("limits", "risk per trade 0.5%", {"risk_per_trade_pct": 0.5}), by="test")
+        assert result.applied  # tightening applies at once
+    finally:
+        await app.shutdown("test")
+    capsys.readouterr()
+    again = await started(settings)
+    try:
+        await again.notifier.stop()
+        out = capsys.readouterr().out
+        start = out[out.index("BOT STARTED"):]
+        assert "Risk/Trade: 0.5%" in start and "% per trade" not in start
+        assert "risk/trade is 0.5%, changed in the chat and kept (the setting says 1%)" in start
+    finally:
+        await again.shutdown("test")
