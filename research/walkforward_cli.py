@@ -82,6 +82,8 @@ def _report(console: Any, out: dict[str, Any]) -> None:
     from rich import box
     from rich.table import Table
 
+    from research.backtest_cli import fmt_counts, fmt_pf
+
     wf = out["walk_forward"]
     console.print(f"[bold]Walk-forward[/bold] {out['from']} → {out['to']}: {len(wf['folds'])} folds, "
                   f"{wf['out_of_sample_bars']} out-of-sample bars in {out['seconds']} s "
@@ -102,11 +104,9 @@ def _report(console: Any, out: dict[str, Any]) -> None:
     total = Table("out of sample", "trades", "win", "PF", "net $", "equity", "DD %", "Sharpe", "Sortino",
                   box=box.SIMPLE_HEAD, pad_edge=False, collapse_padding=True)
     for name, m in (("strategy", wf["overall"]), ("SMC-only", wf["smc_only"])):
-        total.add_row(name, str(m["trades"]), _pct(m["win_rate"]), _num(m["profit_factor"]), f"{m['net_profit']:+.2f}",
+        total.add_row(name, str(m["trades"]), _pct(m["win_rate"]), fmt_pf(m), f"{m['net_profit']:+,.2f}",
                       f"{m['final_equity']:.0f}", _num(m["max_drawdown_pct"]), _num(m["sharpe"]), _num(m["sortino"]))
     console.print(total)
-    from research.backtest_cli import fmt_counts
-
     console.print(f"gates that blocked the strategy most: {fmt_counts(wf['gate_blocks'], 6)}")
     if wf["untested_bars"]:
         console.print(f"{wf['untested_bars']} bars after the last complete test window were not traded")

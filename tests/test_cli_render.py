@@ -120,3 +120,23 @@ def test_library_chatter_is_quiet_but_real_warnings_show(caplog) -> None:
         sched.warning('Execution of job "trading" skipped: maximum number of running instances reached (1)')
         sched.warning("Scheduler started with a broken job store")
     assert [r.getMessage() for r in caplog.records] == ["Scheduler started with a broken job store"]
+
+
+def test_walk_forward_report_fits_80_columns() -> None:
+    from research.walkforward_cli import _report as wf_report
+
+    fold = {"fold": 1, "train_from": "2025-07-16 15:00:00+00:00", "train_to": "2025-09-16 15:00:00+00:00",
+            "test_from": "2025-09-16 15:15:00+00:00", "test_to": "2025-10-16 15:00:00+00:00", "model_auc": 0.5123,
+            "test_auc": None, "trades": 123, "net_profit": -504.2, "win_rate": 0.41, "smc_only_trades": 130,
+            "smc_only_net_profit": -612.3}
+    m = {"trades": 250, "win_rate": 0.4, "profit_factor": None, "net_profit": -50412.35, "final_equity": 4500.0,
+         "max_drawdown_pct": 11.06, "sharpe": -4.09, "sortino": None}
+    wf = {"folds": [fold, fold], "out_of_sample_bars": 6000, "train_bars": 6000, "test_bars": 1500, "step": 1500,
+          "overall": m, "smc_only": m, "gate_blocks": {"risk_mode": 3513}, "untested_bars": 0}
+    buf = io.StringIO()
+    wf_report(Console(file=buf, width=80), {"walk_forward": wf, "from": "2025-07-16", "to": "2025-12-24",
+                                            "seconds": 100.2, "spread_assumed_points": 30})
+    text = buf.getvalue()
+    assert max(len(line) for line in text.splitlines()) <= 80
+    assert "…" not in text and "None" not in text and "{" not in text
+    assert "-50,412.35" in text and "risk_mode 3513" in text and "spread ASSUMED 30 points" in text
