@@ -205,7 +205,8 @@ def load_bars(path: str | Path, server_tz: str | ServerClock = DEFAULT_SERVER_TZ
     if not has_spread:
         if spread is None:
             raise BarValidationError(f"{path.name} has no spread column: add one, or assume a constant spread "
-                                     "with --spread POINTS (XAUUSD points are 0.01 USD; 20-35 is typical)")
+                                     "with --spread POINTS (bars, backtest, train, evaluate; XAUUSD points are 0.01 USD, "
+                                     "20-35 is typical)")
         frame = frame.with_columns(pl.lit(spread, pl.Int32).alias("spread"))
     if frame.height == 0:
         raise BarValidationError(f"{path.name} has a header and no bars")
