@@ -417,10 +417,14 @@ def _write_json(target: str | None, payload: dict[str, Any]) -> None:
         Path(target).write_text(text + "\n")
 
 
-def _load(args: argparse.Namespace) -> pl.DataFrame:
+def _load(args: argparse.Namespace, console: Any = None) -> pl.DataFrame:
     from trading.bars import load_bars
 
-    return load_bars(args.data, server_tz=args.server_tz, spread=getattr(args, "spread", None))
+    spread = getattr(args, "spread", None)
+    bars = load_bars(args.data, server_tz=args.server_tz, spread=spread)
+    if spread is not None and console is not None:
+        console.print(f"[yellow]spread ASSUMED {spread} points on every bar (the file has no spread column)[/yellow]")
+    return bars
 
 
 def _console(args: argparse.Namespace) -> Any:
@@ -434,7 +438,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
     console = _console(args)
-    bars = _load(args)
+    bars = _load(args, console)
     with Progress(TextColumn("{task.description:<12}"), BarColumn(), TextColumn("{task.percentage:>3.0f}%"),
                   TimeElapsedColumn(), console=console, transient=True) as bar:
         task = bar.add_task("training", total=100)
@@ -494,7 +498,7 @@ def _f(v: Any) -> str:
 
 def _cmd_evaluate(args: argparse.Namespace) -> int:
     console = _console(args)
-    result = evaluate_models(_load(args), args.models_dir)
+    result = evaluate_models(_load(args, console), args.models_dir)
     console.print(f"version {result['version']} on {result['n']} bars {result['from']} .. {result['to']}")
     for name, m in (("model", result), *result["baselines"].items()):
         console.print(f"  {name:<13} AUC {_f(m['auc'])}  acc {_f(m['accuracy'])}  "
