@@ -3,23 +3,41 @@
 from __future__ import annotations
 
 import argparse
+import logging
 import sys
 
 
 def _cmd_bars(args: argparse.Namespace) -> int:
     from trading.bars import load_bars
 
-    frame = load_bars(args.data, server_tz=args.server_tz)
-    print(f"{frame.height} bars, {frame['time'][0]} .. {frame['time'][-1]} (UTC)")
+    frame = load_bars(args.data, server_tz=args.server_tz, spread=args.spread)
+    note = f"; spread ASSUMED {args.spread} points (the file has none)" if args.spread is not None else ""
+    print(f"{frame.height} bars, {frame['time'][0]} .. {frame['time'][-1]} (UTC){note}")
     return 0
+
+
+def _skipped_tick(record: logging.LogRecord) -> bool:
+    return "maximum number of running instances reached" not in record.getMessage()
+
+
+def quiet_library_logs() -> None:
+    """Library chatter off the console: what is left is the bot's own lines and real warnings."""
+    logging.getLogger("aiogram").setLevel(logging.WARNING)
+    logging.getLogger("apscheduler").setLevel(logging.WARNING)
+    logging.getLogger("alembic").setLevel(logging.WARNING)  # "Context impl SQLiteImpl." at every start
+    # max_instances=1 skips a 1-second tick while the previous one (a bar close) still runs: by design,
+    # and the loop's timings are in /status; other scheduler warnings still show.
+    scheduler_log = logging.getLogger("apscheduler.scheduler")
+    if _skipped_tick not in scheduler_log.filters:
+        scheduler_log.addFilter(_skipped_tick)
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
     import asyncio
-    import logging
 
     from bot.app import StartupError, run_bot
     from bot.config import SettingsError, load_settings
+    from trading.broker.base import BrokerError
 
     overrides = {k: v for k, v in (("broker", args.broker), ("paper_replay_speed", args.speed),
                                    ("database_path", args.db)) if v is not None}
@@ -33,11 +51,10 @@ def _cmd_run(args: argparse.Namespace) -> int:
         return 2
     logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s",
                         filename=settings.log_file)
-    logging.getLogger("aiogram").setLevel(logging.WARNING)
-    logging.getLogger("apscheduler").setLevel(logging.WARNING)
+    quiet_library_logs()
     try:
         return asyncio.run(run_bot(settings, max_seconds=args.max_seconds, console_input=not args.no_console))
-    except StartupError as exc:
+    except (StartupError, BrokerError) as exc:  # e.g. no MetaTrader5 package on Linux: its message says what to do
         print(f"start-up failed: {exc}", file=sys.stderr)
         return 1
 
@@ -65,9 +82,12 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("bars", help="load and validate a bars file (parquet or CSV, MT5 columns)")
     p.add_argument("--data", required=True, help="bars file, time in broker server time")
     p.add_argument("--server-tz", default="NY+7", help="broker server clock: NY+7 (default), UTC+2, or an IANA zone")
+    p.add_argument("--spread", type=int, metavar="POINTS",
+                   help="assume this constant spread for a file without a spread column (refused otherwise)")
     p.set_defaults(func=_cmd_bars)
 
-    from models.training import add_train_arguments
+    # argument modules only: the commands import polars, numpy, xgboost when they run
+    from models.train_cli import add_train_arguments
     from research.backtest_cli import add_backtest_arguments
     from research.download import add_download_arguments  # stdlib-only at import: the parser stays fast
 

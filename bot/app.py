@@ -25,11 +25,12 @@ from bot.brokers import build_broker
 from bot.config import Settings
 from bot.context import BotContext
 from bot.journal_recorder import JournalRecorder
-from bot.messages import shutdown_event, startup_event
-from bot.notifier import ErrorMonitor, Notifier
+from bot.messages import limits_drift_notes, shutdown_event, startup_event
+from bot.notifier import NOTIFY_STATE_KEY, ChatBudget, ErrorMonitor, Notifier, NotifyControl
 from bot.scheduler import TradingJob, build_scheduler
 from bot.store import Journal
 from bot.transport import ConsoleTransport, TelegramTransport
+from handlers.clock import set_market_replay
 from trading.analyzer import MarketAnalyzer
 from trading.bars import closed_bars
 from trading.domain import ClosedTrade, DealEntry, Position
@@ -69,6 +70,7 @@ class App:
         setup = build_broker(s)
         self.broker, self.clock, self.feed = setup.broker, setup.clock, setup.feed
         self.market_state = setup.market_state
+        set_market_replay(s.paper_replay_speed if self.feed is not None else None)  # labels the clock lines
         await self._connect_broker(setup.description)
         try:
             s.database_path.parent.mkdir(parents=True, exist_ok=True)
@@ -242,14 +244,19 @@ class App:
                               f"{s.database_path.parent / 'photos'}, /export files under "
                               f"{s.database_path.parent / 'exports'})")
         self.transport = transport
-        self.notifier = Notifier(transport, chat or CONSOLE_USER, quiet_kinds=s.quiet_notifications)
+        budget = ChatBudget(per_minute=s.notify_per_minute, report_gap=s.notify_report_gap_minutes * 60)
+        self.notifier = Notifier(transport, chat or CONSOLE_USER, quiet_kinds=s.quiet_notifications,
+                                 muted_kinds=s.muted_notifications, budget=budget)
+        self.notifier.load_switches((await self.journal.load_state()).get(NOTIFY_STATE_KEY) or {})  # /notify's
+        self.ctx.extras["notify"] = NotifyControl(self.notifier, self.journal.save_state)
         self.notifier.attach(self.bus)
 
     def _publish_startup(self, description: str) -> None:
         s, snap = self.settings, self.engine.snapshot()
         account = snap.account
         bundle = self.slot.current
-        config = {k: v for k, v in s.describe()}
+        # risk figures come once, from the limits the engine runs with (Risk Settings), never from the settings too
+        config = {k: v for k, v in s.describe() if k not in ("Risk", "Positions")}
         config["Broker"] = description
         config["Model"] = bundle.version if bundle else "none: SMC-only"
         if snap.strategy_edge:
@@ -257,7 +264,8 @@ class App:
         self.bus.publish(startup_event(
             self.clock(), balance=account.balance if account else 0.0, equity=account.equity if account else None,
             currency=account.currency if account else "USD", config=config, limits=snap.limits,
-            mode=str(snap.mode.mode), paused=snap.paused, notes=self.notes,
+            mode=str(snap.mode.mode), paused=snap.paused,
+            notes=[*limits_drift_notes(snap.limits, s.limits()), *self.notes],
         ))
 
     async def _persist_approvals(self) -> None:
@@ -298,13 +306,14 @@ class App:
     async def market_update_job(self) -> None:
         from bot.reports import market_update
 
-        self.notifier.notify_text(market_update(self.engine.snapshot()), silent=True)
+        self.notifier.notify_text(market_update(self.engine.snapshot()), silent=True, kind="market_update")
 
     async def hourly_job(self) -> None:
         from bot.reports import hourly_analysis
 
         decisions = await self.journal.decisions(limit=4)
-        self.notifier.notify_text(hourly_analysis(self.engine.snapshot(), decisions), silent=True)
+        self.notifier.notify_text(hourly_analysis(self.engine.snapshot(), decisions, started_wall=self.ctx.started),
+                                  silent=True, kind="hourly")
 
     async def daily_job(self) -> None:
         from bot.reports import daily_summary, day_report
@@ -314,8 +323,8 @@ class App:
         await self.journal.record_daily_summary((await day_report(self.journal, yesterday, snapshot)).summary())
         html, png = await daily_summary(self.journal, yesterday, snapshot)
         if png:
-            self.notifier.notify_photo(png, "")
-        self.notifier.notify_text(html)
+            self.notifier.notify_photo(png, "", kind="daily")
+        self.notifier.notify_text(html, kind="daily")
 
     # ------------------------------------------------------------------ run and stop
     def _on_signal(self) -> None:
@@ -351,7 +360,8 @@ class App:
             await self._stop_jobs(job_timeout)
             snap = self.engine.snapshot()
             self.bus.publish(shutdown_event(
-                utc_now(), balance=snap.account.balance if snap.account else None, started=self.ctx.started,
+                self.clock(), balance=snap.account.balance if snap.account else None, started=self.ctx.started,
+                now_wall=utc_now(),
                 trades_today=snap.risk.daily_trades, wins_today=snap.risk.daily_wins,
                 profit_today=snap.risk.daily_realized, mode=str(snap.mode.mode), reason=reason,
             ))

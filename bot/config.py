@@ -8,6 +8,7 @@ a repr or `describe()`. `python -m bot.config` prints the `.env.example` this mo
 
 from __future__ import annotations
 
+import difflib
 import json
 import sys
 from pathlib import Path
@@ -42,6 +43,9 @@ _SECTIONS = {
     "market_update_minutes": "Reports",
     "auto_retrain": "Models",
 }
+
+
+REPORT_KINDS = ("market_update", "hourly", "daily")  # the scheduled reports' switch names (bot.notifier)
 
 
 class SettingsError(ValueError):
@@ -186,7 +190,17 @@ class Settings(BaseSettings):
     hourly_analysis: bool = Field(True, description="send the hourly analysis")
     daily_summary: bool = Field(True, description="send the daily summary at 00:00 WIB")
     quiet_notifications: Annotated[list[str], NoDecode] = Field(
-        default_factory=list, validate_default=True, description="event kinds sent without sound, comma separated"
+        default_factory=list, validate_default=True,
+        description="message kinds (events, market_update, hourly, daily) sent without sound, comma separated"
+    )
+    muted_notifications: Annotated[list[str], NoDecode] = Field(
+        default_factory=list, validate_default=True, description="message kinds not sent at all, comma separated"
+    )
+    notify_report_gap_minutes: float = Field(
+        5.0, ge=0, le=1440, description="real minutes between two routine reports of one kind (a fast paper market)"
+    )
+    notify_per_minute: int = Field(
+        20, ge=1, le=60, description="messages a chat gets in any real minute; routine ones over it are skipped"
     )
 
     # --- models ---
@@ -332,16 +346,16 @@ class Settings(BaseSettings):
             raise ValueError(f"unknown gate(s) {', '.join(unknown)}; known gates: {', '.join(GATE_NAMES)}")
         return list(dict.fromkeys(value))
 
-    @field_validator("quiet_notifications", mode="before")
+    @field_validator("quiet_notifications", "muted_notifications", mode="before")
     @classmethod
     def _quiet_list(cls, value: Any) -> Any:
         items = _split_list(value)
         return [str(v).strip().lower() for v in items] if isinstance(items, list) else items
 
-    @field_validator("quiet_notifications")
+    @field_validator("quiet_notifications", "muted_notifications")
     @classmethod
     def _quiet_known(cls, value: list[str]) -> list[str]:
-        known = [k.value for k in EventKind]
+        known = [k.value for k in EventKind] + list(REPORT_KINDS)
         unknown = [k for k in value if k not in known]
         if unknown:
             raise ValueError(f"unknown event kind(s) {', '.join(unknown)}; known: {', '.join(known)}")
@@ -551,6 +565,28 @@ def _problem(error: dict[str, Any]) -> str:
     return f"{_env_name(loc)}: {what}"
 
 
+def env_file_typos(env_file: str | Path | None) -> list[str]:
+    """One line per key of the .env file that is not a setting but looks like one.
+
+    pydantic-settings ignores unknown keys (extra="ignore"), so `RISK_PER_TRADE=2` would silently
+    trade at the default 1 %. Keys with no close setting name (another tool's variables) pass.
+    """
+    if env_file is None or not Path(env_file).is_file():
+        return []
+    from dotenv import dotenv_values
+
+    names = [n.upper() for n in Settings.model_fields]
+    problems = []
+    for key in dotenv_values(env_file):
+        upper = key.upper()
+        if upper in names:
+            continue
+        near = difflib.get_close_matches(upper, names, n=1, cutoff=0.75)
+        if near:
+            problems.append(f"{key}: not a setting (in {Path(env_file).name}); did you mean {near[0]}?")
+    return problems
+
+
 def load_settings(env_file: str | Path | None = ".env", **overrides: Any) -> Settings:
     """Settings from overrides > environment > `env_file` > defaults; raise SettingsError on any problem.
 
@@ -561,6 +597,9 @@ def load_settings(env_file: str | Path | None = ".env", **overrides: Any) -> Set
     unknown = sorted(set(overrides) - set(Settings.model_fields))
     if unknown:
         raise SettingsError("\n".join(f"{name.upper()}: not a setting" for name in unknown))
+    typos = env_file_typos(env_file)
+    if typos:
+        raise SettingsError("\n".join(typos))
     try:
         settings = Settings(_env_file=env_file, **overrides)  # type: ignore[call-arg]
     except ValidationError as exc:

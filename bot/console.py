@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 import itertools
 import logging
+import signal
 import sys
 import threading
 from collections.abc import AsyncGenerator
@@ -29,6 +30,7 @@ from bot.transport import ConsoleTransport
 
 log = logging.getLogger(__name__)
 
+PROMPT = "xaubot> "
 CONSOLE_BOT = User(id=1, is_bot=True, first_name="xaubot", username="xaubot")
 
 
@@ -168,12 +170,35 @@ class ConsoleController:
         if sys.stdin is None or not sys.stdin.isatty():
             log.info("console commands disabled: stdin is not a terminal")
             return
+        if sys.stdout is not None and sys.stdout.isatty():
+            # a prompt line that stays at the bottom: reports print above it, typed text is kept
+            self._task = asyncio.create_task(self._prompt(), name="console-commands")
+            return
         # A daemon thread reads stdin: a readline blocked in the loop's default executor would keep
         # asyncio.run() from returning after shutdown until Enter was pressed.
         loop = asyncio.get_running_loop()
         lines: asyncio.Queue[str] = asyncio.Queue()
         threading.Thread(target=_read_stdin, args=(loop, lines), name="console-stdin", daemon=True).start()
         self._task = asyncio.create_task(self._read(lines), name="console-commands")
+
+    async def _prompt(self) -> None:
+        from prompt_toolkit import PromptSession
+        from prompt_toolkit.patch_stdout import patch_stdout
+
+        session: PromptSession[str] = PromptSession()
+        with patch_stdout(raw=True):
+            while True:
+                try:
+                    line = await session.prompt_async(PROMPT)
+                except EOFError:  # Ctrl-D
+                    return
+                except KeyboardInterrupt:  # the prompt reads Ctrl-C as a key: hand it to the app's handler
+                    signal.raise_signal(signal.SIGINT)
+                    continue
+                try:
+                    await self.handle_line(line)
+                except Exception:
+                    log.exception("console command failed: %s", line.strip())
 
     async def _read(self, lines: asyncio.Queue[str]) -> None:
         while True:

@@ -19,6 +19,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any, NamedTuple
 
+from handlers.clock import market_clock_line
 from trading.events import Event, EventKind
 from trading.timezones import fmt_wib
 
@@ -109,7 +110,8 @@ def section(title: str, items: Sequence[str]) -> str:
 
 
 def clock_line(t: datetime, with_date: bool = False) -> str:
-    return f"⏰ {esc(fmt_wib(t, with_date))}"
+    """The one clock of a message: the market's, labelled when it is a replay (handlers.clock)."""
+    return esc(market_clock_line(t, with_date))
 
 
 def compose(header: str, *blocks: str, time: datetime, with_date: bool = False) -> str:
@@ -405,6 +407,22 @@ def _lot_band(limits: object) -> str:
     return f"{float(_get(limits, 'min_lot', 0.0)):g}–{float(_get(limits, 'max_lot', 0.0)):g}"
 
 
+LIMIT_LABELS = {"risk_per_trade_pct": ("risk/trade", "%"), "daily_loss_pct": ("daily loss limit", "%"),
+                "total_loss_pct": ("total loss limit", "%"), "max_positions": ("max positions", ""),
+                "min_lot": ("min lot", ""), "max_lot": ("max lot", "")}
+
+
+def limits_drift_notes(live: Any, configured: Any) -> list[str]:
+    """One note per limit the engine runs with that differs from the settings (an approved change
+    is kept across restarts): the start-up message shows the live figure and says where it came from."""
+    notes = []
+    for name, (label, unit) in LIMIT_LABELS.items():
+        now, setting = _get(live, name), _get(configured, name)
+        if now is not None and setting is not None and now != setting:
+            notes.append(f"{label} is {now:g}{unit}, changed in the chat and kept (the setting says {setting:g}{unit})")
+    return notes
+
+
 def startup(e: Event) -> str:
     """data: config (ordered label -> value), balance, equity, currency, limits (RiskLimits), mode,
     paused, notes (reconcile lines and the like). See `startup_event`."""
@@ -543,11 +561,15 @@ def shutdown_event(
     profit_today: float | None = None,
     mode: str = "",
     reason: str = "",
+    now_wall: datetime | None = None,
 ) -> Event:
+    """`time` is the market's (the clock line); uptime is `now_wall - started`, both wall time (when
+    `now_wall` is not given, `time` is taken as wall time too)."""
+    uptime = ((now_wall or time) - started).total_seconds()
     return Event(
         EventKind.SHUTDOWN, time,
         {"balance": balance, "trades_today": trades_today, "wins_today": wins_today, "profit_today": profit_today,
-         "uptime_seconds": (time - started).total_seconds(), "mode": mode, "reason": reason},
+         "uptime_seconds": uptime, "mode": mode, "reason": reason},
         f"bot stopped ({reason or 'shutdown'})",
     )
 

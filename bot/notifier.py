@@ -5,7 +5,14 @@ calls the bus's non-blocking `publish`; when the notifier falls behind, the bus 
 queued item for this subscriber and counts it (`bus.dropped`). The worker renders each event with
 `bot.messages.render_event`, splits long texts under Telegram's limit and sends through a
 `Transport`; a failing formatter or transport is logged and the worker carries on.
-Per-kind switches: quiet kinds are sent silently, muted kinds are not sent.
+Per-kind switches (`on`, `silent`, `off`) for every event kind and the three reports
+(`market_update`, `hourly`, `daily`); `/notify` changes them and the journal keeps them.
+
+A chat budget in wall time, whatever the market clock does (an accelerated paper market runs the
+reports 60 times faster): at most one message a second, at most `per_minute` a rolling minute, and
+a routine report of one kind at most once every `report_gap` seconds. Routine messages over the
+budget are skipped (a newer market update replaces an older one still queued) and the chat is told
+once per kind; trades, limits, approvals, errors and the other essentials are only ever delayed.
 
 `ErrorMonitor` turns a stream of iteration errors into at most one ERROR_BURST event per burst.
 """
@@ -15,12 +22,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections import deque
-from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass
+import time
+from collections import Counter, deque
+from collections.abc import Awaitable, Callable, Iterable, Mapping
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any
 
+from bot.config import REPORT_KINDS
 from bot.messages import error_burst_event, fallback_text, render_event
 from bot.transport import Transport, split_message
 from trading.events import Event, EventBus, EventKind
@@ -30,15 +39,37 @@ log = logging.getLogger(__name__)
 
 MESSAGE_LIMIT = 4000  # under Telegram's 4096, with room for entities counted in UTF-16
 SWITCH_VALUES = ("on", "silent", "off")
+MESSAGE_KINDS = (*(k.value for k in EventKind), *REPORT_KINDS)
+# Over the budget these are skipped; everything else (trades, limits, approvals, errors...) only waits.
+ROUTINE_KINDS = frozenset({"market_update", "hourly", "sl_moved", "training_progress"})
+REPLACEABLE_KINDS = frozenset({"market_update", "hourly"})  # a newer one makes a queued older one moot
+NOTIFY_STATE_KEY = "notify_switches"
+KIND_LABELS = {"market_update": "Market updates", "hourly": "Hourly analyses", "daily": "Daily summaries",
+               "sl_moved": "SL moves", "info": "Info messages", "training_progress": "Training progress"}
+
+
+@dataclass(frozen=True, slots=True)
+class ChatBudget:
+    """How many messages one chat gets, in wall-clock time (Telegram: about one a second per chat)."""
+
+    min_interval: float = 1.0  # seconds between two messages, on average
+    burst: int = 3  # messages that may go out back to back before the pace applies
+    per_minute: int = 20  # messages in any rolling 60 s
+    report_gap: float = 300.0  # seconds between two routine reports of one kind (market update, hourly)
 
 
 @dataclass(frozen=True, slots=True)
 class Outgoing:
-    """An ad-hoc message (a report, a command's late answer): text, or a photo with a caption."""
+    """An ad-hoc message (a report, a command's late answer): text, or a photo with a caption.
+
+    `kind` names a report kind (`market_update`, `hourly`, `daily`) or an event kind, so the
+    per-kind switch and the budget apply; "" is a direct answer, always sent."""
 
     html: str
     silent: bool = False
     png: bytes | None = None
+    kind: str = ""
+    seq: int = 0
 
 
 class _Stop:
@@ -53,23 +84,28 @@ _STOP, _WAKE = _Stop(), _Wake()
 QueueItem = Event | Outgoing | _Stop | _Wake
 
 
+def check_switch(name: str, value: str) -> tuple[str, str]:
+    """("Market_Update ", "OFF") -> ("market_update", "off"); ValueError naming the bad part."""
+    kind, v = name.strip().lower(), value.strip().lower()
+    if kind not in MESSAGE_KINDS:
+        raise ValueError(f"notification switch {name!r}: unknown event kind or report (known: {', '.join(MESSAGE_KINDS)})")
+    if v not in SWITCH_VALUES:
+        raise ValueError(f"notification switch {name}={value!r}: use one of {', '.join(SWITCH_VALUES)}")
+    return kind, v
+
+
 def parse_switches(switches: Mapping[str, str]) -> tuple[frozenset[EventKind], frozenset[EventKind]]:
     """Settings' per-event switches {"trade_closed": "on", "sl_moved": "silent", "info": "off"} ->
-    (quiet_kinds, muted_kinds). An unknown kind or value raises ValueError naming it."""
+    (quiet_kinds, muted_kinds) of event kinds. An unknown kind or value raises ValueError naming it."""
     quiet, muted = set(), set()
     for name, value in switches.items():
-        try:
-            kind = EventKind(name.strip().lower())
-        except ValueError:
-            known = ", ".join(k.value for k in EventKind)
-            raise ValueError(f"notification switch {name!r}: unknown event kind (known: {known})") from None
-        v = value.strip().lower()
-        if v not in SWITCH_VALUES:
-            raise ValueError(f"notification switch {name}={value!r}: use one of {', '.join(SWITCH_VALUES)}")
+        kind, v = check_switch(name, value)
+        if kind in REPORT_KINDS:
+            raise ValueError(f"notification switch {name!r}: unknown event kind (a report kind; use Notifier.set_switch)")
         if v == "silent":
-            quiet.add(kind)
+            quiet.add(EventKind(kind))
         elif v == "off":
-            muted.add(kind)
+            muted.add(EventKind(kind))
     return frozenset(quiet), frozenset(muted)
 
 
@@ -83,12 +119,28 @@ class Notifier:
         *,
         maxsize: int = 1000,
         limit: int = MESSAGE_LIMIT,
+        budget: ChatBudget | None = None,
+        wall_clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
     ) -> None:
         self.transport = transport
         self.chat_id = chat_id
-        self.quiet_kinds = frozenset(EventKind(k) for k in quiet_kinds)
-        self.muted_kinds = frozenset(EventKind(k) for k in muted_kinds)
+        self.switches: dict[str, str] = {}
+        for k in quiet_kinds:
+            self.switches[str(EventKind(k) if not isinstance(k, str) or k not in REPORT_KINDS else k)] = "silent"
+        for k in muted_kinds:
+            self.switches[str(EventKind(k) if not isinstance(k, str) or k not in REPORT_KINDS else k)] = "off"
         self.limit = limit
+        self.budget = budget  # None: no budget (tests, a private log chat)
+        self._tokens = float(budget.burst) if budget else 0.0
+        self._tokens_at = wall_clock()
+        self._draining = False  # at stop(): send what is left without pacing (the transport handles a 429)
+        self.wall_clock, self._sleep = wall_clock, sleep
+        self._sent_at: deque[float] = deque()  # wall times of the sends in the last minute
+        self._report_at: dict[str, float] = {}  # wall time of the last routine report of each kind
+        self._seq: Counter[str] = Counter()  # replaceable reports queued so far, per kind
+        self._told: set[str] = set()  # kinds whose skipping the chat was told about
+        self.over_budget: Counter[str] = Counter()  # routine messages skipped (or replaced) per kind
         self.queue: asyncio.Queue[Any] = asyncio.Queue(maxsize=maxsize)
         self._bus: EventBus | None = None
         self._task: asyncio.Task[None] | None = None
@@ -127,12 +179,49 @@ class Notifier:
         """Queue an event directly (for events that do not go through the bus)."""
         self._put(self.queue, event)
 
-    def notify_text(self, html: str, silent: bool = False) -> None:
-        """Queue an ad-hoc HTML message (split when long)."""
-        self._put(self.queue, Outgoing(html, silent))
+    def notify_text(self, html: str, silent: bool = False, kind: str = "") -> None:
+        """Queue an ad-hoc HTML message (split when long); `kind` makes a report switchable and budgeted."""
+        self._put(self.queue, self._stamp(Outgoing(html, silent, kind=kind)))
 
-    def notify_photo(self, png: bytes, caption_html: str = "", silent: bool = False) -> None:
-        self._put(self.queue, Outgoing(caption_html, silent, png))
+    def notify_photo(self, png: bytes, caption_html: str = "", silent: bool = False, kind: str = "") -> None:
+        self._put(self.queue, self._stamp(Outgoing(caption_html, silent, png, kind=kind)))
+
+    def _stamp(self, item: Outgoing) -> Outgoing:
+        if item.kind in REPLACEABLE_KINDS:
+            self._seq[item.kind] += 1
+            return replace(item, seq=self._seq[item.kind])
+        return item
+
+    # ------------------------------------------------------------------ switches
+
+    @property
+    def quiet_kinds(self) -> frozenset[EventKind]:
+        return frozenset(EventKind(k) for k, v in self.switches.items() if v == "silent" and k not in REPORT_KINDS)
+
+    @property
+    def muted_kinds(self) -> frozenset[EventKind]:
+        return frozenset(EventKind(k) for k, v in self.switches.items() if v == "off" and k not in REPORT_KINDS)
+
+    def switch(self, kind: str) -> str:
+        """on, silent or off; reports are silent unless switched (they buzz the phone on a schedule)."""
+        default = "silent" if kind in ("market_update", "hourly") else "on"
+        return self.switches.get(kind, default)
+
+    def set_switch(self, kind: str, value: str) -> tuple[str, str]:
+        """Switch one message kind; ValueError (one line) on an unknown kind or value."""
+        kind, value = check_switch(kind, value)
+        self.switches[kind] = value
+        self._told.discard(kind)
+        return kind, value
+
+    def load_switches(self, saved: Mapping[str, str]) -> None:
+        """Restore the switches the journal kept (unknown or bad entries from an older version are ignored)."""
+        for kind, value in saved.items():
+            with contextlib.suppress(ValueError):
+                self.set_switch(kind, value)
+
+    def switches_to_save(self) -> dict[str, str]:
+        return dict(sorted(self.switches.items()))
 
     def _put(self, q: asyncio.Queue[Any], item: QueueItem) -> None:
         if q.full():  # same policy as the bus: the oldest item goes
@@ -160,29 +249,98 @@ class Notifier:
                 return
 
     async def _handle(self, item: Event | Outgoing) -> None:
-        if isinstance(item, Outgoing):
-            if item.png is not None:
-                await self._send_photo(item.png, item.html, item.silent)
-            else:
-                await self._send_text(item.html, item.silent)
-            return
-        if item.kind in self.muted_kinds:
+        kind = item.kind if isinstance(item, Outgoing) else item.kind.value
+        switch = self.switch(kind) if kind else "on"
+        if switch == "off":
             self.skipped += 1
             return
+        if isinstance(item, Outgoing):
+            if self.budget and item.seq and item.seq < self._seq[kind]:  # a newer one of its kind is queued
+                await self._over_budget(kind)
+                return
+            if not await self._within_budget(kind):
+                return
+            silent = item.silent or switch == "silent"
+            if item.png is not None:
+                await self._send_photo(item.png, item.html, silent)
+            else:
+                await self._send_text(item.html, silent)
+            return
+        quiet = switch == "silent"
         try:
             rendered = render_event(item)
         except Exception:
             self.failed += 1
             log.exception("could not format %s event; sending its summary", item.kind)
-            await self._send_text(fallback_text(item), item.kind in self.quiet_kinds)
+            await self._send_text(fallback_text(item), quiet)
             return
         if rendered is None:
             self.skipped += 1
             return
-        await self._send_text(rendered.html, rendered.silent or item.kind in self.quiet_kinds)
+        if not await self._within_budget(kind):
+            return
+        await self._send_text(rendered.html, rendered.silent or quiet)
+
+    # ------------------------------------------------------------------ budget (wall time)
+
+    async def _within_budget(self, kind: str) -> bool:
+        """False (and skipped, said once) for a routine message over the budget; essentials wait instead."""
+        if self.budget is None or kind not in ROUTINE_KINDS:
+            return True
+        now = self.wall_clock()
+        self._forget(now)
+        last = self._report_at.get(kind)
+        too_soon = kind in REPLACEABLE_KINDS and last is not None and now - last < self.budget.report_gap
+        if too_soon or len(self._sent_at) >= self.budget.per_minute:
+            await self._over_budget(kind)
+            return False
+        if kind in REPLACEABLE_KINDS:
+            self._report_at[kind] = now
+        return True
+
+    async def _over_budget(self, kind: str) -> None:
+        self.over_budget[kind] += 1
+        self.skipped += 1
+        if kind in self._told:
+            return
+        self._told.add(kind)
+        gap = f"at most one every {self.budget.report_gap / 60:g} min, " if kind in REPLACEABLE_KINDS else ""
+        await self._send_text(
+            f"🔕 {KIND_LABELS.get(kind, kind)} come faster than this chat's budget ({gap}"
+            f"{self.budget.per_minute} messages a minute, real time): the ones over it are skipped and "
+            f"I say this once. <code>/notify {kind} off</code> stops them, <code>/notify</code> lists all.",
+            silent=True,
+        )
+
+    def _forget(self, now: float) -> None:
+        while self._sent_at and now - self._sent_at[0] >= 60.0:
+            self._sent_at.popleft()
+
+    async def _pace(self) -> None:
+        """Wait until this chat may get the next message: a token bucket (burst, then one per
+        min_interval) and at most per_minute in any rolling minute."""
+        if self.budget is None:
+            return
+        b, now = self.budget, self.wall_clock()
+        self._forget(now)
+        if not self._draining:
+            rate = 1.0 / b.min_interval if b.min_interval > 0 else float("inf")
+            self._tokens = min(float(b.burst), self._tokens + (now - self._tokens_at) * rate)
+            self._tokens_at = now
+            wait = 0.0 if self._tokens >= 1.0 else (1.0 - self._tokens) / rate
+            if len(self._sent_at) >= b.per_minute:
+                wait = max(wait, self._sent_at[0] + 60.0 - now)
+            if wait > 0:
+                await self._sleep(wait)
+                now = self.wall_clock()
+                self._tokens = min(float(b.burst), self._tokens + (now - self._tokens_at) * rate)
+                self._tokens_at = now
+            self._tokens = max(self._tokens - 1.0, 0.0)
+        self._sent_at.append(now)
 
     async def _send_text(self, html: str, silent: bool) -> None:
         for part in split_message(html, self.limit):
+            await self._pace()
             try:
                 message_id = await self.transport.send_text(self.chat_id, part, silent)
             except Exception:
@@ -194,6 +352,7 @@ class Notifier:
                 self.sent += 1
 
     async def _send_photo(self, png: bytes, caption: str, silent: bool) -> None:
+        await self._pace()
         try:
             message_id = await self.transport.send_photo(self.chat_id, png, caption, silent)
         except Exception:
@@ -210,6 +369,7 @@ class Notifier:
         """Stop taking events, send what is already queued (up to `timeout` seconds), end the worker."""
         if self._bus is not None:
             self._bus.unsubscribe(self.queue)
+        self._draining = True
         if self._task is None:
             if self.queue.empty():
                 return
@@ -230,6 +390,7 @@ class Notifier:
                     await self._task
         self._task = None
         self._stop_when_empty = False
+        self._draining = False
 
     def stats(self) -> dict[str, int]:
         return {
@@ -238,8 +399,35 @@ class Notifier:
             "failed": self.failed,
             "skipped": self.skipped,
             "dropped": self.dropped,
+            "over_budget": sum(self.over_budget.values()),
             "bus_dropped": self._bus.dropped if self._bus is not None else 0,
         }
+
+
+class NotifyControl:
+    """What `/notify` calls: the switches of every message kind, one changed and kept in the journal.
+
+    `save` receives {NOTIFY_STATE_KEY: switches} (e.g. `journal.save_state`); the change applies
+    only after it is stored, so a journal failure changes nothing."""
+
+    def __init__(self, notifier: Notifier, save: Callable[[dict[str, Any]], Awaitable[None]]) -> None:
+        self.notifier = notifier
+        self.save = save
+
+    def lines(self) -> list[str]:
+        marks = {"on": "🔔", "silent": "🔕", "off": "⛔"}
+        out = []
+        for kind in MESSAGE_KINDS:
+            value = self.notifier.switch(kind)
+            skipped = self.notifier.over_budget.get(kind, 0)
+            note = f" ({skipped} skipped over the chat budget)" if skipped else ""
+            out.append(f"{marks[value]} {kind}: {value}{note}")
+        return out
+
+    async def set(self, kind: str, value: str) -> tuple[str, str]:
+        kind, value = check_switch(kind, value)  # ValueError: one line for the reply
+        await self.save({NOTIFY_STATE_KEY: {**self.notifier.switches_to_save(), kind: value}})
+        return self.notifier.set_switch(kind, value)
 
 
 class ErrorMonitor:
@@ -296,4 +484,6 @@ class ErrorMonitor:
         return sum(1 for t in self._times if t > now - self.window)
 
 
-__all__ = ["MESSAGE_LIMIT", "ErrorMonitor", "Notifier", "Outgoing", "parse_switches", "split_message"]
+__all__ = ["MESSAGE_KINDS", "MESSAGE_LIMIT", "ChatBudget", "ErrorMonitor", "Notifier", "NotifyControl", "Outgoing",
+           "check_switch",
+           "parse_switches", "split_message"]

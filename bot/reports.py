@@ -16,6 +16,7 @@ from datetime import date, datetime
 from typing import TYPE_CHECKING, Any, Protocol
 
 from bot.messages import DEFAULT_SYMBOL, code, compose, esc, fmt_duration, money, pct, price, section, usd
+from handlers.clock import uptime as wall_uptime
 from trading.timezones import fmt_wib, to_wib, utc_now
 
 if TYPE_CHECKING:
@@ -159,10 +160,12 @@ def decision_line(decision: DecisionLike) -> str:
 
 
 def hourly_analysis(
-    snapshot: EngineSnapshot, recent_decisions: Sequence[DecisionLike], symbol: str = DEFAULT_SYMBOL
+    snapshot: EngineSnapshot, recent_decisions: Sequence[DecisionLike], symbol: str = DEFAULT_SYMBOL,
+    started_wall: datetime | None = None,
 ) -> str:
     """The hourly report: account, positions, market, what the last 4 bars decided and which gate
-    blocked, risk, and loop timing."""
+    blocked, risk, and loop timing. Uptime is wall time since `started_wall` (the app's start); without
+    it, the snapshot's own clock (the same as wall time on a live market)."""
     header = f"📊 <b>HOURLY</b> {esc(fmt_wib(snapshot.time))}"
     acc = snapshot.account
     account_items = []
@@ -184,7 +187,8 @@ def hourly_analysis(
         ]
     last = sorted(recent_decisions, key=lambda d: d.bar_time)[-4:]
     decision_items = [decision_line(d) for d in last] or ["<i>no closed bar decided yet</i>"]
-    uptime = fmt_duration((snapshot.time - snapshot.started).total_seconds())
+    run_for = wall_uptime(started_wall) if started_wall is not None else snapshot.time - snapshot.started
+    uptime = fmt_duration(run_for.total_seconds())
     bot_items = [f"Uptime: {code(uptime)}"]
     bot_items += [
         f"{esc(name)}: p50 {code(f'{p50:.1f} ms')} p99 {code(f'{p99:.1f} ms')}"

@@ -33,6 +33,7 @@ from handlers import (
     filters,
     market,
     model,
+    notify,
     performance,
     positions,
     risk,
@@ -91,9 +92,10 @@ COMMANDS: tuple[CommandSpec, ...] = (
     CommandSpec("health", "Is everything working: broker, bars, loop, journal", system.health),
     CommandSpec("logs", "The last log lines", system.logs, args="[n] [warn|error]"),
     CommandSpec("version", "Bot, model and library versions", system.version),
+    CommandSpec("notify", "Switch each message kind on, silent or off", notify.notify, args="[KIND on|silent|off]"),
 )
 ROUTER_MODULES = (start, status, positions, control, risk, market, filters, why, performance, daily, charts, backtest,
-                  model, system, approvals)
+                  model, system, notify, approvals)
 
 
 def bot_commands(commands: tuple[CommandSpec, ...] = COMMANDS) -> list[BotCommand]:

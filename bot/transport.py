@@ -3,7 +3,8 @@
 A `Transport` never raises into its caller: a failed notification is logged and dropped (returning
 None / False), so a Telegram outage can never stop trading. `TelegramTransport` retries 429
 (`retry_after`) and network errors a bounded number of times; other API errors are not retried.
-`ConsoleTransport` prints a plain-text rendering with a WIB timestamp and saves photos as PNG files.
+`ConsoleTransport` prints a plain-text rendering (its clock is the message's own clock line) and saves
+photos as PNG files.
 """
 
 from __future__ import annotations
@@ -227,7 +228,7 @@ class TelegramTransport:
 
 
 class ConsoleTransport:
-    """Prints messages as plain text with a WIB timestamp; photos go to `photo_dir` as PNG files."""
+    """Prints messages as plain text under a `── message #N` line; photos go to `photo_dir` as PNG files."""
 
     def __init__(
         self,
@@ -245,8 +246,8 @@ class ConsoleTransport:
         return self.out if self.out is not None else sys.stdout  # resolved late: tests swap sys.stdout
 
     def _print(self, head: str, body: str) -> None:
-        stamp = to_wib(self.clock()).strftime("%Y-%m-%d %H:%M:%S WIB")
-        text = f"[{stamp}] {head}\n{body}\n" if body else f"[{stamp}] {head}\n"
+        # no timestamp of its own: each message ends with its one clock line (the market's)
+        text = f"── {head}\n{body}\n" if body else f"── {head}\n"
         try:
             stream = self._stream()
             stream.write(text)

@@ -5,7 +5,7 @@ Drawing is synchronous and CPU-bound; callers in async code run it off the event
 so charts may be drawn in several threads at once.
 """
 
-from charts.candles import ChartPosition, candlestick_chart, candlestick_figure
+from charts.candles import ChartPosition, ChartTrade, candlestick_chart, candlestick_figure
 from charts.equity import equity_chart, equity_figure
 from charts.pnl import daily_pnl_chart, daily_pnl_figure
 from charts.style import DARK, PNG_SIGNATURE, Theme, no_data_png
@@ -14,6 +14,7 @@ __all__ = [
     "DARK",
     "PNG_SIGNATURE",
     "ChartPosition",
+    "ChartTrade",
     "Theme",
     "candlestick_chart",
     "candlestick_figure",

@@ -3,13 +3,16 @@
 Bars are drawn on an integer axis (one slot per bar, so weekend gaps take no room) labelled with
 WIB times. The SMC frame is aligned row-for-row with the bars, or joined on `time` when it has one.
 Every overlay artist carries a gid ("fvg", "ob", "bos", "choch", "swing_high", "swing_low",
-"position_entry", "position_sl", "position_tp", "regime") so tests can count what was drawn.
+"position_entry", "position_sl", "position_tp", "regime", "closed_entry", "closed_exit", "legend") so tests
+can count what was drawn. A legend names the colours actually drawn (FVG, order blocks, regimes, closed
+trades); price tags of positions whose levels are close are spread apart so they never overlap.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 import numpy as np
@@ -17,7 +20,8 @@ import polars as pl
 from matplotlib.axes import Axes
 from matplotlib.collections import LineCollection, PolyCollection
 from matplotlib.figure import Figure
-from matplotlib.patches import Rectangle
+from matplotlib.lines import Line2D
+from matplotlib.patches import Patch, Rectangle
 from matplotlib.transforms import blended_transform_factory
 
 from charts.style import DARK, Theme, new_figure, no_data_figure, render_png, set_title, style_axes
@@ -59,6 +63,19 @@ class ChartPosition:
         return self._level(self.tp)
 
 
+@dataclass(frozen=True, slots=True)
+class ChartTrade:
+    """A closed trade to mark: entry and exit (aware or naive-UTC times), side and result."""
+
+    side: str
+    open_time: datetime
+    open_price: float
+    close_time: datetime
+    close_price: float
+    profit: float
+    label: str = ""
+
+
 def candlestick_chart(
     bars: pl.DataFrame,
     smc: pl.DataFrame | None = None,
@@ -66,9 +83,13 @@ def candlestick_chart(
     regimes: pl.Series | Sequence[int | None] | None = None,
     title: str = "",
     tz: str = "Asia/Jakarta",
+    *,
+    trades: Sequence[ChartTrade] = (),
+    regime_now: str | None = None,
 ) -> bytes:
     """PNG bytes of the chart; empty bars give a small "no data" image instead of an error."""
-    return render_png(candlestick_figure(bars, smc, positions, regimes, title, tz))
+    return render_png(candlestick_figure(bars, smc, positions, regimes, title, tz, trades=trades,
+                                         regime_now=regime_now))
 
 
 def candlestick_figure(
@@ -79,8 +100,14 @@ def candlestick_figure(
     title: str = "",
     tz: str = "Asia/Jakarta",
     theme: Theme = DARK,
+    *,
+    trades: Sequence[ChartTrade] = (),
+    regime_now: str | None = None,
 ) -> Figure:
-    """The same chart as an unrendered Figure (for tests and for callers that add to it)."""
+    """The same chart as an unrendered Figure (for tests and for callers that add to it).
+
+    `regime_now` is the regime the bot decides with (the analysis' name, as /status shows it); the
+    corner label uses it, so the chart and the status never disagree. Without it, the last bar's shade."""
     if bars is None or bars.is_empty():
         return no_data_figure("no data", title, theme)
     missing = [col for col in ("time", *OHLC) if col not in bars.columns]
@@ -94,7 +121,7 @@ def candlestick_figure(
     aligned = _align_smc(bars, smc)
 
     fig = new_figure(theme)
-    ax = fig.add_axes((0.045, 0.13, 0.865, 0.78))
+    ax = fig.add_axes((0.045, 0.16, 0.865, 0.75))  # room below the time labels for the legend row
     style_axes(ax, theme)
     ax.yaxis.tick_right()
 
@@ -104,12 +131,14 @@ def candlestick_figure(
     ax.set_ylim(*_price_limits(lows, highs, levels))
 
     if regimes is not None:
-        _draw_regimes(ax, regimes, n, theme)
+        _draw_regimes(ax, regimes, n, theme, regime_now)
     _draw_candles(ax, opens, highs, lows, closes, theme)
     if aligned is not None:
         _draw_smc(ax, aligned, highs, lows, closes, theme)
+    _draw_trades(ax, trades, bars["time"], theme)
     _draw_positions(ax, positions, n, theme)
     _draw_last_price(ax, closes, n, theme)
+    _draw_legend(ax, theme)
     _set_time_ticks(ax, labels, n)
     tz_name = TZ_ABBREVIATIONS.get(tz, tz)
     last = closes[np.flatnonzero(np.isfinite(closes))[-1]]
@@ -261,7 +290,8 @@ def _draw_breaks(ax: Axes, smc: pl.DataFrame, highs: np.ndarray, lows: np.ndarra
         )
 
 
-def _draw_regimes(ax: Axes, regimes: pl.Series | Sequence[int | None], n: int, theme: Theme) -> None:
+def _draw_regimes(ax: Axes, regimes: pl.Series | Sequence[int | None], n: int, theme: Theme,
+                  regime_now: str | None = None) -> None:
     if not isinstance(regimes, pl.Series):
         regimes = pl.Series(list(regimes))
     if regimes.len() != n:
@@ -281,7 +311,8 @@ def _draw_regimes(ax: Axes, regimes: pl.Series | Sequence[int | None], n: int, t
                 zorder=0,
                 gid="regime",
             )
-    name = REGIME_NAMES.get(int(values[-1]), "unknown")
+    name = regime_now or REGIME_NAMES.get(int(values[-1]), "unknown")
+    by_name = {v: k for k, v in REGIME_NAMES.items()}
     ax.text(
         0.01,
         0.97,
@@ -290,17 +321,19 @@ def _draw_regimes(ax: Axes, regimes: pl.Series | Sequence[int | None], n: int, t
         ha="left",
         va="top",
         fontsize=theme.label_size,
-        color=colors.get(int(values[-1]), theme.muted),
+        color=colors.get(by_name.get(name, -1), theme.muted),
         zorder=6,
     )
 
 
 def _draw_positions(ax: Axes, positions: Sequence[ChartPosition], n: int, theme: Theme) -> None:
     label_at = blended_transform_factory(ax.transAxes, ax.transData)
+    tags: list[tuple[float, str, str]] = []
     for pos in positions:
         side_color = theme.up if pos.side == "BUY" else theme.down
+        name = pos.label or pos.side
         lines: list[tuple[str, float | None, str, str, str]] = [
-            ("position_entry", pos.entry, side_color, "-", f"{pos.label or pos.side} {pos.entry:.2f}"),
+            ("position_entry", pos.entry, side_color, "-", f"{name} {pos.entry:.2f}"),
             ("position_sl", pos.stop, theme.stop, "--", f"SL {pos.stop:.2f}" if pos.stop else ""),
             ("position_tp", pos.target, theme.target, "--", f"TP {pos.target:.2f}" if pos.target else ""),
         ]
@@ -308,7 +341,80 @@ def _draw_positions(ax: Axes, positions: Sequence[ChartPosition], n: int, theme:
             if level is None:
                 continue
             ax.axhline(level, color=color, linestyle=style, linewidth=1.4, alpha=0.9, zorder=4, gid=gid)
-            _tag(ax, label_at, level, text, color, theme)
+            tags.append((level, text, color))
+    lo, hi = ax.get_ylim()
+    gap = (hi - lo) * 0.045  # about one tag's height on the default figure
+    for y, (_, text, color) in zip(spread_labels([t[0] for t in tags], gap), tags, strict=True):
+        _tag(ax, label_at, y, text, color, theme)
+
+
+def spread_labels(levels: Sequence[float], gap: float) -> list[float]:
+    """Label heights for price levels, in the levels' order: each at its level unless that is within
+    `gap` of the one below, then pushed up just enough (so two positions' tags never overlap)."""
+    order = sorted(range(len(levels)), key=lambda i: levels[i])
+    placed = list(levels)
+    previous = None
+    for i in order:
+        y = levels[i] if previous is None else max(levels[i], previous + gap)
+        placed[i] = y
+        previous = y
+    return placed
+
+
+def _bar_index(times: pl.Series, when: datetime) -> float | None:
+    """The bar slot holding `when` (aware or naive UTC), or None outside the chart."""
+    if when.tzinfo is None:
+        from datetime import UTC
+
+        when = when.replace(tzinfo=UTC)
+    series = times if times.dtype.time_zone is not None else times.dt.replace_time_zone("UTC")  # type: ignore[union-attr]
+    i = int(series.search_sorted(when, side="right")) - 1
+    return float(i) if 0 <= i < series.len() else None
+
+
+def _draw_trades(ax: Axes, trades: Sequence[ChartTrade], times: pl.Series, theme: Theme) -> None:
+    """Closed trades: ▲/▼ at the entry, ✕ at the exit, a dotted line between, green for a win, red for a loss."""
+    for t in trades:
+        x0, x1 = _bar_index(times, t.open_time), _bar_index(times, t.close_time)
+        if x1 is None:
+            continue
+        color = theme.up if t.profit >= 0 else theme.down
+        if x0 is not None:
+            ax.plot([x0, x1], [t.open_price, t.close_price], color=color, linestyle=":", linewidth=1.2, zorder=4)
+            marker = "^" if str(t.side).upper() == "BUY" else "v"
+            ax.scatter([x0], [t.open_price], marker=marker, s=42, color=color, zorder=5, gid="closed_entry",
+                       edgecolors=theme.text, linewidths=0.5)
+        ax.scatter([x1], [t.close_price], marker="X", s=42, color=color, zorder=5, gid="closed_exit",
+                   edgecolors=theme.text, linewidths=0.5)
+
+
+def _draw_legend(ax: Axes, theme: Theme) -> None:
+    """Name every colour that is on the chart (only those)."""
+    drawn = {a.get_gid() for a in (*ax.patches, *ax.collections, *ax.lines, *ax.texts)}
+    entries: list[Any] = []
+
+    def patch(color: str, label: str, alpha: float = 0.5) -> None:
+        entries.append(Patch(facecolor=color, edgecolor=color, alpha=alpha, label=label))
+
+    if "fvg" in drawn:
+        patch(theme.bull_zone, "bull FVG")
+        patch(theme.bear_zone, "bear FVG")
+    if "ob" in drawn:
+        patch(theme.bull_ob, "bull OB")
+        patch(theme.bear_ob, "bear OB")
+    if "regime" in drawn:
+        for color, name in ((theme.regime_low, "low"), (theme.regime_medium, "medium"), (theme.regime_high, "high")):
+            patch(color, f"{name} vol", alpha=0.45)
+    if "closed_exit" in drawn:
+        for color, name in ((theme.up, "closed win"), (theme.down, "closed loss")):
+            entries.append(Line2D([], [], color=color, marker="X", linestyle=":", label=name))
+    if not entries:
+        return
+    # one row under the time axis, outside the plot: it names the colours without covering candles
+    legend = ax.figure.legend(handles=entries, loc="lower center", bbox_to_anchor=(0.48, 0.0), ncol=len(entries),
+                              fontsize=theme.note_size, frameon=False, labelcolor=theme.text, handlelength=1.0,
+                              handletextpad=0.4, columnspacing=0.9)
+    legend.set_gid("legend")
 
 
 def _tag(ax: Axes, transform: Any, y: float, text: str, color: str, theme: Theme) -> None:

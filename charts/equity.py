@@ -2,7 +2,9 @@
 
 Top panel: equity, balance, and the gap below the running equity peak shaded red.
 Bottom panel: drawdown in percent of the peak. Times may be aware (any zone) or naive (taken as UTC);
-the axis is labelled in `tz` (WIB by default).
+the axis is labelled in `tz` (WIB by default). With `start=(time, balance)` the curve begins at the
+starting balance (a dotted reference line), so a first sample taken after the first trades does not
+hide them; drawdown counts from there too.
 """
 
 from __future__ import annotations
@@ -28,9 +30,11 @@ def equity_chart(
     balance: ValuesLike | None = None,
     title: str = "",
     tz: str = "Asia/Jakarta",
+    *,
+    start: tuple[datetime, float] | None = None,
 ) -> bytes:
     """PNG bytes; empty input gives a small "no data" image instead of an error."""
-    return render_png(equity_figure(times, equity, balance, title, tz))
+    return render_png(equity_figure(times, equity, balance, title, tz, start=start))
 
 
 def drawdown(equity: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -50,6 +54,8 @@ def equity_figure(
     title: str = "",
     tz: str = "Asia/Jakarta",
     theme: Theme = DARK,
+    *,
+    start: tuple[datetime, float] | None = None,
 ) -> Figure:
     """The same chart as an unrendered Figure."""
     t = _utc_datetime64(times)
@@ -59,6 +65,14 @@ def equity_figure(
     bal = _floats(balance) if balance is not None else None
     if bal is not None and bal.size != eq.size:
         raise ValueError(f"balance has {bal.size} values but equity has {eq.size}")
+    if start is not None:
+        t0 = _utc_datetime64([start[0]])
+        if not np.isfinite(start[1]):
+            raise ValueError(f"start balance must be a finite number, got {start[1]!r}")
+        if t.size == 0 or t0[0] < t[~np.isnat(t)].min(initial=t0[0] + np.timedelta64(1, "us")):
+            t = np.concatenate([t0, t])
+            eq = np.concatenate([[float(start[1])], eq])
+            bal = np.concatenate([[float(start[1])], bal]) if bal is not None else None
     keep = np.isfinite(eq) & ~np.isnat(t)
     if not keep.any():
         return no_data_figure("no data", title, theme)
@@ -80,7 +94,10 @@ def equity_figure(
     if bal is not None:
         ax.step(x, bal, where="post", color=theme.muted, linewidth=1.3, label="balance", gid="balance")
     ax.plot(x, eq, color=theme.accent, linewidth=2.0, label="equity", gid="equity")
-    if bal is not None:
+    if start is not None:
+        ax.axhline(float(start[1]), color=theme.muted, linestyle=":", linewidth=1.0, zorder=1, gid="start",
+                   label=f"start {float(start[1]):,.2f}")
+    if bal is not None or start is not None:
         ax.legend(
             loc="upper left",
             fontsize=theme.note_size,

@@ -19,6 +19,7 @@ from aiogram.exceptions import TelegramAPIError
 from aiogram.filters.callback_data import CallbackData
 from aiogram.types import CallbackQuery, InlineKeyboardButton, InlineKeyboardMarkup, Message
 
+from handlers.clock import wall_time
 from handlers.common import AuditNote, esc, money, section
 from handlers.services import Services
 from trading.engine import EngineSnapshot
@@ -75,11 +76,12 @@ def render_approval(approval: Approval, snapshot: EngineSnapshot) -> tuple[str, 
     figures = section("Now", [
         f"Mode <code>{snapshot.mode.mode}</code> ({esc(snapshot.mode.reason)})",
         f"Risk/trade {limits.risk_per_trade_pct:g}% · max positions {limits.max_positions}",
-        f"Daily loss {money(use.daily_loss)} / {money(use.daily_limit)} ({limits.daily_loss_pct:g}%)",
-        f"Total loss {money(use.total_loss)} / {money(use.total_limit)} ({limits.total_loss_pct:g}%)",
+        # the same figures and the same percentage (share of the limit used) as /risk and /status
+        f"Daily loss {money(use.daily_loss)} / {money(use.daily_limit)} ({use.daily_fraction:.0%} used)",
+        f"Total loss {money(use.total_loss)} / {money(use.total_limit)} ({use.total_fraction:.0%} used)",
         f"Balance {money(balance)}",
     ])
-    text = "\n".join([*_body(approval), "", figures, "", f"Expires {fmt_wib(approval.expires)}"])
+    text = "\n".join([*_body(approval), "", figures, "", f"Expires {wall_time(approval.expires)}"])
     keyboard = InlineKeyboardMarkup(inline_keyboard=[[
         InlineKeyboardButton(text="Approve", callback_data=ApprovalAnswer(id=approval.id, approve=True).pack()),
         InlineKeyboardButton(text="Reject", callback_data=ApprovalAnswer(id=approval.id, approve=False).pack()),

@@ -6,6 +6,7 @@ Drawing is CPU work: it runs in a worker thread (`asyncio.to_thread`) so the eve
 from __future__ import annotations
 
 import asyncio
+from functools import partial
 
 import numpy as np
 import polars as pl
@@ -13,7 +14,7 @@ from aiogram import Router
 from aiogram.filters import CommandObject
 from aiogram.types import BufferedInputFile, Message
 
-from charts import ChartPosition, candlestick_chart, equity_chart
+from charts import ChartPosition, ChartTrade, candlestick_chart, equity_chart
 from handlers.common import AuditNote, esc, reply
 from handlers.services import Services
 from trading.analyzer import AnalysisFrame
@@ -58,9 +59,14 @@ async def chart(message: Message, command: CommandObject, ctx: Services, audit: 
         await reply(message, "No bars analysed yet: wait for the next M15 candle.")
         return
     bars, smc, regimes = chart_inputs(frame, n)
-    positions = [ChartPosition(str(p.side), p.open_price, p.sl, p.tp, f"#{p.ticket}")
-                 for p in ctx.engine.snapshot().positions]
-    png = await asyncio.to_thread(candlestick_chart, bars, smc, positions, regimes, f"XAUUSD M15 · {bars.height} bars")
+    snap = ctx.engine.snapshot()
+    positions = [ChartPosition(str(p.side), p.open_price, p.sl, p.tp, f"#{p.ticket}") for p in snap.positions]
+    closed = await ctx.journal.closed_trades(since=bars["time"][0], limit=200)
+    trades = [ChartTrade(str(t.side), t.open_time, t.open_price, t.close_time, t.close_price, t.profit or 0.0)
+              for t in closed if t.close_time is not None and t.close_price is not None]
+    regime_now = snap.analysis.regime.name if snap.analysis is not None else None  # the one /status shows
+    png = await asyncio.to_thread(partial(candlestick_chart, trades=trades, regime_now=regime_now), bars, smc,
+                                  positions, regimes, f"XAUUSD M15 · {bars.height} bars")
     audit.result = f"chart {bars.height} bars"
     await message.answer_photo(BufferedInputFile(png, "chart.png"), caption=f"XAUUSD M15, last {bars.height} bars")
 
@@ -72,8 +78,13 @@ async def equity(message: Message, ctx: Services, audit: AuditNote) -> None:
         await reply(message, "Not enough equity snapshots yet for a chart.")
         return
     times = [s.time for s in snaps]
-    png = await asyncio.to_thread(equity_chart, times, [s.equity for s in snaps], [s.balance for s in snaps],
-                                  "Equity")
+    before = [t for t in await ctx.journal.closed_trades(limit=5000)
+              if t.close_time is not None and t.close_time <= times[0]]
+    start = None
+    if before:  # trades closed before the first sample: start the curve at the balance before them
+        start = (min(t.open_time for t in before), snaps[0].balance - sum(t.profit or 0.0 for t in before))
+    png = await asyncio.to_thread(partial(equity_chart, start=start), times, [s.equity for s in snaps],
+                                  [s.balance for s in snaps], "Equity")
     audit.result = f"equity {len(snaps)} points"
     last = snaps[-1]
     await message.answer_photo(BufferedInputFile(png, "equity.png"),

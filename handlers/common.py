@@ -12,7 +12,8 @@ from datetime import date, datetime, time, timedelta
 
 from aiogram.types import Message
 
-from trading.timezones import WIB, fmt_wib, to_wib, wib_date
+from handlers.clock import market_clock_line
+from trading.timezones import WIB, to_wib, wib_date
 
 MAX_MESSAGE = 4096
 SPLIT_AT = 4000  # leaves room for entities Telegram counts differently
@@ -88,7 +89,7 @@ def table(rows: list[tuple[str, ...]], right: tuple[int, ...] = ()) -> str:
 
 
 def clock_line(now: datetime) -> str:
-    return f"⏰ {fmt_wib(now)}"
+    return market_clock_line(now)  # one clock per message, labelled on a replayed market
 
 
 def duration(delta: timedelta) -> str:

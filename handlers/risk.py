@@ -52,8 +52,8 @@ def risk_text(snap: EngineSnapshot) -> str:
     state = section("Current state", [
         f"Mode <code>{snap.mode.mode}</code> ({esc(snap.mode.reason)})",
         f"Floor set by user <code>{risk.manual_floor}</code>",
-        f"Daily loss {money(use.daily_loss)} / {money(use.daily_limit)} ({use.daily_fraction:.0%})",
-        f"Total loss {money(use.total_loss)} / {money(use.total_limit)} ({use.total_fraction:.0%})",
+        f"Daily loss {money(use.daily_loss)} / {money(use.daily_limit)} ({use.daily_fraction:.0%} used)",
+        f"Total loss {money(use.total_loss)} / {money(use.total_limit)} ({use.total_fraction:.0%} used)",
         f"Streak {risk.consecutive_losses}L",
     ])
     return join_sections("🛡 <b>RISK</b>", settings, state, clock_line(snap.time))

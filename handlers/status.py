@@ -7,6 +7,7 @@ from datetime import datetime
 from aiogram import Router
 from aiogram.types import Message
 
+from handlers.clock import uptime as wall_uptime
 from handlers.common import clock_line, duration, esc, join_sections, money, reply, section, signed
 from handlers.services import Services
 from trading.engine import EngineSnapshot
@@ -41,7 +42,7 @@ def status_text(snap: EngineSnapshot, paused_by: str = "", started: datetime | N
     ]
     bot = [
         "Paused " + ((f"yes (by {esc(paused_by)})" if paused_by else "yes") if snap.paused else "no"),
-        f"Uptime {duration(snap.time - (started or snap.started))}",
+        f"Uptime {duration(wall_uptime(started) if started else snap.time - snap.started)}",  # wall time
     ]
     for phase, (p50, p99) in sorted(snap.timing.items()):
         bot.append(f"{esc(phase)} p50 {p50:.1f} ms · p99 {p99:.1f} ms")

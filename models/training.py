@@ -538,24 +538,28 @@ def _write_json(target: str | None, payload: dict[str, Any]) -> None:
         Path(target).write_text(text + "\n")
 
 
-def _load(args: argparse.Namespace) -> pl.DataFrame:
+def _load(args: argparse.Namespace, console: Any = None) -> pl.DataFrame:
     from trading.bars import load_bars
 
-    return load_bars(args.data, server_tz=args.server_tz)
+    spread = getattr(args, "spread", None)
+    bars = load_bars(args.data, server_tz=args.server_tz, spread=spread)
+    if spread is not None and console is not None:
+        console.print(f"[yellow]spread ASSUMED {spread} points on every bar (the file has no spread column)[/yellow]")
+    return bars
 
 
 def _console(args: argparse.Namespace) -> Any:
     from rich.console import Console
 
     # with --json - the report goes to stderr so stdout carries exactly one JSON object
-    return Console(stderr=args.json == "-", width=110)
+    return Console(stderr=args.json == "-")
 
 
 def _cmd_train(args: argparse.Namespace) -> int:
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
     console = _console(args)
-    bars = _load(args)
+    bars = _load(args, console)
     with Progress(TextColumn("{task.description:<12}"), BarColumn(), TextColumn("{task.percentage:>3.0f}%"),
                   TimeElapsedColumn(), console=console, transient=True) as bar:
         task = bar.add_task("training", total=100)
@@ -573,13 +577,15 @@ def _cmd_train(args: argparse.Namespace) -> int:
 
 
 def _print_train(console: Any, r: TrainReport) -> None:
+    from rich import box
     from rich.table import Table
 
     s = r.signal
-    table = Table(title=f"walk-forward, {len(s['folds'])} folds (test blocks of setups)", show_lines=False)
-    for col in ("fold", "test from", "test to", "setups", "trees", "AUC", "log loss", "base-rate LL", "won",
-                "EV-gated", "gated R/trade", "all R/trade"):
-        table.add_column(col, justify="right")
+    # narrow headers and collapsed padding: the table fits an 80-column terminal or a pipe
+    table = Table(title=f"walk-forward, {len(s['folds'])} folds (test blocks of setups)", show_lines=False,
+                  box=box.SIMPLE_HEAD, show_edge=False, padding=(0, 1))
+    for col in ("fold", "from", "to", "setups", "trees", "AUC", "LL", "base LL", "won", "EV n", "EV R", "all R"):
+        table.add_column(col, justify="right", no_wrap=True)
     for f in s["folds"]:
         m, b, t = f["metrics"], f["baselines"]["base_rate"], f["trading"]
         table.add_row(str(f["fold"] + 1), _short(f["test_from"]), _short(f["test_to"]), str(f["test_rows"]),
@@ -595,6 +601,9 @@ def _print_train(console: Any, r: TrainReport) -> None:
     console.print(f"  EV gate on the test blocks: {t['ev_gate']['n']} of {t['all_setups']['n']} setups, "
                   f"{_r(t['ev_gate']['mean_r'])} R each (every setup: {_r(t['all_setups']['mean_r'])} R)")
     console.print(f"  EV gate of the stored model: {EVGate.from_dict(s['ev_gate']).describe()}")
+    fm, fb = s["fold_mean"], s["fold_mean_baselines"]
+    console.print(f"  mean of folds: AUC {_f(fm['auc'])} (base rate {_f(fb['base_rate']['auc'])}), "
+                  f"log loss {_f(fm['log_loss'])} (base rate {_f(fb['base_rate']['log_loss'])})")
     console.print(f"  calibration {s['calibration']}: ECE {_f(s['ece'])} on the test blocks "
                   f"(validation slice raw {_f(s['ece_valid_raw'])} -> {_f(s['ece_valid_calibrated'])})")
     console.print(f"  {s['verdict']}")
@@ -622,7 +631,7 @@ def _f(v: Any) -> str:
 
 def _cmd_evaluate(args: argparse.Namespace) -> int:
     console = _console(args)
-    result = evaluate_models(_load(args), args.models_dir)
+    result = evaluate_models(_load(args, console), args.models_dir)
     console.print(f"version {result['version']} on {result['n']} bars {result['from']} .. {result['to']}")
     for name, m in (("model", result), *result["baselines"].items()):
         console.print(f"  {name:<13} AUC {_f(m['auc'])}  acc {_f(m['accuracy'])}  "
@@ -639,26 +648,4 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
-def add_train_arguments(subparsers: Any) -> None:
-    """Register the `train` and `evaluate` subcommands on main.py's subparsers."""
-    for name, help_text, func in (
-        ("train", "walk-forward train the HMM regime and XGBoost signal, store a new registry version", _cmd_train),
-        ("evaluate", "score the active models on a bars file (e.g. newer data)", _cmd_evaluate),
-    ):
-        p = subparsers.add_parser(name, help=help_text)
-        p.add_argument("--data", required=True, help="bars file (parquet or CSV, MT5 columns, broker server time)")
-        p.add_argument("--models-dir", default=DEFAULT_MODELS_DIR, help="model registry folder (default data/models)")
-        p.add_argument("--json", metavar="PATH", help="write the figures as one JSON object to PATH ('-' = stdout)")
-        p.add_argument("--server-tz", default="NY+7", help="broker server clock (default NY+7)")
-        if name == "train":
-            p.add_argument("--folds", type=int, default=4, help="walk-forward folds (default 4)")
-            p.add_argument("--test-size", type=int, default=300,
-                           help="setups per test (and validation) block (default 300)")
-            p.add_argument("--commission", type=float, default=None, metavar="USD",
-                           help="commission per lot per deal in the EV gate's costs "
-                                "(default: StrategyParams.ml_commission_per_lot, 0)")
-            act = p.add_mutually_exclusive_group()
-            act.add_argument("--no-activate", action="store_true", help="store the version without activating it")
-            act.add_argument("--activate", action="store_true",
-                             help="activate even without a demonstrated edge (registry validation still applies)")
-        p.set_defaults(func=func)
+from models.train_cli import add_train_arguments  # noqa: E402,F401  (re-exported: the parser lives there)

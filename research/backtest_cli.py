@@ -9,9 +9,10 @@ import sys
 from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import polars as pl
+if TYPE_CHECKING:  # the parser is built without polars; the command imports it when it runs
+    import polars as pl
 
 
 def add_backtest_arguments(sub: Any) -> None:
@@ -28,6 +29,8 @@ def add_backtest_arguments(sub: Any) -> None:
     p.add_argument("--models-dir", default=None, help="model registry; without it the strategy runs SMC-only")
     p.add_argument("--balance", type=float, default=5000.0, help="starting balance in USD (default 5000)")
     p.add_argument("--commission", type=float, default=0.0, help="commission per lot per side in USD")
+    p.add_argument("--spread", type=int, metavar="POINTS",
+                   help="assume this constant spread for a file without a spread column (said in the report)")
     p.add_argument("--no-baselines", action="store_true", help="skip the baseline runs")
     ib = p.add_argument_group("intrabar modes (as MT5's tester): the finest one given is used")
     ib.add_argument("--ticks", metavar="FILE", help="real ticks: time_msc (int64 ms, broker server time, as "
@@ -82,7 +85,8 @@ def cmd_backtest(args: argparse.Namespace) -> int:
         from research.walkforward_cli import cmd_walk_forward
 
         return cmd_walk_forward(args, console, config)
-    bars = _slice(load_bars(args.data, server_tz=args.server_tz), args.date_from, args.date_to, config.warmup_bars)
+    bars = _slice(load_bars(args.data, server_tz=args.server_tz, spread=args.spread), args.date_from, args.date_to,
+                  config.warmup_bars)
     try:
         path, mode_note = _intrabar_path(args, bars, config)
     except IntrabarDataError as exc:
@@ -132,6 +136,7 @@ def cmd_backtest(args: argparse.Namespace) -> int:
         "intrabar": mode_note,
         "detail_share": round(main.detail_share, 4),
         "ticks": main.ticks,
+        "spread_assumed_points": args.spread,
         **metrics,
         "gate_blocks": dict(main.gate_blocks.most_common()),
     }
@@ -193,26 +198,68 @@ def write_json(target: str, out: dict[str, Any]) -> None:
         Path(target).write_text(text + "\n", encoding="utf-8")
 
 
-def _report(console: Any, out: dict[str, Any]) -> None:
+RUN_LABELS = {"strategy": "strategy", "buy_and_hold": "buy&hold", "smc_only": "SMC-only", "random": "random"}
+
+
+def fmt_pf(m: dict[str, Any]) -> str:
+    """Profit factor for a table cell: None means no losing trade (or no trade at all)."""
+    pf = m.get("profit_factor")
+    if pf is not None:
+        return f"{pf:.2f}"
+    return "no loss" if m.get("trades") and m.get("net_profit", 0) > 0 else "n/a"
+
+
+def fmt_num(x: Any, digits: int = 2) -> str:
+    return "n/a" if x is None else f"{x:.{digits}f}"
+
+
+def fmt_counts(counts: dict[str, Any], limit: int | None = None) -> str:
+    """{'sl': 40, 'tp': 12} -> 'sl 40, tp 12' (most frequent first, as given)."""
+    items = list(counts.items())[:limit] if limit else list(counts.items())
+    return ", ".join(f"{k} {v}" for k, v in items) or "none"
+
+
+def report_table(out: dict[str, Any]) -> Any:
+    """Metrics down, runs across: four narrow columns fit an 80-column terminal or a pipe."""
+    from rich import box
     from rich.table import Table
 
+    runs = [("strategy", out), *out.get("baselines", {}).items()]
+    table = Table(box=box.SIMPLE_HEAD, pad_edge=False)
+    table.add_column("", no_wrap=True)
+    for name, _ in runs:
+        table.add_column(RUN_LABELS.get(name, name), justify="right", no_wrap=True)
+    rows: list[tuple[str, Any]] = [
+        ("trades", lambda m: str(m["trades"])),
+        ("win rate", lambda m: f"{m['win_rate']:.1%}"),
+        ("profit factor", fmt_pf),
+        ("expectancy $", lambda m: f"{m['expectancy']:+.2f}"),
+        ("net profit $", lambda m: f"{m['net_profit']:+,.2f}"),
+        ("max DD %", lambda m: fmt_num(m["max_drawdown_pct"])),
+        ("Sharpe", lambda m: fmt_num(m["sharpe"])),
+        ("Sortino", lambda m: fmt_num(m["sortino"])),
+        ("Calmar", lambda m: fmt_num(m["calmar"])),
+    ]
+    for label, cell in rows:
+        table.add_row(label, *(cell(m) for _, m in runs))
+    return table
+
+
+def _report(console: Any, out: dict[str, Any]) -> None:
     console.print(f"[bold]Backtest[/bold] {out['from']} → {out['to']}: {out['bars']} bars in {out['seconds']} s "
                   f"({out['bars_per_second']} bars/s), {out['models']}")
-    table = Table("run", "trades", "win rate", "PF", "expectancy", "net $", "max DD %", "Sharpe", "Sortino", "Calmar")
-    rows = [("strategy", out)] + [(k, v) for k, v in out.get("baselines", {}).items()]
-    for name, m in rows:
-        table.add_row(name, str(m["trades"]), f"{m['win_rate']:.1%}", str(m["profit_factor"]), str(m["expectancy"]),
-                      f"{m['net_profit']:+.2f}", str(m["max_drawdown_pct"]), str(m["sharpe"]), str(m["sortino"]),
-                      str(m["calmar"]))
-    console.print(table)
+    if out.get("spread_assumed_points") is not None:
+        console.print(f"[yellow]spread ASSUMED {out['spread_assumed_points']} points on every bar "
+                      "(the file has no spread column)[/yellow]")
+    console.print(report_table(out))
     console.print(f"intrabar: {out['intrabar']} ({out['detail_share']:.1%} of bars with real detail, "
                   f"{out['ticks']} ticks)")
     sens = out.get("sensitivity")
     if sens:
         console.print(f"sensitivity: {sens['against']} gives {sens['trades']} trades, net ${sens['net_profit']:+.2f} "
-                      f"(PF {sens['profit_factor']}): this result moves by ${sens['delta_net_profit']:+.2f}")
-    console.print(f"exit reasons: {out['exit_reasons']}")
-    console.print(f"gates that blocked most: {dict(list(out['gate_blocks'].items())[:6])}")
+                      f"(PF {fmt_num(sens['profit_factor'])}): this result moves by ${sens['delta_net_profit']:+.2f}")
+    console.print(f"exit reasons: {fmt_counts(out['exit_reasons'])}")
+    console.print(f"gates that blocked most: {fmt_counts(out['gate_blocks'], 6)}")
     best_base = max((m["net_profit"] for m in out.get("baselines", {}).values()), default=None)
     if best_base is not None and out["net_profit"] <= best_base:
         console.print("[yellow]The strategy does not beat its best baseline on this data.[/yellow]")

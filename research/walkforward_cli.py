@@ -21,7 +21,7 @@ def cmd_walk_forward(args: argparse.Namespace, console: Any, config: BacktestCon
         raise ValueError("--walk-forward trains its own models on each window; drop --models-dir "
                          "(use --wf-keep-models DIR to keep them)")
     train, test, step = parse_spec(args.walk_forward)
-    bars = _slice(load_bars(args.data, server_tz=args.server_tz), args.date_from, args.date_to, 0)
+    bars = _slice(load_bars(args.data, server_tz=args.server_tz, spread=args.spread), args.date_from, args.date_to, 0)
     n_folds = len(plan_folds(bars.height, train, test, step, config.warmup_bars))  # bad windows fail here, fast
     options = TrainOptions(n_folds=args.wf_folds, test_size=args.wf_test_size, valid_size=args.wf_test_size)
     t0 = time.perf_counter()
@@ -44,6 +44,7 @@ def cmd_walk_forward(args: argparse.Namespace, console: Any, config: BacktestCon
         "from": str(bars["time"][0]),
         "to": str(bars["time"][-1]),
         "models": f"walk-forward {train}:{test}:{result.step}, a fresh model per fold",
+        "spread_assumed_points": args.spread,
         "walk_forward": wf,
     }
     _report(console, out)
@@ -81,6 +82,8 @@ def _report(console: Any, out: dict[str, Any]) -> None:
     from rich import box
     from rich.table import Table
 
+    from research.backtest_cli import fmt_counts, fmt_pf
+
     wf = out["walk_forward"]
     console.print(f"[bold]Walk-forward[/bold] {out['from']} → {out['to']}: {len(wf['folds'])} folds, "
                   f"{wf['out_of_sample_bars']} out-of-sample bars in {out['seconds']} s "
@@ -94,14 +97,17 @@ def _report(console: Any, out: dict[str, Any]) -> None:
                       f"{_day(f['test_from'])}→{_day(f['test_to'])}", _auc(f["model_auc"]), _auc(f["test_auc"]),
                       str(f["trades"]), f"{f['net_profit']:+.0f}", _pct(f["win_rate"]), str(f["smc_only_trades"]),
                       f"{f['smc_only_net_profit']:+.0f}")
+    if out.get("spread_assumed_points") is not None:
+        console.print(f"[yellow]spread ASSUMED {out['spread_assumed_points']} points on every bar "
+                      "(the file has no spread column)[/yellow]")
     console.print(folds)
     total = Table("out of sample", "trades", "win", "PF", "net $", "equity", "DD %", "Sharpe", "Sortino",
                   box=box.SIMPLE_HEAD, pad_edge=False, collapse_padding=True)
     for name, m in (("strategy", wf["overall"]), ("SMC-only", wf["smc_only"])):
-        total.add_row(name, str(m["trades"]), _pct(m["win_rate"]), _num(m["profit_factor"]), f"{m['net_profit']:+.2f}",
+        total.add_row(name, str(m["trades"]), _pct(m["win_rate"]), fmt_pf(m), f"{m['net_profit']:+,.2f}",
                       f"{m['final_equity']:.0f}", _num(m["max_drawdown_pct"]), _num(m["sharpe"]), _num(m["sortino"]))
     console.print(total)
-    console.print(f"gates that blocked the strategy most: {dict(list(wf['gate_blocks'].items())[:6])}")
+    console.print(f"gates that blocked the strategy most: {fmt_counts(wf['gate_blocks'], 6)}")
     if wf["untested_bars"]:
         console.print(f"{wf['untested_bars']} bars after the last complete test window were not traded")
     if wf["overall"]["net_profit"] <= wf["smc_only"]["net_profit"]:

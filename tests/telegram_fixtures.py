@@ -19,6 +19,7 @@ from trading.broker.paper import PaperBroker
 from trading.domain import Side, Tick
 from trading.engine import TradingEngine
 from trading.records import MemoryRecorder
+from trading.timezones import utc_now
 
 USER = 111
 CHAT = 111
@@ -133,7 +134,8 @@ async def harness(server: FakeTelegramServer, tmp_path: Path, *, open_positions:
     journal = Journal(tmp_path / "journal.db")
     await journal.open()
     ctx = BotContext(engine=engine, journal=journal, settings=settings(**setting_overrides),  # type: ignore[arg-type]
-                     analyzer=analyzer or SimpleNamespace(last_frame=None), started=clock.now - timedelta(hours=2),
+                     analyzer=analyzer or SimpleNamespace(last_frame=None),
+                     started=utc_now() - timedelta(hours=2),  # wall time, as the app sets it
                      trainer=trainer, registry=registry)
     bot = server.bot()
     polling = await start_polling(ctx, bot, dp=build_dispatcher(ctx), polling_timeout=1)

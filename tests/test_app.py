@@ -629,6 +629,7 @@ async def test_reports_arrive_on_the_market_clock_of_an_accelerated_replay(tmp_p
     """At 3000× a market hour passes in about a second: the 30-minute update and the hourly analysis
     must come as the replayed market crosses their slots, each once per slot."""
     app = await started(make_settings(tmp_path, market_update_minutes=30, hourly_analysis=True))
+    app.notifier.budget = None  # no wall-time chat budget: every slot shows (the next test has the budget)
     try:
         capsys.readouterr()
         seen = [app.clock()]
@@ -649,6 +650,45 @@ async def test_reports_arrive_on_the_market_clock_of_an_accelerated_replay(tmp_p
         assert out.count("HOURLY") == expect_hourly, out[-2000:]
     finally:
         await app.shutdown("test")
+
+
+async def test_the_chat_budget_holds_an_accelerated_replay_to_one_report_per_kind(tmp_path: Path, capsys) -> None:
+    """The same three market hours at 3000×, with the default budget (one routine report of a kind
+    per 5 real minutes): one market update and one hourly analysis, and the skipping said once."""
+    app = await started(make_settings(tmp_path, market_update_minutes=30, hourly_analysis=True))
+    try:
+        capsys.readouterr()
+        seen = [app.clock()]
+        while (seen[-1] - seen[0]).total_seconds() < 3 * 3600:
+            await app.trading_job.run()
+            seen.append(app.clock())
+            await asyncio.sleep(0.05)
+        await asyncio.gather(*app.trading_job.reports.tasks)
+        await app.notifier.stop(timeout=10)
+        out = capsys.readouterr().out
+        assert out.count("MARKET UPDATE") == 1 and out.count("HOURLY") <= 1, out[-2000:]
+        assert out.count("Market updates come faster than this chat's budget") == 1
+        assert app.notifier.over_budget["market_update"] >= 1
+    finally:
+        await app.shutdown("test")
+
+
+async def test_notify_switches_survive_a_restart(tmp_path: Path) -> None:
+    from bot.notifier import NotifyControl
+
+    settings = make_settings(tmp_path)
+    app = await started(settings)
+    try:
+        control = app.ctx.extras["notify"]
+        assert isinstance(control, NotifyControl)
+        await control.set("hourly", "off")
+    finally:
+        await app.shutdown("test")
+    again = await started(settings)
+    try:
+        assert again.notifier.switch("hourly") == "off"
+    finally:
+        await again.shutdown("test")
 
 
 async def test_a_journal_write_that_fails_once_costs_one_decision_not_the_bot(tmp_path: Path) -> None:
@@ -692,3 +732,26 @@ async def test_daily_job_stores_the_day_summary_and_sends_it(tmp_path: Path, cap
         assert "DAILY" in capsys.readouterr().out.upper()
     finally:
         await app.shutdown("test")
+
+
+async def test_bot_started_shows_each_risk_figure_once_from_the_live_limits(tmp_path: Path, capsys) -> None:
+    from trading.risk.approvals import RiskChange
+
+    settings = make_settings(tmp_path)
+    app = await started(settings)
+    try:
+        result = await app.engine.request_risk_change(
+            RiskChange("limits", "risk per trade 0.5%", {"risk_per_trade_pct": 0.5}), by="test")
+        assert result.applied  # tightening applies at once
+    finally:
+        await app.shutdown("test")
+    capsys.readouterr()
+    again = await started(settings)
+    try:
+        await again.notifier.stop()
+        out = capsys.readouterr().out
+        start = out[out.index("BOT STARTED"):]
+        assert "Risk/Trade: 0.5%" in start and "% per trade" not in start
+        assert "risk/trade is 0.5%, changed in the chat and kept (the setting says 1%)" in start
+    finally:
+        await again.shutdown("test")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import struct
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, date, datetime, timedelta
@@ -389,3 +390,76 @@ def test_regimes_may_be_a_plain_list() -> None:
     fig = candlestick_figure(make_bars(CLOSES), regimes=[1] * 6 + [None] * 6)
     assert len(by_gid(fig, "regime")) == 1
     assert "regime: unknown" in texts(fig)
+
+
+# ---------------------------------------------------------------------------------------- legend, trades, tags
+
+
+def _legend_labels(fig: Figure) -> list[str]:
+    (legend,) = by_gid(fig, "legend")
+    return [t.get_text() for t in legend.get_texts()]
+
+
+def test_legend_names_the_colours_that_are_drawn() -> None:
+    regimes = pl.Series([0] * 4 + [2] * 4 + [None, 1, 1, -1])
+    fig = candlestick_figure(make_bars(CLOSES), make_smc(), regimes=regimes)
+    labels = _legend_labels(fig)
+    assert {"bull FVG", "bear FVG", "bull OB", "bear OB"} <= set(labels)
+    assert {"low vol", "medium vol", "high vol"} <= set(labels)
+    assert not by_gid(candlestick_figure(make_bars(CLOSES)), "legend")  # nothing coloured, no legend
+
+
+def test_closed_trades_are_marked_win_and_loss() -> None:
+    from charts.candles import ChartTrade
+
+    bars = make_bars(CLOSES)
+    win = ChartTrade("BUY", T0 + timedelta(minutes=15), 101.0, T0 + timedelta(minutes=60), 105.0, 8.0)
+    loss = ChartTrade("SELL", T0 + timedelta(minutes=90), 103.0, T0 + timedelta(minutes=105), 101.5, -3.0)
+    gone = ChartTrade("BUY", T0 - timedelta(days=2), 90.0, T0 - timedelta(days=1), 91.0, 1.0)  # before the chart
+    fig = candlestick_figure(bars, trades=[win, loss, gone])
+    entries, exits = by_gid(fig, "closed_entry"), by_gid(fig, "closed_exit")
+    assert len(entries) == 2 and len(exits) == 2
+    assert [tuple(e.get_offsets()[0]) for e in exits] == [(4.0, 105.0), (7.0, 101.5)]
+    assert {"closed win", "closed loss"} <= set(_legend_labels(fig))
+
+
+def test_two_positions_with_close_levels_get_tags_that_do_not_overlap() -> None:
+    from charts.candles import spread_labels
+
+    placed = spread_labels([104.0, 104.1, 110.0, 104.05], gap=1.0)
+    assert placed[0] == 104.0 and placed[2] == 110.0
+    ordered = sorted(placed)
+    assert all(b - a >= 1.0 - 1e-9 for a, b in itertools.pairwise(ordered))
+    pos = [ChartPosition("BUY", 104.0, 101.0, 110.0, "#7"), ChartPosition("BUY", 104.1, 101.05, 110.1, "#8")]
+    fig = candlestick_figure(make_bars(CLOSES), positions=pos)
+    fig.canvas.draw()
+    renderer = fig.canvas.get_renderer()  # type: ignore[attr-defined]
+    tags = [t for t in texts_artists(fig) if t.get_text().startswith(("#", "SL", "TP"))]
+    boxes = [t.get_window_extent(renderer) for t in tags]
+    assert len(boxes) == 6
+    assert not any(a.overlaps(b) for i, a in enumerate(boxes) for b in boxes[i + 1:])
+
+
+def texts_artists(fig: Figure) -> list:
+    from matplotlib.text import Text
+
+    return list(fig.findobj(Text))
+
+
+def test_regime_label_follows_the_decision_regime_not_the_last_shade() -> None:
+    regimes = pl.Series([0] * 12)
+    fig = candlestick_figure(make_bars(CLOSES), regimes=regimes, regime_now="unknown")
+    assert "regime: unknown" in texts(fig) and "regime: low" not in texts(fig)
+
+
+def test_equity_starts_at_the_starting_balance() -> None:
+    times, eq = _equity_series()
+    eq = eq - 40  # the first sample came after a losing trade
+    fig = equity_figure(times, eq, start=(T0 - timedelta(hours=3), 1000.0))
+    (line,) = by_gid(fig, "equity")
+    ys = line.get_ydata()
+    assert ys[0] == 1000.0 and len(ys) == len(eq) + 1
+    assert by_gid(fig, "start")
+    assert any("max DD -3.8%" in t for t in texts(fig))  # from the 1000 start, not from the first sample
+    with pytest.raises(ValueError, match="start balance"):
+        equity_figure(times, eq, start=(T0, float("nan")))

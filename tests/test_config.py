@@ -335,3 +335,16 @@ def test_env_example_uncommented_gives_the_defaults(tmp_path: Path) -> None:
     env = tmp_path / "example.env"
     env.write_text("".join(f"{k}={v}\n" for k, v in values.items()), encoding="utf-8")
     assert load_settings(env) == load_settings(None)
+
+
+def test_dotenv_typos_are_named_with_a_suggestion(tmp_path: Path) -> None:
+    env = tmp_path / ".env"
+    env.write_text("RISK_PER_TRADE=2\nMAXLOT=0.5\nPYTHONPATH=/opt/x\nMAX_POSITIONS=1\n")
+    with pytest.raises(SettingsError) as err:
+        load_settings(env)
+    assert err.value.problems == [
+        "RISK_PER_TRADE: not a setting (in .env); did you mean RISK_PER_TRADE_PCT?",
+        "MAXLOT: not a setting (in .env); did you mean MAX_LOT?",
+    ]
+    env.write_text("PYTHONPATH=/opt/x\nMAX_POSITIONS=1\n")  # another tool's variable is not a typo
+    assert load_settings(env).max_positions == 1

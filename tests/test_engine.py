@@ -843,3 +843,29 @@ async def test_a_late_resume_approval_does_not_switch_off_the_next_days_limit() 
     await h.open_buy()
     await h.tick(3289.0)  # the new day's limit is hit: it must stop again
     assert h.engine.mode().mode is RiskMode.STOPPED
+
+
+async def test_a_hand_close_counts_in_the_limits_not_in_the_streak_and_starts_the_cooldown() -> None:
+    h = await make()
+    ticket = await h.open_buy()
+    h.clock.advance(minutes=20)  # well past the entry cooldown
+    await h.tick(3295.0)  # a loss of $10 on the position
+    trade = await h.engine.close(ticket, by="user:1")
+    assert trade is not None and trade.profit < 0
+    state = h.engine.state
+    assert state.daily_realized == pytest.approx(trade.profit) and state.daily_trades == 1  # limits count it
+    assert state.consecutive_losses == 0  # not the strategy's loss
+    h.clock.advance(seconds=2)
+    d = await h.engine.on_bar(None)  # type: ignore[arg-type]
+    assert d.blocked_by == "cooldown"  # no new entry two seconds after the hand close
+    h.clock.advance(seconds=300)
+    assert (await h.engine.on_bar(None)).action == "enter"  # type: ignore[arg-type]
+
+
+def test_hand_close_keeps_the_streak() -> None:
+    from trading.risk.modes import hand_close_keeps_the_streak
+
+    assert hand_close_keeps_the_streak(2, -5.0, by_hand=False) == 3
+    assert hand_close_keeps_the_streak(2, 5.0, by_hand=False) == 0
+    assert hand_close_keeps_the_streak(2, -5.0, by_hand=True) == 2
+    assert hand_close_keeps_the_streak(2, 5.0, by_hand=True) == 2

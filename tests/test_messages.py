@@ -156,3 +156,12 @@ def test_helpers() -> None:
     assert section("T", []) == ""
     assert section("T", ["a", "", "b"]) == "<b>T</b>\n├ a\n└ b"
     assert fmt_duration(timedelta(minutes=2).total_seconds()) == "2m"
+
+
+def test_startup_says_where_a_live_limit_differs_from_the_settings() -> None:
+    from bot.messages import limits_drift_notes
+    from trading.risk.modes import RiskLimits
+
+    notes = limits_drift_notes(RiskLimits(risk_per_trade_pct=2.0), RiskLimits())
+    assert notes == ["risk/trade is 2%, changed in the chat and kept (the setting says 1%)"]
+    assert limits_drift_notes(RiskLimits(), RiskLimits()) == []

@@ -359,7 +359,8 @@ async def test_console_transport_prints_text_and_saves_photos(tmp_path: Path) ->
     pid = await console.send_photo(CHAT, no_data_png(), "<i>equity</i> chart")
     assert await console.edit_text(CHAT, first, "<code>edited</code>") is True  # type: ignore[arg-type]
     text = out.getvalue()
-    assert "[2026-03-02 13:30:00 WIB] message #1 (silent)\nBalance <$1,000> & more\n" in text
+    assert "── message #1 (silent)\nBalance <$1,000> & more\n" in text
+    assert "WIB" not in text  # one clock per message: the message's own clock line
     assert "<b>" not in text and "&amp;" not in text
     files = list((tmp_path / "photos").glob("*.png"))
     assert len(files) == 1 and files[0].read_bytes().startswith(PNG_SIGNATURE)
@@ -412,3 +413,106 @@ async def test_real_engine_events_reach_the_chat_in_order() -> None:
     # the engine passes the post-close balance as "before" for broker-side closes; the message mends it
     assert "Before: $1,000.00" in closed_text and "After: $979.90 (-$20.10)" in closed_text
     assert notifier.failed == 0
+
+
+# ---------------------------------------------------------------------------------------- chat budget
+
+
+class WallClock:
+    """A fake monotonic clock; sleeping advances it (and records the waits)."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+        self.waits: list[float] = []
+
+    def __call__(self) -> float:
+        return self.now
+
+    async def sleep(self, seconds: float) -> None:
+        self.waits.append(seconds)
+        self.now += seconds
+
+
+def budgeted(transport: FakeTransport, clock: WallClock, **budget: float) -> Notifier:
+    from bot.notifier import ChatBudget
+
+    return Notifier(transport, CHAT, budget=ChatBudget(**budget), wall_clock=clock, sleep=clock.sleep)
+
+
+async def test_budget_paces_essentials_to_one_a_second_after_a_short_burst() -> None:
+    bus, transport, clock = EventBus(), FakeTransport(), WallClock()
+    notifier = budgeted(transport, clock, burst=3, min_interval=1.0, per_minute=100)
+    notifier.attach(bus)
+    sample = events()
+    for _ in range(6):
+        bus.publish(sample[EventKind.TRADE_CLOSED])
+    for _ in range(50):
+        await asyncio.sleep(0)
+    await notifier.stop()
+    assert len(transport.sent) == 6  # essentials are never skipped
+    assert clock.waits == pytest.approx([1.0, 1.0, 1.0])  # 3 back to back, then one a second
+
+
+async def test_a_flood_of_market_updates_is_coalesced_and_said_once() -> None:
+    transport, clock = FakeTransport(), WallClock()
+    notifier = budgeted(transport, clock, report_gap=300.0)
+    for n in range(5):  # queued faster than the worker sends: only the newest goes out
+        notifier.notify_text(f"update {n}", silent=True, kind="market_update")
+    notifier.start()
+    for _ in range(50):
+        await asyncio.sleep(0)
+    clock.now += 60  # a minute later (wall): another update is still inside the 5-minute gap
+    notifier.notify_text("update 5", silent=True, kind="market_update")
+    clock.now += 300
+    notifier.notify_text("update 6", silent=True, kind="market_update")
+    await notifier.stop()
+    texts = transport.texts()
+    assert texts[0].startswith("🔕 Market updates come faster than this chat's budget")
+    assert [t for t in texts if t.startswith("update")] == ["update 4", "update 6"]
+    assert sum(t.startswith("🔕") for t in texts) == 1 and notifier.over_budget["market_update"] == 5
+    assert all(silent for *_, silent in transport.sent)
+
+
+async def test_switches_cover_reports_and_round_trip() -> None:
+    transport = FakeTransport()
+    notifier = Notifier(transport, CHAT)
+    assert notifier.switch("market_update") == "silent" and notifier.switch("trade_closed") == "on"
+    assert notifier.set_switch(" Hourly", "OFF") == ("hourly", "off")
+    notifier.set_switch("trade_opened", "silent")
+    with pytest.raises(ValueError, match="unknown event kind or report"):
+        notifier.set_switch("trades", "off")
+    with pytest.raises(ValueError, match="use one of on, silent, off"):
+        notifier.set_switch("daily", "loud")
+    notifier.notify_text("hourly report", kind="hourly")
+    notifier.notify_text("direct answer")
+    notifier.notify_event(events()[EventKind.TRADE_OPENED])
+    await notifier.stop()
+    assert [t.splitlines()[0] for t in transport.texts()] == ["direct answer", "🟢 LONG (BUY) XAUUSD #1001"]
+    assert transport.sent[1][3] is True  # trade_opened switched to silent
+    restored = Notifier(transport, CHAT)
+    restored.load_switches({**notifier.switches_to_save(), "gone_kind": "off"})
+    assert restored.switches == {"hourly": "off", "trade_opened": "silent"}
+
+
+async def test_notify_control_stores_before_it_applies() -> None:
+    from bot.notifier import NOTIFY_STATE_KEY, NotifyControl
+
+    saved: list[dict] = []
+
+    async def save(values: dict) -> None:
+        saved.append(values)
+
+    notifier = Notifier(FakeTransport(), CHAT)
+    control = NotifyControl(notifier, save)
+    assert await control.set("market_update", "off") == ("market_update", "off")
+    assert saved == [{NOTIFY_STATE_KEY: {"market_update": "off"}}]
+    assert "⛔ market_update: off" in control.lines()
+
+    async def broken(values: dict) -> None:
+        raise OSError("disk full")
+
+    with pytest.raises(OSError):
+        await NotifyControl(notifier, broken).set("hourly", "off")
+    assert notifier.switch("hourly") == "silent"  # unchanged: nothing was stored
+    with pytest.raises(ValueError):
+        await control.set("nope", "off")

@@ -350,3 +350,21 @@ async def test_export_sends_the_journal_trades_as_csv(h: Harness) -> None:
     assert "1 trade(s)" in call.params["caption"]
     bad = await h.send("/export soon")
     assert "Usage: /export" in bad.params["text"]
+
+
+async def test_notify_lists_switches_and_changes_one_kept_in_the_journal(h: Harness) -> None:
+    from bot.notifier import NOTIFY_STATE_KEY, Notifier, NotifyControl
+
+    notifier = Notifier(None, CHAT)  # type: ignore[arg-type]  # only its switches are used here
+    h.ctx.extras["notify"] = NotifyControl(notifier, h.journal.save_state)
+    listing = (await h.send("/notify")).params["text"]
+    assert "market_update: silent" in listing and "trade_closed: on" in listing
+    changed = (await h.send("/notify market_update off")).params["text"]
+    assert "market_update: <b>off</b>" in changed
+    assert notifier.switch("market_update") == "off"
+    assert (await h.journal.load_state())[NOTIFY_STATE_KEY] == {"market_update": "off"}
+    refused = (await h.send("/notify trades loud")).params["text"]
+    assert refused.startswith("❌") and "unknown event kind or report" in refused
+    assert "Usage" in (await h.send("/notify hourly")).params["text"]
+    entries = await h.audits(4)
+    assert entries[0].command == "/notify" and entries[2].result == "market_update=off"

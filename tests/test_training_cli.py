@@ -137,3 +137,18 @@ def test_a_worse_model_is_kept_as_rejected(shared_bars: pl.DataFrame, tmp_path) 
     assert not second.activated and "below the floor" in second.activation_reason
     assert reg.active_version() == first.version
     assert reg.metadata(second.version)["status"] == "rejected"
+
+
+def test_train_report_reads_at_80_columns(trained) -> None:
+    import io
+
+    from rich.console import Console
+
+    from models.training import TrainReport, _print_train
+
+    _, report = trained
+    buf = io.StringIO()
+    _print_train(Console(file=buf, width=80), TrainReport(**report))
+    text = buf.getvalue()
+    assert "…" not in text and "prev AUC" in text
+    assert max(len(line) for line in text.splitlines()) <= 80

@@ -124,29 +124,96 @@ def from_server_time(frame: pl.DataFrame, server_tz: str | ServerClock = DEFAULT
     return frame.with_columns(clock.series_to_utc(time).alias("time"))
 
 
+# other names a bars file may give MT5's columns (MetaTrader 5's own export, other tools)
+_COLUMN_ALIASES = {"datetime": "time", "date": "time", "timestamp": "time", "date_time": "time", "tickvol": "tick_volume",
+                   "volume": "tick_volume", "vol": "real_volume"}
+_FILE_REQUIRED = ("time", "open", "high", "low", "close")
+
+
 def _normalise_columns(frame: pl.DataFrame) -> pl.DataFrame:
-    renames = {c: c.lower().strip() for c in frame.columns}
-    frame = frame.rename(renames)
-    if "tick_volume" not in frame.columns and "volume" in frame.columns:
-        frame = frame.rename({"volume": "tick_volume"})
+    frame = frame.rename({c: c.lower().strip().strip("<>") for c in frame.columns})
+    frame = frame.rename({c: _COLUMN_ALIASES[c] for c in frame.columns
+                          if c in _COLUMN_ALIASES and _COLUMN_ALIASES[c] not in frame.columns})
     defaults = {"tick_volume": pl.lit(0, pl.Int64), "spread": pl.lit(0, pl.Int32), "real_volume": pl.lit(0, pl.Int64)}
     return frame.with_columns([v.alias(k) for k, v in defaults.items() if k not in frame.columns])
 
 
-def load_bars(path: str | Path, server_tz: str | ServerClock = DEFAULT_SERVER_TZ) -> pl.DataFrame:
-    """Load a parquet or CSV bars file (MT5 columns, server-time `time`), validated, in UTC."""
+def _is_mt5_export(path: Path) -> bool:
+    """MetaTrader 5's History Centre export: tab-separated, header `<DATE>\t<TIME>\t<OPEN>...`."""
+    with path.open("rb") as fh:
+        head = fh.read(64).lstrip(b"\xef\xbb\xbf").upper()
+    return head.startswith(b"<DATE>")
+
+
+def _read_mt5_export(path: Path) -> pl.DataFrame:
+    frame = pl.read_csv(path, separator="\t", infer_schema_length=10_000,
+                        schema_overrides={"<DATE>": pl.String, "<TIME>": pl.String})
+    frame = frame.rename({c: c.strip().strip("<>").lower() for c in frame.columns})
+    stamp = pl.col("date") + " " + pl.col("time") if "time" in frame.columns else pl.col("date") + " 00:00:00"
+    time = frame.select(stamp.str.to_datetime("%Y.%m.%d %H:%M:%S", strict=False)
+                        .fill_null(stamp.str.to_datetime("%Y.%m.%d %H:%M", strict=False)).alias("t"))["t"]
+    if time.null_count():
+        bad = int(time.is_null().arg_max())
+        raise BarValidationError(f"bad bar at row {bad}: date/time {frame['date'][bad]!r} is not YYYY.MM.DD HH:MM[:SS]")
+    return frame.drop("date", "time", strict=False).with_columns(time.alias("time"))
+
+
+def _read_file(path: Path) -> pl.DataFrame:
+    suffix = path.suffix.lower()
+    if suffix not in {".parquet", ".csv", ".txt", ".tsv"}:
+        raise ValueError(f"unsupported bars file type {suffix!r} (use .parquet or .csv)")
+    if path.stat().st_size == 0:
+        raise BarValidationError(f"{path.name} is empty")
+    kind = "parquet" if suffix == ".parquet" else "CSV"
+    try:
+        if suffix == ".parquet":
+            return pl.read_parquet(path)
+        if _is_mt5_export(path):
+            return _read_mt5_export(path)
+        return pl.read_csv(path, try_parse_dates=True, infer_schema_length=10_000)
+    except BarValidationError:
+        raise
+    except (pl.exceptions.PolarsError, OSError, UnicodeDecodeError) as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise BarValidationError(f"{path.name} is not a readable {kind} bars file: {first}") from exc
+
+
+def load_bars(path: str | Path, server_tz: str | ServerClock = DEFAULT_SERVER_TZ,
+              spread: int | None = None) -> pl.DataFrame:
+    """Load a parquet or CSV bars file (MT5 columns, server-time `time`), validated, in UTC.
+
+    Also reads MetaTrader 5's own tab-separated history export. A file without a spread column is
+    refused unless `spread` (points) is given: a silent zero spread makes any backtest look better
+    than any broker. `spread` with a file that has its own spread column is refused too, so a caller
+    that passed it can always say "spread assumed" in its report.
+    """
     path = Path(path)
     if not path.exists():
         raise FileNotFoundError(f"bars file not found: {path}")
-    suffix = path.suffix.lower()
-    if suffix == ".parquet":
-        frame = pl.read_parquet(path)
-    elif suffix in {".csv", ".txt"}:
-        frame = pl.read_csv(path, try_parse_dates=True, infer_schema_length=10_000)
-    else:
-        raise ValueError(f"unsupported bars file type {suffix!r} (use .parquet or .csv)")
-    frame = _normalise_columns(frame)
-    return validate_bars(from_server_time(frame, server_tz))
+    raw = _read_file(path)
+    has_spread = any(c.lower().strip().strip("<>") == "spread" for c in raw.columns)
+    if spread is not None and has_spread:
+        raise BarValidationError(f"{path.name} has its own spread column; drop --spread")
+    if spread is not None and spread < 0:
+        raise BarValidationError(f"--spread must be >= 0 points, got {spread}")
+    frame = _normalise_columns(raw)
+    missing = [c for c in _FILE_REQUIRED if c not in frame.columns]
+    if missing:
+        raise BarValidationError(f"{path.name} has no column(s) {', '.join(missing)} (found: "
+                                 f"{', '.join(raw.columns[:9])}); expected MT5's time, open, high, low, close, "
+                                 "tick_volume, spread, real_volume")
+    if not has_spread:
+        if spread is None:
+            raise BarValidationError(f"{path.name} has no spread column: add one, or assume a constant spread "
+                                     "with --spread POINTS (bars, backtest, train, evaluate; XAUUSD points are 0.01 USD, "
+                                     "20-35 is typical)")
+        frame = frame.with_columns(pl.lit(spread, pl.Int32).alias("spread"))
+    if frame.height == 0:
+        raise BarValidationError(f"{path.name} has a header and no bars")
+    try:
+        return validate_bars(from_server_time(frame, server_tz))
+    except pl.exceptions.PolarsError as exc:
+        raise BarValidationError(f"{path.name}: {str(exc).strip().splitlines()[0]}") from exc
 
 
 def from_mt5_rates(rates: np.ndarray, clock: ServerClock) -> pl.DataFrame:

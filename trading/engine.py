@@ -54,6 +54,9 @@ _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 Analyzer = Callable[[pl.DataFrame], MarketAnalysis]
 MarketClock = Callable[[datetime], tuple[float | None, float | None]]  # -> (min to daily close, min to weekly close)
 NewsCheck = Callable[[datetime], NewsStatus]
+# closes a person asked for (/close, the close buttons, /closeall): they count in the daily and total
+# P/L limits, but not in the strategy's loss streak, and they restart the entry cooldown
+HAND_CLOSES = frozenset({"manual", "close_all"})
 
 
 def market_minutes(now: datetime) -> tuple[float | None, float | None]:
@@ -444,8 +447,12 @@ class TradingEngine:
             return
         self.account = await self.broker.account()
         now = self.clock()
-        self.state = record_close(self.state, self.limits, trade.profit, self.account.balance, now)
-        self.recent_profits.append(trade.profit)
+        by_hand = trade.reason in HAND_CLOSES
+        self.state = record_close(self.state, self.limits, trade.profit, self.account.balance, now, by_hand=by_hand)
+        if by_hand:  # the person wanted out: no new entry for the entry cooldown (300 s), as after an entry
+            self.state = replace(self.state, last_entry_time=max(now, self.state.last_entry_time or now))
+        else:
+            self.recent_profits.append(trade.profit)  # the strategy's own results (sizing), not a person's
         await self._save_state()
         self._publish(
             EventKind.TRADE_CLOSED,

@@ -206,11 +206,14 @@ def roll_day(state: RiskState, now: datetime, balance: float) -> RiskState:
 
 
 def record_close(
-    state: RiskState, limits: RiskLimits, profit: float, balance_after: float, now: datetime
+    state: RiskState, limits: RiskLimits, profit: float, balance_after: float, now: datetime,
+    by_hand: bool = False,
 ) -> RiskState:
-    """Count a closed trade (bot exit, broker SL/TP or manual close alike: decision 7)."""
+    """Count a closed trade in the daily/total P/L and the day's counts (bot exit, broker SL/TP and
+    hand close alike: decision 7). The loss streak is the strategy's: a hand close neither lengthens
+    nor resets it (`hand_close_keeps_the_streak`)."""
     state = roll_day(state, now, balance_after - profit)
-    losses = state.consecutive_losses + 1 if profit < 0 else 0
+    losses = hand_close_keeps_the_streak(state.consecutive_losses, profit, by_hand)
     new = replace(
         state,
         daily_realized=state.daily_realized + profit,
@@ -224,6 +227,14 @@ def record_close(
     if use.daily_fraction >= 1:
         new = replace(new, daily_stop=True)
     return new
+
+
+def hand_close_keeps_the_streak(losses: int, profit: float, by_hand: bool) -> int:
+    """The streak after a close: +1 on a strategy loss, 0 on a strategy win; a person closing a
+    position is not the strategy losing (or winning), so a hand close leaves the streak as it was."""
+    if by_hand:
+        return losses
+    return losses + 1 if profit < 0 else 0
 
 
 def start_cooldown(state: RiskState, limits: RiskLimits, now: datetime, reason: str) -> RiskState:

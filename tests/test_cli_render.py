@@ -1,0 +1,142 @@
+"""The CLI as a person sees it: a fast parser, reports readable at 80 columns and in a pipe, clear bad-input lines."""
+
+from __future__ import annotations
+
+import io
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from rich.console import Console
+
+from main import main
+from research.backtest_cli import _report, fmt_counts, fmt_pf
+
+ROOT = Path(__file__).resolve().parents[1]
+HEAVY = ("numpy", "polars", "xgboost", "sklearn", "scipy", "hmmlearn", "matplotlib", "aiogram", "sqlalchemy")
+
+
+def test_building_the_parser_imports_nothing_heavy() -> None:
+    code = ("import sys; import main; main.build_parser(); "
+            f"print(','.join(m for m in {HEAVY!r} if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "", f"build_parser() imported {out.stdout.strip()}"
+
+
+def _metrics(trades: int, net: float, pf: float | None) -> dict:
+    return {"trades": trades, "win_rate": 0.388, "profit_factor": pf, "expectancy": -2.01, "net_profit": net,
+            "final_equity": 5000 + net, "max_drawdown_pct": 11.06, "sharpe": -4.09, "sortino": -2.06,
+            "calmar": -2.59, "exit_reasons": {"broker_sl": 156, "smart_take_profit": 40}}
+
+
+def test_backtest_report_fits_80_columns_without_python_reprs() -> None:
+    out = {"from": "2025-09-01 00:00:00+00:00", "to": "2025-12-24 05:00:00+00:00", "bars": 7524, "seconds": 12.3,
+           "bars_per_second": 613.3, "models": "no models: SMC-only", "spread_assumed_points": 25,
+           **_metrics(250, -50412.35, 0.68), "gate_blocks": {"risk_mode": 3513, "session": 2047},
+           "baselines": {"buy_and_hold": _metrics(1, 2094.44, None), "smc_only": _metrics(250, -501.35, 0.68),
+                         "random": _metrics(267, -521.52, 0.75)}}
+    buf = io.StringIO()
+    _report(Console(file=buf, width=80), out)
+    text = buf.getvalue()
+    assert max(len(line) for line in text.splitlines()) <= 80
+    assert "…" not in text and "None" not in text and "{" not in text
+    assert "-50,412.35" in text and "strategy" in text and "no loss" in text
+    assert "broker_sl 156, smart_take_profit 40" in text
+    assert "spread ASSUMED 25 points" in text
+
+
+def test_table_cell_helpers() -> None:
+    assert fmt_pf({"profit_factor": None, "trades": 0, "net_profit": 0.0}) == "n/a"
+    assert fmt_pf({"profit_factor": 1.234}) == "1.23"
+    assert fmt_counts({}) == "none"
+
+
+MT5_EXPORT = ("<DATE>\t<TIME>\t<OPEN>\t<HIGH>\t<LOW>\t<CLOSE>\t<TICKVOL>\t<VOL>\t<SPREAD>\n"
+              "2025.01.06\t10:00:00\t2650.00\t2651.00\t2649.00\t2650.50\t120\t0\t25\n"
+              "2025.01.06\t10:15:00\t2650.50\t2652.00\t2649.00\t2650.70\t98\t0\t27\n")
+
+
+@pytest.mark.parametrize(("name", "content", "expected"), [
+    ("empty.csv", b"", "is empty"),
+    ("empty.parquet", b"", "is empty"),
+    ("garbage.parquet", b"this is not parquet at all", "not a readable parquet"),
+    ("header.csv", b"time,open,high,low,close,tick_volume,spread,real_volume\n", "no bars"),
+    ("renamed.csv", b"when,o,h,l,c\n2025-01-06 10:00,1,2,0.5,1.5\n", "no column(s) time, open"),
+    ("ohlc.csv", b"time,open,high,low,close\n2025-01-06 10:00:00,2650,2651,2649,2650.5\n", "--spread POINTS"),
+])
+def test_bad_bars_files_get_one_clear_line(tmp_path, capsys, name, content, expected) -> None:
+    path = tmp_path / name
+    path.write_bytes(content)
+    assert main(["bars", "--data", str(path)]) == 2
+    captured = capsys.readouterr()
+    assert expected in captured.err and len(captured.err.strip().splitlines()) == 1
+    assert "Traceback" not in captured.err
+
+
+def test_ohlc_only_file_with_an_explicit_spread_says_so(tmp_path, capsys) -> None:
+    path = tmp_path / "ohlc.csv"
+    path.write_text("time,open,high,low,close\n2025-01-06 10:00:00,2650,2651,2649,2650.5\n")
+    assert main(["bars", "--data", str(path), "--spread", "25"]) == 0
+    assert "spread ASSUMED 25 points" in capsys.readouterr().out
+
+
+def test_metatrader5_history_export_is_read(tmp_path) -> None:
+    from trading.bars import load_bars
+
+    path = tmp_path / "XAUUSD_M15.csv"
+    path.write_text(MT5_EXPORT)
+    frame = load_bars(path, server_tz="UTC+2")
+    assert frame.height == 2 and frame["spread"].to_list() == [25, 27] and frame["tick_volume"].to_list() == [120, 98]
+    assert str(frame["time"][0]) == "2025-01-06 08:00:00+00:00"
+    with pytest.raises(ValueError, match="own spread column"):
+        load_bars(path, spread=20)
+
+
+def test_run_with_mt5_on_linux_is_one_line(tmp_path, capsys) -> None:
+    (tmp_path / "empty.env").write_text("")
+    try:
+        import MetaTrader5  # noqa: F401
+    except ImportError:
+        pass
+    else:
+        pytest.skip("the MetaTrader5 package is installed here")
+    code = main(["run", "--broker", "mt5", "--no-console", "--db", str(tmp_path / "j.db"), "--max-seconds", "1",
+                 "--env-file", str(tmp_path / "empty.env")])
+    err = capsys.readouterr().err
+    assert code == 1 and "Traceback" not in err
+    assert err.strip().splitlines() == [err.strip()] and "MetaTrader5 package is not installed" in err
+
+
+def test_library_chatter_is_quiet_but_real_warnings_show(caplog) -> None:
+    import logging
+
+    from main import quiet_library_logs
+
+    quiet_library_logs()
+    with caplog.at_level(logging.INFO):
+        logging.getLogger("alembic.runtime.migration").info("Context impl SQLiteImpl.")
+        sched = logging.getLogger("apscheduler.scheduler")
+        sched.warning('Execution of job "trading" skipped: maximum number of running instances reached (1)')
+        sched.warning("Scheduler started with a broken job store")
+    assert [r.getMessage() for r in caplog.records] == ["Scheduler started with a broken job store"]
+
+
+def test_walk_forward_report_fits_80_columns() -> None:
+    from research.walkforward_cli import _report as wf_report
+
+    fold = {"fold": 1, "train_from": "2025-07-16 15:00:00+00:00", "train_to": "2025-09-16 15:00:00+00:00",
+            "test_from": "2025-09-16 15:15:00+00:00", "test_to": "2025-10-16 15:00:00+00:00", "model_auc": 0.5123,
+            "test_auc": None, "trades": 123, "net_profit": -504.2, "win_rate": 0.41, "smc_only_trades": 130,
+            "smc_only_net_profit": -612.3}
+    m = {"trades": 250, "win_rate": 0.4, "profit_factor": None, "net_profit": -50412.35, "final_equity": 4500.0,
+         "max_drawdown_pct": 11.06, "sharpe": -4.09, "sortino": None}
+    wf = {"folds": [fold, fold], "out_of_sample_bars": 6000, "train_bars": 6000, "test_bars": 1500, "step": 1500,
+          "overall": m, "smc_only": m, "gate_blocks": {"risk_mode": 3513}, "untested_bars": 0}
+    buf = io.StringIO()
+    wf_report(Console(file=buf, width=80), {"walk_forward": wf, "from": "2025-07-16", "to": "2025-12-24",
+                                            "seconds": 100.2, "spread_assumed_points": 30})
+    text = buf.getvalue()
+    assert max(len(line) for line in text.splitlines()) <= 80
+    assert "…" not in text and "None" not in text and "{" not in text
+    assert "-50,412.35" in text and "risk_mode 3513" in text and "spread ASSUMED 30 points" in text

@@ -1,0 +1,45 @@
+"""The console's prompt line: typed lines reach the dispatcher, reports print above the prompt."""
+
+from __future__ import annotations
+
+import asyncio
+
+from prompt_toolkit.application import create_app_session
+from prompt_toolkit.input import create_pipe_input
+from prompt_toolkit.output import DummyOutput
+
+from bot.console import ConsoleController
+
+
+class _Recorder(ConsoleController):
+    def __init__(self) -> None:  # no dispatcher: only the prompt loop is under test
+        self.lines: list[str] = []
+        self._task = None
+
+    async def handle_line(self, line: str) -> None:
+        self.lines.append(line)
+        print(f"report for {line}")  # printed while the prompt is up: goes above it, not into it
+
+
+async def test_prompt_reads_lines_and_stops_on_end_of_input() -> None:
+    controller = _Recorder()
+    with create_pipe_input() as pipe, create_app_session(input=pipe, output=DummyOutput()):
+        task = asyncio.create_task(controller._prompt())
+        pipe.send_text("/status\r")
+        pipe.send_text("/positions\r")
+        for _ in range(100):
+            if len(controller.lines) == 2:
+                break
+            await asyncio.sleep(0.02)
+        pipe.send_bytes(b"\x04")  # Ctrl-D on an empty line ends the prompt loop
+        await asyncio.wait_for(task, 5)
+    assert controller.lines == ["/status", "/positions"]
+
+
+async def test_prompt_stops_when_cancelled() -> None:
+    controller = _Recorder()
+    with create_pipe_input() as pipe, create_app_session(input=pipe, output=DummyOutput()):
+        controller._task = asyncio.create_task(controller._prompt())
+        await asyncio.sleep(0.05)
+        await controller.stop()
+    assert controller._task is None
