@@ -583,15 +583,15 @@ def _print_train(console: Any, r: TrainReport) -> None:
     s = r.signal
     # narrow headers and collapsed padding: the table fits an 80-column terminal or a pipe
     table = Table(title=f"walk-forward, {len(s['folds'])} folds (test blocks of setups)", show_lines=False,
-                  box=box.SIMPLE_HEAD, show_edge=False, padding=(0, 1))
-    for col in ("fold", "from", "to", "setups", "trees", "AUC", "LL", "base LL", "won", "EV n", "EV R", "all R"):
+                  box=box.SIMPLE_HEAD, show_edge=False, padding=(0, 0))
+    # per fold: AUC and the R per trade of the EV-gated setups against all setups (log losses pooled below)
+    for col in ("fold", "from", "to", "setups", "AUC", "won", "EV n", "EV R", "all R"):
         table.add_column(col, justify="right", no_wrap=True)
     for f in s["folds"]:
-        m, b, t = f["metrics"], f["baselines"]["base_rate"], f["trading"]
+        m, t = f["metrics"], f["trading"]
         table.add_row(str(f["fold"] + 1), _short(f["test_from"]), _short(f["test_to"]), str(f["test_rows"]),
-                      str(f["rounds"]), _f(m["auc"]), _f(m["log_loss"]), _f(b["log_loss"]),
-                      _pct(t["all_setups"]["win_rate"]), str(t["ev_gate"]["n"]), _r(t["ev_gate"]["mean_r"]),
-                      _r(t["all_setups"]["mean_r"]))
+                      _f(m["auc"]), _pct(t["all_setups"]["win_rate"]), str(t["ev_gate"]["n"]),
+                      _r(t["ev_gate"]["mean_r"]), _r(t["all_setups"]["mean_r"]))
     console.print(table)
     console.print(f"  pooled test setups ({s['n']}, base win rate {_pct(s['base_win_rate'])}):")
     for name, m in (("model", s), *s["baselines"].items()):

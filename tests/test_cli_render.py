@@ -33,6 +33,9 @@ def _metrics(trades: int, net: float, pf: float | None) -> dict:
 def test_backtest_report_fits_80_columns_without_python_reprs() -> None:
     out = {"from": "2025-09-01 00:00:00+00:00", "to": "2025-12-24 05:00:00+00:00", "bars": 7524, "seconds": 12.3,
            "bars_per_second": 613.3, "models": "no models: SMC-only", "spread_assumed_points": 25,
+           "intrabar": "generated path, 60 ticks a bar (O->L->H->C rising)", "detail_share": 0.0, "ticks": 451440,
+           "sensitivity": {"against": "the other vertex order", "trades": 248, "net_profit": -49801.1,
+                           "profit_factor": None, "delta_net_profit": 611.25},
            **_metrics(250, -50412.35, 0.68), "gate_blocks": {"risk_mode": 3513, "session": 2047},
            "baselines": {"buy_and_hold": _metrics(1, 2094.44, None), "smc_only": _metrics(250, -501.35, 0.68),
                          "random": _metrics(267, -521.52, 0.75)}}
@@ -44,6 +47,8 @@ def test_backtest_report_fits_80_columns_without_python_reprs() -> None:
     assert "-50,412.35" in text and "strategy" in text and "no loss" in text
     assert "broker_sl 156, smart_take_profit 40" in text
     assert "spread ASSUMED 25 points" in text
+    flat = " ".join(text.split())
+    assert "0.0% of bars with real detail" in flat and "moves by $+611.25" in flat
 
 
 def test_table_cell_helpers() -> None:

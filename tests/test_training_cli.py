@@ -150,5 +150,5 @@ def test_train_report_reads_at_80_columns(trained) -> None:
     buf = io.StringIO()
     _print_train(Console(file=buf, width=80), TrainReport(**report))
     text = buf.getvalue()
-    assert "…" not in text and "prev AUC" in text
+    assert "…" not in text and "EV R" in text and "base win rate" in text
     assert max(len(line) for line in text.splitlines()) <= 80
