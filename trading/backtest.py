@@ -30,7 +30,7 @@ from trading.domain import ClosedTrade, Side
 from trading.engine import Analyzer, TradingEngine
 from trading.parameters import StrategyParams
 from trading.records import MemoryRecorder, OpenedTrade
-from trading.risk.modes import RiskLimits
+from trading.risk.modes import RiskLimits, RiskMode, RiskState, risk_state_to_dict
 
 Progress = Callable[[int, int], None]
 
@@ -47,6 +47,21 @@ class BacktestConfig:
     limits: RiskLimits = field(default_factory=RiskLimits)
 
 
+@dataclass(frozen=True, slots=True)
+class HaltEvent:
+    """A stretch of bars where a loss limit stopped entries: when, why, and what it kept out."""
+
+    start: datetime  # close time of the first bar decided while STOPPED
+    end: datetime | None  # close time of the first bar trading again; None: still halted at the end
+    reason: str
+    bars: int  # bars decided while halted
+    setups_blocked: int  # of those, bars that had an SMC setup the halt kept out
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"start": str(self.start), "end": None if self.end is None else str(self.end), "reason": self.reason,
+                "bars": self.bars, "setups_blocked": self.setups_blocked}
+
+
 @dataclass(slots=True)
 class BacktestResult:
     bars: int
@@ -59,6 +74,8 @@ class BacktestResult:
     gate_blocks: Counter[str]
     decisions: int
     label: str = "strategy"
+    halts: list[HaltEvent] = field(default_factory=list)  # loss-limit halts (risk mode STOPPED), in order
+    risk_state: RiskState | None = None  # the engine's risk counters at the end, to carry into a next run
 
     def metrics(self) -> dict[str, Any]:
         return compute_metrics(self.trades, self.opened, self.equity_times, self.equity, self.start_balance)
@@ -73,7 +90,7 @@ class _SimClock:
 
 
 async def _drive(bars: pl.DataFrame, analyzer: Analyzer, config: BacktestConfig, *, live: bool,
-                 progress: Progress | None, label: str) -> BacktestResult:
+                 progress: Progress | None, label: str, risk_state: RiskState | None = None) -> BacktestResult:
     warmup = min(config.warmup_bars, max(bars.height - 1, 0))
     feed = ReplayFeed(bars, speed=0, ticks_per_bar=config.ticks_per_bar, history=warmup)
     broker = PaperBroker(feed=None, balance=config.balance, commission_per_lot=config.commission_per_lot,
@@ -99,8 +116,10 @@ async def _drive(bars: pl.DataFrame, analyzer: Analyzer, config: BacktestConfig,
         raise ValueError("no bars to replay after the warm-up")
     broker.set_tick(first)
     clock.now = first.time
-    await engine.start()
+    await engine.start({"risk": risk_state_to_dict(risk_state)} if risk_state is not None else None)
     await engine.on_tick()
+    halts: list[HaltEvent] = []
+    halt: list[Any] | None = None  # [start, reason, bars, setups] of the halt in progress
     eq_times: list[datetime] = []
     equity: list[float] = []
     bar_len = timedelta(minutes=15)
@@ -125,6 +144,14 @@ async def _drive(bars: pl.DataFrame, analyzer: Analyzer, config: BacktestConfig,
         else:
             window = bars.slice(i, 1)
         count(await engine.on_bar(window))
+        mode = engine.mode()
+        if mode.mode is RiskMode.STOPPED:
+            halt = halt or [clock.now, mode.reason, 0, 0]
+            halt[2] += 1
+            halt[3] += engine.analysis is not None and engine.analysis.setup is not None
+        elif halt is not None:
+            halts.append(HaltEvent(halt[0], clock.now, halt[1], halt[2], halt[3]))
+            halt = None
         eq_times.append(clock.now)
         equity.append(broker.equity())
         if progress is not None and (i - warmup) % 500 == 0:
@@ -135,12 +162,14 @@ async def _drive(bars: pl.DataFrame, analyzer: Analyzer, config: BacktestConfig,
         await engine._close(pos, "end_of_data", "the data ended", by="backtest")
     if equity:
         equity[-1] = broker.equity()
+    if halt is not None:
+        halts.append(HaltEvent(halt[0], None, halt[1], halt[2], halt[3]))
     if progress is not None:
         progress(total, total)
     return BacktestResult(
         bars=total, seconds=0.0, start_balance=config.balance, trades=recorder.closed, opened=recorder.opened,
         equity_times=eq_times, equity=np.asarray(equity, dtype=float), gate_blocks=blocks, decisions=decisions,
-        label=label,
+        label=label, halts=halts, risk_state=engine.state,
     )
 
 
@@ -154,8 +183,12 @@ def run_backtest(
     analyzer_wrapper: Callable[[Analyzer], Analyzer] | None = None,
     progress: Progress | None = None,
     label: str = "strategy",
+    risk_state: RiskState | None = None,
 ) -> BacktestResult:
-    """Replay `bars` (BAR_SCHEMA, UTC) through the engine with the precomputed analysis."""
+    """Replay `bars` (BAR_SCHEMA, UTC) through the engine with the precomputed analysis.
+
+    `risk_state` continues an earlier run's risk counters (a previous result's `risk_state`): the
+    total-loss reference, a total stop and the day's counters carry over as a live restart keeps them."""
     config = config or BacktestConfig()
     t0 = time.perf_counter()
     frame = frame or AnalysisFrame.build(bars, regime, signal,
@@ -163,7 +196,8 @@ def run_backtest(
     analyzer: Analyzer = PrecomputedAnalyzer(frame)
     if analyzer_wrapper is not None:
         analyzer = analyzer_wrapper(analyzer)
-    result = asyncio.run(_drive(bars, analyzer, config, live=False, progress=progress, label=label))
+    result = asyncio.run(_drive(bars, analyzer, config, live=False, progress=progress, label=label,
+                                risk_state=risk_state))
     result.seconds = time.perf_counter() - t0
     return result
 
