@@ -1,7 +1,8 @@
 """Equity curve with drawdown shading (and the balance as a step line), as PNG bytes.
 
 Top panel: equity, balance, and the gap below the running equity peak shaded red.
-Bottom panel: drawdown in percent of the peak. Times may be aware (any zone) or naive (taken as UTC);
+Bottom panel: drawdown in percent of the peak. Optional `halts` ((start, end or None, label) each)
+shade the stretches where a loss limit stopped trading, labelled at their start. Times may be aware (any zone) or naive (taken as UTC);
 the axis is labelled in `tz` (WIB by default).
 """
 
@@ -20,6 +21,7 @@ from charts.style import DARK, Theme, new_figure, no_data_figure, render_png, se
 
 TimesLike = Sequence[datetime] | pl.Series | np.ndarray
 ValuesLike = Sequence[float] | pl.Series | np.ndarray
+Halt = tuple[datetime, datetime | None, str]  # start, end (None: to the end of the chart), label
 
 
 def equity_chart(
@@ -28,9 +30,11 @@ def equity_chart(
     balance: ValuesLike | None = None,
     title: str = "",
     tz: str = "Asia/Jakarta",
+    *,
+    halts: Sequence[Halt] | None = None,
 ) -> bytes:
     """PNG bytes; empty input gives a small "no data" image instead of an error."""
-    return render_png(equity_figure(times, equity, balance, title, tz))
+    return render_png(equity_figure(times, equity, balance, title, tz, halts=halts))
 
 
 def drawdown(equity: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -50,6 +54,8 @@ def equity_figure(
     title: str = "",
     tz: str = "Asia/Jakarta",
     theme: Theme = DARK,
+    *,
+    halts: Sequence[Halt] | None = None,
 ) -> Figure:
     """The same chart as an unrendered Figure."""
     t = _utc_datetime64(times)
@@ -88,6 +94,13 @@ def equity_figure(
             edgecolor=theme.grid,
             labelcolor=theme.text,
         )
+    for start, end, label in halts or ():
+        x0 = float(mdates.date2num(_utc_datetime64([start])[0]))
+        x1 = float(mdates.date2num(_utc_datetime64([end])[0])) if end is not None else float(x[-1])
+        for a in (ax, ax_dd):
+            a.axvspan(x0, max(x1, x0), color=theme.muted, alpha=0.25, lw=0, gid="halt")
+        ax.annotate(label, (x0, 1.0), xycoords=("data", "axes fraction"), xytext=(3, -3), textcoords="offset points",
+                    va="top", ha="left", fontsize=theme.note_size, color=theme.text, gid="halt_label")
     ax_dd.fill_between(x, dd_pct, 0.0, color=theme.down, alpha=0.5, lw=0, gid="drawdown_pct")
     ax_dd.set_ylabel("DD %", fontsize=theme.note_size)
     ax_dd.set_ylim(min(float(dd_pct.min()) * 1.15, -0.5), 0.0)

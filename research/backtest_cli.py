@@ -97,7 +97,8 @@ def cmd_backtest(args: argparse.Namespace) -> int:
             smc_gates = config.params.disabled_gates | {"ml_confidence", "ml_agreement"}
             smc_cfg = replace(config, params=replace(config.params, disabled_gates=smc_gates))
             runs["smc_only"] = run_backtest(bars, smc_cfg, regime=regime, progress=tracker("SMC-only"))
-            runs["random"] = run_backtest(bars, config, regime=regime, signal=signal, progress=tracker("random"),
+            # random entries: a coin picks each setup's side, same exits, without the ML gates
+            runs["random"] = run_backtest(bars, smc_cfg, regime=regime, progress=tracker("random"),
                                           analyzer_wrapper=lambda a: RandomSide(a, seed=7), label="random")
     metrics = main.metrics()
     out: dict[str, Any] = {
@@ -109,6 +110,7 @@ def cmd_backtest(args: argparse.Namespace) -> int:
         "models": model_note,
         **metrics,
         "gate_blocks": dict(main.gate_blocks.most_common()),
+        "halts": [h.to_dict() for h in main.halts],
     }
     if not args.no_baselines:
         out["baselines"] = {
@@ -117,10 +119,15 @@ def cmd_backtest(args: argparse.Namespace) -> int:
             "random": runs["random"].metrics(),
         }
     _report(console, out)
+    from research.walkforward_cli import halt_lines, halt_marks
+
+    for line in halt_lines(out["halts"]):
+        console.print(line)
     if args.plot:
         from charts.equity import equity_chart
 
-        Path(args.plot).write_bytes(equity_chart(main.equity_times, main.equity, title="Backtest equity"))
+        Path(args.plot).write_bytes(equity_chart(main.equity_times, main.equity, title="Backtest equity",
+                                                 halts=halt_marks(main.halts)))
         console.print(f"equity chart written to {args.plot}")
     if args.trades_csv:
         _write_trades(Path(args.trades_csv), main)
