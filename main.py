@@ -69,8 +69,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     from models.training import add_train_arguments
     from research.backtest_cli import add_backtest_arguments
+    from research.optimize_cli import add_optimize_arguments
 
     add_backtest_arguments(sub)
+    add_optimize_arguments(sub)
     add_train_arguments(sub)
     return parser
 
