@@ -152,6 +152,7 @@ def prepare(bars: pl.DataFrame, plan: OptimizationPlan, config: BacktestConfig, 
             say(f"{name}: analysis")
             w = bars.slice(test.start - plan.warmup, len(test) + plan.warmup)
             frame = AnalysisFrame.build(w, regime, signal, with_h1_bias=config.params.gate_enabled("h1_bias"))
+            frame.setup_at(0)  # fills the setup-column cache once, so trials' copies of the frame share it
             times = bars["time"]
             windows.append(Window(name, w, frame, times[test.start], times[test.stop - 1], version))
     return OptimizationData(tuple(windows[:-1]), windows[-1], replace(config, warmup_bars=plan.warmup),
