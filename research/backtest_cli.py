@@ -113,6 +113,8 @@ def cmd_backtest(args: argparse.Namespace) -> int:
         "halts": [h.to_dict() for h in main.halts],
     }
     if not args.no_baselines:
+        out["baseline_halts"] = {k: [h.to_dict() for h in runs[k].halts] for k in ("smc_only", "random")}
+    if not args.no_baselines:
         out["baselines"] = {
             "buy_and_hold": buy_and_hold(bars, config),
             "smc_only": runs["smc_only"].metrics(),
@@ -121,7 +123,8 @@ def cmd_backtest(args: argparse.Namespace) -> int:
     _report(console, out)
     from research.walkforward_cli import halt_lines, halt_marks
 
-    for line in halt_lines(out["halts"]):
+    for line in halt_lines(out["halts"]) + [x for k, v in out.get("baseline_halts", {}).items()
+                                            for x in halt_lines(v, k.replace("_", "-"))]:
         console.print(line)
     if args.plot:
         from charts.equity import equity_chart

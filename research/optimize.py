@@ -42,7 +42,7 @@ from trading.parameters import SEARCH_SPACE, ParamRange, StrategyParams
 
 # not a StrategyParams field: the floor of the dynamic ML threshold, which the analysis frame applies
 ML_THRESHOLD = "ml_threshold"
-ML_THRESHOLD_RANGE = ParamRange(0.55, 0.75, 0.05)
+ML_THRESHOLD_RANGE = ParamRange(0.50, 0.70, 0.025)  # ML confidence is max(p, 1 - p): 0.50 lets all through
 DEFAULT_ML_THRESHOLD = 0.60
 TRADING_DAYS = 252
 TOO_FEW_TRADES = -100.0
@@ -377,7 +377,7 @@ def run_trials(study: Any, executor: Any, space: dict[str, ParamRange], n_trials
         progress(done, n_trials)
     while done < n_trials:
         trials = [study.ask(dist) for _ in range(min(batch, n_trials - done))]
-        scores = executor.map([dict(t.params) for t in trials])
+        scores = executor.map([clean(t.params) for t in trials])
         for t, s in zip(trials, scores, strict=True):
             t.set_user_attr("daily_returns", list(s.daily_returns))
             t.set_user_attr("trades", s.metrics["trades"])
@@ -389,12 +389,17 @@ def run_trials(study: Any, executor: Any, space: dict[str, ParamRange], n_trials
             progress(done, n_trials)
 
 
+def clean(params: dict[str, Any]) -> dict[str, float]:
+    """Grid values without the float noise of Optuna's stepped floats (0.7000000000000001 -> 0.7)."""
+    return {k: (round(v, 10) if isinstance(v, float) else v) for k, v in params.items()}
+
+
 def trial_records(study: Any) -> list[TrialRecord]:
     import optuna
 
     out = []
     for t in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,)):
-        out.append(TrialRecord(t.number, dict(t.params), float(t.value), tuple(t.user_attrs.get("daily_returns", ())),
+        out.append(TrialRecord(t.number, clean(t.params), float(t.value), tuple(t.user_attrs.get("daily_returns", ())),
                                int(t.user_attrs.get("trades", 0)), float(t.user_attrs.get("net_profit", 0.0))))
     return out
 

@@ -212,6 +212,8 @@ class WalkForwardResult:
             "smc_only": self.smc_only.metrics(),
             "baselines": self.baselines(),
             "halts": [h.to_dict() for h in self.strategy.halts],
+            "baseline_halts": {name: [h.to_dict() for h in c.halts]
+                               for name, c in (("smc_only", self.smc_only), ("random", self.random)) if c is not None},
         }
 
     def baselines(self) -> dict[str, dict[str, Any]]:

@@ -67,8 +67,8 @@ def halt_marks(halts: list[Any]) -> list[tuple[Any, Any, str]]:
     return [(h.start, h.end, f"halted: {h.reason.split(' reached')[0]}") for h in halts]
 
 
-def halt_lines(halts: list[dict[str, Any]]) -> list[str]:
-    return [f"halted {h['start'][:16]} → {(h['end'] or 'end of data')[:16]} by a loss limit ({h['reason']}): "
+def halt_lines(halts: list[dict[str, Any]], who: str = "strategy") -> list[str]:
+    return [f"{who} halted {h['start'][:16]} → {(h['end'] or 'end of data')[:16]} by a loss limit ({h['reason']}): "
             f"{h['bars']} bars without entries, {h['setups_blocked']} of them with a setup" for h in halts]
 
 
@@ -114,7 +114,7 @@ def _report(console: Any, out: dict[str, Any]) -> None:
                       f"{m['final_equity']:.0f}", _num(m["max_drawdown_pct"]), _num(m["sharpe"]), _num(m["sortino"]))
     console.print(total)
     console.print(f"gates that blocked the strategy most: {dict(list(wf['gate_blocks'].items())[:6])}")
-    for line in halt_lines(wf["halts"]):
+    for line in halt_lines(wf["halts"]) + [x for k, v in wf["baseline_halts"].items() for x in halt_lines(v, names[k])]:
         console.print(line)
     if wf["untested_bars"]:
         console.print(f"{wf['untested_bars']} bars after the last complete test window were not traded")

@@ -146,10 +146,10 @@ class ParamRange:
 
 
 # Ranges the optimiser (`main.py optimize`) searches: gates' and exits' numbers, each field's own line.
-# An int field gets int steps. Every default lies inside its range.
+# An int field gets int steps. Every default lies inside its range. min_risk_reward is not searched:
+# every SMC setup's target is exactly its 2 R, so the gate either passes all setups or none.
 SEARCH_SPACE: dict[str, ParamRange] = {
     "min_setup_confidence": ParamRange(0.50, 0.70, 0.05),
-    "min_risk_reward": ParamRange(1.5, 3.0, 0.25),
     "pullback_bounce_atr": ParamRange(0.05, 0.35, 0.05),
     "cooldown_seconds": ParamRange(0, 1800, 300),
     "ml_opposite_block": ParamRange(0.55, 0.80, 0.05),
