@@ -64,7 +64,11 @@ def cmd_walk_forward(args: argparse.Namespace, console: Any, config: BacktestCon
 
 def halt_marks(halts: list[Any]) -> list[tuple[Any, Any, str]]:
     """HaltEvents as the equity chart's (start, end, label)."""
-    return [(h.start, h.end, f"halted: {h.reason.split(' reached')[0]}") for h in halts]
+    def which(reason: str) -> str:
+        return "daily-loss limit" if reason.startswith("daily") else "total-loss limit" if reason.startswith(
+            "total") else reason
+
+    return [(h.start, h.end, f"halted {h.start:%m-%d %H:%M} UTC: {which(h.reason)}") for h in halts]
 
 
 def halt_lines(halts: list[dict[str, Any]], who: str = "strategy") -> list[str]:
