@@ -82,3 +82,15 @@ def test_backtest_cli_reports_halts_and_random_runs_without_ml(shared_bars_path:
     assert isinstance(body["halts"], list)
     assert set(body["baselines"]) == {"buy_and_hold", "smc_only", "random"}
     assert (tmp_path / "eq.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_halt_text_and_chart_marks_name_the_date_and_the_limit(halted) -> None:
+    from research.walkforward_cli import halt_lines, halt_marks
+
+    first, _ = halted
+    h = first.halts[-1]
+    ((start, end, label),) = halt_marks([h])
+    assert (start, end) == (h.start, None) and "total-loss limit" in label and f"{h.start:%m-%d}" in label
+    (line,) = halt_lines([h.to_dict()], "SMC-only")
+    assert line.startswith("SMC-only halted " + str(h.start)[:16]) and "end of data" in line
+    assert f"{h.setups_blocked} of them with a setup" in line
