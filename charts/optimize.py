@@ -15,14 +15,15 @@ from charts.style import DARK, Theme, new_figure, no_data_figure, render_png, se
 
 def trials_chart(numbers: Sequence[int], scores: Sequence[float], *, chosen: int | None = None,
                  reference: float | None = None, reference_label: str = "defaults", title: str = "",
-                 score_label: str = "score") -> bytes:
+                 score_label: str = "score", note: str = "") -> bytes:
     return render_png(trials_figure(numbers, scores, chosen=chosen, reference=reference,
-                                    reference_label=reference_label, title=title, score_label=score_label))
+                                    reference_label=reference_label, title=title, score_label=score_label, note=note))
 
 
 def trials_figure(numbers: Sequence[int], scores: Sequence[float], *, chosen: int | None = None,
                   reference: float | None = None, reference_label: str = "defaults", title: str = "",
-                  score_label: str = "score", theme: Theme = DARK) -> Figure:
+                  score_label: str = "score", note: str = "", theme: Theme = DARK) -> Figure:
+    """`note` goes under the x axis (e.g. how many trials were left out)."""
     n = np.asarray(numbers, dtype=float)
     s = np.asarray(scores, dtype=float)
     if n.size != s.size:
@@ -44,7 +45,7 @@ def trials_figure(numbers: Sequence[int], scores: Sequence[float], *, chosen: in
         k = int(np.flatnonzero(n.astype(int) == chosen)[0])
         ax.scatter([n[k]], [s[k]], s=90, facecolors="none", edgecolors=theme.down, linewidths=2, label="chosen",
                    gid="chosen")
-    ax.set_xlabel("trial", fontsize=theme.note_size, color=theme.muted)
+    ax.set_xlabel("trial" + (f" ({note})" if note else ""), fontsize=theme.note_size, color=theme.muted)
     ax.set_ylabel(score_label, fontsize=theme.note_size, color=theme.muted)
     ax.legend(loc="lower right", fontsize=theme.note_size, facecolor=theme.panel, edgecolor=theme.grid,
               labelcolor=theme.text)

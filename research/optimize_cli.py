@@ -213,11 +213,11 @@ def _plot(path: Path, study: Any, out: dict[str, Any]) -> None:
     valid = [(n, s) for n, s in out["trial_objectives"] if s > TOO_FEW_TRADES + 1]
     numbers, scores = [n for n, _ in valid], [s for _, s in valid]
     hidden = len(out["trial_objectives"]) - len(valid)
+    reference = out["folds"]["defaults_objective"]
     path.write_bytes(trials_chart(numbers, scores, chosen=out["chosen"]["number"],
-                                  reference=out["folds"]["defaults_objective"],
-                                  title=f"Optimisation {study.study_name}: out-of-sample folds"
-                                  + (f" ({hidden} with too few trades not shown)" if hidden else ""),
-                                  score_label="annualised Sharpe (folds)"))
+                                  reference=reference if reference > TOO_FEW_TRADES + 1 else None,
+                                  title=f"Study {study.study_name}: trials", score_label="annualised Sharpe, folds",
+                                  note=f"{hidden} with too few trades not shown" if hidden else ""))
 
 
 def _num(x: Any) -> str:
