@@ -90,8 +90,10 @@ def build_parser() -> argparse.ArgumentParser:
     from models.train_cli import add_train_arguments
     from research.backtest_cli import add_backtest_arguments
     from research.download import add_download_arguments  # stdlib-only at import: the parser stays fast
+    from research.optimize_cli import add_optimize_arguments
 
     add_backtest_arguments(sub)
+    add_optimize_arguments(sub)
     add_train_arguments(sub)
     add_download_arguments(sub)
     return parser

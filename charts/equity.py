@@ -4,7 +4,8 @@ Top panel: equity, balance, and the gap below the running equity peak shaded red
 Bottom panel: drawdown in percent of the peak. Times may be aware (any zone) or naive (taken as UTC);
 the axis is labelled in `tz` (WIB by default). With `start=(time, balance)` the curve begins at the
 starting balance (a dotted reference line), so a first sample taken after the first trades does not
-hide them; drawdown counts from there too.
+hide them; drawdown counts from there too. Optional `halts` ((start, end or None, label) each) shade
+the stretches where a loss limit stopped trading, labelled at their start.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from charts.style import DARK, Theme, new_figure, no_data_figure, render_png, se
 
 TimesLike = Sequence[datetime] | pl.Series | np.ndarray
 ValuesLike = Sequence[float] | pl.Series | np.ndarray
+Halt = tuple[datetime, datetime | None, str]  # start, end (None: to the end of the chart), label
 
 
 def equity_chart(
@@ -32,9 +34,10 @@ def equity_chart(
     tz: str = "Asia/Jakarta",
     *,
     start: tuple[datetime, float] | None = None,
+    halts: Sequence[Halt] | None = None,
 ) -> bytes:
     """PNG bytes; empty input gives a small "no data" image instead of an error."""
-    return render_png(equity_figure(times, equity, balance, title, tz, start=start))
+    return render_png(equity_figure(times, equity, balance, title, tz, start=start, halts=halts))
 
 
 def drawdown(equity: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -56,6 +59,7 @@ def equity_figure(
     theme: Theme = DARK,
     *,
     start: tuple[datetime, float] | None = None,
+    halts: Sequence[Halt] | None = None,
 ) -> Figure:
     """The same chart as an unrendered Figure."""
     t = _utc_datetime64(times)
@@ -105,6 +109,13 @@ def equity_figure(
             edgecolor=theme.grid,
             labelcolor=theme.text,
         )
+    for halt_start, halt_end, label in halts or ():
+        x0 = float(mdates.date2num(_utc_datetime64([halt_start])[0]))
+        x1 = float(mdates.date2num(_utc_datetime64([halt_end])[0])) if halt_end is not None else float(x[-1])
+        for a in (ax, ax_dd):
+            a.axvspan(x0, max(x1, x0), color=theme.muted, alpha=0.25, lw=0, gid="halt")
+        ax.annotate(label, (x0, 1.0), xycoords=("data", "axes fraction"), xytext=(3, -3), textcoords="offset points",
+                    va="top", ha="left", fontsize=theme.note_size, color=theme.text, gid="halt_label")
     ax_dd.fill_between(x, dd_pct, 0.0, color=theme.down, alpha=0.5, lw=0, gid="drawdown_pct")
     ax_dd.set_ylabel("DD %", fontsize=theme.note_size)
     ax_dd.set_ylim(min(float(dd_pct.min()) * 1.15, -0.5), 0.0)

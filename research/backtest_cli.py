@@ -122,7 +122,8 @@ def cmd_backtest(args: argparse.Namespace) -> int:
             smc_gates = config.params.disabled_gates | {"ml_confidence", "ml_agreement"}
             smc_cfg = replace(config, params=replace(config.params, disabled_gates=smc_gates))
             runs["smc_only"] = run_backtest(bars, smc_cfg, regime=regime, progress=tracker("SMC-only"))
-            runs["random"] = run_backtest(bars, config, regime=regime, signal=signal, progress=tracker("random"),
+            # random entries: a coin picks each setup's side, same exits, without the ML gates
+            runs["random"] = run_backtest(bars, smc_cfg, regime=regime, progress=tracker("random"),
                                           analyzer_wrapper=lambda a: RandomSide(a, seed=7), label="random")
     metrics = main.metrics()
     out: dict[str, Any] = {
@@ -139,6 +140,7 @@ def cmd_backtest(args: argparse.Namespace) -> int:
         "spread_assumed_points": args.spread,
         **metrics,
         "gate_blocks": dict(main.gate_blocks.most_common()),
+        "halts": [h.to_dict() for h in main.halts],
     }
     rival_m = rival.metrics()
     out["sensitivity"] = {
@@ -148,16 +150,24 @@ def cmd_backtest(args: argparse.Namespace) -> int:
         "delta_net_profit": round(metrics["net_profit"] - rival_m["net_profit"], 2),
     }
     if not args.no_baselines:
+        out["baseline_halts"] = {k: [h.to_dict() for h in runs[k].halts] for k in ("smc_only", "random")}
+    if not args.no_baselines:
         out["baselines"] = {
             "buy_and_hold": buy_and_hold(bars, config),
             "smc_only": runs["smc_only"].metrics(),
             "random": runs["random"].metrics(),
         }
     _report(console, out)
+    from research.walkforward_cli import halt_lines, halt_marks
+
+    for line in halt_lines(out["halts"]) + [x for k, v in out.get("baseline_halts", {}).items()
+                                            for x in halt_lines(v, k.replace("_", "-"))]:
+        console.print(line)
     if args.plot:
         from charts.equity import equity_chart
 
-        Path(args.plot).write_bytes(equity_chart(main.equity_times, main.equity, title="Backtest equity"))
+        Path(args.plot).write_bytes(equity_chart(main.equity_times, main.equity, title="Backtest equity",
+                                                 halts=halt_marks(main.halts)))
         console.print(f"equity chart written to {args.plot}")
     if args.trades_csv:
         _write_trades(Path(args.trades_csv), main)

@@ -4,8 +4,12 @@ Fold k trains on bars [s, s + train) only (into a throw-away registry) and trade
 [s + train, s + train + test); the backtest of the test window is given the `warmup_bars` before it
 as analysis history, and the engine trades only after that warm-up, so every trade reported here is
 out-of-sample. Folds are chained: fold k starts with fold k-1's final equity, and the overall
-figures are `compute_metrics` over the concatenated trades and equity curve. The SMC-only
-baseline (ML gates off, the fold model's regime) runs over the same test windows, chained the same way.
+figures are `compute_metrics` over the concatenated trades and equity curve. The engine's risk
+counters carry from fold to fold as a live restart keeps them: the 10 % total-loss limit counts from
+the first fold's balance, and a total stop stays on (nobody approves a reset in a backtest).
+Baselines over the same test windows, chained the same way: SMC-only (ML gates off, the fold
+model's regime), random entries (a coin picks each setup's side, same exits, ML gates off) and
+buy-and-hold. Every halt by a loss limit is kept with its date and the setups it kept out.
 
 This lives in bot/ because it wires models/ (training, registry) to trading/ (the engine backtest),
 which must not import each other that way.
@@ -17,7 +21,7 @@ import tempfile
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -30,9 +34,17 @@ from models.metrics import roc_auc
 from models.registry import ModelBundle, ModelRegistry, ModelSlot
 from models.signal import NUM_BOOST_ROUND
 from models.training import bundle_dataset, train_models
-from trading.backtest import BacktestConfig, BacktestResult, compute_metrics, run_backtest
-from trading.domain import ClosedTrade
+from trading.backtest import (
+    BacktestConfig,
+    BacktestResult,
+    HaltEvent,
+    RandomSide,
+    compute_metrics,
+    run_backtest,
+)
+from trading.domain import ClosedTrade, Side
 from trading.records import OpenedTrade
+from trading.risk.modes import RiskState
 
 # stage text, fold index (0-based), number of folds
 WalkProgress = Callable[[str, int, int], None]
@@ -106,6 +118,7 @@ class FoldOutcome:
     test_auc: float | None  # AUC of the same model on the test window's rows (out-of-sample)
     strategy: BacktestResult
     smc_only: BacktestResult
+    random: BacktestResult | None = None
 
     def row(self) -> dict[str, Any]:
         m = self.strategy.metrics()
@@ -121,6 +134,8 @@ class FoldOutcome:
             "profit_factor": m["profit_factor"], "max_drawdown_pct": m["max_drawdown_pct"],
             "smc_only_trades": len(self.smc_only.trades),
             "smc_only_net_profit": round(sum(t.profit for t in self.smc_only.trades), 2),
+            "random_net_profit": None if self.random is None else round(sum(t.profit for t in self.random.trades), 2),
+            "halts": [h.to_dict() for h in self.strategy.halts],
         }
 
 
@@ -133,6 +148,8 @@ class Chained:
     opened: list[OpenedTrade] = field(default_factory=list)
     times: list[datetime] = field(default_factory=list)
     equity: list[float] = field(default_factory=list)
+    halts: list[HaltEvent] = field(default_factory=list)
+    risk_state: RiskState | None = None  # the last run's risk counters: the next fold starts from them
     _offset: int = 0
 
     @property
@@ -145,6 +162,14 @@ class Chained:
         self.opened += [replace(o, ticket=o.ticket + off) for o in r.opened]
         self.times += r.equity_times
         self.equity += r.equity.tolist()
+        halts = list(r.halts)
+        if (self.halts and self.halts[-1].end is None and halts and r.equity_times
+                and halts[0].start == r.equity_times[0]):  # a halt that went on into this run is one halt
+            last, first = self.halts.pop(), halts.pop(0)
+            halts.insert(0, replace(last, end=first.end, bars=last.bars + first.bars,
+                                    setups_blocked=last.setups_blocked + first.setups_blocked))
+        self.halts += halts
+        self.risk_state = r.risk_state
         self._offset = off + max([t.ticket for t in r.trades] + [o.ticket for o in r.opened] + [0])
 
     def equity_array(self) -> np.ndarray:
@@ -163,6 +188,8 @@ class WalkForwardResult:
     strategy: Chained
     smc_only: Chained
     untested_bars: int  # bars after the last complete test window
+    random: Chained | None = None
+    buy_and_hold: dict[str, Any] | None = None
 
     def overall(self) -> dict[str, Any]:
         return self.strategy.metrics()
@@ -183,11 +210,43 @@ class WalkForwardResult:
             "overall": self.overall(),
             "gate_blocks": self.gate_blocks(),
             "smc_only": self.smc_only.metrics(),
+            "baselines": self.baselines(),
+            "halts": [h.to_dict() for h in self.strategy.halts],
+            "baseline_halts": {name: [h.to_dict() for h in c.halts]
+                               for name, c in (("smc_only", self.smc_only), ("random", self.random)) if c is not None},
         }
+
+    def baselines(self) -> dict[str, dict[str, Any]]:
+        out = {"smc_only": self.smc_only.metrics()}
+        if self.random is not None:
+            out["random"] = self.random.metrics()
+        if self.buy_and_hold is not None:
+            out["buy_and_hold"] = self.buy_and_hold
+        return out
 
 
 def smc_only_config(config: BacktestConfig) -> BacktestConfig:
     return replace(config, params=replace(config.params, disabled_gates=config.params.disabled_gates | ML_GATES))
+
+
+def buy_and_hold_chained(windows: list[pl.DataFrame], config: BacktestConfig) -> dict[str, Any]:
+    """Buy the risk band's maximum lot at each window's first traded bar, sell at its last; chained."""
+    balance = config.balance
+    lots = config.limits.max_lot
+    trades: list[ClosedTrade] = []
+    times: list[datetime] = []
+    equity: list[float] = []
+    for k, bars in enumerate(windows):
+        w = bars.slice(min(config.warmup_bars, bars.height - 1))
+        closes = w["close"].to_numpy()
+        piece = balance + (closes - closes[0]) * 100 * lots
+        t = [x + timedelta(minutes=15) for x in w["time"].to_list()]
+        trades.append(ClosedTrade(k, "XAUUSD", Side.BUY, lots, float(closes[0]), float(closes[-1]), t[0], t[-1],
+                                  float(piece[-1] - balance), "end"))
+        times += t
+        equity += piece.tolist()
+        balance = float(piece[-1])
+    return compute_metrics(trades, [], times, np.asarray(equity, dtype=float), config.balance)
 
 
 def _test_auc(bundle: ModelBundle, bars: pl.DataFrame, test_from: datetime) -> float | None:
@@ -229,7 +288,8 @@ def _run(bars: pl.DataFrame, plans: list[FoldPlan], train_bars: int, test_bars: 
     say = progress or (lambda stage, k, n: None)
     times = bars["time"]
     registry = ModelRegistry(root, keep=max(len(plans) + 1, 2))
-    strategy, smc = Chained(config.balance), Chained(config.balance)
+    strategy, smc, rnd = Chained(config.balance), Chained(config.balance), Chained(config.balance)
+    tested: list[pl.DataFrame] = []
     smc_cfg = smc_only_config(config)
     folds: list[FoldOutcome] = []
     for plan in plans:
@@ -247,20 +307,27 @@ def _run(bars: pl.DataFrame, plans: list[FoldPlan], train_bars: int, test_bars: 
         test_from = times[plan.test.start]
         say("trading", plan.fold, n)
         run = run_backtest(test, replace(config, balance=strategy.balance), regime=regime, signal=signal,
-                           label=f"fold {plan.fold + 1}")
+                           label=f"fold {plan.fold + 1}", risk_state=strategy.risk_state)
         say("SMC-only", plan.fold, n)
         base = run_backtest(test, replace(smc_cfg, balance=smc.balance), regime=regime,
-                            label=f"fold {plan.fold + 1} SMC-only")
+                            label=f"fold {plan.fold + 1} SMC-only", risk_state=smc.risk_state)
+        say("random", plan.fold, n)
+        coin = run_backtest(test, replace(smc_cfg, balance=rnd.balance), regime=regime,
+                            analyzer_wrapper=lambda a: RandomSide(a, seed=7), label=f"fold {plan.fold + 1} random",
+                            risk_state=rnd.risk_state)
         strategy.add(run)
         smc.add(base)
+        rnd.add(coin)
+        tested.append(test)
         folds.append(FoldOutcome(
             plan, times[plan.train.start], times[plan.train.stop - 1], test_from, times[plan.test.stop - 1],
             report.version, str(bundle.metadata.get("data", {}).get("to", "")),
-            report.signal.get("auc"), _test_auc(bundle, test, test_from), run, base,
+            report.signal.get("auc"), _test_auc(bundle, test, test_from), run, base, coin,
         ))
         say("done", plan.fold + 1, n)
     last = plans[-1].test.stop
-    return WalkForwardResult(train_bars, test_bars, step or test_bars, folds, strategy, smc, bars.height - last)
+    return WalkForwardResult(train_bars, test_bars, step or test_bars, folds, strategy, smc, bars.height - last,
+                             rnd, buy_and_hold_chained(tested, config))
 
 
 def parse_spec(text: str) -> tuple[int, int, int | None]:

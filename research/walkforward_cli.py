@@ -51,7 +51,8 @@ def cmd_walk_forward(args: argparse.Namespace, console: Any, config: BacktestCon
     if args.plot:
         from charts.equity import equity_chart
 
-        png = equity_chart(result.strategy.times, result.strategy.equity_array(), title="Walk-forward equity (OOS)")
+        png = equity_chart(result.strategy.times, result.strategy.equity_array(), title="Walk-forward equity (OOS)",
+                           halts=halt_marks(result.strategy.halts))
         Path(args.plot).write_bytes(png)
         console.print(f"equity chart written to {args.plot}")
     if args.trades_csv:
@@ -60,6 +61,20 @@ def cmd_walk_forward(args: argparse.Namespace, console: Any, config: BacktestCon
     if args.json_out:
         write_json(args.json_out, out)
     return 0
+
+
+def halt_marks(halts: list[Any]) -> list[tuple[Any, Any, str]]:
+    """HaltEvents as the equity chart's (start, end, label)."""
+    def which(reason: str) -> str:
+        return "daily-loss limit" if reason.startswith("daily") else "total-loss limit" if reason.startswith(
+            "total") else reason
+
+    return [(h.start, h.end, f"halted {h.start:%m-%d %H:%M} UTC: {which(h.reason)}") for h in halts]
+
+
+def halt_lines(halts: list[dict[str, Any]], who: str = "strategy") -> list[str]:
+    return [f"{who} halted {h['start'][:16]} → {(h['end'] or 'end of data')[:16]} by a loss limit ({h['reason']}): "
+            f"{h['bars']} bars without entries, {h['setups_blocked']} of them with a setup" for h in halts]
 
 
 def _pct(x: float) -> str:
@@ -103,12 +118,16 @@ def _report(console: Any, out: dict[str, Any]) -> None:
     console.print(folds)
     total = Table("out of sample", "trades", "win", "PF", "net $", "equity", "DD %", "Sharpe", "Sortino",
                   box=box.SIMPLE_HEAD, pad_edge=False, collapse_padding=True)
-    for name, m in (("strategy", wf["overall"]), ("SMC-only", wf["smc_only"])):
+    names = {"smc_only": "SMC-only", "random": "random", "buy_and_hold": "buy-and-hold"}
+    for name, m in (("strategy", wf["overall"]), *((names[k], v) for k, v in wf["baselines"].items())):
         total.add_row(name, str(m["trades"]), _pct(m["win_rate"]), fmt_pf(m), f"{m['net_profit']:+,.2f}",
                       f"{m['final_equity']:.0f}", _num(m["max_drawdown_pct"]), _num(m["sharpe"]), _num(m["sortino"]))
     console.print(total)
     console.print(f"gates that blocked the strategy most: {fmt_counts(wf['gate_blocks'], 6)}")
+    for line in halt_lines(wf["halts"]) + [x for k, v in wf["baseline_halts"].items() for x in halt_lines(v, names[k])]:
+        console.print(line)
     if wf["untested_bars"]:
         console.print(f"{wf['untested_bars']} bars after the last complete test window were not traded")
-    if wf["overall"]["net_profit"] <= wf["smc_only"]["net_profit"]:
-        console.print("[yellow]Out of sample, the ML-gated strategy does not beat SMC-only on these windows.[/yellow]")
+    beaten = [names[k] for k, m in wf["baselines"].items() if wf["overall"]["net_profit"] <= m["net_profit"]]
+    if beaten:
+        console.print(f"[yellow]Out of sample, the strategy does not beat {', '.join(beaten)} on these windows.[/yellow]")

@@ -463,3 +463,25 @@ def test_equity_starts_at_the_starting_balance() -> None:
     assert any("max DD -3.8%" in t for t in texts(fig))  # from the 1000 start, not from the first sample
     with pytest.raises(ValueError, match="start balance"):
         equity_figure(times, eq, start=(T0, float("nan")))
+
+def test_equity_shades_loss_limit_halts_with_their_label() -> None:
+    times, eq = _equity_series()
+    halts = [(times[10], times[20], "daily limit"), (times[40], None, "total limit")]
+    fig = equity_figure(times, eq, halts=halts)
+    assert len(by_gid(fig, "halt")) == 4  # each halt on both panels
+    assert {"daily limit", "total limit"} <= set(texts(fig))
+    assert png_size(equity_chart(times, eq, halts=halts)) == (1200, 700)
+    assert not by_gid(equity_figure(times, eq), "halt")
+
+
+def test_trials_chart_marks_best_so_far_chosen_and_defaults() -> None:
+    from charts.optimize import trials_chart, trials_figure
+
+    fig = trials_figure([0, 1, 2, 3], [0.5, -1.0, 1.5, float("nan")], chosen=2, reference=0.2)
+    (best,) = by_gid(fig, "best")
+    assert list(best.get_ydata()) == [0.5, 0.5, 1.5]
+    assert len(by_gid(fig, "chosen")) == 1 and len(by_gid(fig, "reference")) == 1
+    assert png_size(trials_chart([0, 1], [1.0, 2.0])) == (1200, 700)
+    assert "no trials" in texts(trials_figure([], []))
+    with pytest.raises(ValueError, match="scores"):
+        trials_figure([0, 1], [1.0])

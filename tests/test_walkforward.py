@@ -194,3 +194,23 @@ def test_cli_walk_forward_refuses_bad_input(shared_bars_path: Path, capsys) -> N
     assert "overlap" in capsys.readouterr().err
     assert main(["backtest", "--data", str(shared_bars_path), "--walk-forward", "6000:1500", "--models-dir", "x"]) == 2
     assert "--models-dir" in capsys.readouterr().err
+
+
+def test_risk_counters_carry_across_folds(run: tuple[WalkForwardResult, Path]) -> None:
+    result, _ = run
+    # the total-loss reference is the first fold's balance in every fold, as live keeps it
+    for f in result.folds:
+        assert f.strategy.risk_state.reference_balance == pytest.approx(5000.0)
+        assert f.smc_only.risk_state.reference_balance == pytest.approx(5000.0)
+    assert result.strategy.risk_state is result.folds[-1].strategy.risk_state
+
+
+def test_every_baseline_is_in_the_report(run: tuple[WalkForwardResult, Path]) -> None:
+    result, _ = run
+    out = json.loads(json.dumps(result.to_json_dict(), default=str))
+    assert set(out["baselines"]) == {"smc_only", "random", "buy_and_hold"}
+    assert out["baselines"]["random"]["trades"] == sum(len(f.random.trades) for f in result.folds)
+    assert out["baselines"]["buy_and_hold"]["trades"] == len(result.folds)
+    assert isinstance(out["halts"], list) and all("halts" in f for f in out["folds"])
+    for f in result.folds:  # the random baseline has no ML gate
+        assert "ml_confidence" not in f.random.gate_blocks

@@ -30,7 +30,7 @@ from trading.engine import Analyzer, TradingEngine
 from trading.intrabar import TickPath
 from trading.parameters import StrategyParams
 from trading.records import MemoryRecorder, OpenedTrade
-from trading.risk.modes import RiskLimits
+from trading.risk.modes import RiskLimits, RiskMode, RiskState, risk_state_to_dict
 from trading.simulation import MarketLoop, SimClock, history_window
 
 Progress = Callable[[int, int], None]
@@ -50,6 +50,21 @@ class BacktestConfig:
     limits: RiskLimits = field(default_factory=RiskLimits)
 
 
+@dataclass(frozen=True, slots=True)
+class HaltEvent:
+    """A stretch of bars where a loss limit stopped entries: when, why, and what it kept out."""
+
+    start: datetime  # close time of the first bar decided while STOPPED
+    end: datetime | None  # close time of the first bar trading again; None: still halted at the end
+    reason: str
+    bars: int  # bars decided while halted
+    setups_blocked: int  # of those, bars that had an SMC setup the halt kept out
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"start": str(self.start), "end": None if self.end is None else str(self.end), "reason": self.reason,
+                "bars": self.bars, "setups_blocked": self.setups_blocked}
+
+
 @dataclass(slots=True)
 class BacktestResult:
     bars: int
@@ -65,6 +80,8 @@ class BacktestResult:
     intrabar_mode: str = "generated"  # generated / M1 detail / real ticks (trading.intrabar)
     detail_share: float = 0.0  # share of the traded bars that had real detail
     ticks: int = 0  # ticks walked
+    halts: list[HaltEvent] = field(default_factory=list)  # loss-limit halts (risk mode STOPPED), in order
+    risk_state: RiskState | None = None  # the engine's risk counters at the end, to carry into a next run
 
     def metrics(self) -> dict[str, Any]:
         return compute_metrics(self.trades, self.opened, self.equity_times, self.equity, self.start_balance)
@@ -85,9 +102,10 @@ class _JitteryWall:
 
 async def _drive(bars: pl.DataFrame, analyzer: Analyzer, config: BacktestConfig, *, live: bool,
                  progress: Progress | None, label: str, path: PathFactory | None = None,
-                 speed: float = 0.0, wall_seed: int = 0) -> BacktestResult:
+                 speed: float = 0.0, wall_seed: int = 0, risk_state: RiskState | None = None) -> BacktestResult:
     """The bars through `MarketLoop`, the same loop a paper replay runs: as fast as possible (speed 0)
-    or paced at `speed` against a jittery simulated wall clock (`paced_replay`)."""
+    or paced at `speed` against a jittery simulated wall clock (`paced_replay`). `risk_state` continues
+    an earlier run's risk counters."""
     warmup = min(config.warmup_bars, max(bars.height - 1, 0))
     feed = ReplayFeed(bars, speed=0, ticks_per_bar=config.ticks_per_bar, history=warmup, path=path)
     if feed.finished:
@@ -104,10 +122,22 @@ async def _drive(bars: pl.DataFrame, analyzer: Analyzer, config: BacktestConfig,
     total = bars.height - warmup
     bar_len = timedelta(minutes=15)
 
+    halts: list[HaltEvent] = []
+    halt: list[Any] | None = None  # [start, reason, bars, setups] of the halt in progress
+
     def decided(bar: int, _window: pl.DataFrame, decision: Any) -> None:
+        nonlocal halt
         blocked = decision.blocked_by
         if blocked is not None:
             blocks[blocked] += 1
+        mode, closed_at = engine.mode(), times[bar] + bar_len
+        if mode.mode is RiskMode.STOPPED:
+            halt = halt or [closed_at, mode.reason, 0, 0]
+            halt[2] += 1
+            halt[3] += engine.analysis is not None and engine.analysis.setup is not None
+        elif halt is not None:
+            halts.append(HaltEvent(halt[0], closed_at, halt[1], halt[2], halt[3]))
+            halt = None
         eq_times.append(times[bar] + bar_len)
         equity.append(broker.equity())
         if progress is not None and (bar - warmup) % 500 == 0:
@@ -115,7 +145,7 @@ async def _drive(bars: pl.DataFrame, analyzer: Analyzer, config: BacktestConfig,
 
     engine = TradingEngine(broker, analyzer, params=config.params, limits=config.limits, recorder=recorder,
                            clock=clock)
-    await engine.start()
+    await engine.start({"risk": risk_state_to_dict(risk_state)} if risk_state is not None else None)
     window = history_window(bars, 10_000) if live else (lambda b: bars.slice(b, 1))
     if speed > 0:
         wall = _JitteryWall(wall_seed, mean_step=1.0)  # the 1-second job, late or early as a busy loop is
@@ -132,12 +162,15 @@ async def _drive(bars: pl.DataFrame, analyzer: Analyzer, config: BacktestConfig,
         await engine._close(pos, "end_of_data", "the data ended", by="backtest")
     eq_times.append(times[-1] + bar_len)
     equity.append(broker.equity())
+    if halt is not None:
+        halts.append(HaltEvent(halt[0], None, halt[1], halt[2], halt[3]))
     if progress is not None:
         progress(total, total)
     return BacktestResult(
         bars=total, seconds=0.0, start_balance=config.balance, trades=recorder.closed, opened=recorder.opened,
         equity_times=eq_times, equity=np.asarray(equity, dtype=float), gate_blocks=blocks, decisions=loop.decisions,
         label=label, intrabar_mode=feed.mode, detail_share=feed.path.detail_share(), ticks=loop.ticks,
+        halts=halts, risk_state=engine.state,
     )
 
 
@@ -152,8 +185,12 @@ def run_backtest(
     progress: Progress | None = None,
     label: str = "strategy",
     path: PathFactory | None = None,
+    risk_state: RiskState | None = None,
 ) -> BacktestResult:
-    """Replay `bars` (BAR_SCHEMA, UTC) through the engine with the precomputed analysis."""
+    """Replay `bars` (BAR_SCHEMA, UTC) through the engine with the precomputed analysis.
+
+    `risk_state` continues an earlier run's risk counters (a previous result's `risk_state`): the
+    total-loss reference, a total stop and the day's counters carry over as a live restart keeps them."""
     config = config or BacktestConfig()
     t0 = time.perf_counter()
     frame = frame or AnalysisFrame.build(bars, regime, signal,
@@ -161,7 +198,8 @@ def run_backtest(
     analyzer: Analyzer = PrecomputedAnalyzer(frame)
     if analyzer_wrapper is not None:
         analyzer = analyzer_wrapper(analyzer)
-    result = asyncio.run(_drive(bars, analyzer, config, live=False, progress=progress, label=label, path=path))
+    result = asyncio.run(_drive(bars, analyzer, config, live=False, progress=progress, label=label, path=path,
+                                risk_state=risk_state))
     result.seconds = time.perf_counter() - t0
     return result
 

@@ -134,3 +134,32 @@ class StrategyParams:
 
     def gate_enabled(self, name: str) -> bool:
         return name not in self.disabled_gates
+
+
+@dataclass(frozen=True, slots=True)
+class ParamRange:
+    """The search range of one StrategyParams number: a grid from `low` to `high` by `step`."""
+
+    low: float
+    high: float
+    step: float
+
+    def grid(self) -> list[float]:
+        n = round((self.high - self.low) / self.step)
+        return [round(self.low + k * self.step, 10) for k in range(n + 1)]
+
+
+# Ranges the optimiser (`main.py optimize`) searches: gates' and exits' numbers, each field's own line.
+# An int field gets int steps. Every default lies inside its range. min_risk_reward is not searched:
+# every SMC setup's target is exactly its 2 R, so the gate either passes all setups or none.
+SEARCH_SPACE: dict[str, ParamRange] = {
+    "min_setup_confidence": ParamRange(0.50, 0.70, 0.05),
+    "pullback_bounce_atr": ParamRange(0.05, 0.35, 0.05),
+    "cooldown_seconds": ParamRange(0, 1800, 300),
+    "ml_opposite_block": ParamRange(0.55, 0.80, 0.05),
+    "max_loss_frac": ParamRange(0.3, 0.8, 0.1),
+    "breakeven_atr": ParamRange(1.0, 3.0, 0.5),
+    "trail_start_atr": ParamRange(2.0, 6.0, 1.0),
+    "trail_step_atr": ParamRange(1.0, 4.0, 0.5),
+    "time_hard_hours": ParamRange(4.0, 12.0, 2.0),
+}
