@@ -137,7 +137,10 @@ def test_walk_forward_report_fits_80_columns() -> None:
     m = {"trades": 250, "win_rate": 0.4, "profit_factor": None, "net_profit": -50412.35, "final_equity": 4500.0,
          "max_drawdown_pct": 11.06, "sharpe": -4.09, "sortino": None}
     wf = {"folds": [fold, fold], "out_of_sample_bars": 6000, "train_bars": 6000, "test_bars": 1500, "step": 1500,
-          "overall": m, "smc_only": m, "gate_blocks": {"risk_mode": 3513}, "untested_bars": 0}
+          "overall": m, "smc_only": m, "gate_blocks": {"risk_mode": 3513}, "untested_bars": 0,
+          "baselines": {"smc_only": m, "random": m, "buy_and_hold": {**m, "trades": 1, "net_profit": 1426.88}},
+          "halts": [{"start": "2025-09-30 14:00:00+00:00", "end": None, "reason": "total loss $512 reached the limit "
+                     "$500", "bars": 5411, "setups_blocked": 3100}], "baseline_halts": {}}
     buf = io.StringIO()
     wf_report(Console(file=buf, width=80), {"walk_forward": wf, "from": "2025-07-16", "to": "2025-12-24",
                                             "seconds": 100.2, "spread_assumed_points": 30})
@@ -145,3 +148,4 @@ def test_walk_forward_report_fits_80_columns() -> None:
     assert max(len(line) for line in text.splitlines()) <= 80
     assert "…" not in text and "None" not in text and "{" not in text
     assert "-50,412.35" in text and "risk_mode 3513" in text and "spread ASSUMED 30 points" in text
+    assert "buy-and-hold" in text and "strategy halted 2025-09-30 14:00" in " ".join(text.split())

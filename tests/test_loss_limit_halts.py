@@ -31,7 +31,8 @@ def test_a_total_limit_halt_has_its_date_reason_and_blocked_setups(halted) -> No
     assert h.end is None and "total loss" in h.reason
     assert first.equity_times[0] < h.start <= first.equity_times[-1]
     assert 0 <= h.setups_blocked <= h.bars
-    assert h.bars == sum(1 for t in first.equity_times if t >= h.start)
+    # every decided bar has an equity point at its close; the last bar is never decided (no tick after it)
+    assert h.bars == sum(1 for t in first.equity_times[:-1] if t >= h.start)
     assert all(t.open_time < h.start for t in first.trades)  # nothing opened while halted
     assert 0 < first.gate_blocks["risk_mode"] <= h.bars
     assert json.loads(json.dumps(h.to_dict()))["end"] is None
@@ -41,7 +42,7 @@ def test_a_total_stop_carries_into_the_next_run_as_a_live_restart_would(halted) 
     first, second = halted
     assert second.trades == []
     assert second.risk_state.reference_balance == pytest.approx(first.risk_state.reference_balance)
-    assert [(h.start, h.end, h.bars) for h in second.halts] == [(second.equity_times[0], None, second.bars)]
+    assert [(h.start, h.end, h.bars) for h in second.halts] == [(second.equity_times[0], None, second.decisions)]
 
 
 def test_chained_runs_merge_a_halt_that_goes_on(halted) -> None:
@@ -51,7 +52,7 @@ def test_chained_runs_merge_a_halt_that_goes_on(halted) -> None:
     c.add(second)
     assert len(c.halts) == len(first.halts)
     assert c.halts[-1].start == first.halts[-1].start and c.halts[-1].end is None
-    assert c.halts[-1].bars == first.halts[-1].bars + second.bars
+    assert c.halts[-1].bars == first.halts[-1].bars + second.decisions
     assert c.risk_state is second.risk_state
 
 
