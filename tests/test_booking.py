@@ -126,3 +126,22 @@ def test_closed_trade_from_deals_sums_every_charge_and_needs_a_closing_deal() ->
     assert trade.profit == pytest.approx(100.0 - 0.7 - 1.27 - 0.03) and trade.reason == "broker_tp"
     assert trade.extra["swap"] == pytest.approx(-1.27) and trade.extra["deals"] == [8, 9]
     assert trade.close_price == 2010.0 and trade.close_time == d_out.time
+
+
+async def test_an_estimate_is_watched_for_a_day_then_left_to_the_start_up_reconcile() -> None:
+    broker = LaggingHistoryBroker(balance=10_000.0, commission_per_lot=3.5)
+    engine, rec, clock, _ = await _engine(broker)
+    await _stop_out_at(engine, broker, clock, 3289.0)
+    [booked] = rec.closed
+    assert booked.ticket in engine._estimated
+    clock.advance(days=1, seconds=10)
+    await engine.on_tick()
+    assert engine._estimated == {}
+    broker.lagging = False
+    clock.advance(seconds=10)
+    await engine.on_tick()
+    assert rec.corrections == []  # no more broker reads for it
+    engine.watch_estimate(replace(booked, close_time=clock.now))  # as a start-up reconcile hands it back
+    await engine.on_tick()
+    [(_, new)] = rec.corrections
+    assert new.extra[PL_SOURCE] == "deals"

@@ -72,6 +72,7 @@ def market_minutes(now: datetime) -> tuple[float | None, float | None]:
 
 DEAL_LOOKBACK = timedelta(days=1)  # how far before a position's open its deals are searched
 ESTIMATE_RECHECK = timedelta(seconds=5)  # how often a close booked at an estimate looks for its deals
+ESTIMATE_WATCH = timedelta(days=1)  # then the start-up reconcile is left to find them (bounded work)
 PL_SOURCE = "pl_source"  # ClosedTrade.extra key: "deals" (the broker's) or "estimate" (deals not seen yet)
 
 
@@ -453,7 +454,7 @@ class TradingEngine:
         if self._estimated and (self._last_deal_check is None or now - self._last_deal_check >= ESTIMATE_RECHECK
                                 or now < self._last_deal_check):
             self._last_deal_check = now
-            await self._reread_estimates()
+            await self._reread_estimates(now)
         live = {p.ticket for p in positions}
         gone = [p for t, p in self.positions.items() if t not in live and t not in self._closing]
         for pos in gone:
@@ -469,8 +470,13 @@ class TradingEngine:
         """A close booked at an estimated price (before a restart, say): re-read its deals until they appear."""
         self._estimated[trade.ticket] = trade
 
-    async def _reread_estimates(self) -> None:
+    async def _reread_estimates(self, now: datetime) -> None:
         for ticket, booked in list(self._estimated.items()):
+            if now - booked.close_time > ESTIMATE_WATCH:
+                log.warning("#%s: no closing deal %s after the close; left to the start-up reconcile",
+                            ticket, ESTIMATE_WATCH)
+                del self._estimated[ticket]
+                continue
             pos = Position(ticket=ticket, symbol=booked.symbol, side=booked.side, volume=booked.volume,
                            open_price=booked.open_price, open_time=booked.open_time, sl=booked.sl, tp=booked.tp)
             trade = closed_trade_from_deals(pos, await self._position_deals(pos), booked.reason,
