@@ -32,7 +32,7 @@ from bot.transport import ConsoleTransport, TelegramTransport
 from trading.analyzer import MarketAnalyzer
 from trading.bars import closed_bars
 from trading.domain import ClosedTrade, Deal, DealEntry, Position
-from trading.engine import PL_SOURCE, TradingEngine, closed_trade_from_deals
+from trading.engine import DEAL_LOOKBACK, PL_SOURCE, TradingEngine, closed_trade_from_deals
 from trading.events import Event, EventBus, EventKind
 from trading.sessions import market_status
 from trading.timezones import utc_now, wib_date
@@ -166,16 +166,19 @@ class App:
     async def _reconcile_missing(self, missing: dict[int, Any]) -> None:
         if not missing:
             return
-        since = min(t.open_time for t in missing.values()) - timedelta(seconds=1)
-        closed_at_broker = {d.position_ticket for d in await self.broker.deals_since(since)
-                            if d.entry is DealEntry.OUT}
+        since = min(t.open_time for t in missing.values()) - DEAL_LOOKBACK
+        deals: dict[int, list[Deal]] = defaultdict(list)
+        for d in await self.broker.deals_since(since):
+            deals[d.position_ticket].append(d)
         for ticket, t in missing.items():
-            if ticket in closed_at_broker:
-                # back into the engine's book: the next tick sees it gone and books the close from the deals
-                self.engine.positions[ticket] = Position(
-                    ticket=ticket, symbol=t.symbol, side=t.side, volume=t.volume, open_price=t.open_price,
-                    open_time=t.open_time, sl=t.sl or 0.0, tp=t.tp or 0.0, magic=t.magic, comment=t.comment)
-                self.notes.append(f"#{ticket} closed while the bot was down: booking it from the broker's deals")
+            pos = Position(ticket=ticket, symbol=t.symbol, side=t.side, volume=t.volume, open_price=t.open_price,
+                           open_time=t.open_time, sl=t.sl or 0.0, tp=t.tp or 0.0, magic=t.magic, comment=t.comment)
+            trade = closed_trade_from_deals(pos, deals.get(ticket, []), "broker",
+                                            "closed at the broker while the bot was down")
+            if trade is not None:  # booked now, from the deals: not left to a tick that may never come
+                await self.engine.book_close_from_deals(trade)
+                self.notes.append(f"#{ticket} closed while the bot was down: booked from the broker's deals "
+                                  f"(${trade.profit:+.2f})")
                 continue
             # no closing deal (another account, a new paper account, history purged): the P/L is unknown.
             # Close the row at its open price with no profit, and do not count it in today's risk.
