@@ -3,7 +3,7 @@ real M15 bars, driven bar by bar as fast as it runs; is memory flat after the wa
 
 Reports RSS after the warm-up and at the end, the RSS slope per 1,000 bars after the warm-up (least
 squares over the samples), and tracemalloc's top growers between the two points.
-`python bench/soak.py [--json] [--bars 2000] [--warmup 500] [--runs-per-bar 4] [--no-tracemalloc] [--no-reports]`
+`python bench/soak.py [--json] [--bars 1500] [--warmup 400] [--runs-per-bar 4] [--no-tracemalloc] [--no-reports]`
 """
 
 from __future__ import annotations
@@ -134,8 +134,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--json", action="store_true")
     parser.add_argument("--data", type=Path, default=DATA)
-    parser.add_argument("--bars", type=int, default=2000, help="bars to replay after the analysis history")
-    parser.add_argument("--warmup", type=int, default=500, help="bars before the reference point")
+    parser.add_argument("--bars", type=int, default=1500, help="bars to replay after the analysis history")
+    parser.add_argument("--warmup", type=int, default=400, help="bars before the reference point")
     parser.add_argument("--sample-every", type=int, default=100)
     parser.add_argument("--runs-per-bar", type=int, default=4, help="trading-job runs (ticks) per bar")
     parser.add_argument("--models-dir", default=None, help="trained models (default: none, SMC-only)")
