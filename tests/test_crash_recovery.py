@@ -70,6 +70,20 @@ def _wait_for_trades(proc: subprocess.Popen[str], db: Path, n: int, timeout: flo
     return count
 
 
+def _wait_for_decisions(proc: subprocess.Popen[str], db: Path, n: int, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise AssertionError(f"the bot exited early ({proc.returncode}): {proc.stdout.read()[-3000:]}")  # type: ignore[union-attr]
+        try:
+            if _rows(db, "select count(*) from decisions")[0][0] >= n:
+                return
+        except sqlite3.Error:
+            pass
+        time.sleep(0.2)
+    raise AssertionError(f"no new decision within {timeout} s of the restart")
+
+
 def test_kill_9_mid_run_loses_and_duplicates_nothing(tmp_path: Path) -> None:
     replay = tmp_path / "bars.parquet"
     generate_bars(6000, seed=21).write_parquet(replay)
@@ -146,9 +160,12 @@ def test_kill_9_storm_journal_equals_broker_deals_to_the_cent(tmp_path: Path) ->
     kills = 0
     started = time.monotonic()
     while kills < 5 and time.monotonic() - started < 150:
+        decided = _rows(db, "select count(*) from decisions")[0][0] if db.exists() else 0
         proc = _start(tmp_path, replay, db, env_extra=extra_env)
         try:
-            _wait_for_trades(proc, db, len(seen) + 1 if kills == 0 else 0, timeout=90)
+            if kills == 0:
+                _wait_for_trades(proc, db, 3, timeout=90)
+            _wait_for_decisions(proc, db, decided + 1, timeout=90)  # running again, not still starting
             time.sleep(rng.uniform(0.5, 4.0))  # a random moment of the run: a fill, a close, a journal write
             proc.send_signal(signal.SIGKILL)
             proc.wait(timeout=10)
