@@ -49,6 +49,9 @@ class JournalRecorder:
     async def record_close(self, trade: ClosedTrade) -> bool:
         return await self.journal.record_trade_close(trade)
 
+    async def correct_close(self, trade: ClosedTrade) -> bool:
+        return await self.journal.correct_trade_close(trade) is not None
+
     async def save_state(self, state: dict[str, Any]) -> None:
         await self.journal.save_state({"engine": state}, now=utc_now())
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import random
 import signal
 import sqlite3
 import subprocess
@@ -34,12 +35,13 @@ def _env(tmp_path: Path) -> dict[str, str]:
     return env
 
 
-def _start(tmp_path: Path, replay: Path, db: Path, *extra: str) -> subprocess.Popen[str]:
+def _start(tmp_path: Path, replay: Path, db: Path, *extra: str,
+           env_extra: dict[str, str] | None = None) -> subprocess.Popen[str]:
     (tmp_path / "none.env").write_text("")
     return subprocess.Popen(
         [sys.executable, str(ROOT / "main.py"), "run", "--replay", str(replay), "--speed", "2000", "--db", str(db),
          "--no-console", "--env-file", str(tmp_path / "none.env"), *extra],
-        cwd=tmp_path, env=_env(tmp_path), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        cwd=tmp_path, env={**_env(tmp_path), **(env_extra or {})}, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
     )
 
 
@@ -66,6 +68,20 @@ def _wait_for_trades(proc: subprocess.Popen[str], db: Path, n: int, timeout: flo
                 return count
         time.sleep(0.3)
     return count
+
+
+def _wait_for_decisions(proc: subprocess.Popen[str], db: Path, n: int, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise AssertionError(f"the bot exited early ({proc.returncode}): {proc.stdout.read()[-3000:]}")  # type: ignore[union-attr]
+        try:
+            if _rows(db, "select count(*) from decisions")[0][0] >= n:
+                return
+        except sqlite3.Error:
+            pass
+        time.sleep(0.2)
+    raise AssertionError(f"no new decision within {timeout} s of the restart")
 
 
 def test_kill_9_mid_run_loses_and_duplicates_nothing(tmp_path: Path) -> None:
@@ -118,3 +134,74 @@ def test_kill_9_mid_run_loses_and_duplicates_nothing(tmp_path: Path) -> None:
         assert state_after["risk"]["daily_trades"] >= state_before["risk"]["daily_trades"]
     # paused: no trade opened after the restart
     assert {t for t in after if t not in before} == set()
+
+
+def _deals_by_position(account: dict) -> dict[int, list[dict]]:
+    out: dict[int, list[dict]] = {}
+    for d in account["deals"]:
+        out.setdefault(int(d["position_ticket"]), []).append(d)
+    return out
+
+
+def _net(deal: dict) -> float:
+    return deal["profit"] + deal["commission"] + deal["swap"] + deal["fee"]
+
+
+def test_kill_9_storm_journal_equals_broker_deals_to_the_cent(tmp_path: Path) -> None:
+    """Several SIGKILLs at random moments on one database (bounded for CI), then a clean run: every
+    journal P/L is the sum of its broker deals, the balance is start + journal P/L, nothing lost or doubled."""
+    rng = random.Random(15)
+    replay = tmp_path / "bars.parquet"
+    generate_bars(6000, seed=33).write_parquet(replay)
+    db = tmp_path / "data" / "x.db"
+    db.parent.mkdir()
+    extra_env = {"PAPER_COMMISSION_PER_LOT": "3.5", "PAPER_BALANCE": "5000"}
+    seen: set[int] = set()
+    kills = 0
+    started = time.monotonic()
+    while kills < 5 and time.monotonic() - started < 150:
+        decided = _rows(db, "select count(*) from decisions")[0][0] if db.exists() else 0
+        proc = _start(tmp_path, replay, db, env_extra=extra_env)
+        try:
+            if kills == 0:
+                _wait_for_trades(proc, db, 3, timeout=90)
+            _wait_for_decisions(proc, db, decided + 1, timeout=90)  # running again, not still starting
+            time.sleep(rng.uniform(0.5, 4.0))  # a random moment of the run: a fill, a close, a journal write
+            proc.send_signal(signal.SIGKILL)
+            proc.wait(timeout=10)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+        kills += 1
+        tickets = [r[0] for r in _rows(db, "select ticket from trades")]
+        assert len(tickets) == len(set(tickets)), f"a trade was recorded twice after kill {kills}"
+        assert seen <= set(tickets), f"a trade was lost after kill {kills}"
+        seen = set(tickets)
+    assert kills == 5
+    last = _start(tmp_path, replay, db, "--duration", "4", env_extra=extra_env)
+    out, _ = last.communicate(timeout=120)
+    assert last.returncode == 0, out[-3000:]
+
+    trades = {r[0]: r for r in _rows(db, "select ticket, status, profit, commission from trades")}
+    assert seen <= set(trades), "a trade was lost"
+    assert len(trades) == len(_rows(db, "select ticket from trades")), "a trade was recorded twice"
+    account = json.loads((db.parent / "paper_account.json").read_text())
+    deals = _deals_by_position(account)
+    open_at_broker = {int(p["ticket"]) for p in account["positions"]}
+    closed = {t: r for t, r in trades.items() if r[1] == "closed"}
+    assert len(closed) >= 3, f"the storm closed only {len(closed)} trades"
+    assert {t for t, r in trades.items() if r[1] == "open"} == open_at_broker
+    closed_at_broker = {t for t, ds in deals.items() if any(d["entry"] == "OUT" for d in ds)}
+    assert closed_at_broker == set(closed), "journal and broker disagree on which trades are closed"
+    for ticket, row in closed.items():
+        broker_pl = round(sum(_net(d) for d in deals[ticket]), 2)
+        assert round(row[2], 2) == broker_pl, f"#{ticket}: journal {row[2]:+.2f}, broker deals {broker_pl:+.2f}"
+        assert round(row[3], 2) == round(sum(d["commission"] for d in deals[ticket]), 2)
+        assert row[3] < 0, "the paper broker charges commission on every deal"
+    entry_costs_open = sum(_net(d) for t in open_at_broker for d in deals[t])
+    journal_pl = sum(r[2] for r in closed.values())
+    assert round(account["account"]["balance"], 2) == round(5000 + journal_pl + entry_costs_open, 2)
+    # a corrected close leaves an audit entry naming it
+    corrected = {r[0] for r in _rows(db, "select args from audit_log where command = 'reconcile'")}
+    for ticket, in _rows(db, "select ticket from trades where json_extract(extra, '$.booked_profit') is not null"):
+        assert f"#{ticket}" in corrected

@@ -21,7 +21,17 @@ import polars as pl
 
 from trading.analysis import MarketAnalysis, close_move_pct
 from trading.broker.base import Broker, BrokerError, ConnectionLost
-from trading.domain import AccountInfo, ClosedTrade, DealEntry, DealReason, Position, Side, SymbolSpec, Tick
+from trading.domain import (
+    AccountInfo,
+    ClosedTrade,
+    Deal,
+    DealEntry,
+    DealReason,
+    Position,
+    Side,
+    SymbolSpec,
+    Tick,
+)
 from trading.events import Event, EventBus, EventKind
 from trading.exits import ExitContext, PositionTracker, evaluate_exits
 from trading.gates import EntryContext, GateResult, NewsStatus, evaluate_gates, first_block
@@ -63,6 +73,39 @@ def market_minutes(now: datetime) -> tuple[float | None, float | None]:
     """Minutes to the next daily and weekly close (None while the market is closed)."""
     status = market_status(now)
     return status.minutes_to_daily_close, status.minutes_to_weekly_close
+
+
+DEAL_LOOKBACK = timedelta(days=1)  # how far before a position's open its deals are searched
+ESTIMATE_RECHECK = timedelta(seconds=5)  # how often a close booked at an estimate looks for its deals
+ESTIMATE_WATCH = timedelta(days=1)  # then the start-up reconcile is left to find them (bounded work)
+PL_SOURCE = "pl_source"  # ClosedTrade.extra key: "deals" (the broker's) or "estimate" (deals not seen yet)
+
+
+def closed_trade_from_deals(pos: Position, deals: list[Deal], name: str, reason: str) -> ClosedTrade | None:
+    """The trade as the broker booked it: P/L = profit + commission + swap + fee of every deal of the
+    position (the entry deal's charges belong to the trade too); None while no closing deal exists."""
+    mine = sorted((d for d in deals if d.position_ticket == pos.ticket), key=lambda d: (d.time, d.ticket))
+    outs = [d for d in mine if d.entry is DealEntry.OUT]
+    if not outs:
+        return None
+    last = outs[-1]
+    if last.reason is DealReason.SL and name == "broker":
+        name = "broker_sl"
+    elif last.reason is DealReason.TP and name == "broker":
+        name = "broker_tp"
+    elif last.reason is DealReason.STOP_OUT:
+        name = "stop_out"
+    ins = [d for d in mine if d.entry is DealEntry.IN]
+    open_time = min([pos.open_time, *(d.time for d in ins)])
+    return ClosedTrade(
+        ticket=pos.ticket, symbol=pos.symbol, side=pos.side, volume=pos.volume,
+        open_price=pos.open_price, close_price=last.price, open_time=open_time,
+        close_time=max(last.time, open_time), profit=round(sum(d.net for d in mine), 2), reason=name,
+        sl=pos.sl, tp=pos.tp,
+        extra={"detail": reason, PL_SOURCE: "deals", "deals": [d.ticket for d in mine],
+               "commission": round(sum(d.commission for d in mine), 2), "swap": round(sum(d.swap for d in mine), 2),
+               "fee": round(sum(d.fee for d in mine), 2)},
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -134,7 +177,8 @@ class TradingEngine:
         self._closing: set[int] = set()
         self._mode: ModeDecision = ModeDecision(RiskMode.NORMAL, "starting")
         self._proposed_reset = False
-        self._last_deal_check: datetime | None = None
+        self._last_deal_check: datetime | None = None  # last re-read of estimated closes
+        self._estimated: dict[int, ClosedTrade] = {}  # booked at an estimated price, deals awaited
         self._restored_positions: list[Position] = []
         self._step_lock = asyncio.Lock()
         self._last_tick: Tick | None = None
@@ -156,7 +200,6 @@ class TradingEngine:
         for p in live:
             self.positions[p.ticket] = p
             self.trackers.setdefault(p.ticket, PositionTracker(p.ticket))
-        self._last_deal_check = now - timedelta(days=1)
         self._mode = self.mode()
         await self._book_closed_while_down(self._restored_positions, {p.ticket for p in live})
         self._restored_positions = []
@@ -167,8 +210,8 @@ class TradingEngine:
         for pos in saved:
             if pos.ticket in live:
                 continue
-            deals = await self.broker.deals_since(pos.open_time - timedelta(seconds=1))
-            if any(d.position_ticket == pos.ticket and d.entry is DealEntry.OUT for d in deals):
+            deals = await self._position_deals(pos)
+            if any(d.entry is DealEntry.OUT for d in deals):
                 trade = await self._closed_trade(pos, "broker", "closed at the broker while the bot was down",
                                                  None, None)
                 await self._book_close(trade, self.account.balance if self.account else 0.0, by="broker")
@@ -411,31 +454,30 @@ class TradingEngine:
         finally:
             self._closing.discard(pos.ticket)
 
+    async def _position_deals(self, pos: Position) -> list[Deal]:
+        # a lookback, not the open time: a broker (or a restarted paper market) may date a fill earlier
+        since = pos.open_time - DEAL_LOOKBACK
+        return [d for d in await self.broker.deals_since(since) if d.position_ticket == pos.ticket]
+
     async def _closed_trade(self, pos: Position, name: str, reason: str, price: float | None,
                             time: datetime | None) -> ClosedTrade:
-        mine = [d for d in await self.broker.deals_since(pos.open_time - timedelta(seconds=1))
-                if d.position_ticket == pos.ticket]
-        deals = [d for d in mine if d.entry is DealEntry.OUT]
-        if deals:
-            # net of every charge of the position: the entry deal's commission belongs to the trade too
-            profit = sum(d.net for d in deals) + sum(d.net for d in mine if d.entry is DealEntry.IN)
-            price, time = deals[-1].price, deals[-1].time
-            reason_kind = deals[-1].reason
-            if reason_kind is DealReason.SL and name == "broker":
-                name = "broker_sl"
-            elif reason_kind is DealReason.TP and name == "broker":
-                name = "broker_tp"
-            elif reason_kind is DealReason.STOP_OUT:
-                name = "stop_out"
-        else:  # the broker shows no closing deal (yet): the best estimate is the last price, never 0
-            if price is None:
-                last = self._last_tick.price_to_close(pos.side) if self._last_tick else 0.0
-                price = pos.current_price or last or pos.open_price
-            profit = (price - pos.open_price) * pos.side.sign * self.spec.money_per_price_unit(pos.volume)
+        mine = await self._position_deals(pos)
+        trade = closed_trade_from_deals(pos, mine, name, reason)
+        if trade is not None:
+            return trade
+        # the broker shows no closing deal (yet): the best estimate is the last price, never 0; it is
+        # flagged so the real deal is read again (`_reread_estimates`, and the start-up reconcile)
+        if price is None:
+            last = self._last_tick.price_to_close(pos.side) if self._last_tick else 0.0
+            price = pos.current_price or last or pos.open_price
+        entry_costs = sum(d.net for d in mine if d.entry is DealEntry.IN)
+        profit = round((price - pos.open_price) * pos.side.sign * self.spec.money_per_price_unit(pos.volume)
+                       + entry_costs, 2)
         return ClosedTrade(
             ticket=pos.ticket, symbol=pos.symbol, side=pos.side, volume=pos.volume, open_price=pos.open_price,
-            close_price=price, open_time=pos.open_time, close_time=time or self.clock(), profit=profit,
-            reason=name, sl=pos.sl, tp=pos.tp, extra={"detail": reason},
+            close_price=price, open_time=pos.open_time, close_time=max(time or self.clock(), pos.open_time),
+            profit=profit, reason=name, sl=pos.sl, tp=pos.tp,
+            extra={"detail": reason, PL_SOURCE: "estimate", "commission": round(entry_costs, 2)},
         )
 
     async def _book_close(self, trade: ClosedTrade, balance_before: float, by: str) -> None:
@@ -445,6 +487,8 @@ class TradingEngine:
         self.trackers.pop(trade.ticket, None)
         if not await self.recorder.record_close(trade):
             return
+        if trade.extra.get(PL_SOURCE) == "estimate":
+            self._estimated[trade.ticket] = trade
         self.account = await self.broker.account()
         now = self.clock()
         by_hand = trade.reason in HAND_CLOSES
@@ -463,6 +507,10 @@ class TradingEngine:
         await self._check_mode_change()
 
     async def _detect_broker_closes(self, positions: list[Position], now: datetime) -> None:
+        if self._estimated and (self._last_deal_check is None or now - self._last_deal_check >= ESTIMATE_RECHECK
+                                or now < self._last_deal_check):
+            self._last_deal_check = now
+            await self._reread_estimates(now)
         live = {p.ticket for p in positions}
         gone = [p for t, p in self.positions.items() if t not in live and t not in self._closing]
         for pos in gone:
@@ -473,6 +521,50 @@ class TradingEngine:
             if p.ticket not in self.positions:
                 self.positions[p.ticket] = p
                 self.trackers.setdefault(p.ticket, PositionTracker(p.ticket))
+
+    def watch_estimate(self, trade: ClosedTrade) -> None:
+        """A close booked at an estimated price (before a restart, say): re-read its deals until they appear."""
+        self._estimated[trade.ticket] = trade
+
+    async def _reread_estimates(self, now: datetime) -> None:
+        for ticket, booked in list(self._estimated.items()):
+            if now - booked.close_time > ESTIMATE_WATCH:
+                log.warning("#%s: no closing deal %s after the close; left to the start-up reconcile",
+                            ticket, ESTIMATE_WATCH)
+                del self._estimated[ticket]
+                continue
+            pos = Position(ticket=ticket, symbol=booked.symbol, side=booked.side, volume=booked.volume,
+                           open_price=booked.open_price, open_time=booked.open_time, sl=booked.sl, tp=booked.tp)
+            trade = closed_trade_from_deals(pos, await self._position_deals(pos), booked.reason,
+                                            str(booked.extra.get("detail", "")))
+            if trade is not None:
+                await self.correct_close(trade, booked.profit)
+
+    async def correct_close(self, trade: ClosedTrade, booked_profit: float) -> bool:
+        """A close booked at `booked_profit` is really `trade` (its broker deals): store the correction,
+        shift today's realised P/L by the difference, tell the user. False when nothing differed."""
+        assert self.state is not None
+        self._estimated.pop(trade.ticket, None)
+        if not await self.recorder.correct_close(trade):
+            return False
+        delta = round(trade.profit - booked_profit, 2)
+        if delta and wib_date(trade.close_time) == self.state.day:
+            self.state = replace(self.state, daily_realized=round(self.state.daily_realized + delta, 2))
+        for i in range(len(self.recent_profits) - 1, -1, -1):
+            if self.recent_profits[i] == booked_profit:
+                self.recent_profits[i] = trade.profit
+                break
+        self.account = await self.broker.account()
+        await self._save_state()
+        self._publish(EventKind.INFO, f"#{trade.ticket} P/L corrected from the broker's deals: "
+                      f"${booked_profit:+.2f} → ${trade.profit:+.2f}", trade=trade, booked=booked_profit)
+        await self._check_mode_change()
+        return True
+
+    async def book_close_from_deals(self, trade: ClosedTrade) -> None:
+        """A close the broker has and the journal lacks (opened and closed while the bot was down)."""
+        balance = self.account.balance if self.account else 0.0
+        await self._book_close(trade, balance - trade.profit, by="broker")
 
     async def _check_mode_change(self) -> None:
         new = self.mode()

@@ -83,6 +83,11 @@ class Recorder(Protocol):
         """Store a close; False when it was already stored (idempotent)."""
         ...
 
+    async def correct_close(self, trade: ClosedTrade) -> bool:
+        """Replace a stored close by the broker's own booking of it (its deals), with an audit trail.
+        False when the stored close already says the same (or is unknown)."""
+        ...
+
     async def save_state(self, state: dict[str, Any]) -> None: ...
 
 
@@ -95,6 +100,7 @@ class MemoryRecorder:
         self.opened: list[OpenedTrade] = []
         self.closed: list[ClosedTrade] = []
         self.sl_changes: list[tuple[int, datetime, float, float, str]] = []
+        self.corrections: list[tuple[ClosedTrade, ClosedTrade]] = []  # (as booked, as the broker booked it)
         self.state: dict[str, Any] = {}
         self._closed_tickets: set[int] = set()
         self._next_id = 1
@@ -121,6 +127,16 @@ class MemoryRecorder:
         self._closed_tickets.add(trade.ticket)
         self.closed.append(trade)
         return True
+
+    async def correct_close(self, trade: ClosedTrade) -> bool:
+        for i, old in enumerate(self.closed):
+            if old.ticket == trade.ticket:
+                if old == trade:
+                    return False
+                self.closed[i] = trade
+                self.corrections.append((old, trade))
+                return True
+        return False
 
     async def save_state(self, state: dict[str, Any]) -> None:
         self.state = dict(state)

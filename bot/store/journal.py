@@ -342,6 +342,53 @@ class Journal:
                     setattr(row, key, value)
         return True
 
+    async def correct_trade_close(
+        self, trade: ClosedTrade, *, why: str = "broker deals", now: datetime | None = None
+    ) -> float | None:
+        """Rewrite a closed trade with the broker's own booking of it (price, time, net P/L, charges)
+        and log the correction in the audit log (command "reconcile"), in one transaction.
+
+        Returns the P/L that was stored before; None when the trade is not closed in the journal or
+        already says the same to the cent (nothing written).
+        """
+        _check_closed(trade)
+        extra = convert.jsonable(dict(trade.extra))
+        commission = round(float(extra.get("commission", 0.0)), 2)  # type: ignore[arg-type]
+        swap = round(float(extra.get("swap", 0.0)), 2)  # type: ignore[arg-type]
+        now = convert.aware(now, "now")
+        async with self._write() as s:
+            row = await _trade_row(s, trade.ticket)
+            if row is None or row.status != "closed":
+                return None
+            old = float(row.profit or 0.0)
+            same = (
+                round(old, 2) == round(trade.profit, 2)
+                and row.close_price == trade.close_price
+                and round(row.commission, 2) == commission
+                and round(row.swap, 2) == swap
+                and (row.extra or {}).get("pl_source") == extra.get("pl_source")
+            )
+            if same:
+                return None
+            merged = {**(row.extra or {}), **extra, "booked_profit": old}
+            row.close_time, row.close_price = trade.close_time, trade.close_price
+            row.profit, row.commission, row.swap = trade.profit, commission, swap
+            row.pips = round(trade.price_move / self.pip_size, 4)
+            row.exit_reason = trade.reason if row.exit_reason in (None, "broker", "missing_at_broker") else row.exit_reason
+            row.extra, row.updated_at = merged, now
+            s.add(
+                AuditRow(
+                    time=now,
+                    user_id=None,
+                    chat_id=None,
+                    command="reconcile",
+                    args=f"#{trade.ticket}",
+                    result=f"P/L {old:+.2f} -> {trade.profit:+.2f} ({why})",
+                    allowed=True,
+                )
+            )
+        return old
+
     async def trade_by_ticket(self, ticket: int) -> TradeRecord | None:
         async with self._read() as s:
             row = await _trade_row(s, ticket)
