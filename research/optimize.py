@@ -40,10 +40,12 @@ from trading.analyzer import AnalysisFrame
 from trading.backtest import BacktestConfig, RandomSide, run_backtest
 from trading.parameters import SEARCH_SPACE, ParamRange, StrategyParams
 
-# not a StrategyParams field: the floor of the dynamic ML threshold, which the analysis frame applies
-ML_THRESHOLD = "ml_threshold"
-ML_THRESHOLD_RANGE = ParamRange(0.50, 0.70, 0.025)  # ML confidence is max(p, 1 - p): 0.50 lets all through
-DEFAULT_ML_THRESHOLD = 0.60
+# the meta-model's EV gate (trading.gates.ml_confidence): its P(win) floor (0: the floor fitted on the
+# model's validation slice) and the EV margin in R; searched only when the windows trade with models
+ML_SEARCH_SPACE: dict[str, ParamRange] = {
+    "ml_min_win_prob": ParamRange(0.0, 0.6, 0.05),
+    "ml_min_ev_r": ParamRange(0.0, 0.5, 0.05),
+}
 TRADING_DAYS = 252
 TOO_FEW_TRADES = -100.0
 
@@ -72,7 +74,7 @@ class OptimizationData:
 
     @property
     def uses_models(self) -> bool:
-        return ML_THRESHOLD in self.space
+        return any(k in self.space for k in ML_SEARCH_SPACE)
 
 
 @dataclass(frozen=True, slots=True)
@@ -112,13 +114,13 @@ def plan_optimization(n_bars: int, folds: int = 3, holdout_bars: int = 2000, tra
 def search_space(uses_models: bool) -> dict[str, ParamRange]:
     space = dict(SEARCH_SPACE)
     if uses_models:
-        space[ML_THRESHOLD] = ML_THRESHOLD_RANGE
+        space |= ML_SEARCH_SPACE
     return space
 
 
 def default_values(space: dict[str, ParamRange]) -> dict[str, float]:
     base = StrategyParams()
-    return {k: (DEFAULT_ML_THRESHOLD if k == ML_THRESHOLD else getattr(base, k)) for k in space}
+    return {k: getattr(base, k) for k in space}
 
 
 # ------------------------------------------------------------------------------------ preparing
@@ -176,8 +178,6 @@ def params_for(values: dict[str, float], base: StrategyParams) -> StrategyParams
     kinds = {f.name: f.type for f in fields(StrategyParams)}
     changes: dict[str, Any] = {}
     for k, v in values.items():
-        if k == ML_THRESHOLD:
-            continue
         changes[k] = round(v) if kinds[k] in ("int", int) else float(v)
     return replace(base, **changes)
 
@@ -206,13 +206,11 @@ def trade_windows(values: dict[str, float], data: OptimizationData, windows: Seq
     config = replace(data.config, params=params_for(values, data.config.params))
     if variant in ("smc_only", "random"):
         config = smc_only_config(config)
-    threshold = float(values.get(ML_THRESHOLD, DEFAULT_ML_THRESHOLD))
     account = Chained(config.balance)
     risk = None
     for w in windows:
-        frame = replace(w.frame, min_threshold=threshold, max_threshold=max(threshold, w.frame.max_threshold))
         wrapper = (lambda a: RandomSide(a, seed=7)) if variant == "random" else None
-        run = run_backtest(w.bars, replace(config, balance=account.balance), frame=frame, label=f"{w.name} {variant}",
+        run = run_backtest(w.bars, replace(config, balance=account.balance), frame=w.frame, label=f"{w.name} {variant}",
                            analyzer_wrapper=wrapper, risk_state=risk)
         risk = run.risk_state
         account.add(run)

@@ -39,10 +39,14 @@ def test_plan_puts_the_holdout_after_every_test_window() -> None:
         opt.plan_optimization(5000, folds=3)
 
 
-def test_space_has_the_ml_threshold_only_with_models() -> None:
-    assert opt.ML_THRESHOLD in opt.search_space(True)
-    assert opt.ML_THRESHOLD not in opt.search_space(False)
-    assert opt.default_values(opt.search_space(True))[opt.ML_THRESHOLD] == opt.DEFAULT_ML_THRESHOLD
+def test_space_has_the_ev_gate_numbers_only_with_models() -> None:
+    with_models, without = opt.search_space(True), opt.search_space(False)
+    assert {"ml_min_win_prob", "ml_min_ev_r"} <= set(with_models)
+    assert not {"ml_min_win_prob", "ml_min_ev_r"} & set(without)
+    defaults = opt.default_values(with_models)
+    assert defaults["ml_min_win_prob"] == StrategyParams().ml_min_win_prob
+    for name, r in with_models.items():  # every default inside its range
+        assert r.low <= defaults[name] <= r.high, name
 
 
 def test_neighbours_stay_inside_the_ranges() -> None:
@@ -52,8 +56,9 @@ def test_neighbours_stay_inside_the_ranges() -> None:
 
 
 def test_params_for_keeps_int_fields_int() -> None:
-    p = opt.params_for({"cooldown_seconds": 600.0, "min_risk_reward": 2.5, opt.ML_THRESHOLD: 0.7}, StrategyParams())
+    p = opt.params_for({"cooldown_seconds": 600.0, "min_risk_reward": 2.5, "ml_min_win_prob": 0.45}, StrategyParams())
     assert p.cooldown_seconds == 600 and isinstance(p.cooldown_seconds, int) and p.min_risk_reward == 2.5
+    assert p.ml_min_win_prob == 0.45
 
 
 def test_verdict_names_every_failed_check() -> None:
