@@ -136,6 +136,7 @@ class TradingEngine:
         self._step_lock = asyncio.Lock()
         self._last_tick: Tick | None = None
         self._closes: tuple[int, float | None, float | None] | None = None  # _market_minutes' cache
+        self._judge_inputs: dict[int, tuple[tuple[Any, ...], tuple[Any, ...]]] = {}  # _judge's per-bar inputs
         self.started = clock()
 
     # ------------------------------------------------------------------ lifecycle
@@ -354,27 +355,33 @@ class TradingEngine:
         takes the sample; taking it twice at the same moment changes nothing). Pure otherwise: the
         exits read nothing a stop move changes, so both are judged before either is carried out."""
         assert self.state is not None and self.account is not None
-        a = self.analysis
-        atr = a.atr if a and a.atr > 0 else self.params.min_sl_distance * 6
-        unit = atr * self.spec.money_per_price_unit(pos.volume)
-        ml_against = a.ml.prob(pos.side.opposite) if a and a.ml else None
+        a, state, balance = self.analysis, self.state, self.account.balance
+        key = (a, state, balance, self.params, self.limits, pos.volume, pos.tp, pos.open_price, pos.side)
+        cached = self._judge_inputs.get(pos.ticket)
+        if cached is None or any(x is not y for x, y in zip(cached[0], key, strict=True)):
+            # what only a new analysis, risk state, balance or stop change can change: once per bar
+            atr = a.atr if a and a.atr > 0 else self.params.min_sl_distance * 6
+            unit = atr * self.spec.money_per_price_unit(pos.volume)
+            ml_against = a.ml.prob(pos.side.opposite) if a and a.ml else None
+            tp_profit = abs(pos.tp - pos.open_price) * self.spec.money_per_price_unit(pos.volume) if pos.tp else None
+            use = limit_use(state, self.limits, balance)
+            fixed = (atr, unit, ml_against, bool(a and a.regime.dangerous), a.indicators.get("rsi_14") if a else None,
+                     a.recent_closes if a else (), float(a.indicators.get("bar_range", 0.0)) if a else 0.0,
+                     tp_profit, use.daily_loss, use.daily_limit)
+            cached = self._judge_inputs[pos.ticket] = (key, fixed)
+        atr, unit, ml_against, dangerous, rsi, closes, bar_range, tp_profit, daily_loss, daily_limit = cached[1]
         tracker = self.trackers.setdefault(pos.ticket, PositionTracker(pos.ticket))
         tracker.observe(profit, now, ml_against, self.params, unit)
         daily_m, weekly_m = self.market_clock(now) if self.market_clock else self._market_minutes(now)
-        closes = a.recent_closes if a else ()
         action = manage_position(PMContext(
             position=pos, price=price, profit=profit, peak_profit=tracker.peak_profit, unit=unit, atr=atr,
-            params=self.params, regime_dangerous=bool(a and a.regime.dangerous), ml_against=ml_against,
-            rsi=a.indicators.get("rsi_14") if a else None, closes=closes,
-            last_bar_range=float(a.indicators.get("bar_range", 0.0)) if a else 0.0,
-            minutes_to_daily_close=daily_m, minutes_to_weekly_close=weekly_m,
+            params=self.params, regime_dangerous=dangerous, ml_against=ml_against, rsi=rsi, closes=closes,
+            last_bar_range=bar_range, minutes_to_daily_close=daily_m, minutes_to_weekly_close=weekly_m,
         ))
-        tp_profit = abs(pos.tp - pos.open_price) * self.spec.money_per_price_unit(pos.volume) if pos.tp else None
-        use = limit_use(self.state, self.limits, self.account.balance)
         verdict = evaluate_exits(ExitContext(
-            position=pos, now=now, profit=profit, unit=unit, balance=self.account.balance, params=self.params,
-            tracker=tracker, ml_against=ml_against, tp_profit=tp_profit, daily_loss=use.daily_loss,
-            daily_limit=use.daily_limit, minutes_to_weekly_close=weekly_m,
+            position=pos, now=now, profit=profit, unit=unit, balance=balance, params=self.params,
+            tracker=tracker, ml_against=ml_against, tp_profit=tp_profit, daily_loss=daily_loss,
+            daily_limit=daily_limit, minutes_to_weekly_close=weekly_m,
         ))
         return action, verdict
 
@@ -518,6 +525,7 @@ class TradingEngine:
         assert self.state is not None
         self.positions.pop(trade.ticket, None)
         self.trackers.pop(trade.ticket, None)
+        self._judge_inputs.pop(trade.ticket, None)
         if not await self.recorder.record_close(trade):
             return
         self.account = await self.broker.account()
