@@ -65,7 +65,7 @@ class BacktestResult:
     label: str = "strategy"
     intrabar_mode: str = "generated"  # generated / M1 detail / real ticks (trading.intrabar)
     detail_share: float = 0.0  # share of the traded bars that had real detail
-    ticks: int = 0  # ticks walked
+    ticks: int = 0  # ticks stepped one by one (not those taken in one go: skip_idle, skip_quiet)
 
     def metrics(self) -> dict[str, Any]:
         return compute_metrics(self.trades, self.opened, self.equity_times, self.equity, self.start_balance)
