@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import operator
 from collections import deque
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, replace
@@ -358,7 +359,7 @@ class TradingEngine:
         a, state, balance = self.analysis, self.state, self.account.balance
         key = (a, state, balance, self.params, self.limits, pos.volume, pos.tp, pos.open_price, pos.side)
         cached = self._judge_inputs.get(pos.ticket)
-        if cached is None or any(x is not y for x, y in zip(cached[0], key, strict=True)):
+        if cached is None or not all(map(operator.is_, cached[0], key)):
             # what only a new analysis, risk state, balance or stop change can change: once per bar
             atr = a.atr if a and a.atr > 0 else self.params.min_sl_distance * 6
             unit = atr * self.spec.money_per_price_unit(pos.volume)
@@ -370,7 +371,9 @@ class TradingEngine:
                      tp_profit, use.daily_loss, use.daily_limit)
             cached = self._judge_inputs[pos.ticket] = (key, fixed)
         atr, unit, ml_against, dangerous, rsi, closes, bar_range, tp_profit, daily_loss, daily_limit = cached[1]
-        tracker = self.trackers.setdefault(pos.ticket, PositionTracker(pos.ticket))
+        tracker = self.trackers.get(pos.ticket)
+        if tracker is None:  # not setdefault: a tracker (two deques) built on every step only to be dropped
+            tracker = self.trackers[pos.ticket] = PositionTracker(pos.ticket)
         tracker.observe(profit, now, ml_against, self.params, unit)
         daily_m, weekly_m = self.market_clock(now) if self.market_clock else self._market_minutes(now)
         action = manage_position(PMContext(
