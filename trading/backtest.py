@@ -46,6 +46,7 @@ class BacktestConfig:
     ticks_per_bar: int = 4
     warmup_bars: int = 200
     skip_idle: bool = True  # take the rest of a bar in one go when no position is open (exact; speed only)
+    skip_quiet: bool = True  # with positions open, take the ticks nothing acts on in one go (exact; speed only)
     params: StrategyParams = field(default_factory=StrategyParams)
     limits: RiskLimits = field(default_factory=RiskLimits)
 
@@ -79,7 +80,7 @@ class BacktestResult:
     label: str = "strategy"
     intrabar_mode: str = "generated"  # generated / M1 detail / real ticks (trading.intrabar)
     detail_share: float = 0.0  # share of the traded bars that had real detail
-    ticks: int = 0  # ticks walked
+    ticks: int = 0  # ticks stepped one by one (not those taken in one go: skip_idle, skip_quiet)
     halts: list[HaltEvent] = field(default_factory=list)  # loss-limit halts (risk mode STOPPED), in order
     risk_state: RiskState | None = None  # the engine's risk counters at the end, to carry into a next run
 
@@ -150,11 +151,12 @@ async def _drive(bars: pl.DataFrame, analyzer: Analyzer, config: BacktestConfig,
     if speed > 0:
         wall = _JitteryWall(wall_seed, mean_step=1.0)  # the 1-second job, late or early as a busy loop is
         loop = MarketLoop(feed, broker, engine, clock, window, on_decision=decided, speed=speed, wall=wall,
-                          skip_idle=config.skip_idle)
+                          skip_idle=config.skip_idle, skip_quiet=config.skip_quiet)
         while not loop.finished:
             await loop.run_due()
     else:
-        loop = MarketLoop(feed, broker, engine, clock, window, on_decision=decided, skip_idle=config.skip_idle)
+        loop = MarketLoop(feed, broker, engine, clock, window, on_decision=decided, skip_idle=config.skip_idle,
+                          skip_quiet=config.skip_quiet)
         await loop.run()
     # positions still open when the data ends are closed at the last price, so that every opened trade
     # is in the metrics and the final equity is the start balance plus the trades' profits

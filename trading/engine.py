@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import operator
 from collections import deque
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, replace
@@ -21,6 +22,7 @@ import polars as pl
 
 from trading.analysis import MarketAnalysis, close_move_pct
 from trading.broker.base import Broker, BrokerError, ConnectionLost
+from trading.broker.paper import PaperBroker
 from trading.domain import (
     AccountInfo,
     ClosedTrade,
@@ -33,10 +35,10 @@ from trading.domain import (
     Tick,
 )
 from trading.events import Event, EventBus, EventKind
-from trading.exits import ExitContext, PositionTracker, evaluate_exits
+from trading.exits import ExitContext, ExitVerdict, PositionTracker, evaluate_exits
 from trading.gates import EntryContext, GateResult, NewsStatus, evaluate_gates, first_block
 from trading.parameters import StrategyParams
-from trading.position_manager import PMContext, PMKind, manage_position
+from trading.position_manager import PMAction, PMContext, PMKind, manage_position
 from trading.records import Decision, MemoryRecorder, OpenedTrade, Recorder, decision_features
 from trading.risk.approvals import Approval, ApprovalError, ApprovalRegistry, ApprovalStatus, RiskChange
 from trading.risk.modes import (
@@ -183,6 +185,7 @@ class TradingEngine:
         self._step_lock = asyncio.Lock()
         self._last_tick: Tick | None = None
         self._closes: tuple[int, float | None, float | None] | None = None  # _market_minutes' cache
+        self._judge_inputs: dict[int, tuple[tuple[Any, ...], tuple[Any, ...]]] = {}  # _judge's per-bar inputs
         self.started = clock()
 
     # ------------------------------------------------------------------ lifecycle
@@ -382,42 +385,129 @@ class TradingEngine:
                           reason=why, closed=closed)
 
     async def _manage(self, pos: Position, tick: Tick, now: datetime) -> None:
-        assert self.state is not None and self.account is not None
+        assert self.state is not None
         self.positions[pos.ticket] = pos
-        a = self.analysis
-        atr = a.atr if a and a.atr > 0 else self.params.min_sl_distance * 6
-        unit = atr * self.spec.money_per_price_unit(pos.volume)
-        profit = pos.profit + pos.swap
-        ml_against = a.ml.prob(pos.side.opposite) if a and a.ml else None
-        tracker = self.trackers.setdefault(pos.ticket, PositionTracker(pos.ticket))
-        tracker.observe(profit, now, ml_against, self.params, unit)
-        daily_m, weekly_m = self.market_clock(now) if self.market_clock else self._market_minutes(now)
-        price = tick.price_to_close(pos.side)
-        closes = a.recent_closes if a else ()
-        action = manage_position(PMContext(
-            position=pos, price=price, profit=profit, peak_profit=tracker.peak_profit, unit=unit, atr=atr,
-            params=self.params, regime_dangerous=bool(a and a.regime.dangerous), ml_against=ml_against,
-            rsi=a.indicators.get("rsi_14") if a else None, closes=closes,
-            last_bar_range=float(a.indicators.get("bar_range", 0.0)) if a else 0.0,
-            minutes_to_daily_close=daily_m, minutes_to_weekly_close=weekly_m,
-        ))
+        action, verdict = self._judge(pos, tick.price_to_close(pos.side), pos.profit + pos.swap, now)
         if action.kind is PMKind.CLOSE:
             await self._close(pos, action.name, action.reason, by="position_manager")
             return
         if action.kind is PMKind.MOVE_SL:
             await self._move_sl(pos, action.new_sl, f"{action.name}: {action.reason}")
-        tp_profit = abs(pos.tp - pos.open_price) * self.spec.money_per_price_unit(pos.volume) if pos.tp else None
-        use = limit_use(self.state, self.limits, self.account.balance)
-        verdict = evaluate_exits(ExitContext(
-            position=pos, now=now, profit=profit, unit=unit, balance=self.account.balance, params=self.params,
-            tracker=tracker, ml_against=ml_against, tp_profit=tp_profit, daily_loss=use.daily_loss,
-            daily_limit=use.daily_limit, minutes_to_weekly_close=weekly_m,
-        ))
         if verdict is not None:
             await self._close(pos, verdict.name, verdict.reason, by="exit_rules")
             if verdict.name == "daily_limit":
                 self.state = start_cooldown(self.state, self.limits, now, "daily limit close")
                 await self._save_state()
+
+    def _judge(self, pos: Position, price: float, profit: float, now: datetime) -> tuple[PMAction, ExitVerdict | None]:
+        """The position manager's action and the exits' verdict for `pos` at `price` (its tracker
+        takes the sample; taking it twice at the same moment changes nothing). Pure otherwise: the
+        exits read nothing a stop move changes, so both are judged before either is carried out."""
+        assert self.state is not None and self.account is not None
+        a, state, balance = self.analysis, self.state, self.account.balance
+        key = (a, state, balance, self.params, self.limits, pos.volume, pos.tp, pos.open_price, pos.side)
+        cached = self._judge_inputs.get(pos.ticket)
+        if cached is None or not all(map(operator.is_, cached[0], key)):
+            # what only a new analysis, risk state, balance or stop change can change: once per bar
+            atr = a.atr if a and a.atr > 0 else self.params.min_sl_distance * 6
+            unit = atr * self.spec.money_per_price_unit(pos.volume)
+            ml_against = a.ml.prob(pos.side.opposite) if a and a.ml else None
+            tp_profit = abs(pos.tp - pos.open_price) * self.spec.money_per_price_unit(pos.volume) if pos.tp else None
+            use = limit_use(state, self.limits, balance)
+            fixed = (atr, unit, ml_against, bool(a and a.regime.dangerous), a.indicators.get("rsi_14") if a else None,
+                     a.recent_closes if a else (), float(a.indicators.get("bar_range", 0.0)) if a else 0.0,
+                     tp_profit, use.daily_loss, use.daily_limit)
+            cached = self._judge_inputs[pos.ticket] = (key, fixed)
+        atr, unit, ml_against, dangerous, rsi, closes, bar_range, tp_profit, daily_loss, daily_limit = cached[1]
+        tracker = self.trackers.get(pos.ticket)
+        if tracker is None:  # not setdefault: a tracker (two deques) built on every step only to be dropped
+            tracker = self.trackers[pos.ticket] = PositionTracker(pos.ticket)
+        tracker.observe(profit, now, ml_against, self.params, unit)
+        daily_m, weekly_m = self.market_clock(now) if self.market_clock else self._market_minutes(now)
+        action = manage_position(PMContext(
+            position=pos, price=price, profit=profit, peak_profit=tracker.peak_profit, unit=unit, atr=atr,
+            params=self.params, regime_dangerous=dangerous, ml_against=ml_against, rsi=rsi, closes=closes,
+            last_bar_range=bar_range, minutes_to_daily_close=daily_m, minutes_to_weekly_close=weekly_m,
+        ))
+        verdict = evaluate_exits(ExitContext(
+            position=pos, now=now, profit=profit, unit=unit, balance=balance, params=self.params,
+            tracker=tracker, ml_against=ml_against, tp_profit=tp_profit, daily_loss=daily_loss,
+            daily_limit=daily_limit, minutes_to_weekly_close=weekly_m,
+        ))
+        return action, verdict
+
+    def take_open_ticks(self, times_ms: np.ndarray, bids: np.ndarray, asks: np.ndarray, last_step: int | None,
+                        step_ms: int) -> tuple[int, int | None]:
+        """Take, while positions are open, the leading ticks on which a step would act on nothing:
+        the position manager holds, no exit closes, no flash crash, no day roll, no mode change, no
+        approval to expire. Each is judged by the same rules the step runs (`_judge`); what a step
+        records of a quiet tick (the tracker's samples and peak, the flash-crash window, the marked
+        positions and account, the last tick) ends up as stepping would have left it. The caller
+        has already cut the ticks at the first one the paper broker could act on (`quiet_ticks`).
+        Returns how many ticks were taken and the step second reached; the first tick not taken is
+        then stepped as usual. A step runs on the first tick of each `step_ms` (as `MarketLoop`)."""
+        broker = self.broker
+        state, account = self.state, self.account
+        n = int(times_ms.size)
+        if (n == 0 or not self.positions or self._closing or state is None or account is None
+                or not isinstance(broker, PaperBroker) or self.approvals.has_pending()
+                or (state.total_stop and not self._proposed_reset)):
+            return 0, last_step
+        if wib_date(_EPOCH + timedelta(milliseconds=int(times_ms[-1]))) != state.day:
+            return 0, last_step
+        first = _EPOCH + timedelta(milliseconds=int(times_ms[0]))
+        if effective_mode(state, self.limits, account.balance, first).mode is not self._mode.mode:
+            return 0, last_step
+        live = broker.positions_now()
+        if sorted(self.positions) != [p.ticket for p in live]:
+            return 0, last_step
+        params = self.params
+        guard = params.gate_enabled("flash_crash_guard")
+        window = timedelta(seconds=params.flash_crash_window_seconds)
+        cooldown = state.cooldown_until if self._mode.mode is RiskMode.COOLDOWN else None
+        held = [(p, p.side is Side.BUY, p.swap) for p in live]
+        ticks = self._ticks
+        taken, stepped = 0, -1
+        for i in range(n):
+            t = int(times_ms[i])
+            second = t // step_ms
+            if second == last_step:
+                taken = i + 1
+                continue
+            now = _EPOCH + timedelta(milliseconds=t)
+            if cooldown is not None and now >= cooldown:
+                break
+            bid, ask = float(bids[i]), float(asks[i])
+            mid = (bid + ask) / 2
+            horizon = now - window
+            if guard:
+                prices = [p for moment, p in ticks if moment >= horizon]
+                prices.append(mid)
+                lo = min(prices)
+                if len(prices) >= 2 and lo > 0 and (max(prices) - lo) / lo * 100 >= params.flash_crash_pct:
+                    break
+            quiet = True
+            for pos, buy, swap in held:
+                price = bid if buy else ask
+                action, verdict = self._judge(pos, price, broker.profit_at(pos, price) + swap, now)
+                if action.kind is not PMKind.HOLD or verdict is not None:
+                    quiet = False
+                    break
+            if not quiet:
+                break
+            ticks.append((now, mid))
+            while ticks and ticks[0][0] < horizon:
+                ticks.popleft()
+            last_step, stepped, taken = second, i, i + 1
+        if stepped >= 0:  # leave what the last step saw: its tick, the marked positions and account
+            tick = Tick(_EPOCH + timedelta(milliseconds=int(times_ms[stepped])), float(bids[stepped]),
+                        float(asks[stepped]))
+            broker.set_tick(tick)
+            self._last_tick = tick
+            self.account = broker.account_now()
+            for p in broker.positions_now():
+                self.positions[p.ticket] = p
+        return taken, last_step
 
     async def _move_sl(self, pos: Position, new_sl: float, reason: str) -> None:
         try:
@@ -485,6 +575,7 @@ class TradingEngine:
         assert self.state is not None
         self.positions.pop(trade.ticket, None)
         self.trackers.pop(trade.ticket, None)
+        self._judge_inputs.pop(trade.ticket, None)
         if not await self.recorder.record_close(trade):
             return
         if trade.extra.get(PL_SOURCE) == "estimate":

@@ -114,8 +114,15 @@ class ExitContext:
         return len(p) >= 2 and p[-1] > p[-2]
 
 
+_HOLDS: dict[str, ExitVerdict] = {}
+
+
 def _hold(name: str) -> ExitVerdict:
-    return ExitVerdict(name, False, "")
+    # one immutable "hold" verdict per rule: the exits run on every step of an open position
+    verdict = _HOLDS.get(name)
+    if verdict is None:
+        verdict = _HOLDS[name] = ExitVerdict(name, False, "")
+    return verdict
 
 
 def smart_take_profit(c: ExitContext) -> ExitVerdict:

@@ -55,7 +55,7 @@ class MarketLoop:
                  window: Callable[[int], pl.DataFrame], *, speed: float = 0.0,
                  wall: Callable[[], float] = time.monotonic, step_seconds: float = 1.0,
                  on_decision: DecisionHook | None = None, on_step: StepHook | None = None,
-                 skip_idle: bool = False) -> None:
+                 skip_idle: bool = False, skip_quiet: bool = False) -> None:
         if feed.speed != 0:
             raise ValueError("the market loop paces the replay itself: give it a manual feed (speed 0)")
         if speed < 0:
@@ -69,6 +69,9 @@ class MarketLoop:
         # with no position open, the rest of a bar is taken in one go when no step could act on it
         # (TradingEngine.take_idle_ticks); exact, so it only changes the speed
         self.skip_idle = skip_idle
+        # with positions open, the ticks on which neither the broker nor a step would act are taken in
+        # one go (PaperBroker.quiet_ticks, TradingEngine.take_open_ticks); exact, so only the speed changes
+        self.skip_quiet = skip_quiet and on_step is None
         self.skipped = 0
         self.bar = feed.bar_of(feed.delivered) if not feed.finished else feed.frame.height
         self.last_step: int | None = None
@@ -136,8 +139,11 @@ class MarketLoop:
             self.decisions += 1
             if self.on_decision is not None:
                 await _maybe(self.on_decision(closed, window, decision))
-        if self.skip_idle and not self.broker.has_positions():
-            self._skip_rest_of_bar(bar, index)
+        if not self.broker.has_positions():
+            if self.skip_idle:
+                self._skip_rest_of_bar(bar, index)
+        elif self.skip_quiet:
+            self._take_quiet_ticks(bar, index)
 
     def _skip_rest_of_bar(self, bar: int, index: int) -> None:
         feed = self.feed
@@ -151,6 +157,28 @@ class MarketLoop:
         feed.skip_to(feed.bar_start(bar) + times.size - 1)  # the bar's last tick is processed as usual
         self.skipped += rest_t.size
         self.last_step = int(rest_t[-1]) // self.step_ms
+
+    def _take_quiet_ticks(self, bar: int, index: int) -> None:
+        feed = self.feed
+        times, bid, ask = feed.bar_ticks(bar)
+        start = feed.bar_start(bar)
+        k = index - start + 1
+        end = times.size - 1  # the bar's last tick is processed as usual
+        if k >= end:
+            return
+        n = self.broker.quiet_ticks(bid[k:end], ask[k:end])
+        if n == 0:
+            return
+        taken, self.last_step = self.engine.take_open_ticks(times[k:k + n], bid[k:k + n], ask[k:k + n],
+                                                           self.last_step, self.step_ms)
+        if taken == 0:
+            return
+        j = k + taken - 1
+        last = Tick(EPOCH + timedelta(milliseconds=int(times[j])), float(bid[j]), float(ask[j]))
+        self.broker.set_tick(last)
+        self.clock.set(last.time)
+        feed.skip_to(start + k + taken)
+        self.skipped += taken
 
     def bar_close(self, bar: int) -> datetime:
         return self._bar_times[bar] + timedelta(minutes=15)

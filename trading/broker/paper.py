@@ -25,6 +25,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
 import polars as pl
 
 from trading.bars import BAR_COLUMNS, BAR_SCHEMA, empty_bars
@@ -388,6 +389,34 @@ class PaperBroker:
         if deals:
             self._save()
         return deals
+
+    def profit_at(self, pos: Position, price: float) -> float:
+        """The floating profit `positions_now()` would mark `pos` with at closing price `price`."""
+        return self._profit(pos, pos.volume, price)
+
+    def quiet_ticks(self, bids: np.ndarray, asks: np.ndarray) -> int:
+        """How many of these next ticks (in order) `set_tick` would take without acting: no SL/TP
+        reached and, with a margin allowance for the rounding, no stop-out possible. The first tick
+        that might act is left for `set_tick` itself, so the answer is exact, never early."""
+        n = int(bids.size)
+        if n == 0 or not self._positions:
+            return n
+        act = np.zeros(n, dtype=bool)
+        floating = np.zeros(n)
+        for pos in self._positions.values():
+            price = bids if pos.side is Side.BUY else asks
+            sign = pos.side.sign
+            if pos.sl:
+                act |= (price - pos.sl) * sign <= 0
+            if pos.tp:
+                act |= (price - pos.tp) * sign >= 0
+            floating += (price - pos.open_price) * sign * self.spec.money_per_price_unit(pos.volume)
+        margin = self.margin_used()
+        if self.config.stop_out_level > 0 and margin > 0:
+            slack = 0.01 * len(self._positions) + 0.02  # the per-position and total roundings
+            act |= (self._balance + floating - slack) / margin * 100 <= self.config.stop_out_level + 1e-9
+        hits = np.flatnonzero(act)
+        return int(hits[0]) if hits.size else n
 
     async def update(self, tick: Tick) -> list[Deal]:
         """`set_tick` for async callers."""

@@ -74,6 +74,10 @@ class ApprovalRegistry:
     def get(self, approval_id: str) -> Approval | None:
         return self._items.get(approval_id)
 
+    def has_pending(self) -> bool:
+        """Whether any approval still waits for an answer (or for `expire()`), whatever the time."""
+        return any(a.status is ApprovalStatus.PENDING for a in self._items.values())
+
     def pending(self, now: datetime) -> list[Approval]:
         return [a for a in self._items.values() if a.is_open(now)]
 

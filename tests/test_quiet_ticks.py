@@ -1,0 +1,62 @@
+"""Taking the quiet ticks of an open position in one go (PaperBroker.quiet_ticks, TradingEngine.take_open_ticks)
+is exact: on real bars with positions open, with the generated path and with M1 detail, the trade list, the
+opened trades, the equity and the gate counts equal those of the tick-by-tick walk, and fewer ticks are stepped."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import polars as pl
+import pytest
+
+from trading.backtest import BacktestConfig, BacktestResult, run_backtest
+from trading.intrabar import GeneratedPath, M1Detail, walk_all
+
+
+def m1_bars(bars: pl.DataFrame) -> pl.DataFrame:
+    """M1 bars whose M15 aggregate is each bar (the 60-tick generated path, 4 ticks a minute)."""
+    times, bid, _ask = walk_all(GeneratedPath(bars, 60), bars.height)
+    ticks = pl.DataFrame({"ms": times, "bid": bid}).with_columns((pl.col("ms") // 60_000 * 60_000).alias("minute"))
+    m1 = ticks.group_by("minute", maintain_order=True).agg(
+        open=pl.col("bid").first(), high=pl.col("bid").max(), low=pl.col("bid").min(), close=pl.col("bid").last())
+    spread = bars.select(pl.col("spread").repeat_by(15).explode())["spread"]
+    return m1.with_columns(
+        pl.col("minute").cast(pl.Datetime("ms")).dt.replace_time_zone("UTC").dt.cast_time_unit("us").alias("time"),
+        pl.lit(4, pl.Int64).alias("tick_volume"), spread.alias("spread"), pl.lit(0, pl.Int64).alias("real_volume"),
+    ).select("time", "open", "high", "low", "close", "tick_volume", "spread", "real_volume")
+
+
+def assert_same(fast: BacktestResult, slow: BacktestResult) -> None:
+    assert fast.trades == slow.trades  # every field: times, prices, profit, reason, the (moved) stop, the detail
+    assert fast.opened == slow.opened
+    assert fast.equity.tolist() == slow.equity.tolist()
+    assert fast.gate_blocks == slow.gate_blocks
+    assert fast.decisions == slow.decisions
+
+
+@pytest.fixture(scope="module")
+def bars(shared_bars: pl.DataFrame) -> pl.DataFrame:
+    return shared_bars.slice(5000, 900)
+
+
+@pytest.mark.parametrize("ticks_per_bar", [60, 7])
+def test_generated_path_same_trades_with_and_without_the_quiet_skip(bars: pl.DataFrame, ticks_per_bar: int) -> None:
+    config = BacktestConfig(ticks_per_bar=ticks_per_bar)
+    fast = run_backtest(bars, config)
+    slow = run_backtest(bars, replace(config, skip_quiet=False))
+    assert len(slow.trades) >= 15
+    reasons = {t.reason for t in slow.trades}
+    assert len(reasons) >= 3, reasons  # broker stops and software exits both occur on the slice
+    assert any(t.sl != o.sl for t in slow.trades for o in slow.opened if o.ticket == t.ticket), "no stop moved"
+    assert_same(fast, slow)
+    assert fast.ticks < slow.ticks / 2  # most open-position ticks were taken without a step
+
+
+def test_m1_detail_same_trades_with_and_without_the_quiet_skip(bars: pl.DataFrame) -> None:
+    m1 = m1_bars(bars)
+    config = BacktestConfig()
+    fast = run_backtest(bars, config, path=lambda f: M1Detail(f, m1))
+    slow = run_backtest(bars, replace(config, skip_quiet=False), path=lambda f: M1Detail(f, m1))
+    assert len(slow.trades) >= 15
+    assert_same(fast, slow)
+    assert fast.ticks < slow.ticks
