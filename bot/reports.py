@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from bot.messages import DEFAULT_SYMBOL, code, compose, esc, fmt_duration, money, pct, price, section, usd
 from handlers.clock import uptime as wall_uptime
+from trading.analysis import MLView
 from trading.timezones import fmt_wib, to_wib, utc_now
 
 if TYPE_CHECKING:
@@ -37,23 +38,31 @@ class DecisionLike(Protocol):
 # ---------------------------------------------------------------------------------------- pieces
 
 
+def _ml_threshold(ml: MLView, quality_threshold: float) -> float:
+    """The bar the model's number must reach: the meta-model's own P(win) floor (fitted on its
+    validation slice, as the EV gate reads it), else the direction model's dynamic threshold."""
+    return ml.min_prob if ml.is_meta else quality_threshold
+
+
 def _ml_line(snapshot: EngineSnapshot) -> str:
     a = snapshot.analysis
     if a is None or a.ml is None:
         return "ML: <i>no model</i>"
-    thr = a.quality.threshold
+    thr = _ml_threshold(a.ml, a.quality.threshold)
     side = a.ml.direction
     conf = a.ml.confidence
     icon = "⚪" if conf < thr else ("🟢" if str(side) == "BUY" else "🔴")
+    if a.ml.is_meta:
+        return f"ML: {icon} P(win) {code(pct(conf))} for the {code(side)} setup / floor {code(pct(thr))}"
     return f"ML: {icon} {code(side)} {code(pct(conf))} / thr {code(pct(thr))}"
 
 
 def _ready(snapshot: EngineSnapshot) -> bool:
-    """READY as the original shows it: ML confidence at or above the threshold and quality not AVOID."""
+    """READY: the model's number at or above its threshold (the meta-model's fitted floor) and quality not AVOID."""
     a = snapshot.analysis
     if a is None or a.ml is None:
         return False
-    return a.ml.confidence >= a.quality.threshold and a.quality.level.upper() != "AVOID"
+    return a.ml.confidence >= _ml_threshold(a.ml, a.quality.threshold) and a.quality.level.upper() != "AVOID"
 
 
 def _trend(indicators: dict[str, float]) -> str:

@@ -26,7 +26,10 @@ def market_text(a: MarketAnalysis | None, now: datetime, threshold: float | None
     signal = [f"SMC {setup}"]
     if s:
         signal.append(f"<i>{esc(s.reason[:120])}</i>")
-    if a.ml is not None:
+    if a.ml is not None and a.ml.is_meta:
+        signal.append(f"ML P(win) <code>{a.ml.confidence:.0%}</code> for the {a.ml.direction} setup · floor "
+                      f"{a.ml.min_prob:.0%} (the EV gate's verdict: /filters)")
+    elif a.ml is not None:
         thr = f" / threshold {threshold:.0%}" if threshold is not None else ""
         signal.append(f"ML p_up <code>{a.ml.p_up:.2f}</code> → {a.ml.direction} {a.ml.confidence:.0%}{thr}")
     else:

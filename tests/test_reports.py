@@ -69,6 +69,17 @@ def check_html(html: str) -> str:
     return html_to_text(html)
 
 
+def test_meta_model_is_read_against_its_own_fitted_floor() -> None:
+    from dataclasses import replace as _replace
+
+    a = analysis()
+    meta = _replace(a, ml=MLView(p_up=0.45, p_win=0.45, side=Side.BUY, min_prob=0.42))
+    text = check_html(market_update(snapshot(meta, ())))
+    assert "P(win) 45% for the BUY setup / floor 42%" in text and "Status: ✅ READY" in text
+    below = _replace(a, ml=MLView(p_up=0.40, p_win=0.40, side=Side.BUY, min_prob=0.42))
+    assert "Status: ⛔ WAIT" in check_html(market_update(snapshot(below, ())))
+
+
 def test_market_update_contents() -> None:
     text = check_html(market_update(snapshot(analysis(), (POS,))))
     for piece in ("MARKET UPDATE", "XAUUSD: 2,351.25 (bar 15:00 WIB)", "ATR: 4.80 | Spread: 25 pts",
