@@ -13,13 +13,13 @@ import time
 from typing import Any
 
 from aiogram import Bot, Router
-from aiogram.exceptions import TelegramAPIError
 from aiogram.filters import CommandObject
 from aiogram.types import BufferedInputFile, Message
 
 from handlers.common import (
     ArgError,
     AuditNote,
+    edit_in_place,
     esc,
     join_sections,
     parse_count,
@@ -95,29 +95,21 @@ async def _follow(bot: Bot, status: Message, work: Any, progress: dict[str, int]
         pct = f"{progress['done'] / total:.0%} of {total} bars" if total else "preparing"
         text = f"🧪 Backtest running: {pct} · {time.monotonic() - started:.0f} s"
         if text != shown:
-            shown = await _edit(bot, status, text) or shown
+            shown = await edit_in_place(bot, status, text) or shown
         await asyncio.wait({task}, timeout=PROGRESS_EVERY)
     try:
         report = task.result()
     except BacktestRefused as exc:
-        await _edit(bot, status, f"🧪 No backtest: {esc(exc)}")
+        await edit_in_place(bot, status, f"🧪 No backtest: {esc(exc)}")
         return
     except Exception as exc:
         log.exception("backtest failed")
-        await _edit(bot, status, f"❌ Backtest failed: {esc(type(exc).__name__)}: {esc(exc)} (details in /logs)")
+        await edit_in_place(bot, status, f"❌ Backtest failed: {esc(type(exc).__name__)}: {esc(exc)} (details in /logs)")
         return
-    await _edit(bot, status, report_text(report))
+    await edit_in_place(bot, status, report_text(report))
     if report.equity_png:
         await bot.send_photo(status.chat.id, BufferedInputFile(report.equity_png, "backtest_equity.png"),
                              caption=f"Backtest equity, {report.days:.1f} days")
-
-
-async def _edit(bot: Bot, status: Message, text: str) -> str | None:
-    try:
-        await bot.edit_message_text(text, chat_id=status.chat.id, message_id=status.message_id, parse_mode="HTML")
-        return text
-    except TelegramAPIError:
-        return None
 
 
 def make_router() -> Router:

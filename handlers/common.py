@@ -10,6 +10,8 @@ import html
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 
+from aiogram import Bot
+from aiogram.exceptions import TelegramAPIError
 from aiogram.types import Message
 
 from handlers.clock import market_clock_line
@@ -156,3 +158,12 @@ async def reply(message: Message, text: str, **kwargs: object) -> Message:
         )
     assert sent is not None
     return sent
+
+
+async def edit_in_place(bot: Bot, status: Message, text: str) -> str | None:
+    """Rewrite a progress message; the text shown, or None when Telegram refused the edit."""
+    try:
+        await bot.edit_message_text(text, chat_id=status.chat.id, message_id=status.message_id, parse_mode="HTML")
+        return text
+    except TelegramAPIError:
+        return None

@@ -9,10 +9,9 @@ from datetime import timedelta
 from typing import Any
 
 from aiogram import Bot, Router
-from aiogram.exceptions import TelegramAPIError
 from aiogram.types import Message
 
-from handlers.common import AuditNote, duration, esc, reply
+from handlers.common import AuditNote, duration, edit_in_place, esc, reply
 from handlers.services import Services
 
 SHOWN_METRICS = ("auc", "holdout_auc", "accuracy", "log_loss", "brier", "ece", "n")
@@ -137,24 +136,16 @@ async def _follow(bot: Bot, status: Message, future: Any, progress: dict[str, An
         while not wrapped.done():
             text = f"🔄 Retraining: {esc(progress['stage'])} {progress['pct']:.0f}% · {time.monotonic() - started:.0f} s"
             if text != shown:
-                shown = await _edit(bot, status, text) or shown
+                shown = await edit_in_place(bot, status, text) or shown
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(asyncio.shield(wrapped), PROGRESS_EVERY)
         try:
             final = outcome_text(wrapped.result())
         except Exception as exc:
             final = f"❌ Retrain failed: {esc(exc)}"
-        await _edit(bot, status, final)
+        await edit_in_place(bot, status, final)
     finally:
         trainer.on_progress = previous
-
-
-async def _edit(bot: Bot, status: Message, text: str) -> str | None:
-    try:
-        await bot.edit_message_text(text, chat_id=status.chat.id, message_id=status.message_id, parse_mode="HTML")
-        return text
-    except TelegramAPIError:
-        return None
 
 
 def make_router() -> Router:
