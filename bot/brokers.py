@@ -33,7 +33,9 @@ class BrokerSetup:
             _write_json(self.market_state, self.market_init)
 
 
-def _mt5(settings: Settings, kind: str, trades: bool = True) -> Broker:
+def mt5_broker(settings: Settings, kind: str, trades: bool = True) -> Broker:
+    """The configured MetaTrader 5 connection (`kind` mt5 or mt5linux); `trades=False` for prices or
+    history only, where a netting account is fine."""
     from trading.broker.mt5 import MT5Broker, create_mt5_module, mt5_module_factory
 
     module = create_mt5_module(kind, settings.mt5linux_host, settings.mt5linux_port)
@@ -68,10 +70,10 @@ def build_broker(settings: Settings) -> BrokerSetup:
         commission_per_lot=settings.paper_commission_per_lot, slippage_points=settings.paper_slippage_points,
     )
     if settings.broker in ("mt5", "mt5linux"):
-        broker = _mt5(settings, settings.broker)
+        broker = mt5_broker(settings, settings.broker)
         return BrokerSetup(broker, utc_now, f"{settings.broker} live account, symbol {settings.symbol}")
     if settings.broker == "dry-run":
-        source = _mt5(settings, settings.dry_run_source, trades=False)  # prices only: netting is fine
+        source = mt5_broker(settings, settings.dry_run_source, trades=False)  # prices only: netting is fine
         state = account_state_path(settings)
         broker = PaperBroker(settings.symbol, settings.magic, feed=DryRunFeed(source), state_path=state,
                              **paper_kwargs)

@@ -360,16 +360,9 @@ def history_source(settings: Any) -> HistorySource:
     if kind == "paper":
         raise DownloadError("the paper broker has no broker history to download (BROKER=paper): set BROKER=mt5 "
                             "or mt5linux (or dry-run with DRY_RUN_SOURCE) and the MT5_* settings")
-    from trading.broker.mt5 import MT5Broker, create_mt5_module, mt5_module_factory
+    from bot.brokers import mt5_broker
 
-    module = create_mt5_module(kind, settings.mt5linux_host, settings.mt5linux_port)
-    factory = mt5_module_factory(kind, settings.mt5linux_host, settings.mt5linux_port) if kind == "mt5linux" else None
-    return MT5Broker(
-        module, symbol=settings.symbol, magic=settings.magic, server_clock=settings.server_clock,
-        login=settings.mt5_login,
-        password=settings.mt5_password.get_secret_value() if settings.mt5_password else None,
-        server=settings.mt5_server, path=settings.mt5_path, mt5_factory=factory, require_hedging=False,
-    )
+    return mt5_broker(settings, kind, trades=False)  # type: ignore[return-value]  # an MT5Broker
 
 
 def add_download_arguments(sub: Any) -> None:
