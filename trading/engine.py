@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import operator
 from collections import deque
 from collections.abc import Callable
@@ -37,8 +38,9 @@ from trading.domain import (
 from trading.events import Event, EventBus, EventKind
 from trading.exits import ExitContext, ExitVerdict, PositionTracker, evaluate_exits
 from trading.gates import EntryContext, GateResult, NewsStatus, evaluate_gates, first_block
+from trading.hold_band import BarInputs, bar_band, first_unsafe, hours_between, sample_band, time_guard_ms
 from trading.parameters import StrategyParams
-from trading.position_manager import PMAction, PMContext, PMKind, manage_position
+from trading.position_manager import PMAction, PMContext, PMKind, manage_position, urgency_score
 from trading.records import Decision, MemoryRecorder, OpenedTrade, Recorder, decision_features
 from trading.risk.approvals import Approval, ApprovalError, ApprovalRegistry, ApprovalStatus, RiskChange
 from trading.risk.modes import (
@@ -186,6 +188,7 @@ class TradingEngine:
         self._last_tick: Tick | None = None
         self._closes: tuple[int, float | None, float | None] | None = None  # _market_minutes' cache
         self._judge_inputs: dict[int, tuple[tuple[Any, ...], tuple[Any, ...]]] = {}  # _judge's per-bar inputs
+        self._bands: dict[int, tuple[Any, ...]] = {}  # _bar_band's cache
         self.started = clock()
 
     # ------------------------------------------------------------------ lifecycle
@@ -399,16 +402,14 @@ class TradingEngine:
                 self.state = start_cooldown(self.state, self.limits, now, "daily limit close")
                 await self._save_state()
 
-    def _judge(self, pos: Position, price: float, profit: float, now: datetime) -> tuple[PMAction, ExitVerdict | None]:
-        """The position manager's action and the exits' verdict for `pos` at `price` (its tracker
-        takes the sample; taking it twice at the same moment changes nothing). Pure otherwise: the
-        exits read nothing a stop move changes, so both are judged before either is carried out."""
+    def _fixed_inputs(self, pos: Position) -> tuple[tuple[Any, ...], tuple[Any, ...]]:
+        """What `_judge` reads that only a new analysis, risk state, balance or stop can change (once
+        per bar), with the key it was computed for."""
         assert self.state is not None and self.account is not None
         a, state, balance = self.analysis, self.state, self.account.balance
         key = (a, state, balance, self.params, self.limits, pos.volume, pos.tp, pos.open_price, pos.side)
         cached = self._judge_inputs.get(pos.ticket)
         if cached is None or not all(map(operator.is_, cached[0], key)):
-            # what only a new analysis, risk state, balance or stop change can change: once per bar
             atr = a.atr if a and a.atr > 0 else self.params.min_sl_distance * 6
             unit = atr * self.spec.money_per_price_unit(pos.volume)
             ml_against = a.ml.prob(pos.side.opposite) if a and a.ml else None
@@ -418,12 +419,28 @@ class TradingEngine:
                      a.recent_closes if a else (), float(a.indicators.get("bar_range", 0.0)) if a else 0.0,
                      tp_profit, use.daily_loss, use.daily_limit)
             cached = self._judge_inputs[pos.ticket] = (key, fixed)
-        atr, unit, ml_against, dangerous, rsi, closes, bar_range, tp_profit, daily_loss, daily_limit = cached[1]
-        tracker = self.trackers.get(pos.ticket)
+        return cached
+
+    def _tracker(self, ticket: int) -> PositionTracker:
+        tracker = self.trackers.get(ticket)
         if tracker is None:  # not setdefault: a tracker (two deques) built on every step only to be dropped
-            tracker = self.trackers[pos.ticket] = PositionTracker(pos.ticket)
+            tracker = self.trackers[ticket] = PositionTracker(ticket)
+        return tracker
+
+    def _minutes_to_closes(self, now: datetime) -> tuple[float | None, float | None]:
+        return self.market_clock(now) if self.market_clock else self._market_minutes(now)
+
+    def _judge(self, pos: Position, price: float, profit: float, now: datetime) -> tuple[PMAction, ExitVerdict | None]:
+        """The position manager's action and the exits' verdict for `pos` at `price` (its tracker
+        takes the sample; taking it twice at the same moment changes nothing). Pure otherwise: the
+        exits read nothing a stop move changes, so both are judged before either is carried out."""
+        assert self.account is not None
+        balance = self.account.balance
+        atr, unit, ml_against, dangerous, rsi, closes, bar_range, tp_profit, daily_loss, daily_limit = \
+            self._fixed_inputs(pos)[1]
+        tracker = self._tracker(pos.ticket)
         tracker.observe(profit, now, ml_against, self.params, unit)
-        daily_m, weekly_m = self.market_clock(now) if self.market_clock else self._market_minutes(now)
+        daily_m, weekly_m = self._minutes_to_closes(now)
         action = manage_position(PMContext(
             position=pos, price=price, profit=profit, peak_profit=tracker.peak_profit, unit=unit, atr=atr,
             params=self.params, regime_dangerous=dangerous, ml_against=ml_against, rsi=rsi, closes=closes,
@@ -436,14 +453,35 @@ class TradingEngine:
         ))
         return action, verdict
 
+    def _bar_band(self, pos: Position) -> tuple[BarInputs, np.ndarray | None]:
+        """The position's `hold_band.bar_band` for the current bar (cached with `_fixed_inputs`)."""
+        assert self.account is not None
+        fixed = self._fixed_inputs(pos)[1]
+        cached = self._bands.get(pos.ticket)
+        if cached is not None and cached[0] is fixed and cached[1] == (pos.sl, self.account.balance):
+            return cached[2], cached[3]
+        atr, unit, ml_against, dangerous, rsi, closes, bar_range, tp_profit, daily_loss, daily_limit = fixed
+        score = urgency_score(PMContext(
+            position=pos, price=pos.open_price, profit=0.0, peak_profit=0.0, unit=unit, atr=atr, params=self.params,
+            regime_dangerous=dangerous, ml_against=ml_against, rsi=rsi, closes=closes, last_bar_range=bar_range,
+            minutes_to_daily_close=None, minutes_to_weekly_close=None,
+        ))
+        inputs = BarInputs(atr=atr, unit=unit, ml_against=ml_against, regime_dangerous=dangerous, urgency=score,
+                           last_bar_range=bar_range, tp_profit=tp_profit, balance=self.account.balance,
+                           daily_loss=daily_loss, daily_limit=daily_limit)
+        band = bar_band(pos, inputs, self.params)
+        self._bands[pos.ticket] = (fixed, (pos.sl, self.account.balance), inputs, band)
+        return inputs, band
+
     def take_open_ticks(self, times_ms: np.ndarray, bids: np.ndarray, asks: np.ndarray, last_step: int | None,
                         step_ms: int) -> tuple[int, int | None]:
         """Take, while positions are open, the leading ticks on which a step would act on nothing:
         the position manager holds, no exit closes, no flash crash, no day roll, no mode change, no
-        approval to expire. Each is judged by the same rules the step runs (`_judge`); what a step
-        records of a quiet tick (the tracker's samples and peak, the flash-crash window, the marked
-        positions and account, the last tick) ends up as stepping would have left it. The caller
-        has already cut the ticks at the first one the paper broker could act on (`quiet_ticks`).
+        approval to expire. What a step records of a quiet tick (the tracker's samples and peak, the
+        flash-crash window, the marked positions and account, the last tick) ends up as stepping
+        would have left it. The caller has already cut the ticks at the first one the paper broker
+        could act on (`quiet_ticks`). Stretches the positions' hold bands clear (`hold_band`) are
+        taken in one go; any other tick is judged by the same rules the step runs (`_judge`).
         Returns how many ticks were taken and the step second reached; the first tick not taken is
         then stepped as usual. A step runs on the first tick of each `step_ms` (as `MarketLoop`)."""
         broker = self.broker
@@ -461,53 +499,17 @@ class TradingEngine:
         live = broker.positions_now()
         if sorted(self.positions) != [p.ticket for p in live]:
             return 0, last_step
-        params = self.params
-        guard = params.gate_enabled("flash_crash_guard")
-        window = timedelta(seconds=params.flash_crash_window_seconds)
-        cooldown = state.cooldown_until if self._mode.mode is RiskMode.COOLDOWN else None
-        held = [(p, p.side is Side.BUY, p.swap) for p in live]
-        ticks = self._ticks
-        taken, stepped = 0, -1
-        for i in range(n):
-            t = int(times_ms[i])
-            second = t // step_ms
-            if second == last_step:
-                taken = i + 1
-                continue
-            now = _EPOCH + timedelta(milliseconds=t)
-            if cooldown is not None and now >= cooldown:
-                break
-            bid, ask = float(bids[i]), float(asks[i])
-            mid = (bid + ask) / 2
-            horizon = now - window
-            if guard:
-                prices = [p for moment, p in ticks if moment >= horizon]
-                prices.append(mid)
-                lo = min(prices)
-                if len(prices) >= 2 and lo > 0 and (max(prices) - lo) / lo * 100 >= params.flash_crash_pct:
+        take = _OpenTake(self, times_ms, bids, asks, last_step, step_ms, live)
+        i, banded = 0, take.bandable()
+        while i < n:
+            if banded:
+                i, banded = take.banded(i)
+                if i >= n:
                     break
-            quiet = True
-            for pos, buy, swap in held:
-                price = bid if buy else ask
-                action, verdict = self._judge(pos, price, broker.profit_at(pos, price) + swap, now)
-                if action.kind is not PMKind.HOLD or verdict is not None:
-                    quiet = False
-                    break
-            if not quiet:
+            if not take.one(i):
                 break
-            ticks.append((now, mid))
-            while ticks and ticks[0][0] < horizon:
-                ticks.popleft()
-            last_step, stepped, taken = second, i, i + 1
-        if stepped >= 0:  # leave what the last step saw: its tick, the marked positions and account
-            tick = Tick(_EPOCH + timedelta(milliseconds=int(times_ms[stepped])), float(bids[stepped]),
-                        float(asks[stepped]))
-            broker.set_tick(tick)
-            self._last_tick = tick
-            self.account = broker.account_now()
-            for p in broker.positions_now():
-                self.positions[p.ticket] = p
-        return taken, last_step
+            i += 1
+        return take.finish(i)
 
     async def _move_sl(self, pos: Position, new_sl: float, reason: str) -> None:
         try:
@@ -576,6 +578,7 @@ class TradingEngine:
         self.positions.pop(trade.ticket, None)
         self.trackers.pop(trade.ticket, None)
         self._judge_inputs.pop(trade.ticket, None)
+        self._bands.pop(trade.ticket, None)
         if not await self.recorder.record_close(trade):
             return
         if trade.extra.get(PL_SOURCE) == "estimate":
@@ -906,3 +909,181 @@ def _position_from_dict(d: dict[str, Any]) -> Position:
 
 
 __all__ = ["ChangeResult", "EngineSnapshot", "GateResult", "TradingEngine"]
+
+
+class _OpenTake:
+    """One `TradingEngine.take_open_ticks` call: its ticks, taken one by one (`one`) or in stretches
+    the hold bands clear (`banded`), and the step's records left as stepping would (`finish`)."""
+
+    def __init__(self, engine: TradingEngine, times_ms: np.ndarray, bids: np.ndarray, asks: np.ndarray,
+                 last_step: int | None, step_ms: int, live: list[Position]) -> None:
+        assert engine.state is not None
+        self.engine, self.times, self.bids, self.asks = engine, times_ms, bids, asks
+        self.last_step, self.step_ms, self.live = last_step, step_ms, live
+        self.stepped_at = -1  # the last tick a step ran on
+        self._stepped: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
+        params = engine.params
+        self.guard = params.gate_enabled("flash_crash_guard")
+        self.window = timedelta(seconds=params.flash_crash_window_seconds)
+        self.cooldown = engine.state.cooldown_until if engine._mode.mode is RiskMode.COOLDOWN else None
+        self.held = [(p, p.side is Side.BUY, p.swap) for p in live]
+
+    # -------------------------------------------------------------- tick by tick
+    def one(self, i: int) -> bool:
+        """Take tick `i` if a step would act on nothing (judged by the rules themselves)."""
+        engine, ticks = self.engine, self.engine._ticks
+        t = int(self.times[i])
+        second = t // self.step_ms
+        if second == self.last_step:
+            return True
+        now = _EPOCH + timedelta(milliseconds=t)
+        if self.cooldown is not None and now >= self.cooldown:
+            return False
+        bid, ask = float(self.bids[i]), float(self.asks[i])
+        mid = (bid + ask) / 2
+        horizon = now - self.window
+        if self.guard:
+            prices = [p for moment, p in ticks if moment >= horizon]
+            prices.append(mid)
+            lo = min(prices)
+            if len(prices) >= 2 and lo > 0 and (max(prices) - lo) / lo * 100 >= engine.params.flash_crash_pct:
+                return False
+        broker = engine.broker
+        assert isinstance(broker, PaperBroker)
+        for pos, buy, swap in self.held:
+            price = bid if buy else ask
+            action, verdict = engine._judge(pos, price, broker.profit_at(pos, price) + swap, now)
+            if action.kind is not PMKind.HOLD or verdict is not None:
+                return False
+        ticks.append((now, mid))
+        while ticks and ticks[0][0] < horizon:
+            ticks.popleft()
+        self.last_step, self.stepped_at = second, i
+        return True
+
+    # -------------------------------------------------------------- in stretches
+    def bandable(self) -> bool:
+        """Whether bands can be used at all in this call: no flash crash possible within its ticks
+        (judged on all of them with the guard's window, as `take_idle_ticks`), the closes known."""
+        engine = self.engine
+        if self.guard:
+            mids = (self.bids + self.asks) / 2
+            lo, hi = float(mids.min()), float(mids.max())
+            if engine._ticks:
+                window = [p for _, p in engine._ticks]
+                lo, hi = min(lo, min(window)), max(hi, max(window))
+            if lo <= 0 or (hi - lo) / lo * 100 >= engine.params.flash_crash_pct:
+                return False
+        return all(band is not None for band in (engine._bar_band(p)[1] for p in self.live))
+
+    def banded(self, start: int) -> tuple[int, bool]:
+        """Take the ticks from `start` the positions' hold bands clear, a sample period at a time
+        (each sample taken by the position's tracker as a step would). Returns the first tick not
+        taken and whether bands are worth trying again after it (not once the clock rules may act)."""
+        engine, times = self.engine, self.times
+        params, broker = engine.params, engine.broker
+        assert isinstance(broker, PaperBroker)
+        stepped, steps, step_times = self._steps()
+        first_ms = int(times[start])
+        daily_m, weekly_m = engine._minutes_to_closes(_EPOCH + timedelta(milliseconds=first_ms))
+        until = min(time_guard_ms(p, params, first_ms, daily_m, weekly_m) for p in self.live)
+        if self.cooldown is not None:
+            until = min(until, (self.cooldown - _EPOCH) // timedelta(milliseconds=1))
+        limit = int(np.searchsorted(times, until, side="left"))
+        if limit <= start:
+            return start, False
+        period = params.profit_sample_seconds * 1000
+        rows = []
+        for pos, buy, swap in self.held:
+            inputs, base = engine._bar_band(pos)
+            assert base is not None
+            rows.append((pos, self.bids if buy else self.asks, swap, inputs, base, engine._tracker(pos.ticket),
+                         broker.spec.money_per_price_unit(pos.volume), float(pos.side.sign)))
+        i = start
+        while i < limit:
+            end = limit
+            for pos, prices, swap, inputs, _base, tracker, _mult, _sign in rows:
+                due = _sample_due(tracker, period)
+                if stepped[i] and int(times[i]) >= due:  # the sample a step would take here
+                    now = _EPOCH + timedelta(milliseconds=int(times[i]))
+                    tracker.observe(broker.profit_at(pos, float(prices[i])) + swap, now, inputs.ml_against, params,
+                                    inputs.unit)
+                    due = _sample_due(tracker, period)
+                k = int(np.searchsorted(step_times, due, side="left"))
+                if k < steps.size:
+                    end = min(end, max(int(steps[k]), i + 1))
+            stop = end
+            scans = []
+            for pos, prices, swap, inputs, base, tracker, mult, sign in rows:
+                band = sample_band(base, tracker, inputs, params, hours_between(pos.open_time, int(times[end - 1])))
+                if band is None:
+                    bad, best = i, -1
+                else:
+                    bad, best = first_unsafe(prices, stepped, i, end, pos.open_price, sign, mult, swap,
+                                             tracker.peak_profit, band)
+                if bad >= 0:
+                    stop = min(stop, bad)
+                scans.append((band, best))
+            for (pos, prices, swap, _inputs, _base, tracker, mult, sign), (band, best) in zip(rows, scans, strict=True):
+                if stop < end and len(rows) > 1 and band is not None:  # the best tick before the earliest stop
+                    best = first_unsafe(prices, stepped, i, stop, pos.open_price, sign, mult, swap,
+                                        tracker.peak_profit, band)[1]
+                if best >= 0 and best < stop:  # the peak a step on each of those ticks would have left
+                    tracker.peak_profit = max(tracker.peak_profit, broker.profit_at(pos, float(prices[best])) + swap)
+            if stop < end:
+                self._commit(start, stop)
+                return stop, True
+            i = end
+        self._commit(start, limit)
+        return limit, until > int(times[-1])
+
+    def _steps(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Which ticks a step runs on (the first of each step second), their indices and times. Valid
+        from any tick reached: the ticks before it were all taken, so the last step's second is the
+        previous tick's."""
+        if self._stepped is None:
+            seconds = self.times // self.step_ms
+            stepped = np.empty(seconds.size, dtype=np.bool_)
+            stepped[0] = self.last_step is None or int(seconds[0]) != self.last_step
+            np.not_equal(seconds[1:], seconds[:-1], out=stepped[1:])
+            steps = np.flatnonzero(stepped)
+            self._stepped = (stepped, steps, self.times[steps])
+        return self._stepped
+
+    def _commit(self, start: int, stop: int) -> None:
+        """Record the stepped ticks of [start, stop) as steps would: the flash-crash window, the step."""
+        steps = self._steps()[1]
+        taken = steps[(steps >= start) & (steps < stop)]
+        if taken.size == 0:
+            return
+        last = int(taken[-1])
+        ticks = self.engine._ticks
+        last_ms = int(self.times[last])
+        horizon_ms = last_ms - self.window // timedelta(milliseconds=1)
+        for j in taken[self.times[taken] >= horizon_ms].tolist():
+            ticks.append((_EPOCH + timedelta(milliseconds=int(self.times[j])),
+                          (float(self.bids[j]) + float(self.asks[j])) / 2))
+        horizon = _EPOCH + timedelta(milliseconds=horizon_ms)
+        while ticks and ticks[0][0] < horizon:
+            ticks.popleft()
+        self.last_step, self.stepped_at = last_ms // self.step_ms, last
+
+    def finish(self, taken: int) -> tuple[int, int | None]:
+        """Leave what the last step saw (its tick, the marked positions and account); the ticks taken."""
+        engine, broker, j = self.engine, self.engine.broker, self.stepped_at
+        assert isinstance(broker, PaperBroker)
+        if j >= 0:
+            tick = Tick(_EPOCH + timedelta(milliseconds=int(self.times[j])), float(self.bids[j]), float(self.asks[j]))
+            broker.set_tick(tick)
+            engine._last_tick = tick
+            engine.account = broker.account_now()
+            for p in broker.positions_now():
+                engine.positions[p.ticket] = p
+        return taken, self.last_step
+
+
+def _sample_due(tracker: PositionTracker, period_ms: int) -> int | float:
+    """When (ms) the tracker takes its next profit sample (`PositionTracker.observe`)."""
+    if tracker.last_sample is None:
+        return -math.inf
+    return (tracker.last_sample - _EPOCH) // timedelta(milliseconds=1) + period_ms

@@ -1,0 +1,206 @@
+"""Where an open position's manager and exit rules certainly all hold, so a backtest can take the ticks
+inside that region without judging each one.
+
+Between two profit samples nothing a rule reads changes except the price, the profit, the running peak
+and the clock. For that stretch `hold_band` turns every rule of `trading.position_manager` and
+`trading.exits` into bounds on the profit, the price move and the peak: a `Band` (a float array, for
+the compiled scan). The band is conservative: a tick it does not clear may still hold, and is then
+judged by the rules themselves; a tick it clears is one on which every rule holds (tests check this
+against the rules on random contexts). The rules on the clock (time limit, weekend, market close)
+are not banded: `time_guard_ms` says until when they certainly hold, and a tick after it is judged.
+
+`first_unsafe` scans the stepped ticks of a stretch against a band with a margin for the rounding
+of the broker's profit to cents.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+import numpy as np
+from numba import njit
+
+from trading.domain import Position, Side
+from trading.exits import PositionTracker, momentum
+from trading.parameters import StrategyParams
+
+# the band's layout: a tick is unsafe when
+LO, HI = 0, 1  # profit <= LO or profit >= HI
+GAP1_LO, GAP1_HI, GAP2_LO, GAP2_HI = 2, 3, 4, 5  # GAP_LO <= profit < GAP_HI
+MOVE_HI = 6  # price move in the position's favour >= MOVE_HI (breakeven, trailing stop)
+ARM1, KEEP1, ARM2, KEEP2 = 7, 8, 9, 10  # running peak > ARM and profit < KEEP × peak
+BAND_SIZE = 11
+
+PROFIT_MARGIN = 0.011  # the broker rounds profit to cents: the scan's profit is within 0.005 of it
+STOP_MARGIN = 0.01  # a trailing stop rounded to cents moves at most 0.005
+
+
+@dataclass(frozen=True, slots=True)
+class BarInputs:
+    """What the rules read that changes only with a new bar, risk state, balance or stop."""
+
+    atr: float
+    unit: float  # ATR money units for the position's volume
+    ml_against: float | None
+    regime_dangerous: bool
+    urgency: int  # the position manager's urgency score (fixed within a bar)
+    last_bar_range: float
+    tp_profit: float | None
+    balance: float
+    daily_loss: float
+    daily_limit: float
+
+
+def empty_band() -> np.ndarray:
+    band = np.full(BAND_SIZE, math.inf)
+    band[LO] = -math.inf
+    band[KEEP1] = band[KEEP2] = 0.0
+    return band
+
+
+def _improves(pos: Position, new_sl: float) -> bool:
+    if pos.side is Side.BUY:
+        return new_sl > pos.sl
+    return pos.sl <= 0 or new_sl < pos.sl
+
+
+def bar_band(pos: Position, b: BarInputs, p: StrategyParams) -> np.ndarray | None:
+    """The bounds that hold for the whole bar (those that do not read the profit samples), or None
+    when no band can be given (no ATR unit)."""
+    u = b.unit
+    if u <= 0 or not math.isfinite(u):
+        return None
+    band = empty_band()
+    max_loss = b.balance * p.max_loss_pct / 100
+    lo = -p.max_loss_frac * max_loss  # max_loss
+    if b.daily_limit > 0:  # daily_limit: a loss that brings today's losses to the limit
+        lo = max(lo, min(b.daily_loss - b.daily_limit, 0.0))
+    if b.ml_against is not None and b.ml_against >= p.reversal_ml:  # ml_reversal, the ML branch
+        lo = max(lo, -max(p.reversal_loss_frac * max_loss, p.reversal_min_loss_atr * u))
+    band[LO] = lo
+    hi = p.tp_hard_atr * u  # smart_take_profit, hard TP
+    protect = p.pm_protect_atr * u
+    if b.regime_dangerous:  # regime_danger
+        hi = min(hi, protect)
+    if b.ml_against is not None and b.ml_against >= p.pm_opposite_ml:  # opposite_signal
+        hi = min(hi, 0.75 * protect)
+    if b.urgency >= p.pm_urgency_close:  # urgency closes any profit
+        hi = min(hi, 0.0)
+    band[HI] = hi
+    band[ARM1], band[KEEP1] = p.tp_peak_atr * u, p.tp_peak_keep  # smart_take_profit, peak protection
+    band[ARM2], band[KEEP2] = protect, 1 - p.pm_peak_drawdown  # peak_drawdown
+    if min(band[ARM1], band[ARM2]) <= 0:
+        return None
+    band[MOVE_HI] = _move_bound(pos, b, p)
+    return band
+
+
+def _move_bound(pos: Position, b: BarInputs, p: StrategyParams) -> float:
+    """The favourable move from which breakeven or the trailing stop might move the stop."""
+    if b.atr <= 0:
+        return math.inf
+    bound = math.inf
+    sign = pos.side.sign
+    if pos.sl > 0 and _improves(pos, round(pos.open_price + sign * p.breakeven_buffer_atr * b.atr, 2)):
+        bound = p.breakeven_atr * b.atr
+    step = p.trail_step_atr * b.atr
+    if b.last_bar_range > p.impulse_range_atr * b.atr:
+        step = min(step, p.impulse_step_atr * b.atr)
+    trail = p.trail_start_atr * b.atr
+    if pos.side is Side.BUY or pos.sl > 0:  # else (a SELL with no stop) any trail improves it
+        trail = max(trail, (pos.sl - pos.open_price) * sign + step - STOP_MARGIN)
+    return min(bound, trail)
+
+
+def sample_band(base: np.ndarray, tracker: PositionTracker, b: BarInputs, p: StrategyParams,
+                hours_end: float) -> np.ndarray | None:
+    """`base` narrowed by what reads the profit samples (momentum, warnings, the stall count), valid
+    until the next sample and up to `hours_end` hours open; None when a rule would close anyway."""
+    if tracker.stall_count >= p.stall_count_to_close:
+        return None
+    u = b.unit
+    mom = momentum(tracker.profits, p.momentum_scale_atr * u)
+    band = base.copy()
+    max_loss = b.balance * p.max_loss_pct / 100
+    if mom < p.early_cut_momentum:  # early_cut
+        band[LO] = max(band[LO], -p.early_cut_loss_frac * max_loss)
+    if tracker.reversal_warnings >= p.reversal_warnings:  # ml_reversal, the warnings branch
+        band[LO] = max(band[LO], -p.reversal_warning_loss_atr * u)
+    if mom < p.tp_momentum_below:  # smart_take_profit, momentum TP
+        band[HI] = min(band[HI], p.tp_momentum_atr * u)
+    if b.ml_against is not None and b.ml_against >= p.early_exit_ml and mom < p.early_exit_momentum:
+        band[GAP1_LO], band[GAP1_HI] = p.early_exit_min_atr * u, p.early_exit_max_atr * u  # early_exit
+    gap_hi = _probability_floor(tracker.ml_against, b.tp_profit, mom, p, hours_end)
+    if gap_hi > p.tp_probability_atr * u:  # smart_take_profit, TP probability
+        band[GAP2_LO], band[GAP2_HI] = p.tp_probability_atr * u, gap_hi
+    return band
+
+
+def _probability_floor(ml_against: Sequence[float], tp_profit: float | None, mom: float, p: StrategyParams,
+                       hours: float) -> float:
+    """The profit from which `tp_probability` is at least `tp_probability_below` (the score rises
+    with the profit and falls with the hours open, so the latest hour of the stretch is used)."""
+    below = p.tp_probability_below
+    if below <= 0:
+        return -math.inf
+    if not tp_profit or tp_profit <= 0:  # the score is 50 without a TP
+        return math.inf if below > 50.0 else -math.inf
+    if below > 100:
+        return math.inf
+    ml_for = [1 - x for x in ml_against]
+    trend = max(0.0, min(20.0, (ml_for[-1] - ml_for[-3] + 0.3) / 0.6 * 20)) if len(ml_for) >= 3 else 10.0
+    rest = (mom + 100) / 200 * 30 + trend - min(10.0, 2 * hours)
+    need = below - rest + 1e-9  # what min(40, 0.4 × progress) must reach
+    if need <= 0:
+        return -math.inf
+    if need >= 40:
+        return math.inf
+    return need * tp_profit / 40
+
+
+def time_guard_ms(pos: Position, p: StrategyParams, now_ms: int, minutes_to_daily: float | None,
+                  minutes_to_weekly: float | None) -> int:
+    """Until when (ms since the epoch, exclusive) the rules on the clock certainly hold: the time
+    limit (hours open), the weekend exit and the market-close handler (minutes to the closes, as
+    seen at `now_ms`, a minute early for their per-minute rounding). `now_ms` itself when unknown."""
+    if minutes_to_daily is None or minutes_to_weekly is None:
+        return now_ms
+    open_ms = int(pos.open_time.timestamp() * 1000)
+    hours = min(p.time_soft_hours, p.time_mid_hours, p.time_hard_hours)
+    until = open_ms + int(hours * 3_600_000)
+    window = max(p.close_near_hours * 60, p.weekend_minutes_before_close, p.close_last_minutes)
+    to_close = min(minutes_to_daily, minutes_to_weekly) - window - 1
+    return min(until, now_ms + int(to_close * 60_000))
+
+
+def hours_between(open_time: datetime, now_ms: int) -> float:
+    return (now_ms / 1000 - open_time.timestamp()) / 3600
+
+
+@njit(cache=True)
+def first_unsafe(prices: np.ndarray, stepped: np.ndarray, start: int, end: int, open_price: float, sign: float,
+                 money_per_unit: float, swap: float, peak: float, band: np.ndarray) -> tuple[int, int]:
+    """The first stepped tick in [start, end) the band does not clear (-1: none), and the stepped
+    tick before it with the best price for the position (-1: none), for the exact peak."""
+    eps = PROFIT_MARGIN
+    best, best_move = -1, -np.inf
+    for i in range(start, end):
+        if not stepped[i]:
+            continue
+        move = (prices[i] - open_price) * sign
+        profit = move * money_per_unit + swap
+        if profit > peak:
+            peak = profit
+        top = peak + eps
+        if (profit <= band[0] + eps or profit >= band[1] - eps
+                or (band[2] - eps <= profit < band[3] + eps) or (band[4] - eps <= profit < band[5] + eps)
+                or move >= band[6] - 1e-9
+                or (top > band[7] and profit - eps < band[8] * top)
+                or (top > band[9] and profit - eps < band[10] * top)):
+            return i, best
+        if move > best_move:
+            best, best_move = i, move
+    return -1, best
