@@ -38,7 +38,15 @@ from trading.domain import (
 from trading.events import Event, EventBus, EventKind
 from trading.exits import ExitContext, ExitVerdict, PositionTracker, evaluate_exits
 from trading.gates import EntryContext, GateResult, NewsStatus, evaluate_gates, first_block
-from trading.hold_band import BarInputs, bar_band, first_unsafe, hours_between, sample_band, time_guard_ms
+from trading.hold_band import (
+    BarInputs,
+    bar_band,
+    first_unsafe,
+    hours_between,
+    sample_band,
+    stretch_band,
+    time_guard_ms,
+)
 from trading.parameters import StrategyParams
 from trading.position_manager import PMAction, PMContext, PMKind, manage_position, urgency_score
 from trading.records import Decision, MemoryRecorder, OpenedTrade, Recorder, decision_features
@@ -999,7 +1007,7 @@ class _OpenTake:
             assert base is not None
             rows.append((pos, self.bids if buy else self.asks, swap, inputs, base, engine._tracker(pos.ticket),
                          broker.spec.money_per_price_unit(pos.volume), float(pos.side.sign)))
-        i = start
+        i = self._stretch(start, limit, rows, period)
         while i < limit:
             end = limit
             for pos, prices, swap, inputs, _base, tracker, _mult, _sign in rows:
@@ -1036,6 +1044,42 @@ class _OpenTake:
             i = end
         self._commit(start, limit)
         return limit, until > int(times[-1])
+
+    def _stretch(self, start: int, limit: int, rows: list[Any], period: int) -> int:
+        """Take the ticks from `start` that the positions' stretch bands (valid across profit samples)
+        clear in one scan each; the samples in them are then taken as steps would have. Returns the
+        first tick not taken."""
+        engine, times = self.engine, self.times
+        params, broker = engine.params, engine.broker
+        assert isinstance(broker, PaperBroker)
+        stepped, steps, step_times = self._steps()
+        stop, scans = limit, []
+        for pos, prices, swap, inputs, base, tracker, mult, sign in rows:
+            band = stretch_band(base, tracker, inputs, params, hours_between(pos.open_time, int(times[limit - 1])))
+            if band is None:
+                return start
+            bad, best = first_unsafe(prices, stepped, start, limit, pos.open_price, sign, mult, swap,
+                                     tracker.peak_profit, band)
+            if bad >= 0:
+                stop = min(stop, bad)
+            scans.append((band, best))
+        if stop == start:
+            return start
+        for (pos, prices, swap, inputs, _base, tracker, mult, sign), (band, best) in zip(rows, scans, strict=True):
+            if stop < limit and len(rows) > 1:
+                best = first_unsafe(prices, stepped, start, stop, pos.open_price, sign, mult, swap,
+                                    tracker.peak_profit, band)[1]
+            due = _sample_due(tracker, period)
+            k = int(np.searchsorted(step_times, due, side="left"))
+            while k < steps.size and (j := int(steps[k])) < stop:  # the samples steps would have taken
+                t = int(times[j])
+                tracker.observe(broker.profit_at(pos, float(prices[j])) + swap,
+                                _EPOCH + timedelta(milliseconds=t), inputs.ml_against, params, inputs.unit)
+                k = int(np.searchsorted(step_times, t + period, side="left"))
+            if 0 <= best < stop:
+                tracker.peak_profit = max(tracker.peak_profit, broker.profit_at(pos, float(prices[best])) + swap)
+        self._commit(start, stop)
+        return stop
 
     def _steps(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Which ticks a step runs on (the first of each step second), their indices and times. Valid

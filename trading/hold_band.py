@@ -139,6 +139,32 @@ def sample_band(base: np.ndarray, tracker: PositionTracker, b: BarInputs, p: Str
     return band
 
 
+def stretch_band(base: np.ndarray, tracker: PositionTracker, b: BarInputs, p: StrategyParams,
+                 hours_end: float) -> np.ndarray | None:
+    """`base` narrowed for any profit samples the tracker may take up to `hours_end` hours open: the
+    worst momentum, every reversal warning and stall it could count. Looser than `sample_band` but
+    valid across samples, so a whole stretch is scanned at once; None when a rule would close anyway."""
+    if tracker.stall_count >= p.stall_count_to_close:
+        return None
+    u = b.unit
+    band = base.copy()
+    max_loss = b.balance * p.max_loss_pct / 100
+    lo = max(band[LO], -p.early_cut_loss_frac * max_loss, -p.stall_loss_atr * u)  # early_cut, stall
+    warned = b.ml_against is not None and b.ml_against >= p.early_exit_ml
+    if warned or tracker.reversal_warnings >= p.reversal_warnings:  # ml_reversal, the warnings branch
+        lo = max(lo, -p.reversal_warning_loss_atr * u)
+    band[LO] = lo
+    band[HI] = min(band[HI], p.tp_momentum_atr * u)  # momentum TP
+    if warned:
+        band[GAP1_LO], band[GAP1_HI] = p.early_exit_min_atr * u, p.early_exit_max_atr * u  # early_exit
+    history = list(tracker.ml_against)
+    futures = [history] if b.ml_against is None else [history + [b.ml_against] * k for k in range(4)]
+    gap_hi = max(_probability_floor(h, b.tp_profit, -100.0, p, hours_end) for h in futures)
+    if gap_hi > p.tp_probability_atr * u:
+        band[GAP2_LO], band[GAP2_HI] = p.tp_probability_atr * u, gap_hi
+    return band
+
+
 def _probability_floor(ml_against: Sequence[float], tp_profit: float | None, mom: float, p: StrategyParams,
                        hours: float) -> float:
     """The profit from which `tp_probability` is at least `tp_probability_below` (the score rises
