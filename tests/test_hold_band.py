@@ -1,0 +1,189 @@
+"""The hold bands are conservative: on random positions, bar inputs, tracker histories and price paths,
+every tick a band clears is one on which the position manager holds and no exit closes, judged by the
+rules themselves (as `TradingEngine._judge` calls them). And a band is not empty: most quiet ticks clear."""
+
+from __future__ import annotations
+
+import math
+import random
+from collections import deque
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
+
+import numpy as np
+import pytest
+
+from trading.domain import Position, Side, SymbolSpec
+from trading.exits import ExitContext, PositionTracker, evaluate_exits
+from trading.hold_band import BarInputs, bar_band, first_unsafe, sample_band, stretch_band
+from trading.parameters import StrategyParams
+from trading.position_manager import PMContext, PMKind, manage_position, urgency_score
+
+P = StrategyParams()
+SPEC = SymbolSpec()
+T0 = datetime(2024, 3, 5, 9, 0, tzinfo=UTC)
+
+
+def random_case(rng: random.Random) -> tuple[Position, BarInputs, PositionTracker, tuple]:
+    side = rng.choice([Side.BUY, Side.SELL])
+    open_price = round(rng.uniform(1800, 2400), 2)
+    atr = rng.choice([rng.uniform(0.3, 8.0), 0.0]) if rng.random() < 0.05 else rng.uniform(0.3, 8.0)
+    volume = rng.choice([0.01, 0.02, 0.05, 0.1, 0.25])
+    sl_dist = rng.uniform(-1.5, 4.0) * max(atr, 0.5)  # negative: a stop already moved past the entry
+    sl = 0.0 if rng.random() < 0.1 else round(open_price - side.sign * sl_dist, 2)
+    tp = 0.0 if rng.random() < 0.2 else round(open_price + side.sign * rng.uniform(1, 12) * max(atr, 0.5), 2)
+    swap = rng.choice([0.0, 0.0, round(rng.uniform(-3, 1), 2)])
+    pos = Position(1, "XAUUSD", side, volume, open_price, T0, sl=sl, tp=tp, swap=swap)
+    mult = SPEC.money_per_price_unit(volume)
+    unit = (atr if atr > 0 else P.min_sl_distance * 6) * mult
+    ml = None if rng.random() < 0.3 else rng.random()
+    closes = tuple(open_price + np.cumsum(np.random.default_rng(rng.randrange(1 << 30)).normal(0, 2, 25)))
+    rsi = rng.uniform(5, 95)
+    dangerous = rng.random() < 0.2
+    bar_range = rng.uniform(0, 3) * max(atr, 0.5)
+    tp_profit = abs(tp - open_price) * mult if tp else None
+    daily_limit = rng.choice([0.0, 150.0])
+    inputs_ctx = (atr, unit, ml, dangerous, rsi, closes, bar_range, tp_profit)
+    score = urgency_score(PMContext(pos, open_price, 0.0, 0.0, unit, atr, P, dangerous, ml, rsi, closes, bar_range,
+                                    None, None))
+    inputs = BarInputs(atr=atr if atr > 0 else P.min_sl_distance * 6, unit=unit, ml_against=ml,
+                       regime_dangerous=dangerous, urgency=score, last_bar_range=bar_range, tp_profit=tp_profit,
+                       balance=5000.0, daily_loss=rng.uniform(0, 140), daily_limit=daily_limit)
+    tracker = PositionTracker(1)
+    for _ in range(rng.randrange(0, 30)):
+        tracker.profits.append(rng.uniform(-3, 3) * unit)
+    if ml is not None:
+        for _ in range(rng.randrange(0, 10)):
+            tracker.ml_against.append(min(1.0, max(0.0, ml + rng.uniform(-0.3, 0.3))))
+    tracker.reversal_warnings = rng.randrange(0, 4)
+    tracker.stall_count = rng.randrange(0, 5)
+    tracker.peak_profit = max([0.0, *tracker.profits]) * rng.uniform(0.5, 1.5)
+    return pos, inputs, tracker, inputs_ctx
+
+
+def holds(pos: Position, price: float, now: datetime, inputs: BarInputs, tracker: PositionTracker,
+          ctx: tuple, params: StrategyParams = P) -> bool:
+    """`TradingEngine._judge` on one tick: the tracker observes, then both rule sets."""
+    atr, unit, ml, dangerous, rsi, closes, bar_range, tp_profit = ctx
+    atr = atr if atr > 0 else P.min_sl_distance * 6
+    profit = round((price - pos.open_price) * pos.side.sign * SPEC.money_per_price_unit(pos.volume), 2) + pos.swap
+    tracker.observe(profit, now, ml, params, unit)
+    action = manage_position(PMContext(pos, price, profit, tracker.peak_profit, unit, atr, params, dangerous, ml,
+                                       rsi, closes, bar_range, 900.0, 3000.0))
+    verdict = evaluate_exits(ExitContext(pos, now, profit, unit, inputs.balance, params, tracker, ml, tp_profit,
+                                         inputs.daily_loss, inputs.daily_limit, 3000.0))
+    return action.kind is PMKind.HOLD and verdict is None
+
+
+def path(rng: random.Random, pos: Position, inputs: BarInputs, n: int) -> np.ndarray:
+    scale = inputs.atr * rng.choice([0.05, 0.3, 1.0])
+    start = pos.open_price + rng.uniform(-4, 6) * inputs.atr * pos.side.sign
+    return np.round(start + np.cumsum(np.random.default_rng(rng.randrange(1 << 30)).normal(0, scale, n)), 2)
+
+
+def scan(pos: Position, prices: np.ndarray, tracker: PositionTracker, band: np.ndarray) -> int:
+    stepped = np.ones(prices.size, dtype=np.bool_)
+    bad, _ = first_unsafe(prices, stepped, 0, prices.size, pos.open_price, float(pos.side.sign),
+                          SPEC.money_per_price_unit(pos.volume), pos.swap, tracker.peak_profit, band)
+    return prices.size if bad < 0 else bad
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_a_sample_band_clears_only_ticks_on_which_every_rule_holds(seed: int) -> None:
+    rng = random.Random(seed)
+    cleared = quiet = 0
+    for _ in range(1500):
+        pos, inputs, tracker, ctx = random_case(rng)
+        tracker.last_sample = T0 + timedelta(hours=1)  # no sample due on the ticks below
+        now = T0 + timedelta(hours=1, seconds=20)
+        base = bar_band(pos, inputs, P)
+        if base is None:
+            continue
+        band = sample_band(base, tracker, inputs, P, 1.01)
+        prices = path(rng, pos, inputs, 12)
+        k = 0 if band is None else scan(pos, prices, tracker, band)
+        for i, price in enumerate(prices.tolist()):
+            ok = holds(pos, price, now, inputs, tracker, ctx)
+            if i < k:
+                assert ok, (seed, i, k, pos, inputs, price, band)
+                cleared += 1
+            if not ok:
+                break
+            quiet += 1
+    assert cleared > 0.5 * quiet  # a band is not a refusal: most quiet ticks clear
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_a_stretch_band_holds_across_the_samples_taken_in_the_stretch(seed: int) -> None:
+    rng = random.Random(100 + seed)
+    cleared = quiet = 0
+    for _ in range(700):
+        pos, inputs, tracker, ctx = random_case(rng)
+        tracker.last_sample = T0 + timedelta(hours=1) - timedelta(seconds=rng.randrange(0, 60))
+        base = bar_band(pos, inputs, P)
+        if base is None:
+            continue
+        n = 60  # 15 minutes of ticks 15 s apart: 15 samples
+        band = stretch_band(base, tracker, inputs, P, 1.3)
+        prices = path(rng, pos, inputs, n)
+        k = 0 if band is None else scan(pos, prices, tracker, band)
+        for i, price in enumerate(prices.tolist()):
+            ok = holds(pos, price, T0 + timedelta(hours=1, seconds=15 * i), inputs, tracker, ctx)
+            if i < k:
+                assert ok, (seed, i, k, pos, inputs, price, band)
+                cleared += 1
+            if not ok:
+                break
+            quiet += 1
+    assert cleared > 0.3 * quiet
+
+
+def test_no_band_without_an_atr_unit() -> None:
+    pos = Position(1, "XAUUSD", Side.BUY, 0.01, 2000.0, T0, sl=1995.0)
+    inputs = BarInputs(atr=0.0, unit=0.0, ml_against=None, regime_dangerous=False, urgency=0, last_bar_range=0.0,
+                       tp_profit=None, balance=5000.0, daily_loss=0.0, daily_limit=0.0)
+    assert bar_band(pos, inputs, P) is None
+
+
+def test_a_stalled_tracker_has_no_band() -> None:
+    pos = Position(1, "XAUUSD", Side.BUY, 0.01, 2000.0, T0, sl=1995.0)
+    inputs = BarInputs(atr=2.0, unit=2.0, ml_against=None, regime_dangerous=False, urgency=0, last_bar_range=0.0,
+                       tp_profit=None, balance=5000.0, daily_loss=0.0, daily_limit=0.0)
+    base = bar_band(pos, inputs, P)
+    assert base is not None and not math.isinf(base[0])
+    tracker = PositionTracker(1, profits=deque([-1.0] * 10, maxlen=30), stall_count=P.stall_count_to_close)
+    assert sample_band(base, tracker, inputs, P, 1.0) is None
+    assert stretch_band(base, tracker, inputs, P, 1.0) is None
+
+
+@pytest.mark.parametrize("side", [Side.BUY, Side.SELL])
+@pytest.mark.parametrize("impulse", [False, True])
+def test_the_move_bound_is_tight_at_the_trailing_stop_and_breakeven_edges(side: Side, impulse: bool) -> None:
+    """On a fine price grid across the edges where breakeven and the trailing stop start to move the
+    stop, every cleared price holds and the first price that moves the stop is within a cent of the bound."""
+    atr, open_price = 2.0, 2000.0
+    # the default take-profit rules close at 3.3 ATR of profit, before a 4-ATR trail starts: lift them
+    params = replace(P, tp_hard_atr=50.0, tp_momentum_atr=50.0, tp_probability_atr=50.0, tp_peak_atr=50.0,
+                     pm_protect_atr=50.0)
+    for sl_offset in (-3.0, -1.0, 0.5, 2.0, 5.0):  # the stop behind the entry, at it, past it
+        pos = Position(1, "XAUUSD", side, 0.01, open_price, T0, sl=round(open_price - side.sign * sl_offset, 2))
+        inputs = BarInputs(atr=atr, unit=atr, ml_against=None, regime_dangerous=False, urgency=0,
+                           last_bar_range=(2.0 if impulse else 0.5) * atr, tp_profit=None, balance=1e6,
+                           daily_loss=0.0, daily_limit=0.0)
+        base = bar_band(pos, inputs, params)
+        assert base is not None
+        band = sample_band(base, PositionTracker(1), inputs, params, 0.5)
+        assert band is not None
+        ctx = (atr, atr, None, False, 50.0, (), inputs.last_bar_range, None)
+        moves = np.round(np.arange(0, 14, 0.01), 2)
+        prices = np.round(open_price + side.sign * moves, 2)
+        first_act = next((i for i, p in enumerate(prices.tolist())
+                          if not holds(pos, p, T0 + timedelta(minutes=5), inputs, PositionTracker(1), ctx, params)), None)
+        cleared = [scan(pos, prices[i:i + 1], PositionTracker(1), band) == 1 for i in range(prices.size)]
+        for i, ok in enumerate(cleared):
+            if ok:
+                assert holds(pos, float(prices[i]), T0 + timedelta(minutes=5), inputs, PositionTracker(1), ctx, params), \
+                    (side, sl_offset, prices[i])
+        if first_act is not None:
+            assert not any(cleared[first_act:first_act + 1])
+            assert all(cleared[: max(0, first_act - 2)]), (side, sl_offset, first_act)
