@@ -10,7 +10,7 @@ import polars as pl
 import pytest
 
 from trading.backtest import BacktestConfig, BacktestResult, run_backtest
-from trading.intrabar import GeneratedPath, M1Detail, walk_all
+from trading.intrabar import GeneratedPath, M1Detail, RealTicks, synthetic_truth, walk_all
 
 
 def m1_bars(bars: pl.DataFrame) -> pl.DataFrame:
@@ -60,3 +60,19 @@ def test_m1_detail_same_trades_with_and_without_the_quiet_skip(bars: pl.DataFram
     assert len(slow.trades) >= 15
     assert_same(fast, slow)
     assert fast.ticks < slow.ticks
+
+
+def test_real_ticks_several_a_second_same_trades_with_and_without_the_quiet_skip() -> None:
+    """Ticks 3 a second (a step runs on the first of each second only), 2,700 a bar: exact too."""
+    truth = synthetic_truth(420, seed=4, tick_seconds=1, vol_per_second=0.03)
+    ticks = pl.concat([
+        truth.ticks.with_columns((pl.col("time_msc") + offset).alias("time_msc"),
+                                 (pl.col("bid") + move).round(2).alias("bid"), (pl.col("ask") + move).round(2).alias("ask"))
+        for offset, move in ((0, 0.0), (300, 0.01), (600, -0.01))
+    ]).sort("time_msc")
+    config = BacktestConfig(warmup_bars=100)
+    fast = run_backtest(truth.m15, config, path=lambda f: RealTicks(f, ticks))
+    slow = run_backtest(truth.m15, replace(config, skip_quiet=False), path=lambda f: RealTicks(f, ticks))
+    assert len(slow.trades) >= 10
+    assert_same(fast, slow)
+    assert fast.ticks < slow.ticks / 50
