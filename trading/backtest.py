@@ -27,7 +27,7 @@ from trading.broker.feeds import ReplayFeed
 from trading.broker.paper import PaperBroker
 from trading.domain import ClosedTrade, Side
 from trading.engine import Analyzer, TradingEngine
-from trading.intrabar import TickPath
+from trading.intrabar import DEFAULT_TICKS_PER_BAR, TickPath
 from trading.parameters import StrategyParams
 from trading.records import MemoryRecorder, OpenedTrade
 from trading.risk.modes import RiskLimits, RiskMode, RiskState, risk_state_to_dict
@@ -43,7 +43,7 @@ class BacktestConfig:
     commission_per_lot: float = 0.0
     slippage_points: int = 0
     leverage: int = 100
-    ticks_per_bar: int = 4
+    ticks_per_bar: int = DEFAULT_TICKS_PER_BAR  # the generated path the CLI, /backtest, walk-forward and optimize all use
     warmup_bars: int = 200
     skip_idle: bool = True  # take the rest of a bar in one go when no position is open (exact; speed only)
     skip_quiet: bool = True  # with positions open, take the ticks nothing acts on in one go (exact; speed only)
