@@ -2,8 +2,10 @@
 
 Prints one JSON line with --json: the shared real file with the generated path (4 and 60 ticks a bar)
 and with M1 detail (M1 bars built from the 60-tick path: 4 ticks a minute, 60 a bar, through the
-M1 detail code), with --models-dir also with models; then synthetic files of growing size with the
-60-tick path, with the process's peak RSS after each, to show time linear and memory flat in bars.
+M1 detail code), SMC-only and with models (the active pair of --models-dir, or a pair trained on the
+file into a temporary registry first: the "full pipeline"); then synthetic files of growing size with
+the 60-tick path, SMC-only (it trades the most), with the process's peak RSS after each, to show time
+linear and memory flat in bars.
 Issue 12's targets: >= 5,000 bars/s generated, >= 2,000 bars/s with M1 detail, 141,000 bars < 90 s.
 """
 
@@ -13,8 +15,10 @@ import argparse
 import json
 import resource
 import sys
+import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 import polars as pl
 
@@ -52,12 +56,48 @@ def figures(r) -> dict[str, object]:
             "trades": len(r.trades), "ticks": r.ticks, "net_profit": r.metrics()["net_profit"]}
 
 
+def models_runs(bars: pl.DataFrame, m1: pl.DataFrame, models_dir: str | None) -> dict[str, object]:
+    from models.live import SlotRegime, SlotSignal
+    from models.registry import ModelRegistry, ModelSlot
+    from models.training import train_models
+
+    with tempfile.TemporaryDirectory(prefix="bench-models-") as tmp:
+        out: dict[str, object] = {}
+        if models_dir is None:
+            t0 = time.perf_counter()
+            train_models(bars, Path(tmp), force=True)
+            out["models_trained_s"] = round(time.perf_counter() - t0, 1)
+        slot = ModelSlot(ModelRegistry(Path(models_dir or tmp)).load_active())
+        out["real_models_generated_60"] = figures(run_backtest(bars, BacktestConfig(ticks_per_bar=60),
+                                                               regime=SlotRegime(slot), signal=SlotSignal(slot)))
+        out["real_models_m1_detail"] = figures(run_backtest(bars, BacktestConfig(), regime=SlotRegime(slot),
+                                                            signal=SlotSignal(slot), path=lambda f: M1Detail(f, m1)))
+        return out
+
+
+def targets(out: dict[str, Any]) -> dict[str, Any]:
+    """Issue 12's speed targets against the figures measured (None: not measured in this run)."""
+    def rate(key: str) -> float | None:
+        return out[key]["bars_per_second"] if key in out else None
+
+    big = [r for r in out.get("synthetic_generated_60", []) if r["bars"] >= 140_000]
+    checks = {"models_generated_60_bars_per_second": (rate("real_models_generated_60"), 5_000),
+              "models_m1_detail_bars_per_second": (rate("real_models_m1_detail"), 2_000),
+              "smc_m1_detail_bars_per_second": (rate("real_m1_detail"), 2_000)}
+    result: dict[str, Any] = {name: {"value": v, "target": t, "met": None if v is None else v >= t}
+                              for name, (v, t) in checks.items()}
+    seconds = big[0]["seconds"] if big else None
+    result["bars_141k_seconds"] = {"value": seconds, "target": 90, "met": None if seconds is None else seconds < 90}
+    return result
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--json", action="store_true")
     ap.add_argument("--sizes", default="2000,8000", help="synthetic bar counts (e.g. 10000,141000)")
     ap.add_argument("--real-bars", type=int, default=0, help="only the first N bars of the real file (0 = all)")
-    ap.add_argument("--models-dir", help="also run with the active models of this registry")
+    ap.add_argument("--models-dir", help="the models' registry (default: train a pair on the file first)")
+    ap.add_argument("--no-models", action="store_true", help="SMC-only runs only")
     args = ap.parse_args()
     run_backtest(generate_bars(600, seed=3))  # warm-up: numba compilation
     out: dict[str, object] = {"bench": "backtest"}
@@ -69,15 +109,8 @@ def main() -> None:
         out["real_generated_60"] = figures(run_backtest(bars, BacktestConfig(ticks_per_bar=60)))
         m1 = m1_from_generated(bars)
         out["real_m1_detail"] = figures(run_backtest(bars, BacktestConfig(), path=lambda f: M1Detail(f, m1)))
-        if args.models_dir:
-            from models.live import SlotRegime, SlotSignal
-            from models.registry import ModelRegistry, ModelSlot
-
-            slot = ModelSlot(ModelRegistry(Path(args.models_dir)).load_active())
-            out["real_models_generated_60"] = figures(run_backtest(bars, regime=SlotRegime(slot),
-                                                                   signal=SlotSignal(slot)))
-            out["real_models_m1_detail"] = figures(run_backtest(bars, regime=SlotRegime(slot), signal=SlotSignal(slot),
-                                                                path=lambda f: M1Detail(f, m1)))
+        if not args.no_models:
+            out.update(models_runs(bars, m1, args.models_dir))
     scale = []
     for n in (int(x) for x in args.sizes.split(",") if x):
         t0 = time.perf_counter()
@@ -86,6 +119,7 @@ def main() -> None:
         r = run_backtest(bars, BacktestConfig(ticks_per_bar=60))
         scale.append({**figures(r), "generate_s": round(gen, 2), "peak_rss_mb": peak_rss_mb()})
     out["synthetic_generated_60"] = scale
+    out["targets"] = targets(out)
     print(json.dumps(out) if args.json else json.dumps(out, indent=2))
 
 
