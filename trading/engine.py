@@ -41,11 +41,11 @@ from trading.gates import EntryContext, GateResult, NewsStatus, evaluate_gates, 
 from trading.hold_band import (
     BarInputs,
     bar_band,
+    clock_rules,
     first_unsafe,
     hours_between,
     sample_band,
     stretch_band,
-    time_guard_ms,
 )
 from trading.parameters import StrategyParams
 from trading.position_manager import PMAction, PMContext, PMKind, manage_position, urgency_score
@@ -987,30 +987,33 @@ class _OpenTake:
     def banded(self, start: int) -> tuple[int, bool]:
         """Take the ticks from `start` the positions' hold bands clear, a sample period at a time
         (each sample taken by the position's tracker as a step would). Returns the first tick not
-        taken and whether bands are worth trying again after it (not once the clock rules may act)."""
+        taken and whether bands are worth trying again after it (not while a clock rule may close
+        whatever the profit, or the closes are unknown)."""
         engine, times = self.engine, self.times
         params, broker = engine.params, engine.broker
         assert isinstance(broker, PaperBroker)
         stepped, steps, step_times = self._steps()
         first_ms = int(times[start])
         daily_m, weekly_m = engine._minutes_to_closes(_EPOCH + timedelta(milliseconds=first_ms))
-        until = min(time_guard_ms(p, params, first_ms, daily_m, weekly_m) for p in self.live)
-        if self.cooldown is not None:
-            until = min(until, (self.cooldown - _EPOCH) // timedelta(milliseconds=1))
-        limit = int(np.searchsorted(times, until, side="left"))
-        if limit <= start:
-            return start, False
-        period = params.profit_sample_seconds * 1000
         rows = []
+        until = math.inf if self.cooldown is None else (self.cooldown - _EPOCH) // timedelta(milliseconds=1)
         for pos, buy, swap in self.held:
             inputs, base = engine._bar_band(pos)
             assert base is not None
+            clock = clock_rules(pos, params, inputs.unit, first_ms, daily_m, weekly_m)
+            if clock is None or clock.closes:
+                return start, False
+            until = min(until, clock.until_ms)
             rows.append((pos, self.bids if buy else self.asks, swap, inputs, base, engine._tracker(pos.ticket),
-                         broker.spec.money_per_price_unit(pos.volume), float(pos.side.sign)))
+                         broker.spec.money_per_price_unit(pos.volume), float(pos.side.sign), clock))
+        limit = int(np.searchsorted(times, until, side="left"))
+        if limit <= start:
+            return start, True
+        period = params.profit_sample_seconds * 1000
         i = self._stretch(start, limit, rows, period)
         while i < limit:
             end = limit
-            for pos, prices, swap, inputs, _base, tracker, _mult, _sign in rows:
+            for pos, prices, swap, inputs, _base, tracker, _mult, _sign, _clock in rows:
                 due = _sample_due(tracker, period)
                 if stepped[i] and int(times[i]) >= due:  # the sample a step would take here
                     now = _EPOCH + timedelta(milliseconds=int(times[i]))
@@ -1022,8 +1025,9 @@ class _OpenTake:
                     end = min(end, max(int(steps[k]), i + 1))
             stop = end
             scans = []
-            for pos, prices, swap, inputs, base, tracker, mult, sign in rows:
-                band = sample_band(base, tracker, inputs, params, hours_between(pos.open_time, int(times[end - 1])))
+            for pos, prices, swap, inputs, base, tracker, mult, sign, clock in rows:
+                band = sample_band(base, tracker, inputs, params, hours_between(pos.open_time, int(times[end - 1])),
+                                   clock)
                 if band is None:
                     bad, best = i, -1
                 else:
@@ -1032,7 +1036,8 @@ class _OpenTake:
                 if bad >= 0:
                     stop = min(stop, bad)
                 scans.append((band, best))
-            for (pos, prices, swap, _inputs, _base, tracker, mult, sign), (band, best) in zip(rows, scans, strict=True):
+            for (pos, prices, swap, _inputs, _base, tracker, mult, sign, _clock), (band, best) in zip(
+                    rows, scans, strict=True):
                 if stop < end and len(rows) > 1 and band is not None:  # the best tick before the earliest stop
                     best = first_unsafe(prices, stepped, i, stop, pos.open_price, sign, mult, swap,
                                         tracker.peak_profit, band)[1]
@@ -1043,7 +1048,7 @@ class _OpenTake:
                 return stop, True
             i = end
         self._commit(start, limit)
-        return limit, until > int(times[-1])
+        return limit, True
 
     def _stretch(self, start: int, limit: int, rows: list[Any], period: int) -> int:
         """Take the ticks from `start` that the positions' stretch bands (valid across profit samples)
@@ -1054,8 +1059,9 @@ class _OpenTake:
         assert isinstance(broker, PaperBroker)
         stepped, steps, step_times = self._steps()
         stop, scans = limit, []
-        for pos, prices, swap, inputs, base, tracker, mult, sign in rows:
-            band = stretch_band(base, tracker, inputs, params, hours_between(pos.open_time, int(times[limit - 1])))
+        for pos, prices, swap, inputs, base, tracker, mult, sign, clock in rows:
+            band = stretch_band(base, tracker, inputs, params, hours_between(pos.open_time, int(times[limit - 1])),
+                                clock)
             if band is None:
                 return start
             bad, best = first_unsafe(prices, stepped, start, limit, pos.open_price, sign, mult, swap,
@@ -1065,7 +1071,8 @@ class _OpenTake:
             scans.append((band, best))
         if stop == start:
             return start
-        for (pos, prices, swap, inputs, _base, tracker, mult, sign), (band, best) in zip(rows, scans, strict=True):
+        for (pos, prices, swap, inputs, _base, tracker, mult, sign, _clock), (band, best) in zip(
+                rows, scans, strict=True):
             if stop < limit and len(rows) > 1:
                 best = first_unsafe(prices, stepped, start, stop, pos.open_price, sign, mult, swap,
                                     tracker.peak_profit, band)[1]

@@ -7,7 +7,7 @@ and the clock. For that stretch `hold_band` turns every rule of `trading.positio
 the compiled scan). The band is conservative: a tick it does not clear may still hold, and is then
 judged by the rules themselves; a tick it clears is one on which every rule holds (tests check this
 against the rules on random contexts). The rules on the clock (time limit, weekend, market close)
-are not banded: `time_guard_ms` says until when they certainly hold, and a tick after it is judged.
+change phase at known instants: `clock_rules` gives what they require until the next one.
 
 `first_unsafe` scans the stepped ticks of a stretch against a band with a margin for the rounding
 of the broker's profit to cents.
@@ -116,7 +116,7 @@ def _move_bound(pos: Position, b: BarInputs, p: StrategyParams) -> float:
 
 
 def sample_band(base: np.ndarray, tracker: PositionTracker, b: BarInputs, p: StrategyParams,
-                hours_end: float) -> np.ndarray | None:
+                hours_end: float, clock: ClockRules | None = None) -> np.ndarray | None:
     """`base` narrowed by what reads the profit samples (momentum, warnings, the stall count), valid
     until the next sample and up to `hours_end` hours open; None when a rule would close anyway."""
     if tracker.stall_count >= p.stall_count_to_close:
@@ -136,11 +136,14 @@ def sample_band(base: np.ndarray, tracker: PositionTracker, b: BarInputs, p: Str
     gap_hi = _probability_floor(tracker.ml_against, b.tp_profit, mom, p, hours_end)
     if gap_hi > p.tp_probability_atr * u:  # smart_take_profit, TP probability
         band[GAP2_LO], band[GAP2_HI] = p.tp_probability_atr * u, gap_hi
-    return band
+    if clock is None:
+        return band
+    profits = tracker.profits
+    return _with_clock(band, clock, len(profits) >= 2 and profits[-1] > profits[-2], mom)
 
 
 def stretch_band(base: np.ndarray, tracker: PositionTracker, b: BarInputs, p: StrategyParams,
-                 hours_end: float) -> np.ndarray | None:
+                 hours_end: float, clock: ClockRules | None = None) -> np.ndarray | None:
     """`base` narrowed for any profit samples the tracker may take up to `hours_end` hours open: the
     worst momentum, every reversal warning and stall it could count. Looser than `sample_band` but
     valid across samples, so a whole stretch is scanned at once; None when a rule would close anyway."""
@@ -162,7 +165,7 @@ def stretch_band(base: np.ndarray, tracker: PositionTracker, b: BarInputs, p: St
     gap_hi = max(_probability_floor(h, b.tp_profit, -100.0, p, hours_end) for h in futures)
     if gap_hi > p.tp_probability_atr * u:
         band[GAP2_LO], band[GAP2_HI] = p.tp_probability_atr * u, gap_hi
-    return band
+    return band if clock is None else _with_clock(band, clock, None, None)
 
 
 def _probability_floor(ml_against: Sequence[float], tp_profit: float | None, mom: float, p: StrategyParams,
@@ -187,19 +190,60 @@ def _probability_floor(ml_against: Sequence[float], tp_profit: float | None, mom
     return need * tp_profit / 40
 
 
-def time_guard_ms(pos: Position, p: StrategyParams, now_ms: int, minutes_to_daily: float | None,
-                  minutes_to_weekly: float | None) -> int:
-    """Until when (ms since the epoch, exclusive) the rules on the clock certainly hold: the time
-    limit (hours open), the weekend exit and the market-close handler (minutes to the closes, as
-    seen at `now_ms`, a minute early for their per-minute rounding). `now_ms` itself when unknown."""
+@dataclass(frozen=True, slots=True)
+class ClockRules:
+    """What the rules on the clock (time limit, weekend exit, market-close handler) require of the
+    profit from `start_ms` until `until_ms`, a stretch in which none of them changes phase."""
+
+    until_ms: int
+    lo: float = -math.inf  # profit <= lo might close
+    hi: float = math.inf  # profit >= hi might close
+    soft_lo: float = -math.inf  # time limit, soft: profit <= soft_lo might close unless the profits grow
+    mid: bool = False  # time limit, mid: a negative momentum closes
+    closes: bool = False  # a rule may close whatever the profit
+
+
+def clock_rules(pos: Position, p: StrategyParams, unit: float, now_ms: int, minutes_to_daily: float | None,
+                minutes_to_weekly: float | None) -> ClockRules | None:
+    """The rules on the clock from `now_ms` to their next change of phase (None: the closes unknown).
+    A phase is taken as begun a minute early (the close handler reads minutes to the closes)."""
     if minutes_to_daily is None or minutes_to_weekly is None:
-        return now_ms
+        return None
     open_ms = int(pos.open_time.timestamp() * 1000)
-    hours = min(p.time_soft_hours, p.time_mid_hours, p.time_hard_hours)
-    until = open_ms + int(hours * 3_600_000)
-    window = max(p.close_near_hours * 60, p.weekend_minutes_before_close, p.close_last_minutes)
-    to_close = min(minutes_to_daily, minutes_to_weekly) - window - 1
-    return min(until, now_ms + int(to_close * 60_000))
+    daily_at, weekly_at = now_ms + minutes_to_daily * 60_000, now_ms + minutes_to_weekly * 60_000
+    near, last = p.close_near_hours * 3_600_000, p.close_last_minutes * 60_000
+    edges = {  # the instant a phase begins, less the margin it is taken early by
+        "soft": open_ms + p.time_soft_hours * 3_600_000 - 1_000,
+        "mid": open_ms + p.time_mid_hours * 3_600_000 - 1_000,
+        "hard": open_ms + p.time_hard_hours * 3_600_000 - 1_000,
+        "near_daily": daily_at - near - 60_000, "last_daily": daily_at - last - 60_000, "daily": daily_at - 60_000,
+        "near_weekly": weekly_at - near - 60_000, "last_weekly": weekly_at - last - 60_000,
+        "weekend": weekly_at - p.weekend_minutes_before_close * 60_000 - 60_000, "weekly": weekly_at - 60_000,
+    }
+    on = {name for name, at in edges.items() if now_ms >= at}
+    until = int(min((at for name, at in edges.items() if name not in on), default=math.inf))
+    if on & {"hard", "weekend", "daily", "weekly"}:
+        return ClockRules(until, closes=True)
+    lo, hi = -math.inf, math.inf
+    if on & {"near_daily", "near_weekly"}:  # the market-close handler
+        hi = p.close_min_profit_atr * unit
+        lo = 0.0 if "near_weekly" in on else -p.close_max_hold_loss_atr * unit  # a weekend loss by the stop's %
+        if on & {"last_daily", "last_weekly"}:
+            hi = 0.0
+    mid = "mid" in on
+    if mid:
+        lo = max(lo, p.time_mid_profit_atr * unit)
+    soft_lo = p.time_soft_profit_atr * unit if "soft" in on else -math.inf
+    return ClockRules(until, lo=lo, hi=hi, soft_lo=soft_lo, mid=mid)
+
+
+def _with_clock(band: np.ndarray, clock: ClockRules, growing: bool | None, mom: float | None) -> np.ndarray | None:
+    """`band` narrowed by `clock`; `growing`/`mom` None: any the samples may bring (the worst)."""
+    if clock.closes or (clock.mid and (mom is None or mom < 0)):
+        return None
+    band[LO] = max(band[LO], clock.lo, clock.soft_lo if not growing else -math.inf)
+    band[HI] = min(band[HI], clock.hi)
+    return band
 
 
 def hours_between(open_time: datetime, now_ms: int) -> float:
