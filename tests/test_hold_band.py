@@ -15,7 +15,7 @@ import pytest
 
 from trading.domain import Position, Side, SymbolSpec
 from trading.exits import ExitContext, PositionTracker, evaluate_exits
-from trading.hold_band import BarInputs, bar_band, first_unsafe, sample_band, stretch_band
+from trading.hold_band import BarInputs, bar_band, clock_rules, first_unsafe, sample_band, stretch_band
 from trading.parameters import StrategyParams
 from trading.position_manager import PMContext, PMKind, manage_position, urgency_score
 
@@ -62,16 +62,17 @@ def random_case(rng: random.Random) -> tuple[Position, BarInputs, PositionTracke
 
 
 def holds(pos: Position, price: float, now: datetime, inputs: BarInputs, tracker: PositionTracker,
-          ctx: tuple, params: StrategyParams = P) -> bool:
+          ctx: tuple, params: StrategyParams = P, closes: tuple[datetime, datetime] | None = None) -> bool:
     """`TradingEngine._judge` on one tick: the tracker observes, then both rule sets."""
-    atr, unit, ml, dangerous, rsi, closes, bar_range, tp_profit = ctx
+    atr, unit, ml, dangerous, rsi, closes_, bar_range, tp_profit = ctx
     atr = atr if atr > 0 else P.min_sl_distance * 6
     profit = round((price - pos.open_price) * pos.side.sign * SPEC.money_per_price_unit(pos.volume), 2) + pos.swap
     tracker.observe(profit, now, ml, params, unit)
+    daily, weekly = (900.0, 3000.0) if closes is None else ((c - now).total_seconds() / 60 for c in closes)
     action = manage_position(PMContext(pos, price, profit, tracker.peak_profit, unit, atr, params, dangerous, ml,
-                                       rsi, closes, bar_range, 900.0, 3000.0))
+                                       rsi, closes_, bar_range, daily, weekly))
     verdict = evaluate_exits(ExitContext(pos, now, profit, unit, inputs.balance, params, tracker, ml, tp_profit,
-                                         inputs.daily_loss, inputs.daily_limit, 3000.0))
+                                         inputs.daily_loss, inputs.daily_limit, weekly))
     return action.kind is PMKind.HOLD and verdict is None
 
 
@@ -187,3 +188,44 @@ def test_the_move_bound_is_tight_at_the_trailing_stop_and_breakeven_edges(side: 
         if first_act is not None:
             assert not any(cleared[first_act:first_act + 1])
             assert all(cleared[: max(0, first_act - 2)]), (side, sl_offset, first_act)
+
+
+@pytest.mark.parametrize("seed", range(4))
+@pytest.mark.parametrize("kind", ["stretch", "sample"])
+def test_the_clock_rules_hold_until_their_next_phase(seed: int, kind: str) -> None:
+    """Positions open 0-9 h with the daily and weekly closes 0-5 h away: a stretch band with the clock
+    rules (`clock_rules`, cut at their `until_ms`) clears only ticks on which every rule holds."""
+    rng = random.Random(200 + seed)
+    cleared = quiet = 0
+    for _ in range(700):
+        pos, inputs, tracker, ctx = random_case(rng)
+        start = T0 + timedelta(minutes=rng.uniform(0, 540))
+        pos = replace(pos, open_time=T0)
+        tracker.last_sample = start - timedelta(seconds=rng.randrange(0, 60)) if kind == "stretch" else start
+        daily = start + timedelta(minutes=rng.uniform(0, 300))
+        weekly = daily + timedelta(days=rng.choice([0, 0, 1, 3]))
+        start_ms = int(start.timestamp() * 1000)
+        clock = clock_rules(pos, P, inputs.unit, start_ms, (daily - start).total_seconds() / 60,
+                            (weekly - start).total_seconds() / 60)
+        base = bar_band(pos, inputs, P)
+        if base is None or clock is None:
+            continue
+        n = 60 if kind == "stretch" else 4  # a sample band holds until the next sample
+        times = [start + timedelta(seconds=15 * i) for i in range(n)]
+        limit = sum(1 for t in times if t.timestamp() * 1000 < clock.until_ms)
+        hours = (times[-1] - T0).total_seconds() / 3600
+        band = (stretch_band(base, tracker, inputs, P, hours, clock) if kind == "stretch"
+                else sample_band(base, tracker, inputs, P, hours, clock))
+        prices = path(rng, pos, inputs, n)
+        k = 0 if band is None else min(limit, scan(pos, prices, tracker, band))
+        for i, price in enumerate(prices.tolist()):
+            if times[i] >= min(daily, weekly):
+                break  # the market is closed
+            ok = holds(pos, price, times[i], inputs, tracker, ctx, closes=(daily, weekly))
+            if i < k:
+                assert ok, (seed, i, k, pos, inputs, price, band, clock)
+                cleared += 1
+            if not ok:
+                break
+            quiet += 1
+    assert cleared > 0.2 * quiet

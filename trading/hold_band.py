@@ -195,7 +195,7 @@ class ClockRules:
     """What the rules on the clock (time limit, weekend exit, market-close handler) require of the
     profit from `start_ms` until `until_ms`, a stretch in which none of them changes phase."""
 
-    until_ms: int
+    until_ms: float  # ms since the epoch (exclusive)
     lo: float = -math.inf  # profit <= lo might close
     hi: float = math.inf  # profit >= hi might close
     soft_lo: float = -math.inf  # time limit, soft: profit <= soft_lo might close unless the profits grow
@@ -221,7 +221,7 @@ def clock_rules(pos: Position, p: StrategyParams, unit: float, now_ms: int, minu
         "weekend": weekly_at - p.weekend_minutes_before_close * 60_000 - 60_000, "weekly": weekly_at - 60_000,
     }
     on = {name for name, at in edges.items() if now_ms >= at}
-    until = int(min((at for name, at in edges.items() if name not in on), default=math.inf))
+    until = min((at for name, at in edges.items() if name not in on), default=math.inf)
     if on & {"hard", "weekend", "daily", "weekly"}:
         return ClockRules(until, closes=True)
     lo, hi = -math.inf, math.inf
