@@ -11,6 +11,7 @@ import pytest
 
 from trading.backtest import BacktestConfig, BacktestResult, run_backtest
 from trading.intrabar import GeneratedPath, M1Detail, RealTicks, synthetic_truth, walk_all
+from trading.risk.modes import RiskLimits
 
 
 def m1_bars(bars: pl.DataFrame) -> pl.DataFrame:
@@ -76,3 +77,13 @@ def test_real_ticks_several_a_second_same_trades_with_and_without_the_quiet_skip
     assert len(slow.trades) >= 10
     assert_same(fast, slow)
     assert fast.ticks < slow.ticks / 50
+
+
+def test_several_positions_open_same_trades_with_and_without_the_quiet_skip(bars: pl.DataFrame) -> None:
+    config = BacktestConfig(limits=RiskLimits(max_positions=5))
+    fast = run_backtest(bars, config)
+    slow = run_backtest(bars, replace(config, skip_quiet=False))
+    assert max(sum(1 for o in slow.opened if o.open_time <= t.close_time and o.ticket != t.ticket
+                   and any(c.ticket == o.ticket and c.close_time > t.close_time for c in slow.trades))
+               for t in slow.trades) >= 2  # at least three positions open at once
+    assert_same(fast, slow)
