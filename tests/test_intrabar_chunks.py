@@ -12,7 +12,16 @@ import pytest
 
 from trading.bars import BAR_SCHEMA
 from trading.broker.intrabar import synthesise_path
-from trading.intrabar import BAR_MS, CHUNK_BARS, GeneratedPath, M1Detail, TickArrays, bar_open_ms, walk_all
+from trading.intrabar import (
+    BAR_MS,
+    CHUNK_BARS,
+    GeneratedPath,
+    M1Detail,
+    TickArrays,
+    _minute_walk,
+    bar_open_ms,
+    walk_all,
+)
 
 
 def reference_walk(vertices: tuple[float, float, float, float], n: int, digits: int) -> np.ndarray:
@@ -109,3 +118,34 @@ def test_m1_detail_fallback_bars_use_the_same_walk(shared_bars: pl.DataFrame) ->
     want = [reference_ticks(bars, i, 60, "direction") for i in range(bars.height)]
     for k in range(3):
         assert np.array_equal(got[k], np.concatenate([w[k] for w in want]))
+
+
+def test_m1_detail_walked_by_chunk_equals_the_per_bar_walk(shared_bars: pl.DataFrame) -> None:
+    bars = shared_bars.head(2 * CHUNK_BARS + 50)
+    fine = GeneratedPath(bars, 60)
+    times = np.concatenate([fine.ticks(i)[0] for i in range(bars.height)])
+    minutes = pl.DataFrame({"time": times // 60_000 * 60_000}).unique(maintain_order=True)["time"].to_numpy()
+    rng = np.random.default_rng(3)
+    o = 2000 + rng.normal(0, 1, minutes.size).cumsum()
+    c = o + rng.normal(0, 0.5, minutes.size)
+    m1 = pl.DataFrame({
+        "time": pl.Series(minutes).cast(pl.Datetime("ms")).dt.replace_time_zone("UTC").dt.cast_time_unit("us"),
+        "open": o, "high": np.maximum(o, c) + rng.random(minutes.size), "low": np.minimum(o, c) - rng.random(minutes.size),
+        "close": c, "tick_volume": 4, "spread": rng.integers(5, 40, minutes.size).astype(np.int32), "real_volume": 0,
+    }, schema=BAR_SCHEMA)
+    m1 = m1.filter((pl.int_range(pl.len()) // 15) % 97 != 5)  # some bars without detail: the generated path
+    detail = M1Detail(bars, m1, ticks_per_bar=60)
+    ohlc = m1.select("open", "high", "low", "close").to_numpy()
+    spread = m1["spread"].to_numpy().astype(np.float64) * 0.01
+    ms = bar_open_ms(m1)
+    opens = bar_open_ms(bars)
+    fallback = 0
+    for i in [*range(bars.height), 0, CHUNK_BARS + 3, 7]:
+        a, b = np.searchsorted(ms, [opens[i], opens[i] + BAR_MS])
+        if b > a:
+            want = _minute_walk(ohlc[a:b], spread[a:b], ms[a:b], 2)
+        else:
+            want, fallback = reference_ticks(bars, i, 60, "direction"), fallback + 1
+        for g, w in zip(detail.ticks(i), want, strict=True):
+            assert g.dtype == w.dtype and np.array_equal(g, w), i
+    assert fallback > 0

@@ -209,12 +209,31 @@ class M1Detail(_SpanPath):
         self._digits = digits
         super().__init__(bars, self._ms, GeneratedPath(bars, ticks_per_bar, point=point, digits=digits))
         self._set_counts(4)
+        self._chunk: int | None = None
+        self._first_row = 0
+        self._walked: TickArrays = (np.empty(0, np.int64), np.empty(0), np.empty(0))
 
     def ticks(self, bar: int) -> TickArrays:
         a, b = int(self._start[bar]), int(self._end[bar])
         if b <= a:
             return self._fallback.ticks(bar)
-        return _minute_walk(self._ohlc[a:b], self._spread[a:b], self._ms[a:b], self._digits)
+        chunk = bar // CHUNK_BARS
+        if chunk != self._chunk:
+            self._walk_chunk(chunk)
+            self._chunk = chunk
+        a, b = 4 * (a - self._first_row), 4 * (b - self._first_row)
+        times, bid, ask = self._walked
+        return times[a:b], bid[a:b], ask[a:b]
+
+    def _walk_chunk(self, chunk: int) -> None:
+        """Every minute of `CHUNK_BARS` bars walked at once (a minute's ticks depend on that minute alone)."""
+        first = chunk * CHUNK_BARS
+        last = min(first + CHUNK_BARS, self._bars)
+        r0, r1 = int(self._start[first]), int(self._end[last - 1])
+        self._first_row = r0
+        self._walked = _minute_walk(self._ohlc[r0:r1], self._spread[r0:r1], self._ms[r0:r1], self._digits)
+        for a in self._walked:
+            a.flags.writeable = False  # slices are handed out as views: nobody may change the chunk
 
 
 class RealTicks(_SpanPath):
