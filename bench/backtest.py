@@ -74,8 +74,8 @@ def main() -> None:
             from models.registry import ModelRegistry, ModelSlot
 
             slot = ModelSlot(ModelRegistry(Path(args.models_dir)).load_active())
-            out["real_models_generated_60"] = figures(run_backtest(bars, regime=SlotRegime(slot),
-                                                                   signal=SlotSignal(slot)))
+            out["real_models_generated_60"] = figures(run_backtest(bars, BacktestConfig(ticks_per_bar=60),
+                                                                   regime=SlotRegime(slot), signal=SlotSignal(slot)))
             out["real_models_m1_detail"] = figures(run_backtest(bars, regime=SlotRegime(slot), signal=SlotSignal(slot),
                                                                 path=lambda f: M1Detail(f, m1)))
     scale = []
