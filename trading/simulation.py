@@ -165,7 +165,7 @@ class MarketLoop:
         times, bid, ask = feed.bar_ticks(bar)
         start = feed.bar_start(bar)
         k = index - start + 1
-        end = times.size - 1  # the bar's last tick is processed as usual
+        end = times.size  # the last tick too: the next one opens a bar and is stepped anyway
         if k >= end:
             return
         n = self.broker.quiet_ticks(bid[k:end], ask[k:end])
