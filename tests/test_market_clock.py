@@ -61,6 +61,19 @@ def test_skipping_idle_ticks_changes_nothing_but_the_speed(bars: pl.DataFrame, b
     assert stepped.equity.tolist() == backtest.equity.tolist()
 
 
+def test_a_bar_without_a_position_is_stepped_once(bars: pl.DataFrame) -> None:
+    """Only the decision tick of an idle bar is stepped; the rest of the bar, its last tick included,
+    is taken in one go (a flash-crash-sized move within a bar would be stepped tick by tick)."""
+    from dataclasses import replace
+
+    def no_setups(inner):
+        return lambda window: replace(inner(window), setup=None)
+
+    result = run_backtest(bars, BacktestConfig(ticks_per_bar=60), analyzer_wrapper=no_setups)
+    assert not result.opened
+    assert result.decisions <= result.ticks < result.decisions * 1.05
+
+
 def test_entries_fill_at_the_first_tick_after_the_bar_close(bars: pl.DataFrame, backtest: BacktestResult) -> None:
     """A decision at the close of bar i fills at the opening tick of bar i+1: BUY at its ask (the bar's
     open plus that bar's own spread), SELL at its bid."""

@@ -87,3 +87,19 @@ def test_several_positions_open_same_trades_with_and_without_the_quiet_skip(bars
                    and any(c.ticket == o.ticket and c.close_time > t.close_time for c in slow.trades))
                for t in slow.trades) >= 2  # at least three positions open at once
     assert_same(fast, slow)
+
+
+@pytest.mark.parametrize("mode", ["generated 60", "M1 detail"])
+def test_both_skips_together_equal_the_walk_of_every_tick(bars: pl.DataFrame, mode: str) -> None:
+    """Idle bars taken in one go through their last tick, and quiet open-position ticks, against
+    stepping every tick of every bar."""
+    config = BacktestConfig(ticks_per_bar=60)
+    path = None
+    if mode == "M1 detail":
+        m1 = m1_bars(bars)
+        path = lambda f: M1Detail(f, m1)  # noqa: E731
+    fast = run_backtest(bars, config, path=path)
+    slow = run_backtest(bars, replace(config, skip_idle=False, skip_quiet=False), path=path)
+    assert_same(fast, slow)
+    assert fast.halts == slow.halts and fast.risk_state == slow.risk_state
+    assert fast.ticks < slow.ticks / 4

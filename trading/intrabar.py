@@ -28,7 +28,7 @@ import numpy as np
 import polars as pl
 
 from trading.bars import BAR_COLUMNS, from_server_time
-from trading.broker.intrabar import price_path, synthesise_path
+from trading.broker.intrabar import price_path
 from trading.timezones import DEFAULT_SERVER_TZ, ServerClock
 
 BAR_MS = 15 * 60 * 1000
@@ -60,7 +60,10 @@ def bar_open_ms(bars: pl.DataFrame) -> np.ndarray:
 
 
 class GeneratedPath:
-    """`ticks_per_bar` prices along the bar's O -> H/L -> C path, evenly spaced over the bar."""
+    """`ticks_per_bar` prices along the bar's O -> H/L -> C path, evenly spaced over the bar.
+
+    The path is walked for `CHUNK_BARS` bars at a time, when a bar of the chunk is first asked for
+    (one chunk is kept: memory does not grow with the file)."""
 
     mode = "generated"
 
@@ -73,19 +76,31 @@ class GeneratedPath:
         self.ticks_per_bar = ticks_per_bar
         self.order = order
         self._open_ms = bar_open_ms(bars)
-        self._ohlc = bars.select("open", "high", "low", "close").to_numpy()
+        self._ohlc = bars.select("open", "high", "low", "close").to_numpy().astype(np.float64)
         self._spread = bars["spread"].to_numpy().astype(np.float64) * point
         self._digits = digits
         self._offsets = (np.arange(ticks_per_bar, dtype=np.int64) * bar_ms) // ticks_per_bar
+        self._chunk: int | None = None
+        self._rows: TickArrays = (np.empty((0, 0), np.int64), np.empty((0, 0)), np.empty((0, 0)))
 
     def ticks(self, bar: int) -> TickArrays:
-        o, h, lo, c = (float(x) for x in self._ohlc[bar])
-        if self.order == "direction":  # MT5's tester: a rising bar visits its low first, a falling one its high
-            bid = _walk((o, lo, h, c) if c >= o else (o, h, lo, c), self.ticks_per_bar, self._digits)
-        else:
-            bid = synthesise_path((o, h, lo, c), self.ticks_per_bar, self._digits)
-        ask = np.round(bid + self._spread[bar], self._digits)
-        return self._open_ms[bar] + self._offsets, bid, ask
+        chunk, row = divmod(bar, CHUNK_BARS)
+        if chunk != self._chunk:
+            if not 0 <= bar < self._open_ms.size:
+                raise IndexError(f"bar {bar} out of range for {self._open_ms.size} bars")
+            self._rows = self._walk_chunk(chunk * CHUNK_BARS, (chunk + 1) * CHUNK_BARS)
+            self._chunk = chunk
+        times, bid, ask = self._rows
+        return times[row], bid[row], ask[row]
+
+    def _walk_chunk(self, first: int, last: int) -> TickArrays:
+        ohlc = self._ohlc[first:last]
+        bid = walk_paths(path_vertices(ohlc, self.order), self.ticks_per_bar, self._digits)
+        ask = np.round(bid + self._spread[first:last, None], self._digits)
+        times = self._open_ms[first:last, None] + self._offsets[None, :]
+        for a in (times, bid, ask):
+            a.flags.writeable = False  # rows are handed out as views: nobody may change the chunk
+        return times, bid, ask
 
     def detail_share(self) -> float:
         return 0.0
@@ -94,20 +109,52 @@ class GeneratedPath:
         return np.full(self._open_ms.size, self.ticks_per_bar, dtype=np.int64)
 
 
-def _walk(vertices: tuple[float, float, float, float], n: int, digits: int) -> np.ndarray:
-    """`synthesise_path` for a given vertex order."""
-    o = vertices[0]
-    legs = np.abs(np.diff(np.asarray(vertices, dtype=np.float64)))
+CHUNK_BARS = 1024
+
+
+def path_vertices(ohlc: np.ndarray, order: str = "direction") -> np.ndarray:
+    """The four vertices of each bar's path (rows of open, high, low, close). "direction" is MT5's
+    tester (a rising bar visits its low first, a falling one its high); "nearer" goes to the nearer
+    extreme first (`trading.broker.intrabar.price_path`)."""
+    o, h, lo, c = ohlc[:, 0], ohlc[:, 1], ohlc[:, 2], ohlc[:, 3]
+    high_first = c < o if order == "direction" else h - o <= o - lo
+    return np.stack([o, np.where(high_first, h, lo), np.where(high_first, lo, h), c], axis=1)
+
+
+def walk_paths(vertices: np.ndarray, n: int, digits: int) -> np.ndarray:
+    """`synthesise_path` of every row of `vertices` (bars x 4) at once, with the same floating-point
+    operations, so bit for bit the same prices: the `n - 4` interior points are shared out over the
+    three legs by length (largest remainders, ties to the earlier leg, take the leftover), each leg
+    walked as `np.linspace` walks it (start + k * step, the vertex itself at its end)."""
+    legs = np.abs(np.diff(vertices, axis=1))
     extra = n - 4
-    total = float(legs.sum())
-    share = legs / total * extra if total > 0 else np.array([extra, 0.0, 0.0])
+    total = legs[:, 0] + legs[:, 1] + legs[:, 2]
+    flat = ~(total > 0)
+    share = legs / np.where(flat, 1.0, total)[:, None] * extra
+    share[flat] = (extra, 0.0, 0.0)
     counts = np.floor(share).astype(np.int64)
-    for i in np.argsort(-(share - counts), kind="stable")[: extra - int(counts.sum())]:
-        counts[i] += 1
-    pieces = [np.array([o])]
-    for leg in range(3):
-        pieces.append(np.linspace(vertices[leg], vertices[leg + 1], int(counts[leg]) + 2)[1:])
-    return np.round(np.concatenate(pieces), digits)
+    counts += _leftover_points(share - counts, extra - counts.sum(axis=1))
+    # tick p (1..n-1) lies on leg `leg`, k steps after the leg's first vertex at tick `base`
+    ends = np.cumsum(counts + 1, axis=1)  # the tick of each leg's last vertex
+    p = np.arange(n, dtype=np.int64)[None, :]
+    leg = (p > ends[:, :1]).astype(np.int64) + (p > ends[:, 1:2])
+    base = np.take_along_axis(np.concatenate([np.zeros_like(ends[:, :1]), ends[:, :2]], axis=1), leg, axis=1)
+    div = np.take_along_axis(counts, leg, axis=1) + 1
+    start = np.take_along_axis(vertices, leg, axis=1)
+    stop = np.take_along_axis(vertices, leg + 1, axis=1)
+    k = (p - base).astype(np.float64)
+    path = np.where(k == div, stop, k * ((stop - start) / div) + start)
+    return np.round(path, digits)
+
+
+def _leftover_points(remainder: np.ndarray, leftover: np.ndarray) -> np.ndarray:
+    """One more point for the `leftover` legs of each row with the largest remainders, ties to the
+    earlier leg (the order `np.argsort(-remainder, kind="stable")` gives)."""
+    r = remainder[:, :, None]
+    other = remainder[:, None, :]
+    before = np.tri(3, k=-1, dtype=bool)[None, :, :]  # [i, j]: leg j comes before leg i
+    rank = ((other > r) | ((other == r) & before)).sum(axis=2)
+    return (rank < leftover[:, None]).astype(np.int64)
 
 
 def _minute_walk(m1: np.ndarray, spread: np.ndarray, minute_ms: np.ndarray, digits: int) -> TickArrays:
@@ -162,12 +209,31 @@ class M1Detail(_SpanPath):
         self._digits = digits
         super().__init__(bars, self._ms, GeneratedPath(bars, ticks_per_bar, point=point, digits=digits))
         self._set_counts(4)
+        self._chunk: int | None = None
+        self._first_row = 0
+        self._walked: TickArrays = (np.empty(0, np.int64), np.empty(0), np.empty(0))
 
     def ticks(self, bar: int) -> TickArrays:
         a, b = int(self._start[bar]), int(self._end[bar])
         if b <= a:
             return self._fallback.ticks(bar)
-        return _minute_walk(self._ohlc[a:b], self._spread[a:b], self._ms[a:b], self._digits)
+        chunk = bar // CHUNK_BARS
+        if chunk != self._chunk:
+            self._walk_chunk(chunk)
+            self._chunk = chunk
+        a, b = 4 * (a - self._first_row), 4 * (b - self._first_row)
+        times, bid, ask = self._walked
+        return times[a:b], bid[a:b], ask[a:b]
+
+    def _walk_chunk(self, chunk: int) -> None:
+        """Every minute of `CHUNK_BARS` bars walked at once (a minute's ticks depend on that minute alone)."""
+        first = chunk * CHUNK_BARS
+        last = min(first + CHUNK_BARS, self._bars)
+        r0, r1 = int(self._start[first]), int(self._end[last - 1])
+        self._first_row = r0
+        self._walked = _minute_walk(self._ohlc[r0:r1], self._spread[r0:r1], self._ms[r0:r1], self._digits)
+        for a in self._walked:
+            a.flags.writeable = False  # slices are handed out as views: nobody may change the chunk
 
 
 class RealTicks(_SpanPath):

@@ -149,12 +149,14 @@ class MarketLoop:
         feed = self.feed
         times, bid, ask = feed.bar_ticks(bar)
         k = index - feed.bar_start(bar) + 1
-        if k >= times.size - 1:
+        if k >= times.size:
             return
-        rest_t, rest_bid, rest_ask = times[k:-1], bid[k:-1], ask[k:-1]
+        # through the bar's last tick too: the next tick opens a bar, so it is stepped whatever came before,
+        # and a step with no position leaves nothing a later step would not set again
+        rest_t, rest_bid, rest_ask = times[k:], bid[k:], ask[k:]
         if not self.engine.take_idle_ticks(rest_t, (rest_bid + rest_ask) / 2):
             return
-        feed.skip_to(feed.bar_start(bar) + times.size - 1)  # the bar's last tick is processed as usual
+        feed.skip_to(feed.bar_start(bar) + times.size)
         self.skipped += rest_t.size
         self.last_step = int(rest_t[-1]) // self.step_ms
 
@@ -163,7 +165,7 @@ class MarketLoop:
         times, bid, ask = feed.bar_ticks(bar)
         start = feed.bar_start(bar)
         k = index - start + 1
-        end = times.size - 1  # the bar's last tick is processed as usual
+        end = times.size  # the last tick too: the next one opens a bar and is stepped anyway
         if k >= end:
             return
         n = self.broker.quiet_ticks(bid[k:end], ask[k:end])
