@@ -11,7 +11,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from models.ev import costs_r, expected_value_r
+from models.ev import setup_cost_r, setup_ev_r
 from trading.analysis import MarketAnalysis, close_move_pct
 from trading.domain import Side
 from trading.parameters import GATE_NAMES, StrategyParams
@@ -144,8 +144,8 @@ def _ev_gate(ctx: EntryContext, p: float, fitted_floor: float, note: str) -> Gat
     assert setup is not None
     risk = abs(setup.entry - setup.stop_loss)
     spread = ctx.analysis.spread_points * SPREAD_POINT
-    cost = float(costs_r(risk, spread, params.ml_commission_per_lot))
-    ev = float(expected_value_r(p, setup.risk_reward, cost))
+    cost = setup_cost_r(risk, spread, params.ml_commission_per_lot)
+    ev = setup_ev_r(p, setup.risk_reward, cost)
     floor = params.ml_min_win_prob or fitted_floor
     source = "set" if params.ml_min_win_prob else "fitted"
     numbers = (f"P(win) {p:.0%} × {setup.risk_reward:.1f}R − {1 - p:.0%} × 1R − costs {cost:.2f}R = "
