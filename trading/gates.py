@@ -306,14 +306,21 @@ GATES: dict[str, Gate] = {
 assert tuple(GATES) == GATE_NAMES
 
 
-def evaluate_gates(ctx: EntryContext) -> tuple[GateResult, ...]:
-    """Every gate's verdict in decision-2 order; a disabled gate passes as 'disabled'."""
+def evaluate_gates(ctx: EntryContext, *, until_block: bool = False) -> tuple[GateResult, ...]:
+    """Every gate's verdict in decision-2 order; a disabled gate passes as 'disabled'.
+
+    `until_block` stops after the first blocking gate: the same verdict and first block, for a caller
+    that keeps no record of the other gates (a backtest)."""
     out = []
+    enabled = ctx.params.gate_enabled
     for name, gate in GATES.items():
-        if not ctx.params.gate_enabled(name):
+        if not enabled(name):
             out.append(GateResult(name, True, "disabled"))
-        else:
-            out.append(gate(ctx))
+            continue
+        result = gate(ctx)
+        out.append(result)
+        if until_block and result.blocked:
+            break
     return tuple(out)
 
 
