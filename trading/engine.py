@@ -180,6 +180,7 @@ class TradingEngine:
         self._ticks: deque[tuple[datetime, float]] = deque()
         self._closing: set[int] = set()
         self._mode: ModeDecision = ModeDecision(RiskMode.NORMAL, "starting")
+        self._mode_memo: tuple[RiskState, RiskLimits, float, ModeDecision] | None = None  # mode()'s
         self._proposed_reset = False
         self._last_deal_check: datetime | None = None  # last re-read of estimated closes
         self._estimated: dict[int, ClosedTrade] = {}  # booked at an estimated price, deals awaited
@@ -256,9 +257,19 @@ class TradingEngine:
 
     # ------------------------------------------------------------------ read side
     def mode(self) -> ModeDecision:
-        assert self.state is not None
-        balance = self.account.balance if self.account else self.state.day_start_balance
-        return effective_mode(self.state, self.limits, balance, self.clock())
+        state = self.state
+        assert state is not None
+        balance = self.account.balance if self.account else state.day_start_balance
+        now = self.clock()
+        # the mode reads the time only inside a cooldown (its minutes left): outside one it is the same
+        # for the same state, limits and balance, and it is read several times a bar
+        timeless = state.cooldown_until is None or now >= state.cooldown_until
+        memo = self._mode_memo
+        if timeless and memo is not None and memo[0] is state and memo[1] is self.limits and memo[2] == balance:
+            return memo[3]
+        mode = effective_mode(state, self.limits, balance, now)
+        self._mode_memo = (state, self.limits, balance, mode) if timeless else None
+        return mode
 
     def snapshot(self) -> EngineSnapshot:
         assert self.state is not None
