@@ -171,7 +171,8 @@ class AnalysisFrame:
             has_smc_signal=setup is not None, ml_confidence=ml.confidence if ml else 0.0,
             min_threshold=self.min_threshold, max_threshold=self.max_threshold,
         )
-        indicators = {k: v for k, v in zip(INDICATOR_COLUMNS, rows.indicators[i], strict=True) if math.isfinite(v)}
+        indicators = {k: v for k, values in zip(INDICATOR_COLUMNS, rows.indicators, strict=True)
+                      if math.isfinite(v := values[i])}
         indicators["bar_range"] = rows.high[i] - rows.low[i]
         atr = indicators.get("atr_14") or 0.0
         return MarketAnalysis(
@@ -202,7 +203,7 @@ class _RowLists:
     high: list[float]
     low: list[float]
     spread: list[float]
-    indicators: list[tuple[float, ...]]  # INDICATOR_COLUMNS per row
+    indicators: tuple[list[float], ...]  # the INDICATOR_COLUMNS
     crisis: list[bool]  # the regime's flash-crash override
     regime_state: list[int]  # argmax of the regime probabilities; -1 where not all finite (or no regime)
     regime_confidence: list[float]
@@ -221,8 +222,7 @@ class _RowLists:
         return cls(
             close=close.tolist(), high=columns["high"].tolist(), low=columns["low"].tolist(),
             spread=columns["spread"].tolist(),
-            indicators=list(zip(*(np.asarray(columns[k], dtype=np.float64).tolist() for k in INDICATOR_COLUMNS),
-                                strict=True)),
+            indicators=tuple(np.asarray(columns[k], dtype=np.float64).tolist() for k in INDICATOR_COLUMNS),
             crisis=_flash_crash_rows(close).tolist(), regime_state=state.tolist(),
             regime_confidence=confidence.tolist(),
         )
