@@ -736,7 +736,7 @@ class TradingEngine:
         lot, gates = self._gates(ctx, account, full)
         block = first_block(gates)
         setup = analysis.setup
-        decision = Decision(
+        seen: dict[str, Any] = dict(
             bar_time=analysis.bar_time, action="skip" if block else "enter",
             side=setup.side if setup else None,
             reason=f"{block.name}: {block.reason}" if block else (setup.reason if setup else ""),
@@ -745,7 +745,8 @@ class TradingEngine:
             lot=lot.lots if lot else 0.0, lot_steps=lot.steps if lot else (), model_version=analysis.model_version,
             features=decision_features(analysis) if full or block is None else {},
         )
-        decision = replace(decision, id=await self.recorder.record_decision(decision))
+        # built twice rather than `replace`d with its id: half the cost, once a bar
+        decision = Decision(**seen, id=await self.recorder.record_decision(Decision(**seen)))
         self.last_decision = decision
         if block is None and setup is not None and lot is not None:
             decision = await self._enter(decision, analysis, lot, now)
