@@ -8,6 +8,7 @@ the live minimum 0.60 and maximum 0.85. AVOID blocks entries outright.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 
 LIVE_MIN_THRESHOLD = 0.60
 LIVE_MAX_THRESHOLD = 0.85
@@ -108,6 +109,14 @@ def market_quality(
     max_threshold: float = LIVE_MAX_THRESHOLD,
 ) -> MarketQuality:
     """Score the market (spec §5) and return the quality level and the ML confidence threshold."""
+    return _scored(session, regime, volatility, trend, has_smc_signal, ml_points(ml_confidence), min_threshold,
+                   max_threshold)
+
+
+@lru_cache(maxsize=4096)
+def _scored(session: str, regime: str, volatility: str, trend: str, has_smc_signal: bool, ml: float,
+            min_threshold: float, max_threshold: float) -> MarketQuality:
+    """`market_quality` by the ML confidence's points: the few inputs repeat on every bar, so cached."""
     if not 0.0 < min_threshold <= max_threshold < 1.0:
         raise ValueError(f"thresholds must satisfy 0 < min <= max < 1, got {min_threshold}, {max_threshold}")
     factors = (
@@ -116,7 +125,7 @@ def market_quality(
         ("volatility", volatility_points(volatility)),
         ("trend", trend_points(trend)),
         ("smc", smc_points(has_smc_signal)),
-        ("ml", ml_points(ml_confidence)),
+        ("ml", ml),
     )
     score = min(max(50.0 + sum(p for _, p in factors), 0.0), 100.0)
     level = quality_level(score)

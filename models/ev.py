@@ -13,6 +13,7 @@ validation setups profitable, the fit says so and `min_prob` is 1 (no entries).
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -35,6 +36,18 @@ def expected_value_r(p: np.ndarray | float, reward_r: np.ndarray | float, cost_r
     """EV = p·R − (1 − p) − costs, in R."""
     p = np.asarray(p, dtype=np.float64)
     return p * np.asarray(reward_r, dtype=np.float64) - (1.0 - p) - np.asarray(cost_r, dtype=np.float64)
+
+
+def setup_cost_r(risk: float, spread_price: float, commission_per_lot: float = 0.0,
+                 contract_size: float = CONTRACT_SIZE) -> float:
+    """`costs_r` of one setup in plain floats (the same operations in the same order: the same number)."""
+    cost = spread_price + 2.0 * commission_per_lot / contract_size
+    return float(cost / risk) if risk > 0 else math.inf
+
+
+def setup_ev_r(p: float, reward_r: float, cost_r: float) -> float:
+    """`expected_value_r` of one setup in plain floats."""
+    return float(p * reward_r - (1.0 - p) - cost_r)
 
 
 def break_even_prob(reward_r: float, cost_r: float) -> float:

@@ -15,6 +15,7 @@ import pytest
 
 from trading.backtest import BacktestConfig, BacktestResult, compute_metrics, live_replay, run_backtest
 from trading.domain import ClosedTrade, Side
+from trading.records import MemoryRecorder
 
 METRIC_KEYS = {
     "trades", "win_rate", "profit_factor", "expectancy", "net_profit", "max_drawdown_pct", "sharpe", "sortino",
@@ -102,6 +103,19 @@ def test_backtest_is_deterministic(bars1500: pl.DataFrame, result1500: BacktestR
     assert [key(t) for t in again.trades] == [key(t) for t in result1500.trades]
     assert again.gate_blocks == result1500.gate_blocks
     assert again.metrics() == result1500.metrics()
+
+
+def test_decisions_kept_in_full_reach_the_same_verdicts(bars1500: pl.DataFrame, result1500: BacktestResult,
+                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    """A backtest's recorder keeps no decisions, so they stop at the first blocking gate: the same run
+    with every gate, lot and feature recorded (as live) trades and blocks the same."""
+    import trading.backtest as bt
+
+    monkeypatch.setattr(bt, "MemoryRecorder", lambda keep_decisions=True: MemoryRecorder(keep_decisions=True))
+    full = run_backtest(bars1500)
+    assert [key(t) for t in full.trades] == [key(t) for t in result1500.trades]
+    assert full.opened == result1500.opened and full.gate_blocks == result1500.gate_blocks
+    assert full.equity.tolist() == result1500.equity.tolist()
 
 
 def test_live_replay_and_backtest_make_identical_trades(bars1500: pl.DataFrame, result1500: BacktestResult) -> None:

@@ -164,3 +164,12 @@ def test_disabled_gate_passes_and_unknown_names_are_refused() -> None:
 def test_first_block_follows_decision_order() -> None:
     c = ctx(paused=True, analysis=analysis(spread_points=500), open_positions=5)
     assert first_block(evaluate_gates(c)).name == "risk_mode"  # type: ignore[union-attr]
+
+
+def test_until_block_stops_after_the_first_block() -> None:
+    c = ctx(analysis=analysis(spread_points=500), open_positions=5)
+    every = evaluate_gates(c)
+    block = first_block(every)
+    assert block is not None and block.name == "position_limit"
+    assert evaluate_gates(c, until_block=True) == every[: every.index(block) + 1]
+    assert evaluate_gates(ctx(), until_block=True) == evaluate_gates(ctx())

@@ -464,3 +464,11 @@ def test_signal_at_matches_signal_on_every_row(shared_bars: pl.DataFrame) -> Non
     columns = smc.signal_columns(analysis)
     for i in range(0, 600, 3):
         assert smc.signal_at(columns, i) == smc.signal(analysis.head(i + 1)), i
+
+
+def test_signal_at_with_the_hits_counted_up_front_is_the_same(shared_bars: pl.DataFrame) -> None:
+    analysis = smc.analyze(shared_bars.head(3000))
+    counted = smc.signal_columns(analysis)
+    plain = {k: v for k, v in counted.items() if not k.startswith("_hits_")}
+    for i in range(analysis.height):
+        assert smc.signal_at(counted, i) == smc.signal_at(plain, i), i

@@ -9,6 +9,7 @@ the backtest builds it once and reads row by row. Same code, same decisions.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Protocol
@@ -17,7 +18,7 @@ import numpy as np
 import polars as pl
 
 from models.confidence import market_quality
-from models.regime import FLASH_CRASH_BARS, FLASH_CRASH_PCT, flash_crash_move_pct
+from models.regime import FLASH_CRASH_BARS, FLASH_CRASH_PCT
 from trading import features, smc
 from trading.analysis import UNKNOWN_REGIME, MarketAnalysis, MLView, QualityView, RegimeView
 from trading.domain import Side
@@ -77,6 +78,7 @@ class AnalysisFrame:
     ml_gate: tuple[float, float | None, str] = (0.0, None, "")  # min_prob, base_rate, note
     strategy_edge: str = ""
     _setups: dict[int, smc.SMCSetup | None] | None = None
+    _rows: _RowLists | None = None  # the per-row reads of `at` as Python lists, built on first use
 
     @classmethod
     def build(cls, bars: pl.DataFrame, regime: RegimeSource | None = None, signal: SignalSource | None = None,
@@ -127,16 +129,19 @@ class AnalysisFrame:
         return setup
 
     def regime_at(self, i: int) -> RegimeView:
-        if i >= FLASH_CRASH_BARS - 1 and flash_crash_move_pct(self.columns["close"][: i + 1]) >= FLASH_CRASH_PCT:
+        rows = self._row_lists()
+        if rows.crisis[i]:
             return CRISIS_VIEW
-        if self.regime_probs is None:
+        k = rows.regime_state[i]
+        if k < 0:
             return UNKNOWN_REGIME
-        p = self.regime_probs[i]
-        if not np.isfinite(p).all():
-            return UNKNOWN_REGIME
-        k = int(p.argmax())
         base = REGIME_VIEWS[k]
-        return RegimeView(base.name, base.label, float(p[k]), base.lot_multiplier, base.recommendation)
+        return RegimeView(base.name, base.label, rows.regime_confidence[i], base.lot_multiplier, base.recommendation)
+
+    def _row_lists(self) -> _RowLists:
+        if self._rows is None:
+            self._rows = _RowLists.of(self.columns, self.regime_probs)
+        return self._rows
 
     def at(self, i: int, prev_setup: smc.SMCSetup | bool | None = False) -> MarketAnalysis:
         """The analysis of closed bar i (negative indexes count from the end).
@@ -146,7 +151,7 @@ class AnalysisFrame:
         i = i + n if i < 0 else i
         if not 0 <= i < n:
             raise IndexError(f"bar {i} outside the frame of {n}")
-        col = self.columns
+        rows = self._row_lists()
         setup = self.setup_at(i)
         prev = self.setup_at(i - 1) if prev_setup is False and i > 0 else (prev_setup or None)
         bar_time = self.times[i]
@@ -166,26 +171,73 @@ class AnalysisFrame:
             has_smc_signal=setup is not None, ml_confidence=ml.confidence if ml else 0.0,
             min_threshold=self.min_threshold, max_threshold=self.max_threshold,
         )
-        indicators = {k: float(col[k][i]) for k in INDICATOR_COLUMNS if np.isfinite(col[k][i])}
-        indicators["bar_range"] = float(col["high"][i] - col["low"][i])
+        indicators = {k: v for k, values in zip(INDICATOR_COLUMNS, rows.indicators, strict=True)
+                      if math.isfinite(v := values[i])}
+        indicators["bar_range"] = rows.high[i] - rows.low[i]
         atr = indicators.get("atr_14") or 0.0
         return MarketAnalysis(
             bar_time=bar_time,
-            close=float(col["close"][i]),
+            close=rows.close[i],
             atr=float(atr),
-            spread_points=int(col["spread"][i]),
+            spread_points=int(rows.spread[i]),
             setup=setup,
             regime=regime,
             ml=ml,
             quality=QualityView(q.score, q.level, q.threshold),
             session=session,
             prev_setup_side=prev.side if prev else None,
-            recent_closes=tuple(float(x) for x in col["close"][max(0, i - 24): i + 1]),
+            recent_closes=tuple(rows.close[max(0, i - 24): i + 1]),
             indicators=indicators,
             h1_bias=int(self.h1[i]) if self.h1 is not None else 0,
             model_version=self.model_version,
             strategy_edge=self.strategy_edge,
         )
+
+
+@dataclass(frozen=True, slots=True)
+class _RowLists:
+    """What `at` reads of each row, converted once per frame: Python floats read faster than numpy
+    scalars, and the flash-crash and regime picks are elementwise, so vectorised they are the same."""
+
+    close: list[float]
+    high: list[float]
+    low: list[float]
+    spread: list[float]
+    indicators: tuple[list[float], ...]  # the INDICATOR_COLUMNS
+    crisis: list[bool]  # the regime's flash-crash override
+    regime_state: list[int]  # argmax of the regime probabilities; -1 where not all finite (or no regime)
+    regime_confidence: list[float]
+
+    @classmethod
+    def of(cls, columns: dict[str, np.ndarray], regime_probs: np.ndarray | None) -> _RowLists:
+        close = np.asarray(columns["close"], dtype=np.float64)
+        n = close.size
+        if regime_probs is None:
+            state, confidence = np.full(n, -1), np.zeros(n)
+        else:
+            probs = np.asarray(regime_probs)
+            best = probs.argmax(axis=1) if n else np.zeros(0, dtype=np.int64)
+            state = np.where(np.isfinite(probs).all(axis=1), best, -1)
+            confidence = probs[np.arange(n), best].astype(np.float64)
+        return cls(
+            close=close.tolist(), high=columns["high"].tolist(), low=columns["low"].tolist(),
+            spread=columns["spread"].tolist(),
+            indicators=tuple(np.asarray(columns[k], dtype=np.float64).tolist() for k in INDICATOR_COLUMNS),
+            crisis=_flash_crash_rows(close).tolist(), regime_state=state.tolist(),
+            regime_confidence=confidence.tolist(),
+        )
+
+
+def _flash_crash_rows(close: np.ndarray) -> np.ndarray:
+    """Per row i, flash_crash_move_pct(close[: i + 1]) >= FLASH_CRASH_PCT, for all rows at once."""
+    out = np.zeros(close.size, dtype=bool)
+    k = FLASH_CRASH_BARS - 1  # the window's first close is k rows back
+    if close.size > k:
+        first, last = close[:-k], close[k:]
+        with np.errstate(divide="ignore", invalid="ignore"):
+            move = np.abs(last / first - 1) * 100
+        out[k:] = (first > 0) & (move >= FLASH_CRASH_PCT)
+    return out
 
 
 class MarketAnalyzer:

@@ -47,7 +47,7 @@ from trading.hold_band import (
     sample_band,
     stretch_band,
 )
-from trading.parameters import StrategyParams
+from trading.parameters import GATE_NAMES, StrategyParams
 from trading.position_manager import PMAction, PMContext, PMKind, manage_position, urgency_score
 from trading.records import Decision, MemoryRecorder, OpenedTrade, Recorder, decision_features
 from trading.risk.approvals import Approval, ApprovalError, ApprovalRegistry, ApprovalStatus, RiskChange
@@ -87,6 +87,8 @@ def market_minutes(now: datetime) -> tuple[float | None, float | None]:
     return status.minutes_to_daily_close, status.minutes_to_weekly_close
 
 
+# the gates before the lot's own read no lot: a block among them needs no sizing
+_LOT_FREE_GATES = frozenset(GATE_NAMES[:GATE_NAMES.index("lot_size")])
 DEAL_LOOKBACK = timedelta(days=1)  # how far before a position's open its deals are searched
 ESTIMATE_RECHECK = timedelta(seconds=5)  # how often a close booked at an estimate looks for its deals
 ESTIMATE_WATCH = timedelta(days=1)  # then the start-up reconcile is left to find them (bounded work)
@@ -188,6 +190,7 @@ class TradingEngine:
         self._ticks: deque[tuple[datetime, float]] = deque()
         self._closing: set[int] = set()
         self._mode: ModeDecision = ModeDecision(RiskMode.NORMAL, "starting")
+        self._mode_memo: tuple[RiskState, RiskLimits, float, ModeDecision] | None = None  # mode()'s
         self._proposed_reset = False
         self._last_deal_check: datetime | None = None  # last re-read of estimated closes
         self._estimated: dict[int, ClosedTrade] = {}  # booked at an estimated price, deals awaited
@@ -265,9 +268,19 @@ class TradingEngine:
 
     # ------------------------------------------------------------------ read side
     def mode(self) -> ModeDecision:
-        assert self.state is not None
-        balance = self.account.balance if self.account else self.state.day_start_balance
-        return effective_mode(self.state, self.limits, balance, self.clock())
+        state = self.state
+        assert state is not None
+        balance = self.account.balance if self.account else state.day_start_balance
+        now = self.clock()
+        # the mode reads the time only inside a cooldown (its minutes left): outside one it is the same
+        # for the same state, limits and balance, and it is read several times a bar
+        timeless = state.cooldown_until is None or now >= state.cooldown_until
+        memo = self._mode_memo
+        if timeless and memo is not None and memo[0] is state and memo[1] is self.limits and memo[2] == balance:
+            return memo[3]
+        mode = effective_mode(state, self.limits, balance, now)
+        self._mode_memo = (state, self.limits, balance, mode) if timeless else None
+        return mode
 
     def snapshot(self) -> EngineSnapshot:
         assert self.state is not None
@@ -723,31 +736,43 @@ class TradingEngine:
         assert self.state is not None
         account = self.account = await self.broker.account()
         mode = self.mode()
-        lot = self._size(analysis, mode.mode, account.balance, account.free_margin)
         ctx = EntryContext(
             now=now, analysis=analysis, params=self.params, mode=mode, paused=self.paused,
             open_positions=len(self.positions), max_positions=self.limits.max_positions,
-            last_entry_time=self.state.last_entry_time, lot=lot,
+            last_entry_time=self.state.last_entry_time, lot=None,
             confidence_threshold=analysis.quality.threshold, tick_move_pct=self.tick_move_pct(),
             news=self.news(now) if self.news else None,
         )
-        gates = evaluate_gates(ctx)
+        full = getattr(self.recorder, "keep_decisions", True)
+        lot, gates = self._gates(ctx, account, full)
         block = first_block(gates)
         setup = analysis.setup
-        decision = Decision(
+        seen: dict[str, Any] = dict(
             bar_time=analysis.bar_time, action="skip" if block else "enter",
             side=setup.side if setup else None,
             reason=f"{block.name}: {block.reason}" if block else (setup.reason if setup else ""),
             gates=gates, regime=analysis.regime.name, p_up=analysis.ml.p_up if analysis.ml else None,
             threshold=analysis.quality.threshold, setup_reason=setup.reason if setup else "",
             lot=lot.lots if lot else 0.0, lot_steps=lot.steps if lot else (), model_version=analysis.model_version,
-            features=decision_features(analysis),
+            features=decision_features(analysis) if full or block is None else {},
         )
-        decision = replace(decision, id=await self.recorder.record_decision(decision))
+        # built twice rather than `replace`d with its id: half the cost, once a bar
+        decision = Decision(**seen, id=await self.recorder.record_decision(Decision(**seen)))
         self.last_decision = decision
         if block is None and setup is not None and lot is not None:
             decision = await self._enter(decision, analysis, lot, now)
         return decision
+
+    def _gates(self, ctx: EntryContext, account: AccountInfo, full: bool) -> tuple[LotSize | None, tuple[GateResult, ...]]:
+        """The lot and the gates' verdicts. A recorder that keeps no decisions (a backtest's) needs only
+        the verdict: the gates up to the first block, and no sizing when a gate before the lot's blocks."""
+        if not full:
+            gates = evaluate_gates(ctx, until_block=True)
+            block = first_block(gates)
+            if block is not None and block.name in _LOT_FREE_GATES:
+                return None, gates
+        lot = self._size(ctx.analysis, ctx.mode.mode, account.balance, account.free_margin)
+        return lot, evaluate_gates(replace(ctx, lot=lot), until_block=not full)
 
     def _stops_for(self, side_sign: int, price: float, sl: float, tp: float, lots: float, balance: float) -> tuple[float, float]:
         """Min SL distance and the emergency cap at `emergency_sl_pct` of balance (decision 7)."""

@@ -11,7 +11,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from models.ev import costs_r, expected_value_r
+from models.ev import setup_cost_r, setup_ev_r
 from trading.analysis import MarketAnalysis, close_move_pct
 from trading.domain import Side
 from trading.parameters import GATE_NAMES, StrategyParams
@@ -144,8 +144,8 @@ def _ev_gate(ctx: EntryContext, p: float, fitted_floor: float, note: str) -> Gat
     assert setup is not None
     risk = abs(setup.entry - setup.stop_loss)
     spread = ctx.analysis.spread_points * SPREAD_POINT
-    cost = float(costs_r(risk, spread, params.ml_commission_per_lot))
-    ev = float(expected_value_r(p, setup.risk_reward, cost))
+    cost = setup_cost_r(risk, spread, params.ml_commission_per_lot)
+    ev = setup_ev_r(p, setup.risk_reward, cost)
     floor = params.ml_min_win_prob or fitted_floor
     source = "set" if params.ml_min_win_prob else "fitted"
     numbers = (f"P(win) {p:.0%} × {setup.risk_reward:.1f}R − {1 - p:.0%} × 1R − costs {cost:.2f}R = "
@@ -306,14 +306,21 @@ GATES: dict[str, Gate] = {
 assert tuple(GATES) == GATE_NAMES
 
 
-def evaluate_gates(ctx: EntryContext) -> tuple[GateResult, ...]:
-    """Every gate's verdict in decision-2 order; a disabled gate passes as 'disabled'."""
+def evaluate_gates(ctx: EntryContext, *, until_block: bool = False) -> tuple[GateResult, ...]:
+    """Every gate's verdict in decision-2 order; a disabled gate passes as 'disabled'.
+
+    `until_block` stops after the first blocking gate: the same verdict and first block, for a caller
+    that keeps no record of the other gates (a backtest)."""
     out = []
+    enabled = ctx.params.gate_enabled
     for name, gate in GATES.items():
-        if not ctx.params.gate_enabled(name):
+        if not enabled(name):
             out.append(GateResult(name, True, "disabled"))
-        else:
-            out.append(gate(ctx))
+            continue
+        result = gate(ctx)
+        out.append(result)
+        if until_block and result.blocked:
+            break
     return tuple(out)
 
 

@@ -396,9 +396,38 @@ def explain_signal(
     return _decide(cols, closes, float(atr), min_rr, tp_atr_cap, recent, min_sl_atr, sl_buffer_atr)
 
 
-def signal_columns(analysis: pl.DataFrame) -> dict[str, np.ndarray]:
-    """The analysis columns `signal_at` reads, as numpy arrays (convert once, read many rows)."""
-    return {name: analysis[name].to_numpy() for name in (*_SIGNAL_COLUMNS, "atr")}
+_HIT_FLAGS = ("bos", "choch", "fvg", "ob")  # bits 0-3 of a hit code; bit 4: two BOS in the last 20 bars
+_BOS_COUNT_BARS = 20
+
+
+def signal_columns(analysis: pl.DataFrame, recent: int = 10) -> dict[str, np.ndarray]:
+    """The analysis columns `signal_at` reads, as numpy arrays (convert once, read many rows), with
+    each row's structure hits over the last `recent` bars counted once for all rows (`_hit_codes`)."""
+    columns = {name: analysis[name].to_numpy() for name in (*_SIGNAL_COLUMNS, "atr")}
+    columns[_hits_key(recent)] = _hit_codes(columns, recent)
+    return columns
+
+
+def _hits_key(recent: int) -> str:
+    return f"_hits_{recent}"
+
+
+def _hit_codes(columns: dict[str, np.ndarray], recent: int) -> np.ndarray:
+    """(n, 2) per row and side (BUY, SELL): which of bos/choch/fvg/ob hit the side in the last `recent`
+    rows (bits 0-3) and whether the last 20 rows hold two BOS of the side (bit 4)."""
+    out = np.zeros((columns["close"].size, 2), dtype=np.int64)
+    for j, s in enumerate((1, -1)):
+        for bit, flag in enumerate(_HIT_FLAGS):
+            out[:, j] |= (_rolling_count(columns[flag] == s, recent) > 0).astype(np.int64) << bit
+        out[:, j] |= (_rolling_count(columns["bos"] == s, _BOS_COUNT_BARS) >= 2).astype(np.int64) << 4
+    return out
+
+
+def _rolling_count(hit: np.ndarray, bars: int) -> np.ndarray:
+    """Per row i, how many of the rows max(0, i - bars + 1)..i hit (exact integer counts)."""
+    total = np.concatenate([[0], np.cumsum(hit, dtype=np.int64)])
+    start = np.maximum(np.arange(hit.size) + 1 - bars, 0)
+    return total[1:] - total[start]
 
 
 def signal_at(
@@ -420,7 +449,9 @@ def signal_at(
     start = max(0, i + 1 - max(recent, 20))
     cols = {name: columns[name][start : i + 1] for name in _SIGNAL_COLUMNS[1:]}
     closes = columns["close"][i + 1 - recent : i + 1]
-    return _decide(cols, closes, float(atr), min_rr, tp_atr_cap, recent, min_sl_atr, sl_buffer_atr)[0]
+    codes = columns.get(_hits_key(recent))  # counted for this window by signal_columns
+    hits = None if codes is None else (int(codes[i, 0]), int(codes[i, 1]))
+    return _decide(cols, closes, float(atr), min_rr, tp_atr_cap, recent, min_sl_atr, sl_buffer_atr, hits)[0]
 
 
 def _decide(
@@ -432,7 +463,10 @@ def _decide(
     recent: int,
     min_sl_atr: float,
     sl_buffer_atr: float,
+    hits: tuple[int, int] | None = None,
 ) -> tuple[SMCSetup | None, str]:
+    """`hits`: the BUY and SELL hit codes of this row (`_hit_codes`) when already counted; else the
+    hits are read from `cols`."""
     entry = float(closes[-1])
     last = {name: values[-recent:] for name, values in cols.items()}
     ms = int(cols["trend"][-1])
@@ -440,10 +474,14 @@ def _decide(
     refusals: list[str] = []
     for side in (Side.BUY, Side.SELL):  # BUY first: it wins when both sides qualify
         s = side.sign
-        bos_hit = bool((last["bos"] == s).any())
-        choch_hit = bool((last["choch"] == s).any())
-        has_fvg = bool((last["fvg"] == s).any())
-        has_ob = bool((last["ob"] == s).any())
+        if hits is None:
+            bos_hit = bool((last["bos"] == s).any())
+            choch_hit = bool((last["choch"] == s).any())
+            has_fvg = bool((last["fvg"] == s).any())
+            has_ob = bool((last["ob"] == s).any())
+        else:
+            code = hits[0 if s == 1 else 1]
+            bos_hit, choch_hit, has_fvg, has_ob = bool(code & 1), bool(code & 2), bool(code & 4), bool(code & 8)
         if not ((ms == s or bos_hit or choch_hit) and (has_fvg or has_ob)):
             continue
         zone = _pick_zone(last, closes, side)
@@ -462,7 +500,8 @@ def _decide(
         confidence += 0.12 if (bos_hit or choch_hit) else 0.0
         confidence += 0.08 if has_fvg else 0.0
         confidence += 0.10 if has_ob else 0.0
-        confidence += 0.10 if int((cols["bos"][-20:] == s).sum()) >= 2 else 0.0
+        two_bos = bool(code & 16) if hits is not None else int((cols["bos"][-20:] == s).sum()) >= 2
+        confidence += 0.10 if two_bos else 0.0
         word = "up" if side is Side.BUY else "down"
         head = _latest_break(last, s, word) if (bos_hit or choch_hit) else f"trend {word}"
         bias = "bullish" if side is Side.BUY else "bearish"

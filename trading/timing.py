@@ -4,10 +4,25 @@ from __future__ import annotations
 
 import time
 from collections import deque
-from collections.abc import Iterator
-from contextlib import contextmanager
+from types import TracebackType
 
 import numpy as np
+
+
+class _Phase:
+    """`with timer.phase(name):` as a plain class (no generator): entered several times a market second."""
+
+    __slots__ = ("_samples", "_start")
+
+    def __init__(self, samples: deque[float]) -> None:
+        self._samples = samples
+        self._start = 0.0
+
+    def __enter__(self) -> None:
+        self._start = time.perf_counter()
+
+    def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> None:
+        self._samples.append((time.perf_counter() - self._start) * 1000)
 
 
 class PhaseTimer:
@@ -15,13 +30,12 @@ class PhaseTimer:
         self._samples: dict[str, deque[float]] = {}
         self._window = window
 
-    @contextmanager
-    def phase(self, name: str) -> Iterator[None]:
-        start = time.perf_counter()
-        try:
-            yield
-        finally:
-            self.add(name, (time.perf_counter() - start) * 1000)
+    def phase(self, name: str) -> _Phase:
+        """Times the block, also when it raises."""
+        samples = self._samples.get(name)
+        if samples is None:
+            samples = self._samples[name] = deque(maxlen=self._window)
+        return _Phase(samples)
 
     def add(self, name: str, ms: float) -> None:
         self._samples.setdefault(name, deque(maxlen=self._window)).append(ms)
