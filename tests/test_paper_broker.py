@@ -378,3 +378,22 @@ async def _run_steps(steps) -> None:
             assert inside == pytest.approx(out + still)
         # and the balance is the starting balance plus every deal's net
         assert broker.balance == pytest.approx(5_000.0 + sum(d["profit"] + d["commission"] for d in deals))
+
+
+async def test_deals_since_is_the_same_from_a_saved_account_whose_deals_are_out_of_order() -> None:
+    """deals_since bisects the deals by time; an account restored with its deals out of time order
+    (an edited or merged state file) is scanned instead, with the same answer."""
+    broker = await make()
+    for i in range(6):
+        broker.set_tick(tick(2000.00 + i, minutes=10 * i))
+        await broker.open_market(Side.BUY, 0.01, 0.0, 0.0)
+        broker.set_tick(tick(2000.50 + i, minutes=10 * i + 5))
+        await broker.close_position((await broker.positions())[0].ticket)
+    expected = {m: await broker.deals_since(T0 + timedelta(minutes=m)) for m in (0, 7, 25, 51, 60)}
+    assert [len(v) for v in expected.values()] == [12, 10, 7, 1, 0]
+    state = broker.to_state()
+    state["deals"] = state["deals"][::-1]
+    restored = await make()
+    restored.from_state(state)
+    for m, deals in expected.items():
+        assert await restored.deals_since(T0 + timedelta(minutes=m)) == deals

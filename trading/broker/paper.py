@@ -16,6 +16,8 @@ file atomically after every change and read back on start, so a restart continue
 from __future__ import annotations
 
 import asyncio
+import bisect
+import itertools
 import json
 import math
 import os
@@ -137,6 +139,7 @@ class PaperBroker:
         self._balance = round(self.config.balance, 2)
         self._positions: dict[int, Position] = {}
         self._deals: list[Deal] = []
+        self._deals_in_order = True  # by time: deals_since bisects instead of scanning every deal
         self._next_ticket = 1
         self._market_time: datetime | None = None  # the latest market moment this account has seen
         if self.state_path is not None and self.state_path.exists():
@@ -252,7 +255,8 @@ class PaperBroker:
         await self._sync()
         if since.tzinfo is None:
             raise InvalidOrder(f"deals_since needs an aware UTC time, got naive {since}")
-        chosen = [d for d in self._deals if d.time >= since and d.magic == self.magic]
+        first = bisect.bisect_left(self._deals, since, key=_deal_time) if self._deals_in_order else 0
+        chosen = [d for d in self._deals[first:] if d.time >= since and d.magic == self.magic]
         return sorted(chosen, key=lambda d: (d.time, d.ticket))
 
     # ---- trading ----------------------------------------------------------------------------
@@ -309,7 +313,7 @@ class PaperBroker:
             comment=comment,
         )
         self._positions[ticket] = position
-        self._deals.append(deal)
+        self._add_deal(deal)
         self._balance = round(self._balance + commission, 2)
         self._save()
         return OrderResult(
@@ -517,6 +521,7 @@ class PaperBroker:
         self._balance = round(balance, 2)
         self._positions = {p.ticket: p for p in positions}
         self._deals = deals
+        self._deals_in_order = all(a.time <= b.time for a, b in itertools.pairwise(deals))
         self._next_ticket = next_ticket
         self._market_time = max(seen) if seen else None
 
@@ -613,9 +618,14 @@ class PaperBroker:
             self._positions[pos.ticket] = replace(pos, volume=remaining)
         else:
             del self._positions[pos.ticket]
-        self._deals.append(deal)
+        self._add_deal(deal)
         self._balance = round(self._balance + profit + commission, 2)
         return deal
+
+    def _add_deal(self, deal: Deal) -> None:
+        if self._deals and deal.time < self._deals[-1].time:
+            self._deals_in_order = False
+        self._deals.append(deal)
 
     def _stop_out(self, when: datetime) -> list[Deal]:
         """Close the worst position while the margin level is at or below the stop-out level."""
@@ -688,3 +698,7 @@ def _record_from_json(cls: type, data: Mapping[str, Any]) -> Any:
     if "reason" in values:
         values["reason"] = DealReason(values["reason"])
     return cls(**values)
+
+
+def _deal_time(deal: Deal) -> datetime:
+    return deal.time
