@@ -78,7 +78,7 @@ class AnalysisFrame:
     ml_gate: tuple[float, float | None, str] = (0.0, None, "")  # min_prob, base_rate, note
     strategy_edge: str = ""
     _setups: dict[int, smc.SMCSetup | None] | None = None
-    _rows: _RowLists | None = None  # the per-row reads of `at` as Python lists, built on first use
+    _rows: tuple[int, _RowLists] | None = None  # (first row, lists) of the chunk `at` last read
 
     @classmethod
     def build(cls, bars: pl.DataFrame, regime: RegimeSource | None = None, signal: SignalSource | None = None,
@@ -129,19 +129,25 @@ class AnalysisFrame:
         return setup
 
     def regime_at(self, i: int) -> RegimeView:
-        rows = self._row_lists()
-        if rows.crisis[i]:
+        rows, j = self._row_lists(i)
+        if rows.crisis[j]:
             return CRISIS_VIEW
-        k = rows.regime_state[i]
+        k = rows.regime_state[j]
         if k < 0:
             return UNKNOWN_REGIME
         base = REGIME_VIEWS[k]
-        return RegimeView(base.name, base.label, rows.regime_confidence[i], base.lot_multiplier, base.recommendation)
+        return RegimeView(base.name, base.label, rows.regime_confidence[j], base.lot_multiplier, base.recommendation)
 
-    def _row_lists(self) -> _RowLists:
-        if self._rows is None:
-            self._rows = _RowLists.of(self.columns, self.regime_probs)
-        return self._rows
+    def _row_lists(self, i: int) -> tuple[_RowLists, int]:
+        """The chunk of row lists holding row `i` (with the rows before it that `at` reads) and its
+        index there; one chunk is kept, so a long frame's Python lists do not grow with its length."""
+        lo = i - i % _ROW_CHUNK
+        start = max(0, lo - _ROW_LEAD)
+        if self._rows is None or self._rows[0] != start:
+            hi = min(len(self), lo + _ROW_CHUNK)
+            self._rows = (start, _RowLists.of({k: v[start:hi] for k, v in self.columns.items()},
+                                              None if self.regime_probs is None else self.regime_probs[start:hi]))
+        return self._rows[1], i - start
 
     def at(self, i: int, prev_setup: smc.SMCSetup | bool | None = False) -> MarketAnalysis:
         """The analysis of closed bar i (negative indexes count from the end).
@@ -151,7 +157,7 @@ class AnalysisFrame:
         i = i + n if i < 0 else i
         if not 0 <= i < n:
             raise IndexError(f"bar {i} outside the frame of {n}")
-        rows = self._row_lists()
+        rows, j = self._row_lists(i)
         setup = self.setup_at(i)
         prev = self.setup_at(i - 1) if prev_setup is False and i > 0 else (prev_setup or None)
         bar_time = self.times[i]
@@ -172,26 +178,30 @@ class AnalysisFrame:
             min_threshold=self.min_threshold, max_threshold=self.max_threshold,
         )
         indicators = {k: v for k, values in zip(INDICATOR_COLUMNS, rows.indicators, strict=True)
-                      if math.isfinite(v := values[i])}
-        indicators["bar_range"] = rows.high[i] - rows.low[i]
+                      if math.isfinite(v := values[j])}
+        indicators["bar_range"] = rows.high[j] - rows.low[j]
         atr = indicators.get("atr_14") or 0.0
         return MarketAnalysis(
             bar_time=bar_time,
-            close=rows.close[i],
+            close=rows.close[j],
             atr=float(atr),
-            spread_points=int(rows.spread[i]),
+            spread_points=int(rows.spread[j]),
             setup=setup,
             regime=regime,
             ml=ml,
             quality=QualityView(q.score, q.level, q.threshold),
             session=session,
             prev_setup_side=prev.side if prev else None,
-            recent_closes=tuple(rows.close[max(0, i - 24): i + 1]),
+            recent_closes=tuple(rows.close[max(0, j - 24): j + 1]),  # a chunk starts _ROW_LEAD rows early
             indicators=indicators,
             h1_bias=int(self.h1[i]) if self.h1 is not None else 0,
             model_version=self.model_version,
             strategy_edge=self.strategy_edge,
         )
+
+
+_ROW_CHUNK = 4096
+_ROW_LEAD = 24  # the rows before a chunk that `at` reads (the recent closes; the flash-crash window)
 
 
 @dataclass(frozen=True, slots=True)
