@@ -355,13 +355,8 @@ class TradingEngine:
         last = _EPOCH + timedelta(milliseconds=int(times_ms[-1]))
         if wib_date(last) != self.state.day:
             return False
-        if self.params.gate_enabled("flash_crash_guard"):
-            lo, hi = float(mids.min()), float(mids.max())
-            if self._ticks:
-                window = [p for _, p in self._ticks]
-                lo, hi = min(lo, min(window)), max(hi, max(window))
-            if lo <= 0 or (hi - lo) / lo * 100 >= self.params.flash_crash_pct:
-                return False
+        if self.params.gate_enabled("flash_crash_guard") and self.flash_crash_possible(mids):
+            return False
         horizon = last - timedelta(seconds=self.params.flash_crash_window_seconds)
         horizon_ms = int((horizon - _EPOCH).total_seconds() * 1000)
         keep = np.flatnonzero(times_ms >= horizon_ms)
@@ -370,6 +365,15 @@ class TradingEngine:
         while self._ticks and self._ticks[0][0] < horizon:
             self._ticks.popleft()
         return True
+
+    def flash_crash_possible(self, mids: np.ndarray) -> bool:
+        """Whether the guard's move could be reached on some tick of `mids` (what is in its window now
+        and all of them taken as one window: conservative, so False means no tick can trigger it)."""
+        lo, hi = float(mids.min()), float(mids.max())
+        if self._ticks:
+            window = [p for _, p in self._ticks]
+            lo, hi = min(lo, min(window)), max(hi, max(window))
+        return lo <= 0 or (hi - lo) / lo * 100 >= self.params.flash_crash_pct
 
     async def _roll_day(self, now: datetime) -> None:
         assert self.state is not None and self.account is not None
@@ -999,14 +1003,8 @@ class _OpenTake:
         """Whether bands can be used at all in this call: no flash crash possible within its ticks
         (judged on all of them with the guard's window, as `take_idle_ticks`), the closes known."""
         engine = self.engine
-        if self.guard:
-            mids = (self.bids + self.asks) / 2
-            lo, hi = float(mids.min()), float(mids.max())
-            if engine._ticks:
-                window = [p for _, p in engine._ticks]
-                lo, hi = min(lo, min(window)), max(hi, max(window))
-            if lo <= 0 or (hi - lo) / lo * 100 >= engine.params.flash_crash_pct:
-                return False
+        if self.guard and engine.flash_crash_possible((self.bids + self.asks) / 2):
+            return False
         return all(band is not None for band in (engine._bar_band(p)[1] for p in self.live))
 
     def banded(self, start: int) -> tuple[int, bool]:
