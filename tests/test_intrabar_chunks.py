@@ -1,5 +1,5 @@
 """The generated path walked a chunk of bars at a time (`GeneratedPath`, `walk_paths`) gives bit for bit
-the prices and times of the per-bar walk it replaced (kept here as the reference), on the real bars
+the prices and times of the per-bar walk (`walk_vertices`, `synthesise_path`: the reference), on the real bars
 and on edge bars, for both vertex orders and several tick counts."""
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ import polars as pl
 import pytest
 
 from trading.bars import BAR_SCHEMA
-from trading.broker.intrabar import synthesise_path
+from trading.broker.intrabar import synthesise_path, walk_vertices
 from trading.intrabar import (
     BAR_MS,
     CHUNK_BARS,
@@ -24,27 +24,11 @@ from trading.intrabar import (
 )
 
 
-def reference_walk(vertices: tuple[float, float, float, float], n: int, digits: int) -> np.ndarray:
-    """The per-bar walk `GeneratedPath` used before it walked chunks (the "direction" order)."""
-    o = vertices[0]
-    legs = np.abs(np.diff(np.asarray(vertices, dtype=np.float64)))
-    extra = n - 4
-    total = float(legs.sum())
-    share = legs / total * extra if total > 0 else np.array([extra, 0.0, 0.0])
-    counts = np.floor(share).astype(np.int64)
-    for i in np.argsort(-(share - counts), kind="stable")[: extra - int(counts.sum())]:
-        counts[i] += 1
-    pieces = [np.array([o])]
-    for leg in range(3):
-        pieces.append(np.linspace(vertices[leg], vertices[leg + 1], int(counts[leg]) + 2)[1:])
-    return np.round(np.concatenate(pieces), digits)
-
-
 def reference_ticks(bars: pl.DataFrame, bar: int, n: int, order: str, *, point: float = 0.01,
                     digits: int = 2) -> TickArrays:
     o, h, lo, c = (float(x) for x in bars.select("open", "high", "low", "close").row(bar))
     if order == "direction":
-        bid = reference_walk((o, lo, h, c) if c >= o else (o, h, lo, c), n, digits)
+        bid = walk_vertices((o, lo, h, c) if c >= o else (o, h, lo, c), n, digits)
     else:
         bid = synthesise_path((o, h, lo, c), n, digits)
     ask = np.round(bid + float(bars["spread"][bar]) * point, digits)

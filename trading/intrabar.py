@@ -122,8 +122,8 @@ def path_vertices(ohlc: np.ndarray, order: str = "direction") -> np.ndarray:
 
 
 def walk_paths(vertices: np.ndarray, n: int, digits: int) -> np.ndarray:
-    """`synthesise_path` of every row of `vertices` (bars x 4) at once, with the same floating-point
-    operations, so bit for bit the same prices: the `n - 4` interior points are shared out over the
+    """`trading.broker.intrabar.walk_vertices` of every row of `vertices` (bars x 4) at once, with the
+    same floating-point operations, so bit for bit the same prices: the `n - 4` interior points are shared out over the
     three legs by length (largest remainders, ties to the earlier leg, take the leftover), each leg
     walked as `np.linspace` walks it (start + k * step, the vertex itself at its end)."""
     legs = np.abs(np.diff(vertices, axis=1))

@@ -78,7 +78,13 @@ def synthesise_path(bar: BarPrices, n: int, digits: int = 2) -> np.ndarray:
     path = price_path(*bar)
     if n == 4:
         return np.round(np.asarray(path, dtype=np.float64), digits)
-    lengths = np.abs(np.diff(np.asarray(path, dtype=np.float64)))
+    return walk_vertices(path, n, digits)
+
+
+def walk_vertices(vertices: BarPrices, n: int, digits: int = 2) -> np.ndarray:
+    """`n` (>= 4) prices through the four `vertices` in the order given (`synthesise_path` for any
+    vertex order; `trading.intrabar.walk_paths` does the same for many bars at once)."""
+    lengths = np.abs(np.diff(np.asarray(vertices, dtype=np.float64)))
     extra = n - 4
     total = float(lengths.sum())
     share = lengths / total * extra if total > 0 else np.array([extra, 0.0, 0.0])
@@ -86,9 +92,9 @@ def synthesise_path(bar: BarPrices, n: int, digits: int = 2) -> np.ndarray:
     # largest remainders take the leftover points
     for i in np.argsort(-(share - counts), kind="stable")[: extra - int(counts.sum())]:
         counts[i] += 1
-    pieces = [np.array([path[0]])]
+    pieces = [np.array([vertices[0]])]
     for leg in range(3):
         k = int(counts[leg])
-        steps = np.linspace(path[leg], path[leg + 1], k + 2)[1:]  # interior points then the vertex
+        steps = np.linspace(vertices[leg], vertices[leg + 1], k + 2)[1:]  # interior points then the vertex
         pieces.append(steps)
     return np.round(np.concatenate(pieces), digits)
