@@ -71,13 +71,17 @@ def stalled(profits: deque[float], profit: float, params: StrategyParams, unit: 
     return max(last) - min(last) < params.stall_range_atr * unit and profit < -params.stall_loss_atr * unit
 
 
+def tp_trend_points(ml_for: list[float]) -> float:
+    """The ML trend's share of `tp_probability` (0-20): how the last three ML samples moved for the position."""
+    return max(0.0, min(20.0, (ml_for[-1] - ml_for[-3] + 0.3) / 0.6 * 20)) if len(ml_for) >= 3 else 10.0
+
+
 def tp_probability(profit: float, tp_profit: float | None, mom: float, ml_for: list[float], hours: float) -> float:
     """The DOC's take-profit probability score, 0-100 (50 when the TP profit is unknown)."""
     if not tp_profit or tp_profit <= 0:
         return 50.0
     progress = profit / tp_profit * 100
-    trend = max(0.0, min(20.0, (ml_for[-1] - ml_for[-3] + 0.3) / 0.6 * 20)) if len(ml_for) >= 3 else 10.0
-    score = min(40.0, 0.4 * progress) + (mom + 100) / 200 * 30 + trend - min(10.0, 2 * hours)
+    score = min(40.0, 0.4 * progress) + (mom + 100) / 200 * 30 + tp_trend_points(ml_for) - min(10.0, 2 * hours)
     return max(0.0, min(100.0, score))
 
 

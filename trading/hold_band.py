@@ -24,8 +24,9 @@ import numpy as np
 from numba import njit
 
 from trading.domain import Position, Side
-from trading.exits import PositionTracker, momentum
+from trading.exits import PositionTracker, momentum, tp_trend_points
 from trading.parameters import StrategyParams
+from trading.position_manager import stop_improves
 
 # the band's layout: a tick is unsafe when
 LO, HI = 0, 1  # profit <= LO or profit >= HI
@@ -59,12 +60,6 @@ def empty_band() -> np.ndarray:
     band[LO] = -math.inf
     band[KEEP1] = band[KEEP2] = 0.0
     return band
-
-
-def _improves(pos: Position, new_sl: float) -> bool:
-    if pos.side is Side.BUY:
-        return new_sl > pos.sl
-    return pos.sl <= 0 or new_sl < pos.sl
 
 
 def bar_band(pos: Position, b: BarInputs, p: StrategyParams) -> np.ndarray | None:
@@ -104,7 +99,7 @@ def _move_bound(pos: Position, b: BarInputs, p: StrategyParams) -> float:
         return math.inf
     bound = math.inf
     sign = pos.side.sign
-    if pos.sl > 0 and _improves(pos, round(pos.open_price + sign * p.breakeven_buffer_atr * b.atr, 2)):
+    if pos.sl > 0 and stop_improves(pos, round(pos.open_price + sign * p.breakeven_buffer_atr * b.atr, 2)):
         bound = p.breakeven_atr * b.atr
     step = p.trail_step_atr * b.atr
     if b.last_bar_range > p.impulse_range_atr * b.atr:
@@ -179,9 +174,7 @@ def _probability_floor(ml_against: Sequence[float], tp_profit: float | None, mom
         return math.inf if below > 50.0 else -math.inf
     if below > 100:
         return math.inf
-    ml_for = [1 - x for x in ml_against]
-    trend = max(0.0, min(20.0, (ml_for[-1] - ml_for[-3] + 0.3) / 0.6 * 20)) if len(ml_for) >= 3 else 10.0
-    rest = (mom + 100) / 200 * 30 + trend - min(10.0, 2 * hours)
+    rest = (mom + 100) / 200 * 30 + tp_trend_points([1 - x for x in ml_against]) - min(10.0, 2 * hours)
     need = below - rest + 1e-9  # what min(40, 0.4 × progress) must reach
     if need <= 0:
         return -math.inf

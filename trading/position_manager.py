@@ -131,7 +131,8 @@ def urgency(c: PMContext) -> PMAction:
     return HOLD
 
 
-def _improves(position: Position, new_sl: float) -> bool:
+def stop_improves(position: Position, new_sl: float) -> bool:
+    """Whether `new_sl` is a better stop for `position` than its current one (no stop: any is)."""
     if position.side is Side.BUY:
         return new_sl > position.sl
     return position.sl <= 0 or new_sl < position.sl
@@ -145,7 +146,7 @@ def breakeven(c: PMContext) -> PMAction:
     if move < p.breakeven_atr * c.atr:
         return HOLD
     new_sl = round(pos.open_price + pos.side.sign * p.breakeven_buffer_atr * c.atr, 2)
-    if _improves(pos, new_sl):
+    if stop_improves(pos, new_sl):
         return PMAction(PMKind.MOVE_SL, "breakeven", f"moved {move:.2f} ≥ {p.breakeven_atr:g} ATR", new_sl)
     return HOLD
 
@@ -161,7 +162,7 @@ def trailing_stop(c: PMContext) -> PMAction:
     if c.last_bar_range > p.impulse_range_atr * c.atr:
         step = min(step, p.impulse_step_atr * c.atr)
     new_sl = round(c.price - pos.side.sign * step, 2)
-    if _improves(pos, new_sl):
+    if stop_improves(pos, new_sl):
         return PMAction(PMKind.MOVE_SL, "trailing_stop", f"trail {step:.2f} behind {c.price:.2f}", new_sl)
     return HOLD
 
