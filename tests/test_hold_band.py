@@ -84,8 +84,8 @@ def path(rng: random.Random, pos: Position, inputs: BarInputs, n: int) -> np.nda
 
 def scan(pos: Position, prices: np.ndarray, tracker: PositionTracker, band: np.ndarray) -> int:
     stepped = np.ones(prices.size, dtype=np.bool_)
-    bad, _ = first_unsafe(prices, stepped, 0, prices.size, pos.open_price, float(pos.side.sign),
-                          SPEC.money_per_price_unit(pos.volume), pos.swap, tracker.peak_profit, band)
+    bad = first_unsafe(prices, stepped, 0, prices.size, pos.open_price, float(pos.side.sign),
+                       SPEC.money_per_price_unit(pos.volume), pos.swap, tracker.peak_profit, band)
     return prices.size if bad < 0 else bad
 
 

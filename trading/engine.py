@@ -40,6 +40,7 @@ from trading.exits import ExitContext, ExitVerdict, PositionTracker, evaluate_ex
 from trading.gates import EntryContext, GateResult, NewsStatus, evaluate_gates, first_block
 from trading.hold_band import (
     BarInputs,
+    ClockRules,
     bar_band,
     clock_rules,
     first_unsafe,
@@ -483,7 +484,7 @@ class TradingEngine:
         assert self.account is not None
         fixed = self._fixed_inputs(pos)[1]
         cached = self._bands.get(pos.ticket)
-        if cached is not None and cached[0] is fixed and cached[1] == (pos.sl, self.account.balance):
+        if cached is not None and cached[0] is fixed and cached[1] == pos.sl:  # `fixed` is keyed by the balance
             return cached[2], cached[3]
         atr, unit, ml_against, dangerous, rsi, closes, bar_range, tp_profit, daily_loss, daily_limit = fixed
         score = urgency_score(PMContext(
@@ -495,7 +496,7 @@ class TradingEngine:
                            last_bar_range=bar_range, tp_profit=tp_profit, balance=self.account.balance,
                            daily_loss=daily_loss, daily_limit=daily_limit)
         band = bar_band(pos, inputs, self.params)
-        self._bands[pos.ticket] = (fixed, (pos.sl, self.account.balance), inputs, band)
+        self._bands[pos.ticket] = (fixed, pos.sl, inputs, band)
         return inputs, band
 
     def take_open_ticks(self, times_ms: np.ndarray, bids: np.ndarray, asks: np.ndarray, last_step: int | None,
@@ -948,6 +949,21 @@ def _position_from_dict(d: dict[str, Any]) -> Position:
 __all__ = ["ChangeResult", "EngineSnapshot", "GateResult", "TradingEngine"]
 
 
+@dataclass(slots=True)
+class _Held:
+    """A position as `_OpenTake.banded` scans it: its closing prices and bands for the call."""
+
+    pos: Position
+    prices: np.ndarray  # bids for a BUY, asks for a SELL
+    swap: float
+    mult: float  # money per price unit for its volume
+    sign: float
+    tracker: PositionTracker
+    inputs: BarInputs
+    base: np.ndarray  # hold_band.bar_band
+    clock: ClockRules
+
+
 class _OpenTake:
     """One `TradingEngine.take_open_ticks` call: its ticks, taken one by one (`one`) or in stretches
     the hold bands clear (`banded`), and the step's records left as stepping would (`finish`)."""
@@ -1027,8 +1043,8 @@ class _OpenTake:
             if clock is None or clock.closes:
                 return start, False
             until = min(until, clock.until_ms)
-            rows.append((pos, self.bids if buy else self.asks, swap, inputs, base, engine._tracker(pos.ticket),
-                         broker.spec.money_per_price_unit(pos.volume), float(pos.side.sign), clock))
+            rows.append(_Held(pos, self.bids if buy else self.asks, swap, broker.spec.money_per_price_unit(pos.volume),
+                              float(pos.side.sign), engine._tracker(pos.ticket), inputs, base, clock))
         limit = int(np.searchsorted(times, until, side="left"))
         if limit <= start:
             return start, True
@@ -1036,36 +1052,20 @@ class _OpenTake:
         i = self._stretch(start, limit, rows, period)
         while i < limit:
             end = limit
-            for pos, prices, swap, inputs, _base, tracker, _mult, _sign, _clock in rows:
-                due = _sample_due(tracker, period)
+            for row in rows:
+                due = _sample_due(row.tracker, period)
                 if stepped[i] and int(times[i]) >= due:  # the sample a step would take here
-                    now = _EPOCH + timedelta(milliseconds=int(times[i]))
-                    tracker.observe(broker.profit_at(pos, float(prices[i])) + swap, now, inputs.ml_against, params,
-                                    inputs.unit)
-                    due = _sample_due(tracker, period)
+                    self._sample(row, i)
+                    due = _sample_due(row.tracker, period)
                 k = int(np.searchsorted(step_times, due, side="left"))
                 if k < steps.size:
                     end = min(end, max(int(steps[k]), i + 1))
-            stop = end
-            scans = []
-            for pos, prices, swap, inputs, base, tracker, mult, sign, clock in rows:
-                band = sample_band(base, tracker, inputs, params, hours_between(pos.open_time, int(times[end - 1])),
-                                   clock)
-                if band is None:
-                    bad, best = i, -1
-                else:
-                    bad, best = first_unsafe(prices, stepped, i, end, pos.open_price, sign, mult, swap,
-                                             tracker.peak_profit, band)
-                if bad >= 0:
-                    stop = min(stop, bad)
-                scans.append((band, best))
-            for (pos, prices, swap, _inputs, _base, tracker, mult, sign, _clock), (band, best) in zip(
-                    rows, scans, strict=True):
-                if stop < end and len(rows) > 1 and band is not None:  # the best tick before the earliest stop
-                    best = first_unsafe(prices, stepped, i, stop, pos.open_price, sign, mult, swap,
-                                        tracker.peak_profit, band)[1]
-                if best >= 0 and best < stop:  # the peak a step on each of those ticks would have left
-                    tracker.peak_profit = max(tracker.peak_profit, broker.profit_at(pos, float(prices[best])) + swap)
+            # the latest hour of the stretch: the TP probability falls with the hours open
+            bands = [sample_band(r.base, r.tracker, r.inputs, params, hours_between(r.pos.open_time,
+                                                                                    int(times[end - 1])), r.clock)
+                     for r in rows]
+            stop = self._first_unsafe(rows, bands, i, end)
+            self._raise_peaks(rows, i, stop)
             if stop < end:
                 self._commit(start, stop)
                 return stop, True
@@ -1073,43 +1073,61 @@ class _OpenTake:
         self._commit(start, limit)
         return limit, True
 
-    def _stretch(self, start: int, limit: int, rows: list[Any], period: int) -> int:
+    def _stretch(self, start: int, limit: int, rows: list[_Held], period: int) -> int:
         """Take the ticks from `start` that the positions' stretch bands (valid across profit samples)
         clear in one scan each; the samples in them are then taken as steps would have. Returns the
         first tick not taken."""
-        engine, times = self.engine, self.times
-        params, broker = engine.params, engine.broker
-        assert isinstance(broker, PaperBroker)
-        stepped, steps, step_times = self._steps()
-        stop, scans = limit, []
-        for pos, prices, swap, inputs, base, tracker, mult, sign, clock in rows:
-            band = stretch_band(base, tracker, inputs, params, hours_between(pos.open_time, int(times[limit - 1])),
-                                clock)
-            if band is None:
-                return start
-            bad, best = first_unsafe(prices, stepped, start, limit, pos.open_price, sign, mult, swap,
-                                     tracker.peak_profit, band)
-            if bad >= 0:
-                stop = min(stop, bad)
-            scans.append((band, best))
+        times, params = self.times, self.engine.params
+        _stepped, steps, step_times = self._steps()
+        bands = [stretch_band(r.base, r.tracker, r.inputs, params, hours_between(r.pos.open_time, int(times[limit - 1])),
+                              r.clock) for r in rows]
+        if any(band is None for band in bands):
+            return start
+        stop = self._first_unsafe(rows, bands, start, limit)
         if stop == start:
             return start
-        for (pos, prices, swap, inputs, _base, tracker, mult, sign, _clock), (band, best) in zip(
-                rows, scans, strict=True):
-            if stop < limit and len(rows) > 1:
-                best = first_unsafe(prices, stepped, start, stop, pos.open_price, sign, mult, swap,
-                                    tracker.peak_profit, band)[1]
-            due = _sample_due(tracker, period)
-            k = int(np.searchsorted(step_times, due, side="left"))
-            while k < steps.size and (j := int(steps[k])) < stop:  # the samples steps would have taken
-                t = int(times[j])
-                tracker.observe(broker.profit_at(pos, float(prices[j])) + swap,
-                                _EPOCH + timedelta(milliseconds=t), inputs.ml_against, params, inputs.unit)
-                k = int(np.searchsorted(step_times, t + period, side="left"))
-            if 0 <= best < stop:
-                tracker.peak_profit = max(tracker.peak_profit, broker.profit_at(pos, float(prices[best])) + swap)
+        for row in rows:  # the samples steps would have taken before it
+            k = int(np.searchsorted(step_times, _sample_due(row.tracker, period), side="left"))
+            while k < steps.size and (j := int(steps[k])) < stop:
+                self._sample(row, j)
+                k = int(np.searchsorted(step_times, int(times[j]) + period, side="left"))
+        self._raise_peaks(rows, start, stop)
         self._commit(start, stop)
         return stop
+
+    def _sample(self, row: _Held, j: int) -> None:
+        """The profit sample a step on tick `j` takes on the position's tracker."""
+        broker, params = self.engine.broker, self.engine.params
+        assert isinstance(broker, PaperBroker)
+        now = _EPOCH + timedelta(milliseconds=int(self.times[j]))
+        row.tracker.observe(broker.profit_at(row.pos, float(row.prices[j])) + row.swap, now, row.inputs.ml_against,
+                            params, row.inputs.unit)
+
+    def _first_unsafe(self, rows: list[_Held], bands: list[np.ndarray | None], start: int, end: int) -> int:
+        """The first tick of [start, end) some position's band does not clear (`end`: none); scanned
+        with the trackers' peaks as they are, so before any of them changes."""
+        stepped = self._steps()[0]
+        stop = end
+        for row, band in zip(rows, bands, strict=True):
+            bad = start if band is None else first_unsafe(row.prices, stepped, start, stop, row.pos.open_price,
+                                                          row.sign, row.mult, row.swap, row.tracker.peak_profit,
+                                                          band)
+            if bad >= 0:
+                stop = min(stop, bad)
+        return stop
+
+    def _raise_peaks(self, rows: list[_Held], start: int, stop: int) -> None:
+        """Each tracker's peak as steps on the stepped ticks of [start, stop) would have left it: the
+        profit at the best price among them (profit rises with the price moving for the position)."""
+        broker = self.engine.broker
+        assert isinstance(broker, PaperBroker)
+        taken = self._stepped_in(start, stop)
+        if taken.size == 0:
+            return
+        for row in rows:
+            best = int(taken[np.argmax((row.prices[taken] - row.pos.open_price) * row.sign)])
+            row.tracker.peak_profit = max(row.tracker.peak_profit,
+                                          broker.profit_at(row.pos, float(row.prices[best])) + row.swap)
 
     def _steps(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Which ticks a step runs on (the first of each step second), their indices and times. Valid
@@ -1124,10 +1142,14 @@ class _OpenTake:
             self._stepped = (stepped, steps, self.times[steps])
         return self._stepped
 
+    def _stepped_in(self, start: int, stop: int) -> np.ndarray:
+        """The indices of the stepped ticks in [start, stop)."""
+        steps = self._steps()[1]
+        return steps[np.searchsorted(steps, start):np.searchsorted(steps, stop)]
+
     def _commit(self, start: int, stop: int) -> None:
         """Record the stepped ticks of [start, stop) as steps would: the flash-crash window, the step."""
-        steps = self._steps()[1]
-        taken = steps[(steps >= start) & (steps < stop)]
+        taken = self._stepped_in(start, stop)
         if taken.size == 0:
             return
         last = int(taken[-1])

@@ -245,11 +245,9 @@ def hours_between(open_time: datetime, now_ms: int) -> float:
 
 @njit(cache=True)
 def first_unsafe(prices: np.ndarray, stepped: np.ndarray, start: int, end: int, open_price: float, sign: float,
-                 money_per_unit: float, swap: float, peak: float, band: np.ndarray) -> tuple[int, int]:
-    """The first stepped tick in [start, end) the band does not clear (-1: none), and the stepped
-    tick before it with the best price for the position (-1: none), for the exact peak."""
+                 money_per_unit: float, swap: float, peak: float, band: np.ndarray) -> int:
+    """The first stepped tick in [start, end) the band does not clear (-1: none)."""
     eps = PROFIT_MARGIN
-    best, best_move = -1, -np.inf
     for i in range(start, end):
         if not stepped[i]:
             continue
@@ -263,7 +261,5 @@ def first_unsafe(prices: np.ndarray, stepped: np.ndarray, start: int, end: int, 
                 or move >= band[6] - 1e-9
                 or (top > band[7] and profit - eps < band[8] * top)
                 or (top > band[9] and profit - eps < band[10] * top)):
-            return i, best
-        if move > best_move:
-            best, best_move = i, move
-    return -1, best
+            return i
+    return -1
