@@ -89,6 +89,23 @@ def scan(pos: Position, prices: np.ndarray, tracker: PositionTracker, band: np.n
     return prices.size if bad < 0 else bad
 
 
+def judge_path(pos: Position, prices: np.ndarray, times: list[datetime], cleared_to: int, inputs: BarInputs,
+               tracker: PositionTracker, ctx: tuple, closes: tuple[datetime, datetime] | None = None,
+               ) -> tuple[int, int]:
+    """Judge the path tick by tick until a rule acts: every tick before `cleared_to` (those the band
+    cleared) must hold. Returns how many ticks were cleared and how many held."""
+    cleared = quiet = 0
+    for i, (price, now) in enumerate(zip(prices.tolist(), times, strict=True)):
+        ok = holds(pos, price, now, inputs, tracker, ctx, closes=closes)
+        if i < cleared_to:
+            assert ok, (i, cleared_to, pos, inputs, price)
+            cleared += 1
+        if not ok:
+            break
+        quiet += 1
+    return cleared, quiet
+
+
 @pytest.mark.parametrize("seed", range(4))
 def test_a_sample_band_clears_only_ticks_on_which_every_rule_holds(seed: int) -> None:
     rng = random.Random(seed)
@@ -103,14 +120,8 @@ def test_a_sample_band_clears_only_ticks_on_which_every_rule_holds(seed: int) ->
         band = sample_band(base, tracker, inputs, P, 1.01)
         prices = path(rng, pos, inputs, 12)
         k = 0 if band is None else scan(pos, prices, tracker, band)
-        for i, price in enumerate(prices.tolist()):
-            ok = holds(pos, price, now, inputs, tracker, ctx)
-            if i < k:
-                assert ok, (seed, i, k, pos, inputs, price, band)
-                cleared += 1
-            if not ok:
-                break
-            quiet += 1
+        c, q = judge_path(pos, prices, [now] * prices.size, k, inputs, tracker, ctx)
+        cleared, quiet = cleared + c, quiet + q
     assert cleared > 0.5 * quiet  # a band is not a refusal: most quiet ticks clear
 
 
@@ -128,14 +139,9 @@ def test_a_stretch_band_holds_across_the_samples_taken_in_the_stretch(seed: int)
         band = stretch_band(base, tracker, inputs, P, 1.3)
         prices = path(rng, pos, inputs, n)
         k = 0 if band is None else scan(pos, prices, tracker, band)
-        for i, price in enumerate(prices.tolist()):
-            ok = holds(pos, price, T0 + timedelta(hours=1, seconds=15 * i), inputs, tracker, ctx)
-            if i < k:
-                assert ok, (seed, i, k, pos, inputs, price, band)
-                cleared += 1
-            if not ok:
-                break
-            quiet += 1
+        times = [T0 + timedelta(hours=1, seconds=15 * i) for i in range(n)]
+        c, q = judge_path(pos, prices, times, k, inputs, tracker, ctx)
+        cleared, quiet = cleared + c, quiet + q
     assert cleared > 0.3 * quiet
 
 
@@ -218,14 +224,8 @@ def test_the_clock_rules_hold_until_their_next_phase(seed: int, kind: str) -> No
                 else sample_band(base, tracker, inputs, P, hours, clock))
         prices = path(rng, pos, inputs, n)
         k = 0 if band is None else min(limit, scan(pos, prices, tracker, band))
-        for i, price in enumerate(prices.tolist()):
-            if times[i] >= min(daily, weekly):
-                break  # the market is closed
-            ok = holds(pos, price, times[i], inputs, tracker, ctx, closes=(daily, weekly))
-            if i < k:
-                assert ok, (seed, i, k, pos, inputs, price, band, clock)
-                cleared += 1
-            if not ok:
-                break
-            quiet += 1
+        open_ticks = sum(1 for t in times if t < min(daily, weekly))  # then the market is closed
+        c, q = judge_path(pos, prices[:open_ticks], times[:open_ticks], k, inputs, tracker, ctx,
+                          closes=(daily, weekly))
+        cleared, quiet = cleared + c, quiet + q
     assert cleared > 0.2 * quiet
