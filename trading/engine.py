@@ -89,7 +89,8 @@ def market_minutes(now: datetime) -> tuple[float | None, float | None]:
 
 
 # the gates before the lot's own read no lot: a block among them needs no sizing
-_LOT_FREE_GATES = frozenset(GATE_NAMES[:GATE_NAMES.index("lot_size")])
+_LOT_FREE_GATES = GATE_NAMES[:GATE_NAMES.index("lot_size")]
+_LOT_GATES = GATE_NAMES[len(_LOT_FREE_GATES):]
 DEAL_LOOKBACK = timedelta(days=1)  # how far before a position's open its deals are searched
 ESTIMATE_RECHECK = timedelta(seconds=5)  # how often a close booked at an estimate looks for its deals
 ESTIMATE_WATCH = timedelta(days=1)  # then the start-up reconcile is left to find them (bounded work)
@@ -771,13 +772,14 @@ class TradingEngine:
     def _gates(self, ctx: EntryContext, account: AccountInfo, full: bool) -> tuple[LotSize | None, tuple[GateResult, ...]]:
         """The lot and the gates' verdicts. A recorder that keeps no decisions (a backtest's) needs only
         the verdict: the gates up to the first block, and no sizing when a gate before the lot's blocks."""
-        if not full:
-            gates = evaluate_gates(ctx, until_block=True)
-            block = first_block(gates)
-            if block is not None and block.name in _LOT_FREE_GATES:
-                return None, gates
+        if full:
+            lot = self._size(ctx.analysis, ctx.mode.mode, account.balance, account.free_margin)
+            return lot, evaluate_gates(replace(ctx, lot=lot))
+        head = evaluate_gates(ctx, until_block=True, names=_LOT_FREE_GATES)
+        if first_block(head) is not None:
+            return None, head
         lot = self._size(ctx.analysis, ctx.mode.mode, account.balance, account.free_margin)
-        return lot, evaluate_gates(replace(ctx, lot=lot), until_block=not full)
+        return lot, head + evaluate_gates(replace(ctx, lot=lot), until_block=True, names=_LOT_GATES)
 
     def _stops_for(self, side_sign: int, price: float, sl: float, tp: float, lots: float, balance: float) -> tuple[float, float]:
         """Min SL distance and the emergency cap at `emergency_sl_pct` of balance (decision 7)."""

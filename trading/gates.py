@@ -306,14 +306,17 @@ GATES: dict[str, Gate] = {
 assert tuple(GATES) == GATE_NAMES
 
 
-def evaluate_gates(ctx: EntryContext, *, until_block: bool = False) -> tuple[GateResult, ...]:
+def evaluate_gates(ctx: EntryContext, *, until_block: bool = False,
+                   names: Sequence[str] = GATE_NAMES) -> tuple[GateResult, ...]:
     """Every gate's verdict in decision-2 order; a disabled gate passes as 'disabled'.
 
     `until_block` stops after the first blocking gate: the same verdict and first block, for a caller
-    that keeps no record of the other gates (a backtest)."""
+    that keeps no record of the other gates (a backtest). `names`: only these gates (a run of
+    `GATE_NAMES`, in its order), for a caller that judges the gates in parts."""
     out = []
     enabled = ctx.params.gate_enabled
-    for name, gate in GATES.items():
+    for name in names:
+        gate = GATES[name]
         if not enabled(name):
             out.append(GateResult(name, True, "disabled"))
             continue
