@@ -5,7 +5,8 @@ and with M1 detail (M1 bars built from the 60-tick path: 4 ticks a minute, 60 a 
 M1 detail code), SMC-only and with models (the active pair of --models-dir, or a pair trained on the
 file into a temporary registry first: the "full pipeline"); then synthetic files of growing size with
 the 60-tick path, SMC-only (it trades the most) with the loss limits off (SCALE_CONFIG), with the
-process's peak RSS after each, to show time linear and memory flat in bars.
+process's peak RSS after each, to show time linear in bars and what memory grows with (the input
+frame and the results; the loop's own state does not).
 Issue 12's targets: >= 5,000 bars/s generated, >= 2,000 bars/s with M1 detail, 141,000 bars < 90 s.
 """
 
