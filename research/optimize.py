@@ -284,7 +284,9 @@ class RayExecutor:
         self._ray = ray
         self._own = not ray.is_initialized()
         if self._own:
-            ray.init(address=address, **(init_kwargs or {}))
+            from research.ray_connect import init_ray
+
+            init_ray(ray, address, **(init_kwargs or {}))
         self._ref = ray.put(data)
         self._task = ray.remote(_ray_score)
 

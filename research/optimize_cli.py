@@ -62,6 +62,10 @@ def _executor(args: argparse.Namespace, data: Any) -> Any:
 
 
 def cmd_optimize(args: argparse.Namespace) -> int:
+    if args.ray:
+        from research.ray_connect import check_reachable
+
+        check_reachable(args.ray)  # before anything is loaded or prepared: a wrong address costs a second
     from rich.console import Console
     from rich.progress import (
         BarColumn,
