@@ -10,9 +10,11 @@ The bars are cut into `folds` walk-forward windows and a final hold-out window:
 Each fold's models are trained on its train window only (once, before any trial); a trial is one
 set of parameters traded over the test windows 1..k, chained as one account whose risk counters
 (the total-loss reference, a total stop) carry from fold to fold as a live restart keeps them.
-The objective is the annualised Sharpe ratio of that account's daily returns; a set that trades
-fewer than `min_trades` times over the folds scores TOO_FEW_TRADES (plus a little per trade, so the
-search still climbs towards trading), below any real Sharpe: not trading must not win by default.
+The objective is the annualised Sharpe ratio of that account's daily returns. A set that trades
+fewer than `min_trades` times over the folds (by default one trade per 200 traded bars, at least
+10: `min_trades_for`) is not scored: its Sharpe is kept as measured, but it can never be chosen,
+and the sampler is told by an Optuna constraint (trades short of the minimum) so that it still climbs
+towards sets that trade. No sentinel number stands in for a score anywhere.
 The hold-out window
 comes after every test window and is never seen by the objective: the chosen parameters, the
 current defaults and the baselines are traded there once, for the report.
@@ -32,13 +34,13 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import polars as pl
 
 from research.walkforward import Chained, TrainOptions, smc_only_config
 from trading.analyzer import AnalysisFrame
 from trading.backtest import BacktestConfig, RandomSide, run_backtest
 from trading.parameters import SEARCH_SPACE, ParamRange, StrategyParams
+from trading.returns import annual_sharpe, daily_returns
 
 # the meta-model's EV gate (trading.gates.ml_confidence): its P(win) floor (0: the floor fitted on the
 # model's validation slice) and the EV margin in R; searched only when the windows trade with models
@@ -46,8 +48,15 @@ ML_SEARCH_SPACE: dict[str, ParamRange] = {
     "ml_min_win_prob": ParamRange(0.0, 0.6, 0.05),
     "ml_min_ev_r": ParamRange(0.0, 0.5, 0.05),
 }
-TRADING_DAYS = 252
-TOO_FEW_TRADES = -100.0
+BARS_PER_REQUIRED_TRADE = 200  # about two trading days of M15 bars
+MIN_TRADES_FLOOR = 10
+# what a stored study's objective means; a study stored under another scoring is refused, not mixed
+SCORING = "annual Sharpe of the folds; sets below the trade minimum unscored (constraint)"
+
+
+def min_trades_for(plan_folds: int, test_bars: int) -> int:
+    """The trade count a set needs over the folds to be scored: one per 200 traded bars, at least 10."""
+    return max(MIN_TRADES_FLOOR, math.ceil(plan_folds * test_bars / BARS_PER_REQUIRED_TRADE))
 
 
 @dataclass(frozen=True, slots=True)
@@ -168,10 +177,12 @@ def prepare(bars: pl.DataFrame, plan: OptimizationPlan, config: BacktestConfig, 
 class Score:
     """A parameter set's figures over a set of windows traded as one account."""
 
-    objective: float  # annualised Sharpe of the daily returns
+    objective: float  # annualised Sharpe of the daily returns, as measured
     daily_returns: tuple[float, ...]
     metrics: dict[str, Any]
     halts: tuple[dict[str, Any], ...] = ()
+    scored: bool = True  # False: fewer trades over the folds than the minimum; never chosen
+    shortfall: int = 0  # trades short of the minimum over the folds (<= 0: enough)
 
 
 def params_for(values: dict[str, float], base: StrategyParams) -> StrategyParams:
@@ -180,23 +191,6 @@ def params_for(values: dict[str, float], base: StrategyParams) -> StrategyParams
     for k, v in values.items():
         changes[k] = round(v) if kinds[k] in ("int", int) else float(v)
     return replace(base, **changes)
-
-
-def daily_returns(times: Sequence[datetime], equity: np.ndarray) -> np.ndarray:
-    """Close-to-close returns of the equity's last value per UTC day."""
-    if len(times) < 2:
-        return np.zeros(0)
-    days = pl.DataFrame({"t": list(times), "e": np.asarray(equity, dtype=float)}).group_by_dynamic(
-        "t", every="1d").agg(pl.col("e").last())
-    e = days["e"].to_numpy()
-    return np.diff(e) / e[:-1] if e.size > 1 else np.zeros(0)
-
-
-def annual_sharpe(r: np.ndarray) -> float:
-    if r.size < 2:
-        return 0.0
-    sd = float(r.std(ddof=1))
-    return float(r.mean() / sd * math.sqrt(TRADING_DAYS)) if sd > 0 else 0.0
 
 
 def trade_windows(values: dict[str, float], data: OptimizationData, windows: Sequence[Window],
@@ -219,14 +213,13 @@ def trade_windows(values: dict[str, float], data: OptimizationData, windows: Seq
 
 def score(values: dict[str, float], data: OptimizationData, windows: Sequence[Window] | None = None,
           variant: str = "strategy") -> Score:
-    """The figures of `values` over `windows` (default: the folds). Only the folds' objective applies
-    the minimum trade count; on other windows the objective is the plain Sharpe."""
+    """The figures of `values` over `windows` (default: the folds). Only on the folds does the minimum
+    trade count apply: a set below it is `scored=False` (its Sharpe kept as measured)."""
     account = trade_windows(values, data, data.folds if windows is None else windows, variant)
     r = daily_returns(account.times, account.equity_array())
-    objective = annual_sharpe(r)
-    if windows is None and len(account.trades) < data.min_trades:
-        objective = TOO_FEW_TRADES + len(account.trades) / data.min_trades
-    return Score(objective, tuple(float(x) for x in r), account.metrics(), tuple(h.to_dict() for h in account.halts))
+    shortfall = 0 if windows is not None else data.min_trades - len(account.trades)
+    return Score(annual_sharpe(r), tuple(float(x) for x in r), account.metrics(),
+                 tuple(h.to_dict() for h in account.halts), shortfall <= 0, shortfall)
 
 
 # ------------------------------------------------------------------------------------ executors
@@ -313,6 +306,7 @@ class TrialRecord:
     daily_returns: tuple[float, ...]
     trades: int
     net_profit: float
+    scored: bool = True  # traded at least the minimum over the folds
 
 
 def distributions(space: dict[str, ParamRange]) -> dict[str, Any]:
@@ -334,7 +328,7 @@ def fingerprint(bars: pl.DataFrame, plan: OptimizationPlan, data: OptimizationDa
             "plan": [plan.folds, plan.train_bars, plan.test_bars, plan.holdout_bars, plan.warmup],
             "space": {k: [r.low, r.high, r.step] for k, r in data.space.items()},
             "balance": data.config.balance, "commission": data.config.commission_per_lot,
-            "min_trades": data.min_trades}
+            "min_trades": data.min_trades, "scoring": SCORING}
 
 
 def open_study(name: str, storage: str | Path, seed: int, setup: dict[str, Any]) -> Any:
@@ -350,7 +344,8 @@ def open_study(name: str, storage: str | Path, seed: int, setup: dict[str, Any])
         study.set_user_attr("setup", setup)
         study.set_user_attr("seed", seed)
     elif saved != setup:
-        raise ValueError(f"study {name!r} in {storage} was run on other data or ranges; use another --study name")
+        raise ValueError(f"study {name!r} in {storage} was run on other data, ranges or scoring; "
+                         "use another --study name")
     elif study.user_attrs.get("seed") != seed:
         raise ValueError(f"study {name!r} was started with --seed {study.user_attrs.get('seed')}; resume with that seed")
     for t in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,)):
@@ -383,6 +378,10 @@ def run_trials(study: Any, executor: Any, space: dict[str, ParamRange], n_trials
             t.set_user_attr("trades", s.metrics["trades"])
             t.set_user_attr("net_profit", s.metrics["net_profit"])
             t.set_user_attr("max_drawdown_pct", s.metrics["max_drawdown_pct"])
+            t.set_user_attr("scored", s.scored)
+            # TPE ranks a trial with a positive constraint below every feasible one, nearer ones first:
+            # the search climbs towards sets that trade without any stand-in score
+            t.set_constraint("trades_short_of_minimum", s.shortfall)
             study.tell(t, s.objective)
         done += len(trials)
         if progress:
@@ -400,7 +399,8 @@ def trial_records(study: Any) -> list[TrialRecord]:
     out = []
     for t in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,)):
         out.append(TrialRecord(t.number, clean(t.params), float(t.value), tuple(t.user_attrs.get("daily_returns", ())),
-                               int(t.user_attrs.get("trades", 0)), float(t.user_attrs.get("net_profit", 0.0))))
+                               int(t.user_attrs.get("trades", 0)), float(t.user_attrs.get("net_profit", 0.0)),
+                               bool(t.user_attrs.get("scored", True))))
     return out
 
 

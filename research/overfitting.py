@@ -19,17 +19,10 @@ from statistics import NormalDist
 
 import numpy as np
 
+from trading.returns import sharpe  # the one definition (trading.returns)
+
 EULER_GAMMA = 0.5772156649015329
 _N = NormalDist()
-
-
-def sharpe(returns: np.ndarray) -> float:
-    """Mean over sample standard deviation; 0 for a flat or too short series."""
-    r = np.asarray(returns, dtype=float)
-    if r.size < 2:
-        return 0.0
-    sd = float(r.std(ddof=1))
-    return float(r.mean() / sd) if sd > 0 else 0.0
 
 
 def moments(returns: np.ndarray) -> tuple[float, float]:

@@ -12,6 +12,7 @@ import pytest
 from research import optimize as opt
 from trading.backtest import BacktestConfig
 from trading.parameters import SEARCH_SPACE, ParamRange, StrategyParams
+from trading.returns import annual_sharpe, daily_returns
 
 SMALL_PLAN = opt.OptimizationPlan(folds=2, train_bars=400, test_bars=500, holdout_bars=300, warmup=200)
 
@@ -90,13 +91,33 @@ def test_score_is_deterministic_and_the_objective_is_the_fold_sharpe(data: opt.O
     assert a == b
     account = opt.trade_windows(values, data, data.folds)
     assert a.metrics == account.metrics()
-    assert a.objective == pytest.approx(opt.annual_sharpe(opt.daily_returns(account.times, account.equity_array())))
+    assert a.objective == pytest.approx(annual_sharpe(daily_returns(account.times, account.equity_array())))
 
 
-def test_too_few_trades_score_below_any_sharpe(data: opt.OptimizationData) -> None:
+def test_too_few_trades_leave_a_set_unscored_with_its_real_sharpe(data: opt.OptimizationData) -> None:
     strict = opt.OptimizationData(data.folds, data.holdout, data.config, data.space, min_trades=10_000)
-    s = opt.score(opt.default_values(data.space), strict)
-    assert opt.TOO_FEW_TRADES <= s.objective < opt.TOO_FEW_TRADES + 1
+    values = opt.default_values(data.space)
+    s, free = opt.score(values, strict), opt.score(values, data)
+    assert not s.scored and free.scored
+    assert s.objective == free.objective  # the measured Sharpe, never a stand-in number
+    assert opt.score(values, strict, [data.holdout]).scored  # the minimum applies to the folds only
+
+
+def test_min_trades_scales_with_the_fold_bars() -> None:
+    assert opt.min_trades_for(3, 2000) == 30
+    assert opt.min_trades_for(2, 250) == opt.MIN_TRADES_FLOOR
+    assert opt.min_trades_for(4, 5000) == 100
+
+
+def test_the_sampler_is_told_the_trade_shortfall_as_a_constraint(tmp_path: Path,
+                                                                 data: opt.OptimizationData) -> None:
+    strict = opt.OptimizationData(data.folds, data.holdout, data.config, data.space, min_trades=10_000)
+    study = opt.open_study("c", tmp_path / "c.db", 5, {"test": 1})
+    opt.run_trials(study, opt.LocalExecutor(strict, 1), strict.space, 2, batch=2)
+    for t in study.get_trials():
+        assert t.constraints == {"trades_short_of_minimum": 10_000 - t.user_attrs["trades"]}
+        assert t.user_attrs["scored"] is False
+    assert not any(r.scored for r in opt.trial_records(study))
 
 
 def _run_study(tmp_path: Path, data: opt.OptimizationData, name: str, executor, n: int, seed: int = 5):
@@ -166,6 +187,32 @@ def test_cli_optimize_reports_no_edge_and_changes_nothing(shared_bars_path: Path
     else:
         assert "No edge found" in text and body["proposal"] is None
         assert not (tmp_path / "xaubot-proposal.json").exists()
+
+
+def test_cli_optimize_with_no_scored_trial_says_why_and_chooses_nothing(shared_bars_path: Path, tmp_path: Path,
+                                                                        capsys) -> None:
+    from main import main
+
+    bars = tmp_path / "bars.parquet"
+    pl.read_parquet(shared_bars_path).head(1200).write_parquet(bars)
+    out = tmp_path / "opt.json"
+    args = ["optimize", "--data", str(bars), "--smc-only", "--trials", "2", "--batch", "2", "--folds", "2",
+            "--train-bars", "400", "--holdout-bars", "300", "--min-trades", "5000",
+            "--storage", str(tmp_path / "s.db"), "--json", str(out)]
+    assert main(args) == 0
+    body = json.loads(out.read_text())
+    text = capsys.readouterr().out
+    assert body["chosen"] is None and body["scored_trials"] == 0 and body["proposal"] is None
+    assert "chosen" not in body["holdout"] and {"defaults", "smc_only", "random", "buy_and_hold"} == set(body["holdout"])
+    assert body["deflated_sharpe"] is None and body["pbo"] is None and body["sensitivity_worst_change"] is None
+    assert body["folds"]["defaults_objective"] is None
+    assert [n for n, _ in body["trades_per_trial"]] == [0, 1]
+    reason = " ".join(body["verdict"]["reasons"])
+    assert "no trial traded at least 5000 times" in reason and "trades per trial" in reason and "--folds" in reason
+    flat = text.replace("\n", " ")
+    assert "No trial was scored" in flat and "-99" not in flat and "-100" not in flat and "+0.00" not in flat
+    assert "-99" not in out.read_text() and "-100.0" not in out.read_text()
+    assert (tmp_path / "xaubot-trials.png").read_bytes()[:4] == b"\x89PNG"
 
 
 def test_cli_optimize_refuses_bad_input(shared_bars_path: Path, capsys) -> None:

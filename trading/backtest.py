@@ -30,6 +30,7 @@ from trading.engine import Analyzer, TradingEngine
 from trading.intrabar import DEFAULT_TICKS_PER_BAR, TickPath
 from trading.parameters import StrategyParams
 from trading.records import MemoryRecorder, OpenedTrade
+from trading.returns import annual_sharpe, annual_sortino, daily_returns
 from trading.risk.modes import RiskLimits, RiskMode, RiskState, risk_state_to_dict
 from trading.simulation import MarketLoop, SimClock, history_window
 
@@ -282,24 +283,13 @@ def _drawdown(equity: np.ndarray) -> tuple[float, np.ndarray]:
     return float(dd.max() * 100), dd
 
 
-def _daily_returns(times: list[datetime], equity: np.ndarray) -> np.ndarray:
-    if equity.size < 2:
-        return np.zeros(0)
-    days = pl.DataFrame({"t": times, "e": equity}).group_by_dynamic("t", every="1d").agg(pl.col("e").last())
-    e = days["e"].to_numpy()
-    return np.diff(e) / e[:-1] if e.size > 1 else np.zeros(0)
-
-
 def compute_metrics(trades: list[ClosedTrade], opened: list[OpenedTrade], times: list[datetime],
                     equity: np.ndarray, start_balance: float) -> dict[str, Any]:
     profits = np.array([t.profit for t in trades], dtype=float)
     wins, losses = profits[profits > 0], profits[profits < 0]
     gross_win, gross_loss = float(wins.sum()), float(-losses.sum())
     max_dd, _ = _drawdown(equity)
-    rets = _daily_returns(times, equity)
-    sd = float(rets.std(ddof=1)) if rets.size > 1 else 0.0
-    downside = rets[rets < 0]
-    dsd = float(np.sqrt(np.mean(downside**2))) if downside.size else 0.0
+    rets = daily_returns(times, equity)
     years = max((times[-1] - times[0]).total_seconds() / (365.25 * 86400), 1e-9) if len(times) > 1 else 1e-9
     final = float(equity[-1]) if equity.size else start_balance
     cagr = (final / start_balance) ** (1 / years) - 1 if final > 0 and start_balance > 0 else -1.0
@@ -328,8 +318,8 @@ def compute_metrics(trades: list[ClosedTrade], opened: list[OpenedTrade], times:
         "net_profit": round(float(profits.sum()), 2),
         "final_equity": round(final, 2),
         "max_drawdown_pct": round(max_dd, 2),
-        "sharpe": finite(float(rets.mean() / sd * math.sqrt(252))) if sd > 0 else 0.0,
-        "sortino": finite(float(rets.mean() / dsd * math.sqrt(252))) if dsd > 0 else 0.0,
+        "sharpe": finite(annual_sharpe(rets)),
+        "sortino": finite(annual_sortino(rets)),
         "calmar": finite(cagr / (max_dd / 100)) if max_dd > 0 else 0.0,
         "avg_hold_minutes": round(float(np.mean([t.duration_seconds for t in trades])) / 60, 1) if trades else 0.0,
         "exit_reasons": dict(Counter(t.reason for t in trades).most_common()),
