@@ -287,3 +287,34 @@ class ModelSlot:
     def swap(self, bundle: ModelBundle | None) -> ModelBundle | None:
         old, self._bundle = self._bundle, bundle
         return old
+
+
+def stored_versions_text(registry: ModelRegistry) -> str:
+    """'v001 (rejected), v002 (active)': what a user can pick from."""
+    parts = []
+    for v in registry.versions():
+        try:
+            status = registry.metadata(v).get("status", "?")
+        except (RegistryError, ValueError, OSError):
+            status = "unreadable"
+        parts.append(f"{v} ({status})")
+    return ", ".join(parts)
+
+
+def resolve_version(registry: ModelRegistry, version: str) -> str:
+    """The stored version a user means: 'v7' and '7' mean v007. A version that is not there is one
+    line naming the versions that are."""
+    text = version.strip().lower().removeprefix("v")
+    if not text.isdigit():
+        raise RegistryError(f"bad version name {version!r} (expected v001, v002, ...)")
+    name = f"v{int(text):03d}"
+    if name not in registry.versions():
+        stored = stored_versions_text(registry)
+        raise RegistryError(f"version {name} is not in {registry.root}; "
+                            + (f"stored versions: {stored}" if stored else "it holds no version (run `train` first)"))
+    return name
+
+
+def load_version(registry: ModelRegistry, version: str) -> ModelBundle:
+    """Any stored version, whatever its status (a rejected one too), without activating it."""
+    return registry.load(resolve_version(registry, version))

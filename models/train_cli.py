@@ -28,7 +28,7 @@ def add_train_arguments(subparsers: Any) -> None:
     """Register the `train` and `evaluate` subcommands on main.py's subparsers."""
     for name, help_text, func in (
         ("train", "walk-forward train the HMM regime and XGBoost signal, store a new registry version", _run_train),
-        ("evaluate", "score the active models on a bars file (e.g. newer data)", _run_evaluate),
+        ("evaluate", "score the active (or --version) models on a bars file (e.g. newer data)", _run_evaluate),
     ):
         p = subparsers.add_parser(name, help=help_text)
         p.add_argument("--data", required=True, help="bars file (parquet or CSV, MT5 columns, broker server time)")
@@ -37,6 +37,10 @@ def add_train_arguments(subparsers: Any) -> None:
         p.add_argument("--server-tz", default="NY+7", help="broker server clock (default NY+7)")
         p.add_argument("--spread", type=int, metavar="POINTS",
                        help="assume this constant spread for a file without a spread column")
+        if name == "evaluate":
+            p.add_argument("--version", metavar="vNNN",
+                           help="score this stored version (a rejected one too) instead of the active one; "
+                           "nothing is activated")
         if name == "train":
             p.add_argument("--folds", type=int, default=4, help="walk-forward folds (default 4)")
             p.add_argument("--test-size", type=int, default=300,

@@ -45,7 +45,14 @@ from models.dataset import (
 )
 from models.ev import CONTRACT_SIZE, EVGate, expected_value_r, fit_ev_gate
 from models.regime import DEFAULT_SEEDS, RegimeModel, state_shares
-from models.registry import ModelBundle, ModelRegistry, RegistryError
+from models.registry import (
+    ModelBundle,
+    ModelRegistry,
+    RegistryError,
+    load_version,
+    resolve_version,
+    stored_versions_text,
+)
 from models.setups import EngineSetups, engine_setups
 from models.signal import DEFAULT_THRESHOLD, NUM_BOOST_ROUND, SignalModel
 
@@ -487,10 +494,17 @@ def evaluate_models(
 ) -> dict[str, Any]:
     """Score the active (or a given) version on any bars; metrics plus baselines with its training rates."""
     registry = registry or ModelRegistry(models_dir)
-    version = version or registry.active_version()
-    if version is None:
-        raise RegistryError(f"no active model in {registry.root}; run `train` first")
-    bundle = registry.load(version)
+    if version is not None:
+        bundle = load_version(registry, version)  # any stored version, rejected too; nothing is activated
+    else:
+        active = registry.active_version()
+        if active is None:
+            stored = stored_versions_text(registry)
+            raise RegistryError(f"no active model in {registry.root}; "
+                                + (f"pick one with --version (stored: {stored})" if stored else "run `train` first"))
+        bundle = registry.load(active)
+    version = bundle.version
+    status = bundle.metadata.get("status")
     ds = bundle_dataset(bundle, bars)
     if len(ds) < 2:
         raise ValueError("too few setups with a known outcome in these bars (need a few hundred bars at least)")
@@ -514,6 +528,7 @@ def evaluate_models(
         "n": model["n"],
         "base_win_rate": round(float(ds.y.mean()), 4),
         "version": version,
+        "status": status,
         "from": _time_str(ds.times[0]),
         "to": _time_str(ds.times[-1]),
         "baselines": base,
@@ -631,8 +646,12 @@ def _f(v: Any) -> str:
 
 def _cmd_evaluate(args: argparse.Namespace) -> int:
     console = _console(args)
-    result = evaluate_models(_load(args, console), args.models_dir)
-    console.print(f"version {result['version']} on {result['n']} bars {result['from']} .. {result['to']}")
+    version = getattr(args, "version", None)
+    if version:  # a wrong version is refused before the bars are read
+        version = resolve_version(ModelRegistry(args.models_dir), version)
+    result = evaluate_models(_load(args, console), args.models_dir, version=version)
+    console.print(f"version {result['version']} ({result['status'] or 'status unknown'}) on {result['n']} bars "
+                  f"{result['from']} .. {result['to']}")
     for name, m in (("model", result), *result["baselines"].items()):
         console.print(f"  {name:<13} AUC {_f(m['auc'])}  acc {_f(m['accuracy'])}  "
                       f"log loss {_f(m['log_loss'])}  Brier {_f(m['brier'])}")

@@ -109,6 +109,45 @@ def test_evaluate_without_a_model_is_a_clear_error(newer_file: Path, tmp_path, c
     assert "no active model" in capsys.readouterr().err
 
 
+def test_evaluate_reads_a_rejected_version_without_activating_it(forced, trained, newer_file: Path, capsys) -> None:
+    models_dir, _ = trained
+    reg = ModelRegistry(models_dir)
+    pointer = (models_dir / "active").read_bytes() if (models_dir / "active").exists() else None
+    capsys.readouterr()
+    assert main(["evaluate", "--data", str(newer_file), "--models-dir", str(models_dir), "--version", "v1",
+                 "--json", "-"]) == 0
+    payload = json.loads(capsys.readouterr().out)
+    assert payload["version"] == "v001" and payload["status"] == "rejected" and payload["n"] > 30
+    assert reg.active_version() == "v002" and reg.metadata("v001")["status"] == "rejected"
+    assert ((models_dir / "active").read_bytes() if pointer is not None else None) == pointer
+
+
+def test_a_version_that_does_not_exist_is_one_line_listing_the_stored_ones(forced, trained, newer_file: Path,
+                                                                          capsys) -> None:
+    models_dir, _ = trained
+    capsys.readouterr()
+    assert main(["evaluate", "--data", str(newer_file), "--models-dir", str(models_dir), "--version", "v009"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "v009 is not in" in err and "v001 (rejected)" in err and "v002 (active)" in err
+    assert main(["backtest", "--data", str(newer_file), "--models-dir", str(models_dir), "--version", "v009",
+                 "--no-baselines"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "stored versions: v001 (rejected), v002 (active)" in err
+    assert main(["evaluate", "--data", str(newer_file), "--models-dir", str(models_dir), "--version", "latest"]) == 2
+    assert "bad version name" in capsys.readouterr().err
+
+
+def test_backtest_trades_a_rejected_version_without_activating_it(forced, trained, newer_file: Path,
+                                                                 tmp_path: Path) -> None:
+    models_dir, _ = trained
+    out = tmp_path / "bt.json"
+    assert main(["backtest", "--data", str(newer_file), "--models-dir", str(models_dir), "--version", "v001",
+                 "--no-baselines", "--json", str(out)]) == 0
+    assert json.loads(out.read_text())["models"] == "model v001"
+    reg = ModelRegistry(models_dir)
+    assert reg.active_version() == "v002" and reg.metadata("v001")["status"] == "rejected"
+
+
 def test_train_refuses_too_little_data(shared_bars: pl.DataFrame, tmp_path, capsys) -> None:
     path = tmp_path / "tiny.parquet"
     shared_bars.head(900).write_parquet(path)
