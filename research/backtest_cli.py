@@ -6,7 +6,6 @@ import argparse
 import csv
 import json
 import sys
-from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -27,6 +26,8 @@ def add_backtest_arguments(sub: Any) -> None:
     p.add_argument("--from", dest="date_from", help="first day to trade, YYYY-MM-DD (UTC)")
     p.add_argument("--to", dest="date_to", help="last day to trade, YYYY-MM-DD (UTC, inclusive)")
     p.add_argument("--models-dir", default=None, help="model registry; without it the strategy runs SMC-only")
+    p.add_argument("--version", metavar="vNNN", help="with --models-dir: trade this stored version (rejected ones "
+                   "too) instead of the active one; nothing is activated")
     p.add_argument("--balance", type=float, default=5000.0, help="starting balance in USD (default 5000)")
     p.add_argument("--commission", type=float, default=0.0, help="commission per lot per side in USD")
     p.add_argument("--spread", type=int, metavar="POINTS",
@@ -73,7 +74,7 @@ def cmd_backtest(args: argparse.Namespace) -> int:
     from rich.console import Console
     from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 
-    from trading.backtest import BacktestConfig, RandomSide, buy_and_hold, run_backtest
+    from trading.backtest import BacktestConfig, run_backtest
     from trading.bars import load_bars
     from trading.intrabar import DEFAULT_TICKS_PER_BAR, IntrabarDataError
 
@@ -94,11 +95,14 @@ def cmd_backtest(args: argparse.Namespace) -> int:
         return 2
     regime = signal = None
     model_note = "no models: SMC-only"
+    if getattr(args, "version", None) and not args.models_dir:
+        raise ValueError("--version picks a version of a model registry: give --models-dir DIR too")
     if args.models_dir:
         from models.live import SlotRegime, SlotSignal
-        from models.registry import ModelRegistry, ModelSlot
+        from models.registry import ModelRegistry, ModelSlot, load_version
 
-        bundle = ModelRegistry(Path(args.models_dir)).load_active()
+        registry = ModelRegistry(Path(args.models_dir))
+        bundle = load_version(registry, args.version) if args.version else registry.load_active()
         if bundle is not None:
             slot = ModelSlot(bundle)
             regime, signal = SlotRegime(slot), SlotSignal(slot)
@@ -118,13 +122,10 @@ def cmd_backtest(args: argparse.Namespace) -> int:
         other = None if path is not None else _other_order(config)
         rival = run_backtest(bars, config, regime=regime, signal=signal, progress=tracker("sensitivity"),
                              path=other, label="sensitivity")
-        if not args.no_baselines:
-            smc_gates = config.params.disabled_gates | {"ml_confidence", "ml_agreement"}
-            smc_cfg = replace(config, params=replace(config.params, disabled_gates=smc_gates))
-            runs["smc_only"] = run_backtest(bars, smc_cfg, regime=regime, progress=tracker("SMC-only"))
-            # random entries: a coin picks each setup's side, same exits, without the ML gates
-            runs["random"] = run_backtest(bars, smc_cfg, regime=regime, progress=tracker("random"),
-                                          analyzer_wrapper=lambda a: RandomSide(a, seed=7), label="random")
+        if not args.no_baselines:  # on the strategy's own path, config, costs and limits
+            from research.baselines import run_baselines
+
+            runs.update(run_baselines(bars, config, regime=regime, path=path, progress=tracker))
     metrics = main.metrics()
     out: dict[str, Any] = {
         "bars": main.bars,
@@ -150,13 +151,10 @@ def cmd_backtest(args: argparse.Namespace) -> int:
         "delta_net_profit": round(metrics["net_profit"] - rival_m["net_profit"], 2),
     }
     if not args.no_baselines:
+        from research.baselines import baseline_metrics
+
         out["baseline_halts"] = {k: [h.to_dict() for h in runs[k].halts] for k in ("smc_only", "random")}
-    if not args.no_baselines:
-        out["baselines"] = {
-            "buy_and_hold": buy_and_hold(bars, config),
-            "smc_only": runs["smc_only"].metrics(),
-            "random": runs["random"].metrics(),
-        }
+        out["baselines"] = baseline_metrics(runs)
     _report(console, out)
     from research.walkforward_cli import halt_lines, halt_marks
 

@@ -157,3 +157,9 @@ def run_baselines(bars: pl.DataFrame, config: BacktestConfig, *, regime: RegimeS
         "random": run_random(bars, config, regime=regime, path=path, progress=track("random")),
         "buy_and_hold": run_buy_and_hold(bars, config, path=path),
     }
+
+
+def baseline_metrics(runs: dict[str, BacktestResult]) -> dict[str, dict[str, Any]]:
+    """The report's baseline figures, each with the intrabar mode it was walked on."""
+    return {name: {**runs[name].metrics(), "intrabar_mode": runs[name].intrabar_mode}
+            for name in ("buy_and_hold", "smc_only", "random") if name in runs}

@@ -156,8 +156,10 @@ def render(console: Any, out: dict[str, Any]) -> None:
     d = folds["defaults"]
     defaults_line = f"defaults {_sharpe(folds['defaults_objective'], folds['defaults_scored'], d['trades'])}"
     if chosen is None:
-        console.print(f"[yellow]No trial was scored, so no set is chosen.[/yellow] {defaults_line} "
-                      f"({count(d['trades'])} trades, {signed_usd(d['net_profit'])}) on the folds.")
+        sharpe_note = (f", Sharpe {folds['defaults_objective']:.2f}" if folds["defaults_scored"] else
+                       ", too few to be scored either")
+        console.print(f"[yellow]No trial was scored, so no set is chosen.[/yellow] On the folds the defaults made "
+                      f"{count(d['trades'])} trades, {signed_usd(d['net_profit'])}{sharpe_note}.")
     else:
         params = Table("parameter", "chosen", "default", "worst Δ one step", box=box.SIMPLE_HEAD, pad_edge=False)
         for k, v in chosen["values"].items():

@@ -9,8 +9,9 @@ from pathlib import Path
 import polars as pl
 import pytest
 
-from research.walkforward import Chained, buy_and_hold_chained, smc_only_config
-from trading.backtest import BacktestConfig, buy_and_hold, run_backtest
+from research.baselines import buy_and_hold, buy_and_hold_chained, smc_only_config
+from research.walkforward import Chained
+from trading.backtest import BacktestConfig, run_backtest
 from trading.risk.modes import RiskLimits
 
 TIGHT = smc_only_config(BacktestConfig(limits=RiskLimits(total_loss_pct=1.0)))  # $50 of $5,000

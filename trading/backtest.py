@@ -260,18 +260,6 @@ class RandomSide:
         return replace(a, setup=setup, prev_setup_side=prev)
 
 
-def buy_and_hold(bars: pl.DataFrame, config: BacktestConfig) -> dict[str, Any]:
-    """Buy the maximum lot of the risk band at the first traded bar and hold to the end."""
-    w = bars.slice(min(config.warmup_bars, bars.height - 1))
-    closes = w["close"].to_numpy()
-    lots = config.limits.max_lot
-    equity = config.balance + (closes - closes[0]) * 100 * lots
-    times = [t + timedelta(minutes=15) for t in w["time"].to_list()]
-    trade = ClosedTrade(0, "XAUUSD", Side.BUY, lots, float(closes[0]), float(closes[-1]), times[0], times[-1],
-                        float(equity[-1] - config.balance), "end")
-    return compute_metrics([trade], [], times, equity, config.balance)
-
-
 # ---------------------------------------------------------------------------------------- metrics
 
 
