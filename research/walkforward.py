@@ -7,9 +7,15 @@ out-of-sample. Folds are chained: fold k starts with fold k-1's final equity, an
 figures are `compute_metrics` over the concatenated trades and equity curve. The engine's risk
 counters carry from fold to fold as a live restart keeps them: the 10 % total-loss limit counts from
 the first fold's balance, and a total stop stays on (nobody approves a reset in a backtest).
-Baselines over the same test windows, chained the same way: SMC-only (ML gates off, the fold
-model's regime), random entries (a coin picks each setup's side, same exits, ML gates off) and
-buy-and-hold. Every halt by a loss limit is kept with its date and the setups it kept out.
+Baselines over the same test windows, on the same intrabar path and config, chained the same way:
+SMC-only (ML gates off, the fold model's regime), random entries (a coin picks each setup's side,
+same exits, ML gates off) and buy-and-hold. Every halt by a loss limit is kept with its date and the
+setups it kept out.
+
+Beside the chained "as live" account, every fold is also traded on its own fresh account (the start
+balance, fresh risk counters) by the strategy and each baseline, so that a baseline halted by the
+total-loss limit in one fold still counts in the next; `research.compare` sets them side by side in
+R per trade and fold return, with 95 % intervals.
 
 This lives in bot/ because it wires models/ (training, registry) to trading/ (the engine backtest),
 which must not import each other that way.
@@ -21,7 +27,7 @@ import tempfile
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
-from datetime import datetime, timedelta
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -34,21 +40,28 @@ from models.metrics import roc_auc
 from models.registry import ModelBundle, ModelRegistry, ModelSlot
 from models.signal import NUM_BOOST_ROUND
 from models.training import bundle_dataset, train_models
+from research.baselines import (  # noqa: F401  (smc_only_config, ML_GATES: re-exported, their old home)
+    ML_GATES,
+    buy_and_hold_chained,
+    run_buy_and_hold,
+    run_random,
+    run_smc_only,
+    smc_only_config,
+)
 from trading.backtest import (
     BacktestConfig,
     BacktestResult,
     HaltEvent,
-    RandomSide,
+    PathFactory,
     compute_metrics,
     run_backtest,
 )
-from trading.domain import ClosedTrade, Side
+from trading.domain import ClosedTrade
 from trading.records import OpenedTrade
 from trading.risk.modes import RiskState
 
 # stage text, fold index (0-based), number of folds
 WalkProgress = Callable[[str, int, int], None]
-ML_GATES = frozenset({"ml_confidence", "ml_agreement"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -119,6 +132,7 @@ class FoldOutcome:
     strategy: BacktestResult
     smc_only: BacktestResult
     random: BacktestResult | None = None
+    fresh: dict[str, BacktestResult] = field(default_factory=dict)  # the fold on its own fresh account
 
     def row(self) -> dict[str, Any]:
         m = self.strategy.metrics()
@@ -214,7 +228,18 @@ class WalkForwardResult:
             "halts": [h.to_dict() for h in self.strategy.halts],
             "baseline_halts": {name: [h.to_dict() for h in c.halts]
                                for name, c in (("smc_only", self.smc_only), ("random", self.random)) if c is not None},
+            "intrabar_mode": self.folds[0].strategy.intrabar_mode if self.folds else None,
+            "fresh": self.fresh_comparison(),
         }
+
+    def fresh_comparison(self) -> dict[str, Any] | None:
+        from research.compare import compare_folds
+
+        if not self.folds or not all(f.fresh for f in self.folds):
+            return None
+        return compare_folds([f.fresh for f in self.folds],
+                             names={"smc_only": "SMC-only", "random": "random entries",
+                                    "buy_and_hold": "buy-and-hold"})
 
     def baselines(self) -> dict[str, dict[str, Any]]:
         out = {"smc_only": self.smc_only.metrics()}
@@ -223,30 +248,6 @@ class WalkForwardResult:
         if self.buy_and_hold is not None:
             out["buy_and_hold"] = self.buy_and_hold
         return out
-
-
-def smc_only_config(config: BacktestConfig) -> BacktestConfig:
-    return replace(config, params=replace(config.params, disabled_gates=config.params.disabled_gates | ML_GATES))
-
-
-def buy_and_hold_chained(windows: list[pl.DataFrame], config: BacktestConfig) -> dict[str, Any]:
-    """Buy the risk band's maximum lot at each window's first traded bar, sell at its last; chained."""
-    balance = config.balance
-    lots = config.limits.max_lot
-    trades: list[ClosedTrade] = []
-    times: list[datetime] = []
-    equity: list[float] = []
-    for k, bars in enumerate(windows):
-        w = bars.slice(min(config.warmup_bars, bars.height - 1))
-        closes = w["close"].to_numpy()
-        piece = balance + (closes - closes[0]) * 100 * lots
-        t = [x + timedelta(minutes=15) for x in w["time"].to_list()]
-        trades.append(ClosedTrade(k, "XAUUSD", Side.BUY, lots, float(closes[0]), float(closes[-1]), t[0], t[-1],
-                                  float(piece[-1] - balance), "end"))
-        times += t
-        equity += piece.tolist()
-        balance = float(piece[-1])
-    return compute_metrics(trades, [], times, np.asarray(equity, dtype=float), config.balance)
 
 
 def _test_auc(bundle: ModelBundle, bars: pl.DataFrame, test_from: datetime) -> float | None:
@@ -268,29 +269,31 @@ def walk_forward(
     *,
     models_dir: str | Path | None = None,
     progress: WalkProgress | None = None,
+    path: PathFactory | None = None,
 ) -> WalkForwardResult:
     """Train on each window, backtest the next with that fold's models; out-of-sample figures only.
 
     `models_dir` keeps the fold registries (one version per fold); by default a temporary folder is
-    used and removed.
+    used and removed. `path` is the intrabar path factory (M1 detail, real ticks; None: generated)
+    the strategy and every baseline walk.
     """
     config = config or BacktestConfig()
     options = train_options or TrainOptions()
     plans = plan_folds(bars.height, train_bars, test_bars, step, config.warmup_bars)
     if models_dir is None:
         with tempfile.TemporaryDirectory(prefix="walkforward-") as tmp:
-            return _run(bars, plans, train_bars, test_bars, step, config, options, Path(tmp), progress)
-    return _run(bars, plans, train_bars, test_bars, step, config, options, Path(models_dir), progress)
+            return _run(bars, plans, train_bars, test_bars, step, config, options, Path(tmp), progress, path)
+    return _run(bars, plans, train_bars, test_bars, step, config, options, Path(models_dir), progress, path)
 
 
 def _run(bars: pl.DataFrame, plans: list[FoldPlan], train_bars: int, test_bars: int, step: int | None,
-         config: BacktestConfig, options: TrainOptions, root: Path, progress: WalkProgress | None) -> WalkForwardResult:
+         config: BacktestConfig, options: TrainOptions, root: Path, progress: WalkProgress | None,
+         path: PathFactory | None = None) -> WalkForwardResult:
     say = progress or (lambda stage, k, n: None)
     times = bars["time"]
     registry = ModelRegistry(root, keep=max(len(plans) + 1, 2))
     strategy, smc, rnd = Chained(config.balance), Chained(config.balance), Chained(config.balance)
     tested: list[pl.DataFrame] = []
-    smc_cfg = smc_only_config(config)
     folds: list[FoldOutcome] = []
     for plan in plans:
         n = len(plans)
@@ -306,15 +309,25 @@ def _run(bars: pl.DataFrame, plans: list[FoldPlan], train_bars: int, test_bars: 
         test = bars.slice(window.start, len(window))
         test_from = times[plan.test.start]
         say("trading", plan.fold, n)
+        fold = f"fold {plan.fold + 1}"
         run = run_backtest(test, replace(config, balance=strategy.balance), regime=regime, signal=signal,
-                           label=f"fold {plan.fold + 1}", risk_state=strategy.risk_state)
+                           label=fold, risk_state=strategy.risk_state, path=path)
         say("SMC-only", plan.fold, n)
-        base = run_backtest(test, replace(smc_cfg, balance=smc.balance), regime=regime,
-                            label=f"fold {plan.fold + 1} SMC-only", risk_state=smc.risk_state)
+        base = run_smc_only(test, replace(config, balance=smc.balance), regime=regime, path=path,
+                            label=f"{fold} SMC-only", risk_state=smc.risk_state)
         say("random", plan.fold, n)
-        coin = run_backtest(test, replace(smc_cfg, balance=rnd.balance), regime=regime,
-                            analyzer_wrapper=lambda a: RandomSide(a, seed=7), label=f"fold {plan.fold + 1} random",
-                            risk_state=rnd.risk_state)
+        coin = run_random(test, replace(config, balance=rnd.balance), regime=regime, path=path,
+                          label=f"{fold} random", risk_state=rnd.risk_state)
+        say("fresh accounts", plan.fold, n)
+        fresh = {  # the same fold on its own account: the start balance and fresh risk counters
+            "strategy": run if plan.fold == 0 else run_backtest(test, config, regime=regime, signal=signal,
+                                                                 label=f"{fold} fresh", path=path),
+            "smc_only": base if plan.fold == 0 else run_smc_only(test, config, regime=regime, path=path,
+                                                                 label=f"{fold} SMC-only fresh"),
+            "random": coin if plan.fold == 0 else run_random(test, config, regime=regime, path=path,
+                                                             label=f"{fold} random fresh"),
+            "buy_and_hold": run_buy_and_hold(test, config, path=path),
+        }
         strategy.add(run)
         smc.add(base)
         rnd.add(coin)
@@ -322,12 +335,12 @@ def _run(bars: pl.DataFrame, plans: list[FoldPlan], train_bars: int, test_bars: 
         folds.append(FoldOutcome(
             plan, times[plan.train.start], times[plan.train.stop - 1], test_from, times[plan.test.stop - 1],
             report.version, str(bundle.metadata.get("data", {}).get("to", "")),
-            report.signal.get("auc"), _test_auc(bundle, test, test_from), run, base, coin,
+            report.signal.get("auc"), _test_auc(bundle, test, test_from), run, base, coin, fresh,
         ))
         say("done", plan.fold + 1, n)
     last = plans[-1].test.stop
     return WalkForwardResult(train_bars, test_bars, step or test_bars, folds, strategy, smc, bars.height - last,
-                             rnd, buy_and_hold_chained(tested, config))
+                             rnd, buy_and_hold_chained(tested, config, path=path))
 
 
 def parse_spec(text: str) -> tuple[int, int, int | None]:

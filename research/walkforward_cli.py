@@ -13,7 +13,7 @@ from trading.backtest import BacktestConfig
 def cmd_walk_forward(args: argparse.Namespace, console: Any, config: BacktestConfig) -> int:
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
-    from research.backtest_cli import _slice, _write_trades, write_json
+    from research.backtest_cli import _intrabar_path, _slice, _write_trades, write_json
     from research.walkforward import TrainOptions, parse_spec, plan_folds, walk_forward
     from trading.bars import load_bars
 
@@ -22,7 +22,10 @@ def cmd_walk_forward(args: argparse.Namespace, console: Any, config: BacktestCon
                          "(use --wf-keep-models DIR to keep them)")
     train, test, step = parse_spec(args.walk_forward)
     bars = _slice(load_bars(args.data, server_tz=args.server_tz, spread=args.spread), args.date_from, args.date_to, 0)
-    n_folds = len(plan_folds(bars.height, train, test, step, config.warmup_bars))  # bad windows fail here, fast
+    plans = plan_folds(bars.height, train, test, step, config.warmup_bars)  # bad windows fail here, fast
+    n_folds = len(plans)
+    # the finest intrabar data given, checked against the traded bars (the first test window's warm-up on)
+    path, mode_note = _intrabar_path(args, bars.slice(plans[0].test.start - config.warmup_bars), config)
     options = TrainOptions(n_folds=args.wf_folds, test_size=args.wf_test_size, valid_size=args.wf_test_size)
     t0 = time.perf_counter()
     with Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total} folds"),
@@ -34,7 +37,7 @@ def cmd_walk_forward(args: argparse.Namespace, console: Any, config: BacktestCon
             progress.update(task, description=label, completed=k if stage == "done" else None)
 
         result = walk_forward(bars, train, test, step, config, options, models_dir=args.wf_keep_models,
-                              progress=report)
+                              progress=report, path=path)
     seconds = time.perf_counter() - t0
     wf = result.to_json_dict()
     out: dict[str, Any] = {
@@ -44,6 +47,7 @@ def cmd_walk_forward(args: argparse.Namespace, console: Any, config: BacktestCon
         "from": str(bars["time"][0]),
         "to": str(bars["time"][-1]),
         "models": f"walk-forward {train}:{test}:{result.step}, a fresh model per fold",
+        "intrabar": mode_note,
         "spread_assumed_points": args.spread,
         "walk_forward": wf,
     }
@@ -128,6 +132,13 @@ def _report(console: Any, out: dict[str, Any]) -> None:
         console.print(line)
     if wf["untested_bars"]:
         console.print(f"{wf['untested_bars']} bars after the last complete test window were not traded")
+    if out.get("intrabar"):
+        console.print(f"intrabar: {out['intrabar']}; the baselines walk the same path")
     beaten = [names[k] for k, m in wf["baselines"].items() if wf["overall"]["net_profit"] <= m["net_profit"]]
     if beaten:
-        console.print(f"[yellow]Out of sample, the strategy does not beat {', '.join(beaten)} on these windows.[/yellow]")
+        console.print(f"[yellow]As one chained account, the strategy makes no more than {', '.join(beaten)} on "
+                      "these windows.[/yellow]")
+    if wf.get("fresh"):
+        from research.compare_report import print_fresh
+
+        print_fresh(console, wf["fresh"])

@@ -22,6 +22,7 @@ from research.walkforward import (
     walk_forward,
 )
 from trading.backtest import BacktestConfig, compute_metrics
+from trading.intrabar import GeneratedPath
 
 TINY = TrainOptions(n_folds=2, test_size=300, valid_size=300, hmm_seeds=(42,), fold_hmm_seeds=(42,))
 BAR = timedelta(minutes=15)
@@ -86,10 +87,43 @@ def bars3000(shared_bars: pl.DataFrame) -> pl.DataFrame:
     return shared_bars.head(3000)
 
 
+class MarkedPath(GeneratedPath):
+    """The default generated path under another name, to see which runs walked the given path."""
+
+    mode = "marked path"
+
+
 @pytest.fixture(scope="module")
 def run(bars3000: pl.DataFrame, tmp_path_factory) -> tuple[WalkForwardResult, Path]:
     root = tmp_path_factory.mktemp("wf-models")
-    return walk_forward(bars3000, 1500, 500, train_options=TINY, models_dir=root), root
+    return walk_forward(bars3000, 1500, 500, train_options=TINY, models_dir=root, path=lambda f: MarkedPath(f)), root
+
+
+def test_every_run_walks_the_given_path(run: tuple[WalkForwardResult, Path]) -> None:
+    result, _ = run
+    for f in result.folds:
+        runs = [f.strategy, f.smc_only, f.random, *f.fresh.values()]
+        assert {r.intrabar_mode for r in runs} == {"marked path"}
+    assert result.to_json_dict()["intrabar_mode"] == "marked path"
+
+
+def test_each_fold_also_runs_on_its_own_fresh_account(run: tuple[WalkForwardResult, Path]) -> None:
+    result, _ = run
+    first = result.folds[0]
+    assert first.fresh["strategy"] is first.strategy and first.fresh["smc_only"] is first.smc_only
+    for f in result.folds[1:]:
+        assert set(f.fresh) == {"strategy", "smc_only", "random", "buy_and_hold"}
+        for r in f.fresh.values():
+            assert r.start_balance == 5000.0
+        assert f.fresh["smc_only"].risk_state.reference_balance == pytest.approx(5000.0)
+    fresh = result.to_json_dict()["fresh"]
+    assert [row["fold"] for row in fresh["folds"]] == [1, 2, 3]
+    for row, f in zip(fresh["folds"], result.folds, strict=True):
+        assert row["smc_only"]["trades"] == len(f.fresh["smc_only"].trades)
+        assert row["buy_and_hold"]["trades"] == 1
+    assert set(fresh["overall"]) == {"smc_only", "random", "buy_and_hold"}
+    assert {"low", "high", "diff", "decided"} <= set(fresh["overall"]["smc_only"]["r_per_trade"])
+    assert len(fresh["verdicts"]) == 3 and all("CI" in v or "cannot" in v for v in fresh["verdicts"])
 
 
 def test_folds_trade_only_inside_their_test_window(run: tuple[WalkForwardResult, Path]) -> None:
