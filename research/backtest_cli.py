@@ -155,7 +155,12 @@ def cmd_backtest(args: argparse.Namespace) -> int:
 
         out["baseline_halts"] = {k: [h.to_dict() for h in runs[k].halts] for k in ("smc_only", "random")}
         out["baselines"] = baseline_metrics(runs)
+        from research.compare import versus_baselines
+
+        out["versus"] = versus_baselines(main, runs)  # R per trade with a 95% CI: chance or not
     _report(console, out)
+    for line in out.get("versus", {}).get("verdicts", []):
+        console.print(f"The strategy {line}.")
     from research.walkforward_cli import halt_lines, halt_marks
 
     for line in halt_lines(out["halts"]) + [x for k, v in out.get("baseline_halts", {}).items()

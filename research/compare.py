@@ -175,3 +175,17 @@ def compare_folds(folds: Sequence[dict[str, Any]], baselines: Sequence[str] = ("
             "method": f"{LEVEL:.0%} CI; R per trade: percentile bootstrap, {BOOTSTRAP_DRAWS} draws, seed "
                       f"{BOOTSTRAP_SEED}; fold returns: paired Student t over the folds; every fold on a fresh "
                       "account"}
+
+
+def versus_baselines(strategy: Any, runs: dict[str, Any], names: dict[str, str] | None = None) -> dict[str, Any]:
+    """One run's strategy against the baselines with stops (SMC-only, random) in R per trade."""
+    names = names or {"smc_only": "SMC-only", "random": "random entries"}
+    rs = r_multiples(strategy.trades, strategy.opened)
+    out: dict[str, Any] = {"strategy_mean_r": _r(float(rs.mean())) if rs.size else None, "r_trades": int(rs.size),
+                           "r_per_trade": {}, "verdicts": []}
+    for name in ("smc_only", "random"):
+        if name in runs:
+            d = bootstrap_diff(rs, r_multiples(runs[name].trades, runs[name].opened))
+            out["r_per_trade"][name] = d.to_dict()
+            out["verdicts"].append(wording(names.get(name, name), d))
+    return out

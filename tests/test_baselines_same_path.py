@@ -98,3 +98,17 @@ def test_the_backtest_report_walks_its_baselines_on_the_strategy_path(truth, tmp
     assert {b["intrabar_mode"] for b in body["baselines"].values()} == {body["intrabar_mode"]}
     for key in ("trades", "net_profit", "final_equity", "win_rate", "exit_reasons", "max_drawdown_pct"):
         assert smc[key] == body[key], key
+    same = body["versus"]["r_per_trade"]["smc_only"]
+    assert same["diff"] == 0.0 and same["decided"] == "within chance"
+
+
+def test_a_walk_forward_with_a_detail_file_from_another_clock_is_one_line(truth, tmp_path: Path, capsys) -> None:
+    bars = tmp_path / "bars.parquet"
+    _to_server(truth.m15).write_parquet(bars)
+    detail = tmp_path / "m1.parquet"
+    _to_server(truth.m1).with_columns(pl.col("time").dt.offset_by("2h")).write_parquet(detail)
+    out = tmp_path / "wf.json"
+    assert main(["backtest", "--data", str(bars), "--walk-forward", "400:200", "--detail", str(detail),
+                 "--json", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "+2 h off the bars" in err and not out.exists()
