@@ -36,9 +36,11 @@ from typing import Any
 
 import polars as pl
 
-from research.walkforward import Chained, TrainOptions, smc_only_config
+from research.baselines import smc_only_config
+from research.walkforward import Chained, TrainOptions
 from trading.analyzer import AnalysisFrame
 from trading.backtest import BacktestConfig, RandomSide, run_backtest
+from trading.numbers import signed_usd
 from trading.parameters import SEARCH_SPACE, ParamRange, StrategyParams
 from trading.returns import annual_sharpe, daily_returns
 
@@ -431,8 +433,8 @@ def verdict(holdout: dict[str, dict[str, Any]], dsr: float, pbo: float | None, m
     chosen = holdout["chosen"]
     for name, m in holdout.items():
         if name != "chosen" and chosen["net_profit"] <= m["net_profit"]:
-            v.reasons.append(f"on the hold-out it makes ${chosen['net_profit']:+,.2f}, not more than "
-                             f"{name.replace('_', ' ')} (${m['net_profit']:+,.2f})")
+            v.reasons.append(f"on the hold-out it makes {signed_usd(chosen['net_profit'])}, not more than "
+                             f"{name.replace('_', ' ')} ({signed_usd(m['net_profit'])})")
     if (chosen.get("sharpe") or 0.0) <= 0:
         v.reasons.append(f"its hold-out Sharpe is {chosen.get('sharpe') or 0.0:.2f}, not positive")
     if not (dsr >= min_dsr):
