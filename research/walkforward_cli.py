@@ -17,8 +17,8 @@ def cmd_walk_forward(args: argparse.Namespace, console: Any, config: BacktestCon
     from research.walkforward import TrainOptions, parse_spec, plan_folds, walk_forward
     from trading.bars import load_bars
 
-    if args.models_dir:
-        raise ValueError("--walk-forward trains its own models on each window; drop --models-dir "
+    if args.models_dir or getattr(args, "version", None):
+        raise ValueError("--walk-forward trains its own models on each window; drop --models-dir/--version "
                          "(use --wf-keep-models DIR to keep them)")
     train, test, step = parse_spec(args.walk_forward)
     bars = _slice(load_bars(args.data, server_tz=args.server_tz, spread=args.spread), args.date_from, args.date_to, 0)
