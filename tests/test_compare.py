@@ -64,3 +64,38 @@ def test_paired_t_interval_over_folds() -> None:
     assert d.high - d.diff == pytest.approx(4.302653 / 3**0.5, abs=1e-3)
     assert "percentage points per fold" in wording("buy-and-hold", d)
     assert paired_t_diff([1.0], [0.5]).low is None
+
+
+def _run(profits: list[float], halted: bool = False):
+    from types import SimpleNamespace
+
+    trades = [_trade(k, p) for k, p in enumerate(profits)]
+    opened = [_opened(k, risk_money=10.0) for k in range(len(profits))]
+    equity = np.cumsum([5000.0, *profits])
+    return SimpleNamespace(trades=trades, opened=opened, equity=equity, start_balance=5000.0,
+                           halts=[object()] if halted else [])
+
+
+def test_fold_comparison_counts_a_halted_baseline_fold_by_fold_and_prints_in_80_columns() -> None:
+    import io
+
+    from rich.console import Console
+
+    from research.compare import compare_folds
+    from research.compare_report import print_fresh
+
+    rng = np.random.default_rng(5)
+    folds = [{"strategy": _run(list(rng.normal(1, 10, 30))), "smc_only": _run(list(rng.normal(0, 10, 40)), k == 1),
+              "random": _run(list(rng.normal(0, 10, 25))), "buy_and_hold": _run([100.0 * (k - 1)])}
+             for k in range(3)]
+    fresh = compare_folds(folds, names={"smc_only": "SMC-only", "random": "random entries",
+                                        "buy_and_hold": "buy-and-hold"})
+    assert [r["smc_only"]["halted"] for r in fresh["folds"]] == [False, True, False]
+    assert fresh["overall"]["smc_only"]["r_per_trade"]["n_baseline"] == 120  # every fold counts, halted or not
+    assert fresh["folds"][0]["buy_and_hold"]["return_pct"] == pytest.approx(-2.0)
+    assert "r_per_trade" not in fresh["overall"]["buy_and_hold"]
+    buf = io.StringIO()
+    print_fresh(Console(file=buf, width=80), fresh)
+    text = buf.getvalue()
+    assert max(len(line) for line in text.splitlines()) <= 80 and "None" not in text
+    assert "The strategy" in text and "SMC-only" in text and "*" in text
