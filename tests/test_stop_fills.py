@@ -180,3 +180,24 @@ def test_backtest_and_replay_fill_every_stop_as_the_tester(truth, mode: str) -> 
         assert at_level > len(level_trades) // 2  # most stops are crossed inside a walk
     replay = paced_replay(truth.m15, config, speed=900.0, path=make)
     assert replay.trades == result.trades
+
+
+def test_the_cli_reports_the_slippage_measured_on_real_ticks_and_the_coherence_line(tmp_path, truth, capsys) -> None:
+    import main
+    from trading.intrabar import as_server_ticks
+    from trading.timezones import ServerClock
+
+    clock = ServerClock.parse("NY+7")
+    bars_file, ticks_file, out = tmp_path / "bars.parquet", tmp_path / "ticks.parquet", tmp_path / "out.json"
+    truth.m15.with_columns(pl.col("time").map_elements(clock.from_utc, return_dtype=pl.Datetime("us"))
+                           ).write_parquet(bars_file)
+    as_server_ticks(truth.ticks.filter(pl.col("time_msc") % 3000 == 0), clock).write_parquet(ticks_file)
+    code = main.main(["backtest", "--data", str(bars_file), "--ticks", str(ticks_file), "--no-baselines",
+                      "--balance", "50000", "--slippage", "2", "--json", str(out)])
+    assert code == 0
+    printed = capsys.readouterr().out.replace("\n", " ")
+    report = __import__("json").loads(out.read_text())
+    sl = report["fills"]["sl"]
+    assert sl["fills"] > 0 and sl["gapped"] == sl["fills"] and sl["mean_points"] > 2  # the ticks' jumps + slippage
+    assert "measured on real ticks" in printed and f"{sl['fills']} SL ({sl['gapped']} gapped)" in printed
+    assert "coherence: never fired:" in printed and report["coherence"]["never_fired"]["exit"]
