@@ -201,3 +201,74 @@ def test_the_cli_reports_the_slippage_measured_on_real_ticks_and_the_coherence_l
     assert sl["fills"] > 0 and sl["gapped"] == sl["fills"] and sl["mean_points"] > 2  # the ticks' jumps + slippage
     assert "measured on real ticks" in printed and f"{sl['fills']} SL ({sl['gapped']} gapped)" in printed
     assert "coherence: never fired:" in printed and report["coherence"]["never_fired"]["exit"]
+
+
+# --------------------------------------------- each case through the market loop (backtest and replay)
+
+
+class OneTrade:
+    """An engine that buys once, on the first bar it decides, with the given stops; nothing else."""
+
+    def __init__(self, broker: PaperBroker, sl: float, tp: float) -> None:
+        self.broker, self.sl, self.tp, self.done = broker, sl, tp, False
+
+    async def on_tick(self) -> None:
+        return None
+
+    async def on_bar(self, _window: pl.DataFrame) -> None:
+        if not self.done:
+            self.done = True
+            await self.broker.open_market(Side.BUY, 0.10, self.sl, self.tp)
+
+
+class StepWall:
+    def __init__(self) -> None:
+        self.t = 0.0
+
+    def __call__(self) -> float:
+        self.t += 0.5
+        return self.t
+
+
+def minutes(*rows: tuple[int, float, float, float, float]) -> pl.DataFrame:
+    return validate_bars(pl.DataFrame({
+        "time": [T0 + m * M for m, *_ in rows], "open": [r[1] for r in rows], "high": [r[2] for r in rows],
+        "low": [r[3] for r in rows], "close": [r[4] for r in rows], "tick_volume": [4] * len(rows),
+        "spread": [20] * len(rows), "real_volume": [0] * len(rows)}, schema=BAR_SCHEMA))
+
+
+HISTORY = ((2000.0, 2001.0, 1999.0, 2000.5), (2000.5, 2001.5, 2000.0, 2001.0), (2001.0, 2002.0, 2000.5, 2001.5))
+M1_ROWS = minutes((0, 2000.0, 2000.0, 2000.0, 2000.0), (15, 2000.5, 2000.5, 2000.5, 2000.5),
+                  (30, 2001.0, 2001.5, 2000.8, 2001.2), (31, 1998.0, 1998.5, 1997.5, 1998.2))
+TICK_MS = int(T0.timestamp() * 1000) + np.array([0, 15 * 60_000, 30 * 60_000, 30 * 60_000 + 800, 30 * 60_000 + 1700])
+REAL = pl.DataFrame({"time_msc": TICK_MS, "bid": [2000.0, 2000.5, 2001.0, 2000.0, 1998.6],
+                     "ask": [2000.2, 2000.7, 2001.2, 2000.2, 1998.8]})
+CASES = {
+    # the entry fills at bar 2's first tick (2001.00 bid); the stop is 1999.00
+    "generated, crossed inside a bar": (bars(*HISTORY, (2001.5, 2002.0, 1997.0, 1997.5)), None, 1999.00, None),
+    "generated, gap at a bar's open": (bars(*HISTORY, (1995.0, 1996.0, 1994.0, 1995.5)), None, 1995.00, T0 + 45 * M),
+    "M1 detail, gap at a minute's open": (resample_bars(M1_ROWS), lambda f: M1Detail(f, M1_ROWS), 1998.00, T0 + 31 * M),
+    "real ticks, a tick jumps the stop": (bars(*HISTORY), lambda f: RealTicks(f, REAL), 1998.60,
+                                          T0 + 30 * M + timedelta(milliseconds=1700)),
+}
+
+
+@pytest.mark.parametrize("speed", [0.0, 600.0], ids=["backtest", "paced replay"])
+@pytest.mark.parametrize("case", list(CASES))
+async def test_the_market_loop_fills_each_case_as_the_tester(case: str, speed: float) -> None:
+    from trading.simulation import MarketLoop, SimClock, history_window
+
+    frame, path, price, at = CASES[case]
+    feed = ReplayFeed(frame, speed=0, ticks_per_bar=60, history=1, path=path)
+    broker = PaperBroker(feed=feed)
+    await broker.connect()
+    engine = OneTrade(broker, 1999.00, 2010.00)
+    loop = MarketLoop(feed, broker, engine, SimClock(T0), history_window(frame, 10), speed=speed, wall=StepWall())
+    while not loop.finished:
+        await loop.run_due()
+    [deal] = [d for d in broker._deals if d.reason is DealReason.SL]
+    assert deal.price == price
+    if at is None:  # inside bar 3's walk, after its open
+        assert T0 + 45 * M < deal.time < T0 + 60 * M
+    else:
+        assert deal.time == at
