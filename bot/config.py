@@ -159,7 +159,8 @@ class Settings(BaseSettings):
     recovery_after_losses: int = Field(3, ge=1, le=100, description="consecutive losses that switch to RECOVERY")
     approval_ttl_minutes: int = Field(10, ge=1, le=1440, description="minutes an approval request stays valid")
     max_loss_per_trade_pct: float = Field(1.0, gt=0, le=50, description="max loss per trade, % of balance")
-    emergency_sl_pct: float = Field(2.0, gt=0, le=50, description="broker-side emergency stop, % of balance")
+    emergency_sl_pct: float = Field(0.5, gt=0, le=50, description="broker-side emergency stop, % of balance "
+                                    "(0.5: where the max-loss exit would close; trading/parameters.py)")
     flash_crash_pct: float = Field(2.5, gt=0, le=50, description="price move, %, that counts as a flash crash")
     max_spread_points: int = Field(60, ge=1, le=100000, description="spread limit for entries, points (daytime)")
     night_max_spread_points: int = Field(50, ge=1, le=100000, description="spread limit, WIB 22:00-05:59, points")

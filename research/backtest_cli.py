@@ -40,7 +40,8 @@ def add_backtest_arguments(sub: Any) -> None:
                     "O -> H/L -> C with its own spread")
     ib.add_argument("--ticks-per-bar", type=int, default=None,
                     help="ticks of the generated path from the M15 bar (default 60, one every 15 s)")
-    ib.add_argument("--slippage", type=int, default=0, help="adverse slippage on market orders, in points")
+    ib.add_argument("--slippage", type=int, default=0, help="adverse slippage per fill, in points: market entries "
+                    "and closes, stop losses and stop-outs (a triggered stop is a market order); never take-profits")
     p.add_argument("--json", dest="json_out", help="write the figures as one JSON object ('-' = stdout)")
     p.add_argument("--plot", help="write the equity curve with drawdown to this PNG")
     p.add_argument("--trades-csv", help="write every trade to this CSV")
@@ -158,7 +159,10 @@ def cmd_backtest(args: argparse.Namespace) -> int:
         from research.compare import versus_baselines
 
         out["versus"] = versus_baselines(main, runs)  # R per trade with a 95% CI: chance or not
+    _add_fills_and_coherence(out, main, config)
     _report(console, out)
+    console.print(out["fills_line"])
+    console.print(out["coherence_line"])
     for line in out.get("versus", {}).get("verdicts", []):
         console.print(f"The strategy {line}.")
     from research.walkforward_cli import halt_lines, halt_marks
@@ -178,6 +182,19 @@ def cmd_backtest(args: argparse.Namespace) -> int:
     if args.json_out:
         write_json(args.json_out, out)
     return 0
+
+
+def _add_fills_and_coherence(out: dict[str, Any], main: Any, config: Any) -> None:
+    """Where stops filled against their levels (on real ticks: the slippage the ticks gave), and the
+    rules that never fired or cannot act with these parameters (trading.coherence)."""
+    from trading.broker.fills import describe_slippage
+    from trading.coherence import coherence_line, coherence_report, fired_rules
+
+    out["fills"] = main.fills
+    out["fills_line"] = describe_slippage(main.fills, main.intrabar_mode)
+    fired = fired_rules(out["exit_reasons"], main.sl_moves, main.gate_blocks)
+    out["coherence"] = coherence_report(config.params, config.limits, fired)
+    out["coherence_line"] = coherence_line(out["coherence"])
 
 
 def _intrabar_path(args: argparse.Namespace, bars: pl.DataFrame, config: Any) -> tuple[Any, str]:

@@ -82,6 +82,10 @@ class Harness:
         return self.recorder.opened[-1].ticket
 
 
+# the broker stop capped at 2 % of balance (the default 0.5 % puts it where the max-loss exit closes)
+WIDE_CAP = StrategyParams(emergency_sl_pct=2.0)
+
+
 async def make(params: StrategyParams | None = None, limits: RiskLimits | None = None, balance: float = 10_000.0,
                recorder: MemoryRecorder | None = None, saved: dict | None = None,
                before_start=None, commission_per_lot: float = 0.0) -> Harness:
@@ -255,7 +259,7 @@ async def test_min_sl_distance_pushes_a_too_close_stop_to_two_dollars() -> None:
 
 async def test_a_pushed_stop_is_sized_at_its_real_distance() -> None:
     # a band that allows big lots: 1 % of 10,000 over the 2.00 the stop really gets = 0.5 lot, not 2 lots
-    h = await make(limits=RiskLimits(max_lot=5.0))
+    h = await make(params=WIDE_CAP, limits=RiskLimits(max_lot=5.0))
     h.analyzer.next = analysis(setup=FakeSetup(stop_loss=3299.5))
     await h.engine.on_bar(None)  # type: ignore[arg-type]
     [pos] = h.broker.positions_now()
@@ -413,7 +417,7 @@ async def test_three_losses_switch_to_recovery_min_lot_one_position() -> None:
 
 
 async def test_daily_limit_stops_until_the_next_wib_day() -> None:
-    h = await make(limits=RiskLimits(daily_loss_pct=0.5))  # $50
+    h = await make(params=WIDE_CAP, limits=RiskLimits(daily_loss_pct=0.5))  # $50
     await h.open_buy(stop_loss=3270.0, take_profit=3360.0)
     await h.tick(3274.0)  # through no stop yet; max_loss = $50 -> the exit rule closes first
     assert h.recorder.closed[-1].reason == "max_loss"
@@ -503,7 +507,7 @@ async def test_total_limit_stops_and_the_engine_proposes_a_reset() -> None:
 
 
 async def test_exit_rule_closes_with_its_name_as_the_reason() -> None:
-    h = await make()
+    h = await make(params=WIDE_CAP)
     ticket = await h.open_buy(stop_loss=3260.0, take_profit=3380.0)
     await h.tick(3280.0)  # -$40: below max_loss (50 % of 1 % of 10,000 = $50)
     assert h.broker.positions_now() != []

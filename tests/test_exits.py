@@ -120,15 +120,19 @@ def pm_ctx(price: float, profit: float, **kw: object) -> PMContext:
 
 
 def test_breakeven_then_trailing_only_improve_the_stop() -> None:
-    a = manage_position(pm_ctx(3324.0, 24.0))  # +2 ATR → breakeven at entry + 0.5 ATR
+    doc = replace(P, trail_start_atr=4.0, trail_step_atr=3.0)  # the DOC's trail: 4 ATR, 3 behind
+    a = manage_position(pm_ctx(3324.0, 24.0, params=doc))  # +2 ATR → breakeven at entry + 0.5 ATR
     assert a.kind is PMKind.MOVE_SL and a.name == "breakeven" and a.new_sl == 3306.0
     at_be = replace(BUY, sl=3306.0)
-    t = manage_position(pm_ctx(3348.0, 48.0, position=at_be, peak_profit=48.0))  # +4 ATR → trail 3 ATR behind
+    t = manage_position(pm_ctx(3348.0, 48.0, position=at_be, peak_profit=48.0, params=doc))  # +4 ATR → 3 behind
     assert t.kind is PMKind.MOVE_SL and t.name == "trailing_stop" and t.new_sl == 3312.0
-    impulse = manage_position(pm_ctx(3348.0, 48.0, position=at_be, peak_profit=48.0, last_bar_range=20.0))
+    impulse = manage_position(pm_ctx(3348.0, 48.0, position=at_be, peak_profit=48.0, last_bar_range=20.0, params=doc))
     assert impulse.new_sl == 3330.0  # step 1.5 ATR on an impulse candle
     trailed = replace(BUY, sl=3340.0)
-    assert manage_position(pm_ctx(3348.0, 48.0, position=trailed, peak_profit=48.0)).kind is PMKind.HOLD
+    assert manage_position(pm_ctx(3348.0, 48.0, position=trailed, peak_profit=48.0, params=doc)).kind is PMKind.HOLD
+    # the defaults trail from 2.5 ATR, 1.5 behind (below the hard take-profit: trading.coherence)
+    d = manage_position(pm_ctx(3330.0, 30.0, position=at_be, peak_profit=30.0))
+    assert d.name == "trailing_stop" and d.new_sl == 3312.0
 
 
 def test_regime_danger_opposite_signal_peak_drawdown_urgency() -> None:

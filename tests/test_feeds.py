@@ -163,7 +163,7 @@ async def test_replay_from_file(shared_bars_path, shared_bars) -> None:
     assert (await feed.bars(100)).equals(shared_bars.head(100))
 
 
-async def test_paper_broker_on_a_replay_fills_sl_at_the_tick_price() -> None:
+async def test_paper_broker_on_a_replay_fills_a_stop_crossed_inside_the_bar_at_the_stop() -> None:
     feed = ReplayFeed(frame(), speed=0, ticks_per_bar=4)
     broker = PaperBroker(feed=feed)
     await broker.connect()
@@ -172,8 +172,9 @@ async def test_paper_broker_on_a_replay_fills_sl_at_the_tick_price() -> None:
     await broker.open_market(Side.BUY, 0.10, 1999.50, 2010.0)
     assert await broker.run() == 12
     (deal,) = [d for d in await broker.deals_since(T0) if d.reason is DealReason.SL]
-    # the next tick jumps from 2000.00 to 1999.00: filled at the tick, not at the stop
-    assert (deal.price, deal.time, deal.profit) == (1999.0, T0 + timedelta(seconds=225), -12.0)
+    # the next tick of the bar's walk goes from 2000.00 to 1999.00, through the stop: filled at the stop
+    # (MT5's tester), not at the vertex
+    assert (deal.price, deal.time, deal.profit) == (1999.5, T0 + timedelta(seconds=225), -7.0)
     assert (await broker.bars(10)).equals(frame())
     with pytest.raises(BrokerError, match="M15 bars only"):
         await broker.bars(10, timeframe_minutes=60)

@@ -260,7 +260,8 @@ async def test_deals_since_includes_broker_side_closes() -> None:
         (DealReason.CLIENT, 0.05, T0 + timedelta(minutes=5)),
         (DealReason.SL, 0.05, T0 + timedelta(minutes=10)),
     ]
-    assert deals[-1].comment == "[sl 1998.00]" and deals[-1].magic == 123456
+    # the comment names the stop level, as MT5 does; a tick that jumps the stop fills at its own price
+    assert deals[-1].comment == "[sl 1999.00]" and deals[-1].price == 1998.00 and deals[-1].magic == 123456
     assert await broker.deals_since(T0 + timedelta(minutes=11)) == []
     with pytest.raises(InvalidOrder, match="aware"):
         await broker.deals_since(datetime(2026, 1, 1))

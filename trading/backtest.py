@@ -24,6 +24,7 @@ import polars as pl
 from trading.analysis import MarketAnalysis
 from trading.analyzer import AnalysisFrame, MarketAnalyzer, PrecomputedAnalyzer, RegimeSource, SignalSource
 from trading.broker.feeds import ReplayFeed
+from trading.broker.fills import slippage_summary
 from trading.broker.paper import PaperBroker
 from trading.domain import ClosedTrade, Side
 from trading.engine import Analyzer, TradingEngine
@@ -84,6 +85,8 @@ class BacktestResult:
     ticks: int = 0  # ticks stepped one by one (not those taken in one go: skip_idle, skip_quiet)
     halts: list[HaltEvent] = field(default_factory=list)  # loss-limit halts (risk mode STOPPED), in order
     risk_state: RiskState | None = None  # the engine's risk counters at the end, to carry into a next run
+    fills: dict[str, Any] = field(default_factory=dict)  # SL/TP fills against their levels (fills.slippage_summary)
+    sl_moves: Counter[str] = field(default_factory=Counter)  # stop moves by the rule that made them
 
     def metrics(self) -> dict[str, Any]:
         return compute_metrics(self.trades, self.opened, self.equity_times, self.equity, self.start_balance)
@@ -173,7 +176,8 @@ async def _drive(bars: pl.DataFrame, analyzer: Analyzer, config: BacktestConfig,
         bars=total, seconds=0.0, start_balance=config.balance, trades=recorder.closed, opened=recorder.opened,
         equity_times=eq_times, equity=np.asarray(equity, dtype=float), gate_blocks=blocks, decisions=loop.decisions,
         label=label, intrabar_mode=feed.mode, detail_share=feed.path.detail_share(), ticks=loop.ticks,
-        halts=halts, risk_state=engine.state,
+        halts=halts, risk_state=engine.state, fills=slippage_summary(broker.level_fills, broker.spec.point),
+        sl_moves=Counter(change[4].split(":", 1)[0] for change in recorder.sl_changes),
     )
 
 

@@ -30,6 +30,10 @@ class Tick:
     time: datetime
     bid: float
     ask: float
+    # True when the price walked here from the feed's previous tick along one continuous path (a vertex
+    # of a generated bar or an M1 minute after its first): a level between the two was crossed, not
+    # jumped. False for a bar's or minute's opening tick and for every real tick (trading.broker.fills).
+    walked: bool = field(default=False, compare=False)
 
     @property
     def mid(self) -> float:

@@ -9,7 +9,9 @@
   truth it agrees with it on more bracket orders than "nearer extreme first": README, bench/intrabar.py).
 
 A bar the finer data does not cover falls back to the generated path; `detail_share()` says how many
-bars had real detail. Every path returns, for bar `i`, tick times as int64 milliseconds since the
+bars had real detail. `segment_ticks(bar)` says how many ticks of the bar make one continuous walk (the
+whole generated bar, each M1 minute, 1 for real ticks): a level passed between two ticks of one walk was
+crossed (a stop fills at its level), one reached by a walk's first tick was jumped (it fills at that tick). Every path returns, for bar `i`, tick times as int64 milliseconds since the
 epoch (UTC) and bid/ask prices; every tick lies inside [bar open, bar close).
 
 The loaders (`load_ticks`, `load_detail`) refuse a file that does not cover the bars (naming the days),
@@ -53,6 +55,8 @@ class TickPath(Protocol):
     def detail_share(self) -> float: ...
 
     def counts(self) -> np.ndarray: ...
+
+    def segment_ticks(self, bar: int) -> int: ...
 
 
 def bar_open_ms(bars: pl.DataFrame) -> np.ndarray:
@@ -107,6 +111,9 @@ class GeneratedPath:
 
     def counts(self) -> np.ndarray:
         return np.full(self._open_ms.size, self.ticks_per_bar, dtype=np.int64)
+
+    def segment_ticks(self, bar: int) -> int:
+        return self.ticks_per_bar  # the bar is one walk; only its open may gap
 
 
 CHUNK_BARS = 1024
@@ -173,6 +180,7 @@ class _SpanPath:
     """Finer rows grouped by M15 bar, with the generated path for bars they do not cover."""
 
     mode = ""
+    _segment = 1  # ticks in one continuous walk of the finer data
 
     def __init__(self, bars: pl.DataFrame, row_ms: np.ndarray, fallback: GeneratedPath) -> None:
         opens = bar_open_ms(bars)
@@ -191,6 +199,8 @@ class _SpanPath:
     def counts(self) -> np.ndarray:
         return self._counts
 
+    def segment_ticks(self, bar: int) -> int:
+        return self._segment if self.covered(bar) else self._fallback.ticks_per_bar
     def _set_counts(self, per_row: int) -> None:
         n = (self._end - self._start) * per_row
         self._counts = np.where(n > 0, n, self._fallback.ticks_per_bar).astype(np.int64)
@@ -200,6 +210,7 @@ class M1Detail(_SpanPath):
     """Each M1 bar inside the M15 bar walked O -> H/L -> C (4 ticks a minute, its own spread)."""
 
     mode = "M1 detail"
+    _segment = 4  # each minute is one walk of 4 ticks; its open may gap from the minute before
 
     def __init__(self, bars: pl.DataFrame, m1: pl.DataFrame, *, point: float = 0.01, digits: int = 2,
                  ticks_per_bar: int = DEFAULT_TICKS_PER_BAR) -> None:
@@ -240,6 +251,7 @@ class RealTicks(_SpanPath):
     """The broker's ticks inside each bar."""
 
     mode = "real ticks"
+    _segment = 1  # every real tick may have jumped
 
     def __init__(self, bars: pl.DataFrame, ticks: pl.DataFrame, *, point: float = 0.01, digits: int = 2,
                  ticks_per_bar: int = DEFAULT_TICKS_PER_BAR) -> None:

@@ -307,7 +307,12 @@ class ReplayFeed:
         bar = self.bar_of(index)
         times, bid, ask = self._bar_ticks(bar)
         k = index - int(self._cum[bar])
-        return Tick(_EPOCH + timedelta(milliseconds=int(times[k])), float(bid[k]), float(ask[k]))
+        walked = k % self._segment_ticks(bar) != 0  # not the first tick of a walk (a bar, a minute)
+        return Tick(_EPOCH + timedelta(milliseconds=int(times[k])), float(bid[k]), float(ask[k]), walked)
+
+    def _segment_ticks(self, bar: int) -> int:
+        segment = getattr(self.path, "segment_ticks", None)
+        return 1 if segment is None else max(1, int(segment(bar)))  # a path that does not say: every tick may jump
 
     def _forming_row(self, bar: int, done: int) -> pl.DataFrame:
         seen = self._path(bar)[:done]

@@ -3,8 +3,9 @@
 Prices come from a feed (`trading.broker.feeds`), from `set_tick()`/`update()`, or bar by bar
 from `update_bar()`. Market orders fill at the ask (BUY) or bid (SELL) moved against the trader
 by the configured slippage; SL/TP are checked on every price update, on bars along the intrabar
-path (SL wins when a bar touches both; a gap fills at the gap price). Broker-side closes become
-deals with reason SL/TP/STOP_OUT, visible through `deals_since()`.
+path (SL wins when a bar touches both), and fill as MT5's tester fills them (`trading.broker.fills`):
+at the level when a walked path crossed it (`Tick.walked`), at the tick's price after a gap or a real
+tick's jump. Broker-side closes become deals with reason SL/TP/STOP_OUT, visible through `deals_since()`.
 
 Money is USD. Margin of a position = volume x contract size x open price / leverage. The
 commission is charged per lot on every deal (in and out) and booked to the balance at once.
@@ -33,7 +34,7 @@ import polars as pl
 from trading.bars import BAR_COLUMNS, BAR_SCHEMA, empty_bars
 from trading.broker.base import BrokerError, BrokerErrorKind, ConnectionLost, InvalidOrder, OrderRejected
 from trading.broker.base import validate_order as _validate_order
-from trading.broker.fills import FillModel
+from trading.broker.fills import FillModel, LevelFill, crossed_inside
 from trading.broker.intrabar import stop_hit, touch_fraction
 from trading.domain import (
     AccountInfo,
@@ -66,7 +67,7 @@ class PaperConfig:
     balance: float = 10_000.0  # starting balance (USD) of a new account
     leverage: int = 100
     commission_per_lot: float = 0.0  # USD per lot per deal (charged on entry and on exit)
-    slippage_points: int = 0  # adverse slippage on market orders (not on SL/TP fills)
+    slippage_points: int = 0  # adverse slippage on market orders, closes, stop losses and stop-outs (not on TPs)
     spread_points: int = 20  # used when a bar carries no spread
     stops_level: int = 0  # minimum SL/TP distance from the price, in points
     volume_max: float = 50.0
@@ -142,6 +143,7 @@ class PaperBroker:
         self._deals_in_order = True  # by time: deals_since bisects instead of scanning every deal
         self._next_ticket = 1
         self._market_time: datetime | None = None  # the latest market moment this account has seen
+        self.level_fills: list[LevelFill] = []  # every SL/TP fill of this session (the slippage figures)
         if self.state_path is not None and self.state_path.exists():
             self.from_state(self._read_state_file(self.state_path))
 
@@ -380,7 +382,7 @@ class PaperBroker:
             return []
         if self._market_time is not None and tick.time < self._market_time:
             return []  # a restarted market never goes back before what the account has seen
-        self._tick = tick
+        previous, self._tick = self._tick, tick
         self._market_time = tick.time
         deals: list[Deal] = []
         for ticket in sorted(self._positions):
@@ -388,7 +390,9 @@ class PaperBroker:
             price = tick.price_to_close(pos.side)
             hit = stop_hit(pos.side, pos.sl, pos.tp, (price, price, price, price))
             if hit is not None:
-                deals.append(self._broker_close(pos, hit[0], hit[1], tick.time))
+                level = pos.sl if hit[0] is DealReason.SL else pos.tp
+                crossed = crossed_inside(tick, previous, pos.side, hit[0], level)
+                deals.append(self._level_close(pos, hit[0], level, price, crossed, tick.time))
         deals += self._stop_out(tick.time)
         if deals:
             self._save()
@@ -454,7 +458,9 @@ class PaperBroker:
             path = (prices[0] + shift, prices[1] + shift, prices[2] + shift, prices[3] + shift)
             fraction = touch_fraction(path, hit[1]) or 0.0
             when = max(start + length * fraction, pos.open_time)
-            deals.append(self._broker_close(pos, hit[0], hit[1], when))
+            level = pos.sl if hit[0] is DealReason.SL else pos.tp
+            # stop_hit already gives the level when the path crossed it and the open when the bar gapped
+            deals.append(self._level_close(pos, hit[0], level, hit[1], hit[1] != path[0], when))
         close = self.spec.round_price(prices[3])
         self._tick = Tick(start + length - timedelta(seconds=1), close, self.spec.round_price(close + spread))
         deals += self._stop_out(self._tick.time)
@@ -589,9 +595,13 @@ class PaperBroker:
             raise InvalidOrder(f"closing {snapped} would leave {remaining}, below the minimum lot")
         return snapped
 
-    def _broker_close(self, pos: Position, reason: DealReason, price: float, when: datetime) -> Deal:
-        price = self.spec.round_price(price)
-        return self._close(pos, pos.volume, price, when, reason, f"[{reason.value.lower()} {price:.2f}]")
+    def _level_close(self, pos: Position, reason: DealReason, level: float, price: float, crossed: bool,
+                     when: datetime) -> Deal:
+        """Close `pos` by its triggered SL/TP at `level`, reached at closing price `price` (the fill model
+        prices it); the comment names the level, as MT5's does."""
+        fill = self.fills.level_fill(pos.side, reason, level, price, crossed=crossed)
+        self.level_fills.append(LevelFill(reason, pos.side, level, fill, crossed))
+        return self._close(pos, pos.volume, fill, when, reason, f"[{reason.value.lower()} {level:.2f}]")
 
     def _close(
         self, pos: Position, volume: float, price: float, when: datetime, reason: DealReason, comment: str
@@ -637,7 +647,7 @@ class PaperBroker:
             if margin <= 0 or self.equity() / margin * 100 > self.config.stop_out_level:
                 break
             worst = min(self._positions.values(), key=lambda p: (self._profit(p, p.volume), p.ticket))
-            price = self._tick.price_to_close(worst.side)
+            price = self.fills.exit_price(self._tick, worst.side)
             deals.append(self._close(worst, worst.volume, price, when, DealReason.STOP_OUT, "[so]"))
         return deals
 
