@@ -83,6 +83,7 @@ class BacktestResult:
     ticks: int = 0  # ticks stepped one by one (not those taken in one go: skip_idle, skip_quiet)
     halts: list[HaltEvent] = field(default_factory=list)  # loss-limit halts (risk mode STOPPED), in order
     risk_state: RiskState | None = None  # the engine's risk counters at the end, to carry into a next run
+    balance: np.ndarray = field(default_factory=lambda: np.zeros(0))  # the account balance at each equity time
 
     def metrics(self) -> dict[str, Any]:
         return compute_metrics(self.trades, self.opened, self.equity_times, self.equity, self.start_balance)
@@ -120,6 +121,7 @@ async def _drive(bars: pl.DataFrame, analyzer: Analyzer, config: BacktestConfig,
     blocks: Counter[str] = Counter()
     eq_times: list[datetime] = []
     equity: list[float] = []
+    balance: list[float] = []
     total = bars.height - warmup
     bar_len = timedelta(minutes=15)
 
@@ -141,6 +143,7 @@ async def _drive(bars: pl.DataFrame, analyzer: Analyzer, config: BacktestConfig,
             halt = None
         eq_times.append(times[bar] + bar_len)
         equity.append(broker.equity())
+        balance.append(broker.balance)
         if progress is not None and (bar - warmup) % 500 == 0:
             progress(bar - warmup, total)
 
@@ -164,6 +167,7 @@ async def _drive(bars: pl.DataFrame, analyzer: Analyzer, config: BacktestConfig,
         await engine._close(pos, "end_of_data", "the data ended", by="backtest")
     eq_times.append(times[-1] + bar_len)
     equity.append(broker.equity())
+    balance.append(broker.balance)
     if halt is not None:
         halts.append(HaltEvent(halt[0], None, halt[1], halt[2], halt[3]))
     if progress is not None:
@@ -172,7 +176,7 @@ async def _drive(bars: pl.DataFrame, analyzer: Analyzer, config: BacktestConfig,
         bars=total, seconds=0.0, start_balance=config.balance, trades=recorder.closed, opened=recorder.opened,
         equity_times=eq_times, equity=np.asarray(equity, dtype=float), gate_blocks=blocks, decisions=loop.decisions,
         label=label, intrabar_mode=feed.mode, detail_share=feed.path.detail_share(), ticks=loop.ticks,
-        halts=halts, risk_state=engine.state,
+        halts=halts, risk_state=engine.state, balance=np.asarray(balance, dtype=float),
     )
 
 
