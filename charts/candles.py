@@ -319,8 +319,16 @@ def _place_break_labels(ax: Axes) -> None:
     renderer = ax.figure.canvas.get_renderer()  # type: ignore[attr-defined]
     tags = [_box(t.get_window_extent(renderer)) for t in ax.texts if t.get_gid() == "position_tag"]
     directions = [1 if t.get_va() == "bottom" else -1 for t in labels]
-    shifts = push_clear([_box(t.get_window_extent(renderer)) for t in labels], directions, tags)
     points_per_px = 72.0 / ax.figure.dpi
+    left, right = ax.get_window_extent(renderer).x0, ax.get_window_extent(renderer).x1
+    boxes = []
+    for label in labels:  # a label on the first or last bars is pulled inside the chart sideways
+        box = _box(label.get_window_extent(renderer))
+        dx = max(0.0, left - box.x0) - max(0.0, box.x1 - right)
+        x, y = label.xyann  # type: ignore[attr-defined]
+        label.xyann = (x + dx * points_per_px, y)  # type: ignore[attr-defined]
+        boxes.append(Box(box.x0 + dx, box.x1 + dx, box.y0, box.y1))
+    shifts = push_clear(boxes, directions, tags)
     for label, dy in zip(labels, shifts, strict=True):
         x, y = label.xyann  # type: ignore[attr-defined]
         label.xyann = (x, y + dy * points_per_px)  # type: ignore[attr-defined]

@@ -586,7 +586,8 @@ def test_break_labels_regime_label_and_tags_never_overlap_and_stay_inside() -> N
     boxes = [t.get_window_extent(renderer) for t in breaks + others]
     assert not any(a.overlaps(b) for i, a in enumerate(boxes) for b in boxes[i + 1:])
     frame = ax.get_window_extent(renderer)
-    assert all(frame.y0 <= b.y0 and b.y1 <= frame.y1 for b in boxes[:len(breaks)])
+    assert all(frame.y0 <= b.y0 and b.y1 <= frame.y1 and frame.x0 <= b.x0 and b.x1 <= frame.x1
+               for b in boxes[:len(breaks)])  # bar 0's label does not hang over the left edge
     (regime,) = by_gid(fig, "regime_label")
     assert regime.get_window_extent(renderer).y0 >= frame.y1  # on the title line, outside the candles
 
@@ -625,3 +626,16 @@ def test_pnl_distribution_splits_wins_and_losses_at_zero() -> None:
     assert any("8 trades · win rate 50%" in t for t in texts(fig))
     assert png_size(pnl_distribution_chart(profits)) == (1200, 700)
     assert "no closed trades" in texts(pnl_distribution_figure([]))
+
+
+def test_a_break_on_the_first_bar_keeps_its_label_inside_the_chart() -> None:
+    closes = list(100 + np.sin(np.arange(150) / 5) * 3)
+    bars = make_bars(closes)
+    smc = pl.DataFrame({"bos": [0] * 150, "choch": [-1] + [0] * 148 + [1]})
+    fig = candlestick_figure(bars, smc)
+    fig.canvas.draw()
+    renderer = fig.canvas.get_renderer()  # type: ignore[attr-defined]
+    frame = fig.axes[0].get_window_extent(renderer)
+    for label in by_gid(fig, "choch"):
+        box = label.get_window_extent(renderer)
+        assert frame.x0 <= box.x0 and box.x1 <= frame.x1
