@@ -234,3 +234,18 @@ def test_without_the_style_field_the_colour_is_an_emoji(monkeypatch: pytest.Monk
     approve = buttons.styled_button("Approve", "ap:1:1", "success")
     reject = buttons.styled_button("Reject", "ap:1:0", "danger")
     assert (approve.text, approve.style) == ("✅ Approve", None) and reject.text == "❌ Reject"
+
+
+async def test_the_console_turns_pages_with_its_numbered_buttons(h: Harness, tmp_path: Path) -> None:
+    from bot.console import ConsoleController
+    from bot.telegram import build_dispatcher
+    from bot.transport import ConsoleTransport
+
+    await book_many(h, 45)
+    out = io.StringIO()
+    console = ConsoleController(build_dispatcher(h.ctx), ConsoleTransport(out=out, photo_dir=tmp_path), user_id=CHAT)
+    await console.handle_line("/trades 45")
+    assert "[!1] ◀  [!2] 1/3  [!3] ▶" in out.getvalue()
+    await console.handle_line("!3")
+    edited = out.getvalue().rsplit("edited", 1)[1]
+    assert "[!2] 2/3" in edited and "\n500 " not in edited
