@@ -151,6 +151,7 @@ class App:
     def _backtester(self) -> Any:
         """/backtest over the bot's own closed bars, with the live parameters and the active models."""
         from bot.backtests import BotBacktester
+        from charts.distribution import pnl_distribution_chart
         from charts.equity import equity_chart
         from trading.backtest import BacktestConfig
 
@@ -169,7 +170,8 @@ class App:
                 return None, None, "no models: SMC-only"
             return SlotRegime(self.slot), SlotSignal(self.slot), f"model {bundle.version}"
 
-        return BotBacktester(self._bars_for_training, config, sources, chart=equity_chart)
+        return BotBacktester(self._bars_for_training, config, sources, chart=equity_chart,
+                             distribution=pnl_distribution_chart)
 
     def _bars_for_training(self, n: int) -> pl.DataFrame:
         if self.feed is not None:  # closed bars only: the forming bar's close is not final yet

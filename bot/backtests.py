@@ -27,11 +27,13 @@ MIN_TEST_BARS = BARS_PER_DAY  # at least one day after the warm-up
 class BotBacktester:
     def __init__(self, fetch_bars: Callable[[int], pl.DataFrame], config: Callable[[], BacktestConfig],
                  sources: Callable[[], tuple[Any, Any, str]] = lambda: (None, None, "no models: SMC-only"),
-                 chart: Callable[..., bytes] | None = None) -> None:
+                 chart: Callable[..., bytes] | None = None,
+                 distribution: Callable[..., bytes] | None = None) -> None:
         self.fetch_bars = fetch_bars  # n -> the newest n closed bars the bot has (called in the worker)
         self.config = config  # the live strategy parameters and limits, read when a run starts
         self.sources = sources  # () -> (regime, signal, description) of the active models
-        self.chart = chart
+        self.chart = chart  # charts.equity_chart: the equity, balance, drawdown and halts
+        self.distribution = distribution  # charts.pnl_distribution_chart: P/L per trade
         self.running = False
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="backtest")
 
@@ -57,13 +59,26 @@ class BotBacktester:
         regime, signal, models = self.sources()
         t0 = time.perf_counter()
         result = run_backtest(bars, config, regime=regime, signal=signal, progress=progress)
-        png = None
-        if self.chart is not None and len(result.equity_times) >= 2:
-            png = self.chart(result.equity_times, result.equity, title=f"Backtest equity · {result.bars} bars")
         first = bars["time"][config.warmup_bars]
+        png = dist = None
+        if self.chart is not None and len(result.equity_times) >= 2:
+            png = self.chart(result.equity_times, result.equity, result.balance if result.balance.size else None,
+                             title=f"Backtest equity · {result.bars:,} bars", start=(first, result.start_balance),
+                             halts=halt_marks(result.halts))
+        if self.distribution is not None and result.trades:
+            dist = self.distribution([t.profit for t in result.trades], title="Backtest P/L per trade")
         return BacktestReport(requested_days=days, days=result.bars / BARS_PER_DAY, bars=result.bars, first=first,
                               last=bars["time"][-1], seconds=time.perf_counter() - t0, metrics=result.metrics(),
-                              models=models, equity_png=png)
+                              models=models, equity_png=png, distribution_png=dist)
 
     def close(self) -> None:
         self._pool.shutdown(wait=False, cancel_futures=True)
+
+
+def halt_marks(halts: list[Any]) -> list[tuple[Any, Any, str]]:
+    """Loss-limit halts (trading.backtest.HaltEvent) as the equity chart's (start, end, label)."""
+    def which(reason: str) -> str:
+        return "daily-loss limit" if reason.startswith("daily") else "total-loss limit" if reason.startswith(
+            "total") else reason
+
+    return [(h.start, h.end, f"halted: {which(h.reason)}") for h in halts]

@@ -94,6 +94,13 @@ class ConsoleSession(BaseSession):
                 getattr(method, "reply_markup", None), 0)
             mid = await self.transport.send_photo(self.user_id, data, caption)
             return self._message(mid or 0)
+        if name == "SendMediaGroup":  # an album: each photo saved, the caption printed with the first
+            sent = []
+            for item in method.media:  # type: ignore[attr-defined]
+                data = await _input_bytes(item.media)
+                sent.append(self._message(await self.transport.send_photo(self.user_id, data, item.caption or "")
+                                          or 0))
+            return sent
         if name == "EditMessageReplyMarkup":
             extra = self._remember_buttons(getattr(method, "reply_markup", None), method.message_id or 0)  # type: ignore[attr-defined]
             if extra:

@@ -34,6 +34,7 @@ from handlers import (
     market,
     model,
     notify,
+    paging,
     performance,
     positions,
     risk,
@@ -95,7 +96,7 @@ COMMANDS: tuple[CommandSpec, ...] = (
     CommandSpec("notify", "Switch each message kind on, silent or off", notify.notify, args="[KIND on|silent|off]"),
 )
 ROUTER_MODULES = (start, status, positions, control, risk, market, filters, why, performance, daily, charts, backtest,
-                  model, system, notify, approvals)
+                  model, system, notify, approvals, paging)
 
 
 def bot_commands(commands: tuple[CommandSpec, ...] = COMMANDS) -> list[BotCommand]:

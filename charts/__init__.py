@@ -6,6 +6,7 @@ so charts may be drawn in several threads at once.
 """
 
 from charts.candles import ChartPosition, ChartTrade, candlestick_chart, candlestick_figure
+from charts.distribution import pnl_distribution_chart, pnl_distribution_figure
 from charts.equity import equity_chart, equity_figure
 from charts.pnl import daily_pnl_chart, daily_pnl_figure
 from charts.style import DARK, PNG_SIGNATURE, Theme, no_data_png
@@ -23,4 +24,6 @@ __all__ = [
     "equity_chart",
     "equity_figure",
     "no_data_png",
+    "pnl_distribution_chart",
+    "pnl_distribution_figure",
 ]

@@ -3,9 +3,12 @@
 Bars are drawn on an integer axis (one slot per bar, so weekend gaps take no room) labelled with
 WIB times. The SMC frame is aligned row-for-row with the bars, or joined on `time` when it has one.
 Every overlay artist carries a gid ("fvg", "ob", "bos", "choch", "swing_high", "swing_low",
-"position_entry", "position_sl", "position_tp", "regime", "closed_entry", "closed_exit", "legend") so tests
-can count what was drawn. A legend names the colours actually drawn (FVG, order blocks, regimes, closed
-trades); price tags of positions whose levels are close are spread apart so they never overlap.
+"position_entry", "position_sl", "position_tp", "position_tag", "regime", "regime_label", "closed_entry",
+"closed_exit", "legend") so tests can count what was drawn. A legend names the colours actually drawn (FVG,
+order blocks, the regimes shaded, closed trades); bars of unknown regime are not shaded, and the regime
+label ("regime: low", or "regime unknown") sits on the title line. Price tags of positions whose levels
+are close are spread apart, and BOS/CHoCH labels are moved off each other and off the tags, so no label
+covers another.
 """
 
 from __future__ import annotations
@@ -22,14 +25,17 @@ from matplotlib.collections import LineCollection, PolyCollection
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.patches import Patch, Rectangle
+from matplotlib.text import Text
 from matplotlib.transforms import blended_transform_factory
 
+from charts.layout import GAP_PX, Box, push_clear
 from charts.style import DARK, Theme, new_figure, no_data_figure, render_png, set_title, style_axes
 from charts.zones import Zone, as_flags, fair_value_gap_zones, order_block_zones, runs, swing_pivots
 
 OHLC = ("open", "high", "low", "close")
 REGIME_NAMES = {0: "low", 1: "medium", 2: "high"}
 TZ_ABBREVIATIONS = {"Asia/Jakarta": "WIB", "UTC": "UTC"}
+BREAK_OFFSET_PT = 9.0  # a BOS/CHoCH label's distance from its candle, clear of the swing marker
 
 
 @dataclass(frozen=True, slots=True)
@@ -130,20 +136,33 @@ def candlestick_figure(
     levels = [lvl for p in positions for lvl in (p.entry, p.stop, p.target) if lvl is not None]
     ax.set_ylim(*_price_limits(lows, highs, levels))
 
-    if regimes is not None:
-        _draw_regimes(ax, regimes, n, theme, regime_now)
+    shaded = _draw_regimes(ax, regimes, n, theme) if regimes is not None else set()
     _draw_candles(ax, opens, highs, lows, closes, theme)
     if aligned is not None:
         _draw_smc(ax, aligned, highs, lows, closes, theme)
     _draw_trades(ax, trades, bars["time"], theme)
     _draw_positions(ax, positions, n, theme)
     _draw_last_price(ax, closes, n, theme)
-    _draw_legend(ax, theme)
+    _draw_legend(ax, theme, shaded)
     _set_time_ticks(ax, labels, n)
     tz_name = TZ_ABBREVIATIONS.get(tz, tz)
     last = closes[np.flatnonzero(np.isfinite(closes))[-1]]
-    set_title(fig, ax, title, f"{last:.2f} · {labels[-1].replace(chr(10), ' ')} {tz_name}", theme)
+    shown = set_title(fig, ax, title, f"{last:.2f} · {labels[-1].replace(chr(10), ' ')} {tz_name}", theme)
+    if regimes is not None or regime_now is not None:
+        _draw_regime_label(ax, shown, regime_name(regimes, regime_now), theme)
+    _place_break_labels(ax)
     return fig
+
+
+def regime_name(regimes: pl.Series | Sequence[int | None] | None, regime_now: str | None) -> str | None:
+    """The regime the chart names: the decision's (as /status shows it), else the last bar's; None: unknown."""
+    if regime_now is not None:
+        name = str(regime_now).strip().lower()
+        return None if name in ("", "unknown", "none") else name
+    if regimes is None:
+        return None
+    values = _regime_values(regimes if isinstance(regimes, pl.Series) else pl.Series(list(regimes)))
+    return REGIME_NAMES.get(int(values[-1])) if values.size else None
 
 
 def _wib_labels(times: pl.Series, tz: str) -> list[str]:
@@ -263,7 +282,8 @@ def _draw_swings(ax: Axes, smc: pl.DataFrame, highs: np.ndarray, lows: np.ndarra
 
 
 def _draw_breaks(ax: Axes, smc: pl.DataFrame, highs: np.ndarray, lows: np.ndarray, theme: Theme) -> None:
-    span = float(np.nanmax(highs) - np.nanmin(lows)) or 1.0
+    """BOS/CHoCH above a bullish break's high, below a bearish one's low; `_place_break_labels` then
+    moves any that would cover another label."""
     bos, choch = _column(smc, "bos"), _column(smc, "choch")
     n = highs.size
     bos_f = as_flags(bos) if bos is not None else np.zeros(n, np.int8)
@@ -275,11 +295,11 @@ def _draw_breaks(ax: Axes, smc: pl.DataFrame, highs: np.ndarray, lows: np.ndarra
         base = highs[i] if bullish else lows[i]
         if not np.isfinite(base):
             continue
-        y = base + (0.035 if bullish else -0.035) * span
-        ax.text(
-            i,
-            y,
+        ax.annotate(
             "CHoCH" if is_choch else "BOS",
+            (float(i), float(base)),
+            xytext=(0, BREAK_OFFSET_PT if bullish else -BREAK_OFFSET_PT),
+            textcoords="offset points",
             ha="center",
             va="bottom" if bullish else "top",
             fontsize=theme.note_size,
@@ -290,40 +310,84 @@ def _draw_breaks(ax: Axes, smc: pl.DataFrame, highs: np.ndarray, lows: np.ndarra
         )
 
 
-def _draw_regimes(ax: Axes, regimes: pl.Series | Sequence[int | None], n: int, theme: Theme,
-                  regime_now: str | None = None) -> None:
+def _place_break_labels(ax: Axes) -> None:
+    """Move BOS/CHoCH labels off each other and off the position tags (up for a bullish break, down
+    for a bearish one), then widen the price range just enough to keep every label inside the chart."""
+    labels = [t for t in ax.texts if t.get_gid() in ("bos", "choch")]
+    if not labels:
+        return
+    renderer = ax.figure.canvas.get_renderer()  # type: ignore[attr-defined]
+    tags = [_box(t.get_window_extent(renderer)) for t in ax.texts if t.get_gid() == "position_tag"]
+    directions = [1 if t.get_va() == "bottom" else -1 for t in labels]
+    points_per_px = 72.0 / ax.figure.dpi
+    left, right = ax.get_window_extent(renderer).x0, ax.get_window_extent(renderer).x1
+    boxes = []
+    for label in labels:  # a label on the first or last bars is pulled inside the chart sideways
+        box = _box(label.get_window_extent(renderer))
+        dx = max(0.0, left - box.x0) - max(0.0, box.x1 - right)
+        x, y = label.xyann  # type: ignore[attr-defined]
+        label.xyann = (x + dx * points_per_px, y)  # type: ignore[attr-defined]
+        boxes.append(Box(box.x0 + dx, box.x1 + dx, box.y0, box.y1))
+    shifts = push_clear(boxes, directions, tags)
+    for label, dy in zip(labels, shifts, strict=True):
+        x, y = label.xyann  # type: ignore[attr-defined]
+        label.xyann = (x, y + dy * points_per_px)  # type: ignore[attr-defined]
+    for _ in range(3):  # a wider range moves the candles, not the labels' distance to them: settle it
+        frame = ax.get_window_extent(renderer)
+        boxes = [t.get_window_extent(renderer) for t in labels]
+        over = max(b.y1 for b in boxes) - frame.y1 + GAP_PX
+        under = frame.y0 - min(b.y0 for b in boxes) + GAP_PX
+        if over <= 0 and under <= 0:
+            return
+        lo, hi = ax.get_ylim()
+        per_px = (hi - lo) / max(frame.height, 1.0)
+        ax.set_ylim(lo - max(under, 0.0) * per_px * 1.1, hi + max(over, 0.0) * per_px * 1.1)
+
+
+def _box(extent: Any) -> Box:
+    return Box(float(extent.x0), float(extent.x1), float(extent.y0), float(extent.y1))
+
+
+def _regime_values(regimes: pl.Series) -> np.ndarray:
+    """Regime labels as ints; null, NaN and anything outside 0-2 are -1 (unknown)."""
+    values = regimes.cast(pl.Float64, strict=False).fill_null(-1).to_numpy()
+    values = np.nan_to_num(values, nan=-1).astype(int)
+    return np.where(np.isin(values, list(REGIME_NAMES)), values, -1)
+
+
+def _draw_regimes(ax: Axes, regimes: pl.Series | Sequence[int | None], n: int, theme: Theme) -> set[int]:
+    """Shade each run of a known regime; bars of unknown regime (null, NaN, -1) stay unshaded.
+    Returns the regimes shaded, for the legend."""
     if not isinstance(regimes, pl.Series):
         regimes = pl.Series(list(regimes))
     if regimes.len() != n:
         raise ValueError(f"regimes has {regimes.len()} values but bars has {n}; give one per bar")
-    values = np.nan_to_num(regimes.cast(pl.Float64, strict=False).fill_null(-1).to_numpy(), nan=-1).astype(
-        int
-    )
-    colors = {0: theme.regime_low, 1: theme.regime_medium, 2: theme.regime_high}
-    for start, end, value in runs(values):
+    colors = _regime_colors(theme)
+    shaded: set[int] = set()
+    for start, end, value in runs(_regime_values(regimes)):
         if value in colors:
-            ax.axvspan(
-                start - 0.5,
-                end + 0.5,
-                color=colors[value],
-                alpha=theme.regime_alpha,
-                lw=0,
-                zorder=0,
-                gid="regime",
-            )
-    name = regime_now or REGIME_NAMES.get(int(values[-1]), "unknown")
+            ax.axvspan(start - 0.5, end + 0.5, color=colors[value], alpha=theme.regime_alpha, lw=0, zorder=0,
+                       gid="regime")
+            shaded.add(value)
+    return shaded
+
+
+def _regime_colors(theme: Theme) -> dict[int, str]:
+    return {0: theme.regime_low, 1: theme.regime_medium, 2: theme.regime_high}
+
+
+def _draw_regime_label(ax: Axes, title: Text | None, name: str | None, theme: Theme) -> None:
+    """"regime: low" in the regime's colour (or "regime unknown"), on the title line right after the
+    title: outside the plot, so it never covers a candle or a BOS/CHoCH label."""
     by_name = {v: k for k, v in REGIME_NAMES.items()}
-    ax.text(
-        0.01,
-        0.97,
-        f"regime: {name}",
-        transform=ax.transAxes,
-        ha="left",
-        va="top",
-        fontsize=theme.label_size,
-        color=colors.get(by_name.get(name, -1), theme.muted),
-        zorder=6,
-    )
+    color = _regime_colors(theme).get(by_name.get(name or "", -1), theme.muted)
+    text = f"regime: {name}" if name else "regime unknown"
+    common = {"fontsize": theme.label_size, "color": color, "fontweight": "bold", "gid": "regime_label"}
+    if title is not None:
+        ax.annotate(text, (1.0, 0.5), xycoords=title, xytext=(14, 0), textcoords="offset points", ha="left",
+                    va="center", **common)
+    else:
+        ax.text(0.0, 1.02, text, transform=ax.transAxes, ha="left", va="bottom", **common)
 
 
 def _draw_positions(ax: Axes, positions: Sequence[ChartPosition], n: int, theme: Theme) -> None:
@@ -388,8 +452,8 @@ def _draw_trades(ax: Axes, trades: Sequence[ChartTrade], times: pl.Series, theme
                    edgecolors=theme.text, linewidths=0.5)
 
 
-def _draw_legend(ax: Axes, theme: Theme) -> None:
-    """Name every colour that is on the chart (only those)."""
+def _draw_legend(ax: Axes, theme: Theme, shaded: set[int] = frozenset()) -> None:  # type: ignore[assignment]
+    """Name every colour that is on the chart (only those: a regime is listed only when it is shaded)."""
     drawn = {a.get_gid() for a in (*ax.patches, *ax.collections, *ax.lines, *ax.texts)}
     entries: list[Any] = []
 
@@ -402,9 +466,9 @@ def _draw_legend(ax: Axes, theme: Theme) -> None:
     if "ob" in drawn:
         patch(theme.bull_ob, "bull OB")
         patch(theme.bear_ob, "bear OB")
-    if "regime" in drawn:
-        for color, name in ((theme.regime_low, "low"), (theme.regime_medium, "medium"), (theme.regime_high, "high")):
-            patch(color, f"{name} vol", alpha=0.45)
+    for value, color in _regime_colors(theme).items():
+        if value in shaded:
+            patch(color, f"{REGIME_NAMES[value]} vol", alpha=0.45)
     if "closed_exit" in drawn:
         for color, name in ((theme.up, "closed win"), (theme.down, "closed loss")):
             entries.append(Line2D([], [], color=color, marker="X", linestyle=":", label=name))
@@ -430,6 +494,7 @@ def _tag(ax: Axes, transform: Any, y: float, text: str, color: str, theme: Theme
         zorder=6,
         clip_on=True,
         bbox={"boxstyle": "round,pad=0.2", "facecolor": theme.panel, "edgecolor": color, "alpha": 0.85},
+        gid="position_tag",
     )
 
 

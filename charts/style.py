@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from matplotlib.axes import Axes
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
+from matplotlib.text import Text
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
@@ -76,12 +77,14 @@ def style_axes(ax: Axes, theme: Theme = DARK) -> None:
     ax.xaxis.label.set_color(theme.text)
 
 
-def set_title(fig: Figure, ax: Axes, title: str, subtitle: str = "", theme: Theme = DARK) -> None:
-    """Bold title top-left, a muted subtitle (last price, time) top-right."""
+def set_title(fig: Figure, ax: Axes, title: str, subtitle: str = "", theme: Theme = DARK) -> Text | None:
+    """Bold title top-left, a muted subtitle (last price, time) top-right; the title's Text (None without one)."""
+    shown = None
     if title:
-        ax.set_title(title, loc="left", color=theme.text, fontsize=theme.title_size, fontweight="bold")
+        shown = ax.set_title(title, loc="left", color=theme.text, fontsize=theme.title_size, fontweight="bold")
     if subtitle:
         ax.set_title(subtitle, loc="right", color=theme.muted, fontsize=theme.label_size)
+    return shown
 
 
 def render_png(fig: Figure) -> bytes:

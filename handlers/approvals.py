@@ -17,8 +17,9 @@ from dataclasses import dataclass, field
 from aiogram import Bot, Router
 from aiogram.exceptions import TelegramAPIError
 from aiogram.filters.callback_data import CallbackData
-from aiogram.types import CallbackQuery, InlineKeyboardButton, InlineKeyboardMarkup, Message
+from aiogram.types import CallbackQuery, InlineKeyboardMarkup, Message
 
+from handlers.buttons import styled_button
 from handlers.clock import wall_time
 from handlers.common import AuditNote, esc, money, section
 from handlers.services import Services
@@ -83,8 +84,8 @@ def render_approval(approval: Approval, snapshot: EngineSnapshot) -> tuple[str, 
     ])
     text = "\n".join([*_body(approval), "", figures, "", f"Expires {wall_time(approval.expires)}"])
     keyboard = InlineKeyboardMarkup(inline_keyboard=[[
-        InlineKeyboardButton(text="Approve", callback_data=ApprovalAnswer(id=approval.id, approve=True).pack()),
-        InlineKeyboardButton(text="Reject", callback_data=ApprovalAnswer(id=approval.id, approve=False).pack()),
+        styled_button("Approve", ApprovalAnswer(id=approval.id, approve=True).pack(), "success"),
+        styled_button("Reject", ApprovalAnswer(id=approval.id, approve=False).pack(), "danger"),
     ]])
     return text, keyboard
 

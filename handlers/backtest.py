@@ -1,7 +1,7 @@
 """/backtest [days]: the strategy replayed over the bot's own recent bars, off the trading loop.
 
 One status message is edited in place while it runs (at most every PROGRESS_EVERY seconds); it
-becomes the report, and the equity chart follows as a photo. The work runs behind the injected
+becomes the report, and the equity chart and the P/L per trade follow as one album. The work runs behind the injected
 `Backtester` (bot.backtests), never in a handler and never on the event loop.
 """
 
@@ -14,7 +14,7 @@ from typing import Any
 
 from aiogram import Bot, Router
 from aiogram.filters import CommandObject
-from aiogram.types import BufferedInputFile, Message
+from aiogram.types import Message
 
 from handlers.common import (
     ArgError,
@@ -28,6 +28,7 @@ from handlers.common import (
     short_time,
     signed,
 )
+from handlers.media import send_charts
 from handlers.services import BacktestRefused, BacktestReport, Services
 
 log = logging.getLogger(__name__)
@@ -107,9 +108,10 @@ async def _follow(bot: Bot, status: Message, work: Any, progress: dict[str, int]
         await edit_in_place(bot, status, f"❌ Backtest failed: {esc(type(exc).__name__)}: {esc(exc)} (details in /logs)")
         return
     await edit_in_place(bot, status, report_text(report))
-    if report.equity_png:
-        await bot.send_photo(status.chat.id, BufferedInputFile(report.equity_png, "backtest_equity.png"),
-                             caption=f"Backtest equity, {report.days:.1f} days")
+    # equity and P/L per trade as one album: one swipe on a phone
+    await send_charts(bot, status.chat.id, [(report.equity_png or b"", "backtest_equity.png"),
+                                            (report.distribution_png or b"", "backtest_pnl.png")],
+                      caption=f"Backtest equity, {report.days:.1f} days")
 
 
 def make_router() -> Router:

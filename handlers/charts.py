@@ -1,4 +1,5 @@
-"""/chart [bars] (candles with SMC overlays, open positions and regime shading) and /equity (equity curve).
+"""/chart [bars] (candles with SMC overlays, open positions and regime shading) and /equity (the equity
+curve and, once trades have closed, the P/L per day beside it as one album).
 
 Drawing is CPU work: it runs in a worker thread (`asyncio.to_thread`) so the event loop keeps serving.
 """
@@ -6,20 +7,24 @@ Drawing is CPU work: it runs in a worker thread (`asyncio.to_thread`) so the eve
 from __future__ import annotations
 
 import asyncio
+from datetime import datetime
 from functools import partial
 
 import numpy as np
 import polars as pl
-from aiogram import Router
+from aiogram import Bot, Router
 from aiogram.filters import CommandObject
 from aiogram.types import BufferedInputFile, Message
 
-from charts import ChartPosition, ChartTrade, candlestick_chart, equity_chart
+from charts import ChartPosition, ChartTrade, candlestick_chart, daily_pnl_chart, equity_chart
 from handlers.common import AuditNote, esc, reply
+from handlers.media import send_charts
 from handlers.services import Services
 from trading.analyzer import AnalysisFrame
+from trading.timezones import wib_date
 
 DEFAULT_BARS, MIN_BARS, MAX_BARS = 100, 20, 300
+MAX_DAILY_BARS = 90  # days of the /equity album's daily P/L chart
 USAGE = f"Usage: /chart [bars] — bars from {MIN_BARS} to {MAX_BARS}, default {DEFAULT_BARS}"
 
 
@@ -41,8 +46,11 @@ def chart_inputs(frame: AnalysisFrame, n: int) -> tuple[pl.DataFrame, pl.DataFra
     smc = frame.structure.tail(n) if frame.structure is not None else None
     regimes = None
     if frame.regime_probs is not None and len(frame.regime_probs) == frame.bars.height:
-        labels = np.argmax(np.asarray(frame.regime_probs)[-bars.height:], axis=1)
-        regimes = pl.Series("regime", labels)
+        probs = np.asarray(frame.regime_probs, dtype=float)[-bars.height:]
+        known = np.isfinite(probs).all(axis=1)  # no model or warm-up rows are NaN: unknown, not "low"
+        if known.any():
+            labels = np.argmax(np.where(known[:, None], probs, 0.0), axis=1)
+            regimes = pl.Series("regime", np.where(known, labels, -1))
     return bars, smc, regimes
 
 
@@ -71,7 +79,7 @@ async def chart(message: Message, command: CommandObject, ctx: Services, audit: 
     await message.answer_photo(BufferedInputFile(png, "chart.png"), caption=f"XAUUSD M15, last {bars.height} bars")
 
 
-async def equity(message: Message, ctx: Services, audit: AuditNote) -> None:
+async def equity(message: Message, ctx: Services, bot: Bot, audit: AuditNote) -> None:
     snaps = await ctx.journal.equity_snapshots(limit=5000)
     if len(snaps) < 2:
         audit.result = "no data"
@@ -85,10 +93,23 @@ async def equity(message: Message, ctx: Services, audit: AuditNote) -> None:
         start = (min(t.open_time for t in before), snaps[0].balance - sum(t.profit or 0.0 for t in before))
     png = await asyncio.to_thread(partial(equity_chart, start=start), times, [s.equity for s in snaps],
                                   [s.balance for s in snaps], "Equity")
-    audit.result = f"equity {len(snaps)} points"
+    daily = await daily_pnl_png(ctx, times[0])
+    audit.result = f"equity {len(snaps)} points" + (" + daily P/L" if daily else "")
     last = snaps[-1]
-    await message.answer_photo(BufferedInputFile(png, "equity.png"),
-                               caption=f"Equity ${last.equity:,.2f} · balance ${last.balance:,.2f}")
+    await send_charts(bot, message.chat.id, [(png, "equity.png"), (daily, "daily_pnl.png")],
+                      caption=f"Equity ${last.equity:,.2f} · balance ${last.balance:,.2f}")
+
+
+async def daily_pnl_png(ctx: Services, since: datetime) -> bytes:
+    """P/L per WIB day (days with closed trades) since the equity curve starts; b"" when none closed."""
+    assert ctx.queries is not None
+    today = wib_date(ctx.engine.snapshot().time)
+    days = min(max((today - wib_date(since)).days + 1, 1), MAX_DAILY_BARS)
+    rows = [r for r in reversed(await ctx.queries.periods("day", days, today)) if r.trades]
+    if not rows:
+        return b""
+    return await asyncio.to_thread(daily_pnl_chart, [r.start for r in rows], [r.net for r in rows],
+                                   "P/L per day (WIB)")
 
 
 def make_router() -> Router:

@@ -6,6 +6,7 @@ from aiogram import Router
 from aiogram.filters.callback_data import CallbackData
 from aiogram.types import CallbackQuery, InlineKeyboardButton, InlineKeyboardMarkup, Message
 
+from handlers.buttons import styled_button
 from handlers.common import AuditNote, esc, reply, signed
 from handlers.services import Services
 
@@ -39,7 +40,7 @@ async def closeall(message: Message, ctx: Services, audit: AuditNote) -> None:
         return
     floating = sum(p.profit + p.swap for p in positions)
     keyboard = InlineKeyboardMarkup(inline_keyboard=[[
-        InlineKeyboardButton(text="Confirm close all", callback_data=CloseAll(confirm=True).pack()),
+        styled_button("Confirm close all", CloseAll(confirm=True).pack(), "danger"),
         InlineKeyboardButton(text="Cancel", callback_data=CloseAll(confirm=False).pack()),
     ]])
     audit.result = "asked"

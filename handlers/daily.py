@@ -28,6 +28,7 @@ from handlers.common import (
     signed,
     table,
 )
+from handlers.paging import send_paged
 from handlers.services import Services
 from trading.timezones import to_wib, wib_date
 
@@ -97,11 +98,11 @@ async def _period(message: Message, command: CommandObject, ctx: Services, audit
     if n is None:  # /daily alone: today in detail
         trades = await ctx.queries.day_trades(wib_date(snap.time))
         audit.result = f"today: {len(trades)} trades"
-        await reply(message, day_text(snap, trades))
+        await send_paged(message, ctx, day_text(snap, trades), header_rows=0)
         return
     rows = await ctx.queries.periods(unit, n, wib_date(snap.time))
     audit.result = f"{n} {unit}s"
-    await reply(message, periods_text(rows, unit, title, snap.time))
+    await send_paged(message, ctx, periods_text(rows, unit, title, snap.time))
 
 
 async def daily(message: Message, command: CommandObject, ctx: Services, audit: AuditNote) -> None:

@@ -31,6 +31,7 @@ from handlers.common import (
     since_days,
     table,
 )
+from handlers.paging import send_paged
 from handlers.services import Services
 
 MAX_DAYS = 3650
@@ -160,7 +161,7 @@ async def performance(message: Message, command: CommandObject, ctx: Services, a
     snap = ctx.engine.snapshot()
     assert ctx.queries is not None
     perf = await ctx.queries.performance(since_days(snap.time, days))
-    await reply(message, performance_text(perf, days, snap.time))
+    await send_paged(message, ctx, performance_text(perf, days, snap.time))
 
 
 async def trades(message: Message, command: CommandObject, ctx: Services, audit: AuditNote) -> None:
@@ -173,7 +174,7 @@ async def trades(message: Message, command: CommandObject, ctx: Services, audit:
     assert ctx.queries is not None and n is not None
     rows = await ctx.queries.recent_closed(n)
     audit.result = f"{len(rows)} trades"
-    await reply(message, trades_text(rows, ctx.engine.snapshot().time))
+    await send_paged(message, ctx, trades_text(rows, ctx.engine.snapshot().time))
 
 
 def make_router() -> Router:

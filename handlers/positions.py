@@ -13,6 +13,7 @@ from aiogram.filters import CommandObject
 from aiogram.filters.callback_data import CallbackData
 from aiogram.types import CallbackQuery, InlineKeyboardButton, InlineKeyboardMarkup, Message
 
+from handlers.buttons import styled_button
 from handlers.common import AuditNote, clock_line, duration, esc, reply, signed
 from handlers.services import Services
 from trading.domain import Position
@@ -47,7 +48,7 @@ def positions_view(positions: tuple[Position, ...], now: datetime) -> tuple[str,
 
 def confirm_keyboard(ticket: int) -> InlineKeyboardMarkup:
     return InlineKeyboardMarkup(inline_keyboard=[[
-        InlineKeyboardButton(text="Confirm close", callback_data=PositionAction(action="yes", ticket=ticket).pack()),
+        styled_button("Confirm close", PositionAction(action="yes", ticket=ticket).pack(), "danger"),
         InlineKeyboardButton(text="Cancel", callback_data=PositionAction(action="no", ticket=ticket).pack()),
     ]])
 

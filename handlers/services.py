@@ -31,6 +31,7 @@ class BacktestReport:
     metrics: dict[str, Any]
     models: str  # "model v12" or "no models: SMC-only"
     equity_png: bytes | None
+    distribution_png: bytes | None = None  # P/L per trade, sent with the equity chart as one album
 
 
 class BacktestRefused(ValueError):

@@ -22,6 +22,7 @@ from handlers.common import (
     reply,
     section,
 )
+from handlers.paging import send_paged
 from handlers.services import Services
 from trading.sessions import market_status
 
@@ -60,7 +61,8 @@ async def logs(message: Message, command: CommandObject, ctx: Services, audit: A
         await reply(message, "🗒 No log lines" + (" at that level." if level else " yet."))
         return
     body = "\n".join(line[:200] for line in lines)
-    await reply(message, f"🗒 <b>LOG</b> · last {len(lines)}\n<pre>{esc(body)}</pre>")
+    await send_paged(message, ctx, f"🗒 <b>LOG</b> · last {len(lines)}\n<pre>{esc(body)}</pre>", header_rows=0,
+                     last_first=True)
 
 
 def health_items(snap: Any, now: datetime, warnings_last_hour: int | None, journal_ok: str,

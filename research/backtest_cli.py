@@ -173,8 +173,10 @@ def cmd_backtest(args: argparse.Namespace) -> int:
     if args.plot:
         from charts.equity import equity_chart
 
-        Path(args.plot).write_bytes(equity_chart(main.equity_times, main.equity, title="Backtest equity",
-                                                 halts=halt_marks(main.halts)))
+        start = (bars["time"][min(config.warmup_bars, bars.height - 1)], main.start_balance)
+        Path(args.plot).write_bytes(equity_chart(main.equity_times, main.equity,
+                                                 main.balance if main.balance.size else None,
+                                                 title="Backtest equity", start=start, halts=halt_marks(main.halts)))
         console.print(f"equity chart written to {args.plot}")
     if args.trades_csv:
         _write_trades(Path(args.trades_csv), main)

@@ -11,6 +11,9 @@ What it does, close to the real API:
   offset confirmation: updates below the offset are dropped, others are returned again;
 - sendMessage / sendPhoto / sendDocument return Message objects (per-chat increasing message_id, chat,
   from = the bot, date, text or caption, inline reply_markup echoed); uploaded bytes are kept;
+- sendMediaGroup (an album of 2-10 photos, each uploaded as attach://… or a file_id) returns one Message
+  per photo sharing a media_group_id (400 for fewer than 2 or more than 10 items, a type other than
+  photo, a caption over 1024 or a missing upload);
 - editMessageText / editMessageReplyMarkup edit the stored message (400 "message is not modified" when
   nothing changes, 400 "message to edit not found" for an unknown id; editing text without a markup
   removes the inline keyboard, as Telegram does); deleteMessage marks it deleted;
@@ -45,6 +48,7 @@ if TYPE_CHECKING:
 
 MAX_TEXT = 4096
 MAX_CAPTION = 1024
+MAX_ALBUM = 10  # photos in one sendMediaGroup
 # form fields that are plain strings even when they look like JSON (aiogram sends str values unquoted)
 STRING_FIELDS = frozenset(
     {
@@ -63,7 +67,7 @@ STRING_FIELDS = frozenset(
         "short_description",
     }
 )
-SEND_METHODS = frozenset({"sendmessage", "sendphoto", "senddocument"})
+SEND_METHODS = frozenset({"sendmessage", "sendphoto", "senddocument", "sendmediagroup"})
 _TAG = re.compile(r"<[^>]+>")
 
 
@@ -104,6 +108,7 @@ class SentMessage:
     date: int = 0
     edits: int = 0
     deleted: bool = False
+    media_group_id: str | None = None  # set on the photos of one album (sendMediaGroup)
 
     @property
     def buttons(self) -> list[dict[str, Any]]:
@@ -157,6 +162,7 @@ class FakeTelegramServer:
         self._closing = False
         self._runner: web.AppRunner | None = None
         self._callback_counter = itertools.count(1)
+        self._album_counter = itertools.count(1)
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -409,6 +415,33 @@ class FakeTelegramServer:
         msg.parse_mode = params.get("parse_mode")
         return self._message_json(msg)
 
+    async def _api_sendmediagroup(self, params: dict[str, Any], files: dict[str, bytes]) -> list[dict[str, Any]]:
+        media = params.get("media")
+        if not isinstance(media, list) or not 2 <= len(media) <= MAX_ALBUM:
+            raise _ApiError(400, f"Bad Request: media must be an array of 2-{MAX_ALBUM} items")
+        uploads = []
+        for item in media:
+            if not isinstance(item, dict) or item.get("type") != "photo":
+                raise _ApiError(400, "Bad Request: only photos are supported by the fake's sendMediaGroup")
+            _check_caption(item.get("caption"))
+            uploads.append(_attachment(dict(item), files, "media"))
+        group = f"album-{next(self._album_counter)}"
+        out = []
+        for item, data in zip(media, uploads, strict=True):
+            msg = self._new_message({**params, "reply_markup": None}, "photo")
+            msg.photo, msg.caption, msg.parse_mode = data, item.get("caption"), item.get("parse_mode")
+            msg.media_group_id = group
+            out.append(self._message_json(msg))
+        return out
+
+    def albums(self, chat_id: int | None = None) -> list[list[SentMessage]]:
+        """The albums the bot sent, oldest first, each as its photos in order."""
+        groups: dict[str, list[SentMessage]] = {}
+        for msg in self.sent_messages(chat_id):
+            if msg.media_group_id is not None:
+                groups.setdefault(msg.media_group_id, []).append(msg)
+        return list(groups.values())
+
     async def _api_senddocument(self, params: dict[str, Any], files: dict[str, bytes]) -> dict[str, Any]:
         data = _attachment(params, files, "document")
         _check_caption(params.get("caption"))
@@ -531,6 +564,8 @@ class FakeTelegramServer:
                 "file_name": msg.filename,
                 "file_size": len(msg.document or b""),
             }
+        if msg.media_group_id is not None:
+            out["media_group_id"] = msg.media_group_id
         if msg.caption:
             out["caption"] = _plain(msg.caption, msg.parse_mode)
         if msg.reply_markup:
@@ -627,6 +662,7 @@ def _attachment(params: dict[str, Any], files: dict[str, bytes], name: str) -> b
         if key in files:
             params[f"_filename_{name}"] = params.get(f"_filename_{key}")
             return files[key]
+        raise _ApiError(400, f"Bad Request: there is no {name} in the request (attach://{key} has no upload)")
     if name in files:
         return files[name]
     if isinstance(ref, str) and ref:

@@ -204,7 +204,7 @@ def test_overlays_are_drawn() -> None:
     assert len(by_gid(fig, "regime")) == 3  # low, high, medium runs; null and -1 are not shaded
     labels = texts(fig)
     assert "BUY 0.01 #7 104.00" in labels and "SL 101.00" in labels and "TP 110.00" in labels
-    assert "regime: unknown" in labels
+    assert "regime unknown" in labels
 
 
 def test_filled_fvg_box_ends_at_the_fill_bar_and_live_one_reaches_the_right_edge() -> None:
@@ -389,7 +389,7 @@ def test_daily_pnl_empty_and_mismatch() -> None:
 def test_regimes_may_be_a_plain_list() -> None:
     fig = candlestick_figure(make_bars(CLOSES), regimes=[1] * 6 + [None] * 6)
     assert len(by_gid(fig, "regime")) == 1
-    assert "regime: unknown" in texts(fig)
+    assert "regime unknown" in texts(fig)
 
 
 # ---------------------------------------------------------------------------------------- legend, trades, tags
@@ -449,7 +449,7 @@ def texts_artists(fig: Figure) -> list:
 def test_regime_label_follows_the_decision_regime_not_the_last_shade() -> None:
     regimes = pl.Series([0] * 12)
     fig = candlestick_figure(make_bars(CLOSES), regimes=regimes, regime_now="unknown")
-    assert "regime: unknown" in texts(fig) and "regime: low" not in texts(fig)
+    assert "regime unknown" in texts(fig) and "regime: low" not in texts(fig)
 
 
 def test_equity_starts_at_the_starting_balance() -> None:
@@ -460,7 +460,7 @@ def test_equity_starts_at_the_starting_balance() -> None:
     ys = line.get_ydata()
     assert ys[0] == 1000.0 and len(ys) == len(eq) + 1
     assert by_gid(fig, "start")
-    assert any("max DD -3.8%" in t for t in texts(fig))  # from the 1000 start, not from the first sample
+    assert any("max drawdown -3.8%" in t for t in texts(fig))  # from the 1000 start, not from the first sample
     with pytest.raises(ValueError, match="start balance"):
         equity_figure(times, eq, start=(T0, float("nan")))
 
@@ -485,3 +485,157 @@ def test_trials_chart_marks_best_so_far_chosen_and_defaults() -> None:
     assert "no trials" in texts(trials_figure([], []))
     with pytest.raises(ValueError, match="scores"):
         trials_figure([0, 1], [1.0])
+
+
+# ---------------------------------------------------------------------------------------- issue 23: legends, labels, regime
+
+
+def test_equity_legend_names_every_line_and_shade() -> None:
+    times, eq = _equity_series()
+    halts = [(times[10], times[20], "daily limit")]
+    fig = equity_figure(times, eq, balance=np.round(eq, -1), start=(T0 - timedelta(hours=1), 1000.0), halts=halts)
+    labels = _legend_labels(fig)
+    assert labels[:3] == ["equity", "drawdown from peak", "balance"]
+    assert "start 1,000.00" in labels and "halted by a loss limit" in labels
+    # without balance, start or halts the legend still names the equity and the red drawdown area
+    assert _legend_labels(equity_figure(times, eq)) == ["equity", "drawdown from peak"]
+
+
+def test_equity_date_axis_says_the_span_once_not_the_last_ticks_month() -> None:
+    start = datetime(2026, 11, 17, 10, tzinfo=UTC)
+    times = [start + timedelta(hours=6 * i) for i in range(4 * 21)]  # 17 Nov -> 8 Dec, mostly November
+    fig = equity_figure(times, 1000 + np.arange(len(times), dtype=float))
+    fig.canvas.draw()
+    ax_dd = fig.axes[1]
+    assert ax_dd.get_xlabel() == "17 Nov – 8 Dec 2026 (WIB)"
+    assert ax_dd.xaxis.get_offset_text().get_text() == ""  # no "2026-Dec" in the corner
+    ticks = [t.get_text() for t in ax_dd.get_xticklabels() if t.get_text()]
+    assert ticks and all(t.split()[1] in ("Nov", "Dec") and t.split()[0].isdigit() for t in ticks)
+
+
+def test_tick_and_span_labels() -> None:
+    from charts.timeaxis import span_label, tick_label
+
+    t = datetime(2026, 12, 7, 14, 0)
+    assert tick_label(t, 1.0) == "14:00\n7 Dec" and tick_label(t, 20) == "7 Dec" and tick_label(t, 400) == "Dec 2026"
+    assert span_label(datetime(2025, 12, 30), datetime(2026, 1, 2), "WIB") == "30 Dec 2025 – 2 Jan 2026 (WIB)"
+    assert span_label(t, t, "WIB") == "7 Dec 2026 (WIB)"
+
+
+def test_repeated_halt_labels_are_said_once_and_never_overlap() -> None:
+    times, eq = _equity_series(200)
+    halts = [(times[i], times[i + 3], "halted: daily-loss limit") for i in range(10, 180, 8)]
+    halts.append((times[185], None, "halted: total-loss limit"))
+    fig = equity_figure(times, eq, halts=halts)
+    labels = by_gid(fig, "halt_label")
+    assert sorted(t.get_text() for t in labels) == ["halted: daily-loss limit", "halted: total-loss limit"]
+    fig.canvas.draw()
+    renderer = fig.canvas.get_renderer()  # type: ignore[attr-defined]
+    boxes = [t.get_window_extent(renderer) for t in labels]
+    frame = fig.axes[0].get_window_extent(renderer)
+    assert not any(a.overlaps(b) for i, a in enumerate(boxes) for b in boxes[i + 1:])
+    assert all(b.x1 <= frame.x1 + 1 for b in boxes)  # the last one is pulled back inside
+
+
+def test_unknown_regime_draws_no_shade_no_regime_legend_and_says_so() -> None:
+    fig = candlestick_figure(make_bars(CLOSES), make_smc(), regimes=[-1] * 12, regime_now="unknown")
+    assert not by_gid(fig, "regime")
+    assert not any("vol" in label for label in _legend_labels(fig))
+    (label,) = by_gid(fig, "regime_label")
+    assert label.get_text() == "regime unknown"
+    only_low = candlestick_figure(make_bars(CLOSES), regimes=[0] * 6 + [None] * 6, regime_now="low")
+    assert [x for x in _legend_labels(only_low) if "vol" in x] == ["low vol"]  # only the regimes shaded
+    assert by_gid(only_low, "regime_label")[0].get_text() == "regime: low"
+
+
+def test_chart_inputs_without_a_model_give_no_regimes() -> None:
+    from types import SimpleNamespace
+
+    from handlers.charts import chart_inputs
+
+    bars = make_bars(CLOSES)
+    nan = np.full((12, 3), np.nan)
+    frame = SimpleNamespace(bars=bars, structure=None, regime_probs=nan)
+    assert chart_inputs(frame, 12)[2] is None  # argmax of NaN rows would have said "low" on every bar
+    probs = nan.copy()
+    probs[6:] = [0.1, 0.7, 0.2]
+    _, _, regimes = chart_inputs(SimpleNamespace(bars=bars, structure=None, regime_probs=probs), 12)
+    assert regimes is not None and regimes.to_list() == [-1] * 6 + [1] * 6
+
+
+def _crowded_smc() -> pl.DataFrame:
+    """Breaks on neighbouring bars, bullish and bearish, near the top-left corner and the last bars."""
+    smc = make_smc()
+    bos = [0] * 12
+    choch = [0] * 12
+    bos[0], bos[1], choch[2], bos[10], choch[11] = 1, 1, 1, -1, -1
+    return smc.with_columns(pl.Series("bos", bos), pl.Series("choch", choch))
+
+
+def test_break_labels_regime_label_and_tags_never_overlap_and_stay_inside() -> None:
+    regimes = pl.Series([2] * 12)
+    pos = [ChartPosition("BUY", 106.5, 100.0, 107.0, "#7")]
+    bars = make_bars([107, 107.2, 107.1, 104, 105, 106, 103, 101, 102, 104, 105, 107])
+    fig = candlestick_figure(bars, _crowded_smc(), pos, regimes, title="XAUUSD M15 · 12 bars", regime_now="high")
+    fig.canvas.draw()
+    renderer = fig.canvas.get_renderer()  # type: ignore[attr-defined]
+    ax = fig.axes[0]
+    breaks = [t for t in ax.texts if t.get_gid() in ("bos", "choch")]
+    assert len(breaks) == 5
+    others = [t for t in fig.findobj(lambda a: a.get_gid() in ("regime_label", "position_tag"))]
+    boxes = [t.get_window_extent(renderer) for t in breaks + others]
+    assert not any(a.overlaps(b) for i, a in enumerate(boxes) for b in boxes[i + 1:])
+    frame = ax.get_window_extent(renderer)
+    assert all(frame.y0 <= b.y0 and b.y1 <= frame.y1 and frame.x0 <= b.x0 and b.x1 <= frame.x1
+               for b in boxes[:len(breaks)])  # bar 0's label does not hang over the left edge
+    (regime,) = by_gid(fig, "regime_label")
+    assert regime.get_window_extent(renderer).y0 >= frame.y1  # on the title line, outside the candles
+
+
+def test_stack_rows_and_push_clear() -> None:
+    from charts.layout import Box, push_clear, stack_rows
+
+    assert stack_rows([0, 5, 12, 30], [10, 20, 25, 40], gap=1) == [0, 1, 0, 0]
+    with pytest.raises(ValueError):
+        stack_rows([0], [])
+    first, second = Box(0, 10, 0, 5), Box(5, 15, 1, 6)
+    assert push_clear([first, second], [1, 1], gap=0) == [0.0, 4.0]
+    assert push_clear([first, second], [1, -1], gap=0) == [0.0, -6.0]
+    wall = Box(0, 20, 0, 100)
+    assert push_clear([first], [1], [wall], gap=2) == [102.0]
+
+
+def test_pnl_distribution_splits_wins_and_losses_at_zero() -> None:
+    from charts.distribution import pnl_distribution_chart, pnl_distribution_figure, zero_edged_bins
+
+    profits = [-12.0, -8.5, -3.0, -2.5, 0.5, 4.0, 9.0, 15.5, None, float("nan")]
+    edges = zero_edged_bins(np.array([p for p in profits if p is not None and np.isfinite(p)]))
+    assert np.isclose(edges, 0.0).any() and edges[0] <= -12.0 and edges[-1] > 15.5
+    fig = pnl_distribution_figure(profits, title="P/L per trade")
+    bins = by_gid(fig, "pnl_bin")
+    assert sum(r.get_height() for r in bins) == 8
+    from matplotlib.colors import to_rgba
+
+    from charts.style import DARK
+
+    for r in bins:  # a bin right of zero is a win (green), left of it a loss (red): none straddles zero
+        assert r.get_x() >= 0 or r.get_x() + r.get_width() <= 1e-9
+        assert r.get_facecolor() == to_rgba(DARK.up if r.get_x() >= 0 else DARK.down)
+    labels = _legend_labels(fig)
+    assert labels == ["wins (4)", "losses (4)", r"average trade +\$0.38"]
+    assert any("8 trades · win rate 50%" in t for t in texts(fig))
+    assert png_size(pnl_distribution_chart(profits)) == (1200, 700)
+    assert "no closed trades" in texts(pnl_distribution_figure([]))
+
+
+def test_a_break_on_the_first_bar_keeps_its_label_inside_the_chart() -> None:
+    closes = list(100 + np.sin(np.arange(150) / 5) * 3)
+    bars = make_bars(closes)
+    smc = pl.DataFrame({"bos": [0] * 150, "choch": [-1] + [0] * 148 + [1]})
+    fig = candlestick_figure(bars, smc)
+    fig.canvas.draw()
+    renderer = fig.canvas.get_renderer()  # type: ignore[attr-defined]
+    frame = fig.axes[0].get_window_extent(renderer)
+    for label in by_gid(fig, "choch"):
+        box = label.get_window_extent(renderer)
+        assert frame.x0 <= box.x0 and box.x1 <= frame.x1

@@ -87,6 +87,7 @@ class BacktestResult:
     risk_state: RiskState | None = None  # the engine's risk counters at the end, to carry into a next run
     fills: dict[str, Any] = field(default_factory=dict)  # SL/TP fills against their levels (fills.slippage_summary)
     sl_moves: Counter[str] = field(default_factory=Counter)  # stop moves by the rule that made them
+    balance: np.ndarray = field(default_factory=lambda: np.zeros(0))  # the account balance at each equity time
 
     def metrics(self) -> dict[str, Any]:
         return compute_metrics(self.trades, self.opened, self.equity_times, self.equity, self.start_balance)
@@ -124,6 +125,7 @@ async def _drive(bars: pl.DataFrame, analyzer: Analyzer, config: BacktestConfig,
     blocks: Counter[str] = Counter()
     eq_times: list[datetime] = []
     equity: list[float] = []
+    balance: list[float] = []
     total = bars.height - warmup
     bar_len = timedelta(minutes=15)
 
@@ -145,6 +147,7 @@ async def _drive(bars: pl.DataFrame, analyzer: Analyzer, config: BacktestConfig,
             halt = None
         eq_times.append(times[bar] + bar_len)
         equity.append(broker.equity())
+        balance.append(broker.balance)
         if progress is not None and (bar - warmup) % 500 == 0:
             progress(bar - warmup, total)
 
@@ -168,6 +171,7 @@ async def _drive(bars: pl.DataFrame, analyzer: Analyzer, config: BacktestConfig,
         await engine._close(pos, "end_of_data", "the data ended", by="backtest")
     eq_times.append(times[-1] + bar_len)
     equity.append(broker.equity())
+    balance.append(broker.balance)
     if halt is not None:
         halts.append(HaltEvent(halt[0], None, halt[1], halt[2], halt[3]))
     if progress is not None:
@@ -178,6 +182,7 @@ async def _drive(bars: pl.DataFrame, analyzer: Analyzer, config: BacktestConfig,
         label=label, intrabar_mode=feed.mode, detail_share=feed.path.detail_share(), ticks=loop.ticks,
         halts=halts, risk_state=engine.state, fills=slippage_summary(broker.level_fills, broker.spec.point),
         sl_moves=Counter(change[4].split(":", 1)[0] for change in recorder.sl_changes),
+        balance=np.asarray(balance, dtype=float),
     )
 
 
