@@ -63,10 +63,20 @@ def _executor(args: argparse.Namespace, data: Any) -> Any:
 
 
 def cmd_optimize(args: argparse.Namespace) -> int:
-    if args.ray:
-        from research.ray_connect import check_reachable
+    if not args.ray:
+        return _optimize(args)
+    if args.workers != 1:
+        raise ValueError("use either --workers (local processes) or --ray (cluster tasks), not both")
+    from research.ray_connect import connect
 
-        check_reachable(args.ray)  # before anything is loaded or prepared: a wrong address costs a second
+    ray = connect(args.ray)  # before anything is loaded, prepared or stored: a wrong address costs a second
+    try:
+        return _optimize(args)
+    finally:
+        ray.shutdown()
+
+
+def _optimize(args: argparse.Namespace) -> int:
     from rich.console import Console
     from rich.progress import (
         BarColumn,

@@ -53,9 +53,20 @@ def init_ray(ray: Any, address: str, **kwargs: Any) -> None:
     try:
         ray.init(address=address, logging_level="ERROR", **kwargs)
     except Exception as exc:  # ConnectionError, RuntimeError, an auth error: Ray's own types vary by version
-        words = first_line(exc)
+        words = first_line(exc).rstrip(".")
         lowered = words.lower()
         what = ("the Ray cluster refused the connection (authentication)"
                 if any(w in lowered for w in ("auth", "token", "unauthenticated", "permission")) else
                 "could not connect to the Ray cluster")
         raise ValueError(f"{what} at {address}: {words}; {HOW_TO}") from None
+
+
+def connect(address: str) -> Any:
+    """Import Ray and connect to the cluster at `address`; returns the `ray` module (shut it down after)."""
+    check_reachable(address)
+    try:
+        import ray
+    except ImportError:
+        raise ValueError("--ray needs Ray: pip install '.[ray]'") from None
+    init_ray(ray, address)
+    return ray
