@@ -13,13 +13,13 @@ Events the app (not the engine) publishes have builders here that fix their data
 
 from __future__ import annotations
 
-import html
 import logging
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping
 from datetime import datetime, timedelta
 from typing import Any, NamedTuple
 
-from handlers.clock import market_clock_line
+from handlers.fmt import clip, clock_line, code, esc, pct, plural, price, section, signed, usd
+from handlers.names import exit_reason_words, who
 from trading.events import Event, EventKind
 from trading.timezones import fmt_wib
 
@@ -32,29 +32,6 @@ MAX_REASON = 200  # characters of a free-text reason kept in a message
 
 MODE_EMOJI = {"NORMAL": "🟢", "RECOVERY": "🟠", "PROTECTED": "🟡", "COOLDOWN": "🧊", "STOPPED": "🔴"}
 
-EXIT_REASONS = {
-    "smart_take_profit": "smart take-profit",
-    "early_exit": "early exit (small profit reversing)",
-    "early_cut": "early cut (loss with momentum against)",
-    "ml_reversal": "ML reversal",
-    "max_loss": "max loss per trade",
-    "stall": "stalled in loss",
-    "daily_limit": "daily loss limit",
-    "weekend": "weekend close",
-    "time_limit": "time limit",
-    "market_close": "before the market close",
-    "regime_danger": "dangerous volatility regime",
-    "opposite_signal": "opposite ML signal",
-    "peak_drawdown": "gave back profit from the peak",
-    "urgency": "exit urgency",
-    "manual": "closed by hand",
-    "close_all": "close all",
-    "flash_crash": "flash crash guard",
-    "broker": "closed at the broker",
-    "broker_sl": "stop-loss hit at the broker",
-    "broker_tp": "take-profit hit at the broker",
-    "stop_out": "margin stop-out",
-}
 
 
 class Rendered(NamedTuple):
@@ -63,55 +40,6 @@ class Rendered(NamedTuple):
 
 
 # ---------------------------------------------------------------------------------------- helpers
-
-
-def esc(value: object) -> str:
-    """HTML-escape any value for Telegram (None -> "—")."""
-    return "—" if value is None else html.escape(str(value))
-
-
-def clip(text: object, limit: int = MAX_REASON) -> str:
-    """Shorten a free-text value before escaping (so an entity is never cut in half)."""
-    s = "" if text is None else str(text)
-    return s if len(s) <= limit else s[: limit - 1] + "…"
-
-
-def money(x: float | None) -> str:
-    """Signed dollars: +$1,234.56 / -$12.00."""
-    if x is None:
-        return "—"
-    return f"{'-' if x < 0 else '+'}${abs(x):,.2f}"
-
-
-def usd(x: float | None) -> str:
-    return "—" if x is None else f"${x:,.2f}"
-
-
-def price(x: float | None) -> str:
-    return "—" if x is None or x == 0 else f"{x:,.2f}"
-
-
-def pct(x: float | None, digits: int = 0) -> str:
-    return "—" if x is None else f"{x:.{digits}%}"
-
-
-def code(text: object) -> str:
-    return f"<code>{esc(text)}</code>"
-
-
-def section(title: str, items: Sequence[str]) -> str:
-    """Bold title, then one `├ ` line per item and `└ ` on the last; "" when there are no items."""
-    items = [i for i in items if i]
-    if not items:
-        return ""
-    lines = [f"<b>{title}</b>"]
-    lines += [("└ " if n == len(items) - 1 else "├ ") + item for n, item in enumerate(items)]
-    return "\n".join(lines)
-
-
-def clock_line(t: datetime, with_date: bool = False) -> str:
-    """The one clock of a message: the market's, labelled when it is a replay (handlers.clock)."""
-    return esc(market_clock_line(t, with_date))
 
 
 def compose(header: str, *blocks: str, time: datetime, with_date: bool = False) -> str:
@@ -136,10 +64,6 @@ def pips(price_move: float) -> float:
     """Signed price distance in pips, 1 pip = $0.10 of price (the original's XAUUSD convention:
     2,345.60 -> 2,345.70 is one pip, so a $1.00 move is 10 pips)."""
     return price_move / PIP
-
-
-def exit_reason_words(name: str) -> str:
-    return EXIT_REASONS.get(name, name.replace("_", " "))
 
 
 def _get(obj: object, name: str, default: Any = None) -> Any:
@@ -167,8 +91,8 @@ def trade_opened(e: Event) -> str:
     trade_items = [
         f"Entry: {code(price(entry))}",
         f"Lot: {code(f'{lot:g}')}",
-        f"SL: {code(price(sl))} ({money(-risk_d * lot * contract)})" if sl else "SL: <b>Smart</b> (no broker SL)",
-        f"TP: {code(price(tp))} ({money(reward_d * lot * contract)})" if tp else "TP: —",
+        f"SL: {code(price(sl))} ({signed(-risk_d * lot * contract)})" if sl else "SL: <b>Smart</b> (no broker SL)",
+        f"TP: {code(price(tp))} ({signed(reward_d * lot * contract)})" if tp else "TP: —",
         f"R:R: {code(f'1:{reward_d / risk_d:.1f}')}" if risk_d > 0 and reward_d > 0 else "",
         f"Risk: {code(usd(trade.risk_money))}" if trade.risk_money else "",
     ]
@@ -193,6 +117,23 @@ def trade_opened(e: Event) -> str:
     return compose(header, *blocks, time=e.time)
 
 
+RULE_ACTORS = frozenset({"exit_rules", "position_manager", "broker", "engine", "backtest", "flash_crash_guard"})
+STOP_EXITS = frozenset({"broker_sl", "stop_out"})
+
+
+def first_rule_note(t: Any, contract: float) -> str:
+    """A loss closed by a rule before the stop: say which acted first and what the stop would have cost,
+    so "-$25.10 by max loss" beside a stop shown as -$25.94 reads as intended, not as a slipped stop."""
+    profit, sl = float(t.profit), float(getattr(t, "sl", 0.0) or 0.0)
+    if profit >= 0 or not sl or t.reason in STOP_EXITS:
+        return ""
+    stop_loss = abs(t.open_price - sl) * t.volume * contract
+    if stop_loss <= -profit + 0.005:
+        return ""
+    return (f"The {esc(exit_reason_words(t.reason))} rule acted before the stop at {code(price(sl))} "
+            f"({esc(signed(-stop_loss))}) was reached")
+
+
 def trade_closed(e: Event) -> str:
     """data: trade=ClosedTrade, balance_before, balance_after, by. When before/after disagree with the
     trade's P/L (the engine reads the balance after a broker-side close), before = after - P/L."""
@@ -210,24 +151,26 @@ def trade_closed(e: Event) -> str:
         head = "✅ <b>WIN</b>"
     else:
         head = "❌ <b>LOSS</b>"
-    header = f"{head} {code(money(profit))} #{esc(t.ticket)}"
+    header = f"{head} {code(signed(profit))} #{esc(t.ticket)}"
     pct_of_balance = f" ({profit / before:+.2%})" if before else ""
     trade_items = [
         f"{code(t.symbol)} {esc(t.side)} {code(f'{t.volume:g}')}",
         f"Entry → Exit: {code(price(t.open_price))} → {code(price(t.close_price))}",
         f"Pips: {code(f'{pips(t.price_move):+.1f}')}",
-        f"P/L: <b>{esc(money(profit))}</b>{esc(pct_of_balance)}",
+        f"P/L: <b>{esc(signed(profit))}</b>{esc(pct_of_balance)}",
         f"Duration: {code(fmt_duration(t.duration_seconds))}",
     ]
     detail = (t.extra or {}).get("detail")
+    by = str(e.data.get("by") or "")
     exit_items = [
         f"Reason: <b>{esc(exit_reason_words(t.reason))}</b>",
         f"<i>{esc(clip(detail))}</i>" if detail else "",
-        f"By: {esc(e.data['by'])}" if e.data.get("by") else "",
+        first_rule_note(t, float(e.data.get("contract_size", CONTRACT_SIZE))),
+        f"Closed by {esc(who(by))}" if by and by not in RULE_ACTORS else "",
     ]
     balance_items = []
     if before is not None and after is not None:
-        balance_items = [f"Before: {code(usd(before))}", f"After: {code(usd(after))} ({esc(money(after - before))})"]
+        balance_items = [f"Before: {code(usd(before))}", f"After: {code(usd(after))} ({esc(signed(after - before))})"]
     return compose(
         header,
         section("Trade", trade_items),
@@ -300,7 +243,7 @@ def emergency_close(e: Event) -> str:
     """data: reason, closed (count), failed (optional list of tickets still open)."""
     d = e.data
     failed = list(d.get("failed") or [])
-    items = [f"Closed: {code(d.get('closed', 0))} position(s)", f"Cause: flash crash, {esc(clip(d.get('reason', '')))}"]
+    items = [f"Closed: {esc(plural(int(d.get('closed', 0)), 'position'))}", f"Cause: flash crash, {esc(clip(d.get('reason', '')))}"]
     blocks = [section("Emergency", items), "🧊 Cooldown started: no new entries for a while."]
     if failed:
         blocks.append(f"🚨 <b>CLOSE FAILED</b> for {code(', '.join(map(str, failed)))}. Please close manually!")
@@ -312,7 +255,7 @@ def risk_change_applied(e: Event) -> str:
     change = e.data.get("change")
     return compose(
         "⚙️ <b>RISK CHANGE APPLIED</b>",
-        section("Change", [esc(clip(_get(change, "summary", e.text))), f"By: {esc(e.data.get('by', '?'))}"]),
+        section("Change", [esc(clip(_get(change, "summary", e.text))), f"By: {esc(who(e.data.get('by')) or '?')}"]),
         time=e.time,
     )
 
@@ -324,19 +267,19 @@ def approval_resolved(e: Event) -> str:
     icon = {"approved": "✅", "rejected": "❌", "expired": "⌛"}.get(status, "ℹ️")
     items = [
         esc(clip(_get(_get(a, "change"), "summary", ""))),
-        f"Requested by: {esc(_get(a, 'requested_by', '?'))}",
-        f"{status.capitalize()} by: {esc(_get(a, 'resolved_by'))}" if _get(a, "resolved_by") else "",
+        f"Requested by: {esc(who(_get(a, 'requested_by')) or '?')}",
+        f"{status.capitalize()} by: {esc(who(_get(a, 'resolved_by')))}" if _get(a, "resolved_by") else "",
     ]
     return compose(f"{icon} <b>APPROVAL {esc(status.upper())}</b>", section("Request", items), time=e.time)
 
 
 def paused(e: Event) -> str:
-    return compose(f"⏸ <b>TRADING PAUSED</b> by {esc(e.data.get('by', '?'))}",
+    return compose(f"⏸ <b>TRADING PAUSED</b> by {esc(who(e.data.get('by')) or '?')}",
                    "No new entries; open positions are still managed. /resume to continue.", time=e.time)
 
 
 def resumed(e: Event) -> str:
-    return compose(f"▶️ <b>TRADING RESUMED</b> by {esc(e.data.get('by', '?'))}", time=e.time)
+    return compose(f"▶️ <b>TRADING RESUMED</b> by {esc(who(e.data.get('by')) or '?')}", time=e.time)
 
 
 # ---------------------------------------------------------------------------------------- system
@@ -366,7 +309,7 @@ def model_swapped(e: Event) -> str:
     return compose(
         f"🔄 <b>MODEL SWAPPED</b> {code(d.get('old_version') or '—')} → {code(d.get('new_version'))}",
         section("Metrics (old → new)", rows),
-        section("Why", [f"Trigger: {esc(d.get('trigger', '?'))}", f"By: {esc(d.get('by', '?'))}"]),
+        section("Why", [f"Trigger: {esc(d.get('trigger', '?'))}", f"By: {esc(who(d.get('by')) or '?')}"]),
         time=e.time,
     )
 
@@ -467,7 +410,7 @@ def shutdown(e: Event) -> str:
         f"Balance: {code(usd(d.get('balance')))}",
         f"Trades today: {code(d.get('trades_today', 0))}"
         + (f" ({esc(d['wins_today'])} won)" if d.get("wins_today") is not None else ""),
-        f"{'✅' if (profit or 0) >= 0 else '❌'} P/L today: {code(money(profit))}" if profit is not None else "",
+        f"{'✅' if (profit or 0) >= 0 else '❌'} P/L today: {code(signed(profit))}" if profit is not None else "",
         f"Uptime: {code(fmt_duration(d.get('uptime_seconds', 0)))}",
         f"Mode: {code(d['mode'])}" if d.get("mode") else "",
         f"Reason: {esc(clip(d['reason']))}" if d.get("reason") else "",
@@ -609,12 +552,13 @@ __all__ = [
     "exit_reason_words",
     "fallback_text",
     "fmt_duration",
-    "money",
     "news_event",
     "pips",
+    "plural",
     "render_event",
     "section",
     "shutdown_event",
+    "signed",
     "startup_event",
     "usd",
 ]

@@ -20,7 +20,7 @@ from aiogram.filters.callback_data import CallbackData
 from aiogram.types import CallbackQuery, InlineKeyboardButton, InlineKeyboardMarkup, Message
 
 from handlers.clock import wall_time
-from handlers.common import AuditNote, esc, money, section
+from handlers.common import AuditNote, esc, section, usd
 from handlers.services import Services
 from trading.engine import EngineSnapshot
 from trading.events import Event, EventKind
@@ -77,9 +77,9 @@ def render_approval(approval: Approval, snapshot: EngineSnapshot) -> tuple[str, 
         f"Mode <code>{snapshot.mode.mode}</code> ({esc(snapshot.mode.reason)})",
         f"Risk/trade {limits.risk_per_trade_pct:g}% · max positions {limits.max_positions}",
         # the same figures and the same percentage (share of the limit used) as /risk and /status
-        f"Daily loss {money(use.daily_loss)} / {money(use.daily_limit)} ({use.daily_fraction:.0%} used)",
-        f"Total loss {money(use.total_loss)} / {money(use.total_limit)} ({use.total_fraction:.0%} used)",
-        f"Balance {money(balance)}",
+        f"Daily loss {usd(use.daily_loss)} / {usd(use.daily_limit)} ({use.daily_fraction:.0%} used)",
+        f"Total loss {usd(use.total_loss)} / {usd(use.total_limit)} ({use.total_fraction:.0%} used)",
+        f"Balance {usd(balance)}",
     ])
     text = "\n".join([*_body(approval), "", figures, "", f"Expires {wall_time(approval.expires)}"])
     keyboard = InlineKeyboardMarkup(inline_keyboard=[[

@@ -20,13 +20,13 @@ from handlers.common import (
     clock_line,
     esc,
     join_sections,
-    money,
     parse_count,
     reply,
     section,
     short_time,
     signed,
     table,
+    usd,
 )
 from handlers.services import Services
 from trading.timezones import to_wib, wib_date
@@ -67,7 +67,7 @@ def day_text(snap: Any, trades: Sequence[Any]) -> str:
     wins = sum((t.profit or 0.0) > 0 for t in trades)
     losses = sum((t.profit or 0.0) < 0 for t in trades)
     win_rate = f"{wins / len(trades):.0%}" if trades else "—"
-    balance = section("Balance", [f"Start {money(start)}", f"Now {money(now_balance)} ({change:+.2%})"])
+    balance = section("Balance", [f"Start {usd(start)}", f"Now {usd(now_balance)} ({change:+.2%})"])
     result = section("Stats", [
         f"Trades {len(trades)} · Wins {wins} · Losses {losses}",
         f"Win rate {win_rate}",

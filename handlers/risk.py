@@ -12,7 +12,7 @@ from aiogram.filters import CommandObject
 from aiogram.types import Message
 
 from handlers.approvals import send_approval
-from handlers.common import AuditNote, clock_line, esc, join_sections, money, reply, section
+from handlers.common import AuditNote, clock_line, esc, join_sections, reply, section, usd
 from handlers.services import Services
 from trading.engine import EngineSnapshot
 from trading.risk.approvals import RiskChange
@@ -45,15 +45,15 @@ def risk_text(snap: EngineSnapshot) -> str:
     use = limit_use(risk, lim, balance)
     settings = section("Settings", [
         f"Risk/trade <code>{lim.risk_per_trade_pct:g}%</code>",
-        f"Max daily loss <code>{lim.daily_loss_pct:g}%</code> ({money(use.daily_limit)})",
-        f"Max total loss <code>{lim.total_loss_pct:g}%</code> ({money(use.total_limit)})",
+        f"Max daily loss <code>{lim.daily_loss_pct:g}%</code> ({usd(use.daily_limit)})",
+        f"Max total loss <code>{lim.total_loss_pct:g}%</code> ({usd(use.total_limit)})",
         f"Lot {lim.min_lot:g}–{lim.max_lot:g} · max positions {lim.max_positions}",
     ])
     state = section("Current state", [
         f"Mode <code>{snap.mode.mode}</code> ({esc(snap.mode.reason)})",
         f"Floor set by user <code>{risk.manual_floor}</code>",
-        f"Daily loss {money(use.daily_loss)} / {money(use.daily_limit)} ({use.daily_fraction:.0%} used)",
-        f"Total loss {money(use.total_loss)} / {money(use.total_limit)} ({use.total_fraction:.0%} used)",
+        f"Daily loss {usd(use.daily_loss)} / {usd(use.daily_limit)} ({use.daily_fraction:.0%} used)",
+        f"Total loss {usd(use.total_loss)} / {usd(use.total_limit)} ({use.total_fraction:.0%} used)",
         f"Streak {risk.consecutive_losses}L",
     ])
     return join_sections("🛡 <b>RISK</b>", settings, state, clock_line(snap.time))

@@ -8,7 +8,7 @@ from aiogram import Router
 from aiogram.types import Message
 
 from handlers.clock import uptime as wall_uptime
-from handlers.common import clock_line, duration, esc, join_sections, money, reply, section, signed
+from handlers.common import clock_line, duration, esc, join_sections, reply, section, signed, usd
 from handlers.services import Services
 from trading.engine import EngineSnapshot
 from trading.risk.modes import limit_use
@@ -18,8 +18,8 @@ def status_text(snap: EngineSnapshot, paused_by: str = "", started: datetime | N
     acc, risk = snap.account, snap.risk
     head = f"🤖 <b>STATUS</b> {'⏸ paused' if snap.paused else '🟢 running'}"
     account = [
-        f"Balance <code>{money(acc.balance)}</code>",
-        f"Equity <code>{money(acc.equity)}</code>",
+        f"Balance <code>{usd(acc.balance)}</code>",
+        f"Equity <code>{usd(acc.equity)}</code>",
         f"Floating <code>{signed(acc.floating_pl)}</code>",
     ] if acc else ["no account data yet"]
     today = [
@@ -30,8 +30,8 @@ def status_text(snap: EngineSnapshot, paused_by: str = "", started: datetime | N
     use = limit_use(risk, snap.limits, acc.balance if acc else risk.day_start_balance)
     risk_items = [
         f"Mode <code>{snap.mode.mode}</code> ({esc(snap.mode.reason)})",
-        f"Daily loss {money(use.daily_loss)} / {money(use.daily_limit)}",
-        f"Total loss {money(use.total_loss)} / {money(use.total_limit)}",
+        f"Daily loss {usd(use.daily_loss)} / {usd(use.daily_limit)}",
+        f"Total loss {usd(use.total_loss)} / {usd(use.total_limit)}",
         f"Streak {risk.consecutive_losses}L",
     ]
     a = snap.analysis
@@ -57,11 +57,11 @@ def balance_text(snap: EngineSnapshot) -> str:
         return join_sections("💳 <b>BALANCE</b>", "No account data yet.", clock_line(snap.time))
     level = f"{acc.equity / acc.margin:.0%}" if acc.margin > 0 else "— (no margin used)"
     items = [
-        f"Balance <code>{money(acc.balance)}</code>",
-        f"Equity <code>{money(acc.equity)}</code>",
+        f"Balance <code>{usd(acc.balance)}</code>",
+        f"Equity <code>{usd(acc.equity)}</code>",
         f"Floating <code>{signed(acc.floating_pl)}</code>",
-        f"Margin <code>{money(acc.margin)}</code>",
-        f"Free margin <code>{money(acc.free_margin)}</code>",
+        f"Margin <code>{usd(acc.margin)}</code>",
+        f"Free margin <code>{usd(acc.free_margin)}</code>",
         f"Margin level <code>{level}</code>",
     ]
     about = [f"{esc(acc.currency)} · leverage 1:{acc.leverage}" + (f" · {esc(acc.server)}" if acc.server else ""),
