@@ -18,6 +18,7 @@ from collections.abc import Callable, Iterable, Mapping
 from datetime import datetime, timedelta
 from typing import Any, NamedTuple
 
+from handlers import echo
 from handlers.fmt import clip, clock_line, code, esc, pct, plural, price, section, signed, usd
 from handlers.names import exit_reason_words, who
 from trading.events import Event, EventKind
@@ -456,11 +457,16 @@ def answered_on_its_card(event: Event) -> bool:
     return status in ("approved", "rejected")
 
 
+def answered_in_chat(event: Event) -> bool:
+    """/pause or /resume typed in this very chat: its reply said it (handlers/echo.py)."""
+    return event.kind in (EventKind.PAUSED, EventKind.RESUMED) and echo.consume(event.kind.value, event.data.get("by"))
+
+
 def render_event(event: Event) -> Rendered | None:
     """(html, silent) for a notification event; None for kinds sent elsewhere. May raise on a
     malformed event (the notifier falls back to `fallback_text`)."""
     formatter = FORMATTERS.get(event.kind)
-    if formatter is None or answered_on_its_card(event):
+    if formatter is None or answered_on_its_card(event) or answered_in_chat(event):
         return None
     return Rendered(formatter(event), event.kind in SILENT_BY_DEFAULT)
 

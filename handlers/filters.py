@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 
 from aiogram import Router
@@ -19,12 +20,19 @@ def gate_line(g: GateResult) -> str:
     return f"{mark} <b>{esc(g.name)}</b>: {esc(g.reason)}"
 
 
+def gate_count(gates: Sequence[GateResult]) -> str:
+    """`12 passed, 5 skipped of 17`: every listed gate is counted once (a skipped gate neither passed nor failed)."""
+    skipped = sum(1 for g in gates if g.skipped)
+    passed = sum(1 for g in gates if g.passed and not g.skipped)
+    failed = len(gates) - skipped - passed
+    parts = [f"{passed} passed"] + ([f"{failed} failed"] if failed else []) + ([f"{skipped} skipped"] if skipped else [])
+    return f"{', '.join(parts)} of {len(gates)}"
+
+
 def filters_text(decision: Decision | None, now: datetime) -> str:
     if decision is None:
         return f"🔍 <b>FILTERS</b>\n\nNo decision yet: wait for the next M15 candle.\n\n{clock_line(now)}"
-    passed = sum(1 for g in decision.gates if g.passed and not g.skipped)
-    checked = sum(1 for g in decision.gates if not g.skipped)
-    head = (f"🔍 <b>FILTERS</b> ({passed}/{checked} passed) · bar {fmt_wib(decision.bar_time, with_date=True)}\n"
+    head = (f"🔍 <b>FILTERS</b> · {gate_count(decision.gates)} · bar {fmt_wib(decision.bar_time, with_date=True)}\n"
             f"Verdict: <b>{esc(decision.action)}</b> — {esc(decision.reason)}")
     lines = [gate_line(g) for g in decision.gates]
     return "\n".join([head, "", *lines, "", clock_line(now)])

@@ -17,6 +17,7 @@ RULES = {
     "flash_crash_guard": "the flash-crash guard",
     "broker": "the broker",
     "engine": "the bot",
+    "console": "the console",
     "backtest": "the backtest",
     "superseded": "a newer request",
     "startup": "start-up",

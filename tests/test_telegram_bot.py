@@ -112,17 +112,17 @@ async def test_positions_when_flat(h: Harness) -> None:
 async def test_pause_and_resume(h: Harness) -> None:
     assert "paused" in (await h.send("/pause")).params["text"]
     assert h.engine.paused and h.engine.paused_by == f"tg:{USER}"
-    assert "already paused" in (await h.send("/pause")).params["text"]
+    assert "already paused by you" in (await h.send("/pause")).params["text"].lower()
     assert "⏸ paused" in (await h.send("/status")).params["text"]
     assert "resumed" in (await h.send("/resume")).params["text"]
     assert not h.engine.paused
-    assert "not paused" in (await h.send("/resume")).params["text"]
+    assert "not paused" in (await h.send("/resume")).params["text"].lower()
 
 
 async def test_closeall_asks_first(hp: Harness) -> None:
     ask = await hp.send("/closeall")
     msg = hp.message(ask.result["message_id"])
-    assert "Close all <b>2</b>" in msg.text and len(hp.engine.positions) == 2
+    assert "Close all <b>2 positions</b>" in msg.text and len(hp.engine.positions) == 2
     await hp.press(msg.buttons[0]["callback_data"], msg.message_id)
     assert hp.engine.positions == {} and "Closed 2" in hp.message(msg.message_id).text
 
@@ -135,7 +135,7 @@ async def test_filters_lists_every_gate(h: Harness) -> None:
              GateResult("h1_bias", True, "disabled", skipped=True))
     h.engine.last_decision = Decision(h.clock.now, "skip", None, "spread 80 > 50 pts", gates, "medium", 0.7, 0.65)
     text = (await h.send("/filters")).params["text"]
-    assert "(1/2 passed)" in text
+    assert "1 passed, 1 failed, 1 skipped of 3" in text  # the count covers every gate listed
     assert "✅ <b>session</b>: London allowed" in text
     assert "❌ <b>spread</b>: spread 80 &gt; 50 pts" in text
     assert "⏭ <b>h1_bias</b>: disabled" in text
@@ -209,7 +209,7 @@ async def request_loosening(h: Harness) -> int:
     assert h.engine.limits.risk_per_trade_pct == 1.0
     msg = h.message(call.result["message_id"])
     assert "APPROVAL NEEDED" in msg.text and "risk per trade 1% → 2%" in msg.text
-    assert "Expires 17:10 WIB" in msg.text and "Daily loss $0.00 / $300.00" in msg.text
+    assert "Expires in 10 min (17:10 WIB)" in msg.text and "⏰ 17:00 WIB" in msg.text and "Daily loss $0.00 / $300.00" in msg.text
     assert [b["text"] for b in msg.buttons] == ["Approve", "Reject"]
     assert all(len(b["callback_data"].encode()) < 64 for b in msg.buttons)
     return msg.message_id
@@ -229,7 +229,10 @@ async def test_loosening_needs_approval_and_applies_once(h: Harness) -> None:
     # no toast: the edited card is the answer (one press, one edited card plus the applied change)
     assert not ok.params.get("text") and h.engine.limits.risk_per_trade_pct == 2.0
     done = h.message(mid)
-    assert f"✅ Approved by Trader (tg:{USER})" in done.text and done.buttons == []
+    # the edit keeps the card (its title and the figures the trader decided on) and says who, in words
+    assert "✅ Approved by you at 17:00 WIB real time" in done.text and done.buttons == []
+    assert "APPROVAL NEEDED" in done.text and "<b>Now</b>" in done.text and "Daily loss $0.00" in done.text
+    assert "tg:" not in done.text and "⏰ 17:00 WIB" in done.text
 
     again = await h.press(approve, mid)  # double tap
     assert again.params["text"] == "already approved"
@@ -278,7 +281,7 @@ async def test_engine_proposed_approval_is_posted_to_the_chat(h: Harness) -> Non
     assert result.approval is not None
     call = await h.wait_sent(CHAT, since)
     msg = h.message(call.result["message_id"])
-    assert "max positions 2 → 3" in msg.text and "Requested by:</b> engine" in msg.text
+    assert "max positions 2 → 3" in msg.text and "Requested by:</b> the bot" in msg.text
     await h.press(msg.buttons[0]["callback_data"], msg.message_id)
     assert h.engine.limits.max_positions == 3
 
@@ -289,7 +292,7 @@ async def test_approval_answered_elsewhere_is_edited_by_the_announcer(h: Harness
     since = len(h.server.calls)
     await h.engine.resolve_approval(approval.id, True, by="console")
     await h.server.wait_for("editMessageText", lambda c: c.params["message_id"] == mid, since=since)
-    assert "✅ Approved by console" in h.message(mid).text and h.engine.limits.risk_per_trade_pct == 2.0
+    assert "✅ Approved by the console" in h.message(mid).text and "APPROVAL NEEDED" in h.message(mid).text and h.engine.limits.risk_per_trade_pct == 2.0
 
 
 async def test_resume_from_stopped_and_reset_need_approval(h: Harness) -> None:

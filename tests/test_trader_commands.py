@@ -292,7 +292,8 @@ async def test_backtest_runs_aside_edits_its_progress_and_sends_the_chart(
             assert photo.ok
             card = h.message(status_id)
             assert "BACKTEST" in (card.text or "") and "Profit factor" in (card.text or "")
-            assert "2.0 days" in (card.text or "")
+            assert "2.0 calendar days" in (card.text or "") and "⏰" in (card.text or "")
+            assert "calendar days" in (h.last().caption or "") and "⏰" in (h.last().caption or "")
             assert (h.last().photo or b"").startswith(PNG_SIGNATURE)
         finally:
             bars.release.set()
