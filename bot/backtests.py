@@ -63,7 +63,9 @@ class BotBacktester:
     def _work(self, days: int, progress: Progress) -> BacktestReport:
         config = self.config()
         bars = self.fetch_bars(self.bars_needed(days))  # at most 96 bars a calendar day: enough
-        bars = bars.slice(calendar_window(bars["time"], days, config.warmup_bars))
+        skip = calendar_window(bars["time"], days, config.warmup_bars)
+        whole = skip > 0  # bars reach back past the window: all of it is covered (weekends included)
+        bars = bars.slice(skip)
         if bars.height < config.warmup_bars + MIN_TEST_BARS:
             need = config.warmup_bars + MIN_TEST_BARS
             raise BacktestRefused(f"the bot has {bars.height} closed M15 bars; a backtest needs at least {need} "
@@ -76,7 +78,7 @@ class BotBacktester:
             png = self.chart(result.equity_times, result.equity, title=f"Backtest equity · {result.bars} bars")
         first = bars["time"][config.warmup_bars]
         last = bars["time"][-1]
-        calendar = (last + BAR - first).total_seconds() / 86400
+        calendar = days if whole else (last + BAR - first).total_seconds() / 86400
         return BacktestReport(requested_days=days, days=calendar, bars=result.bars, first=first,
                               last=last, seconds=time.perf_counter() - t0, metrics=result.metrics(),
                               models=models, equity_png=png, trading_days=result.bars / BARS_PER_DAY)

@@ -13,6 +13,7 @@ import asyncio
 import contextlib
 import logging
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -74,7 +75,8 @@ def _body(approval: Approval, reader: str | None = None) -> list[str]:
     return lines
 
 
-def approval_card(approval: Approval, snapshot: EngineSnapshot, reader: str | None = None) -> str:
+def approval_card(approval: Approval, snapshot: EngineSnapshot, reader: str | None = None,
+                  notes: Sequence[str] = ()) -> str:
     """The card without its expiry: the title, the change, who asked, the risk figures at the time of asking."""
     risk, limits = snapshot.risk, snapshot.limits
     balance = snapshot.account.balance if snapshot.account else risk.day_start_balance
@@ -87,7 +89,8 @@ def approval_card(approval: Approval, snapshot: EngineSnapshot, reader: str | No
         f"Total loss {usd(use.total_loss)} / {usd(use.total_limit)} ({use.total_fraction:.0%} used)",
         f"Balance {usd(balance)}",
     ])
-    return "\n".join([*_body(approval, reader), "", figures])
+    effect = section("Will it show in the lots?", [esc(n) for n in notes])
+    return join_sections("\n".join(_body(approval, reader)), figures, effect)
 
 
 def expiry_line(approval: Approval, now: datetime) -> str:
@@ -97,9 +100,9 @@ def expiry_line(approval: Approval, now: datetime) -> str:
 
 
 def render_approval(approval: Approval, snapshot: EngineSnapshot, now: datetime | None = None,
-                    reader: str | None = None) -> tuple[str, InlineKeyboardMarkup]:
+                    reader: str | None = None, notes: Sequence[str] = ()) -> tuple[str, InlineKeyboardMarkup]:
     """The request message: the card, the expiry, the clock line, and the buttons."""
-    card = approval_card(approval, snapshot, reader)
+    card = approval_card(approval, snapshot, reader, notes)
     expiry = expiry_line(approval, now or approval.created)
     text = join_sections(card, expiry, clock_line(snapshot.time))
     keyboard = InlineKeyboardMarkup(inline_keyboard=[[
@@ -123,16 +126,16 @@ def render_result(approval: Approval, card: str | None = None, by_name: str = ""
                          clock_line(market_now) if market_now is not None else "")
 
 
-async def send_approval(message: Message, ctx: Services, approval: Approval) -> Message:
+async def send_approval(message: Message, ctx: Services, approval: Approval, notes: Sequence[str] = ()) -> Message:
     """Post the request in the chat that asked for it (the announcer then leaves it alone)."""
     board = approval_board(ctx)
     board.claimed.add(approval.id)
     snapshot = ctx.engine.snapshot()
     reader = _reader(message.chat.type, message.from_user.id if message.from_user else None)
-    text, keyboard = render_approval(approval, snapshot, ctx.engine.approval_clock(), reader)
+    text, keyboard = render_approval(approval, snapshot, ctx.engine.approval_clock(), reader, notes)
     sent = await message.answer(text, parse_mode="HTML", reply_markup=keyboard)
     board.where[approval.id] = (sent.chat.id, sent.message_id)
-    board.cards[approval.id] = approval_card(approval, snapshot, reader)
+    board.cards[approval.id] = approval_card(approval, snapshot, reader, notes)
     return sent
 
 

@@ -15,7 +15,7 @@ from aiogram.filters import CommandObject
 from aiogram.types import BufferedInputFile, Message
 
 from charts import ChartPosition, ChartTrade, candlestick_chart, equity_chart
-from handlers.common import AuditNote, esc, reply
+from handlers.common import AuditNote, clock_line, esc, reply, usd
 from handlers.services import Services
 from trading.analyzer import AnalysisFrame
 
@@ -41,8 +41,12 @@ def chart_inputs(frame: AnalysisFrame, n: int) -> tuple[pl.DataFrame, pl.DataFra
     smc = frame.structure.tail(n) if frame.structure is not None else None
     regimes = None
     if frame.regime_probs is not None and len(frame.regime_probs) == frame.bars.height:
-        labels = np.argmax(np.asarray(frame.regime_probs)[-bars.height:], axis=1)
-        regimes = pl.Series("regime", labels)
+        probs = np.asarray(frame.regime_probs, dtype=float)[-bars.height:]
+        known = np.isfinite(probs).all(axis=1)
+        if known.any():  # no regime model (all NaN): no labels at all, the header says "unknown"
+            # -1 where the probabilities are missing: argmax of NaN would read as "low vol"
+            labels = np.where(known, np.argmax(np.nan_to_num(probs, nan=-1.0), axis=1), -1)
+            regimes = pl.Series("regime", labels)
     return bars, smc, regimes
 
 
@@ -68,7 +72,8 @@ async def chart(message: Message, command: CommandObject, ctx: Services, audit: 
     png = await asyncio.to_thread(partial(candlestick_chart, trades=trades, regime_now=regime_now), bars, smc,
                                   positions, regimes, f"XAUUSD M15 · {bars.height} bars")
     audit.result = f"chart {bars.height} bars"
-    await message.answer_photo(BufferedInputFile(png, "chart.png"), caption=f"XAUUSD M15, last {bars.height} bars")
+    await message.answer_photo(BufferedInputFile(png, "chart.png"), parse_mode="HTML",
+                               caption=f"XAUUSD M15, last {bars.height:,} bars\n{clock_line(snap.time)}")
 
 
 async def equity(message: Message, ctx: Services, audit: AuditNote) -> None:
@@ -87,8 +92,9 @@ async def equity(message: Message, ctx: Services, audit: AuditNote) -> None:
                                   [s.balance for s in snaps], "Equity")
     audit.result = f"equity {len(snaps)} points"
     last = snaps[-1]
-    await message.answer_photo(BufferedInputFile(png, "equity.png"),
-                               caption=f"Equity ${last.equity:,.2f} · balance ${last.balance:,.2f}")
+    await message.answer_photo(BufferedInputFile(png, "equity.png"), parse_mode="HTML",
+                               caption=f"Equity {usd(last.equity)} · balance {usd(last.balance)}\n"
+                                       f"{clock_line(ctx.engine.snapshot().time)}")
 
 
 def make_router() -> Router:

@@ -12,7 +12,8 @@ from aiogram.filters import CommandObject
 from aiogram.types import Message
 
 from handlers.approvals import send_approval
-from handlers.common import AuditNote, clock_line, esc, join_sections, reply, section, usd
+from handlers.common import AuditNote, clock_line, esc, join_sections, reply, section, usd, with_clock
+from handlers.risk_effect import risk_notes
 from handlers.services import Services
 from trading.engine import EngineSnapshot
 from trading.risk.approvals import RiskChange
@@ -104,10 +105,15 @@ async def risk(message: Message, command: CommandObject, ctx: Services, actor: s
         await reply(message, f"{esc(exc)}\n{esc(USAGE)}")
         return
     audit.result = result.message
+    pct = change.params.get("risk_per_trade_pct") if change.kind == "limits" else None
+    notes = risk_notes(float(pct), ctx.engine) if pct is not None else []
     if result.approval is not None:
-        await send_approval(message, ctx, result.approval)
+        await send_approval(message, ctx, result.approval, notes)
     else:
-        await reply(message, f"✅ {esc(result.message)}")
+        text = f"✅ {esc(result.message)}"
+        if notes:
+            text += "\n\n" + section("Will it show in the lots?", [esc(n) for n in notes])
+        await reply(message, with_clock(text, ctx.engine.snapshot().time))
 
 
 def make_router() -> Router:

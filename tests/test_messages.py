@@ -22,14 +22,6 @@ from tests.notify_samples import EVIL, T0, closed_trade, events
 from trading.events import Event, EventKind
 from trading.risk.approvals import ApprovalStatus
 
-
-@pytest.fixture(autouse=True)
-def _live_clock() -> None:
-    from handlers.clock import set_market_replay
-
-    set_market_replay(None)  # an app started by an earlier test may have left its replay label set
-
-
 ALLOWED_TAGS = {"b", "i", "code", "/b", "/i", "/code"}
 
 

@@ -58,8 +58,9 @@ async def test_help_lists_the_same_commands_as_the_menu(h: Harness) -> None:
     call = await h.send("/help")
     menu = [c["command"] for c in h.server.calls_to("setMyCommands")[0].params["commands"]]
     assert menu == [c.name for c in COMMANDS]
-    listed = [line.split()[0].lstrip("/") for line in call.params["text"].splitlines()[1:]]
+    listed = [line.split()[0].lstrip("/") for line in call.params["text"].splitlines()[1:] if line.startswith("/")]
     assert listed == menu
+    assert call.params["text"].rstrip().endswith("⏰ 17:00 WIB")  # every message carries the clock line
 
 
 async def test_status_shows_account_risk_and_uptime(h: Harness) -> None:
@@ -76,7 +77,7 @@ async def test_positions_close_goes_through_a_confirmation(hp: Harness) -> None:
     msg = hp.message(listing.result["message_id"])
     tickets = sorted(hp.engine.positions)
     assert [b["text"] for b in msg.buttons] == [f"Close #{t}" for t in tickets]
-    assert "POSITIONS</b> (2)" in msg.text and "SL 3290.00 · TP 3320.00" in msg.text
+    assert "POSITIONS</b> (2)" in msg.text and "SL 3,290.00 · TP 3,320.00" in msg.text
 
     # ask -> a confirmation message; nothing closed yet
     since = len(hp.server.calls)
@@ -95,10 +96,11 @@ async def test_positions_close_goes_through_a_confirmation(hp: Harness) -> None:
 
     # confirm closes exactly that ticket and edits the message
     done = await hp.press(confirm.buttons[0]["callback_data"], confirm.message_id)
-    assert done.params["text"] == "Done"
+    assert not done.params.get("text")  # no bare "Done" toast: the edited message says what happened
     assert sorted(hp.engine.positions) == tickets[1:]
     edited = hp.message(confirm.message_id)
     assert edited.text.startswith(f"✅ Closed <b>#{tickets[0]}</b>") and edited.buttons == []
+    assert "⏰" in edited.text
     # a stale confirm for the same ticket does nothing
     again = await hp.press(confirm.buttons[0]["callback_data"] if confirm.buttons else
                            f"pos:yes:{tickets[0]}", confirm.message_id)
@@ -361,13 +363,22 @@ async def test_notify_lists_switches_and_changes_one_kept_in_the_journal(h: Harn
     notifier = Notifier(None, CHAT)  # type: ignore[arg-type]  # only its switches are used here
     h.ctx.extras["notify"] = NotifyControl(notifier, h.journal.save_state)
     listing = (await h.send("/notify")).params["text"]
-    assert "market_update: silent" in listing and "trade_closed: on" in listing
-    changed = (await h.send("/notify market_update off")).params["text"]
+    # groups in a trader's words, not 22 internal kind names
+    assert "<b>Market updates</b>: silent" in listing and "<b>Trades</b>: on" in listing
+    assert "trade_opened" not in listing and "risk_change_proposed" not in listing and "⏰" in listing
+    changed = (await h.send("/notify market_update off")).params["text"]  # a kind's own name still works
     assert "market_update: <b>off</b>" in changed
     assert notifier.switch("market_update") == "off"
     assert (await h.journal.load_state())[NOTIFY_STATE_KEY] == {"market_update": "off"}
+    grouped = (await h.send("/notify trades silent")).params["text"]
+    assert "Trades: <b>silent</b>" in grouped
+    assert {notifier.switch(k) for k in ("trade_opened", "trade_closed", "order_failed")} == {"silent"}
+    notifier.set_switch("order_failed", "on")
+    assert "mixed (trade opened silent, trade closed silent, order failed on)" in (await h.send("/notify")).params["text"]
     refused = (await h.send("/notify trades loud")).params["text"]
-    assert refused.startswith("❌") and "unknown event kind or report" in refused
+    assert refused.startswith("❌") and "use on, silent or off" in refused
+    unknown = (await h.send("/notify fireworks off")).params["text"]
+    assert unknown.startswith("❌") and "Groups: trades, stops" in unknown and "trade_opened" not in unknown
     assert "Usage" in (await h.send("/notify hourly")).params["text"]
     entries = await h.audits(4)
-    assert entries[0].command == "/notify" and entries[2].result == "market_update=off"
+    assert entries[0].command == "/notify" and any(e.result == "market_update=off" for e in entries)
