@@ -20,7 +20,7 @@ from typing import Any, NamedTuple
 
 from handlers import echo
 from handlers.fmt import clip, clock_line, code, esc, pct, plural, price, section, signed, usd
-from handlers.names import exit_reason_words, who
+from handlers.names import exit_reason_words, humanize, who
 from trading.events import Event, EventKind
 from trading.timezones import fmt_wib
 
@@ -161,8 +161,9 @@ def trade_closed(e: Event) -> str:
         f"P/L: <b>{esc(signed(profit))}</b>{esc(pct_of_balance)}",
         f"Duration: {code(fmt_duration(t.duration_seconds))}",
     ]
-    detail = (t.extra or {}).get("detail")
     by = str(e.data.get("by") or "")
+    detail = (t.extra or {}).get("detail")
+    detail = None if not detail or detail == f"closed by {by}" else humanize(detail)
     exit_items = [
         f"Reason: <b>{esc(exit_reason_words(t.reason))}</b>",
         f"<i>{esc(clip(detail))}</i>" if detail else "",
@@ -235,7 +236,7 @@ def risk_mode_changed(e: Event) -> str:
     new = str(e.data.get("new", ""))
     return compose(
         f"{MODE_EMOJI.get(new, '⚖️')} <b>RISK MODE</b> {code(e.data.get('old'))} → {code(new)}",
-        section("Why", [esc(clip(e.data.get("reason", "")))]),
+        section("Why", [esc(clip(humanize(e.data.get("reason", ""))))]),
         time=e.time,
     )
 

@@ -8,6 +8,10 @@ guard", and so on.
 
 from __future__ import annotations
 
+import re
+
+ACTOR_RE = re.compile(r"\btg:\d+\b")
+
 _names: dict[str, str] = {}  # actor id ("tg:1000") -> first name
 _console: set[str] = set()  # actors typing in this terminal: "you"
 
@@ -78,6 +82,11 @@ def who(by: object, reader: str | None = None) -> str:
     if text.startswith("tg:"):
         return "a chat user"  # never seen in this run (e.g. a change kept from before a restart)
     return text.replace("_", " ")
+
+
+def humanize(text: object) -> str:
+    """A free-text reason with every actor id said as a name: "closed by tg:1000" -> "closed by Alice"."""
+    return ACTOR_RE.sub(lambda m: who(m.group(0)), "" if text is None else str(text))
 
 
 def exit_reason_words(name: str) -> str:

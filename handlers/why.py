@@ -30,6 +30,7 @@ from handlers.common import (
     split_text,
     table,
 )
+from handlers.filters import gate_count
 from handlers.fmt import clock_line
 from handlers.names import exit_reason_words
 from handlers.services import Services
@@ -98,14 +99,6 @@ def decisive_gates(gates: Sequence[Any]) -> list[Any]:
     rest = [g for name in DECISIVE for g in gates
             if g.name == name and g not in failed and not getattr(g, "skipped", False)]
     return (failed + rest)[:MAX_DECISIVE]
-
-
-def gate_count(gates: Sequence[Any]) -> str:
-    skipped = sum(1 for g in gates if getattr(g, "skipped", False))
-    passed = sum(1 for g in gates if g.passed and not getattr(g, "skipped", False))
-    failed = len(gates) - skipped - passed
-    parts = [f"{passed} passed"] + ([f"{failed} failed"] if failed else []) + ([f"{skipped} skipped"] if skipped else [])
-    return f"{', '.join(parts)} of {len(gates)}"
 
 
 def model_line(decision: Any) -> str:

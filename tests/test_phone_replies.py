@@ -188,3 +188,18 @@ def test_chart_regimes_without_a_model_are_unknown_not_low_vol() -> None:
     probs = np.array([[np.nan] * 3, [0.1, 0.7, 0.2], [0.6, 0.3, 0.1]])
     part = SimpleNamespace(bars=bars, structure=None, regime_probs=probs)
     assert chart_inputs(part, 3)[2].to_list() == [-1, 1, 0]  # type: ignore[arg-type, union-attr]
+
+
+def test_filters_say_when_the_lot_band_holds_the_lot() -> None:
+    from handlers.filters import filters_text
+    from trading.gates import GateResult
+    from trading.records import Decision
+    from trading.risk.modes import RiskLimits
+
+    t = datetime(2026, 3, 2, 6, 0, tzinfo=UTC)
+    gates = (GateResult("session", True, "London"), GateResult("lot_size", True, "0.02 lot, 0.52% at risk"))
+    decision = Decision(t, "enter", Side.BUY, "ok", gates, "medium", 0.7, 0.65)
+    text = filters_text(decision, t, RiskLimits(risk_per_trade_pct=2.0, max_lot=0.02))
+    assert "capped by the lot band (MAX_LOT 0.02 in .env): risk per trade 2% would need a larger lot" in text
+    assert "2 passed of 2" in text
+    assert "capped" not in filters_text(decision, t, RiskLimits(risk_per_trade_pct=0.5, max_lot=0.02))

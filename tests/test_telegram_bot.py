@@ -154,9 +154,11 @@ async def test_market_shows_the_analysis(h: Harness) -> None:
 
     h.engine.analysis = analysis()
     text = (await h.send("/market")).params["text"]
-    assert "XAUUSD <code>3300.00</code>" in text and "Spread <code>25</code>" in text
+    assert "XAUUSD <code>3,300.00</code>" in text and "Spread <code>25</code>" in text
     assert "ML p_up <code>0.70</code>" in text and "Regime medium" in text and "Session London" in text
     assert "SMC 🟢 BUY 70%" in text
+    # the quality gate's own verdict (as /filters shows it), not the model's threshold
+    assert "Quality GOOD (70) · ✅ gate passes (only AVOID blocks)" in text and "needs" not in text
 
 
 async def test_daily_reads_the_journal(h: Harness) -> None:
@@ -352,7 +354,7 @@ async def test_export_sends_the_journal_trades_as_csv(h: Harness) -> None:
     assert call.method.lower() == "senddocument"
     csv_text = (h.server.sent_messages(USER)[-1].document or b"").decode()
     assert "77" in csv_text and "broker_tp" in csv_text
-    assert "1 trade(s)" in call.params["caption"]
+    assert "1 trade" in call.params["caption"] and "trade(s)" not in call.params["caption"]
     bad = await h.send("/export soon")
     assert "Usage: /export" in bad.params["text"]
 
