@@ -8,8 +8,9 @@ from `trading.numbers` so the chat, the console and the CLI reports write them a
 from __future__ import annotations
 
 import html
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime
+from typing import Any
 
 from handlers.clock import market_clock_line
 from trading import numbers
@@ -86,3 +87,28 @@ def clock_line(t: datetime, with_date: bool = False) -> str:
 def with_clock(text: str, t: datetime) -> str:
     """A reply with its clock line under it."""
     return join_sections(text, clock_line(t))
+
+
+def compose(header: str, *blocks: str, time: datetime, with_date: bool = False) -> str:
+    """Header, the non-empty blocks separated by blank lines, then the clock line."""
+    parts = [header, *[b for b in blocks if b], clock_line(time, with_date)]
+    return "\n\n".join(parts)
+
+
+def fmt_duration(seconds: float) -> str:
+    """`45s`, `12m`, `3h 05m`, `2d 04h`."""
+    s = max(0, int(seconds))
+    if s < 60:
+        return f"{s}s"
+    if s < 3600:
+        return f"{s // 60}m"
+    if s < 86400:
+        return f"{s // 3600}h {s % 3600 // 60:02d}m"
+    return f"{s // 86400}d {s % 86400 // 3600:02d}h"
+
+
+def field(obj: object, name: str, default: Any = None) -> Any:
+    """An event field from a record or a mapping alike."""
+    if isinstance(obj, Mapping):
+        return obj.get(name, default)
+    return getattr(obj, name, default)

@@ -41,8 +41,8 @@ def percent_effect(pct: float, limits: RiskLimits, balance: float | None, *, sto
         wanted = lot_for(balance, pct, stop_distance, contract_size)
         if wanted > limits.max_lot + 1e-9:
             at_cap = limits.max_lot * contract_size * stop_distance / balance * 100
-            notes.append(f"Lots are capped at {limits.max_lot:g} by the lot band (MAX_LOT in .env): with the last "
-                         f"setup's stop {stop_distance:.2f} away, {pct:g}% would be {wanted:.2f} lot; "
+            notes.append(f"Lots are capped at {limits.max_lot:g} by the lot band (MAX_LOT in .env): with "
+                         f"{stop_label} {stop_distance:.2f} away, {pct:g}% would be {wanted:.2f} lot; "
                          f"{limits.max_lot:g} lot risks {at_cap:.2f}%")
     elif free_stop > TYPICAL_STOP:
         notes.append(f"Lots are capped at {limits.max_lot:g} by the lot band (MAX_LOT in .env): {pct:g}% "

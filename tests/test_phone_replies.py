@@ -203,3 +203,13 @@ def test_filters_say_when_the_lot_band_holds_the_lot() -> None:
     assert "capped by the lot band (MAX_LOT 0.02 in .env): risk per trade 2% would need a larger lot" in text
     assert "2 passed of 2" in text
     assert "capped" not in filters_text(decision, t, RiskLimits(risk_per_trade_pct=0.5, max_lot=0.02))
+
+
+def test_percent_effect_without_a_setup_uses_one_atr() -> None:
+    from handlers.risk_effect import percent_effect, stop_distance_of
+    from trading.risk.modes import RiskLimits
+
+    distance, label = stop_distance_of(SimpleNamespace(setup=None, atr=5.0))
+    notes = percent_effect(2.0, RiskLimits(risk_per_trade_pct=2.0, max_lot=0.02), 5_000.0,
+                           stop_distance=distance, stop_label=label, recent_profits=[])
+    assert notes[0].endswith("with a stop one ATR 5.00 away, 2% would be 0.20 lot; 0.02 lot risks 0.20%")
