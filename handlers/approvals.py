@@ -24,7 +24,7 @@ from aiogram.types import CallbackQuery, InlineKeyboardButton, InlineKeyboardMar
 
 from handlers.clock import wall_time
 from handlers.common import AuditNote, clock_line, esc, join_sections, section, usd
-from handlers.names import who
+from handlers.names import humanize, who
 from handlers.services import Services
 from trading.engine import EngineSnapshot
 from trading.events import Event, EventKind
@@ -82,7 +82,7 @@ def approval_card(approval: Approval, snapshot: EngineSnapshot, reader: str | No
     balance = snapshot.account.balance if snapshot.account else risk.day_start_balance
     use = limit_use(risk, limits, balance)
     figures = section("Now", [
-        f"Mode <code>{snapshot.mode.mode}</code> ({esc(snapshot.mode.reason)})",
+        f"Mode <code>{snapshot.mode.mode}</code> ({esc(humanize(snapshot.mode.reason))})",
         f"Risk/trade {limits.risk_per_trade_pct:g}% · max positions {limits.max_positions}",
         # the same figures and the same percentage (share of the limit used) as /risk and /status
         f"Daily loss {usd(use.daily_loss)} / {usd(use.daily_limit)} ({use.daily_fraction:.0%} used)",

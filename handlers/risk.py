@@ -13,6 +13,7 @@ from aiogram.types import Message
 
 from handlers.approvals import send_approval
 from handlers.common import AuditNote, clock_line, esc, join_sections, reply, section, usd, with_clock
+from handlers.names import humanize
 from handlers.risk_effect import risk_notes
 from handlers.services import Services
 from trading.engine import EngineSnapshot
@@ -51,7 +52,7 @@ def risk_text(snap: EngineSnapshot) -> str:
         f"Lot {lim.min_lot:g}–{lim.max_lot:g} · max positions {lim.max_positions}",
     ])
     state = section("Current state", [
-        f"Mode <code>{snap.mode.mode}</code> ({esc(snap.mode.reason)})",
+        f"Mode <code>{snap.mode.mode}</code> ({esc(humanize(snap.mode.reason))})",
         f"Floor set by user <code>{risk.manual_floor}</code>",
         f"Daily loss {usd(use.daily_loss)} / {usd(use.daily_limit)} ({use.daily_fraction:.0%} used)",
         f"Total loss {usd(use.total_loss)} / {usd(use.total_limit)} ({use.total_fraction:.0%} used)",
