@@ -41,7 +41,7 @@ class UsageError(ValueError):
     pass
 
 
-def risk_text(snap: EngineSnapshot) -> str:
+def risk_text(snap: EngineSnapshot, notes: list[str] | None = None) -> str:
     lim, risk = snap.limits, snap.risk
     balance = snap.account.balance if snap.account else risk.day_start_balance
     use = limit_use(risk, lim, balance)
@@ -58,7 +58,8 @@ def risk_text(snap: EngineSnapshot) -> str:
         f"Total loss {usd(use.total_loss)} / {usd(use.total_limit)} ({use.total_fraction:.0%} used)",
         f"Streak {risk.consecutive_losses}L",
     ])
-    return join_sections("🛡 <b>RISK</b>", settings, state, clock_line(snap.time))
+    effect = section("Will it show in the lots?", [esc(n) for n in notes or []])
+    return join_sections("🛡 <b>RISK</b>", settings, state, effect, clock_line(snap.time))
 
 
 def parse_change(args: str, snap: EngineSnapshot) -> RiskChange:
@@ -96,7 +97,7 @@ def parse_change(args: str, snap: EngineSnapshot) -> RiskChange:
 async def risk(message: Message, command: CommandObject, ctx: Services, actor: str, audit: AuditNote) -> None:
     snap = ctx.engine.snapshot()
     if not command.args:
-        await reply(message, risk_text(snap))
+        await reply(message, risk_text(snap, risk_notes(snap.limits.risk_per_trade_pct, ctx.engine)))
         return
     try:
         change = parse_change(command.args, snap)

@@ -82,6 +82,7 @@ async def test_risk_percent_says_why_the_lots_stay_capped(h: Harness) -> None:
     await h.press(card.buttons[0]["callback_data"], card.message_id)
     done = h.message(card.message_id)
     assert "✅ Approved by you" in done.text and "Lots are capped at 0.02" in done.text  # the card is kept
+    assert "Lots are capped at 0.02" in (await h.send("/risk")).params["text"]  # and /risk keeps saying so
     # lowering stays below the cap: nothing to explain
     lower = (await h.send("/risk percent 0.01")).params["text"]
     assert lower.startswith("✅ applied") and "Will it show" not in lower
