@@ -214,3 +214,13 @@ def test_percent_effect_without_a_setup_uses_one_atr() -> None:
     notes = percent_effect(2.0, RiskLimits(risk_per_trade_pct=2.0, max_lot=0.02), 5_000.0,
                            stop_distance=distance, stop_label=label, recent_profits=[])
     assert notes[0].endswith("with a stop one ATR 5.00 away, 2% would be 0.20 lot; 0.02 lot risks 0.20%")
+
+
+def test_every_notified_kind_is_in_a_notify_group() -> None:
+    from bot.messages import NOT_NOTIFIED
+    from bot.notifier import MESSAGE_KINDS
+    from handlers.notify import GROUPS
+
+    grouped = [k for g in GROUPS.values() for k in g.kinds]
+    assert len(grouped) == len(set(grouped))
+    assert set(grouped) == set(MESSAGE_KINDS) - {k.value for k in NOT_NOTIFIED}
