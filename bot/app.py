@@ -56,6 +56,7 @@ class App:
     def __init__(self, settings: Settings, *, console_input: bool = True) -> None:
         self.settings = settings
         self.console_input = console_input
+        self.logs = logbuffer.install()  # first: /logs shows the start-up lines the terminal showed
         self.bus = EventBus()
         self.errors = ErrorMonitor(self.bus)
         self.stop_event = asyncio.Event()
@@ -100,7 +101,7 @@ class App:
         self.engine.restore_approvals(await self.journal.pending_approvals(utc_now()))
         await self._reconcile()
         self.ctx = BotContext(self.engine, self.journal, s, self.analyzer, utc_now(), self.trainer, self.registry,
-                              backtester=self._backtester(), logs=logbuffer.install(),
+                              backtester=self._backtester(), logs=self.logs,
                               bars_available=lambda: self._bars_for_training(100_000).height)
         self._tasks.append(asyncio.create_task(self._persist_approvals(), name="approvals-journal"))
         self.trading_job = TradingJob(self)

@@ -19,6 +19,7 @@ from aiogram.dispatcher.event.bases import UNHANDLED
 from aiogram.types import CallbackQuery, InaccessibleMessage, Message, TelegramObject
 
 from handlers.common import AuditNote
+from handlers.names import remember
 
 log = logging.getLogger(__name__)
 
@@ -103,6 +104,8 @@ class AccessMiddleware(BaseMiddleware):
         data["audit"] = note
         data["actor"] = f"tg:{user_id}"
         data["actor_name"] = (user.full_name if user is not None else "") or str(user_id)
+        if user is not None:
+            remember(data["actor"], user.first_name)  # messages then say "Alice", never tg:1000
         try:
             outcome = await handler(event, data)
         except Exception as exc:

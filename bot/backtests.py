@@ -13,6 +13,7 @@ import asyncio
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime, timedelta
 from typing import Any
 
 import polars as pl
@@ -22,6 +23,18 @@ from trading.backtest import BacktestConfig, run_backtest
 
 BARS_PER_DAY = 96  # M15
 MIN_TEST_BARS = BARS_PER_DAY  # at least one day after the warm-up
+BAR = timedelta(minutes=15)
+
+
+def calendar_window(times: pl.Series, days: int, warmup: int) -> int:
+    """The index of the first bar to keep so that the test covers the last `days` calendar days
+    (the market is shut at weekends, so a calendar day holds fewer than 96 bars on average) and
+    `warmup` bars precede it; 0 when the bot's bars do not reach that far back."""
+    if times.len() == 0:
+        return 0
+    start: datetime = times[-1] + BAR - timedelta(days=days)
+    first_test = int((times < start).sum())
+    return max(0, first_test - warmup)
 
 
 class BotBacktester:
@@ -51,7 +64,10 @@ class BotBacktester:
 
     def _work(self, days: int, progress: Progress) -> BacktestReport:
         config = self.config()
-        bars = self.fetch_bars(self.bars_needed(days))
+        bars = self.fetch_bars(self.bars_needed(days))  # at most 96 bars a calendar day: enough
+        skip = calendar_window(bars["time"], days, config.warmup_bars)
+        whole = skip > 0  # bars reach back past the window: all of it is covered (weekends included)
+        bars = bars.slice(skip)
         if bars.height < config.warmup_bars + MIN_TEST_BARS:
             need = config.warmup_bars + MIN_TEST_BARS
             raise BacktestRefused(f"the bot has {bars.height} closed M15 bars; a backtest needs at least {need} "
@@ -60,6 +76,8 @@ class BotBacktester:
         t0 = time.perf_counter()
         result = run_backtest(bars, config, regime=regime, signal=signal, progress=progress)
         first = bars["time"][config.warmup_bars]
+        last = bars["time"][-1]
+        calendar = days if whole else (last + BAR - first).total_seconds() / 86400
         png = dist = None
         if self.chart is not None and len(result.equity_times) >= 2:
             png = self.chart(result.equity_times, result.equity, result.balance if result.balance.size else None,
@@ -67,9 +85,10 @@ class BotBacktester:
                              halts=halt_marks(result.halts))
         if self.distribution is not None and result.trades:
             dist = self.distribution([t.profit for t in result.trades], title="Backtest P/L per trade")
-        return BacktestReport(requested_days=days, days=result.bars / BARS_PER_DAY, bars=result.bars, first=first,
-                              last=bars["time"][-1], seconds=time.perf_counter() - t0, metrics=result.metrics(),
-                              models=models, equity_png=png, distribution_png=dist)
+        return BacktestReport(requested_days=days, days=calendar, bars=result.bars, first=first,
+                              last=last, seconds=time.perf_counter() - t0, metrics=result.metrics(),
+                              models=models, equity_png=png, distribution_png=dist,
+                              trading_days=result.bars / BARS_PER_DAY)
 
     def close(self) -> None:
         self._pool.shutdown(wait=False, cancel_futures=True)

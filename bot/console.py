@@ -27,6 +27,7 @@ from aiogram.methods.base import TelegramType
 from aiogram.types import CallbackQuery, Chat, InputFile, Message, Update, User
 
 from bot.transport import ConsoleTransport
+from handlers.names import console_actor
 
 log = logging.getLogger(__name__)
 
@@ -139,6 +140,7 @@ class ConsoleController:
         self.session = ConsoleSession(transport, user_id)
         self.bot = Bot("1:console", session=self.session)
         self.user_id = user_id
+        console_actor(f"tg:{user_id}")  # whoever types here reads "you", never an id
         self._update_ids = itertools.count(1)
         self._task: asyncio.Task[None] | None = None
 

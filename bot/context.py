@@ -8,6 +8,7 @@ the protocol the handlers are written against, so handlers never import `bot`.
 from __future__ import annotations
 
 import platform
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from importlib import metadata
@@ -25,16 +26,24 @@ if TYPE_CHECKING:
 VERSIONED_PACKAGES = ("aiogram", "polars", "xgboost", "hmmlearn", "sqlalchemy")
 
 
+def version_of(module: str, providers: Mapping[str, list[str]] | None = None) -> str:
+    """The installed version of the package that provides `module`, whatever its distribution is called
+    (`xgboost` comes as `xgboost`, `xgboost-cpu` or `xgboost-gpu`): `3.2.0`, `3.2.0 (xgboost-cpu)`."""
+    names = [module, *(d for d in (providers or {}).get(module, []) if d != module)]
+    for name in names:
+        try:
+            found = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            continue
+        return found if name == module else f"{found} ({name})"
+    return "not installed"
+
+
 def version_info() -> dict[str, str]:
     """The bot's version and the libraries that decide its behaviour (package metadata, no imports)."""
-    def version_of(name: str) -> str:
-        try:
-            return metadata.version(name)
-        except metadata.PackageNotFoundError:
-            return "not installed"
-
-    info = {"xaubot": version_of("xaubot"), "python": platform.python_version()}
-    info.update({name: version_of(name) for name in VERSIONED_PACKAGES})
+    providers = metadata.packages_distributions()  # import name -> the distributions that install it
+    info = {"xaubot": version_of("xaubot", providers), "python": platform.python_version()}
+    info.update({name: version_of(name, providers) for name in VERSIONED_PACKAGES})
     return info
 
 

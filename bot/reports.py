@@ -15,7 +15,19 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from typing import TYPE_CHECKING, Any, Protocol
 
-from bot.messages import DEFAULT_SYMBOL, code, compose, esc, fmt_duration, money, pct, price, section, usd
+from bot.messages import (
+    DEFAULT_SYMBOL,
+    code,
+    compose,
+    esc,
+    fmt_duration,
+    pct,
+    plural,
+    price,
+    section,
+    signed,
+    usd,
+)
 from handlers.clock import uptime as wall_uptime
 from trading.analysis import MLView
 from trading.timezones import fmt_wib, to_wib, utc_now
@@ -82,7 +94,7 @@ def position_lines(snapshot: EngineSnapshot, limit: int = 5) -> list[str]:
     for p in snapshot.positions[:limit]:
         age = fmt_duration((snapshot.time - p.open_time).total_seconds())
         lines.append(
-            f"#{esc(p.ticket)} {esc(p.side)} {code(f'{p.volume:g}')} {code(money(p.profit + p.swap))} "
+            f"#{esc(p.ticket)} {esc(p.side)} {code(f'{p.volume:g}')} {code(signed(p.profit + p.swap))} "
             f"SL {code(price(p.sl))} TP {code(price(p.tp))} · {esc(age)}"
         )
     if len(snapshot.positions) > limit:
@@ -96,7 +108,7 @@ def _risk_items(snapshot: EngineSnapshot) -> list[str]:
     return [
         f"Mode: {code(mode.mode)} ({esc(mode.reason)})" if mode.reason else f"Mode: {code(mode.mode)}",
         f"Daily Loss: {code(usd(r.daily_loss()))} / {code(usd(daily_limit))} | Streak {code(f'{r.consecutive_losses}L')}",
-        f"Today: {code(r.daily_trades)} trades ({esc(r.daily_wins)} won), {code(money(r.daily_realized))}",
+        f"Today: {esc(plural(r.daily_trades, 'trade'))} ({esc(r.daily_wins)} won), {code(signed(r.daily_realized))}",
         "⏸ <b>Paused</b>" if snapshot.paused else "",
     ]
 
@@ -181,8 +193,8 @@ def hourly_analysis(
     if acc is not None:
         account_items = [
             f"Bal: {code(usd(acc.balance))} | Eq: {code(usd(acc.equity))}",
-            f"Float: {code(money(acc.floating_pl))}",
-            f"Day P/L: {code(money(snapshot.risk.daily_realized))} ({esc(snapshot.risk.daily_trades)} trades)",
+            f"Float: {code(signed(acc.floating_pl))}",
+            f"Day P/L: {code(signed(snapshot.risk.daily_realized))} ({esc(plural(snapshot.risk.daily_trades, 'trade'))})",
         ]
     a = snapshot.analysis
     market_items = []
@@ -207,7 +219,7 @@ def hourly_analysis(
         section("Account", account_items),
         section(f"Positions ({len(snapshot.positions)})", position_lines(snapshot) or ["No positions"]),
         section("Market", market_items),
-        section("Last 4 bars", decision_items),
+        section(f"Last {plural(len(last), 'bar')}" if len(last) > 1 else "Last bar", decision_items),
         section("Risk", _risk_items(snapshot)),
         section("Bot", bot_items),
     ]
@@ -307,7 +319,7 @@ async def day_report(journal: Journal, day_wib: date, snapshot: EngineSnapshot |
 def _trade_row(t: TradeRecord) -> str:
     p = t.profit or 0.0
     icon = "✅" if p > 0 else ("❌" if p < 0 else "➖")
-    return f"{icon} #{esc(t.ticket)} {esc(t.side)}: {code(money(p))}"
+    return f"{icon} #{esc(t.ticket)} {esc(t.side)}: {code(signed(p))}"
 
 
 def daily_summary_html(report: DayReport, now: datetime) -> str:
@@ -323,15 +335,15 @@ def daily_summary_html(report: DayReport, now: datetime) -> str:
     pf_s = "∞" if pf == float("inf") else ("—" if pf is None else f"{pf:.2f}")
     best, worst = report.best(), report.worst()
     result = [
-        f"P/L: <b>{esc(money(net))}</b>{esc(pnl_pct)}",
-        f"Gross Win: {code(money(report.gross_win))} | Gross Loss: {code(money(-report.gross_loss))}",
+        f"P/L: <b>{esc(signed(net))}</b>{esc(pnl_pct)}",
+        f"Gross Win: {code(signed(report.gross_win))} | Gross Loss: {code(signed(-report.gross_loss))}",
         f"Bal Start: {code(usd(report.start_balance))}",
         f"Bal End: {code(usd(report.end_balance))}",
     ]
     stats = [
         f"Total: {code(len(report.trades))} | Wins {code(report.wins)} | Losses {code(report.losses)}",
         f"Win Rate: {code(pct(report.win_rate, 1))}",
-        f"Profit Factor: {code(pf_s)} | Avg/Trade: {code(money(net / len(report.trades)))}",
+        f"Profit Factor: {code(pf_s)} | Avg/Trade: {code(signed(net / len(report.trades)))}",
         f"Best: {_trade_row(best)}" if best is not None else "",
         f"Worst: {_trade_row(worst)}" if worst is not None and worst is not best else "",
     ]

@@ -12,7 +12,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
+from collections.abc import Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 
 from aiogram import Bot, Router
 from aiogram.exceptions import TelegramAPIError
@@ -21,13 +24,13 @@ from aiogram.types import CallbackQuery, InlineKeyboardMarkup, Message
 
 from handlers.buttons import styled_button
 from handlers.clock import wall_time
-from handlers.common import AuditNote, esc, money, section
+from handlers.common import AuditNote, clock_line, esc, join_sections, section, usd
+from handlers.names import humanize, who
 from handlers.services import Services
 from trading.engine import EngineSnapshot
 from trading.events import Event, EventKind
 from trading.risk.approvals import Approval, ApprovalError, ApprovalStatus
 from trading.risk.modes import limit_use
-from trading.timezones import fmt_wib
 
 log = logging.getLogger(__name__)
 
@@ -45,11 +48,13 @@ class ApprovalAnswer(CallbackData, prefix="ap"):
 
 @dataclass(slots=True)
 class ApprovalMessages:
-    """approval id -> (chat id, message id); `claimed`: posted by a handler; `final`: result already shown."""
+    """approval id -> (chat id, message id); `claimed`: posted by a handler; `final`: result already shown;
+    `cards`: the card's text, so the edit that shows the result keeps its title and figures."""
 
     where: dict[str, tuple[int, int]] = field(default_factory=dict)
     claimed: set[str] = field(default_factory=set)
     final: set[str] = field(default_factory=set)
+    cards: dict[str, str] = field(default_factory=dict)  # the card as first shown (kept when it is edited)
 
 
 def approval_board(ctx: Services) -> ApprovalMessages:
@@ -59,30 +64,48 @@ def approval_board(ctx: Services) -> ApprovalMessages:
     return board
 
 
-def _body(approval: Approval) -> list[str]:
-    return [
-        "🛡 <b>RISK CHANGE — APPROVAL NEEDED</b>",
-        "",
-        f"<b>Change:</b> {esc(approval.change.summary)}",
-        f"<b>Reason:</b> {esc(approval.reason)}",
-        f"<b>Requested by:</b> {esc(approval.requested_by)}",
-    ]
+TITLE = "🛡 <b>RISK CHANGE — APPROVAL NEEDED</b>"
 
 
-def render_approval(approval: Approval, snapshot: EngineSnapshot) -> tuple[str, InlineKeyboardMarkup]:
-    """The request message: the change, the reason, the current risk figures, the expiry, and the buttons."""
+def _body(approval: Approval, reader: str | None = None) -> list[str]:
+    by = who(approval.requested_by, reader) or "?"
+    lines = [TITLE, "", f"<b>Change:</b> {esc(approval.change.summary)}"]
+    if approval.reason and approval.reason != f"requested by {approval.requested_by}":  # not the line below again
+        lines.append(f"<b>Reason:</b> {esc(approval.reason)}")
+    lines.append(f"<b>Requested by:</b> {esc(by)}")
+    return lines
+
+
+def approval_card(approval: Approval, snapshot: EngineSnapshot, reader: str | None = None,
+                  notes: Sequence[str] = ()) -> str:
+    """The card without its expiry: the title, the change, who asked, the risk figures at the time of asking."""
     risk, limits = snapshot.risk, snapshot.limits
     balance = snapshot.account.balance if snapshot.account else risk.day_start_balance
     use = limit_use(risk, limits, balance)
     figures = section("Now", [
-        f"Mode <code>{snapshot.mode.mode}</code> ({esc(snapshot.mode.reason)})",
+        f"Mode <code>{snapshot.mode.mode}</code> ({esc(humanize(snapshot.mode.reason))})",
         f"Risk/trade {limits.risk_per_trade_pct:g}% · max positions {limits.max_positions}",
         # the same figures and the same percentage (share of the limit used) as /risk and /status
-        f"Daily loss {money(use.daily_loss)} / {money(use.daily_limit)} ({use.daily_fraction:.0%} used)",
-        f"Total loss {money(use.total_loss)} / {money(use.total_limit)} ({use.total_fraction:.0%} used)",
-        f"Balance {money(balance)}",
+        f"Daily loss {usd(use.daily_loss)} / {usd(use.daily_limit)} ({use.daily_fraction:.0%} used)",
+        f"Total loss {usd(use.total_loss)} / {usd(use.total_limit)} ({use.total_fraction:.0%} used)",
+        f"Balance {usd(balance)}",
     ])
-    text = "\n".join([*_body(approval), "", figures, "", f"Expires {wall_time(approval.expires)}"])
+    effect = section("Will it show in the lots?", [esc(n) for n in notes])
+    return join_sections("\n".join(_body(approval, reader)), figures, effect)
+
+
+def expiry_line(approval: Approval, now: datetime) -> str:
+    """`Expires in 10 min (12:48 WIB real time)`: a countdown first, so a replayed market clock never confuses it."""
+    minutes = max(0, math.ceil((approval.expires - now).total_seconds() / 60))
+    return f"Expires in {minutes} min ({wall_time(approval.expires)})"
+
+
+def render_approval(approval: Approval, snapshot: EngineSnapshot, now: datetime | None = None,
+                    reader: str | None = None, notes: Sequence[str] = ()) -> tuple[str, InlineKeyboardMarkup]:
+    """The request message: the card, the expiry, the clock line, and the buttons."""
+    card = approval_card(approval, snapshot, reader, notes)
+    expiry = expiry_line(approval, now or approval.created)
+    text = join_sections(card, expiry, clock_line(snapshot.time))
     keyboard = InlineKeyboardMarkup(inline_keyboard=[[
         styled_button("Approve", ApprovalAnswer(id=approval.id, approve=True).pack(), "success"),
         styled_button("Reject", ApprovalAnswer(id=approval.id, approve=False).pack(), "danger"),
@@ -90,26 +113,36 @@ def render_approval(approval: Approval, snapshot: EngineSnapshot) -> tuple[str, 
     return text, keyboard
 
 
-def render_result(approval: Approval, by_name: str = "") -> str:
-    """The same message once answered or expired (no buttons)."""
+def render_result(approval: Approval, card: str | None = None, by_name: str = "",
+                  market_now: datetime | None = None) -> str:
+    """The same card once answered or expired (no buttons): its title and figures kept, the result under them."""
     mark = RESULT_MARK.get(approval.status, esc(approval.status.value))
-    who = by_name or approval.resolved_by
-    when = f" at {fmt_wib(approval.resolved_at)}" if approval.resolved_at else ""
+    name = by_name or who(approval.resolved_by)
+    when = f" at {wall_time(approval.resolved_at, always=True)}" if approval.resolved_at else ""
     if approval.status is ApprovalStatus.EXPIRED:
         line = mark + (" (superseded by a newer request)" if approval.resolved_by == "superseded" else "")
     else:
-        line = f"{mark} by {esc(who)}{when}"
-    return "\n".join([*_body(approval)[1:], "", f"<b>{line}</b>"])
+        line = f"{mark} by {esc(name)}{when}"
+    return join_sections(card or "\n".join(_body(approval)), f"<b>{line}</b>",
+                         clock_line(market_now) if market_now is not None else "")
 
 
-async def send_approval(message: Message, ctx: Services, approval: Approval) -> Message:
+async def send_approval(message: Message, ctx: Services, approval: Approval, notes: Sequence[str] = ()) -> Message:
     """Post the request in the chat that asked for it (the announcer then leaves it alone)."""
     board = approval_board(ctx)
     board.claimed.add(approval.id)
-    text, keyboard = render_approval(approval, ctx.engine.snapshot())
+    snapshot = ctx.engine.snapshot()
+    reader = _reader(message.chat.type, message.from_user.id if message.from_user else None)
+    text, keyboard = render_approval(approval, snapshot, ctx.engine.approval_clock(), reader, notes)
     sent = await message.answer(text, parse_mode="HTML", reply_markup=keyboard)
     board.where[approval.id] = (sent.chat.id, sent.message_id)
+    board.cards[approval.id] = approval_card(approval, snapshot, reader, notes)
     return sent
+
+
+def _reader(chat_type: str | None, user_id: int | None) -> str | None:
+    """Who reads a chat, for "you": the one user of a private chat (a group reads names)."""
+    return f"tg:{user_id}" if chat_type == "private" and user_id is not None else None
 
 
 async def on_answer(query: CallbackQuery, callback_data: ApprovalAnswer, ctx: Services, bot: Bot, actor: str,
@@ -124,13 +157,16 @@ async def on_answer(query: CallbackQuery, callback_data: ApprovalAnswer, ctx: Se
         current = ctx.engine.approvals.get(callback_data.id)
         if current is not None and not shown and query.message is not None:
             # e.g. expired before the engine's tick noticed: show it now
-            await _edit(bot, query.message.chat.id, query.message.message_id, render_result(current))
+            await _edit(bot, query.message.chat.id, query.message.message_id,
+                        render_result(current, board.cards.get(current.id), market_now=ctx.engine.snapshot().time))
         await query.answer(str(exc))
         return
     audit.result = approval.status.value
     assert query.message is not None
+    reader = _reader(query.message.chat.type, query.from_user.id)
     await _edit(bot, query.message.chat.id, query.message.message_id,
-                render_result(approval, f"{actor_name} ({actor})"))
+                render_result(approval, board.cards.get(approval.id), who(actor, reader) or actor_name,
+                              ctx.engine.snapshot().time))
     await query.answer()  # the edited card says it; a toast (a line on the console) would repeat it
 
 
@@ -185,9 +221,11 @@ class ApprovalAnnouncer:
             await self._close_superseded()
             if self.chat_id is None or approval.id in self.board.claimed or approval.id in self.board.where:
                 return
-            text, keyboard = render_approval(approval, self.ctx.engine.snapshot())
+            snapshot = self.ctx.engine.snapshot()
+            text, keyboard = render_approval(approval, snapshot, self.ctx.engine.approval_clock())
             sent = await self.bot.send_message(self.chat_id, text, parse_mode="HTML", reply_markup=keyboard)
             self.board.where[approval.id] = (sent.chat.id, sent.message_id)
+            self.board.cards[approval.id] = approval_card(approval, snapshot)
         elif event.kind is EventKind.APPROVAL_RESOLVED:
             await self._finalise(approval)
 
@@ -196,7 +234,8 @@ class ApprovalAnnouncer:
             return
         self.board.final.add(approval.id)
         chat_id, message_id = self.board.where[approval.id]
-        await _edit(self.bot, chat_id, message_id, render_result(approval))
+        await _edit(self.bot, chat_id, message_id, render_result(approval, self.board.cards.get(approval.id),
+                                                                  market_now=self.ctx.engine.snapshot().time))
 
     async def _close_superseded(self) -> None:
         """A newer request of the same kind expires the older one without an event; show that."""

@@ -10,6 +10,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Callable
+from datetime import datetime
 from typing import Any
 
 from aiogram import Bot, Router
@@ -19,16 +21,22 @@ from aiogram.types import Message
 from handlers.common import (
     ArgError,
     AuditNote,
+    clock_line,
+    count,
     edit_in_place,
     esc,
     join_sections,
     parse_count,
+    pct,
+    plural,
     reply,
     section,
     short_time,
     signed,
+    usd,
 )
 from handlers.media import send_charts
+from handlers.names import exit_reason_words
 from handlers.services import BacktestRefused, BacktestReport, Services
 
 log = logging.getLogger(__name__)
@@ -41,24 +49,34 @@ def _num(x: Any, fmt: str = "{:.2f}") -> str:
     return "—" if x is None else fmt.format(x)
 
 
-def report_text(r: BacktestReport) -> str:
+def days_said(r: BacktestReport) -> str:
+    """`21 calendar days (14.2 days of trading bars)`: a calendar span, with the market's own hours beside it."""
+    trading = f" ({r.trading_days:.1f} days of trading bars)" if r.trading_days else ""
+    return f"{r.days:.1f} calendar days{trading}"
+
+
+def report_text(r: BacktestReport, now: datetime | None = None) -> str:
     m = r.metrics
-    short = f" (the bot has {r.days:.1f} days of bars)" if r.days < r.requested_days - 0.05 else ""
-    head = f"🧪 <b>BACKTEST</b> · {r.days:.1f} days{short}"
-    span = f"{short_time(r.first)} → {short_time(r.last)} WIB · {r.bars} bars · {esc(r.models)} · {r.seconds:.0f} s"
+    trades = int(m.get("trades", 0))
+    short = (f" (asked {plural(r.requested_days, 'day')}; the bot's bars reach back only this far)"
+             if r.days < r.requested_days - 0.5 else "")
+    head = f"🧪 <b>BACKTEST</b> · {days_said(r)}{short}"
+    span = (f"{short_time(r.first)} → {short_time(r.last)} WIB · {plural(r.bars, 'bar')} · {esc(r.models)} · "
+            f"{r.seconds:.0f} s")
     pf = m.get("profit_factor")
     figures = section("Result", [
-        f"Net <code>{signed(m.get('net_profit', 0.0))}</code> · final equity ${m.get('final_equity', 0.0):,.2f}",
-        f"Trades {m.get('trades', 0)} · win rate {m.get('win_rate', 0.0):.0%}",
+        f"Net <code>{signed(m.get('net_profit', 0.0))}</code> · final equity {usd(m.get('final_equity', 0.0))}",
+        f"{plural(trades, 'trade').capitalize()} · win rate {pct(m.get('win_rate', 0.0))}",
         f"Profit factor {_num(pf) if pf is not None else '— (no losing trade)'} · expectancy "
         f"<code>{signed(m.get('expectancy', 0.0))}</code>",
         f"Max drawdown {m.get('max_drawdown_pct', 0.0):.2f}% · Sharpe {_num(m.get('sharpe'))}",
     ])
     reasons = m.get("exit_reasons") or {}
-    exits = section("Exits", [f"{esc(k)} {v}" for k, v in list(reasons.items())[:6]])
+    exits = section("Exits", [f"{esc(exit_reason_words(k))} {count(v)}" for k, v in list(reasons.items())[:6]])
     note = ("<i>Past bars, the live rules and costs of the paper broker; "
-            f"{m.get('trades', 0)} trades is {'a small' if m.get('trades', 0) < 30 else 'a'} sample.</i>")
-    return join_sections(head, span, figures, exits, note)
+            f"{plural(trades, 'trade')} {'is' if trades == 1 else 'are'} "
+            f"{'a small' if trades < 30 else 'a'} sample.</i>")
+    return join_sections(head, span, figures, exits, note, clock_line(now) if now is not None else "")
 
 
 async def backtest(message: Message, command: CommandObject, ctx: Services, bot: Bot, audit: AuditNote) -> None:
@@ -78,22 +96,25 @@ async def backtest(message: Message, command: CommandObject, ctx: Services, bot:
         await reply(message, "A backtest is already running: its report comes in this chat.")
         return
     assert days is not None
-    status = await reply(message, f"🧪 Backtest of the last {days} day(s): starting…")
+    status = await reply(message, f"🧪 Backtest of the last {plural(days, 'calendar day')}: starting…")
     progress = {"done": 0, "total": 0}
 
     def on_progress(done: int, total: int) -> None:  # from the worker thread: plain assignments only
         progress["done"], progress["total"] = done, total
 
     audit.result = f"started {days} days"
-    ctx.extras["backtest_task"] = asyncio.create_task(_follow(bot, status, tester.run(days, on_progress), progress))
+    clock = ctx.engine.snapshot
+    ctx.extras["backtest_task"] = asyncio.create_task(
+        _follow(bot, status, tester.run(days, on_progress), progress, lambda: clock().time))
 
 
-async def _follow(bot: Bot, status: Message, work: Any, progress: dict[str, int]) -> None:
+async def _follow(bot: Bot, status: Message, work: Any, progress: dict[str, int],
+                  now: Callable[[], datetime] | None = None) -> None:
     task = asyncio.ensure_future(work)
     started, shown = time.monotonic(), ""
     while not task.done():
         total = progress["total"]
-        pct = f"{progress['done'] / total:.0%} of {total} bars" if total else "preparing"
+        pct = f"{progress['done'] / total:.0%} of {count(total)} bars" if total else "preparing"
         text = f"🧪 Backtest running: {pct} · {time.monotonic() - started:.0f} s"
         if text != shown:
             shown = await edit_in_place(bot, status, text) or shown
@@ -107,11 +128,13 @@ async def _follow(bot: Bot, status: Message, work: Any, progress: dict[str, int]
         log.exception("backtest failed")
         await edit_in_place(bot, status, f"❌ Backtest failed: {esc(type(exc).__name__)}: {esc(exc)} (details in /logs)")
         return
-    await edit_in_place(bot, status, report_text(report))
+    at = now() if now is not None else None
+    await edit_in_place(bot, status, report_text(report, at))
     # equity and P/L per trade as one album: one swipe on a phone
+    caption = f"Backtest equity, {days_said(report)}" + (f"\n{clock_line(at)}" if at is not None else "")
     await send_charts(bot, status.chat.id, [(report.equity_png or b"", "backtest_equity.png"),
                                             (report.distribution_png or b"", "backtest_pnl.png")],
-                      caption=f"Backtest equity, {report.days:.1f} days")
+                      caption=caption)
 
 
 def make_router() -> Router:

@@ -17,7 +17,7 @@ from aiogram.filters import CommandObject
 from aiogram.types import BufferedInputFile, Message
 
 from charts import ChartPosition, ChartTrade, candlestick_chart, daily_pnl_chart, equity_chart
-from handlers.common import AuditNote, esc, reply
+from handlers.common import AuditNote, clock_line, esc, reply, usd
 from handlers.media import send_charts
 from handlers.services import Services
 from trading.analyzer import AnalysisFrame
@@ -76,7 +76,8 @@ async def chart(message: Message, command: CommandObject, ctx: Services, audit: 
     png = await asyncio.to_thread(partial(candlestick_chart, trades=trades, regime_now=regime_now), bars, smc,
                                   positions, regimes, f"XAUUSD M15 · {bars.height} bars")
     audit.result = f"chart {bars.height} bars"
-    await message.answer_photo(BufferedInputFile(png, "chart.png"), caption=f"XAUUSD M15, last {bars.height} bars")
+    await message.answer_photo(BufferedInputFile(png, "chart.png"), parse_mode="HTML",
+                               caption=f"XAUUSD M15, last {bars.height:,} bars\n{clock_line(snap.time)}")
 
 
 async def equity(message: Message, ctx: Services, bot: Bot, audit: AuditNote) -> None:
@@ -97,7 +98,8 @@ async def equity(message: Message, ctx: Services, bot: Bot, audit: AuditNote) ->
     audit.result = f"equity {len(snaps)} points" + (" + daily P/L" if daily else "")
     last = snaps[-1]
     await send_charts(bot, message.chat.id, [(png, "equity.png"), (daily, "daily_pnl.png")],
-                      caption=f"Equity ${last.equity:,.2f} · balance ${last.balance:,.2f}")
+                      caption=f"Equity {usd(last.equity)} · balance {usd(last.balance)}\n"
+                              f"{clock_line(ctx.engine.snapshot().time)}")
 
 
 async def daily_pnl_png(ctx: Services, since: datetime) -> bytes:

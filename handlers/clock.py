@@ -31,9 +31,10 @@ def market_clock_line(t: datetime, with_date: bool = False) -> str:
     return f"⏰ {fmt_wib(t, with_date)}{label}"
 
 
-def wall_time(t: datetime) -> str:
-    """A wall-clock time (an expiry): `08:44 WIB`, with ` real time` when the market clock is a replay."""
-    return fmt_wib(t) + (" real time" if _replay_speed is not None else "")
+def wall_time(t: datetime, always: bool = False) -> str:
+    """A wall-clock time (an expiry): `08:44 WIB`, with ` real time` when the market clock is a replay
+    (`always`: on a live market too, where a reader could still take it for the market's time)."""
+    return fmt_wib(t) + (" real time" if always or _replay_speed is not None else "")
 
 
 def uptime(started_wall: datetime, now_wall: datetime | None = None) -> timedelta:

@@ -6,7 +6,6 @@ through `esc`. Telegram refuses texts over 4096 characters, so `reply` splits on
 
 from __future__ import annotations
 
-import html
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 
@@ -14,7 +13,23 @@ from aiogram import Bot
 from aiogram.exceptions import TelegramAPIError
 from aiogram.types import Message
 
-from handlers.clock import market_clock_line
+from handlers.fmt import (  # noqa: F401  (the one kit, re-exported for the handlers)
+    DASH,
+    clip,
+    clock_line,
+    code,
+    count,
+    esc,
+    join_sections,
+    lot,
+    pct,
+    plural,
+    price,
+    section,
+    signed,
+    usd,
+    with_clock,
+)
 from trading.timezones import WIB, to_wib, wib_date
 
 MAX_MESSAGE = 4096
@@ -26,26 +41,6 @@ class AuditNote:
     """Handed to every handler by the access middleware; a handler may set `result` for the audit log."""
 
     result: str = "ok"
-
-
-def esc(value: object) -> str:
-    return html.escape(str(value), quote=False)
-
-
-def money(x: float) -> str:
-    return f"${x:,.2f}"
-
-
-def signed(x: float) -> str:
-    return f"{'+' if x >= 0 else '-'}${abs(x):,.2f}"
-
-
-def maybe_signed(x: float | None) -> str:
-    return "—" if x is None else signed(x)
-
-
-def pct(x: float | None, digits: int = 0) -> str:
-    return "—" if x is None else f"{x:.{digits}%}"
 
 
 def short_time(t: datetime | None) -> str:
@@ -90,10 +85,6 @@ def table(rows: list[tuple[str, ...]], right: tuple[int, ...] = ()) -> str:
     return "<pre>" + esc("\n".join(lines)) + "</pre>"
 
 
-def clock_line(now: datetime) -> str:
-    return market_clock_line(now)  # one clock per message, labelled on a replayed market
-
-
 def duration(delta: timedelta) -> str:
     """`3d 4h`, `2h 05m`, `7m`, `42s`."""
     seconds = max(0, int(delta.total_seconds()))
@@ -107,19 +98,6 @@ def duration(delta: timedelta) -> str:
     if minutes:
         return f"{minutes}m"
     return f"{secs}s"
-
-
-def section(title: str, items: list[str]) -> str:
-    """A bold title, then `├ item` lines with `└ ` on the last (the original's layout); "" when empty."""
-    if not items:
-        return ""
-    lines = [f"<b>{title}</b>"]
-    lines += [f"{'└' if i == len(items) - 1 else '├'} {item}" for i, item in enumerate(items)]
-    return "\n".join(lines)
-
-
-def join_sections(*parts: str) -> str:
-    return "\n\n".join(p for p in parts if p)
 
 
 def split_text(text: str, limit: int = SPLIT_AT) -> list[str]:

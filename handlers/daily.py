@@ -20,13 +20,14 @@ from handlers.common import (
     clock_line,
     esc,
     join_sections,
-    money,
     parse_count,
+    plural,
     reply,
     section,
     short_time,
     signed,
     table,
+    usd,
 )
 from handlers.paging import send_paged
 from handlers.services import Services
@@ -68,9 +69,9 @@ def day_text(snap: Any, trades: Sequence[Any]) -> str:
     wins = sum((t.profit or 0.0) > 0 for t in trades)
     losses = sum((t.profit or 0.0) < 0 for t in trades)
     win_rate = f"{wins / len(trades):.0%}" if trades else "—"
-    balance = section("Balance", [f"Start {money(start)}", f"Now {money(now_balance)} ({change:+.2%})"])
+    balance = section("Balance", [f"Start {usd(start)}", f"Now {usd(now_balance)} ({change:+.2%})"])
     result = section("Stats", [
-        f"Trades {len(trades)} · Wins {wins} · Losses {losses}",
+        f"Trades {len(trades):,} · Wins {wins:,} · Losses {losses:,}",
         f"Win rate {win_rate}",
         f"P/L <code>{signed(profit)}</code>",
     ])
@@ -137,7 +138,7 @@ async def export(message: Message, command: CommandObject, ctx: Services, audit:
     rows = max(text.count("\n") - 1, 0)
     audit.result = f"{rows} trades"
     await message.answer_document(BufferedInputFile(text.encode("utf-8"), filename=export_name(now, days)),
-                                  caption=f"{rows} trade(s)" + (f" from the last {days} day(s)" if days else ""))
+                                  caption=plural(rows, "trade") + (f" from the last {plural(days, 'day')}" if days else ""))
 
 
 def make_router() -> Router:

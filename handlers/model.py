@@ -11,7 +11,7 @@ from typing import Any
 from aiogram import Bot, Router
 from aiogram.types import Message
 
-from handlers.common import AuditNote, duration, edit_in_place, esc, reply
+from handlers.common import AuditNote, duration, edit_in_place, esc, reply, with_clock
 from handlers.services import Services
 
 SHOWN_METRICS = ("auc", "holdout_auc", "accuracy", "log_loss", "brier", "ece", "n")
@@ -52,7 +52,7 @@ async def model(message: Message, ctx: Services) -> None:
         text = model_text(ctx.registry)
     except Exception as exc:  # a broken registry folder should not look like a bot crash
         text = f"🧠 Model registry unreadable: {esc(exc)}"
-    await reply(message, text)
+    await reply(message, with_clock(text, ctx.engine.snapshot().time))
 
 
 def outcome_text(o: Any) -> str:

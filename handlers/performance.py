@@ -20,8 +20,6 @@ from handlers.common import (
     duration,
     esc,
     join_sections,
-    maybe_signed,
-    money,
     parse_count,
     pct,
     reply,
@@ -30,6 +28,7 @@ from handlers.common import (
     signed,
     since_days,
     table,
+    usd,
 )
 from handlers.paging import send_paged
 from handlers.services import Services
@@ -59,11 +58,11 @@ def profit_text(stats: Any, days: int | None, balance: float | None, floating: f
     result = section("Closed", [
         f"Net <code>{signed(stats.net)}</code>{growth}",
         f"Trades {stats.trades} · won {stats.wins} · lost {stats.losses} · win rate {pct(stats.win_rate)}",
-        f"Profit factor {_pf(stats.profit_factor)} · expectancy <code>{maybe_signed(stats.expectancy)}</code>/trade",
+        f"Profit factor {_pf(stats.profit_factor)} · expectancy <code>{signed(stats.expectancy)}</code>/trade",
     ])
     now_items = [f"Open P/L <code>{signed(floating)}</code>"]
     if balance is not None:
-        now_items.insert(0, f"Balance <code>{money(balance)}</code>")
+        now_items.insert(0, f"Balance <code>{usd(balance)}</code>")
     extremes = section("Best / worst", [trade_ref(stats.best), trade_ref(stats.worst)])
     return join_sections(f"💰 <b>PROFIT</b> · {period_label(days)}", result, section("Now", now_items), extremes,
                          clock_line(now))
@@ -79,9 +78,9 @@ def stats_text(stats: Any, days: int | None, now: datetime) -> str:
         return join_sections(head, f"No closed trades {period_label(days)}.", clock_line(now))
     figures = section("Figures", [
         f"Profit factor {_pf(stats.profit_factor)}",
-        f"Expectancy <code>{maybe_signed(stats.expectancy)}</code> per trade",
+        f"Expectancy <code>{signed(stats.expectancy)}</code> per trade",
         f"Win rate {pct(stats.win_rate)} ({stats.wins}/{stats.trades})",
-        f"Average win <code>{maybe_signed(stats.avg_win)}</code> · loss <code>{maybe_signed(stats.avg_loss)}</code>",
+        f"Average win <code>{signed(stats.avg_win)}</code> · loss <code>{signed(stats.avg_loss)}</code>",
         f"Average hold {duration(stats.avg_hold)}",
         f"Net <code>{signed(stats.net)}</code>",
     ])

@@ -14,7 +14,7 @@ from aiogram.filters.callback_data import CallbackData
 from aiogram.types import CallbackQuery, InlineKeyboardButton, InlineKeyboardMarkup, Message
 
 from handlers.buttons import styled_button
-from handlers.common import AuditNote, clock_line, duration, esc, reply, signed
+from handlers.common import AuditNote, clock_line, duration, esc, price, reply, signed, with_clock
 from handlers.services import Services
 from trading.domain import Position
 
@@ -26,10 +26,9 @@ class PositionAction(CallbackData, prefix="pos"):
 
 def position_line(p: Position, now: datetime) -> str:
     pl = p.profit + p.swap
-    sl = f"{p.sl:.2f}" if p.sl else "—"
-    tp = f"{p.tp:.2f}" if p.tp else "—"
-    return (f"<b>#{p.ticket}</b> {p.side} {p.volume:g} @ <code>{p.open_price:.2f}</code>"
-            f" → <code>{p.current_price:.2f}</code>\n"
+    sl, tp = price(p.sl), price(p.tp)
+    return (f"<b>#{p.ticket}</b> {p.side} {p.volume:g} @ <code>{price(p.open_price)}</code>"
+            f" → <code>{price(p.current_price)}</code>\n"
             f"   P/L <code>{signed(pl)}</code> · SL {sl} · TP {tp} · age {duration(now - p.open_time)}")
 
 
@@ -60,7 +59,7 @@ async def positions(message: Message, ctx: Services) -> None:
 
 
 def close_question(p: Position) -> str:
-    return (f"Close <b>#{p.ticket}</b> {p.side} {p.volume:g} @ {p.open_price:.2f}, "
+    return (f"Close <b>#{p.ticket}</b> {p.side} {p.volume:g} @ {price(p.open_price)}, "
             f"P/L now <code>{signed(p.profit + p.swap)}</code>?")
 
 
@@ -91,9 +90,9 @@ async def on_position_button(query: CallbackQuery, callback_data: PositionAction
     if callback_data.action == "no":
         audit.result = "cancelled"
         if query.message is not None:
-            await query.bot.edit_message_text(f"Close of #{ticket} cancelled.", chat_id=query.message.chat.id,
-                                              message_id=query.message.message_id)
-        await query.answer("Cancelled")
+            await query.bot.edit_message_text(f"Close of #{ticket} cancelled: it stays open.",
+                                              chat_id=query.message.chat.id, message_id=query.message.message_id)
+        await query.answer()
         return
     if pos is None:
         audit.result = "no such position"
@@ -113,11 +112,11 @@ async def on_position_button(query: CallbackQuery, callback_data: PositionAction
         text = f"❌ Could not close #{ticket}; see the log."
     else:
         audit.result = f"closed {trade.profit:+.2f}"
-        text = f"✅ Closed <b>#{ticket}</b> at {trade.close_price:.2f}, P/L <code>{signed(trade.profit)}</code>"
+        text = f"✅ Closed <b>#{ticket}</b> at {price(trade.close_price)}, P/L <code>{signed(trade.profit)}</code>"
     if query.message is not None:
-        await query.bot.edit_message_text(text, chat_id=query.message.chat.id,
+        await query.bot.edit_message_text(with_clock(text, ctx.engine.snapshot().time), chat_id=query.message.chat.id,
                                           message_id=query.message.message_id, parse_mode="HTML")
-    await query.answer("Done" if trade else "Failed")
+    await query.answer()  # the edited message is the answer; a toast ("Done") would say it twice
 
 
 def make_router() -> Router:

@@ -12,7 +12,9 @@ from aiogram.filters import CommandObject
 from aiogram.types import Message
 
 from handlers.approvals import send_approval
-from handlers.common import AuditNote, clock_line, esc, join_sections, money, reply, section
+from handlers.common import AuditNote, clock_line, esc, join_sections, reply, section, usd, with_clock
+from handlers.names import humanize
+from handlers.risk_effect import risk_notes
 from handlers.services import Services
 from trading.engine import EngineSnapshot
 from trading.risk.approvals import RiskChange
@@ -39,24 +41,25 @@ class UsageError(ValueError):
     pass
 
 
-def risk_text(snap: EngineSnapshot) -> str:
+def risk_text(snap: EngineSnapshot, notes: list[str] | None = None) -> str:
     lim, risk = snap.limits, snap.risk
     balance = snap.account.balance if snap.account else risk.day_start_balance
     use = limit_use(risk, lim, balance)
     settings = section("Settings", [
         f"Risk/trade <code>{lim.risk_per_trade_pct:g}%</code>",
-        f"Max daily loss <code>{lim.daily_loss_pct:g}%</code> ({money(use.daily_limit)})",
-        f"Max total loss <code>{lim.total_loss_pct:g}%</code> ({money(use.total_limit)})",
+        f"Max daily loss <code>{lim.daily_loss_pct:g}%</code> ({usd(use.daily_limit)})",
+        f"Max total loss <code>{lim.total_loss_pct:g}%</code> ({usd(use.total_limit)})",
         f"Lot {lim.min_lot:g}–{lim.max_lot:g} · max positions {lim.max_positions}",
     ])
     state = section("Current state", [
-        f"Mode <code>{snap.mode.mode}</code> ({esc(snap.mode.reason)})",
+        f"Mode <code>{snap.mode.mode}</code> ({esc(humanize(snap.mode.reason))})",
         f"Floor set by user <code>{risk.manual_floor}</code>",
-        f"Daily loss {money(use.daily_loss)} / {money(use.daily_limit)} ({use.daily_fraction:.0%} used)",
-        f"Total loss {money(use.total_loss)} / {money(use.total_limit)} ({use.total_fraction:.0%} used)",
+        f"Daily loss {usd(use.daily_loss)} / {usd(use.daily_limit)} ({use.daily_fraction:.0%} used)",
+        f"Total loss {usd(use.total_loss)} / {usd(use.total_limit)} ({use.total_fraction:.0%} used)",
         f"Streak {risk.consecutive_losses}L",
     ])
-    return join_sections("🛡 <b>RISK</b>", settings, state, clock_line(snap.time))
+    effect = section("Will it show in the lots?", [esc(n) for n in notes or []])
+    return join_sections("🛡 <b>RISK</b>", settings, state, effect, clock_line(snap.time))
 
 
 def parse_change(args: str, snap: EngineSnapshot) -> RiskChange:
@@ -94,7 +97,7 @@ def parse_change(args: str, snap: EngineSnapshot) -> RiskChange:
 async def risk(message: Message, command: CommandObject, ctx: Services, actor: str, audit: AuditNote) -> None:
     snap = ctx.engine.snapshot()
     if not command.args:
-        await reply(message, risk_text(snap))
+        await reply(message, risk_text(snap, risk_notes(snap.limits.risk_per_trade_pct, ctx.engine)))
         return
     try:
         change = parse_change(command.args, snap)
@@ -104,10 +107,15 @@ async def risk(message: Message, command: CommandObject, ctx: Services, actor: s
         await reply(message, f"{esc(exc)}\n{esc(USAGE)}")
         return
     audit.result = result.message
+    pct = change.params.get("risk_per_trade_pct") if change.kind == "limits" else None
+    notes = risk_notes(float(pct), ctx.engine) if pct is not None else []
     if result.approval is not None:
-        await send_approval(message, ctx, result.approval)
+        await send_approval(message, ctx, result.approval, notes)
     else:
-        await reply(message, f"✅ {esc(result.message)}")
+        text = f"✅ {esc(result.message)}"
+        if notes:
+            text += "\n\n" + section("Will it show in the lots?", [esc(n) for n in notes])
+        await reply(message, with_clock(text, ctx.engine.snapshot().time))
 
 
 def make_router() -> Router:

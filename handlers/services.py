@@ -23,7 +23,7 @@ class BacktestReport:
     """A finished `/backtest`: the figures (as trading.backtest.compute_metrics names them) and the chart."""
 
     requested_days: int
-    days: float  # what the bars covered (fewer than asked when the bot has fewer bars)
+    days: float  # calendar days the bars covered (fewer than asked when the bot has fewer bars)
     bars: int
     first: datetime
     last: datetime
@@ -32,6 +32,7 @@ class BacktestReport:
     models: str  # "model v12" or "no models: SMC-only"
     equity_png: bytes | None
     distribution_png: bytes | None = None  # P/L per trade, sent with the equity chart as one album
+    trading_days: float = 0.0  # the same bars as 24-hour days of M15 bars (96 bars a day)
 
 
 class BacktestRefused(ValueError):

@@ -10,7 +10,9 @@ from typing import Any
 from aiogram import Router
 from aiogram.types import KeyboardButton, Message, ReplyKeyboardMarkup
 
-from handlers.common import AuditNote, esc, reply
+from handlers.common import AuditNote, esc, reply, with_clock
+from handlers.names import who
+from handlers.services import Services
 
 KEYBOARD_ROWS = (("/status", "/positions", "/daily"), ("/profit", "/market", "/help"))
 
@@ -30,13 +32,16 @@ def help_text(commands: Sequence[Any]) -> str:
     return "\n".join(lines)
 
 
-async def start(message: Message, commands: Sequence[Any], actor_name: str) -> None:
-    await reply(message, f"Hello, {esc(actor_name)}. I trade XAUUSD M15 and report here.\n\n"
-                         + help_text(commands), reply_markup=everyday_keyboard())
+async def start(message: Message, commands: Sequence[Any], actor: str, ctx: Services) -> None:
+    name = who(actor)
+    hello = "Hello." if name in ("you", "a chat user") else f"Hello, {esc(name)}."
+    await reply(message, with_clock(f"{hello} I trade XAUUSD M15 and report here.\n\n" + help_text(commands),
+                                    ctx.engine.snapshot().time), reply_markup=everyday_keyboard())
 
 
-async def help_(message: Message, commands: Sequence[Any]) -> None:
-    await reply(message, help_text(commands), reply_markup=everyday_keyboard())
+async def help_(message: Message, commands: Sequence[Any], ctx: Services) -> None:
+    await reply(message, with_clock(help_text(commands), ctx.engine.snapshot().time),
+                reply_markup=everyday_keyboard())
 
 
 def all_names(commands: Sequence[Any]) -> list[str]:

@@ -38,3 +38,11 @@ async def fake_telegram() -> AsyncIterator[FakeTelegramServer]:
 
     async with FakeTelegramServer() as server:
         yield server
+
+
+@pytest.fixture(autouse=True)
+def _live_market_clock() -> None:
+    """Every test starts with a live clock label: an app started by an earlier test sets its replay speed."""
+    from handlers.clock import set_market_replay
+
+    set_market_replay(None)

@@ -462,7 +462,7 @@ async def test_console_closeall_needs_the_confirm_button(tmp_path: Path, capsys)
         await app.console.handle_line("/closeall")
         await app.console.handle_line("!1")
         assert app.engine.positions == {}
-        assert "Closed 1 position(s)" in capsys.readouterr().out
+        assert "Closed 1 position." in capsys.readouterr().out
     finally:
         await app.shutdown("test")
 

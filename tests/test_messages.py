@@ -12,10 +12,10 @@ from bot.messages import (
     NOT_NOTIFIED,
     fallback_text,
     fmt_duration,
-    money,
     pips,
     render_event,
     section,
+    signed,
 )
 from bot.transport import html_to_text
 from tests.notify_samples import EVIL, T0, closed_trade, events
@@ -101,7 +101,7 @@ def test_limit_hit_daily_vs_total() -> None:
 def test_emergency_close_with_failed_tickets() -> None:
     e = Event(EventKind.EMERGENCY_CLOSE, T0, {"reason": "3%", "closed": 1, "failed": [5, 6]})
     text = html_to_text(render_event(e).html)  # type: ignore[union-attr]
-    assert "Closed: 1 position(s)" in text and "CLOSE FAILED for 5, 6" in text
+    assert "Closed: 1 position\n" in text and "CLOSE FAILED for 5, 6" in text
 
 
 def test_approval_statuses() -> None:
@@ -149,7 +149,7 @@ def test_malformed_event_raises_and_fallback_is_escaped() -> None:
 
 
 def test_helpers() -> None:
-    assert money(1234.5) == "+$1,234.50" and money(-0.5) == "-$0.50"
+    assert signed(1234.5) == "+$1,234.50" and signed(-0.5) == "-$0.50"
     assert pips(1.0) == pytest.approx(10.0) and pips(-0.25) == pytest.approx(-2.5)
     assert [fmt_duration(s) for s in (0, 59, 60, 3599, 3600 + 5 * 60, 86400 + 7200)] == [
         "0s", "59s", "1m", "59m", "1h 05m", "1d 02h"]

@@ -72,7 +72,7 @@ async def test_volume_snapped_and_result_fields() -> None:
     broker = await make()
     result = await broker.open_market(Side.BUY, 0.157, 1990.0, 2010.0, comment="smc")
     assert result.volume == 0.15 and not result.partial
-    assert result.ticket == 1 and result.order == 1 and result.deal == 2
+    assert result.ticket == 1 and result.order == 1 and result.deal == 1  # deals have their own sequence
     (pos,) = await broker.positions()
     assert (pos.ticket, pos.side, pos.volume, pos.open_price, pos.sl, pos.tp) == (
         1, Side.BUY, 0.15, 2000.20, 1990.0, 2010.0)
@@ -163,7 +163,7 @@ async def test_sl_and_tp_on_ticks_with_gap_price() -> None:
 async def test_sl_tp_within_bars() -> None:
     broker = await make()
     await broker.open_market(Side.BUY, 0.10, 1998.00, 2001.00)  # ticket 1
-    await broker.open_market(Side.BUY, 0.10, 1995.00, 2005.00)  # ticket 3
+    await broker.open_market(Side.BUY, 0.10, 1995.00, 2005.00)  # ticket 2
     # the bar touches TP 2001 first on the path and then SL 1998: the SL wins
     deals = await broker.update_bar(bar(15, 2000.00, 2001.50, 1997.00, 1999.00))
     assert [(d.position_ticket, d.reason, d.price) for d in deals] == [(1, DealReason.SL, 1998.00)]
@@ -173,7 +173,7 @@ async def test_sl_tp_within_bars() -> None:
     # a gap down through SL 1995 fills at the open 1990.00
     (gap,) = await broker.update_bar(bar(30, 1990.00, 1991.00, 1989.00, 1990.50))
     assert (gap.position_ticket, gap.reason, gap.price, gap.time) == (
-        3, DealReason.SL, 1990.00, T0 + timedelta(minutes=30))
+        2, DealReason.SL, 1990.00, T0 + timedelta(minutes=30))
     assert gap.profit == -102.00
     # an old bar is ignored
     assert await broker.update_bar(bar(15, 2000.0, 2001.0, 1999.0, 2000.0)) == []
@@ -276,11 +276,11 @@ async def test_state_survives_restart(tmp_path) -> None:
     await broker.open_market(Side.SELL, 0.10, 2010.0, 1990.0, comment="b")
     broker.set_tick(tick(2001.00, minutes=1))
     await broker.close_position(1, 0.10)
-    await broker.modify_position(3, 2008.0, 1991.0)
+    await broker.modify_position(2, 2008.0, 1991.0)
     before = (broker.balance, await broker.positions(), await broker.deals_since(T0))
     assert not list(path.parent.glob("*.tmp"))  # the temporary file was renamed away
     saved = json.loads(path.read_text())
-    assert saved["next_ticket"] == 6 and len(saved["positions"]) == 2
+    assert saved["next_ticket"] == 3 and saved["next_deal"] == 4 and len(saved["positions"]) == 2
 
     restarted = PaperBroker(state_path=path, commission_per_lot=2.0)
     await restarted.connect()
@@ -288,9 +288,9 @@ async def test_state_survives_restart(tmp_path) -> None:
     after = (restarted.balance, await restarted.positions(), await restarted.deals_since(T0))
     assert after == before
     new = await restarted.open_market(Side.BUY, 0.01, 1990.0, 2010.0)
-    assert new.ticket == 6  # the ticket counter continues
+    assert new.ticket == 3 and new.deal == 4  # both counters continue: positions read #1, #2, #3
     again = PaperBroker(state_path=path)
-    assert [p.ticket for p in again.positions_now()] == [1, 3, 6]
+    assert [p.ticket for p in again.positions_now()] == [1, 2, 3]
     assert again.to_state() == restarted.to_state()
 
 

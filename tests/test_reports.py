@@ -129,6 +129,13 @@ def test_hourly_analysis_shows_the_last_four_bars_and_the_blocking_gate() -> Non
         assert piece in text, piece
 
 
+def test_hourly_analysis_names_as_many_bars_as_it_lists() -> None:
+    assert "Last 4 bars" in hourly_analysis(snapshot(analysis(), (POS,)), decisions())
+    two = hourly_analysis(snapshot(analysis(), (POS,)), decisions()[-2:])
+    assert "Last 2 bars" in two and "Last 4" not in two
+    assert "Last bar</b>" in hourly_analysis(snapshot(analysis(), (POS,)), decisions()[-1:])
+
+
 def test_hourly_analysis_with_nothing_yet() -> None:
     text = check_html(hourly_analysis(snapshot(None), []))
     assert "no closed bar decided yet" in text and "No positions" in text

@@ -58,8 +58,9 @@ async def test_help_lists_the_same_commands_as_the_menu(h: Harness) -> None:
     call = await h.send("/help")
     menu = [c["command"] for c in h.server.calls_to("setMyCommands")[0].params["commands"]]
     assert menu == [c.name for c in COMMANDS]
-    listed = [line.split()[0].lstrip("/") for line in call.params["text"].splitlines()[1:]]
+    listed = [line.split()[0].lstrip("/") for line in call.params["text"].splitlines()[1:] if line.startswith("/")]
     assert listed == menu
+    assert call.params["text"].rstrip().endswith("⏰ 17:00 WIB")  # every message carries the clock line
 
 
 async def test_status_shows_account_risk_and_uptime(h: Harness) -> None:
@@ -76,7 +77,7 @@ async def test_positions_close_goes_through_a_confirmation(hp: Harness) -> None:
     msg = hp.message(listing.result["message_id"])
     tickets = sorted(hp.engine.positions)
     assert [b["text"] for b in msg.buttons] == [f"Close #{t}" for t in tickets]
-    assert "POSITIONS</b> (2)" in msg.text and "SL 3290.00 · TP 3320.00" in msg.text
+    assert "POSITIONS</b> (2)" in msg.text and "SL 3,290.00 · TP 3,320.00" in msg.text
 
     # ask -> a confirmation message; nothing closed yet
     since = len(hp.server.calls)
@@ -95,10 +96,11 @@ async def test_positions_close_goes_through_a_confirmation(hp: Harness) -> None:
 
     # confirm closes exactly that ticket and edits the message
     done = await hp.press(confirm.buttons[0]["callback_data"], confirm.message_id)
-    assert done.params["text"] == "Done"
+    assert not done.params.get("text")  # no bare "Done" toast: the edited message says what happened
     assert sorted(hp.engine.positions) == tickets[1:]
     edited = hp.message(confirm.message_id)
     assert edited.text.startswith(f"✅ Closed <b>#{tickets[0]}</b>") and edited.buttons == []
+    assert "⏰" in edited.text
     # a stale confirm for the same ticket does nothing
     again = await hp.press(confirm.buttons[0]["callback_data"] if confirm.buttons else
                            f"pos:yes:{tickets[0]}", confirm.message_id)
@@ -112,17 +114,17 @@ async def test_positions_when_flat(h: Harness) -> None:
 async def test_pause_and_resume(h: Harness) -> None:
     assert "paused" in (await h.send("/pause")).params["text"]
     assert h.engine.paused and h.engine.paused_by == f"tg:{USER}"
-    assert "already paused" in (await h.send("/pause")).params["text"]
+    assert "already paused by you" in (await h.send("/pause")).params["text"].lower()
     assert "⏸ paused" in (await h.send("/status")).params["text"]
     assert "resumed" in (await h.send("/resume")).params["text"]
     assert not h.engine.paused
-    assert "not paused" in (await h.send("/resume")).params["text"]
+    assert "not paused" in (await h.send("/resume")).params["text"].lower()
 
 
 async def test_closeall_asks_first(hp: Harness) -> None:
     ask = await hp.send("/closeall")
     msg = hp.message(ask.result["message_id"])
-    assert "Close all <b>2</b>" in msg.text and len(hp.engine.positions) == 2
+    assert "Close all <b>2 positions</b>" in msg.text and len(hp.engine.positions) == 2
     await hp.press(msg.buttons[0]["callback_data"], msg.message_id)
     assert hp.engine.positions == {} and "Closed 2" in hp.message(msg.message_id).text
 
@@ -135,7 +137,7 @@ async def test_filters_lists_every_gate(h: Harness) -> None:
              GateResult("h1_bias", True, "disabled", skipped=True))
     h.engine.last_decision = Decision(h.clock.now, "skip", None, "spread 80 > 50 pts", gates, "medium", 0.7, 0.65)
     text = (await h.send("/filters")).params["text"]
-    assert "(1/2 passed)" in text
+    assert "1 passed, 1 failed, 1 skipped of 3" in text  # the count covers every gate listed
     assert "✅ <b>session</b>: London allowed" in text
     assert "❌ <b>spread</b>: spread 80 &gt; 50 pts" in text
     assert "⏭ <b>h1_bias</b>: disabled" in text
@@ -152,9 +154,11 @@ async def test_market_shows_the_analysis(h: Harness) -> None:
 
     h.engine.analysis = analysis()
     text = (await h.send("/market")).params["text"]
-    assert "XAUUSD <code>3300.00</code>" in text and "Spread <code>25</code>" in text
+    assert "XAUUSD <code>3,300.00</code>" in text and "Spread <code>25</code>" in text
     assert "ML p_up <code>0.70</code>" in text and "Regime medium" in text and "Session London" in text
     assert "SMC 🟢 BUY 70%" in text
+    # the quality gate's own verdict (as /filters shows it), not the model's threshold
+    assert "Quality GOOD (70) · ✅ gate passes (only AVOID blocks)" in text and "needs" not in text
 
 
 async def test_daily_reads_the_journal(h: Harness) -> None:
@@ -209,7 +213,7 @@ async def request_loosening(h: Harness) -> int:
     assert h.engine.limits.risk_per_trade_pct == 1.0
     msg = h.message(call.result["message_id"])
     assert "APPROVAL NEEDED" in msg.text and "risk per trade 1% → 2%" in msg.text
-    assert "Expires 17:10 WIB" in msg.text and "Daily loss $0.00 / $300.00" in msg.text
+    assert "Expires in 10 min (17:10 WIB)" in msg.text and "⏰ 17:00 WIB" in msg.text and "Daily loss $0.00 / $300.00" in msg.text
     assert [b["text"] for b in msg.buttons] == ["Approve", "Reject"]
     assert all(len(b["callback_data"].encode()) < 64 for b in msg.buttons)
     return msg.message_id
@@ -229,7 +233,10 @@ async def test_loosening_needs_approval_and_applies_once(h: Harness) -> None:
     # no toast: the edited card is the answer (one press, one edited card plus the applied change)
     assert not ok.params.get("text") and h.engine.limits.risk_per_trade_pct == 2.0
     done = h.message(mid)
-    assert f"✅ Approved by Trader (tg:{USER})" in done.text and done.buttons == []
+    # the edit keeps the card (its title and the figures the trader decided on) and says who, in words
+    assert "✅ Approved by you at 17:00 WIB real time" in done.text and done.buttons == []
+    assert "APPROVAL NEEDED" in done.text and "<b>Now</b>" in done.text and "Daily loss $0.00" in done.text
+    assert "tg:" not in done.text and "⏰ 17:00 WIB" in done.text
 
     again = await h.press(approve, mid)  # double tap
     assert again.params["text"] == "already approved"
@@ -278,7 +285,7 @@ async def test_engine_proposed_approval_is_posted_to_the_chat(h: Harness) -> Non
     assert result.approval is not None
     call = await h.wait_sent(CHAT, since)
     msg = h.message(call.result["message_id"])
-    assert "max positions 2 → 3" in msg.text and "Requested by:</b> engine" in msg.text
+    assert "max positions 2 → 3" in msg.text and "Requested by:</b> the bot" in msg.text
     await h.press(msg.buttons[0]["callback_data"], msg.message_id)
     assert h.engine.limits.max_positions == 3
 
@@ -289,7 +296,7 @@ async def test_approval_answered_elsewhere_is_edited_by_the_announcer(h: Harness
     since = len(h.server.calls)
     await h.engine.resolve_approval(approval.id, True, by="console")
     await h.server.wait_for("editMessageText", lambda c: c.params["message_id"] == mid, since=since)
-    assert "✅ Approved by console" in h.message(mid).text and h.engine.limits.risk_per_trade_pct == 2.0
+    assert "✅ Approved by the console" in h.message(mid).text and "APPROVAL NEEDED" in h.message(mid).text and h.engine.limits.risk_per_trade_pct == 2.0
 
 
 async def test_resume_from_stopped_and_reset_need_approval(h: Harness) -> None:
@@ -347,7 +354,7 @@ async def test_export_sends_the_journal_trades_as_csv(h: Harness) -> None:
     assert call.method.lower() == "senddocument"
     csv_text = (h.server.sent_messages(USER)[-1].document or b"").decode()
     assert "77" in csv_text and "broker_tp" in csv_text
-    assert "1 trade(s)" in call.params["caption"]
+    assert "1 trade" in call.params["caption"] and "trade(s)" not in call.params["caption"]
     bad = await h.send("/export soon")
     assert "Usage: /export" in bad.params["text"]
 
@@ -358,13 +365,22 @@ async def test_notify_lists_switches_and_changes_one_kept_in_the_journal(h: Harn
     notifier = Notifier(None, CHAT)  # type: ignore[arg-type]  # only its switches are used here
     h.ctx.extras["notify"] = NotifyControl(notifier, h.journal.save_state)
     listing = (await h.send("/notify")).params["text"]
-    assert "market_update: silent" in listing and "trade_closed: on" in listing
-    changed = (await h.send("/notify market_update off")).params["text"]
+    # groups in a trader's words, not 22 internal kind names
+    assert "<b>Market updates</b>: silent" in listing and "<b>Trades</b>: on" in listing
+    assert "trade_opened" not in listing and "risk_change_proposed" not in listing and "⏰" in listing
+    changed = (await h.send("/notify market_update off")).params["text"]  # a kind's own name still works
     assert "market_update: <b>off</b>" in changed
     assert notifier.switch("market_update") == "off"
     assert (await h.journal.load_state())[NOTIFY_STATE_KEY] == {"market_update": "off"}
+    grouped = (await h.send("/notify trades silent")).params["text"]
+    assert "Trades: <b>silent</b>" in grouped
+    assert {notifier.switch(k) for k in ("trade_opened", "trade_closed", "order_failed")} == {"silent"}
+    notifier.set_switch("order_failed", "on")
+    assert "mixed (trade opened silent, trade closed silent, order failed on)" in (await h.send("/notify")).params["text"]
     refused = (await h.send("/notify trades loud")).params["text"]
-    assert refused.startswith("❌") and "unknown event kind or report" in refused
+    assert refused.startswith("❌") and "use on, silent or off" in refused
+    unknown = (await h.send("/notify fireworks off")).params["text"]
+    assert unknown.startswith("❌") and "Groups: trades, stops" in unknown and "trade_opened" not in unknown
     assert "Usage" in (await h.send("/notify hourly")).params["text"]
     entries = await h.audits(4)
-    assert entries[0].command == "/notify" and entries[2].result == "market_update=off"
+    assert entries[0].command == "/notify" and any(e.result == "market_update=off" for e in entries)

@@ -200,16 +200,37 @@ async def test_close_ticket_asks_then_closes(fake_telegram: FakeTelegramServer, 
         assert "Closed <b>#" in (h.last().text or "")
 
 
-async def test_why_shows_the_decision_with_gates_and_features(h: Harness) -> None:
+async def test_why_fits_a_phone_and_the_full_list_is_one_button_away(h: Harness) -> None:
     await seed(h)
-    text = text_of(await h.send("/why 101"))
+    call = await h.send("/why 101")
+    text = text_of(call)
     assert "WHY #101" in text and BOS_FVG in text and "Regime medium" in text
     assert "p(up) 0.71" in text and "threshold 65%" in text
-    assert "✅ <b>session</b>: London" in text and "ml_confidence" in text
-    assert re.search(r"rsi_14\s+61\.2", text)
+    assert "Decisive gates</b> (2 passed of 2)" in text and "✅ ml_confidence: 0.71 &gt;= 0.65" in text
+    # three features in words, not the whole table of raw names
+    assert "What mattered most" in text and "ATR <code>4.8</code>" in text and "rsi_14" not in text
+    assert "⏰ 17:00 WIB" in text and len(text.splitlines()) <= 20
+    sent = h.message(call.result["message_id"])
+    assert [b["text"] for b in sent.buttons] == ["Every gate and feature"]
+    since = len(h.server.calls)
+    await h.press(sent.buttons[0]["callback_data"], sent.message_id)
+    full = text_of(await h.wait_sent(111, since))
+    assert "✅ <b>session</b>: London" in full and re.search(r"rsi_14\s+61\.2", full) and "⏰" in full
+    audit = [e for e in await h.audits(6) if e.command == "button:why"]
+    assert audit and audit[0].result == "full list"
     assert "not opened by the strategy" in text_of(await h.send("/why 104"))
     assert "No trade #555" in text_of(await h.send("/why 555"))
     assert "Usage: /why TICKET" in text_of(await h.send("/why"))
+
+
+def test_why_names_features_for_a_trader() -> None:
+    from handlers.why import feature_name, top_features
+
+    assert feature_name("bb_lower") == "Bollinger lower" and feature_name("macd_hist") == "MACD histogram"
+    assert feature_name("rsi_14") == "RSI 14" and feature_name("quality_score") == "Market quality"
+    features = {"rsi_14": 61.2, "macd_hist": 0.3, "atr": 4.8, "quality_score": 72.0, "bb_lower": 3290.0}
+    assert top_features(features, ["ema_9", "macd_hist", "rsi_14", "bb_lower"]) == ["macd_hist", "rsi_14", "bb_lower"]
+    assert top_features(features, []) == ["quality_score", "atr"]  # SMC-only: the setup's own facts
 
 
 async def test_the_engine_stores_the_features_its_decision_saw(h: Harness) -> None:
@@ -292,7 +313,8 @@ async def test_backtest_runs_aside_edits_its_progress_and_sends_the_chart(
             assert photo.ok
             card = h.message(status_id)
             assert "BACKTEST" in (card.text or "") and "Profit factor" in (card.text or "")
-            assert "2.0 days" in (card.text or "")
+            assert "2.0 calendar days" in (card.text or "") and "⏰" in (card.text or "")
+            assert "calendar days" in (h.last().caption or "") and "⏰" in (h.last().caption or "")
             assert (h.last().photo or b"").startswith(PNG_SIGNATURE)
         finally:
             bars.release.set()

@@ -1,4 +1,9 @@
-"""Rolling per-phase loop timing (fetch, analysis, exits, entry) for /status."""
+"""Rolling per-phase loop timing (fetch, analysis, exits, entry) for /status.
+
+The first few runs of a phase after start-up are warm-up (code compiled and caches filled on first
+use) and take seconds; the percentiles leave them out once steady samples exist, so /status and
+/health judge the loop as it runs, not as it started.
+"""
 
 from __future__ import annotations
 
@@ -14,7 +19,7 @@ class _Phase:
 
     __slots__ = ("_samples", "_start")
 
-    def __init__(self, samples: deque[float]) -> None:
+    def __init__(self, samples: deque[float] | list[float]) -> None:
         self._samples = samples
         self._start = 0.0
 
@@ -25,26 +30,43 @@ class _Phase:
         self._samples.append((time.perf_counter() - self._start) * 1000)
 
 
+WARMUP_SAMPLES = 5  # the first runs of each phase after start-up
+
+
 class PhaseTimer:
     def __init__(self, window: int = 1000) -> None:
         self._samples: dict[str, deque[float]] = {}
+        self._warmup: dict[str, list[float]] = {}
         self._window = window
 
     def phase(self, name: str) -> _Phase:
         """Times the block, also when it raises."""
+        warm = self._warmup.setdefault(name, [])
+        if len(warm) < WARMUP_SAMPLES:
+            return _Phase(warm)
         samples = self._samples.get(name)
         if samples is None:
             samples = self._samples[name] = deque(maxlen=self._window)
         return _Phase(samples)
 
     def add(self, name: str, ms: float) -> None:
-        self._samples.setdefault(name, deque(maxlen=self._window)).append(ms)
+        warm = self._warmup.setdefault(name, [])
+        if len(warm) < WARMUP_SAMPLES:
+            warm.append(ms)
+        else:
+            self._samples.setdefault(name, deque(maxlen=self._window)).append(ms)
+
+    def warming_up(self) -> set[str]:
+        """Phases that have run only their warm-up so far."""
+        return {name for name in self._warmup if not self._samples.get(name)}
 
     def summary(self) -> dict[str, tuple[float, float]]:
-        """phase -> (p50 ms, p99 ms)."""
+        """phase -> (p50 ms, p99 ms), without the warm-up runs once steady ones exist."""
         out = {}
-        for name, values in self._samples.items():
+        for name in self._warmup:
+            values = self._samples.get(name) or self._warmup[name]
             if values:
                 arr = np.fromiter(values, dtype=float)
                 out[name] = (float(np.percentile(arr, 50)), float(np.percentile(arr, 99)))
         return out
+

@@ -141,7 +141,8 @@ class PaperBroker:
         self._positions: dict[int, Position] = {}
         self._deals: list[Deal] = []
         self._deals_in_order = True  # by time: deals_since bisects instead of scanning every deal
-        self._next_ticket = 1
+        self._next_ticket = 1  # orders and positions (a position's ticket is its opening order's)
+        self._next_deal = 1  # deals: their own sequence, as on MT5, so positions read #1, #2, #3
         self._market_time: datetime | None = None  # the latest market moment this account has seen
         self.level_fills: list[LevelFill] = []  # every SL/TP fill of this session (the slippage figures)
         if self.state_path is not None and self.state_path.exists():
@@ -301,7 +302,7 @@ class PaperBroker:
             comment=comment,
         )
         deal = Deal(
-            ticket=self._take_ticket(),
+            ticket=self._take_deal(),
             position_ticket=ticket,
             symbol=self.symbol,
             side=side,
@@ -496,6 +497,7 @@ class PaperBroker:
             "magic": self.magic,
             "account": {"login": self.config.login, "balance": self._balance, "currency": "USD"},
             "next_ticket": self._next_ticket,
+            "next_deal": self._next_deal,
             "positions": [_record_to_json(p) for p in self._positions.values()],
             "deals": [_record_to_json(d) for d in self._deals],
             "market_time": self.market_time.isoformat() if self.market_time else None,
@@ -513,9 +515,13 @@ class PaperBroker:
             positions = [_record_from_json(Position, p) for p in state["positions"]]
             deals = [_record_from_json(Deal, d) for d in state["deals"]]
             next_ticket = int(state["next_ticket"])
-            used = [p.ticket for p in positions] + [d.ticket for d in deals]
+            next_deal = int(state.get("next_deal", next_ticket))  # older files: one counter for both
+            used = [p.ticket for p in positions] + [d.position_ticket for d in deals]
             if used and next_ticket <= max(used):
                 raise ValueError(f"ticket counter {next_ticket} is not above the highest ticket {max(used)}")
+            deal_tickets = [d.ticket for d in deals]
+            if deal_tickets and next_deal <= max(deal_tickets):
+                raise ValueError(f"deal counter {next_deal} is not above the highest deal {max(deal_tickets)}")
             seen = [p.open_time for p in positions] + [d.time for d in deals]
             if state.get("market_time"):
                 moment = datetime.fromisoformat(state["market_time"])
@@ -529,6 +535,7 @@ class PaperBroker:
         self._deals = deals
         self._deals_in_order = all(a.time <= b.time for a, b in itertools.pairwise(deals))
         self._next_ticket = next_ticket
+        self._next_deal = next_deal
         self._market_time = max(seen) if seen else None
 
     @property
@@ -609,7 +616,7 @@ class PaperBroker:
         profit = self._profit(pos, volume, price)
         commission = self.fills.commission(volume)
         deal = Deal(
-            ticket=self._take_ticket(),
+            ticket=self._take_deal(),
             position_ticket=pos.ticket,
             symbol=pos.symbol,
             side=pos.side.opposite,
@@ -669,6 +676,11 @@ class PaperBroker:
     def _take_ticket(self) -> int:
         ticket = self._next_ticket
         self._next_ticket += 1
+        return ticket
+
+    def _take_deal(self) -> int:
+        ticket = self._next_deal
+        self._next_deal += 1
         return ticket
 
     def _remember_bar(self, bar: Mapping[str, Any], spread_points: int) -> None:
