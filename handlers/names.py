@@ -62,6 +62,12 @@ def remember(actor: str, first_name: str) -> None:
         _names[actor] = first_name
 
 
+def forget_all() -> None:
+    """Forget every remembered name and console actor (a new app in the same process starts clean)."""
+    _names.clear()
+    _console.clear()
+
+
 def console_actor(actor: str) -> None:
     """The actor typing at this terminal: always "you"."""
     _console.add(actor)

@@ -46,3 +46,12 @@ def _live_market_clock() -> None:
     from handlers.clock import set_market_replay
 
     set_market_replay(None)
+
+
+@pytest.fixture(autouse=True)
+def _no_names_remembered() -> None:
+    """People's names and the console's actors are process-wide: an earlier test's console must not make
+    a later test's Telegram user "you"."""
+    from handlers.names import forget_all
+
+    forget_all()

@@ -73,7 +73,7 @@ async def test_backtest_report_brings_equity_and_pl_per_trade_as_one_album(
             call = await h.server.wait_for("sendMediaGroup", timeout=90)
             assert call.ok and [m["type"] for m in call.params["media"]] == ["photo", "photo"]
             (album,) = h.server.albums(CHAT)
-            assert "Backtest equity, 3.0 days" in (album[0].caption or "")
+            assert "Backtest equity, 3.0 calendar days" in (album[0].caption or "")
             assert all(len(m.photo or b"") > 10_000 for m in album)
         finally:
             h.ctx.backtester.close()
