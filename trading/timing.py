@@ -37,6 +37,10 @@ class PhaseTimer:
             samples = self._samples[name] = deque(maxlen=self._window)
         return _Phase(samples)
 
+    def samples(self, name: str) -> tuple[float, ...]:
+        """The last `window` timings of `name`, in ms, oldest first."""
+        return tuple(self._samples.get(name, ()))
+
     def add(self, name: str, ms: float) -> None:
         self._samples.setdefault(name, deque(maxlen=self._window)).append(ms)
 
