@@ -10,6 +10,7 @@ from aiogram.filters import CommandObject
 from aiogram.types import Message
 
 from handlers.common import AuditNote, esc, join_sections, reply, section, short_time, signed, table
+from handlers.filters import gate_line
 from handlers.services import Services
 from trading.timezones import fmt_wib
 
@@ -49,7 +50,7 @@ def why_text(trade: Any, decision: Any) -> str:
         f"Lot {decision.lot:g}" if decision.lot else "Lot —",
     ])
     gates = "<b>Gates</b>\n" + "\n".join(
-        f"{'✅' if g.passed else '❌'} <b>{esc(g.name)}</b>: {esc(g.reason)}" for g in decision.gates) \
+        gate_line(g) for g in decision.gates) \
         if decision.gates else "<b>Gates</b>\nnone recorded"
     seen = ("<b>Features it saw</b>\n" + features_table(decision.features)) if decision.features else \
         "<i>Features were not stored for this decision (journal from before revision 0002).</i>"
