@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import json
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +23,7 @@ import polars as pl
 from numba import njit
 
 from trading.analysis import close_move_pct
+from trading.parameters import StrategyParams
 
 REGIME_INPUTS: tuple[str, ...] = (
     "log_returns",
@@ -38,8 +39,8 @@ VOLATILITY_INPUT = 1  # index of volatility_20: the states are ordered by its me
 N_STATES = 3
 DEFAULT_SEEDS: tuple[int, ...] = tuple(42 + 17 * k for k in range(5))
 MIN_FIT_ROWS = 200
-FLASH_CRASH_PCT = 2.5
-FLASH_CRASH_BARS = 5
+FLASH_CRASH_PCT = StrategyParams().flash_crash_pct  # the default; the bot runs with the settings' value
+FLASH_CRASH_BARS = StrategyParams().flash_crash_bars
 
 
 @dataclass(frozen=True, slots=True)
@@ -202,6 +203,7 @@ class RegimeModel:
     score: float = 0.0
     n_train: int = 0
     flash_crash_pct: float = FLASH_CRASH_PCT
+    _last: tuple[pl.DataFrame, np.ndarray] | None = field(default=None, init=False, repr=False, compare=False)
 
     # ----- fitting
     @classmethod
@@ -262,7 +264,19 @@ class RegimeModel:
 
     # ----- prediction
     def filtered_probabilities(self, bars: pl.DataFrame) -> np.ndarray:
-        """(n, 3) filtered P(state | bars <= t); NaN rows where the inputs are still warming up."""
+        """(n, 3) filtered P(state | bars <= t); NaN rows where the inputs are still warming up.
+
+        Read-only. The last frame's answer is kept: the live analyzer's regime view and the meta-model's
+        regime feature read the same bars (the same frame object) in one bar's analysis."""
+        last = self._last
+        if last is not None and last[0] is bars:
+            return last[1]
+        probs = self._filtered_probabilities(bars)
+        probs.flags.writeable = False
+        object.__setattr__(self, "_last", (bars, probs))  # one reference swap: safe to read from any thread
+        return probs
+
+    def _filtered_probabilities(self, bars: pl.DataFrame) -> np.ndarray:
         x, valid = _input_matrix(bars)
         probs = np.full((len(x), N_STATES), np.nan)
         if not valid.any():
