@@ -6,8 +6,11 @@ then the real `bot.app.App` starts (console mode, paper replay of the file at 90
 1-second job is one M15 bar of market time) and the bench calls `app.trading_job.run()` — what the
 scheduler calls every second — `--bars` times, on a wall clock that moves one second a call.
 Per phase (the engine's own timer: analysis, entry, exits, fetch) it prints p50/p99/max in ms, the
-first bar's analysis, the slowest bar after the first, and the job's own time on a call that decided
-a bar ("job_wait": how long the event loop is held by a bar's work). Two starts: a fresh market, and a
+first bar's analysis, the slowest bar after the first, the job's own time on a call that decided a bar
+("job_wait": how long the job takes over a bar, in a worker thread or not), and "loop_blocked": the
+longest the event loop could not run anything else (a 2 ms heartbeat task's lateness) — what a
+Telegram command or another job would wait. The bar analysed at start-up is counted in "analysis"
+(the first sample) and in "analysed_at_start". Two starts: a fresh market, and a
 market resumed deep into the file (the saved resume point of a restarted bot, `--resume-bar`).
 Issue 21's targets: analysis p99 <= 10 ms, entry p99 <= 10 ms, no bar over 100 ms after the first,
 the job never held more than 50 ms by a bar's work.
@@ -18,6 +21,8 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
+import io
 import json
 import logging
 import sys
@@ -34,7 +39,9 @@ sys.path.insert(0, str(ROOT))
 DATA = ROOT.parent / "shared" / "data" / "xauusd_m15.parquet"
 SPEED = 900.0  # market seconds per wall second: one job call (one wall second) is one M15 bar
 PHASES = ("analysis", "entry", "exits", "fetch")
-TARGETS = {"analysis_p99_ms": 10.0, "entry_p99_ms": 10.0, "bar_after_first_max_ms": 100.0, "job_wait_max_ms": 50.0}
+TARGETS = {"analysis_p99_ms": 10.0, "entry_p99_ms": 10.0, "bar_after_first_max_ms": 100.0,
+           "loop_blocked_max_ms": 50.0}
+BEAT = 0.002  # the heartbeat's sleep, seconds
 
 
 def stats(values: list[float]) -> dict[str, float | int | None]:
@@ -43,6 +50,15 @@ def stats(values: list[float]) -> dict[str, float | int | None]:
     a = np.asarray(values)
     return {"n": int(a.size), "p50": round(float(np.percentile(a, 50)), 2),
             "p99": round(float(np.percentile(a, 99)), 2), "max": round(float(a.max()), 2)}
+
+
+async def heartbeat(lags: list[float]) -> None:
+    """How late the event loop wakes a 2 ms sleep: the time it was held by something else."""
+    loop = asyncio.get_running_loop()
+    while True:
+        t = loop.time()
+        await asyncio.sleep(BEAT)
+        lags.append(max(0.0, (loop.time() - t - BEAT) * 1000))
 
 
 class StepWall:
@@ -79,6 +95,8 @@ async def run_app(tmp: Path, models_dir: Path, bars: int, resume_at: Any = None)
     analyses_at_start = len(engine.timer.samples("analysis"))
     waits: list[float] = []
     idle: list[float] = []
+    lags: list[float] = []
+    beat = asyncio.create_task(heartbeat(lags))
     try:
         for _ in range(bars):
             decided = app.market_loop.decisions
@@ -87,10 +105,11 @@ async def run_app(tmp: Path, models_dir: Path, bars: int, resume_at: Any = None)
             ms = (time.perf_counter() - t) * 1000
             (waits if app.market_loop.decisions > decided else idle).append(ms)
             wall.now += 1.0
-            await asyncio.sleep(0)
+            await asyncio.sleep(BEAT * 2)  # the heartbeat gets its turn between calls
         timer = {name: list(engine.timer.samples(name)) for name in PHASES}
         errors = app.errors.total
     finally:
+        beat.cancel()
         await app.shutdown("bench")
     analysis = timer["analysis"]
     out: dict[str, Any] = {"start_ms": round(started_ms, 1), "bars_decided": app.market_loop.decisions,
@@ -100,11 +119,12 @@ async def run_app(tmp: Path, models_dir: Path, bars: int, resume_at: Any = None)
     out["bar_after_first_max_ms"] = round(max(analysis[1:]), 2) if len(analysis) > 1 else None
     out["job_wait"] = stats(waits)
     out["job_idle"] = stats(idle)
+    out["loop_blocked"] = stats(lags)
     out["met"] = {
         "analysis_p99_ms": out["analysis"]["p99"] is not None and out["analysis"]["p99"] <= TARGETS["analysis_p99_ms"],
         "entry_p99_ms": out["entry"]["p99"] is not None and out["entry"]["p99"] <= TARGETS["entry_p99_ms"],
         "bar_after_first_max_ms": (out["bar_after_first_max_ms"] or 0) <= TARGETS["bar_after_first_max_ms"],
-        "job_wait_max_ms": (out["job_wait"]["max"] or 0) <= TARGETS["job_wait_max_ms"],
+        "loop_blocked_max_ms": (out["loop_blocked"]["max"] or 0) <= TARGETS["loop_blocked_max_ms"],
     }
     return out
 
@@ -116,6 +136,7 @@ def main() -> None:
     ap.add_argument("--resume-bar", type=int, default=10_000, help="the bar of the file a resumed start saw last")
     ap.add_argument("--train-bars", type=int, default=6_000, help="bars the temporary pair is trained on")
     ap.add_argument("--models-dir", help="a registry with an active pair (default: train one first)")
+    ap.add_argument("--keep-models", help="train into this folder and keep it (for a later --models-dir)")
     args = ap.parse_args()
     logging.basicConfig(level=logging.ERROR)
     from trading.bars import load_bars
@@ -125,7 +146,7 @@ def main() -> None:
     out: dict[str, Any] = {"bench": "live_bar", "file_bars": frame.height, "speed": SPEED, "targets": TARGETS}
     with tempfile.TemporaryDirectory(prefix="bench-live-") as tmp_name:
         tmp = Path(tmp_name)
-        models_dir = Path(args.models_dir) if args.models_dir else tmp / "models"
+        models_dir = Path(args.models_dir or args.keep_models or tmp / "models")
         if not args.models_dir:
             from models.training import train_models
 
@@ -135,7 +156,8 @@ def main() -> None:
         for name, resume in (("fresh", None), ("resumed", frame["time"][args.resume_bar])):
             run_dir = tmp / name
             run_dir.mkdir()
-            out[name] = asyncio.run(run_app(run_dir, models_dir, args.bars, resume))
+            with contextlib.redirect_stdout(io.StringIO()):  # the console transport's messages
+                out[name] = asyncio.run(run_app(run_dir, models_dir, args.bars, resume))
     print(json.dumps(out) if args.json else json.dumps(out, indent=2))
 
 

@@ -66,7 +66,6 @@ def _finite(x: object) -> float | None:
 @dataclass(slots=True)
 class AnalysisFrame:
     bars: pl.DataFrame
-    times: list  # UTC-aware datetimes (bar open)
     columns: dict[str, np.ndarray]  # feature and bar columns as numpy, for fast row access
     structure: pl.DataFrame  # smc.analyze output
     regime_probs: np.ndarray | None  # (n, 3)
@@ -85,6 +84,7 @@ class AnalysisFrame:
     # closes (the settings' FLASH_CRASH_PCT, as the engine's flash-crash guard reads it)
     flash_crash_pct: float = _DEFAULTS.flash_crash_pct
     flash_crash_bars: int = _DEFAULTS.flash_crash_bars
+    _times: list | None = None  # `times`, converted on first use (the live loop reads one row a frame)
 
     @classmethod
     def build(cls, bars: pl.DataFrame, regime: RegimeSource | None = None, signal: SignalSource | None = None,
@@ -99,7 +99,6 @@ class AnalysisFrame:
         predict_setups = getattr(signal, "predict_setups", None) if signal is not None else None
         frame = cls(
             bars=bars,
-            times=bars["time"].to_list(),
             columns=columns,
             structure=smc.analyze(bars),
             regime_probs=regime.filtered_probabilities(bars) if regime is not None else None,
@@ -128,6 +127,13 @@ class AnalysisFrame:
 
     def __len__(self) -> int:
         return self.bars.height
+
+    @property
+    def times(self) -> list:
+        """UTC-aware datetimes (bar open), one per row."""
+        if self._times is None:
+            self._times = self.bars["time"].to_list()
+        return self._times
 
     def setup_at(self, i: int) -> smc.SMCSetup | None:
         if self._setups is None:
@@ -172,7 +178,7 @@ class AnalysisFrame:
         rows, j = self._row_lists(i)
         setup = self.setup_at(i)
         prev = self.setup_at(i - 1) if prev_setup is False and i > 0 else (prev_setup or None)
-        bar_time = self.times[i]
+        bar_time = self._times[i] if self._times is not None else self.bars["time"][i]
         session = session_at(bar_time + _M15)
         regime = self.regime_at(i)
         ml = None
