@@ -116,3 +116,37 @@ async def test_a_failing_start_up_analysis_is_a_note_and_the_bot_starts(tmp_path
         assert any("start-up analysis failed (bad bars)" in n for n in app.notes)
     finally:
         await app.shutdown("test")
+
+
+async def test_the_bar_analysis_runs_in_a_worker_thread_and_the_decision_on_the_loop(tmp_path, monkeypatch) -> None:
+    """The live analyzer recomputes its window each bar: off the event loop, so the loop (Telegram, the
+    other jobs) is not held by it; the gates, the order and the journal stay on the loop."""
+    import threading
+
+    from trading.analyzer import MarketAnalyzer
+
+    threads: list[int] = []
+    analyse = MarketAnalyzer.__call__
+
+    def spy(self: MarketAnalyzer, bars: Any) -> Any:
+        threads.append(threading.get_ident())
+        return analyse(self, bars)
+
+    monkeypatch.setattr(MarketAnalyzer, "__call__", spy)
+    app = await started(make_settings(tmp_path))
+    try:
+        recorded: list[int] = []
+        record = app.recorder.record_decision
+
+        async def on_loop(decision: Any) -> Any:
+            recorded.append(threading.get_ident())
+            return await record(decision)
+
+        app.engine.recorder.record_decision = on_loop  # type: ignore[method-assign]
+        while not recorded:
+            await app.trading_job.run()
+        assert len(threads) >= 2  # the start-up bar and the one decided
+        assert threading.get_ident() not in threads
+        assert recorded == [threading.get_ident()]
+    finally:
+        await app.shutdown("test")
