@@ -22,6 +22,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import gc
 import io
 import json
 import logging
@@ -61,6 +62,20 @@ async def heartbeat(lags: list[float]) -> None:
         lags.append(max(0.0, (loop.time() - t - BEAT) * 1000))
 
 
+class GcPauses:
+    """Python's garbage-collector pauses (each generation's collections, ms): they stop every thread."""
+
+    def __init__(self) -> None:
+        self.pauses: dict[int, list[float]] = {0: [], 1: [], 2: []}
+        self._start = 0.0
+
+    def __call__(self, phase: str, info: dict[str, int]) -> None:
+        if phase == "start":
+            self._start = time.perf_counter()
+        else:
+            self.pauses[info["generation"]].append((time.perf_counter() - self._start) * 1000)
+
+
 class StepWall:
     """The market loop's wall clock: one second further on each call of the job."""
 
@@ -97,6 +112,8 @@ async def run_app(tmp: Path, models_dir: Path, bars: int, resume_at: Any = None)
     idle: list[float] = []
     lags: list[float] = []
     beat = asyncio.create_task(heartbeat(lags))
+    pauses = GcPauses()
+    gc.callbacks.append(pauses)
     try:
         for _ in range(bars):
             decided = app.market_loop.decisions
@@ -109,6 +126,7 @@ async def run_app(tmp: Path, models_dir: Path, bars: int, resume_at: Any = None)
         timer = {name: list(engine.timer.samples(name)) for name in PHASES}
         errors = app.errors.total
     finally:
+        gc.callbacks.remove(pauses)
         beat.cancel()
         await app.shutdown("bench")
     analysis = timer["analysis"]
@@ -120,6 +138,7 @@ async def run_app(tmp: Path, models_dir: Path, bars: int, resume_at: Any = None)
     out["job_wait"] = stats(waits)
     out["job_idle"] = stats(idle)
     out["loop_blocked"] = stats(lags)
+    out["gc_pauses"] = {f"gen{g}": stats(v) for g, v in pauses.pauses.items()}
     out["met"] = {
         "analysis_p99_ms": out["analysis"]["p99"] is not None and out["analysis"]["p99"] <= TARGETS["analysis_p99_ms"],
         "entry_p99_ms": out["entry"]["p99"] is not None and out["entry"]["p99"] <= TARGETS["entry_p99_ms"],
