@@ -10,9 +10,7 @@ from datetime import date, datetime
 from typing import Any
 
 from trading.domain import ClosedTrade, Side
-from trading.gates import GateResult
-
-__all__ = ["GateResult"]  # the engine's record, re-exported: one class for a gate's verdict
+from trading.gates import GateResult  # the engine's record (bot.store re-exports it): one class for a verdict
 
 
 @dataclass(frozen=True, slots=True)
