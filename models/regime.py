@@ -136,8 +136,9 @@ def regime_inputs(bars: pl.DataFrame) -> pl.DataFrame:
 def _input_matrix(bars: pl.DataFrame) -> tuple[np.ndarray, np.ndarray]:
     """(X, valid): raw inputs with NaN->0 and +-inf->+-3, and the mask of rows without nulls."""
     raw = regime_inputs(bars)
-    valid = ~np.asarray(raw.select(pl.any_horizontal(pl.all().is_null())).to_series(), dtype=bool)
-    x = raw.fill_null(0.0).to_numpy().astype(np.float64)
+    table = raw.select(pl.all().fill_null(0.0), pl.any_horizontal(pl.all().is_null()).alias("_null"))  # one pass
+    valid = ~table["_null"].to_numpy().astype(bool)
+    x = table.drop("_null").to_numpy().astype(np.float64)
     x = np.nan_to_num(x, nan=0.0, posinf=3.0, neginf=-3.0)
     return x, valid
 
