@@ -88,13 +88,15 @@ class App:
             raise StartupError(f"MODELS_DIR={s.models_dir}: cannot load the models: {exc}") from exc
         from models.live import SlotRegime, SlotSignal
 
+        params = s.strategy_params()
         self.analyzer = MarketAnalyzer(SlotRegime(self.slot), SlotSignal(self.slot), history=s.analysis_history_bars,
-                                       with_h1_bias="h1_bias" not in s.disabled_gates)
+                                       with_h1_bias="h1_bias" not in s.disabled_gates,
+                                       flash_crash_pct=params.flash_crash_pct, flash_crash_bars=params.flash_crash_bars)
         self.news = self._news_calendar()
         self.engine = TradingEngine(
-            self.broker, self.analyzer, params=s.strategy_params(), limits=s.limits(), recorder=self.recorder,
+            self.broker, self.analyzer, params=params, limits=s.limits(), recorder=self.recorder,
             bus=self.bus, clock=self.clock, news=self.news.status if self.news else None, comment=s.order_comment,
-            approval_ttl=timedelta(minutes=s.approval_ttl_minutes), approval_clock=utc_now,
+            approval_ttl=timedelta(minutes=s.approval_ttl_minutes), approval_clock=utc_now, analyze_in_thread=True,
         )
         saved = await self.recorder.load_state()
         await self.engine.start(saved)
@@ -114,10 +116,33 @@ class App:
                 on_decision=self.trading_job.bar_decided, on_step=self.trading_job.reports.tick)
         elif self.feed is not None:  # dry run: the paper broker checks SL/TP on every tick of the real prices
             self._tasks.append(asyncio.create_task(self.broker.run(), name="paper-market"))
+        await self._judge_last_bar()
         await self._start_controller()
         self.scheduler = build_scheduler(self)
         self.scheduler.start()
         self._publish_startup(setup.description)
+
+    async def _judge_last_bar(self) -> None:
+        """The last closed bar is analysed and judged at once (never entered: `engine.judge_at_start`),
+        so /status, /chart and /filters answer from the first second, not after the next M15 close.
+        The trading job then counts that bar as seen: it decides the next close, not this one again."""
+        history = self.settings.analysis_history_bars
+        try:
+            if self.market_loop is not None:  # bars before the replay's next tick count as decided already
+                last = self.market_loop.bar - 1
+                window = self.market_loop.window(last) if last >= 0 else pl.DataFrame()
+            else:
+                window = closed_bars(await self.broker.bars(history + 1), self.clock()).tail(history)
+            if window.height < 2:
+                return
+            await self.engine.judge_at_start(window)
+        except Exception as exc:  # the first bar close analyses again; the start goes on
+            log.warning("start-up analysis of the last closed bar failed: %s", exc)
+            self.notes.append(f"start-up analysis failed ({exc}): the first analysis comes with the next M15 bar")
+            return
+        self.last_bars = window
+        if self.market_loop is None:
+            self.trading_job.last_bar_time = window["time"][-1]
 
     async def _connect_broker(self, description: str) -> None:
         for attempt in range(1, 4):

@@ -22,7 +22,7 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 from trading.events import EventKind
 from trading.news import BlackoutRules
 from trading.parameters import GATE_NAMES, OPTIONAL_GATES_OFF_BY_DEFAULT, StrategyParams
-from trading.risk.modes import RiskLimits
+from trading.risk.modes import LIMIT_BOUNDS, RiskLimits
 from trading.timezones import ServerClock
 
 BrokerKind = Literal["paper", "mt5", "mt5linux", "dry-run"]
@@ -145,10 +145,13 @@ class Settings(BaseSettings):
     log_file: Path | None = Field(None, description="log file (empty: console only)")
 
     # --- risk ---
-    risk_per_trade_pct: float = Field(1.0, gt=0, le=5, description="risk per trade, % of balance")
-    daily_loss_pct: float = Field(3.0, gt=0, le=50, description="daily loss limit, % of the day's start balance")
-    total_loss_pct: float = Field(10.0, gt=0, le=100, description="total loss limit, % of the reference balance")
-    max_positions: int = Field(2, ge=1, le=20, description="open positions at most")
+    risk_per_trade_pct: float = Field(1.0, **LIMIT_BOUNDS["risk_per_trade_pct"].field_args(),
+                                      description="risk per trade, % of balance")
+    daily_loss_pct: float = Field(3.0, **LIMIT_BOUNDS["daily_loss_pct"].field_args(),
+                                  description="daily loss limit, % of the day's start balance")
+    total_loss_pct: float = Field(10.0, **LIMIT_BOUNDS["total_loss_pct"].field_args(),
+                                  description="total loss limit, % of the reference balance")
+    max_positions: int = Field(2, **LIMIT_BOUNDS["max_positions"].field_args(), description="open positions at most")
     min_lot: float = Field(0.01, gt=0, le=100, description="smallest lot the bot trades")
     max_lot: float = Field(0.02, gt=0, le=100, description="largest lot the bot trades")
     cooldown_seconds: int = Field(300, ge=0, le=86400, description="pause between entries, seconds")

@@ -18,15 +18,10 @@ class JournalRecorder:
         self.symbol = symbol
 
     async def record_decision(self, decision: Decision) -> int | None:
-        gates = [
-            {"name": g.name, "passed": g.passed or g.skipped,
-             "reason": f"skipped: {g.reason}" if g.skipped else g.reason}
-            for g in decision.gates
-        ]
         return await self.journal.record_decision(
             decision.bar_time, decision.action, side=decision.side, p_up=decision.p_up, regime=decision.regime,
             confidence=max(decision.p_up, 1 - decision.p_up) if decision.p_up is not None else None,
-            threshold=decision.threshold, reason=decision.reason, gates=gates, lot=decision.lot or None,
+            threshold=decision.threshold, reason=decision.reason, gates=decision.gates, lot=decision.lot or None,
             setup=decision.setup_reason, features=decision.features,
         )
 

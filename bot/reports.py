@@ -155,13 +155,7 @@ def market_update(snapshot: EngineSnapshot, symbol: str = DEFAULT_SYMBOL) -> str
 
 
 def _blocking_gate(decision: DecisionLike) -> Any | None:
-    for g in decision.gates:
-        blocked = getattr(g, "blocked", None)
-        if blocked is None:  # journal records: passed only, no skipped flag
-            blocked = not g.passed and not getattr(g, "skipped", False)
-        if blocked:
-            return g
-    return None
+    return next((g for g in decision.gates if g.blocked), None)
 
 
 def decision_line(decision: DecisionLike) -> str:

@@ -10,7 +10,8 @@ import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Protocol
 
 import polars as pl
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
@@ -21,7 +22,32 @@ from trading.broker.base import ConnectionLost
 from trading.timezones import WIB
 
 if TYPE_CHECKING:
-    from bot.app import App
+    from bot.config import Settings
+    from bot.notifier import ErrorMonitor
+    from trading.broker.base import Broker
+    from trading.engine import TradingEngine
+    from trading.simulation import MarketLoop
+
+
+class App(Protocol):
+    """What the jobs use of the service (`bot.app.App`, which imports this module)."""
+
+    settings: Settings
+    engine: TradingEngine
+    broker: Broker
+    clock: Callable[[], datetime]
+    market_loop: MarketLoop | None
+    market_state: Path | None
+    last_bars: pl.DataFrame | None
+    errors: ErrorMonitor
+    running_jobs: set[asyncio.Task[Any]]
+    trading_job: TradingJob
+
+    def notify_info(self, text: str) -> None: ...
+    async def five_minute_job(self, now: datetime | None = None) -> None: ...
+    async def market_update_job(self) -> None: ...
+    async def hourly_job(self) -> None: ...
+    async def daily_job(self) -> None: ...
 
 log = logging.getLogger(__name__)
 MAX_CATCH_UP = 20  # extra closed bars fetched with the history after a pause (history only, never decided)

@@ -18,7 +18,7 @@ from handlers.risk_effect import risk_notes
 from handlers.services import Services
 from trading.engine import EngineSnapshot
 from trading.risk.approvals import RiskChange
-from trading.risk.modes import RiskMode, limit_use
+from trading.risk.modes import LIMIT_BOUNDS, RiskMode, limit_use
 
 USAGE = ("Usage: /risk · /risk mode NORMAL|RECOVERY|PROTECTED|COOLDOWN|STOPPED · /risk percent 0.5 · "
          "/risk daily 3 · /risk total 10 · /risk maxpos 2 · /risk reset")
@@ -28,12 +28,12 @@ LIMIT_FIELDS = {
     "total": ("total_loss_pct", "total loss limit", "%"),
     "maxpos": ("max_positions", "max positions", ""),
 }
-# the ranges trading.risk.modes.RiskLimits accepts, said in a trader's words (low is exclusive for %)
-ALLOWED = {
-    "risk_per_trade_pct": (0, 5, "Risk per trade can be above 0 % and at most 5 % of the balance"),
-    "daily_loss_pct": (0, 50, "The daily loss limit can be above 0 % and at most 50 % of the balance"),
-    "total_loss_pct": (0, 100, "The total loss limit can be above 0 % and at most 100 %"),
-    "max_positions": (1, 20, "Max positions can be 1 to 20"),
+# the ranges trading.risk.modes.LIMIT_BOUNDS allows, said in a trader's words
+ALLOWED_WORDS = {
+    "risk_per_trade_pct": "Risk per trade can be above {low:g} % and at most {high:g} % of the balance",
+    "daily_loss_pct": "The daily loss limit can be above {low:g} % and at most {high:g} % of the balance",
+    "total_loss_pct": "The total loss limit can be above {low:g} % and at most {high:g} %",
+    "max_positions": "Max positions can be {low:g} to {high:g}",
 }
 
 
@@ -87,8 +87,9 @@ def parse_change(args: str, snap: EngineSnapshot) -> RiskChange:
         raise UsageError(f"{value!r} is not a {'whole ' if field == 'max_positions' else ''}number") from None
     if not math.isfinite(number):
         raise UsageError(f"{value!r} is not a number")
-    low, high, words = ALLOWED[field]
-    if not (low <= number <= high if field == "max_positions" else low < number <= high):
+    bound = LIMIT_BOUNDS[field]
+    if not bound.holds(number):
+        words = ALLOWED_WORDS[field].format(low=bound.low, high=bound.high)
         raise UsageError(f"{words}; you asked {number:g}{unit and ' ' + unit}")
     current = getattr(snap.limits, field)
     return RiskChange("limits", f"{label} {current:g}{unit} → {number:g}{unit}", {field: number})

@@ -30,7 +30,7 @@ from handlers.common import (
     split_text,
     table,
 )
-from handlers.filters import gate_count
+from handlers.filters import gate_count, gate_line
 from handlers.fmt import clock_line
 from handlers.names import exit_reason_words
 from handlers.services import Services
@@ -148,9 +148,8 @@ def why_full_text(trade: Any, decision: Any, now: datetime | None = None) -> str
     if decision is None:
         return join_sections(head, "No decision is linked to this trade.")
     ml = model_line(decision)
-    gates = (f"<b>Gates</b> ({gate_count(decision.gates)})\n" + "\n".join(
-        f"{'⏭' if getattr(g, 'skipped', False) else '✅' if g.passed else '❌'} <b>{esc(g.name)}</b>: {esc(g.reason)}"
-        for g in decision.gates)) if decision.gates else "<b>Gates</b>\nnone recorded"
+    gates = (f"<b>Gates</b> ({gate_count(decision.gates)})\n" + "\n".join(gate_line(g) for g in decision.gates)) \
+        if decision.gates else "<b>Gates</b>\nnone recorded"
     seen = ("<b>Features it saw</b>\n" + features_table(decision.features)) if decision.features else \
         "<i>Features were not stored for this decision (journal from before revision 0002).</i>"
     return join_sections(head, esc(ml), gates, seen, clock_line(now) if now is not None else "")

@@ -48,11 +48,13 @@ DEFAULT_GAP = 10  # setup rows between blocks, on top of purging rows whose trad
 _SOURCE = ("atr", "macd", "macd_signal", "macd_histogram", "ema_9", "ema_21")
 
 
-def smc_feature_columns(bars: pl.DataFrame) -> pl.DataFrame:
-    """The seven SMC inputs in the spec's encoding (swing_low is 0/-1, market_structure is the trend)."""
+def smc_feature_columns(bars: pl.DataFrame, events: pl.DataFrame | None = None) -> pl.DataFrame:
+    """The seven SMC inputs in the spec's encoding (swing_low is 0/-1, market_structure is the trend).
+    `events`: `smc.analyze(bars)` when the caller has it already."""
     from trading import smc
 
-    events = smc.analyze(bars)
+    if events is None:
+        events = smc.analyze(bars)
     return events.select(
         swing_high=pl.col("swing_high").cast(pl.Int8),
         swing_low=(-pl.col("swing_low").abs()).cast(pl.Int8),
@@ -64,11 +66,15 @@ def smc_feature_columns(bars: pl.DataFrame) -> pl.DataFrame:
     )
 
 
-def base_feature_frame(bars: pl.DataFrame) -> pl.DataFrame:
-    """time, close, atr and every bar feature except `regime` (which depends on a fitted HMM)."""
+def base_feature_frame(bars: pl.DataFrame, *, feats: pl.DataFrame | None = None,
+                       events: pl.DataFrame | None = None) -> pl.DataFrame:
+    """time, close, atr and every bar feature except `regime` (which depends on a fitted HMM).
+    `feats` / `events`: `compute_features(bars)` / `smc.analyze(bars)` when the caller has them already
+    (the live analyzer does: the bar's work is then done once)."""
     from trading.features import compute_features
 
-    feats = compute_features(bars)
+    if feats is None:
+        feats = compute_features(bars)
     missing = [c for c in (*BASE_FEATURES, *TIME_FEATURES, *_SOURCE) if c not in feats.columns]
     if missing:
         raise ValueError(f"trading.features did not produce signal feature(s): {', '.join(missing)}")
@@ -82,7 +88,7 @@ def base_feature_frame(bars: pl.DataFrame) -> pl.DataFrame:
         ema21_dist_atr=(pl.col("close") - pl.col("ema_21")) / atr,
         ema_gap_atr=(pl.col("ema_9") - pl.col("ema_21")) / atr,
     )
-    return pl.concat([scaled, smc_feature_columns(bars)], how="horizontal").select(
+    return pl.concat([scaled, smc_feature_columns(bars, events)], how="horizontal").select(
         "time", "close", "atr", *BAR_FEATURES[:-1]
     )
 
@@ -95,9 +101,10 @@ def with_regime(frame: pl.DataFrame, labels: np.ndarray) -> pl.DataFrame:
     return frame.with_columns(pl.when(series >= 0).then(series).otherwise(None).alias("regime"))
 
 
-def feature_frame(bars: pl.DataFrame, regime: RegimeModel) -> pl.DataFrame:
+def feature_frame(bars: pl.DataFrame, regime: RegimeModel, *, feats: pl.DataFrame | None = None,
+                  events: pl.DataFrame | None = None) -> pl.DataFrame:
     """time, close, atr and BAR_FEATURES for every bar (the setup features are added per setup)."""
-    return with_regime(base_feature_frame(bars), regime.filtered_labels(bars))
+    return with_regime(base_feature_frame(bars, feats=feats, events=events), regime.filtered_labels(bars))
 
 
 def setup_feature_frame(frame: pl.DataFrame, setups: pl.DataFrame) -> pl.DataFrame:

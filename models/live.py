@@ -56,11 +56,13 @@ def setups_table(bars: pl.DataFrame, rows: Sequence[int], setups: Sequence[objec
     }, schema_overrides={"side": pl.Int8, "fvg": pl.Int8})
 
 
-def predict_setups(bundle: ModelBundle, bars: pl.DataFrame, rows: Sequence[int], setups: Sequence[object]) -> np.ndarray:
-    """Calibrated P(win) of each setup (NaN while one of its features is warming up)."""
+def predict_setups(bundle: ModelBundle, bars: pl.DataFrame, rows: Sequence[int], setups: Sequence[object], *,
+                   feats: pl.DataFrame | None = None, events: pl.DataFrame | None = None) -> np.ndarray:
+    """Calibrated P(win) of each setup (NaN while one of its features is warming up). `feats` / `events`:
+    `compute_features(bars)` / `smc.analyze(bars)` when the caller has them (not computed twice)."""
     if not rows:
         return np.empty(0)
-    frame = feature_frame(bars, bundle.regime)
+    frame = feature_frame(bars, bundle.regime, feats=feats, events=events)
     x = setup_feature_frame(frame, setups_table(bars, rows, setups)).select(bundle.signal.feature_names)
     x = x.to_numpy().astype(np.float64)
     p = bundle.signal.predict_proba(x)
@@ -106,11 +108,12 @@ class SlotSignal:
             return 0.0, None, ""
         return gate.min_prob, gate.base_rate, gate.describe()
 
-    def predict_setups(self, bars: pl.DataFrame, rows: Sequence[int], setups: Sequence[object]) -> np.ndarray:
+    def predict_setups(self, bars: pl.DataFrame, rows: Sequence[int], setups: Sequence[object], *,
+                       feats: pl.DataFrame | None = None, events: pl.DataFrame | None = None) -> np.ndarray:
         bundle = self.slot.current
         if bundle is None:
             return np.full(len(rows), np.nan)
-        return predict_setups(bundle, bars, rows, setups)
+        return predict_setups(bundle, bars, rows, setups, feats=feats, events=events)
 
     def predict_frame(self, bars: pl.DataFrame) -> np.ndarray:
         """P(win) of every bar's setup (NaN on bars without one, while warming up, or with no model)."""

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import json
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +23,7 @@ import polars as pl
 from numba import njit
 
 from trading.analysis import close_move_pct
+from trading.parameters import StrategyParams
 
 REGIME_INPUTS: tuple[str, ...] = (
     "log_returns",
@@ -38,8 +39,8 @@ VOLATILITY_INPUT = 1  # index of volatility_20: the states are ordered by its me
 N_STATES = 3
 DEFAULT_SEEDS: tuple[int, ...] = tuple(42 + 17 * k for k in range(5))
 MIN_FIT_ROWS = 200
-FLASH_CRASH_PCT = 2.5
-FLASH_CRASH_BARS = 5
+FLASH_CRASH_PCT = StrategyParams().flash_crash_pct  # the default; the bot runs with the settings' value
+FLASH_CRASH_BARS = StrategyParams().flash_crash_bars
 
 
 @dataclass(frozen=True, slots=True)
@@ -135,8 +136,9 @@ def regime_inputs(bars: pl.DataFrame) -> pl.DataFrame:
 def _input_matrix(bars: pl.DataFrame) -> tuple[np.ndarray, np.ndarray]:
     """(X, valid): raw inputs with NaN->0 and +-inf->+-3, and the mask of rows without nulls."""
     raw = regime_inputs(bars)
-    valid = ~np.asarray(raw.select(pl.any_horizontal(pl.all().is_null())).to_series(), dtype=bool)
-    x = raw.fill_null(0.0).to_numpy().astype(np.float64)
+    table = raw.select(pl.all().fill_null(0.0), pl.any_horizontal(pl.all().is_null()).alias("_null"))  # one pass
+    valid = ~table["_null"].to_numpy().astype(bool)
+    x = table.drop("_null").to_numpy().astype(np.float64)
     x = np.nan_to_num(x, nan=0.0, posinf=3.0, neginf=-3.0)
     return x, valid
 
@@ -202,6 +204,7 @@ class RegimeModel:
     score: float = 0.0
     n_train: int = 0
     flash_crash_pct: float = FLASH_CRASH_PCT
+    _last: tuple[pl.DataFrame, np.ndarray] | None = field(default=None, init=False, repr=False, compare=False)
 
     # ----- fitting
     @classmethod
@@ -262,7 +265,19 @@ class RegimeModel:
 
     # ----- prediction
     def filtered_probabilities(self, bars: pl.DataFrame) -> np.ndarray:
-        """(n, 3) filtered P(state | bars <= t); NaN rows where the inputs are still warming up."""
+        """(n, 3) filtered P(state | bars <= t); NaN rows where the inputs are still warming up.
+
+        Read-only. The last frame's answer is kept: the live analyzer's regime view and the meta-model's
+        regime feature read the same bars (the same frame object) in one bar's analysis."""
+        last = self._last
+        if last is not None and last[0] is bars:
+            return last[1]
+        probs = self._filtered_probabilities(bars)
+        probs.flags.writeable = False
+        object.__setattr__(self, "_last", (bars, probs))  # one reference swap: safe to read from any thread
+        return probs
+
+    def _filtered_probabilities(self, bars: pl.DataFrame) -> np.ndarray:
         x, valid = _input_matrix(bars)
         probs = np.full((len(x), N_STATES), np.nan)
         if not valid.any():

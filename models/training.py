@@ -667,4 +667,3 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
-from models.train_cli import add_train_arguments  # noqa: E402,F401  (re-exported: the parser lives there)

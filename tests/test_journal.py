@@ -106,6 +106,30 @@ async def test_decision_round_trip_keeps_gate_order(journal: Journal) -> None:
     assert await journal.decision(did + 99) is None
 
 
+async def test_a_skipped_gate_survives_the_round_trip_through_the_recorder(journal: Journal) -> None:
+    """The engine's GateResult is the journal's: skipped stays skipped (neither passed nor blocking),
+    and a row written before the flag (passed, reason "skipped: ...") reads back as skipped too."""
+    from bot.journal_recorder import JournalRecorder
+    from trading.gates import GateResult as EngineGate
+    from trading.records import Decision
+
+    assert GateResult is EngineGate
+    gates = (GateResult("session", True, "London"), GateResult("ml_confidence", False, "no model", skipped=True),
+             GateResult("spread", False, "72 > 60 points"))
+    decision = Decision(bar_time=T0, action="skip", side=None, reason="spread: 72 > 60 points", gates=gates,
+                        regime="low", p_up=None, threshold=0.6)
+    did = await JournalRecorder(journal).record_decision(decision)
+    assert did is not None
+    d = await journal.decision(did)
+    assert d is not None and d.gates == gates
+    assert [g.blocked for g in d.gates] == [False, False, True]
+    assert d.first_failed_gate == gates[2]
+    old = await journal.record_decision(T0 + timedelta(minutes=15), "skip", gates=[
+        {"name": "ml_confidence", "passed": True, "reason": "skipped: no model"}])
+    back = await journal.decision(old)
+    assert back is not None and back.gates == (GateResult("ml_confidence", False, "no model", skipped=True),)
+
+
 async def test_decisions_newest_first_with_since_and_limit(journal: Journal) -> None:
     for i in range(5):
         await journal.record_decision(T0 + timedelta(minutes=15 * i), "hold")

@@ -18,10 +18,10 @@ import numpy as np
 import polars as pl
 
 from models.confidence import market_quality
-from models.regime import FLASH_CRASH_BARS, FLASH_CRASH_PCT
 from trading import features, smc
 from trading.analysis import UNKNOWN_REGIME, MarketAnalysis, MLView, QualityView, RegimeView
 from trading.domain import Side
+from trading.parameters import StrategyParams
 from trading.sessions import session_at
 
 INDICATOR_COLUMNS = ("rsi_14", "atr_14", "macd_hist", "ema_9", "ema_21", "bb_upper", "bb_lower")
@@ -33,6 +33,7 @@ REGIME_VIEWS = (
 )
 CRISIS_VIEW = RegimeView("crisis", 3, 1.0, 0.0, "SLEEP")
 _M15 = timedelta(minutes=15)
+_DEFAULTS = StrategyParams()
 
 
 class RegimeSource(Protocol):
@@ -43,7 +44,8 @@ class RegimeSource(Protocol):
 
 class SignalSource(Protocol):
     """A direction model (`predict_frame`: P(up) per bar). A meta-model also has
-    `predict_setups(bars, rows, setups)` -> P(win) of each setup, `gate` -> (min_prob, base_rate, note)
+    `predict_setups(bars, rows, setups, feats=, events=)` -> P(win) of each setup (given the frame's
+    `compute_features` and `smc.analyze` outputs, so they are not computed twice), `gate` -> (min_prob, base_rate, note)
     and `edge` (its out-of-sample verdict in words); the analyzer prefers those when present."""
 
     version: str
@@ -64,7 +66,6 @@ def _finite(x: object) -> float | None:
 @dataclass(slots=True)
 class AnalysisFrame:
     bars: pl.DataFrame
-    times: list  # UTC-aware datetimes (bar open)
     columns: dict[str, np.ndarray]  # feature and bar columns as numpy, for fast row access
     structure: pl.DataFrame  # smc.analyze output
     regime_probs: np.ndarray | None  # (n, 3)
@@ -79,19 +80,25 @@ class AnalysisFrame:
     strategy_edge: str = ""
     _setups: dict[int, smc.SMCSetup | None] | None = None
     _rows: tuple[int, _RowLists] | None = None  # (first row, lists) of the chunk `at` last read
+    # the crisis override: a close move of at least this many percent over the last `flash_crash_bars`
+    # closes (the settings' FLASH_CRASH_PCT, as the engine's flash-crash guard reads it)
+    flash_crash_pct: float = _DEFAULTS.flash_crash_pct
+    flash_crash_bars: int = _DEFAULTS.flash_crash_bars
+    _times: list | None = None  # `times`, converted on first use (the live loop reads one row a frame)
 
     @classmethod
     def build(cls, bars: pl.DataFrame, regime: RegimeSource | None = None, signal: SignalSource | None = None,
               with_h1_bias: bool = False, min_threshold: float = 0.60, max_threshold: float = 0.85,
-              ml_rows: int | None = None) -> AnalysisFrame:
-        """`ml_rows`: score only the last N bars' setups with a meta-model (the live loop reads one)."""
+              ml_rows: int | None = None, flash_crash_pct: float = _DEFAULTS.flash_crash_pct,
+              flash_crash_bars: int = _DEFAULTS.flash_crash_bars) -> AnalysisFrame:
+        """`ml_rows`: score only the last N bars' setups with a meta-model (the live loop reads one).
+        `flash_crash_pct` / `flash_crash_bars`: the crisis override's move (the strategy parameters')."""
         feats = features.compute_features(bars)
         wanted = ("open", "high", "low", "close", "spread", *INDICATOR_COLUMNS)
         columns = {c: feats[c].to_numpy() for c in wanted}
         predict_setups = getattr(signal, "predict_setups", None) if signal is not None else None
         frame = cls(
             bars=bars,
-            times=bars["time"].to_list(),
             columns=columns,
             structure=smc.analyze(bars),
             regime_probs=regime.filtered_probabilities(bars) if regime is not None else None,
@@ -102,6 +109,8 @@ class AnalysisFrame:
             min_threshold=min_threshold,
             max_threshold=max_threshold,
             strategy_edge=str(getattr(signal, "edge", "")) if signal is not None else "",
+            flash_crash_pct=flash_crash_pct,
+            flash_crash_bars=flash_crash_bars,
         )
         if predict_setups is not None:
             n = bars.height
@@ -110,13 +119,21 @@ class AnalysisFrame:
             found = [(i, s) for i, s in found if s is not None]
             p_win = np.full(n, np.nan)
             if found:
-                p_win[[i for i, _ in found]] = predict_setups(bars, [i for i, _ in found], [s for _, s in found])
+                p_win[[i for i, _ in found]] = predict_setups(bars, [i for i, _ in found], [s for _, s in found],
+                                                              feats=feats, events=frame.structure)
             frame.p_win = p_win
             frame.ml_gate = tuple(getattr(signal, "gate", (0.0, None, "")))  # type: ignore[assignment]
         return frame
 
     def __len__(self) -> int:
         return self.bars.height
+
+    @property
+    def times(self) -> list:
+        """UTC-aware datetimes (bar open), one per row."""
+        if self._times is None:
+            self._times = self.bars["time"].to_list()
+        return self._times
 
     def setup_at(self, i: int) -> smc.SMCSetup | None:
         if self._setups is None:
@@ -146,7 +163,8 @@ class AnalysisFrame:
         if self._rows is None or self._rows[0] != start:
             hi = min(len(self), lo + _ROW_CHUNK)
             self._rows = (start, _RowLists.of({k: v[start:hi] for k, v in self.columns.items()},
-                                              None if self.regime_probs is None else self.regime_probs[start:hi]))
+                                              None if self.regime_probs is None else self.regime_probs[start:hi],
+                                              self.flash_crash_pct, self.flash_crash_bars))
         return self._rows[1], i - start
 
     def at(self, i: int, prev_setup: smc.SMCSetup | bool | None = False) -> MarketAnalysis:
@@ -160,7 +178,7 @@ class AnalysisFrame:
         rows, j = self._row_lists(i)
         setup = self.setup_at(i)
         prev = self.setup_at(i - 1) if prev_setup is False and i > 0 else (prev_setup or None)
-        bar_time = self.times[i]
+        bar_time = self._times[i] if self._times is not None else self.bars["time"][i]
         session = session_at(bar_time + _M15)
         regime = self.regime_at(i)
         ml = None
@@ -219,7 +237,9 @@ class _RowLists:
     regime_confidence: list[float]
 
     @classmethod
-    def of(cls, columns: dict[str, np.ndarray], regime_probs: np.ndarray | None) -> _RowLists:
+    def of(cls, columns: dict[str, np.ndarray], regime_probs: np.ndarray | None,
+           flash_crash_pct: float = _DEFAULTS.flash_crash_pct,
+           flash_crash_bars: int = _DEFAULTS.flash_crash_bars) -> _RowLists:
         close = np.asarray(columns["close"], dtype=np.float64)
         n = close.size
         if regime_probs is None:
@@ -233,20 +253,20 @@ class _RowLists:
             close=close.tolist(), high=columns["high"].tolist(), low=columns["low"].tolist(),
             spread=columns["spread"].tolist(),
             indicators=tuple(np.asarray(columns[k], dtype=np.float64).tolist() for k in INDICATOR_COLUMNS),
-            crisis=_flash_crash_rows(close).tolist(), regime_state=state.tolist(),
+            crisis=_flash_crash_rows(close, flash_crash_pct, flash_crash_bars).tolist(), regime_state=state.tolist(),
             regime_confidence=confidence.tolist(),
         )
 
 
-def _flash_crash_rows(close: np.ndarray) -> np.ndarray:
-    """Per row i, flash_crash_move_pct(close[: i + 1]) >= FLASH_CRASH_PCT, for all rows at once."""
+def _flash_crash_rows(close: np.ndarray, pct: float, bars: int) -> np.ndarray:
+    """Per row i, close_move_pct(close[: i + 1], bars) >= pct, for all rows at once."""
     out = np.zeros(close.size, dtype=bool)
-    k = FLASH_CRASH_BARS - 1  # the window's first close is k rows back
+    k = bars - 1  # the window's first close is k rows back
     if close.size > k:
         first, last = close[:-k], close[k:]
         with np.errstate(divide="ignore", invalid="ignore"):
             move = np.abs(last / first - 1) * 100
-        out[k:] = (first > 0) & (move >= FLASH_CRASH_PCT)
+        out[k:] = (first > 0) & (move >= pct)
     return out
 
 
@@ -259,13 +279,15 @@ class MarketAnalyzer:
 
     def __init__(self, regime: RegimeSource | None = None, signal: SignalSource | None = None,
                  history: int = 1500, with_h1_bias: bool = False, min_threshold: float = 0.60,
-                 max_threshold: float = 0.85) -> None:
+                 max_threshold: float = 0.85, flash_crash_pct: float = _DEFAULTS.flash_crash_pct,
+                 flash_crash_bars: int = _DEFAULTS.flash_crash_bars) -> None:
         if history < 60:
             raise ValueError(f"analysis history must be at least 60 bars, got {history}")
         self.regime, self.signal = regime, signal
         self.history = history
         self.with_h1_bias = with_h1_bias
         self.min_threshold, self.max_threshold = min_threshold, max_threshold
+        self.flash_crash_pct, self.flash_crash_bars = flash_crash_pct, flash_crash_bars
         self.last_frame: AnalysisFrame | None = None  # for /chart overlays and /market
 
     def set_models(self, regime: RegimeSource | None, signal: SignalSource | None) -> None:
@@ -281,7 +303,8 @@ class MarketAnalyzer:
             raise ValueError("need at least 2 closed bars to analyse")
         w = bars.tail(self.history) if bars.height > self.history else bars
         frame = AnalysisFrame.build(w, self.regime, self.signal, self.with_h1_bias, self.min_threshold,
-                                    self.max_threshold, ml_rows=1)
+                                    self.max_threshold, ml_rows=1, flash_crash_pct=self.flash_crash_pct,
+                                    flash_crash_bars=self.flash_crash_bars)
         self.last_frame = frame
         return frame.at(-1)
 

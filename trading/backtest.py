@@ -206,7 +206,9 @@ def run_backtest(
     config = config or BacktestConfig()
     t0 = time.perf_counter()
     frame = frame or AnalysisFrame.build(bars, regime, signal,
-                                         with_h1_bias=config.params.gate_enabled("h1_bias"))
+                                         with_h1_bias=config.params.gate_enabled("h1_bias"),
+                                         flash_crash_pct=config.params.flash_crash_pct,
+                                         flash_crash_bars=config.params.flash_crash_bars)
     analyzer: Analyzer = PrecomputedAnalyzer(frame)
     if analyzer_wrapper is not None:
         analyzer = analyzer_wrapper(analyzer)
@@ -222,7 +224,9 @@ def live_replay(bars: pl.DataFrame, config: BacktestConfig | None = None, *, reg
     config = config or BacktestConfig()
     t0 = time.perf_counter()
     analyzer = MarketAnalyzer(regime, signal, history=bars.height,
-                              with_h1_bias=config.params.gate_enabled("h1_bias"))
+                              with_h1_bias=config.params.gate_enabled("h1_bias"),
+                              flash_crash_pct=config.params.flash_crash_pct,
+                              flash_crash_bars=config.params.flash_crash_bars)
     result = asyncio.run(_drive(bars, analyzer, config, live=True, progress=None, label="live replay", path=path))
     result.seconds = time.perf_counter() - t0
     return result
@@ -235,7 +239,9 @@ def paced_replay(bars: pl.DataFrame, config: BacktestConfig | None = None, *, sp
     wall clock jitters (`wall_seed`). Its trades must equal `run_backtest`'s at any speed."""
     config = config or BacktestConfig()
     t0 = time.perf_counter()
-    frame = AnalysisFrame.build(bars, regime, signal, with_h1_bias=config.params.gate_enabled("h1_bias"))
+    frame = AnalysisFrame.build(bars, regime, signal, with_h1_bias=config.params.gate_enabled("h1_bias"),
+                                flash_crash_pct=config.params.flash_crash_pct,
+                                flash_crash_bars=config.params.flash_crash_bars)
     result = asyncio.run(_drive(bars, PrecomputedAnalyzer(frame), config, live=False, progress=None,
                                 label=f"replay at {speed:g}x", path=path, speed=speed, wall_seed=wall_seed))
     result.seconds = time.perf_counter() - t0

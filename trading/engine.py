@@ -164,9 +164,13 @@ class TradingEngine:
         comment: str = "xau-bot",
         approval_ttl: timedelta = timedelta(minutes=10),
         approval_clock: Callable[[], datetime] | None = None,
+        analyze_in_thread: bool = False,
     ) -> None:
         self.broker = broker
         self.analyzer = analyzer
+        # the live analyzer recomputes its history window each bar: in a worker thread the event loop
+        # (the 1-second job's other work, Telegram) is not held by it; the decision still runs on the loop
+        self.analyze_in_thread = analyze_in_thread
         self.params = params or StrategyParams()
         self.limits = limits or RiskLimits()
         self.recorder: Recorder = recorder or MemoryRecorder()
@@ -707,9 +711,23 @@ class TradingEngine:
         async with self._step_lock:
             return await self._on_bar(bars)
 
+    async def judge_at_start(self, bars: pl.DataFrame) -> Decision:
+        """Start-up: the last closed bar analysed and its gates judged at once, so /status, /chart and
+        /filters answer from the first second. Never entered and not journaled as a decision: the bar
+        closed before the start, so an order now would fill later than its decision assumed, and a
+        restart inside the bar it was decided on before would otherwise enter it twice."""
+        assert self.state is not None, "call start() first"
+        async with self._step_lock:
+            with self.timer.phase("analysis"):
+                self.analysis = await self._analyse(bars)
+            return await self._decide(self.analysis, self.clock(), at_start=True)
+
+    async def _analyse(self, bars: pl.DataFrame) -> MarketAnalysis:
+        return await asyncio.to_thread(self.analyzer, bars) if self.analyze_in_thread else self.analyzer(bars)
+
     async def _on_bar(self, bars: pl.DataFrame) -> Decision:
         with self.timer.phase("analysis"):
-            analysis = self.analyzer(bars)
+            analysis = await self._analyse(bars)
         self.analysis = analysis
         now = self.clock()
         with self.timer.phase("entry"):
@@ -738,7 +756,7 @@ class TradingEngine:
             leverage=self.account.leverage if self.account else 100,
         )
 
-    async def _decide(self, analysis: MarketAnalysis, now: datetime) -> Decision:
+    async def _decide(self, analysis: MarketAnalysis, now: datetime, at_start: bool = False) -> Decision:
         assert self.state is not None
         account = self.account = await self.broker.account()
         mode = self.mode()
@@ -762,6 +780,11 @@ class TradingEngine:
             lot=lot.lots if lot else 0.0, lot_steps=lot.steps if lot else (), model_version=analysis.model_version,
             features=decision_features(analysis) if full or block is None else {},
         )
+        if at_start:
+            verdict = seen["reason"] if block else "every gate passes, no order"
+            seen.update(action="skip", reason=f"start-up, judged only (the bar closed before the start): {verdict}")
+            self.last_decision = Decision(**seen)
+            return self.last_decision
         # built twice rather than `replace`d with its id: half the cost, once a bar
         decision = Decision(**seen, id=await self.recorder.record_decision(Decision(**seen)))
         self.last_decision = decision

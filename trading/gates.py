@@ -22,10 +22,12 @@ from trading.timezones import to_wib
 
 @dataclass(frozen=True, slots=True)
 class GateResult:
+    """One entry gate's verdict, in the order the gates ran (the engine's and the journal's: one class)."""
+
     name: str
     passed: bool
-    reason: str
-    skipped: bool = False
+    reason: str = ""
+    skipped: bool = False  # not judged (no setup, no model...): neither passed nor blocking
 
     @property
     def blocked(self) -> bool:

@@ -49,6 +49,10 @@ class PhaseTimer:
             samples = self._samples[name] = deque(maxlen=self._window)
         return _Phase(samples)
 
+    def samples(self, name: str) -> tuple[float, ...]:
+        """The last `window` timings of `name`, in ms, oldest first."""
+        return tuple(self._samples.get(name, ()))
+
     def add(self, name: str, ms: float) -> None:
         warm = self._warmup.setdefault(name, [])
         if len(warm) < WARMUP_SAMPLES:

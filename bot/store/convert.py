@@ -83,13 +83,33 @@ def finite(value: float, what: str) -> float:
     return float(value)
 
 
+SKIPPED_PREFIX = "skipped: "  # how rows written before the flag kept a skipped gate: passed, reason prefixed
+
+
+def gate_to_json(g: GateResult) -> dict[str, Any]:
+    """The journal's representation: name, passed, reason; `skipped` only on a skipped gate."""
+    out: dict[str, Any] = {"name": g.name, "passed": g.passed, "reason": g.reason}
+    if g.skipped:
+        out["skipped"] = True
+    return out
+
+
+def gate_from_json(d: Mapping[str, Any]) -> GateResult:
+    reason, passed = str(d.get("reason", "")), bool(d["passed"])
+    if d.get("skipped"):
+        return GateResult(str(d["name"]), passed, reason, skipped=True)
+    if passed and reason.startswith(SKIPPED_PREFIX):  # a row from before the flag
+        return GateResult(str(d["name"]), False, reason.removeprefix(SKIPPED_PREFIX), skipped=True)
+    return GateResult(str(d["name"]), passed, reason)
+
+
 def gates_to_json(gates: Iterable[GateResult | Mapping[str, Any]]) -> list[dict[str, Any]]:
     out = []
     for i, g in enumerate(gates):
         if isinstance(g, GateResult):
-            out.append(g.to_json())
+            out.append(gate_to_json(g))
         elif isinstance(g, Mapping) and "name" in g and "passed" in g:
-            out.append(GateResult.from_json(dict(g)).to_json())
+            out.append(gate_to_json(gate_from_json(g)))
         else:
             raise ValueError(f"gate #{i} must be a GateResult or a mapping with name and passed, got {g!r}")
     return out
@@ -132,7 +152,7 @@ def decision(row: DecisionRow) -> DecisionRecord:
         confidence=row.confidence,
         threshold=row.threshold,
         reason=row.reason,
-        gates=tuple(GateResult.from_json(g) for g in row.gates),
+        gates=tuple(gate_from_json(g) for g in row.gates),
         lot=row.lot,
         created_at=row.created_at,
         setup=row.setup or "",

@@ -10,22 +10,7 @@ from datetime import date, datetime
 from typing import Any
 
 from trading.domain import ClosedTrade, Side
-
-
-@dataclass(frozen=True, slots=True)
-class GateResult:
-    """One entry gate's verdict, in the order the gates ran."""
-
-    name: str
-    passed: bool
-    reason: str = ""
-
-    def to_json(self) -> dict[str, Any]:
-        return {"name": self.name, "passed": self.passed, "reason": self.reason}
-
-    @classmethod
-    def from_json(cls, d: dict[str, Any]) -> GateResult:
-        return cls(name=str(d["name"]), passed=bool(d["passed"]), reason=str(d.get("reason", "")))
+from trading.gates import GateResult  # the engine's record (bot.store re-exports it): one class for a verdict
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,7 +32,7 @@ class DecisionRecord:
 
     @property
     def first_failed_gate(self) -> GateResult | None:
-        return next((g for g in self.gates if not g.passed), None)
+        return next((g for g in self.gates if g.blocked), None)
 
 
 @dataclass(frozen=True, slots=True)

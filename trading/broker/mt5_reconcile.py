@@ -6,16 +6,28 @@ from __future__ import annotations
 
 import logging
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING
+from typing import Any, Protocol
 
 from trading.broker.base import BrokerError
 from trading.broker.mt5_requests import error_args
-from trading.domain import DealEntry, OrderResult, Position, Side
+from trading.domain import Deal, DealEntry, OrderResult, Position, Side
 
-if TYPE_CHECKING:
-    from trading.broker.mt5 import MT5Broker
+
+class MT5Broker(Protocol):
+    """What reconciling reads of `trading.broker.mt5.MT5Broker` (a protocol: the broker imports this module)."""
+
+    magic: int
+
+    _now: Callable[[], datetime]
+
+    async def ensure_connected(self) -> None: ...
+    async def positions(self) -> list[Position]: ...
+    async def deals_since(self, since: datetime) -> list[Deal]: ...
+    async def _position(self, ticket: int) -> Position | None: ...
+    async def _deals(self, what: str, fetch: Callable[[Any], Any]) -> list[Deal]: ...
 
 log = logging.getLogger("trading.broker.mt5")
 

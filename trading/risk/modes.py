@@ -55,6 +55,34 @@ def safer(a: RiskMode, b: RiskMode) -> RiskMode:
 
 
 @dataclass(frozen=True, slots=True)
+class Bound:
+    """A risk limit's allowed range: above `low` (from `low` with `low_inclusive`) and at most `high`."""
+
+    low: float
+    high: float
+    low_inclusive: bool = False
+
+    def holds(self, value: float) -> bool:
+        return (self.low <= value if self.low_inclusive else self.low < value) and value <= self.high
+
+    def describe(self) -> str:
+        return f"{self.low:g}..{self.high:g}" if self.low_inclusive else f"in ({self.low:g}, {self.high:g}]"
+
+    def field_args(self) -> dict[str, float]:
+        """The same range as pydantic `Field` constraints (the settings read it from here)."""
+        return {"ge" if self.low_inclusive else "gt": self.low, "le": self.high}
+
+
+# the one source of the limits a trader can set (settings, /risk, RiskLimits itself)
+LIMIT_BOUNDS: dict[str, Bound] = {
+    "risk_per_trade_pct": Bound(0, 5),
+    "daily_loss_pct": Bound(0, 50),
+    "total_loss_pct": Bound(0, 100),
+    "max_positions": Bound(1, 20, low_inclusive=True),
+}
+
+
+@dataclass(frozen=True, slots=True)
 class RiskLimits:
     risk_per_trade_pct: float = 1.0
     daily_loss_pct: float = 3.0
@@ -67,11 +95,9 @@ class RiskLimits:
     max_lot: float = 0.02
 
     def __post_init__(self) -> None:
-        checks = [
-            (0 < self.risk_per_trade_pct <= 5, "risk_per_trade_pct must be in (0, 5]"),
-            (0 < self.daily_loss_pct <= 50, "daily_loss_pct must be in (0, 50]"),
-            (0 < self.total_loss_pct <= 100, "total_loss_pct must be in (0, 100]"),
-            (1 <= self.max_positions <= 20, "max_positions must be 1..20"),
+        checks = [(bound.holds(getattr(self, name)), f"{name} must be {bound.describe()}")
+                  for name, bound in LIMIT_BOUNDS.items()]
+        checks += [
             (0 < self.protected_at < 1, "protected_at must be in (0, 1)"),
             (self.recovery_after_losses >= 1, "recovery_after_losses must be >= 1"),
             (self.cooldown_minutes >= 0, "cooldown_minutes must be >= 0"),

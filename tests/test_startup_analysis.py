@@ -1,0 +1,152 @@
+"""On start-up the bot analyses and judges the last closed bar at once (bot/app.py `_judge_last_bar`,
+`TradingEngine.judge_at_start`): /chart, /status and /filters answer from the first second, and that
+bar is never entered nor journaled as a decision: the next close is the first one decided. Both the
+replayed market (the market loop) and the live path (the 1-second job reading the broker's bars)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from bot.app import App
+from bot.brokers import BrokerSetup
+from bot.config import Settings, load_settings
+from trading.bars import closed_bars
+from trading.broker.feeds import ReplayFeed
+from trading.broker.paper import PaperBroker
+from trading.synthetic import generate_bars
+
+
+def make_settings(tmp_path: Path, **overrides: Any) -> Settings:
+    base: dict[str, Any] = dict(
+        database_path=tmp_path / "x.db", models_dir=tmp_path / "models", paper_replay_speed=3000,
+        market_update_minutes=0, hourly_analysis=False, daily_summary=False, auto_retrain=False,
+    )
+    return load_settings(None, **(base | overrides))
+
+
+@pytest.fixture(autouse=True)
+def no_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in list(os.environ):
+        if name.startswith(("TELEGRAM_", "BROKER", "RISK_", "PAPER_", "DATABASE_PATH", "MODELS_DIR")):
+            monkeypatch.delenv(name)
+
+
+async def started(settings: Settings) -> App:
+    app = App(settings, console_input=False)
+    await app.start()
+    app.scheduler.pause()  # the test drives the trading job
+    return app
+
+
+async def test_the_replayed_market_answers_chart_status_and_filters_before_any_bar_closes(tmp_path, capsys) -> None:
+    app = await started(make_settings(tmp_path))
+    try:
+        snap = app.engine.snapshot()
+        last_closed = app.market_loop.window(app.market_loop.bar - 1)["time"][-1]
+        assert snap.analysis is not None and snap.analysis.bar_time == last_closed
+        assert app.analyzer.last_frame is not None
+        decision = snap.last_decision
+        assert decision is not None and decision.bar_time == last_closed
+        assert decision.action == "skip" and decision.reason.startswith("start-up, judged only")
+        assert decision.id is None and decision.gates  # every gate judged, not journaled
+        assert await app.journal.decisions(limit=10) == []
+
+        capsys.readouterr()
+        await app.console.handle_line("/chart")
+        out = capsys.readouterr().out
+        assert "No bars analysed yet" not in out and "photo #" in out
+        await app.console.handle_line("/filters")
+        out = capsys.readouterr().out
+        assert "No decision yet" not in out and "start-up, judged only" in out
+        await app.console.handle_line("/status")
+        assert "analysis p50" in capsys.readouterr().out  # the start-up analysis is timed
+
+        # the first bar decided is the next close, never the start-up bar; nothing entered for it
+        while not await app.journal.decisions(limit=1):
+            await app.trading_job.run()
+        first = (await app.journal.decisions(limit=1))[0]
+        assert first.bar_time > last_closed
+        assert all(t.open_time > last_closed for t in await app.journal.trades())
+    finally:
+        await app.shutdown("test")
+
+
+async def test_the_live_path_judges_the_last_closed_bar_and_decides_only_the_next_one(tmp_path, monkeypatch) -> None:
+    """No market loop (a live broker): the start-up bar counts as seen, so the first job, one second
+    later, does not decide it again (an order for it would fill at a later price)."""
+    feed = ReplayFeed(generate_bars(400, seed=4), speed=0, ticks_per_bar=12, history=300)
+    feed.advance(3)  # three ticks into the forming bar
+    broker = PaperBroker(feed=feed)
+    monkeypatch.setattr("bot.app.build_broker", lambda s: BrokerSetup(broker, feed.now, "test live broker"))
+    app = await started(make_settings(tmp_path, analysis_history_bars=300))
+    try:
+        assert app.market_loop is None
+        last_closed = closed_bars(feed.bars_now(5), feed.now())["time"][-1]
+        snap = app.engine.snapshot()
+        assert snap.analysis is not None and snap.analysis.bar_time == last_closed
+        assert snap.last_decision is not None and snap.last_decision.reason.startswith("start-up")
+        assert app.trading_job.last_bar_time == last_closed
+
+        await app.trading_job.run()  # the same bar: judged at start, not decided again
+        assert await app.journal.decisions(limit=10) == []
+        assert app.engine.positions == {}
+
+        feed.advance_bars(1)
+        feed.advance(1)  # the next bar has closed: one tick of the one after
+        await app.trading_job.run()
+        decisions = await app.journal.decisions(limit=10)
+        assert [d.bar_time for d in decisions] == [app.trading_job.last_bar_time]
+        assert decisions[0].bar_time > last_closed
+    finally:
+        await app.shutdown("test")
+
+
+async def test_a_failing_start_up_analysis_is_a_note_and_the_bot_starts(tmp_path, monkeypatch) -> None:
+    def broken(self: Any, bars: Any) -> Any:
+        raise ValueError("bad bars")
+
+    monkeypatch.setattr("trading.analyzer.MarketAnalyzer.__call__", broken)
+    app = await started(make_settings(tmp_path))
+    try:
+        assert app.engine.snapshot().analysis is None
+        assert any("start-up analysis failed (bad bars)" in n for n in app.notes)
+    finally:
+        await app.shutdown("test")
+
+
+async def test_the_bar_analysis_runs_in_a_worker_thread_and_the_decision_on_the_loop(tmp_path, monkeypatch) -> None:
+    """The live analyzer recomputes its window each bar: off the event loop, so the loop (Telegram, the
+    other jobs) is not held by it; the gates, the order and the journal stay on the loop."""
+    import threading
+
+    from trading.analyzer import MarketAnalyzer
+
+    threads: list[int] = []
+    analyse = MarketAnalyzer.__call__
+
+    def spy(self: MarketAnalyzer, bars: Any) -> Any:
+        threads.append(threading.get_ident())
+        return analyse(self, bars)
+
+    monkeypatch.setattr(MarketAnalyzer, "__call__", spy)
+    app = await started(make_settings(tmp_path))
+    try:
+        recorded: list[int] = []
+        record = app.recorder.record_decision
+
+        async def on_loop(decision: Any) -> Any:
+            recorded.append(threading.get_ident())
+            return await record(decision)
+
+        app.engine.recorder.record_decision = on_loop  # type: ignore[method-assign]
+        while not recorded:
+            await app.trading_job.run()
+        assert len(threads) >= 2  # the start-up bar and the one decided
+        assert threading.get_ident() not in threads
+        assert recorded == [threading.get_ident()]
+    finally:
+        await app.shutdown("test")
