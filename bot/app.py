@@ -23,6 +23,7 @@ import polars as pl
 
 from bot import logbuffer
 from bot.brokers import build_broker
+from bot.catchup import state_line
 from bot.config import Settings
 from bot.context import BotContext
 from bot.journal_recorder import JournalRecorder
@@ -30,6 +31,7 @@ from bot.messages import limits_drift_notes, shutdown_event, startup_event
 from bot.notifier import NOTIFY_STATE_KEY, ChatBudget, ErrorMonitor, Notifier, NotifyControl
 from bot.scheduler import TradingJob, build_scheduler
 from bot.store import Journal
+from bot.store.outbox import OutboxStore
 from bot.transport import ConsoleTransport, TelegramTransport
 from handlers.clock import set_market_replay
 from trading.analyzer import MarketAnalyzer
@@ -295,9 +297,11 @@ class App:
         self.transport = transport
         budget = ChatBudget(per_minute=s.notify_per_minute, report_gap=s.notify_report_gap_minutes * 60)
         self.notifier = Notifier(transport, chat or CONSOLE_USER, quiet_kinds=s.quiet_notifications,
-                                 muted_kinds=s.muted_notifications, budget=budget)
+                                 muted_kinds=s.muted_notifications, budget=budget, outbox=OutboxStore(self.journal),
+                                 state_line=lambda: state_line(self.engine.snapshot()))
         self.notifier.load_switches((await self.journal.load_state()).get(NOTIFY_STATE_KEY) or {})  # /notify's
         self.ctx.extras["notify"] = NotifyControl(self.notifier, self.journal.save_state)
+        await self.notifier.restore()  # what the last run could not deliver goes first
         self.notifier.attach(self.bus)
 
     def _publish_startup(self, description: str) -> None:

@@ -1,0 +1,292 @@
+"""A Telegram outage loses no must-deliver message: the outbox, retries, the catch-up summary, restarts.
+
+Everything goes through aiogram against the local fake Bot API (tests/fake_telegram.py), which here
+refuses connections, answers 500 (JSON), 502 (an HTML page), 400 and 403; the outbox is a real
+journal file. Backoffs are shortened so the outages last milliseconds of wall time.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import sqlite3
+from collections.abc import AsyncIterator, Callable
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+
+from bot.catchup import SUMMARY_OVER, state_line, summary_html
+from bot.courier import Backoff
+from bot.notifier import ChatBudget, Notifier
+from bot.store import Journal
+from bot.store.outbox import OutboxStore
+from bot.transport import TelegramTransport, html_to_text
+from tests.fake_telegram import FakeTelegramServer
+from tests.notify_samples import T0, closed_trade, events, opened_trade
+from trading.events import Event, EventBus, EventKind
+
+CHAT = 4242
+FAST = Backoff(first=0.005, cap=0.02)
+
+
+def opened(ticket: int) -> Event:
+    return Event(EventKind.TRADE_OPENED, T0, {**events()[EventKind.TRADE_OPENED].data,
+                                              "trade": replace(opened_trade(), ticket=ticket)}, f"opened #{ticket}")
+
+
+def closed(ticket: int, profit: float) -> Event:
+    sample = events()[EventKind.TRADE_CLOSED]
+    return Event(EventKind.TRADE_CLOSED, T0, {**sample.data, "trade": replace(closed_trade(profit), ticket=ticket)},
+                 f"closed #{ticket}")
+
+
+@pytest.fixture
+async def journal(tmp_path: Path) -> AsyncIterator[Journal]:
+    async with Journal(tmp_path / "journal.db") as j:
+        yield j
+
+
+def outbox_rows(journal: Journal) -> list[tuple[int, str, str]]:
+    with sqlite3.connect(journal.path) as conn:
+        return conn.execute("select id, kind, status from outbox order by id").fetchall()
+
+
+async def until(condition: Callable[[], bool], timeout: float = 5.0) -> None:
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while not condition():
+        if loop.time() > deadline:
+            raise TimeoutError("condition not met in time")
+        await asyncio.sleep(0.005)
+
+
+def texts(server: FakeTelegramServer) -> list[str]:
+    return [html_to_text(m.text or "") for m in server.sent_messages(CHAT)]
+
+
+def failed_sends(server: FakeTelegramServer) -> int:
+    return sum(1 for c in server.calls_to("sendMessage") if not c.ok)
+
+
+def notifier_for(server: FakeTelegramServer, journal: Journal, **kwargs: object) -> Notifier:
+    return Notifier(TelegramTransport(server.bot()), CHAT, outbox=OutboxStore(journal), backoff=FAST,
+                    state_line=lambda: "📊 Now: 1 open (#25 BUY 0.02)", **kwargs)  # type: ignore[arg-type]
+
+
+async def test_refused_then_500_then_502_html_every_trade_is_summarised_by_ticket(
+    fake_telegram: FakeTelegramServer, journal: Journal, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG, logger="bot")
+    bus = EventBus()
+    notifier = notifier_for(fake_telegram, journal)
+    notifier.attach(bus)
+    try:
+        bus.publish(opened(10))
+        await until(lambda: len(texts(fake_telegram)) == 1)
+
+        await fake_telegram.refuse_connections()  # the API is down: connection refused
+        for e in (opened(16), opened(18), closed(10, -20.0)):
+            bus.publish(e)
+        await until(lambda: notifier.courier.tries >= 3)
+        assert fake_telegram.calls_to("sendMessage")[1:] == []  # nothing reached the server
+
+        await fake_telegram.accept_connections()
+        fake_telegram.fail_all(500, "Internal Server Error")  # up, but failing with the API's JSON
+        for e in (opened(22), closed(16, 5.2)):
+            bus.publish(e)
+        await until(lambda: failed_sends(fake_telegram) >= 2)
+
+        fake_telegram.fail_all(502, "Bad Gateway", html=True)  # a proxy's HTML page
+        failed = failed_sends(fake_telegram)
+        for e in (opened(25), closed(18, 2.4), closed(22, -0.2)):
+            bus.publish(e)
+        await until(lambda: failed_sends(fake_telegram) >= failed + 2)
+        assert [r[2] for r in outbox_rows(journal)] == ["sent"] + ["pending"] * 8  # all kept, before any try
+
+        await fake_telegram.heal()
+        await until(lambda: notifier.courier.waiting == 0)
+    finally:
+        await notifier.stop()
+        await notifier.transport.bot.session.close()  # type: ignore[attr-defined]
+
+    sent = texts(fake_telegram)
+    outbox_rows(journal)
+    assert len(sent) == 2 and sent[0].startswith("🟢 LONG (BUY) XAUUSD #10")
+    summary = sent[1]
+    assert summary.startswith("📬 While Telegram was unreachable (") and "8 messages waited" in summary
+    assert "Opened: #16 #18 #22 #25" in summary
+    assert "Closed: #10 (-$20.00) #16 (+$5.20) #18 (+$2.40) #22 (-$0.20)" in summary
+    assert "Net of these closes: -$12.60" in summary and summary.splitlines()[-2] == "📊 Now: 1 open (#25 BUY 0.02)"
+    assert [r[2] for r in outbox_rows(journal)] == ["sent"] + ["summarised"] * 8
+    assert notifier.stats()["summarised"] == 8 and notifier.failed == 0 and notifier.dropped == 0
+    # one WARNING when it started, one INFO when it ended, never a traceback
+    warnings = [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
+    assert len(warnings) == 1 and warnings[0].startswith("Telegram unreachable: TelegramNetworkError:")
+    assert "message(s) waiting, retrying" in warnings[0]
+    assert sum("Telegram reachable again" in r.getMessage() for r in caplog.records if r.levelno == logging.INFO) == 1
+    assert not any(r.exc_info for r in caplog.records)
+    assert any("the reply was an HTML page (502 Bad Gateway)" in r.getMessage() for r in caplog.records)
+
+
+async def test_a_short_outage_delivers_every_message_in_order(
+    fake_telegram: FakeTelegramServer, journal: Journal
+) -> None:
+    bus = EventBus()
+    notifier = notifier_for(fake_telegram, journal)
+    notifier.attach(bus)
+    try:
+        fake_telegram.fail_all(502, "Bad Gateway", html=True)
+        for e in (opened(1), closed(1, 3.0), opened(2)):
+            bus.publish(e)
+        await until(lambda: failed_sends(fake_telegram) >= 3)
+        await fake_telegram.heal()
+        await until(lambda: notifier.courier.waiting == 0)
+    finally:
+        await notifier.stop()
+        await notifier.transport.bot.session.close()  # type: ignore[attr-defined]
+    assert [t.splitlines()[0] for t in texts(fake_telegram)] == [
+        "🟢 LONG (BUY) XAUUSD #1", "✅ WIN +$3.00 #1", "🟢 LONG (BUY) XAUUSD #2"]
+    assert [r[2] for r in outbox_rows(journal)] == ["sent"] * 3
+
+
+async def test_a_restart_during_the_outage_sends_what_was_kept(
+    fake_telegram: FakeTelegramServer, tmp_path: Path
+) -> None:
+    path = tmp_path / "journal.db"
+    async with Journal(path) as journal:
+        await fake_telegram.refuse_connections()
+        bus = EventBus()
+        first = notifier_for(fake_telegram, journal)
+        first.attach(bus)
+        for e in (opened(7), closed(7, -4.0), opened(8)):
+            bus.publish(e)
+        await until(lambda: first.courier.tries >= 1)
+        await first.stop(timeout=0.1)  # the outage outlasts the run: SIGTERM
+        await first.transport.bot.session.close()  # type: ignore[attr-defined]
+        assert [r[2] for r in outbox_rows(journal)] == ["pending"] * 3
+    assert fake_telegram.sent_messages(CHAT) == []
+
+    await fake_telegram.heal()
+    async with Journal(path) as journal:
+        second = notifier_for(fake_telegram, journal)
+        assert await second.restore() == 3
+        bus = EventBus()
+        second.attach(bus)
+        bus.publish(opened(9))  # the new run's own messages come after the kept ones
+        try:
+            await until(lambda: len(texts(fake_telegram)) == 4)
+        finally:
+            await second.stop()
+            await second.transport.bot.session.close()  # type: ignore[attr-defined]
+        assert [t.splitlines()[0] for t in texts(fake_telegram)] == [
+            "🟢 LONG (BUY) XAUUSD #7", "❌ LOSS -$4.00 #7", "🟢 LONG (BUY) XAUUSD #8", "🟢 LONG (BUY) XAUUSD #9"]
+        assert [r[2] for r in outbox_rows(journal)] == ["sent"] * 4
+        assert await second.restore() == 0  # nothing is sent twice
+
+
+async def test_many_kept_over_a_restart_become_one_summary(fake_telegram: FakeTelegramServer, tmp_path: Path) -> None:
+    path = tmp_path / "journal.db"
+    async with Journal(path) as journal:
+        store = OutboxStore(journal)
+        for n in range(SUMMARY_OVER + 2):  # as a run killed during an outage leaves them
+            e = closed(100 + n, 1.0)
+            from bot.messages import render_event
+
+            await store.add(CHAT, e.kind.value, render_event(e).html, meta={"ticket": 100 + n, "profit": 1.0})  # type: ignore[union-attr]
+        notifier = notifier_for(fake_telegram, journal)
+        assert await notifier.restore() == SUMMARY_OVER + 2
+        notifier.start()
+        try:
+            await until(lambda: notifier.courier.waiting == 0)
+        finally:
+            await notifier.stop()
+            await notifier.transport.bot.session.close()  # type: ignore[attr-defined]
+        (summary,) = texts(fake_telegram)
+        assert "Closed: " + " ".join(f"#{100 + n} (+$1.00)" for n in range(SUMMARY_OVER + 2)) in summary
+        assert {r[2] for r in outbox_rows(journal)} == {"summarised"}
+
+
+async def test_final_refusals_are_not_retried_forever(
+    fake_telegram: FakeTelegramServer, journal: Journal, caplog: pytest.LogCaptureFixture
+) -> None:
+    """400 about the HTML: once more as plain text; 403 (bot blocked): recorded as failed, one line."""
+    bus = EventBus()
+    notifier = notifier_for(fake_telegram, journal)
+    notifier.attach(bus)
+    try:
+        fake_telegram.fail_next("sendMessage", 400, "Bad Request: can't parse entities: unclosed tag")
+        bus.publish(opened(1))
+        await until(lambda: notifier.courier.waiting == 0 and len(texts(fake_telegram)) == 1)
+        fake_telegram.fail_next("sendMessage", 403, "Forbidden: bot was blocked by the user")
+        bus.publish(opened(2))
+        bus.publish(opened(3))
+        await until(lambda: notifier.courier.waiting == 0 and len(texts(fake_telegram)) == 2)
+    finally:
+        await notifier.stop()
+        await notifier.transport.bot.session.close()  # type: ignore[attr-defined]
+    plain, after = fake_telegram.sent_messages(CHAT)
+    assert plain.parse_mode is None and plain.text.startswith("🟢 LONG (BUY) XAUUSD #1")  # type: ignore[union-attr]
+    assert after.text.startswith("🟢 <b>LONG (BUY)</b>") and "#3" in after.text  # type: ignore[union-attr]
+    assert [r[2] for r in outbox_rows(journal)] == ["sent", "failed", "sent"]
+    assert len(fake_telegram.calls_to("sendMessage")) == 4  # 400, plain, 403, #3: nothing retried in a loop
+    refused = [r.getMessage() for r in caplog.records if "for good" in r.getMessage()]
+    assert len(refused) == 1 and "bot was blocked by the user" in refused[0] and "kept in the outbox" in refused[0]
+    assert notifier.failed == 1
+
+
+class WallClock:
+    """A fake monotonic clock; sleeping advances it (and records the waits)."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+        self.waits: list[float] = []
+
+    def __call__(self) -> float:
+        return self.now
+
+    async def sleep(self, seconds: float) -> None:
+        self.waits.append(seconds)
+        self.now += seconds
+        await asyncio.sleep(0)
+
+
+async def test_the_per_minute_budget_never_holds_trades_back(
+    fake_telegram: FakeTelegramServer, journal: Journal
+) -> None:
+    """30 trades and 30 SL moves in a burst, 5 messages a minute: the trades go at one a second while
+    running (not in the stop drain); SL moves over the budget are skipped and said once."""
+    clock = WallClock()
+    bus = EventBus()
+    notifier = notifier_for(fake_telegram, journal, budget=ChatBudget(per_minute=5), wall_clock=clock,
+                            sleep=clock.sleep)
+    notifier.attach(bus)
+    sl = events()[EventKind.SL_MOVED]
+    try:
+        for n in range(30):
+            bus.publish(opened(n))
+            bus.publish(sl)
+        await until(lambda: sum("XAUUSD #" in t for t in texts(fake_telegram)) == 30)  # all out before stop()
+    finally:
+        await notifier.stop()
+        await notifier.transport.bot.session.close()  # type: ignore[attr-defined]
+    assert max(clock.waits) <= 1.0  # paced at one a second, never the minute's wait
+    heads = [t.splitlines()[0] for t in texts(fake_telegram)]
+    assert [h for h in heads if h.startswith("🟢")] == [f"🟢 LONG (BUY) XAUUSD #{n}" for n in range(30)]
+    assert sum(h.startswith("🔕 SL moves come faster") for h in heads) == 1
+    assert notifier.over_budget["sl_moved"] > 0
+
+
+def test_summary_text_and_state_line() -> None:
+    from types import SimpleNamespace
+
+    from bot.catchup import Waiting
+
+    html = summary_html([Waiting("trade_opened", "x", T0, {"ticket": 5}),
+                         Waiting("limit_hit", "⛔ <b>DAILY LIMIT</b> &amp; stop\nmore", T0, {})])
+    assert "(13:30–13:30 WIB), 2 messages waited" in html and "🟢 Opened: #5" in html
+    assert "Also: ⛔ DAILY LIMIT &amp; stop" in html
+    snap = SimpleNamespace(positions=[SimpleNamespace(ticket=3, side="SELL", volume=0.05)],
+                           account=SimpleNamespace(balance=4987.6, equity=4990.1), paused=True)
+    assert state_line(snap) == ("📊 <b>Now:</b> 1 open (#3 SELL 0.05); balance $4,987.60, equity $4,990.10; "
+                                "entries paused")
