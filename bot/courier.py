@@ -26,7 +26,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from bot.catchup import SUMMARY_OVER, Waiting, summary_html
-from bot.transport import SendResult, Transport, html_to_text, split_message
+from bot.transport import MAX_CAPTION, SendResult, Transport, html_to_text, split_message
 from trading.timezones import utc_now
 
 if TYPE_CHECKING:
@@ -89,6 +89,12 @@ class Pacer:
         self.forget(self.wall_clock())
         return len(self.sent_at) >= self.budget.per_minute
 
+    def minute_wait(self) -> float:
+        """Seconds until the rolling minute has room again."""
+        if self.budget is None or len(self.sent_at) < self.budget.per_minute:
+            return 0.0
+        return max(self.sent_at[0] + 60.0 - self.wall_clock(), 0.0)
+
     def _refill(self, now: float, rate: float) -> None:
         self._tokens = min(float(self.budget.burst), self._tokens + (now - self._tokens_at) * rate)  # type: ignore[union-attr]
         self._tokens_at = now
@@ -111,6 +117,9 @@ class Pacer:
 
     def spent(self) -> None:
         self.sent_at.append(self.wall_clock())
+
+
+_DEFERRED = SendResult(error="deferred: a must-deliver message goes first")
 
 
 class Courier:
@@ -144,6 +153,7 @@ class Courier:
         self.down_since: float | None = None  # monotonic time of the first failed try of this outage
         self.tries = 0  # failed tries in this outage
         self._store_broken = False
+        self._in_db = False  # the task is inside an outbox write (close() lets it finish)
         self.sent = 0  # messages (parts) Telegram accepted
         self.failed = 0  # letters refused for good
         self.dropped = 0  # memory letters pushed out by max_memory, or left at stop
@@ -243,6 +253,12 @@ class Courier:
         return left_must + left_other
 
     async def close(self) -> None:
+        """End the task, but never in the middle of an outbox write (a cancelled database call can
+        leave the connection pool in a bad state at shutdown): such a write gets up to 2 s."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + 2.0
+        while self._in_db and loop.time() < deadline:
+            await asyncio.sleep(0.005)
         if self._task is not None:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -276,6 +292,8 @@ class Courier:
             await self._deliver_summary()
             return
         result = await self._send(letter)
+        if result is _DEFERRED:
+            return
         if result.ok:
             self._recovered()
             await self._record(letter.row_id, "sent")
@@ -322,18 +340,14 @@ class Courier:
             self.backlog = False
 
     async def _send(self, letter: Letter) -> SendResult:
-        """Every part not yet accepted, paced; stops at the first part that fails."""
+        """Every part not yet accepted, paced; stops at the first part that fails. A routine letter
+        held by the per-minute cap steps aside (_DEFERRED) as soon as a must-deliver one waits."""
+        while not letter.must and self.pacer.minute_full() and not self.pacer.draining:
+            if self.must:
+                return _DEFERRED
+            await self._sleep(min(self.pacer.minute_wait(), 1.0))
         if letter.png is not None:
-            await self.pacer.wait(letter.must)
-            try:
-                mid = await self.transport.send_photo(self.chat_id, letter.png, letter.html, letter.silent)
-            except Exception as exc:
-                return SendResult(retry=True, error=f"{type(exc).__name__}: {exc}")
-            if mid is None:
-                return SendResult(error="the photo was dropped by the transport")
-            self.sent += 1
-            self.pacer.spent()
-            return SendResult(message_id=mid)
+            return await self._send_photo(letter)
         text = html_to_text(letter.html) if letter.plain else letter.html
         parts = split_message(text, self.limit)
         result = SendResult(message_id=0)
@@ -347,6 +361,40 @@ class Courier:
             letter.parts_sent = index + 1
             if index + 1 < len(parts) and letter.row_id is not None:
                 await self._progress(letter)
+        return result
+
+    async def _send_photo(self, letter: Letter) -> SendResult:
+        """The photo (part 0), then a caption too long for Telegram as text parts after it."""
+        attempt = getattr(self.transport, "attempt_photo", None)
+        long_caption = attempt is not None and len(letter.html) > MAX_CAPTION
+        if letter.parts_sent == 0:
+            await self.pacer.wait(letter.must)
+            if attempt is not None:
+                result = await attempt(self.chat_id, letter.png, "" if long_caption else letter.html, letter.silent)
+            else:
+                try:
+                    mid = await self.transport.send_photo(self.chat_id, letter.png, letter.html,  # type: ignore[arg-type]
+                                                          letter.silent)
+                except Exception as exc:
+                    return SendResult(retry=True, error=f"{type(exc).__name__}: {exc}")
+                result = SendResult(message_id=mid) if mid is not None else SendResult(error="dropped by the transport")
+            if not result.ok:
+                return result
+            self.sent += 1
+            self.pacer.spent()
+            letter.parts_sent = 1
+        else:
+            result = SendResult(message_id=0)
+        if long_caption:
+            parts = split_message(letter.html, self.limit)
+            for index in range(letter.parts_sent - 1, len(parts)):
+                await self.pacer.wait(letter.must)
+                result = await attempt_text(self.transport, self.chat_id, parts[index], letter.silent, False)
+                if not result.ok:
+                    return result
+                self.sent += 1
+                self.pacer.spent()
+                letter.parts_sent = index + 2
         return result
 
     async def _wait_out(self, result: SendResult) -> None:
@@ -382,16 +430,22 @@ class Courier:
     async def _record_many(self, ids: list[int], status: str, error: str = "") -> None:
         if self.store is None or not ids:
             return
+        self._in_db = True
         try:
             await self.store.done(ids, status, error)
         except Exception as exc:  # sent is sent; at worst a restart sends it again
             log.warning("outbox: could not mark %d message(s) %s (%s: %s)", len(ids), status, type(exc).__name__, exc)
+        finally:
+            self._in_db = False
 
     async def _progress(self, letter: Letter) -> None:
+        self._in_db = True
         try:
             await self.store.progress(letter.row_id, letter.parts_sent)  # type: ignore[union-attr, arg-type]
         except Exception as exc:
             log.warning("outbox: could not record a sent part (%s)", exc)
+        finally:
+            self._in_db = False
 
 
 async def attempt_text(transport: Transport, chat_id: int, html: str, silent: bool, plain: bool) -> SendResult:

@@ -201,9 +201,12 @@ class Notifier:
         store = self.courier.store
         if store is None:
             return 0
-        with contextlib.suppress(Exception):
+        try:
             await store.prune(utc_now() - timedelta(days=keep_days))
-        return await self.courier.restore()
+            return await self.courier.restore()
+        except Exception as exc:  # a journal fault must not stop the start; the rows stay for next time
+            log.warning("outbox: cannot read the messages a previous run left (%s: %s)", type(exc).__name__, exc)
+            return 0
 
     @property
     def running(self) -> bool:

@@ -228,6 +228,19 @@ class TelegramTransport:
             return classify(exc)
         return SendResult(message_id=msg.message_id)
 
+    async def attempt_photo(self, chat_id: int, png: bytes, caption_html: str = "", silent: bool = False) -> SendResult:
+        """One try at a photo with a caption of at most MAX_CAPTION characters; no retry, nothing logged."""
+        from aiogram.types import BufferedInputFile
+
+        stamp = utc_now().strftime("%Y%m%d_%H%M%S")
+        try:
+            msg = await self.bot.send_photo(chat_id, BufferedInputFile(png, filename=f"chart_{stamp}.png"),
+                                            caption=caption_html or None, parse_mode="HTML" if caption_html else None,
+                                            disable_notification=silent)
+        except Exception as exc:
+            return classify(exc)
+        return SendResult(message_id=msg.message_id)
+
     async def send_photo(
         self, chat_id: int, png: bytes, caption_html: str = "", silent: bool = False
     ) -> int | None:

@@ -290,3 +290,25 @@ def test_summary_text_and_state_line() -> None:
                            account=SimpleNamespace(balance=4987.6, equity=4990.1), paused=True)
     assert state_line(snap) == ("📊 <b>Now:</b> 1 open (#3 SELL 0.05); balance $4,987.60, equity $4,990.10; "
                                 "entries paused")
+
+
+async def test_a_chart_with_a_long_caption_waits_out_an_outage_too(fake_telegram: FakeTelegramServer) -> None:
+    from charts.style import no_data_png
+
+    notifier = Notifier(TelegramTransport(fake_telegram.bot()), CHAT, backoff=FAST)
+    notifier.start()
+    try:
+        fake_telegram.fail_all(500, "Internal Server Error")
+        notifier.notify_photo(no_data_png(), "<b>daily</b>\n" + "x" * 1100, kind="daily")
+        await until(lambda: failed_sends(fake_telegram) == 0 and len(fake_telegram.calls_to("sendPhoto")) >= 2)
+        fake_telegram.fail_all(502, "Bad Gateway", html=True, methods=["sendMessage"])  # the photo goes, its text not
+        await until(lambda: len(fake_telegram.calls_to("sendPhoto")) >= 3)
+        await until(lambda: failed_sends(fake_telegram) >= 2)
+        await fake_telegram.heal()
+        await until(lambda: notifier.courier.waiting == 0)
+    finally:
+        await notifier.stop()
+        await notifier.transport.bot.session.close()  # type: ignore[attr-defined]
+    photo, caption = fake_telegram.sent_messages(CHAT)
+    assert photo.kind == "photo" and not photo.caption and caption.text == "<b>daily</b>\n" + "x" * 1100
+    assert [c.ok for c in fake_telegram.calls_to("sendPhoto")].count(True) == 1  # the photo went once
