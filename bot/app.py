@@ -21,7 +21,7 @@ from typing import Any
 
 import polars as pl
 
-from bot import logbuffer
+from bot import logbuffer, polling_log
 from bot.brokers import build_broker
 from bot.catchup import state_line
 from bot.config import Settings
@@ -275,6 +275,7 @@ class App:
         from bot.telegram import build_dispatcher, make_bot, start_polling
 
         if s.telegram_token is not None:
+            polling_log.install()  # one line per polling outage, not one per try
             bot = make_bot(s.telegram_token.get_secret_value(), s.telegram_api_url)
             self.polling = await start_polling(self.ctx, bot)
             transport: Any = TelegramTransport(bot)

@@ -143,7 +143,6 @@ class Notifier:
         for k in muted_kinds:
             self.switches[str(EventKind(k) if not isinstance(k, str) or k not in REPORT_KINDS else k)] = "off"
         self.limit = limit
-        self.budget = budget  # None: no budget (tests, a private log chat)
         self.wall_clock = wall_clock
         self.pacer = Pacer(budget, wall_clock, sleep)
         self.courier = Courier(transport, chat_id, self.pacer, store=outbox, limit=limit, backoff=backoff,
@@ -159,6 +158,15 @@ class Notifier:
         self._failed = 0  # formatter errors and letters that raised
         self.skipped = 0  # muted or not-notified events
         self._dropped = 0  # ad-hoc messages dropped on overflow, and items left at stop()
+
+    @property
+    def budget(self) -> ChatBudget | None:
+        """None: no budget (tests, a private log chat)."""
+        return self.pacer.budget
+
+    @budget.setter
+    def budget(self, value: ChatBudget | None) -> None:
+        self.pacer.budget = value
 
     @property
     def sent(self) -> int:

@@ -312,3 +312,72 @@ async def test_a_chart_with_a_long_caption_waits_out_an_outage_too(fake_telegram
     photo, caption = fake_telegram.sent_messages(CHAT)
     assert photo.kind == "photo" and not photo.caption and caption.text == "<b>daily</b>\n" + "x" * 1100
     assert [c.ok for c in fake_telegram.calls_to("sendPhoto")].count(True) == 1  # the photo went once
+
+
+async def test_the_app_keeps_a_stopped_runs_messages_and_summarises_them_after_restart(
+    tmp_path: Path, fake_telegram: FakeTelegramServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The real App: Telegram goes down, trades close, SIGTERM; Telegram comes back, the bot restarts:
+    one summary names every ticket (and the BOT STOPPED it could not send), then BOT STARTED."""
+    import os
+
+    from tests.test_app import make_settings, started
+
+    for name in list(os.environ):
+        if name.startswith(("TELEGRAM_", "BROKER", "RISK_", "PAPER_", "DATABASE_PATH", "MODELS_DIR")):
+            monkeypatch.delenv(name)
+    settings = make_settings(tmp_path, telegram_token=fake_telegram.token, telegram_api_url=fake_telegram.base_url,
+                             telegram_allowed_users=[42])
+    original_stop = Notifier.stop
+
+    async def short_stop(self: Notifier, timeout: float = 10.0) -> None:
+        await original_stop(self, timeout=min(timeout, 0.3))  # a test cannot wait out 10 s of outage
+
+    monkeypatch.setattr(Notifier, "stop", short_stop)
+    app = await started(settings)
+    try:
+        await fake_telegram.wait_for("sendMessage", lambda c: "BOT STARTED" in c.params.get("text", ""))
+        app.notifier.courier.backoff = FAST
+        await fake_telegram.refuse_connections()
+        for n in range(SUMMARY_OVER + 2):
+            app.bus.publish(closed(500 + n, -1.5))
+        await until(lambda: app.notifier.courier.tries >= 1)
+    finally:
+        await app.shutdown("stopped by signal")
+    await fake_telegram.heal()
+    before = len(fake_telegram.sent_messages(42))
+
+    again = await started(settings)
+    try:
+        after = await fake_telegram.wait_for("sendMessage", lambda c: "BOT STARTED" in c.params.get("text", ""),
+                                             since=len(fake_telegram.calls))
+    finally:
+        await again.shutdown("test")
+    sent = [html_to_text(m.text or "") for m in fake_telegram.sent_messages(42)[before:]]
+    summary = next(t for t in sent if t.startswith("📬"))
+    assert "Closed: " + " ".join(f"#{500 + n} (-$1.50)" for n in range(SUMMARY_OVER + 2)) in summary
+    assert "Also: 🔴 BOT STOPPED" in summary and "📊 Now: 0 open; balance $" in summary
+    assert sent.index(summary) < next(i for i, t in enumerate(sent) if "BOT STARTED" in t)
+    assert after.ok
+
+
+def test_polling_failures_log_one_warning_per_outage(caplog: pytest.LogCaptureFixture) -> None:
+    from bot import polling_log
+
+    log = logging.getLogger(polling_log.DISPATCHER_LOGGER)
+    for existing in list(log.filters):  # a clean one (the App installs it too)
+        log.removeFilter(existing)
+    quiet = polling_log.install()
+    assert polling_log.install() is quiet  # once
+    with caplog.at_level(logging.INFO, logger=polling_log.DISPATCHER_LOGGER):
+        for _outage in range(2):
+            for tries in range(5):
+                log.error("Failed to fetch updates - %s: %s", "TelegramNetworkError", "Server disconnected")
+                log.warning("Sleep for %f seconds and try again... (tryings = %d, bot id = %d)", 1.0, tries, 5)
+            log.info("Connection established (tryings = %d, bot id = %d)", 5, 5)
+    lines = [(r.levelname, r.getMessage()) for r in caplog.records]
+    assert lines == [("WARNING", "Telegram polling: Failed to fetch updates - TelegramNetworkError: Server "
+                                 "disconnected; retrying quietly until it is back"),
+                     ("INFO", "Connection established (tryings = 5, bot id = 5)")] * 2
+    assert quiet.dropped == 18 and not quiet.down
+    log.removeFilter(quiet)
