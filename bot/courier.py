@@ -23,10 +23,10 @@ from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from bot.catchup import SUMMARY_OVER, Waiting, summary_html
-from bot.transport import MAX_CAPTION, SendResult, Transport, html_to_text, split_message
+from bot.transport import MAX_CAPTION, SendResult, Transport, classify, html_to_text, split_message
 from trading.timezones import utc_now
 
 if TYPE_CHECKING:
@@ -35,6 +35,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("bot.notifier")
 
+T = TypeVar("T")
 MESSAGE_LIMIT = 4000  # under Telegram's 4096, with room for entities counted in UTF-16
 
 
@@ -241,16 +242,18 @@ class Courier:
         while self.waiting and loop.time() < deadline and self._task is not None and not self._task.done():
             await asyncio.sleep(min(0.01, max(deadline - loop.time(), 0)))
         await self.close()
-        left_must, left_other = len(self.must), len(self.other)
-        if left_must and self.store is not None:
-            log.warning("notifier stop: %d message(s) kept in the outbox; they go out at the next start", left_must)
-        if left_other:
-            log.warning("notifier stop: %d message(s) not sent within %s s", left_other, timeout)
-        self.dropped += left_other + (0 if self.store is not None else left_must)
+        kept = sum(1 for x in self.must if x.row_id is not None)
+        lost = len(self.must) - kept + len(self.other)  # memory only: gone with this run
+        if kept:
+            log.warning("notifier stop: %d message(s) kept in the outbox; they go out at the next start", kept)
+        if lost:
+            log.warning("notifier stop: %d message(s) not sent within %s s", lost, timeout)
+        self.dropped += lost
+        left = kept + lost
         self.must.clear()
         self.other.clear()
         self.pacer.draining = False
-        return left_must + left_other
+        return left
 
     async def close(self) -> None:
         """End the task, but never in the middle of an outbox write (a cancelled database call can
@@ -448,6 +451,41 @@ class Courier:
             self._in_db = False
 
 
+async def keep_trying(
+    request: Callable[[], Awaitable[T]],
+    *,
+    what: str,
+    wanted: Callable[[], bool] | None = None,
+    backoff: Backoff | None = None,
+    sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+) -> T | None:
+    """One Telegram call retried through passing faults (as the courier does) until it goes through,
+    a final refusal, or `wanted()` says it is moot (an approval answered or expired meanwhile); None
+    when it did not go. For a message that cannot wait in the outbox (an approval card with its
+    buttons). One WARNING when the first try fails, one INFO when it went after all."""
+    backoff = backoff or Backoff()
+    tries = 0
+    while True:
+        try:
+            result = await request()
+        except Exception as exc:
+            outcome = classify(exc)
+        else:
+            if tries:
+                log.info("%s sent after %d failed tries", what, tries)
+            return result
+        if not outcome.retry and outcome.retry_after is None:
+            log.warning("%s not sent: %s", what, outcome.error)
+            return None
+        tries += 1
+        if tries == 1:
+            log.warning("Telegram unreachable for the %s: %s; retrying", what, outcome.error)
+        await sleep(outcome.retry_after if outcome.retry_after is not None else backoff.delay(tries))
+        if wanted is not None and not wanted():
+            log.info("%s no longer needed after %d failed tries (answered or expired meanwhile)", what, tries)
+            return None
+
+
 async def attempt_text(transport: Transport, chat_id: int, html: str, silent: bool, plain: bool) -> SendResult:
     """One try through the transport: its own `attempt_text` when it has one (Telegram), else
     `send_text` (an exception is a passing fault, None a final refusal)."""
@@ -461,4 +499,4 @@ async def attempt_text(transport: Transport, chat_id: int, html: str, silent: bo
     return SendResult(message_id=mid) if mid is not None else SendResult(error="dropped by the transport")
 
 
-__all__ = ["MESSAGE_LIMIT", "Backoff", "Courier", "Letter", "Pacer", "attempt_text"]
+__all__ = ["MESSAGE_LIMIT", "Backoff", "Courier", "Letter", "Pacer", "attempt_text", "keep_trying"]

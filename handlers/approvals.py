@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
 from aiogram import Bot, Router
@@ -140,6 +141,10 @@ async def _edit(bot: Bot, chat_id: int, message_id: int, text: str) -> None:
         log.info("approval message %s/%s not edited: %s", chat_id, message_id, exc)
 
 
+# (send, what, still wanted?) -> the sent message, or None when it could not go while it mattered
+Retry = Callable[[Callable[[], Awaitable[Message]], str, Callable[[], bool]], Awaitable[Message | None]]
+
+
 class ApprovalAnnouncer:
     """Posts engine-proposed approvals to `chat_id` (None: posts nothing) and edits a request's message
     when it expires or is answered elsewhere.
@@ -147,8 +152,9 @@ class ApprovalAnnouncer:
     It owns its bus queue, so a slow Telegram never holds up the engine's `publish`.
     """
 
-    def __init__(self, ctx: Services, bot: Bot, chat_id: int | None) -> None:
+    def __init__(self, ctx: Services, bot: Bot, chat_id: int | None, retry: Retry | None = None) -> None:
         self.ctx, self.bot, self.chat_id = ctx, bot, chat_id
+        self.retry = retry  # the controller's retry through an outage (bot.courier.keep_trying); None: one try
         self.board = approval_board(ctx)
         self._queue: asyncio.Queue[Event] | None = None
         self._task: asyncio.Task[None] | None = None
@@ -185,8 +191,13 @@ class ApprovalAnnouncer:
             if self.chat_id is None or approval.id in self.board.claimed or approval.id in self.board.where:
                 return
             text, keyboard = render_approval(approval, self.ctx.engine.snapshot())
-            sent = await self.bot.send_message(self.chat_id, text, parse_mode="HTML", reply_markup=keyboard)
-            self.board.where[approval.id] = (sent.chat.id, sent.message_id)
+            def post() -> Awaitable[Message]:
+                return self.bot.send_message(self.chat_id, text, parse_mode="HTML", reply_markup=keyboard)
+
+            sent = await (self.retry(post, f"approval request {approval.id}", lambda: self._pending(approval.id))
+                          if self.retry else post())
+            if sent is not None:
+                self.board.where[approval.id] = (sent.chat.id, sent.message_id)
         elif event.kind is EventKind.APPROVAL_RESOLVED:
             await self._finalise(approval)
 
@@ -196,6 +207,10 @@ class ApprovalAnnouncer:
         self.board.final.add(approval.id)
         chat_id, message_id = self.board.where[approval.id]
         await _edit(self.bot, chat_id, message_id, render_result(approval))
+
+    def _pending(self, approval_id: str) -> bool:
+        current = self.ctx.engine.approvals.get(approval_id)
+        return current is not None and current.status is ApprovalStatus.PENDING
 
     async def _close_superseded(self) -> None:
         """A newer request of the same kind expires the older one without an event; show that."""

@@ -381,3 +381,30 @@ def test_polling_failures_log_one_warning_per_outage(caplog: pytest.LogCaptureFi
                      ("INFO", "Connection established (tryings = 5, bot id = 5)")] * 2
     assert quiet.dropped == 18 and not quiet.down
     log.removeFilter(quiet)
+
+
+async def test_an_approval_card_waits_out_an_outage_until_its_request_expires(
+    fake_telegram: FakeTelegramServer, tmp_path: Path
+) -> None:
+    """The approval request (a card with buttons, not an outbox message) is retried through the outage."""
+    from bot.courier import keep_trying
+    from tests.telegram_fixtures import CHAT as ADMIN_CHAT
+    from tests.telegram_fixtures import harness
+    from trading.risk.approvals import RiskChange
+
+    async def fast(send: Callable[[], object], what: str, wanted: Callable[[], bool]) -> object:
+        return await keep_trying(send, what=what, wanted=wanted, backoff=FAST)  # type: ignore[arg-type]
+
+    async for h in harness(fake_telegram, tmp_path):
+        h.polling.announcer.retry = fast
+        fake_telegram.fail_all(502, "Bad Gateway", html=True, methods=["sendMessage"])
+        since = len(fake_telegram.calls)
+        result = await h.engine.request_risk_change(RiskChange("limits", "max positions 2 → 3", {"max_positions": 3}),
+                                                    by="engine")
+        assert result.approval is not None
+        await until(lambda: sum(1 for c in fake_telegram.calls_to("sendMessage") if not c.ok) >= 3)
+        await fake_telegram.heal()
+        call = await fake_telegram.wait_for("sendMessage", lambda c: c.ok and c.params["chat_id"] == ADMIN_CHAT,
+                                            since=since)
+        msg = fake_telegram.messages[(ADMIN_CHAT, call.result["message_id"])]
+        assert "max positions 2 → 3" in (msg.text or "") and msg.buttons
