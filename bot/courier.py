@@ -61,7 +61,7 @@ class Backoff:
     """Seconds between retries in an outage: first, doubled each try, never over cap."""
 
     first: float = 1.0
-    cap: float = 60.0
+    cap: float = 30.0
 
     def delay(self, tries: int) -> float:
         return min(self.cap, self.first * 2 ** max(tries - 1, 0))
