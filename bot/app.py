@@ -275,7 +275,7 @@ class App:
         from bot.telegram import build_dispatcher, make_bot, start_polling
 
         if s.telegram_token is not None:
-            polling_log.install()  # one line per polling outage, not one per try
+            quiet_polling = polling_log.install()  # one line per polling outage, not one per try
             bot = make_bot(s.telegram_token.get_secret_value(), s.telegram_api_url)
             self.polling = await start_polling(self.ctx, bot)
             transport: Any = TelegramTransport(bot)
@@ -286,6 +286,7 @@ class App:
 
             transport = ConsoleTransport(photo_dir=s.database_path.parent / "photos", clock=utc_now)
             chat = CONSOLE_USER
+            quiet_polling = None
             console_settings = s.model_copy(update={"telegram_allowed_users": [CONSOLE_USER]})
             dp = build_dispatcher(dataclasses.replace(self.ctx, settings=console_settings))
             self.console = ConsoleController(dp, transport, CONSOLE_USER)
@@ -303,6 +304,8 @@ class App:
         self.notifier.load_switches((await self.journal.load_state()).get(NOTIFY_STATE_KEY) or {})  # /notify's
         self.ctx.extras["notify"] = NotifyControl(self.notifier, self.journal.save_state)
         await self.notifier.restore()  # what the last run could not deliver goes first
+        if quiet_polling is not None:  # polling got through again: the outbox retries at once
+            quiet_polling.on_recovery = self.notifier.courier.nudge
         self.notifier.attach(self.bus)
 
     def _publish_startup(self, description: str) -> None:

@@ -9,7 +9,7 @@ closes, lists the other messages by their headline, and ends with the newest sta
 from __future__ import annotations
 
 import html
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -44,8 +44,16 @@ def must_deliver(kind: str) -> bool:
 
 
 def event_meta(event: Event) -> dict[str, Any]:
-    """The facts a summary needs from a trade event: ticket, side, and the net P/L of a close."""
-    trade = event.data.get("trade")
+    """The facts a summary needs from a trade event: ticket, side, and the net P/L of a close
+    ({} for other kinds, and for a malformed event: its message still goes, the summary knows less)."""
+    try:
+        return _trade_meta(event)
+    except Exception:
+        return {}
+
+
+def _trade_meta(event: Event) -> dict[str, Any]:
+    trade = event.data.get("trade") if isinstance(event.data, dict) else None
     ticket = getattr(trade, "ticket", None)
     if event.kind not in (EventKind.TRADE_OPENED, EventKind.TRADE_CLOSED) or not isinstance(ticket, int):
         return {}
@@ -64,8 +72,13 @@ def headline(message_html: str) -> str:
     return ""
 
 
-def summary_html(waiting: Sequence[Waiting], state: str = "") -> str:
-    """📬 While Telegram was unreachable (12:01–12:03 WIB): opened #18 #22, closed #10 (+$5.20) …"""
+ROUTINE_LABELS = {"sl_moved": "SL moves", "market_update": "market updates", "hourly": "hourly analyses",
+                  "training_progress": "training progress reports"}
+
+
+def summary_html(waiting: Sequence[Waiting], state: str = "", skipped: Mapping[str, int] | None = None) -> str:
+    """📬 While Telegram was unreachable (12:01–12:03 WIB): opened #18 #22, closed #10 (+$5.20) …
+    `skipped`: routine messages of the same time left out by kind (the state line tells the newer)."""
     if not waiting:
         return ""
     first, last = to_wib(min(w.created_at for w in waiting)), to_wib(max(w.created_at for w in waiting))
@@ -88,6 +101,9 @@ def summary_html(waiting: Sequence[Waiting], state: str = "") -> str:
     others = [headline(w.html) for w in waiting if id(w) not in summarised]
     if others:
         lines.append("Also: " + "; ".join(html.escape(h) for h in others if h))
+    left_out = [f"{n} {ROUTINE_LABELS.get(kind, kind)}" for kind, n in sorted((skipped or {}).items()) if n]
+    if left_out:
+        lines.append("Left out as out of date: " + ", ".join(left_out))
     if state:
         lines.append(state)
     lines.append("Details: /trades, /positions, /status")

@@ -19,14 +19,15 @@ import contextlib
 import itertools
 import logging
 import time
-from collections import deque
+from collections import Counter, deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any
 
 from bot.catchup import SUMMARY_OVER, Waiting, summary_html
-from bot.transport import MAX_CAPTION, SendResult, Transport, classify, html_to_text, split_message
+from bot.retry import Backoff, attempt_text
+from bot.transport import MAX_CAPTION, SendResult, Transport, html_to_text, split_message
 from trading.timezones import utc_now
 
 if TYPE_CHECKING:
@@ -35,7 +36,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("bot.notifier")
 
-T = TypeVar("T")
 MESSAGE_LIMIT = 4000  # under Telegram's 4096, with room for entities counted in UTF-16
 
 
@@ -54,17 +54,6 @@ class Letter:
     parts_sent: int = 0
     plain: bool = False  # Telegram refused the HTML: send the text without markup
     seq: int = 0
-
-
-@dataclass(frozen=True, slots=True)
-class Backoff:
-    """Seconds between retries in an outage: first, doubled each try, never over cap."""
-
-    first: float = 1.0
-    cap: float = 30.0
-
-    def delay(self, tries: int) -> float:
-        return min(self.cap, self.first * 2 ** max(tries - 1, 0))
 
 
 class Pacer:
@@ -137,6 +126,7 @@ class Courier:
         state_line: Callable[[], str] | None = None,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
         max_memory: int = 500,
+        routine: frozenset[str] = frozenset(),
     ) -> None:
         self.transport, self.chat_id, self.pacer, self.store = transport, chat_id, pacer, store
         self.limit = limit
@@ -145,6 +135,8 @@ class Courier:
         self.state_line = state_line
         self._sleep = sleep
         self.max_memory = max_memory
+        self.routine = routine  # kinds a catch-up summary makes moot (SL moves, market updates...)
+        self.stale = 0  # routine letters dropped because a summary told the newer state
         self.must: deque[Letter] = deque()
         self.other: deque[Letter] = deque()
         self._seq = itertools.count(1)
@@ -155,6 +147,7 @@ class Courier:
         self.tries = 0  # failed tries in this outage
         self._store_broken = False
         self._in_db = False  # the task is inside an outbox write (close() lets it finish)
+        self._napping: asyncio.Future[None] | None = None  # the backoff wait in progress
         self.sent = 0  # messages (parts) Telegram accepted
         self.failed = 0  # letters refused for good
         self.dropped = 0  # memory letters pushed out by max_memory, or left at stop
@@ -324,7 +317,9 @@ class Courier:
             except Exception as exc:
                 state = ""
                 log.warning("summary: the current state is not available (%s)", exc)
-        html = summary_html([Waiting(x.kind, x.html, x.created_at, x.meta) for x in batch], state)
+        stale = [x for x in self.other if x.kind in self.routine]
+        html = summary_html([Waiting(x.kind, x.html, x.created_at, x.meta) for x in batch], state,
+                            skipped=Counter(x.kind for x in stale))
         summary = Letter(html, kind="summary", must=True)
         result = await self._send(summary)
         if result.ok:
@@ -333,7 +328,10 @@ class Courier:
             await self._record_many([x.row_id for x in batch if x.row_id is not None], "summarised")
             for x in batch:
                 self._pop(x)
+            for x in stale:  # out of date now: the summary ends with the state as it is
+                self._pop(x)
             self.summarised += len(batch)
+            self.stale += len(stale)
             self.backlog = False
         elif result.retry or result.retry_after is not None:
             await self._wait_out(result)
@@ -415,7 +413,21 @@ class Courier:
                         result.error, self.waiting, self.backoff.first, self.backoff.cap)
         else:
             log.debug("Telegram still unreachable (try %d): %s", self.tries, result.error)
-        await self._sleep(self.backoff.delay(self.tries))
+        await self._nap(self.backoff.delay(self.tries))
+
+    async def _nap(self, seconds: float) -> None:
+        """The backoff wait; `nudge()` ends it early."""
+        self._napping = asyncio.ensure_future(self._sleep(seconds))
+        try:
+            await asyncio.wait([self._napping])  # a nudge cancels the nap, not this task
+        finally:
+            self._napping.cancel()
+            self._napping = None
+
+    def nudge(self) -> None:
+        """Telegram answers again (polling got through): retry now instead of at the end of the backoff."""
+        if self._napping is not None and not self._napping.done():
+            self._napping.cancel()
 
     def _recovered(self) -> None:
         if self.down_since is not None:
@@ -451,52 +463,4 @@ class Courier:
             self._in_db = False
 
 
-async def keep_trying(
-    request: Callable[[], Awaitable[T]],
-    *,
-    what: str,
-    wanted: Callable[[], bool] | None = None,
-    backoff: Backoff | None = None,
-    sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
-) -> T | None:
-    """One Telegram call retried through passing faults (as the courier does) until it goes through,
-    a final refusal, or `wanted()` says it is moot (an approval answered or expired meanwhile); None
-    when it did not go. For a message that cannot wait in the outbox (an approval card with its
-    buttons). One WARNING when the first try fails, one INFO when it went after all."""
-    backoff = backoff or Backoff()
-    tries = 0
-    while True:
-        try:
-            result = await request()
-        except Exception as exc:
-            outcome = classify(exc)
-        else:
-            if tries:
-                log.info("%s sent after %d failed tries", what, tries)
-            return result
-        if not outcome.retry and outcome.retry_after is None:
-            log.warning("%s not sent: %s", what, outcome.error)
-            return None
-        tries += 1
-        if tries == 1:
-            log.warning("Telegram unreachable for the %s: %s; retrying", what, outcome.error)
-        await sleep(outcome.retry_after if outcome.retry_after is not None else backoff.delay(tries))
-        if wanted is not None and not wanted():
-            log.info("%s no longer needed after %d failed tries (answered or expired meanwhile)", what, tries)
-            return None
-
-
-async def attempt_text(transport: Transport, chat_id: int, html: str, silent: bool, plain: bool) -> SendResult:
-    """One try through the transport: its own `attempt_text` when it has one (Telegram), else
-    `send_text` (an exception is a passing fault, None a final refusal)."""
-    attempt = getattr(transport, "attempt_text", None)
-    if attempt is not None:
-        return await attempt(chat_id, html, silent, plain=plain)
-    try:
-        mid = await transport.send_text(chat_id, html, silent)
-    except Exception as exc:
-        return SendResult(retry=True, error=f"{type(exc).__name__}: {exc}")
-    return SendResult(message_id=mid) if mid is not None else SendResult(error="dropped by the transport")
-
-
-__all__ = ["MESSAGE_LIMIT", "Backoff", "Courier", "Letter", "Pacer", "attempt_text", "keep_trying"]
+__all__ = ["MESSAGE_LIMIT", "Backoff", "Courier", "Letter", "Pacer"]

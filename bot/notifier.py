@@ -35,8 +35,9 @@ from typing import TYPE_CHECKING, Any
 
 from bot.catchup import SUMMARY_OVER, event_meta, must_deliver
 from bot.config import REPORT_KINDS
-from bot.courier import MESSAGE_LIMIT, Backoff, Courier, Letter, Pacer
+from bot.courier import MESSAGE_LIMIT, Courier, Letter, Pacer
 from bot.messages import error_burst_event, fallback_text, render_event
+from bot.retry import Backoff
 from bot.transport import Transport, split_message
 from trading.events import Event, EventBus, EventKind
 from trading.timezones import utc_now
@@ -146,7 +147,8 @@ class Notifier:
         self.wall_clock = wall_clock
         self.pacer = Pacer(budget, wall_clock, sleep)
         self.courier = Courier(transport, chat_id, self.pacer, store=outbox, limit=limit, backoff=backoff,
-                               summarize_over=summarize_over, state_line=state_line, sleep=sleep)
+                               summarize_over=summarize_over, state_line=state_line, sleep=sleep,
+                               routine=ROUTINE_KINDS)
         self._report_at: dict[str, float] = {}  # wall time of the last routine report of each kind
         self._seq: Counter[str] = Counter()  # replaceable reports queued so far, per kind
         self._told: set[str] = set()  # kinds whose skipping the chat was told about
@@ -316,7 +318,7 @@ class Notifier:
         except Exception:
             self._failed += 1
             log.exception("could not format %s event; sending its summary", item.kind)
-            await self._post(Letter(fallback_text(item), quiet, kind, must=must_deliver(kind), meta=_meta(item)))
+            await self._post(Letter(fallback_text(item), quiet, kind, must=must_deliver(kind), meta=event_meta(item)))
             return
         if rendered is None:
             self.skipped += 1
@@ -324,7 +326,7 @@ class Notifier:
         if not await self._within_budget(kind):
             return
         await self._post(Letter(rendered.html, rendered.silent or quiet, kind, must=must_deliver(kind),
-                                meta=_meta(item)))
+                                meta=event_meta(item)))
 
     async def _post(self, letter: Letter) -> None:
         if self.budget and letter.kind in REPLACEABLE_KINDS:
@@ -406,13 +408,6 @@ class Notifier:
             "bus_dropped": self._bus.dropped if self._bus is not None else 0,
             "summarised": self.courier.summarised,
         }
-
-
-def _meta(event: Event) -> dict[str, Any]:
-    try:
-        return event_meta(event)
-    except Exception:  # a malformed event: its message still goes, only the summary knows less
-        return {}
 
 
 class NotifyControl:

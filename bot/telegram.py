@@ -163,8 +163,8 @@ class Polling:
 
 
 async def _retry_card(send: Callable[[], Awaitable[Any]], what: str, wanted: Callable[[], bool]) -> Any:
-    """An approval card is retried through an outage while its request is pending (bot.courier.keep_trying)."""
-    from bot.courier import keep_trying
+    """An approval card is retried through an outage while its request is pending (bot.retry.keep_trying)."""
+    from bot.retry import keep_trying
 
     return await keep_trying(send, what=what, wanted=wanted)
 

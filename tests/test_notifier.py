@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from bot.courier import Backoff
 from bot.notifier import ErrorMonitor, Notifier, parse_switches
+from bot.retry import Backoff
 from bot.transport import ConsoleTransport, TelegramTransport, html_to_text, split_message
 from charts.style import PNG_SIGNATURE, no_data_png
 from tests.fake_telegram import FakeTelegramServer

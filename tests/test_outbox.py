@@ -17,8 +17,8 @@ from pathlib import Path
 import pytest
 
 from bot.catchup import SUMMARY_OVER, state_line, summary_html
-from bot.courier import Backoff
 from bot.notifier import ChatBudget, Notifier
+from bot.retry import Backoff
 from bot.store import Journal
 from bot.store.outbox import OutboxStore
 from bot.transport import TelegramTransport, html_to_text
@@ -99,7 +99,8 @@ async def test_refused_then_500_then_502_html_every_trade_is_summarised_by_ticke
 
         fake_telegram.fail_all(502, "Bad Gateway", html=True)  # a proxy's HTML page
         failed = failed_sends(fake_telegram)
-        for e in (opened(25), closed(18, 2.4), closed(22, -0.2)):
+        for e in (opened(25), events()[EventKind.SL_MOVED], closed(18, 2.4), events()[EventKind.SL_MOVED],
+                  closed(22, -0.2)):
             bus.publish(e)
         await until(lambda: failed_sends(fake_telegram) >= failed + 2)
         assert [r[2] for r in outbox_rows(journal)] == ["sent"] + ["pending"] * 8  # all kept, before any try
@@ -118,6 +119,7 @@ async def test_refused_then_500_then_502_html_every_trade_is_summarised_by_ticke
     assert "Opened: #16 #18 #22 #25" in summary
     assert "Closed: #10 (-$20.00) #16 (+$5.20) #18 (+$2.40) #22 (-$0.20)" in summary
     assert "Net of these closes: -$12.60" in summary and summary.splitlines()[-2] == "📊 Now: 1 open (#25 BUY 0.02)"
+    assert "Left out as out of date: 2 SL moves" in summary  # routine news of the outage: the state says it
     assert [r[2] for r in outbox_rows(journal)] == ["sent"] + ["summarised"] * 8
     assert notifier.stats()["summarised"] == 8 and notifier.failed == 0 and notifier.dropped == 0
     # one WARNING when it started, one INFO when it ended, never a traceback
@@ -361,33 +363,56 @@ async def test_the_app_keeps_a_stopped_runs_messages_and_summarises_them_after_r
     assert after.ok
 
 
-def test_polling_failures_log_one_warning_per_outage(caplog: pytest.LogCaptureFixture) -> None:
+def test_polling_failures_log_one_warning_per_outage_and_the_recovery_nudges(caplog: pytest.LogCaptureFixture) -> None:
     from bot import polling_log
 
     log = logging.getLogger(polling_log.DISPATCHER_LOGGER)
     for existing in list(log.filters):  # a clean one (the App installs it too)
         log.removeFilter(existing)
+    log.setLevel(logging.WARNING)  # as main.py leaves aiogram
+    caplog.set_level(logging.INFO)  # the app's LOG_LEVEL
     quiet = polling_log.install()
-    assert polling_log.install() is quiet  # once
-    with caplog.at_level(logging.INFO, logger=polling_log.DISPATCHER_LOGGER):
-        for _outage in range(2):
-            for tries in range(5):
-                log.error("Failed to fetch updates - %s: %s", "TelegramNetworkError", "Server disconnected")
-                log.warning("Sleep for %f seconds and try again... (tryings = %d, bot id = %d)", 1.0, tries, 5)
-            log.info("Connection established (tryings = %d, bot id = %d)", 5, 5)
-    lines = [(r.levelname, r.getMessage()) for r in caplog.records]
+    assert polling_log.install() is quiet and log.level == logging.INFO  # once; opened to see the recovery
+    nudged: list[int] = []
+    quiet.on_recovery = lambda: nudged.append(1)
+    for _outage in range(2):
+        log.info("Start polling")  # below the level aiogram had: still held back
+        for tries in range(5):
+            log.error("Failed to fetch updates - %s: %s", "TelegramNetworkError", "Server disconnected")
+            log.warning("Sleep for %f seconds and try again... (tryings = %d, bot id = %d)", 1.0, tries, 5)
+        log.info("Connection established (tryings = %d, bot id = %d)", 5, 5)
+    lines = [(r.levelname, r.getMessage()) for r in caplog.records if r.name == polling_log.DISPATCHER_LOGGER]
     assert lines == [("WARNING", "Telegram polling: Failed to fetch updates - TelegramNetworkError: Server "
                                  "disconnected; retrying quietly until it is back"),
                      ("INFO", "Connection established (tryings = 5, bot id = 5)")] * 2
-    assert quiet.dropped == 18 and not quiet.down
+    assert quiet.dropped == 18 and not quiet.down and nudged == [1, 1]
     log.removeFilter(quiet)
+    log.setLevel(logging.NOTSET)
+
+
+async def test_a_nudge_ends_the_backoff_wait_at_once(fake_telegram: FakeTelegramServer, journal: Journal) -> None:
+    """Polling got through again: the courier retries now, not at the end of a long backoff."""
+    bus = EventBus()
+    notifier = notifier_for(fake_telegram, journal)
+    notifier.courier.backoff = Backoff(first=30.0, cap=30.0)
+    notifier.attach(bus)
+    try:
+        await fake_telegram.refuse_connections()
+        bus.publish(opened(1))
+        await until(lambda: notifier.courier.tries == 1)
+        await fake_telegram.heal()
+        notifier.courier.nudge()
+        await until(lambda: len(texts(fake_telegram)) == 1, timeout=5)
+    finally:
+        await notifier.stop()
+        await notifier.transport.bot.session.close()  # type: ignore[attr-defined]
 
 
 async def test_an_approval_card_waits_out_an_outage_until_its_request_expires(
     fake_telegram: FakeTelegramServer, tmp_path: Path
 ) -> None:
     """The approval request (a card with buttons, not an outbox message) is retried through the outage."""
-    from bot.courier import keep_trying
+    from bot.retry import keep_trying
     from tests.telegram_fixtures import CHAT as ADMIN_CHAT
     from tests.telegram_fixtures import harness
     from trading.risk.approvals import RiskChange
