@@ -129,6 +129,7 @@ def classify(exc: BaseException) -> SendResult:
         TelegramBadRequest,
         TelegramEntityTooLarge,
         TelegramForbiddenError,
+        TelegramMigrateToChat,
         TelegramNetworkError,
         TelegramNotFound,
         TelegramRetryAfter,
@@ -138,6 +139,8 @@ def classify(exc: BaseException) -> SendResult:
     text = _one_line(exc)
     if isinstance(exc, TelegramRetryAfter):
         return SendResult(retry_after=float(exc.retry_after), error=text)
+    if isinstance(exc, TelegramMigrateToChat):  # the group became a supergroup: the chat id must change
+        return SendResult(error=f"{text} (the group moved: set TELEGRAM_CHAT_ID={exc.migrate_to_chat_id})")
     if isinstance(exc, TelegramBadRequest):
         return SendResult(plain_may_help="entities" in text.lower() or "tag" in text.lower(), error=text)
     if isinstance(exc, TelegramEntityTooLarge | TelegramForbiddenError | TelegramUnauthorizedError |

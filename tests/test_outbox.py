@@ -433,3 +433,33 @@ async def test_an_approval_card_waits_out_an_outage_until_its_request_expires(
                                             since=since)
         msg = fake_telegram.messages[(ADMIN_CHAT, call.result["message_id"])]
         assert "max positions 2 → 3" in (msg.text or "") and msg.buttons
+
+
+def test_classify_names_what_can_pass_and_what_cannot() -> None:
+    from aiogram.exceptions import (
+        ClientDecodeError,
+        TelegramBadRequest,
+        TelegramEntityTooLarge,
+        TelegramForbiddenError,
+        TelegramMigrateToChat,
+        TelegramNetworkError,
+        TelegramRetryAfter,
+        TelegramServerError,
+    )
+    from aiogram.methods import SendMessage
+
+    from bot.transport import classify
+
+    m = SendMessage(chat_id=1, text="x")
+    page = "<html><head><title>502 Bad Gateway</title></head><body>nginx</body></html>"
+    assert classify(TelegramNetworkError(m, "Request timeout error")).retry
+    assert classify(TelegramServerError(m, "Internal Server Error")).retry
+    html = classify(ClientDecodeError("Failed to decode object", ValueError("x"), page))
+    assert html.retry and html.error == "the reply was an HTML page (502 Bad Gateway)"
+    assert classify(TelegramRetryAfter(m, "Too Many Requests", 7)).retry_after == 7.0
+    assert classify(TelegramBadRequest(m, "Bad Request: can't parse entities")).plain_may_help
+    for final in (TelegramBadRequest(m, "Bad Request: chat not found"), TelegramForbiddenError(m, "blocked"),
+                  TelegramEntityTooLarge(m, "too large"), TelegramMigrateToChat(m, "moved", -100123)):
+        result = classify(final)
+        assert not result.retry and result.retry_after is None and not result.plain_may_help, final
+    assert "TELEGRAM_CHAT_ID=-100123" in classify(TelegramMigrateToChat(m, "moved", -100123)).error
