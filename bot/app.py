@@ -21,8 +21,9 @@ from typing import Any
 
 import polars as pl
 
-from bot import logbuffer
+from bot import logbuffer, polling_log
 from bot.brokers import build_broker
+from bot.catchup import state_line
 from bot.config import Settings
 from bot.context import BotContext
 from bot.journal_recorder import JournalRecorder
@@ -30,6 +31,7 @@ from bot.messages import limits_drift_notes, shutdown_event, startup_event
 from bot.notifier import NOTIFY_STATE_KEY, ChatBudget, ErrorMonitor, Notifier, NotifyControl
 from bot.scheduler import TradingJob, build_scheduler
 from bot.store import Journal
+from bot.store.outbox import OutboxStore
 from bot.transport import ConsoleTransport, TelegramTransport
 from handlers.clock import set_market_replay
 from trading.analyzer import MarketAnalyzer
@@ -301,6 +303,7 @@ class App:
         from bot.telegram import build_dispatcher, make_bot, start_polling
 
         if s.telegram_token is not None:
+            quiet_polling = polling_log.install()  # one line per polling outage, not one per try
             bot = make_bot(s.telegram_token.get_secret_value(), s.telegram_api_url)
             self.polling = await start_polling(self.ctx, bot)
             transport: Any = TelegramTransport(bot)
@@ -311,6 +314,7 @@ class App:
 
             transport = ConsoleTransport(photo_dir=s.database_path.parent / "photos", clock=utc_now)
             chat = CONSOLE_USER
+            quiet_polling = None
             console_settings = s.model_copy(update={"telegram_allowed_users": [CONSOLE_USER]})
             dp = build_dispatcher(dataclasses.replace(self.ctx, settings=console_settings))
             self.console = ConsoleController(dp, transport, CONSOLE_USER)
@@ -323,9 +327,13 @@ class App:
         self.transport = transport
         budget = ChatBudget(per_minute=s.notify_per_minute, report_gap=s.notify_report_gap_minutes * 60)
         self.notifier = Notifier(transport, chat or CONSOLE_USER, quiet_kinds=s.quiet_notifications,
-                                 muted_kinds=s.muted_notifications, budget=budget)
+                                 muted_kinds=s.muted_notifications, budget=budget, outbox=OutboxStore(self.journal),
+                                 state_line=lambda: state_line(self.engine.snapshot()))
         self.notifier.load_switches((await self.journal.load_state()).get(NOTIFY_STATE_KEY) or {})  # /notify's
         self.ctx.extras["notify"] = NotifyControl(self.notifier, self.journal.save_state)
+        await self.notifier.restore()  # what the last run could not deliver goes first
+        if quiet_polling is not None:  # polling got through again: the outbox retries at once
+            quiet_polling.on_recovery = self.notifier.courier.nudge
         self.notifier.attach(self.bus)
 
     def _publish_startup(self, description: str) -> None:

@@ -3,16 +3,20 @@
 `Notifier.attach(bus)` subscribes to the EventBus and starts a worker task. The engine only ever
 calls the bus's non-blocking `publish`; when the notifier falls behind, the bus drops the oldest
 queued item for this subscriber and counts it (`bus.dropped`). The worker renders each event with
-`bot.messages.render_event`, splits long texts under Telegram's limit and sends through a
-`Transport`; a failing formatter or transport is logged and the worker carries on.
-Per-kind switches (`on`, `silent`, `off`) for every event kind and the three reports
-(`market_update`, `hourly`, `daily`); `/notify` changes them and the journal keeps them.
+`bot.messages.render_event` and hands it to the `Courier` (bot.courier), which sends through a
+`Transport`: must-deliver kinds (trades, limits, approvals, errors, pause/resume, start/stop; see
+bot.catchup) are first written to the journal's outbox and retried for as long as Telegram is
+unreachable, then sent one by one or, when many piled up, as one summary naming every ticket;
+undelivered ones are resent after a restart (`restore`). A failing formatter is logged and the
+worker carries on. Per-kind switches (`on`, `silent`, `off`) for every event kind and the three
+reports (`market_update`, `hourly`, `daily`); `/notify` changes them and the journal keeps them.
 
 A chat budget in wall time, whatever the market clock does (an accelerated paper market runs the
 reports 60 times faster): at most one message a second, at most `per_minute` a rolling minute, and
 a routine report of one kind at most once every `report_gap` seconds. Routine messages over the
 budget are skipped (a newer market update replaces an older one still queued) and the chat is told
-once per kind; trades, limits, approvals, errors and the other essentials are only ever delayed.
+once per kind; must-deliver messages only take the one-a-second pace (the per-minute cap never holds
+them back), the other essentials wait for the budget.
 
 `ErrorMonitor` turns a stream of iteration errors into at most one ERROR_BURST event per burst.
 """
@@ -27,17 +31,22 @@ from collections import Counter, deque
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from bot.catchup import SUMMARY_OVER, event_meta, must_deliver
 from bot.config import REPORT_KINDS
+from bot.courier import MESSAGE_LIMIT, Courier, Letter, Pacer
 from bot.messages import error_burst_event, fallback_text, render_event
+from bot.retry import Backoff
 from bot.transport import Transport, split_message
 from trading.events import Event, EventBus, EventKind
 from trading.timezones import utc_now
 
+if TYPE_CHECKING:
+    from bot.store.outbox import OutboxStore
+
 log = logging.getLogger(__name__)
 
-MESSAGE_LIMIT = 4000  # under Telegram's 4096, with room for entities counted in UTF-16
 SWITCH_VALUES = ("on", "silent", "off")
 MESSAGE_KINDS = (*(k.value for k in EventKind), *REPORT_KINDS)
 # Over the budget these are skipped; everything else (trades, limits, approvals, errors...) only waits.
@@ -122,6 +131,10 @@ class Notifier:
         budget: ChatBudget | None = None,
         wall_clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+        outbox: OutboxStore | None = None,
+        backoff: Backoff | None = None,
+        summarize_over: int = SUMMARY_OVER,
+        state_line: Callable[[], str] | None = None,
     ) -> None:
         self.transport = transport
         self.chat_id = chat_id
@@ -131,12 +144,11 @@ class Notifier:
         for k in muted_kinds:
             self.switches[str(EventKind(k) if not isinstance(k, str) or k not in REPORT_KINDS else k)] = "off"
         self.limit = limit
-        self.budget = budget  # None: no budget (tests, a private log chat)
-        self._tokens = float(budget.burst) if budget else 0.0
-        self._tokens_at = wall_clock()
-        self._draining = False  # at stop(): send what is left without pacing (the transport handles a 429)
-        self.wall_clock, self._sleep = wall_clock, sleep
-        self._sent_at: deque[float] = deque()  # wall times of the sends in the last minute
+        self.wall_clock = wall_clock
+        self.pacer = Pacer(budget, wall_clock, sleep)
+        self.courier = Courier(transport, chat_id, self.pacer, store=outbox, limit=limit, backoff=backoff,
+                               summarize_over=summarize_over, state_line=state_line, sleep=sleep,
+                               routine=ROUTINE_KINDS)
         self._report_at: dict[str, float] = {}  # wall time of the last routine report of each kind
         self._seq: Counter[str] = Counter()  # replaceable reports queued so far, per kind
         self._told: set[str] = set()  # kinds whose skipping the chat was told about
@@ -145,10 +157,33 @@ class Notifier:
         self._bus: EventBus | None = None
         self._task: asyncio.Task[None] | None = None
         self._stop_when_empty = False
-        self.sent = 0  # messages (parts) handed to the transport and accepted
-        self.failed = 0  # sends the transport dropped or that raised, and formatter errors
+        self._failed = 0  # formatter errors and letters that raised
         self.skipped = 0  # muted or not-notified events
-        self.dropped = 0  # ad-hoc messages dropped on overflow, and items left at stop()
+        self._dropped = 0  # ad-hoc messages dropped on overflow, and items left at stop()
+
+    @property
+    def budget(self) -> ChatBudget | None:
+        """None: no budget (tests, a private log chat)."""
+        return self.pacer.budget
+
+    @budget.setter
+    def budget(self, value: ChatBudget | None) -> None:
+        self.pacer.budget = value
+
+    @property
+    def sent(self) -> int:
+        """Messages (parts) handed to the transport and accepted."""
+        return self.courier.sent
+
+    @property
+    def failed(self) -> int:
+        """Sends refused for good, and formatter errors."""
+        return self._failed + self.courier.failed
+
+    @property
+    def dropped(self) -> int:
+        """Messages lost: queue overflow, memory messages left at stop (never an outbox row)."""
+        return self._dropped + self.courier.dropped
 
     # ------------------------------------------------------------------ wiring
 
@@ -165,9 +200,23 @@ class Notifier:
         self.start()
 
     def start(self) -> None:
-        """Start the worker task (attach does this); needs a running event loop."""
+        """Start the worker and the sending task (attach does this); needs a running event loop."""
         if self._task is None or self._task.done():
             self._task = asyncio.get_running_loop().create_task(self.run(), name="notifier")
+        self.courier.start()
+
+    async def restore(self, keep_days: float = 7.0) -> int:
+        """At start: queue the outbox rows a previous run left undelivered (first in line), and
+        forget delivered rows older than `keep_days`. Returns how many wait."""
+        store = self.courier.store
+        if store is None:
+            return 0
+        try:
+            await store.prune(utc_now() - timedelta(days=keep_days))
+            return await self.courier.restore()
+        except Exception as exc:  # a journal fault must not stop the start; the rows stay for next time
+            log.warning("outbox: cannot read the messages a previous run left (%s: %s)", type(exc).__name__, exc)
+            return 0
 
     @property
     def running(self) -> bool:
@@ -227,13 +276,13 @@ class Notifier:
         if q.full():  # same policy as the bus: the oldest item goes
             with contextlib.suppress(asyncio.QueueEmpty):
                 q.get_nowait()
-                self.dropped += 1
+                self._dropped += 1
         q.put_nowait(item)
 
-    # ------------------------------------------------------------------ worker
+    # ------------------------------------------------------------------ worker: render, budget, hand over
 
     async def run(self) -> None:
-        """Send queued items in order until the stop sentinel arrives."""
+        """Render queued items in order and hand them to the courier until the stop sentinel arrives."""
         while True:
             item = await self.queue.get()
             if isinstance(item, _Stop):
@@ -243,7 +292,7 @@ class Notifier:
             try:
                 await self._handle(item)
             except Exception:  # a bug in one message must not end the worker
-                self.failed += 1
+                self._failed += 1
                 log.exception("notification failed")
             if self._stop_when_empty and self.queue.empty():
                 return
@@ -260,26 +309,33 @@ class Notifier:
                 return
             if not await self._within_budget(kind):
                 return
-            silent = item.silent or switch == "silent"
-            if item.png is not None:
-                await self._send_photo(item.png, item.html, silent)
-            else:
-                await self._send_text(item.html, silent)
+            await self._post(Letter(item.html, item.silent or switch == "silent", kind, item.png,
+                                    must=must_deliver(kind)))
             return
         quiet = switch == "silent"
         try:
             rendered = render_event(item)
         except Exception:
-            self.failed += 1
+            self._failed += 1
             log.exception("could not format %s event; sending its summary", item.kind)
-            await self._send_text(fallback_text(item), quiet)
+            await self._post(Letter(fallback_text(item), quiet, kind, must=must_deliver(kind), meta=event_meta(item)))
             return
         if rendered is None:
             self.skipped += 1
             return
         if not await self._within_budget(kind):
             return
-        await self._send_text(rendered.html, rendered.silent or quiet)
+        await self._post(Letter(rendered.html, rendered.silent or quiet, kind, must=must_deliver(kind),
+                                meta=event_meta(item)))
+
+    async def _post(self, letter: Letter) -> None:
+        if self.budget and letter.kind in REPLACEABLE_KINDS:
+            replaced = self.courier.discard_older(letter.kind)  # still waiting (an outage): the newer one wins
+            if replaced:
+                self.over_budget[letter.kind] += replaced - 1
+                self.skipped += replaced - 1
+                await self._over_budget(letter.kind)
+        await self.courier.post(letter)
 
     # ------------------------------------------------------------------ budget (wall time)
 
@@ -288,10 +344,9 @@ class Notifier:
         if self.budget is None or kind not in ROUTINE_KINDS:
             return True
         now = self.wall_clock()
-        self._forget(now)
         last = self._report_at.get(kind)
         too_soon = kind in REPLACEABLE_KINDS and last is not None and now - last < self.budget.report_gap
-        if too_soon or len(self._sent_at) >= self.budget.per_minute:
+        if too_soon or self.pacer.minute_full():
             await self._over_budget(kind)
             return False
         if kind in REPLACEABLE_KINDS:
@@ -305,102 +360,53 @@ class Notifier:
             return
         self._told.add(kind)
         gap = f"at most one every {self.budget.report_gap / 60:g} min, " if kind in REPLACEABLE_KINDS else ""
-        await self._send_text(
+        await self.courier.post(Letter(
             f"🔕 {KIND_LABELS.get(kind, kind)} come faster than this chat's budget ({gap}"
             f"{self.budget.per_minute} messages a minute, real time): the ones over it are skipped and "
             f"I say this once. <code>/notify {kind} off</code> stops them, <code>/notify</code> lists all.",
             silent=True,
-        )
-
-    def _forget(self, now: float) -> None:
-        while self._sent_at and now - self._sent_at[0] >= 60.0:
-            self._sent_at.popleft()
-
-    async def _pace(self) -> None:
-        """Wait until this chat may get the next message: a token bucket (burst, then one per
-        min_interval) and at most per_minute in any rolling minute."""
-        if self.budget is None:
-            return
-        b, now = self.budget, self.wall_clock()
-        self._forget(now)
-        if not self._draining:
-            rate = 1.0 / b.min_interval if b.min_interval > 0 else float("inf")
-            self._tokens = min(float(b.burst), self._tokens + (now - self._tokens_at) * rate)
-            self._tokens_at = now
-            wait = 0.0 if self._tokens >= 1.0 else (1.0 - self._tokens) / rate
-            if len(self._sent_at) >= b.per_minute:
-                wait = max(wait, self._sent_at[0] + 60.0 - now)
-            if wait > 0:
-                await self._sleep(wait)
-                now = self.wall_clock()
-                self._tokens = min(float(b.burst), self._tokens + (now - self._tokens_at) * rate)
-                self._tokens_at = now
-            self._tokens = max(self._tokens - 1.0, 0.0)
-        self._sent_at.append(now)
-
-    async def _send_text(self, html: str, silent: bool) -> None:
-        for part in split_message(html, self.limit):
-            await self._pace()
-            try:
-                message_id = await self.transport.send_text(self.chat_id, part, silent)
-            except Exception:
-                message_id = None
-                log.exception("transport raised on send_text")
-            if message_id is None:
-                self.failed += 1
-            else:
-                self.sent += 1
-
-    async def _send_photo(self, png: bytes, caption: str, silent: bool) -> None:
-        await self._pace()
-        try:
-            message_id = await self.transport.send_photo(self.chat_id, png, caption, silent)
-        except Exception:
-            message_id = None
-            log.exception("transport raised on send_photo")
-        if message_id is None:
-            self.failed += 1
-        else:
-            self.sent += 1
+        ))
 
     # ------------------------------------------------------------------ shutdown
 
     async def stop(self, timeout: float = 10.0) -> None:
-        """Stop taking events, send what is already queued (up to `timeout` seconds), end the worker."""
+        """Stop taking events, send what is already queued (up to `timeout` seconds), end both tasks.
+        Must-deliver messages not sent by then stay in the outbox for the next start."""
         if self._bus is not None:
             self._bus.unsubscribe(self.queue)
-        self._draining = True
-        if self._task is None:
-            if self.queue.empty():
-                return
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        self.pacer.draining = True
+        if self._task is None and not self.queue.empty():
             self.start()  # never started: still send what was queued
-        if not self._task.done():
+        if self._task is not None and not self._task.done():
             if self.queue.full():  # never drop a message for the sentinel: stop once the queue is empty
                 self._stop_when_empty = True
             else:
                 self.queue.put_nowait(_STOP)
-            try:
+            try:  # rendering and storing are quick; sending is the courier's part below
                 await asyncio.wait_for(asyncio.shield(self._task), timeout)
             except TimeoutError:
                 left = self.queue.qsize()
-                self.dropped += left
-                log.warning("notifier stop: %d message(s) not sent within %s s", left, timeout)
+                self._dropped += left
+                log.warning("notifier stop: %d message(s) not rendered within %s s", left, timeout)
                 self._task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await self._task
+        await self.courier.drain(max(deadline - loop.time(), 0.0))
         self._task = None
         self._stop_when_empty = False
-        self._draining = False
 
     def stats(self) -> dict[str, int]:
         return {
-            "queued": self.queue.qsize(),
+            "queued": self.queue.qsize() + self.courier.waiting,
             "sent": self.sent,
             "failed": self.failed,
             "skipped": self.skipped,
             "dropped": self.dropped,
             "over_budget": sum(self.over_budget.values()),
             "bus_dropped": self._bus.dropped if self._bus is not None else 0,
+            "summarised": self.courier.summarised,
         }
 
 

@@ -163,6 +163,13 @@ class Polling:
             await access.drain(timeout)  # let updates in progress finish their reply and audit
 
 
+async def _retry_card(send: Callable[[], Awaitable[Any]], what: str, wanted: Callable[[], bool]) -> Any:
+    """An approval card is retried through an outage while its request is pending (bot.retry.keep_trying)."""
+    from bot.retry import keep_trying
+
+    return await keep_trying(send, what=what, wanted=wanted)
+
+
 async def start_polling(ctx: BotContext, bot: Bot, *, dp: Dispatcher | None = None,
                         polling_timeout: int = 10) -> Polling:
     """Register the command menu, start the announcer and long polling in background tasks."""
@@ -171,7 +178,7 @@ async def start_polling(ctx: BotContext, bot: Bot, *, dp: Dispatcher | None = No
         await bot.set_my_commands(bot_commands())
     except TelegramAPIError as exc:  # the menu is a convenience; polling still works without it
         log.warning("set_my_commands failed: %s", exc)
-    announcer = ApprovalAnnouncer(ctx, bot, getattr(ctx.settings, "notify_chat_id", None))
+    announcer = ApprovalAnnouncer(ctx, bot, getattr(ctx.settings, "notify_chat_id", None), retry=_retry_card)
     announcer.start()
     task = asyncio.create_task(
         dp.start_polling(bot, handle_signals=False, polling_timeout=polling_timeout, close_bot_session=False),

@@ -2,7 +2,10 @@
 
 A `Transport` never raises into its caller: a failed notification is logged and dropped (returning
 None / False), so a Telegram outage can never stop trading. `TelegramTransport` retries 429
-(`retry_after`) and network errors a bounded number of times; other API errors are not retried.
+(`retry_after`) and passing faults (network errors, timeouts, 5xx, a reply that is not JSON) a bounded
+number of times; other API errors are not retried. `TelegramTransport.attempt_text` makes one try and
+says how it went (`SendResult`): the notifier's outbox does its own retrying for as long as an outage
+lasts (bot.courier).
 `ConsoleTransport` prints a plain-text rendering (its clock is the message's own clock line) and saves
 photos as PNG files.
 """
@@ -16,6 +19,7 @@ import logging
 import re
 import sys
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any, Protocol, TextIO, TypeVar
@@ -97,15 +101,83 @@ def _cut_line(line: str, limit: int) -> list[str]:
     return pieces
 
 
+# ---------------------------------------------------------------------------------------- one try
+
+
+@dataclass(frozen=True, slots=True)
+class SendResult:
+    """How one send attempt went: a message id, or why not and whether trying again can help."""
+
+    message_id: int | None = None
+    retry: bool = False  # a passing fault: network, timeout, 5xx, a reply that is not the API's JSON
+    retry_after: float | None = None  # 429: Telegram says when
+    plain_may_help: bool = False  # 400 about the HTML: the same text without markup may go through
+    error: str = ""
+
+    @property
+    def ok(self) -> bool:
+        return self.message_id is not None
+
+
+def classify(exc: BaseException) -> SendResult:
+    """An aiogram exception -> SendResult. Never-succeeding refusals (400 bad request, 401, 403 blocked,
+    404, 413 too large) are final; everything that can pass (connection refused, timeout, 5xx, an HTML
+    error page from a proxy, an unknown status) is retryable."""
+    from aiogram.exceptions import (
+        ClientDecodeError,
+        TelegramAPIError,
+        TelegramBadRequest,
+        TelegramEntityTooLarge,
+        TelegramForbiddenError,
+        TelegramMigrateToChat,
+        TelegramNetworkError,
+        TelegramNotFound,
+        TelegramRetryAfter,
+        TelegramUnauthorizedError,
+    )
+
+    text = _one_line(exc)
+    if isinstance(exc, TelegramRetryAfter):
+        return SendResult(retry_after=float(exc.retry_after), error=text)
+    if isinstance(exc, TelegramMigrateToChat):  # the group became a supergroup: the chat id must change
+        return SendResult(error=f"{text} (the group moved: set TELEGRAM_CHAT_ID={exc.migrate_to_chat_id})")
+    if isinstance(exc, TelegramBadRequest):
+        return SendResult(plain_may_help="entities" in text.lower() or "tag" in text.lower(), error=text)
+    if isinstance(exc, TelegramEntityTooLarge | TelegramForbiddenError | TelegramUnauthorizedError |
+                  TelegramNotFound):
+        return SendResult(error=text)
+    if isinstance(exc, TelegramNetworkError | TelegramAPIError | ClientDecodeError | TimeoutError | OSError):
+        return SendResult(retry=True, error=text)
+    return SendResult(error=text)
+
+
+def _one_line(exc: BaseException) -> str:
+    """A short description: an HTML error page or a decode error is named, not dumped."""
+    from aiogram.exceptions import ClientDecodeError
+
+    if isinstance(exc, ClientDecodeError):
+        body = str(getattr(exc, "data", ""))
+        kind = "an HTML page" if "<html" in body.lower() else "not JSON"
+        title = _title(body) or " ".join(re.findall(r"\b[45]\d\d\b", body)[:1])
+        return f"the reply was {kind}" + (f" ({title})" if title else "")
+    text = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+    return f"{type(exc).__name__}: {text}"[:200]
+
+
+def _title(body: str) -> str:
+    found = re.search(r"<title>(.*?)</title>", body, re.IGNORECASE | re.DOTALL)
+    return html_to_text(found.group(1)).strip()[:60] if found else ""
+
+
 # ---------------------------------------------------------------------------------------- Telegram
 
 
 class TelegramTransport:
     """Sends through an aiogram `Bot` with HTML parse mode and link previews off.
 
-    A 429 is retried after its `retry_after` (if that is at most `max_wait` seconds), a network error
-    after a short backoff, up to `attempts` tries in all; then the message is dropped with a log line.
-    Any other API error (bad request, forbidden, ...) is logged and dropped at once.
+    A 429 is retried after its `retry_after` (if that is at most `max_wait` seconds), a passing fault
+    (network, 5xx, not JSON) after a short backoff, up to `attempts` tries in all; then the message is
+    dropped with a log line. A final refusal (bad request, forbidden, ...) is logged and dropped at once.
     """
 
     def __init__(
@@ -141,6 +213,36 @@ class TelegramTransport:
             ),
         )
         return msg.message_id if msg is not None else None
+
+    async def attempt_text(self, chat_id: int, html: str, silent: bool = False, *, plain: bool = False) -> SendResult:
+        """One try, no retry, nothing logged: the caller decides. `plain`: the text has no markup
+        (the caller converted it after Telegram refused its HTML); it goes without a parse mode."""
+        from aiogram.types import LinkPreviewOptions
+
+        try:
+            msg = await self.bot.send_message(
+                chat_id,
+                html,
+                parse_mode=None if plain else "HTML",
+                disable_notification=silent,
+                link_preview_options=LinkPreviewOptions(is_disabled=True),
+            )
+        except Exception as exc:
+            return classify(exc)
+        return SendResult(message_id=msg.message_id)
+
+    async def attempt_photo(self, chat_id: int, png: bytes, caption_html: str = "", silent: bool = False) -> SendResult:
+        """One try at a photo with a caption of at most MAX_CAPTION characters; no retry, nothing logged."""
+        from aiogram.types import BufferedInputFile
+
+        stamp = utc_now().strftime("%Y%m%d_%H%M%S")
+        try:
+            msg = await self.bot.send_photo(chat_id, BufferedInputFile(png, filename=f"chart_{stamp}.png"),
+                                            caption=caption_html or None, parse_mode="HTML" if caption_html else None,
+                                            disable_notification=silent)
+        except Exception as exc:
+            return classify(exc)
+        return SendResult(message_id=msg.message_id)
 
     async def send_photo(
         self, chat_id: int, png: bytes, caption_html: str = "", silent: bool = False
@@ -184,39 +286,28 @@ class TelegramTransport:
     async def _call(
         self, what: str, request: Callable[[], Awaitable[T]], not_modified_ok: bool = False
     ) -> T | None:
-        from aiogram.exceptions import (
-            TelegramAPIError,
-            TelegramBadRequest,
-            TelegramNetworkError,
-            TelegramRetryAfter,
-        )
-
         for attempt in range(1, self.attempts + 1):
             last = attempt == self.attempts
             try:
                 return await request()
-            except TelegramRetryAfter as exc:
-                delay = float(exc.retry_after)
+            except Exception as exc:  # never let a notification failure reach the caller
+                result = classify(exc)
+            if not_modified_ok and "not modified" in result.error.lower():
+                return True  # type: ignore[return-value]  # the text is already what we want
+            if result.retry_after is not None:
+                delay = result.retry_after
                 if last or delay > self.max_wait:
                     log.warning("%s dropped after %d tries: 429, retry after %s s", what, attempt, delay)
                     break
                 log.info("%s rate-limited: retrying in %s s", what, delay)
-            except TelegramBadRequest as exc:
-                if not_modified_ok and "not modified" in str(exc).lower():
-                    return True  # type: ignore[return-value]  # the text is already what we want
-                log.warning("%s dropped: %s", what, exc)
-                break
-            except TelegramNetworkError as exc:
+            elif result.retry:
                 delay = self.backoff * attempt
                 if last:
-                    log.warning("%s dropped after %d tries: network error %s", what, attempt, exc)
+                    log.warning("%s dropped after %d tries: %s", what, attempt, result.error)
                     break
-                log.info("%s network error (%s): retrying in %s s", what, exc, delay)
-            except TelegramAPIError as exc:
-                log.warning("%s dropped: %s", what, exc)
-                break
-            except Exception:  # never let a notification failure reach the caller
-                log.exception("%s dropped: unexpected error", what)
+                log.info("%s failed (%s): retrying in %s s", what, result.error, delay)
+            else:
+                log.warning("%s dropped: %s", what, result.error)
                 break
             self.retries += 1
             await self._sleep(delay)
@@ -292,8 +383,10 @@ __all__ = [
     "MAX_CAPTION",
     "MAX_TEXT",
     "ConsoleTransport",
+    "SendResult",
     "TelegramTransport",
     "Transport",
+    "classify",
     "html_to_text",
     "split_message",
 ]

@@ -13,7 +13,7 @@ import asyncio
 import contextlib
 import logging
 import math
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -177,6 +177,10 @@ async def _edit(bot: Bot, chat_id: int, message_id: int, text: str) -> None:
         log.info("approval message %s/%s not edited: %s", chat_id, message_id, exc)
 
 
+# (send, what, still wanted?) -> the sent message, or None when it could not go while it mattered
+Retry = Callable[[Callable[[], Awaitable[Message]], str, Callable[[], bool]], Awaitable[Message | None]]
+
+
 class ApprovalAnnouncer:
     """Posts engine-proposed approvals to `chat_id` (None: posts nothing) and edits a request's message
     when it expires or is answered elsewhere.
@@ -184,8 +188,9 @@ class ApprovalAnnouncer:
     It owns its bus queue, so a slow Telegram never holds up the engine's `publish`.
     """
 
-    def __init__(self, ctx: Services, bot: Bot, chat_id: int | None) -> None:
+    def __init__(self, ctx: Services, bot: Bot, chat_id: int | None, retry: Retry | None = None) -> None:
         self.ctx, self.bot, self.chat_id = ctx, bot, chat_id
+        self.retry = retry  # the controller's retry through an outage (bot.courier.keep_trying); None: one try
         self.board = approval_board(ctx)
         self._queue: asyncio.Queue[Event] | None = None
         self._task: asyncio.Task[None] | None = None
@@ -223,9 +228,15 @@ class ApprovalAnnouncer:
                 return
             snapshot = self.ctx.engine.snapshot()
             text, keyboard = render_approval(approval, snapshot, self.ctx.engine.approval_clock())
-            sent = await self.bot.send_message(self.chat_id, text, parse_mode="HTML", reply_markup=keyboard)
-            self.board.where[approval.id] = (sent.chat.id, sent.message_id)
-            self.board.cards[approval.id] = approval_card(approval, snapshot)
+
+            def post() -> Awaitable[Message]:
+                return self.bot.send_message(self.chat_id, text, parse_mode="HTML", reply_markup=keyboard)
+
+            sent = await (self.retry(post, f"approval request {approval.id}", lambda: self._pending(approval.id))
+                          if self.retry else post())
+            if sent is not None:
+                self.board.where[approval.id] = (sent.chat.id, sent.message_id)
+                self.board.cards[approval.id] = approval_card(approval, snapshot)
         elif event.kind is EventKind.APPROVAL_RESOLVED:
             await self._finalise(approval)
 
@@ -236,6 +247,10 @@ class ApprovalAnnouncer:
         chat_id, message_id = self.board.where[approval.id]
         await _edit(self.bot, chat_id, message_id, render_result(approval, self.board.cards.get(approval.id),
                                                                   market_now=self.ctx.engine.snapshot().time))
+
+    def _pending(self, approval_id: str) -> bool:
+        current = self.ctx.engine.approvals.get(approval_id)
+        return current is not None and current.status is ApprovalStatus.PENDING
 
     async def _close_superseded(self) -> None:
         """A newer request of the same kind expires the older one without an event; show that."""

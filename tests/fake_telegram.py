@@ -21,7 +21,9 @@ What it does, close to the real API:
   sendChatAction, getMe;
 - 400 for an empty text or one over 4096 characters, a caption over 1024;
 - fault injection: `rate_limit(count, retry_after)` answers 429 with parameters.retry_after (the "429 mode"),
-  `fail_next(method, status, description)` any other error.
+  `fail_next(method, status, description)` any other error (`html=True`: an HTML error page, as a proxy
+  in front of the API sends), `fail_all(status, ...)` every call until `heal()`; `refuse_connections()`
+  stops listening (connection refused) until `accept_connections()` (or `heal()`) listens on the same port.
 Every request is recorded in `server.calls`, including refused ones.
 """
 
@@ -120,10 +122,11 @@ class SentMessage:
 @dataclass(slots=True)
 class _Fault:
     methods: frozenset[str] | None  # lower-case names; None = every method except getUpdates/getMe
-    remaining: int
+    remaining: int | None  # None: until heal()
     status: int
     description: str
     retry_after: int | None = None
+    html: bool = False  # answer an HTML page (a proxy's 502), not the API's JSON
 
 
 @dataclass(slots=True)
@@ -161,6 +164,8 @@ class FakeTelegramServer:
         self._call_event = asyncio.Event()
         self._closing = False
         self._runner: web.AppRunner | None = None
+        self._site: web.TCPSite | None = None
+        self._bound: tuple[str, int] | None = None
         self._callback_counter = itertools.count(1)
         self._album_counter = itertools.count(1)
 
@@ -172,11 +177,28 @@ class FakeTelegramServer:
         app.router.add_route("*", "/bot{token}/{method}", self._handle)
         self._runner = web.AppRunner(app, access_log=None, shutdown_timeout=1.0)
         await self._runner.setup()
-        site = web.TCPSite(self._runner, host, port)
-        await site.start()
+        self._site = web.TCPSite(self._runner, host, port)
+        await self._site.start()
         bound = self._runner.addresses[0][1]
+        self._bound = (host, bound)
         self.base_url = f"http://{host}:{bound}"
         return self.base_url
+
+    async def refuse_connections(self) -> None:
+        """Stop listening and drop the open keep-alive connections: every request fails with
+        "connection refused" (the API is down)."""
+        if self._site is not None:
+            await self._site.stop()
+            self._site = None
+        server = self._runner.server if self._runner is not None else None
+        for handler in list(server.connections if server is not None else []):
+            handler.force_close()
+
+    async def accept_connections(self) -> None:
+        """Listen again on the same address after refuse_connections()."""
+        if self._site is None and self._runner is not None and self._bound is not None:
+            self._site = web.TCPSite(self._runner, *self._bound, reuse_address=True)
+            await self._site.start()
 
     async def stop(self) -> None:
         self._closing = True
@@ -266,10 +288,23 @@ class FakeTelegramServer:
         self._faults.append(_Fault(_lower(methods), count, 429, description, retry_after))
 
     def fail_next(
-        self, method: str, status: int = 400, description: str = "Bad Request: test fault", count: int = 1
+        self, method: str, status: int = 400, description: str = "Bad Request: test fault", count: int = 1,
+        *, html: bool = False,
     ) -> None:
-        """The next `count` calls of `method` get this error."""
-        self._faults.append(_Fault(_lower([method]), count, status, description))
+        """The next `count` calls of `method` get this error (`html`: as an HTML page, not JSON)."""
+        self._faults.append(_Fault(_lower([method]), count, status, description, html=html))
+
+    def fail_all(self, status: int = 500, description: str = "Internal Server Error", *, html: bool = False,
+                 methods: Iterable[str] | None = None) -> None:
+        """Every matching call gets this error until heal() (methods=None: all but getUpdates and getMe).
+        A newer fail_all replaces an older one."""
+        self._faults = [f for f in self._faults if f.remaining is not None]
+        self._faults.append(_Fault(_lower(methods), None, status, description, html=html))
+
+    async def heal(self) -> None:
+        """The outage ends: no more injected faults, and the server listens again."""
+        self._faults.clear()
+        await self.accept_connections()
 
     # ------------------------------------------------------------------ what tests read back
 
@@ -314,6 +349,8 @@ class FakeTelegramServer:
         status, body = await self._dispatch(token, method, params, files)
         self.calls.append(ApiCall(method, params, files, status, body, time.time()))
         self._call_event.set()
+        if "html" in body:
+            return web.Response(text=body["html"], status=status, content_type="text/html")
         return web.json_response(body, status=status)
 
     async def _dispatch(
@@ -324,6 +361,10 @@ class FakeTelegramServer:
         name = method.lower()
         fault = self._take_fault(name)
         if fault is not None:
+            if fault.html:
+                title = html.escape(f"{fault.status} {fault.description}")
+                return fault.status, {"html": f"<html><head><title>{title}</title></head><body><center><h1>"
+                                              f"{title}</h1></center><hr><center>nginx</center></body></html>"}
             extra = {"retry_after": fault.retry_after} if fault.retry_after is not None else None
             return _error(fault.status, fault.description, extra)
         handler = getattr(self, f"_api_{name}", None)
@@ -340,6 +381,8 @@ class FakeTelegramServer:
             applies = (
                 name in fault.methods if fault.methods is not None else name not in ("getupdates", "getme")
             )
+            if applies and fault.remaining is None:
+                return fault
             if applies and fault.remaining > 0:
                 fault.remaining -= 1
                 if fault.remaining == 0:

@@ -77,7 +77,7 @@ def test_single_linear_history() -> None:
     assert len(heads) == 1, heads
     revisions = [r.revision for r in script.walk_revisions()]
     assert revisions[-1] == "0001"
-    assert "0002_decision_features" in revisions
+    assert "0002_decision_features" in revisions and revisions[0] == "0003_outbox"
 
 
 def test_downgrade_to_base_then_up_again_with_a_sync_url(tmp_path: Path) -> None:
@@ -124,3 +124,21 @@ async def test_0002_keeps_old_decisions_and_adds_setup_and_features(tmp_path: Pa
     with sqlite3.connect(db) as conn:
         rows = conn.execute("select action, reason, setup, features from decisions").fetchall()
     assert rows == [("skip", "old", None, None)]
+
+
+async def test_0003_adds_the_outbox_to_a_journal_with_data(tmp_path: Path) -> None:
+    """A journal at 0002 upgrades in place: its rows stay, the outbox table is new and empty; down again drops it."""
+    db = tmp_path / "old.db"
+    url = f"sqlite+aiosqlite:///{db}"
+    await upgrade_database(url, "0002_decision_features")
+    with sqlite3.connect(db) as conn:
+        conn.execute("insert into decisions (bar_time, action, reason, gates, created_at) "
+                     "values ('2026-01-05 10:00:00', 'skip', 'old', '[]', '2026-01-05 10:15:00')")
+    await upgrade_database(url)
+    with sqlite3.connect(db) as conn:
+        assert conn.execute("select count(*) from decisions").fetchone() == (1,)
+        assert conn.execute("select count(*) from outbox").fetchone() == (0,)
+    command.downgrade(alembic_config(f"sqlite:///{db}"), "0002_decision_features")
+    with sqlite3.connect(db) as conn:
+        tables = {r[0] for r in conn.execute("select name from sqlite_master where type='table'")}
+    assert "outbox" not in tables and "decisions" in tables

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from bot.notifier import ErrorMonitor, Notifier, parse_switches
+from bot.retry import Backoff
 from bot.transport import ConsoleTransport, TelegramTransport, html_to_text, split_message
 from charts.style import PNG_SIGNATURE, no_data_png
 from tests.fake_telegram import FakeTelegramServer
@@ -85,15 +86,15 @@ async def test_every_event_kind_goes_out_through_the_worker() -> None:
     assert notifier.skipped == 1 and notifier.failed == 0
 
 
-async def test_keeps_working_after_a_transport_exception() -> None:
-    bus, transport = EventBus(), FakeTransport(fail_on={2})
-    notifier = Notifier(transport, CHAT)
+async def test_a_transport_exception_is_retried_after_a_backoff_and_nothing_is_skipped() -> None:
+    bus, transport = EventBus(), FakeTransport(fail_on={2, 3})
+    notifier = Notifier(transport, CHAT, backoff=Backoff(0.001, 0.002))
     notifier.attach(bus)
     for n in range(4):
         bus.publish(info(n))
     await notifier.stop()
-    assert [t.splitlines()[0] for t in transport.texts()] == ["ℹ️ message 0", "ℹ️ message 2", "ℹ️ message 3"]
-    assert notifier.failed == 1 and notifier.sent == 3
+    assert [t.splitlines()[0] for t in transport.texts()] == [f"ℹ️ message {n}" for n in range(4)]
+    assert notifier.failed == 0 and notifier.sent == 4 and notifier.courier.outages == 1
 
 
 async def test_a_malformed_event_sends_its_summary_instead() -> None:
@@ -337,7 +338,7 @@ async def test_notifier_over_telegram_end_to_end(fake_telegram: FakeTelegramServ
 
     try:
         bus = EventBus()
-        notifier = Notifier(TelegramTransport(bot, sleep=fake_sleep), CHAT)
+        notifier = Notifier(TelegramTransport(bot), CHAT, sleep=fake_sleep)  # the notifier waits out a 429
         notifier.attach(bus)
         fake_telegram.rate_limit(count=2, retry_after=1)
         sample = events("<b>")

@@ -198,3 +198,26 @@ class PaperAccountRow(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     state: Mapped[dict[str, Any]] = mapped_column(JSON)
     updated_at: Mapped[datetime]
+
+
+class OutboxRow(Base):
+    """A must-deliver chat message (trade, limit, approval, error, start/stop), kept until Telegram took it.
+
+    Written before the first send attempt (revision 0003); bot.store.outbox reads and updates it."""
+
+    __tablename__ = "outbox"
+    __table_args__ = (
+        CheckConstraint("status IN ('pending', 'sent', 'summarised', 'failed')", name="status"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    chat_id: Mapped[int] = mapped_column(BigInteger)
+    kind: Mapped[str] = mapped_column(String(32))
+    html: Mapped[str] = mapped_column(Text)
+    silent: Mapped[bool] = mapped_column(Boolean, default=False)
+    meta: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)  # tickets and P/L, for a summary
+    created_at: Mapped[datetime]
+    status: Mapped[str] = mapped_column(String(10), index=True)
+    parts_sent: Mapped[int] = mapped_column(Integer, default=0)  # of a long message split in parts
+    error: Mapped[str] = mapped_column(Text, default="")
+    done_at: Mapped[datetime | None]
