@@ -149,3 +149,14 @@ def test_walk_forward_report_fits_80_columns() -> None:
     assert "…" not in text and "None" not in text and "{" not in text
     assert "-50,412.35" in text and "risk_mode 3513" in text and "spread ASSUMED 30 points" in text
     assert "buy-and-hold" in text and "strategy halted 2025-09-30 14:00" in " ".join(text.split())
+
+
+@pytest.mark.parametrize("command", [["bars", "--data", "x.parquet"], ["run", "--duration", "1"]])
+def test_a_missing_dependency_is_one_line_naming_the_venv(command: list[str]) -> None:
+    """`python main.py ...` outside the venv: one line saying what to run, not a traceback."""
+    code = ("import sys; sys.modules['polars'] = None; import main; "  # as if polars were not installed
+            f"sys.exit(main.main({command!r}))")
+    done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 1
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1 and "'polars' is not installed" in lines[0] and ".venv/bin/python main.py" in lines[0]
