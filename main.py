@@ -8,11 +8,11 @@ import sys
 
 
 def _cmd_bars(args: argparse.Namespace) -> int:
+    from research.bars_report import summary_lines
     from trading.bars import load_bars
 
     frame = load_bars(args.data, server_tz=args.server_tz, spread=args.spread)
-    note = f"; spread ASSUMED {args.spread} points (the file has none)" if args.spread is not None else ""
-    print(f"{frame.height} bars, {frame['time'][0]} .. {frame['time'][-1]} (UTC){note}")
+    print("\n".join(summary_lines(frame, args.spread)))
     return 0
 
 

@@ -267,8 +267,12 @@ def _report(console: Any, out: dict[str, Any]) -> None:
     console.print(report_table(out))
     for line in intrabar_lines(out):
         console.print(line, highlight=False)
-    console.print(f"exit reasons: {fmt_counts(out['exit_reasons'])}")
-    console.print(f"gates that blocked most: {fmt_counts(out['gate_blocks'], 6)}")
+    from research.report_text import phrase_lines
+
+    for title, counts in (("exit reasons: ", out["exit_reasons"]),
+                          ("gates that blocked most: ", dict(list(out["gate_blocks"].items())[:6]))):
+        for line in phrase_lines(title, fmt_counts(counts).split(", ")):
+            console.print(line, highlight=False)
     best_base = max((m["net_profit"] for m in out.get("baselines", {}).values()), default=None)
     if best_base is not None and out["net_profit"] <= best_base:
         console.print("[yellow]The strategy does not beat its best baseline on this data.[/yellow]")

@@ -198,3 +198,25 @@ def test_a_missing_dependency_is_one_line_naming_the_venv(command: list[str]) ->
     assert done.returncode == 1
     lines = done.stderr.strip().splitlines()
     assert len(lines) == 1 and "'polars' is not installed" in lines[0] and ".venv/bin/python main.py" in lines[0]
+
+
+def test_bars_summary_names_spread_and_gaps_by_kind(capsys) -> None:
+    from datetime import UTC, datetime, timedelta
+
+    import polars as pl
+
+    from research.bars_report import summary_lines
+
+    start = datetime(2025, 7, 2, 0, 0, tzinfo=UTC)  # a Wednesday
+    times = [start + timedelta(minutes=15 * i) for i in range(4 * 24 * 6)]
+    # the daily break (21:00-22:00 UTC), the weekend from Friday 21:00, and a hole on Monday 10:00-11:30
+    keep = [t for t in times if t.hour != 21 and not (t.weekday() == 4 and t.hour >= 21)
+            and t.weekday() != 5 and not (t.weekday() == 6 and t.hour < 22)
+            and not (t.weekday() == 0 and (10, 0) <= (t.hour, t.minute) < (11, 30))]
+    frame = pl.DataFrame({"time": keep, "spread": [10 + i % 20 for i in range(len(keep))]})
+    lines = summary_lines(frame)
+    assert lines[0].startswith(f"{len(keep):,} bars, 02 Jul 2025 07:00 → ")
+    assert lines[1] == "spread (points): median 19, 90th percentile 27, widest 29"
+    assert lines[2] == "gaps: 1 weekend, 3 daily breaks (expected); 1 more to look at:"
+    assert lines[3] == "  Mon 07 Jul 10:00 → Mon 07 Jul 11:30 UTC (1 h 30 min)"
+    assert summary_lines(frame, assumed_spread=25)[1].startswith("spread ASSUMED 25 points")
