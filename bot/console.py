@@ -140,6 +140,7 @@ class ConsoleController:
         self._update_ids = itertools.count(1)
         self._task: asyncio.Task[None] | None = None
         self._tty_mode: list[Any] | None = None  # the terminal's settings before the prompt took it
+        self._command: asyncio.Task[None] | None = None  # the typed command being answered
 
     def _user(self) -> User:
         return User(id=self.user_id, is_bot=False, first_name="console")
@@ -206,22 +207,33 @@ class ConsoleController:
                         return
                     self.on_interrupt()
                     continue
-                try:
-                    await self.handle_line(line)
-                except Exception:
-                    log.exception("console command failed: %s", line.strip())
+                await self._answer(line)
 
     async def _read(self, lines: asyncio.Queue[str]) -> None:
         while True:
             line = await lines.get()
             if not line:  # end of input
                 return
-            try:
-                await self.handle_line(line)
-            except Exception:
-                log.exception("console command failed: %s", line.strip())
+            await self._answer(line)
 
-    async def stop(self) -> None:
+    async def _answer(self, line: str) -> None:
+        """One typed command, in its own task: a stop lets it finish (its journal reads and writes)
+        instead of cancelling it mid-query."""
+        self._command = asyncio.create_task(self.handle_line(line), name="console-command")
+        try:
+            await asyncio.shield(self._command)
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception("console command failed: %s", line.strip())
+        finally:
+            self._command = None
+
+    async def stop(self, timeout: float = 5.0) -> None:
+        command = self._command
+        if command is not None and not command.done():
+            await asyncio.wait([command], timeout=timeout)
+            command.cancel()
         if self._task is not None:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):

@@ -16,6 +16,7 @@ class _Recorder(ConsoleController):
         self.lines: list[str] = []
         self._task = None
         self.on_interrupt = None
+        self._command = None
 
     async def handle_line(self, line: str) -> None:
         self.lines.append(line)
@@ -66,3 +67,21 @@ async def test_ctrl_c_at_the_prompt_calls_the_stop_once_per_press_and_keeps_the_
         pipe.send_bytes(b"\x04")
         await asyncio.wait_for(task, 5)
     assert presses == [1, 1] and controller.lines == ["/status"]
+
+
+async def test_stop_lets_a_typed_command_finish_instead_of_cancelling_it() -> None:
+    """A stop while /status reads the journal: the reply completes, no query is cut (a cancelled
+    query hands its connection back to the pool with a CancelledError)."""
+
+    class Slow(_Recorder):
+        async def handle_line(self, line: str) -> None:
+            await asyncio.sleep(0.3)  # a journal query
+            self.lines.append(line)
+
+    controller = Slow()
+    with create_pipe_input() as pipe, create_app_session(input=pipe, output=DummyOutput()):
+        controller._task = asyncio.create_task(controller._prompt())
+        pipe.send_text("/status\r")
+        await asyncio.sleep(0.1)
+        await controller.stop()
+    assert controller.lines == ["/status"] and controller._task is None
