@@ -21,6 +21,7 @@ import hashlib
 import json
 import math
 import sys
+import textwrap
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
@@ -619,9 +620,17 @@ def _print_train(console: Any, r: TrainReport) -> None:
                   f"log loss {_f(fm['log_loss'])} (base rate {_f(fb['base_rate']['log_loss'])})")
     console.print(f"  calibration {s['calibration']}: ECE {_f(s['ece'])} on the test blocks "
                   f"(validation slice raw {_f(s['ece_valid_raw'])} -> {_f(s['ece_valid_calibrated'])})")
-    for check in s.get("edge_checks", []):  # every activation check, passed or failed, with its figures
-        console.print(f"  {'pass' if check['passed'] else 'FAIL'} {check['name']}: {check['detail']}")
-    console.print(f"  {s['verdict']}")
+    checks = s.get("edge_checks", [])
+    console.print("  activation checks (out of sample):")
+    for check in checks:  # every check, passed or failed, with its figures; wrapped between words, indented
+        text = f"{'pass' if check['passed'] else 'FAIL'} {check['name']}: {check['detail']}"
+        console.print(textwrap.fill(text, width=78, initial_indent="    ", subsequent_indent="         "),
+                      highlight=False)
+    failed = [c["name"] for c in checks if not c["passed"]]
+    verdict = (f"no demonstrated edge (failed: {', '.join(failed)})" if failed
+               else "edge demonstrated out of sample" if checks else s["verdict"])
+    console.print(textwrap.fill(f"verdict: {verdict}", width=78, initial_indent="  ", subsequent_indent="    "),
+                  highlight=False)
     shares = ", ".join(f"{k} {v:.0%}" for k, v in r.regime["state_shares"].items())
     console.print(f"  regime: {shares}; latest bar {r.regime['latest']}")
     console.print(f"  version {r.version}: {'ACTIVE' if r.activated else 'not active'} ({r.activation_reason})")
