@@ -434,14 +434,16 @@ class App:
 
     async def _stop_tasks(self, timeout: float = 5.0) -> None:
         """The approvals writer stores what was published before it stops (cancelled mid-write, its
-        connection would go back to the pool with a CancelledError); the other tasks only wait."""
+        connection would go back to the pool with a CancelledError); the other tasks, which only wait
+        (the dry run's paper market), are cancelled."""
         queue = getattr(self, "_approvals_queue", None)
         if queue is not None:
             self.bus.unsubscribe(queue)
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(queue.put(None), timeout)
             writer = [t for t in self._tasks if t.get_name() == "approvals-journal"]
-            await asyncio.wait(writer, timeout=timeout)
+            if writer:
+                await asyncio.wait(writer, timeout=timeout)
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)

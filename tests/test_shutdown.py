@@ -4,6 +4,7 @@ while a fast replay is busy (no error, no traceback, the journal equal to the pa
 
 from __future__ import annotations
 
+import asyncio
 import fcntl
 import json
 import os
@@ -246,3 +247,41 @@ def _count(db: Path, table: str) -> int:
             con.close()
     except sqlite3.Error:
         return 0
+
+
+async def test_an_approval_proposed_just_before_the_stop_is_stored(tmp_path: Path) -> None:
+    """The approvals writer drains its queue at shutdown instead of being cancelled: a change proposed
+    a moment before the stop is pending again after the restart."""
+    from bot.app import App
+    from bot.config import load_settings
+    from trading.risk.approvals import RiskChange
+
+    settings = load_settings(None, database_path=tmp_path / "x.db", models_dir=tmp_path / "models",
+                             paper_replay_speed=3000, market_update_minutes=0, hourly_analysis=False,
+                             daily_summary=False, auto_retrain=False)
+    app = App(settings, console_input=False)
+    await app.start()
+    save = app.journal.save_approval
+
+    async def slow_save(approval: object) -> None:
+        await asyncio.sleep(2)  # a busy disk: the write is still going when the stop ends the tasks
+        await save(approval)
+
+    app.journal.save_approval = slow_save  # type: ignore[method-assign]
+
+    async def no_drain(timeout: float = 0) -> None:  # the rest of the stop is quick: only the write is slow
+        return None
+
+    app.notifier.stop = no_drain  # type: ignore[method-assign]
+    result = await app.engine.request_risk_change(RiskChange("limits", "risk 2%", {"risk_per_trade_pct": 2.0}), "t")
+    assert result.approval is not None
+    await asyncio.sleep(0.05)  # the writer has the event
+    await app.shutdown("test")
+
+    again = App(settings, console_input=False)
+    await again.start()
+    try:
+        pending = again.engine.approvals.pending(again.engine.approval_clock())
+        assert [a.id for a in pending] == [result.approval.id]
+    finally:
+        await again.shutdown("test")
