@@ -8,11 +8,11 @@ import sys
 
 
 def _cmd_bars(args: argparse.Namespace) -> int:
+    from research.bars_report import summary_lines
     from trading.bars import load_bars
 
     frame = load_bars(args.data, server_tz=args.server_tz, spread=args.spread)
-    note = f"; spread ASSUMED {args.spread} points (the file has none)" if args.spread is not None else ""
-    print(f"{frame.height} bars, {frame['time'][0]} .. {frame['time'][-1]} (UTC){note}")
+    print("\n".join(summary_lines(frame, args.spread)))
     return 0
 
 
@@ -99,13 +99,36 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+OWN_PACKAGES = {"bot", "trading", "models", "handlers", "charts", "research", "main"}
+
+
+def missing_dependency(exc: ModuleNotFoundError) -> str | None:
+    """One line for a third-party package this Python lacks (usually: not the project's .venv);
+    None for a module of the project itself (a bug: its traceback is the useful part)."""
+    name = (exc.name or "").split(".")[0]
+    if not name or name in OWN_PACKAGES:
+        return None
+    return (f"error: the Python package '{name}' is not installed for {sys.executable}: "
+            "`make run` sets up .venv once; then run `.venv/bin/python main.py ...` "
+            "(or `source .venv/bin/activate` first)")
+
+
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
     try:
+        args = build_parser().parse_args(argv)
         return int(args.func(args) or 0)
     except (ValueError, FileNotFoundError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    except ModuleNotFoundError as exc:
+        line = missing_dependency(exc)
+        if line is None:
+            raise
+        print(line, file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:  # Ctrl-C before the bot's own handler is in place (imports, start-up)
+        print("interrupted", file=sys.stderr)
+        return 130
 
 
 if __name__ == "__main__":

@@ -3,8 +3,8 @@
 Start-up order (spec §6, made safe): settings → broker (3 tries) → journal (migrated) → models
 (active version or SMC-only) → engine state restored → reconcile the broker's positions with the
 journal → scheduler → controller (Telegram, or the console when no token is set) → startup message.
-Shutdown on SIGINT/SIGTERM: stop the jobs, the stop message, disconnect, close the database; a
-second signal exits at once.
+Shutdown on SIGINT/SIGTERM (or Ctrl-C at the console prompt): no new job starts, the running one ends
+after its current tick, the stop message, disconnect, close the database; a second signal exits at once.
 """
 
 from __future__ import annotations
@@ -107,7 +107,9 @@ class App:
         self.ctx = BotContext(self.engine, self.journal, s, self.analyzer, utc_now(), self.trainer, self.registry,
                               backtester=self._backtester(), logs=self.logs,
                               bars_available=lambda: self._bars_for_training(100_000).height)
-        self._tasks.append(asyncio.create_task(self._persist_approvals(), name="approvals-journal"))
+        self._approvals_queue = self.bus.subscribe()
+        self._tasks.append(asyncio.create_task(self._persist_approvals(self._approvals_queue),
+                                               name="approvals-journal"))
         self.trading_job = TradingJob(self)
         if setup.sim_clock is not None:  # a replayed market: one loop on its clock, as in a backtest
             from trading.simulation import MarketLoop, history_window
@@ -317,7 +319,7 @@ class App:
             quiet_polling = None
             console_settings = s.model_copy(update={"telegram_allowed_users": [CONSOLE_USER]})
             dp = build_dispatcher(dataclasses.replace(self.ctx, settings=console_settings))
-            self.console = ConsoleController(dp, transport, CONSOLE_USER)
+            self.console = ConsoleController(dp, transport, CONSOLE_USER, on_interrupt=self._on_signal)
             if self.console_input:
                 self.console.start()
             self.polling = None
@@ -353,10 +355,11 @@ class App:
             notes=[*limits_drift_notes(snap.limits, s.limits()), *self.notes],
         ))
 
-    async def _persist_approvals(self) -> None:
-        queue = self.bus.subscribe()
+    async def _persist_approvals(self, queue: asyncio.Queue[Any]) -> None:
         while True:
             event = await queue.get()
+            if event is None:  # shutdown: everything published before it is stored
+                return
             try:
                 approval = event.data.get("approval")
                 if approval is None or event.kind not in (EventKind.RISK_CHANGE_PROPOSED,
@@ -416,6 +419,9 @@ class App:
         self._signals += 1
         if self._signals > 1:
             log.warning("second signal: exiting now")
+            console = getattr(self, "console", None)
+            if console is not None:
+                console.restore_terminal()
             os._exit(130)
         log.info("stopping (press Ctrl-C again to exit at once)")
         self.stop_event.set()
@@ -459,10 +465,24 @@ class App:
             if self.ctx.backtester is not None:
                 self.ctx.backtester.close()  # a running backtest is dropped, not waited for
         finally:
-            for task in self._tasks:
-                task.cancel()
-            await asyncio.gather(*self._tasks, return_exceptions=True)
+            await self._stop_tasks()
             await self._close_partial()
+
+    async def _stop_tasks(self, timeout: float = 5.0) -> None:
+        """The approvals writer stores what was published before it stops (cancelled mid-write, its
+        connection would go back to the pool with a CancelledError); the other tasks, which only wait
+        (the dry run's paper market), are cancelled."""
+        queue = getattr(self, "_approvals_queue", None)
+        if queue is not None:
+            self.bus.unsubscribe(queue)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(queue.put(None), timeout)
+            writer = [t for t in self._tasks if t.get_name() == "approvals-journal"]
+            if writer:
+                await asyncio.wait(writer, timeout=timeout)
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
 
     async def _stop_jobs(self, timeout: float) -> None:
         """No new job runs; the running ones (an order, a journal write) finish before anything closes."""
@@ -470,6 +490,8 @@ class App:
         if scheduler is None or not scheduler.running:
             return
         scheduler.pause()
+        if self.market_loop is not None:  # a replay's job may hold thousands of due ticks: end after this one
+            self.market_loop.halt()
         running = [t for t in self.running_jobs if not t.done() and t is not asyncio.current_task()]
         if running:
             _, pending = await asyncio.wait(running, timeout=timeout)

@@ -12,10 +12,9 @@ import asyncio
 import contextlib
 import itertools
 import logging
-import signal
 import sys
 import threading
-from collections.abc import AsyncGenerator
+from collections.abc import AsyncGenerator, Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -133,16 +132,24 @@ async def _input_bytes(payload: Any) -> bytes:
 
 
 class ConsoleController:
-    """Reads commands from stdin and feeds them to the dispatcher as the console user."""
+    """Reads commands from stdin and feeds them to the dispatcher as the console user.
 
-    def __init__(self, dp: Dispatcher, transport: ConsoleTransport, user_id: int) -> None:
+    At the prompt the terminal is in raw mode, so Ctrl-C arrives as a key, not as SIGINT:
+    `on_interrupt` (the app's stop, the same as a signal) is called for each press.
+    """
+
+    def __init__(self, dp: Dispatcher, transport: ConsoleTransport, user_id: int,
+                 on_interrupt: Callable[[], None] | None = None) -> None:
         self.dp = dp
         self.session = ConsoleSession(transport, user_id)
         self.bot = Bot("1:console", session=self.session)
         self.user_id = user_id
         console_actor(f"tg:{user_id}")  # whoever types here reads "you", never an id
+        self.on_interrupt = on_interrupt
         self._update_ids = itertools.count(1)
         self._task: asyncio.Task[None] | None = None
+        self._tty_mode: list[Any] | None = None  # the terminal's settings before the prompt took it
+        self._command: asyncio.Task[None] | None = None  # the typed command being answered
 
     def _user(self) -> User:
         return User(id=self.user_id, is_bot=False, first_name="console")
@@ -181,6 +188,7 @@ class ConsoleController:
             return
         if sys.stdout is not None and sys.stdout.isatty():
             # a prompt line that stays at the bottom: reports print above it, typed text is kept
+            self._tty_mode = _tty_mode()
             self._task = asyncio.create_task(self._prompt(), name="console-commands")
             return
         # A daemon thread reads stdin: a readline blocked in the loop's default executor would keep
@@ -198,33 +206,69 @@ class ConsoleController:
         with patch_stdout(raw=True):
             while True:
                 try:
-                    line = await session.prompt_async(PROMPT)
+                    # handle_sigint=False: the prompt must not take over the loop's SIGINT handler (it
+                    # removed the app's on exit, and a SIGINT raised from here came back as a key press)
+                    line = await session.prompt_async(PROMPT, handle_sigint=False)
                 except EOFError:  # Ctrl-D
                     return
-                except KeyboardInterrupt:  # the prompt reads Ctrl-C as a key: hand it to the app's handler
-                    signal.raise_signal(signal.SIGINT)
+                except KeyboardInterrupt:  # Ctrl-C, read as a key: stop the bot (a second press exits)
+                    if self.on_interrupt is None:
+                        return
+                    self.on_interrupt()
                     continue
-                try:
-                    await self.handle_line(line)
-                except Exception:
-                    log.exception("console command failed: %s", line.strip())
+                await self._answer(line)
 
     async def _read(self, lines: asyncio.Queue[str]) -> None:
         while True:
             line = await lines.get()
             if not line:  # end of input
                 return
-            try:
-                await self.handle_line(line)
-            except Exception:
-                log.exception("console command failed: %s", line.strip())
+            await self._answer(line)
 
-    async def stop(self) -> None:
+    async def _answer(self, line: str) -> None:
+        """One typed command, in its own task: a stop lets it finish (its journal reads and writes)
+        instead of cancelling it mid-query."""
+        self._command = asyncio.create_task(self.handle_line(line), name="console-command")
+        try:
+            await asyncio.shield(self._command)
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception("console command failed: %s", line.strip())
+        finally:
+            self._command = None
+
+    async def stop(self, timeout: float = 5.0) -> None:
+        command = self._command
+        if command is not None and not command.done():
+            await asyncio.wait([command], timeout=timeout)
+            command.cancel()
         if self._task is not None:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
             self._task = None
+
+    def restore_terminal(self) -> None:
+        """Give the terminal back as it was (cooked mode, echo, cursor shown) before an immediate exit
+        that skips the prompt's own clean-up."""
+        if self._tty_mode is None:
+            return
+        with contextlib.suppress(Exception):
+            import termios
+
+            termios.tcsetattr(sys.stdin.fileno(), termios.TCSADRAIN, self._tty_mode)
+            sys.__stdout__.write("\x1b[?25h\n")  # type: ignore[union-attr]
+            sys.__stdout__.flush()  # type: ignore[union-attr]
+
+
+def _tty_mode() -> list[Any] | None:
+    try:
+        import termios
+
+        return termios.tcgetattr(sys.stdin.fileno())
+    except (ImportError, OSError, ValueError):  # Windows, or no real terminal
+        return None
 
 
 def _read_stdin(loop: asyncio.AbstractEventLoop, lines: asyncio.Queue[str]) -> None:

@@ -21,6 +21,7 @@ import hashlib
 import json
 import math
 import sys
+import textwrap
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
@@ -194,26 +195,38 @@ def folds_beaten(folds: list[FoldResult]) -> int:
 def edge_verdict(beats: bool, stat_text: str, trading: dict[str, Any], folds_won: int | None = None,
                  n_folds: int | None = None) -> dict[str, Any]:
     """The activation rule: beat the baselines pooled *and* in most folds, and make the gate's picks pay,
-    out of sample. (A pooled win carried by one or two folds is luck as often as skill.)"""
+    out of sample. (A pooled win carried by one or two folds is luck as often as skill.) Every check is
+    named with its figures, and the verdict says which failed."""
+    checks = [{"name": "baselines", "passed": beats, "detail": stat_text}]
     if folds_won is not None and n_folds:
-        consistent = folds_won > n_folds / 2
-        stat_text += f"; better than the base rate in {folds_won} of {n_folds} folds"
-        beats = beats and consistent
+        needed = n_folds // 2 + 1
+        checks.append({"name": "folds", "passed": folds_won >= needed,
+                       "detail": f"better than the base rate in {folds_won} of {n_folds} folds (needs {needed})"})
     gated, every = trading["ev_gate"], trading["all_setups"]
     t = trading.get("t_vs_all")
-    pays = (gated["n"] >= MIN_GATED_TRADES and gated["mean_r"] is not None and gated["mean_r"] > 0
-            and t is not None and t > EDGE_T)
-    if gated["n"] < MIN_GATED_TRADES:
-        trade_text = f"only {gated['n']} test setups passed the EV gate (< {MIN_GATED_TRADES})"
+    enough = gated["n"] >= MIN_GATED_TRADES
+    checks.append({"name": "gated trades", "passed": enough,
+                   "detail": f"{'' if enough else 'only '}{gated['n']} test setups passed the EV gate "
+                             f"(needs {MIN_GATED_TRADES})"})
+    if enough:
+        positive = gated["mean_r"] is not None and gated["mean_r"] > 0
+        checks.append({"name": "gated trades pay", "passed": positive,
+                       "detail": f"EV-gated test trades make {gated['mean_r']:+.3f} R each (needs > 0)"})
+        checks.append({"name": "better than all setups", "passed": t is not None and t > EDGE_T,
+                       "detail": f"{gated['mean_r']:+.3f} R vs all {every['n']} setups at {every['mean_r']:+.3f} R: "
+                                 f"t {t if t is not None else 'n/a'} (needs > {EDGE_T})"})
+    demonstrated = all(c["passed"] for c in checks)
+    failed = [c["detail"] for c in checks if not c["passed"]]
+    if demonstrated:
+        verdict = f"edge demonstrated out of sample (all {len(checks)} checks passed)"
     else:
-        trade_text = (f"EV-gated test trades {gated['n']} at {gated['mean_r']:+.3f} R each vs all "
-                      f"{every['n']} setups at {every['mean_r']:+.3f} R (t {t if t is not None else 'n/a'}, "
-                      f"needs > {EDGE_T})")
-    demonstrated = beats and pays
-    verdict = f"{stat_text}; {trade_text}: " + ("edge demonstrated out of sample" if demonstrated
-                                                 else "no demonstrated edge")
-    return {"demonstrated": demonstrated, "beats_baselines": beats, "gate_pays": pays, "folds_won": folds_won,
-            "verdict": verdict}
+        passed = [c["name"] for c in checks if c["passed"]]
+        verdict = ("no demonstrated edge: failed: " + "; ".join(failed)
+                   + (f" (passed: {', '.join(passed)})" if passed else ""))
+    pays = all(c["passed"] for c in checks if c["name"] not in ("baselines", "folds"))
+    beats_all = all(c["passed"] for c in checks if c["name"] in ("baselines", "folds"))
+    return {"demonstrated": demonstrated, "beats_baselines": beats_all, "gate_pays": pays, "folds_won": folds_won,
+            "checks": checks, "verdict": verdict}
 
 
 def data_fingerprint(bars: pl.DataFrame) -> str:
@@ -378,6 +391,7 @@ def train_models(
         "beats_baselines": beats,
         "trading": trading,
         "verdict": edge["verdict"],
+        "edge_checks": edge["checks"],
         "ev_gate": last.gate.to_dict(),
         "calibration": last.signal.calibration.method,
         "ece_valid_raw": round(last.signal.info["ece_valid_raw"], 4),
@@ -621,7 +635,17 @@ def _print_train(console: Any, r: TrainReport) -> None:
                   f"log loss {_f(fm['log_loss'])} (base rate {_f(fb['base_rate']['log_loss'])})")
     console.print(f"  calibration {s['calibration']}: ECE {_f(s['ece'])} on the test blocks "
                   f"(validation slice raw {_f(s['ece_valid_raw'])} -> {_f(s['ece_valid_calibrated'])})")
-    console.print(f"  {s['verdict']}")
+    checks = s.get("edge_checks", [])
+    console.print("  activation checks (out of sample):")
+    for check in checks:  # every check, passed or failed, with its figures; wrapped between words, indented
+        text = f"{'pass' if check['passed'] else 'FAIL'} {check['name']}: {check['detail']}"
+        console.print(textwrap.fill(text, width=78, initial_indent="    ", subsequent_indent="         "),
+                      highlight=False)
+    failed = [c["name"] for c in checks if not c["passed"]]
+    verdict = (f"no demonstrated edge (failed: {', '.join(failed)})" if failed
+               else "edge demonstrated out of sample" if checks else s["verdict"])
+    console.print(textwrap.fill(f"verdict: {verdict}", width=78, initial_indent="  ", subsequent_indent="    "),
+                  highlight=False)
     shares = ", ".join(f"{k} {v:.0%}" for k, v in r.regime["state_shares"].items())
     console.print(f"  regime: {shares}; latest bar {r.regime['latest']}")
     console.print(f"  version {r.version}: {'ACTIVE' if r.activated else 'not active'} ({r.activation_reason})")

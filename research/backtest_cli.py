@@ -6,6 +6,7 @@ import argparse
 import csv
 import json
 import sys
+import time
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -73,12 +74,13 @@ def _slice(bars: pl.DataFrame, date_from: str | None, date_to: str | None, warmu
 
 def cmd_backtest(args: argparse.Namespace) -> int:
     from rich.console import Console
-    from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 
+    from research.report_text import bar_progress
     from trading.backtest import BacktestConfig, run_backtest
     from trading.bars import load_bars
     from trading.intrabar import DEFAULT_TICKS_PER_BAR, IntrabarDataError
 
+    started = time.perf_counter()  # the whole command, for the report beside the strategy run's own time
     console = Console(stderr=args.json_out == "-")
     config = BacktestConfig(balance=args.balance, commission_per_lot=args.commission,
                             slippage_points=max(0, getattr(args, "slippage", 0) or 0),
@@ -109,13 +111,7 @@ def cmd_backtest(args: argparse.Namespace) -> int:
             regime, signal = SlotRegime(slot), SlotSignal(slot)
             model_note = f"model {bundle.version}"
     runs: dict[str, Any] = {}
-    with Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total} bars"),
-                  TimeRemainingColumn(), console=console, transient=True) as progress:
-
-        def tracker(label: str):
-            task = progress.add_task(label, total=bars.height - config.warmup_bars)
-            return lambda done, total: progress.update(task, completed=done, total=total)
-
+    with bar_progress(console, bars.height - config.warmup_bars) as tracker:
         main = run_backtest(bars, config, regime=regime, signal=signal, progress=tracker("strategy"), path=path)
         runs["strategy"] = main
         # how much the result moves with the intrabar path: generated path vs the finest data given (or,
@@ -139,6 +135,7 @@ def cmd_backtest(args: argparse.Namespace) -> int:
         "intrabar": mode_note,
         "detail_share": round(main.detail_share, 4),
         "ticks": main.ticks,
+        "ticks_skipped": main.ticks_skipped,
         "spread_assumed_points": args.spread,
         **metrics,
         "gate_blocks": dict(main.gate_blocks.most_common()),
@@ -160,6 +157,8 @@ def cmd_backtest(args: argparse.Namespace) -> int:
 
         out["versus"] = versus_baselines(main, runs)  # R per trade with a 95% CI: chance or not
     _add_fills_and_coherence(out, main, config)
+    out["command_seconds"] = round(time.perf_counter() - started, 2)
+    out["runs"] = 2 + (0 if args.no_baselines else 3)  # strategy, sensitivity, SMC-only, random, buy-and-hold
     _report(console, out)
     console.print(out["fills_line"])
     console.print(out["coherence_line"])
@@ -213,7 +212,7 @@ def _intrabar_path(args: argparse.Namespace, bars: pl.DataFrame, config: Any) ->
         m1 = load_detail(detail_file, traded, server_tz=args.server_tz)
         return (lambda frame: M1Detail(frame, m1, ticks_per_bar=config.ticks_per_bar),
                 f"M1 detail from {detail_file} (4 ticks a minute)")
-    return None, f"generated from the M15 bars ({config.ticks_per_bar} ticks a bar)"
+    return None, f"generated from the M15 bars, {config.ticks_per_bar} ticks a bar"
 
 
 def _other_order(config: Any) -> Any:
@@ -242,13 +241,15 @@ def fmt_pf(m: dict[str, Any]) -> str:
 
 
 def fmt_num(x: Any, digits: int = 2) -> str:
-    return "n/a" if x is None else f"{x:.{digits}f}"
+    return "n/a" if x is None else f"{x:,.{digits}f}"
 
 
 def fmt_counts(counts: dict[str, Any], limit: int | None = None) -> str:
     """{'sl': 40, 'tp': 12} -> 'sl 40, tp 12' (most frequent first, as given)."""
+    from trading.numbers import count
+
     items = list(counts.items())[:limit] if limit else list(counts.items())
-    return ", ".join(f"{k} {v}" for k, v in items) or "none"
+    return ", ".join(f"{k} {count(v)}" for k, v in items) or "none"
 
 
 def report_table(out: dict[str, Any]) -> Any:
@@ -256,17 +257,19 @@ def report_table(out: dict[str, Any]) -> Any:
     from rich import box
     from rich.table import Table
 
+    from trading.numbers import count, pct, signed_usd
+
     runs = [("strategy", out), *out.get("baselines", {}).items()]
     table = Table(box=box.SIMPLE_HEAD, pad_edge=False)
     table.add_column("", no_wrap=True)
     for name, _ in runs:
         table.add_column(RUN_LABELS.get(name, name), justify="right", no_wrap=True)
     rows: list[tuple[str, Any]] = [
-        ("trades", lambda m: str(m["trades"])),
-        ("win rate", lambda m: f"{m['win_rate']:.1%}"),
+        ("trades", lambda m: count(m["trades"])),
+        ("win rate", lambda m: pct(m["win_rate"])),
         ("profit factor", fmt_pf),
-        ("expectancy $", lambda m: f"{m['expectancy']:+.2f}"),
-        ("net profit $", lambda m: f"{m['net_profit']:+,.2f}"),
+        ("expectancy", lambda m: signed_usd(m["expectancy"])),
+        ("net profit", lambda m: signed_usd(m["net_profit"])),
         ("max DD %", lambda m: fmt_num(m["max_drawdown_pct"])),
         ("Sharpe", lambda m: fmt_num(m["sharpe"])),
         ("Sortino", lambda m: fmt_num(m["sortino"])),
@@ -278,23 +281,65 @@ def report_table(out: dict[str, Any]) -> Any:
 
 
 def _report(console: Any, out: dict[str, Any]) -> None:
-    console.print(f"[bold]Backtest[/bold] {out['from']} → {out['to']}: {out['bars']} bars in {out['seconds']} s "
-                  f"({out['bars_per_second']} bars/s), {out['models']}")
+    for line in header_lines(out):
+        console.print(line, highlight=False)
     if out.get("spread_assumed_points") is not None:
         console.print(f"[yellow]spread ASSUMED {out['spread_assumed_points']} points on every bar "
                       "(the file has no spread column)[/yellow]")
     console.print(report_table(out))
-    console.print(f"intrabar: {out['intrabar']} ({out['detail_share']:.1%} of bars with real detail, "
-                  f"{out['ticks']} ticks)")
-    sens = out.get("sensitivity")
-    if sens:
-        console.print(f"sensitivity: {sens['against']} gives {sens['trades']} trades, net ${sens['net_profit']:+.2f} "
-                      f"(PF {fmt_num(sens['profit_factor'])}): this result moves by ${sens['delta_net_profit']:+.2f}")
-    console.print(f"exit reasons: {fmt_counts(out['exit_reasons'])}")
-    console.print(f"gates that blocked most: {fmt_counts(out['gate_blocks'], 6)}")
+    for line in intrabar_lines(out):
+        console.print(line, highlight=False)
+    from research.report_text import phrase_lines
+
+    for title, counts in (("exit reasons: ", out["exit_reasons"]),
+                          ("gates that blocked most: ", dict(list(out["gate_blocks"].items())[:6]))):
+        for line in phrase_lines(title, fmt_counts(counts).split(", ")):
+            console.print(line, highlight=False)
     best_base = max((m["net_profit"] for m in out.get("baselines", {}).values()), default=None)
     if best_base is not None and out["net_profit"] <= best_base:
         console.print("[yellow]The strategy does not beat its best baseline on this data.[/yellow]")
+
+
+def header_lines(out: dict[str, Any]) -> list[str]:
+    """The range in WIB (UTC hours beside it), the bars and models, and the time of the strategy run and
+    of the whole command (loading, the other runs), each speed saying what it covers."""
+    from research.report_text import phrase_lines, span
+    from trading.numbers import count
+
+    lines = [f"[bold]Backtest[/bold] {span(out['from'], out['to'])}",
+             f"{count(out['bars'])} bars, {out['models']}"]
+    timing = [f"strategy run {out['seconds']:,.1f} s"
+              + (f" ({count(round(out['bars_per_second']))} bars/s, analysis included)" if out.get("bars_per_second") else "")]
+    whole = out.get("command_seconds")
+    if whole:
+        runs = out.get("runs", 1)
+        timing.append(f"whole command {whole:,.1f} s ({count(round(out['bars'] * runs / whole))} bars/s over its "
+                      f"{runs} runs, with loading)")
+    return lines + phrase_lines("time: ", timing, sep="; ")
+
+
+def intrabar_lines(out: dict[str, Any]) -> list[str]:
+    """How the bars were walked, with the tick counts that say what was computed: the ticks on the path,
+    those stepped one by one and those taken in one go (where no rule could act: exact)."""
+    from research.report_text import phrase_lines
+    from trading.numbers import count, signed_usd
+
+    stepped, skipped = out.get("ticks", 0), out.get("ticks_skipped", 0)
+    lines = phrase_lines("intrabar: ", [
+        f"{out['intrabar']}",
+        f"{count(stepped + skipped)} ticks on the path",
+        f"{count(stepped)} stepped one by one",
+        f"{count(skipped)} taken in one go where no rule could act (exact)",
+        f"{out['detail_share']:.1%} of bars with real detail",
+    ])
+    sens = out.get("sensitivity")
+    if sens:
+        lines += phrase_lines("sensitivity: ", [
+            f"{sens['against']} gives {count(sens['trades'])} trades",
+            f"net {signed_usd(sens['net_profit'])} (PF {fmt_num(sens['profit_factor'])})",
+            f"this result moves by {signed_usd(sens['delta_net_profit'])}",
+        ])
+    return lines
 
 
 def _write_trades(path: Path, result: Any) -> None:

@@ -33,7 +33,8 @@ def _metrics(trades: int, net: float, pf: float | None) -> dict:
 def test_backtest_report_fits_80_columns_without_python_reprs() -> None:
     out = {"from": "2025-09-01 00:00:00+00:00", "to": "2025-12-24 05:00:00+00:00", "bars": 7524, "seconds": 12.3,
            "bars_per_second": 613.3, "models": "no models: SMC-only", "spread_assumed_points": 25,
-           "intrabar": "generated path, 60 ticks a bar (O->L->H->C rising)", "detail_share": 0.0, "ticks": 451440,
+           "intrabar": "generated path, 60 ticks a bar (O->L->H->C rising)", "detail_share": 0.0, "ticks": 13460,
+           "ticks_skipped": 437980, "command_seconds": 71.0, "runs": 4,
            "sensitivity": {"against": "the other vertex order", "trades": 248, "net_profit": -49801.1,
                            "profit_factor": None, "delta_net_profit": 611.25},
            **_metrics(250, -50412.35, 0.68), "gate_blocks": {"risk_mode": 3513, "session": 2047},
@@ -44,11 +45,48 @@ def test_backtest_report_fits_80_columns_without_python_reprs() -> None:
     text = buf.getvalue()
     assert max(len(line) for line in text.splitlines()) <= 80
     assert "…" not in text and "None" not in text and "{" not in text
-    assert "-50,412.35" in text and "strategy" in text and "no loss" in text
+    assert "-$50,412.35" in text and "strategy" in text and "no loss" in text
     assert "broker_sl 156, smart_take_profit 40" in text
     assert "spread ASSUMED 25 points" in text
     flat = " ".join(text.split())
-    assert "0.0% of bars with real detail" in flat and "moves by $+611.25" in flat
+    assert "0.0% of bars with real detail" in flat and "moves by +$611.25" in flat
+    # one style: signed dollars with separators, counts with separators, no "$+"
+    assert "$+" not in text and "$-" not in text and "+$2,094.44" in text and "7,524 bars" in text
+    # the range in WIB with its UTC hours, not a raw datetime
+    assert "Backtest 01 Sep 2025 07:00 → 24 Dec 2025 12:00 WIB (00:00 → 05:00 UTC)" in text
+    assert "+00:00" not in text
+    # the tick counts say what they are: on the path, stepped, taken in one go
+    assert "451,440 ticks on the path" in flat and "13,460 stepped one by one" in flat
+    assert "437,980 taken in one go where no rule could act" in flat
+    # both speeds, each saying what it covers
+    assert "strategy run 12.3 s (613 bars/s, analysis included)" in flat
+    assert "whole command 71.0 s (424 bars/s over its 4 runs, with loading)" in flat
+
+
+def test_report_lines_break_between_phrases() -> None:
+    from research.report_text import phrase_lines
+
+    phrases = [f"phrase number {i} with some words" for i in range(8)]
+    lines = phrase_lines("intro: ", phrases, width=60)
+    assert all(len(line) <= 60 for line in lines) and len(lines) > 1
+    joined = " ".join(line.strip() for line in lines)
+    assert joined == "intro: " + ", ".join(phrases)  # every break falls between two phrases
+
+
+def test_piped_progress_prints_plain_lines_at_most_every_few_seconds() -> None:
+    from research.report_text import PlainProgress
+
+    now = [0.0]
+    out = io.StringIO()
+    track = PlainProgress(out, every=10, clock=lambda: now[0]).tracker("strategy")
+    for done in range(0, 11_800, 500):
+        now[0] += 1.0
+        track(done, 11_800)
+    track(11_800, 11_800)
+    lines = out.getvalue().splitlines()
+    assert lines[0] == "strategy: 4,500 of 11,800 bars, 10 s (38%)"
+    assert lines[-1] == "strategy: 11,800 of 11,800 bars, 24 s (done)"
+    assert len(lines) == 3
 
 
 def test_table_cell_helpers() -> None:
@@ -147,5 +185,38 @@ def test_walk_forward_report_fits_80_columns() -> None:
     text = buf.getvalue()
     assert max(len(line) for line in text.splitlines()) <= 80
     assert "…" not in text and "None" not in text and "{" not in text
-    assert "-50,412.35" in text and "risk_mode 3513" in text and "spread ASSUMED 30 points" in text
+    assert "-50,412.35" in text and "risk_mode 3,513" in text and "spread ASSUMED 30 points" in text
     assert "buy-and-hold" in text and "strategy halted 2025-09-30 14:00" in " ".join(text.split())
+
+
+@pytest.mark.parametrize("command", [["bars", "--data", "x.parquet"], ["run", "--duration", "1"]])
+def test_a_missing_dependency_is_one_line_naming_the_venv(command: list[str]) -> None:
+    """`python main.py ...` outside the venv: one line saying what to run, not a traceback."""
+    code = ("import sys; sys.modules['polars'] = None; import main; "  # as if polars were not installed
+            f"sys.exit(main.main({command!r}))")
+    done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 1
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1 and "'polars' is not installed" in lines[0] and ".venv/bin/python main.py" in lines[0]
+
+
+def test_bars_summary_names_spread_and_gaps_by_kind(capsys) -> None:
+    from datetime import UTC, datetime, timedelta
+
+    import polars as pl
+
+    from research.bars_report import summary_lines
+
+    start = datetime(2025, 7, 2, 0, 0, tzinfo=UTC)  # a Wednesday
+    times = [start + timedelta(minutes=15 * i) for i in range(4 * 24 * 6)]
+    # the daily break (21:00-22:00 UTC), the weekend from Friday 21:00, and a hole on Monday 10:00-11:30
+    keep = [t for t in times if t.hour != 21 and not (t.weekday() == 4 and t.hour >= 21)
+            and t.weekday() != 5 and not (t.weekday() == 6 and t.hour < 22)
+            and not (t.weekday() == 0 and (10, 0) <= (t.hour, t.minute) < (11, 30))]
+    frame = pl.DataFrame({"time": keep, "spread": [10 + i % 20 for i in range(len(keep))]})
+    lines = summary_lines(frame)
+    assert lines[0].startswith(f"{len(keep):,} bars, 02 Jul 2025 07:00 → ")
+    assert lines[1] == "spread (points): median 19, 90th percentile 27, widest 29"
+    assert lines[2] == "gaps: 1 weekend, 3 daily breaks (expected); 1 more to look at:"
+    assert lines[3] == "  Mon 07 Jul 10:00 → Mon 07 Jul 11:30 UTC (1 h 30 min)"
+    assert summary_lines(frame, assumed_spread=25)[1].startswith("spread ASSUMED 25 points")

@@ -15,6 +15,8 @@ class _Recorder(ConsoleController):
     def __init__(self) -> None:  # no dispatcher: only the prompt loop is under test
         self.lines: list[str] = []
         self._task = None
+        self.on_interrupt = None
+        self._command = None
 
     async def handle_line(self, line: str) -> None:
         self.lines.append(line)
@@ -43,3 +45,43 @@ async def test_prompt_stops_when_cancelled() -> None:
         await asyncio.sleep(0.05)
         await controller.stop()
     assert controller._task is None
+
+
+async def test_ctrl_c_at_the_prompt_calls_the_stop_once_per_press_and_keeps_the_prompt() -> None:
+    """Ctrl-C is a key in the prompt's raw mode: each press is one call of the app's stop (the first
+    stops, the second exits), never a loop of re-raised interrupts."""
+    controller = _Recorder()
+    presses: list[int] = []
+    controller.on_interrupt = lambda: presses.append(1)
+    with create_pipe_input() as pipe, create_app_session(input=pipe, output=DummyOutput()):
+        task = asyncio.create_task(controller._prompt())
+        pipe.send_bytes(b"\x03")
+        await asyncio.sleep(0.3)
+        assert presses == [1] and not task.done()
+        pipe.send_bytes(b"\x03")
+        pipe.send_text("/status\r")  # the prompt still reads lines while the bot stops
+        for _ in range(100):
+            if controller.lines:
+                break
+            await asyncio.sleep(0.02)
+        pipe.send_bytes(b"\x04")
+        await asyncio.wait_for(task, 5)
+    assert presses == [1, 1] and controller.lines == ["/status"]
+
+
+async def test_stop_lets_a_typed_command_finish_instead_of_cancelling_it() -> None:
+    """A stop while /status reads the journal: the reply completes, no query is cut (a cancelled
+    query hands its connection back to the pool with a CancelledError)."""
+
+    class Slow(_Recorder):
+        async def handle_line(self, line: str) -> None:
+            await asyncio.sleep(0.3)  # a journal query
+            self.lines.append(line)
+
+    controller = Slow()
+    with create_pipe_input() as pipe, create_app_session(input=pipe, output=DummyOutput()):
+        controller._task = asyncio.create_task(controller._prompt())
+        pipe.send_text("/status\r")
+        await asyncio.sleep(0.1)
+        await controller.stop()
+    assert controller.lines == ["/status"] and controller._task is None

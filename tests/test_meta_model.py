@@ -230,3 +230,8 @@ def test_edge_needs_baselines_beaten_in_most_folds_and_gated_trades_that_pay() -
     few = trading_figures(np.arange(600) < 10, r, y)
     v = edge_verdict(True, "beats", few, 4, 4)
     assert not v["demonstrated"] and "only 10 test setups" in v["verdict"]
+    # the verdict names the check that failed, not only the figures of the ones that passed
+    half = edge_verdict(True, "beats", paying, 2, 4)
+    assert half["verdict"].startswith("no demonstrated edge: failed: better than the base rate in 2 of 4 folds")
+    assert [c["name"] for c in half["checks"] if not c["passed"]] == ["folds"]
+    assert "passed: baselines, gated trades, gated trades pay, better than all setups" in half["verdict"]

@@ -191,3 +191,10 @@ def test_train_report_reads_at_80_columns(trained) -> None:
     text = buf.getvalue()
     assert "…" not in text and "EV R" in text and "base win rate" in text
     assert max(len(line) for line in text.splitlines()) <= 80
+    # every activation check is named with pass/FAIL, and the verdict names the ones that failed
+    checks = report["signal"]["edge_checks"]
+    assert "activation checks" in text and len(checks) >= 3
+    for check in checks:
+        assert f"{'pass' if check['passed'] else 'FAIL'} {check['name']}:" in text
+    failed = ", ".join(c["name"] for c in checks if not c["passed"])
+    assert f"verdict: no demonstrated edge (failed: {failed})" in " ".join(text.split())

@@ -83,6 +83,7 @@ class BacktestResult:
     intrabar_mode: str = "generated"  # generated / M1 detail / real ticks (trading.intrabar)
     detail_share: float = 0.0  # share of the traded bars that had real detail
     ticks: int = 0  # ticks stepped one by one (not those taken in one go: skip_idle, skip_quiet)
+    ticks_skipped: int = 0  # ticks of the path taken in one go, where no rule could act (exact)
     halts: list[HaltEvent] = field(default_factory=list)  # loss-limit halts (risk mode STOPPED), in order
     risk_state: RiskState | None = None  # the engine's risk counters at the end, to carry into a next run
     fills: dict[str, Any] = field(default_factory=dict)  # SL/TP fills against their levels (fills.slippage_summary)
@@ -180,6 +181,7 @@ async def _drive(bars: pl.DataFrame, analyzer: Analyzer, config: BacktestConfig,
         bars=total, seconds=0.0, start_balance=config.balance, trades=recorder.closed, opened=recorder.opened,
         equity_times=eq_times, equity=np.asarray(equity, dtype=float), gate_blocks=blocks, decisions=loop.decisions,
         label=label, intrabar_mode=feed.mode, detail_share=feed.path.detail_share(), ticks=loop.ticks,
+        ticks_skipped=loop.skipped,
         halts=halts, risk_state=engine.state, fills=slippage_summary(broker.level_fills, broker.spec.point),
         sl_moves=Counter(change[4].split(":", 1)[0] for change in recorder.sl_changes),
         balance=np.asarray(balance, dtype=float),

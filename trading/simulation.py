@@ -80,6 +80,12 @@ class MarketLoop:
         self._wall_start: float | None = None
         self._replay_start = feed.replay_seconds(feed.delivered) if not feed.finished else 0.0
         self._bar_times: list[datetime] = feed.frame["time"].to_list()
+        self._halted = False
+
+    def halt(self) -> None:
+        """A shutdown: `run` and `run_due` return after the tick being processed (its step, its bar's
+        decision and their journal writes finish), and process nothing after."""
+        self._halted = True
 
     @property
     def finished(self) -> bool:
@@ -88,7 +94,7 @@ class MarketLoop:
     async def run(self, max_ticks: int | None = None) -> int:
         """Process ticks until the feed ends (or `max_ticks`); returns how many."""
         done = 0
-        while max_ticks is None or done < max_ticks:
+        while (max_ticks is None or done < max_ticks) and not self._halted:
             tick = self.feed.next_tick_now()
             if tick is None:
                 break
@@ -107,7 +113,8 @@ class MarketLoop:
         due = self._replay_start + (now - self._wall_start) * self.speed
         done = 0
         feed = self.feed
-        while done < max_ticks and not feed.finished and feed.replay_seconds(feed.delivered) <= due:
+        while (done < max_ticks and not self._halted and not feed.finished
+               and feed.replay_seconds(feed.delivered) <= due):
             tick = feed.next_tick_now()
             assert tick is not None
             await self.process(tick, feed.delivered - 1)

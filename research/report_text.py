@@ -1,0 +1,97 @@
+"""How the research commands write for a person: a date range in WIB with its UTC hours, lines broken
+between phrases (never inside one) at 80 columns, and progress that shows in a terminal and in a pipe.
+
+Stdlib only at import (the parser stays fast); rich is imported when a terminal progress bar is drawn.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from typing import Any, TextIO
+from zoneinfo import ZoneInfo
+
+from trading.numbers import count
+
+WIB = ZoneInfo("Asia/Jakarta")
+WIDTH = 80
+Tracker = Callable[[int, int], None]  # (bars done, bars in all), as run_backtest's progress calls it
+
+
+def _moment(value: datetime | str) -> datetime:
+    t = datetime.fromisoformat(value) if isinstance(value, str) else value
+    return t if t.tzinfo is not None else t.replace(tzinfo=UTC)
+
+
+def span(start: datetime | str, end: datetime | str) -> str:
+    """'26 Jun 2025 15:00 → 12 Dec 2025 11:45 WIB (08:00 → 04:45 UTC)': the trader's clock first."""
+    a, b = _moment(start), _moment(end)
+    wa, wb = a.astimezone(WIB), b.astimezone(WIB)
+    ua, ub = a.astimezone(UTC), b.astimezone(UTC)
+    return (f"{wa:%d %b %Y %H:%M} → {wb:%d %b %Y %H:%M} WIB "
+            f"({ua:%H:%M} → {ub:%H:%M} UTC)")
+
+
+def phrase_lines(first: str, phrases: list[str], width: int = WIDTH, indent: str = "  ",
+                 sep: str = ", ") -> list[str]:
+    """`first` then the phrases joined by `sep`, broken between phrases so no line passes `width`
+    (a phrase longer than a line gets a line of its own); follow-on lines are indented."""
+    lines, line = [], first
+    for i, phrase in enumerate(phrases):
+        piece = phrase + (sep.rstrip() if i < len(phrases) - 1 else "")
+        joiner = "" if line in ("", indent) or line.endswith((": ", "(")) else " "
+        if line.strip() and len(line) + len(joiner) + len(piece) > width:
+            lines.append(line)
+            line, joiner = indent, ""
+        line += joiner + piece
+    lines.append(line)
+    return lines
+
+
+class PlainProgress:
+    """Progress as plain lines (a pipe, a log file, CI): at most one line every `every` seconds per run,
+    and one when a run ends, so a long command never looks dead."""
+
+    def __init__(self, out: TextIO | None = None, every: float = 10.0,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self.out = out or sys.stderr
+        self.every = every
+        self.clock = clock
+
+    def tracker(self, label: str) -> Tracker:
+        began = self.clock()
+        last = [began]
+
+        def update(done: int, total: int) -> None:
+            now = self.clock()
+            finished = done >= total
+            if not finished and now - last[0] < self.every:
+                return
+            last[0] = now
+            state = "done" if finished else f"{done / total:.0%}" if total else "…"
+            self.out.write(f"{label}: {count(done)} of {count(total)} bars, {now - began:.0f} s ({state})\n")
+            self.out.flush()
+
+        return update
+
+
+@contextmanager
+def bar_progress(console: Any, total: int) -> Iterator[Callable[[str], Tracker]]:
+    """`tracker(label)` for each run: a rich progress bar on a terminal, plain lines on stderr otherwise."""
+    if not getattr(console, "is_terminal", False):
+        plain = PlainProgress()
+        yield plain.tracker
+        return
+    from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
+
+    with Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total} bars"),
+                  TimeRemainingColumn(), console=console, transient=True) as progress:
+
+        def tracker(label: str) -> Tracker:
+            task = progress.add_task(label, total=total)
+            return lambda done, all_bars: progress.update(task, completed=done, total=all_bars)
+
+        yield tracker
