@@ -31,7 +31,7 @@ from bot.transport import MAX_CAPTION, SendResult, Transport, html_to_text, spli
 from trading.timezones import utc_now
 
 if TYPE_CHECKING:
-    from bot.notifier import ChatBudget
+    from bot.budget import ChatBudget
     from bot.store.outbox import OutboxStore
 
 log = logging.getLogger("bot.notifier")

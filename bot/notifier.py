@@ -33,6 +33,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
+from bot.budget import ChatBudget
 from bot.catchup import SUMMARY_OVER, event_meta, must_deliver
 from bot.config import REPORT_KINDS
 from bot.courier import MESSAGE_LIMIT, Courier, Letter, Pacer
@@ -55,16 +56,6 @@ REPLACEABLE_KINDS = frozenset({"market_update", "hourly"})  # a newer one makes 
 NOTIFY_STATE_KEY = "notify_switches"
 KIND_LABELS = {"market_update": "Market updates", "hourly": "Hourly analyses", "daily": "Daily summaries",
                "sl_moved": "SL moves", "info": "Info messages", "training_progress": "Training progress"}
-
-
-@dataclass(frozen=True, slots=True)
-class ChatBudget:
-    """How many messages one chat gets, in wall-clock time (Telegram: about one a second per chat)."""
-
-    min_interval: float = 1.0  # seconds between two messages, on average
-    burst: int = 3  # messages that may go out back to back before the pace applies
-    per_minute: int = 20  # messages in any rolling 60 s
-    report_gap: float = 300.0  # seconds between two routine reports of one kind (market update, hourly)
 
 
 @dataclass(frozen=True, slots=True)
