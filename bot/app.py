@@ -25,11 +25,13 @@ from bot import logbuffer
 from bot.brokers import build_broker
 from bot.config import Settings
 from bot.context import BotContext
+from bot.journal_guard import HoldingBus, JournalGuard
 from bot.journal_recorder import JournalRecorder
 from bot.messages import limits_drift_notes, shutdown_event, startup_event
 from bot.notifier import NOTIFY_STATE_KEY, ChatBudget, ErrorMonitor, Notifier, NotifyControl
 from bot.scheduler import TradingJob, build_scheduler
 from bot.store import Journal
+from bot.store.health import JournalWriteError
 from bot.transport import ConsoleTransport, TelegramTransport
 from handlers.clock import set_market_replay
 from trading.analyzer import MarketAnalyzer
@@ -56,7 +58,7 @@ class App:
     def __init__(self, settings: Settings, *, console_input: bool = True) -> None:
         self.settings = settings
         self.console_input = console_input
-        self.bus = EventBus()
+        self.bus: EventBus = HoldingBus()  # events about bookings the journal has not taken yet wait
         self.errors = ErrorMonitor(self.bus)
         self.stop_event = asyncio.Event()
         self.notes: list[str] = []
@@ -81,6 +83,7 @@ class App:
         except Exception as exc:
             raise StartupError(f"DATABASE_PATH={s.database_path}: cannot open the journal: {exc}") from exc
         self.recorder = JournalRecorder(self.journal, s.symbol)
+        self.guard = JournalGuard(self.recorder, self.bus, clock=utc_now)
         try:
             self.slot, self.registry, self.trainer = self._load_models()
         except Exception as exc:
@@ -91,7 +94,7 @@ class App:
                                        with_h1_bias="h1_bias" not in s.disabled_gates)
         self.news = self._news_calendar()
         self.engine = TradingEngine(
-            self.broker, self.analyzer, params=s.strategy_params(), limits=s.limits(), recorder=self.recorder,
+            self.broker, self.analyzer, params=s.strategy_params(), limits=s.limits(), recorder=self.guard,
             bus=self.bus, clock=self.clock, news=self.news.status if self.news else None, comment=s.order_comment,
             approval_ttl=timedelta(minutes=s.approval_ttl_minutes), approval_clock=utc_now,
         )
@@ -103,6 +106,7 @@ class App:
                               backtester=self._backtester(), logs=logbuffer.install(),
                               bars_available=lambda: self._bars_for_training(100_000).height)
         self._tasks.append(asyncio.create_task(self._persist_approvals(), name="approvals-journal"))
+        self._tasks.append(asyncio.create_task(self.guard.run(), name="journal-guard"))
         self.trading_job = TradingJob(self)
         if setup.sim_clock is not None:  # a replayed market: one loop on its clock, as in a backtest
             from trading.simulation import MarketLoop, history_window
@@ -330,6 +334,8 @@ class App:
                     EventKind.APPROVAL_RESOLVED else False
                 if not stored:
                     await self.journal.save_approval(approval)
+            except JournalWriteError:
+                pass  # the journal logged and alarmed once for the outage
             except Exception:
                 log.exception("could not store approval event %s", event.kind)
 
@@ -423,6 +429,7 @@ class App:
             if self.ctx.backtester is not None:
                 self.ctx.backtester.close()  # a running backtest is dropped, not waited for
         finally:
+            await self._last_journal_try()
             for task in self._tasks:
                 task.cancel()
             await asyncio.gather(*self._tasks, return_exceptions=True)
@@ -440,6 +447,15 @@ class App:
             if pending:
                 log.warning("shutdown: %d job(s) still running after %.0f s are cancelled", len(pending), timeout)
         scheduler.shutdown(wait=False)
+
+    async def _last_journal_try(self) -> None:
+        guard = getattr(self, "guard", None)
+        if guard is None or not guard.holding:
+            return
+        lost = await guard.flush_now()
+        if lost:
+            log.error("journal still cannot write at shutdown: %d held record(s) not booked (%s); the start-up "
+                      "reconcile books their closes from the broker's deals", len(lost), ", ".join(lost[:10]))
 
     async def _close_partial(self) -> None:
         with contextlib.suppress(Exception):

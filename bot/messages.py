@@ -171,6 +171,7 @@ def trade_opened(e: Event) -> str:
         f"TP: {code(price(tp))} ({money(reward_d * lot * contract)})" if tp else "TP: —",
         f"R:R: {code(f'1:{reward_d / risk_d:.1f}')}" if risk_d > 0 and reward_d > 0 else "",
         f"Risk: {code(usd(trade.risk_money))}" if trade.risk_money else "",
+        f"⏱ <i>{esc(clip(e.data['late']))}</i>" if e.data.get("late") else "",
     ]
     p_up = _get(decision, "p_up") if decision is not None else None
     threshold = _get(decision, "threshold") if decision is not None else None
@@ -385,6 +386,26 @@ def error_burst(e: Event) -> str:
     )
 
 
+def journal(e: Event) -> str:
+    """data: ok, path, error and since (the alarm) or booked and down_seconds (the recovery)."""
+    d = e.data
+    if not d.get("ok"):
+        return compose(
+            "🛑 <b>JOURNAL CANNOT WRITE</b>: no new entries",
+            section("Journal", [f"File: {code(d.get('path'))}", f"Error: {code(clip(d.get('error')))}"]),
+            "Open positions keep their broker stops; their closes are kept in memory and booked (then "
+            "announced) when the journal writes again. Entries resume by themselves then.",
+            time=e.time,
+        )
+    booked = [esc(clip(b, 80)) for b in d.get("booked") or ()]
+    return compose(
+        f"✅ <b>JOURNAL WRITES AGAIN</b> after {code(fmt_duration(d.get('down_seconds', 0)))}",
+        section("Booked from memory", booked or ["nothing was waiting"]),
+        "New entries are allowed again.",
+        time=e.time,
+    )
+
+
 def news_blackout(e: Event) -> str:
     """data: active, title, reason, until (datetime | None), buffer_minutes (see `news_event`)."""
     d = e.data
@@ -496,6 +517,7 @@ FORMATTERS: dict[EventKind, Callable[[Event], str]] = {
     EventKind.ERROR_BURST: error_burst,
     EventKind.NEWS_BLACKOUT: news_blackout,
     EventKind.ORDER_FAILED: order_failed,
+    EventKind.JOURNAL: journal,
     EventKind.STARTUP: startup,
     EventKind.SHUTDOWN: shutdown,
     EventKind.INFO: info,
