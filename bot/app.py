@@ -104,7 +104,7 @@ class App:
         await self._reconcile()
         self.ctx = BotContext(self.engine, self.journal, s, self.analyzer, utc_now(), self.trainer, self.registry,
                               backtester=self._backtester(), logs=logbuffer.install(),
-                              bars_available=lambda: self._bars_for_training(100_000).height)
+                              bars_available=lambda: self._bars_for_training(100_000).height, models=self.slot)
         self._tasks.append(asyncio.create_task(self._persist_approvals(), name="approvals-journal"))
         self._tasks.append(asyncio.create_task(self.guard.run(), name="journal-guard"))
         self.trading_job = TradingJob(self)
@@ -142,7 +142,7 @@ class App:
         bundle, warning = ensure_models(registry, None, train_if_missing=False)
         if warning:
             self.notes.append(warning)
-        slot = ModelSlot(bundle)
+        slot = ModelSlot(bundle, note=warning or "")
         trainer = None
         if self.settings.auto_retrain:
             config = AutoTrainerConfig(daily_hour_wib=self.settings.retrain_hour_wib,

@@ -133,6 +133,7 @@ class JournalGuard:
         return True
 
     def _keep(self, method: str, args: tuple[Any, ...], ticket: int | None, label: str) -> None:
+        self._wait_after_failure()
         if method == "record_decision":
             decisions = [h for h in self._held if h.method == "record_decision"]
             if len(decisions) >= MAX_HELD_DECISIONS:
@@ -140,6 +141,11 @@ class JournalGuard:
                 log.warning("journal outage: more than %d decisions held; the oldest is dropped", MAX_HELD_DECISIONS)
         self._held.append(Held(method, args, ticket, label))
         self.health.held = tuple(h.label for h in self._held if h.method != "record_decision")
+
+    def _wait_after_failure(self) -> None:
+        """The first record kept: the next try comes a retry period later, not at the next write."""
+        if not self.holding:
+            self._next_try = self.wall() + self.retry_seconds
 
     # ------------------------------------------------------------------ writing through, or keeping
     async def _write(self, method: str, args: tuple[Any, ...], ticket: int | None, label: str) -> Any:
@@ -199,6 +205,7 @@ class JournalGuard:
                     return
                 except JournalWriteError:
                     pass
+            self._wait_after_failure()
             self._state = state
 
     async def load_state(self) -> dict[str, Any] | None:

@@ -321,8 +321,8 @@ def ensure_models(
 
     try:
         bundle = registry.load_active()
-    except RegistryError as exc:
-        bundle, problem = None, str(exc)
+    except (RegistryError, ValueError, OSError) as exc:  # a missing or corrupt version, pointer or metadata
+        bundle, problem = None, str(exc) if isinstance(exc, RegistryError) else f"model registry unreadable: {exc}"
     else:
         problem = "no trained model"
     if bundle is not None:

@@ -805,7 +805,7 @@ class TradingEngine:
         if decision.id is None and decision.action == "enter":  # no order without its committed decision row
             decision = replace(decision, action="skip", reason=UNRECORDED_ENTRY)
         self.last_decision = decision
-        if block is None and setup is not None and lot is not None:
+        if decision.action == "enter" and setup is not None and lot is not None:
             decision = await self._enter(decision, analysis, lot, now)
         return decision
 
