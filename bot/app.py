@@ -135,14 +135,14 @@ class App:
                 await asyncio.sleep(self.connect_backoff * attempt)
 
     def _load_models(self) -> tuple[Any, Any, Any]:
-        from models.autotrainer import AutoTrainer, AutoTrainerConfig, ensure_models
+        from models.autotrainer import SMC_ONLY_NOTE, AutoTrainer, AutoTrainerConfig, ensure_models
         from models.registry import ModelRegistry, ModelSlot
 
         registry = ModelRegistry(self.settings.models_dir)
         bundle, warning = ensure_models(registry, None, train_if_missing=False)
         if warning:
             self.notes.append(warning)
-        slot = ModelSlot(bundle, note=warning or "")
+        slot = ModelSlot(bundle, note=(warning or "").removesuffix(SMC_ONLY_NOTE))  # why nothing is loaded
         trainer = None
         if self.settings.auto_retrain:
             config = AutoTrainerConfig(daily_hour_wib=self.settings.retrain_hour_wib,

@@ -22,6 +22,7 @@ from bot.journal_guard import HoldingBus, JournalGuard
 from bot.journal_recorder import JournalRecorder
 from bot.store import Journal
 from bot.store.health import JournalWriteError
+from handlers.clock import set_market_replay
 from tests.engine_fixtures import NOW, FakeSetup, analysis
 from tests.journal_faults import DiskFull, ReadOnlyFile, fill, tiny_tmpfs
 from trading.broker.paper import PaperBroker
@@ -267,3 +268,54 @@ async def test_a_close_on_a_really_full_disk_is_booked_once_space_is_freed(tmp_p
             assert r.journal.health.writable and r.journal.health.held == ()
         finally:
             await r.journal.close()
+
+
+# ---------------------------------------------------------------- the whole bot, through its console
+
+
+async def test_the_bot_alarms_once_shows_red_health_and_recovers_by_itself(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    import asyncio
+    import os
+
+    from bot.app import App
+    from bot.config import load_settings
+
+    for name in list(os.environ):
+        if name.startswith(("TELEGRAM_", "BROKER", "RISK_", "PAPER_", "DATABASE_PATH", "MODELS_DIR")):
+            monkeypatch.delenv(name)
+    settings = load_settings(None, database_path=tmp_path / "x.db", models_dir=tmp_path / "models",
+                             paper_replay_speed=3000, market_update_minutes=0, hourly_analysis=False,
+                             daily_summary=False, auto_retrain=False)
+    app = App(settings, console_input=False)
+    await app.start()
+    app.scheduler.pause()
+    assert app.console is not None
+    try:
+        app.guard.retry_seconds = 3600.0  # the test says when to retry
+        before = len(await app.journal.decisions(limit=1000))
+        fault = ReadOnlyFile(app.journal)
+        fault.on = True
+        deadline = asyncio.get_running_loop().time() + 30
+        while len(app.guard._held) < 3 and asyncio.get_running_loop().time() < deadline:  # three bars decided
+            await app.trading_job.run()
+            await asyncio.sleep(0.02)
+        await asyncio.sleep(0.2)  # the notifier prints
+        assert capsys.readouterr().out.count("JOURNAL CANNOT WRITE") == 1  # one alarm, three failed bars
+        await app.console.handle_line("/health")
+        health = capsys.readouterr().out
+        assert "⚠️ Journal: NOT writable" in health and "readonly" in health
+        assert "⚠️ Entries: blocked: the journal cannot write" in health
+        assert app.errors.total == 0  # a journal outage is not an error burst of the loop
+        fault.on = False
+        assert await app.guard.flush_now() == []  # the retry the guard's loop makes every retry_seconds
+        await asyncio.sleep(0.2)
+        await app.console.handle_line("/health")
+        out = capsys.readouterr().out
+        assert "✅ Journal: ok" in out and "✅ Entries: allowed" in out
+        assert "JOURNAL WRITES AGAIN" in out
+        assert len(await app.journal.decisions(limit=1000)) >= before + 3  # the outage's decisions, booked
+        assert "JOURNAL CANNOT WRITE" not in out
+    finally:
+        await app.shutdown("test")
+        set_market_replay(None)  # the app labelled the clock lines of its replay; later tests expect none
