@@ -166,3 +166,35 @@ def test_the_order_whose_comment_the_position_carries_wins_then_the_latest_sent(
     c = order(sent_at=NOW + timedelta(seconds=20))
     assert match_late_fill(position(), [a, b, c]) is c
     assert match_late_fill(position(volume=0.01), [a]) is a  # a partial fill or a volume cut still matches
+
+
+async def test_an_order_whose_link_dropped_after_the_send_is_linked_when_its_position_shows() -> None:
+    from tests.engine_fixtures import NOW as T
+    from trading.broker.base import ConnectionLost
+    from trading.broker.paper import PaperBroker
+    from trading.domain import Tick
+    from trading.records import MemoryRecorder
+
+    class LostReply(PaperBroker):
+        async def open_market(self, *args: Any, **kwargs: Any) -> Any:
+            await super().open_market(*args, **kwargs)  # it filled; the reply never came
+            raise ConnectionLost("link dropped after the send")
+
+    broker = LostReply(balance=10_000.0)
+    await broker.connect()
+    broker.set_tick(Tick(T, 3299.8, 3300.0))
+    rec = MemoryRecorder()
+    bus = EventBus()
+    events: list[Event] = []
+    bus.on(events.append)
+    engine = TradingEngine(broker, lambda bars: analysis(), recorder=rec, bus=bus, clock=lambda: T,
+                           market_clock=lambda now: (None, None))
+    await engine.start(None)
+    with pytest.raises(ConnectionLost):
+        await engine.on_bar(None)  # type: ignore[arg-type]
+    [decision] = rec.decisions
+    assert decision.action == "order_failed" and decision.reason.startswith("outcome unknown")
+    await engine.on_tick()  # the reconnected broker shows the position
+    [opened] = rec.opened
+    assert opened.decision_id == decision.id and rec.decisions[-1].action == "filled_late"
+    assert [e.kind for e in events] == [EventKind.ORDER_FAILED, EventKind.TRADE_OPENED]

@@ -843,17 +843,19 @@ class TradingEngine:
         try:
             fill = await self.broker.open_market(setup.side, lot.lots, sl, tp, comment=self.comment)
         except BrokerError as exc:
-            if not isinstance(exc, OrderRejected):  # the outcome is unknown: the order may still fill
+            unknown = not isinstance(exc, OrderRejected)
+            if unknown:  # the order may still fill: a position that appears later is matched to it (_adopt)
                 self._unknown_orders.append(UnknownOrder(
                     decision, self.spec.name, setup.side, lot.lots, sl, tp, self.broker.magic, self.comment, now,
                     str(exc), lot.risk_money))
-            if isinstance(exc, ConnectionLost):
-                raise
-            failed = replace(decision, action="order_failed", reason=f"broker refused the order: {exc}")
+            why = f"outcome unknown, taken for failed: {exc}" if unknown else f"broker refused the order: {exc}"
+            failed = replace(decision, action="order_failed", reason=why)
             await self.recorder.record_order_failed(failed)
             self.last_decision = failed
-            self._publish(EventKind.ORDER_FAILED, f"{setup.side} {lot.lots:g} refused: {exc}", error=str(exc),
+            self._publish(EventKind.ORDER_FAILED, f"{setup.side} {lot.lots:g} failed: {exc}", error=str(exc),
                           decision=failed)
+            if isinstance(exc, ConnectionLost):
+                raise
             return failed
         placed_sl = sl if fill.sl is None else fill.sl  # the broker may have moved a refused stop
         placed_tp = tp if fill.tp is None else fill.tp
