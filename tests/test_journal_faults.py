@@ -319,3 +319,23 @@ async def test_the_bot_alarms_once_shows_red_health_and_recovers_by_itself(
     finally:
         await app.shutdown("test")
         set_market_replay(None)  # the app labelled the clock lines of its replay; later tests expect none
+
+
+def test_an_outage_logs_one_traceback_then_one_short_line_a_minute(caplog: pytest.LogCaptureFixture) -> None:
+    from bot.store.health import JournalHealth
+
+    wall = Wall()
+    health = JournalHealth("data/x.db", clock=Clock(T0), wall=wall)
+    told: list[bool] = []
+    health.listeners.append(lambda _h, started: told.append(started))
+    error = sqlite3.OperationalError("database or disk is full")
+    with caplog.at_level(logging.WARNING, logger="bot.store.journal"):
+        for second in range(150):
+            wall.t = 1000.0 + second
+            health.failed(error, str(error))
+        health.succeeded()
+    lines = [(r.levelname, r.exc_info is not None) for r in caplog.records if r.name == "bot.store.journal"]
+    assert lines == [("ERROR", True), ("WARNING", False), ("WARNING", False), ("WARNING", False)]
+    assert "60 more failed write(s)" in caplog.records[1].getMessage()
+    assert "writes again" in caplog.records[-1].getMessage()
+    assert told == [True, False] and health.writable and health.entries_blocked == ""
