@@ -659,12 +659,12 @@ class TradingEngine:
         for gone in expired(self._unknown_orders, now):
             self._unknown_orders.remove(gone)
         order = match_late_fill(pos, self._unknown_orders)
-        side = f"#{pos.ticket} {pos.side} {pos.volume:g} at {pos.open_price:.2f}"
+        what = f"#{pos.ticket} {pos.side} {pos.volume:g} at {pos.open_price:.2f}"
         trade = OpenedTrade(ticket=pos.ticket, side=pos.side, volume=pos.volume, open_price=pos.open_price,
                             open_time=pos.open_time, sl=pos.sl, tp=pos.tp, magic=pos.magic, comment=pos.comment)
         if order is None:
             await self.recorder.record_open(trade)
-            self._publish(EventKind.INFO, f"adopted {side}: a position with this bot's magic number that it did "
+            self._publish(EventKind.INFO, f"adopted {what}: a position with this bot's magic number that it did "
                           "not open in this run; its exits are managed from now on", trade=trade)
             return
         self._unknown_orders.remove(order)
@@ -678,7 +678,7 @@ class TradingEngine:
         assert self.state is not None
         self.state = replace(self.state, last_entry_time=max(now, self.state.last_entry_time or now))
         await self._save_state()
-        self._publish(EventKind.TRADE_OPENED, f"opened {side} SL {pos.sl:.2f} TP {pos.tp:.2f} ({note})",
+        self._publish(EventKind.TRADE_OPENED, f"opened {what} SL {pos.sl:.2f} TP {pos.tp:.2f} ({note})",
                       trade=trade, decision=decision, late=note)
 
     def watch_estimate(self, trade: ClosedTrade) -> None:
