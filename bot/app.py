@@ -26,11 +26,13 @@ from bot.brokers import build_broker
 from bot.catchup import state_line
 from bot.config import Settings
 from bot.context import BotContext
+from bot.journal_guard import HoldingBus, JournalGuard
 from bot.journal_recorder import JournalRecorder
 from bot.messages import limits_drift_notes, shutdown_event, startup_event
 from bot.notifier import NOTIFY_STATE_KEY, ChatBudget, ErrorMonitor, Notifier, NotifyControl
 from bot.scheduler import TradingJob, build_scheduler
 from bot.store import Journal
+from bot.store.health import JournalWriteError
 from bot.store.outbox import OutboxStore
 from bot.transport import ConsoleTransport, TelegramTransport
 from handlers.clock import set_market_replay
@@ -59,7 +61,7 @@ class App:
         self.settings = settings
         self.console_input = console_input
         self.logs = logbuffer.install()  # first: /logs shows the start-up lines the terminal showed
-        self.bus = EventBus()
+        self.bus: EventBus = HoldingBus()  # events about bookings the journal has not taken yet wait
         self.errors = ErrorMonitor(self.bus)
         self.stop_event = asyncio.Event()
         self.notes: list[str] = []
@@ -84,6 +86,7 @@ class App:
         except Exception as exc:
             raise StartupError(f"DATABASE_PATH={s.database_path}: cannot open the journal: {exc}") from exc
         self.recorder = JournalRecorder(self.journal, s.symbol)
+        self.guard = JournalGuard(self.recorder, self.bus, clock=utc_now)
         try:
             self.slot, self.registry, self.trainer = self._load_models()
         except Exception as exc:
@@ -96,7 +99,7 @@ class App:
                                        flash_crash_pct=params.flash_crash_pct, flash_crash_bars=params.flash_crash_bars)
         self.news = self._news_calendar()
         self.engine = TradingEngine(
-            self.broker, self.analyzer, params=params, limits=s.limits(), recorder=self.recorder,
+            self.broker, self.analyzer, params=params, limits=s.limits(), recorder=self.guard,
             bus=self.bus, clock=self.clock, news=self.news.status if self.news else None, comment=s.order_comment,
             approval_ttl=timedelta(minutes=s.approval_ttl_minutes), approval_clock=utc_now, analyze_in_thread=True,
         )
@@ -106,10 +109,11 @@ class App:
         await self._reconcile()
         self.ctx = BotContext(self.engine, self.journal, s, self.analyzer, utc_now(), self.trainer, self.registry,
                               backtester=self._backtester(), logs=self.logs,
-                              bars_available=lambda: self._bars_for_training(100_000).height)
+                              bars_available=lambda: self._bars_for_training(100_000).height, models=self.slot)
         self._approvals_queue = self.bus.subscribe()
         self._tasks.append(asyncio.create_task(self._persist_approvals(self._approvals_queue),
                                                name="approvals-journal"))
+        self._tasks.append(asyncio.create_task(self.guard.run(), name="journal-guard"))
         self.trading_job = TradingJob(self)
         if setup.sim_clock is not None:  # a replayed market: one loop on its clock, as in a backtest
             from trading.simulation import MarketLoop, history_window
@@ -161,14 +165,14 @@ class App:
                 await asyncio.sleep(self.connect_backoff * attempt)
 
     def _load_models(self) -> tuple[Any, Any, Any]:
-        from models.autotrainer import AutoTrainer, AutoTrainerConfig, ensure_models
+        from models.autotrainer import SMC_ONLY_NOTE, AutoTrainer, AutoTrainerConfig, ensure_models
         from models.registry import ModelRegistry, ModelSlot
 
         registry = ModelRegistry(self.settings.models_dir)
         bundle, warning = ensure_models(registry, None, train_if_missing=False)
         if warning:
             self.notes.append(warning)
-        slot = ModelSlot(bundle)
+        slot = ModelSlot(bundle, note=(warning or "").removesuffix(SMC_ONLY_NOTE))  # why nothing is loaded
         trainer = None
         if self.settings.auto_retrain:
             config = AutoTrainerConfig(daily_hour_wib=self.settings.retrain_hour_wib,
@@ -369,6 +373,8 @@ class App:
                     EventKind.APPROVAL_RESOLVED else False
                 if not stored:
                     await self.journal.save_approval(approval)
+            except JournalWriteError:
+                pass  # the journal logged and alarmed once for the outage
             except Exception:
                 log.exception("could not store approval event %s", event.kind)
 
@@ -465,6 +471,7 @@ class App:
             if self.ctx.backtester is not None:
                 self.ctx.backtester.close()  # a running backtest is dropped, not waited for
         finally:
+            await self._last_journal_try()
             await self._stop_tasks()
             await self._close_partial()
 
@@ -498,6 +505,15 @@ class App:
             if pending:
                 log.warning("shutdown: %d job(s) still running after %.0f s are cancelled", len(pending), timeout)
         scheduler.shutdown(wait=False)
+
+    async def _last_journal_try(self) -> None:
+        guard = getattr(self, "guard", None)
+        if guard is None or not guard.holding:
+            return
+        lost = await guard.flush_now()
+        if lost:
+            log.error("journal still cannot write at shutdown: %d held record(s) not booked (%s); the start-up "
+                      "reconcile books their closes from the broker's deals", len(lost), ", ".join(lost[:10]))
 
     async def _close_partial(self) -> None:
         with contextlib.suppress(Exception):

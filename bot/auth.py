@@ -18,6 +18,7 @@ from aiogram import BaseMiddleware
 from aiogram.dispatcher.event.bases import UNHANDLED
 from aiogram.types import CallbackQuery, InaccessibleMessage, Message, TelegramObject
 
+from bot.store.health import JournalWriteError
 from handlers.common import AuditNote
 from handlers.names import remember
 
@@ -134,6 +135,8 @@ class AccessMiddleware(BaseMiddleware):
         try:
             await self.journal.audit(command, user_id=user_id, chat_id=chat_id, allowed=allowed, args=args,
                                      result=result[:MAX_AUDIT_ARGS])
+        except JournalWriteError:
+            pass  # logged and alarmed once per outage by the journal
         except Exception:  # the audit log must not take the controller down
             log.exception("audit write failed for %s by %s", command, user_id)
 

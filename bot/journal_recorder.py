@@ -37,6 +37,10 @@ class JournalRecorder:
             decision_id=trade.decision_id,
         )
 
+    async def record_late_fill(self, decision: Decision, trade: OpenedTrade) -> None:
+        await self.record_open(trade)
+        await self.record_order_failed(decision)
+
     async def record_sl_change(self, ticket: int, time: datetime, sl: float, tp: float, reason: str) -> None:
         with contextlib.suppress(KeyError):  # a position the journal never saw: nothing to update
             await self.journal.record_trade_update_sl_tp(ticket, sl, tp, reason=reason, when=time)

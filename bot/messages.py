@@ -23,6 +23,7 @@ from bot.system_messages import (
     error_burst,
     error_burst_event,
     info,
+    journal,
     limits_drift_notes,
     model_swapped,
     news_blackout,
@@ -99,6 +100,7 @@ def trade_opened(e: Event) -> str:
         f"TP: {code(price(tp))} ({signed(reward_d * lot * contract)})" if tp else "TP: —",
         f"R:R: {code(f'1:{reward_d / risk_d:.1f}')}" if risk_d > 0 and reward_d > 0 else "",
         f"Risk: {code(usd(trade.risk_money))}" if trade.risk_money else "",
+        f"⏱ <i>{esc(clip(e.data['late']))}</i>" if e.data.get("late") else "",
     ]
     p_up = field(decision, "p_up") if decision is not None else None
     threshold = field(decision, "threshold") if decision is not None else None
@@ -304,6 +306,7 @@ FORMATTERS: dict[EventKind, Callable[[Event], str]] = {
     EventKind.ERROR_BURST: error_burst,
     EventKind.NEWS_BLACKOUT: news_blackout,
     EventKind.ORDER_FAILED: order_failed,
+    EventKind.JOURNAL: journal,
     EventKind.STARTUP: startup,
     EventKind.SHUTDOWN: shutdown,
     EventKind.INFO: info,

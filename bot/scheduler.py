@@ -17,6 +17,7 @@ import polars as pl
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
 from bot.brokers import remember_last_bar
+from bot.store.health import JournalWriteError
 from trading.bars import closed_bars
 from trading.broker.base import ConnectionLost
 from trading.timezones import WIB
@@ -76,6 +77,8 @@ class TradingJob:
                 self._down_since = None
         except ConnectionLost as exc:
             await self._reconnect(exc)
+        except JournalWriteError:
+            pass  # logged and alarmed once per outage by the journal (bot.store.health, bot.journal_guard)
         except Exception as exc:
             log.exception("trading job failed")
             app.errors.record(exc)  # wall-clock time: a replayed market runs faster
@@ -198,6 +201,8 @@ def guarded(app: App, name: str, job: Callable[[], Awaitable[Any]]) -> Callable[
     async def run() -> None:
         try:
             await job()
+        except JournalWriteError:
+            pass  # logged and alarmed once per outage by the journal
         except Exception as exc:
             log.exception("%s job failed", name)
             app.errors.record(exc)  # wall-clock time: a replayed market runs faster

@@ -58,6 +58,26 @@ def error_burst(e: Event) -> str:
     )
 
 
+def journal(e: Event) -> str:
+    """data: ok, path, error and since (the alarm) or booked and down_seconds (the recovery)."""
+    d = e.data
+    if not d.get("ok"):
+        return compose(
+            "🛑 <b>JOURNAL CANNOT WRITE</b>: no new entries",
+            section("Journal", [f"File: {code(d.get('path'))}", f"Error: {code(clip(d.get('error')))}"]),
+            "Open positions keep their broker stops; their closes are kept in memory and booked (then "
+            "announced) when the journal writes again. Entries resume by themselves then.",
+            time=e.time,
+        )
+    booked = [esc(clip(b, 80)) for b in d.get("booked") or ()]
+    return compose(
+        f"✅ <b>JOURNAL WRITES AGAIN</b> after {code(fmt_duration(d.get('down_seconds', 0)))}",
+        section("Booked from memory", booked or ["nothing was waiting"]),
+        "New entries are allowed again.",
+        time=e.time,
+    )
+
+
 def news_blackout(e: Event) -> str:
     """data: active, title, reason, until (datetime | None), buffer_minutes (see `news_event`)."""
     d = e.data

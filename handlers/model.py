@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 
@@ -29,13 +31,57 @@ def metrics_lines(metrics: dict[str, Any]) -> list[str]:
     return out
 
 
-def model_text(registry: Any) -> str:
-    version = registry.active_version() if registry is not None else None
+@dataclass(frozen=True, slots=True)
+class ModelReport:
+    """What the bot trades with: the version loaded in the live loop, and the registry's pointer."""
+
+    version: str | None  # loaded; None: SMC-only
+    pointer: str | None  # the version the registry names active
+    problem: str = ""  # why the pointer's version is not the one loaded ("" when they agree)
+    metadata: Mapping[str, Any] = field(default_factory=dict)
+
+
+def model_report(registry: Any, slot: Any) -> ModelReport:
+    """Read what is loaded from the live loop's slot (`ctx.models`), not from the registry's pointer: a
+    pointer to a missing or corrupt version leaves the bot on SMC-only, and the slot's note says why.
+    Without a slot (no live loop) the pointer is all there is."""
+    try:
+        pointer = registry.active_version() if registry is not None else None
+        unreadable = ""
+    except Exception as exc:
+        pointer, unreadable = None, f"model registry unreadable: {exc}"
+    if slot is None:
+        try:
+            meta = registry.metadata(pointer) if pointer else {}
+        except Exception as exc:
+            meta, unreadable = {}, f"model registry unreadable: {exc}"
+        return ModelReport(pointer, pointer, unreadable, meta)
+    bundle = slot.current
+    version = bundle.version if bundle is not None else None
+    meta = dict(bundle.metadata) if bundle is not None else {}
+    problem = unreadable
+    if not problem and pointer != version:
+        if version is None:
+            problem = getattr(slot, "note", "") or f"version {pointer} is not loaded"
+        else:
+            problem = (f"the registry now names {pointer or 'no version'} active; the bot still runs {version} "
+                       "(restart to load it)")
+    return ModelReport(version, pointer, problem, meta)
+
+
+def model_text(registry: Any, slot: Any = None) -> str:
+    report = model_report(registry, slot)
+    version, meta = report.version, report.metadata
     if version is None:
-        return "🧠 No model: SMC-only."
-    meta = registry.metadata(version)
+        text = "🧠 No model: SMC-only."
+        if report.problem:
+            named = f"names {esc(report.pointer)} but " if report.pointer else ""
+            text += f"\n⚠️ The registry {named}nothing is loaded: {esc(report.problem)}"
+        return text
     metrics = meta.get("metrics") if isinstance(meta.get("metrics"), dict) else meta
-    lines = [f"🧠 <b>MODEL</b> <code>{esc(version)}</code>"]
+    lines = [f"🧠 <b>MODEL</b> <code>{esc(version)}</code> (loaded)"]
+    if report.problem:
+        lines.append(f"⚠️ {esc(report.problem)}")
     if meta.get("created_at"):
         lines.append(f"Trained {esc(meta['created_at'])}")
     if meta.get("status"):
@@ -49,7 +95,7 @@ def model_text(registry: Any) -> str:
 
 async def model(message: Message, ctx: Services) -> None:
     try:
-        text = model_text(ctx.registry)
+        text = model_text(ctx.registry, getattr(ctx, "models", None))
     except Exception as exc:  # a broken registry folder should not look like a bot crash
         text = f"🧠 Model registry unreadable: {esc(exc)}"
     await reply(message, with_clock(text, ctx.engine.snapshot().time))

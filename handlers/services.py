@@ -88,3 +88,4 @@ class Services(Protocol):
     logs: LogSource | None
     version: dict[str, str]
     bars_available: Callable[[], int] | None  # closed M15 bars the bot holds now
+    models: Any  # models.registry.ModelSlot: what the live loop has loaded (.current, .note); None without one

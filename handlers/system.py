@@ -23,6 +23,7 @@ from handlers.common import (
     reply,
     section,
 )
+from handlers.model import model_report
 from handlers.paging import send_paged
 from handlers.services import Services
 from trading.sessions import market_status
@@ -67,8 +68,8 @@ async def logs(message: Message, command: CommandObject, ctx: Services, audit: A
 
 
 def health_items(snap: Any, now: datetime, warnings_last_hour: int | None, journal_ok: str,
-                 model: str, trainer_running: bool,
-                 warming: frozenset[str] = frozenset()) -> tuple[list[str], list[str]]:
+                 model: str, trainer_running: bool, warming: frozenset[str] = frozenset(), *,
+                 model_ok: bool = True, entries_blocked: str = "") -> tuple[list[str], list[str]]:
     """(lines, problems): each line starts with ✅ or ⚠️; problems repeat the ⚠️ lines for the headline."""
     out: list[tuple[bool, str]] = []
     acc = snap.account
@@ -89,9 +90,9 @@ def health_items(snap: Any, now: datetime, warnings_last_hour: int | None, journ
     loop_ok = "every phase under 1 s (p99)" if not warming else "warming up (the first bars after start-up)"
     out.append((not slow, "Loop: " + (", ".join(f"{p} p99 {ms:,.0f} ms" for p, ms in slow) if slow else loop_ok)))
     out.append((journal_ok == "ok", f"Journal: {journal_ok}"))
-    out.append((True, f"Model: {model}" + (" (retraining now)" if trainer_running else "")))
-    out.append((not snap.paused, "Entries: " + ("paused" if snap.paused else "allowed")
-                + f" · mode {snap.mode.mode}"))
+    out.append((model_ok, f"Model: {model}" + (" (retraining now)" if trainer_running else "")))
+    entries = f"blocked: {entries_blocked}" if entries_blocked else "paused" if snap.paused else "allowed"
+    out.append((not snap.paused and not entries_blocked, f"Entries: {entries} · mode {snap.mode.mode}"))
     if warnings_last_hour is not None:
         out.append((warnings_last_hour == 0,
                     f"Log: {plural(warnings_last_hour, 'warning or error', 'warnings or errors')} in the last hour"))
@@ -106,21 +107,32 @@ async def health(message: Message, ctx: Services, audit: AuditNote) -> None:
         journal_ok = "ok" if sqlite.get("journal_mode") == "wal" else f"journal mode {sqlite.get('journal_mode')}"
     except Exception as exc:  # a broken journal is exactly what /health is for
         journal_ok = f"unreadable ({type(exc).__name__})"
+    writes = getattr(ctx.journal, "health", None)  # bot.store.health.JournalHealth
+    if writes is not None:
+        journal_ok = journal_write_state(writes, datetime.now(snap.time.tzinfo)) or journal_ok
     warnings = ctx.logs.count_since(time.time() - 3600) if ctx.logs is not None else None
-    version = None
-    if ctx.registry is not None:
-        try:
-            version = ctx.registry.active_version()
-        except Exception:
-            version = "registry unreadable"
+    report = model_report(ctx.registry, getattr(ctx, "models", None))
+    model = report.version or "none (SMC-only)"
+    if report.problem:
+        model += f"; the registry names {report.pointer}: {report.problem}" if report.pointer else f"; {report.problem}"
     timer = getattr(ctx.engine, "timer", None)
     warming = frozenset(timer.warming_up()) if hasattr(timer, "warming_up") else frozenset()
-    lines, problems = health_items(snap, snap.time, warnings, journal_ok, version or "none (SMC-only)",
-                                   bool(getattr(ctx.trainer, "running", False)), warming)
+    lines, problems = health_items(snap, snap.time, warnings, journal_ok, model,
+                                   bool(getattr(ctx.trainer, "running", False)), warming, model_ok=not report.problem,
+                                   entries_blocked=getattr(writes, "entries_blocked", ""))
     head = "🩺 <b>HEALTH</b> " + ("all good" if not problems else f"{plural(len(problems), 'thing')} to look at")
     audit.result = "ok" if not problems else f"{len(problems)} problem(s)"
     up = f"Up {duration(datetime.now(snap.time.tzinfo) - ctx.started)} (wall clock)"
     await reply(message, join_sections(head, "\n".join(lines), up, clock_line(snap.time)))
+
+
+def journal_write_state(writes: Any, now: datetime) -> str:
+    """"" when the journal writes; else what the trader should know (since when, the error, what is held)."""
+    held = f"; held in memory: {', '.join(writes.held[:5])}" + ("…" if len(writes.held) > 5 else "") \
+        if writes.held else ""
+    if writes.failing_since is not None:
+        return f"NOT writable for {duration(now - writes.failing_since)} ({writes.error}){held}"
+    return f"writes again, still booking{held}" if writes.held else ""
 
 
 def version_text(info: dict[str, str], model: str, schema: str, now: datetime | None = None) -> str:
@@ -131,12 +143,10 @@ def version_text(info: dict[str, str], model: str, schema: str, now: datetime | 
 
 
 async def version(message: Message, ctx: Services) -> None:
-    model = "none (SMC-only)"
-    if ctx.registry is not None:
-        try:
-            model = ctx.registry.active_version() or model
-        except Exception:
-            model = "registry unreadable"
+    try:
+        model = model_report(ctx.registry, getattr(ctx, "models", None)).version or "none (SMC-only)"
+    except Exception:
+        model = "registry unreadable"
     schema = await ctx.queries.schema_revision() if ctx.queries is not None else "?"
     await reply(message, version_text(ctx.version, model, schema, ctx.engine.snapshot().time))
 

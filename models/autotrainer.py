@@ -313,6 +313,9 @@ def _utcnow() -> datetime:
     return utc_now()
 
 
+SMC_ONLY_NOTE = ": trading SMC-only (ML gates off) until a model is trained"
+
+
 def ensure_models(
     registry: ModelRegistry, bars: pl.DataFrame | None, train_if_missing: bool, min_bars: int = 5000
 ) -> tuple[Any, str | None]:
@@ -321,8 +324,8 @@ def ensure_models(
 
     try:
         bundle = registry.load_active()
-    except RegistryError as exc:
-        bundle, problem = None, str(exc)
+    except (RegistryError, ValueError, OSError) as exc:  # a missing or corrupt version, pointer or metadata
+        bundle, problem = None, str(exc) if isinstance(exc, RegistryError) else f"model registry unreadable: {exc}"
     else:
         problem = "no trained model"
     if bundle is not None:
@@ -336,5 +339,5 @@ def ensure_models(
         problem = f"startup training produced no usable model: {report.activation_reason}"
     elif train_if_missing:
         problem += f" and too few bars to train one (need {min_bars})"
-    return None, f"{problem}: trading SMC-only (ML gates off) until a model is trained"
+    return None, f"{problem}{SMC_ONLY_NOTE}"
 

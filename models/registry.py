@@ -275,10 +275,12 @@ class ModelRegistry:
 
 
 class ModelSlot:
-    """The live loop's handle on the active bundle; `swap` replaces it in one reference assignment."""
+    """The live loop's handle on the active bundle; `swap` replaces it in one reference assignment.
+    `note` says why it holds what it holds when that is not the registry's pointer (a load that failed)."""
 
-    def __init__(self, bundle: ModelBundle | None = None) -> None:
+    def __init__(self, bundle: ModelBundle | None = None, note: str = "") -> None:
         self._bundle = bundle
+        self.note = note
 
     @property
     def current(self) -> ModelBundle | None:
@@ -286,6 +288,7 @@ class ModelSlot:
 
     def swap(self, bundle: ModelBundle | None) -> ModelBundle | None:
         old, self._bundle = self._bundle, bundle
+        self.note = ""
         return old
 
 

@@ -91,4 +91,7 @@ def events(evil: str = "") -> dict[EventKind, Event]:
                                            trades_today=3, wins_today=2, profit_today=12.4, mode="NORMAL",
                                            reason="SIGTERM" + x),
         EventKind.INFO: Event(EventKind.INFO, T0, {"day": "2026-03-02"}, "new trading day" + x),
+        EventKind.JOURNAL: Event(EventKind.JOURNAL, T0, {"ok": False, "path": "data/xaubot.db" + x,
+                                                         "error": "database or disk is full" + x, "since": T0},
+                                 "journal cannot write" + x),
     }

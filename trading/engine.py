@@ -22,7 +22,7 @@ import numpy as np
 import polars as pl
 
 from trading.analysis import MarketAnalysis, close_move_pct
-from trading.broker.base import Broker, BrokerError, ConnectionLost
+from trading.broker.base import Broker, BrokerError, ConnectionLost, OrderRejected
 from trading.broker.paper import PaperBroker
 from trading.domain import (
     AccountInfo,
@@ -48,9 +48,17 @@ from trading.hold_band import (
     sample_band,
     stretch_band,
 )
+from trading.late_fills import UnknownOrder, expired, late_fill_note, match_late_fill
 from trading.parameters import GATE_NAMES, StrategyParams
 from trading.position_manager import PMAction, PMContext, PMKind, manage_position, urgency_score
-from trading.records import Decision, MemoryRecorder, OpenedTrade, Recorder, decision_features
+from trading.records import (
+    UNRECORDED_ENTRY,
+    Decision,
+    MemoryRecorder,
+    OpenedTrade,
+    Recorder,
+    decision_features,
+)
 from trading.risk.approvals import Approval, ApprovalError, ApprovalRegistry, ApprovalStatus, RiskChange
 from trading.risk.modes import (
     ModeDecision,
@@ -201,6 +209,7 @@ class TradingEngine:
         self._last_deal_check: datetime | None = None  # last re-read of estimated closes
         self._estimated: dict[int, ClosedTrade] = {}  # booked at an estimated price, deals awaited
         self._restored_positions: list[Position] = []
+        self._unknown_orders: list[UnknownOrder] = []  # entries booked as failed that may still fill
         self._step_lock = asyncio.Lock()
         self._last_tick: Tick | None = None
         self._closes: tuple[int, float | None, float | None] | None = None  # _market_minutes' cache
@@ -646,6 +655,35 @@ class TradingEngine:
             if p.ticket not in self.positions:
                 self.positions[p.ticket] = p
                 self.trackers.setdefault(p.ticket, PositionTracker(p.ticket))
+                await self._adopt(p, now)
+
+    async def _adopt(self, pos: Position, now: datetime) -> None:
+        """A position of ours the engine did not open in this run: the late fill of an order booked as
+        failed (journaled against its decision, now `filled_late`), or a stranger; journaled and told."""
+        for gone in expired(self._unknown_orders, now):
+            self._unknown_orders.remove(gone)
+        order = match_late_fill(pos, self._unknown_orders)
+        what = f"#{pos.ticket} {pos.side} {pos.volume:g} at {pos.open_price:.2f}"
+        trade = OpenedTrade(ticket=pos.ticket, side=pos.side, volume=pos.volume, open_price=pos.open_price,
+                            open_time=pos.open_time, sl=pos.sl, tp=pos.tp, magic=pos.magic, comment=pos.comment)
+        if order is None:
+            await self.recorder.record_open(trade)
+            self._publish(EventKind.INFO, f"adopted {what}: a position with this bot's magic number that it did "
+                          "not open in this run; its exits are managed from now on", trade=trade)
+            return
+        self._unknown_orders.remove(order)
+        note = late_fill_note(order, pos)
+        decision = replace(order.decision, action="filled_late", reason=note)
+        trade = replace(trade, decision_id=decision.id, risk_money=order.risk_money,
+                        extra={"setup": decision.setup_reason, "regime": decision.regime, "late": note})
+        await self.recorder.record_late_fill(decision, trade)
+        if self.last_decision is not None and self.last_decision.id == decision.id:
+            self.last_decision = decision
+        assert self.state is not None
+        self.state = replace(self.state, last_entry_time=max(now, self.state.last_entry_time or now))
+        await self._save_state()
+        self._publish(EventKind.TRADE_OPENED, f"opened {what} SL {pos.sl:.2f} TP {pos.tp:.2f} ({note})",
+                      trade=trade, decision=decision, late=note)
 
     def watch_estimate(self, trade: ClosedTrade) -> None:
         """A close booked at an estimated price (before a restart, say): re-read its deals until they appear."""
@@ -787,8 +825,10 @@ class TradingEngine:
             return self.last_decision
         # built twice rather than `replace`d with its id: half the cost, once a bar
         decision = Decision(**seen, id=await self.recorder.record_decision(Decision(**seen)))
+        if decision.id is None and decision.action == "enter":  # no order without its committed decision row
+            decision = replace(decision, action="skip", reason=UNRECORDED_ENTRY)
         self.last_decision = decision
-        if block is None and setup is not None and lot is not None:
+        if decision.action == "enter" and setup is not None and lot is not None:
             decision = await self._enter(decision, analysis, lot, now)
         return decision
 
@@ -825,14 +865,20 @@ class TradingEngine:
                                  self.account.balance)
         try:
             fill = await self.broker.open_market(setup.side, lot.lots, sl, tp, comment=self.comment)
-        except ConnectionLost:
-            raise
         except BrokerError as exc:
-            failed = replace(decision, action="order_failed", reason=f"broker refused the order: {exc}")
+            unknown = not isinstance(exc, OrderRejected)
+            if unknown:  # the order may still fill: a position that appears later is matched to it (_adopt)
+                self._unknown_orders.append(UnknownOrder(
+                    decision, self.spec.name, setup.side, lot.lots, sl, tp, self.broker.magic, self.comment, now,
+                    str(exc), lot.risk_money))
+            why = f"outcome unknown, taken for failed: {exc}" if unknown else f"broker refused the order: {exc}"
+            failed = replace(decision, action="order_failed", reason=why)
             await self.recorder.record_order_failed(failed)
             self.last_decision = failed
-            self._publish(EventKind.ORDER_FAILED, f"{setup.side} {lot.lots:g} refused: {exc}", error=str(exc),
+            self._publish(EventKind.ORDER_FAILED, f"{setup.side} {lot.lots:g} failed: {exc}", error=str(exc),
                           decision=failed)
+            if isinstance(exc, ConnectionLost):
+                raise
             return failed
         placed_sl = sl if fill.sl is None else fill.sl  # the broker may have moved a refused stop
         placed_tp = tp if fill.tp is None else fill.tp

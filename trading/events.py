@@ -35,6 +35,7 @@ class EventKind(StrEnum):
     ERROR_BURST = "error_burst"
     NEWS_BLACKOUT = "news_blackout"
     ORDER_FAILED = "order_failed"
+    JOURNAL = "journal"  # the journal cannot write (alarm) / writes again (recovery)
     STARTUP = "startup"
     SHUTDOWN = "shutdown"
     INFO = "info"

@@ -14,6 +14,9 @@ from trading.analysis import MarketAnalysis
 from trading.domain import ClosedTrade, Side
 from trading.gates import GateResult
 
+# the reason of an entry decision the recorder could not store: no order goes out without its record
+UNRECORDED_ENTRY = "journal: the decision could not be stored, so no order was sent"
+
 
 @dataclass(frozen=True, slots=True)
 class Decision:
@@ -77,6 +80,11 @@ class Recorder(Protocol):
 
     async def record_open(self, trade: OpenedTrade) -> None: ...
 
+    async def record_late_fill(self, decision: Decision, trade: OpenedTrade) -> None:
+        """An order taken for failed (its outcome unknown) filled after all: store the open linked to
+        its decision, and the decision's new outcome (`filled_late`)."""
+        ...
+
     async def record_sl_change(self, ticket: int, time: datetime, sl: float, tp: float, reason: str) -> None: ...
 
     async def record_close(self, trade: ClosedTrade) -> bool:
@@ -117,6 +125,10 @@ class MemoryRecorder:
 
     async def record_open(self, trade: OpenedTrade) -> None:
         self.opened.append(trade)
+
+    async def record_late_fill(self, decision: Decision, trade: OpenedTrade) -> None:
+        self.opened.append(trade)
+        await self.record_order_failed(decision)
 
     async def record_sl_change(self, ticket: int, time: datetime, sl: float, tp: float, reason: str) -> None:
         self.sl_changes.append((ticket, time, sl, tp, reason))

@@ -23,6 +23,7 @@ from sqlalchemy import case, event, func, select, text, update
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 
 from bot.store import convert
+from bot.store.health import JournalHealth, JournalWriteError, write_failure
 from bot.store.migrate import upgrade_database
 from bot.store.records import (
     TRADE_CSV_COLUMNS,
@@ -90,6 +91,7 @@ class Journal:
         self._engine: AsyncEngine | None = None
         self._sessions: async_sessionmaker[AsyncSession] | None = None
         self._write_lock = asyncio.Lock()
+        self.health = JournalHealth(str(self.path))
 
     # --- lifecycle --------------------------------------------------------------------------------
 
@@ -130,10 +132,22 @@ class Journal:
 
     @asynccontextmanager
     async def _write(self) -> AsyncIterator[AsyncSession]:
-        """One transaction, committed before the caller's method returns; rolled back on error."""
+        """One transaction, committed before the caller's method returns; rolled back on error. A write
+        the database cannot take (read-only, disk full...) raises JournalWriteError and recycles the pool."""
         maker = self._maker()
-        async with self._write_lock, maker() as session, session.begin():
-            yield session
+        async with self._write_lock:
+            try:
+                async with maker() as session, session.begin():
+                    yield session
+            except Exception as exc:
+                error = write_failure(exc)
+                if error is None:
+                    raise
+                self.health.failed(exc, error)
+                if self._engine is not None:  # SQLite keeps a connection opened during the fault read-only
+                    await self._engine.dispose()
+                raise JournalWriteError(str(self.path), error) from exc
+            self.health.succeeded()
 
     @asynccontextmanager
     async def _read(self) -> AsyncIterator[AsyncSession]:
@@ -767,4 +781,4 @@ def _csv_cell(value: Any) -> Any:
     return value
 
 
-__all__ = ["RISK_STATE_KEY", "XAU_PIP", "Journal", "JournalClosedError", "wib_day_bounds"]
+__all__ = ["RISK_STATE_KEY", "XAU_PIP", "Journal", "JournalClosedError", "JournalWriteError", "wib_day_bounds"]
