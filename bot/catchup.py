@@ -23,7 +23,7 @@ MUST_DELIVER = frozenset({
     EventKind.TRADE_OPENED, EventKind.TRADE_CLOSED, EventKind.ORDER_FAILED,  # trades
     EventKind.LIMIT_HIT, EventKind.EMERGENCY_CLOSE, EventKind.RISK_MODE_CHANGED,  # limits
     EventKind.RISK_CHANGE_APPLIED, EventKind.APPROVAL_RESOLVED,  # approvals
-    EventKind.ERROR_BURST,  # errors
+    EventKind.ERROR_BURST, EventKind.JOURNAL,  # errors (a journal alarm is kept in memory while the journal is down)
     EventKind.PAUSED, EventKind.RESUMED, EventKind.STARTUP, EventKind.SHUTDOWN,  # start/stop
 })
 SUMMARY_OVER = 5  # up to this many waiting messages go out one by one after an outage; more: one summary

@@ -33,7 +33,8 @@ GROUPS: dict[str, Group] = {
     "daily": Group("Daily summaries", ("daily",), "with the equity chart"),
     "model": Group("Model", ("model_swapped",), "a retrained model went live"),
     "news": Group("News blackouts", ("news_blackout",), "no entries around high-impact news"),
-    "bot": Group("Bot", ("startup", "shutdown", "error_burst", "info"), "started, stopped, error bursts, notes"),
+    "bot": Group("Bot", ("startup", "shutdown", "error_burst", "journal", "info"),
+                 "started, stopped, error bursts, journal alarms, notes"),
 }
 MARKS = {"on": "🔔", "silent": "🔕", "off": "⛔"}
 USAGE = ("Usage: /notify · /notify GROUP on|silent|off (e.g. /notify market off) · "
