@@ -10,20 +10,17 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import math
 import operator
 from collections import deque
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, replace
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
-import numpy as np
 import polars as pl
 
 from trading.analysis import MarketAnalysis, close_move_pct
 from trading.broker.base import Broker, BrokerError, ConnectionLost
-from trading.broker.paper import PaperBroker
 from trading.domain import (
     AccountInfo,
     ClosedTrade,
@@ -37,19 +34,11 @@ from trading.domain import (
 )
 from trading.events import Event, EventBus, EventKind
 from trading.exits import ExitContext, ExitVerdict, PositionTracker, evaluate_exits
+from trading.flash_crash import TickWindow
 from trading.gates import EntryContext, GateResult, NewsStatus, evaluate_gates, first_block
-from trading.hold_band import (
-    BarInputs,
-    ClockRules,
-    bar_band,
-    clock_rules,
-    first_unsafe,
-    hours_between,
-    sample_band,
-    stretch_band,
-)
 from trading.parameters import GATE_NAMES, StrategyParams
-from trading.position_manager import PMAction, PMContext, PMKind, manage_position, urgency_score
+from trading.position_inputs import PositionInputs, position_inputs
+from trading.position_manager import PMAction, PMContext, PMKind, manage_position
 from trading.records import Decision, MemoryRecorder, OpenedTrade, Recorder, decision_features
 from trading.risk.approvals import Approval, ApprovalError, ApprovalRegistry, ApprovalStatus, RiskChange
 from trading.risk.modes import (
@@ -72,7 +61,6 @@ from trading.timezones import to_wib, utc_now, wib_date
 from trading.timing import PhaseTimer
 
 log = logging.getLogger(__name__)
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 Analyzer = Callable[[pl.DataFrame], MarketAnalysis]
 MarketClock = Callable[[datetime], tuple[float | None, float | None]]  # -> (min to daily close, min to weekly close)
@@ -164,6 +152,7 @@ class TradingEngine:
         comment: str = "xau-bot",
         approval_ttl: timedelta = timedelta(minutes=10),
         approval_clock: Callable[[], datetime] | None = None,
+        full_decisions: bool = True,
     ) -> None:
         self.broker = broker
         self.analyzer = analyzer
@@ -178,6 +167,9 @@ class TradingEngine:
         self.approvals = ApprovalRegistry(approval_ttl)
         # approvals wait for a person: they expire in wall time even when a replayed market runs faster
         self.approval_clock = approval_clock or clock
+        # False where the decisions only count for their verdict (a backtest's): the gates stop at the
+        # first block and a decision that enters nothing carries no features
+        self.full_decisions = full_decisions
         self.timer = PhaseTimer()
         self.paused = False
         self.paused_by = ""
@@ -189,7 +181,7 @@ class TradingEngine:
         self.positions: dict[int, Position] = {}
         self.trackers: dict[int, PositionTracker] = {}
         self.recent_profits: deque[float] = deque(maxlen=100)
-        self._ticks: deque[tuple[datetime, float]] = deque()
+        self.flash_window = TickWindow()  # the flash-crash guard's ticks
         self._closing: set[int] = set()
         self._mode: ModeDecision = ModeDecision(RiskMode.NORMAL, "starting")
         self._mode_memo: tuple[RiskState, RiskLimits, float, ModeDecision] | None = None  # mode()'s
@@ -198,10 +190,9 @@ class TradingEngine:
         self._estimated: dict[int, ClosedTrade] = {}  # booked at an estimated price, deals awaited
         self._restored_positions: list[Position] = []
         self._step_lock = asyncio.Lock()
-        self._last_tick: Tick | None = None
+        self.last_tick: Tick | None = None
         self._closes: tuple[int, float | None, float | None] | None = None  # _market_minutes' cache
-        self._judge_inputs: dict[int, tuple[tuple[Any, ...], tuple[Any, ...]]] = {}  # _judge's per-bar inputs
-        self._bands: dict[int, tuple[Any, ...]] = {}  # _bar_band's cache
+        self._judge_inputs: dict[int, tuple[tuple[Any, ...], PositionInputs]] = {}  # position_inputs' cache
         self.started = clock()
 
     # ------------------------------------------------------------------ lifecycle
@@ -303,6 +294,18 @@ class TradingEngine:
             strategy_edge=str(getattr(self.analyzer, "edge", "")),
         )
 
+    def published_mode(self) -> ModeDecision:
+        """The risk mode as last published (a step publishes the change when `mode()` differs)."""
+        return self._mode
+
+    def closes_in_flight(self) -> bool:
+        return bool(self._closing)
+
+    def approval_due(self) -> bool:
+        """An approval is pending (a step expires it) or a total stop is about to propose one."""
+        assert self.state is not None
+        return self.approvals.has_pending() or (self.state.total_stop and not self._proposed_reset)
+
     # ------------------------------------------------------------------ per second
     async def on_tick(self) -> None:
         assert self.state is not None, "call start() first"
@@ -316,7 +319,7 @@ class TradingEngine:
             tick = await self.broker.tick()
             self.account = await self.broker.account()
             positions = await self.broker.positions()
-        self._last_tick = tick
+        self.last_tick = tick
         now = self.clock()
         with self.timer.phase("exits"):
             await self._roll_day(now)
@@ -347,36 +350,6 @@ class TradingEngine:
             return None, None
         return (daily_at - ts) / 60, (weekly_at - ts) / 60
 
-    def take_idle_ticks(self, times_ms: np.ndarray, mids: np.ndarray) -> bool:
-        """Take ticks as seen without a step, when no step could act on them: no position (so no exit,
-        stop or close to detect), no flash-crash move possible within them, no WIB day roll. Returns
-        False (and changes nothing) when a step is needed; the caller then steps tick by tick. The
-        flash-crash window ends up exactly as stepping would have left it."""
-        if self.positions or self._closing or self.state is None or times_ms.size == 0:
-            return False
-        last = _EPOCH + timedelta(milliseconds=int(times_ms[-1]))
-        if wib_date(last) != self.state.day:
-            return False
-        if self.params.gate_enabled("flash_crash_guard") and self.flash_crash_possible(mids):
-            return False
-        horizon = last - timedelta(seconds=self.params.flash_crash_window_seconds)
-        horizon_ms = int((horizon - _EPOCH).total_seconds() * 1000)
-        keep = np.flatnonzero(times_ms >= horizon_ms)
-        for i in keep.tolist():
-            self._ticks.append((_EPOCH + timedelta(milliseconds=int(times_ms[i])), float(mids[i])))
-        while self._ticks and self._ticks[0][0] < horizon:
-            self._ticks.popleft()
-        return True
-
-    def flash_crash_possible(self, mids: np.ndarray) -> bool:
-        """Whether the guard's move could be reached on some tick of `mids` (what is in its window now
-        and all of them taken as one window: conservative, so False means no tick can trigger it)."""
-        lo, hi = float(mids.min()), float(mids.max())
-        if self._ticks:
-            window = [p for _, p in self._ticks]
-            lo, hi = min(lo, min(window)), max(hi, max(window))
-        return lo <= 0 or (hi - lo) / lo * 100 >= self.params.flash_crash_pct
-
     async def _roll_day(self, now: datetime) -> None:
         assert self.state is not None and self.account is not None
         rolled = roll_day(self.state, now, self.account.balance)
@@ -386,21 +359,14 @@ class TradingEngine:
             self._publish(EventKind.INFO, f"new trading day {rolled.day} (WIB)", day=str(rolled.day))
 
     def tick_move_pct(self) -> float:
-        if len(self._ticks) < 2:
-            return 0.0
-        prices = [p for _, p in self._ticks]
-        lo = min(prices)
-        return (max(prices) - lo) / lo * 100 if lo > 0 else 0.0
+        return self.flash_window.move_pct()
 
     async def _tick_flash_crash(self, tick: Tick, now: datetime) -> bool:
-        self._ticks.append((tick.time, tick.mid))
-        horizon = tick.time - timedelta(seconds=self.params.flash_crash_window_seconds)
-        while self._ticks and self._ticks[0][0] < horizon:
-            self._ticks.popleft()
+        self.flash_window.add(tick.time, tick.mid, self.params.flash_crash_window_seconds)
         move = self.tick_move_pct()
         if move >= self.params.flash_crash_pct and self.params.gate_enabled("flash_crash_guard"):
             await self._flash_crash(f"{move:.2f}% within {self.params.flash_crash_window_seconds} s", now)
-            self._ticks.clear()
+            self.flash_window.clear()
             return True
         return False
 
@@ -417,7 +383,7 @@ class TradingEngine:
     async def _manage(self, pos: Position, tick: Tick, now: datetime) -> None:
         assert self.state is not None
         self.positions[pos.ticket] = pos
-        action, verdict = self._judge(pos, tick.price_to_close(pos.side), pos.profit + pos.swap, now)
+        action, verdict = self.judge(pos, tick.price_to_close(pos.side), pos.profit + pos.swap, now)
         if action.kind is PMKind.CLOSE:
             await self._close(pos, action.name, action.reason, by="position_manager")
             return
@@ -429,114 +395,50 @@ class TradingEngine:
                 self.state = start_cooldown(self.state, self.limits, now, "daily limit close")
                 await self._save_state()
 
-    def _fixed_inputs(self, pos: Position) -> tuple[tuple[Any, ...], tuple[Any, ...]]:
-        """What `_judge` reads that only a new analysis, risk state, balance or stop can change (once
-        per bar), with the key it was computed for."""
+    def position_inputs(self, pos: Position) -> PositionInputs:
+        """What `judge` reads that only a new analysis, risk state, balance or stop can change (once
+        per bar; the same object until then)."""
         assert self.state is not None and self.account is not None
         a, state, balance = self.analysis, self.state, self.account.balance
         key = (a, state, balance, self.params, self.limits, pos.volume, pos.tp, pos.open_price, pos.side)
         cached = self._judge_inputs.get(pos.ticket)
         if cached is None or not all(map(operator.is_, cached[0], key)):
-            atr = a.atr if a and a.atr > 0 else self.params.min_sl_distance * 6
-            unit = atr * self.spec.money_per_price_unit(pos.volume)
-            ml_against = a.ml.prob(pos.side.opposite) if a and a.ml else None
-            tp_profit = abs(pos.tp - pos.open_price) * self.spec.money_per_price_unit(pos.volume) if pos.tp else None
-            use = limit_use(state, self.limits, balance)
-            fixed = (atr, unit, ml_against, bool(a and a.regime.dangerous), a.indicators.get("rsi_14") if a else None,
-                     a.recent_closes if a else (), float(a.indicators.get("bar_range", 0.0)) if a else 0.0,
-                     tp_profit, use.daily_loss, use.daily_limit)
+            fixed = position_inputs(pos, a, state, balance, self.params, self.limits, self.spec)
             cached = self._judge_inputs[pos.ticket] = (key, fixed)
-        return cached
+        return cached[1]
 
-    def _tracker(self, ticket: int) -> PositionTracker:
+    def tracker(self, ticket: int) -> PositionTracker:
         tracker = self.trackers.get(ticket)
         if tracker is None:  # not setdefault: a tracker (two deques) built on every step only to be dropped
             tracker = self.trackers[ticket] = PositionTracker(ticket)
         return tracker
 
-    def _minutes_to_closes(self, now: datetime) -> tuple[float | None, float | None]:
+    def minutes_to_closes(self, now: datetime) -> tuple[float | None, float | None]:
         return self.market_clock(now) if self.market_clock else self._market_minutes(now)
 
-    def _judge(self, pos: Position, price: float, profit: float, now: datetime) -> tuple[PMAction, ExitVerdict | None]:
+    def judge(self, pos: Position, price: float, profit: float, now: datetime) -> tuple[PMAction, ExitVerdict | None]:
         """The position manager's action and the exits' verdict for `pos` at `price` (its tracker
         takes the sample; taking it twice at the same moment changes nothing). Pure otherwise: the
         exits read nothing a stop move changes, so both are judged before either is carried out."""
         assert self.account is not None
         balance = self.account.balance
-        atr, unit, ml_against, dangerous, rsi, closes, bar_range, tp_profit, daily_loss, daily_limit = \
-            self._fixed_inputs(pos)[1]
-        tracker = self._tracker(pos.ticket)
+        fixed = self.position_inputs(pos)
+        unit, ml_against = fixed.unit, fixed.ml_against
+        tracker = self.tracker(pos.ticket)
         tracker.observe(profit, now, ml_against, self.params, unit)
-        daily_m, weekly_m = self._minutes_to_closes(now)
+        daily_m, weekly_m = self.minutes_to_closes(now)
         action = manage_position(PMContext(
-            position=pos, price=price, profit=profit, peak_profit=tracker.peak_profit, unit=unit, atr=atr,
-            params=self.params, regime_dangerous=dangerous, ml_against=ml_against, rsi=rsi, closes=closes,
-            last_bar_range=bar_range, minutes_to_daily_close=daily_m, minutes_to_weekly_close=weekly_m,
+            position=pos, price=price, profit=profit, peak_profit=tracker.peak_profit, unit=unit, atr=fixed.atr,
+            params=self.params, regime_dangerous=fixed.regime_dangerous, ml_against=ml_against, rsi=fixed.rsi,
+            closes=fixed.closes, last_bar_range=fixed.last_bar_range, minutes_to_daily_close=daily_m,
+            minutes_to_weekly_close=weekly_m,
         ))
         verdict = evaluate_exits(ExitContext(
             position=pos, now=now, profit=profit, unit=unit, balance=balance, params=self.params,
-            tracker=tracker, ml_against=ml_against, tp_profit=tp_profit, daily_loss=daily_loss,
-            daily_limit=daily_limit, minutes_to_weekly_close=weekly_m,
+            tracker=tracker, ml_against=ml_against, tp_profit=fixed.tp_profit, daily_loss=fixed.daily_loss,
+            daily_limit=fixed.daily_limit, minutes_to_weekly_close=weekly_m,
         ))
         return action, verdict
-
-    def _bar_band(self, pos: Position) -> tuple[BarInputs, np.ndarray | None]:
-        """The position's `hold_band.bar_band` for the current bar (cached with `_fixed_inputs`)."""
-        assert self.account is not None
-        fixed = self._fixed_inputs(pos)[1]
-        cached = self._bands.get(pos.ticket)
-        if cached is not None and cached[0] is fixed and cached[1] == pos.sl:  # `fixed` is keyed by the balance
-            return cached[2], cached[3]
-        atr, unit, ml_against, dangerous, rsi, closes, bar_range, tp_profit, daily_loss, daily_limit = fixed
-        score = urgency_score(PMContext(
-            position=pos, price=pos.open_price, profit=0.0, peak_profit=0.0, unit=unit, atr=atr, params=self.params,
-            regime_dangerous=dangerous, ml_against=ml_against, rsi=rsi, closes=closes, last_bar_range=bar_range,
-            minutes_to_daily_close=None, minutes_to_weekly_close=None,
-        ))
-        inputs = BarInputs(atr=atr, unit=unit, ml_against=ml_against, regime_dangerous=dangerous, urgency=score,
-                           last_bar_range=bar_range, tp_profit=tp_profit, balance=self.account.balance,
-                           daily_loss=daily_loss, daily_limit=daily_limit)
-        band = bar_band(pos, inputs, self.params)
-        self._bands[pos.ticket] = (fixed, pos.sl, inputs, band)
-        return inputs, band
-
-    def take_open_ticks(self, times_ms: np.ndarray, bids: np.ndarray, asks: np.ndarray, last_step: int | None,
-                        step_ms: int) -> tuple[int, int | None]:
-        """Take, while positions are open, the leading ticks on which a step would act on nothing:
-        the position manager holds, no exit closes, no flash crash, no day roll, no mode change, no
-        approval to expire. What a step records of a quiet tick (the tracker's samples and peak, the
-        flash-crash window, the marked positions and account, the last tick) ends up as stepping
-        would have left it. The caller has already cut the ticks at the first one the paper broker
-        could act on (`quiet_ticks`). Stretches the positions' hold bands clear (`hold_band`) are
-        taken in one go; any other tick is judged by the same rules the step runs (`_judge`).
-        Returns how many ticks were taken and the step second reached; the first tick not taken is
-        then stepped as usual. A step runs on the first tick of each `step_ms` (as `MarketLoop`)."""
-        broker = self.broker
-        state, account = self.state, self.account
-        n = int(times_ms.size)
-        if (n == 0 or not self.positions or self._closing or state is None or account is None
-                or not isinstance(broker, PaperBroker) or self.approvals.has_pending()
-                or (state.total_stop and not self._proposed_reset)):
-            return 0, last_step
-        if wib_date(_EPOCH + timedelta(milliseconds=int(times_ms[-1]))) != state.day:
-            return 0, last_step
-        first = _EPOCH + timedelta(milliseconds=int(times_ms[0]))
-        if effective_mode(state, self.limits, account.balance, first).mode is not self._mode.mode:
-            return 0, last_step
-        live = broker.positions_now()
-        if sorted(self.positions) != [p.ticket for p in live]:
-            return 0, last_step
-        take = _OpenTake(self, times_ms, bids, asks, last_step, step_ms, live)
-        i, banded = 0, take.bandable()
-        while i < n:
-            if banded:
-                i, banded = take.banded(i)
-                if i >= n:
-                    break
-            if not take.one(i):
-                break
-            i += 1
-        return take.finish(i)
 
     async def _move_sl(self, pos: Position, new_sl: float, reason: str) -> None:
         try:
@@ -587,7 +489,7 @@ class TradingEngine:
         # the broker shows no closing deal (yet): the best estimate is the last price, never 0; it is
         # flagged so the real deal is read again (`_reread_estimates`, and the start-up reconcile)
         if price is None:
-            last = self._last_tick.price_to_close(pos.side) if self._last_tick else 0.0
+            last = self.last_tick.price_to_close(pos.side) if self.last_tick else 0.0
             price = pos.current_price or last or pos.open_price
         entry_costs = sum(d.net for d in mine if d.entry is DealEntry.IN)
         profit = round((price - pos.open_price) * pos.side.sign * self.spec.money_per_price_unit(pos.volume)
@@ -605,7 +507,6 @@ class TradingEngine:
         self.positions.pop(trade.ticket, None)
         self.trackers.pop(trade.ticket, None)
         self._judge_inputs.pop(trade.ticket, None)
-        self._bands.pop(trade.ticket, None)
         if not await self.recorder.record_close(trade):
             return
         if trade.extra.get(PL_SOURCE) == "estimate":
@@ -749,7 +650,7 @@ class TradingEngine:
             confidence_threshold=analysis.quality.threshold, tick_move_pct=self.tick_move_pct(),
             news=self.news(now) if self.news else None,
         )
-        full = getattr(self.recorder, "keep_decisions", True)
+        full = self.full_decisions
         lot, gates = self._gates(ctx, account, full)
         block = first_block(gates)
         setup = analysis.setup
@@ -950,238 +851,3 @@ def _position_from_dict(d: dict[str, Any]) -> Position:
 
 __all__ = ["ChangeResult", "EngineSnapshot", "GateResult", "TradingEngine"]
 
-
-@dataclass(slots=True)
-class _Held:
-    """A position as `_OpenTake.banded` scans it: its closing prices and bands for the call."""
-
-    pos: Position
-    prices: np.ndarray  # bids for a BUY, asks for a SELL
-    swap: float
-    mult: float  # money per price unit for its volume
-    sign: float
-    tracker: PositionTracker
-    inputs: BarInputs
-    base: np.ndarray  # hold_band.bar_band
-    clock: ClockRules
-
-
-class _OpenTake:
-    """One `TradingEngine.take_open_ticks` call: its ticks, taken one by one (`one`) or in stretches
-    the hold bands clear (`banded`), and the step's records left as stepping would (`finish`)."""
-
-    def __init__(self, engine: TradingEngine, times_ms: np.ndarray, bids: np.ndarray, asks: np.ndarray,
-                 last_step: int | None, step_ms: int, live: list[Position]) -> None:
-        assert engine.state is not None
-        self.engine, self.times, self.bids, self.asks = engine, times_ms, bids, asks
-        self.last_step, self.step_ms, self.live = last_step, step_ms, live
-        self.stepped_at = -1  # the last tick a step ran on
-        self._stepped: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
-        params = engine.params
-        self.guard = params.gate_enabled("flash_crash_guard")
-        self.window = timedelta(seconds=params.flash_crash_window_seconds)
-        self.cooldown = engine.state.cooldown_until if engine._mode.mode is RiskMode.COOLDOWN else None
-        self.held = [(p, p.side is Side.BUY, p.swap) for p in live]
-
-    # -------------------------------------------------------------- tick by tick
-    def one(self, i: int) -> bool:
-        """Take tick `i` if a step would act on nothing (judged by the rules themselves)."""
-        engine, ticks = self.engine, self.engine._ticks
-        t = int(self.times[i])
-        second = t // self.step_ms
-        if second == self.last_step:
-            return True
-        now = _EPOCH + timedelta(milliseconds=t)
-        if self.cooldown is not None and now >= self.cooldown:
-            return False
-        bid, ask = float(self.bids[i]), float(self.asks[i])
-        mid = (bid + ask) / 2
-        horizon = now - self.window
-        if self.guard:
-            prices = [p for moment, p in ticks if moment >= horizon]
-            prices.append(mid)
-            lo = min(prices)
-            if len(prices) >= 2 and lo > 0 and (max(prices) - lo) / lo * 100 >= engine.params.flash_crash_pct:
-                return False
-        broker = engine.broker
-        assert isinstance(broker, PaperBroker)
-        for pos, buy, swap in self.held:
-            price = bid if buy else ask
-            action, verdict = engine._judge(pos, price, broker.profit_at(pos, price) + swap, now)
-            if action.kind is not PMKind.HOLD or verdict is not None:
-                return False
-        ticks.append((now, mid))
-        while ticks and ticks[0][0] < horizon:
-            ticks.popleft()
-        self.last_step, self.stepped_at = second, i
-        return True
-
-    # -------------------------------------------------------------- in stretches
-    def bandable(self) -> bool:
-        """Whether bands can be used at all in this call: no flash crash possible within its ticks
-        (judged on all of them with the guard's window, as `take_idle_ticks`), the closes known."""
-        engine = self.engine
-        if self.guard and engine.flash_crash_possible((self.bids + self.asks) / 2):
-            return False
-        return all(band is not None for band in (engine._bar_band(p)[1] for p in self.live))
-
-    def banded(self, start: int) -> tuple[int, bool]:
-        """Take the ticks from `start` the positions' hold bands clear, a sample period at a time
-        (each sample taken by the position's tracker as a step would). Returns the first tick not
-        taken and whether bands are worth trying again after it (not while a clock rule may close
-        whatever the profit, or the closes are unknown)."""
-        engine, times = self.engine, self.times
-        params, broker = engine.params, engine.broker
-        assert isinstance(broker, PaperBroker)
-        stepped, steps, step_times = self._steps()
-        first_ms = int(times[start])
-        daily_m, weekly_m = engine._minutes_to_closes(_EPOCH + timedelta(milliseconds=first_ms))
-        rows = []
-        until = math.inf if self.cooldown is None else (self.cooldown - _EPOCH) // timedelta(milliseconds=1)
-        for pos, buy, swap in self.held:
-            inputs, base = engine._bar_band(pos)
-            assert base is not None
-            clock = clock_rules(pos, params, inputs.unit, first_ms, daily_m, weekly_m)
-            if clock is None or clock.closes:
-                return start, False
-            until = min(until, clock.until_ms)
-            rows.append(_Held(pos, self.bids if buy else self.asks, swap, broker.spec.money_per_price_unit(pos.volume),
-                              float(pos.side.sign), engine._tracker(pos.ticket), inputs, base, clock))
-        limit = int(np.searchsorted(times, until, side="left"))
-        if limit <= start:
-            return start, True
-        period = params.profit_sample_seconds * 1000
-        i = self._stretch(start, limit, rows, period)
-        while i < limit:
-            end = limit
-            for row in rows:
-                due = _sample_due(row.tracker, period)
-                if stepped[i] and int(times[i]) >= due:  # the sample a step would take here
-                    self._sample(row, i)
-                    due = _sample_due(row.tracker, period)
-                k = int(np.searchsorted(step_times, due, side="left"))
-                if k < steps.size:
-                    end = min(end, max(int(steps[k]), i + 1))
-            # the latest hour of the stretch: the TP probability falls with the hours open
-            bands = [sample_band(r.base, r.tracker, r.inputs, params, hours_between(r.pos.open_time,
-                                                                                    int(times[end - 1])), r.clock)
-                     for r in rows]
-            stop = self._first_unsafe(rows, bands, i, end)
-            self._raise_peaks(rows, i, stop)
-            if stop < end:
-                self._commit(start, stop)
-                return stop, True
-            i = end
-        self._commit(start, limit)
-        return limit, True
-
-    def _stretch(self, start: int, limit: int, rows: list[_Held], period: int) -> int:
-        """Take the ticks from `start` that the positions' stretch bands (valid across profit samples)
-        clear in one scan each; the samples in them are then taken as steps would have. Returns the
-        first tick not taken."""
-        times, params = self.times, self.engine.params
-        _stepped, steps, step_times = self._steps()
-        bands = [stretch_band(r.base, r.tracker, r.inputs, params, hours_between(r.pos.open_time, int(times[limit - 1])),
-                              r.clock) for r in rows]
-        if any(band is None for band in bands):
-            return start
-        stop = self._first_unsafe(rows, bands, start, limit)
-        if stop == start:
-            return start
-        for row in rows:  # the samples steps would have taken before it
-            k = int(np.searchsorted(step_times, _sample_due(row.tracker, period), side="left"))
-            while k < steps.size and (j := int(steps[k])) < stop:
-                self._sample(row, j)
-                k = int(np.searchsorted(step_times, int(times[j]) + period, side="left"))
-        self._raise_peaks(rows, start, stop)
-        self._commit(start, stop)
-        return stop
-
-    def _sample(self, row: _Held, j: int) -> None:
-        """The profit sample a step on tick `j` takes on the position's tracker."""
-        broker, params = self.engine.broker, self.engine.params
-        assert isinstance(broker, PaperBroker)
-        now = _EPOCH + timedelta(milliseconds=int(self.times[j]))
-        row.tracker.observe(broker.profit_at(row.pos, float(row.prices[j])) + row.swap, now, row.inputs.ml_against,
-                            params, row.inputs.unit)
-
-    def _first_unsafe(self, rows: list[_Held], bands: list[np.ndarray | None], start: int, end: int) -> int:
-        """The first tick of [start, end) some position's band does not clear (`end`: none); scanned
-        with the trackers' peaks as they are, so before any of them changes."""
-        stepped = self._steps()[0]
-        stop = end
-        for row, band in zip(rows, bands, strict=True):
-            bad = start if band is None else first_unsafe(row.prices, stepped, start, stop, row.pos.open_price,
-                                                          row.sign, row.mult, row.swap, row.tracker.peak_profit,
-                                                          band)
-            if bad >= 0:
-                stop = min(stop, bad)
-        return stop
-
-    def _raise_peaks(self, rows: list[_Held], start: int, stop: int) -> None:
-        """Each tracker's peak as steps on the stepped ticks of [start, stop) would have left it: the
-        profit at the best price among them (profit rises with the price moving for the position)."""
-        broker = self.engine.broker
-        assert isinstance(broker, PaperBroker)
-        taken = self._stepped_in(start, stop)
-        if taken.size == 0:
-            return
-        for row in rows:
-            best = int(taken[np.argmax((row.prices[taken] - row.pos.open_price) * row.sign)])
-            row.tracker.peak_profit = max(row.tracker.peak_profit,
-                                          broker.profit_at(row.pos, float(row.prices[best])) + row.swap)
-
-    def _steps(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Which ticks a step runs on (the first of each step second), their indices and times. Valid
-        from any tick reached: the ticks before it were all taken, so the last step's second is the
-        previous tick's."""
-        if self._stepped is None:
-            seconds = self.times // self.step_ms
-            stepped = np.empty(seconds.size, dtype=np.bool_)
-            stepped[0] = self.last_step is None or int(seconds[0]) != self.last_step
-            np.not_equal(seconds[1:], seconds[:-1], out=stepped[1:])
-            steps = np.flatnonzero(stepped)
-            self._stepped = (stepped, steps, self.times[steps])
-        return self._stepped
-
-    def _stepped_in(self, start: int, stop: int) -> np.ndarray:
-        """The indices of the stepped ticks in [start, stop)."""
-        steps = self._steps()[1]
-        return steps[np.searchsorted(steps, start):np.searchsorted(steps, stop)]
-
-    def _commit(self, start: int, stop: int) -> None:
-        """Record the stepped ticks of [start, stop) as steps would: the flash-crash window, the step."""
-        taken = self._stepped_in(start, stop)
-        if taken.size == 0:
-            return
-        last = int(taken[-1])
-        ticks = self.engine._ticks
-        last_ms = int(self.times[last])
-        horizon_ms = last_ms - self.window // timedelta(milliseconds=1)
-        for j in taken[self.times[taken] >= horizon_ms].tolist():
-            ticks.append((_EPOCH + timedelta(milliseconds=int(self.times[j])),
-                          (float(self.bids[j]) + float(self.asks[j])) / 2))
-        horizon = _EPOCH + timedelta(milliseconds=horizon_ms)
-        while ticks and ticks[0][0] < horizon:
-            ticks.popleft()
-        self.last_step, self.stepped_at = last_ms // self.step_ms, last
-
-    def finish(self, taken: int) -> tuple[int, int | None]:
-        """Leave what the last step saw (its tick, the marked positions and account); the ticks taken."""
-        engine, broker, j = self.engine, self.engine.broker, self.stepped_at
-        assert isinstance(broker, PaperBroker)
-        if j >= 0:
-            tick = Tick(_EPOCH + timedelta(milliseconds=int(self.times[j])), float(self.bids[j]), float(self.asks[j]))
-            broker.set_tick(tick)
-            engine._last_tick = tick
-            engine.account = broker.account_now()
-            for p in broker.positions_now():
-                engine.positions[p.ticket] = p
-        return taken, self.last_step
-
-
-def _sample_due(tracker: PositionTracker, period_ms: int) -> int | float:
-    """When (ms) the tracker takes its next profit sample (`PositionTracker.observe`)."""
-    if tracker.last_sample is None:
-        return -math.inf
-    return (tracker.last_sample - _EPOCH) // timedelta(milliseconds=1) + period_ms
