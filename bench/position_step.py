@@ -54,7 +54,7 @@ async def run(bars_n: int) -> dict[str, object]:
     await broker.connect()
     clock = SimClock(bars["time"][warmup])
     engine = TradingEngine(broker, PrecomputedAnalyzer(frame), params=params, recorder=MemoryRecorder(keep_decisions=False),
-                           clock=clock)
+                           clock=clock, full_decisions=False)
     engine.timer = PhaseTimer(window=10_000_000)  # keep every sample for the percentiles
     await engine.start()
     steps: list[float] = []

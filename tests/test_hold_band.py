@@ -1,6 +1,6 @@
 """The hold bands are conservative: on random positions, bar inputs, tracker histories and price paths,
 every tick a band clears is one on which the position manager holds and no exit closes, judged by the
-rules themselves (as `TradingEngine._judge` calls them). And a band is not empty: most quiet ticks clear."""
+rules themselves (as `TradingEngine.judge` calls them). And a band is not empty: most quiet ticks clear."""
 
 from __future__ import annotations
 
@@ -63,7 +63,7 @@ def random_case(rng: random.Random) -> tuple[Position, BarInputs, PositionTracke
 
 def holds(pos: Position, price: float, now: datetime, inputs: BarInputs, tracker: PositionTracker,
           ctx: tuple, params: StrategyParams = P, closes: tuple[datetime, datetime] | None = None) -> bool:
-    """`TradingEngine._judge` on one tick: the tracker observes, then both rule sets."""
+    """`TradingEngine.judge` on one tick: the tracker observes, then both rule sets."""
     atr, unit, ml, dangerous, rsi, closes_, bar_range, tp_profit = ctx
     atr = atr if atr > 0 else P.min_sl_distance * 6
     profit = round((price - pos.open_price) * pos.side.sign * SPEC.money_per_price_unit(pos.volume), 2) + pos.swap

@@ -1,4 +1,4 @@
-"""Taking the quiet ticks of an open position in one go (PaperBroker.quiet_ticks, TradingEngine.take_open_ticks)
+"""Taking the quiet ticks of an open position in one go (PaperBroker.quiet_ticks, QuietTicks.take_open_ticks)
 is exact: on real bars with positions open, with the generated path and with M1 detail, the trade list, the
 opened trades, the equity and the gate counts equal those of the tick-by-tick walk, and fewer ticks are stepped."""
 

@@ -153,7 +153,7 @@ async def _drive(bars: pl.DataFrame, analyzer: Analyzer, config: BacktestConfig,
             progress(bar - warmup, total)
 
     engine = TradingEngine(broker, analyzer, params=config.params, limits=config.limits, recorder=recorder,
-                           clock=clock)
+                           clock=clock, full_decisions=recorder.keep_decisions)
     await engine.start({"risk": risk_state_to_dict(risk_state)} if risk_state is not None else None)
     window = history_window(bars, 10_000) if live else (lambda b: bars.slice(b, 1))
     if speed > 0:

@@ -10,47 +10,33 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import math
-import operator
 from collections import deque
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, replace
-from datetime import UTC, datetime, timedelta
+from dataclasses import replace
+from datetime import datetime, timedelta
 from typing import Any
 
-import numpy as np
 import polars as pl
 
 from trading.analysis import MarketAnalysis, close_move_pct
 from trading.broker.base import Broker, BrokerError, ConnectionLost, OrderRejected
-from trading.broker.paper import PaperBroker
-from trading.domain import (
-    AccountInfo,
-    ClosedTrade,
-    Deal,
-    DealEntry,
-    DealReason,
-    Position,
-    Side,
-    SymbolSpec,
-    Tick,
+from trading.close_booking import (
+    DEAL_LOOKBACK,
+    ESTIMATE_RECHECK,
+    PL_SOURCE,
+    CloseBooking,
+    closed_trade_from_deals,
 )
+from trading.domain import AccountInfo, ClosedTrade, Position, SymbolSpec, Tick
+from trading.engine_snapshot import EngineSnapshot
 from trading.events import Event, EventBus, EventKind
-from trading.exits import ExitContext, ExitVerdict, PositionTracker, evaluate_exits
+from trading.exits import PositionTracker
+from trading.flash_crash import TickWindow
 from trading.gates import EntryContext, GateResult, NewsStatus, evaluate_gates, first_block
-from trading.hold_band import (
-    BarInputs,
-    ClockRules,
-    bar_band,
-    clock_rules,
-    first_unsafe,
-    hours_between,
-    sample_band,
-    stretch_band,
-)
-from trading.late_fills import UnknownOrder, expired, late_fill_note, match_late_fill
+from trading.late_fills import UnknownOrder
 from trading.parameters import GATE_NAMES, StrategyParams
-from trading.position_manager import PMAction, PMContext, PMKind, manage_position, urgency_score
+from trading.position_inputs import PositionInputs
+from trading.position_watch import PositionWatch, market_minutes
 from trading.records import (
     UNRECORDED_ENTRY,
     Decision,
@@ -59,104 +45,39 @@ from trading.records import (
     Recorder,
     decision_features,
 )
-from trading.risk.approvals import Approval, ApprovalError, ApprovalRegistry, ApprovalStatus, RiskChange
+from trading.risk.approvals import ApprovalRegistry
 from trading.risk.modes import (
     ModeDecision,
     RiskLimits,
     RiskMode,
     RiskState,
-    approved_reset,
     effective_mode,
-    limit_use,
-    record_close,
-    risk_state_from_dict,
-    risk_state_to_dict,
     roll_day,
     start_cooldown,
 )
 from trading.risk.sizing import LotSize, kelly_estimate, moved_stop_refusal, size_position
-from trading.sessions import market_status
-from trading.timezones import to_wib, utc_now, wib_date
+from trading.risk_commands import ChangeResult, RiskCommands
+from trading.saved_state import SavedState
+from trading.timezones import to_wib, utc_now
 from trading.timing import PhaseTimer
 
 log = logging.getLogger(__name__)
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 Analyzer = Callable[[pl.DataFrame], MarketAnalysis]
 MarketClock = Callable[[datetime], tuple[float | None, float | None]]  # -> (min to daily close, min to weekly close)
 NewsCheck = Callable[[datetime], NewsStatus]
-# closes a person asked for (/close, the close buttons, /closeall): they count in the daily and total
-# P/L limits, but not in the strategy's loss streak, and they restart the entry cooldown
-HAND_CLOSES = frozenset({"manual", "close_all"})
-
-
-def market_minutes(now: datetime) -> tuple[float | None, float | None]:
-    """Minutes to the next daily and weekly close (None while the market is closed)."""
-    status = market_status(now)
-    return status.minutes_to_daily_close, status.minutes_to_weekly_close
 
 
 # the gates before the lot's own read no lot: a block among them needs no sizing
 _LOT_FREE_GATES = GATE_NAMES[:GATE_NAMES.index("lot_size")]
 _LOT_GATES = GATE_NAMES[len(_LOT_FREE_GATES):]
-DEAL_LOOKBACK = timedelta(days=1)  # how far before a position's open its deals are searched
-ESTIMATE_RECHECK = timedelta(seconds=5)  # how often a close booked at an estimate looks for its deals
-ESTIMATE_WATCH = timedelta(days=1)  # then the start-up reconcile is left to find them (bounded work)
-PL_SOURCE = "pl_source"  # ClosedTrade.extra key: "deals" (the broker's) or "estimate" (deals not seen yet)
 
 
-def closed_trade_from_deals(pos: Position, deals: list[Deal], name: str, reason: str) -> ClosedTrade | None:
-    """The trade as the broker booked it: P/L = profit + commission + swap + fee of every deal of the
-    position (the entry deal's charges belong to the trade too); None while no closing deal exists."""
-    mine = sorted((d for d in deals if d.position_ticket == pos.ticket), key=lambda d: (d.time, d.ticket))
-    outs = [d for d in mine if d.entry is DealEntry.OUT]
-    if not outs:
-        return None
-    last = outs[-1]
-    if last.reason is DealReason.SL and name == "broker":
-        name = "broker_sl"
-    elif last.reason is DealReason.TP and name == "broker":
-        name = "broker_tp"
-    elif last.reason is DealReason.STOP_OUT:
-        name = "stop_out"
-    ins = [d for d in mine if d.entry is DealEntry.IN]
-    open_time = min([pos.open_time, *(d.time for d in ins)])
-    return ClosedTrade(
-        ticket=pos.ticket, symbol=pos.symbol, side=pos.side, volume=pos.volume,
-        open_price=pos.open_price, close_price=last.price, open_time=open_time,
-        close_time=max(last.time, open_time), profit=round(sum(d.net for d in mine), 2), reason=name,
-        sl=pos.sl, tp=pos.tp,
-        extra={"detail": reason, PL_SOURCE: "deals", "deals": [d.ticket for d in mine],
-               "commission": round(sum(d.commission for d in mine), 2), "swap": round(sum(d.swap for d in mine), 2),
-               "fee": round(sum(d.fee for d in mine), 2)},
-    )
+class TradingEngine(PositionWatch, CloseBooking, RiskCommands, SavedState):
+    """Live behaviour: a step a second, a decision a bar. Parts of it in their own modules: judging and
+    managing each open position (`PositionWatch`), booking closes (`CloseBooking`), commands and
+    approvals (`RiskCommands`), the saved state (`SavedState`)."""
 
-
-@dataclass(frozen=True, slots=True)
-class EngineSnapshot:
-    time: datetime
-    account: AccountInfo | None
-    positions: tuple[Position, ...]
-    mode: ModeDecision
-    paused: bool
-    risk: RiskState
-    limits: RiskLimits
-    analysis: MarketAnalysis | None
-    last_decision: Decision | None
-    pending_approvals: tuple[Approval, ...]
-    timing: dict[str, tuple[float, float]]
-    started: datetime
-    strategy_edge: str = ""  # the active model's out-of-sample verdict in words (the analyzer's `edge`)
-
-
-@dataclass(frozen=True, slots=True)
-class ChangeResult:
-    applied: bool
-    message: str
-    approval: Approval | None = None
-
-
-class TradingEngine:
     def __init__(
         self,
         broker: Broker,
@@ -173,6 +94,7 @@ class TradingEngine:
         approval_ttl: timedelta = timedelta(minutes=10),
         approval_clock: Callable[[], datetime] | None = None,
         analyze_in_thread: bool = False,
+        full_decisions: bool = True,
     ) -> None:
         self.broker = broker
         self.analyzer = analyzer
@@ -190,6 +112,9 @@ class TradingEngine:
         self.approvals = ApprovalRegistry(approval_ttl)
         # approvals wait for a person: they expire in wall time even when a replayed market runs faster
         self.approval_clock = approval_clock or clock
+        # False where the decisions only count for their verdict (a backtest's): the gates stop at the
+        # first block and a decision that enters nothing carries no features
+        self.full_decisions = full_decisions
         self.timer = PhaseTimer()
         self.paused = False
         self.paused_by = ""
@@ -201,7 +126,7 @@ class TradingEngine:
         self.positions: dict[int, Position] = {}
         self.trackers: dict[int, PositionTracker] = {}
         self.recent_profits: deque[float] = deque(maxlen=100)
-        self._ticks: deque[tuple[datetime, float]] = deque()
+        self.flash_window = TickWindow()  # the flash-crash guard's ticks
         self._closing: set[int] = set()
         self._mode: ModeDecision = ModeDecision(RiskMode.NORMAL, "starting")
         self._mode_memo: tuple[RiskState, RiskLimits, float, ModeDecision] | None = None  # mode()'s
@@ -211,10 +136,9 @@ class TradingEngine:
         self._restored_positions: list[Position] = []
         self._unknown_orders: list[UnknownOrder] = []  # entries booked as failed that may still fill
         self._step_lock = asyncio.Lock()
-        self._last_tick: Tick | None = None
+        self.last_tick: Tick | None = None
         self._closes: tuple[int, float | None, float | None] | None = None  # _market_minutes' cache
-        self._judge_inputs: dict[int, tuple[tuple[Any, ...], tuple[Any, ...]]] = {}  # _judge's per-bar inputs
-        self._bands: dict[int, tuple[Any, ...]] = {}  # _bar_band's cache
+        self._judge_inputs: dict[int, tuple[tuple[Any, ...], PositionInputs]] = {}  # position_inputs' cache
         self.started = clock()
 
     # ------------------------------------------------------------------ lifecycle
@@ -236,47 +160,6 @@ class TradingEngine:
         await self._book_closed_while_down(self._restored_positions, {p.ticket for p in live})
         self._restored_positions = []
         await self._save_state()
-
-    async def _book_closed_while_down(self, saved: list[Position], live: set[int]) -> None:
-        """Positions open at the last save that the broker closed while the bot was down count too (decision 7)."""
-        for pos in saved:
-            if pos.ticket in live:
-                continue
-            deals = await self._position_deals(pos)
-            if any(d.entry is DealEntry.OUT for d in deals):
-                trade = await self._closed_trade(pos, "broker", "closed at the broker while the bot was down",
-                                                 None, None)
-                await self._book_close(trade, self.account.balance if self.account else 0.0, by="broker")
-
-    def restore(self, saved: dict[str, Any]) -> None:
-        if "risk" in saved:
-            self.state = risk_state_from_dict(saved["risk"])
-        self.paused = bool(saved.get("paused", False))
-        self.paused_by = str(saved.get("paused_by", ""))
-        if "limits" in saved:
-            self.limits = RiskLimits(**saved["limits"])
-        self.recent_profits.extend(float(x) for x in saved.get("recent_profits", []))
-        self._restored_positions = [_position_from_dict(p) for p in saved.get("positions", [])]
-
-    def restore_approvals(self, approvals: list[Approval]) -> None:
-        """Pending approvals saved before a restart; a restored reset request is not proposed again."""
-        self.approvals.restore(approvals)
-        if any(a.change.kind == "reset_total" for a in approvals):
-            self._proposed_reset = True
-
-    def state_dict(self) -> dict[str, Any]:
-        assert self.state is not None
-        return {
-            "paused": self.paused,
-            "paused_by": self.paused_by,
-            "risk": risk_state_to_dict(self.state),
-            "limits": asdict(self.limits),
-            "recent_profits": list(self.recent_profits),
-            "positions": [_position_to_dict(p) for p in self.positions.values()],
-        }
-
-    async def _save_state(self) -> None:
-        await self.recorder.save_state(self.state_dict())
 
     def _publish(self, kind: EventKind, text: str, **data: Any) -> None:
         self.bus.publish(Event(kind, self.clock(), data, text))
@@ -316,6 +199,24 @@ class TradingEngine:
             strategy_edge=str(getattr(self.analyzer, "edge", "")),
         )
 
+    @property
+    def _last_tick(self) -> Tick | None:
+        """The old name of `last_tick`: the shadow branch reads `getattr(engine, "_last_tick", None)`;
+        drop this once it reads `last_tick`."""
+        return self.last_tick
+
+    def published_mode(self) -> ModeDecision:
+        """The risk mode as last published (a step publishes the change when `mode()` differs)."""
+        return self._mode
+
+    def closes_in_flight(self) -> bool:
+        return bool(self._closing)
+
+    def approval_due(self) -> bool:
+        """An approval is pending (a step expires it) or a total stop is about to propose one."""
+        assert self.state is not None
+        return self.approvals.has_pending() or (self.state.total_stop and not self._proposed_reset)
+
     # ------------------------------------------------------------------ per second
     async def on_tick(self) -> None:
         assert self.state is not None, "call start() first"
@@ -329,7 +230,7 @@ class TradingEngine:
             tick = await self.broker.tick()
             self.account = await self.broker.account()
             positions = await self.broker.positions()
-        self._last_tick = tick
+        self.last_tick = tick
         now = self.clock()
         with self.timer.phase("exits"):
             await self._roll_day(now)
@@ -342,54 +243,6 @@ class TradingEngine:
             for expired in self.approvals.expire(self.approval_clock()):
                 self._publish(EventKind.APPROVAL_RESOLVED, f"approval {expired.id} expired", approval=expired)
 
-    def _market_minutes(self, now: datetime) -> tuple[float | None, float | None]:
-        """`market_minutes`, with the close instants kept for the minute (the market's state only
-        changes on a minute; the minutes left are still computed from `now` itself, so exact)."""
-        ts = now.timestamp()
-        minute = int(ts // 60)
-        cached = self._closes
-        if cached is None or cached[0] != minute:
-            status = market_status(now)
-            if status.minutes_to_daily_close is None or status.minutes_to_weekly_close is None:
-                cached = (minute, None, None)
-            else:
-                cached = (minute, ts + status.minutes_to_daily_close * 60, ts + status.minutes_to_weekly_close * 60)
-            self._closes = cached
-        _, daily_at, weekly_at = cached
-        if daily_at is None or weekly_at is None:
-            return None, None
-        return (daily_at - ts) / 60, (weekly_at - ts) / 60
-
-    def take_idle_ticks(self, times_ms: np.ndarray, mids: np.ndarray) -> bool:
-        """Take ticks as seen without a step, when no step could act on them: no position (so no exit,
-        stop or close to detect), no flash-crash move possible within them, no WIB day roll. Returns
-        False (and changes nothing) when a step is needed; the caller then steps tick by tick. The
-        flash-crash window ends up exactly as stepping would have left it."""
-        if self.positions or self._closing or self.state is None or times_ms.size == 0:
-            return False
-        last = _EPOCH + timedelta(milliseconds=int(times_ms[-1]))
-        if wib_date(last) != self.state.day:
-            return False
-        if self.params.gate_enabled("flash_crash_guard") and self.flash_crash_possible(mids):
-            return False
-        horizon = last - timedelta(seconds=self.params.flash_crash_window_seconds)
-        horizon_ms = int((horizon - _EPOCH).total_seconds() * 1000)
-        keep = np.flatnonzero(times_ms >= horizon_ms)
-        for i in keep.tolist():
-            self._ticks.append((_EPOCH + timedelta(milliseconds=int(times_ms[i])), float(mids[i])))
-        while self._ticks and self._ticks[0][0] < horizon:
-            self._ticks.popleft()
-        return True
-
-    def flash_crash_possible(self, mids: np.ndarray) -> bool:
-        """Whether the guard's move could be reached on some tick of `mids` (what is in its window now
-        and all of them taken as one window: conservative, so False means no tick can trigger it)."""
-        lo, hi = float(mids.min()), float(mids.max())
-        if self._ticks:
-            window = [p for _, p in self._ticks]
-            lo, hi = min(lo, min(window)), max(hi, max(window))
-        return lo <= 0 or (hi - lo) / lo * 100 >= self.params.flash_crash_pct
-
     async def _roll_day(self, now: datetime) -> None:
         assert self.state is not None and self.account is not None
         rolled = roll_day(self.state, now, self.account.balance)
@@ -399,21 +252,14 @@ class TradingEngine:
             self._publish(EventKind.INFO, f"new trading day {rolled.day} (WIB)", day=str(rolled.day))
 
     def tick_move_pct(self) -> float:
-        if len(self._ticks) < 2:
-            return 0.0
-        prices = [p for _, p in self._ticks]
-        lo = min(prices)
-        return (max(prices) - lo) / lo * 100 if lo > 0 else 0.0
+        return self.flash_window.move_pct()
 
     async def _tick_flash_crash(self, tick: Tick, now: datetime) -> bool:
-        self._ticks.append((tick.time, tick.mid))
-        horizon = tick.time - timedelta(seconds=self.params.flash_crash_window_seconds)
-        while self._ticks and self._ticks[0][0] < horizon:
-            self._ticks.popleft()
+        self.flash_window.add(tick.time, tick.mid, self.params.flash_crash_window_seconds)
         move = self.tick_move_pct()
         if move >= self.params.flash_crash_pct and self.params.gate_enabled("flash_crash_guard"):
             await self._flash_crash(f"{move:.2f}% within {self.params.flash_crash_window_seconds} s", now)
-            self._ticks.clear()
+            self.flash_window.clear()
             return True
         return False
 
@@ -426,322 +272,6 @@ class TradingEngine:
         if not already or closed:
             self._publish(EventKind.EMERGENCY_CLOSE, f"Flash crash {why}: closed {closed} position(s), cooldown",
                           reason=why, closed=closed)
-
-    async def _manage(self, pos: Position, tick: Tick, now: datetime) -> None:
-        assert self.state is not None
-        self.positions[pos.ticket] = pos
-        action, verdict = self._judge(pos, tick.price_to_close(pos.side), pos.profit + pos.swap, now)
-        if action.kind is PMKind.CLOSE:
-            await self._close(pos, action.name, action.reason, by="position_manager")
-            return
-        if action.kind is PMKind.MOVE_SL:
-            await self._move_sl(pos, action.new_sl, f"{action.name}: {action.reason}")
-        if verdict is not None:
-            await self._close(pos, verdict.name, verdict.reason, by="exit_rules")
-            if verdict.name == "daily_limit":
-                self.state = start_cooldown(self.state, self.limits, now, "daily limit close")
-                await self._save_state()
-
-    def _fixed_inputs(self, pos: Position) -> tuple[tuple[Any, ...], tuple[Any, ...]]:
-        """What `_judge` reads that only a new analysis, risk state, balance or stop can change (once
-        per bar), with the key it was computed for."""
-        assert self.state is not None and self.account is not None
-        a, state, balance = self.analysis, self.state, self.account.balance
-        key = (a, state, balance, self.params, self.limits, pos.volume, pos.tp, pos.open_price, pos.side)
-        cached = self._judge_inputs.get(pos.ticket)
-        if cached is None or not all(map(operator.is_, cached[0], key)):
-            atr = a.atr if a and a.atr > 0 else self.params.min_sl_distance * 6
-            unit = atr * self.spec.money_per_price_unit(pos.volume)
-            ml_against = a.ml.prob(pos.side.opposite) if a and a.ml else None
-            tp_profit = abs(pos.tp - pos.open_price) * self.spec.money_per_price_unit(pos.volume) if pos.tp else None
-            use = limit_use(state, self.limits, balance)
-            fixed = (atr, unit, ml_against, bool(a and a.regime.dangerous), a.indicators.get("rsi_14") if a else None,
-                     a.recent_closes if a else (), float(a.indicators.get("bar_range", 0.0)) if a else 0.0,
-                     tp_profit, use.daily_loss, use.daily_limit)
-            cached = self._judge_inputs[pos.ticket] = (key, fixed)
-        return cached
-
-    def _tracker(self, ticket: int) -> PositionTracker:
-        tracker = self.trackers.get(ticket)
-        if tracker is None:  # not setdefault: a tracker (two deques) built on every step only to be dropped
-            tracker = self.trackers[ticket] = PositionTracker(ticket)
-        return tracker
-
-    def _minutes_to_closes(self, now: datetime) -> tuple[float | None, float | None]:
-        return self.market_clock(now) if self.market_clock else self._market_minutes(now)
-
-    def _judge(self, pos: Position, price: float, profit: float, now: datetime) -> tuple[PMAction, ExitVerdict | None]:
-        """The position manager's action and the exits' verdict for `pos` at `price` (its tracker
-        takes the sample; taking it twice at the same moment changes nothing). Pure otherwise: the
-        exits read nothing a stop move changes, so both are judged before either is carried out."""
-        assert self.account is not None
-        balance = self.account.balance
-        atr, unit, ml_against, dangerous, rsi, closes, bar_range, tp_profit, daily_loss, daily_limit = \
-            self._fixed_inputs(pos)[1]
-        tracker = self._tracker(pos.ticket)
-        tracker.observe(profit, now, ml_against, self.params, unit)
-        daily_m, weekly_m = self._minutes_to_closes(now)
-        action = manage_position(PMContext(
-            position=pos, price=price, profit=profit, peak_profit=tracker.peak_profit, unit=unit, atr=atr,
-            params=self.params, regime_dangerous=dangerous, ml_against=ml_against, rsi=rsi, closes=closes,
-            last_bar_range=bar_range, minutes_to_daily_close=daily_m, minutes_to_weekly_close=weekly_m,
-        ))
-        verdict = evaluate_exits(ExitContext(
-            position=pos, now=now, profit=profit, unit=unit, balance=balance, params=self.params,
-            tracker=tracker, ml_against=ml_against, tp_profit=tp_profit, daily_loss=daily_loss,
-            daily_limit=daily_limit, minutes_to_weekly_close=weekly_m,
-        ))
-        return action, verdict
-
-    def _bar_band(self, pos: Position) -> tuple[BarInputs, np.ndarray | None]:
-        """The position's `hold_band.bar_band` for the current bar (cached with `_fixed_inputs`)."""
-        assert self.account is not None
-        fixed = self._fixed_inputs(pos)[1]
-        cached = self._bands.get(pos.ticket)
-        if cached is not None and cached[0] is fixed and cached[1] == pos.sl:  # `fixed` is keyed by the balance
-            return cached[2], cached[3]
-        atr, unit, ml_against, dangerous, rsi, closes, bar_range, tp_profit, daily_loss, daily_limit = fixed
-        score = urgency_score(PMContext(
-            position=pos, price=pos.open_price, profit=0.0, peak_profit=0.0, unit=unit, atr=atr, params=self.params,
-            regime_dangerous=dangerous, ml_against=ml_against, rsi=rsi, closes=closes, last_bar_range=bar_range,
-            minutes_to_daily_close=None, minutes_to_weekly_close=None,
-        ))
-        inputs = BarInputs(atr=atr, unit=unit, ml_against=ml_against, regime_dangerous=dangerous, urgency=score,
-                           last_bar_range=bar_range, tp_profit=tp_profit, balance=self.account.balance,
-                           daily_loss=daily_loss, daily_limit=daily_limit)
-        band = bar_band(pos, inputs, self.params)
-        self._bands[pos.ticket] = (fixed, pos.sl, inputs, band)
-        return inputs, band
-
-    def take_open_ticks(self, times_ms: np.ndarray, bids: np.ndarray, asks: np.ndarray, last_step: int | None,
-                        step_ms: int) -> tuple[int, int | None]:
-        """Take, while positions are open, the leading ticks on which a step would act on nothing:
-        the position manager holds, no exit closes, no flash crash, no day roll, no mode change, no
-        approval to expire. What a step records of a quiet tick (the tracker's samples and peak, the
-        flash-crash window, the marked positions and account, the last tick) ends up as stepping
-        would have left it. The caller has already cut the ticks at the first one the paper broker
-        could act on (`quiet_ticks`). Stretches the positions' hold bands clear (`hold_band`) are
-        taken in one go; any other tick is judged by the same rules the step runs (`_judge`).
-        Returns how many ticks were taken and the step second reached; the first tick not taken is
-        then stepped as usual. A step runs on the first tick of each `step_ms` (as `MarketLoop`)."""
-        broker = self.broker
-        state, account = self.state, self.account
-        n = int(times_ms.size)
-        if (n == 0 or not self.positions or self._closing or state is None or account is None
-                or not isinstance(broker, PaperBroker) or self.approvals.has_pending()
-                or (state.total_stop and not self._proposed_reset)):
-            return 0, last_step
-        if wib_date(_EPOCH + timedelta(milliseconds=int(times_ms[-1]))) != state.day:
-            return 0, last_step
-        first = _EPOCH + timedelta(milliseconds=int(times_ms[0]))
-        if effective_mode(state, self.limits, account.balance, first).mode is not self._mode.mode:
-            return 0, last_step
-        live = broker.positions_now()
-        if sorted(self.positions) != [p.ticket for p in live]:
-            return 0, last_step
-        take = _OpenTake(self, times_ms, bids, asks, last_step, step_ms, live)
-        i, banded = 0, take.bandable()
-        while i < n:
-            if banded:
-                i, banded = take.banded(i)
-                if i >= n:
-                    break
-            if not take.one(i):
-                break
-            i += 1
-        return take.finish(i)
-
-    async def _move_sl(self, pos: Position, new_sl: float, reason: str) -> None:
-        try:
-            await self.broker.modify_position(pos.ticket, new_sl, pos.tp)
-        except ConnectionLost:
-            raise
-        except BrokerError as exc:
-            log.warning("SL move on %s to %.2f refused: %s", pos.ticket, new_sl, exc)
-            return
-        now = self.clock()
-        self.positions[pos.ticket] = replace(pos, sl=new_sl)
-        await self.recorder.record_sl_change(pos.ticket, now, new_sl, pos.tp, reason)
-        self._publish(EventKind.SL_MOVED, f"#{pos.ticket} SL → {new_sl:.2f} ({reason})",
-                      ticket=pos.ticket, sl=new_sl, old_sl=pos.sl, reason=reason)
-
-    # ------------------------------------------------------------------ closes
-    async def _close(self, pos: Position, name: str, reason: str, by: str) -> ClosedTrade | None:
-        if pos.ticket in self._closing:
-            return None
-        self._closing.add(pos.ticket)
-        try:
-            balance_before = self.account.balance if self.account else 0.0
-            try:
-                fill = await self.broker.close_position(pos.ticket, comment=name[:24])
-            except ConnectionLost:
-                raise
-            except BrokerError as exc:
-                self._publish(EventKind.ORDER_FAILED, f"close #{pos.ticket} failed: {exc}", ticket=pos.ticket,
-                              error=str(exc))
-                return None
-            trade = await self._closed_trade(pos, name, reason, fill.price, fill.time)
-            await self._book_close(trade, balance_before, by)
-            return trade
-        finally:
-            self._closing.discard(pos.ticket)
-
-    async def _position_deals(self, pos: Position) -> list[Deal]:
-        # a lookback, not the open time: a broker (or a restarted paper market) may date a fill earlier
-        since = pos.open_time - DEAL_LOOKBACK
-        return [d for d in await self.broker.deals_since(since) if d.position_ticket == pos.ticket]
-
-    async def _closed_trade(self, pos: Position, name: str, reason: str, price: float | None,
-                            time: datetime | None) -> ClosedTrade:
-        mine = await self._position_deals(pos)
-        trade = closed_trade_from_deals(pos, mine, name, reason)
-        if trade is not None:
-            return trade
-        # the broker shows no closing deal (yet): the best estimate is the last price, never 0; it is
-        # flagged so the real deal is read again (`_reread_estimates`, and the start-up reconcile)
-        if price is None:
-            last = self._last_tick.price_to_close(pos.side) if self._last_tick else 0.0
-            price = pos.current_price or last or pos.open_price
-        entry_costs = sum(d.net for d in mine if d.entry is DealEntry.IN)
-        profit = round((price - pos.open_price) * pos.side.sign * self.spec.money_per_price_unit(pos.volume)
-                       + entry_costs, 2)
-        return ClosedTrade(
-            ticket=pos.ticket, symbol=pos.symbol, side=pos.side, volume=pos.volume, open_price=pos.open_price,
-            close_price=price, open_time=pos.open_time, close_time=max(time or self.clock(), pos.open_time),
-            profit=profit, reason=name, sl=pos.sl, tp=pos.tp,
-            extra={"detail": reason, PL_SOURCE: "estimate", "commission": round(entry_costs, 2)},
-        )
-
-    async def _book_close(self, trade: ClosedTrade, balance_before: float, by: str) -> None:
-        """Count the close in the risk state, store it, then report it (decision 7: any close counts)."""
-        assert self.state is not None
-        self.positions.pop(trade.ticket, None)
-        self.trackers.pop(trade.ticket, None)
-        self._judge_inputs.pop(trade.ticket, None)
-        self._bands.pop(trade.ticket, None)
-        if not await self.recorder.record_close(trade):
-            return
-        if trade.extra.get(PL_SOURCE) == "estimate":
-            self._estimated[trade.ticket] = trade
-        self.account = await self.broker.account()
-        now = self.clock()
-        by_hand = trade.reason in HAND_CLOSES
-        self.state = record_close(self.state, self.limits, trade.profit, self.account.balance, now, by_hand=by_hand)
-        if by_hand:  # the person wanted out: no new entry for the entry cooldown (300 s), as after an entry
-            self.state = replace(self.state, last_entry_time=max(now, self.state.last_entry_time or now))
-        else:
-            self.recent_profits.append(trade.profit)  # the strategy's own results (sizing), not a person's
-        await self._save_state()
-        self._publish(
-            EventKind.TRADE_CLOSED,
-            f"closed #{trade.ticket} {trade.side} {trade.volume:g} at {trade.close_price:.2f}: "
-            f"${trade.profit:+.2f} ({trade.reason})",
-            trade=trade, balance_before=balance_before, balance_after=self.account.balance, by=by,
-        )
-        await self._check_mode_change()
-
-    async def _detect_broker_closes(self, positions: list[Position], now: datetime) -> None:
-        if self._estimated and (self._last_deal_check is None or now - self._last_deal_check >= ESTIMATE_RECHECK
-                                or now < self._last_deal_check):
-            self._last_deal_check = now
-            await self._reread_estimates(now)
-        live = {p.ticket for p in positions}
-        gone = [p for t, p in self.positions.items() if t not in live and t not in self._closing]
-        for pos in gone:
-            trade = await self._closed_trade(pos, "broker", "closed at the broker", None, None)
-            balance_after = self.account.balance if self.account else 0.0  # fetched after the broker closed it
-            await self._book_close(trade, balance_after - trade.profit, by="broker")
-        for p in positions:  # positions opened elsewhere with our magic (adopted) get a tracker too
-            if p.ticket not in self.positions:
-                self.positions[p.ticket] = p
-                self.trackers.setdefault(p.ticket, PositionTracker(p.ticket))
-                await self._adopt(p, now)
-
-    async def _adopt(self, pos: Position, now: datetime) -> None:
-        """A position of ours the engine did not open in this run: the late fill of an order booked as
-        failed (journaled against its decision, now `filled_late`), or a stranger; journaled and told."""
-        for gone in expired(self._unknown_orders, now):
-            self._unknown_orders.remove(gone)
-        order = match_late_fill(pos, self._unknown_orders)
-        what = f"#{pos.ticket} {pos.side} {pos.volume:g} at {pos.open_price:.2f}"
-        trade = OpenedTrade(ticket=pos.ticket, side=pos.side, volume=pos.volume, open_price=pos.open_price,
-                            open_time=pos.open_time, sl=pos.sl, tp=pos.tp, magic=pos.magic, comment=pos.comment)
-        if order is None:
-            await self.recorder.record_open(trade)
-            self._publish(EventKind.INFO, f"adopted {what}: a position with this bot's magic number that it did "
-                          "not open in this run; its exits are managed from now on", trade=trade)
-            return
-        self._unknown_orders.remove(order)
-        note = late_fill_note(order, pos)
-        decision = replace(order.decision, action="filled_late", reason=note)
-        trade = replace(trade, decision_id=decision.id, risk_money=order.risk_money,
-                        extra={"setup": decision.setup_reason, "regime": decision.regime, "late": note})
-        await self.recorder.record_late_fill(decision, trade)
-        if self.last_decision is not None and self.last_decision.id == decision.id:
-            self.last_decision = decision
-        assert self.state is not None
-        self.state = replace(self.state, last_entry_time=max(now, self.state.last_entry_time or now))
-        await self._save_state()
-        self._publish(EventKind.TRADE_OPENED, f"opened {what} SL {pos.sl:.2f} TP {pos.tp:.2f} ({note})",
-                      trade=trade, decision=decision, late=note)
-
-    def watch_estimate(self, trade: ClosedTrade) -> None:
-        """A close booked at an estimated price (before a restart, say): re-read its deals until they appear."""
-        self._estimated[trade.ticket] = trade
-
-    async def _reread_estimates(self, now: datetime) -> None:
-        for ticket, booked in list(self._estimated.items()):
-            if now - booked.close_time > ESTIMATE_WATCH:
-                log.warning("#%s: no closing deal %s after the close; left to the start-up reconcile",
-                            ticket, ESTIMATE_WATCH)
-                del self._estimated[ticket]
-                continue
-            pos = Position(ticket=ticket, symbol=booked.symbol, side=booked.side, volume=booked.volume,
-                           open_price=booked.open_price, open_time=booked.open_time, sl=booked.sl, tp=booked.tp)
-            trade = closed_trade_from_deals(pos, await self._position_deals(pos), booked.reason,
-                                            str(booked.extra.get("detail", "")))
-            if trade is not None:
-                await self.correct_close(trade, booked.profit)
-
-    async def correct_close(self, trade: ClosedTrade, booked_profit: float) -> bool:
-        """A close booked at `booked_profit` is really `trade` (its broker deals): store the correction,
-        shift today's realised P/L by the difference, tell the user. False when nothing differed."""
-        assert self.state is not None
-        self._estimated.pop(trade.ticket, None)
-        if not await self.recorder.correct_close(trade):
-            return False
-        delta = round(trade.profit - booked_profit, 2)
-        if delta and wib_date(trade.close_time) == self.state.day:
-            self.state = replace(self.state, daily_realized=round(self.state.daily_realized + delta, 2))
-        for i in range(len(self.recent_profits) - 1, -1, -1):
-            if self.recent_profits[i] == booked_profit:
-                self.recent_profits[i] = trade.profit
-                break
-        self.account = await self.broker.account()
-        await self._save_state()
-        self._publish(EventKind.INFO, f"#{trade.ticket} P/L corrected from the broker's deals: "
-                      f"${booked_profit:+.2f} → ${trade.profit:+.2f}", trade=trade, booked=booked_profit)
-        await self._check_mode_change()
-        return True
-
-    async def book_close_from_deals(self, trade: ClosedTrade) -> None:
-        """A close the broker has and the journal lacks (opened and closed while the bot was down)."""
-        balance = self.account.balance if self.account else 0.0
-        await self._book_close(trade, balance - trade.profit, by="broker")
-
-    async def _check_mode_change(self) -> None:
-        new = self.mode()
-        if new.mode is not self._mode.mode:
-            old, self._mode = self._mode, new
-            kind = EventKind.LIMIT_HIT if new.mode is RiskMode.STOPPED else EventKind.RISK_MODE_CHANGED
-            self._publish(kind, f"risk mode {old.mode} → {new.mode}: {new.reason}", old=str(old.mode),
-                          new=str(new.mode), reason=new.reason)
-        assert self.state is not None
-        if self.state.total_stop and not self._proposed_reset:
-            self._proposed_reset = True
-            change = RiskChange("reset_total", "reset the total-loss reference and resume trading", {})
-            approval = self.approvals.create(change, "engine", new.reason, self.approval_clock())
-            self._publish(EventKind.RISK_CHANGE_PROPOSED, f"proposal: {change.summary}", approval=approval)
 
     # ------------------------------------------------------------------ per bar
     async def on_bar(self, bars: pl.DataFrame) -> Decision:
@@ -805,7 +335,7 @@ class TradingEngine:
             confidence_threshold=analysis.quality.threshold, tick_move_pct=self.tick_move_pct(),
             news=self.news(now) if self.news else None,
         )
-        full = getattr(self.recorder, "keep_decisions", True)
+        full = self.full_decisions
         lot, gates = self._gates(ctx, account, full)
         block = first_block(gates)
         setup = analysis.setup
@@ -905,352 +435,6 @@ class TradingEngine:
             await self._close(self.positions[fill.ticket], "stop_moved", refusal, by="engine")
         return decision
 
-    # ------------------------------------------------------------------ commands
-    async def pause(self, by: str) -> ChangeResult:
-        if self.paused:
-            return ChangeResult(False, f"already paused by {self.paused_by}")
-        self.paused, self.paused_by = True, by
-        await self._save_state()
-        self._publish(EventKind.PAUSED, f"paused by {by}", by=by)
-        return ChangeResult(True, "paused: no new entries; open positions are still managed")
 
-    async def resume(self, by: str) -> ChangeResult:
-        mode = self.mode()
-        if mode.mode is RiskMode.STOPPED:
-            assert self.state is not None
-            kind = "reset_total" if self.state.total_stop else "resume_stopped"
-            return await self.request_risk_change(RiskChange(kind, f"leave STOPPED ({mode.reason})", {}), by)
-        if not self.paused:
-            return ChangeResult(False, "not paused")
-        self.paused, self.paused_by = False, ""
-        await self._save_state()
-        self._publish(EventKind.RESUMED, f"resumed by {by}", by=by)
-        return ChangeResult(True, "resumed")
-
-    async def close(self, ticket: int, by: str) -> ClosedTrade | None:
-        pos = self.positions.get(ticket)
-        if pos is None:
-            raise KeyError(f"no open position #{ticket}")
-        return await self._close(pos, "manual", f"closed by {by}", by=by)
-
-    async def close_all(self, by: str, reason: str = "close all") -> int:
-        closed = 0
-        for pos in list(self.positions.values()):
-            if await self._close(pos, "close_all" if by != "flash_crash_guard" else "flash_crash", reason, by=by):
-                closed += 1
-        return closed
-
-    def is_loosening(self, change: RiskChange) -> bool:
-        assert self.state is not None
-        if change.kind == "mode":
-            return RiskMode(change.params["mode"]).safety < self.state.manual_floor.safety
-        if change.kind == "limits":
-            return bool(replace(self.limits, **change.params).riskier_than(self.limits))
-        return change.kind in ("resume_stopped", "reset_total")
-
-    async def request_risk_change(self, change: RiskChange, by: str) -> ChangeResult:
-        """Tightening applies at once; loosening returns a pending approval. Bad values raise ValueError."""
-        if change.kind == "mode":
-            RiskMode(str(change.params.get("mode", "")).upper())  # raises ValueError on a bad name
-            change = RiskChange("mode", change.summary, {"mode": str(change.params["mode"]).upper()})
-        elif change.kind == "limits":
-            try:
-                replace(self.limits, **change.params)  # validates the values
-            except TypeError as exc:  # an unknown field or a value of the wrong type
-                raise ValueError(f"bad limits change {change.params!r}: {exc}") from exc
-        elif change.kind not in ("resume_stopped", "reset_total"):
-            raise ValueError(f"unknown change kind {change.kind!r}")
-        if self.is_loosening(change):
-            approval = self.approvals.create(change, by, f"requested by {by}", self.approval_clock())
-            self._publish(EventKind.RISK_CHANGE_PROPOSED, f"approval needed: {change.summary}", approval=approval)
-            return ChangeResult(False, f"needs approval: {change.summary}", approval)
-        await self._apply(change, by)
-        return ChangeResult(True, f"applied: {change.summary}")
-
-    async def resolve_approval(self, approval_id: str, approve: bool, by: str) -> Approval:
-        """Raises ApprovalError when unknown, already answered or expired (a second tap does nothing)."""
-        approval = self.approvals.resolve(approval_id, approve, by, self.approval_clock())
-        if approval.status is ApprovalStatus.APPROVED:
-            await self._apply(approval.change, by)
-        self._publish(EventKind.APPROVAL_RESOLVED, f"{approval.change.summary}: {approval.status.value} by {by}",
-                      approval=approval)
-        return approval
-
-    async def _apply(self, change: RiskChange, by: str) -> None:
-        assert self.state is not None and self.account is not None
-        now = self.clock()
-        if change.kind == "mode":
-            self.state = replace(self.state, manual_floor=RiskMode(change.params["mode"]))
-        elif change.kind == "limits":
-            self.limits = replace(self.limits, **change.params)
-        elif change.kind == "resume_stopped":
-            # override only a daily stop that holds now: an approval answered after the WIB day rolled
-            # must not switch off the new day's limit; a STOPPED floor the user set is lifted too
-            state = self.state
-            if state.daily_stop or limit_use(state, self.limits, self.account.balance).daily_fraction >= 1:
-                state = replace(state, stop_override_day=wib_date(now))
-            if state.manual_floor is RiskMode.STOPPED:
-                state = replace(state, manual_floor=RiskMode.NORMAL)
-            self.state = state
-        elif change.kind == "reset_total":
-            self.state = approved_reset(self.state, self.account.balance, now)
-            if self.state.manual_floor is RiskMode.STOPPED:
-                self.state = replace(self.state, manual_floor=RiskMode.NORMAL)
-            self._proposed_reset = False
-        else:
-            raise ApprovalError(f"unknown change kind {change.kind!r}")
-        await self._save_state()
-        self._publish(EventKind.RISK_CHANGE_APPLIED, f"{change.summary} (by {by})", change=change, by=by)
-        await self._check_mode_change()
-
-
-def _position_to_dict(p: Position) -> dict[str, Any]:
-    return {"ticket": p.ticket, "symbol": p.symbol, "side": str(p.side), "volume": p.volume,
-            "open_price": p.open_price, "open_time": p.open_time.isoformat(), "sl": p.sl, "tp": p.tp,
-            "magic": p.magic, "comment": p.comment}
-
-
-def _position_from_dict(d: dict[str, Any]) -> Position:
-    return Position(ticket=int(d["ticket"]), symbol=str(d["symbol"]), side=Side(d["side"]), volume=float(d["volume"]),
-                    open_price=float(d["open_price"]), open_time=datetime.fromisoformat(d["open_time"]),
-                    sl=float(d.get("sl", 0.0)), tp=float(d.get("tp", 0.0)), magic=int(d.get("magic", 0)),
-                    comment=str(d.get("comment", "")))
-
-
-__all__ = ["ChangeResult", "EngineSnapshot", "GateResult", "TradingEngine"]
-
-
-@dataclass(slots=True)
-class _Held:
-    """A position as `_OpenTake.banded` scans it: its closing prices and bands for the call."""
-
-    pos: Position
-    prices: np.ndarray  # bids for a BUY, asks for a SELL
-    swap: float
-    mult: float  # money per price unit for its volume
-    sign: float
-    tracker: PositionTracker
-    inputs: BarInputs
-    base: np.ndarray  # hold_band.bar_band
-    clock: ClockRules
-
-
-class _OpenTake:
-    """One `TradingEngine.take_open_ticks` call: its ticks, taken one by one (`one`) or in stretches
-    the hold bands clear (`banded`), and the step's records left as stepping would (`finish`)."""
-
-    def __init__(self, engine: TradingEngine, times_ms: np.ndarray, bids: np.ndarray, asks: np.ndarray,
-                 last_step: int | None, step_ms: int, live: list[Position]) -> None:
-        assert engine.state is not None
-        self.engine, self.times, self.bids, self.asks = engine, times_ms, bids, asks
-        self.last_step, self.step_ms, self.live = last_step, step_ms, live
-        self.stepped_at = -1  # the last tick a step ran on
-        self._stepped: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
-        params = engine.params
-        self.guard = params.gate_enabled("flash_crash_guard")
-        self.window = timedelta(seconds=params.flash_crash_window_seconds)
-        self.cooldown = engine.state.cooldown_until if engine._mode.mode is RiskMode.COOLDOWN else None
-        self.held = [(p, p.side is Side.BUY, p.swap) for p in live]
-
-    # -------------------------------------------------------------- tick by tick
-    def one(self, i: int) -> bool:
-        """Take tick `i` if a step would act on nothing (judged by the rules themselves)."""
-        engine, ticks = self.engine, self.engine._ticks
-        t = int(self.times[i])
-        second = t // self.step_ms
-        if second == self.last_step:
-            return True
-        now = _EPOCH + timedelta(milliseconds=t)
-        if self.cooldown is not None and now >= self.cooldown:
-            return False
-        bid, ask = float(self.bids[i]), float(self.asks[i])
-        mid = (bid + ask) / 2
-        horizon = now - self.window
-        if self.guard:
-            prices = [p for moment, p in ticks if moment >= horizon]
-            prices.append(mid)
-            lo = min(prices)
-            if len(prices) >= 2 and lo > 0 and (max(prices) - lo) / lo * 100 >= engine.params.flash_crash_pct:
-                return False
-        broker = engine.broker
-        assert isinstance(broker, PaperBroker)
-        for pos, buy, swap in self.held:
-            price = bid if buy else ask
-            action, verdict = engine._judge(pos, price, broker.profit_at(pos, price) + swap, now)
-            if action.kind is not PMKind.HOLD or verdict is not None:
-                return False
-        ticks.append((now, mid))
-        while ticks and ticks[0][0] < horizon:
-            ticks.popleft()
-        self.last_step, self.stepped_at = second, i
-        return True
-
-    # -------------------------------------------------------------- in stretches
-    def bandable(self) -> bool:
-        """Whether bands can be used at all in this call: no flash crash possible within its ticks
-        (judged on all of them with the guard's window, as `take_idle_ticks`), the closes known."""
-        engine = self.engine
-        if self.guard and engine.flash_crash_possible((self.bids + self.asks) / 2):
-            return False
-        return all(band is not None for band in (engine._bar_band(p)[1] for p in self.live))
-
-    def banded(self, start: int) -> tuple[int, bool]:
-        """Take the ticks from `start` the positions' hold bands clear, a sample period at a time
-        (each sample taken by the position's tracker as a step would). Returns the first tick not
-        taken and whether bands are worth trying again after it (not while a clock rule may close
-        whatever the profit, or the closes are unknown)."""
-        engine, times = self.engine, self.times
-        params, broker = engine.params, engine.broker
-        assert isinstance(broker, PaperBroker)
-        stepped, steps, step_times = self._steps()
-        first_ms = int(times[start])
-        daily_m, weekly_m = engine._minutes_to_closes(_EPOCH + timedelta(milliseconds=first_ms))
-        rows = []
-        until = math.inf if self.cooldown is None else (self.cooldown - _EPOCH) // timedelta(milliseconds=1)
-        for pos, buy, swap in self.held:
-            inputs, base = engine._bar_band(pos)
-            assert base is not None
-            clock = clock_rules(pos, params, inputs.unit, first_ms, daily_m, weekly_m)
-            if clock is None or clock.closes:
-                return start, False
-            until = min(until, clock.until_ms)
-            rows.append(_Held(pos, self.bids if buy else self.asks, swap, broker.spec.money_per_price_unit(pos.volume),
-                              float(pos.side.sign), engine._tracker(pos.ticket), inputs, base, clock))
-        limit = int(np.searchsorted(times, until, side="left"))
-        if limit <= start:
-            return start, True
-        period = params.profit_sample_seconds * 1000
-        i = self._stretch(start, limit, rows, period)
-        while i < limit:
-            end = limit
-            for row in rows:
-                due = _sample_due(row.tracker, period)
-                if stepped[i] and int(times[i]) >= due:  # the sample a step would take here
-                    self._sample(row, i)
-                    due = _sample_due(row.tracker, period)
-                k = int(np.searchsorted(step_times, due, side="left"))
-                if k < steps.size:
-                    end = min(end, max(int(steps[k]), i + 1))
-            # the latest hour of the stretch: the TP probability falls with the hours open
-            bands = [sample_band(r.base, r.tracker, r.inputs, params, hours_between(r.pos.open_time,
-                                                                                    int(times[end - 1])), r.clock)
-                     for r in rows]
-            stop = self._first_unsafe(rows, bands, i, end)
-            self._raise_peaks(rows, i, stop)
-            if stop < end:
-                self._commit(start, stop)
-                return stop, True
-            i = end
-        self._commit(start, limit)
-        return limit, True
-
-    def _stretch(self, start: int, limit: int, rows: list[_Held], period: int) -> int:
-        """Take the ticks from `start` that the positions' stretch bands (valid across profit samples)
-        clear in one scan each; the samples in them are then taken as steps would have. Returns the
-        first tick not taken."""
-        times, params = self.times, self.engine.params
-        _stepped, steps, step_times = self._steps()
-        bands = [stretch_band(r.base, r.tracker, r.inputs, params, hours_between(r.pos.open_time, int(times[limit - 1])),
-                              r.clock) for r in rows]
-        if any(band is None for band in bands):
-            return start
-        stop = self._first_unsafe(rows, bands, start, limit)
-        if stop == start:
-            return start
-        for row in rows:  # the samples steps would have taken before it
-            k = int(np.searchsorted(step_times, _sample_due(row.tracker, period), side="left"))
-            while k < steps.size and (j := int(steps[k])) < stop:
-                self._sample(row, j)
-                k = int(np.searchsorted(step_times, int(times[j]) + period, side="left"))
-        self._raise_peaks(rows, start, stop)
-        self._commit(start, stop)
-        return stop
-
-    def _sample(self, row: _Held, j: int) -> None:
-        """The profit sample a step on tick `j` takes on the position's tracker."""
-        broker, params = self.engine.broker, self.engine.params
-        assert isinstance(broker, PaperBroker)
-        now = _EPOCH + timedelta(milliseconds=int(self.times[j]))
-        row.tracker.observe(broker.profit_at(row.pos, float(row.prices[j])) + row.swap, now, row.inputs.ml_against,
-                            params, row.inputs.unit)
-
-    def _first_unsafe(self, rows: list[_Held], bands: list[np.ndarray | None], start: int, end: int) -> int:
-        """The first tick of [start, end) some position's band does not clear (`end`: none); scanned
-        with the trackers' peaks as they are, so before any of them changes."""
-        stepped = self._steps()[0]
-        stop = end
-        for row, band in zip(rows, bands, strict=True):
-            bad = start if band is None else first_unsafe(row.prices, stepped, start, stop, row.pos.open_price,
-                                                          row.sign, row.mult, row.swap, row.tracker.peak_profit,
-                                                          band)
-            if bad >= 0:
-                stop = min(stop, bad)
-        return stop
-
-    def _raise_peaks(self, rows: list[_Held], start: int, stop: int) -> None:
-        """Each tracker's peak as steps on the stepped ticks of [start, stop) would have left it: the
-        profit at the best price among them (profit rises with the price moving for the position)."""
-        broker = self.engine.broker
-        assert isinstance(broker, PaperBroker)
-        taken = self._stepped_in(start, stop)
-        if taken.size == 0:
-            return
-        for row in rows:
-            best = int(taken[np.argmax((row.prices[taken] - row.pos.open_price) * row.sign)])
-            row.tracker.peak_profit = max(row.tracker.peak_profit,
-                                          broker.profit_at(row.pos, float(row.prices[best])) + row.swap)
-
-    def _steps(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Which ticks a step runs on (the first of each step second), their indices and times. Valid
-        from any tick reached: the ticks before it were all taken, so the last step's second is the
-        previous tick's."""
-        if self._stepped is None:
-            seconds = self.times // self.step_ms
-            stepped = np.empty(seconds.size, dtype=np.bool_)
-            stepped[0] = self.last_step is None or int(seconds[0]) != self.last_step
-            np.not_equal(seconds[1:], seconds[:-1], out=stepped[1:])
-            steps = np.flatnonzero(stepped)
-            self._stepped = (stepped, steps, self.times[steps])
-        return self._stepped
-
-    def _stepped_in(self, start: int, stop: int) -> np.ndarray:
-        """The indices of the stepped ticks in [start, stop)."""
-        steps = self._steps()[1]
-        return steps[np.searchsorted(steps, start):np.searchsorted(steps, stop)]
-
-    def _commit(self, start: int, stop: int) -> None:
-        """Record the stepped ticks of [start, stop) as steps would: the flash-crash window, the step."""
-        taken = self._stepped_in(start, stop)
-        if taken.size == 0:
-            return
-        last = int(taken[-1])
-        ticks = self.engine._ticks
-        last_ms = int(self.times[last])
-        horizon_ms = last_ms - self.window // timedelta(milliseconds=1)
-        for j in taken[self.times[taken] >= horizon_ms].tolist():
-            ticks.append((_EPOCH + timedelta(milliseconds=int(self.times[j])),
-                          (float(self.bids[j]) + float(self.asks[j])) / 2))
-        horizon = _EPOCH + timedelta(milliseconds=horizon_ms)
-        while ticks and ticks[0][0] < horizon:
-            ticks.popleft()
-        self.last_step, self.stepped_at = last_ms // self.step_ms, last
-
-    def finish(self, taken: int) -> tuple[int, int | None]:
-        """Leave what the last step saw (its tick, the marked positions and account); the ticks taken."""
-        engine, broker, j = self.engine, self.engine.broker, self.stepped_at
-        assert isinstance(broker, PaperBroker)
-        if j >= 0:
-            tick = Tick(_EPOCH + timedelta(milliseconds=int(self.times[j])), float(self.bids[j]), float(self.asks[j]))
-            broker.set_tick(tick)
-            engine._last_tick = tick
-            engine.account = broker.account_now()
-            for p in broker.positions_now():
-                engine.positions[p.ticket] = p
-        return taken, self.last_step
-
-
-def _sample_due(tracker: PositionTracker, period_ms: int) -> int | float:
-    """When (ms) the tracker takes its next profit sample (`PositionTracker.observe`)."""
-    if tracker.last_sample is None:
-        return -math.inf
-    return (tracker.last_sample - _EPOCH) // timedelta(milliseconds=1) + period_ms
+__all__ = ["DEAL_LOOKBACK", "ESTIMATE_RECHECK", "PL_SOURCE", "ChangeResult", "EngineSnapshot", "GateResult",
+           "TradingEngine", "closed_trade_from_deals", "market_minutes"]

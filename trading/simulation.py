@@ -16,17 +16,27 @@ import asyncio
 import time
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Protocol
 
 import polars as pl
 
 from trading.broker.feeds import ReplayFeed
 from trading.broker.paper import PaperBroker
 from trading.domain import Tick
+from trading.quiet_ticks import EnginePort, QuietTicks
 from trading.records import Decision
 
 DecisionHook = Callable[[int, pl.DataFrame, Decision], Awaitable[None] | None]
 StepHook = Callable[[datetime], Awaitable[None] | None]
+
+
+class LoopEngine(EnginePort, Protocol):
+    """What the loop drives (`trading.engine.TradingEngine`): a step, a bar's decision, and the port
+    its shortcuts read (`trading.quiet_ticks`)."""
+
+    async def on_tick(self) -> None: ...
+
+    async def on_bar(self, bars: pl.DataFrame) -> Decision: ...
 
 
 class SimClock:
@@ -51,7 +61,7 @@ class MarketLoop:
     first undelivered tick count as decided already (warm-up, or a resumed market).
     """
 
-    def __init__(self, feed: ReplayFeed, broker: PaperBroker, engine: Any, clock: SimClock,
+    def __init__(self, feed: ReplayFeed, broker: PaperBroker, engine: LoopEngine, clock: SimClock,
                  window: Callable[[int], pl.DataFrame], *, speed: float = 0.0,
                  wall: Callable[[], float] = time.monotonic, step_seconds: float = 1.0,
                  on_decision: DecisionHook | None = None, on_step: StepHook | None = None,
@@ -67,11 +77,12 @@ class MarketLoop:
         self.step_ms = max(1, round(step_seconds * 1000))
         self.on_decision, self.on_step = on_decision, on_step
         # with no position open, the rest of a bar is taken in one go when no step could act on it
-        # (TradingEngine.take_idle_ticks); exact, so it only changes the speed
+        # (QuietTicks.take_idle_ticks); exact, so it only changes the speed
         self.skip_idle = skip_idle
         # with positions open, the ticks on which neither the broker nor a step would act are taken in
-        # one go (PaperBroker.quiet_ticks, TradingEngine.take_open_ticks); exact, so only the speed changes
+        # one go (PaperBroker.quiet_ticks, QuietTicks.take_open_ticks); exact, so only the speed changes
         self.skip_quiet = skip_quiet and on_step is None
+        self.quiet = QuietTicks(engine, broker)
         self.skipped = 0
         self.bar = feed.bar_of(feed.delivered) if not feed.finished else feed.frame.height
         self.last_step: int | None = None
@@ -161,7 +172,7 @@ class MarketLoop:
         # through the bar's last tick too: the next tick opens a bar, so it is stepped whatever came before,
         # and a step with no position leaves nothing a later step would not set again
         rest_t, rest_bid, rest_ask = times[k:], bid[k:], ask[k:]
-        if not self.engine.take_idle_ticks(rest_t, (rest_bid + rest_ask) / 2):
+        if not self.quiet.take_idle_ticks(rest_t, (rest_bid + rest_ask) / 2):
             return
         feed.skip_to(feed.bar_start(bar) + times.size)
         self.skipped += rest_t.size
@@ -178,8 +189,8 @@ class MarketLoop:
         n = self.broker.quiet_ticks(bid[k:end], ask[k:end])
         if n == 0:
             return
-        taken, self.last_step = self.engine.take_open_ticks(times[k:k + n], bid[k:k + n], ask[k:k + n],
-                                                           self.last_step, self.step_ms)
+        taken, self.last_step = self.quiet.take_open_ticks(times[k:k + n], bid[k:k + n], ask[k:k + n],
+                                                          self.last_step, self.step_ms)
         if taken == 0:
             return
         j = k + taken - 1

@@ -11,31 +11,35 @@ Money is USD. Margin of a position = volume x contract size x open price / lever
 commission is charged per lot on every deal (in and out) and booked to the balance at once.
 
 With `state_path` the account (balance, positions, deals, ticket counter) is written to a JSON
-file atomically after every change and read back on start, so a restart continues the account.
+file atomically after every change and read back on start, so a restart continues the account
+(`paper_state.PaperState`). The bar-by-bar path is `paper_bars.PaperBars`; the settings `PaperConfig`.
 """
 
 from __future__ import annotations
 
 import asyncio
 import bisect
-import itertools
-import json
 import math
-import os
-from collections.abc import Mapping
-from dataclasses import asdict, dataclass, fields, replace
-from datetime import UTC, datetime, timedelta
+from dataclasses import replace
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import polars as pl
 
-from trading.bars import BAR_COLUMNS, BAR_SCHEMA, empty_bars
 from trading.broker.base import BrokerError, BrokerErrorKind, ConnectionLost, InvalidOrder, OrderRejected
 from trading.broker.base import validate_order as _validate_order
 from trading.broker.fills import FillModel, LevelFill, crossed_inside
-from trading.broker.intrabar import stop_hit, touch_fraction
+from trading.broker.intrabar import stop_hit
+from trading.broker.paper_bars import BAR_HISTORY_LIMIT, PaperBars
+from trading.broker.paper_config import (
+    RETCODE_INVALID,
+    RETCODE_MARKET_CLOSED,
+    RETCODE_NO_MONEY,
+    PaperConfig,
+    xauusd_spec,
+)
+from trading.broker.paper_state import STATE_VERSION, PaperState
 from trading.domain import (
     AccountInfo,
     Deal,
@@ -51,64 +55,7 @@ from trading.domain import (
 if TYPE_CHECKING:
     from trading.broker.feeds import Feed
 
-STATE_VERSION = 1
-BAR_HISTORY_LIMIT = 20_000
-
-# MT5 trade-server return codes the paper broker reports (same meaning as on a real server)
-RETCODE_INVALID = 10013
-RETCODE_MARKET_CLOSED = 10018
-RETCODE_NO_MONEY = 10019
-
-
-@dataclass(frozen=True, slots=True)
-class PaperConfig:
-    """How the simulated account and market behave. Every number is configurable."""
-
-    balance: float = 10_000.0  # starting balance (USD) of a new account
-    leverage: int = 100
-    commission_per_lot: float = 0.0  # USD per lot per deal (charged on entry and on exit)
-    slippage_points: int = 0  # adverse slippage on market orders, closes, stop losses and stop-outs (not on TPs)
-    spread_points: int = 20  # used when a bar carries no spread
-    stops_level: int = 0  # minimum SL/TP distance from the price, in points
-    volume_max: float = 50.0
-    stop_out_level: float = 50.0  # margin level % at which the worst position is closed; 0 = never
-    timeframe_minutes: int = 15
-    login: int = 1
-
-    def __post_init__(self) -> None:
-        checks = [
-            (self.balance >= 0 and math.isfinite(self.balance), "balance must be a finite number >= 0"),
-            (self.leverage >= 1, "leverage must be at least 1"),
-            (self.commission_per_lot >= 0, "commission_per_lot must be >= 0"),
-            (self.slippage_points >= 0, "slippage_points must be >= 0"),
-            (self.spread_points >= 0, "spread_points must be >= 0"),
-            (self.stops_level >= 0, "stops_level must be >= 0"),
-            (self.volume_max > 0, "volume_max must be positive"),
-            (self.stop_out_level >= 0, "stop_out_level must be >= 0"),
-            (self.timeframe_minutes >= 1, "timeframe_minutes must be at least 1"),
-        ]
-        for ok, message in checks:
-            if not ok:
-                raise ValueError(f"paper broker config: {message}")
-
-
-def xauusd_spec(symbol: str = "XAUUSD", volume_max: float = 50.0, stops_level: int = 0) -> SymbolSpec:
-    """The XAUUSD contract: 100 oz per lot, point 0.01, 2 digits, lots 0.01 step 0.01."""
-    return SymbolSpec(
-        name=symbol,
-        contract_size=100.0,
-        point=0.01,
-        digits=2,
-        tick_size=0.01,
-        tick_value=1.0,
-        volume_min=0.01,
-        volume_step=0.01,
-        volume_max=volume_max,
-        stops_level=stops_level,
-    )
-
-
-class PaperBroker:
+class PaperBroker(PaperState, PaperBars):
     """A simulated account implementing `trading.broker.base.Broker`.
 
     `PaperBroker(symbol="XAUUSD", magic=123456, feed=None, state_path=None, config=None, **settings)`
@@ -220,22 +167,6 @@ class PaperBroker:
         self._require_connected()
         await self._sync()
         return self._require_tick()
-
-    async def bars(self, count: int, timeframe_minutes: int = 15) -> pl.DataFrame:
-        """Bars from the feed when there is one, else the bars given to `update_bar()`."""
-        self._require_connected()
-        if count < 1:
-            raise InvalidOrder(f"bar count must be at least 1, got {count}")
-        if timeframe_minutes != self.config.timeframe_minutes:
-            raise BrokerError(
-                BrokerErrorKind.INVALID_REQUEST,
-                f"the paper market has M{self.config.timeframe_minutes} bars only, not M{timeframe_minutes}",
-            )
-        if self.feed is not None:
-            return await self.feed.bars(count)
-        if not self._bars:
-            return empty_bars()
-        return pl.DataFrame(self._bars[-count:], schema=BAR_SCHEMA)
 
     async def positions(self) -> list[Position]:
         self._require_connected()
@@ -431,49 +362,6 @@ class PaperBroker:
         """`set_tick` for async callers."""
         return self.set_tick(tick)
 
-    def apply_bar(self, bar: Mapping[str, Any]) -> list[Deal]:
-        """Walk one bar (a BAR_SCHEMA row as a mapping, bid prices, time = open time UTC): close
-        positions whose SL/TP the intrabar path reaches, then leave the price at the bar's close.
-        Positions opened inside the bar are checked against the whole bar (conservative).
-        A bar not after the last one applied is ignored. Returns the broker-side deals."""
-        start: datetime = bar["time"]
-        if not isinstance(start, datetime) or start.tzinfo is None:
-            raise ValueError(f"bar time must be an aware UTC datetime, got {start!r}")
-        if self._bars and start <= self._bars[-1]["time"]:
-            return []
-        prices = (float(bar["open"]), float(bar["high"]), float(bar["low"]), float(bar["close"]))
-        spread_points = bar.get("spread")
-        if spread_points is None:
-            spread_points = self.config.spread_points
-        spread = int(spread_points) * self.spec.point
-        length = timedelta(minutes=self.config.timeframe_minutes)
-        deals: list[Deal] = []
-        for ticket in sorted(self._positions):
-            pos = self._positions[ticket]
-            if pos.open_time >= start + length:
-                continue
-            hit = stop_hit(pos.side, pos.sl, pos.tp, prices, spread)
-            if hit is None:
-                continue
-            shift = spread if pos.side is Side.SELL else 0.0
-            path = (prices[0] + shift, prices[1] + shift, prices[2] + shift, prices[3] + shift)
-            fraction = touch_fraction(path, hit[1]) or 0.0
-            when = max(start + length * fraction, pos.open_time)
-            level = pos.sl if hit[0] is DealReason.SL else pos.tp
-            # stop_hit already gives the level when the path crossed it and the open when the bar gapped
-            deals.append(self._level_close(pos, hit[0], level, hit[1], hit[1] != path[0], when))
-        close = self.spec.round_price(prices[3])
-        self._tick = Tick(start + length - timedelta(seconds=1), close, self.spec.round_price(close + spread))
-        deals += self._stop_out(self._tick.time)
-        self._remember_bar(bar, int(spread_points))
-        if deals:
-            self._save()
-        return deals
-
-    async def update_bar(self, bar: Mapping[str, Any]) -> list[Deal]:
-        """`apply_bar` for async callers."""
-        return self.apply_bar(bar)
-
     async def run(self) -> int:
         """Consume the feed tick by tick (so no SL/TP between polls is missed) until it ends.
         Returns the number of ticks applied. Cancel the task to stop it early."""
@@ -486,83 +374,6 @@ class PaperBroker:
             if count % 256 == 0:
                 await asyncio.sleep(0)  # a fast replay must not starve the loop
         return count
-
-    # ---- persistence ------------------------------------------------------------------------
-
-    def to_state(self) -> dict[str, Any]:
-        """The account as plain JSON-able data: balance, positions, deals, ticket counter."""
-        return {
-            "version": STATE_VERSION,
-            "symbol": self.symbol,
-            "magic": self.magic,
-            "account": {"login": self.config.login, "balance": self._balance, "currency": "USD"},
-            "next_ticket": self._next_ticket,
-            "next_deal": self._next_deal,
-            "positions": [_record_to_json(p) for p in self._positions.values()],
-            "deals": [_record_to_json(d) for d in self._deals],
-            "market_time": self.market_time.isoformat() if self.market_time else None,
-        }
-
-    def from_state(self, state: Mapping[str, Any]) -> None:
-        """Replace this broker's account with a saved one (config and price are kept).
-        Raises BrokerError(CONFIG) naming the problem; nothing changes on error."""
-        try:
-            if state.get("version") != STATE_VERSION:
-                raise ValueError(f"state version {state.get('version')!r}, expected {STATE_VERSION}")
-            if state.get("symbol") != self.symbol:
-                raise ValueError(f"state is for symbol {state.get('symbol')!r}, broker trades {self.symbol!r}")
-            balance = float(state["account"]["balance"])
-            positions = [_record_from_json(Position, p) for p in state["positions"]]
-            deals = [_record_from_json(Deal, d) for d in state["deals"]]
-            next_ticket = int(state["next_ticket"])
-            next_deal = int(state.get("next_deal", next_ticket))  # older files: one counter for both
-            used = [p.ticket for p in positions] + [d.position_ticket for d in deals]
-            if used and next_ticket <= max(used):
-                raise ValueError(f"ticket counter {next_ticket} is not above the highest ticket {max(used)}")
-            deal_tickets = [d.ticket for d in deals]
-            if deal_tickets and next_deal <= max(deal_tickets):
-                raise ValueError(f"deal counter {next_deal} is not above the highest deal {max(deal_tickets)}")
-            seen = [p.open_time for p in positions] + [d.time for d in deals]
-            if state.get("market_time"):
-                moment = datetime.fromisoformat(state["market_time"])
-                if moment.tzinfo is None:
-                    raise ValueError(f"market_time {state['market_time']!r} has no time zone")
-                seen.append(moment.astimezone(UTC))
-        except (KeyError, TypeError, ValueError) as exc:
-            raise BrokerError(BrokerErrorKind.CONFIG, f"paper account state is invalid: {exc}") from exc
-        self._balance = round(balance, 2)
-        self._positions = {p.ticket: p for p in positions}
-        self._deals = deals
-        self._deals_in_order = all(a.time <= b.time for a, b in itertools.pairwise(deals))
-        self._next_ticket = next_ticket
-        self._next_deal = next_deal
-        self._market_time = max(seen) if seen else None
-
-    @property
-    def market_time(self) -> datetime | None:
-        """The latest market moment the account has seen (a price, an order, a fill); a restarted
-        market resumes after it."""
-        times = [t for t in (self._market_time, self._tick.time if self._tick else None) if t is not None]
-        return max(times) if times else None
-
-    def _save(self) -> None:
-        if self.state_path is None:
-            return
-        path = self.state_path
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.name}.tmp")
-        with tmp.open("w", encoding="utf-8") as fh:
-            json.dump(self.to_state(), fh, indent=1)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-
-    @staticmethod
-    def _read_state_file(path: Path) -> dict[str, Any]:
-        try:
-            return json.loads(path.read_text(encoding="utf-8"))
-        except (OSError, json.JSONDecodeError) as exc:
-            raise BrokerError(BrokerErrorKind.CONFIG, f"paper state file {path} is unreadable: {exc}") from exc
 
     # ---- internals --------------------------------------------------------------------------
 
@@ -673,54 +484,9 @@ class PaperBroker:
         decimals = max(0, -math.floor(math.log10(self.spec.volume_step)))
         return round(volume, decimals)
 
-    def _take_ticket(self) -> int:
-        ticket = self._next_ticket
-        self._next_ticket += 1
-        return ticket
-
-    def _take_deal(self) -> int:
-        ticket = self._next_deal
-        self._next_deal += 1
-        return ticket
-
-    def _remember_bar(self, bar: Mapping[str, Any], spread_points: int) -> None:
-        row = {c: bar.get(c, 0) for c in BAR_COLUMNS}
-        row["spread"] = spread_points
-        self._bars.append(row)
-        if len(self._bars) > BAR_HISTORY_LIMIT:
-            del self._bars[: len(self._bars) - BAR_HISTORY_LIMIT]
-
-
-def _record_to_json(record: Position | Deal) -> dict[str, Any]:
-    out = asdict(record)
-    for key, value in out.items():
-        if isinstance(value, datetime):
-            out[key] = value.astimezone(UTC).isoformat()
-        elif isinstance(value, Side | DealEntry | DealReason):
-            out[key] = value.value
-    return out
-
-
-def _record_from_json(cls: type, data: Mapping[str, Any]) -> Any:
-    names = {f.name for f in fields(cls)}
-    unknown = set(data) - names
-    if unknown:
-        raise ValueError(f"{cls.__name__} has no field(s) {sorted(unknown)}")
-    values = dict(data)
-    for key in ("open_time", "time"):
-        if key in values:
-            moment = datetime.fromisoformat(values[key])
-            if moment.tzinfo is None:
-                raise ValueError(f"{cls.__name__}.{key} {values[key]!r} has no time zone")
-            values[key] = moment.astimezone(UTC)
-    if "side" in values:
-        values["side"] = Side(values["side"])
-    if "entry" in values:
-        values["entry"] = DealEntry(values["entry"])
-    if "reason" in values:
-        values["reason"] = DealReason(values["reason"])
-    return cls(**values)
-
-
 def _deal_time(deal: Deal) -> datetime:
     return deal.time
+
+
+__all__ = ["BAR_HISTORY_LIMIT", "RETCODE_INVALID", "RETCODE_MARKET_CLOSED", "RETCODE_NO_MONEY", "STATE_VERSION",
+           "PaperBroker", "PaperConfig", "xauusd_spec"]

@@ -1,0 +1,131 @@
+"""Each open position on each step: the position manager's action and the exits' verdict at the
+tick's price (`judge`), carried out (`_manage`: a close, a stop moved); and what they read that only
+changes once a bar (`position_inputs`), the position's memory (`tracker`), the minutes to the closes.
+
+`PositionWatch` is a part of `TradingEngine` (a mixin: it reads and sets the engine's own state). Its
+public methods are also what the backtest's shortcuts call (`trading.quiet_ticks.EnginePort`).
+"""
+
+from __future__ import annotations
+
+import logging
+import operator
+from dataclasses import replace
+from datetime import datetime
+from typing import TYPE_CHECKING
+
+from trading.broker.base import BrokerError, ConnectionLost
+from trading.domain import Position, Tick
+from trading.events import EventKind
+from trading.exits import ExitContext, ExitVerdict, PositionTracker, evaluate_exits
+from trading.position_inputs import PositionInputs, position_inputs
+from trading.position_manager import PMAction, PMContext, PMKind, manage_position
+from trading.risk.modes import start_cooldown
+from trading.sessions import market_status
+
+if TYPE_CHECKING:
+    from trading.engine import TradingEngine
+
+log = logging.getLogger("trading.engine")
+
+
+def market_minutes(now: datetime) -> tuple[float | None, float | None]:
+    """Minutes to the next daily and weekly close (None while the market is closed)."""
+    status = market_status(now)
+    return status.minutes_to_daily_close, status.minutes_to_weekly_close
+
+
+class PositionWatch:
+    """Judging and managing the open positions of `TradingEngine`."""
+
+    async def _manage(self: TradingEngine, pos: Position, tick: Tick, now: datetime) -> None:
+        assert self.state is not None
+        self.positions[pos.ticket] = pos
+        action, verdict = self.judge(pos, tick.price_to_close(pos.side), pos.profit + pos.swap, now)
+        if action.kind is PMKind.CLOSE:
+            await self._close(pos, action.name, action.reason, by="position_manager")
+            return
+        if action.kind is PMKind.MOVE_SL:
+            await self._move_sl(pos, action.new_sl, f"{action.name}: {action.reason}")
+        if verdict is not None:
+            await self._close(pos, verdict.name, verdict.reason, by="exit_rules")
+            if verdict.name == "daily_limit":
+                self.state = start_cooldown(self.state, self.limits, now, "daily limit close")
+                await self._save_state()
+
+    def position_inputs(self: TradingEngine, pos: Position) -> PositionInputs:
+        """What `judge` reads that only a new analysis, risk state, balance or stop can change (once
+        per bar; the same object until then)."""
+        assert self.state is not None and self.account is not None
+        a, state, balance = self.analysis, self.state, self.account.balance
+        key = (a, state, balance, self.params, self.limits, pos.volume, pos.tp, pos.open_price, pos.side)
+        cached = self._judge_inputs.get(pos.ticket)
+        if cached is None or not all(map(operator.is_, cached[0], key)):
+            fixed = position_inputs(pos, a, state, balance, self.params, self.limits, self.spec)
+            cached = self._judge_inputs[pos.ticket] = (key, fixed)
+        return cached[1]
+
+    def tracker(self: TradingEngine, ticket: int) -> PositionTracker:
+        tracker = self.trackers.get(ticket)
+        if tracker is None:  # not setdefault: a tracker (two deques) built on every step only to be dropped
+            tracker = self.trackers[ticket] = PositionTracker(ticket)
+        return tracker
+
+    def minutes_to_closes(self: TradingEngine, now: datetime) -> tuple[float | None, float | None]:
+        return self.market_clock(now) if self.market_clock else self._market_minutes(now)
+
+    def judge(self: TradingEngine, pos: Position, price: float, profit: float, now: datetime) -> tuple[PMAction, ExitVerdict | None]:
+        """The position manager's action and the exits' verdict for `pos` at `price` (its tracker
+        takes the sample; taking it twice at the same moment changes nothing). Pure otherwise: the
+        exits read nothing a stop move changes, so both are judged before either is carried out."""
+        assert self.account is not None
+        balance = self.account.balance
+        fixed = self.position_inputs(pos)
+        unit, ml_against = fixed.unit, fixed.ml_against
+        tracker = self.tracker(pos.ticket)
+        tracker.observe(profit, now, ml_against, self.params, unit)
+        daily_m, weekly_m = self.minutes_to_closes(now)
+        action = manage_position(PMContext(
+            position=pos, price=price, profit=profit, peak_profit=tracker.peak_profit, unit=unit, atr=fixed.atr,
+            params=self.params, regime_dangerous=fixed.regime_dangerous, ml_against=ml_against, rsi=fixed.rsi,
+            closes=fixed.closes, last_bar_range=fixed.last_bar_range, minutes_to_daily_close=daily_m,
+            minutes_to_weekly_close=weekly_m,
+        ))
+        verdict = evaluate_exits(ExitContext(
+            position=pos, now=now, profit=profit, unit=unit, balance=balance, params=self.params,
+            tracker=tracker, ml_against=ml_against, tp_profit=fixed.tp_profit, daily_loss=fixed.daily_loss,
+            daily_limit=fixed.daily_limit, minutes_to_weekly_close=weekly_m,
+        ))
+        return action, verdict
+
+    async def _move_sl(self: TradingEngine, pos: Position, new_sl: float, reason: str) -> None:
+        try:
+            await self.broker.modify_position(pos.ticket, new_sl, pos.tp)
+        except ConnectionLost:
+            raise
+        except BrokerError as exc:
+            log.warning("SL move on %s to %.2f refused: %s", pos.ticket, new_sl, exc)
+            return
+        now = self.clock()
+        self.positions[pos.ticket] = replace(pos, sl=new_sl)
+        await self.recorder.record_sl_change(pos.ticket, now, new_sl, pos.tp, reason)
+        self._publish(EventKind.SL_MOVED, f"#{pos.ticket} SL → {new_sl:.2f} ({reason})",
+                      ticket=pos.ticket, sl=new_sl, old_sl=pos.sl, reason=reason)
+
+    def _market_minutes(self: TradingEngine, now: datetime) -> tuple[float | None, float | None]:
+        """`market_minutes`, with the close instants kept for the minute (the market's state only
+        changes on a minute; the minutes left are still computed from `now` itself, so exact)."""
+        ts = now.timestamp()
+        minute = int(ts // 60)
+        cached = self._closes
+        if cached is None or cached[0] != minute:
+            status = market_status(now)
+            if status.minutes_to_daily_close is None or status.minutes_to_weekly_close is None:
+                cached = (minute, None, None)
+            else:
+                cached = (minute, ts + status.minutes_to_daily_close * 60, ts + status.minutes_to_weekly_close * 60)
+            self._closes = cached
+        _, daily_at, weekly_at = cached
+        if daily_at is None or weekly_at is None:
+            return None, None
+        return (daily_at - ts) / 60, (weekly_at - ts) / 60

@@ -1,0 +1,390 @@
+"""The backtest's exact shortcuts beside `MarketLoop`: runs of ticks on which an engine step would act
+on nothing are taken in one go, and leave the engine as stepping them one by one would have.
+
+`take_idle_ticks`: no position open, no flash-crash move possible, no WIB day roll (the rest of a bar).
+`take_open_ticks`: positions open, the paper broker's stops not reached (`PaperBroker.quiet_ticks`), the
+position manager holding and no exit closing: stretches the positions' hold bands clear
+(`trading.hold_band`) in one scan, any other tick judged by the engine's own rules (`EnginePort.judge`).
+The engine is reached only through `EnginePort`; the paper broker is this module's own.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Protocol
+
+import numpy as np
+
+from trading.broker.paper import PaperBroker
+from trading.domain import AccountInfo, Position, Side, Tick
+from trading.exits import ExitVerdict, PositionTracker
+from trading.flash_crash import TickWindow
+from trading.hold_band import (
+    BarInputs,
+    ClockRules,
+    bar_band,
+    clock_rules,
+    first_unsafe,
+    hours_between,
+    sample_band,
+    stretch_band,
+)
+from trading.parameters import StrategyParams
+from trading.position_inputs import PositionInputs
+from trading.position_manager import PMAction, PMContext, PMKind, urgency_score
+from trading.risk.modes import ModeDecision, RiskLimits, RiskMode, RiskState, effective_mode
+from trading.timezones import wib_date
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+class EnginePort(Protocol):
+    """What the shortcuts read and set on the engine (`trading.engine.TradingEngine`)."""
+
+    params: StrategyParams
+    limits: RiskLimits
+    state: RiskState | None
+    account: AccountInfo | None  # set to the account the last step taken would have read
+    positions: dict[int, Position]  # the marked positions, likewise
+    last_tick: Tick | None  # likewise
+    flash_window: TickWindow  # the stepped ticks taken are added as a step adds them
+
+    def closes_in_flight(self) -> bool: ...
+
+    def approval_due(self) -> bool:
+        """An approval is pending or about to be proposed (a step would act on it)."""
+        ...
+
+    def published_mode(self) -> ModeDecision: ...
+
+    def position_inputs(self, pos: Position) -> PositionInputs: ...
+
+    def tracker(self, ticket: int) -> PositionTracker: ...
+
+    def minutes_to_closes(self, now: datetime) -> tuple[float | None, float | None]: ...
+
+    def judge(self, pos: Position, price: float, profit: float, now: datetime) -> tuple[PMAction, ExitVerdict | None]:
+        """The position manager's action and the exits' verdict (the tracker takes the sample)."""
+        ...
+
+
+class QuietTicks:
+    """The shortcuts for one engine on one paper broker (`MarketLoop`'s `skip_idle` and `skip_quiet`)."""
+
+    def __init__(self, engine: EnginePort, broker: PaperBroker) -> None:
+        self.engine = engine
+        self.broker = broker
+        self._bands: dict[int, tuple[PositionInputs, float, BarInputs, np.ndarray | None]] = {}  # bar_band's cache
+
+    def take_idle_ticks(self, times_ms: np.ndarray, mids: np.ndarray) -> bool:
+        """Take ticks as seen without a step, when no step could act on them: no position (so no exit,
+        stop or close to detect), no flash-crash move possible within them, no WIB day roll. Returns
+        False (and changes nothing) when a step is needed; the caller then steps tick by tick. The
+        flash-crash window ends up exactly as stepping would have left it."""
+        engine = self.engine
+        if engine.positions or engine.closes_in_flight() or engine.state is None or times_ms.size == 0:
+            return False
+        last = _EPOCH + timedelta(milliseconds=int(times_ms[-1]))
+        if wib_date(last) != engine.state.day:
+            return False
+        params, window = engine.params, engine.flash_window
+        if params.gate_enabled("flash_crash_guard") and window.could_reach(mids, params.flash_crash_pct):
+            return False
+        horizon = last - timedelta(seconds=params.flash_crash_window_seconds)
+        horizon_ms = int((horizon - _EPOCH).total_seconds() * 1000)
+        keep = np.flatnonzero(times_ms >= horizon_ms)
+        for i in keep.tolist():
+            window.append(_EPOCH + timedelta(milliseconds=int(times_ms[i])), float(mids[i]))
+        window.trim(horizon)
+        return True
+
+    def bar_band(self, pos: Position) -> tuple[BarInputs, np.ndarray | None]:
+        """The position's `hold_band.bar_band` for the current bar (cached with the engine's
+        `position_inputs`)."""
+        engine = self.engine
+        assert engine.account is not None
+        fixed = engine.position_inputs(pos)
+        cached = self._bands.get(pos.ticket)
+        if cached is not None and cached[0] is fixed and cached[1] == pos.sl:  # `fixed` is keyed by the balance
+            return cached[2], cached[3]
+        score = urgency_score(PMContext(
+            position=pos, price=pos.open_price, profit=0.0, peak_profit=0.0, unit=fixed.unit, atr=fixed.atr,
+            params=engine.params, regime_dangerous=fixed.regime_dangerous, ml_against=fixed.ml_against,
+            rsi=fixed.rsi, closes=fixed.closes, last_bar_range=fixed.last_bar_range,
+            minutes_to_daily_close=None, minutes_to_weekly_close=None,
+        ))
+        inputs = BarInputs(atr=fixed.atr, unit=fixed.unit, ml_against=fixed.ml_against,
+                           regime_dangerous=fixed.regime_dangerous, urgency=score,
+                           last_bar_range=fixed.last_bar_range, tp_profit=fixed.tp_profit,
+                           balance=engine.account.balance, daily_loss=fixed.daily_loss,
+                           daily_limit=fixed.daily_limit)
+        band = bar_band(pos, inputs, engine.params)
+        self._bands[pos.ticket] = (fixed, pos.sl, inputs, band)
+        return inputs, band
+
+    def take_open_ticks(self, times_ms: np.ndarray, bids: np.ndarray, asks: np.ndarray, last_step: int | None,
+                        step_ms: int) -> tuple[int, int | None]:
+        """Take, while positions are open, the leading ticks on which a step would act on nothing:
+        the position manager holds, no exit closes, no flash crash, no day roll, no mode change, no
+        approval to expire. What a step records of a quiet tick (the tracker's samples and peak, the
+        flash-crash window, the marked positions and account, the last tick) ends up as stepping
+        would have left it. The caller has already cut the ticks at the first one the paper broker
+        could act on (`quiet_ticks`). Stretches the positions' hold bands clear (`hold_band`) are
+        taken in one go; any other tick is judged by the same rules the step runs (`judge`).
+        Returns how many ticks were taken and the step second reached; the first tick not taken is
+        then stepped as usual. A step runs on the first tick of each `step_ms` (as `MarketLoop`)."""
+        engine, broker = self.engine, self.broker
+        state, account = engine.state, engine.account
+        n = int(times_ms.size)
+        if (n == 0 or not engine.positions or engine.closes_in_flight() or state is None or account is None
+                or engine.approval_due()):
+            return 0, last_step
+        if wib_date(_EPOCH + timedelta(milliseconds=int(times_ms[-1]))) != state.day:
+            return 0, last_step
+        first = _EPOCH + timedelta(milliseconds=int(times_ms[0]))
+        if effective_mode(state, engine.limits, account.balance, first).mode is not engine.published_mode().mode:
+            return 0, last_step
+        live = broker.positions_now()
+        if sorted(engine.positions) != [p.ticket for p in live]:
+            return 0, last_step
+        if len(self._bands) > 4 * len(live):  # the closed positions' bands
+            self._bands = {t: b for t, b in self._bands.items() if t in engine.positions}
+        take = _OpenTake(self, times_ms, bids, asks, last_step, step_ms, live)
+        i, banded = 0, take.bandable()
+        while i < n:
+            if banded:
+                i, banded = take.banded(i)
+                if i >= n:
+                    break
+            if not take.one(i):
+                break
+            i += 1
+        return take.finish(i)
+
+
+@dataclass(slots=True)
+class _Held:
+    """A position as `_OpenTake.banded` scans it: its closing prices and bands for the call."""
+
+    pos: Position
+    prices: np.ndarray  # bids for a BUY, asks for a SELL
+    swap: float
+    mult: float  # money per price unit for its volume
+    sign: float
+    tracker: PositionTracker
+    inputs: BarInputs
+    base: np.ndarray  # hold_band.bar_band
+    clock: ClockRules
+
+
+class _OpenTake:
+    """One `QuietTicks.take_open_ticks` call: its ticks, taken one by one (`one`) or in stretches
+    the hold bands clear (`banded`), and the step's records left as stepping would (`finish`)."""
+
+    def __init__(self, quiet: QuietTicks, times_ms: np.ndarray, bids: np.ndarray, asks: np.ndarray,
+                 last_step: int | None, step_ms: int, live: list[Position]) -> None:
+        engine = quiet.engine
+        assert engine.state is not None
+        self.quiet, self.engine, self.broker = quiet, engine, quiet.broker
+        self.times, self.bids, self.asks = times_ms, bids, asks
+        self.last_step, self.step_ms, self.live = last_step, step_ms, live
+        self.stepped_at = -1  # the last tick a step ran on
+        self._stepped: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
+        params = engine.params
+        self.guard = params.gate_enabled("flash_crash_guard")
+        self.window = timedelta(seconds=params.flash_crash_window_seconds)
+        self.cooldown = engine.state.cooldown_until if engine.published_mode().mode is RiskMode.COOLDOWN else None
+        self.held = [(p, p.side is Side.BUY, p.swap) for p in live]
+
+    # -------------------------------------------------------------- tick by tick
+    def one(self, i: int) -> bool:
+        """Take tick `i` if a step would act on nothing (judged by the rules themselves)."""
+        engine, window = self.engine, self.engine.flash_window
+        t = int(self.times[i])
+        second = t // self.step_ms
+        if second == self.last_step:
+            return True
+        now = _EPOCH + timedelta(milliseconds=t)
+        if self.cooldown is not None and now >= self.cooldown:
+            return False
+        bid, ask = float(self.bids[i]), float(self.asks[i])
+        mid = (bid + ask) / 2
+        horizon = now - self.window
+        if self.guard and window.move_with(mid, horizon) >= engine.params.flash_crash_pct:
+            return False
+        broker = self.broker
+        for pos, buy, swap in self.held:
+            price = bid if buy else ask
+            action, verdict = engine.judge(pos, price, broker.profit_at(pos, price) + swap, now)
+            if action.kind is not PMKind.HOLD or verdict is not None:
+                return False
+        window.append(now, mid)
+        window.trim(horizon)
+        self.last_step, self.stepped_at = second, i
+        return True
+
+    # -------------------------------------------------------------- in stretches
+    def bandable(self) -> bool:
+        """Whether bands can be used at all in this call: no flash crash possible within its ticks
+        (judged on all of them with the guard's window, as `take_idle_ticks`), the closes known."""
+        engine = self.engine
+        if self.guard and engine.flash_window.could_reach((self.bids + self.asks) / 2, engine.params.flash_crash_pct):
+            return False
+        return all(band is not None for band in (self.quiet.bar_band(p)[1] for p in self.live))
+
+    def banded(self, start: int) -> tuple[int, bool]:
+        """Take the ticks from `start` the positions' hold bands clear, a sample period at a time
+        (each sample taken by the position's tracker as a step would). Returns the first tick not
+        taken and whether bands are worth trying again after it (not while a clock rule may close
+        whatever the profit, or the closes are unknown)."""
+        engine, times = self.engine, self.times
+        params, broker = engine.params, self.broker
+        stepped, steps, step_times = self._steps()
+        first_ms = int(times[start])
+        daily_m, weekly_m = engine.minutes_to_closes(_EPOCH + timedelta(milliseconds=first_ms))
+        rows = []
+        until = math.inf if self.cooldown is None else (self.cooldown - _EPOCH) // timedelta(milliseconds=1)
+        for pos, buy, swap in self.held:
+            inputs, base = self.quiet.bar_band(pos)
+            assert base is not None
+            clock = clock_rules(pos, params, inputs.unit, first_ms, daily_m, weekly_m)
+            if clock is None or clock.closes:
+                return start, False
+            until = min(until, clock.until_ms)
+            rows.append(_Held(pos, self.bids if buy else self.asks, swap, broker.spec.money_per_price_unit(pos.volume),
+                              float(pos.side.sign), engine.tracker(pos.ticket), inputs, base, clock))
+        limit = int(np.searchsorted(times, until, side="left"))
+        if limit <= start:
+            return start, True
+        period = params.profit_sample_seconds * 1000
+        i = self._stretch(start, limit, rows, period)
+        while i < limit:
+            end = limit
+            for row in rows:
+                due = _sample_due(row.tracker, period)
+                if stepped[i] and int(times[i]) >= due:  # the sample a step would take here
+                    self._sample(row, i)
+                    due = _sample_due(row.tracker, period)
+                k = int(np.searchsorted(step_times, due, side="left"))
+                if k < steps.size:
+                    end = min(end, max(int(steps[k]), i + 1))
+            # the latest hour of the stretch: the TP probability falls with the hours open
+            bands = [sample_band(r.base, r.tracker, r.inputs, params, hours_between(r.pos.open_time,
+                                                                                    int(times[end - 1])), r.clock)
+                     for r in rows]
+            stop = self._first_unsafe(rows, bands, i, end)
+            self._raise_peaks(rows, i, stop)
+            if stop < end:
+                self._commit(start, stop)
+                return stop, True
+            i = end
+        self._commit(start, limit)
+        return limit, True
+
+    def _stretch(self, start: int, limit: int, rows: list[_Held], period: int) -> int:
+        """Take the ticks from `start` that the positions' stretch bands (valid across profit samples)
+        clear in one scan each; the samples in them are then taken as steps would have. Returns the
+        first tick not taken."""
+        times, params = self.times, self.engine.params
+        _stepped, steps, step_times = self._steps()
+        bands = [stretch_band(r.base, r.tracker, r.inputs, params, hours_between(r.pos.open_time, int(times[limit - 1])),
+                              r.clock) for r in rows]
+        if any(band is None for band in bands):
+            return start
+        stop = self._first_unsafe(rows, bands, start, limit)
+        if stop == start:
+            return start
+        for row in rows:  # the samples steps would have taken before it
+            k = int(np.searchsorted(step_times, _sample_due(row.tracker, period), side="left"))
+            while k < steps.size and (j := int(steps[k])) < stop:
+                self._sample(row, j)
+                k = int(np.searchsorted(step_times, int(times[j]) + period, side="left"))
+        self._raise_peaks(rows, start, stop)
+        self._commit(start, stop)
+        return stop
+
+    def _sample(self, row: _Held, j: int) -> None:
+        """The profit sample a step on tick `j` takes on the position's tracker."""
+        broker, params = self.broker, self.engine.params
+        now = _EPOCH + timedelta(milliseconds=int(self.times[j]))
+        row.tracker.observe(broker.profit_at(row.pos, float(row.prices[j])) + row.swap, now, row.inputs.ml_against,
+                            params, row.inputs.unit)
+
+    def _first_unsafe(self, rows: list[_Held], bands: list[np.ndarray | None], start: int, end: int) -> int:
+        """The first tick of [start, end) some position's band does not clear (`end`: none); scanned
+        with the trackers' peaks as they are, so before any of them changes."""
+        stepped = self._steps()[0]
+        stop = end
+        for row, band in zip(rows, bands, strict=True):
+            bad = start if band is None else first_unsafe(row.prices, stepped, start, stop, row.pos.open_price,
+                                                          row.sign, row.mult, row.swap, row.tracker.peak_profit,
+                                                          band)
+            if bad >= 0:
+                stop = min(stop, bad)
+        return stop
+
+    def _raise_peaks(self, rows: list[_Held], start: int, stop: int) -> None:
+        """Each tracker's peak as steps on the stepped ticks of [start, stop) would have left it: the
+        profit at the best price among them (profit rises with the price moving for the position)."""
+        broker = self.broker
+        taken = self._stepped_in(start, stop)
+        if taken.size == 0:
+            return
+        for row in rows:
+            best = int(taken[np.argmax((row.prices[taken] - row.pos.open_price) * row.sign)])
+            row.tracker.peak_profit = max(row.tracker.peak_profit,
+                                          broker.profit_at(row.pos, float(row.prices[best])) + row.swap)
+
+    def _steps(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Which ticks a step runs on (the first of each step second), their indices and times. Valid
+        from any tick reached: the ticks before it were all taken, so the last step's second is the
+        previous tick's."""
+        if self._stepped is None:
+            seconds = self.times // self.step_ms
+            stepped = np.empty(seconds.size, dtype=np.bool_)
+            stepped[0] = self.last_step is None or int(seconds[0]) != self.last_step
+            np.not_equal(seconds[1:], seconds[:-1], out=stepped[1:])
+            steps = np.flatnonzero(stepped)
+            self._stepped = (stepped, steps, self.times[steps])
+        return self._stepped
+
+    def _stepped_in(self, start: int, stop: int) -> np.ndarray:
+        """The indices of the stepped ticks in [start, stop)."""
+        steps = self._steps()[1]
+        return steps[np.searchsorted(steps, start):np.searchsorted(steps, stop)]
+
+    def _commit(self, start: int, stop: int) -> None:
+        """Record the stepped ticks of [start, stop) as steps would: the flash-crash window, the step."""
+        taken = self._stepped_in(start, stop)
+        if taken.size == 0:
+            return
+        last = int(taken[-1])
+        window = self.engine.flash_window
+        last_ms = int(self.times[last])
+        horizon_ms = last_ms - self.window // timedelta(milliseconds=1)
+        for j in taken[self.times[taken] >= horizon_ms].tolist():
+            window.append(_EPOCH + timedelta(milliseconds=int(self.times[j])),
+                          (float(self.bids[j]) + float(self.asks[j])) / 2)
+        window.trim(_EPOCH + timedelta(milliseconds=horizon_ms))
+        self.last_step, self.stepped_at = last_ms // self.step_ms, last
+
+    def finish(self, taken: int) -> tuple[int, int | None]:
+        """Leave what the last step saw (its tick, the marked positions and account); the ticks taken."""
+        engine, broker, j = self.engine, self.broker, self.stepped_at
+        if j >= 0:
+            tick = Tick(_EPOCH + timedelta(milliseconds=int(self.times[j])), float(self.bids[j]), float(self.asks[j]))
+            broker.set_tick(tick)
+            engine.last_tick = tick
+            engine.account = broker.account_now()
+            for p in broker.positions_now():
+                engine.positions[p.ticket] = p
+        return taken, self.last_step
+
+
+def _sample_due(tracker: PositionTracker, period_ms: int) -> int | float:
+    """When (ms) the tracker takes its next profit sample (`PositionTracker.observe`)."""
+    if tracker.last_sample is None:
+        return -math.inf
+    return (tracker.last_sample - _EPOCH) // timedelta(milliseconds=1) + period_ms
