@@ -277,7 +277,7 @@ async def test_health_and_version(h: Harness) -> None:
     text = text_of(await h.send("/health"))
     assert "HEALTH" in text and "✅ Journal: ok" in text and "Broker: account read" in text
     version = text_of(await h.send("/version"))
-    assert "xaubot" in version and "0002_decision_features" in version and "aiogram" in version
+    assert "xaubot" in version and "0003_outbox" in version and "aiogram" in version
 
 
 # ---------------------------------------------------------------- /backtest

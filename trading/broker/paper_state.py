@@ -66,7 +66,7 @@ class PaperState:
             deals = [_record_from_json(Deal, d) for d in state["deals"]]
             next_ticket = int(state["next_ticket"])
             next_deal = int(state.get("next_deal", next_ticket))  # older files: one counter for both
-            used = [p.ticket for p in positions] + [d.ticket for d in deals]
+            used = [p.ticket for p in positions] + [d.position_ticket for d in deals]
             if used and next_ticket <= max(used):
                 raise ValueError(f"ticket counter {next_ticket} is not above the highest ticket {max(used)}")
             deal_tickets = [d.ticket for d in deals]
