@@ -65,6 +65,7 @@ class App:
         self.running_jobs: set[asyncio.Task[Any]] = set()  # scheduled jobs running now (bot.scheduler.in_flight)
         self._signals = 0
         self.market_loop: Any = None  # trading.simulation.MarketLoop of a replayed paper market
+        self.shadow: Any = None  # bot.shadow.ShadowService: challengers stepped after the live engine
 
     # ------------------------------------------------------------------ start-up
     async def start(self) -> None:
@@ -102,6 +103,10 @@ class App:
         self.ctx = BotContext(self.engine, self.journal, s, self.analyzer, utc_now(), self.trainer, self.registry,
                               backtester=self._backtester(), logs=logbuffer.install(),
                               bars_available=lambda: self._bars_for_training(100_000).height)
+        if s.shadow_max_challengers > 0:  # challengers on paper beside live (bot.shadow), after live's state
+            from bot.shadow import build_shadow
+
+            self.shadow = self.ctx.shadow = await build_shadow(self)
         self._tasks.append(asyncio.create_task(self._persist_approvals(), name="approvals-journal"))
         self.trading_job = TradingJob(self)
         if setup.sim_clock is not None:  # a replayed market: one loop on its clock, as in a backtest
@@ -110,7 +115,7 @@ class App:
             self.market_loop = MarketLoop(
                 self.feed, self.broker, self.engine, setup.sim_clock,
                 history_window(self.feed.frame, s.analysis_history_bars), speed=setup.speed,
-                on_decision=self.trading_job.bar_decided, on_step=self.trading_job.reports.tick)
+                on_decision=self.trading_job.bar_decided, on_step=self.trading_job.stepped)
         elif self.feed is not None:  # dry run: the paper broker checks SL/TP on every tick of the real prices
             self._tasks.append(asyncio.create_task(self.broker.run(), name="paper-market"))
         await self._start_controller()

@@ -53,6 +53,7 @@ class BotContext:
     logs: LogSource | None = None  # bot.logbuffer.LogBuffer
     version: dict[str, str] = field(default_factory=version_info)
     bars_available: Any = None  # () -> int: closed M15 bars the bot holds (for /retrain's "not yet")
+    shadow: Any = None  # bot.shadow.ShadowService (handlers.services.ShadowControl)
 
     def __post_init__(self) -> None:
         if self.queries is None:

@@ -73,6 +73,17 @@ class Queries(Protocol):
     async def schema_revision(self) -> str: ...
 
 
+class ShadowControl(Protocol):
+    """The shadow challengers (bot.shadow.ShadowService): add and drop raise ValueError with one line
+    for the user and change nothing; `view` gives live and each challenger with their figures."""
+
+    async def add(self, *, model: str | None, params: str | None, by: str) -> Any: ...
+
+    async def drop(self, number: int, by: str) -> Any: ...
+
+    async def view(self) -> Any: ...
+
+
 class Services(Protocol):
     engine: TradingEngine
     journal: Any  # bot.store.Journal
@@ -87,3 +98,4 @@ class Services(Protocol):
     logs: LogSource | None
     version: dict[str, str]
     bars_available: Callable[[], int] | None  # closed M15 bars the bot holds now
+    shadow: ShadowControl | None  # the shadow challengers; None when they are off
