@@ -4,8 +4,8 @@ lines) and the engine's saved state (one JSON file, replaced atomically).
 Why files and not journal tables: a challenger is paper only and self-contained; its directory holds
 its paper account (`PaperBroker(state_path=...)`, written the same way), its engine state and its
 rows, so adding one touches nothing live and dropping one moves one directory aside. Opens, closes and
-the state are flushed and fsynced before the engine goes on, like the journal's commit (a "skip"
-decision only flushed: the OS writes it, a power cut may lose the last few); a line torn by a kill -9
+the state are flushed and fsynced before the engine goes on, like the journal's commit (a
+decision line is only flushed: the OS writes it, a power cut may lose the last few); a line torn by a kill -9
 (the last one) is skipped on reading.
 """
 
@@ -104,7 +104,7 @@ class ShadowRecorder:
             "side": str(decision.side) if decision.side else None, "reason": decision.reason,
             "blocked_by": decision.blocked_by, "lot": decision.lot, "p_up": decision.p_up,
             "regime": decision.regime, "model_version": decision.model_version},
-            durable=decision.action == "enter")  # a skip line lost to a power cut costs nothing; 3 fsyncs a bar would
+            durable=False)  # a paper order is no real risk: its open line and account file are the durable record
         return ident
 
     async def record_order_failed(self, decision: Decision) -> None:
