@@ -113,6 +113,8 @@ class ShadowService:
         self.journal = journal
         self.params_dir = Path(params_dir) if params_dir else self.root / "params"
         self._memos: dict[tuple[str, bool], BarMemo] = {}
+        self.promotions: Any = None  # bot.shadow_promotion.Promotions, when promotion is on
+        self._checked_hour: int | None = None
         self.book = ShadowBook(self.root, self._analyzer, engine.clock, paper=paper, symbol=symbol,
                                max_challengers=max_challengers)
 
@@ -150,6 +152,13 @@ class ShadowService:
 
     async def after_bar(self, window: pl.DataFrame) -> None:
         await self.book.bar(window)
+        hour = int(self.engine.clock().timestamp() // 3600)
+        if self.promotions is not None and self.book.runners and hour != self._checked_hour:
+            self._checked_hour = hour  # once a market hour: the figures read the journal
+            try:
+                await self.promotions.check()
+            except Exception:
+                log.exception("promotion check failed")
 
     # ------------------------------------------------------------------ changes from the chat
     async def add(self, *, model: str | None, params: str | None, by: str) -> ChallengerSpec:
@@ -179,13 +188,26 @@ class ShadowService:
             except Exception as exc:
                 raise ChallengerError(f"model {version} cannot be loaded: {exc}") from exc
         await self.book.add(spec)
-        self._history("add", spec, by)
+        self.record("add", spec, by)
         return spec
 
     async def drop(self, number: int, by: str) -> ChallengerSpec:
         spec = await self.book.drop(number)
-        self._history("drop", spec, by)
+        self.record("drop", spec, by)
         return spec
+
+    def pending_promotions(self) -> list[Any]:
+        if self.promotions is None:
+            return []
+        self.promotions.expire()
+        return self.promotions.pending()
+
+    async def resolve_promotion(self, approval_id: str, approve: bool, by: str) -> Any:
+        from trading.risk.approvals import ApprovalError
+
+        if self.promotions is None:
+            raise ApprovalError("promotion is off")
+        return await self.promotions.resolve(approval_id, approve, by)
 
     def _version(self, text: str) -> str:
         from models.registry import RegistryError, resolve_version
@@ -200,7 +222,8 @@ class ShadowService:
     def _params(self, name: str) -> Any:
         return load_param_set(self.params_dir, name, self.engine.params)
 
-    def _history(self, what: str, spec: ChallengerSpec, by: str) -> None:
+    def record(self, what: str, spec: ChallengerSpec, by: str) -> None:
+        """One line of the challengers' history (who changed what, when)."""
         path = self.root / HISTORY
         path.parent.mkdir(parents=True, exist_ok=True)
         with path.open("a", encoding="utf-8") as fh:
@@ -297,6 +320,15 @@ async def build_shadow(app: Any) -> ShadowService:
                             analyzer_for=analyzer_for, queries=app.ctx.queries, journal=app.journal,
                             params_dir=s.shadow_params_dir or home / "params", paper=paper, max_challengers=s.shadow_max_challengers,
                             symbol=s.symbol)
+    from bot.shadow_promotion import Promotions, live_params_override
+    from trading.shadow_stats import PromotionRule
+
+    override = live_params_override(service.root)
+    if override is not None:
+        app.engine.params, note = override
+        app.notes.append(note)
+    service.promotions = Promotions(service, PromotionRule(s.shadow_promote_min_trades, s.shadow_promote_min_days,
+                                                           s.shadow_promote_max_p), bus=app.bus)
     for problem in await service.start():
         app.notes.append(problem)
     return service

@@ -83,6 +83,14 @@ class ShadowControl(Protocol):
 
     async def view(self) -> Any: ...
 
+    def pending_promotions(self) -> Sequence[Any]:
+        """Open promotion requests (trading.risk.approvals.Approval)."""
+        ...
+
+    async def resolve_promotion(self, approval_id: str, approve: bool, by: str) -> Any:
+        """ApprovalError when unknown, answered or expired; approving makes the challenger live."""
+        ...
+
 
 class Services(Protocol):
     engine: TradingEngine

@@ -9,15 +9,21 @@ result set here. The chart is drawn off the event loop.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from typing import Any
 
-from aiogram import Router
+from aiogram import Bot, Router
+from aiogram.exceptions import TelegramAPIError
 from aiogram.filters import CommandObject
-from aiogram.types import BufferedInputFile, Message
+from aiogram.filters.callback_data import CallbackData
+from aiogram.types import BufferedInputFile, CallbackQuery, InlineKeyboardMarkup, Message
 
 from charts.shadow import Curve, shadow_equity_chart
+from handlers.buttons import styled_button
+from handlers.clock import wall_time
 from handlers.common import ArgError, AuditNote, esc, reply, short_time, signed
 from handlers.services import Services
+from trading.risk.approvals import ApprovalError, ApprovalStatus
 
 USAGE = "usage: /shadow · /shadow add v007 · /shadow add params NAME · /shadow add v007 params NAME · /shadow drop N"
 
@@ -115,6 +121,9 @@ async def shadow(message: Message, command: CommandObject, ctx: Services, actor:
         await reply(message, view_text(view))
         png = await asyncio.to_thread(shadow_equity_chart, curves(view), view.now)
         await message.answer_photo(BufferedInputFile(png, "shadow.png"), caption="Live and challengers: net P/L")
+        for approval in control.pending_promotions():
+            text, keyboard = promotion_card(approval)
+            await message.answer(text, parse_mode="HTML", reply_markup=keyboard)
         return
     try:
         if verb == "add":
@@ -132,5 +141,62 @@ async def shadow(message: Message, command: CommandObject, ctx: Services, actor:
         await reply(message, f"❌ {esc(exc)}")
 
 
+class PromotionAnswer(CallbackData, prefix="sp"):
+    id: str
+    approve: bool
+
+
+PROMOTION_MARK = {ApprovalStatus.APPROVED: "✅ Approved: it is the live strategy now",
+                  ApprovalStatus.REJECTED: "❌ Rejected: it stays in shadow",
+                  ApprovalStatus.EXPIRED: "⌛ Expired: nothing changed, it stays in shadow"}
+
+
+def _card_body(approval: Any) -> list[str]:
+    return ["🏁 <b>PROMOTION — APPROVAL NEEDED</b>", "",
+            f"<b>Change:</b> {esc(approval.change.summary)}",
+            f"<b>Evidence:</b> {esc(approval.reason)}",
+            "<b>Risk it changes:</b> live trades with this challenger's model and parameters from the next bar; "
+            "the risk limits stay as they are."]
+
+
+def promotion_card(approval: Any) -> tuple[str, InlineKeyboardMarkup]:
+    text = "\n".join([*_card_body(approval), "", f"Expires {wall_time(approval.expires)}"])
+    keyboard = InlineKeyboardMarkup(inline_keyboard=[[
+        styled_button("Approve", PromotionAnswer(id=approval.id, approve=True).pack(), "success"),
+        styled_button("Reject", PromotionAnswer(id=approval.id, approve=False).pack(), "danger"),
+    ]])
+    return text, keyboard
+
+
+def promotion_result(approval: Any, who: str = "") -> str:
+    mark = PROMOTION_MARK.get(approval.status, esc(approval.status.value))
+    by = f" (by {esc(who or approval.resolved_by)})" if approval.status is not ApprovalStatus.EXPIRED else ""
+    return "\n".join([*_card_body(approval)[2:], "", f"<b>{mark}{by}</b>"])
+
+
+async def on_promotion(query: CallbackQuery, callback_data: PromotionAnswer, ctx: Services, bot: Bot, actor: str,
+                       actor_name: str, audit: AuditNote) -> None:
+    control = ctx.shadow
+    if control is None:
+        audit.result = "shadow off"
+        await query.answer("Shadow challengers are off.")
+        return
+    try:
+        approval = await control.resolve_promotion(callback_data.id, callback_data.approve, by=actor)
+    except ApprovalError as exc:
+        audit.result = f"did nothing: {exc}"
+        await query.answer(str(exc))
+        return
+    audit.result = f"promotion {approval.status.value}"
+    if query.message is not None:
+        with contextlib.suppress(TelegramAPIError):  # the card was deleted: the answer stands
+            await bot.edit_message_text(promotion_result(approval, f"{actor_name} ({actor})"),
+                                        chat_id=query.message.chat.id, message_id=query.message.message_id,
+                                        parse_mode="HTML")
+    await query.answer()
+
+
 def make_router() -> Router:
-    return Router(name="shadow")
+    router = Router(name="shadow")
+    router.callback_query.register(on_promotion, PromotionAnswer.filter())
+    return router

@@ -19,9 +19,11 @@ from trading.shadow import BarMemo, ChallengerError, params_from_dict
 from trading.shadow_replay import replay_with_shadow
 from trading.shadow_stats import (
     Outcome,
+    PromotionRule,
     judge_differences,
     max_drawdown,
     paired_by_day,
+    promotion_reason,
     strategy_stats,
     trading_days,
 )
@@ -140,6 +142,11 @@ async def test_replay_the_better_challenger_wins_and_the_worse_loses(tmp_path: P
     assert anti.trades >= 20 and anti.net < 0 and anti.win_rate is not None and anti.win_rate < 0.2
     assert anti_vs.mean_per_day < 0 and anti_vs.p_better is not None and anti_vs.p_better > 0.95
     assert idle.trades == 0  # params no-entries: min_risk_reward 100 refuses every setup
+    # the promotion rule proposes the better one only
+    rule = PromotionRule(min_trades=20, min_days=10)
+    assert promotion_reason(oracle, oracle_vs, rule) is not None
+    assert promotion_reason(anti, anti_vs, rule) is None and promotion_reason(idle, results[3][1], rule) is None
+    assert promotion_reason(oracle, oracle_vs, PromotionRule(min_trades=10_000)) is None
     # own accounts: each challenger's balance is its start plus its own trades only
     for runner in r.book.runners.values():
         net = sum(t.profit for t in runner.recorder.closed)

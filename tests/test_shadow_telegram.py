@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import AsyncIterator
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -139,3 +140,102 @@ async def test_a_strangers_shadow_command_is_refused_and_changes_nothing(h: Harn
     entries = await h.audits(1)
     assert (entries[0].command, entries[0].allowed, entries[0].user_id) == ("/shadow", False, OTHER)
     assert listed(tmp_path) == []
+
+
+# ---------------------------------------------------------------- promotion by approval
+
+
+async def earned(h: Harness, tmp_path: Path, models_root: Path, clock: Any) -> tuple[ShadowService, Any]:
+    """A challenger on v002 with 30 winning trades over two weeks; live has none. Returns (service, runner)."""
+    import shutil
+
+    from bot.shadow_promotion import Promotions
+    from trading.domain import ClosedTrade, Side
+    from trading.events import EventBus
+    from trading.shadow_stats import PromotionRule
+
+    own = tmp_path / "models-copy"
+    shutil.copytree(models_root, own)
+    svc = service(h, tmp_path, own)
+    bus = EventBus()
+    svc.promotions = Promotions(svc, PromotionRule(min_trades=30, min_days=10), bus=bus, clock=clock)
+    await svc.add(model="v002", params=None, by="tg:111")
+    runner = svc.book.runners[1]
+    start = h.clock.now
+    for k in range(30):
+        when = start + timedelta(days=k // 2, hours=2 + k % 2)
+        trade = ClosedTrade(k + 1, "XAUUSD", Side.BUY, 0.01, 3300.0, 3310.0 + k % 3, when - timedelta(hours=1), when,
+                            10.0 + k % 3, "broker_tp", sl=3295.0, tp=3310.0)
+        await runner.recorder.record_close(trade)
+    h.clock.advance(days=16)
+    return svc, bus
+
+
+class WallClock:
+    def __init__(self) -> None:
+        from trading.timezones import utc_now
+
+        self.now = utc_now()
+
+    def __call__(self) -> datetime:
+        return self.now
+
+
+async def test_a_challenger_that_earned_it_is_proposed_and_approval_makes_it_live(
+        h: Harness, tmp_path: Path, models_root: Path) -> None:
+    wall = WallClock()
+    svc, bus = await earned(h, tmp_path, models_root, wall)
+    events: list[Any] = []
+    bus.on(events.append)
+    made = await svc.promotions.check()
+    assert len(made) == 1 and "30 trades over" in made[0].reason and "P(not better) 0.000" in made[0].reason
+    assert "beats live" in events[0].text and "/shadow" in events[0].text
+    assert await svc.promotions.check() == []  # proposed once
+    since = len(h.server.calls)
+    await h.send("/shadow")
+    card = await h.server.wait_for("sendMessage", lambda c: "PROMOTION" in str(c.params.get("text")), since=since)
+    msg = h.message(card.result["message_id"])
+    assert "make challenger #1 (model v002) the live strategy" in msg.text and "Risk it changes" in msg.text
+    assert [b["text"] for b in msg.buttons] == ["Approve", "Reject"]
+    approve_data, reject_data = (b["callback_data"] for b in msg.buttons)
+    assert svc.registry.active_version() == "v001"
+    stranger = await h.press(approve_data, card.result["message_id"], user=OTHER, chat=OTHER)
+    assert stranger is not None and svc.registry.active_version() == "v001" and svc.promotions.pending()
+    await h.press(approve_data, card.result["message_id"])
+    assert svc.registry.active_version() == "v002" and svc.live_slot.current.version == "v002"
+    assert not svc.book.runners  # it is live now, no longer a challenger
+    assert "Approved: it is the live strategy now" in h.message(card.result["message_id"]).text
+    history = [json.loads(x)["what"] for x in (tmp_path / "shadow" / "changes.jsonl").read_text().splitlines()]
+    assert history == ["add", "promote"]  # promoted: its records moved aside with it
+    entries = await h.audits(3)
+    assert any(e.result == "promotion approved" and e.allowed for e in entries)
+    again = await h.press(reject_data, card.result["message_id"])  # a second tap
+    assert again is not None and svc.registry.active_version() == "v002"
+
+
+async def test_reject_keeps_it_in_shadow_and_expiry_means_no(h: Harness, tmp_path: Path, models_root: Path) -> None:
+    wall = WallClock()
+    svc, _ = await earned(h, tmp_path, models_root, wall)
+    [approval] = await svc.promotions.check()
+    rejected = await svc.resolve_promotion(approval.id, False, "tg:111")
+    assert rejected.status.value == "rejected" and 1 in svc.book.runners and svc.registry.active_version() == "v001"
+    assert await svc.promotions.check() == []  # it stays in shadow, not proposed again
+    # a restart keeps the answer
+    from bot.shadow_promotion import Promotions
+
+    reborn = Promotions(svc, svc.promotions.rule, clock=wall)
+    assert 1 in reborn.answered and await reborn.check() == []
+
+
+async def test_an_expired_promotion_changes_nothing(h: Harness, tmp_path: Path, models_root: Path) -> None:
+    wall = WallClock()
+    svc, _ = await earned(h, tmp_path, models_root, wall)
+    [approval] = await svc.promotions.check()
+    wall.now += timedelta(hours=25)
+    assert svc.pending_promotions() == []
+    from trading.risk.approvals import ApprovalError
+
+    with pytest.raises(ApprovalError):
+        await svc.resolve_promotion(approval.id, True, "tg:111")
+    assert svc.registry.active_version() == "v001" and 1 in svc.book.runners
+    assert await svc.promotions.check() == []

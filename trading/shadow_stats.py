@@ -145,3 +145,24 @@ def trading_days(first: date, last: date, trades: Iterable[Outcome] = ()) -> lis
     span = [date.fromordinal(first.toordinal() + k) for k in range(max((last - first).days, -1) + 1)]
     traded = {wib_date(t.close_time) for t in trades}
     return sorted({d for d in span if d.weekday() < 5} | {d for d in traded if first <= d <= last})
+
+
+@dataclass(frozen=True, slots=True)
+class PromotionRule:
+    """When a challenger has earned a proposal to replace live (defaults documented in README)."""
+
+    min_trades: int = 30  # the challenger's own closed trades
+    min_days: int = 10  # trading days paired with live
+    max_p: float = 0.05  # bootstrap P(challenger not better than live per day)
+
+
+def promotion_reason(stats: StrategyStats, diff: PairedDifference, rule: PromotionRule) -> str | None:
+    """Why the challenger should replace live, or None while it has not earned it."""
+    if stats.trades < rule.min_trades or diff.days < rule.min_days:
+        return None
+    if diff.p_better is None or diff.ci is None or diff.p_better > rule.max_p or diff.mean_per_day <= 0:
+        return None
+    if stats.net <= 0:
+        return None  # better than a losing live strategy is not yet a reason to trade it
+    return (f"{stats.trades} trades over {diff.days} days, {diff.mean_per_day:+.2f}/day better than live "
+            f"(95% {diff.ci[0]:+.2f}…{diff.ci[1]:+.2f}, P(not better) {diff.p_better:.3f}, {diff.strength})")
