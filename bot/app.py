@@ -149,9 +149,23 @@ class App:
             config = AutoTrainerConfig(daily_hour_wib=self.settings.retrain_hour_wib,
                                        min_bars=self.settings.min_bars_for_training)
             loop = asyncio.get_running_loop()  # the trainer calls back from its supervisor thread
+            shadow_first = self.settings.shadow_new_models and self.settings.shadow_max_challengers > 0
             trainer = AutoTrainer(registry, slot, fetch_bars=self._bars_for_training, config=config,
-                                  on_event=lambda e: loop.call_soon_threadsafe(self.bus.publish, e))
+                                  on_event=lambda e: loop.call_soon_threadsafe(self.bus.publish, e),
+                                  to_shadow=self._model_to_shadow(loop) if shadow_first else None)
         return slot, registry, trainer
+
+    def _model_to_shadow(self, loop: asyncio.AbstractEventLoop) -> Any:
+        """The auto-trainer's hand-off (from its thread): start a new model as a challenger (bot.shadow)."""
+        def to_shadow(version: str) -> str:
+            if self.shadow is None:
+                return f"shadow is off; /shadow add {version} starts it"
+            future = asyncio.run_coroutine_threadsafe(
+                self.shadow.add(model=version, params=None, by="autotrainer"), loop)
+            spec = future.result(timeout=60)
+            return f"trading in shadow as challenger #{spec.number}; /shadow shows how it does"
+
+        return to_shadow
 
     def _backtester(self) -> Any:
         """/backtest over the bot's own closed bars, with the live parameters and the active models."""

@@ -44,3 +44,20 @@ async def test_challengers_follow_the_live_loop_and_survive_a_restart(tmp_path: 
         assert again.ctx.shadow is again.shadow
     finally:
         await again.shutdown("test")
+
+
+async def test_the_trainers_hand_off_reaches_the_shadow_from_its_thread(tmp_path: Path) -> None:
+    import asyncio
+
+    import pytest
+
+    from trading.shadow import ChallengerError
+
+    app = await started(make_settings(tmp_path))
+    try:
+        hand_off = app._model_to_shadow(asyncio.get_running_loop())
+        with pytest.raises(ChallengerError, match="version v009 is not in"):
+            await asyncio.to_thread(hand_off, "v009")  # the trainer calls it from its supervisor thread
+        assert not app.shadow.book.runners
+    finally:
+        await app.shutdown("test")
