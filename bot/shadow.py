@@ -165,6 +165,8 @@ class ShadowService:
         """A new challenger; ChallengerError (one line) and nothing changed when it cannot be."""
         if not model and not params:
             raise ChallengerError("say what the challenger runs: /shadow add v007, /shadow add params NAME, or both")
+        if self.book.broken:
+            raise ChallengerError(self.book.broken)
         if len(self.book.runners) >= self.book.max_challengers:
             raise ChallengerError(f"{self.book.max_challengers} challengers already run (the most allowed); "
                                   "drop one first with /shadow drop N")

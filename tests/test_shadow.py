@@ -203,3 +203,34 @@ async def test_the_book_refuses_a_fourth_and_an_unknown_drop(tmp_path: Path, mar
     assert [p.name.split("-")[0] for p in (tmp_path / "dropped").iterdir()] == ["c2"]
     assert [c["number"] for c in json.loads((tmp_path / "challengers.json").read_text())] == [1, 3]
     assert r.book.next_number() == 4  # a number is never given twice
+
+
+# ---------------------------------------------------------------- files a crash left behind
+
+
+async def test_a_line_torn_by_a_kill_is_skipped_and_the_rest_read(tmp_path: Path) -> None:
+    from trading.domain import ClosedTrade, Side
+    from trading.shadow_store import ShadowRecorder
+
+    rec = ShadowRecorder(tmp_path / "c1", "c1")
+    t = ClosedTrade(7, "XAUUSD", Side.SELL, 0.02, 3300.0, 3290.0, T0, T0 + timedelta(hours=1), 20.0, "broker_tp",
+                    sl=3305.0, tp=3290.0)
+    assert await rec.record_close(t) is True
+    assert await rec.record_close(t) is False  # idempotent
+    with (tmp_path / "c1" / "trades.jsonl").open("a") as fh:
+        fh.write('{"tag": "c1", "ticket": 8, "sym')  # killed mid-write
+    again = ShadowRecorder(tmp_path / "c1", "c1")
+    assert [x.ticket for x in again.closed] == [7]
+    assert again.closed[0].profit == 20.0 and again.closed[0].extra == {"risk_money": 0.0}
+
+
+async def test_an_unreadable_challenger_list_is_said_kept_and_not_overwritten(tmp_path: Path) -> None:
+    from trading.shadow import ShadowBook
+
+    (tmp_path / "challengers.json").write_text("[{not json")
+    book = ShadowBook(tmp_path, lambda s: None, lambda: T0)  # type: ignore[arg-type, return-value]
+    problems = await book.load()
+    assert len(problems) == 1 and "unreadable" in problems[0] and not book.runners
+    with pytest.raises(ChallengerError, match="unreadable"):
+        await book.add(None)  # type: ignore[arg-type]
+    assert (tmp_path / "challengers.json").read_text() == "[{not json"

@@ -194,6 +194,7 @@ class ShadowBook:
         self.runners: dict[int, Runner] = {}
         self.times = StepTimes()
         self._last_tick: Tick | None = None
+        self.broken = ""  # why the stored list could not be read (then nothing may overwrite it)
 
     # ------------------------------------------------------------------ list and lifecycle
     @property
@@ -210,8 +211,14 @@ class ShadowBook:
     async def load(self, tick: Tick | None = None) -> list[str]:
         """Start every stored challenger; returns one line per challenger that could not start."""
         self._last_tick = tick or self._last_tick
+        try:
+            stored = self._stored_specs()
+        except (OSError, ValueError, TypeError, KeyError) as exc:  # the file is kept for a person to mend
+            self.broken = f"{self.root / LIST_FILE} is unreadable ({exc}); no challenger runs until it is fixed"
+            log.error("%s", self.broken)
+            return [self.broken]
         problems = []
-        for spec in self._stored_specs():
+        for spec in stored:
             try:
                 self.runners[spec.number] = await self._start(spec)
             except Exception as exc:
@@ -240,6 +247,8 @@ class ShadowBook:
         return max(used + dropped, default=0) + 1
 
     async def add(self, spec: ChallengerSpec) -> Runner:
+        if self.broken:
+            raise ChallengerError(self.broken)
         if len(self.runners) >= self.max_challengers:
             raise ChallengerError(f"{self.max_challengers} challengers already run (the most allowed); "
                                   "drop one first with /shadow drop N")
