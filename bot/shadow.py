@@ -31,8 +31,8 @@ from trading.shadow import (
     ChallengerError,
     ChallengerSpec,
     ShadowBook,
+    load_param_set,
     params_changes,
-    params_from_dict,
     params_to_dict,
 )
 from trading.shadow_stats import (
@@ -43,7 +43,6 @@ from trading.shadow_stats import (
     strategy_stats,
     trading_days,
 )
-from trading.shadow_store import write_json_atomic
 from trading.timezones import wib_date
 
 log = logging.getLogger(__name__)
@@ -269,36 +268,6 @@ class ShadowService:
             risk = abs(t.open_price - first_sl) * t.volume * CONTRACT_SIZE if first_sl else 0.0
             out.append(Outcome(trade.close_time, trade.profit, risk))
         return out
-
-
-def load_param_set(folder: Path, name: str, base: Any) -> Any:
-    """The StrategyParams of the named set: `NAME.json` (field: value) or an optimize proposal
-    (`NAME.json` or `NAME-proposal.json` with a "proposed" object), applied over `base`."""
-    if not name.replace("-", "").replace("_", "").isalnum():
-        raise ChallengerError(f"bad parameter set name {name!r} (letters, digits, - and _ only)")
-    candidates = [folder / f"{name}.json", folder / f"{name}-proposal.json"]
-    path = next((p for p in candidates if p.is_file()), None)
-    if path is None:
-        stored = sorted(p.stem.removesuffix("-proposal") for p in folder.glob("*.json")) if folder.is_dir() else []
-        raise ChallengerError(f"no parameter set {name!r} in {folder}"
-                              + (f"; stored: {', '.join(stored)}" if stored else " (the folder holds none)"))
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError) as exc:
-        raise ChallengerError(f"parameter set {name!r} is unreadable: {exc}") from exc
-    values = data.get("proposed", data) if isinstance(data, dict) else None
-    if not isinstance(values, dict) or not values:
-        raise ChallengerError(f"parameter set {name!r} holds no parameters (expected {{\"field\": value, ...}})")
-    try:
-        return params_from_dict({**params_to_dict(base), **values})
-    except (TypeError, ValueError) as exc:
-        raise ChallengerError(f"parameter set {name!r} fails validation: {exc}") from exc
-
-
-def save_param_set(folder: Path, name: str, values: dict[str, Any]) -> Path:
-    path = Path(folder) / f"{name}.json"
-    write_json_atomic(path, values)
-    return path
 
 
 async def build_shadow(app: Any) -> ShadowService:

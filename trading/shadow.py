@@ -14,6 +14,7 @@ per challenger (paper account, engine state, journal lines). A restart reads the
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import shutil
 import time
@@ -302,3 +303,33 @@ class ShadowBook:
         runner.last_error = f"{what}: {exc}"
         if runner.errors <= 3 or runner.errors % 100 == 0:
             log.warning("challenger %s %s failed (%d so far): %s", runner.spec.tag, what, runner.errors, exc)
+
+
+def load_param_set(folder: Path, name: str, base: Any) -> Any:
+    """The StrategyParams of the named set: `NAME.json` (field: value) or an optimize proposal
+    (`NAME.json` or `NAME-proposal.json` with a "proposed" object), applied over `base`."""
+    if not name.replace("-", "").replace("_", "").isalnum():
+        raise ChallengerError(f"bad parameter set name {name!r} (letters, digits, - and _ only)")
+    candidates = [folder / f"{name}.json", folder / f"{name}-proposal.json"]
+    path = next((p for p in candidates if p.is_file()), None)
+    if path is None:
+        stored = sorted(p.stem.removesuffix("-proposal") for p in folder.glob("*.json")) if folder.is_dir() else []
+        raise ChallengerError(f"no parameter set {name!r} in {folder}"
+                              + (f"; stored: {', '.join(stored)}" if stored else " (the folder holds none)"))
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError) as exc:
+        raise ChallengerError(f"parameter set {name!r} is unreadable: {exc}") from exc
+    values = data.get("proposed", data) if isinstance(data, dict) else None
+    if not isinstance(values, dict) or not values:
+        raise ChallengerError(f"parameter set {name!r} holds no parameters (expected {{\"field\": value, ...}})")
+    try:
+        return params_from_dict({**params_to_dict(base), **values})
+    except (TypeError, ValueError) as exc:
+        raise ChallengerError(f"parameter set {name!r} fails validation: {exc}") from exc
+
+
+def save_param_set(folder: Path, name: str, values: dict[str, Any]) -> Path:
+    path = Path(folder) / f"{name}.json"
+    write_json_atomic(path, values)
+    return path
