@@ -234,3 +234,16 @@ async def test_an_unreadable_challenger_list_is_said_kept_and_not_overwritten(tm
     with pytest.raises(ChallengerError, match="unreadable"):
         await book.add(None)  # type: ignore[arg-type]
     assert (tmp_path / "challengers.json").read_text() == "[{not json"
+
+
+def test_the_overlay_chart_is_a_png_with_every_curve_and_a_no_data_image() -> None:
+    from charts.shadow import Curve, shadow_equity_chart
+    from charts.style import PNG_SIGNATURE
+
+    curves = [Curve("live", (T0, 10_000.0), [T0 + timedelta(hours=3)], [-25.0], live=True),
+              Curve("#1 model v002", (T0 + timedelta(hours=1), 9_990.0), [T0 + timedelta(hours=2), T0 + timedelta(
+                  days=1)], [40.0, -10.0])]
+    png = shadow_equity_chart(curves, T0 + timedelta(days=2))
+    assert png.startswith(PNG_SIGNATURE) and len(png) > 10_000
+    empty = shadow_equity_chart([], T0)
+    assert empty.startswith(PNG_SIGNATURE) and len(empty) < len(png)
