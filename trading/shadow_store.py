@@ -11,6 +11,7 @@ decision line is only flushed: the OS writes it, a power cut may lose the last f
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import os
@@ -95,6 +96,9 @@ class ShadowRecorder:
             if durable:
                 os.fsync(fh.fileno())
 
+    async def _append_durable(self, name: str, row: dict[str, Any]) -> None:
+        await asyncio.to_thread(self._append, name, row)  # fsync off the event loop; still awaited in order
+
     async def record_decision(self, decision: Decision) -> int | None:
         ident = self._next_id
         self._next_id += 1
@@ -113,7 +117,7 @@ class ShadowRecorder:
 
     async def record_open(self, trade: OpenedTrade) -> None:
         self._risk[trade.ticket] = trade.risk_money
-        self._append(OPENS, {"ticket": trade.ticket, "side": str(trade.side), "volume": trade.volume,
+        await self._append_durable(OPENS, {"ticket": trade.ticket, "side": str(trade.side), "volume": trade.volume,
                              "open_price": trade.open_price, "open_time": trade.open_time.isoformat(),
                              "sl": trade.sl, "tp": trade.tp, "risk_money": trade.risk_money,
                              "decision_id": trade.decision_id})
@@ -125,7 +129,7 @@ class ShadowRecorder:
         if trade.ticket in self._closed_tickets:
             return False
         risk = self._risk.get(trade.ticket, 0.0)
-        self._append(TRADES, trade_to_json(trade, risk))
+        await self._append_durable(TRADES, trade_to_json(trade, risk))
         self._closed_tickets.add(trade.ticket)
         self.closed.append(replace(trade, extra={"risk_money": risk}))  # as read back after a restart
         return True
@@ -134,7 +138,8 @@ class ShadowRecorder:
         return False  # a paper account books its own deals exactly: nothing to correct
 
     async def save_state(self, state: dict[str, Any]) -> None:
-        write_json_atomic(self.root / ENGINE_STATE, state)
+        # the fsync in a worker thread: the event loop (Telegram, the next job) does not wait on the disk
+        await asyncio.to_thread(write_json_atomic, self.root / ENGINE_STATE, state)
 
     def load_state(self) -> dict[str, Any] | None:
         saved = read_json(self.root / ENGINE_STATE)
