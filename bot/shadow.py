@@ -73,6 +73,7 @@ class ShadowView:
     max_challengers: int
     step_p99_ms: float | None
     bar_p99_ms: float | None
+    not_started: tuple[str, ...] = ()  # "#4 (model v002)": stored, could not start
 
 
 def live_quote(engine: TradingEngine) -> Tick | None:
@@ -166,7 +167,7 @@ class ShadowService:
             raise ChallengerError("say what the challenger runs: /shadow add v007, /shadow add params NAME, or both")
         if self.book.broken:
             raise ChallengerError(self.book.broken)
-        if len(self.book.runners) >= self.book.max_challengers:
+        if len(self.book.runners) + len(self.book.failed) >= self.book.max_challengers:
             raise ChallengerError(f"{self.book.max_challengers} challengers already run (the most allowed); "
                                   "drop one first with /shadow drop N")
         version = self._version(model) if model else LIVE_MODEL
@@ -251,7 +252,8 @@ class ShadowService:
                                       strategy_stats(ours, r.spec.start_balance),
                                       paired_by_day(ours, theirs, days), tuple(ours), r.errors))
         times = self.book.times
-        return ShadowView(tuple(lines), now, self.book.max_challengers, times.p("step", 99), times.p("bar", 99))
+        return ShadowView(tuple(lines), now, self.book.max_challengers, times.p("step", 99), times.p("bar", 99),
+                          tuple(f"#{s.number} ({s.label})" for s in self.book.failed.values()))
 
     async def _live_outcomes(self, since: datetime) -> list[Outcome]:
         """Live's closed trades from the journal, each with the money it risked at its opening stop

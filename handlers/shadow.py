@@ -88,7 +88,9 @@ def view_text(view: Any) -> str:
     n = len(view.lines) - 1
     head = f"👥 <b>SHADOW</b> · {n}/{view.max_challengers} challengers on paper beside live"
     body = [line_text(x) for x in view.lines]
-    if n == 0:
+    for name in getattr(view, "not_started", ()):
+        body.append(f"⚠️ {esc(name)} is stored but did not start (see /logs); /shadow drop removes it.")
+    if n == 0 and not getattr(view, "not_started", ()):
         body.append("No challenger yet: /shadow add v007 or /shadow add params NAME.")
     timing = ""
     if view.step_p99_ms is not None:

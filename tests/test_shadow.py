@@ -247,3 +247,22 @@ def test_the_overlay_chart_is_a_png_with_every_curve_and_a_no_data_image() -> No
     assert png.startswith(PNG_SIGNATURE) and len(png) > 10_000
     empty = shadow_equity_chart([], T0)
     assert empty.startswith(PNG_SIGNATURE) and len(empty) < len(png)
+
+
+async def test_a_challenger_that_cannot_start_stays_listed_until_dropped(tmp_path: Path) -> None:
+    from trading.shadow import ShadowBook
+
+    def analyzer(spec: object) -> object:
+        raise RuntimeError("version v002 was pruned")
+
+    listed = [{"number": 4, "model_version": "v002", "params_name": "", "params": {}, "limits": {},
+               "start_balance": 100.0, "started": T0.isoformat(), "added_by": "t"}]
+    (tmp_path / "challengers.json").write_text(json.dumps(listed))
+    book = ShadowBook(tmp_path, analyzer, lambda: T0, max_challengers=1)  # type: ignore[arg-type]
+    problems = await book.load()
+    assert problems == ["challenger #4 (model v002) did not start: version v002 was pruned"]
+    assert book.next_number() == 5
+    with pytest.raises(ChallengerError, match="1 challengers already run"):
+        await book.add(None)  # type: ignore[arg-type]
+    assert (await book.drop(4)).number == 4
+    assert json.loads((tmp_path / "challengers.json").read_text()) == []

@@ -25,6 +25,8 @@ async def test_challengers_follow_the_live_loop_and_survive_a_restart(tmp_path: 
         assert runner.broker.market_time is not None and runner.broker.market_time >= spec.started
         assert runner.recorder.decisions > 0  # it decided the bars live decided
         assert app.shadow.book.times.steps  # stepped after live, timed
+        # it reads the bar with live's model and gates: live's own analysis of each bar, not a second one
+        assert runner.engine.analyzer.shared_with_live == runner.recorder.decisions
         before = (runner.broker.to_state(), runner.engine.state_dict(), list(runner.recorder.closed),
                   runner.recorder.decisions, runner.spec)
     finally:

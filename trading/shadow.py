@@ -196,6 +196,7 @@ class ShadowBook:
         self.times = StepTimes()
         self._last_tick: Tick | None = None
         self.broken = ""  # why the stored list could not be read (then nothing may overwrite it)
+        self.failed: dict[int, ChallengerSpec] = {}  # stored but could not start
 
     # ------------------------------------------------------------------ list and lifecycle
     @property
@@ -203,7 +204,10 @@ class ShadowBook:
         return [r.spec for r in self.runners.values()]
 
     def _save_list(self) -> None:
-        write_json_atomic(self.root / LIST_FILE, [s.to_json() for s in self.specs])
+        # a challenger that could not start (its model version was pruned, say) stays listed, so a fix
+        # and a restart bring it back; /shadow drop N removes it
+        kept = sorted([*self.specs, *self.failed.values()], key=lambda s: s.number)
+        write_json_atomic(self.root / LIST_FILE, [s.to_json() for s in kept])
 
     def _stored_specs(self) -> list[ChallengerSpec]:
         data = read_json(self.root / LIST_FILE) or []
@@ -224,6 +228,7 @@ class ShadowBook:
                 self.runners[spec.number] = await self._start(spec)
             except Exception as exc:
                 log.exception("challenger %s did not start", spec.tag)
+                self.failed[spec.number] = spec
                 problems.append(f"challenger #{spec.number} ({spec.label}) did not start: {exc}")
         return problems
 
@@ -242,7 +247,7 @@ class ShadowBook:
         return Runner(spec, broker, engine, recorder)
 
     def next_number(self) -> int:
-        used = [s.number for s in self.specs]
+        used = [s.number for s in self.specs] + list(self.failed)
         dropped = [int(p.name.split("-")[0][1:]) for p in (self.root / "dropped").glob("c*-*")
                    if p.name.split("-")[0][1:].isdigit()] if (self.root / "dropped").is_dir() else []
         return max(used + dropped, default=0) + 1
@@ -250,7 +255,7 @@ class ShadowBook:
     async def add(self, spec: ChallengerSpec) -> Runner:
         if self.broken:
             raise ChallengerError(self.broken)
-        if len(self.runners) >= self.max_challengers:
+        if len(self.runners) + len(self.failed) >= self.max_challengers:
             raise ChallengerError(f"{self.max_challengers} challengers already run (the most allowed); "
                                   "drop one first with /shadow drop N")
         runner = await self._start(spec)
@@ -259,6 +264,10 @@ class ShadowBook:
         return runner
 
     async def drop(self, number: int) -> ChallengerSpec:
+        if number in self.failed:
+            spec = self.failed.pop(number)
+            self._save_list()
+            return spec
         runner = self.runners.get(number)
         if runner is None:
             have = ", ".join(f"#{n}" for n in sorted(self.runners)) or "none"
