@@ -204,6 +204,9 @@ class ShadowService:
         self.promotions.expire()
         return self.promotions.pending()
 
+    def promotion(self, approval_id: str) -> Any:
+        return self.promotions.approvals.get(approval_id) if self.promotions is not None else None
+
     async def resolve_promotion(self, approval_id: str, approve: bool, by: str) -> Any:
         from trading.risk.approvals import ApprovalError
 

@@ -87,6 +87,10 @@ class ShadowControl(Protocol):
         """Open promotion requests (trading.risk.approvals.Approval)."""
         ...
 
+    def promotion(self, approval_id: str) -> Any:
+        """The promotion request with this id, whatever its status (None when unknown)."""
+        ...
+
     async def resolve_promotion(self, approval_id: str, approve: bool, by: str) -> Any:
         """ApprovalError when unknown, answered or expired; approving makes the challenger live."""
         ...

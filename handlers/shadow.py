@@ -187,6 +187,11 @@ async def on_promotion(query: CallbackQuery, callback_data: PromotionAnswer, ctx
         approval = await control.resolve_promotion(callback_data.id, callback_data.approve, by=actor)
     except ApprovalError as exc:
         audit.result = f"did nothing: {exc}"
+        current = control.promotion(callback_data.id)
+        if current is not None and current.status is ApprovalStatus.EXPIRED and query.message is not None:
+            with contextlib.suppress(TelegramAPIError):  # show on the card that it lapsed
+                await bot.edit_message_text(promotion_result(current), chat_id=query.message.chat.id,
+                                            message_id=query.message.message_id, parse_mode="HTML")
         await query.answer(str(exc))
         return
     audit.result = f"promotion {approval.status.value}"

@@ -239,3 +239,19 @@ async def test_an_expired_promotion_changes_nothing(h: Harness, tmp_path: Path, 
         await svc.resolve_promotion(approval.id, True, "tg:111")
     assert svc.registry.active_version() == "v001" and 1 in svc.book.runners
     assert await svc.promotions.check() == []
+
+
+async def test_pressing_an_expired_card_says_so_and_changes_nothing(h: Harness, tmp_path: Path,
+                                                                   models_root: Path) -> None:
+    wall = WallClock()
+    svc, _ = await earned(h, tmp_path, models_root, wall)
+    await svc.promotions.check()
+    since = len(h.server.calls)
+    await h.send("/shadow")
+    card = await h.server.wait_for("sendMessage", lambda c: "PROMOTION" in str(c.params.get("text")), since=since)
+    approve_data = h.message(card.result["message_id"]).buttons[0]["callback_data"]
+    wall.now += timedelta(hours=25)
+    answer = await h.press(approve_data, card.result["message_id"])
+    assert "expired" in answer.params.get("text", "")
+    assert "Expired: nothing changed, it stays in shadow" in h.message(card.result["message_id"]).text
+    assert svc.registry.active_version() == "v001" and 1 in svc.book.runners
