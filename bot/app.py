@@ -70,6 +70,7 @@ class App:
         self.running_jobs: set[asyncio.Task[Any]] = set()  # scheduled jobs running now (bot.scheduler.in_flight)
         self._signals = 0
         self.market_loop: Any = None  # trading.simulation.MarketLoop of a replayed paper market
+        self.shadow: Any = None  # bot.shadow.ShadowService: challengers stepped after the live engine
 
     # ------------------------------------------------------------------ start-up
     async def start(self) -> None:
@@ -110,6 +111,10 @@ class App:
         self.ctx = BotContext(self.engine, self.journal, s, self.analyzer, utc_now(), self.trainer, self.registry,
                               backtester=self._backtester(), logs=self.logs,
                               bars_available=lambda: self._bars_for_training(100_000).height, models=self.slot)
+        if s.shadow_max_challengers > 0:  # challengers on paper beside live (bot.shadow), after live's state
+            from bot.shadow import build_shadow
+
+            self.shadow = self.ctx.shadow = await build_shadow(self)
         self._approvals_queue = self.bus.subscribe()
         self._tasks.append(asyncio.create_task(self._persist_approvals(self._approvals_queue),
                                                name="approvals-journal"))
@@ -121,7 +126,7 @@ class App:
             self.market_loop = MarketLoop(
                 self.feed, self.broker, self.engine, setup.sim_clock,
                 history_window(self.feed.frame, s.analysis_history_bars), speed=setup.speed,
-                on_decision=self.trading_job.bar_decided, on_step=self.trading_job.reports.tick)
+                on_decision=self.trading_job.bar_decided, on_step=self.trading_job.stepped)
         elif self.feed is not None:  # dry run: the paper broker checks SL/TP on every tick of the real prices
             self._tasks.append(asyncio.create_task(self.broker.run(), name="paper-market"))
         await self._judge_last_bar()
@@ -178,9 +183,23 @@ class App:
             config = AutoTrainerConfig(daily_hour_wib=self.settings.retrain_hour_wib,
                                        min_bars=self.settings.min_bars_for_training)
             loop = asyncio.get_running_loop()  # the trainer calls back from its supervisor thread
+            shadow_first = self.settings.shadow_new_models and self.settings.shadow_max_challengers > 0
             trainer = AutoTrainer(registry, slot, fetch_bars=self._bars_for_training, config=config,
-                                  on_event=lambda e: loop.call_soon_threadsafe(self.bus.publish, e))
+                                  on_event=lambda e: loop.call_soon_threadsafe(self.bus.publish, e),
+                                  to_shadow=self._model_to_shadow(loop) if shadow_first else None)
         return slot, registry, trainer
+
+    def _model_to_shadow(self, loop: asyncio.AbstractEventLoop) -> Any:
+        """The auto-trainer's hand-off (from its thread): start a new model as a challenger (bot.shadow)."""
+        def to_shadow(version: str) -> str:
+            if self.shadow is None:
+                return f"shadow is off; /shadow add {version} starts it"
+            future = asyncio.run_coroutine_threadsafe(
+                self.shadow.add(model=version, params=None, by="autotrainer"), loop)
+            spec = future.result(timeout=60)
+            return f"trading in shadow as challenger #{spec.number}; /shadow shows how it does"
+
+        return to_shadow
 
     def _backtester(self) -> Any:
         """/backtest over the bot's own closed bars, with the live parameters and the active models."""

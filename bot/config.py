@@ -42,6 +42,7 @@ _SECTIONS = {
     "news_calendar": "News blackout",
     "market_update_minutes": "Reports",
     "auto_retrain": "Models",
+    "shadow_dir": "Shadow challengers (paper strategies beside live; /shadow)",
 }
 
 
@@ -212,11 +213,27 @@ class Settings(BaseSettings):
     retrain_hour_wib: int = Field(5, ge=0, le=23, description="hour (WIB, 0-23) of the daily retrain check")
     min_bars_for_training: int = Field(2000, ge=500, le=1_000_000, description="M15 bars needed to train")
 
+    # --- shadow challengers (bot/shadow.py) ---
+    shadow_dir: Path | None = Field(None, description="challengers' paper accounts and records "
+                                    "(empty: a 'shadow' folder beside DATABASE_PATH)")
+    shadow_params_dir: Path | None = Field(None, description="named parameter sets NAME.json (or an optimize "
+                                           "proposal NAME-proposal.json) for /shadow add params NAME (empty: "
+                                           "a 'params' folder beside DATABASE_PATH)")
+    shadow_max_challengers: int = Field(3, ge=0, le=10, description="challengers running at most")
+    shadow_promote_min_trades: int = Field(30, ge=5, le=10000, description="trades a challenger needs "
+                                           "before a promotion is proposed")
+    shadow_promote_min_days: int = Field(10, ge=2, le=365, description="trading days a challenger needs "
+                                         "before a promotion is proposed")
+    shadow_promote_max_p: float = Field(0.05, gt=0, lt=0.5, description="promotion needs the paired daily "
+                                        "bootstrap's P(challenger not better) at most this")
+    shadow_new_models: bool = Field(True, description="true: a retrained model goes to shadow first, never "
+                                    "straight to live")
+
     # ------------------------------------------------------------------ validators
 
     @field_validator(
         "mt5_login", "mt5_password", "mt5_server", "mt5_path", "paper_replay_file", "telegram_token",
-        "telegram_api_url", "telegram_chat_id", "log_file", "news_calendar",
+        "telegram_api_url", "telegram_chat_id", "log_file", "news_calendar", "shadow_dir", "shadow_params_dir",
         mode="before",
     )
     @classmethod

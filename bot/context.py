@@ -63,6 +63,7 @@ class BotContext:
     version: dict[str, str] = field(default_factory=version_info)
     bars_available: Any = None  # () -> int: closed M15 bars the bot holds (for /retrain's "not yet")
     models: Any = None  # models.registry.ModelSlot: the bundle the live loop really uses (None: no live loop)
+    shadow: Any = None  # bot.shadow.ShadowService (handlers.services.ShadowControl)
 
     def __post_init__(self) -> None:
         if self.queries is None:

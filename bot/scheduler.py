@@ -87,6 +87,9 @@ class TradingJob:
         app = self.app
         engine = app.engine
         await engine.on_tick()
+        shadow = getattr(app, "shadow", None)
+        if shadow is not None:  # the challengers after live's step, never before it
+            await shadow.after_tick()
         with engine.timer.phase("bars"):  # every second only the last bars: is there a new close?
             now = app.clock()
             latest = closed_bars(await app.broker.bars(3), now)
@@ -99,6 +102,8 @@ class TradingJob:
             self.last_bar_time = window["time"][-1]
             app.last_bars = window
             await engine.on_bar(window)
+            if shadow is not None:
+                await shadow.after_bar(window)
             if app.market_state is not None:
                 remember_last_bar(app.market_state, self.last_bar_time)
         self.reports.tick(app.clock())
@@ -113,13 +118,21 @@ class TradingJob:
             return range(0)
         return range(closed.height, closed.height + 1)
 
-    def bar_decided(self, _bar: int, window: pl.DataFrame, _decision: object) -> None:
-        """The market loop's hook after each bar decision of a replayed paper market."""
+    def bar_decided(self, _bar: int, window: pl.DataFrame, _decision: object) -> Awaitable[None] | None:
+        """The market loop's hook after each bar decision of a replayed paper market (then the challengers')."""
         app = self.app
         self.last_bar_time = window["time"][-1]
         app.last_bars = window
         if app.market_state is not None:
             remember_last_bar(app.market_state, self.last_bar_time, app.clock())
+        shadow = getattr(app, "shadow", None)
+        return shadow.after_bar(window) if shadow is not None else None
+
+    def stepped(self, now: datetime) -> Awaitable[None] | None:
+        """The market loop's hook after each live step of a replayed paper market: reports, then the challengers."""
+        self.reports.tick(now)
+        shadow = getattr(self.app, "shadow", None)
+        return shadow.after_tick() if shadow is not None else None
 
     async def _reconnect(self, exc: Exception) -> None:
         app = self.app

@@ -38,6 +38,7 @@ from handlers import (
     performance,
     positions,
     risk,
+    shadow,
     start,
     status,
     system,
@@ -86,6 +87,8 @@ COMMANDS: tuple[CommandSpec, ...] = (
     CommandSpec("export", "Trades as a CSV file", daily.export, args="[days]"),
     CommandSpec("chart", "Candlestick chart with SMC overlays", charts.chart, args="[bars 20-300]"),
     CommandSpec("equity", "Equity curve with drawdown", charts.equity),
+    CommandSpec("shadow", "Challengers on paper beside live: figures, chart; add or drop one", shadow.shadow,
+                args="[add vNNN | add params NAME | drop N]"),
     CommandSpec("backtest", "Replay the strategy over recent bars (runs aside)", backtest.backtest,
                 args="[days]"),
     CommandSpec("model", "Active model version and its metrics", model.model),
@@ -96,7 +99,7 @@ COMMANDS: tuple[CommandSpec, ...] = (
     CommandSpec("notify", "Switch each message kind on, silent or off", notify.notify, args="[KIND on|silent|off]"),
 )
 ROUTER_MODULES = (start, status, positions, control, risk, market, filters, why, performance, daily, charts, backtest,
-                  model, system, notify, approvals, paging)
+                  model, system, notify, approvals, paging, shadow)
 
 
 def bot_commands(commands: tuple[CommandSpec, ...] = COMMANDS) -> list[BotCommand]:

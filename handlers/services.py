@@ -74,6 +74,29 @@ class Queries(Protocol):
     async def schema_revision(self) -> str: ...
 
 
+class ShadowControl(Protocol):
+    """The shadow challengers (bot.shadow.ShadowService): add and drop raise ValueError with one line
+    for the user and change nothing; `view` gives live and each challenger with their figures."""
+
+    async def add(self, *, model: str | None, params: str | None, by: str) -> Any: ...
+
+    async def drop(self, number: int, by: str) -> Any: ...
+
+    async def view(self) -> Any: ...
+
+    def pending_promotions(self) -> Sequence[Any]:
+        """Open promotion requests (trading.risk.approvals.Approval)."""
+        ...
+
+    def promotion(self, approval_id: str) -> Any:
+        """The promotion request with this id, whatever its status (None when unknown)."""
+        ...
+
+    async def resolve_promotion(self, approval_id: str, approve: bool, by: str) -> Any:
+        """ApprovalError when unknown, answered or expired; approving makes the challenger live."""
+        ...
+
+
 class Services(Protocol):
     engine: TradingEngine
     journal: Any  # bot.store.Journal
@@ -89,3 +112,4 @@ class Services(Protocol):
     version: dict[str, str]
     bars_available: Callable[[], int] | None  # closed M15 bars the bot holds now
     models: Any  # models.registry.ModelSlot: what the live loop has loaded (.current, .note); None without one
+    shadow: ShadowControl | None  # the shadow challengers; None when they are off

@@ -97,7 +97,9 @@ def _train_job(bars: pl.DataFrame, models_dir: str, options: dict[str, Any]) -> 
     """Runs in the worker process: train, validate against the active, activate or reject."""
     from models.training import train_models
 
-    report = train_models(bars, models_dir, progress=_report, activate=True, **options)
+    options = dict(options)
+    activate = bool(options.pop("activate", True))  # False: stored only, the bot puts it in shadow
+    report = train_models(bars, models_dir, progress=_report, activate=activate, **options)
     return report.to_json_dict()
 
 
@@ -117,8 +119,12 @@ class AutoTrainer:
         on_event: Callable[[Event], None] | None = None,
         executor_factory: Callable[[Any], Executor] | None = None,
         last_success: datetime | None = None,
+        to_shadow: Callable[[str], str] | None = None,
     ) -> None:
         self.registry = registry
+        # a new model goes to shadow first: stored, not activated, and handed to this callable (from the
+        # supervisor thread), which starts it as a challenger and returns one line saying what it did
+        self.to_shadow = to_shadow
         self.slot = slot
         self.fetch_bars = fetch_bars
         self.config = config or AutoTrainerConfig()
@@ -219,6 +225,8 @@ class AutoTrainer:
             "valid_size": self.config.test_size,
             "triggered_by": f"{trigger}:{by}",
         }
+        if self.to_shadow is not None:
+            options["activate"] = False
         old_version = self.registry.active_version()
         thread = threading.Thread(
             target=self._supervise, args=(bars, options, trigger, by, old_version, outcome),
@@ -262,6 +270,16 @@ class AutoTrainer:
         old_metrics: dict[str, Any] = {}
         if old_version is not None:
             old_metrics = dict(self.registry.metadata(old_version).get("metrics", {}))
+        if self.to_shadow is not None and not result["activated"]:
+            try:
+                said = self.to_shadow(version)
+            except Exception as exc:  # the model is stored all the same: /shadow add can start it later
+                said = f"not started in shadow ({exc}); /shadow add {version} starts it"
+            reason = f"stored as {version}, not live: {said}"
+            self.on_event(Event(EventKind.INFO, _utcnow(), {"trigger": trigger, "by": by, "version": version,
+                                                            "reason": reason}, f"retrained model {reason}"))
+            return RetrainOutcome(trigger, by, False, reason, version, old_version, new_metrics, old_metrics,
+                                  float(result["seconds"]))
         if not result["activated"]:
             self.on_event(Event(EventKind.INFO, _utcnow(), {"trigger": trigger, "by": by, "version": version,
                                                             "reason": result["activation_reason"]},

@@ -34,6 +34,9 @@ def add_backtest_arguments(sub: Any) -> None:
     p.add_argument("--spread", type=int, metavar="POINTS",
                    help="assume this constant spread for a file without a spread column (said in the report)")
     p.add_argument("--no-baselines", action="store_true", help="skip the baseline runs")
+    p.add_argument("--challenger", action="append", metavar="SPEC", help="run a shadow challenger beside the "
+                   "strategy as the bot does forward (repeatable): vNNN, params:FILE.json, or vNNN+params:FILE.json; "
+                   "prints each with its difference to the strategy per day (research/shadow_backtest.py)")
     ib = p.add_argument_group("intrabar modes (as MT5's tester): the finest one given is used")
     ib.add_argument("--ticks", metavar="FILE", help="real ticks: time_msc (int64 ms, broker server time, as "
                     "copy_ticks_range returns), bid, ask [, last, volume, flags]; parquet or CSV")
@@ -91,6 +94,10 @@ def cmd_backtest(args: argparse.Namespace) -> int:
         return cmd_walk_forward(args, console, config)
     bars = _slice(load_bars(args.data, server_tz=args.server_tz, spread=args.spread), args.date_from, args.date_to,
                   config.warmup_bars)
+    if getattr(args, "challenger", None):
+        from research.shadow_backtest import cmd_shadow_backtest
+
+        return cmd_shadow_backtest(args, console, config, bars)
     try:
         path, mode_note = _intrabar_path(args, bars, config)
     except IntrabarDataError as exc:

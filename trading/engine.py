@@ -199,12 +199,6 @@ class TradingEngine(PositionWatch, CloseBooking, RiskCommands, SavedState):
             strategy_edge=str(getattr(self.analyzer, "edge", "")),
         )
 
-    @property
-    def _last_tick(self) -> Tick | None:
-        """The old name of `last_tick`: the shadow branch reads `getattr(engine, "_last_tick", None)`;
-        drop this once it reads `last_tick`."""
-        return self.last_tick
-
     def published_mode(self) -> ModeDecision:
         """The risk mode as last published (a step publishes the change when `mode()` differs)."""
         return self._mode

@@ -34,7 +34,7 @@ def kelly_estimate(recent_profits: Sequence[float], prior_payoff: float = 2.0) -
         avg_win = sum(wins) / len(wins) if wins else 0.0
         avg_loss = sum(losses) / len(losses) if losses else 0.0
         b = avg_win / avg_loss if avg_loss > 0 else (10.0 if avg_win > 0 else 1.0)
-    f = (p * b - (1 - p)) / b
+    f = (p * b - (1 - p)) / b if b > 0 else 0.0  # only losses in the window: no edge to size up
     f = min(max(f, 0.0), KELLY_CAP) / 2
     return KellyEstimate(win_rate=p, payoff=b, fraction=f, trades=len(trades))
 
