@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import argparse
 import csv
-import json
-import sys
 import time
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+
+from research.report_text import write_json
 
 if TYPE_CHECKING:  # the parser is built without polars; the command imports it when it runs
     import polars as pl
@@ -226,14 +226,6 @@ def _other_order(config: Any) -> Any:
     from trading.intrabar import GeneratedPath
 
     return lambda frame: GeneratedPath(frame, config.ticks_per_bar, order="nearer")
-
-
-def write_json(target: str, out: dict[str, Any]) -> None:
-    text = json.dumps(out, default=str)
-    if target == "-":
-        sys.stdout.write(text + "\n")
-    else:
-        Path(target).write_text(text + "\n", encoding="utf-8")
 
 
 RUN_LABELS = {"strategy": "strategy", "buy_and_hold": "buy&hold", "smc_only": "SMC-only", "random": "random"}

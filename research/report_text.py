@@ -6,11 +6,13 @@ Stdlib only at import (the parser stays fast); rich is imported when a terminal 
 
 from __future__ import annotations
 
+import json
 import sys
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any, TextIO
 from zoneinfo import ZoneInfo
 
@@ -95,3 +97,12 @@ def bar_progress(console: Any, total: int) -> Iterator[Callable[[str], Tracker]]
             return lambda done, all_bars: progress.update(task, completed=done, total=all_bars)
 
         yield tracker
+
+
+def write_json(target: str, out: dict[str, Any]) -> None:
+    """A report as one JSON line, to stdout for "-" or to a file."""
+    text = json.dumps(out, default=str)
+    if target == "-":
+        sys.stdout.write(text + "\n")
+    else:
+        Path(target).write_text(text + "\n", encoding="utf-8")

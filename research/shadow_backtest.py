@@ -162,7 +162,7 @@ def cmd_shadow_backtest(args: argparse.Namespace, console: Any, config: Any, bar
         return 2
     render(console, out)
     if args.json_out:
-        from research.backtest_cli import write_json
+        from research.report_text import write_json
 
         write_json(args.json_out, out)
     return 0
