@@ -156,7 +156,9 @@ def cmd_backtest(args: argparse.Namespace) -> int:
         from research.compare import versus_baselines
 
         out["versus"] = versus_baselines(main, runs)  # R per trade with a 95% CI: chance or not
-    _add_fills_and_coherence(out, main, config)
+    from trading.run_checks import run_checks
+
+    out.update(run_checks([main], config.params, config.limits).to_json())
     out["command_seconds"] = round(time.perf_counter() - started, 2)
     out["runs"] = 2 + (0 if args.no_baselines else 3)  # strategy, sensitivity, SMC-only, random, buy-and-hold
     _report(console, out)
@@ -183,19 +185,6 @@ def cmd_backtest(args: argparse.Namespace) -> int:
     if args.json_out:
         write_json(args.json_out, out)
     return 0
-
-
-def _add_fills_and_coherence(out: dict[str, Any], main: Any, config: Any) -> None:
-    """Where stops filled against their levels (on real ticks: the slippage the ticks gave), and the
-    rules that never fired or cannot act with these parameters (trading.coherence)."""
-    from trading.broker.fills import describe_slippage
-    from trading.coherence import coherence_line, coherence_report, fired_rules
-
-    out["fills"] = main.fills
-    out["fills_line"] = describe_slippage(main.fills, main.intrabar_mode)
-    fired = fired_rules(out["exit_reasons"], main.sl_moves, main.gate_blocks)
-    out["coherence"] = coherence_report(config.params, config.limits, fired)
-    out["coherence_line"] = coherence_line(out["coherence"])
 
 
 def _intrabar_path(args: argparse.Namespace, bars: pl.DataFrame, config: Any) -> tuple[Any, str]:

@@ -51,6 +51,10 @@ def cmd_walk_forward(args: argparse.Namespace, console: Any, config: BacktestCon
         "spread_assumed_points": args.spread,
         "walk_forward": wf,
     }
+    if result.folds:  # a rule fired if it fired in any fold; the fills of every fold
+        from trading.run_checks import run_checks
+
+        out.update(run_checks([f.strategy for f in result.folds], config.params, config.limits).to_json())
     _report(console, out)
     if args.plot:
         from charts.equity import equity_chart
@@ -134,6 +138,9 @@ def _report(console: Any, out: dict[str, Any]) -> None:
         console.print(f"{wf['untested_bars']} bars after the last complete test window were not traded")
     if out.get("intrabar"):
         console.print(f"intrabar: {out['intrabar']}; the baselines walk the same path")
+    for key in ("fills_line", "coherence_line"):  # over all folds (trading.run_checks)
+        if out.get(key):
+            console.print(out[key])
     beaten = [names[k] for k, m in wf["baselines"].items() if wf["overall"]["net_profit"] <= m["net_profit"]]
     if beaten:
         console.print(f"[yellow]As one chained account, the strategy makes no more than {', '.join(beaten)} on "
