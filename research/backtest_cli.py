@@ -164,8 +164,6 @@ def cmd_backtest(args: argparse.Namespace) -> int:
     _report(console, out)
     console.print(out["fills_line"])
     console.print(out["coherence_line"])
-    for line in out.get("versus", {}).get("verdicts", []):
-        console.print(f"The strategy {line}.")
     from research.walkforward_cli import halt_lines, halt_marks
 
     for line in halt_lines(out["halts"]) + [x for k, v in out.get("baseline_halts", {}).items()
@@ -284,9 +282,10 @@ def _report(console: Any, out: dict[str, Any]) -> None:
                           ("gates that blocked most: ", dict(list(out["gate_blocks"].items())[:6]))):
         for line in phrase_lines(title, fmt_counts(counts).split(", ")):
             console.print(line, highlight=False)
-    best_base = max((m["net_profit"] for m in out.get("baselines", {}).values()), default=None)
-    if best_base is not None and out["net_profit"] <= best_base:
-        console.print("[yellow]The strategy does not beat its best baseline on this data.[/yellow]")
+    # the verdict against the baselines is the statistics' alone (R per trade with a 95% CI,
+    # research.compare); the net figures stay in the table above
+    for line in out.get("versus", {}).get("verdicts", []):
+        console.print(f"The strategy {line}.", highlight=False)
 
 
 def header_lines(out: dict[str, Any]) -> list[str]:
