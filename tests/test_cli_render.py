@@ -108,6 +108,30 @@ def test_piped_progress_prints_plain_lines_at_most_every_few_seconds() -> None:
     assert len(lines) == 3
 
 
+def test_piped_progress_names_its_unit_and_the_stage() -> None:
+    from research.report_text import PlainProgress
+
+    now = [0.0]
+    out = io.StringIO()
+    track = PlainProgress(out, every=10, clock=lambda: now[0], unit="folds").tracker("walk-forward")
+    track(0, 3, "fold 1/3: training")
+    now[0] = 12.0
+    track(1, 3, "fold 2/3: training")
+    now[0] = 30.0
+    track(3, 3)
+    assert out.getvalue().splitlines() == ["walk-forward: 1 of 3 folds, 12 s (33%; fold 2/3: training)",
+                                           "walk-forward: 3 of 3 folds, 30 s (done)"]
+
+
+def test_stage_lines_are_plain_when_piped() -> None:
+    from research.report_text import status_lines
+
+    out = io.StringIO()
+    with status_lines(Console(file=io.StringIO()), "preparing the windows", out) as say:
+        say("fold 1: analysis")
+    assert out.getvalue().splitlines() == ["preparing the windows", "fold 1: analysis"]
+
+
 def test_table_cell_helpers() -> None:
     assert fmt_pf({"profit_factor": None, "trades": 0, "net_profit": 0.0}) == "n/a"
     assert fmt_pf({"profit_factor": 1.234}) == "1.23"
@@ -206,6 +230,7 @@ def test_walk_forward_report_fits_80_columns() -> None:
     assert "…" not in text and "None" not in text and "{" not in text
     assert "-50,412.35" in text and "risk_mode 3,513" in text and "spread ASSUMED 30 points" in text
     assert "buy-and-hold" in text and "strategy halted 2025-09-30 14:00" in " ".join(text.split())
+    assert "5,411 bars without entries, 3,100 of them with a setup" in " ".join(text.split())
 
 
 @pytest.mark.parametrize("command", [["bars", "--data", "x.parquet"], ["run", "--duration", "1"]])

@@ -215,8 +215,10 @@ def test_cli_walk_forward_json(shared_bars_path: Path, tmp_path: Path, capsys) -
     assert set(wf["overall"]) == set(wf["smc_only"]) >= METRIC_KEYS
     assert wf["overall"]["trades"] == sum(f["trades"] for f in wf["folds"])
     assert wf["smc_only"]["trades"] == sum(f["smc_only_trades"] for f in wf["folds"])
-    printed = capsys.readouterr().out
+    captured = capsys.readouterr()
+    printed = captured.out
     assert "out-of-sample folds" in printed
+    assert "walk-forward: 2 of 2 folds" in captured.err and "(done)" in captured.err  # piped: plain progress
     assert (tmp_path / "t.csv").read_text().startswith("ticket,")
     # the fills and coherence lines over all folds (trading.run_checks): every broker stop of every fold
     reasons = wf["overall"]["exit_reasons"]
