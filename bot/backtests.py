@@ -20,6 +20,7 @@ import polars as pl
 
 from handlers.services import BacktestRefused, BacktestReport, Progress
 from trading.backtest import BacktestConfig, run_backtest
+from trading.run_checks import run_checks
 
 BARS_PER_DAY = 96  # M15
 MIN_TEST_BARS = BARS_PER_DAY  # at least one day after the warm-up
@@ -88,7 +89,8 @@ class BotBacktester:
         return BacktestReport(requested_days=days, days=calendar, bars=result.bars, first=first,
                               last=last, seconds=time.perf_counter() - t0, metrics=result.metrics(),
                               models=models, equity_png=png, distribution_png=dist,
-                              trading_days=result.bars / BARS_PER_DAY)
+                              trading_days=result.bars / BARS_PER_DAY,
+                              checks=run_checks([result], config.params, config.limits).to_json())
 
     def close(self) -> None:
         self._pool.shutdown(wait=False, cancel_futures=True)

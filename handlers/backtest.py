@@ -73,10 +73,34 @@ def report_text(r: BacktestReport, now: datetime | None = None) -> str:
     ])
     reasons = m.get("exit_reasons") or {}
     exits = section("Exits", [f"{esc(exit_reason_words(k))} {count(v)}" for k, v in list(reasons.items())[:6]])
+    checks = section("Checks", check_lines(r.checks)) if r.checks else ""
     note = ("<i>Past bars, the live rules and costs of the paper broker; "
             f"{plural(trades, 'trade')} {'is' if trades == 1 else 'are'} "
             f"{'a small' if trades < 30 else 'a'} sample.</i>")
-    return join_sections(head, span, figures, exits, note, clock_line(now) if now is not None else "")
+    return join_sections(head, span, figures, exits, checks, note, clock_line(now) if now is not None else "")
+
+
+def _rule_words(names: list[str], most: int = 4) -> str:
+    words = [n.replace("_", " ") for n in names]
+    more = f" +{len(words) - most} more" if len(words) > most else ""
+    return (", ".join(words[:most]) + more) if words else "none"
+
+
+def check_lines(checks: dict[str, Any]) -> list[str]:
+    """The fills and coherence lines of trading.run_checks, phone-sized: the rules that never fired and
+    those the parameters make unreachable, then where the stops filled against their levels."""
+    coherence = checks["coherence"]
+    silent = [n for kind, names in coherence["never_fired"].items() if kind != "gate" for n in names]
+    gates = coherence["never_fired"].get("gate", [])
+    unreachable = [c["rule"] for c in coherence["contradictions"]]
+    lines = [f"Never fired: {esc(_rule_words(silent))} · unreachable: {esc(_rule_words(unreachable))}"]
+    if gates:
+        lines.append(f"Gates that never blocked: {esc(_rule_words(gates))}")
+    sl, tp = checks["fills"]["sl"], checks["fills"]["tp"]
+    if sl["fills"] or tp["fills"]:
+        lines.append(f"Stops: {count(sl['fills'])} SL ({count(sl['gapped'])} gapped), {sl['mean_points']:+.1f} pts "
+                     f"avg, worst {sl['worst_points']:+.1f} · {count(tp['fills'])} TP")
+    return lines
 
 
 async def backtest(message: Message, command: CommandObject, ctx: Services, bot: Bot, audit: AuditNote) -> None:

@@ -33,6 +33,7 @@ class BacktestReport:
     equity_png: bytes | None
     distribution_png: bytes | None = None  # P/L per trade, sent with the equity chart as one album
     trading_days: float = 0.0  # the same bars as 24-hour days of M15 bars (96 bars a day)
+    checks: dict[str, Any] | None = None  # trading.run_checks.RunChecks.to_json(): SL/TP fills, coherence
 
 
 class BacktestRefused(ValueError):

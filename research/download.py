@@ -288,9 +288,11 @@ def write_with(path: Path, frame: pl.DataFrame, where: str, cover: tuple[datetim
 
 async def download(source: HistorySource, request: DownloadRequest, console: Any = None) -> DownloadReport:
     """Fetch every month of `request` the file does not hold yet, checking and saving each as it comes."""
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+    from rich.console import Console
 
+    from research.report_text import bar_progress
     from trading.broker.base import BrokerError
+    from trading.numbers import count
 
     span = existing_span(request)  # before connecting: a wrong --out changes nothing
     cover = covered(request, span)
@@ -302,13 +304,12 @@ async def download(source: HistorySource, request: DownloadRequest, console: Any
     if work:
         await source.connect()
         try:
-            with Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
-                          TextColumn("{task.fields[rows]:,} rows"), TimeElapsedColumn(),
-                          console=console, transient=False) as progress:
-                task = progress.add_task(f"{source.symbol} {request.what}", total=len(work), rows=0)
-                for where, lo, hi in work:
+            # a bar on a terminal, plain lines on stderr every 10 s in a pipe or a log
+            with bar_progress(console if console is not None else Console(), len(work), unit="months") as tracker:
+                track = tracker(f"{source.symbol} {request.what}")
+                for done, (where, lo, hi) in enumerate(work):
                     label = _label(lo, hi)
-                    progress.update(task, description=f"{source.symbol} {request.what} {label}")
+                    track(done, len(work), f"{label}, {count(report.rows_added)} rows so far")
                     try:
                         frame = await _fetch(source, request, lo, hi, label)
                     except BrokerError as exc:
@@ -322,7 +323,7 @@ async def download(source: HistorySource, request: DownloadRequest, console: Any
                     if frame.height or request.out.exists():  # an empty month still extends the cover
                         report.rows_total = write_with(request.out, frame, where, cover)
                         report.rows_added += frame.height
-                    progress.update(task, advance=1, rows=report.rows_added)
+                    track(done + 1, len(work), f"{count(report.rows_added)} rows")
         finally:
             await source.disconnect()
     if report.rows_total == 0:

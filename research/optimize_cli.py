@@ -78,17 +78,10 @@ def cmd_optimize(args: argparse.Namespace) -> int:
 
 def _optimize(args: argparse.Namespace) -> int:
     from rich.console import Console
-    from rich.progress import (
-        BarColumn,
-        MofNCompleteColumn,
-        Progress,
-        TextColumn,
-        TimeElapsedColumn,
-        TimeRemainingColumn,
-    )
 
     from research import optimize as opt
     from research.optimize_report import build_report, plot, render
+    from research.report_text import bar_progress, status_lines
     from trading.backtest import BacktestConfig
     from trading.bars import load_bars
 
@@ -106,23 +99,20 @@ def _optimize(args: argparse.Namespace) -> int:
     if min_trades < 1:
         raise ValueError(f"--min-trades must be at least 1 (got {min_trades})")
     t0 = time.perf_counter()
-    with console.status("preparing the windows") as status:
+    with status_lines(console, "preparing the windows") as status:
         data = opt.prepare(bars, plan, config, use_models=not args.smc_only,
-                           min_trades=min_trades, progress=status.update)
+                           min_trades=min_trades, progress=status)
     prep_seconds = time.perf_counter() - t0
     study = opt.open_study(args.study, storage, args.seed, opt.fingerprint(bars, plan, data))
     before = len(opt.trial_records(study))
     executor = _executor(args, data)
     try:
         t1 = time.perf_counter()
-        with Progress(TextColumn("trials"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                      TimeRemainingColumn(), console=console, transient=True) as progress:
-            task = progress.add_task("trials", total=args.trials)
-            opt.run_trials(study, executor, data.space, args.trials, args.batch,
-                           progress=lambda done, total: progress.update(task, completed=done, total=total))
+        with bar_progress(console, args.trials, unit="trials") as tracker:  # plain lines on stderr in a pipe
+            opt.run_trials(study, executor, data.space, args.trials, args.batch, progress=tracker("trials"))
         search_seconds = time.perf_counter() - t1
         ran = len(opt.trial_records(study)) - before
-        with console.status("sensitivity and hold-out"):
+        with status_lines(console, "sensitivity and hold-out"):
             out = build_report(study, data, executor)
     finally:
         executor.close()

@@ -13,14 +13,19 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any, Protocol, TextIO
 from zoneinfo import ZoneInfo
 
 from trading.numbers import count
 
 WIB = ZoneInfo("Asia/Jakarta")
 WIDTH = 80
-Tracker = Callable[[int, int], None]  # (bars done, bars in all), as run_backtest's progress calls it
+
+
+class Tracker(Protocol):
+    """(done, in all), as run_backtest's progress calls it, with an optional note of the stage."""
+
+    def __call__(self, done: int, total: int, note: str = "") -> None: ...
 
 
 def _moment(value: datetime | str) -> datetime:
@@ -58,45 +63,71 @@ class PlainProgress:
     and one when a run ends, so a long command never looks dead."""
 
     def __init__(self, out: TextIO | None = None, every: float = 10.0,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+                 clock: Callable[[], float] = time.monotonic, unit: str = "bars") -> None:
         self.out = out or sys.stderr
         self.every = every
         self.clock = clock
+        self.unit = unit
 
     def tracker(self, label: str) -> Tracker:
         began = self.clock()
         last = [began]
 
-        def update(done: int, total: int) -> None:
+        def update(done: int, total: int, note: str = "") -> None:
             now = self.clock()
             finished = done >= total
             if not finished and now - last[0] < self.every:
                 return
             last[0] = now
             state = "done" if finished else f"{done / total:.0%}" if total else "…"
-            self.out.write(f"{label}: {count(done)} of {count(total)} bars, {now - began:.0f} s ({state})\n")
+            extra = f"; {note}" if note and not finished else ""
+            self.out.write(f"{label}: {count(done)} of {count(total)} {self.unit}, {now - began:.0f} s "
+                           f"({state}{extra})\n")
             self.out.flush()
 
         return update
 
 
 @contextmanager
-def bar_progress(console: Any, total: int) -> Iterator[Callable[[str], Tracker]]:
-    """`tracker(label)` for each run: a rich progress bar on a terminal, plain lines on stderr otherwise."""
+def bar_progress(console: Any, total: int, unit: str = "bars") -> Iterator[Callable[[str], Tracker]]:
+    """`tracker(label)` for each run: a rich progress bar on a terminal, plain lines on stderr otherwise
+    (every 10 s and at the end). A tracker's `note` names the stage beside the label."""
     if not getattr(console, "is_terminal", False):
-        plain = PlainProgress()
+        plain = PlainProgress(unit=unit)
         yield plain.tracker
         return
     from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 
-    with Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total} bars"),
+    with Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total} " + unit),
                   TimeRemainingColumn(), console=console, transient=True) as progress:
 
         def tracker(label: str) -> Tracker:
             task = progress.add_task(label, total=total)
-            return lambda done, all_bars: progress.update(task, completed=done, total=all_bars)
+
+            def update(done: int, total: int, note: str = "") -> None:
+                progress.update(task, completed=done, total=total, description=f"{label}: {note}" if note else label)
+
+            return update
 
         yield tracker
+
+
+@contextmanager
+def status_lines(console: Any, first: str, out: TextIO | None = None) -> Iterator[Callable[[str], None]]:
+    """`say(text)` for a stage with no count: a rich spinner on a terminal, else each text as a plain line
+    on stderr (stages come seconds apart, so every one is written)."""
+    if not getattr(console, "is_terminal", False):
+        stream = out or sys.stderr
+
+        def say(text: str) -> None:
+            stream.write(text + "\n")
+            stream.flush()
+
+        say(first)
+        yield say
+        return
+    with console.status(first) as status:
+        yield status.update
 
 
 def write_json(target: str, out: dict[str, Any]) -> None:

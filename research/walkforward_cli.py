@@ -8,12 +8,12 @@ from pathlib import Path
 from typing import Any
 
 from trading.backtest import BacktestConfig
+from trading.numbers import count
 
 
 def cmd_walk_forward(args: argparse.Namespace, console: Any, config: BacktestConfig) -> int:
-    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
-
     from research.backtest_cli import _intrabar_path, _slice, _write_trades, write_json
+    from research.report_text import bar_progress
     from research.walkforward import TrainOptions, parse_spec, plan_folds, walk_forward
     from trading.bars import load_bars
 
@@ -28,13 +28,14 @@ def cmd_walk_forward(args: argparse.Namespace, console: Any, config: BacktestCon
     path, mode_note = _intrabar_path(args, bars.slice(plans[0].test.start - config.warmup_bars), config)
     options = TrainOptions(n_folds=args.wf_folds, test_size=args.wf_test_size, valid_size=args.wf_test_size)
     t0 = time.perf_counter()
-    with Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total} folds"),
-                  TimeElapsedColumn(), console=console, transient=True) as progress:
-        task = progress.add_task("walk-forward", total=n_folds)
+    with bar_progress(console, n_folds, unit="folds") as tracker:  # plain lines on stderr in a pipe
+        track = tracker("walk-forward")
+        done = [0]
 
         def report(stage: str, k: int, n: int) -> None:
-            label = f"fold {min(k + 1, n)}/{n}: {stage}" if stage != "done" else f"{k}/{n} folds done"
-            progress.update(task, description=label, completed=k if stage == "done" else None)
+            if stage == "done":
+                done[0] = k
+            track(done[0], n, f"fold {min(k + 1, n)}/{n}: {stage}" if stage != "done" else "")
 
         result = walk_forward(bars, train, test, step, config, options, models_dir=args.wf_keep_models,
                               progress=report, path=path)
@@ -51,6 +52,10 @@ def cmd_walk_forward(args: argparse.Namespace, console: Any, config: BacktestCon
         "spread_assumed_points": args.spread,
         "walk_forward": wf,
     }
+    if result.folds:  # a rule fired if it fired in any fold; the fills of every fold
+        from trading.run_checks import run_checks
+
+        out.update(run_checks([f.strategy for f in result.folds], config.params, config.limits).to_json())
     _report(console, out)
     if args.plot:
         from charts.equity import equity_chart
@@ -78,7 +83,7 @@ def halt_marks(halts: list[Any]) -> list[tuple[Any, Any, str]]:
 
 def halt_lines(halts: list[dict[str, Any]], who: str = "strategy") -> list[str]:
     return [f"{who} halted {h['start'][:16]} → {(h['end'] or 'end of data')[:16]} by a loss limit ({h['reason']}): "
-            f"{h['bars']} bars without entries, {h['setups_blocked']} of them with a setup" for h in halts]
+            f"{count(h['bars'])} bars without entries, {count(h['setups_blocked'])} of them with a setup" for h in halts]
 
 
 def _pct(x: float) -> str:
@@ -134,6 +139,9 @@ def _report(console: Any, out: dict[str, Any]) -> None:
         console.print(f"{wf['untested_bars']} bars after the last complete test window were not traded")
     if out.get("intrabar"):
         console.print(f"intrabar: {out['intrabar']}; the baselines walk the same path")
+    for key in ("fills_line", "coherence_line"):  # over all folds (trading.run_checks)
+        if out.get(key):
+            console.print(out[key])
     beaten = [names[k] for k, m in wf["baselines"].items() if wf["overall"]["net_profit"] <= m["net_profit"]]
     if beaten:
         console.print(f"[yellow]As one chained account, the strategy makes no more than {', '.join(beaten)} on "

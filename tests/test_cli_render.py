@@ -39,12 +39,15 @@ def test_backtest_report_fits_80_columns_without_python_reprs() -> None:
                            "profit_factor": None, "delta_net_profit": 611.25},
            **_metrics(250, -50412.35, 0.68), "gate_blocks": {"risk_mode": 3513, "session": 2047},
            "baselines": {"buy_and_hold": _metrics(1, 2094.44, None), "smc_only": _metrics(250, -501.35, 0.68),
-                         "random": _metrics(267, -521.52, 0.75)}}
+                         "random": _metrics(267, -521.52, 0.75)},
+           "versus": {"verdicts": ["does worse than SMC-only: difference -0.21 R per trade, 95% CI -0.35…-0.08",
+                                   "does not beat random entries: difference -0.03 R per trade, 95% CI -0.11…+0.05 "
+                                   "(the interval holds zero: within chance)"]}}
     buf = io.StringIO()
     _report(Console(file=buf, width=80), out)
     text = buf.getvalue()
     assert max(len(line) for line in text.splitlines()) <= 80
-    assert "…" not in text and "None" not in text and "{" not in text
+    assert text.count("…") == 2 and "None" not in text and "{" not in text  # the two CIs' "…", nothing cut
     assert "-$50,412.35" in text and "strategy" in text and "no loss" in text
     assert "broker_sl 156, smart_take_profit 40" in text
     assert "spread ASSUMED 25 points" in text
@@ -61,6 +64,22 @@ def test_backtest_report_fits_80_columns_without_python_reprs() -> None:
     # both speeds, each saying what it covers
     assert "strategy run 12.3 s (613 bars/s, analysis included)" in flat
     assert "whole command 71.0 s (424 bars/s over its 4 runs, with loading)" in flat
+    # one voice: the verdict is the statistics' (R per trade with its CI), the net figures stay in the table
+    assert "best baseline" not in flat and "-$501.35" in text
+    assert flat.count("The strategy ") == 2 and "The strategy does worse than SMC-only: difference -0.21 R" in flat
+    assert "The strategy does not beat random entries" in flat and "within chance)." in flat
+
+
+def test_backtest_report_without_baselines_gives_no_verdict() -> None:
+    out = {"from": "2025-09-01 00:00:00+00:00", "to": "2025-09-24 05:00:00+00:00", "bars": 2000, "seconds": 2.0,
+           "bars_per_second": 1000.0, "models": "no models: SMC-only", "spread_assumed_points": None,
+           "intrabar": "generated", "detail_share": 0.0, "ticks": 10, "ticks_skipped": 90, "command_seconds": 3.0,
+           "runs": 2, "sensitivity": {"against": "the other vertex order", "trades": 10, "net_profit": 10.0,
+                                      "profit_factor": 1.2, "delta_net_profit": 1.0},
+           **_metrics(10, 12.0, 1.3), "gate_blocks": {}}
+    buf = io.StringIO()
+    _report(Console(file=buf, width=80), out)
+    assert "The strategy" not in buf.getvalue() and "+$12.00" in buf.getvalue()
 
 
 def test_report_lines_break_between_phrases() -> None:
@@ -87,6 +106,30 @@ def test_piped_progress_prints_plain_lines_at_most_every_few_seconds() -> None:
     assert lines[0] == "strategy: 4,500 of 11,800 bars, 10 s (38%)"
     assert lines[-1] == "strategy: 11,800 of 11,800 bars, 24 s (done)"
     assert len(lines) == 3
+
+
+def test_piped_progress_names_its_unit_and_the_stage() -> None:
+    from research.report_text import PlainProgress
+
+    now = [0.0]
+    out = io.StringIO()
+    track = PlainProgress(out, every=10, clock=lambda: now[0], unit="folds").tracker("walk-forward")
+    track(0, 3, "fold 1/3: training")
+    now[0] = 12.0
+    track(1, 3, "fold 2/3: training")
+    now[0] = 30.0
+    track(3, 3)
+    assert out.getvalue().splitlines() == ["walk-forward: 1 of 3 folds, 12 s (33%; fold 2/3: training)",
+                                           "walk-forward: 3 of 3 folds, 30 s (done)"]
+
+
+def test_stage_lines_are_plain_when_piped() -> None:
+    from research.report_text import status_lines
+
+    out = io.StringIO()
+    with status_lines(Console(file=io.StringIO()), "preparing the windows", out) as say:
+        say("fold 1: analysis")
+    assert out.getvalue().splitlines() == ["preparing the windows", "fold 1: analysis"]
 
 
 def test_table_cell_helpers() -> None:
@@ -187,6 +230,7 @@ def test_walk_forward_report_fits_80_columns() -> None:
     assert "…" not in text and "None" not in text and "{" not in text
     assert "-50,412.35" in text and "risk_mode 3,513" in text and "spread ASSUMED 30 points" in text
     assert "buy-and-hold" in text and "strategy halted 2025-09-30 14:00" in " ".join(text.split())
+    assert "5,411 bars without entries, 3,100 of them with a setup" in " ".join(text.split())
 
 
 @pytest.mark.parametrize("command", [["bars", "--data", "x.parquet"], ["run", "--duration", "1"]])

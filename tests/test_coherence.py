@@ -58,3 +58,45 @@ def test_rules_that_never_fired_are_listed_by_kind() -> None:
     line = coherence_line(coherence_report(replace(DEFAULTS, trail_start_atr=9.0), RiskLimits(), fired))
     assert line.startswith("coherence: never fired: broker broker_tp; exit smart_take_profit")
     assert "unreachable by parameters: trailing_stop" in line
+
+
+# ------------------------------------------------------------------------------------------ over runs
+
+def _run(reasons: list[str], moves: dict[str, int], blocks: dict[str, int], fills: list, mode: str = "generated"):
+    from collections import Counter
+    from types import SimpleNamespace
+
+    return SimpleNamespace(trades=[SimpleNamespace(reason=r) for r in reasons], sl_moves=Counter(moves),
+                           gate_blocks=Counter(blocks), level_fills=fills, point=0.01, intrabar_mode=mode)
+
+
+def test_over_several_runs_a_rule_fired_if_it_fired_in_any_and_the_fills_are_summed() -> None:
+    from trading.broker.fills import LevelFill
+    from trading.domain import DealReason, Side
+    from trading.run_checks import run_checks
+
+    gap = LevelFill(DealReason.SL, Side.BUY, 2000.0, 1999.5, crossed=False)  # 50 points beyond the stop
+    at = LevelFill(DealReason.SL, Side.BUY, 2000.0, 2000.0, crossed=True)
+    tp = LevelFill(DealReason.TP, Side.SELL, 1990.0, 1990.0, crossed=True)
+    first = _run(["broker_sl"], {"breakeven": 1}, {"session": 3}, [gap])
+    second = _run(["broker_sl", "broker_tp", "max_loss"], {}, {}, [at, tp])
+    checks = run_checks([first, second], DEFAULTS, RiskLimits())
+    silent = checks.coherence["never_fired"]
+    assert "broker_tp" not in silent["broker"] and "max_loss" not in silent["exit"]  # fired in the second only
+    assert "breakeven" not in silent["position manager"] and "session" not in silent["gate"]  # in the first only
+    assert "trailing_stop" in silent["position manager"] and "time_limit" in silent["exit"]
+    assert checks.fills["sl"] == {"fills": 2, "gapped": 1, "mean_points": 25.0, "p90_points": 45.0,
+                                  "worst_points": 50.0}
+    assert checks.fills["tp"]["fills"] == 1
+    assert checks.fills_line.startswith("SL/TP fills (generated path): 2 SL (1 gapped), +25.0 points")
+    assert checks.coherence_line.startswith("coherence: never fired: exit smart_take_profit")
+    assert set(checks.to_json()) == {"fills", "fills_line", "coherence", "coherence_line"}
+
+
+def test_the_checks_refuse_no_runs() -> None:
+    import pytest
+
+    from trading.run_checks import run_checks
+
+    with pytest.raises(ValueError, match="at least one run"):
+        run_checks([], DEFAULTS, RiskLimits())

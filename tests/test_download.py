@@ -69,10 +69,12 @@ def expected(server_bars: pl.DataFrame, lo: str, hi: str) -> pl.DataFrame:
 # ---- bars -------------------------------------------------------------------------------------------------
 
 
-async def test_m15_download_writes_the_bars_files_schema_month_by_month(server_bars, tmp_path):
+async def test_m15_download_writes_the_bars_files_schema_month_by_month(server_bars, tmp_path, capsys):
     mt5 = fake_with(rates_of(server_bars))
     out = tmp_path / "m15.parquet"
     report = await D.download(source(mt5), request("M15", "2025-07-01", "2025-09-30", out))
+    progress = capsys.readouterr()  # piped: a plain line on stderr when the months are done, nothing on stdout
+    assert " 3 of 3 months, " in progress.err and "(done)" in progress.err and progress.out == ""
     written = pl.read_parquet(out)
     assert written.schema == server_bars.schema
     assert written.equals(expected(server_bars, "2025-07-01", "2025-10-01"))

@@ -182,7 +182,11 @@ def test_cli_optimize_reports_no_edge_and_changes_nothing(shared_bars_path: Path
     assert {"dsr", "sr0_daily", "days", "trials"} <= set(body["deflated_sharpe"])
     assert body["sensitivity"] and all(s["param"] in SEARCH_SPACE for s in body["sensitivity"])
     assert (tmp_path / "xaubot-trials.png").read_bytes()[:4] == b"\x89PNG"
-    text = capsys.readouterr().out
+    captured = capsys.readouterr()
+    text = captured.out
+    # piped (not a terminal): the stages and the trials as plain lines on stderr, none on the report
+    assert "preparing the windows" in captured.err and "sensitivity and hold-out" in captured.err
+    assert "trials: 3 of 3 trials" in captured.err and "(done)" in captured.err
     if body["verdict"]["survives"]:
         assert Path(body["proposal"]).exists()
     else:

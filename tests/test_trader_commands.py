@@ -314,11 +314,37 @@ async def test_backtest_runs_aside_edits_its_progress_and_sends_the_chart(
             card = h.message(status_id)
             assert "BACKTEST" in (card.text or "") and "Profit factor" in (card.text or "")
             assert "2.0 calendar days" in (card.text or "") and "⏰" in (card.text or "")
+            assert "Never fired:" in (card.text or "") and "unreachable: none" in (card.text or "")
             assert "calendar days" in (h.last().caption or "") and "⏰" in (h.last().caption or "")
             assert (h.last().photo or b"").startswith(PNG_SIGNATURE)
         finally:
             bars.release.set()
             h.ctx.backtester.close()
+
+
+def test_backtest_checks_are_one_phone_line_each() -> None:
+    from dataclasses import replace
+
+    from handlers.backtest import check_lines
+    from trading.coherence import coherence_report
+    from trading.parameters import StrategyParams
+    from trading.risk.modes import RiskLimits
+
+    params = replace(StrategyParams(), trail_start_atr=9.0)  # beyond the take-profit: unreachable
+    fired = {"broker_sl", "broker_tp", "smart_take_profit", "max_loss", "time_limit", "weekend", "stall",
+             "early_exit", "early_cut", "ml_reversal", "daily_limit", "market_close", "regime_danger",
+             "opposite_signal", "peak_drawdown", "urgency", "session"}
+    fills = {"sl": {"fills": 3, "gapped": 1, "mean_points": 12.0, "p90_points": 30.0, "worst_points": 36.0},
+             "tp": {"fills": 2, "gapped": 0, "mean_points": 0.0, "p90_points": 0.0, "worst_points": 0.0}}
+    lines = check_lines({"coherence": coherence_report(params, RiskLimits(), fired), "fills": fills})
+    assert lines[0] == "Never fired: breakeven, trailing stop · unreachable: trailing stop"
+    assert lines[1].startswith("Gates that never blocked: flash crash guard, news blackout")
+    assert lines[2] == "Stops: 3 SL (1 gapped), +12.0 pts avg, worst +36.0 · 2 TP"
+    assert all(len(line) <= 100 for line in lines)
+    none = {"sl": {**fills["sl"], "fills": 0}, "tp": {**fills["tp"], "fills": 0}}
+    quiet = check_lines({"coherence": coherence_report(StrategyParams(), RiskLimits(), fired | {"breakeven",
+                         "trailing_stop"}), "fills": none})
+    assert quiet[0] == "Never fired: none · unreachable: none" and not any(x.startswith("Stops") for x in quiet)
 
 
 async def test_backtest_with_too_few_bars_says_how_many(fake_telegram: FakeTelegramServer, tmp_path: Path,

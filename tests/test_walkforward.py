@@ -215,8 +215,19 @@ def test_cli_walk_forward_json(shared_bars_path: Path, tmp_path: Path, capsys) -
     assert set(wf["overall"]) == set(wf["smc_only"]) >= METRIC_KEYS
     assert wf["overall"]["trades"] == sum(f["trades"] for f in wf["folds"])
     assert wf["smc_only"]["trades"] == sum(f["smc_only_trades"] for f in wf["folds"])
-    assert "out-of-sample folds" in capsys.readouterr().out
+    captured = capsys.readouterr()
+    printed = captured.out
+    assert "out-of-sample folds" in printed
+    assert "walk-forward: 2 of 2 folds" in captured.err and "(done)" in captured.err  # piped: plain progress
     assert (tmp_path / "t.csv").read_text().startswith("ticket,")
+    # the fills and coherence lines over all folds (trading.run_checks): every broker stop of every fold
+    reasons = wf["overall"]["exit_reasons"]
+    assert body["fills"]["sl"]["fills"] == reasons.get("broker_sl", 0)
+    assert body["fills"]["tp"]["fills"] == reasons.get("broker_tp", 0)
+    silent = body["coherence"]["never_fired"]
+    assert not set(reasons) & {r for names in silent.values() for r in names}  # what closed a trade fired
+    assert body["coherence_line"].startswith("coherence: never fired:")
+    assert "coherence: never fired:" in printed and "SL/TP fills (" in printed
 
 
 def test_cli_walk_forward_refuses_bad_input(shared_bars_path: Path, capsys) -> None:

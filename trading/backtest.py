@@ -24,7 +24,7 @@ import polars as pl
 from trading.analysis import MarketAnalysis
 from trading.analyzer import AnalysisFrame, MarketAnalyzer, PrecomputedAnalyzer, RegimeSource, SignalSource
 from trading.broker.feeds import ReplayFeed
-from trading.broker.fills import slippage_summary
+from trading.broker.fills import LevelFill, slippage_summary
 from trading.broker.paper import PaperBroker
 from trading.domain import ClosedTrade, Side
 from trading.engine import Analyzer, TradingEngine
@@ -88,6 +88,8 @@ class BacktestResult:
     risk_state: RiskState | None = None  # the engine's risk counters at the end, to carry into a next run
     fills: dict[str, Any] = field(default_factory=dict)  # SL/TP fills against their levels (fills.slippage_summary)
     sl_moves: Counter[str] = field(default_factory=Counter)  # stop moves by the rule that made them
+    level_fills: list[LevelFill] = field(default_factory=list)  # every SL/TP fill, to sum over runs (run_checks)
+    point: float = 0.01  # the symbol's point, the unit of the fills' distances
     balance: np.ndarray = field(default_factory=lambda: np.zeros(0))  # the account balance at each equity time
 
     def metrics(self) -> dict[str, Any]:
@@ -184,6 +186,7 @@ async def _drive(bars: pl.DataFrame, analyzer: Analyzer, config: BacktestConfig,
         ticks_skipped=loop.skipped,
         halts=halts, risk_state=engine.state, fills=slippage_summary(broker.level_fills, broker.spec.point),
         sl_moves=Counter(change[4].split(":", 1)[0] for change in recorder.sl_changes),
+        level_fills=list(broker.level_fills), point=broker.spec.point,
         balance=np.asarray(balance, dtype=float),
     )
 
