@@ -95,4 +95,4 @@ def test_halt_text_and_chart_marks_name_the_date_and_the_limit(halted) -> None:
     assert (start, end) == (h.start, None) and "total-loss limit" in label and f"{h.start:%m-%d}" in label
     (line,) = halt_lines([h.to_dict()], "SMC-only")
     assert line.startswith("SMC-only halted " + str(h.start)[:16]) and "end of data" in line
-    assert f"{h.setups_blocked} of them with a setup" in line
+    assert f"{h.setups_blocked:,} of them with a setup" in line
