@@ -518,11 +518,15 @@ class App:
         scheduler.pause()
         if self.market_loop is not None:  # a replay's job may hold thousands of due ticks: end after this one
             self.market_loop.halt()
-        running = [t for t in self.running_jobs if not t.done() and t is not asyncio.current_task()]
-        if running:
-            _, pending = await asyncio.wait(running, timeout=timeout)
-            if pending:
+        deadline = asyncio.get_running_loop().time() + timeout
+        await asyncio.sleep(0)  # a job handed to the loop just before the pause registers itself first
+        # a job may start others (the report tasks of the replay's last tick): wait until none runs
+        while running := [t for t in self.running_jobs if not t.done() and t is not asyncio.current_task()]:
+            left = deadline - asyncio.get_running_loop().time()
+            _, pending = await asyncio.wait(running, timeout=max(left, 0))
+            if pending:  # only after the deadline
                 log.warning("shutdown: %d job(s) still running after %.0f s are cancelled", len(pending), timeout)
+                break
         scheduler.shutdown(wait=False)
 
     async def _last_journal_try(self) -> None:

@@ -32,6 +32,7 @@ from trading.timezones import utc_now
 
 log = logging.getLogger(__name__)
 PROBE_KEY = "journal_probe"  # bot_state key the probe write stamps with the time it wrote
+SHUTDOWN_GRACE = 5.0  # seconds a journal write in progress gets to finish when its task is cancelled
 MAX_HELD_DECISIONS = 500  # decisions kept for a long outage (five days of M15 bars); trades are never dropped
 
 
@@ -283,13 +284,23 @@ class JournalGuard:
                 await self._probe()  # success ends the outage (and announces it) through the health listener
 
     async def run(self) -> None:
-        """The retry loop (a task of the app)."""
+        """The retry loop (a task of the app). A shutdown cancels it: the wait ends at once, but a probe
+        or booking in progress finishes first (bounded), so no connection goes back to the pool
+        mid-transaction with a CancelledError."""
         while True:
             await asyncio.sleep(self.retry_seconds)
+            step = asyncio.ensure_future(self._maintain_logged())
             try:
-                await self.maintain()
-            except Exception:
-                log.exception("journal guard retry failed")
+                await asyncio.shield(step)
+            except asyncio.CancelledError:
+                await asyncio.wait([step], timeout=SHUTDOWN_GRACE)
+                raise
+
+    async def _maintain_logged(self) -> None:
+        try:
+            await self.maintain()
+        except Exception:
+            log.exception("journal guard retry failed")
 
     async def flush_now(self) -> list[str]:
         """At shutdown: one last try; returns the labels of what is still held (lost unless booked)."""

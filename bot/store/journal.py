@@ -9,6 +9,7 @@ Records in and out are domain dataclasses or the frozen records of bot.store.rec
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import csv
 import io
 import os
@@ -109,8 +110,13 @@ class Journal:
         self._write_lock = asyncio.Lock()  # bound to the loop that opened us
         return self
 
-    async def close(self) -> None:
+    async def close(self, grace: float = 5.0) -> None:
+        """Dispose of the pool last: a write in progress (another task's) commits first, up to `grace`
+        seconds, so its connection is not closed under it."""
         if self._engine is not None:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._write_lock.acquire(), grace)
+                self._write_lock.release()
             await self._engine.dispose()
         self._engine = None
         self._sessions = None
