@@ -33,10 +33,9 @@ from trading.backtest import (
     Progress,
     RandomSide,
     compute_metrics,
+    replay_account,
     run_backtest,
 )
-from trading.broker.feeds import ReplayFeed
-from trading.broker.paper import PaperBroker
 from trading.domain import ClosedTrade, Side
 from trading.risk.modes import RiskState
 
@@ -70,13 +69,7 @@ def run_random(bars: pl.DataFrame, config: BacktestConfig, *, regime: RegimeSour
 
 
 async def _hold(bars: pl.DataFrame, config: BacktestConfig, path: PathFactory | None, label: str) -> BacktestResult:
-    warmup = min(config.warmup_bars, max(bars.height - 1, 0))
-    feed = ReplayFeed(bars, speed=0, ticks_per_bar=config.ticks_per_bar, history=warmup, path=path)
-    if feed.finished:
-        raise ValueError("no bars to replay after the warm-up")
-    broker = PaperBroker(feed=feed, balance=config.balance, commission_per_lot=config.commission_per_lot,
-                         slippage_points=config.slippage_points, leverage=config.leverage)
-    await broker.connect()
+    warmup, feed, broker = await replay_account(bars, config, path)
     first = feed.next_tick_now()
     assert first is not None
     broker.set_tick(first)

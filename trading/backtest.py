@@ -109,12 +109,10 @@ class _JitteryWall:
         return self.t
 
 
-async def _drive(bars: pl.DataFrame, analyzer: Analyzer, config: BacktestConfig, *, live: bool,
-                 progress: Progress | None, label: str, path: PathFactory | None = None,
-                 speed: float = 0.0, wall_seed: int = 0, risk_state: RiskState | None = None) -> BacktestResult:
-    """The bars through `MarketLoop`, the same loop a paper replay runs: as fast as possible (speed 0)
-    or paced at `speed` against a jittery simulated wall clock (`paced_replay`). `risk_state` continues
-    an earlier run's risk counters."""
+async def replay_account(bars: pl.DataFrame, config: BacktestConfig,
+                         path: PathFactory | None) -> tuple[int, ReplayFeed, PaperBroker]:
+    """The warm-up length, the replay feed of `bars` on `path` and a connected paper account with the
+    config's balance, costs and leverage: what every run over history (strategy or baseline) trades on."""
     warmup = min(config.warmup_bars, max(bars.height - 1, 0))
     feed = ReplayFeed(bars, speed=0, ticks_per_bar=config.ticks_per_bar, history=warmup, path=path)
     if feed.finished:
@@ -122,6 +120,16 @@ async def _drive(bars: pl.DataFrame, analyzer: Analyzer, config: BacktestConfig,
     broker = PaperBroker(feed=feed, balance=config.balance, commission_per_lot=config.commission_per_lot,
                          slippage_points=config.slippage_points, leverage=config.leverage)
     await broker.connect()
+    return warmup, feed, broker
+
+
+async def _drive(bars: pl.DataFrame, analyzer: Analyzer, config: BacktestConfig, *, live: bool,
+                 progress: Progress | None, label: str, path: PathFactory | None = None,
+                 speed: float = 0.0, wall_seed: int = 0, risk_state: RiskState | None = None) -> BacktestResult:
+    """The bars through `MarketLoop`, the same loop a paper replay runs: as fast as possible (speed 0)
+    or paced at `speed` against a jittery simulated wall clock (`paced_replay`). `risk_state` continues
+    an earlier run's risk counters."""
+    warmup, feed, broker = await replay_account(bars, config, path)
     times: list[datetime] = bars["time"].to_list()
     clock = SimClock(times[warmup])
     recorder = MemoryRecorder(keep_decisions=False)
