@@ -5,41 +5,14 @@ replayed market (the market loop) and the live path (the 1-second job reading th
 
 from __future__ import annotations
 
-import os
-from pathlib import Path
 from typing import Any
 
-import pytest
-
-from bot.app import App
 from bot.brokers import BrokerSetup
-from bot.config import Settings, load_settings
+from tests.test_app import make_settings, no_telegram_env, started  # noqa: F401 (autouse fixture)
 from trading.bars import closed_bars
 from trading.broker.feeds import ReplayFeed
 from trading.broker.paper import PaperBroker
 from trading.synthetic import generate_bars
-
-
-def make_settings(tmp_path: Path, **overrides: Any) -> Settings:
-    base: dict[str, Any] = dict(
-        database_path=tmp_path / "x.db", models_dir=tmp_path / "models", paper_replay_speed=3000,
-        market_update_minutes=0, hourly_analysis=False, daily_summary=False, auto_retrain=False,
-    )
-    return load_settings(None, **(base | overrides))
-
-
-@pytest.fixture(autouse=True)
-def no_env(monkeypatch: pytest.MonkeyPatch) -> None:
-    for name in list(os.environ):
-        if name.startswith(("TELEGRAM_", "BROKER", "RISK_", "PAPER_", "DATABASE_PATH", "MODELS_DIR")):
-            monkeypatch.delenv(name)
-
-
-async def started(settings: Settings) -> App:
-    app = App(settings, console_input=False)
-    await app.start()
-    app.scheduler.pause()  # the test drives the trading job
-    return app
 
 
 async def test_the_replayed_market_answers_chart_status_and_filters_before_any_bar_closes(tmp_path, capsys) -> None:
