@@ -5,7 +5,6 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 from datetime import datetime
-from typing import Any
 
 from aiogram import Router
 from aiogram.types import Message
@@ -37,10 +36,10 @@ def lot_cap_note(g: GateResult, limits: RiskLimits | None) -> str:
             f"{limits.risk_per_trade_pct:g}% would need a larger lot")
 
 
-def gate_count(gates: Sequence[Any]) -> str:
+def gate_count(gates: Sequence[GateResult]) -> str:
     """`12 passed, 5 skipped of 17`: every listed gate is counted once (a skipped gate neither passed nor failed)."""
-    skipped = sum(1 for g in gates if getattr(g, "skipped", False))  # the journal's records have no flag
-    passed = sum(1 for g in gates if g.passed and not getattr(g, "skipped", False))
+    skipped = sum(1 for g in gates if g.skipped)
+    passed = sum(1 for g in gates if g.passed and not g.skipped)
     failed = len(gates) - skipped - passed
     parts = [f"{passed} passed"] + ([f"{failed} failed"] if failed else []) + ([f"{skipped} skipped"] if skipped else [])
     return f"{', '.join(parts)} of {len(gates)}"

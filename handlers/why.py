@@ -34,6 +34,7 @@ from handlers.filters import gate_count, gate_line
 from handlers.fmt import clock_line
 from handlers.names import exit_reason_words
 from handlers.services import Services
+from trading.gates import GateResult
 from trading.timezones import fmt_wib
 
 FEATURE_ORDER = ("close", "atr", "spread_points", "session", "regime", "regime_confidence", "ml_p_up",
@@ -94,10 +95,10 @@ def top_features(features: dict[str, Any], ranked: Iterable[str], n: int = 3) ->
     return picked
 
 
-def decisive_gates(gates: Sequence[Any]) -> list[Any]:
-    failed = [g for g in gates if not g.passed and not getattr(g, "skipped", False)]
+def decisive_gates(gates: Sequence[GateResult]) -> list[GateResult]:
+    failed = [g for g in gates if not g.passed and not g.skipped]
     rest = [g for name in DECISIVE for g in gates
-            if g.name == name and g not in failed and not getattr(g, "skipped", False)]
+            if g.name == name and g not in failed and not g.skipped]
     return (failed + rest)[:MAX_DECISIVE]
 
 
