@@ -95,7 +95,7 @@ def model_text(registry: Any, slot: Any = None) -> str:
 
 async def model(message: Message, ctx: Services) -> None:
     try:
-        text = model_text(ctx.registry, getattr(ctx, "models", None))
+        text = model_text(ctx.registry, ctx.models)
     except Exception as exc:  # a broken registry folder should not look like a bot crash
         text = f"🧠 Model registry unreadable: {esc(exc)}"
     await reply(message, with_clock(text, ctx.engine.snapshot().time))

@@ -111,7 +111,7 @@ async def health(message: Message, ctx: Services, audit: AuditNote) -> None:
     if writes is not None:
         journal_ok = journal_write_state(writes, datetime.now(snap.time.tzinfo)) or journal_ok
     warnings = ctx.logs.count_since(time.time() - 3600) if ctx.logs is not None else None
-    report = model_report(ctx.registry, getattr(ctx, "models", None))
+    report = model_report(ctx.registry, ctx.models)
     model = report.version or "none (SMC-only)"
     if report.problem:
         model += f"; the registry names {report.pointer}: {report.problem}" if report.pointer else f"; {report.problem}"
@@ -144,7 +144,7 @@ def version_text(info: dict[str, str], model: str, schema: str, now: datetime | 
 
 async def version(message: Message, ctx: Services) -> None:
     try:
-        model = model_report(ctx.registry, getattr(ctx, "models", None)).version or "none (SMC-only)"
+        model = model_report(ctx.registry, ctx.models).version or "none (SMC-only)"
     except Exception:
         model = "registry unreadable"
     schema = await ctx.queries.schema_revision() if ctx.queries is not None else "?"
