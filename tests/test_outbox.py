@@ -24,6 +24,7 @@ from bot.store.outbox import OutboxStore
 from bot.transport import TelegramTransport, html_to_text
 from tests.fake_telegram import FakeTelegramServer
 from tests.notify_samples import T0, closed_trade, events, opened_trade
+from tests.test_notifier import WallClock as NotifierWallClock
 from trading.events import Event, EventBus, EventKind
 
 CHAT = 4242
@@ -237,19 +238,11 @@ async def test_final_refusals_are_not_retried_forever(
     assert notifier.failed == 1
 
 
-class WallClock:
-    """A fake monotonic clock; sleeping advances it (and records the waits)."""
-
-    def __init__(self) -> None:
-        self.now = 1000.0
-        self.waits: list[float] = []
-
-    def __call__(self) -> float:
-        return self.now
+class WallClock(NotifierWallClock):
+    """The notifier tests' fake clock, whose sleep also lets the other tasks run."""
 
     async def sleep(self, seconds: float) -> None:
-        self.waits.append(seconds)
-        self.now += seconds
+        await super().sleep(seconds)
         await asyncio.sleep(0)
 
 
