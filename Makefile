@@ -27,6 +27,7 @@ run: $(STAMP)
 
 test: $(TEST_STAMP)
 	$(PY) -m ruff check .
+	$(PY) -m ruff format --check .
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 lint: $(TEST_STAMP)

@@ -39,8 +39,11 @@ def _cmd_run(args: argparse.Namespace) -> int:
     from bot.config import SettingsError, load_settings
     from trading.broker.base import BrokerError
 
-    overrides = {k: v for k, v in (("broker", args.broker), ("paper_replay_speed", args.speed),
-                                   ("database_path", args.db)) if v is not None}
+    overrides = {
+        k: v
+        for k, v in (("broker", args.broker), ("paper_replay_speed", args.speed), ("database_path", args.db))
+        if v is not None
+    }
     if args.replay is not None:
         overrides |= {"paper_feed": "replay", "paper_replay_file": args.replay}
     try:
@@ -49,12 +52,18 @@ def _cmd_run(args: argparse.Namespace) -> int:
         for problem in exc.problems:  # one line per problem, each naming the setting
             print(f"configuration error: {problem}", file=sys.stderr)
         return 2
-    logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-                        filename=settings.log_file)
+    logging.basicConfig(
+        level=settings.log_level,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        filename=settings.log_file,
+    )
     quiet_library_logs()
     try:
         return asyncio.run(run_bot(settings, max_seconds=args.max_seconds, console_input=not args.no_console))
-    except (StartupError, BrokerError) as exc:  # e.g. no MetaTrader5 package on Linux: its message says what to do
+    except (
+        StartupError,
+        BrokerError,
+    ) as exc:  # e.g. no MetaTrader5 package on Linux: its message says what to do
         print(f"start-up failed: {exc}", file=sys.stderr)
         return 1
 
@@ -66,24 +75,41 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    p = sub.add_parser("run", help="run the bot (paper broker on a synthetic market unless configured)",
-                       description="Runs the trading bot. Settings come from .env and the environment "
-                       "(see .env.example); without TELEGRAM_TOKEN commands are typed in this terminal.")
+    p = sub.add_parser(
+        "run",
+        help="run the bot (paper broker on a synthetic market unless configured)",
+        description="Runs the trading bot. Settings come from .env and the environment "
+        "(see .env.example); without TELEGRAM_TOKEN commands are typed in this terminal.",
+    )
     p.add_argument("--env-file", default=".env", help="settings file (default .env; missing is fine)")
     p.add_argument("--broker", choices=["paper", "mt5", "mt5linux", "dry-run"], help="override BROKER")
     p.add_argument("--speed", type=float, help="paper market speed factor (override PAPER_REPLAY_SPEED)")
-    p.add_argument("--replay", metavar="FILE", help="paper broker on a replay of this bars file (parquet or CSV)")
+    p.add_argument(
+        "--replay", metavar="FILE", help="paper broker on a replay of this bars file (parquet or CSV)"
+    )
     p.add_argument("--db", metavar="PATH", help="journal database file (override DATABASE_PATH)")
-    p.add_argument("--max-seconds", "--duration", dest="max_seconds", type=float, metavar="SECONDS",
-                   help="stop cleanly after this many seconds")
+    p.add_argument(
+        "--max-seconds",
+        "--duration",
+        dest="max_seconds",
+        type=float,
+        metavar="SECONDS",
+        help="stop cleanly after this many seconds",
+    )
     p.add_argument("--no-console", action="store_true", help="do not read commands from the terminal")
     p.set_defaults(func=_cmd_run)
 
     p = sub.add_parser("bars", help="load and validate a bars file (parquet or CSV, MT5 columns)")
     p.add_argument("--data", required=True, help="bars file, time in broker server time")
-    p.add_argument("--server-tz", default="NY+7", help="broker server clock: NY+7 (default), UTC+2, or an IANA zone")
-    p.add_argument("--spread", type=int, metavar="POINTS",
-                   help="assume this constant spread for a file without a spread column (refused otherwise)")
+    p.add_argument(
+        "--server-tz", default="NY+7", help="broker server clock: NY+7 (default), UTC+2, or an IANA zone"
+    )
+    p.add_argument(
+        "--spread",
+        type=int,
+        metavar="POINTS",
+        help="assume this constant spread for a file without a spread column (refused otherwise)",
+    )
     p.set_defaults(func=_cmd_bars)
 
     # argument modules only: the commands import polars, numpy, xgboost when they run
@@ -108,9 +134,11 @@ def missing_dependency(exc: ModuleNotFoundError) -> str | None:
     name = (exc.name or "").split(".")[0]
     if not name or name in OWN_PACKAGES:
         return None
-    return (f"error: the Python package '{name}' is not installed for {sys.executable}: "
-            "`make run` sets up .venv once; then run `.venv/bin/python main.py ...` "
-            "(or `source .venv/bin/activate` first)")
+    return (
+        f"error: the Python package '{name}' is not installed for {sys.executable}: "
+        "`make run` sets up .venv once; then run `.venv/bin/python main.py ...` "
+        "(or `source .venv/bin/activate` first)"
+    )
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -45,7 +45,9 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--json", action="store_true", help="print one JSON line")
     ap.add_argument("--reps", type=int, default=300)
-    ap.add_argument("--scale-bars", type=int, default=1_000_000, help="synthetic bars for the scale run (0 = skip)")
+    ap.add_argument(
+        "--scale-bars", type=int, default=1_000_000, help="synthetic bars for the scale run (0 = skip)"
+    )
     args = ap.parse_args()
 
     if DATA.exists():

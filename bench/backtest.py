@@ -39,20 +39,32 @@ def m1_from_generated(bars: pl.DataFrame) -> pl.DataFrame:
     """M1 bars whose M15 aggregate is each bar: the 60-tick generated path, 4 ticks a minute."""
     times, bid, _ask = walk_all(GeneratedPath(bars, 60), bars.height)
     ticks = pl.DataFrame({"ms": times, "bid": bid}).with_columns(
-        (pl.col("ms") // 60_000 * 60_000).alias("minute"))
+        (pl.col("ms") // 60_000 * 60_000).alias("minute")
+    )
     m1 = ticks.group_by("minute", maintain_order=True).agg(
-        open=pl.col("bid").first(), high=pl.col("bid").max(), low=pl.col("bid").min(), close=pl.col("bid").last())
+        open=pl.col("bid").first(),
+        high=pl.col("bid").max(),
+        low=pl.col("bid").min(),
+        close=pl.col("bid").last(),
+    )
     spread = bars.select(pl.col("spread").repeat_by(15).explode())["spread"]
     return m1.with_columns(
-        pl.col("minute").cast(pl.Datetime("ms")).dt.replace_time_zone("UTC").dt.cast_time_unit("us").alias("time"),
-        pl.lit(4, pl.Int64).alias("tick_volume"), spread.alias("spread"), pl.lit(0, pl.Int64).alias("real_volume"),
+        pl.col("minute")
+        .cast(pl.Datetime("ms"))
+        .dt.replace_time_zone("UTC")
+        .dt.cast_time_unit("us")
+        .alias("time"),
+        pl.lit(4, pl.Int64).alias("tick_volume"),
+        spread.alias("spread"),
+        pl.lit(0, pl.Int64).alias("real_volume"),
     ).select("time", "open", "high", "low", "close", "tick_volume", "spread", "real_volume")
 
 
 # the synthetic runs trade all along: with the default limits a random market hits the total-loss stop
 # early and the rest of a long file is decided without a position (fast, and proving nothing)
-SCALE_CONFIG = BacktestConfig(ticks_per_bar=60, balance=1_000_000.0,
-                              limits=RiskLimits(daily_loss_pct=50.0, total_loss_pct=100.0))
+SCALE_CONFIG = BacktestConfig(
+    ticks_per_bar=60, balance=1_000_000.0, limits=RiskLimits(daily_loss_pct=50.0, total_loss_pct=100.0)
+)
 
 
 def peak_rss_mb() -> float:
@@ -60,8 +72,14 @@ def peak_rss_mb() -> float:
 
 
 def figures(r) -> dict[str, object]:
-    return {"bars": r.bars, "seconds": round(r.seconds, 2), "bars_per_second": round(r.bars / r.seconds, 1),
-            "trades": len(r.trades), "ticks": r.ticks, "net_profit": r.metrics()["net_profit"]}
+    return {
+        "bars": r.bars,
+        "seconds": round(r.seconds, 2),
+        "bars_per_second": round(r.bars / r.seconds, 1),
+        "trades": len(r.trades),
+        "ticks": r.ticks,
+        "net_profit": r.metrics()["net_profit"],
+    }
 
 
 def models_runs(bars: pl.DataFrame, m1: pl.DataFrame, models_dir: str | None) -> dict[str, object]:
@@ -76,26 +94,45 @@ def models_runs(bars: pl.DataFrame, m1: pl.DataFrame, models_dir: str | None) ->
             train_models(bars, Path(tmp), force=True)
             out["models_trained_s"] = round(time.perf_counter() - t0, 1)
         slot = ModelSlot(ModelRegistry(Path(models_dir or tmp)).load_active())
-        out["real_models_generated_60"] = figures(run_backtest(bars, BacktestConfig(ticks_per_bar=60),
-                                                               regime=SlotRegime(slot), signal=SlotSignal(slot)))
-        out["real_models_m1_detail"] = figures(run_backtest(bars, BacktestConfig(), regime=SlotRegime(slot),
-                                                            signal=SlotSignal(slot), path=lambda f: M1Detail(f, m1)))
+        out["real_models_generated_60"] = figures(
+            run_backtest(
+                bars, BacktestConfig(ticks_per_bar=60), regime=SlotRegime(slot), signal=SlotSignal(slot)
+            )
+        )
+        out["real_models_m1_detail"] = figures(
+            run_backtest(
+                bars,
+                BacktestConfig(),
+                regime=SlotRegime(slot),
+                signal=SlotSignal(slot),
+                path=lambda f: M1Detail(f, m1),
+            )
+        )
         return out
 
 
 def targets(out: dict[str, Any]) -> dict[str, Any]:
     """Issue 12's speed targets against the figures measured (None: not measured in this run)."""
+
     def rate(key: str) -> float | None:
         return out[key]["bars_per_second"] if key in out else None
 
     big = [r for r in out.get("synthetic_generated_60", []) if r["bars"] >= 140_000]
-    checks = {"models_generated_60_bars_per_second": (rate("real_models_generated_60"), 5_000),
-              "models_m1_detail_bars_per_second": (rate("real_models_m1_detail"), 2_000),
-              "smc_m1_detail_bars_per_second": (rate("real_m1_detail"), 2_000)}
-    result: dict[str, Any] = {name: {"value": v, "target": t, "met": None if v is None else v >= t}
-                              for name, (v, t) in checks.items()}
+    checks = {
+        "models_generated_60_bars_per_second": (rate("real_models_generated_60"), 5_000),
+        "models_m1_detail_bars_per_second": (rate("real_models_m1_detail"), 2_000),
+        "smc_m1_detail_bars_per_second": (rate("real_m1_detail"), 2_000),
+    }
+    result: dict[str, Any] = {
+        name: {"value": v, "target": t, "met": None if v is None else v >= t}
+        for name, (v, t) in checks.items()
+    }
     seconds = big[0]["seconds"] if big else None
-    result["bars_141k_seconds"] = {"value": seconds, "target": 90, "met": None if seconds is None else seconds < 90}
+    result["bars_141k_seconds"] = {
+        "value": seconds,
+        "target": 90,
+        "met": None if seconds is None else seconds < 90,
+    }
     return result
 
 
@@ -103,7 +140,9 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--json", action="store_true")
     ap.add_argument("--sizes", default="2000,8000", help="synthetic bar counts (e.g. 10000,141000)")
-    ap.add_argument("--real-bars", type=int, default=0, help="only the first N bars of the real file (0 = all)")
+    ap.add_argument(
+        "--real-bars", type=int, default=0, help="only the first N bars of the real file (0 = all)"
+    )
     ap.add_argument("--models-dir", help="the models' registry (default: train a pair on the file first)")
     ap.add_argument("--no-models", action="store_true", help="SMC-only runs only")
     args = ap.parse_args()
@@ -125,8 +164,14 @@ def main() -> None:
         bars = generate_bars(n, seed=5)
         gen = time.perf_counter() - t0
         r = run_backtest(bars, SCALE_CONFIG)
-        scale.append({**figures(r), "trades_per_1000_bars": round(len(r.trades) / r.bars * 1000, 1),
-                      "generate_s": round(gen, 2), "peak_rss_mb": peak_rss_mb()})
+        scale.append(
+            {
+                **figures(r),
+                "trades_per_1000_bars": round(len(r.trades) / r.bars * 1000, 1),
+                "generate_s": round(gen, 2),
+                "peak_rss_mb": peak_rss_mb(),
+            }
+        )
     out["synthetic_generated_60"] = scale
     out["targets"] = targets(out)
     print(json.dumps(out) if args.json else json.dumps(out, indent=2))

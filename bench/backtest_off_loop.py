@@ -37,8 +37,12 @@ async def lags_while(stop: asyncio.Event) -> list[float]:
 
 def summary(lags: list[float]) -> dict[str, float]:
     a = np.asarray(lags)
-    return {"p50_ms": round(float(np.percentile(a, 50)), 2), "p99_ms": round(float(np.percentile(a, 99)), 2),
-            "max_ms": round(float(a.max()), 2), "samples": int(a.size)}
+    return {
+        "p50_ms": round(float(np.percentile(a, 50)), 2),
+        "p99_ms": round(float(np.percentile(a, 99)), 2),
+        "max_ms": round(float(a.max()), 2),
+        "samples": int(a.size),
+    }
 
 
 async def main(days: int) -> dict[str, object]:
@@ -57,10 +61,16 @@ async def main(days: int) -> dict[str, object]:
     stop.set()
     busy = await busy_task
     tester.close()
-    return {"days": days, "bars": report.bars, "backtest_seconds": round(seconds, 2),
-            "bars_per_second": round(report.bars / seconds, 1), "trades": report.metrics.get("trades"),
-            "loop_lag_idle": summary(idle), "loop_lag_during_backtest": summary(busy),
-            "expected_bars": days * BARS_PER_DAY}
+    return {
+        "days": days,
+        "bars": report.bars,
+        "backtest_seconds": round(seconds, 2),
+        "bars_per_second": round(report.bars / seconds, 1),
+        "trades": report.metrics.get("trades"),
+        "loop_lag_idle": summary(idle),
+        "loop_lag_during_backtest": summary(busy),
+        "expected_bars": days * BARS_PER_DAY,
+    }
 
 
 if __name__ == "__main__":

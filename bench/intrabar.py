@@ -32,9 +32,11 @@ def compare_trades(a: list, b: list) -> dict:
     theirs = {(t.open_time, t.side): t for t in b}
     both = [k for k in mine if k in theirs]
     gaps = [abs(mine[k].profit - theirs[k].profit) for k in both]
-    return {"entries_not_shared": len(mine) + len(theirs) - 2 * len(both),
-            "other_exit": sum(mine[k].reason != theirs[k].reason for k in both),
-            "mean_abs_profit_diff": round(sum(gaps) / len(gaps), 2) if gaps else 0.0}
+    return {
+        "entries_not_shared": len(mine) + len(theirs) - 2 * len(both),
+        "other_exit": sum(mine[k].reason != theirs[k].reason for k in both),
+        "mean_abs_profit_diff": round(sum(gaps) / len(gaps), 2) if gaps else 0.0,
+    }
 
 
 def backtest_modes(truth) -> dict:
@@ -48,10 +50,14 @@ def backtest_modes(truth) -> dict:
     out = {}
     for name, r in runs.items():
         m = r.metrics()
-        out[name] = {"trades": m["trades"], "net_profit": m["net_profit"], "profit_factor": m["profit_factor"],
-                     "vs_m1": compare_trades(r.trades, runs["M1 detail"].trades),
-                     "vs_truth": compare_trades(r.trades, runs["truth ticks"].trades),
-                     "sl_fills": getattr(r, "fills", {}).get("sl")}  # None before the fill model had it
+        out[name] = {
+            "trades": m["trades"],
+            "net_profit": m["net_profit"],
+            "profit_factor": m["profit_factor"],
+            "vs_m1": compare_trades(r.trades, runs["M1 detail"].trades),
+            "vs_truth": compare_trades(r.trades, runs["truth ticks"].trades),
+            "sl_fills": getattr(r, "fills", {}).get("sl"),
+        }  # None before the fill model had it
     return out
 
 
@@ -79,11 +85,19 @@ def main() -> None:
             m["timing_error_min"].append(score.timing_error_min)
         if not args.no_backtest:
             backtests[str(seed)] = backtest_modes(truth)
-    out = {"bench": "intrabar", "bars": args.bars, "seeds": args.seeds, "modes": {
-        name: {"agreement_mean": round(sum(v["agreement"]) / len(v["agreement"]), 4),
-               "agreement_min": min(v["agreement"]),
-               "timing_error_min_mean": round(sum(v["timing_error_min"]) / len(v["timing_error_min"]), 2)}
-        for name, v in modes.items()}}
+    out = {
+        "bench": "intrabar",
+        "bars": args.bars,
+        "seeds": args.seeds,
+        "modes": {
+            name: {
+                "agreement_mean": round(sum(v["agreement"]) / len(v["agreement"]), 4),
+                "agreement_min": min(v["agreement"]),
+                "timing_error_min_mean": round(sum(v["timing_error_min"]) / len(v["timing_error_min"]), 2),
+            }
+            for name, v in modes.items()
+        },
+    }
     if backtests:
         out["smc_backtest"] = {"per_seed": backtests, "total": _totals(backtests)}
     print(json.dumps(out) if args.json else json.dumps(out, indent=2))
@@ -93,9 +107,17 @@ def _totals(backtests: dict[str, dict]) -> dict[str, dict]:
     total: dict[str, dict] = {}
     for runs in backtests.values():
         for name, r in runs.items():
-            t = total.setdefault(name, {"trades": 0, "net_profit": 0.0, "entries_not_shared_vs_m1": 0,
-                                        "other_exit_vs_m1": 0, "entries_not_shared_vs_truth": 0,
-                                        "other_exit_vs_truth": 0})
+            t = total.setdefault(
+                name,
+                {
+                    "trades": 0,
+                    "net_profit": 0.0,
+                    "entries_not_shared_vs_m1": 0,
+                    "other_exit_vs_m1": 0,
+                    "entries_not_shared_vs_truth": 0,
+                    "other_exit_vs_truth": 0,
+                },
+            )
             t["trades"] += r["trades"]
             t["net_profit"] = round(t["net_profit"] + r["net_profit"], 2)
             for ref in ("m1", "truth"):

@@ -40,8 +40,12 @@ sys.path.insert(0, str(ROOT))
 DATA = ROOT.parent / "shared" / "data" / "xauusd_m15.parquet"
 SPEED = 900.0  # market seconds per wall second: one job call (one wall second) is one M15 bar
 PHASES = ("analysis", "entry", "exits", "fetch")
-TARGETS = {"analysis_p99_ms": 10.0, "entry_p99_ms": 10.0, "bar_after_first_max_ms": 100.0,
-           "loop_blocked_max_ms": 50.0}
+TARGETS = {
+    "analysis_p99_ms": 10.0,
+    "entry_p99_ms": 10.0,
+    "bar_after_first_max_ms": 100.0,
+    "loop_blocked_max_ms": 50.0,
+}
 BEAT = 0.002  # the heartbeat's sleep, seconds
 
 
@@ -49,8 +53,12 @@ def stats(values: list[float]) -> dict[str, float | int | None]:
     if not values:
         return {"n": 0, "p50": None, "p99": None, "max": None}
     a = np.asarray(values)
-    return {"n": int(a.size), "p50": round(float(np.percentile(a, 50)), 2),
-            "p99": round(float(np.percentile(a, 99)), 2), "max": round(float(a.max()), 2)}
+    return {
+        "n": int(a.size),
+        "p50": round(float(np.percentile(a, 50)), 2),
+        "p99": round(float(np.percentile(a, 99)), 2),
+        "max": round(float(a.max()), 2),
+    }
 
 
 async def heartbeat(lags: list[float]) -> None:
@@ -92,13 +100,29 @@ async def run_app(tmp: Path, models_dir: Path, bars: int, resume_at: Any = None)
     from bot.config import load_settings
 
     settings = load_settings(
-        None, database_path=tmp / "bot.db", models_dir=models_dir, paper_feed="replay", paper_replay_file=DATA,
-        paper_replay_speed=SPEED, market_update_minutes=0, hourly_analysis=False, daily_summary=False,
-        auto_retrain=False)
+        None,
+        database_path=tmp / "bot.db",
+        models_dir=models_dir,
+        paper_feed="replay",
+        paper_replay_file=DATA,
+        paper_replay_speed=SPEED,
+        market_update_minutes=0,
+        hourly_analysis=False,
+        daily_summary=False,
+        auto_retrain=False,
+    )
     if resume_at is not None:  # the resume point a restarted bot finds: the last bar it saw, deep in the file
-        feed_state_path(settings).write_text(json.dumps({
-            "kind": "replay", "file": str(DATA.resolve()), "start": None, "last_bar": resume_at.isoformat(),
-            "market_time": None}))
+        feed_state_path(settings).write_text(
+            json.dumps(
+                {
+                    "kind": "replay",
+                    "file": str(DATA.resolve()),
+                    "start": None,
+                    "last_bar": resume_at.isoformat(),
+                    "market_time": None,
+                }
+            )
+        )
     t0 = time.perf_counter()
     app = App(settings, console_input=False)
     await app.start()
@@ -130,8 +154,12 @@ async def run_app(tmp: Path, models_dir: Path, bars: int, resume_at: Any = None)
         beat.cancel()
         await app.shutdown("bench")
     analysis = timer["analysis"]
-    out: dict[str, Any] = {"start_ms": round(started_ms, 1), "bars_decided": app.market_loop.decisions,
-                           "analysed_at_start": analyses_at_start, "errors": errors}
+    out: dict[str, Any] = {
+        "start_ms": round(started_ms, 1),
+        "bars_decided": app.market_loop.decisions,
+        "analysed_at_start": analyses_at_start,
+        "errors": errors,
+    }
     out |= {name: stats(values) for name, values in timer.items()}
     out["first_analysis_ms"] = round(analysis[0], 2) if analysis else None
     out["bar_after_first_max_ms"] = round(max(analysis[1:]), 2) if len(analysis) > 1 else None
@@ -140,7 +168,8 @@ async def run_app(tmp: Path, models_dir: Path, bars: int, resume_at: Any = None)
     out["loop_blocked"] = stats(lags)
     out["gc_pauses"] = {f"gen{g}": stats(v) for g, v in pauses.pauses.items()}
     out["met"] = {
-        "analysis_p99_ms": out["analysis"]["p99"] is not None and out["analysis"]["p99"] <= TARGETS["analysis_p99_ms"],
+        "analysis_p99_ms": out["analysis"]["p99"] is not None
+        and out["analysis"]["p99"] <= TARGETS["analysis_p99_ms"],
         "entry_p99_ms": out["entry"]["p99"] is not None and out["entry"]["p99"] <= TARGETS["entry_p99_ms"],
         "bar_after_first_max_ms": (out["bar_after_first_max_ms"] or 0) <= TARGETS["bar_after_first_max_ms"],
         "loop_blocked_max_ms": (out["loop_blocked"]["max"] or 0) <= TARGETS["loop_blocked_max_ms"],
@@ -152,7 +181,9 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--json", action="store_true")
     ap.add_argument("--bars", type=int, default=300, help="job calls (M15 bars of market) per start")
-    ap.add_argument("--resume-bar", type=int, default=10_000, help="the bar of the file a resumed start saw last")
+    ap.add_argument(
+        "--resume-bar", type=int, default=10_000, help="the bar of the file a resumed start saw last"
+    )
     ap.add_argument("--train-bars", type=int, default=6_000, help="bars the temporary pair is trained on")
     ap.add_argument("--models-dir", help="a registry with an active pair (default: train one first)")
     ap.add_argument("--keep-models", help="train into this folder and keep it (for a later --models-dir)")

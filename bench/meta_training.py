@@ -58,7 +58,9 @@ def main() -> int:
     ready = np.zeros(bars.height, dtype=np.int8)
 
     def features():
-        return build_dataset(with_regime(base_feature_frame(bars), ready), EngineSetups(setups, outcome, horizon))
+        return build_dataset(
+            with_regime(base_feature_frame(bars), ready), EngineSetups(setups, outcome, horizon)
+        )
 
     f_min, f_med, ds = _timed(features, args.reps)
     out: dict[str, object] = {
@@ -67,9 +69,12 @@ def main() -> int:
         "eligible_setups": int(setups["eligible"].sum()),
         "labelled_rows": len(ds),
         "win_rate": round(float(ds.y.mean()), 4),
-        "setups_s_min": round(s_min, 3), "setups_s_median": round(s_med, 3),
-        "barrier_s_min": round(b_min, 4), "barrier_s_median": round(b_med, 4),
-        "features_s_min": round(f_min, 3), "features_s_median": round(f_med, 3),
+        "setups_s_min": round(s_min, 3),
+        "setups_s_median": round(s_med, 3),
+        "barrier_s_min": round(b_min, 4),
+        "barrier_s_median": round(b_med, 4),
+        "features_s_min": round(f_min, 3),
+        "features_s_median": round(f_med, 3),
         "label_building_s_min": round(s_min + b_min, 3),
         "reps": args.reps,
         "note": "shared 2-core machine; numbers are noisy",

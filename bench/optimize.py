@@ -34,16 +34,24 @@ def main() -> None:
     ap.add_argument("--workers", default="1,2", help="worker counts to measure (default 1,2)")
     ap.add_argument("--batch", type=int, default=4)
     ap.add_argument("--repeat", type=int, default=1, help="runs per worker count (default 1)")
-    ap.add_argument("--smc-only", action="store_true", help="no models (skips the training in the preparation)")
+    ap.add_argument(
+        "--smc-only", action="store_true", help="no models (skips the training in the preparation)"
+    )
     args = ap.parse_args()
     bars = load_bars(args.data, ServerClock.parse("NY+7"))
     plan = opt.plan_optimization(bars.height, folds=3)
     t0 = time.perf_counter()
     data = opt.prepare(bars, plan, BacktestConfig(), use_models=not args.smc_only)
-    out: dict[str, object] = {"bench": "optimize", "bars": bars.height, "folds": plan.folds,
-                              "bars_per_trial": plan.folds * plan.test_bars, "models": not args.smc_only,
-                              "prepare_seconds": round(time.perf_counter() - t0, 1), "trials": args.trials,
-                              "batch": args.batch}
+    out: dict[str, object] = {
+        "bench": "optimize",
+        "bars": bars.height,
+        "folds": plan.folds,
+        "bars_per_trial": plan.folds * plan.test_bars,
+        "models": not args.smc_only,
+        "prepare_seconds": round(time.perf_counter() - t0, 1),
+        "trials": args.trials,
+        "batch": args.batch,
+    }
     runs, draws = {}, {}
     with tempfile.TemporaryDirectory() as tmp:
         for workers in (int(w) for w in args.workers.split(",") if w):
@@ -53,17 +61,23 @@ def main() -> None:
                 try:
                     if workers > 1:  # start the pool's processes outside the timing
                         ex.map([opt.default_values(data.space)] * workers)
-                    study = opt.open_study(f"w{workers}-{k}", Path(tmp) / f"w{workers}-{k}.db", 42, {"bench": 1})
+                    study = opt.open_study(
+                        f"w{workers}-{k}", Path(tmp) / f"w{workers}-{k}.db", 42, {"bench": 1}
+                    )
                     t1 = time.perf_counter()
                     opt.run_trials(study, ex, data.space, args.trials, args.batch)
                     rates.append(args.trials / (time.perf_counter() - t1) * 60)
                 finally:
                     ex.close()
                 draws[workers] = [(r.values, r.objective) for r in opt.trial_records(study)]
-            runs[str(workers)] = {"trials_per_minute_min": round(min(rates), 2),
-                                  "trials_per_minute_median": round(statistics.median(rates), 2)}
+            runs[str(workers)] = {
+                "trials_per_minute_min": round(min(rates), 2),
+                "trials_per_minute_median": round(statistics.median(rates), 2),
+            }
     out["workers"] = runs
-    out["same_trials_at_every_worker_count"] = len({json.dumps(d, sort_keys=True) for d in draws.values()}) == 1
+    out["same_trials_at_every_worker_count"] = (
+        len({json.dumps(d, sort_keys=True) for d in draws.values()}) == 1
+    )
     print(json.dumps(out) if args.json else json.dumps(out, indent=2))
 
 

@@ -38,8 +38,12 @@ async def by_ticks(bars, ticks_per_bar: int) -> dict:
             price = tick.price_to_open(side)
             await broker.open_market(side, 0.01, price - side.sign * 5.0, price + side.sign * 10.0)
     seconds = time.perf_counter() - started
-    return {"ticks": ticks, "tick_seconds": round(seconds, 3), "ticks_per_second": round(ticks / seconds),
-            "tick_deals": len(broker.to_state()["deals"])}
+    return {
+        "ticks": ticks,
+        "tick_seconds": round(seconds, 3),
+        "ticks_per_second": round(ticks / seconds),
+        "tick_deals": len(broker.to_state()["deals"]),
+    }
 
 
 async def by_bars(bars) -> dict:
@@ -53,8 +57,11 @@ async def by_bars(bars) -> dict:
             price = (await broker.tick()).price_to_open(side)
             await broker.open_market(side, 0.01, price - side.sign * 5.0, price + side.sign * 10.0)
     seconds = time.perf_counter() - started
-    return {"bar_seconds": round(seconds, 3), "bars_per_second": round(bars.height / seconds),
-            "bar_deals": len(broker.to_state()["deals"])}
+    return {
+        "bar_seconds": round(seconds, 3),
+        "bars_per_second": round(bars.height / seconds),
+        "bar_deals": len(broker.to_state()["deals"]),
+    }
 
 
 def main() -> None:

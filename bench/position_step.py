@@ -40,8 +40,12 @@ def pct(values: list[float]) -> dict[str, float]:
     arr = np.asarray(values, dtype=float)
     if arr.size == 0:
         return {"n": 0}
-    return {"n": int(arr.size), "p50_ms": round(float(np.percentile(arr, 50)), 4),
-            "p99_ms": round(float(np.percentile(arr, 99)), 4), "max_ms": round(float(arr.max()), 3)}
+    return {
+        "n": int(arr.size),
+        "p50_ms": round(float(np.percentile(arr, 50)), 4),
+        "p99_ms": round(float(np.percentile(arr, 99)), 4),
+        "max_ms": round(float(arr.max()), 3),
+    }
 
 
 async def run(bars_n: int) -> dict[str, object]:
@@ -53,8 +57,14 @@ async def run(bars_n: int) -> dict[str, object]:
     broker = PaperBroker(feed=feed, balance=5_000.0)
     await broker.connect()
     clock = SimClock(bars["time"][warmup])
-    engine = TradingEngine(broker, PrecomputedAnalyzer(frame), params=params, recorder=MemoryRecorder(keep_decisions=False),
-                           clock=clock, full_decisions=False)
+    engine = TradingEngine(
+        broker,
+        PrecomputedAnalyzer(frame),
+        params=params,
+        recorder=MemoryRecorder(keep_decisions=False),
+        clock=clock,
+        full_decisions=False,
+    )
     engine.timer = PhaseTimer(window=10_000_000)  # keep every sample for the percentiles
     await engine.start()
     steps: list[float] = []
@@ -76,8 +86,13 @@ async def run(bars_n: int) -> dict[str, object]:
     seconds = time.perf_counter() - started
     samples = {name: list(values) for name, values in engine.timer._samples.items()}
     return {
-        "bench": "position_step", "bars": bars.height - warmup, "ticks": loop.ticks, "seconds": round(seconds, 2),
-        "position_step": pct(steps),  # the whole on_tick with a position open, the paper broker's reads included
+        "bench": "position_step",
+        "bars": bars.height - warmup,
+        "ticks": loop.ticks,
+        "seconds": round(seconds, 2),
+        "position_step": pct(
+            steps
+        ),  # the whole on_tick with a position open, the paper broker's reads included
         # the same in this thread's CPU time: without the time other processes of a shared machine took
         "position_step_cpu": pct(cpu),
         "exits_phase": pct(samples.get("exits", [])),  # the position step without broker I/O

@@ -37,20 +37,30 @@ def pct(values: list[float]) -> dict[str, float | int | None]:
     if not values:
         return {"n": 0, "p50_ms": None, "p99_ms": None, "max_ms": None}
     a = np.asarray(values) * 1000
-    return {"n": int(a.size), "p50_ms": round(float(np.percentile(a, 50)), 3),
-            "p99_ms": round(float(np.percentile(a, 99)), 3), "max_ms": round(float(a.max()), 3)}
+    return {
+        "n": int(a.size),
+        "p50_ms": round(float(np.percentile(a, 50)), 3),
+        "p99_ms": round(float(np.percentile(a, 99)), 3),
+        "max_ms": round(float(a.max()), 3),
+    }
 
 
 def summary(times: ReplayTimes) -> dict[str, object]:
     step_job = [a + b for a, b in zip(times.live_step, times.shadow_step, strict=False)]
     bar_job = [a + b for a, b in zip(times.live_bar, times.shadow_bar, strict=False)]
-    return {"live_step": pct(times.live_step), "live_bar": pct(times.live_bar),
-            "challengers_after_step": pct(times.shadow_step), "challengers_after_bar": pct(times.shadow_bar),
-            "job_step_total": pct(step_job), "job_bar_total": pct(bar_job)}
+    return {
+        "live_step": pct(times.live_step),
+        "live_bar": pct(times.live_bar),
+        "challengers_after_step": pct(times.shadow_step),
+        "challengers_after_bar": pct(times.shadow_bar),
+        "job_step_total": pct(step_job),
+        "job_bar_total": pct(bar_job),
+    }
 
 
-async def run(bars, challengers: int, warmup: int, ticks_per_bar: int, history: int,
-              own_analysis: bool = True) -> dict[str, object]:
+async def run(
+    bars, challengers: int, warmup: int, ticks_per_bar: int, history: int, own_analysis: bool = True
+) -> dict[str, object]:
     memo = BarMemo(MarketAnalyzer(history=history))
     own = BarMemo(MarketAnalyzer(history=history, with_h1_bias=True))
     holder: dict[str, object] = {}
@@ -62,34 +72,47 @@ async def run(bars, challengers: int, warmup: int, ticks_per_bar: int, history: 
 
         async def add(book: ShadowBook) -> None:
             engine = holder["engine"]
-            third = (("h1", {"disabled_gates": engine.params.disabled_gates - {"h1_bias"}}) if own_analysis
-                     else ("picky", {"min_setup_confidence": 0.6}))
+            third = (
+                ("h1", {"disabled_gates": engine.params.disabled_gates - {"h1_bias"}})
+                if own_analysis
+                else ("picky", {"min_setup_confidence": 0.6})
+            )
             sets = [("slow", {"cooldown_seconds": 1800}), ("tight", {"max_loss_frac": 0.4}), third]
             for n, (name, values) in enumerate(sets[:challengers], start=1):
                 await book.add(spec(n, "live", engine, name, **values))
 
-        result = await replay_with_shadow(bars, memo, build, warmup=warmup, ticks_per_bar=ticks_per_bar,
-                                          history=history, before_start=add)
+        result = await replay_with_shadow(
+            bars, memo, build, warmup=warmup, ticks_per_bar=ticks_per_bar, history=history, before_start=add
+        )
         out = summary(result.times)
         out["challengers"] = challengers
         out["one_with_its_own_analysis"] = own_analysis and challengers >= 3
         out["analyses"] = {"live_and_shared": memo.computed, "own_h1": own.computed}
-        out["trades"] = {"live": len(result.live_trades),
-                         **{r.spec.label: len(r.recorder.closed) for r in result.book.runners.values()}}
+        out["trades"] = {
+            "live": len(result.live_trades),
+            **{r.spec.label: len(r.recorder.closed) for r in result.book.runners.values()},
+        }
         return out
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
-    ap.add_argument("--bars", type=int, default=1500, help="last N bars of the shared file (warm-up included)")
+    ap.add_argument(
+        "--bars", type=int, default=1500, help="last N bars of the shared file (warm-up included)"
+    )
     ap.add_argument("--warmup", type=int, default=500)
     ap.add_argument("--ticks-per-bar", type=int, default=15)
     ap.add_argument("--history", type=int, default=1500, help="bars the analyzer reads (the bot's default)")
     args = ap.parse_args()
     bars = load_bars(DATA).tail(args.bars)
-    report = {"bars": args.bars - args.warmup, "ticks_per_bar": args.ticks_per_bar,
-              "runs": [asyncio.run(run(bars, n, args.warmup, args.ticks_per_bar, args.history, own))
-                       for n, own in ((0, False), (3, False), (3, True))]}
+    report = {
+        "bars": args.bars - args.warmup,
+        "ticks_per_bar": args.ticks_per_bar,
+        "runs": [
+            asyncio.run(run(bars, n, args.warmup, args.ticks_per_bar, args.history, own))
+            for n, own in ((0, False), (3, False), (3, True))
+        ],
+    }
     print(json.dumps(report, indent=1))
 
 

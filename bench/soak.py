@@ -53,10 +53,18 @@ async def soak(args: argparse.Namespace, workdir: Path) -> dict:
     from bot.config import load_settings
 
     settings = load_settings(
-        None, database_path=workdir / "soak.db", models_dir=Path(args.models_dir or workdir / "models"),
-        paper_feed="replay", paper_replay_file=args.data, paper_replay_speed=1.0,
-        disabled_gates=OPEN_GATES.split(","), cooldown_seconds=0, auto_retrain=False,
-        market_update_minutes=30 if args.reports else 0, hourly_analysis=args.reports, daily_summary=args.reports,
+        None,
+        database_path=workdir / "soak.db",
+        models_dir=Path(args.models_dir or workdir / "models"),
+        paper_feed="replay",
+        paper_replay_file=args.data,
+        paper_replay_speed=1.0,
+        disabled_gates=OPEN_GATES.split(","),
+        cooldown_seconds=0,
+        auto_retrain=False,
+        market_update_minutes=30 if args.reports else 0,
+        hourly_analysis=args.reports,
+        daily_summary=args.reports,
         paper_commission_per_lot=3.5,
         analysis_history_bars=args.history,
     )
@@ -110,15 +118,30 @@ async def soak(args: argparse.Namespace, workdir: Path) -> dict:
         traced_growth = round(sum(d.size_diff for d in diff) / 2**20, 3)
         for d in diff[: args.top]:
             frame = d.traceback[0]
-            growers.append({"where": f"{_short(frame.filename)}:{frame.lineno}", "kb": round(d.size_diff / 1024, 1),
-                            "blocks": d.count_diff})
+            growers.append(
+                {
+                    "where": f"{_short(frame.filename)}:{frame.lineno}",
+                    "kb": round(d.size_diff / 1024, 1),
+                    "blocks": d.count_diff,
+                }
+            )
     return {
-        "bench": "soak", "bars": bars, "warmup_bars": args.warmup, "runs_per_bar": args.runs_per_bar,
-        "reports": args.reports, "seconds": round(seconds, 1), "bars_per_second": round(bars / seconds, 1), "decisions": decisions,
-        "trades": trades, "rss_warm_mb": round(warm_rss or 0.0, 1), "rss_end_mb": round(end_rss, 1),
+        "bench": "soak",
+        "bars": bars,
+        "warmup_bars": args.warmup,
+        "runs_per_bar": args.runs_per_bar,
+        "reports": args.reports,
+        "seconds": round(seconds, 1),
+        "bars_per_second": round(bars / seconds, 1),
+        "decisions": decisions,
+        "trades": trades,
+        "rss_warm_mb": round(warm_rss or 0.0, 1),
+        "rss_end_mb": round(end_rss, 1),
         "rss_growth_pct": round((end_rss / warm_rss - 1) * 100, 2) if warm_rss else None,
         "rss_slope_mb_per_1000_bars": round(slope_per_1000([b for b, _ in after], [r for _, r in after]), 2),
-        "tracemalloc": args.tracemalloc, "traced_growth_mb": traced_growth, "top_growers": growers,
+        "tracemalloc": args.tracemalloc,
+        "traced_growth_mb": traced_growth,
+        "top_growers": growers,
         "rss_samples": [[b, round(r, 1)] for b, r in samples],
     }
 
@@ -142,15 +165,22 @@ def main() -> None:
     parser.add_argument("--top", type=int, default=10)
     parser.add_argument("--history", type=int, default=300, help="ANALYSIS_HISTORY_BARS of the bot")
     parser.add_argument("--no-tracemalloc", dest="tracemalloc", action="store_false")
-    parser.add_argument("--no-reports", dest="reports", action="store_false",
-                        help="without the market update, hourly analysis and daily summary (with its chart)")
+    parser.add_argument(
+        "--no-reports",
+        dest="reports",
+        action="store_false",
+        help="without the market update, hourly analysis and daily summary (with its chart)",
+    )
     args = parser.parse_args()
     if args.warmup >= args.bars:
         parser.error("--warmup must be below --bars")
     if args.tracemalloc:
         tracemalloc.start(1)
-    with tempfile.TemporaryDirectory() as tmp, open(os.devnull, "w") as devnull, \
-            contextlib.redirect_stdout(devnull):  # the console transport prints every notification
+    with (
+        tempfile.TemporaryDirectory() as tmp,
+        open(os.devnull, "w") as devnull,
+        contextlib.redirect_stdout(devnull),
+    ):  # the console transport prints every notification
         result = asyncio.run(soak(args, Path(tmp)))
     if args.json:
         print(json.dumps(result))

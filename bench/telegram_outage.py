@@ -47,9 +47,17 @@ async def outage(args: argparse.Namespace, workdir: Path) -> dict:
     server = FakeTelegramServer()
     await server.start()
     settings = load_settings(
-        None, database_path=workdir / "x.db", models_dir=workdir / "models", paper_replay_speed=args.speed,
-        market_update_minutes=0, hourly_analysis=False, daily_summary=False, auto_retrain=False,
-        telegram_token=server.token, telegram_api_url=server.base_url, telegram_allowed_users=[42],
+        None,
+        database_path=workdir / "x.db",
+        models_dir=workdir / "models",
+        paper_replay_speed=args.speed,
+        market_update_minutes=0,
+        hourly_analysis=False,
+        daily_summary=False,
+        auto_retrain=False,
+        telegram_token=server.token,
+        telegram_api_url=server.base_url,
+        telegram_allowed_users=[42],
     )
     app = App(settings, console_input=False)
     await app.start()
@@ -89,16 +97,22 @@ async def outage(args: argparse.Namespace, workdir: Path) -> dict:
     summaries = [t for t in texts if t.startswith("📬")]
 
     def named(ticket: int, heads: tuple[str, ...]) -> bool:
-        alone = any(t.splitlines()[0].startswith(heads) and f"#{ticket}" in t.splitlines()[0] for t in texts if t)
+        alone = any(
+            t.splitlines()[0].startswith(heads) and f"#{ticket}" in t.splitlines()[0] for t in texts if t
+        )
         return alone or any(re.search(rf"#{ticket}\b", s) for s in summaries)
 
     return {
         "outage_s": {"refused": args.refuse, "500_json": args.e500, "502_html": args.e502},
-        "trades_opened": len(opened), "trades_closed": len(closed),
+        "trades_opened": len(opened),
+        "trades_closed": len(closed),
         "missing_opens": [t for t in opened if not named(t, ("🟢", "🔴"))],
         "missing_closes": [t for t in closed if not named(t, ("✅", "❌", "➖"))],
-        "messages": len(texts), "summaries": len(summaries), "outbox": outbox,
-        "catch_up_s": round(catch_up, 1), "warnings_and_errors": lines.lines,
+        "messages": len(texts),
+        "summaries": len(summaries),
+        "outbox": outbox,
+        "catch_up_s": round(catch_up, 1),
+        "warnings_and_errors": lines.lines,
         "heads": [t.splitlines()[0][:60] for t in texts if t],
     }
 

@@ -67,7 +67,9 @@ class App:
         self.notes: list[str] = []
         self.last_bars: pl.DataFrame | None = None
         self._tasks: list[asyncio.Task[Any]] = []
-        self.running_jobs: set[asyncio.Task[Any]] = set()  # scheduled jobs running now (bot.scheduler.in_flight)
+        self.running_jobs: set[asyncio.Task[Any]] = (
+            set()
+        )  # scheduled jobs running now (bot.scheduler.in_flight)
         self._signals = 0
         self.market_loop: Any = None  # trading.simulation.MarketLoop of a replayed paper market
         self.shadow: Any = None  # bot.shadow.ShadowService: challengers stepped after the live engine
@@ -95,38 +97,69 @@ class App:
         from models.live import SlotRegime, SlotSignal
 
         params = s.strategy_params()
-        self.analyzer = MarketAnalyzer(SlotRegime(self.slot), SlotSignal(self.slot), history=s.analysis_history_bars,
-                                       with_h1_bias="h1_bias" not in s.disabled_gates,
-                                       flash_crash_pct=params.flash_crash_pct, flash_crash_bars=params.flash_crash_bars)
+        self.analyzer = MarketAnalyzer(
+            SlotRegime(self.slot),
+            SlotSignal(self.slot),
+            history=s.analysis_history_bars,
+            with_h1_bias="h1_bias" not in s.disabled_gates,
+            flash_crash_pct=params.flash_crash_pct,
+            flash_crash_bars=params.flash_crash_bars,
+        )
         self.news = self._news_calendar()
         self.engine = TradingEngine(
-            self.broker, self.analyzer, params=params, limits=s.limits(), recorder=self.guard,
-            bus=self.bus, clock=self.clock, news=self.news.status if self.news else None, comment=s.order_comment,
-            approval_ttl=timedelta(minutes=s.approval_ttl_minutes), approval_clock=utc_now, analyze_in_thread=True,
+            self.broker,
+            self.analyzer,
+            params=params,
+            limits=s.limits(),
+            recorder=self.guard,
+            bus=self.bus,
+            clock=self.clock,
+            news=self.news.status if self.news else None,
+            comment=s.order_comment,
+            approval_ttl=timedelta(minutes=s.approval_ttl_minutes),
+            approval_clock=utc_now,
+            analyze_in_thread=True,
         )
         saved = await self.recorder.load_state()
         await self.engine.start(saved)
         self.engine.restore_approvals(await self.journal.pending_approvals(utc_now()))
         await self._reconcile()
-        self.ctx = BotContext(self.engine, self.journal, s, self.analyzer, utc_now(), self.trainer, self.registry,
-                              backtester=self._backtester(), logs=self.logs,
-                              bars_available=lambda: self._bars_for_training(100_000).height, models=self.slot)
+        self.ctx = BotContext(
+            self.engine,
+            self.journal,
+            s,
+            self.analyzer,
+            utc_now(),
+            self.trainer,
+            self.registry,
+            backtester=self._backtester(),
+            logs=self.logs,
+            bars_available=lambda: self._bars_for_training(100_000).height,
+            models=self.slot,
+        )
         if s.shadow_max_challengers > 0:  # challengers on paper beside live (bot.shadow), after live's state
             from bot.shadow import build_shadow
 
             self.shadow = self.ctx.shadow = await build_shadow(self)
         self._approvals_queue = self.bus.subscribe()
-        self._tasks.append(asyncio.create_task(self._persist_approvals(self._approvals_queue),
-                                               name="approvals-journal"))
+        self._tasks.append(
+            asyncio.create_task(self._persist_approvals(self._approvals_queue), name="approvals-journal")
+        )
         self._tasks.append(asyncio.create_task(self.guard.run(), name="journal-guard"))
         self.trading_job = TradingJob(self)
         if setup.sim_clock is not None:  # a replayed market: one loop on its clock, as in a backtest
             from trading.simulation import MarketLoop, history_window
 
             self.market_loop = MarketLoop(
-                self.feed, self.broker, self.engine, setup.sim_clock,
-                history_window(self.feed.frame, s.analysis_history_bars), speed=setup.speed,
-                on_decision=self.trading_job.bar_decided, on_step=self.trading_job.stepped)
+                self.feed,
+                self.broker,
+                self.engine,
+                setup.sim_clock,
+                history_window(self.feed.frame, s.analysis_history_bars),
+                speed=setup.speed,
+                on_decision=self.trading_job.bar_decided,
+                on_step=self.trading_job.stepped,
+            )
         elif self.feed is not None:  # dry run: the paper broker checks SL/TP on every tick of the real prices
             self._tasks.append(asyncio.create_task(self.broker.run(), name="paper-market"))
         await self._judge_last_bar()
@@ -151,7 +184,9 @@ class App:
             await self.engine.judge_at_start(window)
         except Exception as exc:  # the first bar close analyses again; the start goes on
             log.warning("start-up analysis of the last closed bar failed: %s", exc)
-            self.notes.append(f"start-up analysis failed ({exc}): the first analysis comes with the next M15 bar")
+            self.notes.append(
+                f"start-up analysis failed ({exc}): the first analysis comes with the next M15 bar"
+            )
             return
         self.last_bars = window
         if self.market_loop is None:
@@ -180,22 +215,30 @@ class App:
         slot = ModelSlot(bundle, note=(warning or "").removesuffix(SMC_ONLY_NOTE))  # why nothing is loaded
         trainer = None
         if self.settings.auto_retrain:
-            config = AutoTrainerConfig(daily_hour_wib=self.settings.retrain_hour_wib,
-                                       min_bars=self.settings.min_bars_for_training)
+            config = AutoTrainerConfig(
+                daily_hour_wib=self.settings.retrain_hour_wib, min_bars=self.settings.min_bars_for_training
+            )
             loop = asyncio.get_running_loop()  # the trainer calls back from its supervisor thread
             shadow_first = self.settings.shadow_new_models and self.settings.shadow_max_challengers > 0
-            trainer = AutoTrainer(registry, slot, fetch_bars=self._bars_for_training, config=config,
-                                  on_event=lambda e: loop.call_soon_threadsafe(self.bus.publish, e),
-                                  to_shadow=self._model_to_shadow(loop) if shadow_first else None)
+            trainer = AutoTrainer(
+                registry,
+                slot,
+                fetch_bars=self._bars_for_training,
+                config=config,
+                on_event=lambda e: loop.call_soon_threadsafe(self.bus.publish, e),
+                to_shadow=self._model_to_shadow(loop) if shadow_first else None,
+            )
         return slot, registry, trainer
 
     def _model_to_shadow(self, loop: asyncio.AbstractEventLoop) -> Any:
         """The auto-trainer's hand-off (from its thread): start a new model as a challenger (bot.shadow)."""
+
         def to_shadow(version: str) -> str:
             if self.shadow is None:
                 return f"shadow is off; /shadow add {version} starts it"
             future = asyncio.run_coroutine_threadsafe(
-                self.shadow.add(model=version, params=None, by="autotrainer"), loop)
+                self.shadow.add(model=version, params=None, by="autotrainer"), loop
+            )
             spec = future.result(timeout=60)
             return f"trading in shadow as challenger #{spec.number}; /shadow shows how it does"
 
@@ -210,10 +253,17 @@ class App:
 
         def config() -> BacktestConfig:
             balance = self.engine.account.balance if self.engine.account else 5_000.0
-            s = self.settings  # the paper account's costs: a backtest should not look cheaper than the account
-            return BacktestConfig(balance=balance, commission_per_lot=s.paper_commission_per_lot,
-                                  slippage_points=s.paper_slippage_points, leverage=s.paper_leverage,
-                                  params=self.engine.params, limits=self.engine.limits)
+            s = (
+                self.settings
+            )  # the paper account's costs: a backtest should not look cheaper than the account
+            return BacktestConfig(
+                balance=balance,
+                commission_per_lot=s.paper_commission_per_lot,
+                slippage_points=s.paper_slippage_points,
+                leverage=s.paper_leverage,
+                params=self.engine.params,
+                limits=self.engine.limits,
+            )
 
         def sources() -> tuple[Any, Any, str]:
             from models.live import SlotRegime, SlotSignal
@@ -223,8 +273,9 @@ class App:
                 return None, None, "no models: SMC-only"
             return SlotRegime(self.slot), SlotSignal(self.slot), f"model {bundle.version}"
 
-        return BotBacktester(self._bars_for_training, config, sources, chart=equity_chart,
-                             distribution=pnl_distribution_chart)
+        return BotBacktester(
+            self._bars_for_training, config, sources, chart=equity_chart, distribution=pnl_distribution_chart
+        )
 
     def _bars_for_training(self, n: int) -> pl.DataFrame:
         if self.feed is not None:  # closed bars only: the forming bar's close is not final yet
@@ -236,8 +287,9 @@ class App:
             return None
         from trading.news import NewsCalendar
 
-        calendar = NewsCalendar(self.settings.news_calendar, self.settings.news_cache_path,
-                                self.settings.blackout_rules())
+        calendar = NewsCalendar(
+            self.settings.news_calendar, self.settings.news_cache_path, self.settings.blackout_rules()
+        )
         calendar.refresh()
         if calendar.last_error:
             self.notes.append(f"news calendar: {calendar.last_error}")
@@ -250,7 +302,9 @@ class App:
         for ticket, pos in at_broker.items():
             if ticket not in open_in_journal:
                 await self.journal.record_trade_open(pos)
-                self.notes.append(f"adopted #{ticket} {pos.side} {pos.volume:g} at {pos.open_price:.2f} (not in the journal)")
+                self.notes.append(
+                    f"adopted #{ticket} {pos.side} {pos.volume:g} at {pos.open_price:.2f} (not in the journal)"
+                )
         missing = {ticket: t for ticket, t in open_in_journal.items() if ticket not in at_broker}
         await self._reconcile_missing(missing)
         await self._reconcile_deals()
@@ -263,25 +317,52 @@ class App:
         for d in await self.broker.deals_since(since):
             deals[d.position_ticket].append(d)
         for ticket, t in missing.items():
-            pos = Position(ticket=ticket, symbol=t.symbol, side=t.side, volume=t.volume, open_price=t.open_price,
-                           open_time=t.open_time, sl=t.sl or 0.0, tp=t.tp or 0.0, magic=t.magic, comment=t.comment)
-            trade = closed_trade_from_deals(pos, deals.get(ticket, []), "broker",
-                                            "closed at the broker while the bot was down")
+            pos = Position(
+                ticket=ticket,
+                symbol=t.symbol,
+                side=t.side,
+                volume=t.volume,
+                open_price=t.open_price,
+                open_time=t.open_time,
+                sl=t.sl or 0.0,
+                tp=t.tp or 0.0,
+                magic=t.magic,
+                comment=t.comment,
+            )
+            trade = closed_trade_from_deals(
+                pos, deals.get(ticket, []), "broker", "closed at the broker while the bot was down"
+            )
             if trade is not None:  # booked now, from the deals: not left to a tick that may never come
                 await self.engine.book_close_from_deals(trade)
-                self.notes.append(f"#{ticket} closed while the bot was down: booked from the broker's deals "
-                                  f"(${trade.profit:+.2f})")
+                self.notes.append(
+                    f"#{ticket} closed while the bot was down: booked from the broker's deals "
+                    f"(${trade.profit:+.2f})"
+                )
                 continue
             # no closing deal (another account, a new paper account, history purged): the P/L is unknown.
             # Close the row at its open price with no profit, and do not count it in today's risk.
-            await self.journal.record_trade_close(ClosedTrade(
-                ticket=ticket, symbol=t.symbol, side=t.side, volume=t.volume, open_price=t.open_price,
-                close_price=t.open_price, open_time=t.open_time, close_time=max(self.clock(), t.open_time),
-                profit=0.0, reason="missing_at_broker", sl=t.sl or 0.0, tp=t.tp or 0.0,
-                extra={"detail": "open in the journal, not at the broker, no closing deal found"}))
-            self.notes.append(f"#{ticket} is open in the journal but unknown to the broker (no closing deal): "
-                              "closed in the journal with P/L unknown (booked as 0, not counted); check the "
-                              "broker's history")
+            await self.journal.record_trade_close(
+                ClosedTrade(
+                    ticket=ticket,
+                    symbol=t.symbol,
+                    side=t.side,
+                    volume=t.volume,
+                    open_price=t.open_price,
+                    close_price=t.open_price,
+                    open_time=t.open_time,
+                    close_time=max(self.clock(), t.open_time),
+                    profit=0.0,
+                    reason="missing_at_broker",
+                    sl=t.sl or 0.0,
+                    tp=t.tp or 0.0,
+                    extra={"detail": "open in the journal, not at the broker, no closing deal found"},
+                )
+            )
+            self.notes.append(
+                f"#{ticket} is open in the journal but unknown to the broker (no closing deal): "
+                "closed in the journal with P/L unknown (booked as 0, not counted); check the "
+                "broker's history"
+            )
 
     async def _reconcile_deals(self) -> None:
         """Every closed trade of the last RECONCILE_DAYS equals its broker deals to the cent: a close
@@ -299,26 +380,46 @@ class App:
             if row is not None and row.is_open:
                 continue  # back in the engine's book: the next tick books it from these deals
             first = min(ins, key=lambda d: (d.time, d.ticket))
-            pos = Position(ticket=ticket, symbol=first.symbol, side=first.side,
-                           volume=row.volume if row else round(sum(d.volume for d in ins), 8),
-                           open_price=row.open_price if row else first.price,
-                           open_time=row.open_time if row else first.time,
-                           sl=row.sl if row else 0.0, tp=row.tp if row else 0.0, magic=first.magic)
+            pos = Position(
+                ticket=ticket,
+                symbol=first.symbol,
+                side=first.side,
+                volume=row.volume if row else round(sum(d.volume for d in ins), 8),
+                open_price=row.open_price if row else first.price,
+                open_time=row.open_time if row else first.time,
+                sl=row.sl if row else 0.0,
+                tp=row.tp if row else 0.0,
+                magic=first.magic,
+            )
             if row is None:
-                trade = closed_trade_from_deals(pos, deals, "broker", "opened and closed while the bot was down")
+                trade = closed_trade_from_deals(
+                    pos, deals, "broker", "opened and closed while the bot was down"
+                )
                 assert trade is not None
                 await self.engine.book_close_from_deals(trade)
-                await self.journal.audit("reconcile", user_id=None, chat_id=None, allowed=True, args=f"#{ticket}",
-                                         result=f"booked from the broker's deals: {trade.profit:+.2f} (not in the journal)")
-                self.notes.append(f"#{ticket} opened and closed at the broker while the bot was down: "
-                                  f"booked from its deals (${trade.profit:+.2f})")
+                await self.journal.audit(
+                    "reconcile",
+                    user_id=None,
+                    chat_id=None,
+                    allowed=True,
+                    args=f"#{ticket}",
+                    result=f"booked from the broker's deals: {trade.profit:+.2f} (not in the journal)",
+                )
+                self.notes.append(
+                    f"#{ticket} opened and closed at the broker while the bot was down: "
+                    f"booked from its deals (${trade.profit:+.2f})"
+                )
                 continue
-            trade = closed_trade_from_deals(pos, deals, row.exit_reason or "broker", str(row.extra.get("detail", "")))
+            trade = closed_trade_from_deals(
+                pos, deals, row.exit_reason or "broker", str(row.extra.get("detail", ""))
+            )
             assert trade is not None
             booked = float(row.profit or 0.0)
             if await self.engine.correct_close(trade, booked):
-                self.notes.append(f"#{ticket} P/L corrected from the broker's deals: ${booked:+.2f} → "
-                                  f"${trade.profit:+.2f} (audited)")
+                self.notes.append(
+                    f"#{ticket} P/L corrected from the broker's deals: ${booked:+.2f} → "
+                    f"${trade.profit:+.2f} (audited)"
+                )
         for t in await self.journal.closed_trades(since=since):
             if t.extra.get(PL_SOURCE) == "estimate" and t.ticket not in by_position:
                 self.engine.watch_estimate(t.to_closed_trade())
@@ -346,15 +447,25 @@ class App:
             if self.console_input:
                 self.console.start()
             self.polling = None
-            self.notes.append("no TELEGRAM_TOKEN: console mode (type /help; photos are saved under "
-                              f"{s.database_path.parent / 'photos'}, /export files under "
-                              f"{s.database_path.parent / 'exports'})")
+            self.notes.append(
+                "no TELEGRAM_TOKEN: console mode (type /help; photos are saved under "
+                f"{s.database_path.parent / 'photos'}, /export files under "
+                f"{s.database_path.parent / 'exports'})"
+            )
         self.transport = transport
         budget = ChatBudget(per_minute=s.notify_per_minute, report_gap=s.notify_report_gap_minutes * 60)
-        self.notifier = Notifier(transport, chat or CONSOLE_USER, quiet_kinds=s.quiet_notifications,
-                                 muted_kinds=s.muted_notifications, budget=budget, outbox=OutboxStore(self.journal),
-                                 state_line=lambda: state_line(self.engine.snapshot()))
-        self.notifier.load_switches((await self.journal.load_state()).get(NOTIFY_STATE_KEY) or {})  # /notify's
+        self.notifier = Notifier(
+            transport,
+            chat or CONSOLE_USER,
+            quiet_kinds=s.quiet_notifications,
+            muted_kinds=s.muted_notifications,
+            budget=budget,
+            outbox=OutboxStore(self.journal),
+            state_line=lambda: state_line(self.engine.snapshot()),
+        )
+        self.notifier.load_switches(
+            (await self.journal.load_state()).get(NOTIFY_STATE_KEY) or {}
+        )  # /notify's
         self.ctx.extras["notify"] = NotifyControl(self.notifier, self.journal.save_state)
         await self.notifier.restore()  # what the last run could not deliver goes first
         if quiet_polling is not None:  # polling got through again: the outbox retries at once
@@ -371,12 +482,19 @@ class App:
         config["Model"] = bundle.version if bundle else "none: SMC-only"
         if snap.strategy_edge:
             config["Edge"] = snap.strategy_edge
-        self.bus.publish(startup_event(
-            self.clock(), balance=account.balance if account else 0.0, equity=account.equity if account else None,
-            currency=account.currency if account else "USD", config=config, limits=snap.limits,
-            mode=str(snap.mode.mode), paused=snap.paused,
-            notes=[*limits_drift_notes(snap.limits, s.limits()), *self.notes],
-        ))
+        self.bus.publish(
+            startup_event(
+                self.clock(),
+                balance=account.balance if account else 0.0,
+                equity=account.equity if account else None,
+                currency=account.currency if account else "USD",
+                config=config,
+                limits=snap.limits,
+                mode=str(snap.mode.mode),
+                paused=snap.paused,
+                notes=[*limits_drift_notes(snap.limits, s.limits()), *self.notes],
+            )
+        )
 
     async def _persist_approvals(self, queue: asyncio.Queue[Any]) -> None:
         while True:
@@ -385,11 +503,16 @@ class App:
                 return
             try:
                 approval = event.data.get("approval")
-                if approval is None or event.kind not in (EventKind.RISK_CHANGE_PROPOSED,
-                                                          EventKind.APPROVAL_RESOLVED):
+                if approval is None or event.kind not in (
+                    EventKind.RISK_CHANGE_PROPOSED,
+                    EventKind.APPROVAL_RESOLVED,
+                ):
                     continue
-                stored = await self.journal.update_approval(approval) if event.kind is \
-                    EventKind.APPROVAL_RESOLVED else False
+                stored = (
+                    await self.journal.update_approval(approval)
+                    if event.kind is EventKind.APPROVAL_RESOLVED
+                    else False
+                )
                 if not stored:
                     await self.journal.save_approval(approval)
             except JournalWriteError:
@@ -404,17 +527,26 @@ class App:
     async def five_minute_job(self, now: datetime | None = None) -> None:
         now = now or self.clock()  # the market slot's time when the report clock runs it
         account = await self.broker.account()
-        await self.journal.record_equity(now, account.balance, account.equity, len(self.engine.positions),
-                                         account.floating_pl)
+        await self.journal.record_equity(
+            now, account.balance, account.equity, len(self.engine.positions), account.floating_pl
+        )
         if self.news is not None:
             await asyncio.to_thread(self.news.refresh)
             for e in self.news.upcoming(now, timedelta(minutes=30)):
                 from bot.messages import news_event
 
-                self.bus.publish(news_event(now, active=False, title=e.title,
-                                            reason=f"high-impact {e.country} event at {e.time:%H:%M} UTC"))
+                self.bus.publish(
+                    news_event(
+                        now,
+                        active=False,
+                        title=e.title,
+                        reason=f"high-impact {e.country} event at {e.time:%H:%M} UTC",
+                    )
+                )
         if self.trainer is not None:
-            self.trainer.check(now, market_open=market_status(now).is_open, open_positions=len(self.engine.positions))
+            self.trainer.check(
+                now, market_open=market_status(now).is_open, open_positions=len(self.engine.positions)
+            )
 
     async def market_update_job(self) -> None:
         from bot.reports import market_update
@@ -425,15 +557,20 @@ class App:
         from bot.reports import hourly_analysis
 
         decisions = await self.journal.decisions(limit=4)
-        self.notifier.notify_text(hourly_analysis(self.engine.snapshot(), decisions, started_wall=self.ctx.started),
-                                  silent=True, kind="hourly")
+        self.notifier.notify_text(
+            hourly_analysis(self.engine.snapshot(), decisions, started_wall=self.ctx.started),
+            silent=True,
+            kind="hourly",
+        )
 
     async def daily_job(self) -> None:
         from bot.reports import daily_summary, day_report
 
         yesterday = wib_date(self.clock()) - timedelta(days=1)  # runs just after 00:00 WIB (market clock)
         snapshot = self.engine.snapshot()
-        await self.journal.record_daily_summary((await day_report(self.journal, yesterday, snapshot)).summary())
+        await self.journal.record_daily_summary(
+            (await day_report(self.journal, yesterday, snapshot)).summary()
+        )
         html, png = await daily_summary(self.journal, yesterday, snapshot)
         if png:
             self.notifier.notify_photo(png, "", kind="daily")
@@ -475,12 +612,19 @@ class App:
         try:
             await self._stop_jobs(job_timeout)
             snap = self.engine.snapshot()
-            self.bus.publish(shutdown_event(
-                self.clock(), balance=snap.account.balance if snap.account else None, started=self.ctx.started,
-                now_wall=utc_now(),
-                trades_today=snap.risk.daily_trades, wins_today=snap.risk.daily_wins,
-                profit_today=snap.risk.daily_realized, mode=str(snap.mode.mode), reason=reason,
-            ))
+            self.bus.publish(
+                shutdown_event(
+                    self.clock(),
+                    balance=snap.account.balance if snap.account else None,
+                    started=self.ctx.started,
+                    now_wall=utc_now(),
+                    trades_today=snap.risk.daily_trades,
+                    wins_today=snap.risk.daily_wins,
+                    profit_today=snap.risk.daily_realized,
+                    mode=str(snap.mode.mode),
+                    reason=reason,
+                )
+            )
             await self.notifier.stop(timeout=10)
             if self.polling is not None:
                 await self.polling.stop()
@@ -525,7 +669,9 @@ class App:
             left = deadline - asyncio.get_running_loop().time()
             _, pending = await asyncio.wait(running, timeout=max(left, 0))
             if pending:  # only after the deadline
-                log.warning("shutdown: %d job(s) still running after %.0f s are cancelled", len(pending), timeout)
+                log.warning(
+                    "shutdown: %d job(s) still running after %.0f s are cancelled", len(pending), timeout
+                )
                 break
         scheduler.shutdown(wait=False)
 
@@ -535,8 +681,12 @@ class App:
             return
         lost = await guard.flush_now()
         if lost:
-            log.error("journal still cannot write at shutdown: %d held record(s) not booked (%s); the start-up "
-                      "reconcile books their closes from the broker's deals", len(lost), ", ".join(lost[:10]))
+            log.error(
+                "journal still cannot write at shutdown: %d held record(s) not booked (%s); the start-up "
+                "reconcile books their closes from the broker's deals",
+                len(lost),
+                ", ".join(lost[:10]),
+            )
 
     async def _close_partial(self) -> None:
         with contextlib.suppress(Exception):

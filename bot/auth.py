@@ -130,11 +130,18 @@ class AccessMiddleware(BaseMiddleware):
         await event.answer(REFUSAL)
         return "refused"
 
-    async def _audit(self, command: str, user_id: int | None, chat_id: int | None, allowed: bool,
-                     args: str, result: str) -> None:
+    async def _audit(
+        self, command: str, user_id: int | None, chat_id: int | None, allowed: bool, args: str, result: str
+    ) -> None:
         try:
-            await self.journal.audit(command, user_id=user_id, chat_id=chat_id, allowed=allowed, args=args,
-                                     result=result[:MAX_AUDIT_ARGS])
+            await self.journal.audit(
+                command,
+                user_id=user_id,
+                chat_id=chat_id,
+                allowed=allowed,
+                args=args,
+                result=result[:MAX_AUDIT_ARGS],
+            )
         except JournalWriteError:
             pass  # logged and alarmed once per outage by the journal
         except Exception:  # the audit log must not take the controller down

@@ -39,10 +39,14 @@ def calendar_window(times: pl.Series, days: int, warmup: int) -> int:
 
 
 class BotBacktester:
-    def __init__(self, fetch_bars: Callable[[int], pl.DataFrame], config: Callable[[], BacktestConfig],
-                 sources: Callable[[], tuple[Any, Any, str]] = lambda: (None, None, "no models: SMC-only"),
-                 chart: Callable[..., bytes] | None = None,
-                 distribution: Callable[..., bytes] | None = None) -> None:
+    def __init__(
+        self,
+        fetch_bars: Callable[[int], pl.DataFrame],
+        config: Callable[[], BacktestConfig],
+        sources: Callable[[], tuple[Any, Any, str]] = lambda: (None, None, "no models: SMC-only"),
+        chart: Callable[..., bytes] | None = None,
+        distribution: Callable[..., bytes] | None = None,
+    ) -> None:
         self.fetch_bars = fetch_bars  # n -> the newest n closed bars the bot has (called in the worker)
         self.config = config  # the live strategy parameters and limits, read when a run starts
         self.sources = sources  # () -> (regime, signal, description) of the active models
@@ -71,8 +75,10 @@ class BotBacktester:
         bars = bars.slice(skip)
         if bars.height < config.warmup_bars + MIN_TEST_BARS:
             need = config.warmup_bars + MIN_TEST_BARS
-            raise BacktestRefused(f"the bot has {bars.height} closed M15 bars; a backtest needs at least {need} "
-                                  f"({config.warmup_bars} to warm up + 1 day)")
+            raise BacktestRefused(
+                f"the bot has {bars.height} closed M15 bars; a backtest needs at least {need} "
+                f"({config.warmup_bars} to warm up + 1 day)"
+            )
         regime, signal, models = self.sources()
         t0 = time.perf_counter()
         result = run_backtest(bars, config, regime=regime, signal=signal, progress=progress)
@@ -81,16 +87,30 @@ class BotBacktester:
         calendar = days if whole else (last + BAR - first).total_seconds() / 86400
         png = dist = None
         if self.chart is not None and len(result.equity_times) >= 2:
-            png = self.chart(result.equity_times, result.equity, result.balance if result.balance.size else None,
-                             title=f"Backtest equity · {result.bars:,} bars", start=(first, result.start_balance),
-                             halts=halt_marks(result.halts))
+            png = self.chart(
+                result.equity_times,
+                result.equity,
+                result.balance if result.balance.size else None,
+                title=f"Backtest equity · {result.bars:,} bars",
+                start=(first, result.start_balance),
+                halts=halt_marks(result.halts),
+            )
         if self.distribution is not None and result.trades:
             dist = self.distribution([t.profit for t in result.trades], title="Backtest P/L per trade")
-        return BacktestReport(requested_days=days, days=calendar, bars=result.bars, first=first,
-                              last=last, seconds=time.perf_counter() - t0, metrics=result.metrics(),
-                              models=models, equity_png=png, distribution_png=dist,
-                              trading_days=result.bars / BARS_PER_DAY,
-                              checks=run_checks([result], config.params, config.limits).to_json())
+        return BacktestReport(
+            requested_days=days,
+            days=calendar,
+            bars=result.bars,
+            first=first,
+            last=last,
+            seconds=time.perf_counter() - t0,
+            metrics=result.metrics(),
+            models=models,
+            equity_png=png,
+            distribution_png=dist,
+            trading_days=result.bars / BARS_PER_DAY,
+            checks=run_checks([result], config.params, config.limits).to_json(),
+        )
 
     def close(self) -> None:
         self._pool.shutdown(wait=False, cancel_futures=True)
@@ -98,8 +118,14 @@ class BotBacktester:
 
 def halt_marks(halts: list[Any]) -> list[tuple[Any, Any, str]]:
     """Loss-limit halts (trading.backtest.HaltEvent) as the equity chart's (start, end, label)."""
+
     def which(reason: str) -> str:
-        return "daily-loss limit" if reason.startswith("daily") else "total-loss limit" if reason.startswith(
-            "total") else reason
+        return (
+            "daily-loss limit"
+            if reason.startswith("daily")
+            else "total-loss limit"
+            if reason.startswith("total")
+            else reason
+        )
 
     return [(h.start, h.end, f"halted: {which(h.reason)}") for h in halts]

@@ -39,12 +39,22 @@ def mt5_broker(settings: Settings, kind: str, trades: bool = True) -> Broker:
     from trading.broker.mt5 import MT5Broker, create_mt5_module, mt5_module_factory
 
     module = create_mt5_module(kind, settings.mt5linux_host, settings.mt5linux_port)
-    factory = mt5_module_factory(kind, settings.mt5linux_host, settings.mt5linux_port) if kind == "mt5linux" else None
+    factory = (
+        mt5_module_factory(kind, settings.mt5linux_host, settings.mt5linux_port)
+        if kind == "mt5linux"
+        else None
+    )
     return MT5Broker(
-        module, symbol=settings.symbol, magic=settings.magic, server_clock=settings.server_clock,
+        module,
+        symbol=settings.symbol,
+        magic=settings.magic,
+        server_clock=settings.server_clock,
         login=settings.mt5_login,
         password=settings.mt5_password.get_secret_value() if settings.mt5_password else None,
-        server=settings.mt5_server, path=settings.mt5_path, mt5_factory=factory, require_hedging=trades,
+        server=settings.mt5_server,
+        path=settings.mt5_path,
+        mt5_factory=factory,
+        require_hedging=trades,
     )
 
 
@@ -66,8 +76,10 @@ def build_broker(settings: Settings) -> BrokerSetup:
     from trading.broker.paper import PaperBroker
 
     paper_kwargs = dict(
-        balance=settings.paper_balance, leverage=settings.paper_leverage,
-        commission_per_lot=settings.paper_commission_per_lot, slippage_points=settings.paper_slippage_points,
+        balance=settings.paper_balance,
+        leverage=settings.paper_leverage,
+        commission_per_lot=settings.paper_commission_per_lot,
+        slippage_points=settings.paper_slippage_points,
     )
     if settings.broker in ("mt5", "mt5linux"):
         broker = mt5_broker(settings, settings.broker)
@@ -75,10 +87,14 @@ def build_broker(settings: Settings) -> BrokerSetup:
     if settings.broker == "dry-run":
         source = mt5_broker(settings, settings.dry_run_source, trades=False)  # prices only: netting is fine
         state = account_state_path(settings)
-        broker = PaperBroker(settings.symbol, settings.magic, feed=DryRunFeed(source), state_path=state,
-                             **paper_kwargs)
-        return BrokerSetup(broker, utc_now, f"dry-run: real {settings.dry_run_source} prices, paper fills "
-                                            f"(account kept in {state})")
+        broker = PaperBroker(
+            settings.symbol, settings.magic, feed=DryRunFeed(source), state_path=state, **paper_kwargs
+        )
+        return BrokerSetup(
+            broker,
+            utc_now,
+            f"dry-run: real {settings.dry_run_source} prices, paper fills (account kept in {state})",
+        )
     return _paper_market(settings, paper_kwargs)
 
 
@@ -135,19 +151,38 @@ def _paper_market(settings: Settings, paper_kwargs: dict[str, Any]) -> BrokerSet
     broker = PaperBroker(settings.symbol, settings.magic, state_path=account_file, **paper_kwargs)
     # a restarted market goes on after the last moment anything saw: never back in time (a position
     # opened, or a stop filled, before the market's clock would otherwise be replayed a second time)
-    seen_until = [datetime.fromisoformat(resume["market_time"])] if resume and resume.get("market_time") else []
+    seen_until = (
+        [datetime.fromisoformat(resume["market_time"])] if resume and resume.get("market_time") else []
+    )
     if broker.market_time is not None:
         seen_until.append(broker.market_time)
-    feed = ReplayFeed(frame, speed=0, ticks_per_bar=DEFAULT_TICKS_PER_BAR, history=shown,
-                      resume_after=max(seen_until) if seen_until else None)
+    feed = ReplayFeed(
+        frame,
+        speed=0,
+        ticks_per_bar=DEFAULT_TICKS_PER_BAR,
+        history=shown,
+        resume_after=max(seen_until) if seen_until else None,
+    )
     broker.feed = feed
     last_bar = resume.get("last_bar") if resume else None
-    state = {**identity, "start": start.isoformat() if start else None, "last_bar": last_bar,
-             "market_time": resume.get("market_time") if resume else None}
+    state = {
+        **identity,
+        "start": start.isoformat() if start else None,
+        "last_bar": last_bar,
+        "market_time": resume.get("market_time") if resume else None,
+    }
     how = "continuing the saved paper account" if resume else "a new paper account"
     clock = SimClock(feed.now())
-    return BrokerSetup(broker, clock, f"paper account on a {what} at {speed:g}× speed ({how})", feed,
-                       market_state=market_file, market_init=state, speed=speed, sim_clock=clock)
+    return BrokerSetup(
+        broker,
+        clock,
+        f"paper account on a {what} at {speed:g}× speed ({how})",
+        feed,
+        market_state=market_file,
+        market_init=state,
+        speed=speed,
+        sim_clock=clock,
+    )
 
 
 def remember_last_bar(path: Path, bar_time: datetime, market_time: datetime | None = None) -> None:

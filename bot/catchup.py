@@ -19,13 +19,24 @@ from trading.events import Event, EventKind
 from trading.numbers import signed_usd, usd
 from trading.timezones import to_wib
 
-MUST_DELIVER = frozenset({
-    EventKind.TRADE_OPENED, EventKind.TRADE_CLOSED, EventKind.ORDER_FAILED,  # trades
-    EventKind.LIMIT_HIT, EventKind.EMERGENCY_CLOSE, EventKind.RISK_MODE_CHANGED,  # limits
-    EventKind.RISK_CHANGE_APPLIED, EventKind.APPROVAL_RESOLVED,  # approvals
-    EventKind.ERROR_BURST, EventKind.JOURNAL,  # errors (a journal alarm is kept in memory while the journal is down)
-    EventKind.PAUSED, EventKind.RESUMED, EventKind.STARTUP, EventKind.SHUTDOWN,  # start/stop
-})
+MUST_DELIVER = frozenset(
+    {
+        EventKind.TRADE_OPENED,
+        EventKind.TRADE_CLOSED,
+        EventKind.ORDER_FAILED,  # trades
+        EventKind.LIMIT_HIT,
+        EventKind.EMERGENCY_CLOSE,
+        EventKind.RISK_MODE_CHANGED,  # limits
+        EventKind.RISK_CHANGE_APPLIED,
+        EventKind.APPROVAL_RESOLVED,  # approvals
+        EventKind.ERROR_BURST,
+        EventKind.JOURNAL,  # errors (a journal alarm is kept in memory while the journal is down)
+        EventKind.PAUSED,
+        EventKind.RESUMED,
+        EventKind.STARTUP,
+        EventKind.SHUTDOWN,  # start/stop
+    }
+)
 SUMMARY_OVER = 5  # up to this many waiting messages go out one by one after an outage; more: one summary
 
 
@@ -72,32 +83,48 @@ def headline(message_html: str) -> str:
     return ""
 
 
-ROUTINE_LABELS = {"sl_moved": "SL moves", "market_update": "market updates", "hourly": "hourly analyses",
-                  "training_progress": "training progress reports"}
+ROUTINE_LABELS = {
+    "sl_moved": "SL moves",
+    "market_update": "market updates",
+    "hourly": "hourly analyses",
+    "training_progress": "training progress reports",
+}
 
 
-def summary_html(waiting: Sequence[Waiting], state: str = "", skipped: Mapping[str, int] | None = None) -> str:
+def summary_html(
+    waiting: Sequence[Waiting], state: str = "", skipped: Mapping[str, int] | None = None
+) -> str:
     """📬 While Telegram was unreachable (12:01–12:03 WIB): opened #18 #22, closed #10 (+$5.20) …
     `skipped`: routine messages of the same time left out by kind (the state line tells the newer)."""
     if not waiting:
         return ""
     first, last = to_wib(min(w.created_at for w in waiting)), to_wib(max(w.created_at for w in waiting))
-    span = f"{first:%H:%M}–{last:%H:%M} WIB" if first.date() == last.date() else \
-        f"{first:%d %b %H:%M} – {last:%d %b %H:%M} WIB"
+    span = (
+        f"{first:%H:%M}–{last:%H:%M} WIB"
+        if first.date() == last.date()
+        else f"{first:%d %b %H:%M} – {last:%d %b %H:%M} WIB"
+    )
     lines = [f"📬 <b>While Telegram was unreachable</b> ({span}), {len(waiting)} messages waited:"]
     opened = [w.meta["ticket"] for w in waiting if w.kind == EventKind.TRADE_OPENED and "ticket" in w.meta]
     closed = [w for w in waiting if w.kind == EventKind.TRADE_CLOSED and "ticket" in w.meta]
     if opened:
         lines.append("🟢 Opened: " + " ".join(f"#{t}" for t in opened))
     if closed:
-        lines.append("🏁 Closed: " + " ".join(
-            f"#{w.meta['ticket']}" + (f" ({signed_usd(w.meta['profit'])})" if "profit" in w.meta else "")
-            for w in closed))
+        lines.append(
+            "🏁 Closed: "
+            + " ".join(
+                f"#{w.meta['ticket']}" + (f" ({signed_usd(w.meta['profit'])})" if "profit" in w.meta else "")
+                for w in closed
+            )
+        )
         profits = [w.meta["profit"] for w in closed if "profit" in w.meta]
         if profits:
             lines.append(f"Net of these closes: <b>{signed_usd(round(sum(profits), 2))}</b>")
-    summarised = {id(w) for w in waiting if w.kind in (EventKind.TRADE_OPENED, EventKind.TRADE_CLOSED)
-                  and "ticket" in w.meta}
+    summarised = {
+        id(w)
+        for w in waiting
+        if w.kind in (EventKind.TRADE_OPENED, EventKind.TRADE_CLOSED) and "ticket" in w.meta
+    }
     others = [headline(w.html) for w in waiting if id(w) not in summarised]
     if others:
         lines.append("Also: " + "; ".join(html.escape(h) for h in others if h))
@@ -125,4 +152,13 @@ def state_line(snapshot: Any) -> str:
     return "📊 <b>Now:</b> " + html.escape("; ".join(parts))
 
 
-__all__ = ["MUST_DELIVER", "SUMMARY_OVER", "Waiting", "event_meta", "headline", "must_deliver", "state_line", "summary_html"]
+__all__ = [
+    "MUST_DELIVER",
+    "SUMMARY_OVER",
+    "Waiting",
+    "event_meta",
+    "headline",
+    "must_deliver",
+    "state_line",
+    "summary_html",
+]

@@ -81,9 +81,7 @@ def _host_only(url: str) -> str:
 
 
 class Settings(BaseSettings):
-    model_config = SettingsConfigDict(
-        env_file=".env", env_file_encoding="utf-8", extra="ignore", frozen=True
-    )
+    model_config = SettingsConfigDict(env_file=".env", env_file_encoding="utf-8", extra="ignore", frozen=True)
 
     # --- broker and instrument ---
     broker: BrokerKind = Field(
@@ -97,13 +95,20 @@ class Settings(BaseSettings):
         "xau-bot", max_length=MT5_COMMENT_MAX, description="order comment (MT5 allows at most 31 characters)"
     )
     server_tz: str = Field(
-        "NY+7", description="broker server clock: NY+7 (New York + 7 h, follows US DST), UTC+2, or an IANA zone"
+        "NY+7",
+        description="broker server clock: NY+7 (New York + 7 h, follows US DST), UTC+2, or an IANA zone",
     )
 
     # --- MT5 connection ---
-    mt5_login: int | None = Field(None, gt=0, description="MT5 account number (empty: the terminal's logged-in account)")
-    mt5_password: SecretStr | None = Field(None, validate_default=True, description="MT5 password (never printed or logged)")
-    mt5_server: str | None = Field(None, validate_default=True, description="MT5 trade server name, e.g. Broker-Demo")
+    mt5_login: int | None = Field(
+        None, gt=0, description="MT5 account number (empty: the terminal's logged-in account)"
+    )
+    mt5_password: SecretStr | None = Field(
+        None, validate_default=True, description="MT5 password (never printed or logged)"
+    )
+    mt5_server: str | None = Field(
+        None, validate_default=True, description="MT5 trade server name, e.g. Broker-Demo"
+    )
     mt5_path: str | None = Field(None, description="path to terminal64.exe (empty: the installed terminal)")
     mt5linux_host: str = Field("127.0.0.1", min_length=1, description="host of the mt5linux rpyc server")
     mt5linux_port: int = Field(18812, ge=1, le=65535, description="port of the mt5linux rpyc server")
@@ -122,7 +127,9 @@ class Settings(BaseSettings):
     paper_replay_file: Path | None = Field(
         None, validate_default=True, description="bars file (parquet/CSV, MT5 columns) for PAPER_FEED=replay"
     )
-    paper_replay_speed: float = Field(60.0, gt=0, description="replay speed: simulated seconds per real second")
+    paper_replay_speed: float = Field(
+        60.0, gt=0, description="replay speed: simulated seconds per real second"
+    )
     paper_seed: int = Field(7, ge=0, description="random seed of the synthetic market")
 
     # --- Telegram ---
@@ -134,7 +141,9 @@ class Settings(BaseSettings):
         validate_default=True,
         description="Telegram user ids allowed to use the bot, comma separated (required with a token)",
     )
-    telegram_api_url: str | None = Field(None, description="custom Bot API server URL (empty: api.telegram.org)")
+    telegram_api_url: str | None = Field(
+        None, description="custom Bot API server URL (empty: api.telegram.org)"
+    )
     telegram_chat_id: int | None = Field(
         None, description="chat that receives notifications (empty: the first allowed user)"
     )
@@ -146,28 +155,54 @@ class Settings(BaseSettings):
     log_file: Path | None = Field(None, description="log file (empty: console only)")
 
     # --- risk ---
-    risk_per_trade_pct: float = Field(1.0, **LIMIT_BOUNDS["risk_per_trade_pct"].field_args(),
-                                      description="risk per trade, % of balance")
-    daily_loss_pct: float = Field(3.0, **LIMIT_BOUNDS["daily_loss_pct"].field_args(),
-                                  description="daily loss limit, % of the day's start balance")
-    total_loss_pct: float = Field(10.0, **LIMIT_BOUNDS["total_loss_pct"].field_args(),
-                                  description="total loss limit, % of the reference balance")
-    max_positions: int = Field(2, **LIMIT_BOUNDS["max_positions"].field_args(), description="open positions at most")
+    risk_per_trade_pct: float = Field(
+        1.0, **LIMIT_BOUNDS["risk_per_trade_pct"].field_args(), description="risk per trade, % of balance"
+    )
+    daily_loss_pct: float = Field(
+        3.0,
+        **LIMIT_BOUNDS["daily_loss_pct"].field_args(),
+        description="daily loss limit, % of the day's start balance",
+    )
+    total_loss_pct: float = Field(
+        10.0,
+        **LIMIT_BOUNDS["total_loss_pct"].field_args(),
+        description="total loss limit, % of the reference balance",
+    )
+    max_positions: int = Field(
+        2, **LIMIT_BOUNDS["max_positions"].field_args(), description="open positions at most"
+    )
     min_lot: float = Field(0.01, gt=0, le=100, description="smallest lot the bot trades")
     max_lot: float = Field(0.02, gt=0, le=100, description="largest lot the bot trades")
     cooldown_seconds: int = Field(300, ge=0, le=86400, description="pause between entries, seconds")
     risk_cooldown_minutes: int = Field(
         60, ge=0, le=10080, description="COOLDOWN mode after a limit-close or flash crash, minutes"
     )
-    protected_at: float = Field(0.8, gt=0, lt=1, description="fraction of a limit used that switches to PROTECTED")
-    recovery_after_losses: int = Field(3, ge=1, le=100, description="consecutive losses that switch to RECOVERY")
-    approval_ttl_minutes: int = Field(10, ge=1, le=1440, description="minutes an approval request stays valid")
+    protected_at: float = Field(
+        0.8, gt=0, lt=1, description="fraction of a limit used that switches to PROTECTED"
+    )
+    recovery_after_losses: int = Field(
+        3, ge=1, le=100, description="consecutive losses that switch to RECOVERY"
+    )
+    approval_ttl_minutes: int = Field(
+        10, ge=1, le=1440, description="minutes an approval request stays valid"
+    )
     max_loss_per_trade_pct: float = Field(1.0, gt=0, le=50, description="max loss per trade, % of balance")
-    emergency_sl_pct: float = Field(0.5, gt=0, le=50, description="broker-side emergency stop, % of balance "
-                                    "(0.5: where the max-loss exit would close; trading/parameters.py)")
-    flash_crash_pct: float = Field(2.5, gt=0, le=50, description="price move, %, that counts as a flash crash")
-    max_spread_points: int = Field(60, ge=1, le=100000, description="spread limit for entries, points (daytime)")
-    night_max_spread_points: int = Field(50, ge=1, le=100000, description="spread limit, WIB 22:00-05:59, points")
+    emergency_sl_pct: float = Field(
+        0.5,
+        gt=0,
+        le=50,
+        description="broker-side emergency stop, % of balance "
+        "(0.5: where the max-loss exit would close; trading/parameters.py)",
+    )
+    flash_crash_pct: float = Field(
+        2.5, gt=0, le=50, description="price move, %, that counts as a flash crash"
+    )
+    max_spread_points: int = Field(
+        60, ge=1, le=100000, description="spread limit for entries, points (daytime)"
+    )
+    night_max_spread_points: int = Field(
+        50, ge=1, le=100000, description="spread limit, WIB 22:00-05:59, points"
+    )
     golden_night_max_spread_points: int = Field(
         80, ge=1, le=100000, description="spread limit in golden time (20:00-23:59 WIB), points"
     )
@@ -179,33 +214,50 @@ class Settings(BaseSettings):
         validate_default=True,
         description="entry gates switched off, comma separated ('none' enables all)",
     )
-    analysis_history_bars: int = Field(1500, ge=300, le=100000, description="M15 bars fetched for each analysis")
+    analysis_history_bars: int = Field(
+        1500, ge=300, le=100000, description="M15 bars fetched for each analysis"
+    )
 
     # --- news ---
     news_calendar: str | None = Field(
         None, description="economic calendar: a JSON/CSV file or an http(s) URL (empty: no news blackout)"
     )
-    news_cache_path: Path = Field(Path("data/news_calendar.json"), description="where a downloaded calendar is cached")
-    news_before_minutes: int = Field(15, ge=0, le=1440, description="no entries this many minutes before news")
+    news_cache_path: Path = Field(
+        Path("data/news_calendar.json"), description="where a downloaded calendar is cached"
+    )
+    news_before_minutes: int = Field(
+        15, ge=0, le=1440, description="no entries this many minutes before news"
+    )
     news_after_minutes: int = Field(30, ge=0, le=1440, description="no entries this many minutes after news")
     news_after_fomc_minutes: int = Field(45, ge=0, le=1440, description="same, after FOMC decisions")
 
     # --- reports ---
-    market_update_minutes: int = Field(30, ge=0, le=1440, description="market update every N minutes (0 = off)")
+    market_update_minutes: int = Field(
+        30, ge=0, le=1440, description="market update every N minutes (0 = off)"
+    )
     hourly_analysis: bool = Field(True, description="send the hourly analysis")
     daily_summary: bool = Field(True, description="send the daily summary at 00:00 WIB")
     quiet_notifications: Annotated[list[str], NoDecode] = Field(
-        default_factory=list, validate_default=True,
-        description="message kinds (events, market_update, hourly, daily) sent without sound, comma separated"
+        default_factory=list,
+        validate_default=True,
+        description="message kinds (events, market_update, hourly, daily) sent without sound, comma separated",
     )
     muted_notifications: Annotated[list[str], NoDecode] = Field(
-        default_factory=list, validate_default=True, description="message kinds not sent at all, comma separated"
+        default_factory=list,
+        validate_default=True,
+        description="message kinds not sent at all, comma separated",
     )
     notify_report_gap_minutes: float = Field(
-        5.0, ge=0, le=1440, description="real minutes between two routine reports of one kind (a fast paper market)"
+        5.0,
+        ge=0,
+        le=1440,
+        description="real minutes between two routine reports of one kind (a fast paper market)",
     )
     notify_per_minute: int = Field(
-        20, ge=1, le=60, description="messages a chat gets in any real minute; routine ones over it are skipped"
+        20,
+        ge=1,
+        le=60,
+        description="messages a chat gets in any real minute; routine ones over it are skipped",
     )
 
     # --- models ---
@@ -214,26 +266,48 @@ class Settings(BaseSettings):
     min_bars_for_training: int = Field(2000, ge=500, le=1_000_000, description="M15 bars needed to train")
 
     # --- shadow challengers (bot/shadow.py) ---
-    shadow_dir: Path | None = Field(None, description="challengers' paper accounts and records "
-                                    "(empty: a 'shadow' folder beside DATABASE_PATH)")
-    shadow_params_dir: Path | None = Field(None, description="named parameter sets NAME.json (or an optimize "
-                                           "proposal NAME-proposal.json) for /shadow add params NAME (empty: "
-                                           "a 'params' folder beside DATABASE_PATH)")
+    shadow_dir: Path | None = Field(
+        None,
+        description="challengers' paper accounts and records (empty: a 'shadow' folder beside DATABASE_PATH)",
+    )
+    shadow_params_dir: Path | None = Field(
+        None,
+        description="named parameter sets NAME.json (or an optimize "
+        "proposal NAME-proposal.json) for /shadow add params NAME (empty: "
+        "a 'params' folder beside DATABASE_PATH)",
+    )
     shadow_max_challengers: int = Field(3, ge=0, le=10, description="challengers running at most")
-    shadow_promote_min_trades: int = Field(30, ge=5, le=10000, description="trades a challenger needs "
-                                           "before a promotion is proposed")
-    shadow_promote_min_days: int = Field(10, ge=2, le=365, description="trading days a challenger needs "
-                                         "before a promotion is proposed")
-    shadow_promote_max_p: float = Field(0.05, gt=0, lt=0.5, description="promotion needs the paired daily "
-                                        "bootstrap's P(challenger not better) at most this")
-    shadow_new_models: bool = Field(True, description="true: a retrained model goes to shadow first, never "
-                                    "straight to live")
+    shadow_promote_min_trades: int = Field(
+        30, ge=5, le=10000, description="trades a challenger needs before a promotion is proposed"
+    )
+    shadow_promote_min_days: int = Field(
+        10, ge=2, le=365, description="trading days a challenger needs before a promotion is proposed"
+    )
+    shadow_promote_max_p: float = Field(
+        0.05,
+        gt=0,
+        lt=0.5,
+        description="promotion needs the paired daily bootstrap's P(challenger not better) at most this",
+    )
+    shadow_new_models: bool = Field(
+        True, description="true: a retrained model goes to shadow first, never straight to live"
+    )
 
     # ------------------------------------------------------------------ validators
 
     @field_validator(
-        "mt5_login", "mt5_password", "mt5_server", "mt5_path", "paper_replay_file", "telegram_token",
-        "telegram_api_url", "telegram_chat_id", "log_file", "news_calendar", "shadow_dir", "shadow_params_dir",
+        "mt5_login",
+        "mt5_password",
+        "mt5_server",
+        "mt5_path",
+        "paper_replay_file",
+        "telegram_token",
+        "telegram_api_url",
+        "telegram_chat_id",
+        "log_file",
+        "news_calendar",
+        "shadow_dir",
+        "shadow_params_dir",
         mode="before",
     )
     @classmethod
@@ -274,7 +348,9 @@ class Settings(BaseSettings):
         if value is not None:
             left, sep, right = value.get_secret_value().strip().partition(":")
             if not (sep and left.isdigit() and right) or any(c.isspace() for c in right):
-                raise ValueError("does not look like a bot token (expected '<digits>:<secret>' from @BotFather)")
+                raise ValueError(
+                    "does not look like a bot token (expected '<digits>:<secret>' from @BotFather)"
+                )
             value = SecretStr(value.get_secret_value().strip())
         return value
 
@@ -289,7 +365,9 @@ class Settings(BaseSettings):
             try:
                 user = int(str(item).strip())
             except ValueError:
-                raise ValueError(f"not a user id: {str(item)[:30]!r} (expected numbers like 111,222)") from None
+                raise ValueError(
+                    f"not a user id: {str(item)[:30]!r} (expected numbers like 111,222)"
+                ) from None
             if user <= 0:
                 raise ValueError(f"user ids are positive numbers (got {user})")
             out.append(user)
@@ -312,7 +390,9 @@ class Settings(BaseSettings):
         is_url = "://" in value
         if info.field_name == "telegram_api_url" or is_url:
             if parts.scheme not in ("http", "https") or not parts.hostname:
-                raise ValueError(f"must be an http:// or https:// URL (got {_host_only(value) if is_url else value})")
+                raise ValueError(
+                    f"must be an http:// or https:// URL (got {_host_only(value) if is_url else value})"
+                )
             return value.rstrip("/") if info.field_name == "telegram_api_url" else value
         if not Path(value).is_file():
             raise ValueError(f"file not found: {value}")
@@ -469,7 +549,11 @@ class Settings(BaseSettings):
         if self.news_calendar is None:
             news = "off (no calendar)"
         else:
-            source = _host_only(self.news_calendar) if "://" in self.news_calendar else Path(self.news_calendar).name
+            source = (
+                _host_only(self.news_calendar)
+                if "://" in self.news_calendar
+                else Path(self.news_calendar).name
+            )
             news = (
                 f"{source}; {self.news_before_minutes} min before, {self.news_after_minutes} after "
                 f"({self.news_after_fomc_minutes} after FOMC)"

@@ -46,15 +46,27 @@ class ConsoleSession(BaseSession):
     async def close(self) -> None:
         return None
 
-    async def stream_content(self, url: str, headers: dict[str, Any] | None = None, timeout: int = 30,
-                             chunk_size: int = 65536, raise_for_status: bool = True) -> AsyncGenerator[bytes, None]:
+    async def stream_content(
+        self,
+        url: str,
+        headers: dict[str, Any] | None = None,
+        timeout: int = 30,
+        chunk_size: int = 65536,
+        raise_for_status: bool = True,
+    ) -> AsyncGenerator[bytes, None]:
         raise RuntimeError("no downloads on the console")
         yield b""  # pragma: no cover
 
     def _message(self, message_id: int, text: str | None = None, markup: Any = None) -> Message:
         chat = Chat(id=self.user_id, type="private")
-        return Message(message_id=message_id, date=datetime.now(UTC), chat=chat, from_user=CONSOLE_BOT, text=text,
-                       reply_markup=markup)
+        return Message(
+            message_id=message_id,
+            date=datetime.now(UTC),
+            chat=chat,
+            from_user=CONSOLE_BOT,
+            text=text,
+            reply_markup=markup,
+        )
 
     def _remember_buttons(self, markup: Any, message_id: int) -> str:
         rows = getattr(markup, "inline_keyboard", None)
@@ -63,7 +75,9 @@ class ConsoleSession(BaseSession):
         self.last_buttons = [(b.text, b.callback_data or "", message_id) for row in rows for b in row]
         return "\n" + "  ".join(f"[!{i}] {t}" for i, (t, _, _) in enumerate(self.last_buttons, start=1))
 
-    async def make_request(self, bot: Bot, method: TelegramMethod[TelegramType], timeout: int | None = None) -> Any:
+    async def make_request(
+        self, bot: Bot, method: TelegramMethod[TelegramType], timeout: int | None = None
+    ) -> Any:
         name = type(method).__name__
         if name == "GetMe":
             return CONSOLE_BOT
@@ -81,25 +95,34 @@ class ConsoleSession(BaseSession):
         if name == "SendDocument":
             document = method.document  # type: ignore[attr-defined]
             data = await _input_bytes(document)
-            path = _unique(self.transport.photo_dir.parent / "exports" / (getattr(document, "filename", None)
-                                                                          or "document.bin"))
+            path = _unique(
+                self.transport.photo_dir.parent
+                / "exports"
+                / (getattr(document, "filename", None) or "document.bin")
+            )
             path.parent.mkdir(parents=True, exist_ok=True)
             path.write_bytes(data)
-            mid = await self.transport.send_text(self.user_id, f"file saved: {path} ({getattr(method, 'caption', '')})")
+            mid = await self.transport.send_text(
+                self.user_id, f"file saved: {path} ({getattr(method, 'caption', '')})"
+            )
             return self._message(mid or 0)
         if name in ("SendPhoto", "SendDocument"):
             payload = getattr(method, "photo", None) or getattr(method, "document", None)
             data = await _input_bytes(payload)
             caption = (getattr(method, "caption", None) or "") + self._remember_buttons(
-                getattr(method, "reply_markup", None), 0)
+                getattr(method, "reply_markup", None), 0
+            )
             mid = await self.transport.send_photo(self.user_id, data, caption)
             return self._message(mid or 0)
         if name == "SendMediaGroup":  # an album: each photo saved, the caption printed with the first
             sent = []
             for item in method.media:  # type: ignore[attr-defined]
                 data = await _input_bytes(item.media)
-                sent.append(self._message(await self.transport.send_photo(self.user_id, data, item.caption or "")
-                                          or 0))
+                sent.append(
+                    self._message(
+                        await self.transport.send_photo(self.user_id, data, item.caption or "") or 0
+                    )
+                )
             return sent
         if name == "EditMessageReplyMarkup":
             extra = self._remember_buttons(getattr(method, "reply_markup", None), method.message_id or 0)  # type: ignore[attr-defined]
@@ -138,8 +161,13 @@ class ConsoleController:
     `on_interrupt` (the app's stop, the same as a signal) is called for each press.
     """
 
-    def __init__(self, dp: Dispatcher, transport: ConsoleTransport, user_id: int,
-                 on_interrupt: Callable[[], None] | None = None) -> None:
+    def __init__(
+        self,
+        dp: Dispatcher,
+        transport: ConsoleTransport,
+        user_id: int,
+        on_interrupt: Callable[[], None] | None = None,
+    ) -> None:
         self.dp = dp
         self.session = ConsoleSession(transport, user_id)
         self.bot = Bot("1:console", session=self.session)
@@ -165,21 +193,36 @@ class ConsoleController:
                 return
             text, data, mid = self.session.last_buttons[index]
             message = self.session._message(mid, text)
-            query = CallbackQuery(id=str(next(self._update_ids)), from_user=self._user(), chat_instance="console",
-                                  data=data, message=message)
-            await self.dp.feed_update(self.bot, Update(update_id=next(self._update_ids), callback_query=query))
+            query = CallbackQuery(
+                id=str(next(self._update_ids)),
+                from_user=self._user(),
+                chat_instance="console",
+                data=data,
+                message=message,
+            )
+            await self.dp.feed_update(
+                self.bot, Update(update_id=next(self._update_ids), callback_query=query)
+            )
             return
         if line.startswith("!"):  # not "!N": say how buttons work rather than treat it as text
             count = len(self.session.last_buttons)
             await self.session.transport.send_text(
-                self.user_id, f"!N presses button N of the last message with buttons (now !1 to !{count})"
-                if count else "no buttons to press: !N presses button N of the last message with buttons")
+                self.user_id,
+                f"!N presses button N of the last message with buttons (now !1 to !{count})"
+                if count
+                else "no buttons to press: !N presses button N of the last message with buttons",
+            )
             return
         names = {n for spec in self.dp.get("commands", ()) for n in (spec.name, *spec.aliases)}
         if not line.startswith("/") and line.split()[0].lower() in names:  # the slash is optional here
             line = "/" + line
-        message = Message(message_id=next(self._update_ids), date=datetime.now(UTC),
-                          chat=Chat(id=self.user_id, type="private"), from_user=self._user(), text=line)
+        message = Message(
+            message_id=next(self._update_ids),
+            date=datetime.now(UTC),
+            chat=Chat(id=self.user_id, type="private"),
+            from_user=self._user(),
+            text=line,
+        )
         await self.dp.feed_update(self.bot, Update(update_id=next(self._update_ids), message=message))
 
     def start(self) -> None:

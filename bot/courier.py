@@ -60,8 +60,12 @@ class Pacer:
     """The chat budget in wall time: a token bucket (burst, then one per min_interval) for every
     message, and at most per_minute in a rolling minute for all but must-deliver messages."""
 
-    def __init__(self, budget: ChatBudget | None, wall_clock: Callable[[], float],
-                 sleep: Callable[[float], Awaitable[None]]) -> None:
+    def __init__(
+        self,
+        budget: ChatBudget | None,
+        wall_clock: Callable[[], float],
+        sleep: Callable[[float], Awaitable[None]],
+    ) -> None:
         self.budget = budget
         self.wall_clock, self._sleep = wall_clock, sleep
         self.draining = False  # at stop(): no pacing (the transport handles a 429)
@@ -161,13 +165,23 @@ class Courier:
         letter.seq = next(self._seq)
         if letter.must and self.store is not None and letter.row_id is None:
             try:
-                letter.row_id = await self.store.add(self.chat_id, letter.kind, letter.html, silent=letter.silent,
-                                                     meta=letter.meta, now=letter.created_at)
+                letter.row_id = await self.store.add(
+                    self.chat_id,
+                    letter.kind,
+                    letter.html,
+                    silent=letter.silent,
+                    meta=letter.meta,
+                    now=letter.created_at,
+                )
                 self._store_broken = False
             except Exception as exc:
                 if not self._store_broken:
-                    log.warning("outbox: cannot store a %s message (%s: %s); kept in memory only until sent",
-                                letter.kind, type(exc).__name__, exc)
+                    log.warning(
+                        "outbox: cannot store a %s message (%s: %s); kept in memory only until sent",
+                        letter.kind,
+                        type(exc).__name__,
+                        exc,
+                    )
                 self._store_broken = True
         if letter.must:
             self.must.append(letter)
@@ -191,8 +205,21 @@ class Courier:
             return 0
         rows = await self.store.pending(self.chat_id)
         known = {x.row_id for x in self.must}
-        letters = [Letter(r.html, r.silent, r.kind, must=True, meta=r.meta, created_at=r.created_at, row_id=r.id,
-                          parts_sent=r.parts_sent, seq=-(len(rows) - i)) for i, r in enumerate(rows) if r.id not in known]
+        letters = [
+            Letter(
+                r.html,
+                r.silent,
+                r.kind,
+                must=True,
+                meta=r.meta,
+                created_at=r.created_at,
+                row_id=r.id,
+                parts_sent=r.parts_sent,
+                seq=-(len(rows) - i),
+            )
+            for i, r in enumerate(rows)
+            if r.id not in known
+        ]
         self.must.extendleft(reversed(letters))
         if letters:
             self.backlog = True
@@ -238,7 +265,9 @@ class Courier:
         kept = sum(1 for x in self.must if x.row_id is not None)
         lost = len(self.must) - kept + len(self.other)  # memory only: gone with this run
         if kept:
-            log.warning("notifier stop: %d message(s) kept in the outbox; they go out at the next start", kept)
+            log.warning(
+                "notifier stop: %d message(s) kept in the outbox; they go out at the next start", kept
+            )
         if lost:
             log.warning("notifier stop: %d message(s) not sent within %s s", lost, timeout)
         self.dropped += lost
@@ -297,14 +326,21 @@ class Courier:
         elif result.retry or result.retry_after is not None:
             await self._wait_out(result)
         elif result.plain_may_help and not letter.plain and letter.png is None:
-            log.warning("Telegram refused a %s message's HTML (%s): sending it as plain text",
-                        letter.kind or "chat", result.error)
+            log.warning(
+                "Telegram refused a %s message's HTML (%s): sending it as plain text",
+                letter.kind or "chat",
+                result.error,
+            )
             letter.plain = True
         else:
             self._recovered()
             self.failed += 1
-            log.warning("Telegram refused a %s message for good (%s): not sent%s", letter.kind or "chat",
-                        result.error, "; kept in the outbox as failed" if letter.row_id is not None else "")
+            log.warning(
+                "Telegram refused a %s message for good (%s): not sent%s",
+                letter.kind or "chat",
+                result.error,
+                "; kept in the outbox as failed" if letter.row_id is not None else "",
+            )
             await self._record(letter.row_id, "failed", result.error)
             self._pop(letter)
 
@@ -318,8 +354,11 @@ class Courier:
                 state = ""
                 log.warning("summary: the current state is not available (%s)", exc)
         stale = [x for x in self.other if x.kind in self.routine]
-        html = summary_html([Waiting(x.kind, x.html, x.created_at, x.meta) for x in batch], state,
-                            skipped=Counter(x.kind for x in stale))
+        html = summary_html(
+            [Waiting(x.kind, x.html, x.created_at, x.meta) for x in batch],
+            state,
+            skipped=Counter(x.kind for x in stale),
+        )
         summary = Letter(html, kind="summary", must=True)
         result = await self._send(summary)
         if result.ok:
@@ -336,8 +375,11 @@ class Courier:
         elif result.retry or result.retry_after is not None:
             await self._wait_out(result)
         else:  # our own summary refused: send the letters one by one instead
-            log.warning("the catch-up summary was refused (%s); sending the %d messages one by one",
-                        result.error, len(batch))
+            log.warning(
+                "the catch-up summary was refused (%s); sending the %d messages one by one",
+                result.error,
+                len(batch),
+            )
             self.backlog = False
 
     async def _send(self, letter: Letter) -> SendResult:
@@ -354,7 +396,9 @@ class Courier:
         result = SendResult(message_id=0)
         for index in range(letter.parts_sent, len(parts)):
             await self.pacer.wait(letter.must)
-            result = await attempt_text(self.transport, self.chat_id, parts[index], letter.silent, letter.plain)
+            result = await attempt_text(
+                self.transport, self.chat_id, parts[index], letter.silent, letter.plain
+            )
             if not result.ok:
                 return result
             self.sent += 1
@@ -371,14 +415,24 @@ class Courier:
         if letter.parts_sent == 0:
             await self.pacer.wait(letter.must)
             if attempt is not None:
-                result = await attempt(self.chat_id, letter.png, "" if long_caption else letter.html, letter.silent)
+                result = await attempt(
+                    self.chat_id, letter.png, "" if long_caption else letter.html, letter.silent
+                )
             else:
                 try:
-                    mid = await self.transport.send_photo(self.chat_id, letter.png, letter.html,  # type: ignore[arg-type]
-                                                          letter.silent)
+                    mid = await self.transport.send_photo(
+                        self.chat_id,
+                        letter.png,
+                        letter.html,  # type: ignore[arg-type]
+                        letter.silent,
+                    )
                 except Exception as exc:
                     return SendResult(retry=True, error=f"{type(exc).__name__}: {exc}")
-                result = SendResult(message_id=mid) if mid is not None else SendResult(error="dropped by the transport")
+                result = (
+                    SendResult(message_id=mid)
+                    if mid is not None
+                    else SendResult(error="dropped by the transport")
+                )
             if not result.ok:
                 return result
             self.sent += 1
@@ -401,7 +455,11 @@ class Courier:
     async def _wait_out(self, result: SendResult) -> None:
         if result.retry_after is not None:
             if self.tries == 0:
-                log.info("Telegram rate limit: waiting %s s (%d message(s) waiting)", result.retry_after, self.waiting)
+                log.info(
+                    "Telegram rate limit: waiting %s s (%d message(s) waiting)",
+                    result.retry_after,
+                    self.waiting,
+                )
             await self._sleep(result.retry_after)
             return
         self.tries += 1
@@ -409,8 +467,13 @@ class Courier:
             self.down_since = time.monotonic()
             self.outages += 1
             self.backlog = True
-            log.warning("Telegram unreachable: %s; %d message(s) waiting, retrying (backoff %g s up to %g s)",
-                        result.error, self.waiting, self.backoff.first, self.backoff.cap)
+            log.warning(
+                "Telegram unreachable: %s; %d message(s) waiting, retrying (backoff %g s up to %g s)",
+                result.error,
+                self.waiting,
+                self.backoff.first,
+                self.backoff.cap,
+            )
         else:
             log.debug("Telegram still unreachable (try %d): %s", self.tries, result.error)
         await self._nap(self.backoff.delay(self.tries))
@@ -431,8 +494,12 @@ class Courier:
 
     def _recovered(self) -> None:
         if self.down_since is not None:
-            log.info("Telegram reachable again after %.0f s and %d failed tries; %d message(s) waiting",
-                     time.monotonic() - self.down_since, self.tries, self.waiting)
+            log.info(
+                "Telegram reachable again after %.0f s and %d failed tries; %d message(s) waiting",
+                time.monotonic() - self.down_since,
+                self.tries,
+                self.waiting,
+            )
         self.down_since = None
         self.tries = 0
 
@@ -449,7 +516,9 @@ class Courier:
         try:
             await self.store.done(ids, status, error)
         except Exception as exc:  # sent is sent; at worst a restart sends it again
-            log.warning("outbox: could not mark %d message(s) %s (%s: %s)", len(ids), status, type(exc).__name__, exc)
+            log.warning(
+                "outbox: could not mark %d message(s) %s (%s: %s)", len(ids), status, type(exc).__name__, exc
+            )
         finally:
             self._in_db = False
 

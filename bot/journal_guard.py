@@ -74,27 +74,51 @@ def close_label(trade: ClosedTrade) -> str:
     return f"close #{trade.ticket} {trade.reason} {trade.profit:+.2f}"
 
 
-def journal_event(time: datetime, health: JournalHealth, *, ok: bool, booked: list[str] | None = None,
-                  down_seconds: float = 0.0) -> Event:
+def journal_event(
+    time: datetime,
+    health: JournalHealth,
+    *,
+    ok: bool,
+    booked: list[str] | None = None,
+    down_seconds: float = 0.0,
+) -> Event:
     """The alarm (ok False) or the recovery (ok True) of the journal, for the chat and the console."""
     if not ok:
-        text = (f"journal {health.path} cannot write: {health.error}. No new entries until it can; open "
-                "positions keep their broker stops and their closes are kept in memory")
-        return Event(EventKind.JOURNAL, time, {"ok": False, "path": health.path, "error": health.error,
-                                               "since": health.failing_since}, text)
+        text = (
+            f"journal {health.path} cannot write: {health.error}. No new entries until it can; open "
+            "positions keep their broker stops and their closes are kept in memory"
+        )
+        return Event(
+            EventKind.JOURNAL,
+            time,
+            {"ok": False, "path": health.path, "error": health.error, "since": health.failing_since},
+            text,
+        )
     booked = booked or []
-    text = (f"journal {health.path} writes again after {down_seconds:.0f} s; booked {len(booked)} held "
-            f"record(s); new entries allowed again")
-    return Event(EventKind.JOURNAL, time, {"ok": True, "path": health.path, "booked": booked,
-                                           "down_seconds": down_seconds}, text)
+    text = (
+        f"journal {health.path} writes again after {down_seconds:.0f} s; booked {len(booked)} held "
+        f"record(s); new entries allowed again"
+    )
+    return Event(
+        EventKind.JOURNAL,
+        time,
+        {"ok": True, "path": health.path, "booked": booked, "down_seconds": down_seconds},
+        text,
+    )
 
 
 class JournalGuard:
     """`trading.records.Recorder` over a JournalRecorder; see the module doc."""
 
-    def __init__(self, recorder: JournalRecorder, bus: HoldingBus | None = None, *,
-                 clock: Callable[[], datetime] = utc_now, wall: Callable[[], float] = time.monotonic,
-                 retry_seconds: float = 5.0) -> None:
+    def __init__(
+        self,
+        recorder: JournalRecorder,
+        bus: HoldingBus | None = None,
+        *,
+        clock: Callable[[], datetime] = utc_now,
+        wall: Callable[[], float] = time.monotonic,
+        retry_seconds: float = 5.0,
+    ) -> None:
         self.recorder = recorder
         self.journal = recorder.journal
         self.health: JournalHealth = recorder.journal.health
@@ -139,7 +163,9 @@ class JournalGuard:
             decisions = [h for h in self._held if h.method == "record_decision"]
             if len(decisions) >= MAX_HELD_DECISIONS:
                 self._held.remove(decisions[0])
-                log.warning("journal outage: more than %d decisions held; the oldest is dropped", MAX_HELD_DECISIONS)
+                log.warning(
+                    "journal outage: more than %d decisions held; the oldest is dropped", MAX_HELD_DECISIONS
+                )
         self._held.append(Held(method, args, ticket, label))
         self.health.held = tuple(h.label for h in self._held if h.method != "record_decision")
 
@@ -176,7 +202,9 @@ class JournalGuard:
             return None
 
     async def record_order_failed(self, decision: Decision) -> None:
-        await self._write("record_order_failed", (decision,), None, f"decision {decision.id} {decision.action}")
+        await self._write(
+            "record_order_failed", (decision,), None, f"decision {decision.id} {decision.action}"
+        )
 
     async def record_open(self, trade: OpenedTrade) -> None:
         await self._write("record_open", (trade,), trade.ticket, f"open #{trade.ticket}")
@@ -265,8 +293,12 @@ class JournalGuard:
         since, self._outage = self._outage, None
         now = self.clock()
         down = (now - since).total_seconds() if since is not None else 0.0
-        log.warning("journal outage over after %.0f s: %d held record(s) booked%s", down, len(booked),
-                    f" ({', '.join(booked)})" if booked else "")
+        log.warning(
+            "journal outage over after %.0f s: %d held record(s) booked%s",
+            down,
+            len(booked),
+            f" ({', '.join(booked)})" if booked else "",
+        )
         self._publish(journal_event(now, self.health, ok=True, booked=booked, down_seconds=down))
         events, self._events = self._events, []
         for event in events:

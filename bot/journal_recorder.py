@@ -19,10 +19,18 @@ class JournalRecorder:
 
     async def record_decision(self, decision: Decision) -> int | None:
         return await self.journal.record_decision(
-            decision.bar_time, decision.action, side=decision.side, p_up=decision.p_up, regime=decision.regime,
+            decision.bar_time,
+            decision.action,
+            side=decision.side,
+            p_up=decision.p_up,
+            regime=decision.regime,
             confidence=max(decision.p_up, 1 - decision.p_up) if decision.p_up is not None else None,
-            threshold=decision.threshold, reason=decision.reason, gates=decision.gates, lot=decision.lot or None,
-            setup=decision.setup_reason, features=decision.features,
+            threshold=decision.threshold,
+            reason=decision.reason,
+            gates=decision.gates,
+            lot=decision.lot or None,
+            setup=decision.setup_reason,
+            features=decision.features,
         )
 
     async def record_order_failed(self, decision: Decision) -> None:
@@ -31,9 +39,18 @@ class JournalRecorder:
 
     async def record_open(self, trade: OpenedTrade) -> None:
         await self.journal.record_trade_open(
-            Position(ticket=trade.ticket, symbol=self.symbol, side=trade.side, volume=trade.volume,
-                     open_price=trade.open_price, open_time=trade.open_time, sl=trade.sl, tp=trade.tp,
-                     magic=trade.magic, comment=trade.comment),
+            Position(
+                ticket=trade.ticket,
+                symbol=self.symbol,
+                side=trade.side,
+                volume=trade.volume,
+                open_price=trade.open_price,
+                open_time=trade.open_time,
+                sl=trade.sl,
+                tp=trade.tp,
+                magic=trade.magic,
+                comment=trade.comment,
+            ),
             decision_id=trade.decision_id,
         )
 

@@ -24,7 +24,9 @@ class LogBuffer(logging.Handler):
             if record.exc_info and record.exc_info[1] is not None:
                 message += f" ({type(record.exc_info[1]).__name__}: {record.exc_info[1]})"
             when = to_wib(datetime.fromtimestamp(record.created, UTC)).strftime("%H:%M:%S")
-            line = f"{when} {record.levelname[:4]} {record.name}: {message.splitlines()[0] if message else ''}"
+            line = (
+                f"{when} {record.levelname[:4]} {record.name}: {message.splitlines()[0] if message else ''}"
+            )
             with self._lock_lines:
                 self._records.append((record.levelno, record.created, line))
         except Exception:  # a log handler must never raise into the code that logs

@@ -62,7 +62,6 @@ MAX_REASON = 200  # characters of a free-text reason kept in a message
 MODE_EMOJI = {"NORMAL": "🟢", "RECOVERY": "🟠", "PROTECTED": "🟡", "COOLDOWN": "🧊", "STOPPED": "🔴"}
 
 
-
 class Rendered(NamedTuple):
     html: str
     silent: bool = False
@@ -92,11 +91,15 @@ def trade_opened(e: Event) -> str:
     entry, sl, tp, lot = trade.open_price, trade.sl, trade.tp, trade.volume
     risk_d = abs(entry - sl) if sl else 0.0
     reward_d = abs(tp - entry) if tp else 0.0
-    header = f"{'🟢 <b>LONG (BUY)</b>' if buy else '🔴 <b>SHORT (SELL)</b>'} {code(symbol)} #{esc(trade.ticket)}"
+    header = (
+        f"{'🟢 <b>LONG (BUY)</b>' if buy else '🔴 <b>SHORT (SELL)</b>'} {code(symbol)} #{esc(trade.ticket)}"
+    )
     trade_items = [
         f"Entry: {code(price(entry))}",
         f"Lot: {code(f'{lot:g}')}",
-        f"SL: {code(price(sl))} ({signed(-risk_d * lot * contract)})" if sl else "SL: <b>Smart</b> (no broker SL)",
+        f"SL: {code(price(sl))} ({signed(-risk_d * lot * contract)})"
+        if sl
+        else "SL: <b>Smart</b> (no broker SL)",
         f"TP: {code(price(tp))} ({signed(reward_d * lot * contract)})" if tp else "TP: —",
         f"R:R: {code(f'1:{reward_d / risk_d:.1f}')}" if risk_d > 0 and reward_d > 0 else "",
         f"Risk: {code(usd(trade.risk_money))}" if trade.risk_money else "",
@@ -123,7 +126,9 @@ def trade_opened(e: Event) -> str:
     return compose(header, *blocks, time=e.time)
 
 
-RULE_ACTORS = frozenset({"exit_rules", "position_manager", "broker", "engine", "backtest", "flash_crash_guard"})
+RULE_ACTORS = frozenset(
+    {"exit_rules", "position_manager", "broker", "engine", "backtest", "flash_crash_guard"}
+)
 STOP_EXITS = frozenset({"broker_sl", "stop_out"})
 
 
@@ -136,8 +141,10 @@ def first_rule_note(t: Any, contract: float) -> str:
     stop_loss = abs(t.open_price - sl) * t.volume * contract
     if stop_loss <= -profit + 0.005:
         return ""
-    return (f"The {esc(exit_reason_words(t.reason))} rule acted before the stop at {code(price(sl))} "
-            f"({esc(signed(-stop_loss))}) was reached")
+    return (
+        f"The {esc(exit_reason_words(t.reason))} rule acted before the stop at {code(price(sl))} "
+        f"({esc(signed(-stop_loss))}) was reached"
+    )
 
 
 def trade_closed(e: Event) -> str:
@@ -177,7 +184,10 @@ def trade_closed(e: Event) -> str:
     ]
     balance_items = []
     if before is not None and after is not None:
-        balance_items = [f"Before: {code(usd(before))}", f"After: {code(usd(after))} ({esc(signed(after - before))})"]
+        balance_items = [
+            f"Before: {code(usd(before))}",
+            f"After: {code(usd(after))} ({esc(signed(after - before))})",
+        ]
     return compose(
         header,
         section("Trade", trade_items),
@@ -194,7 +204,9 @@ def sl_moved(e: Event) -> str:
     move = f"{code(price(old))} → {code(price(d.get('sl')))}" if old else code(price(d.get("sl")))
     return compose(
         f"🛡 <b>SL MOVED</b> #{esc(d.get('ticket'))}",
-        section("Stop", [f"SL: {move}", f"<i>{esc(clip(d.get('reason', '')))}</i>" if d.get("reason") else ""]),
+        section(
+            "Stop", [f"SL: {move}", f"<i>{esc(clip(d.get('reason', '')))}</i>" if d.get("reason") else ""]
+        ),
         time=e.time,
     )
 
@@ -229,8 +241,10 @@ def limit_hit(e: Event) -> str:
         after = "⛔ Trading stopped for today; it resumes at 00:00 WIB."
     return compose(
         header,
-        section("Risk", [f"Mode: {code(e.data.get('old'))} → {code(e.data.get('new'))}",
-                         f"Reason: {esc(clip(reason))}"]),
+        section(
+            "Risk",
+            [f"Mode: {code(e.data.get('old'))} → {code(e.data.get('new'))}", f"Reason: {esc(clip(reason))}"],
+        ),
         after + "\nOpen positions are still managed.",
         time=e.time,
     )
@@ -250,10 +264,15 @@ def emergency_close(e: Event) -> str:
     """data: reason, closed (count), failed (optional list of tickets still open)."""
     d = e.data
     failed = list(d.get("failed") or [])
-    items = [f"Closed: {esc(plural(int(d.get('closed', 0)), 'position'))}", f"Cause: flash crash, {esc(clip(d.get('reason', '')))}"]
+    items = [
+        f"Closed: {esc(plural(int(d.get('closed', 0)), 'position'))}",
+        f"Cause: flash crash, {esc(clip(d.get('reason', '')))}",
+    ]
     blocks = [section("Emergency", items), "🧊 Cooldown started: no new entries for a while."]
     if failed:
-        blocks.append(f"🚨 <b>CLOSE FAILED</b> for {code(', '.join(map(str, failed)))}. Please close manually!")
+        blocks.append(
+            f"🚨 <b>CLOSE FAILED</b> for {code(', '.join(map(str, failed)))}. Please close manually!"
+        )
     return compose("🚨 <b>EMERGENCY CLOSE</b>", *blocks, time=e.time)
 
 
@@ -262,7 +281,10 @@ def risk_change_applied(e: Event) -> str:
     change = e.data.get("change")
     return compose(
         "⚙️ <b>RISK CHANGE APPLIED</b>",
-        section("Change", [esc(clip(field(change, "summary", e.text))), f"By: {esc(who(e.data.get('by')) or '?')}"]),
+        section(
+            "Change",
+            [esc(clip(field(change, "summary", e.text))), f"By: {esc(who(e.data.get('by')) or '?')}"],
+        ),
         time=e.time,
     )
 
@@ -281,8 +303,11 @@ def approval_resolved(e: Event) -> str:
 
 
 def paused(e: Event) -> str:
-    return compose(f"⏸ <b>TRADING PAUSED</b> by {esc(who(e.data.get('by')) or '?')}",
-                   "No new entries; open positions are still managed. /resume to continue.", time=e.time)
+    return compose(
+        f"⏸ <b>TRADING PAUSED</b> by {esc(who(e.data.get('by')) or '?')}",
+        "No new entries; open positions are still managed. /resume to continue.",
+        time=e.time,
+    )
 
 
 def resumed(e: Event) -> str:
@@ -326,7 +351,9 @@ def answered_on_its_card(event: Event) -> bool:
 
 def answered_in_chat(event: Event) -> bool:
     """/pause or /resume typed in this very chat: its reply said it (handlers/echo.py)."""
-    return event.kind in (EventKind.PAUSED, EventKind.RESUMED) and echo.consume(event.kind.value, event.data.get("by"))
+    return event.kind in (EventKind.PAUSED, EventKind.RESUMED) and echo.consume(
+        event.kind.value, event.data.get("by")
+    )
 
 
 def render_event(event: Event) -> Rendered | None:
@@ -340,7 +367,9 @@ def render_event(event: Event) -> Rendered | None:
 
 def fallback_text(event: Event) -> str:
     """Plain one-liner when a formatter failed: the event's own summary, escaped."""
-    return compose(f"ℹ️ <b>{esc(str(event.kind).upper())}</b>: {esc(clip(event.text or '', 1000))}", time=event.time)
+    return compose(
+        f"ℹ️ <b>{esc(str(event.kind).upper())}</b>: {esc(clip(event.text or '', 1000))}", time=event.time
+    )
 
 
 __all__ = [

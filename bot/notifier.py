@@ -54,8 +54,14 @@ MESSAGE_KINDS = (*(k.value for k in EventKind), *REPORT_KINDS)
 ROUTINE_KINDS = frozenset({"market_update", "hourly", "sl_moved", "training_progress"})
 REPLACEABLE_KINDS = frozenset({"market_update", "hourly"})  # a newer one makes a queued older one moot
 NOTIFY_STATE_KEY = "notify_switches"
-KIND_LABELS = {"market_update": "Market updates", "hourly": "Hourly analyses", "daily": "Daily summaries",
-               "sl_moved": "SL moves", "info": "Info messages", "training_progress": "Training progress"}
+KIND_LABELS = {
+    "market_update": "Market updates",
+    "hourly": "Hourly analyses",
+    "daily": "Daily summaries",
+    "sl_moved": "SL moves",
+    "info": "Info messages",
+    "training_progress": "Training progress",
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,7 +94,9 @@ def check_switch(name: str, value: str) -> tuple[str, str]:
     """("Market_Update ", "OFF") -> ("market_update", "off"); ValueError naming the bad part."""
     kind, v = name.strip().lower(), value.strip().lower()
     if kind not in MESSAGE_KINDS:
-        raise ValueError(f"notification switch {name!r}: unknown event kind or report (known: {', '.join(MESSAGE_KINDS)})")
+        raise ValueError(
+            f"notification switch {name!r}: unknown event kind or report (known: {', '.join(MESSAGE_KINDS)})"
+        )
     if v not in SWITCH_VALUES:
         raise ValueError(f"notification switch {name}={value!r}: use one of {', '.join(SWITCH_VALUES)}")
     return kind, v
@@ -101,7 +109,9 @@ def parse_switches(switches: Mapping[str, str]) -> tuple[frozenset[EventKind], f
     for name, value in switches.items():
         kind, v = check_switch(name, value)
         if kind in REPORT_KINDS:
-            raise ValueError(f"notification switch {name!r}: unknown event kind (a report kind; use Notifier.set_switch)")
+            raise ValueError(
+                f"notification switch {name!r}: unknown event kind (a report kind; use Notifier.set_switch)"
+            )
         if v == "silent":
             quiet.add(EventKind(kind))
         elif v == "off":
@@ -131,15 +141,26 @@ class Notifier:
         self.chat_id = chat_id
         self.switches: dict[str, str] = {}
         for k in quiet_kinds:
-            self.switches[str(EventKind(k) if not isinstance(k, str) or k not in REPORT_KINDS else k)] = "silent"
+            self.switches[str(EventKind(k) if not isinstance(k, str) or k not in REPORT_KINDS else k)] = (
+                "silent"
+            )
         for k in muted_kinds:
             self.switches[str(EventKind(k) if not isinstance(k, str) or k not in REPORT_KINDS else k)] = "off"
         self.limit = limit
         self.wall_clock = wall_clock
         self.pacer = Pacer(budget, wall_clock, sleep)
-        self.courier = Courier(transport, chat_id, self.pacer, store=outbox, limit=limit, backoff=backoff,
-                               summarize_over=summarize_over, state_line=state_line, sleep=sleep,
-                               routine=ROUTINE_KINDS)
+        self.courier = Courier(
+            transport,
+            chat_id,
+            self.pacer,
+            store=outbox,
+            limit=limit,
+            backoff=backoff,
+            summarize_over=summarize_over,
+            state_line=state_line,
+            sleep=sleep,
+            routine=ROUTINE_KINDS,
+        )
         self._report_at: dict[str, float] = {}  # wall time of the last routine report of each kind
         self._seq: Counter[str] = Counter()  # replaceable reports queued so far, per kind
         self._told: set[str] = set()  # kinds whose skipping the chat was told about
@@ -206,7 +227,9 @@ class Notifier:
             await store.prune(utc_now() - timedelta(days=keep_days))
             return await self.courier.restore()
         except Exception as exc:  # a journal fault must not stop the start; the rows stay for next time
-            log.warning("outbox: cannot read the messages a previous run left (%s: %s)", type(exc).__name__, exc)
+            log.warning(
+                "outbox: cannot read the messages a previous run left (%s: %s)", type(exc).__name__, exc
+            )
             return 0
 
     @property
@@ -236,11 +259,15 @@ class Notifier:
 
     @property
     def quiet_kinds(self) -> frozenset[EventKind]:
-        return frozenset(EventKind(k) for k, v in self.switches.items() if v == "silent" and k not in REPORT_KINDS)
+        return frozenset(
+            EventKind(k) for k, v in self.switches.items() if v == "silent" and k not in REPORT_KINDS
+        )
 
     @property
     def muted_kinds(self) -> frozenset[EventKind]:
-        return frozenset(EventKind(k) for k, v in self.switches.items() if v == "off" and k not in REPORT_KINDS)
+        return frozenset(
+            EventKind(k) for k, v in self.switches.items() if v == "off" and k not in REPORT_KINDS
+        )
 
     def switch(self, kind: str) -> str:
         """on, silent or off; reports are silent unless switched (they buzz the phone on a schedule)."""
@@ -300,8 +327,9 @@ class Notifier:
                 return
             if not await self._within_budget(kind):
                 return
-            await self._post(Letter(item.html, item.silent or switch == "silent", kind, item.png,
-                                    must=must_deliver(kind)))
+            await self._post(
+                Letter(item.html, item.silent or switch == "silent", kind, item.png, must=must_deliver(kind))
+            )
             return
         quiet = switch == "silent"
         try:
@@ -309,19 +337,26 @@ class Notifier:
         except Exception:
             self._failed += 1
             log.exception("could not format %s event; sending its summary", item.kind)
-            await self._post(Letter(fallback_text(item), quiet, kind, must=must_deliver(kind), meta=event_meta(item)))
+            await self._post(
+                Letter(fallback_text(item), quiet, kind, must=must_deliver(kind), meta=event_meta(item))
+            )
             return
         if rendered is None:
             self.skipped += 1
             return
         if not await self._within_budget(kind):
             return
-        await self._post(Letter(rendered.html, rendered.silent or quiet, kind, must=must_deliver(kind),
-                                meta=event_meta(item)))
+        await self._post(
+            Letter(
+                rendered.html, rendered.silent or quiet, kind, must=must_deliver(kind), meta=event_meta(item)
+            )
+        )
 
     async def _post(self, letter: Letter) -> None:
         if self.budget and letter.kind in REPLACEABLE_KINDS:
-            replaced = self.courier.discard_older(letter.kind)  # still waiting (an outage): the newer one wins
+            replaced = self.courier.discard_older(
+                letter.kind
+            )  # still waiting (an outage): the newer one wins
             if replaced:
                 self.over_budget[letter.kind] += replaced - 1
                 self.skipped += replaced - 1
@@ -351,12 +386,14 @@ class Notifier:
             return
         self._told.add(kind)
         gap = f"at most one every {self.budget.report_gap / 60:g} min, " if kind in REPLACEABLE_KINDS else ""
-        await self.courier.post(Letter(
-            f"🔕 {KIND_LABELS.get(kind, kind)} come faster than this chat's budget ({gap}"
-            f"{self.budget.per_minute} messages a minute, real time): the ones over it are skipped and "
-            f"I say this once. <code>/notify {kind} off</code> stops them, <code>/notify</code> lists all.",
-            silent=True,
-        ))
+        await self.courier.post(
+            Letter(
+                f"🔕 {KIND_LABELS.get(kind, kind)} come faster than this chat's budget ({gap}"
+                f"{self.budget.per_minute} messages a minute, real time): the ones over it are skipped and "
+                f"I say this once. <code>/notify {kind} off</code> stops them, <code>/notify</code> lists all.",
+                silent=True,
+            )
+        )
 
     # ------------------------------------------------------------------ shutdown
 
@@ -467,8 +504,9 @@ class ErrorMonitor:
         self.alerting = True
         self.alerts += 1
         text = f"{type(error).__name__}: {error}" if isinstance(error, BaseException) else str(error)
-        event = error_burst_event(now, count=len(self._times), window=self.window, threshold=self.threshold,
-                                  last_error=text)
+        event = error_burst_event(
+            now, count=len(self._times), window=self.window, threshold=self.threshold, last_error=text
+        )
         try:
             self._publish(event)
         except Exception:  # the monitor runs inside the error path; it must not raise there
@@ -481,6 +519,15 @@ class ErrorMonitor:
         return sum(1 for t in self._times if t > now - self.window)
 
 
-__all__ = ["MESSAGE_KINDS", "MESSAGE_LIMIT", "ChatBudget", "ErrorMonitor", "Notifier", "NotifyControl", "Outgoing",
-           "check_switch",
-           "parse_switches", "split_message"]
+__all__ = [
+    "MESSAGE_KINDS",
+    "MESSAGE_LIMIT",
+    "ChatBudget",
+    "ErrorMonitor",
+    "Notifier",
+    "NotifyControl",
+    "Outgoing",
+    "check_switch",
+    "parse_switches",
+    "split_message",
+]

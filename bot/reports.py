@@ -122,29 +122,47 @@ def market_update(snapshot: EngineSnapshot, symbol: str = DEFAULT_SYMBOL) -> str
     a = snapshot.analysis
     header = "📊 <b>MARKET UPDATE</b>"
     if a is None:
-        return compose(header, "<i>No analysis yet: waiting for the first closed M15 bar.</i>",
-                       section("Risk", _risk_items(snapshot)), time=snapshot.time)
+        return compose(
+            header,
+            "<i>No analysis yet: waiting for the first closed M15 bar.</i>",
+            section("Risk", _risk_items(snapshot)),
+            time=snapshot.time,
+        )
     setup = a.setup
     setup_line = (
-        f"SMC: {code(setup.side)} ({code(pct(setup.confidence))}) {esc(setup.reason)}" if setup else "SMC: <i>no setup</i>"
+        f"SMC: {code(setup.side)} ({code(pct(setup.confidence))}) {esc(setup.reason)}"
+        if setup
+        else "SMC: <i>no setup</i>"
     )
     blocks = [
-        section("Price", [
-            f"{esc(symbol)}: {code(price(a.close))} (bar {esc(fmt_wib(a.bar_close_time))})",
-            f"ATR: {code(f'{a.atr:.2f}')} | Spread: {code(f'{a.spread_points} pts')}",
-        ]),
-        section("Signal", [
-            _ml_line(snapshot),
-            setup_line,
-            f"Quality: {code(a.quality.level.upper())} ({code(f'{a.quality.score:.0f}')})",
-            f"Trend: {code(_trend(a.indicators))} | H1: {code(_bias(a.h1_bias))}",
-        ]),
-        section("Market", [
-            f"Regime: {code(a.regime.name)} ({esc(a.regime.recommendation)})",
-            f"Session: {esc(a.session.name)}" + ("" if a.session.allowed else f" ⛔ {esc(a.session.reason)}"),
-            f"Status: {'✅ READY' if _ready(snapshot) else '⛔ WAIT'}",
-            f"Last bar: {decision_line(snapshot.last_decision)}" if snapshot.last_decision is not None else "",
-        ]),
+        section(
+            "Price",
+            [
+                f"{esc(symbol)}: {code(price(a.close))} (bar {esc(fmt_wib(a.bar_close_time))})",
+                f"ATR: {code(f'{a.atr:.2f}')} | Spread: {code(f'{a.spread_points} pts')}",
+            ],
+        ),
+        section(
+            "Signal",
+            [
+                _ml_line(snapshot),
+                setup_line,
+                f"Quality: {code(a.quality.level.upper())} ({code(f'{a.quality.score:.0f}')})",
+                f"Trend: {code(_trend(a.indicators))} | H1: {code(_bias(a.h1_bias))}",
+            ],
+        ),
+        section(
+            "Market",
+            [
+                f"Regime: {code(a.regime.name)} ({esc(a.regime.recommendation)})",
+                f"Session: {esc(a.session.name)}"
+                + ("" if a.session.allowed else f" ⛔ {esc(a.session.reason)}"),
+                f"Status: {'✅ READY' if _ready(snapshot) else '⛔ WAIT'}",
+                f"Last bar: {decision_line(snapshot.last_decision)}"
+                if snapshot.last_decision is not None
+                else "",
+            ],
+        ),
         section("Risk", _risk_items(snapshot)),
         section(f"Positions ({len(snapshot.positions)})", position_lines(snapshot)),
     ]
@@ -175,7 +193,9 @@ def decision_line(decision: DecisionLike) -> str:
 
 
 def hourly_analysis(
-    snapshot: EngineSnapshot, recent_decisions: Sequence[DecisionLike], symbol: str = DEFAULT_SYMBOL,
+    snapshot: EngineSnapshot,
+    recent_decisions: Sequence[DecisionLike],
+    symbol: str = DEFAULT_SYMBOL,
     started_wall: datetime | None = None,
 ) -> str:
     """The hourly report: account, positions, market, what the last 4 bars decided and which gate
@@ -290,7 +310,9 @@ async def day_report(journal: Journal, day_wib: date, snapshot: EngineSnapshot |
     from bot.store.journal import wib_day_bounds
 
     start, end = wib_day_bounds(day_wib)
-    trades = [t for t in await journal.closed_trades(since=start) if t.close_time is not None and t.close_time < end]
+    trades = [
+        t for t in await journal.closed_trades(since=start) if t.close_time is not None and t.close_time < end
+    ]
     trades.sort(key=lambda t: (t.close_time, t.id))
     equity = [s for s in await journal.equity_snapshots(since=start) if s.time < end]
     live = snapshot is not None and snapshot.account is not None and to_wib(snapshot.time).date() == day_wib
@@ -322,8 +344,13 @@ def daily_summary_html(report: DayReport, now: datetime) -> str:
     icon = "🎉" if net > 0 else ("📉" if net < 0 else "➖")
     header = f"{icon} <b>DAILY REPORT</b> {esc(report.day.isoformat())}"
     if not report.trades:
-        result = [f"Bal Start: {code(usd(report.start_balance))}", f"Bal End: {code(usd(report.end_balance))}"]
-        return compose(header, f"No trades on {esc(report.day.isoformat())}.", section("Result", result), time=now)
+        result = [
+            f"Bal Start: {code(usd(report.start_balance))}",
+            f"Bal End: {code(usd(report.end_balance))}",
+        ]
+        return compose(
+            header, f"No trades on {esc(report.day.isoformat())}.", section("Result", result), time=now
+        )
     pnl_pct = f" ({net / report.start_balance:+.2%})" if report.start_balance else ""
     pf = report.profit_factor
     pf_s = "∞" if pf == float("inf") else ("—" if pf is None else f"{pf:.2f}")
@@ -342,8 +369,9 @@ def daily_summary_html(report: DayReport, now: datetime) -> str:
         f"Worst: {_trade_row(worst)}" if worst is not None and worst is not best else "",
     ]
     recent = [_trade_row(t) for t in report.trades[-5:]]
-    return compose(header, section("Result", result), section("Stats", stats), section("Recent Trades", recent),
-                   time=now)
+    return compose(
+        header, section("Result", result), section("Stats", stats), section("Recent Trades", recent), time=now
+    )
 
 
 def _chart(report: DayReport) -> bytes:
@@ -351,8 +379,12 @@ def _chart(report: DayReport) -> bytes:
 
     title = f"Equity {report.day.isoformat()} (WIB)"
     if report.equity:
-        return equity_chart([s.time for s in report.equity], [s.equity for s in report.equity],
-                            [s.balance for s in report.equity], title=title)
+        return equity_chart(
+            [s.time for s in report.equity],
+            [s.equity for s in report.equity],
+            [s.balance for s in report.equity],
+            title=title,
+        )
     if report.trades and report.start_balance is not None:  # no snapshots: the balance after each close
         from bot.store.journal import wib_day_bounds
 

@@ -65,7 +65,9 @@ async def keep_trying(
             return None
 
 
-async def attempt_text(transport: Transport, chat_id: int, html: str, silent: bool, plain: bool) -> SendResult:
+async def attempt_text(
+    transport: Transport, chat_id: int, html: str, silent: bool, plain: bool
+) -> SendResult:
     """One try through the transport: its own `attempt_text` when it has one (Telegram), else
     `send_text` (an exception is a passing fault, None a final refusal)."""
     attempt = getattr(transport, "attempt_text", None)

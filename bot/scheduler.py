@@ -50,6 +50,7 @@ class App(Protocol):
     async def hourly_job(self) -> None: ...
     async def daily_job(self) -> None: ...
 
+
 log = logging.getLogger(__name__)
 MAX_CATCH_UP = 20  # extra closed bars fetched with the history after a pause (history only, never decided)
 
@@ -227,5 +228,12 @@ def guarded(app: App, name: str, job: Callable[[], Awaitable[Any]]) -> Callable[
 def build_scheduler(app: App) -> AsyncIOScheduler:
     sched = AsyncIOScheduler(timezone=WIB)
     common = dict(max_instances=1, coalesce=True, replace_existing=True)
-    sched.add_job(in_flight(app, app.trading_job.run), "interval", seconds=1, id="trading", misfire_grace_time=1, **common)
+    sched.add_job(
+        in_flight(app, app.trading_job.run),
+        "interval",
+        seconds=1,
+        id="trading",
+        misfire_grace_time=1,
+        **common,
+    )
     return sched

@@ -101,9 +101,21 @@ class ChallengerAnalyzer:
 
 
 class ShadowService:
-    def __init__(self, root: Path, engine: TradingEngine, *, registry: Any = None, live_slot: Any = None,
-                 analyzer_for: Any = None, queries: Any = None, journal: Any = None, params_dir: Path | None = None,
-                 paper: PaperConfig | None = None, max_challengers: int = 3, symbol: str = "XAUUSD") -> None:
+    def __init__(
+        self,
+        root: Path,
+        engine: TradingEngine,
+        *,
+        registry: Any = None,
+        live_slot: Any = None,
+        analyzer_for: Any = None,
+        queries: Any = None,
+        journal: Any = None,
+        params_dir: Path | None = None,
+        paper: PaperConfig | None = None,
+        max_challengers: int = 3,
+        symbol: str = "XAUUSD",
+    ) -> None:
         self.root = Path(root)
         self.engine = engine
         self.registry = registry
@@ -115,8 +127,14 @@ class ShadowService:
         self._memos: dict[tuple[str, bool], BarMemo] = {}
         self.promotions: Any = None  # bot.shadow_promotion.Promotions, when promotion is on
         self._checked_hour: int | None = None
-        self.book = ShadowBook(self.root, self._analyzer, engine.clock, paper=paper, symbol=symbol,
-                               max_challengers=max_challengers)
+        self.book = ShadowBook(
+            self.root,
+            self._analyzer,
+            engine.clock,
+            paper=paper,
+            symbol=symbol,
+            max_challengers=max_challengers,
+        )
 
     # ------------------------------------------------------------------ analysis sharing
     def live_model_version(self) -> str | None:
@@ -131,7 +149,9 @@ class ShadowService:
         return ChallengerAnalyzer(self, spec)
 
     def memo_for(self, spec: ChallengerSpec) -> BarMemo:
-        version = (self.live_model_version() or "none") if spec.model_version == LIVE_MODEL else spec.model_version
+        version = (
+            (self.live_model_version() or "none") if spec.model_version == LIVE_MODEL else spec.model_version
+        )
         key = (version, self.h1_bias(spec))
         memo = self._memos.get(key)
         if memo is None:
@@ -164,26 +184,37 @@ class ShadowService:
     async def add(self, *, model: str | None, params: str | None, by: str) -> ChallengerSpec:
         """A new challenger; ChallengerError (one line) and nothing changed when it cannot be."""
         if not model and not params:
-            raise ChallengerError("say what the challenger runs: /shadow add v007, /shadow add params NAME, or both")
+            raise ChallengerError(
+                "say what the challenger runs: /shadow add v007, /shadow add params NAME, or both"
+            )
         if self.book.broken:
             raise ChallengerError(self.book.broken)
         if len(self.book.runners) + len(self.book.failed) >= self.book.max_challengers:
-            raise ChallengerError(f"{self.book.max_challengers} challengers already run (the most allowed); "
-                                  "drop one first with /shadow drop N")
+            raise ChallengerError(
+                f"{self.book.max_challengers} challengers already run (the most allowed); "
+                "drop one first with /shadow drop N"
+            )
         version = self._version(model) if model else LIVE_MODEL
         live_params = self.engine.params
         chosen = self._params(params) if params else live_params
         if version in (LIVE_MODEL, self.live_model_version()) and not params_changes(live_params, chosen):
-            raise ChallengerError("that challenger is identical to live (same model and parameters): nothing to compare")
+            raise ChallengerError(
+                "that challenger is identical to live (same model and parameters): nothing to compare"
+            )
         for spec in self.book.specs:
             if spec.model_version == version and spec.params == params_to_dict(chosen):
                 raise ChallengerError(f"challenger #{spec.number} already runs the same model and parameters")
         account = self.engine.account
         spec = ChallengerSpec(
-            number=self.book.next_number(), model_version=version, params_name=params or "",
-            params=params_to_dict(chosen), limits=asdict(self.engine.limits),
+            number=self.book.next_number(),
+            model_version=version,
+            params_name=params or "",
+            params=params_to_dict(chosen),
+            limits=asdict(self.engine.limits),
             start_balance=account.balance if account else self.book.paper.balance,
-            started=self.engine.clock(), added_by=by)
+            started=self.engine.clock(),
+            added_by=by,
+        )
         if version != LIVE_MODEL:
             try:
                 self.memo_for(spec)
@@ -232,8 +263,17 @@ class ShadowService:
         path = self.root / HISTORY
         path.parent.mkdir(parents=True, exist_ok=True)
         with path.open("a", encoding="utf-8") as fh:
-            fh.write(json.dumps({"time": self.engine.clock().isoformat(), "what": what, "by": by,
-                                 "challenger": spec.to_json()}) + "\n")
+            fh.write(
+                json.dumps(
+                    {
+                        "time": self.engine.clock().isoformat(),
+                        "what": what,
+                        "by": by,
+                        "challenger": spec.to_json(),
+                    }
+                )
+                + "\n"
+            )
 
     # ------------------------------------------------------------------ figures
     async def view(self) -> ShadowView:
@@ -244,19 +284,46 @@ class ShadowService:
         account = self.engine.account
         live_balance = account.balance if account else 0.0
         live_start = live_balance - sum(t.profit for t in live_trades)
-        lines = [StrategyLine(None, "live", since, live_start, live_balance, len(self.engine.positions),
-                              strategy_stats(live_trades, live_start), None, tuple(live_trades))]
+        lines = [
+            StrategyLine(
+                None,
+                "live",
+                since,
+                live_start,
+                live_balance,
+                len(self.engine.positions),
+                strategy_stats(live_trades, live_start),
+                None,
+                tuple(live_trades),
+            )
+        ]
         for r in runners:
             ours = r.outcomes()
             theirs = [t for t in live_trades if t.close_time >= r.spec.started]
             days = trading_days(wib_date(r.spec.started), wib_date(now), [*ours, *theirs])
-            lines.append(StrategyLine(r.spec.number, r.spec.label, r.spec.started, r.spec.start_balance,
-                                      r.broker.balance, len(r.engine.positions),
-                                      strategy_stats(ours, r.spec.start_balance),
-                                      paired_by_day(ours, theirs, days), tuple(ours), r.errors))
+            lines.append(
+                StrategyLine(
+                    r.spec.number,
+                    r.spec.label,
+                    r.spec.started,
+                    r.spec.start_balance,
+                    r.broker.balance,
+                    len(r.engine.positions),
+                    strategy_stats(ours, r.spec.start_balance),
+                    paired_by_day(ours, theirs, days),
+                    tuple(ours),
+                    r.errors,
+                )
+            )
         times = self.book.times
-        return ShadowView(tuple(lines), now, self.book.max_challengers, times.p("step", 99), times.p("bar", 99),
-                          tuple(f"#{s.number} ({s.label})" for s in self.book.failed.values()))
+        return ShadowView(
+            tuple(lines),
+            now,
+            self.book.max_challengers,
+            times.p("step", 99),
+            times.p("bar", 99),
+            tuple(f"#{s.number} ({s.label})" for s in self.book.failed.values()),
+        )
 
     async def _live_outcomes(self, since: datetime) -> list[Outcome]:
         """Live's closed trades from the journal, each with the money it risked at its opening stop
@@ -285,17 +352,29 @@ async def build_shadow(app: Any) -> ShadowService:
 
     def analyzer_for(bundle: Any, with_h1_bias: bool) -> Analyzer:
         slot = ModelSlot(bundle)
-        return MarketAnalyzer(SlotRegime(slot), SlotSignal(slot), history=s.analysis_history_bars,
-                              with_h1_bias=with_h1_bias)
+        return MarketAnalyzer(
+            SlotRegime(slot), SlotSignal(slot), history=s.analysis_history_bars, with_h1_bias=with_h1_bias
+        )
 
-    paper = PaperConfig(leverage=getattr(s, "paper_leverage", 100),
-                        commission_per_lot=getattr(s, "paper_commission_per_lot", 0.0),
-                        slippage_points=getattr(s, "paper_slippage_points", 0))
+    paper = PaperConfig(
+        leverage=getattr(s, "paper_leverage", 100),
+        commission_per_lot=getattr(s, "paper_commission_per_lot", 0.0),
+        slippage_points=getattr(s, "paper_slippage_points", 0),
+    )
     home = Path(s.database_path).parent
-    service = ShadowService(s.shadow_dir or home / "shadow", app.engine, registry=app.registry, live_slot=app.slot,
-                            analyzer_for=analyzer_for, queries=app.ctx.queries, journal=app.journal,
-                            params_dir=s.shadow_params_dir or home / "params", paper=paper, max_challengers=s.shadow_max_challengers,
-                            symbol=s.symbol)
+    service = ShadowService(
+        s.shadow_dir or home / "shadow",
+        app.engine,
+        registry=app.registry,
+        live_slot=app.slot,
+        analyzer_for=analyzer_for,
+        queries=app.ctx.queries,
+        journal=app.journal,
+        params_dir=s.shadow_params_dir or home / "params",
+        paper=paper,
+        max_challengers=s.shadow_max_challengers,
+        symbol=s.symbol,
+    )
     from bot.shadow_promotion import Promotions, live_params_override
     from trading.shadow_stats import PromotionRule
 
@@ -303,8 +382,11 @@ async def build_shadow(app: Any) -> ShadowService:
     if override is not None:
         app.engine.params, note = override
         app.notes.append(note)
-    service.promotions = Promotions(service, PromotionRule(s.shadow_promote_min_trades, s.shadow_promote_min_days,
-                                                           s.shadow_promote_max_p), bus=app.bus)
+    service.promotions = Promotions(
+        service,
+        PromotionRule(s.shadow_promote_min_trades, s.shadow_promote_min_days, s.shadow_promote_max_p),
+        bus=app.bus,
+    )
     for problem in await service.start():
         app.notes.append(problem)
     return service

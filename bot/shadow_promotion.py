@@ -49,8 +49,15 @@ def _approval_from_json(d: dict[str, Any]) -> Approval:
 
 
 class Promotions:
-    def __init__(self, service: Any, rule: PromotionRule, *, ttl: timedelta = timedelta(hours=24),
-                 bus: EventBus | None = None, clock: Callable[[], datetime] = utc_now) -> None:
+    def __init__(
+        self,
+        service: Any,
+        rule: PromotionRule,
+        *,
+        ttl: timedelta = timedelta(hours=24),
+        bus: EventBus | None = None,
+        clock: Callable[[], datetime] = utc_now,
+    ) -> None:
         self.service = service
         self.rule = rule
         self.bus = bus
@@ -70,8 +77,9 @@ class Promotions:
 
     def _save(self) -> None:
         pending = self.approvals.pending(self.clock())
-        write_json_atomic(self.path, {"answered": sorted(self.answered),
-                                      "pending": [_approval_to_json(a) for a in pending]})
+        write_json_atomic(
+            self.path, {"answered": sorted(self.answered), "pending": [_approval_to_json(a) for a in pending]}
+        )
 
     def pending(self) -> list[Approval]:
         return self.approvals.pending(self.clock())
@@ -97,14 +105,23 @@ class Promotions:
             if reason is None:
                 continue
             # a kind per challenger: the registry keeps one open request per kind
-            change = RiskChange(f"{KIND}-{line.number}", f"make challenger #{line.number} ({line.label}) the live strategy",
-                                {"number": line.number})
+            change = RiskChange(
+                f"{KIND}-{line.number}",
+                f"make challenger #{line.number} ({line.label}) the live strategy",
+                {"number": line.number},
+            )
             approval = self.approvals.create(change, "shadow", reason, self.clock())
             made.append(approval)
             if self.bus is not None:
-                self.bus.publish(Event(EventKind.INFO, self.clock(), {"approval_id": approval.id},
-                                       f"🏁 Challenger #{line.number} ({line.label}) beats live: {reason}. "
-                                       "Send /shadow to approve or reject the swap."))
+                self.bus.publish(
+                    Event(
+                        EventKind.INFO,
+                        self.clock(),
+                        {"approval_id": approval.id},
+                        f"🏁 Challenger #{line.number} ({line.label}) beats live: {reason}. "
+                        "Send /shadow to approve or reject the swap.",
+                    )
+                )
         if made:
             self._save()
         return made
@@ -135,8 +152,10 @@ class Promotions:
             svc.live_slot.swap(load_version(svc.registry, spec.model_version))
         if spec.params_name or params_to_dict(svc.engine.params) != spec.params:
             svc.engine.params = params_from_dict(spec.params)
-            write_json_atomic(Path(svc.root) / LIVE_PARAMS, {"name": spec.params_name, "by": by,
-                                                             "time": self.clock().isoformat(), "params": spec.params})
+            write_json_atomic(
+                Path(svc.root) / LIVE_PARAMS,
+                {"name": spec.params_name, "by": by, "time": self.clock().isoformat(), "params": spec.params},
+            )
         svc.record("promote", spec, by)
         await svc.book.drop(spec.number)
 
@@ -152,5 +171,7 @@ def live_params_override(root: Path) -> tuple[Any, str] | None:
         log.error("promoted live parameters unreadable, the settings' are used: %s", exc)
         return None
     name = saved.get("name") or "a challenger's"
-    return params, (f"live parameters: the set {name!r} promoted from shadow by {saved.get('by', '?')} "
-                    f"({Path(root) / LIVE_PARAMS}); delete that file to go back to the settings'")
+    return params, (
+        f"live parameters: the set {name!r} promoted from shadow by {saved.get('by', '?')} "
+        f"({Path(root) / LIVE_PARAMS}); delete that file to go back to the settings'"
+    )

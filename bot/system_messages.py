@@ -14,8 +14,13 @@ from handlers.names import who
 from trading.events import Event, EventKind
 from trading.timezones import fmt_wib
 
-_METRICS = (("auc", "AUC", "{:.3f}"), ("holdout_auc", "Holdout AUC", "{:.3f}"), ("accuracy", "Accuracy", "{:.1%}"),
-            ("log_loss", "Log loss", "{:.3f}"), ("brier", "Brier", "{:.3f}"))
+_METRICS = (
+    ("auc", "AUC", "{:.3f}"),
+    ("holdout_auc", "Holdout AUC", "{:.3f}"),
+    ("accuracy", "Accuracy", "{:.1%}"),
+    ("log_loss", "Log loss", "{:.3f}"),
+    ("brier", "Brier", "{:.3f}"),
+)
 
 
 def _metric(metrics: Mapping[str, Any], key: str, fmt: str) -> str:
@@ -50,8 +55,13 @@ def error_burst(e: Event) -> str:
     minutes = float(d.get("window_seconds", 300)) / 60
     return compose(
         "⚠️ <b>ERROR BURST</b>",
-        section("Errors", [f"{code(d.get('count', '?'))} errors in {code(f'{minutes:g} min')}",
-                           f"Last: {code(clip(d.get('last_error', '')))}"]),
+        section(
+            "Errors",
+            [
+                f"{code(d.get('count', '?'))} errors in {code(f'{minutes:g} min')}",
+                f"Last: {code(clip(d.get('last_error', '')))}",
+            ],
+        ),
         "The loop keeps running. No further error alert until the errors stop for "
         f"{esc(f'{minutes:g}')} min.",
         time=e.time,
@@ -100,9 +110,14 @@ def _lot_band(limits: object) -> str:
     return f"{float(field(limits, 'min_lot', 0.0)):g}–{float(field(limits, 'max_lot', 0.0)):g}"
 
 
-LIMIT_LABELS = {"risk_per_trade_pct": ("risk/trade", "%"), "daily_loss_pct": ("daily loss limit", "%"),
-                "total_loss_pct": ("total loss limit", "%"), "max_positions": ("max positions", ""),
-                "min_lot": ("min lot", ""), "max_lot": ("max lot", "")}
+LIMIT_LABELS = {
+    "risk_per_trade_pct": ("risk/trade", "%"),
+    "daily_loss_pct": ("daily loss limit", "%"),
+    "total_loss_pct": ("total loss limit", "%"),
+    "max_positions": ("max positions", ""),
+    "min_lot": ("min lot", ""),
+    "max_lot": ("max lot", ""),
+}
 
 
 def limits_drift_notes(live: Any, configured: Any) -> list[str]:
@@ -112,7 +127,9 @@ def limits_drift_notes(live: Any, configured: Any) -> list[str]:
     for name, (label, unit) in LIMIT_LABELS.items():
         now, setting = field(live, name), field(configured, name)
         if now is not None and setting is not None and now != setting:
-            notes.append(f"{label} is {now:g}{unit}, changed in the chat and kept (the setting says {setting:g}{unit})")
+            notes.append(
+                f"{label} is {now:g}{unit}, changed in the chat and kept (the setting says {setting:g}{unit})"
+            )
     return notes
 
 
@@ -160,7 +177,9 @@ def shutdown(e: Event) -> str:
         f"Balance: {code(usd(d.get('balance')))}",
         f"Trades today: {code(d.get('trades_today', 0))}"
         + (f" ({esc(d['wins_today'])} won)" if d.get("wins_today") is not None else ""),
-        f"{'✅' if (profit or 0) >= 0 else '❌'} P/L today: {code(signed(profit))}" if profit is not None else "",
+        f"{'✅' if (profit or 0) >= 0 else '❌'} P/L today: {code(signed(profit))}"
+        if profit is not None
+        else "",
         f"Uptime: {code(fmt_duration(d.get('uptime_seconds', 0)))}",
         f"Mode: {code(d['mode'])}" if d.get("mode") else "",
         f"Reason: {esc(clip(d['reason']))}" if d.get("reason") else "",
@@ -170,7 +189,6 @@ def shutdown(e: Event) -> str:
 
 def info(e: Event) -> str:
     return compose(f"ℹ️ {esc(clip(e.text or e.data.get('text', ''), 1000))}", time=e.time)
-
 
 
 # ---------------------------------------------------------------------------------------- app events
@@ -190,9 +208,18 @@ def startup_event(
 ) -> Event:
     """The start-up message's event; config is shown in order (Symbol, Broker, Model, Session, ...)."""
     return Event(
-        EventKind.STARTUP, time,
-        {"config": dict(config or {}), "balance": balance, "equity": equity, "currency": currency,
-         "limits": limits, "mode": mode, "paused": paused, "notes": list(notes)},
+        EventKind.STARTUP,
+        time,
+        {
+            "config": dict(config or {}),
+            "balance": balance,
+            "equity": equity,
+            "currency": currency,
+            "limits": limits,
+            "mode": mode,
+            "paused": paused,
+            "notes": list(notes),
+        },
         f"bot started, balance {balance:,.2f}",
     )
 
@@ -213,9 +240,17 @@ def shutdown_event(
     `now_wall` is not given, `time` is taken as wall time too)."""
     uptime = ((now_wall or time) - started).total_seconds()
     return Event(
-        EventKind.SHUTDOWN, time,
-        {"balance": balance, "trades_today": trades_today, "wins_today": wins_today, "profit_today": profit_today,
-         "uptime_seconds": uptime, "mode": mode, "reason": reason},
+        EventKind.SHUTDOWN,
+        time,
+        {
+            "balance": balance,
+            "trades_today": trades_today,
+            "wins_today": wins_today,
+            "profit_today": profit_today,
+            "uptime_seconds": uptime,
+            "mode": mode,
+            "reason": reason,
+        },
         f"bot stopped ({reason or 'shutdown'})",
     )
 
@@ -230,13 +265,31 @@ def news_event(
     buffer_minutes: int | None = None,
 ) -> Event:
     text = f"news blackout {'on' if active else 'over'}: {title or reason}"
-    return Event(EventKind.NEWS_BLACKOUT, time, {"active": active, "title": title, "reason": reason,
-                                                 "until": until, "buffer_minutes": buffer_minutes}, text)
-
-
-def error_burst_event(time: datetime, *, count: int, window: timedelta, threshold: int, last_error: str) -> Event:
     return Event(
-        EventKind.ERROR_BURST, time,
-        {"count": count, "window_seconds": window.total_seconds(), "threshold": threshold, "last_error": last_error},
+        EventKind.NEWS_BLACKOUT,
+        time,
+        {
+            "active": active,
+            "title": title,
+            "reason": reason,
+            "until": until,
+            "buffer_minutes": buffer_minutes,
+        },
+        text,
+    )
+
+
+def error_burst_event(
+    time: datetime, *, count: int, window: timedelta, threshold: int, last_error: str
+) -> Event:
+    return Event(
+        EventKind.ERROR_BURST,
+        time,
+        {
+            "count": count,
+            "window_seconds": window.total_seconds(),
+            "threshold": threshold,
+            "last_error": last_error,
+        },
         f"{count} errors in {window.total_seconds() / 60:g} min; last: {last_error}",
     )

@@ -64,42 +64,83 @@ COMMANDS: tuple[CommandSpec, ...] = (
     CommandSpec("start", "Greeting, the command list and the quick keyboard", start.start),
     CommandSpec("help", "Every command with what it does", start.help_, aliases=("h",)),
     CommandSpec("status", "Account, today's P/L, risk mode, session, uptime", status.status, aliases=("s",)),
-    CommandSpec("balance", "Balance, equity, margin, free margin, margin level", status.balance, aliases=("b",)),
-    CommandSpec("positions", "Open positions, with a close button each", positions.positions,
-                aliases=("pos", "p")),
+    CommandSpec(
+        "balance", "Balance, equity, margin, free margin, margin level", status.balance, aliases=("b",)
+    ),
+    CommandSpec(
+        "positions", "Open positions, with a close button each", positions.positions, aliases=("pos", "p")
+    ),
     CommandSpec("close", "Close one position (asks first)", positions.close, args="TICKET"),
     CommandSpec("closeall", "Close every open position (asks first)", control.closeall),
     CommandSpec("pause", "Stop new entries (open positions stay managed)", control.pause),
     CommandSpec("resume", "Allow new entries again", control.resume),
-    CommandSpec("risk", "Risk mode and limits; change them", risk.risk, args="[mode|percent|daily|total|maxpos|reset X]"),
+    CommandSpec(
+        "risk",
+        "Risk mode and limits; change them",
+        risk.risk,
+        args="[mode|percent|daily|total|maxpos|reset X]",
+    ),
     CommandSpec("market", "Price, spread, regime, SMC setup, ML signal", market.market, aliases=("m",)),
     CommandSpec("filters", "Every entry gate of the last decision", filters.filters, aliases=("f",)),
     CommandSpec("why", "Why a trade was taken: gates, setup, regime, ML, features", why.why, args="TICKET"),
     CommandSpec("profit", "Net P/L, win rate, PF, best and worst trade", performance.profit, args="[days]"),
-    CommandSpec("stats", "PF, expectancy, win rate, average win/loss, exit reasons", performance.stats,
-                args="[days]"),
-    CommandSpec("performance", "Results by setup, session and side", performance.performance, args="[days]",
-                aliases=("perf",)),
+    CommandSpec(
+        "stats", "PF, expectancy, win rate, average win/loss, exit reasons", performance.stats, args="[days]"
+    ),
+    CommandSpec(
+        "performance",
+        "Results by setup, session and side",
+        performance.performance,
+        args="[days]",
+        aliases=("perf",),
+    ),
     CommandSpec("trades", "The last closed trades", performance.trades, args="[n]", aliases=("t",)),
     CommandSpec("daily", "Today in detail, or P/L per day", daily.daily, args="[days]", aliases=("d",)),
-    CommandSpec("weekly", "P/L per week (Monday to Sunday, WIB)", daily.weekly, args="[weeks]", aliases=("w",)),
+    CommandSpec(
+        "weekly", "P/L per week (Monday to Sunday, WIB)", daily.weekly, args="[weeks]", aliases=("w",)
+    ),
     CommandSpec("monthly", "P/L per calendar month", daily.monthly, args="[months]"),
     CommandSpec("export", "Trades as a CSV file", daily.export, args="[days]"),
     CommandSpec("chart", "Candlestick chart with SMC overlays", charts.chart, args="[bars 20-300]"),
     CommandSpec("equity", "Equity curve with drawdown", charts.equity),
-    CommandSpec("shadow", "Challengers on paper beside live: figures, chart; add or drop one", shadow.shadow,
-                args="[add vNNN | add params NAME | drop N]"),
-    CommandSpec("backtest", "Replay the strategy over recent bars (runs aside)", backtest.backtest,
-                args="[days]"),
+    CommandSpec(
+        "shadow",
+        "Challengers on paper beside live: figures, chart; add or drop one",
+        shadow.shadow,
+        args="[add vNNN | add params NAME | drop N]",
+    ),
+    CommandSpec(
+        "backtest", "Replay the strategy over recent bars (runs aside)", backtest.backtest, args="[days]"
+    ),
     CommandSpec("model", "Active model version and its metrics", model.model),
     CommandSpec("retrain", "Retrain the models now", model.retrain),
     CommandSpec("health", "Is everything working: broker, bars, loop, journal", system.health),
     CommandSpec("logs", "The last log lines", system.logs, args="[n] [warn|error]"),
     CommandSpec("version", "Bot, model and library versions", system.version),
-    CommandSpec("notify", "Switch each message kind on, silent or off", notify.notify, args="[KIND on|silent|off]"),
+    CommandSpec(
+        "notify", "Switch each message kind on, silent or off", notify.notify, args="[KIND on|silent|off]"
+    ),
 )
-ROUTER_MODULES = (start, status, positions, control, risk, market, filters, why, performance, daily, charts, backtest,
-                  model, system, notify, approvals, paging, shadow)
+ROUTER_MODULES = (
+    start,
+    status,
+    positions,
+    control,
+    risk,
+    market,
+    filters,
+    why,
+    performance,
+    daily,
+    charts,
+    backtest,
+    model,
+    system,
+    notify,
+    approvals,
+    paging,
+    shadow,
+)
 
 
 def bot_commands(commands: tuple[CommandSpec, ...] = COMMANDS) -> list[BotCommand]:
@@ -110,7 +151,9 @@ def build_dispatcher(ctx: BotContext, *, refusal_interval: float = 600.0) -> Dis
     dp = Dispatcher()
     dp["ctx"] = ctx
     dp["commands"] = COMMANDS
-    access = AccessMiddleware(ctx.journal, ctx.settings.telegram_allowed_users, refusal_interval=refusal_interval)
+    access = AccessMiddleware(
+        ctx.journal, ctx.settings.telegram_allowed_users, refusal_interval=refusal_interval
+    )
     dp["access"] = access
     dp.message.outer_middleware(access)
     dp.callback_query.outer_middleware(access)
@@ -173,8 +216,9 @@ async def _retry_card(send: Callable[[], Awaitable[Any]], what: str, wanted: Cal
     return await keep_trying(send, what=what, wanted=wanted)
 
 
-async def start_polling(ctx: BotContext, bot: Bot, *, dp: Dispatcher | None = None,
-                        polling_timeout: int = 10) -> Polling:
+async def start_polling(
+    ctx: BotContext, bot: Bot, *, dp: Dispatcher | None = None, polling_timeout: int = 10
+) -> Polling:
     """Register the command menu, start the announcer and long polling in background tasks."""
     dp = dp or build_dispatcher(ctx)
     try:

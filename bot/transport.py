@@ -96,7 +96,7 @@ def _cut_line(line: str, limit: int) -> list[str]:
         cut = line.rfind(" ", limit // 2, limit)
         cut = cut if cut > 0 else limit
         pieces.append(line[:cut])
-        line = line[cut:].lstrip(" ") if line[cut:cut + 1] == " " else line[cut:]
+        line = line[cut:].lstrip(" ") if line[cut : cut + 1] == " " else line[cut:]
     pieces.append(line)
     return pieces
 
@@ -143,8 +143,9 @@ def classify(exc: BaseException) -> SendResult:
         return SendResult(error=f"{text} (the group moved: set TELEGRAM_CHAT_ID={exc.migrate_to_chat_id})")
     if isinstance(exc, TelegramBadRequest):
         return SendResult(plain_may_help="entities" in text.lower() or "tag" in text.lower(), error=text)
-    if isinstance(exc, TelegramEntityTooLarge | TelegramForbiddenError | TelegramUnauthorizedError |
-                  TelegramNotFound):
+    if isinstance(
+        exc, TelegramEntityTooLarge | TelegramForbiddenError | TelegramUnauthorizedError | TelegramNotFound
+    ):
         return SendResult(error=text)
     if isinstance(exc, TelegramNetworkError | TelegramAPIError | ClientDecodeError | TimeoutError | OSError):
         return SendResult(retry=True, error=text)
@@ -214,7 +215,9 @@ class TelegramTransport:
         )
         return msg.message_id if msg is not None else None
 
-    async def attempt_text(self, chat_id: int, html: str, silent: bool = False, *, plain: bool = False) -> SendResult:
+    async def attempt_text(
+        self, chat_id: int, html: str, silent: bool = False, *, plain: bool = False
+    ) -> SendResult:
         """One try, no retry, nothing logged: the caller decides. `plain`: the text has no markup
         (the caller converted it after Telegram refused its HTML); it goes without a parse mode."""
         from aiogram.types import LinkPreviewOptions
@@ -231,15 +234,21 @@ class TelegramTransport:
             return classify(exc)
         return SendResult(message_id=msg.message_id)
 
-    async def attempt_photo(self, chat_id: int, png: bytes, caption_html: str = "", silent: bool = False) -> SendResult:
+    async def attempt_photo(
+        self, chat_id: int, png: bytes, caption_html: str = "", silent: bool = False
+    ) -> SendResult:
         """One try at a photo with a caption of at most MAX_CAPTION characters; no retry, nothing logged."""
         from aiogram.types import BufferedInputFile
 
         stamp = utc_now().strftime("%Y%m%d_%H%M%S")
         try:
-            msg = await self.bot.send_photo(chat_id, BufferedInputFile(png, filename=f"chart_{stamp}.png"),
-                                            caption=caption_html or None, parse_mode="HTML" if caption_html else None,
-                                            disable_notification=silent)
+            msg = await self.bot.send_photo(
+                chat_id,
+                BufferedInputFile(png, filename=f"chart_{stamp}.png"),
+                caption=caption_html or None,
+                parse_mode="HTML" if caption_html else None,
+                disable_notification=silent,
+            )
         except Exception as exc:
             return classify(exc)
         return SendResult(message_id=msg.message_id)

@@ -94,8 +94,9 @@ def candlestick_chart(
     regime_now: str | None = None,
 ) -> bytes:
     """PNG bytes of the chart; empty bars give a small "no data" image instead of an error."""
-    return render_png(candlestick_figure(bars, smc, positions, regimes, title, tz, trades=trades,
-                                         regime_now=regime_now))
+    return render_png(
+        candlestick_figure(bars, smc, positions, regimes, title, tz, trades=trades, regime_now=regime_now)
+    )
 
 
 def candlestick_figure(
@@ -366,8 +367,15 @@ def _draw_regimes(ax: Axes, regimes: pl.Series | Sequence[int | None], n: int, t
     shaded: set[int] = set()
     for start, end, value in runs(_regime_values(regimes)):
         if value in colors:
-            ax.axvspan(start - 0.5, end + 0.5, color=colors[value], alpha=theme.regime_alpha, lw=0, zorder=0,
-                       gid="regime")
+            ax.axvspan(
+                start - 0.5,
+                end + 0.5,
+                color=colors[value],
+                alpha=theme.regime_alpha,
+                lw=0,
+                zorder=0,
+                gid="regime",
+            )
             shaded.add(value)
     return shaded
 
@@ -377,15 +385,23 @@ def _regime_colors(theme: Theme) -> dict[int, str]:
 
 
 def _draw_regime_label(ax: Axes, title: Text | None, name: str | None, theme: Theme) -> None:
-    """"regime: low" in the regime's colour (or "regime unknown"), on the title line right after the
+    """ "regime: low" in the regime's colour (or "regime unknown"), on the title line right after the
     title: outside the plot, so it never covers a candle or a BOS/CHoCH label."""
     by_name = {v: k for k, v in REGIME_NAMES.items()}
     color = _regime_colors(theme).get(by_name.get(name or "", -1), theme.muted)
     text = f"regime: {name}" if name else "regime unknown"
     common = {"fontsize": theme.label_size, "color": color, "fontweight": "bold", "gid": "regime_label"}
     if title is not None:
-        ax.annotate(text, (1.0, 0.5), xycoords=title, xytext=(14, 0), textcoords="offset points", ha="left",
-                    va="center", **common)
+        ax.annotate(
+            text,
+            (1.0, 0.5),
+            xycoords=title,
+            xytext=(14, 0),
+            textcoords="offset points",
+            ha="left",
+            va="center",
+            **common,
+        )
     else:
         ax.text(0.0, 1.02, text, transform=ax.transAxes, ha="left", va="bottom", **common)
 
@@ -444,12 +460,32 @@ def _draw_trades(ax: Axes, trades: Sequence[ChartTrade], times: pl.Series, theme
             continue
         color = theme.up if t.profit >= 0 else theme.down
         if x0 is not None:
-            ax.plot([x0, x1], [t.open_price, t.close_price], color=color, linestyle=":", linewidth=1.2, zorder=4)
+            ax.plot(
+                [x0, x1], [t.open_price, t.close_price], color=color, linestyle=":", linewidth=1.2, zorder=4
+            )
             marker = "^" if str(t.side).upper() == "BUY" else "v"
-            ax.scatter([x0], [t.open_price], marker=marker, s=42, color=color, zorder=5, gid="closed_entry",
-                       edgecolors=theme.text, linewidths=0.5)
-        ax.scatter([x1], [t.close_price], marker="X", s=42, color=color, zorder=5, gid="closed_exit",
-                   edgecolors=theme.text, linewidths=0.5)
+            ax.scatter(
+                [x0],
+                [t.open_price],
+                marker=marker,
+                s=42,
+                color=color,
+                zorder=5,
+                gid="closed_entry",
+                edgecolors=theme.text,
+                linewidths=0.5,
+            )
+        ax.scatter(
+            [x1],
+            [t.close_price],
+            marker="X",
+            s=42,
+            color=color,
+            zorder=5,
+            gid="closed_exit",
+            edgecolors=theme.text,
+            linewidths=0.5,
+        )
 
 
 def _draw_legend(ax: Axes, theme: Theme, shaded: set[int] = frozenset()) -> None:  # type: ignore[assignment]
@@ -475,9 +511,18 @@ def _draw_legend(ax: Axes, theme: Theme, shaded: set[int] = frozenset()) -> None
     if not entries:
         return
     # one row under the time axis, outside the plot: it names the colours without covering candles
-    legend = ax.figure.legend(handles=entries, loc="lower center", bbox_to_anchor=(0.48, 0.0), ncol=len(entries),
-                              fontsize=theme.note_size, frameon=False, labelcolor=theme.text, handlelength=1.0,
-                              handletextpad=0.4, columnspacing=0.9)
+    legend = ax.figure.legend(
+        handles=entries,
+        loc="lower center",
+        bbox_to_anchor=(0.48, 0.0),
+        ncol=len(entries),
+        fontsize=theme.note_size,
+        frameon=False,
+        labelcolor=theme.text,
+        handlelength=1.0,
+        handletextpad=0.4,
+        columnspacing=0.9,
+    )
     legend.set_gid("legend")
 
 

@@ -18,7 +18,9 @@ from charts.style import DARK, Theme, new_figure, no_data_figure, render_png, se
 MAX_BINS = 30
 
 
-def pnl_distribution_chart(profits: Sequence[float] | np.ndarray, title: str = "", currency: str = "$") -> bytes:
+def pnl_distribution_chart(
+    profits: Sequence[float] | np.ndarray, title: str = "", currency: str = "$"
+) -> bytes:
     """PNG bytes; no finite value gives a small "no trades" image instead of an error."""
     return render_png(pnl_distribution_figure(profits, title, currency))
 
@@ -42,8 +44,9 @@ def _money(x: float, currency: str) -> str:
     return f"{'+' if x >= 0 else '-'}{currency.replace('$', chr(92) + '$')}{abs(x):,.2f}"
 
 
-def pnl_distribution_figure(profits: Sequence[float] | np.ndarray, title: str = "", currency: str = "$",
-                            theme: Theme = DARK) -> Figure:
+def pnl_distribution_figure(
+    profits: Sequence[float] | np.ndarray, title: str = "", currency: str = "$", theme: Theme = DARK
+) -> Figure:
     """The same chart as an unrendered Figure."""
     values = np.asarray([np.nan if v is None else v for v in profits], dtype=np.float64)
     values = values[np.isfinite(values)]
@@ -56,13 +59,31 @@ def pnl_distribution_figure(profits: Sequence[float] | np.ndarray, title: str = 
     style_axes(ax, theme)
     lefts = edges[:-1]
     colors = np.where(lefts >= 0, theme.up, theme.down)
-    ax.bar(lefts, counts, width=np.diff(edges), align="edge", color=colors, edgecolor=theme.panel, linewidth=0.8,
-           zorder=2, gid="pnl_bin")
+    ax.bar(
+        lefts,
+        counts,
+        width=np.diff(edges),
+        align="edge",
+        color=colors,
+        edgecolor=theme.panel,
+        linewidth=0.8,
+        zorder=2,
+        gid="pnl_bin",
+    )
     ax.axvline(0.0, color=theme.muted, linewidth=1.0, zorder=1)
     mean = float(values.mean())
-    average = ax.axvline(mean, color=theme.accent, linestyle="--", linewidth=2.0, zorder=3, gid="average",
-                         label=f"average trade {_money(mean, currency)}")
-    ax.set_xlabel(f"P/L per trade ({currency.replace('$', chr(92) + '$')})", fontsize=theme.note_size, color=theme.muted)
+    average = ax.axvline(
+        mean,
+        color=theme.accent,
+        linestyle="--",
+        linewidth=2.0,
+        zorder=3,
+        gid="average",
+        label=f"average trade {_money(mean, currency)}",
+    )
+    ax.set_xlabel(
+        f"P/L per trade ({currency.replace('$', chr(92) + '$')})", fontsize=theme.note_size, color=theme.muted
+    )
     ax.set_ylabel("trades", fontsize=theme.note_size)
     ax.yaxis.get_major_locator().set_params(integer=True)
 
@@ -72,8 +93,15 @@ def pnl_distribution_figure(profits: Sequence[float] | np.ndarray, title: str = 
         Patch(facecolor=theme.down, label=f"losses ({losses.size})"),
         average,
     ]
-    legend = fig.legend(handles=entries, loc="lower center", bbox_to_anchor=(0.52, 0.0), ncol=len(entries),
-                        fontsize=theme.note_size, frameon=False, labelcolor=theme.text)
+    legend = fig.legend(
+        handles=entries,
+        loc="lower center",
+        bbox_to_anchor=(0.52, 0.0),
+        ncol=len(entries),
+        fontsize=theme.note_size,
+        frameon=False,
+        labelcolor=theme.text,
+    )
     legend.set_gid("legend")
     parts = [f"{values.size} trades", f"win rate {wins.size / values.size:.0%}"]
     if wins.size:

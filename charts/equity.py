@@ -104,17 +104,39 @@ def equity_figure(
     entries: list[Any] = []
     below = eq < peak
     if below.any():
-        ax.fill_between(x, eq, peak, where=below, color=theme.down, alpha=0.3, lw=0, gid="drawdown",
-                        interpolate=True)
+        ax.fill_between(
+            x, eq, peak, where=below, color=theme.down, alpha=0.3, lw=0, gid="drawdown", interpolate=True
+        )
         entries.append(Patch(facecolor=theme.down, alpha=0.45, label="drawdown from peak"))
     if bal is not None:
-        entries.append(ax.step(x, bal, where="post", color=theme.warn, linewidth=1.2, linestyle="--",
-                               label="balance", gid="balance", zorder=3)[0])
-    entries.insert(0, ax.plot(x, eq, color=theme.accent, linewidth=2.0, label="equity",
-                              gid="equity", zorder=4)[0])
+        entries.append(
+            ax.step(
+                x,
+                bal,
+                where="post",
+                color=theme.warn,
+                linewidth=1.2,
+                linestyle="--",
+                label="balance",
+                gid="balance",
+                zorder=3,
+            )[0]
+        )
+    entries.insert(
+        0, ax.plot(x, eq, color=theme.accent, linewidth=2.0, label="equity", gid="equity", zorder=4)[0]
+    )
     if start is not None:
-        entries.append(ax.axhline(float(start[1]), color=theme.muted, linestyle=":", linewidth=1.0, zorder=1,
-                                  gid="start", label=f"start {float(start[1]):,.2f}"))
+        entries.append(
+            ax.axhline(
+                float(start[1]),
+                color=theme.muted,
+                linestyle=":",
+                linewidth=1.0,
+                zorder=1,
+                gid="start",
+                label=f"start {float(start[1]):,.2f}",
+            )
+        )
     if halts:
         entries.append(Patch(facecolor=theme.muted, alpha=0.4, label="halted by a loss limit"))
     ax_dd.fill_between(x, dd_pct, 0.0, color=theme.down, alpha=0.5, lw=0, gid="drawdown_pct")
@@ -131,9 +153,17 @@ def equity_figure(
     if halts:  # after the x range is final: the labels are measured to keep them apart
         _draw_halts(ax, ax_dd, halts, float(x[-1]), theme)
     # one row between the panels, outside both: it names every line and shade without covering the curve
-    legend = fig.legend(handles=entries, loc="center", bbox_to_anchor=(0.53, 0.34), ncol=len(entries),
-                        fontsize=theme.note_size, frameon=False, labelcolor=theme.text, handlelength=1.6,
-                        columnspacing=1.2)
+    legend = fig.legend(
+        handles=entries,
+        loc="center",
+        bbox_to_anchor=(0.53, 0.34),
+        ncol=len(entries),
+        fontsize=theme.note_size,
+        frameon=False,
+        labelcolor=theme.text,
+        handlelength=1.6,
+        columnspacing=1.2,
+    )
     legend.set_gid("legend")
 
     subtitle = f"equity {eq[-1]:,.2f} · max drawdown {dd_pct.min():.1f}%"
@@ -154,10 +184,21 @@ def _draw_halts(ax: Axes, ax_dd: Axes, halts: Sequence[Halt], x_end: float, them
         for a in (ax, ax_dd):
             a.axvspan(x0, max(x1, x0), color=theme.muted, alpha=0.25, lw=0, gid="halt")
         if label and label != previous:
-            texts.append(ax.annotate(label, (x0, 1.0), xycoords=("data", "axes fraction"), xytext=(3, -3),
-                                     textcoords="offset points", va="top", ha="left", fontsize=theme.note_size,
-                                     color=theme.text, gid="halt_label",
-                                     bbox={"facecolor": theme.panel, "alpha": 0.75, "edgecolor": "none", "pad": 1.0}))
+            texts.append(
+                ax.annotate(
+                    label,
+                    (x0, 1.0),
+                    xycoords=("data", "axes fraction"),
+                    xytext=(3, -3),
+                    textcoords="offset points",
+                    va="top",
+                    ha="left",
+                    fontsize=theme.note_size,
+                    color=theme.text,
+                    gid="halt_label",
+                    bbox={"facecolor": theme.panel, "alpha": 0.75, "edgecolor": "none", "pad": 1.0},
+                )
+            )
         previous = label
     if not texts:
         return

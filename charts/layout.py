@@ -27,8 +27,12 @@ class Box:
         return Box(self.x0, self.x1, self.y0 + dy, self.y1 + dy)
 
     def overlaps(self, other: Box, gap: float = 0.0) -> bool:
-        return (self.x0 < other.x1 + gap and other.x0 < self.x1 + gap
-                and self.y0 < other.y1 + gap and other.y0 < self.y1 + gap)
+        return (
+            self.x0 < other.x1 + gap
+            and other.x0 < self.x1 + gap
+            and self.y0 < other.y1 + gap
+            and other.y0 < self.y1 + gap
+        )
 
 
 def stack_rows(lefts: Sequence[float], rights: Sequence[float], gap: float = GAP_PX) -> list[int]:
@@ -48,8 +52,13 @@ def stack_rows(lefts: Sequence[float], rights: Sequence[float], gap: float = GAP
     return rows
 
 
-def push_clear(boxes: Sequence[Box], directions: Sequence[int], obstacles: Sequence[Box] = (),
-               gap: float = GAP_PX, max_steps: int = 50) -> list[float]:
+def push_clear(
+    boxes: Sequence[Box],
+    directions: Sequence[int],
+    obstacles: Sequence[Box] = (),
+    gap: float = GAP_PX,
+    max_steps: int = 50,
+) -> list[float]:
     """Vertical shift (pixels) for each box so that it overlaps no obstacle and no box placed before it.
 
     Boxes are placed in order; a box with direction +1 only moves up, -1 only down (away from the

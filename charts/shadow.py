@@ -29,8 +29,9 @@ class Curve:
     live: bool = False
 
 
-def shadow_equity_chart(curves: Sequence[Curve], now: datetime, title: str = "Live and challengers",
-                        tz: str = "Asia/Jakarta") -> bytes:
+def shadow_equity_chart(
+    curves: Sequence[Curve], now: datetime, title: str = "Live and challengers", tz: str = "Asia/Jakarta"
+) -> bytes:
     """PNG bytes; without any curve a small "no data" image."""
     if not curves:
         return no_data_png("no strategies to show", title)
@@ -53,15 +54,26 @@ def shadow_equity_chart(curves: Sequence[Curve], now: datetime, title: str = "Li
         xs.append(last)
         ys.append(ys[-1])
         colour = DARK.text if c.live else next(colours, DARK.muted)
-        ax.step(mdates.date2num(xs), ys, where="post", color=colour, linewidth=2.6 if c.live else 1.6,
-                label=f"{c.label}: {'+' if running >= 0 else '-'}${abs(running):,.2f} ({len(c.profits)} trades)")
+        ax.step(
+            mdates.date2num(xs),
+            ys,
+            where="post",
+            color=colour,
+            linewidth=2.6 if c.live else 1.6,
+            label=f"{c.label}: {'+' if running >= 0 else '-'}${abs(running):,.2f} ({len(c.profits)} trades)",
+        )
     ax.axhline(0.0, color=DARK.muted, linewidth=0.8, linestyle=":")
     ax.set_ylabel("net P/L, % of start balance", color=DARK.text)
     x0, x1 = mdates.date2num(first), mdates.date2num(last)
     ax.set_xlim(x0, x1 if x1 > x0 else x0 + 1 / 24)
     date_axis(ax, x0, x1 if x1 > x0 else x0 + 1 / 24, zone, tz)
-    legend = ax.legend(loc="upper left", fontsize=DARK.note_size, facecolor=DARK.panel, edgecolor=DARK.grid,
-                       labelcolor=DARK.text)
+    legend = ax.legend(
+        loc="upper left",
+        fontsize=DARK.note_size,
+        facecolor=DARK.panel,
+        edgecolor=DARK.grid,
+        labelcolor=DARK.text,
+    )
     legend.set_gid("legend")
     set_title(fig, ax, title, "closed trades; each curve from its own start")
     return render_png(fig)

@@ -81,7 +81,9 @@ def set_title(fig: Figure, ax: Axes, title: str, subtitle: str = "", theme: Them
     """Bold title top-left, a muted subtitle (last price, time) top-right; the title's Text (None without one)."""
     shown = None
     if title:
-        shown = ax.set_title(title, loc="left", color=theme.text, fontsize=theme.title_size, fontweight="bold")
+        shown = ax.set_title(
+            title, loc="left", color=theme.text, fontsize=theme.title_size, fontweight="bold"
+        )
     if subtitle:
         ax.set_title(subtitle, loc="right", color=theme.muted, fontsize=theme.label_size)
     return shown

@@ -48,13 +48,18 @@ def locator_for(span_days: float, zone: tzinfo, max_ticks: int = 7) -> Locator:
     return mdates.MonthLocator(interval=months, tz=zone)
 
 
-def date_axis(ax: Axes, x_first: float, x_last: float, zone: tzinfo, zone_key: str, *, max_ticks: int = 7) -> str:
+def date_axis(
+    ax: Axes, x_first: float, x_last: float, zone: tzinfo, zone_key: str, *, max_ticks: int = 7
+) -> str:
     """Ticks and labels on `ax` for matplotlib date numbers x_first..x_last, in `zone`; returns the
     span label, which is also set as the axis label."""
     span = max(float(x_last - x_first), 0.0)
     ax.xaxis.set_major_locator(locator_for(span, zone, max_ticks))
     ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _pos: tick_label(mdates.num2date(v, tz=zone), span)))
-    label = span_label(mdates.num2date(x_first, tz=zone), mdates.num2date(x_last, tz=zone),
-                       ZONE_NAMES.get(zone_key, zone_key))
+    label = span_label(
+        mdates.num2date(x_first, tz=zone),
+        mdates.num2date(x_last, tz=zone),
+        ZONE_NAMES.get(zone_key, zone_key),
+    )
     ax.set_xlabel(label)
     return label

@@ -27,9 +27,17 @@ DATA = ROOT / ".." / "shared" / "data" / "xauusd_m15.parquet"
 async def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         extra = {"paper_feed": "replay", "paper_replay_file": DATA} if DATA.exists() else {}
-        settings = load_settings(None, database_path=Path(tmp) / "x.db", models_dir=Path(sys.argv[1]) if len(sys.argv) > 1 else ROOT / "data" / "models",
-                                 paper_replay_speed=3000, market_update_minutes=0, hourly_analysis=False,
-                                 daily_summary=False, auto_retrain=False, **extra)
+        settings = load_settings(
+            None,
+            database_path=Path(tmp) / "x.db",
+            models_dir=Path(sys.argv[1]) if len(sys.argv) > 1 else ROOT / "data" / "models",
+            paper_replay_speed=3000,
+            market_update_minutes=0,
+            hourly_analysis=False,
+            daily_summary=False,
+            auto_retrain=False,
+            **extra,
+        )
         app = App(settings, console_input=False)
         await app.start()
         for _ in range(60):

@@ -70,26 +70,32 @@ TITLE = "🛡 <b>RISK CHANGE — APPROVAL NEEDED</b>"
 def _body(approval: Approval, reader: str | None = None) -> list[str]:
     by = who(approval.requested_by, reader) or "?"
     lines = [TITLE, "", f"<b>Change:</b> {esc(approval.change.summary)}"]
-    if approval.reason and approval.reason != f"requested by {approval.requested_by}":  # not the line below again
+    if (
+        approval.reason and approval.reason != f"requested by {approval.requested_by}"
+    ):  # not the line below again
         lines.append(f"<b>Reason:</b> {esc(approval.reason)}")
     lines.append(f"<b>Requested by:</b> {esc(by)}")
     return lines
 
 
-def approval_card(approval: Approval, snapshot: EngineSnapshot, reader: str | None = None,
-                  notes: Sequence[str] = ()) -> str:
+def approval_card(
+    approval: Approval, snapshot: EngineSnapshot, reader: str | None = None, notes: Sequence[str] = ()
+) -> str:
     """The card without its expiry: the title, the change, who asked, the risk figures at the time of asking."""
     risk, limits = snapshot.risk, snapshot.limits
     balance = snapshot.account.balance if snapshot.account else risk.day_start_balance
     use = limit_use(risk, limits, balance)
-    figures = section("Now", [
-        f"Mode <code>{snapshot.mode.mode}</code> ({esc(humanize(snapshot.mode.reason))})",
-        f"Risk/trade {limits.risk_per_trade_pct:g}% · max positions {limits.max_positions}",
-        # the same figures and the same percentage (share of the limit used) as /risk and /status
-        f"Daily loss {usd(use.daily_loss)} / {usd(use.daily_limit)} ({use.daily_fraction:.0%} used)",
-        f"Total loss {usd(use.total_loss)} / {usd(use.total_limit)} ({use.total_fraction:.0%} used)",
-        f"Balance {usd(balance)}",
-    ])
+    figures = section(
+        "Now",
+        [
+            f"Mode <code>{snapshot.mode.mode}</code> ({esc(humanize(snapshot.mode.reason))})",
+            f"Risk/trade {limits.risk_per_trade_pct:g}% · max positions {limits.max_positions}",
+            # the same figures and the same percentage (share of the limit used) as /risk and /status
+            f"Daily loss {usd(use.daily_loss)} / {usd(use.daily_limit)} ({use.daily_fraction:.0%} used)",
+            f"Total loss {usd(use.total_loss)} / {usd(use.total_limit)} ({use.total_fraction:.0%} used)",
+            f"Balance {usd(balance)}",
+        ],
+    )
     effect = section("Will it show in the lots?", [esc(n) for n in notes])
     return join_sections("\n".join(_body(approval, reader)), figures, effect)
 
@@ -100,21 +106,31 @@ def expiry_line(approval: Approval, now: datetime) -> str:
     return f"Expires in {minutes} min ({wall_time(approval.expires)})"
 
 
-def render_approval(approval: Approval, snapshot: EngineSnapshot, now: datetime | None = None,
-                    reader: str | None = None, notes: Sequence[str] = ()) -> tuple[str, InlineKeyboardMarkup]:
+def render_approval(
+    approval: Approval,
+    snapshot: EngineSnapshot,
+    now: datetime | None = None,
+    reader: str | None = None,
+    notes: Sequence[str] = (),
+) -> tuple[str, InlineKeyboardMarkup]:
     """The request message: the card, the expiry, the clock line, and the buttons."""
     card = approval_card(approval, snapshot, reader, notes)
     expiry = expiry_line(approval, now or approval.created)
     text = join_sections(card, expiry, clock_line(snapshot.time))
-    keyboard = InlineKeyboardMarkup(inline_keyboard=[[
-        styled_button("Approve", ApprovalAnswer(id=approval.id, approve=True).pack(), "success"),
-        styled_button("Reject", ApprovalAnswer(id=approval.id, approve=False).pack(), "danger"),
-    ]])
+    keyboard = InlineKeyboardMarkup(
+        inline_keyboard=[
+            [
+                styled_button("Approve", ApprovalAnswer(id=approval.id, approve=True).pack(), "success"),
+                styled_button("Reject", ApprovalAnswer(id=approval.id, approve=False).pack(), "danger"),
+            ]
+        ]
+    )
     return text, keyboard
 
 
-def render_result(approval: Approval, card: str | None = None, by_name: str = "",
-                  market_now: datetime | None = None) -> str:
+def render_result(
+    approval: Approval, card: str | None = None, by_name: str = "", market_now: datetime | None = None
+) -> str:
     """The same card once answered or expired (no buttons): its title and figures kept, the result under them."""
     mark = RESULT_MARK.get(approval.status, esc(approval.status.value))
     name = by_name or who(approval.resolved_by)
@@ -123,11 +139,16 @@ def render_result(approval: Approval, card: str | None = None, by_name: str = ""
         line = mark + (" (superseded by a newer request)" if approval.resolved_by == "superseded" else "")
     else:
         line = f"{mark} by {esc(name)}{when}"
-    return join_sections(card or "\n".join(_body(approval)), f"<b>{line}</b>",
-                         clock_line(market_now) if market_now is not None else "")
+    return join_sections(
+        card or "\n".join(_body(approval)),
+        f"<b>{line}</b>",
+        clock_line(market_now) if market_now is not None else "",
+    )
 
 
-async def send_approval(message: Message, ctx: Services, approval: Approval, notes: Sequence[str] = ()) -> Message:
+async def send_approval(
+    message: Message, ctx: Services, approval: Approval, notes: Sequence[str] = ()
+) -> Message:
     """Post the request in the chat that asked for it (the announcer then leaves it alone)."""
     board = approval_board(ctx)
     board.claimed.add(approval.id)
@@ -145,8 +166,15 @@ def _reader(chat_type: str | None, user_id: int | None) -> str | None:
     return f"tg:{user_id}" if chat_type == "private" and user_id is not None else None
 
 
-async def on_answer(query: CallbackQuery, callback_data: ApprovalAnswer, ctx: Services, bot: Bot, actor: str,
-                    actor_name: str, audit: AuditNote) -> None:
+async def on_answer(
+    query: CallbackQuery,
+    callback_data: ApprovalAnswer,
+    ctx: Services,
+    bot: Bot,
+    actor: str,
+    actor_name: str,
+    audit: AuditNote,
+) -> None:
     board = approval_board(ctx)
     shown = callback_data.id in board.final
     board.final.add(callback_data.id)  # before the engine publishes, so the announcer leaves this edit to us
@@ -157,16 +185,28 @@ async def on_answer(query: CallbackQuery, callback_data: ApprovalAnswer, ctx: Se
         current = ctx.engine.approvals.get(callback_data.id)
         if current is not None and not shown and query.message is not None:
             # e.g. expired before the engine's tick noticed: show it now
-            await _edit(bot, query.message.chat.id, query.message.message_id,
-                        render_result(current, board.cards.get(current.id), market_now=ctx.engine.snapshot().time))
+            await _edit(
+                bot,
+                query.message.chat.id,
+                query.message.message_id,
+                render_result(current, board.cards.get(current.id), market_now=ctx.engine.snapshot().time),
+            )
         await query.answer(str(exc))
         return
     audit.result = approval.status.value
     assert query.message is not None
     reader = _reader(query.message.chat.type, query.from_user.id)
-    await _edit(bot, query.message.chat.id, query.message.message_id,
-                render_result(approval, board.cards.get(approval.id), who(actor, reader) or actor_name,
-                              ctx.engine.snapshot().time))
+    await _edit(
+        bot,
+        query.message.chat.id,
+        query.message.message_id,
+        render_result(
+            approval,
+            board.cards.get(approval.id),
+            who(actor, reader) or actor_name,
+            ctx.engine.snapshot().time,
+        ),
+    )
     await query.answer()  # the edited card says it; a toast (a line on the console) would repeat it
 
 
@@ -190,7 +230,9 @@ class ApprovalAnnouncer:
 
     def __init__(self, ctx: Services, bot: Bot, chat_id: int | None, retry: Retry | None = None) -> None:
         self.ctx, self.bot, self.chat_id = ctx, bot, chat_id
-        self.retry = retry  # the controller's retry through an outage (bot.courier.keep_trying); None: one try
+        self.retry = (
+            retry  # the controller's retry through an outage (bot.courier.keep_trying); None: one try
+        )
         self.board = approval_board(ctx)
         self._queue: asyncio.Queue[Event] | None = None
         self._task: asyncio.Task[None] | None = None
@@ -232,8 +274,11 @@ class ApprovalAnnouncer:
             def post() -> Awaitable[Message]:
                 return self.bot.send_message(self.chat_id, text, parse_mode="HTML", reply_markup=keyboard)
 
-            sent = await (self.retry(post, f"approval request {approval.id}", lambda: self._pending(approval.id))
-                          if self.retry else post())
+            sent = await (
+                self.retry(post, f"approval request {approval.id}", lambda: self._pending(approval.id))
+                if self.retry
+                else post()
+            )
             if sent is not None:
                 self.board.where[approval.id] = (sent.chat.id, sent.message_id)
                 self.board.cards[approval.id] = approval_card(approval, snapshot)
@@ -245,8 +290,14 @@ class ApprovalAnnouncer:
             return
         self.board.final.add(approval.id)
         chat_id, message_id = self.board.where[approval.id]
-        await _edit(self.bot, chat_id, message_id, render_result(approval, self.board.cards.get(approval.id),
-                                                                  market_now=self.ctx.engine.snapshot().time))
+        await _edit(
+            self.bot,
+            chat_id,
+            message_id,
+            render_result(
+                approval, self.board.cards.get(approval.id), market_now=self.ctx.engine.snapshot().time
+            ),
+        )
 
     def _pending(self, approval_id: str) -> bool:
         current = self.ctx.engine.approvals.get(approval_id)

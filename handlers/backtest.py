@@ -58,25 +58,37 @@ def days_said(r: BacktestReport) -> str:
 def report_text(r: BacktestReport, now: datetime | None = None) -> str:
     m = r.metrics
     trades = int(m.get("trades", 0))
-    short = (f" (asked {plural(r.requested_days, 'day')}; the bot's bars reach back only this far)"
-             if r.days < r.requested_days - 0.5 else "")
+    short = (
+        f" (asked {plural(r.requested_days, 'day')}; the bot's bars reach back only this far)"
+        if r.days < r.requested_days - 0.5
+        else ""
+    )
     head = f"🧪 <b>BACKTEST</b> · {days_said(r)}{short}"
-    span = (f"{short_time(r.first)} → {short_time(r.last)} WIB · {plural(r.bars, 'bar')} · {esc(r.models)} · "
-            f"{r.seconds:.0f} s")
+    span = (
+        f"{short_time(r.first)} → {short_time(r.last)} WIB · {plural(r.bars, 'bar')} · {esc(r.models)} · "
+        f"{r.seconds:.0f} s"
+    )
     pf = m.get("profit_factor")
-    figures = section("Result", [
-        f"Net <code>{signed(m.get('net_profit', 0.0))}</code> · final equity {usd(m.get('final_equity', 0.0))}",
-        f"{plural(trades, 'trade').capitalize()} · win rate {pct(m.get('win_rate', 0.0))}",
-        f"Profit factor {_num(pf) if pf is not None else '— (no losing trade)'} · expectancy "
-        f"<code>{signed(m.get('expectancy', 0.0))}</code>",
-        f"Max drawdown {m.get('max_drawdown_pct', 0.0):.2f}% · Sharpe {_num(m.get('sharpe'))}",
-    ])
+    figures = section(
+        "Result",
+        [
+            f"Net <code>{signed(m.get('net_profit', 0.0))}</code> · final equity {usd(m.get('final_equity', 0.0))}",
+            f"{plural(trades, 'trade').capitalize()} · win rate {pct(m.get('win_rate', 0.0))}",
+            f"Profit factor {_num(pf) if pf is not None else '— (no losing trade)'} · expectancy "
+            f"<code>{signed(m.get('expectancy', 0.0))}</code>",
+            f"Max drawdown {m.get('max_drawdown_pct', 0.0):.2f}% · Sharpe {_num(m.get('sharpe'))}",
+        ],
+    )
     reasons = m.get("exit_reasons") or {}
-    exits = section("Exits", [f"{esc(exit_reason_words(k))} {count(v)}" for k, v in list(reasons.items())[:6]])
+    exits = section(
+        "Exits", [f"{esc(exit_reason_words(k))} {count(v)}" for k, v in list(reasons.items())[:6]]
+    )
     checks = section("Checks", check_lines(r.checks)) if r.checks else ""
-    note = ("<i>Past bars, the live rules and costs of the paper broker; "
-            f"{plural(trades, 'trade')} {'is' if trades == 1 else 'are'} "
-            f"{'a small' if trades < 30 else 'a'} sample.</i>")
+    note = (
+        "<i>Past bars, the live rules and costs of the paper broker; "
+        f"{plural(trades, 'trade')} {'is' if trades == 1 else 'are'} "
+        f"{'a small' if trades < 30 else 'a'} sample.</i>"
+    )
     return join_sections(head, span, figures, exits, checks, note, clock_line(now) if now is not None else "")
 
 
@@ -98,17 +110,23 @@ def check_lines(checks: dict[str, Any]) -> list[str]:
         lines.append(f"Gates that never blocked: {esc(_rule_words(gates))}")
     sl, tp = checks["fills"]["sl"], checks["fills"]["tp"]
     if sl["fills"] or tp["fills"]:
-        lines.append(f"Stops: {count(sl['fills'])} SL ({count(sl['gapped'])} gapped), {sl['mean_points']:+.1f} pts "
-                     f"avg, worst {sl['worst_points']:+.1f} · {count(tp['fills'])} TP")
+        lines.append(
+            f"Stops: {count(sl['fills'])} SL ({count(sl['gapped'])} gapped), {sl['mean_points']:+.1f} pts "
+            f"avg, worst {sl['worst_points']:+.1f} · {count(tp['fills'])} TP"
+        )
     return lines
 
 
-async def backtest(message: Message, command: CommandObject, ctx: Services, bot: Bot, audit: AuditNote) -> None:
+async def backtest(
+    message: Message, command: CommandObject, ctx: Services, bot: Bot, audit: AuditNote
+) -> None:
     try:
         days = parse_count(command.args, default=DEFAULT_DAYS, low=1, high=MAX_DAYS, what="Days")
     except ArgError as exc:
         audit.result = f"usage: {exc}"
-        await reply(message, f"{esc(exc)}\nUsage: /backtest [days] — default {DEFAULT_DAYS}, at most {MAX_DAYS}")
+        await reply(
+            message, f"{esc(exc)}\nUsage: /backtest [days] — default {DEFAULT_DAYS}, at most {MAX_DAYS}"
+        )
         return
     tester = ctx.backtester
     if tester is None:
@@ -129,11 +147,13 @@ async def backtest(message: Message, command: CommandObject, ctx: Services, bot:
     audit.result = f"started {days} days"
     clock = ctx.engine.snapshot
     ctx.extras["backtest_task"] = asyncio.create_task(
-        _follow(bot, status, tester.run(days, on_progress), progress, lambda: clock().time))
+        _follow(bot, status, tester.run(days, on_progress), progress, lambda: clock().time)
+    )
 
 
-async def _follow(bot: Bot, status: Message, work: Any, progress: dict[str, int],
-                  now: Callable[[], datetime] | None = None) -> None:
+async def _follow(
+    bot: Bot, status: Message, work: Any, progress: dict[str, int], now: Callable[[], datetime] | None = None
+) -> None:
     task = asyncio.ensure_future(work)
     started, shown = time.monotonic(), ""
     while not task.done():
@@ -150,15 +170,23 @@ async def _follow(bot: Bot, status: Message, work: Any, progress: dict[str, int]
         return
     except Exception as exc:
         log.exception("backtest failed")
-        await edit_in_place(bot, status, f"❌ Backtest failed: {esc(type(exc).__name__)}: {esc(exc)} (details in /logs)")
+        await edit_in_place(
+            bot, status, f"❌ Backtest failed: {esc(type(exc).__name__)}: {esc(exc)} (details in /logs)"
+        )
         return
     at = now() if now is not None else None
     await edit_in_place(bot, status, report_text(report, at))
     # equity and P/L per trade as one album: one swipe on a phone
     caption = f"Backtest equity, {days_said(report)}" + (f"\n{clock_line(at)}" if at is not None else "")
-    await send_charts(bot, status.chat.id, [(report.equity_png or b"", "backtest_equity.png"),
-                                            (report.distribution_png or b"", "backtest_pnl.png")],
-                      caption=caption)
+    await send_charts(
+        bot,
+        status.chat.id,
+        [
+            (report.equity_png or b"", "backtest_equity.png"),
+            (report.distribution_png or b"", "backtest_pnl.png"),
+        ],
+        caption=caption,
+    )
 
 
 def make_router() -> Router:

@@ -46,7 +46,7 @@ def chart_inputs(frame: AnalysisFrame, n: int) -> tuple[pl.DataFrame, pl.DataFra
     smc = frame.structure.tail(n) if frame.structure is not None else None
     regimes = None
     if frame.regime_probs is not None and len(frame.regime_probs) == frame.bars.height:
-        probs = np.asarray(frame.regime_probs, dtype=float)[-bars.height:]
+        probs = np.asarray(frame.regime_probs, dtype=float)[-bars.height :]
         known = np.isfinite(probs).all(axis=1)  # no model or warm-up rows are NaN: unknown, not "low"
         if known.any():
             labels = np.argmax(np.where(known[:, None], probs, 0.0), axis=1)
@@ -70,14 +70,26 @@ async def chart(message: Message, command: CommandObject, ctx: Services, audit: 
     snap = ctx.engine.snapshot()
     positions = [ChartPosition(str(p.side), p.open_price, p.sl, p.tp, f"#{p.ticket}") for p in snap.positions]
     closed = await ctx.journal.closed_trades(since=bars["time"][0], limit=200)
-    trades = [ChartTrade(str(t.side), t.open_time, t.open_price, t.close_time, t.close_price, t.profit or 0.0)
-              for t in closed if t.close_time is not None and t.close_price is not None]
+    trades = [
+        ChartTrade(str(t.side), t.open_time, t.open_price, t.close_time, t.close_price, t.profit or 0.0)
+        for t in closed
+        if t.close_time is not None and t.close_price is not None
+    ]
     regime_now = snap.analysis.regime.name if snap.analysis is not None else None  # the one /status shows
-    png = await asyncio.to_thread(partial(candlestick_chart, trades=trades, regime_now=regime_now), bars, smc,
-                                  positions, regimes, f"XAUUSD M15 · {bars.height} bars")
+    png = await asyncio.to_thread(
+        partial(candlestick_chart, trades=trades, regime_now=regime_now),
+        bars,
+        smc,
+        positions,
+        regimes,
+        f"XAUUSD M15 · {bars.height} bars",
+    )
     audit.result = f"chart {bars.height} bars"
-    await message.answer_photo(BufferedInputFile(png, "chart.png"), parse_mode="HTML",
-                               caption=f"XAUUSD M15, last {bars.height:,} bars\n{clock_line(snap.time)}")
+    await message.answer_photo(
+        BufferedInputFile(png, "chart.png"),
+        parse_mode="HTML",
+        caption=f"XAUUSD M15, last {bars.height:,} bars\n{clock_line(snap.time)}",
+    )
 
 
 async def equity(message: Message, ctx: Services, bot: Bot, audit: AuditNote) -> None:
@@ -87,19 +99,31 @@ async def equity(message: Message, ctx: Services, bot: Bot, audit: AuditNote) ->
         await reply(message, "Not enough equity snapshots yet for a chart.")
         return
     times = [s.time for s in snaps]
-    before = [t for t in await ctx.journal.closed_trades(limit=5000)
-              if t.close_time is not None and t.close_time <= times[0]]
+    before = [
+        t
+        for t in await ctx.journal.closed_trades(limit=5000)
+        if t.close_time is not None and t.close_time <= times[0]
+    ]
     start = None
     if before:  # trades closed before the first sample: start the curve at the balance before them
         start = (min(t.open_time for t in before), snaps[0].balance - sum(t.profit or 0.0 for t in before))
-    png = await asyncio.to_thread(partial(equity_chart, start=start), times, [s.equity for s in snaps],
-                                  [s.balance for s in snaps], "Equity")
+    png = await asyncio.to_thread(
+        partial(equity_chart, start=start),
+        times,
+        [s.equity for s in snaps],
+        [s.balance for s in snaps],
+        "Equity",
+    )
     daily = await daily_pnl_png(ctx, times[0])
     audit.result = f"equity {len(snaps)} points" + (" + daily P/L" if daily else "")
     last = snaps[-1]
-    await send_charts(bot, message.chat.id, [(png, "equity.png"), (daily, "daily_pnl.png")],
-                      caption=f"Equity {usd(last.equity)} · balance {usd(last.balance)}\n"
-                              f"{clock_line(ctx.engine.snapshot().time)}")
+    await send_charts(
+        bot,
+        message.chat.id,
+        [(png, "equity.png"), (daily, "daily_pnl.png")],
+        caption=f"Equity {usd(last.equity)} · balance {usd(last.balance)}\n"
+        f"{clock_line(ctx.engine.snapshot().time)}",
+    )
 
 
 async def daily_pnl_png(ctx: Services, since: datetime) -> bytes:
@@ -110,8 +134,9 @@ async def daily_pnl_png(ctx: Services, since: datetime) -> bytes:
     rows = [r for r in reversed(await ctx.queries.periods("day", days, today)) if r.trades]
     if not rows:
         return b""
-    return await asyncio.to_thread(daily_pnl_chart, [r.start for r in rows], [r.net for r in rows],
-                                   "P/L per day (WIB)")
+    return await asyncio.to_thread(
+        daily_pnl_chart, [r.start for r in rows], [r.net for r in rows], "P/L per day (WIB)"
+    )
 
 
 def make_router() -> Router:

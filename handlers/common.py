@@ -80,8 +80,12 @@ def table(rows: list[tuple[str, ...]], right: tuple[int, ...] = ()) -> str:
     if not rows:
         return ""
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
-    lines = [" ".join(c.rjust(w) if i in right else c.ljust(w) for i, (c, w) in enumerate(zip(r, widths, strict=True)))
-             .rstrip() for r in rows]
+    lines = [
+        " ".join(
+            c.rjust(w) if i in right else c.ljust(w) for i, (c, w) in enumerate(zip(r, widths, strict=True))
+        ).rstrip()
+        for r in rows
+    ]
     return "<pre>" + esc("\n".join(lines)) + "</pre>"
 
 
@@ -132,7 +136,10 @@ async def reply(message: Message, text: str, **kwargs: object) -> Message:
     for i, piece in enumerate(pieces):
         last = i == len(pieces) - 1
         sent = await message.answer(
-            piece, parse_mode="HTML", reply_markup=markup if last else None, **kwargs  # type: ignore[arg-type]
+            piece,
+            parse_mode="HTML",
+            reply_markup=markup if last else None,
+            **kwargs,  # type: ignore[arg-type]
         )
     assert sent is not None
     return sent
@@ -141,7 +148,9 @@ async def reply(message: Message, text: str, **kwargs: object) -> Message:
 async def edit_in_place(bot: Bot, status: Message, text: str) -> str | None:
     """Rewrite a progress message; the text shown, or None when Telegram refused the edit."""
     try:
-        await bot.edit_message_text(text, chat_id=status.chat.id, message_id=status.message_id, parse_mode="HTML")
+        await bot.edit_message_text(
+            text, chat_id=status.chat.id, message_id=status.message_id, parse_mode="HTML"
+        )
         return text
     except TelegramAPIError:
         return None

@@ -21,7 +21,9 @@ class CloseAll(CallbackData, prefix="ca"):
     confirm: bool
 
 
-PAUSED_TEXT = "⏸ <b>Trading paused</b> by you: no new entries; open positions are still managed. /resume to continue."
+PAUSED_TEXT = (
+    "⏸ <b>Trading paused</b> by you: no new entries; open positions are still managed. /resume to continue."
+)
 RESUMED_TEXT = "▶️ <b>Trading resumed</b> by you: new entries are allowed again."
 
 
@@ -42,8 +44,11 @@ async def pause(message: Message, ctx: Services, actor: str, audit: AuditNote) -
     if result.applied:
         text = PAUSED_TEXT
     else:
-        text = "Already paused" + (f" by {esc(who(ctx.engine.paused_by, actor))}" if ctx.engine.paused_by else "") \
+        text = (
+            "Already paused"
+            + (f" by {esc(who(ctx.engine.paused_by, actor))}" if ctx.engine.paused_by else "")
             + ". /resume to continue."
+        )
     await reply(message, with_clock(text, ctx.engine.snapshot().time))
 
 
@@ -66,17 +71,25 @@ async def closeall(message: Message, ctx: Services, audit: AuditNote) -> None:
         await reply(message, "📭 No open positions")
         return
     floating = sum(p.profit + p.swap for p in positions)
-    keyboard = InlineKeyboardMarkup(inline_keyboard=[[
-        styled_button("Confirm close all", CloseAll(confirm=True).pack(), "danger"),
-        InlineKeyboardButton(text="Cancel", callback_data=CloseAll(confirm=False).pack()),
-    ]])
+    keyboard = InlineKeyboardMarkup(
+        inline_keyboard=[
+            [
+                styled_button("Confirm close all", CloseAll(confirm=True).pack(), "danger"),
+                InlineKeyboardButton(text="Cancel", callback_data=CloseAll(confirm=False).pack()),
+            ]
+        ]
+    )
     audit.result = "asked"
-    await reply(message, f"Close all <b>{plural(len(positions), 'position')}</b>, floating "
-                         f"<code>{signed(floating)}</code>?", reply_markup=keyboard)
+    await reply(
+        message,
+        f"Close all <b>{plural(len(positions), 'position')}</b>, floating <code>{signed(floating)}</code>?",
+        reply_markup=keyboard,
+    )
 
 
-async def on_closeall(query: CallbackQuery, callback_data: CloseAll, ctx: Services, actor: str,
-                      audit: AuditNote) -> None:
+async def on_closeall(
+    query: CallbackQuery, callback_data: CloseAll, ctx: Services, actor: str, audit: AuditNote
+) -> None:
     if callback_data.confirm:
         closed = await ctx.engine.close_all(by=actor, reason="close all (asked in the chat)")
         text = f"✅ Closed {plural(closed, 'position')}."
@@ -85,8 +98,9 @@ async def on_closeall(query: CallbackQuery, callback_data: CloseAll, ctx: Servic
     audit.result = text
     assert query.message is not None
     text = with_clock(text, ctx.engine.snapshot().time)
-    await query.bot.edit_message_text(text, chat_id=query.message.chat.id, message_id=query.message.message_id,
-                                      parse_mode="HTML")
+    await query.bot.edit_message_text(
+        text, chat_id=query.message.chat.id, message_id=query.message.message_id, parse_mode="HTML"
+    )
     await query.answer()
 
 

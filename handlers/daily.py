@@ -50,14 +50,22 @@ def period_name(start: Any, unit: str) -> str:
 
 def periods_text(rows: Sequence[Any], unit: str, title: str, now: Any) -> str:
     cells = [("", "trades", "win", "P/L")]
-    cells += [(period_name(r.start, unit), str(r.trades), f"{r.wins / r.trades:.0%}" if r.trades else "—",
-               signed(r.net) if r.trades else "—") for r in rows]
+    cells += [
+        (
+            period_name(r.start, unit),
+            str(r.trades),
+            f"{r.wins / r.trades:.0%}" if r.trades else "—",
+            signed(r.net) if r.trades else "—",
+        )
+        for r in rows
+    ]
     trades = sum(r.trades for r in rows)
     wins = sum(r.wins for r in rows)
     net = sum(r.net for r in rows)
     cells.append(("total", str(trades), f"{wins / trades:.0%}" if trades else "—", signed(net)))
-    return join_sections(f"📅 <b>{title}</b> · last {len(rows)} {unit}s (WIB)", table(cells, right=(1, 2, 3)),
-                         clock_line(now))
+    return join_sections(
+        f"📅 <b>{title}</b> · last {len(rows)} {unit}s (WIB)", table(cells, right=(1, 2, 3)), clock_line(now)
+    )
 
 
 def day_text(snap: Any, trades: Sequence[Any]) -> str:
@@ -70,29 +78,54 @@ def day_text(snap: Any, trades: Sequence[Any]) -> str:
     losses = sum((t.profit or 0.0) < 0 for t in trades)
     win_rate = f"{wins / len(trades):.0%}" if trades else "—"
     balance = section("Balance", [f"Start {usd(start)}", f"Now {usd(now_balance)} ({change:+.2%})"])
-    result = section("Stats", [
-        f"Trades {len(trades):,} · Wins {wins:,} · Losses {losses:,}",
-        f"Win rate {win_rate}",
-        f"P/L <code>{signed(profit)}</code>",
-    ])
+    result = section(
+        "Stats",
+        [
+            f"Trades {len(trades):,} · Wins {wins:,} · Losses {losses:,}",
+            f"Win rate {win_rate}",
+            f"P/L <code>{signed(profit)}</code>",
+        ],
+    )
     listing = ""
     if trades:
-        rows = [(f"#{t.ticket}", t.side.value, signed(t.profit or 0.0), (t.exit_reason or "—")[:14],
-                 short_time(t.close_time)[6:]) for t in trades]
+        rows = [
+            (
+                f"#{t.ticket}",
+                t.side.value,
+                signed(t.profit or 0.0),
+                (t.exit_reason or "—")[:14],
+                short_time(t.close_time)[6:],
+            )
+            for t in trades
+        ]
         listing = "<b>Trades</b>\n" + table(rows, right=(2,))
-    return join_sections(f"📋 <b>DAILY</b> {day.isoformat()}", balance, result, listing, clock_line(snap.time))
+    return join_sections(
+        f"📋 <b>DAILY</b> {day.isoformat()}", balance, result, listing, clock_line(snap.time)
+    )
 
 
-async def _period(message: Message, command: CommandObject, ctx: Services, audit: AuditNote, name: str,
-                  detail_when_empty: bool) -> None:
+async def _period(
+    message: Message,
+    command: CommandObject,
+    ctx: Services,
+    audit: AuditNote,
+    name: str,
+    detail_when_empty: bool,
+) -> None:
     unit, default, most, title = PERIODS[name]
     try:
-        n = parse_count(command.args, default=None if detail_when_empty else default, low=1, high=most,
-                        what=f"The number of {unit}s")
+        n = parse_count(
+            command.args,
+            default=None if detail_when_empty else default,
+            low=1,
+            high=most,
+            what=f"The number of {unit}s",
+        )
     except ArgError as exc:
         audit.result = f"usage: {exc}"
-        await reply(message, f"{esc(exc)}\nUsage: /{name} [n] — the last n {unit}s, today's first "
-                             f"(1 to {most})")
+        await reply(
+            message, f"{esc(exc)}\nUsage: /{name} [n] — the last n {unit}s, today's first (1 to {most})"
+        )
         return
     snap = ctx.engine.snapshot()
     assert ctx.queries is not None
@@ -137,8 +170,10 @@ async def export(message: Message, command: CommandObject, ctx: Services, audit:
     text = await ctx.journal.export_trades_csv(since=since)
     rows = max(text.count("\n") - 1, 0)
     audit.result = f"{rows} trades"
-    await message.answer_document(BufferedInputFile(text.encode("utf-8"), filename=export_name(now, days)),
-                                  caption=plural(rows, "trade") + (f" from the last {plural(days, 'day')}" if days else ""))
+    await message.answer_document(
+        BufferedInputFile(text.encode("utf-8"), filename=export_name(now, days)),
+        caption=plural(rows, "trade") + (f" from the last {plural(days, 'day')}" if days else ""),
+    )
 
 
 def make_router() -> Router:

@@ -32,8 +32,10 @@ def lot_cap_note(g: GateResult, limits: RiskLimits | None) -> str:
     lots, at_risk = float(found.group(1)), float(found.group(2))
     if lots < limits.max_lot - 1e-9 or at_risk >= limits.risk_per_trade_pct - 0.005:
         return ""
-    return (f"\n   ↳ capped by the lot band (MAX_LOT {limits.max_lot:g} in .env): risk per trade "
-            f"{limits.risk_per_trade_pct:g}% would need a larger lot")
+    return (
+        f"\n   ↳ capped by the lot band (MAX_LOT {limits.max_lot:g} in .env): risk per trade "
+        f"{limits.risk_per_trade_pct:g}% would need a larger lot"
+    )
 
 
 def gate_count(gates: Sequence[GateResult]) -> str:
@@ -41,15 +43,21 @@ def gate_count(gates: Sequence[GateResult]) -> str:
     skipped = sum(1 for g in gates if g.skipped)
     passed = sum(1 for g in gates if g.passed and not g.skipped)
     failed = len(gates) - skipped - passed
-    parts = [f"{passed} passed"] + ([f"{failed} failed"] if failed else []) + ([f"{skipped} skipped"] if skipped else [])
+    parts = (
+        [f"{passed} passed"]
+        + ([f"{failed} failed"] if failed else [])
+        + ([f"{skipped} skipped"] if skipped else [])
+    )
     return f"{', '.join(parts)} of {len(gates)}"
 
 
 def filters_text(decision: Decision | None, now: datetime, limits: RiskLimits | None = None) -> str:
     if decision is None:
         return f"🔍 <b>FILTERS</b>\n\nNo decision yet: wait for the next M15 candle.\n\n{clock_line(now)}"
-    head = (f"🔍 <b>FILTERS</b> · {gate_count(decision.gates)} · bar {fmt_wib(decision.bar_time, with_date=True)}\n"
-            f"Verdict: <b>{esc(decision.action)}</b> — {esc(decision.reason)}")
+    head = (
+        f"🔍 <b>FILTERS</b> · {gate_count(decision.gates)} · bar {fmt_wib(decision.bar_time, with_date=True)}\n"
+        f"Verdict: <b>{esc(decision.action)}</b> — {esc(decision.reason)}"
+    )
     lines = [gate_line(g, limits) for g in decision.gates]
     return "\n".join([head, "", *lines, "", clock_line(now)])
 

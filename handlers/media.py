@@ -20,9 +20,14 @@ def album(charts: Sequence[Chart], caption: str = "") -> list[InputMediaPhoto]:
     """The media of one album: every chart a photo, the caption (HTML) on the first."""
     if not 2 <= len(charts) <= MAX_ALBUM:
         raise ValueError(f"an album holds 2 to {MAX_ALBUM} photos, got {len(charts)}")
-    return [InputMediaPhoto(media=BufferedInputFile(png, name), caption=caption if i == 0 and caption else None,
-                            parse_mode="HTML" if i == 0 and caption else None)
-            for i, (png, name) in enumerate(charts)]
+    return [
+        InputMediaPhoto(
+            media=BufferedInputFile(png, name),
+            caption=caption if i == 0 and caption else None,
+            parse_mode="HTML" if i == 0 and caption else None,
+        )
+        for i, (png, name) in enumerate(charts)
+    ]
 
 
 async def send_charts(bot: Bot, chat_id: int, charts: Sequence[Chart], caption: str = "") -> list[Message]:
@@ -32,6 +37,12 @@ async def send_charts(bot: Bot, chat_id: int, charts: Sequence[Chart], caption: 
         return []
     if len(charts) == 1:
         png, name = charts[0]
-        return [await bot.send_photo(chat_id, BufferedInputFile(png, name), caption=caption or None,
-                                     parse_mode="HTML" if caption else None)]
+        return [
+            await bot.send_photo(
+                chat_id,
+                BufferedInputFile(png, name),
+                caption=caption or None,
+                parse_mode="HTML" if caption else None,
+            )
+        ]
     return list(await bot.send_media_group(chat_id, album(charts[:MAX_ALBUM], caption)))

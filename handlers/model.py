@@ -64,8 +64,10 @@ def model_report(registry: Any, slot: Any) -> ModelReport:
         if version is None:
             problem = getattr(slot, "note", "") or f"version {pointer} is not loaded"
         else:
-            problem = (f"the registry now names {pointer or 'no version'} active; the bot still runs {version} "
-                       "(restart to load it)")
+            problem = (
+                f"the registry now names {pointer or 'no version'} active; the bot still runs {version} "
+                "(restart to load it)"
+            )
     return ModelReport(version, pointer, problem, meta)
 
 
@@ -88,8 +90,11 @@ def model_text(registry: Any, slot: Any = None) -> str:
         lines.append(f"Status {esc(meta['status'])}")
     lines += metrics_lines(metrics) or ["no metrics recorded"]
     edge = meta.get("edge") if isinstance(meta.get("edge"), dict) else {}
-    lines.append("Edge: demonstrated out of sample" if edge.get("demonstrated")
-                 else f"⚠️ No demonstrated edge out of sample{': ' + esc(edge['verdict']) if edge.get('verdict') else ''}")
+    lines.append(
+        "Edge: demonstrated out of sample"
+        if edge.get("demonstrated")
+        else f"⚠️ No demonstrated edge out of sample{': ' + esc(edge['verdict']) if edge.get('verdict') else ''}"
+    )
     return "\n".join(lines)
 
 
@@ -104,8 +109,11 @@ async def model(message: Message, ctx: Services) -> None:
 def outcome_text(o: Any) -> str:
     if getattr(o, "error", None):
         return f"❌ Retrain failed: {esc(o.reason)}"
-    head = (f"✅ New model <code>{esc(o.version)}</code> is live" if o.accepted
-            else f"⚠️ Model {esc(o.version or '—')} not put live: {esc(o.reason)}")
+    head = (
+        f"✅ New model <code>{esc(o.version)}</code> is live"
+        if o.accepted
+        else f"⚠️ Model {esc(o.version or '—')} not put live: {esc(o.reason)}"
+    )
     old = ", ".join(metrics_lines(o.old_metrics)) or "—"
     new = ", ".join(metrics_lines(o.new_metrics)) or "—"
     return f"{head}\nOld {esc(o.old_version or 'none')}: {old}\nNew: {new}\nTook {o.seconds:.0f} s"
@@ -151,9 +159,11 @@ def bars_wait_text(have: int, need: int, speed: float = 1.0) -> str:
     """How many bars a retrain lacks and how long until there are enough (an M15 bar per 15 open minutes)."""
     missing = need - have
     market = timedelta(minutes=15 * missing)
-    text = (f"🧠 Not enough bars to retrain yet: it needs {need:,} closed M15 bars and the bot has {have:,} "
-            f"({missing:,} to go). A bar closes every 15 minutes while the market is open: about "
-            f"{duration(market)} of market time")
+    text = (
+        f"🧠 Not enough bars to retrain yet: it needs {need:,} closed M15 bars and the bot has {have:,} "
+        f"({missing:,} to go). A bar closes every 15 minutes while the market is open: about "
+        f"{duration(market)} of market time"
+    )
     if speed > 1:
         text += f", or {duration(market / speed)} at this paper market's {speed:g}× speed"
     return text + ". The active model (or SMC-only) keeps trading meanwhile."
@@ -167,13 +177,17 @@ async def _too_few_bars(ctx: Services, trainer: Any) -> str:
     have = await asyncio.to_thread(ctx.bars_available)
     if have >= need:
         return ""
-    speed = float(getattr(ctx.settings, "paper_replay_speed", 1.0)) if getattr(
-        ctx.settings, "broker", "") == "paper" else 1.0
+    speed = (
+        float(getattr(ctx.settings, "paper_replay_speed", 1.0))
+        if getattr(ctx.settings, "broker", "") == "paper"
+        else 1.0
+    )
     return bars_wait_text(have, need, speed)
 
 
-async def _follow(bot: Bot, status: Message, future: Any, progress: dict[str, Any], trainer: Any,
-                  previous: Any) -> None:
+async def _follow(
+    bot: Bot, status: Message, future: Any, progress: dict[str, Any], trainer: Any, previous: Any
+) -> None:
     """Edit the one status message while the run goes on, then show the outcome."""
     shown = ""
     started = time.monotonic()

@@ -23,22 +23,32 @@ class Group(NamedTuple):
 
 
 GROUPS: dict[str, Group] = {
-    "trades": Group("Trades", ("trade_opened", "trade_closed", "order_failed"), "opened, closed, order refused"),
+    "trades": Group(
+        "Trades", ("trade_opened", "trade_closed", "order_failed"), "opened, closed, order refused"
+    ),
     "stops": Group("Stop moves", ("sl_moved",), "a trailing or break-even stop moved"),
-    "risk": Group("Risk", ("limit_hit", "emergency_close", "risk_mode_changed", "risk_change_applied",
-                           "approval_resolved"), "loss limits, emergency close, mode and limit changes"),
+    "risk": Group(
+        "Risk",
+        ("limit_hit", "emergency_close", "risk_mode_changed", "risk_change_applied", "approval_resolved"),
+        "loss limits, emergency close, mode and limit changes",
+    ),
     "pause": Group("Pause / resume", ("paused", "resumed"), "entries stopped or allowed again"),
     "market": Group("Market updates", ("market_update",), "every 30 minutes"),
     "hourly": Group("Hourly analyses", ("hourly",), "every hour"),
     "daily": Group("Daily summaries", ("daily",), "with the equity chart"),
     "model": Group("Model", ("model_swapped",), "a retrained model went live"),
     "news": Group("News blackouts", ("news_blackout",), "no entries around high-impact news"),
-    "bot": Group("Bot", ("startup", "shutdown", "error_burst", "journal", "info"),
-                 "started, stopped, error bursts, journal alarms, notes"),
+    "bot": Group(
+        "Bot",
+        ("startup", "shutdown", "error_burst", "journal", "info"),
+        "started, stopped, error bursts, journal alarms, notes",
+    ),
 }
 MARKS = {"on": "🔔", "silent": "🔕", "off": "⛔"}
-USAGE = ("Usage: /notify · /notify GROUP on|silent|off (e.g. /notify market off) · "
-         "a single kind works too (e.g. /notify sl_moved silent)")
+USAGE = (
+    "Usage: /notify · /notify GROUP on|silent|off (e.g. /notify market off) · "
+    "a single kind works too (e.g. /notify sl_moved silent)"
+)
 
 
 def group_of(kind: str) -> str | None:
@@ -58,8 +68,10 @@ def listing(notifier: Any) -> str:
         value = group_value(notifier, group)
         skipped = sum(getattr(notifier, "over_budget", {}).get(k, 0) for k in group.kinds)
         note = f" · {skipped:,} skipped over the chat budget" if skipped else ""
-        lines.append(f"{MARKS.get(value, '🔀')} <b>{esc(group.label)}</b>: {esc(value)}{note}\n"
-                     f"   <code>{name}</code> · {esc(group.words)}")
+        lines.append(
+            f"{MARKS.get(value, '🔀')} <b>{esc(group.label)}</b>: {esc(value)}{note}\n"
+            f"   <code>{name}</code> · {esc(group.words)}"
+        )
     lines += ["", "Approvals are always sent.", esc(USAGE)]
     return "\n".join(lines)
 
@@ -91,8 +103,11 @@ async def notify(message: Message, command: CommandObject, ctx: Services, audit:
             _, value = await control.set(kind, value)
     except ValueError:
         audit.result = "refused"
-        await reply(message, f"❌ {esc(args[0])} is not a kind of message. Groups: {esc(', '.join(GROUPS))} "
-                             "(/notify lists them)")
+        await reply(
+            message,
+            f"❌ {esc(args[0])} is not a kind of message. Groups: {esc(', '.join(GROUPS))} "
+            "(/notify lists them)",
+        )
         return
     label = group.label if group is not None else name
     audit.result = f"{name}={value}"
@@ -101,5 +116,3 @@ async def notify(message: Message, command: CommandObject, ctx: Services, audit:
 
 def make_router() -> Router:
     return Router(name="notify")
-
-

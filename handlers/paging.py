@@ -70,7 +70,7 @@ def _lines(text: str, header_rows: int) -> list[_Line]:
                     break
                 if rest[:at].strip():
                     out.append(_Line(rest[:at]))
-                rest, inside, table, row = rest[at + len(PRE):], True, table + 1, 0
+                rest, inside, table, row = rest[at + len(PRE) :], True, table + 1, 0
                 if not rest:
                     break
             end = rest.find(END_PRE)
@@ -78,7 +78,7 @@ def _lines(text: str, header_rows: int) -> list[_Line]:
             row += 1
             if end < 0:
                 break
-            rest, inside = rest[end + len(END_PRE):], False
+            rest, inside = rest[end + len(END_PRE) :], False
             if not rest.strip():
                 break
     return out
@@ -110,8 +110,9 @@ def _trim(lines: list[_Line]) -> list[_Line]:
     return lines[start:end]
 
 
-def paginate(text: str, *, header_rows: int = 1, max_units: int = PAGE_UNITS,
-             max_chars: int = PAGE_CHARS) -> list[str]:
+def paginate(
+    text: str, *, header_rows: int = 1, max_units: int = PAGE_UNITS, max_chars: int = PAGE_CHARS
+) -> list[str]:
     """The pages of a reply: [text] when it fits one page; else each page holds the title, a slice of
     the body (a table carried over keeps its caption and column names) and the closing lines."""
     lines = _lines(text, header_rows)
@@ -121,7 +122,7 @@ def paginate(text: str, *, header_rows: int = 1, max_units: int = PAGE_UNITS,
     start = rows[0]
     while start > 0 and lines[start - 1].table < 0 and lines[start - 1].text.strip():
         start -= 1  # the lines right above the first table name it: they belong to it, not to every page
-    head, body, foot = _trim(lines[:start]), lines[start:rows[-1] + 1], _trim(lines[rows[-1] + 1:])
+    head, body, foot = _trim(lines[:start]), lines[start : rows[-1] + 1], _trim(lines[rows[-1] + 1 :])
     continued: dict[int, list[_Line]] = {}  # table -> its caption (inside the body) and column names
     caption: _Line | None = None
     for x in body:
@@ -140,8 +141,10 @@ def paginate(text: str, *, header_rows: int = 1, max_units: int = PAGE_UNITS,
     page: list[_Line] = []
 
     def full(lines_: list[_Line]) -> bool:
-        return (sum(units(y.text) for y in lines_) > budget_units
-                or sum(len(y.text) + 1 for y in lines_) > budget_chars)
+        return (
+            sum(units(y.text) for y in lines_) > budget_units
+            or sum(len(y.text) + 1 for y in lines_) > budget_chars
+        )
 
     for x in body:
         if page and full([*page, x]):
@@ -160,11 +163,15 @@ def paginate(text: str, *, header_rows: int = 1, max_units: int = PAGE_UNITS,
 
 def keyboard(page: int, count: int) -> InlineKeyboardMarkup:
     """◀ n/N ▶; the arrows wrap around, the middle button only says where you are."""
-    return InlineKeyboardMarkup(inline_keyboard=[[
-        InlineKeyboardButton(text="◀", callback_data=PageTurn(page=(page - 1) % count).pack()),
-        InlineKeyboardButton(text=f"{page + 1}/{count}", callback_data=PageTurn(page=page).pack()),
-        InlineKeyboardButton(text="▶", callback_data=PageTurn(page=(page + 1) % count).pack()),
-    ]])
+    return InlineKeyboardMarkup(
+        inline_keyboard=[
+            [
+                InlineKeyboardButton(text="◀", callback_data=PageTurn(page=(page - 1) % count).pack()),
+                InlineKeyboardButton(text=f"{page + 1}/{count}", callback_data=PageTurn(page=page).pack()),
+                InlineKeyboardButton(text="▶", callback_data=PageTurn(page=(page + 1) % count).pack()),
+            ]
+        ]
+    )
 
 
 def _kept(ctx: Services) -> OrderedDict[tuple[int, int], PagedList]:
@@ -174,8 +181,9 @@ def _kept(ctx: Services) -> OrderedDict[tuple[int, int], PagedList]:
     return kept
 
 
-async def send_paged(message: Message, ctx: Services, text: str, *, header_rows: int = 1,
-                     last_first: bool = False) -> Message:
+async def send_paged(
+    message: Message, ctx: Services, text: str, *, header_rows: int = 1, last_first: bool = False
+) -> Message:
     """Answer with `text`, paged with buttons when it is longer than a page (`last_first`: open on the
     last page, for a log whose newest lines are at the end)."""
     pages = paginate(text, header_rows=header_rows)
@@ -190,7 +198,9 @@ async def send_paged(message: Message, ctx: Services, text: str, *, header_rows:
     return sent
 
 
-async def on_page(query: CallbackQuery, callback_data: PageTurn, ctx: Services, bot: Bot, audit: AuditNote) -> None:
+async def on_page(
+    query: CallbackQuery, callback_data: PageTurn, ctx: Services, bot: Bot, audit: AuditNote
+) -> None:
     assert query.message is not None  # the access middleware answers presses on inaccessible messages
     chat_id, message_id = query.message.chat.id, query.message.message_id
     listed = _kept(ctx).get((chat_id, message_id))
@@ -211,8 +221,13 @@ async def on_page(query: CallbackQuery, callback_data: PageTurn, ctx: Services, 
         await query.answer(f"Page {page + 1} of {count}")
         return
     try:
-        await bot.edit_message_text(listed.pages[page], chat_id=chat_id, message_id=message_id, parse_mode="HTML",
-                                    reply_markup=keyboard(page, count))
+        await bot.edit_message_text(
+            listed.pages[page],
+            chat_id=chat_id,
+            message_id=message_id,
+            parse_mode="HTML",
+            reply_markup=keyboard(page, count),
+        )
     except TelegramAPIError as exc:
         audit.result = f"page {page + 1}/{count} not shown: {exc}"
         await query.answer("Telegram refused the page; try again.")

@@ -55,17 +55,25 @@ def profit_text(stats: Any, days: int | None, balance: float | None, floating: f
         return join_sections(f"💰 <b>PROFIT</b> · {period_label(days)}", body, clock_line(now))
     start = balance - stats.net if balance is not None else None
     growth = f" ({stats.net / start:+.2%})" if start else ""
-    result = section("Closed", [
-        f"Net <code>{signed(stats.net)}</code>{growth}",
-        f"Trades {stats.trades} · won {stats.wins} · lost {stats.losses} · win rate {pct(stats.win_rate)}",
-        f"Profit factor {_pf(stats.profit_factor)} · expectancy <code>{signed(stats.expectancy)}</code>/trade",
-    ])
+    result = section(
+        "Closed",
+        [
+            f"Net <code>{signed(stats.net)}</code>{growth}",
+            f"Trades {stats.trades} · won {stats.wins} · lost {stats.losses} · win rate {pct(stats.win_rate)}",
+            f"Profit factor {_pf(stats.profit_factor)} · expectancy <code>{signed(stats.expectancy)}</code>/trade",
+        ],
+    )
     now_items = [f"Open P/L <code>{signed(floating)}</code>"]
     if balance is not None:
         now_items.insert(0, f"Balance <code>{usd(balance)}</code>")
     extremes = section("Best / worst", [trade_ref(stats.best), trade_ref(stats.worst)])
-    return join_sections(f"💰 <b>PROFIT</b> · {period_label(days)}", result, section("Now", now_items), extremes,
-                         clock_line(now))
+    return join_sections(
+        f"💰 <b>PROFIT</b> · {period_label(days)}",
+        result,
+        section("Now", now_items),
+        extremes,
+        clock_line(now),
+    )
 
 
 def _pf(pf: float | None) -> str:
@@ -76,16 +84,20 @@ def stats_text(stats: Any, days: int | None, now: datetime) -> str:
     head = f"📐 <b>STATS</b> · {period_label(days)}"
     if stats.trades == 0:
         return join_sections(head, f"No closed trades {period_label(days)}.", clock_line(now))
-    figures = section("Figures", [
-        f"Profit factor {_pf(stats.profit_factor)}",
-        f"Expectancy <code>{signed(stats.expectancy)}</code> per trade",
-        f"Win rate {pct(stats.win_rate)} ({stats.wins}/{stats.trades})",
-        f"Average win <code>{signed(stats.avg_win)}</code> · loss <code>{signed(stats.avg_loss)}</code>",
-        f"Average hold {duration(stats.avg_hold)}",
-        f"Net <code>{signed(stats.net)}</code>",
-    ])
-    reasons = table([(cell(name), str(n), f"{n / stats.trades:.0%}") for name, n in stats.exit_reasons],
-                    right=(1, 2))
+    figures = section(
+        "Figures",
+        [
+            f"Profit factor {_pf(stats.profit_factor)}",
+            f"Expectancy <code>{signed(stats.expectancy)}</code> per trade",
+            f"Win rate {pct(stats.win_rate)} ({stats.wins}/{stats.trades})",
+            f"Average win <code>{signed(stats.avg_win)}</code> · loss <code>{signed(stats.avg_loss)}</code>",
+            f"Average hold {duration(stats.avg_hold)}",
+            f"Net <code>{signed(stats.net)}</code>",
+        ],
+    )
+    reasons = table(
+        [(cell(name), str(n), f"{n / stats.trades:.0%}") for name, n in stats.exit_reasons], right=(1, 2)
+    )
     extremes = section("Best / worst", [trade_ref(stats.best), trade_ref(stats.worst)])
     return join_sections(head, figures, "<b>Exit reasons</b>\n" + reasons, extremes, clock_line(now))
 
@@ -113,14 +125,29 @@ def trades_text(trades: Sequence[Any], now: datetime) -> str:
     if not trades:
         return join_sections("📜 <b>TRADES</b>", "No closed trades yet.", clock_line(now))
     rows = [("#", "side", "lot", "P/L", "exit", "closed")]
-    rows += [(str(t.ticket), t.side.value, f"{t.volume:g}", signed(t.profit or 0.0), cell(t.exit_reason or "—"),
-              short_time(t.close_time)) for t in trades]
+    rows += [
+        (
+            str(t.ticket),
+            t.side.value,
+            f"{t.volume:g}",
+            signed(t.profit or 0.0),
+            cell(t.exit_reason or "—"),
+            short_time(t.close_time),
+        )
+        for t in trades
+    ]
     total = sum(t.profit or 0.0 for t in trades)
-    return join_sections(f"📜 <b>TRADES</b> · last {len(trades)}", table(rows, right=(2, 3)),
-                         f"Sum <code>{signed(total)}</code>", clock_line(now))
+    return join_sections(
+        f"📜 <b>TRADES</b> · last {len(trades)}",
+        table(rows, right=(2, 3)),
+        f"Sum <code>{signed(total)}</code>",
+        clock_line(now),
+    )
 
 
-async def _days(message: Message, command: CommandObject, audit: AuditNote, usage: str) -> tuple[bool, int | None]:
+async def _days(
+    message: Message, command: CommandObject, audit: AuditNote, usage: str
+) -> tuple[bool, int | None]:
     try:
         return True, parse_count(command.args, default=None, low=1, high=MAX_DAYS, what="Days")
     except ArgError as exc:
@@ -130,7 +157,9 @@ async def _days(message: Message, command: CommandObject, audit: AuditNote, usag
 
 
 async def profit(message: Message, command: CommandObject, ctx: Services, audit: AuditNote) -> None:
-    ok, days = await _days(message, command, audit, "Usage: /profit [days] — e.g. /profit 7; no number: all time")
+    ok, days = await _days(
+        message, command, audit, "Usage: /profit [days] — e.g. /profit 7; no number: all time"
+    )
     if not ok:
         return
     snap = ctx.engine.snapshot()
@@ -138,11 +167,15 @@ async def profit(message: Message, command: CommandObject, ctx: Services, audit:
     stats = await ctx.queries.stats(since_days(snap.time, days))
     floating = sum(p.profit + p.swap for p in snap.positions)
     audit.result = f"{stats.trades} trades"
-    await reply(message, profit_text(stats, days, snap.account.balance if snap.account else None, floating, snap.time))
+    await reply(
+        message, profit_text(stats, days, snap.account.balance if snap.account else None, floating, snap.time)
+    )
 
 
 async def stats(message: Message, command: CommandObject, ctx: Services, audit: AuditNote) -> None:
-    ok, days = await _days(message, command, audit, "Usage: /stats [days] — e.g. /stats 30; no number: all time")
+    ok, days = await _days(
+        message, command, audit, "Usage: /stats [days] — e.g. /stats 30; no number: all time"
+    )
     if not ok:
         return
     snap = ctx.engine.snapshot()
@@ -153,8 +186,9 @@ async def stats(message: Message, command: CommandObject, ctx: Services, audit: 
 
 
 async def performance(message: Message, command: CommandObject, ctx: Services, audit: AuditNote) -> None:
-    ok, days = await _days(message, command, audit,
-                           "Usage: /performance [days] — e.g. /performance 30; no number: all time")
+    ok, days = await _days(
+        message, command, audit, "Usage: /performance [days] — e.g. /performance 30; no number: all time"
+    )
     if not ok:
         return
     snap = ctx.engine.snapshot()
@@ -165,10 +199,14 @@ async def performance(message: Message, command: CommandObject, ctx: Services, a
 
 async def trades(message: Message, command: CommandObject, ctx: Services, audit: AuditNote) -> None:
     try:
-        n = parse_count(command.args, default=DEFAULT_TRADES, low=1, high=MAX_TRADES, what="The number of trades")
+        n = parse_count(
+            command.args, default=DEFAULT_TRADES, low=1, high=MAX_TRADES, what="The number of trades"
+        )
     except ArgError as exc:
         audit.result = f"usage: {exc}"
-        await reply(message, f"{esc(exc)}\nUsage: /trades [n] — the last n closed trades, default {DEFAULT_TRADES}")
+        await reply(
+            message, f"{esc(exc)}\nUsage: /trades [n] — the last n closed trades, default {DEFAULT_TRADES}"
+        )
         return
     assert ctx.queries is not None and n is not None
     rows = await ctx.queries.recent_closed(n)

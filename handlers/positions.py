@@ -27,9 +27,11 @@ class PositionAction(CallbackData, prefix="pos"):
 def position_line(p: Position, now: datetime) -> str:
     pl = p.profit + p.swap
     sl, tp = price(p.sl), price(p.tp)
-    return (f"<b>#{p.ticket}</b> {p.side} {p.volume:g} @ <code>{price(p.open_price)}</code>"
-            f" → <code>{price(p.current_price)}</code>\n"
-            f"   P/L <code>{signed(pl)}</code> · SL {sl} · TP {tp} · age {duration(now - p.open_time)}")
+    return (
+        f"<b>#{p.ticket}</b> {p.side} {p.volume:g} @ <code>{price(p.open_price)}</code>"
+        f" → <code>{price(p.current_price)}</code>\n"
+        f"   P/L <code>{signed(pl)}</code> · SL {sl} · TP {tp} · age {duration(now - p.open_time)}"
+    )
 
 
 def positions_view(positions: tuple[Position, ...], now: datetime) -> tuple[str, InlineKeyboardMarkup | None]:
@@ -39,17 +41,28 @@ def positions_view(positions: tuple[Position, ...], now: datetime) -> tuple[str,
     lines = [f"📈 <b>POSITIONS</b> ({len(positions)})", ""]
     lines += [position_line(p, now) for p in positions]
     lines += ["", f"Total P/L <code>{signed(total)}</code>", "", clock_line(now)]
-    buttons = [[InlineKeyboardButton(text=f"Close #{p.ticket}",
-                                     callback_data=PositionAction(action="ask", ticket=p.ticket).pack())]
-               for p in positions]
+    buttons = [
+        [
+            InlineKeyboardButton(
+                text=f"Close #{p.ticket}", callback_data=PositionAction(action="ask", ticket=p.ticket).pack()
+            )
+        ]
+        for p in positions
+    ]
     return "\n".join(lines), InlineKeyboardMarkup(inline_keyboard=buttons)
 
 
 def confirm_keyboard(ticket: int) -> InlineKeyboardMarkup:
-    return InlineKeyboardMarkup(inline_keyboard=[[
-        styled_button("Confirm close", PositionAction(action="yes", ticket=ticket).pack(), "danger"),
-        InlineKeyboardButton(text="Cancel", callback_data=PositionAction(action="no", ticket=ticket).pack()),
-    ]])
+    return InlineKeyboardMarkup(
+        inline_keyboard=[
+            [
+                styled_button("Confirm close", PositionAction(action="yes", ticket=ticket).pack(), "danger"),
+                InlineKeyboardButton(
+                    text="Cancel", callback_data=PositionAction(action="no", ticket=ticket).pack()
+                ),
+            ]
+        ]
+    )
 
 
 async def positions(message: Message, ctx: Services) -> None:
@@ -59,8 +72,10 @@ async def positions(message: Message, ctx: Services) -> None:
 
 
 def close_question(p: Position) -> str:
-    return (f"Close <b>#{p.ticket}</b> {p.side} {p.volume:g} @ {price(p.open_price)}, "
-            f"P/L now <code>{signed(p.profit + p.swap)}</code>?")
+    return (
+        f"Close <b>#{p.ticket}</b> {p.side} {p.volume:g} @ {price(p.open_price)}, "
+        f"P/L now <code>{signed(p.profit + p.swap)}</code>?"
+    )
 
 
 async def close(message: Message, command: CommandObject, ctx: Services, audit: AuditNote) -> None:
@@ -70,8 +85,11 @@ async def close(message: Message, command: CommandObject, ctx: Services, audit: 
     word = (command.args or "").strip().lstrip("#")
     if not word.isdigit():
         audit.result = "usage"
-        await reply(message, f"Usage: /close TICKET — e.g. /close {open_now[0].ticket if open_now else 123456}\n"
-                             f"Open now: {listing}")
+        await reply(
+            message,
+            f"Usage: /close TICKET — e.g. /close {open_now[0].ticket if open_now else 123456}\n"
+            f"Open now: {listing}",
+        )
         return
     ticket = int(word)
     pos = next((p for p in open_now if p.ticket == ticket), None)
@@ -83,15 +101,19 @@ async def close(message: Message, command: CommandObject, ctx: Services, audit: 
     await reply(message, close_question(pos), reply_markup=confirm_keyboard(ticket))
 
 
-async def on_position_button(query: CallbackQuery, callback_data: PositionAction, ctx: Services, actor: str,
-                             audit: AuditNote) -> None:
+async def on_position_button(
+    query: CallbackQuery, callback_data: PositionAction, ctx: Services, actor: str, audit: AuditNote
+) -> None:
     ticket = callback_data.ticket
     pos = ctx.engine.positions.get(ticket)
     if callback_data.action == "no":
         audit.result = "cancelled"
         if query.message is not None:
-            await query.bot.edit_message_text(f"Close of #{ticket} cancelled: it stays open.",
-                                              chat_id=query.message.chat.id, message_id=query.message.message_id)
+            await query.bot.edit_message_text(
+                f"Close of #{ticket} cancelled: it stays open.",
+                chat_id=query.message.chat.id,
+                message_id=query.message.message_id,
+            )
         await query.answer()
         return
     if pos is None:
@@ -102,8 +124,9 @@ async def on_position_button(query: CallbackQuery, callback_data: PositionAction
         audit.result = "asked"
         text = close_question(pos)
         if query.message is not None:
-            await query.bot.send_message(query.message.chat.id, text, parse_mode="HTML",
-                                         reply_markup=confirm_keyboard(ticket))
+            await query.bot.send_message(
+                query.message.chat.id, text, parse_mode="HTML", reply_markup=confirm_keyboard(ticket)
+            )
         await query.answer()
         return
     trade = await ctx.engine.close(ticket, by=actor)
@@ -114,13 +137,18 @@ async def on_position_button(query: CallbackQuery, callback_data: PositionAction
         audit.result = f"closed {trade.profit:+.2f}"
         text = f"✅ Closed <b>#{ticket}</b> at {price(trade.close_price)}, P/L <code>{signed(trade.profit)}</code>"
     if query.message is not None:
-        await query.bot.edit_message_text(with_clock(text, ctx.engine.snapshot().time), chat_id=query.message.chat.id,
-                                          message_id=query.message.message_id, parse_mode="HTML")
+        await query.bot.edit_message_text(
+            with_clock(text, ctx.engine.snapshot().time),
+            chat_id=query.message.chat.id,
+            message_id=query.message.message_id,
+            parse_mode="HTML",
+        )
     await query.answer()  # the edited message is the answer; a toast ("Done") would say it twice
 
 
 def make_router() -> Router:
     router = Router(name="positions")
-    router.callback_query.register(on_position_button, PositionAction.filter(F.action.in_({"ask", "yes", "no"})))
+    router.callback_query.register(
+        on_position_button, PositionAction.filter(F.action.in_({"ask", "yes", "no"}))
+    )
     return router
-

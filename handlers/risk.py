@@ -20,8 +20,10 @@ from trading.engine import EngineSnapshot
 from trading.risk.approvals import RiskChange
 from trading.risk.modes import LIMIT_BOUNDS, RiskMode, limit_use
 
-USAGE = ("Usage: /risk · /risk mode NORMAL|RECOVERY|PROTECTED|COOLDOWN|STOPPED · /risk percent 0.5 · "
-         "/risk daily 3 · /risk total 10 · /risk maxpos 2 · /risk reset")
+USAGE = (
+    "Usage: /risk · /risk mode NORMAL|RECOVERY|PROTECTED|COOLDOWN|STOPPED · /risk percent 0.5 · "
+    "/risk daily 3 · /risk total 10 · /risk maxpos 2 · /risk reset"
+)
 LIMIT_FIELDS = {
     "percent": ("risk_per_trade_pct", "risk per trade", "%"),
     "daily": ("daily_loss_pct", "daily loss limit", "%"),
@@ -45,19 +47,25 @@ def risk_text(snap: EngineSnapshot, notes: list[str] | None = None) -> str:
     lim, risk = snap.limits, snap.risk
     balance = snap.account.balance if snap.account else risk.day_start_balance
     use = limit_use(risk, lim, balance)
-    settings = section("Settings", [
-        f"Risk/trade <code>{lim.risk_per_trade_pct:g}%</code>",
-        f"Max daily loss <code>{lim.daily_loss_pct:g}%</code> ({usd(use.daily_limit)})",
-        f"Max total loss <code>{lim.total_loss_pct:g}%</code> ({usd(use.total_limit)})",
-        f"Lot {lim.min_lot:g}–{lim.max_lot:g} · max positions {lim.max_positions}",
-    ])
-    state = section("Current state", [
-        f"Mode <code>{snap.mode.mode}</code> ({esc(humanize(snap.mode.reason))})",
-        f"Floor set by user <code>{risk.manual_floor}</code>",
-        f"Daily loss {usd(use.daily_loss)} / {usd(use.daily_limit)} ({use.daily_fraction:.0%} used)",
-        f"Total loss {usd(use.total_loss)} / {usd(use.total_limit)} ({use.total_fraction:.0%} used)",
-        f"Streak {risk.consecutive_losses}L",
-    ])
+    settings = section(
+        "Settings",
+        [
+            f"Risk/trade <code>{lim.risk_per_trade_pct:g}%</code>",
+            f"Max daily loss <code>{lim.daily_loss_pct:g}%</code> ({usd(use.daily_limit)})",
+            f"Max total loss <code>{lim.total_loss_pct:g}%</code> ({usd(use.total_limit)})",
+            f"Lot {lim.min_lot:g}–{lim.max_lot:g} · max positions {lim.max_positions}",
+        ],
+    )
+    state = section(
+        "Current state",
+        [
+            f"Mode <code>{snap.mode.mode}</code> ({esc(humanize(snap.mode.reason))})",
+            f"Floor set by user <code>{risk.manual_floor}</code>",
+            f"Daily loss {usd(use.daily_loss)} / {usd(use.daily_limit)} ({use.daily_fraction:.0%} used)",
+            f"Total loss {usd(use.total_loss)} / {usd(use.total_limit)} ({use.total_fraction:.0%} used)",
+            f"Streak {risk.consecutive_losses}L",
+        ],
+    )
     effect = section("Will it show in the lots?", [esc(n) for n in notes or []])
     return join_sections("🛡 <b>RISK</b>", settings, state, effect, clock_line(snap.time))
 

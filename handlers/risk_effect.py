@@ -22,9 +22,17 @@ def lot_for(balance: float, pct: float, stop_distance: float, contract_size: flo
     return balance * pct / 100 / (contract_size * stop_distance) if stop_distance > 0 else 0.0
 
 
-def percent_effect(pct: float, limits: RiskLimits, balance: float | None, *, stop_distance: float | None,
-                   recent_profits: Sequence[float], contract_size: float = 100.0,
-                   prior_payoff: float = 2.0, stop_label: str = "the last setup's stop") -> list[str]:
+def percent_effect(
+    pct: float,
+    limits: RiskLimits,
+    balance: float | None,
+    *,
+    stop_distance: float | None,
+    recent_profits: Sequence[float],
+    contract_size: float = 100.0,
+    prior_payoff: float = 2.0,
+    stop_label: str = "the last setup's stop",
+) -> list[str]:
     """Lines that say why a risk per trade of `pct` % will (not) show in the lots; [] when it simply acts."""
     if not balance or balance <= 0:
         return []
@@ -32,8 +40,10 @@ def percent_effect(pct: float, limits: RiskLimits, balance: float | None, *, sto
     kelly = kelly_estimate(list(recent_profits), prior_payoff)
     kelly_pct = kelly.fraction * 100
     if kelly_pct < pct:
-        notes.append(f"Half-Kelly on the last {kelly.trades} trades allows {kelly_pct:.2f}% now, so sizing "
-                     f"uses that until the results improve; {pct:g}% is the ceiling")
+        notes.append(
+            f"Half-Kelly on the last {kelly.trades} trades allows {kelly_pct:.2f}% now, so sizing "
+            f"uses that until the results improve; {pct:g}% is the ceiling"
+        )
     # the stop distance above which MAX_LOT no longer caps the lot at this percentage
     wanted_money = balance * pct / 100
     free_stop = wanted_money / (contract_size * limits.max_lot)
@@ -41,12 +51,16 @@ def percent_effect(pct: float, limits: RiskLimits, balance: float | None, *, sto
         wanted = lot_for(balance, pct, stop_distance, contract_size)
         if wanted > limits.max_lot + 1e-9:
             at_cap = limits.max_lot * contract_size * stop_distance / balance * 100
-            notes.append(f"Lots are capped at {limits.max_lot:g} by the lot band (MAX_LOT in .env): with "
-                         f"{stop_label} {stop_distance:.2f} away, {pct:g}% would be {wanted:.2f} lot; "
-                         f"{limits.max_lot:g} lot risks {at_cap:.2f}%")
+            notes.append(
+                f"Lots are capped at {limits.max_lot:g} by the lot band (MAX_LOT in .env): with "
+                f"{stop_label} {stop_distance:.2f} away, {pct:g}% would be {wanted:.2f} lot; "
+                f"{limits.max_lot:g} lot risks {at_cap:.2f}%"
+            )
     elif free_stop > TYPICAL_STOP:
-        notes.append(f"Lots are capped at {limits.max_lot:g} by the lot band (MAX_LOT in .env): {pct:g}% "
-                     f"({usd(wanted_money)}) is reached only with a stop at least {free_stop:.2f} away")
+        notes.append(
+            f"Lots are capped at {limits.max_lot:g} by the lot band (MAX_LOT in .env): {pct:g}% "
+            f"({usd(wanted_money)}) is reached only with a stop at least {free_stop:.2f} away"
+        )
     return notes
 
 
@@ -65,6 +79,12 @@ def risk_notes(new_pct: float, engine: object) -> list[str]:
     balance = snap.account.balance if snap.account else snap.risk.day_start_balance
     distance, label = stop_distance_of(snap.analysis)
     spec = getattr(engine, "spec", None)
-    return percent_effect(new_pct, snap.limits, balance, stop_distance=distance, stop_label=label,
-                          recent_profits=list(getattr(engine, "recent_profits", ())),
-                          contract_size=float(getattr(spec, "contract_size", 100.0) or 100.0))
+    return percent_effect(
+        new_pct,
+        snap.limits,
+        balance,
+        stop_distance=distance,
+        stop_label=label,
+        recent_profits=list(getattr(engine, "recent_profits", ())),
+        contract_size=float(getattr(spec, "contract_size", 100.0) or 100.0),
+    )

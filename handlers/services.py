@@ -112,5 +112,7 @@ class Services(Protocol):
     logs: LogSource | None
     version: dict[str, str]
     bars_available: Callable[[], int] | None  # closed M15 bars the bot holds now
-    models: Any  # models.registry.ModelSlot: what the live loop has loaded (.current, .note); None without one
+    models: (
+        Any  # models.registry.ModelSlot: what the live loop has loaded (.current, .note); None without one
+    )
     shadow: ShadowControl | None  # the shadow challengers; None when they are off

@@ -65,20 +65,27 @@ def line_text(line: Any) -> str:
     st = line.stats
     name = "🟢 <b>Live</b>" if line.number is None else f"🔵 <b>#{line.number}</b> {esc(line.label)}"
     ci = st.expectancy_r_ci
-    exp = (f"{st.expectancy_r:+.2f} R" + (f" (95% {ci[0]:+.2f}…{ci[1]:+.2f})" if ci else "")
-           if st.expectancy_r is not None else "— R")
-    out = [f"{name} · since {short_time(line.started)} WIB",
-           f"Trades {st.trades} · win {_num(st.win_rate, '{:.0%}')} · PF {_num(st.profit_factor)} · "
-           f"net <code>{signed(st.net)}</code> · max DD {signed(-st.max_drawdown)} ({st.max_drawdown_pct:.1f}%)",
-           f"Expectancy {exp} · balance ${line.balance:,.2f} · open {line.open_positions}"]
+    exp = (
+        f"{st.expectancy_r:+.2f} R" + (f" (95% {ci[0]:+.2f}…{ci[1]:+.2f})" if ci else "")
+        if st.expectancy_r is not None
+        else "— R"
+    )
+    out = [
+        f"{name} · since {short_time(line.started)} WIB",
+        f"Trades {st.trades} · win {_num(st.win_rate, '{:.0%}')} · PF {_num(st.profit_factor)} · "
+        f"net <code>{signed(st.net)}</code> · max DD {signed(-st.max_drawdown)} ({st.max_drawdown_pct:.1f}%)",
+        f"Expectancy {exp} · balance ${line.balance:,.2f} · open {line.open_positions}",
+    ]
     d = line.vs_live
     if d is not None:
         if d.ci is None:
             out.append(f"vs live: {d.days} day(s), too few to judge")
         else:
             better = "better" if d.mean_per_day > 0 else "worse"
-            out.append(f"vs live: {signed(d.mean_per_day)}/day over {d.days} days (95% {signed(d.ci[0])}…"
-                       f"{signed(d.ci[1])}) · {better}, evidence {d.strength} (P(not better) {d.p_better:.2f})")
+            out.append(
+                f"vs live: {signed(d.mean_per_day)}/day over {d.days} days (95% {signed(d.ci[0])}…"
+                f"{signed(d.ci[1])}) · {better}, evidence {d.strength} (P(not better) {d.p_better:.2f})"
+            )
     if line.errors:
         out.append(f"⚠️ {line.errors} failed steps (see /logs)")
     return "\n".join(out)
@@ -94,18 +101,29 @@ def view_text(view: Any) -> str:
         body.append("No challenger yet: /shadow add v007 or /shadow add params NAME.")
     timing = ""
     if view.step_p99_ms is not None:
-        timing = (f"<i>Challengers' time after the live step: p99 {view.step_p99_ms:.1f} ms a second, "
-                  f"{_num(view.bar_p99_ms, '{:.1f}')} ms a bar.</i>")
+        timing = (
+            f"<i>Challengers' time after the live step: p99 {view.step_p99_ms:.1f} ms a second, "
+            f"{_num(view.bar_p99_ms, '{:.1f}')} ms a bar.</i>"
+        )
     return "\n\n".join([head, *body, *([timing] if timing else [])])
 
 
 def curves(view: Any) -> list[Curve]:
-    return [Curve("live" if x.number is None else f"#{x.number} {x.label}", (x.started, x.start_balance),
-                  [o.close_time for o in x.outcomes], [o.profit for o in x.outcomes], live=x.number is None)
-            for x in view.lines]
+    return [
+        Curve(
+            "live" if x.number is None else f"#{x.number} {x.label}",
+            (x.started, x.start_balance),
+            [o.close_time for o in x.outcomes],
+            [o.profit for o in x.outcomes],
+            live=x.number is None,
+        )
+        for x in view.lines
+    ]
 
 
-async def shadow(message: Message, command: CommandObject, ctx: Services, actor: str, audit: AuditNote) -> None:
+async def shadow(
+    message: Message, command: CommandObject, ctx: Services, actor: str, audit: AuditNote
+) -> None:
     control = ctx.shadow
     if control is None:
         audit.result = "shadow off"
@@ -122,7 +140,9 @@ async def shadow(message: Message, command: CommandObject, ctx: Services, actor:
         audit.result = f"listed {len(view.lines) - 1} challengers"
         await reply(message, view_text(view))
         png = await asyncio.to_thread(shadow_equity_chart, curves(view), view.now)
-        await message.answer_photo(BufferedInputFile(png, "shadow.png"), caption="Live and challengers: net P/L")
+        await message.answer_photo(
+            BufferedInputFile(png, "shadow.png"), caption="Live and challengers: net P/L"
+        )
         for approval in control.pending_promotions():
             text, keyboard = promotion_card(approval)
             await message.answer(text, parse_mode="HTML", reply_markup=keyboard)
@@ -131,13 +151,19 @@ async def shadow(message: Message, command: CommandObject, ctx: Services, actor:
         if verb == "add":
             spec = await control.add(model=args["model"], params=args["params"], by=actor)
             audit.result = f"added #{spec.number} {spec.label}"
-            await reply(message, f"✅ Challenger <b>#{spec.number}</b> ({esc(spec.label)}) trades on paper from now, "
-                                 f"start balance ${spec.start_balance:,.2f}. /shadow shows how it does.")
+            await reply(
+                message,
+                f"✅ Challenger <b>#{spec.number}</b> ({esc(spec.label)}) trades on paper from now, "
+                f"start balance ${spec.start_balance:,.2f}. /shadow shows how it does.",
+            )
         else:
             spec = await control.drop(args["number"], by=actor)
             audit.result = f"dropped #{spec.number} {spec.label}"
-            await reply(message, f"🗑 Challenger <b>#{spec.number}</b> ({esc(spec.label)}) stopped; "
-                                 "its records are kept aside.")
+            await reply(
+                message,
+                f"🗑 Challenger <b>#{spec.number}</b> ({esc(spec.label)}) stopped; "
+                "its records are kept aside.",
+            )
     except ValueError as exc:
         audit.result = f"refused: {exc}"
         await reply(message, f"❌ {esc(exc)}")
@@ -148,25 +174,34 @@ class PromotionAnswer(CallbackData, prefix="sp"):
     approve: bool
 
 
-PROMOTION_MARK = {ApprovalStatus.APPROVED: "✅ Approved: it is the live strategy now",
-                  ApprovalStatus.REJECTED: "❌ Rejected: it stays in shadow",
-                  ApprovalStatus.EXPIRED: "⌛ Expired: nothing changed, it stays in shadow"}
+PROMOTION_MARK = {
+    ApprovalStatus.APPROVED: "✅ Approved: it is the live strategy now",
+    ApprovalStatus.REJECTED: "❌ Rejected: it stays in shadow",
+    ApprovalStatus.EXPIRED: "⌛ Expired: nothing changed, it stays in shadow",
+}
 
 
 def _card_body(approval: Any) -> list[str]:
-    return ["🏁 <b>PROMOTION — APPROVAL NEEDED</b>", "",
-            f"<b>Change:</b> {esc(approval.change.summary)}",
-            f"<b>Evidence:</b> {esc(approval.reason)}",
-            "<b>Risk it changes:</b> live trades with this challenger's model and parameters from the next bar; "
-            "the risk limits stay as they are."]
+    return [
+        "🏁 <b>PROMOTION — APPROVAL NEEDED</b>",
+        "",
+        f"<b>Change:</b> {esc(approval.change.summary)}",
+        f"<b>Evidence:</b> {esc(approval.reason)}",
+        "<b>Risk it changes:</b> live trades with this challenger's model and parameters from the next bar; "
+        "the risk limits stay as they are.",
+    ]
 
 
 def promotion_card(approval: Any) -> tuple[str, InlineKeyboardMarkup]:
     text = "\n".join([*_card_body(approval), "", f"Expires {wall_time(approval.expires)}"])
-    keyboard = InlineKeyboardMarkup(inline_keyboard=[[
-        styled_button("Approve", PromotionAnswer(id=approval.id, approve=True).pack(), "success"),
-        styled_button("Reject", PromotionAnswer(id=approval.id, approve=False).pack(), "danger"),
-    ]])
+    keyboard = InlineKeyboardMarkup(
+        inline_keyboard=[
+            [
+                styled_button("Approve", PromotionAnswer(id=approval.id, approve=True).pack(), "success"),
+                styled_button("Reject", PromotionAnswer(id=approval.id, approve=False).pack(), "danger"),
+            ]
+        ]
+    )
     return text, keyboard
 
 
@@ -176,8 +211,15 @@ def promotion_result(approval: Any, who: str = "") -> str:
     return "\n".join([*_card_body(approval)[2:], "", f"<b>{mark}{by}</b>"])
 
 
-async def on_promotion(query: CallbackQuery, callback_data: PromotionAnswer, ctx: Services, bot: Bot, actor: str,
-                       actor_name: str, audit: AuditNote) -> None:
+async def on_promotion(
+    query: CallbackQuery,
+    callback_data: PromotionAnswer,
+    ctx: Services,
+    bot: Bot,
+    actor: str,
+    actor_name: str,
+    audit: AuditNote,
+) -> None:
     control = ctx.shadow
     if control is None:
         audit.result = "shadow off"
@@ -190,16 +232,23 @@ async def on_promotion(query: CallbackQuery, callback_data: PromotionAnswer, ctx
         current = control.promotion(callback_data.id)
         if current is not None and current.status is ApprovalStatus.EXPIRED and query.message is not None:
             with contextlib.suppress(TelegramAPIError):  # show on the card that it lapsed
-                await bot.edit_message_text(promotion_result(current), chat_id=query.message.chat.id,
-                                            message_id=query.message.message_id, parse_mode="HTML")
+                await bot.edit_message_text(
+                    promotion_result(current),
+                    chat_id=query.message.chat.id,
+                    message_id=query.message.message_id,
+                    parse_mode="HTML",
+                )
         await query.answer(str(exc))
         return
     audit.result = f"promotion {approval.status.value}"
     if query.message is not None:
         with contextlib.suppress(TelegramAPIError):  # the card was deleted: the answer stands
-            await bot.edit_message_text(promotion_result(approval, f"{actor_name} ({actor})"),
-                                        chat_id=query.message.chat.id, message_id=query.message.message_id,
-                                        parse_mode="HTML")
+            await bot.edit_message_text(
+                promotion_result(approval, f"{actor_name} ({actor})"),
+                chat_id=query.message.chat.id,
+                message_id=query.message.message_id,
+                parse_mode="HTML",
+            )
     await query.answer()
 
 

@@ -19,8 +19,11 @@ KEYBOARD_ROWS = (("/status", "/positions", "/daily"), ("/profit", "/market", "/h
 
 def everyday_keyboard() -> ReplyKeyboardMarkup:
     """The phone keyboard: one tap for the commands a trader uses all day."""
-    return ReplyKeyboardMarkup(keyboard=[[KeyboardButton(text=t) for t in row] for row in KEYBOARD_ROWS],
-                               resize_keyboard=True, is_persistent=True)
+    return ReplyKeyboardMarkup(
+        keyboard=[[KeyboardButton(text=t) for t in row] for row in KEYBOARD_ROWS],
+        resize_keyboard=True,
+        is_persistent=True,
+    )
 
 
 def help_text(commands: Sequence[Any]) -> str:
@@ -35,13 +38,20 @@ def help_text(commands: Sequence[Any]) -> str:
 async def start(message: Message, commands: Sequence[Any], actor: str, ctx: Services) -> None:
     name = who(actor)
     hello = "Hello." if name in ("you", "a chat user") else f"Hello, {esc(name)}."
-    await reply(message, with_clock(f"{hello} I trade XAUUSD M15 and report here.\n\n" + help_text(commands),
-                                    ctx.engine.snapshot().time), reply_markup=everyday_keyboard())
+    await reply(
+        message,
+        with_clock(
+            f"{hello} I trade XAUUSD M15 and report here.\n\n" + help_text(commands),
+            ctx.engine.snapshot().time,
+        ),
+        reply_markup=everyday_keyboard(),
+    )
 
 
 async def help_(message: Message, commands: Sequence[Any], ctx: Services) -> None:
-    await reply(message, with_clock(help_text(commands), ctx.engine.snapshot().time),
-                reply_markup=everyday_keyboard())
+    await reply(
+        message, with_clock(help_text(commands), ctx.engine.snapshot().time), reply_markup=everyday_keyboard()
+    )
 
 
 def all_names(commands: Sequence[Any]) -> list[str]:
@@ -71,8 +81,11 @@ async def plain_text(message: Message, audit: AuditNote, commands: Sequence[Any]
     guess = first if first in all_names(commands) else None  # "status please": yes; "hello": no guessing
     audit.result = "not a command"
     hint = f" — did you mean /{guess}?" if guess else " — e.g. /status, /positions or /daily"
-    await reply(message, f"I answer commands that start with /{hint}\nEvery command: /help",
-                reply_markup=everyday_keyboard())
+    await reply(
+        message,
+        f"I answer commands that start with /{hint}\nEvery command: /help",
+        reply_markup=everyday_keyboard(),
+    )
 
 
 def make_router() -> Router:

@@ -15,15 +15,20 @@ from trading.engine import EngineSnapshot
 from trading.risk.modes import limit_use
 
 
-def status_text(snap: EngineSnapshot, paused_by: str = "", started: datetime | None = None,
-                reader: str | None = None) -> str:
+def status_text(
+    snap: EngineSnapshot, paused_by: str = "", started: datetime | None = None, reader: str | None = None
+) -> str:
     acc, risk = snap.account, snap.risk
     head = f"🤖 <b>STATUS</b> {'⏸ paused' if snap.paused else '🟢 running'}"
-    account = [
-        f"Balance <code>{usd(acc.balance)}</code>",
-        f"Equity <code>{usd(acc.equity)}</code>",
-        f"Floating <code>{signed(acc.floating_pl)}</code>",
-    ] if acc else ["no account data yet"]
+    account = (
+        [
+            f"Balance <code>{usd(acc.balance)}</code>",
+            f"Equity <code>{usd(acc.equity)}</code>",
+            f"Floating <code>{signed(acc.floating_pl)}</code>",
+        ]
+        if acc
+        else ["no account data yet"]
+    )
     today = [
         f"P/L <code>{signed(risk.daily_realized)}</code>",
         f"Trades {risk.daily_trades:,} ({risk.daily_wins:,} won)",
@@ -43,14 +48,21 @@ def status_text(snap: EngineSnapshot, paused_by: str = "", started: datetime | N
         *([f"Edge {esc(snap.strategy_edge)}"] if snap.strategy_edge else []),
     ]
     bot = [
-        "Paused " + ((f"yes (by {esc(who(paused_by, reader))})" if paused_by else "yes") if snap.paused else "no"),
+        "Paused "
+        + ((f"yes (by {esc(who(paused_by, reader))})" if paused_by else "yes") if snap.paused else "no"),
         f"Uptime {duration(wall_uptime(started) if started else snap.time - snap.started)}",  # wall time
     ]
     for phase, (p50, p99) in sorted(snap.timing.items()):
         bot.append(f"{esc(phase)} p50 {p50:.1f} ms · p99 {p99:.1f} ms")
-    return join_sections(head, section("Account", account), section("Today", today),
-                         section("Risk", risk_items), section("Market", market), section("Bot", bot),
-                         clock_line(snap.time))
+    return join_sections(
+        head,
+        section("Account", account),
+        section("Today", today),
+        section("Risk", risk_items),
+        section("Market", market),
+        section("Bot", bot),
+        clock_line(snap.time),
+    )
 
 
 def balance_text(snap: EngineSnapshot) -> str:
@@ -66,10 +78,13 @@ def balance_text(snap: EngineSnapshot) -> str:
         f"Free margin <code>{usd(acc.free_margin)}</code>",
         f"Margin level <code>{level}</code>",
     ]
-    about = [f"{esc(acc.currency)} · leverage 1:{acc.leverage}" + (f" · {esc(acc.server)}" if acc.server else ""),
-             "Trading allowed" if acc.trade_allowed else "⛔ Trading not allowed by the broker"]
-    return join_sections("💳 <b>BALANCE</b>", section("Account", items), section("Broker", about),
-                         clock_line(snap.time))
+    about = [
+        f"{esc(acc.currency)} · leverage 1:{acc.leverage}" + (f" · {esc(acc.server)}" if acc.server else ""),
+        "Trading allowed" if acc.trade_allowed else "⛔ Trading not allowed by the broker",
+    ]
+    return join_sections(
+        "💳 <b>BALANCE</b>", section("Account", items), section("Broker", about), clock_line(snap.time)
+    )
 
 
 async def balance(message: Message, ctx: Services) -> None:

@@ -29,8 +29,14 @@ from handlers.services import Services
 from trading.sessions import market_status
 
 DEFAULT_LOGS, MAX_LOGS = 20, 100
-LEVELS = {"all": 0, "info": logging.INFO, "warn": logging.WARNING, "warning": logging.WARNING,
-          "error": logging.ERROR, "errors": logging.ERROR}
+LEVELS = {
+    "all": 0,
+    "info": logging.INFO,
+    "warn": logging.WARNING,
+    "warning": logging.WARNING,
+    "error": logging.ERROR,
+    "errors": logging.ERROR,
+}
 STALE_BAR = timedelta(minutes=35)  # a closed M15 bar is due every 15 minutes while the market is open
 SLOW_LOOP_MS = 1000.0
 
@@ -51,7 +57,9 @@ async def logs(message: Message, command: CommandObject, ctx: Services, audit: A
         n, level = parse_logs_args(command.args)
     except ArgError as exc:
         audit.result = f"usage: {exc}"
-        await reply(message, f"{esc(exc)}\nUsage: /logs [n] [warn|error] — the last n log lines (1 to {MAX_LOGS})")
+        await reply(
+            message, f"{esc(exc)}\nUsage: /logs [n] [warn|error] — the last n log lines (1 to {MAX_LOGS})"
+        )
         return
     if ctx.logs is None:
         audit.result = "no log buffer"
@@ -63,39 +71,73 @@ async def logs(message: Message, command: CommandObject, ctx: Services, audit: A
         await reply(message, "🗒 No log lines" + (" at that level." if level else " yet."))
         return
     body = "\n".join(line[:200] for line in lines)
-    await send_paged(message, ctx, f"🗒 <b>LOG</b> · last {plural(len(lines), 'line')}\n<pre>{esc(body)}</pre>",
-                     header_rows=0, last_first=True)
+    await send_paged(
+        message,
+        ctx,
+        f"🗒 <b>LOG</b> · last {plural(len(lines), 'line')}\n<pre>{esc(body)}</pre>",
+        header_rows=0,
+        last_first=True,
+    )
 
 
-def health_items(snap: Any, now: datetime, warnings_last_hour: int | None, journal_ok: str,
-                 model: str, trainer_running: bool, warming: frozenset[str] = frozenset(), *,
-                 model_ok: bool = True, entries_blocked: str = "") -> tuple[list[str], list[str]]:
+def health_items(
+    snap: Any,
+    now: datetime,
+    warnings_last_hour: int | None,
+    journal_ok: str,
+    model: str,
+    trainer_running: bool,
+    warming: frozenset[str] = frozenset(),
+    *,
+    model_ok: bool = True,
+    entries_blocked: str = "",
+) -> tuple[list[str], list[str]]:
     """(lines, problems): each line starts with ✅ or ⚠️; problems repeat the ⚠️ lines for the headline."""
     out: list[tuple[bool, str]] = []
     acc = snap.account
-    out.append((acc is not None and acc.trade_allowed,
-                "Broker: account read" + ("" if acc is None or acc.trade_allowed else ", trading NOT allowed")
-                if acc is not None else "Broker: no account data"))
+    out.append(
+        (
+            acc is not None and acc.trade_allowed,
+            "Broker: account read" + ("" if acc is None or acc.trade_allowed else ", trading NOT allowed")
+            if acc is not None
+            else "Broker: no account data",
+        )
+    )
     market = market_status(now)
     decision = snap.last_decision
     if decision is None:
-        out.append((not market.is_open, "Bars: no decision yet" + ("" if market.is_open else " (market closed)")))
+        out.append(
+            (not market.is_open, "Bars: no decision yet" + ("" if market.is_open else " (market closed)"))
+        )
     else:
         age = now - (decision.bar_time + timedelta(minutes=15))
         fresh = age <= STALE_BAR or not market.is_open
-        out.append((fresh, f"Bars: last decision on the bar closed {duration(age)} ago"
-                           + ("" if market.is_open else " (market closed)")))
+        out.append(
+            (
+                fresh,
+                f"Bars: last decision on the bar closed {duration(age)} ago"
+                + ("" if market.is_open else " (market closed)"),
+            )
+        )
     # the first runs after start-up compile code and fill caches: judged once steady runs exist
-    slow = [(phase, p99) for phase, (_, p99) in snap.timing.items() if p99 > SLOW_LOOP_MS and phase not in warming]
+    slow = [
+        (phase, p99) for phase, (_, p99) in snap.timing.items() if p99 > SLOW_LOOP_MS and phase not in warming
+    ]
     loop_ok = "every phase under 1 s (p99)" if not warming else "warming up (the first bars after start-up)"
-    out.append((not slow, "Loop: " + (", ".join(f"{p} p99 {ms:,.0f} ms" for p, ms in slow) if slow else loop_ok)))
+    out.append(
+        (not slow, "Loop: " + (", ".join(f"{p} p99 {ms:,.0f} ms" for p, ms in slow) if slow else loop_ok))
+    )
     out.append((journal_ok == "ok", f"Journal: {journal_ok}"))
     out.append((model_ok, f"Model: {model}" + (" (retraining now)" if trainer_running else "")))
     entries = f"blocked: {entries_blocked}" if entries_blocked else "paused" if snap.paused else "allowed"
     out.append((not snap.paused and not entries_blocked, f"Entries: {entries} · mode {snap.mode.mode}"))
     if warnings_last_hour is not None:
-        out.append((warnings_last_hour == 0,
-                    f"Log: {plural(warnings_last_hour, 'warning or error', 'warnings or errors')} in the last hour"))
+        out.append(
+            (
+                warnings_last_hour == 0,
+                f"Log: {plural(warnings_last_hour, 'warning or error', 'warnings or errors')} in the last hour",
+            )
+        )
     lines = [("✅ " if ok else "⚠️ ") + esc(text) for ok, text in out]
     return lines, [esc(text) for ok, text in out if not ok]
 
@@ -104,7 +146,9 @@ async def health(message: Message, ctx: Services, audit: AuditNote) -> None:
     snap = ctx.engine.snapshot()
     try:
         sqlite = await ctx.journal.sqlite_settings()
-        journal_ok = "ok" if sqlite.get("journal_mode") == "wal" else f"journal mode {sqlite.get('journal_mode')}"
+        journal_ok = (
+            "ok" if sqlite.get("journal_mode") == "wal" else f"journal mode {sqlite.get('journal_mode')}"
+        )
     except Exception as exc:  # a broken journal is exactly what /health is for
         journal_ok = f"unreadable ({type(exc).__name__})"
     writes = getattr(ctx.journal, "health", None)  # bot.store.health.JournalHealth
@@ -114,22 +158,39 @@ async def health(message: Message, ctx: Services, audit: AuditNote) -> None:
     report = model_report(ctx.registry, ctx.models)
     model = report.version or "none (SMC-only)"
     if report.problem:
-        model += f"; the registry names {report.pointer}: {report.problem}" if report.pointer else f"; {report.problem}"
+        model += (
+            f"; the registry names {report.pointer}: {report.problem}"
+            if report.pointer
+            else f"; {report.problem}"
+        )
     timer = getattr(ctx.engine, "timer", None)
     warming = frozenset(timer.warming_up()) if hasattr(timer, "warming_up") else frozenset()
-    lines, problems = health_items(snap, snap.time, warnings, journal_ok, model,
-                                   bool(getattr(ctx.trainer, "running", False)), warming, model_ok=not report.problem,
-                                   entries_blocked=getattr(writes, "entries_blocked", ""))
-    head = "🩺 <b>HEALTH</b> " + ("all good" if not problems else f"{plural(len(problems), 'thing')} to look at")
+    lines, problems = health_items(
+        snap,
+        snap.time,
+        warnings,
+        journal_ok,
+        model,
+        bool(getattr(ctx.trainer, "running", False)),
+        warming,
+        model_ok=not report.problem,
+        entries_blocked=getattr(writes, "entries_blocked", ""),
+    )
+    head = "🩺 <b>HEALTH</b> " + (
+        "all good" if not problems else f"{plural(len(problems), 'thing')} to look at"
+    )
     audit.result = "ok" if not problems else f"{len(problems)} problem(s)"
     up = f"Up {duration(datetime.now(snap.time.tzinfo) - ctx.started)} (wall clock)"
     await reply(message, join_sections(head, "\n".join(lines), up, clock_line(snap.time)))
 
 
 def journal_write_state(writes: Any, now: datetime) -> str:
-    """"" when the journal writes; else what the trader should know (since when, the error, what is held)."""
-    held = f"; held in memory: {', '.join(writes.held[:5])}" + ("…" if len(writes.held) > 5 else "") \
-        if writes.held else ""
+    """ "" when the journal writes; else what the trader should know (since when, the error, what is held)."""
+    held = (
+        f"; held in memory: {', '.join(writes.held[:5])}" + ("…" if len(writes.held) > 5 else "")
+        if writes.held
+        else ""
+    )
     if writes.failing_since is not None:
         return f"NOT writable for {duration(now - writes.failing_since)} ({writes.error}){held}"
     return f"writes again, still booking{held}" if writes.held else ""
@@ -137,9 +198,12 @@ def journal_write_state(writes: Any, now: datetime) -> str:
 
 def version_text(info: dict[str, str], model: str, schema: str, now: datetime | None = None) -> str:
     libs = [f"{esc(k)} {esc(v)}" for k, v in info.items() if k != "xaubot"]
-    return join_sections(f"🏷 <b>xaubot {esc(info.get('xaubot', '?'))}</b>",
-                         section("Running", [f"Model {esc(model)}", f"Journal schema {esc(schema)}"]),
-                         section("Libraries", libs), clock_line(now) if now is not None else "")
+    return join_sections(
+        f"🏷 <b>xaubot {esc(info.get('xaubot', '?'))}</b>",
+        section("Running", [f"Model {esc(model)}", f"Journal schema {esc(schema)}"]),
+        section("Libraries", libs),
+        clock_line(now) if now is not None else "",
+    )
 
 
 async def version(message: Message, ctx: Services) -> None:

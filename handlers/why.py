@@ -37,23 +37,65 @@ from handlers.services import Services
 from trading.gates import GateResult
 from trading.timezones import fmt_wib
 
-FEATURE_ORDER = ("close", "atr", "spread_points", "session", "regime", "regime_confidence", "ml_p_up",
-                 "quality_score", "quality_level", "h1_bias", "setup_side", "setup_confidence", "entry", "stop_loss",
-                 "take_profit", "risk_reward")
+FEATURE_ORDER = (
+    "close",
+    "atr",
+    "spread_points",
+    "session",
+    "regime",
+    "regime_confidence",
+    "ml_p_up",
+    "quality_score",
+    "quality_level",
+    "h1_bias",
+    "setup_side",
+    "setup_confidence",
+    "entry",
+    "stop_loss",
+    "take_profit",
+    "risk_reward",
+)
 # what an SMC-only decision rests on, most telling first (no model importance to rank by)
 SMC_FEATURES = ("quality_score", "setup_confidence", "risk_reward", "atr", "spread_points")
 # the gates that decide an entry, in the order a trader reads them; a failed gate always comes first
 DECISIVE = ("smc_setup", "ml_confidence", "ml_agreement", "market_quality", "lot_size", "regime_sleep")
 MAX_DECISIVE = 4
 FEATURE_NAMES = {
-    "close": "Price", "atr": "ATR", "spread_points": "Spread (points)", "regime_confidence": "Regime confidence",
-    "ml_p_up": "Model P(up)", "quality_score": "Market quality", "quality_level": "Quality level",
-    "h1_bias": "H1 trend bias", "setup_confidence": "Setup confidence", "risk_reward": "Reward : risk",
-    "stop_loss": "Stop-loss", "take_profit": "Take-profit", "entry": "Entry",
+    "close": "Price",
+    "atr": "ATR",
+    "spread_points": "Spread (points)",
+    "regime_confidence": "Regime confidence",
+    "ml_p_up": "Model P(up)",
+    "quality_score": "Market quality",
+    "quality_level": "Quality level",
+    "h1_bias": "H1 trend bias",
+    "setup_confidence": "Setup confidence",
+    "risk_reward": "Reward : risk",
+    "stop_loss": "Stop-loss",
+    "take_profit": "Take-profit",
+    "entry": "Entry",
 }
-WORDS = {"rsi": "RSI", "ema": "EMA", "sma": "SMA", "macd": "MACD", "bb": "Bollinger", "atr": "ATR", "adx": "ADX",
-         "hist": "histogram", "pct": "%", "vol": "volatility", "ret": "return", "h1": "H1", "m15": "M15",
-         "smc": "SMC", "fvg": "FVG", "ob": "order block", "bos": "BOS", "choch": "CHoCH", "z": "z-score"}
+WORDS = {
+    "rsi": "RSI",
+    "ema": "EMA",
+    "sma": "SMA",
+    "macd": "MACD",
+    "bb": "Bollinger",
+    "atr": "ATR",
+    "adx": "ADX",
+    "hist": "histogram",
+    "pct": "%",
+    "vol": "volatility",
+    "ret": "return",
+    "h1": "H1",
+    "m15": "M15",
+    "smc": "SMC",
+    "fvg": "FVG",
+    "ob": "order block",
+    "bos": "BOS",
+    "choch": "CHoCH",
+    "z": "z-score",
+}
 EV_RE = re.compile(r"EV ([+-]?\d+(?:\.\d+)?)R")
 
 
@@ -97,8 +139,7 @@ def top_features(features: dict[str, Any], ranked: Iterable[str], n: int = 3) ->
 
 def decisive_gates(gates: Sequence[GateResult]) -> list[GateResult]:
     failed = [g for g in gates if not g.passed and not g.skipped]
-    rest = [g for name in DECISIVE for g in gates
-            if g.name == name and g not in failed and not g.skipped]
+    rest = [g for name in DECISIVE for g in gates if g.name == name and g not in failed and not g.skipped]
     return (failed + rest)[:MAX_DECISIVE]
 
 
@@ -109,37 +150,59 @@ def model_line(decision: Any) -> str:
     ev = EV_RE.search(ml_gate.reason) if ml_gate is not None else None
     if ev is not None:  # the meta-model: P(win) of this setup and its expected value in R
         return f"Model P(win) {decision.confidence or 0:.0%} · EV {ev.group(1)}R"
-    return (f"Model p(up) {decision.p_up:.2f} · confidence {decision.confidence or 0:.0%} vs threshold "
-            f"{decision.threshold or 0:.0%}")
+    return (
+        f"Model p(up) {decision.p_up:.2f} · confidence {decision.confidence or 0:.0%} vs threshold "
+        f"{decision.threshold or 0:.0%}"
+    )
 
 
 def _head(trade: Any) -> str:
-    state = (f"closed {short_time(trade.close_time)} {signed(trade.profit or 0.0)} "
-             f"({esc(exit_reason_words(trade.exit_reason or '—'))})" if not trade.is_open else "open")
-    return (f"❔ <b>WHY #{trade.ticket}</b> {trade.side.value} {trade.volume:g} @ {price(trade.open_price)} "
-            f"({short_time(trade.open_time)}) · {state}")
+    state = (
+        f"closed {short_time(trade.close_time)} {signed(trade.profit or 0.0)} "
+        f"({esc(exit_reason_words(trade.exit_reason or '—'))})"
+        if not trade.is_open
+        else "open"
+    )
+    return (
+        f"❔ <b>WHY #{trade.ticket}</b> {trade.side.value} {trade.volume:g} @ {price(trade.open_price)} "
+        f"({short_time(trade.open_time)}) · {state}"
+    )
 
 
 def why_text(trade: Any, decision: Any, ranked: Iterable[str] = (), now: datetime | None = None) -> str:
     """The phone-sized answer."""
     clock = clock_line(now) if now is not None else ""
     if decision is None:
-        return join_sections(_head(trade), "No decision is linked to this trade: it was not opened by the strategy "
-                                           "(adopted from the broker, or opened by hand).", clock)
-    verdict = section("Decision", [
-        f"Bar {fmt_wib(decision.bar_time, with_date=True)} · {esc(decision.action)}",
-        f"Setup {esc(decision.setup or decision.reason or '—')}",
-        f"Regime {esc(decision.regime or 'unknown')}",
-        esc(model_line(decision)),
-        f"Lot {decision.lot:g}" if decision.lot else "",
-    ])
+        return join_sections(
+            _head(trade),
+            "No decision is linked to this trade: it was not opened by the strategy "
+            "(adopted from the broker, or opened by hand).",
+            clock,
+        )
+    verdict = section(
+        "Decision",
+        [
+            f"Bar {fmt_wib(decision.bar_time, with_date=True)} · {esc(decision.action)}",
+            f"Setup {esc(decision.setup or decision.reason or '—')}",
+            f"Regime {esc(decision.regime or 'unknown')}",
+            esc(model_line(decision)),
+            f"Lot {decision.lot:g}" if decision.lot else "",
+        ],
+    )
     shown = decisive_gates(decision.gates)
-    gates = (f"<b>Decisive gates</b> ({gate_count(decision.gates)})\n"
-             + "\n".join(f"{'✅' if g.passed else '❌'} {esc(g.name)}: {esc(g.reason)}" for g in shown)) \
-        if shown else ""
+    gates = (
+        (
+            f"<b>Decisive gates</b> ({gate_count(decision.gates)})\n"
+            + "\n".join(f"{'✅' if g.passed else '❌'} {esc(g.name)}: {esc(g.reason)}" for g in shown)
+        )
+        if shown
+        else ""
+    )
     top = top_features(decision.features or {}, ranked)
-    mattered = section("What mattered most",
-                       [f"{esc(feature_name(k))} <code>{esc(_value(decision.features[k]))}</code>" for k in top])
+    mattered = section(
+        "What mattered most",
+        [f"{esc(feature_name(k))} <code>{esc(_value(decision.features[k]))}</code>" for k in top],
+    )
     return join_sections(_head(trade), verdict, gates, mattered, clock)
 
 
@@ -149,10 +212,16 @@ def why_full_text(trade: Any, decision: Any, now: datetime | None = None) -> str
     if decision is None:
         return join_sections(head, "No decision is linked to this trade.")
     ml = model_line(decision)
-    gates = (f"<b>Gates</b> ({gate_count(decision.gates)})\n" + "\n".join(gate_line(g) for g in decision.gates)) \
-        if decision.gates else "<b>Gates</b>\nnone recorded"
-    seen = ("<b>Features it saw</b>\n" + features_table(decision.features)) if decision.features else \
-        "<i>Features were not stored for this decision (journal from before revision 0002).</i>"
+    gates = (
+        (f"<b>Gates</b> ({gate_count(decision.gates)})\n" + "\n".join(gate_line(g) for g in decision.gates))
+        if decision.gates
+        else "<b>Gates</b>\nnone recorded"
+    )
+    seen = (
+        ("<b>Features it saw</b>\n" + features_table(decision.features))
+        if decision.features
+        else "<i>Features were not stored for this decision (journal from before revision 0002).</i>"
+    )
     return join_sections(head, esc(ml), gates, seen, clock_line(now) if now is not None else "")
 
 
@@ -181,8 +250,11 @@ def _find_importance(node: Any) -> list[Any]:
 
 
 def more_button(ticket: int) -> InlineKeyboardMarkup:
-    return InlineKeyboardMarkup(inline_keyboard=[[
-        InlineKeyboardButton(text="Every gate and feature", callback_data=WhyMore(ticket=ticket).pack())]])
+    return InlineKeyboardMarkup(
+        inline_keyboard=[
+            [InlineKeyboardButton(text="Every gate and feature", callback_data=WhyMore(ticket=ticket).pack())]
+        ]
+    )
 
 
 async def why(message: Message, command: CommandObject, ctx: Services, audit: AuditNote) -> None:
@@ -199,7 +271,9 @@ async def why(message: Message, command: CommandObject, ctx: Services, audit: Au
         return
     audit.result = "decision" if found.decision is not None else "no decision"
     text = why_text(found.trade, found.decision, model_ranking(ctx.registry), ctx.engine.snapshot().time)
-    await reply(message, text, reply_markup=more_button(found.trade.ticket) if found.decision is not None else None)
+    await reply(
+        message, text, reply_markup=more_button(found.trade.ticket) if found.decision is not None else None
+    )
 
 
 async def on_more(query: CallbackQuery, callback_data: WhyMore, ctx: Services, audit: AuditNote) -> None:

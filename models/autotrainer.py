@@ -166,10 +166,14 @@ class AutoTrainer:
             return RetrainDecision(False, "", "market is open")
         if cfg.require_flat and open_positions > 0:
             return RetrainDecision(False, "", f"{open_positions} position(s) open")
-        if self.last_failed and self.last_attempt is not None and \
-                now - self.last_attempt < timedelta(hours=cfg.retry_after_failure_hours):
-            return RetrainDecision(False, "", "last attempt failed less than "
-                                   f"{cfg.retry_after_failure_hours:g} h ago")
+        if (
+            self.last_failed
+            and self.last_attempt is not None
+            and now - self.last_attempt < timedelta(hours=cfg.retry_after_failure_hours)
+        ):
+            return RetrainDecision(
+                False, "", f"last attempt failed less than {cfg.retry_after_failure_hours:g} h ago"
+            )
         if self.last_success is None:
             return RetrainDecision(True, "first", "no model has been trained yet")
         since = now - self.last_success
@@ -177,14 +181,18 @@ class AutoTrainer:
         if recent_auc is not None and recent_auc < cfg.low_auc_threshold and hours >= cfg.low_auc_min_hours:
             return RetrainDecision(True, "low_auc", f"recent AUC {recent_auc:.3f} < {cfg.low_auc_threshold}")
         if hours < cfg.min_hours_between:
-            return RetrainDecision(False, "", f"last retrain {hours:.1f} h ago (< {cfg.min_hours_between:g} h)")
+            return RetrainDecision(
+                False, "", f"last retrain {hours:.1f} h ago (< {cfg.min_hours_between:g} h)"
+            )
         wib = now.astimezone(WIB)
         if wib.hour == cfg.daily_hour_wib and wib.minute < cfg.window_minutes:
             if cfg.weekend_deep and wib.weekday() >= 5:
                 return RetrainDecision(True, "weekend", "weekend deep retrain window")
             return RetrainDecision(True, "daily", "daily retrain window")
         if hours > cfg.overdue_hours:
-            return RetrainDecision(True, "overdue", f"last retrain {hours:.1f} h ago (> {cfg.overdue_hours:g} h)")
+            return RetrainDecision(
+                True, "overdue", f"last retrain {hours:.1f} h ago (> {cfg.overdue_hours:g} h)"
+            )
         return RetrainDecision(False, "", "outside the retrain window")
 
     def check(self, now: datetime, **state: Any) -> Future[RetrainOutcome] | None:
@@ -196,7 +204,9 @@ class AutoTrainer:
         return self.start(decision.kind, by=by, now=now)
 
     # ----- running
-    def start(self, trigger: str, by: str = "scheduler", now: datetime | None = None) -> Future[RetrainOutcome]:
+    def start(
+        self, trigger: str, by: str = "scheduler", now: datetime | None = None
+    ) -> Future[RetrainOutcome]:
         """Fetch bars and train in a worker process; the returned Future resolves after accept/reject."""
         if not self._running.is_set():
             self._running.set()
@@ -212,9 +222,13 @@ class AutoTrainer:
             self.on_progress("fetching bars", 0.0)
             bars = self.fetch_bars(n_bars)
             if bars.height < self.config.min_bars:
-                raise ValueError(f"only {bars.height} bars available (< {self.config.min_bars}); retrain aborted")
+                raise ValueError(
+                    f"only {bars.height} bars available (< {self.config.min_bars}); retrain aborted"
+                )
         except Exception as exc:
-            self._finish(outcome, RetrainOutcome(trigger, by, False, f"failed: {exc}", error=str(exc)), failed=True)
+            self._finish(
+                outcome, RetrainOutcome(trigger, by, False, f"failed: {exc}", error=str(exc)), failed=True
+            )
             return outcome
         options = {
             "num_boost_round": rounds,
@@ -229,8 +243,10 @@ class AutoTrainer:
             options["activate"] = False
         old_version = self.registry.active_version()
         thread = threading.Thread(
-            target=self._supervise, args=(bars, options, trigger, by, old_version, outcome),
-            name="autotrainer", daemon=True,
+            target=self._supervise,
+            args=(bars, options, trigger, by, old_version, outcome),
+            name="autotrainer",
+            daemon=True,
         )
         thread.start()
         return outcome
@@ -239,8 +255,15 @@ class AutoTrainer:
         """Start a retrain now (what /retrain calls once the chat confirmed); see `start`."""
         return self.start(trigger, by=by)
 
-    def _supervise(self, bars: pl.DataFrame, options: dict[str, Any], trigger: str, by: str,
-                   old_version: str | None, outcome: Future[RetrainOutcome]) -> None:
+    def _supervise(
+        self,
+        bars: pl.DataFrame,
+        options: dict[str, Any],
+        trigger: str,
+        by: str,
+        old_version: str | None,
+        outcome: Future[RetrainOutcome],
+    ) -> None:
         ctx = multiprocessing.get_context("spawn")
         progress_queue = ctx.Queue()
         try:
@@ -256,14 +279,19 @@ class AutoTrainer:
                 result = job.result()
         except Exception as exc:
             log.exception("retrain failed")
-            self._finish(outcome, RetrainOutcome(trigger, by, False, f"failed: {exc}",
-                                                 old_version=old_version, error=str(exc)), failed=True)
+            self._finish(
+                outcome,
+                RetrainOutcome(trigger, by, False, f"failed: {exc}", old_version=old_version, error=str(exc)),
+                failed=True,
+            )
             return
         finally:
             progress_queue.close()
         self._finish(outcome, self._apply(result, trigger, by, old_version), failed=False)
 
-    def _apply(self, result: dict[str, Any], trigger: str, by: str, old_version: str | None) -> RetrainOutcome:
+    def _apply(
+        self, result: dict[str, Any], trigger: str, by: str, old_version: str | None
+    ) -> RetrainOutcome:
         version = result["version"]
         new_metrics = {k: result["signal"].get(k) for k in ("auc", "accuracy", "log_loss", "brier", "ece")}
         new_metrics["holdout_auc"] = result["signal"]["holdout"]["auc"]
@@ -276,20 +304,58 @@ class AutoTrainer:
             except Exception as exc:  # the model is stored all the same: /shadow add can start it later
                 said = f"not started in shadow ({exc}); /shadow add {version} starts it"
             reason = f"stored as {version}, not live: {said}"
-            self.on_event(Event(EventKind.INFO, _utcnow(), {"trigger": trigger, "by": by, "version": version,
-                                                            "reason": reason}, f"retrained model {reason}"))
-            return RetrainOutcome(trigger, by, False, reason, version, old_version, new_metrics, old_metrics,
-                                  float(result["seconds"]))
+            self.on_event(
+                Event(
+                    EventKind.INFO,
+                    _utcnow(),
+                    {"trigger": trigger, "by": by, "version": version, "reason": reason},
+                    f"retrained model {reason}",
+                )
+            )
+            return RetrainOutcome(
+                trigger,
+                by,
+                False,
+                reason,
+                version,
+                old_version,
+                new_metrics,
+                old_metrics,
+                float(result["seconds"]),
+            )
         if not result["activated"]:
-            self.on_event(Event(EventKind.INFO, _utcnow(), {"trigger": trigger, "by": by, "version": version,
-                                                            "reason": result["activation_reason"]},
-                                f"retrained model {version} rejected: {result['activation_reason']}"))
-            return RetrainOutcome(trigger, by, False, result["activation_reason"], version, old_version,
-                                  new_metrics, old_metrics, float(result["seconds"]))
+            self.on_event(
+                Event(
+                    EventKind.INFO,
+                    _utcnow(),
+                    {"trigger": trigger, "by": by, "version": version, "reason": result["activation_reason"]},
+                    f"retrained model {version} rejected: {result['activation_reason']}",
+                )
+            )
+            return RetrainOutcome(
+                trigger,
+                by,
+                False,
+                result["activation_reason"],
+                version,
+                old_version,
+                new_metrics,
+                old_metrics,
+                float(result["seconds"]),
+            )
         self.slot.swap(self.registry.load(version))
         self._swapped_event(trigger, by, old_version, version, old_metrics, new_metrics)
-        return RetrainOutcome(trigger, by, True, result["activation_reason"], version, old_version,
-                              new_metrics, old_metrics, float(result["seconds"]))
+        return RetrainOutcome(
+            trigger,
+            by,
+            True,
+            result["activation_reason"],
+            version,
+            old_version,
+            new_metrics,
+            old_metrics,
+            float(result["seconds"]),
+        )
 
     def rollback(self, by: str) -> str:
         """Go back to the previously active version and swap it in (the /rollback command)."""
@@ -299,17 +365,35 @@ class AutoTrainer:
         target = self.registry.rollback(by=by)
         self.slot.swap(self.registry.load(target))
         old_metrics = self.registry.metadata(old).get("metrics", {}) if old else {}
-        self._swapped_event("rollback", by, old, target, old_metrics, self.registry.metadata(target).get("metrics", {}))
+        self._swapped_event(
+            "rollback", by, old, target, old_metrics, self.registry.metadata(target).get("metrics", {})
+        )
         return target
 
-    def _swapped_event(self, trigger: str, by: str, old: str | None, new: str,
-                       old_metrics: dict[str, Any], new_metrics: dict[str, Any]) -> None:
-        self.on_event(Event(
-            EventKind.MODEL_SWAPPED, _utcnow(),
-            {"trigger": trigger, "by": by, "old_version": old, "new_version": new,
-             "old_metrics": old_metrics, "new_metrics": new_metrics},
-            f"model {old or '-'} -> {new} ({trigger}, by {by})",
-        ))
+    def _swapped_event(
+        self,
+        trigger: str,
+        by: str,
+        old: str | None,
+        new: str,
+        old_metrics: dict[str, Any],
+        new_metrics: dict[str, Any],
+    ) -> None:
+        self.on_event(
+            Event(
+                EventKind.MODEL_SWAPPED,
+                _utcnow(),
+                {
+                    "trigger": trigger,
+                    "by": by,
+                    "old_version": old,
+                    "new_version": new,
+                    "old_metrics": old_metrics,
+                    "new_metrics": new_metrics,
+                },
+                f"model {old or '-'} -> {new} ({trigger}, by {by})",
+            )
+        )
 
     def _finish(self, outcome: Future[RetrainOutcome], result: RetrainOutcome, failed: bool) -> None:
         self.last_failed = failed
@@ -321,8 +405,12 @@ class AutoTrainer:
 
 
 def _process_pool(progress_queue: Any) -> Executor:
-    return ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn"),
-                               initializer=_init_worker, initargs=(progress_queue,))
+    return ProcessPoolExecutor(
+        max_workers=1,
+        mp_context=multiprocessing.get_context("spawn"),
+        initializer=_init_worker,
+        initargs=(progress_queue,),
+    )
 
 
 def _utcnow() -> datetime:
@@ -343,7 +431,10 @@ def ensure_models(
     try:
         bundle = registry.load_active()
     except (RegistryError, ValueError, OSError) as exc:  # a missing or corrupt version, pointer or metadata
-        bundle, problem = None, str(exc) if isinstance(exc, RegistryError) else f"model registry unreadable: {exc}"
+        bundle, problem = (
+            None,
+            str(exc) if isinstance(exc, RegistryError) else f"model registry unreadable: {exc}",
+        )
     else:
         problem = "no trained model"
     if bundle is not None:
@@ -358,4 +449,3 @@ def ensure_models(
     elif train_if_missing:
         problem += f" and too few bars to train one (need {min_bars})"
     return None, f"{problem}{SMC_ONLY_NOTE}"
-

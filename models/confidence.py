@@ -48,8 +48,15 @@ def session_points(session: str) -> float:
 
 def regime_points(regime: str) -> float:
     r = regime.lower()
-    return {"medium_volatility": 15.0, "medium": 15.0, "low_volatility": 5.0, "low": 5.0,
-            "high_volatility": -5.0, "high": -5.0, "crisis": -25.0}.get(r, 0.0)
+    return {
+        "medium_volatility": 15.0,
+        "medium": 15.0,
+        "low_volatility": 5.0,
+        "low": 5.0,
+        "high_volatility": -5.0,
+        "high": -5.0,
+        "crisis": -25.0,
+    }.get(r, 0.0)
 
 
 def volatility_points(volatility: str) -> float:
@@ -89,8 +96,9 @@ def quality_level(score: float) -> str:
     return "AVOID"
 
 
-def level_threshold(level: str, min_threshold: float = LIVE_MIN_THRESHOLD,
-                    max_threshold: float = LIVE_MAX_THRESHOLD) -> float:
+def level_threshold(
+    level: str, min_threshold: float = LIVE_MIN_THRESHOLD, max_threshold: float = LIVE_MAX_THRESHOLD
+) -> float:
     """EXCELLENT -> min, GOOD 0.65, MODERATE 0.70, POOR 0.80, AVOID -> max (middle values clamped to [min, max])."""
     fixed = {"EXCELLENT": min_threshold, "GOOD": 0.65, "MODERATE": 0.70, "POOR": 0.80, "AVOID": max_threshold}
     if level not in fixed:
@@ -109,13 +117,29 @@ def market_quality(
     max_threshold: float = LIVE_MAX_THRESHOLD,
 ) -> MarketQuality:
     """Score the market (spec §5) and return the quality level and the ML confidence threshold."""
-    return _scored(session, regime, volatility, trend, has_smc_signal, ml_points(ml_confidence), min_threshold,
-                   max_threshold)
+    return _scored(
+        session,
+        regime,
+        volatility,
+        trend,
+        has_smc_signal,
+        ml_points(ml_confidence),
+        min_threshold,
+        max_threshold,
+    )
 
 
 @lru_cache(maxsize=4096)
-def _scored(session: str, regime: str, volatility: str, trend: str, has_smc_signal: bool, ml: float,
-            min_threshold: float, max_threshold: float) -> MarketQuality:
+def _scored(
+    session: str,
+    regime: str,
+    volatility: str,
+    trend: str,
+    has_smc_signal: bool,
+    ml: float,
+    min_threshold: float,
+    max_threshold: float,
+) -> MarketQuality:
     """`market_quality` by the ML confidence's points: the few inputs repeat on every bar, so cached."""
     if not 0.0 < min_threshold <= max_threshold < 1.0:
         raise ValueError(f"thresholds must satisfy 0 < min <= max < 1, got {min_threshold}, {max_threshold}")

@@ -21,25 +21,78 @@ from models.regime import RegimeModel
 from models.setups import EngineSetups
 
 BASE_FEATURES: tuple[str, ...] = (
-    "rsi", "atr_percent", "bb_percent_b", "bb_width", "returns_1", "returns_5", "returns_20", "volatility_20",
-    "normalized_range", "avg_normalized_range", "price_position", "dist_from_sma_20", "higher_high",
-    "lower_low", "hh_count_5", "ll_count_5", "volume_ratio", "high_volume",
+    "rsi",
+    "atr_percent",
+    "bb_percent_b",
+    "bb_width",
+    "returns_1",
+    "returns_5",
+    "returns_20",
+    "volatility_20",
+    "normalized_range",
+    "avg_normalized_range",
+    "price_position",
+    "dist_from_sma_20",
+    "higher_high",
+    "lower_low",
+    "hh_count_5",
+    "ll_count_5",
+    "volume_ratio",
+    "high_volume",
 )
 # price-unit indicators made scale-free by the bar's ATR
 ATR_FEATURES: tuple[str, ...] = (
-    "macd_atr", "macd_signal_atr", "macd_hist_atr", "ema9_dist_atr", "ema21_dist_atr", "ema_gap_atr",
+    "macd_atr",
+    "macd_signal_atr",
+    "macd_hist_atr",
+    "ema9_dist_atr",
+    "ema21_dist_atr",
+    "ema_gap_atr",
 )
-SMC_FEATURES: tuple[str, ...] = ("swing_high", "swing_low", "fvg_signal", "ob", "bos", "choch", "market_structure")
+SMC_FEATURES: tuple[str, ...] = (
+    "swing_high",
+    "swing_low",
+    "fvg_signal",
+    "ob",
+    "bos",
+    "choch",
+    "market_structure",
+)
 TIME_FEATURES: tuple[str, ...] = ("hour", "weekday", "london_session", "ny_session")
 BAR_FEATURES: tuple[str, ...] = (*BASE_FEATURES, *ATR_FEATURES, *SMC_FEATURES, *TIME_FEATURES, "regime")
 SETUP_FEATURES: tuple[str, ...] = (
-    "side", "risk_atr", "reward_atr", "risk_reward", "setup_confidence", "setup_fvg", "spread_r",
-    "structure_with_side", "returns_5_with_side", "returns_20_with_side", "ema21_dist_with_side",
-    "macd_hist_with_side", "rsi_with_side",
+    "side",
+    "risk_atr",
+    "reward_atr",
+    "risk_reward",
+    "setup_confidence",
+    "setup_fvg",
+    "spread_r",
+    "structure_with_side",
+    "returns_5_with_side",
+    "returns_20_with_side",
+    "ema21_dist_with_side",
+    "macd_hist_with_side",
+    "rsi_with_side",
 )
 SIGNAL_FEATURES: tuple[str, ...] = (*BAR_FEATURES, *SETUP_FEATURES)
-RAW_PRICE_COLUMNS = frozenset({"open", "high", "low", "close", "ema_9", "ema_21", "atr", "macd", "macd_signal",
-                               "macd_histogram", "bb_upper", "bb_lower", "bb_middle"})
+RAW_PRICE_COLUMNS = frozenset(
+    {
+        "open",
+        "high",
+        "low",
+        "close",
+        "ema_9",
+        "ema_21",
+        "atr",
+        "macd",
+        "macd_signal",
+        "macd_histogram",
+        "bb_upper",
+        "bb_lower",
+        "bb_middle",
+    }
+)
 LABEL_DEFINITION = (
     "target = 1 when the setup's trade (entry at the setup bar's close, BUY at the ask) touches its take-profit "
     "before its stop within the engine's time limit; a bar touching both counts as the stop"
@@ -66,8 +119,9 @@ def smc_feature_columns(bars: pl.DataFrame, events: pl.DataFrame | None = None) 
     )
 
 
-def base_feature_frame(bars: pl.DataFrame, *, feats: pl.DataFrame | None = None,
-                       events: pl.DataFrame | None = None) -> pl.DataFrame:
+def base_feature_frame(
+    bars: pl.DataFrame, *, feats: pl.DataFrame | None = None, events: pl.DataFrame | None = None
+) -> pl.DataFrame:
     """time, close, atr and every bar feature except `regime` (which depends on a fitted HMM).
     `feats` / `events`: `compute_features(bars)` / `smc.analyze(bars)` when the caller has them already
     (the live analyzer does: the bar's work is then done once)."""
@@ -80,7 +134,11 @@ def base_feature_frame(bars: pl.DataFrame, *, feats: pl.DataFrame | None = None,
         raise ValueError(f"trading.features did not produce signal feature(s): {', '.join(missing)}")
     atr = pl.when(pl.col("atr") > 0).then(pl.col("atr")).otherwise(None)
     scaled = feats.select(
-        "time", "close", "atr", *BASE_FEATURES, *TIME_FEATURES,
+        "time",
+        "close",
+        "atr",
+        *BASE_FEATURES,
+        *TIME_FEATURES,
         macd_atr=pl.col("macd") / atr,
         macd_signal_atr=pl.col("macd_signal") / atr,
         macd_hist_atr=pl.col("macd_histogram") / atr,
@@ -101,8 +159,13 @@ def with_regime(frame: pl.DataFrame, labels: np.ndarray) -> pl.DataFrame:
     return frame.with_columns(pl.when(series >= 0).then(series).otherwise(None).alias("regime"))
 
 
-def feature_frame(bars: pl.DataFrame, regime: RegimeModel, *, feats: pl.DataFrame | None = None,
-                  events: pl.DataFrame | None = None) -> pl.DataFrame:
+def feature_frame(
+    bars: pl.DataFrame,
+    regime: RegimeModel,
+    *,
+    feats: pl.DataFrame | None = None,
+    events: pl.DataFrame | None = None,
+) -> pl.DataFrame:
     """time, close, atr and BAR_FEATURES for every bar (the setup features are added per setup)."""
     return with_regime(base_feature_frame(bars, feats=feats, events=events), regime.filtered_labels(bars))
 
@@ -113,8 +176,9 @@ def setup_feature_frame(frame: pl.DataFrame, setups: pl.DataFrame) -> pl.DataFra
     side = pl.col("side").cast(pl.Float64)
     risk = pl.when(pl.col("risk") > 0).then(pl.col("risk")).otherwise(None)
     atr = pl.when(pl.col("atr") > 0).then(pl.col("atr")).otherwise(None)
-    joined = setups.select("bar_index", "side", "risk", "reward", "risk_reward", "confidence", "fvg",
-                           "spread_price").join(bars, on="bar_index", how="left")
+    joined = setups.select(
+        "bar_index", "side", "risk", "reward", "risk_reward", "confidence", "fvg", "spread_price"
+    ).join(bars, on="bar_index", how="left")
     return joined.with_columns(
         side=side,
         risk_atr=pl.col("risk") / atr,
@@ -156,11 +220,16 @@ class Dataset:
         return self.x[r], self.y[r]
 
 
-def build_dataset(frame: pl.DataFrame, setups: EngineSetups, features: tuple[str, ...] = SIGNAL_FEATURES,
-                  eligible_only: bool = True) -> Dataset:
+def build_dataset(
+    frame: pl.DataFrame,
+    setups: EngineSetups,
+    features: tuple[str, ...] = SIGNAL_FEATURES,
+    eligible_only: bool = True,
+) -> Dataset:
     """The setups (those passing the bar gates, by default) with a known outcome and no null feature."""
     s = setups.frame.with_columns(
-        outcome=pl.Series(setups.outcome.outcome), exit_index=pl.Series(setups.outcome.exit_index),
+        outcome=pl.Series(setups.outcome.outcome),
+        exit_index=pl.Series(setups.outcome.exit_index),
         r_multiple=pl.Series(setups.outcome.r_multiple),
     )
     if eligible_only:
@@ -170,12 +239,28 @@ def build_dataset(frame: pl.DataFrame, setups: EngineSetups, features: tuple[str
     missing = [c for c in features if c not in feats.columns]
     if missing:
         raise ValueError(f"feature frame lacks column(s): {', '.join(missing)}")
-    table = pl.concat([s.select("time", "bar_index", "outcome", "exit_index", "r_multiple", "side", "risk_reward", "risk",
-                                "spread_price").rename({"side": "trade_side", "risk_reward": "trade_rr", "risk": "trade_risk"}),
-                       feats.select(features)], how="horizontal")
+    table = pl.concat(
+        [
+            s.select(
+                "time",
+                "bar_index",
+                "outcome",
+                "exit_index",
+                "r_multiple",
+                "side",
+                "risk_reward",
+                "risk",
+                "spread_price",
+            ).rename({"side": "trade_side", "risk_reward": "trade_rr", "risk": "trade_risk"}),
+            feats.select(features),
+        ],
+        how="horizontal",
+    )
     float_cols = [c for c in features if table.schema[c].is_float()]
     clean = table.with_columns(pl.col(float_cols).fill_nan(None)).drop_nulls(list(features))
-    clean = clean.filter(pl.all_horizontal([pl.col(c).is_finite() for c in float_cols]) if float_cols else pl.lit(True))
+    clean = clean.filter(
+        pl.all_horizontal([pl.col(c).is_finite() for c in float_cols]) if float_cols else pl.lit(True)
+    )
     risk = clean["trade_risk"].to_numpy().astype(np.float64)
     return Dataset(
         x=clean.select(features).to_numpy().astype(np.float32),
@@ -255,6 +340,8 @@ def purge(ds: Dataset, rows: range, before: int) -> np.ndarray:
     return idx[ds.exit_index[idx] < ds.bar_index[before]]
 
 
-def holdout_split(n: int, test_size: int, valid_size: int, gap: int = DEFAULT_GAP, min_train: int = 1000) -> Split:
+def holdout_split(
+    n: int, test_size: int, valid_size: int, gap: int = DEFAULT_GAP, min_train: int = 1000
+) -> Split:
     """The single fold that ends at the last row (the model that goes to the registry)."""
     return walk_forward_splits(n, 1, test_size, valid_size, gap, min_train)[0]

@@ -24,22 +24,29 @@ PROB_GRID = tuple(round(x, 2) for x in np.arange(0.0, 0.81, 0.01))
 MIN_VALID_TRADES = 10
 
 
-def costs_r(risk: np.ndarray | float, spread_price: np.ndarray | float, commission_per_lot: float = 0.0,
-            contract_size: float = CONTRACT_SIZE) -> np.ndarray:
+def costs_r(
+    risk: np.ndarray | float,
+    spread_price: np.ndarray | float,
+    commission_per_lot: float = 0.0,
+    contract_size: float = CONTRACT_SIZE,
+) -> np.ndarray:
     """Spread plus the round-trip commission, in R (price units over the stop distance)."""
     risk = np.asarray(risk, dtype=np.float64)
     cost = np.asarray(spread_price, dtype=np.float64) + 2.0 * commission_per_lot / contract_size
     return np.where(risk > 0, cost / np.where(risk > 0, risk, 1.0), np.inf)
 
 
-def expected_value_r(p: np.ndarray | float, reward_r: np.ndarray | float, cost_r: np.ndarray | float) -> np.ndarray:
+def expected_value_r(
+    p: np.ndarray | float, reward_r: np.ndarray | float, cost_r: np.ndarray | float
+) -> np.ndarray:
     """EV = p·R − (1 − p) − costs, in R."""
     p = np.asarray(p, dtype=np.float64)
     return p * np.asarray(reward_r, dtype=np.float64) - (1.0 - p) - np.asarray(cost_r, dtype=np.float64)
 
 
-def setup_cost_r(risk: float, spread_price: float, commission_per_lot: float = 0.0,
-                 contract_size: float = CONTRACT_SIZE) -> float:
+def setup_cost_r(
+    risk: float, spread_price: float, commission_per_lot: float = 0.0, contract_size: float = CONTRACT_SIZE
+) -> float:
     """`costs_r` of one setup in plain floats (the same operations in the same order: the same number)."""
     cost = spread_price + 2.0 * commission_per_lot / contract_size
     return float(cost / risk) if risk > 0 else math.inf
@@ -77,17 +84,29 @@ class EVGate:
 
     def describe(self) -> str:
         if not self.fitted:
-            return (f"no floor made the {self.valid_setups} validation setups profitable "
-                    f"(all taken: {self.valid_all_mean_r:+.2f} R each)")
-        return (f"floor {self.min_prob:.2f} fitted on {self.valid_setups} validation setups: "
-                f"{self.valid_trades} taken, {self.valid_win_rate:.0%} won, {self.valid_mean_r:+.2f} R each "
-                f"(all: {self.valid_all_mean_r:+.2f} R); base win rate {self.base_rate:.0%}")
+            return (
+                f"no floor made the {self.valid_setups} validation setups profitable "
+                f"(all taken: {self.valid_all_mean_r:+.2f} R each)"
+            )
+        return (
+            f"floor {self.min_prob:.2f} fitted on {self.valid_setups} validation setups: "
+            f"{self.valid_trades} taken, {self.valid_win_rate:.0%} won, {self.valid_mean_r:+.2f} R each "
+            f"(all: {self.valid_all_mean_r:+.2f} R); base win rate {self.base_rate:.0%}"
+        )
 
 
 def fit_ev_gate(
-    p: np.ndarray, realised_r: np.ndarray, reward_r: np.ndarray, cost_r: np.ndarray, win: np.ndarray,
-    base_rate: float, *, commission_r: np.ndarray | float = 0.0, commission_per_lot: float = 0.0,
-    grid: tuple[float, ...] = PROB_GRID, min_trades: int = MIN_VALID_TRADES,
+    p: np.ndarray,
+    realised_r: np.ndarray,
+    reward_r: np.ndarray,
+    cost_r: np.ndarray,
+    win: np.ndarray,
+    base_rate: float,
+    *,
+    commission_r: np.ndarray | float = 0.0,
+    commission_per_lot: float = 0.0,
+    grid: tuple[float, ...] = PROB_GRID,
+    min_trades: int = MIN_VALID_TRADES,
 ) -> EVGate:
     """The floor on `grid` with the largest total realised R (net of commission) on the validation rows.
 
@@ -109,7 +128,18 @@ def fit_ev_gate(
         if best is None or total > best[1] + 1e-12:
             best = (float(floor), total, take)
     if best is None or best[1] <= 0:
-        return EVGate(1.0, float(base_rate), False, n, 0, float("nan"), float("nan"), all_mean, commission_per_lot)
+        return EVGate(
+            1.0, float(base_rate), False, n, 0, float("nan"), float("nan"), all_mean, commission_per_lot
+        )
     floor, _, take = best
-    return EVGate(floor, float(base_rate), True, n, int(take.sum()), float(np.asarray(win)[take].mean()),
-                  float(net[take].mean()), all_mean, commission_per_lot)
+    return EVGate(
+        floor,
+        float(base_rate),
+        True,
+        n,
+        int(take.sum()),
+        float(np.asarray(win)[take].mean()),
+        float(net[take].mean()),
+        all_mean,
+        commission_per_lot,
+    )

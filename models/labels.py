@@ -80,8 +80,15 @@ class BarrierOutcome:
 
 
 def triple_barrier(
-    high: np.ndarray, low: np.ndarray, close: np.ndarray, spread_price: np.ndarray,
-    index: np.ndarray, side: np.ndarray, stop: np.ndarray, target: np.ndarray, horizon: int,
+    high: np.ndarray,
+    low: np.ndarray,
+    close: np.ndarray,
+    spread_price: np.ndarray,
+    index: np.ndarray,
+    side: np.ndarray,
+    stop: np.ndarray,
+    target: np.ndarray,
+    horizon: int,
 ) -> BarrierOutcome:
     """Outcome of trades opened at the close of bars `index` (side +1 BUY / -1 SELL) with the given
     stop and take-profit prices, closed at the latest after `horizon` bars. Prices are bid prices;
@@ -94,7 +101,12 @@ def triple_barrier(
     idx = np.ascontiguousarray(index, dtype=np.int64)
     if idx.size and (idx.min() < 0 or idx.max() >= arrays[0].shape[0]):
         raise ValueError("trade index outside the bars")
-    o, e, r = _barriers(*arrays, idx, np.ascontiguousarray(side, dtype=np.int64),
-                        np.ascontiguousarray(stop, dtype=np.float64), np.ascontiguousarray(target, dtype=np.float64),
-                        int(horizon))
+    o, e, r = _barriers(
+        *arrays,
+        idx,
+        np.ascontiguousarray(side, dtype=np.int64),
+        np.ascontiguousarray(stop, dtype=np.float64),
+        np.ascontiguousarray(target, dtype=np.float64),
+        int(horizon),
+    )
     return BarrierOutcome(o, e, r)

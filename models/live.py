@@ -44,20 +44,30 @@ class SlotRegime:
 def setups_table(bars: pl.DataFrame, rows: Sequence[int], setups: Sequence[object]) -> pl.DataFrame:
     """The setup columns `setup_feature_frame` reads, from SMCSetup-like records at bar positions `rows`."""
     spread = bars["spread"].cast(pl.Float64).to_numpy()
-    return pl.DataFrame({
-        "bar_index": np.asarray(rows, dtype=np.int64),
-        "side": [s.side.sign for s in setups],  # type: ignore[attr-defined]
-        "risk": [abs(s.entry - s.stop_loss) for s in setups],  # type: ignore[attr-defined]
-        "reward": [abs(s.take_profit - s.entry) for s in setups],  # type: ignore[attr-defined]
-        "risk_reward": [float(s.risk_reward) for s in setups],  # type: ignore[attr-defined]
-        "confidence": [float(s.confidence) for s in setups],  # type: ignore[attr-defined]
-        "fvg": [1 if s.kind == "FVG" else 0 for s in setups],  # type: ignore[attr-defined]
-        "spread_price": [float(spread[i]) * POINT for i in rows],
-    }, schema_overrides={"side": pl.Int8, "fvg": pl.Int8})
+    return pl.DataFrame(
+        {
+            "bar_index": np.asarray(rows, dtype=np.int64),
+            "side": [s.side.sign for s in setups],  # type: ignore[attr-defined]
+            "risk": [abs(s.entry - s.stop_loss) for s in setups],  # type: ignore[attr-defined]
+            "reward": [abs(s.take_profit - s.entry) for s in setups],  # type: ignore[attr-defined]
+            "risk_reward": [float(s.risk_reward) for s in setups],  # type: ignore[attr-defined]
+            "confidence": [float(s.confidence) for s in setups],  # type: ignore[attr-defined]
+            "fvg": [1 if s.kind == "FVG" else 0 for s in setups],  # type: ignore[attr-defined]
+            "spread_price": [float(spread[i]) * POINT for i in rows],
+        },
+        schema_overrides={"side": pl.Int8, "fvg": pl.Int8},
+    )
 
 
-def predict_setups(bundle: ModelBundle, bars: pl.DataFrame, rows: Sequence[int], setups: Sequence[object], *,
-                   feats: pl.DataFrame | None = None, events: pl.DataFrame | None = None) -> np.ndarray:
+def predict_setups(
+    bundle: ModelBundle,
+    bars: pl.DataFrame,
+    rows: Sequence[int],
+    setups: Sequence[object],
+    *,
+    feats: pl.DataFrame | None = None,
+    events: pl.DataFrame | None = None,
+) -> np.ndarray:
     """Calibrated P(win) of each setup (NaN while one of its features is warming up). `feats` / `events`:
     `compute_features(bars)` / `smc.analyze(bars)` when the caller has them (not computed twice)."""
     if not rows:
@@ -108,8 +118,15 @@ class SlotSignal:
             return 0.0, None, ""
         return gate.min_prob, gate.base_rate, gate.describe()
 
-    def predict_setups(self, bars: pl.DataFrame, rows: Sequence[int], setups: Sequence[object], *,
-                       feats: pl.DataFrame | None = None, events: pl.DataFrame | None = None) -> np.ndarray:
+    def predict_setups(
+        self,
+        bars: pl.DataFrame,
+        rows: Sequence[int],
+        setups: Sequence[object],
+        *,
+        feats: pl.DataFrame | None = None,
+        events: pl.DataFrame | None = None,
+    ) -> np.ndarray:
         bundle = self.slot.current
         if bundle is None:
             return np.full(len(rows), np.nan)
@@ -125,7 +142,9 @@ class SlotSignal:
         cols = smc.signal_columns(smc.analyze(bars))
         found = [(i, s) for i in range(bars.height) if (s := smc.signal_at(cols, i)) is not None]
         if found:
-            out[[i for i, _ in found]] = self.predict_setups(bars, [i for i, _ in found], [s for _, s in found])
+            out[[i for i, _ in found]] = self.predict_setups(
+                bars, [i for i, _ in found], [s for _, s in found]
+            )
         return out
 
 
@@ -150,5 +169,6 @@ def predict_latest(bundle: ModelBundle, bars: pl.DataFrame) -> LivePrediction:
     p = float(predict_setups(bundle, bars, [bars.height - 1], [setup])[0])
     if not np.isfinite(p):
         return LivePrediction(bundle.version, reading, None, "features not ready")
-    return LivePrediction(bundle.version, reading, decide(p if setup.side.sign > 0 else 1.0 - p,
-                                                          bundle.signal.threshold))
+    return LivePrediction(
+        bundle.version, reading, decide(p if setup.side.sign > 0 else 1.0 - p, bundle.signal.threshold)
+    )

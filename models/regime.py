@@ -136,7 +136,9 @@ def regime_inputs(bars: pl.DataFrame) -> pl.DataFrame:
 def _input_matrix(bars: pl.DataFrame) -> tuple[np.ndarray, np.ndarray]:
     """(X, valid): raw inputs with NaN->0 and +-inf->+-3, and the mask of rows without nulls."""
     raw = regime_inputs(bars)
-    table = raw.select(pl.all().fill_null(0.0), pl.any_horizontal(pl.all().is_null()).alias("_null"))  # one pass
+    table = raw.select(
+        pl.all().fill_null(0.0), pl.any_horizontal(pl.all().is_null()).alias("_null")
+    )  # one pass
     valid = ~table["_null"].to_numpy().astype(bool)
     x = table.drop("_null").to_numpy().astype(np.float64)
     x = np.nan_to_num(x, nan=0.0, posinf=3.0, neginf=-3.0)
@@ -184,7 +186,9 @@ def _forward_filter(log_emission: np.ndarray, log_start: np.ndarray, log_trans: 
 def _diag_log_likelihood(x: np.ndarray, means: np.ndarray, variances: np.ndarray) -> np.ndarray:
     """log N(x | mean_k, diag var_k) for every row and state: (n, k)."""
     diff = x[:, None, :] - means[None, :, :]
-    return -0.5 * (np.log(2 * np.pi * variances).sum(axis=1)[None, :] + (diff**2 / variances[None]).sum(axis=2))
+    return -0.5 * (
+        np.log(2 * np.pi * variances).sum(axis=1)[None, :] + (diff**2 / variances[None]).sum(axis=2)
+    )
 
 
 # --------------------------------------------------------------------------- model
@@ -311,7 +315,10 @@ class RegimeModel:
             reading = RegimeReading(REGIMES[k], float(p[k]), tuple(float(v) for v in p), move)
         if move >= self.flash_crash_pct:
             return RegimeReading(
-                CRISIS, 1.0, reading.probabilities, move,
+                CRISIS,
+                1.0,
+                reading.probabilities,
+                move,
                 f"flash crash: {move:.2f}% over the last {FLASH_CRASH_BARS} bars",
             )
         return reading
@@ -337,12 +344,22 @@ class RegimeModel:
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> RegimeModel:
         if data.get("inputs") != list(REGIME_INPUTS):
-            raise ValueError(f"regime model inputs {data.get('inputs')} do not match the code {list(REGIME_INPUTS)}")
-        arr = {k: np.asarray(data[k], dtype=np.float64) for k in
-               ("startprob", "transmat", "means", "variances", "scaler_mean", "scaler_scale")}
+            raise ValueError(
+                f"regime model inputs {data.get('inputs')} do not match the code {list(REGIME_INPUTS)}"
+            )
+        arr = {
+            k: np.asarray(data[k], dtype=np.float64)
+            for k in ("startprob", "transmat", "means", "variances", "scaler_mean", "scaler_scale")
+        }
         k, d = N_STATES, len(REGIME_INPUTS)
-        shapes = {"startprob": (k,), "transmat": (k, k), "means": (k, d), "variances": (k, d),
-                  "scaler_mean": (d,), "scaler_scale": (d,)}
+        shapes = {
+            "startprob": (k,),
+            "transmat": (k, k),
+            "means": (k, d),
+            "variances": (k, d),
+            "scaler_mean": (d,),
+            "scaler_scale": (d,),
+        }
         for name, shape in shapes.items():
             if arr[name].shape != shape:
                 raise ValueError(f"regime model {name} has shape {arr[name].shape}, expected {shape}")

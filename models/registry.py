@@ -86,8 +86,13 @@ def library_versions() -> dict[str, str]:
     import sklearn
     import xgboost
 
-    return {"xgboost": xgboost.__version__, "hmmlearn": hmmlearn.__version__, "sklearn": sklearn.__version__,
-            "numpy": np.__version__, "polars": polars.__version__}
+    return {
+        "xgboost": xgboost.__version__,
+        "hmmlearn": hmmlearn.__version__,
+        "sklearn": sklearn.__version__,
+        "numpy": np.__version__,
+        "polars": polars.__version__,
+    }
 
 
 class ModelRegistry:
@@ -217,9 +222,15 @@ class ModelRegistry:
         except (RegistryError, ValueError) as exc:
             return Validation(True, f"AUC {cand:.4f}; the active {active} cannot be scored ({exc})", cand)
         if cand < act_auc - margin:
-            return Validation(False, f"AUC {cand:.4f} worse than active {active} {act_auc:.4f} by more than {margin}",
-                              cand, act_auc)
-        return Validation(True, f"AUC {cand:.4f} vs active {active} {act_auc:.4f} (margin {margin})", cand, act_auc)
+            return Validation(
+                False,
+                f"AUC {cand:.4f} worse than active {active} {act_auc:.4f} by more than {margin}",
+                cand,
+                act_auc,
+            )
+        return Validation(
+            True, f"AUC {cand:.4f} vs active {active} {act_auc:.4f} (margin {margin})", cand, act_auc
+        )
 
     def activate(self, version: str, by: str = "system") -> str | None:
         """Point `active` at a version (it must load); returns the previously active version."""
@@ -233,7 +244,9 @@ class ModelRegistry:
             if previous is not None:
                 history.append(previous)
             self._write_pointer(version, history, by)
-            self._update_metadata(version, status="active", activated_at=datetime.now(UTC).isoformat(timespec="seconds"))
+            self._update_metadata(
+                version, status="active", activated_at=datetime.now(UTC).isoformat(timespec="seconds")
+            )
             if previous is not None and (self.path(previous) / METADATA_FILE).exists():
                 self._update_metadata(previous, status="retired")
             self._prune()
@@ -260,8 +273,13 @@ class ModelRegistry:
 
     def _write_pointer(self, version: str, history: list[str], by: str, **extra: Any) -> None:
         self.root.mkdir(parents=True, exist_ok=True)
-        body = {"version": version, "history": history, "by": by,
-                "updated_at": datetime.now(UTC).isoformat(timespec="seconds"), **extra}
+        body = {
+            "version": version,
+            "history": history,
+            "by": by,
+            "updated_at": datetime.now(UTC).isoformat(timespec="seconds"),
+            **extra,
+        }
         _atomic_write_text(self.root / ACTIVE_FILE, json.dumps(body, indent=1))
 
     def _prune(self) -> None:
@@ -313,8 +331,10 @@ def resolve_version(registry: ModelRegistry, version: str) -> str:
     name = f"v{int(text):03d}"
     if name not in registry.versions():
         stored = stored_versions_text(registry)
-        raise RegistryError(f"version {name} is not in {registry.root}; "
-                            + (f"stored versions: {stored}" if stored else "it holds no version (run `train` first)"))
+        raise RegistryError(
+            f"version {name} is not in {registry.root}; "
+            + (f"stored versions: {stored}" if stored else "it holds no version (run `train` first)")
+        )
     return name
 
 

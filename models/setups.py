@@ -21,8 +21,17 @@ from trading.parameters import StrategyParams
 
 # gates judged on the bar alone (account-state gates and the ML gates are left out)
 BAR_GATES = (
-    "flash_crash_guard", "session", "news_blackout", "smc_setup", "market_quality", "confirmation",
-    "pullback", "h1_bias", "hours_9_21", "spread_limit", "regime_sleep",
+    "flash_crash_guard",
+    "session",
+    "news_blackout",
+    "smc_setup",
+    "market_quality",
+    "confirmation",
+    "pullback",
+    "h1_bias",
+    "hours_9_21",
+    "spread_limit",
+    "regime_sleep",
 )
 POINT = 0.01  # XAUUSD price units per spread point
 BARS_PER_HOUR = 4
@@ -47,7 +56,9 @@ class EngineSetups:
         return self.frame["eligible"].to_numpy()
 
 
-def find_setups(bars: pl.DataFrame, params: StrategyParams | None = None, news: object | None = None) -> pl.DataFrame:
+def find_setups(
+    bars: pl.DataFrame, params: StrategyParams | None = None, news: object | None = None
+) -> pl.DataFrame:
     """Every bar with an SMC setup, with its levels and whether the bar-level gates would let it through."""
     from trading.analyzer import AnalysisFrame
     from trading.gates import GATES, EntryContext
@@ -57,19 +68,39 @@ def find_setups(bars: pl.DataFrame, params: StrategyParams | None = None, news: 
     frame = AnalysisFrame.build(bars, with_h1_bias=params.gate_enabled("h1_bias"))
     mode = ModeDecision(RiskMode.NORMAL, "dataset")
     gates = [(n, GATES[n]) for n in BAR_GATES if params.gate_enabled(n)]
-    rows: dict[str, list] = {k: [] for k in (
-        "bar_index", "side", "entry", "stop", "target", "risk_reward", "confidence", "fvg", "spread_points",
-        "eligible", "blocked_by",
-    )}
+    rows: dict[str, list] = {
+        k: []
+        for k in (
+            "bar_index",
+            "side",
+            "entry",
+            "stop",
+            "target",
+            "risk_reward",
+            "confidence",
+            "fvg",
+            "spread_points",
+            "eligible",
+            "blocked_by",
+        )
+    }
     prev = None
     for i in range(len(frame)):
         setup = frame.setup_at(i)
         if setup is not None:
             analysis = frame.at(i, prev)
             ctx = EntryContext(
-                now=analysis.bar_time + timedelta(minutes=15), analysis=analysis, params=params,
-                mode=mode, paused=False, open_positions=0, max_positions=1, last_entry_time=None, lot=None,
-                confidence_threshold=analysis.quality.threshold, news=news,  # type: ignore[arg-type]
+                now=analysis.bar_time + timedelta(minutes=15),
+                analysis=analysis,
+                params=params,
+                mode=mode,
+                paused=False,
+                open_positions=0,
+                max_positions=1,
+                last_entry_time=None,
+                lot=None,
+                confidence_threshold=analysis.quality.threshold,
+                news=news,  # type: ignore[arg-type]
             )
             block = next((name for name, gate in gates if gate(ctx).blocked), "")
             rows["bar_index"].append(i)
@@ -84,9 +115,19 @@ def find_setups(bars: pl.DataFrame, params: StrategyParams | None = None, news: 
             rows["eligible"].append(block == "")
             rows["blocked_by"].append(block)
         prev = setup
-    schema = {"bar_index": pl.Int64, "side": pl.Int8, "entry": pl.Float64, "stop": pl.Float64, "target": pl.Float64,
-              "risk_reward": pl.Float64, "confidence": pl.Float64, "fvg": pl.Int8, "spread_points": pl.Int64,
-              "eligible": pl.Boolean, "blocked_by": pl.String}
+    schema = {
+        "bar_index": pl.Int64,
+        "side": pl.Int8,
+        "entry": pl.Float64,
+        "stop": pl.Float64,
+        "target": pl.Float64,
+        "risk_reward": pl.Float64,
+        "confidence": pl.Float64,
+        "fvg": pl.Int8,
+        "spread_points": pl.Int64,
+        "eligible": pl.Boolean,
+        "blocked_by": pl.String,
+    }
     out = pl.DataFrame(rows, schema=schema)
     return out.with_columns(
         time=bars["time"].gather(out["bar_index"]),
@@ -100,9 +141,15 @@ def label_setups(bars: pl.DataFrame, setups: pl.DataFrame, horizon: int) -> Barr
     """Triple-barrier outcome of every setup row (stop, take-profit, `horizon` bars)."""
     spread = bars["spread"].cast(pl.Float64).to_numpy() * POINT
     return triple_barrier(
-        bars["high"].to_numpy(), bars["low"].to_numpy(), bars["close"].to_numpy(), spread,
-        setups["bar_index"].to_numpy(), setups["side"].to_numpy(), setups["stop"].to_numpy(),
-        setups["target"].to_numpy(), horizon,
+        bars["high"].to_numpy(),
+        bars["low"].to_numpy(),
+        bars["close"].to_numpy(),
+        spread,
+        setups["bar_index"].to_numpy(),
+        setups["side"].to_numpy(),
+        setups["stop"].to_numpy(),
+        setups["target"].to_numpy(),
+        horizon,
     )
 
 

@@ -85,7 +85,9 @@ class Calibration:
             from sklearn.isotonic import IsotonicRegression
 
             iso = IsotonicRegression(y_min=0.0, y_max=1.0, out_of_bounds="clip").fit(p, y)
-            return cls("isotonic", x=tuple(map(float, iso.X_thresholds_)), y=tuple(map(float, iso.y_thresholds_)))
+            return cls(
+                "isotonic", x=tuple(map(float, iso.X_thresholds_)), y=tuple(map(float, iso.y_thresholds_))
+            )
         raise ValueError(f"unknown calibration method {method!r} (none, platt, isotonic)")
 
     def to_dict(self) -> dict[str, Any]:
@@ -93,8 +95,13 @@ class Calibration:
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> Calibration:
-        cal = cls(str(d["method"]), float(d.get("a", 1.0)), float(d.get("b", 0.0)),
-                  tuple(map(float, d.get("x", ()))), tuple(map(float, d.get("y", ()))))
+        cal = cls(
+            str(d["method"]),
+            float(d.get("a", 1.0)),
+            float(d.get("b", 0.0)),
+            tuple(map(float, d.get("x", ()))),
+            tuple(map(float, d.get("y", ()))),
+        )
         if cal.method not in ("none", "platt", "isotonic"):
             raise ValueError(f"unknown calibration method {cal.method!r}")
         if cal.method == "isotonic" and (len(cal.x) != len(cal.y) or len(cal.x) < 2):
@@ -260,5 +267,10 @@ class SignalModel:
         booster.load_model(str(d / BOOSTER_FILE))
         if booster.num_features() != len(names):
             raise ValueError(f"booster has {booster.num_features()} features, metadata lists {len(names)}")
-        return cls(booster, names, Calibration.from_dict(meta["calibration"]), float(meta["threshold"]),
-                   meta.get("info", {}))
+        return cls(
+            booster,
+            names,
+            Calibration.from_dict(meta["calibration"]),
+            float(meta["threshold"]),
+            meta.get("info", {}),
+        )

@@ -141,9 +141,9 @@ def _rounded(d: dict[str, float], digits: int = 4) -> dict[str, float]:
     return {k: (round(v, digits) if isinstance(v, float) else v) for k, v in d.items()}
 
 
-def _score_with_baselines(p: np.ndarray, y: np.ndarray, side: np.ndarray, rates: BaselineRates) -> tuple[
-    dict[str, float], dict[str, dict[str, float]]
-]:
+def _score_with_baselines(
+    p: np.ndarray, y: np.ndarray, side: np.ndarray, rates: BaselineRates
+) -> tuple[dict[str, float], dict[str, dict[str, float]]]:
     model = _rounded(M.score(p, y))
     base = {
         "base_rate": _rounded(M.score(rates.base_rate(len(y)), y)),
@@ -172,10 +172,15 @@ def _verdict(model: dict[str, float], baselines: dict[str, dict[str, float]]) ->
 
 def trading_figures(take: np.ndarray, r: np.ndarray, y: np.ndarray) -> dict[str, Any]:
     """Every setup vs the gate's picks: count, win rate, mean and total realised R."""
+
     def block(mask: np.ndarray) -> dict[str, Any]:
         n = int(mask.sum())
-        return {"n": n, "win_rate": float(y[mask].mean()) if n else None,
-                "mean_r": float(r[mask].mean()) if n else None, "total_r": float(r[mask].sum())}
+        return {
+            "n": n,
+            "win_rate": float(y[mask].mean()) if n else None,
+            "mean_r": float(r[mask].mean()) if n else None,
+            "total_r": float(r[mask].sum()),
+        }
 
     every = np.ones(len(r), dtype=bool)
     out = {"all_setups": _clean_json(_rounded(block(every))), "ev_gate": _clean_json(_rounded(block(take)))}
@@ -188,45 +193,86 @@ def trading_figures(take: np.ndarray, r: np.ndarray, y: np.ndarray) -> dict[str,
 
 def folds_beaten(folds: list[FoldResult]) -> int:
     """Folds whose test block the model scored better than the base rate on both AUC and log loss."""
-    return sum(1 for f in folds if (f.metrics["auc"] == f.metrics["auc"] and f.metrics["auc"] > 0.5
-                                    and f.metrics["log_loss"] < f.baselines["base_rate"]["log_loss"]))
+    return sum(
+        1
+        for f in folds
+        if (
+            f.metrics["auc"] == f.metrics["auc"]
+            and f.metrics["auc"] > 0.5
+            and f.metrics["log_loss"] < f.baselines["base_rate"]["log_loss"]
+        )
+    )
 
 
-def edge_verdict(beats: bool, stat_text: str, trading: dict[str, Any], folds_won: int | None = None,
-                 n_folds: int | None = None) -> dict[str, Any]:
+def edge_verdict(
+    beats: bool,
+    stat_text: str,
+    trading: dict[str, Any],
+    folds_won: int | None = None,
+    n_folds: int | None = None,
+) -> dict[str, Any]:
     """The activation rule: beat the baselines pooled *and* in most folds, and make the gate's picks pay,
     out of sample. (A pooled win carried by one or two folds is luck as often as skill.) Every check is
     named with its figures, and the verdict says which failed."""
     checks = [{"name": "baselines", "passed": beats, "detail": stat_text}]
     if folds_won is not None and n_folds:
         needed = n_folds // 2 + 1
-        checks.append({"name": "folds", "passed": folds_won >= needed,
-                       "detail": f"better than the base rate in {folds_won} of {n_folds} folds (needs {needed})"})
+        checks.append(
+            {
+                "name": "folds",
+                "passed": folds_won >= needed,
+                "detail": f"better than the base rate in {folds_won} of {n_folds} folds (needs {needed})",
+            }
+        )
     gated, every = trading["ev_gate"], trading["all_setups"]
     t = trading.get("t_vs_all")
     enough = gated["n"] >= MIN_GATED_TRADES
-    checks.append({"name": "gated trades", "passed": enough,
-                   "detail": f"{'' if enough else 'only '}{gated['n']} test setups passed the EV gate "
-                             f"(needs {MIN_GATED_TRADES})"})
+    checks.append(
+        {
+            "name": "gated trades",
+            "passed": enough,
+            "detail": f"{'' if enough else 'only '}{gated['n']} test setups passed the EV gate "
+            f"(needs {MIN_GATED_TRADES})",
+        }
+    )
     if enough:
         positive = gated["mean_r"] is not None and gated["mean_r"] > 0
-        checks.append({"name": "gated trades pay", "passed": positive,
-                       "detail": f"EV-gated test trades make {gated['mean_r']:+.3f} R each (needs > 0)"})
-        checks.append({"name": "better than all setups", "passed": t is not None and t > EDGE_T,
-                       "detail": f"{gated['mean_r']:+.3f} R vs all {every['n']} setups at {every['mean_r']:+.3f} R: "
-                                 f"t {t if t is not None else 'n/a'} (needs > {EDGE_T})"})
+        checks.append(
+            {
+                "name": "gated trades pay",
+                "passed": positive,
+                "detail": f"EV-gated test trades make {gated['mean_r']:+.3f} R each (needs > 0)",
+            }
+        )
+        checks.append(
+            {
+                "name": "better than all setups",
+                "passed": t is not None and t > EDGE_T,
+                "detail": f"{gated['mean_r']:+.3f} R vs all {every['n']} setups at {every['mean_r']:+.3f} R: "
+                f"t {t if t is not None else 'n/a'} (needs > {EDGE_T})",
+            }
+        )
     demonstrated = all(c["passed"] for c in checks)
     failed = [c["detail"] for c in checks if not c["passed"]]
     if demonstrated:
         verdict = f"edge demonstrated out of sample (all {len(checks)} checks passed)"
     else:
         passed = [c["name"] for c in checks if c["passed"]]
-        verdict = ("no demonstrated edge: failed: " + "; ".join(failed)
-                   + (f" (passed: {', '.join(passed)})" if passed else ""))
+        verdict = (
+            "no demonstrated edge: failed: "
+            + "; ".join(failed)
+            + (f" (passed: {', '.join(passed)})" if passed else "")
+        )
     pays = all(c["passed"] for c in checks if c["name"] not in ("baselines", "folds"))
     beats_all = all(c["passed"] for c in checks if c["name"] in ("baselines", "folds"))
-    return {"demonstrated": demonstrated, "beats_baselines": beats_all, "gate_pays": pays, "folds_won": folds_won,
-            "checks": checks, "verdict": verdict}
+    return {
+        "demonstrated": demonstrated,
+        "beats_baselines": beats_all,
+        "gate_pays": pays,
+        "folds_won": folds_won,
+        "checks": checks,
+        "verdict": verdict,
+    }
 
 
 def data_fingerprint(bars: pl.DataFrame) -> str:
@@ -256,15 +302,24 @@ def commission_r(ds: Dataset, rows: np.ndarray, commission_per_lot: float) -> np
     return 2.0 * commission_per_lot / CONTRACT_SIZE / ds.risk[rows]
 
 
-def gate_takes(gate: EVGate, p: np.ndarray, ds: Dataset, rows: np.ndarray, commission_per_lot: float) -> np.ndarray:
+def gate_takes(
+    gate: EVGate, p: np.ndarray, ds: Dataset, rows: np.ndarray, commission_per_lot: float
+) -> np.ndarray:
     """Which rows the ML gates let through: EV > 0 after costs, p >= the fitted floor and >= the base rate."""
     cost = ds.cost_r[rows] + commission_r(ds, rows, commission_per_lot)
     return (expected_value_r(p, ds.reward_r[rows], cost) > 0) & (p >= gate.min_prob) & (p >= gate.base_rate)
 
 
 def _fit_fold(
-    bars: pl.DataFrame, base: pl.DataFrame, setups: EngineSetups, ds: Dataset, split: Split,
-    seeds: tuple[int, ...], num_boost_round: int, calibration: str, commission_per_lot: float,
+    bars: pl.DataFrame,
+    base: pl.DataFrame,
+    setups: EngineSetups,
+    ds: Dataset,
+    split: Split,
+    seeds: tuple[int, ...],
+    num_boost_round: int,
+    calibration: str,
+    commission_per_lot: float,
 ) -> tuple[FoldModel, Dataset]:
     train_idx = purge(ds, split.train, split.valid.start)
     valid_idx = purge(ds, split.valid, split.test.start)
@@ -275,13 +330,28 @@ def _fit_fold(
         raise RuntimeError("regime warm-up changed the usable rows between folds")
     xt, yt = fold_ds.rows(train_idx)
     xv, yv = fold_ds.rows(valid_idx)
-    signal = SignalModel.fit(xt, yt, xv, yv, SIGNAL_FEATURES, num_boost_round=num_boost_round,
-                             calibration=calibration, threshold=DEFAULT_THRESHOLD)
+    signal = SignalModel.fit(
+        xt,
+        yt,
+        xv,
+        yv,
+        SIGNAL_FEATURES,
+        num_boost_round=num_boost_round,
+        calibration=calibration,
+        threshold=DEFAULT_THRESHOLD,
+    )
     p_valid = signal.predict_proba(xv)
     com = commission_r(fold_ds, valid_idx, commission_per_lot)
-    gate = fit_ev_gate(p_valid, fold_ds.r_multiple[valid_idx], fold_ds.reward_r[valid_idx],
-                       fold_ds.cost_r[valid_idx] + com, yv, float(yt.mean()), commission_r=com,
-                       commission_per_lot=commission_per_lot)
+    gate = fit_ev_gate(
+        p_valid,
+        fold_ds.r_multiple[valid_idx],
+        fold_ds.reward_r[valid_idx],
+        fold_ds.cost_r[valid_idx] + com,
+        yv,
+        float(yt.mean()),
+        commission_r=com,
+        commission_per_lot=commission_per_lot,
+    )
     signal.info["ev_gate"] = gate.to_dict()
     signal.info["base_rate"] = round(float(yt.mean()), 4)
     x_test, _ = fold_ds.rows(split.test)
@@ -347,21 +417,38 @@ def train_models(
         final = split.fold == len(splits) - 1
         seeds = hmm_seeds if final or fold_hmm_seeds is None else fold_hmm_seeds
         report(f"fold {split.fold + 1}/{len(splits)}", 5.0 + 85.0 * split.fold / len(splits))
-        fm, fold_ds = _fit_fold(bars, base, setups, seed_ds, split, seeds, num_boost_round, calibration,
-                                commission_per_lot)
+        fm, fold_ds = _fit_fold(
+            bars, base, setups, seed_ds, split, seeds, num_boost_round, calibration, commission_per_lot
+        )
         test = np.arange(split.test.start, split.test.stop)
         rates = BaselineRates.learn(fold_ds.y[fm.train_idx], fold_ds.side[fm.train_idx])
         y_test, side_test = fold_ds.y[test], fold_ds.side[test]
         m, b = _score_with_baselines(fm.p_test, y_test, side_test, rates)
         take = gate_takes(fm.gate, fm.p_test, fold_ds, test, commission_per_lot)
         r_net = fold_ds.r_multiple[test] - commission_r(fold_ds, test, commission_per_lot)
-        folds.append(FoldResult(
-            split.fold, len(fm.train_idx), len(test),
-            _time_str(fold_ds.times[split.test.start]), _time_str(fold_ds.times[split.test.stop - 1]),
-            fm.signal.booster.num_boosted_rounds(), m, b, trading_figures(take, r_net, y_test), fm.gate.to_dict(),
-        ))
-        for key, value in (("p", fm.p_test), ("y", y_test), ("side", side_test), ("base", rates.base_rate(len(test))),
-                           ("by_side", rates.by_side(side_test)), ("take", take), ("r", r_net)):
+        folds.append(
+            FoldResult(
+                split.fold,
+                len(fm.train_idx),
+                len(test),
+                _time_str(fold_ds.times[split.test.start]),
+                _time_str(fold_ds.times[split.test.stop - 1]),
+                fm.signal.booster.num_boosted_rounds(),
+                m,
+                b,
+                trading_figures(take, r_net, y_test),
+                fm.gate.to_dict(),
+            )
+        )
+        for key, value in (
+            ("p", fm.p_test),
+            ("y", y_test),
+            ("side", side_test),
+            ("base", rates.base_rate(len(test))),
+            ("by_side", rates.by_side(side_test)),
+            ("take", take),
+            ("r", r_net),
+        ):
             pooled[key].append(value)
         last, last_ds = fm, fold_ds
     assert last is not None and last_ds is not None
@@ -425,26 +512,36 @@ def train_models(
     warnings = [] if edge["demonstrated"] else [edge["verdict"]]
 
     report("saving", 95.0)
-    version = registry.save(last.regime, last.signal, {
-        "metrics": {k: overall[k] for k in (*METRIC_KEYS, "ece", "n")},
-        "holdout_metrics": folds[-1].metrics,
-        "baselines": baselines,
-        "baseline_rates": asdict(final_rates),
-        "regime": regime_block,
-        "data": data_block,
-        "label": {"definition": LABEL_DEFINITION, "time_limit_bars": setups.horizon, "kind": "triple_barrier"},
-        "edge": edge,
-        "trading": trading,
-        "ev_gate": last.gate.to_dict(),
-        "triggered_by": triggered_by,
-    })
+    version = registry.save(
+        last.regime,
+        last.signal,
+        {
+            "metrics": {k: overall[k] for k in (*METRIC_KEYS, "ece", "n")},
+            "holdout_metrics": folds[-1].metrics,
+            "baselines": baselines,
+            "baseline_rates": asdict(final_rates),
+            "regime": regime_block,
+            "data": data_block,
+            "label": {
+                "definition": LABEL_DEFINITION,
+                "time_limit_bars": setups.horizon,
+                "kind": "triple_barrier",
+            },
+            "edge": edge,
+            "trading": trading,
+            "ev_gate": last.gate.to_dict(),
+            "triggered_by": triggered_by,
+        },
+    )
     activated, reason = False, "not activated (--no-activate)"
     if activate and not (edge["demonstrated"] or force):
         reason = f"no demonstrated edge: {FORCE_HINT}"
         registry.reject(version, reason)
     elif activate:
         window_start = last_ds.times[final_split.test.start]
-        check = registry.validate(version, recent_window_sample(bars, base, setups, window_start), margin, min_auc)
+        check = registry.validate(
+            version, recent_window_sample(bars, base, setups, window_start), margin, min_auc
+        )
         if check.ok:
             registry.activate(version, by=triggered_by)
             forced = "" if edge["demonstrated"] else "forced by --activate without a demonstrated edge; "
@@ -453,14 +550,25 @@ def train_models(
             registry.reject(version, check.reason)
             reason = f"kept as rejected: {check.reason}"
     report("done", 100.0)
-    return TrainReport(version, activated, reason, _clean_json(regime_block), _clean_json(signal_block),
-                       data_block, round(time.perf_counter() - started, 2), warnings, _clean_json(edge))
+    return TrainReport(
+        version,
+        activated,
+        reason,
+        _clean_json(regime_block),
+        _clean_json(signal_block),
+        data_block,
+        round(time.perf_counter() - started, 2),
+        warnings,
+        _clean_json(edge),
+    )
 
 
 def plan_splits(n: int, n_folds: int, test_size: int, valid_size: int, gap: int) -> list[Split]:
     """The requested walk-forward folds, or, for a short history, blocks shrunk to fit (>= 40 rows each)."""
     try:
-        return walk_forward_splits(n, n_folds, test_size, valid_size, gap, min_train=2 * max(test_size, valid_size))
+        return walk_forward_splits(
+            n, n_folds, test_size, valid_size, gap, min_train=2 * max(test_size, valid_size)
+        )
     except ValueError:
         size = (n - 2 * gap) // (n_folds + 3)
         if size < 40:
@@ -474,16 +582,23 @@ def plan_splits(n: int, n_folds: int, test_size: int, valid_size: int, gap: int)
 def _regime_ready(bars: pl.DataFrame) -> np.ndarray:
     from models.regime import regime_inputs
 
-    return ~np.asarray(regime_inputs(bars).select(pl.any_horizontal(pl.all().is_null())).to_series(), dtype=bool)
+    return ~np.asarray(
+        regime_inputs(bars).select(pl.any_horizontal(pl.all().is_null())).to_series(), dtype=bool
+    )
 
 
-def bundle_dataset(bundle: ModelBundle, bars: pl.DataFrame, base: pl.DataFrame | None = None,
-                   setups: EngineSetups | None = None) -> Dataset:
+def bundle_dataset(
+    bundle: ModelBundle,
+    bars: pl.DataFrame,
+    base: pl.DataFrame | None = None,
+    setups: EngineSetups | None = None,
+) -> Dataset:
     """The clean setup dataset as this bundle sees it (its own HMM's filtered regime labels)."""
     base = base_feature_frame(bars) if base is None else base
     setups = engine_setups(bars) if setups is None else setups
-    return build_dataset(with_regime(base, bundle.regime.filtered_labels(bars)), setups,
-                         features=bundle.signal.feature_names)
+    return build_dataset(
+        with_regime(base, bundle.regime.filtered_labels(bars)), setups, features=bundle.signal.feature_names
+    )
 
 
 def recent_window_sample(
@@ -503,7 +618,9 @@ def recent_window_sample(
 
 
 def evaluate_models(
-    bars: pl.DataFrame, models_dir: str | Path = DEFAULT_MODELS_DIR, registry: ModelRegistry | None = None,
+    bars: pl.DataFrame,
+    models_dir: str | Path = DEFAULT_MODELS_DIR,
+    registry: ModelRegistry | None = None,
     version: str | None = None,
 ) -> dict[str, Any]:
     """Score the active (or a given) version on any bars; metrics plus baselines with its training rates."""
@@ -514,17 +631,23 @@ def evaluate_models(
         active = registry.active_version()
         if active is None:
             stored = stored_versions_text(registry)
-            raise RegistryError(f"no active model in {registry.root}; "
-                                + (f"pick one with --version (stored: {stored})" if stored else "run `train` first"))
+            raise RegistryError(
+                f"no active model in {registry.root}; "
+                + (f"pick one with --version (stored: {stored})" if stored else "run `train` first")
+            )
         bundle = registry.load(active)
     version = bundle.version
     status = bundle.metadata.get("status")
     ds = bundle_dataset(bundle, bars)
     if len(ds) < 2:
-        raise ValueError("too few setups with a known outcome in these bars (need a few hundred bars at least)")
+        raise ValueError(
+            "too few setups with a known outcome in these bars (need a few hundred bars at least)"
+        )
     p = bundle.signal.predict_proba(ds.x)
     rates_d = bundle.metadata.get("baseline_rates")
-    rates = BaselineRates(**rates_d) if rates_d and "win_rate" in rates_d else BaselineRates.learn(ds.y, ds.side)
+    rates = (
+        BaselineRates(**rates_d) if rates_d and "win_rate" in rates_d else BaselineRates.learn(ds.y, ds.side)
+    )
     model, base = _score_with_baselines(p, ds.y, ds.side, rates)
     beats, verdict = _verdict(model, base)
     gate = EVGate.from_dict(bundle.metadata["ev_gate"]) if "ev_gate" in bundle.metadata else None
@@ -573,7 +696,9 @@ def _load(args: argparse.Namespace, console: Any = None) -> pl.DataFrame:
     spread = getattr(args, "spread", None)
     bars = load_bars(args.data, server_tz=args.server_tz, spread=spread)
     if spread is not None and console is not None:
-        console.print(f"[yellow]spread ASSUMED {spread} points on every bar (the file has no spread column)[/yellow]")
+        console.print(
+            f"[yellow]spread ASSUMED {spread} points on every bar (the file has no spread column)[/yellow]"
+        )
     return bars
 
 
@@ -589,16 +714,30 @@ def _cmd_train(args: argparse.Namespace) -> int:
 
     console = _console(args)
     bars = _load(args, console)
-    with Progress(TextColumn("{task.description:<12}"), BarColumn(), TextColumn("{task.percentage:>3.0f}%"),
-                  TimeElapsedColumn(), console=console, transient=True) as bar:
+    with Progress(
+        TextColumn("{task.description:<12}"),
+        BarColumn(),
+        TextColumn("{task.percentage:>3.0f}%"),
+        TimeElapsedColumn(),
+        console=console,
+        transient=True,
+    ) as bar:
         task = bar.add_task("training", total=100)
 
         def progress(stage: str, percent: float) -> None:
             bar.update(task, description=stage, completed=percent)
 
-        result = train_models(bars, args.models_dir, n_folds=args.folds, test_size=args.test_size,
-                              valid_size=args.test_size, activate=not args.no_activate, force=args.activate,
-                              progress=progress, commission_per_lot=args.commission)
+        result = train_models(
+            bars,
+            args.models_dir,
+            n_folds=args.folds,
+            test_size=args.test_size,
+            valid_size=args.test_size,
+            activate=not args.no_activate,
+            force=args.activate,
+            progress=progress,
+            commission_per_lot=args.commission,
+        )
     _print_train(console, result)
     payload = result.to_json_dict()
     _write_json(args.json, payload)
@@ -611,44 +750,76 @@ def _print_train(console: Any, r: TrainReport) -> None:
 
     s = r.signal
     # narrow headers and collapsed padding: the table fits an 80-column terminal or a pipe
-    table = Table(title=f"walk-forward, {len(s['folds'])} folds (test blocks of setups)", show_lines=False,
-                  box=box.SIMPLE_HEAD, show_edge=False, padding=(0, 0))
+    table = Table(
+        title=f"walk-forward, {len(s['folds'])} folds (test blocks of setups)",
+        show_lines=False,
+        box=box.SIMPLE_HEAD,
+        show_edge=False,
+        padding=(0, 0),
+    )
     # per fold: AUC and the R per trade of the EV-gated setups against all setups (log losses pooled below)
     for col in ("fold", "from", "to", "setups", "AUC", "won", "EV n", "EV R", "all R"):
         table.add_column(col, justify="right", no_wrap=True)
     for f in s["folds"]:
         m, t = f["metrics"], f["trading"]
-        table.add_row(str(f["fold"] + 1), _short(f["test_from"]), _short(f["test_to"]), str(f["test_rows"]),
-                      _f(m["auc"]), _pct(t["all_setups"]["win_rate"]), str(t["ev_gate"]["n"]),
-                      _r(t["ev_gate"]["mean_r"]), _r(t["all_setups"]["mean_r"]))
+        table.add_row(
+            str(f["fold"] + 1),
+            _short(f["test_from"]),
+            _short(f["test_to"]),
+            str(f["test_rows"]),
+            _f(m["auc"]),
+            _pct(t["all_setups"]["win_rate"]),
+            str(t["ev_gate"]["n"]),
+            _r(t["ev_gate"]["mean_r"]),
+            _r(t["all_setups"]["mean_r"]),
+        )
     console.print(table)
     console.print(f"  pooled test setups ({s['n']}, base win rate {_pct(s['base_win_rate'])}):")
     for name, m in (("model", s), *s["baselines"].items()):
-        console.print(f"  {name:<10} AUC {_f(m['auc'])}  acc {_f(m['accuracy'])}  "
-                      f"log loss {_f(m['log_loss'])}  Brier {_f(m['brier'])}")
+        console.print(
+            f"  {name:<10} AUC {_f(m['auc'])}  acc {_f(m['accuracy'])}  "
+            f"log loss {_f(m['log_loss'])}  Brier {_f(m['brier'])}"
+        )
     t = s["trading"]
-    console.print(f"  EV gate on the test blocks: {t['ev_gate']['n']} of {t['all_setups']['n']} setups, "
-                  f"{_r(t['ev_gate']['mean_r'])} R each (every setup: {_r(t['all_setups']['mean_r'])} R)")
+    console.print(
+        f"  EV gate on the test blocks: {t['ev_gate']['n']} of {t['all_setups']['n']} setups, "
+        f"{_r(t['ev_gate']['mean_r'])} R each (every setup: {_r(t['all_setups']['mean_r'])} R)"
+    )
     console.print(f"  EV gate of the stored model: {EVGate.from_dict(s['ev_gate']).describe()}")
     fm, fb = s["fold_mean"], s["fold_mean_baselines"]
-    console.print(f"  mean of folds: AUC {_f(fm['auc'])} (base rate {_f(fb['base_rate']['auc'])}), "
-                  f"log loss {_f(fm['log_loss'])} (base rate {_f(fb['base_rate']['log_loss'])})")
-    console.print(f"  calibration {s['calibration']}: ECE {_f(s['ece'])} on the test blocks "
-                  f"(validation slice raw {_f(s['ece_valid_raw'])} -> {_f(s['ece_valid_calibrated'])})")
+    console.print(
+        f"  mean of folds: AUC {_f(fm['auc'])} (base rate {_f(fb['base_rate']['auc'])}), "
+        f"log loss {_f(fm['log_loss'])} (base rate {_f(fb['base_rate']['log_loss'])})"
+    )
+    console.print(
+        f"  calibration {s['calibration']}: ECE {_f(s['ece'])} on the test blocks "
+        f"(validation slice raw {_f(s['ece_valid_raw'])} -> {_f(s['ece_valid_calibrated'])})"
+    )
     checks = s.get("edge_checks", [])
     console.print("  activation checks (out of sample):")
     for check in checks:  # every check, passed or failed, with its figures; wrapped between words, indented
         text = f"{'pass' if check['passed'] else 'FAIL'} {check['name']}: {check['detail']}"
-        console.print(textwrap.fill(text, width=78, initial_indent="    ", subsequent_indent="         "),
-                      highlight=False)
+        console.print(
+            textwrap.fill(text, width=78, initial_indent="    ", subsequent_indent="         "),
+            highlight=False,
+        )
     failed = [c["name"] for c in checks if not c["passed"]]
-    verdict = (f"no demonstrated edge (failed: {', '.join(failed)})" if failed
-               else "edge demonstrated out of sample" if checks else s["verdict"])
-    console.print(textwrap.fill(f"verdict: {verdict}", width=78, initial_indent="  ", subsequent_indent="    "),
-                  highlight=False)
+    verdict = (
+        f"no demonstrated edge (failed: {', '.join(failed)})"
+        if failed
+        else "edge demonstrated out of sample"
+        if checks
+        else s["verdict"]
+    )
+    console.print(
+        textwrap.fill(f"verdict: {verdict}", width=78, initial_indent="  ", subsequent_indent="    "),
+        highlight=False,
+    )
     shares = ", ".join(f"{k} {v:.0%}" for k, v in r.regime["state_shares"].items())
     console.print(f"  regime: {shares}; latest bar {r.regime['latest']}")
-    console.print(f"  version {r.version}: {'ACTIVE' if r.activated else 'not active'} ({r.activation_reason})")
+    console.print(
+        f"  version {r.version}: {'ACTIVE' if r.activated else 'not active'} ({r.activation_reason})"
+    )
     console.print(f"  {r.seconds:.1f} s")
 
 
@@ -674,20 +845,26 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     if version:  # a wrong version is refused before the bars are read
         version = resolve_version(ModelRegistry(args.models_dir), version)
     result = evaluate_models(_load(args, console), args.models_dir, version=version)
-    console.print(f"version {result['version']} ({result['status'] or 'status unknown'}) on {result['n']} bars "
-                  f"{result['from']} .. {result['to']}")
+    console.print(
+        f"version {result['version']} ({result['status'] or 'status unknown'}) on {result['n']} bars "
+        f"{result['from']} .. {result['to']}"
+    )
     for name, m in (("model", result), *result["baselines"].items()):
-        console.print(f"  {name:<13} AUC {_f(m['auc'])}  acc {_f(m['accuracy'])}  "
-                      f"log loss {_f(m['log_loss'])}  Brier {_f(m['brier'])}")
+        console.print(
+            f"  {name:<13} AUC {_f(m['auc'])}  acc {_f(m['accuracy'])}  "
+            f"log loss {_f(m['log_loss'])}  Brier {_f(m['brier'])}"
+        )
     t = result["trading"]
-    console.print(f"  {result['n']} setups, base win rate {_pct(result['base_win_rate'])}; EV gate takes "
-                  f"{t['ev_gate']['n']} at {_r(t['ev_gate']['mean_r'])} R each (every setup "
-                  f"{_r(t['all_setups']['mean_r'])} R)")
+    console.print(
+        f"  {result['n']} setups, base win rate {_pct(result['base_win_rate'])}; EV gate takes "
+        f"{t['ev_gate']['n']} at {_r(t['ev_gate']['mean_r'])} R each (every setup "
+        f"{_r(t['all_setups']['mean_r'])} R)"
+    )
     console.print(f"  ECE {_f(result['ece'])}; {result['verdict']}")
     if result["rows_inside_training_range"]:
-        console.print(f"  warning: {result['rows_inside_training_range']} rows lie inside the training range "
-                      "(in-sample, optimistic)")
+        console.print(
+            f"  warning: {result['rows_inside_training_range']} rows lie inside the training range "
+            "(in-sample, optimistic)"
+        )
     _write_json(args.json, result)
     return 0
-
-

@@ -22,40 +22,80 @@ def add_backtest_arguments(sub: Any) -> None:
         description="Replays bars through the same TradingEngine the bot runs live (paper fills), "
         "and reports the strategy next to buy-and-hold, SMC-only and random-entry baselines.",
     )
-    p.add_argument("--data", required=True, help="bars file (parquet or CSV, MT5 columns, broker server time)")
+    p.add_argument(
+        "--data", required=True, help="bars file (parquet or CSV, MT5 columns, broker server time)"
+    )
     p.add_argument("--server-tz", default="NY+7", help="broker server clock of the file (default NY+7)")
     p.add_argument("--from", dest="date_from", help="first day to trade, YYYY-MM-DD (UTC)")
     p.add_argument("--to", dest="date_to", help="last day to trade, YYYY-MM-DD (UTC, inclusive)")
     p.add_argument("--models-dir", default=None, help="model registry; without it the strategy runs SMC-only")
-    p.add_argument("--version", metavar="vNNN", help="with --models-dir: trade this stored version (rejected ones "
-                   "too) instead of the active one; nothing is activated")
+    p.add_argument(
+        "--version",
+        metavar="vNNN",
+        help="with --models-dir: trade this stored version (rejected ones "
+        "too) instead of the active one; nothing is activated",
+    )
     p.add_argument("--balance", type=float, default=5000.0, help="starting balance in USD (default 5000)")
     p.add_argument("--commission", type=float, default=0.0, help="commission per lot per side in USD")
-    p.add_argument("--spread", type=int, metavar="POINTS",
-                   help="assume this constant spread for a file without a spread column (said in the report)")
+    p.add_argument(
+        "--spread",
+        type=int,
+        metavar="POINTS",
+        help="assume this constant spread for a file without a spread column (said in the report)",
+    )
     p.add_argument("--no-baselines", action="store_true", help="skip the baseline runs")
-    p.add_argument("--challenger", action="append", metavar="SPEC", help="run a shadow challenger beside the "
-                   "strategy as the bot does forward (repeatable): vNNN, params:FILE.json, or vNNN+params:FILE.json; "
-                   "prints each with its difference to the strategy per day (research/shadow_backtest.py)")
+    p.add_argument(
+        "--challenger",
+        action="append",
+        metavar="SPEC",
+        help="run a shadow challenger beside the "
+        "strategy as the bot does forward (repeatable): vNNN, params:FILE.json, or vNNN+params:FILE.json; "
+        "prints each with its difference to the strategy per day (research/shadow_backtest.py)",
+    )
     ib = p.add_argument_group("intrabar modes (as MT5's tester): the finest one given is used")
-    ib.add_argument("--ticks", metavar="FILE", help="real ticks: time_msc (int64 ms, broker server time, as "
-                    "copy_ticks_range returns), bid, ask [, last, volume, flags]; parquet or CSV")
-    ib.add_argument("--detail", metavar="FILE", help="M1 bars (the bars files' columns), each minute walked "
-                    "O -> H/L -> C with its own spread")
-    ib.add_argument("--ticks-per-bar", type=int, default=None,
-                    help="ticks of the generated path from the M15 bar (default 60, one every 15 s)")
-    ib.add_argument("--slippage", type=int, default=0, help="adverse slippage per fill, in points: market entries "
-                    "and closes, stop losses and stop-outs (a triggered stop is a market order); never take-profits")
+    ib.add_argument(
+        "--ticks",
+        metavar="FILE",
+        help="real ticks: time_msc (int64 ms, broker server time, as "
+        "copy_ticks_range returns), bid, ask [, last, volume, flags]; parquet or CSV",
+    )
+    ib.add_argument(
+        "--detail",
+        metavar="FILE",
+        help="M1 bars (the bars files' columns), each minute walked O -> H/L -> C with its own spread",
+    )
+    ib.add_argument(
+        "--ticks-per-bar",
+        type=int,
+        default=None,
+        help="ticks of the generated path from the M15 bar (default 60, one every 15 s)",
+    )
+    ib.add_argument(
+        "--slippage",
+        type=int,
+        default=0,
+        help="adverse slippage per fill, in points: market entries "
+        "and closes, stop losses and stop-outs (a triggered stop is a market order); never take-profits",
+    )
     p.add_argument("--json", dest="json_out", help="write the figures as one JSON object ('-' = stdout)")
     p.add_argument("--plot", help="write the equity curve with drawdown to this PNG")
     p.add_argument("--trades-csv", help="write every trade to this CSV")
     wf = p.add_argument_group("walk-forward")
-    wf.add_argument("--walk-forward", metavar="TRAIN:TEST[:STEP]",
-                    help="in bars, e.g. 6000:1500: train the models on each window, trade the next one with them, "
-                    "roll by STEP (default TEST); reports out-of-sample figures only")
-    wf.add_argument("--wf-folds", type=int, default=2, help="inner walk-forward folds of each fold's training (2)")
-    wf.add_argument("--wf-test-size", type=int, default=500,
-                    help="rows per inner test and validation block of each fold's training (500)")
+    wf.add_argument(
+        "--walk-forward",
+        metavar="TRAIN:TEST[:STEP]",
+        help="in bars, e.g. 6000:1500: train the models on each window, trade the next one with them, "
+        "roll by STEP (default TEST); reports out-of-sample figures only",
+    )
+    wf.add_argument(
+        "--wf-folds", type=int, default=2, help="inner walk-forward folds of each fold's training (2)"
+    )
+    wf.add_argument(
+        "--wf-test-size",
+        type=int,
+        default=500,
+        help="rows per inner test and validation block of each fold's training (500)",
+    )
     wf.add_argument("--wf-keep-models", metavar="DIR", help="keep each fold's models in this registry folder")
     p.set_defaults(func=cmd_backtest)
 
@@ -68,10 +108,14 @@ def _slice(bars: pl.DataFrame, date_from: str | None, date_to: str | None, warmu
         start = max(0, int(bars["time"].search_sorted(t)) - warmup)
     end = bars.height
     if date_to:
-        t = datetime.fromisoformat(date_to).replace(tzinfo=UTC) + (datetime(2000, 1, 2) - datetime(2000, 1, 1))
+        t = datetime.fromisoformat(date_to).replace(tzinfo=UTC) + (
+            datetime(2000, 1, 2) - datetime(2000, 1, 1)
+        )
         end = int(bars["time"].search_sorted(t))
     if end - start <= warmup:
-        raise ValueError(f"only {max(end - start, 0)} bars in the range; need more than the {warmup}-bar warm-up")
+        raise ValueError(
+            f"only {max(end - start, 0)} bars in the range; need more than the {warmup}-bar warm-up"
+        )
     return bars.slice(start, end - start)
 
 
@@ -85,15 +129,22 @@ def cmd_backtest(args: argparse.Namespace) -> int:
 
     started = time.perf_counter()  # the whole command, for the report beside the strategy run's own time
     console = Console(stderr=args.json_out == "-")
-    config = BacktestConfig(balance=args.balance, commission_per_lot=args.commission,
-                            slippage_points=max(0, getattr(args, "slippage", 0) or 0),
-                            ticks_per_bar=getattr(args, "ticks_per_bar", None) or DEFAULT_TICKS_PER_BAR)
+    config = BacktestConfig(
+        balance=args.balance,
+        commission_per_lot=args.commission,
+        slippage_points=max(0, getattr(args, "slippage", 0) or 0),
+        ticks_per_bar=getattr(args, "ticks_per_bar", None) or DEFAULT_TICKS_PER_BAR,
+    )
     if args.walk_forward:
         from research.walkforward_cli import cmd_walk_forward
 
         return cmd_walk_forward(args, console, config)
-    bars = _slice(load_bars(args.data, server_tz=args.server_tz, spread=args.spread), args.date_from, args.date_to,
-                  config.warmup_bars)
+    bars = _slice(
+        load_bars(args.data, server_tz=args.server_tz, spread=args.spread),
+        args.date_from,
+        args.date_to,
+        config.warmup_bars,
+    )
     if getattr(args, "challenger", None):
         from research.shadow_backtest import cmd_shadow_backtest
 
@@ -119,13 +170,22 @@ def cmd_backtest(args: argparse.Namespace) -> int:
             model_note = f"model {bundle.version}"
     runs: dict[str, Any] = {}
     with bar_progress(console, bars.height - config.warmup_bars) as tracker:
-        main = run_backtest(bars, config, regime=regime, signal=signal, progress=tracker("strategy"), path=path)
+        main = run_backtest(
+            bars, config, regime=regime, signal=signal, progress=tracker("strategy"), path=path
+        )
         runs["strategy"] = main
         # how much the result moves with the intrabar path: generated path vs the finest data given (or,
         # with none, the other generated vertex order), so a fragile result shows
         other = None if path is not None else _other_order(config)
-        rival = run_backtest(bars, config, regime=regime, signal=signal, progress=tracker("sensitivity"),
-                             path=other, label="sensitivity")
+        rival = run_backtest(
+            bars,
+            config,
+            regime=regime,
+            signal=signal,
+            progress=tracker("sensitivity"),
+            path=other,
+            label="sensitivity",
+        )
         if not args.no_baselines:  # on the strategy's own path, config, costs and limits
             from research.baselines import run_baselines
 
@@ -151,7 +211,8 @@ def cmd_backtest(args: argparse.Namespace) -> int:
     rival_m = rival.metrics()
     out["sensitivity"] = {
         "against": "generated path" if path is not None else "generated path, the other vertex order",
-        "net_profit": rival_m["net_profit"], "trades": rival_m["trades"],
+        "net_profit": rival_m["net_profit"],
+        "trades": rival_m["trades"],
         "profit_factor": rival_m["profit_factor"],
         "delta_net_profit": round(metrics["net_profit"] - rival_m["net_profit"], 2),
     }
@@ -173,16 +234,24 @@ def cmd_backtest(args: argparse.Namespace) -> int:
     console.print(out["coherence_line"])
     from research.walkforward_cli import halt_lines, halt_marks
 
-    for line in halt_lines(out["halts"]) + [x for k, v in out.get("baseline_halts", {}).items()
-                                            for x in halt_lines(v, k.replace("_", "-"))]:
+    for line in halt_lines(out["halts"]) + [
+        x for k, v in out.get("baseline_halts", {}).items() for x in halt_lines(v, k.replace("_", "-"))
+    ]:
         console.print(line)
     if args.plot:
         from charts.equity import equity_chart
 
         start = (bars["time"][min(config.warmup_bars, bars.height - 1)], main.start_balance)
-        Path(args.plot).write_bytes(equity_chart(main.equity_times, main.equity,
-                                                 main.balance if main.balance.size else None,
-                                                 title="Backtest equity", start=start, halts=halt_marks(main.halts)))
+        Path(args.plot).write_bytes(
+            equity_chart(
+                main.equity_times,
+                main.equity,
+                main.balance if main.balance.size else None,
+                title="Backtest equity",
+                start=start,
+                halts=halt_marks(main.halts),
+            )
+        )
         console.print(f"equity chart written to {args.plot}")
     if args.trades_csv:
         _write_trades(Path(args.trades_csv), main)
@@ -200,12 +269,16 @@ def _intrabar_path(args: argparse.Namespace, bars: pl.DataFrame, config: Any) ->
     traded = bars.slice(config.warmup_bars)  # the warm-up bars need no detail
     if ticks_file:
         ticks = load_ticks(ticks_file, traded, server_tz=args.server_tz)
-        return (lambda frame: RealTicks(frame, ticks, ticks_per_bar=config.ticks_per_bar),
-                f"real ticks from {ticks_file}")
+        return (
+            lambda frame: RealTicks(frame, ticks, ticks_per_bar=config.ticks_per_bar),
+            f"real ticks from {ticks_file}",
+        )
     if detail_file:
         m1 = load_detail(detail_file, traded, server_tz=args.server_tz)
-        return (lambda frame: M1Detail(frame, m1, ticks_per_bar=config.ticks_per_bar),
-                f"M1 detail from {detail_file} (4 ticks a minute)")
+        return (
+            lambda frame: M1Detail(frame, m1, ticks_per_bar=config.ticks_per_bar),
+            f"M1 detail from {detail_file} (4 ticks a minute)",
+        )
     return None, f"generated from the M15 bars, {config.ticks_per_bar} ticks a bar"
 
 
@@ -270,15 +343,19 @@ def _report(console: Any, out: dict[str, Any]) -> None:
     for line in header_lines(out):
         console.print(line, highlight=False)
     if out.get("spread_assumed_points") is not None:
-        console.print(f"[yellow]spread ASSUMED {out['spread_assumed_points']} points on every bar "
-                      "(the file has no spread column)[/yellow]")
+        console.print(
+            f"[yellow]spread ASSUMED {out['spread_assumed_points']} points on every bar "
+            "(the file has no spread column)[/yellow]"
+        )
     console.print(report_table(out))
     for line in intrabar_lines(out):
         console.print(line, highlight=False)
     from research.report_text import phrase_lines
 
-    for title, counts in (("exit reasons: ", out["exit_reasons"]),
-                          ("gates that blocked most: ", dict(list(out["gate_blocks"].items())[:6]))):
+    for title, counts in (
+        ("exit reasons: ", out["exit_reasons"]),
+        ("gates that blocked most: ", dict(list(out["gate_blocks"].items())[:6])),
+    ):
         for line in phrase_lines(title, fmt_counts(counts).split(", ")):
             console.print(line, highlight=False)
     # the verdict against the baselines is the statistics' alone (R per trade with a 95% CI,
@@ -293,15 +370,25 @@ def header_lines(out: dict[str, Any]) -> list[str]:
     from research.report_text import phrase_lines, span
     from trading.numbers import count
 
-    lines = [f"[bold]Backtest[/bold] {span(out['from'], out['to'])}",
-             f"{count(out['bars'])} bars, {out['models']}"]
-    timing = [f"strategy run {out['seconds']:,.1f} s"
-              + (f" ({count(round(out['bars_per_second']))} bars/s, analysis included)" if out.get("bars_per_second") else "")]
+    lines = [
+        f"[bold]Backtest[/bold] {span(out['from'], out['to'])}",
+        f"{count(out['bars'])} bars, {out['models']}",
+    ]
+    timing = [
+        f"strategy run {out['seconds']:,.1f} s"
+        + (
+            f" ({count(round(out['bars_per_second']))} bars/s, analysis included)"
+            if out.get("bars_per_second")
+            else ""
+        )
+    ]
     whole = out.get("command_seconds")
     if whole:
         runs = out.get("runs", 1)
-        timing.append(f"whole command {whole:,.1f} s ({count(round(out['bars'] * runs / whole))} bars/s over its "
-                      f"{runs} runs, with loading)")
+        timing.append(
+            f"whole command {whole:,.1f} s ({count(round(out['bars'] * runs / whole))} bars/s over its "
+            f"{runs} runs, with loading)"
+        )
     return lines + phrase_lines("time: ", timing, sep="; ")
 
 
@@ -312,20 +399,26 @@ def intrabar_lines(out: dict[str, Any]) -> list[str]:
     from trading.numbers import count, signed_usd
 
     stepped, skipped = out.get("ticks", 0), out.get("ticks_skipped", 0)
-    lines = phrase_lines("intrabar: ", [
-        f"{out['intrabar']}",
-        f"{count(stepped + skipped)} ticks on the path",
-        f"{count(stepped)} stepped one by one",
-        f"{count(skipped)} taken in one go where no rule could act (exact)",
-        f"{out['detail_share']:.1%} of bars with real detail",
-    ])
+    lines = phrase_lines(
+        "intrabar: ",
+        [
+            f"{out['intrabar']}",
+            f"{count(stepped + skipped)} ticks on the path",
+            f"{count(stepped)} stepped one by one",
+            f"{count(skipped)} taken in one go where no rule could act (exact)",
+            f"{out['detail_share']:.1%} of bars with real detail",
+        ],
+    )
     sens = out.get("sensitivity")
     if sens:
-        lines += phrase_lines("sensitivity: ", [
-            f"{sens['against']} gives {count(sens['trades'])} trades",
-            f"net {signed_usd(sens['net_profit'])} (PF {fmt_num(sens['profit_factor'])})",
-            f"this result moves by {signed_usd(sens['delta_net_profit'])}",
-        ])
+        lines += phrase_lines(
+            "sensitivity: ",
+            [
+                f"{sens['against']} gives {count(sens['trades'])} trades",
+                f"net {signed_usd(sens['net_profit'])} (PF {fmt_num(sens['profit_factor'])})",
+                f"this result moves by {signed_usd(sens['delta_net_profit'])}",
+            ],
+        )
     return lines
 
 
@@ -333,11 +426,42 @@ def _write_trades(path: Path, result: Any) -> None:
     info = {o.ticket: o for o in result.opened}
     with path.open("w", newline="", encoding="utf-8") as fh:
         w = csv.writer(fh)
-        w.writerow(["ticket", "side", "volume", "open_time", "open_price", "close_time", "close_price", "sl", "tp",
-                    "profit", "exit_reason", "session", "regime", "setup"])
+        w.writerow(
+            [
+                "ticket",
+                "side",
+                "volume",
+                "open_time",
+                "open_price",
+                "close_time",
+                "close_price",
+                "sl",
+                "tp",
+                "profit",
+                "exit_reason",
+                "session",
+                "regime",
+                "setup",
+            ]
+        )
         for t in result.trades:
             o = info.get(t.ticket)
             extra = o.extra if o else {}
-            w.writerow([t.ticket, t.side, t.volume, t.open_time.isoformat(), t.open_price, t.close_time.isoformat(),
-                        t.close_price, o.sl if o else t.sl, o.tp if o else t.tp, round(t.profit, 2), t.reason,
-                        extra.get("session", ""), extra.get("regime", ""), extra.get("setup", "")])
+            w.writerow(
+                [
+                    t.ticket,
+                    t.side,
+                    t.volume,
+                    t.open_time.isoformat(),
+                    t.open_price,
+                    t.close_time.isoformat(),
+                    t.close_price,
+                    o.sl if o else t.sl,
+                    o.tp if o else t.tp,
+                    round(t.profit, 2),
+                    t.reason,
+                    extra.get("session", ""),
+                    extra.get("regime", ""),
+                    extra.get("setup", ""),
+                ]
+            )

@@ -35,9 +35,16 @@ class Gap:
     def kind(self) -> str:
         """'weekend', 'daily break' (both expected), 'weekend, early close', or 'other'."""
         a, b = self.start, self.end
-        if a.weekday() in (FRIDAY, SATURDAY) and b.weekday() in (SATURDAY, SUNDAY, MONDAY) \
-                and self.missing <= timedelta(days=3):
-            return "weekend" if a.weekday() == SATURDAY or a.hour >= WEEKEND_CLOSE_HOUR else "weekend, early close"
+        if (
+            a.weekday() in (FRIDAY, SATURDAY)
+            and b.weekday() in (SATURDAY, SUNDAY, MONDAY)
+            and self.missing <= timedelta(days=3)
+        ):
+            return (
+                "weekend"
+                if a.weekday() == SATURDAY or a.hour >= WEEKEND_CLOSE_HOUR
+                else "weekend, early close"
+            )
         if self.missing <= timedelta(hours=2) and 20 <= a.hour <= 23:  # the daily roll-over at 17:00 New York
             return "daily break"
         return "other"
@@ -45,8 +52,15 @@ class Gap:
     def describe(self) -> str:
         hours, rest = divmod(int(self.missing.total_seconds()) // 60, 60)
         days, hours = divmod(hours, 24)
-        length = " ".join(p for p in (f"{days} d" if days else "", f"{hours} h" if hours else "",
-                                      f"{rest} min" if rest else "") if p)
+        length = " ".join(
+            p
+            for p in (
+                f"{days} d" if days else "",
+                f"{hours} h" if hours else "",
+                f"{rest} min" if rest else "",
+            )
+            if p
+        )
         return f"{self.start:%a %d %b %H:%M} → {self.end:%a %d %b %H:%M} UTC ({length})"
 
 
@@ -58,8 +72,10 @@ def spread_line(frame: pl.DataFrame, assumed: int | None) -> str:
     if assumed is not None:
         return f"spread ASSUMED {assumed} points on every bar (the file has none)"
     s = frame["spread"]
-    return (f"spread (points): median {count(s.median())}, 90th percentile {count(s.quantile(0.9, 'nearest'))}, "
-            f"widest {count(s.max())}")
+    return (
+        f"spread (points): median {count(s.median())}, 90th percentile {count(s.quantile(0.9, 'nearest'))}, "
+        f"widest {count(s.max())}"
+    )
 
 
 def summary_lines(frame: pl.DataFrame, assumed_spread: int | None = None) -> list[str]:
@@ -69,8 +85,11 @@ def summary_lines(frame: pl.DataFrame, assumed_spread: int | None = None) -> lis
     by_kind: dict[str, list[Gap]] = {}
     for g in found:
         by_kind.setdefault(g.kind, []).append(g)
-    expected = [f"{count(len(by_kind[k]))} {k}{'s' if len(by_kind[k]) != 1 else ''}"
-                for k in ("weekend", "daily break") if by_kind.get(k)]
+    expected = [
+        f"{count(len(by_kind[k]))} {k}{'s' if len(by_kind[k]) != 1 else ''}"
+        for k in ("weekend", "daily break")
+        if by_kind.get(k)
+    ]
     named = by_kind.get("weekend, early close", []) + by_kind.get("other", [])
     head = f"gaps: {', '.join(expected) or 'none'} (expected)" if expected else "gaps: none expected"
     if not named:

@@ -46,29 +46,65 @@ BASELINES = ("smc_only", "random", "buy_and_hold")
 
 def smc_only_config(config: BacktestConfig) -> BacktestConfig:
     """The strategy's config with the ML gates off; everything else (costs, limits, path) unchanged."""
-    return replace(config, params=replace(config.params, disabled_gates=config.params.disabled_gates | ML_GATES))
+    return replace(
+        config, params=replace(config.params, disabled_gates=config.params.disabled_gates | ML_GATES)
+    )
 
 
-def run_smc_only(bars: pl.DataFrame, config: BacktestConfig, *, regime: RegimeSource | None = None,
-                 frame: AnalysisFrame | None = None, path: PathFactory | None = None,
-                 risk_state: RiskState | None = None, progress: Progress | None = None,
-                 label: str = "SMC-only") -> BacktestResult:
-    return run_backtest(bars, smc_only_config(config), regime=regime, frame=frame, path=path, risk_state=risk_state,
-                        progress=progress, label=label)
+def run_smc_only(
+    bars: pl.DataFrame,
+    config: BacktestConfig,
+    *,
+    regime: RegimeSource | None = None,
+    frame: AnalysisFrame | None = None,
+    path: PathFactory | None = None,
+    risk_state: RiskState | None = None,
+    progress: Progress | None = None,
+    label: str = "SMC-only",
+) -> BacktestResult:
+    return run_backtest(
+        bars,
+        smc_only_config(config),
+        regime=regime,
+        frame=frame,
+        path=path,
+        risk_state=risk_state,
+        progress=progress,
+        label=label,
+    )
 
 
-def run_random(bars: pl.DataFrame, config: BacktestConfig, *, regime: RegimeSource | None = None,
-               frame: AnalysisFrame | None = None, path: PathFactory | None = None,
-               risk_state: RiskState | None = None, progress: Progress | None = None,
-               label: str = "random", seed: int = RANDOM_SEED) -> BacktestResult:
-    return run_backtest(bars, smc_only_config(config), regime=regime, frame=frame, path=path, risk_state=risk_state,
-                        progress=progress, analyzer_wrapper=lambda a: RandomSide(a, seed=seed), label=label)
+def run_random(
+    bars: pl.DataFrame,
+    config: BacktestConfig,
+    *,
+    regime: RegimeSource | None = None,
+    frame: AnalysisFrame | None = None,
+    path: PathFactory | None = None,
+    risk_state: RiskState | None = None,
+    progress: Progress | None = None,
+    label: str = "random",
+    seed: int = RANDOM_SEED,
+) -> BacktestResult:
+    return run_backtest(
+        bars,
+        smc_only_config(config),
+        regime=regime,
+        frame=frame,
+        path=path,
+        risk_state=risk_state,
+        progress=progress,
+        analyzer_wrapper=lambda a: RandomSide(a, seed=seed),
+        label=label,
+    )
 
 
 # ------------------------------------------------------------------------------------ buy-and-hold
 
 
-async def _hold(bars: pl.DataFrame, config: BacktestConfig, path: PathFactory | None, label: str) -> BacktestResult:
+async def _hold(
+    bars: pl.DataFrame, config: BacktestConfig, path: PathFactory | None, label: str
+) -> BacktestResult:
     warmup, feed, broker = await replay_account(bars, config, path)
     first = feed.next_tick_now()
     assert first is not None
@@ -97,17 +133,41 @@ async def _hold(bars: pl.DataFrame, config: BacktestConfig, path: PathFactory | 
         result = await broker.close_position(order.ticket, comment="end of data")
         close_price = result.price
         equity[-1] = broker.equity()
-    trade = ClosedTrade(order.ticket, "XAUUSD", Side.BUY, order.volume, order.price, close_price, order.time,
-                        last.time, round(broker.balance - config.balance, 2), "end_of_data" if positions else "stop_out")
+    trade = ClosedTrade(
+        order.ticket,
+        "XAUUSD",
+        Side.BUY,
+        order.volume,
+        order.price,
+        close_price,
+        order.time,
+        last.time,
+        round(broker.balance - config.balance, 2),
+        "end_of_data" if positions else "stop_out",
+    )
     return BacktestResult(
-        bars=bars.height - warmup, seconds=0.0, start_balance=config.balance, trades=[trade], opened=[],
-        equity_times=eq_times, equity=np.asarray(equity, dtype=float), gate_blocks=Counter(), decisions=0,
-        label=label, intrabar_mode=feed.mode, detail_share=feed.path.detail_share(),
+        bars=bars.height - warmup,
+        seconds=0.0,
+        start_balance=config.balance,
+        trades=[trade],
+        opened=[],
+        equity_times=eq_times,
+        equity=np.asarray(equity, dtype=float),
+        gate_blocks=Counter(),
+        decisions=0,
+        label=label,
+        intrabar_mode=feed.mode,
+        detail_share=feed.path.detail_share(),
     )
 
 
-def run_buy_and_hold(bars: pl.DataFrame, config: BacktestConfig, *, path: PathFactory | None = None,
-                     label: str = "buy-and-hold") -> BacktestResult:
+def run_buy_and_hold(
+    bars: pl.DataFrame,
+    config: BacktestConfig,
+    *,
+    path: PathFactory | None = None,
+    label: str = "buy-and-hold",
+) -> BacktestResult:
     """Buy the risk band's maximum lot at the first traded tick and sell at the last, through the paper
     broker on the strategy's path: the same ask, slippage, commission and margin as any trade."""
     t0 = time.perf_counter()
@@ -116,13 +176,16 @@ def run_buy_and_hold(bars: pl.DataFrame, config: BacktestConfig, *, path: PathFa
     return result
 
 
-def buy_and_hold(bars: pl.DataFrame, config: BacktestConfig, *, path: PathFactory | None = None) -> dict[str, Any]:
+def buy_and_hold(
+    bars: pl.DataFrame, config: BacktestConfig, *, path: PathFactory | None = None
+) -> dict[str, Any]:
     r = run_buy_and_hold(bars, config, path=path)
     return compute_metrics(r.trades, r.opened, r.equity_times, r.equity, r.start_balance)
 
 
-def buy_and_hold_chained(windows: Sequence[pl.DataFrame], config: BacktestConfig, *,
-                         path: PathFactory | None = None) -> dict[str, Any]:
+def buy_and_hold_chained(
+    windows: Sequence[pl.DataFrame], config: BacktestConfig, *, path: PathFactory | None = None
+) -> dict[str, Any]:
     """Buy-and-hold over each window in turn, each starting with the previous one's final balance."""
     balance = config.balance
     trades: list[ClosedTrade] = []
@@ -140,9 +203,14 @@ def buy_and_hold_chained(windows: Sequence[pl.DataFrame], config: BacktestConfig
 # ------------------------------------------------------------------------------------ all of them
 
 
-def run_baselines(bars: pl.DataFrame, config: BacktestConfig, *, regime: RegimeSource | None = None,
-                  path: PathFactory | None = None,
-                  progress: Callable[[str], Progress | None] | None = None) -> dict[str, BacktestResult]:
+def run_baselines(
+    bars: pl.DataFrame,
+    config: BacktestConfig,
+    *,
+    regime: RegimeSource | None = None,
+    path: PathFactory | None = None,
+    progress: Callable[[str], Progress | None] | None = None,
+) -> dict[str, BacktestResult]:
     """SMC-only, random entries and buy-and-hold over `bars` on the strategy's path and config."""
     track = progress or (lambda label: None)
     return {
@@ -154,5 +222,8 @@ def run_baselines(bars: pl.DataFrame, config: BacktestConfig, *, regime: RegimeS
 
 def baseline_metrics(runs: dict[str, BacktestResult]) -> dict[str, dict[str, Any]]:
     """The report's baseline figures, each with the intrabar mode it was walked on."""
-    return {name: {**runs[name].metrics(), "intrabar_mode": runs[name].intrabar_mode}
-            for name in ("buy_and_hold", "smc_only", "random") if name in runs}
+    return {
+        name: {**runs[name].metrics(), "intrabar_mode": runs[name].intrabar_mode}
+        for name in ("buy_and_hold", "smc_only", "random")
+        if name in runs
+    }

@@ -35,7 +35,13 @@ def r_multiples(trades: Sequence[ClosedTrade], opened: Sequence[OpenedTrade]) ->
     (no stop, no sized risk) are left out."""
     risk: dict[int, float] = {}
     for o in opened:
-        money = o.risk_money if o.risk_money > 0 else abs(o.open_price - o.sl) * o.volume * CONTRACT if o.sl else 0.0
+        money = (
+            o.risk_money
+            if o.risk_money > 0
+            else abs(o.open_price - o.sl) * o.volume * CONTRACT
+            if o.sl
+            else 0.0
+        )
         risk[o.ticket] = money
     out = [t.profit / risk[t.ticket] for t in trades if risk.get(t.ticket, 0.0) > 0]
     return np.asarray(out, dtype=float)
@@ -69,8 +75,14 @@ def _r(x: float | None) -> float | None:
     return None if x is None or not math.isfinite(x) else round(float(x), 4)
 
 
-def bootstrap_diff(a: np.ndarray, b: np.ndarray, *, seed: int = BOOTSTRAP_SEED, draws: int = BOOTSTRAP_DRAWS,
-                   unit: str = "R per trade") -> Difference:
+def bootstrap_diff(
+    a: np.ndarray,
+    b: np.ndarray,
+    *,
+    seed: int = BOOTSTRAP_SEED,
+    draws: int = BOOTSTRAP_DRAWS,
+    unit: str = "R per trade",
+) -> Difference:
     """Mean of `a` minus mean of `b`, with a percentile bootstrap interval (two independent samples)."""
     a, b = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
     ma = float(a.mean()) if a.size else None
@@ -84,7 +96,9 @@ def bootstrap_diff(a: np.ndarray, b: np.ndarray, *, seed: int = BOOTSTRAP_SEED, 
     db = b[rng.integers(0, b.size, (draws, b.size))].mean(axis=1)
     tail = (1 - LEVEL) / 2 * 100
     low, high = np.percentile(da - db, [tail, 100 - tail])
-    return Difference(unit, _r(ma), _r(mb), _r(ma - mb), _r(low), _r(high), int(a.size), int(b.size), "bootstrap")
+    return Difference(
+        unit, _r(ma), _r(mb), _r(ma - mb), _r(low), _r(high), int(a.size), int(b.size), "bootstrap"
+    )
 
 
 def paired_t_diff(a: Sequence[float], b: Sequence[float], unit: str = "% per fold") -> Difference:
@@ -95,13 +109,31 @@ def paired_t_diff(a: Sequence[float], b: Sequence[float], unit: str = "% per fol
     d = x - y
     if d.size < 2:
         diff = float(d.mean()) if d.size else None
-        return Difference(unit, _r(float(x.mean()) if x.size else None), _r(float(y.mean()) if y.size else None),
-                          _r(diff), None, None, int(x.size), int(y.size), "one fold: no interval")
+        return Difference(
+            unit,
+            _r(float(x.mean()) if x.size else None),
+            _r(float(y.mean()) if y.size else None),
+            _r(diff),
+            None,
+            None,
+            int(x.size),
+            int(y.size),
+            "one fold: no interval",
+        )
     sd = float(d.std(ddof=1))
     half = float(student_t.ppf(0.5 + LEVEL / 2, d.size - 1)) * sd / math.sqrt(d.size)
     m = float(d.mean())
-    return Difference(unit, _r(float(x.mean())), _r(float(y.mean())), _r(m), _r(m - half), _r(m + half),
-                      int(x.size), int(y.size), "t")
+    return Difference(
+        unit,
+        _r(float(x.mean())),
+        _r(float(y.mean())),
+        _r(m),
+        _r(m - half),
+        _r(m + half),
+        int(x.size),
+        int(y.size),
+        "t",
+    )
 
 
 def _fmt(x: float | None, unit: str) -> str:
@@ -116,11 +148,13 @@ def wording(name: str, d: Difference) -> str:
     if d.diff is None:
         return f"cannot be compared with {name} in {d.unit}: {d.method}"
     if d.low is None or d.high is None:
-        return (f"cannot be judged against {name}: difference {_fmt(d.diff, 'R')} {unit}, {d.method}")
+        return f"cannot be judged against {name}: difference {_fmt(d.diff, 'R')} {unit}, {d.method}"
     verb = {"better": "beats", "worse": "does worse than", "within chance": "does not beat"}[d.decided]
     tail = " (the interval holds zero: within chance)" if d.decided == "within chance" else ""
-    return (f"{verb} {name}: difference {_fmt(d.diff, 'R')} {unit}, {LEVEL:.0%} CI "
-            f"{_fmt(d.low, 'R')}…{_fmt(d.high, 'R')}{tail}")
+    return (
+        f"{verb} {name}: difference {_fmt(d.diff, 'R')} {unit}, {LEVEL:.0%} CI "
+        f"{_fmt(d.low, 'R')}…{_fmt(d.high, 'R')}{tail}"
+    )
 
 
 # ------------------------------------------------------------------------------------ folds
@@ -130,14 +164,21 @@ def _summary(result: Any) -> dict[str, Any]:
     r = r_multiples(result.trades, result.opened)
     net = float(sum(t.profit for t in result.trades))
     end = float(result.equity[-1]) if result.equity.size else result.start_balance
-    return {"trades": len(result.trades), "net_profit": round(net, 2),
-            "return_pct": round((end / result.start_balance - 1) * 100, 4) if result.start_balance > 0 else None,
-            "mean_r": _r(float(r.mean())) if r.size else None, "r_trades": int(r.size),
-            "halted": bool(result.halts)}
+    return {
+        "trades": len(result.trades),
+        "net_profit": round(net, 2),
+        "return_pct": round((end / result.start_balance - 1) * 100, 4) if result.start_balance > 0 else None,
+        "mean_r": _r(float(r.mean())) if r.size else None,
+        "r_trades": int(r.size),
+        "halted": bool(result.halts),
+    }
 
 
-def compare_folds(folds: Sequence[dict[str, Any]], baselines: Sequence[str] = ("smc_only", "random", "buy_and_hold"),
-                  names: dict[str, str] | None = None) -> dict[str, Any]:
+def compare_folds(
+    folds: Sequence[dict[str, Any]],
+    baselines: Sequence[str] = ("smc_only", "random", "buy_and_hold"),
+    names: dict[str, str] | None = None,
+) -> dict[str, Any]:
     """Each fold's fresh-account runs ({"strategy": result, "smc_only": result, ...}) compared per fold
     and overall: R per trade (bootstrap) for baselines with stops, fold return (paired t) for all."""
     names = names or {}
@@ -169,20 +210,32 @@ def compare_folds(folds: Sequence[dict[str, Any]], baselines: Sequence[str] = ("
         else:
             verdicts.append(wording(label, paired_t_diff(returns["strategy"], returns[name])))
         overall[name] = entry
-    return {"folds": rows, "overall": overall, "verdicts": verdicts,
-            "strategy_r": {"mean": _r(float(all_r["strategy"].mean())) if all_r["strategy"].size else None,
-                           "trades": int(all_r["strategy"].size)},
-            "method": f"{LEVEL:.0%} CI; R per trade: percentile bootstrap, {BOOTSTRAP_DRAWS} draws, seed "
-                      f"{BOOTSTRAP_SEED}; fold returns: paired Student t over the folds; every fold on a fresh "
-                      "account"}
+    return {
+        "folds": rows,
+        "overall": overall,
+        "verdicts": verdicts,
+        "strategy_r": {
+            "mean": _r(float(all_r["strategy"].mean())) if all_r["strategy"].size else None,
+            "trades": int(all_r["strategy"].size),
+        },
+        "method": f"{LEVEL:.0%} CI; R per trade: percentile bootstrap, {BOOTSTRAP_DRAWS} draws, seed "
+        f"{BOOTSTRAP_SEED}; fold returns: paired Student t over the folds; every fold on a fresh "
+        "account",
+    }
 
 
-def versus_baselines(strategy: Any, runs: dict[str, Any], names: dict[str, str] | None = None) -> dict[str, Any]:
+def versus_baselines(
+    strategy: Any, runs: dict[str, Any], names: dict[str, str] | None = None
+) -> dict[str, Any]:
     """One run's strategy against the baselines with stops (SMC-only, random) in R per trade."""
     names = names or {"smc_only": "SMC-only", "random": "random entries"}
     rs = r_multiples(strategy.trades, strategy.opened)
-    out: dict[str, Any] = {"strategy_mean_r": _r(float(rs.mean())) if rs.size else None, "r_trades": int(rs.size),
-                           "r_per_trade": {}, "verdicts": []}
+    out: dict[str, Any] = {
+        "strategy_mean_r": _r(float(rs.mean())) if rs.size else None,
+        "r_trades": int(rs.size),
+        "r_per_trade": {},
+        "verdicts": [],
+    }
     for name in ("smc_only", "random"):
         if name in runs:
             d = bootstrap_diff(rs, r_multiples(runs[name].trades, runs[name].opened))

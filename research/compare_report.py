@@ -23,19 +23,33 @@ def print_fresh(console: Any, fresh: dict[str, Any]) -> None:
     from rich import box
     from rich.table import Table
 
-    table = Table(box=box.SIMPLE_HEAD, pad_edge=False, collapse_padding=True,
-                  title="each fold on its own fresh account (R: mean R per trade; %: fold return; "
-                        "*: halted by a loss limit)")
+    table = Table(
+        box=box.SIMPLE_HEAD,
+        pad_edge=False,
+        collapse_padding=True,
+        title="each fold on its own fresh account (R: mean R per trade; %: fold return; "
+        "*: halted by a loss limit)",
+    )
     for name in ("#", "trades", "R", "SMC R", "rand R", "%", "SMC %", "rand %", "B&H %"):
         table.add_column(name, justify="right", no_wrap=True)
     for row in fresh["folds"]:
         s, smc, rnd, bh = row["strategy"], row["smc_only"], row["random"], row["buy_and_hold"]
-        table.add_row(str(row["fold"]), count(s["trades"]), _halt(_r(s["mean_r"]), s), _halt(_r(smc["mean_r"]), smc),
-                      _halt(_r(rnd["mean_r"]), rnd), _pct(s["return_pct"]), _pct(smc["return_pct"]),
-                      _pct(rnd["return_pct"]), _pct(bh["return_pct"]))
+        table.add_row(
+            str(row["fold"]),
+            count(s["trades"]),
+            _halt(_r(s["mean_r"]), s),
+            _halt(_r(smc["mean_r"]), smc),
+            _halt(_r(rnd["mean_r"]), rnd),
+            _pct(s["return_pct"]),
+            _pct(smc["return_pct"]),
+            _pct(rnd["return_pct"]),
+            _pct(bh["return_pct"]),
+        )
     console.print(table)
     sr = fresh["strategy_r"]
-    console.print(f"Fresh accounts, out of sample: the strategy made {_r(sr['mean'])} R per trade over "
-                  f"{count(sr['trades'])} trades ({fresh['method']}).")
+    console.print(
+        f"Fresh accounts, out of sample: the strategy made {_r(sr['mean'])} R per trade over "
+        f"{count(sr['trades'])} trades ({fresh['method']})."
+    )
     for line in fresh["verdicts"]:
         console.print(f"  The strategy {line}.")

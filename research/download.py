@@ -74,10 +74,14 @@ class DownloadReport:
         what = "ticks" if self.kind == "ticks" else f"{self.kind} bars"
         if not self.months:
             return f"{self.path} already holds {self.rows_total:,} {what} for the whole range; nothing to download"
-        text = (f"added {self.rows_added:,} {what} to {self.path} ({self.rows_total:,} in all, "
-                f"{self.first} .. {self.last} server time)")
+        text = (
+            f"added {self.rows_added:,} {what} to {self.path} ({self.rows_total:,} in all, "
+            f"{self.first} .. {self.last} server time)"
+        )
         if self.empty_months:
-            text += f"; no data for {', '.join(self.empty_months)} (market closed or no history at the broker)"
+            text += (
+                f"; no data for {', '.join(self.empty_months)} (market closed or no history at the broker)"
+            )
         return text
 
 
@@ -91,7 +95,9 @@ def _parse_day(text: str, flag: str) -> date:
         raise DownloadError(f"{flag} {text!r} is not a date (use YYYY-MM-DD, broker server time)") from None
 
 
-def parse_request(kind: str, date_from: str, date_to: str | None, out: str | Path, now: datetime) -> DownloadRequest:
+def parse_request(
+    kind: str, date_from: str, date_to: str | None, out: str | Path, now: datetime
+) -> DownloadRequest:
     """Validate the command line against the broker's current server time `now` (naive).
 
     --to is inclusive (the whole day); without it, up to now. Bars stop at the still-forming bar.
@@ -111,7 +117,9 @@ def parse_request(kind: str, date_from: str, date_to: str | None, out: str | Pat
         if end <= start:
             raise DownloadError(f"--to {date_to} is before --from {date_from}")
     if start >= now:
-        raise DownloadError(f"--from {date_from} is in the future (the broker's server time is {now:%Y-%m-%d %H:%M})")
+        raise DownloadError(
+            f"--from {date_from} is in the future (the broker's server time is {now:%Y-%m-%d %H:%M})"
+        )
     end = min(end, now)
     minutes = TIMEFRAME_MINUTES.get(kind)
     if minutes is not None:  # the bar open at `now` is still forming
@@ -152,15 +160,23 @@ def existing_span(request: DownloadRequest) -> tuple[datetime, datetime, int] | 
     try:
         schema = pl.read_parquet_schema(path)
     except Exception as exc:
-        raise DownloadError(f"{path} exists but is not a readable parquet file ({exc}); choose another --out") from None
+        raise DownloadError(
+            f"{path} exists but is not a readable parquet file ({exc}); choose another --out"
+        ) from None
     wanted = file_schema(request.kind)
     if dict(schema) != wanted:
         held = "ticks" if "time_msc" in schema else "bars" if "open" in schema else "other data"
-        raise DownloadError(f"{path} holds {held} with another schema, not {request.what}; choose another --out")
+        raise DownloadError(
+            f"{path} holds {held} with another schema, not {request.what}; choose another --out"
+        )
     key = "time_msc" if request.kind == "ticks" else "time"
     lazy = pl.scan_parquet(path)
-    stats = lazy.select(pl.col(key).min().alias("first"), pl.col(key).max().alias("last"), pl.len().alias("n"),
-                        pl.col(key).diff().min().alias("step")).collect()
+    stats = lazy.select(
+        pl.col(key).min().alias("first"),
+        pl.col(key).max().alias("last"),
+        pl.len().alias("n"),
+        pl.col(key).diff().min().alias("step"),
+    ).collect()
     n = int(stats["n"][0])
     if n == 0:
         return None
@@ -173,7 +189,9 @@ def existing_span(request: DownloadRequest) -> tuple[datetime, datetime, int] | 
     return first, last, n
 
 
-def covered(request: DownloadRequest, span: tuple[datetime, datetime, int] | None) -> tuple[datetime, datetime] | None:
+def covered(
+    request: DownloadRequest, span: tuple[datetime, datetime, int] | None
+) -> tuple[datetime, datetime] | None:
     """The server-time range [start, end) the file holds completely, gaps included: what the downloads that
     wrote it asked for (kept in the parquet metadata), else the span of its rows."""
     import json
@@ -193,8 +211,9 @@ def covered(request: DownloadRequest, span: tuple[datetime, datetime, int] | Non
     return span[0], span[1] + step
 
 
-def missing_ranges(request: DownloadRequest, cover: tuple[datetime, datetime] | None
-                   ) -> list[tuple[str, datetime, datetime]]:
+def missing_ranges(
+    request: DownloadRequest, cover: tuple[datetime, datetime] | None
+) -> list[tuple[str, datetime, datetime]]:
     """("before"|"after", start, end) ranges of the request the file does not cover yet."""
     if cover is None:
         return [("after", request.start, request.end)] if request.start < request.end else []
@@ -214,10 +233,24 @@ def file_schema(kind: str) -> dict[str, pl.DataType]:
     import polars as pl
 
     if kind == "ticks":
-        return {"time_msc": pl.Int64(), "bid": pl.Float64(), "ask": pl.Float64(), "last": pl.Float64(),
-                "volume": pl.Int64(), "flags": pl.Int32()}
-    return {"time": pl.Datetime("us"), "open": pl.Float64(), "high": pl.Float64(), "low": pl.Float64(),
-            "close": pl.Float64(), "tick_volume": pl.Int64(), "spread": pl.Int32(), "real_volume": pl.Int64()}
+        return {
+            "time_msc": pl.Int64(),
+            "bid": pl.Float64(),
+            "ask": pl.Float64(),
+            "last": pl.Float64(),
+            "volume": pl.Int64(),
+            "flags": pl.Int32(),
+        }
+    return {
+        "time": pl.Datetime("us"),
+        "open": pl.Float64(),
+        "high": pl.Float64(),
+        "low": pl.Float64(),
+        "close": pl.Float64(),
+        "tick_volume": pl.Int64(),
+        "spread": pl.Int32(),
+        "real_volume": pl.Int64(),
+    }
 
 
 def bars_from_rates(rates: Any, start: datetime, end: datetime, label: str) -> pl.DataFrame:
@@ -233,7 +266,9 @@ def bars_from_rates(rates: Any, start: datetime, end: datetime, label: str) -> p
     try:  # the shared checks: times strictly increasing, OHLC sane, no negative volume or spread
         validate_bars(frame.with_columns(pl.col("time").dt.replace_time_zone("UTC")))
     except BarValidationError as exc:
-        raise DownloadError(f"the broker sent a bad bar for {label}: {exc}; nothing of {label} was written") from None
+        raise DownloadError(
+            f"the broker sent a bad bar for {label}: {exc}; nothing of {label} was written"
+        ) from None
     return frame
 
 
@@ -242,25 +277,46 @@ def ticks_from_array(ticks: Any, start: datetime, end: datetime, label: str) -> 
     import polars as pl
 
     lo, hi = _epoch_s(start) * 1000, _epoch_s(end) * 1000
-    frame = pl.DataFrame({name: ticks[name] for name in ("time_msc", "bid", "ask", "last", "volume", "flags")})
+    frame = pl.DataFrame(
+        {name: ticks[name] for name in ("time_msc", "bid", "ask", "last", "volume", "flags")}
+    )
     frame = frame.cast(file_schema("ticks")).filter((pl.col("time_msc") >= lo) & (pl.col("time_msc") < hi))  # type: ignore[arg-type]
     if frame.height == 0:
         return frame
-    back = frame.select((pl.col("time_msc").diff() < 0).arg_max().alias("i"), (pl.col("time_msc").diff() < 0).any())
+    back = frame.select(
+        (pl.col("time_msc").diff() < 0).arg_max().alias("i"), (pl.col("time_msc").diff() < 0).any()
+    )
     if back["time_msc"][0]:
         i = int(back["i"][0])
-        raise DownloadError(f"the broker sent ticks out of order for {label} (row {i}, time_msc "
-                            f"{frame['time_msc'][i]}); nothing of {label} was written")
-    frame = frame.group_by("time_msc", maintain_order=True).agg(
-        pl.col("bid").last(), pl.col("ask").last(), pl.col("last").last(), pl.col("volume").sum(),
-        pl.col("flags").bitwise_or(),
-    ).select(list(file_schema("ticks"))).cast(file_schema("ticks"))  # type: ignore[arg-type]
-    bad = ~pl.col("bid").is_finite() | ~pl.col("ask").is_finite() | (pl.col("bid") <= 0) | (pl.col("ask") < pl.col("bid"))
+        raise DownloadError(
+            f"the broker sent ticks out of order for {label} (row {i}, time_msc "
+            f"{frame['time_msc'][i]}); nothing of {label} was written"
+        )
+    frame = (
+        frame.group_by("time_msc", maintain_order=True)
+        .agg(
+            pl.col("bid").last(),
+            pl.col("ask").last(),
+            pl.col("last").last(),
+            pl.col("volume").sum(),
+            pl.col("flags").bitwise_or(),
+        )
+        .select(list(file_schema("ticks")))
+        .cast(file_schema("ticks"))
+    )  # type: ignore[arg-type]
+    bad = (
+        ~pl.col("bid").is_finite()
+        | ~pl.col("ask").is_finite()
+        | (pl.col("bid") <= 0)
+        | (pl.col("ask") < pl.col("bid"))
+    )
     flags = frame.select(bad.arg_max().alias("i"), bad.any().alias("any"))
     if flags["any"][0]:
         row = frame.row(int(flags["i"][0]), named=True)
-        raise DownloadError(f"the broker sent a bad tick for {label} (time_msc {row['time_msc']}: bid {row['bid']}, "
-                            f"ask {row['ask']}); nothing of {label} was written")
+        raise DownloadError(
+            f"the broker sent a bad tick for {label} (time_msc {row['time_msc']}: bid {row['bid']}, "
+            f"ask {row['ask']}); nothing of {label} was written"
+        )
     return frame
 
 
@@ -305,7 +361,9 @@ async def download(source: HistorySource, request: DownloadRequest, console: Any
         await source.connect()
         try:
             # a bar on a terminal, plain lines on stderr every 10 s in a pipe or a log
-            with bar_progress(console if console is not None else Console(), len(work), unit="months") as tracker:
+            with bar_progress(
+                console if console is not None else Console(), len(work), unit="months"
+            ) as tracker:
                 track = tracker(f"{source.symbol} {request.what}")
                 for done, (where, lo, hi) in enumerate(work):
                     label = _label(lo, hi)
@@ -313,9 +371,13 @@ async def download(source: HistorySource, request: DownloadRequest, console: Any
                     try:
                         frame = await _fetch(source, request, lo, hi, label)
                     except BrokerError as exc:
-                        saved = f"{len(report.months)} month(s) saved in {request.out}; " if report.months else ""
-                        raise DownloadError(f"the broker refused {request.what} for {label}: {exc}; {saved}"
-                                            "run the same command again to continue") from None
+                        saved = (
+                            f"{len(report.months)} month(s) saved in {request.out}; " if report.months else ""
+                        )
+                        raise DownloadError(
+                            f"the broker refused {request.what} for {label}: {exc}; {saved}"
+                            "run the same command again to continue"
+                        ) from None
                     report.months.append(label)
                     cover = (lo, hi) if cover is None else (min(cover[0], lo), max(cover[1], hi))
                     if frame.height == 0:
@@ -327,8 +389,10 @@ async def download(source: HistorySource, request: DownloadRequest, console: Any
         finally:
             await source.disconnect()
     if report.rows_total == 0:
-        raise DownloadError(f"the broker has no {request.what} between {request.start:%Y-%m-%d} and "
-                            f"{request.end:%Y-%m-%d %H:%M} (server time); nothing was written")
+        raise DownloadError(
+            f"the broker has no {request.what} between {request.start:%Y-%m-%d} and "
+            f"{request.end:%Y-%m-%d %H:%M} (server time); nothing was written"
+        )
     final = existing_span(request)
     if final is not None:
         report.first, report.last = final[0], final[1]
@@ -338,12 +402,17 @@ async def download(source: HistorySource, request: DownloadRequest, console: Any
 
 def _label(lo: datetime, hi: datetime) -> str:
     """'2025-07' for a whole month, '2025-08-30..2025-08-31' for the part of one."""
-    whole = lo.day == 1 and lo.time() == datetime.min.time() and hi == month_chunks(lo, lo + timedelta(days=32))[0][1]
+    whole = (
+        lo.day == 1
+        and lo.time() == datetime.min.time()
+        and hi == month_chunks(lo, lo + timedelta(days=32))[0][1]
+    )
     return f"{lo:%Y-%m}" if whole else f"{lo:%Y-%m-%d}..{hi - timedelta(microseconds=1):%Y-%m-%d}"
 
 
-async def _fetch(source: HistorySource, request: DownloadRequest, lo: datetime, hi: datetime,
-                 label: str) -> pl.DataFrame:
+async def _fetch(
+    source: HistorySource, request: DownloadRequest, lo: datetime, hi: datetime, label: str
+) -> pl.DataFrame:
     if request.minutes is not None:
         rates = await source.rates_range(request.minutes, _epoch_s(lo), _epoch_s(hi) - 1)
         return bars_from_rates(rates, lo, hi, label)
@@ -359,8 +428,10 @@ def history_source(settings: Any) -> HistorySource:
     """The configured MetaTrader 5 connection as a history source (never trading, so netting is fine)."""
     kind = settings.price_broker
     if kind == "paper":
-        raise DownloadError("the paper broker has no broker history to download (BROKER=paper): set BROKER=mt5 "
-                            "or mt5linux (or dry-run with DRY_RUN_SOURCE) and the MT5_* settings")
+        raise DownloadError(
+            "the paper broker has no broker history to download (BROKER=paper): set BROKER=mt5 "
+            "or mt5linux (or dry-run with DRY_RUN_SOURCE) and the MT5_* settings"
+        )
     from bot.brokers import mt5_broker
 
     return mt5_broker(settings, kind, trades=False)  # type: ignore[return-value]  # an MT5Broker
@@ -375,8 +446,13 @@ def add_download_arguments(sub: Any) -> None:
         "again to continue or to bring the file up to date: rows already in the file are not fetched again.",
     )
     p.add_argument("--timeframe", required=True, choices=KINDS, help="M15 or M1 bars, or ticks")
-    p.add_argument("--from", dest="date_from", required=True, metavar="DATE",
-                   help="first day, YYYY-MM-DD in broker server time")
+    p.add_argument(
+        "--from",
+        dest="date_from",
+        required=True,
+        metavar="DATE",
+        help="first day, YYYY-MM-DD in broker server time",
+    )
     p.add_argument("--to", dest="date_to", metavar="DATE", help="last day (inclusive); default: up to now")
     p.add_argument("--out", required=True, metavar="FILE", help="parquet file to write or continue")
     p.add_argument("--env-file", default=".env", help="settings file (default .env; missing is fine)")

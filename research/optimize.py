@@ -108,17 +108,22 @@ class OptimizationPlan:
         return out
 
 
-def plan_optimization(n_bars: int, folds: int = 3, holdout_bars: int = 2000, train_bars: int = 4000,
-                      warmup: int = 200) -> OptimizationPlan:
+def plan_optimization(
+    n_bars: int, folds: int = 3, holdout_bars: int = 2000, train_bars: int = 4000, warmup: int = 200
+) -> OptimizationPlan:
     """Test windows of equal length fill what the first training window and the hold-out leave."""
     if folds < 1:
         raise ValueError(f"--folds must be at least 1 (got {folds})")
     if holdout_bars < 1 or train_bars < warmup:
-        raise ValueError(f"need a hold-out of at least 1 bar and a train window of at least the {warmup}-bar warm-up")
+        raise ValueError(
+            f"need a hold-out of at least 1 bar and a train window of at least the {warmup}-bar warm-up"
+        )
     test = (n_bars - train_bars - holdout_bars) // folds
     if test < 200:
-        raise ValueError(f"{n_bars} bars leave {max(test, 0)} bars per test window after {train_bars} train and "
-                         f"{holdout_bars} hold-out bars; need at least 200 (use fewer folds or a shorter train window)")
+        raise ValueError(
+            f"{n_bars} bars leave {max(test, 0)} bars per test window after {train_bars} train and "
+            f"{holdout_bars} hold-out bars; need at least 200 (use fewer folds or a shorter train window)"
+        )
     return OptimizationPlan(folds, train_bars, test, holdout_bars, warmup)
 
 
@@ -137,9 +142,16 @@ def default_values(space: dict[str, ParamRange]) -> dict[str, float]:
 # ------------------------------------------------------------------------------------ preparing
 
 
-def prepare(bars: pl.DataFrame, plan: OptimizationPlan, config: BacktestConfig, *, use_models: bool = True,
-            min_trades: int = 30, train_options: TrainOptions | None = None,
-            progress: Callable[[str], None] | None = None) -> OptimizationData:
+def prepare(
+    bars: pl.DataFrame,
+    plan: OptimizationPlan,
+    config: BacktestConfig,
+    *,
+    use_models: bool = True,
+    min_trades: int = 30,
+    train_options: TrainOptions | None = None,
+    progress: Callable[[str], None] | None = None,
+) -> OptimizationData:
     """Train each window's models on its own train bars and precompute each window's analysis."""
     say = progress or (lambda text: None)
     options = train_options or TrainOptions()
@@ -157,8 +169,13 @@ def prepare(bars: pl.DataFrame, plan: OptimizationPlan, config: BacktestConfig, 
 
                 say(f"{name}: training the models")
                 registry = ModelRegistry(Path(tmp) / f"w{k}", keep=2)
-                report = train_models(bars.slice(train.start, len(train)), registry=registry, activate=False,
-                                      triggered_by=f"optimize {name}", **options.kwargs())
+                report = train_models(
+                    bars.slice(train.start, len(train)),
+                    registry=registry,
+                    activate=False,
+                    triggered_by=f"optimize {name}",
+                    **options.kwargs(),
+                )
                 assert report.version is not None
                 slot = ModelSlot(registry.load(report.version))
                 regime, signal, version = SlotRegime(slot), SlotSignal(slot), report.version
@@ -168,8 +185,13 @@ def prepare(bars: pl.DataFrame, plan: OptimizationPlan, config: BacktestConfig, 
             frame.setup_at(0)  # fills the setup-column cache once, so trials' copies of the frame share it
             times = bars["time"]
             windows.append(Window(name, w, frame, times[test.start], times[test.stop - 1], version))
-    return OptimizationData(tuple(windows[:-1]), windows[-1], replace(config, warmup_bars=plan.warmup),
-                            search_space(use_models), min_trades)
+    return OptimizationData(
+        tuple(windows[:-1]),
+        windows[-1],
+        replace(config, warmup_bars=plan.warmup),
+        search_space(use_models),
+        min_trades,
+    )
 
 
 # ------------------------------------------------------------------------------------ one trial
@@ -195,8 +217,9 @@ def params_for(values: dict[str, float], base: StrategyParams) -> StrategyParams
     return replace(base, **changes)
 
 
-def trade_windows(values: dict[str, float], data: OptimizationData, windows: Sequence[Window],
-                  variant: str = "strategy") -> Chained:
+def trade_windows(
+    values: dict[str, float], data: OptimizationData, windows: Sequence[Window], variant: str = "strategy"
+) -> Chained:
     """Trade `windows` in order as one account. Variants: strategy, smc_only (ML gates off),
     random (a coin picks each setup's side, same exits, ML gates off)."""
     config = replace(data.config, params=params_for(values, data.config.params))
@@ -206,22 +229,38 @@ def trade_windows(values: dict[str, float], data: OptimizationData, windows: Seq
     risk = None
     for w in windows:
         wrapper = (lambda a: RandomSide(a, seed=7)) if variant == "random" else None
-        run = run_backtest(w.bars, replace(config, balance=account.balance), frame=w.frame, label=f"{w.name} {variant}",
-                           analyzer_wrapper=wrapper, risk_state=risk)
+        run = run_backtest(
+            w.bars,
+            replace(config, balance=account.balance),
+            frame=w.frame,
+            label=f"{w.name} {variant}",
+            analyzer_wrapper=wrapper,
+            risk_state=risk,
+        )
         risk = run.risk_state
         account.add(run)
     return account
 
 
-def score(values: dict[str, float], data: OptimizationData, windows: Sequence[Window] | None = None,
-          variant: str = "strategy") -> Score:
+def score(
+    values: dict[str, float],
+    data: OptimizationData,
+    windows: Sequence[Window] | None = None,
+    variant: str = "strategy",
+) -> Score:
     """The figures of `values` over `windows` (default: the folds). Only on the folds does the minimum
     trade count apply: a set below it is `scored=False` (its Sharpe kept as measured)."""
     account = trade_windows(values, data, data.folds if windows is None else windows, variant)
     r = daily_returns(account.times, account.equity_array())
     shortfall = 0 if windows is not None else data.min_trades - len(account.trades)
-    return Score(annual_sharpe(r), tuple(float(x) for x in r), account.metrics(),
-                 tuple(h.to_dict() for h in account.halts), shortfall <= 0, shortfall)
+    return Score(
+        annual_sharpe(r),
+        tuple(float(x) for x in r),
+        account.metrics(),
+        tuple(h.to_dict() for h in account.halts),
+        shortfall <= 0,
+        shortfall,
+    )
 
 
 # ------------------------------------------------------------------------------------ executors
@@ -254,8 +293,9 @@ class LocalExecutor:
             from concurrent.futures import ProcessPoolExecutor
 
             # spawn, not fork: polars and the BLAS threads do not survive a fork reliably
-            self._pool = ProcessPoolExecutor(workers, mp_context=mp.get_context("spawn"),
-                                             initializer=_init_worker, initargs=(data,))
+            self._pool = ProcessPoolExecutor(
+                workers, mp_context=mp.get_context("spawn"), initializer=_init_worker, initargs=(data,)
+            )
 
     def map(self, batch: list[dict[str, float]]) -> list[Score]:
         if self._pool is None:
@@ -271,7 +311,9 @@ class LocalExecutor:
 class RayExecutor:
     """Scores batches as Ray tasks on a cluster; the data goes to the object store once (ray.put)."""
 
-    def __init__(self, data: OptimizationData, address: str, *, init_kwargs: dict[str, Any] | None = None) -> None:
+    def __init__(
+        self, data: OptimizationData, address: str, *, init_kwargs: dict[str, Any] | None = None
+    ) -> None:
         try:
             import ray
         except ImportError as exc:
@@ -326,11 +368,17 @@ def distributions(space: dict[str, ParamRange]) -> dict[str, Any]:
 
 def fingerprint(bars: pl.DataFrame, plan: OptimizationPlan, data: OptimizationData) -> dict[str, Any]:
     """What a study was run on; resuming on anything else is refused."""
-    return {"bars": bars.height, "from": str(bars["time"][0]), "to": str(bars["time"][-1]),
-            "plan": [plan.folds, plan.train_bars, plan.test_bars, plan.holdout_bars, plan.warmup],
-            "space": {k: [r.low, r.high, r.step] for k, r in data.space.items()},
-            "balance": data.config.balance, "commission": data.config.commission_per_lot,
-            "min_trades": data.min_trades, "scoring": SCORING}
+    return {
+        "bars": bars.height,
+        "from": str(bars["time"][0]),
+        "to": str(bars["time"][-1]),
+        "plan": [plan.folds, plan.train_bars, plan.test_bars, plan.holdout_bars, plan.warmup],
+        "space": {k: [r.low, r.high, r.step] for k, r in data.space.items()},
+        "balance": data.config.balance,
+        "commission": data.config.commission_per_lot,
+        "min_trades": data.min_trades,
+        "scoring": SCORING,
+    }
 
 
 def open_study(name: str, storage: str | Path, seed: int, setup: dict[str, Any]) -> Any:
@@ -346,10 +394,13 @@ def open_study(name: str, storage: str | Path, seed: int, setup: dict[str, Any])
         study.set_user_attr("setup", setup)
         study.set_user_attr("seed", seed)
     elif saved != setup:
-        raise ValueError(f"study {name!r} in {storage} was run on other data, ranges or scoring; "
-                         "use another --study name")
+        raise ValueError(
+            f"study {name!r} in {storage} was run on other data, ranges or scoring; use another --study name"
+        )
     elif study.user_attrs.get("seed") != seed:
-        raise ValueError(f"study {name!r} was started with --seed {study.user_attrs.get('seed')}; resume with that seed")
+        raise ValueError(
+            f"study {name!r} was started with --seed {study.user_attrs.get('seed')}; resume with that seed"
+        )
     for t in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,)):
         study.tell(t.number, state=optuna.trial.TrialState.FAIL)  # left by an interrupted run
     done = len(study.get_trials(deepcopy=False))
@@ -357,8 +408,14 @@ def open_study(name: str, storage: str | Path, seed: int, setup: dict[str, Any])
     return study
 
 
-def run_trials(study: Any, executor: Any, space: dict[str, ParamRange], n_trials: int, batch: int = 4,
-               progress: Callable[[int, int], None] | None = None) -> None:
+def run_trials(
+    study: Any,
+    executor: Any,
+    space: dict[str, ParamRange],
+    n_trials: int,
+    batch: int = 4,
+    progress: Callable[[int, int], None] | None = None,
+) -> None:
     """Until the study holds `n_trials` complete trials: ask a batch, score it, tell it in order."""
     import optuna
 
@@ -400,16 +457,26 @@ def trial_records(study: Any) -> list[TrialRecord]:
 
     out = []
     for t in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,)):
-        out.append(TrialRecord(t.number, clean(t.params), float(t.value), tuple(t.user_attrs.get("daily_returns", ())),
-                               int(t.user_attrs.get("trades", 0)), float(t.user_attrs.get("net_profit", 0.0)),
-                               bool(t.user_attrs.get("scored", True))))
+        out.append(
+            TrialRecord(
+                t.number,
+                clean(t.params),
+                float(t.value),
+                tuple(t.user_attrs.get("daily_returns", ())),
+                int(t.user_attrs.get("trades", 0)),
+                float(t.user_attrs.get("net_profit", 0.0)),
+                bool(t.user_attrs.get("scored", True)),
+            )
+        )
     return out
 
 
 # ------------------------------------------------------------------------------------ the report
 
 
-def neighbours(values: dict[str, float], space: dict[str, ParamRange]) -> list[tuple[str, float, dict[str, float]]]:
+def neighbours(
+    values: dict[str, float], space: dict[str, ParamRange]
+) -> list[tuple[str, float, dict[str, float]]]:
     """One grid step down and up of each parameter (inside its range): (name, new value, values)."""
     out = []
     for name, r in space.items():
@@ -426,20 +493,26 @@ class Verdict:
     reasons: list[str] = field(default_factory=list)  # why not, in words
 
 
-def verdict(holdout: dict[str, dict[str, Any]], dsr: float, pbo: float | None, min_dsr: float = 0.95) -> Verdict:
+def verdict(
+    holdout: dict[str, dict[str, Any]], dsr: float, pbo: float | None, min_dsr: float = 0.95
+) -> Verdict:
     """The chosen set survives only if, on the hold-out, it beats every baseline and the defaults and
     has a positive Sharpe, and the search statistics say the fold result is not luck or overfitting."""
     v = Verdict(True)
     chosen = holdout["chosen"]
     for name, m in holdout.items():
         if name != "chosen" and chosen["net_profit"] <= m["net_profit"]:
-            v.reasons.append(f"on the hold-out it makes {signed_usd(chosen['net_profit'])}, not more than "
-                             f"{name.replace('_', ' ')} ({signed_usd(m['net_profit'])})")
+            v.reasons.append(
+                f"on the hold-out it makes {signed_usd(chosen['net_profit'])}, not more than "
+                f"{name.replace('_', ' ')} ({signed_usd(m['net_profit'])})"
+            )
     if (chosen.get("sharpe") or 0.0) <= 0:
         v.reasons.append(f"its hold-out Sharpe is {chosen.get('sharpe') or 0.0:.2f}, not positive")
     if not (dsr >= min_dsr):
-        v.reasons.append(f"the deflated Sharpe ratio is {dsr:.2f} < {min_dsr:.2f}: the fold Sharpe is within "
-                         "what the best of this many skill-less trials would show")
+        v.reasons.append(
+            f"the deflated Sharpe ratio is {dsr:.2f} < {min_dsr:.2f}: the fold Sharpe is within "
+            "what the best of this many skill-less trials would show"
+        )
     if pbo is not None and pbo >= 0.5:
         v.reasons.append(f"the probability of backtest overfitting is {pbo:.0%} (≥ 50%)")
     v.survives = not v.reasons

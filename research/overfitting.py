@@ -37,7 +37,9 @@ def moments(returns: np.ndarray) -> tuple[float, float]:
     return float(np.mean(d**3) / m2**1.5), float(np.mean(d**4) / m2**2)
 
 
-def probabilistic_sharpe(sr: float, sr_benchmark: float, n_obs: int, skew: float = 0.0, kurt: float = 3.0) -> float:
+def probabilistic_sharpe(
+    sr: float, sr_benchmark: float, n_obs: int, skew: float = 0.0, kurt: float = 3.0
+) -> float:
     """P(true SR > sr_benchmark) for an observed per-observation `sr` over `n_obs` observations."""
     if n_obs < 2:
         return float("nan")
@@ -77,7 +79,9 @@ def deflated_sharpe(returns: np.ndarray, n_trials: int, trial_sharpes: np.ndarra
     sr = sharpe(r)
     skew, kurt = moments(r)
     sr0 = expected_max_sharpe(n_trials, var)
-    return DeflatedSharpe(sr, sr0, int(r.size), n_trials, skew, kurt, probabilistic_sharpe(sr, sr0, r.size, skew, kurt))
+    return DeflatedSharpe(
+        sr, sr0, int(r.size), n_trials, skew, kurt, probabilistic_sharpe(sr, sr0, r.size, skew, kurt)
+    )
 
 
 @dataclass(frozen=True, slots=True)

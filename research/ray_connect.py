@@ -11,9 +11,11 @@ from __future__ import annotations
 import socket
 from typing import Any
 
-HOW_TO = ("start a cluster with `ray start --head` (it prints the address), pass that host:port or 'auto' "
-          "on a cluster node, set RAY_AUTH_TOKEN if the cluster uses token authentication, "
-          "or drop --ray to score the trials locally (--workers N)")
+HOW_TO = (
+    "start a cluster with `ray start --head` (it prints the address), pass that host:port or 'auto' "
+    "on a cluster node, set RAY_AUTH_TOKEN if the cluster uses token authentication, "
+    "or drop --ray to score the trials locally (--workers N)"
+)
 
 
 def endpoint(address: str) -> tuple[str, int] | None:
@@ -55,9 +57,11 @@ def init_ray(ray: Any, address: str, **kwargs: Any) -> None:
     except Exception as exc:  # ConnectionError, RuntimeError, an auth error: Ray's own types vary by version
         words = first_line(exc).rstrip(".")
         lowered = words.lower()
-        what = ("the Ray cluster refused the connection (authentication)"
-                if any(w in lowered for w in ("auth", "token", "unauthenticated", "permission")) else
-                "could not connect to the Ray cluster")
+        what = (
+            "the Ray cluster refused the connection (authentication)"
+            if any(w in lowered for w in ("auth", "token", "unauthenticated", "permission"))
+            else "could not connect to the Ray cluster"
+        )
         raise ValueError(f"{what} at {address}: {words}; {HOW_TO}") from None
 
 

@@ -38,12 +38,12 @@ def span(start: datetime | str, end: datetime | str) -> str:
     a, b = _moment(start), _moment(end)
     wa, wb = a.astimezone(WIB), b.astimezone(WIB)
     ua, ub = a.astimezone(UTC), b.astimezone(UTC)
-    return (f"{wa:%d %b %Y %H:%M} → {wb:%d %b %Y %H:%M} WIB "
-            f"({ua:%H:%M} → {ub:%H:%M} UTC)")
+    return f"{wa:%d %b %Y %H:%M} → {wb:%d %b %Y %H:%M} WIB ({ua:%H:%M} → {ub:%H:%M} UTC)"
 
 
-def phrase_lines(first: str, phrases: list[str], width: int = WIDTH, indent: str = "  ",
-                 sep: str = ", ") -> list[str]:
+def phrase_lines(
+    first: str, phrases: list[str], width: int = WIDTH, indent: str = "  ", sep: str = ", "
+) -> list[str]:
     """`first` then the phrases joined by `sep`, broken between phrases so no line passes `width`
     (a phrase longer than a line gets a line of its own); follow-on lines are indented."""
     lines, line = [], first
@@ -62,8 +62,13 @@ class PlainProgress:
     """Progress as plain lines (a pipe, a log file, CI): at most one line every `every` seconds per run,
     and one when a run ends, so a long command never looks dead."""
 
-    def __init__(self, out: TextIO | None = None, every: float = 10.0,
-                 clock: Callable[[], float] = time.monotonic, unit: str = "bars") -> None:
+    def __init__(
+        self,
+        out: TextIO | None = None,
+        every: float = 10.0,
+        clock: Callable[[], float] = time.monotonic,
+        unit: str = "bars",
+    ) -> None:
         self.out = out or sys.stderr
         self.every = every
         self.clock = clock
@@ -81,8 +86,10 @@ class PlainProgress:
             last[0] = now
             state = "done" if finished else f"{done / total:.0%}" if total else "…"
             extra = f"; {note}" if note and not finished else ""
-            self.out.write(f"{label}: {count(done)} of {count(total)} {self.unit}, {now - began:.0f} s "
-                           f"({state}{extra})\n")
+            self.out.write(
+                f"{label}: {count(done)} of {count(total)} {self.unit}, {now - began:.0f} s "
+                f"({state}{extra})\n"
+            )
             self.out.flush()
 
         return update
@@ -98,14 +105,22 @@ def bar_progress(console: Any, total: int, unit: str = "bars") -> Iterator[Calla
         return
     from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 
-    with Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total} " + unit),
-                  TimeRemainingColumn(), console=console, transient=True) as progress:
+    with Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        TextColumn("{task.completed}/{task.total} " + unit),
+        TimeRemainingColumn(),
+        console=console,
+        transient=True,
+    ) as progress:
 
         def tracker(label: str) -> Tracker:
             task = progress.add_task(label, total=total)
 
             def update(done: int, total: int, note: str = "") -> None:
-                progress.update(task, completed=done, total=total, description=f"{label}: {note}" if note else label)
+                progress.update(
+                    task, completed=done, total=total, description=f"{label}: {note}" if note else label
+                )
 
             return update
 

@@ -55,9 +55,18 @@ def _analyzer(regime: Any, signal: Any, params: StrategyParams) -> MarketAnalyze
     return MarketAnalyzer(regime, signal, history=HISTORY, with_h1_bias=params.gate_enabled("h1_bias"))
 
 
-async def run_challengers(bars: pl.DataFrame, specs: list[str], *, balance: float, commission: float,
-                          ticks_per_bar: int, warmup: int, registry: Any = None, live_bundle: Any = None,
-                          base: StrategyParams | None = None) -> dict[str, Any]:
+async def run_challengers(
+    bars: pl.DataFrame,
+    specs: list[str],
+    *,
+    balance: float,
+    commission: float,
+    ticks_per_bar: int,
+    warmup: int,
+    registry: Any = None,
+    live_bundle: Any = None,
+    base: StrategyParams | None = None,
+) -> dict[str, Any]:
     """The strategy and each challenger over `bars`; the figures as one JSON-able dict."""
     from models.live import SlotRegime, SlotSignal
     from models.registry import ModelSlot, load_version
@@ -96,12 +105,31 @@ async def run_challengers(bars: pl.DataFrame, specs: list[str], *, balance: floa
         async def add(book: ShadowBook) -> None:
             engine = holder["engine"]
             for n, (model, label, params) in enumerate(parsed, start=1):
-                await book.add(ChallengerSpec(n, model, label, params_to_dict(params), asdict(engine.limits),
-                                              balance, engine.clock(), "backtest"))
+                await book.add(
+                    ChallengerSpec(
+                        n,
+                        model,
+                        label,
+                        params_to_dict(params),
+                        asdict(engine.limits),
+                        balance,
+                        engine.clock(),
+                        "backtest",
+                    )
+                )
 
-        result = await replay_with_shadow(bars, live, build, balance=balance, warmup=warmup,
-                                          ticks_per_bar=ticks_per_bar, params=base, commission_per_lot=commission,
-                                          history=HISTORY, before_start=add)
+        result = await replay_with_shadow(
+            bars,
+            live,
+            build,
+            balance=balance,
+            warmup=warmup,
+            ticks_per_bar=ticks_per_bar,
+            params=base,
+            commission_per_lot=commission,
+            history=HISTORY,
+            before_start=add,
+        )
         for runner in result.book.runners.values():  # open at the end of the data: closed at the last price
             for pos in list(runner.engine.positions.values()):
                 await runner.engine._close(pos, "end_of_data", "the data ended", by="backtest")
@@ -111,20 +139,35 @@ async def run_challengers(bars: pl.DataFrame, specs: list[str], *, balance: floa
         for runner in result.book.runners.values():
             ours = runner.outcomes()
             diff = paired_by_day(ours, lives, trading_days(first, last, [*ours, *lives]))
-            out["challengers"].append({
-                "spec": specs[runner.spec.number - 1], "label": runner.spec.label,
-                **_figures(strategy_stats(ours, balance)),
-                "vs_strategy": {"days": diff.days, "mean_per_day": round(diff.mean_per_day, 2),
-                                "ci95": [round(x, 2) for x in diff.ci] if diff.ci else None,
-                                "p_not_better": diff.p_better, "strength": diff.strength},
-                "errors": runner.errors})
+            out["challengers"].append(
+                {
+                    "spec": specs[runner.spec.number - 1],
+                    "label": runner.spec.label,
+                    **_figures(strategy_stats(ours, balance)),
+                    "vs_strategy": {
+                        "days": diff.days,
+                        "mean_per_day": round(diff.mean_per_day, 2),
+                        "ci95": [round(x, 2) for x in diff.ci] if diff.ci else None,
+                        "p_not_better": diff.p_better,
+                        "strength": diff.strength,
+                    },
+                    "errors": runner.errors,
+                }
+            )
         return out
 
 
 def _figures(s: Any) -> dict[str, Any]:
-    return {"trades": s.trades, "win_rate": s.win_rate, "profit_factor": s.profit_factor, "net": s.net,
-            "max_drawdown": s.max_drawdown, "max_drawdown_pct": round(s.max_drawdown_pct, 2),
-            "expectancy_r": s.expectancy_r, "expectancy_r_ci95": list(s.expectancy_r_ci) if s.expectancy_r_ci else None}
+    return {
+        "trades": s.trades,
+        "win_rate": s.win_rate,
+        "profit_factor": s.profit_factor,
+        "net": s.net,
+        "max_drawdown": s.max_drawdown,
+        "max_drawdown_pct": round(s.max_drawdown_pct, 2),
+        "expectancy_r": s.expectancy_r,
+        "expectancy_r_ci95": list(s.expectancy_r_ci) if s.expectancy_r_ci else None,
+    }
 
 
 def render(console: Any, out: dict[str, Any]) -> None:
@@ -132,16 +175,20 @@ def render(console: Any, out: dict[str, Any]) -> None:
         pf = f"{f['profit_factor']:.2f}" if f["profit_factor"] is not None else "—"
         wr = f"{f['win_rate']:.0%}" if f["win_rate"] is not None else "—"
         er = f"{f['expectancy_r']:+.2f} R" if f["expectancy_r"] is not None else "— R"
-        return (f"{name:<28} {f['trades']:>5} trades  win {wr:>4}  PF {pf:>5}  net {f['net']:>+10.2f}  "
-                f"max DD {f['max_drawdown_pct']:.1f}%  {er}")
+        return (
+            f"{name:<28} {f['trades']:>5} trades  win {wr:>4}  PF {pf:>5}  net {f['net']:>+10.2f}  "
+            f"max DD {f['max_drawdown_pct']:.1f}%  {er}"
+        )
 
     console.print(row("strategy", out["strategy"]))
     for c in out["challengers"]:
         console.print(row(c["label"][:28], c))
         v = c["vs_strategy"]
         ci = f" (95% {v['ci95'][0]:+.2f}…{v['ci95'][1]:+.2f})" if v["ci95"] else ""
-        console.print(f"{'':<28} vs strategy {v['mean_per_day']:+.2f}/day over {v['days']} days{ci}, "
-                      f"evidence {v['strength']}")
+        console.print(
+            f"{'':<28} vs strategy {v['mean_per_day']:+.2f}/day over {v['days']} days{ci}, "
+            f"evidence {v['strength']}"
+        )
 
 
 def cmd_shadow_backtest(args: argparse.Namespace, console: Any, config: Any, bars: pl.DataFrame) -> int:
@@ -154,9 +201,18 @@ def cmd_shadow_backtest(args: argparse.Namespace, console: Any, config: Any, bar
         registry = ModelRegistry(Path(args.models_dir))
         bundle = load_version(registry, args.version) if args.version else registry.load_active()
     try:
-        out = asyncio.run(run_challengers(bars, list(args.challenger), balance=config.balance,
-                                          commission=config.commission_per_lot, ticks_per_bar=config.ticks_per_bar,
-                                          warmup=config.warmup_bars, registry=registry, live_bundle=bundle))
+        out = asyncio.run(
+            run_challengers(
+                bars,
+                list(args.challenger),
+                balance=config.balance,
+                commission=config.commission_per_lot,
+                ticks_per_bar=config.ticks_per_bar,
+                warmup=config.warmup_bars,
+                registry=registry,
+                live_bundle=bundle,
+            )
+        )
     except ChallengerError as exc:
         console.print(f"[red]{exc}[/red]")
         return 2

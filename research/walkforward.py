@@ -77,9 +77,15 @@ class TrainOptions:
     num_boost_round: int = NUM_BOOST_ROUND
 
     def kwargs(self) -> dict[str, Any]:
-        return {"n_folds": self.n_folds, "test_size": self.test_size, "valid_size": self.valid_size,
-                "gap": self.gap, "hmm_seeds": self.hmm_seeds, "fold_hmm_seeds": self.fold_hmm_seeds,
-                "num_boost_round": self.num_boost_round}
+        return {
+            "n_folds": self.n_folds,
+            "test_size": self.test_size,
+            "valid_size": self.valid_size,
+            "gap": self.gap,
+            "hmm_seeds": self.hmm_seeds,
+            "fold_hmm_seeds": self.fold_hmm_seeds,
+            "num_boost_round": self.num_boost_round,
+        }
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,18 +101,25 @@ class FoldPlan:
         return range(self.test.start - warmup, self.test.stop)
 
 
-def plan_folds(n_bars: int, train_bars: int, test_bars: int, step: int | None = None,
-               warmup: int = 200) -> list[FoldPlan]:
+def plan_folds(
+    n_bars: int, train_bars: int, test_bars: int, step: int | None = None, warmup: int = 200
+) -> list[FoldPlan]:
     """Rolling [train][test] windows moved by `step` (default `test_bars`); only complete test windows."""
     step = test_bars if step is None else step
     if min(train_bars, test_bars, step) < 1:
-        raise ValueError(f"train, test and step must be positive bar counts (got {train_bars}:{test_bars}:{step})")
+        raise ValueError(
+            f"train, test and step must be positive bar counts (got {train_bars}:{test_bars}:{step})"
+        )
     if step < test_bars:
-        raise ValueError(f"step {step} is shorter than the test window {test_bars}: test windows would overlap "
-                         "and count the same out-of-sample bars twice")
+        raise ValueError(
+            f"step {step} is shorter than the test window {test_bars}: test windows would overlap "
+            "and count the same out-of-sample bars twice"
+        )
     if train_bars < warmup:
-        raise ValueError(f"the train window ({train_bars} bars) must hold at least the {warmup}-bar warm-up "
-                         "that precedes each test window")
+        raise ValueError(
+            f"the train window ({train_bars} bars) must hold at least the {warmup}-bar warm-up "
+            "that precedes each test window"
+        )
     folds = []
     start = 0
     while start + train_bars + test_bars <= n_bars:
@@ -114,7 +127,9 @@ def plan_folds(n_bars: int, train_bars: int, test_bars: int, step: int | None = 
         folds.append(FoldPlan(len(folds), range(start, mid), range(mid, mid + test_bars)))
         start += step
     if not folds:
-        raise ValueError(f"{n_bars} bars are too few for one fold of {train_bars} train + {test_bars} test bars")
+        raise ValueError(
+            f"{n_bars} bars are too few for one fold of {train_bars} train + {test_bars} test bars"
+        )
     return folds
 
 
@@ -138,17 +153,27 @@ class FoldOutcome:
         m = self.strategy.metrics()
         return {
             "fold": self.plan.fold + 1,
-            "train_from": str(self.train_from), "train_to": str(self.train_to),
-            "test_from": str(self.test_from), "test_to": str(self.test_to),
-            "train_bars": len(self.plan.train), "test_bars": len(self.plan.test),
-            "model_version": self.model_version, "model_trained_to": self.model_trained_to,
-            "model_auc": self.model_auc, "test_auc": self.test_auc,
+            "train_from": str(self.train_from),
+            "train_to": str(self.train_to),
+            "test_from": str(self.test_from),
+            "test_to": str(self.test_to),
+            "train_bars": len(self.plan.train),
+            "test_bars": len(self.plan.test),
+            "model_version": self.model_version,
+            "model_trained_to": self.model_trained_to,
+            "model_auc": self.model_auc,
+            "test_auc": self.test_auc,
             "start_equity": round(self.strategy.start_balance, 2),
-            "trades": m["trades"], "net_profit": m["net_profit"], "win_rate": m["win_rate"],
-            "profit_factor": m["profit_factor"], "max_drawdown_pct": m["max_drawdown_pct"],
+            "trades": m["trades"],
+            "net_profit": m["net_profit"],
+            "win_rate": m["win_rate"],
+            "profit_factor": m["profit_factor"],
+            "max_drawdown_pct": m["max_drawdown_pct"],
             "smc_only_trades": len(self.smc_only.trades),
             "smc_only_net_profit": round(sum(t.profit for t in self.smc_only.trades), 2),
-            "random_net_profit": None if self.random is None else round(sum(t.profit for t in self.random.trades), 2),
+            "random_net_profit": None
+            if self.random is None
+            else round(sum(t.profit for t in self.random.trades), 2),
             "halts": [h.to_dict() for h in self.strategy.halts],
         }
 
@@ -177,11 +202,23 @@ class Chained:
         self.times += r.equity_times
         self.equity += r.equity.tolist()
         halts = list(r.halts)
-        if (self.halts and self.halts[-1].end is None and halts and r.equity_times
-                and halts[0].start == r.equity_times[0]):  # a halt that went on into this run is one halt
+        if (
+            self.halts
+            and self.halts[-1].end is None
+            and halts
+            and r.equity_times
+            and halts[0].start == r.equity_times[0]
+        ):  # a halt that went on into this run is one halt
             last, first = self.halts.pop(), halts.pop(0)
-            halts.insert(0, replace(last, end=first.end, bars=last.bars + first.bars,
-                                    setups_blocked=last.setups_blocked + first.setups_blocked))
+            halts.insert(
+                0,
+                replace(
+                    last,
+                    end=first.end,
+                    bars=last.bars + first.bars,
+                    setups_blocked=last.setups_blocked + first.setups_blocked,
+                ),
+            )
         self.halts += halts
         self.risk_state = r.risk_state
         self._offset = off + max([t.ticket for t in r.trades] + [o.ticket for o in r.opened] + [0])
@@ -217,7 +254,9 @@ class WalkForwardResult:
 
     def to_json_dict(self) -> dict[str, Any]:
         return {
-            "train_bars": self.train_bars, "test_bars": self.test_bars, "step": self.step,
+            "train_bars": self.train_bars,
+            "test_bars": self.test_bars,
+            "step": self.step,
             "untested_bars": self.untested_bars,
             "out_of_sample_bars": sum(len(f.plan.test) for f in self.folds),
             "folds": [f.row() for f in self.folds],
@@ -226,8 +265,11 @@ class WalkForwardResult:
             "smc_only": self.smc_only.metrics(),
             "baselines": self.baselines(),
             "halts": [h.to_dict() for h in self.strategy.halts],
-            "baseline_halts": {name: [h.to_dict() for h in c.halts]
-                               for name, c in (("smc_only", self.smc_only), ("random", self.random)) if c is not None},
+            "baseline_halts": {
+                name: [h.to_dict() for h in c.halts]
+                for name, c in (("smc_only", self.smc_only), ("random", self.random))
+                if c is not None
+            },
             "intrabar_mode": self.folds[0].strategy.intrabar_mode if self.folds else None,
             "fresh": self.fresh_comparison(),
         }
@@ -237,9 +279,10 @@ class WalkForwardResult:
 
         if not self.folds or not all(f.fresh for f in self.folds):
             return None
-        return compare_folds([f.fresh for f in self.folds],
-                             names={"smc_only": "SMC-only", "random": "random entries",
-                                    "buy_and_hold": "buy-and-hold"})
+        return compare_folds(
+            [f.fresh for f in self.folds],
+            names={"smc_only": "SMC-only", "random": "random entries", "buy_and_hold": "buy-and-hold"},
+        )
 
     def baselines(self) -> dict[str, dict[str, Any]]:
         out = {"smc_only": self.smc_only.metrics()}
@@ -286,9 +329,18 @@ def walk_forward(
     return _run(bars, plans, train_bars, test_bars, step, config, options, Path(models_dir), progress, path)
 
 
-def _run(bars: pl.DataFrame, plans: list[FoldPlan], train_bars: int, test_bars: int, step: int | None,
-         config: BacktestConfig, options: TrainOptions, root: Path, progress: WalkProgress | None,
-         path: PathFactory | None = None) -> WalkForwardResult:
+def _run(
+    bars: pl.DataFrame,
+    plans: list[FoldPlan],
+    train_bars: int,
+    test_bars: int,
+    step: int | None,
+    config: BacktestConfig,
+    options: TrainOptions,
+    root: Path,
+    progress: WalkProgress | None,
+    path: PathFactory | None = None,
+) -> WalkForwardResult:
     say = progress or (lambda stage, k, n: None)
     times = bars["time"]
     registry = ModelRegistry(root, keep=max(len(plans) + 1, 2))
@@ -299,10 +351,17 @@ def _run(bars: pl.DataFrame, plans: list[FoldPlan], train_bars: int, test_bars: 
         n = len(plans)
         say("training", plan.fold, n)
         train = bars.slice(plan.train.start, len(plan.train))
-        report = train_models(train, registry=registry, activate=False, triggered_by=f"walk-forward fold {plan.fold + 1}",
-                              **options.kwargs())
+        report = train_models(
+            train,
+            registry=registry,
+            activate=False,
+            triggered_by=f"walk-forward fold {plan.fold + 1}",
+            **options.kwargs(),
+        )
         assert report.version is not None
-        bundle = registry.load(report.version)  # the fold's model, whatever the registry's activation rules say
+        bundle = registry.load(
+            report.version
+        )  # the fold's model, whatever the registry's activation rules say
         slot = ModelSlot(bundle)
         regime, signal = SlotRegime(slot), SlotSignal(slot)
         window = plan.backtest_range(config.warmup_bars)
@@ -310,37 +369,80 @@ def _run(bars: pl.DataFrame, plans: list[FoldPlan], train_bars: int, test_bars: 
         test_from = times[plan.test.start]
         say("trading", plan.fold, n)
         fold = f"fold {plan.fold + 1}"
-        run = run_backtest(test, replace(config, balance=strategy.balance), regime=regime, signal=signal,
-                           label=fold, risk_state=strategy.risk_state, path=path)
+        run = run_backtest(
+            test,
+            replace(config, balance=strategy.balance),
+            regime=regime,
+            signal=signal,
+            label=fold,
+            risk_state=strategy.risk_state,
+            path=path,
+        )
         say("SMC-only", plan.fold, n)
-        base = run_smc_only(test, replace(config, balance=smc.balance), regime=regime, path=path,
-                            label=f"{fold} SMC-only", risk_state=smc.risk_state)
+        base = run_smc_only(
+            test,
+            replace(config, balance=smc.balance),
+            regime=regime,
+            path=path,
+            label=f"{fold} SMC-only",
+            risk_state=smc.risk_state,
+        )
         say("random", plan.fold, n)
-        coin = run_random(test, replace(config, balance=rnd.balance), regime=regime, path=path,
-                          label=f"{fold} random", risk_state=rnd.risk_state)
+        coin = run_random(
+            test,
+            replace(config, balance=rnd.balance),
+            regime=regime,
+            path=path,
+            label=f"{fold} random",
+            risk_state=rnd.risk_state,
+        )
         say("fresh accounts", plan.fold, n)
         fresh = {  # the same fold on its own account: the start balance and fresh risk counters
-            "strategy": run if plan.fold == 0 else run_backtest(test, config, regime=regime, signal=signal,
-                                                                 label=f"{fold} fresh", path=path),
-            "smc_only": base if plan.fold == 0 else run_smc_only(test, config, regime=regime, path=path,
-                                                                 label=f"{fold} SMC-only fresh"),
-            "random": coin if plan.fold == 0 else run_random(test, config, regime=regime, path=path,
-                                                             label=f"{fold} random fresh"),
+            "strategy": run
+            if plan.fold == 0
+            else run_backtest(test, config, regime=regime, signal=signal, label=f"{fold} fresh", path=path),
+            "smc_only": base
+            if plan.fold == 0
+            else run_smc_only(test, config, regime=regime, path=path, label=f"{fold} SMC-only fresh"),
+            "random": coin
+            if plan.fold == 0
+            else run_random(test, config, regime=regime, path=path, label=f"{fold} random fresh"),
             "buy_and_hold": run_buy_and_hold(test, config, path=path),
         }
         strategy.add(run)
         smc.add(base)
         rnd.add(coin)
         tested.append(test)
-        folds.append(FoldOutcome(
-            plan, times[plan.train.start], times[plan.train.stop - 1], test_from, times[plan.test.stop - 1],
-            report.version, str(bundle.metadata.get("data", {}).get("to", "")),
-            report.signal.get("auc"), _test_auc(bundle, test, test_from), run, base, coin, fresh,
-        ))
+        folds.append(
+            FoldOutcome(
+                plan,
+                times[plan.train.start],
+                times[plan.train.stop - 1],
+                test_from,
+                times[plan.test.stop - 1],
+                report.version,
+                str(bundle.metadata.get("data", {}).get("to", "")),
+                report.signal.get("auc"),
+                _test_auc(bundle, test, test_from),
+                run,
+                base,
+                coin,
+                fresh,
+            )
+        )
         say("done", plan.fold + 1, n)
     last = plans[-1].test.stop
-    return WalkForwardResult(train_bars, test_bars, step or test_bars, folds, strategy, smc, bars.height - last,
-                             rnd, buy_and_hold_chained(tested, config, path=path))
+    return WalkForwardResult(
+        train_bars,
+        test_bars,
+        step or test_bars,
+        folds,
+        strategy,
+        smc,
+        bars.height - last,
+        rnd,
+        buy_and_hold_chained(tested, config, path=path),
+    )
 
 
 def parse_spec(text: str) -> tuple[int, int, int | None]:

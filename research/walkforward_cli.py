@@ -18,10 +18,14 @@ def cmd_walk_forward(args: argparse.Namespace, console: Any, config: BacktestCon
     from trading.bars import load_bars
 
     if args.models_dir or getattr(args, "version", None):
-        raise ValueError("--walk-forward trains its own models on each window; drop --models-dir/--version "
-                         "(use --wf-keep-models DIR to keep them)")
+        raise ValueError(
+            "--walk-forward trains its own models on each window; drop --models-dir/--version "
+            "(use --wf-keep-models DIR to keep them)"
+        )
     train, test, step = parse_spec(args.walk_forward)
-    bars = _slice(load_bars(args.data, server_tz=args.server_tz, spread=args.spread), args.date_from, args.date_to, 0)
+    bars = _slice(
+        load_bars(args.data, server_tz=args.server_tz, spread=args.spread), args.date_from, args.date_to, 0
+    )
     plans = plan_folds(bars.height, train, test, step, config.warmup_bars)  # bad windows fail here, fast
     n_folds = len(plans)
     # the finest intrabar data given, checked against the traded bars (the first test window's warm-up on)
@@ -37,8 +41,17 @@ def cmd_walk_forward(args: argparse.Namespace, console: Any, config: BacktestCon
                 done[0] = k
             track(done[0], n, f"fold {min(k + 1, n)}/{n}: {stage}" if stage != "done" else "")
 
-        result = walk_forward(bars, train, test, step, config, options, models_dir=args.wf_keep_models,
-                              progress=report, path=path)
+        result = walk_forward(
+            bars,
+            train,
+            test,
+            step,
+            config,
+            options,
+            models_dir=args.wf_keep_models,
+            progress=report,
+            path=path,
+        )
     seconds = time.perf_counter() - t0
     wf = result.to_json_dict()
     out: dict[str, Any] = {
@@ -60,8 +73,12 @@ def cmd_walk_forward(args: argparse.Namespace, console: Any, config: BacktestCon
     if args.plot:
         from charts.equity import equity_chart
 
-        png = equity_chart(result.strategy.times, result.strategy.equity_array(), title="Walk-forward equity (OOS)",
-                           halts=halt_marks(result.strategy.halts))
+        png = equity_chart(
+            result.strategy.times,
+            result.strategy.equity_array(),
+            title="Walk-forward equity (OOS)",
+            halts=halt_marks(result.strategy.halts),
+        )
         Path(args.plot).write_bytes(png)
         console.print(f"equity chart written to {args.plot}")
     if args.trades_csv:
@@ -74,16 +91,25 @@ def cmd_walk_forward(args: argparse.Namespace, console: Any, config: BacktestCon
 
 def halt_marks(halts: list[Any]) -> list[tuple[Any, Any, str]]:
     """HaltEvents as the equity chart's (start, end, label)."""
+
     def which(reason: str) -> str:
-        return "daily-loss limit" if reason.startswith("daily") else "total-loss limit" if reason.startswith(
-            "total") else reason
+        return (
+            "daily-loss limit"
+            if reason.startswith("daily")
+            else "total-loss limit"
+            if reason.startswith("total")
+            else reason
+        )
 
     return [(h.start, h.end, f"halted {h.start:%m-%d %H:%M} UTC: {which(h.reason)}") for h in halts]
 
 
 def halt_lines(halts: list[dict[str, Any]], who: str = "strategy") -> list[str]:
-    return [f"{who} halted {h['start'][:16]} → {(h['end'] or 'end of data')[:16]} by a loss limit ({h['reason']}): "
-            f"{count(h['bars'])} bars without entries, {count(h['setups_blocked'])} of them with a setup" for h in halts]
+    return [
+        f"{who} halted {h['start'][:16]} → {(h['end'] or 'end of data')[:16]} by a loss limit ({h['reason']}): "
+        f"{count(h['bars'])} bars without entries, {count(h['setups_blocked'])} of them with a setup"
+        for h in halts
+    ]
 
 
 def _pct(x: float) -> str:
@@ -109,31 +135,70 @@ def _report(console: Any, out: dict[str, Any]) -> None:
     from research.backtest_cli import fmt_counts, fmt_pf
 
     wf = out["walk_forward"]
-    console.print(f"[bold]Walk-forward[/bold] {out['from']} → {out['to']}: {len(wf['folds'])} folds, "
-                  f"{wf['out_of_sample_bars']} out-of-sample bars in {out['seconds']} s "
-                  f"(train {wf['train_bars']}, test {wf['test_bars']}, step {wf['step']} bars)")
-    folds = Table(box=box.SIMPLE_HEAD, pad_edge=False, collapse_padding=True,
-                  title="out-of-sample folds (AUC wf: own walk-forward; oos: on the test window)")
+    console.print(
+        f"[bold]Walk-forward[/bold] {out['from']} → {out['to']}: {len(wf['folds'])} folds, "
+        f"{wf['out_of_sample_bars']} out-of-sample bars in {out['seconds']} s "
+        f"(train {wf['train_bars']}, test {wf['test_bars']}, step {wf['step']} bars)"
+    )
+    folds = Table(
+        box=box.SIMPLE_HEAD,
+        pad_edge=False,
+        collapse_padding=True,
+        title="out-of-sample folds (AUC wf: own walk-forward; oos: on the test window)",
+    )
     for name in ("#", "train", "test", "AUC wf", "AUC oos", "trades", "net $", "win", "SMC n", "SMC $"):
         folds.add_column(name, no_wrap=True, justify="left" if name in ("train", "test") else "right")
     for f in wf["folds"]:
-        folds.add_row(str(f["fold"]), f"{_day(f['train_from'])}→{_day(f['train_to'])}",
-                      f"{_day(f['test_from'])}→{_day(f['test_to'])}", _auc(f["model_auc"]), _auc(f["test_auc"]),
-                      str(f["trades"]), f"{f['net_profit']:+.0f}", _pct(f["win_rate"]), str(f["smc_only_trades"]),
-                      f"{f['smc_only_net_profit']:+.0f}")
+        folds.add_row(
+            str(f["fold"]),
+            f"{_day(f['train_from'])}→{_day(f['train_to'])}",
+            f"{_day(f['test_from'])}→{_day(f['test_to'])}",
+            _auc(f["model_auc"]),
+            _auc(f["test_auc"]),
+            str(f["trades"]),
+            f"{f['net_profit']:+.0f}",
+            _pct(f["win_rate"]),
+            str(f["smc_only_trades"]),
+            f"{f['smc_only_net_profit']:+.0f}",
+        )
     if out.get("spread_assumed_points") is not None:
-        console.print(f"[yellow]spread ASSUMED {out['spread_assumed_points']} points on every bar "
-                      "(the file has no spread column)[/yellow]")
+        console.print(
+            f"[yellow]spread ASSUMED {out['spread_assumed_points']} points on every bar "
+            "(the file has no spread column)[/yellow]"
+        )
     console.print(folds)
-    total = Table("out of sample", "trades", "win", "PF", "net $", "equity", "DD %", "Sharpe", "Sortino",
-                  box=box.SIMPLE_HEAD, pad_edge=False, collapse_padding=True)
+    total = Table(
+        "out of sample",
+        "trades",
+        "win",
+        "PF",
+        "net $",
+        "equity",
+        "DD %",
+        "Sharpe",
+        "Sortino",
+        box=box.SIMPLE_HEAD,
+        pad_edge=False,
+        collapse_padding=True,
+    )
     names = {"smc_only": "SMC-only", "random": "random", "buy_and_hold": "buy-and-hold"}
     for name, m in (("strategy", wf["overall"]), *((names[k], v) for k, v in wf["baselines"].items())):
-        total.add_row(name, str(m["trades"]), _pct(m["win_rate"]), fmt_pf(m), f"{m['net_profit']:+,.2f}",
-                      f"{m['final_equity']:.0f}", _num(m["max_drawdown_pct"]), _num(m["sharpe"]), _num(m["sortino"]))
+        total.add_row(
+            name,
+            str(m["trades"]),
+            _pct(m["win_rate"]),
+            fmt_pf(m),
+            f"{m['net_profit']:+,.2f}",
+            f"{m['final_equity']:.0f}",
+            _num(m["max_drawdown_pct"]),
+            _num(m["sharpe"]),
+            _num(m["sortino"]),
+        )
     console.print(total)
     console.print(f"gates that blocked the strategy most: {fmt_counts(wf['gate_blocks'], 6)}")
-    for line in halt_lines(wf["halts"]) + [x for k, v in wf["baseline_halts"].items() for x in halt_lines(v, names[k])]:
+    for line in halt_lines(wf["halts"]) + [
+        x for k, v in wf["baseline_halts"].items() for x in halt_lines(v, names[k])
+    ]:
         console.print(line)
     if wf["untested_bars"]:
         console.print(f"{wf['untested_bars']} bars after the last complete test window were not traded")
@@ -144,8 +209,10 @@ def _report(console: Any, out: dict[str, Any]) -> None:
             console.print(out[key])
     beaten = [names[k] for k, m in wf["baselines"].items() if wf["overall"]["net_profit"] <= m["net_profit"]]
     if beaten:
-        console.print(f"[yellow]As one chained account, the strategy makes no more than {', '.join(beaten)} on "
-                      "these windows.[/yellow]")
+        console.print(
+            f"[yellow]As one chained account, the strategy makes no more than {', '.join(beaten)} on "
+            "these windows.[/yellow]"
+        )
     if wf.get("fresh"):
         from research.compare_report import print_fresh
 

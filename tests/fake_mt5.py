@@ -128,8 +128,18 @@ RETCODE_COMMENTS = {
 }
 
 _FLOAT_FIELDS = ("volume", "price", "stoplimit", "sl", "tp")
-_INT_FIELDS = ("action", "magic", "order", "deviation", "type", "type_filling", "type_time", "expiration",
-               "position", "position_by")
+_INT_FIELDS = (
+    "action",
+    "magic",
+    "order",
+    "deviation",
+    "type",
+    "type_filling",
+    "type_time",
+    "expiration",
+    "position",
+    "position_by",
+)
 
 
 @dataclass
@@ -152,18 +162,44 @@ class Outcome:
 def xauusd_symbol(**overrides: Any) -> dict[str, Any]:
     """XAUUSD as a typical ECN broker has it: 2 digits, 100 oz, 0.01 lots, FOK+IOC, Market execution."""
     values: dict[str, Any] = {f: 0 for f in SymbolInfo._fields}
-    for f in SymbolInfo._fields[SymbolInfo._fields.index("bid"): SymbolInfo._fields.index("basis")]:
+    for f in SymbolInfo._fields[SymbolInfo._fields.index("bid") : SymbolInfo._fields.index("basis")]:
         values[f] = 0.0
-    for f in SymbolInfo._fields[SymbolInfo._fields.index("basis"):]:
+    for f in SymbolInfo._fields[SymbolInfo._fields.index("basis") :]:
         values[f] = ""
     values.update(
-        custom=False, select=True, visible=True, spread_float=True, margin_hedged_use_leg=False,
-        digits=2, spread=20, trade_calc_mode=0, trade_mode=4, trade_stops_level=0, trade_freeze_level=0,
-        trade_exemode=2, swap_rollover3days=3, expiration_mode=15, filling_mode=3, order_mode=127,
-        point=0.01, trade_tick_value=1.0, trade_tick_value_profit=1.0, trade_tick_value_loss=1.0,
-        trade_tick_size=0.01, trade_contract_size=100.0, volume_min=0.01, volume_max=100.0,
-        volume_step=0.01, swap_long=-30.0, swap_short=10.0, currency_base="XAU", currency_profit="USD",
-        currency_margin="USD", description="Gold vs US Dollar", name="XAUUSD", path="Metals\\XAUUSD",
+        custom=False,
+        select=True,
+        visible=True,
+        spread_float=True,
+        margin_hedged_use_leg=False,
+        digits=2,
+        spread=20,
+        trade_calc_mode=0,
+        trade_mode=4,
+        trade_stops_level=0,
+        trade_freeze_level=0,
+        trade_exemode=2,
+        swap_rollover3days=3,
+        expiration_mode=15,
+        filling_mode=3,
+        order_mode=127,
+        point=0.01,
+        trade_tick_value=1.0,
+        trade_tick_value_profit=1.0,
+        trade_tick_value_loss=1.0,
+        trade_tick_size=0.01,
+        trade_contract_size=100.0,
+        volume_min=0.01,
+        volume_max=100.0,
+        volume_step=0.01,
+        swap_long=-30.0,
+        swap_short=10.0,
+        currency_base="XAU",
+        currency_profit="USD",
+        currency_margin="USD",
+        description="Gold vs US Dollar",
+        name="XAUUSD",
+        path="Metals\\XAUUSD",
     )
     values.update(overrides)
     return values
@@ -189,31 +225,72 @@ class FakeMetaTrader5:
     DEAL_REASON_SL, DEAL_REASON_TP, DEAL_REASON_SO, DEAL_REASON_ROLLOVER = 4, 5, 6, 7
     DEAL_REASON_VMARGIN, DEAL_REASON_SPLIT = 8, 9
     ACCOUNT_TRADE_MODE_DEMO, ACCOUNT_TRADE_MODE_CONTEST, ACCOUNT_TRADE_MODE_REAL = 0, 1, 2
-    ACCOUNT_MARGIN_MODE_RETAIL_NETTING, ACCOUNT_MARGIN_MODE_EXCHANGE, ACCOUNT_MARGIN_MODE_RETAIL_HEDGING = 0, 1, 2
+    ACCOUNT_MARGIN_MODE_RETAIL_NETTING, ACCOUNT_MARGIN_MODE_EXCHANGE, ACCOUNT_MARGIN_MODE_RETAIL_HEDGING = (
+        0,
+        1,
+        2,
+    )
     SYMBOL_TRADE_MODE_DISABLED, SYMBOL_TRADE_MODE_LONGONLY, SYMBOL_TRADE_MODE_SHORTONLY = 0, 1, 2
     SYMBOL_TRADE_MODE_CLOSEONLY, SYMBOL_TRADE_MODE_FULL = 3, 4
     SYMBOL_TRADE_EXECUTION_REQUEST, SYMBOL_TRADE_EXECUTION_INSTANT = 0, 1
     SYMBOL_TRADE_EXECUTION_MARKET, SYMBOL_TRADE_EXECUTION_EXCHANGE = 2, 3
-    TRADE_RETCODE_REQUOTE, TRADE_RETCODE_REJECT, TRADE_RETCODE_CANCEL, TRADE_RETCODE_PLACED = 10004, 10006, 10007, 10008
-    TRADE_RETCODE_DONE, TRADE_RETCODE_DONE_PARTIAL, TRADE_RETCODE_ERROR, TRADE_RETCODE_TIMEOUT = 10009, 10010, 10011, 10012
+    TRADE_RETCODE_REQUOTE, TRADE_RETCODE_REJECT, TRADE_RETCODE_CANCEL, TRADE_RETCODE_PLACED = (
+        10004,
+        10006,
+        10007,
+        10008,
+    )
+    TRADE_RETCODE_DONE, TRADE_RETCODE_DONE_PARTIAL, TRADE_RETCODE_ERROR, TRADE_RETCODE_TIMEOUT = (
+        10009,
+        10010,
+        10011,
+        10012,
+    )
     TRADE_RETCODE_INVALID, TRADE_RETCODE_INVALID_VOLUME, TRADE_RETCODE_INVALID_PRICE = 10013, 10014, 10015
-    TRADE_RETCODE_INVALID_STOPS, TRADE_RETCODE_TRADE_DISABLED, TRADE_RETCODE_MARKET_CLOSED = 10016, 10017, 10018
+    TRADE_RETCODE_INVALID_STOPS, TRADE_RETCODE_TRADE_DISABLED, TRADE_RETCODE_MARKET_CLOSED = (
+        10016,
+        10017,
+        10018,
+    )
     TRADE_RETCODE_NO_MONEY, TRADE_RETCODE_PRICE_CHANGED, TRADE_RETCODE_PRICE_OFF = 10019, 10020, 10021
-    TRADE_RETCODE_INVALID_EXPIRATION, TRADE_RETCODE_ORDER_CHANGED, TRADE_RETCODE_TOO_MANY_REQUESTS = 10022, 10023, 10024
-    TRADE_RETCODE_NO_CHANGES, TRADE_RETCODE_SERVER_DISABLES_AT, TRADE_RETCODE_CLIENT_DISABLES_AT = 10025, 10026, 10027
+    TRADE_RETCODE_INVALID_EXPIRATION, TRADE_RETCODE_ORDER_CHANGED, TRADE_RETCODE_TOO_MANY_REQUESTS = (
+        10022,
+        10023,
+        10024,
+    )
+    TRADE_RETCODE_NO_CHANGES, TRADE_RETCODE_SERVER_DISABLES_AT, TRADE_RETCODE_CLIENT_DISABLES_AT = (
+        10025,
+        10026,
+        10027,
+    )
     TRADE_RETCODE_LOCKED, TRADE_RETCODE_FROZEN, TRADE_RETCODE_INVALID_FILL = 10028, 10029, 10030
     TRADE_RETCODE_CONNECTION, TRADE_RETCODE_ONLY_REAL, TRADE_RETCODE_LIMIT_ORDERS = 10031, 10032, 10033
-    TRADE_RETCODE_LIMIT_VOLUME, TRADE_RETCODE_INVALID_ORDER, TRADE_RETCODE_POSITION_CLOSED = 10034, 10035, 10036
+    TRADE_RETCODE_LIMIT_VOLUME, TRADE_RETCODE_INVALID_ORDER, TRADE_RETCODE_POSITION_CLOSED = (
+        10034,
+        10035,
+        10036,
+    )
     TRADE_RETCODE_INVALID_CLOSE_VOLUME, TRADE_RETCODE_CLOSE_ORDER_EXIST = 10038, 10039
     TRADE_RETCODE_LIMIT_POSITIONS, TRADE_RETCODE_REJECT_CANCEL = 10040, 10041
     TRADE_RETCODE_LONG_ONLY, TRADE_RETCODE_SHORT_ONLY, TRADE_RETCODE_CLOSE_ONLY = 10042, 10043, 10044
     TRADE_RETCODE_FIFO_CLOSE = 10045
     COPY_TICKS_ALL, COPY_TICKS_INFO, COPY_TICKS_TRADE = -1, 1, 2
-    TICK_FLAG_BID, TICK_FLAG_ASK, TICK_FLAG_LAST, TICK_FLAG_VOLUME, TICK_FLAG_BUY, TICK_FLAG_SELL = 2, 4, 8, 16, 32, 64
+    TICK_FLAG_BID, TICK_FLAG_ASK, TICK_FLAG_LAST, TICK_FLAG_VOLUME, TICK_FLAG_BUY, TICK_FLAG_SELL = (
+        2,
+        4,
+        8,
+        16,
+        32,
+        64,
+    )
     RES_S_OK, RES_E_FAIL, RES_E_INVALID_PARAMS, RES_E_NO_MEMORY, RES_E_NOT_FOUND = 1, -1, -2, -3, -4
     RES_E_INVALID_VERSION, RES_E_AUTH_FAILED, RES_E_UNSUPPORTED, RES_E_AUTO_TRADING_DISABLED = -5, -6, -7, -8
     RES_E_INTERNAL_FAIL, RES_E_INTERNAL_FAIL_SEND, RES_E_INTERNAL_FAIL_RECEIVE = -10000, -10001, -10002
-    RES_E_INTERNAL_FAIL_INIT, RES_E_INTERNAL_FAIL_CONNECT, RES_E_INTERNAL_FAIL_TIMEOUT = -10003, -10004, -10005
+    RES_E_INTERNAL_FAIL_INIT, RES_E_INTERNAL_FAIL_CONNECT, RES_E_INTERNAL_FAIL_TIMEOUT = (
+        -10003,
+        -10004,
+        -10005,
+    )
 
     def __init__(self, server_epoch: int = 1_782_907_200, bid: float = 2400.00, ask: float = 2400.20) -> None:
         # default clock: 2026-07-01 12:00 server time (09:00 UTC under NY+7 in summer)
@@ -224,7 +301,9 @@ class FakeMetaTrader5:
         # scripting
         self.init_errors: list[tuple[int, str]] = []  # consumed by initialize(): each makes one call fail
         self.outcomes: list[Outcome] = []  # consumed by order_send
-        self.raise_on_call: BaseException | None = None  # bridge-style: every call raises this (e.g. EOFError)
+        self.raise_on_call: BaseException | None = (
+            None  # bridge-style: every call raises this (e.g. EOFError)
+        )
         self.none_from: dict[str, tuple[int, str]] = {}  # function name -> error: that function returns None
         self.market_closed = False
         self.terminal_connected = True
@@ -256,16 +335,32 @@ class FakeMetaTrader5:
         """The IPC link dies: every call answers None + (-10004, 'No IPC connection') until initialize()."""
         self.initialized = False
 
-    def set_tick(self, bid: float, ask: float, server_epoch: float | None = None, trigger: bool = True,
-                 symbol: str = "XAUUSD") -> None:
+    def set_tick(
+        self,
+        bid: float,
+        ask: float,
+        server_epoch: float | None = None,
+        trigger: bool = True,
+        symbol: str = "XAUUSD",
+    ) -> None:
         """Move the market (server clock epoch seconds); by default SL/TP touched by the new quote fire."""
         msc = self.ticks[symbol][2] if server_epoch is None else round(server_epoch * 1000)
         self.ticks[symbol] = (float(bid), float(ask), msc)
         if trigger:
             self._trigger_stops()
 
-    def add_position(self, side: int, volume: float, price: float, *, magic: int = 0, sl: float = 0.0,
-                     tp: float = 0.0, comment: str = "", symbol: str = "XAUUSD") -> int:
+    def add_position(
+        self,
+        side: int,
+        volume: float,
+        price: float,
+        *,
+        magic: int = 0,
+        sl: float = 0.0,
+        tp: float = 0.0,
+        comment: str = "",
+        symbol: str = "XAUUSD",
+    ) -> int:
         """A position opened outside the bot (e.g. by hand, magic 0)."""
         ticket = self._ticket()
         self._open(symbol, side, volume, price, sl, tp, magic, comment, ticket, reason=0)
@@ -320,8 +415,16 @@ class FakeMetaTrader5:
         return round((self._close_price(p) - p["price_open"]) * sign * size * p["volume"], 2)
 
     # ---- terminal / session ---------------------------------------------------------------------
-    def initialize(self, path: str | None = None, *, login: int | None = None, password: str | None = None,
-                   server: str | None = None, timeout: int | None = None, portable: bool = False) -> bool:
+    def initialize(
+        self,
+        path: str | None = None,
+        *,
+        login: int | None = None,
+        password: str | None = None,
+        server: str | None = None,
+        timeout: int | None = None,
+        portable: bool = False,
+    ) -> bool:
         self._record("initialize", (path,), {"login": login, "server": server, "timeout": timeout})
         if login is not None and type(login) is not int:
             self._fail(-2, 'Invalid "login" argument')
@@ -333,8 +436,9 @@ class FakeMetaTrader5:
         self.error = (1, "Success")
         return True
 
-    def login(self, login: int, password: str | None = None, server: str | None = None,
-              timeout: int | None = None) -> bool:
+    def login(
+        self, login: int, password: str | None = None, server: str | None = None, timeout: int | None = None
+    ) -> bool:
         self._record("login", (login,), {"server": server})
         return self._gate("login")
 
@@ -355,9 +459,28 @@ class FakeMetaTrader5:
         if not self._gate("terminal_info"):
             return None
         return TerminalInfo(
-            False, False, self.terminal_connected, False, self.terminal_trade_allowed, False, False, False,
-            False, False, 6231, 100_000, 0, 35_000, 0.0, 0.0, "Fake Broker Ltd", "MetaTrader 5", "English",
-            "C:\\MT5", "C:\\MT5", "C:\\Common",
+            False,
+            False,
+            self.terminal_connected,
+            False,
+            self.terminal_trade_allowed,
+            False,
+            False,
+            False,
+            False,
+            False,
+            6231,
+            100_000,
+            0,
+            35_000,
+            0.0,
+            0.0,
+            "Fake Broker Ltd",
+            "MetaTrader 5",
+            "English",
+            "C:\\MT5",
+            "C:\\MT5",
+            "C:\\Common",
         )
 
     def account_info(self) -> AccountInfo | None:
@@ -368,9 +491,34 @@ class FakeMetaTrader5:
         free = equity - margin
         level = equity / margin * 100 if margin else 0.0
         return AccountInfo(
-            self.login_id, 0, self.leverage, 200, 0, True, True, self.margin_mode, 2, False,
-            round(self.balance, 2), 0.0, profit, round(equity, 2), round(margin, 2), round(free, 2), level,
-            50.0, 30.0, 0.0, 0.0, 0.0, 0.0, 0.0, "Fake Trader", "FakeBroker-Demo", "USD", "Fake Broker Ltd",
+            self.login_id,
+            0,
+            self.leverage,
+            200,
+            0,
+            True,
+            True,
+            self.margin_mode,
+            2,
+            False,
+            round(self.balance, 2),
+            0.0,
+            profit,
+            round(equity, 2),
+            round(margin, 2),
+            round(free, 2),
+            level,
+            50.0,
+            30.0,
+            0.0,
+            0.0,
+            0.0,
+            0.0,
+            0.0,
+            "Fake Trader",
+            "FakeBroker-Demo",
+            "USD",
+            "Fake Broker Ltd",
         )
 
     # ---- market data ----------------------------------------------------------------------------
@@ -384,8 +532,13 @@ class FakeMetaTrader5:
         if symbol in self.ticks:
             bid, ask, msc = self.ticks[symbol]
             point = values["point"]
-            values.update(bid=bid, ask=ask, time=msc // 1000, spread=round((ask - bid) / point),
-                          select=symbol in self.selected)
+            values.update(
+                bid=bid,
+                ask=ask,
+                time=msc // 1000,
+                spread=round((ask - bid) / point),
+                select=symbol in self.selected,
+            )
         return SymbolInfo(**values)
 
     def symbol_select(self, symbol: str, enable: bool = True) -> bool:
@@ -407,7 +560,9 @@ class FakeMetaTrader5:
         bid, ask, msc = self.ticks[symbol]
         return Tick(msc // 1000, bid, ask, 0.0, 0, msc, 6, 0.0)
 
-    def copy_rates_from_pos(self, symbol: str, timeframe: int, start_pos: int, count: int) -> np.ndarray | None:
+    def copy_rates_from_pos(
+        self, symbol: str, timeframe: int, start_pos: int, count: int
+    ) -> np.ndarray | None:
         self._record("copy_rates_from_pos", (symbol, timeframe, start_pos, count), {})
         if not self._gate("copy_rates_from_pos"):
             return None
@@ -415,9 +570,11 @@ class FakeMetaTrader5:
         if rates is None or type(start_pos) is not int or type(count) is not int:
             return self._fail(-1, "Terminal: Call failed")
         end = len(rates) - start_pos
-        return rates[max(0, end - count): max(0, end)].copy()
+        return rates[max(0, end - count) : max(0, end)].copy()
 
-    def copy_rates_range(self, symbol: str, timeframe: int, date_from: Any, date_to: Any) -> np.ndarray | None:
+    def copy_rates_range(
+        self, symbol: str, timeframe: int, date_from: Any, date_to: Any
+    ) -> np.ndarray | None:
         """Bars with open time in [date_from, date_to] (server clock); an empty array when there are none."""
         self._record("copy_rates_range", (symbol, timeframe, date_from, date_to), {})
         if not self._gate("copy_rates_range"):
@@ -446,13 +603,30 @@ class FakeMetaTrader5:
     # ---- positions and history ------------------------------------------------------------------
     def _as_position(self, p: dict[str, Any]) -> TradePosition:
         return TradePosition(
-            p["ticket"], p["time_msc"] // 1000, p["time_msc"], p["time_update_msc"] // 1000, p["time_update_msc"],
-            p["type"], p["magic"], p["identifier"], p["reason"], p["volume"], p["price_open"], p["sl"], p["tp"],
-            self._close_price(p), 0.0, self._floating(p), p["symbol"], p["comment"], "",
+            p["ticket"],
+            p["time_msc"] // 1000,
+            p["time_msc"],
+            p["time_update_msc"] // 1000,
+            p["time_update_msc"],
+            p["type"],
+            p["magic"],
+            p["identifier"],
+            p["reason"],
+            p["volume"],
+            p["price_open"],
+            p["sl"],
+            p["tp"],
+            self._close_price(p),
+            0.0,
+            self._floating(p),
+            p["symbol"],
+            p["comment"],
+            "",
         )
 
-    def positions_get(self, *args: Any, symbol: str | None = None, group: str | None = None,
-                      ticket: int | None = None) -> tuple[TradePosition, ...] | None:
+    def positions_get(
+        self, *args: Any, symbol: str | None = None, group: str | None = None, ticket: int | None = None
+    ) -> tuple[TradePosition, ...] | None:
         self._record("positions_get", args, {"symbol": symbol, "group": group, "ticket": ticket})
         if not self._gate("positions_get"):
             return None
@@ -469,15 +643,17 @@ class FakeMetaTrader5:
         self._record("positions_total", (), {})
         return len(self.positions) if self._gate("positions_total") else 0
 
-    def orders_get(self, *args: Any, symbol: str | None = None, group: str | None = None,
-                   ticket: int | None = None) -> tuple[TradeOrder, ...] | None:
+    def orders_get(
+        self, *args: Any, symbol: str | None = None, group: str | None = None, ticket: int | None = None
+    ) -> tuple[TradeOrder, ...] | None:
         self._record("orders_get", args, {"symbol": symbol, "ticket": ticket})
         if not self._gate("orders_get"):
             return None
         return ()
 
-    def history_deals_get(self, *args: Any, group: str | None = None, ticket: int | None = None,
-                          position: int | None = None) -> tuple[TradeDeal, ...] | None:
+    def history_deals_get(
+        self, *args: Any, group: str | None = None, ticket: int | None = None, position: int | None = None
+    ) -> tuple[TradeDeal, ...] | None:
         self._record("history_deals_get", args, {"group": group, "ticket": ticket, "position": position})
         if not self._gate("history_deals_get"):
             return None
@@ -508,13 +684,16 @@ class FakeMetaTrader5:
             return None
         return round(self._margin(symbol, volume, price), 2)
 
-    def order_calc_profit(self, action: int, symbol: str, volume: float, price_open: float,
-                          price_close: float) -> float | None:
+    def order_calc_profit(
+        self, action: int, symbol: str, volume: float, price_open: float, price_close: float
+    ) -> float | None:
         self._record("order_calc_profit", (action, symbol, volume, price_open, price_close), {})
         if not self._gate("order_calc_profit") or symbol not in self.symbols:
             return None
         sign = 1 if action == 0 else -1
-        return round((price_close - price_open) * sign * self.symbols[symbol]["trade_contract_size"] * volume, 2)
+        return round(
+            (price_close - price_open) * sign * self.symbols[symbol]["trade_contract_size"] * volume, 2
+        )
 
     def _check_args(self, request: Any) -> str | None:
         if not isinstance(request, dict):
@@ -535,16 +714,34 @@ class FakeMetaTrader5:
         return None
 
     def _request_record(self, r: dict[str, Any]) -> TradeRequest:
-        return TradeRequest(**{f: r.get(f, "" if f in ("symbol", "comment") else 0) for f in TradeRequest._fields})
+        return TradeRequest(
+            **{f: r.get(f, "" if f in ("symbol", "comment") else 0) for f in TradeRequest._fields}
+        )
 
-    def _reply(self, retcode: int, r: dict[str, Any], deal: int = 0, order: int = 0, volume: float = 0.0,
-               price: float = 0.0) -> OrderSendResult:
+    def _reply(
+        self,
+        retcode: int,
+        r: dict[str, Any],
+        deal: int = 0,
+        order: int = 0,
+        volume: float = 0.0,
+        price: float = 0.0,
+    ) -> OrderSendResult:
         self._request_id += 1
         bid, ask, _ = self.ticks.get(r.get("symbol", ""), (0.0, 0.0, 0))
         done = retcode in (10008, 10009, 10010)
         return OrderSendResult(
-            retcode, deal, order, volume, price, bid if done else 0.0, ask if done else 0.0,
-            RETCODE_COMMENTS.get(retcode, "Request rejected"), self._request_id, 0, self._request_record(r),
+            retcode,
+            deal,
+            order,
+            volume,
+            price,
+            bid if done else 0.0,
+            ask if done else 0.0,
+            RETCODE_COMMENTS.get(retcode, "Request rejected"),
+            self._request_id,
+            0,
+            self._request_record(r),
         )
 
     def _stops_ok(self, symbol: str, side: int, sl: float, tp: float) -> bool:
@@ -560,9 +757,12 @@ class FakeMetaTrader5:
         if spec["trade_exemode"] in (0, 1):  # Request/Instant execution ignores type_filling
             return True
         mask = spec["filling_mode"]
-        return (filling == 0 and mask & 1) or (filling == 1 and mask & 2) or (
-            filling == 2 and spec["trade_exemode"] == 3
-        ) or (filling == 2 and mask == 0)
+        return (
+            (filling == 0 and mask & 1)
+            or (filling == 1 and mask & 2)
+            or (filling == 2 and spec["trade_exemode"] == 3)
+            or (filling == 2 and mask == 0)
+        )
 
     def _validate(self, r: dict[str, Any]) -> int:
         """The trade server's checks in the real order; 0 when the request would pass."""
@@ -589,7 +789,11 @@ class FakeMetaTrader5:
         if side not in (0, 1):
             return 10013
         steps = volume / spec["volume_step"]
-        if volume < spec["volume_min"] - 1e-9 or volume > spec["volume_max"] + 1e-9 or abs(steps - round(steps)) > 1e-6:
+        if (
+            volume < spec["volume_min"] - 1e-9
+            or volume > spec["volume_max"] + 1e-9
+            or abs(steps - round(steps)) > 1e-6
+        ):
             return 10014
         if not self._filling_ok(symbol, r.get("type_filling", 0)):
             return 10030
@@ -618,9 +822,17 @@ class FakeMetaTrader5:
             return None
         code = self._validate(request)
         profit, equity, margin = self._equity_margin()
-        return OrderCheckResult(code, self.balance, equity, profit, margin, equity - margin, 0.0,
-                                "Done" if code == 0 else RETCODE_COMMENTS.get(code, "Rejected"),
-                                self._request_record(request))
+        return OrderCheckResult(
+            code,
+            self.balance,
+            equity,
+            profit,
+            margin,
+            equity - margin,
+            0.0,
+            "Done" if code == 0 else RETCODE_COMMENTS.get(code, "Rejected"),
+            self._request_record(request),
+        )
 
     def order_send(self, request: dict) -> OrderSendResult | None:
         self._record("order_send", (request,), {})
@@ -643,7 +855,9 @@ class FakeMetaTrader5:
                 return executed
             if executed is None:
                 return self._reply(outcome.retcode, request)
-            return executed._replace(retcode=outcome.retcode, comment=RETCODE_COMMENTS.get(outcome.retcode, ""))
+            return executed._replace(
+                retcode=outcome.retcode, comment=RETCODE_COMMENTS.get(outcome.retcode, "")
+            )
         finally:
             if outcome.move_to is not None:
                 self.set_tick(*outcome.move_to)
@@ -670,10 +884,21 @@ class FakeMetaTrader5:
         elif netted is not None:
             deal = self._net(netted, r, side, volume, price, order)
         else:
-            deal = self._open(symbol, side, volume, price, r.get("sl", 0.0), r.get("tp", 0.0), r.get("magic", 0),
-                              r.get("comment", ""), order, reason=3)
-        return self._reply(10010 if fill_volume is not None else 10009, r, deal=deal, order=order,
-                           volume=volume, price=price)
+            deal = self._open(
+                symbol,
+                side,
+                volume,
+                price,
+                r.get("sl", 0.0),
+                r.get("tp", 0.0),
+                r.get("magic", 0),
+                r.get("comment", ""),
+                order,
+                reason=3,
+            )
+        return self._reply(
+            10010 if fill_volume is not None else 10009, r, deal=deal, order=order, volume=volume, price=price
+        )
 
     @property
     def hedging(self) -> bool:
@@ -682,8 +907,9 @@ class FakeMetaTrader5:
     def _symbol_position(self, symbol: str) -> dict[str, Any] | None:
         return next((p for p in self.positions.values() if p["symbol"] == symbol), None)
 
-    def _net(self, pos: dict[str, Any], r: dict[str, Any], side: int, volume: float, price: float,
-             order: int) -> int:
+    def _net(
+        self, pos: dict[str, Any], r: dict[str, Any], side: int, volume: float, price: float, order: int
+    ) -> int:
         """A netting account's one position per symbol: a same-side deal adds to it (volume-weighted
         price), an opposite one reduces, closes or reverses it (DEAL_ENTRY_INOUT: the ticket becomes
         the reversing order's, the identifier stays)."""
@@ -695,7 +921,9 @@ class FakeMetaTrader5:
             pos["volume"] = total
             pos["sl"], pos["tp"] = sl or pos["sl"], tp or pos["tp"]
             pos["time_update_msc"] = self._now_msc(symbol)
-            return self._add_deal(order, side, 0, magic, pos["identifier"], 3, volume, price, 0.0, symbol, comment)
+            return self._add_deal(
+                order, side, 0, magic, pos["identifier"], 3, volume, price, 0.0, symbol, comment
+            )
         if volume <= pos["volume"] + 1e-9:
             return self._close(pos["ticket"], volume, price, order, reason=3, comment=comment, magic=magic)
         sign = 1 if pos["type"] == 0 else -1
@@ -705,32 +933,105 @@ class FakeMetaTrader5:
         del self.positions[pos["ticket"]]
         msc = self._now_msc(symbol)
         self.positions[order] = dict(
-            pos, ticket=order, type=side, volume=rest, price_open=price, sl=sl, tp=tp, time_msc=msc,
-            time_update_msc=msc, magic=magic, comment=comment,
+            pos,
+            ticket=order,
+            type=side,
+            volume=rest,
+            price_open=price,
+            sl=sl,
+            tp=tp,
+            time_msc=msc,
+            time_update_msc=msc,
+            magic=magic,
+            comment=comment,
         )
-        return self._add_deal(order, side, 2, magic, pos["identifier"], 3, volume, price, profit, symbol, comment)
+        return self._add_deal(
+            order, side, 2, magic, pos["identifier"], 3, volume, price, profit, symbol, comment
+        )
 
-    def _add_deal(self, order: int, side: int, entry: int, magic: int, position_id: int, reason: int,
-                  volume: float, price: float, profit: float, symbol: str, comment: str) -> int:
+    def _add_deal(
+        self,
+        order: int,
+        side: int,
+        entry: int,
+        magic: int,
+        position_id: int,
+        reason: int,
+        volume: float,
+        price: float,
+        profit: float,
+        symbol: str,
+        comment: str,
+    ) -> int:
         ticket = self._ticket()
         msc = self._now_msc(symbol)
         commission = -round(self.commission_per_lot * volume, 2)
         self.balance += profit + commission
-        self.deals.append(TradeDeal(ticket, order, msc // 1000, msc, side, entry, magic, position_id, reason,
-                                    volume, price, commission, 0.0, profit, 0.0, symbol, comment, ""))
+        self.deals.append(
+            TradeDeal(
+                ticket,
+                order,
+                msc // 1000,
+                msc,
+                side,
+                entry,
+                magic,
+                position_id,
+                reason,
+                volume,
+                price,
+                commission,
+                0.0,
+                profit,
+                0.0,
+                symbol,
+                comment,
+                "",
+            )
+        )
         return ticket
 
-    def _open(self, symbol: str, side: int, volume: float, price: float, sl: float, tp: float, magic: int,
-              comment: str, order: int, reason: int) -> int:
+    def _open(
+        self,
+        symbol: str,
+        side: int,
+        volume: float,
+        price: float,
+        sl: float,
+        tp: float,
+        magic: int,
+        comment: str,
+        order: int,
+        reason: int,
+    ) -> int:
         msc = self._now_msc(symbol)
         self.positions[order] = dict(
-            ticket=order, identifier=order, time_msc=msc, time_update_msc=msc, type=side, magic=magic,
-            reason=reason, volume=volume, price_open=price, sl=sl, tp=tp, symbol=symbol, comment=comment,
+            ticket=order,
+            identifier=order,
+            time_msc=msc,
+            time_update_msc=msc,
+            type=side,
+            magic=magic,
+            reason=reason,
+            volume=volume,
+            price_open=price,
+            sl=sl,
+            tp=tp,
+            symbol=symbol,
+            comment=comment,
         )
         return self._add_deal(order, side, 0, magic, order, reason, volume, price, 0.0, symbol, comment)
 
-    def _close(self, ticket: int, volume: float, price: float, order: int, reason: int, comment: str = "",
-               magic: int | None = None) -> int:
+    def _close(
+        self,
+        ticket: int,
+        volume: float,
+        price: float,
+        order: int,
+        reason: int,
+        comment: str = "",
+        magic: int | None = None,
+    ) -> int:
         pos = self.positions[ticket]
         sign = 1 if pos["type"] == 0 else -1
         size = self.symbols[pos["symbol"]]["trade_contract_size"]
@@ -738,8 +1039,19 @@ class FakeMetaTrader5:
         pos["volume"] = round(pos["volume"] - volume, 8)
         if pos["volume"] <= 1e-9:
             del self.positions[ticket]
-        return self._add_deal(order, 1 - pos["type"], 1, pos["magic"] if magic is None else magic,
-                              pos["identifier"], reason, volume, price, profit, pos["symbol"], comment)
+        return self._add_deal(
+            order,
+            1 - pos["type"],
+            1,
+            pos["magic"] if magic is None else magic,
+            pos["identifier"],
+            reason,
+            volume,
+            price,
+            profit,
+            pos["symbol"],
+            comment,
+        )
 
     def _trigger_stops(self) -> None:
         for ticket, pos in list(self.positions.items()):
@@ -747,6 +1059,20 @@ class FakeMetaTrader5:
             px = bid if pos["type"] == 0 else ask
             sign = 1 if pos["type"] == 0 else -1
             if pos["sl"] and (px - pos["sl"]) * sign <= 0:
-                self._close(ticket, pos["volume"], pos["sl"], self._ticket(), reason=4, comment=f"[sl {pos['sl']:.2f}]")
+                self._close(
+                    ticket,
+                    pos["volume"],
+                    pos["sl"],
+                    self._ticket(),
+                    reason=4,
+                    comment=f"[sl {pos['sl']:.2f}]",
+                )
             elif pos["tp"] and (px - pos["tp"]) * sign >= 0:
-                self._close(ticket, pos["volume"], pos["tp"], self._ticket(), reason=5, comment=f"[tp {pos['tp']:.2f}]")
+                self._close(
+                    ticket,
+                    pos["volume"],
+                    pos["tp"],
+                    self._ticket(),
+                    reason=5,
+                    comment=f"[tp {pos['tp']:.2f}]",
+                )

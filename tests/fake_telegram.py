@@ -288,14 +288,25 @@ class FakeTelegramServer:
         self._faults.append(_Fault(_lower(methods), count, 429, description, retry_after))
 
     def fail_next(
-        self, method: str, status: int = 400, description: str = "Bad Request: test fault", count: int = 1,
-        *, html: bool = False,
+        self,
+        method: str,
+        status: int = 400,
+        description: str = "Bad Request: test fault",
+        count: int = 1,
+        *,
+        html: bool = False,
     ) -> None:
         """The next `count` calls of `method` get this error (`html`: as an HTML page, not JSON)."""
         self._faults.append(_Fault(_lower([method]), count, status, description, html=html))
 
-    def fail_all(self, status: int = 500, description: str = "Internal Server Error", *, html: bool = False,
-                 methods: Iterable[str] | None = None) -> None:
+    def fail_all(
+        self,
+        status: int = 500,
+        description: str = "Internal Server Error",
+        *,
+        html: bool = False,
+        methods: Iterable[str] | None = None,
+    ) -> None:
         """Every matching call gets this error until heal() (methods=None: all but getUpdates and getMe).
         A newer fail_all replaces an older one."""
         self._faults = [f for f in self._faults if f.remaining is not None]
@@ -363,8 +374,10 @@ class FakeTelegramServer:
         if fault is not None:
             if fault.html:
                 title = html.escape(f"{fault.status} {fault.description}")
-                return fault.status, {"html": f"<html><head><title>{title}</title></head><body><center><h1>"
-                                              f"{title}</h1></center><hr><center>nginx</center></body></html>"}
+                return fault.status, {
+                    "html": f"<html><head><title>{title}</title></head><body><center><h1>"
+                    f"{title}</h1></center><hr><center>nginx</center></body></html>"
+                }
             extra = {"retry_after": fault.retry_after} if fault.retry_after is not None else None
             return _error(fault.status, fault.description, extra)
         handler = getattr(self, f"_api_{name}", None)
@@ -458,7 +471,9 @@ class FakeTelegramServer:
         msg.parse_mode = params.get("parse_mode")
         return self._message_json(msg)
 
-    async def _api_sendmediagroup(self, params: dict[str, Any], files: dict[str, bytes]) -> list[dict[str, Any]]:
+    async def _api_sendmediagroup(
+        self, params: dict[str, Any], files: dict[str, bytes]
+    ) -> list[dict[str, Any]]:
         media = params.get("media")
         if not isinstance(media, list) or not 2 <= len(media) <= MAX_ALBUM:
             raise _ApiError(400, f"Bad Request: media must be an array of 2-{MAX_ALBUM} items")

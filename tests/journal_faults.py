@@ -43,8 +43,9 @@ class DiskFull:
         self.refused = 0
         event.listen(journal._engine.sync_engine, "before_cursor_execute", self._execute)
 
-    def _execute(self, _conn: Any, _cursor: Any, statement: str, parameters: Any, _context: Any,
-                 _many: bool) -> None:
+    def _execute(
+        self, _conn: Any, _cursor: Any, statement: str, parameters: Any, _context: Any, _many: bool
+    ) -> None:
         if self.on and statement.lstrip().upper().startswith(WRITES):
             self.refused += 1
             raise sqlite3.OperationalError("database or disk is full")
@@ -58,8 +59,12 @@ def tiny_tmpfs(where: Path, size_kb: int = 512) -> Iterator[Path]:
     if shutil.which("mount") is None:
         pytest.skip("no mount(8)")
     where.mkdir(parents=True, exist_ok=True)
-    done = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size_kb}k", "tmpfs", str(where)],
-                          capture_output=True, text=True, check=False)
+    done = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", f"size={size_kb}k", "tmpfs", str(where)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     if done.returncode != 0:
         pytest.skip(f"cannot mount a tmpfs here: {done.stderr.strip()}")
     try:

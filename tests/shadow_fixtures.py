@@ -38,8 +38,9 @@ def first_hit(highs: np.ndarray, lows: np.ndarray, up: float, down: float) -> in
     return 0
 
 
-def oracle(frame: pl.DataFrame, base: Callable[[pl.DataFrame], MarketAnalysis], sign: int) -> Callable[
-        [pl.DataFrame], MarketAnalysis]:
+def oracle(
+    frame: pl.DataFrame, base: Callable[[pl.DataFrame], MarketAnalysis], sign: int
+) -> Callable[[pl.DataFrame], MarketAnalysis]:
     """An analyzer with the real analysis and a setup chosen from the future (sign -1: the wrong side)."""
     index = {t: i for i, t in enumerate(frame["time"].to_list())}
     highs, lows = frame["high"].to_numpy(), frame["low"].to_numpy()
@@ -60,15 +61,27 @@ def oracle(frame: pl.DataFrame, base: Callable[[pl.DataFrame], MarketAnalysis], 
         price = entry if side is Side.BUY else a.close
         sl = price - risk * side.sign
         tp = price + 2 * risk * side.sign
-        setup = SMCSetup(side, round(price, 2), round(sl, 2), round(tp, 2), 2.0, 0.9, "oracle", "FVG",
-                         max(price, sl), min(price, sl), a.atr)
+        setup = SMCSetup(
+            side,
+            round(price, 2),
+            round(sl, 2),
+            round(tp, 2),
+            2.0,
+            0.9,
+            "oracle",
+            "FVG",
+            max(price, sl),
+            min(price, sl),
+            a.atr,
+        )
         return replace(a, setup=setup, prev_setup_side=side)
 
     return analyze
 
 
-def book_factory(root: Path, frame: pl.DataFrame, shared: BarMemo, max_challengers: int = 3) -> Callable[
-        [TradingEngine, SimClock], ShadowBook]:
+def book_factory(
+    root: Path, frame: pl.DataFrame, shared: BarMemo, max_challengers: int = 3
+) -> Callable[[TradingEngine, SimClock], ShadowBook]:
     """A book whose model "v901" is the oracle and "v902" the anti-oracle; anything else reads the bar
     through `shared` (live's own analysis: the same inputs)."""
 
@@ -86,11 +99,19 @@ def book_factory(root: Path, frame: pl.DataFrame, shared: BarMemo, max_challenge
     return build
 
 
-def spec(number: int, model: str, engine: TradingEngine, params_name: str = "", **params: object) -> ChallengerSpec:
+def spec(
+    number: int, model: str, engine: TradingEngine, params_name: str = "", **params: object
+) -> ChallengerSpec:
     chosen = replace(engine.params, **params)  # type: ignore[arg-type]
     from dataclasses import asdict
 
-    return ChallengerSpec(number=number, model_version=model, params_name=params_name,
-                          params=params_to_dict(chosen), limits=asdict(engine.limits),
-                          start_balance=engine.account.balance if engine.account else 10_000.0,
-                          started=engine.clock(), added_by="test")
+    return ChallengerSpec(
+        number=number,
+        model_version=model,
+        params_name=params_name,
+        params=params_to_dict(chosen),
+        limits=asdict(engine.limits),
+        start_balance=engine.account.balance if engine.account else 10_000.0,
+        started=engine.clock(),
+        added_by="test",
+    )

@@ -58,8 +58,13 @@ async def make_engine(clock: Clock, open_positions: int = 0) -> TradingEngine:
     for _ in range(open_positions):
         await broker.open_market(Side.BUY, 0.01, 3290.0, 3320.0, comment="test")
     broker.set_tick(Tick(clock.now, 3301.0, 3301.25))
-    engine = TradingEngine(broker, lambda bars: analysis(), recorder=MemoryRecorder(), clock=clock,
-                           approval_ttl=timedelta(minutes=10))
+    engine = TradingEngine(
+        broker,
+        lambda bars: analysis(),
+        recorder=MemoryRecorder(),
+        clock=clock,
+        approval_ttl=timedelta(minutes=10),
+    )
     await engine.start()
     await engine.on_tick()  # positions with current prices, account
     return engine
@@ -83,7 +88,10 @@ class Harness:
 
     async def wait_sent(self, chat: int, since: int, timeout: float = 5.0) -> ApiCall:
         def sent_to_chat(c: ApiCall) -> bool:
-            return c.method.lower() in ("sendmessage", "sendphoto", "senddocument") and c.params.get("chat_id") == chat
+            return (
+                c.method.lower() in ("sendmessage", "sendphoto", "senddocument")
+                and c.params.get("chat_id") == chat
+            )
 
         return await _wait_any(self.server, sent_to_chat, since, timeout)
 
@@ -92,8 +100,9 @@ class Harness:
         since = len(self.server.calls)
         update = self.server.push_callback(user, chat, data, message_id)
         qid = update["callback_query"]["id"]
-        return await self.server.wait_for("answerCallbackQuery", lambda c: c.params.get("callback_query_id") == qid,
-                                          since=since)
+        return await self.server.wait_for(
+            "answerCallbackQuery", lambda c: c.params.get("callback_query_id") == qid, since=since
+        )
 
     def last(self, chat: int = CHAT) -> SentMessage:
         return self.server.sent_messages(chat)[-1]
@@ -112,8 +121,9 @@ class Harness:
             await asyncio.sleep(0.02)
 
 
-async def _wait_any(server: FakeTelegramServer, pred: Callable[[ApiCall], bool], since: int,
-                    timeout: float) -> ApiCall:
+async def _wait_any(
+    server: FakeTelegramServer, pred: Callable[[ApiCall], bool], since: int, timeout: float
+) -> ApiCall:
     loop = asyncio.get_running_loop()
     deadline = loop.time() + timeout
     while True:
@@ -126,17 +136,29 @@ async def _wait_any(server: FakeTelegramServer, pred: Callable[[ApiCall], bool],
         await asyncio.sleep(0.01)
 
 
-async def harness(server: FakeTelegramServer, tmp_path: Path, *, open_positions: int = 0,
-                  trainer: Any = None, registry: Any = None, analyzer: Any = None,
-                  **setting_overrides: Any) -> AsyncIterator[Harness]:
+async def harness(
+    server: FakeTelegramServer,
+    tmp_path: Path,
+    *,
+    open_positions: int = 0,
+    trainer: Any = None,
+    registry: Any = None,
+    analyzer: Any = None,
+    **setting_overrides: Any,
+) -> AsyncIterator[Harness]:
     clock = Clock()
     engine = await make_engine(clock, open_positions)
     journal = Journal(tmp_path / "journal.db")
     await journal.open()
-    ctx = BotContext(engine=engine, journal=journal, settings=settings(**setting_overrides),  # type: ignore[arg-type]
-                     analyzer=analyzer or SimpleNamespace(last_frame=None),
-                     started=utc_now() - timedelta(hours=2),  # wall time, as the app sets it
-                     trainer=trainer, registry=registry)
+    ctx = BotContext(
+        engine=engine,
+        journal=journal,
+        settings=settings(**setting_overrides),  # type: ignore[arg-type]
+        analyzer=analyzer or SimpleNamespace(last_frame=None),
+        started=utc_now() - timedelta(hours=2),  # wall time, as the app sets it
+        trainer=trainer,
+        registry=registry,
+    )
     bot = server.bot()
     polling = await start_polling(ctx, bot, dp=build_dispatcher(ctx), polling_timeout=1)
     try:

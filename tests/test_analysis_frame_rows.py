@@ -24,8 +24,9 @@ def frame() -> AnalysisFrame:
     return f
 
 
-def test_rows_read_by_chunk_equal_rows_read_from_the_whole_frame(frame: AnalysisFrame,
-                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+def test_rows_read_by_chunk_equal_rows_read_from_the_whole_frame(
+    frame: AnalysisFrame, monkeypatch: pytest.MonkeyPatch
+) -> None:
     n = len(frame)
     chunk = analyzer._ROW_CHUNK
     assert n > 2 * chunk

@@ -31,8 +31,13 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def make_settings(tmp_path: Path, **overrides: Any) -> Settings:
     base: dict[str, Any] = dict(
-        database_path=tmp_path / "x.db", models_dir=tmp_path / "models", paper_replay_speed=3000,
-        market_update_minutes=0, hourly_analysis=False, daily_summary=False, auto_retrain=False,
+        database_path=tmp_path / "x.db",
+        models_dir=tmp_path / "models",
+        paper_replay_speed=3000,
+        market_update_minutes=0,
+        hourly_analysis=False,
+        daily_summary=False,
+        auto_retrain=False,
     )
     return load_settings(None, **(base | overrides))
 
@@ -93,7 +98,9 @@ async def test_run_journals_decisions_and_reports_start_and_stop(tmp_path: Path,
     assert len({d.bar_time for d in decisions}) == len(decisions)  # one decision per closed bar
     entered = {d.id for d in decisions if d.action == "enter"}
     assert {t.decision_id for t in trades} <= entered  # every trade links to the decision that opened it
-    assert {t.ticket for t in trades if t.is_open} == set(app.engine.positions)  # the book matches the journal
+    assert {t.ticket for t in trades if t.is_open} == set(
+        app.engine.positions
+    )  # the book matches the journal
 
 
 async def test_shutdown_closes_the_journal_and_disconnects(tmp_path: Path) -> None:
@@ -151,7 +158,9 @@ async def test_restart_restores_pause_counters_and_pending_approvals(tmp_path: P
     app.engine.state = record_close(app.engine.state, app.engine.limits, -12.5, 4987.5, app.clock())
     await app.engine._save_state()
     # a loosening change waits for approval and is stored by the approvals task
-    result = await app.engine.request_risk_change(RiskChange("limits", "risk 2%", {"risk_per_trade_pct": 2.0}), "t")
+    result = await app.engine.request_risk_change(
+        RiskChange("limits", "risk 2%", {"risk_per_trade_pct": 2.0}), "t"
+    )
     assert result.approval is not None
     await asyncio.sleep(0.05)
     before = app.engine.state_dict()
@@ -196,7 +205,9 @@ async def test_restart_in_total_stop_does_not_propose_the_reset_twice(tmp_path: 
 # ------------------------------------------------------------------ reconcile
 
 
-def patch_broker(monkeypatch: pytest.MonkeyPatch, after_connect: Any = None, deals: list[Any] | None = None) -> None:
+def patch_broker(
+    monkeypatch: pytest.MonkeyPatch, after_connect: Any = None, deals: list[Any] | None = None
+) -> None:
     """Wrap bot.app.build_broker: run `after_connect(broker)` once connected; add `deals` to its history."""
     import bot.app
     from bot.brokers import build_broker
@@ -224,9 +235,20 @@ async def journal_open_trade(db: Path, ticket: int, when: Any, price: float = 20
     from bot.store import Journal
 
     async with Journal(db) as journal:
-        await journal.record_trade_open(Position(
-            ticket=ticket, symbol="XAUUSD", side=Side.BUY, volume=0.01, open_price=price, open_time=when,
-            sl=price - 10, tp=price + 20, magic=150015, comment="xau-bot"))
+        await journal.record_trade_open(
+            Position(
+                ticket=ticket,
+                symbol="XAUUSD",
+                side=Side.BUY,
+                volume=0.01,
+                open_price=price,
+                open_time=when,
+                sl=price - 10,
+                tp=price + 20,
+                magic=150015,
+                comment="xau-bot",
+            )
+        )
 
 
 async def test_reconcile_books_a_trade_closed_while_down_from_the_broker_deal(tmp_path, monkeypatch) -> None:
@@ -234,9 +256,19 @@ async def test_reconcile_books_a_trade_closed_while_down_from_the_broker_deal(tm
     from trading.timezones import utc_now
 
     opened = utc_now() - timedelta(hours=3)
-    deal = Deal(ticket=5001, position_ticket=999, symbol="XAUUSD", side=Side.SELL, entry=DealEntry.OUT,
-                volume=0.01, price=2007.5, time=opened + timedelta(hours=1), profit=7.5, magic=150015,
-                reason=DealReason.TP)
+    deal = Deal(
+        ticket=5001,
+        position_ticket=999,
+        symbol="XAUUSD",
+        side=Side.SELL,
+        entry=DealEntry.OUT,
+        volume=0.01,
+        price=2007.5,
+        time=opened + timedelta(hours=1),
+        profit=7.5,
+        magic=150015,
+        reason=DealReason.TP,
+    )
     settings = make_settings(tmp_path)
     await journal_open_trade(settings.database_path, 999, opened)
     patch_broker(monkeypatch, deals=[deal])
@@ -355,6 +387,7 @@ async def test_other_errors_are_counted_and_a_burst_raises_one_alert(tmp_path: P
     app = await started(make_settings(tmp_path))
     events = app.bus.subscribe()
     try:
+
         async def broken() -> None:
             raise RuntimeError("boom")
 
@@ -376,6 +409,7 @@ async def test_a_failing_periodic_job_is_counted_not_raised(tmp_path: Path, monk
 
     app = await started(make_settings(tmp_path))
     try:
+
         async def broken() -> None:
             raise ValueError("report failed")
 
@@ -471,17 +505,24 @@ async def test_console_closeall_needs_the_confirm_button(tmp_path: Path, capsys)
 
 
 async def test_telegram_startup_status_and_shutdown(tmp_path: Path, fake_telegram) -> None:
-    settings = make_settings(tmp_path, telegram_token=fake_telegram.token, telegram_api_url=fake_telegram.base_url,
-                             telegram_allowed_users=[42])
+    settings = make_settings(
+        tmp_path,
+        telegram_token=fake_telegram.token,
+        telegram_api_url=fake_telegram.base_url,
+        telegram_allowed_users=[42],
+    )
     app = await started(settings)
     try:
         assert app.console is None and app.polling is not None
-        start = await fake_telegram.wait_for("sendMessage", lambda c: "BOT STARTED" in c.params.get("text", ""))
+        start = await fake_telegram.wait_for(
+            "sendMessage", lambda c: "BOT STARTED" in c.params.get("text", "")
+        )
         assert start.params["chat_id"] == 42
         mark = len(fake_telegram.calls)
         fake_telegram.push_message(user_id=42, chat_id=42, text="/status")
-        answer = await fake_telegram.wait_for("sendMessage", lambda c: "STATUS" in c.params.get("text", ""),
-                                              since=mark)
+        answer = await fake_telegram.wait_for(
+            "sendMessage", lambda c: "STATUS" in c.params.get("text", ""), since=mark
+        )
         assert answer.params["chat_id"] == 42
         mark = len(fake_telegram.calls)
         fake_telegram.push_message(user_id=7, chat_id=7, text="/pause")  # not an allowed user
@@ -490,8 +531,11 @@ async def test_telegram_startup_status_and_shutdown(tmp_path: Path, fake_telegra
     finally:
         mark = len(fake_telegram.calls)
         await app.shutdown("test")
-    stop = [c for c in fake_telegram.calls[mark:] if c.method.lower() == "sendmessage"
-            and "BOT STOPPED" in c.params.get("text", "")]
+    stop = [
+        c
+        for c in fake_telegram.calls[mark:]
+        if c.method.lower() == "sendmessage" and "BOT STOPPED" in c.params.get("text", "")
+    ]
     assert len(stop) == 1 and stop[0].params["chat_id"] == 42
     assert app.polling.task.done()
     await fake_telegram.stop()  # ends the server's own handlers (a long poll the client left)
@@ -503,10 +547,17 @@ async def test_telegram_startup_status_and_shutdown(tmp_path: Path, fake_telegra
 
 
 def run_env(tmp_path: Path, **extra: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items()
-           if not k.startswith(("TELEGRAM_", "BROKER", "RISK_", "PAPER_", "DATABASE_PATH", "MODELS_DIR"))}
-    env.update(DATABASE_PATH=str(tmp_path / "data" / "x.db"), MODELS_DIR=str(tmp_path / "models"),
-               PYTHONUNBUFFERED="1", **extra)
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("TELEGRAM_", "BROKER", "RISK_", "PAPER_", "DATABASE_PATH", "MODELS_DIR"))
+    }
+    env.update(
+        DATABASE_PATH=str(tmp_path / "data" / "x.db"),
+        MODELS_DIR=str(tmp_path / "models"),
+        PYTHONUNBUFFERED="1",
+        **extra,
+    )
     return env
 
 
@@ -515,8 +566,14 @@ def main_run(*args: str) -> list[str]:
 
 
 def test_main_run_for_a_fixed_time_exits_0(tmp_path: Path) -> None:
-    done = subprocess.run(main_run("--max-seconds", "8"), cwd=tmp_path, env=run_env(tmp_path),
-                          capture_output=True, text=True, timeout=90)
+    done = subprocess.run(
+        main_run("--max-seconds", "8"),
+        cwd=tmp_path,
+        env=run_env(tmp_path),
+        capture_output=True,
+        text=True,
+        timeout=90,
+    )
     assert done.returncode == 0, done.stderr[-2000:]
     assert "BOT STARTED" in done.stdout and "BOT STOPPED" in done.stdout
     assert "Reason: run finished" in done.stdout
@@ -525,10 +582,18 @@ def test_main_run_for_a_fixed_time_exits_0(tmp_path: Path) -> None:
 
 
 def test_main_run_with_a_bad_setting_exits_2_naming_it(tmp_path: Path) -> None:
-    done = subprocess.run(main_run(), cwd=tmp_path, env=run_env(tmp_path, RISK_PER_TRADE_PCT="9"),
-                          capture_output=True, text=True, timeout=60)
+    done = subprocess.run(
+        main_run(),
+        cwd=tmp_path,
+        env=run_env(tmp_path, RISK_PER_TRADE_PCT="9"),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert done.returncode == 2
-    assert done.stderr.strip().splitlines() == ["configuration error: RISK_PER_TRADE_PCT: must be > 0 and <= 5 (got 9)"]
+    assert done.stderr.strip().splitlines() == [
+        "configuration error: RISK_PER_TRADE_PCT: must be > 0 and <= 5 (got 9)"
+    ]
     assert "Traceback" not in done.stderr
     assert "BOT STARTED" not in done.stdout
 
@@ -543,9 +608,18 @@ def test_main_run_on_a_terminal_answers_typed_commands_and_stops_on_sigterm(tmp_
     env = run_env(tmp_path)
     del env["DATABASE_PATH"]
     master, slave = pty.openpty()
-    args = [sys.executable, str(ROOT / "main.py"), "run", "--speed", "3000", "--db", str(tmp_path / "db" / "j.db")]
-    proc = subprocess.Popen(args, cwd=tmp_path, env=env, stdin=slave, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
+    args = [
+        sys.executable,
+        str(ROOT / "main.py"),
+        "run",
+        "--speed",
+        "3000",
+        "--db",
+        str(tmp_path / "db" / "j.db"),
+    ]
+    proc = subprocess.Popen(
+        args, cwd=tmp_path, env=env, stdin=slave, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
     os.close(slave)
     watchdog = threading.Timer(60, proc.kill)  # a hang fails the test instead of blocking it
     watchdog.start()
@@ -652,7 +726,9 @@ async def test_reports_arrive_on_the_market_clock_of_an_accelerated_replay(tmp_p
         await app.shutdown("test")
 
 
-async def test_the_chat_budget_holds_an_accelerated_replay_to_one_report_per_kind(tmp_path: Path, capsys) -> None:
+async def test_the_chat_budget_holds_an_accelerated_replay_to_one_report_per_kind(
+    tmp_path: Path, capsys
+) -> None:
     """The same three market hours at 3000×, with the default budget (one routine report of a kind
     per 5 real minutes): one market update and one hourly analysis, and the skipping said once."""
     app = await started(make_settings(tmp_path, market_update_minutes=30, hourly_analysis=True))
@@ -741,7 +817,8 @@ async def test_bot_started_shows_each_risk_figure_once_from_the_live_limits(tmp_
     app = await started(settings)
     try:
         result = await app.engine.request_risk_change(
-            RiskChange("limits", "risk per trade 0.5%", {"risk_per_trade_pct": 0.5}), by="test")
+            RiskChange("limits", "risk per trade 0.5%", {"risk_per_trade_pct": 0.5}), by="test"
+        )
         assert result.applied  # tightening applies at once
     finally:
         await app.shutdown("test")
@@ -750,7 +827,7 @@ async def test_bot_started_shows_each_risk_figure_once_from_the_live_limits(tmp_
     try:
         await again.notifier.stop()
         out = capsys.readouterr().out
-        start = out[out.index("BOT STARTED"):]
+        start = out[out.index("BOT STARTED") :]
         assert "Risk/Trade: 0.5%" in start and "% per trade" not in start
         assert "risk/trade is 0.5%, changed in the chat and kept (the setting says 1%)" in start
     finally:

@@ -20,8 +20,13 @@ TUE_1200_WIB = datetime(2025, 7, 15, 5, 0, tzinfo=UTC)
 
 
 def trainer(tmp_path, last: datetime | None = None, **cfg) -> AutoTrainer:
-    return AutoTrainer(ModelRegistry(tmp_path), ModelSlot(), lambda n: pl.DataFrame(),
-                       AutoTrainerConfig(**cfg), last_success=last)
+    return AutoTrainer(
+        ModelRegistry(tmp_path),
+        ModelSlot(),
+        lambda n: pl.DataFrame(),
+        AutoTrainerConfig(**cfg),
+        last_success=last,
+    )
 
 
 @pytest.mark.parametrize(
@@ -90,8 +95,14 @@ def test_worker_process_run_rejects_no_edge_then_accepts_then_rejects_then_rolls
     stages: list[str] = []
     slot = ModelSlot()
     cfg = AutoTrainerConfig(n_folds=2, test_size=80, min_auc=None, min_bars=1000)
-    t = AutoTrainer(ModelRegistry(tmp_path), slot, lambda n: bars.tail(n), cfg,
-                    on_progress=lambda stage, pct: stages.append(stage), on_event=events.append)
+    t = AutoTrainer(
+        ModelRegistry(tmp_path),
+        slot,
+        lambda n: bars.tail(n),
+        cfg,
+        on_progress=lambda stage, pct: stages.append(stage),
+        on_event=events.append,
+    )
 
     # a real worker process: these bars show no edge, so the same rule as `train` keeps it off
     first = t.check(TUE_1200_WIB)

@@ -18,13 +18,34 @@ from trading.domain import ClosedTrade, Side
 from trading.records import MemoryRecorder
 
 METRIC_KEYS = {
-    "trades", "win_rate", "profit_factor", "expectancy", "net_profit", "max_drawdown_pct", "sharpe", "sortino",
-    "calmar", "avg_hold_minutes", "exit_reasons", "by_session", "by_regime",
+    "trades",
+    "win_rate",
+    "profit_factor",
+    "expectancy",
+    "net_profit",
+    "max_drawdown_pct",
+    "sharpe",
+    "sortino",
+    "calmar",
+    "avg_hold_minutes",
+    "exit_reasons",
+    "by_session",
+    "by_regime",
 }
 
 
 def key(t: ClosedTrade) -> tuple:
-    return (t.ticket, t.side, t.volume, t.open_time, t.open_price, t.close_time, t.close_price, t.profit, t.reason)
+    return (
+        t.ticket,
+        t.side,
+        t.volume,
+        t.open_time,
+        t.open_price,
+        t.close_time,
+        t.close_price,
+        t.profit,
+        t.reason,
+    )
 
 
 @pytest.fixture(scope="module")
@@ -62,8 +83,20 @@ def test_backtest_trades_and_metrics(result2500: BacktestResult) -> None:
     assert sum(g["trades"] for g in m["by_session"].values()) == m["trades"]
     assert sum(g["trades"] for g in m["by_regime"].values()) == m["trades"]
     assert set(r.gate_blocks) <= {
-        "flash_crash_guard", "session", "news_blackout", "risk_mode", "smc_setup", "ml_confidence", "ml_agreement",
-        "market_quality", "confirmation", "pullback", "cooldown", "position_limit", "lot_size", "spread_limit",
+        "flash_crash_guard",
+        "session",
+        "news_blackout",
+        "risk_mode",
+        "smc_setup",
+        "ml_confidence",
+        "ml_agreement",
+        "market_quality",
+        "confirmation",
+        "pullback",
+        "cooldown",
+        "position_limit",
+        "lot_size",
+        "spread_limit",
         "regime_sleep",
     }
     assert r.gate_blocks["smc_setup"] > 0
@@ -77,14 +110,18 @@ def test_every_trade_is_real_money(result2500: BacktestResult) -> None:
     assert {t.ticket for t in r.trades} == set(opened)  # every opened trade is closed and counted
     for t in r.trades:
         o = opened[t.ticket]
-        assert t.profit == pytest.approx((t.close_price - t.open_price) * t.side.sign * 100 * t.volume, abs=0.011)
+        assert t.profit == pytest.approx(
+            (t.close_price - t.open_price) * t.side.sign * 100 * t.volume, abs=0.011
+        )
         assert 0.01 <= t.volume <= 0.02
         assert o.sl > 0 and o.tp > 0
         assert (o.open_price - o.sl) * o.side.sign > 0 and (o.tp - o.open_price) * o.side.sign > 0
         assert (o.open_price - o.sl) * o.side.sign * 100 * o.volume <= 0.02 * 5_000 * 1.2  # emergency cap
         assert t.close_time >= t.open_time
-    events = sorted([(t.open_time, 1) for t in r.trades] + [(t.close_time, -1) for t in r.trades],
-                    key=lambda e: (e[0], e[1]))
+    events = sorted(
+        [(t.open_time, 1) for t in r.trades] + [(t.close_time, -1) for t in r.trades],
+        key=lambda e: (e[0], e[1]),
+    )
     open_now = peak = 0
     for _, step in events:
         open_now += step
@@ -92,7 +129,9 @@ def test_every_trade_is_real_money(result2500: BacktestResult) -> None:
     assert peak <= 2
 
 
-def test_equity_ends_at_start_balance_plus_profits(result1500: BacktestResult, result2500: BacktestResult) -> None:
+def test_equity_ends_at_start_balance_plus_profits(
+    result1500: BacktestResult, result2500: BacktestResult
+) -> None:
     for r in (result1500, result2500):
         assert r.equity[-1] == pytest.approx(r.start_balance + sum(t.profit for t in r.trades), abs=0.01)
         assert len(r.equity) == len(r.equity_times) == r.decisions + 1 == r.bars  # each close, and the end
@@ -105,8 +144,9 @@ def test_backtest_is_deterministic(bars1500: pl.DataFrame, result1500: BacktestR
     assert again.metrics() == result1500.metrics()
 
 
-def test_decisions_kept_in_full_reach_the_same_verdicts(bars1500: pl.DataFrame, result1500: BacktestResult,
-                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+def test_decisions_kept_in_full_reach_the_same_verdicts(
+    bars1500: pl.DataFrame, result1500: BacktestResult, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """A backtest's recorder keeps no decisions, so they stop at the first blocking gate: the same run
     with every gate, lot and feature recorded (as live) trades and blocks the same."""
     import trading.backtest as bt
@@ -118,7 +158,9 @@ def test_decisions_kept_in_full_reach_the_same_verdicts(bars1500: pl.DataFrame, 
     assert full.equity.tolist() == result1500.equity.tolist()
 
 
-def test_live_replay_and_backtest_make_identical_trades(bars1500: pl.DataFrame, result1500: BacktestResult) -> None:
+def test_live_replay_and_backtest_make_identical_trades(
+    bars1500: pl.DataFrame, result1500: BacktestResult
+) -> None:
     live = live_replay(bars1500)
     assert len(result1500.trades) >= 20
     assert [key(t) for t in live.trades] == [key(t) for t in result1500.trades]
@@ -147,11 +189,33 @@ def test_commission_lowers_the_result(shared_bars: pl.DataFrame) -> None:
 def test_compute_metrics_known_answer() -> None:
     start = datetime(2026, 3, 2, 8, 0, tzinfo=UTC)
     trades = [
-        ClosedTrade(1, "XAUUSD", Side.BUY, 0.01, 3000.0, 3020.0, start, start + timedelta(minutes=30), 20.0, "tp"),
-        ClosedTrade(2, "XAUUSD", Side.SELL, 0.01, 3020.0, 3030.0, start + timedelta(hours=1),
-                    start + timedelta(hours=2), -10.0, "max_loss"),
-        ClosedTrade(3, "XAUUSD", Side.BUY, 0.01, 3030.0, 3040.0, start + timedelta(hours=3),
-                    start + timedelta(hours=3, minutes=30), 10.0, "tp"),
+        ClosedTrade(
+            1, "XAUUSD", Side.BUY, 0.01, 3000.0, 3020.0, start, start + timedelta(minutes=30), 20.0, "tp"
+        ),
+        ClosedTrade(
+            2,
+            "XAUUSD",
+            Side.SELL,
+            0.01,
+            3020.0,
+            3030.0,
+            start + timedelta(hours=1),
+            start + timedelta(hours=2),
+            -10.0,
+            "max_loss",
+        ),
+        ClosedTrade(
+            3,
+            "XAUUSD",
+            Side.BUY,
+            0.01,
+            3030.0,
+            3040.0,
+            start + timedelta(hours=3),
+            start + timedelta(hours=3, minutes=30),
+            10.0,
+            "tp",
+        ),
     ]
     times = [start, start + timedelta(hours=1), start + timedelta(hours=2), start + timedelta(hours=4)]
     equity = np.array([1000.0, 1020.0, 1010.0, 1020.0])

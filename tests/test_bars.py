@@ -55,9 +55,14 @@ def test_valid_frame_passes_and_keeps_schema():
     ],
 )
 def test_bad_price_is_named_with_row(column, value, problem):
-    frame = make_bars().with_row_index().with_columns(
-        pl.when(pl.col("index") == 2).then(pl.lit(value)).otherwise(pl.col(column)).alias(column)
-    ).drop("index")
+    frame = (
+        make_bars()
+        .with_row_index()
+        .with_columns(
+            pl.when(pl.col("index") == 2).then(pl.lit(value)).otherwise(pl.col(column)).alias(column)
+        )
+        .drop("index")
+    )
     with pytest.raises(BarValidationError) as err:
         validate_bars(frame)
     assert "row 2" in str(err.value)

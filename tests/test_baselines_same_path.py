@@ -28,13 +28,18 @@ def truth():
 
 
 def _paths(truth):
-    return {"generated": None, "M1 detail": lambda f: M1Detail(f, truth.m1),
-            "real ticks": lambda f: RealTicks(f, truth.ticks)}
+    return {
+        "generated": None,
+        "M1 detail": lambda f: M1Detail(f, truth.m1),
+        "real ticks": lambda f: RealTicks(f, truth.ticks),
+    }
 
 
 def _deals(result) -> list[tuple]:
-    return [(t.side, t.volume, t.open_time, t.open_price, t.close_time, t.close_price, t.profit, t.reason)
-            for t in result.trades]
+    return [
+        (t.side, t.volume, t.open_time, t.open_price, t.close_time, t.close_price, t.profit, t.reason)
+        for t in result.trades
+    ]
 
 
 @pytest.mark.parametrize("mode", ["generated", "M1 detail", "real ticks"])
@@ -64,7 +69,9 @@ def test_buy_and_hold_pays_the_spread_slippage_and_commission_of_the_paper_broke
     commission = 2 * 7.0 * lots
     assert p.profit == pytest.approx(f.profit - 0.30 * 100 * lots - commission, abs=0.011)
     first_bar = truth.m15.row(COSTLY.warmup_bars, named=True)
-    assert f.open_price == pytest.approx(first_bar["open"] + first_bar["spread"] * 0.01, abs=0.011)  # at the ask
+    assert f.open_price == pytest.approx(
+        first_bar["open"] + first_bar["spread"] * 0.01, abs=0.011
+    )  # at the ask
 
 
 def test_buy_and_hold_chained_carries_the_balance(truth) -> None:
@@ -72,8 +79,9 @@ def test_buy_and_hold_chained_carries_the_balance(truth) -> None:
     one = run_buy_and_hold(a, COSTLY)
     two = buy_and_hold_chained([a, b], COSTLY)
     assert two["trades"] == 2
-    second = run_buy_and_hold(b, BacktestConfig(balance=float(one.equity[-1]), commission_per_lot=7.0,
-                                                slippage_points=15))
+    second = run_buy_and_hold(
+        b, BacktestConfig(balance=float(one.equity[-1]), commission_per_lot=7.0, slippage_points=15)
+    )
     assert two["final_equity"] == pytest.approx(float(second.equity[-1]), abs=0.01)
 
 
@@ -82,7 +90,9 @@ def _to_server(frame: pl.DataFrame) -> pl.DataFrame:
 
 
 @pytest.mark.parametrize("flag", ["--detail", "--ticks"])
-def test_the_backtest_report_walks_its_baselines_on_the_strategy_path(truth, tmp_path: Path, flag: str) -> None:
+def test_the_backtest_report_walks_its_baselines_on_the_strategy_path(
+    truth, tmp_path: Path, flag: str
+) -> None:
     bars = tmp_path / "bars.parquet"
     _to_server(truth.m15).write_parquet(bars)
     finer = tmp_path / "finer.parquet"
@@ -91,8 +101,24 @@ def test_the_backtest_report_walks_its_baselines_on_the_strategy_path(truth, tmp
     else:
         as_server_ticks(truth.ticks, CLOCK).write_parquet(finer)
     out = tmp_path / "out.json"
-    assert main(["backtest", "--data", str(bars), flag, str(finer), "--commission", "7", "--slippage", "15",
-                 "--json", str(out)]) == 0
+    assert (
+        main(
+            [
+                "backtest",
+                "--data",
+                str(bars),
+                flag,
+                str(finer),
+                "--commission",
+                "7",
+                "--slippage",
+                "15",
+                "--json",
+                str(out),
+            ]
+        )
+        == 0
+    )
     body = json.loads(out.read_text())
     smc = body["baselines"]["smc_only"]
     assert {b["intrabar_mode"] for b in body["baselines"].values()} == {body["intrabar_mode"]}
@@ -102,13 +128,29 @@ def test_the_backtest_report_walks_its_baselines_on_the_strategy_path(truth, tmp
     assert same["diff"] == 0.0 and same["decided"] == "within chance"
 
 
-def test_a_walk_forward_with_a_detail_file_from_another_clock_is_one_line(truth, tmp_path: Path, capsys) -> None:
+def test_a_walk_forward_with_a_detail_file_from_another_clock_is_one_line(
+    truth, tmp_path: Path, capsys
+) -> None:
     bars = tmp_path / "bars.parquet"
     _to_server(truth.m15).write_parquet(bars)
     detail = tmp_path / "m1.parquet"
     _to_server(truth.m1).with_columns(pl.col("time").dt.offset_by("2h")).write_parquet(detail)
     out = tmp_path / "wf.json"
-    assert main(["backtest", "--data", str(bars), "--walk-forward", "400:200", "--detail", str(detail),
-                 "--json", str(out)]) == 2
+    assert (
+        main(
+            [
+                "backtest",
+                "--data",
+                str(bars),
+                "--walk-forward",
+                "400:200",
+                "--detail",
+                str(detail),
+                "--json",
+                str(out),
+            ]
+        )
+        == 2
+    )
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "+2 h off the bars" in err and not out.exists()

@@ -31,8 +31,10 @@ class EarlyDatedBroker(PaperBroker):
     resumed earlier than where it stopped did so)."""
 
     async def deals_since(self, since):  # type: ignore[no-untyped-def]
-        deals = [replace(d, time=d.time - timedelta(minutes=10)) if d.entry is DealEntry.OUT else d
-                 for d in self._deals]
+        deals = [
+            replace(d, time=d.time - timedelta(minutes=10)) if d.entry is DealEntry.OUT else d
+            for d in self._deals
+        ]
         return [d for d in deals if d.time >= since]
 
 
@@ -44,8 +46,9 @@ async def _engine(broker: PaperBroker) -> tuple[TradingEngine, MemoryRecorder, C
     events: list[Event] = []
     bus.on(events.append)
     rec = MemoryRecorder()
-    engine = TradingEngine(broker, StubAnalyzer(), recorder=rec, bus=bus, clock=clock,
-                           market_clock=lambda now: (None, None))
+    engine = TradingEngine(
+        broker, StubAnalyzer(), recorder=rec, bus=bus, clock=clock, market_clock=lambda now: (None, None)
+    )
     await engine.start()
     decision = await engine.on_bar(None)  # type: ignore[arg-type]
     assert decision.action == "enter", decision.reason
@@ -114,11 +117,32 @@ def test_closed_trade_from_deals_sums_every_charge_and_needs_a_closing_deal() ->
     from trading.domain import Position
 
     pos = Position(ticket=7, symbol="XAUUSD", side=Side.BUY, volume=0.1, open_price=2000.0, open_time=NOW)
-    d_in = Deal(ticket=8, position_ticket=7, symbol="XAUUSD", side=Side.BUY, entry=DealEntry.IN, volume=0.1,
-                price=2000.0, time=NOW, commission=-0.35)
-    d_out = Deal(ticket=9, position_ticket=7, symbol="XAUUSD", side=Side.SELL, entry=DealEntry.OUT, volume=0.1,
-                 price=2010.0, time=NOW + timedelta(hours=30), profit=100.0, commission=-0.35, swap=-1.27,
-                 fee=-0.03, reason=DealReason.TP)
+    d_in = Deal(
+        ticket=8,
+        position_ticket=7,
+        symbol="XAUUSD",
+        side=Side.BUY,
+        entry=DealEntry.IN,
+        volume=0.1,
+        price=2000.0,
+        time=NOW,
+        commission=-0.35,
+    )
+    d_out = Deal(
+        ticket=9,
+        position_ticket=7,
+        symbol="XAUUSD",
+        side=Side.SELL,
+        entry=DealEntry.OUT,
+        volume=0.1,
+        price=2010.0,
+        time=NOW + timedelta(hours=30),
+        profit=100.0,
+        commission=-0.35,
+        swap=-1.27,
+        fee=-0.03,
+        reason=DealReason.TP,
+    )
     other = replace(d_out, ticket=10, position_ticket=11, profit=555.0)
     assert closed_trade_from_deals(pos, [d_in], "broker", "") is None
     trade = closed_trade_from_deals(pos, [other, d_out, d_in], "broker", "tp")

@@ -415,7 +415,9 @@ def test_closed_trades_are_marked_win_and_loss() -> None:
     bars = make_bars(CLOSES)
     win = ChartTrade("BUY", T0 + timedelta(minutes=15), 101.0, T0 + timedelta(minutes=60), 105.0, 8.0)
     loss = ChartTrade("SELL", T0 + timedelta(minutes=90), 103.0, T0 + timedelta(minutes=105), 101.5, -3.0)
-    gone = ChartTrade("BUY", T0 - timedelta(days=2), 90.0, T0 - timedelta(days=1), 91.0, 1.0)  # before the chart
+    gone = ChartTrade(
+        "BUY", T0 - timedelta(days=2), 90.0, T0 - timedelta(days=1), 91.0, 1.0
+    )  # before the chart
     fig = candlestick_figure(bars, trades=[win, loss, gone])
     entries, exits = by_gid(fig, "closed_entry"), by_gid(fig, "closed_exit")
     assert len(entries) == 2 and len(exits) == 2
@@ -437,7 +439,7 @@ def test_two_positions_with_close_levels_get_tags_that_do_not_overlap() -> None:
     tags = [t for t in texts_artists(fig) if t.get_text().startswith(("#", "SL", "TP"))]
     boxes = [t.get_window_extent(renderer) for t in tags]
     assert len(boxes) == 6
-    assert not any(a.overlaps(b) for i, a in enumerate(boxes) for b in boxes[i + 1:])
+    assert not any(a.overlaps(b) for i, a in enumerate(boxes) for b in boxes[i + 1 :])
 
 
 def texts_artists(fig: Figure) -> list:
@@ -460,9 +462,12 @@ def test_equity_starts_at_the_starting_balance() -> None:
     ys = line.get_ydata()
     assert ys[0] == 1000.0 and len(ys) == len(eq) + 1
     assert by_gid(fig, "start")
-    assert any("max drawdown -3.8%" in t for t in texts(fig))  # from the 1000 start, not from the first sample
+    assert any(
+        "max drawdown -3.8%" in t for t in texts(fig)
+    )  # from the 1000 start, not from the first sample
     with pytest.raises(ValueError, match="start balance"):
         equity_figure(times, eq, start=(T0, float("nan")))
+
 
 def test_equity_shades_loss_limit_halts_with_their_label() -> None:
     times, eq = _equity_series()
@@ -493,7 +498,9 @@ def test_trials_chart_marks_best_so_far_chosen_and_defaults() -> None:
 def test_equity_legend_names_every_line_and_shade() -> None:
     times, eq = _equity_series()
     halts = [(times[10], times[20], "daily limit")]
-    fig = equity_figure(times, eq, balance=np.round(eq, -1), start=(T0 - timedelta(hours=1), 1000.0), halts=halts)
+    fig = equity_figure(
+        times, eq, balance=np.round(eq, -1), start=(T0 - timedelta(hours=1), 1000.0), halts=halts
+    )
     labels = _legend_labels(fig)
     assert labels[:3] == ["equity", "drawdown from peak", "balance"]
     assert "start 1,000.00" in labels and "halted by a loss limit" in labels
@@ -517,7 +524,11 @@ def test_tick_and_span_labels() -> None:
     from charts.timeaxis import span_label, tick_label
 
     t = datetime(2026, 12, 7, 14, 0)
-    assert tick_label(t, 1.0) == "14:00\n7 Dec" and tick_label(t, 20) == "7 Dec" and tick_label(t, 400) == "Dec 2026"
+    assert (
+        tick_label(t, 1.0) == "14:00\n7 Dec"
+        and tick_label(t, 20) == "7 Dec"
+        and tick_label(t, 400) == "Dec 2026"
+    )
     assert span_label(datetime(2025, 12, 30), datetime(2026, 1, 2), "WIB") == "30 Dec 2025 – 2 Jan 2026 (WIB)"
     assert span_label(t, t, "WIB") == "7 Dec 2026 (WIB)"
 
@@ -533,7 +544,7 @@ def test_repeated_halt_labels_are_said_once_and_never_overlap() -> None:
     renderer = fig.canvas.get_renderer()  # type: ignore[attr-defined]
     boxes = [t.get_window_extent(renderer) for t in labels]
     frame = fig.axes[0].get_window_extent(renderer)
-    assert not any(a.overlaps(b) for i, a in enumerate(boxes) for b in boxes[i + 1:])
+    assert not any(a.overlaps(b) for i, a in enumerate(boxes) for b in boxes[i + 1 :])
     assert all(b.x1 <= frame.x1 + 1 for b in boxes)  # the last one is pulled back inside
 
 
@@ -576,7 +587,9 @@ def test_break_labels_regime_label_and_tags_never_overlap_and_stay_inside() -> N
     regimes = pl.Series([2] * 12)
     pos = [ChartPosition("BUY", 106.5, 100.0, 107.0, "#7")]
     bars = make_bars([107, 107.2, 107.1, 104, 105, 106, 103, 101, 102, 104, 105, 107])
-    fig = candlestick_figure(bars, _crowded_smc(), pos, regimes, title="XAUUSD M15 · 12 bars", regime_now="high")
+    fig = candlestick_figure(
+        bars, _crowded_smc(), pos, regimes, title="XAUUSD M15 · 12 bars", regime_now="high"
+    )
     fig.canvas.draw()
     renderer = fig.canvas.get_renderer()  # type: ignore[attr-defined]
     ax = fig.axes[0]
@@ -584,10 +597,12 @@ def test_break_labels_regime_label_and_tags_never_overlap_and_stay_inside() -> N
     assert len(breaks) == 5
     others = [t for t in fig.findobj(lambda a: a.get_gid() in ("regime_label", "position_tag"))]
     boxes = [t.get_window_extent(renderer) for t in breaks + others]
-    assert not any(a.overlaps(b) for i, a in enumerate(boxes) for b in boxes[i + 1:])
+    assert not any(a.overlaps(b) for i, a in enumerate(boxes) for b in boxes[i + 1 :])
     frame = ax.get_window_extent(renderer)
-    assert all(frame.y0 <= b.y0 and b.y1 <= frame.y1 and frame.x0 <= b.x0 and b.x1 <= frame.x1
-               for b in boxes[:len(breaks)])  # bar 0's label does not hang over the left edge
+    assert all(
+        frame.y0 <= b.y0 and b.y1 <= frame.y1 and frame.x0 <= b.x0 and b.x1 <= frame.x1
+        for b in boxes[: len(breaks)]
+    )  # bar 0's label does not hang over the left edge
     (regime,) = by_gid(fig, "regime_label")
     assert regime.get_window_extent(renderer).y0 >= frame.y1  # on the title line, outside the candles
 

@@ -29,7 +29,10 @@ def test_a_trail_that_starts_beyond_the_hard_take_profit_is_named() -> None:
     assert found is not None and found.rule == "trailing_stop"
     assert "4 ATR" in found.why and "3.33" in found.why
     # beyond the broker's take-profit cap (2 R, at most 4 ATR) it cannot act either, whatever the hard TP
-    assert trailing_unreachable(replace(DEFAULTS, trail_start_atr=4.5, tp_hard_atr=9.0), RiskLimits()) is not None
+    assert (
+        trailing_unreachable(replace(DEFAULTS, trail_start_atr=4.5, tp_hard_atr=9.0), RiskLimits())
+        is not None
+    )
 
 
 def test_a_max_loss_exit_below_the_risk_per_trade_closes_before_the_stop() -> None:
@@ -42,14 +45,19 @@ def test_a_max_loss_exit_below_the_risk_per_trade_closes_before_the_stop() -> No
 
 
 def test_empty_windows_are_named() -> None:
-    found = contradictions(replace(DEFAULTS, early_exit_min_atr=2.0, early_exit_max_atr=1.0, time_soft_hours=9.0))
+    found = contradictions(
+        replace(DEFAULTS, early_exit_min_atr=2.0, early_exit_max_atr=1.0, time_soft_hours=9.0)
+    )
     text = " ".join(c.rule for c in found)
     assert "early_exit" in text and "time_soft_hours" in text
 
 
 def test_rules_that_never_fired_are_listed_by_kind() -> None:
-    fired = fired_rules({"broker_sl": 4, "max_loss": 2, "time_limit": 0}, ["breakeven: moved 2.1 ≥ 2 ATR"],
-                        {"session": 10, "cooldown": 0})
+    fired = fired_rules(
+        {"broker_sl": 4, "max_loss": 2, "time_limit": 0},
+        ["breakeven: moved 2.1 ≥ 2 ATR"],
+        {"session": 10, "cooldown": 0},
+    )
     assert fired == {"broker_sl", "max_loss", "breakeven", "session"}
     silent = never_fired(DEFAULTS, fired)
     assert "time_limit" in silent["exit"] and "max_loss" not in silent["exit"]
@@ -62,12 +70,21 @@ def test_rules_that_never_fired_are_listed_by_kind() -> None:
 
 # ------------------------------------------------------------------------------------------ over runs
 
-def _run(reasons: list[str], moves: dict[str, int], blocks: dict[str, int], fills: list, mode: str = "generated"):
+
+def _run(
+    reasons: list[str], moves: dict[str, int], blocks: dict[str, int], fills: list, mode: str = "generated"
+):
     from collections import Counter
     from types import SimpleNamespace
 
-    return SimpleNamespace(trades=[SimpleNamespace(reason=r) for r in reasons], sl_moves=Counter(moves),
-                           gate_blocks=Counter(blocks), level_fills=fills, point=0.01, intrabar_mode=mode)
+    return SimpleNamespace(
+        trades=[SimpleNamespace(reason=r) for r in reasons],
+        sl_moves=Counter(moves),
+        gate_blocks=Counter(blocks),
+        level_fills=fills,
+        point=0.01,
+        intrabar_mode=mode,
+    )
 
 
 def test_over_several_runs_a_rule_fired_if_it_fired_in_any_and_the_fills_are_summed() -> None:
@@ -82,11 +99,20 @@ def test_over_several_runs_a_rule_fired_if_it_fired_in_any_and_the_fills_are_sum
     second = _run(["broker_sl", "broker_tp", "max_loss"], {}, {}, [at, tp])
     checks = run_checks([first, second], DEFAULTS, RiskLimits())
     silent = checks.coherence["never_fired"]
-    assert "broker_tp" not in silent["broker"] and "max_loss" not in silent["exit"]  # fired in the second only
-    assert "breakeven" not in silent["position manager"] and "session" not in silent["gate"]  # in the first only
+    assert (
+        "broker_tp" not in silent["broker"] and "max_loss" not in silent["exit"]
+    )  # fired in the second only
+    assert (
+        "breakeven" not in silent["position manager"] and "session" not in silent["gate"]
+    )  # in the first only
     assert "trailing_stop" in silent["position manager"] and "time_limit" in silent["exit"]
-    assert checks.fills["sl"] == {"fills": 2, "gapped": 1, "mean_points": 25.0, "p90_points": 45.0,
-                                  "worst_points": 50.0}
+    assert checks.fills["sl"] == {
+        "fills": 2,
+        "gapped": 1,
+        "mean_points": 25.0,
+        "p90_points": 45.0,
+        "worst_points": 50.0,
+    }
     assert checks.fills["tp"]["fills"] == 1
     assert checks.fills_line.startswith("SL/TP fills (generated path): 2 SL (1 gapped), +25.0 points")
     assert checks.coherence_line.startswith("coherence: never fired: exit smart_take_profit")

@@ -38,8 +38,12 @@ def test_the_bootstrap_is_reproducible_and_its_interval_holds_the_difference() -
 
 
 def test_the_verdict_follows_the_interval() -> None:
-    better = bootstrap_diff(np.full(50, 1.0) + np.linspace(0, 0.1, 50), np.full(50, -1.0) + np.linspace(0, 0.1, 50))
-    assert better.decided == "better" and wording("SMC-only", better).startswith("beats SMC-only: difference +2.00")
+    better = bootstrap_diff(
+        np.full(50, 1.0) + np.linspace(0, 0.1, 50), np.full(50, -1.0) + np.linspace(0, 0.1, 50)
+    )
+    assert better.decided == "better" and wording("SMC-only", better).startswith(
+        "beats SMC-only: difference +2.00"
+    )
     worse = bootstrap_diff(np.linspace(-1.1, -0.9, 40), np.linspace(0.9, 1.1, 40))
     assert worse.decided == "worse" and wording("random", worse).startswith("does worse than random")
     rng = np.random.default_rng(3)
@@ -72,8 +76,9 @@ def _run(profits: list[float], halted: bool = False):
     trades = [_trade(k, p) for k, p in enumerate(profits)]
     opened = [_opened(k, risk_money=10.0) for k in range(len(profits))]
     equity = np.cumsum([5000.0, *profits])
-    return SimpleNamespace(trades=trades, opened=opened, equity=equity, start_balance=5000.0,
-                           halts=[object()] if halted else [])
+    return SimpleNamespace(
+        trades=trades, opened=opened, equity=equity, start_balance=5000.0, halts=[object()] if halted else []
+    )
 
 
 def test_fold_comparison_counts_a_halted_baseline_fold_by_fold_and_prints_in_80_columns() -> None:
@@ -85,13 +90,22 @@ def test_fold_comparison_counts_a_halted_baseline_fold_by_fold_and_prints_in_80_
     from research.compare_report import print_fresh
 
     rng = np.random.default_rng(5)
-    folds = [{"strategy": _run(list(rng.normal(1, 10, 30))), "smc_only": _run(list(rng.normal(0, 10, 40)), k == 1),
-              "random": _run(list(rng.normal(0, 10, 25))), "buy_and_hold": _run([100.0 * (k - 1)])}
-             for k in range(3)]
-    fresh = compare_folds(folds, names={"smc_only": "SMC-only", "random": "random entries",
-                                        "buy_and_hold": "buy-and-hold"})
+    folds = [
+        {
+            "strategy": _run(list(rng.normal(1, 10, 30))),
+            "smc_only": _run(list(rng.normal(0, 10, 40)), k == 1),
+            "random": _run(list(rng.normal(0, 10, 25))),
+            "buy_and_hold": _run([100.0 * (k - 1)]),
+        }
+        for k in range(3)
+    ]
+    fresh = compare_folds(
+        folds, names={"smc_only": "SMC-only", "random": "random entries", "buy_and_hold": "buy-and-hold"}
+    )
     assert [r["smc_only"]["halted"] for r in fresh["folds"]] == [False, True, False]
-    assert fresh["overall"]["smc_only"]["r_per_trade"]["n_baseline"] == 120  # every fold counts, halted or not
+    assert (
+        fresh["overall"]["smc_only"]["r_per_trade"]["n_baseline"] == 120
+    )  # every fold counts, halted or not
     assert fresh["folds"][0]["buy_and_hold"]["return_pct"] == pytest.approx(-2.0)
     assert "r_per_trade" not in fresh["overall"]["buy_and_hold"]
     buf = io.StringIO()

@@ -19,8 +19,19 @@ from models.confidence import (
 
 @pytest.mark.parametrize(
     ("session", "points"),
-    [("London-NY Overlap", 20), ("Golden Time", 20), ("London", 15), ("New York", 10), ("NY", 10),
-     ("Tokyo", 0), ("Asia", 0), ("Market closed", -30), ("weekend", -30), ("Sydney", 5), ("", 5)],
+    [
+        ("London-NY Overlap", 20),
+        ("Golden Time", 20),
+        ("London", 15),
+        ("New York", 10),
+        ("NY", 10),
+        ("Tokyo", 0),
+        ("Asia", 0),
+        ("Market closed", -30),
+        ("weekend", -30),
+        ("Sydney", 5),
+        ("", 5),
+    ],
 )
 def test_session_points(session: str, points: float) -> None:
     assert session_points(session) == points
@@ -28,7 +39,14 @@ def test_session_points(session: str, points: float) -> None:
 
 @pytest.mark.parametrize(
     ("regime", "points"),
-    [("medium_volatility", 15), ("medium", 15), ("low_volatility", 5), ("high", -5), ("crisis", -25), ("x", 0)],
+    [
+        ("medium_volatility", 15),
+        ("medium", 15),
+        ("low_volatility", 5),
+        ("high", -5),
+        ("crisis", -25),
+        ("x", 0),
+    ],
 )
 def test_regime_points(regime: str, points: float) -> None:
     assert regime_points(regime) == points
@@ -36,17 +54,29 @@ def test_regime_points(regime: str, points: float) -> None:
 
 def test_volatility_trend_smc_and_ml_points() -> None:
     assert [volatility_points(v) for v in ("medium", "low", "high", "extreme", "?")] == [10, 0, -5, -10, 0]
-    assert [trend_points(t) for t in ("uptrend", "strong_down", "ranging", "sideways", "medium_volatility")] == [
-        10, 10, -5, -5, 0]
+    assert [
+        trend_points(t) for t in ("uptrend", "strong_down", "ranging", "sideways", "medium_volatility")
+    ] == [10, 10, -5, -5, 0]
     assert smc_points(True) == 10 and smc_points(False) == 0
     assert [ml_points(c) for c in (0.70, 0.69, 0.60, 0.59)] == [5, 2, 2, 0]
 
 
 def test_level_boundaries_and_thresholds() -> None:
     assert [quality_level(s) for s in (80, 79.9, 65, 50, 35, 34.9)] == [
-        "EXCELLENT", "GOOD", "GOOD", "MODERATE", "POOR", "AVOID"]
+        "EXCELLENT",
+        "GOOD",
+        "GOOD",
+        "MODERATE",
+        "POOR",
+        "AVOID",
+    ]
     assert [level_threshold(lv) for lv in ("EXCELLENT", "GOOD", "MODERATE", "POOR", "AVOID")] == [
-        0.60, 0.65, 0.70, 0.80, 0.85]
+        0.60,
+        0.65,
+        0.70,
+        0.80,
+        0.85,
+    ]
     with pytest.raises(ValueError, match="level"):
         level_threshold("GREAT")
 

@@ -136,7 +136,10 @@ def test_news_calendar_file_or_url(tmp_path: Path) -> None:
         ({"paper_replay_speed": 0}, "PAPER_REPLAY_SPEED: must be > 0 (got 0)"),
         ({"paper_balance": "lots"}, "PAPER_BALANCE: must be a number (got lots)"),
         ({"paper_feed": "replay"}, "PAPER_REPLAY_FILE: required when PAPER_FEED=replay"),
-        ({"paper_feed": "replay", "paper_replay_file": "nope.parquet"}, "PAPER_REPLAY_FILE: file not found: nope.parquet"),
+        (
+            {"paper_feed": "replay", "paper_replay_file": "nope.parquet"},
+            "PAPER_REPLAY_FILE: file not found: nope.parquet",
+        ),
         ({"retrain_hour_wib": 24}, "RETRAIN_HOUR_WIB: must be >= 0 and <= 23 (got 24)"),
         ({"broker": "live"}, "BROKER: must be one of 'paper', 'mt5', 'mt5linux' or 'dry-run' (got live)"),
         ({"order_comment": "x" * 32}, "ORDER_COMMENT: must be at most 31 characters (got 32 characters)"),
@@ -147,9 +150,15 @@ def test_news_calendar_file_or_url(tmp_path: Path) -> None:
         ({"mt5_login": 5, "mt5_password": "x"}, "MT5_SERVER: required when MT5_LOGIN is set"),
         ({"mt5_login": 0}, "MT5_LOGIN: must be > 0 (got 0)"),
         ({"telegram_chat_id": 0}, "TELEGRAM_CHAT_ID: must not be 0 (a user id, or a negative group id)"),
-        ({"telegram_api_url": "ftp://x.test"}, "TELEGRAM_API_URL: must be an http:// or https:// URL (got ftp://x.test)"),
+        (
+            {"telegram_api_url": "ftp://x.test"},
+            "TELEGRAM_API_URL: must be an http:// or https:// URL (got ftp://x.test)",
+        ),
         ({"news_calendar": "missing.csv"}, "NEWS_CALENDAR: file not found: missing.csv"),
-        ({"quiet_notifications": "trade_opened,boom"}, "QUIET_NOTIFICATIONS: unknown event kind(s) boom; known:"),
+        (
+            {"quiet_notifications": "trade_opened,boom"},
+            "QUIET_NOTIFICATIONS: unknown event kind(s) boom; known:",
+        ),
         ({"telegram_allowed_users": "1,bob"}, "TELEGRAM_ALLOWED_USERS: not a user id: 'bob'"),
         ({"telegram_allowed_users": "-5"}, "TELEGRAM_ALLOWED_USERS: user ids are positive numbers (got -5)"),
         ({"server_tz": "Mars/Olympus"}, "SERVER_TZ: server time zone 'Mars/Olympus' is not 'NY+7'"),
@@ -299,7 +308,9 @@ def test_strategy_params_mapping() -> None:
 
 
 def test_blackout_rules_mapping() -> None:
-    rules = load_settings(None, news_before_minutes=5, news_after_minutes=10, news_after_fomc_minutes=60).blackout_rules()
+    rules = load_settings(
+        None, news_before_minutes=5, news_after_minutes=10, news_after_fomc_minutes=60
+    ).blackout_rules()
     assert (rules.before_minutes, rules.after_minutes, rules.after_fomc_minutes) == (5, 10, 60)
 
 

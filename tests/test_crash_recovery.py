@@ -20,7 +20,11 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def _env(tmp_path: Path) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("TELEGRAM_", "BROKER", "PAPER_", "DATABASE_"))}
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("TELEGRAM_", "BROKER", "PAPER_", "DATABASE_"))
+    }
     env.update(
         MODELS_DIR=str(tmp_path / "models"),  # no model: SMC-only
         DISABLED_GATES="h1_bias,hours_9_21,confirmation,pullback,session,spread_limit,market_quality",
@@ -35,13 +39,31 @@ def _env(tmp_path: Path) -> dict[str, str]:
     return env
 
 
-def _start(tmp_path: Path, replay: Path, db: Path, *extra: str,
-           env_extra: dict[str, str] | None = None) -> subprocess.Popen[str]:
+def _start(
+    tmp_path: Path, replay: Path, db: Path, *extra: str, env_extra: dict[str, str] | None = None
+) -> subprocess.Popen[str]:
     (tmp_path / "none.env").write_text("")
     return subprocess.Popen(
-        [sys.executable, str(ROOT / "main.py"), "run", "--replay", str(replay), "--speed", "2000", "--db", str(db),
-         "--no-console", "--env-file", str(tmp_path / "none.env"), *extra],
-        cwd=tmp_path, env={**_env(tmp_path), **(env_extra or {})}, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        [
+            sys.executable,
+            str(ROOT / "main.py"),
+            "run",
+            "--replay",
+            str(replay),
+            "--speed",
+            "2000",
+            "--db",
+            str(db),
+            "--no-console",
+            "--env-file",
+            str(tmp_path / "none.env"),
+            *extra,
+        ],
+        cwd=tmp_path,
+        env={**_env(tmp_path), **(env_extra or {})},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
     )
 
 
@@ -195,7 +217,9 @@ def test_kill_9_storm_journal_equals_broker_deals_to_the_cent(tmp_path: Path) ->
     assert closed_at_broker == set(closed), "journal and broker disagree on which trades are closed"
     for ticket, row in closed.items():
         broker_pl = round(sum(_net(d) for d in deals[ticket]), 2)
-        assert round(row[2], 2) == broker_pl, f"#{ticket}: journal {row[2]:+.2f}, broker deals {broker_pl:+.2f}"
+        assert round(row[2], 2) == broker_pl, (
+            f"#{ticket}: journal {row[2]:+.2f}, broker deals {broker_pl:+.2f}"
+        )
         assert round(row[3], 2) == round(sum(d["commission"] for d in deals[ticket]), 2)
         assert row[3] < 0, "the paper broker charges commission on every deal"
     entry_costs_open = sum(_net(d) for t in open_at_broker for d in deals[t])
@@ -203,5 +227,7 @@ def test_kill_9_storm_journal_equals_broker_deals_to_the_cent(tmp_path: Path) ->
     assert round(account["account"]["balance"], 2) == round(5000 + journal_pl + entry_costs_open, 2)
     # a corrected close leaves an audit entry naming it
     corrected = {r[0] for r in _rows(db, "select args from audit_log where command = 'reconcile'")}
-    for ticket, in _rows(db, "select ticket from trades where json_extract(extra, '$.booked_profit') is not null"):
+    for (ticket,) in _rows(
+        db, "select ticket from trades where json_extract(extra, '$.booked_profit') is not null"
+    ):
         assert f"#{ticket}" in corrected

@@ -63,7 +63,9 @@ def months_asked(mt5: FakeMetaTrader5, name: str = "copy_rates_range") -> list[s
 
 
 def expected(server_bars: pl.DataFrame, lo: str, hi: str) -> pl.DataFrame:
-    return server_bars.filter((pl.col("time") >= datetime.fromisoformat(lo)) & (pl.col("time") < datetime.fromisoformat(hi)))
+    return server_bars.filter(
+        (pl.col("time") >= datetime.fromisoformat(lo)) & (pl.col("time") < datetime.fromisoformat(hi))
+    )
 
 
 # ---- bars -------------------------------------------------------------------------------------------------
@@ -73,15 +75,21 @@ async def test_m15_download_writes_the_bars_files_schema_month_by_month(server_b
     mt5 = fake_with(rates_of(server_bars))
     out = tmp_path / "m15.parquet"
     report = await D.download(source(mt5), request("M15", "2025-07-01", "2025-09-30", out))
-    progress = capsys.readouterr()  # piped: a plain line on stderr when the months are done, nothing on stdout
+    progress = (
+        capsys.readouterr()
+    )  # piped: a plain line on stderr when the months are done, nothing on stdout
     assert " 3 of 3 months, " in progress.err and "(done)" in progress.err and progress.out == ""
     written = pl.read_parquet(out)
     assert written.schema == server_bars.schema
     assert written.equals(expected(server_bars, "2025-07-01", "2025-10-01"))
     assert report.months == ["2025-07", "2025-08", "2025-09"] and report.empty_months == []
     assert months_asked(mt5) == ["2025-07-01", "2025-08-01", "2025-09-01"]
-    assert all(type(a) is datetime and a.tzinfo is not None for c in mt5.calls if c[0] == "copy_rates_range"
-               for a in c[1][2:])
+    assert all(
+        type(a) is datetime and a.tzinfo is not None
+        for c in mt5.calls
+        if c[0] == "copy_rates_range"
+        for a in c[1][2:]
+    )
     assert "added" in report.summary() and f"{written.height:,}" in report.summary()
 
 
@@ -96,7 +104,9 @@ async def test_a_month_without_data_is_a_gap_not_an_error(server_bars, tmp_path)
 
 async def test_resume_fetches_only_what_the_file_lacks_and_never_a_row_twice(server_bars, tmp_path):
     out = tmp_path / "m15.parquet"
-    await D.download(source(fake_with(rates_of(server_bars))), request("M15", "2025-08-01", "2025-08-31", out))
+    await D.download(
+        source(fake_with(rates_of(server_bars))), request("M15", "2025-08-01", "2025-08-31", out)
+    )
     held = pl.read_parquet(out)["time"]
     first, last = (int((t - datetime(1970, 1, 1)).total_seconds()) for t in (held.min(), held.max()))
     mt5 = fake_with(rates_of(server_bars))
@@ -126,7 +136,9 @@ async def test_a_refusal_keeps_the_finished_months_and_the_rerun_continues(serve
 
     mt5.copy_rates_range = refuse_the_second
     out = tmp_path / "m15.parquet"
-    with pytest.raises(D.DownloadError, match=r"refused M15 bars for 2025-08: .*1 month\(s\) saved.*run the same"):
+    with pytest.raises(
+        D.DownloadError, match=r"refused M15 bars for 2025-08: .*1 month\(s\) saved.*run the same"
+    ):
         await D.download(source(mt5), request("M15", "2025-07-01", "2025-09-30", out))
     assert pl.read_parquet(out).equals(expected(server_bars, "2025-07-01", "2025-08-01"))
     report = await D.download(source(mt5), request("M15", "2025-07-01", "2025-09-30", out))
@@ -155,7 +167,9 @@ async def test_a_bad_bar_from_the_broker_is_refused_and_its_month_not_written(se
 
 async def test_prepending_earlier_months_keeps_the_order(server_bars, tmp_path):
     out = tmp_path / "m15.parquet"
-    await D.download(source(fake_with(rates_of(server_bars))), request("M15", "2025-09-01", "2025-09-30", out))
+    await D.download(
+        source(fake_with(rates_of(server_bars))), request("M15", "2025-09-01", "2025-09-30", out)
+    )
     mt5 = fake_with(rates_of(server_bars))
     report = await D.download(source(mt5), request("M15", "2025-07-01", "2025-09-30", out))
     assert report.months[-2:] == ["2025-08", "2025-07"]  # backwards, each one prepended
@@ -165,14 +179,19 @@ async def test_prepending_earlier_months_keeps_the_order(server_bars, tmp_path):
 def test_the_forming_bar_and_the_future_are_left_out():
     req = D.parse_request("M15", "2026-01-01", None, "x.parquet", NOW)
     assert req.end == datetime(2026, 1, 10, 12, 0)  # the 12:00 bar is still forming at 12:07
-    assert D.parse_request("M1", "2026-01-01", "2026-02-01", "x.parquet", NOW).end == datetime(2026, 1, 10, 12, 7)
+    assert D.parse_request("M1", "2026-01-01", "2026-02-01", "x.parquet", NOW).end == datetime(
+        2026, 1, 10, 12, 7
+    )
     assert D.parse_request("ticks", "2026-01-01", None, "x.parquet", NOW).end == NOW
 
 
 def test_month_chunks():
     assert D.month_chunks(datetime(2025, 11, 15), datetime(2026, 2, 3)) == [
-        (datetime(2025, 11, 15), datetime(2025, 12, 1)), (datetime(2025, 12, 1), datetime(2026, 1, 1)),
-        (datetime(2026, 1, 1), datetime(2026, 2, 1)), (datetime(2026, 2, 1), datetime(2026, 2, 3))]
+        (datetime(2025, 11, 15), datetime(2025, 12, 1)),
+        (datetime(2025, 12, 1), datetime(2026, 1, 1)),
+        (datetime(2026, 1, 1), datetime(2026, 2, 1)),
+        (datetime(2026, 2, 1), datetime(2026, 2, 3)),
+    ]
 
 
 # ---- ticks ------------------------------------------------------------------------------------------------
@@ -180,7 +199,9 @@ def test_month_chunks():
 
 def make_ticks(start: datetime, days: int, per_day: int = 50) -> np.ndarray:
     base = int((start - datetime(1970, 1, 1)).total_seconds()) * 1000
-    msc = np.sort(np.concatenate([base + np.arange(days * per_day) * (86_400_000 // per_day), [base + 5, base + 5]]))
+    msc = np.sort(
+        np.concatenate([base + np.arange(days * per_day) * (86_400_000 // per_day), [base + 5, base + 5]])
+    )
     out = np.zeros(len(msc), dtype=TICKS_DTYPE)
     out["time_msc"], out["time"] = msc, msc // 1000
     out["bid"] = 2400.0 + np.arange(len(msc)) * 0.01
@@ -199,7 +220,9 @@ async def test_ticks_download_schema_one_row_per_millisecond_and_resume(tmp_path
     first = pl.read_parquet(out)
     assert dict(first.schema) == D.file_schema("ticks")
     assert first["time_msc"].is_unique().all() and first["time_msc"].is_sorted()
-    assert first["time_msc"].max() < int((datetime(2025, 12, 1) - datetime(1970, 1, 1)).total_seconds()) * 1000
+    assert (
+        first["time_msc"].max() < int((datetime(2025, 12, 1) - datetime(1970, 1, 1)).total_seconds()) * 1000
+    )
     shared = first.filter(pl.col("time_msc") == int(ticks["time_msc"][1]))
     assert shared["volume"].to_list() == [2]
     report = await D.download(source(mt5), request("ticks", "2025-11-01", "2025-12-31", out))
@@ -219,19 +242,27 @@ async def test_out_of_order_or_crossed_ticks_are_refused(tmp_path):
     backwards = ticks.copy()
     backwards["time_msc"][20] = backwards["time_msc"][5]
     with pytest.raises(D.DownloadError, match="out of order"):
-        await D.download(source(fake_with(ticks=backwards)), request("ticks", "2025-11-01", "2025-11-30", out))
+        await D.download(
+            source(fake_with(ticks=backwards)), request("ticks", "2025-11-01", "2025-11-30", out)
+        )
     assert not out.exists()
 
 
 async def test_a_file_of_another_kind_is_refused_untouched(server_bars, tmp_path):
     out = tmp_path / "m15.parquet"
-    await D.download(source(fake_with(rates_of(server_bars))), request("M15", "2025-08-01", "2025-08-31", out))
+    await D.download(
+        source(fake_with(rates_of(server_bars))), request("M15", "2025-08-01", "2025-08-31", out)
+    )
     before = out.read_bytes()
     with pytest.raises(D.DownloadError, match="holds bars"):
-        await D.download(source(fake_with(ticks=make_ticks(datetime(2025, 9, 1), 2))),
-                         request("ticks", "2025-09-01", "2025-09-30", out))
+        await D.download(
+            source(fake_with(ticks=make_ticks(datetime(2025, 9, 1), 2))),
+            request("ticks", "2025-09-01", "2025-09-30", out),
+        )
     with pytest.raises(D.DownloadError, match="not M1"):
-        await D.download(source(fake_with(rates_of(server_bars))), request("M1", "2025-09-01", "2025-09-30", out))
+        await D.download(
+            source(fake_with(rates_of(server_bars))), request("M1", "2025-09-01", "2025-09-30", out)
+        )
     assert out.read_bytes() == before
 
 
@@ -276,8 +307,19 @@ def test_the_command_downloads_through_the_configured_broker(server_bars, tmp_pa
     mt5 = fake_with(rates_of(server_bars))
     monkeypatch.setattr(D, "history_source", lambda settings: source(mt5))
     monkeypatch.setenv("SERVER_TZ", "NY+7")
-    code = main.main(["download", "--timeframe", "M15", "--from", "2025-09-01", "--to", "2025-09-30",
-                      "--out", "m15.parquet"])
+    code = main.main(
+        [
+            "download",
+            "--timeframe",
+            "M15",
+            "--from",
+            "2025-09-01",
+            "--to",
+            "2025-09-30",
+            "--out",
+            "m15.parquet",
+        ]
+    )
     assert code == 0, capsys.readouterr().err
     assert pl.read_parquet(tmp_path / "m15.parquet").equals(expected(server_bars, "2025-09-01", "2025-10-01"))
     assert "added" in capsys.readouterr().out

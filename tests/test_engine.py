@@ -51,8 +51,15 @@ class StubAnalyzer:
 
 
 class Harness:
-    def __init__(self, engine: TradingEngine, broker: PaperBroker, clock: Clock, analyzer: StubAnalyzer,
-                 recorder: MemoryRecorder, events: list[Event]) -> None:
+    def __init__(
+        self,
+        engine: TradingEngine,
+        broker: PaperBroker,
+        clock: Clock,
+        analyzer: StubAnalyzer,
+        recorder: MemoryRecorder,
+        events: list[Event],
+    ) -> None:
         self.engine, self.broker, self.clock = engine, broker, clock
         self.analyzer, self.recorder, self.events = analyzer, recorder, events
 
@@ -86,9 +93,15 @@ class Harness:
 WIDE_CAP = StrategyParams(emergency_sl_pct=2.0)
 
 
-async def make(params: StrategyParams | None = None, limits: RiskLimits | None = None, balance: float = 10_000.0,
-               recorder: MemoryRecorder | None = None, saved: dict | None = None,
-               before_start=None, commission_per_lot: float = 0.0) -> Harness:
+async def make(
+    params: StrategyParams | None = None,
+    limits: RiskLimits | None = None,
+    balance: float = 10_000.0,
+    recorder: MemoryRecorder | None = None,
+    saved: dict | None = None,
+    before_start=None,
+    commission_per_lot: float = 0.0,
+) -> Harness:
     clock = Clock(NOW)
     broker = PaperBroker(balance=balance, commission_per_lot=commission_per_lot)
     await broker.connect()
@@ -100,8 +113,16 @@ async def make(params: StrategyParams | None = None, limits: RiskLimits | None =
     bus.on(events.append)
     rec = recorder or MemoryRecorder()
     stub = StubAnalyzer()
-    engine = TradingEngine(broker, stub, params=params, limits=limits, recorder=rec, bus=bus, clock=clock,
-                           market_clock=lambda now: (None, None))
+    engine = TradingEngine(
+        broker,
+        stub,
+        params=params,
+        limits=limits,
+        recorder=rec,
+        bus=bus,
+        clock=clock,
+        market_clock=lambda now: (None, None),
+    )
     await engine.start(saved)
     return Harness(engine, broker, clock, stub, rec, events)
 
@@ -132,8 +153,15 @@ async def test_start_adopts_open_positions_and_manages_them() -> None:
 
 
 async def test_start_rolls_a_saved_state_from_an_earlier_wib_day() -> None:
-    old = RiskState(day=NOW.date() - timedelta(days=1), day_start_balance=10_400.0, reference_balance=11_000.0,
-                    daily_realized=-400.0, daily_trades=3, consecutive_losses=3, daily_stop=True)
+    old = RiskState(
+        day=NOW.date() - timedelta(days=1),
+        day_start_balance=10_400.0,
+        reference_balance=11_000.0,
+        daily_realized=-400.0,
+        daily_trades=3,
+        consecutive_losses=3,
+        daily_stop=True,
+    )
     h = await make(saved={"risk": risk_state_to_dict(old), "paused": True, "paused_by": "op"})
     s = h.engine.state
     assert s.day == NOW.date() and not s.daily_stop and s.daily_realized == 0 and s.consecutive_losses == 0
@@ -163,17 +191,23 @@ async def test_a_broker_close_while_the_bot_was_down_is_counted_after_restart() 
     h.price(3285.0)  # t1's 3290 stop is hit at the broker while nobody is watching
     assert [p.ticket for p in h.broker.positions_now()] == [t2]
     rec = MemoryRecorder()
-    engine = TradingEngine(h.broker, h.analyzer, recorder=rec, clock=h.clock, market_clock=lambda now: (None, None))
+    engine = TradingEngine(
+        h.broker, h.analyzer, recorder=rec, clock=h.clock, market_clock=lambda now: (None, None)
+    )
     await engine.start(saved)
     [trade] = rec.closed
     assert trade.ticket == t1 and trade.reason == "broker_sl" and trade.profit == pytest.approx(-30.0)
     assert engine.state.consecutive_losses == 1 and engine.state.daily_realized == pytest.approx(-30.0)
     assert list(engine.positions) == [t2]
     assert [p["ticket"] for p in rec.state["positions"]] == [t2]
-    again = TradingEngine(h.broker, h.analyzer, recorder=rec, clock=h.clock, market_clock=lambda now: (None, None))
+    again = TradingEngine(
+        h.broker, h.analyzer, recorder=rec, clock=h.clock, market_clock=lambda now: (None, None)
+    )
     await again.start(dict(rec.state))  # another restart: the close is not counted twice
     assert len(rec.closed) == 1 and again.state.daily_trades == 1
-    stale = TradingEngine(h.broker, h.analyzer, recorder=rec, clock=h.clock, market_clock=lambda now: (None, None))
+    stale = TradingEngine(
+        h.broker, h.analyzer, recorder=rec, clock=h.clock, market_clock=lambda now: (None, None)
+    )
     await stale.start(saved)  # an old state, but the journal already has the close: not recorded again
     assert len(rec.closed) == 1
 
@@ -333,8 +367,13 @@ async def test_breakeven_then_trailing_move_the_stop_at_the_broker() -> None:
 async def test_sell_side_stops_breakeven_trailing_and_broker_sl() -> None:
     h = await make(params=TRAIL)
     sell = FakeSetup(side=Side.SELL, entry=3299.8, stop_loss=3309.8, take_profit=3279.8)
-    h.analyzer.next = analysis(setup=sell, prev_setup_side=Side.SELL, indicators={"rsi_14": 45.0}, ml=MLView(0.3),
-                               recent_closes=(3300.5, 3301.0, 3300.5, 3300.0, 3299.9))
+    h.analyzer.next = analysis(
+        setup=sell,
+        prev_setup_side=Side.SELL,
+        indicators={"rsi_14": 45.0},
+        ml=MLView(0.3),
+        recent_closes=(3300.5, 3301.0, 3300.5, 3300.0, 3299.9),
+    )
     assert (await h.engine.on_bar(None)).action == "enter"  # type: ignore[arg-type]
     [pos] = h.broker.positions_now()
     assert (pos.side, pos.open_price, pos.sl, pos.tp) == (Side.SELL, 3299.8, 3309.8, 3279.8)
@@ -577,7 +616,9 @@ async def test_a_bar_entry_during_a_tick_is_not_mistaken_for_a_broker_close() ->
     await broker.connect()
     broker.set_tick(Tick(NOW, 3299.8, 3300.0))
     rec = MemoryRecorder()
-    engine = TradingEngine(broker, StubAnalyzer(), recorder=rec, clock=clock, market_clock=lambda now: (None, None))
+    engine = TradingEngine(
+        broker, StubAnalyzer(), recorder=rec, clock=clock, market_clock=lambda now: (None, None)
+    )
     await engine.start()
     await asyncio.gather(engine.on_tick(), engine.on_bar(None))  # type: ignore[arg-type]
     await engine.on_tick()
@@ -598,7 +639,9 @@ async def test_a_broker_close_without_a_visible_deal_is_booked_at_the_last_price
     await broker.connect()
     broker.set_tick(Tick(NOW, 3299.8, 3300.0))
     rec = MemoryRecorder()
-    engine = TradingEngine(broker, StubAnalyzer(), recorder=rec, clock=clock, market_clock=lambda now: (None, None))
+    engine = TradingEngine(
+        broker, StubAnalyzer(), recorder=rec, clock=clock, market_clock=lambda now: (None, None)
+    )
     await engine.start()
     await engine.on_bar(None)  # type: ignore[arg-type]
     clock.advance(seconds=1)
@@ -710,7 +753,9 @@ async def test_tightening_applies_at_once() -> None:
     r = await h.engine.request_risk_change(change("mode", mode="protected"), "user:1")
     assert r.applied and r.approval is None
     assert h.engine.state.manual_floor is RiskMode.PROTECTED and h.engine.mode().mode is RiskMode.PROTECTED
-    r = await h.engine.request_risk_change(change("limits", risk_per_trade_pct=0.5, max_positions=1), "user:1")
+    r = await h.engine.request_risk_change(
+        change("limits", risk_per_trade_pct=0.5, max_positions=1), "user:1"
+    )
     assert r.applied and h.engine.limits.risk_per_trade_pct == 0.5 and h.engine.limits.max_positions == 1
     assert len(h.of(EventKind.RISK_CHANGE_APPLIED)) == 2 and h.of(EventKind.RISK_CHANGE_PROPOSED) == []
     assert h.recorder.state["limits"]["risk_per_trade_pct"] == 0.5
@@ -810,8 +855,16 @@ async def test_unknown_approval_id() -> None:
         change("limits", leverage=500),
         change("turbo"),
     ],
-    ids=["unknown mode", "no mode", "negative risk", "risk too high", "min above max", "text", "unknown field",
-         "unknown kind"],
+    ids=[
+        "unknown mode",
+        "no mode",
+        "negative risk",
+        "risk too high",
+        "min above max",
+        "text",
+        "unknown field",
+        "unknown kind",
+    ],
 )
 async def test_bad_values_raise_value_error_and_change_nothing(bad: RiskChange) -> None:
     h = await make()

@@ -9,8 +9,16 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-ENGINE_PARTS = ["engine", "position_watch", "close_booking", "risk_commands", "saved_state", "engine_snapshot",
-                "position_inputs", "flash_crash"]
+ENGINE_PARTS = [
+    "engine",
+    "position_watch",
+    "close_booking",
+    "risk_commands",
+    "saved_state",
+    "engine_snapshot",
+    "position_inputs",
+    "flash_crash",
+]
 
 
 def imported(path: Path) -> set[str]:
@@ -38,8 +46,13 @@ def test_the_engine_satisfies_the_loop_port() -> None:
     from trading.engine import TradingEngine
     from trading.simulation import LoopEngine
 
-    members = {n for cls in LoopEngine.__mro__ if cls.__module__.startswith("trading.")
-               for n in (*vars(cls), *getattr(cls, "__annotations__", {})) if not n.startswith("_")}  # the port names no private member
+    members = {
+        n
+        for cls in LoopEngine.__mro__
+        if cls.__module__.startswith("trading.")
+        for n in (*vars(cls), *getattr(cls, "__annotations__", {}))
+        if not n.startswith("_")
+    }  # the port names no private member
     assert {"judge", "position_inputs", "flash_window", "on_tick", "on_bar"} <= members
     engine_attrs = {"params", "limits", "state", "account", "positions", "last_tick", "flash_window"}
     for name in members - engine_attrs:

@@ -23,7 +23,9 @@ class MovingBroker(PaperBroker):
         super().__init__(**kw)
         self.shift, self.volume_factor = shift, volume_factor
 
-    async def open_market(self, side: Side, volume: float, sl: float, tp: float, comment: str = "") -> OrderResult:
+    async def open_market(
+        self, side: Side, volume: float, sl: float, tp: float, comment: str = ""
+    ) -> OrderResult:
         moved = round(sl - side.sign * self.shift, 2)
         lots = round(volume * self.volume_factor, 2)
         fill = await super().open_market(side, lots, moved, tp, comment)
@@ -39,8 +41,14 @@ async def start(broker: PaperBroker) -> tuple[TradingEngine, MemoryRecorder, lis
     events: list[Event] = []
     bus.on(events.append)
     rec = MemoryRecorder()
-    engine = TradingEngine(broker, StubAnalyzer(), recorder=rec, bus=bus, clock=lambda: NOW,
-                           market_clock=lambda now: (None, None))
+    engine = TradingEngine(
+        broker,
+        StubAnalyzer(),
+        recorder=rec,
+        bus=bus,
+        clock=lambda: NOW,
+        market_clock=lambda now: (None, None),
+    )
     await engine.start(None)
     return engine, rec, events
 
@@ -82,14 +90,41 @@ async def test_a_moved_stop_that_risks_more_than_sized_is_closed_at_once():
     ],
 )
 def test_moved_stop_refusal(placed_sl, placed_lots, refused):
-    why = moved_stop_refusal(side_sign=1, price=3300.0, planned_sl=3290.0, placed_sl=placed_sl, planned_lots=0.02,
-                             placed_lots=placed_lots, spec=SymbolSpec())
+    why = moved_stop_refusal(
+        side_sign=1,
+        price=3300.0,
+        planned_sl=3290.0,
+        placed_sl=placed_sl,
+        planned_lots=0.02,
+        placed_lots=placed_lots,
+        spec=SymbolSpec(),
+    )
     assert (why is not None) is refused
 
 
 def test_moved_stop_refusal_for_a_sell_and_without_a_planned_stop():
     spec = SymbolSpec()
-    assert moved_stop_refusal(side_sign=-1, price=3300.0, planned_sl=3310.0, placed_sl=3315.0, planned_lots=0.02,
-                              placed_lots=0.02, spec=spec) is not None
-    assert moved_stop_refusal(side_sign=-1, price=3300.0, planned_sl=0.0, placed_sl=3315.0, planned_lots=0.02,
-                              placed_lots=0.02, spec=spec) is None
+    assert (
+        moved_stop_refusal(
+            side_sign=-1,
+            price=3300.0,
+            planned_sl=3310.0,
+            placed_sl=3315.0,
+            planned_lots=0.02,
+            placed_lots=0.02,
+            spec=spec,
+        )
+        is not None
+    )
+    assert (
+        moved_stop_refusal(
+            side_sign=-1,
+            price=3300.0,
+            planned_sl=0.0,
+            placed_sl=3315.0,
+            planned_lots=0.02,
+            placed_lots=0.02,
+            spec=spec,
+        )
+        is None
+    )

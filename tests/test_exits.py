@@ -24,17 +24,35 @@ UNIT = 12.0  # ATR $12 × 0.01 lot × 100 oz: one ATR unit is $12, so DOC dollar
 BUY = Position(1, "XAUUSD", Side.BUY, 0.01, 3300.0, T0, sl=3288.0, tp=3324.0)
 
 
-def exit_ctx(profit: float, *, minutes: float = 10, samples: tuple[float, ...] = (), ml_against: float | None = None,
-             peak: float | None = None, daily_loss: float = 0.0, weekly: float | None = None,
-             warnings: int = 0, stall_count: int = 0) -> ExitContext:
+def exit_ctx(
+    profit: float,
+    *,
+    minutes: float = 10,
+    samples: tuple[float, ...] = (),
+    ml_against: float | None = None,
+    peak: float | None = None,
+    daily_loss: float = 0.0,
+    weekly: float | None = None,
+    warnings: int = 0,
+    stall_count: int = 0,
+) -> ExitContext:
     tracker = PositionTracker(1)
     tracker.profits.extend(samples)
     tracker.peak_profit = max(peak if peak is not None else profit, 0.0)
     tracker.reversal_warnings = warnings
     tracker.stall_count = stall_count
     return ExitContext(
-        position=BUY, now=T0 + timedelta(minutes=minutes), profit=profit, unit=UNIT, balance=5000.0, params=P,
-        tracker=tracker, ml_against=ml_against, tp_profit=24.0, daily_loss=daily_loss, daily_limit=150.0,
+        position=BUY,
+        now=T0 + timedelta(minutes=minutes),
+        profit=profit,
+        unit=UNIT,
+        balance=5000.0,
+        params=P,
+        tracker=tracker,
+        ml_against=ml_against,
+        tp_profit=24.0,
+        daily_loss=daily_loss,
+        daily_limit=150.0,
         minutes_to_weekly_close=weekly,
     )
 
@@ -111,9 +129,20 @@ def test_tracker_samples_once_per_period_and_counts_stalls() -> None:
 
 def pm_ctx(price: float, profit: float, **kw: object) -> PMContext:
     base: dict[str, object] = dict(
-        position=BUY, price=price, profit=profit, peak_profit=max(profit, 0.0), unit=UNIT, atr=12.0, params=P,
-        regime_dangerous=False, ml_against=None, rsi=50.0, closes=(), last_bar_range=5.0,
-        minutes_to_daily_close=None, minutes_to_weekly_close=None,
+        position=BUY,
+        price=price,
+        profit=profit,
+        peak_profit=max(profit, 0.0),
+        unit=UNIT,
+        atr=12.0,
+        params=P,
+        regime_dangerous=False,
+        ml_against=None,
+        rsi=50.0,
+        closes=(),
+        last_bar_range=5.0,
+        minutes_to_daily_close=None,
+        minutes_to_weekly_close=None,
     )
     base.update(kw)
     return PMContext(**base)  # type: ignore[arg-type]
@@ -124,12 +153,19 @@ def test_breakeven_then_trailing_only_improve_the_stop() -> None:
     a = manage_position(pm_ctx(3324.0, 24.0, params=doc))  # +2 ATR → breakeven at entry + 0.5 ATR
     assert a.kind is PMKind.MOVE_SL and a.name == "breakeven" and a.new_sl == 3306.0
     at_be = replace(BUY, sl=3306.0)
-    t = manage_position(pm_ctx(3348.0, 48.0, position=at_be, peak_profit=48.0, params=doc))  # +4 ATR → 3 behind
+    t = manage_position(
+        pm_ctx(3348.0, 48.0, position=at_be, peak_profit=48.0, params=doc)
+    )  # +4 ATR → 3 behind
     assert t.kind is PMKind.MOVE_SL and t.name == "trailing_stop" and t.new_sl == 3312.0
-    impulse = manage_position(pm_ctx(3348.0, 48.0, position=at_be, peak_profit=48.0, last_bar_range=20.0, params=doc))
+    impulse = manage_position(
+        pm_ctx(3348.0, 48.0, position=at_be, peak_profit=48.0, last_bar_range=20.0, params=doc)
+    )
     assert impulse.new_sl == 3330.0  # step 1.5 ATR on an impulse candle
     trailed = replace(BUY, sl=3340.0)
-    assert manage_position(pm_ctx(3348.0, 48.0, position=trailed, peak_profit=48.0, params=doc)).kind is PMKind.HOLD
+    assert (
+        manage_position(pm_ctx(3348.0, 48.0, position=trailed, peak_profit=48.0, params=doc)).kind
+        is PMKind.HOLD
+    )
     # the defaults trail from 2.5 ATR, 1.5 behind (below the hard take-profit: trading.coherence)
     d = manage_position(pm_ctx(3330.0, 30.0, position=at_be, peak_profit=30.0))
     assert d.name == "trailing_stop" and d.new_sl == 3312.0

@@ -11,15 +11,49 @@ import pytest
 from trading.bars import BAR_SCHEMA, empty_bars
 from trading.features import FEATURE_COLUMNS, FEATURE_DTYPES, WARMUP_BARS, compute_features
 
-FIXED = ("rsi_14", "atr_14", "macd", "macd_signal", "macd_hist", "bb_upper", "bb_middle", "bb_lower",
-         "ema_9", "ema_21")
+FIXED = (
+    "rsi_14",
+    "atr_14",
+    "macd",
+    "macd_signal",
+    "macd_hist",
+    "bb_upper",
+    "bb_middle",
+    "bb_lower",
+    "ema_9",
+    "ema_21",
+)
 # the signal model's list (analysis-and-models.md §1/§4) minus SMC and regime columns
 MODEL_BASE = (
-    "rsi", "atr", "atr_percent", "macd", "macd_signal", "macd_histogram", "bb_percent_b", "bb_width",
-    "ema_9", "ema_21", "returns_1", "returns_5", "returns_20", "log_returns", "volatility_20",
-    "normalized_range", "avg_normalized_range", "price_position", "dist_from_sma_20", "higher_high",
-    "lower_low", "hh_count_5", "ll_count_5", "volume_ratio", "high_volume", "hour", "weekday",
-    "london_session", "ny_session",
+    "rsi",
+    "atr",
+    "atr_percent",
+    "macd",
+    "macd_signal",
+    "macd_histogram",
+    "bb_percent_b",
+    "bb_width",
+    "ema_9",
+    "ema_21",
+    "returns_1",
+    "returns_5",
+    "returns_20",
+    "log_returns",
+    "volatility_20",
+    "normalized_range",
+    "avg_normalized_range",
+    "price_position",
+    "dist_from_sma_20",
+    "higher_high",
+    "lower_low",
+    "hh_count_5",
+    "ll_count_5",
+    "volume_ratio",
+    "high_volume",
+    "hour",
+    "weekday",
+    "london_session",
+    "ny_session",
 )
 T0 = datetime(2024, 1, 1, tzinfo=UTC)
 
@@ -356,8 +390,12 @@ def test_changing_a_future_bar_changes_no_earlier_row(shared_bars: pl.DataFrame)
     spiked = bars.with_columns(
         pl.when(pl.int_range(pl.len()) == 250).then(pl.col(c) * 1.05).otherwise(pl.col(c)).alias(c)
         for c in ("open", "high", "low", "close")
-    ).with_columns(pl.when(pl.int_range(pl.len()) == 250).then(9999).otherwise(pl.col("tick_volume"))
-                   .alias("tick_volume"))
+    ).with_columns(
+        pl.when(pl.int_range(pl.len()) == 250)
+        .then(9999)
+        .otherwise(pl.col("tick_volume"))
+        .alias("tick_volume")
+    )
     after = compute_features(spiked)
     assert after.head(250).equals(base.head(250))
     assert after.row(250) != base.row(250)
@@ -370,9 +408,17 @@ def test_changing_a_future_bar_changes_no_earlier_row(shared_bars: pl.DataFrame)
 def test_short_frames_never_raise(shared_bars: pl.DataFrame, n: int) -> None:
     out = compute_features(shared_bars.head(n))
     assert out.height == n
-    assert out.columns[-len(FEATURE_COLUMNS):] == list(FEATURE_COLUMNS)
-    warmups = {"rsi_14": 14, "atr_14": 14, "ema_9": 8, "ema_21": 20, "bb_middle": 19, "macd": 33,
-               "returns_20": 20, "volatility_20": 20}
+    assert out.columns[-len(FEATURE_COLUMNS) :] == list(FEATURE_COLUMNS)
+    warmups = {
+        "rsi_14": 14,
+        "atr_14": 14,
+        "ema_9": 8,
+        "ema_21": 20,
+        "bb_middle": 19,
+        "macd": 33,
+        "returns_20": 20,
+        "volatility_20": 20,
+    }
     for name, first in warmups.items():
         values = col(out, name)
         assert np.isnan(values[:first]).all(), name

@@ -23,16 +23,21 @@ M = timedelta(minutes=1)
 def frame(gap_days: int = 0) -> pl.DataFrame:
     """Three bars. Paths (N=4): 2000,1999,2002,2001 | 2001,2000.5,2003,2002.5 | 2002.5,2002,2004,2003.5"""
     times = [T0, T0 + 15 * M, T0 + 30 * M + timedelta(days=gap_days)]
-    return validate_bars(pl.DataFrame({
-        "time": times,
-        "open": [2000.0, 2001.0, 2002.5],
-        "high": [2002.0, 2003.0, 2004.0],
-        "low": [1999.0, 2000.5, 2002.0],
-        "close": [2001.0, 2002.5, 2003.5],
-        "tick_volume": [40, 80, 120],
-        "spread": [20, 20, 30],
-        "real_volume": [0, 0, 0],
-    }, schema=BAR_SCHEMA))
+    return validate_bars(
+        pl.DataFrame(
+            {
+                "time": times,
+                "open": [2000.0, 2001.0, 2002.5],
+                "high": [2002.0, 2003.0, 2004.0],
+                "low": [1999.0, 2000.5, 2002.0],
+                "close": [2001.0, 2002.5, 2003.5],
+                "tick_volume": [40, 80, 120],
+                "spread": [20, 20, 30],
+                "real_volume": [0, 0, 0],
+            },
+            schema=BAR_SCHEMA,
+        )
+    )
 
 
 class FakeClock:
@@ -53,11 +58,28 @@ async def test_manual_replay_ticks_follow_the_path_in_order() -> None:
     assert isinstance(feed, Feed)
     assert await feed.tick() is None and (await feed.bars(5)).height == 0
     ticks = [await feed.next_tick() for _ in range(12)]
-    assert [t.bid for t in ticks] == [2000.0, 1999.0, 2002.0, 2001.0, 2001.0, 2000.5, 2003.0, 2002.5,
-                                      2002.5, 2002.0, 2004.0, 2003.5]
+    assert [t.bid for t in ticks] == [
+        2000.0,
+        1999.0,
+        2002.0,
+        2001.0,
+        2001.0,
+        2000.5,
+        2003.0,
+        2002.5,
+        2002.5,
+        2002.0,
+        2004.0,
+        2003.5,
+    ]
     assert [t.ask for t in ticks[:2]] == [2000.20, 1999.20] and ticks[-1].ask == 2003.80
-    assert [t.time - T0 for t in ticks[:5]] == [timedelta(0), timedelta(seconds=225), timedelta(seconds=450),
-                                                 timedelta(seconds=675), 15 * M]
+    assert [t.time - T0 for t in ticks[:5]] == [
+        timedelta(0),
+        timedelta(seconds=225),
+        timedelta(seconds=450),
+        timedelta(seconds=675),
+        15 * M,
+    ]
     assert await feed.next_tick() is None and feed.finished
     assert (await feed.bars(10)).equals(frame())
 
@@ -235,8 +257,18 @@ async def test_dry_run_takes_prices_from_the_source_and_fills_on_paper() -> None
     assert await paper.positions() == []  # the SL hit when the paper broker read the new price
     (deal,) = [d for d in await paper.deals_since(T0) if d.reason is DealReason.SL]
     assert deal.price == 1998.9
-    source.apply_bar({"time": T0, "open": 2000.0, "high": 2001.0, "low": 1998.0, "close": 1999.0,
-                      "tick_volume": 5, "spread": 30, "real_volume": 0})
+    source.apply_bar(
+        {
+            "time": T0,
+            "open": 2000.0,
+            "high": 2001.0,
+            "low": 1998.0,
+            "close": 1999.0,
+            "tick_volume": 5,
+            "spread": 30,
+            "real_volume": 0,
+        }
+    )
     assert (await paper.bars(5)).equals(await source.bars(5))
 
 

@@ -63,7 +63,9 @@ def test_flash_crash_by_bars_and_by_ticks() -> None:
 
 
 def test_session_and_news() -> None:
-    closed = analysis(session=FakeSession(name="Dead zone", allowed=False, reason="00:00-03:59 WIB dead zone"))
+    closed = analysis(
+        session=FakeSession(name="Dead zone", allowed=False, reason="00:00-03:59 WIB dead zone")
+    )
     assert gate("session", analysis=closed).reason == "00:00-03:59 WIB dead zone"
     assert gate("news_blackout", news=NewsStatus(True, "NFP in 10 min")).blocked
     assert not gate("news_blackout", news=NewsStatus(False)).blocked
@@ -110,8 +112,11 @@ def test_market_quality_confirmation_pullback() -> None:
     bounce = analysis(recent_closes=(3301.0, 3300.5, 3300.2, 3300.0))
     assert gate("pullback", analysis=bounce).blocked
     assert gate("pullback", analysis=analysis(indicators={"rsi_14": 80.0})).blocked
-    sell = analysis(setup=FakeSetup(side=Side.SELL, stop_loss=3310, take_profit=3280), indicators={"rsi_14": 20.0},
-                    recent_closes=(3300.0, 3300.0, 3300.0, 3300.0))
+    sell = analysis(
+        setup=FakeSetup(side=Side.SELL, stop_loss=3310, take_profit=3280),
+        indicators={"rsi_14": 20.0},
+        recent_closes=(3300.0, 3300.0, 3300.0, 3300.0),
+    )
     assert gate("pullback", analysis=sell).blocked
 
 

@@ -44,11 +44,21 @@ def random_case(rng: random.Random) -> tuple[Position, BarInputs, PositionTracke
     tp_profit = abs(tp - open_price) * mult if tp else None
     daily_limit = rng.choice([0.0, 150.0])
     inputs_ctx = (atr, unit, ml, dangerous, rsi, closes, bar_range, tp_profit)
-    score = urgency_score(PMContext(pos, open_price, 0.0, 0.0, unit, atr, P, dangerous, ml, rsi, closes, bar_range,
-                                    None, None))
-    inputs = BarInputs(atr=atr if atr > 0 else P.min_sl_distance * 6, unit=unit, ml_against=ml,
-                       regime_dangerous=dangerous, urgency=score, last_bar_range=bar_range, tp_profit=tp_profit,
-                       balance=5000.0, daily_loss=rng.uniform(0, 140), daily_limit=daily_limit)
+    score = urgency_score(
+        PMContext(pos, open_price, 0.0, 0.0, unit, atr, P, dangerous, ml, rsi, closes, bar_range, None, None)
+    )
+    inputs = BarInputs(
+        atr=atr if atr > 0 else P.min_sl_distance * 6,
+        unit=unit,
+        ml_against=ml,
+        regime_dangerous=dangerous,
+        urgency=score,
+        last_bar_range=bar_range,
+        tp_profit=tp_profit,
+        balance=5000.0,
+        daily_loss=rng.uniform(0, 140),
+        daily_limit=daily_limit,
+    )
     tracker = PositionTracker(1)
     for _ in range(rng.randrange(0, 30)):
         tracker.profits.append(rng.uniform(-3, 3) * unit)
@@ -61,18 +71,58 @@ def random_case(rng: random.Random) -> tuple[Position, BarInputs, PositionTracke
     return pos, inputs, tracker, inputs_ctx
 
 
-def holds(pos: Position, price: float, now: datetime, inputs: BarInputs, tracker: PositionTracker,
-          ctx: tuple, params: StrategyParams = P, closes: tuple[datetime, datetime] | None = None) -> bool:
+def holds(
+    pos: Position,
+    price: float,
+    now: datetime,
+    inputs: BarInputs,
+    tracker: PositionTracker,
+    ctx: tuple,
+    params: StrategyParams = P,
+    closes: tuple[datetime, datetime] | None = None,
+) -> bool:
     """`TradingEngine.judge` on one tick: the tracker observes, then both rule sets."""
     atr, unit, ml, dangerous, rsi, closes_, bar_range, tp_profit = ctx
     atr = atr if atr > 0 else P.min_sl_distance * 6
-    profit = round((price - pos.open_price) * pos.side.sign * SPEC.money_per_price_unit(pos.volume), 2) + pos.swap
+    profit = (
+        round((price - pos.open_price) * pos.side.sign * SPEC.money_per_price_unit(pos.volume), 2) + pos.swap
+    )
     tracker.observe(profit, now, ml, params, unit)
     daily, weekly = (900.0, 3000.0) if closes is None else ((c - now).total_seconds() / 60 for c in closes)
-    action = manage_position(PMContext(pos, price, profit, tracker.peak_profit, unit, atr, params, dangerous, ml,
-                                       rsi, closes_, bar_range, daily, weekly))
-    verdict = evaluate_exits(ExitContext(pos, now, profit, unit, inputs.balance, params, tracker, ml, tp_profit,
-                                         inputs.daily_loss, inputs.daily_limit, weekly))
+    action = manage_position(
+        PMContext(
+            pos,
+            price,
+            profit,
+            tracker.peak_profit,
+            unit,
+            atr,
+            params,
+            dangerous,
+            ml,
+            rsi,
+            closes_,
+            bar_range,
+            daily,
+            weekly,
+        )
+    )
+    verdict = evaluate_exits(
+        ExitContext(
+            pos,
+            now,
+            profit,
+            unit,
+            inputs.balance,
+            params,
+            tracker,
+            ml,
+            tp_profit,
+            inputs.daily_loss,
+            inputs.daily_limit,
+            weekly,
+        )
+    )
     return action.kind is PMKind.HOLD and verdict is None
 
 
@@ -84,14 +134,31 @@ def path(rng: random.Random, pos: Position, inputs: BarInputs, n: int) -> np.nda
 
 def scan(pos: Position, prices: np.ndarray, tracker: PositionTracker, band: np.ndarray) -> int:
     stepped = np.ones(prices.size, dtype=np.bool_)
-    bad = first_unsafe(prices, stepped, 0, prices.size, pos.open_price, float(pos.side.sign),
-                       SPEC.money_per_price_unit(pos.volume), pos.swap, tracker.peak_profit, band)
+    bad = first_unsafe(
+        prices,
+        stepped,
+        0,
+        prices.size,
+        pos.open_price,
+        float(pos.side.sign),
+        SPEC.money_per_price_unit(pos.volume),
+        pos.swap,
+        tracker.peak_profit,
+        band,
+    )
     return prices.size if bad < 0 else bad
 
 
-def judge_path(pos: Position, prices: np.ndarray, times: list[datetime], cleared_to: int, inputs: BarInputs,
-               tracker: PositionTracker, ctx: tuple, closes: tuple[datetime, datetime] | None = None,
-               ) -> tuple[int, int]:
+def judge_path(
+    pos: Position,
+    prices: np.ndarray,
+    times: list[datetime],
+    cleared_to: int,
+    inputs: BarInputs,
+    tracker: PositionTracker,
+    ctx: tuple,
+    closes: tuple[datetime, datetime] | None = None,
+) -> tuple[int, int]:
     """Judge the path tick by tick until a rule acts: every tick before `cleared_to` (those the band
     cleared) must hold. Returns how many ticks were cleared and how many held."""
     cleared = quiet = 0
@@ -147,15 +214,35 @@ def test_a_stretch_band_holds_across_the_samples_taken_in_the_stretch(seed: int)
 
 def test_no_band_without_an_atr_unit() -> None:
     pos = Position(1, "XAUUSD", Side.BUY, 0.01, 2000.0, T0, sl=1995.0)
-    inputs = BarInputs(atr=0.0, unit=0.0, ml_against=None, regime_dangerous=False, urgency=0, last_bar_range=0.0,
-                       tp_profit=None, balance=5000.0, daily_loss=0.0, daily_limit=0.0)
+    inputs = BarInputs(
+        atr=0.0,
+        unit=0.0,
+        ml_against=None,
+        regime_dangerous=False,
+        urgency=0,
+        last_bar_range=0.0,
+        tp_profit=None,
+        balance=5000.0,
+        daily_loss=0.0,
+        daily_limit=0.0,
+    )
     assert bar_band(pos, inputs, P) is None
 
 
 def test_a_stalled_tracker_has_no_band() -> None:
     pos = Position(1, "XAUUSD", Side.BUY, 0.01, 2000.0, T0, sl=1995.0)
-    inputs = BarInputs(atr=2.0, unit=2.0, ml_against=None, regime_dangerous=False, urgency=0, last_bar_range=0.0,
-                       tp_profit=None, balance=5000.0, daily_loss=0.0, daily_limit=0.0)
+    inputs = BarInputs(
+        atr=2.0,
+        unit=2.0,
+        ml_against=None,
+        regime_dangerous=False,
+        urgency=0,
+        last_bar_range=0.0,
+        tp_profit=None,
+        balance=5000.0,
+        daily_loss=0.0,
+        daily_limit=0.0,
+    )
     base = bar_band(pos, inputs, P)
     assert base is not None and not math.isinf(base[0])
     tracker = PositionTracker(1, profits=deque([-1.0] * 10, maxlen=30), stall_count=P.stall_count_to_close)
@@ -170,13 +257,30 @@ def test_the_move_bound_is_tight_at_the_trailing_stop_and_breakeven_edges(side: 
     stop, every cleared price holds and the first price that moves the stop is within a cent of the bound."""
     atr, open_price = 2.0, 2000.0
     # the default take-profit rules close at 3.3 ATR of profit, before a 4-ATR trail starts: lift them
-    params = replace(P, tp_hard_atr=50.0, tp_momentum_atr=50.0, tp_probability_atr=50.0, tp_peak_atr=50.0,
-                     pm_protect_atr=50.0)
+    params = replace(
+        P,
+        tp_hard_atr=50.0,
+        tp_momentum_atr=50.0,
+        tp_probability_atr=50.0,
+        tp_peak_atr=50.0,
+        pm_protect_atr=50.0,
+    )
     for sl_offset in (-3.0, -1.0, 0.5, 2.0, 5.0):  # the stop behind the entry, at it, past it
-        pos = Position(1, "XAUUSD", side, 0.01, open_price, T0, sl=round(open_price - side.sign * sl_offset, 2))
-        inputs = BarInputs(atr=atr, unit=atr, ml_against=None, regime_dangerous=False, urgency=0,
-                           last_bar_range=(2.0 if impulse else 0.5) * atr, tp_profit=None, balance=1e6,
-                           daily_loss=0.0, daily_limit=0.0)
+        pos = Position(
+            1, "XAUUSD", side, 0.01, open_price, T0, sl=round(open_price - side.sign * sl_offset, 2)
+        )
+        inputs = BarInputs(
+            atr=atr,
+            unit=atr,
+            ml_against=None,
+            regime_dangerous=False,
+            urgency=0,
+            last_bar_range=(2.0 if impulse else 0.5) * atr,
+            tp_profit=None,
+            balance=1e6,
+            daily_loss=0.0,
+            daily_limit=0.0,
+        )
         base = bar_band(pos, inputs, params)
         assert base is not None
         band = sample_band(base, PositionTracker(1), inputs, params, 0.5)
@@ -184,15 +288,22 @@ def test_the_move_bound_is_tight_at_the_trailing_stop_and_breakeven_edges(side: 
         ctx = (atr, atr, None, False, 50.0, (), inputs.last_bar_range, None)
         moves = np.round(np.arange(0, 14, 0.01), 2)
         prices = np.round(open_price + side.sign * moves, 2)
-        first_act = next((i for i, p in enumerate(prices.tolist())
-                          if not holds(pos, p, T0 + timedelta(minutes=5), inputs, PositionTracker(1), ctx, params)), None)
-        cleared = [scan(pos, prices[i:i + 1], PositionTracker(1), band) == 1 for i in range(prices.size)]
+        first_act = next(
+            (
+                i
+                for i, p in enumerate(prices.tolist())
+                if not holds(pos, p, T0 + timedelta(minutes=5), inputs, PositionTracker(1), ctx, params)
+            ),
+            None,
+        )
+        cleared = [scan(pos, prices[i : i + 1], PositionTracker(1), band) == 1 for i in range(prices.size)]
         for i, ok in enumerate(cleared):
             if ok:
-                assert holds(pos, float(prices[i]), T0 + timedelta(minutes=5), inputs, PositionTracker(1), ctx, params), \
-                    (side, sl_offset, prices[i])
+                assert holds(
+                    pos, float(prices[i]), T0 + timedelta(minutes=5), inputs, PositionTracker(1), ctx, params
+                ), (side, sl_offset, prices[i])
         if first_act is not None:
-            assert not any(cleared[first_act:first_act + 1])
+            assert not any(cleared[first_act : first_act + 1])
             assert all(cleared[: max(0, first_act - 2)]), (side, sl_offset, first_act)
 
 
@@ -211,8 +322,14 @@ def test_the_clock_rules_hold_until_their_next_phase(seed: int, kind: str) -> No
         daily = start + timedelta(minutes=rng.uniform(0, 300))
         weekly = daily + timedelta(days=rng.choice([0, 0, 1, 3]))
         start_ms = int(start.timestamp() * 1000)
-        clock = clock_rules(pos, P, inputs.unit, start_ms, (daily - start).total_seconds() / 60,
-                            (weekly - start).total_seconds() / 60)
+        clock = clock_rules(
+            pos,
+            P,
+            inputs.unit,
+            start_ms,
+            (daily - start).total_seconds() / 60,
+            (weekly - start).total_seconds() / 60,
+        )
         base = bar_band(pos, inputs, P)
         if base is None or clock is None:
             continue
@@ -220,12 +337,16 @@ def test_the_clock_rules_hold_until_their_next_phase(seed: int, kind: str) -> No
         times = [start + timedelta(seconds=15 * i) for i in range(n)]
         limit = sum(1 for t in times if t.timestamp() * 1000 < clock.until_ms)
         hours = (times[-1] - T0).total_seconds() / 3600
-        band = (stretch_band(base, tracker, inputs, P, hours, clock) if kind == "stretch"
-                else sample_band(base, tracker, inputs, P, hours, clock))
+        band = (
+            stretch_band(base, tracker, inputs, P, hours, clock)
+            if kind == "stretch"
+            else sample_band(base, tracker, inputs, P, hours, clock)
+        )
         prices = path(rng, pos, inputs, n)
         k = 0 if band is None else min(limit, scan(pos, prices, tracker, band))
         open_ticks = sum(1 for t in times if t < min(daily, weekly))  # then the market is closed
-        c, q = judge_path(pos, prices[:open_ticks], times[:open_ticks], k, inputs, tracker, ctx,
-                          closes=(daily, weekly))
+        c, q = judge_path(
+            pos, prices[:open_ticks], times[:open_ticks], k, inputs, tracker, ctx, closes=(daily, weekly)
+        )
         cleared, quiet = cleared + c, quiet + q
     assert cleared > 0.2 * quiet

@@ -62,8 +62,10 @@ def test_no_two_files_import_each_other() -> None:
 
 
 def test_the_scan_sees_imports_inside_functions_and_type_checking(tmp_path: Path) -> None:
-    source = ("from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n    from bot.app import App\n"
-              "def f():\n    from trading import engine\n    import models.live\n")
+    source = (
+        "from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n    from bot.app import App\n"
+        "def f():\n    from trading import engine\n    import models.live\n"
+    )
     path = ROOT / "bot" / "scheduler.py"
     modules = {"bot.app": path, "trading.engine": path, "models.live": path, "bot.scheduler": path}
     probe = tmp_path / "scheduler.py"

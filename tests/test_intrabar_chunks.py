@@ -24,8 +24,9 @@ from trading.intrabar import (
 )
 
 
-def reference_ticks(bars: pl.DataFrame, bar: int, n: int, order: str, *, point: float = 0.01,
-                    digits: int = 2) -> TickArrays:
+def reference_ticks(
+    bars: pl.DataFrame, bar: int, n: int, order: str, *, point: float = 0.01, digits: int = 2
+) -> TickArrays:
     o, h, lo, c = (float(x) for x in bars.select("open", "high", "low", "close").row(bar))
     if order == "direction":
         bid = walk_vertices((o, lo, h, c) if c >= o else (o, h, lo, c), n, digits)
@@ -47,7 +48,9 @@ def assert_same(bars: pl.DataFrame, n: int, order: str, rows: range | list[int])
 
 @pytest.mark.parametrize("order", ["direction", "nearer"])
 @pytest.mark.parametrize("n", [4, 7, 60])
-def test_chunked_walk_equals_the_per_bar_walk_on_the_real_bars(shared_bars: pl.DataFrame, order: str, n: int) -> None:
+def test_chunked_walk_equals_the_per_bar_walk_on_the_real_bars(
+    shared_bars: pl.DataFrame, order: str, n: int
+) -> None:
     bars = shared_bars.head(3 * CHUNK_BARS + 17)  # several chunks and a partial last one
     assert_same(bars, n, order, range(bars.height))
 
@@ -64,12 +67,19 @@ def edge_bars() -> pl.DataFrame:
         (2000.33, 2000.34, 2000.33, 2000.34),
         (1999.995, 2000.005, 1999.985, 2000.0),  # prices off the 2-digit grid
     ]
-    return pl.DataFrame({
-        "time": [start + timedelta(minutes=15 * i) for i in range(len(ohlc))],
-        "open": [r[0] for r in ohlc], "high": [r[1] for r in ohlc], "low": [r[2] for r in ohlc],
-        "close": [r[3] for r in ohlc], "tick_volume": [10] * len(ohlc), "spread": [0, 20, 35, 1, 0, 7, 12, 3],
-        "real_volume": [0] * len(ohlc),
-    }, schema=BAR_SCHEMA)
+    return pl.DataFrame(
+        {
+            "time": [start + timedelta(minutes=15 * i) for i in range(len(ohlc))],
+            "open": [r[0] for r in ohlc],
+            "high": [r[1] for r in ohlc],
+            "low": [r[2] for r in ohlc],
+            "close": [r[3] for r in ohlc],
+            "tick_volume": [10] * len(ohlc),
+            "spread": [0, 20, 35, 1, 0, 7, 12, 3],
+            "real_volume": [0] * len(ohlc),
+        },
+        schema=BAR_SCHEMA,
+    )
 
 
 @pytest.mark.parametrize("order", ["direction", "nearer"])
@@ -112,11 +122,22 @@ def test_m1_detail_walked_by_chunk_equals_the_per_bar_walk(shared_bars: pl.DataF
     rng = np.random.default_rng(3)
     o = 2000 + rng.normal(0, 1, minutes.size).cumsum()
     c = o + rng.normal(0, 0.5, minutes.size)
-    m1 = pl.DataFrame({
-        "time": pl.Series(minutes).cast(pl.Datetime("ms")).dt.replace_time_zone("UTC").dt.cast_time_unit("us"),
-        "open": o, "high": np.maximum(o, c) + rng.random(minutes.size), "low": np.minimum(o, c) - rng.random(minutes.size),
-        "close": c, "tick_volume": 4, "spread": rng.integers(5, 40, minutes.size).astype(np.int32), "real_volume": 0,
-    }, schema=BAR_SCHEMA)
+    m1 = pl.DataFrame(
+        {
+            "time": pl.Series(minutes)
+            .cast(pl.Datetime("ms"))
+            .dt.replace_time_zone("UTC")
+            .dt.cast_time_unit("us"),
+            "open": o,
+            "high": np.maximum(o, c) + rng.random(minutes.size),
+            "low": np.minimum(o, c) - rng.random(minutes.size),
+            "close": c,
+            "tick_volume": 4,
+            "spread": rng.integers(5, 40, minutes.size).astype(np.int32),
+            "real_volume": 0,
+        },
+        schema=BAR_SCHEMA,
+    )
     m1 = m1.filter((pl.int_range(pl.len()) // 15) % 97 != 5)  # some bars without detail: the generated path
     detail = M1Detail(bars, m1, ticks_per_bar=60)
     ohlc = m1.select("open", "high", "low", "close").to_numpy()

@@ -33,11 +33,17 @@ def to_server(frame: pl.DataFrame) -> pl.DataFrame:
 
 
 def test_finer_modes_are_closer_to_the_truth_than_coarser_ones(truth) -> None:
-    scores = {s.mode: s for s in score_paths(truth, {
-        "generated 4": GeneratedPath(truth.m15, 4),
-        "generated 60": GeneratedPath(truth.m15, 60),
-        "M1 detail": M1Detail(truth.m15, truth.m1),
-    })}
+    scores = {
+        s.mode: s
+        for s in score_paths(
+            truth,
+            {
+                "generated 4": GeneratedPath(truth.m15, 4),
+                "generated 60": GeneratedPath(truth.m15, 60),
+                "M1 detail": M1Detail(truth.m15, truth.m1),
+            },
+        )
+    }
     g4, g60, m1 = scores["generated 4"], scores["generated 60"], scores["M1 detail"]
     assert m1.agreement > g60.agreement >= g4.agreement - 1e-9
     assert m1.timing_error_min < g60.timing_error_min < g4.timing_error_min
@@ -45,15 +51,25 @@ def test_finer_modes_are_closer_to_the_truth_than_coarser_ones(truth) -> None:
 
 
 def test_the_direction_order_is_the_less_wrong_generated_path(truth) -> None:
-    scores = {s.mode: s for s in score_paths(truth, {
-        "nearer": GeneratedPath(truth.m15, 60, order="nearer"),
-        "direction": GeneratedPath(truth.m15, 60, order="direction"),
-    })}
+    scores = {
+        s.mode: s
+        for s in score_paths(
+            truth,
+            {
+                "nearer": GeneratedPath(truth.m15, 60, order="nearer"),
+                "direction": GeneratedPath(truth.m15, 60, order="direction"),
+            },
+        )
+    }
     assert scores["direction"].agreement > scores["nearer"].agreement
 
 
 def test_paths_stay_inside_their_bars_and_reproduce_them(truth) -> None:
-    for path in (GeneratedPath(truth.m15, 60), M1Detail(truth.m15, truth.m1), RealTicks(truth.m15, truth.ticks)):
+    for path in (
+        GeneratedPath(truth.m15, 60),
+        M1Detail(truth.m15, truth.m1),
+        RealTicks(truth.m15, truth.ticks),
+    ):
         for i in (0, 7, 199):
             times, bid, ask = path.ticks(i)
             row = truth.m15.row(i, named=True)
@@ -109,7 +125,10 @@ def test_out_of_order_and_duplicate_rows_are_refused(tmp_path, truth) -> None:
     ticks = as_server_ticks(truth.ticks.head(5_000), CLOCK)
     swapped = pl.concat([ticks.slice(0, 100), ticks.slice(101, 1), ticks.slice(100, 1), ticks.slice(102)])
     dup = pl.concat([ticks.slice(0, 50), ticks.slice(49, 1), ticks.slice(50)])
-    for name, frame, message in (("swap.csv", swapped, "out of time order"), ("dup.csv", dup, "duplicate row")):
+    for name, frame, message in (
+        ("swap.csv", swapped, "out of time order"),
+        ("dup.csv", dup, "duplicate row"),
+    ):
         target = tmp_path / name
         frame.write_csv(target)
         with pytest.raises(IntrabarDataError, match=message):
@@ -124,7 +143,9 @@ def test_the_cli_refuses_a_bad_detail_file_with_one_line(tmp_path, truth, capsys
     detail = tmp_path / "m1.parquet"
     to_server(truth.m1).with_columns(pl.col("time").dt.offset_by("2h")).write_parquet(detail)
     out = tmp_path / "out.json"
-    code = main.main(["backtest", "--data", str(bars), "--detail", str(detail), "--no-baselines", "--json", str(out)])
+    code = main.main(
+        ["backtest", "--data", str(bars), "--detail", str(detail), "--no-baselines", "--json", str(out)]
+    )
     assert code == 2
     assert not out.exists()
     printed = capsys.readouterr()

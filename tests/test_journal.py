@@ -114,18 +114,32 @@ async def test_a_skipped_gate_survives_the_round_trip_through_the_recorder(journ
     from trading.records import Decision
 
     assert GateResult is EngineGate
-    gates = (GateResult("session", True, "London"), GateResult("ml_confidence", False, "no model", skipped=True),
-             GateResult("spread", False, "72 > 60 points"))
-    decision = Decision(bar_time=T0, action="skip", side=None, reason="spread: 72 > 60 points", gates=gates,
-                        regime="low", p_up=None, threshold=0.6)
+    gates = (
+        GateResult("session", True, "London"),
+        GateResult("ml_confidence", False, "no model", skipped=True),
+        GateResult("spread", False, "72 > 60 points"),
+    )
+    decision = Decision(
+        bar_time=T0,
+        action="skip",
+        side=None,
+        reason="spread: 72 > 60 points",
+        gates=gates,
+        regime="low",
+        p_up=None,
+        threshold=0.6,
+    )
     did = await JournalRecorder(journal).record_decision(decision)
     assert did is not None
     d = await journal.decision(did)
     assert d is not None and d.gates == gates
     assert [g.blocked for g in d.gates] == [False, False, True]
     assert d.first_failed_gate == gates[2]
-    old = await journal.record_decision(T0 + timedelta(minutes=15), "skip", gates=[
-        {"name": "ml_confidence", "passed": True, "reason": "skipped: no model"}])
+    old = await journal.record_decision(
+        T0 + timedelta(minutes=15),
+        "skip",
+        gates=[{"name": "ml_confidence", "passed": True, "reason": "skipped: no model"}],
+    )
     back = await journal.decision(old)
     assert back is not None and back.gates == (GateResult("ml_confidence", False, "no model", skipped=True),)
 
@@ -620,7 +634,9 @@ async def test_update_decision_marks_a_refused_entry(tmp_path) -> None:
 
     async with Journal(tmp_path / "d.db") as j:
         ident = await j.record_decision(datetime(2026, 3, 10, 9, 45, tzinfo=UTC), "enter", reason="BOS up")
-        assert await j.update_decision(ident, action="order_failed", reason="broker refused the order: no money")
+        assert await j.update_decision(
+            ident, action="order_failed", reason="broker refused the order: no money"
+        )
         stored = await j.decision(ident)
         assert stored is not None and stored.action == "order_failed" and "no money" in stored.reason
         assert not await j.update_decision(ident + 99, action="order_failed", reason="x")

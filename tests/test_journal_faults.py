@@ -76,8 +76,17 @@ class CheckedBroker(PaperBroker):
 
 
 class Rig:
-    def __init__(self, journal: Journal, engine: TradingEngine, broker: CheckedBroker, guard: JournalGuard,
-                 clock: Clock, wall: Wall, analyzer: Analyzer, events: list[Event]) -> None:
+    def __init__(
+        self,
+        journal: Journal,
+        engine: TradingEngine,
+        broker: CheckedBroker,
+        guard: JournalGuard,
+        clock: Clock,
+        wall: Wall,
+        analyzer: Analyzer,
+        events: list[Event],
+    ) -> None:
         self.journal, self.engine, self.broker, self.guard = journal, engine, broker, guard
         self.clock, self.wall, self.analyzer, self.events = clock, wall, analyzer, events
 
@@ -92,7 +101,9 @@ class Rig:
         """One bar decided 15 minutes on (past the entry cooldown), at 3300."""
         self.clock.now += timedelta(minutes=15)
         self.price(3299.8, seconds=0)
-        self.analyzer.next = analysis(setup=replace(FakeSetup(), **setup), bar_time=self.clock.now - timedelta(minutes=15))
+        self.analyzer.next = analysis(
+            setup=replace(FakeSetup(), **setup), bar_time=self.clock.now - timedelta(minutes=15)
+        )
         return await self.engine.on_bar(None)  # type: ignore[arg-type]
 
     async def retry(self) -> None:
@@ -112,7 +123,9 @@ async def rig(db: Path) -> Rig:
     bus.on(events.append)
     guard = JournalGuard(JournalRecorder(journal), bus, clock=clock, wall=wall)
     analyzer = Analyzer()
-    engine = TradingEngine(broker, analyzer, recorder=guard, bus=bus, clock=clock, market_clock=lambda now: (None, None))
+    engine = TradingEngine(
+        broker, analyzer, recorder=guard, bus=bus, clock=clock, market_clock=lambda now: (None, None)
+    )
     await engine.start(None)
     return Rig(journal, engine, broker, guard, clock, wall, analyzer, events)
 
@@ -125,7 +138,8 @@ def journal_errors(caplog: pytest.LogCaptureFixture) -> list[logging.LogRecord]:
 
 
 async def test_a_read_only_file_fails_writes_once_loudly_and_the_pool_recovers_without_a_restart(
-        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     journal = await Journal(tmp_path / "j.db").open()
     try:
         fault = ReadOnlyFile(journal)
@@ -148,7 +162,9 @@ async def test_a_read_only_file_fails_writes_once_loudly_and_the_pool_recovers_w
                 outcomes.append(True)
             except JournalWriteError:
                 outcomes.append(False)
-        assert outcomes.count(False) <= 1 and all(outcomes[1:])  # one stale connection at most, then it writes
+        assert outcomes.count(False) <= 1 and all(
+            outcomes[1:]
+        )  # one stale connection at most, then it writes
         assert journal.health.writable
         assert len(journal_errors(caplog)) == 1
     finally:
@@ -180,8 +196,9 @@ async def test_a_real_full_filesystem_fails_writes_and_freeing_space_recovers(tm
 # ---------------------------------------------------------------- the engine over the guard
 
 
-async def test_no_order_goes_out_without_its_committed_decision_row(tmp_path: Path,
-                                                                    caplog: pytest.LogCaptureFixture) -> None:
+async def test_no_order_goes_out_without_its_committed_decision_row(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     r = await rig(tmp_path / "j.db")
     try:
         fault = DiskFull(r.journal)
@@ -208,7 +225,9 @@ async def test_no_order_goes_out_without_its_committed_decision_row(tmp_path: Pa
         await r.journal.close()
 
 
-async def test_closes_during_an_outage_are_booked_with_their_real_reason_then_announced(tmp_path: Path) -> None:
+async def test_closes_during_an_outage_are_booked_with_their_real_reason_then_announced(
+    tmp_path: Path,
+) -> None:
     r = await rig(tmp_path / "j.db")
     try:
         assert (await r.bar()).action == "enter"
@@ -253,7 +272,9 @@ async def test_a_close_on_a_really_full_disk_is_booked_once_space_is_freed(tmp_p
             filler = fill(mnt)
             r.price(3320.5)  # take-profit at the broker
             await r.engine.on_tick()
-            assert r.of(EventKind.TRADE_CLOSED) == [] and [e.data["ok"] for e in r.of(EventKind.JOURNAL)] == [False]
+            assert r.of(EventKind.TRADE_CLOSED) == [] and [e.data["ok"] for e in r.of(EventKind.JOURNAL)] == [
+                False
+            ]
             # a full disk may still take a write that fits in space SQLite already holds: whatever it took,
             # an order only ever went out with its committed `enter` row
             decision = await r.bar()
@@ -263,8 +284,16 @@ async def test_a_close_on_a_really_full_disk_is_booked_once_space_is_freed(tmp_p
             await r.retry()
             closed = [t for t in await r.journal.closed_trades() if t.ticket == ticket]
             assert [t.exit_reason for t in closed] == ["broker_tp"]
-            kinds = [(e.kind, e.data.get("ok")) for e in r.events if e.kind in (EventKind.JOURNAL, EventKind.TRADE_CLOSED)]
-            assert kinds == [(EventKind.JOURNAL, False), (EventKind.JOURNAL, True), (EventKind.TRADE_CLOSED, None)]
+            kinds = [
+                (e.kind, e.data.get("ok"))
+                for e in r.events
+                if e.kind in (EventKind.JOURNAL, EventKind.TRADE_CLOSED)
+            ]
+            assert kinds == [
+                (EventKind.JOURNAL, False),
+                (EventKind.JOURNAL, True),
+                (EventKind.TRADE_CLOSED, None),
+            ]
             assert r.journal.health.writable and r.journal.health.held == ()
         finally:
             await r.journal.close()
@@ -274,7 +303,8 @@ async def test_a_close_on_a_really_full_disk_is_booked_once_space_is_freed(tmp_p
 
 
 async def test_the_bot_alarms_once_shows_red_health_and_recovers_by_itself(
-        tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
     import asyncio
     import os
 
@@ -284,9 +314,16 @@ async def test_the_bot_alarms_once_shows_red_health_and_recovers_by_itself(
     for name in list(os.environ):
         if name.startswith(("TELEGRAM_", "BROKER", "RISK_", "PAPER_", "DATABASE_PATH", "MODELS_DIR")):
             monkeypatch.delenv(name)
-    settings = load_settings(None, database_path=tmp_path / "x.db", models_dir=tmp_path / "models",
-                             paper_replay_speed=3000, market_update_minutes=0, hourly_analysis=False,
-                             daily_summary=False, auto_retrain=False)
+    settings = load_settings(
+        None,
+        database_path=tmp_path / "x.db",
+        models_dir=tmp_path / "models",
+        paper_replay_speed=3000,
+        market_update_minutes=0,
+        hourly_analysis=False,
+        daily_summary=False,
+        auto_retrain=False,
+    )
     app = App(settings, console_input=False)
     await app.start()
     app.scheduler.pause()

@@ -56,25 +56,42 @@ def hang_then_fill(mt5: FakeMetaTrader5, release: threading.Event) -> None:
 
 class Analyzer:
     def __init__(self) -> None:
-        self.next = analysis(setup=FakeSetup(entry=2400.2, stop_loss=2390.0, take_profit=2420.0), close=2400.0,
-                             recent_closes=(2399.0, 2399.5, 2400.0, 2400.0, 2400.0),
-                             bar_time=datetime(2026, 7, 1, 8, 45, tzinfo=UTC))
+        self.next = analysis(
+            setup=FakeSetup(entry=2400.2, stop_loss=2390.0, take_profit=2420.0),
+            close=2400.0,
+            recent_closes=(2399.0, 2399.5, 2400.0, 2400.0, 2400.0),
+            bar_time=datetime(2026, 7, 1, 8, 45, tzinfo=UTC),
+        )
 
     def __call__(self, bars: object) -> Any:
         return self.next
 
 
-async def test_a_hung_order_that_fills_later_is_journaled_against_its_decision_and_announced(tmp_path: Path) -> None:
+async def test_a_hung_order_that_fills_later_is_journaled_against_its_decision_and_announced(
+    tmp_path: Path,
+) -> None:
     mt5 = FakeMetaTrader5()
-    broker = MT5Broker(Bridge(mt5), magic=MAGIC, sleep=_no_sleep, now=lambda: NOW, call_timeout=0.3,
-                       mt5_factory=lambda: Bridge(mt5))
+    broker = MT5Broker(
+        Bridge(mt5),
+        magic=MAGIC,
+        sleep=_no_sleep,
+        now=lambda: NOW,
+        call_timeout=0.3,
+        mt5_factory=lambda: Bridge(mt5),
+    )
     await broker.connect()
     journal = await Journal(tmp_path / "j.db").open()
     bus = EventBus()
     events: list[Event] = []
     bus.on(events.append)
-    engine = TradingEngine(broker, Analyzer(), recorder=JournalRecorder(journal), bus=bus, clock=lambda: NOW,
-                           market_clock=lambda now: (None, None))
+    engine = TradingEngine(
+        broker,
+        Analyzer(),
+        recorder=JournalRecorder(journal),
+        bus=bus,
+        clock=lambda: NOW,
+        market_clock=lambda now: (None, None),
+    )
     await engine.start(None)
     release = threading.Event()
     hang_then_fill(mt5, release)
@@ -98,7 +115,11 @@ async def test_a_hung_order_that_fills_later_is_journaled_against_its_decision_a
         assert row.ticket == ticket and row.decision_id == decision.id
         stored = await journal.decision(decision.id)  # type: ignore[arg-type]
         assert stored is not None and stored.action == "filled_late"
-        assert "filled late" in stored.reason and "booked as failed" in stored.reason and f"#{ticket}" in stored.reason
+        assert (
+            "filled late" in stored.reason
+            and "booked as failed" in stored.reason
+            and f"#{ticket}" in stored.reason
+        )
         assert engine.last_decision is not None and engine.last_decision.action == "filled_late"
         [opened] = [e for e in events if e.kind is EventKind.TRADE_OPENED]
         assert opened.data["trade"].ticket == ticket and opened.data["trade"].decision_id == decision.id
@@ -108,7 +129,11 @@ async def test_a_hung_order_that_fills_later_is_journaled_against_its_decision_a
         mt5.set_tick(2389.0, 2389.2)  # its stop is hit: the close books onto the same, linked row
         await engine.on_tick()
         [closed] = await journal.closed_trades()
-        assert closed.ticket == ticket and closed.decision_id == decision.id and closed.exit_reason == "broker_sl"
+        assert (
+            closed.ticket == ticket
+            and closed.decision_id == decision.id
+            and closed.exit_reason == "broker_sl"
+        )
     finally:
         await journal.close()
 
@@ -121,8 +146,14 @@ async def test_a_position_no_order_of_ours_explains_is_adopted_journaled_and_tol
     bus = EventBus()
     events: list[Event] = []
     bus.on(events.append)
-    engine = TradingEngine(broker, Analyzer(), recorder=JournalRecorder(journal), bus=bus, clock=lambda: NOW,
-                           market_clock=lambda now: (None, None))
+    engine = TradingEngine(
+        broker,
+        Analyzer(),
+        recorder=JournalRecorder(journal),
+        bus=bus,
+        clock=lambda: NOW,
+        market_clock=lambda now: (None, None),
+    )
     await engine.start(None)
     try:
         ticket = mt5.add_position(0, 0.05, 2400.2, magic=MAGIC, sl=2390.0)
@@ -138,22 +169,48 @@ async def test_a_position_no_order_of_ours_explains_is_adopted_journaled_and_tol
 def order(**kw: Any) -> UnknownOrder:
     from tests.notify_samples import decision
 
-    base: dict[str, Any] = dict(decision=replace(decision(), id=7), symbol="XAUUSD", side=Side.BUY, volume=0.02,
-                                sl=2390.0, tp=2420.0, magic=MAGIC, comment="xau-bot", sent_at=NOW, error="timeout")
+    base: dict[str, Any] = dict(
+        decision=replace(decision(), id=7),
+        symbol="XAUUSD",
+        side=Side.BUY,
+        volume=0.02,
+        sl=2390.0,
+        tp=2420.0,
+        magic=MAGIC,
+        comment="xau-bot",
+        sent_at=NOW,
+        error="timeout",
+    )
     return UnknownOrder(**(base | kw))
 
 
 def position(**kw: Any) -> Position:
-    base: dict[str, Any] = dict(ticket=9, symbol="XAUUSD", side=Side.BUY, volume=0.02, open_price=2400.2,
-                                open_time=NOW + timedelta(seconds=40), sl=2390.0, tp=2420.0, magic=MAGIC,
-                                comment="xau-bot")
+    base: dict[str, Any] = dict(
+        ticket=9,
+        symbol="XAUUSD",
+        side=Side.BUY,
+        volume=0.02,
+        open_price=2400.2,
+        open_time=NOW + timedelta(seconds=40),
+        sl=2390.0,
+        tp=2420.0,
+        magic=MAGIC,
+        comment="xau-bot",
+    )
     return Position(**(base | kw))
 
 
-@pytest.mark.parametrize("change", [
-    dict(side=Side.SELL), dict(magic=1), dict(symbol="XAGUSD"), dict(volume=0.03),
-    dict(open_time=NOW - timedelta(minutes=5)), dict(open_time=NOW + LATE_FILL_WINDOW + timedelta(seconds=1)),
-])
+@pytest.mark.parametrize(
+    "change",
+    [
+        dict(side=Side.SELL),
+        dict(magic=1),
+        dict(symbol="XAGUSD"),
+        dict(volume=0.03),
+        dict(open_time=NOW - timedelta(minutes=5)),
+        dict(open_time=NOW + LATE_FILL_WINDOW + timedelta(seconds=1)),
+    ],
+)
 def test_a_position_is_not_taken_for_an_order_it_cannot_be(change: dict[str, Any]) -> None:
     assert match_late_fill(position(), [order()]) is not None
     assert match_late_fill(position(**change), [order()]) is None
@@ -187,8 +244,14 @@ async def test_an_order_whose_link_dropped_after_the_send_is_linked_when_its_pos
     bus = EventBus()
     events: list[Event] = []
     bus.on(events.append)
-    engine = TradingEngine(broker, lambda bars: analysis(), recorder=rec, bus=bus, clock=lambda: T,
-                           market_clock=lambda now: (None, None))
+    engine = TradingEngine(
+        broker,
+        lambda bars: analysis(),
+        recorder=rec,
+        bus=bus,
+        clock=lambda: T,
+        market_clock=lambda now: (None, None),
+    )
     await engine.start(None)
     with pytest.raises(ConnectionLost):
         await engine.on_bar(None)  # type: ignore[arg-type]

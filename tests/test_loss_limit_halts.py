@@ -20,8 +20,9 @@ TIGHT = smc_only_config(BacktestConfig(limits=RiskLimits(total_loss_pct=1.0)))  
 @pytest.fixture(scope="module")
 def halted(shared_bars: pl.DataFrame):
     first = run_backtest(shared_bars.slice(0, 3000), TIGHT)
-    second = run_backtest(shared_bars.slice(2800, 900), replace(TIGHT, balance=first.equity[-1]),
-                          risk_state=first.risk_state)
+    second = run_backtest(
+        shared_bars.slice(2800, 900), replace(TIGHT, balance=first.equity[-1]), risk_state=first.risk_state
+    )
     return first, second
 
 
@@ -43,7 +44,9 @@ def test_a_total_stop_carries_into_the_next_run_as_a_live_restart_would(halted) 
     first, second = halted
     assert second.trades == []
     assert second.risk_state.reference_balance == pytest.approx(first.risk_state.reference_balance)
-    assert [(h.start, h.end, h.bars) for h in second.halts] == [(second.equity_times[0], None, second.decisions)]
+    assert [(h.start, h.end, h.bars) for h in second.halts] == [
+        (second.equity_times[0], None, second.decisions)
+    ]
 
 
 def test_chained_runs_merge_a_halt_that_goes_on(halted) -> None:
@@ -70,16 +73,22 @@ def test_buy_and_hold_chained_matches_one_window_and_chains_balances(shared_bars
     assert one == buy_and_hold(a, cfg)
     two = buy_and_hold_chained([a, b], cfg)
     assert two["trades"] == 2
-    assert two["net_profit"] == pytest.approx(one["net_profit"] + buy_and_hold(b, cfg)["net_profit"], abs=0.01)
+    assert two["net_profit"] == pytest.approx(
+        one["net_profit"] + buy_and_hold(b, cfg)["net_profit"], abs=0.01
+    )
 
 
-def test_backtest_cli_reports_halts_and_random_runs_without_ml(shared_bars_path: Path, tmp_path: Path) -> None:
+def test_backtest_cli_reports_halts_and_random_runs_without_ml(
+    shared_bars_path: Path, tmp_path: Path
+) -> None:
     from main import main
 
     data = tmp_path / "bars.parquet"
     pl.read_parquet(shared_bars_path).head(1500).write_parquet(data)
     out = tmp_path / "bt.json"
-    assert main(["backtest", "--data", str(data), "--json", str(out), "--plot", str(tmp_path / "eq.png")]) == 0
+    assert (
+        main(["backtest", "--data", str(data), "--json", str(out), "--plot", str(tmp_path / "eq.png")]) == 0
+    )
     body = json.loads(out.read_text())
     assert isinstance(body["halts"], list)
     assert set(body["baselines"]) == {"buy_and_hold", "smc_only", "random"}

@@ -19,8 +19,20 @@ CONFIG = BacktestConfig(ticks_per_bar=12)
 
 
 def trade_bytes(result: BacktestResult) -> bytes:
-    rows = [(t.ticket, str(t.side), t.volume, t.open_time.isoformat(), t.open_price, t.close_time.isoformat(),
-             t.close_price, round(t.profit, 2), t.reason) for t in result.trades]
+    rows = [
+        (
+            t.ticket,
+            str(t.side),
+            t.volume,
+            t.open_time.isoformat(),
+            t.open_price,
+            t.close_time.isoformat(),
+            t.close_price,
+            round(t.profit, 2),
+            t.reason,
+        )
+        for t in result.trades
+    ]
     return json.dumps(rows).encode()
 
 
@@ -42,8 +54,9 @@ def test_same_input_gives_byte_identical_trades_twice(bars: pl.DataFrame, backte
 
 
 @pytest.mark.parametrize(("speed", "seed"), [(60, 1), (3000, 2)])
-def test_a_paced_replay_at_any_speed_trades_as_the_backtest(bars: pl.DataFrame, backtest: BacktestResult,
-                                                            speed: float, seed: int) -> None:
+def test_a_paced_replay_at_any_speed_trades_as_the_backtest(
+    bars: pl.DataFrame, backtest: BacktestResult, speed: float, seed: int
+) -> None:
     """The 1-second job comes late or early (a jittery wall clock) and each call processes a different
     number of ticks; the trades must not notice."""
     replay = paced_replay(bars, CONFIG, speed=speed, wall_seed=seed)
@@ -52,7 +65,9 @@ def test_a_paced_replay_at_any_speed_trades_as_the_backtest(bars: pl.DataFrame, 
     assert replay.decisions == backtest.decisions
 
 
-def test_skipping_idle_ticks_changes_nothing_but_the_speed(bars: pl.DataFrame, backtest: BacktestResult) -> None:
+def test_skipping_idle_ticks_changes_nothing_but_the_speed(
+    bars: pl.DataFrame, backtest: BacktestResult
+) -> None:
     from dataclasses import replace
 
     stepped = run_backtest(bars, replace(CONFIG, skip_idle=False))
@@ -74,20 +89,26 @@ def test_a_bar_without_a_position_is_stepped_once(bars: pl.DataFrame) -> None:
     assert result.decisions <= result.ticks < result.decisions * 1.05
 
 
-def test_entries_fill_at_the_first_tick_after_the_bar_close(bars: pl.DataFrame, backtest: BacktestResult) -> None:
+def test_entries_fill_at_the_first_tick_after_the_bar_close(
+    bars: pl.DataFrame, backtest: BacktestResult
+) -> None:
     """A decision at the close of bar i fills at the opening tick of bar i+1: BUY at its ask (the bar's
     open plus that bar's own spread), SELL at its bid."""
     rows = {r["time"]: r for r in bars.iter_rows(named=True)}
     assert backtest.opened
     for trade in backtest.opened:
-        bar = rows[trade.open_time]  # the fill is stamped at a bar's open, not at the decided bar's close price
+        bar = rows[
+            trade.open_time
+        ]  # the fill is stamped at a bar's open, not at the decided bar's close price
         expected = bar["open"] + (bar["spread"] * 0.01 if trade.side is Side.BUY else 0.0)
         assert trade.open_price == pytest.approx(round(expected, 2), abs=1e-9)
         assert trade.requested_price == trade.open_price  # quoted and filled on the same tick
 
 
 def test_slippage_and_commission_come_from_the_one_fill_model(bars: pl.DataFrame) -> None:
-    costly = run_backtest(bars.head(500), BacktestConfig(ticks_per_bar=12, slippage_points=30, commission_per_lot=7))
+    costly = run_backtest(
+        bars.head(500), BacktestConfig(ticks_per_bar=12, slippage_points=30, commission_per_lot=7)
+    )
     plain = run_backtest(bars.head(500), BacktestConfig(ticks_per_bar=12))
     first, base = costly.opened[0], plain.opened[0]
     assert first.open_time == base.open_time
@@ -171,11 +192,17 @@ async def test_build_broker_resumes_the_paper_market_after_its_last_moment(tmp_p
     from trading.timezones import ServerClock
 
     clock = ServerClock.parse("NY+7")
-    bars.with_columns(pl.col("time").map_elements(lambda t: clock.from_utc(t), return_dtype=pl.Datetime("us"))
-                      ).write_parquet(replay)
-    settings = load_settings(None, database_path=tmp_path / "x.db", paper_feed="replay",
-                             paper_replay_file=str(replay), paper_replay_speed=60,
-                             analysis_history_bars=300)
+    bars.with_columns(
+        pl.col("time").map_elements(lambda t: clock.from_utc(t), return_dtype=pl.Datetime("us"))
+    ).write_parquet(replay)
+    settings = load_settings(
+        None,
+        database_path=tmp_path / "x.db",
+        paper_feed="replay",
+        paper_replay_file=str(replay),
+        paper_replay_speed=60,
+        analysis_history_bars=300,
+    )
     setup = build_broker(settings)
     await setup.broker.connect()
     setup.save_market_init()

@@ -82,8 +82,11 @@ def test_trade_closed_fields() -> None:
 
 
 def test_trade_closed_loss_and_breakeven_headers() -> None:
-    loss = Event(EventKind.TRADE_CLOSED, T0, {"trade": closed_trade(-5.0, "broker_sl"), "balance_before": 100.0,
-                                              "balance_after": 95.0})
+    loss = Event(
+        EventKind.TRADE_CLOSED,
+        T0,
+        {"trade": closed_trade(-5.0, "broker_sl"), "balance_before": 100.0, "balance_after": 95.0},
+    )
     text = html_to_text(render_event(loss).html)  # type: ignore[union-attr]
     assert text.startswith("❌ LOSS -$5.00") and "stop-loss hit at the broker" in text and "(-$5.00)" in text
     be = Event(EventKind.TRADE_CLOSED, T0, {"trade": closed_trade(0.001, "some_new_rule")})
@@ -94,7 +97,9 @@ def test_trade_closed_loss_and_breakeven_headers() -> None:
 def test_limit_hit_daily_vs_total() -> None:
     daily = html_to_text(render_event(events()[EventKind.LIMIT_HIT]).html)  # type: ignore[union-attr]
     assert "DAILY LOSS LIMIT" in daily and "00:00 WIB" in daily
-    total = Event(EventKind.LIMIT_HIT, T0, {"old": "NORMAL", "new": "STOPPED", "reason": "total loss $100 reached"})
+    total = Event(
+        EventKind.LIMIT_HIT, T0, {"old": "NORMAL", "new": "STOPPED", "reason": "total loss $100 reached"}
+    )
     assert "TOTAL LOSS LIMIT" in html_to_text(render_event(total).html)  # type: ignore[union-attr]
 
 
@@ -108,8 +113,11 @@ def test_approval_statuses() -> None:
     from bot.messages import approval_resolved
     from tests.notify_samples import approval
 
-    for status, word in ((ApprovalStatus.APPROVED, "✅ APPROVAL APPROVED"), (ApprovalStatus.REJECTED, "❌"),
-                         (ApprovalStatus.EXPIRED, "⌛")):
+    for status, word in (
+        (ApprovalStatus.APPROVED, "✅ APPROVAL APPROVED"),
+        (ApprovalStatus.REJECTED, "❌"),
+        (ApprovalStatus.EXPIRED, "⌛"),
+    ):
         e = Event(EventKind.APPROVAL_RESOLVED, T0, {"approval": approval(status)})
         assert word in html_to_text(approval_resolved(e))
     # answered with the buttons, the edited card is the answer: no second message (issue 14)
@@ -121,11 +129,26 @@ def test_approval_statuses() -> None:
 
 def test_startup_and_shutdown_contents() -> None:
     start = html_to_text(render_event(events()[EventKind.STARTUP]).html)  # type: ignore[union-attr]
-    for piece in ("BOT STARTED", "Symbol: XAUUSD", "Balance: $1,000.00", "Risk/Trade: 1%", "Max Daily Loss: 3%",
-                  "Lot: 0.01–0.02", "Max Positions: 2", "Mode: NORMAL", "adopted #77"):
+    for piece in (
+        "BOT STARTED",
+        "Symbol: XAUUSD",
+        "Balance: $1,000.00",
+        "Risk/Trade: 1%",
+        "Max Daily Loss: 3%",
+        "Lot: 0.01–0.02",
+        "Max Positions: 2",
+        "Mode: NORMAL",
+        "adopted #77",
+    ):
         assert piece in start
     stop = html_to_text(render_event(events()[EventKind.SHUTDOWN]).html)  # type: ignore[union-attr]
-    for piece in ("BOT STOPPED", "Balance: $1,012.40", "Trades today: 3 (2 won)", "+$12.40", "Uptime: 5h 03m"):
+    for piece in (
+        "BOT STOPPED",
+        "Balance: $1,012.40",
+        "Trades today: 3 (2 won)",
+        "+$12.40",
+        "Uptime: 5h 03m",
+    ):
         assert piece in stop
 
 
@@ -152,7 +175,13 @@ def test_helpers() -> None:
     assert signed(1234.5) == "+$1,234.50" and signed(-0.5) == "-$0.50"
     assert pips(1.0) == pytest.approx(10.0) and pips(-0.25) == pytest.approx(-2.5)
     assert [fmt_duration(s) for s in (0, 59, 60, 3599, 3600 + 5 * 60, 86400 + 7200)] == [
-        "0s", "59s", "1m", "59m", "1h 05m", "1d 02h"]
+        "0s",
+        "59s",
+        "1m",
+        "59m",
+        "1h 05m",
+        "1d 02h",
+    ]
     assert section("T", []) == ""
     assert section("T", ["a", "", "b"]) == "<b>T</b>\n├ a\n└ b"
     assert fmt_duration(timedelta(minutes=2).total_seconds()) == "2m"

@@ -16,13 +16,17 @@ from trading.domain import Side
 from trading.parameters import StrategyParams
 
 
-def bars(highs: list[float], lows: list[float], closes: list[float], spread: float = 0.0) -> tuple[np.ndarray, ...]:
+def bars(
+    highs: list[float], lows: list[float], closes: list[float], spread: float = 0.0
+) -> tuple[np.ndarray, ...]:
     n = len(closes)
     return np.array(highs, float), np.array(lows, float), np.array(closes, float), np.full(n, spread)
 
 
 def one(h, lo, c, s, side: int, sl: float, tp: float, horizon: int = 5, at: int = 0):
-    out = triple_barrier(h, lo, c, s, np.array([at]), np.array([side]), np.array([sl]), np.array([tp]), horizon)
+    out = triple_barrier(
+        h, lo, c, s, np.array([at]), np.array([side]), np.array([sl]), np.array([tp]), horizon
+    )
     return int(out.outcome[0]), int(out.exit_index[0]), float(out.r_multiple[0])
 
 
@@ -71,8 +75,10 @@ def test_label_never_reads_the_past_or_the_bars_after_the_exit() -> None:
         i, e = idx[k], base.exit_index[k]
         h2, lo2 = h.copy(), lo.copy()
         h2[:i], lo2[:i] = h[:i] + 50, lo[:i] - 50  # wild bars before the setup
-        h2[e + 1:], lo2[e + 1:] = h[e + 1:] + 50, lo[e + 1:] - 50  # and after the exit
-        again = triple_barrier(h2, lo2, c, s, idx[k:k + 1], side[k:k + 1], sl[k:k + 1], tp[k:k + 1], 32)
+        h2[e + 1 :], lo2[e + 1 :] = h[e + 1 :] + 50, lo[e + 1 :] - 50  # and after the exit
+        again = triple_barrier(
+            h2, lo2, c, s, idx[k : k + 1], side[k : k + 1], sl[k : k + 1], tp[k : k + 1], 32
+        )
         assert (again.outcome[0], again.exit_index[0]) == (base.outcome[k], base.exit_index[k])
 
 
@@ -89,7 +95,9 @@ def test_engine_setups_use_the_engines_levels_and_bar_gates(shared_bars: pl.Data
     closes = bars_["close"].to_numpy()
     np.testing.assert_allclose(f["entry"].to_numpy(), np.round(closes[f["bar_index"].to_numpy()], 2))
     # switching a gate off lets its setups through
-    loose = engine_setups(bars_, StrategyParams(disabled_gates=frozenset({"h1_bias", "hours_9_21", "pullback"})))
+    loose = engine_setups(
+        bars_, StrategyParams(disabled_gates=frozenset({"h1_bias", "hours_9_21", "pullback"}))
+    )
     assert loose.frame["eligible"].sum() > f["eligible"].sum()
     assert "pullback" not in set(loose.frame["blocked_by"])
 
@@ -130,16 +138,26 @@ def test_fit_says_so_when_nothing_pays() -> None:
 
 
 def meta(p_win: float, side: Side = Side.BUY, floor: float = 0.35, base: float | None = 0.32) -> object:
-    return analysis(ml=MLView(p_win if side is Side.BUY else 1 - p_win, p_win, side, floor, base, "fitted on 300"),
-                    setup=FakeSetup(side=side, entry=3300.0, stop_loss=3290.0 if side is Side.BUY else 3310.0,
-                                    take_profit=3320.0 if side is Side.BUY else 3280.0),
-                    prev_setup_side=side)
+    return analysis(
+        ml=MLView(p_win if side is Side.BUY else 1 - p_win, p_win, side, floor, base, "fitted on 300"),
+        setup=FakeSetup(
+            side=side,
+            entry=3300.0,
+            stop_loss=3290.0 if side is Side.BUY else 3310.0,
+            take_profit=3320.0 if side is Side.BUY else 3280.0,
+        ),
+        prev_setup_side=side,
+    )
 
 
 def test_ev_gate_passes_positive_ev_and_shows_the_numbers() -> None:
     r = gate("ml_confidence", analysis=meta(0.45))
     assert not r.blocked
-    assert "P(win) 45%" in r.reason and "EV +0.3" in r.reason and "floor 0.35 (fitted: fitted on 300)" in r.reason
+    assert (
+        "P(win) 45%" in r.reason
+        and "EV +0.3" in r.reason
+        and "floor 0.35 (fitted: fitted on 300)" in r.reason
+    )
 
 
 def test_ev_gate_blocks_negative_ev_the_floor_and_costs() -> None:
@@ -147,10 +165,14 @@ def test_ev_gate_blocks_negative_ev_the_floor_and_costs() -> None:
     r = gate("ml_confidence", analysis=meta(0.40, floor=0.42))
     assert r.blocked and "below the floor" in r.reason
     assert gate("ml_confidence", analysis=meta(0.40), params=StrategyParams(ml_min_win_prob=0.5)).blocked
-    assert not gate("ml_confidence", analysis=meta(0.45, floor=0.5), params=StrategyParams(ml_min_win_prob=0.4)).blocked
+    assert not gate(
+        "ml_confidence", analysis=meta(0.45, floor=0.5), params=StrategyParams(ml_min_win_prob=0.4)
+    ).blocked
     # p = 0.34 is just above break-even without costs; a $50 commission a lot over a $10 stop is 1 R
     assert not gate("ml_confidence", analysis=meta(0.36, floor=0.0)).blocked
-    assert gate("ml_confidence", analysis=meta(0.36, floor=0.0), params=StrategyParams(ml_commission_per_lot=50)).blocked
+    assert gate(
+        "ml_confidence", analysis=meta(0.36, floor=0.0), params=StrategyParams(ml_commission_per_lot=50)
+    ).blocked
     assert gate("ml_confidence", analysis=meta(0.45), params=StrategyParams(ml_min_ev_r=0.5)).blocked
 
 
@@ -171,13 +193,18 @@ def test_agreement_gate_for_the_meta_model() -> None:
     assert r.blocked and "below the setups' base rate 32%" in r.reason
     stale = analysis(ml=MLView(0.4, 0.6, Side.SELL, 0.3, 0.3), setup=FakeSetup(side=Side.BUY))
     assert gate("ml_agreement", analysis=stale).blocked
-    assert MLView(0.4, 0.6, Side.SELL).prob(Side.BUY) == 0.0 and MLView(0.4, 0.6, Side.SELL).prob(Side.SELL) == 0.6
+    assert (
+        MLView(0.4, 0.6, Side.SELL).prob(Side.BUY) == 0.0
+        and MLView(0.4, 0.6, Side.SELL).prob(Side.SELL) == 0.6
+    )
 
 
 # ----------------------------------------------------------------- serving
 
 
-def test_analyzer_serves_the_meta_view_with_the_fitted_gate_and_the_verdict(shared_bars: pl.DataFrame, tmp_path) -> None:
+def test_analyzer_serves_the_meta_view_with_the_fitted_gate_and_the_verdict(
+    shared_bars: pl.DataFrame, tmp_path
+) -> None:
     from models.dataset import SIGNAL_FEATURES
     from models.live import NO_MODEL, SlotRegime, SlotSignal
     from models.regime import RegimeModel
@@ -232,6 +259,8 @@ def test_edge_needs_baselines_beaten_in_most_folds_and_gated_trades_that_pay() -
     assert not v["demonstrated"] and "only 10 test setups" in v["verdict"]
     # the verdict names the check that failed, not only the figures of the ones that passed
     half = edge_verdict(True, "beats", paying, 2, 4)
-    assert half["verdict"].startswith("no demonstrated edge: failed: better than the base rate in 2 of 4 folds")
+    assert half["verdict"].startswith(
+        "no demonstrated edge: failed: better than the base rate in 2 of 4 folds"
+    )
     assert [c["name"] for c in half["checks"] if not c["passed"]] == ["folds"]
     assert "passed: baselines, gated trades, gated trades pay, better than all setups" in half["verdict"]

@@ -118,8 +118,10 @@ async def test_0002_keeps_old_decisions_and_adds_setup_and_features(tmp_path: Pa
     url = f"sqlite+aiosqlite:///{db}"
     await upgrade_database(url, "0001")
     with sqlite3.connect(db) as conn:
-        conn.execute("insert into decisions (bar_time, action, reason, gates, created_at) "
-                     "values ('2026-01-05 10:00:00', 'skip', 'old', '[]', '2026-01-05 10:15:00')")
+        conn.execute(
+            "insert into decisions (bar_time, action, reason, gates, created_at) "
+            "values ('2026-01-05 10:00:00', 'skip', 'old', '[]', '2026-01-05 10:15:00')"
+        )
     await upgrade_database(url)
     with sqlite3.connect(db) as conn:
         rows = conn.execute("select action, reason, setup, features from decisions").fetchall()
@@ -132,8 +134,10 @@ async def test_0003_adds_the_outbox_to_a_journal_with_data(tmp_path: Path) -> No
     url = f"sqlite+aiosqlite:///{db}"
     await upgrade_database(url, "0002_decision_features")
     with sqlite3.connect(db) as conn:
-        conn.execute("insert into decisions (bar_time, action, reason, gates, created_at) "
-                     "values ('2026-01-05 10:00:00', 'skip', 'old', '[]', '2026-01-05 10:15:00')")
+        conn.execute(
+            "insert into decisions (bar_time, action, reason, gates, created_at) "
+            "values ('2026-01-05 10:00:00', 'skip', 'old', '[]', '2026-01-05 10:15:00')"
+        )
     await upgrade_database(url)
     with sqlite3.connect(db) as conn:
         assert conn.execute("select count(*) from decisions").fetchone() == (1,)

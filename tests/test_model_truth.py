@@ -38,8 +38,16 @@ def corrupt_version(models: Path, version: str = "v001") -> None:
     """A version whose metadata is fine and whose booster file is garbage (a disk error, a bad copy)."""
     d = models / version
     d.mkdir(parents=True)
-    (d / "metadata.json").write_text(json.dumps({"version": version, "feature_names": list(SIGNAL_FEATURES),
-                                                 "status": "active", "metrics": {"auc": 0.61}}))
+    (d / "metadata.json").write_text(
+        json.dumps(
+            {
+                "version": version,
+                "feature_names": list(SIGNAL_FEATURES),
+                "status": "active",
+                "metrics": {"auc": 0.61},
+            }
+        )
+    )
     (d / "signal.ubj").write_bytes(b"\x00not a booster")
     (d / "signal.json").write_text("{}")
     (d / "regime.json").write_text("{")
@@ -53,16 +61,28 @@ async def console(app: App, line: str, capsys: pytest.CaptureFixture[str]) -> st
     return capsys.readouterr().out
 
 
-@pytest.mark.parametrize("breakage, named, why", [
-    (lambda m: point_at(m, "v999"), "v999", "v999 not found"),
-    (corrupt_version, "v001", "v001 cannot be loaded"),
-])
+@pytest.mark.parametrize(
+    "breakage, named, why",
+    [
+        (lambda m: point_at(m, "v999"), "v999", "v999 not found"),
+        (corrupt_version, "v001", "v001 cannot be loaded"),
+    ],
+)
 async def test_model_and_health_report_the_model_loaded_not_the_pointer(
-        tmp_path: Path, capsys: pytest.CaptureFixture[str], breakage: Any, named: str, why: str) -> None:
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], breakage: Any, named: str, why: str
+) -> None:
     models = tmp_path / "models"
     breakage(models)
-    settings = load_settings(None, database_path=tmp_path / "x.db", models_dir=models, paper_replay_speed=3000,
-                             market_update_minutes=0, hourly_analysis=False, daily_summary=False, auto_retrain=False)
+    settings = load_settings(
+        None,
+        database_path=tmp_path / "x.db",
+        models_dir=models,
+        paper_replay_speed=3000,
+        market_update_minutes=0,
+        hourly_analysis=False,
+        daily_summary=False,
+        auto_retrain=False,
+    )
     app = App(settings, console_input=False)
     await app.start()
     app.scheduler.pause()

@@ -25,8 +25,18 @@ def make_broker(mt5: FakeMetaTrader5, **kw) -> MT5Broker:
 
 
 def deal(side: int, volume: float, price: float) -> dict:
-    return {"action": 1, "symbol": "XAUUSD", "volume": volume, "type": side, "price": price, "deviation": 20,
-            "magic": MAGIC, "comment": "", "type_time": 0, "type_filling": 1}
+    return {
+        "action": 1,
+        "symbol": "XAUUSD",
+        "volume": volume,
+        "type": side,
+        "price": price,
+        "deviation": 20,
+        "magic": MAGIC,
+        "comment": "",
+        "type_time": 0,
+        "type_filling": 1,
+    }
 
 
 def started(margin_mode: int) -> FakeMetaTrader5:
@@ -113,7 +123,9 @@ async def test_reconnect_to_a_netting_account_is_refused():
     b = make_broker(mt5)
     await b.connect()
     mt5.drop_connection()
-    mt5.margin_mode = C.ACCOUNT_MARGIN_MODE_RETAIL_NETTING  # the terminal came back logged into another account
+    mt5.margin_mode = (
+        C.ACCOUNT_MARGIN_MODE_RETAIL_NETTING
+    )  # the terminal came back logged into another account
     with pytest.raises(BrokerError, match="nets positions"):
         await b.open_market(Side.BUY, 0.1, 0.0, 0.0)
     assert mt5.called("order_send") == 0

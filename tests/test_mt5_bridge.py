@@ -52,7 +52,9 @@ class BridgeServer:
     def start(self, deadline_s: float = 20.0) -> None:
         env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(SHIM), str(ROOT)]))
         cmd = [sys.executable, "-m", "mt5linux", "--host", HOST, "-p", str(self.port), "-q"]
-        self.proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        self.proc = subprocess.Popen(
+            cmd, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+        )
         end = time.monotonic() + deadline_s
         while time.monotonic() < end:
             if self.proc.poll() is not None:
@@ -133,13 +135,30 @@ async def test_connect_account_spec_tick_over_the_bridge(broker, ctl):
 
     acc = await broker.account()
     assert (acc.login, acc.balance, acc.equity, acc.free_margin) == (5_001_234, 10_000.0, 10_000.0, 10_000.0)
-    assert (acc.currency, acc.leverage, acc.server, acc.trade_allowed) == ("USD", 100, "FakeBroker-Demo", True)
+    assert (acc.currency, acc.leverage, acc.server, acc.trade_allowed) == (
+        "USD",
+        100,
+        "FakeBroker-Demo",
+        True,
+    )
     assert type(acc.balance) is float and type(acc.login) is int and type(acc.server) is str
 
     spec = await broker.symbol_spec()
-    assert spec == SymbolSpec(name="XAUUSD", contract_size=100.0, point=0.01, digits=2, tick_size=0.01,
-                              tick_value=1.0, volume_min=0.01, volume_step=0.01, volume_max=100.0,
-                              stops_level=0, freeze_level=0, filling_modes=3, trade_mode=4)
+    assert spec == SymbolSpec(
+        name="XAUUSD",
+        contract_size=100.0,
+        point=0.01,
+        digits=2,
+        tick_size=0.01,
+        tick_value=1.0,
+        volume_min=0.01,
+        volume_step=0.01,
+        volume_max=100.0,
+        stops_level=0,
+        freeze_level=0,
+        filling_modes=3,
+        trade_mode=4,
+    )
 
     ctl.execute("mt5.set_tick(2401.5, 2401.8, server_epoch=1782907200.25)")
     assert await broker.tick() == Tick(time=NOW + timedelta(milliseconds=250), bid=2401.5, ask=2401.8)
@@ -147,12 +166,19 @@ async def test_connect_account_spec_tick_over_the_bridge(broker, ctl):
 
 async def test_hand_made_bars_cross_the_bridge(broker, ctl):
     start = 1_782_906_300  # 2026-07-01 11:45 server time
-    rows = [(start + 900 * i, 2400.0 + i, 2402.0 + i, 2399.0 + i, 2401.0 + i, 10 * (i + 1), 15 + i, 0)
-            for i in range(3)]
-    ctl.execute(f"import numpy as np; from tests.fake_mt5 import RATES_DTYPE; "
-                f"mt5.rates[('XAUUSD', 15)] = np.array({rows!r}, dtype=RATES_DTYPE)")
+    rows = [
+        (start + 900 * i, 2400.0 + i, 2402.0 + i, 2399.0 + i, 2401.0 + i, 10 * (i + 1), 15 + i, 0)
+        for i in range(3)
+    ]
+    ctl.execute(
+        f"import numpy as np; from tests.fake_mt5 import RATES_DTYPE; "
+        f"mt5.rates[('XAUUSD', 15)] = np.array({rows!r}, dtype=RATES_DTYPE)"
+    )
     frame = await broker.bars(2)
-    assert frame["time"].to_list() == [datetime(2026, 7, 1, 9, 0, tzinfo=UTC), datetime(2026, 7, 1, 9, 15, tzinfo=UTC)]
+    assert frame["time"].to_list() == [
+        datetime(2026, 7, 1, 9, 0, tzinfo=UTC),
+        datetime(2026, 7, 1, 9, 15, tzinfo=UTC),
+    ]
     assert frame["close"].to_list() == [2402.0, 2403.0]
     assert frame["tick_volume"].to_list() == [20, 30] and frame["spread"].to_list() == [16, 17]
     assert fetch(ctl, "mt5.calls[-1][:2]") == ("copy_rates_from_pos", ("XAUUSD", 15, 0, 2))
@@ -164,8 +190,10 @@ async def test_hand_made_bars_cross_the_bridge(broker, ctl):
 async def test_real_bars_round_trip_through_the_bridge(broker, ctl, shared_bars):
     tail = shared_bars.tail(120)
     rows = to_mt5_rates(tail, ServerClock.parse("NY+7")).tolist()
-    ctl.execute(f"import numpy as np; from tests.fake_mt5 import RATES_DTYPE; "
-                f"mt5.rates[('XAUUSD', 15)] = np.array({rows!r}, dtype=RATES_DTYPE)")
+    ctl.execute(
+        f"import numpy as np; from tests.fake_mt5 import RATES_DTYPE; "
+        f"mt5.rates[('XAUUSD', 15)] = np.array({rows!r}, dtype=RATES_DTYPE)"
+    )
     frame = await broker.bars(100)
     assert frame.equals(tail.tail(100))
 
@@ -185,12 +213,20 @@ async def test_open_modify_close_and_deals_over_the_bridge(broker, ctl):
 
     (pos,) = await broker.positions()
     assert (pos.ticket, pos.side, pos.volume, pos.open_price, pos.sl, pos.tp) == (
-        opened.ticket, Side.BUY, 0.1, 2400.2, 2390.0, 2420.0)
+        opened.ticket,
+        Side.BUY,
+        0.1,
+        2400.2,
+        2390.0,
+        2420.0,
+    )
     assert pos.open_time == NOW and pos.comment == "bridge test"
 
     await broker.modify_position(opened.ticket, 2395.0, 2425.0)
     assert fetch(ctl, f"(mt5.positions[{opened.ticket}]['sl'], mt5.positions[{opened.ticket}]['tp'])") == (
-        2395.0, 2425.0)
+        2395.0,
+        2425.0,
+    )
 
     ctl.execute("mt5.set_tick(2410.0, 2410.2, server_epoch=1782907800)")  # +10 min
     part = await broker.close_position(opened.ticket, 0.04)
@@ -218,8 +254,10 @@ async def test_retcode_paths_over_the_bridge(broker, ctl):
     assert info.value.kind is BrokerErrorKind.MARKET_CLOSED and info.value.code == 10018
     assert await broker.positions() == []
 
-    ctl.execute("mt5.market_closed = False; from tests.fake_mt5 import Outcome; "
-                "mt5.queue(Outcome(retcode=10004, move_to=(2401.0, 2401.2)))")
+    ctl.execute(
+        "mt5.market_closed = False; from tests.fake_mt5 import Outcome; "
+        "mt5.queue(Outcome(retcode=10004, move_to=(2401.0, 2401.2)))"
+    )
     result = await broker.open_market(Side.BUY, 0.05, 2390.0, 0.0)
     assert result.price == 2401.2
     assert [s["price"] for s in fetch(ctl, "mt5.sent")[-2:]] == [2400.2, 2401.2]
@@ -270,8 +308,10 @@ async def test_rates_returned_as_a_netref_are_copied_locally(broker, ctl):
 
     start = 1_782_906_300
     rows = [(start + 900 * i, 2400.0, 2405.0, 2399.0, 2401.0 + i, 5, 15, 0) for i in range(4)]
-    ctl.execute(f"import numpy as np; from tests.fake_mt5 import RATES_DTYPE; "
-                f"mt5.rates[('XAUUSD', 15)] = np.array({rows!r}, dtype=RATES_DTYPE)")
+    ctl.execute(
+        f"import numpy as np; from tests.fake_mt5 import RATES_DTYPE; "
+        f"mt5.rates[('XAUUSD', 15)] = np.array({rows!r}, dtype=RATES_DTYPE)"
+    )
     broker._mt5 = NetrefRates(broker._mt5)
     frame = await broker.bars(3)
     assert frame["close"].to_list() == [2402.0, 2403.0, 2404.0]
@@ -290,9 +330,11 @@ async def test_hung_bridge_order_is_reconciled_through_a_new_client(server, ctl)
     b = make_broker(server, call_timeout=1.0, mt5_factory=mt5_module_factory("mt5linux", HOST, server.port))
     await b.connect()
     first_client = b._mt5
-    ctl.execute("import time\n_send = mt5.order_send\n"
-                "def _hung(request):\n    result = _send(request)\n    time.sleep(3)\n    return result\n"
-                "mt5.order_send = _hung")
+    ctl.execute(
+        "import time\n_send = mt5.order_send\n"
+        "def _hung(request):\n    result = _send(request)\n    time.sleep(3)\n    return result\n"
+        "mt5.order_send = _hung"
+    )
     try:
         res = await b.open_market(Side.BUY, 0.1, 2390.0, 2420.0)
         assert b._mt5 is not first_client and type(b._mt5) is mt5linux.MetaTrader5
@@ -309,9 +351,11 @@ async def test_history_ranges_cross_the_bridge(broker, ctl):
     start = 1_782_906_300
     rows = [(start + 900 * i, 2400.0, 2402.0, 2399.0, 2401.0 + i, 5, 15, 0) for i in range(4)]
     ticks = [(start + i, 2400.0 + i, 2400.2 + i, 0.0, 0, (start + i) * 1000 + 7, 6, 0.0) for i in range(3)]
-    ctl.execute(f"import numpy as np; from tests.fake_mt5 import RATES_DTYPE, TICKS_DTYPE; "
-                f"mt5.rates[('XAUUSD', 15)] = np.array({rows!r}, dtype=RATES_DTYPE); "
-                f"mt5.tick_history['XAUUSD'] = np.array({ticks!r}, dtype=TICKS_DTYPE)")
+    ctl.execute(
+        f"import numpy as np; from tests.fake_mt5 import RATES_DTYPE, TICKS_DTYPE; "
+        f"mt5.rates[('XAUUSD', 15)] = np.array({rows!r}, dtype=RATES_DTYPE); "
+        f"mt5.tick_history['XAUUSD'] = np.array({ticks!r}, dtype=TICKS_DTYPE)"
+    )
     rates = await broker.rates_range(15, start + 900, start + 2700)
     assert rates["time"].tolist() == [start + 900, start + 1800, start + 2700]
     got = await broker.ticks_range(start, start + 2)

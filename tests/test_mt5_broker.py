@@ -193,9 +193,21 @@ async def test_account_maps_fields(broker, mt5):
 async def test_symbol_spec_maps_fields(broker, mt5):
     mt5.symbols["XAUUSD"].update(trade_stops_level=30, volume_max=50.0, filling_mode=1)
     spec = await broker.symbol_spec()
-    assert spec == SymbolSpec(name="XAUUSD", contract_size=100.0, point=0.01, digits=2, tick_size=0.01,
-                              tick_value=1.0, volume_min=0.01, volume_step=0.01, volume_max=50.0,
-                              stops_level=30, freeze_level=0, filling_modes=1, trade_mode=4)
+    assert spec == SymbolSpec(
+        name="XAUUSD",
+        contract_size=100.0,
+        point=0.01,
+        digits=2,
+        tick_size=0.01,
+        tick_value=1.0,
+        volume_min=0.01,
+        volume_step=0.01,
+        volume_max=50.0,
+        stops_level=30,
+        freeze_level=0,
+        filling_modes=1,
+        trade_mode=4,
+    )
 
 
 @pytest.mark.parametrize(
@@ -222,12 +234,19 @@ async def test_bars_hand_made_rates(broker, mt5):
     start = server_epoch(datetime(2026, 7, 1, 11, 15))
     rates["time"] = [start, start + 900, start + 1800]
     rates["open"], rates["high"], rates["low"], rates["close"] = (
-        [2400.0, 2401.0, 2402.0], [2402.0, 2403.0, 2404.0], [2399.0, 2400.0, 2401.0], [2401.0, 2402.0, 2403.0])
+        [2400.0, 2401.0, 2402.0],
+        [2402.0, 2403.0, 2404.0],
+        [2399.0, 2400.0, 2401.0],
+        [2401.0, 2402.0, 2403.0],
+    )
     rates["tick_volume"], rates["spread"] = [10, 20, 30], [15, 16, 17]
     mt5.rates[("XAUUSD", 15)] = rates
     frame = await broker.bars(2)
     assert frame.height == 2
-    assert frame["time"].to_list() == [datetime(2026, 7, 1, 8, 30, tzinfo=UTC), datetime(2026, 7, 1, 8, 45, tzinfo=UTC)]
+    assert frame["time"].to_list() == [
+        datetime(2026, 7, 1, 8, 30, tzinfo=UTC),
+        datetime(2026, 7, 1, 8, 45, tzinfo=UTC),
+    ]
     assert frame["close"].to_list() == [2402.0, 2403.0] and frame["spread"].to_list() == [16, 17]
     assert mt5.calls[-1][:2] == ("copy_rates_from_pos", ("XAUUSD", 15, 0, 2))
 
@@ -270,9 +289,20 @@ async def test_no_positions_is_an_empty_list(broker):
 async def test_open_market_buy_request_and_result(broker, mt5):
     res = await broker.open_market(Side.BUY, 0.1, 2390.0, 2420.0, comment="smc long")
     (req,) = mt5.sent
-    assert req == {"action": 1, "symbol": "XAUUSD", "volume": 0.1, "type": 0, "price": 2400.2, "sl": 2390.0,
-                   "tp": 2420.0, "deviation": 20, "magic": MAGIC, "comment": "smc long", "type_time": 0,
-                   "type_filling": 1}
+    assert req == {
+        "action": 1,
+        "symbol": "XAUUSD",
+        "volume": 0.1,
+        "type": 0,
+        "price": 2400.2,
+        "sl": 2390.0,
+        "tp": 2420.0,
+        "deviation": 20,
+        "magic": MAGIC,
+        "comment": "smc long",
+        "type_time": 0,
+        "type_filling": 1,
+    }
     assert res.side is Side.BUY and res.volume == 0.1 and res.price == 2400.2 and res.time == NOW
     assert res.ticket == res.order and res.deal > 0 and not res.partial
     (pos,) = await broker.positions()
@@ -282,7 +312,9 @@ async def test_open_market_buy_request_and_result(broker, mt5):
 async def test_open_market_sell_uses_bid_and_rounds_stops(broker, mt5):
     res = await broker.open_market(Side.SELL, np.float64(0.03), np.float64(2410.004), 2380.0)
     req = mt5.sent[0]
-    assert req["type"] == 1 and req["price"] == 2400.0 and req["sl"] == 2410.0 and type(req["volume"]) is float
+    assert (
+        req["type"] == 1 and req["price"] == 2400.0 and req["sl"] == 2410.0 and type(req["volume"]) is float
+    )
     assert res.side is Side.SELL and res.price == 2400.0
 
 
@@ -388,7 +420,10 @@ async def test_invalid_stops_are_widened_once_and_reported(broker, mt5):
 def test_widen_stops_sell_side():
     spec = SymbolSpec(stops_level=30)
     tick = Tick(NOW, 2400.0, 2400.2)
-    assert widen_stops(spec, Side.SELL, tick, 2400.3, 2399.0) == (2400.71, 2399.0)  # ask 2400.20 + (30 + 1) points + 0.20 spread
+    assert widen_stops(spec, Side.SELL, tick, 2400.3, 2399.0) == (
+        2400.71,
+        2399.0,
+    )  # ask 2400.20 + (30 + 1) points + 0.20 spread
     assert widen_stops(spec, Side.SELL, tick, 2410.0, 2399.0) == (2410.0, 2399.0)
 
 
@@ -441,7 +476,13 @@ async def test_timeout_retcode_reconciles(broker, mt5):
         (Side.BUY, 150.0, 0.0, 0.0, "above the maximum"),
         (Side.BUY, 0.01, float("nan"), 0.0, "sl must be a finite"),
         (Side.BUY, 0.01, 2401.0, 0.0, "stop loss 2401.00 must be below"),
-        (Side.BUY, 0.01, 2400.1, 0.0, "stop loss 2400.10 must be below the price 2400.00"),  # inside the spread
+        (
+            Side.BUY,
+            0.01,
+            2400.1,
+            0.0,
+            "stop loss 2400.10 must be below the price 2400.00",
+        ),  # inside the spread
         (Side.SELL, 0.01, 0.0, 2401.0, "take profit 2401.00 must be below"),
         (Side.SELL, 0.01, -5.0, 0.0, "sl and tp must be positive"),
     ],
@@ -542,8 +583,14 @@ async def test_close_market_closed(broker, mt5):
 async def test_modify_sets_sl_tp(broker, mt5):
     ticket = mt5.add_position(0, 0.1, 2390.0, magic=MAGIC, sl=2380.0, tp=2420.0)
     await broker.modify_position(ticket, 2395.004, 2425.0)
-    assert mt5.sent[-1] == {"action": 6, "symbol": "XAUUSD", "position": ticket, "sl": 2395.0, "tp": 2425.0,
-                            "magic": MAGIC}
+    assert mt5.sent[-1] == {
+        "action": 6,
+        "symbol": "XAUUSD",
+        "position": ticket,
+        "sl": 2395.0,
+        "tp": 2425.0,
+        "magic": MAGIC,
+    }
     (pos,) = await broker.positions()
     assert (pos.sl, pos.tp) == (2395.0, 2425.0)
     await broker.modify_position(ticket, 2395.0, 2425.0)  # 10025 no changes: fine
@@ -584,7 +631,9 @@ async def test_deals_since_maps_sl_and_tp_hits(broker, mt5):
     mt5.add_position(0, 1.0, 2400.0, magic=0, sl=2399.0)  # manual trade, also stopped out below
     mt5.set_tick(2389.5, 2389.7, server_epoch=t0 + 600)  # long SL and manual SL hit
     mt5.set_tick(2379.0, 2379.2, server_epoch=t0 + 1200)  # short TP hit
-    mt5.deals.append(TradeDeal(1, 0, t0, t0 * 1000, 2, 0, 0, 0, 0, 0.0, 0.0, 0.0, 0.0, 500.0, 0.0, "", "dep", ""))
+    mt5.deals.append(
+        TradeDeal(1, 0, t0, t0 * 1000, 2, 0, 0, 0, 0, 0.0, 0.0, 0.0, 0.0, 500.0, 0.0, "", "dep", "")
+    )
     deals = await broker.deals_since(NOW - timedelta(minutes=1))
     assert [(d.position_ticket, d.entry, d.reason) for d in deals] == [
         (long.ticket, DealEntry.IN, DealReason.CLIENT),
@@ -595,7 +644,9 @@ async def test_deals_since_maps_sl_and_tp_hits(broker, mt5):
     sl_out, tp_out = deals[2], deals[3]
     assert sl_out.side is Side.SELL and sl_out.price == 2390.0 and sl_out.time == NOW + timedelta(minutes=10)
     assert math.isclose(sl_out.profit, (2390.0 - 2400.2) * 100 * 0.1)
-    assert tp_out.side is Side.BUY and tp_out.price == 2380.0 and math.isclose(tp_out.net, (2400.0 - 2380.0) * 5)
+    assert (
+        tp_out.side is Side.BUY and tp_out.price == 2380.0 and math.isclose(tp_out.net, (2400.0 - 2380.0) * 5)
+    )
     later = await broker.deals_since(NOW + timedelta(minutes=15))
     assert [d.reason for d in later] == [DealReason.TP]
     args = next(c for c in reversed(mt5.calls) if c[0] == "history_deals_get")[1]
@@ -647,7 +698,6 @@ def test_create_mt5linux_client(monkeypatch):
         create_mt5_module("mt5linux")
     with pytest.raises(ValueError, match="unknown MT5 connection kind"):
         create_mt5_module("ctrader")
-
 
 
 # ---- the retcode table ----------------------------------------------------------------------------

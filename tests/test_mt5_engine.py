@@ -24,9 +24,12 @@ async def _no_sleep(_: float) -> None:
 
 class Analyzer:
     def __init__(self) -> None:
-        self.next = analysis(setup=FakeSetup(entry=2400.2, stop_loss=2390.0, take_profit=2420.0), close=2400.0,
-                             recent_closes=(2399.0, 2399.5, 2400.0, 2400.0, 2400.0),
-                             bar_time=datetime(2026, 7, 1, 8, 45, tzinfo=UTC))
+        self.next = analysis(
+            setup=FakeSetup(entry=2400.2, stop_loss=2390.0, take_profit=2420.0),
+            close=2400.0,
+            recent_closes=(2399.0, 2399.5, 2400.0, 2400.0, 2400.0),
+            bar_time=datetime(2026, 7, 1, 8, 45, tzinfo=UTC),
+        )
 
     def __call__(self, bars: object):
         return self.next
@@ -36,8 +39,14 @@ async def engine_on(mt5: FakeMetaTrader5) -> tuple[TradingEngine, MemoryRecorder
     broker = MT5Broker(mt5, magic=MAGIC, sleep=_no_sleep, now=lambda: NOW)
     await broker.connect()
     rec = MemoryRecorder()
-    engine = TradingEngine(broker, Analyzer(), recorder=rec, bus=EventBus(), clock=lambda: NOW,
-                           market_clock=lambda now: (None, None))
+    engine = TradingEngine(
+        broker,
+        Analyzer(),
+        recorder=rec,
+        bus=EventBus(),
+        clock=lambda: NOW,
+        market_clock=lambda now: (None, None),
+    )
     await engine.start(None)
     return engine, rec
 

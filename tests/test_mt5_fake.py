@@ -29,7 +29,14 @@ def test_adapter_constants_agree_with_the_fake():
 
 
 def test_record_field_order():
-    assert TradePosition._fields[:6] == ("ticket", "time", "time_msc", "time_update", "time_update_msc", "type")
+    assert TradePosition._fields[:6] == (
+        "ticket",
+        "time",
+        "time_msc",
+        "time_update",
+        "time_update_msc",
+        "type",
+    )
     assert TradeDeal._fields[4:9] == ("type", "entry", "magic", "position_id", "reason")
     assert RATES_DTYPE == MT5_RATES_DTYPE
 
@@ -44,15 +51,31 @@ def test_open_modify_close_round_trip():
     mt5 = FakeMetaTrader5()
     assert mt5.initialize()
     assert mt5.symbol_select("XAUUSD", True)
-    req = {"action": 1, "symbol": "XAUUSD", "volume": 0.1, "type": 0, "price": 2400.2, "sl": 2390.0,
-           "tp": 2420.0, "deviation": 20, "magic": 7, "comment": "t", "type_time": 0, "type_filling": 1}
+    req = {
+        "action": 1,
+        "symbol": "XAUUSD",
+        "volume": 0.1,
+        "type": 0,
+        "price": 2400.2,
+        "sl": 2390.0,
+        "tp": 2420.0,
+        "deviation": 20,
+        "magic": 7,
+        "comment": "t",
+        "type_time": 0,
+        "type_filling": 1,
+    }
     res = mt5.order_send(req)
     assert res.retcode == 10009 and res.price == 2400.2 and res.volume == 0.1
     (pos,) = mt5.positions_get(symbol="XAUUSD")
     assert pos.ticket == res.order and pos.magic == 7
-    mod = mt5.order_send({"action": 6, "symbol": "XAUUSD", "position": pos.ticket, "sl": 2395.0, "tp": 2420.0})
+    mod = mt5.order_send(
+        {"action": 6, "symbol": "XAUUSD", "position": pos.ticket, "sl": 2395.0, "tp": 2420.0}
+    )
     assert mod.retcode == 10009
-    same = mt5.order_send({"action": 6, "symbol": "XAUUSD", "position": pos.ticket, "sl": 2395.0, "tp": 2420.0})
+    same = mt5.order_send(
+        {"action": 6, "symbol": "XAUUSD", "position": pos.ticket, "sl": 2395.0, "tp": 2420.0}
+    )
     assert same.retcode == 10025
     mt5.set_tick(2410.0, 2410.2)
     close = mt5.order_send({**req, "type": 1, "price": 2410.0, "position": pos.ticket, "sl": 0.0, "tp": 0.0})
@@ -79,8 +102,17 @@ def test_scripted_outcomes_and_stop_triggers():
     mt5.initialize()
     mt5.symbol_select("XAUUSD")
     mt5.queue(10004, Outcome(error=(-10004, "No IPC connection"), drop=True))
-    req = {"action": 1, "symbol": "XAUUSD", "volume": 0.01, "type": 1, "price": 2400.0, "sl": 2410.0,
-           "tp": 2390.0, "magic": 9, "type_filling": 0}
+    req = {
+        "action": 1,
+        "symbol": "XAUUSD",
+        "volume": 0.01,
+        "type": 1,
+        "price": 2400.0,
+        "sl": 2410.0,
+        "tp": 2390.0,
+        "magic": 9,
+        "type_filling": 0,
+    }
     assert mt5.order_send(req).retcode == 10004
     assert mt5.order_send(req) is None and not mt5.initialized
     mt5.initialize()

@@ -112,7 +112,9 @@ async def test_stop_hit_before_the_reconcile_still_reports_the_fill(broker, mt5)
     assert await broker.positions() == [] and mt5.called("order_send") == 1
     deals = await broker.deals_since(NOW - timedelta(minutes=1))
     assert [(d.position_ticket, d.entry, d.reason) for d in deals] == [
-        (res.ticket, DealEntry.IN, DealReason.CLIENT), (res.ticket, DealEntry.OUT, DealReason.SL)]
+        (res.ticket, DealEntry.IN, DealReason.CLIENT),
+        (res.ticket, DealEntry.OUT, DealReason.SL),
+    ]
     assert (res.volume, res.price, res.sl, res.deal) == (0.1, 2400.2, 2390.0, deals[0].ticket)
 
 
@@ -131,8 +133,9 @@ async def test_an_older_closed_trade_is_not_taken_for_the_unknown_order(broker, 
 
 async def test_two_racing_opens_with_unknown_outcomes_each_find_their_own_position(broker, mt5):
     mt5.queue(Outcome(retcode=10012, execute=True), Outcome(retcode=10012, execute=True))
-    one, two = await asyncio.gather(broker.open_market(Side.BUY, 0.1, 0.0, 0.0),
-                                    broker.open_market(Side.BUY, 0.2, 0.0, 0.0))
+    one, two = await asyncio.gather(
+        broker.open_market(Side.BUY, 0.1, 0.0, 0.0), broker.open_market(Side.BUY, 0.2, 0.0, 0.0)
+    )
     assert one.ticket != two.ticket
     assert (one.volume, two.volume) == (0.1, 0.2)
     assert sorted(p.ticket for p in await broker.positions()) == sorted([one.ticket, two.ticket])
@@ -142,8 +145,9 @@ async def test_two_racing_opens_with_unknown_outcomes_each_find_their_own_positi
 async def test_an_open_racing_a_close(broker, mt5):
     ticket = mt5.add_position(1, 0.1, 2410.0, magic=MAGIC)
     mt5.queue(Outcome(retcode=10012, execute=True))
-    opened, closed = await asyncio.gather(broker.open_market(Side.SELL, 0.1, 0.0, 0.0),
-                                          broker.close_position(ticket))
+    opened, closed = await asyncio.gather(
+        broker.open_market(Side.SELL, 0.1, 0.0, 0.0), broker.close_position(ticket)
+    )
     assert opened.ticket != ticket and closed.ticket == ticket
     assert [p.ticket for p in await broker.positions()] == [opened.ticket]
 
@@ -242,8 +246,11 @@ async def test_bridge_dies_before_the_order_is_sent(mt5):
 
 
 async def test_bridge_that_stays_dead_reports_connection_lost_without_resending(mt5):
-    b = make_broker(BridgeClient(mt5, die_after="order_send"), connect_attempts=2,
-                    mt5_factory=lambda: (_ for _ in ()).throw(ConnectionRefusedError(111, "refused")))
+    b = make_broker(
+        BridgeClient(mt5, die_after="order_send"),
+        connect_attempts=2,
+        mt5_factory=lambda: (_ for _ in ()).throw(ConnectionRefusedError(111, "refused")),
+    )
     await b.connect()
     with pytest.raises(ConnectionLost):
         await b.open_market(Side.BUY, 0.1, 0.0, 0.0)

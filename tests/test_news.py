@@ -11,10 +11,20 @@ import pytest
 from trading.news import BlackoutRules, CalendarError, NewsCalendar, parse_calendar
 
 EVENTS = [
-    {"title": "Non-Farm Employment Change", "country": "USD", "date": "2026-03-06T08:30:00-05:00", "impact": "High"},
+    {
+        "title": "Non-Farm Employment Change",
+        "country": "USD",
+        "date": "2026-03-06T08:30:00-05:00",
+        "impact": "High",
+    },
     {"title": "FOMC Statement", "country": "USD", "date": "2026-03-18T14:00:00-04:00", "impact": "High"},
     {"title": "German Prelim CPI", "country": "EUR", "date": "2026-03-06T08:00:00-05:00", "impact": "High"},
-    {"title": "Crude Oil Inventories", "country": "USD", "date": "2026-03-06T10:30:00-05:00", "impact": "Medium"},
+    {
+        "title": "Crude Oil Inventories",
+        "country": "USD",
+        "date": "2026-03-06T10:30:00-05:00",
+        "impact": "Medium",
+    },
 ]
 NFP = datetime(2026, 3, 6, 13, 30, tzinfo=UTC)
 FOMC = datetime(2026, 3, 18, 18, 0, tzinfo=UTC)
@@ -69,7 +79,10 @@ def test_csv_calendar(tmp_path: Path) -> None:
     ("text", "message"),
     [
         ('[{"title": "CPI", "country": "USD", "date": "soon", "impact": "High"}]', "event 1: bad date"),
-        ('[{"title": "CPI", "country": "USD", "date": "2026-03-11T08:30:00", "impact": "High"}]', "no UTC offset"),
+        (
+            '[{"title": "CPI", "country": "USD", "date": "2026-03-11T08:30:00", "impact": "High"}]',
+            "no UTC offset",
+        ),
         ('[{"title": "CPI", "date": "2026-03-11T08:30:00Z", "impact": "High"}]', "missing country"),
         ("[{", "not valid JSON"),
     ],

@@ -41,7 +41,9 @@ class FakeTransport:
     async def send_text(self, chat_id: int, html: str, silent: bool = False) -> int | None:
         return await self._record("text", chat_id, html, silent)
 
-    async def send_photo(self, chat_id: int, png: bytes, caption_html: str = "", silent: bool = False) -> int | None:
+    async def send_photo(
+        self, chat_id: int, png: bytes, caption_html: str = "", silent: bool = False
+    ) -> int | None:
         return await self._record("photo", chat_id, caption_html, silent)
 
     async def edit_text(self, chat_id: int, message_id: int, html: str) -> bool:
@@ -116,9 +118,15 @@ async def test_quiet_kinds_go_silent_and_muted_kinds_are_not_sent() -> None:
     for kind in (EventKind.TRADE_OPENED, EventKind.TRADE_CLOSED, EventKind.PAUSED, EventKind.SL_MOVED):
         bus.publish(sample[kind])
     await notifier.stop()
-    heads = [(t.splitlines()[0], silent) for (_, _, _, silent), t in zip(transport.sent, transport.texts(), strict=True)]
-    assert heads == [("🟢 LONG (BUY) XAUUSD #1001", True), ("⏸ TRADING PAUSED by alice", False),
-                     ("🛡 SL MOVED #1001", True)]  # SL moves are silent by default
+    heads = [
+        (t.splitlines()[0], silent)
+        for (_, _, _, silent), t in zip(transport.sent, transport.texts(), strict=True)
+    ]
+    assert heads == [
+        ("🟢 LONG (BUY) XAUUSD #1001", True),
+        ("⏸ TRADING PAUSED by alice", False),
+        ("🛡 SL MOVED #1001", True),
+    ]  # SL moves are silent by default
     assert notifier.skipped == 1
 
 
@@ -269,7 +277,11 @@ async def test_telegram_transport_against_the_fake_bot_api(fake_telegram: FakeTe
         png = no_data_png()
         pid = await transport.send_photo(CHAT, png, "<i>daily</i>")
         photo = fake_telegram.messages[(CHAT, pid)]  # type: ignore[index]
-        assert photo.photo is not None and photo.photo.startswith(PNG_SIGNATURE) and photo.caption == "<i>daily</i>"
+        assert (
+            photo.photo is not None
+            and photo.photo.startswith(PNG_SIGNATURE)
+            and photo.caption == "<i>daily</i>"
+        )
         # a caption over Telegram's 1024 goes out as the message after the photo
         long_caption = "<b>report</b>\n" + "x" * 1100
         before = len(fake_telegram.sent_messages(CHAT))
@@ -347,7 +359,9 @@ async def test_notifier_over_telegram_end_to_end(fake_telegram: FakeTelegramServ
         await notifier.stop()
         sent = fake_telegram.sent_messages(CHAT)
         assert [html_to_text(m.text or "").splitlines()[0] for m in sent] == [
-            "🟢 LONG (BUY) XAUUSD #1001", "✅ WIN +$12.40 #1001"]
+            "🟢 LONG (BUY) XAUUSD #1001",
+            "✅ WIN +$12.40 #1001",
+        ]
         assert "FVG&lt;b&gt;" in (sent[0].text or "") and slept == [1.0, 1.0]
     finally:
         await bot.session.close()

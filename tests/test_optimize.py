@@ -34,7 +34,12 @@ def test_plan_puts_the_holdout_after_every_test_window() -> None:
     plan = opt.plan_optimization(12_000)
     assert (plan.folds, plan.test_bars) == (3, 2000)
     ranges = plan.fold_ranges(12_000)
-    assert [(t.start, t.stop) for _, t in ranges] == [(4000, 6000), (6000, 8000), (8000, 10000), (10000, 12000)]
+    assert [(t.start, t.stop) for _, t in ranges] == [
+        (4000, 6000),
+        (6000, 8000),
+        (8000, 10000),
+        (10000, 12000),
+    ]
     for train, test in ranges:
         assert train.stop == test.start and len(train) == 4000
     with pytest.raises(ValueError, match="per test window"):
@@ -58,7 +63,9 @@ def test_neighbours_stay_inside_the_ranges() -> None:
 
 
 def test_params_for_keeps_int_fields_int() -> None:
-    p = opt.params_for({"cooldown_seconds": 600.0, "min_risk_reward": 2.5, "ml_min_win_prob": 0.45}, StrategyParams())
+    p = opt.params_for(
+        {"cooldown_seconds": 600.0, "min_risk_reward": 2.5, "ml_min_win_prob": 0.45}, StrategyParams()
+    )
     assert p.cooldown_seconds == 600 and isinstance(p.cooldown_seconds, int) and p.min_risk_reward == 2.5
     assert p.ml_min_win_prob == 0.45
 
@@ -110,8 +117,9 @@ def test_min_trades_scales_with_the_fold_bars() -> None:
     assert opt.min_trades_for(4, 5000) == 100
 
 
-def test_the_sampler_is_told_the_trade_shortfall_as_a_constraint(tmp_path: Path,
-                                                                 data: opt.OptimizationData) -> None:
+def test_the_sampler_is_told_the_trade_shortfall_as_a_constraint(
+    tmp_path: Path, data: opt.OptimizationData
+) -> None:
     strict = opt.OptimizationData(data.folds, data.holdout, data.config, data.space, min_trades=10_000)
     study = opt.open_study("c", tmp_path / "c.db", 5, {"test": 1})
     opt.run_trials(study, opt.LocalExecutor(strict, 1), strict.space, 2, batch=2)
@@ -140,7 +148,9 @@ def test_same_seed_same_trials_with_one_or_two_workers(tmp_path: Path, data: opt
     assert len({json.dumps(v, sort_keys=True) for v, _ in a}) == 4  # TPE drew four different sets
 
 
-def test_a_study_resumes_from_sqlite_and_refuses_other_data(tmp_path: Path, data: opt.OptimizationData) -> None:
+def test_a_study_resumes_from_sqlite_and_refuses_other_data(
+    tmp_path: Path, data: opt.OptimizationData
+) -> None:
     ex = opt.LocalExecutor(data, 1)
     first = _run_study(tmp_path, data, "resume", ex, 2)
     again = _run_study(tmp_path, data, "resume", ex, 3)  # one more trial, the first two kept
@@ -156,8 +166,9 @@ def test_a_study_resumes_from_sqlite_and_refuses_other_data(tmp_path: Path, data
 def test_ray_tasks_give_the_same_trials_as_a_local_run(tmp_path: Path, data: opt.OptimizationData) -> None:
     pytest.importorskip("ray")
     local = _run_study(tmp_path, data, "local", opt.LocalExecutor(data, 1), 2)
-    ex = opt.RayExecutor(data, "local", init_kwargs={"num_cpus": 1, "include_dashboard": False,
-                                                     "log_to_driver": False})
+    ex = opt.RayExecutor(
+        data, "local", init_kwargs={"num_cpus": 1, "include_dashboard": False, "log_to_driver": False}
+    )
     try:
         remote = _run_study(tmp_path, data, "ray", ex, 2)
     finally:
@@ -165,15 +176,36 @@ def test_ray_tasks_give_the_same_trials_as_a_local_run(tmp_path: Path, data: opt
     assert remote == local
 
 
-def test_cli_optimize_reports_no_edge_and_changes_nothing(shared_bars_path: Path, tmp_path: Path, capsys) -> None:
+def test_cli_optimize_reports_no_edge_and_changes_nothing(
+    shared_bars_path: Path, tmp_path: Path, capsys
+) -> None:
     from main import main
 
     bars = tmp_path / "bars.parquet"
     pl.read_parquet(shared_bars_path).head(1200).write_parquet(bars)
     out = tmp_path / "opt.json"
-    args = ["optimize", "--data", str(bars), "--smc-only", "--trials", "3", "--batch", "3", "--folds", "2",
-            "--train-bars", "400", "--holdout-bars", "300", "--min-trades", "1",
-            "--storage", str(tmp_path / "s.db"), "--json", str(out)]
+    args = [
+        "optimize",
+        "--data",
+        str(bars),
+        "--smc-only",
+        "--trials",
+        "3",
+        "--batch",
+        "3",
+        "--folds",
+        "2",
+        "--train-bars",
+        "400",
+        "--holdout-bars",
+        "300",
+        "--min-trades",
+        "1",
+        "--storage",
+        str(tmp_path / "s.db"),
+        "--json",
+        str(out),
+    ]
     assert main(args) == 0
     body = json.loads(out.read_text())
     assert body["trials"] == 3 and body["trials_run_now"] == 3 and body["plan"]["test_bars"] == 250
@@ -194,26 +226,54 @@ def test_cli_optimize_reports_no_edge_and_changes_nothing(shared_bars_path: Path
         assert not (tmp_path / "xaubot-proposal.json").exists()
 
 
-def test_cli_optimize_with_no_scored_trial_says_why_and_chooses_nothing(shared_bars_path: Path, tmp_path: Path,
-                                                                        capsys) -> None:
+def test_cli_optimize_with_no_scored_trial_says_why_and_chooses_nothing(
+    shared_bars_path: Path, tmp_path: Path, capsys
+) -> None:
     from main import main
 
     bars = tmp_path / "bars.parquet"
     pl.read_parquet(shared_bars_path).head(1200).write_parquet(bars)
     out = tmp_path / "opt.json"
-    args = ["optimize", "--data", str(bars), "--smc-only", "--trials", "2", "--batch", "2", "--folds", "2",
-            "--train-bars", "400", "--holdout-bars", "300", "--min-trades", "5000",
-            "--storage", str(tmp_path / "s.db"), "--json", str(out)]
+    args = [
+        "optimize",
+        "--data",
+        str(bars),
+        "--smc-only",
+        "--trials",
+        "2",
+        "--batch",
+        "2",
+        "--folds",
+        "2",
+        "--train-bars",
+        "400",
+        "--holdout-bars",
+        "300",
+        "--min-trades",
+        "5000",
+        "--storage",
+        str(tmp_path / "s.db"),
+        "--json",
+        str(out),
+    ]
     assert main(args) == 0
     body = json.loads(out.read_text())
     text = capsys.readouterr().out
     assert body["chosen"] is None and body["scored_trials"] == 0 and body["proposal"] is None
-    assert "chosen" not in body["holdout"] and {"defaults", "smc_only", "random", "buy_and_hold"} == set(body["holdout"])
-    assert body["deflated_sharpe"] is None and body["pbo"] is None and body["sensitivity_worst_change"] is None
+    assert "chosen" not in body["holdout"] and {"defaults", "smc_only", "random", "buy_and_hold"} == set(
+        body["holdout"]
+    )
+    assert (
+        body["deflated_sharpe"] is None and body["pbo"] is None and body["sensitivity_worst_change"] is None
+    )
     assert body["folds"]["defaults_objective"] is None
     assert [n for n, _ in body["trades_per_trial"]] == [0, 1]
     reason = " ".join(body["verdict"]["reasons"])
-    assert "no trial traded at least 5000 times" in reason and "trades per trial" in reason and "--folds" in reason
+    assert (
+        "no trial traded at least 5000 times" in reason
+        and "trades per trial" in reason
+        and "--folds" in reason
+    )
     flat = text.replace("\n", " ")
     assert "No trial was scored" in flat and not re.search(r"-99\.\d|-100\.0", flat)
     assert "worst Δ" not in flat and "PBO" not in flat and "overfitting (CSCV" not in flat

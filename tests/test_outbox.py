@@ -32,14 +32,22 @@ FAST = Backoff(first=0.005, cap=0.02)
 
 
 def opened(ticket: int) -> Event:
-    return Event(EventKind.TRADE_OPENED, T0, {**events()[EventKind.TRADE_OPENED].data,
-                                              "trade": replace(opened_trade(), ticket=ticket)}, f"opened #{ticket}")
+    return Event(
+        EventKind.TRADE_OPENED,
+        T0,
+        {**events()[EventKind.TRADE_OPENED].data, "trade": replace(opened_trade(), ticket=ticket)},
+        f"opened #{ticket}",
+    )
 
 
 def closed(ticket: int, profit: float) -> Event:
     sample = events()[EventKind.TRADE_CLOSED]
-    return Event(EventKind.TRADE_CLOSED, T0, {**sample.data, "trade": replace(closed_trade(profit), ticket=ticket)},
-                 f"closed #{ticket}")
+    return Event(
+        EventKind.TRADE_CLOSED,
+        T0,
+        {**sample.data, "trade": replace(closed_trade(profit), ticket=ticket)},
+        f"closed #{ticket}",
+    )
 
 
 @pytest.fixture
@@ -71,8 +79,14 @@ def failed_sends(server: FakeTelegramServer) -> int:
 
 
 def notifier_for(server: FakeTelegramServer, journal: Journal, **kwargs: object) -> Notifier:
-    return Notifier(TelegramTransport(server.bot()), CHAT, outbox=OutboxStore(journal), backoff=FAST,
-                    state_line=lambda: "📊 Now: 1 open (#25 BUY 0.02)", **kwargs)  # type: ignore[arg-type]
+    return Notifier(
+        TelegramTransport(server.bot()),
+        CHAT,
+        outbox=OutboxStore(journal),
+        backoff=FAST,
+        state_line=lambda: "📊 Now: 1 open (#25 BUY 0.02)",
+        **kwargs,
+    )  # type: ignore[arg-type]
 
 
 async def test_refused_then_500_then_502_html_every_trade_is_summarised_by_ticket(
@@ -100,8 +114,13 @@ async def test_refused_then_500_then_502_html_every_trade_is_summarised_by_ticke
 
         fake_telegram.fail_all(502, "Bad Gateway", html=True)  # a proxy's HTML page
         failed = failed_sends(fake_telegram)
-        for e in (opened(25), events()[EventKind.SL_MOVED], closed(18, 2.4), events()[EventKind.SL_MOVED],
-                  closed(22, -0.2)):
+        for e in (
+            opened(25),
+            events()[EventKind.SL_MOVED],
+            closed(18, 2.4),
+            events()[EventKind.SL_MOVED],
+            closed(22, -0.2),
+        ):
             bus.publish(e)
         await until(lambda: failed_sends(fake_telegram) >= failed + 2)
         assert [r[2] for r in outbox_rows(journal)] == ["sent"] + ["pending"] * 8  # all kept, before any try
@@ -119,7 +138,10 @@ async def test_refused_then_500_then_502_html_every_trade_is_summarised_by_ticke
     assert summary.startswith("📬 While Telegram was unreachable (") and "8 messages waited" in summary
     assert "Opened: #16 #18 #22 #25" in summary
     assert "Closed: #10 (-$20.00) #16 (+$5.20) #18 (+$2.40) #22 (-$0.20)" in summary
-    assert "Net of these closes: -$12.60" in summary and summary.splitlines()[-2] == "📊 Now: 1 open (#25 BUY 0.02)"
+    assert (
+        "Net of these closes: -$12.60" in summary
+        and summary.splitlines()[-2] == "📊 Now: 1 open (#25 BUY 0.02)"
+    )
     assert "Left out as out of date: 2 SL moves" in summary  # routine news of the outage: the state says it
     assert [r[2] for r in outbox_rows(journal)] == ["sent"] + ["summarised"] * 8
     assert notifier.stats()["summarised"] == 8 and notifier.failed == 0 and notifier.dropped == 0
@@ -127,7 +149,10 @@ async def test_refused_then_500_then_502_html_every_trade_is_summarised_by_ticke
     warnings = [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
     assert len(warnings) == 1 and warnings[0].startswith("Telegram unreachable: TelegramNetworkError:")
     assert "message(s) waiting, retrying" in warnings[0]
-    assert sum("Telegram reachable again" in r.getMessage() for r in caplog.records if r.levelno == logging.INFO) == 1
+    assert (
+        sum("Telegram reachable again" in r.getMessage() for r in caplog.records if r.levelno == logging.INFO)
+        == 1
+    )
     assert not any(r.exc_info for r in caplog.records)
     assert any("the reply was an HTML page (502 Bad Gateway)" in r.getMessage() for r in caplog.records)
 
@@ -149,7 +174,10 @@ async def test_a_short_outage_delivers_every_message_in_order(
         await notifier.stop()
         await notifier.transport.bot.session.close()  # type: ignore[attr-defined]
     assert [t.splitlines()[0] for t in texts(fake_telegram)] == [
-        "🟢 LONG (BUY) XAUUSD #1", "✅ WIN +$3.00 #1", "🟢 LONG (BUY) XAUUSD #2"]
+        "🟢 LONG (BUY) XAUUSD #1",
+        "✅ WIN +$3.00 #1",
+        "🟢 LONG (BUY) XAUUSD #2",
+    ]
     assert [r[2] for r in outbox_rows(journal)] == ["sent"] * 3
 
 
@@ -183,12 +211,18 @@ async def test_a_restart_during_the_outage_sends_what_was_kept(
             await second.stop()
             await second.transport.bot.session.close()  # type: ignore[attr-defined]
         assert [t.splitlines()[0] for t in texts(fake_telegram)] == [
-            "🟢 LONG (BUY) XAUUSD #7", "❌ LOSS -$4.00 #7", "🟢 LONG (BUY) XAUUSD #8", "🟢 LONG (BUY) XAUUSD #9"]
+            "🟢 LONG (BUY) XAUUSD #7",
+            "❌ LOSS -$4.00 #7",
+            "🟢 LONG (BUY) XAUUSD #8",
+            "🟢 LONG (BUY) XAUUSD #9",
+        ]
         assert [r[2] for r in outbox_rows(journal)] == ["sent"] * 4
         assert await second.restore() == 0  # nothing is sent twice
 
 
-async def test_many_kept_over_a_restart_become_one_summary(fake_telegram: FakeTelegramServer, tmp_path: Path) -> None:
+async def test_many_kept_over_a_restart_become_one_summary(
+    fake_telegram: FakeTelegramServer, tmp_path: Path
+) -> None:
     path = tmp_path / "journal.db"
     async with Journal(path) as journal:
         store = OutboxStore(journal)
@@ -234,7 +268,11 @@ async def test_final_refusals_are_not_retried_forever(
     assert [r[2] for r in outbox_rows(journal)] == ["sent", "failed", "sent"]
     assert len(fake_telegram.calls_to("sendMessage")) == 4  # 400, plain, 403, #3: nothing retried in a loop
     refused = [r.getMessage() for r in caplog.records if "for good" in r.getMessage()]
-    assert len(refused) == 1 and "bot was blocked by the user" in refused[0] and "kept in the outbox" in refused[0]
+    assert (
+        len(refused) == 1
+        and "bot was blocked by the user" in refused[0]
+        and "kept in the outbox" in refused[0]
+    )
     assert notifier.failed == 1
 
 
@@ -253,8 +291,9 @@ async def test_the_per_minute_budget_never_holds_trades_back(
     running (not in the stop drain); SL moves over the budget are skipped and said once."""
     clock = WallClock()
     bus = EventBus()
-    notifier = notifier_for(fake_telegram, journal, budget=ChatBudget(per_minute=5), wall_clock=clock,
-                            sleep=clock.sleep)
+    notifier = notifier_for(
+        fake_telegram, journal, budget=ChatBudget(per_minute=5), wall_clock=clock, sleep=clock.sleep
+    )
     notifier.attach(bus)
     sl = events()[EventKind.SL_MOVED]
     try:
@@ -277,14 +316,22 @@ def test_summary_text_and_state_line() -> None:
 
     from bot.catchup import Waiting
 
-    html = summary_html([Waiting("trade_opened", "x", T0, {"ticket": 5}),
-                         Waiting("limit_hit", "⛔ <b>DAILY LIMIT</b> &amp; stop\nmore", T0, {})])
+    html = summary_html(
+        [
+            Waiting("trade_opened", "x", T0, {"ticket": 5}),
+            Waiting("limit_hit", "⛔ <b>DAILY LIMIT</b> &amp; stop\nmore", T0, {}),
+        ]
+    )
     assert "(13:30–13:30 WIB), 2 messages waited" in html and "🟢 Opened: #5" in html
     assert "Also: ⛔ DAILY LIMIT &amp; stop" in html
-    snap = SimpleNamespace(positions=[SimpleNamespace(ticket=3, side="SELL", volume=0.05)],
-                           account=SimpleNamespace(balance=4987.6, equity=4990.1), paused=True)
-    assert state_line(snap) == ("📊 <b>Now:</b> 1 open (#3 SELL 0.05); balance $4,987.60, equity $4,990.10; "
-                                "entries paused")
+    snap = SimpleNamespace(
+        positions=[SimpleNamespace(ticket=3, side="SELL", volume=0.05)],
+        account=SimpleNamespace(balance=4987.6, equity=4990.1),
+        paused=True,
+    )
+    assert state_line(snap) == (
+        "📊 <b>Now:</b> 1 open (#3 SELL 0.05); balance $4,987.60, equity $4,990.10; entries paused"
+    )
 
 
 async def test_a_chart_with_a_long_caption_waits_out_an_outage_too(fake_telegram: FakeTelegramServer) -> None:
@@ -295,8 +342,12 @@ async def test_a_chart_with_a_long_caption_waits_out_an_outage_too(fake_telegram
     try:
         fake_telegram.fail_all(500, "Internal Server Error")
         notifier.notify_photo(no_data_png(), "<b>daily</b>\n" + "x" * 1100, kind="daily")
-        await until(lambda: failed_sends(fake_telegram) == 0 and len(fake_telegram.calls_to("sendPhoto")) >= 2)
-        fake_telegram.fail_all(502, "Bad Gateway", html=True, methods=["sendMessage"])  # the photo goes, its text not
+        await until(
+            lambda: failed_sends(fake_telegram) == 0 and len(fake_telegram.calls_to("sendPhoto")) >= 2
+        )
+        fake_telegram.fail_all(
+            502, "Bad Gateway", html=True, methods=["sendMessage"]
+        )  # the photo goes, its text not
         await until(lambda: len(fake_telegram.calls_to("sendPhoto")) >= 3)
         await until(lambda: failed_sends(fake_telegram) >= 2)
         await fake_telegram.heal()
@@ -321,8 +372,12 @@ async def test_the_app_keeps_a_stopped_runs_messages_and_summarises_them_after_r
     for name in list(os.environ):
         if name.startswith(("TELEGRAM_", "BROKER", "RISK_", "PAPER_", "DATABASE_PATH", "MODELS_DIR")):
             monkeypatch.delenv(name)
-    settings = make_settings(tmp_path, telegram_token=fake_telegram.token, telegram_api_url=fake_telegram.base_url,
-                             telegram_allowed_users=[42])
+    settings = make_settings(
+        tmp_path,
+        telegram_token=fake_telegram.token,
+        telegram_api_url=fake_telegram.base_url,
+        telegram_allowed_users=[42],
+    )
     original_stop = Notifier.stop
 
     async def short_stop(self: Notifier, timeout: float = 10.0) -> None:
@@ -344,8 +399,9 @@ async def test_the_app_keeps_a_stopped_runs_messages_and_summarises_them_after_r
 
     again = await started(settings)
     try:
-        after = await fake_telegram.wait_for("sendMessage", lambda c: "BOT STARTED" in c.params.get("text", ""),
-                                             since=len(fake_telegram.calls))
+        after = await fake_telegram.wait_for(
+            "sendMessage", lambda c: "BOT STARTED" in c.params.get("text", ""), since=len(fake_telegram.calls)
+        )
     finally:
         await again.shutdown("test")
     sent = [html_to_text(m.text or "") for m in fake_telegram.sent_messages(42)[before:]]
@@ -356,7 +412,9 @@ async def test_the_app_keeps_a_stopped_runs_messages_and_summarises_them_after_r
     assert after.ok
 
 
-def test_polling_failures_log_one_warning_per_outage_and_the_recovery_nudges(caplog: pytest.LogCaptureFixture) -> None:
+def test_polling_failures_log_one_warning_per_outage_and_the_recovery_nudges(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
     from bot import polling_log
 
     log = logging.getLogger(polling_log.DISPATCHER_LOGGER)
@@ -375,15 +433,26 @@ def test_polling_failures_log_one_warning_per_outage_and_the_recovery_nudges(cap
             log.warning("Sleep for %f seconds and try again... (tryings = %d, bot id = %d)", 1.0, tries, 5)
         log.info("Connection established (tryings = %d, bot id = %d)", 5, 5)
     lines = [(r.levelname, r.getMessage()) for r in caplog.records if r.name == polling_log.DISPATCHER_LOGGER]
-    assert lines == [("WARNING", "Telegram polling: Failed to fetch updates - TelegramNetworkError: Server "
-                                 "disconnected; retrying quietly until it is back"),
-                     ("INFO", "Connection established (tryings = 5, bot id = 5)")] * 2
+    assert (
+        lines
+        == [
+            (
+                "WARNING",
+                "Telegram polling: Failed to fetch updates - TelegramNetworkError: Server "
+                "disconnected; retrying quietly until it is back",
+            ),
+            ("INFO", "Connection established (tryings = 5, bot id = 5)"),
+        ]
+        * 2
+    )
     assert quiet.dropped == 18 and not quiet.down and nudged == [1, 1]
     log.removeFilter(quiet)
     log.setLevel(logging.NOTSET)
 
 
-async def test_a_nudge_ends_the_backoff_wait_at_once(fake_telegram: FakeTelegramServer, journal: Journal) -> None:
+async def test_a_nudge_ends_the_backoff_wait_at_once(
+    fake_telegram: FakeTelegramServer, journal: Journal
+) -> None:
     """Polling got through again: the courier retries now, not at the end of a long backoff."""
     bus = EventBus()
     notifier = notifier_for(fake_telegram, journal)
@@ -417,13 +486,15 @@ async def test_an_approval_card_waits_out_an_outage_until_its_request_expires(
         h.polling.announcer.retry = fast
         fake_telegram.fail_all(502, "Bad Gateway", html=True, methods=["sendMessage"])
         since = len(fake_telegram.calls)
-        result = await h.engine.request_risk_change(RiskChange("limits", "max positions 2 → 3", {"max_positions": 3}),
-                                                    by="engine")
+        result = await h.engine.request_risk_change(
+            RiskChange("limits", "max positions 2 → 3", {"max_positions": 3}), by="engine"
+        )
         assert result.approval is not None
         await until(lambda: sum(1 for c in fake_telegram.calls_to("sendMessage") if not c.ok) >= 3)
         await fake_telegram.heal()
-        call = await fake_telegram.wait_for("sendMessage", lambda c: c.ok and c.params["chat_id"] == ADMIN_CHAT,
-                                            since=since)
+        call = await fake_telegram.wait_for(
+            "sendMessage", lambda c: c.ok and c.params["chat_id"] == ADMIN_CHAT, since=since
+        )
         msg = fake_telegram.messages[(ADMIN_CHAT, call.result["message_id"])]
         assert "max positions 2 → 3" in (msg.text or "") and msg.buttons
 
@@ -451,8 +522,12 @@ def test_classify_names_what_can_pass_and_what_cannot() -> None:
     assert html.retry and html.error == "the reply was an HTML page (502 Bad Gateway)"
     assert classify(TelegramRetryAfter(m, "Too Many Requests", 7)).retry_after == 7.0
     assert classify(TelegramBadRequest(m, "Bad Request: can't parse entities")).plain_may_help
-    for final in (TelegramBadRequest(m, "Bad Request: chat not found"), TelegramForbiddenError(m, "blocked"),
-                  TelegramEntityTooLarge(m, "too large"), TelegramMigrateToChat(m, "moved", -100123)):
+    for final in (
+        TelegramBadRequest(m, "Bad Request: chat not found"),
+        TelegramForbiddenError(m, "blocked"),
+        TelegramEntityTooLarge(m, "too large"),
+        TelegramMigrateToChat(m, "moved", -100123),
+    ):
         result = classify(final)
         assert not result.retry and result.retry_after is None and not result.plain_may_help, final
     assert "TELEGRAM_CHAT_ID=-100123" in classify(TelegramMigrateToChat(m, "moved", -100123)).error

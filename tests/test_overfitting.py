@@ -40,7 +40,9 @@ def test_deflated_sharpe_from_returns_uses_sample_moments():
     skew, kurt = moments(r)
     assert abs(skew) < 0.2 and kurt == pytest.approx(3.0, abs=0.3)
     one = deflated_sharpe(r, 1, np.array([sharpe(r)]))
-    assert one.benchmark == 0.0 and one.probability == pytest.approx(probabilistic_sharpe(sharpe(r), 0.0, 2000, skew, kurt))
+    assert one.benchmark == 0.0 and one.probability == pytest.approx(
+        probabilistic_sharpe(sharpe(r), 0.0, 2000, skew, kurt)
+    )
     many = deflated_sharpe(r, 200, rng.normal(0, 0.05, 200))
     assert many.benchmark > 0 and many.probability < one.probability
 

@@ -30,8 +30,16 @@ def tick(bid: float, ask: float | None = None, minutes: float = 0.0) -> Tick:
 
 
 def bar(minutes: int, o: float, h: float, lo: float, c: float, spread: int = 20) -> dict:
-    return {"time": T0 + timedelta(minutes=minutes), "open": o, "high": h, "low": lo, "close": c,
-            "tick_volume": 100, "spread": spread, "real_volume": 0}
+    return {
+        "time": T0 + timedelta(minutes=minutes),
+        "open": o,
+        "high": h,
+        "low": lo,
+        "close": c,
+        "tick_volume": 100,
+        "spread": spread,
+        "real_volume": 0,
+    }
 
 
 async def make(**settings_) -> PaperBroker:
@@ -46,10 +54,20 @@ async def test_is_a_broker_with_xauusd_spec() -> None:
     assert isinstance(broker, Broker)
     spec = await broker.symbol_spec()
     assert (spec.contract_size, spec.point, spec.digits, spec.volume_min, spec.volume_step) == (
-        100.0, 0.01, 2, 0.01, 0.01)
+        100.0,
+        0.01,
+        2,
+        0.01,
+        0.01,
+    )
     assert spec.volume_max == 50.0
     account = await broker.account()
-    assert (account.balance, account.equity, account.margin, account.free_margin) == (10_000, 10_000, 0, 10_000)
+    assert (account.balance, account.equity, account.margin, account.free_margin) == (
+        10_000,
+        10_000,
+        0,
+        10_000,
+    )
     assert account.currency == "USD" and account.leverage == 100
 
 
@@ -75,7 +93,13 @@ async def test_volume_snapped_and_result_fields() -> None:
     assert result.ticket == 1 and result.order == 1 and result.deal == 1  # deals have their own sequence
     (pos,) = await broker.positions()
     assert (pos.ticket, pos.side, pos.volume, pos.open_price, pos.sl, pos.tp) == (
-        1, Side.BUY, 0.15, 2000.20, 1990.0, 2010.0)
+        1,
+        Side.BUY,
+        0.15,
+        2000.20,
+        1990.0,
+        2010.0,
+    )
     assert pos.magic == 123456 and pos.comment == "smc" and pos.open_time == T0
     assert pos.current_price == 2000.00 and pos.profit == -3.00
 
@@ -94,7 +118,9 @@ async def test_equity_margin_and_commission() -> None:
     assert close.price == 2001.20
     deals = await broker.deals_since(T0)
     assert [(d.entry, d.commission, d.profit) for d in deals] == [
-        (DealEntry.IN, -3.5, 0.0), (DealEntry.OUT, -3.5, 100.0)]
+        (DealEntry.IN, -3.5, 0.0),
+        (DealEntry.OUT, -3.5, 100.0),
+    ]
     assert (await broker.account()).balance == 10_093.00
 
 
@@ -123,8 +149,10 @@ async def test_partial_close_pl() -> None:
     assert await broker.positions() == []
     assert broker.balance == 10_000.00  # -1.00 x 100 x 0.20 = -20
     outs = [d for d in await broker.deals_since(T0) if d.entry is DealEntry.OUT]
-    assert [(d.volume, d.profit, d.reason) for d in outs] == [(0.1, 20.0, DealReason.CLIENT),
-                                                             (0.2, -20.0, DealReason.CLIENT)]
+    assert [(d.volume, d.profit, d.reason) for d in outs] == [
+        (0.1, 20.0, DealReason.CLIENT),
+        (0.2, -20.0, DealReason.CLIENT),
+    ]
 
 
 async def test_close_errors() -> None:
@@ -150,7 +178,11 @@ async def test_sl_and_tp_on_ticks_with_gap_price() -> None:
     # BUY: bid jumps to 1998.50 past the SL 1999.00 -> filled at the gap price 1998.50
     (sl_deal,) = await broker.update(tick(1998.50, minutes=2))
     assert (sl_deal.reason, sl_deal.price, sl_deal.position_ticket, sl_deal.side) == (
-        DealReason.SL, 1998.50, 1, Side.SELL)
+        DealReason.SL,
+        1998.50,
+        1,
+        Side.SELL,
+    )
     assert sl_deal.profit == -17.00  # (1998.50 - 2000.20) x 10
     # SELL closes at the ask: ask 1998.10 has not reached TP 1998.00 yet
     assert broker.set_tick(tick(1997.90, 1998.10, minutes=3)) == []
@@ -173,7 +205,11 @@ async def test_sl_tp_within_bars() -> None:
     # a gap down through SL 1995 fills at the open 1990.00
     (gap,) = await broker.update_bar(bar(30, 1990.00, 1991.00, 1989.00, 1990.50))
     assert (gap.position_ticket, gap.reason, gap.price, gap.time) == (
-        2, DealReason.SL, 1990.00, T0 + timedelta(minutes=30))
+        2,
+        DealReason.SL,
+        1990.00,
+        T0 + timedelta(minutes=30),
+    )
     assert gap.profit == -102.00
     # an old bar is ignored
     assert await broker.update_bar(bar(15, 2000.0, 2001.0, 1999.0, 2000.0)) == []
@@ -321,8 +357,13 @@ def test_config_is_checked() -> None:
 
 actions = st.lists(
     st.one_of(
-        st.tuples(st.just("open"), st.sampled_from([Side.BUY, Side.SELL]), st.integers(1, 30),
-                  st.integers(0, 600), st.integers(0, 600)),
+        st.tuples(
+            st.just("open"),
+            st.sampled_from([Side.BUY, Side.SELL]),
+            st.integers(1, 30),
+            st.integers(0, 600),
+            st.integers(0, 600),
+        ),
         st.tuples(st.just("close"), st.integers(0, 5), st.integers(0, 30)),
         st.tuples(st.just("move"), st.integers(-500, 500)),
         st.tuples(st.just("bar"), st.integers(-500, 500), st.integers(0, 400), st.integers(0, 400)),

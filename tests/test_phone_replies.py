@@ -41,8 +41,11 @@ async def with_notifier(h: Harness) -> Notifier:
 
 
 def texts_to(h: Harness, chat: int, since: int) -> list[str]:
-    return [str(c.params.get("text")) for c in h.server.calls[since:]
-            if c.method.lower() == "sendmessage" and c.params.get("chat_id") == chat]
+    return [
+        str(c.params.get("text"))
+        for c in h.server.calls[since:]
+        if c.method.lower() == "sendmessage" and c.params.get("chat_id") == chat
+    ]
 
 
 async def test_pause_and_resume_in_the_notification_chat_are_one_message_each(h: Harness) -> None:
@@ -61,9 +64,15 @@ async def test_pause_and_resume_in_the_notification_chat_are_one_message_each(h:
         # typed in another chat: that chat gets the reply, the notification chat the broadcast, by first name
         since = len(h.server.calls)
         h.server.push_message(USER, GROUP, "/pause", first_name="Alice")
-        await h.server.wait_for("sendMessage", lambda c: c.params.get("chat_id") == CHAT, since=since, timeout=5)
+        await h.server.wait_for(
+            "sendMessage", lambda c: c.params.get("chat_id") == CHAT, since=since, timeout=5
+        )
         broadcast = texts_to(h, CHAT, since)
-        assert len(broadcast) == 1 and "TRADING PAUSED</b> by Alice" in broadcast[0] and "tg:" not in broadcast[0]
+        assert (
+            len(broadcast) == 1
+            and "TRADING PAUSED</b> by Alice" in broadcast[0]
+            and "tg:" not in broadcast[0]
+        )
         # a pause that changes nothing publishes nothing and leaves no mark behind
         since = len(h.server.calls)
         again = (await h.send("/pause")).params["text"]
@@ -97,23 +106,44 @@ def test_percent_effect_names_the_rule_that_acts_first() -> None:
 
     limits = RiskLimits(risk_per_trade_pct=2.0, max_lot=0.02)
     notes = percent_effect(2.0, limits, 2_600.0, stop_distance=6.5, recent_profits=[])
-    assert notes == ["Lots are capped at 0.02 by the lot band (MAX_LOT in .env): with the last setup's stop 6.50 "
-                     "away, 2% would be 0.08 lot; 0.02 lot risks 0.50%"]
+    assert notes == [
+        "Lots are capped at 0.02 by the lot band (MAX_LOT in .env): with the last setup's stop 6.50 "
+        "away, 2% would be 0.08 lot; 0.02 lot risks 0.50%"
+    ]
     assert percent_effect(0.1, limits, 2_600.0, stop_distance=6.5, recent_profits=[]) == []
     losing = [-10.0] * 15 + [5.0] * 10
-    assert any(n.startswith("Half-Kelly on the last 25 trades allows 0.00%")
-               for n in percent_effect(0.1, limits, 2_600.0, stop_distance=6.5, recent_profits=losing))
+    assert any(
+        n.startswith("Half-Kelly on the last 25 trades allows 0.00%")
+        for n in percent_effect(0.1, limits, 2_600.0, stop_distance=6.5, recent_profits=losing)
+    )
 
 
 def test_a_rule_exit_before_the_stop_says_which_acted_first() -> None:
     t0 = datetime(2026, 3, 2, 6, 0, tzinfo=UTC)
-    trade = ClosedTrade(7, "XAUUSD", Side.BUY, 0.02, 3300.0, 3287.45, t0, t0 + timedelta(hours=1), -25.10,
-                        "max_loss", sl=3287.03)
-    text = html_to_text(render_event(Event(EventKind.TRADE_CLOSED, t0, {"trade": trade, "by": "exit_rules"})).html)
+    trade = ClosedTrade(
+        7,
+        "XAUUSD",
+        Side.BUY,
+        0.02,
+        3300.0,
+        3287.45,
+        t0,
+        t0 + timedelta(hours=1),
+        -25.10,
+        "max_loss",
+        sl=3287.03,
+    )
+    text = html_to_text(
+        render_event(Event(EventKind.TRADE_CLOSED, t0, {"trade": trade, "by": "exit_rules"})).html
+    )
     assert "The max loss per trade rule acted before the stop at 3,287.03 (-$25.94) was reached" in text
     assert "exit_rules" not in text and "By:" not in text
-    broker = ClosedTrade(8, "XAUUSD", Side.BUY, 0.02, 3300.0, 3287.03, t0, t0, -25.94, "broker_sl", sl=3287.03)
-    assert "acted before" not in html_to_text(render_event(Event(EventKind.TRADE_CLOSED, t0, {"trade": broker})).html)
+    broker = ClosedTrade(
+        8, "XAUUSD", Side.BUY, 0.02, 3300.0, 3287.03, t0, t0, -25.94, "broker_sl", sl=3287.03
+    )
+    assert "acted before" not in html_to_text(
+        render_event(Event(EventKind.TRADE_CLOSED, t0, {"trade": broker})).html
+    )
 
 
 def test_people_and_rules_by_name() -> None:
@@ -133,8 +163,9 @@ def test_filters_count_covers_every_listed_gate() -> None:
     from handlers.filters import gate_count
     from trading.gates import GateResult
 
-    gates = [GateResult(f"g{i}", True, "ok") for i in range(12)] + \
-        [GateResult(f"s{i}", True, "off", skipped=True) for i in range(5)]
+    gates = [GateResult(f"g{i}", True, "ok") for i in range(12)] + [
+        GateResult(f"s{i}", True, "off", skipped=True) for i in range(5)
+    ]
     assert gate_count(gates) == "12 passed, 5 skipped of 17"
 
 
@@ -167,8 +198,13 @@ def test_health_does_not_judge_the_warm_up() -> None:
 
     timer = PhaseTimer()
     timer.add("analysis", 3157.0)
-    snap = SimpleNamespace(account=None, last_decision=None, timing=timer.summary(), paused=False,
-                           mode=SimpleNamespace(mode="NORMAL"))
+    snap = SimpleNamespace(
+        account=None,
+        last_decision=None,
+        timing=timer.summary(),
+        paused=False,
+        mode=SimpleNamespace(mode="NORMAL"),
+    )
     now = datetime(2026, 3, 7, 6, 0, tzinfo=UTC)  # Saturday: market closed
     lines, problems = health_items(snap, now, 0, "ok", "none", False, frozenset(timer.warming_up()))
     assert not any("analysis" in p for p in problems) and any("warming up" in line for line in lines)
@@ -211,8 +247,14 @@ def test_percent_effect_without_a_setup_uses_one_atr() -> None:
     from trading.risk.modes import RiskLimits
 
     distance, label = stop_distance_of(SimpleNamespace(setup=None, atr=5.0))
-    notes = percent_effect(2.0, RiskLimits(risk_per_trade_pct=2.0, max_lot=0.02), 5_000.0,
-                           stop_distance=distance, stop_label=label, recent_profits=[])
+    notes = percent_effect(
+        2.0,
+        RiskLimits(risk_per_trade_pct=2.0, max_lot=0.02),
+        5_000.0,
+        stop_distance=distance,
+        stop_label=label,
+        recent_profits=[],
+    )
     assert notes[0].endswith("with a stop one ATR 5.00 away, 2% would be 0.20 lot; 0.02 lot risks 0.20%")
 
 

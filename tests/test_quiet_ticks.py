@@ -17,18 +17,32 @@ from trading.risk.modes import RiskLimits
 def m1_bars(bars: pl.DataFrame) -> pl.DataFrame:
     """M1 bars whose M15 aggregate is each bar (the 60-tick generated path, 4 ticks a minute)."""
     times, bid, _ask = walk_all(GeneratedPath(bars, 60), bars.height)
-    ticks = pl.DataFrame({"ms": times, "bid": bid}).with_columns((pl.col("ms") // 60_000 * 60_000).alias("minute"))
+    ticks = pl.DataFrame({"ms": times, "bid": bid}).with_columns(
+        (pl.col("ms") // 60_000 * 60_000).alias("minute")
+    )
     m1 = ticks.group_by("minute", maintain_order=True).agg(
-        open=pl.col("bid").first(), high=pl.col("bid").max(), low=pl.col("bid").min(), close=pl.col("bid").last())
+        open=pl.col("bid").first(),
+        high=pl.col("bid").max(),
+        low=pl.col("bid").min(),
+        close=pl.col("bid").last(),
+    )
     spread = bars.select(pl.col("spread").repeat_by(15).explode())["spread"]
     return m1.with_columns(
-        pl.col("minute").cast(pl.Datetime("ms")).dt.replace_time_zone("UTC").dt.cast_time_unit("us").alias("time"),
-        pl.lit(4, pl.Int64).alias("tick_volume"), spread.alias("spread"), pl.lit(0, pl.Int64).alias("real_volume"),
+        pl.col("minute")
+        .cast(pl.Datetime("ms"))
+        .dt.replace_time_zone("UTC")
+        .dt.cast_time_unit("us")
+        .alias("time"),
+        pl.lit(4, pl.Int64).alias("tick_volume"),
+        spread.alias("spread"),
+        pl.lit(0, pl.Int64).alias("real_volume"),
     ).select("time", "open", "high", "low", "close", "tick_volume", "spread", "real_volume")
 
 
 def assert_same(fast: BacktestResult, slow: BacktestResult) -> None:
-    assert fast.trades == slow.trades  # every field: times, prices, profit, reason, the (moved) stop, the detail
+    assert (
+        fast.trades == slow.trades
+    )  # every field: times, prices, profit, reason, the (moved) stop, the detail
     assert fast.opened == slow.opened
     assert fast.equity.tolist() == slow.equity.tolist()
     assert fast.gate_blocks == slow.gate_blocks
@@ -41,14 +55,18 @@ def bars(shared_bars: pl.DataFrame) -> pl.DataFrame:
 
 
 @pytest.mark.parametrize("ticks_per_bar", [60, 7])
-def test_generated_path_same_trades_with_and_without_the_quiet_skip(bars: pl.DataFrame, ticks_per_bar: int) -> None:
+def test_generated_path_same_trades_with_and_without_the_quiet_skip(
+    bars: pl.DataFrame, ticks_per_bar: int
+) -> None:
     config = BacktestConfig(ticks_per_bar=ticks_per_bar)
     fast = run_backtest(bars, config)
     slow = run_backtest(bars, replace(config, skip_quiet=False))
     assert len(slow.trades) >= 15
     reasons = {t.reason for t in slow.trades}
     assert len(reasons) >= 3, reasons  # broker stops and software exits both occur on the slice
-    assert any(t.sl != o.sl for t in slow.trades for o in slow.opened if o.ticket == t.ticket), "no stop moved"
+    assert any(t.sl != o.sl for t in slow.trades for o in slow.opened if o.ticket == t.ticket), (
+        "no stop moved"
+    )
     assert_same(fast, slow)
     assert fast.ticks < slow.ticks / 2  # most open-position ticks were taken without a step
 
@@ -66,11 +84,16 @@ def test_m1_detail_same_trades_with_and_without_the_quiet_skip(bars: pl.DataFram
 def test_real_ticks_several_a_second_same_trades_with_and_without_the_quiet_skip() -> None:
     """Ticks 3 a second (a step runs on the first of each second only), 2,700 a bar: exact too."""
     truth = synthetic_truth(420, seed=4, tick_seconds=1, vol_per_second=0.03)
-    ticks = pl.concat([
-        truth.ticks.with_columns((pl.col("time_msc") + offset).alias("time_msc"),
-                                 (pl.col("bid") + move).round(2).alias("bid"), (pl.col("ask") + move).round(2).alias("ask"))
-        for offset, move in ((0, 0.0), (300, 0.01), (600, -0.01))
-    ]).sort("time_msc")
+    ticks = pl.concat(
+        [
+            truth.ticks.with_columns(
+                (pl.col("time_msc") + offset).alias("time_msc"),
+                (pl.col("bid") + move).round(2).alias("bid"),
+                (pl.col("ask") + move).round(2).alias("ask"),
+            )
+            for offset, move in ((0, 0.0), (300, 0.01), (600, -0.01))
+        ]
+    ).sort("time_msc")
     config = BacktestConfig(warmup_bars=100)
     fast = run_backtest(truth.m15, config, path=lambda f: RealTicks(f, ticks))
     slow = run_backtest(truth.m15, replace(config, skip_quiet=False), path=lambda f: RealTicks(f, ticks))
@@ -83,9 +106,19 @@ def test_several_positions_open_same_trades_with_and_without_the_quiet_skip(bars
     config = BacktestConfig(limits=RiskLimits(max_positions=5))
     fast = run_backtest(bars, config)
     slow = run_backtest(bars, replace(config, skip_quiet=False))
-    assert max(sum(1 for o in slow.opened if o.open_time <= t.close_time and o.ticket != t.ticket
-                   and any(c.ticket == o.ticket and c.close_time > t.close_time for c in slow.trades))
-               for t in slow.trades) >= 2  # at least three positions open at once
+    assert (
+        max(
+            sum(
+                1
+                for o in slow.opened
+                if o.open_time <= t.close_time
+                and o.ticket != t.ticket
+                and any(c.ticket == o.ticket and c.close_time > t.close_time for c in slow.trades)
+            )
+            for t in slow.trades
+        )
+        >= 2
+    )  # at least three positions open at once
     assert_same(fast, slow)
 
 

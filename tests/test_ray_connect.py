@@ -33,11 +33,24 @@ def test_nothing_listening_is_one_line_that_says_how_to_connect() -> None:
     assert "\n" not in text and f"127.0.0.1:{port}" in text and "ray start --head" in text
 
 
-def test_optimize_cli_refuses_before_loading_anything(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_optimize_cli_refuses_before_loading_anything(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     port = _free_port()
     storage = tmp_path / "o.db"
-    rc = main(["optimize", "--data", str(tmp_path / "missing.parquet"), "--ray", f"127.0.0.1:{port}",
-               "--trials", "1", "--storage", str(storage)])
+    rc = main(
+        [
+            "optimize",
+            "--data",
+            str(tmp_path / "missing.parquet"),
+            "--ray",
+            f"127.0.0.1:{port}",
+            "--trials",
+            "1",
+            "--storage",
+            str(storage),
+        ]
+    )
     err = capsys.readouterr().err
     assert rc == 2
     assert err.count("\n") == 1 and "cannot reach the Ray cluster" in err and "Traceback" not in err

@@ -19,30 +19,74 @@ __all__ = ["no_telegram_env"]  # the autouse fixture: settings from the override
 
 def _deals(position: int, opened, closed, *, profit: float, commission: float = -0.35, swap: float = 0.0):
     return [
-        Deal(ticket=position * 10, position_ticket=position, symbol="XAUUSD", side=Side.BUY, entry=DealEntry.IN,
-             volume=0.1, price=2000.0, time=opened, commission=commission, magic=150015),
-        Deal(ticket=position * 10 + 1, position_ticket=position, symbol="XAUUSD", side=Side.SELL,
-             entry=DealEntry.OUT, volume=0.1, price=2000.0 + profit / 10, time=closed, profit=profit,
-             commission=commission, swap=swap, magic=150015, reason=DealReason.SL),
+        Deal(
+            ticket=position * 10,
+            position_ticket=position,
+            symbol="XAUUSD",
+            side=Side.BUY,
+            entry=DealEntry.IN,
+            volume=0.1,
+            price=2000.0,
+            time=opened,
+            commission=commission,
+            magic=150015,
+        ),
+        Deal(
+            ticket=position * 10 + 1,
+            position_ticket=position,
+            symbol="XAUUSD",
+            side=Side.SELL,
+            entry=DealEntry.OUT,
+            volume=0.1,
+            price=2000.0 + profit / 10,
+            time=closed,
+            profit=profit,
+            commission=commission,
+            swap=swap,
+            magic=150015,
+            reason=DealReason.SL,
+        ),
     ]
 
 
 async def test_journal_correction_rewrites_the_row_and_audits_it(tmp_path: Path) -> None:
     opened = utc_now() - timedelta(hours=2)
-    trade = ClosedTrade(ticket=41, symbol="XAUUSD", side=Side.BUY, volume=0.1, open_price=2000.0,
-                        close_price=1998.83, open_time=opened, close_time=opened + timedelta(minutes=30),
-                        profit=-1.17, reason="broker", extra={"pl_source": "estimate"})
+    trade = ClosedTrade(
+        ticket=41,
+        symbol="XAUUSD",
+        side=Side.BUY,
+        volume=0.1,
+        open_price=2000.0,
+        close_price=1998.83,
+        open_time=opened,
+        close_time=opened + timedelta(minutes=30),
+        profit=-1.17,
+        reason="broker",
+        extra={"pl_source": "estimate"},
+    )
     async with Journal(tmp_path / "j.db") as journal:
-        await journal.record_trade_open(Position(ticket=41, symbol="XAUUSD", side=Side.BUY, volume=0.1,
-                                                 open_price=2000.0, open_time=opened))
+        await journal.record_trade_open(
+            Position(
+                ticket=41, symbol="XAUUSD", side=Side.BUY, volume=0.1, open_price=2000.0, open_time=opened
+            )
+        )
         assert await journal.correct_trade_close(trade) is None  # still open: nothing to correct
         assert await journal.record_trade_close(trade)
-        truth = replace(trade, profit=-1.90, close_price=1998.2, reason="broker_sl",
-                        extra={"pl_source": "deals", "commission": -0.7, "swap": -0.03})
+        truth = replace(
+            trade,
+            profit=-1.90,
+            close_price=1998.2,
+            reason="broker_sl",
+            extra={"pl_source": "deals", "commission": -0.7, "swap": -0.03},
+        )
         assert await journal.correct_trade_close(truth) == pytest.approx(-1.17)
         row = await journal.trade_by_ticket(41)
-        assert row is not None and row.profit == pytest.approx(-1.90) and row.commission == pytest.approx(-0.7)
-        assert row.swap == pytest.approx(-0.03) and row.exit_reason == "broker_sl" and row.close_price == 1998.2
+        assert (
+            row is not None and row.profit == pytest.approx(-1.90) and row.commission == pytest.approx(-0.7)
+        )
+        assert (
+            row.swap == pytest.approx(-0.03) and row.exit_reason == "broker_sl" and row.close_price == 1998.2
+        )
         assert row.extra["booked_profit"] == pytest.approx(-1.17)
         [entry] = await journal.audit_entries()
         assert entry.command == "reconcile" and entry.args == "#41" and "-1.17 -> -1.90" in entry.result
@@ -56,12 +100,31 @@ async def test_startup_corrects_a_wrong_close_and_books_a_missing_one(tmp_path, 
     unknown = _deals(702, now - timedelta(hours=2), now - timedelta(hours=1), profit=4.0)
     settings = make_settings(tmp_path)
     async with Journal(settings.database_path) as journal:
-        await journal.record_trade_open(Position(ticket=701, symbol="XAUUSD", side=Side.BUY, volume=0.1,
-                                                 open_price=2000.0, open_time=wrong[0].time))
-        await journal.record_trade_close(ClosedTrade(
-            ticket=701, symbol="XAUUSD", side=Side.BUY, volume=0.1, open_price=2000.0, close_price=1998.83,
-            open_time=wrong[0].time, close_time=wrong[1].time, profit=-1.17, reason="broker",
-            extra={"pl_source": "estimate"}))
+        await journal.record_trade_open(
+            Position(
+                ticket=701,
+                symbol="XAUUSD",
+                side=Side.BUY,
+                volume=0.1,
+                open_price=2000.0,
+                open_time=wrong[0].time,
+            )
+        )
+        await journal.record_trade_close(
+            ClosedTrade(
+                ticket=701,
+                symbol="XAUUSD",
+                side=Side.BUY,
+                volume=0.1,
+                open_price=2000.0,
+                close_price=1998.83,
+                open_time=wrong[0].time,
+                close_time=wrong[1].time,
+                profit=-1.17,
+                reason="broker",
+                extra={"pl_source": "estimate"},
+            )
+        )
     patch_broker(monkeypatch, deals=[*wrong, *unknown])
     app = await started(settings)
     try:

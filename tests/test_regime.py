@@ -107,7 +107,9 @@ def test_filtered_labels_are_prefix_invariant(model: RegimeModel, shared_bars: p
         assert latest.label == full_l[k - 1]
 
 
-def test_changing_future_bars_never_changes_past_labels(model: RegimeModel, shared_bars: pl.DataFrame) -> None:
+def test_changing_future_bars_never_changes_past_labels(
+    model: RegimeModel, shared_bars: pl.DataFrame
+) -> None:
     bars = shared_bars.slice(5000, 800)
     base = model.filtered_labels(bars)
     shocked = bars.with_columns(
@@ -124,7 +126,9 @@ def test_warm_up_rows_are_unknown(model: RegimeModel, shared_bars: pl.DataFrame)
     assert reading.name == "unknown" and reading.lot_multiplier == 0.5
 
 
-def test_save_load_round_trip_gives_equal_predictions(model: RegimeModel, shared_bars: pl.DataFrame, tmp_path) -> None:
+def test_save_load_round_trip_gives_equal_predictions(
+    model: RegimeModel, shared_bars: pl.DataFrame, tmp_path
+) -> None:
     path = tmp_path / "regime.json"
     model.save(path)
     loaded = RegimeModel.load(path)
@@ -150,7 +154,9 @@ def test_fit_refuses_too_few_rows(shared_bars: pl.DataFrame) -> None:
         RegimeModel.fit(shared_bars.head(500), seeds=())
 
 
-def test_regimes_carry_lot_multiplier_and_recommendation(model: RegimeModel, shared_bars: pl.DataFrame) -> None:
+def test_regimes_carry_lot_multiplier_and_recommendation(
+    model: RegimeModel, shared_bars: pl.DataFrame
+) -> None:
     reading = model.latest(shared_bars.slice(0, 400))
     expected = {"low": (1.0, "TRADE"), "medium": (1.0, "TRADE"), "high": (0.5, "REDUCE")}
     assert (reading.lot_multiplier, reading.recommendation) == expected[reading.name]
@@ -177,4 +183,8 @@ def test_flash_crash_move_and_state_shares() -> None:
     assert flash_crash_move_pct(np.array([100.0, 101.0, 102.5]), bars=5) == pytest.approx(2.5)
     assert flash_crash_move_pct(np.array([100.0])) == 0.0
     assert flash_crash_move_pct(np.array([1.0, 100.0, 99.0, 98.0, 97.0, 97.0])) == pytest.approx(3.0)
-    assert state_shares(np.array([-1, 0, 0, 1, 2], dtype=np.int8)) == {"low": 0.5, "medium": 0.25, "high": 0.25}
+    assert state_shares(np.array([-1, 0, 0, 1, 2], dtype=np.int8)) == {
+        "low": 0.5,
+        "medium": 0.25,
+        "high": 0.25,
+    }

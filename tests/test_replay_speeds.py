@@ -23,11 +23,21 @@ def clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
             monkeypatch.delenv(name)
 
 
-async def replay(tmp_path: Path, bars_file: Path, speed: float, decisions: int) -> tuple[list[Any], list[Any]]:
+async def replay(
+    tmp_path: Path, bars_file: Path, speed: float, decisions: int
+) -> tuple[list[Any], list[Any]]:
     settings = load_settings(
-        None, database_path=tmp_path / "x.db", models_dir=tmp_path / "models", paper_feed="replay",
-        paper_replay_file=str(bars_file), paper_replay_speed=speed, market_update_minutes=0,
-        hourly_analysis=False, daily_summary=False, auto_retrain=False, analysis_history_bars=300,
+        None,
+        database_path=tmp_path / "x.db",
+        models_dir=tmp_path / "models",
+        paper_feed="replay",
+        paper_replay_file=str(bars_file),
+        paper_replay_speed=speed,
+        market_update_minutes=0,
+        hourly_analysis=False,
+        daily_summary=False,
+        auto_retrain=False,
+        analysis_history_bars=300,
         disabled_gates="h1_bias,hours_9_21,confirmation,pullback,session,spread_limit,market_quality",
         cooldown_seconds=0,
     )
@@ -44,10 +54,16 @@ async def replay(tmp_path: Path, bars_file: Path, speed: float, decisions: int) 
         made = sorted((d.bar_time, d.action, d.reason) for d in rows)[:decisions]
         last_bar = made[-1][0]
         trades = await app.journal.trades(limit=10_000)
-        opened = sorted((t.ticket, str(t.side), t.volume, t.open_price, t.open_time) for t in trades
-                        if t.open_time <= last_bar)
-        closed = sorted((t.ticket, t.close_time, t.close_price, t.profit, t.exit_reason) for t in trades
-                        if t.close_time is not None and t.close_time <= last_bar)
+        opened = sorted(
+            (t.ticket, str(t.side), t.volume, t.open_price, t.open_time)
+            for t in trades
+            if t.open_time <= last_bar
+        )
+        closed = sorted(
+            (t.ticket, t.close_time, t.close_price, t.profit, t.exit_reason)
+            for t in trades
+            if t.close_time is not None and t.close_time <= last_bar
+        )
         return made, opened + closed
     finally:
         await app.shutdown("test")
@@ -59,7 +75,9 @@ async def test_the_bot_replays_the_same_trades_at_two_speeds(tmp_path: Path) -> 
     import polars as pl
 
     bars_file = tmp_path / "bars.parquet"
-    bars.with_columns(pl.col("time").map_elements(clock.from_utc, return_dtype=pl.Datetime("us"))).write_parquet(bars_file)
+    bars.with_columns(
+        pl.col("time").map_elements(clock.from_utc, return_dtype=pl.Datetime("us"))
+    ).write_parquet(bars_file)
     (tmp_path / "a").mkdir()
     (tmp_path / "b").mkdir()
     slow = await replay(tmp_path / "a", bars_file, 3000, 40)

@@ -41,26 +41,56 @@ class Setup:
 
 def analysis(p_up: float = 0.72, level: str = "GOOD") -> MarketAnalysis:
     return MarketAnalysis(
-        bar_time=NOW - timedelta(minutes=15), close=2351.25, atr=4.8, spread_points=25, setup=Setup(),
-        regime=RegimeView("medium", 1, 0.8, 1.0, "TRADE"), ml=MLView(p_up), quality=QualityView(68.0, level, 0.6),
-        session=session_at(NOW), indicators={"ema_9": 2350.0, "ema_21": 2348.0}, h1_bias=1,
+        bar_time=NOW - timedelta(minutes=15),
+        close=2351.25,
+        atr=4.8,
+        spread_points=25,
+        setup=Setup(),
+        regime=RegimeView("medium", 1, 0.8, 1.0, "TRADE"),
+        ml=MLView(p_up),
+        quality=QualityView(68.0, level, 0.6),
+        session=session_at(NOW),
+        indicators={"ema_9": 2350.0, "ema_21": 2348.0},
+        h1_bias=1,
     )
 
 
-def snapshot(a: MarketAnalysis | None = None, positions: tuple[Position, ...] = (), paused: bool = False,
-             risk: RiskState | None = None) -> EngineSnapshot:
-    risk = risk or replace(RiskState.fresh(1000.0, NOW), daily_realized=-12.0, daily_trades=2, daily_wins=1,
-                           consecutive_losses=1)
+def snapshot(
+    a: MarketAnalysis | None = None,
+    positions: tuple[Position, ...] = (),
+    paused: bool = False,
+    risk: RiskState | None = None,
+) -> EngineSnapshot:
+    risk = risk or replace(
+        RiskState.fresh(1000.0, NOW), daily_realized=-12.0, daily_trades=2, daily_wins=1, consecutive_losses=1
+    )
     return EngineSnapshot(
-        time=NOW, account=AccountInfo(1, 988.0, 990.5, 10.0, 980.0), positions=positions,
-        mode=ModeDecision(RiskMode.NORMAL, "within limits"), paused=paused, risk=risk, limits=RiskLimits(),
-        analysis=a, last_decision=None, pending_approvals=(), timing={"fetch": (1.2, 8.5), "analysis": (40.0, 95.1)},
+        time=NOW,
+        account=AccountInfo(1, 988.0, 990.5, 10.0, 980.0),
+        positions=positions,
+        mode=ModeDecision(RiskMode.NORMAL, "within limits"),
+        paused=paused,
+        risk=risk,
+        limits=RiskLimits(),
+        analysis=a,
+        last_decision=None,
+        pending_approvals=(),
+        timing={"fetch": (1.2, 8.5), "analysis": (40.0, 95.1)},
         started=NOW - timedelta(hours=26, minutes=10),
     )
 
 
-POS = Position(ticket=77, symbol="XAUUSD", side=Side.BUY, volume=0.01, open_price=2348.0,
-               open_time=NOW - timedelta(minutes=65), sl=2343.0, tp=2358.0, profit=2.5)
+POS = Position(
+    ticket=77,
+    symbol="XAUUSD",
+    side=Side.BUY,
+    volume=0.01,
+    open_price=2348.0,
+    open_time=NOW - timedelta(minutes=65),
+    sl=2343.0,
+    tp=2358.0,
+    profit=2.5,
+)
 
 
 def check_html(html: str) -> str:
@@ -82,11 +112,22 @@ def test_meta_model_is_read_against_its_own_fitted_floor() -> None:
 
 def test_market_update_contents() -> None:
     text = check_html(market_update(snapshot(analysis(), (POS,))))
-    for piece in ("MARKET UPDATE", "XAUUSD: 2,351.25 (bar 15:00 WIB)", "ATR: 4.80 | Spread: 25 pts",
-                  "ML: 🟢 BUY 72% / thr 60%", "SMC: BUY (70%) bullish <FVG> retest", "Quality: GOOD (68)",
-                  "Trend: UPTREND | H1: BULLISH", "Regime: medium (TRADE)", "Status: ✅ READY",
-                  "Daily Loss: $12.00 / $30.00 | Streak 1L", "Positions (1)", "#77 BUY 0.01 +$2.50",
-                  "SL 2,343.00 TP 2,358.00 · 1h 05m", "⏰ 15:00 WIB"):
+    for piece in (
+        "MARKET UPDATE",
+        "XAUUSD: 2,351.25 (bar 15:00 WIB)",
+        "ATR: 4.80 | Spread: 25 pts",
+        "ML: 🟢 BUY 72% / thr 60%",
+        "SMC: BUY (70%) bullish <FVG> retest",
+        "Quality: GOOD (68)",
+        "Trend: UPTREND | H1: BULLISH",
+        "Regime: medium (TRADE)",
+        "Status: ✅ READY",
+        "Daily Loss: $12.00 / $30.00 | Streak 1L",
+        "Positions (1)",
+        "#77 BUY 0.01 +$2.50",
+        "SL 2,343.00 TP 2,358.00 · 1h 05m",
+        "⏰ 15:00 WIB",
+    ):
         assert piece in text, piece
 
 
@@ -102,9 +143,19 @@ def test_market_update_waits_below_threshold_or_on_avoid_and_without_analysis() 
 
 
 def decisions() -> list[Decision]:
-    def d(minutes_ago: int, action: str, gates: tuple[GateResult, ...], side: Side | None = Side.BUY) -> Decision:
-        return Decision(bar_time=NOW - timedelta(minutes=minutes_ago + 15), action=action, side=side, reason="r",
-                        gates=gates, regime="medium", p_up=0.64, threshold=0.6)
+    def d(
+        minutes_ago: int, action: str, gates: tuple[GateResult, ...], side: Side | None = Side.BUY
+    ) -> Decision:
+        return Decision(
+            bar_time=NOW - timedelta(minutes=minutes_ago + 15),
+            action=action,
+            side=side,
+            reason="r",
+            gates=gates,
+            regime="medium",
+            p_up=0.64,
+            threshold=0.6,
+        )
 
     ok = GateResult("session", True, "London")
     return [
@@ -123,9 +174,16 @@ def test_hourly_analysis_shows_the_last_four_bars_and_the_blocking_gate() -> Non
     assert "14:15 BUY ⛔ ml_confidence: 0.55 < <0.60> p_up 64%" in text
     assert "14:30 BUY ⛔ spread: spread 60 > 50" in text
     assert "15:00 BUY ✅ enter" in text
-    for piece in ("HOURLY 15:00 WIB", "Bal: $988.00 | Eq: $990.50", "Float: +$2.50", "Day P/L: -$12.00 (2 trades)",
-                  "Uptime: 1d 02h", "fetch: p50 1.2 ms p99 8.5 ms", "Quality: GOOD (68) → ✅ READY",
-                  "⏰ 2026-03-02 15:00 WIB"):
+    for piece in (
+        "HOURLY 15:00 WIB",
+        "Bal: $988.00 | Eq: $990.50",
+        "Float: +$2.50",
+        "Day P/L: -$12.00 (2 trades)",
+        "Uptime: 1d 02h",
+        "fetch: p50 1.2 ms p99 8.5 ms",
+        "Quality: GOOD (68) → ✅ READY",
+        "⏰ 2026-03-02 15:00 WIB",
+    ):
         assert piece in text, piece
 
 
@@ -145,10 +203,20 @@ def test_decision_line_with_a_journal_record() -> None:
     from bot.store import DecisionRecord
     from bot.store import GateResult as StoredGate
 
-    rec = DecisionRecord(id=1, bar_time=NOW - timedelta(minutes=15), action="skip", side=None, p_up=None,
-                         regime="low", confidence=None, threshold=0.6, reason="session: Asian",
-                         gates=(StoredGate("flash_crash_guard", True), StoredGate("session", False, "Asian")),
-                         lot=None, created_at=NOW)
+    rec = DecisionRecord(
+        id=1,
+        bar_time=NOW - timedelta(minutes=15),
+        action="skip",
+        side=None,
+        p_up=None,
+        regime="low",
+        confidence=None,
+        threshold=0.6,
+        reason="session: Asian",
+        gates=(StoredGate("flash_crash_guard", True), StoredGate("session", False, "Asian")),
+        lot=None,
+        created_at=NOW,
+    )
     assert html_to_text(decision_line(rec)) == "15:00 — ⛔ session: Asian"
 
 
@@ -166,24 +234,44 @@ async def journal(tmp_path: Path) -> AsyncIterator[Journal]:
 
 
 def closed(ticket: int, profit: float, close_at: datetime, side: Side = Side.BUY) -> ClosedTrade:
-    return ClosedTrade(ticket=ticket, symbol="XAUUSD", side=side, volume=0.01, open_price=2340.0,
-                       close_price=2340.0 + profit * side.sign, open_time=close_at - timedelta(minutes=30),
-                       close_time=close_at, profit=profit, reason="smart_take_profit")
+    return ClosedTrade(
+        ticket=ticket,
+        symbol="XAUUSD",
+        side=side,
+        volume=0.01,
+        open_price=2340.0,
+        close_price=2340.0 + profit * side.sign,
+        open_time=close_at - timedelta(minutes=30),
+        close_time=close_at,
+        profit=profit,
+        reason="smart_take_profit",
+    )
 
 
 async def test_daily_summary_with_two_closed_trades(journal: Journal) -> None:
     # 2026-03-02 WIB runs from 2026-03-01 17:00 UTC to 2026-03-02 17:00 UTC
     await journal.record_trade_close(closed(1, 15.0, datetime(2026, 3, 2, 2, 0, tzinfo=UTC)))
     await journal.record_trade_close(closed(2, -5.5, datetime(2026, 3, 2, 4, 0, tzinfo=UTC), Side.SELL))
-    await journal.record_trade_close(closed(3, 99.0, datetime(2026, 3, 1, 16, 0, tzinfo=UTC)))  # the day before
+    await journal.record_trade_close(
+        closed(3, 99.0, datetime(2026, 3, 1, 16, 0, tzinfo=UTC))
+    )  # the day before
     for hour, bal, eq in ((1, 1000.0, 1000.0), (3, 1015.0, 1013.0), (5, 1009.5, 1009.5)):
         await journal.record_equity(datetime(2026, 3, 2, hour, 0, tzinfo=UTC), bal, eq, 0)
     html, png = await daily_summary(journal, DAY)
     text = check_html(html)
-    for piece in ("🎉 DAILY REPORT 2026-03-02", "P/L: +$9.50 (+0.95%)", "Gross Win: +$15.00 | Gross Loss: -$5.50",
-                  "Bal Start: $1,000.00", "Bal End: $1,009.50", "Total: 2 | Wins 1 | Losses 1", "Win Rate: 50.0%",
-                  "Profit Factor: 2.73", "Avg/Trade: +$4.75", "Best: ✅ #1 BUY: +$15.00",
-                  "Worst: ❌ #2 SELL: -$5.50"):
+    for piece in (
+        "🎉 DAILY REPORT 2026-03-02",
+        "P/L: +$9.50 (+0.95%)",
+        "Gross Win: +$15.00 | Gross Loss: -$5.50",
+        "Bal Start: $1,000.00",
+        "Bal End: $1,009.50",
+        "Total: 2 | Wins 1 | Losses 1",
+        "Win Rate: 50.0%",
+        "Profit Factor: 2.73",
+        "Avg/Trade: +$4.75",
+        "Best: ✅ #1 BUY: +$15.00",
+        "Worst: ❌ #2 SELL: -$5.50",
+    ):
         assert piece in text, piece
     assert "#3" not in text
     assert png.startswith(PNG_SIGNATURE) and len(png) > 5000

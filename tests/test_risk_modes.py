@@ -34,7 +34,12 @@ TABLE = [
     ("three losses", {"consecutive_losses": 3}, 10_000, RiskMode.RECOVERY),
     ("79% of daily", {"daily_realized": -237.0}, 9_763, RiskMode.NORMAL),
     ("80% of daily", {"daily_realized": -240.0}, 9_760, RiskMode.PROTECTED),
-    ("PROTECTED beats RECOVERY", {"daily_realized": -250.0, "consecutive_losses": 4}, 9_750, RiskMode.PROTECTED),
+    (
+        "PROTECTED beats RECOVERY",
+        {"daily_realized": -250.0, "consecutive_losses": 4},
+        9_750,
+        RiskMode.PROTECTED,
+    ),
     ("daily limit", {"daily_realized": -300.0}, 9_700, RiskMode.STOPPED),
     ("daily stop flag", {"daily_stop": True}, 10_000, RiskMode.STOPPED),
     ("80% of total", {"reference_balance": 10_000}, 9_200, RiskMode.PROTECTED),
@@ -42,8 +47,18 @@ TABLE = [
     ("total stop flag", {"total_stop": True}, 12_000, RiskMode.STOPPED),
     ("cooldown", {"cooldown_until": NOW + timedelta(minutes=5)}, 10_000, RiskMode.COOLDOWN),
     ("cooldown over", {"cooldown_until": NOW - timedelta(seconds=1)}, 10_000, RiskMode.NORMAL),
-    ("STOPPED beats COOLDOWN", {"cooldown_until": NOW + timedelta(minutes=5), "daily_stop": True}, 10_000, RiskMode.STOPPED),
-    ("COOLDOWN beats PROTECTED", {"cooldown_until": NOW + timedelta(minutes=5), "daily_realized": -250.0}, 9_750, RiskMode.COOLDOWN),
+    (
+        "STOPPED beats COOLDOWN",
+        {"cooldown_until": NOW + timedelta(minutes=5), "daily_stop": True},
+        10_000,
+        RiskMode.STOPPED,
+    ),
+    (
+        "COOLDOWN beats PROTECTED",
+        {"cooldown_until": NOW + timedelta(minutes=5), "daily_realized": -250.0},
+        9_750,
+        RiskMode.COOLDOWN,
+    ),
     ("profits reduce total loss", {"reference_balance": 10_000}, 10_500, RiskMode.NORMAL),
 ]
 
@@ -107,7 +122,13 @@ def test_daily_override_lasts_only_that_day():
 
 @pytest.mark.parametrize(
     "bad",
-    [dict(risk_per_trade_pct=0), dict(daily_loss_pct=-1), dict(max_positions=0), dict(min_lot=0.05, max_lot=0.01), dict(protected_at=1.0)],
+    [
+        dict(risk_per_trade_pct=0),
+        dict(daily_loss_pct=-1),
+        dict(max_positions=0),
+        dict(min_lot=0.05, max_lot=0.01),
+        dict(protected_at=1.0),
+    ],
 )
 def test_invalid_limits_refused(bad):
     with pytest.raises(ValueError):

@@ -13,8 +13,14 @@ SPEC = SymbolSpec()
 
 def size(**kw):
     args = dict(
-        balance=10_000.0, free_margin=10_000.0, price=2650.0, stop_distance=15.0, spec=SPEC,
-        limits=RiskLimits(max_lot=1.0), mode=RiskMode.NORMAL, kelly=kelly_estimate([]),
+        balance=10_000.0,
+        free_margin=10_000.0,
+        price=2650.0,
+        stop_distance=15.0,
+        spec=SPEC,
+        limits=RiskLimits(max_lot=1.0),
+        mode=RiskMode.NORMAL,
+        kelly=kelly_estimate([]),
     )
     args.update(kw)
     return size_position(**args)

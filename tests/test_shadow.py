@@ -37,8 +37,12 @@ T0 = datetime(2026, 3, 2, 3, 0, tzinfo=UTC)  # a Monday, 10:00 WIB
 
 
 def test_strategy_stats_by_hand() -> None:
-    trades = [Outcome(T0, 100.0, 50.0), Outcome(T0, -50.0, 50.0), Outcome(T0 + timedelta(days=1), -25.0, 50.0),
-              Outcome(T0 + timedelta(days=1), 75.0, 50.0)]
+    trades = [
+        Outcome(T0, 100.0, 50.0),
+        Outcome(T0, -50.0, 50.0),
+        Outcome(T0 + timedelta(days=1), -25.0, 50.0),
+        Outcome(T0 + timedelta(days=1), 75.0, 50.0),
+    ]
     s = strategy_stats(trades, 1_000.0)
     assert (s.trades, s.wins, s.win_rate) == (4, 2, 0.5)
     assert s.profit_factor == pytest.approx(175 / 75)
@@ -52,8 +56,13 @@ def test_strategy_stats_by_hand() -> None:
 
 def test_stats_of_nothing_and_of_only_winners() -> None:
     empty = strategy_stats([], 500.0)
-    assert (empty.trades, empty.win_rate, empty.profit_factor, empty.net, empty.expectancy_r_ci) == (0, None, None, 0.0,
-                                                                                                      None)
+    assert (empty.trades, empty.win_rate, empty.profit_factor, empty.net, empty.expectancy_r_ci) == (
+        0,
+        None,
+        None,
+        0.0,
+        None,
+    )
     wins = strategy_stats([Outcome(T0, 10.0, 0.0), Outcome(T0, 5.0, 0.0)], 500.0)
     assert wins.profit_factor is None and wins.expectancy_r is None  # no loss; no known risk
     assert max_drawdown(np.array([]), 100.0) == (0.0, 0.0)
@@ -88,9 +97,13 @@ def test_kelly_with_only_losses_sizes_nothing_instead_of_dividing_by_zero() -> N
 
 def test_params_from_dict_names_what_is_wrong() -> None:
     assert params_from_dict({"cooldown_seconds": 600.0}).cooldown_seconds == 600
-    for bad, words in [({"nope": 1}, "unknown parameter"), ({"cooldown_seconds": "x"}, "must be int"),
-                       ({"max_loss_frac": -1.0}, "must not be negative"), ({"cooldown_seconds": 1.5}, "whole number"),
-                       ({"disabled_gates": ["warp"]}, "unknown gate")]:
+    for bad, words in [
+        ({"nope": 1}, "unknown parameter"),
+        ({"cooldown_seconds": "x"}, "must be int"),
+        ({"max_loss_frac": -1.0}, "must not be negative"),
+        ({"cooldown_seconds": 1.5}, "whole number"),
+        ({"disabled_gates": ["warp"]}, "unknown gate"),
+    ]:
         with pytest.raises(ValueError, match=words):
             params_from_dict(bad)
 
@@ -103,7 +116,9 @@ def market() -> object:
     return generate_bars(1300, seed=3)
 
 
-async def _replay(root: Path, bars: object, monkeypatch: pytest.MonkeyPatch, holder: dict[str, object]) -> object:
+async def _replay(
+    root: Path, bars: object, monkeypatch: pytest.MonkeyPatch, holder: dict[str, object]
+) -> object:
     monkeypatch.setattr(os, "fsync", lambda fd: None)  # durability is the restart test's; here only the logic
     live = BarMemo(MarketAnalyzer(history=300))
     holder["memo"] = live
@@ -121,8 +136,9 @@ async def _replay(root: Path, bars: object, monkeypatch: pytest.MonkeyPatch, hol
     return await replay_with_shadow(bars, live, build, warmup=200, ticks_per_bar=4, before_start=add)  # type: ignore[arg-type]
 
 
-async def test_replay_the_better_challenger_wins_and_the_worse_loses(tmp_path: Path, market: object,
-                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+async def test_replay_the_better_challenger_wins_and_the_worse_loses(
+    tmp_path: Path, market: object, monkeypatch: pytest.MonkeyPatch
+) -> None:
     holder: dict[str, object] = {}
     r = await _replay(tmp_path, market, monkeypatch, holder)
     live = r.live_outcomes()
@@ -138,21 +154,28 @@ async def test_replay_the_better_challenger_wins_and_the_worse_loses(tmp_path: P
     anti, anti_vs = results[2]
     idle, _ = results[3]
     assert oracle.trades >= 20 and oracle.net > 0 and oracle.win_rate is not None and oracle.win_rate > 0.8
-    assert oracle_vs.mean_per_day > 0 and oracle_vs.strength in ("strong", "moderate") and oracle_vs.days >= 10
+    assert (
+        oracle_vs.mean_per_day > 0 and oracle_vs.strength in ("strong", "moderate") and oracle_vs.days >= 10
+    )
     assert anti.trades >= 20 and anti.net < 0 and anti.win_rate is not None and anti.win_rate < 0.2
     assert anti_vs.mean_per_day < 0 and anti_vs.p_better is not None and anti_vs.p_better > 0.95
     assert idle.trades == 0  # params no-entries: min_risk_reward 100 refuses every setup
     # the promotion rule proposes the better one only
     rule = PromotionRule(min_trades=20, min_days=10)
     assert promotion_reason(oracle, oracle_vs, rule) is not None
-    assert promotion_reason(anti, anti_vs, rule) is None and promotion_reason(idle, results[3][1], rule) is None
+    assert (
+        promotion_reason(anti, anti_vs, rule) is None and promotion_reason(idle, results[3][1], rule) is None
+    )
     assert promotion_reason(oracle, oracle_vs, PromotionRule(min_trades=10_000)) is None
     # own accounts: each challenger's balance is its start plus its own trades only
     for runner in r.book.runners.values():
         net = sum(t.profit for t in runner.recorder.closed)
         floating = runner.broker.floating_pl()
-        assert runner.broker.balance == pytest.approx(runner.spec.start_balance + net, abs=0.02 * (1 + len(
-            runner.recorder.closed))) or floating != 0
+        assert (
+            runner.broker.balance
+            == pytest.approx(runner.spec.start_balance + net, abs=0.02 * (1 + len(runner.recorder.closed)))
+            or floating != 0
+        )
     # tagged records, apart from live's
     lines = (tmp_path / "c1" / "trades.jsonl").read_text().splitlines()
     assert len(lines) == oracle.trades and all(json.loads(x)["tag"] == "c1" for x in lines)
@@ -163,12 +186,15 @@ async def test_replay_the_better_challenger_wins_and_the_worse_loses(tmp_path: P
     assert memo.computed == len(r.times.live_bar) > 0  # type: ignore[attr-defined]
 
 
-async def test_restart_finds_every_challenger_as_it_was(tmp_path: Path, market: object,
-                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+async def test_restart_finds_every_challenger_as_it_was(
+    tmp_path: Path, market: object, monkeypatch: pytest.MonkeyPatch
+) -> None:
     holder: dict[str, object] = {}
     r = await _replay(tmp_path, market, monkeypatch, holder)
-    before = {n: (x.broker.to_state(), x.engine.state_dict(), list(x.recorder.closed), x.spec)
-              for n, x in r.book.runners.items()}
+    before = {
+        n: (x.broker.to_state(), x.engine.state_dict(), list(x.recorder.closed), x.spec)
+        for n, x in r.book.runners.items()
+    }
     assert any(state[0]["deals"] for state in before.values())
     # a new process: a new book on the same folder, started from what it holds
     again = book_factory(tmp_path, market, BarMemo(MarketAnalyzer(history=300)))(r.engine, r.clock)  # type: ignore[arg-type]
@@ -179,17 +205,23 @@ async def test_restart_finds_every_challenger_as_it_was(tmp_path: Path, market: 
         assert runner.spec == spec_before
         got = runner.broker.to_state()
         assert (got["account"], got["positions"], got["deals"], got["next_ticket"]) == (
-            account["account"], account["positions"], account["deals"], account["next_ticket"])
+            account["account"],
+            account["positions"],
+            account["deals"],
+            account["next_ticket"],
+        )
         after = runner.engine.state_dict()
         assert after["risk"] == state["risk"] and after["limits"] == state["limits"]
         assert after["positions"] == state["positions"]
         assert runner.recorder.closed == closed
         assert strategy_stats(runner.outcomes(), 1.0) == strategy_stats(
-            [o for o in r.book.runners[n].outcomes()], 1.0)
+            [o for o in r.book.runners[n].outcomes()], 1.0
+        )
 
 
-async def test_the_book_refuses_a_fourth_and_an_unknown_drop(tmp_path: Path, market: object,
-                                                            monkeypatch: pytest.MonkeyPatch) -> None:
+async def test_the_book_refuses_a_fourth_and_an_unknown_drop(
+    tmp_path: Path, market: object, monkeypatch: pytest.MonkeyPatch
+) -> None:
     holder: dict[str, object] = {}
     r = await _replay(tmp_path, market.head(260), monkeypatch, holder)  # type: ignore[attr-defined]
     with pytest.raises(ChallengerError, match="3 challengers already run"):
@@ -213,8 +245,20 @@ async def test_a_line_torn_by_a_kill_is_skipped_and_the_rest_read(tmp_path: Path
     from trading.shadow_store import ShadowRecorder
 
     rec = ShadowRecorder(tmp_path / "c1", "c1")
-    t = ClosedTrade(7, "XAUUSD", Side.SELL, 0.02, 3300.0, 3290.0, T0, T0 + timedelta(hours=1), 20.0, "broker_tp",
-                    sl=3305.0, tp=3290.0)
+    t = ClosedTrade(
+        7,
+        "XAUUSD",
+        Side.SELL,
+        0.02,
+        3300.0,
+        3290.0,
+        T0,
+        T0 + timedelta(hours=1),
+        20.0,
+        "broker_tp",
+        sl=3305.0,
+        tp=3290.0,
+    )
     assert await rec.record_close(t) is True
     assert await rec.record_close(t) is False  # idempotent
     with (tmp_path / "c1" / "trades.jsonl").open("a") as fh:
@@ -240,9 +284,15 @@ def test_the_overlay_chart_is_a_png_with_every_curve_and_a_no_data_image() -> No
     from charts.shadow import Curve, shadow_equity_chart
     from charts.style import PNG_SIGNATURE
 
-    curves = [Curve("live", (T0, 10_000.0), [T0 + timedelta(hours=3)], [-25.0], live=True),
-              Curve("#1 model v002", (T0 + timedelta(hours=1), 9_990.0), [T0 + timedelta(hours=2), T0 + timedelta(
-                  days=1)], [40.0, -10.0])]
+    curves = [
+        Curve("live", (T0, 10_000.0), [T0 + timedelta(hours=3)], [-25.0], live=True),
+        Curve(
+            "#1 model v002",
+            (T0 + timedelta(hours=1), 9_990.0),
+            [T0 + timedelta(hours=2), T0 + timedelta(days=1)],
+            [40.0, -10.0],
+        ),
+    ]
     png = shadow_equity_chart(curves, T0 + timedelta(days=2))
     assert png.startswith(PNG_SIGNATURE) and len(png) > 10_000
     empty = shadow_equity_chart([], T0)
@@ -255,8 +305,18 @@ async def test_a_challenger_that_cannot_start_stays_listed_until_dropped(tmp_pat
     def analyzer(spec: object) -> object:
         raise RuntimeError("version v002 was pruned")
 
-    listed = [{"number": 4, "model_version": "v002", "params_name": "", "params": {}, "limits": {},
-               "start_balance": 100.0, "started": T0.isoformat(), "added_by": "t"}]
+    listed = [
+        {
+            "number": 4,
+            "model_version": "v002",
+            "params_name": "",
+            "params": {},
+            "limits": {},
+            "start_balance": 100.0,
+            "started": T0.isoformat(),
+            "added_by": "t",
+        }
+    ]
     (tmp_path / "challengers.json").write_text(json.dumps(listed))
     book = ShadowBook(tmp_path, analyzer, lambda: T0, max_challengers=1)  # type: ignore[arg-type]
     problems = await book.load()

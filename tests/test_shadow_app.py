@@ -27,8 +27,13 @@ async def test_challengers_follow_the_live_loop_and_survive_a_restart(tmp_path: 
         assert app.shadow.book.times.steps  # stepped after live, timed
         # it reads the bar with live's model and gates: live's own analysis of each bar, not a second one
         assert runner.engine.analyzer.shared_with_live == runner.recorder.decisions
-        before = (runner.broker.to_state(), runner.engine.state_dict(), list(runner.recorder.closed),
-                  runner.recorder.decisions, runner.spec)
+        before = (
+            runner.broker.to_state(),
+            runner.engine.state_dict(),
+            list(runner.recorder.closed),
+            runner.recorder.decisions,
+            runner.spec,
+        )
     finally:
         await app.shutdown("test")
 
@@ -39,7 +44,11 @@ async def test_challengers_follow_the_live_loop_and_survive_a_restart(tmp_path: 
         account, state, closed, decisions, spec_before = before
         got = back.broker.to_state()
         assert (got["account"], got["positions"], got["deals"], got["next_ticket"]) == (
-            account["account"], account["positions"], account["deals"], account["next_ticket"])
+            account["account"],
+            account["positions"],
+            account["deals"],
+            account["next_ticket"],
+        )
         assert back.engine.state_dict()["risk"] == state["risk"]
         assert back.engine.params.cooldown_seconds == 1800 and back.spec == spec_before
         assert back.recorder.closed == closed and back.recorder.decisions == decisions

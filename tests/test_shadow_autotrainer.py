@@ -15,12 +15,19 @@ from models.autotrainer import AutoTrainer, AutoTrainerConfig, _init_worker
 from models.registry import ModelRegistry, ModelSlot
 from trading.events import Event, EventKind
 
-RESULT = {"version": "v004", "activated": False, "activation_reason": "not activated (--no-activate)",
-          "signal": {"auc": 0.6, "holdout": {"auc": 0.58}}, "seconds": 3.0}
+RESULT = {
+    "version": "v004",
+    "activated": False,
+    "activation_reason": "not activated (--no-activate)",
+    "signal": {"auc": 0.6, "holdout": {"auc": 0.58}},
+    "seconds": 3.0,
+}
 
 
 def fake_training(monkeypatch: pytest.MonkeyPatch, seen: dict[str, Any]) -> None:
-    def train_models(bars: pl.DataFrame, models_dir: str, *, progress: Any, activate: bool, **options: Any) -> Any:
+    def train_models(
+        bars: pl.DataFrame, models_dir: str, *, progress: Any, activate: bool, **options: Any
+    ) -> Any:
         seen["activate"] = activate
         return SimpleNamespace(to_json_dict=lambda: dict(RESULT))
 
@@ -39,13 +46,22 @@ def test_a_retrained_model_is_stored_and_started_in_shadow_never_live(tmp_path, 
         return "trading in shadow as challenger #2; /shadow shows how it does"
 
     bars = pl.DataFrame({"x": list(range(1200))})
-    t = AutoTrainer(ModelRegistry(tmp_path), slot, lambda n: bars, AutoTrainerConfig(min_bars=1000),
-                    on_event=events.append, to_shadow=to_shadow,
-                    executor_factory=lambda q: ThreadPoolExecutor(1, initializer=_init_worker, initargs=(q,)))
+    t = AutoTrainer(
+        ModelRegistry(tmp_path),
+        slot,
+        lambda n: bars,
+        AutoTrainerConfig(min_bars=1000),
+        on_event=events.append,
+        to_shadow=to_shadow,
+        executor_factory=lambda q: ThreadPoolExecutor(1, initializer=_init_worker, initargs=(q,)),
+    )
     outcome = t.start("manual", by="chat", now=datetime(2026, 3, 10, tzinfo=UTC)).result(timeout=30)
     assert seen["activate"] is False  # the worker stores it without activating
     assert handed == ["v004"] and slot.current is None and not outcome.accepted
-    assert outcome.reason == "stored as v004, not live: trading in shadow as challenger #2; /shadow shows how it does"
+    assert (
+        outcome.reason
+        == "stored as v004, not live: trading in shadow as challenger #2; /shadow shows how it does"
+    )
     assert events[-1].kind is EventKind.INFO and "challenger #2" in events[-1].text
 
 

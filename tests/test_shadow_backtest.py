@@ -28,20 +28,28 @@ def test_a_spec_names_a_version_a_param_file_or_both(tmp_path: Path) -> None:
         parse_challenger(f"params:{tmp_path / 'missing.json'}", base)
 
 
-async def test_history_with_a_challenger_gives_the_strategy_and_its_difference(tmp_path: Path,
-                                                                               monkeypatch: pytest.MonkeyPatch) -> None:
+async def test_history_with_a_challenger_gives_the_strategy_and_its_difference(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     import os
 
     monkeypatch.setattr(os, "fsync", lambda fd: None)
     (tmp_path / "none.json").write_text(json.dumps({"min_risk_reward": 100.0}))
     bars = generate_bars(700, seed=3)
-    out = await run_challengers(bars, [f"params:{tmp_path / 'none.json'}"], balance=10_000.0, commission=0.0,
-                                ticks_per_bar=4, warmup=400)
+    out = await run_challengers(
+        bars,
+        [f"params:{tmp_path / 'none.json'}"],
+        balance=10_000.0,
+        commission=0.0,
+        ticks_per_bar=4,
+        warmup=400,
+    )
     assert out["strategy"]["trades"] > 0
     [c] = out["challengers"]
     assert c["label"] == "params none" and c["trades"] == 0 and c["errors"] == 0
     # never trading beats a losing strategy by exactly what the strategy lost, day by day
-    assert c["vs_strategy"]["mean_per_day"] * c["vs_strategy"]["days"] == pytest.approx(-out["strategy"]["net"],
-                                                                                      abs=0.05)
+    assert c["vs_strategy"]["mean_per_day"] * c["vs_strategy"]["days"] == pytest.approx(
+        -out["strategy"]["net"], abs=0.05
+    )
     with pytest.raises(ChallengerError, match="needs --models-dir"):
         await run_challengers(bars, ["v001"], balance=1.0, commission=0.0, ticks_per_bar=4, warmup=400)

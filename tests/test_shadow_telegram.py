@@ -48,10 +48,17 @@ def service(h: Harness, tmp_path: Path, models_root: Path, max_challengers: int 
     (params / "broken.json").write_text(json.dumps({"cooldown_seconds": -5}))
     (params / "typo.json").write_text(json.dumps({"cooldown_secs": 60}))
     (params / "same.json").write_text(json.dumps({"cooldown_seconds": h.engine.params.cooldown_seconds}))
-    svc = ShadowService(tmp_path / "shadow", h.engine, registry=registry,
-                        live_slot=ModelSlot(registry.load("v001")),
-                        analyzer_for=lambda bundle, h1: (lambda bars: analysis()), queries=h.ctx.queries,
-                        journal=h.journal, params_dir=params, max_challengers=max_challengers)
+    svc = ShadowService(
+        tmp_path / "shadow",
+        h.engine,
+        registry=registry,
+        live_slot=ModelSlot(registry.load("v001")),
+        analyzer_for=lambda bundle, h1: lambda bars: analysis(),
+        queries=h.ctx.queries,
+        journal=h.journal,
+        params_dir=params,
+        max_challengers=max_challengers,
+    )
     h.ctx.shadow = svc
     return svc
 
@@ -81,7 +88,9 @@ async def test_add_a_rejected_version_and_a_param_set_then_list_and_drop(h: Harn
     text = (await h.send("/shadow add params study")).params["text"]
     assert "Challenger <b>#2</b> (params study)" in text
     assert [(c["number"], c["model_version"], c["params_name"]) for c in listed(tmp_path)] == [
-        (1, "v002", ""), (2, "live", "study")]
+        (1, "v002", ""),
+        (2, "live", "study"),
+    ]
     assert listed(tmp_path)[1]["params"]["max_loss_frac"] == 0.4
     # the challengers follow the live quotes
     await h.engine.on_tick()
@@ -94,29 +103,38 @@ async def test_add_a_rejected_version_and_a_param_set_then_list_and_drop(h: Harn
     assert [c["number"] for c in listed(tmp_path)] == [2]
     entries = await h.audits(5)
     results = {(e.command, e.args, e.result, e.allowed) for e in entries}
-    assert {("/shadow", "add v002", "added #1 model v002", True),
-            ("/shadow", "add params study", "added #2 params study", True),
-            ("/shadow", "drop 1", "dropped #1 model v002", True)} <= results
+    assert {
+        ("/shadow", "add v002", "added #1 model v002", True),
+        ("/shadow", "add params study", "added #2 params study", True),
+        ("/shadow", "drop 1", "dropped #1 model v002", True),
+    } <= results
     history = [json.loads(x) for x in (tmp_path / "shadow" / "changes.jsonl").read_text().splitlines()]
     assert [(x["what"], x["by"], x["challenger"]["number"]) for x in history] == [
-        ("add", "tg:111", 1), ("add", "tg:111", 2), ("drop", "tg:111", 1)]
+        ("add", "tg:111", 1),
+        ("add", "tg:111", 2),
+        ("drop", "tg:111", 1),
+    ]
 
 
-@pytest.mark.parametrize(("command", "words"), [
-    ("/shadow add v009", "version v009 is not in"),
-    ("/shadow add v001", "identical to live"),
-    ("/shadow add params same", "identical to live"),
-    ("/shadow add params broken", "fails validation: cooldown_seconds must not be negative"),
-    ("/shadow add params typo", "fails validation: unknown parameter(s): cooldown_secs"),
-    ("/shadow add params nothere", "no parameter set 'nothere'"),
-    ("/shadow add params ../etc", "bad parameter set name"),
-    ("/shadow drop 4", "no challenger #4"),
-    ("/shadow add", "usage: /shadow"),
-    ("/shadow add vX", "neither a model version"),
-    ("/shadow remove 1", "usage: /shadow"),
-])
-async def test_bad_input_is_one_line_and_changes_nothing(h: Harness, tmp_path: Path, command: str,
-                                                         words: str) -> None:
+@pytest.mark.parametrize(
+    ("command", "words"),
+    [
+        ("/shadow add v009", "version v009 is not in"),
+        ("/shadow add v001", "identical to live"),
+        ("/shadow add params same", "identical to live"),
+        ("/shadow add params broken", "fails validation: cooldown_seconds must not be negative"),
+        ("/shadow add params typo", "fails validation: unknown parameter(s): cooldown_secs"),
+        ("/shadow add params nothere", "no parameter set 'nothere'"),
+        ("/shadow add params ../etc", "bad parameter set name"),
+        ("/shadow drop 4", "no challenger #4"),
+        ("/shadow add", "usage: /shadow"),
+        ("/shadow add vX", "neither a model version"),
+        ("/shadow remove 1", "usage: /shadow"),
+    ],
+)
+async def test_bad_input_is_one_line_and_changes_nothing(
+    h: Harness, tmp_path: Path, command: str, words: str
+) -> None:
     text = (await h.send(command)).params["text"]
     assert words in text and "\n" not in text
     assert listed(tmp_path) == [] and not h.ctx.shadow.book.runners  # type: ignore[union-attr]
@@ -164,8 +182,20 @@ async def earned(h: Harness, tmp_path: Path, models_root: Path, clock: Any) -> t
     start = h.clock.now
     for k in range(30):
         when = start + timedelta(days=k // 2, hours=2 + k % 2)
-        trade = ClosedTrade(k + 1, "XAUUSD", Side.BUY, 0.01, 3300.0, 3310.0 + k % 3, when - timedelta(hours=1), when,
-                            10.0 + k % 3, "broker_tp", sl=3295.0, tp=3310.0)
+        trade = ClosedTrade(
+            k + 1,
+            "XAUUSD",
+            Side.BUY,
+            0.01,
+            3300.0,
+            3310.0 + k % 3,
+            when - timedelta(hours=1),
+            when,
+            10.0 + k % 3,
+            "broker_tp",
+            sl=3295.0,
+            tp=3310.0,
+        )
         await runner.recorder.record_close(trade)
     h.clock.advance(days=16)
     return svc, bus
@@ -182,7 +212,8 @@ class WallClock:
 
 
 async def test_a_challenger_that_earned_it_is_proposed_and_approval_makes_it_live(
-        h: Harness, tmp_path: Path, models_root: Path) -> None:
+    h: Harness, tmp_path: Path, models_root: Path
+) -> None:
     wall = WallClock()
     svc, bus = await earned(h, tmp_path, models_root, wall)
     events: list[Any] = []
@@ -193,7 +224,9 @@ async def test_a_challenger_that_earned_it_is_proposed_and_approval_makes_it_liv
     assert await svc.promotions.check() == []  # proposed once
     since = len(h.server.calls)
     await h.send("/shadow")
-    card = await h.server.wait_for("sendMessage", lambda c: "PROMOTION" in str(c.params.get("text")), since=since)
+    card = await h.server.wait_for(
+        "sendMessage", lambda c: "PROMOTION" in str(c.params.get("text")), since=since
+    )
     msg = h.message(card.result["message_id"])
     assert "make challenger #1 (model v002) the live strategy" in msg.text and "Risk it changes" in msg.text
     assert [b["text"] for b in msg.buttons] == ["Approve", "Reject"]
@@ -205,7 +238,9 @@ async def test_a_challenger_that_earned_it_is_proposed_and_approval_makes_it_liv
     assert svc.registry.active_version() == "v002" and svc.live_slot.current.version == "v002"
     assert not svc.book.runners  # it is live now, no longer a challenger
     assert "Approved: it is the live strategy now" in h.message(card.result["message_id"]).text
-    history = [json.loads(x)["what"] for x in (tmp_path / "shadow" / "changes.jsonl").read_text().splitlines()]
+    history = [
+        json.loads(x)["what"] for x in (tmp_path / "shadow" / "changes.jsonl").read_text().splitlines()
+    ]
     assert history == ["add", "promote"]  # promoted: its records moved aside with it
     entries = await h.audits(3)
     assert any(e.result == "promotion approved" and e.allowed for e in entries)
@@ -213,12 +248,18 @@ async def test_a_challenger_that_earned_it_is_proposed_and_approval_makes_it_liv
     assert again is not None and svc.registry.active_version() == "v002"
 
 
-async def test_reject_keeps_it_in_shadow_and_expiry_means_no(h: Harness, tmp_path: Path, models_root: Path) -> None:
+async def test_reject_keeps_it_in_shadow_and_expiry_means_no(
+    h: Harness, tmp_path: Path, models_root: Path
+) -> None:
     wall = WallClock()
     svc, _ = await earned(h, tmp_path, models_root, wall)
     [approval] = await svc.promotions.check()
     rejected = await svc.resolve_promotion(approval.id, False, "tg:111")
-    assert rejected.status.value == "rejected" and 1 in svc.book.runners and svc.registry.active_version() == "v001"
+    assert (
+        rejected.status.value == "rejected"
+        and 1 in svc.book.runners
+        and svc.registry.active_version() == "v001"
+    )
     assert await svc.promotions.check() == []  # it stays in shadow, not proposed again
     # a restart keeps the answer
     from bot.shadow_promotion import Promotions
@@ -241,14 +282,17 @@ async def test_an_expired_promotion_changes_nothing(h: Harness, tmp_path: Path, 
     assert await svc.promotions.check() == []
 
 
-async def test_pressing_an_expired_card_says_so_and_changes_nothing(h: Harness, tmp_path: Path,
-                                                                   models_root: Path) -> None:
+async def test_pressing_an_expired_card_says_so_and_changes_nothing(
+    h: Harness, tmp_path: Path, models_root: Path
+) -> None:
     wall = WallClock()
     svc, _ = await earned(h, tmp_path, models_root, wall)
     await svc.promotions.check()
     since = len(h.server.calls)
     await h.send("/shadow")
-    card = await h.server.wait_for("sendMessage", lambda c: "PROMOTION" in str(c.params.get("text")), since=since)
+    card = await h.server.wait_for(
+        "sendMessage", lambda c: "PROMOTION" in str(c.params.get("text")), since=since
+    )
     approve_data = h.message(card.result["message_id"]).buttons[0]["callback_data"]
     wall.now += timedelta(hours=25)
     answer = await h.press(approve_data, card.result["message_id"])

@@ -22,18 +22,32 @@ import pytest
 
 from trading.synthetic import generate_bars
 
-pytestmark = [pytest.mark.slow, pytest.mark.skipif(sys.platform == "win32", reason="POSIX terminals and signals")]
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.skipif(sys.platform == "win32", reason="POSIX terminals and signals"),
+]
 
 ROOT = Path(__file__).resolve().parents[1]
 PROMPT = b"xaubot>"
 
 
 def _env(tmp_path: Path, **extra: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items()
-           if not k.startswith(("TELEGRAM_", "BROKER", "RISK_", "PAPER_", "DATABASE_", "MODELS_DIR"))}
-    env.update(MODELS_DIR=str(tmp_path / "models"), AUTO_RETRAIN="false", MARKET_UPDATE_MINUTES="0",
-               HOURLY_ANALYSIS="false", DAILY_SUMMARY="false", PYTHONUNBUFFERED="1", TERM="xterm",
-               PROMPT_TOOLKIT_NO_CPR="1", **extra)
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("TELEGRAM_", "BROKER", "RISK_", "PAPER_", "DATABASE_", "MODELS_DIR"))
+    }
+    env.update(
+        MODELS_DIR=str(tmp_path / "models"),
+        AUTO_RETRAIN="false",
+        MARKET_UPDATE_MINUTES="0",
+        HOURLY_ANALYSIS="false",
+        DAILY_SUMMARY="false",
+        PYTHONUNBUFFERED="1",
+        TERM="xterm",
+        PROMPT_TOOLKIT_NO_CPR="1",
+        **extra,
+    )
     return env
 
 
@@ -106,8 +120,18 @@ class Terminal:
 
 def _run_on_terminal(tmp_path: Path, *prefix: str) -> Terminal:
     (tmp_path / "none.env").write_text("")
-    args = [sys.executable, *prefix, str(ROOT / "main.py"), "run", "--env-file", str(tmp_path / "none.env"),
-            "--db", str(tmp_path / "data" / "j.db"), "--duration", "120"]
+    args = [
+        sys.executable,
+        *prefix,
+        str(ROOT / "main.py"),
+        "run",
+        "--env-file",
+        str(tmp_path / "none.env"),
+        "--db",
+        str(tmp_path / "data" / "j.db"),
+        "--duration",
+        "120",
+    ]
     return Terminal(args, _env(tmp_path), tmp_path)
 
 
@@ -148,7 +172,9 @@ sys.exit(main.main())
 """
 
 
-def test_a_second_ctrl_c_during_a_slow_shutdown_exits_at_once_and_restores_the_terminal(tmp_path: Path) -> None:
+def test_a_second_ctrl_c_during_a_slow_shutdown_exits_at_once_and_restores_the_terminal(
+    tmp_path: Path,
+) -> None:
     script = tmp_path / "slow_shutdown.py"
     script.write_text(SLOW_SHUTDOWN)
     term = _run_on_terminal(tmp_path, str(script), str(ROOT))
@@ -200,12 +226,35 @@ def test_sigterm_during_a_fast_replay_stops_cleanly_and_keeps_the_journal_whole(
     db = tmp_path / "data" / "x.db"
     db.parent.mkdir()
     (tmp_path / "none.env").write_text("")
-    env = _env(tmp_path, DISABLED_GATES="h1_bias,hours_9_21,confirmation,pullback,session,spread_limit,"
-               "market_quality", COOLDOWN_SECONDS="0", ANALYSIS_HISTORY_BARS="300")
+    env = _env(
+        tmp_path,
+        DISABLED_GATES="h1_bias,hours_9_21,confirmation,pullback,session,spread_limit,market_quality",
+        COOLDOWN_SECONDS="0",
+        ANALYSIS_HISTORY_BARS="300",
+    )
     proc = subprocess.Popen(
-        [sys.executable, str(script), str(ROOT), str(ROOT / "main.py"), "run", "--replay", str(replay), "--speed", "50000", "--db", str(db),
-         "--no-console", "--env-file", str(tmp_path / "none.env")],
-        cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        [
+            sys.executable,
+            str(script),
+            str(ROOT),
+            str(ROOT / "main.py"),
+            "run",
+            "--replay",
+            str(replay),
+            "--speed",
+            "50000",
+            "--db",
+            str(db),
+            "--no-console",
+            "--env-file",
+            str(tmp_path / "none.env"),
+        ],
+        cwd=tmp_path,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
     try:
         deadline = time.monotonic() + 120
         while time.monotonic() < deadline and _count(db, "trades") < 3:
@@ -223,14 +272,18 @@ def test_sigterm_during_a_fast_replay_stops_cleanly_and_keeps_the_journal_whole(
     assert proc.returncode == 0, out[-3000:]
     for bad in (" ERROR ", "Traceback", "CancelledError", "still running"):
         assert bad not in out, f"{bad!r} in the output of a clean stop: {out[-4000:]}"
-    assert "BOT STOPPED" in out or "message(s) not sent" in out  # the stop message, or the notifier says why not
+    assert (
+        "BOT STOPPED" in out or "message(s) not sent" in out
+    )  # the stop message, or the notifier says why not
     assert took < 14, f"the stop took {took:.1f} s"  # the job's end, the notifier's 10 s at most, the close
 
     with sqlite3.connect(db) as con:
         trades = con.execute("select ticket, status, profit, decision_id from trades").fetchall()
         decisions = {r[0] for r in con.execute("select id from decisions where action = 'enter'")}
     account = json.loads((db.parent / "paper_account.json").read_text())
-    assert {t for t, status, _, _ in trades if status == "open"} == {int(p["ticket"]) for p in account["positions"]}
+    assert {t for t, status, _, _ in trades if status == "open"} == {
+        int(p["ticket"]) for p in account["positions"]
+    }
     closed_at_broker = {int(d["position_ticket"]) for d in account["deals"] if d["entry"] == "OUT"}
     assert {t for t, status, _, _ in trades if status == "closed"} == closed_at_broker
     assert {d for _, _, _, d in trades} <= decisions, "a trade without its decision row"
@@ -256,9 +309,16 @@ async def test_an_approval_proposed_just_before_the_stop_is_stored(tmp_path: Pat
     from bot.config import load_settings
     from trading.risk.approvals import RiskChange
 
-    settings = load_settings(None, database_path=tmp_path / "x.db", models_dir=tmp_path / "models",
-                             paper_replay_speed=3000, market_update_minutes=0, hourly_analysis=False,
-                             daily_summary=False, auto_retrain=False)
+    settings = load_settings(
+        None,
+        database_path=tmp_path / "x.db",
+        models_dir=tmp_path / "models",
+        paper_replay_speed=3000,
+        market_update_minutes=0,
+        hourly_analysis=False,
+        daily_summary=False,
+        auto_retrain=False,
+    )
     app = App(settings, console_input=False)
     await app.start()
     save = app.journal.save_approval
@@ -273,7 +333,9 @@ async def test_an_approval_proposed_just_before_the_stop_is_stored(tmp_path: Pat
         return None
 
     app.notifier.stop = no_drain  # type: ignore[method-assign]
-    result = await app.engine.request_risk_change(RiskChange("limits", "risk 2%", {"risk_per_trade_pct": 2.0}), "t")
+    result = await app.engine.request_risk_change(
+        RiskChange("limits", "risk 2%", {"risk_per_trade_pct": 2.0}), "t"
+    )
     assert result.approval is not None
     await asyncio.sleep(0.05)  # the writer has the event
     await app.shutdown("test")

@@ -67,8 +67,13 @@ async def test_closing_the_journal_waits_for_a_write_in_progress(tmp_path: Path)
 async def test_start_stop_cycles_log_no_error(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.INFO)
     for i, seconds in enumerate((0.6, 1.3, 2.1)):
-        s = load_settings(None, database_path=tmp_path / f"{i}.db", models_dir=tmp_path / "models",
-                          paper_replay_speed=3000, auto_retrain=False)
+        s = load_settings(
+            None,
+            database_path=tmp_path / f"{i}.db",
+            models_dir=tmp_path / "models",
+            paper_replay_speed=3000,
+            auto_retrain=False,
+        )
         assert await App(s, console_input=False).run(seconds) == 0
         left = [t.get_name() for t in asyncio.all_tasks() if t is not asyncio.current_task() and not t.done()]
         assert left == []

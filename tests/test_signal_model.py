@@ -59,7 +59,9 @@ def test_metrics_known_answers() -> None:
     assert M.log_loss(np.array([0.5, 0.5]), np.array([0, 1])) == pytest.approx(np.log(2))
     assert np.isnan(M.roc_auc(np.array([0.3, 0.6]), np.array([1, 1])))
     # two bins: predicted 0.15 with 0 % ups, predicted 0.85 with 100 % ups -> ECE 0.15
-    assert M.expected_calibration_error(np.array([0.15, 0.15, 0.85, 0.85]), np.array([0, 0, 1, 1])) == pytest.approx(0.15)
+    assert M.expected_calibration_error(
+        np.array([0.15, 0.15, 0.85, 0.85]), np.array([0, 0, 1, 1])
+    ) == pytest.approx(0.15)
     with pytest.raises(ValueError, match="equal length"):
         M.brier(np.array([0.1]), np.array([0, 1]))
 
@@ -152,7 +154,9 @@ def test_fit_refuses_bad_inputs() -> None:
 
 def test_signal_features_are_stationary_and_carry_the_setup() -> None:
     assert len(set(SIGNAL_FEATURES)) == len(SIGNAL_FEATURES)
-    assert not RAW_PRICE_COLUMNS & set(SIGNAL_FEATURES)  # no price level (ema_9, ema_21, atr, macd ...) is an input
+    assert not RAW_PRICE_COLUMNS & set(
+        SIGNAL_FEATURES
+    )  # no price level (ema_9, ema_21, atr, macd ...) is an input
     assert {"side", "risk_atr", "risk_reward", "spread_r", "regime"} <= set(SIGNAL_FEATURES)
     assert not any("target" in f for f in SIGNAL_FEATURES)
 
@@ -188,11 +192,17 @@ def test_purge_drops_training_rows_whose_trade_reaches_the_next_block(shared_bar
     split = walk_forward_splits(len(ds), 1, 60, 60, gap=0, min_train=60)[0]
     kept = purge(ds, split.train, split.valid.start)
     assert (ds.exit_index[kept] < ds.bar_index[split.valid.start]).all()
-    assert len(kept) < len(split.train) or (ds.exit_index[split.train.stop - 1] < ds.bar_index[split.valid.start])
+    assert len(kept) < len(split.train) or (
+        ds.exit_index[split.train.stop - 1] < ds.bar_index[split.valid.start]
+    )
 
 
-@pytest.mark.parametrize(("n", "folds", "test", "valid", "gap"), [(10_000, 4, 1000, 1000, 50), (3000, 3, 300, 300, 1)])
-def test_walk_forward_splits_never_overlap_and_keep_the_gap(n: int, folds: int, test: int, valid: int, gap: int) -> None:
+@pytest.mark.parametrize(
+    ("n", "folds", "test", "valid", "gap"), [(10_000, 4, 1000, 1000, 50), (3000, 3, 300, 300, 1)]
+)
+def test_walk_forward_splits_never_overlap_and_keep_the_gap(
+    n: int, folds: int, test: int, valid: int, gap: int
+) -> None:
     splits = walk_forward_splits(n, folds, test, valid, gap)
     assert len(splits) == folds
     assert splits[-1].test.stop == n

@@ -15,7 +15,9 @@ from trading.broker.paper import PaperBroker
 from trading.synthetic import generate_bars
 
 
-async def test_the_replayed_market_answers_chart_status_and_filters_before_any_bar_closes(tmp_path, capsys) -> None:
+async def test_the_replayed_market_answers_chart_status_and_filters_before_any_bar_closes(
+    tmp_path, capsys
+) -> None:
     app = await started(make_settings(tmp_path))
     try:
         snap = app.engine.snapshot()
@@ -48,7 +50,9 @@ async def test_the_replayed_market_answers_chart_status_and_filters_before_any_b
         await app.shutdown("test")
 
 
-async def test_the_live_path_judges_the_last_closed_bar_and_decides_only_the_next_one(tmp_path, monkeypatch) -> None:
+async def test_the_live_path_judges_the_last_closed_bar_and_decides_only_the_next_one(
+    tmp_path, monkeypatch
+) -> None:
     """No market loop (a live broker): the start-up bar counts as seen, so the first job, one second
     later, does not decide it again (an order for it would fill at a later price)."""
     feed = ReplayFeed(generate_bars(400, seed=4), speed=0, ticks_per_bar=12, history=300)
@@ -91,7 +95,9 @@ async def test_a_failing_start_up_analysis_is_a_note_and_the_bot_starts(tmp_path
         await app.shutdown("test")
 
 
-async def test_the_bar_analysis_runs_in_a_worker_thread_and_the_decision_on_the_loop(tmp_path, monkeypatch) -> None:
+async def test_the_bar_analysis_runs_in_a_worker_thread_and_the_decision_on_the_loop(
+    tmp_path, monkeypatch
+) -> None:
     """The live analyzer recomputes its window each bar: off the event loop, so the loop (Telegram, the
     other jobs) is not held by it; the gates, the order and the journal stay on the loop."""
     import threading

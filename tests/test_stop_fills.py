@@ -25,15 +25,26 @@ M = timedelta(minutes=1)
 
 
 def bars(*ohlc: tuple[float, float, float, float], minutes: int = 15, spread: int = 20) -> pl.DataFrame:
-    return validate_bars(pl.DataFrame({
-        "time": [T0 + i * minutes * M for i in range(len(ohlc))],
-        "open": [b[0] for b in ohlc], "high": [b[1] for b in ohlc], "low": [b[2] for b in ohlc],
-        "close": [b[3] for b in ohlc], "tick_volume": [10] * len(ohlc), "spread": [spread] * len(ohlc),
-        "real_volume": [0] * len(ohlc),
-    }, schema=BAR_SCHEMA))
+    return validate_bars(
+        pl.DataFrame(
+            {
+                "time": [T0 + i * minutes * M for i in range(len(ohlc))],
+                "open": [b[0] for b in ohlc],
+                "high": [b[1] for b in ohlc],
+                "low": [b[2] for b in ohlc],
+                "close": [b[3] for b in ohlc],
+                "tick_volume": [10] * len(ohlc),
+                "spread": [spread] * len(ohlc),
+                "real_volume": [0] * len(ohlc),
+            },
+            schema=BAR_SCHEMA,
+        )
+    )
 
 
-async def walk(feed: ReplayFeed, side: Side, sl: float, tp: float, slippage: int = 0) -> tuple[PaperBroker, object]:
+async def walk(
+    feed: ReplayFeed, side: Side, sl: float, tp: float, slippage: int = 0
+) -> tuple[PaperBroker, object]:
     """Open at the feed's first tick, run the rest; the one SL/TP deal."""
     broker = PaperBroker(feed=feed, slippage_points=slippage)
     await broker.connect()
@@ -50,8 +61,12 @@ async def walk(feed: ReplayFeed, side: Side, sl: float, tp: float, slippage: int
 
 def test_the_fill_model_prices_a_crossed_level_at_the_level_and_a_gap_at_the_tick() -> None:
     fills = FillModel(slippage_points=5)
-    assert fills.level_fill(Side.BUY, DealReason.SL, 1999.50, 1998.00, crossed=True) == 1999.45  # level, slipped
-    assert fills.level_fill(Side.BUY, DealReason.SL, 1999.50, 1998.00, crossed=False) == 1997.95  # the gap, slipped
+    assert (
+        fills.level_fill(Side.BUY, DealReason.SL, 1999.50, 1998.00, crossed=True) == 1999.45
+    )  # level, slipped
+    assert (
+        fills.level_fill(Side.BUY, DealReason.SL, 1999.50, 1998.00, crossed=False) == 1997.95
+    )  # the gap, slipped
     assert fills.level_fill(Side.SELL, DealReason.SL, 2001.00, 2003.00, crossed=False) == 2003.05
     # a take profit is a limit: at its level, or better after a gap, never slipped
     assert fills.level_fill(Side.BUY, DealReason.TP, 2005.00, 2007.00, crossed=True) == 2005.00
@@ -63,23 +78,33 @@ def test_a_level_counts_as_crossed_only_from_a_walked_tick_on_the_safe_side() ->
     before, after = Tick(T0, 2000.0, 2000.2), Tick(T0 + M, 1999.0, 1999.2, walked=True)
     assert crossed_inside(after, before, Side.BUY, DealReason.SL, 1999.5)
     assert not crossed_inside(Tick(T0 + M, 1999.0, 1999.2), before, Side.BUY, DealReason.SL, 1999.5)  # a jump
-    assert not crossed_inside(after, Tick(T0, 1999.4, 1999.6), Side.BUY, DealReason.SL, 1999.5)  # already beyond
+    assert not crossed_inside(
+        after, Tick(T0, 1999.4, 1999.6), Side.BUY, DealReason.SL, 1999.5
+    )  # already beyond
     assert not crossed_inside(after, None, Side.BUY, DealReason.SL, 1999.5)
     # a SELL closes at the ask: its stop above was crossed by the ask's walk
     assert crossed_inside(Tick(T0 + M, 2001.0, 2001.2, walked=True), before, Side.SELL, DealReason.SL, 2001.1)
 
 
 def test_slippage_summary_measures_the_distance_from_the_level() -> None:
-    rows = [LevelFill(DealReason.SL, Side.BUY, 1999.50, 1999.20, False),
-            LevelFill(DealReason.SL, Side.SELL, 2001.00, 2001.10, False),
-            LevelFill(DealReason.SL, Side.BUY, 1990.00, 1990.00, True),
-            LevelFill(DealReason.TP, Side.BUY, 2005.00, 2005.40, False)]
+    rows = [
+        LevelFill(DealReason.SL, Side.BUY, 1999.50, 1999.20, False),
+        LevelFill(DealReason.SL, Side.SELL, 2001.00, 2001.10, False),
+        LevelFill(DealReason.SL, Side.BUY, 1990.00, 1990.00, True),
+        LevelFill(DealReason.TP, Side.BUY, 2005.00, 2005.40, False),
+    ]
     s = slippage_summary(rows)
-    assert s["sl"] == {"fills": 3, "gapped": 2, "mean_points": pytest.approx(13.3), "p90_points": pytest.approx(26.0),
-                       "worst_points": 30.0}
+    assert s["sl"] == {
+        "fills": 3,
+        "gapped": 2,
+        "mean_points": pytest.approx(13.3),
+        "p90_points": pytest.approx(26.0),
+        "worst_points": 30.0,
+    }
     assert s["tp"]["mean_points"] == -40.0  # better than the level
-    assert "3 SL (2 gapped)" in describe_slippage(s, "real ticks") and "measured on real ticks" in describe_slippage(
-        s, "real ticks")
+    assert "3 SL (2 gapped)" in describe_slippage(
+        s, "real ticks"
+    ) and "measured on real ticks" in describe_slippage(s, "real ticks")
 
 
 # ------------------------------------------------------------------------------- the paper broker
@@ -95,16 +120,18 @@ async def test_generated_path_a_stop_crossed_inside_the_bar_fills_at_the_stop() 
 
 
 async def test_generated_path_a_bar_opening_beyond_the_stop_fills_at_the_open() -> None:
-    feed = ReplayFeed(bars((2000.0, 2001.0, 1999.8, 2000.5), (1995.0, 1996.0, 1994.0, 1995.5)), speed=0,
-                      ticks_per_bar=60)
+    feed = ReplayFeed(
+        bars((2000.0, 2001.0, 1999.8, 2000.5), (1995.0, 1996.0, 1994.0, 1995.5)), speed=0, ticks_per_bar=60
+    )
     broker, deal = await walk(feed, Side.BUY, 1999.00, 2010.00, slippage=10)
     assert deal.price == 1994.90 and deal.time == T0 + 15 * M  # the gap's tick, then the slippage
     assert not broker.level_fills[0].crossed
 
 
 async def test_generated_path_a_bar_opening_beyond_the_take_profit_fills_better() -> None:
-    feed = ReplayFeed(bars((2000.0, 2001.0, 1999.8, 2000.5), (2010.0, 2011.0, 2009.0, 2010.5)), speed=0,
-                      ticks_per_bar=60)
+    feed = ReplayFeed(
+        bars((2000.0, 2001.0, 1999.8, 2000.5), (2010.0, 2011.0, 2009.0, 2010.5)), speed=0, ticks_per_bar=60
+    )
     _broker, deal = await walk(feed, Side.BUY, 1990.00, 2005.00, slippage=10)
     assert (deal.reason, deal.price) == (DealReason.TP, 2010.00)  # the open, unslipped
 
@@ -130,8 +157,9 @@ async def test_m1_detail_a_stop_crossed_inside_a_minute_fills_at_the_stop() -> N
 async def test_real_ticks_fill_at_the_first_tick_beyond_the_stop_at_its_price() -> None:
     frame = bars((2000.0, 2000.0, 1999.2, 1999.2))
     ms = int(T0.timestamp() * 1000) + np.array([0, 400, 900, 1300])
-    ticks = pl.DataFrame({"time_msc": ms, "bid": [2000.0, 1999.7, 1999.2, 1999.4],
-                          "ask": [2000.2, 1999.9, 1999.4, 1999.6]})
+    ticks = pl.DataFrame(
+        {"time_msc": ms, "bid": [2000.0, 1999.7, 1999.2, 1999.4], "ask": [2000.2, 1999.9, 1999.4, 1999.6]}
+    )
     feed = ReplayFeed(frame, speed=0, path=lambda f: RealTicks(f, ticks))
     broker, deal = await walk(feed, Side.BUY, 1999.50, 2010.00)
     assert (deal.price, deal.time) == (1999.20, T0 + timedelta(milliseconds=900))
@@ -162,8 +190,11 @@ def truth():
 
 @pytest.mark.parametrize("mode", ["generated", "M1 detail", "real ticks"])
 def test_backtest_and_replay_fill_every_stop_as_the_tester(truth, mode: str) -> None:
-    make = {"generated": lambda f: GeneratedPath(f, 60), "M1 detail": lambda f: M1Detail(f, truth.m1),
-            "real ticks": lambda f: RealTicks(f, truth.ticks.filter(pl.col("time_msc") % 3000 == 0))}[mode]
+    make = {
+        "generated": lambda f: GeneratedPath(f, 60),
+        "M1 detail": lambda f: M1Detail(f, truth.m1),
+        "real ticks": lambda f: RealTicks(f, truth.ticks.filter(pl.col("time_msc") % 3000 == 0)),
+    }[mode]
     config = BacktestConfig(balance=50_000.0, warmup_bars=200)
     result = run_backtest(truth.m15, config, path=make)
     path, bar_ms = make(truth.m15), truth.m15["time"].dt.epoch("ms").to_numpy()
@@ -182,23 +213,42 @@ def test_backtest_and_replay_fill_every_stop_as_the_tester(truth, mode: str) -> 
     assert replay.trades == result.trades
 
 
-def test_the_cli_reports_the_slippage_measured_on_real_ticks_and_the_coherence_line(tmp_path, truth, capsys) -> None:
+def test_the_cli_reports_the_slippage_measured_on_real_ticks_and_the_coherence_line(
+    tmp_path, truth, capsys
+) -> None:
     import main
     from trading.intrabar import as_server_ticks
     from trading.timezones import ServerClock
 
     clock = ServerClock.parse("NY+7")
     bars_file, ticks_file, out = tmp_path / "bars.parquet", tmp_path / "ticks.parquet", tmp_path / "out.json"
-    truth.m15.with_columns(pl.col("time").map_elements(clock.from_utc, return_dtype=pl.Datetime("us"))
-                           ).write_parquet(bars_file)
+    truth.m15.with_columns(
+        pl.col("time").map_elements(clock.from_utc, return_dtype=pl.Datetime("us"))
+    ).write_parquet(bars_file)
     as_server_ticks(truth.ticks.filter(pl.col("time_msc") % 3000 == 0), clock).write_parquet(ticks_file)
-    code = main.main(["backtest", "--data", str(bars_file), "--ticks", str(ticks_file), "--no-baselines",
-                      "--balance", "50000", "--slippage", "2", "--json", str(out)])
+    code = main.main(
+        [
+            "backtest",
+            "--data",
+            str(bars_file),
+            "--ticks",
+            str(ticks_file),
+            "--no-baselines",
+            "--balance",
+            "50000",
+            "--slippage",
+            "2",
+            "--json",
+            str(out),
+        ]
+    )
     assert code == 0
     printed = capsys.readouterr().out.replace("\n", " ")
     report = __import__("json").loads(out.read_text())
     sl = report["fills"]["sl"]
-    assert sl["fills"] > 0 and sl["gapped"] == sl["fills"] and sl["mean_points"] > 2  # the ticks' jumps + slippage
+    assert (
+        sl["fills"] > 0 and sl["gapped"] == sl["fills"] and sl["mean_points"] > 2
+    )  # the ticks' jumps + slippage
     assert "measured on real ticks" in printed and f"{sl['fills']} SL ({sl['gapped']} gapped)" in printed
     assert "coherence: never fired:" in printed and report["coherence"]["never_fired"]["exit"]
 
@@ -231,25 +281,70 @@ class StepWall:
 
 
 def minutes(*rows: tuple[int, float, float, float, float]) -> pl.DataFrame:
-    return validate_bars(pl.DataFrame({
-        "time": [T0 + m * M for m, *_ in rows], "open": [r[1] for r in rows], "high": [r[2] for r in rows],
-        "low": [r[3] for r in rows], "close": [r[4] for r in rows], "tick_volume": [4] * len(rows),
-        "spread": [20] * len(rows), "real_volume": [0] * len(rows)}, schema=BAR_SCHEMA))
+    return validate_bars(
+        pl.DataFrame(
+            {
+                "time": [T0 + m * M for m, *_ in rows],
+                "open": [r[1] for r in rows],
+                "high": [r[2] for r in rows],
+                "low": [r[3] for r in rows],
+                "close": [r[4] for r in rows],
+                "tick_volume": [4] * len(rows),
+                "spread": [20] * len(rows),
+                "real_volume": [0] * len(rows),
+            },
+            schema=BAR_SCHEMA,
+        )
+    )
 
 
-HISTORY = ((2000.0, 2001.0, 1999.0, 2000.5), (2000.5, 2001.5, 2000.0, 2001.0), (2001.0, 2002.0, 2000.5, 2001.5))
-M1_ROWS = minutes((0, 2000.0, 2000.0, 2000.0, 2000.0), (15, 2000.5, 2000.5, 2000.5, 2000.5),
-                  (30, 2001.0, 2001.5, 2000.8, 2001.2), (31, 1998.0, 1998.5, 1997.5, 1998.2))
-TICK_MS = int(T0.timestamp() * 1000) + np.array([0, 15 * 60_000, 30 * 60_000, 30 * 60_000 + 800, 30 * 60_000 + 1700])
-REAL = pl.DataFrame({"time_msc": TICK_MS, "bid": [2000.0, 2000.5, 2001.0, 2000.0, 1998.6],
-                     "ask": [2000.2, 2000.7, 2001.2, 2000.2, 1998.8]})
+HISTORY = (
+    (2000.0, 2001.0, 1999.0, 2000.5),
+    (2000.5, 2001.5, 2000.0, 2001.0),
+    (2001.0, 2002.0, 2000.5, 2001.5),
+)
+M1_ROWS = minutes(
+    (0, 2000.0, 2000.0, 2000.0, 2000.0),
+    (15, 2000.5, 2000.5, 2000.5, 2000.5),
+    (30, 2001.0, 2001.5, 2000.8, 2001.2),
+    (31, 1998.0, 1998.5, 1997.5, 1998.2),
+)
+TICK_MS = int(T0.timestamp() * 1000) + np.array(
+    [0, 15 * 60_000, 30 * 60_000, 30 * 60_000 + 800, 30 * 60_000 + 1700]
+)
+REAL = pl.DataFrame(
+    {
+        "time_msc": TICK_MS,
+        "bid": [2000.0, 2000.5, 2001.0, 2000.0, 1998.6],
+        "ask": [2000.2, 2000.7, 2001.2, 2000.2, 1998.8],
+    }
+)
 CASES = {
     # the entry fills at bar 2's first tick (2001.00 bid); the stop is 1999.00
-    "generated, crossed inside a bar": (bars(*HISTORY, (2001.5, 2002.0, 1997.0, 1997.5)), None, 1999.00, None),
-    "generated, gap at a bar's open": (bars(*HISTORY, (1995.0, 1996.0, 1994.0, 1995.5)), None, 1995.00, T0 + 45 * M),
-    "M1 detail, gap at a minute's open": (resample_bars(M1_ROWS), lambda f: M1Detail(f, M1_ROWS), 1998.00, T0 + 31 * M),
-    "real ticks, a tick jumps the stop": (bars(*HISTORY), lambda f: RealTicks(f, REAL), 1998.60,
-                                          T0 + 30 * M + timedelta(milliseconds=1700)),
+    "generated, crossed inside a bar": (
+        bars(*HISTORY, (2001.5, 2002.0, 1997.0, 1997.5)),
+        None,
+        1999.00,
+        None,
+    ),
+    "generated, gap at a bar's open": (
+        bars(*HISTORY, (1995.0, 1996.0, 1994.0, 1995.5)),
+        None,
+        1995.00,
+        T0 + 45 * M,
+    ),
+    "M1 detail, gap at a minute's open": (
+        resample_bars(M1_ROWS),
+        lambda f: M1Detail(f, M1_ROWS),
+        1998.00,
+        T0 + 31 * M,
+    ),
+    "real ticks, a tick jumps the stop": (
+        bars(*HISTORY),
+        lambda f: RealTicks(f, REAL),
+        1998.60,
+        T0 + 30 * M + timedelta(milliseconds=1700),
+    ),
 }
 
 
@@ -263,7 +358,9 @@ async def test_the_market_loop_fills_each_case_as_the_tester(case: str, speed: f
     broker = PaperBroker(feed=feed)
     await broker.connect()
     engine = OneTrade(broker, 1999.00, 2010.00)
-    loop = MarketLoop(feed, broker, engine, SimClock(T0), history_window(frame, 10), speed=speed, wall=StepWall())
+    loop = MarketLoop(
+        feed, broker, engine, SimClock(T0), history_window(frame, 10), speed=speed, wall=StepWall()
+    )
     while not loop.finished:
         await loop.run_due()
     [deal] = [d for d in broker._deals if d.reason is DealReason.SL]

@@ -38,7 +38,10 @@ async def test_unauthorised_user_is_refused_once_audited_and_sees_no_data(h: Har
     assert len(sent) == 1  # rate-limited: one refusal
     assert not any("$" in (m.text or "") or "10,000" in (m.text or "") for m in sent)
     assert [(e.command, e.allowed, e.user_id) for e in reversed(entries)] == [
-        ("/status", False, OTHER), ("/positions", False, OTHER), ("/risk", False, OTHER)]
+        ("/status", False, OTHER),
+        ("/positions", False, OTHER),
+        ("/risk", False, OTHER),
+    ]
     assert entries[0].args == "percent 5" and entries[0].result.startswith("refused")
     assert h.engine.limits.risk_per_trade_pct == 1.0
 
@@ -47,7 +50,11 @@ async def test_allowed_command_is_audited_with_result(h: Harness) -> None:
     await h.send("/pause")
     entries = await h.audits(1)
     assert (entries[0].command, entries[0].allowed, entries[0].user_id, entries[0].chat_id) == (
-        "/pause", True, USER, CHAT)
+        "/pause",
+        True,
+        USER,
+        CHAT,
+    )
     assert "paused" in entries[0].result
 
 
@@ -58,7 +65,9 @@ async def test_help_lists_the_same_commands_as_the_menu(h: Harness) -> None:
     call = await h.send("/help")
     menu = [c["command"] for c in h.server.calls_to("setMyCommands")[0].params["commands"]]
     assert menu == [c.name for c in COMMANDS]
-    listed = [line.split()[0].lstrip("/") for line in call.params["text"].splitlines()[1:] if line.startswith("/")]
+    listed = [
+        line.split()[0].lstrip("/") for line in call.params["text"].splitlines()[1:] if line.startswith("/")
+    ]
     assert listed == menu
     assert call.params["text"].rstrip().endswith("⏰ 17:00 WIB")  # every message carries the clock line
 
@@ -102,8 +111,10 @@ async def test_positions_close_goes_through_a_confirmation(hp: Harness) -> None:
     assert edited.text.startswith(f"✅ Closed <b>#{tickets[0]}</b>") and edited.buttons == []
     assert "⏰" in edited.text
     # a stale confirm for the same ticket does nothing
-    again = await hp.press(confirm.buttons[0]["callback_data"] if confirm.buttons else
-                           f"pos:yes:{tickets[0]}", confirm.message_id)
+    again = await hp.press(
+        confirm.buttons[0]["callback_data"] if confirm.buttons else f"pos:yes:{tickets[0]}",
+        confirm.message_id,
+    )
     assert "no longer open" in again.params["text"] and sorted(hp.engine.positions) == tickets[1:]
 
 
@@ -133,9 +144,14 @@ async def test_filters_lists_every_gate(h: Harness) -> None:
     from trading.gates import GateResult
     from trading.records import Decision
 
-    gates = (GateResult("session", True, "London allowed"), GateResult("spread", False, "spread 80 > 50 pts"),
-             GateResult("h1_bias", True, "disabled", skipped=True))
-    h.engine.last_decision = Decision(h.clock.now, "skip", None, "spread 80 > 50 pts", gates, "medium", 0.7, 0.65)
+    gates = (
+        GateResult("session", True, "London allowed"),
+        GateResult("spread", False, "spread 80 > 50 pts"),
+        GateResult("h1_bias", True, "disabled", skipped=True),
+    )
+    h.engine.last_decision = Decision(
+        h.clock.now, "skip", None, "spread 80 > 50 pts", gates, "medium", 0.7, 0.65
+    )
     text = (await h.send("/filters")).params["text"]
     assert "1 passed, 1 failed, 1 skipped of 3" in text  # the count covers every gate listed
     assert "✅ <b>session</b>: London allowed" in text
@@ -166,8 +182,18 @@ async def test_daily_reads_the_journal(h: Harness) -> None:
     assert "Trades 0" in text and "Start $10,000.00" in text
 
 
-@pytest.mark.parametrize("text", ["/risk percent abc", "/risk percent", "/risk mode TURBO", "/risk percent 50",
-                                  "/risk leverage 3", "/chart 5", "/chart lots"])
+@pytest.mark.parametrize(
+    "text",
+    [
+        "/risk percent abc",
+        "/risk percent",
+        "/risk mode TURBO",
+        "/risk percent 50",
+        "/risk leverage 3",
+        "/chart 5",
+        "/chart lots",
+    ],
+)
 async def test_bad_arguments_get_a_usage_line(h: Harness, text: str) -> None:
     reply = (await h.send(text)).params["text"]
     assert "Usage: /" in reply and "Traceback" not in reply
@@ -213,7 +239,11 @@ async def request_loosening(h: Harness) -> int:
     assert h.engine.limits.risk_per_trade_pct == 1.0
     msg = h.message(call.result["message_id"])
     assert "APPROVAL NEEDED" in msg.text and "risk per trade 1% → 2%" in msg.text
-    assert "Expires in 10 min (17:10 WIB)" in msg.text and "⏰ 17:00 WIB" in msg.text and "Daily loss $0.00 / $300.00" in msg.text
+    assert (
+        "Expires in 10 min (17:10 WIB)" in msg.text
+        and "⏰ 17:00 WIB" in msg.text
+        and "Daily loss $0.00 / $300.00" in msg.text
+    )
     assert [b["text"] for b in msg.buttons] == ["Approve", "Reject"]
     assert all(len(b["callback_data"].encode()) < 64 for b in msg.buttons)
     return msg.message_id
@@ -240,13 +270,19 @@ async def test_loosening_needs_approval_and_applies_once(h: Harness) -> None:
 
     again = await h.press(approve, mid)  # double tap
     assert again.params["text"] == "already approved"
-    reject = await h.press(approve.rsplit(":", 1)[0] + ":0", mid, user=SECOND_ADMIN)  # a second admin, too late
+    reject = await h.press(
+        approve.rsplit(":", 1)[0] + ":0", mid, user=SECOND_ADMIN
+    )  # a second admin, too late
     assert reject.params["text"] == "already approved"
     assert h.engine.limits.risk_per_trade_pct == 2.0 and len(applied) == 1
     assert h.message(mid).edits == 1
     entries = [e for e in await h.audits(5) if e.command == "button:ap"]
     assert [e.result for e in reversed(entries)] == [
-        "refused: button", "approved", "did nothing: already approved", "did nothing: already approved"]
+        "refused: button",
+        "approved",
+        "did nothing: already approved",
+        "did nothing: already approved",
+    ]
 
 
 async def test_reject_changes_nothing(h: Harness) -> None:
@@ -280,8 +316,9 @@ async def test_engine_proposed_approval_is_posted_to_the_chat(h: Harness) -> Non
     from trading.risk.approvals import RiskChange
 
     since = len(h.server.calls)
-    result = await h.engine.request_risk_change(RiskChange("limits", "max positions 2 → 3", {"max_positions": 3}),
-                                                by="engine")
+    result = await h.engine.request_risk_change(
+        RiskChange("limits", "max positions 2 → 3", {"max_positions": 3}), by="engine"
+    )
     assert result.approval is not None
     call = await h.wait_sent(CHAT, since)
     msg = h.message(call.result["message_id"])
@@ -296,7 +333,11 @@ async def test_approval_answered_elsewhere_is_edited_by_the_announcer(h: Harness
     since = len(h.server.calls)
     await h.engine.resolve_approval(approval.id, True, by="console")
     await h.server.wait_for("editMessageText", lambda c: c.params["message_id"] == mid, since=since)
-    assert "✅ Approved by the console" in h.message(mid).text and "APPROVAL NEEDED" in h.message(mid).text and h.engine.limits.risk_per_trade_pct == 2.0
+    assert (
+        "✅ Approved by the console" in h.message(mid).text
+        and "APPROVAL NEEDED" in h.message(mid).text
+        and h.engine.limits.risk_per_trade_pct == 2.0
+    )
 
 
 async def test_resume_from_stopped_and_reset_need_approval(h: Harness) -> None:
@@ -308,10 +349,13 @@ async def test_resume_from_stopped_and_reset_need_approval(h: Harness) -> None:
     first = call.result["message_id"]
     since = len(h.server.calls)
     call = await h.send("/risk reset")
-    assert "APPROVAL NEEDED" in call.params["text"] and "reset the total-loss reference" in call.params["text"]
+    assert (
+        "APPROVAL NEEDED" in call.params["text"] and "reset the total-loss reference" in call.params["text"]
+    )
     # the newer reset_total request superseded the first one (same kind)
     assert [a.change.summary for a in h.engine.approvals.pending(h.clock.now)] == [
-        "reset the total-loss reference to the current balance"]
+        "reset the total-loss reference to the current balance"
+    ]
     await h.server.wait_for("editMessageText", lambda c: c.params["message_id"] == first, since=since)
     assert "superseded" in h.message(first).text and h.message(first).buttons == []
 
@@ -322,11 +366,16 @@ async def test_two_simultaneous_taps_apply_once(h: Harness) -> None:
     applied: list[object] = []
     h.engine.bus.on(lambda e: applied.append(e) if e.kind == "risk_change_applied" else None)
     since = len(h.server.calls)
-    ids = {h.server.push_callback(u, CHAT, approve, mid)["callback_query"]["id"] for u in (USER, SECOND_ADMIN)}
+    ids = {
+        h.server.push_callback(u, CHAT, approve, mid)["callback_query"]["id"] for u in (USER, SECOND_ADMIN)
+    }
     answers = []
     for qid in ids:
-        answers.append(await h.server.wait_for(
-            "answerCallbackQuery", lambda c, q=qid: c.params.get("callback_query_id") == q, since=since))
+        answers.append(
+            await h.server.wait_for(
+                "answerCallbackQuery", lambda c, q=qid: c.params.get("callback_query_id") == q, since=since
+            )
+        )
     assert sorted(a.params.get("text") or "" for a in answers) == ["", "already approved"]
     assert len(applied) == 1 and h.engine.limits.risk_per_trade_pct == 2.0
 
@@ -347,9 +396,14 @@ async def test_export_sends_the_journal_trades_as_csv(h: Harness) -> None:
     from trading.domain import ClosedTrade, Position, Side
 
     t0 = h.engine.snapshot().time - timedelta(hours=2)
-    await h.journal.record_trade_open(Position(77, "XAUUSD", Side.BUY, 0.01, 3300.0, t0, sl=3290.0, tp=3320.0))
-    await h.journal.record_trade_close(ClosedTrade(77, "XAUUSD", Side.BUY, 0.01, 3300.0, 3310.0, t0,
-                                                   t0 + timedelta(hours=1), 10.0, "broker_tp"))
+    await h.journal.record_trade_open(
+        Position(77, "XAUUSD", Side.BUY, 0.01, 3300.0, t0, sl=3290.0, tp=3320.0)
+    )
+    await h.journal.record_trade_close(
+        ClosedTrade(
+            77, "XAUUSD", Side.BUY, 0.01, 3300.0, 3310.0, t0, t0 + timedelta(hours=1), 10.0, "broker_tp"
+        )
+    )
     call = await h.send("/export 7")
     assert call.method.lower() == "senddocument"
     csv_text = (h.server.sent_messages(USER)[-1].document or b"").decode()
@@ -376,7 +430,10 @@ async def test_notify_lists_switches_and_changes_one_kept_in_the_journal(h: Harn
     assert "Trades: <b>silent</b>" in grouped
     assert {notifier.switch(k) for k in ("trade_opened", "trade_closed", "order_failed")} == {"silent"}
     notifier.set_switch("order_failed", "on")
-    assert "mixed (trade opened silent, trade closed silent, order failed on)" in (await h.send("/notify")).params["text"]
+    assert (
+        "mixed (trade opened silent, trade closed silent, order failed on)"
+        in (await h.send("/notify")).params["text"]
+    )
     refused = (await h.send("/notify trades loud")).params["text"]
     assert refused.startswith("❌") and "use on, silent or off" in refused
     unknown = (await h.send("/notify fireworks off")).params["text"]

@@ -61,7 +61,9 @@ def frame(shared_bars: pl.DataFrame) -> Any:
 
 
 async def test_chart_arrives_as_a_png(fake_telegram: FakeTelegramServer, tmp_path: Path, frame: Any) -> None:
-    async for h in harness(fake_telegram, tmp_path, open_positions=1, analyzer=SimpleNamespace(last_frame=frame)):
+    async for h in harness(
+        fake_telegram, tmp_path, open_positions=1, analyzer=SimpleNamespace(last_frame=frame)
+    ):
         call = await h.send("/chart 60")
         assert call.method.lower() == "sendphoto" and call.ok
         photo = h.last().photo
@@ -116,8 +118,11 @@ async def test_retrain_edits_one_message_with_progress_then_the_result(
         await fake_telegram.wait_for("editMessageText", lambda c: "training 50%" in c.params["text"])
         trainer.running = True
         assert "already running" in (await h.send("/retrain")).params["text"]
-        trainer.future.set_result(RetrainOutcome("manual", "tg:111", True, "better", "v002", "v001",
-                                                 {"auc": 0.71}, {"auc": 0.66}, 42.0))
+        trainer.future.set_result(
+            RetrainOutcome(
+                "manual", "tg:111", True, "better", "v002", "v001", {"auc": 0.71}, {"auc": 0.66}, 42.0
+            )
+        )
         await fake_telegram.wait_for("editMessageText", lambda c: "is live" in c.params["text"])
         final = h.message(mid)
         assert "New model <code>v002</code> is live" in final.text and "auc <code>0.710</code>" in final.text
@@ -142,7 +147,9 @@ def test_split_text_keeps_lines_whole_and_under_the_limit() -> None:
 async def test_long_reply_is_split(h: Harness, monkeypatch: pytest.MonkeyPatch) -> None:
     from handlers import start
 
-    monkeypatch.setattr(start, "help_text", lambda commands: "\n".join(f"row {i} " + "z" * 90 for i in range(100)))
+    monkeypatch.setattr(
+        start, "help_text", lambda commands: "\n".join(f"row {i} " + "z" * 90 for i in range(100))
+    )
     since = len(h.server.calls)
     h.server.push_message(111, CHAT, "/help")
     await fake_wait_count(h, since, 3)
@@ -177,8 +184,13 @@ async def test_refusal_is_repeated_only_after_the_interval() -> None:
         async def answer(self, text: str, **kw: Any) -> Any:  # type: ignore[override]
             sent.append(text)
 
-    msg = Msg(message_id=1, date=0, chat=Chat(id=OTHER, type="private"), from_user=User(id=OTHER, is_bot=False,
-              first_name="X"), text="/status")
+    msg = Msg(
+        message_id=1,
+        date=0,
+        chat=Chat(id=OTHER, type="private"),
+        from_user=User(id=OTHER, is_bot=False, first_name="X"),
+        text="/status",
+    )
     mw = AccessMiddleware(Journal(), [1], refusal_interval=600, clock=lambda: now[0])
 
     async def handler(event: Any, data: dict[str, Any]) -> None:
@@ -188,4 +200,10 @@ async def test_refusal_is_repeated_only_after_the_interval() -> None:
         now[0] = t
         await mw(handler, msg, {})
     assert len(sent) == 2
-    assert [a[2] for a in audits] == ["refused", "refused: silent", "refused: silent", "refused", "refused: silent"]
+    assert [a[2] for a in audits] == [
+        "refused",
+        "refused: silent",
+        "refused: silent",
+        "refused",
+        "refused: silent",
+    ]

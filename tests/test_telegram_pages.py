@@ -29,8 +29,14 @@ async def h(fake_telegram: FakeTelegramServer, tmp_path: Path) -> AsyncIterator[
 
 async def book_many(h: Harness, n: int) -> None:
     for i in range(n):
-        await book(h, 500 + i, Side.BUY if i % 2 else Side.SELL, (-1) ** i * (3.0 + i), "trailing",
-                   timedelta(hours=1 + i))
+        await book(
+            h,
+            500 + i,
+            Side.BUY if i % 2 else Side.SELL,
+            (-1) ** i * (3.0 + i),
+            "trailing",
+            timedelta(hours=1 + i),
+        )
 
 
 # ---------------------------------------------------------------- albums
@@ -38,7 +44,9 @@ async def book_many(h: Harness, n: int) -> None:
 
 async def test_equity_sends_the_curve_and_the_daily_pl_as_one_album(h: Harness) -> None:
     for i, eq in enumerate([10_000.0, 10_050.0, 9_980.0, 10_120.0]):
-        await h.journal.record_equity(h.clock.now - timedelta(days=3) + timedelta(hours=8 * i), 10_000.0, eq, 0)
+        await h.journal.record_equity(
+            h.clock.now - timedelta(days=3) + timedelta(hours=8 * i), 10_000.0, eq, 0
+        )
     await book_many(h, 4)
     since = len(h.server.calls)
     h.server.push_message(CHAT, CHAT, "/equity")
@@ -60,14 +68,19 @@ async def test_equity_without_closed_trades_is_one_photo(h: Harness) -> None:
 
 
 async def test_backtest_report_brings_equity_and_pl_per_trade_as_one_album(
-        fake_telegram: FakeTelegramServer, tmp_path: Path, shared_bars: pl.DataFrame) -> None:
+    fake_telegram: FakeTelegramServer, tmp_path: Path, shared_bars: pl.DataFrame
+) -> None:
     from charts.distribution import pnl_distribution_chart
     from charts.equity import equity_chart
 
     bars = shared_bars.tail(200 + 3 * 96)
     async for h in harness(fake_telegram, tmp_path):
-        h.ctx.backtester = BotBacktester(lambda n: bars.tail(n), lambda: BacktestConfig(balance=5_000.0),
-                                         chart=equity_chart, distribution=pnl_distribution_chart)
+        h.ctx.backtester = BotBacktester(
+            lambda n: bars.tail(n),
+            lambda: BacktestConfig(balance=5_000.0),
+            chart=equity_chart,
+            distribution=pnl_distribution_chart,
+        )
         try:
             await h.send("/backtest 3")
             call = await h.server.wait_for("sendMediaGroup", timeout=90)
@@ -79,7 +92,9 @@ async def test_backtest_report_brings_equity_and_pl_per_trade_as_one_album(
             h.ctx.backtester.close()
 
 
-async def test_the_fake_refuses_an_album_of_one_and_a_missing_upload(fake_telegram: FakeTelegramServer) -> None:
+async def test_the_fake_refuses_an_album_of_one_and_a_missing_upload(
+    fake_telegram: FakeTelegramServer,
+) -> None:
     from aiogram.exceptions import TelegramBadRequest
     from aiogram.types import BufferedInputFile, InputMediaPhoto
 
@@ -88,8 +103,9 @@ async def test_the_fake_refuses_an_album_of_one_and_a_missing_upload(fake_telegr
         with pytest.raises(TelegramBadRequest, match="2-10"):
             await bot.send_media_group(CHAT, [InputMediaPhoto(media=BufferedInputFile(b"x", "a.png"))])
         with pytest.raises(TelegramBadRequest, match="no media"):
-            await bot.send_media_group(CHAT, [InputMediaPhoto(media="attach://nothing"),
-                                              InputMediaPhoto(media="attach://none")])
+            await bot.send_media_group(
+                CHAT, [InputMediaPhoto(media="attach://nothing"), InputMediaPhoto(media="attach://none")]
+            )
         assert fake_telegram.albums() == []
     finally:
         await bot.session.close()
@@ -105,8 +121,9 @@ async def test_the_console_saves_every_photo_of_an_album(tmp_path: Path) -> None
     out = io.StringIO()
     session = ConsoleSession(ConsoleTransport(out=out, photo_dir=tmp_path), user_id=CHAT)
     bot = Bot("1:console", session=session)
-    sent = await send_charts(bot, CHAT, [(PNG_SIGNATURE + b"a", "a.png"), (PNG_SIGNATURE + b"b", "b.png")],
-                             caption="Equity $1.00")
+    sent = await send_charts(
+        bot, CHAT, [(PNG_SIGNATURE + b"a", "a.png"), (PNG_SIGNATURE + b"b", "b.png")], caption="Equity $1.00"
+    )
     assert len(sent) == 2 and len(session.transport.saved) == 2
     assert [p.read_bytes()[-1:] for p in session.transport.saved] == [b"a", b"b"]
     assert out.getvalue().count("Equity $1.00") == 1
@@ -124,7 +141,9 @@ def test_paginate_repeats_title_column_names_and_closing_lines() -> None:
     assert len(pages) >= 3
     for page in pages:
         assert page.startswith("📜 <b>TRADES</b> · last 60\n\n<pre>#  side")
-        assert page.endswith("Sum +$1.00\n\n⏰ 17:00 WIB") and page.count("<pre>") == page.count("</pre>") == 1
+        assert (
+            page.endswith("Sum +$1.00\n\n⏰ 17:00 WIB") and page.count("<pre>") == page.count("</pre>") == 1
+        )
     tickets = [line.split(" ")[0] for p in pages for line in p.split("\n")]
     assert [t for t in tickets if t.isdigit()] == [str(i) for i in range(60)]  # every row once, in order
     assert paginate("short\n<pre>a\nb</pre>") == ["short\n<pre>a\nb</pre>"]
@@ -133,8 +152,10 @@ def test_paginate_repeats_title_column_names_and_closing_lines() -> None:
 def test_paginate_carries_a_table_over_with_its_caption() -> None:
     from handlers.common import join_sections, table
 
-    parts = [f"<b>By {name}</b>\n" + table([("", "n")] + [(f"{name}{i}", str(i)) for i in range(12)])
-             for name in ("setup", "session")]
+    parts = [
+        f"<b>By {name}</b>\n" + table([("", "n")] + [(f"{name}{i}", str(i)) for i in range(12)])
+        for name in ("setup", "session")
+    ]
     pages = paginate(join_sections("🏁 <b>PERFORMANCE</b>", *parts, "⏰ 17:00 WIB"))
     assert len(pages) == 2
     second = pages[1]
@@ -159,7 +180,9 @@ async def test_trades_are_paged_and_turned_in_place(h: Harness) -> None:
     assert h.message(mid).text == first.text and h.message(mid).edits == 2
     await h.press(h.message(mid).buttons[0]["callback_data"], mid)  # ◀ on page 1 wraps to the last
     assert [b["text"] for b in h.message(mid).buttons][1] == "3/3"
-    answer = await h.press(h.message(mid).buttons[1]["callback_data"], mid)  # the middle button only says where
+    answer = await h.press(
+        h.message(mid).buttons[1]["callback_data"], mid
+    )  # the middle button only says where
     assert answer.params["text"] == "Page 3 of 3" and h.message(mid).edits == 3
     entries = [e for e in await h.audits(6) if e.command == "button:pg"]
     assert {e.result for e in entries} >= {"page 2/3", "page 1/3", "page 3/3"}
@@ -216,14 +239,21 @@ async def test_short_replies_stay_without_buttons(h: Harness) -> None:
 # ---------------------------------------------------------------- coloured buttons
 
 
-async def test_approval_and_close_buttons_carry_their_colour(fake_telegram: FakeTelegramServer,
-                                                             tmp_path: Path) -> None:
+async def test_approval_and_close_buttons_carry_their_colour(
+    fake_telegram: FakeTelegramServer, tmp_path: Path
+) -> None:
     async for h in harness(fake_telegram, tmp_path, open_positions=1):
         msg = h.message((await h.send("/risk percent 2")).result["message_id"])
-        assert [(b["text"], b.get("style")) for b in msg.buttons] == [("Approve", "success"), ("Reject", "danger")]
+        assert [(b["text"], b.get("style")) for b in msg.buttons] == [
+            ("Approve", "success"),
+            ("Reject", "danger"),
+        ]
         ticket = h.engine.snapshot().positions[0].ticket
         ask = h.message((await h.send(f"/close {ticket}")).result["message_id"])
-        assert [(b["text"], b.get("style")) for b in ask.buttons] == [("Confirm close", "danger"), ("Cancel", None)]
+        assert [(b["text"], b.get("style")) for b in ask.buttons] == [
+            ("Confirm close", "danger"),
+            ("Cancel", None),
+        ]
 
 
 def test_without_the_style_field_the_colour_is_an_emoji(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -243,7 +273,9 @@ async def test_the_console_turns_pages_with_its_numbered_buttons(h: Harness, tmp
 
     await book_many(h, 45)
     out = io.StringIO()
-    console = ConsoleController(build_dispatcher(h.ctx), ConsoleTransport(out=out, photo_dir=tmp_path), user_id=CHAT)
+    console = ConsoleController(
+        build_dispatcher(h.ctx), ConsoleTransport(out=out, photo_dir=tmp_path), user_id=CHAT
+    )
     await console.handle_line("/trades 45")
     assert "[!1] ◀  [!2] 1/3  [!3] ▶" in out.getvalue()
     await console.handle_line("!3")

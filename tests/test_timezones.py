@@ -35,13 +35,21 @@ def test_ny_plus_7_follows_us_dst(server, utc):
 def test_daily_break_is_midnight_server_time_all_year():
     clock = ServerClock.parse("NY+7")
     for month in (1, 4, 7, 11, 12):
-        ny_close = datetime(2025, month, 10, 17, 0).replace(tzinfo=__import__("zoneinfo").ZoneInfo("America/New_York"))
+        ny_close = datetime(2025, month, 10, 17, 0).replace(
+            tzinfo=__import__("zoneinfo").ZoneInfo("America/New_York")
+        )
         assert clock.from_utc(ny_close.astimezone(UTC)).hour == 0
 
 
 @pytest.mark.parametrize(
     ("spec", "kind", "hours"),
-    [("UTC+2", "fixed", 2), ("+03:00", "fixed", 3), ("GMT-5", "fixed", -5), ("UTC", "fixed", 0), ("ny+7", "ny", 7)],
+    [
+        ("UTC+2", "fixed", 2),
+        ("+03:00", "fixed", 3),
+        ("GMT-5", "fixed", -5),
+        ("UTC", "fixed", 0),
+        ("ny+7", "ny", 7),
+    ],
 )
 def test_parse_forms(spec, kind, hours):
     clock = ServerClock.parse(spec)

@@ -38,23 +38,43 @@ async def h(fake_telegram: FakeTelegramServer, tmp_path: Path) -> AsyncIterator[
         yield x
 
 
-async def book(h: Harness, ticket: int, side: Side, profit: float, reason: str, closed_ago: timedelta,
-               setup: str | None = None) -> None:
+async def book(
+    h: Harness,
+    ticket: int,
+    side: Side,
+    profit: float,
+    reason: str,
+    closed_ago: timedelta,
+    setup: str | None = None,
+) -> None:
     """One closed trade in the journal (closed `closed_ago` before the engine's clock), with its decision."""
     closed = h.engine.snapshot().time - closed_ago
     opened = closed - timedelta(hours=1)
     decision_id = None
     if setup is not None:
         decision_id = await h.journal.record_decision(
-            opened - timedelta(minutes=15), "enter", side=side, p_up=0.71, regime="medium", confidence=0.71,
-            threshold=0.65, reason=setup, setup=setup, lot=0.01,
-            gates=[{"name": "session", "passed": True, "reason": "London"},
-                   {"name": "ml_confidence", "passed": True, "reason": "0.71 >= 0.65"}],
-            features={"rsi_14": 61.2, "atr": 4.8, "session": "London", "ml_p_up": 0.71})
-    await h.journal.record_trade_open(Position(ticket, "XAUUSD", side, 0.01, 3300.0, opened, sl=3290.0, tp=3320.0),
-                                      decision_id=decision_id)
-    await h.journal.record_trade_close(ClosedTrade(ticket, "XAUUSD", side, 0.01, 3300.0, 3300.0 + profit, opened,
-                                                   closed, profit, reason))
+            opened - timedelta(minutes=15),
+            "enter",
+            side=side,
+            p_up=0.71,
+            regime="medium",
+            confidence=0.71,
+            threshold=0.65,
+            reason=setup,
+            setup=setup,
+            lot=0.01,
+            gates=[
+                {"name": "session", "passed": True, "reason": "London"},
+                {"name": "ml_confidence", "passed": True, "reason": "0.71 >= 0.65"},
+            ],
+            features={"rsi_14": 61.2, "atr": 4.8, "session": "London", "ml_p_up": 0.71},
+        )
+    await h.journal.record_trade_open(
+        Position(ticket, "XAUUSD", side, 0.01, 3300.0, opened, sl=3290.0, tp=3320.0), decision_id=decision_id
+    )
+    await h.journal.record_trade_close(
+        ClosedTrade(ticket, "XAUUSD", side, 0.01, 3300.0, 3300.0 + profit, opened, closed, profit, reason)
+    )
 
 
 async def seed(h: Harness) -> None:
@@ -229,7 +249,11 @@ def test_why_names_features_for_a_trader() -> None:
     assert feature_name("bb_lower") == "Bollinger lower" and feature_name("macd_hist") == "MACD histogram"
     assert feature_name("rsi_14") == "RSI 14" and feature_name("quality_score") == "Market quality"
     features = {"rsi_14": 61.2, "macd_hist": 0.3, "atr": 4.8, "quality_score": 72.0, "bb_lower": 3290.0}
-    assert top_features(features, ["ema_9", "macd_hist", "rsi_14", "bb_lower"]) == ["macd_hist", "rsi_14", "bb_lower"]
+    assert top_features(features, ["ema_9", "macd_hist", "rsi_14", "bb_lower"]) == [
+        "macd_hist",
+        "rsi_14",
+        "bb_lower",
+    ]
     assert top_features(features, []) == ["quality_score", "atr"]  # SMC-only: the setup's own facts
 
 
@@ -245,11 +269,25 @@ async def test_the_engine_stores_the_features_its_decision_saw(h: Harness) -> No
     recorder = JournalRecorder(h.journal)
     from trading.records import Decision
 
-    did = await recorder.record_decision(Decision(a.bar_time, "skip", None, "r", (), a.regime.name, None, 0.6,
-                                                  setup_reason="BOS up + bullish OB 1-2", features=seen))
+    did = await recorder.record_decision(
+        Decision(
+            a.bar_time,
+            "skip",
+            None,
+            "r",
+            (),
+            a.regime.name,
+            None,
+            0.6,
+            setup_reason="BOS up + bullish OB 1-2",
+            features=seen,
+        )
+    )
     assert did is not None
     stored = await h.journal.decision(did)
-    assert stored is not None and stored.setup == "BOS up + bullish OB 1-2" and stored.features["atr"] == a.atr
+    assert (
+        stored is not None and stored.setup == "BOS up + bullish OB 1-2" and stored.features["atr"] == a.atr
+    )
 
 
 # ---------------------------------------------------------------- the bot itself
@@ -295,7 +333,8 @@ class GatedBars:
 
 
 async def test_backtest_runs_aside_edits_its_progress_and_sends_the_chart(
-        fake_telegram: FakeTelegramServer, tmp_path: Path, shared_bars: pl.DataFrame) -> None:
+    fake_telegram: FakeTelegramServer, tmp_path: Path, shared_bars: pl.DataFrame
+) -> None:
     from charts.equity import equity_chart
 
     async for h in harness(fake_telegram, tmp_path):
@@ -331,32 +370,60 @@ def test_backtest_checks_are_one_phone_line_each() -> None:
     from trading.risk.modes import RiskLimits
 
     params = replace(StrategyParams(), trail_start_atr=9.0)  # beyond the take-profit: unreachable
-    fired = {"broker_sl", "broker_tp", "smart_take_profit", "max_loss", "time_limit", "weekend", "stall",
-             "early_exit", "early_cut", "ml_reversal", "daily_limit", "market_close", "regime_danger",
-             "opposite_signal", "peak_drawdown", "urgency", "session"}
-    fills = {"sl": {"fills": 3, "gapped": 1, "mean_points": 12.0, "p90_points": 30.0, "worst_points": 36.0},
-             "tp": {"fills": 2, "gapped": 0, "mean_points": 0.0, "p90_points": 0.0, "worst_points": 0.0}}
+    fired = {
+        "broker_sl",
+        "broker_tp",
+        "smart_take_profit",
+        "max_loss",
+        "time_limit",
+        "weekend",
+        "stall",
+        "early_exit",
+        "early_cut",
+        "ml_reversal",
+        "daily_limit",
+        "market_close",
+        "regime_danger",
+        "opposite_signal",
+        "peak_drawdown",
+        "urgency",
+        "session",
+    }
+    fills = {
+        "sl": {"fills": 3, "gapped": 1, "mean_points": 12.0, "p90_points": 30.0, "worst_points": 36.0},
+        "tp": {"fills": 2, "gapped": 0, "mean_points": 0.0, "p90_points": 0.0, "worst_points": 0.0},
+    }
     lines = check_lines({"coherence": coherence_report(params, RiskLimits(), fired), "fills": fills})
     assert lines[0] == "Never fired: breakeven, trailing stop · unreachable: trailing stop"
     assert lines[1].startswith("Gates that never blocked: flash crash guard, news blackout")
     assert lines[2] == "Stops: 3 SL (1 gapped), +12.0 pts avg, worst +36.0 · 2 TP"
     assert all(len(line) <= 100 for line in lines)
     none = {"sl": {**fills["sl"], "fills": 0}, "tp": {**fills["tp"], "fills": 0}}
-    quiet = check_lines({"coherence": coherence_report(StrategyParams(), RiskLimits(), fired | {"breakeven",
-                         "trailing_stop"}), "fills": none})
-    assert quiet[0] == "Never fired: none · unreachable: none" and not any(x.startswith("Stops") for x in quiet)
+    quiet = check_lines(
+        {
+            "coherence": coherence_report(
+                StrategyParams(), RiskLimits(), fired | {"breakeven", "trailing_stop"}
+            ),
+            "fills": none,
+        }
+    )
+    assert quiet[0] == "Never fired: none · unreachable: none" and not any(
+        x.startswith("Stops") for x in quiet
+    )
 
 
-async def test_backtest_with_too_few_bars_says_how_many(fake_telegram: FakeTelegramServer, tmp_path: Path,
-                                                        shared_bars: pl.DataFrame) -> None:
+async def test_backtest_with_too_few_bars_says_how_many(
+    fake_telegram: FakeTelegramServer, tmp_path: Path, shared_bars: pl.DataFrame
+) -> None:
     async for h in harness(fake_telegram, tmp_path):
         tester = BotBacktester(lambda n: shared_bars.tail(120), lambda: BacktestConfig())
         h.ctx.backtester = tester
         try:
             await h.send("/backtest 3")
             status_id = h.last().message_id
-            await h.server.wait_for("editMessageText",
-                                    lambda c: "No backtest" in str(c.params.get("text")), timeout=10)
+            await h.server.wait_for(
+                "editMessageText", lambda c: "No backtest" in str(c.params.get("text")), timeout=10
+            )
             text = h.message(status_id).text or ""
             assert "the bot has 120 closed M15 bars" in text and "at least 296" in text
             with pytest.raises(BacktestRefused):
@@ -373,8 +440,22 @@ def test_every_command_is_in_the_menu_and_help() -> None:
     from handlers.start import help_text
 
     names = {c.command for c in bot_commands()}
-    for wanted in ("profit", "stats", "performance", "trades", "daily", "weekly", "monthly", "balance", "close",
-                   "logs", "health", "version", "why", "backtest"):
+    for wanted in (
+        "profit",
+        "stats",
+        "performance",
+        "trades",
+        "daily",
+        "weekly",
+        "monthly",
+        "balance",
+        "close",
+        "logs",
+        "health",
+        "version",
+        "why",
+        "backtest",
+    ):
         assert wanted in names
     text = help_text(COMMANDS)
     assert "/performance <code>[days]</code>" in text and "(also /perf)" in text and "(also /pos, /p)" in text
@@ -418,13 +499,18 @@ async def test_risk_out_of_range_speaks_a_traders_words(h: Harness) -> None:
     assert h.engine.limits.risk_per_trade_pct == 1.0 and h.engine.limits.max_positions == 2
 
 
-async def test_retrain_with_too_few_bars_says_how_many_and_when(fake_telegram: FakeTelegramServer,
-                                                                tmp_path: Path) -> None:
+async def test_retrain_with_too_few_bars_says_how_many_and_when(
+    fake_telegram: FakeTelegramServer, tmp_path: Path
+) -> None:
     from types import SimpleNamespace
 
     started: list[str] = []
-    trainer = SimpleNamespace(running=False, config=SimpleNamespace(min_bars=1_000),
-                              on_progress=lambda stage, pct: None, start=lambda *a, **k: started.append("run"))
+    trainer = SimpleNamespace(
+        running=False,
+        config=SimpleNamespace(min_bars=1_000),
+        on_progress=lambda stage, pct: None,
+        start=lambda *a, **k: started.append("run"),
+    )
     async for h in harness(fake_telegram, tmp_path, trainer=trainer, broker="paper", paper_replay_speed=60.0):
         h.ctx.bars_available = lambda: 240
         text = text_of(await h.send("/retrain"))
@@ -449,8 +535,9 @@ def clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
             monkeypatch.delenv(name, raising=False)
 
 
-async def test_console_export_has_its_own_folder_unique_names_and_wib(tmp_path: Path, clean_env: None,
-                                                                      capsys: pytest.CaptureFixture[str]) -> None:
+async def test_console_export_has_its_own_folder_unique_names_and_wib(
+    tmp_path: Path, clean_env: None, capsys: pytest.CaptureFixture[str]
+) -> None:
     from tests.test_app import make_settings, started
 
     app = await started(make_settings(tmp_path))

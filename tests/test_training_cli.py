@@ -33,8 +33,21 @@ def newer_file(shared_bars: pl.DataFrame, tmp_path_factory) -> Path:
 def trained(small_file: Path, tmp_path_factory) -> tuple[Path, dict]:
     models_dir = tmp_path_factory.mktemp("models")
     out = models_dir / "train.json"
-    code = main(["train", "--data", str(small_file), "--models-dir", str(models_dir), "--json", str(out),
-                 "--folds", "2", "--test-size", "80"])
+    code = main(
+        [
+            "train",
+            "--data",
+            str(small_file),
+            "--models-dir",
+            str(models_dir),
+            "--json",
+            str(out),
+            "--folds",
+            "2",
+            "--test-size",
+            "80",
+        ]
+    )
     assert code == 0
     return models_dir, json.loads(out.read_text())
 
@@ -44,8 +57,25 @@ def forced(small_file: Path, trained, tmp_path_factory) -> dict:
     """A second version of the same data, activated by hand with --activate."""
     models_dir, _ = trained
     out = models_dir / "forced.json"
-    assert main(["train", "--data", str(small_file), "--models-dir", str(models_dir), "--json", str(out),
-                 "--folds", "2", "--test-size", "80", "--activate"]) == 0
+    assert (
+        main(
+            [
+                "train",
+                "--data",
+                str(small_file),
+                "--models-dir",
+                str(models_dir),
+                "--json",
+                str(out),
+                "--folds",
+                "2",
+                "--test-size",
+                "80",
+                "--activate",
+            ]
+        )
+        == 0
+    )
     return json.loads(out.read_text())
 
 
@@ -60,7 +90,10 @@ def test_train_json_has_the_documented_keys(trained) -> None:
     assert 0.0 <= report["signal"]["auc"] <= 1.0 and report["signal"]["n"] == 2 * folds[0]["test_rows"]
     assert 0.0 < report["signal"]["base_win_rate"] < 1.0
     trading = report["signal"]["trading"]
-    assert trading["all_setups"]["n"] == report["signal"]["n"] and trading["ev_gate"]["n"] <= trading["all_setups"]["n"]
+    assert (
+        trading["all_setups"]["n"] == report["signal"]["n"]
+        and trading["ev_gate"]["n"] <= trading["all_setups"]["n"]
+    )
     assert {"min_prob", "base_rate", "fitted", "valid_setups"} <= set(report["signal"]["ev_gate"])
     assert set(report["regime"]["state_shares"]) == {"low", "medium", "high"}
     assert isinstance(report["signal"]["beats_baselines"], bool) and report["signal"]["verdict"]
@@ -72,10 +105,16 @@ def test_a_model_without_an_edge_is_stored_but_not_activated(trained) -> None:
     # these 2,600 bars show no edge out of sample (see the verdict): stored, not live
     assert report["edge"]["demonstrated"] is False and "no demonstrated edge" in report["signal"]["verdict"]
     assert report["version"] == "v001" and report["activated"] is False
-    assert "no demonstrated edge" in report["activation_reason"] and "--activate" in report["activation_reason"]
+    assert (
+        "no demonstrated edge" in report["activation_reason"] and "--activate" in report["activation_reason"]
+    )
     meta = reg.metadata("v001")
     assert meta["status"] == "rejected" and meta["edge"]["demonstrated"] is False
-    assert meta["label"]["time_limit_bars"] == 32 and meta["data"]["bars"] == 2600 and len(meta["data"]["hash"]) == 16
+    assert (
+        meta["label"]["time_limit_bars"] == 32
+        and meta["data"]["bars"] == 2600
+        and len(meta["data"]["hash"]) == 16
+    )
     assert meta["data"]["train_to"] < meta["data"]["holdout_from"]
 
 
@@ -89,7 +128,9 @@ def test_activate_flag_puts_it_live_and_says_it_was_forced(forced, trained) -> N
 
 def test_train_flags_exclude_each_other(small_file: Path, tmp_path, capsys) -> None:
     with pytest.raises(SystemExit):
-        main(["train", "--data", str(small_file), "--models-dir", str(tmp_path), "--activate", "--no-activate"])
+        main(
+            ["train", "--data", str(small_file), "--models-dir", str(tmp_path), "--activate", "--no-activate"]
+        )
     assert ModelRegistry(tmp_path).versions() == []
 
 
@@ -100,7 +141,9 @@ def test_evaluate_json_to_stdout(forced, trained, newer_file: Path, capsys) -> N
     out = capsys.readouterr().out
     payload = json.loads(out)  # stdout holds exactly one JSON object; the readable report went to stderr
     assert {"auc", "accuracy", "log_loss", "brier", "n", "base_win_rate", "trading"} <= set(payload)
-    assert payload["n"] == payload["trading"]["all_setups"]["n"] > 30  # setups of 700 bars with a known outcome
+    assert (
+        payload["n"] == payload["trading"]["all_setups"]["n"] > 30
+    )  # setups of 700 bars with a known outcome
     assert payload["version"] == "v002" and payload["rows_inside_training_range"] == 0
 
 
@@ -109,40 +152,97 @@ def test_evaluate_without_a_model_is_a_clear_error(newer_file: Path, tmp_path, c
     assert "no active model" in capsys.readouterr().err
 
 
-def test_evaluate_reads_a_rejected_version_without_activating_it(forced, trained, newer_file: Path, capsys) -> None:
+def test_evaluate_reads_a_rejected_version_without_activating_it(
+    forced, trained, newer_file: Path, capsys
+) -> None:
     models_dir, _ = trained
     reg = ModelRegistry(models_dir)
     pointer = (models_dir / "active").read_bytes() if (models_dir / "active").exists() else None
     capsys.readouterr()
-    assert main(["evaluate", "--data", str(newer_file), "--models-dir", str(models_dir), "--version", "v1",
-                 "--json", "-"]) == 0
+    assert (
+        main(
+            [
+                "evaluate",
+                "--data",
+                str(newer_file),
+                "--models-dir",
+                str(models_dir),
+                "--version",
+                "v1",
+                "--json",
+                "-",
+            ]
+        )
+        == 0
+    )
     payload = json.loads(capsys.readouterr().out)
     assert payload["version"] == "v001" and payload["status"] == "rejected" and payload["n"] > 30
     assert reg.active_version() == "v002" and reg.metadata("v001")["status"] == "rejected"
     assert ((models_dir / "active").read_bytes() if pointer is not None else None) == pointer
 
 
-def test_a_version_that_does_not_exist_is_one_line_listing_the_stored_ones(forced, trained, newer_file: Path,
-                                                                          capsys) -> None:
+def test_a_version_that_does_not_exist_is_one_line_listing_the_stored_ones(
+    forced, trained, newer_file: Path, capsys
+) -> None:
     models_dir, _ = trained
     capsys.readouterr()
-    assert main(["evaluate", "--data", str(newer_file), "--models-dir", str(models_dir), "--version", "v009"]) == 2
+    assert (
+        main(["evaluate", "--data", str(newer_file), "--models-dir", str(models_dir), "--version", "v009"])
+        == 2
+    )
     err = capsys.readouterr().err
-    assert err.count("\n") == 1 and "v009 is not in" in err and "v001 (rejected)" in err and "v002 (active)" in err
-    assert main(["backtest", "--data", str(newer_file), "--models-dir", str(models_dir), "--version", "v009",
-                 "--no-baselines"]) == 2
+    assert (
+        err.count("\n") == 1
+        and "v009 is not in" in err
+        and "v001 (rejected)" in err
+        and "v002 (active)" in err
+    )
+    assert (
+        main(
+            [
+                "backtest",
+                "--data",
+                str(newer_file),
+                "--models-dir",
+                str(models_dir),
+                "--version",
+                "v009",
+                "--no-baselines",
+            ]
+        )
+        == 2
+    )
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "stored versions: v001 (rejected), v002 (active)" in err
-    assert main(["evaluate", "--data", str(newer_file), "--models-dir", str(models_dir), "--version", "latest"]) == 2
+    assert (
+        main(["evaluate", "--data", str(newer_file), "--models-dir", str(models_dir), "--version", "latest"])
+        == 2
+    )
     assert "bad version name" in capsys.readouterr().err
 
 
-def test_backtest_trades_a_rejected_version_without_activating_it(forced, trained, newer_file: Path,
-                                                                 tmp_path: Path) -> None:
+def test_backtest_trades_a_rejected_version_without_activating_it(
+    forced, trained, newer_file: Path, tmp_path: Path
+) -> None:
     models_dir, _ = trained
     out = tmp_path / "bt.json"
-    assert main(["backtest", "--data", str(newer_file), "--models-dir", str(models_dir), "--version", "v001",
-                 "--no-baselines", "--json", str(out)]) == 0
+    assert (
+        main(
+            [
+                "backtest",
+                "--data",
+                str(newer_file),
+                "--models-dir",
+                str(models_dir),
+                "--version",
+                "v001",
+                "--no-baselines",
+                "--json",
+                str(out),
+            ]
+        )
+        == 0
+    )
     assert json.loads(out.read_text())["models"] == "model v001"
     reg = ModelRegistry(models_dir)
     assert reg.active_version() == "v002" and reg.metadata("v001")["status"] == "rejected"
@@ -168,11 +268,20 @@ def test_plan_splits_shrinks_blocks_for_short_histories() -> None:
 def test_a_worse_model_is_kept_as_rejected(shared_bars: pl.DataFrame, tmp_path) -> None:
     reg = ModelRegistry(tmp_path)
     bars = shared_bars.slice(0, 2400)
-    first = train_models(bars, registry=reg, n_folds=2, test_size=80, hmm_seeds=(42,), fold_hmm_seeds=(42,),
-                         force=True)
+    first = train_models(
+        bars, registry=reg, n_folds=2, test_size=80, hmm_seeds=(42,), fold_hmm_seeds=(42,), force=True
+    )
     assert first.activated
-    second = train_models(bars, registry=reg, n_folds=2, test_size=80, hmm_seeds=(42,), fold_hmm_seeds=(42,),
-                          min_auc=0.99, force=True)
+    second = train_models(
+        bars,
+        registry=reg,
+        n_folds=2,
+        test_size=80,
+        hmm_seeds=(42,),
+        fold_hmm_seeds=(42,),
+        min_auc=0.99,
+        force=True,
+    )
     assert not second.activated and "below the floor" in second.activation_reason
     assert reg.active_version() == first.version
     assert reg.metadata(second.version)["status"] == "rejected"

@@ -27,8 +27,20 @@ from trading.intrabar import GeneratedPath
 TINY = TrainOptions(n_folds=2, test_size=300, valid_size=300, hmm_seeds=(42,), fold_hmm_seeds=(42,))
 BAR = timedelta(minutes=15)
 METRIC_KEYS = {
-    "trades", "win_rate", "profit_factor", "expectancy", "net_profit", "max_drawdown_pct", "sharpe", "sortino",
-    "calmar", "avg_hold_minutes", "exit_reasons", "by_session", "by_regime", "final_equity",
+    "trades",
+    "win_rate",
+    "profit_factor",
+    "expectancy",
+    "net_profit",
+    "max_drawdown_pct",
+    "sharpe",
+    "sortino",
+    "calmar",
+    "avg_hold_minutes",
+    "exit_reasons",
+    "by_session",
+    "by_regime",
+    "final_equity",
 }
 
 
@@ -38,27 +50,35 @@ METRIC_KEYS = {
 def test_plan_rolls_by_the_test_window() -> None:
     folds = plan_folds(3000, 1500, 500)
     assert [(f.train.start, f.train.stop, f.test.start, f.test.stop) for f in folds] == [
-        (0, 1500, 1500, 2000), (500, 2000, 2000, 2500), (1000, 2500, 2500, 3000),
+        (0, 1500, 1500, 2000),
+        (500, 2000, 2000, 2500),
+        (1000, 2500, 2500, 3000),
     ]
     assert folds[1].backtest_range(200) == range(1800, 2500)
 
 
 def test_plan_with_a_longer_step_and_an_incomplete_tail() -> None:
     folds = plan_folds(3100, 1000, 400, step=700)
-    assert [(f.train.start, f.test.start, f.test.stop) for f in folds] == [(0, 1000, 1400), (700, 1700, 2100),
-                                                                           (1400, 2400, 2800)]
+    assert [(f.train.start, f.test.start, f.test.stop) for f in folds] == [
+        (0, 1000, 1400),
+        (700, 1700, 2100),
+        (1400, 2400, 2800),
+    ]
     for f in folds:
         assert f.train.stop == f.test.start  # adjacent, never overlapping
     assert plan_folds(12_000, 6000, 1500)[-1].test.stop == 12_000
     assert len(plan_folds(12_000, 6000, 1500)) == 4
 
 
-@pytest.mark.parametrize(("args", "message"), [
-    ((3000, 1500, 500, 400), "overlap"),
-    ((3000, 150, 500, None), "warm-up"),
-    ((1900, 1500, 500, None), "too few"),
-    ((3000, 1500, 0, None), "positive"),
-])
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        ((3000, 1500, 500, 400), "overlap"),
+        ((3000, 150, 500, None), "warm-up"),
+        ((1900, 1500, 500, None), "too few"),
+        ((3000, 1500, 0, None), "positive"),
+    ],
+)
 def test_plan_refuses_bad_windows(args: tuple, message: str) -> None:
     with pytest.raises(ValueError, match=message):
         plan_folds(*args)
@@ -96,7 +116,9 @@ class MarkedPath(GeneratedPath):
 @pytest.fixture(scope="module")
 def run(bars3000: pl.DataFrame, tmp_path_factory) -> tuple[WalkForwardResult, Path]:
     root = tmp_path_factory.mktemp("wf-models")
-    return walk_forward(bars3000, 1500, 500, train_options=TINY, models_dir=root, path=lambda f: MarkedPath(f)), root
+    return walk_forward(
+        bars3000, 1500, 500, train_options=TINY, models_dir=root, path=lambda f: MarkedPath(f)
+    ), root
 
 
 def test_every_run_walks_the_given_path(run: tuple[WalkForwardResult, Path]) -> None:
@@ -141,7 +163,9 @@ def test_folds_trade_only_inside_their_test_window(run: tuple[WalkForwardResult,
     assert sum(len(f.smc_only.trades) for f in result.folds) > 0  # the windows are long enough to trade
 
 
-def test_fold_model_never_saw_its_test_window(run: tuple[WalkForwardResult, Path], bars3000: pl.DataFrame) -> None:
+def test_fold_model_never_saw_its_test_window(
+    run: tuple[WalkForwardResult, Path], bars3000: pl.DataFrame
+) -> None:
     result, root = run
     reg = ModelRegistry(root)
     assert reg.versions() == [f.model_version for f in result.folds]
@@ -183,8 +207,16 @@ def test_json_shape(run: tuple[WalkForwardResult, Path]) -> None:
     out = json.loads(json.dumps(result.to_json_dict(), default=str))
     assert out["out_of_sample_bars"] == 1500
     assert [f["fold"] for f in out["folds"]] == [1, 2, 3]
-    assert {"train_from", "train_to", "test_from", "test_to", "model_auc", "trades", "net_profit",
-            "win_rate"} <= set(out["folds"][0])
+    assert {
+        "train_from",
+        "train_to",
+        "test_from",
+        "test_to",
+        "model_auc",
+        "trades",
+        "net_profit",
+        "win_rate",
+    } <= set(out["folds"][0])
     assert set(out["overall"]) == set(out["smc_only"]) >= METRIC_KEYS
 
 
@@ -206,8 +238,21 @@ def test_cli_walk_forward_json(shared_bars_path: Path, tmp_path: Path, capsys) -
     data = tmp_path / "bars.parquet"
     pl.read_parquet(shared_bars_path).head(2400).write_parquet(data)  # the raw file, in server time
     out = tmp_path / "wf.json"
-    rc = main(["backtest", "--data", str(data), "--walk-forward", "1500:450", "--wf-test-size", "300",
-               "--json", str(out), "--trades-csv", str(tmp_path / "t.csv")])
+    rc = main(
+        [
+            "backtest",
+            "--data",
+            str(data),
+            "--walk-forward",
+            "1500:450",
+            "--wf-test-size",
+            "300",
+            "--json",
+            str(out),
+            "--trades-csv",
+            str(tmp_path / "t.csv"),
+        ]
+    )
     assert rc == 0
     body = json.loads(out.read_text())
     wf = body["walk_forward"]
@@ -237,7 +282,12 @@ def test_cli_walk_forward_refuses_bad_input(shared_bars_path: Path, capsys) -> N
     assert "TRAIN:TEST" in capsys.readouterr().err
     assert main(["backtest", "--data", str(shared_bars_path), "--walk-forward", "6000:1500:1000"]) == 2
     assert "overlap" in capsys.readouterr().err
-    assert main(["backtest", "--data", str(shared_bars_path), "--walk-forward", "6000:1500", "--models-dir", "x"]) == 2
+    assert (
+        main(
+            ["backtest", "--data", str(shared_bars_path), "--walk-forward", "6000:1500", "--models-dir", "x"]
+        )
+        == 2
+    )
     assert "--models-dir" in capsys.readouterr().err
 
 

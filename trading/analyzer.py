@@ -87,10 +87,18 @@ class AnalysisFrame:
     _times: list | None = None  # `times`, converted on first use (the live loop reads one row a frame)
 
     @classmethod
-    def build(cls, bars: pl.DataFrame, regime: RegimeSource | None = None, signal: SignalSource | None = None,
-              with_h1_bias: bool = False, min_threshold: float = 0.60, max_threshold: float = 0.85,
-              ml_rows: int | None = None, flash_crash_pct: float = _DEFAULTS.flash_crash_pct,
-              flash_crash_bars: int = _DEFAULTS.flash_crash_bars) -> AnalysisFrame:
+    def build(
+        cls,
+        bars: pl.DataFrame,
+        regime: RegimeSource | None = None,
+        signal: SignalSource | None = None,
+        with_h1_bias: bool = False,
+        min_threshold: float = 0.60,
+        max_threshold: float = 0.85,
+        ml_rows: int | None = None,
+        flash_crash_pct: float = _DEFAULTS.flash_crash_pct,
+        flash_crash_bars: int = _DEFAULTS.flash_crash_bars,
+    ) -> AnalysisFrame:
         """`ml_rows`: score only the last N bars' setups with a meta-model (the live loop reads one).
         `flash_crash_pct` / `flash_crash_bars`: the crisis override's move (the strategy parameters')."""
         feats = features.compute_features(bars)
@@ -102,8 +110,11 @@ class AnalysisFrame:
             columns=columns,
             structure=smc.analyze(bars),
             regime_probs=regime.filtered_probabilities(bars) if regime is not None else None,
-            p_up=(np.asarray(signal.predict_frame(bars), dtype=float)
-                  if signal is not None and predict_setups is None else None),
+            p_up=(
+                np.asarray(signal.predict_frame(bars), dtype=float)
+                if signal is not None and predict_setups is None
+                else None
+            ),
             model_version=signal.version if signal is not None else "",
             h1=h1_bias_series(bars) if with_h1_bias else None,
             min_threshold=min_threshold,
@@ -119,8 +130,9 @@ class AnalysisFrame:
             found = [(i, s) for i, s in found if s is not None]
             p_win = np.full(n, np.nan)
             if found:
-                p_win[[i for i, _ in found]] = predict_setups(bars, [i for i, _ in found], [s for _, s in found],
-                                                              feats=feats, events=frame.structure)
+                p_win[[i for i, _ in found]] = predict_setups(
+                    bars, [i for i, _ in found], [s for _, s in found], feats=feats, events=frame.structure
+                )
             frame.p_win = p_win
             frame.ml_gate = tuple(getattr(signal, "gate", (0.0, None, "")))  # type: ignore[assignment]
         return frame
@@ -153,7 +165,9 @@ class AnalysisFrame:
         if k < 0:
             return UNKNOWN_REGIME
         base = REGIME_VIEWS[k]
-        return RegimeView(base.name, base.label, rows.regime_confidence[j], base.lot_multiplier, base.recommendation)
+        return RegimeView(
+            base.name, base.label, rows.regime_confidence[j], base.lot_multiplier, base.recommendation
+        )
 
     def _row_lists(self, i: int) -> tuple[_RowLists, int]:
         """The chunk of row lists holding row `i` (with the rows before it that `at` reads) and its
@@ -162,9 +176,15 @@ class AnalysisFrame:
         start = max(0, lo - _ROW_LEAD)
         if self._rows is None or self._rows[0] != start:
             hi = min(len(self), lo + _ROW_CHUNK)
-            self._rows = (start, _RowLists.of({k: v[start:hi] for k, v in self.columns.items()},
-                                              None if self.regime_probs is None else self.regime_probs[start:hi],
-                                              self.flash_crash_pct, self.flash_crash_bars))
+            self._rows = (
+                start,
+                _RowLists.of(
+                    {k: v[start:hi] for k, v in self.columns.items()},
+                    None if self.regime_probs is None else self.regime_probs[start:hi],
+                    self.flash_crash_pct,
+                    self.flash_crash_bars,
+                ),
+            )
         return self._rows[1], i - start
 
     def at(self, i: int, prev_setup: smc.SMCSetup | bool | None = False) -> MarketAnalysis:
@@ -186,17 +206,30 @@ class AnalysisFrame:
             if setup is not None and np.isfinite(self.p_win[i]):
                 pw = float(self.p_win[i])
                 min_prob, base_rate, note = self.ml_gate
-                ml = MLView(pw if setup.side is Side.BUY else 1.0 - pw, pw, setup.side, float(min_prob),
-                            base_rate, note)
+                ml = MLView(
+                    pw if setup.side is Side.BUY else 1.0 - pw,
+                    pw,
+                    setup.side,
+                    float(min_prob),
+                    base_rate,
+                    note,
+                )
         elif self.p_up is not None and np.isfinite(self.p_up[i]):
             ml = MLView(float(self.p_up[i]))
         q = market_quality(
-            session=session.name, regime=_quality_regime_name(regime), volatility=session.volatility,
-            has_smc_signal=setup is not None, ml_confidence=ml.confidence if ml else 0.0,
-            min_threshold=self.min_threshold, max_threshold=self.max_threshold,
+            session=session.name,
+            regime=_quality_regime_name(regime),
+            volatility=session.volatility,
+            has_smc_signal=setup is not None,
+            ml_confidence=ml.confidence if ml else 0.0,
+            min_threshold=self.min_threshold,
+            max_threshold=self.max_threshold,
         )
-        indicators = {k: v for k, values in zip(INDICATOR_COLUMNS, rows.indicators, strict=True)
-                      if math.isfinite(v := values[j])}
+        indicators = {
+            k: v
+            for k, values in zip(INDICATOR_COLUMNS, rows.indicators, strict=True)
+            if math.isfinite(v := values[j])
+        }
         indicators["bar_range"] = rows.high[j] - rows.low[j]
         atr = indicators.get("atr_14") or 0.0
         return MarketAnalysis(
@@ -210,7 +243,7 @@ class AnalysisFrame:
             quality=QualityView(q.score, q.level, q.threshold),
             session=session,
             prev_setup_side=prev.side if prev else None,
-            recent_closes=tuple(rows.close[max(0, j - 24): j + 1]),  # a chunk starts _ROW_LEAD rows early
+            recent_closes=tuple(rows.close[max(0, j - 24) : j + 1]),  # a chunk starts _ROW_LEAD rows early
             indicators=indicators,
             h1_bias=int(self.h1[i]) if self.h1 is not None else 0,
             model_version=self.model_version,
@@ -237,9 +270,13 @@ class _RowLists:
     regime_confidence: list[float]
 
     @classmethod
-    def of(cls, columns: dict[str, np.ndarray], regime_probs: np.ndarray | None,
-           flash_crash_pct: float = _DEFAULTS.flash_crash_pct,
-           flash_crash_bars: int = _DEFAULTS.flash_crash_bars) -> _RowLists:
+    def of(
+        cls,
+        columns: dict[str, np.ndarray],
+        regime_probs: np.ndarray | None,
+        flash_crash_pct: float = _DEFAULTS.flash_crash_pct,
+        flash_crash_bars: int = _DEFAULTS.flash_crash_bars,
+    ) -> _RowLists:
         close = np.asarray(columns["close"], dtype=np.float64)
         n = close.size
         if regime_probs is None:
@@ -250,10 +287,13 @@ class _RowLists:
             state = np.where(np.isfinite(probs).all(axis=1), best, -1)
             confidence = probs[np.arange(n), best].astype(np.float64)
         return cls(
-            close=close.tolist(), high=columns["high"].tolist(), low=columns["low"].tolist(),
+            close=close.tolist(),
+            high=columns["high"].tolist(),
+            low=columns["low"].tolist(),
             spread=columns["spread"].tolist(),
             indicators=tuple(np.asarray(columns[k], dtype=np.float64).tolist() for k in INDICATOR_COLUMNS),
-            crisis=_flash_crash_rows(close, flash_crash_pct, flash_crash_bars).tolist(), regime_state=state.tolist(),
+            crisis=_flash_crash_rows(close, flash_crash_pct, flash_crash_bars).tolist(),
+            regime_state=state.tolist(),
             regime_confidence=confidence.tolist(),
         )
 
@@ -277,10 +317,17 @@ class MarketAnalyzer:
     the same bars exactly (they start from the same first bar); 1,500 bars (~3 weeks) is the default.
     """
 
-    def __init__(self, regime: RegimeSource | None = None, signal: SignalSource | None = None,
-                 history: int = 1500, with_h1_bias: bool = False, min_threshold: float = 0.60,
-                 max_threshold: float = 0.85, flash_crash_pct: float = _DEFAULTS.flash_crash_pct,
-                 flash_crash_bars: int = _DEFAULTS.flash_crash_bars) -> None:
+    def __init__(
+        self,
+        regime: RegimeSource | None = None,
+        signal: SignalSource | None = None,
+        history: int = 1500,
+        with_h1_bias: bool = False,
+        min_threshold: float = 0.60,
+        max_threshold: float = 0.85,
+        flash_crash_pct: float = _DEFAULTS.flash_crash_pct,
+        flash_crash_bars: int = _DEFAULTS.flash_crash_bars,
+    ) -> None:
         if history < 60:
             raise ValueError(f"analysis history must be at least 60 bars, got {history}")
         self.regime, self.signal = regime, signal
@@ -302,9 +349,17 @@ class MarketAnalyzer:
         if bars.height < 2:
             raise ValueError("need at least 2 closed bars to analyse")
         w = bars.tail(self.history) if bars.height > self.history else bars
-        frame = AnalysisFrame.build(w, self.regime, self.signal, self.with_h1_bias, self.min_threshold,
-                                    self.max_threshold, ml_rows=1, flash_crash_pct=self.flash_crash_pct,
-                                    flash_crash_bars=self.flash_crash_bars)
+        frame = AnalysisFrame.build(
+            w,
+            self.regime,
+            self.signal,
+            self.with_h1_bias,
+            self.min_threshold,
+            self.max_threshold,
+            ml_rows=1,
+            flash_crash_pct=self.flash_crash_pct,
+            flash_crash_bars=self.flash_crash_bars,
+        )
         self.last_frame = frame
         return frame.at(-1)
 
@@ -356,8 +411,13 @@ def h1_bias_series(m15: pl.DataFrame) -> np.ndarray:
         m15.sort("time")
         .group_by_dynamic("time", every="1h", closed="left", label="left")
         .agg(
-            pl.col("open").first(), pl.col("high").max(), pl.col("low").min(), pl.col("close").last(),
-            pl.col("tick_volume").sum(), pl.col("spread").last(), pl.col("real_volume").sum(),
+            pl.col("open").first(),
+            pl.col("high").max(),
+            pl.col("low").min(),
+            pl.col("close").last(),
+            pl.col("tick_volume").sum(),
+            pl.col("spread").last(),
+            pl.col("real_volume").sum(),
         )
     )
     f = features.compute_features(h1)
@@ -365,10 +425,15 @@ def h1_bias_series(m15: pl.DataFrame) -> np.ndarray:
     rsi, hist = f["rsi_14"].to_numpy(), f["macd_hist"].to_numpy()
     csum = np.cumsum(np.nan_to_num(np.sign(np.diff(close, prepend=np.nan))))
     up_count = csum - np.concatenate([np.zeros(min(5, len(csum))), csum[:-5]])  # last 5 candle directions
-    votes = np.vstack([
-        np.sign(close - e21), np.sign(e9 - e21), np.where(rsi > 55, 1.0, np.where(rsi < 45, -1.0, 0.0)),
-        np.sign(hist), np.sign(up_count),
-    ])
+    votes = np.vstack(
+        [
+            np.sign(close - e21),
+            np.sign(e9 - e21),
+            np.where(rsi > 55, 1.0, np.where(rsi < 45, -1.0, 0.0)),
+            np.sign(hist),
+            np.sign(up_count),
+        ]
+    )
     score = np.nansum(votes * np.asarray(H1_WEIGHTS)[:, None], axis=0)
     score[np.isnan(e21) | np.isnan(hist)] = 0.0
     bias = np.where(score >= 0.3, 1, np.where(score <= -0.3, -1, 0)).astype(np.int8)

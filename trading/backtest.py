@@ -45,10 +45,14 @@ class BacktestConfig:
     commission_per_lot: float = 0.0
     slippage_points: int = 0
     leverage: int = 100
-    ticks_per_bar: int = DEFAULT_TICKS_PER_BAR  # the generated path the CLI, /backtest, walk-forward and optimize all use
+    ticks_per_bar: int = (
+        DEFAULT_TICKS_PER_BAR  # the generated path the CLI, /backtest, walk-forward and optimize all use
+    )
     warmup_bars: int = 200
     skip_idle: bool = True  # take the rest of a bar in one go when no position is open (exact; speed only)
-    skip_quiet: bool = True  # with positions open, take the ticks nothing acts on in one go (exact; speed only)
+    skip_quiet: bool = (
+        True  # with positions open, take the ticks nothing acts on in one go (exact; speed only)
+    )
     params: StrategyParams = field(default_factory=StrategyParams)
     limits: RiskLimits = field(default_factory=RiskLimits)
 
@@ -64,8 +68,13 @@ class HaltEvent:
     setups_blocked: int  # of those, bars that had an SMC setup the halt kept out
 
     def to_dict(self) -> dict[str, Any]:
-        return {"start": str(self.start), "end": None if self.end is None else str(self.end), "reason": self.reason,
-                "bars": self.bars, "setups_blocked": self.setups_blocked}
+        return {
+            "start": str(self.start),
+            "end": None if self.end is None else str(self.end),
+            "reason": self.reason,
+            "bars": self.bars,
+            "setups_blocked": self.setups_blocked,
+        }
 
 
 @dataclass(slots=True)
@@ -86,11 +95,17 @@ class BacktestResult:
     ticks_skipped: int = 0  # ticks of the path taken in one go, where no rule could act (exact)
     halts: list[HaltEvent] = field(default_factory=list)  # loss-limit halts (risk mode STOPPED), in order
     risk_state: RiskState | None = None  # the engine's risk counters at the end, to carry into a next run
-    fills: dict[str, Any] = field(default_factory=dict)  # SL/TP fills against their levels (fills.slippage_summary)
+    fills: dict[str, Any] = field(
+        default_factory=dict
+    )  # SL/TP fills against their levels (fills.slippage_summary)
     sl_moves: Counter[str] = field(default_factory=Counter)  # stop moves by the rule that made them
-    level_fills: list[LevelFill] = field(default_factory=list)  # every SL/TP fill, to sum over runs (run_checks)
+    level_fills: list[LevelFill] = field(
+        default_factory=list
+    )  # every SL/TP fill, to sum over runs (run_checks)
     point: float = 0.01  # the symbol's point, the unit of the fills' distances
-    balance: np.ndarray = field(default_factory=lambda: np.zeros(0))  # the account balance at each equity time
+    balance: np.ndarray = field(
+        default_factory=lambda: np.zeros(0)
+    )  # the account balance at each equity time
 
     def metrics(self) -> dict[str, Any]:
         return compute_metrics(self.trades, self.opened, self.equity_times, self.equity, self.start_balance)
@@ -109,23 +124,39 @@ class _JitteryWall:
         return self.t
 
 
-async def replay_account(bars: pl.DataFrame, config: BacktestConfig,
-                         path: PathFactory | None) -> tuple[int, ReplayFeed, PaperBroker]:
+async def replay_account(
+    bars: pl.DataFrame, config: BacktestConfig, path: PathFactory | None
+) -> tuple[int, ReplayFeed, PaperBroker]:
     """The warm-up length, the replay feed of `bars` on `path` and a connected paper account with the
     config's balance, costs and leverage: what every run over history (strategy or baseline) trades on."""
     warmup = min(config.warmup_bars, max(bars.height - 1, 0))
     feed = ReplayFeed(bars, speed=0, ticks_per_bar=config.ticks_per_bar, history=warmup, path=path)
     if feed.finished:
         raise ValueError("no bars to replay after the warm-up")
-    broker = PaperBroker(feed=feed, balance=config.balance, commission_per_lot=config.commission_per_lot,
-                         slippage_points=config.slippage_points, leverage=config.leverage)
+    broker = PaperBroker(
+        feed=feed,
+        balance=config.balance,
+        commission_per_lot=config.commission_per_lot,
+        slippage_points=config.slippage_points,
+        leverage=config.leverage,
+    )
     await broker.connect()
     return warmup, feed, broker
 
 
-async def _drive(bars: pl.DataFrame, analyzer: Analyzer, config: BacktestConfig, *, live: bool,
-                 progress: Progress | None, label: str, path: PathFactory | None = None,
-                 speed: float = 0.0, wall_seed: int = 0, risk_state: RiskState | None = None) -> BacktestResult:
+async def _drive(
+    bars: pl.DataFrame,
+    analyzer: Analyzer,
+    config: BacktestConfig,
+    *,
+    live: bool,
+    progress: Progress | None,
+    label: str,
+    path: PathFactory | None = None,
+    speed: float = 0.0,
+    wall_seed: int = 0,
+    risk_state: RiskState | None = None,
+) -> BacktestResult:
     """The bars through `MarketLoop`, the same loop a paper replay runs: as fast as possible (speed 0)
     or paced at `speed` against a jittery simulated wall clock (`paced_replay`). `risk_state` continues
     an earlier run's risk counters."""
@@ -162,19 +193,44 @@ async def _drive(bars: pl.DataFrame, analyzer: Analyzer, config: BacktestConfig,
         if progress is not None and (bar - warmup) % 500 == 0:
             progress(bar - warmup, total)
 
-    engine = TradingEngine(broker, analyzer, params=config.params, limits=config.limits, recorder=recorder,
-                           clock=clock, full_decisions=recorder.keep_decisions)
+    engine = TradingEngine(
+        broker,
+        analyzer,
+        params=config.params,
+        limits=config.limits,
+        recorder=recorder,
+        clock=clock,
+        full_decisions=recorder.keep_decisions,
+    )
     await engine.start({"risk": risk_state_to_dict(risk_state)} if risk_state is not None else None)
     window = history_window(bars, 10_000) if live else (lambda b: bars.slice(b, 1))
     if speed > 0:
         wall = _JitteryWall(wall_seed, mean_step=1.0)  # the 1-second job, late or early as a busy loop is
-        loop = MarketLoop(feed, broker, engine, clock, window, on_decision=decided, speed=speed, wall=wall,
-                          skip_idle=config.skip_idle, skip_quiet=config.skip_quiet)
+        loop = MarketLoop(
+            feed,
+            broker,
+            engine,
+            clock,
+            window,
+            on_decision=decided,
+            speed=speed,
+            wall=wall,
+            skip_idle=config.skip_idle,
+            skip_quiet=config.skip_quiet,
+        )
         while not loop.finished:
             await loop.run_due()
     else:
-        loop = MarketLoop(feed, broker, engine, clock, window, on_decision=decided, skip_idle=config.skip_idle,
-                          skip_quiet=config.skip_quiet)
+        loop = MarketLoop(
+            feed,
+            broker,
+            engine,
+            clock,
+            window,
+            on_decision=decided,
+            skip_idle=config.skip_idle,
+            skip_quiet=config.skip_quiet,
+        )
         await loop.run()
     # positions still open when the data ends are closed at the last price, so that every opened trade
     # is in the metrics and the final equity is the start balance plus the trades' profits
@@ -188,13 +244,26 @@ async def _drive(bars: pl.DataFrame, analyzer: Analyzer, config: BacktestConfig,
     if progress is not None:
         progress(total, total)
     return BacktestResult(
-        bars=total, seconds=0.0, start_balance=config.balance, trades=recorder.closed, opened=recorder.opened,
-        equity_times=eq_times, equity=np.asarray(equity, dtype=float), gate_blocks=blocks, decisions=loop.decisions,
-        label=label, intrabar_mode=feed.mode, detail_share=feed.path.detail_share(), ticks=loop.ticks,
+        bars=total,
+        seconds=0.0,
+        start_balance=config.balance,
+        trades=recorder.closed,
+        opened=recorder.opened,
+        equity_times=eq_times,
+        equity=np.asarray(equity, dtype=float),
+        gate_blocks=blocks,
+        decisions=loop.decisions,
+        label=label,
+        intrabar_mode=feed.mode,
+        detail_share=feed.path.detail_share(),
+        ticks=loop.ticks,
         ticks_skipped=loop.skipped,
-        halts=halts, risk_state=engine.state, fills=slippage_summary(broker.level_fills, broker.spec.point),
+        halts=halts,
+        risk_state=engine.state,
+        fills=slippage_summary(broker.level_fills, broker.spec.point),
         sl_moves=Counter(change[4].split(":", 1)[0] for change in recorder.sl_changes),
-        level_fills=list(broker.level_fills), point=broker.spec.point,
+        level_fills=list(broker.level_fills),
+        point=broker.spec.point,
         balance=np.asarray(balance, dtype=float),
     )
 
@@ -218,45 +287,94 @@ def run_backtest(
     total-loss reference, a total stop and the day's counters carry over as a live restart keeps them."""
     config = config or BacktestConfig()
     t0 = time.perf_counter()
-    frame = frame or AnalysisFrame.build(bars, regime, signal,
-                                         with_h1_bias=config.params.gate_enabled("h1_bias"),
-                                         flash_crash_pct=config.params.flash_crash_pct,
-                                         flash_crash_bars=config.params.flash_crash_bars)
+    frame = frame or AnalysisFrame.build(
+        bars,
+        regime,
+        signal,
+        with_h1_bias=config.params.gate_enabled("h1_bias"),
+        flash_crash_pct=config.params.flash_crash_pct,
+        flash_crash_bars=config.params.flash_crash_bars,
+    )
     analyzer: Analyzer = PrecomputedAnalyzer(frame)
     if analyzer_wrapper is not None:
         analyzer = analyzer_wrapper(analyzer)
-    result = asyncio.run(_drive(bars, analyzer, config, live=False, progress=progress, label=label, path=path,
-                                risk_state=risk_state))
+    result = asyncio.run(
+        _drive(
+            bars,
+            analyzer,
+            config,
+            live=False,
+            progress=progress,
+            label=label,
+            path=path,
+            risk_state=risk_state,
+        )
+    )
     result.seconds = time.perf_counter() - t0
     return result
 
 
-def live_replay(bars: pl.DataFrame, config: BacktestConfig | None = None, *, regime: RegimeSource | None = None,
-                signal: SignalSource | None = None, path: PathFactory | None = None) -> BacktestResult:
+def live_replay(
+    bars: pl.DataFrame,
+    config: BacktestConfig | None = None,
+    *,
+    regime: RegimeSource | None = None,
+    signal: SignalSource | None = None,
+    path: PathFactory | None = None,
+) -> BacktestResult:
     """The same bars through the live analyzer, which recomputes from the broker feed's closed bars."""
     config = config or BacktestConfig()
     t0 = time.perf_counter()
-    analyzer = MarketAnalyzer(regime, signal, history=bars.height,
-                              with_h1_bias=config.params.gate_enabled("h1_bias"),
-                              flash_crash_pct=config.params.flash_crash_pct,
-                              flash_crash_bars=config.params.flash_crash_bars)
-    result = asyncio.run(_drive(bars, analyzer, config, live=True, progress=None, label="live replay", path=path))
+    analyzer = MarketAnalyzer(
+        regime,
+        signal,
+        history=bars.height,
+        with_h1_bias=config.params.gate_enabled("h1_bias"),
+        flash_crash_pct=config.params.flash_crash_pct,
+        flash_crash_bars=config.params.flash_crash_bars,
+    )
+    result = asyncio.run(
+        _drive(bars, analyzer, config, live=True, progress=None, label="live replay", path=path)
+    )
     result.seconds = time.perf_counter() - t0
     return result
 
 
-def paced_replay(bars: pl.DataFrame, config: BacktestConfig | None = None, *, speed: float, wall_seed: int = 0,
-                 regime: RegimeSource | None = None, signal: SignalSource | None = None,
-                 path: PathFactory | None = None) -> BacktestResult:
+def paced_replay(
+    bars: pl.DataFrame,
+    config: BacktestConfig | None = None,
+    *,
+    speed: float,
+    wall_seed: int = 0,
+    regime: RegimeSource | None = None,
+    signal: SignalSource | None = None,
+    path: PathFactory | None = None,
+) -> BacktestResult:
     """The bars as a paper replay at `speed` runs them: the market loop called by a 1-second job whose
     wall clock jitters (`wall_seed`). Its trades must equal `run_backtest`'s at any speed."""
     config = config or BacktestConfig()
     t0 = time.perf_counter()
-    frame = AnalysisFrame.build(bars, regime, signal, with_h1_bias=config.params.gate_enabled("h1_bias"),
-                                flash_crash_pct=config.params.flash_crash_pct,
-                                flash_crash_bars=config.params.flash_crash_bars)
-    result = asyncio.run(_drive(bars, PrecomputedAnalyzer(frame), config, live=False, progress=None,
-                                label=f"replay at {speed:g}x", path=path, speed=speed, wall_seed=wall_seed))
+    frame = AnalysisFrame.build(
+        bars,
+        regime,
+        signal,
+        with_h1_bias=config.params.gate_enabled("h1_bias"),
+        flash_crash_pct=config.params.flash_crash_pct,
+        flash_crash_bars=config.params.flash_crash_bars,
+    )
+    result = asyncio.run(
+        _drive(
+            bars,
+            PrecomputedAnalyzer(frame),
+            config,
+            live=False,
+            progress=None,
+            label=f"replay at {speed:g}x",
+            path=path,
+            speed=speed,
+            wall_seed=wall_seed,
+        )
+    )
     result.seconds = time.perf_counter() - t0
     return result
 
@@ -282,8 +400,12 @@ class RandomSide:
         side = Side.BUY if self.rng.random() < 0.5 else Side.SELL
         if side is not setup.side:
             risk, reward = abs(setup.entry - setup.stop_loss), abs(setup.take_profit - setup.entry)
-            setup = replace(setup, side=side, stop_loss=round(setup.entry - side.sign * risk, 2),  # type: ignore[type-var]
-                            take_profit=round(setup.entry + side.sign * reward, 2))
+            setup = replace(
+                setup,
+                side=side,
+                stop_loss=round(setup.entry - side.sign * risk, 2),  # type: ignore[type-var]
+                take_profit=round(setup.entry + side.sign * reward, 2),
+            )
         self._prev = side
         return replace(a, setup=setup, prev_setup_side=prev)
 
@@ -299,8 +421,13 @@ def _drawdown(equity: np.ndarray) -> tuple[float, np.ndarray]:
     return float(dd.max() * 100), dd
 
 
-def compute_metrics(trades: list[ClosedTrade], opened: list[OpenedTrade], times: list[datetime],
-                    equity: np.ndarray, start_balance: float) -> dict[str, Any]:
+def compute_metrics(
+    trades: list[ClosedTrade],
+    opened: list[OpenedTrade],
+    times: list[datetime],
+    equity: np.ndarray,
+    start_balance: float,
+) -> dict[str, Any]:
     profits = np.array([t.profit for t in trades], dtype=float)
     wins, losses = profits[profits > 0], profits[profits < 0]
     gross_win, gross_loss = float(wins.sum()), float(-losses.sum())
@@ -337,7 +464,9 @@ def compute_metrics(trades: list[ClosedTrade], opened: list[OpenedTrade], times:
         "sharpe": finite(annual_sharpe(rets)),
         "sortino": finite(annual_sortino(rets)),
         "calmar": finite(cagr / (max_dd / 100)) if max_dd > 0 else 0.0,
-        "avg_hold_minutes": round(float(np.mean([t.duration_seconds for t in trades])) / 60, 1) if trades else 0.0,
+        "avg_hold_minutes": round(float(np.mean([t.duration_seconds for t in trades])) / 60, 1)
+        if trades
+        else 0.0,
         "exit_reasons": dict(Counter(t.reason for t in trades).most_common()),
         "by_session": grouped("session"),
         "by_regime": grouped("regime"),

@@ -96,10 +96,10 @@ def validate_bars(frame: pl.DataFrame) -> pl.DataFrame:
         (pl.col("tick_volume") < 0, "tick_volume is negative"),
         (pl.col("spread") < 0, "spread is negative"),
     ]
-    flags = frame.select(
-        [expr.fill_null(False).alias(f"c{i}") for i, (expr, _) in enumerate(checks)]
+    flags = frame.select([expr.fill_null(False).alias(f"c{i}") for i, (expr, _) in enumerate(checks)])
+    any_bad = flags.select(
+        pl.any_horizontal(pl.all()).arg_max().alias("i"), pl.any_horizontal(pl.all()).any().alias("a")
     )
-    any_bad = flags.select(pl.any_horizontal(pl.all()).arg_max().alias("i"), pl.any_horizontal(pl.all()).any().alias("a"))
     if any_bad["a"][0]:
         idx = int(any_bad["i"][0])
         row_flags = flags.row(idx)
@@ -125,16 +125,32 @@ def from_server_time(frame: pl.DataFrame, server_tz: str | ServerClock = DEFAULT
 
 
 # other names a bars file may give MT5's columns (MetaTrader 5's own export, other tools)
-_COLUMN_ALIASES = {"datetime": "time", "date": "time", "timestamp": "time", "date_time": "time", "tickvol": "tick_volume",
-                   "volume": "tick_volume", "vol": "real_volume"}
+_COLUMN_ALIASES = {
+    "datetime": "time",
+    "date": "time",
+    "timestamp": "time",
+    "date_time": "time",
+    "tickvol": "tick_volume",
+    "volume": "tick_volume",
+    "vol": "real_volume",
+}
 _FILE_REQUIRED = ("time", "open", "high", "low", "close")
 
 
 def _normalise_columns(frame: pl.DataFrame) -> pl.DataFrame:
     frame = frame.rename({c: c.lower().strip().strip("<>") for c in frame.columns})
-    frame = frame.rename({c: _COLUMN_ALIASES[c] for c in frame.columns
-                          if c in _COLUMN_ALIASES and _COLUMN_ALIASES[c] not in frame.columns})
-    defaults = {"tick_volume": pl.lit(0, pl.Int64), "spread": pl.lit(0, pl.Int32), "real_volume": pl.lit(0, pl.Int64)}
+    frame = frame.rename(
+        {
+            c: _COLUMN_ALIASES[c]
+            for c in frame.columns
+            if c in _COLUMN_ALIASES and _COLUMN_ALIASES[c] not in frame.columns
+        }
+    )
+    defaults = {
+        "tick_volume": pl.lit(0, pl.Int64),
+        "spread": pl.lit(0, pl.Int32),
+        "real_volume": pl.lit(0, pl.Int64),
+    }
     return frame.with_columns([v.alias(k) for k, v in defaults.items() if k not in frame.columns])
 
 
@@ -146,15 +162,24 @@ def _is_mt5_export(path: Path) -> bool:
 
 
 def _read_mt5_export(path: Path) -> pl.DataFrame:
-    frame = pl.read_csv(path, separator="\t", infer_schema_length=10_000,
-                        schema_overrides={"<DATE>": pl.String, "<TIME>": pl.String})
+    frame = pl.read_csv(
+        path,
+        separator="\t",
+        infer_schema_length=10_000,
+        schema_overrides={"<DATE>": pl.String, "<TIME>": pl.String},
+    )
     frame = frame.rename({c: c.strip().strip("<>").lower() for c in frame.columns})
     stamp = pl.col("date") + " " + pl.col("time") if "time" in frame.columns else pl.col("date") + " 00:00:00"
-    time = frame.select(stamp.str.to_datetime("%Y.%m.%d %H:%M:%S", strict=False)
-                        .fill_null(stamp.str.to_datetime("%Y.%m.%d %H:%M", strict=False)).alias("t"))["t"]
+    time = frame.select(
+        stamp.str.to_datetime("%Y.%m.%d %H:%M:%S", strict=False)
+        .fill_null(stamp.str.to_datetime("%Y.%m.%d %H:%M", strict=False))
+        .alias("t")
+    )["t"]
     if time.null_count():
         bad = int(time.is_null().arg_max())
-        raise BarValidationError(f"bad bar at row {bad}: date/time {frame['date'][bad]!r} is not YYYY.MM.DD HH:MM[:SS]")
+        raise BarValidationError(
+            f"bad bar at row {bad}: date/time {frame['date'][bad]!r} is not YYYY.MM.DD HH:MM[:SS]"
+        )
     return frame.drop("date", "time", strict=False).with_columns(time.alias("time"))
 
 
@@ -178,8 +203,9 @@ def _read_file(path: Path) -> pl.DataFrame:
         raise BarValidationError(f"{path.name} is not a readable {kind} bars file: {first}") from exc
 
 
-def load_bars(path: str | Path, server_tz: str | ServerClock = DEFAULT_SERVER_TZ,
-              spread: int | None = None) -> pl.DataFrame:
+def load_bars(
+    path: str | Path, server_tz: str | ServerClock = DEFAULT_SERVER_TZ, spread: int | None = None
+) -> pl.DataFrame:
     """Load a parquet or CSV bars file (MT5 columns, server-time `time`), validated, in UTC.
 
     Also reads MetaTrader 5's own tab-separated history export. A file without a spread column is
@@ -199,14 +225,18 @@ def load_bars(path: str | Path, server_tz: str | ServerClock = DEFAULT_SERVER_TZ
     frame = _normalise_columns(raw)
     missing = [c for c in _FILE_REQUIRED if c not in frame.columns]
     if missing:
-        raise BarValidationError(f"{path.name} has no column(s) {', '.join(missing)} (found: "
-                                 f"{', '.join(raw.columns[:9])}); expected MT5's time, open, high, low, close, "
-                                 "tick_volume, spread, real_volume")
+        raise BarValidationError(
+            f"{path.name} has no column(s) {', '.join(missing)} (found: "
+            f"{', '.join(raw.columns[:9])}); expected MT5's time, open, high, low, close, "
+            "tick_volume, spread, real_volume"
+        )
     if not has_spread:
         if spread is None:
-            raise BarValidationError(f"{path.name} has no spread column: add one, or assume a constant spread "
-                                     "with --spread POINTS (bars, backtest, train, evaluate; XAUUSD points are 0.01 USD, "
-                                     "20-35 is typical)")
+            raise BarValidationError(
+                f"{path.name} has no spread column: add one, or assume a constant spread "
+                "with --spread POINTS (bars, backtest, train, evaluate; XAUUSD points are 0.01 USD, "
+                "20-35 is typical)"
+            )
         frame = frame.with_columns(pl.lit(spread, pl.Int32).alias("spread"))
     if frame.height == 0:
         raise BarValidationError(f"{path.name} has a header and no bars")

@@ -51,13 +51,26 @@ def closed_trade_from_deals(pos: Position, deals: list[Deal], name: str, reason:
     ins = [d for d in mine if d.entry is DealEntry.IN]
     open_time = min([pos.open_time, *(d.time for d in ins)])
     return ClosedTrade(
-        ticket=pos.ticket, symbol=pos.symbol, side=pos.side, volume=pos.volume,
-        open_price=pos.open_price, close_price=last.price, open_time=open_time,
-        close_time=max(last.time, open_time), profit=round(sum(d.net for d in mine), 2), reason=name,
-        sl=pos.sl, tp=pos.tp,
-        extra={"detail": reason, PL_SOURCE: "deals", "deals": [d.ticket for d in mine],
-               "commission": round(sum(d.commission for d in mine), 2), "swap": round(sum(d.swap for d in mine), 2),
-               "fee": round(sum(d.fee for d in mine), 2)},
+        ticket=pos.ticket,
+        symbol=pos.symbol,
+        side=pos.side,
+        volume=pos.volume,
+        open_price=pos.open_price,
+        close_price=last.price,
+        open_time=open_time,
+        close_time=max(last.time, open_time),
+        profit=round(sum(d.net for d in mine), 2),
+        reason=name,
+        sl=pos.sl,
+        tp=pos.tp,
+        extra={
+            "detail": reason,
+            PL_SOURCE: "deals",
+            "deals": [d.ticket for d in mine],
+            "commission": round(sum(d.commission for d in mine), 2),
+            "swap": round(sum(d.swap for d in mine), 2),
+            "fee": round(sum(d.fee for d in mine), 2),
+        },
     )
 
 
@@ -71,11 +84,14 @@ class CloseBooking:
                 continue
             deals = await self._position_deals(pos)
             if any(d.entry is DealEntry.OUT for d in deals):
-                trade = await self._closed_trade(pos, "broker", "closed at the broker while the bot was down",
-                                                 None, None)
+                trade = await self._closed_trade(
+                    pos, "broker", "closed at the broker while the bot was down", None, None
+                )
                 await self._book_close(trade, self.account.balance if self.account else 0.0, by="broker")
 
-    async def _close(self: TradingEngine, pos: Position, name: str, reason: str, by: str) -> ClosedTrade | None:
+    async def _close(
+        self: TradingEngine, pos: Position, name: str, reason: str, by: str
+    ) -> ClosedTrade | None:
         if pos.ticket in self._closing:
             return None
         self._closing.add(pos.ticket)
@@ -86,8 +102,12 @@ class CloseBooking:
             except ConnectionLost:
                 raise
             except BrokerError as exc:
-                self._publish(EventKind.ORDER_FAILED, f"close #{pos.ticket} failed: {exc}", ticket=pos.ticket,
-                              error=str(exc))
+                self._publish(
+                    EventKind.ORDER_FAILED,
+                    f"close #{pos.ticket} failed: {exc}",
+                    ticket=pos.ticket,
+                    error=str(exc),
+                )
                 return None
             trade = await self._closed_trade(pos, name, reason, fill.price, fill.time)
             await self._book_close(trade, balance_before, by)
@@ -100,8 +120,9 @@ class CloseBooking:
         since = pos.open_time - DEAL_LOOKBACK
         return [d for d in await self.broker.deals_since(since) if d.position_ticket == pos.ticket]
 
-    async def _closed_trade(self: TradingEngine, pos: Position, name: str, reason: str, price: float | None,
-                            time: datetime | None) -> ClosedTrade:
+    async def _closed_trade(
+        self: TradingEngine, pos: Position, name: str, reason: str, price: float | None, time: datetime | None
+    ) -> ClosedTrade:
         mine = await self._position_deals(pos)
         trade = closed_trade_from_deals(pos, mine, name, reason)
         if trade is not None:
@@ -112,12 +133,24 @@ class CloseBooking:
             last = self.last_tick.price_to_close(pos.side) if self.last_tick else 0.0
             price = pos.current_price or last or pos.open_price
         entry_costs = sum(d.net for d in mine if d.entry is DealEntry.IN)
-        profit = round((price - pos.open_price) * pos.side.sign * self.spec.money_per_price_unit(pos.volume)
-                       + entry_costs, 2)
+        profit = round(
+            (price - pos.open_price) * pos.side.sign * self.spec.money_per_price_unit(pos.volume)
+            + entry_costs,
+            2,
+        )
         return ClosedTrade(
-            ticket=pos.ticket, symbol=pos.symbol, side=pos.side, volume=pos.volume, open_price=pos.open_price,
-            close_price=price, open_time=pos.open_time, close_time=max(time or self.clock(), pos.open_time),
-            profit=profit, reason=name, sl=pos.sl, tp=pos.tp,
+            ticket=pos.ticket,
+            symbol=pos.symbol,
+            side=pos.side,
+            volume=pos.volume,
+            open_price=pos.open_price,
+            close_price=price,
+            open_time=pos.open_time,
+            close_time=max(time or self.clock(), pos.open_time),
+            profit=profit,
+            reason=name,
+            sl=pos.sl,
+            tp=pos.tp,
             extra={"detail": reason, PL_SOURCE: "estimate", "commission": round(entry_costs, 2)},
         )
 
@@ -134,7 +167,9 @@ class CloseBooking:
         self.account = await self.broker.account()
         now = self.clock()
         by_hand = trade.reason in HAND_CLOSES
-        self.state = record_close(self.state, self.limits, trade.profit, self.account.balance, now, by_hand=by_hand)
+        self.state = record_close(
+            self.state, self.limits, trade.profit, self.account.balance, now, by_hand=by_hand
+        )
         if by_hand:  # the person wanted out: no new entry for the entry cooldown (300 s), as after an entry
             self.state = replace(self.state, last_entry_time=max(now, self.state.last_entry_time or now))
         else:
@@ -144,20 +179,28 @@ class CloseBooking:
             EventKind.TRADE_CLOSED,
             f"closed #{trade.ticket} {trade.side} {trade.volume:g} at {trade.close_price:.2f}: "
             f"${trade.profit:+.2f} ({trade.reason})",
-            trade=trade, balance_before=balance_before, balance_after=self.account.balance, by=by,
+            trade=trade,
+            balance_before=balance_before,
+            balance_after=self.account.balance,
+            by=by,
         )
         await self._check_mode_change()
 
     async def _detect_broker_closes(self: TradingEngine, positions: list[Position], now: datetime) -> None:
-        if self._estimated and (self._last_deal_check is None or now - self._last_deal_check >= ESTIMATE_RECHECK
-                                or now < self._last_deal_check):
+        if self._estimated and (
+            self._last_deal_check is None
+            or now - self._last_deal_check >= ESTIMATE_RECHECK
+            or now < self._last_deal_check
+        ):
             self._last_deal_check = now
             await self._reread_estimates(now)
         live = {p.ticket for p in positions}
         gone = [p for t, p in self.positions.items() if t not in live and t not in self._closing]
         for pos in gone:
             trade = await self._closed_trade(pos, "broker", "closed at the broker", None, None)
-            balance_after = self.account.balance if self.account else 0.0  # fetched after the broker closed it
+            balance_after = (
+                self.account.balance if self.account else 0.0
+            )  # fetched after the broker closed it
             await self._book_close(trade, balance_after - trade.profit, by="broker")
         for p in positions:  # positions opened elsewhere with our magic (adopted) get a tracker too
             if p.ticket not in self.positions:
@@ -172,26 +215,48 @@ class CloseBooking:
             self._unknown_orders.remove(gone)
         order = match_late_fill(pos, self._unknown_orders)
         what = f"#{pos.ticket} {pos.side} {pos.volume:g} at {pos.open_price:.2f}"
-        trade = OpenedTrade(ticket=pos.ticket, side=pos.side, volume=pos.volume, open_price=pos.open_price,
-                            open_time=pos.open_time, sl=pos.sl, tp=pos.tp, magic=pos.magic, comment=pos.comment)
+        trade = OpenedTrade(
+            ticket=pos.ticket,
+            side=pos.side,
+            volume=pos.volume,
+            open_price=pos.open_price,
+            open_time=pos.open_time,
+            sl=pos.sl,
+            tp=pos.tp,
+            magic=pos.magic,
+            comment=pos.comment,
+        )
         if order is None:
             await self.recorder.record_open(trade)
-            self._publish(EventKind.INFO, f"adopted {what}: a position with this bot's magic number that it did "
-                          "not open in this run; its exits are managed from now on", trade=trade)
+            self._publish(
+                EventKind.INFO,
+                f"adopted {what}: a position with this bot's magic number that it did "
+                "not open in this run; its exits are managed from now on",
+                trade=trade,
+            )
             return
         self._unknown_orders.remove(order)
         note = late_fill_note(order, pos)
         decision = replace(order.decision, action="filled_late", reason=note)
-        trade = replace(trade, decision_id=decision.id, risk_money=order.risk_money,
-                        extra={"setup": decision.setup_reason, "regime": decision.regime, "late": note})
+        trade = replace(
+            trade,
+            decision_id=decision.id,
+            risk_money=order.risk_money,
+            extra={"setup": decision.setup_reason, "regime": decision.regime, "late": note},
+        )
         await self.recorder.record_late_fill(decision, trade)
         if self.last_decision is not None and self.last_decision.id == decision.id:
             self.last_decision = decision
         assert self.state is not None
         self.state = replace(self.state, last_entry_time=max(now, self.state.last_entry_time or now))
         await self._save_state()
-        self._publish(EventKind.TRADE_OPENED, f"opened {what} SL {pos.sl:.2f} TP {pos.tp:.2f} ({note})",
-                      trade=trade, decision=decision, late=note)
+        self._publish(
+            EventKind.TRADE_OPENED,
+            f"opened {what} SL {pos.sl:.2f} TP {pos.tp:.2f} ({note})",
+            trade=trade,
+            decision=decision,
+            late=note,
+        )
 
     def watch_estimate(self: TradingEngine, trade: ClosedTrade) -> None:
         """A close booked at an estimated price (before a restart, say): re-read its deals until they appear."""
@@ -200,14 +265,26 @@ class CloseBooking:
     async def _reread_estimates(self: TradingEngine, now: datetime) -> None:
         for ticket, booked in list(self._estimated.items()):
             if now - booked.close_time > ESTIMATE_WATCH:
-                log.warning("#%s: no closing deal %s after the close; left to the start-up reconcile",
-                            ticket, ESTIMATE_WATCH)
+                log.warning(
+                    "#%s: no closing deal %s after the close; left to the start-up reconcile",
+                    ticket,
+                    ESTIMATE_WATCH,
+                )
                 del self._estimated[ticket]
                 continue
-            pos = Position(ticket=ticket, symbol=booked.symbol, side=booked.side, volume=booked.volume,
-                           open_price=booked.open_price, open_time=booked.open_time, sl=booked.sl, tp=booked.tp)
-            trade = closed_trade_from_deals(pos, await self._position_deals(pos), booked.reason,
-                                            str(booked.extra.get("detail", "")))
+            pos = Position(
+                ticket=ticket,
+                symbol=booked.symbol,
+                side=booked.side,
+                volume=booked.volume,
+                open_price=booked.open_price,
+                open_time=booked.open_time,
+                sl=booked.sl,
+                tp=booked.tp,
+            )
+            trade = closed_trade_from_deals(
+                pos, await self._position_deals(pos), booked.reason, str(booked.extra.get("detail", ""))
+            )
             if trade is not None:
                 await self.correct_close(trade, booked.profit)
 
@@ -227,8 +304,13 @@ class CloseBooking:
                 break
         self.account = await self.broker.account()
         await self._save_state()
-        self._publish(EventKind.INFO, f"#{trade.ticket} P/L corrected from the broker's deals: "
-                      f"${booked_profit:+.2f} → ${trade.profit:+.2f}", trade=trade, booked=booked_profit)
+        self._publish(
+            EventKind.INFO,
+            f"#{trade.ticket} P/L corrected from the broker's deals: "
+            f"${booked_profit:+.2f} → ${trade.profit:+.2f}",
+            trade=trade,
+            booked=booked_profit,
+        )
         await self._check_mode_change()
         return True
 

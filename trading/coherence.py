@@ -46,16 +46,23 @@ def trailing_unreachable(p: StrategyParams, _limits: RiskLimits) -> Contradictio
     """The trailing stop starts at `trail_start_atr` of move; a trade is closed before that."""
     by, at = _closes_first(p)
     if p.trail_start_atr >= at:
-        return Contradiction("trailing_stop", by, f"it starts at {p.trail_start_atr:g} ATR of move (trail_start_atr), "
-                                                 f"{by} closes at {at:.2f} ATR first")
+        return Contradiction(
+            "trailing_stop",
+            by,
+            f"it starts at {p.trail_start_atr:g} ATR of move (trail_start_atr), "
+            f"{by} closes at {at:.2f} ATR first",
+        )
     return None
 
 
 def breakeven_unreachable(p: StrategyParams, _limits: RiskLimits) -> Contradiction | None:
     by, at = _closes_first(p)
     if p.breakeven_atr >= at:
-        return Contradiction("breakeven", by, f"it arms at {p.breakeven_atr:g} ATR of move (breakeven_atr), "
-                                              f"{by} closes at {at:.2f} ATR first")
+        return Contradiction(
+            "breakeven",
+            by,
+            f"it arms at {p.breakeven_atr:g} ATR of move (breakeven_atr), {by} closes at {at:.2f} ATR first",
+        )
     return None
 
 
@@ -63,9 +70,12 @@ def protect_unreachable(p: StrategyParams, _limits: RiskLimits) -> Contradiction
     """Regime danger and peak drawdown act above `pm_protect_atr` of profit only."""
     by, at = _closes_first(p)
     if p.pm_protect_atr >= at:
-        return Contradiction("regime_danger, peak_drawdown", by,
-                             f"they act above {p.pm_protect_atr:.2f} ATR of profit (pm_protect_atr), "
-                             f"{by} closes at {at:.2f} ATR first")
+        return Contradiction(
+            "regime_danger, peak_drawdown",
+            by,
+            f"they act above {p.pm_protect_atr:.2f} ATR of profit (pm_protect_atr), "
+            f"{by} closes at {at:.2f} ATR first",
+        )
     return None
 
 
@@ -75,19 +85,28 @@ def max_loss_before_stop(p: StrategyParams, limits: RiskLimits) -> Contradiction
     stop_pct = min(limits.risk_per_trade_pct, p.emergency_sl_pct)
     exit_pct = p.max_loss_frac * p.max_loss_pct
     if exit_pct < stop_pct - 1e-9:
-        return Contradiction("broker_sl of a full-risk trade", "max_loss",
-                             f"the max-loss exit closes at {exit_pct:g} % of balance (max_loss_frac {p.max_loss_frac:g} "
-                             f"x max_loss_pct {p.max_loss_pct:g}), before a stop sized to risk {stop_pct:g} %")
+        return Contradiction(
+            "broker_sl of a full-risk trade",
+            "max_loss",
+            f"the max-loss exit closes at {exit_pct:g} % of balance (max_loss_frac {p.max_loss_frac:g} "
+            f"x max_loss_pct {p.max_loss_pct:g}), before a stop sized to risk {stop_pct:g} %",
+        )
     return None
 
 
 def take_profits_above_hard(p: StrategyParams, _limits: RiskLimits) -> Contradiction | None:
     """The momentum and probability take-profits need a profit the hard take-profit already closes."""
-    late = [name for name, at in (("tp_momentum_atr", p.tp_momentum_atr), ("tp_probability_atr", p.tp_probability_atr))
-            if at >= p.tp_hard_atr]
+    late = [
+        name
+        for name, at in (("tp_momentum_atr", p.tp_momentum_atr), ("tp_probability_atr", p.tp_probability_atr))
+        if at >= p.tp_hard_atr
+    ]
     if late:
-        return Contradiction("smart_take_profit (" + ", ".join(late) + ")", "smart_take_profit (hard)",
-                             f"{', '.join(late)} at or above tp_hard_atr {p.tp_hard_atr:.2f}")
+        return Contradiction(
+            "smart_take_profit (" + ", ".join(late) + ")",
+            "smart_take_profit (hard)",
+            f"{', '.join(late)} at or above tp_hard_atr {p.tp_hard_atr:.2f}",
+        )
     return None
 
 
@@ -100,7 +119,10 @@ def empty_windows(p: StrategyParams, _limits: RiskLimits) -> Contradiction | Non
     for name, hours in (("time_soft_hours", p.time_soft_hours), ("time_mid_hours", p.time_mid_hours)):
         if hours >= p.time_hard_hours:
             empty.append(f"time_limit's {name} (>= time_hard_hours)")
-    for name, frac in (("early_cut_loss_frac", p.early_cut_loss_frac), ("reversal_loss_frac", p.reversal_loss_frac)):
+    for name, frac in (
+        ("early_cut_loss_frac", p.early_cut_loss_frac),
+        ("reversal_loss_frac", p.reversal_loss_frac),
+    ):
         if frac >= p.max_loss_frac:
             empty.append(f"{name.split('_loss')[0]} ({name} >= max_loss_frac)")
     if empty:
@@ -108,8 +130,14 @@ def empty_windows(p: StrategyParams, _limits: RiskLimits) -> Contradiction | Non
     return None
 
 
-CHECKS: tuple[Check, ...] = (trailing_unreachable, breakeven_unreachable, protect_unreachable, max_loss_before_stop,
-                             take_profits_above_hard, empty_windows)
+CHECKS: tuple[Check, ...] = (
+    trailing_unreachable,
+    breakeven_unreachable,
+    protect_unreachable,
+    max_loss_before_stop,
+    take_profits_above_hard,
+    empty_windows,
+)
 
 
 def contradictions(params: StrategyParams, limits: RiskLimits | None = None) -> list[Contradiction]:
@@ -134,17 +162,28 @@ def never_fired(params: StrategyParams, fired: Iterable[str]) -> dict[str, list[
     return {kind: [n for n in names if n not in seen] for kind, names in rule_names(params).items()}
 
 
-def fired_rules(exit_reasons: Mapping[str, int], sl_changes: Iterable[str], gate_blocks: Mapping[str, int]) -> set[str]:
+def fired_rules(
+    exit_reasons: Mapping[str, int], sl_changes: Iterable[str], gate_blocks: Mapping[str, int]
+) -> set[str]:
     """The rule names that acted on a run: closes by reason, stop moves by the rule that moved them
     ("breakeven: ..."), and gates that blocked."""
-    return ({r for r, n in exit_reasons.items() if n} | {s.split(":", 1)[0] for s in sl_changes}
-            | {g for g, n in gate_blocks.items() if n})
+    return (
+        {r for r, n in exit_reasons.items() if n}
+        | {s.split(":", 1)[0] for s in sl_changes}
+        | {g for g, n in gate_blocks.items() if n}
+    )
 
 
-def coherence_report(params: StrategyParams, limits: RiskLimits | None, fired: Iterable[str]) -> dict[str, object]:
+def coherence_report(
+    params: StrategyParams, limits: RiskLimits | None, fired: Iterable[str]
+) -> dict[str, object]:
     """The JSON part of a report: the rules that never fired and the contradictions."""
-    return {"never_fired": never_fired(params, fired),
-            "contradictions": [{"rule": c.rule, "by": c.by, "why": c.why} for c in contradictions(params, limits)]}
+    return {
+        "never_fired": never_fired(params, fired),
+        "contradictions": [
+            {"rule": c.rule, "by": c.by, "why": c.why} for c in contradictions(params, limits)
+        ],
+    }
 
 
 def coherence_line(report: Mapping[str, object]) -> str:

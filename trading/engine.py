@@ -64,13 +64,15 @@ from trading.timing import PhaseTimer
 log = logging.getLogger(__name__)
 
 Analyzer = Callable[[pl.DataFrame], MarketAnalysis]
-MarketClock = Callable[[datetime], tuple[float | None, float | None]]  # -> (min to daily close, min to weekly close)
+MarketClock = Callable[
+    [datetime], tuple[float | None, float | None]
+]  # -> (min to daily close, min to weekly close)
 NewsCheck = Callable[[datetime], NewsStatus]
 
 
 # the gates before the lot's own read no lot: a block among them needs no sizing
-_LOT_FREE_GATES = GATE_NAMES[:GATE_NAMES.index("lot_size")]
-_LOT_GATES = GATE_NAMES[len(_LOT_FREE_GATES):]
+_LOT_FREE_GATES = GATE_NAMES[: GATE_NAMES.index("lot_size")]
+_LOT_GATES = GATE_NAMES[len(_LOT_FREE_GATES) :]
 
 
 class TradingEngine(PositionWatch, CloseBooking, RiskCommands, SavedState):
@@ -174,7 +176,13 @@ class TradingEngine(PositionWatch, CloseBooking, RiskCommands, SavedState):
         # for the same state, limits and balance, and it is read several times a bar
         timeless = state.cooldown_until is None or now >= state.cooldown_until
         memo = self._mode_memo
-        if timeless and memo is not None and memo[0] is state and memo[1] is self.limits and memo[2] == balance:
+        if (
+            timeless
+            and memo is not None
+            and memo[0] is state
+            and memo[1] is self.limits
+            and memo[2] == balance
+        ):
             return memo[3]
         mode = effective_mode(state, self.limits, balance, now)
         self._mode_memo = (state, self.limits, balance, mode) if timeless else None
@@ -264,8 +272,12 @@ class TradingEngine(PositionWatch, CloseBooking, RiskCommands, SavedState):
         self.state = start_cooldown(self.state, self.limits, now, f"flash crash {why}")
         await self._save_state()
         if not already or closed:
-            self._publish(EventKind.EMERGENCY_CLOSE, f"Flash crash {why}: closed {closed} position(s), cooldown",
-                          reason=why, closed=closed)
+            self._publish(
+                EventKind.EMERGENCY_CLOSE,
+                f"Flash crash {why}: closed {closed} position(s), cooldown",
+                reason=why,
+                closed=closed,
+            )
 
     # ------------------------------------------------------------------ per bar
     async def on_bar(self, bars: pl.DataFrame) -> Decision:
@@ -295,11 +307,15 @@ class TradingEngine(PositionWatch, CloseBooking, RiskCommands, SavedState):
         with self.timer.phase("entry"):
             bar_move = close_move_pct(analysis.recent_closes, self.params.flash_crash_bars)
             if bar_move >= self.params.flash_crash_pct and self.params.gate_enabled("flash_crash_guard"):
-                await self._flash_crash(f"{bar_move:.2f}% over the last {self.params.flash_crash_bars} bars", now)
+                await self._flash_crash(
+                    f"{bar_move:.2f}% over the last {self.params.flash_crash_bars} bars", now
+                )
             decision = await self._decide(analysis, now)
         return decision
 
-    def _size(self, analysis: MarketAnalysis, mode: RiskMode, balance: float, free_margin: float) -> LotSize | None:
+    def _size(
+        self, analysis: MarketAnalysis, mode: RiskMode, balance: float, free_margin: float
+    ) -> LotSize | None:
         setup = analysis.setup
         if setup is None:
             return None
@@ -311,10 +327,16 @@ class TradingEngine(PositionWatch, CloseBooking, RiskCommands, SavedState):
         if stop_distance < self.params.min_sl_distance:  # sized at the distance _stops_for will really use
             stop_distance = 2 * self.params.min_sl_distance
         return size_position(
-            balance=balance, free_margin=free_margin, price=setup.entry,
-            stop_distance=stop_distance, spec=self.spec, limits=self.limits, mode=mode,
+            balance=balance,
+            free_margin=free_margin,
+            price=setup.entry,
+            stop_distance=stop_distance,
+            spec=self.spec,
+            limits=self.limits,
+            mode=mode,
             kelly=kelly_estimate(list(self.recent_profits), prior_payoff=max(setup.risk_reward, 1.0)),
-            regime_multiplier=analysis.regime.lot_multiplier, session_multiplier=session_mult,
+            regime_multiplier=analysis.regime.lot_multiplier,
+            session_multiplier=session_mult,
             leverage=self.account.leverage if self.account else 100,
         )
 
@@ -323,10 +345,17 @@ class TradingEngine(PositionWatch, CloseBooking, RiskCommands, SavedState):
         account = self.account = await self.broker.account()
         mode = self.mode()
         ctx = EntryContext(
-            now=now, analysis=analysis, params=self.params, mode=mode, paused=self.paused,
-            open_positions=len(self.positions), max_positions=self.limits.max_positions,
-            last_entry_time=self.state.last_entry_time, lot=None,
-            confidence_threshold=analysis.quality.threshold, tick_move_pct=self.tick_move_pct(),
+            now=now,
+            analysis=analysis,
+            params=self.params,
+            mode=mode,
+            paused=self.paused,
+            open_positions=len(self.positions),
+            max_positions=self.limits.max_positions,
+            last_entry_time=self.state.last_entry_time,
+            lot=None,
+            confidence_threshold=analysis.quality.threshold,
+            tick_move_pct=self.tick_move_pct(),
             news=self.news(now) if self.news else None,
         )
         full = self.full_decisions
@@ -334,17 +363,25 @@ class TradingEngine(PositionWatch, CloseBooking, RiskCommands, SavedState):
         block = first_block(gates)
         setup = analysis.setup
         seen: dict[str, Any] = dict(
-            bar_time=analysis.bar_time, action="skip" if block else "enter",
+            bar_time=analysis.bar_time,
+            action="skip" if block else "enter",
             side=setup.side if setup else None,
             reason=f"{block.name}: {block.reason}" if block else (setup.reason if setup else ""),
-            gates=gates, regime=analysis.regime.name, p_up=analysis.ml.p_up if analysis.ml else None,
-            threshold=analysis.quality.threshold, setup_reason=setup.reason if setup else "",
-            lot=lot.lots if lot else 0.0, lot_steps=lot.steps if lot else (), model_version=analysis.model_version,
+            gates=gates,
+            regime=analysis.regime.name,
+            p_up=analysis.ml.p_up if analysis.ml else None,
+            threshold=analysis.quality.threshold,
+            setup_reason=setup.reason if setup else "",
+            lot=lot.lots if lot else 0.0,
+            lot_steps=lot.steps if lot else (),
+            model_version=analysis.model_version,
             features=decision_features(analysis) if full or block is None else {},
         )
         if at_start:
             verdict = seen["reason"] if block else "every gate passes, no order"
-            seen.update(action="skip", reason=f"start-up, judged only (the bar closed before the start): {verdict}")
+            seen.update(
+                action="skip", reason=f"start-up, judged only (the bar closed before the start): {verdict}"
+            )
             self.last_decision = Decision(**seen)
             return self.last_decision
         # built twice rather than `replace`d with its id: half the cost, once a bar
@@ -356,7 +393,9 @@ class TradingEngine(PositionWatch, CloseBooking, RiskCommands, SavedState):
             decision = await self._enter(decision, analysis, lot, now)
         return decision
 
-    def _gates(self, ctx: EntryContext, account: AccountInfo, full: bool) -> tuple[LotSize | None, tuple[GateResult, ...]]:
+    def _gates(
+        self, ctx: EntryContext, account: AccountInfo, full: bool
+    ) -> tuple[LotSize | None, tuple[GateResult, ...]]:
         """The lot and the gates' verdicts. A recorder that keeps no decisions (a backtest's) needs only
         the verdict: the gates up to the first block, and no sizing when a gate before the lot's blocks."""
         if full:
@@ -368,7 +407,9 @@ class TradingEngine(PositionWatch, CloseBooking, RiskCommands, SavedState):
         lot = self._size(ctx.analysis, ctx.mode.mode, account.balance, account.free_margin)
         return lot, head + evaluate_gates(replace(ctx, lot=lot), until_block=True, names=_LOT_GATES)
 
-    def _stops_for(self, side_sign: int, price: float, sl: float, tp: float, lots: float, balance: float) -> tuple[float, float]:
+    def _stops_for(
+        self, side_sign: int, price: float, sl: float, tp: float, lots: float, balance: float
+    ) -> tuple[float, float]:
         """Min SL distance and the emergency cap at `emergency_sl_pct` of balance (decision 7)."""
         p = self.params
         dist = (price - sl) * side_sign
@@ -379,56 +420,114 @@ class TradingEngine(PositionWatch, CloseBooking, RiskCommands, SavedState):
         dist = min(dist, cap)
         return self.spec.round_price(price - side_sign * dist), self.spec.round_price(tp)
 
-    async def _enter(self, decision: Decision, analysis: MarketAnalysis, lot: LotSize, now: datetime) -> Decision:
+    async def _enter(
+        self, decision: Decision, analysis: MarketAnalysis, lot: LotSize, now: datetime
+    ) -> Decision:
         """Send the order; the decision comes back marked `order_failed` when the broker refuses it."""
         assert self.state is not None and self.account is not None and analysis.setup is not None
         setup = analysis.setup
         tick = await self.broker.tick()
         price = tick.price_to_open(setup.side)
-        sl, tp = self._stops_for(setup.side.sign, price, setup.stop_loss, setup.take_profit, lot.lots,
-                                 self.account.balance)
+        sl, tp = self._stops_for(
+            setup.side.sign, price, setup.stop_loss, setup.take_profit, lot.lots, self.account.balance
+        )
         try:
             fill = await self.broker.open_market(setup.side, lot.lots, sl, tp, comment=self.comment)
         except BrokerError as exc:
             unknown = not isinstance(exc, OrderRejected)
             if unknown:  # the order may still fill: a position that appears later is matched to it (_adopt)
-                self._unknown_orders.append(UnknownOrder(
-                    decision, self.spec.name, setup.side, lot.lots, sl, tp, self.broker.magic, self.comment, now,
-                    str(exc), lot.risk_money))
-            why = f"outcome unknown, taken for failed: {exc}" if unknown else f"broker refused the order: {exc}"
+                self._unknown_orders.append(
+                    UnknownOrder(
+                        decision,
+                        self.spec.name,
+                        setup.side,
+                        lot.lots,
+                        sl,
+                        tp,
+                        self.broker.magic,
+                        self.comment,
+                        now,
+                        str(exc),
+                        lot.risk_money,
+                    )
+                )
+            why = (
+                f"outcome unknown, taken for failed: {exc}" if unknown else f"broker refused the order: {exc}"
+            )
             failed = replace(decision, action="order_failed", reason=why)
             await self.recorder.record_order_failed(failed)
             self.last_decision = failed
-            self._publish(EventKind.ORDER_FAILED, f"{setup.side} {lot.lots:g} failed: {exc}", error=str(exc),
-                          decision=failed)
+            self._publish(
+                EventKind.ORDER_FAILED,
+                f"{setup.side} {lot.lots:g} failed: {exc}",
+                error=str(exc),
+                decision=failed,
+            )
             if isinstance(exc, ConnectionLost):
                 raise
             return failed
         placed_sl = sl if fill.sl is None else fill.sl  # the broker may have moved a refused stop
         placed_tp = tp if fill.tp is None else fill.tp
-        refusal = moved_stop_refusal(side_sign=setup.side.sign, price=fill.price, planned_sl=sl, placed_sl=placed_sl,
-                                     planned_lots=lot.lots, placed_lots=fill.volume, spec=self.spec)
+        refusal = moved_stop_refusal(
+            side_sign=setup.side.sign,
+            price=fill.price,
+            planned_sl=sl,
+            placed_sl=placed_sl,
+            planned_lots=lot.lots,
+            placed_lots=fill.volume,
+            spec=self.spec,
+        )
         sl, tp = placed_sl, placed_tp
         trade = OpenedTrade(
-            ticket=fill.ticket, side=setup.side, volume=fill.volume, open_price=fill.price, open_time=fill.time,
-            sl=sl, tp=tp, magic=self.broker.magic, comment=self.comment, decision_id=decision.id,
-            requested_price=price, risk_money=lot.risk_money,
+            ticket=fill.ticket,
+            side=setup.side,
+            volume=fill.volume,
+            open_price=fill.price,
+            open_time=fill.time,
+            sl=sl,
+            tp=tp,
+            magic=self.broker.magic,
+            comment=self.comment,
+            decision_id=decision.id,
+            requested_price=price,
+            risk_money=lot.risk_money,
             extra={"setup": setup.reason, "regime": analysis.regime.name, "session": analysis.session.name},
         )
         await self.recorder.record_open(trade)
         self.state = replace(self.state, last_entry_time=now)
         self.positions[fill.ticket] = Position(
-            ticket=fill.ticket, symbol=self.spec.name, side=setup.side, volume=fill.volume, open_price=fill.price,
-            open_time=fill.time, sl=sl, tp=tp, magic=self.broker.magic, comment=self.comment,
+            ticket=fill.ticket,
+            symbol=self.spec.name,
+            side=setup.side,
+            volume=fill.volume,
+            open_price=fill.price,
+            open_time=fill.time,
+            sl=sl,
+            tp=tp,
+            magic=self.broker.magic,
+            comment=self.comment,
         )
         self.trackers[fill.ticket] = PositionTracker(fill.ticket)
         await self._save_state()
-        self._publish(EventKind.TRADE_OPENED, f"opened #{fill.ticket} {setup.side} {fill.volume:g} at {fill.price:.2f} "
-                      f"SL {sl:.2f} TP {tp:.2f}", trade=trade, decision=decision)
+        self._publish(
+            EventKind.TRADE_OPENED,
+            f"opened #{fill.ticket} {setup.side} {fill.volume:g} at {fill.price:.2f} SL {sl:.2f} TP {tp:.2f}",
+            trade=trade,
+            decision=decision,
+        )
         if refusal is not None:  # booked as opened, then closed at once: the journal keeps both fills
             await self._close(self.positions[fill.ticket], "stop_moved", refusal, by="engine")
         return decision
 
 
-__all__ = ["DEAL_LOOKBACK", "ESTIMATE_RECHECK", "PL_SOURCE", "ChangeResult", "EngineSnapshot", "GateResult",
-           "TradingEngine", "closed_trade_from_deals", "market_minutes"]
+__all__ = [
+    "DEAL_LOOKBACK",
+    "ESTIMATE_RECHECK",
+    "PL_SOURCE",
+    "ChangeResult",
+    "EngineSnapshot",
+    "GateResult",
+    "TradingEngine",
+    "closed_trade_from_deals",
+    "market_minutes",
+]

@@ -35,11 +35,15 @@ class PositionTracker:
     stall_count: int = 0
     last_sample: datetime | None = None
 
-    def observe(self, profit: float, now: datetime, ml_against: float | None, params: StrategyParams,
-                unit: float) -> None:
+    def observe(
+        self, profit: float, now: datetime, ml_against: float | None, params: StrategyParams, unit: float
+    ) -> None:
         """Take a sample when the sample period has passed; update peak, warnings and stall count."""
         self.peak_profit = max(self.peak_profit, profit)
-        due = self.last_sample is None or (now - self.last_sample).total_seconds() >= params.profit_sample_seconds
+        due = (
+            self.last_sample is None
+            or (now - self.last_sample).total_seconds() >= params.profit_sample_seconds
+        )
         if not due:
             return
         self.last_sample = now
@@ -67,7 +71,7 @@ def momentum(profits: deque[float] | list[float], scale: float) -> float:
 def stalled(profits: deque[float], profit: float, params: StrategyParams, unit: float) -> bool:
     if len(profits) < params.stall_samples:
         return False
-    last = list(profits)[-params.stall_samples:]
+    last = list(profits)[-params.stall_samples :]
     return max(last) - min(last) < params.stall_range_atr * unit and profit < -params.stall_loss_atr * unit
 
 
@@ -76,12 +80,16 @@ def tp_trend_points(ml_for: list[float]) -> float:
     return max(0.0, min(20.0, (ml_for[-1] - ml_for[-3] + 0.3) / 0.6 * 20)) if len(ml_for) >= 3 else 10.0
 
 
-def tp_probability(profit: float, tp_profit: float | None, mom: float, ml_for: list[float], hours: float) -> float:
+def tp_probability(
+    profit: float, tp_profit: float | None, mom: float, ml_for: list[float], hours: float
+) -> float:
     """The DOC's take-profit probability score, 0-100 (50 when the TP profit is unknown)."""
     if not tp_profit or tp_profit <= 0:
         return 50.0
     progress = profit / tp_profit * 100
-    score = min(40.0, 0.4 * progress) + (mom + 100) / 200 * 30 + tp_trend_points(ml_for) - min(10.0, 2 * hours)
+    score = (
+        min(40.0, 0.4 * progress) + (mom + 100) / 200 * 30 + tp_trend_points(ml_for) - min(10.0, 2 * hours)
+    )
     return max(0.0, min(100.0, score))
 
 
@@ -132,12 +140,18 @@ def _hold(name: str) -> ExitVerdict:
 def smart_take_profit(c: ExitContext) -> ExitVerdict:
     p, u, profit, mom = c.params, c.unit, c.profit, c.momentum
     if profit >= p.tp_hard_atr * u:
-        return ExitVerdict("smart_take_profit", True, f"hard TP: profit ${profit:.2f} ≥ {p.tp_hard_atr:.2f} ATR")
+        return ExitVerdict(
+            "smart_take_profit", True, f"hard TP: profit ${profit:.2f} ≥ {p.tp_hard_atr:.2f} ATR"
+        )
     if profit >= p.tp_momentum_atr * u and mom < p.tp_momentum_below:
         return ExitVerdict("smart_take_profit", True, f"momentum TP: ${profit:.2f} with momentum {mom:.0f}")
     peak = c.tracker.peak_profit
     if peak > p.tp_peak_atr * u and profit < p.tp_peak_keep * peak:
-        return ExitVerdict("smart_take_profit", True, f"peak protection: ${profit:.2f} < {p.tp_peak_keep:.0%} of peak ${peak:.2f}")
+        return ExitVerdict(
+            "smart_take_profit",
+            True,
+            f"peak protection: ${profit:.2f} < {p.tp_peak_keep:.0%} of peak ${peak:.2f}",
+        )
     if profit >= p.tp_probability_atr * u:
         ml_for = [1 - x for x in c.tracker.ml_against]
         prob = tp_probability(profit, c.tp_profit, mom, ml_for, c.hours_open)
@@ -154,7 +168,9 @@ def early_exit(c: ExitContext) -> ExitVerdict:
         and c.ml_against is not None
         and c.ml_against >= p.early_exit_ml
     ):
-        return ExitVerdict("early_exit", True, f"small profit ${c.profit:.2f} reversing (ML {c.ml_against:.0%} against)")
+        return ExitVerdict(
+            "early_exit", True, f"small profit ${c.profit:.2f} reversing (ML {c.ml_against:.0%} against)"
+        )
     return _hold("early_exit")
 
 
@@ -175,14 +191,20 @@ def ml_reversal(c: ExitContext) -> ExitVerdict:
     ):
         return ExitVerdict("ml_reversal", True, f"ML {c.ml_against:.0%} against with loss ${loss:.2f}")
     if c.tracker.reversal_warnings >= p.reversal_warnings and loss > p.reversal_warning_loss_atr * u:
-        return ExitVerdict("ml_reversal", True, f"{c.tracker.reversal_warnings} reversal warnings, loss ${loss:.2f}")
+        return ExitVerdict(
+            "ml_reversal", True, f"{c.tracker.reversal_warnings} reversal warnings, loss ${loss:.2f}"
+        )
     return _hold("ml_reversal")
 
 
 def max_loss(c: ExitContext) -> ExitVerdict:
     limit = c.params.max_loss_frac * c.max_loss
     if c.profit <= -limit:
-        return ExitVerdict("max_loss", True, f"loss ${-c.profit:.2f} ≥ ${limit:.2f} ({c.params.max_loss_frac:.0%} of max loss)")
+        return ExitVerdict(
+            "max_loss",
+            True,
+            f"loss ${-c.profit:.2f} ≥ ${limit:.2f} ({c.params.max_loss_frac:.0%} of max loss)",
+        )
     return _hold("max_loss")
 
 
@@ -194,7 +216,9 @@ def stall(c: ExitContext) -> ExitVerdict:
 
 def daily_limit(c: ExitContext) -> ExitVerdict:
     if c.profit < 0 and c.daily_limit > 0 and c.daily_loss + -c.profit >= c.daily_limit:
-        return ExitVerdict("daily_limit", True, f"today's loss ${c.daily_loss:.2f} + ${-c.profit:.2f} reaches the limit")
+        return ExitVerdict(
+            "daily_limit", True, f"today's loss ${c.daily_loss:.2f} + ${-c.profit:.2f} reaches the limit"
+        )
     return _hold("daily_limit")
 
 

@@ -119,7 +119,9 @@ def compute_features(bars: pl.DataFrame) -> pl.DataFrame:
     """The bars (BAR_SCHEMA, UTC time) with FEATURE_COLUMNS appended. Never raises on short frames."""
     _check_input(bars)
     time_us = bars["time"].dt.epoch("us").to_numpy()
-    o, h, lo, c = (bars[k].to_numpy().astype(np.float64, copy=False) for k in ("open", "high", "low", "close"))
+    o, h, lo, c = (
+        bars[k].to_numpy().astype(np.float64, copy=False) for k in ("open", "high", "low", "close")
+    )
     vol = bars["tick_volume"].to_numpy().astype(np.float64)
     spread = bars["spread"].to_numpy().astype(np.float64)
 

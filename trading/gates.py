@@ -78,7 +78,9 @@ def flash_crash_guard(ctx: EntryContext) -> GateResult:
     p = ctx.params
     bar_move = close_move_pct(ctx.analysis.recent_closes, p.flash_crash_bars)
     if ctx.tick_move_pct >= p.flash_crash_pct:
-        return _block("flash_crash_guard", f"{ctx.tick_move_pct:.2f}% within {p.flash_crash_window_seconds} s")
+        return _block(
+            "flash_crash_guard", f"{ctx.tick_move_pct:.2f}% within {p.flash_crash_window_seconds} s"
+        )
     if bar_move >= p.flash_crash_pct:
         return _block("flash_crash_guard", f"{bar_move:.2f}% over the last {p.flash_crash_bars} bars")
     return _ok("flash_crash_guard", f"move {max(bar_move, ctx.tick_move_pct):.2f}% < {p.flash_crash_pct}%")
@@ -114,7 +116,9 @@ def smc_setup(ctx: EntryContext) -> GateResult:
     if s.risk_reward < ctx.params.min_risk_reward - 1e-9:
         return _block("smc_setup", f"setup RR {s.risk_reward:.2f} < {ctx.params.min_risk_reward:g}")
     if s.confidence < ctx.params.min_setup_confidence:
-        return _block("smc_setup", f"setup confidence {s.confidence:.0%} < {ctx.params.min_setup_confidence:.0%}")
+        return _block(
+            "smc_setup", f"setup confidence {s.confidence:.0%} < {ctx.params.min_setup_confidence:.0%}"
+        )
     return _ok("smc_setup", f"{s.side} {s.reason} (RR {s.risk_reward:.1f}, {s.confidence:.0%})")
 
 
@@ -137,7 +141,9 @@ def ml_confidence(ctx: EntryContext) -> GateResult:
         return _ev_gate(ctx, ml.p_win if ml.p_win is not None else 0.0, ml.min_prob, ml.gate_note)
     p = ml.prob(setup.side)
     if p < ctx.confidence_threshold:
-        return _block("ml_confidence", f"ML {p:.0%} for the {setup.side} < threshold {ctx.confidence_threshold:.0%}")
+        return _block(
+            "ml_confidence", f"ML {p:.0%} for the {setup.side} < threshold {ctx.confidence_threshold:.0%}"
+        )
     return _ok("ml_confidence", f"ML {p:.0%} for the {setup.side} ≥ {ctx.confidence_threshold:.0%}")
 
 
@@ -150,8 +156,10 @@ def _ev_gate(ctx: EntryContext, p: float, fitted_floor: float, note: str) -> Gat
     ev = setup_ev_r(p, setup.risk_reward, cost)
     floor = params.ml_min_win_prob or fitted_floor
     source = "set" if params.ml_min_win_prob else "fitted"
-    numbers = (f"P(win) {p:.0%} × {setup.risk_reward:.1f}R − {1 - p:.0%} × 1R − costs {cost:.2f}R = "
-               f"EV {ev:+.2f}R; floor {floor:.2f} ({source}{': ' + note if note else ''})")
+    numbers = (
+        f"P(win) {p:.0%} × {setup.risk_reward:.1f}R − {1 - p:.0%} × 1R − costs {cost:.2f}R = "
+        f"EV {ev:+.2f}R; floor {floor:.2f} ({source}{': ' + note if note else ''})"
+    )
     if ev <= params.ml_min_ev_r:
         return _block("ml_confidence", f"EV not above {params.ml_min_ev_r:g}R: {numbers}")
     if p < floor:
@@ -172,12 +180,20 @@ def ml_agreement(ctx: EntryContext) -> GateResult:
         if ml.side is not setup.side:
             return _block("ml_agreement", f"ML scored a {ml.side} setup, not this {setup.side}")
         if base is not None and p < base:
-            return _block("ml_agreement", f"ML P(win) {p:.0%} for the {setup.side} below the setups' base rate {base:.0%}")
-        return _ok("ml_agreement", f"ML P(win) {p:.0%} for the {setup.side}"
-                   + (f" ≥ base rate {base:.0%}" if base is not None else ""))
+            return _block(
+                "ml_agreement",
+                f"ML P(win) {p:.0%} for the {setup.side} below the setups' base rate {base:.0%}",
+            )
+        return _ok(
+            "ml_agreement",
+            f"ML P(win) {p:.0%} for the {setup.side}"
+            + (f" ≥ base rate {base:.0%}" if base is not None else ""),
+        )
     against = ml.prob(setup.side.opposite)
     if against >= ctx.params.ml_opposite_block:
-        return _block("ml_agreement", f"ML {against:.0%} for {setup.side.opposite} against the {setup.side} setup")
+        return _block(
+            "ml_agreement", f"ML {against:.0%} for {setup.side.opposite} against the {setup.side} setup"
+        )
     return _ok("ml_agreement", f"ML {ml.prob(setup.side):.0%} for {setup.side}")
 
 
@@ -207,7 +223,10 @@ def pullback(ctx: EntryContext) -> GateResult:
     if len(closes) >= 4 and a.atr > 0:
         bounce = (closes[-1] - closes[-4]) * -setup.side.sign  # move against the signal over 3 candles
         if bounce > p.pullback_bounce_atr * a.atr:
-            return _block("pullback", f"3-candle move {bounce:.2f} against the {setup.side} > {p.pullback_bounce_atr:g} ATR")
+            return _block(
+                "pullback",
+                f"3-candle move {bounce:.2f} against the {setup.side} > {p.pullback_bounce_atr:g} ATR",
+            )
     rsi = a.indicators.get("rsi_14")
     if rsi is not None:
         if setup.side is Side.BUY and rsi > p.pullback_rsi_high:
@@ -308,8 +327,9 @@ GATES: dict[str, Gate] = {
 assert tuple(GATES) == GATE_NAMES
 
 
-def evaluate_gates(ctx: EntryContext, *, until_block: bool = False,
-                   names: Sequence[str] = GATE_NAMES) -> tuple[GateResult, ...]:
+def evaluate_gates(
+    ctx: EntryContext, *, until_block: bool = False, names: Sequence[str] = GATE_NAMES
+) -> tuple[GateResult, ...]:
     """Every gate's verdict in decision-2 order; a disabled gate passes as 'disabled'.
 
     `until_block` stops after the first blocking gate: the same verdict and first block, for a caller

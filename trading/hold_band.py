@@ -110,8 +110,14 @@ def _move_bound(pos: Position, b: BarInputs, p: StrategyParams) -> float:
     return min(bound, trail)
 
 
-def sample_band(base: np.ndarray, tracker: PositionTracker, b: BarInputs, p: StrategyParams,
-                hours_end: float, clock: ClockRules | None = None) -> np.ndarray | None:
+def sample_band(
+    base: np.ndarray,
+    tracker: PositionTracker,
+    b: BarInputs,
+    p: StrategyParams,
+    hours_end: float,
+    clock: ClockRules | None = None,
+) -> np.ndarray | None:
     """`base` narrowed by what reads the profit samples (momentum, warnings, the stall count), valid
     until the next sample and up to `hours_end` hours open; None when a rule would close anyway."""
     if tracker.stall_count >= p.stall_count_to_close:
@@ -137,8 +143,14 @@ def sample_band(base: np.ndarray, tracker: PositionTracker, b: BarInputs, p: Str
     return _with_clock(band, clock, len(profits) >= 2 and profits[-1] > profits[-2], mom)
 
 
-def stretch_band(base: np.ndarray, tracker: PositionTracker, b: BarInputs, p: StrategyParams,
-                 hours_end: float, clock: ClockRules | None = None) -> np.ndarray | None:
+def stretch_band(
+    base: np.ndarray,
+    tracker: PositionTracker,
+    b: BarInputs,
+    p: StrategyParams,
+    hours_end: float,
+    clock: ClockRules | None = None,
+) -> np.ndarray | None:
     """`base` narrowed for any profit samples the tracker may take up to `hours_end` hours open: the
     worst momentum, every reversal warning and stall it could count. Looser than `sample_band` but
     valid across samples, so a whole stretch is scanned at once; None when a rule would close anyway."""
@@ -163,8 +175,9 @@ def stretch_band(base: np.ndarray, tracker: PositionTracker, b: BarInputs, p: St
     return band if clock is None else _with_clock(band, clock, None, None)
 
 
-def _probability_floor(ml_against: Sequence[float], tp_profit: float | None, mom: float, p: StrategyParams,
-                       hours: float) -> float:
+def _probability_floor(
+    ml_against: Sequence[float], tp_profit: float | None, mom: float, p: StrategyParams, hours: float
+) -> float:
     """The profit from which `tp_probability` is at least `tp_probability_below` (the score rises
     with the profit and falls with the hours open, so the latest hour of the stretch is used)."""
     below = p.tp_probability_below
@@ -196,8 +209,14 @@ class ClockRules:
     closes: bool = False  # a rule may close whatever the profit
 
 
-def clock_rules(pos: Position, p: StrategyParams, unit: float, now_ms: int, minutes_to_daily: float | None,
-                minutes_to_weekly: float | None) -> ClockRules | None:
+def clock_rules(
+    pos: Position,
+    p: StrategyParams,
+    unit: float,
+    now_ms: int,
+    minutes_to_daily: float | None,
+    minutes_to_weekly: float | None,
+) -> ClockRules | None:
     """The rules on the clock from `now_ms` to their next change of phase (None: the closes unknown).
     A phase is taken as begun a minute early (the close handler reads minutes to the closes)."""
     if minutes_to_daily is None or minutes_to_weekly is None:
@@ -209,9 +228,13 @@ def clock_rules(pos: Position, p: StrategyParams, unit: float, now_ms: int, minu
         "soft": open_ms + p.time_soft_hours * 3_600_000 - 1_000,
         "mid": open_ms + p.time_mid_hours * 3_600_000 - 1_000,
         "hard": open_ms + p.time_hard_hours * 3_600_000 - 1_000,
-        "near_daily": daily_at - near - 60_000, "last_daily": daily_at - last - 60_000, "daily": daily_at - 60_000,
-        "near_weekly": weekly_at - near - 60_000, "last_weekly": weekly_at - last - 60_000,
-        "weekend": weekly_at - p.weekend_minutes_before_close * 60_000 - 60_000, "weekly": weekly_at - 60_000,
+        "near_daily": daily_at - near - 60_000,
+        "last_daily": daily_at - last - 60_000,
+        "daily": daily_at - 60_000,
+        "near_weekly": weekly_at - near - 60_000,
+        "last_weekly": weekly_at - last - 60_000,
+        "weekend": weekly_at - p.weekend_minutes_before_close * 60_000 - 60_000,
+        "weekly": weekly_at - 60_000,
     }
     on = {name for name, at in edges.items() if now_ms >= at}
     until = min((at for name, at in edges.items() if name not in on), default=math.inf)
@@ -220,7 +243,9 @@ def clock_rules(pos: Position, p: StrategyParams, unit: float, now_ms: int, minu
     lo, hi = -math.inf, math.inf
     if on & {"near_daily", "near_weekly"}:  # the market-close handler
         hi = p.close_min_profit_atr * unit
-        lo = 0.0 if "near_weekly" in on else -p.close_max_hold_loss_atr * unit  # a weekend loss by the stop's %
+        lo = (
+            0.0 if "near_weekly" in on else -p.close_max_hold_loss_atr * unit
+        )  # a weekend loss by the stop's %
         if on & {"last_daily", "last_weekly"}:
             hi = 0.0
     mid = "mid" in on
@@ -230,7 +255,9 @@ def clock_rules(pos: Position, p: StrategyParams, unit: float, now_ms: int, minu
     return ClockRules(until, lo=lo, hi=hi, soft_lo=soft_lo, mid=mid)
 
 
-def _with_clock(band: np.ndarray, clock: ClockRules, growing: bool | None, mom: float | None) -> np.ndarray | None:
+def _with_clock(
+    band: np.ndarray, clock: ClockRules, growing: bool | None, mom: float | None
+) -> np.ndarray | None:
     """`band` narrowed by `clock`; `growing`/`mom` None: any the samples may bring (the worst)."""
     if clock.closes or (clock.mid and (mom is None or mom < 0)):
         return None
@@ -244,8 +271,18 @@ def hours_between(open_time: datetime, now_ms: int) -> float:
 
 
 @njit(cache=True)
-def first_unsafe(prices: np.ndarray, stepped: np.ndarray, start: int, end: int, open_price: float, sign: float,
-                 money_per_unit: float, swap: float, peak: float, band: np.ndarray) -> int:
+def first_unsafe(
+    prices: np.ndarray,
+    stepped: np.ndarray,
+    start: int,
+    end: int,
+    open_price: float,
+    sign: float,
+    money_per_unit: float,
+    swap: float,
+    peak: float,
+    band: np.ndarray,
+) -> int:
     """The first stepped tick in [start, end) the band does not clear (-1: none)."""
     eps = PROFIT_MARGIN
     for i in range(start, end):
@@ -256,10 +293,14 @@ def first_unsafe(prices: np.ndarray, stepped: np.ndarray, start: int, end: int, 
         if profit > peak:
             peak = profit
         top = peak + eps
-        if (profit <= band[0] + eps or profit >= band[1] - eps
-                or (band[2] - eps <= profit < band[3] + eps) or (band[4] - eps <= profit < band[5] + eps)
-                or move >= band[6] - 1e-9
-                or (top > band[7] and profit - eps < band[8] * top)
-                or (top > band[9] and profit - eps < band[10] * top)):
+        if (
+            profit <= band[0] + eps
+            or profit >= band[1] - eps
+            or (band[2] - eps <= profit < band[3] + eps)
+            or (band[4] - eps <= profit < band[5] + eps)
+            or move >= band[6] - 1e-9
+            or (top > band[7] and profit - eps < band[8] * top)
+            or (top > band[9] and profit - eps < band[10] * top)
+        ):
             return i
     return -1

@@ -78,10 +78,20 @@ class GeneratedPath:
 
     mode = "generated"
 
-    def __init__(self, bars: pl.DataFrame, ticks_per_bar: int = DEFAULT_TICKS_PER_BAR, *, point: float = 0.01,
-                 digits: int = 2, bar_ms: int = BAR_MS, order: str = "direction") -> None:
+    def __init__(
+        self,
+        bars: pl.DataFrame,
+        ticks_per_bar: int = DEFAULT_TICKS_PER_BAR,
+        *,
+        point: float = 0.01,
+        digits: int = 2,
+        bar_ms: int = BAR_MS,
+        order: str = "direction",
+    ) -> None:
         if ticks_per_bar < 4:
-            raise ValueError(f"ticks_per_bar must be at least 4 (open, high, low, close), got {ticks_per_bar}")
+            raise ValueError(
+                f"ticks_per_bar must be at least 4 (open, high, low, close), got {ticks_per_bar}"
+            )
         if order not in ("nearer", "direction"):
             raise ValueError(f"order must be 'nearer' or 'direction', got {order!r}")
         self.ticks_per_bar = ticks_per_bar
@@ -208,6 +218,7 @@ class _SpanPath:
 
     def segment_ticks(self, bar: int) -> int:
         return self._segment if self.covered(bar) else self._fallback.ticks_per_bar
+
     def _set_counts(self, per_row: int) -> None:
         n = (self._end - self._start) * per_row
         self._counts = np.where(n > 0, n, self._fallback.ticks_per_bar).astype(np.int64)
@@ -219,8 +230,15 @@ class M1Detail(_SpanPath):
     mode = "M1 detail"
     _segment = 4  # each minute is one walk of 4 ticks; its open may gap from the minute before
 
-    def __init__(self, bars: pl.DataFrame, m1: pl.DataFrame, *, point: float = 0.01, digits: int = 2,
-                 ticks_per_bar: int = DEFAULT_TICKS_PER_BAR) -> None:
+    def __init__(
+        self,
+        bars: pl.DataFrame,
+        m1: pl.DataFrame,
+        *,
+        point: float = 0.01,
+        digits: int = 2,
+        ticks_per_bar: int = DEFAULT_TICKS_PER_BAR,
+    ) -> None:
         self._ms = bar_open_ms(m1)
         self._ohlc = m1.select("open", "high", "low", "close").to_numpy()
         self._spread = m1["spread"].to_numpy().astype(np.float64) * point
@@ -260,8 +278,15 @@ class RealTicks(_SpanPath):
     mode = "real ticks"
     _segment = 1  # every real tick may have jumped
 
-    def __init__(self, bars: pl.DataFrame, ticks: pl.DataFrame, *, point: float = 0.01, digits: int = 2,
-                 ticks_per_bar: int = DEFAULT_TICKS_PER_BAR) -> None:
+    def __init__(
+        self,
+        bars: pl.DataFrame,
+        ticks: pl.DataFrame,
+        *,
+        point: float = 0.01,
+        digits: int = 2,
+        ticks_per_bar: int = DEFAULT_TICKS_PER_BAR,
+    ) -> None:
         self._ms = ticks["time_msc"].to_numpy().astype(np.int64)
         self._bid = ticks["bid"].to_numpy().astype(np.float64)
         self._ask = ticks["ask"].to_numpy().astype(np.float64)
@@ -295,11 +320,15 @@ def _check_order(ms: np.ndarray, what: str) -> None:
     back = np.flatnonzero(step < 0)
     if back.size:
         at = datetime.fromtimestamp(ms[back[0] + 1] / 1000, UTC)
-        raise IntrabarDataError(f"{what}: {back.size} row(s) out of time order, first at {at:%Y-%m-%d %H:%M:%S} UTC")
+        raise IntrabarDataError(
+            f"{what}: {back.size} row(s) out of time order, first at {at:%Y-%m-%d %H:%M:%S} UTC"
+        )
     dup = np.flatnonzero(step == 0)
     if dup.size:
         at = datetime.fromtimestamp(ms[dup[0]] / 1000, UTC)
-        raise IntrabarDataError(f"{what}: {dup.size} duplicate row(s), first at {at:%Y-%m-%d %H:%M:%S.%f} UTC")
+        raise IntrabarDataError(
+            f"{what}: {dup.size} duplicate row(s), first at {at:%Y-%m-%d %H:%M:%S.%f} UTC"
+        )
 
 
 def missing_days(bars: pl.DataFrame, row_ms: np.ndarray) -> list[str]:
@@ -316,7 +345,11 @@ def missing_days(bars: pl.DataFrame, row_ms: np.ndarray) -> list[str]:
 
 
 def _describe_days(days: list[str]) -> str:
-    return ", ".join(days) if len(days) <= 6 else f"{', '.join(days[:3])} … {', '.join(days[-2:])} ({len(days)} days)"
+    return (
+        ", ".join(days)
+        if len(days) <= 6
+        else f"{', '.join(days[:3])} … {', '.join(days[-2:])} ({len(days)} days)"
+    )
 
 
 def _require_cover(bars: pl.DataFrame, row_ms: np.ndarray, what: str) -> None:
@@ -336,7 +369,7 @@ def detect_offset_hours(bars: pl.DataFrame, m1: pl.DataFrame, span: int = 12) ->
     for hours in range(-span, span + 1):
         shifted = m1_ms + hours * 3_600_000
         idx = np.searchsorted(shifted, bar_ms)
-        ok = (idx < shifted.size)
+        ok = idx < shifted.size
         idx_c = np.minimum(idx, shifted.size - 1)
         ok &= shifted[idx_c] == bar_ms
         if not ok.any():
@@ -347,13 +380,16 @@ def detect_offset_hours(bars: pl.DataFrame, m1: pl.DataFrame, span: int = 12) ->
     return best
 
 
-def load_detail(path: str | Path, bars: pl.DataFrame,
-                server_tz: str | ServerClock = DEFAULT_SERVER_TZ) -> pl.DataFrame:
+def load_detail(
+    path: str | Path, bars: pl.DataFrame, server_tz: str | ServerClock = DEFAULT_SERVER_TZ
+) -> pl.DataFrame:
     """An M1 bars file (the M15 files' schema, broker server time) checked against `bars` (UTC)."""
     raw = _read(path)
     missing = [c for c in BAR_COLUMNS if c not in raw.columns]
     if missing:
-        raise IntrabarDataError(f"{path}: M1 detail needs the columns {', '.join(BAR_COLUMNS)}; missing {missing}")
+        raise IntrabarDataError(
+            f"{path}: M1 detail needs the columns {', '.join(BAR_COLUMNS)}; missing {missing}"
+        )
     try:
         frame = from_server_time(raw.select(BAR_COLUMNS), server_tz)
     except Exception as exc:
@@ -366,53 +402,85 @@ def load_detail(path: str | Path, bars: pl.DataFrame,
     bad = ~(np.isfinite(o) & np.isfinite(c) & (h >= np.maximum(o, c)) & (lo <= np.minimum(o, c)) & (lo > 0))
     if bad.any():
         i = int(np.flatnonzero(bad)[0])
-        raise IntrabarDataError(f"{path}: {int(bad.sum())} bar(s) with impossible prices, first at "
-                                f"{frame['time'][i]:%Y-%m-%d %H:%M} UTC")
+        raise IntrabarDataError(
+            f"{path}: {int(bad.sum())} bar(s) with impossible prices, first at "
+            f"{frame['time'][i]:%Y-%m-%d %H:%M} UTC"
+        )
     off = -detect_offset_hours(bars, frame)
     if off:
-        raise IntrabarDataError(f"{path}: its clock is {off:+d} h off the bars' (its M1 opens match the M15 opens "
-                                f"only {abs(off)} h {'later' if off > 0 else 'earlier'}); export both in one server time")
+        raise IntrabarDataError(
+            f"{path}: its clock is {off:+d} h off the bars' (its M1 opens match the M15 opens "
+            f"only {abs(off)} h {'later' if off > 0 else 'earlier'}); export both in one server time"
+        )
     _require_cover(bars, ms, f"{path}")
     return frame
 
 
-def load_ticks(path: str | Path, bars: pl.DataFrame,
-               server_tz: str | ServerClock = DEFAULT_SERVER_TZ) -> pl.DataFrame:
+def load_ticks(
+    path: str | Path, bars: pl.DataFrame, server_tz: str | ServerClock = DEFAULT_SERVER_TZ
+) -> pl.DataFrame:
     """A ticks file (time_msc in broker server time as `copy_ticks_range` gives it, bid, ask; optional
     last, volume, flags) checked against `bars` (UTC). Returns time_msc converted to UTC ms, bid, ask."""
     raw = _read(path)
     missing = [c for c in TICK_COLUMNS if c not in raw.columns]
     if missing:
-        raise IntrabarDataError(f"{path}: a ticks file needs the columns time_msc, bid, ask; missing {missing}")
+        raise IntrabarDataError(
+            f"{path}: a ticks file needs the columns time_msc, bid, ask; missing {missing}"
+        )
     clock = server_tz if isinstance(server_tz, ServerClock) else ServerClock.parse(server_tz)
     try:
         server_ms = raw["time_msc"].cast(pl.Int64).to_numpy()
         bid = raw["bid"].cast(pl.Float64).to_numpy()
         ask = raw["ask"].cast(pl.Float64).to_numpy()
     except Exception as exc:
-        raise IntrabarDataError(f"{path}: time_msc must be integer milliseconds, bid/ask numbers: {exc}") from exc
+        raise IntrabarDataError(
+            f"{path}: time_msc must be integer milliseconds, bid/ask numbers: {exc}"
+        ) from exc
     _check_order(server_ms, f"{path}")
-    utc = from_server_time(pl.DataFrame({"time": pl.Series(server_ms, dtype=pl.Int64).cast(pl.Datetime("ms"))}),
-                           clock)["time"]
+    utc = from_server_time(
+        pl.DataFrame({"time": pl.Series(server_ms, dtype=pl.Int64).cast(pl.Datetime("ms"))}), clock
+    )["time"]
     ms = utc.dt.epoch("ms").to_numpy().astype(np.int64)
     bad = ~(np.isfinite(bid) & np.isfinite(ask) & (bid > 0) & (ask >= bid))
     if bad.any():
         i = int(np.flatnonzero(bad)[0])
-        raise IntrabarDataError(f"{path}: {int(bad.sum())} tick(s) with a bad bid/ask, first at "
-                                f"{datetime.fromtimestamp(ms[i] / 1000, UTC):%Y-%m-%d %H:%M:%S} UTC")
+        raise IntrabarDataError(
+            f"{path}: {int(bad.sum())} tick(s) with a bad bid/ask, first at "
+            f"{datetime.fromtimestamp(ms[i] / 1000, UTC):%Y-%m-%d %H:%M:%S} UTC"
+        )
     frame = pl.DataFrame({"time_msc": ms, "bid": bid, "ask": ask})
     off = -detect_offset_hours(bars, ticks_to_m1(frame))
     if off:
-        raise IntrabarDataError(f"{path}: its clock is {off:+d} h off the bars' (its prices match the M15 opens "
-                                f"only {abs(off)} h {'later' if off > 0 else 'earlier'}); export both in one server time")
+        raise IntrabarDataError(
+            f"{path}: its clock is {off:+d} h off the bars' (its prices match the M15 opens "
+            f"only {abs(off)} h {'later' if off > 0 else 'earlier'}); export both in one server time"
+        )
     _require_cover(bars, ms, f"{path}")
     return frame
 
 
-__all__ = ["DEFAULT_TICKS_PER_BAR", "BracketScore", "GeneratedPath", "IntrabarDataError", "M1Detail",
-           "RealTicks", "SyntheticTruth", "TickPath", "as_server_ticks", "bracket_outcomes",
-           "detect_offset_hours", "load_detail", "load_ticks", "missing_days", "price_path",
-           "resample_bars", "score_paths", "synthetic_truth", "ticks_to_m1", "walk_all"]
+__all__ = [
+    "DEFAULT_TICKS_PER_BAR",
+    "BracketScore",
+    "GeneratedPath",
+    "IntrabarDataError",
+    "M1Detail",
+    "RealTicks",
+    "SyntheticTruth",
+    "TickPath",
+    "as_server_ticks",
+    "bracket_outcomes",
+    "detect_offset_hours",
+    "load_detail",
+    "load_ticks",
+    "missing_days",
+    "price_path",
+    "resample_bars",
+    "score_paths",
+    "synthetic_truth",
+    "ticks_to_m1",
+    "walk_all",
+]
 
 
 # ------------------------------------------------------------------------------------ fidelity
@@ -421,8 +489,11 @@ __all__ = ["DEFAULT_TICKS_PER_BAR", "BracketScore", "GeneratedPath", "IntrabarDa
 def walk_all(path: TickPath, n_bars: int) -> TickArrays:
     """Every tick of the first `n_bars` bars of `path`, concatenated."""
     parts = [path.ticks(i) for i in range(n_bars)]
-    return (np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts]),
-            np.concatenate([p[2] for p in parts]))
+    return (
+        np.concatenate([p[0] for p in parts]),
+        np.concatenate([p[1] for p in parts]),
+        np.concatenate([p[2] for p in parts]),
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -435,8 +506,9 @@ class BracketScore:
     brackets: int
 
 
-def bracket_outcomes(times: np.ndarray, bid: np.ndarray, bar_ms: np.ndarray, distances: tuple[float, ...],
-                     horizon_bars: int) -> tuple[np.ndarray, np.ndarray]:
+def bracket_outcomes(
+    times: np.ndarray, bid: np.ndarray, bar_ms: np.ndarray, distances: tuple[float, ...], horizon_bars: int
+) -> tuple[np.ndarray, np.ndarray]:
     """For a long entry at the first tick of each bar, with a target and a stop `d` away: +1 target first,
     -1 stop first, 0 neither within `horizon_bars`; and the hit time (ms, -1 when none)."""
     starts = np.searchsorted(times, bar_ms, side="left")
@@ -461,8 +533,13 @@ def bracket_outcomes(times: np.ndarray, bid: np.ndarray, bar_ms: np.ndarray, dis
     return outcome, when
 
 
-def score_paths(truth: SyntheticTruth, paths: dict[str, TickPath], *, distances: tuple[float, ...] | None = None,
-                horizon_bars: int = 4) -> list[BracketScore]:
+def score_paths(
+    truth: SyntheticTruth,
+    paths: dict[str, TickPath],
+    *,
+    distances: tuple[float, ...] | None = None,
+    horizon_bars: int = 4,
+) -> list[BracketScore]:
     """Each path's bracket outcomes against the 1-second truth's (the finer mode must score closer).
     Distances default to 1/4, 1/2 and 1 mean M15 range (stops and targets of the size the bot uses)."""
     n = truth.m15.height
@@ -471,7 +548,9 @@ def score_paths(truth: SyntheticTruth, paths: dict[str, TickPath], *, distances:
         distances = (mean_range / 4, mean_range / 2, mean_range)
     bar_ms = bar_open_ms(truth.m15)
     t_ms = truth.ticks["time_msc"].to_numpy()
-    true_out, true_when = bracket_outcomes(t_ms, truth.ticks["bid"].to_numpy(), bar_ms, distances, horizon_bars)
+    true_out, true_when = bracket_outcomes(
+        t_ms, truth.ticks["bid"].to_numpy(), bar_ms, distances, horizon_bars
+    )
     scores = []
     for name, path in paths.items():
         times, bid, _ask = walk_all(path, n)

@@ -38,9 +38,13 @@ class UnknownOrder:
 def may_be_its_fill(order: UnknownOrder, pos: Position) -> bool:
     """Whether `pos` can be the fill of `order`: same symbol, side and magic, no more volume than sent,
     opened after the order was sent (within the skew) and before the window closed."""
-    return (pos.symbol == order.symbol and pos.side is order.side and pos.magic == order.magic
-            and 0 < pos.volume <= order.volume + VOLUME_EPS
-            and order.sent_at - CLOCK_SKEW <= pos.open_time <= order.sent_at + LATE_FILL_WINDOW)
+    return (
+        pos.symbol == order.symbol
+        and pos.side is order.side
+        and pos.magic == order.magic
+        and 0 < pos.volume <= order.volume + VOLUME_EPS
+        and order.sent_at - CLOCK_SKEW <= pos.open_time <= order.sent_at + LATE_FILL_WINDOW
+    )
 
 
 def match_late_fill(pos: Position, orders: Sequence[UnknownOrder]) -> UnknownOrder | None:
@@ -63,8 +67,17 @@ def expired(orders: Sequence[UnknownOrder], now: datetime) -> list[UnknownOrder]
 
 def late_fill_note(order: UnknownOrder, pos: Position) -> str:
     """The decision's new reason and the chat's line for a late fill."""
-    return (f"filled late: the order sent at {order.sent_at:%H:%M:%S} UTC was booked as failed ({order.error}); "
-            f"position #{pos.ticket} opened at {pos.open_time:%H:%M:%S} UTC")
+    return (
+        f"filled late: the order sent at {order.sent_at:%H:%M:%S} UTC was booked as failed ({order.error}); "
+        f"position #{pos.ticket} opened at {pos.open_time:%H:%M:%S} UTC"
+    )
 
 
-__all__ = ["LATE_FILL_WINDOW", "UnknownOrder", "expired", "late_fill_note", "match_late_fill", "may_be_its_fill"]
+__all__ = [
+    "LATE_FILL_WINDOW",
+    "UnknownOrder",
+    "expired",
+    "late_fill_note",
+    "match_late_fill",
+    "may_be_its_fill",
+]

@@ -74,8 +74,14 @@ def parse_events(rows: Iterable[dict[str, object]]) -> list[NewsEvent]:
         missing = [k for k in ("title", "country", "date", "impact") if not row.get(k)]
         if missing:
             raise CalendarError(f"{where}: missing {', '.join(missing)}")
-        out.append(NewsEvent(_parse_time(str(row["date"]), where), str(row["title"]).strip(),
-                             str(row["country"]).strip(), str(row["impact"]).strip().capitalize()))
+        out.append(
+            NewsEvent(
+                _parse_time(str(row["date"]), where),
+                str(row["title"]).strip(),
+                str(row["country"]).strip(),
+                str(row["impact"]).strip().capitalize(),
+            )
+        )
     return sorted(out, key=lambda e: e.time)
 
 
@@ -100,8 +106,13 @@ def parse_calendar(text: str) -> list[NewsEvent]:
 class NewsCalendar:
     """Holds the events; `status(now)` is the gate's input, `upcoming()` the 5-minute job's."""
 
-    def __init__(self, source: str | None = None, cache_path: Path | None = None,
-                 rules: BlackoutRules | None = None, events: Sequence[NewsEvent] = ()) -> None:
+    def __init__(
+        self,
+        source: str | None = None,
+        cache_path: Path | None = None,
+        rules: BlackoutRules | None = None,
+        events: Sequence[NewsEvent] = (),
+    ) -> None:
         self.source = source
         self.cache_path = cache_path
         self.rules = rules or BlackoutRules()
@@ -140,8 +151,11 @@ class NewsCalendar:
             if start <= now <= end:
                 when = "in" if now < e.time else "since"
                 minutes = abs((e.time - now).total_seconds()) // 60
-                return NewsStatus(True, f"{e.title} ({e.country}) {when} {minutes:.0f} min: blackout until "
-                                        f"{to_wib(end):%H:%M} WIB")
+                return NewsStatus(
+                    True,
+                    f"{e.title} ({e.country}) {when} {minutes:.0f} min: blackout until "
+                    f"{to_wib(end):%H:%M} WIB",
+                )
             if start > now:
                 break
         nxt = self.next_event(now)

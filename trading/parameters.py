@@ -50,7 +50,9 @@ class StrategyParams:
     ml_opposite_block: float = 0.65  # block when ML is this sure of the other side
     # ML EV gate (meta-model P(win)): enter when p·R − (1 − p) − costs_R > ml_min_ev_r and p >= the floor
     ml_min_ev_r: float = 0.0  # extra EV margin in R on top of EV > 0 (range 0-0.5)
-    ml_min_win_prob: float = 0.0  # 0: the floor the model fitted on its validation slice; else this one (0-0.8)
+    ml_min_win_prob: float = (
+        0.0  # 0: the floor the model fitted on its validation slice; else this one (0-0.8)
+    )
     ml_commission_per_lot: float = 0.0  # USD per lot per deal, for the EV gate's costs (0-10)
     require_model: bool = False  # False: without a model the ML gates pass as "SMC-only"
     cooldown_seconds: int = 300
@@ -134,14 +136,22 @@ class StrategyParams:
     def __post_init__(self) -> None:
         unknown = set(self.disabled_gates) - set(GATE_NAMES)
         if unknown:
-            raise ValueError(f"unknown gate name(s): {', '.join(sorted(unknown))}; known: {', '.join(GATE_NAMES)}")
+            raise ValueError(
+                f"unknown gate name(s): {', '.join(sorted(unknown))}; known: {', '.join(GATE_NAMES)}"
+            )
         for f in fields(self):
             value = getattr(self, f.name)
-            if isinstance(value, int | float) and not isinstance(value, bool) and value < 0 and f.name not in {
-                "tp_momentum_below",
-                "early_exit_momentum",
-                "early_cut_momentum",
-            }:
+            if (
+                isinstance(value, int | float)
+                and not isinstance(value, bool)
+                and value < 0
+                and f.name
+                not in {
+                    "tp_momentum_below",
+                    "early_exit_momentum",
+                    "early_cut_momentum",
+                }
+            ):
                 raise ValueError(f"{f.name} must not be negative, got {value}")
 
     def gate_enabled(self, name: str) -> bool:

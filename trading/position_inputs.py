@@ -25,16 +25,29 @@ class PositionInputs:
     daily_limit: float
 
 
-def position_inputs(pos: Position, a: MarketAnalysis | None, state: RiskState, balance: float,
-                    params: StrategyParams, limits: RiskLimits, spec: SymbolSpec) -> PositionInputs:
+def position_inputs(
+    pos: Position,
+    a: MarketAnalysis | None,
+    state: RiskState,
+    balance: float,
+    params: StrategyParams,
+    limits: RiskLimits,
+    spec: SymbolSpec,
+) -> PositionInputs:
     atr = a.atr if a and a.atr > 0 else params.min_sl_distance * 6
     unit = atr * spec.money_per_price_unit(pos.volume)
     ml_against = a.ml.prob(pos.side.opposite) if a and a.ml else None
     tp_profit = abs(pos.tp - pos.open_price) * spec.money_per_price_unit(pos.volume) if pos.tp else None
     use = limit_use(state, limits, balance)
     return PositionInputs(
-        atr=atr, unit=unit, ml_against=ml_against, regime_dangerous=bool(a and a.regime.dangerous),
-        rsi=a.indicators.get("rsi_14") if a else None, closes=a.recent_closes if a else (),
-        last_bar_range=float(a.indicators.get("bar_range", 0.0)) if a else 0.0, tp_profit=tp_profit,
-        daily_loss=use.daily_loss, daily_limit=use.daily_limit,
+        atr=atr,
+        unit=unit,
+        ml_against=ml_against,
+        regime_dangerous=bool(a and a.regime.dangerous),
+        rsi=a.indicators.get("rsi_14") if a else None,
+        closes=a.recent_closes if a else (),
+        last_bar_range=float(a.indicators.get("bar_range", 0.0)) if a else 0.0,
+        tp_profit=tp_profit,
+        daily_loss=use.daily_loss,
+        daily_limit=use.daily_limit,
     )

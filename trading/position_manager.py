@@ -70,18 +70,24 @@ def market_close(c: PMContext) -> PMAction:
         return HOLD
     to_close = min(m for m in (weekly, daily) if m is not None)
     if c.profit >= p.close_min_profit_atr * u:
-        return PMAction(PMKind.CLOSE, "market_close", f"take ${c.profit:.2f} {to_close:.0f} min before the close")
+        return PMAction(
+            PMKind.CLOSE, "market_close", f"take ${c.profit:.2f} {to_close:.0f} min before the close"
+        )
     if c.profit < 0 and near_weekend:
         hit = sl_hit_percent(c.position, c.price)
         if hit >= p.close_weekend_sl_pct or -c.profit > p.close_max_hold_loss_atr * u:
-            return PMAction(PMKind.CLOSE, "market_close", f"cut ${-c.profit:.2f} before the weekend ({hit:.0f}% to SL)")
+            return PMAction(
+                PMKind.CLOSE, "market_close", f"cut ${-c.profit:.2f} before the weekend ({hit:.0f}% to SL)"
+            )
         return HOLD
     if c.profit < 0 and near_daily:
         if -c.profit > p.close_max_hold_loss_atr * u:
             return PMAction(PMKind.CLOSE, "market_close", f"cut ${-c.profit:.2f} before the daily close")
         return HOLD
     if c.profit > 0 and to_close < p.close_last_minutes:
-        return PMAction(PMKind.CLOSE, "market_close", f"small profit ${c.profit:.2f}, {to_close:.0f} min to the close")
+        return PMAction(
+            PMKind.CLOSE, "market_close", f"small profit ${c.profit:.2f}, {to_close:.0f} min to the close"
+        )
     return HOLD
 
 
@@ -95,14 +101,18 @@ def regime_danger(c: PMContext) -> PMAction:
 def opposite_signal(c: PMContext) -> PMAction:
     threshold = 0.75 * c.params.pm_protect_atr * c.unit
     if c.ml_against is not None and c.ml_against >= c.params.pm_opposite_ml and c.profit > threshold:
-        return PMAction(PMKind.CLOSE, "opposite_signal", f"ML {c.ml_against:.0%} against, lock ${c.profit:.2f}")
+        return PMAction(
+            PMKind.CLOSE, "opposite_signal", f"ML {c.ml_against:.0%} against, lock ${c.profit:.2f}"
+        )
     return HOLD
 
 
 def peak_drawdown(c: PMContext) -> PMAction:
     peak = c.peak_profit
     if peak > c.params.pm_protect_atr * c.unit and (peak - c.profit) / peak > c.params.pm_peak_drawdown:
-        return PMAction(PMKind.CLOSE, "peak_drawdown", f"gave back {(peak - c.profit) / peak:.0%} of peak ${peak:.2f}")
+        return PMAction(
+            PMKind.CLOSE, "peak_drawdown", f"gave back {(peak - c.profit) / peak:.0%} of peak ${peak:.2f}"
+        )
     return HOLD
 
 

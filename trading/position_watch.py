@@ -74,7 +74,9 @@ class PositionWatch:
     def minutes_to_closes(self: TradingEngine, now: datetime) -> tuple[float | None, float | None]:
         return self.market_clock(now) if self.market_clock else self._market_minutes(now)
 
-    def judge(self: TradingEngine, pos: Position, price: float, profit: float, now: datetime) -> tuple[PMAction, ExitVerdict | None]:
+    def judge(
+        self: TradingEngine, pos: Position, price: float, profit: float, now: datetime
+    ) -> tuple[PMAction, ExitVerdict | None]:
         """The position manager's action and the exits' verdict for `pos` at `price` (its tracker
         takes the sample; taking it twice at the same moment changes nothing). Pure otherwise: the
         exits read nothing a stop move changes, so both are judged before either is carried out."""
@@ -85,17 +87,40 @@ class PositionWatch:
         tracker = self.tracker(pos.ticket)
         tracker.observe(profit, now, ml_against, self.params, unit)
         daily_m, weekly_m = self.minutes_to_closes(now)
-        action = manage_position(PMContext(
-            position=pos, price=price, profit=profit, peak_profit=tracker.peak_profit, unit=unit, atr=fixed.atr,
-            params=self.params, regime_dangerous=fixed.regime_dangerous, ml_against=ml_against, rsi=fixed.rsi,
-            closes=fixed.closes, last_bar_range=fixed.last_bar_range, minutes_to_daily_close=daily_m,
-            minutes_to_weekly_close=weekly_m,
-        ))
-        verdict = evaluate_exits(ExitContext(
-            position=pos, now=now, profit=profit, unit=unit, balance=balance, params=self.params,
-            tracker=tracker, ml_against=ml_against, tp_profit=fixed.tp_profit, daily_loss=fixed.daily_loss,
-            daily_limit=fixed.daily_limit, minutes_to_weekly_close=weekly_m,
-        ))
+        action = manage_position(
+            PMContext(
+                position=pos,
+                price=price,
+                profit=profit,
+                peak_profit=tracker.peak_profit,
+                unit=unit,
+                atr=fixed.atr,
+                params=self.params,
+                regime_dangerous=fixed.regime_dangerous,
+                ml_against=ml_against,
+                rsi=fixed.rsi,
+                closes=fixed.closes,
+                last_bar_range=fixed.last_bar_range,
+                minutes_to_daily_close=daily_m,
+                minutes_to_weekly_close=weekly_m,
+            )
+        )
+        verdict = evaluate_exits(
+            ExitContext(
+                position=pos,
+                now=now,
+                profit=profit,
+                unit=unit,
+                balance=balance,
+                params=self.params,
+                tracker=tracker,
+                ml_against=ml_against,
+                tp_profit=fixed.tp_profit,
+                daily_loss=fixed.daily_loss,
+                daily_limit=fixed.daily_limit,
+                minutes_to_weekly_close=weekly_m,
+            )
+        )
         return action, verdict
 
     async def _move_sl(self: TradingEngine, pos: Position, new_sl: float, reason: str) -> None:
@@ -109,8 +134,14 @@ class PositionWatch:
         now = self.clock()
         self.positions[pos.ticket] = replace(pos, sl=new_sl)
         await self.recorder.record_sl_change(pos.ticket, now, new_sl, pos.tp, reason)
-        self._publish(EventKind.SL_MOVED, f"#{pos.ticket} SL → {new_sl:.2f} ({reason})",
-                      ticket=pos.ticket, sl=new_sl, old_sl=pos.sl, reason=reason)
+        self._publish(
+            EventKind.SL_MOVED,
+            f"#{pos.ticket} SL → {new_sl:.2f} ({reason})",
+            ticket=pos.ticket,
+            sl=new_sl,
+            old_sl=pos.sl,
+            reason=reason,
+        )
 
     def _market_minutes(self: TradingEngine, now: datetime) -> tuple[float | None, float | None]:
         """`market_minutes`, with the close instants kept for the minute (the market's state only
@@ -123,7 +154,11 @@ class PositionWatch:
             if status.minutes_to_daily_close is None or status.minutes_to_weekly_close is None:
                 cached = (minute, None, None)
             else:
-                cached = (minute, ts + status.minutes_to_daily_close * 60, ts + status.minutes_to_weekly_close * 60)
+                cached = (
+                    minute,
+                    ts + status.minutes_to_daily_close * 60,
+                    ts + status.minutes_to_weekly_close * 60,
+                )
             self._closes = cached
         _, daily_at, weekly_at = cached
         if daily_at is None or weekly_at is None:

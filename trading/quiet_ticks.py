@@ -65,7 +65,9 @@ class EnginePort(Protocol):
 
     def minutes_to_closes(self, now: datetime) -> tuple[float | None, float | None]: ...
 
-    def judge(self, pos: Position, price: float, profit: float, now: datetime) -> tuple[PMAction, ExitVerdict | None]:
+    def judge(
+        self, pos: Position, price: float, profit: float, now: datetime
+    ) -> tuple[PMAction, ExitVerdict | None]:
         """The position manager's action and the exits' verdict (the tracker takes the sample)."""
         ...
 
@@ -76,7 +78,9 @@ class QuietTicks:
     def __init__(self, engine: EnginePort, broker: PaperBroker) -> None:
         self.engine = engine
         self.broker = broker
-        self._bands: dict[int, tuple[PositionInputs, float, BarInputs, np.ndarray | None]] = {}  # bar_band's cache
+        self._bands: dict[
+            int, tuple[PositionInputs, float, BarInputs, np.ndarray | None]
+        ] = {}  # bar_band's cache
 
     def take_idle_ticks(self, times_ms: np.ndarray, mids: np.ndarray) -> bool:
         """Take ticks as seen without a step, when no step could act on them: no position (so no exit,
@@ -107,25 +111,47 @@ class QuietTicks:
         assert engine.account is not None
         fixed = engine.position_inputs(pos)
         cached = self._bands.get(pos.ticket)
-        if cached is not None and cached[0] is fixed and cached[1] == pos.sl:  # `fixed` is keyed by the balance
+        if (
+            cached is not None and cached[0] is fixed and cached[1] == pos.sl
+        ):  # `fixed` is keyed by the balance
             return cached[2], cached[3]
-        score = urgency_score(PMContext(
-            position=pos, price=pos.open_price, profit=0.0, peak_profit=0.0, unit=fixed.unit, atr=fixed.atr,
-            params=engine.params, regime_dangerous=fixed.regime_dangerous, ml_against=fixed.ml_against,
-            rsi=fixed.rsi, closes=fixed.closes, last_bar_range=fixed.last_bar_range,
-            minutes_to_daily_close=None, minutes_to_weekly_close=None,
-        ))
-        inputs = BarInputs(atr=fixed.atr, unit=fixed.unit, ml_against=fixed.ml_against,
-                           regime_dangerous=fixed.regime_dangerous, urgency=score,
-                           last_bar_range=fixed.last_bar_range, tp_profit=fixed.tp_profit,
-                           balance=engine.account.balance, daily_loss=fixed.daily_loss,
-                           daily_limit=fixed.daily_limit)
+        score = urgency_score(
+            PMContext(
+                position=pos,
+                price=pos.open_price,
+                profit=0.0,
+                peak_profit=0.0,
+                unit=fixed.unit,
+                atr=fixed.atr,
+                params=engine.params,
+                regime_dangerous=fixed.regime_dangerous,
+                ml_against=fixed.ml_against,
+                rsi=fixed.rsi,
+                closes=fixed.closes,
+                last_bar_range=fixed.last_bar_range,
+                minutes_to_daily_close=None,
+                minutes_to_weekly_close=None,
+            )
+        )
+        inputs = BarInputs(
+            atr=fixed.atr,
+            unit=fixed.unit,
+            ml_against=fixed.ml_against,
+            regime_dangerous=fixed.regime_dangerous,
+            urgency=score,
+            last_bar_range=fixed.last_bar_range,
+            tp_profit=fixed.tp_profit,
+            balance=engine.account.balance,
+            daily_loss=fixed.daily_loss,
+            daily_limit=fixed.daily_limit,
+        )
         band = bar_band(pos, inputs, engine.params)
         self._bands[pos.ticket] = (fixed, pos.sl, inputs, band)
         return inputs, band
 
-    def take_open_ticks(self, times_ms: np.ndarray, bids: np.ndarray, asks: np.ndarray, last_step: int | None,
-                        step_ms: int) -> tuple[int, int | None]:
+    def take_open_ticks(
+        self, times_ms: np.ndarray, bids: np.ndarray, asks: np.ndarray, last_step: int | None, step_ms: int
+    ) -> tuple[int, int | None]:
         """Take, while positions are open, the leading ticks on which a step would act on nothing:
         the position manager holds, no exit closes, no flash crash, no day roll, no mode change, no
         approval to expire. What a step records of a quiet tick (the tracker's samples and peak, the
@@ -138,13 +164,22 @@ class QuietTicks:
         engine, broker = self.engine, self.broker
         state, account = engine.state, engine.account
         n = int(times_ms.size)
-        if (n == 0 or not engine.positions or engine.closes_in_flight() or state is None or account is None
-                or engine.approval_due()):
+        if (
+            n == 0
+            or not engine.positions
+            or engine.closes_in_flight()
+            or state is None
+            or account is None
+            or engine.approval_due()
+        ):
             return 0, last_step
         if wib_date(_EPOCH + timedelta(milliseconds=int(times_ms[-1]))) != state.day:
             return 0, last_step
         first = _EPOCH + timedelta(milliseconds=int(times_ms[0]))
-        if effective_mode(state, engine.limits, account.balance, first).mode is not engine.published_mode().mode:
+        if (
+            effective_mode(state, engine.limits, account.balance, first).mode
+            is not engine.published_mode().mode
+        ):
             return 0, last_step
         live = broker.positions_now()
         if sorted(engine.positions) != [p.ticket for p in live]:
@@ -183,8 +218,16 @@ class _OpenTake:
     """One `QuietTicks.take_open_ticks` call: its ticks, taken one by one (`one`) or in stretches
     the hold bands clear (`banded`), and the step's records left as stepping would (`finish`)."""
 
-    def __init__(self, quiet: QuietTicks, times_ms: np.ndarray, bids: np.ndarray, asks: np.ndarray,
-                 last_step: int | None, step_ms: int, live: list[Position]) -> None:
+    def __init__(
+        self,
+        quiet: QuietTicks,
+        times_ms: np.ndarray,
+        bids: np.ndarray,
+        asks: np.ndarray,
+        last_step: int | None,
+        step_ms: int,
+        live: list[Position],
+    ) -> None:
         engine = quiet.engine
         assert engine.state is not None
         self.quiet, self.engine, self.broker = quiet, engine, quiet.broker
@@ -195,7 +238,9 @@ class _OpenTake:
         params = engine.params
         self.guard = params.gate_enabled("flash_crash_guard")
         self.window = timedelta(seconds=params.flash_crash_window_seconds)
-        self.cooldown = engine.state.cooldown_until if engine.published_mode().mode is RiskMode.COOLDOWN else None
+        self.cooldown = (
+            engine.state.cooldown_until if engine.published_mode().mode is RiskMode.COOLDOWN else None
+        )
         self.held = [(p, p.side is Side.BUY, p.swap) for p in live]
 
     # -------------------------------------------------------------- tick by tick
@@ -230,7 +275,9 @@ class _OpenTake:
         """Whether bands can be used at all in this call: no flash crash possible within its ticks
         (judged on all of them with the guard's window, as `take_idle_ticks`), the closes known."""
         engine = self.engine
-        if self.guard and engine.flash_window.could_reach((self.bids + self.asks) / 2, engine.params.flash_crash_pct):
+        if self.guard and engine.flash_window.could_reach(
+            (self.bids + self.asks) / 2, engine.params.flash_crash_pct
+        ):
             return False
         return all(band is not None for band in (self.quiet.bar_band(p)[1] for p in self.live))
 
@@ -253,8 +300,19 @@ class _OpenTake:
             if clock is None or clock.closes:
                 return start, False
             until = min(until, clock.until_ms)
-            rows.append(_Held(pos, self.bids if buy else self.asks, swap, broker.spec.money_per_price_unit(pos.volume),
-                              float(pos.side.sign), engine.tracker(pos.ticket), inputs, base, clock))
+            rows.append(
+                _Held(
+                    pos,
+                    self.bids if buy else self.asks,
+                    swap,
+                    broker.spec.money_per_price_unit(pos.volume),
+                    float(pos.side.sign),
+                    engine.tracker(pos.ticket),
+                    inputs,
+                    base,
+                    clock,
+                )
+            )
         limit = int(np.searchsorted(times, until, side="left"))
         if limit <= start:
             return start, True
@@ -271,9 +329,17 @@ class _OpenTake:
                 if k < steps.size:
                     end = min(end, max(int(steps[k]), i + 1))
             # the latest hour of the stretch: the TP probability falls with the hours open
-            bands = [sample_band(r.base, r.tracker, r.inputs, params, hours_between(r.pos.open_time,
-                                                                                    int(times[end - 1])), r.clock)
-                     for r in rows]
+            bands = [
+                sample_band(
+                    r.base,
+                    r.tracker,
+                    r.inputs,
+                    params,
+                    hours_between(r.pos.open_time, int(times[end - 1])),
+                    r.clock,
+                )
+                for r in rows
+            ]
             stop = self._first_unsafe(rows, bands, i, end)
             self._raise_peaks(rows, i, stop)
             if stop < end:
@@ -289,8 +355,17 @@ class _OpenTake:
         first tick not taken."""
         times, params = self.times, self.engine.params
         _stepped, steps, step_times = self._steps()
-        bands = [stretch_band(r.base, r.tracker, r.inputs, params, hours_between(r.pos.open_time, int(times[limit - 1])),
-                              r.clock) for r in rows]
+        bands = [
+            stretch_band(
+                r.base,
+                r.tracker,
+                r.inputs,
+                params,
+                hours_between(r.pos.open_time, int(times[limit - 1])),
+                r.clock,
+            )
+            for r in rows
+        ]
         if any(band is None for band in bands):
             return start
         stop = self._first_unsafe(rows, bands, start, limit)
@@ -309,8 +384,13 @@ class _OpenTake:
         """The profit sample a step on tick `j` takes on the position's tracker."""
         broker, params = self.broker, self.engine.params
         now = _EPOCH + timedelta(milliseconds=int(self.times[j]))
-        row.tracker.observe(broker.profit_at(row.pos, float(row.prices[j])) + row.swap, now, row.inputs.ml_against,
-                            params, row.inputs.unit)
+        row.tracker.observe(
+            broker.profit_at(row.pos, float(row.prices[j])) + row.swap,
+            now,
+            row.inputs.ml_against,
+            params,
+            row.inputs.unit,
+        )
 
     def _first_unsafe(self, rows: list[_Held], bands: list[np.ndarray | None], start: int, end: int) -> int:
         """The first tick of [start, end) some position's band does not clear (`end`: none); scanned
@@ -318,9 +398,22 @@ class _OpenTake:
         stepped = self._steps()[0]
         stop = end
         for row, band in zip(rows, bands, strict=True):
-            bad = start if band is None else first_unsafe(row.prices, stepped, start, stop, row.pos.open_price,
-                                                          row.sign, row.mult, row.swap, row.tracker.peak_profit,
-                                                          band)
+            bad = (
+                start
+                if band is None
+                else first_unsafe(
+                    row.prices,
+                    stepped,
+                    start,
+                    stop,
+                    row.pos.open_price,
+                    row.sign,
+                    row.mult,
+                    row.swap,
+                    row.tracker.peak_profit,
+                    band,
+                )
+            )
             if bad >= 0:
                 stop = min(stop, bad)
         return stop
@@ -334,8 +427,9 @@ class _OpenTake:
             return
         for row in rows:
             best = int(taken[np.argmax((row.prices[taken] - row.pos.open_price) * row.sign)])
-            row.tracker.peak_profit = max(row.tracker.peak_profit,
-                                          broker.profit_at(row.pos, float(row.prices[best])) + row.swap)
+            row.tracker.peak_profit = max(
+                row.tracker.peak_profit, broker.profit_at(row.pos, float(row.prices[best])) + row.swap
+            )
 
     def _steps(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Which ticks a step runs on (the first of each step second), their indices and times. Valid
@@ -353,7 +447,7 @@ class _OpenTake:
     def _stepped_in(self, start: int, stop: int) -> np.ndarray:
         """The indices of the stepped ticks in [start, stop)."""
         steps = self._steps()[1]
-        return steps[np.searchsorted(steps, start):np.searchsorted(steps, stop)]
+        return steps[np.searchsorted(steps, start) : np.searchsorted(steps, stop)]
 
     def _commit(self, start: int, stop: int) -> None:
         """Record the stepped ticks of [start, stop) as steps would: the flash-crash window, the step."""
@@ -365,8 +459,10 @@ class _OpenTake:
         last_ms = int(self.times[last])
         horizon_ms = last_ms - self.window // timedelta(milliseconds=1)
         for j in taken[self.times[taken] >= horizon_ms].tolist():
-            window.append(_EPOCH + timedelta(milliseconds=int(self.times[j])),
-                          (float(self.bids[j]) + float(self.asks[j])) / 2)
+            window.append(
+                _EPOCH + timedelta(milliseconds=int(self.times[j])),
+                (float(self.bids[j]) + float(self.asks[j])) / 2,
+            )
         window.trim(_EPOCH + timedelta(milliseconds=horizon_ms))
         self.last_step, self.stepped_at = last_ms // self.step_ms, last
 
@@ -374,7 +470,9 @@ class _OpenTake:
         """Leave what the last step saw (its tick, the marked positions and account); the ticks taken."""
         engine, broker, j = self.engine, self.broker, self.stepped_at
         if j >= 0:
-            tick = Tick(_EPOCH + timedelta(milliseconds=int(self.times[j])), float(self.bids[j]), float(self.asks[j]))
+            tick = Tick(
+                _EPOCH + timedelta(milliseconds=int(self.times[j])), float(self.bids[j]), float(self.asks[j])
+            )
             broker.set_tick(tick)
             engine.last_tick = tick
             engine.account = broker.account_now()

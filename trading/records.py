@@ -43,14 +43,28 @@ class Decision:
 def decision_features(a: MarketAnalysis) -> dict[str, Any]:
     """The numbers a decision was taken on, for the journal (/why): indicators, regime, ML, quality."""
     seen: dict[str, Any] = {k: round(v, 5) for k, v in a.indicators.items()}
-    seen.update(close=a.close, atr=round(a.atr, 5), spread_points=a.spread_points, session=a.session.name,
-                regime=a.regime.name, regime_confidence=round(a.regime.confidence, 4),
-                quality_score=round(a.quality.score, 2), quality_level=a.quality.level, h1_bias=a.h1_bias)
+    seen.update(
+        close=a.close,
+        atr=round(a.atr, 5),
+        spread_points=a.spread_points,
+        session=a.session.name,
+        regime=a.regime.name,
+        regime_confidence=round(a.regime.confidence, 4),
+        quality_score=round(a.quality.score, 2),
+        quality_level=a.quality.level,
+        h1_bias=a.h1_bias,
+    )
     if a.ml is not None:
         seen["ml_p_up"] = round(a.ml.p_up, 4)
     if a.setup is not None:
-        seen.update(setup_side=str(a.setup.side), setup_confidence=a.setup.confidence, entry=a.setup.entry,
-                    stop_loss=a.setup.stop_loss, take_profit=a.setup.take_profit, risk_reward=a.setup.risk_reward)
+        seen.update(
+            setup_side=str(a.setup.side),
+            setup_confidence=a.setup.confidence,
+            entry=a.setup.entry,
+            stop_loss=a.setup.stop_loss,
+            take_profit=a.setup.take_profit,
+            risk_reward=a.setup.risk_reward,
+        )
     return seen
 
 
@@ -85,7 +99,9 @@ class Recorder(Protocol):
         its decision, and the decision's new outcome (`filled_late`)."""
         ...
 
-    async def record_sl_change(self, ticket: int, time: datetime, sl: float, tp: float, reason: str) -> None: ...
+    async def record_sl_change(
+        self, ticket: int, time: datetime, sl: float, tp: float, reason: str
+    ) -> None: ...
 
     async def record_close(self, trade: ClosedTrade) -> bool:
         """Store a close; False when it was already stored (idempotent)."""

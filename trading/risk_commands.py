@@ -26,8 +26,6 @@ class ChangeResult:
     approval: Approval | None = None
 
 
-
-
 class RiskCommands:
     """The commands and approvals of `TradingEngine`."""
 
@@ -36,8 +34,13 @@ class RiskCommands:
         if new.mode is not self._mode.mode:
             old, self._mode = self._mode, new
             kind = EventKind.LIMIT_HIT if new.mode is RiskMode.STOPPED else EventKind.RISK_MODE_CHANGED
-            self._publish(kind, f"risk mode {old.mode} → {new.mode}: {new.reason}", old=str(old.mode),
-                          new=str(new.mode), reason=new.reason)
+            self._publish(
+                kind,
+                f"risk mode {old.mode} → {new.mode}: {new.reason}",
+                old=str(old.mode),
+                new=str(new.mode),
+                reason=new.reason,
+            )
         assert self.state is not None
         if self.state.total_stop and not self._proposed_reset:
             self._proposed_reset = True
@@ -75,7 +78,9 @@ class RiskCommands:
     async def close_all(self: TradingEngine, by: str, reason: str = "close all") -> int:
         closed = 0
         for pos in list(self.positions.values()):
-            if await self._close(pos, "close_all" if by != "flash_crash_guard" else "flash_crash", reason, by=by):
+            if await self._close(
+                pos, "close_all" if by != "flash_crash_guard" else "flash_crash", reason, by=by
+            ):
                 closed += 1
         return closed
 
@@ -101,7 +106,9 @@ class RiskCommands:
             raise ValueError(f"unknown change kind {change.kind!r}")
         if self.is_loosening(change):
             approval = self.approvals.create(change, by, f"requested by {by}", self.approval_clock())
-            self._publish(EventKind.RISK_CHANGE_PROPOSED, f"approval needed: {change.summary}", approval=approval)
+            self._publish(
+                EventKind.RISK_CHANGE_PROPOSED, f"approval needed: {change.summary}", approval=approval
+            )
             return ChangeResult(False, f"needs approval: {change.summary}", approval)
         await self._apply(change, by)
         return ChangeResult(True, f"applied: {change.summary}")
@@ -111,8 +118,11 @@ class RiskCommands:
         approval = self.approvals.resolve(approval_id, approve, by, self.approval_clock())
         if approval.status is ApprovalStatus.APPROVED:
             await self._apply(approval.change, by)
-        self._publish(EventKind.APPROVAL_RESOLVED, f"{approval.change.summary}: {approval.status.value} by {by}",
-                      approval=approval)
+        self._publish(
+            EventKind.APPROVAL_RESOLVED,
+            f"{approval.change.summary}: {approval.status.value} by {by}",
+            approval=approval,
+        )
         return approval
 
     async def _apply(self: TradingEngine, change: RiskChange, by: str) -> None:

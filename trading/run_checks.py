@@ -26,8 +26,12 @@ class RunChecks:
     coherence_line: str
 
     def to_json(self) -> dict[str, Any]:
-        return {"fills": self.fills, "fills_line": self.fills_line, "coherence": self.coherence,
-                "coherence_line": self.coherence_line}
+        return {
+            "fills": self.fills,
+            "fills_line": self.fills_line,
+            "coherence": self.coherence,
+            "coherence_line": self.coherence_line,
+        }
 
 
 def run_checks(runs: Sequence[Any], params: StrategyParams, limits: RiskLimits | None) -> RunChecks:
@@ -45,4 +49,6 @@ def run_checks(runs: Sequence[Any], params: StrategyParams, limits: RiskLimits |
         fills += run.level_fills
     summary = slippage_summary(fills, runs[0].point)
     report = coherence_report(params, limits, fired_rules(exits, moves, blocks))
-    return RunChecks(summary, describe_slippage(summary, runs[0].intrabar_mode), report, coherence_line(report))
+    return RunChecks(
+        summary, describe_slippage(summary, runs[0].intrabar_mode), report, coherence_line(report)
+    )

@@ -53,13 +53,30 @@ class SavedState:
 
 
 def _position_to_dict(p: Position) -> dict[str, Any]:
-    return {"ticket": p.ticket, "symbol": p.symbol, "side": str(p.side), "volume": p.volume,
-            "open_price": p.open_price, "open_time": p.open_time.isoformat(), "sl": p.sl, "tp": p.tp,
-            "magic": p.magic, "comment": p.comment}
+    return {
+        "ticket": p.ticket,
+        "symbol": p.symbol,
+        "side": str(p.side),
+        "volume": p.volume,
+        "open_price": p.open_price,
+        "open_time": p.open_time.isoformat(),
+        "sl": p.sl,
+        "tp": p.tp,
+        "magic": p.magic,
+        "comment": p.comment,
+    }
 
 
 def _position_from_dict(d: dict[str, Any]) -> Position:
-    return Position(ticket=int(d["ticket"]), symbol=str(d["symbol"]), side=Side(d["side"]), volume=float(d["volume"]),
-                    open_price=float(d["open_price"]), open_time=datetime.fromisoformat(d["open_time"]),
-                    sl=float(d.get("sl", 0.0)), tp=float(d.get("tp", 0.0)), magic=int(d.get("magic", 0)),
-                    comment=str(d.get("comment", "")))
+    return Position(
+        ticket=int(d["ticket"]),
+        symbol=str(d["symbol"]),
+        side=Side(d["side"]),
+        volume=float(d["volume"]),
+        open_price=float(d["open_price"]),
+        open_time=datetime.fromisoformat(d["open_time"]),
+        sl=float(d.get("sl", 0.0)),
+        tp=float(d.get("tp", 0.0)),
+        magic=int(d.get("magic", 0)),
+        comment=str(d.get("comment", "")),
+    )

@@ -68,7 +68,8 @@ def params_from_dict(d: dict[str, Any]) -> StrategyParams:
     for name, value in values.items():
         default = getattr(defaults, name)
         if isinstance(default, bool) != isinstance(value, bool) or (
-                isinstance(default, int | float) and not isinstance(value, int | float)):
+            isinstance(default, int | float) and not isinstance(value, int | float)
+        ):
             raise ValueError(f"{name} must be {type(default).__name__}, got {value!r}")
         if isinstance(default, int) and not isinstance(default, bool) and isinstance(value, float):
             if not value.is_integer():
@@ -79,8 +80,11 @@ def params_from_dict(d: dict[str, Any]) -> StrategyParams:
 
 def params_changes(base: StrategyParams, other: StrategyParams) -> dict[str, tuple[Any, Any]]:
     """{field: (base value, other value)} for every field that differs."""
-    return {f.name: (getattr(base, f.name), getattr(other, f.name)) for f in fields(base)
-            if getattr(base, f.name) != getattr(other, f.name)}
+    return {
+        f.name: (getattr(base, f.name), getattr(other, f.name))
+        for f in fields(base)
+        if getattr(base, f.name) != getattr(other, f.name)
+    }
 
 
 @dataclass(frozen=True, slots=True)
@@ -183,9 +187,16 @@ class ShadowBook:
     """The challengers beside the live engine. `make_analyzer(spec)` gives the bar analyzer a
     challenger reads (the caller shares one `BarMemo` between challengers with equal inputs)."""
 
-    def __init__(self, root: Path, make_analyzer: Callable[[ChallengerSpec], Analyzer],
-                 clock: Callable[[], datetime], *, paper: PaperConfig | None = None, symbol: str = "XAUUSD",
-                 max_challengers: int = 3) -> None:
+    def __init__(
+        self,
+        root: Path,
+        make_analyzer: Callable[[ChallengerSpec], Analyzer],
+        clock: Callable[[], datetime],
+        *,
+        paper: PaperConfig | None = None,
+        symbol: str = "XAUUSD",
+        max_challengers: int = 3,
+    ) -> None:
         self.root = Path(root)
         self.make_analyzer = make_analyzer
         self.clock = clock
@@ -219,7 +230,9 @@ class ShadowBook:
         try:
             stored = self._stored_specs()
         except (OSError, ValueError, TypeError, KeyError) as exc:  # the file is kept for a person to mend
-            self.broken = f"{self.root / LIST_FILE} is unreadable ({exc}); no challenger runs until it is fixed"
+            self.broken = (
+                f"{self.root / LIST_FILE} is unreadable ({exc}); no challenger runs until it is fixed"
+            )
             log.error("%s", self.broken)
             return [self.broken]
         problems = []
@@ -235,29 +248,47 @@ class ShadowBook:
     async def _start(self, spec: ChallengerSpec) -> Runner:
         folder = self.root / spec.tag
         config = PaperConfig(**{**asdict(self.paper), "balance": spec.start_balance})
-        broker = PaperBroker(self.symbol, SHADOW_MAGIC + spec.number, state_path=folder / ACCOUNT, config=config)
+        broker = PaperBroker(
+            self.symbol, SHADOW_MAGIC + spec.number, state_path=folder / ACCOUNT, config=config
+        )
         await broker.connect()
         if self._last_tick is not None:
             broker.set_tick(self._last_tick)
         recorder = ShadowRecorder(folder, spec.tag)
-        engine = TradingEngine(broker, self.make_analyzer(spec), params=spec.strategy_params(),
-                               limits=spec.risk_limits(), recorder=recorder, bus=EventBus(maxsize=1),
-                               clock=self.clock, comment=f"shadow-{spec.tag}")
+        engine = TradingEngine(
+            broker,
+            self.make_analyzer(spec),
+            params=spec.strategy_params(),
+            limits=spec.risk_limits(),
+            recorder=recorder,
+            bus=EventBus(maxsize=1),
+            clock=self.clock,
+            comment=f"shadow-{spec.tag}",
+        )
         await engine.start(recorder.load_state())
         return Runner(spec, broker, engine, recorder)
 
     def next_number(self) -> int:
         used = [s.number for s in self.specs] + list(self.failed)
-        dropped = [int(p.name.split("-")[0][1:]) for p in (self.root / "dropped").glob("c*-*")
-                   if p.name.split("-")[0][1:].isdigit()] if (self.root / "dropped").is_dir() else []
+        dropped = (
+            [
+                int(p.name.split("-")[0][1:])
+                for p in (self.root / "dropped").glob("c*-*")
+                if p.name.split("-")[0][1:].isdigit()
+            ]
+            if (self.root / "dropped").is_dir()
+            else []
+        )
         return max(used + dropped, default=0) + 1
 
     async def add(self, spec: ChallengerSpec) -> Runner:
         if self.broken:
             raise ChallengerError(self.broken)
         if len(self.runners) + len(self.failed) >= self.max_challengers:
-            raise ChallengerError(f"{self.max_challengers} challengers already run (the most allowed); "
-                                  "drop one first with /shadow drop N")
+            raise ChallengerError(
+                f"{self.max_challengers} challengers already run (the most allowed); "
+                "drop one first with /shadow drop N"
+            )
         runner = await self._start(spec)
         self.runners[spec.number] = runner
         self._save_list()
@@ -322,16 +353,22 @@ def load_param_set(folder: Path, name: str, base: Any) -> Any:
     candidates = [folder / f"{name}.json", folder / f"{name}-proposal.json"]
     path = next((p for p in candidates if p.is_file()), None)
     if path is None:
-        stored = sorted(p.stem.removesuffix("-proposal") for p in folder.glob("*.json")) if folder.is_dir() else []
-        raise ChallengerError(f"no parameter set {name!r} in {folder}"
-                              + (f"; stored: {', '.join(stored)}" if stored else " (the folder holds none)"))
+        stored = (
+            sorted(p.stem.removesuffix("-proposal") for p in folder.glob("*.json")) if folder.is_dir() else []
+        )
+        raise ChallengerError(
+            f"no parameter set {name!r} in {folder}"
+            + (f"; stored: {', '.join(stored)}" if stored else " (the folder holds none)")
+        )
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, json.JSONDecodeError) as exc:
         raise ChallengerError(f"parameter set {name!r} is unreadable: {exc}") from exc
     values = data.get("proposed", data) if isinstance(data, dict) else None
     if not isinstance(values, dict) or not values:
-        raise ChallengerError(f"parameter set {name!r} holds no parameters (expected {{\"field\": value, ...}})")
+        raise ChallengerError(
+            f'parameter set {name!r} holds no parameters (expected {{"field": value, ...}})'
+        )
     try:
         return params_from_dict({**params_to_dict(base), **values})
     except (TypeError, ValueError) as exc:

@@ -73,11 +73,20 @@ class _TimedEngine:
         return decision
 
 
-async def replay_with_shadow(bars: pl.DataFrame, live_analyzer: Analyzer, book_for: Callable[
-        [TradingEngine, SimClock], ShadowBook], *, balance: float = 10_000.0, warmup: int = 200,
-        ticks_per_bar: int = 60, params: StrategyParams | None = None, limits: RiskLimits | None = None,
-        commission_per_lot: float = 0.0, history: int = 1500,
-        before_start: Callable[[ShadowBook], object] | None = None) -> ShadowReplay:
+async def replay_with_shadow(
+    bars: pl.DataFrame,
+    live_analyzer: Analyzer,
+    book_for: Callable[[TradingEngine, SimClock], ShadowBook],
+    *,
+    balance: float = 10_000.0,
+    warmup: int = 200,
+    ticks_per_bar: int = 60,
+    params: StrategyParams | None = None,
+    limits: RiskLimits | None = None,
+    commission_per_lot: float = 0.0,
+    history: int = 1500,
+    before_start: Callable[[ShadowBook], object] | None = None,
+) -> ShadowReplay:
     """Replay `bars` (after `warmup`) with the live engine and the book `book_for(engine, clock)` builds.
     `before_start(book)` may add challengers (an awaitable is awaited) once the live engine started."""
     feed = ReplayFeed(bars, speed=0, ticks_per_bar=ticks_per_bar, history=warmup)
@@ -85,8 +94,15 @@ async def replay_with_shadow(bars: pl.DataFrame, live_analyzer: Analyzer, book_f
     await broker.connect()
     clock = SimClock(bars["time"][warmup])
     recorder = MemoryRecorder(keep_decisions=False)
-    engine = TradingEngine(broker, live_analyzer, params=params, limits=limits, recorder=recorder, clock=clock,
-                           full_decisions=False)
+    engine = TradingEngine(
+        broker,
+        live_analyzer,
+        params=params,
+        limits=limits,
+        recorder=recorder,
+        clock=clock,
+        full_decisions=False,
+    )
     await engine.start()
     book = book_for(engine, clock)
     if before_start is not None:
@@ -105,8 +121,16 @@ async def replay_with_shadow(bars: pl.DataFrame, live_analyzer: Analyzer, book_f
         await book.bar(window)
         times.shadow_bar.append(time.perf_counter() - t0)
 
-    loop = MarketLoop(feed, broker, _TimedEngine(engine, times), clock, history_window(bars, history),
-                      on_decision=decided, on_step=stepped)
+    loop = MarketLoop(
+        feed,
+        broker,
+        _TimedEngine(engine, times),
+        clock,
+        history_window(bars, history),
+        on_decision=decided,
+        on_step=stepped,
+    )
     await loop.run()
-    return ShadowReplay(engine, broker, book, recorder.closed, times, clock,
-                        {o.ticket: o.risk_money for o in recorder.opened})
+    return ShadowReplay(
+        engine, broker, book, recorder.closed, times, clock, {o.ticket: o.risk_money for o in recorder.opened}
+    )

@@ -68,11 +68,13 @@ def strategy_stats(trades: Sequence[Outcome], start_balance: float) -> StrategyS
     dd, dd_pct = max_drawdown(profits, start_balance)
     rs = np.array([r for t in trades if (r := t.r) is not None], dtype=float)
     return StrategyStats(
-        trades=len(trades), wins=wins,
+        trades=len(trades),
+        wins=wins,
         win_rate=wins / len(trades) if trades else None,
         profit_factor=gross_win / gross_loss if gross_loss > 0 else None,
         net=round(float(profits.sum()), 2),
-        max_drawdown=round(dd, 2), max_drawdown_pct=dd_pct,
+        max_drawdown=round(dd, 2),
+        max_drawdown_pct=dd_pct,
         expectancy_r=float(rs.mean()) if rs.size else None,
         expectancy_r_ci=mean_ci(rs),
     )
@@ -106,25 +108,33 @@ def daily_pnl(trades: Iterable[Outcome]) -> dict[date, float]:
     return out
 
 
-def paired_by_day(challenger: Sequence[Outcome], live: Sequence[Outcome], days: Sequence[date],
-                  seed: int = BOOTSTRAP_SEED, samples: int = BOOTSTRAP_SAMPLES) -> PairedDifference:
+def paired_by_day(
+    challenger: Sequence[Outcome],
+    live: Sequence[Outcome],
+    days: Sequence[date],
+    seed: int = BOOTSTRAP_SEED,
+    samples: int = BOOTSTRAP_SAMPLES,
+) -> PairedDifference:
     """Challenger minus live on each of `days` (a day without trades counts 0 for that side)."""
     ours, theirs = daily_pnl(challenger), daily_pnl(live)
     diffs = np.array([ours.get(d, 0.0) - theirs.get(d, 0.0) for d in days], dtype=float)
     return judge_differences(diffs, seed, samples)
 
 
-def judge_differences(diffs: np.ndarray, seed: int = BOOTSTRAP_SEED,
-                      samples: int = BOOTSTRAP_SAMPLES) -> PairedDifference:
+def judge_differences(
+    diffs: np.ndarray, seed: int = BOOTSTRAP_SEED, samples: int = BOOTSTRAP_SAMPLES
+) -> PairedDifference:
     if diffs.size < 2:
-        return PairedDifference(int(diffs.size), float(diffs.mean()) if diffs.size else 0.0, None, None,
-                                "too few days")
+        return PairedDifference(
+            int(diffs.size), float(diffs.mean()) if diffs.size else 0.0, None, None, "too few days"
+        )
     rng = np.random.default_rng(seed)
     means = diffs[rng.integers(0, diffs.size, size=(samples, diffs.size))].mean(axis=1)
     low, high = (float(x) for x in np.percentile(means, [2.5, 97.5]))
     p_better = float((means <= 0).mean())
-    return PairedDifference(int(diffs.size), float(diffs.mean()), (low, high), p_better,
-                            strength_of(p_better))
+    return PairedDifference(
+        int(diffs.size), float(diffs.mean()), (low, high), p_better, strength_of(p_better)
+    )
 
 
 def strength_of(p_better: float) -> str:
@@ -164,5 +174,7 @@ def promotion_reason(stats: StrategyStats, diff: PairedDifference, rule: Promoti
         return None
     if stats.net <= 0:
         return None  # better than a losing live strategy is not yet a reason to trade it
-    return (f"{stats.trades} trades over {diff.days} days, {diff.mean_per_day:+.2f}/day better than live "
-            f"(95% {diff.ci[0]:+.2f}…{diff.ci[1]:+.2f}, P(not better) {diff.p_better:.3f}, {diff.strength})")
+    return (
+        f"{stats.trades} trades over {diff.days} days, {diff.mean_per_day:+.2f}/day better than live "
+        f"(95% {diff.ci[0]:+.2f}…{diff.ci[1]:+.2f}, P(not better) {diff.p_better:.3f}, {diff.strength})"
+    )

@@ -60,19 +60,39 @@ def read_lines(path: Path) -> list[dict[str, Any]]:
 
 
 def trade_to_json(t: ClosedTrade, risk: float) -> dict[str, Any]:
-    return {"ticket": t.ticket, "symbol": t.symbol, "side": str(t.side), "volume": t.volume,
-            "open_price": t.open_price, "close_price": t.close_price, "open_time": t.open_time.isoformat(),
-            "close_time": t.close_time.isoformat(), "profit": t.profit, "reason": t.reason, "sl": t.sl,
-            "tp": t.tp, "risk": risk}
+    return {
+        "ticket": t.ticket,
+        "symbol": t.symbol,
+        "side": str(t.side),
+        "volume": t.volume,
+        "open_price": t.open_price,
+        "close_price": t.close_price,
+        "open_time": t.open_time.isoformat(),
+        "close_time": t.close_time.isoformat(),
+        "profit": t.profit,
+        "reason": t.reason,
+        "sl": t.sl,
+        "tp": t.tp,
+        "risk": risk,
+    }
 
 
 def trade_from_json(d: dict[str, Any]) -> ClosedTrade:
-    return ClosedTrade(ticket=int(d["ticket"]), symbol=d["symbol"], side=Side(d["side"]), volume=float(d["volume"]),
-                       open_price=float(d["open_price"]), close_price=float(d["close_price"]),
-                       open_time=datetime.fromisoformat(d["open_time"]),
-                       close_time=datetime.fromisoformat(d["close_time"]), profit=float(d["profit"]),
-                       reason=d["reason"], sl=float(d["sl"]), tp=float(d["tp"]),
-                       extra={"risk_money": float(d.get("risk", 0.0))})
+    return ClosedTrade(
+        ticket=int(d["ticket"]),
+        symbol=d["symbol"],
+        side=Side(d["side"]),
+        volume=float(d["volume"]),
+        open_price=float(d["open_price"]),
+        close_price=float(d["close_price"]),
+        open_time=datetime.fromisoformat(d["open_time"]),
+        close_time=datetime.fromisoformat(d["close_time"]),
+        profit=float(d["profit"]),
+        reason=d["reason"],
+        sl=float(d["sl"]),
+        tp=float(d["tp"]),
+        extra={"risk_money": float(d.get("risk", 0.0))},
+    )
 
 
 class ShadowRecorder:
@@ -103,24 +123,52 @@ class ShadowRecorder:
         ident = self._next_id
         self._next_id += 1
         self.decisions += 1
-        self._append(DECISIONS, {
-            "id": ident, "bar_time": decision.bar_time.isoformat(), "action": decision.action,
-            "side": str(decision.side) if decision.side else None, "reason": decision.reason,
-            "blocked_by": decision.blocked_by, "lot": decision.lot, "p_up": decision.p_up,
-            "regime": decision.regime, "model_version": decision.model_version},
-            durable=False)  # a paper order is no real risk: its open line and account file are the durable record
+        self._append(
+            DECISIONS,
+            {
+                "id": ident,
+                "bar_time": decision.bar_time.isoformat(),
+                "action": decision.action,
+                "side": str(decision.side) if decision.side else None,
+                "reason": decision.reason,
+                "blocked_by": decision.blocked_by,
+                "lot": decision.lot,
+                "p_up": decision.p_up,
+                "regime": decision.regime,
+                "model_version": decision.model_version,
+            },
+            durable=False,
+        )  # a paper order is no real risk: its open line and account file are the durable record
         return ident
 
     async def record_order_failed(self, decision: Decision) -> None:
-        self._append(DECISIONS, {"id": decision.id, "bar_time": decision.bar_time.isoformat(),
-                                 "action": decision.action, "reason": decision.reason, "order_failed": True})
+        self._append(
+            DECISIONS,
+            {
+                "id": decision.id,
+                "bar_time": decision.bar_time.isoformat(),
+                "action": decision.action,
+                "reason": decision.reason,
+                "order_failed": True,
+            },
+        )
 
     async def record_open(self, trade: OpenedTrade) -> None:
         self._risk[trade.ticket] = trade.risk_money
-        await self._append_durable(OPENS, {"ticket": trade.ticket, "side": str(trade.side), "volume": trade.volume,
-                             "open_price": trade.open_price, "open_time": trade.open_time.isoformat(),
-                             "sl": trade.sl, "tp": trade.tp, "risk_money": trade.risk_money,
-                             "decision_id": trade.decision_id})
+        await self._append_durable(
+            OPENS,
+            {
+                "ticket": trade.ticket,
+                "side": str(trade.side),
+                "volume": trade.volume,
+                "open_price": trade.open_price,
+                "open_time": trade.open_time.isoformat(),
+                "sl": trade.sl,
+                "tp": trade.tp,
+                "risk_money": trade.risk_money,
+                "decision_id": trade.decision_id,
+            },
+        )
 
     async def record_sl_change(self, ticket: int, time: datetime, sl: float, tp: float, reason: str) -> None:
         return None  # the paper account holds the current SL/TP; the shadow journal keeps opens and closes

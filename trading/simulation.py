@@ -61,11 +61,22 @@ class MarketLoop:
     first undelivered tick count as decided already (warm-up, or a resumed market).
     """
 
-    def __init__(self, feed: ReplayFeed, broker: PaperBroker, engine: LoopEngine, clock: SimClock,
-                 window: Callable[[int], pl.DataFrame], *, speed: float = 0.0,
-                 wall: Callable[[], float] = time.monotonic, step_seconds: float = 1.0,
-                 on_decision: DecisionHook | None = None, on_step: StepHook | None = None,
-                 skip_idle: bool = False, skip_quiet: bool = False) -> None:
+    def __init__(
+        self,
+        feed: ReplayFeed,
+        broker: PaperBroker,
+        engine: LoopEngine,
+        clock: SimClock,
+        window: Callable[[int], pl.DataFrame],
+        *,
+        speed: float = 0.0,
+        wall: Callable[[], float] = time.monotonic,
+        step_seconds: float = 1.0,
+        on_decision: DecisionHook | None = None,
+        on_step: StepHook | None = None,
+        skip_idle: bool = False,
+        skip_quiet: bool = False,
+    ) -> None:
         if feed.speed != 0:
             raise ValueError("the market loop paces the replay itself: give it a manual feed (speed 0)")
         if speed < 0:
@@ -124,8 +135,12 @@ class MarketLoop:
         due = self._replay_start + (now - self._wall_start) * self.speed
         done = 0
         feed = self.feed
-        while (done < max_ticks and not self._halted and not feed.finished
-               and feed.replay_seconds(feed.delivered) <= due):
+        while (
+            done < max_ticks
+            and not self._halted
+            and not feed.finished
+            and feed.replay_seconds(feed.delivered) <= due
+        ):
             tick = feed.next_tick_now()
             assert tick is not None
             await self.process(tick, feed.delivered - 1)
@@ -189,8 +204,9 @@ class MarketLoop:
         n = self.broker.quiet_ticks(bid[k:end], ask[k:end])
         if n == 0:
             return
-        taken, self.last_step = self.quiet.take_open_ticks(times[k:k + n], bid[k:k + n], ask[k:k + n],
-                                                          self.last_step, self.step_ms)
+        taken, self.last_step = self.quiet.take_open_ticks(
+            times[k : k + n], bid[k : k + n], ask[k : k + n], self.last_step, self.step_ms
+        )
         if taken == 0:
             return
         j = k + taken - 1

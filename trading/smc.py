@@ -346,7 +346,12 @@ def _decide(
             has_ob = bool((last["ob"] == s).any())
         else:
             code = hits[0 if s == 1 else 1]
-            bos_hit, choch_hit, has_fvg, has_ob = bool(code & 1), bool(code & 2), bool(code & 4), bool(code & 8)
+            bos_hit, choch_hit, has_fvg, has_ob = (
+                bool(code & 1),
+                bool(code & 2),
+                bool(code & 4),
+                bool(code & 8),
+            )
         if not ((ms == s or bos_hit or choch_hit) and (has_fvg or has_ob)):
             continue
         zone = _pick_zone(last, closes, side)

@@ -15,21 +15,34 @@ from trading.timezones import DEFAULT_SERVER_TZ, ServerClock
 
 def ticks_to_m1(ticks: pl.DataFrame) -> pl.DataFrame:
     """M1 bid bars (with the mean spread in points) from ticks: how MT5 builds its bars."""
-    return (ticks.with_columns(pl.col("time_msc").cast(pl.Datetime("ms")).dt.replace_time_zone("UTC").alias("t"))
-            .group_by_dynamic("t", every="1m")
-            .agg(open=pl.col("bid").first(), high=pl.col("bid").max(), low=pl.col("bid").min(),
-                 close=pl.col("bid").last(), tick_volume=pl.len().cast(pl.Int64),
-                 spread=((pl.col("ask") - pl.col("bid")).mean() * 100).round(0).cast(pl.Int32),
-                 real_volume=pl.lit(0, dtype=pl.Int64))
-            .rename({"t": "time"})
-            .with_columns(pl.col("time").dt.cast_time_unit("us")))
+    return (
+        ticks.with_columns(pl.col("time_msc").cast(pl.Datetime("ms")).dt.replace_time_zone("UTC").alias("t"))
+        .group_by_dynamic("t", every="1m")
+        .agg(
+            open=pl.col("bid").first(),
+            high=pl.col("bid").max(),
+            low=pl.col("bid").min(),
+            close=pl.col("bid").last(),
+            tick_volume=pl.len().cast(pl.Int64),
+            spread=((pl.col("ask") - pl.col("bid")).mean() * 100).round(0).cast(pl.Int32),
+            real_volume=pl.lit(0, dtype=pl.Int64),
+        )
+        .rename({"t": "time"})
+        .with_columns(pl.col("time").dt.cast_time_unit("us"))
+    )
 
 
 def resample_bars(m1: pl.DataFrame, minutes: int = 15) -> pl.DataFrame:
     """Coarser bars from finer ones (the M15 bar of its M1 bars)."""
-    return (m1.group_by_dynamic("time", every=f"{minutes}m")
-            .agg(pl.col("open").first(), pl.col("high").max(), pl.col("low").min(), pl.col("close").last(),
-                 pl.col("tick_volume").sum(), pl.col("spread").first(), pl.col("real_volume").sum()))
+    return m1.group_by_dynamic("time", every=f"{minutes}m").agg(
+        pl.col("open").first(),
+        pl.col("high").max(),
+        pl.col("low").min(),
+        pl.col("close").last(),
+        pl.col("tick_volume").sum(),
+        pl.col("spread").first(),
+        pl.col("real_volume").sum(),
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,8 +54,15 @@ class SyntheticTruth:
     m15: pl.DataFrame
 
 
-def synthetic_truth(n_bars: int, seed: int = 0, *, tick_seconds: int = 1, start: datetime | None = None,
-                    vol_per_second: float = 0.06, spread_points: int = 20) -> SyntheticTruth:
+def synthetic_truth(
+    n_bars: int,
+    seed: int = 0,
+    *,
+    tick_seconds: int = 1,
+    start: datetime | None = None,
+    vol_per_second: float = 0.06,
+    spread_points: int = 20,
+) -> SyntheticTruth:
     """A random-walk gold market at `tick_seconds` resolution (fat-ish tails, volatility clustering),
     aggregated to M1 and M15 exactly as a broker would build them from its ticks."""
     rng = np.random.default_rng(seed)
@@ -62,7 +82,11 @@ def synthetic_truth(n_bars: int, seed: int = 0, *, tick_seconds: int = 1, start:
 def as_server_ticks(ticks: pl.DataFrame, server_tz: str | ServerClock = DEFAULT_SERVER_TZ) -> pl.DataFrame:
     """UTC tick times back to broker server time (what a file exported from MT5 holds)."""
     clock = server_tz if isinstance(server_tz, ServerClock) else ServerClock.parse(server_tz)
-    utc = pl.Series(ticks["time_msc"].to_numpy(), dtype=pl.Int64).cast(pl.Datetime("ms")).dt.replace_time_zone("UTC")
+    utc = (
+        pl.Series(ticks["time_msc"].to_numpy(), dtype=pl.Int64)
+        .cast(pl.Datetime("ms"))
+        .dt.replace_time_zone("UTC")
+    )
     if clock.kind == "fixed":
         wall = utc.dt.replace_time_zone(None).dt.offset_by(f"{round(clock.hours * 60)}m")
     else:

@@ -26,7 +26,9 @@ class _Phase:
     def __enter__(self) -> None:
         self._start = time.perf_counter()
 
-    def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> None:
+    def __exit__(
+        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
         self._samples.append((time.perf_counter() - self._start) * 1000)
 
 
@@ -73,4 +75,3 @@ class PhaseTimer:
                 arr = np.fromiter(values, dtype=float)
                 out[name] = (float(np.percentile(arr, 50)), float(np.percentile(arr, 99)))
         return out
-

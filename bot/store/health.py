@@ -46,7 +46,9 @@ def write_failure(exc: BaseException) -> str | None:
     return None
 
 
-HealthListener = Callable[["JournalHealth", bool], None]  # (health, True: an outage started / False: it ended)
+HealthListener = Callable[
+    ["JournalHealth", bool], None
+]  # (health, True: an outage started / False: it ended)
 
 
 @dataclass
@@ -83,21 +85,30 @@ class JournalHealth:
         if self.failing_since is None:
             self.failing_since, self.error = self.clock(), error
             self._logged_at, self._unlogged = self.wall(), 0
-            log.error("journal %s cannot write: %s; new entries stop until it can (open positions keep their "
-                      "broker stops, closes are kept in memory)", self.path, error, exc_info=exc)
+            log.error(
+                "journal %s cannot write: %s; new entries stop until it can (open positions keep their "
+                "broker stops, closes are kept in memory)",
+                self.path,
+                error,
+                exc_info=exc,
+            )
             self._tell(True)
             return
         self.error = error
         self._unlogged += 1
         if self.wall() - self._logged_at >= LOG_EVERY:
-            log.warning("journal %s still cannot write: %d more failed write(s): %s", self.path, self._unlogged, error)
+            log.warning(
+                "journal %s still cannot write: %d more failed write(s): %s", self.path, self._unlogged, error
+            )
             self._logged_at, self._unlogged = self.wall(), 0
 
     def succeeded(self) -> None:
         if self.failing_since is None:
             return
         down = (self.clock() - self.failing_since).total_seconds()
-        log.warning("journal %s writes again after %.0f s (%d failed write(s))", self.path, down, self.failed_writes)
+        log.warning(
+            "journal %s writes again after %.0f s (%d failed write(s))", self.path, down, self.failed_writes
+        )
         self.failing_since, self.error, self.failed_writes = None, "", 0
         self._tell(False)
 

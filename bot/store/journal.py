@@ -394,7 +394,9 @@ class Journal:
             row.close_time, row.close_price = trade.close_time, trade.close_price
             row.profit, row.commission, row.swap = trade.profit, commission, swap
             row.pips = round(trade.price_move / self.pip_size, 4)
-            row.exit_reason = trade.reason if row.exit_reason in (None, "broker", "missing_at_broker") else row.exit_reason
+            row.exit_reason = (
+                trade.reason if row.exit_reason in (None, "broker", "missing_at_broker") else row.exit_reason
+            )
             row.extra, row.updated_at = merged, now
             s.add(
                 AuditRow(
@@ -787,4 +789,11 @@ def _csv_cell(value: Any) -> Any:
     return value
 
 
-__all__ = ["RISK_STATE_KEY", "XAU_PIP", "Journal", "JournalClosedError", "JournalWriteError", "wib_day_bounds"]
+__all__ = [
+    "RISK_STATE_KEY",
+    "XAU_PIP",
+    "Journal",
+    "JournalClosedError",
+    "JournalWriteError",
+    "wib_day_bounds",
+]

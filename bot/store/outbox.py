@@ -42,10 +42,27 @@ class OutboxStore:
     def __init__(self, journal: Journal) -> None:
         self.journal = journal
 
-    async def add(self, chat_id: int, kind: str, html: str, *, silent: bool = False,
-                  meta: dict[str, Any] | None = None, now: datetime | None = None) -> int:
-        row = OutboxRow(chat_id=chat_id, kind=kind, html=html, silent=silent, meta=dict(meta or {}),
-                        created_at=now or utc_now(), status=PENDING, parts_sent=0, error="")
+    async def add(
+        self,
+        chat_id: int,
+        kind: str,
+        html: str,
+        *,
+        silent: bool = False,
+        meta: dict[str, Any] | None = None,
+        now: datetime | None = None,
+    ) -> int:
+        row = OutboxRow(
+            chat_id=chat_id,
+            kind=kind,
+            html=html,
+            silent=silent,
+            meta=dict(meta or {}),
+            created_at=now or utc_now(),
+            status=PENDING,
+            parts_sent=0,
+            error="",
+        )
         async with self.journal._write() as s:
             s.add(row)
             await s.flush()
@@ -56,16 +73,21 @@ class OutboxStore:
         query = select(OutboxRow).where(OutboxRow.chat_id == chat_id, OutboxRow.status == PENDING)
         async with self.journal._read() as s:
             rows = (await s.execute(query.order_by(OutboxRow.id))).scalars().all()
-        return [OutboxEntry(r.id, r.chat_id, r.kind, r.html, r.silent, r.created_at, dict(r.meta or {}),
-                            r.parts_sent) for r in rows]
+        return [
+            OutboxEntry(
+                r.id, r.chat_id, r.kind, r.html, r.silent, r.created_at, dict(r.meta or {}), r.parts_sent
+            )
+            for r in rows
+        ]
 
     async def progress(self, row_id: int, parts_sent: int) -> None:
         """Parts of a long message already accepted (a retry resumes after them)."""
         async with self.journal._write() as s:
             await s.execute(update(OutboxRow).where(OutboxRow.id == row_id).values(parts_sent=parts_sent))
 
-    async def done(self, ids: Iterable[int], status: str = SENT, error: str = "",
-                   now: datetime | None = None) -> None:
+    async def done(
+        self, ids: Iterable[int], status: str = SENT, error: str = "", now: datetime | None = None
+    ) -> None:
         """Close rows: sent, summarised or failed (with the error)."""
         if status not in (SENT, SUMMARISED, FAILED):
             raise ValueError(f"outbox status {status!r}: use sent, summarised or failed")
@@ -73,14 +95,18 @@ class OutboxStore:
         if not ids:
             return
         async with self.journal._write() as s:
-            await s.execute(update(OutboxRow).where(OutboxRow.id.in_(ids))
-                            .values(status=status, error=error, done_at=now or utc_now()))
+            await s.execute(
+                update(OutboxRow)
+                .where(OutboxRow.id.in_(ids))
+                .values(status=status, error=error, done_at=now or utc_now())
+            )
 
     async def prune(self, before: datetime) -> int:
         """Delete closed rows (sent, summarised, failed) closed before `before`; pending rows stay."""
         async with self.journal._write() as s:
-            result = await s.execute(delete(OutboxRow).where(OutboxRow.status != PENDING,
-                                                             OutboxRow.done_at < before))
+            result = await s.execute(
+                delete(OutboxRow).where(OutboxRow.status != PENDING, OutboxRow.done_at < before)
+            )
         return int(result.rowcount or 0)
 
     async def counts(self) -> dict[str, int]:

@@ -117,7 +117,9 @@ class Broker(Protocol):
         self, side: Side, volume: float, sl: float, tp: float, comment: str = ""
     ) -> OrderResult: ...
 
-    async def close_position(self, ticket: int, volume: float | None = None, comment: str = "") -> OrderResult:
+    async def close_position(
+        self, ticket: int, volume: float | None = None, comment: str = ""
+    ) -> OrderResult:
         """Close fully (volume None) or partly. Returns the closing fill."""
         ...
 
@@ -150,9 +152,7 @@ class HistorySource(Protocol):
     async def ticks_range(self, start: int, end: int) -> np.ndarray: ...
 
 
-def validate_order(
-    spec: SymbolSpec, side: Side, volume: float, price: float, sl: float, tp: float
-) -> float:
+def validate_order(spec: SymbolSpec, side: Side, volume: float, price: float, sl: float, tp: float) -> float:
     """Check an order before it leaves; return the volume snapped to the step.
 
     Raises InvalidOrder naming the problem. `price` is the price the order would fill at

@@ -92,7 +92,9 @@ class ReplayFeed:
         if not math.isfinite(speed) or speed < 0:
             raise ValueError(f"speed must be 0 (manual) or a positive factor, got {speed}")
         if ticks_per_bar < 4:
-            raise ValueError(f"ticks_per_bar must be at least 4 (open, high, low, close), got {ticks_per_bar}")
+            raise ValueError(
+                f"ticks_per_bar must be at least 4 (open, high, low, close), got {ticks_per_bar}"
+            )
         if not 0 <= history <= frame.height:
             raise ValueError(f"history must be between 0 and the {frame.height} bars, got {history}")
         self.frame = frame
@@ -104,8 +106,9 @@ class ReplayFeed:
         self._sleep = sleep
         self._bar_length = timedelta(minutes=timeframe_minutes)
         if path is None:
-            path = GeneratedPath(frame, ticks_per_bar, point=point, digits=digits,
-                                 bar_ms=timeframe_minutes * 60_000)
+            path = GeneratedPath(
+                frame, ticks_per_bar, point=point, digits=digits, bar_ms=timeframe_minutes * 60_000
+            )
         elif not hasattr(path, "ticks"):
             path = path(frame)
         self.path: TickPath = path  # type: ignore[assignment]
@@ -312,7 +315,9 @@ class ReplayFeed:
 
     def _segment_ticks(self, bar: int) -> int:
         segment = getattr(self.path, "segment_ticks", None)
-        return 1 if segment is None else max(1, int(segment(bar)))  # a path that does not say: every tick may jump
+        return (
+            1 if segment is None else max(1, int(segment(bar)))
+        )  # a path that does not say: every tick may jump
 
     def _forming_row(self, bar: int, done: int) -> pl.DataFrame:
         seen = self._path(bar)[:done]

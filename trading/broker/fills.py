@@ -75,7 +75,9 @@ class FillModel:
         """Where a market close of a `side` position fills on `tick`."""
         return self._round(tick.price_to_close(side) - side.sign * self.slippage_points * self.point)
 
-    def level_fill(self, side: Side, reason: DealReason, level: float, price: float, *, crossed: bool) -> float:
+    def level_fill(
+        self, side: Side, reason: DealReason, level: float, price: float, *, crossed: bool
+    ) -> float:
         """Where a `side` position's triggered SL or TP at `level` fills: at the level when the walked path
         `crossed` it, else at `price` (the closing price of the tick that reached it). A stop loss moves
         against the trader by the slippage; a take profit (a limit) does not."""
@@ -113,6 +115,8 @@ def describe_slippage(summary: dict[str, Any], mode: str) -> str:
     """One report line: how far stops and targets filled from their levels (points, + = against the trader)."""
     sl, tp = summary["sl"], summary["tp"]
     where = "measured on real ticks" if mode == "real ticks" else f"{mode} path"
-    return (f"SL/TP fills ({where}): {sl['fills']} SL ({sl['gapped']} gapped), {sl['mean_points']:+.1f} points "
-            f"from the stop on average, p90 {sl['p90_points']:+.1f}, worst {sl['worst_points']:+.1f}; "
-            f"{tp['fills']} TP ({tp['gapped']} gapped), {tp['mean_points']:+.1f} on average")
+    return (
+        f"SL/TP fills ({where}): {sl['fills']} SL ({sl['gapped']} gapped), {sl['mean_points']:+.1f} points "
+        f"from the stop on average, p90 {sl['p90_points']:+.1f}, worst {sl['worst_points']:+.1f}; "
+        f"{tp['fills']} TP ({tp['gapped']} gapped), {tp['mean_points']:+.1f} on average"
+    )

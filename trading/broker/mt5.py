@@ -124,7 +124,9 @@ class MT5Broker(MT5Session):
         def convert(rates: Any) -> np.ndarray:
             local = local_array(rates)
             if local.dtype.names != MT5_RATES_DTYPE.names:
-                raise BrokerError(BrokerErrorKind.REJECTED, f"copy_rates_from_pos returned dtype {local.dtype}")
+                raise BrokerError(
+                    BrokerErrorKind.REJECTED, f"copy_rates_from_pos returned dtype {local.dtype}"
+                )
             return local.astype(MT5_RATES_DTYPE)
 
         rates = await self._read(
@@ -185,7 +187,9 @@ class MT5Broker(MT5Session):
     async def _own_position(self, ticket: int) -> Position:
         pos = await self._position(ticket)
         if pos is None or pos.symbol != self.symbol:
-            raise OrderRejected(BrokerErrorKind.NOT_FOUND, f"no open {self.symbol} position with ticket {ticket}")
+            raise OrderRejected(
+                BrokerErrorKind.NOT_FOUND, f"no open {self.symbol} position with ticket {ticket}"
+            )
         if pos.magic != self.magic:
             raise OrderRejected(
                 BrokerErrorKind.NOT_FOUND,
@@ -195,8 +199,9 @@ class MT5Broker(MT5Session):
 
     async def _deals(self, what: str, fetch: Callable[[Any], Any]) -> list[Deal]:
         clock = self.clock
-        deals = await self._read(what, fetch, lambda raw: [d for d in (to_deal(x, clock) for x in raw) if d],
-                                 empty=[])
+        deals = await self._read(
+            what, fetch, lambda raw: [d for d in (to_deal(x, clock) for x in raw) if d], empty=[]
+        )
         return sorted(deals, key=lambda d: (d.time, d.ticket))
 
     async def deals_since(self, since: datetime) -> list[Deal]:
@@ -233,8 +238,17 @@ class MT5Broker(MT5Session):
             # reached the server; the caller reconciles instead of trusting the None
             raise BrokerError(exc.kind, f"{exc.detail}; outcome unknown", exc.code) from exc
 
-    def _deal_request(self, side: Side, volume: float, price: float, sl: float, tp: float, filling: int,
-                      comment: str, position: int = 0) -> dict[str, Any]:
+    def _deal_request(
+        self,
+        side: Side,
+        volume: float,
+        price: float,
+        sl: float,
+        tp: float,
+        filling: int,
+        comment: str,
+        position: int = 0,
+    ) -> dict[str, Any]:
         request: dict[str, Any] = {
             "action": C.TRADE_ACTION_DEAL,
             "symbol": self.symbol,
@@ -253,7 +267,9 @@ class MT5Broker(MT5Session):
             request["position"] = int(position)
         return request
 
-    async def open_market(self, side: Side, volume: float, sl: float, tp: float, comment: str = "") -> OrderResult:
+    async def open_market(
+        self, side: Side, volume: float, sl: float, tp: float, comment: str = ""
+    ) -> OrderResult:
         """Open at market with broker-side SL/TP (0.0 = none). Validated first: a bad order sends nothing.
 
         When the server refuses the stops (10016) they are widened to its limit once and the volume is cut
@@ -265,7 +281,9 @@ class MT5Broker(MT5Session):
             await self._ready()
             return await self._open_market(side, volume, sl, tp, comment)
 
-    async def _open_market(self, side: Side, volume: float, sl: float, tp: float, comment: str) -> OrderResult:
+    async def _open_market(
+        self, side: Side, volume: float, sl: float, tp: float, comment: str
+    ) -> OrderResult:
         spec, exemode = await self._spec_and_exemode()
         check_trade_mode(spec, side, closing=False)
         tick = await self.tick()
@@ -309,8 +327,9 @@ class MT5Broker(MT5Session):
                 tick = await self.tick()
                 new_sl, new_tp = widen_stops(spec, side, tick, sl, tp)
                 if (new_sl, new_tp) != (sl, tp):
-                    new_lots = resize_for_stop(spec, side, lots, asked_price, asked_sl, tick.price_to_open(side),
-                                               new_sl)
+                    new_lots = resize_for_stop(
+                        spec, side, lots, asked_price, asked_sl, tick.price_to_open(side), new_sl
+                    )
                     if new_lots <= 0:
                         raise OrderRejected(
                             BrokerErrorKind.INVALID_STOPS,
@@ -318,20 +337,37 @@ class MT5Broker(MT5Session):
                             f"more than asked even at the minimum lot {spec.volume_min:g}",
                             rc,
                         )
-                    log.warning("MT5 %s: invalid stops, widening SL %s->%s TP %s->%s, volume %g->%g", what, sl,
-                                new_sl, tp, new_tp, lots, new_lots)
+                    log.warning(
+                        "MT5 %s: invalid stops, widening SL %s->%s TP %s->%s, volume %g->%g",
+                        what,
+                        sl,
+                        new_sl,
+                        tp,
+                        new_tp,
+                        lots,
+                        new_lots,
+                    )
                     sl, tp, lots = new_sl, new_tp, new_lots
                     continue
             raise retcode_error(rc, reply.comment, what)
 
-    def _validate_open(self, spec: SymbolSpec, side: Side, tick: Tick, volume: float, sl: float, tp: float) -> float:
+    def _validate_open(
+        self, spec: SymbolSpec, side: Side, tick: Tick, volume: float, sl: float, tp: float
+    ) -> float:
         lots = validate_order(spec, side, volume, tick.price_to_open(side), sl, tp)
         # the server checks stops against the closing price (bid for a BUY): a stop inside the spread fails
         validate_order(spec, side, lots, tick.price_to_close(side), sl, tp)
         return lots
 
-    async def _fill_result(self, reply: SendReply, side: Side, requested: float, comment: str,
-                           fallback_time: datetime, position: int = 0) -> OrderResult:
+    async def _fill_result(
+        self,
+        reply: SendReply,
+        side: Side,
+        requested: float,
+        comment: str,
+        fallback_time: datetime,
+        position: int = 0,
+    ) -> OrderResult:
         """The OrderResult of a fill; the deal (by order ticket) gives the position ticket and time."""
         order = reply.order
         try:
@@ -353,7 +389,9 @@ class MT5Broker(MT5Session):
             comment=comment,
         )
 
-    async def close_position(self, ticket: int, volume: float | None = None, comment: str = "") -> OrderResult:
+    async def close_position(
+        self, ticket: int, volume: float | None = None, comment: str = ""
+    ) -> OrderResult:
         """Close fully (volume None) or partly by an opposite deal naming the position.
 
         The result's `side` is the closing deal's direction (SELL closes a BUY), as in `Deal.side`.
@@ -374,8 +412,16 @@ class MT5Broker(MT5Session):
         fill_idx, price_tries = 0, 0
         tick = await self.tick()
         while True:
-            request = self._deal_request(deal_side, lots, tick.price_to_close(pos.side), 0.0, 0.0,
-                                         fillings[fill_idx], text, position=ticket)
+            request = self._deal_request(
+                deal_side,
+                lots,
+                tick.price_to_close(pos.side),
+                0.0,
+                0.0,
+                fillings[fill_idx],
+                text,
+                position=ticket,
+            )
             del request["sl"], request["tp"]
             try:
                 reply = await self._send(request, what)

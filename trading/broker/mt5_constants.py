@@ -162,7 +162,13 @@ UNKNOWN_OUTCOME_RETCODES = frozenset({TRADE_RETCODE_TIMEOUT, TRADE_RETCODE_CONNE
 # order_send returned None with one of these: the terminal refused the call itself, nothing was sent
 # (bad arguments, API trading disabled, version mismatch, not logged in). Any other code: outcome unknown.
 NOT_SENT_LAST_ERRORS = frozenset(
-    {RES_E_INVALID_PARAMS, RES_E_INVALID_VERSION, RES_E_AUTH_FAILED, RES_E_UNSUPPORTED, RES_E_AUTO_TRADING_DISABLED}
+    {
+        RES_E_INVALID_PARAMS,
+        RES_E_INVALID_VERSION,
+        RES_E_AUTH_FAILED,
+        RES_E_UNSUPPORTED,
+        RES_E_AUTO_TRADING_DISABLED,
+    }
 )
 
 K = BrokerErrorKind
@@ -189,7 +195,10 @@ RETCODES: dict[int, tuple[BrokerErrorKind, str]] = {
     10024: (K.REJECTED, "too many requests; the broker is throttling this account"),
     10025: (K.INVALID_REQUEST, "nothing to change: stop loss and take profit already have these values"),
     10026: (K.TRADE_DISABLED, "automated trading is disabled by the trade server"),
-    10027: (K.TRADE_DISABLED, "automated trading is switched off in the terminal (the 'Algo Trading' button)"),
+    10027: (
+        K.TRADE_DISABLED,
+        "automated trading is switched off in the terminal (the 'Algo Trading' button)",
+    ),
     10028: (K.REJECTED, "the request is locked for processing"),
     10029: (K.REJECTED, "the position is inside the freeze level and cannot be changed now"),
     10030: (K.INVALID_REQUEST, "the filling mode is not supported for this symbol"),
@@ -225,7 +234,10 @@ def describe_last_error(code: int, message: str = "") -> tuple[BrokerErrorKind, 
     if code <= RES_E_INTERNAL_FAIL:
         return BrokerErrorKind.DISCONNECTED, f"the link to the MetaTrader 5 terminal failed{suffix}"
     if code == RES_E_AUTH_FAILED:
-        return BrokerErrorKind.CONFIG, f"the terminal could not log in: check login, password and server{suffix}"
+        return (
+            BrokerErrorKind.CONFIG,
+            f"the terminal could not log in: check login, password and server{suffix}",
+        )
     if code == RES_E_AUTO_TRADING_DISABLED:
         return BrokerErrorKind.CONFIG, (
             f"trading through the Python API is disabled in the terminal (Tools > Options > Expert Advisors){suffix}"

@@ -49,8 +49,9 @@ class TerminalState:
 
 
 def terminal_state(info: Any) -> TerminalState:
-    return TerminalState(bool(info.connected), bool(info.trade_allowed), bool(info.tradeapi_disabled),
-                         int(info.build))
+    return TerminalState(
+        bool(info.connected), bool(info.trade_allowed), bool(info.tradeapi_disabled), int(info.build)
+    )
 
 
 def to_account(a: Any) -> AccountInfo:

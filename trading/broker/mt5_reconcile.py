@@ -29,6 +29,7 @@ class MT5Broker(Protocol):
     async def _position(self, ticket: int) -> Position | None: ...
     async def _deals(self, what: str, fetch: Callable[[Any], Any]) -> list[Deal]: ...
 
+
 log = logging.getLogger("trading.broker.mt5")
 
 DEAL_WINDOW = timedelta(days=1)  # how far back an open's snapshot reads our entry deals
@@ -50,8 +51,16 @@ async def snapshot_before_open(broker: MT5Broker) -> OpenSnapshot:
     return OpenSnapshot(positions, deals, since)
 
 
-async def reconcile_open(broker: MT5Broker, cause: BrokerError, before: OpenSnapshot, side: Side, lots: float,
-                         comment: str, sl: float = 0.0, tp: float = 0.0) -> OrderResult:
+async def reconcile_open(
+    broker: MT5Broker,
+    cause: BrokerError,
+    before: OpenSnapshot,
+    side: Side,
+    lots: float,
+    comment: str,
+    sl: float = 0.0,
+    tp: float = 0.0,
+) -> OrderResult:
     """Outcome unknown: look for a new position of ours, or a new entry deal of ours whose position is
     already gone (its stop was hit before we looked), before anyone sends again. Orders are sent one at
     a time, so anything of ours that is new since the snapshot is this order's."""
@@ -59,23 +68,49 @@ async def reconcile_open(broker: MT5Broker, cause: BrokerError, before: OpenSnap
     try:
         await broker.ensure_connected()
         fresh = [p for p in await broker.positions() if p.ticket not in before.positions and p.side is side]
-        entries = [] if fresh else [
-            d for d in await broker.deals_since(before.since)
-            if d.entry is DealEntry.IN and d.side is side and d.ticket not in before.entry_deals
-            and d.position_ticket not in before.positions
-        ]
+        entries = (
+            []
+            if fresh
+            else [
+                d
+                for d in await broker.deals_since(before.since)
+                if d.entry is DealEntry.IN
+                and d.side is side
+                and d.ticket not in before.entry_deals
+                and d.position_ticket not in before.positions
+            ]
+        )
     except BrokerError as exc:
         raise type(cause)(*error_args(cause, f"; could not reconcile: {exc}")) from exc
     if fresh:
         pos = max(fresh, key=lambda p: (p.open_time, p.ticket))
         log.warning("MT5 order did reach the broker: position %d", pos.ticket)
-        return OrderResult(ticket=pos.ticket, side=side, volume=pos.volume, price=pos.open_price,
-                           time=pos.open_time, requested_volume=lots, comment=comment, sl=pos.sl, tp=pos.tp)
+        return OrderResult(
+            ticket=pos.ticket,
+            side=side,
+            volume=pos.volume,
+            price=pos.open_price,
+            time=pos.open_time,
+            requested_volume=lots,
+            comment=comment,
+            sl=pos.sl,
+            tp=pos.tp,
+        )
     if entries:
         deal = entries[-1]
         log.warning("MT5 order did reach the broker: position %d, already closed again", deal.position_ticket)
-        return OrderResult(ticket=deal.position_ticket, side=side, volume=deal.volume, price=deal.price,
-                           time=deal.time, deal=deal.ticket, requested_volume=lots, comment=comment, sl=sl, tp=tp)
+        return OrderResult(
+            ticket=deal.position_ticket,
+            side=side,
+            volume=deal.volume,
+            price=deal.price,
+            time=deal.time,
+            deal=deal.ticket,
+            requested_volume=lots,
+            comment=comment,
+            sl=sl,
+            tp=tp,
+        )
     raise cause
 
 
@@ -88,8 +123,11 @@ async def reconcile_close(broker: MT5Broker, cause: BrokerError, pos: Position, 
         if now is not None and now.volume >= pos.volume - 1e-9:
             raise cause
         ticket = pos.ticket
-        outs = [d for d in await broker._deals("history_deals_get", lambda m: m.history_deals_get(position=ticket))
-                if d.entry is DealEntry.OUT]
+        outs = [
+            d
+            for d in await broker._deals("history_deals_get", lambda m: m.history_deals_get(position=ticket))
+            if d.entry is DealEntry.OUT
+        ]
     except BrokerError as exc:
         if exc is cause:
             raise
@@ -97,8 +135,16 @@ async def reconcile_close(broker: MT5Broker, cause: BrokerError, pos: Position, 
     if not outs:
         raise cause
     deal = outs[-1]
-    return OrderResult(ticket=pos.ticket, side=deal.side, volume=deal.volume, price=deal.price, time=deal.time,
-                       deal=deal.ticket, requested_volume=lots, comment=deal.comment)
+    return OrderResult(
+        ticket=pos.ticket,
+        side=deal.side,
+        volume=deal.volume,
+        price=deal.price,
+        time=deal.time,
+        deal=deal.ticket,
+        requested_volume=lots,
+        comment=deal.comment,
+    )
 
 
 async def reconcile_modify(broker: MT5Broker, cause: BrokerError, ticket: int, sl: float, tp: float) -> None:

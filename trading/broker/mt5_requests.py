@@ -61,8 +61,9 @@ def widen_stops(spec: SymbolSpec, side: Side, tick: Tick, sl: float, tp: float) 
     return sl, tp
 
 
-def resize_for_stop(spec: SymbolSpec, side: Side, lots: float, asked_price: float, asked_sl: float,
-                    price: float, sl: float) -> float:
+def resize_for_stop(
+    spec: SymbolSpec, side: Side, lots: float, asked_price: float, asked_sl: float, price: float, sl: float
+) -> float:
     """The volume that puts no more money at risk at stop `sl` (from `price`) than `lots` did at the stop
     that was asked for; snapped down to the step, 0.0 below the symbol minimum."""
     if not asked_sl or not sl:
@@ -115,7 +116,9 @@ class SendReply:
 
 
 def to_send_reply(r: Any) -> SendReply:
-    return SendReply(int(r.retcode), int(r.deal), int(r.order), float(r.volume), float(r.price), str(r.comment))
+    return SendReply(
+        int(r.retcode), int(r.deal), int(r.order), float(r.volume), float(r.price), str(r.comment)
+    )
 
 
 def close_volume(spec: SymbolSpec, pos: Position, volume: float | None) -> float:
@@ -130,7 +133,9 @@ def close_volume(spec: SymbolSpec, pos: Position, volume: float | None) -> float
         raise InvalidOrder(f"close volume {lots:g} is larger than the position's {pos.volume:g} lots")
     rest = pos.volume - lots
     if 1e-9 < rest < spec.volume_min - 1e-9:
-        raise InvalidOrder(f"closing {lots:g} would leave {rest:g} lots, below the minimum {spec.volume_min:g}")
+        raise InvalidOrder(
+            f"closing {lots:g} would leave {rest:g} lots, below the minimum {spec.volume_min:g}"
+        )
     return lots
 
 
@@ -138,7 +143,9 @@ def assert_plain(request: dict[str, Any]) -> None:
     """Only builtin int/float/str go over the wire (numpy scalars break the bridge, None breaks MT5)."""
     for key, value in request.items():
         if type(value) not in (int, float, str):
-            raise InvalidOrder(f"request field {key!r} must be a plain int, float or str, got {type(value).__name__}")
+            raise InvalidOrder(
+                f"request field {key!r} must be a plain int, float or str, got {type(value).__name__}"
+            )
 
 
 def error_args(err: BrokerError, extra: str) -> tuple[Any, ...]:

@@ -40,8 +40,10 @@ def netting_refusal(margin_mode: int) -> str | None:
     if margin_mode == C.ACCOUNT_MARGIN_MODE_RETAIL_HEDGING:
         return None
     kind = _MARGIN_MODES.get(margin_mode, f"margin mode {margin_mode}")
-    return (f"this MT5 account nets positions ({kind}); the bot needs a hedging account "
-            "(ACCOUNT_MARGIN_MODE_RETAIL_HEDGING): open a hedging account at the broker")
+    return (
+        f"this MT5 account nets positions ({kind}); the bot needs a hedging account "
+        "(ACCOUNT_MARGIN_MODE_RETAIL_HEDGING): open a hedging account at the broker"
+    )
 
 
 class _Abandoned(Exception):
@@ -258,7 +260,9 @@ class MT5Session:
             try:
                 self._mt5 = await asyncio.wait_for(asyncio.to_thread(self._factory), self.call_timeout)
             except (OSError, EOFError) as exc:  # TimeoutError is an OSError
-                raise ConnectionLost(f"could not build a new bridge client: {type(exc).__name__}: {exc}") from exc
+                raise ConnectionLost(
+                    f"could not build a new bridge client: {type(exc).__name__}: {exc}"
+                ) from exc
         self._transport_broken = False
         kwargs: dict[str, Any] = {"timeout": self.terminal_timeout_ms}
         if self._login is not None:
@@ -322,7 +326,9 @@ class MT5Session:
         """Compare the offset read off the tick with the configured server clock; warn when they differ."""
         now = self._now()
         seen = estimate_server_offset_hours(tick_epoch, now)
-        configured = (self.clock.from_utc(now) - now.astimezone(UTC).replace(tzinfo=None)).total_seconds() / 3600
+        configured = (
+            self.clock.from_utc(now) - now.astimezone(UTC).replace(tzinfo=None)
+        ).total_seconds() / 3600
         if abs(seen - configured) >= 0.5:
             self.clock_warning = (
                 f"the broker's tick time looks like UTC{seen:+g} but the configured server clock "

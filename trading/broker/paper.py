@@ -55,6 +55,7 @@ from trading.domain import (
 if TYPE_CHECKING:
     from trading.broker.feeds import Feed
 
+
 class PaperBroker(PaperState, PaperBars):
     """A simulated account implementing `trading.broker.base.Broker`.
 
@@ -77,8 +78,9 @@ class PaperBroker(PaperState, PaperBars):
         self.symbol = symbol
         self.magic = magic
         self.spec = xauusd_spec(symbol, self.config.volume_max, self.config.stops_level)
-        self.fills = FillModel(self.config.slippage_points, self.config.commission_per_lot, self.spec.point,
-                               self.spec.digits)
+        self.fills = FillModel(
+            self.config.slippage_points, self.config.commission_per_lot, self.spec.point, self.spec.digits
+        )
         self.feed = feed
         self.state_path = Path(state_path) if state_path is not None else None
         self._connected = False
@@ -262,7 +264,9 @@ class PaperBroker(PaperState, PaperBars):
             comment=comment,
         )
 
-    async def close_position(self, ticket: int, volume: float | None = None, comment: str = "") -> OrderResult:
+    async def close_position(
+        self, ticket: int, volume: float | None = None, comment: str = ""
+    ) -> OrderResult:
         """Close fully (volume None) or partly at the closing price less slippage.
         The result's side is the direction of the closing deal (a BUY is closed by a SELL)."""
         self._require_connected()
@@ -413,8 +417,9 @@ class PaperBroker(PaperState, PaperBars):
             raise InvalidOrder(f"closing {snapped} would leave {remaining}, below the minimum lot")
         return snapped
 
-    def _level_close(self, pos: Position, reason: DealReason, level: float, price: float, crossed: bool,
-                     when: datetime) -> Deal:
+    def _level_close(
+        self, pos: Position, reason: DealReason, level: float, price: float, crossed: bool, when: datetime
+    ) -> Deal:
         """Close `pos` by its triggered SL/TP at `level`, reached at closing price `price` (the fill model
         prices it); the comment names the level, as MT5's does."""
         fill = self.fills.level_fill(pos.side, reason, level, price, crossed=crossed)
@@ -484,9 +489,18 @@ class PaperBroker(PaperState, PaperBars):
         decimals = max(0, -math.floor(math.log10(self.spec.volume_step)))
         return round(volume, decimals)
 
+
 def _deal_time(deal: Deal) -> datetime:
     return deal.time
 
 
-__all__ = ["BAR_HISTORY_LIMIT", "RETCODE_INVALID", "RETCODE_MARKET_CLOSED", "RETCODE_NO_MONEY", "STATE_VERSION",
-           "PaperBroker", "PaperConfig", "xauusd_spec"]
+__all__ = [
+    "BAR_HISTORY_LIMIT",
+    "RETCODE_INVALID",
+    "RETCODE_MARKET_CLOSED",
+    "RETCODE_NO_MONEY",
+    "STATE_VERSION",
+    "PaperBroker",
+    "PaperConfig",
+    "xauusd_spec",
+]

@@ -21,7 +21,9 @@ class PaperConfig:
     balance: float = 10_000.0  # starting balance (USD) of a new account
     leverage: int = 100
     commission_per_lot: float = 0.0  # USD per lot per deal (charged on entry and on exit)
-    slippage_points: int = 0  # adverse slippage on market orders, closes, stop losses and stop-outs (not on TPs)
+    slippage_points: int = (
+        0  # adverse slippage on market orders, closes, stop losses and stop-outs (not on TPs)
+    )
     spread_points: int = 20  # used when a bar carries no spread
     stops_level: int = 0  # minimum SL/TP distance from the price, in points
     volume_max: float = 50.0

@@ -60,7 +60,9 @@ class PaperState:
             if state.get("version") != STATE_VERSION:
                 raise ValueError(f"state version {state.get('version')!r}, expected {STATE_VERSION}")
             if state.get("symbol") != self.symbol:
-                raise ValueError(f"state is for symbol {state.get('symbol')!r}, broker trades {self.symbol!r}")
+                raise ValueError(
+                    f"state is for symbol {state.get('symbol')!r}, broker trades {self.symbol!r}"
+                )
             balance = float(state["account"]["balance"])
             positions = [_record_from_json(Position, p) for p in state["positions"]]
             deals = [_record_from_json(Deal, d) for d in state["deals"]]
@@ -71,7 +73,9 @@ class PaperState:
                 raise ValueError(f"ticket counter {next_ticket} is not above the highest ticket {max(used)}")
             deal_tickets = [d.ticket for d in deals]
             if deal_tickets and next_deal <= max(deal_tickets):
-                raise ValueError(f"deal counter {next_deal} is not above the highest deal {max(deal_tickets)}")
+                raise ValueError(
+                    f"deal counter {next_deal} is not above the highest deal {max(deal_tickets)}"
+                )
             seen = [p.open_time for p in positions] + [d.time for d in deals]
             if state.get("market_time"):
                 moment = datetime.fromisoformat(state["market_time"])
@@ -112,7 +116,9 @@ class PaperState:
         try:
             return json.loads(path.read_text(encoding="utf-8"))
         except (OSError, json.JSONDecodeError) as exc:
-            raise BrokerError(BrokerErrorKind.CONFIG, f"paper state file {path} is unreadable: {exc}") from exc
+            raise BrokerError(
+                BrokerErrorKind.CONFIG, f"paper state file {path} is unreadable: {exc}"
+            ) from exc
 
 
 def _record_to_json(record: Position | Deal) -> dict[str, Any]:

@@ -59,7 +59,9 @@ class ApprovalRegistry:
         # one open request per kind: a newer request replaces (expires) the older one
         for a in self.pending(now):
             if a.change.kind == change.kind:
-                self._items[a.id] = replace(a, status=ApprovalStatus.EXPIRED, resolved_at=now, resolved_by="superseded")
+                self._items[a.id] = replace(
+                    a, status=ApprovalStatus.EXPIRED, resolved_at=now, resolved_by="superseded"
+                )
         approval = Approval(
             id=secrets.token_hex(4),
             change=change,

@@ -95,8 +95,10 @@ class RiskLimits:
     max_lot: float = 0.02
 
     def __post_init__(self) -> None:
-        checks = [(bound.holds(getattr(self, name)), f"{name} must be {bound.describe()}")
-                  for name, bound in LIMIT_BOUNDS.items()]
+        checks = [
+            (bound.holds(getattr(self, name)), f"{name} must be {bound.describe()}")
+            for name, bound in LIMIT_BOUNDS.items()
+        ]
         checks += [
             (0 < self.protected_at < 1, "protected_at must be in (0, 1)"),
             (self.recovery_after_losses >= 1, "recovery_after_losses must be >= 1"),
@@ -189,10 +191,14 @@ def automatic_mode(state: RiskState, limits: RiskLimits, balance: float, now: da
     """The mode the rules give, first match wins (decision 5)."""
     use = limit_use(state, limits, balance)
     if state.total_stop or use.total_fraction >= 1:
-        return ModeDecision(RiskMode.STOPPED, f"total loss ${use.total_loss:,.2f} reached the limit ${use.total_limit:,.2f}")
+        return ModeDecision(
+            RiskMode.STOPPED, f"total loss ${use.total_loss:,.2f} reached the limit ${use.total_limit:,.2f}"
+        )
     daily_hit = state.daily_stop or use.daily_fraction >= 1
     if daily_hit and state.stop_override_day != state.day:
-        return ModeDecision(RiskMode.STOPPED, f"daily loss ${use.daily_loss:,.2f} reached the limit ${use.daily_limit:,.2f}")
+        return ModeDecision(
+            RiskMode.STOPPED, f"daily loss ${use.daily_loss:,.2f} reached the limit ${use.daily_limit:,.2f}"
+        )
     if state.cooldown_until is not None and now < state.cooldown_until:
         left = math.ceil((state.cooldown_until - now).total_seconds() / 60)
         return ModeDecision(RiskMode.COOLDOWN, f"{state.cooldown_reason or 'cooldown'} ({left} min left)")
@@ -232,7 +238,11 @@ def roll_day(state: RiskState, now: datetime, balance: float) -> RiskState:
 
 
 def record_close(
-    state: RiskState, limits: RiskLimits, profit: float, balance_after: float, now: datetime,
+    state: RiskState,
+    limits: RiskLimits,
+    profit: float,
+    balance_after: float,
+    now: datetime,
     by_hand: bool = False,
 ) -> RiskState:
     """Count a closed trade in the daily/total P/L and the day's counts (bot exit, broker SL/TP and

@@ -108,8 +108,17 @@ def size_position(
     return LotSize(snapped, risk_money / balance * 100, risk_money, tuple(steps))
 
 
-def moved_stop_refusal(*, side_sign: int, price: float, planned_sl: float, placed_sl: float, planned_lots: float,
-                       placed_lots: float, spec: SymbolSpec, slack: float = 0.01) -> str | None:
+def moved_stop_refusal(
+    *,
+    side_sign: int,
+    price: float,
+    planned_sl: float,
+    placed_sl: float,
+    planned_lots: float,
+    placed_lots: float,
+    spec: SymbolSpec,
+    slack: float = 0.01,
+) -> str | None:
     """Why a fill must not be kept because the broker placed its stop elsewhere; None when it may.
 
     The lot was sized for the planned stop; a broker that moved a refused stop further away (MT5 10016)
@@ -124,5 +133,7 @@ def moved_stop_refusal(*, side_sign: int, price: float, planned_sl: float, place
     placed = (price - placed_sl) * side_sign * spec.money_per_price_unit(placed_lots)
     if placed <= planned * (1 + slack) + 0.005:
         return None
-    return (f"the broker placed the stop at {placed_sl:.{spec.digits}f} instead of {planned_sl:.{spec.digits}f}: "
-            f"${placed:,.2f} at risk, more than the ${planned:,.2f} the lot was sized for")
+    return (
+        f"the broker placed the stop at {placed_sl:.{spec.digits}f} instead of {planned_sl:.{spec.digits}f}: "
+        f"${placed:,.2f} at risk, more than the ${planned:,.2f} the lot was sized for"
+    )
