@@ -32,6 +32,7 @@ from models.metrics import roc_auc
 from models.regime import RegimeModel
 from models.signal import SignalModel
 
+DEFAULT_MODELS_DIR = "data/models"
 ACTIVE_FILE = "active"
 METADATA_FILE = "metadata.json"
 REGIME_FILE = "regime.json"

@@ -1,6 +1,6 @@
 """The `train` and `evaluate` subcommands' arguments: importing this builds the parser only.
 
-The commands themselves live in `models.training`, which pulls numpy, xgboost and hmmlearn; they
+The commands themselves live in `models.train_commands`, which pulls numpy, xgboost and hmmlearn; they
 are imported when a command runs, so `main.py --help` stays fast.
 """
 
@@ -13,13 +13,13 @@ DEFAULT_MODELS_DIR = "data/models"
 
 
 def _run_train(args: argparse.Namespace) -> int:
-    from models.training import _cmd_train
+    from models.train_commands import _cmd_train
 
     return _cmd_train(args)
 
 
 def _run_evaluate(args: argparse.Namespace) -> int:
-    from models.training import _cmd_evaluate
+    from models.train_commands import _cmd_evaluate
 
     return _cmd_evaluate(args)
 

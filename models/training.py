@@ -1,4 +1,4 @@
-"""Train and evaluate both models with honest walk-forward numbers; the `train` / `evaluate` commands.
+"""Train both models with honest walk-forward numbers and store the candidate in the registry.
 
 The signal model is a meta-model: P(win | setup, features) for the setups the engine would take,
 labelled by their own stop, take-profit and time limit (`models.dataset`). Every fold refits the HMM
@@ -11,17 +11,14 @@ Metrics are reported next to naive baselines learned on the training rows: the b
 setups, and the win rate per side. A version goes live by itself only when it has a demonstrated
 edge out of sample: it beats both baselines on AUC and log loss over the pooled test blocks *and*
 in more than half of the folds, *and* the setups its EV gate lets through made more R per trade
-than taking every setup (one-sided t > 1.645) and more than zero. Otherwise it is stored, not activated, unless `force` (`train --activate`) says so.
+than taking every setup (one-sided t > 1.645) and more than zero (`models.edge`). Otherwise it is
+stored, not activated, unless `force` (`train --activate`) says so. The `train` and `evaluate`
+commands are in `models.train_commands`, scoring any bars in `models.evaluation`.
 """
 
 from __future__ import annotations
 
-import argparse
 import hashlib
-import json
-import math
-import sys
-import textwrap
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
@@ -44,24 +41,31 @@ from models.dataset import (
     walk_forward_splits,
     with_regime,
 )
-from models.ev import CONTRACT_SIZE, EVGate, expected_value_r, fit_ev_gate
-from models.regime import DEFAULT_SEEDS, RegimeModel, state_shares
-from models.registry import (
-    ModelBundle,
-    ModelRegistry,
-    RegistryError,
-    load_version,
-    resolve_version,
-    stored_versions_text,
+from models.edge import (
+    METRIC_KEYS,
+    BaselineRates,
+    FoldResult,
+    baseline_verdict,
+    clean_json,
+    commission_r,
+    edge_verdict,
+    fold_mean,
+    folds_beaten,
+    gate_takes,
+    rounded,
+    score_with_baselines,
+    time_str,
+    trading_figures,
 )
+from models.ev import EVGate, fit_ev_gate
+from models.evaluation import bundle_dataset as bundle_dataset  # re-exported: research and bench read it here
+from models.evaluation import recent_window_sample
+from models.regime import DEFAULT_SEEDS, RegimeModel, state_shares
+from models.registry import DEFAULT_MODELS_DIR, ModelRegistry
 from models.setups import EngineSetups, engine_setups
 from models.signal import DEFAULT_THRESHOLD, NUM_BOOST_ROUND, SignalModel
 
 ProgressFn = Callable[[str, float], None]
-DEFAULT_MODELS_DIR = "data/models"
-METRIC_KEYS = ("auc", "accuracy", "log_loss", "brier")
-MIN_GATED_TRADES = 20  # fewer out-of-sample trades through the gate prove nothing either way
-EDGE_T = 1.645  # one-sided 5 %: the gate's picks must beat taking every setup by this many standard errors
 FORCE_HINT = "stored, not activated; activate it anyway with `train --activate`"
 
 
@@ -70,42 +74,6 @@ def _noop(stage: str, percent: float) -> None:
 
 
 # --------------------------------------------------------------------------- records
-
-
-@dataclass(frozen=True, slots=True)
-class BaselineRates:
-    """What the naive baselines learned from the training rows."""
-
-    win_rate: float  # base win rate of setups: the base-rate baseline predicts it for every row
-    buy_win_rate: float  # per-side win rates: the side baseline
-    sell_win_rate: float
-
-    @classmethod
-    def learn(cls, y: np.ndarray, side: np.ndarray) -> BaselineRates:
-        def rate(mask: np.ndarray) -> float:
-            return float(y[mask].mean()) if mask.any() else float(y.mean())
-
-        return cls(float(y.mean()), rate(side > 0), rate(side < 0))
-
-    def base_rate(self, n: int) -> np.ndarray:
-        return np.full(n, self.win_rate)
-
-    def by_side(self, side: np.ndarray) -> np.ndarray:
-        return np.where(side > 0, self.buy_win_rate, self.sell_win_rate)
-
-
-@dataclass(frozen=True)
-class FoldResult:
-    fold: int
-    train_rows: int
-    test_rows: int
-    test_from: str
-    test_to: str
-    rounds: int
-    metrics: dict[str, float]
-    baselines: dict[str, dict[str, float]]
-    trading: dict[str, Any]  # every setup vs the EV gate's picks on the test block
-    ev_gate: dict[str, Any]
 
 
 @dataclass(frozen=True)
@@ -121,158 +89,7 @@ class TrainReport:
     edge: dict[str, Any] = field(default_factory=dict)
 
     def to_json_dict(self) -> dict[str, Any]:
-        return _clean_json(asdict(self))
-
-
-def _clean_json(value: Any) -> Any:
-    """NaN/inf -> None and numpy scalars -> Python, so the output is strict JSON."""
-    if isinstance(value, dict):
-        return {k: _clean_json(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_clean_json(v) for v in value]
-    if isinstance(value, np.generic):
-        value = value.item()
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    return value
-
-
-def _rounded(d: dict[str, float], digits: int = 4) -> dict[str, float]:
-    return {k: (round(v, digits) if isinstance(v, float) else v) for k, v in d.items()}
-
-
-def _score_with_baselines(
-    p: np.ndarray, y: np.ndarray, side: np.ndarray, rates: BaselineRates
-) -> tuple[dict[str, float], dict[str, dict[str, float]]]:
-    model = _rounded(M.score(p, y))
-    base = {
-        "base_rate": _rounded(M.score(rates.base_rate(len(y)), y)),
-        "side_rate": _rounded(M.score(rates.by_side(side), y)),
-    }
-    return model, base
-
-
-def _fold_mean(rows: list[dict[str, float]]) -> dict[str, float]:
-    return _rounded({k: float(np.nanmean([r[k] for r in rows])) for k in METRIC_KEYS})
-
-
-def _verdict(model: dict[str, float], baselines: dict[str, dict[str, float]]) -> tuple[bool, str]:
-    """Does the model beat every baseline on AUC and log loss? Say it plainly either way."""
-    best_auc = max((b["auc"] for b in baselines.values() if b["auc"] == b["auc"]), default=0.5)
-    best_ll = min(b["log_loss"] for b in baselines.values())
-    auc = model["auc"] if model["auc"] == model["auc"] else 0.5
-    beats = auc > best_auc and model["log_loss"] < best_ll
-    text = (
-        f"model AUC {auc:.4f} vs best baseline {best_auc:.4f}; "
-        f"log loss {model['log_loss']:.4f} vs {best_ll:.4f}: "
-        + ("beats the naive baselines" if beats else "does NOT beat the naive baselines")
-    )
-    return beats, text
-
-
-def trading_figures(take: np.ndarray, r: np.ndarray, y: np.ndarray) -> dict[str, Any]:
-    """Every setup vs the gate's picks: count, win rate, mean and total realised R."""
-
-    def block(mask: np.ndarray) -> dict[str, Any]:
-        n = int(mask.sum())
-        return {
-            "n": n,
-            "win_rate": float(y[mask].mean()) if n else None,
-            "mean_r": float(r[mask].mean()) if n else None,
-            "total_r": float(r[mask].sum()),
-        }
-
-    every = np.ones(len(r), dtype=bool)
-    out = {"all_setups": _clean_json(_rounded(block(every))), "ev_gate": _clean_json(_rounded(block(take)))}
-    n = int(take.sum())
-    # Welch-style t of (gated mean - all mean), the gated sample's standard error dominating
-    se = float(r[take].std(ddof=1) / math.sqrt(n)) if n > 1 else float("nan")
-    out["t_vs_all"] = round((float(r[take].mean()) - float(r.mean())) / se, 3) if n > 1 and se > 0 else None
-    return out
-
-
-def folds_beaten(folds: list[FoldResult]) -> int:
-    """Folds whose test block the model scored better than the base rate on both AUC and log loss."""
-    return sum(
-        1
-        for f in folds
-        if (
-            f.metrics["auc"] == f.metrics["auc"]
-            and f.metrics["auc"] > 0.5
-            and f.metrics["log_loss"] < f.baselines["base_rate"]["log_loss"]
-        )
-    )
-
-
-def edge_verdict(
-    beats: bool,
-    stat_text: str,
-    trading: dict[str, Any],
-    folds_won: int | None = None,
-    n_folds: int | None = None,
-) -> dict[str, Any]:
-    """The activation rule: beat the baselines pooled *and* in most folds, and make the gate's picks pay,
-    out of sample. (A pooled win carried by one or two folds is luck as often as skill.) Every check is
-    named with its figures, and the verdict says which failed."""
-    checks = [{"name": "baselines", "passed": beats, "detail": stat_text}]
-    if folds_won is not None and n_folds:
-        needed = n_folds // 2 + 1
-        checks.append(
-            {
-                "name": "folds",
-                "passed": folds_won >= needed,
-                "detail": f"better than the base rate in {folds_won} of {n_folds} folds (needs {needed})",
-            }
-        )
-    gated, every = trading["ev_gate"], trading["all_setups"]
-    t = trading.get("t_vs_all")
-    enough = gated["n"] >= MIN_GATED_TRADES
-    checks.append(
-        {
-            "name": "gated trades",
-            "passed": enough,
-            "detail": f"{'' if enough else 'only '}{gated['n']} test setups passed the EV gate "
-            f"(needs {MIN_GATED_TRADES})",
-        }
-    )
-    if enough:
-        positive = gated["mean_r"] is not None and gated["mean_r"] > 0
-        checks.append(
-            {
-                "name": "gated trades pay",
-                "passed": positive,
-                "detail": f"EV-gated test trades make {gated['mean_r']:+.3f} R each (needs > 0)",
-            }
-        )
-        checks.append(
-            {
-                "name": "better than all setups",
-                "passed": t is not None and t > EDGE_T,
-                "detail": f"{gated['mean_r']:+.3f} R vs all {every['n']} setups at {every['mean_r']:+.3f} R: "
-                f"t {t if t is not None else 'n/a'} (needs > {EDGE_T})",
-            }
-        )
-    demonstrated = all(c["passed"] for c in checks)
-    failed = [c["detail"] for c in checks if not c["passed"]]
-    if demonstrated:
-        verdict = f"edge demonstrated out of sample (all {len(checks)} checks passed)"
-    else:
-        passed = [c["name"] for c in checks if c["passed"]]
-        verdict = (
-            "no demonstrated edge: failed: "
-            + "; ".join(failed)
-            + (f" (passed: {', '.join(passed)})" if passed else "")
-        )
-    pays = all(c["passed"] for c in checks if c["name"] not in ("baselines", "folds"))
-    beats_all = all(c["passed"] for c in checks if c["name"] in ("baselines", "folds"))
-    return {
-        "demonstrated": demonstrated,
-        "beats_baselines": beats_all,
-        "gate_pays": pays,
-        "folds_won": folds_won,
-        "checks": checks,
-        "verdict": verdict,
-    }
+        return clean_json(asdict(self))
 
 
 def data_fingerprint(bars: pl.DataFrame) -> str:
@@ -280,10 +97,6 @@ def data_fingerprint(bars: pl.DataFrame) -> str:
     for col in ("time", "open", "high", "low", "close"):
         h.update(bars[col].to_physical().to_numpy().tobytes())
     return h.hexdigest()[:16]
-
-
-def _time_str(value: np.datetime64) -> str:
-    return str(np.datetime_as_string(value, unit="m")) + "Z"
 
 
 # --------------------------------------------------------------------------- training
@@ -296,18 +109,6 @@ class FoldModel:
     p_test: np.ndarray
     gate: EVGate
     train_idx: np.ndarray
-
-
-def commission_r(ds: Dataset, rows: np.ndarray, commission_per_lot: float) -> np.ndarray:
-    return 2.0 * commission_per_lot / CONTRACT_SIZE / ds.risk[rows]
-
-
-def gate_takes(
-    gate: EVGate, p: np.ndarray, ds: Dataset, rows: np.ndarray, commission_per_lot: float
-) -> np.ndarray:
-    """Which rows the ML gates let through: EV > 0 after costs, p >= the fitted floor and >= the base rate."""
-    cost = ds.cost_r[rows] + commission_r(ds, rows, commission_per_lot)
-    return (expected_value_r(p, ds.reward_r[rows], cost) > 0) & (p >= gate.min_prob) & (p >= gate.base_rate)
 
 
 def _fit_fold(
@@ -423,7 +224,7 @@ def train_models(
         test = np.arange(split.test.start, split.test.stop)
         rates = BaselineRates.learn(fold_ds.y[fm.train_idx], fold_ds.side[fm.train_idx])
         y_test, side_test = fold_ds.y[test], fold_ds.side[test]
-        m, b = _score_with_baselines(fm.p_test, y_test, side_test, rates)
+        m, b = score_with_baselines(fm.p_test, y_test, side_test, rates)
         take = gate_takes(fm.gate, fm.p_test, fold_ds, test, commission_per_lot)
         r_net = fold_ds.r_multiple[test] - commission_r(fold_ds, test, commission_per_lot)
         folds.append(
@@ -431,8 +232,8 @@ def train_models(
                 split.fold,
                 len(fm.train_idx),
                 len(test),
-                _time_str(fold_ds.times[split.test.start]),
-                _time_str(fold_ds.times[split.test.stop - 1]),
+                time_str(fold_ds.times[split.test.start]),
+                time_str(fold_ds.times[split.test.stop - 1]),
                 fm.signal.booster.num_boosted_rounds(),
                 m,
                 b,
@@ -455,12 +256,12 @@ def train_models(
     report("scoring", 90.0)
 
     cat = {k: np.concatenate(v) for k, v in pooled.items()}
-    overall = _rounded(M.score(cat["p"], cat["y"]))
+    overall = rounded(M.score(cat["p"], cat["y"]))
     baselines = {
-        "base_rate": _rounded(M.score(cat["base"], cat["y"])),
-        "side_rate": _rounded(M.score(cat["by_side"], cat["y"])),
+        "base_rate": rounded(M.score(cat["base"], cat["y"])),
+        "side_rate": rounded(M.score(cat["by_side"], cat["y"])),
     }
-    beats, stat_text = _verdict(overall, baselines)
+    beats, stat_text = baseline_verdict(overall, baselines)
     trading = trading_figures(cat["take"], cat["r"], cat["y"])
     edge = edge_verdict(beats, stat_text, trading, folds_beaten(folds), len(folds))
     final_split = splits[-1]
@@ -472,8 +273,8 @@ def train_models(
         "n": overall["n"],
         "base_win_rate": round(float(cat["y"].mean()), 4),
         "folds": [asdict(f) for f in folds],
-        "fold_mean": _fold_mean([f.metrics for f in folds]),
-        "fold_mean_baselines": {name: _fold_mean([f.baselines[name] for f in folds]) for name in baselines},
+        "fold_mean": fold_mean([f.metrics for f in folds]),
+        "fold_mean_baselines": {name: fold_mean([f.baselines[name] for f in folds]) for name in baselines},
         "baselines": baselines,
         "beats_baselines": beats,
         "trading": trading,
@@ -499,8 +300,8 @@ def train_models(
         "rows": len(last_ds),
         "from": str(bars["time"][0]),
         "to": str(bars["time"][-1]),
-        "train_from": _time_str(last_ds.times[0]),
-        "train_to": _time_str(last_ds.times[final_split.valid.stop - 1]),
+        "train_from": time_str(last_ds.times[0]),
+        "train_to": time_str(last_ds.times[final_split.valid.stop - 1]),
         "holdout_from": folds[-1].test_from,
         "holdout_to": folds[-1].test_to,
         "hash": data_fingerprint(bars),
@@ -554,12 +355,12 @@ def train_models(
         version,
         activated,
         reason,
-        _clean_json(regime_block),
-        _clean_json(signal_block),
+        clean_json(regime_block),
+        clean_json(signal_block),
         data_block,
         round(time.perf_counter() - started, 2),
         warnings,
-        _clean_json(edge),
+        clean_json(edge),
     )
 
 
@@ -585,286 +386,3 @@ def _regime_ready(bars: pl.DataFrame) -> np.ndarray:
     return ~np.asarray(
         regime_inputs(bars).select(pl.any_horizontal(pl.all().is_null())).to_series(), dtype=bool
     )
-
-
-def bundle_dataset(
-    bundle: ModelBundle,
-    bars: pl.DataFrame,
-    base: pl.DataFrame | None = None,
-    setups: EngineSetups | None = None,
-) -> Dataset:
-    """The clean setup dataset as this bundle sees it (its own HMM's filtered regime labels)."""
-    base = base_feature_frame(bars) if base is None else base
-    setups = engine_setups(bars) if setups is None else setups
-    return build_dataset(
-        with_regime(base, bundle.regime.filtered_labels(bars)), setups, features=bundle.signal.feature_names
-    )
-
-
-def recent_window_sample(
-    bars: pl.DataFrame, base: pl.DataFrame, setups: EngineSetups, start: np.datetime64
-) -> Callable[[ModelBundle], tuple[np.ndarray, np.ndarray]]:
-    """For registry validation: the (x, y) setup rows from `start` on, built with each bundle's own regime."""
-
-    def sample(bundle: ModelBundle) -> tuple[np.ndarray, np.ndarray]:
-        ds = bundle_dataset(bundle, bars, base, setups)
-        keep = ds.times >= start
-        return ds.x[keep], ds.y[keep]
-
-    return sample
-
-
-# --------------------------------------------------------------------------- evaluation
-
-
-def evaluate_models(
-    bars: pl.DataFrame,
-    models_dir: str | Path = DEFAULT_MODELS_DIR,
-    registry: ModelRegistry | None = None,
-    version: str | None = None,
-) -> dict[str, Any]:
-    """Score the active (or a given) version on any bars; metrics plus baselines with its training rates."""
-    registry = registry or ModelRegistry(models_dir)
-    if version is not None:
-        bundle = load_version(registry, version)  # any stored version, rejected too; nothing is activated
-    else:
-        active = registry.active_version()
-        if active is None:
-            stored = stored_versions_text(registry)
-            raise RegistryError(
-                f"no active model in {registry.root}; "
-                + (f"pick one with --version (stored: {stored})" if stored else "run `train` first")
-            )
-        bundle = registry.load(active)
-    version = bundle.version
-    status = bundle.metadata.get("status")
-    ds = bundle_dataset(bundle, bars)
-    if len(ds) < 2:
-        raise ValueError(
-            "too few setups with a known outcome in these bars (need a few hundred bars at least)"
-        )
-    p = bundle.signal.predict_proba(ds.x)
-    rates_d = bundle.metadata.get("baseline_rates")
-    rates = (
-        BaselineRates(**rates_d) if rates_d and "win_rate" in rates_d else BaselineRates.learn(ds.y, ds.side)
-    )
-    model, base = _score_with_baselines(p, ds.y, ds.side, rates)
-    beats, verdict = _verdict(model, base)
-    gate = EVGate.from_dict(bundle.metadata["ev_gate"]) if "ev_gate" in bundle.metadata else None
-    rows = np.arange(len(ds))
-    com = float(bundle.metadata.get("data", {}).get("commission_per_lot", 0.0))
-    take = gate_takes(gate, p, ds, rows, com) if gate is not None else np.zeros(len(ds), dtype=bool)
-    trading = trading_figures(take, ds.r_multiple - commission_r(ds, rows, com), ds.y)
-    train_to = bundle.metadata.get("data", {}).get("train_to")
-    overlap = 0
-    if train_to:
-        overlap = int((ds.times <= np.datetime64(train_to.rstrip("Z"))).sum())
-    out = {
-        **{k: model[k] for k in METRIC_KEYS},
-        "ece": model["ece"],
-        "n": model["n"],
-        "base_win_rate": round(float(ds.y.mean()), 4),
-        "version": version,
-        "status": status,
-        "from": _time_str(ds.times[0]),
-        "to": _time_str(ds.times[-1]),
-        "baselines": base,
-        "beats_baselines": beats,
-        "trading": trading,
-        "verdict": edge_verdict(beats, verdict, trading)["verdict"],
-        "rows_inside_training_range": overlap,
-    }
-    return _clean_json(out)
-
-
-# --------------------------------------------------------------------------- CLI
-
-
-def _write_json(target: str | None, payload: dict[str, Any]) -> None:
-    if target is None:
-        return
-    text = json.dumps(_clean_json(payload), allow_nan=False)
-    if target == "-":
-        sys.stdout.write(text + "\n")
-    else:
-        Path(target).write_text(text + "\n")
-
-
-def _load(args: argparse.Namespace, console: Any = None) -> pl.DataFrame:
-    from trading.bars import load_bars
-
-    spread = getattr(args, "spread", None)
-    bars = load_bars(args.data, server_tz=args.server_tz, spread=spread)
-    if spread is not None and console is not None:
-        console.print(
-            f"[yellow]spread ASSUMED {spread} points on every bar (the file has no spread column)[/yellow]"
-        )
-    return bars
-
-
-def _console(args: argparse.Namespace) -> Any:
-    from rich.console import Console
-
-    # with --json - the report goes to stderr so stdout carries exactly one JSON object
-    return Console(stderr=args.json == "-")
-
-
-def _cmd_train(args: argparse.Namespace) -> int:
-    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
-
-    console = _console(args)
-    bars = _load(args, console)
-    with Progress(
-        TextColumn("{task.description:<12}"),
-        BarColumn(),
-        TextColumn("{task.percentage:>3.0f}%"),
-        TimeElapsedColumn(),
-        console=console,
-        transient=True,
-    ) as bar:
-        task = bar.add_task("training", total=100)
-
-        def progress(stage: str, percent: float) -> None:
-            bar.update(task, description=stage, completed=percent)
-
-        result = train_models(
-            bars,
-            args.models_dir,
-            n_folds=args.folds,
-            test_size=args.test_size,
-            valid_size=args.test_size,
-            activate=not args.no_activate,
-            force=args.activate,
-            progress=progress,
-            commission_per_lot=args.commission,
-        )
-    _print_train(console, result)
-    payload = result.to_json_dict()
-    _write_json(args.json, payload)
-    return 0
-
-
-def _print_train(console: Any, r: TrainReport) -> None:
-    from rich import box
-    from rich.table import Table
-
-    s = r.signal
-    # narrow headers and collapsed padding: the table fits an 80-column terminal or a pipe
-    table = Table(
-        title=f"walk-forward, {len(s['folds'])} folds (test blocks of setups)",
-        show_lines=False,
-        box=box.SIMPLE_HEAD,
-        show_edge=False,
-        padding=(0, 0),
-    )
-    # per fold: AUC and the R per trade of the EV-gated setups against all setups (log losses pooled below)
-    for col in ("fold", "from", "to", "setups", "AUC", "won", "EV n", "EV R", "all R"):
-        table.add_column(col, justify="right", no_wrap=True)
-    for f in s["folds"]:
-        m, t = f["metrics"], f["trading"]
-        table.add_row(
-            str(f["fold"] + 1),
-            _short(f["test_from"]),
-            _short(f["test_to"]),
-            str(f["test_rows"]),
-            _f(m["auc"]),
-            _pct(t["all_setups"]["win_rate"]),
-            str(t["ev_gate"]["n"]),
-            _r(t["ev_gate"]["mean_r"]),
-            _r(t["all_setups"]["mean_r"]),
-        )
-    console.print(table)
-    console.print(f"  pooled test setups ({s['n']}, base win rate {_pct(s['base_win_rate'])}):")
-    for name, m in (("model", s), *s["baselines"].items()):
-        console.print(
-            f"  {name:<10} AUC {_f(m['auc'])}  acc {_f(m['accuracy'])}  "
-            f"log loss {_f(m['log_loss'])}  Brier {_f(m['brier'])}"
-        )
-    t = s["trading"]
-    console.print(
-        f"  EV gate on the test blocks: {t['ev_gate']['n']} of {t['all_setups']['n']} setups, "
-        f"{_r(t['ev_gate']['mean_r'])} R each (every setup: {_r(t['all_setups']['mean_r'])} R)"
-    )
-    console.print(f"  EV gate of the stored model: {EVGate.from_dict(s['ev_gate']).describe()}")
-    fm, fb = s["fold_mean"], s["fold_mean_baselines"]
-    console.print(
-        f"  mean of folds: AUC {_f(fm['auc'])} (base rate {_f(fb['base_rate']['auc'])}), "
-        f"log loss {_f(fm['log_loss'])} (base rate {_f(fb['base_rate']['log_loss'])})"
-    )
-    console.print(
-        f"  calibration {s['calibration']}: ECE {_f(s['ece'])} on the test blocks "
-        f"(validation slice raw {_f(s['ece_valid_raw'])} -> {_f(s['ece_valid_calibrated'])})"
-    )
-    checks = s.get("edge_checks", [])
-    console.print("  activation checks (out of sample):")
-    for check in checks:  # every check, passed or failed, with its figures; wrapped between words, indented
-        text = f"{'pass' if check['passed'] else 'FAIL'} {check['name']}: {check['detail']}"
-        console.print(
-            textwrap.fill(text, width=78, initial_indent="    ", subsequent_indent="         "),
-            highlight=False,
-        )
-    failed = [c["name"] for c in checks if not c["passed"]]
-    verdict = (
-        f"no demonstrated edge (failed: {', '.join(failed)})"
-        if failed
-        else "edge demonstrated out of sample"
-        if checks
-        else s["verdict"]
-    )
-    console.print(
-        textwrap.fill(f"verdict: {verdict}", width=78, initial_indent="  ", subsequent_indent="    "),
-        highlight=False,
-    )
-    shares = ", ".join(f"{k} {v:.0%}" for k, v in r.regime["state_shares"].items())
-    console.print(f"  regime: {shares}; latest bar {r.regime['latest']}")
-    console.print(
-        f"  version {r.version}: {'ACTIVE' if r.activated else 'not active'} ({r.activation_reason})"
-    )
-    console.print(f"  {r.seconds:.1f} s")
-
-
-def _pct(v: Any) -> str:
-    return "n/a" if v is None else f"{v:.0%}"
-
-
-def _r(v: Any) -> str:
-    return "n/a" if v is None else f"{v:+.3f}"
-
-
-def _short(iso: str) -> str:
-    return iso[5:16].replace("T", " ")  # "2025-10-23T09:15Z" -> "10-23 09:15"
-
-
-def _f(v: Any) -> str:
-    return "n/a" if v is None or (isinstance(v, float) and not math.isfinite(v)) else f"{v:.4f}"
-
-
-def _cmd_evaluate(args: argparse.Namespace) -> int:
-    console = _console(args)
-    version = getattr(args, "version", None)
-    if version:  # a wrong version is refused before the bars are read
-        version = resolve_version(ModelRegistry(args.models_dir), version)
-    result = evaluate_models(_load(args, console), args.models_dir, version=version)
-    console.print(
-        f"version {result['version']} ({result['status'] or 'status unknown'}) on {result['n']} bars "
-        f"{result['from']} .. {result['to']}"
-    )
-    for name, m in (("model", result), *result["baselines"].items()):
-        console.print(
-            f"  {name:<13} AUC {_f(m['auc'])}  acc {_f(m['accuracy'])}  "
-            f"log loss {_f(m['log_loss'])}  Brier {_f(m['brier'])}"
-        )
-    t = result["trading"]
-    console.print(
-        f"  {result['n']} setups, base win rate {_pct(result['base_win_rate'])}; EV gate takes "
-        f"{t['ev_gate']['n']} at {_r(t['ev_gate']['mean_r'])} R each (every setup "
-        f"{_r(t['all_setups']['mean_r'])} R)"
-    )
-    console.print(f"  ECE {_f(result['ece'])}; {result['verdict']}")
-    if result["rows_inside_training_range"]:
-        console.print(
-            f"  warning: {result['rows_inside_training_range']} rows lie inside the training range "
-            "(in-sample, optimistic)"
-        )
-    _write_json(args.json, result)
-    return 0

@@ -292,7 +292,8 @@ def test_train_report_reads_at_80_columns(trained) -> None:
 
     from rich.console import Console
 
-    from models.training import TrainReport, _print_train
+    from models.train_commands import _print_train
+    from models.training import TrainReport
 
     _, report = trained
     buf = io.StringIO()
