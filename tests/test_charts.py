@@ -426,7 +426,7 @@ def test_closed_trades_are_marked_win_and_loss() -> None:
 
 
 def test_two_positions_with_close_levels_get_tags_that_do_not_overlap() -> None:
-    from charts.candles import spread_labels
+    from charts.trade_marks import spread_labels
 
     placed = spread_labels([104.0, 104.1, 110.0, 104.05], gap=1.0)
     assert placed[0] == 104.0 and placed[2] == 110.0
