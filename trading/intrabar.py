@@ -14,23 +14,20 @@ whole generated bar, each M1 minute, 1 for real ticks): a level passed between t
 crossed (a stop fills at its level), one reached by a walk's first tick was jumped (it fills at that tick). Every path returns, for bar `i`, tick times as int64 milliseconds since the
 epoch (UTC) and bid/ask prices; every tick lies inside [bar open, bar close).
 
-The loaders (`load_ticks`, `load_detail`) refuse a file that does not cover the bars (naming the days),
-has out-of-order or duplicate rows, or whose clock is offset from the bars' (they detect the offset):
-one `IntrabarDataError` line each, and nothing is loaded.
+The loaders (`load_ticks`, `load_detail`, in `trading.intrabar_files`) refuse a file that does not cover
+the bars (naming the days), has out-of-order or duplicate rows, or whose clock is offset from the bars'
+(they detect the offset): one `IntrabarDataError` line each, and nothing is loaded. How close each mode
+comes to a 1-second truth is scored by `trading.intrabar_fidelity`. Both are re-exported here.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from datetime import UTC, datetime
-from pathlib import Path
-from typing import Protocol
-
 import numpy as np
 import polars as pl
 
-from trading.bars import BAR_COLUMNS, from_server_time
 from trading.broker.intrabar import price_path
+from trading.intrabar_fidelity import BracketScore, bracket_outcomes, score_paths, walk_all
+from trading.intrabar_files import detect_offset_hours, load_detail, load_ticks, missing_days
 from trading.synthetic_ticks import (
     SyntheticTruth,
     as_server_ticks,
@@ -38,36 +35,15 @@ from trading.synthetic_ticks import (
     synthetic_truth,
     ticks_to_m1,
 )
-from trading.timezones import DEFAULT_SERVER_TZ, ServerClock
+from trading.tick_path import (
+    BAR_MS,
+    IntrabarDataError,
+    TickArrays,
+    TickPath,
+    bar_open_ms,
+)
 
-BAR_MS = 15 * 60 * 1000
-MINUTE_MS = 60 * 1000
 DEFAULT_TICKS_PER_BAR = 60
-TICK_COLUMNS = ("time_msc", "bid", "ask")
-
-TickArrays = tuple[np.ndarray, np.ndarray, np.ndarray]  # times (int64 ms UTC), bid, ask
-
-
-class IntrabarDataError(ValueError):
-    """A tick or M1 detail file that cannot be used with the bars (one line saying why)."""
-
-
-class TickPath(Protocol):
-    """The ticks of each M15 bar."""
-
-    mode: str
-
-    def ticks(self, bar: int) -> TickArrays: ...
-
-    def detail_share(self) -> float: ...
-
-    def counts(self) -> np.ndarray: ...
-
-    def segment_ticks(self, bar: int) -> int: ...
-
-
-def bar_open_ms(bars: pl.DataFrame) -> np.ndarray:
-    return bars["time"].dt.epoch("ms").to_numpy().astype(np.int64)
 
 
 class GeneratedPath:
@@ -178,7 +154,8 @@ def _leftover_points(remainder: np.ndarray, leftover: np.ndarray) -> np.ndarray:
     other = remainder[:, None, :]
     before = np.tri(3, k=-1, dtype=bool)[None, :, :]  # [i, j]: leg j comes before leg i
     rank = ((other > r) | ((other == r) & before)).sum(axis=2)
-    return (rank < leftover[:, None]).astype(np.int64)
+    points: np.ndarray = (rank < leftover[:, None]).astype(np.int64)
+    return points
 
 
 def _minute_walk(m1: np.ndarray, spread: np.ndarray, minute_ms: np.ndarray, digits: int) -> TickArrays:
@@ -300,165 +277,6 @@ class RealTicks(_SpanPath):
         return self._ms[a:b], self._bid[a:b], self._ask[a:b]
 
 
-# ------------------------------------------------------------------------------------------- loaders
-
-
-def _read(path: str | Path) -> pl.DataFrame:
-    p = Path(path)
-    if not p.exists():
-        raise IntrabarDataError(f"{p}: no such file")
-    try:
-        return pl.read_parquet(p) if p.suffix.lower() in (".parquet", ".pq") else pl.read_csv(p)
-    except Exception as exc:  # polars raises many kinds for a corrupt file
-        raise IntrabarDataError(f"{p}: cannot read it: {exc}") from exc
-
-
-def _check_order(ms: np.ndarray, what: str) -> None:
-    if ms.size == 0:
-        raise IntrabarDataError(f"{what} has no rows")
-    step = np.diff(ms)
-    back = np.flatnonzero(step < 0)
-    if back.size:
-        at = datetime.fromtimestamp(ms[back[0] + 1] / 1000, UTC)
-        raise IntrabarDataError(
-            f"{what}: {back.size} row(s) out of time order, first at {at:%Y-%m-%d %H:%M:%S} UTC"
-        )
-    dup = np.flatnonzero(step == 0)
-    if dup.size:
-        at = datetime.fromtimestamp(ms[dup[0]] / 1000, UTC)
-        raise IntrabarDataError(
-            f"{what}: {dup.size} duplicate row(s), first at {at:%Y-%m-%d %H:%M:%S.%f} UTC"
-        )
-
-
-def missing_days(bars: pl.DataFrame, row_ms: np.ndarray) -> list[str]:
-    """Days (UTC) with bars but no finer row inside any of them."""
-    opens = bar_open_ms(bars)
-    start = np.searchsorted(row_ms, opens, side="left")
-    end = np.searchsorted(row_ms, opens + BAR_MS, side="left")
-    uncovered = opens[end <= start]
-    days = sorted({datetime.fromtimestamp(t / 1000, UTC).date().isoformat() for t in uncovered.tolist()})
-    bar_days = {datetime.fromtimestamp(t / 1000, UTC).date().isoformat() for t in opens.tolist()}
-    covered_days = bar_days - set(days)
-    # a day counts as missing only when none of its bars has detail (a missing minute here and there is not)
-    return [d for d in days if d not in covered_days]
-
-
-def _describe_days(days: list[str]) -> str:
-    return (
-        ", ".join(days)
-        if len(days) <= 6
-        else f"{', '.join(days[:3])} … {', '.join(days[-2:])} ({len(days)} days)"
-    )
-
-
-def _require_cover(bars: pl.DataFrame, row_ms: np.ndarray, what: str) -> None:
-    days = missing_days(bars, row_ms)
-    if days:
-        raise IntrabarDataError(f"{what} does not cover the bars on {_describe_days(days)}")
-
-
-def detect_offset_hours(bars: pl.DataFrame, m1: pl.DataFrame, span: int = 12) -> int:
-    """The whole-hour shift of the M1 clock against the bars' clock that best makes the M1 opens equal
-    the M15 opens (0 when they agree)."""
-    bar_ms = bar_open_ms(bars)
-    opens = bars["open"].to_numpy()
-    m1_ms = bar_open_ms(m1)
-    m1_open = m1["open"].to_numpy()
-    best, best_score = 0, -1.0
-    for hours in range(-span, span + 1):
-        shifted = m1_ms + hours * 3_600_000
-        idx = np.searchsorted(shifted, bar_ms)
-        ok = idx < shifted.size
-        idx_c = np.minimum(idx, shifted.size - 1)
-        ok &= shifted[idx_c] == bar_ms
-        if not ok.any():
-            continue
-        score = float(np.mean(np.abs(m1_open[idx_c[ok]] - opens[ok]) < 1e-6)) * min(1.0, ok.sum() / 50)
-        if score > best_score + 1e-9 or (abs(score - best_score) <= 1e-9 and abs(hours) < abs(best)):
-            best, best_score = hours, score
-    return best
-
-
-def load_detail(
-    path: str | Path, bars: pl.DataFrame, server_tz: str | ServerClock = DEFAULT_SERVER_TZ
-) -> pl.DataFrame:
-    """An M1 bars file (the M15 files' schema, broker server time) checked against `bars` (UTC)."""
-    raw = _read(path)
-    missing = [c for c in BAR_COLUMNS if c not in raw.columns]
-    if missing:
-        raise IntrabarDataError(
-            f"{path}: M1 detail needs the columns {', '.join(BAR_COLUMNS)}; missing {missing}"
-        )
-    try:
-        frame = from_server_time(raw.select(BAR_COLUMNS), server_tz)
-    except Exception as exc:
-        raise IntrabarDataError(f"{path}: bad time column: {exc}") from exc
-    ms = bar_open_ms(frame)
-    _check_order(ms, f"{path}")
-    if np.any(ms % MINUTE_MS):
-        raise IntrabarDataError(f"{path}: times are not whole minutes: not an M1 file")
-    o, h, lo, c = (frame[k].to_numpy() for k in ("open", "high", "low", "close"))
-    bad = ~(np.isfinite(o) & np.isfinite(c) & (h >= np.maximum(o, c)) & (lo <= np.minimum(o, c)) & (lo > 0))
-    if bad.any():
-        i = int(np.flatnonzero(bad)[0])
-        raise IntrabarDataError(
-            f"{path}: {int(bad.sum())} bar(s) with impossible prices, first at "
-            f"{frame['time'][i]:%Y-%m-%d %H:%M} UTC"
-        )
-    off = -detect_offset_hours(bars, frame)
-    if off:
-        raise IntrabarDataError(
-            f"{path}: its clock is {off:+d} h off the bars' (its M1 opens match the M15 opens "
-            f"only {abs(off)} h {'later' if off > 0 else 'earlier'}); export both in one server time"
-        )
-    _require_cover(bars, ms, f"{path}")
-    return frame
-
-
-def load_ticks(
-    path: str | Path, bars: pl.DataFrame, server_tz: str | ServerClock = DEFAULT_SERVER_TZ
-) -> pl.DataFrame:
-    """A ticks file (time_msc in broker server time as `copy_ticks_range` gives it, bid, ask; optional
-    last, volume, flags) checked against `bars` (UTC). Returns time_msc converted to UTC ms, bid, ask."""
-    raw = _read(path)
-    missing = [c for c in TICK_COLUMNS if c not in raw.columns]
-    if missing:
-        raise IntrabarDataError(
-            f"{path}: a ticks file needs the columns time_msc, bid, ask; missing {missing}"
-        )
-    clock = server_tz if isinstance(server_tz, ServerClock) else ServerClock.parse(server_tz)
-    try:
-        server_ms = raw["time_msc"].cast(pl.Int64).to_numpy()
-        bid = raw["bid"].cast(pl.Float64).to_numpy()
-        ask = raw["ask"].cast(pl.Float64).to_numpy()
-    except Exception as exc:
-        raise IntrabarDataError(
-            f"{path}: time_msc must be integer milliseconds, bid/ask numbers: {exc}"
-        ) from exc
-    _check_order(server_ms, f"{path}")
-    utc = from_server_time(
-        pl.DataFrame({"time": pl.Series(server_ms, dtype=pl.Int64).cast(pl.Datetime("ms"))}), clock
-    )["time"]
-    ms = utc.dt.epoch("ms").to_numpy().astype(np.int64)
-    bad = ~(np.isfinite(bid) & np.isfinite(ask) & (bid > 0) & (ask >= bid))
-    if bad.any():
-        i = int(np.flatnonzero(bad)[0])
-        raise IntrabarDataError(
-            f"{path}: {int(bad.sum())} tick(s) with a bad bid/ask, first at "
-            f"{datetime.fromtimestamp(ms[i] / 1000, UTC):%Y-%m-%d %H:%M:%S} UTC"
-        )
-    frame = pl.DataFrame({"time_msc": ms, "bid": bid, "ask": ask})
-    off = -detect_offset_hours(bars, ticks_to_m1(frame))
-    if off:
-        raise IntrabarDataError(
-            f"{path}: its clock is {off:+d} h off the bars' (its prices match the M15 opens "
-            f"only {abs(off)} h {'later' if off > 0 else 'earlier'}); export both in one server time"
-        )
-    _require_cover(bars, ms, f"{path}")
-    return frame
-
-
 __all__ = [
     "DEFAULT_TICKS_PER_BAR",
     "BracketScore",
@@ -481,82 +299,3 @@ __all__ = [
     "ticks_to_m1",
     "walk_all",
 ]
-
-
-# ------------------------------------------------------------------------------------ fidelity
-
-
-def walk_all(path: TickPath, n_bars: int) -> TickArrays:
-    """Every tick of the first `n_bars` bars of `path`, concatenated."""
-    parts = [path.ticks(i) for i in range(n_bars)]
-    return (
-        np.concatenate([p[0] for p in parts]),
-        np.concatenate([p[1] for p in parts]),
-        np.concatenate([p[2] for p in parts]),
-    )
-
-
-@dataclass(frozen=True, slots=True)
-class BracketScore:
-    """How a path agrees with the truth on bracket orders (entry at a bar's open, stop and target `d` away)."""
-
-    mode: str
-    agreement: float  # share of brackets with the same outcome (target first, stop first, neither)
-    timing_error_min: float  # mean |hit time - true hit time| in minutes where both hit the same side
-    brackets: int
-
-
-def bracket_outcomes(
-    times: np.ndarray, bid: np.ndarray, bar_ms: np.ndarray, distances: tuple[float, ...], horizon_bars: int
-) -> tuple[np.ndarray, np.ndarray]:
-    """For a long entry at the first tick of each bar, with a target and a stop `d` away: +1 target first,
-    -1 stop first, 0 neither within `horizon_bars`; and the hit time (ms, -1 when none)."""
-    starts = np.searchsorted(times, bar_ms, side="left")
-    n = bar_ms.size - horizon_bars
-    outcome = np.zeros((n, len(distances)), dtype=np.int8)
-    when = np.full((n, len(distances)), -1, dtype=np.int64)
-    for i in range(n):
-        a, b = int(starts[i]), int(starts[i + horizon_bars])
-        seg = bid[a:b]
-        entry = seg[0]
-        for j, d in enumerate(distances):
-            up = np.flatnonzero(seg >= entry + d)
-            down = np.flatnonzero(seg <= entry - d)
-            u = up[0] if up.size else None
-            w = down[0] if down.size else None
-            if u is None and w is None:
-                continue
-            if w is None or (u is not None and u < w):
-                outcome[i, j], when[i, j] = 1, times[a + u]
-            else:  # the stop wins a tie (the conservative reading, as the paper broker does)
-                outcome[i, j], when[i, j] = -1, times[a + w]
-    return outcome, when
-
-
-def score_paths(
-    truth: SyntheticTruth,
-    paths: dict[str, TickPath],
-    *,
-    distances: tuple[float, ...] | None = None,
-    horizon_bars: int = 4,
-) -> list[BracketScore]:
-    """Each path's bracket outcomes against the 1-second truth's (the finer mode must score closer).
-    Distances default to 1/4, 1/2 and 1 mean M15 range (stops and targets of the size the bot uses)."""
-    n = truth.m15.height
-    if distances is None:
-        mean_range = float((truth.m15["high"] - truth.m15["low"]).mean())  # type: ignore[operator]
-        distances = (mean_range / 4, mean_range / 2, mean_range)
-    bar_ms = bar_open_ms(truth.m15)
-    t_ms = truth.ticks["time_msc"].to_numpy()
-    true_out, true_when = bracket_outcomes(
-        t_ms, truth.ticks["bid"].to_numpy(), bar_ms, distances, horizon_bars
-    )
-    scores = []
-    for name, path in paths.items():
-        times, bid, _ask = walk_all(path, n)
-        out, when = bracket_outcomes(times, bid, bar_ms, distances, horizon_bars)
-        same = out == true_out
-        both = same & (out != 0)
-        timing = float(np.mean(np.abs(when[both] - true_when[both]))) / 60_000 if both.any() else 0.0
-        scores.append(BracketScore(name, round(float(same.mean()), 4), round(timing, 2), int(out.size)))
-    return scores
