@@ -21,7 +21,9 @@ current defaults and the baselines are traded there once, for the report.
 
 Trials are asked from Optuna's TPE sampler in batches of a fixed size, evaluated (here, in local
 processes or as Ray tasks) and told back in order, so a seed gives the same trials whatever the
-number of workers. An evaluation is a pure function of (parameters, prepared data).
+number of workers. An evaluation is a pure function of (parameters, prepared data). The study is run
+by `research.optuna_study`; the chosen set's verdict is `research.optimize_verdict` (both re-exported
+here, where the command, the report, the bench and the tests read them).
 """
 
 from __future__ import annotations
@@ -29,7 +31,7 @@ from __future__ import annotations
 import math
 import tempfile
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field, fields, replace
+from dataclasses import dataclass, fields, replace
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -37,10 +39,19 @@ from typing import Any
 import polars as pl
 
 from research.baselines import smc_only_config
+from research.optimize_verdict import Verdict as Verdict
+from research.optimize_verdict import cscv_blocks as cscv_blocks
+from research.optimize_verdict import neighbours as neighbours
+from research.optimize_verdict import verdict as verdict
+from research.optuna_study import TrialRecord as TrialRecord
+from research.optuna_study import clean as clean
+from research.optuna_study import distributions as distributions
+from research.optuna_study import open_study as open_study
+from research.optuna_study import run_trials as run_trials
+from research.optuna_study import trial_records as trial_records
 from research.walkforward import Chained, TrainOptions
 from trading.analyzer import AnalysisFrame
 from trading.backtest import BacktestConfig, RandomSide, run_backtest
-from trading.numbers import signed_usd
 from trading.parameters import SEARCH_SPACE, ParamRange, StrategyParams
 from trading.returns import annual_sharpe, daily_returns
 
@@ -342,30 +353,6 @@ def _ray_score(data: OptimizationData, values: dict[str, float]) -> Score:
 # ------------------------------------------------------------------------------------ the study
 
 
-@dataclass(slots=True)
-class TrialRecord:
-    number: int
-    values: dict[str, float]
-    objective: float
-    daily_returns: tuple[float, ...]
-    trades: int
-    net_profit: float
-    scored: bool = True  # traded at least the minimum over the folds
-
-
-def distributions(space: dict[str, ParamRange]) -> dict[str, Any]:
-    from optuna.distributions import FloatDistribution, IntDistribution
-
-    kinds = {f.name: f.type for f in fields(StrategyParams)}
-    out: dict[str, Any] = {}
-    for name, r in space.items():
-        if kinds.get(name) in ("int", int):
-            out[name] = IntDistribution(int(r.low), int(r.high), step=int(r.step))
-        else:
-            out[name] = FloatDistribution(r.low, r.high, step=r.step)
-    return out
-
-
 def fingerprint(bars: pl.DataFrame, plan: OptimizationPlan, data: OptimizationData) -> dict[str, Any]:
     """What a study was run on; resuming on anything else is refused."""
     return {
@@ -379,148 +366,3 @@ def fingerprint(bars: pl.DataFrame, plan: OptimizationPlan, data: OptimizationDa
         "min_trades": data.min_trades,
         "scoring": SCORING,
     }
-
-
-def open_study(name: str, storage: str | Path, seed: int, setup: dict[str, Any]) -> Any:
-    """Create or resume a study in SQLite. The sampler is seeded with seed + trials already there,
-    so a resumed run continues deterministically instead of re-drawing the first trials."""
-    import optuna
-
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
-    url = f"sqlite:///{Path(storage)}"
-    study = optuna.create_study(study_name=name, storage=url, direction="maximize", load_if_exists=True)
-    saved = study.user_attrs.get("setup")
-    if saved is None:
-        study.set_user_attr("setup", setup)
-        study.set_user_attr("seed", seed)
-    elif saved != setup:
-        raise ValueError(
-            f"study {name!r} in {storage} was run on other data, ranges or scoring; use another --study name"
-        )
-    elif study.user_attrs.get("seed") != seed:
-        raise ValueError(
-            f"study {name!r} was started with --seed {study.user_attrs.get('seed')}; resume with that seed"
-        )
-    for t in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,)):
-        study.tell(t.number, state=optuna.trial.TrialState.FAIL)  # left by an interrupted run
-    done = len(study.get_trials(deepcopy=False))
-    study.sampler = optuna.samplers.TPESampler(seed=seed + done, n_startup_trials=10)
-    return study
-
-
-def run_trials(
-    study: Any,
-    executor: Any,
-    space: dict[str, ParamRange],
-    n_trials: int,
-    batch: int = 4,
-    progress: Callable[[int, int], None] | None = None,
-) -> None:
-    """Until the study holds `n_trials` complete trials: ask a batch, score it, tell it in order."""
-    import optuna
-
-    if batch < 1:
-        raise ValueError(f"--batch must be at least 1 (got {batch})")
-    dist = distributions(space)
-
-    def complete() -> int:
-        return len(study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,)))
-
-    done = complete()
-    if progress:
-        progress(done, n_trials)
-    while done < n_trials:
-        trials = [study.ask(dist) for _ in range(min(batch, n_trials - done))]
-        scores = executor.map([clean(t.params) for t in trials])
-        for t, s in zip(trials, scores, strict=True):
-            t.set_user_attr("daily_returns", list(s.daily_returns))
-            t.set_user_attr("trades", s.metrics["trades"])
-            t.set_user_attr("net_profit", s.metrics["net_profit"])
-            t.set_user_attr("max_drawdown_pct", s.metrics["max_drawdown_pct"])
-            t.set_user_attr("scored", s.scored)
-            # TPE ranks a trial with a positive constraint below every feasible one, nearer ones first:
-            # the search climbs towards sets that trade without any stand-in score
-            t.set_constraint("trades_short_of_minimum", s.shortfall)
-            study.tell(t, s.objective)
-        done += len(trials)
-        if progress:
-            progress(done, n_trials)
-
-
-def clean(params: dict[str, Any]) -> dict[str, float]:
-    """Grid values without the float noise of Optuna's stepped floats (0.7000000000000001 -> 0.7)."""
-    return {k: (round(v, 10) if isinstance(v, float) else v) for k, v in params.items()}
-
-
-def trial_records(study: Any) -> list[TrialRecord]:
-    import optuna
-
-    out = []
-    for t in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,)):
-        out.append(
-            TrialRecord(
-                t.number,
-                clean(t.params),
-                float(t.value),
-                tuple(t.user_attrs.get("daily_returns", ())),
-                int(t.user_attrs.get("trades", 0)),
-                float(t.user_attrs.get("net_profit", 0.0)),
-                bool(t.user_attrs.get("scored", True)),
-            )
-        )
-    return out
-
-
-# ------------------------------------------------------------------------------------ the report
-
-
-def neighbours(
-    values: dict[str, float], space: dict[str, ParamRange]
-) -> list[tuple[str, float, dict[str, float]]]:
-    """One grid step down and up of each parameter (inside its range): (name, new value, values)."""
-    out = []
-    for name, r in space.items():
-        for delta in (-r.step, r.step):
-            v = round(values[name] + delta, 10)
-            if r.low - 1e-9 <= v <= r.high + 1e-9:
-                out.append((name, v, {**values, name: v}))
-    return out
-
-
-@dataclass(slots=True)
-class Verdict:
-    survives: bool
-    reasons: list[str] = field(default_factory=list)  # why not, in words
-
-
-def verdict(
-    holdout: dict[str, dict[str, Any]], dsr: float, pbo: float | None, min_dsr: float = 0.95
-) -> Verdict:
-    """The chosen set survives only if, on the hold-out, it beats every baseline and the defaults and
-    has a positive Sharpe, and the search statistics say the fold result is not luck or overfitting."""
-    v = Verdict(True)
-    chosen = holdout["chosen"]
-    for name, m in holdout.items():
-        if name != "chosen" and chosen["net_profit"] <= m["net_profit"]:
-            v.reasons.append(
-                f"on the hold-out it makes {signed_usd(chosen['net_profit'])}, not more than "
-                f"{name.replace('_', ' ')} ({signed_usd(m['net_profit'])})"
-            )
-    if (chosen.get("sharpe") or 0.0) <= 0:
-        v.reasons.append(f"its hold-out Sharpe is {chosen.get('sharpe') or 0.0:.2f}, not positive")
-    if not (dsr >= min_dsr):
-        v.reasons.append(
-            f"the deflated Sharpe ratio is {dsr:.2f} < {min_dsr:.2f}: the fold Sharpe is within "
-            "what the best of this many skill-less trials would show"
-        )
-    if pbo is not None and pbo >= 0.5:
-        v.reasons.append(f"the probability of backtest overfitting is {pbo:.0%} (≥ 50%)")
-    v.survives = not v.reasons
-    return v
-
-
-def cscv_blocks(n_obs: int, wanted: int = 8) -> int | None:
-    """The even number of CSCV blocks the observations allow (at least 2 observations a block)."""
-    b = min(wanted, n_obs // 2)
-    b -= b % 2
-    return b if b >= 2 else None
