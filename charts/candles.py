@@ -169,7 +169,7 @@ def regime_name(regimes: pl.Series | Sequence[int | None] | None, regime_now: st
 def _wib_labels(times: pl.Series, tz: str) -> list[str]:
     if not isinstance(times.dtype, pl.Datetime):
         raise ValueError(f"bars 'time' must be a Datetime column, got {times.dtype}")
-    if times.dtype.time_zone is None:  # type: ignore[union-attr]
+    if times.dtype.time_zone is None:
         times = times.dt.replace_time_zone("UTC")
     return times.dt.convert_time_zone(tz).dt.strftime("%H:%M\n%d %b").fill_null("").to_list()
 
@@ -210,7 +210,7 @@ def _draw_candles(
     opens, highs, lows, closes = opens[ok], highs[ok], lows[ok], closes[ok]
     colors = np.where(closes >= opens, theme.up, theme.down)
     wicks = np.stack([np.column_stack([x, lows]), np.column_stack([x, highs])], axis=1)
-    ax.add_collection(LineCollection(wicks, colors=colors, linewidths=1.0, zorder=2))
+    ax.add_collection(LineCollection(list(wicks), colors=colors, linewidths=1.0, zorder=2))
     span = float(np.max(highs) - np.min(lows)) if x.size else 1.0
     body_lo = np.minimum(opens, closes)
     body_hi = np.maximum(np.maximum(opens, closes), body_lo + span * 0.002)  # a doji stays visible
@@ -224,7 +224,9 @@ def _draw_candles(
         ],
         axis=1,
     )
-    ax.add_collection(PolyCollection(boxes, facecolors=colors, edgecolors=colors, linewidths=0.5, zorder=3))
+    ax.add_collection(
+        PolyCollection(list(boxes), facecolors=colors, edgecolors=colors, linewidths=0.5, zorder=3)
+    )
 
 
 def _draw_zones(
@@ -319,7 +321,7 @@ def _place_break_labels(ax: Axes) -> None:
         return
     renderer = ax.figure.canvas.get_renderer()  # type: ignore[attr-defined]
     tags = [_box(t.get_window_extent(renderer)) for t in ax.texts if t.get_gid() == "position_tag"]
-    directions = [1 if t.get_va() == "bottom" else -1 for t in labels]
+    directions = [1 if t.get_verticalalignment() == "bottom" else -1 for t in labels]
     points_per_px = 72.0 / ax.figure.dpi
     left, right = ax.get_window_extent(renderer).x0, ax.get_window_extent(renderer).x1
     boxes = []
@@ -335,9 +337,9 @@ def _place_break_labels(ax: Axes) -> None:
         label.xyann = (x, y + dy * points_per_px)  # type: ignore[attr-defined]
     for _ in range(3):  # a wider range moves the candles, not the labels' distance to them: settle it
         frame = ax.get_window_extent(renderer)
-        boxes = [t.get_window_extent(renderer) for t in labels]
-        over = max(b.y1 for b in boxes) - frame.y1 + GAP_PX
-        under = frame.y0 - min(b.y0 for b in boxes) + GAP_PX
+        extents = [t.get_window_extent(renderer) for t in labels]
+        over = max(b.y1 for b in extents) - frame.y1 + GAP_PX
+        under = frame.y0 - min(b.y0 for b in extents) + GAP_PX
         if over <= 0 and under <= 0:
             return
         lo, hi = ax.get_ylim()
@@ -390,7 +392,12 @@ def _draw_regime_label(ax: Axes, title: Text | None, name: str | None, theme: Th
     by_name = {v: k for k, v in REGIME_NAMES.items()}
     color = _regime_colors(theme).get(by_name.get(name or "", -1), theme.muted)
     text = f"regime: {name}" if name else "regime unknown"
-    common = {"fontsize": theme.label_size, "color": color, "fontweight": "bold", "gid": "regime_label"}
+    common: dict[str, Any] = {
+        "fontsize": theme.label_size,
+        "color": color,
+        "fontweight": "bold",
+        "gid": "regime_label",
+    }
     if title is not None:
         ax.annotate(
             text,
@@ -447,7 +454,8 @@ def _bar_index(times: pl.Series, when: datetime) -> float | None:
         from datetime import UTC
 
         when = when.replace(tzinfo=UTC)
-    series = times if times.dtype.time_zone is not None else times.dt.replace_time_zone("UTC")  # type: ignore[union-attr]
+    aware = isinstance(times.dtype, pl.Datetime) and times.dtype.time_zone is not None
+    series = times if aware else times.dt.replace_time_zone("UTC")
     i = int(series.search_sorted(when, side="right")) - 1
     return float(i) if 0 <= i < series.len() else None
 
