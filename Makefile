@@ -16,9 +16,9 @@ $(STAMP): pyproject.toml
 	@touch $(STAMP)
 	@echo "== $(VENV) ready: commands run as $(PY) main.py ... (or after: source $(VENV)/bin/activate)"
 
-# the test tools (pytest, TA-Lib, Ray, the mt5linux bridge, ruff) only where tests or benchmarks run
+# the test tools (pytest, TA-Lib, Ray, the mt5linux bridge, ruff, mypy) only where tests or benchmarks run
 $(TEST_STAMP): $(STAMP)
-	@echo "== installing the test tools (pytest, TA-Lib, Ray, ruff, the mt5linux bridge): a few minutes, once"
+	@echo "== installing the test tools (pytest, TA-Lib, Ray, ruff, mypy, the mt5linux bridge): a few minutes, once"
 	$(PY) -m pip install -q -e '.[test]'
 	@touch $(TEST_STAMP)
 
@@ -28,11 +28,13 @@ run: $(STAMP)
 test: $(TEST_STAMP)
 	$(PY) -m ruff check .
 	$(PY) -m ruff format --check .
+	$(PY) -m mypy
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 lint: $(TEST_STAMP)
 	$(PY) -m ruff check .
 	$(PY) -m ruff format --check .
+	$(PY) -m mypy
 
 bench: $(TEST_STAMP)
 	@for b in bench/*.py; do echo "== $$b"; $(PY) $$b --json; done
@@ -46,4 +48,4 @@ backtest: $(STAMP)
 	$(PY) main.py backtest --data $(DATA) $(ARGS)
 
 clean:
-	rm -rf $(VENV) .pytest_cache .ruff_cache
+	rm -rf $(VENV) .pytest_cache .ruff_cache .mypy_cache

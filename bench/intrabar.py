@@ -22,7 +22,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from trading.backtest import BacktestConfig, run_backtest
-from trading.intrabar import GeneratedPath, M1Detail, RealTicks, score_paths, synthetic_truth
+from trading.intrabar import GeneratedPath, M1Detail, RealTicks, TickPath, score_paths, synthetic_truth
 
 
 def compare_trades(a: list, b: list) -> dict:
@@ -72,7 +72,7 @@ def main() -> None:
     backtests: dict[str, dict] = {}
     for seed in (int(s) for s in args.seeds.split(",") if s):
         truth = synthetic_truth(args.bars, seed=seed)
-        paths = {
+        paths: dict[str, TickPath] = {
             "generated 4, nearer extreme first": GeneratedPath(truth.m15, 4, order="nearer"),
             "generated 60, nearer extreme first": GeneratedPath(truth.m15, 60, order="nearer"),
             "generated 4, by bar direction": GeneratedPath(truth.m15, 4, order="direction"),

@@ -18,7 +18,9 @@ import statistics
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import TypeVar
 
 import numpy as np
 
@@ -30,9 +32,11 @@ from models.training import train_models
 from trading.parameters import StrategyParams
 from trading.synthetic import generate_bars
 
+T = TypeVar("T")
 
-def _timed(fn, reps: int) -> tuple[float, float, object]:
-    runs, out = [], None
+
+def _timed(fn: Callable[[], T], reps: int) -> tuple[float, float, T]:
+    runs = []
     for _ in range(reps):
         t0 = time.perf_counter()
         out = fn()

@@ -27,6 +27,7 @@ sys.path.insert(0, str(ROOT))
 from tests.shadow_fixtures import spec  # noqa: E402
 from trading.analyzer import MarketAnalyzer  # noqa: E402
 from trading.bars import load_bars  # noqa: E402
+from trading.engine import TradingEngine  # noqa: E402
 from trading.shadow import BarMemo, ShadowBook  # noqa: E402
 from trading.shadow_replay import ReplayTimes, replay_with_shadow  # noqa: E402
 
@@ -63,7 +64,7 @@ async def run(
 ) -> dict[str, object]:
     memo = BarMemo(MarketAnalyzer(history=history))
     own = BarMemo(MarketAnalyzer(history=history, with_h1_bias=True))
-    holder: dict[str, object] = {}
+    holder: dict[str, TradingEngine] = {}
     with tempfile.TemporaryDirectory() as folder:
 
         def build(engine, clock):
@@ -72,12 +73,16 @@ async def run(
 
         async def add(book: ShadowBook) -> None:
             engine = holder["engine"]
-            third = (
+            third: tuple[str, dict[str, object]] = (
                 ("h1", {"disabled_gates": engine.params.disabled_gates - {"h1_bias"}})
                 if own_analysis
                 else ("picky", {"min_setup_confidence": 0.6})
             )
-            sets = [("slow", {"cooldown_seconds": 1800}), ("tight", {"max_loss_frac": 0.4}), third]
+            sets: list[tuple[str, dict[str, object]]] = [
+                ("slow", {"cooldown_seconds": 1800}),
+                ("tight", {"max_loss_frac": 0.4}),
+                third,
+            ]
             for n, (name, values) in enumerate(sets[:challengers], start=1):
                 await book.add(spec(n, "live", engine, name, **values))
 

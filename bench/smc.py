@@ -96,7 +96,7 @@ def main() -> None:
         "million_bars": big.height,
         "million_ms": round(big_ms, 1),
         "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
-        "setup_now": None if smc.signal(analysis) is None else smc.signal(analysis).reason,
+        "setup_now": None if (setup := smc.signal(analysis)) is None else setup.reason,
     }
     if args.json:
         print(json.dumps(result))

@@ -51,6 +51,7 @@ def slope_per_1000(xs: list[int], ys: list[float]) -> float:
 async def soak(args: argparse.Namespace, workdir: Path) -> dict:
     from bot.app import App
     from bot.config import load_settings
+    from trading.broker.paper import PaperBroker
 
     settings = load_settings(
         None,
@@ -75,6 +76,8 @@ async def soak(args: argparse.Namespace, workdir: Path) -> dict:
         if task.get_name() == "paper-market":
             task.cancel()
     feed, broker, job = app.feed, app.broker, app.trading_job
+    if not isinstance(broker, PaperBroker):
+        raise SystemExit(f"the soak drives the paper broker, got {type(broker).__name__}")
     feed.speed = 0.0  # no wall clock: ticks come out only when the bench releases them
     chunk = max(1, feed.ticks_per_bar // args.runs_per_bar)
     samples: list[tuple[int, float]] = []

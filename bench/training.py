@@ -45,6 +45,8 @@ def main() -> int:
         t0 = time.perf_counter()
         report = train_models(bars, Path(tmp), activate=False)
         train_s = time.perf_counter() - t0
+        if report.version is None:
+            raise SystemExit("training stored no model version")
         bundle = ModelRegistry(tmp).load(report.version)
 
     row = bundle_dataset(bundle, bars.tail(1500)).x[-1]

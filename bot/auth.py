@@ -72,7 +72,7 @@ class AccessMiddleware(BaseMiddleware):
         try:
             return await self._guarded(handler, event, data)
         finally:
-            self._in_flight.discard(task)  # type: ignore[arg-type]
+            self._in_flight.discard(task)
 
     async def drain(self, timeout: float = 5.0) -> None:
         """Wait for updates being handled (and audited) to finish; used on shutdown."""

@@ -75,7 +75,7 @@ def build_broker(settings: Settings) -> BrokerSetup:
     from trading.broker.feeds import DryRunFeed
     from trading.broker.paper import PaperBroker
 
-    paper_kwargs = dict(
+    paper_kwargs: dict[str, Any] = dict(
         balance=settings.paper_balance,
         leverage=settings.paper_leverage,
         commission_per_lot=settings.paper_commission_per_lot,
@@ -134,6 +134,8 @@ def _paper_market(settings: Settings, paper_kwargs: dict[str, Any]) -> BrokerSet
     if settings.paper_feed == "replay":
         from trading.bars import load_bars
 
+        if settings.paper_replay_file is None:
+            raise ValueError("PAPER_REPLAY_FILE is required when PAPER_FEED=replay")
         frame = load_bars(settings.paper_replay_file, server_tz=settings.server_tz)
         start = None
         what = f"replay of {settings.paper_replay_file}"

@@ -102,18 +102,18 @@ class ConsoleSession(BaseSession):
             )
             path.parent.mkdir(parents=True, exist_ok=True)
             path.write_bytes(data)
-            mid = await self.transport.send_text(
+            saved = await self.transport.send_text(
                 self.user_id, f"file saved: {path} ({getattr(method, 'caption', '')})"
             )
-            return self._message(mid or 0)
+            return self._message(saved or 0)
         if name in ("SendPhoto", "SendDocument"):
             payload = getattr(method, "photo", None) or getattr(method, "document", None)
             data = await _input_bytes(payload)
             caption = (getattr(method, "caption", None) or "") + self._remember_buttons(
                 getattr(method, "reply_markup", None), 0
             )
-            mid = await self.transport.send_photo(self.user_id, data, caption)
-            return self._message(mid or 0)
+            photo = await self.transport.send_photo(self.user_id, data, caption)
+            return self._message(photo or 0)
         if name == "SendMediaGroup":  # an album: each photo saved, the caption printed with the first
             sent = []
             for item in method.media:  # type: ignore[attr-defined]
@@ -213,7 +213,7 @@ class ConsoleController:
                 else "no buttons to press: !N presses button N of the last message with buttons",
             )
             return
-        names = {n for spec in self.dp.get("commands", ()) for n in (spec.name, *spec.aliases)}
+        names = {n for spec in self.dp.get("commands") or () for n in (spec.name, *spec.aliases)}
         if not line.startswith("/") and line.split()[0].lower() in names:  # the slash is optional here
             line = "/" + line
         message = Message(

@@ -410,22 +410,18 @@ class Courier:
 
     async def _send_photo(self, letter: Letter) -> SendResult:
         """The photo (part 0), then a caption too long for Telegram as text parts after it."""
+        png = letter.png
+        if png is None:
+            raise ValueError("a photo letter without a photo")
         attempt = getattr(self.transport, "attempt_photo", None)
         long_caption = attempt is not None and len(letter.html) > MAX_CAPTION
         if letter.parts_sent == 0:
             await self.pacer.wait(letter.must)
             if attempt is not None:
-                result = await attempt(
-                    self.chat_id, letter.png, "" if long_caption else letter.html, letter.silent
-                )
+                result = await attempt(self.chat_id, png, "" if long_caption else letter.html, letter.silent)
             else:
                 try:
-                    mid = await self.transport.send_photo(
-                        self.chat_id,
-                        letter.png,
-                        letter.html,  # type: ignore[arg-type]
-                        letter.silent,
-                    )
+                    mid = await self.transport.send_photo(self.chat_id, png, letter.html, letter.silent)
                 except Exception as exc:
                     return SendResult(retry=True, error=f"{type(exc).__name__}: {exc}")
                 result = (

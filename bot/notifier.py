@@ -385,11 +385,13 @@ class Notifier:
         if kind in self._told:
             return
         self._told.add(kind)
-        gap = f"at most one every {self.budget.report_gap / 60:g} min, " if kind in REPLACEABLE_KINDS else ""
+        budget = self.budget
+        assert budget is not None  # only called while a budget applies
+        gap = f"at most one every {budget.report_gap / 60:g} min, " if kind in REPLACEABLE_KINDS else ""
         await self.courier.post(
             Letter(
                 f"🔕 {KIND_LABELS.get(kind, kind)} come faster than this chat's budget ({gap}"
-                f"{self.budget.per_minute} messages a minute, real time): the ones over it are skipped and "
+                f"{budget.per_minute} messages a minute, real time): the ones over it are skipped and "
                 f"I say this once. <code>/notify {kind} off</code> stops them, <code>/notify</code> lists all.",
                 silent=True,
             )

@@ -40,11 +40,16 @@ if TYPE_CHECKING:
 class DecisionLike(Protocol):
     """trading.records.Decision and bot.store.DecisionRecord both fit."""
 
-    bar_time: datetime
-    action: str
-    reason: str
-    p_up: float | None
-    gates: Sequence[Any]
+    @property
+    def bar_time(self) -> datetime: ...
+    @property
+    def action(self) -> str: ...
+    @property
+    def reason(self) -> str: ...
+    @property
+    def p_up(self) -> float | None: ...
+    @property
+    def gates(self) -> Sequence[Any]: ...
 
 
 # ---------------------------------------------------------------------------------------- pieces
@@ -388,10 +393,11 @@ def _chart(report: DayReport) -> bytes:
     if report.trades and report.start_balance is not None:  # no snapshots: the balance after each close
         from bot.store.journal import wib_day_bounds
 
-        times = [wib_day_bounds(report.day)[0]] + [t.close_time for t in report.trades]
-        balances = [report.start_balance]
-        for p in report.profits:
-            balances.append(balances[-1] + p)
+        times, balances = [wib_day_bounds(report.day)[0]], [report.start_balance]
+        for t, p in zip(report.trades, report.profits, strict=True):
+            if t.close_time is not None:  # always: a day report holds closed trades only
+                times.append(t.close_time)
+                balances.append(balances[-1] + p)
         return equity_chart(times, balances, title=title)
     return equity_chart([], [], title=title)
 

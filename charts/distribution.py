@@ -12,6 +12,7 @@ from collections.abc import Sequence
 import numpy as np
 from matplotlib.figure import Figure
 from matplotlib.patches import Patch
+from matplotlib.ticker import MaxNLocator
 
 from charts.style import DARK, Theme, new_figure, no_data_figure, render_png, set_title, style_axes
 
@@ -85,7 +86,9 @@ def pnl_distribution_figure(
         f"P/L per trade ({currency.replace('$', chr(92) + '$')})", fontsize=theme.note_size, color=theme.muted
     )
     ax.set_ylabel("trades", fontsize=theme.note_size)
-    ax.yaxis.get_major_locator().set_params(integer=True)
+    locator = ax.yaxis.get_major_locator()
+    if isinstance(locator, MaxNLocator):  # the default AutoLocator is one
+        locator.set_params(integer=True)
 
     wins, losses = values[values > 0], values[values < 0]
     entries = [

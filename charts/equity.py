@@ -210,15 +210,15 @@ def _draw_halts(ax: Axes, ax_dd: Axes, halts: Sequence[Halt], x_end: float, them
     for text in texts:  # a label running past the right edge is pulled back inside
         box = text.get_window_extent(renderer)
         pull = max(0.0, box.x1 - right + GAP_PX)
-        text.xyann = (3 - pull * points_per_px, -3)  # type: ignore[attr-defined]
+        text.xyann = (3 - pull * points_per_px, -3)
         boxes.append((box.x0 - pull, box.x1 - pull, box.height))
     rows = stack_rows([b[0] for b in boxes], [b[1] for b in boxes])
     for text, (_, _, height), row in zip(texts, boxes, rows, strict=True):
         if row >= HALT_LABEL_ROWS:
             text.remove()
             continue
-        x, _ = text.xyann  # type: ignore[attr-defined]
-        text.xyann = (x, -3 - row * (height + GAP_PX) * points_per_px)  # type: ignore[attr-defined]
+        x, _ = text.xyann
+        text.xyann = (x, -3 - row * (height + GAP_PX) * points_per_px)
 
 
 def _floats(values: ValuesLike) -> np.ndarray:

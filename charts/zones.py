@@ -6,6 +6,7 @@ matplotlib in it, so the rules can be pinned by small hand-made tests.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -34,8 +35,12 @@ def _first_at_or_after(mask: np.ndarray, start: int) -> int:
     return int(start + hits[0]) if hits.size else -1
 
 
+# (low, high) of a zone -> per bar, whether that bar fills or breaks it
+_Done = Callable[[float, float], np.ndarray]
+
+
 def _zones(
-    flags: np.ndarray, top: np.ndarray, bottom: np.ndarray, bull_done: np.ndarray, bear_done: np.ndarray
+    flags: np.ndarray, top: np.ndarray, bottom: np.ndarray, bull_done: _Done, bear_done: _Done
 ) -> list[Zone]:
     zones: list[Zone] = []
     n = flags.size

@@ -9,14 +9,14 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from aiogram import Bot
-from aiogram.types import BufferedInputFile, InputMediaPhoto, Message
+from aiogram.types import BufferedInputFile, InputMediaPhoto, MediaUnion, Message
 
 MAX_ALBUM = 10
 
 Chart = tuple[bytes, str]  # PNG bytes, file name
 
 
-def album(charts: Sequence[Chart], caption: str = "") -> list[InputMediaPhoto]:
+def album(charts: Sequence[Chart], caption: str = "") -> list[MediaUnion]:
     """The media of one album: every chart a photo, the caption (HTML) on the first."""
     if not 2 <= len(charts) <= MAX_ALBUM:
         raise ValueError(f"an album holds 2 to {MAX_ALBUM} photos, got {len(charts)}")

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from aiogram import F, Router
+from aiogram import Bot, F, Router
 from aiogram.filters import CommandObject
 from aiogram.filters.callback_data import CallbackData
 from aiogram.types import CallbackQuery, InlineKeyboardButton, InlineKeyboardMarkup, Message
@@ -102,14 +102,19 @@ async def close(message: Message, command: CommandObject, ctx: Services, audit: 
 
 
 async def on_position_button(
-    query: CallbackQuery, callback_data: PositionAction, ctx: Services, actor: str, audit: AuditNote
+    query: CallbackQuery,
+    callback_data: PositionAction,
+    ctx: Services,
+    bot: Bot,
+    actor: str,
+    audit: AuditNote,
 ) -> None:
     ticket = callback_data.ticket
     pos = ctx.engine.positions.get(ticket)
     if callback_data.action == "no":
         audit.result = "cancelled"
         if query.message is not None:
-            await query.bot.edit_message_text(
+            await bot.edit_message_text(
                 f"Close of #{ticket} cancelled: it stays open.",
                 chat_id=query.message.chat.id,
                 message_id=query.message.message_id,
@@ -124,7 +129,7 @@ async def on_position_button(
         audit.result = "asked"
         text = close_question(pos)
         if query.message is not None:
-            await query.bot.send_message(
+            await bot.send_message(
                 query.message.chat.id, text, parse_mode="HTML", reply_markup=confirm_keyboard(ticket)
             )
         await query.answer()
@@ -137,7 +142,7 @@ async def on_position_button(
         audit.result = f"closed {trade.profit:+.2f}"
         text = f"✅ Closed <b>#{ticket}</b> at {price(trade.close_price)}, P/L <code>{signed(trade.profit)}</code>"
     if query.message is not None:
-        await query.bot.edit_message_text(
+        await bot.edit_message_text(
             with_clock(text, ctx.engine.snapshot().time),
             chat_id=query.message.chat.id,
             message_id=query.message.message_id,

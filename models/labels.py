@@ -101,8 +101,12 @@ def triple_barrier(
     idx = np.ascontiguousarray(index, dtype=np.int64)
     if idx.size and (idx.min() < 0 or idx.max() >= arrays[0].shape[0]):
         raise ValueError("trade index outside the bars")
+    high_a, low_a, close_a, spread_a = arrays
     o, e, r = _barriers(
-        *arrays,
+        high_a,
+        low_a,
+        close_a,
+        spread_a,
         idx,
         np.ascontiguousarray(side, dtype=np.int64),
         np.ascontiguousarray(stop, dtype=np.float64),

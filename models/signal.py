@@ -236,8 +236,10 @@ class SignalModel:
         return decide(float(self.calibration.apply(raw)), self.threshold)
 
     def importance(self, top: int = 10) -> list[tuple[str, float]]:
+        # a tree booster's gain is one number per feature (xgboost types it to allow a linear booster's lists)
         gains = self.booster.get_score(importance_type="gain")
-        return sorted(((k, round(float(v), 4)) for k, v in gains.items()), key=lambda kv: -kv[1])[:top]
+        scored = ((k, round(float(v), 4)) for k, v in gains.items() if not isinstance(v, list))
+        return sorted(scored, key=lambda kv: -kv[1])[:top]
 
     # ----- persistence
     def save(self, directory: str | Path) -> None:

@@ -73,9 +73,14 @@ def spread_line(frame: pl.DataFrame, assumed: int | None) -> str:
         return f"spread ASSUMED {assumed} points on every bar (the file has none)"
     s = frame["spread"]
     return (
-        f"spread (points): median {count(s.median())}, 90th percentile {count(s.quantile(0.9, 'nearest'))}, "
-        f"widest {count(s.max())}"
+        f"spread (points): median {count(_number(s.median()))}, "
+        f"90th percentile {count(_number(s.quantile(0.9, 'nearest')))}, widest {count(_number(s.max()))}"
     )
+
+
+def _number(value: object) -> float | None:
+    """A numeric column's statistic (None for an empty column)."""
+    return float(value) if isinstance(value, int | float) else None
 
 
 def summary_lines(frame: pl.DataFrame, assumed_spread: int | None = None) -> list[str]:

@@ -87,7 +87,7 @@ def bootstrap_diff(
     a, b = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
     ma = float(a.mean()) if a.size else None
     mb = float(b.mean()) if b.size else None
-    if a.size < 2 or b.size < 2:
+    if ma is None or mb is None or a.size < 2 or b.size < 2:
         diff = None if ma is None or mb is None else ma - mb
         why = f"too few trades for an interval ({a.size} vs {b.size})"
         return Difference(unit, _r(ma), _r(mb), _r(diff), None, None, int(a.size), int(b.size), why)

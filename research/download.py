@@ -229,28 +229,32 @@ def missing_ranges(
 # ---- schema, fetching and checking one month --------------------------------------------------------
 
 
-def file_schema(kind: str) -> dict[str, pl.DataType]:
+def file_schema(kind: str) -> pl.Schema:
     import polars as pl
 
     if kind == "ticks":
-        return {
-            "time_msc": pl.Int64(),
-            "bid": pl.Float64(),
-            "ask": pl.Float64(),
-            "last": pl.Float64(),
-            "volume": pl.Int64(),
-            "flags": pl.Int32(),
+        return pl.Schema(
+            {
+                "time_msc": pl.Int64(),
+                "bid": pl.Float64(),
+                "ask": pl.Float64(),
+                "last": pl.Float64(),
+                "volume": pl.Int64(),
+                "flags": pl.Int32(),
+            }
+        )
+    return pl.Schema(
+        {
+            "time": pl.Datetime("us"),
+            "open": pl.Float64(),
+            "high": pl.Float64(),
+            "low": pl.Float64(),
+            "close": pl.Float64(),
+            "tick_volume": pl.Int64(),
+            "spread": pl.Int32(),
+            "real_volume": pl.Int64(),
         }
-    return {
-        "time": pl.Datetime("us"),
-        "open": pl.Float64(),
-        "high": pl.Float64(),
-        "low": pl.Float64(),
-        "close": pl.Float64(),
-        "tick_volume": pl.Int64(),
-        "spread": pl.Int32(),
-        "real_volume": pl.Int64(),
-    }
+    )
 
 
 def bars_from_rates(rates: Any, start: datetime, end: datetime, label: str) -> pl.DataFrame:
@@ -261,7 +265,7 @@ def bars_from_rates(rates: Any, start: datetime, end: datetime, label: str) -> p
 
     frame = pl.DataFrame({name: rates[name] for name in rates.dtype.names if name in file_schema("M15")})
     frame = frame.with_columns(pl.from_epoch(pl.col("time"), time_unit="s").dt.cast_time_unit("us"))
-    frame = frame.select(list(file_schema("M15"))).cast(file_schema("M15"))  # type: ignore[arg-type]
+    frame = frame.select(list(file_schema("M15"))).cast(file_schema("M15"))
     frame = frame.filter((pl.col("time") >= start) & (pl.col("time") < end))
     try:  # the shared checks: times strictly increasing, OHLC sane, no negative volume or spread
         validate_bars(frame.with_columns(pl.col("time").dt.replace_time_zone("UTC")))
@@ -280,7 +284,7 @@ def ticks_from_array(ticks: Any, start: datetime, end: datetime, label: str) -> 
     frame = pl.DataFrame(
         {name: ticks[name] for name in ("time_msc", "bid", "ask", "last", "volume", "flags")}
     )
-    frame = frame.cast(file_schema("ticks")).filter((pl.col("time_msc") >= lo) & (pl.col("time_msc") < hi))  # type: ignore[arg-type]
+    frame = frame.cast(file_schema("ticks")).filter((pl.col("time_msc") >= lo) & (pl.col("time_msc") < hi))
     if frame.height == 0:
         return frame
     back = frame.select(
@@ -303,7 +307,7 @@ def ticks_from_array(ticks: Any, start: datetime, end: datetime, label: str) -> 
         )
         .select(list(file_schema("ticks")))
         .cast(file_schema("ticks"))
-    )  # type: ignore[arg-type]
+    )
     bad = (
         ~pl.col("bid").is_finite()
         | ~pl.col("ask").is_finite()

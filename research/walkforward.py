@@ -120,7 +120,7 @@ def plan_folds(
             f"the train window ({train_bars} bars) must hold at least the {warmup}-bar warm-up "
             "that precedes each test window"
         )
-    folds = []
+    folds: list[FoldPlan] = []
     start = 0
     while start + train_bars + test_bars <= n_bars:
         mid = start + train_bars

@@ -14,6 +14,7 @@ Weekend and daily-break gaps are normal and never errors.
 
 from __future__ import annotations
 
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import numpy as np
@@ -37,18 +38,18 @@ BAR_COLUMNS = tuple(BAR_SCHEMA)
 PRICE_COLUMNS = ("open", "high", "low", "close")
 
 # numpy dtype of MetaTrader5.copy_rates_from_pos (time is server-clock epoch seconds)
-MT5_RATES_DTYPE = np.dtype(
-    [
-        ("time", "<i8"),
-        ("open", "<f8"),
-        ("high", "<f8"),
-        ("low", "<f8"),
-        ("close", "<f8"),
-        ("tick_volume", "<u8"),
-        ("spread", "<i4"),
-        ("real_volume", "<u8"),
-    ]
-)
+_MT5_RATES_FIELDS = [
+    ("time", "<i8"),
+    ("open", "<f8"),
+    ("high", "<f8"),
+    ("low", "<f8"),
+    ("close", "<f8"),
+    ("tick_volume", "<u8"),
+    ("spread", "<i4"),
+    ("real_volume", "<u8"),
+]
+MT5_RATES_DTYPE = np.dtype(_MT5_RATES_FIELDS)
+MT5_RATES_NAMES = tuple(name for name, _ in _MT5_RATES_FIELDS)
 
 
 class BarValidationError(ValueError):
@@ -108,6 +109,11 @@ def validate_bars(frame: pl.DataFrame) -> pl.DataFrame:
     return frame
 
 
+def _first_null(values: pl.Series) -> int:
+    """Row of the first null in a series that has one (0 when it has none)."""
+    return values.is_null().arg_max() or 0
+
+
 def from_server_time(frame: pl.DataFrame, server_tz: str | ServerClock = DEFAULT_SERVER_TZ) -> pl.DataFrame:
     """Convert a frame whose `time` is naive broker-server time (or epoch seconds) to UTC."""
     clock = server_tz if isinstance(server_tz, ServerClock) else ServerClock.parse(server_tz)
@@ -119,7 +125,7 @@ def from_server_time(frame: pl.DataFrame, server_tz: str | ServerClock = DEFAULT
     elif not isinstance(time.dtype, pl.Datetime):
         time = time.str.to_datetime(strict=False)
         if time.null_count():
-            bad = int(time.is_null().arg_max())
+            bad = _first_null(time)
             raise BarValidationError(f"bad bar at row {bad}: time {frame['time'][bad]!r} is not a date-time")
     return frame.with_columns(clock.series_to_utc(time).alias("time"))
 
@@ -176,7 +182,7 @@ def _read_mt5_export(path: Path) -> pl.DataFrame:
         .alias("t")
     )["t"]
     if time.null_count():
-        bad = int(time.is_null().arg_max())
+        bad = _first_null(time)
         raise BarValidationError(
             f"bad bar at row {bad}: date/time {frame['date'][bad]!r} is not YYYY.MM.DD HH:MM[:SS]"
         )
@@ -250,7 +256,7 @@ def from_mt5_rates(rates: np.ndarray, clock: ServerClock) -> pl.DataFrame:
     """Convert a `copy_rates_*` structured array (server epochs, oldest first) to a bar frame."""
     if rates is None or len(rates) == 0:
         return empty_bars()
-    frame = pl.DataFrame({name: rates[name] for name in MT5_RATES_DTYPE.names})
+    frame = pl.DataFrame({name: rates[name] for name in MT5_RATES_NAMES})
     return validate_bars(_normalise_columns(from_server_time(frame, clock)))
 
 
@@ -264,13 +270,11 @@ def to_mt5_rates(frame: pl.DataFrame, clock: ServerClock) -> np.ndarray:
     return out
 
 
-def closed_bars(frame: pl.DataFrame, now_utc, timeframe_seconds: int = M15_SECONDS) -> pl.DataFrame:
+def closed_bars(frame: pl.DataFrame, now_utc: datetime, timeframe_seconds: int = M15_SECONDS) -> pl.DataFrame:
     """Drop a still-forming last bar: a bar is closed once its open time + timeframe <= now."""
     if frame.height == 0:
         return frame
     last_open = frame["time"][-1]
-    from datetime import timedelta
-
     if last_open + timedelta(seconds=timeframe_seconds) > now_utc:
         return frame.head(frame.height - 1)
     return frame

@@ -304,7 +304,8 @@ def open_mask_from_ny(weekday: np.ndarray, minute: np.ndarray) -> np.ndarray:
         | ((weekday == FRIDAY) & (minute >= NY_DAILY_CLOSE))
     )
     daily_break = (weekday < FRIDAY) & (minute >= NY_DAILY_CLOSE) & (minute < NY_DAILY_OPEN)
-    return ~(weekend | daily_break)
+    open_mask: np.ndarray = ~(weekend | daily_break)
+    return open_mask
 
 
 def market_open_mask(times: pl.Series) -> np.ndarray:
@@ -323,4 +324,5 @@ def wib_minute_of_day(times: pl.Series) -> np.ndarray:
 def session_names(times: pl.Series) -> np.ndarray:
     """The WIB table's session name per time (ignores market hours; index into SESSION_TABLE order)."""
     names = np.array([r.name for r in _ROW_BY_MINUTE], dtype=object)
-    return names[wib_minute_of_day(times)]
+    per_time: np.ndarray = names[wib_minute_of_day(times)]
+    return per_time

@@ -317,4 +317,5 @@ class SyntheticMarket:
         """Open time of the bar `next_bar` will return (UTC)."""
         if self._pos >= self._buffer.height:
             self._buffer, self._pos = self._stream.next_chunk(), 0
-        return self._buffer["time"][self._pos]
+        opens: datetime = self._buffer["time"][self._pos]
+        return opens

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta, tzinfo
+from datetime import UTC, date, datetime, timedelta, tzinfo
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import polars as pl
@@ -121,7 +121,7 @@ def to_wib(t: datetime) -> datetime:
     return t.astimezone(WIB)
 
 
-def wib_date(t: datetime):
+def wib_date(t: datetime) -> date:
     """The trading day as the user counts it: the date in WIB (decision 4)."""
     return to_wib(t).date()
 

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import delete, func, select, update
+from sqlalchemy import CursorResult, delete, func, select, update
 
 from bot.store.schema import OutboxRow
 from trading.timezones import utc_now
@@ -107,6 +107,7 @@ class OutboxStore:
             result = await s.execute(
                 delete(OutboxRow).where(OutboxRow.status != PENDING, OutboxRow.done_at < before)
             )
+        assert isinstance(result, CursorResult)  # a DELETE's result counts its rows
         return int(result.rowcount or 0)
 
     async def counts(self) -> dict[str, int]:

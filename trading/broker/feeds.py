@@ -129,7 +129,8 @@ class ReplayFeed:
             offsets = epoch - (epoch[history] if history < frame.height else epoch[-1] + bar_seconds)
         self._offsets = offsets.astype(np.float64)
         self._path_cache: dict[int, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
-        self._cached_index, self._cached_tick = -1, None
+        self._cached_index = -1
+        self._cached_tick: Tick | None = None
         start = int(self._cum[history])
         if resume_after is not None:
             start = max(start, self.first_index_after(resume_after))
@@ -300,8 +301,9 @@ class ReplayFeed:
         return _EPOCH + timedelta(milliseconds=ms)
 
     def _tick_at(self, index: int) -> Tick:
-        if index == self._cached_index:  # the broker asks for the latest tick several times a step
-            return self._cached_tick  # type: ignore[return-value]
+        # the broker asks for the latest tick several times a step
+        if index == self._cached_index and self._cached_tick is not None:
+            return self._cached_tick
         tick = self._make_tick(index)
         self._cached_index, self._cached_tick = index, tick
         return tick

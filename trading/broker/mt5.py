@@ -175,7 +175,7 @@ class MT5Broker(MT5Session):
         if type(ticket) is not int:
             raise InvalidOrder(f"ticket must be an int, got {ticket!r}")
         clock = self.clock
-        found = await self._read(
+        found: list[Position] = await self._read(
             "positions_get",
             lambda m: m.positions_get(ticket=ticket),
             lambda raw: [to_position(p, clock) for p in raw],
@@ -199,7 +199,7 @@ class MT5Broker(MT5Session):
 
     async def _deals(self, what: str, fetch: Callable[[Any], Any]) -> list[Deal]:
         clock = self.clock
-        deals = await self._read(
+        deals: list[Deal] = await self._read(
             what, fetch, lambda raw: [d for d in (to_deal(x, clock) for x in raw) if d], empty=[]
         )
         return sorted(deals, key=lambda d: (d.time, d.ticket))

@@ -135,8 +135,8 @@ def local_array(rates: Any) -> np.ndarray:
     value in one pickle round trip: numpy's element-wise path over a netref is slow and warns under NumPy 2.
     """
     try:
-        from rpyc.core.netref import BaseNetref  # type: ignore[import-not-found]
-        from rpyc.utils.classic import obtain  # type: ignore[import-not-found]
+        from rpyc.core.netref import BaseNetref
+        from rpyc.utils.classic import obtain
     except ImportError:  # no bridge installed: the array is local already
         return np.array(rates, copy=True)
     if isinstance(rates, BaseNetref):
@@ -151,6 +151,8 @@ def date_arg(epoch: int) -> datetime:
 
 
 def structured_array(raw: Any, dtype: np.dtype, what: str) -> np.ndarray:
+    if dtype.names is None:
+        raise TypeError(f"{what}: {dtype} is not a structured dtype")
     local = local_array(raw)
     if local.size == 0 and local.dtype.names is None:  # some builds answer "nothing" with a bare empty array
         return np.zeros(0, dtype=dtype)

@@ -15,7 +15,7 @@ def create_mt5_module(kind: str, host: str = "127.0.0.1", port: int = 18812) -> 
     """
     if kind == "mt5":
         try:
-            import MetaTrader5  # type: ignore[import-not-found]
+            import MetaTrader5
         except ImportError as exc:
             raise BrokerError(
                 BrokerErrorKind.CONFIG,
@@ -25,7 +25,7 @@ def create_mt5_module(kind: str, host: str = "127.0.0.1", port: int = 18812) -> 
         return MetaTrader5
     if kind == "mt5linux":
         try:
-            from mt5linux import MetaTrader5 as Client  # type: ignore[import-not-found]
+            from mt5linux import MetaTrader5 as Client
         except ImportError as exc:
             raise BrokerError(
                 BrokerErrorKind.CONFIG, "the mt5linux package is not installed: pip install '.[mt5linux]'"

@@ -9,6 +9,7 @@ import asyncio
 import logging
 import threading
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
@@ -48,6 +49,14 @@ def netting_refusal(margin_mode: int) -> str | None:
 
 class _Abandoned(Exception):
     """A worker call gave up waiting for the call lock, or started after its caller had given up."""
+
+
+@dataclass(frozen=True, slots=True)
+class _LastError:
+    """A read answered None/False: `last_error()`, read in the same locked call."""
+
+    code: int
+    message: str
 
 
 class MT5Session:
@@ -177,18 +186,18 @@ class MT5Session:
         With `empty` given, None together with last_error RES_S_OK means "nothing found".
         """
 
-        def work(mt5: Any) -> tuple[Any, tuple[int, str] | None]:
+        def work(mt5: Any) -> T | _LastError:
             raw = fetch(mt5)
             if raw is None or raw is False:
                 code, message = mt5.last_error()
-                return None, (int(code), str(message))
-            return convert(raw), None
+                return _LastError(int(code), str(message))
+            return convert(raw)
 
-        value, err = await self._call(work, what)
-        if err is not None:
-            if empty is not None and err[0] == C.RES_S_OK:
+        value = await self._call(work, what)
+        if isinstance(value, _LastError):
+            if empty is not None and value.code == C.RES_S_OK:
                 return empty
-            raise self._last_error_exc(what, err)
+            raise self._last_error_exc(what, (value.code, value.message))
         return value
 
     async def _ready(self) -> None:

@@ -14,7 +14,7 @@ import math
 from dataclasses import dataclass, fields, replace
 from datetime import date, datetime, timedelta
 from enum import StrEnum
-from typing import Any
+from typing import Any, TypedDict
 
 from trading.timezones import wib_date
 
@@ -54,6 +54,14 @@ def safer(a: RiskMode, b: RiskMode) -> RiskMode:
     return a if a.safety >= b.safety else b
 
 
+class FieldBounds(TypedDict, total=False):
+    """A range as pydantic `Field` keyword arguments (typed, so a type checker can match them)."""
+
+    gt: float
+    ge: float
+    le: float
+
+
 @dataclass(frozen=True, slots=True)
 class Bound:
     """A risk limit's allowed range: above `low` (from `low` with `low_inclusive`) and at most `high`."""
@@ -68,9 +76,11 @@ class Bound:
     def describe(self) -> str:
         return f"{self.low:g}..{self.high:g}" if self.low_inclusive else f"in ({self.low:g}, {self.high:g}]"
 
-    def field_args(self) -> dict[str, float]:
+    def field_args(self) -> FieldBounds:
         """The same range as pydantic `Field` constraints (the settings read it from here)."""
-        return {"ge" if self.low_inclusive else "gt": self.low, "le": self.high}
+        if self.low_inclusive:
+            return {"ge": self.low, "le": self.high}
+        return {"gt": self.low, "le": self.high}
 
 
 # the one source of the limits a trader can set (settings, /risk, RiskLimits itself)
