@@ -334,7 +334,7 @@ def load_settings(env_file: str | Path | None = ".env", **overrides: Any) -> Set
     if typos:
         raise SettingsError("\n".join(typos))
     try:
-        settings = Settings(_env_file=env_file, **overrides)  # type: ignore[call-arg]
+        settings = Settings(_env_file=env_file, **overrides)
     except ValidationError as exc:
         # Raised outside the except block: the ValidationError (which echoes inputs) is not chained.
         problems = [problem_line(dict(e), Settings.model_fields) for e in exc.errors(include_url=False)]

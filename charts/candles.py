@@ -110,7 +110,7 @@ def candlestick_figure(
 def _wib_labels(times: pl.Series, tz: str) -> list[str]:
     if not isinstance(times.dtype, pl.Datetime):
         raise ValueError(f"bars 'time' must be a Datetime column, got {times.dtype}")
-    if times.dtype.time_zone is None:  # type: ignore[union-attr]
+    if times.dtype.time_zone is None:
         times = times.dt.replace_time_zone("UTC")
     return times.dt.convert_time_zone(tz).dt.strftime("%H:%M\n%d %b").fill_null("").to_list()
 
@@ -130,7 +130,7 @@ def _draw_candles(
     opens, highs, lows, closes = opens[ok], highs[ok], lows[ok], closes[ok]
     colors = np.where(closes >= opens, theme.up, theme.down)
     wicks = np.stack([np.column_stack([x, lows]), np.column_stack([x, highs])], axis=1)
-    ax.add_collection(LineCollection(wicks, colors=colors, linewidths=1.0, zorder=2))
+    ax.add_collection(LineCollection(list(wicks), colors=colors, linewidths=1.0, zorder=2))
     span = float(np.max(highs) - np.min(lows)) if x.size else 1.0
     body_lo = np.minimum(opens, closes)
     body_hi = np.maximum(np.maximum(opens, closes), body_lo + span * 0.002)  # a doji stays visible
@@ -144,7 +144,9 @@ def _draw_candles(
         ],
         axis=1,
     )
-    ax.add_collection(PolyCollection(boxes, facecolors=colors, edgecolors=colors, linewidths=0.5, zorder=3))
+    ax.add_collection(
+        PolyCollection(list(boxes), facecolors=colors, edgecolors=colors, linewidths=0.5, zorder=3)
+    )
 
 
 def _draw_legend(ax: Axes, theme: Theme, shaded: set[int] = frozenset()) -> None:  # type: ignore[assignment]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 import polars as pl
@@ -67,7 +68,12 @@ def draw_regime_label(ax: Axes, title: Text | None, name: str | None, theme: The
     by_name = {v: k for k, v in REGIME_NAMES.items()}
     color = regime_colors(theme).get(by_name.get(name or "", -1), theme.muted)
     text = f"regime: {name}" if name else "regime unknown"
-    common = {"fontsize": theme.label_size, "color": color, "fontweight": "bold", "gid": "regime_label"}
+    common: dict[str, Any] = {
+        "fontsize": theme.label_size,
+        "color": color,
+        "fontweight": "bold",
+        "gid": "regime_label",
+    }
     if title is not None:
         ax.annotate(
             text,

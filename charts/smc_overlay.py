@@ -130,7 +130,7 @@ def place_break_labels(ax: Axes) -> None:
         return
     renderer = ax.figure.canvas.get_renderer()  # type: ignore[attr-defined]
     tags = [_box(t.get_window_extent(renderer)) for t in ax.texts if t.get_gid() == "position_tag"]
-    directions = [1 if t.get_va() == "bottom" else -1 for t in labels]
+    directions = [1 if t.get_verticalalignment() == "bottom" else -1 for t in labels]
     points_per_px = 72.0 / ax.figure.dpi
     left, right = ax.get_window_extent(renderer).x0, ax.get_window_extent(renderer).x1
     boxes = []
@@ -146,9 +146,9 @@ def place_break_labels(ax: Axes) -> None:
         label.xyann = (x, y + dy * points_per_px)  # type: ignore[attr-defined]
     for _ in range(3):  # a wider range moves the candles, not the labels' distance to them: settle it
         frame = ax.get_window_extent(renderer)
-        boxes = [t.get_window_extent(renderer) for t in labels]
-        over = max(b.y1 for b in boxes) - frame.y1 + GAP_PX
-        under = frame.y0 - min(b.y0 for b in boxes) + GAP_PX
+        extents = [t.get_window_extent(renderer) for t in labels]
+        over = max(b.y1 for b in extents) - frame.y1 + GAP_PX
+        under = frame.y0 - min(b.y0 for b in extents) + GAP_PX
         if over <= 0 and under <= 0:
             return
         lo, hi = ax.get_ylim()

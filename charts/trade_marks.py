@@ -101,7 +101,8 @@ def _bar_index(times: pl.Series, when: datetime) -> float | None:
         from datetime import UTC
 
         when = when.replace(tzinfo=UTC)
-    series = times if times.dtype.time_zone is not None else times.dt.replace_time_zone("UTC")  # type: ignore[union-attr]
+    aware = isinstance(times.dtype, pl.Datetime) and times.dtype.time_zone is not None
+    series = times if aware else times.dt.replace_time_zone("UTC")
     i = int(series.search_sorted(when, side="right")) - 1
     return float(i) if 0 <= i < series.len() else None
 

@@ -110,8 +110,8 @@ class TradeLog(JournalDatabase):
         """
         _check_closed(trade)
         extra = convert.jsonable(dict(trade.extra))
-        commission = float(commission if commission is not None else extra.get("commission", 0.0))  # type: ignore[arg-type]
-        swap = float(swap if swap is not None else extra.get("swap", 0.0))  # type: ignore[arg-type]
+        commission = float(commission if commission is not None else extra.get("commission", 0.0))
+        swap = float(swap if swap is not None else extra.get("swap", 0.0))
         pips = trade.price_move / self.pip_size
         now = convert.aware(now, "now")
         values = {
@@ -162,8 +162,8 @@ class TradeLog(JournalDatabase):
         """
         _check_closed(trade)
         extra = convert.jsonable(dict(trade.extra))
-        commission = round(float(extra.get("commission", 0.0)), 2)  # type: ignore[arg-type]
-        swap = round(float(extra.get("swap", 0.0)), 2)  # type: ignore[arg-type]
+        commission = round(float(extra.get("commission", 0.0)), 2)
+        swap = round(float(extra.get("swap", 0.0)), 2)
         now = convert.aware(now, "now")
         async with self._write() as s:
             row = await _trade_row(s, trade.ticket)
