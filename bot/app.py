@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import dataclasses
 import logging
 import os
 import signal
@@ -441,8 +440,7 @@ class App:
             transport = ConsoleTransport(photo_dir=s.database_path.parent / "photos", clock=utc_now)
             chat = CONSOLE_USER
             quiet_polling = None
-            console_settings = s.model_copy(update={"telegram_allowed_users": [CONSOLE_USER]})
-            dp = build_dispatcher(dataclasses.replace(self.ctx, settings=console_settings))
+            dp = build_dispatcher(self.ctx, allowed_users=[CONSOLE_USER])
             self.console = ConsoleController(dp, transport, CONSOLE_USER, on_interrupt=self._on_signal)
             if self.console_input:
                 self.console.start()
@@ -466,7 +464,7 @@ class App:
         self.notifier.load_switches(
             (await self.journal.load_state()).get(NOTIFY_STATE_KEY) or {}
         )  # /notify's
-        self.ctx.extras["notify"] = NotifyControl(self.notifier, self.journal.save_state)
+        self.ctx.notify = NotifyControl(self.notifier, self.journal.save_state)
         await self.notifier.restore()  # what the last run could not deliver goes first
         if quiet_polling is not None:  # polling got through again: the outbox retries at once
             quiet_polling.on_recovery = self.notifier.courier.nudge
