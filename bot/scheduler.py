@@ -24,7 +24,7 @@ from trading.timezones import WIB
 
 if TYPE_CHECKING:
     from bot.config import Settings
-    from bot.notifier import ErrorMonitor
+    from bot.error_monitor import ErrorMonitor
     from trading.broker.base import Broker
     from trading.engine import TradingEngine
     from trading.simulation import MarketLoop
