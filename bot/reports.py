@@ -40,11 +40,16 @@ if TYPE_CHECKING:
 class DecisionLike(Protocol):
     """trading.records.Decision and bot.store.DecisionRecord both fit."""
 
-    bar_time: datetime
-    action: str
-    reason: str
-    p_up: float | None
-    gates: Sequence[Any]
+    @property
+    def bar_time(self) -> datetime: ...
+    @property
+    def action(self) -> str: ...
+    @property
+    def reason(self) -> str: ...
+    @property
+    def p_up(self) -> float | None: ...
+    @property
+    def gates(self) -> Sequence[Any]: ...
 
 
 # ---------------------------------------------------------------------------------------- pieces
