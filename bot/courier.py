@@ -28,7 +28,7 @@ from bot.budget import Pacer
 from bot.catchup import SUMMARY_OVER, Waiting, summary_html
 from bot.outage import Outage
 from bot.retry import Backoff, attempt_text
-from bot.transport import MAX_CAPTION, SendResult, Transport, html_to_text, split_message
+from bot.transport import MAX_CAPTION, SendResult, Transport, TriesOnce, html_to_text, split_message
 from trading.timezones import utc_now
 
 if TYPE_CHECKING:
@@ -368,12 +368,13 @@ class Courier:
         """The photo (part 0), then a caption too long for Telegram as text parts after it."""
         png = letter.png
         assert png is not None  # _send sends a letter without a photo as text
-        attempt = getattr(self.transport, "attempt_photo", None)  # a transport that classifies faults
-        long_caption = attempt is not None and len(letter.html) > MAX_CAPTION
+        tries_once = self.transport if isinstance(self.transport, TriesOnce) else None
+        long_caption = tries_once is not None and len(letter.html) > MAX_CAPTION
         if letter.parts_sent == 0:
             await self.pacer.wait(letter.must)
-            if attempt is not None:
-                result = await attempt(self.chat_id, png, "" if long_caption else letter.html, letter.silent)
+            if tries_once is not None:
+                caption = "" if long_caption else letter.html
+                result = await tries_once.attempt_photo(self.chat_id, png, caption, letter.silent)
             else:
                 try:
                     mid = await self.transport.send_photo(self.chat_id, png, letter.html, letter.silent)
