@@ -71,6 +71,7 @@ async def soak(args: argparse.Namespace, workdir: Path) -> dict:
     )
     app = App(settings, console_input=False)
     await app.start()
+    assert app.scheduler is not None  # start() built it
     app.scheduler.pause()  # the bench drives the trading job itself, bar by bar
     for task in app._tasks:  # the paper market's own tick task: the bench releases the ticks
         if task.get_name() == "paper-market":

@@ -61,6 +61,7 @@ async def outage(args: argparse.Namespace, workdir: Path) -> dict:
     )
     app = App(settings, console_input=False)
     await app.start()
+    assert app.scheduler is not None  # start() built it
     app.scheduler.pause()  # the bench drives the trading job itself
 
     async def trade_for(seconds: float) -> None:

@@ -1,8 +1,9 @@
-"""The service: start-up, the scheduled jobs, reconciliation and shutdown (`python main.py run`).
+"""The service: start-up, the scheduled jobs and shutdown (`python main.py run`).
 
 Start-up order (spec §6, made safe): settings → broker (3 tries) → journal (migrated) → models
-(active version or SMC-only) → engine state restored → reconcile the broker's positions with the
-journal → scheduler → controller (Telegram, or the console when no token is set) → startup message.
+(bot.model_setup: active version or SMC-only) → engine state restored → reconcile the broker's
+positions with the journal (bot.reconcile) → the last closed bar judged → controller (bot.controller:
+Telegram, or the console when no token is set, and the notifier) → scheduler → startup message.
 Shutdown on SIGINT/SIGTERM (or Ctrl-C at the console prompt): no new job starts, the running one ends
 after its current tick, the stop message, disconnect, close the database; a second signal exits at once.
 """
@@ -11,43 +12,48 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import dataclasses
 import logging
 import os
 import signal
-from collections import defaultdict
+from collections.abc import Callable
 from datetime import datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import polars as pl
 
-from bot import logbuffer, polling_log
+from bot import logbuffer
 from bot.brokers import build_broker
-from bot.catchup import state_line
 from bot.config import Settings
 from bot.context import BotContext
+from bot.controller import Controller, start_controller
+from bot.error_monitor import ErrorMonitor
 from bot.journal_guard import HoldingBus, JournalGuard
 from bot.journal_recorder import JournalRecorder
 from bot.messages import limits_drift_notes, shutdown_event, startup_event
-from bot.notifier import NOTIFY_STATE_KEY, ChatBudget, ErrorMonitor, Notifier, NotifyControl
+from bot.model_setup import build_backtester, load_models, model_to_shadow
+from bot.reconcile import StartupReconcile
 from bot.scheduler import TradingJob, build_scheduler
 from bot.store import Journal
-from bot.store.health import JournalWriteError
-from bot.store.outbox import OutboxStore
-from bot.transport import ConsoleTransport, TelegramTransport
 from handlers.clock import set_market_replay
 from trading.analyzer import MarketAnalyzer
 from trading.bars import closed_bars
-from trading.domain import ClosedTrade, Deal, DealEntry, Position
-from trading.engine import DEAL_LOOKBACK, PL_SOURCE, TradingEngine, closed_trade_from_deals
-from trading.events import Event, EventBus, EventKind
+from trading.engine import TradingEngine
+from trading.events import Event, EventKind
 from trading.sessions import market_status
 from trading.timezones import utc_now, wib_date
 
-log = logging.getLogger(__name__)
+if TYPE_CHECKING:
+    from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
-CONSOLE_USER = 1000
-RECONCILE_DAYS = 31  # closed trades checked against the broker's deals at every start
+    from bot.console import ConsoleController
+    from bot.notifier import Notifier
+    from bot.shadow import ShadowService
+    from bot.telegram import Polling
+    from bot.transport import Transport
+    from trading.news import NewsCalendar
+    from trading.simulation import MarketLoop
+
+log = logging.getLogger(__name__)
 
 
 class StartupError(RuntimeError):
@@ -61,18 +67,41 @@ class App:
         self.settings = settings
         self.console_input = console_input
         self.logs = logbuffer.install()  # first: /logs shows the start-up lines the terminal showed
-        self.bus: EventBus = HoldingBus()  # events about bookings the journal has not taken yet wait
+        self.bus = HoldingBus()  # events about bookings the journal has not taken yet wait
         self.errors = ErrorMonitor(self.bus)
         self.stop_event = asyncio.Event()
         self.notes: list[str] = []
         self.last_bars: pl.DataFrame | None = None
         self._tasks: list[asyncio.Task[Any]] = []
-        self.running_jobs: set[asyncio.Task[Any]] = (
-            set()
-        )  # scheduled jobs running now (bot.scheduler.in_flight)
+        self.running_jobs: set[asyncio.Task[Any]] = set()  # scheduled jobs running now (scheduler.in_flight)
         self._signals = 0
-        self.market_loop: Any = None  # trading.simulation.MarketLoop of a replayed paper market
-        self.shadow: Any = None  # bot.shadow.ShadowService: challengers stepped after the live engine
+        # what start() got to; shutdown (or a failed start) stops and closes only that
+        self._opened = contextlib.AsyncExitStack()  # the broker's connection and the journal
+        self.guard: JournalGuard | None = None
+        self._approvals_queue: asyncio.Queue[Any] | None = None  # events, then None at shutdown
+        self.market_loop: MarketLoop | None = None  # a replayed paper market's loop
+        self.shadow: ShadowService | None = None  # challengers stepped after the live engine
+        self.controller: Controller | None = None  # Telegram or the console, and the notifier
+        self.scheduler: AsyncIOScheduler | None = None
+
+    # the chat side, once started (tests and the jobs reach it through the app)
+    @property
+    def notifier(self) -> Notifier:
+        assert self.controller is not None, "the notifier starts with the controller"
+        return self.controller.notifier
+
+    @property
+    def transport(self) -> Transport:
+        assert self.controller is not None, "the transport starts with the controller"
+        return self.controller.transport
+
+    @property
+    def polling(self) -> Polling | None:
+        return self.controller.polling if self.controller is not None else None
+
+    @property
+    def console(self) -> ConsoleController | None:
+        return self.controller.console if self.controller is not None else None
 
     # ------------------------------------------------------------------ start-up
     async def start(self) -> None:
@@ -81,6 +110,7 @@ class App:
         self.broker, self.clock, self.feed = setup.broker, setup.clock, setup.feed
         self.market_state = setup.market_state
         set_market_replay(s.paper_replay_speed if self.feed is not None else None)  # labels the clock lines
+        self._opened.push_async_callback(self._disconnect_broker)
         await self._connect_broker(setup.description)
         try:
             s.database_path.parent.mkdir(parents=True, exist_ok=True)
@@ -88,12 +118,26 @@ class App:
             setup.save_market_init()
         except Exception as exc:
             raise StartupError(f"DATABASE_PATH={s.database_path}: cannot open the journal: {exc}") from exc
+        self._opened.push_async_callback(self.journal.close)
         self.recorder = JournalRecorder(self.journal, s.symbol)
-        self.guard = JournalGuard(self.recorder, self.bus, clock=utc_now)
+        guard = self.guard = JournalGuard(self.recorder, self.bus, clock=utc_now)
+        loop = asyncio.get_running_loop()  # the trainer calls back from its supervisor thread
+
+        def publish_from_thread(event: Event) -> None:
+            loop.call_soon_threadsafe(self.bus.publish, event)
+
         try:
-            self.slot, self.registry, self.trainer = self._load_models()
+            models = load_models(
+                s,
+                self._bars_for_training,
+                on_event=publish_from_thread,
+                to_shadow=self._model_to_shadow(loop),
+            )
         except Exception as exc:
             raise StartupError(f"MODELS_DIR={s.models_dir}: cannot load the models: {exc}") from exc
+        if models.warning:
+            self.notes.append(models.warning)
+        self.slot, self.registry, self.trainer = models.slot, models.registry, models.trainer
         from models.live import SlotRegime, SlotSignal
 
         params = s.strategy_params()
@@ -111,7 +155,7 @@ class App:
             self.analyzer,
             params=params,
             limits=s.limits(),
-            recorder=self.guard,
+            recorder=guard,
             bus=self.bus,
             clock=self.clock,
             news=self.news.status if self.news else None,
@@ -123,7 +167,7 @@ class App:
         saved = await self.recorder.load_state()
         await self.engine.start(saved)
         self.engine.restore_approvals(await self.journal.pending_approvals(utc_now()))
-        await self._reconcile()
+        self.notes += await StartupReconcile(self.journal, self.broker, self.engine, self.clock).run()
         self.ctx = BotContext(
             self.engine,
             self.journal,
@@ -132,7 +176,7 @@ class App:
             utc_now(),
             self.trainer,
             self.registry,
-            backtester=self._backtester(),
+            backtester=build_backtester(s, self.engine, self.slot, self._bars_for_training),
             logs=self.logs,
             bars_available=lambda: self._bars_for_training(100_000).height,
             models=self.slot,
@@ -141,15 +185,17 @@ class App:
             from bot.shadow import build_shadow
 
             self.shadow = self.ctx.shadow = await build_shadow(self)
-        self._approvals_queue = self.bus.subscribe()
+        approvals = self._approvals_queue = self.bus.subscribe()
         self._tasks.append(
-            asyncio.create_task(self._persist_approvals(self._approvals_queue), name="approvals-journal")
+            asyncio.create_task(self.recorder.keep_approvals(approvals), name="approvals-journal")
         )
-        self._tasks.append(asyncio.create_task(self.guard.run(), name="journal-guard"))
+        self._tasks.append(asyncio.create_task(guard.run(), name="journal-guard"))
         self.trading_job = TradingJob(self)
         if setup.sim_clock is not None:  # a replayed market: one loop on its clock, as in a backtest
+            from trading.broker.paper import PaperBroker
             from trading.simulation import MarketLoop, history_window
 
+            assert isinstance(self.broker, PaperBroker)  # bot.brokers replays a market on paper only
             self.market_loop = MarketLoop(
                 self.feed,
                 self.broker,
@@ -161,9 +207,16 @@ class App:
                 on_step=self.trading_job.stepped,
             )
         elif self.feed is not None:  # dry run: the paper broker checks SL/TP on every tick of the real prices
+            from trading.broker.paper import PaperBroker
+
+            assert isinstance(self.broker, PaperBroker)
             self._tasks.append(asyncio.create_task(self.broker.run(), name="paper-market"))
         await self._judge_last_bar()
-        await self._start_controller()
+        self.controller = await start_controller(
+            self.ctx, self.bus, console_input=self.console_input, on_interrupt=self._on_signal
+        )
+        if self.controller.note:
+            self.notes.append(self.controller.note)
         self.scheduler = build_scheduler(self)
         self.scheduler.start()
         self._publish_startup(setup.description)
@@ -204,85 +257,16 @@ class App:
                     raise StartupError(f"cannot connect to the broker ({description}): {exc}") from exc
                 await asyncio.sleep(self.connect_backoff * attempt)
 
-    def _load_models(self) -> tuple[Any, Any, Any]:
-        from models.autotrainer import SMC_ONLY_NOTE, AutoTrainer, AutoTrainerConfig, ensure_models
-        from models.registry import ModelRegistry, ModelSlot
-
-        registry = ModelRegistry(self.settings.models_dir)
-        bundle, warning = ensure_models(registry, None, train_if_missing=False)
-        if warning:
-            self.notes.append(warning)
-        slot = ModelSlot(bundle, note=(warning or "").removesuffix(SMC_ONLY_NOTE))  # why nothing is loaded
-        trainer = None
-        if self.settings.auto_retrain:
-            config = AutoTrainerConfig(
-                daily_hour_wib=self.settings.retrain_hour_wib, min_bars=self.settings.min_bars_for_training
-            )
-            loop = asyncio.get_running_loop()  # the trainer calls back from its supervisor thread
-            shadow_first = self.settings.shadow_new_models and self.settings.shadow_max_challengers > 0
-            trainer = AutoTrainer(
-                registry,
-                slot,
-                fetch_bars=self._bars_for_training,
-                config=config,
-                on_event=lambda e: loop.call_soon_threadsafe(self.bus.publish, e),
-                to_shadow=self._model_to_shadow(loop) if shadow_first else None,
-            )
-        return slot, registry, trainer
-
-    def _model_to_shadow(self, loop: asyncio.AbstractEventLoop) -> Any:
+    def _model_to_shadow(self, loop: asyncio.AbstractEventLoop) -> Callable[[str], str]:
         """The auto-trainer's hand-off (from its thread): start a new model as a challenger (bot.shadow)."""
-
-        def to_shadow(version: str) -> str:
-            if self.shadow is None:
-                return f"shadow is off; /shadow add {version} starts it"
-            future = asyncio.run_coroutine_threadsafe(
-                self.shadow.add(model=version, params=None, by="autotrainer"), loop
-            )
-            spec = future.result(timeout=60)
-            return f"trading in shadow as challenger #{spec.number}; /shadow shows how it does"
-
-        return to_shadow
-
-    def _backtester(self) -> Any:
-        """/backtest over the bot's own closed bars, with the live parameters and the active models."""
-        from bot.backtests import BotBacktester
-        from charts.distribution import pnl_distribution_chart
-        from charts.equity import equity_chart
-        from trading.backtest import BacktestConfig
-
-        def config() -> BacktestConfig:
-            balance = self.engine.account.balance if self.engine.account else 5_000.0
-            s = (
-                self.settings
-            )  # the paper account's costs: a backtest should not look cheaper than the account
-            return BacktestConfig(
-                balance=balance,
-                commission_per_lot=s.paper_commission_per_lot,
-                slippage_points=s.paper_slippage_points,
-                leverage=s.paper_leverage,
-                params=self.engine.params,
-                limits=self.engine.limits,
-            )
-
-        def sources() -> tuple[Any, Any, str]:
-            from models.live import SlotRegime, SlotSignal
-
-            bundle = self.slot.current
-            if bundle is None:
-                return None, None, "no models: SMC-only"
-            return SlotRegime(self.slot), SlotSignal(self.slot), f"model {bundle.version}"
-
-        return BotBacktester(
-            self._bars_for_training, config, sources, chart=equity_chart, distribution=pnl_distribution_chart
-        )
+        return model_to_shadow(lambda: self.shadow, loop)
 
     def _bars_for_training(self, n: int) -> pl.DataFrame:
         if self.feed is not None:  # closed bars only: the forming bar's close is not final yet
             return closed_bars(self.feed.bars_now(n + 1), self.clock()).tail(n)
         return self.last_bars.tail(n) if self.last_bars is not None else pl.DataFrame()
 
-    def _news_calendar(self) -> Any:
+    def _news_calendar(self) -> NewsCalendar | None:
         if not self.settings.news_calendar:
             return None
         from trading.news import NewsCalendar
@@ -294,183 +278,6 @@ class App:
         if calendar.last_error:
             self.notes.append(f"news calendar: {calendar.last_error}")
         return calendar
-
-    async def _reconcile(self) -> None:
-        """Journal vs broker: adopt unknown positions, book the ones closed while we were down."""
-        open_in_journal = {t.ticket: t for t in await self.journal.open_trades()}
-        at_broker = dict(self.engine.positions)
-        for ticket, pos in at_broker.items():
-            if ticket not in open_in_journal:
-                await self.journal.record_trade_open(pos)
-                self.notes.append(
-                    f"adopted #{ticket} {pos.side} {pos.volume:g} at {pos.open_price:.2f} (not in the journal)"
-                )
-        missing = {ticket: t for ticket, t in open_in_journal.items() if ticket not in at_broker}
-        await self._reconcile_missing(missing)
-        await self._reconcile_deals()
-
-    async def _reconcile_missing(self, missing: dict[int, Any]) -> None:
-        if not missing:
-            return
-        since = min(t.open_time for t in missing.values()) - DEAL_LOOKBACK
-        deals: dict[int, list[Deal]] = defaultdict(list)
-        for d in await self.broker.deals_since(since):
-            deals[d.position_ticket].append(d)
-        for ticket, t in missing.items():
-            pos = Position(
-                ticket=ticket,
-                symbol=t.symbol,
-                side=t.side,
-                volume=t.volume,
-                open_price=t.open_price,
-                open_time=t.open_time,
-                sl=t.sl or 0.0,
-                tp=t.tp or 0.0,
-                magic=t.magic,
-                comment=t.comment,
-            )
-            trade = closed_trade_from_deals(
-                pos, deals.get(ticket, []), "broker", "closed at the broker while the bot was down"
-            )
-            if trade is not None:  # booked now, from the deals: not left to a tick that may never come
-                await self.engine.book_close_from_deals(trade)
-                self.notes.append(
-                    f"#{ticket} closed while the bot was down: booked from the broker's deals "
-                    f"(${trade.profit:+.2f})"
-                )
-                continue
-            # no closing deal (another account, a new paper account, history purged): the P/L is unknown.
-            # Close the row at its open price with no profit, and do not count it in today's risk.
-            await self.journal.record_trade_close(
-                ClosedTrade(
-                    ticket=ticket,
-                    symbol=t.symbol,
-                    side=t.side,
-                    volume=t.volume,
-                    open_price=t.open_price,
-                    close_price=t.open_price,
-                    open_time=t.open_time,
-                    close_time=max(self.clock(), t.open_time),
-                    profit=0.0,
-                    reason="missing_at_broker",
-                    sl=t.sl or 0.0,
-                    tp=t.tp or 0.0,
-                    extra={"detail": "open in the journal, not at the broker, no closing deal found"},
-                )
-            )
-            self.notes.append(
-                f"#{ticket} is open in the journal but unknown to the broker (no closing deal): "
-                "closed in the journal with P/L unknown (booked as 0, not counted); check the "
-                "broker's history"
-            )
-
-    async def _reconcile_deals(self) -> None:
-        """Every closed trade of the last RECONCILE_DAYS equals its broker deals to the cent: a close
-        booked at an estimate (or wrongly) is corrected and audited, a trade the broker has and the
-        journal lacks is booked; closes whose deals have not appeared yet stay watched by the engine."""
-        since = self.clock() - timedelta(days=RECONCILE_DAYS)
-        by_position: dict[int, list[Deal]] = defaultdict(list)
-        for d in await self.broker.deals_since(since):
-            by_position[d.position_ticket].append(d)
-        for ticket, deals in sorted(by_position.items()):
-            ins = [d for d in deals if d.entry is DealEntry.IN]
-            if ticket in self.engine.positions or not ins or all(d.entry is DealEntry.IN for d in deals):
-                continue  # still open, or opened before the window (its entry charges are not all here)
-            row = await self.journal.trade_by_ticket(ticket)
-            if row is not None and row.is_open:
-                continue  # back in the engine's book: the next tick books it from these deals
-            first = min(ins, key=lambda d: (d.time, d.ticket))
-            pos = Position(
-                ticket=ticket,
-                symbol=first.symbol,
-                side=first.side,
-                volume=row.volume if row else round(sum(d.volume for d in ins), 8),
-                open_price=row.open_price if row else first.price,
-                open_time=row.open_time if row else first.time,
-                sl=row.sl if row else 0.0,
-                tp=row.tp if row else 0.0,
-                magic=first.magic,
-            )
-            if row is None:
-                trade = closed_trade_from_deals(
-                    pos, deals, "broker", "opened and closed while the bot was down"
-                )
-                assert trade is not None
-                await self.engine.book_close_from_deals(trade)
-                await self.journal.audit(
-                    "reconcile",
-                    user_id=None,
-                    chat_id=None,
-                    allowed=True,
-                    args=f"#{ticket}",
-                    result=f"booked from the broker's deals: {trade.profit:+.2f} (not in the journal)",
-                )
-                self.notes.append(
-                    f"#{ticket} opened and closed at the broker while the bot was down: "
-                    f"booked from its deals (${trade.profit:+.2f})"
-                )
-                continue
-            trade = closed_trade_from_deals(
-                pos, deals, row.exit_reason or "broker", str(row.extra.get("detail", ""))
-            )
-            assert trade is not None
-            booked = float(row.profit or 0.0)
-            if await self.engine.correct_close(trade, booked):
-                self.notes.append(
-                    f"#{ticket} P/L corrected from the broker's deals: ${booked:+.2f} → "
-                    f"${trade.profit:+.2f} (audited)"
-                )
-        for t in await self.journal.closed_trades(since=since):
-            if t.extra.get(PL_SOURCE) == "estimate" and t.ticket not in by_position:
-                self.engine.watch_estimate(t.to_closed_trade())
-
-    async def _start_controller(self) -> None:
-        s = self.settings
-        from bot.telegram import build_dispatcher, make_bot, start_polling
-
-        if s.telegram_token is not None:
-            quiet_polling = polling_log.install()  # one line per polling outage, not one per try
-            bot = make_bot(s.telegram_token.get_secret_value(), s.telegram_api_url)
-            self.polling = await start_polling(self.ctx, bot)
-            transport: Any = TelegramTransport(bot)
-            chat = s.notify_chat_id
-            self.console = None
-        else:
-            from bot.console import ConsoleController
-
-            transport = ConsoleTransport(photo_dir=s.database_path.parent / "photos", clock=utc_now)
-            chat = CONSOLE_USER
-            quiet_polling = None
-            console_settings = s.model_copy(update={"telegram_allowed_users": [CONSOLE_USER]})
-            dp = build_dispatcher(dataclasses.replace(self.ctx, settings=console_settings))
-            self.console = ConsoleController(dp, transport, CONSOLE_USER, on_interrupt=self._on_signal)
-            if self.console_input:
-                self.console.start()
-            self.polling = None
-            self.notes.append(
-                "no TELEGRAM_TOKEN: console mode (type /help; photos are saved under "
-                f"{s.database_path.parent / 'photos'}, /export files under "
-                f"{s.database_path.parent / 'exports'})"
-            )
-        self.transport = transport
-        budget = ChatBudget(per_minute=s.notify_per_minute, report_gap=s.notify_report_gap_minutes * 60)
-        self.notifier = Notifier(
-            transport,
-            chat or CONSOLE_USER,
-            quiet_kinds=s.quiet_notifications,
-            muted_kinds=s.muted_notifications,
-            budget=budget,
-            outbox=OutboxStore(self.journal),
-            state_line=lambda: state_line(self.engine.snapshot()),
-        )
-        self.notifier.load_switches(
-            (await self.journal.load_state()).get(NOTIFY_STATE_KEY) or {}
-        )  # /notify's
-        self.ctx.extras["notify"] = NotifyControl(self.notifier, self.journal.save_state)
-        await self.notifier.restore()  # what the last run could not deliver goes first
-        if quiet_polling is not None:  # polling got through again: the outbox retries at once
-            quiet_polling.on_recovery = self.notifier.courier.nudge
-        self.notifier.attach(self.bus)
 
     def _publish_startup(self, description: str) -> None:
         s, snap = self.settings, self.engine.snapshot()
@@ -495,30 +302,6 @@ class App:
                 notes=[*limits_drift_notes(snap.limits, s.limits()), *self.notes],
             )
         )
-
-    async def _persist_approvals(self, queue: asyncio.Queue[Any]) -> None:
-        while True:
-            event = await queue.get()
-            if event is None:  # shutdown: everything published before it is stored
-                return
-            try:
-                approval = event.data.get("approval")
-                if approval is None or event.kind not in (
-                    EventKind.RISK_CHANGE_PROPOSED,
-                    EventKind.APPROVAL_RESOLVED,
-                ):
-                    continue
-                stored = (
-                    await self.journal.update_approval(approval)
-                    if event.kind is EventKind.APPROVAL_RESOLVED
-                    else False
-                )
-                if not stored:
-                    await self.journal.save_approval(approval)
-            except JournalWriteError:
-                pass  # the journal logged and alarmed once for the outage
-            except Exception:
-                log.exception("could not store approval event %s", event.kind)
 
     # ------------------------------------------------------------------ jobs
     def notify_info(self, text: str) -> None:
@@ -581,9 +364,8 @@ class App:
         self._signals += 1
         if self._signals > 1:
             log.warning("second signal: exiting now")
-            console = getattr(self, "console", None)
-            if console is not None:
-                console.restore_terminal()
+            if self.console is not None:
+                self.console.restore_terminal()
             os._exit(130)
         log.info("stopping (press Ctrl-C again to exit at once)")
         self.stop_event.set()
@@ -625,12 +407,8 @@ class App:
                     reason=reason,
                 )
             )
-            await self.notifier.stop(timeout=10)
-            if self.polling is not None:
-                await self.polling.stop()
-                await self.polling.bot.session.close()
-            if self.console is not None:
-                await self.console.stop()
+            if self.controller is not None:
+                await self.controller.stop()
             if self.ctx.backtester is not None:
                 self.ctx.backtester.close()  # a running backtest is dropped, not waited for
         finally:
@@ -642,7 +420,7 @@ class App:
         """The approvals writer stores what was published before it stops (cancelled mid-write, its
         connection would go back to the pool with a CancelledError); the other tasks, which only wait
         (the dry run's paper market), are cancelled."""
-        queue = getattr(self, "_approvals_queue", None)
+        queue = self._approvals_queue
         if queue is not None:
             self.bus.unsubscribe(queue)
             with contextlib.suppress(TimeoutError):
@@ -656,7 +434,7 @@ class App:
 
     async def _stop_jobs(self, timeout: float) -> None:
         """No new job runs; the running ones (an order, a journal write) finish before anything closes."""
-        scheduler = getattr(self, "scheduler", None)
+        scheduler = self.scheduler
         if scheduler is None or not scheduler.running:
             return
         scheduler.pause()
@@ -676,7 +454,7 @@ class App:
         scheduler.shutdown(wait=False)
 
     async def _last_journal_try(self) -> None:
-        guard = getattr(self, "guard", None)
+        guard = self.guard
         if guard is None or not guard.holding:
             return
         lost = await guard.flush_now()
@@ -688,12 +466,13 @@ class App:
                 ", ".join(lost[:10]),
             )
 
-    async def _close_partial(self) -> None:
-        with contextlib.suppress(Exception):
+    async def _disconnect_broker(self) -> None:
+        with contextlib.suppress(Exception):  # a broken connection is closed as far as it goes
             await self.broker.disconnect()
-        journal = getattr(self, "journal", None)
-        if journal is not None:
-            await journal.close()
+
+    async def _close_partial(self) -> None:
+        """Close what start() opened, the journal first, whatever it got to (again: nothing)."""
+        await self._opened.aclose()
 
 
 async def run_bot(settings: Settings, max_seconds: float | None = None, console_input: bool = True) -> int:

@@ -7,19 +7,24 @@ the protocol the handlers are written against, so handlers never import `bot`.
 
 from __future__ import annotations
 
+import asyncio
 import platform
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from importlib import metadata
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from bot.store.queries import TradeQueries
+from handlers.memory import ApprovalMessages, PagedLists
 
 if TYPE_CHECKING:
     from bot.config import Settings
+    from bot.notifier import NotifyControl
     from bot.store import Journal
-    from handlers.services import Backtester, LogSource
+    from handlers.services import Backtester, LogSource, ShadowControl
+    from models.autotrainer import AutoTrainer
+    from models.registry import ModelRegistry, ModelSlot
     from trading.analyzer import MarketAnalyzer
     from trading.engine import TradingEngine
 
@@ -54,16 +59,23 @@ class BotContext:
     settings: Settings
     analyzer: MarketAnalyzer
     started: datetime
-    trainer: Any = None  # models.autotrainer.AutoTrainer when models are enabled
-    registry: Any = None  # models.registry.ModelRegistry
-    extras: dict[str, Any] = field(default_factory=dict)
+    trainer: AutoTrainer | None = None  # when automatic retraining is on
+    registry: ModelRegistry | None = None
     queries: TradeQueries | None = None  # built over `journal` when not given
     backtester: Backtester | None = None  # bot.backtests.BotBacktester; None: /backtest says why
     logs: LogSource | None = None  # bot.logbuffer.LogBuffer
     version: dict[str, str] = field(default_factory=version_info)
-    bars_available: Any = None  # () -> int: closed M15 bars the bot holds (for /retrain's "not yet")
-    models: Any = None  # models.registry.ModelSlot: the bundle the live loop really uses (None: no live loop)
-    shadow: Any = None  # bot.shadow.ShadowService (handlers.services.ShadowControl)
+    bars_available: Callable[[], int] | None = (
+        None  # closed M15 bars the bot holds (for /retrain's "not yet")
+    )
+    models: ModelSlot | None = None  # the bundle the live loop really uses (None: no live loop)
+    shadow: ShadowControl | None = None  # bot.shadow.ShadowService
+    notify: NotifyControl | None = None  # /notify's switches; set once the notifier runs
+    # what the handlers keep between updates
+    approval_messages: ApprovalMessages = field(default_factory=ApprovalMessages)
+    paged_lists: PagedLists = field(default_factory=PagedLists)
+    retrain_task: asyncio.Task[None] | None = None
+    backtest_task: asyncio.Task[None] | None = None
 
     def __post_init__(self) -> None:
         if self.queries is None:

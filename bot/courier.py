@@ -18,20 +18,20 @@ import asyncio
 import contextlib
 import itertools
 import logging
-import time
 from collections import Counter, deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
+from bot.budget import Pacer
 from bot.catchup import SUMMARY_OVER, Waiting, summary_html
+from bot.outage import Outage
 from bot.retry import Backoff, attempt_text
-from bot.transport import MAX_CAPTION, SendResult, Transport, html_to_text, split_message
+from bot.transport import MAX_CAPTION, SendResult, Transport, TriesOnce, html_to_text, split_message
 from trading.timezones import utc_now
 
 if TYPE_CHECKING:
-    from bot.budget import ChatBudget
     from bot.store.outbox import OutboxStore
 
 log = logging.getLogger("bot.notifier")
@@ -56,63 +56,6 @@ class Letter:
     seq: int = 0
 
 
-class Pacer:
-    """The chat budget in wall time: a token bucket (burst, then one per min_interval) for every
-    message, and at most per_minute in a rolling minute for all but must-deliver messages."""
-
-    def __init__(
-        self,
-        budget: ChatBudget | None,
-        wall_clock: Callable[[], float],
-        sleep: Callable[[float], Awaitable[None]],
-    ) -> None:
-        self.budget = budget
-        self.wall_clock, self._sleep = wall_clock, sleep
-        self.draining = False  # at stop(): no pacing (the transport handles a 429)
-        self._tokens = float(budget.burst) if budget else 0.0
-        self._tokens_at = wall_clock()
-        self.sent_at: deque[float] = deque()  # wall times of the sends in the last minute
-
-    def forget(self, now: float) -> None:
-        while self.sent_at and now - self.sent_at[0] >= 60.0:
-            self.sent_at.popleft()
-
-    def minute_full(self) -> bool:
-        if self.budget is None:
-            return False
-        self.forget(self.wall_clock())
-        return len(self.sent_at) >= self.budget.per_minute
-
-    def minute_wait(self) -> float:
-        """Seconds until the rolling minute has room again."""
-        if self.budget is None or len(self.sent_at) < self.budget.per_minute:
-            return 0.0
-        return max(self.sent_at[0] + 60.0 - self.wall_clock(), 0.0)
-
-    def _refill(self, now: float, rate: float) -> None:
-        self._tokens = min(float(self.budget.burst), self._tokens + (now - self._tokens_at) * rate)  # type: ignore[union-attr]
-        self._tokens_at = now
-
-    async def wait(self, must: bool) -> None:
-        """Sleep until the chat may get the next message and take its token."""
-        if self.budget is None or self.draining:
-            return
-        b, now = self.budget, self.wall_clock()
-        self.forget(now)
-        rate = 1.0 / b.min_interval if b.min_interval > 0 else float("inf")
-        self._refill(now, rate)
-        wait = 0.0 if self._tokens >= 1.0 else (1.0 - self._tokens) / rate
-        if not must and len(self.sent_at) >= b.per_minute:
-            wait = max(wait, self.sent_at[0] + 60.0 - now)
-        if wait > 0:
-            await self._sleep(wait)
-            self._refill(self.wall_clock(), rate)
-        self._tokens = max(self._tokens - 1.0, 0.0)
-
-    def spent(self) -> None:
-        self.sent_at.append(self.wall_clock())
-
-
 _DEFERRED = SendResult(error="deferred: a must-deliver message goes first")
 
 
@@ -134,7 +77,6 @@ class Courier:
     ) -> None:
         self.transport, self.chat_id, self.pacer, self.store = transport, chat_id, pacer, store
         self.limit = limit
-        self.backoff = backoff or Backoff()
         self.summarize_over = summarize_over
         self.state_line = state_line
         self._sleep = sleep
@@ -147,16 +89,13 @@ class Courier:
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self.backlog = False  # letters piled up (an outage, or left from before a restart)
-        self.down_since: float | None = None  # monotonic time of the first failed try of this outage
-        self.tries = 0  # failed tries in this outage
+        self.outage = Outage(backoff, sleep)
         self._store_broken = False
         self._in_db = False  # the task is inside an outbox write (close() lets it finish)
-        self._napping: asyncio.Future[None] | None = None  # the backoff wait in progress
         self.sent = 0  # messages (parts) Telegram accepted
         self.failed = 0  # letters refused for good
         self.dropped = 0  # memory letters pushed out by max_memory, or left at stop
         self.summarised = 0  # must-deliver letters that went out inside a summary
-        self.outages = 0
 
     # ------------------------------------------------------------------ intake
 
@@ -230,6 +169,23 @@ class Courier:
     @property
     def waiting(self) -> int:
         return len(self.must) + len(self.other)
+
+    @property
+    def backoff(self) -> Backoff:
+        return self.outage.backoff
+
+    @backoff.setter
+    def backoff(self, value: Backoff) -> None:
+        self.outage.backoff = value
+
+    @property
+    def tries(self) -> int:
+        """Failed tries in the outage going on (0: none)."""
+        return self.outage.tries
+
+    @property
+    def outages(self) -> int:
+        return self.outage.count
 
     # ------------------------------------------------------------------ the task
 
@@ -411,14 +367,15 @@ class Courier:
     async def _send_photo(self, letter: Letter) -> SendResult:
         """The photo (part 0), then a caption too long for Telegram as text parts after it."""
         png = letter.png
-        if png is None:
+        if png is None:  # _send sends a letter without a photo as text
             raise ValueError("a photo letter without a photo")
-        attempt = getattr(self.transport, "attempt_photo", None)
-        long_caption = attempt is not None and len(letter.html) > MAX_CAPTION
+        tries_once = self.transport if isinstance(self.transport, TriesOnce) else None
+        long_caption = tries_once is not None and len(letter.html) > MAX_CAPTION
         if letter.parts_sent == 0:
             await self.pacer.wait(letter.must)
-            if attempt is not None:
-                result = await attempt(self.chat_id, png, "" if long_caption else letter.html, letter.silent)
+            if tries_once is not None:
+                caption = "" if long_caption else letter.html
+                result = await tries_once.attempt_photo(self.chat_id, png, caption, letter.silent)
             else:
                 try:
                     mid = await self.transport.send_photo(self.chat_id, png, letter.html, letter.silent)
@@ -449,55 +406,15 @@ class Courier:
         return result
 
     async def _wait_out(self, result: SendResult) -> None:
-        if result.retry_after is not None:
-            if self.tries == 0:
-                log.info(
-                    "Telegram rate limit: waiting %s s (%d message(s) waiting)",
-                    result.retry_after,
-                    self.waiting,
-                )
-            await self._sleep(result.retry_after)
-            return
-        self.tries += 1
-        if self.down_since is None:
-            self.down_since = time.monotonic()
-            self.outages += 1
+        if await self.outage.wait_out(result, self.waiting):
             self.backlog = True
-            log.warning(
-                "Telegram unreachable: %s; %d message(s) waiting, retrying (backoff %g s up to %g s)",
-                result.error,
-                self.waiting,
-                self.backoff.first,
-                self.backoff.cap,
-            )
-        else:
-            log.debug("Telegram still unreachable (try %d): %s", self.tries, result.error)
-        await self._nap(self.backoff.delay(self.tries))
-
-    async def _nap(self, seconds: float) -> None:
-        """The backoff wait; `nudge()` ends it early."""
-        self._napping = asyncio.ensure_future(self._sleep(seconds))
-        try:
-            await asyncio.wait([self._napping])  # a nudge cancels the nap, not this task
-        finally:
-            self._napping.cancel()
-            self._napping = None
 
     def nudge(self) -> None:
         """Telegram answers again (polling got through): retry now instead of at the end of the backoff."""
-        if self._napping is not None and not self._napping.done():
-            self._napping.cancel()
+        self.outage.nudge()
 
     def _recovered(self) -> None:
-        if self.down_since is not None:
-            log.info(
-                "Telegram reachable again after %.0f s and %d failed tries; %d message(s) waiting",
-                time.monotonic() - self.down_since,
-                self.tries,
-                self.waiting,
-            )
-        self.down_since = None
-        self.tries = 0
+        self.outage.recovered(self.waiting)
 
     # ------------------------------------------------------------------ the outbox table (best effort)
 

@@ -2,14 +2,20 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
+import logging
 from datetime import datetime
 from typing import Any
 
 from bot.store import Journal
+from bot.store.health import JournalWriteError
 from trading.domain import ClosedTrade, Position
+from trading.events import EventKind
 from trading.records import Decision, OpenedTrade
 from trading.timezones import utc_now
+
+log = logging.getLogger(__name__)
 
 
 class JournalRecorder:
@@ -75,3 +81,28 @@ class JournalRecorder:
         saved = await self.journal.load_state()
         engine = saved.get("engine")
         return engine if isinstance(engine, dict) else None
+
+    async def keep_approvals(self, queue: asyncio.Queue[Any]) -> None:
+        """Store every approval request and answer the bus carries, until None (shutdown) arrives."""
+        while True:
+            event = await queue.get()
+            if event is None:  # shutdown: everything published before it is stored
+                return
+            try:
+                approval = event.data.get("approval")
+                if approval is None or event.kind not in (
+                    EventKind.RISK_CHANGE_PROPOSED,
+                    EventKind.APPROVAL_RESOLVED,
+                ):
+                    continue
+                stored = (
+                    await self.journal.update_approval(approval)
+                    if event.kind is EventKind.APPROVAL_RESOLVED
+                    else False
+                )
+                if not stored:
+                    await self.journal.save_approval(approval)
+            except JournalWriteError:
+                pass  # the journal logged and alarmed once for the outage
+            except Exception:
+                log.exception("could not store approval event %s", event.kind)

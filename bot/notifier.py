@@ -8,8 +8,9 @@ queued item for this subscriber and counts it (`bus.dropped`). The worker render
 bot.catchup) are first written to the journal's outbox and retried for as long as Telegram is
 unreachable, then sent one by one or, when many piled up, as one summary naming every ticket;
 undelivered ones are resent after a restart (`restore`). A failing formatter is logged and the
-worker carries on. Per-kind switches (`on`, `silent`, `off`) for every event kind and the three
-reports (`market_update`, `hourly`, `daily`); `/notify` changes them and the journal keeps them.
+worker carries on. Per-kind switches (`on`, `silent`, `off`, bot.notify_switches) for every event kind
+and the three reports (`market_update`, `hourly`, `daily`); `/notify` changes them and the journal
+keeps them.
 
 A chat budget in wall time, whatever the market clock does (an accelerated paper market runs the
 reports 60 times faster): at most one message a second, at most `per_minute` a rolling minute, and
@@ -18,7 +19,8 @@ budget are skipped (a newer market update replaces an older one still queued) an
 once per kind; must-deliver messages only take the one-a-second pace (the per-minute cap never holds
 them back), the other essentials wait for the budget.
 
-`ErrorMonitor` turns a stream of iteration errors into at most one ERROR_BURST event per burst.
+`ErrorMonitor` (bot.error_monitor, re-exported here) turns a stream of iteration errors into at most
+one ERROR_BURST event per burst.
 """
 
 from __future__ import annotations
@@ -27,17 +29,24 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections import Counter, deque
+from collections import Counter
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, replace
-from datetime import datetime, timedelta
+from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
-from bot.budget import ChatBudget
+from bot.budget import ChatBudget, Pacer
 from bot.catchup import SUMMARY_OVER, event_meta, must_deliver
-from bot.config import REPORT_KINDS
-from bot.courier import MESSAGE_LIMIT, Courier, Letter, Pacer
-from bot.messages import error_burst_event, fallback_text, render_event
+from bot.courier import MESSAGE_LIMIT, Courier, Letter
+from bot.error_monitor import ErrorMonitor
+from bot.messages import fallback_text, render_event
+from bot.notify_switches import (
+    MESSAGE_KINDS,
+    NOTIFY_STATE_KEY,
+    Switches,
+    check_switch,
+    parse_switches,
+)
 from bot.retry import Backoff
 from bot.transport import Transport, split_message
 from trading.events import Event, EventBus, EventKind
@@ -48,12 +57,9 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-SWITCH_VALUES = ("on", "silent", "off")
-MESSAGE_KINDS = (*(k.value for k in EventKind), *REPORT_KINDS)
 # Over the budget these are skipped; everything else (trades, limits, approvals, errors...) only waits.
 ROUTINE_KINDS = frozenset({"market_update", "hourly", "sl_moved", "training_progress"})
 REPLACEABLE_KINDS = frozenset({"market_update", "hourly"})  # a newer one makes a queued older one moot
-NOTIFY_STATE_KEY = "notify_switches"
 KIND_LABELS = {
     "market_update": "Market updates",
     "hourly": "Hourly analyses",
@@ -90,35 +96,6 @@ _STOP, _WAKE = _Stop(), _Wake()
 QueueItem = Event | Outgoing | _Stop | _Wake
 
 
-def check_switch(name: str, value: str) -> tuple[str, str]:
-    """("Market_Update ", "OFF") -> ("market_update", "off"); ValueError naming the bad part."""
-    kind, v = name.strip().lower(), value.strip().lower()
-    if kind not in MESSAGE_KINDS:
-        raise ValueError(
-            f"notification switch {name!r}: unknown event kind or report (known: {', '.join(MESSAGE_KINDS)})"
-        )
-    if v not in SWITCH_VALUES:
-        raise ValueError(f"notification switch {name}={value!r}: use one of {', '.join(SWITCH_VALUES)}")
-    return kind, v
-
-
-def parse_switches(switches: Mapping[str, str]) -> tuple[frozenset[EventKind], frozenset[EventKind]]:
-    """Settings' per-event switches {"trade_closed": "on", "sl_moved": "silent", "info": "off"} ->
-    (quiet_kinds, muted_kinds) of event kinds. An unknown kind or value raises ValueError naming it."""
-    quiet, muted = set(), set()
-    for name, value in switches.items():
-        kind, v = check_switch(name, value)
-        if kind in REPORT_KINDS:
-            raise ValueError(
-                f"notification switch {name!r}: unknown event kind (a report kind; use Notifier.set_switch)"
-            )
-        if v == "silent":
-            quiet.add(EventKind(kind))
-        elif v == "off":
-            muted.add(EventKind(kind))
-    return frozenset(quiet), frozenset(muted)
-
-
 class Notifier:
     def __init__(
         self,
@@ -139,13 +116,7 @@ class Notifier:
     ) -> None:
         self.transport = transport
         self.chat_id = chat_id
-        self.switches: dict[str, str] = {}
-        for k in quiet_kinds:
-            self.switches[str(EventKind(k) if not isinstance(k, str) or k not in REPORT_KINDS else k)] = (
-                "silent"
-            )
-        for k in muted_kinds:
-            self.switches[str(EventKind(k) if not isinstance(k, str) or k not in REPORT_KINDS else k)] = "off"
+        self.switchboard = Switches(quiet_kinds, muted_kinds)
         self.limit = limit
         self.wall_clock = wall_clock
         self.pacer = Pacer(budget, wall_clock, sleep)
@@ -258,37 +229,34 @@ class Notifier:
     # ------------------------------------------------------------------ switches
 
     @property
+    def switches(self) -> dict[str, str]:
+        """The kinds switched so far and their value (the others keep their default)."""
+        return self.switchboard.values
+
+    @property
     def quiet_kinds(self) -> frozenset[EventKind]:
-        return frozenset(
-            EventKind(k) for k, v in self.switches.items() if v == "silent" and k not in REPORT_KINDS
-        )
+        return self.switchboard.event_kinds("silent")
 
     @property
     def muted_kinds(self) -> frozenset[EventKind]:
-        return frozenset(
-            EventKind(k) for k, v in self.switches.items() if v == "off" and k not in REPORT_KINDS
-        )
+        return self.switchboard.event_kinds("off")
 
     def switch(self, kind: str) -> str:
         """on, silent or off; reports are silent unless switched (they buzz the phone on a schedule)."""
-        default = "silent" if kind in ("market_update", "hourly") else "on"
-        return self.switches.get(kind, default)
+        return self.switchboard.get(kind)
 
     def set_switch(self, kind: str, value: str) -> tuple[str, str]:
         """Switch one message kind; ValueError (one line) on an unknown kind or value."""
-        kind, value = check_switch(kind, value)
-        self.switches[kind] = value
-        self._told.discard(kind)
+        kind, value = self.switchboard.set(kind, value)
+        self._told.discard(kind)  # switched on again: say once more when it goes over the budget
         return kind, value
 
     def load_switches(self, saved: Mapping[str, str]) -> None:
         """Restore the switches the journal kept (unknown or bad entries from an older version are ignored)."""
-        for kind, value in saved.items():
-            with contextlib.suppress(ValueError):
-                self.set_switch(kind, value)
+        self._told.difference_update(self.switchboard.load(saved))
 
     def switches_to_save(self) -> dict[str, str]:
-        return dict(sorted(self.switches.items()))
+        return self.switchboard.to_save()
 
     def _put(self, q: asyncio.Queue[Any], item: QueueItem) -> None:
         if q.full():  # same policy as the bus: the oldest item goes
@@ -382,11 +350,10 @@ class Notifier:
     async def _over_budget(self, kind: str) -> None:
         self.over_budget[kind] += 1
         self.skipped += 1
-        if kind in self._told:
+        budget = self.budget
+        if kind in self._told or budget is None:  # only a budget skips messages
             return
         self._told.add(kind)
-        budget = self.budget
-        assert budget is not None  # only called while a budget applies
         gap = f"at most one every {budget.report_gap / 60:g} min, " if kind in REPLACEABLE_KINDS else ""
         await self.courier.post(
             Letter(
@@ -466,64 +433,10 @@ class NotifyControl:
         return self.notifier.set_switch(kind, value)
 
 
-class ErrorMonitor:
-    """Counts iteration errors; publishes ONE ERROR_BURST event when `threshold` errors fall within
-    `window`, and none again until a whole window passes without errors (the burst is over)."""
-
-    def __init__(
-        self,
-        publish: EventBus | Callable[[Event], None],
-        window: timedelta = timedelta(minutes=5),
-        threshold: int = 20,
-        clock: Callable[[], datetime] = utc_now,
-    ) -> None:
-        if threshold < 1:
-            raise ValueError(f"error threshold must be >= 1, got {threshold}")
-        if window <= timedelta(0):
-            raise ValueError(f"error window must be positive, got {window}")
-        self._publish = publish.publish if isinstance(publish, EventBus) else publish
-        self.window = window
-        self.threshold = threshold
-        self.clock = clock
-        self._times: deque[datetime] = deque()
-        self.alerting = False  # an alert went out and the burst has not cleared yet
-        self.total = 0
-        self.alerts = 0
-
-    def record(self, error: BaseException | str, now: datetime | None = None) -> bool:
-        """Count one error; True when this call published the alert."""
-        now = now or self.clock()
-        self.total += 1
-        if self._times and now - self._times[-1] >= self.window:
-            self._times.clear()  # a whole quiet window: the previous burst is over
-            self.alerting = False
-        self._times.append(now)
-        horizon = now - self.window
-        while self._times and self._times[0] <= horizon:
-            self._times.popleft()
-        if self.alerting or len(self._times) < self.threshold:
-            return False
-        self.alerting = True
-        self.alerts += 1
-        text = f"{type(error).__name__}: {error}" if isinstance(error, BaseException) else str(error)
-        event = error_burst_event(
-            now, count=len(self._times), window=self.window, threshold=self.threshold, last_error=text
-        )
-        try:
-            self._publish(event)
-        except Exception:  # the monitor runs inside the error path; it must not raise there
-            log.exception("could not publish the error-burst alert")
-        return True
-
-    def in_window(self, now: datetime | None = None) -> int:
-        """Errors within the window ending now."""
-        now = now or self.clock()
-        return sum(1 for t in self._times if t > now - self.window)
-
-
 __all__ = [
     "MESSAGE_KINDS",
     "MESSAGE_LIMIT",
+    "NOTIFY_STATE_KEY",
     "ChatBudget",
     "ErrorMonitor",
     "Notifier",

@@ -12,7 +12,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import TypeVar
 
-from bot.transport import SendResult, Transport, classify
+from bot.transport import SendResult, Transport, TriesOnce, classify
 
 log = logging.getLogger("bot.notifier")
 
@@ -70,9 +70,8 @@ async def attempt_text(
 ) -> SendResult:
     """One try through the transport: its own `attempt_text` when it has one (Telegram), else
     `send_text` (an exception is a passing fault, None a final refusal)."""
-    attempt = getattr(transport, "attempt_text", None)
-    if attempt is not None:
-        return await attempt(chat_id, html, silent, plain=plain)
+    if isinstance(transport, TriesOnce):
+        return await transport.attempt_text(chat_id, html, silent, plain=plain)
     try:
         mid = await transport.send_text(chat_id, html, silent)
     except Exception as exc:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
@@ -24,10 +24,17 @@ from trading.timezones import WIB
 
 if TYPE_CHECKING:
     from bot.config import Settings
-    from bot.notifier import ErrorMonitor
+    from bot.error_monitor import ErrorMonitor
     from trading.broker.base import Broker
     from trading.engine import TradingEngine
     from trading.simulation import MarketLoop
+
+
+class ChallengerSteps(Protocol):
+    """The shadow challengers (bot.shadow.ShadowService), stepped after the live engine, never before."""
+
+    async def after_tick(self) -> None: ...
+    async def after_bar(self, window: pl.DataFrame) -> None: ...
 
 
 class App(Protocol):
@@ -43,6 +50,9 @@ class App(Protocol):
     errors: ErrorMonitor
     running_jobs: set[asyncio.Task[Any]]
     trading_job: TradingJob
+
+    @property
+    def shadow(self) -> ChallengerSteps | None: ...
 
     def notify_info(self, text: str) -> None: ...
     async def five_minute_job(self, now: datetime | None = None) -> None: ...
@@ -88,7 +98,7 @@ class TradingJob:
         app = self.app
         engine = app.engine
         await engine.on_tick()
-        shadow = getattr(app, "shadow", None)
+        shadow = app.shadow
         if shadow is not None:  # the challengers after live's step, never before it
             await shadow.after_tick()
         with engine.timer.phase("bars"):  # every second only the last bars: is there a new close?
@@ -126,13 +136,13 @@ class TradingJob:
         app.last_bars = window
         if app.market_state is not None:
             remember_last_bar(app.market_state, self.last_bar_time, app.clock())
-        shadow = getattr(app, "shadow", None)
+        shadow = app.shadow
         return shadow.after_bar(window) if shadow is not None else None
 
     def stepped(self, now: datetime) -> Awaitable[None] | None:
         """The market loop's hook after each live step of a replayed paper market: reports, then the challengers."""
         self.reports.tick(now)
-        shadow = getattr(self.app, "shadow", None)
+        shadow = self.app.shadow
         return shadow.after_tick() if shadow is not None else None
 
     async def _reconnect(self, exc: Exception) -> None:
@@ -175,10 +185,10 @@ class ReportClock:
         if s.daily_summary:
             wanted.append(("daily", wib.date(), app.daily_job))
         out = []
-        for name, slot, job in wanted:
+        for name, stamp, job in wanted:
             previous = self.slots.get(name)
-            self.slots[name] = slot
-            if previous is not None and previous != slot:
+            self.slots[name] = stamp
+            if previous is not None and previous != stamp:
                 out.append((name, job))
         return out
 
@@ -193,7 +203,7 @@ class ReportClock:
             task.add_done_callback(self.app.running_jobs.discard)
 
 
-def in_flight(app: App, job: Callable[[], Awaitable[Any]]) -> Callable[[], Awaitable[None]]:
+def in_flight(app: App, job: Callable[[], Awaitable[Any]]) -> Callable[[], Coroutine[Any, Any, None]]:
     """Track the running job in `app.running_jobs`, so shutdown lets it finish instead of cancelling it
     mid-write (APScheduler's asyncio executor cancels running jobs on shutdown)."""
 
@@ -211,7 +221,9 @@ def in_flight(app: App, job: Callable[[], Awaitable[Any]]) -> Callable[[], Await
     return run
 
 
-def guarded(app: App, name: str, job: Callable[[], Awaitable[Any]]) -> Callable[[], Awaitable[None]]:
+def guarded(
+    app: App, name: str, job: Callable[[], Awaitable[Any]]
+) -> Callable[[], Coroutine[Any, Any, None]]:
     async def run() -> None:
         try:
             await job()

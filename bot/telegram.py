@@ -147,13 +147,15 @@ def bot_commands(commands: tuple[CommandSpec, ...] = COMMANDS) -> list[BotComman
     return [BotCommand(command=c.name, description=c.description[:256]) for c in commands]
 
 
-def build_dispatcher(ctx: BotContext, *, refusal_interval: float = 600.0) -> Dispatcher:
+def build_dispatcher(
+    ctx: BotContext, *, allowed_users: list[int] | None = None, refusal_interval: float = 600.0
+) -> Dispatcher:
+    """`allowed_users` replaces the settings' TELEGRAM_ALLOWED_USERS (the console's one user)."""
     dp = Dispatcher()
     dp["ctx"] = ctx
     dp["commands"] = COMMANDS
-    access = AccessMiddleware(
-        ctx.journal, ctx.settings.telegram_allowed_users, refusal_interval=refusal_interval
-    )
+    users = ctx.settings.telegram_allowed_users if allowed_users is None else allowed_users
+    access = AccessMiddleware(ctx.journal, users, refusal_interval=refusal_interval)
     dp["access"] = access
     dp.message.outer_middleware(access)
     dp.callback_query.outer_middleware(access)
@@ -225,7 +227,7 @@ async def start_polling(
         await bot.set_my_commands(bot_commands())
     except TelegramAPIError as exc:  # the menu is a convenience; polling still works without it
         log.warning("set_my_commands failed: %s", exc)
-    announcer = ApprovalAnnouncer(ctx, bot, getattr(ctx.settings, "notify_chat_id", None), retry=_retry_card)
+    announcer = ApprovalAnnouncer(ctx, bot, ctx.settings.notify_chat_id, retry=_retry_card)
     announcer.start()
     task = asyncio.create_task(
         dp.start_polling(bot, handle_signals=False, polling_timeout=polling_timeout, close_bot_session=False),

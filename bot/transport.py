@@ -22,7 +22,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Protocol, TextIO, TypeVar
+from typing import Any, Protocol, TextIO, TypeVar, runtime_checkable
 
 from trading.timezones import to_wib, utc_now
 
@@ -117,6 +117,21 @@ class SendResult:
     @property
     def ok(self) -> bool:
         return self.message_id is not None
+
+
+@runtime_checkable
+class TriesOnce(Protocol):
+    """A transport that makes one try and says how it went (TelegramTransport): the courier then
+    retries a passing fault and gives up on a final refusal. Other transports are tried through
+    `send_text`/`send_photo`, an exception counting as a passing fault."""
+
+    async def attempt_text(
+        self, chat_id: int, html: str, silent: bool = False, *, plain: bool = False
+    ) -> SendResult: ...
+
+    async def attempt_photo(
+        self, chat_id: int, png: bytes, caption_html: str = "", silent: bool = False
+    ) -> SendResult: ...
 
 
 def classify(exc: BaseException) -> SendResult:

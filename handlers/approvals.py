@@ -4,7 +4,8 @@ The button carries the approval id only. `engine.resolve_approval` decides (unkn
 answered and expired all raise `ApprovalError`, so a double tap does nothing more); the message is
 then edited with the result and who decided. `ApprovalAnnouncer` reads its own queue of engine
 events: it posts requests the engine proposed by itself and edits messages whose approval expired.
-`ApprovalMessages` remembers which message shows which approval, shared by both.
+`ApprovalMessages` (handlers.memory, on the context) remembers which message shows which approval,
+shared by both.
 """
 
 from __future__ import annotations
@@ -14,7 +15,6 @@ import contextlib
 import logging
 import math
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass, field
 from datetime import datetime
 
 from aiogram import Bot, Router
@@ -44,24 +44,6 @@ RESULT_MARK = {
 class ApprovalAnswer(CallbackData, prefix="ap"):
     id: str
     approve: bool
-
-
-@dataclass(slots=True)
-class ApprovalMessages:
-    """approval id -> (chat id, message id); `claimed`: posted by a handler; `final`: result already shown;
-    `cards`: the card's text, so the edit that shows the result keeps its title and figures."""
-
-    where: dict[str, tuple[int, int]] = field(default_factory=dict)
-    claimed: set[str] = field(default_factory=set)
-    final: set[str] = field(default_factory=set)
-    cards: dict[str, str] = field(default_factory=dict)  # the card as first shown (kept when it is edited)
-
-
-def approval_board(ctx: Services) -> ApprovalMessages:
-    board = ctx.extras.get("approval_messages")
-    if board is None:
-        board = ctx.extras["approval_messages"] = ApprovalMessages()
-    return board
 
 
 TITLE = "🛡 <b>RISK CHANGE — APPROVAL NEEDED</b>"
@@ -150,7 +132,7 @@ async def send_approval(
     message: Message, ctx: Services, approval: Approval, notes: Sequence[str] = ()
 ) -> Message:
     """Post the request in the chat that asked for it (the announcer then leaves it alone)."""
-    board = approval_board(ctx)
+    board = ctx.approval_messages
     board.claimed.add(approval.id)
     snapshot = ctx.engine.snapshot()
     reader = _reader(message.chat.type, message.from_user.id if message.from_user else None)
@@ -175,7 +157,7 @@ async def on_answer(
     actor_name: str,
     audit: AuditNote,
 ) -> None:
-    board = approval_board(ctx)
+    board = ctx.approval_messages
     shown = callback_data.id in board.final
     board.final.add(callback_data.id)  # before the engine publishes, so the announcer leaves this edit to us
     try:
@@ -233,7 +215,7 @@ class ApprovalAnnouncer:
         self.retry = (
             retry  # the controller's retry through an outage (bot.courier.keep_trying); None: one try
         )
-        self.board = approval_board(ctx)
+        self.board = ctx.approval_messages
         self._queue: asyncio.Queue[Event] | None = None
         self._task: asyncio.Task[None] | None = None
 
@@ -266,13 +248,14 @@ class ApprovalAnnouncer:
             return
         if event.kind is EventKind.RISK_CHANGE_PROPOSED:
             await self._close_superseded()
-            if self.chat_id is None or approval.id in self.board.claimed or approval.id in self.board.where:
+            chat_id = self.chat_id
+            if chat_id is None or approval.id in self.board.claimed or approval.id in self.board.where:
                 return
             snapshot = self.ctx.engine.snapshot()
             text, keyboard = render_approval(approval, snapshot, self.ctx.engine.approval_clock())
 
             def post() -> Awaitable[Message]:
-                return self.bot.send_message(self.chat_id, text, parse_mode="HTML", reply_markup=keyboard)
+                return self.bot.send_message(chat_id, text, parse_mode="HTML", reply_markup=keyboard)
 
             sent = await (
                 self.retry(post, f"approval request {approval.id}", lambda: self._pending(approval.id))

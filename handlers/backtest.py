@@ -146,7 +146,7 @@ async def backtest(
 
     audit.result = f"started {days} days"
     clock = ctx.engine.snapshot
-    ctx.extras["backtest_task"] = asyncio.create_task(
+    ctx.backtest_task = asyncio.create_task(
         _follow(bot, status, tester.run(days, on_progress), progress, lambda: clock().time)
     )
 

@@ -61,7 +61,7 @@ async def chart(message: Message, command: CommandObject, ctx: Services, audit: 
         audit.result = f"usage: {exc}"
         await reply(message, f"{esc(exc)}\n{USAGE}")
         return
-    frame = getattr(ctx.analyzer, "last_frame", None)
+    frame = ctx.analyzer.last_frame
     if frame is None or frame.bars.is_empty():
         audit.result = "no data"
         await reply(message, "No bars analysed yet: wait for the next M15 candle.")

@@ -6,12 +6,13 @@ through `esc`. Telegram refuses texts over 4096 characters, so `reply` splits on
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 
 from aiogram import Bot
 from aiogram.exceptions import TelegramAPIError
-from aiogram.types import Message
+from aiogram.types import InlineKeyboardMarkup, Message, ReplyKeyboardMarkup
 
 from handlers.fmt import (  # noqa: F401  (the one kit, re-exported for the handlers)
     DASH,
@@ -75,7 +76,7 @@ def since_days(now: datetime, days: int | None) -> datetime | None:
     return wib_day_start(wib_date(now) - timedelta(days=days - 1)) if days else None
 
 
-def table(rows: list[tuple[str, ...]], right: tuple[int, ...] = ()) -> str:
+def table(rows: Sequence[tuple[str, ...]], right: tuple[int, ...] = ()) -> str:
     """A monospace table (<pre>) for a phone: columns padded to their widest cell, `right` columns right-aligned."""
     if not rows:
         return ""
@@ -128,17 +129,21 @@ def split_text(text: str, limit: int = SPLIT_AT) -> list[str]:
     return [p for p in pieces if p.strip()] or [text[:limit] or "(empty)"]
 
 
-async def reply(message: Message, text: str, **kwargs: object) -> Message:
+async def reply(
+    message: Message,
+    text: str,
+    reply_markup: InlineKeyboardMarkup | ReplyKeyboardMarkup | None = None,
+    **kwargs: object,
+) -> Message:
     """Answer in HTML, split under the size limit; the keyboard (if any) goes on the last piece."""
     pieces = split_text(text)
-    markup = kwargs.pop("reply_markup", None)
     sent: Message | None = None
     for i, piece in enumerate(pieces):
         last = i == len(pieces) - 1
         sent = await message.answer(
             piece,
             parse_mode="HTML",
-            reply_markup=markup if last else None,
+            reply_markup=reply_markup if last else None,
             **kwargs,  # type: ignore[arg-type]
         )
     assert sent is not None

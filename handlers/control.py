@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from aiogram import Router
+from aiogram import Bot, Router
 from aiogram.filters.callback_data import CallbackData
 from aiogram.types import CallbackQuery, InlineKeyboardButton, InlineKeyboardMarkup, Message
 
@@ -29,7 +29,7 @@ RESUMED_TEXT = "▶️ <b>Trading resumed</b> by you: new entries are allowed ag
 
 async def _switch(message: Message, ctx: Services, actor: str, kind: EventKind, change: Any) -> Any:
     """Run pause/resume; in the notification chat the reply stands in for the broadcast (one message)."""
-    here = message.chat.id == notify_chat(ctx.extras)
+    here = message.chat.id == notify_chat(ctx.notify)
     if here:
         echo.expect(kind.value, actor)
     result = await change(by=actor)
@@ -88,7 +88,7 @@ async def closeall(message: Message, ctx: Services, audit: AuditNote) -> None:
 
 
 async def on_closeall(
-    query: CallbackQuery, callback_data: CloseAll, ctx: Services, actor: str, audit: AuditNote
+    query: CallbackQuery, callback_data: CloseAll, ctx: Services, bot: Bot, actor: str, audit: AuditNote
 ) -> None:
     if callback_data.confirm:
         closed = await ctx.engine.close_all(by=actor, reason="close all (asked in the chat)")
@@ -98,7 +98,7 @@ async def on_closeall(
     audit.result = text
     assert query.message is not None
     text = with_clock(text, ctx.engine.snapshot().time)
-    await query.bot.edit_message_text(
+    await bot.edit_message_text(
         text, chat_id=query.message.chat.id, message_id=query.message.message_id, parse_mode="HTML"
     )
     await query.answer()

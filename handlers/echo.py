@@ -10,16 +10,17 @@ from __future__ import annotations
 
 import time
 from collections import Counter
-from typing import Any
+
+from handlers.services import NotifySwitches
 
 KEEP_SECONDS = 60.0  # a mark the notifier never consumed (its switch off, or it stopped) lapses
 _expected: Counter[tuple[str, str]] = Counter()
 _marked_at: dict[tuple[str, str], float] = {}
 
 
-def notify_chat(extras: dict[str, Any]) -> int | None:
+def notify_chat(notify: NotifySwitches | None) -> int | None:
     """The chat the notifier writes to (None when notifications are not running)."""
-    return getattr(getattr(extras.get("notify"), "notifier", None), "chat_id", None)
+    return notify.notifier.chat_id if notify is not None else None
 
 
 def expect(kind: str, by: str) -> None:

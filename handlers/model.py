@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import time
 from collections.abc import Mapping
+from concurrent.futures import Future
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
@@ -14,13 +15,20 @@ from aiogram import Bot, Router
 from aiogram.types import Message
 
 from handlers.common import AuditNote, duration, edit_in_place, esc, reply, with_clock
-from handlers.services import Services
+from handlers.services import (
+    ModelRegistryView,
+    ModelSlotView,
+    ProgressCallback,
+    RetrainResult,
+    Services,
+    Trainer,
+)
 
 SHOWN_METRICS = ("auc", "holdout_auc", "accuracy", "log_loss", "brier", "ece", "n")
 PROGRESS_EVERY = 2.0  # seconds between progress edits (Telegram dislikes rapid edits)
 
 
-def metrics_lines(metrics: dict[str, Any]) -> list[str]:
+def metrics_lines(metrics: Mapping[str, Any]) -> list[str]:
     out = []
     for key in SHOWN_METRICS:
         value = metrics.get(key)
@@ -41,7 +49,7 @@ class ModelReport:
     metadata: Mapping[str, Any] = field(default_factory=dict)
 
 
-def model_report(registry: Any, slot: Any) -> ModelReport:
+def model_report(registry: ModelRegistryView | None, slot: ModelSlotView | None) -> ModelReport:
     """Read what is loaded from the live loop's slot (`ctx.models`), not from the registry's pointer: a
     pointer to a missing or corrupt version leaves the bot on SMC-only, and the slot's note says why.
     Without a slot (no live loop) the pointer is all there is."""
@@ -50,9 +58,10 @@ def model_report(registry: Any, slot: Any) -> ModelReport:
         unreadable = ""
     except Exception as exc:
         pointer, unreadable = None, f"model registry unreadable: {exc}"
+    meta: Mapping[str, Any]
     if slot is None:
         try:
-            meta = registry.metadata(pointer) if pointer else {}
+            meta = registry.metadata(pointer) if registry is not None and pointer else {}
         except Exception as exc:
             meta, unreadable = {}, f"model registry unreadable: {exc}"
         return ModelReport(pointer, pointer, unreadable, meta)
@@ -62,7 +71,7 @@ def model_report(registry: Any, slot: Any) -> ModelReport:
     problem = unreadable
     if not problem and pointer != version:
         if version is None:
-            problem = getattr(slot, "note", "") or f"version {pointer} is not loaded"
+            problem = slot.note or f"version {pointer} is not loaded"
         else:
             problem = (
                 f"the registry now names {pointer or 'no version'} active; the bot still runs {version} "
@@ -71,7 +80,7 @@ def model_report(registry: Any, slot: Any) -> ModelReport:
     return ModelReport(version, pointer, problem, meta)
 
 
-def model_text(registry: Any, slot: Any = None) -> str:
+def model_text(registry: ModelRegistryView | None, slot: ModelSlotView | None = None) -> str:
     report = model_report(registry, slot)
     version, meta = report.version, report.metadata
     if version is None:
@@ -80,7 +89,8 @@ def model_text(registry: Any, slot: Any = None) -> str:
             named = f"names {esc(report.pointer)} but " if report.pointer else ""
             text += f"\n⚠️ The registry {named}nothing is loaded: {esc(report.problem)}"
         return text
-    metrics = meta.get("metrics") if isinstance(meta.get("metrics"), dict) else meta
+    recorded = meta.get("metrics")
+    metrics: Mapping[str, Any] = recorded if isinstance(recorded, dict) else meta
     lines = [f"🧠 <b>MODEL</b> <code>{esc(version)}</code> (loaded)"]
     if report.problem:
         lines.append(f"⚠️ {esc(report.problem)}")
@@ -89,7 +99,8 @@ def model_text(registry: Any, slot: Any = None) -> str:
     if meta.get("status"):
         lines.append(f"Status {esc(meta['status'])}")
     lines += metrics_lines(metrics) or ["no metrics recorded"]
-    edge = meta.get("edge") if isinstance(meta.get("edge"), dict) else {}
+    found = meta.get("edge")
+    edge: Mapping[str, Any] = found if isinstance(found, dict) else {}
     lines.append(
         "Edge: demonstrated out of sample"
         if edge.get("demonstrated")
@@ -106,8 +117,8 @@ async def model(message: Message, ctx: Services) -> None:
     await reply(message, with_clock(text, ctx.engine.snapshot().time))
 
 
-def outcome_text(o: Any) -> str:
-    if getattr(o, "error", None):
+def outcome_text(o: RetrainResult) -> str:
+    if o.error:
         return f"❌ Retrain failed: {esc(o.reason)}"
     head = (
         f"✅ New model <code>{esc(o.version)}</code> is live"
@@ -152,7 +163,7 @@ async def retrain(message: Message, ctx: Services, bot: Bot, actor: str, audit: 
     status = await reply(message, "🔄 Retraining: starting…")
     audit.result = "started"
     task = asyncio.create_task(_follow(bot, status, future, progress, trainer, previous))
-    ctx.extras["retrain_task"] = task
+    ctx.retrain_task = task
 
 
 def bars_wait_text(have: int, need: int, speed: float = 1.0) -> str:
@@ -169,24 +180,25 @@ def bars_wait_text(have: int, need: int, speed: float = 1.0) -> str:
     return text + ". The active model (or SMC-only) keeps trading meanwhile."
 
 
-async def _too_few_bars(ctx: Services, trainer: Any) -> str:
+async def _too_few_bars(ctx: Services, trainer: Trainer) -> str:
     """The "not yet" answer before a run that would fail on too few bars; "" when there are enough."""
-    need = getattr(getattr(trainer, "config", None), "min_bars", None)
-    if ctx.bars_available is None or not isinstance(need, int):
+    if ctx.bars_available is None:  # no count of bars: the run itself says when there are too few
         return ""
+    need = trainer.config.min_bars
     have = await asyncio.to_thread(ctx.bars_available)
     if have >= need:
         return ""
-    speed = (
-        float(getattr(ctx.settings, "paper_replay_speed", 1.0))
-        if getattr(ctx.settings, "broker", "") == "paper"
-        else 1.0
-    )
+    speed = ctx.settings.paper_replay_speed if ctx.settings.broker == "paper" else 1.0
     return bars_wait_text(have, need, speed)
 
 
 async def _follow(
-    bot: Bot, status: Message, future: Any, progress: dict[str, Any], trainer: Any, previous: Any
+    bot: Bot,
+    status: Message,
+    future: Future[Any],
+    progress: dict[str, Any],
+    trainer: Trainer,
+    previous: ProgressCallback,
 ) -> None:
     """Edit the one status message while the run goes on, then show the outcome."""
     shown = ""

@@ -6,14 +6,14 @@ kind's own name (`trade_closed`, `sl_moved`) still works for a finer switch. Kep
 
 from __future__ import annotations
 
-from typing import Any, NamedTuple
+from typing import NamedTuple
 
 from aiogram import Router
 from aiogram.filters import CommandObject
 from aiogram.types import Message
 
 from handlers.common import AuditNote, esc, reply, with_clock
-from handlers.services import Services
+from handlers.services import NotifyChat, Services
 
 
 class Group(NamedTuple):
@@ -55,18 +55,18 @@ def group_of(kind: str) -> str | None:
     return next((name for name, g in GROUPS.items() if kind in g.kinds), None)
 
 
-def group_value(notifier: Any, group: Group) -> str:
+def group_value(notifier: NotifyChat, group: Group) -> str:
     values = {k: notifier.switch(k) for k in group.kinds}
     if len(set(values.values())) == 1:
         return next(iter(values.values()))
     return "mixed (" + ", ".join(f"{k.replace('_', ' ')} {v}" for k, v in values.items()) + ")"
 
 
-def listing(notifier: Any) -> str:
+def listing(notifier: NotifyChat) -> str:
     lines = ["🔔 <b>NOTIFICATIONS</b> (on · silent · off)", ""]
     for name, group in GROUPS.items():
         value = group_value(notifier, group)
-        skipped = sum(getattr(notifier, "over_budget", {}).get(k, 0) for k in group.kinds)
+        skipped = sum(notifier.over_budget.get(k, 0) for k in group.kinds)
         note = f" · {skipped:,} skipped over the chat budget" if skipped else ""
         lines.append(
             f"{MARKS.get(value, '🔀')} <b>{esc(group.label)}</b>: {esc(value)}{note}\n"
@@ -77,7 +77,7 @@ def listing(notifier: Any) -> str:
 
 
 async def notify(message: Message, command: CommandObject, ctx: Services, audit: AuditNote) -> None:
-    control = ctx.extras.get("notify")
+    control = ctx.notify
     if control is None:
         await reply(message, "Notifications are not running.")
         return

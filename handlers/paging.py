@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import contextlib
 import math
-from collections import OrderedDict
 from dataclasses import dataclass
 
 from aiogram import Bot, Router
@@ -24,6 +23,7 @@ from aiogram.filters.callback_data import CallbackData
 from aiogram.types import CallbackQuery, InlineKeyboardButton, InlineKeyboardMarkup, Message
 
 from handlers.common import AuditNote, reply
+from handlers.memory import PagedList
 from handlers.services import Services
 
 PAGE_UNITS = 24  # screen lines on a phone
@@ -43,12 +43,6 @@ class _Line:
     text: str
     table: int = -1  # -1: outside any table; else which <pre> block
     header: bool = False  # one of the table's column-name rows
-
-
-@dataclass(slots=True)
-class PagedList:
-    pages: list[str]
-    shown: int
 
 
 def units(line: str) -> int:
@@ -174,13 +168,6 @@ def keyboard(page: int, count: int) -> InlineKeyboardMarkup:
     )
 
 
-def _kept(ctx: Services) -> OrderedDict[tuple[int, int], PagedList]:
-    kept = ctx.extras.get("paged_lists")
-    if kept is None:
-        kept = ctx.extras["paged_lists"] = OrderedDict()
-    return kept
-
-
 async def send_paged(
     message: Message, ctx: Services, text: str, *, header_rows: int = 1, last_first: bool = False
 ) -> Message:
@@ -191,10 +178,7 @@ async def send_paged(
         return await reply(message, text)
     shown = len(pages) - 1 if last_first else 0
     sent = await message.answer(pages[shown], parse_mode="HTML", reply_markup=keyboard(shown, len(pages)))
-    kept = _kept(ctx)
-    kept[(sent.chat.id, sent.message_id)] = PagedList(pages, shown)
-    while len(kept) > KEEP_LISTS:
-        kept.popitem(last=False)
+    ctx.paged_lists.add((sent.chat.id, sent.message_id), PagedList(pages, shown), keep=KEEP_LISTS)
     return sent
 
 
@@ -203,7 +187,7 @@ async def on_page(
 ) -> None:
     assert query.message is not None  # the access middleware answers presses on inaccessible messages
     chat_id, message_id = query.message.chat.id, query.message.message_id
-    listed = _kept(ctx).get((chat_id, message_id))
+    listed = ctx.paged_lists.get((chat_id, message_id))
     if listed is None:
         audit.result = "list no longer kept"
         with contextlib.suppress(TelegramAPIError):  # already without buttons
@@ -233,7 +217,7 @@ async def on_page(
         await query.answer("Telegram refused the page; try again.")
         return
     listed.shown = page
-    _kept(ctx).move_to_end((chat_id, message_id))
+    ctx.paged_lists.touch((chat_id, message_id))
     audit.result = f"page {page + 1}/{count}"
     await query.answer()
 

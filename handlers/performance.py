@@ -5,7 +5,7 @@ Periods are WIB calendar days ending today: `/profit 7` is today and the six day
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -113,7 +113,7 @@ def group_table(groups: Sequence[Any]) -> str:
     return table(rows, right=(1, 2, 3))
 
 
-def performance_text(perf: dict[str, Sequence[Any]], days: int | None, now: datetime) -> str:
+def performance_text(perf: Mapping[str, Sequence[Any]], days: int | None, now: datetime) -> str:
     head = f"🏁 <b>PERFORMANCE</b> · {period_label(days)}"
     if not any(perf.values()):
         return join_sections(head, f"No closed trades {period_label(days)}.", clock_line(now))

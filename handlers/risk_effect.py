@@ -9,10 +9,15 @@ acts first and what the trader would have to change.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 from handlers.fmt import usd
 from trading.risk.modes import RiskLimits
 from trading.risk.sizing import kelly_estimate
+
+if TYPE_CHECKING:
+    from trading.analysis import MarketAnalysis
+    from trading.engine import TradingEngine
 
 TYPICAL_STOP = 10.0  # $ of gold price: an M15 SMC stop is a few dollars to about $15 away
 
@@ -64,27 +69,29 @@ def percent_effect(
     return notes
 
 
-def stop_distance_of(analysis: object) -> tuple[float | None, str]:
-    """A representative stop distance: the last setup's, else one ATR (an SMC stop is about that far)."""
-    setup = getattr(analysis, "setup", None)
+def stop_distance_of(analysis: MarketAnalysis | None) -> tuple[float | None, str]:
+    """A representative stop distance: the last setup's, else one ATR (an SMC stop is about that far);
+    nothing before the first analysis."""
+    if analysis is None:
+        return None, ""
+    setup = analysis.setup
     if setup is not None and abs(float(setup.entry) - float(setup.stop_loss)) > 0:
         return abs(float(setup.entry) - float(setup.stop_loss)), "the last setup's stop"
-    atr = float(getattr(analysis, "atr", 0.0) or 0.0)
+    atr = float(analysis.atr or 0.0)
     return (atr, "a stop one ATR") if atr > 0 else (None, "")
 
 
-def risk_notes(new_pct: float, engine: object) -> list[str]:
+def risk_notes(new_pct: float, engine: TradingEngine) -> list[str]:
     """`percent_effect` for the engine as it is now (balance, limits, last setup, recent results)."""
-    snap = engine.snapshot()  # type: ignore[attr-defined]
+    snap = engine.snapshot()
     balance = snap.account.balance if snap.account else snap.risk.day_start_balance
     distance, label = stop_distance_of(snap.analysis)
-    spec = getattr(engine, "spec", None)
     return percent_effect(
         new_pct,
         snap.limits,
         balance,
         stop_distance=distance,
         stop_label=label,
-        recent_profits=list(getattr(engine, "recent_profits", ())),
-        contract_size=float(getattr(spec, "contract_size", 100.0) or 100.0),
+        recent_profits=list(engine.recent_profits),
+        contract_size=float(engine.spec.contract_size or 100.0),
     )

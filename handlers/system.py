@@ -25,7 +25,7 @@ from handlers.common import (
 )
 from handlers.model import model_report
 from handlers.paging import send_paged
-from handlers.services import Services
+from handlers.services import JournalWrites, Services
 from trading.sessions import market_status
 
 DEFAULT_LOGS, MAX_LOGS = 20, 100
@@ -151,9 +151,8 @@ async def health(message: Message, ctx: Services, audit: AuditNote) -> None:
         )
     except Exception as exc:  # a broken journal is exactly what /health is for
         journal_ok = f"unreadable ({type(exc).__name__})"
-    writes = getattr(ctx.journal, "health", None)  # bot.store.health.JournalHealth
-    if writes is not None:
-        journal_ok = journal_write_state(writes, datetime.now(snap.time.tzinfo)) or journal_ok
+    writes = ctx.journal.health
+    journal_ok = journal_write_state(writes, datetime.now(snap.time.tzinfo)) or journal_ok
     warnings = ctx.logs.count_since(time.time() - 3600) if ctx.logs is not None else None
     report = model_report(ctx.registry, ctx.models)
     model = report.version or "none (SMC-only)"
@@ -163,18 +162,17 @@ async def health(message: Message, ctx: Services, audit: AuditNote) -> None:
             if report.pointer
             else f"; {report.problem}"
         )
-    timer = getattr(ctx.engine, "timer", None)
-    warming = frozenset(timer.warming_up()) if hasattr(timer, "warming_up") else frozenset()
+    warming = frozenset(ctx.engine.timer.warming_up())
     lines, problems = health_items(
         snap,
         snap.time,
         warnings,
         journal_ok,
         model,
-        bool(getattr(ctx.trainer, "running", False)),
+        ctx.trainer is not None and ctx.trainer.running,
         warming,
         model_ok=not report.problem,
-        entries_blocked=getattr(writes, "entries_blocked", ""),
+        entries_blocked=writes.entries_blocked,
     )
     head = "🩺 <b>HEALTH</b> " + (
         "all good" if not problems else f"{plural(len(problems), 'thing')} to look at"
@@ -184,7 +182,7 @@ async def health(message: Message, ctx: Services, audit: AuditNote) -> None:
     await reply(message, join_sections(head, "\n".join(lines), up, clock_line(snap.time)))
 
 
-def journal_write_state(writes: Any, now: datetime) -> str:
+def journal_write_state(writes: JournalWrites, now: datetime) -> str:
     """ "" when the journal writes; else what the trader should know (since when, the error, what is held)."""
     held = (
         f"; held in memory: {', '.join(writes.held[:5])}" + ("…" if len(writes.held) > 5 else "")

@@ -33,7 +33,7 @@ from handlers.common import (
 from handlers.filters import gate_count, gate_line
 from handlers.fmt import clock_line
 from handlers.names import exit_reason_words
-from handlers.services import Services
+from handlers.services import ModelRegistryView, Services
 from trading.gates import GateResult
 from trading.timezones import fmt_wib
 
@@ -225,7 +225,7 @@ def why_full_text(trade: Any, decision: Any, now: datetime | None = None) -> str
     return join_sections(head, esc(ml), gates, seen, clock_line(now) if now is not None else "")
 
 
-def model_ranking(registry: Any) -> list[str]:
+def model_ranking(registry: ModelRegistryView | None) -> list[str]:
     """The active model's features by importance (gain), most important first; [] without a model."""
     if registry is None:
         return []

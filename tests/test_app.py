@@ -755,7 +755,7 @@ async def test_notify_switches_survive_a_restart(tmp_path: Path) -> None:
     settings = make_settings(tmp_path)
     app = await started(settings)
     try:
-        control = app.ctx.extras["notify"]
+        control = app.ctx.notify
         assert isinstance(control, NotifyControl)
         await control.set("hourly", "off")
     finally:

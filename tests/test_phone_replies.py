@@ -36,7 +36,7 @@ async def h(fake_telegram: FakeTelegramServer, tmp_path: Path) -> AsyncIterator[
 async def with_notifier(h: Harness) -> Notifier:
     notifier = Notifier(TelegramTransport(h.polling.bot), CHAT)
     notifier.attach(h.engine.bus)
-    h.ctx.extras["notify"] = NotifyControl(notifier, h.journal.save_state)
+    h.ctx.notify = NotifyControl(notifier, h.journal.save_state)
     return notifier
 
 

@@ -417,7 +417,7 @@ async def test_notify_lists_switches_and_changes_one_kept_in_the_journal(h: Harn
     from bot.notifier import NOTIFY_STATE_KEY, Notifier, NotifyControl
 
     notifier = Notifier(None, CHAT)  # type: ignore[arg-type]  # only its switches are used here
-    h.ctx.extras["notify"] = NotifyControl(notifier, h.journal.save_state)
+    h.ctx.notify = NotifyControl(notifier, h.journal.save_state)
     listing = (await h.send("/notify")).params["text"]
     # groups in a trader's words, not 22 internal kind names
     assert "<b>Market updates</b>: silent" in listing and "<b>Trades</b>: on" in listing

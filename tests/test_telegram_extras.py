@@ -15,7 +15,7 @@ import pytest
 from bot.auth import AccessMiddleware
 from charts.style import PNG_SIGNATURE
 from handlers.common import split_text
-from models.autotrainer import RetrainOutcome
+from models.autotrainer import AutoTrainerConfig, RetrainOutcome
 from tests.fake_telegram import FakeTelegramServer
 from tests.telegram_fixtures import CHAT, OTHER, Harness, harness
 
@@ -23,6 +23,7 @@ from tests.telegram_fixtures import CHAT, OTHER, Harness, harness
 class FakeTrainer:
     def __init__(self) -> None:
         self.running = False
+        self.config = AutoTrainerConfig()
         self.on_progress = lambda stage, pct: None
         self.future: Future[RetrainOutcome] = Future()
         self.calls: list[tuple[str, str]] = []
@@ -128,7 +129,8 @@ async def test_retrain_edits_one_message_with_progress_then_the_result(
         assert "New model <code>v002</code> is live" in final.text and "auc <code>0.710</code>" in final.text
         started = [c for c in h.server.calls_to("sendMessage") if "Retraining" in c.params["text"]]
         assert len(started) == 1  # progress and result are edits of that one message
-        await h.ctx.extras["retrain_task"]
+        assert h.ctx.retrain_task is not None
+        await h.ctx.retrain_task
         assert trainer.on_progress is original
 
 

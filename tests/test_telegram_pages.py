@@ -202,7 +202,7 @@ async def test_a_strangers_page_press_changes_nothing(h: Harness) -> None:
 async def test_a_list_no_longer_kept_says_so_and_loses_its_buttons(h: Harness) -> None:
     await book_many(h, 45)
     mid = (await h.send("/trades 45")).result["message_id"]
-    h.ctx.extras.pop("paged_lists")  # as after a restart
+    h.ctx.paged_lists.clear()  # as after a restart
     answer = await h.press(PageTurn(page=1).pack(), mid)
     assert "no longer kept" in answer.params["text"] and h.message(mid).buttons == []
 
