@@ -8,9 +8,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGES = ("bot", "handlers", "trading", "models", "research", "charts")
-# the research commands' pair is the research change's to untangle
 ALLOWED = {
-    frozenset({"research.backtest_cli", "research.walkforward_cli"}),
     # mixins split out of the engine and the paper broker name their host class for `self` under
     # TYPE_CHECKING only (no import at run time); they go when the engine's parts become composed
     # objects behind protocols (issue 21's next step)
