@@ -44,7 +44,7 @@ from models.dataset import (
     walk_forward_splits,
     with_regime,
 )
-from models.ev import CONTRACT_SIZE, EVGate, expected_value_r, fit_ev_gate
+from models.ev import EVGate, fit_ev_gate
 from models.regime import DEFAULT_SEEDS, RegimeModel, state_shares
 from models.registry import (
     ModelBundle,
@@ -56,6 +56,7 @@ from models.registry import (
 )
 from models.setups import EngineSetups, engine_setups
 from models.signal import DEFAULT_THRESHOLD, NUM_BOOST_ROUND, SignalModel
+from trading.expected_value import CONTRACT_SIZE, expected_value_r
 
 ProgressFn = Callable[[str, float], None]
 DEFAULT_MODELS_DIR = "data/models"
