@@ -61,3 +61,34 @@ def test_the_check_sees_models_imports_anywhere(tmp_path: Path) -> None:
         "trading/sub/b.py: models.live",
         "trading/c.py: models",
     }
+
+
+# the engine side of trading/: what models/ must not reach, directly or through what it imports
+ENGINE_SIDE = ("trading.engine", "trading.broker", "trading.simulation", "trading.backtest", "trading.shadow")
+
+
+def test_models_reach_only_the_pure_side_of_trading() -> None:
+    """models/ -> trading/ is the allowed direction, for pure functions only (analysis, gates, parameters,
+    the EV arithmetic): nothing a model imports from trading/ pulls in the engine, a broker, the market
+    loop or the backtest, so training never builds any of them."""
+    from tests.test_import_cycles import imported, project_modules
+
+    modules = project_modules()
+    graph = {name: imported(path, name, modules) for name, path in modules.items()}
+
+    def reached(start: str) -> set[str]:
+        seen, todo = {start}, [start]
+        while todo:
+            for dep in graph.get(todo.pop(), set()) - seen:
+                seen.add(dep)
+                todo.append(dep)
+        return seen
+
+    bad = {
+        f"{m} -> {t}: {sorted(x for x in reached(t) if x.startswith(ENGINE_SIDE))}"
+        for m in graph
+        if m.startswith("models")
+        for t in graph[m]
+        if t.startswith("trading") and any(x.startswith(ENGINE_SIDE) for x in reached(t))
+    }
+    assert not bad, bad
