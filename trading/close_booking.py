@@ -1,8 +1,8 @@
 """Booking an open position's close: closing it at the broker, the trade as the broker's deals say
 (or an estimate, re-read until they appear), the risk state counting it, the journal, then the event.
 
-`CloseBooking` is a part of `TradingEngine` (a mixin: it reads and sets the
-engine's own state, which `trading.engine_host.EngineHost` declares).
+`CloseBooking` is a part of `TradingEngine` (a mixin: it reads and sets the engine's own state, which
+`trading.engine_host.EngineHost` declares).
 """
 
 from __future__ import annotations

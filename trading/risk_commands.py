@@ -1,8 +1,8 @@
 """What a person asks of the engine: pause, resume, close, and risk changes (tightening at once,
 loosening through an approval that expires); and the risk-mode changes the engine publishes.
 
-`RiskCommands` is a part of `TradingEngine` (a mixin: it reads and sets the
-engine's own state, which `trading.engine_host.EngineHost` declares).
+`RiskCommands` is a part of `TradingEngine` (a mixin: it reads and sets the engine's own state, which
+`trading.engine_host.EngineHost` declares).
 """
 
 from __future__ import annotations

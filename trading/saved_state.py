@@ -1,8 +1,8 @@
 """The engine's state as saved between runs (pause, risk state, limits, recent results, the open
 positions) and how it is restored.
 
-`SavedState` is a part of `TradingEngine` (a mixin: it reads and sets the
-engine's own state, which `trading.engine_host.EngineHost` declares).
+`SavedState` is a part of `TradingEngine` (a mixin: it reads and sets the engine's own state, which
+`trading.engine_host.EngineHost` declares).
 """
 
 from __future__ import annotations
