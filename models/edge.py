@@ -14,7 +14,8 @@ import numpy as np
 
 from models import metrics as M
 from models.dataset import Dataset
-from models.ev import CONTRACT_SIZE, EVGate, expected_value_r
+from models.ev import EVGate
+from trading.expected_value import CONTRACT_SIZE, expected_value_r
 
 METRIC_KEYS = ("auc", "accuracy", "log_loss", "brier")
 MIN_GATED_TRADES = 20  # fewer out-of-sample trades through the gate prove nothing either way

@@ -17,7 +17,10 @@ import numpy as np
 import polars as pl
 
 from models.labels import BarrierOutcome, triple_barrier
+from trading.analyzer import AnalysisFrame
+from trading.gates import GATES, EntryContext, NewsStatus
 from trading.parameters import StrategyParams
+from trading.risk.modes import ModeDecision, RiskMode
 
 # gates judged on the bar alone (account-state gates and the ML gates are left out)
 BAR_GATES = (
@@ -57,13 +60,9 @@ class EngineSetups:
 
 
 def find_setups(
-    bars: pl.DataFrame, params: StrategyParams | None = None, news: object | None = None
+    bars: pl.DataFrame, params: StrategyParams | None = None, news: NewsStatus | None = None
 ) -> pl.DataFrame:
     """Every bar with an SMC setup, with its levels and whether the bar-level gates would let it through."""
-    from trading.analyzer import AnalysisFrame
-    from trading.gates import GATES, EntryContext
-    from trading.risk.modes import ModeDecision, RiskMode
-
     params = params or StrategyParams()
     frame = AnalysisFrame.build(bars, with_h1_bias=params.gate_enabled("h1_bias"))
     mode = ModeDecision(RiskMode.NORMAL, "dataset")
@@ -100,7 +99,7 @@ def find_setups(
                 last_entry_time=None,
                 lot=None,
                 confidence_threshold=analysis.quality.threshold,
-                news=news,  # type: ignore[arg-type]
+                news=news,
             )
             block = next((name for name, gate in gates if gate(ctx).blocked), "")
             rows["bar_index"].append(i)

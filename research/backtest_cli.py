@@ -3,16 +3,12 @@
 from __future__ import annotations
 
 import argparse
-import csv
 import time
-from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from research.report_text import write_json
-
-if TYPE_CHECKING:  # the parser is built without polars; the command imports it when it runs
-    import polars as pl
+from research.report_text import fmt_counts, fmt_pf, halt_lines, halt_marks, write_json
+from research.run_files import bars_in_range, intrabar_path, write_trades
 
 
 def add_backtest_arguments(sub: Any) -> None:
@@ -100,25 +96,6 @@ def add_backtest_arguments(sub: Any) -> None:
     p.set_defaults(func=cmd_backtest)
 
 
-def _slice(bars: pl.DataFrame, date_from: str | None, date_to: str | None, warmup: int) -> pl.DataFrame:
-    """Keep the warm-up bars before --from so the first traded bar has its full history."""
-    start = 0
-    if date_from:
-        t = datetime.fromisoformat(date_from).replace(tzinfo=UTC)
-        start = max(0, int(bars["time"].search_sorted(t)) - warmup)
-    end = bars.height
-    if date_to:
-        t = datetime.fromisoformat(date_to).replace(tzinfo=UTC) + (
-            datetime(2000, 1, 2) - datetime(2000, 1, 1)
-        )
-        end = int(bars["time"].search_sorted(t))
-    if end - start <= warmup:
-        raise ValueError(
-            f"only {max(end - start, 0)} bars in the range; need more than the {warmup}-bar warm-up"
-        )
-    return bars.slice(start, end - start)
-
-
 def cmd_backtest(args: argparse.Namespace) -> int:
     from rich.console import Console
 
@@ -139,7 +116,7 @@ def cmd_backtest(args: argparse.Namespace) -> int:
         from research.walkforward_cli import cmd_walk_forward
 
         return cmd_walk_forward(args, console, config)
-    bars = _slice(
+    bars = bars_in_range(
         load_bars(args.data, server_tz=args.server_tz, spread=args.spread),
         args.date_from,
         args.date_to,
@@ -150,7 +127,7 @@ def cmd_backtest(args: argparse.Namespace) -> int:
 
         return cmd_shadow_backtest(args, console, config, bars)
     try:
-        path, mode_note = _intrabar_path(args, bars, config)
+        path, mode_note = intrabar_path(args, bars, config)
     except IntrabarDataError as exc:
         console.print(f"[red]{exc}[/red]")
         return 2
@@ -232,8 +209,6 @@ def cmd_backtest(args: argparse.Namespace) -> int:
     _report(console, out)
     console.print(out["fills_line"])
     console.print(out["coherence_line"])
-    from research.walkforward_cli import halt_lines, halt_marks
-
     for line in halt_lines(out["halts"]) + [
         x for k, v in out.get("baseline_halts", {}).items() for x in halt_lines(v, k.replace("_", "-"))
     ]:
@@ -254,32 +229,11 @@ def cmd_backtest(args: argparse.Namespace) -> int:
         )
         console.print(f"equity chart written to {args.plot}")
     if args.trades_csv:
-        _write_trades(Path(args.trades_csv), main)
+        write_trades(Path(args.trades_csv), main)
         console.print(f"{len(main.trades)} trades written to {args.trades_csv}")
     if args.json_out:
         write_json(args.json_out, out)
     return 0
-
-
-def _intrabar_path(args: argparse.Namespace, bars: pl.DataFrame, config: Any) -> tuple[Any, str]:
-    """The finest intrabar mode the flags give, and a line naming it."""
-    from trading.intrabar import M1Detail, RealTicks, load_detail, load_ticks
-
-    ticks_file, detail_file = getattr(args, "ticks", None), getattr(args, "detail", None)
-    traded = bars.slice(config.warmup_bars)  # the warm-up bars need no detail
-    if ticks_file:
-        ticks = load_ticks(ticks_file, traded, server_tz=args.server_tz)
-        return (
-            lambda frame: RealTicks(frame, ticks, ticks_per_bar=config.ticks_per_bar),
-            f"real ticks from {ticks_file}",
-        )
-    if detail_file:
-        m1 = load_detail(detail_file, traded, server_tz=args.server_tz)
-        return (
-            lambda frame: M1Detail(frame, m1, ticks_per_bar=config.ticks_per_bar),
-            f"M1 detail from {detail_file} (4 ticks a minute)",
-        )
-    return None, f"generated from the M15 bars, {config.ticks_per_bar} ticks a bar"
 
 
 def _other_order(config: Any) -> Any:
@@ -291,24 +245,8 @@ def _other_order(config: Any) -> Any:
 RUN_LABELS = {"strategy": "strategy", "buy_and_hold": "buy&hold", "smc_only": "SMC-only", "random": "random"}
 
 
-def fmt_pf(m: dict[str, Any]) -> str:
-    """Profit factor for a table cell: None means no losing trade (or no trade at all)."""
-    pf = m.get("profit_factor")
-    if pf is not None:
-        return f"{pf:.2f}"
-    return "no loss" if m.get("trades") and m.get("net_profit", 0) > 0 else "n/a"
-
-
 def fmt_num(x: Any, digits: int = 2) -> str:
     return "n/a" if x is None else f"{x:,.{digits}f}"
-
-
-def fmt_counts(counts: dict[str, Any], limit: int | None = None) -> str:
-    """{'sl': 40, 'tp': 12} -> 'sl 40, tp 12' (most frequent first, as given)."""
-    from trading.numbers import count
-
-    items = list(counts.items())[:limit] if limit else list(counts.items())
-    return ", ".join(f"{k} {count(v)}" for k, v in items) or "none"
 
 
 def report_table(out: dict[str, Any]) -> Any:
@@ -420,48 +358,3 @@ def intrabar_lines(out: dict[str, Any]) -> list[str]:
             ],
         )
     return lines
-
-
-def _write_trades(path: Path, result: Any) -> None:
-    info = {o.ticket: o for o in result.opened}
-    with path.open("w", newline="", encoding="utf-8") as fh:
-        w = csv.writer(fh)
-        w.writerow(
-            [
-                "ticket",
-                "side",
-                "volume",
-                "open_time",
-                "open_price",
-                "close_time",
-                "close_price",
-                "sl",
-                "tp",
-                "profit",
-                "exit_reason",
-                "session",
-                "regime",
-                "setup",
-            ]
-        )
-        for t in result.trades:
-            o = info.get(t.ticket)
-            extra = o.extra if o else {}
-            w.writerow(
-                [
-                    t.ticket,
-                    t.side,
-                    t.volume,
-                    t.open_time.isoformat(),
-                    t.open_price,
-                    t.close_time.isoformat(),
-                    t.close_price,
-                    o.sl if o else t.sl,
-                    o.tp if o else t.tp,
-                    round(t.profit, 2),
-                    t.reason,
-                    extra.get("session", ""),
-                    extra.get("regime", ""),
-                    extra.get("setup", ""),
-                ]
-            )

@@ -152,3 +152,40 @@ def write_json(target: str, out: dict[str, Any]) -> None:
         sys.stdout.write(text + "\n")
     else:
         Path(target).write_text(text + "\n", encoding="utf-8")
+
+
+def fmt_pf(m: dict[str, Any]) -> str:
+    """Profit factor for a table cell: None means no losing trade (or no trade at all)."""
+    pf = m.get("profit_factor")
+    if pf is not None:
+        return f"{pf:.2f}"
+    return "no loss" if m.get("trades") and m.get("net_profit", 0) > 0 else "n/a"
+
+
+def fmt_counts(counts: dict[str, Any], limit: int | None = None) -> str:
+    """{'sl': 40, 'tp': 12} -> 'sl 40, tp 12' (most frequent first, as given)."""
+    items = list(counts.items())[:limit] if limit else list(counts.items())
+    return ", ".join(f"{k} {count(v)}" for k, v in items) or "none"
+
+
+def halt_marks(halts: list[Any]) -> list[tuple[Any, Any, str]]:
+    """HaltEvents as the equity chart's (start, end, label)."""
+
+    def which(reason: str) -> str:
+        return (
+            "daily-loss limit"
+            if reason.startswith("daily")
+            else "total-loss limit"
+            if reason.startswith("total")
+            else reason
+        )
+
+    return [(h.start, h.end, f"halted {h.start:%m-%d %H:%M} UTC: {which(h.reason)}") for h in halts]
+
+
+def halt_lines(halts: list[dict[str, Any]], who: str = "strategy") -> list[str]:
+    return [
+        f"{who} halted {h['start'][:16]} → {(h['end'] or 'end of data')[:16]} by a loss limit ({h['reason']}): "
+        f"{count(h['bars'])} bars without entries, {count(h['setups_blocked'])} of them with a setup"
+        for h in halts
+    ]

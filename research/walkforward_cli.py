@@ -7,13 +7,12 @@ import time
 from pathlib import Path
 from typing import Any
 
+from research.report_text import bar_progress, fmt_counts, fmt_pf, halt_lines, halt_marks, write_json
+from research.run_files import bars_in_range, intrabar_path, write_trades
 from trading.backtest import BacktestConfig
-from trading.numbers import count
 
 
 def cmd_walk_forward(args: argparse.Namespace, console: Any, config: BacktestConfig) -> int:
-    from research.backtest_cli import _intrabar_path, _slice, _write_trades, write_json
-    from research.report_text import bar_progress
     from research.walkforward import TrainOptions, parse_spec, plan_folds, walk_forward
     from trading.bars import load_bars
 
@@ -23,13 +22,13 @@ def cmd_walk_forward(args: argparse.Namespace, console: Any, config: BacktestCon
             "(use --wf-keep-models DIR to keep them)"
         )
     train, test, step = parse_spec(args.walk_forward)
-    bars = _slice(
+    bars = bars_in_range(
         load_bars(args.data, server_tz=args.server_tz, spread=args.spread), args.date_from, args.date_to, 0
     )
     plans = plan_folds(bars.height, train, test, step, config.warmup_bars)  # bad windows fail here, fast
     n_folds = len(plans)
     # the finest intrabar data given, checked against the traded bars (the first test window's warm-up on)
-    path, mode_note = _intrabar_path(args, bars.slice(plans[0].test.start - config.warmup_bars), config)
+    path, mode_note = intrabar_path(args, bars.slice(plans[0].test.start - config.warmup_bars), config)
     options = TrainOptions(n_folds=args.wf_folds, test_size=args.wf_test_size, valid_size=args.wf_test_size)
     t0 = time.perf_counter()
     with bar_progress(console, n_folds, unit="folds") as tracker:  # plain lines on stderr in a pipe
@@ -82,34 +81,11 @@ def cmd_walk_forward(args: argparse.Namespace, console: Any, config: BacktestCon
         Path(args.plot).write_bytes(png)
         console.print(f"equity chart written to {args.plot}")
     if args.trades_csv:
-        _write_trades(Path(args.trades_csv), result.strategy)
+        write_trades(Path(args.trades_csv), result.strategy)
         console.print(f"{len(result.strategy.trades)} out-of-sample trades written to {args.trades_csv}")
     if args.json_out:
         write_json(args.json_out, out)
     return 0
-
-
-def halt_marks(halts: list[Any]) -> list[tuple[Any, Any, str]]:
-    """HaltEvents as the equity chart's (start, end, label)."""
-
-    def which(reason: str) -> str:
-        return (
-            "daily-loss limit"
-            if reason.startswith("daily")
-            else "total-loss limit"
-            if reason.startswith("total")
-            else reason
-        )
-
-    return [(h.start, h.end, f"halted {h.start:%m-%d %H:%M} UTC: {which(h.reason)}") for h in halts]
-
-
-def halt_lines(halts: list[dict[str, Any]], who: str = "strategy") -> list[str]:
-    return [
-        f"{who} halted {h['start'][:16]} → {(h['end'] or 'end of data')[:16]} by a loss limit ({h['reason']}): "
-        f"{count(h['bars'])} bars without entries, {count(h['setups_blocked'])} of them with a setup"
-        for h in halts
-    ]
 
 
 def _pct(x: float) -> str:
@@ -131,8 +107,6 @@ def _auc(x: float | None) -> str:
 def _report(console: Any, out: dict[str, Any]) -> None:
     from rich import box
     from rich.table import Table
-
-    from research.backtest_cli import fmt_counts, fmt_pf
 
     wf = out["walk_forward"]
     console.print(

@@ -11,7 +11,8 @@ import pytest
 from rich.console import Console
 
 from main import main
-from research.backtest_cli import _report, fmt_counts, fmt_pf
+from research.backtest_cli import _report
+from research.report_text import fmt_counts, fmt_pf
 
 ROOT = Path(__file__).resolve().parents[1]
 HEAVY = ("numpy", "polars", "xgboost", "sklearn", "scipy", "hmmlearn", "matplotlib", "aiogram", "sqlalchemy")

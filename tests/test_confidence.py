@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from models.confidence import (
+from trading.market_quality import (
     level_threshold,
     market_quality,
     ml_points,

@@ -1,5 +1,6 @@
 """The engine is live behaviour only: it and its parts import no paper broker and switch on no backtest
-mode from the recorder; each is a small file. The backtest's shortcuts reach it through `EnginePort`."""
+mode from the recorder; each is a small file. The backtest's shortcuts reach it through `EnginePort`;
+its parts reach it through `EngineHost`, which it fills in."""
 
 from __future__ import annotations
 
@@ -15,6 +16,8 @@ ENGINE_PARTS = [
     "close_booking",
     "risk_commands",
     "saved_state",
+    "order_entry",
+    "engine_host",
     "engine_snapshot",
     "position_inputs",
     "flash_crash",
@@ -60,3 +63,21 @@ def test_the_engine_satisfies_the_loop_port() -> None:
     init = ast.unparse(ast.parse((ROOT / "trading" / "engine.py").read_text()))
     for name in engine_attrs:
         assert f"self.{name} = " in init or f"self.{name}: " in init, name
+
+
+def test_the_engine_sets_everything_its_parts_declare_they_use() -> None:
+    """`EngineHost`'s attributes are annotations only: a built engine has each of them (the type checker
+    sees the abstract steps; this sees the state)."""
+    from tests.engine_fixtures import analysis
+    from trading.engine import TradingEngine
+    from trading.engine_host import EngineHost
+
+    declared = set(EngineHost.__annotations__)
+    engine = TradingEngine(object(), lambda bars: analysis())  # type: ignore[arg-type]  # no broker call
+    missing = {n for n in declared if not hasattr(engine, n)}
+    assert not missing, missing
+    assert TradingEngine.__abstractmethods__ == frozenset()
+    parts = [
+        c for c in TradingEngine.__mro__ if issubclass(c, EngineHost) and c not in (TradingEngine, EngineHost)
+    ]
+    assert TradingEngine.__mro__.index(EngineHost) > max(TradingEngine.__mro__.index(c) for c in parts)

@@ -8,16 +8,10 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGES = ("bot", "handlers", "trading", "models", "research", "charts")
-# the research commands' pair is the research change's to untangle
 ALLOWED = {
-    frozenset({"research.backtest_cli", "research.walkforward_cli"}),
-    # mixins split out of the engine and the paper broker name their host class for `self` under
-    # TYPE_CHECKING only (no import at run time); they go when the engine's parts become composed
-    # objects behind protocols (issue 21's next step)
-    frozenset({"trading.engine", "trading.close_booking"}),
-    frozenset({"trading.engine", "trading.position_watch"}),
-    frozenset({"trading.engine", "trading.risk_commands"}),
-    frozenset({"trading.engine", "trading.saved_state"}),
+    # the paper broker's parts name their host class for `self` under TYPE_CHECKING only (no import at
+    # run time); they go when its parts declare what they need of it, as the engine's do
+    # (`trading.engine_host`)
     frozenset({"trading.broker.paper", "trading.broker.paper_bars"}),
     frozenset({"trading.broker.paper", "trading.broker.paper_state"}),
 }

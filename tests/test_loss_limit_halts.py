@@ -96,7 +96,7 @@ def test_backtest_cli_reports_halts_and_random_runs_without_ml(
 
 
 def test_halt_text_and_chart_marks_name_the_date_and_the_limit(halted) -> None:
-    from research.walkforward_cli import halt_lines, halt_marks
+    from research.report_text import halt_lines, halt_marks
 
     first, _ = halted
     h = first.halts[-1]

@@ -6,13 +6,14 @@ import numpy as np
 import polars as pl
 import pytest
 
-from models.ev import EVGate, break_even_prob, costs_r, expected_value_r, fit_ev_gate
+from models.ev import EVGate, fit_ev_gate
 from models.labels import LOSS, TIMEOUT, WIN, triple_barrier
 from models.setups import BAR_GATES, engine_setups, time_limit_bars
 from tests.engine_fixtures import FakeSetup, analysis
 from tests.test_gates import gate
 from trading.analysis import MLView
 from trading.domain import Side
+from trading.expected_value import break_even_prob, costs_r, expected_value_r
 from trading.parameters import StrategyParams
 
 

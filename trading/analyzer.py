@@ -17,10 +17,10 @@ from typing import Protocol
 import numpy as np
 import polars as pl
 
-from models.confidence import market_quality
 from trading import features, smc
 from trading.analysis import UNKNOWN_REGIME, MarketAnalysis, MLView, QualityView, RegimeView
 from trading.domain import Side
+from trading.market_quality import market_quality
 from trading.parameters import StrategyParams
 from trading.sessions import session_at
 

@@ -1,7 +1,8 @@
 """Booking an open position's close: closing it at the broker, the trade as the broker's deals say
 (or an estimate, re-read until they appear), the risk state counting it, the journal, then the event.
 
-`CloseBooking` is a part of `TradingEngine` (a mixin: it reads and sets the engine's own state).
+`CloseBooking` is a part of `TradingEngine` (a mixin: it reads and sets the engine's own state, which
+`trading.engine_host.EngineHost` declares).
 """
 
 from __future__ import annotations
@@ -9,19 +10,16 @@ from __future__ import annotations
 import logging
 from dataclasses import replace
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING
 
 from trading.broker.base import BrokerError, ConnectionLost
 from trading.domain import ClosedTrade, Deal, DealEntry, DealReason, Position
+from trading.engine_host import EngineHost
 from trading.events import EventKind
 from trading.exits import PositionTracker
 from trading.late_fills import expired, late_fill_note, match_late_fill
 from trading.records import OpenedTrade
 from trading.risk.modes import record_close
 from trading.timezones import wib_date
-
-if TYPE_CHECKING:
-    from trading.engine import TradingEngine
 
 log = logging.getLogger("trading.engine")
 
@@ -74,10 +72,10 @@ def closed_trade_from_deals(pos: Position, deals: list[Deal], name: str, reason:
     )
 
 
-class CloseBooking:
+class CloseBooking(EngineHost):
     """Closing, detecting and booking closes; correcting a close booked at an estimate."""
 
-    async def _book_closed_while_down(self: TradingEngine, saved: list[Position], live: set[int]) -> None:
+    async def _book_closed_while_down(self, saved: list[Position], live: set[int]) -> None:
         """Positions open at the last save that the broker closed while the bot was down count too (decision 7)."""
         for pos in saved:
             if pos.ticket in live:
@@ -89,9 +87,7 @@ class CloseBooking:
                 )
                 await self._book_close(trade, self.account.balance if self.account else 0.0, by="broker")
 
-    async def _close(
-        self: TradingEngine, pos: Position, name: str, reason: str, by: str
-    ) -> ClosedTrade | None:
+    async def _close(self, pos: Position, name: str, reason: str, by: str) -> ClosedTrade | None:
         if pos.ticket in self._closing:
             return None
         self._closing.add(pos.ticket)
@@ -115,13 +111,13 @@ class CloseBooking:
         finally:
             self._closing.discard(pos.ticket)
 
-    async def _position_deals(self: TradingEngine, pos: Position) -> list[Deal]:
+    async def _position_deals(self, pos: Position) -> list[Deal]:
         # a lookback, not the open time: a broker (or a restarted paper market) may date a fill earlier
         since = pos.open_time - DEAL_LOOKBACK
         return [d for d in await self.broker.deals_since(since) if d.position_ticket == pos.ticket]
 
     async def _closed_trade(
-        self: TradingEngine, pos: Position, name: str, reason: str, price: float | None, time: datetime | None
+        self, pos: Position, name: str, reason: str, price: float | None, time: datetime | None
     ) -> ClosedTrade:
         mine = await self._position_deals(pos)
         trade = closed_trade_from_deals(pos, mine, name, reason)
@@ -154,7 +150,7 @@ class CloseBooking:
             extra={"detail": reason, PL_SOURCE: "estimate", "commission": round(entry_costs, 2)},
         )
 
-    async def _book_close(self: TradingEngine, trade: ClosedTrade, balance_before: float, by: str) -> None:
+    async def _book_close(self, trade: ClosedTrade, balance_before: float, by: str) -> None:
         """Count the close in the risk state, store it, then report it (decision 7: any close counts)."""
         assert self.state is not None
         self.positions.pop(trade.ticket, None)
@@ -186,7 +182,7 @@ class CloseBooking:
         )
         await self._check_mode_change()
 
-    async def _detect_broker_closes(self: TradingEngine, positions: list[Position], now: datetime) -> None:
+    async def _detect_broker_closes(self, positions: list[Position], now: datetime) -> None:
         if self._estimated and (
             self._last_deal_check is None
             or now - self._last_deal_check >= ESTIMATE_RECHECK
@@ -208,7 +204,7 @@ class CloseBooking:
                 self.trackers.setdefault(p.ticket, PositionTracker(p.ticket))
                 await self._adopt(p, now)
 
-    async def _adopt(self: TradingEngine, pos: Position, now: datetime) -> None:
+    async def _adopt(self, pos: Position, now: datetime) -> None:
         """A position of ours the engine did not open in this run: the late fill of an order booked as
         failed (journaled against its decision, now `filled_late`), or a stranger; journaled and told."""
         for gone in expired(self._unknown_orders, now):
@@ -258,11 +254,11 @@ class CloseBooking:
             late=note,
         )
 
-    def watch_estimate(self: TradingEngine, trade: ClosedTrade) -> None:
+    def watch_estimate(self, trade: ClosedTrade) -> None:
         """A close booked at an estimated price (before a restart, say): re-read its deals until they appear."""
         self._estimated[trade.ticket] = trade
 
-    async def _reread_estimates(self: TradingEngine, now: datetime) -> None:
+    async def _reread_estimates(self, now: datetime) -> None:
         for ticket, booked in list(self._estimated.items()):
             if now - booked.close_time > ESTIMATE_WATCH:
                 log.warning(
@@ -288,7 +284,7 @@ class CloseBooking:
             if trade is not None:
                 await self.correct_close(trade, booked.profit)
 
-    async def correct_close(self: TradingEngine, trade: ClosedTrade, booked_profit: float) -> bool:
+    async def correct_close(self, trade: ClosedTrade, booked_profit: float) -> bool:
         """A close booked at `booked_profit` is really `trade` (its broker deals): store the correction,
         shift today's realised P/L by the difference, tell the user. False when nothing differed."""
         assert self.state is not None
@@ -314,7 +310,7 @@ class CloseBooking:
         await self._check_mode_change()
         return True
 
-    async def book_close_from_deals(self: TradingEngine, trade: ClosedTrade) -> None:
+    async def book_close_from_deals(self, trade: ClosedTrade) -> None:
         """A close the broker has and the journal lacks (opened and closed while the bot was down)."""
         balance = self.account.balance if self.account else 0.0
         await self._book_close(trade, balance - trade.profit, by="broker")

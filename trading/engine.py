@@ -19,7 +19,7 @@ from typing import Any
 import polars as pl
 
 from trading.analysis import MarketAnalysis, close_move_pct
-from trading.broker.base import Broker, BrokerError, ConnectionLost, OrderRejected
+from trading.broker.base import Broker
 from trading.close_booking import (
     DEAL_LOOKBACK,
     ESTIMATE_RECHECK,
@@ -28,12 +28,14 @@ from trading.close_booking import (
     closed_trade_from_deals,
 )
 from trading.domain import AccountInfo, ClosedTrade, Position, SymbolSpec, Tick
+from trading.engine_host import JudgeKey, MarketClock
 from trading.engine_snapshot import EngineSnapshot
 from trading.events import Event, EventBus, EventKind
 from trading.exits import PositionTracker
 from trading.flash_crash import TickWindow
 from trading.gates import EntryContext, GateResult, NewsStatus, evaluate_gates, first_block
 from trading.late_fills import UnknownOrder
+from trading.order_entry import OrderEntry
 from trading.parameters import GATE_NAMES, StrategyParams
 from trading.position_inputs import PositionInputs
 from trading.position_watch import PositionWatch, market_minutes
@@ -41,7 +43,6 @@ from trading.records import (
     UNRECORDED_ENTRY,
     Decision,
     MemoryRecorder,
-    OpenedTrade,
     Recorder,
     decision_features,
 )
@@ -55,7 +56,7 @@ from trading.risk.modes import (
     roll_day,
     start_cooldown,
 )
-from trading.risk.sizing import LotSize, kelly_estimate, moved_stop_refusal, size_position
+from trading.risk.sizing import LotSize, kelly_estimate, size_position
 from trading.risk_commands import ChangeResult, RiskCommands
 from trading.saved_state import SavedState
 from trading.timezones import to_wib, utc_now
@@ -64,9 +65,6 @@ from trading.timing import PhaseTimer
 log = logging.getLogger(__name__)
 
 Analyzer = Callable[[pl.DataFrame], MarketAnalysis]
-MarketClock = Callable[
-    [datetime], tuple[float | None, float | None]
-]  # -> (min to daily close, min to weekly close)
 NewsCheck = Callable[[datetime], NewsStatus]
 
 
@@ -75,10 +73,11 @@ _LOT_FREE_GATES = GATE_NAMES[: GATE_NAMES.index("lot_size")]
 _LOT_GATES = GATE_NAMES[len(_LOT_FREE_GATES) :]
 
 
-class TradingEngine(PositionWatch, CloseBooking, RiskCommands, SavedState):
+class TradingEngine(PositionWatch, CloseBooking, RiskCommands, SavedState, OrderEntry):
     """Live behaviour: a step a second, a decision a bar. Parts of it in their own modules: judging and
     managing each open position (`PositionWatch`), booking closes (`CloseBooking`), commands and
-    approvals (`RiskCommands`), the saved state (`SavedState`)."""
+    approvals (`RiskCommands`), the saved state (`SavedState`), sending orders (`OrderEntry`). What they
+    read and call on the engine is declared once, in `trading.engine_host.EngineHost`."""
 
     def __init__(
         self,
@@ -140,7 +139,7 @@ class TradingEngine(PositionWatch, CloseBooking, RiskCommands, SavedState):
         self._step_lock = asyncio.Lock()
         self.last_tick: Tick | None = None
         self._closes: tuple[int, float | None, float | None] | None = None  # _market_minutes' cache
-        self._judge_inputs: dict[int, tuple[tuple[Any, ...], PositionInputs]] = {}  # position_inputs' cache
+        self._judge_inputs: dict[int, tuple[JudgeKey, PositionInputs]] = {}  # position_inputs' cache
         self.started = clock()
 
     # ------------------------------------------------------------------ lifecycle
@@ -163,7 +162,7 @@ class TradingEngine(PositionWatch, CloseBooking, RiskCommands, SavedState):
         self._restored_positions = []
         await self._save_state()
 
-    def _publish(self, kind: EventKind, text: str, **data: Any) -> None:
+    def _publish(self, kind: EventKind, text: str, **data: object) -> None:
         self.bus.publish(Event(kind, self.clock(), data, text))
 
     # ------------------------------------------------------------------ read side
@@ -362,30 +361,36 @@ class TradingEngine(PositionWatch, CloseBooking, RiskCommands, SavedState):
         lot, gates = self._gates(ctx, account, full)
         block = first_block(gates)
         setup = analysis.setup
-        seen: dict[str, Any] = dict(
-            bar_time=analysis.bar_time,
-            action="skip" if block else "enter",
-            side=setup.side if setup else None,
-            reason=f"{block.name}: {block.reason}" if block else (setup.reason if setup else ""),
-            gates=gates,
-            regime=analysis.regime.name,
-            p_up=analysis.ml.p_up if analysis.ml else None,
-            threshold=analysis.quality.threshold,
-            setup_reason=setup.reason if setup else "",
-            lot=lot.lots if lot else 0.0,
-            lot_steps=lot.steps if lot else (),
-            model_version=analysis.model_version,
-            features=decision_features(analysis) if full or block is None else {},
-        )
+        action = "skip" if block else "enter"
+        reason = f"{block.name}: {block.reason}" if block else (setup.reason if setup else "")
         if at_start:
-            verdict = seen["reason"] if block else "every gate passes, no order"
-            seen.update(
-                action="skip", reason=f"start-up, judged only (the bar closed before the start): {verdict}"
+            verdict = reason if block else "every gate passes, no order"
+            action, reason = "skip", f"start-up, judged only (the bar closed before the start): {verdict}"
+        features = decision_features(analysis) if full or block is None else {}
+
+        def seen(id: int | None = None) -> Decision:
+            return Decision(
+                bar_time=analysis.bar_time,
+                action=action,
+                side=setup.side if setup else None,
+                reason=reason,
+                gates=gates,
+                regime=analysis.regime.name,
+                p_up=analysis.ml.p_up if analysis.ml else None,
+                threshold=analysis.quality.threshold,
+                setup_reason=setup.reason if setup else "",
+                lot=lot.lots if lot else 0.0,
+                lot_steps=lot.steps if lot else (),
+                model_version=analysis.model_version,
+                id=id,
+                features=features,
             )
-            self.last_decision = Decision(**seen)
+
+        if at_start:
+            self.last_decision = seen()
             return self.last_decision
         # built twice rather than `replace`d with its id: half the cost, once a bar
-        decision = Decision(**seen, id=await self.recorder.record_decision(Decision(**seen)))
+        decision = seen(await self.recorder.record_decision(seen()))
         if decision.id is None and decision.action == "enter":  # no order without its committed decision row
             decision = replace(decision, action="skip", reason=UNRECORDED_ENTRY)
         self.last_decision = decision
@@ -406,118 +411,6 @@ class TradingEngine(PositionWatch, CloseBooking, RiskCommands, SavedState):
             return None, head
         lot = self._size(ctx.analysis, ctx.mode.mode, account.balance, account.free_margin)
         return lot, head + evaluate_gates(replace(ctx, lot=lot), until_block=True, names=_LOT_GATES)
-
-    def _stops_for(
-        self, side_sign: int, price: float, sl: float, tp: float, lots: float, balance: float
-    ) -> tuple[float, float]:
-        """Min SL distance and the emergency cap at `emergency_sl_pct` of balance (decision 7)."""
-        p = self.params
-        dist = (price - sl) * side_sign
-        if dist < p.min_sl_distance:
-            dist = 2 * p.min_sl_distance
-        money_per_unit = self.spec.money_per_price_unit(lots)
-        cap = balance * p.emergency_sl_pct / 100 / money_per_unit if money_per_unit > 0 else dist
-        dist = min(dist, cap)
-        return self.spec.round_price(price - side_sign * dist), self.spec.round_price(tp)
-
-    async def _enter(
-        self, decision: Decision, analysis: MarketAnalysis, lot: LotSize, now: datetime
-    ) -> Decision:
-        """Send the order; the decision comes back marked `order_failed` when the broker refuses it."""
-        assert self.state is not None and self.account is not None and analysis.setup is not None
-        setup = analysis.setup
-        tick = await self.broker.tick()
-        price = tick.price_to_open(setup.side)
-        sl, tp = self._stops_for(
-            setup.side.sign, price, setup.stop_loss, setup.take_profit, lot.lots, self.account.balance
-        )
-        try:
-            fill = await self.broker.open_market(setup.side, lot.lots, sl, tp, comment=self.comment)
-        except BrokerError as exc:
-            unknown = not isinstance(exc, OrderRejected)
-            if unknown:  # the order may still fill: a position that appears later is matched to it (_adopt)
-                self._unknown_orders.append(
-                    UnknownOrder(
-                        decision,
-                        self.spec.name,
-                        setup.side,
-                        lot.lots,
-                        sl,
-                        tp,
-                        self.broker.magic,
-                        self.comment,
-                        now,
-                        str(exc),
-                        lot.risk_money,
-                    )
-                )
-            why = (
-                f"outcome unknown, taken for failed: {exc}" if unknown else f"broker refused the order: {exc}"
-            )
-            failed = replace(decision, action="order_failed", reason=why)
-            await self.recorder.record_order_failed(failed)
-            self.last_decision = failed
-            self._publish(
-                EventKind.ORDER_FAILED,
-                f"{setup.side} {lot.lots:g} failed: {exc}",
-                error=str(exc),
-                decision=failed,
-            )
-            if isinstance(exc, ConnectionLost):
-                raise
-            return failed
-        placed_sl = sl if fill.sl is None else fill.sl  # the broker may have moved a refused stop
-        placed_tp = tp if fill.tp is None else fill.tp
-        refusal = moved_stop_refusal(
-            side_sign=setup.side.sign,
-            price=fill.price,
-            planned_sl=sl,
-            placed_sl=placed_sl,
-            planned_lots=lot.lots,
-            placed_lots=fill.volume,
-            spec=self.spec,
-        )
-        sl, tp = placed_sl, placed_tp
-        trade = OpenedTrade(
-            ticket=fill.ticket,
-            side=setup.side,
-            volume=fill.volume,
-            open_price=fill.price,
-            open_time=fill.time,
-            sl=sl,
-            tp=tp,
-            magic=self.broker.magic,
-            comment=self.comment,
-            decision_id=decision.id,
-            requested_price=price,
-            risk_money=lot.risk_money,
-            extra={"setup": setup.reason, "regime": analysis.regime.name, "session": analysis.session.name},
-        )
-        await self.recorder.record_open(trade)
-        self.state = replace(self.state, last_entry_time=now)
-        self.positions[fill.ticket] = Position(
-            ticket=fill.ticket,
-            symbol=self.spec.name,
-            side=setup.side,
-            volume=fill.volume,
-            open_price=fill.price,
-            open_time=fill.time,
-            sl=sl,
-            tp=tp,
-            magic=self.broker.magic,
-            comment=self.comment,
-        )
-        self.trackers[fill.ticket] = PositionTracker(fill.ticket)
-        await self._save_state()
-        self._publish(
-            EventKind.TRADE_OPENED,
-            f"opened #{fill.ticket} {setup.side} {fill.volume:g} at {fill.price:.2f} SL {sl:.2f} TP {tp:.2f}",
-            trade=trade,
-            decision=decision,
-        )
-        if refusal is not None:  # booked as opened, then closed at once: the journal keeps both fills
-            await self._close(self.positions[fill.ticket], "stop_moved", refusal, by="engine")
-        return decision
 
 
 __all__ = [

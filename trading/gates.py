@@ -11,9 +11,9 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from models.ev import setup_cost_r, setup_ev_r
 from trading.analysis import MarketAnalysis, close_move_pct
 from trading.domain import Side
+from trading.expected_value import setup_cost_r, setup_ev_r
 from trading.parameters import GATE_NAMES, StrategyParams
 from trading.risk.modes import ModeDecision
 from trading.risk.sizing import LotSize

@@ -12,19 +12,16 @@ import logging
 import operator
 from dataclasses import replace
 from datetime import datetime
-from typing import TYPE_CHECKING
 
 from trading.broker.base import BrokerError, ConnectionLost
 from trading.domain import Position, Tick
+from trading.engine_host import EngineHost
 from trading.events import EventKind
 from trading.exits import ExitContext, ExitVerdict, PositionTracker, evaluate_exits
 from trading.position_inputs import PositionInputs, position_inputs
 from trading.position_manager import PMAction, PMContext, PMKind, manage_position
 from trading.risk.modes import start_cooldown
 from trading.sessions import market_status
-
-if TYPE_CHECKING:
-    from trading.engine import TradingEngine
 
 log = logging.getLogger("trading.engine")
 
@@ -35,10 +32,10 @@ def market_minutes(now: datetime) -> tuple[float | None, float | None]:
     return status.minutes_to_daily_close, status.minutes_to_weekly_close
 
 
-class PositionWatch:
+class PositionWatch(EngineHost):
     """Judging and managing the open positions of `TradingEngine`."""
 
-    async def _manage(self: TradingEngine, pos: Position, tick: Tick, now: datetime) -> None:
+    async def _manage(self, pos: Position, tick: Tick, now: datetime) -> None:
         assert self.state is not None
         self.positions[pos.ticket] = pos
         action, verdict = self.judge(pos, tick.price_to_close(pos.side), pos.profit + pos.swap, now)
@@ -53,7 +50,7 @@ class PositionWatch:
                 self.state = start_cooldown(self.state, self.limits, now, "daily limit close")
                 await self._save_state()
 
-    def position_inputs(self: TradingEngine, pos: Position) -> PositionInputs:
+    def position_inputs(self, pos: Position) -> PositionInputs:
         """What `judge` reads that only a new analysis, risk state, balance or stop can change (once
         per bar; the same object until then)."""
         assert self.state is not None and self.account is not None
@@ -65,17 +62,17 @@ class PositionWatch:
             cached = self._judge_inputs[pos.ticket] = (key, fixed)
         return cached[1]
 
-    def tracker(self: TradingEngine, ticket: int) -> PositionTracker:
+    def tracker(self, ticket: int) -> PositionTracker:
         tracker = self.trackers.get(ticket)
         if tracker is None:  # not setdefault: a tracker (two deques) built on every step only to be dropped
             tracker = self.trackers[ticket] = PositionTracker(ticket)
         return tracker
 
-    def minutes_to_closes(self: TradingEngine, now: datetime) -> tuple[float | None, float | None]:
+    def minutes_to_closes(self, now: datetime) -> tuple[float | None, float | None]:
         return self.market_clock(now) if self.market_clock else self._market_minutes(now)
 
     def judge(
-        self: TradingEngine, pos: Position, price: float, profit: float, now: datetime
+        self, pos: Position, price: float, profit: float, now: datetime
     ) -> tuple[PMAction, ExitVerdict | None]:
         """The position manager's action and the exits' verdict for `pos` at `price` (its tracker
         takes the sample; taking it twice at the same moment changes nothing). Pure otherwise: the
@@ -123,7 +120,7 @@ class PositionWatch:
         )
         return action, verdict
 
-    async def _move_sl(self: TradingEngine, pos: Position, new_sl: float, reason: str) -> None:
+    async def _move_sl(self, pos: Position, new_sl: float, reason: str) -> None:
         try:
             await self.broker.modify_position(pos.ticket, new_sl, pos.tp)
         except ConnectionLost:
@@ -143,7 +140,7 @@ class PositionWatch:
             reason=reason,
         )
 
-    def _market_minutes(self: TradingEngine, now: datetime) -> tuple[float | None, float | None]:
+    def _market_minutes(self, now: datetime) -> tuple[float | None, float | None]:
         """`market_minutes`, with the close instants kept for the minute (the market's state only
         changes on a minute; the minutes left are still computed from `now` itself, so exact)."""
         ts = now.timestamp()

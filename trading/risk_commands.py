@@ -1,22 +1,20 @@
 """What a person asks of the engine: pause, resume, close, and risk changes (tightening at once,
 loosening through an approval that expires); and the risk-mode changes the engine publishes.
 
-`RiskCommands` is a part of `TradingEngine` (a mixin: it reads and sets the engine's own state).
+`RiskCommands` is a part of `TradingEngine` (a mixin: it reads and sets the engine's own state, which
+`trading.engine_host.EngineHost` declares).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
-from typing import TYPE_CHECKING
 
 from trading.domain import ClosedTrade
+from trading.engine_host import EngineHost
 from trading.events import EventKind
 from trading.risk.approvals import Approval, ApprovalError, ApprovalStatus, RiskChange
 from trading.risk.modes import RiskMode, approved_reset, limit_use
 from trading.timezones import wib_date
-
-if TYPE_CHECKING:
-    from trading.engine import TradingEngine
 
 
 @dataclass(frozen=True, slots=True)
@@ -26,10 +24,10 @@ class ChangeResult:
     approval: Approval | None = None
 
 
-class RiskCommands:
+class RiskCommands(EngineHost):
     """The commands and approvals of `TradingEngine`."""
 
-    async def _check_mode_change(self: TradingEngine) -> None:
+    async def _check_mode_change(self) -> None:
         new = self.mode()
         if new.mode is not self._mode.mode:
             old, self._mode = self._mode, new
@@ -48,7 +46,7 @@ class RiskCommands:
             approval = self.approvals.create(change, "engine", new.reason, self.approval_clock())
             self._publish(EventKind.RISK_CHANGE_PROPOSED, f"proposal: {change.summary}", approval=approval)
 
-    async def pause(self: TradingEngine, by: str) -> ChangeResult:
+    async def pause(self, by: str) -> ChangeResult:
         if self.paused:
             return ChangeResult(False, f"already paused by {self.paused_by}")
         self.paused, self.paused_by = True, by
@@ -56,7 +54,7 @@ class RiskCommands:
         self._publish(EventKind.PAUSED, f"paused by {by}", by=by)
         return ChangeResult(True, "paused: no new entries; open positions are still managed")
 
-    async def resume(self: TradingEngine, by: str) -> ChangeResult:
+    async def resume(self, by: str) -> ChangeResult:
         mode = self.mode()
         if mode.mode is RiskMode.STOPPED:
             assert self.state is not None
@@ -69,13 +67,13 @@ class RiskCommands:
         self._publish(EventKind.RESUMED, f"resumed by {by}", by=by)
         return ChangeResult(True, "resumed")
 
-    async def close(self: TradingEngine, ticket: int, by: str) -> ClosedTrade | None:
+    async def close(self, ticket: int, by: str) -> ClosedTrade | None:
         pos = self.positions.get(ticket)
         if pos is None:
             raise KeyError(f"no open position #{ticket}")
         return await self._close(pos, "manual", f"closed by {by}", by=by)
 
-    async def close_all(self: TradingEngine, by: str, reason: str = "close all") -> int:
+    async def close_all(self, by: str, reason: str = "close all") -> int:
         closed = 0
         for pos in list(self.positions.values()):
             if await self._close(
@@ -84,7 +82,7 @@ class RiskCommands:
                 closed += 1
         return closed
 
-    def is_loosening(self: TradingEngine, change: RiskChange) -> bool:
+    def is_loosening(self, change: RiskChange) -> bool:
         assert self.state is not None
         if change.kind == "mode":
             return RiskMode(change.params["mode"]).safety < self.state.manual_floor.safety
@@ -92,7 +90,7 @@ class RiskCommands:
             return bool(replace(self.limits, **change.params).riskier_than(self.limits))
         return change.kind in ("resume_stopped", "reset_total")
 
-    async def request_risk_change(self: TradingEngine, change: RiskChange, by: str) -> ChangeResult:
+    async def request_risk_change(self, change: RiskChange, by: str) -> ChangeResult:
         """Tightening applies at once; loosening returns a pending approval. Bad values raise ValueError."""
         if change.kind == "mode":
             RiskMode(str(change.params.get("mode", "")).upper())  # raises ValueError on a bad name
@@ -113,7 +111,7 @@ class RiskCommands:
         await self._apply(change, by)
         return ChangeResult(True, f"applied: {change.summary}")
 
-    async def resolve_approval(self: TradingEngine, approval_id: str, approve: bool, by: str) -> Approval:
+    async def resolve_approval(self, approval_id: str, approve: bool, by: str) -> Approval:
         """Raises ApprovalError when unknown, already answered or expired (a second tap does nothing)."""
         approval = self.approvals.resolve(approval_id, approve, by, self.approval_clock())
         if approval.status is ApprovalStatus.APPROVED:
@@ -125,7 +123,7 @@ class RiskCommands:
         )
         return approval
 
-    async def _apply(self: TradingEngine, change: RiskChange, by: str) -> None:
+    async def _apply(self, change: RiskChange, by: str) -> None:
         assert self.state is not None and self.account is not None
         now = self.clock()
         if change.kind == "mode":

@@ -1,27 +1,26 @@
 """The engine's state as saved between runs (pause, risk state, limits, recent results, the open
 positions) and how it is restored.
 
-`SavedState` is a part of `TradingEngine` (a mixin: it reads and sets the engine's own state).
+`SavedState` is a part of `TradingEngine` (a mixin: it reads and sets the engine's own state, which
+`trading.engine_host.EngineHost` declares).
 """
 
 from __future__ import annotations
 
 from dataclasses import asdict
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from trading.domain import Position, Side
+from trading.engine_host import EngineHost
 from trading.risk.approvals import Approval
 from trading.risk.modes import RiskLimits, risk_state_from_dict, risk_state_to_dict
 
-if TYPE_CHECKING:
-    from trading.engine import TradingEngine
 
-
-class SavedState:
+class SavedState(EngineHost):
     """Saving and restoring `TradingEngine`'s state."""
 
-    def restore(self: TradingEngine, saved: dict[str, Any]) -> None:
+    def restore(self, saved: dict[str, Any]) -> None:
         if "risk" in saved:
             self.state = risk_state_from_dict(saved["risk"])
         self.paused = bool(saved.get("paused", False))
@@ -31,13 +30,13 @@ class SavedState:
         self.recent_profits.extend(float(x) for x in saved.get("recent_profits", []))
         self._restored_positions = [_position_from_dict(p) for p in saved.get("positions", [])]
 
-    def restore_approvals(self: TradingEngine, approvals: list[Approval]) -> None:
+    def restore_approvals(self, approvals: list[Approval]) -> None:
         """Pending approvals saved before a restart; a restored reset request is not proposed again."""
         self.approvals.restore(approvals)
         if any(a.change.kind == "reset_total" for a in approvals):
             self._proposed_reset = True
 
-    def state_dict(self: TradingEngine) -> dict[str, Any]:
+    def state_dict(self) -> dict[str, Any]:
         assert self.state is not None
         return {
             "paused": self.paused,
@@ -48,7 +47,7 @@ class SavedState:
             "positions": [_position_to_dict(p) for p in self.positions.values()],
         }
 
-    async def _save_state(self: TradingEngine) -> None:
+    async def _save_state(self) -> None:
         await self.recorder.save_state(self.state_dict())
 
 
