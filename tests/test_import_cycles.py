@@ -18,8 +18,6 @@ ALLOWED = {
     frozenset({"trading.engine", "trading.position_watch"}),
     frozenset({"trading.engine", "trading.risk_commands"}),
     frozenset({"trading.engine", "trading.saved_state"}),
-    frozenset({"trading.broker.paper", "trading.broker.paper_bars"}),
-    frozenset({"trading.broker.paper", "trading.broker.paper_state"}),
 }
 
 
