@@ -21,7 +21,7 @@ from typing import Any
 import polars as pl
 
 from trading.analysis import MarketAnalysis
-from trading.broker.paper import PaperConfig
+from trading.broker.paper import PaperBroker, PaperConfig
 from trading.domain import Tick
 from trading.engine import TradingEngine
 from trading.shadow import (
@@ -165,6 +165,8 @@ class ShadowService:
 
     # ------------------------------------------------------------------ driven by the live job
     async def start(self) -> list[str]:
+        if isinstance(self.engine.broker, PaperBroker):  # a replay or dry run: every tick, not one a second
+            self.book.follow(self.engine.broker)
         return await self.book.load(live_quote(self.engine))
 
     async def after_tick(self) -> None:

@@ -5,7 +5,10 @@ live broker is), with its own parameters, risk limits and start balance, its own
 listens: a challenger never talks to the chat) and its own tagged records (`ShadowRecorder`). The
 live job calls `step(tick)` after the live engine's 1-second step and `bar(window)` after the live
 bar decision, so the live strategy never waits for a challenger; a challenger that fails is logged
-and counted, never raised into the live loop.
+and counted, never raised into the live loop. When live trades on a paper account (a replay, a dry run)
+`follow(broker)` hands every price that account takes to the challengers' accounts too (`quote`), so a
+challenger's SL/TP fills at the tick it would live, not at the next 1-second step. The challengers'
+bar decisions run side by side (`asyncio.gather`): their records' fsyncs overlap.
 
 State lives under one directory: `challengers.json` (the list, replaced atomically) and one folder
 per challenger (paper account, engine state, journal lines). A restart reads them back as they were.
@@ -206,6 +209,7 @@ class ShadowBook:
         self.runners: dict[int, Runner] = {}
         self.times = StepTimes()
         self._last_tick: Tick | None = None
+        self.quote_seconds = 0.0  # time the quotes since the last step took (counted in the step's)
         self.broken = ""  # why the stored list could not be read (then nothing may overwrite it)
         self.failed: dict[int, ChallengerSpec] = {}  # stored but could not start
 
@@ -311,31 +315,53 @@ class ShadowBook:
         return runner.spec
 
     # ------------------------------------------------------------------ driven by the live job
-    async def step(self, tick: Tick | None) -> None:
-        """After the live 1-second step: the same quote to every challenger's account, then its step."""
-        if tick is None or not self.runners:
-            return
+    def follow(self, broker: PaperBroker) -> None:
+        """Every price live's paper account takes goes to the challengers' accounts as it comes."""
+        if self.quote not in broker.listeners:
+            broker.listeners.append(self.quote)
+
+    def quote(self, tick: Tick) -> None:
+        """One price for every challenger's account (its SL/TP and stop-out), between live's steps too."""
         self._last_tick = tick
         started = time.perf_counter()
         for runner in list(self.runners.values()):
             try:
                 runner.broker.set_tick(tick)
+            except Exception as exc:
+                self._failed(runner, "quote", exc)
+        self.quote_seconds += time.perf_counter() - started
+
+    async def step(self, tick: Tick | None) -> None:
+        """After the live 1-second step: the same quote to every challenger's account (taken already when
+        the book follows live's paper account), then its step. Its time includes the quotes since the last."""
+        quoted, self.quote_seconds = self.quote_seconds, 0.0
+        if tick is None or not self.runners:
+            return
+        started = time.perf_counter()
+        if tick is not self._last_tick:
+            self.quote(tick)
+        for runner in list(self.runners.values()):
+            try:
                 await runner.engine.on_tick()
             except Exception as exc:
                 self._failed(runner, "step", exc)
-        self.times.add("step", time.perf_counter() - started)
+        self.times.add("step", time.perf_counter() - started + quoted)
+        self.quote_seconds = 0.0
 
     async def bar(self, window: pl.DataFrame) -> None:
-        """After the live bar decision: each challenger decides the same closed bar."""
+        """After the live bar decision: each challenger decides the same closed bar, side by side."""
         if not self.runners:
             return
         started = time.perf_counter()
-        for runner in list(self.runners.values()):
-            try:
-                await runner.engine.on_bar(window)
-            except Exception as exc:
-                self._failed(runner, "bar", exc)
+        runners = list(self.runners.values())
+        await asyncio.gather(*(self._decide(r, window) for r in runners))
         self.times.add("bar", time.perf_counter() - started)
+
+    async def _decide(self, runner: Runner, window: pl.DataFrame) -> None:
+        try:
+            await runner.engine.on_bar(window)
+        except Exception as exc:
+            self._failed(runner, "bar", exc)
 
     @staticmethod
     def _failed(runner: Runner, what: str, exc: Exception) -> None:
