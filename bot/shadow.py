@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Awaitable, Sequence
 from dataclasses import asdict, dataclass
 from datetime import datetime
 from pathlib import Path
@@ -35,6 +36,7 @@ from trading.shadow import (
     params_changes,
     params_to_dict,
 )
+from trading.shadow_compare import Challenger
 from trading.shadow_stats import (
     Outcome,
     PairedDifference,
@@ -126,6 +128,7 @@ class ShadowService:
         self.params_dir = Path(params_dir) if params_dir else self.root / "params"
         self._memos: dict[tuple[str, bool], BarMemo] = {}
         self.promotions: Any = None  # bot.shadow_promotion.Promotions, when promotion is on
+        self.backtests: Any = None  # bot.shadow_backtests.ChallengerBacktests, for /backtest ... challenger
         self._checked_hour: int | None = None
         self.book = ShadowBook(
             self.root,
@@ -183,6 +186,20 @@ class ShadowService:
                 log.exception("promotion check failed")
 
     # ------------------------------------------------------------------ changes from the chat
+    def resolve(self, model: str | None, params: str | None) -> Challenger:
+        """What a request runs (a stored version, a parameter set or both), checked: ChallengerError
+        (one line) for an unknown version, a set that fails validation, or a copy of live."""
+        if not model and not params:
+            raise ChallengerError("say what the challenger runs: v007, params NAME, or both")
+        version = self._version(model) if model else LIVE_MODEL
+        live_params = self.engine.params
+        chosen = self._params(params) if params else live_params
+        if version in (LIVE_MODEL, self.live_model_version()) and not params_changes(live_params, chosen):
+            raise ChallengerError(
+                "that challenger is identical to live (same model and parameters): nothing to compare"
+            )
+        return Challenger(version, params or "", chosen)
+
     async def add(self, *, model: str | None, params: str | None, by: str) -> ChallengerSpec:
         """A new challenger; ChallengerError (one line) and nothing changed when it cannot be."""
         if not model and not params:
@@ -196,13 +213,8 @@ class ShadowService:
                 f"{self.book.max_challengers} challengers already run (the most allowed); "
                 "drop one first with /shadow drop N"
             )
-        version = self._version(model) if model else LIVE_MODEL
-        live_params = self.engine.params
-        chosen = self._params(params) if params else live_params
-        if version in (LIVE_MODEL, self.live_model_version()) and not params_changes(live_params, chosen):
-            raise ChallengerError(
-                "that challenger is identical to live (same model and parameters): nothing to compare"
-            )
+        wanted = self.resolve(model, params)
+        version, chosen = wanted.model, wanted.params
         for spec in self.book.specs:
             if spec.model_version == version and spec.params == params_to_dict(chosen):
                 raise ChallengerError(f"challenger #{spec.number} already runs the same model and parameters")
@@ -230,6 +242,26 @@ class ShadowService:
         spec = await self.book.drop(number)
         self.record("drop", spec, by)
         return spec
+
+    def backtest(
+        self, days: int, requests: Sequence[tuple[str | None, str | None]], progress: Any
+    ) -> Awaitable[Any]:
+        """/backtest ... challenger ...: the strategy and these challengers on the bot's recent bars
+        (bot.shadow_backtests); ValueError (one line) and nothing started when it cannot run."""
+        if self.backtests is None:
+            raise ChallengerError("backtests are not available in this run")
+        return self.backtests.start(days, requests, progress)
+
+    def history_analyzer(self, version: str, with_h1_bias: bool) -> Analyzer:
+        """A new analyzer of a model version (LIVE_MODEL: live's) for a backtest, in its worker thread:
+        nothing shared with the live loop's analyses."""
+        bundle = self.live_slot.current if self.live_slot is not None else None
+        if version != LIVE_MODEL:
+            from models.registry import load_version
+
+            bundle = load_version(self.registry, version)
+        analyzer: Analyzer = self.analyzer_for(bundle, with_h1_bias)
+        return analyzer
 
     def pending_promotions(self) -> list[Any]:
         if self.promotions is None:
@@ -384,6 +416,9 @@ async def build_shadow(app: Any) -> ShadowService:
     if override is not None:
         app.engine.params, note = override
         app.notes.append(note)
+    from bot.shadow_backtests import ChallengerBacktests
+
+    service.backtests = ChallengerBacktests(service, app.ctx.backtester, s.analysis_history_bars)
     service.promotions = Promotions(
         service,
         PromotionRule(s.shadow_promote_min_trades, s.shadow_promote_min_days, s.shadow_promote_max_p),

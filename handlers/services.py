@@ -8,7 +8,7 @@ So the import arrow runs bot -> handlers only: a handler never imports `bot`, an
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any, Protocol
@@ -95,6 +95,14 @@ class ShadowControl(Protocol):
 
     async def resolve_promotion(self, approval_id: str, approve: bool, by: str) -> Any:
         """ApprovalError when unknown, answered or expired; approving makes the challenger live."""
+        ...
+
+    def backtest(
+        self, days: int, requests: Sequence[tuple[str | None, str | None]], progress: Progress
+    ) -> Awaitable[Any]:
+        """/backtest ... challenger ...: the strategy and each (model, params) request on the bot's recent
+        bars, running aside (bot.shadow_backtests.ComparisonReport when done); ValueError with one line
+        and nothing started when it cannot run."""
         ...
 
 

@@ -94,9 +94,11 @@ async def replay_with_shadow(
     commission_per_lot: float = 0.0,
     history: int = 1500,
     before_start: Callable[[ShadowBook], object] | None = None,
+    progress: Callable[[int, int], None] | None = None,
 ) -> ShadowReplay:
     """Replay `bars` (after `warmup`) with the live engine and the book `book_for(engine, clock)` builds.
-    `before_start(book)` may add challengers (an awaitable is awaited) once the live engine started."""
+    `before_start(book)` may add challengers (an awaitable is awaited) once the live engine started;
+    `progress(done, total)` hears of each bar decided."""
     feed = ReplayFeed(bars, speed=0, ticks_per_bar=ticks_per_bar, history=warmup)
     broker = PaperBroker(feed=feed, balance=balance, commission_per_lot=commission_per_lot)
     await broker.connect()
@@ -127,10 +129,12 @@ async def replay_with_shadow(
         await book.step(engine.last_tick)
         times.shadow_step.append(time.perf_counter() - t0 + quoted)
 
-    async def decided(_bar: int, window: pl.DataFrame, _decision: object) -> None:
+    async def decided(bar: int, window: pl.DataFrame, _decision: object) -> None:
         t0 = time.perf_counter()
         await book.bar(window)
         times.shadow_bar.append(time.perf_counter() - t0)
+        if progress is not None:
+            progress(bar - warmup + 1, bars.height - warmup)
 
     loop = MarketLoop(
         feed,
