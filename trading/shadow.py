@@ -309,6 +309,7 @@ class ShadowBook:
             raise ChallengerError(f"no challenger #{number} (running: {have})")
         del self.runners[number]
         self._save_list()
+        await runner.broker.disconnect()  # its account's journal synced and closed before the move
         target = self.root / "dropped" / f"{runner.spec.tag}-{self.clock():%Y%m%dT%H%M%S}"
         target.parent.mkdir(parents=True, exist_ok=True)
         await asyncio.to_thread(shutil.move, str(self.root / runner.spec.tag), str(target))

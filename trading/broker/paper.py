@@ -120,7 +120,7 @@ class PaperBroker(PaperState, PaperBars):
     async def disconnect(self) -> None:
         self._connected = False
         if self.journal is not None:
-            self.journal.sync()
+            self.journal.close()
 
     @property
     def connected(self) -> bool:

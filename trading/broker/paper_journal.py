@@ -17,7 +17,7 @@ import logging
 import os
 import threading
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 from trading.broker.base import BrokerError, BrokerErrorKind
 from trading.broker.paper_host import AccountState
@@ -54,12 +54,6 @@ class Syncer:
                 self._thread.start()
             self._wake.notify_all()
 
-    def wait(self) -> None:
-        """Until every requested fsync is done."""
-        with self._lock:
-            while self._pending or self._busy:
-                self._wake.wait()
-
     def _run(self) -> None:
         while True:
             with self._lock:
@@ -91,7 +85,7 @@ class PaperJournal:
         self.records = 0  # journal records since the snapshot
         self.skipped = ""  # why the last record was skipped at load, if it was
         self._seq = 0
-        self._fd: int | None = None
+        self._file: BinaryIO | None = None
         self._positions: dict[int, Position] = {}  # the account as the files hold it
         self._deals = 0
         self._rebased = True  # the next change writes a snapshot
@@ -193,21 +187,18 @@ class PaperJournal:
         self.records = 0
         self._rebased = False
 
-    def sync(self) -> None:
-        """Every change written so far is on the disk when this returns."""
-        if self._fd is not None:
-            os.fsync(self._fd)
-
     def close(self) -> None:
-        if self._fd is not None:
-            fd, self._fd = self._fd, None
-            os.fsync(fd)
-            os.close(fd)
+        """Every change written so far is on the disk, and the journal file is closed (a later change
+        opens it again)."""
+        if self._file is not None:
+            file, self._file = self._file, None
+            os.fsync(file.fileno())
+            file.close()
 
     def _open(self) -> int:
-        if self._fd is None:
-            self._fd = os.open(self.log_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
-        return self._fd
+        if self._file is None:  # a file object (not a bare descriptor): closed when the broker is dropped
+            self._file = open(self.log_path, "ab", buffering=0)  # noqa: SIM115
+        return self._file.fileno()
 
     def _append(self, data: bytes) -> None:
         fd = self._open()
