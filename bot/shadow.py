@@ -31,6 +31,7 @@ from trading.shadow import (
     BarMemo,
     ChallengerError,
     ChallengerSpec,
+    H1Bias,
     ShadowBook,
     load_param_set,
     params_changes,
@@ -85,7 +86,8 @@ def live_quote(engine: TradingEngine) -> Tick | None:
 
 class ChallengerAnalyzer:
     """A challenger's bar analysis: live's own when it reads the bar with live's model and live has
-    analysed this bar, else the shared analysis of its model version."""
+    analysed this bar (with the H1 bias of its own gate, `trading.shadow.H1Bias`), else the shared
+    analysis of its model version."""
 
     def __init__(self, service: ShadowService, spec: ChallengerSpec) -> None:
         self.service, self.spec = service, spec
@@ -96,9 +98,9 @@ class ChallengerAnalyzer:
         live = svc.engine.analysis
         same_model = self.spec.model_version in (LIVE_MODEL, svc.live_model_version())
         same_h1 = svc.h1_bias(self.spec) == svc.h1_bias(None)
-        if same_model and same_h1 and live is not None and bars.height and live.bar_time == bars["time"][-1]:
+        if same_model and live is not None and bars.height and live.bar_time == bars["time"][-1]:
             self.shared_with_live += 1
-            return live
+            return live if same_h1 else svc.h1.apply(live, bars, svc.h1_bias(self.spec))
         return svc.memo_for(self.spec)(bars)
 
 
@@ -117,6 +119,7 @@ class ShadowService:
         paper: PaperConfig | None = None,
         max_challengers: int = 3,
         symbol: str = "XAUUSD",
+        history: int = 1500,
     ) -> None:
         self.root = Path(root)
         self.engine = engine
@@ -127,6 +130,7 @@ class ShadowService:
         self.journal = journal
         self.params_dir = Path(params_dir) if params_dir else self.root / "params"
         self._memos: dict[tuple[str, bool], BarMemo] = {}
+        self.h1 = H1Bias(history)  # the bars the analyzers read (ANALYSIS_HISTORY_BARS)
         self.promotions: Any = None  # bot.shadow_promotion.Promotions, when promotion is on
         self.backtests: Any = None  # bot.shadow_backtests.ChallengerBacktests, for /backtest ... challenger
         self._checked_hour: int | None = None
@@ -408,6 +412,7 @@ async def build_shadow(app: Any) -> ShadowService:
         paper=paper,
         max_challengers=s.shadow_max_challengers,
         symbol=s.symbol,
+        history=s.analysis_history_bars,
     )
     from bot.shadow_promotion import Promotions, live_params_override
     from trading.shadow_stats import PromotionRule

@@ -22,7 +22,7 @@ import logging
 import shutil
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field, fields, replace
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -31,6 +31,7 @@ import numpy as np
 import polars as pl
 
 from trading.analysis import MarketAnalysis
+from trading.analyzer import h1_bias_series
 from trading.broker.paper import PaperBroker, PaperConfig
 from trading.domain import ClosedTrade, Tick
 from trading.engine import TradingEngine
@@ -148,6 +149,36 @@ def outcome_of(t: ClosedTrade) -> Outcome:
     if not isinstance(risk, int | float) or risk <= 0:  # unknown at entry: the stop's distance
         risk = abs(t.open_price - t.sl) * t.volume * 100.0 if t.sl else 0.0
     return Outcome(t.close_time, t.profit, float(risk))
+
+
+class H1Bias:
+    """The H1 bias of a bar for a strategy that reads a shared analysis made with the other H1 setting.
+    `MarketAnalyzer(with_h1_bias=...)` changes nothing but the analysis's `h1_bias` (the last value of
+    `h1_bias_series` over the same window), so the shared analysis with this bias is exactly the one
+    the strategy would have made on its own; the series is computed once a bar."""
+
+    def __init__(self, history: int) -> None:
+        self.history = history  # the analyzer's window (MarketAnalyzer.history)
+        self._key: tuple[Any, int] | None = None
+        self._bias = 0
+        self.computed = 0
+
+    def of(self, bars: pl.DataFrame) -> int:
+        key = (bars["time"][-1] if bars.height else None, bars.height)
+        if key != self._key:
+            window = bars.tail(self.history) if bars.height > self.history else bars
+            self._bias = int(h1_bias_series(window)[-1]) if window.height else 0
+            self._key = key
+            self.computed += 1
+        return self._bias
+
+    def apply(self, analysis: MarketAnalysis, bars: pl.DataFrame, on: bool) -> MarketAnalysis:
+        bias = self.of(bars) if on else 0
+        return analysis if analysis.h1_bias == bias else replace(analysis, h1_bias=bias)
+
+    def over(self, base: Analyzer, on: bool) -> Analyzer:
+        """`base`'s analysis with the H1 bias on or off."""
+        return lambda bars: self.apply(base(bars), bars, on)
 
 
 class BarMemo:

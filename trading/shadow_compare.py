@@ -5,8 +5,8 @@ through `MarketLoop`, one paper engine per challenger stepped after live's step 
 `compare_on_history`, so the numbers a trader sees backward and in `/shadow` come from one code path.
 
 Models stay outside `trading/`: the caller gives `analyzer_for(version, with_h1_bias)`, the bar analyzer of
-a model version (LIVE_MODEL: the strategy's own). A bar is analysed once for every strategy reading it
-with the same inputs (`BarMemo`).
+a model version (LIVE_MODEL: the strategy's own). A bar is analysed once a model version for every
+strategy reading it (`BarMemo`), the H1 bias added for those whose gate wants it (`H1Bias`).
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ import polars as pl
 from trading.engine import TradingEngine
 from trading.parameters import StrategyParams
 from trading.risk.modes import RiskLimits
-from trading.shadow import LIVE_MODEL, Analyzer, BarMemo, ChallengerSpec, ShadowBook, params_to_dict
+from trading.shadow import LIVE_MODEL, Analyzer, BarMemo, ChallengerSpec, H1Bias, ShadowBook, params_to_dict
 from trading.shadow_replay import replay_with_shadow
 from trading.shadow_stats import Outcome, StrategyStats, paired_by_day, strategy_stats, trading_days
 from trading.simulation import SimClock
@@ -58,16 +58,17 @@ async def compare_on_history(
     "challengers" (each with "vs_strategy", paired by WIB day), each with its closed trades as "curve"
     ([close time ISO, profit] pairs, for an equity chart)."""
     base = base or StrategyParams()
-    memos: dict[tuple[str, bool], BarMemo] = {}
+    memos: dict[str, BarMemo] = {}
+    h1 = H1Bias(history)
 
-    def memo(version: str, params: StrategyParams) -> BarMemo:
-        same = version in (LIVE_MODEL, live_version)  # a challenger on live's version reads live's analysis
-        key = (LIVE_MODEL if same else version, params.gate_enabled("h1_bias"))
+    def analyzer(version: str, params: StrategyParams) -> Analyzer:
+        """One analysis a bar per model version (a challenger on live's reads live's); the H1 bias on top."""
+        key = LIVE_MODEL if version in (LIVE_MODEL, live_version) else version
         if key not in memos:
-            memos[key] = BarMemo(analyzer_for(*key))
-        return memos[key]
+            memos[key] = BarMemo(analyzer_for(key, False))
+        return h1.over(memos[key], True) if params.gate_enabled("h1_bias") else memos[key]
 
-    live = memo(LIVE_MODEL, base)
+    live = analyzer(LIVE_MODEL, base)
     holder: dict[str, TradingEngine] = {}
     with tempfile.TemporaryDirectory() as folder:
 
@@ -75,7 +76,7 @@ async def compare_on_history(
             holder["engine"] = engine
             return ShadowBook(
                 Path(folder),
-                lambda spec: memo(spec.model_version, spec.strategy_params()),
+                lambda spec: analyzer(spec.model_version, spec.strategy_params()),
                 clock,
                 max_challengers=max(len(challengers), 1),
             )
