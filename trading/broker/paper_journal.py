@@ -95,6 +95,14 @@ class PaperJournal:
     def load(self) -> AccountState | None:
         """The saved account (snapshot plus journal), compacted to a new snapshot; None when there is none.
         BrokerError(CONFIG) when the files cannot be read back."""
+        read = self.read()
+        if read is None:
+            return None
+        self.compact(read[0])
+        return read[0]
+
+    def read(self) -> tuple[AccountState, dict[str, Any]] | None:
+        """The saved account and its snapshot's JSON, written nowhere; None when there is none."""
         if not self.path.exists():
             if self.log_path.exists() and self.log_path.stat().st_size:
                 raise BrokerError(
@@ -110,8 +118,7 @@ class PaperJournal:
         account = state_from_json(data, self.symbol)
         self._seq = int(data.get("journal_seq", 0))
         self._replay(account)
-        self.compact(account)
-        return account
+        return account, data
 
     def _replay(self, account: AccountState) -> None:
         lines = self.log_path.read_bytes().splitlines() if self.log_path.exists() else []
@@ -206,6 +213,17 @@ class PaperJournal:
         while view:
             view = view[os.write(fd, view) :]
         SYNCER.request(fd)
+
+
+def read_account(path: Path, symbol: str = "XAUUSD") -> dict[str, Any]:
+    """The account as a restart would read it (`PaperBroker.to_state()`'s form: the snapshot and the
+    journal since), writing nothing, so it is safe beside a running broker. BrokerError(CONFIG) when
+    the files cannot be read back; FileNotFoundError when there is no account."""
+    read = PaperJournal(Path(path), symbol, 0, 0).read()
+    if read is None:
+        raise FileNotFoundError(f"no paper account at {path}")
+    account, data = read
+    return state_to_json(account, symbol, int(data.get("magic", 0)), int(data["account"].get("login", 1)))
 
 
 def apply_record(account: AccountState, record: dict[str, Any]) -> None:
