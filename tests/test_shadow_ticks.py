@@ -80,3 +80,44 @@ async def test_without_following_the_stop_between_steps_is_missed(tmp_path: Path
     ours, reference = await run(tmp_path, follow=False)
     assert [d.reason for d in reference] == [DealReason.CLIENT, DealReason.SL]
     assert [d.reason for d in ours] == [DealReason.CLIENT]
+
+
+async def test_a_challenger_with_lives_strategy_fills_as_live_does_tick_for_tick(
+    tmp_path: Path, monkeypatch
+) -> None:
+    """A replay with three ticks a second, so stops and targets are reached between live's 1-second
+    steps: a challenger running live's own strategy (the oracle: it trades often, and its targets
+    are met) books the same deals as live, at the same ticks and prices."""
+    import os
+
+    from tests.shadow_fixtures import book_factory, oracle, spec
+    from trading.analyzer import MarketAnalyzer
+    from trading.shadow import BarMemo
+    from trading.shadow_replay import replay_with_shadow
+    from trading.synthetic import generate_bars
+
+    monkeypatch.setattr(os, "fsync", lambda fd: None)
+    bars = generate_bars(232, seed=3)
+    shared = BarMemo(MarketAnalyzer(history=200))
+    live = oracle(bars, shared, +1)
+    holder: dict[str, object] = {}
+
+    def build(engine, clock):
+        holder["engine"] = engine
+        return book_factory(tmp_path, bars, shared)(engine, clock)
+
+    async def add(book) -> None:
+        await book.add(spec(1, "v901", holder["engine"]))  # the oracle too, with live's parameters
+
+    r = await replay_with_shadow(bars, live, build, warmup=200, ticks_per_bar=2700, before_start=add)
+    runner = r.book.runners[1]
+    assert runner.errors == 0, runner.last_error
+
+    def booked(deals: list) -> list:
+        return [(d.time, d.side, d.entry, d.volume, d.price, d.reason, d.profit) for d in deals]
+
+    ours = booked(await runner.broker.deals_since(T0.replace(year=2000)))
+    theirs = booked(await r.broker.deals_since(T0.replace(year=2000)))
+    closes = [d for d in theirs if d[5] in (DealReason.SL, DealReason.TP)]
+    assert len(closes) >= 2 and any(d[0].microsecond for d in closes)  # some between whole seconds
+    assert ours == theirs
