@@ -385,3 +385,10 @@ async def test_a_challenger_backtest_while_one_runs_is_refused(h: Harness, share
     finally:
         tester.running = False
         tester.close()
+
+
+async def test_a_challenger_backtest_with_shadow_off_says_so(h: Harness) -> None:
+    h.ctx.shadow = None
+    text = (await h.send("/backtest 3 challenger v002")).params["text"]
+    assert text == "Challengers are off in this run: /backtest [days] tests the strategy alone."
+    assert (await h.audits(1))[0].result == "shadow off"
