@@ -144,6 +144,10 @@ class ShadowService:
         )
 
     # ------------------------------------------------------------------ analysis sharing
+    @property
+    def max_challengers(self) -> int:
+        return self.book.max_challengers
+
     def live_model_version(self) -> str | None:
         bundle = self.live_slot.current if self.live_slot is not None else None
         return getattr(bundle, "version", None)

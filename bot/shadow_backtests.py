@@ -16,15 +16,14 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from functools import partial
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from handlers.services import BacktestRefused, Progress
-from trading.shadow import ChallengerError
+from trading.shadow import Analyzer, ChallengerError
 from trading.shadow_compare import Challenger, compare_on_history
 
 if TYPE_CHECKING:
     from bot.backtests import BotBacktester
-    from bot.shadow import ShadowService
 
 BAR = timedelta(minutes=15)
 
@@ -44,8 +43,21 @@ class ComparisonReport:
     figures: dict[str, Any]  # "strategy", "challengers" (each with "vs_strategy"), "start"
 
 
+class Challengers(Protocol):
+    """What a comparison needs of the shadow service (bot.shadow.ShadowService)."""
+
+    @property
+    def max_challengers(self) -> int: ...
+
+    def resolve(self, model: str | None, params: str | None) -> Challenger: ...
+
+    def history_analyzer(self, version: str, with_h1_bias: bool) -> Analyzer: ...
+
+    def live_model_version(self) -> str | None: ...
+
+
 class ChallengerBacktests:
-    def __init__(self, service: ShadowService, tester: BotBacktester | None, history: int = 1500) -> None:
+    def __init__(self, service: Challengers, tester: BotBacktester | None, history: int = 1500) -> None:
         self.service = service
         self.tester = tester  # its worker thread and its one-at-a-time rule
         self.history = history  # bars each analysis reads (ANALYSIS_HISTORY_BARS)
@@ -60,7 +72,7 @@ class ChallengerBacktests:
             raise BacktestRefused("backtests are not available in this run")
         if tester.running:
             raise BacktestRefused("a backtest is already running: its report comes in this chat")
-        most = self.service.book.max_challengers
+        most = self.service.max_challengers
         if not requests or len(requests) > most:
             raise ChallengerError(f"a backtest compares 1 to {most} challengers with the strategy")
         challengers = [self.service.resolve(model, params) for model, params in requests]
