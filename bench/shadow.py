@@ -3,8 +3,9 @@
 The live engine (SMC-only analyzer, as without a trained model) runs through `MarketLoop`; after each
 live step and bar the challengers run as the bot's trading job runs them (`trading.shadow_replay`).
 Runs: no challenger; three parameter sets that all read live's analysis of the bar (shared); two
-of those and one with the H1-bias gate on, which needs its own analysis of the bar (not shared). Records are written to a temporary
-folder with their real fsyncs. Prints JSON: p50/p99 in ms of the live step, the live bar, the
+of those and one with the H1-bias gate on, which reads live's analysis with the bar's H1 bias added
+(`trading.shadow.H1Bias`, as the bot's challengers do). Records are written to a temporary folder with
+their real fsyncs; every tick live's paper account takes reaches the challengers' accounts too. Prints JSON: p50/p99 in ms of the live step, the live bar, the
 challengers' work after each, and the whole 1-second job (live + challengers).
 
 `python bench/shadow.py [--bars 1500] [--warmup 500] [--ticks-per-bar 15]`
@@ -28,7 +29,7 @@ from tests.shadow_fixtures import spec  # noqa: E402
 from trading.analyzer import MarketAnalyzer  # noqa: E402
 from trading.bars import load_bars  # noqa: E402
 from trading.engine import TradingEngine  # noqa: E402
-from trading.shadow import BarMemo, ShadowBook  # noqa: E402
+from trading.shadow import BarMemo, H1Bias, ShadowBook  # noqa: E402
 from trading.shadow_replay import ReplayTimes, replay_with_shadow  # noqa: E402
 
 DATA = ROOT.parent / "shared" / "data" / "xauusd_m15.parquet"
@@ -63,13 +64,14 @@ async def run(
     bars, challengers: int, warmup: int, ticks_per_bar: int, history: int, own_analysis: bool = True
 ) -> dict[str, object]:
     memo = BarMemo(MarketAnalyzer(history=history))
-    own = BarMemo(MarketAnalyzer(history=history, with_h1_bias=True))
+    h1 = H1Bias(history)
+    with_h1 = h1.over(memo, True)
     holder: dict[str, TradingEngine] = {}
     with tempfile.TemporaryDirectory() as folder:
 
         def build(engine, clock):
             holder["engine"] = engine
-            return ShadowBook(Path(folder), lambda s: own if s.params_name == "h1" else memo, clock)
+            return ShadowBook(Path(folder), lambda s: with_h1 if s.params_name == "h1" else memo, clock)
 
         async def add(book: ShadowBook) -> None:
             engine = holder["engine"]
@@ -91,8 +93,8 @@ async def run(
         )
         out = summary(result.times)
         out["challengers"] = challengers
-        out["one_with_its_own_analysis"] = own_analysis and challengers >= 3
-        out["analyses"] = {"live_and_shared": memo.computed, "own_h1": own.computed}
+        out["one_with_the_h1_bias"] = own_analysis and challengers >= 3
+        out["analyses"] = {"live_and_shared": memo.computed, "h1_bias_series": h1.computed}
         out["trades"] = {
             "live": len(result.live_trades),
             **{r.spec.label: len(r.recorder.closed) for r in result.book.runners.values()},

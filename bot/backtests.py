@@ -14,7 +14,7 @@ import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, TypeVar
 
 import polars as pl
 
@@ -22,6 +22,7 @@ from handlers.services import BacktestRefused, BacktestReport, Progress
 from trading.backtest import BacktestConfig, run_backtest
 from trading.run_checks import run_checks
 
+T = TypeVar("T")
 BARS_PER_DAY = 96  # M15
 MIN_TEST_BARS = BARS_PER_DAY  # at least one day after the warm-up
 BAR = timedelta(minutes=15)
@@ -59,15 +60,21 @@ class BotBacktester:
         return days * BARS_PER_DAY + self.config().warmup_bars
 
     async def run(self, days: int, progress: Progress) -> BacktestReport:
+        return await self.run_aside(lambda: self._work(days, progress))
+
+    async def run_aside(self, work: Callable[[], T]) -> T:
+        """`work` in the backtest worker thread, one backtest at a time (also bot.shadow_backtests')."""
         if self.running:
             raise BacktestRefused("a backtest is already running: wait for its report")
         self.running = True
         try:
-            return await asyncio.get_running_loop().run_in_executor(self._pool, self._work, days, progress)
+            return await asyncio.get_running_loop().run_in_executor(self._pool, work)
         finally:
             self.running = False
 
-    def _work(self, days: int, progress: Progress) -> BacktestReport:
+    def window(self, days: int) -> tuple[BacktestConfig, pl.DataFrame, bool]:
+        """The settings, the bars covering the last `days` calendar days after the warm-up, and whether
+        the bot's bars reach back that far; BacktestRefused when they are too few. In the worker."""
         config = self.config()
         bars = self.fetch_bars(self.bars_needed(days))  # at most 96 bars a calendar day: enough
         skip = calendar_window(bars["time"], days, config.warmup_bars)
@@ -79,6 +86,10 @@ class BotBacktester:
                 f"the bot has {bars.height} closed M15 bars; a backtest needs at least {need} "
                 f"({config.warmup_bars} to warm up + 1 day)"
             )
+        return config, bars, whole
+
+    def _work(self, days: int, progress: Progress) -> BacktestReport:
+        config, bars, whole = self.window(days)
         regime, signal, models = self.sources()
         t0 = time.perf_counter()
         result = run_backtest(bars, config, regime=regime, signal=signal, progress=progress)

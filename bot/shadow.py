@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Awaitable, Sequence
 from dataclasses import asdict, dataclass
 from datetime import datetime
 from pathlib import Path
@@ -21,7 +22,7 @@ from typing import Any
 import polars as pl
 
 from trading.analysis import MarketAnalysis
-from trading.broker.paper import PaperConfig
+from trading.broker.paper import PaperBroker, PaperConfig
 from trading.domain import Tick
 from trading.engine import TradingEngine
 from trading.shadow import (
@@ -30,11 +31,13 @@ from trading.shadow import (
     BarMemo,
     ChallengerError,
     ChallengerSpec,
+    H1Bias,
     ShadowBook,
     load_param_set,
     params_changes,
     params_to_dict,
 )
+from trading.shadow_compare import Challenger
 from trading.shadow_stats import (
     Outcome,
     PairedDifference,
@@ -83,7 +86,8 @@ def live_quote(engine: TradingEngine) -> Tick | None:
 
 class ChallengerAnalyzer:
     """A challenger's bar analysis: live's own when it reads the bar with live's model and live has
-    analysed this bar, else the shared analysis of its model version."""
+    analysed this bar (with the H1 bias of its own gate, `trading.shadow.H1Bias`), else the shared
+    analysis of its model version."""
 
     def __init__(self, service: ShadowService, spec: ChallengerSpec) -> None:
         self.service, self.spec = service, spec
@@ -94,9 +98,9 @@ class ChallengerAnalyzer:
         live = svc.engine.analysis
         same_model = self.spec.model_version in (LIVE_MODEL, svc.live_model_version())
         same_h1 = svc.h1_bias(self.spec) == svc.h1_bias(None)
-        if same_model and same_h1 and live is not None and bars.height and live.bar_time == bars["time"][-1]:
+        if same_model and live is not None and bars.height and live.bar_time == bars["time"][-1]:
             self.shared_with_live += 1
-            return live
+            return live if same_h1 else svc.h1.apply(live, bars, svc.h1_bias(self.spec))
         return svc.memo_for(self.spec)(bars)
 
 
@@ -115,6 +119,7 @@ class ShadowService:
         paper: PaperConfig | None = None,
         max_challengers: int = 3,
         symbol: str = "XAUUSD",
+        history: int = 1500,
     ) -> None:
         self.root = Path(root)
         self.engine = engine
@@ -125,7 +130,9 @@ class ShadowService:
         self.journal = journal
         self.params_dir = Path(params_dir) if params_dir else self.root / "params"
         self._memos: dict[tuple[str, bool], BarMemo] = {}
+        self.h1 = H1Bias(history)  # the bars the analyzers read (ANALYSIS_HISTORY_BARS)
         self.promotions: Any = None  # bot.shadow_promotion.Promotions, when promotion is on
+        self.backtests: Any = None  # bot.shadow_backtests.ChallengerBacktests, for /backtest ... challenger
         self._checked_hour: int | None = None
         self.book = ShadowBook(
             self.root,
@@ -137,6 +144,10 @@ class ShadowService:
         )
 
     # ------------------------------------------------------------------ analysis sharing
+    @property
+    def max_challengers(self) -> int:
+        return self.book.max_challengers
+
     def live_model_version(self) -> str | None:
         bundle = self.live_slot.current if self.live_slot is not None else None
         return getattr(bundle, "version", None)
@@ -165,6 +176,8 @@ class ShadowService:
 
     # ------------------------------------------------------------------ driven by the live job
     async def start(self) -> list[str]:
+        if isinstance(self.engine.broker, PaperBroker):  # a replay or dry run: every tick, not one a second
+            self.book.follow(self.engine.broker)
         return await self.book.load(live_quote(self.engine))
 
     async def after_tick(self) -> None:
@@ -181,6 +194,20 @@ class ShadowService:
                 log.exception("promotion check failed")
 
     # ------------------------------------------------------------------ changes from the chat
+    def resolve(self, model: str | None, params: str | None) -> Challenger:
+        """What a request runs (a stored version, a parameter set or both), checked: ChallengerError
+        (one line) for an unknown version, a set that fails validation, or a copy of live."""
+        if not model and not params:
+            raise ChallengerError("say what the challenger runs: v007, params NAME, or both")
+        version = self._version(model) if model else LIVE_MODEL
+        live_params = self.engine.params
+        chosen = self._params(params) if params else live_params
+        if version in (LIVE_MODEL, self.live_model_version()) and not params_changes(live_params, chosen):
+            raise ChallengerError(
+                "that challenger is identical to live (same model and parameters): nothing to compare"
+            )
+        return Challenger(version, params or "", chosen)
+
     async def add(self, *, model: str | None, params: str | None, by: str) -> ChallengerSpec:
         """A new challenger; ChallengerError (one line) and nothing changed when it cannot be."""
         if not model and not params:
@@ -194,13 +221,8 @@ class ShadowService:
                 f"{self.book.max_challengers} challengers already run (the most allowed); "
                 "drop one first with /shadow drop N"
             )
-        version = self._version(model) if model else LIVE_MODEL
-        live_params = self.engine.params
-        chosen = self._params(params) if params else live_params
-        if version in (LIVE_MODEL, self.live_model_version()) and not params_changes(live_params, chosen):
-            raise ChallengerError(
-                "that challenger is identical to live (same model and parameters): nothing to compare"
-            )
+        wanted = self.resolve(model, params)
+        version, chosen = wanted.model, wanted.params
         for spec in self.book.specs:
             if spec.model_version == version and spec.params == params_to_dict(chosen):
                 raise ChallengerError(f"challenger #{spec.number} already runs the same model and parameters")
@@ -228,6 +250,26 @@ class ShadowService:
         spec = await self.book.drop(number)
         self.record("drop", spec, by)
         return spec
+
+    def backtest(
+        self, days: int, requests: Sequence[tuple[str | None, str | None]], progress: Any
+    ) -> Awaitable[Any]:
+        """/backtest ... challenger ...: the strategy and these challengers on the bot's recent bars
+        (bot.shadow_backtests); ValueError (one line) and nothing started when it cannot run."""
+        if self.backtests is None:
+            raise ChallengerError("backtests are not available in this run")
+        return self.backtests.start(days, requests, progress)
+
+    def history_analyzer(self, version: str, with_h1_bias: bool) -> Analyzer:
+        """A new analyzer of a model version (LIVE_MODEL: live's) for a backtest, in its worker thread:
+        nothing shared with the live loop's analyses."""
+        bundle = self.live_slot.current if self.live_slot is not None else None
+        if version != LIVE_MODEL:
+            from models.registry import load_version
+
+            bundle = load_version(self.registry, version)
+        analyzer: Analyzer = self.analyzer_for(bundle, with_h1_bias)
+        return analyzer
 
     def pending_promotions(self) -> list[Any]:
         if self.promotions is None:
@@ -374,6 +416,7 @@ async def build_shadow(app: Any) -> ShadowService:
         paper=paper,
         max_challengers=s.shadow_max_challengers,
         symbol=s.symbol,
+        history=s.analysis_history_bars,
     )
     from bot.shadow_promotion import Promotions, live_params_override
     from trading.shadow_stats import PromotionRule
@@ -382,6 +425,9 @@ async def build_shadow(app: Any) -> ShadowService:
     if override is not None:
         app.engine.params, note = override
         app.notes.append(note)
+    from bot.shadow_backtests import ChallengerBacktests
+
+    service.backtests = ChallengerBacktests(service, app.ctx.backtester, s.analysis_history_bars)
     service.promotions = Promotions(
         service,
         PromotionRule(s.shadow_promote_min_trades, s.shadow_promote_min_days, s.shadow_promote_max_p),

@@ -110,7 +110,10 @@ COMMANDS: tuple[CommandSpec, ...] = (
         args="[add vNNN | add params NAME | drop N]",
     ),
     CommandSpec(
-        "backtest", "Replay the strategy over recent bars (runs aside)", backtest.backtest, args="[days]"
+        "backtest",
+        "Replay the strategy over recent bars (runs aside); beside challengers too",
+        backtest.backtest,
+        args="[days] [challenger vNNN | challenger params NAME]",
     ),
     CommandSpec("model", "Active model version and its metrics", model.model),
     CommandSpec("retrain", "Retrain the models now", model.retrain),

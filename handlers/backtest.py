@@ -1,8 +1,12 @@
 """/backtest [days]: the strategy replayed over the bot's own recent bars, off the trading loop.
+`/backtest [days] challenger v007 challenger params NAME` (a challenger is a stored model version, a
+parameter set, or both, as in /shadow add; up to the shadow's most): the strategy and each challenger
+side by side, by the code `main.py backtest --challenger` and /shadow run, with the difference per day.
 
 One status message is edited in place while it runs (at most every PROGRESS_EVERY seconds); it
-becomes the report, and the equity chart and the P/L per trade follow as one album. The work runs behind the injected
-`Backtester` (bot.backtests), never in a handler and never on the event loop.
+becomes the report, and the equity chart and the P/L per trade follow as one album (a comparison: one
+chart of every equity curve). The work runs behind the injected `Backtester` (bot.backtests) or
+`ShadowControl.backtest` (bot.shadow_backtests), never in a handler and never on the event loop.
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ from aiogram import Bot, Router
 from aiogram.filters import CommandObject
 from aiogram.types import Message
 
+from charts.shadow import Curve, shadow_equity_chart
 from handlers.common import (
     ArgError,
     AuditNote,
@@ -42,6 +47,11 @@ from handlers.services import BacktestRefused, BacktestReport, Services
 log = logging.getLogger(__name__)
 
 DEFAULT_DAYS, MAX_DAYS = 7, 90
+USAGE = (
+    f"Usage: /backtest [days] — default {DEFAULT_DAYS}, at most {MAX_DAYS}; to compare, add "
+    "challenger v007 · challenger params NAME · challenger v007 params NAME"
+)
+Request = tuple[str | None, str | None]  # (model version, parameter set name) of one challenger
 PROGRESS_EVERY = 2.0
 
 
@@ -117,16 +127,50 @@ def check_lines(checks: dict[str, Any]) -> list[str]:
     return lines
 
 
+def parse_backtest(args: str | None) -> tuple[int, list[Request]]:
+    """(days, challengers) of `/backtest [days] [challenger v007 [params NAME]] ...`; ArgError otherwise.
+    "challenger" starts each one; a version or params without it starts one too when the last has its own."""
+    words = (args or "").split()
+    days = DEFAULT_DAYS
+    if words and words[0].lstrip("+").isdigit():
+        days = parse_count(words[0], default=DEFAULT_DAYS, low=1, high=MAX_DAYS, what="Days") or days
+        words = words[1:]
+    found: list[list[str | None]] = []
+    i = 0
+    while i < len(words):
+        word = words[i].lower()
+        if word == "challenger":
+            found.append([None, None])
+            i += 1
+            continue
+        if word == "params":
+            if i + 1 >= len(words) or words[i + 1].lower() == "challenger":
+                raise ArgError("params needs one name, e.g. challenger params fast-exit")
+            slot, value, i = 1, words[i + 1], i + 2
+        elif word.startswith("v") and word[1:].isdigit():
+            slot, value, i = 0, words[i], i + 1
+        else:
+            what = "a number of days" if not found and i == 0 else "a model version (v007)"
+            raise ArgError(f"{words[i]!r} is neither {what} nor 'challenger' / 'params NAME'")
+        if not found or found[-1][slot] is not None:
+            found.append([None, None])
+        found[-1][slot] = value
+    if any(m is None and p is None for m, p in found):
+        raise ArgError("each challenger needs a model version (v007), params NAME, or both")
+    return days, [(m, p) for m, p in found]
+
+
 async def backtest(
     message: Message, command: CommandObject, ctx: Services, bot: Bot, audit: AuditNote
 ) -> None:
     try:
-        days = parse_count(command.args, default=DEFAULT_DAYS, low=1, high=MAX_DAYS, what="Days")
+        days, requests = parse_backtest(command.args)
     except ArgError as exc:
         audit.result = f"usage: {exc}"
-        await reply(
-            message, f"{esc(exc)}\nUsage: /backtest [days] — default {DEFAULT_DAYS}, at most {MAX_DAYS}"
-        )
+        await reply(message, f"{esc(exc)}\n{USAGE}")
+        return
+    if requests:
+        await _compare(message, ctx, bot, audit, days, requests)
         return
     tester = ctx.backtester
     if tester is None:
@@ -137,7 +181,6 @@ async def backtest(
         audit.result = "already running"
         await reply(message, "A backtest is already running: its report comes in this chat.")
         return
-    assert days is not None
     status = await reply(message, f"🧪 Backtest of the last {plural(days, 'calendar day')}: starting…")
     progress = {"done": 0, "total": 0}
 
@@ -151,8 +194,108 @@ async def backtest(
     )
 
 
+async def _compare(
+    message: Message, ctx: Services, bot: Bot, audit: AuditNote, days: int, requests: list[Request]
+) -> None:
+    shadow = ctx.shadow
+    if shadow is None:
+        audit.result = "shadow off"
+        await reply(message, "Challengers are off in this run: /backtest [days] tests the strategy alone.")
+        return
+    progress = {"done": 0, "total": 0}
+
+    def on_progress(done: int, total: int) -> None:  # from the worker thread: plain assignments only
+        progress["done"], progress["total"] = done, total
+
+    try:
+        work = shadow.backtest(days, requests, on_progress)
+    except ValueError as exc:  # an unknown version, a bad parameter set, a copy of live, one running
+        audit.result = f"refused: {exc}"
+        await reply(message, f"🧪 No backtest: {esc(exc)}")
+        return
+    audit.result = f"started {days} days, {plural(len(requests), 'challenger')}"
+    status = await reply(
+        message,
+        f"🧪 Backtest of the last {plural(days, 'calendar day')}, the strategy and "
+        f"{plural(len(requests), 'challenger')}: starting…",
+    )
+    clock = ctx.engine.snapshot
+    ctx.backtest_task = asyncio.create_task(
+        _follow(bot, status, work, progress, lambda: clock().time, comparison=True)
+    )
+
+
+def _figures_line(f: dict[str, Any]) -> str:
+    pf = f.get("profit_factor")
+    return (
+        f"Trades {f['trades']} · win {_num(f.get('win_rate'), '{:.0%}')} · PF "
+        f"{_num(pf) if pf is not None else '—'} · net <code>{signed(f['net'])}</code> · max DD "
+        f"{f['max_drawdown_pct']:.1f}%"
+    )
+
+
+def _expectancy_line(f: dict[str, Any]) -> str:
+    er, ci = f.get("expectancy_r"), f.get("expectancy_r_ci95")
+    if er is None:
+        return "Expectancy — R"
+    return f"Expectancy {er:+.2f} R" + (f" (95% {ci[0]:+.2f}…{ci[1]:+.2f})" if ci else "")
+
+
+def _versus_line(v: dict[str, Any]) -> str:
+    if v["ci95"] is None:
+        return f"vs strategy: {plural(v['days'], 'day')}, too few to judge"
+    better = "better" if v["mean_per_day"] > 0 else "worse"
+    return (
+        f"vs strategy: {signed(v['mean_per_day'])}/day over {v['days']} days (95% {signed(v['ci95'][0])}…"
+        f"{signed(v['ci95'][1])}) · {better}, evidence {esc(v['strength'])}"
+    )
+
+
+def comparison_text(r: Any, now: datetime | None = None) -> str:
+    """A finished comparison (bot.shadow_backtests.ComparisonReport): the strategy, then each challenger
+    with its difference to the strategy per day."""
+    f = r.figures
+    rivals = f["challengers"]
+    head = (
+        f"🧪 <b>BACKTEST</b> · strategy vs {plural(len(rivals), 'challenger')} · {r.days:.1f} calendar days"
+    )
+    span = (
+        f"{short_time(r.first)} → {short_time(r.last)} WIB · {plural(r.bars, 'bar')} · {esc(r.models)} · "
+        f"{r.seconds:.0f} s"
+    )
+    parts = [section("Strategy", [_figures_line(f["strategy"]), _expectancy_line(f["strategy"])])]
+    for n, c in enumerate(rivals, start=1):
+        lines = [_figures_line(c), _expectancy_line(c), _versus_line(c["vs_strategy"])]
+        if c.get("errors"):
+            lines.append(f"⚠️ {c['errors']} failed steps (see /logs)")
+        parts.append(section(f"#{n} {esc(c['label'])}", lines))
+    note = (
+        f"<i>Past bars; each on its own paper account from {usd(r.balance)}, by the code /shadow runs "
+        "forward. The difference is paired by WIB day.</i>"
+    )
+    return join_sections(head, span, *parts, note, clock_line(now) if now is not None else "")
+
+
+def comparison_curves(r: Any) -> list[Curve]:
+    start = (datetime.fromisoformat(r.figures["start"]), r.balance)
+
+    def curve(label: str, f: dict[str, Any], live: bool) -> Curve:
+        times = [datetime.fromisoformat(t) for t, _ in f["curve"]]
+        return Curve(label, start, times, [p for _, p in f["curve"]], live=live)
+
+    rivals = r.figures["challengers"]
+    return [curve("strategy", r.figures["strategy"], True)] + [
+        curve(f"#{n} {c['label']}", c, False) for n, c in enumerate(rivals, start=1)
+    ]
+
+
 async def _follow(
-    bot: Bot, status: Message, work: Any, progress: dict[str, int], now: Callable[[], datetime] | None = None
+    bot: Bot,
+    status: Message,
+    work: Any,
+    progress: dict[str, int],
+    now: Callable[[], datetime] | None = None,
+    comparison: bool = False,
 ) -> None:
     task = asyncio.ensure_future(work)
     started, shown = time.monotonic(), ""
@@ -175,6 +318,15 @@ async def _follow(
         )
         return
     at = now() if now is not None else None
+    if comparison:
+        await edit_in_place(bot, status, comparison_text(report, at))
+        png = await asyncio.to_thread(
+            shadow_equity_chart, comparison_curves(report), report.last, "Backtest: strategy and challengers"
+        )
+        caption = f"Backtest equity, strategy and challengers, {report.days:.1f} calendar days"
+        caption += f"\n{clock_line(at)}" if at is not None else ""
+        await send_charts(bot, status.chat.id, [(png, "backtest_challengers.png")], caption=caption)
+        return
     await edit_in_place(bot, status, report_text(report, at))
     # equity and P/L per trade as one album: one swipe on a phone
     caption = f"Backtest equity, {days_said(report)}" + (f"\n{clock_line(at)}" if at is not None else "")

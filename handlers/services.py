@@ -10,7 +10,7 @@ read-only property here, so the implementation may hold a richer type (the journ
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass
 from datetime import date, datetime
@@ -100,6 +100,14 @@ class ShadowControl(Protocol):
 
     async def resolve_promotion(self, approval_id: str, approve: bool, by: str) -> Any:
         """ApprovalError when unknown, answered or expired; approving makes the challenger live."""
+        ...
+
+    def backtest(
+        self, days: int, requests: Sequence[tuple[str | None, str | None]], progress: Progress
+    ) -> Awaitable[Any]:
+        """/backtest ... challenger ...: the strategy and each (model, params) request on the bot's recent
+        bars, running aside (bot.shadow_backtests.ComparisonReport when done); ValueError with one line
+        and nothing started when it cannot run."""
         ...
 
 

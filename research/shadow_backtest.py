@@ -10,8 +10,6 @@ fields, or an optimize proposal with a "proposed" object), or both joined by `+`
 from __future__ import annotations
 
 import argparse
-import tempfile
-from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -19,18 +17,8 @@ import polars as pl
 
 from trading.analyzer import MarketAnalyzer
 from trading.parameters import StrategyParams
-from trading.shadow import (
-    LIVE_MODEL,
-    BarMemo,
-    ChallengerError,
-    ChallengerSpec,
-    ShadowBook,
-    load_param_set,
-    params_to_dict,
-)
-from trading.shadow_replay import replay_with_shadow
-from trading.shadow_stats import paired_by_day, strategy_stats, trading_days
-from trading.timezones import wib_date
+from trading.shadow import LIVE_MODEL, ChallengerError, load_param_set
+from trading.shadow_compare import Challenger, compare_on_history
 
 HISTORY = 1500  # bars each analysis reads, as the bot's ANALYSIS_HISTORY_BARS default
 
@@ -51,10 +39,6 @@ def parse_challenger(text: str, base: StrategyParams) -> tuple[str, str, Strateg
     return model, label, params
 
 
-def _analyzer(regime: Any, signal: Any, params: StrategyParams) -> MarketAnalyzer:
-    return MarketAnalyzer(regime, signal, history=HISTORY, with_h1_bias=params.gate_enabled("h1_bias"))
-
-
 async def run_challengers(
     bars: pl.DataFrame,
     specs: list[str],
@@ -67,7 +51,8 @@ async def run_challengers(
     live_bundle: Any = None,
     base: StrategyParams | None = None,
 ) -> dict[str, Any]:
-    """The strategy and each challenger over `bars`; the figures as one JSON-able dict."""
+    """The strategy and each challenger over `bars` (`trading.shadow_compare`); the figures as one
+    JSON-able dict, each challenger with the SPEC it was given."""
     from models.live import SlotRegime, SlotSignal
     from models.registry import ModelSlot, load_version
 
@@ -75,99 +60,30 @@ async def run_challengers(
     parsed = [parse_challenger(s, base) for s in specs]
     if any(m != LIVE_MODEL for m, _, _ in parsed) and registry is None:
         raise ChallengerError("a challenger on a model version needs --models-dir")
-
-    def slot_analyzer(bundle: Any, params: StrategyParams) -> BarMemo:
-        slot = ModelSlot(bundle)
-        return BarMemo(_analyzer(SlotRegime(slot), SlotSignal(slot), params))
-
-    live = slot_analyzer(live_bundle, base)
-    memos: dict[tuple[str, bool], BarMemo] = {}
     live_version = getattr(live_bundle, "version", None)
 
-    def make_analyzer(spec: ChallengerSpec) -> BarMemo:
-        params = spec.strategy_params()
-        version = live_version if spec.model_version == LIVE_MODEL else spec.model_version
-        if version == live_version and params.gate_enabled("h1_bias") == base.gate_enabled("h1_bias"):
-            return live  # the same inputs: the bar is analysed once
-        key = (version or "none", params.gate_enabled("h1_bias"))
-        if key not in memos:
-            bundle = load_version(registry, version) if version else None
-            memos[key] = slot_analyzer(bundle, params)
-        return memos[key]
+    def analyzer_for(version: str, with_h1_bias: bool) -> MarketAnalyzer:
+        slot = ModelSlot(live_bundle if version == LIVE_MODEL else load_version(registry, version))
+        regime: Any = SlotRegime(slot)
+        signal: Any = SlotSignal(slot)
+        return MarketAnalyzer(regime, signal, history=HISTORY, with_h1_bias=with_h1_bias)
 
-    holder: dict[str, Any] = {}
-    with tempfile.TemporaryDirectory() as folder:
-
-        def build(engine: Any, clock: Any) -> ShadowBook:
-            holder["engine"] = engine
-            return ShadowBook(Path(folder), make_analyzer, clock, max_challengers=max(len(parsed), 1))
-
-        async def add(book: ShadowBook) -> None:
-            engine = holder["engine"]
-            for n, (model, label, params) in enumerate(parsed, start=1):
-                await book.add(
-                    ChallengerSpec(
-                        n,
-                        model,
-                        label,
-                        params_to_dict(params),
-                        asdict(engine.limits),
-                        balance,
-                        engine.clock(),
-                        "backtest",
-                    )
-                )
-
-        result = await replay_with_shadow(
-            bars,
-            live,
-            build,
-            balance=balance,
-            warmup=warmup,
-            ticks_per_bar=ticks_per_bar,
-            params=base,
-            commission_per_lot=commission,
-            history=HISTORY,
-            before_start=add,
-        )
-        for runner in result.book.runners.values():  # open at the end of the data: closed at the last price
-            for pos in list(runner.engine.positions.values()):
-                await runner.engine._close(pos, "end_of_data", "the data ended", by="backtest")
-        lives = result.live_outcomes()
-        first, last = wib_date(bars["time"][warmup]), wib_date(result.clock.now)
-        out: dict[str, Any] = {"strategy": _figures(strategy_stats(lives, balance)), "challengers": []}
-        for runner in result.book.runners.values():
-            ours = runner.outcomes()
-            diff = paired_by_day(ours, lives, trading_days(first, last, [*ours, *lives]))
-            out["challengers"].append(
-                {
-                    "spec": specs[runner.spec.number - 1],
-                    "label": runner.spec.label,
-                    **_figures(strategy_stats(ours, balance)),
-                    "vs_strategy": {
-                        "days": diff.days,
-                        "mean_per_day": round(diff.mean_per_day, 2),
-                        "ci95": [round(x, 2) for x in diff.ci] if diff.ci else None,
-                        "p_not_better": diff.p_better,
-                        "strength": diff.strength,
-                    },
-                    "errors": runner.errors,
-                }
-            )
-        return out
-
-
-def _figures(s: Any) -> dict[str, Any]:
-    return {
-        "trades": s.trades,
-        "win_rate": s.win_rate,
-        "profit_factor": s.profit_factor,
-        "net": s.net,
-        "max_drawdown": s.max_drawdown,
-        "max_drawdown_pct": round(s.max_drawdown_pct, 2),
-        "expectancy_r": s.expectancy_r,
-        "expectancy_r_ci95": list(s.expectancy_r_ci) if s.expectancy_r_ci else None,
-    }
+    challengers = [Challenger(model, label, params) for model, label, params in parsed]
+    out = await compare_on_history(
+        bars,
+        challengers,
+        analyzer_for,
+        balance=balance,
+        commission=commission,
+        ticks_per_bar=ticks_per_bar,
+        warmup=warmup,
+        history=HISTORY,
+        base=base,
+        live_version=live_version,
+    )
+    for spec, figures in zip(specs, out["challengers"], strict=True):
+        figures["spec"] = spec
+    return out
 
 
 def render(console: Any, out: dict[str, Any]) -> None:

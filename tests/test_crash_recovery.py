@@ -14,6 +14,7 @@ import sys
 import time
 from pathlib import Path
 
+from trading.broker.paper_journal import read_account
 from trading.synthetic import generate_bars
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -145,7 +146,7 @@ def test_kill_9_mid_run_loses_and_duplicates_nothing(tmp_path: Path) -> None:
         if row[1] == "closed":
             assert after[ticket] == row, f"closed trade #{ticket} changed after the restart"
 
-    account = json.loads((db.parent / "paper_account.json").read_text())
+    account = read_account(db.parent / "paper_account.json")  # snapshot and journal
     open_in_journal = {r[0] for r in _rows(db, "select ticket from trades where status = 'open'")}
     open_at_broker = {int(p["ticket"]) for p in account["positions"]}
     assert open_in_journal == open_at_broker, "journal and paper account disagree on open positions"
@@ -207,7 +208,7 @@ def test_kill_9_storm_journal_equals_broker_deals_to_the_cent(tmp_path: Path) ->
     trades = {r[0]: r for r in _rows(db, "select ticket, status, profit, commission from trades")}
     assert seen <= set(trades), "a trade was lost"
     assert len(trades) == len(_rows(db, "select ticket from trades")), "a trade was recorded twice"
-    account = json.loads((db.parent / "paper_account.json").read_text())
+    account = read_account(db.parent / "paper_account.json")  # snapshot and journal
     deals = _deals_by_position(account)
     open_at_broker = {int(p["ticket"]) for p in account["positions"]}
     closed = {t: r for t, r in trades.items() if r[1] == "closed"}

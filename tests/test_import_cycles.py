@@ -8,13 +8,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGES = ("bot", "handlers", "trading", "models", "research", "charts")
-ALLOWED = {
-    # the paper broker's parts name their host class for `self` under TYPE_CHECKING only (no import at
-    # run time); they go when its parts declare what they need of it, as the engine's do
-    # (`trading.engine_host`)
-    frozenset({"trading.broker.paper", "trading.broker.paper_bars"}),
-    frozenset({"trading.broker.paper", "trading.broker.paper_state"}),
-}
+ALLOWED: set[frozenset[str]] = set()  # no pair at all (TYPE_CHECKING imports count too)
 
 
 def module_name(path: Path) -> str:

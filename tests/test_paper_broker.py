@@ -4,7 +4,6 @@ persistence across a restart, broker-side deals."""
 from __future__ import annotations
 
 import asyncio
-import json
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -315,7 +314,7 @@ async def test_state_survives_restart(tmp_path) -> None:
     await broker.modify_position(2, 2008.0, 1991.0)
     before = (broker.balance, await broker.positions(), await broker.deals_since(T0))
     assert not list(path.parent.glob("*.tmp"))  # the temporary file was renamed away
-    saved = json.loads(path.read_text())
+    saved = PaperBroker(state_path=path).to_state()  # the snapshot and the journal, as a restart reads them
     assert saved["next_ticket"] == 3 and saved["next_deal"] == 4 and len(saved["positions"]) == 2
 
     restarted = PaperBroker(state_path=path, commission_per_lot=2.0)

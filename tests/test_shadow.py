@@ -326,3 +326,22 @@ async def test_a_challenger_that_cannot_start_stays_listed_until_dropped(tmp_pat
         await book.add(None)  # type: ignore[arg-type]
     assert (await book.drop(4)).number == 4
     assert json.loads((tmp_path / "challengers.json").read_text()) == []
+
+
+def test_the_h1_bias_over_a_shared_analysis_is_the_analysis_made_with_it(shared_bars) -> None:
+    """A challenger whose H1-bias gate differs from live's reads live's analysis with the bias set
+    (trading.shadow.H1Bias): exactly what its own analyzer would have given, bar by bar."""
+    from trading.shadow import H1Bias
+
+    on, off = MarketAnalyzer(history=300, with_h1_bias=True), MarketAnalyzer(history=300)
+    h1 = H1Bias(300)
+    seen = set()
+    for end in range(320, 900, 29):
+        window = shared_bars.head(end)
+        with_bias, without = on(window), off(window)
+        assert h1.apply(without, window, True) == with_bias
+        assert h1.apply(with_bias, window, False) == without
+        assert h1.over(off, True)(window) == with_bias
+        seen.add(with_bias.h1_bias)
+    assert seen == {-1, 0, 1}  # every bias met, so the test can tell them apart
+    assert h1.computed == len(range(320, 900, 29))  # once a bar, however many read it

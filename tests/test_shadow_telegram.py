@@ -299,3 +299,96 @@ async def test_pressing_an_expired_card_says_so_and_changes_nothing(
     assert "expired" in answer.params.get("text", "")
     assert "Expired: nothing changed, it stays in shadow" in h.message(card.result["message_id"]).text
     assert svc.registry.active_version() == "v001" and 1 in svc.book.runners
+
+
+# ---------------------------------------------------------------- /backtest with challengers
+
+
+def with_backtests(h: Harness, shared_bars: pl.DataFrame) -> Any:
+    """A backtester over the shared bars and a real (SMC-only) analyzer for the challengers' history."""
+    from bot.backtests import BotBacktester
+    from bot.shadow_backtests import ChallengerBacktests
+    from trading.analyzer import MarketAnalyzer
+    from trading.backtest import BacktestConfig
+
+    tester = BotBacktester(
+        lambda n: shared_bars.tail(n), lambda: BacktestConfig(balance=5_000.0, warmup_bars=200)
+    )
+    h.ctx.backtester = tester
+    svc = h.ctx.shadow
+    svc.analyzer_for = lambda bundle, h1: MarketAnalyzer(history=300, with_h1_bias=h1)  # type: ignore[union-attr]
+    svc.backtests = ChallengerBacktests(svc, tester, history=300)  # type: ignore[union-attr, arg-type]
+    return tester
+
+
+async def test_backtest_with_challengers_shows_the_strategy_beside_each(
+    h: Harness, tmp_path: Path, shared_bars: pl.DataFrame
+) -> None:
+    from charts.style import PNG_SIGNATURE
+
+    tester = with_backtests(h, shared_bars)
+    try:
+        first = (await h.send("/backtest 2 challenger params slow challenger v002")).params["text"]
+        assert "the strategy and 2 challengers: starting" in first
+        status_id = h.last().message_id
+        photo = await h.server.wait_for("sendPhoto", timeout=120)
+        assert photo.ok and (h.last().photo or b"").startswith(PNG_SIGNATURE)
+        assert "strategy and challengers" in (h.last().caption or "")
+        card = h.message(status_id).text or ""
+        assert "BACKTEST</b> · strategy vs 2 challengers · 2.0 calendar days" in card
+        assert "<b>Strategy</b>" in card and "#1 params slow" in card and "#2 model v002" in card
+        assert card.count("Trades ") == 3 and card.count("vs strategy: ") == 2 and "⏰" in card
+        assert not tester.running and listed(tmp_path) == []  # a backtest adds no challenger
+        entries = await h.audits(1)
+        assert (entries[0].args, entries[0].result) == (
+            "2 challenger params slow challenger v002",
+            "started 2 days, 2 challengers",
+        )
+    finally:
+        tester.close()
+
+
+@pytest.mark.parametrize(
+    ("command", "words"),
+    [
+        ("/backtest 2 challenger v009", "version v009 is not in"),
+        ("/backtest 2 challenger params same", "identical to live"),
+        ("/backtest 2 challenger params broken", "fails validation: cooldown_seconds must not be negative"),
+        ("/backtest 2 params nothere", "no parameter set 'nothere'"),
+        ("/backtest 2 challenger v002 challenger params slow challenger params study", "1 to 2 challengers"),
+        ("/backtest 2 challenger", "each challenger needs a model version"),
+        ("/backtest 2 challenger params", "params needs one name"),
+        ("/backtest 2 challenger banana", "neither a model version"),
+        ("/backtest 365 challenger v002", "Days must be from 1 to 90"),
+    ],
+)
+async def test_a_bad_challenger_backtest_is_one_line_and_starts_nothing(
+    h: Harness, shared_bars: pl.DataFrame, command: str, words: str
+) -> None:
+    tester = with_backtests(h, shared_bars)
+    try:
+        text = (await h.send(command)).params["text"]
+        assert words in text and len(text.splitlines()) <= 2  # the line, and the usage for a typing slip
+        assert not tester.running and "backtest_task" not in h.ctx.extras
+        entries = await h.audits(1)
+        assert entries[0].result.startswith(("refused", "usage"))
+    finally:
+        tester.close()
+
+
+async def test_a_challenger_backtest_while_one_runs_is_refused(h: Harness, shared_bars: pl.DataFrame) -> None:
+    tester = with_backtests(h, shared_bars)
+    try:
+        tester.running = True
+        text = (await h.send("/backtest 2 challenger v002")).params["text"]
+        assert text == "🧪 No backtest: a backtest is already running: its report comes in this chat"
+    finally:
+        tester.running = False
+        tester.close()
+
+
+async def test_a_challenger_backtest_with_shadow_off_says_so(h: Harness) -> None:
+    h.ctx.shadow = None
+    text = (await h.send("/backtest 3 challenger v002")).params["text"]
+    assert text == "Challengers are off in this run: /backtest [days] tests the strategy alone."
+    assert (await h.audits(1))[0].result == "shadow off"

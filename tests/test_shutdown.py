@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import fcntl
-import json
 import os
 import select
 import signal
@@ -20,6 +19,7 @@ from pathlib import Path
 
 import pytest
 
+from trading.broker.paper_journal import read_account
 from trading.synthetic import generate_bars
 
 pytestmark = [
@@ -280,7 +280,7 @@ def test_sigterm_during_a_fast_replay_stops_cleanly_and_keeps_the_journal_whole(
     with sqlite3.connect(db) as con:
         trades = con.execute("select ticket, status, profit, decision_id from trades").fetchall()
         decisions = {r[0] for r in con.execute("select id from decisions where action = 'enter'")}
-    account = json.loads((db.parent / "paper_account.json").read_text())
+    account = read_account(db.parent / "paper_account.json")  # snapshot and journal
     assert {t for t, status, _, _ in trades if status == "open"} == {
         int(p["ticket"]) for p in account["positions"]
     }

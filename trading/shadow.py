@@ -5,7 +5,10 @@ live broker is), with its own parameters, risk limits and start balance, its own
 listens: a challenger never talks to the chat) and its own tagged records (`ShadowRecorder`). The
 live job calls `step(tick)` after the live engine's 1-second step and `bar(window)` after the live
 bar decision, so the live strategy never waits for a challenger; a challenger that fails is logged
-and counted, never raised into the live loop.
+and counted, never raised into the live loop. When live trades on a paper account (a replay, a dry run)
+`follow(broker)` hands every price that account takes to the challengers' accounts too (`quote`), so a
+challenger's SL/TP fills at the tick it would live, not at the next 1-second step. The challengers'
+bar decisions run side by side (`asyncio.gather`): their records' fsyncs overlap.
 
 State lives under one directory: `challengers.json` (the list, replaced atomically) and one folder
 per challenger (paper account, engine state, journal lines). A restart reads them back as they were.
@@ -19,7 +22,7 @@ import logging
 import shutil
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field, fields, replace
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -28,6 +31,7 @@ import numpy as np
 import polars as pl
 
 from trading.analysis import MarketAnalysis
+from trading.analyzer import h1_bias_series
 from trading.broker.paper import PaperBroker, PaperConfig
 from trading.domain import ClosedTrade, Tick
 from trading.engine import TradingEngine
@@ -147,6 +151,36 @@ def outcome_of(t: ClosedTrade) -> Outcome:
     return Outcome(t.close_time, t.profit, float(risk))
 
 
+class H1Bias:
+    """The H1 bias of a bar for a strategy that reads a shared analysis made with the other H1 setting.
+    `MarketAnalyzer(with_h1_bias=...)` changes nothing but the analysis's `h1_bias` (the last value of
+    `h1_bias_series` over the same window), so the shared analysis with this bias is exactly the one
+    the strategy would have made on its own; the series is computed once a bar."""
+
+    def __init__(self, history: int) -> None:
+        self.history = history  # the analyzer's window (MarketAnalyzer.history)
+        self._key: tuple[Any, int] | None = None
+        self._bias = 0
+        self.computed = 0
+
+    def of(self, bars: pl.DataFrame) -> int:
+        key = (bars["time"][-1] if bars.height else None, bars.height)
+        if key != self._key:
+            window = bars.tail(self.history) if bars.height > self.history else bars
+            self._bias = int(h1_bias_series(window)[-1]) if window.height else 0
+            self._key = key
+            self.computed += 1
+        return self._bias
+
+    def apply(self, analysis: MarketAnalysis, bars: pl.DataFrame, on: bool) -> MarketAnalysis:
+        bias = self.of(bars) if on else 0
+        return analysis if analysis.h1_bias == bias else replace(analysis, h1_bias=bias)
+
+    def over(self, base: Analyzer, on: bool) -> Analyzer:
+        """`base`'s analysis with the H1 bias on or off."""
+        return lambda bars: self.apply(base(bars), bars, on)
+
+
 class BarMemo:
     """Analyse a bar once for every challenger that reads it with the same inputs."""
 
@@ -206,6 +240,7 @@ class ShadowBook:
         self.runners: dict[int, Runner] = {}
         self.times = StepTimes()
         self._last_tick: Tick | None = None
+        self.quote_seconds = 0.0  # time the quotes since the last step took (counted in the step's)
         self.broken = ""  # why the stored list could not be read (then nothing may overwrite it)
         self.failed: dict[int, ChallengerSpec] = {}  # stored but could not start
 
@@ -305,37 +340,60 @@ class ShadowBook:
             raise ChallengerError(f"no challenger #{number} (running: {have})")
         del self.runners[number]
         self._save_list()
+        await runner.broker.disconnect()  # its account's journal synced and closed before the move
         target = self.root / "dropped" / f"{runner.spec.tag}-{self.clock():%Y%m%dT%H%M%S}"
         target.parent.mkdir(parents=True, exist_ok=True)
         await asyncio.to_thread(shutil.move, str(self.root / runner.spec.tag), str(target))
         return runner.spec
 
     # ------------------------------------------------------------------ driven by the live job
-    async def step(self, tick: Tick | None) -> None:
-        """After the live 1-second step: the same quote to every challenger's account, then its step."""
-        if tick is None or not self.runners:
-            return
+    def follow(self, broker: PaperBroker) -> None:
+        """Every price live's paper account takes goes to the challengers' accounts as it comes."""
+        if self.quote not in broker.listeners:
+            broker.listeners.append(self.quote)
+
+    def quote(self, tick: Tick) -> None:
+        """One price for every challenger's account (its SL/TP and stop-out), between live's steps too."""
         self._last_tick = tick
         started = time.perf_counter()
         for runner in list(self.runners.values()):
             try:
                 runner.broker.set_tick(tick)
+            except Exception as exc:
+                self._failed(runner, "quote", exc)
+        self.quote_seconds += time.perf_counter() - started
+
+    async def step(self, tick: Tick | None) -> None:
+        """After the live 1-second step: the same quote to every challenger's account (taken already when
+        the book follows live's paper account), then its step. Its time includes the quotes since the last."""
+        quoted, self.quote_seconds = self.quote_seconds, 0.0
+        if tick is None or not self.runners:
+            return
+        started = time.perf_counter()
+        if tick is not self._last_tick:
+            self.quote(tick)
+        for runner in list(self.runners.values()):
+            try:
                 await runner.engine.on_tick()
             except Exception as exc:
                 self._failed(runner, "step", exc)
-        self.times.add("step", time.perf_counter() - started)
+        self.times.add("step", time.perf_counter() - started + quoted)
+        self.quote_seconds = 0.0
 
     async def bar(self, window: pl.DataFrame) -> None:
-        """After the live bar decision: each challenger decides the same closed bar."""
+        """After the live bar decision: each challenger decides the same closed bar, side by side."""
         if not self.runners:
             return
         started = time.perf_counter()
-        for runner in list(self.runners.values()):
-            try:
-                await runner.engine.on_bar(window)
-            except Exception as exc:
-                self._failed(runner, "bar", exc)
+        runners = list(self.runners.values())
+        await asyncio.gather(*(self._decide(r, window) for r in runners))
         self.times.add("bar", time.perf_counter() - started)
+
+    async def _decide(self, runner: Runner, window: pl.DataFrame) -> None:
+        try:
+            await runner.engine.on_bar(window)
+        except Exception as exc:
+            self._failed(runner, "bar", exc)
 
     @staticmethod
     def _failed(runner: Runner, what: str, exc: Exception) -> None:

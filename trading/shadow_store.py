@@ -170,6 +170,10 @@ class ShadowRecorder:
             },
         )
 
+    async def record_late_fill(self, decision: Decision, trade: OpenedTrade) -> None:
+        """An order taken for failed filled after all (a paper account fills at once, so hardly ever)."""
+        await self.record_open(trade)
+
     async def record_sl_change(self, ticket: int, time: datetime, sl: float, tp: float, reason: str) -> None:
         return None  # the paper account holds the current SL/TP; the shadow journal keeps opens and closes
 

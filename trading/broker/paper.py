@@ -10,9 +10,11 @@ tick's jump. Broker-side closes become deals with reason SL/TP/STOP_OUT, visible
 Money is USD. Margin of a position = volume x contract size x open price / leverage. The
 commission is charged per lot on every deal (in and out) and booked to the balance at once.
 
-With `state_path` the account (balance, positions, deals, ticket counter) is written to a JSON
-file atomically after every change and read back on start, so a restart continues the account
-(`paper_state.PaperState`). The bar-by-bar path is `paper_bars.PaperBars`; the settings `PaperConfig`.
+With `state_path` every change of the account (balance, positions, deals, ticket counters) is written
+before the call returns, as one journal record beside a snapshot (`paper_journal.PaperJournal`), and
+read back on start, so a restart (a kill -9 too) continues the account. `listeners` get every price the
+account takes (the shadow challengers take the same ticks). The bar-by-bar path is `paper_bars.PaperBars`;
+the settings `PaperConfig`.
 """
 
 from __future__ import annotations
@@ -20,12 +22,12 @@ from __future__ import annotations
 import asyncio
 import bisect
 import math
+from collections.abc import Callable
 from dataclasses import replace
 from datetime import UTC, datetime
+from operator import attrgetter
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
-
-import numpy as np
 
 from trading.broker.base import BrokerError, BrokerErrorKind, ConnectionLost, InvalidOrder, OrderRejected
 from trading.broker.base import validate_order as _validate_order
@@ -39,6 +41,8 @@ from trading.broker.paper_config import (
     PaperConfig,
     xauusd_spec,
 )
+from trading.broker.paper_journal import PaperJournal
+from trading.broker.paper_quiet import quiet_count
 from trading.broker.paper_state import STATE_VERSION, PaperState
 from trading.domain import (
     AccountInfo,
@@ -53,6 +57,8 @@ from trading.domain import (
 )
 
 if TYPE_CHECKING:
+    import numpy as np
+
     from trading.broker.feeds import Feed
 
 
@@ -94,8 +100,13 @@ class PaperBroker(PaperState, PaperBars):
         self._next_deal = 1  # deals: their own sequence, as on MT5, so positions read #1, #2, #3
         self._market_time: datetime | None = None  # the latest market moment this account has seen
         self.level_fills: list[LevelFill] = []  # every SL/TP fill of this session (the slippage figures)
-        if self.state_path is not None and self.state_path.exists():
-            self.from_state(self._read_state_file(self.state_path))
+        self.listeners: list[Callable[[Tick], object]] = []  # called with every price the account takes
+        self.journal = (
+            PaperJournal(self.state_path, symbol, magic, self.config.login) if self.state_path else None
+        )
+        loaded = self.journal.load() if self.journal is not None else None
+        if loaded is not None:
+            self._restore(loaded)
 
     # ---- connection -------------------------------------------------------------------------
 
@@ -108,6 +119,8 @@ class PaperBroker(PaperState, PaperBars):
 
     async def disconnect(self) -> None:
         self._connected = False
+        if self.journal is not None:
+            self.journal.close()
 
     @property
     def connected(self) -> bool:
@@ -191,7 +204,7 @@ class PaperBroker(PaperState, PaperBars):
         await self._sync()
         if since.tzinfo is None:
             raise InvalidOrder(f"deals_since needs an aware UTC time, got naive {since}")
-        first = bisect.bisect_left(self._deals, since, key=_deal_time) if self._deals_in_order else 0
+        first = bisect.bisect_left(self._deals, since, key=attrgetter("time")) if self._deals_in_order else 0
         chosen = [d for d in self._deals[first:] if d.time >= since and d.magic == self.magic]
         return sorted(chosen, key=lambda d: (d.time, d.ticket))
 
@@ -332,6 +345,8 @@ class PaperBroker(PaperState, PaperBars):
         deals += self._stop_out(tick.time)
         if deals:
             self._save()
+        for listener in self.listeners:
+            listener(tick)
         return deals
 
     def profit_at(self, pos: Position, price: float) -> float:
@@ -339,28 +354,10 @@ class PaperBroker(PaperState, PaperBars):
         return self._profit(pos, pos.volume, price)
 
     def quiet_ticks(self, bids: np.ndarray, asks: np.ndarray) -> int:
-        """How many of these next ticks (in order) `set_tick` would take without acting: no SL/TP
-        reached and, with a margin allowance for the rounding, no stop-out possible. The first tick
-        that might act is left for `set_tick` itself, so the answer is exact, never early."""
-        n = int(bids.size)
-        if n == 0 or not self._positions:
-            return n
-        act = np.zeros(n, dtype=bool)
-        floating = np.zeros(n)
-        for pos in self._positions.values():
-            price = bids if pos.side is Side.BUY else asks
-            sign = pos.side.sign
-            if pos.sl:
-                act |= (price - pos.sl) * sign <= 0
-            if pos.tp:
-                act |= (price - pos.tp) * sign >= 0
-            floating += (price - pos.open_price) * sign * self.spec.money_per_price_unit(pos.volume)
-        margin = self.margin_used()
-        if self.config.stop_out_level > 0 and margin > 0:
-            slack = 0.01 * len(self._positions) + 0.02  # the per-position and total roundings
-            act |= (self._balance + floating - slack) / margin * 100 <= self.config.stop_out_level + 1e-9
-        hits = np.flatnonzero(act)
-        return int(hits[0]) if hits.size else n
+        """How many of these next ticks `set_tick` would take without acting (`paper_quiet.quiet_count`)."""
+        positions = list(self._positions.values())
+        stop_out = self.config.stop_out_level
+        return quiet_count(positions, self.spec, self._balance, self.margin_used(), stop_out, bids, asks)
 
     async def update(self, tick: Tick) -> list[Deal]:
         """`set_tick` for async callers."""
@@ -380,7 +377,6 @@ class PaperBroker(PaperState, PaperBars):
         return count
 
     # ---- internals --------------------------------------------------------------------------
-
     async def _sync(self) -> None:
         """Pull the feed's latest price, if there is a feed and it moved on."""
         if self.feed is None:
@@ -488,10 +484,6 @@ class PaperBroker(PaperState, PaperBars):
     def _round_volume(self, volume: float) -> float:
         decimals = max(0, -math.floor(math.log10(self.spec.volume_step)))
         return round(volume, decimals)
-
-
-def _deal_time(deal: Deal) -> datetime:
-    return deal.time
 
 
 __all__ = [

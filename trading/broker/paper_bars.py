@@ -2,32 +2,30 @@
 bar (`update_bar`/`apply_bar`): positions whose SL/TP a bar's intrabar path reaches are closed, the price
 is left at the bar's close, and the bar is kept for `bars()`.
 
-`PaperBars` is a part of `PaperBroker` (a mixin: it reads and sets the broker's own state).
+`PaperBars` is a part of `PaperBroker` (a mixin: it reads and sets the broker's own state, `PaperHost`).
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import polars as pl
 
 from trading.bars import BAR_COLUMNS, BAR_SCHEMA, empty_bars
 from trading.broker.base import BrokerError, BrokerErrorKind, InvalidOrder
 from trading.broker.intrabar import stop_hit, touch_fraction
+from trading.broker.paper_host import PaperHost
 from trading.domain import Deal, DealReason, Side, Tick
-
-if TYPE_CHECKING:
-    from trading.broker.paper import PaperBroker
 
 BAR_HISTORY_LIMIT = 20_000
 
 
-class PaperBars:
+class PaperBars(PaperHost):
     """The bar-by-bar path of `PaperBroker`."""
 
-    async def bars(self: PaperBroker, count: int, timeframe_minutes: int = 15) -> pl.DataFrame:
+    async def bars(self, count: int, timeframe_minutes: int = 15) -> pl.DataFrame:
         """Bars from the feed when there is one, else the bars given to `update_bar()`."""
         self._require_connected()
         if count < 1:
@@ -43,7 +41,7 @@ class PaperBars:
             return empty_bars()
         return pl.DataFrame(self._bars[-count:], schema=BAR_SCHEMA)
 
-    def apply_bar(self: PaperBroker, bar: Mapping[str, Any]) -> list[Deal]:
+    def apply_bar(self, bar: Mapping[str, Any]) -> list[Deal]:
         """Walk one bar (a BAR_SCHEMA row as a mapping, bid prices, time = open time UTC): close
         positions whose SL/TP the intrabar path reaches, then leave the price at the bar's close.
         Positions opened inside the bar are checked against the whole bar (conservative).
@@ -75,18 +73,20 @@ class PaperBars:
             # stop_hit already gives the level when the path crossed it and the open when the bar gapped
             deals.append(self._level_close(pos, hit[0], level, hit[1], hit[1] != path[0], when))
         close = self.spec.round_price(prices[3])
-        self._tick = Tick(start + length - timedelta(seconds=1), close, self.spec.round_price(close + spread))
-        deals += self._stop_out(self._tick.time)
+        tick = Tick(start + length - timedelta(seconds=1), close, self.spec.round_price(close + spread))
+        latest: Tick | None = tick  # mypy would take a plain assignment here as declaring `_tick` a Tick
+        self._tick = latest
+        deals += self._stop_out(tick.time)
         self._remember_bar(bar, int(spread_points))
         if deals:
             self._save()
         return deals
 
-    async def update_bar(self: PaperBroker, bar: Mapping[str, Any]) -> list[Deal]:
+    async def update_bar(self, bar: Mapping[str, Any]) -> list[Deal]:
         """`apply_bar` for async callers."""
         return self.apply_bar(bar)
 
-    def _remember_bar(self: PaperBroker, bar: Mapping[str, Any], spread_points: int) -> None:
+    def _remember_bar(self, bar: Mapping[str, Any], spread_points: int) -> None:
         row = {c: bar.get(c, 0) for c in BAR_COLUMNS}
         row["spread"] = spread_points
         self._bars.append(row)
