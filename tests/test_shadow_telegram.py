@@ -369,7 +369,7 @@ async def test_a_bad_challenger_backtest_is_one_line_and_starts_nothing(
     try:
         text = (await h.send(command)).params["text"]
         assert words in text and len(text.splitlines()) <= 2  # the line, and the usage for a typing slip
-        assert not tester.running and "backtest_task" not in h.ctx.extras
+        assert not tester.running and h.ctx.backtest_task is None
         entries = await h.audits(1)
         assert entries[0].result.startswith(("refused", "usage"))
     finally:
