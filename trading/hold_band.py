@@ -192,7 +192,6 @@ def hours_between(open_time: datetime, now_ms: int) -> float:
     return (now_ms / 1000 - open_time.timestamp()) / 3600
 
 
-@njit(cache=True)
 def first_unsafe(
     prices: np.ndarray,
     stepped: np.ndarray,
@@ -206,7 +205,34 @@ def first_unsafe(
     band: Band,
 ) -> int:
     """The first stepped tick in [start, end) the band does not clear (-1: none), with a margin for the
-    rounding of the broker's profit to cents."""
+    rounding of the broker's profit to cents. `peak`: the running peak profit before `start`."""
+    return int(_scan(prices, stepped, start, end, open_price, sign, money_per_unit, swap, peak, *band))
+
+
+@njit(cache=True)
+def _scan(
+    prices: np.ndarray,
+    stepped: np.ndarray,
+    start: int,
+    end: int,
+    open_price: float,
+    sign: float,
+    money_per_unit: float,
+    swap: float,
+    peak: float,
+    # the band's fields, one by one (numba takes scalars faster than a named tuple)
+    lo: float,
+    hi: float,
+    gap1_lo: float,
+    gap1_hi: float,
+    gap2_lo: float,
+    gap2_hi: float,
+    move_hi: float,
+    arm1: float,
+    keep1: float,
+    arm2: float,
+    keep2: float,
+) -> int:
     eps = PROFIT_MARGIN
     for i in range(start, end):
         if not stepped[i]:
@@ -217,13 +243,13 @@ def first_unsafe(
             peak = profit
         top = peak + eps
         if (
-            profit <= band.lo + eps
-            or profit >= band.hi - eps
-            or (band.gap1_lo - eps <= profit < band.gap1_hi + eps)
-            or (band.gap2_lo - eps <= profit < band.gap2_hi + eps)
-            or move >= band.move_hi - 1e-9
-            or (top > band.arm1 and profit - eps < band.keep1 * top)
-            or (top > band.arm2 and profit - eps < band.keep2 * top)
+            profit <= lo + eps
+            or profit >= hi - eps
+            or (gap1_lo - eps <= profit < gap1_hi + eps)
+            or (gap2_lo - eps <= profit < gap2_hi + eps)
+            or move >= move_hi - 1e-9
+            or (top > arm1 and profit - eps < keep1 * top)
+            or (top > arm2 and profit - eps < keep2 * top)
         ):
             return i
     return -1

@@ -16,6 +16,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Protocol
 
 import numpy as np
+from numba import njit
 
 from trading.broker.paper import PaperBroker
 from trading.domain import AccountInfo, Position, Side, Tick
@@ -364,12 +365,11 @@ class _OpenTake:
     def _raise_peaks(self, rows: list[_Row], start: int, stop: int) -> None:
         """Each tracker's peak as steps on the stepped ticks of [start, stop) would have left it: the
         profit at the best price among them (profit rises with the price moving for the position)."""
-        broker = self.broker
-        taken = self._stepped_in(start, stop)
-        if taken.size == 0:
-            return
+        broker, stepped = self.broker, self._steps()[0]
         for row in rows:
-            best = int(taken[np.argmax((row.prices[taken] - row.pos.open_price) * row.sign)])
+            best = int(_best_tick(row.prices, stepped, start, stop, row.pos.open_price, row.sign))
+            if best < 0:
+                return
             row.tracker.peak_profit = max(
                 row.tracker.peak_profit, broker.profit_at(row.pos, float(row.prices[best])) + row.swap
             )
@@ -422,6 +422,20 @@ class _OpenTake:
             for p in broker.positions_now():
                 engine.positions[p.ticket] = p
         return taken, self.last_step
+
+
+@njit(cache=True)
+def _best_tick(
+    prices: np.ndarray, stepped: np.ndarray, start: int, stop: int, open_price: float, sign: float
+) -> int:
+    """The first stepped tick of [start, stop) with the price furthest in the position's favour (-1: none)."""
+    best, best_move = -1, 0.0
+    for i in range(start, stop):
+        if stepped[i]:
+            move = (prices[i] - open_price) * sign
+            if best < 0 or move > best_move:
+                best, best_move = i, move
+    return best
 
 
 def _sample_due(tracker: PositionTracker, period_ms: int) -> int | float:
