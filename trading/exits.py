@@ -9,7 +9,6 @@ backtest's hold band is folded from the same declarations (`trading.hold_band`).
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
 from dataclasses import dataclass
 
 from trading.bounds import (
@@ -73,10 +72,11 @@ def tp_probability(
 
 
 def probability_floor(
-    ml_against: Sequence[float], tp_profit: float | None, mom: float, p: StrategyParams, hours: float
+    trend: float, tp_profit: float | None, mom: float, p: StrategyParams, hours: float
 ) -> float:
     """The profit from which `tp_probability` is at least `tp_probability_below` (it rises with the
-    profit): below it the TP-probability exit may close. -inf: never, inf: always."""
+    profit), for the ML trend's points `trend`: below it the TP-probability exit may close. -inf:
+    never, inf: always. It falls as the trend's points or the momentum rise, and rises with the hours."""
     below_ = p.tp_probability_below
     if below_ <= 0:
         return -math.inf
@@ -84,7 +84,7 @@ def probability_floor(
         return math.inf if below_ > 50.0 else -math.inf
     if below_ > 100:
         return math.inf
-    rest = (mom + 100) / 200 * 30 + tp_trend_points([1 - x for x in ml_against]) - min(10.0, 2 * hours)
+    rest = (mom + 100) / 200 * 30 + trend - min(10.0, 2 * hours)
     need = below_ - rest + 1e-9  # what min(40, 0.4 × progress) must reach (a margin for the rounding)
     if need <= 0:
         return -math.inf
@@ -93,15 +93,20 @@ def probability_floor(
     return need * tp_profit / 40
 
 
+def _trend(ml_against: list[float]) -> float:
+    return tp_trend_points([1 - x for x in ml_against[-3:]])  # it reads the last three
+
+
 def _probability_top(v: Held) -> float:
-    """`probability_floor` for the view: in a stretch, for the worst momentum and any ML samples the
-    bar's model may add (up to three), at the latest hour."""
-    p, history, tp = v.params, list(v.tracker.ml_against), v.inputs.tp_profit
+    """`probability_floor` for the view: in a stretch, for the worst momentum and the lowest trend
+    any ML samples the bar's model may add (up to three) give, at the latest hour."""
+    p, tp = v.params, v.inputs.tp_profit
+    last = list(v.tracker.ml_against)[-3:]
     if v.momentum is not None:
-        return probability_floor(history, tp, v.momentum, p, v.hours_open)
+        return probability_floor(_trend(last), tp, v.momentum, p, v.hours_open)
     ml = v.inputs.ml_against
-    futures = [history] if ml is None else [history + [ml] * k for k in range(4)]
-    return max(probability_floor(h, tp, -100.0, p, v.hours_open) for h in futures)
+    trend = _trend(last) if ml is None else min(_trend(last + [ml] * k) for k in range(4))
+    return probability_floor(trend, tp, -100.0, p, v.hours_open)
 
 
 def _tp_probability_low(v: Held, at: At) -> Fired | None:
@@ -237,7 +242,7 @@ EXIT_RULES: tuple[Rule, ...] = (
 def evaluate_exits(v: Held, at: At) -> ExitVerdict | None:
     """The first rule that closes, in priority order, or None to hold."""
     for exit_rule in EXIT_RULES:
-        fired = first_fired(exit_rule.declare(v), v, at)
+        fired = first_fired(v.declare(exit_rule) if exit_rule.per_bar else exit_rule.declare(v), v, at)
         if fired is not None:
             return ExitVerdict(exit_rule.__name__, True, fired.reason)
     return None

@@ -67,18 +67,37 @@ class Band(NamedTuple):
 OPEN = Band()  # no bound: every tick clears
 
 
-def all_rules() -> tuple[Rule, ...]:
-    """The position manager's rules and the exits (as `trading.position_watch` judges them)."""
-    rules = (*position_manager.PM_RULES, *exits.EXIT_RULES)
-    for r in rules:
-        if not isinstance(r, Rule):
-            raise TypeError(f"{r!r} declares no bounds: every exit and manager rule is a trading.bounds.Rule")
-    return rules
+_split: tuple[object, object, tuple[Rule, ...], tuple[Rule, ...]] | None = None
+
+
+def split_rules() -> tuple[tuple[Rule, ...], tuple[Rule, ...]]:
+    """The position manager's rules and the exits (as `trading.position_watch` judges them): those
+    fixed for the bar, and the others. Each must be a `trading.bounds.Rule`."""
+    global _split
+    pm, ex = position_manager.PM_RULES, exits.EXIT_RULES
+    if _split is None or _split[0] is not pm or _split[1] is not ex:
+        rules = (*pm, *ex)
+        for r in rules:
+            if not isinstance(r, Rule):
+                raise TypeError(
+                    f"{r!r} declares no bounds: every exit and manager rule is a trading.bounds.Rule"
+                )
+        per_bar = tuple(r for r in rules if r.per_bar)
+        _split = (pm, ex, per_bar, tuple(r for r in rules if not r.per_bar))
+    return _split[2], _split[3]
 
 
 def declared(v: Held, *, per_bar: bool | None = None) -> list[Bound]:
-    """The bounds the rules declare for the view (only those `per_bar` or not, when given)."""
-    return [b for r in all_rules() if per_bar is None or r.per_bar is per_bar for b in r.declare(v)]
+    """The bounds the rules declare for the view (only those fixed for the bar or not, when given)."""
+    fixed, other = split_rules()
+    bounds: list[Bound] = []
+    if per_bar is not False:
+        for r in fixed:
+            bounds.extend(v.declare(r))
+    if per_bar is not True:
+        for r in other:
+            bounds.extend(r.declare(v))
+    return bounds
 
 
 def fold(bounds: Iterable[Bound], band: Band = OPEN) -> Band | None:

@@ -5,10 +5,11 @@ every tick); and `Held`, the rules' view of the position at one instant or for a
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 
 from trading.analysis import MarketAnalysis
+from trading.bounds import Bounds, Rule
 from trading.domain import Position, Side, SymbolSpec
 from trading.parameters import StrategyParams
 from trading.risk.modes import RiskLimits, RiskState, limit_use
@@ -29,6 +30,10 @@ class PositionInputs:
     daily_limit: float
     balance: float
     urgency: int  # the position manager's urgency score (`urgency_score`)
+    # the bounds the rules fixed for the bar declared, kept with the bar's inputs (`Held.declare`)
+    memo: dict[tuple[object, ...], tuple[StrategyParams, Bounds]] = field(
+        default_factory=dict, compare=False, repr=False
+    )
 
 
 def urgency_score(
@@ -118,6 +123,20 @@ class Held:
             (m for m in (self.minutes_to_daily_close, self.minutes_to_weekly_close) if m is not None),
             default=float("inf"),
         )
+
+    def declare(self, rule: Rule) -> Bounds:
+        """The rule's bounds for this view; a rule fixed for the bar (`Rule.per_bar`) declares them once
+        for the bar's inputs and the position's stop."""
+        if not rule.per_bar:
+            return rule.declare(self)
+        pos = self.position
+        key = (rule, pos.sl, pos.open_price, pos.side, pos.volume)
+        known = self.inputs.memo.get(key)
+        if known is not None and known[0] is self.params:
+            return known[1]
+        bounds = rule.declare(self)
+        self.inputs.memo[key] = (self.params, bounds)
+        return bounds
 
     def momentum_below(self, level: float) -> bool:
         """Whether the momentum is (in a stretch: may be) below `level`."""

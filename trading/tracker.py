@@ -64,7 +64,8 @@ def momentum(profits: deque[float] | list[float], scale: float) -> float:
 
 
 def stalled(profits: deque[float], profit: float, params: StrategyParams, unit: float) -> bool:
-    if len(profits) < params.stall_samples:
+    """The last `stall_samples` samples within `stall_range_atr` while in a loss beyond `stall_loss_atr`."""
+    if len(profits) < params.stall_samples or not profit < -params.stall_loss_atr * unit:
         return False
     last = list(profits)[-params.stall_samples :]
-    return max(last) - min(last) < params.stall_range_atr * unit and profit < -params.stall_loss_atr * unit
+    return max(last) - min(last) < params.stall_range_atr * unit
