@@ -315,11 +315,19 @@ class _OpenTake:
         stop = self._first_unsafe(rows, bands, start, limit)
         if stop == start:
             return start
+        broker = self.broker
         for row in rows:  # the samples steps would have taken before it
-            k = int(np.searchsorted(step_times, _sample_due(row.tracker, period), side="left"))
-            while k < steps.size and (j := int(steps[k])) < stop:
-                self._sample(row, j)
-                k = int(np.searchsorted(step_times, int(times[j]) + period, side="left"))
+            due = _sample_due(row.tracker, period)
+            k = 0 if due == -math.inf else int(np.searchsorted(step_times, due, side="left"))
+            taken = _due_steps(steps, step_times, k, period, stop)
+            if taken.size:
+                row.tracker.take_samples(
+                    [broker.profit_at(row.pos, price) + row.swap for price in row.prices[taken].tolist()],
+                    _EPOCH + timedelta(milliseconds=int(times[taken[-1]])),
+                    row.inputs.ml_against,
+                    params,
+                    row.inputs.unit,
+                )
         self._raise_peaks(rows, start, stop)
         self._commit(start, stop)
         return stop
@@ -425,6 +433,19 @@ class _OpenTake:
 
 
 @njit(cache=True)
+def _due_steps(steps: np.ndarray, step_times: np.ndarray, k: int, period: int, stop: int) -> np.ndarray:
+    """The stepped ticks before `stop` on which the tracker takes its samples, from the `k`-th step
+    (the first due): each the first step a sample period after the one before."""
+    out = np.empty(steps.size, dtype=np.int64)
+    n = 0
+    while k < steps.size and steps[k] < stop:
+        out[n] = steps[k]
+        n += 1
+        k = int(np.searchsorted(step_times, step_times[k] + period))
+    return out[:n]
+
+
+@njit(cache=True)
 def _best_tick(
     prices: np.ndarray, stepped: np.ndarray, start: int, stop: int, open_price: float, sign: float
 ) -> int:
@@ -439,7 +460,8 @@ def _best_tick(
 
 
 def _sample_due(tracker: PositionTracker, period_ms: int) -> int | float:
-    """When (ms) the tracker takes its next profit sample (`PositionTracker.observe`)."""
+    """The first whole ms at which the tracker takes its next profit sample (`PositionTracker.observe`:
+    a sample period after the last one, so rounded up should the last have been taken between two ms)."""
     if tracker.last_sample is None:
         return -math.inf
-    return (tracker.last_sample - _EPOCH) // timedelta(milliseconds=1) + period_ms
+    return -((_EPOCH - tracker.last_sample) // timedelta(milliseconds=1)) + period_ms

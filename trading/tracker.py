@@ -37,6 +37,25 @@ class PositionTracker:
         if not due:
             return
         self.last_sample = now
+        self._sample(profit, ml_against, params, unit)
+
+    def take_samples(
+        self,
+        profits: list[float],
+        last: datetime,
+        ml_against: float | None,
+        params: StrategyParams,
+        unit: float,
+    ) -> None:
+        """The samples `observe` takes on the ticks it finds due, in one go: their profits in order,
+        `last` the time of the last one (the backtest's shortcuts, `trading.quiet_ticks`)."""
+        for profit in profits:
+            self.peak_profit = max(self.peak_profit, profit)
+            self._sample(profit, ml_against, params, unit)
+        if profits:
+            self.last_sample = last
+
+    def _sample(self, profit: float, ml_against: float | None, params: StrategyParams, unit: float) -> None:
         self.profits.append(profit)
         if ml_against is not None:
             self.ml_against.append(ml_against)
