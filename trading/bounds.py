@@ -7,6 +7,11 @@ A bound names what it fires on: profit <= x, profit >= x, lo <= profit < hi, a f
 running peak given back, a loss bringing a running total to a limit, or whatever the price. A rule whose
 verdict reads more than that (the TP probability score, the stop's distance, the trailing stop's new
 level) declares a bound that covers its verdict and decides the rest in `then`, on the ticks the bound hits.
+
+What a rule may assume of its view (`trading.position_inputs.Held`), so that a band folded from its
+declaration holds: in a stretch (`Held.stretch`) the tracker may take any samples, so a rule reading
+them declares what covers all they may bring; and a stretch's view reads the clock at its last tick, so
+a rule on the clock must only tighten as time runs (its bounds later cover its bounds earlier).
 """
 
 from __future__ import annotations
