@@ -214,3 +214,51 @@ def test_a_bound_of_a_kind_the_band_does_not_know_fails(monkeypatch: pytest.Monk
     monkeypatch.setattr(position_manager, "PM_RULES", (*PM_RULES, odd))
     with pytest.raises(TypeError, match="no band for a bound of kind Odd"):
         bar_band(_live_view())
+
+
+def test_covering_bounds_lose_no_verdict() -> None:
+    """Where a rule's bound only covers its verdict (`then` decides), the verdict is still the rule's
+    plain formula: the trailing stop (the bound's edge derived from the stop) on a cent grid, and the
+    TP-probability exit (the bound's top derived from the score) on random views."""
+    from trading.exits import tp_probability
+    from trading.position_manager import stop_improves, trailing_stop
+
+    rng = random.Random(9)
+    trails = lows = 0
+    for v in random_views(10, 200):
+        if v.stretch or v.inputs.atr <= 0:
+            continue
+        pos, p, atr = v.position, v.params, v.inputs.atr
+        step = p.trail_step_atr * atr
+        if v.inputs.last_bar_range > p.impulse_range_atr * atr:
+            step = min(step, p.impulse_step_atr * atr)
+        bounds = trailing_stop.declare(v)
+        for cents in range(0, int(6 * atr * 100), 7):
+            move = cents / 100
+            price = round(pos.open_price + pos.side.sign * move, 2)
+            move = (price - pos.open_price) * pos.side.sign
+            plain = move >= p.trail_start_atr * atr and stop_improves(
+                pos, round(price - pos.side.sign * step, 2)
+            )
+            fired = first_fired(bounds, v, At(0.0, price, move, 0.0))
+            assert (fired is not None) == plain, (pos, price)
+            trails += plain
+        # the TP-probability branch: at or above its floor, a close exactly when the score is low
+        a = p.tp_probability_atr * v.unit
+        for _ in range(30):
+            profit = round(rng.uniform(0.5, 3) * a, 2)
+            at = At(profit, 0.0, 0.0, 0.0)  # no peak: the peak protection stays out
+            prob = tp_probability(
+                profit,
+                v.inputs.tp_profit,
+                v.momentum or 0.0,
+                [1 - x for x in v.tracker.ml_against],
+                v.hours_open,
+            )
+            low = profit >= a and prob < p.tp_probability_below
+            got = first_fired(
+                tuple(b for b in exits.smart_take_profit.declare(v) if isinstance(b, Within)), v, at
+            )
+            assert (got is not None) == low, (profit, prob)
+            lows += low
+    assert trails > 100 and lows > 20, (trails, lows)  # both verdicts are met, not only holds
