@@ -172,9 +172,6 @@ class Rule:
         self.__name__ = declare.__name__
         self.__doc__ = declare.__doc__
 
-    def __call__(self, v: Held) -> Bounds:
-        return self.declare(v)
-
     def __repr__(self) -> str:
         return f"Rule({self.__name__})"
 
