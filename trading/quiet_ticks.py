@@ -282,6 +282,7 @@ class _OpenTake:
             return start, True
         period = params.profit_sample_seconds * 1000
         i = self._stretch(start, limit, rows, period)
+        committed = i  # `_stretch` records the ticks it takes itself
         while i < limit:
             end = limit
             for row in rows:
@@ -297,10 +298,10 @@ class _OpenTake:
             stop = self._first_unsafe(rows, bands, i, end)
             self._raise_peaks(rows, i, stop)
             if stop < end:
-                self._commit(start, stop)
+                self._commit(committed, stop)
                 return stop, True
             i = end
-        self._commit(start, limit)
+        self._commit(committed, limit)
         return limit, True
 
     def _stretch(self, start: int, limit: int, rows: list[_Row], period: int) -> int:
