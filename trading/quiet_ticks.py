@@ -102,7 +102,8 @@ class QuietTicks:
         cached = self._bands.get(pos.ticket)
         if cached is not None and cached[0] is fixed and cached[1] == pos.sl:
             return fixed, cached[2]
-        view = Held(pos, fixed, engine.params, engine.tracker(pos.ticket), 0.0, None, None, None, None, True)
+        # the rules fixed for the bar read neither the tracker nor the clock: a blank view of them
+        view = Held(pos, fixed, engine.params, PositionTracker(pos.ticket), 0.0, None, None, None, None, True)
         band = bar_band(view)
         self._bands[pos.ticket] = (fixed, pos.sl, band)
         return fixed, band
