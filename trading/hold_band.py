@@ -93,7 +93,7 @@ def declared(v: Held, *, per_bar: bool | None = None) -> list[Bound]:
     bounds: list[Bound] = []
     if per_bar is not False:
         for r in fixed:
-            bounds.extend(v.declare(r))
+            bounds.extend(v.declare(r))  # kept with the bar's inputs for the live verdicts too
     if per_bar is not True:
         for r in other:
             bounds.extend(r.declare(v))

@@ -30,6 +30,7 @@ from trading.risk.modes import ModeDecision, RiskLimits, RiskMode, RiskState, ef
 from trading.timezones import wib_date
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_NO_SAMPLES = PositionTracker(0)  # the tracker of a view only the rules fixed for the bar read
 
 
 class EnginePort(Protocol):
@@ -103,7 +104,7 @@ class QuietTicks:
         if cached is not None and cached[0] is fixed and cached[1] == pos.sl:
             return fixed, cached[2]
         # the rules fixed for the bar read neither the tracker nor the clock: a blank view of them
-        view = Held(pos, fixed, engine.params, PositionTracker(pos.ticket), 0.0, None, None, None, None, True)
+        view = Held(pos, fixed, engine.params, _NO_SAMPLES, 0.0, None, None, None, None, True)
         band = bar_band(view)
         self._bands[pos.ticket] = (fixed, pos.sl, band)
         return fixed, band
