@@ -130,7 +130,7 @@ class Held:
         if not rule.per_bar:
             return rule.declare(self)
         pos = self.position
-        key = (rule, pos.sl, pos.open_price, pos.side, pos.volume)
+        key = (rule, pos.sl, pos.open_price, pos.volume, pos.side is Side.BUY)  # (an enum hashes slowly)
         known = self.inputs.memo.get(key)
         if known is not None and known[0] is self.params:
             return known[1]
