@@ -1,6 +1,7 @@
 """The hold bands are conservative: on random positions, bar inputs, tracker histories and price paths,
 every tick a band clears is one on which the position manager holds and no exit closes, judged by the
-rules themselves (as `TradingEngine.judge` calls them). And a band is not empty: most quiet ticks clear."""
+rules themselves (as `TradingEngine.judge` calls them). And a band is not empty: most quiet ticks clear.
+The bands are folded from the rules' own declarations only (`trading.bounds`)."""
 
 from __future__ import annotations
 
@@ -13,18 +14,21 @@ from datetime import UTC, datetime, timedelta
 import numpy as np
 import pytest
 
+from trading.bounds import At
 from trading.domain import Position, Side, SymbolSpec
-from trading.exits import ExitContext, PositionTracker, evaluate_exits
-from trading.hold_band import BarInputs, bar_band, clock_rules, first_unsafe, sample_band, stretch_band
+from trading.exits import PositionTracker, evaluate_exits
+from trading.hold_band import Band, Closes, bar_band, first_unsafe, held_until, hold_band
 from trading.parameters import StrategyParams
-from trading.position_manager import PMContext, PMKind, manage_position, urgency_score
+from trading.position_inputs import Held, PositionInputs, held_at, urgency_score
+from trading.position_manager import PMKind, manage_position
+from trading.tracker import momentum
 
 P = StrategyParams()
 SPEC = SymbolSpec()
 T0 = datetime(2024, 3, 5, 9, 0, tzinfo=UTC)
 
 
-def random_case(rng: random.Random) -> tuple[Position, BarInputs, PositionTracker, tuple]:
+def random_case(rng: random.Random) -> tuple[Position, PositionInputs, PositionTracker]:
     side = rng.choice([Side.BUY, Side.SELL])
     open_price = round(rng.uniform(1800, 2400), 2)
     atr = rng.choice([rng.uniform(0.3, 8.0), 0.0]) if rng.random() < 0.05 else rng.uniform(0.3, 8.0)
@@ -41,23 +45,19 @@ def random_case(rng: random.Random) -> tuple[Position, BarInputs, PositionTracke
     rsi = rng.uniform(5, 95)
     dangerous = rng.random() < 0.2
     bar_range = rng.uniform(0, 3) * max(atr, 0.5)
-    tp_profit = abs(tp - open_price) * mult if tp else None
-    daily_limit = rng.choice([0.0, 150.0])
-    inputs_ctx = (atr, unit, ml, dangerous, rsi, closes, bar_range, tp_profit)
-    score = urgency_score(
-        PMContext(pos, open_price, 0.0, 0.0, unit, atr, P, dangerous, ml, rsi, closes, bar_range, None, None)
-    )
-    inputs = BarInputs(
+    inputs = PositionInputs(
         atr=atr if atr > 0 else P.min_sl_distance * 6,
         unit=unit,
         ml_against=ml,
         regime_dangerous=dangerous,
-        urgency=score,
+        rsi=rsi,
+        closes=closes,
         last_bar_range=bar_range,
-        tp_profit=tp_profit,
-        balance=5000.0,
+        tp_profit=abs(tp - open_price) * mult if tp else None,
         daily_loss=rng.uniform(0, 140),
-        daily_limit=daily_limit,
+        daily_limit=rng.choice([0.0, 150.0]),
+        balance=5000.0,
+        urgency=urgency_score(side, dangerous, ml, rsi, closes),
     )
     tracker = PositionTracker(1)
     for _ in range(rng.randrange(0, 30)):
@@ -68,71 +68,65 @@ def random_case(rng: random.Random) -> tuple[Position, BarInputs, PositionTracke
     tracker.reversal_warnings = rng.randrange(0, 4)
     tracker.stall_count = rng.randrange(0, 5)
     tracker.peak_profit = max([0.0, *tracker.profits]) * rng.uniform(0.5, 1.5)
-    return pos, inputs, tracker, inputs_ctx
+    return pos, inputs, tracker
+
+
+def view(
+    pos: Position,
+    inputs: PositionInputs,
+    tracker: PositionTracker,
+    hours: float,
+    *,
+    stretch: bool = False,
+    params: StrategyParams = P,
+) -> Held:
+    """The rules' view for a band without the closes (both far away)."""
+    profits = tracker.profits
+    return Held(
+        pos,
+        inputs,
+        params,
+        tracker,
+        hours,
+        None,
+        None,
+        None if stretch else momentum(profits, params.momentum_scale_atr * inputs.unit),
+        None if stretch else len(profits) >= 2 and profits[-1] > profits[-2],
+        stretch,
+    )
+
+
+def bar(pos: Position, inputs: PositionInputs, params: StrategyParams = P) -> Band | None:
+    return bar_band(view(pos, inputs, PositionTracker(1), 0.0, stretch=True, params=params))
 
 
 def holds(
     pos: Position,
     price: float,
     now: datetime,
-    inputs: BarInputs,
+    inputs: PositionInputs,
     tracker: PositionTracker,
-    ctx: tuple,
     params: StrategyParams = P,
     closes: tuple[datetime, datetime] | None = None,
 ) -> bool:
     """`TradingEngine.judge` on one tick: the tracker observes, then both rule sets."""
-    atr, unit, ml, dangerous, rsi, closes_, bar_range, tp_profit = ctx
-    atr = atr if atr > 0 else P.min_sl_distance * 6
     profit = (
         round((price - pos.open_price) * pos.side.sign * SPEC.money_per_price_unit(pos.volume), 2) + pos.swap
     )
-    tracker.observe(profit, now, ml, params, unit)
+    tracker.observe(profit, now, inputs.ml_against, params, inputs.unit)
     daily, weekly = (900.0, 3000.0) if closes is None else ((c - now).total_seconds() / 60 for c in closes)
-    action = manage_position(
-        PMContext(
-            pos,
-            price,
-            profit,
-            tracker.peak_profit,
-            unit,
-            atr,
-            params,
-            dangerous,
-            ml,
-            rsi,
-            closes_,
-            bar_range,
-            daily,
-            weekly,
-        )
-    )
-    verdict = evaluate_exits(
-        ExitContext(
-            pos,
-            now,
-            profit,
-            unit,
-            inputs.balance,
-            params,
-            tracker,
-            ml,
-            tp_profit,
-            inputs.daily_loss,
-            inputs.daily_limit,
-            weekly,
-        )
-    )
-    return action.kind is PMKind.HOLD and verdict is None
+    v = held_at(pos, inputs, params, tracker, now, daily, weekly)
+    at = At(profit, price, (price - pos.open_price) * pos.side.sign, tracker.peak_profit)
+    return manage_position(v, at).kind is PMKind.HOLD and evaluate_exits(v, at) is None
 
 
-def path(rng: random.Random, pos: Position, inputs: BarInputs, n: int) -> np.ndarray:
+def path(rng: random.Random, pos: Position, inputs: PositionInputs, n: int) -> np.ndarray:
     scale = inputs.atr * rng.choice([0.05, 0.3, 1.0])
     start = pos.open_price + rng.uniform(-4, 6) * inputs.atr * pos.side.sign
     return np.round(start + np.cumsum(np.random.default_rng(rng.randrange(1 << 30)).normal(0, scale, n)), 2)
 
 
-def scan(pos: Position, prices: np.ndarray, tracker: PositionTracker, band: np.ndarray) -> int:
+def scan(pos: Position, prices: np.ndarray, tracker: PositionTracker, band: Band) -> int:
     stepped = np.ones(prices.size, dtype=np.bool_)
     bad = first_unsafe(
         prices,
@@ -154,16 +148,15 @@ def judge_path(
     prices: np.ndarray,
     times: list[datetime],
     cleared_to: int,
-    inputs: BarInputs,
+    inputs: PositionInputs,
     tracker: PositionTracker,
-    ctx: tuple,
     closes: tuple[datetime, datetime] | None = None,
 ) -> tuple[int, int]:
     """Judge the path tick by tick until a rule acts: every tick before `cleared_to` (those the band
     cleared) must hold. Returns how many ticks were cleared and how many held."""
     cleared = quiet = 0
     for i, (price, now) in enumerate(zip(prices.tolist(), times, strict=True)):
-        ok = holds(pos, price, now, inputs, tracker, ctx, closes=closes)
+        ok = holds(pos, price, now, inputs, tracker, closes=closes)
         if i < cleared_to:
             assert ok, (i, cleared_to, pos, inputs, price)
             cleared += 1
@@ -178,16 +171,16 @@ def test_a_sample_band_clears_only_ticks_on_which_every_rule_holds(seed: int) ->
     rng = random.Random(seed)
     cleared = quiet = 0
     for _ in range(1500):
-        pos, inputs, tracker, ctx = random_case(rng)
+        pos, inputs, tracker = random_case(rng)
         tracker.last_sample = T0 + timedelta(hours=1)  # no sample due on the ticks below
         now = T0 + timedelta(hours=1, seconds=20)
-        base = bar_band(pos, inputs, P)
+        base = bar(pos, inputs)
         if base is None:
             continue
-        band = sample_band(base, tracker, inputs, P, 1.01)
+        band = hold_band(base, view(pos, inputs, tracker, 1.01))
         prices = path(rng, pos, inputs, 12)
         k = 0 if band is None else scan(pos, prices, tracker, band)
-        c, q = judge_path(pos, prices, [now] * prices.size, k, inputs, tracker, ctx)
+        c, q = judge_path(pos, prices, [now] * prices.size, k, inputs, tracker)
         cleared, quiet = cleared + c, quiet + q
     assert cleared > 0.5 * quiet  # a band is not a refusal: most quiet ticks clear
 
@@ -197,57 +190,61 @@ def test_a_stretch_band_holds_across_the_samples_taken_in_the_stretch(seed: int)
     rng = random.Random(100 + seed)
     cleared = quiet = 0
     for _ in range(700):
-        pos, inputs, tracker, ctx = random_case(rng)
+        pos, inputs, tracker = random_case(rng)
         tracker.last_sample = T0 + timedelta(hours=1) - timedelta(seconds=rng.randrange(0, 60))
-        base = bar_band(pos, inputs, P)
+        base = bar(pos, inputs)
         if base is None:
             continue
         n = 60  # 15 minutes of ticks 15 s apart: 15 samples
-        band = stretch_band(base, tracker, inputs, P, 1.3)
+        band = hold_band(base, view(pos, inputs, tracker, 1.3, stretch=True))
         prices = path(rng, pos, inputs, n)
         k = 0 if band is None else scan(pos, prices, tracker, band)
         times = [T0 + timedelta(hours=1, seconds=15 * i) for i in range(n)]
-        c, q = judge_path(pos, prices, times, k, inputs, tracker, ctx)
+        c, q = judge_path(pos, prices, times, k, inputs, tracker)
         cleared, quiet = cleared + c, quiet + q
     assert cleared > 0.3 * quiet
 
 
 def test_no_band_without_an_atr_unit() -> None:
     pos = Position(1, "XAUUSD", Side.BUY, 0.01, 2000.0, T0, sl=1995.0)
-    inputs = BarInputs(
+    inputs = PositionInputs(
         atr=0.0,
         unit=0.0,
         ml_against=None,
         regime_dangerous=False,
-        urgency=0,
+        rsi=50.0,
+        closes=(),
         last_bar_range=0.0,
         tp_profit=None,
-        balance=5000.0,
         daily_loss=0.0,
         daily_limit=0.0,
+        balance=5000.0,
+        urgency=0,
     )
-    assert bar_band(pos, inputs, P) is None
+    assert bar(pos, inputs) is None
 
 
 def test_a_stalled_tracker_has_no_band() -> None:
     pos = Position(1, "XAUUSD", Side.BUY, 0.01, 2000.0, T0, sl=1995.0)
-    inputs = BarInputs(
+    inputs = PositionInputs(
         atr=2.0,
         unit=2.0,
         ml_against=None,
         regime_dangerous=False,
-        urgency=0,
+        rsi=50.0,
+        closes=(),
         last_bar_range=0.0,
         tp_profit=None,
-        balance=5000.0,
         daily_loss=0.0,
         daily_limit=0.0,
+        balance=5000.0,
+        urgency=0,
     )
-    base = bar_band(pos, inputs, P)
-    assert base is not None and not math.isinf(base[0])
+    base = bar(pos, inputs)
+    assert base is not None and not math.isinf(base.lo)
     tracker = PositionTracker(1, profits=deque([-1.0] * 10, maxlen=30), stall_count=P.stall_count_to_close)
-    assert sample_band(base, tracker, inputs, P, 1.0) is None
-    assert stretch_band(base, tracker, inputs, P, 1.0) is None
+    assert hold_band(base, view(pos, inputs, tracker, 1.0)) is None
+    assert hold_band(base, view(pos, inputs, tracker, 1.0, stretch=True)) is None
 
 
 @pytest.mark.parametrize("side", [Side.BUY, Side.SELL])
@@ -269,30 +266,31 @@ def test_the_move_bound_is_tight_at_the_trailing_stop_and_breakeven_edges(side: 
         pos = Position(
             1, "XAUUSD", side, 0.01, open_price, T0, sl=round(open_price - side.sign * sl_offset, 2)
         )
-        inputs = BarInputs(
+        inputs = PositionInputs(
             atr=atr,
             unit=atr,
             ml_against=None,
             regime_dangerous=False,
-            urgency=0,
+            rsi=50.0,
+            closes=(),
             last_bar_range=(2.0 if impulse else 0.5) * atr,
             tp_profit=None,
-            balance=1e6,
             daily_loss=0.0,
             daily_limit=0.0,
+            balance=1e6,
+            urgency=0,
         )
-        base = bar_band(pos, inputs, params)
+        base = bar(pos, inputs, params)
         assert base is not None
-        band = sample_band(base, PositionTracker(1), inputs, params, 0.5)
+        band = hold_band(base, view(pos, inputs, PositionTracker(1), 0.5, params=params))
         assert band is not None
-        ctx = (atr, atr, None, False, 50.0, (), inputs.last_bar_range, None)
         moves = np.round(np.arange(0, 14, 0.01), 2)
         prices = np.round(open_price + side.sign * moves, 2)
         first_act = next(
             (
                 i
                 for i, p in enumerate(prices.tolist())
-                if not holds(pos, p, T0 + timedelta(minutes=5), inputs, PositionTracker(1), ctx, params)
+                if not holds(pos, p, T0 + timedelta(minutes=5), inputs, PositionTracker(1), params)
             ),
             None,
         )
@@ -300,7 +298,7 @@ def test_the_move_bound_is_tight_at_the_trailing_stop_and_breakeven_edges(side: 
         for i, ok in enumerate(cleared):
             if ok:
                 assert holds(
-                    pos, float(prices[i]), T0 + timedelta(minutes=5), inputs, PositionTracker(1), ctx, params
+                    pos, float(prices[i]), T0 + timedelta(minutes=5), inputs, PositionTracker(1), params
                 ), (side, sl_offset, prices[i])
         if first_act is not None:
             assert not any(cleared[first_act : first_act + 1])
@@ -310,43 +308,39 @@ def test_the_move_bound_is_tight_at_the_trailing_stop_and_breakeven_edges(side: 
 @pytest.mark.parametrize("seed", range(4))
 @pytest.mark.parametrize("kind", ["stretch", "sample"])
 def test_the_clock_rules_hold_until_their_next_phase(seed: int, kind: str) -> None:
-    """Positions open 0-9 h with the daily and weekly closes 0-5 h away: a stretch band with the clock
-    rules (`clock_rules`, cut at their `until_ms`) clears only ticks on which every rule holds."""
+    """Positions open 0-9 h with the daily and weekly closes 0-5 h away: a band for a stretch (or a
+    sample period) with the clock at its last tick, cut a minute before the nearer close
+    (`Closes.until_ms`), clears only ticks on which every rule holds."""
     rng = random.Random(200 + seed)
     cleared = quiet = 0
     for _ in range(700):
-        pos, inputs, tracker, ctx = random_case(rng)
+        pos, inputs, tracker = random_case(rng)
         start = T0 + timedelta(minutes=rng.uniform(0, 540))
         pos = replace(pos, open_time=T0)
         tracker.last_sample = start - timedelta(seconds=rng.randrange(0, 60)) if kind == "stretch" else start
         daily = start + timedelta(minutes=rng.uniform(0, 300))
         weekly = daily + timedelta(days=rng.choice([0, 0, 1, 3]))
         start_ms = int(start.timestamp() * 1000)
-        clock = clock_rules(
-            pos,
-            P,
-            inputs.unit,
-            start_ms,
-            (daily - start).total_seconds() / 60,
-            (weekly - start).total_seconds() / 60,
+        closes = Closes.seen(
+            start_ms, (daily - start).total_seconds() / 60, (weekly - start).total_seconds() / 60
         )
-        base = bar_band(pos, inputs, P)
-        if base is None or clock is None:
+        base = bar(pos, inputs)
+        assert closes is not None
+        if base is None:
             continue
         n = 60 if kind == "stretch" else 4  # a sample band holds until the next sample
         times = [start + timedelta(seconds=15 * i) for i in range(n)]
-        limit = sum(1 for t in times if t.timestamp() * 1000 < clock.until_ms)
-        hours = (times[-1] - T0).total_seconds() / 3600
-        band = (
-            stretch_band(base, tracker, inputs, P, hours, clock)
-            if kind == "stretch"
-            else sample_band(base, tracker, inputs, P, hours, clock)
-        )
+        limit = sum(1 for t in times if t.timestamp() * 1000 < closes.until_ms)
+        band = None
+        if limit:
+            end_ms = int(times[limit - 1].timestamp() * 1000)
+            held = held_until(pos, inputs, P, tracker, end_ms, closes, stretch=kind == "stretch")
+            band = hold_band(base, held)
         prices = path(rng, pos, inputs, n)
         k = 0 if band is None else min(limit, scan(pos, prices, tracker, band))
         open_ticks = sum(1 for t in times if t < min(daily, weekly))  # then the market is closed
         c, q = judge_path(
-            pos, prices[:open_ticks], times[:open_ticks], k, inputs, tracker, ctx, closes=(daily, weekly)
+            pos, prices[:open_ticks], times[:open_ticks], k, inputs, tracker, closes=(daily, weekly)
         )
         cleared, quiet = cleared + c, quiet + q
     assert cleared > 0.2 * quiet

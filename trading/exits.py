@@ -1,19 +1,49 @@
 """Software exit rules (decision 6): the DOC's conditions, thresholds in ATR money units.
 
-`PositionTracker` keeps what a rule needs of a position's history (profit samples taken every
-`profit_sample_seconds`, the peak, ML samples, reversal warnings, the stall counter); the rules
-themselves are pure functions of an `ExitContext` and return an `ExitVerdict`.
+Each rule reads the position's view (`Held`: the bar's inputs, the tracker, the clock) and declares the
+bounds it closes on (`trading.bounds`); its verdict is those bounds checked against the tick, and the
+backtest's hold band is folded from the same declarations (`trading.hold_band`). In a stretch of ticks
+(`Held.stretch`) a rule that reads the profit samples declares what covers any samples taken in it.
 """
 
 from __future__ import annotations
 
-from collections import deque
-from collections.abc import Callable
-from dataclasses import dataclass, field
-from datetime import datetime
+import math
+from dataclasses import dataclass
 
-from trading.domain import Position
+from trading.bounds import (
+    Always,
+    At,
+    AtLeast,
+    AtMost,
+    Bound,
+    Bounds,
+    Fired,
+    GivesBack,
+    LossReaches,
+    Rule,
+    Within,
+    above,
+    below,
+    first_fired,
+    rule,
+)
 from trading.parameters import StrategyParams
+from trading.position_inputs import Held
+from trading.tracker import PositionTracker, momentum, stalled
+
+__all__ = [
+    "EXIT_RULES",
+    "ExitVerdict",
+    "PositionTracker",
+    "evaluate_exits",
+    "momentum",
+    "stalled",
+    "tp_probability",
+    "tp_trend_points",
+]
+
+_LOSS = math.nextafter(0.0, -math.inf)  # profit < 0 as profit <= _LOSS
 
 
 @dataclass(frozen=True, slots=True)
@@ -21,58 +51,6 @@ class ExitVerdict:
     name: str
     close: bool
     reason: str
-
-
-@dataclass(slots=True)
-class PositionTracker:
-    """Per-ticket memory of a position between ticks (rebuilt after a restart from the next samples)."""
-
-    ticket: int
-    profits: deque[float] = field(default_factory=lambda: deque(maxlen=30))
-    ml_against: deque[float] = field(default_factory=lambda: deque(maxlen=10))
-    peak_profit: float = 0.0
-    reversal_warnings: int = 0
-    stall_count: int = 0
-    last_sample: datetime | None = None
-
-    def observe(
-        self, profit: float, now: datetime, ml_against: float | None, params: StrategyParams, unit: float
-    ) -> None:
-        """Take a sample when the sample period has passed; update peak, warnings and stall count."""
-        self.peak_profit = max(self.peak_profit, profit)
-        due = (
-            self.last_sample is None
-            or (now - self.last_sample).total_seconds() >= params.profit_sample_seconds
-        )
-        if not due:
-            return
-        self.last_sample = now
-        self.profits.append(profit)
-        if ml_against is not None:
-            self.ml_against.append(ml_against)
-            if ml_against >= params.early_exit_ml and profit < 0:
-                self.reversal_warnings += 1
-            elif ml_against < 0.5:
-                self.reversal_warnings = 0
-        if stalled(self.profits, profit, params, unit):
-            self.stall_count += 1
-        else:
-            self.stall_count = 0
-
-
-def momentum(profits: deque[float] | list[float], scale: float) -> float:
-    """clamp((p[-1] - p[-5]) / scale × 50, ±100) over the last ≤ 5 samples; 0 with fewer than 3."""
-    recent = list(profits)[-5:]
-    if len(recent) < 3 or scale <= 0:
-        return 0.0
-    return max(-100.0, min(100.0, (recent[-1] - recent[0]) / scale * 50))
-
-
-def stalled(profits: deque[float], profit: float, params: StrategyParams, unit: float) -> bool:
-    if len(profits) < params.stall_samples:
-        return False
-    last = list(profits)[-params.stall_samples :]
-    return max(last) - min(last) < params.stall_range_atr * unit and profit < -params.stall_loss_atr * unit
 
 
 def tp_trend_points(ml_for: list[float]) -> float:
@@ -93,158 +71,162 @@ def tp_probability(
     return max(0.0, min(100.0, score))
 
 
-@dataclass(frozen=True, slots=True)
-class ExitContext:
-    position: Position
-    now: datetime
-    profit: float  # net floating P/L in account currency
-    unit: float  # ATR money units: ATR × money per price unit for this volume
-    balance: float
-    params: StrategyParams
-    tracker: PositionTracker
-    ml_against: float | None  # ML probability of the opposite direction (None without a model)
-    tp_profit: float | None  # money at the broker TP, when there is one
-    daily_loss: float  # realised loss today (positive number)
-    daily_limit: float  # money
-    minutes_to_weekly_close: float | None
-
-    @property
-    def max_loss(self) -> float:
-        return self.balance * self.params.max_loss_pct / 100
-
-    @property
-    def momentum(self) -> float:
-        return momentum(self.tracker.profits, self.params.momentum_scale_atr * self.unit)
-
-    @property
-    def hours_open(self) -> float:
-        return (self.now - self.position.open_time).total_seconds() / 3600
-
-    @property
-    def growing(self) -> bool:
-        p = list(self.tracker.profits)
-        return len(p) >= 2 and p[-1] > p[-2]
+def probability_floor(
+    trend: float, tp_profit: float | None, mom: float, p: StrategyParams, hours: float
+) -> float:
+    """The profit from which `tp_probability` is at least `tp_probability_below` (it rises with the
+    profit), for the ML trend's points `trend`: below it the TP-probability exit may close. -inf:
+    never, inf: always. It falls as the trend's points or the momentum rise, and rises with the hours."""
+    below_ = p.tp_probability_below
+    if below_ <= 0:
+        return -math.inf
+    if not tp_profit or tp_profit <= 0:  # the score is 50 without a TP
+        return math.inf if below_ > 50.0 else -math.inf
+    if below_ > 100:
+        return math.inf
+    rest = (mom + 100) / 200 * 30 + trend - min(10.0, 2 * hours)
+    need = below_ - rest + 1e-9  # what min(40, 0.4 × progress) must reach (a margin for the rounding)
+    if need <= 0:
+        return -math.inf
+    if need >= 40:
+        return math.inf
+    return need * tp_profit / 40
 
 
-_HOLDS: dict[str, ExitVerdict] = {}
+def _trend(ml_against: list[float]) -> float:
+    return tp_trend_points([1 - x for x in ml_against[-3:]])  # it reads the last three
 
 
-def _hold(name: str) -> ExitVerdict:
-    # one immutable "hold" verdict per rule: the exits run on every step of an open position
-    verdict = _HOLDS.get(name)
-    if verdict is None:
-        verdict = _HOLDS[name] = ExitVerdict(name, False, "")
-    return verdict
+def _probability_top(v: Held) -> float:
+    """`probability_floor` for the view: in a stretch, for the worst momentum and the lowest trend
+    any ML samples the bar's model may add (up to three) give, at the latest hour."""
+    p, tp = v.params, v.inputs.tp_profit
+    last = list(v.tracker.ml_against)[-3:]
+    if v.momentum is not None:
+        return probability_floor(_trend(last), tp, v.momentum, p, v.hours_open)
+    ml = v.inputs.ml_against
+    trend = _trend(last) if ml is None else min(_trend(last + [ml] * k) for k in range(4))
+    return probability_floor(trend, tp, -100.0, p, v.hours_open)
 
 
-def smart_take_profit(c: ExitContext) -> ExitVerdict:
-    p, u, profit, mom = c.params, c.unit, c.profit, c.momentum
-    if profit >= p.tp_hard_atr * u:
-        return ExitVerdict(
-            "smart_take_profit", True, f"hard TP: profit ${profit:.2f} ≥ {p.tp_hard_atr:.2f} ATR"
+def _tp_probability_low(v: Held, at: At) -> Fired | None:
+    assert v.momentum is not None  # a live verdict
+    ml_for = [1 - x for x in v.tracker.ml_against]
+    prob = tp_probability(at.profit, v.inputs.tp_profit, v.momentum, ml_for, v.hours_open)
+    if prob < v.params.tp_probability_below:
+        return Fired(f"TP probability {prob:.0f}% with ${at.profit:.2f}")
+    return None
+
+
+@rule()
+def smart_take_profit(v: Held) -> Bounds:
+    p, u = v.params, v.unit
+    bounds: list[Bound] = [
+        AtLeast(p.tp_hard_atr * u, why="hard TP: profit ${profit:.2f} ≥ {p.tp_hard_atr:.2f} ATR")
+    ]
+    if v.momentum_below(p.tp_momentum_below):
+        bounds.append(
+            AtLeast(p.tp_momentum_atr * u, why="momentum TP: ${profit:.2f} with momentum {v.momentum:.0f}")
         )
-    if profit >= p.tp_momentum_atr * u and mom < p.tp_momentum_below:
-        return ExitVerdict("smart_take_profit", True, f"momentum TP: ${profit:.2f} with momentum {mom:.0f}")
-    peak = c.tracker.peak_profit
-    if peak > p.tp_peak_atr * u and profit < p.tp_peak_keep * peak:
-        return ExitVerdict(
-            "smart_take_profit",
-            True,
-            f"peak protection: ${profit:.2f} < {p.tp_peak_keep:.0%} of peak ${peak:.2f}",
+    bounds.append(
+        GivesBack(
+            p.tp_peak_atr * u,
+            p.tp_peak_keep,
+            why="peak protection: ${profit:.2f} < {p.tp_peak_keep:.0%} of peak ${peak:.2f}",
         )
-    if profit >= p.tp_probability_atr * u:
-        ml_for = [1 - x for x in c.tracker.ml_against]
-        prob = tp_probability(profit, c.tp_profit, mom, ml_for, c.hours_open)
-        if prob < p.tp_probability_below:
-            return ExitVerdict("smart_take_profit", True, f"TP probability {prob:.0f}% with ${profit:.2f}")
-    return _hold("smart_take_profit")
+    )
+    top = _probability_top(v)
+    if top > p.tp_probability_atr * u:
+        bounds.append(Within(p.tp_probability_atr * u, top, then=_tp_probability_low))
+    return tuple(bounds)
 
 
-def early_exit(c: ExitContext) -> ExitVerdict:
-    p, u = c.params, c.unit
-    if (
-        p.early_exit_min_atr * u <= c.profit < p.early_exit_max_atr * u
-        and c.momentum < p.early_exit_momentum
-        and c.ml_against is not None
-        and c.ml_against >= p.early_exit_ml
-    ):
-        return ExitVerdict(
-            "early_exit", True, f"small profit ${c.profit:.2f} reversing (ML {c.ml_against:.0%} against)"
-        )
-    return _hold("early_exit")
+@rule()
+def early_exit(v: Held) -> Bounds:
+    p, u, ml = v.params, v.unit, v.inputs.ml_against
+    if ml is not None and ml >= p.early_exit_ml and v.momentum_below(p.early_exit_momentum):
+        why = "small profit ${profit:.2f} reversing (ML {v.inputs.ml_against:.0%} against)"
+        return (Within(p.early_exit_min_atr * u, p.early_exit_max_atr * u, why=why),)
+    return ()
 
 
-def early_cut(c: ExitContext) -> ExitVerdict:
-    p = c.params
-    if c.profit < 0 and c.momentum < p.early_cut_momentum and -c.profit >= p.early_cut_loss_frac * c.max_loss:
-        return ExitVerdict("early_cut", True, f"loss ${-c.profit:.2f} with momentum {c.momentum:.0f}")
-    return _hold("early_cut")
+@rule()
+def early_cut(v: Held) -> Bounds:
+    p = v.params
+    if v.momentum_below(p.early_cut_momentum):
+        limit = -(p.early_cut_loss_frac * v.max_loss)
+        return (AtMost(min(_LOSS, limit), why="loss ${loss:.2f} with momentum {v.momentum:.0f}"),)
+    return ()
 
 
-def ml_reversal(c: ExitContext) -> ExitVerdict:
-    p, u, loss = c.params, c.unit, -c.profit
-    if (
-        c.ml_against is not None
-        and c.ml_against >= p.reversal_ml
-        and loss > p.reversal_loss_frac * c.max_loss
-        and loss > p.reversal_min_loss_atr * u
-    ):
-        return ExitVerdict("ml_reversal", True, f"ML {c.ml_against:.0%} against with loss ${loss:.2f}")
-    if c.tracker.reversal_warnings >= p.reversal_warnings and loss > p.reversal_warning_loss_atr * u:
-        return ExitVerdict(
-            "ml_reversal", True, f"{c.tracker.reversal_warnings} reversal warnings, loss ${loss:.2f}"
-        )
-    return _hold("ml_reversal")
+@rule()
+def ml_reversal(v: Held) -> Bounds:
+    p, u, ml = v.params, v.unit, v.inputs.ml_against
+    bounds: list[Bound] = []
+    if ml is not None and ml >= p.reversal_ml:
+        loss = max(p.reversal_loss_frac * v.max_loss, p.reversal_min_loss_atr * u)
+        bounds.append(below(-loss, "ML {v.inputs.ml_against:.0%} against with loss ${loss:.2f}"))
+    if v.warnings_reach(p.reversal_warnings):
+        why = "{v.tracker.reversal_warnings} reversal warnings, loss ${loss:.2f}"
+        bounds.append(below(-(p.reversal_warning_loss_atr * u), why))
+    return tuple(bounds)
 
 
-def max_loss(c: ExitContext) -> ExitVerdict:
-    limit = c.params.max_loss_frac * c.max_loss
-    if c.profit <= -limit:
-        return ExitVerdict(
-            "max_loss",
-            True,
-            f"loss ${-c.profit:.2f} ≥ ${limit:.2f} ({c.params.max_loss_frac:.0%} of max loss)",
-        )
-    return _hold("max_loss")
+@rule(per_bar=True)
+def max_loss(v: Held) -> Bounds:
+    limit = v.params.max_loss_frac * v.max_loss
+    why = f"loss ${{loss:.2f}} ≥ ${limit:.2f} ({v.params.max_loss_frac:.0%} of max loss)"
+    return (AtMost(-limit, why=why),)
 
 
-def stall(c: ExitContext) -> ExitVerdict:
-    if c.tracker.stall_count >= c.params.stall_count_to_close:
-        return ExitVerdict("stall", True, f"stalled in loss for {c.tracker.stall_count} samples")
-    return _hold("stall")
+@rule()
+def stall(v: Held) -> Bounds:
+    p = v.params
+    if v.tracker.stall_count >= p.stall_count_to_close:
+        return (Always(why="stalled in loss for {v.tracker.stall_count} samples"),)
+    if v.stretch:  # a sample in this loss may count a stall (`trading.tracker.stalled`)
+        return (below(-(p.stall_loss_atr * v.unit), "a stall counted"),)
+    return ()
 
 
-def daily_limit(c: ExitContext) -> ExitVerdict:
-    if c.profit < 0 and c.daily_limit > 0 and c.daily_loss + -c.profit >= c.daily_limit:
-        return ExitVerdict(
-            "daily_limit", True, f"today's loss ${c.daily_loss:.2f} + ${-c.profit:.2f} reaches the limit"
-        )
-    return _hold("daily_limit")
+@rule(per_bar=True)
+def daily_limit(v: Held) -> Bounds:
+    i = v.inputs
+    if i.daily_limit > 0:
+        why = "today's loss ${v.inputs.daily_loss:.2f} + ${loss:.2f} reaches the limit"
+        return (LossReaches(i.daily_loss, i.daily_limit, why=why),)
+    return ()
 
 
-def weekend(c: ExitContext) -> ExitVerdict:
-    m = c.minutes_to_weekly_close
-    if m is None or m > c.params.weekend_minutes_before_close:
-        return _hold("weekend")
-    if c.profit > 0 or -c.profit < c.params.weekend_small_loss_atr * c.unit:
-        return ExitVerdict("weekend", True, f"{m:.0f} min to the weekly close, P/L ${c.profit:.2f}")
-    return _hold("weekend")
+@rule()
+def weekend(v: Held) -> Bounds:
+    p, m = v.params, v.minutes_to_weekly_close
+    if m is None or m > p.weekend_minutes_before_close:
+        return ()
+    # a profit, or a loss smaller than weekend_small_loss_atr
+    floor = min(0.0, -(p.weekend_small_loss_atr * v.unit))
+    return (above(floor, "{v.minutes_to_weekly_close:.0f} min to the weekly close, P/L ${profit:.2f}"),)
 
 
-def time_limit(c: ExitContext) -> ExitVerdict:
-    p, u, h = c.params, c.unit, c.hours_open
+@rule()
+def time_limit(v: Held) -> Bounds:
+    p, u, h = v.params, v.unit, v.hours_open
     if h >= p.time_hard_hours:
-        return ExitVerdict("time_limit", True, f"open {h:.1f} h ≥ {p.time_hard_hours:g} h")
-    if h >= p.time_mid_hours and (c.profit < p.time_mid_profit_atr * u or c.momentum < 0):
-        return ExitVerdict("time_limit", True, f"open {h:.1f} h with ${c.profit:.2f}")
-    if h >= p.time_soft_hours and c.profit < p.time_soft_profit_atr * u and not c.growing:
-        return ExitVerdict("time_limit", True, f"open {h:.1f} h, ${c.profit:.2f} and not growing")
-    return _hold("time_limit")
+        return (Always(why="open {v.hours_open:.1f} h ≥ {p.time_hard_hours:g} h"),)
+    bounds: list[Bound] = []
+    if h >= p.time_mid_hours:
+        why = "open {v.hours_open:.1f} h with ${profit:.2f}"
+        if v.momentum_below(0.0):
+            return (Always(why=why),)
+        bounds.append(below(p.time_mid_profit_atr * u, why))
+    if h >= p.time_soft_hours and not v.growing:
+        bounds.append(
+            below(p.time_soft_profit_atr * u, "open {v.hours_open:.1f} h, ${profit:.2f} and not growing")
+        )
+    return tuple(bounds)
 
 
-ExitRule = Callable[[ExitContext], ExitVerdict]
-
-EXIT_RULES: tuple[ExitRule, ...] = (
+EXIT_RULES: tuple[Rule, ...] = (
     smart_take_profit,
     early_exit,
     early_cut,
@@ -257,10 +239,10 @@ EXIT_RULES: tuple[ExitRule, ...] = (
 )
 
 
-def evaluate_exits(ctx: ExitContext) -> ExitVerdict | None:
+def evaluate_exits(v: Held, at: At) -> ExitVerdict | None:
     """The first rule that closes, in priority order, or None to hold."""
-    for rule in EXIT_RULES:
-        verdict = rule(ctx)
-        if verdict.close:
-            return verdict
+    for exit_rule in EXIT_RULES:
+        fired = first_fired(v.declare(exit_rule) if exit_rule.per_bar else exit_rule.declare(v), v, at)
+        if fired is not None:
+            return ExitVerdict(exit_rule.__name__, True, fired.reason)
     return None

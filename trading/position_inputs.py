@@ -1,14 +1,19 @@
-"""What the position manager and the exits read of an open position that only a new analysis, risk
-state, balance or stop can change: computed once a bar (the engine caches it), read on every tick."""
+"""What the position manager and the exits read of an open position: `PositionInputs`, what only a new
+analysis, risk state, balance or stop can change (computed once a bar, the engine caches it, read on
+every tick); and `Held`, the rules' view of the position at one instant or for a stretch of ticks."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
 
 from trading.analysis import MarketAnalysis
-from trading.domain import Position, SymbolSpec
+from trading.bounds import Bounds, Rule
+from trading.domain import Position, Side, SymbolSpec
 from trading.parameters import StrategyParams
 from trading.risk.modes import RiskLimits, RiskState, limit_use
+from trading.tracker import PositionTracker, momentum, warns
 
 
 @dataclass(frozen=True, slots=True)
@@ -23,6 +28,32 @@ class PositionInputs:
     tp_profit: float | None  # the profit at the take-profit (None without one)
     daily_loss: float
     daily_limit: float
+    balance: float
+    urgency: int  # the position manager's urgency score (`urgency_score`)
+    # the bounds the rules fixed for the bar declared, kept with the bar's inputs (`Held.declare`)
+    memo: dict[tuple[object, ...], tuple[StrategyParams, Bounds]] = field(
+        default_factory=dict, compare=False, repr=False
+    )
+
+
+def urgency_score(
+    side: Side, regime_dangerous: bool, ml_against: float | None, rsi: float | None, closes: Sequence[float]
+) -> int:
+    """The position manager's urgency: a dangerous regime, the model against, RSI stretched for the
+    position, and the trend and momentum of the last closes against it."""
+    score = 3 if regime_dangerous else 0
+    if ml_against is not None and ml_against > 0.75:
+        score += 2
+    if rsi is not None and ((side is Side.BUY and rsi > 75) or (side is Side.SELL and rsi < 25)):
+        score += 2
+    if len(closes) >= 20:
+        ma5, ma20 = sum(closes[-5:]) / 5, sum(closes[-20:]) / 20
+        trend = 1 if ma5 > ma20 * 1.001 else -1 if ma5 < ma20 * 0.999 else 0
+        roc = (closes[-1] / closes[-6] - 1) * 100 if len(closes) >= 6 and closes[-6] > 0 else 0.0
+        mom = 1 if roc > 0.3 else -1 if roc < -0.3 else 0
+        if trend == -side.sign and mom == -side.sign:
+            score += 3
+    return score
 
 
 def position_inputs(
@@ -39,15 +70,106 @@ def position_inputs(
     ml_against = a.ml.prob(pos.side.opposite) if a and a.ml else None
     tp_profit = abs(pos.tp - pos.open_price) * spec.money_per_price_unit(pos.volume) if pos.tp else None
     use = limit_use(state, limits, balance)
+    dangerous = bool(a and a.regime.dangerous)
+    rsi = a.indicators.get("rsi_14") if a else None
+    closes = a.recent_closes if a else ()
     return PositionInputs(
         atr=atr,
         unit=unit,
         ml_against=ml_against,
-        regime_dangerous=bool(a and a.regime.dangerous),
-        rsi=a.indicators.get("rsi_14") if a else None,
-        closes=a.recent_closes if a else (),
+        regime_dangerous=dangerous,
+        rsi=rsi,
+        closes=closes,
         last_bar_range=float(a.indicators.get("bar_range", 0.0)) if a else 0.0,
         tp_profit=tp_profit,
         daily_loss=use.daily_loss,
         daily_limit=use.daily_limit,
+        balance=balance,
+        urgency=urgency_score(pos.side, dangerous, ml_against, rsi, closes),
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class Held:
+    """What the rules read of an open position, fixed between two profit samples: at one instant
+    (`stretch` False: the rules' live verdict), or for a stretch of ticks up to the clock given, across
+    which the tracker may take samples (`stretch` True: momentum and growth are None, any, and the rules
+    declare the bounds that hold whatever those samples bring: the backtest's hold band)."""
+
+    position: Position
+    inputs: PositionInputs
+    params: StrategyParams
+    tracker: PositionTracker
+    hours_open: float
+    minutes_to_daily_close: float | None
+    minutes_to_weekly_close: float | None
+    momentum: float | None  # of the tracker's profit samples (None: any)
+    growing: bool | None  # the last profit sample above the one before (None: either)
+    stretch: bool = False
+
+    @property
+    def unit(self) -> float:
+        return self.inputs.unit
+
+    @property
+    def max_loss(self) -> float:
+        """The most a trade may lose, in money (`max_loss_pct` of the balance)."""
+        return self.inputs.balance * self.params.max_loss_pct / 100
+
+    @property
+    def minutes_to_close(self) -> float:
+        """Minutes to the nearer of the daily and weekly closes (inf: neither known)."""
+        return min(
+            (m for m in (self.minutes_to_daily_close, self.minutes_to_weekly_close) if m is not None),
+            default=float("inf"),
+        )
+
+    def declare(self, rule: Rule) -> Bounds:
+        """The rule's bounds for this view; a rule fixed for the bar (`Rule.per_bar`) declares them once
+        for the bar's inputs and the position's stop."""
+        if not rule.per_bar:
+            return rule.declare(self)
+        pos = self.position
+        key = (rule, pos.sl, pos.open_price, pos.volume, pos.side is Side.BUY)  # (an enum hashes slowly)
+        known = self.inputs.memo.get(key)
+        if known is not None and known[0] is self.params:
+            return known[1]
+        bounds = rule.declare(self)
+        self.inputs.memo[key] = (self.params, bounds)
+        return bounds
+
+    def momentum_below(self, level: float) -> bool:
+        """Whether the momentum is (in a stretch: may be) below `level`."""
+        return self.momentum is None or self.momentum < level
+
+    def warnings_reach(self, count: int) -> bool:
+        """Whether the reversal warnings have reached `count` (in a stretch: may reach it, when the
+        model is sure enough of the other side that the samples count warnings)."""
+        if self.tracker.reversal_warnings >= count:
+            return True
+        ml = self.inputs.ml_against
+        return self.stretch and ml is not None and warns(ml, self.params)
+
+
+def held_at(
+    pos: Position,
+    inputs: PositionInputs,
+    params: StrategyParams,
+    tracker: PositionTracker,
+    now: datetime,
+    minutes_to_daily_close: float | None,
+    minutes_to_weekly_close: float | None,
+) -> Held:
+    """The rules' view of `pos` at `now` (the tracker has taken the tick's sample)."""
+    profits = tracker.profits
+    return Held(
+        position=pos,
+        inputs=inputs,
+        params=params,
+        tracker=tracker,
+        hours_open=(now - pos.open_time).total_seconds() / 3600,
+        minutes_to_daily_close=minutes_to_daily_close,
+        minutes_to_weekly_close=minutes_to_weekly_close,
+        momentum=momentum(profits, params.momentum_scale_atr * inputs.unit),
+        growing=len(profits) >= 2 and profits[-1] > profits[-2],
     )

@@ -1,17 +1,44 @@
 """Position manager (spec §3.5-3.6, DOC defaults): market-close handling, regime danger, opposite
 signal, peak drawdown, urgency, breakeven and trailing stop. First match wins.
 
-Each step returns a `PMAction`: CLOSE, MOVE_SL (sent to the broker by the engine) or HOLD.
+Each rule declares the bounds it acts on (`trading.bounds`, as the exits); `manage_position` returns a
+`PMAction`: CLOSE, MOVE_SL (sent to the broker by the engine) or HOLD.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 
+from trading.bounds import (
+    At,
+    AtLeast,
+    Bound,
+    Bounds,
+    DrawsDown,
+    Fired,
+    MoveAtLeast,
+    Rule,
+    above,
+    below,
+    first_fired,
+    rule,
+)
 from trading.domain import Position, Side
-from trading.parameters import StrategyParams
+from trading.position_inputs import Held, urgency_score
+
+__all__ = [
+    "HOLD",
+    "PM_RULES",
+    "PMAction",
+    "PMKind",
+    "manage_position",
+    "sl_hit_percent",
+    "stop_improves",
+    "urgency_score",
+]
+
+STOP_MARGIN = 0.01  # a trailing stop rounded to cents moves at most 0.005
 
 
 class PMKind(StrEnum):
@@ -31,24 +58,6 @@ class PMAction:
 HOLD = PMAction(PMKind.HOLD, "hold", "")
 
 
-@dataclass(frozen=True, slots=True)
-class PMContext:
-    position: Position
-    price: float  # the price the position would close at now
-    profit: float
-    peak_profit: float
-    unit: float  # ATR money units for this position
-    atr: float
-    params: StrategyParams
-    regime_dangerous: bool
-    ml_against: float | None
-    rsi: float | None
-    closes: Sequence[float]  # recent closes, oldest first (≥ 21 for the trend check)
-    last_bar_range: float
-    minutes_to_daily_close: float | None
-    minutes_to_weekly_close: float | None
-
-
 def sl_hit_percent(position: Position, price: float) -> float:
     """How far price has travelled towards the SL, in % of the entry-SL distance (0 when in profit)."""
     if position.sl <= 0:
@@ -58,87 +67,71 @@ def sl_hit_percent(position: Position, price: float) -> float:
     return max(0.0, adverse / distance * 100) if distance > 0 else 0.0
 
 
-def market_close(c: PMContext) -> PMAction:
+def _weekend_cut(v: Held, at: At) -> Fired | None:
+    """A loss before the weekend is cut when the price is far enough towards the stop, or too large."""
+    p = v.params
+    hit = sl_hit_percent(v.position, at.price)
+    if hit >= p.close_weekend_sl_pct or -at.profit > p.close_max_hold_loss_atr * v.unit:
+        return Fired(f"cut ${-at.profit:.2f} before the weekend ({hit:.0f}% to SL)")
+    return None
+
+
+@rule()
+def market_close(v: Held) -> Bounds:
     """SmartMarketCloseHandler with the near-weekend window fixed (within `close_near_hours` of the weekly close)."""
-    p, u = c.params, c.unit
+    p, u = v.params, v.unit
     near_hours = p.close_near_hours * 60
-    weekly = c.minutes_to_weekly_close
-    daily = c.minutes_to_daily_close
+    weekly = v.minutes_to_weekly_close
+    daily = v.minutes_to_daily_close
     near_weekend = weekly is not None and weekly <= near_hours
     near_daily = daily is not None and daily <= near_hours
     if not (near_weekend or near_daily):
-        return HOLD
-    to_close = min(m for m in (weekly, daily) if m is not None)
-    if c.profit >= p.close_min_profit_atr * u:
-        return PMAction(
-            PMKind.CLOSE, "market_close", f"take ${c.profit:.2f} {to_close:.0f} min before the close"
+        return ()
+    bounds: list[Bound] = [
+        AtLeast(
+            p.close_min_profit_atr * u, why="take ${profit:.2f} {v.minutes_to_close:.0f} min before the close"
         )
-    if c.profit < 0 and near_weekend:
-        hit = sl_hit_percent(c.position, c.price)
-        if hit >= p.close_weekend_sl_pct or -c.profit > p.close_max_hold_loss_atr * u:
-            return PMAction(
-                PMKind.CLOSE, "market_close", f"cut ${-c.profit:.2f} before the weekend ({hit:.0f}% to SL)"
-            )
-        return HOLD
-    if c.profit < 0 and near_daily:
-        if -c.profit > p.close_max_hold_loss_atr * u:
-            return PMAction(PMKind.CLOSE, "market_close", f"cut ${-c.profit:.2f} before the daily close")
-        return HOLD
-    if c.profit > 0 and to_close < p.close_last_minutes:
-        return PMAction(
-            PMKind.CLOSE, "market_close", f"small profit ${c.profit:.2f}, {to_close:.0f} min to the close"
-        )
-    return HOLD
+    ]
+    if near_weekend:
+        bounds.append(below(0.0, "", then=_weekend_cut))
+    elif near_daily:  # a loss held over the daily close unless it is too large
+        cut = min(0.0, -(p.close_max_hold_loss_atr * u))
+        bounds.append(below(cut, "cut ${loss:.2f} before the daily close"))
+    if v.minutes_to_close < p.close_last_minutes:
+        bounds.append(above(0.0, "small profit ${profit:.2f}, {v.minutes_to_close:.0f} min to the close"))
+    return tuple(bounds)
 
 
-def regime_danger(c: PMContext) -> PMAction:
-    protect = c.params.pm_protect_atr * c.unit
-    if c.regime_dangerous and c.profit > protect:
-        return PMAction(PMKind.CLOSE, "regime_danger", f"high-volatility regime, lock ${c.profit:.2f}")
-    return HOLD
+@rule(per_bar=True)
+def regime_danger(v: Held) -> Bounds:
+    if v.inputs.regime_dangerous:
+        return (above(v.params.pm_protect_atr * v.unit, "high-volatility regime, lock ${profit:.2f}"),)
+    return ()
 
 
-def opposite_signal(c: PMContext) -> PMAction:
-    threshold = 0.75 * c.params.pm_protect_atr * c.unit
-    if c.ml_against is not None and c.ml_against >= c.params.pm_opposite_ml and c.profit > threshold:
-        return PMAction(
-            PMKind.CLOSE, "opposite_signal", f"ML {c.ml_against:.0%} against, lock ${c.profit:.2f}"
-        )
-    return HOLD
+@rule(per_bar=True)
+def opposite_signal(v: Held) -> Bounds:
+    ml = v.inputs.ml_against
+    if ml is not None and ml >= v.params.pm_opposite_ml:
+        threshold = 0.75 * v.params.pm_protect_atr * v.unit
+        return (above(threshold, "ML {v.inputs.ml_against:.0%} against, lock ${profit:.2f}"),)
+    return ()
 
 
-def peak_drawdown(c: PMContext) -> PMAction:
-    peak = c.peak_profit
-    if peak > c.params.pm_protect_atr * c.unit and (peak - c.profit) / peak > c.params.pm_peak_drawdown:
-        return PMAction(
-            PMKind.CLOSE, "peak_drawdown", f"gave back {(peak - c.profit) / peak:.0%} of peak ${peak:.2f}"
-        )
-    return HOLD
+def _gave_back(v: Held, at: At) -> Fired:
+    return Fired(f"gave back {(at.peak - at.profit) / at.peak:.0%} of peak ${at.peak:.2f}")
 
 
-def urgency_score(c: PMContext) -> int:
-    side = c.position.side
-    score = 3 if c.regime_dangerous else 0
-    if c.ml_against is not None and c.ml_against > 0.75:
-        score += 2
-    if c.rsi is not None and ((side is Side.BUY and c.rsi > 75) or (side is Side.SELL and c.rsi < 25)):
-        score += 2
-    closes = c.closes
-    if len(closes) >= 20:
-        ma5, ma20 = sum(closes[-5:]) / 5, sum(closes[-20:]) / 20
-        trend = 1 if ma5 > ma20 * 1.001 else -1 if ma5 < ma20 * 0.999 else 0
-        roc = (closes[-1] / closes[-6] - 1) * 100 if len(closes) >= 6 and closes[-6] > 0 else 0.0
-        mom = 1 if roc > 0.3 else -1 if roc < -0.3 else 0
-        if trend == -side.sign and mom == -side.sign:
-            score += 3
-    return score
+@rule(per_bar=True)
+def peak_drawdown(v: Held) -> Bounds:
+    return (DrawsDown(v.params.pm_protect_atr * v.unit, v.params.pm_peak_drawdown, then=_gave_back),)
 
 
-def urgency(c: PMContext) -> PMAction:
-    score = urgency_score(c)
-    if score >= c.params.pm_urgency_close and c.profit > 0:
-        return PMAction(PMKind.CLOSE, "urgency", f"urgency {score} with profit ${c.profit:.2f}")
-    return HOLD
+@rule(per_bar=True)
+def urgency(v: Held) -> Bounds:
+    if v.inputs.urgency >= v.params.pm_urgency_close:
+        return (above(0.0, "urgency {v.inputs.urgency} with profit ${profit:.2f}"),)
+    return ()
 
 
 def stop_improves(position: Position, new_sl: float) -> bool:
@@ -148,41 +141,62 @@ def stop_improves(position: Position, new_sl: float) -> bool:
     return position.sl <= 0 or new_sl < position.sl
 
 
-def breakeven(c: PMContext) -> PMAction:
-    pos, p = c.position, c.params
-    if c.atr <= 0 or pos.sl <= 0:
-        return HOLD
-    move = (c.price - pos.open_price) * pos.side.sign
-    if move < p.breakeven_atr * c.atr:
-        return HOLD
-    new_sl = round(pos.open_price + pos.side.sign * p.breakeven_buffer_atr * c.atr, 2)
+@rule(per_bar=True, moves_stop=True)
+def breakeven(v: Held) -> Bounds:
+    pos, p, atr = v.position, v.params, v.inputs.atr
+    if atr <= 0 or pos.sl <= 0:
+        return ()
+    new_sl = round(pos.open_price + pos.side.sign * p.breakeven_buffer_atr * atr, 2)
+    if not stop_improves(pos, new_sl):
+        return ()
+    return (MoveAtLeast(p.breakeven_atr * atr, new_sl, why="moved {move:.2f} ≥ {p.breakeven_atr:g} ATR"),)
+
+
+def _trail_step(v: Held) -> float:
+    p, atr = v.params, v.inputs.atr
+    step = p.trail_step_atr * atr
+    if v.inputs.last_bar_range > p.impulse_range_atr * atr:
+        step = min(step, p.impulse_step_atr * atr)
+    return step
+
+
+def _trail(v: Held, at: At) -> Fired | None:
+    pos, step = v.position, _trail_step(v)
+    new_sl = round(at.price - pos.side.sign * step, 2)
     if stop_improves(pos, new_sl):
-        return PMAction(PMKind.MOVE_SL, "breakeven", f"moved {move:.2f} ≥ {p.breakeven_atr:g} ATR", new_sl)
-    return HOLD
+        return Fired(f"trail {step:.2f} behind {at.price:.2f}", new_sl)
+    return None
 
 
-def trailing_stop(c: PMContext) -> PMAction:
-    pos, p = c.position, c.params
-    if c.atr <= 0:
-        return HOLD
-    move = (c.price - pos.open_price) * pos.side.sign
-    if move < p.trail_start_atr * c.atr:
-        return HOLD
-    step = p.trail_step_atr * c.atr
-    if c.last_bar_range > p.impulse_range_atr * c.atr:
-        step = min(step, p.impulse_step_atr * c.atr)
-    new_sl = round(c.price - pos.side.sign * step, 2)
-    if stop_improves(pos, new_sl):
-        return PMAction(PMKind.MOVE_SL, "trailing_stop", f"trail {step:.2f} behind {c.price:.2f}", new_sl)
-    return HOLD
+@rule(per_bar=True, moves_stop=True)
+def trailing_stop(v: Held) -> Bounds:
+    """Trails `trail_step_atr` (on an impulse bar `impulse_step_atr`) behind the price from
+    `trail_start_atr` of move, when that improves the stop: so not before the move at which the new
+    stop, rounded to cents, passes the current one."""
+    pos, p, atr = v.position, v.params, v.inputs.atr
+    if atr <= 0:
+        return ()
+    start = p.trail_start_atr * atr
+    if pos.side is Side.BUY or pos.sl > 0:  # else (a SELL with no stop) any trail improves it
+        start = max(start, (pos.sl - pos.open_price) * pos.side.sign + _trail_step(v) - STOP_MARGIN)
+    return (MoveAtLeast(start, then=_trail),)
 
 
-PM_RULES = (market_close, regime_danger, opposite_signal, peak_drawdown, urgency, breakeven, trailing_stop)
+PM_RULES: tuple[Rule, ...] = (
+    market_close,
+    regime_danger,
+    opposite_signal,
+    peak_drawdown,
+    urgency,
+    breakeven,
+    trailing_stop,
+)
 
 
-def manage_position(c: PMContext) -> PMAction:
-    for rule in PM_RULES:
-        action = rule(c)
-        if action.kind is not PMKind.HOLD:
-            return action
+def manage_position(v: Held, at: At) -> PMAction:
+    for pm_rule in PM_RULES:
+        fired = first_fired(v.declare(pm_rule) if pm_rule.per_bar else pm_rule.declare(v), v, at)
+        if fired is not None:
+            kind = PMKind.MOVE_SL if pm_rule.moves_stop else PMKind.CLOSE
+            return PMAction(kind, pm_rule.__name__, fired.reason, fired.new_sl)
     return HOLD

@@ -13,13 +13,14 @@ import operator
 from dataclasses import replace
 from datetime import datetime
 
+from trading.bounds import At
 from trading.broker.base import BrokerError, ConnectionLost
 from trading.domain import Position, Tick
 from trading.engine_host import EngineHost
 from trading.events import EventKind
-from trading.exits import ExitContext, ExitVerdict, PositionTracker, evaluate_exits
-from trading.position_inputs import PositionInputs, position_inputs
-from trading.position_manager import PMAction, PMContext, PMKind, manage_position
+from trading.exits import ExitVerdict, PositionTracker, evaluate_exits
+from trading.position_inputs import PositionInputs, held_at, position_inputs
+from trading.position_manager import PMAction, PMKind, manage_position
 from trading.risk.modes import start_cooldown
 from trading.sessions import market_status
 
@@ -77,48 +78,12 @@ class PositionWatch(EngineHost):
         """The position manager's action and the exits' verdict for `pos` at `price` (its tracker
         takes the sample; taking it twice at the same moment changes nothing). Pure otherwise: the
         exits read nothing a stop move changes, so both are judged before either is carried out."""
-        assert self.account is not None
-        balance = self.account.balance
         fixed = self.position_inputs(pos)
-        unit, ml_against = fixed.unit, fixed.ml_against
         tracker = self.tracker(pos.ticket)
-        tracker.observe(profit, now, ml_against, self.params, unit)
-        daily_m, weekly_m = self.minutes_to_closes(now)
-        action = manage_position(
-            PMContext(
-                position=pos,
-                price=price,
-                profit=profit,
-                peak_profit=tracker.peak_profit,
-                unit=unit,
-                atr=fixed.atr,
-                params=self.params,
-                regime_dangerous=fixed.regime_dangerous,
-                ml_against=ml_against,
-                rsi=fixed.rsi,
-                closes=fixed.closes,
-                last_bar_range=fixed.last_bar_range,
-                minutes_to_daily_close=daily_m,
-                minutes_to_weekly_close=weekly_m,
-            )
-        )
-        verdict = evaluate_exits(
-            ExitContext(
-                position=pos,
-                now=now,
-                profit=profit,
-                unit=unit,
-                balance=balance,
-                params=self.params,
-                tracker=tracker,
-                ml_against=ml_against,
-                tp_profit=fixed.tp_profit,
-                daily_loss=fixed.daily_loss,
-                daily_limit=fixed.daily_limit,
-                minutes_to_weekly_close=weekly_m,
-            )
-        )
-        return action, verdict
+        tracker.observe(profit, now, fixed.ml_against, self.params, fixed.unit)
+        view = held_at(pos, fixed, self.params, tracker, now, *self.minutes_to_closes(now))
+        at = At(profit, price, (price - pos.open_price) * pos.side.sign, tracker.peak_profit)
+        return manage_position(view, at), evaluate_exits(view, at)
 
     async def _move_sl(self, pos: Position, new_sl: float, reason: str) -> None:
         try:

@@ -16,28 +16,21 @@ from datetime import UTC, datetime, timedelta
 from typing import Protocol
 
 import numpy as np
+from numba import njit
 
 from trading.broker.paper import PaperBroker
 from trading.domain import AccountInfo, Position, Side, Tick
 from trading.exits import ExitVerdict, PositionTracker
 from trading.flash_crash import TickWindow
-from trading.hold_band import (
-    BarInputs,
-    ClockRules,
-    bar_band,
-    clock_rules,
-    first_unsafe,
-    hours_between,
-    sample_band,
-    stretch_band,
-)
+from trading.hold_band import Band, Closes, bar_band, first_unsafe, held_until, hold_band
 from trading.parameters import StrategyParams
-from trading.position_inputs import PositionInputs
-from trading.position_manager import PMAction, PMContext, PMKind, urgency_score
+from trading.position_inputs import Held, PositionInputs
+from trading.position_manager import PMAction, PMKind
 from trading.risk.modes import ModeDecision, RiskLimits, RiskMode, RiskState, effective_mode
 from trading.timezones import wib_date
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_NO_SAMPLES = PositionTracker(0)  # the tracker of a view only the rules fixed for the bar read
 
 
 class EnginePort(Protocol):
@@ -78,9 +71,7 @@ class QuietTicks:
     def __init__(self, engine: EnginePort, broker: PaperBroker) -> None:
         self.engine = engine
         self.broker = broker
-        self._bands: dict[
-            int, tuple[PositionInputs, float, BarInputs, np.ndarray | None]
-        ] = {}  # bar_band's cache
+        self._bands: dict[int, tuple[PositionInputs, float, Band | None]] = {}  # bar_band's cache
 
     def take_idle_ticks(self, times_ms: np.ndarray, mids: np.ndarray) -> bool:
         """Take ticks as seen without a step, when no step could act on them: no position (so no exit,
@@ -104,50 +95,19 @@ class QuietTicks:
         window.trim(horizon)
         return True
 
-    def bar_band(self, pos: Position) -> tuple[BarInputs, np.ndarray | None]:
+    def bar_band(self, pos: Position) -> tuple[PositionInputs, Band | None]:
         """The position's `hold_band.bar_band` for the current bar (cached with the engine's
-        `position_inputs`)."""
+        `position_inputs`, which is keyed by the balance, and the stop)."""
         engine = self.engine
-        assert engine.account is not None
         fixed = engine.position_inputs(pos)
         cached = self._bands.get(pos.ticket)
-        if (
-            cached is not None and cached[0] is fixed and cached[1] == pos.sl
-        ):  # `fixed` is keyed by the balance
-            return cached[2], cached[3]
-        score = urgency_score(
-            PMContext(
-                position=pos,
-                price=pos.open_price,
-                profit=0.0,
-                peak_profit=0.0,
-                unit=fixed.unit,
-                atr=fixed.atr,
-                params=engine.params,
-                regime_dangerous=fixed.regime_dangerous,
-                ml_against=fixed.ml_against,
-                rsi=fixed.rsi,
-                closes=fixed.closes,
-                last_bar_range=fixed.last_bar_range,
-                minutes_to_daily_close=None,
-                minutes_to_weekly_close=None,
-            )
-        )
-        inputs = BarInputs(
-            atr=fixed.atr,
-            unit=fixed.unit,
-            ml_against=fixed.ml_against,
-            regime_dangerous=fixed.regime_dangerous,
-            urgency=score,
-            last_bar_range=fixed.last_bar_range,
-            tp_profit=fixed.tp_profit,
-            balance=engine.account.balance,
-            daily_loss=fixed.daily_loss,
-            daily_limit=fixed.daily_limit,
-        )
-        band = bar_band(pos, inputs, engine.params)
-        self._bands[pos.ticket] = (fixed, pos.sl, inputs, band)
-        return inputs, band
+        if cached is not None and cached[0] is fixed and cached[1] == pos.sl:
+            return fixed, cached[2]
+        # the rules fixed for the bar read neither the tracker nor the clock: a blank view of them
+        view = Held(pos, fixed, engine.params, _NO_SAMPLES, 0.0, None, None, None, None, True)
+        band = bar_band(view)
+        self._bands[pos.ticket] = (fixed, pos.sl, band)
+        return fixed, band
 
     def take_open_ticks(
         self, times_ms: np.ndarray, bids: np.ndarray, asks: np.ndarray, last_step: int | None, step_ms: int
@@ -200,7 +160,7 @@ class QuietTicks:
 
 
 @dataclass(slots=True)
-class _Held:
+class _Row:
     """A position as `_OpenTake.banded` scans it: its closing prices and bands for the call."""
 
     pos: Position
@@ -209,9 +169,14 @@ class _Held:
     mult: float  # money per price unit for its volume
     sign: float
     tracker: PositionTracker
-    inputs: BarInputs
-    base: np.ndarray  # hold_band.bar_band
-    clock: ClockRules
+    inputs: PositionInputs
+    base: Band  # hold_band.bar_band
+    closes: Closes
+
+    def band(self, params: StrategyParams, end_ms: int, *, stretch: bool) -> Band | None:
+        """The position's hold band for the ticks up to `end_ms` (`hold_band.held_until`)."""
+        view = held_until(self.pos, self.inputs, params, self.tracker, end_ms, self.closes, stretch=stretch)
+        return hold_band(self.base, view)
 
 
 class _OpenTake:
@@ -284,24 +249,25 @@ class _OpenTake:
     def banded(self, start: int) -> tuple[int, bool]:
         """Take the ticks from `start` the positions' hold bands clear, a sample period at a time
         (each sample taken by the position's tracker as a step would). Returns the first tick not
-        taken and whether bands are worth trying again after it (not while a clock rule may close
-        whatever the profit, or the closes are unknown)."""
+        taken and whether bands are worth trying again after it (not while the closes are unknown or
+        one is about to pass)."""
         engine, times = self.engine, self.times
         params, broker = engine.params, self.broker
         stepped, steps, step_times = self._steps()
         first_ms = int(times[start])
-        daily_m, weekly_m = engine.minutes_to_closes(_EPOCH + timedelta(milliseconds=first_ms))
+        closes = Closes.seen(first_ms, *engine.minutes_to_closes(_EPOCH + timedelta(milliseconds=first_ms)))
+        if closes is None or first_ms >= closes.until_ms:  # the closes unknown, or one about to pass
+            return start, False
+        until = min(
+            closes.until_ms,
+            math.inf if self.cooldown is None else (self.cooldown - _EPOCH) // timedelta(milliseconds=1),
+        )
         rows = []
-        until = math.inf if self.cooldown is None else (self.cooldown - _EPOCH) // timedelta(milliseconds=1)
         for pos, buy, swap in self.held:
             inputs, base = self.quiet.bar_band(pos)
             assert base is not None
-            clock = clock_rules(pos, params, inputs.unit, first_ms, daily_m, weekly_m)
-            if clock is None or clock.closes:
-                return start, False
-            until = min(until, clock.until_ms)
             rows.append(
-                _Held(
+                _Row(
                     pos,
                     self.bids if buy else self.asks,
                     swap,
@@ -310,7 +276,7 @@ class _OpenTake:
                     engine.tracker(pos.ticket),
                     inputs,
                     base,
-                    clock,
+                    closes,
                 )
             )
         limit = int(np.searchsorted(times, until, side="left"))
@@ -318,6 +284,7 @@ class _OpenTake:
             return start, True
         period = params.profit_sample_seconds * 1000
         i = self._stretch(start, limit, rows, period)
+        committed = i  # `_stretch` records the ticks it takes itself
         while i < limit:
             end = limit
             for row in rows:
@@ -328,59 +295,47 @@ class _OpenTake:
                 k = int(np.searchsorted(step_times, due, side="left"))
                 if k < steps.size:
                     end = min(end, max(int(steps[k]), i + 1))
-            # the latest hour of the stretch: the TP probability falls with the hours open
-            bands = [
-                sample_band(
-                    r.base,
-                    r.tracker,
-                    r.inputs,
-                    params,
-                    hours_between(r.pos.open_time, int(times[end - 1])),
-                    r.clock,
-                )
-                for r in rows
-            ]
+            # the clock at the window's last tick: the rules on the clock only tighten as it runs
+            bands = [r.band(params, int(times[end - 1]), stretch=False) for r in rows]
             stop = self._first_unsafe(rows, bands, i, end)
             self._raise_peaks(rows, i, stop)
             if stop < end:
-                self._commit(start, stop)
+                self._commit(committed, stop)
                 return stop, True
             i = end
-        self._commit(start, limit)
+        self._commit(committed, limit)
         return limit, True
 
-    def _stretch(self, start: int, limit: int, rows: list[_Held], period: int) -> int:
+    def _stretch(self, start: int, limit: int, rows: list[_Row], period: int) -> int:
         """Take the ticks from `start` that the positions' stretch bands (valid across profit samples)
         clear in one scan each; the samples in them are then taken as steps would have. Returns the
         first tick not taken."""
         times, params = self.times, self.engine.params
         _stepped, steps, step_times = self._steps()
-        bands = [
-            stretch_band(
-                r.base,
-                r.tracker,
-                r.inputs,
-                params,
-                hours_between(r.pos.open_time, int(times[limit - 1])),
-                r.clock,
-            )
-            for r in rows
-        ]
+        bands = [r.band(params, int(times[limit - 1]), stretch=True) for r in rows]
         if any(band is None for band in bands):
             return start
         stop = self._first_unsafe(rows, bands, start, limit)
         if stop == start:
             return start
+        broker = self.broker
         for row in rows:  # the samples steps would have taken before it
-            k = int(np.searchsorted(step_times, _sample_due(row.tracker, period), side="left"))
-            while k < steps.size and (j := int(steps[k])) < stop:
-                self._sample(row, j)
-                k = int(np.searchsorted(step_times, int(times[j]) + period, side="left"))
+            due = _sample_due(row.tracker, period)
+            k = 0 if due == -math.inf else int(np.searchsorted(step_times, due, side="left"))
+            taken = _due_steps(steps, step_times, k, period, stop)
+            if taken.size:
+                row.tracker.take_samples(
+                    [broker.profit_at(row.pos, price) + row.swap for price in row.prices[taken].tolist()],
+                    _EPOCH + timedelta(milliseconds=int(times[taken[-1]])),
+                    row.inputs.ml_against,
+                    params,
+                    row.inputs.unit,
+                )
         self._raise_peaks(rows, start, stop)
         self._commit(start, stop)
         return stop
 
-    def _sample(self, row: _Held, j: int) -> None:
+    def _sample(self, row: _Row, j: int) -> None:
         """The profit sample a step on tick `j` takes on the position's tracker."""
         broker, params = self.broker, self.engine.params
         now = _EPOCH + timedelta(milliseconds=int(self.times[j]))
@@ -392,7 +347,7 @@ class _OpenTake:
             row.inputs.unit,
         )
 
-    def _first_unsafe(self, rows: list[_Held], bands: list[np.ndarray | None], start: int, end: int) -> int:
+    def _first_unsafe(self, rows: list[_Row], bands: list[Band | None], start: int, end: int) -> int:
         """The first tick of [start, end) some position's band does not clear (`end`: none); scanned
         with the trackers' peaks as they are, so before any of them changes."""
         stepped = self._steps()[0]
@@ -418,15 +373,14 @@ class _OpenTake:
                 stop = min(stop, bad)
         return stop
 
-    def _raise_peaks(self, rows: list[_Held], start: int, stop: int) -> None:
+    def _raise_peaks(self, rows: list[_Row], start: int, stop: int) -> None:
         """Each tracker's peak as steps on the stepped ticks of [start, stop) would have left it: the
         profit at the best price among them (profit rises with the price moving for the position)."""
-        broker = self.broker
-        taken = self._stepped_in(start, stop)
-        if taken.size == 0:
-            return
+        broker, stepped = self.broker, self._steps()[0]
         for row in rows:
-            best = int(taken[np.argmax((row.prices[taken] - row.pos.open_price) * row.sign)])
+            best = int(_best_tick(row.prices, stepped, start, stop, row.pos.open_price, row.sign))
+            if best < 0:
+                return
             row.tracker.peak_profit = max(
                 row.tracker.peak_profit, broker.profit_at(row.pos, float(row.prices[best])) + row.swap
             )
@@ -481,8 +435,36 @@ class _OpenTake:
         return taken, self.last_step
 
 
+@njit(cache=True)
+def _due_steps(steps: np.ndarray, step_times: np.ndarray, k: int, period: int, stop: int) -> np.ndarray:
+    """The stepped ticks before `stop` on which the tracker takes its samples, from the `k`-th step
+    (the first due): each the first step a sample period after the one before."""
+    out = np.empty(steps.size, dtype=np.int64)
+    n = 0
+    while k < steps.size and steps[k] < stop:
+        out[n] = steps[k]
+        n += 1
+        k = int(np.searchsorted(step_times, step_times[k] + period))
+    return out[:n]
+
+
+@njit(cache=True)
+def _best_tick(
+    prices: np.ndarray, stepped: np.ndarray, start: int, stop: int, open_price: float, sign: float
+) -> int:
+    """The first stepped tick of [start, stop) with the price furthest in the position's favour (-1: none)."""
+    best, best_move = -1, 0.0
+    for i in range(start, stop):
+        if stepped[i]:
+            move = (prices[i] - open_price) * sign
+            if best < 0 or move > best_move:
+                best, best_move = i, move
+    return best
+
+
 def _sample_due(tracker: PositionTracker, period_ms: int) -> int | float:
-    """When (ms) the tracker takes its next profit sample (`PositionTracker.observe`)."""
+    """The first whole ms at which the tracker takes its next profit sample (`PositionTracker.observe`:
+    a sample period after the last one, so rounded up should the last have been taken between two ms)."""
     if tracker.last_sample is None:
         return -math.inf
-    return (tracker.last_sample - _EPOCH) // timedelta(milliseconds=1) + period_ms
+    return -((_EPOCH - tracker.last_sample) // timedelta(milliseconds=1)) + period_ms

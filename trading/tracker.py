@@ -1,0 +1,90 @@
+"""A position's memory between ticks, for the exit rules: profit samples taken every
+`profit_sample_seconds`, the peak, ML samples, reversal warnings and the stall counter.
+
+Rebuilt after a restart from the next samples. `momentum` and `stalled` are what the rules read of it.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from trading.parameters import StrategyParams
+
+
+@dataclass(slots=True)
+class PositionTracker:
+    """Per-ticket memory of a position between ticks (rebuilt after a restart from the next samples)."""
+
+    ticket: int
+    profits: deque[float] = field(default_factory=lambda: deque(maxlen=30))
+    ml_against: deque[float] = field(default_factory=lambda: deque(maxlen=10))
+    peak_profit: float = 0.0
+    reversal_warnings: int = 0
+    stall_count: int = 0
+    last_sample: datetime | None = None
+
+    def observe(
+        self, profit: float, now: datetime, ml_against: float | None, params: StrategyParams, unit: float
+    ) -> None:
+        """Take a sample when the sample period has passed; update peak, warnings and stall count."""
+        self.peak_profit = max(self.peak_profit, profit)
+        due = (
+            self.last_sample is None
+            or (now - self.last_sample).total_seconds() >= params.profit_sample_seconds
+        )
+        if not due:
+            return
+        self.last_sample = now
+        self._sample(profit, ml_against, params, unit)
+
+    def take_samples(
+        self,
+        profits: list[float],
+        last: datetime,
+        ml_against: float | None,
+        params: StrategyParams,
+        unit: float,
+    ) -> None:
+        """The samples `observe` takes on the ticks it finds due, in one go: their profits in order,
+        `last` the time of the last one (the backtest's shortcuts, `trading.quiet_ticks`)."""
+        for profit in profits:
+            self.peak_profit = max(self.peak_profit, profit)
+            self._sample(profit, ml_against, params, unit)
+        if profits:
+            self.last_sample = last
+
+    def _sample(self, profit: float, ml_against: float | None, params: StrategyParams, unit: float) -> None:
+        self.profits.append(profit)
+        if ml_against is not None:
+            self.ml_against.append(ml_against)
+            if warns(ml_against, params) and profit < 0:
+                self.reversal_warnings += 1
+            elif ml_against < 0.5:
+                self.reversal_warnings = 0
+        if stalled(self.profits, profit, params, unit):
+            self.stall_count += 1
+        else:
+            self.stall_count = 0
+
+
+def warns(ml_against: float, params: StrategyParams) -> bool:
+    """Whether a sample with the model this sure of the other side counts a reversal warning (in a loss)."""
+    return ml_against >= params.early_exit_ml
+
+
+def momentum(profits: deque[float] | list[float], scale: float) -> float:
+    """clamp((p[-1] - p[-5]) / scale × 50, ±100) over the last ≤ 5 samples; 0 with fewer than 3."""
+    recent = list(profits)[-5:]
+    if len(recent) < 3 or scale <= 0:
+        return 0.0
+    return max(-100.0, min(100.0, (recent[-1] - recent[0]) / scale * 50))
+
+
+def stalled(profits: deque[float], profit: float, params: StrategyParams, unit: float) -> bool:
+    """The last `stall_samples` samples within `stall_range_atr` while in a loss beyond `stall_loss_atr`."""
+    if len(profits) < params.stall_samples or not profit < -params.stall_loss_atr * unit:
+        return False
+    last = list(profits)[-params.stall_samples :]
+    return max(last) - min(last) < params.stall_range_atr * unit
