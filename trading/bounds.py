@@ -19,10 +19,17 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, NamedTuple
+from typing import Any, NamedTuple, Protocol
 
-if TYPE_CHECKING:
-    from trading.position_inputs import Held
+from trading.parameters import StrategyParams
+
+
+class View(Protocol):
+    """What a bound reads of the rule's view (`trading.position_inputs.Held`, which imports this module:
+    the rules' own functions take `Held` itself, so the callables below name the view `Any`)."""
+
+    @property
+    def params(self) -> StrategyParams: ...
 
 
 class At(NamedTuple):
@@ -39,7 +46,7 @@ class Fired(NamedTuple):
     new_sl: float = 0.0  # for a rule that moves the stop
 
 
-Then = Callable[["Held", At], "Fired | None"]
+Then = Callable[[Any, At], "Fired | None"]
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -54,7 +61,7 @@ class Bound:
     def hit(self, at: At) -> bool:
         raise NotImplementedError
 
-    def fired(self, v: Held, at: At) -> Fired | None:
+    def fired(self, v: View, at: At) -> Fired | None:
         if self.then is not None:
             return self.then(v, at)
         reason = self.why.format(
@@ -157,7 +164,7 @@ class Always(Bound):
 
 
 Bounds = tuple[Bound, ...]
-Declare = Callable[["Held"], Bounds]
+Declare = Callable[[Any], Bounds]
 
 
 class Rule:
@@ -181,7 +188,7 @@ def rule(*, per_bar: bool = False, moves_stop: bool = False) -> Callable[[Declar
     return lambda declare: Rule(declare, per_bar=per_bar, moves_stop=moves_stop)
 
 
-def first_fired(bounds: Bounds, v: Held, at: At) -> Fired | None:
+def first_fired(bounds: Bounds, v: View, at: At) -> Fired | None:
     """The first of a rule's bounds that fires on the tick (in the order the rule declared them)."""
     for bound in bounds:
         if bound.hit(at):
