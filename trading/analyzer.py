@@ -201,7 +201,7 @@ class AnalysisFrame:
             high=rows.high[j],
             low=rows.low[j],
             spread=rows.spread[j],
-            indicators=tuple(values[j] for values in rows.indicators),
+            indicators=tuple([values[j] for values in rows.indicators]),
             crisis=rows.crisis[j],
             regime_state=rows.regime_state[j],
             regime_confidence=rows.regime_confidence[j],

@@ -12,9 +12,8 @@ a restart, a corrected bar, a model swap) rebuilds the state from the window.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Protocol
+from typing import Any, NamedTuple, Protocol
 
 import numpy as np
 import polars as pl
@@ -38,9 +37,9 @@ class RegimeStep(Protocol):
     def step(self, h: np.ndarray, lo: np.ndarray, c: np.ndarray) -> np.ndarray: ...
 
 
-@dataclass(frozen=True, slots=True)
-class BarRow:
-    """What `AnalysisFrame.at` reads of one row, for the analyzer to compose the `MarketAnalysis`."""
+class BarRow(NamedTuple):
+    """What `AnalysisFrame.at` reads of one row, for the analyzer to compose the `MarketAnalysis` (a named
+    tuple: the backtest builds one a bar, and a frozen dataclass costs several times more to build)."""
 
     time: datetime
     close: float
