@@ -3,8 +3,10 @@
 `AnalysisFrame.build(bars)` computes every per-bar input for a whole frame at once; every column
 is causal (row t uses rows <= t; the no-look-ahead tests of features, SMC and the regime filter
 prove it), so `frame.at(t)` is exactly what a live loop holding the same history sees at bar t.
-The live analyzer rebuilds the frame over its history on each closed bar and reads the last row;
-the backtest builds it once and reads row by row. Same code, same decisions.
+The backtest builds it once and reads row by row. The live analyzer steps the appended bar from
+carried state (`trading.live_analysis`), which gives the row this frame gives over the same bars from
+the state's anchor on (tests/test_incremental_analysis.py); `compose` turns either into the
+`MarketAnalysis`. Same code, same decisions.
 """
 
 from __future__ import annotations
