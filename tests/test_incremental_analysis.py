@@ -206,3 +206,39 @@ def test_short_history_recomputes_until_the_warm_up_is_over(shared_bars: pl.Data
         same(a, frame.at(i), i)
     assert analyzer.incremental.rebuilds == 1
     assert analyzer.last_frame is not None  # /chart's frame, built when asked for
+
+
+def test_a_step_that_raises_leaves_no_half_state(shared_bars: pl.DataFrame, slot) -> None:
+    """A model that raises mid-step (a broken bundle) fails that bar; the next bar rebuilds, and is right."""
+    from models.live import SlotRegime, SlotSignal
+
+    regime, signal = SlotRegime(slot), SlotSignal(slot)
+    analyzer = MarketAnalyzer(regime, signal, history=HISTORY)
+    walk(analyzer, shared_bars, 6000, 6050)
+    setup_bar = next(i for i in range(6050, 6200) if analyzer(window_at(shared_bars, i)).setup is not None)
+    broken = {"calls": 0}
+    real = signal.predict_row
+
+    def fails_once(*args: object) -> float:
+        broken["calls"] += 1
+        if broken["calls"] == 1:
+            raise RuntimeError("booster gone")
+        return real(*args)  # type: ignore[arg-type]
+
+    signal.predict_row = fails_once  # type: ignore[method-assign]
+    bar = next(i for i in range(setup_bar + 1, 6400) if _has_setup(shared_bars, i))
+    walk(analyzer, shared_bars, setup_bar + 1, bar)
+    rebuilds = analyzer.incremental.rebuilds
+    with pytest.raises(RuntimeError, match="booster gone"):
+        analyzer(window_at(shared_bars, bar))
+    a = analyzer(window_at(shared_bars, bar + 1))
+    assert analyzer.incremental.rebuilds == rebuilds + 1
+    same(a, AnalysisFrame.build(window_at(shared_bars, bar + 1), regime, signal).at(-1), bar + 1)
+
+
+def window_at(bars: pl.DataFrame, i: int) -> pl.DataFrame:
+    return bars.slice(i + 1 - HISTORY, HISTORY)
+
+
+def _has_setup(bars: pl.DataFrame, i: int) -> bool:
+    return AnalysisFrame.build(window_at(bars, i)).setup_at(HISTORY - 1) is not None

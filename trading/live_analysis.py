@@ -121,6 +121,13 @@ class IncrementalAnalysis:
     def __call__(self, bars: pl.DataFrame, history: int) -> BarRow | None:
         if not self.steppable:
             return None
+        try:
+            return self._analyse(bars, history)
+        except BaseException:
+            self._cols = None  # a step half done (a model that raised): the next bar rebuilds
+            raise
+
+    def _analyse(self, bars: pl.DataFrame, history: int) -> BarRow | None:
         cols = self._columns(bars)
         checked, self._seen, self._checked = self._checked, None, None
         key = self._model_key()
