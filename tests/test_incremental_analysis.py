@@ -187,12 +187,33 @@ def test_a_gap_a_corrected_bar_a_model_swap_and_a_restart_rebuild(shared_bars: p
     assert restarted.incremental.rebuilds == 1
 
 
-def test_h1_bias_and_unsteppable_sources_recompute_the_window(shared_bars: pl.DataFrame) -> None:
-    """The H1 bias (off by default) and sources without a stepper keep the window recompute."""
+def test_the_h1_bias_is_stepped_too(shared_bars: pl.DataFrame) -> None:
+    """The optional H1 gate's bias (the last closed hour's score) from the carried hours."""
     analyzer = MarketAnalyzer(history=HISTORY, with_h1_bias=True)
+    first, last = 3000, 4500
+    got = walk(analyzer, shared_bars, first, last)
+    anchor = first + 1 - HISTORY
+    frame = AnalysisFrame.build(shared_bars.slice(anchor, last - anchor), with_h1_bias=True)
+    for i, a in got.items():
+        same(a, frame.at(i - anchor), i)
+    assert analyzer.incremental.rebuilds == 1
+    assert {a.h1_bias for a in got.values()} == {-1, 0, 1}
+
+
+def test_sources_that_cannot_step_recompute_the_window(shared_bars: pl.DataFrame) -> None:
+    """A direction model (predict_frame only) keeps the window recompute, as before."""
+
+    class Direction:
+        version = "dir-1"
+
+        def predict_frame(self, bars: pl.DataFrame) -> np.ndarray:
+            return np.linspace(0.2, 0.8, bars.height)
+
+    analyzer = MarketAnalyzer(signal=Direction(), history=HISTORY)
     for i in range(3000, 3010):
         window = shared_bars.slice(i + 1 - HISTORY, HISTORY)
-        assert analyzer(window) == AnalysisFrame.build(window, with_h1_bias=True).at(-1)
+        assert analyzer(window) == AnalysisFrame.build(window, signal=Direction()).at(-1)
+        assert not analyzer.steps(window)
     assert analyzer.incremental.rebuilds == 0
     assert analyzer.last_frame is not None and analyzer.last_frame.bars.height == HISTORY
 

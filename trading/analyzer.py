@@ -211,6 +211,7 @@ class AnalysisFrame:
             prev_setup=None if isinstance(prev, bool) else prev,
             p_win=p_win if p_win is not None else math.nan,
             recent_closes=tuple(rows.close[max(0, j - 24) : j + 1]),  # a chunk starts _ROW_LEAD rows early
+            h1_bias=int(self.h1[i]) if self.h1 is not None else 0,
         )
         return compose(
             row,
@@ -218,7 +219,6 @@ class AnalysisFrame:
             p_up=p_up,
             ml_gate=self.ml_gate,
             thresholds=(self.min_threshold, self.max_threshold),
-            h1_bias=int(self.h1[i]) if self.h1 is not None else 0,
             model_version=self.model_version,
             strategy_edge=self.strategy_edge,
         )
@@ -240,7 +240,6 @@ def compose(
     p_up: float | None,
     ml_gate: tuple[float, float | None, str],
     thresholds: tuple[float, float],
-    h1_bias: int,
     model_version: str,
     strategy_edge: str,
 ) -> MarketAnalysis:
@@ -284,7 +283,7 @@ def compose(
         prev_setup_side=row.prev_setup.side if row.prev_setup else None,
         recent_closes=row.recent_closes,
         indicators=indicators,
-        h1_bias=h1_bias,
+        h1_bias=row.h1_bias,
         model_version=model_version,
         strategy_edge=strategy_edge,
     )
@@ -356,8 +355,8 @@ class MarketAnalyzer:
     (`trading.live_analysis`: work for one bar, not a window); anything else (the first call, a gap, a
     corrected bar, a model swap) rebuilds that state from the window. The result is the window
     frame's row from the state's anchor on (the first bar of the window it was rebuilt on), so the
-    same as a backtest started there. With the H1 bias, or sources that cannot be stepped (a direction
-    model, a test's fake), each bar rebuilds the frame over the window as before.
+    same as a backtest started there. Sources that cannot be stepped (a direction model, a test's
+    fake) rebuild the frame over the window each bar, as before.
     """
 
     def __init__(
@@ -383,7 +382,9 @@ class MarketAnalyzer:
 
     def set_models(self, regime: RegimeSource | None, signal: SignalSource | None) -> None:
         self.regime, self.signal = regime, signal
-        self.incremental = IncrementalAnalysis(regime, signal, self.flash_crash_pct, self.flash_crash_bars)
+        self.incremental = IncrementalAnalysis(
+            regime, signal, self.flash_crash_pct, self.flash_crash_bars, self.with_h1_bias
+        )
 
     @property
     def edge(self) -> str:
@@ -416,13 +417,13 @@ class MarketAnalyzer:
     def steps(self, bars: pl.DataFrame) -> bool:
         """Whether analysing `bars` is one step of the carried state (~1-3 ms): the engine then runs it
         on its loop rather than in a worker thread, whose hand-over would cost more than the step."""
-        return not self.with_h1_bias and bars.height >= 2 and self.incremental.will_step(bars)
+        return bars.height >= 2 and self.incremental.will_step(bars)
 
     def __call__(self, bars: pl.DataFrame) -> MarketAnalysis:
         if bars.height < 2:
             raise ValueError("need at least 2 closed bars to analyse")
         w = bars.tail(self.history) if bars.height > self.history else bars
-        row = None if self.with_h1_bias else self.incremental(bars, self.history)
+        row = self.incremental(bars, self.history)
         if row is None:
             frame = self._frame = self._build(w)
             self._window = w
@@ -435,7 +436,6 @@ class MarketAnalyzer:
             p_up=None,
             ml_gate=tuple(getattr(signal, "gate", (0.0, None, ""))),
             thresholds=(self.min_threshold, self.max_threshold),
-            h1_bias=0,
             model_version=signal.version if signal is not None else "",
             strategy_edge=str(getattr(signal, "edge", "")) if signal is not None else "",
         )

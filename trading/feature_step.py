@@ -62,6 +62,33 @@ class FeatureCarry:
         )
         return cls(*(float(line[-1]) if line.size else float("nan") for line in last))
 
+    def advance(self, close: float, high: float, low: float, prev_close: float) -> dict[str, float]:
+        """Moves the recursions on by one bar; returns the RECURSIVE_COLUMNS of that bar."""
+        row: dict[str, float] = {}
+        diff = close - prev_close
+        self.avg_gain = _smooth(self.avg_gain, diff if diff > 0.0 else 0.0, 1.0 / _RSI)
+        self.avg_loss = _smooth(self.avg_loss, -diff if diff < 0.0 else 0.0, 1.0 / _RSI)
+        total = self.avg_gain + self.avg_loss
+        row["rsi_14"] = row["rsi"] = 100.0 * (self.avg_gain / total) if total != 0.0 else 0.0
+        tr = max(max(high - low, abs(high - prev_close)), abs(low - prev_close))
+        self.atr = _smooth(self.atr, tr, 1.0 / _ATR)
+        row["atr_14"] = row["atr"] = self.atr
+        row["atr_percent"] = self.atr / close * 100.0 if close != 0.0 else float("nan")
+        self.ema_fast = _smooth(self.ema_fast, close, _ema_alpha(_FAST))
+        self.ema_slow = _smooth(self.ema_slow, close, _ema_alpha(_SLOW))
+        line = self.ema_fast - self.ema_slow
+        self.macd_signal = _smooth(self.macd_signal, line, _ema_alpha(_SIGNAL))
+        row["macd"], row["macd_signal"] = line, self.macd_signal
+        row["macd_hist"] = row["macd_histogram"] = line - self.macd_signal
+        was_above = self.ema_9 > self.ema_21
+        self.ema_9 = _smooth(self.ema_9, close, _ema_alpha(9))
+        self.ema_21 = _smooth(self.ema_21, close, _ema_alpha(21))
+        above = self.ema_9 > self.ema_21
+        row["ema_9"], row["ema_21"] = self.ema_9, self.ema_21
+        row["ema_cross_bull"] = int(above and not was_above)  # both EMAs are defined once the carry is ready
+        row["ema_cross_bear"] = int(was_above and not above)
+        return row
+
     @property
     def ready(self) -> bool:
         """Every recursion is seeded (the history is past the warm-up), so a step equals a recompute."""
@@ -97,28 +124,5 @@ def step_features(
     k = FEATURE_LOOKBACK
     tail = feature_arrays(o[-k:], h[-k:], lo[-k:], c[-k:], vol[-k:], spread[-k:], time_us[-k:])
     row = {name: values[-1].item() for name, values in tail.items()}
-    close, prev_close = float(c[-1]), float(c[-2])
-    diff = close - prev_close
-    carry.avg_gain = _smooth(carry.avg_gain, diff if diff > 0.0 else 0.0, 1.0 / _RSI)
-    carry.avg_loss = _smooth(carry.avg_loss, -diff if diff < 0.0 else 0.0, 1.0 / _RSI)
-    total = carry.avg_gain + carry.avg_loss
-    row["rsi_14"] = row["rsi"] = 100.0 * (carry.avg_gain / total) if total != 0.0 else 0.0
-    high, low = float(h[-1]), float(lo[-1])
-    tr = max(max(high - low, abs(high - prev_close)), abs(low - prev_close))
-    carry.atr = _smooth(carry.atr, tr, 1.0 / _ATR)
-    row["atr_14"] = row["atr"] = carry.atr
-    row["atr_percent"] = carry.atr / close * 100.0 if close != 0.0 else float("nan")
-    carry.ema_fast = _smooth(carry.ema_fast, close, _ema_alpha(_FAST))
-    carry.ema_slow = _smooth(carry.ema_slow, close, _ema_alpha(_SLOW))
-    line = carry.ema_fast - carry.ema_slow
-    carry.macd_signal = _smooth(carry.macd_signal, line, _ema_alpha(_SIGNAL))
-    row["macd"], row["macd_signal"] = line, carry.macd_signal
-    row["macd_hist"] = row["macd_histogram"] = line - carry.macd_signal
-    was_above = carry.ema_9 > carry.ema_21
-    carry.ema_9 = _smooth(carry.ema_9, close, _ema_alpha(9))
-    carry.ema_21 = _smooth(carry.ema_21, close, _ema_alpha(21))
-    above = carry.ema_9 > carry.ema_21
-    row["ema_9"], row["ema_21"] = carry.ema_9, carry.ema_21
-    row["ema_cross_bull"] = int(above and not was_above)  # both EMAs are defined once the carry is ready
-    row["ema_cross_bear"] = int(was_above and not above)
+    row |= carry.advance(float(c[-1]), float(h[-1]), float(lo[-1]), float(c[-2]))
     return row

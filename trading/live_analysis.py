@@ -20,6 +20,7 @@ import polars as pl
 
 from trading.analysis import SetupLike
 from trading.feature_step import FeatureCarry, step_features
+from trading.h1_step import M15_US, H1Carry
 from trading.smc_step import SmcCarry
 
 INDICATOR_COLUMNS = ("rsi_14", "atr_14", "macd_hist", "ema_9", "ema_21", "bb_upper", "bb_lower")
@@ -54,6 +55,7 @@ class BarRow(NamedTuple):
     prev_setup: SetupLike | None
     p_win: float  # the meta-model's P(win) of the setup; NaN without one
     recent_closes: tuple[float, ...]
+    h1_bias: int = 0  # +1 / -1 / 0 (0 also when not asked for)
 
 
 def regime_pick(probs: np.ndarray | None) -> tuple[int, float]:
@@ -68,8 +70,17 @@ class IncrementalAnalysis:
     """The carried state of one analyzer. `__call__(bars, history)` gives the last bar's `BarRow`, or
     None when the sources cannot be stepped (then the analyzer recomputes the window, as before)."""
 
-    def __init__(self, regime: Any, signal: Any, flash_crash_pct: float, flash_crash_bars: int) -> None:
+    def __init__(
+        self,
+        regime: Any,
+        signal: Any,
+        flash_crash_pct: float,
+        flash_crash_bars: int,
+        with_h1_bias: bool = False,
+    ) -> None:
         self.regime, self.signal = regime, signal
+        self.with_h1_bias = with_h1_bias
+        self._h1: H1Carry | None = None
         self.flash_crash_pct, self.flash_crash_bars = flash_crash_pct, flash_crash_bars
         self.rebuilds = 0  # how often the state was rebuilt from a window (a test and /health read it)
         self.steps = 0
@@ -139,8 +150,8 @@ class IncrementalAnalysis:
             return self._step(bars["time"][-1])
         self._key = key
         w = {k: np.array(v[-history:]) for k, v in cols.items()}  # owned and writable, as appended ones are
-        if w["close"].size < MIN_ROWS:
-            self._cols = None
+        if w["close"].size < MIN_ROWS or (self.with_h1_bias and (w["time"] % M15_US != 0).any()):
+            self._cols = None  # too short, or bars off the 15-minute grid the H1 grouping relies on
             return None
         return self._rebuild(w, bars["time"][-1])
 
@@ -151,6 +162,8 @@ class IncrementalAnalysis:
         held = self._cols.tail()
         t = cols["time"]
         if t.size < 2 or t[-2] != held["time"][-1] or t[-1] <= t[-2]:
+            return False
+        if self.with_h1_bias and t[-1] % M15_US != 0:
             return False
         overlap = min(t.size - 1, held["time"].size)
         return all(np.array_equal(cols[k][-1 - overlap : -1], held[k][-overlap:]) for k in held)
@@ -171,8 +184,10 @@ class IncrementalAnalysis:
         if stepper is not None:
             stepper.rebuild(h, lo, c)
         self._regime = stepper
+        self._h1 = H1Carry.of(w["time"][:-1], w["close"][:-1]) if self.with_h1_bias else None
         self._cols = _Rows(w)
-        if not (self._features.ready and self._smc.ready and (stepper is None or stepper.ready)):
+        h1_ready = not self.with_h1_bias or self._h1 is not None
+        if not (self._features.ready and self._smc.ready and (stepper is None or stepper.ready) and h1_ready):
             self._cols = None
             return None
         return self._step(last_time)
@@ -207,6 +222,7 @@ class IncrementalAnalysis:
             prev_setup=prev,
             p_win=p_win,
             recent_closes=tuple(closes.tolist()),
+            h1_bias=self._h1.step(int(t["time"][-1]), float(c[-1])) if self._h1 is not None else 0,
         )
 
 
