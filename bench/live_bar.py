@@ -9,9 +9,13 @@ Per phase (the engine's own timer: analysis, entry, exits, fetch) it prints p50/
 first bar's analysis, the slowest bar after the first, the job's own time on a call that decided a bar
 ("job_wait": how long the job takes over a bar, in a worker thread or not), and "loop_blocked": the
 longest the event loop could not run anything else (a 2 ms heartbeat task's lateness) — what a
-Telegram command or another job would wait. The bar analysed at start-up is counted in "analysis"
-(the first sample) and in "analysed_at_start". Two starts: a fresh market, and a
-market resumed deep into the file (the saved resume point of a restarted bot, `--resume-bar`).
+Telegram command or another job would wait. Every analysis since start is counted: the bar analysed
+at start-up is the first sample of "analysis" (and "analysed_at_start"), and the engine timer's
+warm-up runs (the first five, which /status leaves out) are in. "analysis_cpu": the analyzer's own
+CPU time per bar (its thread's), which the machine's other processes do not inflate as they do the
+wall-clock phases; the load average before and after is printed with it. "model" / "bars_scored_by_model"
+show the model was active and read. Two starts: a fresh market, and a market resumed deep into the file
+(the saved resume point of a restarted bot, `--resume-bar`).
 Issue 21's targets: analysis p99 <= 10 ms, entry p99 <= 10 ms, no bar over 100 ms after the first,
 the job never held more than 50 ms by a bar's work.
 `python bench/live_bar.py [--json] [--bars 300] [--resume-bar 10000] [--models-dir DIR]`
@@ -26,6 +30,7 @@ import gc
 import io
 import json
 import logging
+import os
 import sys
 import tempfile
 import time
@@ -84,6 +89,25 @@ class GcPauses:
             self.pauses[info["generation"]].append((time.perf_counter() - self._start) * 1000)
 
 
+class CpuTimed:
+    """The engine's analyzer, with the CPU time of each call in its own thread (ms): what the analysis
+    costs, apart from the time the machine's other processes held the core (the wall-clock phases)."""
+
+    def __init__(self, analyzer: Any) -> None:
+        self.analyzer = analyzer
+        self.cpu: list[float] = []
+
+    def __call__(self, bars: Any) -> Any:
+        t = time.thread_time()
+        try:
+            return self.analyzer(bars)
+        finally:
+            self.cpu.append((time.thread_time() - t) * 1000)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.analyzer, name)
+
+
 class StepWall:
     """The market loop's wall clock: one second further on each call of the job."""
 
@@ -92,6 +116,12 @@ class StepWall:
 
     def __call__(self) -> float:
         return self.now
+
+
+def phase_samples(timer: Any, name: str) -> list[float]:
+    """Every timing of the phase since start, oldest first: the PhaseTimer's warm-up runs (the first five,
+    which /status leaves out) and then its steady window. The targets count the warm-up too."""
+    return list(timer._warmup.get(name, ())) + list(timer.samples(name))
 
 
 async def run_app(tmp: Path, models_dir: Path, bars: int, resume_at: Any = None) -> dict[str, Any]:
@@ -127,11 +157,15 @@ async def run_app(tmp: Path, models_dir: Path, bars: int, resume_at: Any = None)
     app = App(settings, console_input=False)
     await app.start()
     started_ms = (time.perf_counter() - t0) * 1000
+    assert app.scheduler is not None and app.market_loop is not None  # start() built both
     app.scheduler.pause()  # the bench calls the job itself
     wall = StepWall()
     app.market_loop.wall = wall
     engine = app.engine
-    analyses_at_start = len(engine.timer.samples("analysis"))
+    timed = engine.analyzer = CpuTimed(engine.analyzer)
+    analyses_at_start = len(phase_samples(engine.timer, "analysis"))
+    model = app.slot.current.version if app.slot.current is not None else None
+    scored = 0  # bars whose analysis carries the model's reading (a setup scored by it)
     waits: list[float] = []
     idle: list[float] = []
     lags: list[float] = []
@@ -144,10 +178,15 @@ async def run_app(tmp: Path, models_dir: Path, bars: int, resume_at: Any = None)
             t = time.perf_counter()
             await app.trading_job.run()
             ms = (time.perf_counter() - t) * 1000
+            scored += (
+                app.market_loop.decisions > decided
+                and engine.analysis is not None
+                and engine.analysis.ml is not None
+            )
             (waits if app.market_loop.decisions > decided else idle).append(ms)
             wall.now += 1.0
             await asyncio.sleep(BEAT * 2)  # the heartbeat gets its turn between calls
-        timer = {name: list(engine.timer.samples(name)) for name in PHASES}
+        timer = {name: phase_samples(engine.timer, name) for name in PHASES}
         errors = app.errors.total
     finally:
         gc.callbacks.remove(pauses)
@@ -158,11 +197,15 @@ async def run_app(tmp: Path, models_dir: Path, bars: int, resume_at: Any = None)
         "start_ms": round(started_ms, 1),
         "bars_decided": app.market_loop.decisions,
         "analysed_at_start": analyses_at_start,
+        "model": model,
+        "bars_scored_by_model": scored,
+        "analyzer_rebuilds": getattr(getattr(app.analyzer, "incremental", None), "rebuilds", None),
         "errors": errors,
     }
     out |= {name: stats(values) for name, values in timer.items()}
     out["first_analysis_ms"] = round(analysis[0], 2) if analysis else None
     out["bar_after_first_max_ms"] = round(max(analysis[1:]), 2) if len(analysis) > 1 else None
+    out["analysis_cpu"] = stats(timed.cpu)  # the analyzer's own thread CPU time, bars after the start
     out["job_wait"] = stats(waits)
     out["job_idle"] = stats(idle)
     out["loop_blocked"] = stats(lags)
@@ -194,6 +237,7 @@ def main() -> None:
 
     frame = load_bars(DATA, ServerClock.parse("NY+7"))
     out: dict[str, Any] = {"bench": "live_bar", "file_bars": frame.height, "speed": SPEED, "targets": TARGETS}
+    out["load_average_at_start"] = [round(v, 2) for v in os.getloadavg()]  # the 2-core machine is shared
     with tempfile.TemporaryDirectory(prefix="bench-live-") as tmp_name:
         tmp = Path(tmp_name)
         models_dir = Path(args.models_dir or args.keep_models or tmp / "models")
@@ -208,6 +252,7 @@ def main() -> None:
             run_dir.mkdir()
             with contextlib.redirect_stdout(io.StringIO()):  # the console transport's messages
                 out[name] = asyncio.run(run_app(run_dir, models_dir, args.bars, resume))
+    out["load_average_at_end"] = [round(v, 2) for v in os.getloadavg()]
     print(json.dumps(out) if args.json else json.dumps(out, indent=2))
 
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
 import os
 import signal
@@ -220,6 +221,11 @@ class App:
         self.scheduler = build_scheduler(self)
         self.scheduler.start()
         self._publish_startup(setup.description)
+        # what start-up built (libraries' registries, models, the first analysis) is long-lived: out of the
+        # collector's sight, a full collection later walks only the running bot's objects (300-640 ms on the
+        # loop without this, under 15 ms with it: bench/live_bar.py's gc_pauses)
+        gc.collect()
+        gc.freeze()
 
     async def _judge_last_bar(self) -> None:
         """The last closed bar is analysed and judged at once (never entered: `engine.judge_at_start`),
@@ -415,6 +421,7 @@ class App:
             await self._last_journal_try()
             await self._stop_tasks()
             await self._close_partial()
+            gc.unfreeze()  # what start() froze can be collected again once this bot is gone
 
     async def _stop_tasks(self, timeout: float = 5.0) -> None:
         """The approvals writer stores what was published before it stops (cancelled mid-write, its

@@ -14,15 +14,17 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import polars as pl
 
-from models.dataset import feature_frame, setup_feature_frame
+from models.dataset import ATR_FEATURES, BASE_FEATURES, TIME_FEATURES, feature_frame, setup_feature_frame
 from models.ev import EVGate
 from models.regime import N_STATES, RegimeReading
+from models.regime_step import RegimeStepper
 from models.registry import ModelBundle, ModelSlot
 from models.setups import POINT
 from models.signal import SignalPrediction, decide
@@ -39,6 +41,15 @@ class SlotRegime:
         if bundle is None:
             return np.full((bars.height, N_STATES), np.nan)
         return bundle.regime.filtered_probabilities(bars)
+
+    def model_key(self) -> object:
+        """Changes when the slot's model does (the live analyzer's incremental state is then rebuilt)."""
+        return self.slot.current
+
+    def stepper(self) -> RegimeStepper | None:
+        """The forward filter carried bar to bar (`models.regime_step`) for the current model; None without one."""
+        bundle = self.slot.current
+        return None if bundle is None else RegimeStepper(bundle.regime)
 
 
 def setups_table(bars: pl.DataFrame, rows: Sequence[int], setups: Sequence[object]) -> pl.DataFrame:
@@ -74,10 +85,76 @@ def predict_setups(
         return np.empty(0)
     frame = feature_frame(bars, bundle.regime, feats=feats, events=events)
     x = setup_feature_frame(frame, setups_table(bars, rows, setups)).select(bundle.signal.feature_names)
-    x = x.to_numpy().astype(np.float64)
-    p = bundle.signal.predict_proba(x)
-    p[~np.isfinite(x).all(axis=1)] = np.nan
+    values = x.to_numpy().astype(np.float64)
+    p = bundle.signal.predict_proba(values)
+    p[~np.isfinite(values).all(axis=1)] = np.nan
     return p
+
+
+def _row_features(row: Mapping[str, float], regime_label: int, setup: Any, spread: float) -> dict[str, float]:
+    """SIGNAL_FEATURES of one bar and its setup, from the bar's `compute_features` and `smc.analyze` rows,
+    with the arithmetic of `base_feature_frame` / `with_regime` / `setup_feature_frame` (null is NaN)."""
+    nan = float("nan")
+
+    def per(x: float, d: float) -> float:
+        return x / d if d > 0 else nan  # a null divisor in the frame's `when(d > 0)`
+
+    atr = row["atr"]
+    out = {name: float(row[name]) for name in (*BASE_FEATURES, *TIME_FEATURES)}
+    out |= dict(
+        zip(
+            ATR_FEATURES,
+            (
+                per(row["macd"], atr),
+                per(row["macd_signal"], atr),
+                per(row["macd_histogram"], atr),
+                per(row["close"] - row["ema_9"], atr),
+                per(row["close"] - row["ema_21"], atr),
+                per(row["ema_9"] - row["ema_21"], atr),
+            ),
+            strict=True,
+        )
+    )
+    out |= {
+        "swing_high": float(row["swing_high"]),
+        "swing_low": float(-abs(int(row["swing_low"]))),
+        "fvg_signal": float(row["fvg"]),
+        "ob": float(row["ob"]),
+        "bos": float(row["bos"]),
+        "choch": float(row["choch"]),
+        "market_structure": float(row["trend"]),
+        "regime": float(regime_label) if regime_label >= 0 else nan,
+    }
+    side = float(setup.side.sign)
+    risk = abs(setup.entry - setup.stop_loss)
+    out |= {
+        "side": side,
+        "risk_atr": per(risk, atr),
+        "reward_atr": per(abs(setup.take_profit - setup.entry), atr),
+        "risk_reward": float(setup.risk_reward),
+        "setup_confidence": float(setup.confidence),
+        "setup_fvg": 1.0 if setup.kind == "FVG" else 0.0,
+        "spread_r": per(float(spread) * POINT, risk),
+        "structure_with_side": out["market_structure"] * side,
+        "returns_5_with_side": out["returns_5"] * side,
+        "returns_20_with_side": out["returns_20"] * side,
+        "ema21_dist_with_side": out["ema21_dist_atr"] * side,
+        "macd_hist_with_side": out["macd_hist_atr"] * side,
+        "rsi_with_side": (out["rsi"] - 50.0) * side,
+    }
+    return out
+
+
+def predict_row(
+    bundle: ModelBundle, row: Mapping[str, float], regime_label: int, setup: Any, spread: float
+) -> float:
+    """`predict_setups` of one bar's setup from that bar's feature and SMC rows (the live analyzer's
+    incremental path): the same features, so the same calibrated P(win); NaN while one is warming up."""
+    values = _row_features(row, regime_label, setup, spread)
+    x = np.array([[values[name] for name in bundle.signal.feature_names]], dtype=np.float64)
+    if not np.isfinite(x).all():
+        return float("nan")
+    return float(bundle.signal.predict_proba(x)[0])
 
 
 def bundle_gate(bundle: ModelBundle) -> EVGate | None:
@@ -131,6 +208,15 @@ class SlotSignal:
         if bundle is None:
             return np.full(len(rows), np.nan)
         return predict_setups(bundle, bars, rows, setups, feats=feats, events=events)
+
+    def model_key(self) -> object:
+        """Changes when the slot's model does."""
+        return self.slot.current
+
+    def predict_row(self, row: Mapping[str, float], regime_label: int, setup: Any, spread: float) -> float:
+        """P(win) of the bar's setup from the bar's feature + SMC row (`predict_row`); NaN without a model."""
+        bundle = self.slot.current
+        return float("nan") if bundle is None else predict_row(bundle, row, regime_label, setup, spread)
 
     def predict_frame(self, bars: pl.DataFrame) -> np.ndarray:
         """P(win) of every bar's setup (NaN on bars without one, while warming up, or with no model)."""

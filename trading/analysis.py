@@ -11,10 +11,12 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Protocol
 
+import numpy as np
+
 from trading.domain import Side
 
 
-def close_move_pct(closes: Sequence[float], bars: int) -> float:
+def close_move_pct(closes: Sequence[float] | np.ndarray, bars: int) -> float:
     """|last/first - 1| in % over the last `bars` closes (0 with fewer than 2): the flash-crash measure
     of the entry gate, the engine's emergency close and the regime's crisis override alike."""
     window = closes[-bars:]
@@ -24,26 +26,50 @@ def close_move_pct(closes: Sequence[float], bars: int) -> float:
 
 
 class SetupLike(Protocol):
-    """What the rules read of an SMC setup (trading.smc.SMCSetup satisfies it)."""
+    """What the rules read of an SMC setup (trading.smc.SMCSetup satisfies it); read-only."""
 
-    side: Side
-    entry: float
-    stop_loss: float
-    take_profit: float
-    risk_reward: float
-    confidence: float
-    reason: str
+    @property
+    def side(self) -> Side: ...
+
+    @property
+    def entry(self) -> float: ...
+
+    @property
+    def stop_loss(self) -> float: ...
+
+    @property
+    def take_profit(self) -> float: ...
+
+    @property
+    def risk_reward(self) -> float: ...
+
+    @property
+    def confidence(self) -> float: ...
+
+    @property
+    def reason(self) -> str: ...
 
 
 class SessionLike(Protocol):
-    """What the rules read of a session (trading.sessions.SessionInfo satisfies it)."""
+    """What the rules read of a session (trading.sessions.SessionInfo satisfies it); read-only."""
 
-    name: str
-    volatility: str
-    multiplier: float
-    allowed: bool
-    reason: str
-    is_golden: bool
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def volatility(self) -> str: ...
+
+    @property
+    def multiplier(self) -> float: ...
+
+    @property
+    def allowed(self) -> bool: ...
+
+    @property
+    def reason(self) -> str: ...
+
+    @property
+    def is_golden(self) -> bool: ...
 
 
 @dataclass(frozen=True, slots=True)

@@ -3,29 +3,31 @@
 `AnalysisFrame.build(bars)` computes every per-bar input for a whole frame at once; every column
 is causal (row t uses rows <= t; the no-look-ahead tests of features, SMC and the regime filter
 prove it), so `frame.at(t)` is exactly what a live loop holding the same history sees at bar t.
-The live analyzer rebuilds the frame over its history on each closed bar and reads the last row;
-the backtest builds it once and reads row by row. Same code, same decisions.
+The backtest builds it once and reads row by row. The live analyzer steps the appended bar from
+carried state (`trading.live_analysis`), which gives the row this frame gives over the same bars from
+the state's anchor on (tests/test_incremental_analysis.py); `compose` turns either into the
+`MarketAnalysis`. Same code, same decisions.
 """
 
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Protocol
 
 import numpy as np
 import polars as pl
 
 from trading import features, smc
-from trading.analysis import UNKNOWN_REGIME, MarketAnalysis, MLView, QualityView, RegimeView
+from trading.analysis import UNKNOWN_REGIME, MarketAnalysis, MLView, QualityView, RegimeView, SetupLike
 from trading.domain import Side
+from trading.h1_bias import h1_bias_series
+from trading.live_analysis import INDICATOR_COLUMNS, BarRow, IncrementalAnalysis
 from trading.market_quality import market_quality
 from trading.parameters import StrategyParams
 from trading.sessions import session_at
 
-INDICATOR_COLUMNS = ("rsi_14", "atr_14", "macd_hist", "ema_9", "ema_21", "bb_upper", "bb_lower")
-H1_WEIGHTS = (0.25, 0.20, 0.20, 0.20, 0.15)
 REGIME_VIEWS = (
     RegimeView("low", 0, 0.0, 1.0, "TRADE"),
     RegimeView("medium", 1, 0.0, 1.0, "TRADE"),
@@ -48,7 +50,8 @@ class SignalSource(Protocol):
     `compute_features` and `smc.analyze` outputs, so they are not computed twice), `gate` -> (min_prob, base_rate, note)
     and `edge` (its out-of-sample verdict in words); the analyzer prefers those when present."""
 
-    version: str
+    @property
+    def version(self) -> str: ...
 
     def predict_frame(self, bars: pl.DataFrame) -> np.ndarray:
         """Calibrated P(up) per bar (NaN where there is no prediction)."""
@@ -84,7 +87,9 @@ class AnalysisFrame:
     # closes (the settings' FLASH_CRASH_PCT, as the engine's flash-crash guard reads it)
     flash_crash_pct: float = _DEFAULTS.flash_crash_pct
     flash_crash_bars: int = _DEFAULTS.flash_crash_bars
-    _times: list | None = None  # `times`, converted on first use (the live loop reads one row a frame)
+    _times: list[datetime] | None = (
+        None  # `times`, converted on first use (the live loop reads one row a frame)
+    )
 
     @classmethod
     def build(
@@ -134,14 +139,14 @@ class AnalysisFrame:
                     bars, [i for i, _ in found], [s for _, s in found], feats=feats, events=frame.structure
                 )
             frame.p_win = p_win
-            frame.ml_gate = tuple(getattr(signal, "gate", (0.0, None, "")))  # type: ignore[assignment]
+            frame.ml_gate = tuple(getattr(signal, "gate", (0.0, None, "")))
         return frame
 
     def __len__(self) -> int:
         return self.bars.height
 
     @property
-    def times(self) -> list:
+    def times(self) -> list[datetime]:
         """UTC-aware datetimes (bar open), one per row."""
         if self._times is None:
             self._times = self.bars["time"].to_list()
@@ -159,15 +164,7 @@ class AnalysisFrame:
 
     def regime_at(self, i: int) -> RegimeView:
         rows, j = self._row_lists(i)
-        if rows.crisis[j]:
-            return CRISIS_VIEW
-        k = rows.regime_state[j]
-        if k < 0:
-            return UNKNOWN_REGIME
-        base = REGIME_VIEWS[k]
-        return RegimeView(
-            base.name, base.label, rows.regime_confidence[j], base.lot_multiplier, base.recommendation
-        )
+        return regime_view(rows.regime_state[j], rows.regime_confidence[j], rows.crisis[j])
 
     def _row_lists(self, i: int) -> tuple[_RowLists, int]:
         """The chunk of row lists holding row `i` (with the rows before it that `at` reads) and its
@@ -187,7 +184,7 @@ class AnalysisFrame:
             )
         return self._rows[1], i - start
 
-    def at(self, i: int, prev_setup: smc.SMCSetup | bool | None = False) -> MarketAnalysis:
+    def at(self, i: int, prev_setup: SetupLike | bool | None = False) -> MarketAnalysis:
         """The analysis of closed bar i (negative indexes count from the end).
 
         `prev_setup` may pass the setup already computed for bar i-1 (False = compute it)."""
@@ -199,56 +196,98 @@ class AnalysisFrame:
         setup = self.setup_at(i)
         prev = self.setup_at(i - 1) if prev_setup is False and i > 0 else (prev_setup or None)
         bar_time = self._times[i] if self._times is not None else self.bars["time"][i]
-        session = session_at(bar_time + _M15)
-        regime = self.regime_at(i)
-        ml = None
-        if self.p_win is not None:
-            if setup is not None and np.isfinite(self.p_win[i]):
-                pw = float(self.p_win[i])
-                min_prob, base_rate, note = self.ml_gate
-                ml = MLView(
-                    pw if setup.side is Side.BUY else 1.0 - pw,
-                    pw,
-                    setup.side,
-                    float(min_prob),
-                    base_rate,
-                    note,
-                )
-        elif self.p_up is not None and np.isfinite(self.p_up[i]):
-            ml = MLView(float(self.p_up[i]))
-        q = market_quality(
-            session=session.name,
-            regime=_quality_regime_name(regime),
-            volatility=session.volatility,
-            has_smc_signal=setup is not None,
-            ml_confidence=ml.confidence if ml else 0.0,
-            min_threshold=self.min_threshold,
-            max_threshold=self.max_threshold,
-        )
-        indicators = {
-            k: v
-            for k, values in zip(INDICATOR_COLUMNS, rows.indicators, strict=True)
-            if math.isfinite(v := values[j])
-        }
-        indicators["bar_range"] = rows.high[j] - rows.low[j]
-        atr = indicators.get("atr_14") or 0.0
-        return MarketAnalysis(
-            bar_time=bar_time,
+        p_win = float(self.p_win[i]) if self.p_win is not None else None
+        p_up = float(self.p_up[i]) if self.p_up is not None else None
+        row = BarRow(
+            time=bar_time,
             close=rows.close[j],
-            atr=float(atr),
-            spread_points=int(rows.spread[j]),
+            high=rows.high[j],
+            low=rows.low[j],
+            spread=rows.spread[j],
+            indicators=tuple([values[j] for values in rows.indicators]),
+            crisis=rows.crisis[j],
+            regime_state=rows.regime_state[j],
+            regime_confidence=rows.regime_confidence[j],
             setup=setup,
-            regime=regime,
-            ml=ml,
-            quality=QualityView(q.score, q.level, q.threshold),
-            session=session,
-            prev_setup_side=prev.side if prev else None,
+            prev_setup=None if isinstance(prev, bool) else prev,
+            p_win=p_win if p_win is not None else math.nan,
             recent_closes=tuple(rows.close[max(0, j - 24) : j + 1]),  # a chunk starts _ROW_LEAD rows early
-            indicators=indicators,
             h1_bias=int(self.h1[i]) if self.h1 is not None else 0,
+        )
+        return compose(
+            row,
+            meta=p_win is not None,
+            p_up=p_up,
+            ml_gate=self.ml_gate,
+            thresholds=(self.min_threshold, self.max_threshold),
             model_version=self.model_version,
             strategy_edge=self.strategy_edge,
         )
+
+
+def regime_view(state: int, confidence: float, crisis: bool) -> RegimeView:
+    if crisis:
+        return CRISIS_VIEW
+    if state < 0:
+        return UNKNOWN_REGIME
+    base = REGIME_VIEWS[state]
+    return RegimeView(base.name, base.label, confidence, base.lot_multiplier, base.recommendation)
+
+
+def compose(
+    row: BarRow,
+    *,
+    meta: bool,
+    p_up: float | None,
+    ml_gate: tuple[float, float | None, str],
+    thresholds: tuple[float, float],
+    model_version: str,
+    strategy_edge: str,
+) -> MarketAnalysis:
+    """The `MarketAnalysis` of one row, from a frame (`AnalysisFrame.at`) or a step (`MarketAnalyzer`).
+    `meta`: a meta-model scored the row's setup (`row.p_win`); else `p_up` is a direction model's."""
+    setup = row.setup
+    session = session_at(row.time + _M15)
+    regime = regime_view(row.regime_state, row.regime_confidence, row.crisis)
+    ml = None
+    if meta:
+        if setup is not None and math.isfinite(row.p_win):
+            pw = row.p_win
+            min_prob, base_rate, note = ml_gate
+            ml = MLView(
+                pw if setup.side is Side.BUY else 1.0 - pw, pw, setup.side, float(min_prob), base_rate, note
+            )
+    elif p_up is not None and math.isfinite(p_up):
+        ml = MLView(p_up)
+    q = market_quality(
+        session=session.name,
+        regime=_quality_regime_name(regime),
+        volatility=session.volatility,
+        has_smc_signal=setup is not None,
+        ml_confidence=ml.confidence if ml else 0.0,
+        min_threshold=thresholds[0],
+        max_threshold=thresholds[1],
+    )
+    indicators = {k: v for k, v in zip(INDICATOR_COLUMNS, row.indicators, strict=True) if math.isfinite(v)}
+    indicators["bar_range"] = row.high - row.low
+    atr = indicators.get("atr_14") or 0.0
+    return MarketAnalysis(
+        bar_time=row.time,
+        close=row.close,
+        atr=float(atr),
+        spread_points=int(row.spread),
+        setup=setup,
+        regime=regime,
+        ml=ml,
+        quality=QualityView(q.score, q.level, q.threshold),
+        session=session,
+        prev_setup_side=row.prev_setup.side if row.prev_setup else None,
+        recent_closes=row.recent_closes,
+        indicators=indicators,
+        h1_bias=row.h1_bias,
+        model_version=model_version,
+        strategy_edge=strategy_edge,
+    )
 
 
 _ROW_CHUNK = 4096
@@ -311,10 +350,14 @@ def _flash_crash_rows(close: np.ndarray, pct: float, bars: int) -> np.ndarray:
 
 
 class MarketAnalyzer:
-    """The live analyzer: rebuilds the frame over the latest `history` closed bars, reads the last row.
+    """The live analyzer: the analysis of the last closed bar of the latest `history` closed bars.
 
-    A longer history makes the seeded indicators and the market structure match a backtest over
-    the same bars exactly (they start from the same first bar); 1,500 bars (~3 weeks) is the default.
+    A bar that extends the history it saw last by one is analysed from the carried state
+    (`trading.live_analysis`: work for one bar, not a window); anything else (the first call, a gap, a
+    corrected bar, a model swap) rebuilds that state from the window. The result is the window
+    frame's row from the state's anchor on (the first bar of the window it was rebuilt on), so the
+    same as a backtest started there. Sources that cannot be stepped (a direction model, a test's
+    fake) rebuild the frame over the window each bar, as before.
     """
 
     def __init__(
@@ -330,26 +373,37 @@ class MarketAnalyzer:
     ) -> None:
         if history < 60:
             raise ValueError(f"analysis history must be at least 60 bars, got {history}")
-        self.regime, self.signal = regime, signal
         self.history = history
         self.with_h1_bias = with_h1_bias
         self.min_threshold, self.max_threshold = min_threshold, max_threshold
         self.flash_crash_pct, self.flash_crash_bars = flash_crash_pct, flash_crash_bars
-        self.last_frame: AnalysisFrame | None = None  # for /chart overlays and /market
+        self.set_models(regime, signal)
+        self._window: pl.DataFrame | None = None  # the last window analysed
+        self._frame: AnalysisFrame | None = None  # its frame, when built
 
     def set_models(self, regime: RegimeSource | None, signal: SignalSource | None) -> None:
         self.regime, self.signal = regime, signal
+        self.incremental = IncrementalAnalysis(
+            regime, signal, self.flash_crash_pct, self.flash_crash_bars, self.with_h1_bias
+        )
 
     @property
     def edge(self) -> str:
         """The active strategy's out-of-sample verdict in words, for /status and the start-up message."""
         return strategy_edge(self.signal)
 
-    def __call__(self, bars: pl.DataFrame) -> MarketAnalysis:
-        if bars.height < 2:
-            raise ValueError("need at least 2 closed bars to analyse")
-        w = bars.tail(self.history) if bars.height > self.history else bars
-        frame = AnalysisFrame.build(
+    @property
+    def last_frame(self) -> AnalysisFrame | None:
+        """The frame of the last window analysed, for /chart overlays; built when first asked for."""
+        w, frame = self._window, self._frame
+        if w is None:
+            return None
+        if frame is None or frame.bars is not w:
+            frame = self._frame = self._build(w)
+        return frame
+
+    def _build(self, w: pl.DataFrame) -> AnalysisFrame:
+        return AnalysisFrame.build(
             w,
             self.regime,
             self.signal,
@@ -360,8 +414,32 @@ class MarketAnalyzer:
             flash_crash_pct=self.flash_crash_pct,
             flash_crash_bars=self.flash_crash_bars,
         )
-        self.last_frame = frame
-        return frame.at(-1)
+
+    def steps(self, bars: pl.DataFrame) -> bool:
+        """Whether analysing `bars` is one step of the carried state (~1-3 ms): the engine then runs it
+        on its loop rather than in a worker thread, whose hand-over would cost more than the step."""
+        return bars.height >= 2 and self.incremental.will_step(bars)
+
+    def __call__(self, bars: pl.DataFrame) -> MarketAnalysis:
+        if bars.height < 2:
+            raise ValueError("need at least 2 closed bars to analyse")
+        w = bars.tail(self.history) if bars.height > self.history else bars
+        row = self.incremental(bars, self.history)
+        if row is None:
+            frame = self._frame = self._build(w)
+            self._window = w
+            return frame.at(-1)
+        self._window = w
+        signal = self.signal
+        return compose(
+            row,
+            meta=signal is not None,
+            p_up=None,
+            ml_gate=tuple(getattr(signal, "gate", (0.0, None, ""))),
+            thresholds=(self.min_threshold, self.max_threshold),
+            model_version=signal.version if signal is not None else "",
+            strategy_edge=str(getattr(signal, "edge", "")) if signal is not None else "",
+        )
 
 
 class PrecomputedAnalyzer:
@@ -370,7 +448,7 @@ class PrecomputedAnalyzer:
     def __init__(self, frame: AnalysisFrame) -> None:
         self.frame = frame
         self._index = {t: i for i, t in enumerate(frame.times)}
-        self._prev: tuple[int, smc.SMCSetup | None] | None = None
+        self._prev: tuple[int, SetupLike | None] | None = None
         self.last_frame = frame
 
     @property
@@ -379,7 +457,7 @@ class PrecomputedAnalyzer:
 
     def __call__(self, bars: pl.DataFrame) -> MarketAnalysis:
         i = self._index[bars["time"][-1]]
-        prev: smc.SMCSetup | bool | None = False
+        prev: SetupLike | bool | None = False
         if self._prev is not None and self._prev[0] == i - 1:
             prev = self._prev[1]
         analysis = self.frame.at(i, prev)
@@ -400,47 +478,3 @@ def _quality_regime_name(regime: RegimeView) -> str:
     return {"low": "low_volatility", "medium": "medium_volatility", "high": "high_volatility"}.get(
         regime.name, regime.name
     )
-
-
-def h1_bias_series(m15: pl.DataFrame) -> np.ndarray:
-    """Per M15 row, the CODE's 5-indicator H1 score from the last *closed* H1 bar: +1 / -1 / 0."""
-    out = np.zeros(m15.height, dtype=np.int8)
-    if m15.height == 0:
-        return out
-    h1 = (
-        m15.sort("time")
-        .group_by_dynamic("time", every="1h", closed="left", label="left")
-        .agg(
-            pl.col("open").first(),
-            pl.col("high").max(),
-            pl.col("low").min(),
-            pl.col("close").last(),
-            pl.col("tick_volume").sum(),
-            pl.col("spread").last(),
-            pl.col("real_volume").sum(),
-        )
-    )
-    f = features.compute_features(h1)
-    close, e21, e9 = f["close"].to_numpy(), f["ema_21"].to_numpy(), f["ema_9"].to_numpy()
-    rsi, hist = f["rsi_14"].to_numpy(), f["macd_hist"].to_numpy()
-    csum = np.cumsum(np.nan_to_num(np.sign(np.diff(close, prepend=np.nan))))
-    up_count = csum - np.concatenate([np.zeros(min(5, len(csum))), csum[:-5]])  # last 5 candle directions
-    votes = np.vstack(
-        [
-            np.sign(close - e21),
-            np.sign(e9 - e21),
-            np.where(rsi > 55, 1.0, np.where(rsi < 45, -1.0, 0.0)),
-            np.sign(hist),
-            np.sign(up_count),
-        ]
-    )
-    score = np.nansum(votes * np.asarray(H1_WEIGHTS)[:, None], axis=0)
-    score[np.isnan(e21) | np.isnan(hist)] = 0.0
-    bias = np.where(score >= 0.3, 1, np.where(score <= -0.3, -1, 0)).astype(np.int8)
-    # an M15 bar at t sees the H1 bar that closed at or before t + 15 min
-    h1_close = (h1["time"] + timedelta(hours=1)).to_numpy()
-    m15_close = (m15["time"] + _M15).to_numpy()
-    idx = np.searchsorted(h1_close, m15_close, side="right") - 1
-    ok = idx >= 0
-    out[ok] = bias[idx[ok]]
-    return out

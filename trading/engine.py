@@ -99,8 +99,8 @@ class TradingEngine(PositionWatch, CloseBooking, RiskCommands, SavedState, Order
     ) -> None:
         self.broker = broker
         self.analyzer = analyzer
-        # the live analyzer recomputes its history window each bar: in a worker thread the event loop
-        # (the 1-second job's other work, Telegram) is not held by it; the decision still runs on the loop
+        # the live analyzer's rebuilds (a window's work) run in a worker thread, so the event loop (the
+        # 1-second job's other work, Telegram) is not held by them; the decision still runs on the loop
         self.analyze_in_thread = analyze_in_thread
         self.params = params or StrategyParams()
         self.limits = limits or RiskLimits()
@@ -296,7 +296,9 @@ class TradingEngine(PositionWatch, CloseBooking, RiskCommands, SavedState, Order
             return await self._decide(self.analysis, self.clock(), at_start=True)
 
     async def _analyse(self, bars: pl.DataFrame) -> MarketAnalysis:
-        return await asyncio.to_thread(self.analyzer, bars) if self.analyze_in_thread else self.analyzer(bars)
+        steps = getattr(self.analyzer, "steps", None)  # a bar the live analyzer steps (~2 ms) needs no thread
+        threaded = self.analyze_in_thread and not (steps is not None and steps(bars))
+        return await asyncio.to_thread(self.analyzer, bars) if threaded else self.analyzer(bars)
 
     async def _on_bar(self, bars: pl.DataFrame) -> Decision:
         with self.timer.phase("analysis"):

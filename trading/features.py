@@ -111,6 +111,24 @@ FEATURE_COLUMNS: tuple[str, ...] = tuple(_FEATURES)
 # Rows [0, WARMUP_BARS) may hold warm-up NaN (MACD is the last to start, at row 33); from there on every
 # float feature is defined unless the bar itself is degenerate (high == low, zero volume average).
 WARMUP_BARS = 33
+# The columns whose row t depends on every row before it (seeded recursions: EMAs, Wilder smoothing);
+# every other column is a function of the last `FEATURE_LOOKBACK` rows (trading.feature_step relies on it).
+RECURSIVE_COLUMNS: tuple[str, ...] = (
+    "rsi_14",
+    "rsi",
+    "macd",
+    "macd_signal",
+    "macd_hist",
+    "macd_histogram",
+    "atr_14",
+    "atr",
+    "atr_percent",
+    "ema_9",
+    "ema_21",
+    "ema_cross_bull",
+    "ema_cross_bear",
+)
+FEATURE_LOOKBACK = 22  # returns_20 and volume_momentum read 21 rows back at most
 FEATURE_DTYPES: dict[str, type[pl.DataType]] = dict(_FEATURES)
 _NP_DTYPES = {name: (np.int8 if dtype is pl.Int8 else np.float64) for name, dtype in _FEATURES.items()}
 
@@ -124,7 +142,22 @@ def compute_features(bars: pl.DataFrame) -> pl.DataFrame:
     )
     vol = bars["tick_volume"].to_numpy().astype(np.float64)
     spread = bars["spread"].to_numpy().astype(np.float64)
+    out = feature_arrays(o, h, lo, c, vol, spread, time_us)
+    series = [pl.Series(name, out[name].astype(_NP_DTYPES[name], copy=False)) for name in FEATURE_COLUMNS]
+    return bars.hstack(series)
 
+
+def feature_arrays(
+    o: np.ndarray,
+    h: np.ndarray,
+    lo: np.ndarray,
+    c: np.ndarray,
+    vol: np.ndarray,
+    spread: np.ndarray,
+    time_us: np.ndarray,
+) -> dict[str, np.ndarray]:
+    """FEATURE_COLUMNS as numpy arrays (float64, flags int8 after the cast `compute_features` does) from
+    float64 bar columns and the bar open times in epoch microseconds."""
     out: dict[str, np.ndarray] = {}
     with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
         _momentum(out, c)
@@ -134,8 +167,7 @@ def compute_features(bars: pl.DataFrame) -> pl.DataFrame:
         _volume(out, o, c, vol, spread)
         _lags(out, c)
         _time_and_sessions(out, time_us)
-    series = [pl.Series(name, out[name].astype(_NP_DTYPES[name], copy=False)) for name in FEATURE_COLUMNS]
-    return bars.hstack(series)
+    return out
 
 
 def _check_input(bars: pl.DataFrame) -> None:

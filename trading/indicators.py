@@ -117,7 +117,8 @@ def rsi(close: np.ndarray, period: int = 14) -> np.ndarray:
 def true_range(high: np.ndarray, low: np.ndarray, close: np.ndarray) -> np.ndarray:
     """max(high-low, |high-prev close|, |low-prev close|); NaN on the first bar, as TA-Lib's TRANGE."""
     prev = shift(close, 1)
-    return np.maximum(np.maximum(high - low, np.abs(high - prev)), np.abs(low - prev))
+    out: np.ndarray = np.maximum(np.maximum(high - low, np.abs(high - prev)), np.abs(low - prev))
+    return out
 
 
 def atr(high: np.ndarray, low: np.ndarray, close: np.ndarray, period: int = 14) -> np.ndarray:

@@ -31,11 +31,11 @@ import numpy as np
 import polars as pl
 
 from trading.analysis import MarketAnalysis
-from trading.analyzer import h1_bias_series
 from trading.broker.paper import PaperBroker, PaperConfig
 from trading.domain import ClosedTrade, Tick
 from trading.engine import TradingEngine
 from trading.events import EventBus
+from trading.h1_bias import h1_bias_series
 from trading.parameters import StrategyParams
 from trading.risk.modes import RiskLimits
 from trading.shadow_stats import Outcome

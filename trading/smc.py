@@ -72,7 +72,9 @@ SMC_COLUMNS = (
 # --------------------------------------------------------------------------- vectorised rules
 
 
-def fair_value_gaps(high: np.ndarray, low: np.ndarray, min_gap: float = 0.0):
+def fair_value_gaps(
+    high: np.ndarray, low: np.ndarray, min_gap: float = 0.0
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """3-candle imbalances stamped on the third candle: (signal, top, bottom) arrays.
 
     Bullish when high[t-2] < low[t] (zone high[t-2]..low[t]); bearish when low[t-2] > high[t]
@@ -273,6 +275,24 @@ def signal_columns(analysis: pl.DataFrame, recent: int = 10) -> dict[str, np.nda
     return columns
 
 
+def signal_columns_of(
+    columns: dict[str, np.ndarray], recent: int = 10, last: int = 2
+) -> dict[str, np.ndarray]:
+    """`signal_columns` from numpy columns already at hand (`_SIGNAL_COLUMNS` and `atr`), for `signal_at`
+    on their `last` rows only (a live loop's newest bar and the one before, with 20 rows before them):
+    the hit codes are counted for those rows alone, as `_hit_codes` counts them."""
+    n = columns["close"].size
+    codes = np.zeros((n, 2), dtype=np.int64)
+    for i in range(max(0, n - last), n):
+        for j, s in enumerate((1, -1)):
+            code = 0
+            for bit, flag in enumerate(_HIT_FLAGS):
+                code |= int(bool((columns[flag][max(0, i + 1 - recent) : i + 1] == s).any())) << bit
+            bos = int((columns["bos"][max(0, i + 1 - _BOS_COUNT_BARS) : i + 1] == s).sum())
+            codes[i, j] = code | (int(bos >= 2) << 4)
+    return dict(columns) | {_hits_key(recent): codes}
+
+
 def _hits_key(recent: int) -> str:
     return f"_hits_{recent}"
 
@@ -292,7 +312,7 @@ def _rolling_count(hit: np.ndarray, bars: int) -> np.ndarray:
     """Per row i, how many of the rows max(0, i - bars + 1)..i hit (exact integer counts)."""
     total = np.concatenate([[0], np.cumsum(hit, dtype=np.int64)])
     start = np.maximum(np.arange(hit.size) + 1 - bars, 0)
-    return total[1:] - total[start]
+    return np.asarray(total[1:] - total[start])
 
 
 def signal_at(
