@@ -42,6 +42,7 @@ from trading.broker.paper_config import (
     xauusd_spec,
 )
 from trading.broker.paper_journal import PaperJournal
+from trading.broker.paper_marks import MarkCache
 from trading.broker.paper_quiet import quiet_count
 from trading.broker.paper_state import STATE_VERSION, PaperState
 from trading.domain import (
@@ -94,6 +95,7 @@ class PaperBroker(PaperState, PaperBars):
         self._bars: list[dict[str, Any]] = []
         self._balance = round(self.config.balance, 2)
         self._positions: dict[int, Position] = {}
+        self._marks = MarkCache()  # positions_now / account_now while nothing they read changed
         self._deals: list[Deal] = []
         self._deals_in_order = True  # by time: deals_since bisects instead of scanning every deal
         self._next_ticket = 1  # orders and positions (a position's ticket is its opening order's)
@@ -139,19 +141,7 @@ class PaperBroker(PaperState, PaperBars):
 
     def account_now(self) -> AccountInfo:
         """The account at the last known price, without waiting for the feed."""
-        margin = self.margin_used()
-        equity = self.equity()
-        return AccountInfo(
-            login=self.config.login,
-            balance=self._balance,
-            equity=equity,
-            margin=margin,
-            free_margin=round(equity - margin, 2),
-            currency="USD",
-            leverage=self.config.leverage,
-            server="paper",
-            trade_allowed=True,
-        )
+        return self._marks.account(self)
 
     @property
     def balance(self) -> float:
@@ -190,14 +180,7 @@ class PaperBroker(PaperState, PaperBars):
 
     def positions_now(self) -> list[Position]:
         """Open positions of this magic on the symbol, marked at the last price, by ticket."""
-        out = []
-        for ticket in sorted(self._positions):
-            pos = self._positions[ticket]
-            if pos.magic != self.magic or pos.symbol != self.symbol:
-                continue
-            price = self._tick.price_to_close(pos.side) if self._tick else pos.open_price
-            out.append(replace(pos, profit=self._profit(pos, pos.volume), current_price=price))
-        return out
+        return self._marks.positions(self)
 
     async def deals_since(self, since: datetime) -> list[Deal]:
         self._require_connected()
