@@ -151,13 +151,13 @@ class PaperBroker(PaperState, PaperBars):
         return bool(self._positions)
 
     def floating_pl(self) -> float:
-        return round(sum(self._profit(p, p.volume) for p in self._positions.values()), 2)
+        return self._marks.floating(self)
 
     def equity(self) -> float:
         return round(self._balance + self.floating_pl(), 2)
 
     def margin_used(self) -> float:
-        return round(sum(self._margin(p.volume, p.open_price) for p in self._positions.values()), 2)
+        return self._marks.margin(self)
 
     def now(self) -> datetime:
         """Market time: the feed's clock, else the last price's time, else the wall clock (UTC)."""
