@@ -89,7 +89,7 @@ class QuietTicks:
             return False
         horizon = last - timedelta(seconds=params.flash_crash_window_seconds)
         horizon_ms = int((horizon - _EPOCH).total_seconds() * 1000)
-        keep = np.flatnonzero(times_ms >= horizon_ms)
+        keep = (times_ms >= horizon_ms).nonzero()[0]
         for i in keep.tolist():
             window.append(_EPOCH + timedelta(milliseconds=int(times_ms[i])), float(mids[i]))
         window.trim(horizon)
@@ -279,7 +279,7 @@ class _OpenTake:
                     closes,
                 )
             )
-        limit = int(np.searchsorted(times, until, side="left"))
+        limit = int(times.searchsorted(until, side="left"))
         if limit <= start:
             return start, True
         period = params.profit_sample_seconds * 1000
@@ -292,7 +292,7 @@ class _OpenTake:
                 if stepped[i] and int(times[i]) >= due:  # the sample a step would take here
                     self._sample(row, i)
                     due = _sample_due(row.tracker, period)
-                k = int(np.searchsorted(step_times, due, side="left"))
+                k = int(step_times.searchsorted(due, side="left"))
                 if k < steps.size:
                     end = min(end, max(int(steps[k]), i + 1))
             # the clock at the window's last tick: the rules on the clock only tighten as it runs
@@ -321,7 +321,7 @@ class _OpenTake:
         broker = self.broker
         for row in rows:  # the samples steps would have taken before it
             due = _sample_due(row.tracker, period)
-            k = 0 if due == -math.inf else int(np.searchsorted(step_times, due, side="left"))
+            k = 0 if due == -math.inf else int(step_times.searchsorted(due, side="left"))
             taken = _due_steps(steps, step_times, k, period, stop)
             if taken.size:
                 row.tracker.take_samples(
@@ -394,14 +394,14 @@ class _OpenTake:
             stepped = np.empty(seconds.size, dtype=np.bool_)
             stepped[0] = self.last_step is None or int(seconds[0]) != self.last_step
             np.not_equal(seconds[1:], seconds[:-1], out=stepped[1:])
-            steps = np.flatnonzero(stepped)
+            steps = stepped.nonzero()[0]
             self._stepped = (stepped, steps, self.times[steps])
         return self._stepped
 
     def _stepped_in(self, start: int, stop: int) -> np.ndarray:
         """The indices of the stepped ticks in [start, stop)."""
         steps = self._steps()[1]
-        return steps[np.searchsorted(steps, start) : np.searchsorted(steps, stop)]
+        return steps[steps.searchsorted(start) : steps.searchsorted(stop)]
 
     def _commit(self, start: int, stop: int) -> None:
         """Record the stepped ticks of [start, stop) as steps would: the flash-crash window, the step."""

@@ -5,6 +5,7 @@ several times a tick and on every quiet stretch, and rebuilding them was a good 
 
 from __future__ import annotations
 
+import operator
 from dataclasses import fields
 from typing import TYPE_CHECKING
 
@@ -33,7 +34,7 @@ def _marked(pos: Position, profit: float, price: float) -> Position:
 
 
 def _same(a: tuple[object, ...], b: tuple[object, ...]) -> bool:
-    return len(a) == len(b) and all(x is y for x, y in zip(a, b, strict=True))
+    return len(a) == len(b) and all(map(operator.is_, a, b))
 
 
 class MarkCache:
