@@ -30,6 +30,7 @@ from trading.risk.modes import ModeDecision, RiskLimits, RiskMode, RiskState, ef
 from trading.timezones import wib_date
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_MS = timedelta(milliseconds=1)
 _NO_SAMPLES = PositionTracker(0)  # the tracker of a view only the rules fixed for the bar read
 
 
@@ -260,7 +261,7 @@ class _OpenTake:
             return start, False
         until = min(
             closes.until_ms,
-            math.inf if self.cooldown is None else (self.cooldown - _EPOCH) // timedelta(milliseconds=1),
+            math.inf if self.cooldown is None else (self.cooldown - _EPOCH) // _MS,
         )
         rows = []
         for pos, buy, swap in self.held:
@@ -411,7 +412,7 @@ class _OpenTake:
         last = int(taken[-1])
         window = self.engine.flash_window
         last_ms = int(self.times[last])
-        horizon_ms = last_ms - self.window // timedelta(milliseconds=1)
+        horizon_ms = last_ms - self.window // _MS
         for j in taken[self.times[taken] >= horizon_ms].tolist():
             window.append(
                 _EPOCH + timedelta(milliseconds=int(self.times[j])),
@@ -467,4 +468,4 @@ def _sample_due(tracker: PositionTracker, period_ms: int) -> int | float:
     a sample period after the last one, so rounded up should the last have been taken between two ms)."""
     if tracker.last_sample is None:
         return -math.inf
-    return -((_EPOCH - tracker.last_sample) // timedelta(milliseconds=1)) + period_ms
+    return -((_EPOCH - tracker.last_sample) // _MS) + period_ms
