@@ -326,7 +326,7 @@ class _OpenTake:
             taken = _due_steps(steps, step_times, k, period, stop)
             if taken.size:
                 row.tracker.take_samples(
-                    [broker.profit_at(row.pos, price) + row.swap for price in row.prices[taken].tolist()],
+                    [p + row.swap for p in broker.profits_at(row.pos, row.prices[taken].tolist())],
                     _EPOCH + timedelta(milliseconds=int(times[taken[-1]])),
                     row.inputs.ml_against,
                     params,

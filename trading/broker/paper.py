@@ -336,6 +336,11 @@ class PaperBroker(PaperState, PaperBars):
         """The floating profit `positions_now()` would mark `pos` with at closing price `price`."""
         return self._profit(pos, pos.volume, price)
 
+    def profits_at(self, pos: Position, prices: list[float]) -> list[float]:
+        """`profit_at` for each price (a replay's profit samples), its arithmetic hoisted out of the loop."""
+        sign, per_unit, open_price = pos.side.sign, self.spec.money_per_price_unit(pos.volume), pos.open_price
+        return [round((price - open_price) * sign * per_unit, 2) for price in prices]
+
     def quiet_ticks(self, bids: np.ndarray, asks: np.ndarray) -> int:
         """How many of these next ticks `set_tick` would take without acting (`paper_quiet.quiet_count`)."""
         positions = list(self._positions.values())
