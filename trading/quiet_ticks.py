@@ -30,6 +30,7 @@ from trading.risk.modes import ModeDecision, RiskLimits, RiskMode, RiskState, ef
 from trading.timezones import wib_date
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_MS = timedelta(milliseconds=1)
 _NO_SAMPLES = PositionTracker(0)  # the tracker of a view only the rules fixed for the bar read
 
 
@@ -89,7 +90,7 @@ class QuietTicks:
             return False
         horizon = last - timedelta(seconds=params.flash_crash_window_seconds)
         horizon_ms = int((horizon - _EPOCH).total_seconds() * 1000)
-        keep = np.flatnonzero(times_ms >= horizon_ms)
+        keep = (times_ms >= horizon_ms).nonzero()[0]
         for i in keep.tolist():
             window.append(_EPOCH + timedelta(milliseconds=int(times_ms[i])), float(mids[i]))
         window.trim(horizon)
@@ -260,7 +261,7 @@ class _OpenTake:
             return start, False
         until = min(
             closes.until_ms,
-            math.inf if self.cooldown is None else (self.cooldown - _EPOCH) // timedelta(milliseconds=1),
+            math.inf if self.cooldown is None else (self.cooldown - _EPOCH) // _MS,
         )
         rows = []
         for pos, buy, swap in self.held:
@@ -279,7 +280,7 @@ class _OpenTake:
                     closes,
                 )
             )
-        limit = int(np.searchsorted(times, until, side="left"))
+        limit = int(times.searchsorted(until, side="left"))
         if limit <= start:
             return start, True
         period = params.profit_sample_seconds * 1000
@@ -292,7 +293,7 @@ class _OpenTake:
                 if stepped[i] and int(times[i]) >= due:  # the sample a step would take here
                     self._sample(row, i)
                     due = _sample_due(row.tracker, period)
-                k = int(np.searchsorted(step_times, due, side="left"))
+                k = int(step_times.searchsorted(due, side="left"))
                 if k < steps.size:
                     end = min(end, max(int(steps[k]), i + 1))
             # the clock at the window's last tick: the rules on the clock only tighten as it runs
@@ -321,11 +322,11 @@ class _OpenTake:
         broker = self.broker
         for row in rows:  # the samples steps would have taken before it
             due = _sample_due(row.tracker, period)
-            k = 0 if due == -math.inf else int(np.searchsorted(step_times, due, side="left"))
+            k = 0 if due == -math.inf else int(step_times.searchsorted(due, side="left"))
             taken = _due_steps(steps, step_times, k, period, stop)
             if taken.size:
                 row.tracker.take_samples(
-                    [broker.profit_at(row.pos, price) + row.swap for price in row.prices[taken].tolist()],
+                    [p + row.swap for p in broker.profits_at(row.pos, row.prices[taken].tolist())],
                     _EPOCH + timedelta(milliseconds=int(times[taken[-1]])),
                     row.inputs.ml_against,
                     params,
@@ -394,14 +395,14 @@ class _OpenTake:
             stepped = np.empty(seconds.size, dtype=np.bool_)
             stepped[0] = self.last_step is None or int(seconds[0]) != self.last_step
             np.not_equal(seconds[1:], seconds[:-1], out=stepped[1:])
-            steps = np.flatnonzero(stepped)
+            steps = stepped.nonzero()[0]
             self._stepped = (stepped, steps, self.times[steps])
         return self._stepped
 
     def _stepped_in(self, start: int, stop: int) -> np.ndarray:
         """The indices of the stepped ticks in [start, stop)."""
         steps = self._steps()[1]
-        return steps[np.searchsorted(steps, start) : np.searchsorted(steps, stop)]
+        return steps[steps.searchsorted(start) : steps.searchsorted(stop)]
 
     def _commit(self, start: int, stop: int) -> None:
         """Record the stepped ticks of [start, stop) as steps would: the flash-crash window, the step."""
@@ -411,7 +412,7 @@ class _OpenTake:
         last = int(taken[-1])
         window = self.engine.flash_window
         last_ms = int(self.times[last])
-        horizon_ms = last_ms - self.window // timedelta(milliseconds=1)
+        horizon_ms = last_ms - self.window // _MS
         for j in taken[self.times[taken] >= horizon_ms].tolist():
             window.append(
                 _EPOCH + timedelta(milliseconds=int(self.times[j])),
@@ -467,4 +468,4 @@ def _sample_due(tracker: PositionTracker, period_ms: int) -> int | float:
     a sample period after the last one, so rounded up should the last have been taken between two ms)."""
     if tracker.last_sample is None:
         return -math.inf
-    return -((_EPOCH - tracker.last_sample) // timedelta(milliseconds=1)) + period_ms
+    return -((_EPOCH - tracker.last_sample) // _MS) + period_ms

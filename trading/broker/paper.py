@@ -42,6 +42,7 @@ from trading.broker.paper_config import (
     xauusd_spec,
 )
 from trading.broker.paper_journal import PaperJournal
+from trading.broker.paper_marks import MarkCache
 from trading.broker.paper_quiet import quiet_count
 from trading.broker.paper_state import STATE_VERSION, PaperState
 from trading.domain import (
@@ -94,6 +95,7 @@ class PaperBroker(PaperState, PaperBars):
         self._bars: list[dict[str, Any]] = []
         self._balance = round(self.config.balance, 2)
         self._positions: dict[int, Position] = {}
+        self._marks = MarkCache()  # positions_now / account_now while nothing they read changed
         self._deals: list[Deal] = []
         self._deals_in_order = True  # by time: deals_since bisects instead of scanning every deal
         self._next_ticket = 1  # orders and positions (a position's ticket is its opening order's)
@@ -139,19 +141,7 @@ class PaperBroker(PaperState, PaperBars):
 
     def account_now(self) -> AccountInfo:
         """The account at the last known price, without waiting for the feed."""
-        margin = self.margin_used()
-        equity = self.equity()
-        return AccountInfo(
-            login=self.config.login,
-            balance=self._balance,
-            equity=equity,
-            margin=margin,
-            free_margin=round(equity - margin, 2),
-            currency="USD",
-            leverage=self.config.leverage,
-            server="paper",
-            trade_allowed=True,
-        )
+        return self._marks.account(self)
 
     @property
     def balance(self) -> float:
@@ -161,13 +151,13 @@ class PaperBroker(PaperState, PaperBars):
         return bool(self._positions)
 
     def floating_pl(self) -> float:
-        return round(sum(self._profit(p, p.volume) for p in self._positions.values()), 2)
+        return self._marks.floating(self)
 
     def equity(self) -> float:
         return round(self._balance + self.floating_pl(), 2)
 
     def margin_used(self) -> float:
-        return round(sum(self._margin(p.volume, p.open_price) for p in self._positions.values()), 2)
+        return self._marks.margin(self)
 
     def now(self) -> datetime:
         """Market time: the feed's clock, else the last price's time, else the wall clock (UTC)."""
@@ -190,14 +180,7 @@ class PaperBroker(PaperState, PaperBars):
 
     def positions_now(self) -> list[Position]:
         """Open positions of this magic on the symbol, marked at the last price, by ticket."""
-        out = []
-        for ticket in sorted(self._positions):
-            pos = self._positions[ticket]
-            if pos.magic != self.magic or pos.symbol != self.symbol:
-                continue
-            price = self._tick.price_to_close(pos.side) if self._tick else pos.open_price
-            out.append(replace(pos, profit=self._profit(pos, pos.volume), current_price=price))
-        return out
+        return self._marks.positions(self)
 
     async def deals_since(self, since: datetime) -> list[Deal]:
         self._require_connected()
@@ -352,6 +335,11 @@ class PaperBroker(PaperState, PaperBars):
     def profit_at(self, pos: Position, price: float) -> float:
         """The floating profit `positions_now()` would mark `pos` with at closing price `price`."""
         return self._profit(pos, pos.volume, price)
+
+    def profits_at(self, pos: Position, prices: list[float]) -> list[float]:
+        """`profit_at` for each price (a replay's profit samples), its arithmetic hoisted out of the loop."""
+        sign, per_unit, open_price = pos.side.sign, self.spec.money_per_price_unit(pos.volume), pos.open_price
+        return [round((price - open_price) * sign * per_unit, 2) for price in prices]
 
     def quiet_ticks(self, bids: np.ndarray, asks: np.ndarray) -> int:
         """How many of these next ticks `set_tick` would take without acting (`paper_quiet.quiet_count`)."""

@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Collection
 
 import numpy as np
+from numba import njit
 
 from trading.domain import Position, Side, SymbolSpec
 
@@ -25,18 +26,50 @@ def quiet_count(
     n = int(bids.size)
     if n == 0 or not positions:
         return n
-    act = np.zeros(n, dtype=bool)
-    floating = np.zeros(n)
-    for pos in positions:
-        price = bids if pos.side is Side.BUY else asks
-        sign = pos.side.sign
-        if pos.sl:
-            act |= (price - pos.sl) * sign <= 0
-        if pos.tp:
-            act |= (price - pos.tp) * sign >= 0
-        floating += (price - pos.open_price) * sign * spec.money_per_price_unit(pos.volume)
-    if stop_out_level > 0 and margin > 0:
-        slack = 0.01 * len(positions) + 0.02  # the per-position and total roundings
-        act |= (balance + floating - slack) / margin * 100 <= stop_out_level + 1e-9
-    hits = np.flatnonzero(act)
-    return int(hits[0]) if hits.size else n
+    rows = np.array(
+        [
+            (
+                1.0 if pos.side is Side.BUY else 0.0,
+                pos.side.sign,
+                pos.sl,
+                pos.tp,
+                pos.open_price,
+                spec.money_per_price_unit(pos.volume),
+            )
+            for pos in positions
+        ],
+        dtype=np.float64,
+    )
+    check_stop_out = stop_out_level > 0 and margin > 0
+    slack = 0.01 * len(positions) + 0.02  # the per-position and total roundings
+    return int(_first_acting(rows, bids, asks, balance, margin, stop_out_level, slack, check_stop_out))
+
+
+@njit(cache=True)
+def _first_acting(
+    rows: np.ndarray,
+    bids: np.ndarray,
+    asks: np.ndarray,
+    balance: float,
+    margin: float,
+    stop_out_level: float,
+    slack: float,
+    check_stop_out: bool,
+) -> int:
+    """The first tick on which a stop or target is reached or a stop-out is possible (n: none); each
+    row is (buy, sign, sl, tp, open price, money per price unit), the arithmetic as the account's."""
+    n = bids.size
+    for i in range(n):
+        floating = 0.0
+        for r in range(rows.shape[0]):
+            price = bids[i] if rows[r, 0] == 1.0 else asks[i]
+            sign = rows[r, 1]
+            sl, tp = rows[r, 2], rows[r, 3]
+            if sl != 0.0 and (price - sl) * sign <= 0:
+                return i
+            if tp != 0.0 and (price - tp) * sign >= 0:
+                return i
+            floating += (price - rows[r, 4]) * sign * rows[r, 5]
+        if check_stop_out and (balance + floating - slack) / margin * 100 <= stop_out_level + 1e-9:
+            return i
+    return n

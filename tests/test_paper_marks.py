@@ -1,0 +1,100 @@
+"""The paper account's kept marks (`trading.broker.paper_marks`) follow every change they read: a new
+price, a stop moved, a partial and a full close, a deposit of balance by a close; and the compiled
+`quiet_count` agrees with the plain numpy reading of its rule on random accounts."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import numpy as np
+
+from trading.broker.paper import PaperBroker, xauusd_spec
+from trading.broker.paper_quiet import quiet_count
+from trading.domain import Position, Side, Tick
+
+T0 = datetime(2026, 3, 2, 8, 0, tzinfo=UTC)
+
+
+def tick(bid: float, minutes: float) -> Tick:
+    return Tick(T0 + timedelta(minutes=minutes), bid, round(bid + 0.20, 2))
+
+
+def fresh(broker: PaperBroker) -> tuple[list[Position], object]:
+    """What the marks would be computed afresh (a new cache)."""
+    from trading.broker.paper_marks import MarkCache
+
+    cache = MarkCache()
+    return cache.positions(broker), cache.account(broker)
+
+
+async def test_marks_follow_prices_stops_and_closes() -> None:
+    broker = PaperBroker(balance=10_000.0)
+    await broker.connect()
+    broker.set_tick(tick(2000.00, 0))
+    a = await broker.open_market(Side.BUY, 0.5, 1990.0, 2020.0)
+    b = await broker.open_market(Side.SELL, 0.3, 2010.0, 1980.0)
+    first = broker.positions_now()
+    assert broker.positions_now() == first and broker.positions_now() is not first  # a list of its own
+    assert (broker.positions_now(), broker.account_now()) == fresh(broker)
+    for step, bid in enumerate((2001.5, 2003.25, 1999.0), start=1):
+        broker.set_tick(tick(bid, step))
+        assert (broker.positions_now(), broker.account_now()) == fresh(broker)
+        assert broker.positions_now()[0].current_price == bid
+    await broker.modify_position(a.ticket, 1995.0, 2020.0)
+    assert broker.positions_now()[0].sl == 1995.0
+    assert (broker.positions_now(), broker.account_now()) == fresh(broker)
+    balance = broker.account_now().balance
+    await broker.close_position(b.ticket, 0.1)  # partial
+    assert broker.positions_now()[1].volume == 0.2
+    assert broker.account_now().balance != balance
+    assert (broker.positions_now(), broker.account_now()) == fresh(broker)
+    await broker.close_position(b.ticket)
+    assert [p.ticket for p in broker.positions_now()] == [a.ticket]
+    assert (broker.positions_now(), broker.account_now()) == fresh(broker)
+    broker.set_tick(tick(1994.0, 9))  # the stop is reached: closed by the account itself
+    assert broker.positions_now() == []
+    assert broker.account_now().margin == 0.0 and broker.account_now().equity == broker.balance
+
+
+def reference_count(positions, spec, balance, margin, stop_out_level, bids, asks) -> int:  # type: ignore[no-untyped-def]
+    """The rule as the numpy version read it before it was compiled."""
+    n = int(bids.size)
+    if n == 0 or not positions:
+        return n
+    act = np.zeros(n, dtype=bool)
+    floating = np.zeros(n)
+    for pos in positions:
+        price = bids if pos.side is Side.BUY else asks
+        sign = pos.side.sign
+        if pos.sl:
+            act |= (price - pos.sl) * sign <= 0
+        if pos.tp:
+            act |= (price - pos.tp) * sign >= 0
+        floating += (price - pos.open_price) * sign * spec.money_per_price_unit(pos.volume)
+    if stop_out_level > 0 and margin > 0:
+        slack = 0.01 * len(positions) + 0.02
+        act |= (balance + floating - slack) / margin * 100 <= stop_out_level + 1e-9
+    hits = np.flatnonzero(act)
+    return int(hits[0]) if hits.size else n
+
+
+def test_quiet_count_matches_the_numpy_rule() -> None:
+    spec = xauusd_spec("XAUUSD", 100.0, 0)
+    rng = np.random.default_rng(7)
+    for _ in range(3000):
+        n = int(rng.integers(0, 80))
+        bids = np.round(2000 + np.cumsum(rng.normal(0, 0.5, n)), 2)
+        asks = np.round(bids + 0.2, 2)
+        positions = []
+        for k in range(int(rng.integers(0, 4))):
+            side = Side.BUY if rng.random() < 0.5 else Side.SELL
+            o = round(2000 + float(rng.normal(0, 1)), 2)
+            sl = 0.0 if rng.random() < 0.2 else round(o - side.sign * abs(float(rng.normal(0, 3))), 2)
+            tp = 0.0 if rng.random() < 0.2 else round(o + side.sign * abs(float(rng.normal(0, 3))), 2)
+            volume = float(rng.choice([0.01, 0.1, 1.0, 5.0]))
+            positions.append(Position(k, "XAUUSD", side, volume, o, T0, sl, tp))
+        balance = float(rng.choice([100.0, 1000.0, 5000.0]))
+        margin = float(rng.choice([0.0, 50.0, 500.0, 2000.0]))
+        level = float(rng.choice([0.0, 50.0, 100.0]))
+        args = (positions, spec, balance, margin, level, bids, asks)
+        assert quiet_count(*args) == reference_count(*args)
