@@ -203,7 +203,7 @@ def _round(x: float) -> float:
     return round(x + 0.0, 2)
 
 
-_SIGNAL_COLUMNS = (
+SIGNAL_COLUMNS = (
     "close",
     "fvg",
     "fvg_top",
@@ -229,7 +229,7 @@ def explain_signal(
     sl_buffer_atr: float = 0.1,
 ) -> tuple[SMCSetup | None, str]:
     """`signal` with the reason when there is no setup (for the SMC gate's verdict)."""
-    missing = [col for col in _SIGNAL_COLUMNS if col not in analysis.columns and col != "close"]
+    missing = [col for col in SIGNAL_COLUMNS if col not in analysis.columns and col != "close"]
     if missing:
         raise ValueError(f"smc.signal: analysis frame is missing column(s): {', '.join(missing)}")
     if recent < 1 or min_rr <= 0 or tp_atr_cap <= 0 or min_sl_atr < 0 or sl_buffer_atr < 0:
@@ -259,7 +259,7 @@ def explain_signal(
     atr = float(atr)
 
     window = analysis.tail(max(recent, 20))
-    cols = {name: window[name].to_numpy() for name in _SIGNAL_COLUMNS[1:]}
+    cols = {name: window[name].to_numpy() for name in SIGNAL_COLUMNS[1:]}
     return _decide(cols, closes, float(atr), min_rr, tp_atr_cap, recent, min_sl_atr, sl_buffer_atr)
 
 
@@ -270,7 +270,7 @@ _BOS_COUNT_BARS = 20
 def signal_columns(analysis: pl.DataFrame, recent: int = 10) -> dict[str, np.ndarray]:
     """The analysis columns `signal_at` reads, as numpy arrays (convert once, read many rows), with
     each row's structure hits over the last `recent` bars counted once for all rows (`_hit_codes`)."""
-    columns = {name: analysis[name].to_numpy() for name in (*_SIGNAL_COLUMNS, "atr")}
+    columns = {name: analysis[name].to_numpy() for name in (*SIGNAL_COLUMNS, "atr")}
     columns[_hits_key(recent)] = _hit_codes(columns, recent)
     return columns
 
@@ -278,7 +278,7 @@ def signal_columns(analysis: pl.DataFrame, recent: int = 10) -> dict[str, np.nda
 def signal_columns_of(
     columns: dict[str, np.ndarray], recent: int = 10, last: int = 2
 ) -> dict[str, np.ndarray]:
-    """`signal_columns` from numpy columns already at hand (`_SIGNAL_COLUMNS` and `atr`), for `signal_at`
+    """`signal_columns` from numpy columns already at hand (`SIGNAL_COLUMNS` and `atr`), for `signal_at`
     on their `last` rows only (a live loop's newest bar and the one before, with 20 rows before them):
     the hit codes are counted for those rows alone, as `_hit_codes` counts them."""
     n = columns["close"].size
@@ -332,7 +332,7 @@ def signal_at(
     if not np.isfinite(atr) or atr <= 0:
         return None
     start = max(0, i + 1 - max(recent, 20))
-    cols = {name: columns[name][start : i + 1] for name in _SIGNAL_COLUMNS[1:]}
+    cols = {name: columns[name][start : i + 1] for name in SIGNAL_COLUMNS[1:]}
     closes = columns["close"][i + 1 - recent : i + 1]
     codes = columns.get(_hits_key(recent))  # counted for this window by signal_columns
     hits = None if codes is None else (int(codes[i, 0]), int(codes[i, 1]))

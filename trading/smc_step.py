@@ -19,19 +19,7 @@ from trading.smc_kernels import atr_series, atr_step, new_state, sequential_rule
 SWING_LENGTH, OB_LOOKBACK = 5, 10  # smc.analyze's defaults, the ones the analyzer uses
 STEP_ROWS = 2 * SWING_LENGTH + 1  # the swing window (the widest look back of a step)
 KEPT = 32  # rows of the picture kept: the setup reads 20, the previous bar's setup 21
-_SETUP_COLUMNS = (
-    "close",
-    "atr",
-    "fvg",
-    "fvg_top",
-    "fvg_bottom",
-    "ob",
-    "ob_top",
-    "ob_bottom",
-    "bos",
-    "choch",
-    "trend",
-)
+_SETUP_COLUMNS = (*smc.SIGNAL_COLUMNS, "atr")  # what `signal_at` reads
 _EVENTS = (
     "swing_high",
     "swing_high_level",

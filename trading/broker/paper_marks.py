@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 from trading.domain import AccountInfo, Position
 
 if TYPE_CHECKING:
-    from trading.broker.paper import PaperBroker
+    from trading.broker.paper_host import PaperHost
 
 
 # `_marked` names every field of Position (dataclasses.replace took a third of the marking time):
@@ -61,7 +61,7 @@ class MarkCache:
         self._account_key: tuple[object, ...] = ()
         self._account: AccountInfo | None = None
 
-    def positions(self, broker: PaperBroker) -> list[Position]:
+    def positions(self, broker: PaperHost) -> list[Position]:
         """Open positions of the broker's magic on its symbol, marked at its last price, by ticket."""
         tick, held = broker._tick, broker._positions
         key = (tick, broker.spec, broker.magic, broker.symbol, *held.values())
@@ -76,7 +76,7 @@ class MarkCache:
             self._positions_key, self._positions = key, out
         return list(self._positions)
 
-    def account(self, broker: PaperBroker) -> AccountInfo:
+    def account(self, broker: PaperHost) -> AccountInfo:
         """The account at the broker's last price."""
         key = (broker._tick, broker.spec, broker.config, broker._balance, *broker._positions.values())
         if self._account is None or not _same(key, self._account_key):
@@ -96,7 +96,7 @@ class MarkCache:
             self._account_key = key
         return self._account
 
-    def floating(self, broker: PaperBroker) -> float:
+    def floating(self, broker: PaperHost) -> float:
         """The floating P/L of all the broker's positions at its last price (a stop-out check and the
         account read it on the same tick)."""
         key = (broker._tick, broker.spec, *broker._positions.values())
@@ -105,7 +105,7 @@ class MarkCache:
             self._floating_key, self._floating = key, value
         return self._floating
 
-    def margin(self, broker: PaperBroker) -> float:
+    def margin(self, broker: PaperHost) -> float:
         """The margin the broker's positions hold (changes only with them)."""
         key = (broker.spec, broker.config, *broker._positions.values())
         if not self._margin_key or not _same(key, self._margin_key):
