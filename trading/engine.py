@@ -42,6 +42,7 @@ from trading.position_watch import PositionWatch, market_minutes
 from trading.records import (
     UNRECORDED_ENTRY,
     Decision,
+    DecisionsAside,
     MemoryRecorder,
     Recorder,
     decision_features,
@@ -391,6 +392,15 @@ class TradingEngine(PositionWatch, CloseBooking, RiskCommands, SavedState, Order
         if at_start:
             self.last_decision = seen()
             return self.last_decision
+        if action == "skip" and isinstance(self.recorder, DecisionsAside):  # no order: row written aside
+            skipped = self.last_decision = seen()
+
+            def landed(ident: int | None) -> None:
+                if ident is not None and self.last_decision is skipped:  # still this bar's
+                    self.last_decision = seen(ident)
+
+            self.recorder.record_decision_aside(skipped, landed)
+            return skipped
         # built twice rather than `replace`d with its id: half the cost, once a bar
         decision = seen(await self.recorder.record_decision(seen()))
         if decision.id is None and decision.action == "enter":  # no order without its committed decision row

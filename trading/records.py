@@ -6,9 +6,10 @@ serves tests and backtests). The engine publishes an event only after the record
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from datetime import datetime
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
 from trading.analysis import MarketAnalysis
 from trading.domain import ClosedTrade, Side
@@ -113,6 +114,17 @@ class Recorder(Protocol):
         ...
 
     async def save_state(self, state: dict[str, Any]) -> None: ...
+
+
+@runtime_checkable
+class DecisionsAside(Protocol):
+    """A recorder that can write a decision placing no order (a skip) without the engine waiting on it."""
+
+    def record_decision_aside(self, decision: Decision, landed: Callable[[int | None], None]) -> None:
+        """Queue the row: rows land in the order queued, one at a time, each before any later
+        `record_decision`; `landed` gets its id once committed (None when the journal could not
+        take it and keeps it for later, as `record_decision` answers)."""
+        ...
 
 
 class MemoryRecorder:
