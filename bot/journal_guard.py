@@ -135,9 +135,7 @@ class JournalGuard:
         self._outage: datetime | None = None  # when the alarmed outage began
         self._next_try = 0.0
         self._lock = asyncio.Lock()
-        self._aside: asyncio.Future[None] | None = (
-            None  # the newest decision written aside (awaits the older)
-        )
+        self._aside: asyncio.Future[None] | None = None  # the newest row written aside (awaits the older)
         self.health.listeners.append(self._on_health)
         if bus is not None:
             bus.holder = self._hold_event
