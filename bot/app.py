@@ -28,7 +28,7 @@ from bot.config import Settings
 from bot.context import BotContext
 from bot.controller import Controller, start_controller
 from bot.error_monitor import ErrorMonitor
-from bot.journal_guard import HoldingBus, JournalGuard
+from bot.journal_guard import SHUTDOWN_GRACE, HoldingBus, JournalGuard
 from bot.journal_recorder import JournalRecorder
 from bot.messages import limits_drift_notes, shutdown_event, startup_event
 from bot.model_setup import build_backtester, load_models, model_to_shadow
@@ -121,7 +121,7 @@ class App:
             raise StartupError(f"DATABASE_PATH={s.database_path}: cannot open the journal: {exc}") from exc
         self._opened.push_async_callback(self.journal.close)
         self.recorder = JournalRecorder(self.journal, s.symbol)
-        guard = self.guard = JournalGuard(self.recorder, self.bus, clock=utc_now)
+        guard = self.guard = JournalGuard(self.recorder, self.bus, clock=utc_now, on_error=self.errors.record)
         loop = asyncio.get_running_loop()  # the trainer calls back from its supervisor thread
 
         def publish_from_thread(event: Event) -> None:
@@ -462,7 +462,11 @@ class App:
 
     async def _last_journal_try(self) -> None:
         guard = self.guard
-        if guard is None or not guard.holding:
+        if guard is None:
+            return
+        if not await guard.drain():  # the skip decisions still being written aside
+            log.error("shutdown: decision rows still being written after %.0f s", SHUTDOWN_GRACE)
+        if not guard.holding:
             return
         lost = await guard.flush_now()
         if lost:

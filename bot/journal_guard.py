@@ -8,6 +8,9 @@ nothing is reported before it is booked, and no order goes out without its decis
   snapshot; `record_decision` answers None, and the engine sends no order for a decision without an id.
   The engine still counts every close in its risk state, and open positions keep their broker stops.
 - Events about a ticket whose booking is held (its close, SL move...) wait on the `HoldingBus`.
+- A decision that places no order (a skip) is written aside (`record_decision_aside`): the engine does
+  not wait for it; such rows land one at a time in the order queued, through the same outage path, and
+  any later `record_decision` (an entry) waits for them first. `drain` waits for them at shutdown.
 - Every `retry_seconds` (and before any new record) a probe write checks the journal; once it takes
   writes again the held records are booked in order, the recovery is announced with what was booked,
   then the held events go out. New entries resume by themselves after that.
@@ -118,18 +121,21 @@ class JournalGuard:
         clock: Callable[[], datetime] = utc_now,
         wall: Callable[[], float] = time.monotonic,
         retry_seconds: float = 5.0,
+        on_error: Callable[[BaseException], object] | None = None,
     ) -> None:
         self.recorder = recorder
         self.journal = recorder.journal
         self.health: JournalHealth = recorder.journal.health
         self.bus = bus
         self.clock, self.wall, self.retry_seconds = clock, wall, retry_seconds
+        self.on_error = on_error  # an aside write's unexpected failure, counted as the job's own would be
         self._held: list[Held] = []
         self._state: dict[str, Any] | None = None  # the engine state's newest snapshot, not yet saved
         self._events: list[Event] = []
         self._outage: datetime | None = None  # when the alarmed outage began
         self._next_try = 0.0
         self._lock = asyncio.Lock()
+        self._aside: asyncio.Future[None] | None = None  # the newest row written aside (awaits the older)
         self.health.listeners.append(self._on_health)
         if bus is not None:
             bus.holder = self._hold_event
@@ -189,7 +195,11 @@ class JournalGuard:
 
     async def record_decision(self, decision: Decision) -> int | None:
         """None when the decision row could not be committed: the engine then sends no order for it
-        (kept as a skip, written when the journal recovers)."""
+        (kept as a skip, written when the journal recovers). The rows queued aside land first."""
+        await self.drain(None)
+        return await self._record_decision(decision)
+
+    async def _record_decision(self, decision: Decision) -> int | None:
         async with self._lock:
             if await self._clear():
                 try:
@@ -200,6 +210,31 @@ class JournalGuard:
                 decision = replace(decision, action="skip", reason=UNRECORDED_ENTRY)
             self._keep("record_decision", (decision,), None, f"decision of the {decision.bar_time:%H:%M} bar")
             return None
+
+    def record_decision_aside(self, decision: Decision, landed: Callable[[int | None], None]) -> None:
+        """Write a decision that places no order without the caller waiting; see the module doc."""
+        self._aside = asyncio.ensure_future(self._write_aside(self._aside, decision, landed))
+
+    async def _write_aside(
+        self, before: asyncio.Future[None] | None, decision: Decision, landed: Callable[[int | None], None]
+    ) -> None:
+        if before is not None:
+            await asyncio.wait([before])  # the older row first, whatever became of it
+        try:
+            landed(await self._record_decision(decision))
+        except Exception as exc:  # not an outage (that is kept and retried above): a row the journal refuses
+            log.exception("the decision of the %s bar could not be written", decision.bar_time)
+            if self.on_error is not None:
+                self.on_error(exc)
+
+    async def drain(self, timeout: float | None = SHUTDOWN_GRACE) -> bool:
+        """Wait until the decisions written aside have landed (at most `timeout` s); True when none is
+        pending. The writes go on if the wait ends first, and a cancelled waiter does not cancel them."""
+        tail = self._aside
+        if tail is None or tail.done():
+            return True
+        await asyncio.wait([tail], timeout=timeout)
+        return tail.done()
 
     async def record_order_failed(self, decision: Decision) -> None:
         await self._write(

@@ -75,6 +75,7 @@ async def test_the_live_path_judges_the_last_closed_bar_and_decides_only_the_nex
         feed.advance_bars(1)
         feed.advance(1)  # the next bar has closed: one tick of the one after
         await app.trading_job.run()
+        assert app.guard is not None and await app.guard.drain()  # a skip's row is written aside
         decisions = await app.journal.decisions(limit=10)
         assert [d.bar_time for d in decisions] == [app.trading_job.last_bar_time]
         assert decisions[0].bar_time > last_closed

@@ -45,6 +45,7 @@ from trading.records import (
     MemoryRecorder,
     Recorder,
     decision_features,
+    decisions_aside,
 )
 from trading.risk.approvals import ApprovalRegistry
 from trading.risk.modes import (
@@ -391,6 +392,16 @@ class TradingEngine(PositionWatch, CloseBooking, RiskCommands, SavedState, Order
         if at_start:
             self.last_decision = seen()
             return self.last_decision
+        aside = decisions_aside(self.recorder) if action == "skip" else None
+        if aside is not None:  # no order: its row is written aside, the entry step does not wait for it
+            skipped = self.last_decision = seen()
+
+            def landed(ident: int | None) -> None:
+                if ident is not None and self.last_decision is skipped:  # still this bar's
+                    self.last_decision = seen(ident)
+
+            aside.record_decision_aside(skipped, landed)
+            return skipped
         # built twice rather than `replace`d with its id: half the cost, once a bar
         decision = seen(await self.recorder.record_decision(seen()))
         if decision.id is None and decision.action == "enter":  # no order without its committed decision row
