@@ -51,11 +51,11 @@ from handlers.fmt import (
 )
 from handlers.names import exit_reason_words, humanize, who
 from trading.events import Event, EventKind
+from trading.expected_value import CONTRACT_SIZE  # XAUUSD ounces per lot, when an event does not say
 
 log = logging.getLogger(__name__)
 
 PIP = 0.1  # XAUUSD pip as the original counts it: $0.10 of price
-CONTRACT_SIZE = 100.0  # ounces per lot, for potential loss/profit when the event does not say
 DEFAULT_SYMBOL = "XAUUSD"
 MAX_REASON = 200  # characters of a free-text reason kept in a message
 

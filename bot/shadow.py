@@ -25,6 +25,7 @@ from trading.analysis import MarketAnalysis
 from trading.broker.paper import PaperBroker, PaperConfig
 from trading.domain import Tick
 from trading.engine import TradingEngine
+from trading.expected_value import CONTRACT_SIZE
 from trading.shadow import (
     LIVE_MODEL,
     Analyzer,
@@ -50,7 +51,6 @@ from trading.timezones import wib_date
 
 log = logging.getLogger(__name__)
 HISTORY = "changes.jsonl"
-CONTRACT_SIZE = 100.0  # XAUUSD: oz per lot (trading.broker.paper.xauusd_spec)
 
 
 @dataclass(frozen=True, slots=True)
