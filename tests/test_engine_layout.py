@@ -9,6 +9,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.test_layers_trading import imported_modules
+
 ROOT = Path(__file__).resolve().parents[1]
 ENGINE_PARTS = [
     "engine",
@@ -24,21 +26,11 @@ ENGINE_PARTS = [
 ]
 
 
-def imported(path: Path) -> set[str]:
-    names: set[str] = set()
-    for node in ast.walk(ast.parse(path.read_text())):
-        if isinstance(node, ast.ImportFrom) and node.module:
-            names.add(node.module)
-        elif isinstance(node, ast.Import):
-            names.update(a.name for a in node.names)
-    return names
-
-
 @pytest.mark.parametrize("part", ENGINE_PARTS)
 def test_engine_parts_import_no_paper_broker_and_stay_small(part: str) -> None:
     path = ROOT / "trading" / f"{part}.py"
     text = path.read_text()
-    assert "trading.broker.paper" not in imported(path)
+    assert "trading.broker.paper" not in imported_modules(path)
     assert "PaperBroker" not in text and "keep_decisions" not in text
     assert len(text.splitlines()) < 500
 
