@@ -469,6 +469,6 @@ def test_signal_at_matches_signal_on_every_row(shared_bars: pl.DataFrame) -> Non
 def test_signal_at_with_the_hits_counted_up_front_is_the_same(shared_bars: pl.DataFrame) -> None:
     analysis = smc.analyze(shared_bars.head(3000))
     counted = smc.signal_columns(analysis)
-    plain = {k: v for k, v in counted.items() if not k.startswith("_hits_")}
+    plain = counted.without_hits()
     for i in range(analysis.height):
         assert smc.signal_at(counted, i) == smc.signal_at(plain, i), i

@@ -77,7 +77,7 @@ class AnalysisFrame:
     h1: np.ndarray | None  # per-row H1 bias (+1/-1/0) when requested
     min_threshold: float = 0.60
     max_threshold: float = 0.85
-    _signal_cols: dict[str, np.ndarray] | None = None
+    _signal_cols: smc.SignalColumns | None = None
     p_win: np.ndarray | None = None  # (n,) meta-model P(win) of the bar's setup; NaN without one
     ml_gate: tuple[float, float | None, str] = (0.0, None, "")  # min_prob, base_rate, note
     strategy_edge: str = ""
