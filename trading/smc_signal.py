@@ -38,6 +38,7 @@ _READ = (*SIGNAL_COLUMNS, "atr")  # what `signal_at` reads of a row
 _HIT_FLAGS = ("bos", "choch", "fvg", "ob")  # bits 0-3 of a hit code; bit 4: two BOS in the last 20 bars
 _BOS_COUNT_BARS = 20
 _ZONES = (("FVG", "fvg", "fvg_top", "fvg_bottom"), ("OB", "ob", "ob_top", "ob_bottom"))
+_SIDES = ((Side.BUY, 1), (Side.SELL, -1))  # with their signs; BUY first: it wins when both qualify
 _CHUNK = 4096  # rows converted to lists at a time
 _LEAD = max(_BOS_COUNT_BARS, 10)  # rows before a chunk that its first rows read (at the default `recent`)
 
@@ -199,13 +200,12 @@ def decide(
     ms = int(cols["trend"][end - 1])
 
     refusals: list[str] = []
-    for side in (Side.BUY, Side.SELL):  # BUY first: it wins when both sides qualify
-        s = side.sign
+    for side, s in _SIDES:
         code = _hit_code(cols, first, end, s) if hits is None else hits[0 if s == 1 else 1]
         bos_hit, choch_hit, has_fvg, has_ob = bool(code & 1), bool(code & 2), bool(code & 4), bool(code & 8)
         if not ((ms == s or bos_hit or choch_hit) and (has_fvg or has_ob)):
             continue
-        zone = _pick_zone(cols, first, end, closes, side)
+        zone = _pick_zone(cols, first, end, closes, s)
         if zone is None:
             refusals.append(f"{side.value}: price has closed through every recent zone")
             continue
@@ -221,7 +221,7 @@ def decide(
         bias = "bullish" if side is Side.BUY else "bearish"
         reason = f"{head} + {bias} {kind} {bottom:.2f}-{top:.2f}"
         limits = (min_rr, tp_atr_cap, min_sl_atr, sl_buffer_atr)
-        setup, why = _build_setup(side, entry, atr, zone, limits, round(min(confidence, 0.85), 2), reason)
+        setup, why = _build_setup(side, s, entry, atr, zone, limits, round(min(confidence, 0.85), 2), reason)
         if setup is None:
             refusals.append(why)
             continue
@@ -240,12 +240,12 @@ def _hit_code(cols: Mapping[str, Column], first: int, end: int, s: int) -> int:
 
 
 def _pick_zone(
-    cols: Mapping[str, Column], first: int, end: int, closes: Column, side: Side
+    cols: Mapping[str, Column], first: int, end: int, closes: Column, s: int
 ) -> tuple[str, float, float] | None:
     """Most recent same-side FVG, else order block, that no close since it formed has gone through
-    (`all` of the closes, not their min: a NaN close voids the zone, as numpy's min would)."""
-    s = side.sign
-    buy = side is Side.BUY
+    (`all` of the closes, not their min: a NaN close voids the zone, as numpy's min would). `s`: the
+    side's sign."""
+    buy = s == 1
     for kind, flag, top_col, bottom_col in _ZONES:
         flags = cols[flag]
         for k in range(end - 1, first - 1, -1):
@@ -278,6 +278,7 @@ def _round(x: float) -> float:
 
 def _build_setup(
     side: Side,
+    s: int,
     entry: float,
     atr: float,
     zone: tuple[str, float, float],
@@ -289,7 +290,6 @@ def _build_setup(
     min_sl_atr, sl_buffer_atr), or why the stop it needs is refused."""
     kind, top, bottom = zone
     min_rr, tp_atr_cap, min_sl_atr, sl_buffer_atr = limits
-    s = side.sign
     beyond_zone = (bottom - sl_buffer_atr * atr) if side is Side.BUY else (top + sl_buffer_atr * atr)
     risk = max(s * (entry - beyond_zone), min_sl_atr * atr)
     reward = min(min_rr * risk, tp_atr_cap * atr)
