@@ -456,7 +456,7 @@ class PrecomputedAnalyzer:
         return self.frame.strategy_edge or NO_MODEL_EDGE
 
     def __call__(self, bars: pl.DataFrame) -> MarketAnalysis:
-        i = self._index[bars["time"][-1]]
+        i = self._index[bars.item(-1, "time")]
         prev: SetupLike | bool | None = False
         if self._prev is not None and self._prev[0] == i - 1:
             prev = self._prev[1]
@@ -474,7 +474,8 @@ def strategy_edge(signal: SignalSource | None) -> str:
     return str(getattr(signal, "edge", "")) or NO_MODEL_EDGE
 
 
+_QUALITY_REGIME_NAMES = {"low": "low_volatility", "medium": "medium_volatility", "high": "high_volatility"}
+
+
 def _quality_regime_name(regime: RegimeView) -> str:
-    return {"low": "low_volatility", "medium": "medium_volatility", "high": "high_volatility"}.get(
-        regime.name, regime.name
-    )
+    return _QUALITY_REGIME_NAMES.get(regime.name, regime.name)

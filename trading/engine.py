@@ -346,22 +346,28 @@ class TradingEngine(PositionWatch, CloseBooking, RiskCommands, SavedState, Order
         assert self.state is not None
         account = self.account = await self.broker.account()
         mode = self.mode()
-        ctx = EntryContext(
-            now=now,
-            analysis=analysis,
-            params=self.params,
-            mode=mode,
-            paused=self.paused,
-            open_positions=len(self.positions),
-            max_positions=self.limits.max_positions,
-            last_entry_time=self.state.last_entry_time,
-            lot=None,
-            confidence_threshold=analysis.quality.threshold,
-            tick_move_pct=self.tick_move_pct(),
-            news=self.news(now) if self.news else None,
-        )
+        paused, open_positions, last_entry = self.paused, len(self.positions), self.state.last_entry_time
+        tick_move = self.tick_move_pct()
+        news = self.news(now) if self.news else None
+
+        def context(lot: LotSize | None) -> EntryContext:
+            return EntryContext(
+                now=now,
+                analysis=analysis,
+                params=self.params,
+                mode=mode,
+                paused=paused,
+                open_positions=open_positions,
+                max_positions=self.limits.max_positions,
+                last_entry_time=last_entry,
+                lot=lot,
+                confidence_threshold=analysis.quality.threshold,
+                tick_move_pct=tick_move,
+                news=news,
+            )
+
         full = self.full_decisions
-        lot, gates = self._gates(ctx, account, full)
+        lot, gates = self._gates(context, account, full)
         block = first_block(gates)
         setup = analysis.setup
         action = "skip" if block else "enter"
@@ -412,18 +418,20 @@ class TradingEngine(PositionWatch, CloseBooking, RiskCommands, SavedState, Order
         return decision
 
     def _gates(
-        self, ctx: EntryContext, account: AccountInfo, full: bool
+        self, context: Callable[[LotSize | None], EntryContext], account: AccountInfo, full: bool
     ) -> tuple[LotSize | None, tuple[GateResult, ...]]:
-        """The lot and the gates' verdicts. A recorder that keeps no decisions (a backtest's) needs only
-        the verdict: the gates up to the first block, and no sizing when a gate before the lot's blocks."""
+        """The lot and the gates' verdicts, on the bar's `context` with a lot. A recorder that keeps no
+        decisions (a backtest's) needs only the verdict: the gates up to the first block, and no sizing
+        (nor a context with the lot) when a gate before the lot's blocks."""
+        ctx = context(None)
         if full:
             lot = self._size(ctx.analysis, ctx.mode.mode, account.balance, account.free_margin)
-            return lot, evaluate_gates(replace(ctx, lot=lot))
+            return lot, evaluate_gates(context(lot))
         head = evaluate_gates(ctx, until_block=True, names=_LOT_FREE_GATES)
         if first_block(head) is not None:
             return None, head
         lot = self._size(ctx.analysis, ctx.mode.mode, account.balance, account.free_margin)
-        return lot, head + evaluate_gates(replace(ctx, lot=lot), until_block=True, names=_LOT_GATES)
+        return lot, head + evaluate_gates(context(lot), until_block=True, names=_LOT_GATES)
 
 
 __all__ = [

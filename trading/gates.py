@@ -74,6 +74,17 @@ def _skip(name: str, reason: str = "no setup") -> GateResult:
     return GateResult(name, False, reason, skipped=True)
 
 
+# the verdicts whose reason is fixed text, built once (the records are frozen): most bars give some
+_NO_SETUP = {
+    name: _skip(name) for name in ("ml_confidence", "ml_agreement", "confirmation", "pullback", "h1_bias")
+}
+_NO_CALENDAR = _ok("news_blackout", "no calendar")
+_NO_MODEL = _ok("ml_confidence", "no model: SMC-only")
+_NO_MODEL_AGAINST = _ok("ml_agreement", "no model")
+_NO_PULLBACK = _ok("pullback", "no adverse pullback")
+_NO_RECENT_ENTRY = _ok("cooldown", "no recent entry")
+
+
 def flash_crash_guard(ctx: EntryContext) -> GateResult:
     p = ctx.params
     bar_move = close_move_pct(ctx.analysis.recent_closes, p.flash_crash_bars)
@@ -95,7 +106,7 @@ def session(ctx: EntryContext) -> GateResult:
 
 def news_blackout(ctx: EntryContext) -> GateResult:
     if ctx.news is None:
-        return _ok("news_blackout", "no calendar")
+        return _NO_CALENDAR
     if ctx.news.blocked:
         return _block("news_blackout", ctx.news.reason)
     return _ok("news_blackout", ctx.news.reason or "no high-impact event near")
@@ -131,12 +142,12 @@ def ml_confidence(ctx: EntryContext) -> GateResult:
     """
     setup = ctx.analysis.setup
     if setup is None:
-        return _skip("ml_confidence")
+        return _NO_SETUP["ml_confidence"]
     ml = ctx.analysis.ml
     if ml is None:
         if ctx.params.require_model:
             return _block("ml_confidence", "no model loaded")
-        return _ok("ml_confidence", "no model: SMC-only")
+        return _NO_MODEL
     if ml.is_meta:
         return _ev_gate(ctx, ml.p_win if ml.p_win is not None else 0.0, ml.min_prob, ml.gate_note)
     p = ml.prob(setup.side)
@@ -172,9 +183,9 @@ def ml_agreement(ctx: EntryContext) -> GateResult:
     stays under `ml_opposite_block`; a meta-model must rate the setup at least as the average setup."""
     setup, ml = ctx.analysis.setup, ctx.analysis.ml
     if setup is None:
-        return _skip("ml_agreement")
+        return _NO_SETUP["ml_agreement"]
     if ml is None:
-        return _ok("ml_agreement", "no model")
+        return _NO_MODEL_AGAINST
     if ml.is_meta:
         p, base = ml.prob(setup.side), ml.base_rate
         if ml.side is not setup.side:
@@ -207,7 +218,7 @@ def market_quality(ctx: EntryContext) -> GateResult:
 def confirmation(ctx: EntryContext) -> GateResult:
     setup = ctx.analysis.setup
     if setup is None:
-        return _skip("confirmation")
+        return _NO_SETUP["confirmation"]
     prev = ctx.analysis.prev_setup_side
     if prev is not setup.side:
         return _block("confirmation", f"previous bar had {prev or 'no'} setup; need {setup.side} twice")
@@ -217,7 +228,7 @@ def confirmation(ctx: EntryContext) -> GateResult:
 def pullback(ctx: EntryContext) -> GateResult:
     setup = ctx.analysis.setup
     if setup is None:
-        return _skip("pullback")
+        return _NO_SETUP["pullback"]
     a, p = ctx.analysis, ctx.params
     closes = a.recent_closes
     if len(closes) >= 4 and a.atr > 0:
@@ -233,13 +244,13 @@ def pullback(ctx: EntryContext) -> GateResult:
             return _block("pullback", f"RSI {rsi:.0f} overbought for a BUY")
         if setup.side is Side.SELL and rsi < p.pullback_rsi_low:
             return _block("pullback", f"RSI {rsi:.0f} oversold for a SELL")
-    return _ok("pullback", "no adverse pullback")
+    return _NO_PULLBACK
 
 
 def h1_bias(ctx: EntryContext) -> GateResult:
     setup = ctx.analysis.setup
     if setup is None:
-        return _skip("h1_bias")
+        return _NO_SETUP["h1_bias"]
     bias = ctx.analysis.h1_bias
     if bias == 0:
         return _block("h1_bias", "H1 bias neutral")
@@ -257,7 +268,7 @@ def hours_9_21(ctx: EntryContext) -> GateResult:
 
 def cooldown(ctx: EntryContext) -> GateResult:
     if ctx.last_entry_time is None:
-        return _ok("cooldown", "no recent entry")
+        return _NO_RECENT_ENTRY
     waited = (ctx.now - ctx.last_entry_time).total_seconds()
     need = ctx.params.cooldown_seconds
     if waited < need:
@@ -325,6 +336,7 @@ GATES: dict[str, Gate] = {
     "regime_sleep": regime_sleep,
 }
 assert tuple(GATES) == GATE_NAMES
+_DISABLED = {name: GateResult(name, True, "disabled") for name in GATE_NAMES}  # records: built once
 
 
 def evaluate_gates(
@@ -340,7 +352,7 @@ def evaluate_gates(
     for name in names:
         gate = GATES[name]
         if not enabled(name):
-            out.append(GateResult(name, True, "disabled"))
+            out.append(_DISABLED[name])
             continue
         result = gate(ctx)
         out.append(result)
@@ -350,4 +362,7 @@ def evaluate_gates(
 
 
 def first_block(results: Sequence[GateResult]) -> GateResult | None:
-    return next((r for r in results if r.blocked), None)
+    for r in results:
+        if r.blocked:
+            return r
+    return None
