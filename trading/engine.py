@@ -367,8 +367,7 @@ class TradingEngine(PositionWatch, CloseBooking, RiskCommands, SavedState, Order
             )
 
         full = self.full_decisions
-        lot, gates = self._gates(context, account, full)
-        block = first_block(gates)
+        lot, gates, block = self._gates(context, account, full)
         setup = analysis.setup
         action = "skip" if block else "enter"
         reason = f"{block.name}: {block.reason}" if block else (setup.reason if setup else "")
@@ -419,19 +418,21 @@ class TradingEngine(PositionWatch, CloseBooking, RiskCommands, SavedState, Order
 
     def _gates(
         self, context: Callable[[LotSize | None], EntryContext], account: AccountInfo, full: bool
-    ) -> tuple[LotSize | None, tuple[GateResult, ...]]:
-        """The lot and the gates' verdicts, on the bar's `context` with a lot. A recorder that keeps no
-        decisions (a backtest's) needs only the verdict: the gates up to the first block, and no sizing
-        (nor a context with the lot) when a gate before the lot's blocks."""
+    ) -> tuple[LotSize | None, tuple[GateResult, ...], GateResult | None]:
+        """The lot, the gates' verdicts on the bar's `context` with a lot, and the first block. A recorder
+        that keeps no decisions (a backtest's) needs only the verdict: the gates up to the first block
+        (which ends them), and no sizing (nor a context with the lot) when a gate before the lot's blocks."""
         ctx = context(None)
         if full:
             lot = self._size(ctx.analysis, ctx.mode.mode, account.balance, account.free_margin)
-            return lot, evaluate_gates(context(lot))
+            gates = evaluate_gates(context(lot))
+            return lot, gates, first_block(gates)
         head = evaluate_gates(ctx, until_block=True, names=_LOT_FREE_GATES)
-        if first_block(head) is not None:
-            return None, head
+        if head and head[-1].blocked:
+            return None, head, head[-1]
         lot = self._size(ctx.analysis, ctx.mode.mode, account.balance, account.free_margin)
-        return lot, head + evaluate_gates(context(lot), until_block=True, names=_LOT_GATES)
+        tail = evaluate_gates(context(lot), until_block=True, names=_LOT_GATES)
+        return lot, head + tail, tail[-1] if tail and tail[-1].blocked else None
 
 
 __all__ = [

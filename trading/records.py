@@ -38,7 +38,10 @@ class Decision:
 
     @property
     def blocked_by(self) -> str | None:
-        return next((g.name for g in self.gates if g.blocked), None)
+        for g in self.gates:
+            if g.blocked:
+                return g.name
+        return None
 
 
 def decision_features(a: MarketAnalysis) -> dict[str, Any]:
