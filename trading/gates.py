@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import NamedTuple
 
 from trading.analysis import MarketAnalysis, close_move_pct
 from trading.domain import Side
@@ -42,8 +43,10 @@ class NewsStatus:
     reason: str = ""
 
 
-@dataclass(frozen=True, slots=True)
-class EntryContext:
+class EntryContext(NamedTuple):
+    """What the gates read of one bar's decision (a named tuple: built once or twice every bar, and a
+    frozen dataclass costs several times more to build)."""
+
     now: datetime
     analysis: MarketAnalysis
     params: StrategyParams
