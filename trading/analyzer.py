@@ -131,13 +131,15 @@ class AnalysisFrame:
         if predict_setups is not None:
             n = bars.height
             first = 0 if ml_rows is None else max(0, n - ml_rows)
-            found = [(i, frame.setup_at(i)) for i in range(first, n)]
-            found = [(i, s) for i, s in found if s is not None]
+            rows, setups = [], []  # the rows with a setup, and their setups (no pair per row: fewer objects)
+            for i in range(first, n):
+                setup = frame.setup_at(i)
+                if setup is not None:
+                    rows.append(i)
+                    setups.append(setup)
             p_win = np.full(n, np.nan)
-            if found:
-                p_win[[i for i, _ in found]] = predict_setups(
-                    bars, [i for i, _ in found], [s for _, s in found], feats=feats, events=frame.structure
-                )
+            if rows:
+                p_win[rows] = predict_setups(bars, rows, setups, feats=feats, events=frame.structure)
             frame.p_win = p_win
             frame.ml_gate = tuple(getattr(signal, "gate", (0.0, None, "")))
         return frame
