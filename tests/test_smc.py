@@ -472,3 +472,17 @@ def test_signal_at_with_the_hits_counted_up_front_is_the_same(shared_bars: pl.Da
     plain = counted.without_hits()
     for i in range(analysis.height):
         assert smc.signal_at(counted, i) == smc.signal_at(plain, i), i
+
+
+def test_signal_at_reads_rows_in_any_order_across_list_chunks(shared_bars: pl.DataFrame) -> None:
+    """`SignalColumns` converts its rows to lists a chunk at a time: rows read in any order, across the
+    chunks' edges and with a longer look-back than a chunk's lead, give the setups a fresh read gives."""
+    analysis = smc.analyze(shared_bars.head(9000))
+    rows = [*range(4070, 4120), *range(8180, 8200), 3, 4095, 4096, 4097, 8191, 8192, 20, 4100, 12]
+    for recent in (10, 30):
+        shared = smc.signal_columns(analysis, recent=recent)
+        for i in rows:
+            fresh = smc.signal_columns(analysis, recent=recent)
+            setup = smc.signal_at(shared, i, recent=recent)
+            assert setup == smc.signal_at(fresh, i, recent=recent), i
+            assert setup == smc.signal(analysis.head(i + 1), recent=recent), i
