@@ -42,7 +42,7 @@ from trading.broker.paper_config import (
     xauusd_spec,
 )
 from trading.broker.paper_journal import PaperJournal
-from trading.broker.paper_marks import MarkCache
+from trading.broker.paper_marks import MarkCache, above_stop_out, equity_of, with_stops
 from trading.broker.paper_quiet import quiet_count
 from trading.broker.paper_state import STATE_VERSION, PaperState
 from trading.domain import (
@@ -154,7 +154,7 @@ class PaperBroker(PaperState, PaperBars):
         return self._marks.floating(self)
 
     def equity(self) -> float:
-        return round(self._balance + self.floating_pl(), 2)
+        return equity_of(self._balance, self.floating_pl())
 
     def margin_used(self) -> float:
         return self._marks.margin(self)
@@ -295,7 +295,7 @@ class PaperBroker(PaperState, PaperBars):
         new_sl, new_tp = self.spec.round_price(sl), self.spec.round_price(tp)
         if (new_sl, new_tp) == (pos.sl, pos.tp):
             return  # MT5 answers "no changes"; nothing to do
-        self._positions[ticket] = replace(pos, sl=new_sl, tp=new_tp)
+        self._positions[ticket] = with_stops(pos, new_sl, new_tp)
         self._save()
 
     # ---- prices -----------------------------------------------------------------------------
@@ -325,7 +325,8 @@ class PaperBroker(PaperState, PaperBars):
                 level = pos.sl if hit[0] is DealReason.SL else pos.tp
                 crossed = crossed_inside(tick, previous, pos.side, hit[0], level)
                 deals.append(self._level_close(pos, hit[0], level, price, crossed, tick.time))
-        deals += self._stop_out(tick.time)
+        if self._marks.stop_out_reachable(self):  # every position whose stop this tick reached is closed
+            deals += self._stop_out(tick.time)
         if deals:
             self._save()
         for listener in self.listeners:
@@ -451,7 +452,7 @@ class PaperBroker(PaperState, PaperBars):
             return deals
         while self._positions:
             margin = self.margin_used()
-            if margin <= 0 or self.equity() / margin * 100 > self.config.stop_out_level:
+            if margin <= 0 or above_stop_out(self.equity(), margin, self.config.stop_out_level):
                 break
             worst = min(self._positions.values(), key=lambda p: (self._profit(p, p.volume), p.ticket))
             price = self.fills.exit_price(self._tick, worst.side)
