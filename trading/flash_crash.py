@@ -12,6 +12,7 @@ from collections.abc import Iterable
 from datetime import datetime, timedelta
 
 import numpy as np
+from numba import njit
 
 
 def _range_pct(lo: float, hi: float) -> float:
@@ -58,7 +59,7 @@ class TickWindow:
 
     def move_pct(self) -> float:
         """The guard's move over the window."""
-        return move_pct(p for _, p in self.ticks)
+        return move_pct([p for _, p in self.ticks])
 
     def move_with(self, mid: float, horizon: datetime) -> float:
         """The move the window would show with a tick at `mid` added and the ticks before `horizon`
@@ -70,8 +71,15 @@ class TickWindow:
     def could_reach(self, mids: np.ndarray, pct: float) -> bool:
         """Whether the guard's move could reach `pct` on some tick of `mids` (the window as it is and all
         of `mids` taken as one: conservative, so False means no tick of them can trigger it)."""
-        lo, hi = float(mids.min()), float(mids.max())
+        lo, hi = _low_high(mids)
         if self.ticks:
             window = [p for _, p in self.ticks]
             lo, hi = min(lo, min(window)), max(hi, max(window))
         return lo <= 0 or _range_pct(lo, hi) >= pct
+
+
+@njit(cache=True)
+def _low_high(prices: np.ndarray) -> tuple[float, float]:
+    """`prices.min(), prices.max()` in one compiled call (numpy's reductions cost microseconds each on
+    the few dozen prices of a bar's rest, asked about several times a bar)."""
+    return prices.min(), prices.max()
