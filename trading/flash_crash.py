@@ -32,10 +32,11 @@ def move_pct(prices: Iterable[float]) -> float:
 class TickWindow:
     """The (time, mid) of the stepped ticks within the guard's window, oldest first."""
 
-    __slots__ = ("ticks",)
+    __slots__ = ("_span", "ticks")
 
     def __init__(self) -> None:
         self.ticks: deque[tuple[datetime, float]] = deque()
+        self._span = (0.0, timedelta(0))  # the window's length in seconds, and as a timedelta (`add`)
 
     def __len__(self) -> int:
         return len(self.ticks)
@@ -52,7 +53,9 @@ class TickWindow:
     def add(self, moment: datetime, mid: float, seconds: float) -> None:
         """A stepped tick: kept, and the window cut to the `seconds` before it."""
         self.ticks.append((moment, mid))
-        self.trim(moment - timedelta(seconds=seconds))
+        if seconds != self._span[0]:
+            self._span = (seconds, timedelta(seconds=seconds))
+        self.trim(moment - self._span[1])
 
     def clear(self) -> None:
         self.ticks.clear()

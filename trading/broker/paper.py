@@ -43,7 +43,7 @@ from trading.broker.paper_config import (
 )
 from trading.broker.paper_journal import PaperJournal
 from trading.broker.paper_marks import MarkCache, above_stop_out, equity_of, with_stops
-from trading.broker.paper_quiet import quiet_count
+from trading.broker.paper_quiet import QuietRows, count_with_rows
 from trading.broker.paper_state import STATE_VERSION, PaperState
 from trading.domain import (
     AccountInfo,
@@ -96,6 +96,7 @@ class PaperBroker(PaperState, PaperBars):
         self._balance = round(self.config.balance, 2)
         self._positions: dict[int, Position] = {}
         self._marks = MarkCache()  # positions_now / account_now while nothing they read changed
+        self._quiet_rows = QuietRows()  # the positions as quiet_ticks reads them
         self._deals: list[Deal] = []
         self._deals_in_order = True  # by time: deals_since bisects instead of scanning every deal
         self._next_ticket = 1  # orders and positions (a position's ticket is its opening order's)
@@ -344,9 +345,12 @@ class PaperBroker(PaperState, PaperBars):
 
     def quiet_ticks(self, bids: np.ndarray, asks: np.ndarray) -> int:
         """How many of these next ticks `set_tick` would take without acting (`paper_quiet.quiet_count`)."""
-        positions = list(self._positions.values())
-        stop_out = self.config.stop_out_level
-        return quiet_count(positions, self.spec, self._balance, self.margin_used(), stop_out, bids, asks)
+        if bids.size == 0 or not self._positions:
+            return int(bids.size)
+        rows = self._quiet_rows.of(self._positions.values(), self.spec)
+        return count_with_rows(
+            rows, self._balance, self.margin_used(), self.config.stop_out_level, bids, asks
+        )
 
     async def update(self, tick: Tick) -> list[Deal]:
         """`set_tick` for async callers."""
