@@ -326,7 +326,8 @@ class PaperBroker(PaperState, PaperBars):
                 level = pos.sl if hit[0] is DealReason.SL else pos.tp
                 crossed = crossed_inside(tick, previous, pos.side, hit[0], level)
                 deals.append(self._level_close(pos, hit[0], level, price, crossed, tick.time))
-        if self._marks.stop_out_reachable(self):  # every position whose stop this tick reached is closed
+        # every position whose stop this tick reached is closed: the others' stop-out has a bound
+        if self._positions and self._marks.stop_out_reachable(self):
             deals += self._stop_out(tick.time)
         if deals:
             self._save()
