@@ -128,17 +128,19 @@ def wib_date(t: datetime) -> date:
 
 class _WibDays:
     """`wib_date`, keeping the UTC bounds of the WIB day it last answered: the 1-second step asks for
-    the day every market second, and converting the time zone was the dearest part of that."""
+    the day every market second, and converting the time zone was the dearest part of that. The bounds
+    and the day are one tuple, set in one assignment, so a thread reading them never sees a mix."""
 
-    __slots__ = ("day", "end", "start")
+    __slots__ = ("kept",)
 
     def __init__(self) -> None:
-        self.start = self.end = datetime.min.replace(tzinfo=UTC)
-        self.day = date.min
+        never = datetime.min.replace(tzinfo=UTC)
+        self.kept: tuple[datetime, datetime, date] = (never, never, date.min)  # from, until, day
 
     def date_of(self, t: datetime) -> date:
-        if t.tzinfo is UTC and self.start <= t < self.end:
-            return self.day
+        start, end, day = self.kept
+        if t.tzinfo is UTC and start <= t < end:
+            return day
         day = to_wib(t).date()
         if t.tzinfo is UTC:
             self._keep(day)
@@ -150,7 +152,7 @@ class _WibDays:
         start = datetime.combine(day, time(), WIB)
         end = datetime.combine(day + timedelta(days=1), time(), WIB)
         if start.utcoffset() == end.utcoffset():
-            self.start, self.end, self.day = start.astimezone(UTC), end.astimezone(UTC), day
+            self.kept = (start.astimezone(UTC), end.astimezone(UTC), day)
 
 
 _WIB_DAYS = _WibDays()

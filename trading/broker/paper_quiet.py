@@ -52,17 +52,18 @@ class QuietRows:
     """One account's `position_rows`, kept while the positions and the symbol are the same records (a
     replay asks for the quiet ticks several times a bar; the positions change a few times a trade)."""
 
-    __slots__ = ("_key", "_rows")
+    __slots__ = ("_kept",)
 
     def __init__(self) -> None:
-        self._key: tuple[object, ...] = ()
-        self._rows = np.empty((0, 6), dtype=np.float64)
+        self._kept: tuple[tuple[object, ...], np.ndarray] = ((), np.empty((0, 6), dtype=np.float64))
 
     def of(self, positions: Collection[Position], spec: SymbolSpec) -> np.ndarray:
         key = (spec, *positions)
-        if len(key) != len(self._key) or not all(map(operator.is_, key, self._key)):
-            self._key, self._rows = key, position_rows(positions, spec)
-        return self._rows
+        kept_key, rows = self._kept
+        if len(key) != len(kept_key) or not all(map(operator.is_, key, kept_key)):
+            rows = position_rows(positions, spec)
+            self._kept = (key, rows)
+        return rows
 
 
 def count_with_rows(
