@@ -4,10 +4,12 @@ price, a stop moved, a partial and a full close, a deposit of balance by a close
 
 from __future__ import annotations
 
+import contextlib
 from datetime import UTC, datetime, timedelta
 
 import numpy as np
 
+from trading.broker.base import OrderRejected
 from trading.broker.paper import PaperBroker, xauusd_spec
 from trading.broker.paper_quiet import quiet_count
 from trading.domain import Position, Side, Tick
@@ -98,3 +100,50 @@ def test_quiet_count_matches_the_numpy_rule() -> None:
         level = float(rng.choice([0.0, 50.0, 100.0]))
         args = (positions, spec, balance, margin, level, bids, asks)
         assert quiet_count(*args) == reference_count(*args)
+
+
+class _AlwaysReachable:
+    """A broker's marks with the stop-out bound switched off: every tick runs the exact stop-out test."""
+
+    def __init__(self, marks: object) -> None:
+        self._marks = marks
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self._marks, name)
+
+    def stop_out_reachable(self, broker: object) -> bool:
+        return True
+
+
+async def test_stop_out_bound_leaves_every_tick_as_the_exact_test_does() -> None:
+    """Accounts close to their stop-out, with stops near and far and a position without one: a tick the
+    bound spares the exact test acts exactly as the test would have (same deals, balance and marks)."""
+    rng = np.random.default_rng(11)
+    reached = 0
+    for _ in range(120):
+        balance = float(rng.choice([1_500.0, 2_500.0, 6_000.0]))
+        bound, exact = PaperBroker(balance=balance), PaperBroker(balance=balance)
+        exact._marks = _AlwaysReachable(exact._marks)  # type: ignore[assignment]
+        for broker in (bound, exact):
+            await broker.connect()
+            broker.set_tick(tick(2000.0, 0))
+        for k in range(int(rng.integers(1, 4))):
+            side = Side.BUY if rng.random() < 0.5 else Side.SELL
+            away = 0.0 if rng.random() < 0.15 else float(rng.choice([3.0, 12.0, 40.0, 200.0]))
+            price = 2000.20 if side is Side.BUY else 2000.0
+            sl = round(price - side.sign * away, 2) if away else 0.0
+            for broker in (bound, exact):
+                with contextlib.suppress(OrderRejected):  # no margin left for it: the same on both
+                    await broker.open_market(side, 0.3 * (k + 1), sl, 0.0)
+        bid = 2000.0
+        for minute in range(1, 150):
+            bid = round(bid + float(rng.normal(0, 1.5)), 2)
+            got = bound.set_tick(tick(bid, minute))
+            assert got == exact.set_tick(tick(bid, minute))
+            reached += any(d.reason.value == "STOP_OUT" for d in got)
+            assert bound.to_state() == exact.to_state()
+            assert (bound.positions_now(), bound.account_now()) == (
+                exact.positions_now(),
+                exact.account_now(),
+            )
+    assert reached > 0  # the accounts did reach their stop-out

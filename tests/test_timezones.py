@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+import random
+from datetime import UTC, datetime, timedelta, timezone
 
 import polars as pl
 import pytest
 
-from trading.timezones import ServerClock, estimate_server_offset_hours, fmt_wib, wib_date
+from trading.timezones import ServerClock, estimate_server_offset_hours, fmt_wib, to_wib, wib_date
 
 
 @pytest.mark.parametrize(
@@ -94,3 +95,15 @@ def test_estimate_server_offset():
     clock = ServerClock.parse("NY+7")
     epoch = clock.utc_to_epoch(now)
     assert estimate_server_offset_hours(epoch, now) == 3.0
+
+
+def test_wib_date_kept_day_answers_as_the_zone_does() -> None:
+    """`wib_date` keeps the bounds of the day it last answered: any order of times, across midnights
+    and the zone's old offset changes, in UTC and in other zones, gives the zone's own date."""
+    rng = random.Random(5)
+    moment = datetime(1930, 1, 1, tzinfo=UTC)
+    for _ in range(20_000):
+        moment += timedelta(seconds=rng.choice([1, 59, 900, 6 * 3600, 3 * 86400, 400 * 86400]))
+        back = moment - timedelta(seconds=rng.choice([0, 1, 3600, 86400 * 900]))
+        for t in (moment, back, back.astimezone(timezone(timedelta(hours=-5)))):
+            assert wib_date(t) == to_wib(t).date(), t

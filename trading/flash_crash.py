@@ -12,6 +12,7 @@ from collections.abc import Iterable
 from datetime import datetime, timedelta
 
 import numpy as np
+from numba import njit
 
 
 def _range_pct(lo: float, hi: float) -> float:
@@ -31,10 +32,11 @@ def move_pct(prices: Iterable[float]) -> float:
 class TickWindow:
     """The (time, mid) of the stepped ticks within the guard's window, oldest first."""
 
-    __slots__ = ("ticks",)
+    __slots__ = ("_span", "ticks")
 
     def __init__(self) -> None:
         self.ticks: deque[tuple[datetime, float]] = deque()
+        self._span = (0.0, timedelta(0))  # the window's length in seconds, and as a timedelta (`add`)
 
     def __len__(self) -> int:
         return len(self.ticks)
@@ -51,14 +53,16 @@ class TickWindow:
     def add(self, moment: datetime, mid: float, seconds: float) -> None:
         """A stepped tick: kept, and the window cut to the `seconds` before it."""
         self.ticks.append((moment, mid))
-        self.trim(moment - timedelta(seconds=seconds))
+        if seconds != self._span[0]:
+            self._span = (seconds, timedelta(seconds=seconds))
+        self.trim(moment - self._span[1])
 
     def clear(self) -> None:
         self.ticks.clear()
 
     def move_pct(self) -> float:
         """The guard's move over the window."""
-        return move_pct(p for _, p in self.ticks)
+        return move_pct([p for _, p in self.ticks])
 
     def move_with(self, mid: float, horizon: datetime) -> float:
         """The move the window would show with a tick at `mid` added and the ticks before `horizon`
@@ -70,8 +74,15 @@ class TickWindow:
     def could_reach(self, mids: np.ndarray, pct: float) -> bool:
         """Whether the guard's move could reach `pct` on some tick of `mids` (the window as it is and all
         of `mids` taken as one: conservative, so False means no tick of them can trigger it)."""
-        lo, hi = float(mids.min()), float(mids.max())
+        lo, hi = _low_high(mids)
         if self.ticks:
             window = [p for _, p in self.ticks]
             lo, hi = min(lo, min(window)), max(hi, max(window))
         return lo <= 0 or _range_pct(lo, hi) >= pct
+
+
+@njit(cache=True)
+def _low_high(prices: np.ndarray) -> tuple[float, float]:
+    """`prices.min(), prices.max()` in one compiled call (numpy's reductions cost microseconds each on
+    the few dozen prices of a bar's rest, asked about several times a bar)."""
+    return prices.min(), prices.max()

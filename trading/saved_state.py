@@ -7,14 +7,13 @@ positions) and how it is restored.
 
 from __future__ import annotations
 
-from dataclasses import asdict
 from datetime import datetime
 from typing import Any
 
 from trading.domain import Position, Side
 from trading.engine_host import EngineHost
 from trading.risk.approvals import Approval
-from trading.risk.modes import RiskLimits, risk_state_from_dict, risk_state_to_dict
+from trading.risk.modes import RiskLimits, risk_limits_to_dict, risk_state_from_dict, risk_state_to_dict
 
 
 class SavedState(EngineHost):
@@ -42,7 +41,7 @@ class SavedState(EngineHost):
             "paused": self.paused,
             "paused_by": self.paused_by,
             "risk": risk_state_to_dict(self.state),
-            "limits": asdict(self.limits),
+            "limits": risk_limits_to_dict(self.limits),
             "recent_profits": list(self.recent_profits),
             "positions": [_position_to_dict(p) for p in self.positions.values()],
         }

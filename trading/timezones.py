@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, timedelta, tzinfo
+from datetime import UTC, date, datetime, time, timedelta, tzinfo
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import polars as pl
@@ -123,7 +123,39 @@ def to_wib(t: datetime) -> datetime:
 
 def wib_date(t: datetime) -> date:
     """The trading day as the user counts it: the date in WIB (decision 4)."""
-    return to_wib(t).date()
+    return _WIB_DAYS.date_of(t)
+
+
+class _WibDays:
+    """`wib_date`, keeping the UTC bounds of the WIB day it last answered: the 1-second step asks for
+    the day every market second, and converting the time zone was the dearest part of that. The bounds
+    and the day are one tuple, set in one assignment, so a thread reading them never sees a mix."""
+
+    __slots__ = ("kept",)
+
+    def __init__(self) -> None:
+        never = datetime.min.replace(tzinfo=UTC)
+        self.kept: tuple[datetime, datetime, date] = (never, never, date.min)  # from, until, day
+
+    def date_of(self, t: datetime) -> date:
+        start, end, day = self.kept
+        if t.tzinfo is UTC and start <= t < end:
+            return day
+        day = to_wib(t).date()
+        if t.tzinfo is UTC:
+            self._keep(day)
+        return day
+
+    def _keep(self, day: date) -> None:
+        """Keep `day`'s bounds when its UTC offset holds all day (WIB's always has since 1964): every
+        moment between its midnights then falls on it."""
+        start = datetime.combine(day, time(), WIB)
+        end = datetime.combine(day + timedelta(days=1), time(), WIB)
+        if start.utcoffset() == end.utcoffset():
+            self.kept = (start.astimezone(UTC), end.astimezone(UTC), day)
+
+
+_WIB_DAYS = _WibDays()
 
 
 def fmt_wib(t: datetime, with_date: bool = False) -> str:

@@ -43,11 +43,11 @@ class PhaseTimer:
 
     def phase(self, name: str) -> _Phase:
         """Times the block, also when it raises."""
-        warm = self._warmup.setdefault(name, [])
-        if len(warm) < WARMUP_SAMPLES:
-            return _Phase(warm)
         samples = self._samples.get(name)
-        if samples is None:
+        if samples is None:  # warming up: the steady samples start once the warm-up runs are in
+            warm = self._warmup.setdefault(name, [])
+            if len(warm) < WARMUP_SAMPLES:
+                return _Phase(warm)
             samples = self._samples[name] = deque(maxlen=self._window)
         return _Phase(samples)
 

@@ -6,6 +6,7 @@ or the mt5linux bridge on Linux). All times are aware UTC; all results are domai
 
 from __future__ import annotations
 
+import math
 from datetime import datetime
 from enum import StrEnum
 from typing import Protocol, runtime_checkable
@@ -152,16 +153,17 @@ class HistorySource(Protocol):
     async def ticks_range(self, start: int, end: int) -> np.ndarray: ...
 
 
+_NUMBER = (int, float)  # what an order's numbers may be (a bool is an int, as with `int | float`)
+
+
 def validate_order(spec: SymbolSpec, side: Side, volume: float, price: float, sl: float, tp: float) -> float:
     """Check an order before it leaves; return the volume snapped to the step.
 
     Raises InvalidOrder naming the problem. `price` is the price the order would fill at
     (ask for BUY, bid for SELL); SL/TP of 0.0 mean "none".
     """
-    import math
-
     for name, value in (("volume", volume), ("price", price), ("sl", sl), ("tp", tp)):
-        if not isinstance(value, int | float) or not math.isfinite(value):
+        if not isinstance(value, _NUMBER) or not math.isfinite(value):
             raise InvalidOrder(f"{name} must be a finite number, got {value!r}")
     if price <= 0:
         raise InvalidOrder(f"price must be positive, got {price}")

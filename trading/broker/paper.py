@@ -42,8 +42,8 @@ from trading.broker.paper_config import (
     xauusd_spec,
 )
 from trading.broker.paper_journal import PaperJournal
-from trading.broker.paper_marks import MarkCache
-from trading.broker.paper_quiet import quiet_count
+from trading.broker.paper_marks import MarkCache, above_stop_out, equity_of, with_stops
+from trading.broker.paper_quiet import QuietRows, count_with_rows
 from trading.broker.paper_state import STATE_VERSION, PaperState
 from trading.domain import (
     AccountInfo,
@@ -96,6 +96,7 @@ class PaperBroker(PaperState, PaperBars):
         self._balance = round(self.config.balance, 2)
         self._positions: dict[int, Position] = {}
         self._marks = MarkCache()  # positions_now / account_now while nothing they read changed
+        self._quiet_rows = QuietRows()  # the positions as quiet_ticks reads them
         self._deals: list[Deal] = []
         self._deals_in_order = True  # by time: deals_since bisects instead of scanning every deal
         self._next_ticket = 1  # orders and positions (a position's ticket is its opening order's)
@@ -154,7 +155,7 @@ class PaperBroker(PaperState, PaperBars):
         return self._marks.floating(self)
 
     def equity(self) -> float:
-        return round(self._balance + self.floating_pl(), 2)
+        return equity_of(self._balance, self.floating_pl())
 
     def margin_used(self) -> float:
         return self._marks.margin(self)
@@ -295,7 +296,7 @@ class PaperBroker(PaperState, PaperBars):
         new_sl, new_tp = self.spec.round_price(sl), self.spec.round_price(tp)
         if (new_sl, new_tp) == (pos.sl, pos.tp):
             return  # MT5 answers "no changes"; nothing to do
-        self._positions[ticket] = replace(pos, sl=new_sl, tp=new_tp)
+        self._positions[ticket] = with_stops(pos, new_sl, new_tp)
         self._save()
 
     # ---- prices -----------------------------------------------------------------------------
@@ -325,7 +326,9 @@ class PaperBroker(PaperState, PaperBars):
                 level = pos.sl if hit[0] is DealReason.SL else pos.tp
                 crossed = crossed_inside(tick, previous, pos.side, hit[0], level)
                 deals.append(self._level_close(pos, hit[0], level, price, crossed, tick.time))
-        deals += self._stop_out(tick.time)
+        # every position whose stop this tick reached is closed: the others' stop-out has a bound
+        if self._positions and self._marks.stop_out_reachable(self):
+            deals += self._stop_out(tick.time)
         if deals:
             self._save()
         for listener in self.listeners:
@@ -343,9 +346,12 @@ class PaperBroker(PaperState, PaperBars):
 
     def quiet_ticks(self, bids: np.ndarray, asks: np.ndarray) -> int:
         """How many of these next ticks `set_tick` would take without acting (`paper_quiet.quiet_count`)."""
-        positions = list(self._positions.values())
-        stop_out = self.config.stop_out_level
-        return quiet_count(positions, self.spec, self._balance, self.margin_used(), stop_out, bids, asks)
+        if bids.size == 0 or not self._positions:
+            return int(bids.size)
+        rows = self._quiet_rows.of(self._positions.values(), self.spec)
+        return count_with_rows(
+            rows, self._balance, self.margin_used(), self.config.stop_out_level, bids, asks
+        )
 
     async def update(self, tick: Tick) -> list[Deal]:
         """`set_tick` for async callers."""
@@ -451,7 +457,7 @@ class PaperBroker(PaperState, PaperBars):
             return deals
         while self._positions:
             margin = self.margin_used()
-            if margin <= 0 or self.equity() / margin * 100 > self.config.stop_out_level:
+            if margin <= 0 or above_stop_out(self.equity(), margin, self.config.stop_out_level):
                 break
             worst = min(self._positions.values(), key=lambda p: (self._profit(p, p.volume), p.ticket))
             price = self.fills.exit_price(self._tick, worst.side)

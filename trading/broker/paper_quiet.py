@@ -3,6 +3,7 @@ replay takes through ticks on which no SL/TP is reached and no stop-out is possi
 
 from __future__ import annotations
 
+import operator
 from collections.abc import Collection
 
 import numpy as np
@@ -26,7 +27,12 @@ def quiet_count(
     n = int(bids.size)
     if n == 0 or not positions:
         return n
-    rows = np.array(
+    return count_with_rows(position_rows(positions, spec), balance, margin, stop_out_level, bids, asks)
+
+
+def position_rows(positions: Collection[Position], spec: SymbolSpec) -> np.ndarray:
+    """The positions as `_first_acting` reads them: (buy, sign, sl, tp, open price, money per price unit)."""
+    return np.array(
         [
             (
                 1.0 if pos.side is Side.BUY else 0.0,
@@ -40,8 +46,34 @@ def quiet_count(
         ],
         dtype=np.float64,
     )
+
+
+class QuietRows:
+    """One account's `position_rows`, kept while the positions and the symbol are the same records (a
+    replay asks for the quiet ticks several times a bar; the positions change a few times a trade)."""
+
+    __slots__ = ("_kept",)
+
+    def __init__(self) -> None:
+        self._kept: tuple[tuple[object, ...], np.ndarray] = ((), np.empty((0, 6), dtype=np.float64))
+
+    def of(self, positions: Collection[Position], spec: SymbolSpec) -> np.ndarray:
+        key = (spec, *positions)
+        kept_key, rows = self._kept
+        if len(key) != len(kept_key) or not all(map(operator.is_, key, kept_key)):
+            rows = position_rows(positions, spec)
+            self._kept = (key, rows)
+        return rows
+
+
+def count_with_rows(
+    rows: np.ndarray, balance: float, margin: float, stop_out_level: float, bids: np.ndarray, asks: np.ndarray
+) -> int:
+    """`quiet_count` on the positions' rows (`position_rows`; at least one)."""
+    if bids.size == 0:
+        return 0
     check_stop_out = stop_out_level > 0 and margin > 0
-    slack = 0.01 * len(positions) + 0.02  # the per-position and total roundings
+    slack = 0.01 * rows.shape[0] + 0.02  # the per-position and total roundings
     return int(_first_acting(rows, bids, asks, balance, margin, stop_out_level, slack, check_stop_out))
 
 

@@ -309,17 +309,30 @@ _DATE_FIELDS = ("day", "stop_override_day")
 _DATETIME_FIELDS = ("cooldown_until", "last_entry_time")
 
 
+_STATE_FIELDS = tuple(f.name for f in fields(RiskState))
+_DATED = (datetime, date)
+# the limits are plain numbers: their dict is `asdict`'s without its deep copy (saved with every close)
+_LIMIT_FIELDS = tuple(f.name for f in fields(RiskLimits))
+if any(f.type not in ("float", "int") for f in fields(RiskLimits)):
+    raise TypeError("RiskLimits holds more than numbers: risk_limits_to_dict must copy it as asdict does")
+
+
 def risk_state_to_dict(state: RiskState) -> dict[str, Any]:
     """JSON-ready form for the journal's state row (dates ISO, the mode by name)."""
     out: dict[str, Any] = {}
-    for f in fields(RiskState):
-        value = getattr(state, f.name)
-        if isinstance(value, datetime | date):
+    for name in _STATE_FIELDS:
+        value = getattr(state, name)
+        if isinstance(value, _DATED):
             value = value.isoformat()
         elif isinstance(value, RiskMode):
             value = value.value
-        out[f.name] = value
+        out[name] = value
     return out
+
+
+def risk_limits_to_dict(limits: RiskLimits) -> dict[str, Any]:
+    """`dataclasses.asdict(limits)`: each limit by name."""
+    return {name: getattr(limits, name) for name in _LIMIT_FIELDS}
 
 
 def risk_state_from_dict(d: dict[str, Any]) -> RiskState:
