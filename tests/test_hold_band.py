@@ -21,7 +21,7 @@ from trading.hold_band import Band, Closes, bar_band, first_unsafe, held_until, 
 from trading.parameters import StrategyParams
 from trading.position_inputs import Held, PositionInputs, held_at, urgency_score
 from trading.position_manager import PMKind, manage_position
-from trading.tracker import momentum
+from trading.tracker import lowest_momentum, momentum
 
 P = StrategyParams()
 SPEC = SymbolSpec()
@@ -79,6 +79,7 @@ def view(
     *,
     stretch: bool = False,
     params: StrategyParams = P,
+    momentum_floor: float = -100.0,
 ) -> Held:
     """The rules' view for a band without the closes (both far away)."""
     profits = tracker.profits
@@ -93,6 +94,7 @@ def view(
         None if stretch else momentum(profits, params.momentum_scale_atr * inputs.unit),
         None if stretch else len(profits) >= 2 and profits[-1] > profits[-2],
         stretch,
+        momentum_floor,
     )
 
 
@@ -203,6 +205,44 @@ def test_a_stretch_band_holds_across_the_samples_taken_in_the_stretch(seed: int)
         c, q = judge_path(pos, prices, times, k, inputs, tracker)
         cleared, quiet = cleared + c, quiet + q
     assert cleared > 0.3 * quiet
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_a_stretch_band_for_the_lowest_momentum_of_its_samples_holds_across_them(seed: int) -> None:
+    """The samples a stretch takes are known from its prices: a band for the lowest momentum they bring
+    (`lowest_momentum`, `Held.momentum_floor`) clears only ticks on which every rule holds, and clears
+    at least what the band for any momentum does."""
+    rng = random.Random(300 + seed)
+    cleared = plain = 0
+    for _ in range(700):
+        pos, inputs, tracker = random_case(rng)
+        tracker.last_sample = T0 + timedelta(hours=1) - timedelta(seconds=rng.randrange(0, 60))
+        base = bar(pos, inputs)
+        if base is None:
+            continue
+        n = 60
+        prices = path(rng, pos, inputs, n)
+        times = [T0 + timedelta(hours=1, seconds=15 * i) for i in range(n)]
+        # the samples the ticks bring, and the momentum after each (the tracker as judging leaves it)
+        seen = PositionTracker(1, deque(tracker.profits, maxlen=30), last_sample=tracker.last_sample)
+        scale = P.momentum_scale_atr * inputs.unit
+        momenta, samples = [momentum(seen.profits, scale)], []
+        for price, now in zip(prices.tolist(), times, strict=True):
+            before = seen.last_sample
+            holds(pos, price, now, inputs, seen)
+            if seen.last_sample != before:  # a sample taken
+                momenta.append(momentum(seen.profits, scale))
+                samples.append(seen.profits[-1])
+        floor = lowest_momentum(tracker.profits, samples, scale)
+        assert floor == min(momenta)
+        stretch = view(pos, inputs, tracker, 1.3, stretch=True)
+        band = hold_band(base, replace(stretch, momentum_floor=floor))
+        k = 0 if band is None else scan(pos, prices, tracker, band)
+        any_band = hold_band(base, stretch)
+        plain += 0 if any_band is None else scan(pos, prices, tracker, any_band)
+        c, _q = judge_path(pos, prices, times, k, inputs, tracker)
+        cleared += c
+    assert cleared > plain  # the floor widens the band
 
 
 def test_no_band_without_an_atr_unit() -> None:

@@ -98,15 +98,16 @@ def _trend(ml_against: list[float]) -> float:
 
 
 def _probability_top(v: Held) -> float:
-    """`probability_floor` for the view: in a stretch, for the worst momentum and the lowest trend
-    any ML samples the bar's model may add (up to three) give, at the latest hour."""
+    """`probability_floor` for the view: in a stretch, for the lowest momentum its samples may bring
+    (`Held.momentum_floor`) and the lowest trend any ML samples the bar's model may add (up to three)
+    give, at the latest hour."""
     p, tp = v.params, v.inputs.tp_profit
     last = list(v.tracker.ml_against)[-3:]
     if v.momentum is not None:
         return probability_floor(_trend(last), tp, v.momentum, p, v.hours_open)
     ml = v.inputs.ml_against
     trend = _trend(last) if ml is None else min(_trend(last + [ml] * k) for k in range(4))
-    return probability_floor(trend, tp, -100.0, p, v.hours_open)
+    return probability_floor(trend, tp, v.momentum_floor, p, v.hours_open)
 
 
 def _tp_probability_low(v: Held, at: At) -> Fired | None:

@@ -187,10 +187,12 @@ def held_until(
     closes: Closes,
     *,
     stretch: bool,
+    momentum_floor: float = -100.0,
 ) -> Held:
     """The rules' view for the ticks up to `end_ms` (before `closes.until_ms`): the clock at that last
     tick (with its margins), the tracker as it is (`stretch` False: no sample is taken before
-    `end_ms`) or any samples it may take (`stretch` True)."""
+    `end_ms`) or any samples it may take (`stretch` True), whose momentum stays at or above
+    `momentum_floor` (-100: any)."""
     at = end_ms + MINUTES_MARGIN_MS
     profits = tracker.profits
     return Held(
@@ -204,6 +206,7 @@ def held_until(
         momentum=None if stretch else momentum(profits, params.momentum_scale_atr * inputs.unit),
         growing=None if stretch else len(profits) >= 2 and profits[-1] > profits[-2],
         stretch=stretch,
+        momentum_floor=momentum_floor,
     )
 
 

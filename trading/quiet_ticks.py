@@ -11,23 +11,23 @@ The engine is reached only through `EnginePort`; the paper broker is this module
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Protocol
 
 import numpy as np
-from numba import njit
 
 from trading.broker.paper import PaperBroker
 from trading.domain import AccountInfo, Position, Side, Tick
 from trading.exits import ExitVerdict, PositionTracker
 from trading.flash_crash import TickWindow
-from trading.hold_band import Band, Closes, bar_band, first_unsafe, held_until, hold_band
+from trading.hold_band import Band, Closes, bar_band, first_unsafe
 from trading.parameters import StrategyParams
 from trading.position_inputs import Held, PositionInputs
 from trading.position_manager import PMAction, PMKind
+from trading.quiet_rows import Row, best_tick, due_steps, sample_due
 from trading.risk.modes import ModeDecision, RiskLimits, RiskMode, RiskState, effective_mode
 from trading.timezones import wib_date
+from trading.tracker import lowest_momentum
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _MS = timedelta(milliseconds=1)
@@ -160,26 +160,6 @@ class QuietTicks:
         return take.finish(i)
 
 
-@dataclass(slots=True)
-class _Row:
-    """A position as `_OpenTake.banded` scans it: its closing prices and bands for the call."""
-
-    pos: Position
-    prices: np.ndarray  # bids for a BUY, asks for a SELL
-    swap: float
-    mult: float  # money per price unit for its volume
-    sign: float
-    tracker: PositionTracker
-    inputs: PositionInputs
-    base: Band  # hold_band.bar_band
-    closes: Closes
-
-    def band(self, params: StrategyParams, end_ms: int, *, stretch: bool) -> Band | None:
-        """The position's hold band for the ticks up to `end_ms` (`hold_band.held_until`)."""
-        view = held_until(self.pos, self.inputs, params, self.tracker, end_ms, self.closes, stretch=stretch)
-        return hold_band(self.base, view)
-
-
 class _OpenTake:
     """One `QuietTicks.take_open_ticks` call: its ticks, taken one by one (`one`) or in stretches
     the hold bands clear (`banded`), and the step's records left as stepping would (`finish`)."""
@@ -268,7 +248,7 @@ class _OpenTake:
             inputs, base = self.quiet.bar_band(pos)
             assert base is not None
             rows.append(
-                _Row(
+                Row(
                     pos,
                     self.bids if buy else self.asks,
                     swap,
@@ -281,6 +261,8 @@ class _OpenTake:
                 )
             )
         limit = int(times.searchsorted(until, side="left"))
+        # no band narrowed from the bar's clears a tick the bar's band does not: stop before it
+        limit = self._first_unsafe(rows, [row.base for row in rows], start, limit)
         if limit <= start:
             return start, True
         period = params.profit_sample_seconds * 1000
@@ -289,10 +271,10 @@ class _OpenTake:
         while i < limit:
             end = limit
             for row in rows:
-                due = _sample_due(row.tracker, period)
+                due = sample_due(row.tracker, period)
                 if stepped[i] and int(times[i]) >= due:  # the sample a step would take here
                     self._sample(row, i)
-                    due = _sample_due(row.tracker, period)
+                    due = sample_due(row.tracker, period)
                 k = int(step_times.searchsorted(due, side="left"))
                 if k < steps.size:
                     end = min(end, max(int(steps[k]), i + 1))
@@ -307,27 +289,37 @@ class _OpenTake:
         self._commit(committed, limit)
         return limit, True
 
-    def _stretch(self, start: int, limit: int, rows: list[_Row], period: int) -> int:
+    def _stretch(self, start: int, limit: int, rows: list[Row], period: int) -> int:
         """Take the ticks from `start` that the positions' stretch bands (valid across profit samples)
         clear in one scan each; the samples in them are then taken as steps would have. Returns the
-        first tick not taken."""
+        first tick not taken. The samples steps would take on the ticks up to `limit` are known from
+        their prices: a band for the stretch reads the lowest momentum they bring (any of them taken,
+        so whatever tick the scan stops at)."""
         times, params = self.times, self.engine.params
-        _stepped, steps, step_times = self._steps()
-        bands = [r.band(params, int(times[limit - 1]), stretch=True) for r in rows]
+        samples = [self._samples_due(row, limit, period) for row in rows]
+        end_ms = int(times[limit - 1])
+        bands = [
+            row.band(
+                params,
+                end_ms,
+                stretch=True,
+                momentum_floor=lowest_momentum(
+                    row.tracker.profits, profits, params.momentum_scale_atr * row.inputs.unit
+                ),
+            )
+            for row, (_taken, profits) in zip(rows, samples, strict=True)
+        ]
         if any(band is None for band in bands):
             return start
         stop = self._first_unsafe(rows, bands, start, limit)
         if stop == start:
             return start
-        broker = self.broker
-        for row in rows:  # the samples steps would have taken before it
-            due = _sample_due(row.tracker, period)
-            k = 0 if due == -math.inf else int(step_times.searchsorted(due, side="left"))
-            taken = _due_steps(steps, step_times, k, period, stop)
-            if taken.size:
+        for row, (taken, profits) in zip(rows, samples, strict=True):  # the samples before `stop`
+            n = int(taken.searchsorted(stop))
+            if n:
                 row.tracker.take_samples(
-                    [p + row.swap for p in broker.profits_at(row.pos, row.prices[taken].tolist())],
-                    _EPOCH + timedelta(milliseconds=int(times[taken[-1]])),
+                    profits[:n],
+                    _EPOCH + timedelta(milliseconds=int(times[taken[n - 1]])),
                     row.inputs.ml_against,
                     params,
                     row.inputs.unit,
@@ -336,7 +328,19 @@ class _OpenTake:
         self._commit(start, stop)
         return stop
 
-    def _sample(self, row: _Row, j: int) -> None:
+    def _samples_due(self, row: Row, limit: int, period: int) -> tuple[np.ndarray, list[float]]:
+        """The stepped ticks before `limit` on which steps would take the position's profit samples
+        (all ticks before them taken), and those samples."""
+        _stepped, steps, step_times = self._steps()
+        due = sample_due(row.tracker, period)
+        k = 0 if due == -math.inf else int(step_times.searchsorted(due, side="left"))
+        taken = due_steps(steps, step_times, k, period, limit)
+        if taken.size == 0:
+            return taken, []
+        profits = self.broker.profits_at(row.pos, row.prices[taken].tolist())
+        return taken, [p + row.swap for p in profits]
+
+    def _sample(self, row: Row, j: int) -> None:
         """The profit sample a step on tick `j` takes on the position's tracker."""
         broker, params = self.broker, self.engine.params
         now = _EPOCH + timedelta(milliseconds=int(self.times[j]))
@@ -348,7 +352,7 @@ class _OpenTake:
             row.inputs.unit,
         )
 
-    def _first_unsafe(self, rows: list[_Row], bands: list[Band | None], start: int, end: int) -> int:
+    def _first_unsafe(self, rows: list[Row], bands: list[Band | None], start: int, end: int) -> int:
         """The first tick of [start, end) some position's band does not clear (`end`: none); scanned
         with the trackers' peaks as they are, so before any of them changes."""
         stepped = self._steps()[0]
@@ -374,12 +378,12 @@ class _OpenTake:
                 stop = min(stop, bad)
         return stop
 
-    def _raise_peaks(self, rows: list[_Row], start: int, stop: int) -> None:
+    def _raise_peaks(self, rows: list[Row], start: int, stop: int) -> None:
         """Each tracker's peak as steps on the stepped ticks of [start, stop) would have left it: the
         profit at the best price among them (profit rises with the price moving for the position)."""
         broker, stepped = self.broker, self._steps()[0]
         for row in rows:
-            best = int(_best_tick(row.prices, stepped, start, stop, row.pos.open_price, row.sign))
+            best = int(best_tick(row.prices, stepped, start, stop, row.pos.open_price, row.sign))
             if best < 0:
                 return
             row.tracker.peak_profit = max(
@@ -434,38 +438,3 @@ class _OpenTake:
             for p in broker.positions_now():
                 engine.positions[p.ticket] = p
         return taken, self.last_step
-
-
-@njit(cache=True)
-def _due_steps(steps: np.ndarray, step_times: np.ndarray, k: int, period: int, stop: int) -> np.ndarray:
-    """The stepped ticks before `stop` on which the tracker takes its samples, from the `k`-th step
-    (the first due): each the first step a sample period after the one before."""
-    out = np.empty(steps.size, dtype=np.int64)
-    n = 0
-    while k < steps.size and steps[k] < stop:
-        out[n] = steps[k]
-        n += 1
-        k = int(np.searchsorted(step_times, step_times[k] + period))
-    return out[:n]
-
-
-@njit(cache=True)
-def _best_tick(
-    prices: np.ndarray, stepped: np.ndarray, start: int, stop: int, open_price: float, sign: float
-) -> int:
-    """The first stepped tick of [start, stop) with the price furthest in the position's favour (-1: none)."""
-    best, best_move = -1, 0.0
-    for i in range(start, stop):
-        if stepped[i]:
-            move = (prices[i] - open_price) * sign
-            if best < 0 or move > best_move:
-                best, best_move = i, move
-    return best
-
-
-def _sample_due(tracker: PositionTracker, period_ms: int) -> int | float:
-    """The first whole ms at which the tracker takes its next profit sample (`PositionTracker.observe`:
-    a sample period after the last one, so rounded up should the last have been taken between two ms)."""
-    if tracker.last_sample is None:
-        return -math.inf
-    return -((_EPOCH - tracker.last_sample) // _MS) + period_ms

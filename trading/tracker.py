@@ -82,6 +82,14 @@ def momentum(profits: deque[float] | list[float], scale: float) -> float:
     return max(-100.0, min(100.0, (recent[-1] - recent[0]) / scale * 50))
 
 
+def lowest_momentum(profits: deque[float], more: list[float], scale: float) -> float:
+    """The lowest `momentum` of the samples `profits` as they are and as each of `more` is taken."""
+    recent = list(profits)[-5:]  # all that `momentum` reads of them
+    known = len(recent)
+    recent.extend(more)
+    return min(momentum(recent[:n], scale) for n in range(known, len(recent) + 1))
+
+
 def stalled(profits: deque[float], profit: float, params: StrategyParams, unit: float) -> bool:
     """The last `stall_samples` samples within `stall_range_atr` while in a loss beyond `stall_loss_atr`."""
     if len(profits) < params.stall_samples or not profit < -params.stall_loss_atr * unit:
