@@ -17,7 +17,7 @@ import pytest
 from trading.bounds import At
 from trading.domain import Position, Side, SymbolSpec
 from trading.exits import PositionTracker, evaluate_exits
-from trading.hold_band import Band, Closes, bar_band, first_unsafe, held_until, hold_band
+from trading.hold_band import Band, Closes, bar_band, first_unsafe, held_until, hold_band, stop_moves
 from trading.parameters import StrategyParams
 from trading.position_inputs import Held, PositionInputs, held_at, urgency_score
 from trading.position_manager import PMKind, manage_position
@@ -243,6 +243,33 @@ def test_a_stretch_band_for_the_lowest_momentum_of_its_samples_holds_across_them
         c, _q = judge_path(pos, prices, times, k, inputs, tracker)
         cleared += c
     assert cleared > plain  # the floor widens the band
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_a_stop_move_judged_on_the_bar_view_is_one_the_manager_makes(seed: int) -> None:
+    """`stop_moves` on the view of the bar's inputs (the tracker and clock blank) is True only on ticks
+    where the position manager, judged as the engine judges it, does not hold."""
+    rng = random.Random(400 + seed)
+    moved = 0
+    for _ in range(400):
+        pos, inputs, tracker = random_case(rng)
+        bar_view = view(pos, inputs, PositionTracker(1), 0.0, stretch=True)
+        now = T0 + timedelta(hours=rng.uniform(0, 9))
+        prices = path(rng, pos, inputs, 20).tolist()
+        base = bar(pos, inputs)
+        if base is not None and math.isfinite(base.move_hi):  # the cents around the move bound
+            edge = pos.open_price + pos.side.sign * base.move_hi
+            prices += np.round(edge + pos.side.sign * np.arange(-0.03, 0.06, 0.01), 2).tolist()
+        for price in prices:
+            move = (price - pos.open_price) * pos.side.sign
+            profit = round(move * SPEC.money_per_price_unit(pos.volume), 2) + pos.swap
+            tracker.observe(profit, now, inputs.ml_against, P, inputs.unit)
+            at = At(profit, price, move, tracker.peak_profit)
+            if stop_moves(bar_view, at):
+                moved += 1
+                live = held_at(pos, inputs, P, tracker, now, 900.0, 3000.0)
+                assert manage_position(live, at).kind is not PMKind.HOLD, (pos, inputs, price)
+    assert moved > 100
 
 
 def test_no_band_without_an_atr_unit() -> None:

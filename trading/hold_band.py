@@ -26,6 +26,7 @@ import trading.exits as exits
 import trading.position_manager as position_manager
 from trading.bounds import (
     Always,
+    At,
     AtLeast,
     AtMost,
     Bound,
@@ -35,6 +36,7 @@ from trading.bounds import (
     MoveAtLeast,
     Rule,
     Within,
+    first_fired,
 )
 from trading.domain import Position
 from trading.parameters import StrategyParams
@@ -134,6 +136,13 @@ def fold(bounds: Iterable[Bound], band: Band = OPEN) -> Band | None:
             case _:
                 raise TypeError(f"no band for a bound of kind {type(b).__name__}")
     return Band(lo, hi, g1lo, g1hi, g2lo, g2hi, move, arm1, keep1, arm2, keep2)
+
+
+def stop_moves(v: Held, at: At) -> bool:
+    """Whether a rule fixed for the bar that moves the stop (breakeven, the trailing stop) acts on the
+    tick, judged by its own declaration as the position manager judges it: the manager then does not
+    hold (it or a rule before it acts). `v` any view of the bar's inputs and stop."""
+    return any(r.moves_stop and first_fired(v.declare(r), v, at) is not None for r in split_rules()[0])
 
 
 def bar_band(v: Held) -> Band | None:

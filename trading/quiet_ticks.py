@@ -16,11 +16,12 @@ from typing import Protocol
 
 import numpy as np
 
+from trading.bounds import At
 from trading.broker.paper import PaperBroker
 from trading.domain import AccountInfo, Position, Side, Tick
 from trading.exits import ExitVerdict, PositionTracker
 from trading.flash_crash import TickWindow
-from trading.hold_band import Band, Closes, bar_band, first_unsafe
+from trading.hold_band import Band, Closes, bar_band, first_unsafe, stop_moves
 from trading.parameters import StrategyParams
 from trading.position_inputs import Held, PositionInputs
 from trading.position_manager import PMAction, PMKind
@@ -104,11 +105,17 @@ class QuietTicks:
         cached = self._bands.get(pos.ticket)
         if cached is not None and cached[0] is fixed and cached[1] == pos.sl:
             return fixed, cached[2]
-        # the rules fixed for the bar read neither the tracker nor the clock: a blank view of them
-        view = Held(pos, fixed, engine.params, _NO_SAMPLES, 0.0, None, None, None, None, True)
-        band = bar_band(view)
+        band = bar_band(self.bar_view(pos))
         self._bands[pos.ticket] = (fixed, pos.sl, band)
         return fixed, band
+
+    def bar_view(self, pos: Position) -> Held:
+        """A view of the position for the rules fixed for the bar, which read neither the tracker nor
+        the clock (a blank one of them)."""
+        engine = self.engine
+        return Held(
+            pos, engine.position_inputs(pos), engine.params, _NO_SAMPLES, 0.0, None, None, None, None, True
+        )
 
     def take_open_ticks(
         self, times_ms: np.ndarray, bids: np.ndarray, asks: np.ndarray, last_step: int | None, step_ms: int
@@ -152,7 +159,7 @@ class QuietTicks:
         while i < n:
             if banded:
                 i, banded = take.banded(i)
-                if i >= n:
+                if i >= n or take.moves_stop(i):
                     break
             if not take.one(i):
                 break
@@ -181,6 +188,7 @@ class _OpenTake:
         self.last_step, self.step_ms, self.live = last_step, step_ms, live
         self.stepped_at = -1  # the last tick a step ran on
         self._stepped: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
+        self.rows: list[Row] = []  # the positions as `banded` last scanned them
         params = engine.params
         self.guard = params.gate_enabled("flash_crash_guard")
         self.window = timedelta(seconds=params.flash_crash_window_seconds)
@@ -217,6 +225,22 @@ class _OpenTake:
         return True
 
     # -------------------------------------------------------------- in stretches
+    def moves_stop(self, i: int) -> bool:
+        """Whether the step on tick `i` (where `banded` stopped) moves a position's stop (`stop_moves`,
+        tried where the move reaches its bar band's bound): its position manager does not hold, so
+        the tick is left to the step rather than judged here and again there."""
+        if not self._steps()[0][i]:
+            return False
+        for row in self.rows:
+            price = float(row.prices[i])
+            move = (price - row.pos.open_price) * row.sign
+            if move >= row.base.move_hi - 1e-9:
+                profit = self.broker.profit_at(row.pos, price) + row.swap
+                at = At(profit, price, move, max(row.tracker.peak_profit, profit))
+                if stop_moves(self.quiet.bar_view(row.pos), at):
+                    return True
+        return False
+
     def bandable(self) -> bool:
         """Whether bands can be used at all in this call: no flash crash possible within its ticks
         (judged on all of them with the guard's window, as `take_idle_ticks`), the closes known."""
@@ -243,7 +267,7 @@ class _OpenTake:
             closes.until_ms,
             math.inf if self.cooldown is None else (self.cooldown - _EPOCH) // _MS,
         )
-        rows = []
+        rows = self.rows = []
         for pos, buy, swap in self.held:
             inputs, base = self.quiet.bar_band(pos)
             assert base is not None
@@ -292,26 +316,30 @@ class _OpenTake:
     def _stretch(self, start: int, limit: int, rows: list[Row], period: int) -> int:
         """Take the ticks from `start` that the positions' stretch bands (valid across profit samples)
         clear in one scan each; the samples in them are then taken as steps would have. Returns the
-        first tick not taken. The samples steps would take on the ticks up to `limit` are known from
-        their prices: a band for the stretch reads the lowest momentum they bring (any of them taken,
-        so whatever tick the scan stops at)."""
+        first tick not taken. Should the bands for any samples stop short of `limit`, the bands for
+        the lowest momentum of the samples steps would take up to `limit` (known from their prices;
+        any of them taken, so whatever tick the scan stops at) are tried."""
         times, params = self.times, self.engine.params
-        samples = [self._samples_due(row, limit, period) for row in rows]
         end_ms = int(times[limit - 1])
-        bands = [
-            row.band(
-                params,
-                end_ms,
-                stretch=True,
-                momentum_floor=lowest_momentum(
-                    row.tracker.profits, profits, params.momentum_scale_atr * row.inputs.unit
-                ),
-            )
-            for row, (_taken, profits) in zip(rows, samples, strict=True)
-        ]
-        if any(band is None for band in bands):
-            return start
-        stop = self._first_unsafe(rows, bands, start, limit)
+        bands = [row.band(params, end_ms, stretch=True) for row in rows]
+        stop = start if None in bands else self._first_unsafe(rows, bands, start, limit)
+        if stop == limit:
+            samples = [self._samples_due(row, stop, period) for row in rows]
+        else:
+            samples = [self._samples_due(row, limit, period) for row in rows]
+            bands = [
+                row.band(
+                    params,
+                    end_ms,
+                    stretch=True,
+                    momentum_floor=lowest_momentum(
+                        row.tracker.profits, profits, params.momentum_scale_atr * row.inputs.unit
+                    ),
+                )
+                for row, (_taken, profits) in zip(rows, samples, strict=True)
+            ]
+            if None not in bands:
+                stop = self._first_unsafe(rows, bands, start, limit)
         if stop == start:
             return start
         for row, (taken, profits) in zip(rows, samples, strict=True):  # the samples before `stop`

@@ -87,7 +87,8 @@ def lowest_momentum(profits: deque[float], more: list[float], scale: float) -> f
     recent = list(profits)[-5:]  # all that `momentum` reads of them
     known = len(recent)
     recent.extend(more)
-    return min(momentum(recent[:n], scale) for n in range(known, len(recent) + 1))
+    # the last five of the first n are all `momentum` reads of them (and fewer than five: all there are)
+    return min(momentum(recent[max(0, n - 5) : n], scale) for n in range(known, len(recent) + 1))
 
 
 def stalled(profits: deque[float], profit: float, params: StrategyParams, unit: float) -> bool:
