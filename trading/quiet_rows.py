@@ -33,10 +33,15 @@ class Row:
     tracker: PositionTracker
     inputs: PositionInputs
     base: Band  # hold_band.bar_band
-    closes: Closes
 
     def band(
-        self, params: StrategyParams, end_ms: int, *, stretch: bool, momentum_floor: float = -100.0
+        self,
+        params: StrategyParams,
+        end_ms: int,
+        closes: Closes,
+        *,
+        stretch: bool,
+        momentum_floor: float = -100.0,
     ) -> Band | None:
         """The position's hold band for the ticks up to `end_ms` (`hold_band.held_until`)."""
         view = held_until(
@@ -45,7 +50,7 @@ class Row:
             params,
             self.tracker,
             end_ms,
-            self.closes,
+            closes,
             stretch=stretch,
             momentum_floor=momentum_floor,
         )

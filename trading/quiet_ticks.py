@@ -105,17 +105,14 @@ class QuietTicks:
         cached = self._bands.get(pos.ticket)
         if cached is not None and cached[0] is fixed and cached[1] == pos.sl:
             return fixed, cached[2]
-        band = bar_band(self.bar_view(pos))
+        band = bar_band(self.bar_view(pos, fixed))
         self._bands[pos.ticket] = (fixed, pos.sl, band)
         return fixed, band
 
-    def bar_view(self, pos: Position) -> Held:
-        """A view of the position for the rules fixed for the bar, which read neither the tracker nor
-        the clock (a blank one of them)."""
-        engine = self.engine
-        return Held(
-            pos, engine.position_inputs(pos), engine.params, _NO_SAMPLES, 0.0, None, None, None, None, True
-        )
+    def bar_view(self, pos: Position, inputs: PositionInputs) -> Held:
+        """A view of the position for the rules fixed for the bar (`inputs` its `position_inputs`),
+        which read neither the tracker nor the clock (a blank one of them)."""
+        return Held(pos, inputs, self.engine.params, _NO_SAMPLES, 0.0, None, None, None, None, True)
 
     def take_open_ticks(
         self, times_ms: np.ndarray, bids: np.ndarray, asks: np.ndarray, last_step: int | None, step_ms: int
@@ -188,7 +185,7 @@ class _OpenTake:
         self.last_step, self.step_ms, self.live = last_step, step_ms, live
         self.stepped_at = -1  # the last tick a step ran on
         self._stepped: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
-        self.rows: list[Row] = []  # the positions as `banded` last scanned them
+        self.rows: list[Row] = []  # the positions as `banded` scans them (`bandable`)
         params = engine.params
         self.guard = params.gate_enabled("flash_crash_guard")
         self.window = timedelta(seconds=params.flash_crash_window_seconds)
@@ -237,7 +234,7 @@ class _OpenTake:
             if move >= row.base.move_hi - 1e-9:
                 profit = self.broker.profit_at(row.pos, price) + row.swap
                 at = At(profit, price, move, max(row.tracker.peak_profit, profit))
-                if stop_moves(self.quiet.bar_view(row.pos), at):
+                if stop_moves(self.quiet.bar_view(row.pos, row.inputs), at):
                     return True
         return False
 
@@ -249,29 +246,13 @@ class _OpenTake:
             (self.bids + self.asks) / 2, engine.params.flash_crash_pct
         ):
             return False
-        return all(band is not None for band in (self.quiet.bar_band(p)[1] for p in self.live))
-
-    def banded(self, start: int) -> tuple[int, bool]:
-        """Take the ticks from `start` the positions' hold bands clear, a sample period at a time
-        (each sample taken by the position's tracker as a step would). Returns the first tick not
-        taken and whether bands are worth trying again after it (not while the closes are unknown or
-        one is about to pass)."""
-        engine, times = self.engine, self.times
-        params, broker = engine.params, self.broker
-        stepped, steps, step_times = self._steps()
-        first_ms = int(times[start])
-        closes = Closes.seen(first_ms, *engine.minutes_to_closes(_EPOCH + timedelta(milliseconds=first_ms)))
-        if closes is None or first_ms >= closes.until_ms:  # the closes unknown, or one about to pass
-            return start, False
-        until = min(
-            closes.until_ms,
-            math.inf if self.cooldown is None else (self.cooldown - _EPOCH) // _MS,
-        )
-        rows = self.rows = []
+        # the bar's inputs, the stop and the trackers do not change within the call: rows for all of it
+        broker = self.broker
         for pos, buy, swap in self.held:
             inputs, base = self.quiet.bar_band(pos)
-            assert base is not None
-            rows.append(
+            if base is None:
+                return False
+            self.rows.append(
                 Row(
                     pos,
                     self.bids if buy else self.asks,
@@ -281,16 +262,34 @@ class _OpenTake:
                     engine.tracker(pos.ticket),
                     inputs,
                     base,
-                    closes,
                 )
             )
+        return True
+
+    def banded(self, start: int) -> tuple[int, bool]:
+        """Take the ticks from `start` the positions' hold bands clear, a sample period at a time
+        (each sample taken by the position's tracker as a step would). Returns the first tick not
+        taken and whether bands are worth trying again after it (not while the closes are unknown or
+        one is about to pass)."""
+        engine, times = self.engine, self.times
+        params = engine.params
+        stepped, steps, step_times = self._steps()
+        first_ms = int(times[start])
+        closes = Closes.seen(first_ms, *engine.minutes_to_closes(_EPOCH + timedelta(milliseconds=first_ms)))
+        if closes is None or first_ms >= closes.until_ms:  # the closes unknown, or one about to pass
+            return start, False
+        until = min(
+            closes.until_ms,
+            math.inf if self.cooldown is None else (self.cooldown - _EPOCH) // _MS,
+        )
+        rows = self.rows
         limit = int(times.searchsorted(until, side="left"))
         # no band narrowed from the bar's clears a tick the bar's band does not: stop before it
         limit = self._first_unsafe(rows, [row.base for row in rows], start, limit)
         if limit <= start:
             return start, True
         period = params.profit_sample_seconds * 1000
-        i = self._stretch(start, limit, rows, period)
+        i = self._stretch(start, limit, rows, period, closes)
         committed = i  # `_stretch` records the ticks it takes itself
         while i < limit:
             end = limit
@@ -303,7 +302,7 @@ class _OpenTake:
                 if k < steps.size:
                     end = min(end, max(int(steps[k]), i + 1))
             # the clock at the window's last tick: the rules on the clock only tighten as it runs
-            bands = [r.band(params, int(times[end - 1]), stretch=False) for r in rows]
+            bands = [r.band(params, int(times[end - 1]), closes, stretch=False) for r in rows]
             stop = self._first_unsafe(rows, bands, i, end)
             self._raise_peaks(rows, i, stop)
             if stop < end:
@@ -313,7 +312,7 @@ class _OpenTake:
         self._commit(committed, limit)
         return limit, True
 
-    def _stretch(self, start: int, limit: int, rows: list[Row], period: int) -> int:
+    def _stretch(self, start: int, limit: int, rows: list[Row], period: int, closes: Closes) -> int:
         """Take the ticks from `start` that the positions' stretch bands (valid across profit samples)
         clear in one scan each; the samples in them are then taken as steps would have. Returns the
         first tick not taken. Should the bands for any samples stop short of `limit`, the bands for
@@ -321,7 +320,7 @@ class _OpenTake:
         any of them taken, so whatever tick the scan stops at) are tried."""
         times, params = self.times, self.engine.params
         end_ms = int(times[limit - 1])
-        bands = [row.band(params, end_ms, stretch=True) for row in rows]
+        bands = [row.band(params, end_ms, closes, stretch=True) for row in rows]
         stop = start if None in bands else self._first_unsafe(rows, bands, start, limit)
         if stop == limit:
             samples = [self._samples_due(row, stop, period) for row in rows]
@@ -331,6 +330,7 @@ class _OpenTake:
                 row.band(
                     params,
                     end_ms,
+                    closes,
                     stretch=True,
                     momentum_floor=lowest_momentum(
                         row.tracker.profits, profits, params.momentum_scale_atr * row.inputs.unit
