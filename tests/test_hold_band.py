@@ -21,7 +21,7 @@ from trading.hold_band import Band, Closes, bar_band, first_unsafe, held_until, 
 from trading.parameters import StrategyParams
 from trading.position_inputs import Held, PositionInputs, held_at, urgency_score
 from trading.position_manager import PMKind, manage_position
-from trading.tracker import lowest_momentum, momentum
+from trading.tracker import highest_stall_count, lowest_momentum, momentum
 
 P = StrategyParams()
 SPEC = SymbolSpec()
@@ -80,6 +80,7 @@ def view(
     stretch: bool = False,
     params: StrategyParams = P,
     momentum_floor: float = -100.0,
+    stall_top: int | None = None,
 ) -> Held:
     """The rules' view for a band without the closes (both far away)."""
     profits = tracker.profits
@@ -95,6 +96,7 @@ def view(
         None if stretch else len(profits) >= 2 and profits[-1] > profits[-2],
         stretch,
         momentum_floor,
+        stall_top,
     )
 
 
@@ -208,12 +210,12 @@ def test_a_stretch_band_holds_across_the_samples_taken_in_the_stretch(seed: int)
 
 
 @pytest.mark.parametrize("seed", range(4))
-def test_a_stretch_band_for_the_lowest_momentum_of_its_samples_holds_across_them(seed: int) -> None:
-    """The samples a stretch takes are known from its prices: a band for the lowest momentum they bring
-    (`lowest_momentum`, `Held.momentum_floor`) clears only ticks on which every rule holds, and clears
-    at least what the band for any momentum does."""
+def test_a_stretch_band_for_the_samples_it_takes_holds_across_them(seed: int) -> None:
+    """The samples a stretch takes are known from its prices: a band for the lowest momentum and the
+    highest stall count they bring (`lowest_momentum`, `highest_stall_count`; `Held.momentum_floor`,
+    `Held.stall_top`) clears only ticks on which every rule holds, and more than the band for any."""
     rng = random.Random(300 + seed)
-    cleared = plain = 0
+    cleared = plain = stalled_ = 0
     for _ in range(700):
         pos, inputs, tracker = random_case(rng)
         tracker.last_sample = T0 + timedelta(hours=1) - timedelta(seconds=rng.randrange(0, 60))
@@ -226,23 +228,29 @@ def test_a_stretch_band_for_the_lowest_momentum_of_its_samples_holds_across_them
         # the samples the ticks bring, and the momentum after each (the tracker as judging leaves it)
         seen = PositionTracker(1, deque(tracker.profits, maxlen=30), last_sample=tracker.last_sample)
         scale = P.momentum_scale_atr * inputs.unit
-        momenta, samples = [momentum(seen.profits, scale)], []
+        seen.stall_count = tracker.stall_count
+        momenta, stalls, samples = [momentum(seen.profits, scale)], [seen.stall_count], []
         for price, now in zip(prices.tolist(), times, strict=True):
             before = seen.last_sample
             holds(pos, price, now, inputs, seen)
             if seen.last_sample != before:  # a sample taken
                 momenta.append(momentum(seen.profits, scale))
+                stalls.append(seen.stall_count)
                 samples.append(seen.profits[-1])
         floor = lowest_momentum(tracker.profits, samples, scale)
         assert floor == min(momenta)
+        stall_top = highest_stall_count(tracker, samples, P, inputs.unit)
+        assert stall_top == max(stalls)
+        stalled_ += stall_top > tracker.stall_count
         stretch = view(pos, inputs, tracker, 1.3, stretch=True)
-        band = hold_band(base, replace(stretch, momentum_floor=floor))
+        band = hold_band(base, replace(stretch, momentum_floor=floor, stall_top=stall_top))
         k = 0 if band is None else scan(pos, prices, tracker, band)
         any_band = hold_band(base, stretch)
         plain += 0 if any_band is None else scan(pos, prices, tracker, any_band)
         c, _q = judge_path(pos, prices, times, k, inputs, tracker)
         cleared += c
-    assert cleared > plain  # the floor widens the band
+    assert cleared > plain  # the band for the samples is wider
+    assert stalled_ > 5  # stalls were counted in some stretches
 
 
 @pytest.mark.parametrize("seed", range(3))
@@ -270,6 +278,30 @@ def test_a_stop_move_judged_on_the_bar_view_is_one_the_manager_makes(seed: int) 
                 live = held_at(pos, inputs, P, tracker, now, 900.0, 3000.0)
                 assert manage_position(live, at).kind is not PMKind.HOLD, (pos, inputs, price)
     assert moved > 100
+
+
+@pytest.mark.parametrize(("count", "ticks", "closes_at"), [(3, 60, 5), (0, 16, None)])
+def test_a_stretch_band_stops_at_the_stall_its_samples_count(
+    count: int, ticks: int, closes_at: int | None
+) -> None:
+    """In a flat loss beyond `stall_loss_atr`, each sample counts a stall: a band for the samples a
+    stretch takes stops before the one that closes, and clears a stretch whose samples cannot."""
+    pos = Position(1, "XAUUSD", Side.BUY, 0.01, 2000.0, T0, sl=1990.0)
+    inputs = PositionInputs(2.0, 2.0, None, False, 50.0, (), 0.0, None, 0.0, 0.0, 5000.0, 0)
+    tracker = PositionTracker(1, deque([-3.0] * 9, maxlen=30), stall_count=count)
+    tracker.last_sample = T0 + timedelta(hours=1) - timedelta(seconds=45)
+    prices = np.full(ticks, 1997.0)  # a $3 loss, beyond the 1.25 ATR ($2.50) of `stall_loss_atr`
+    times = [T0 + timedelta(hours=1, seconds=15 * i) for i in range(ticks)]
+    samples = [-3.0] * len(range(1, ticks, 4))  # a sample every fourth tick from the second
+    top = highest_stall_count(tracker, samples, P, inputs.unit)
+    base = bar(pos, inputs)
+    assert base is not None
+    band = hold_band(base, view(pos, inputs, tracker, 1.3, stretch=True, stall_top=top))
+    assert band is not None
+    k = scan(pos, prices, tracker, band)
+    cleared, quiet = judge_path(pos, prices, times, k, inputs, tracker)
+    assert quiet == (ticks if closes_at is None else closes_at)  # the second sample closes
+    assert cleared == (ticks if closes_at is None else 0)
 
 
 def test_no_band_without_an_atr_unit() -> None:

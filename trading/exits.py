@@ -185,7 +185,7 @@ def stall(v: Held) -> Bounds:
     p = v.params
     if v.tracker.stall_count >= p.stall_count_to_close:
         return (Always(why="stalled in loss for {v.tracker.stall_count} samples"),)
-    if v.stretch:  # a sample in this loss may count a stall (`trading.tracker.stalled`)
+    if v.stalls_reach(p.stall_count_to_close):  # a sample in this loss counts a stall (`stalled`)
         return (below(-(p.stall_loss_atr * v.unit), "a stall counted"),)
     return ()
 

@@ -197,11 +197,12 @@ def held_until(
     *,
     stretch: bool,
     momentum_floor: float = -100.0,
+    stall_top: int | None = None,
 ) -> Held:
     """The rules' view for the ticks up to `end_ms` (before `closes.until_ms`): the clock at that last
     tick (with its margins), the tracker as it is (`stretch` False: no sample is taken before
     `end_ms`) or any samples it may take (`stretch` True), whose momentum stays at or above
-    `momentum_floor` (-100: any)."""
+    `momentum_floor` (-100: any) and stall count at or below `stall_top` (None: any)."""
     at = end_ms + MINUTES_MARGIN_MS
     profits = tracker.profits
     return Held(
@@ -216,6 +217,7 @@ def held_until(
         growing=None if stretch else len(profits) >= 2 and profits[-1] > profits[-2],
         stretch=stretch,
         momentum_floor=momentum_floor,
+        stall_top=stall_top,
     )
 
 

@@ -108,6 +108,7 @@ class Held:
     growing: bool | None  # the last profit sample above the one before (None: either)
     stretch: bool = False
     momentum_floor: float = -100.0  # the lowest momentum of a stretch's samples (-100: any)
+    stall_top: int | None = None  # the highest stall count a stretch's samples bring (None: any)
 
     @property
     def unit(self) -> float:
@@ -145,6 +146,10 @@ class Held:
         if self.momentum is None:
             return self.momentum_floor < level
         return self.momentum < level
+
+    def stalls_reach(self, count: int) -> bool:
+        """Whether, in a stretch, a sample may bring the stall count to `count`."""
+        return self.stretch and (self.stall_top is None or self.stall_top >= count)
 
     def warnings_reach(self, count: int) -> bool:
         """Whether the reversal warnings have reached `count` (in a stretch: may reach it, when the

@@ -42,6 +42,7 @@ class Row:
         *,
         stretch: bool,
         momentum_floor: float = -100.0,
+        stall_top: int | None = None,
     ) -> Band | None:
         """The position's hold band for the ticks up to `end_ms` (`hold_band.held_until`)."""
         view = held_until(
@@ -53,6 +54,7 @@ class Row:
             closes,
             stretch=stretch,
             momentum_floor=momentum_floor,
+            stall_top=stall_top,
         )
         return hold_band(self.base, view)
 

@@ -28,7 +28,7 @@ from trading.position_manager import PMAction, PMKind
 from trading.quiet_rows import Row, best_tick, due_steps, sample_due
 from trading.risk.modes import ModeDecision, RiskLimits, RiskMode, RiskState, effective_mode
 from trading.timezones import wib_date
-from trading.tracker import lowest_momentum
+from trading.tracker import highest_stall_count, lowest_momentum
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _MS = timedelta(milliseconds=1)
@@ -316,8 +316,9 @@ class _OpenTake:
         """Take the ticks from `start` that the positions' stretch bands (valid across profit samples)
         clear in one scan each; the samples in them are then taken as steps would have. Returns the
         first tick not taken. Should the bands for any samples stop short of `limit`, the bands for
-        the lowest momentum of the samples steps would take up to `limit` (known from their prices;
-        any of them taken, so whatever tick the scan stops at) are tried."""
+        the samples steps would take up to `limit` (known from their prices: their lowest momentum
+        and highest stall count, whichever of them are taken, so whatever tick the scan stops at)
+        are tried."""
         times, params = self.times, self.engine.params
         end_ms = int(times[limit - 1])
         bands = [row.band(params, end_ms, closes, stretch=True) for row in rows]
@@ -335,6 +336,7 @@ class _OpenTake:
                     momentum_floor=lowest_momentum(
                         row.tracker.profits, profits, params.momentum_scale_atr * row.inputs.unit
                     ),
+                    stall_top=highest_stall_count(row.tracker, profits, params, row.inputs.unit),
                 )
                 for row, (_taken, profits) in zip(rows, samples, strict=True)
             ]
