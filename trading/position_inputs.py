@@ -94,8 +94,8 @@ class Held:
     """What the rules read of an open position, fixed between two profit samples: at one instant
     (`stretch` False: the rules' live verdict), or for a stretch of ticks up to the clock given, across
     which the tracker may take samples (`stretch` True: momentum and growth are None, any (the momentum
-    at least `momentum_floor`), and the rules declare the bounds that hold whatever those samples bring:
-    the backtest's hold band)."""
+    at least `momentum_floor`, the stall count at most `stall_top`, when the samples are known), and
+    the rules declare the bounds that hold whatever those samples bring: the backtest's hold band)."""
 
     position: Position
     inputs: PositionInputs
