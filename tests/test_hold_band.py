@@ -17,11 +17,11 @@ import pytest
 from trading.bounds import At
 from trading.domain import Position, Side, SymbolSpec
 from trading.exits import PositionTracker, evaluate_exits
-from trading.hold_band import Band, Closes, bar_band, first_unsafe, held_until, hold_band
+from trading.hold_band import Band, Closes, bar_band, first_unsafe, held_until, hold_band, stop_moves
 from trading.parameters import StrategyParams
 from trading.position_inputs import Held, PositionInputs, held_at, urgency_score
 from trading.position_manager import PMKind, manage_position
-from trading.tracker import momentum
+from trading.tracker import highest_stall_count, lowest_momentum, momentum
 
 P = StrategyParams()
 SPEC = SymbolSpec()
@@ -79,6 +79,8 @@ def view(
     *,
     stretch: bool = False,
     params: StrategyParams = P,
+    momentum_floor: float = -100.0,
+    stall_top: int | None = None,
 ) -> Held:
     """The rules' view for a band without the closes (both far away)."""
     profits = tracker.profits
@@ -93,6 +95,8 @@ def view(
         None if stretch else momentum(profits, params.momentum_scale_atr * inputs.unit),
         None if stretch else len(profits) >= 2 and profits[-1] > profits[-2],
         stretch,
+        momentum_floor,
+        stall_top,
     )
 
 
@@ -203,6 +207,101 @@ def test_a_stretch_band_holds_across_the_samples_taken_in_the_stretch(seed: int)
         c, q = judge_path(pos, prices, times, k, inputs, tracker)
         cleared, quiet = cleared + c, quiet + q
     assert cleared > 0.3 * quiet
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_a_stretch_band_for_the_samples_it_takes_holds_across_them(seed: int) -> None:
+    """The samples a stretch takes are known from its prices: a band for the lowest momentum and the
+    highest stall count they bring (`lowest_momentum`, `highest_stall_count`; `Held.momentum_floor`,
+    `Held.stall_top`) clears only ticks on which every rule holds, and more than the band for any."""
+    rng = random.Random(300 + seed)
+    cleared = plain = stalled_ = 0
+    for _ in range(700):
+        pos, inputs, tracker = random_case(rng)
+        tracker.last_sample = T0 + timedelta(hours=1) - timedelta(seconds=rng.randrange(0, 60))
+        base = bar(pos, inputs)
+        if base is None:
+            continue
+        n = 60
+        prices = path(rng, pos, inputs, n)
+        times = [T0 + timedelta(hours=1, seconds=15 * i) for i in range(n)]
+        # the samples the ticks bring, and the momentum after each (the tracker as judging leaves it)
+        seen = PositionTracker(1, deque(tracker.profits, maxlen=30), last_sample=tracker.last_sample)
+        scale = P.momentum_scale_atr * inputs.unit
+        seen.stall_count = tracker.stall_count
+        momenta, stalls, samples = [momentum(seen.profits, scale)], [seen.stall_count], []
+        for price, now in zip(prices.tolist(), times, strict=True):
+            before = seen.last_sample
+            holds(pos, price, now, inputs, seen)
+            if seen.last_sample != before:  # a sample taken
+                momenta.append(momentum(seen.profits, scale))
+                stalls.append(seen.stall_count)
+                samples.append(seen.profits[-1])
+        floor = lowest_momentum(tracker.profits, samples, scale)
+        assert floor == min(momenta)
+        stall_top = highest_stall_count(tracker, samples, P, inputs.unit)
+        assert stall_top == max(stalls)
+        stalled_ += stall_top > tracker.stall_count
+        stretch = view(pos, inputs, tracker, 1.3, stretch=True)
+        band = hold_band(base, replace(stretch, momentum_floor=floor, stall_top=stall_top))
+        k = 0 if band is None else scan(pos, prices, tracker, band)
+        any_band = hold_band(base, stretch)
+        plain += 0 if any_band is None else scan(pos, prices, tracker, any_band)
+        c, _q = judge_path(pos, prices, times, k, inputs, tracker)
+        cleared += c
+    assert cleared > plain  # the band for the samples is wider
+    assert stalled_ > 5  # stalls were counted in some stretches
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_a_stop_move_judged_on_the_bar_view_is_one_the_manager_makes(seed: int) -> None:
+    """`stop_moves` on the view of the bar's inputs (the tracker and clock blank) is True only on ticks
+    where the position manager, judged as the engine judges it, does not hold."""
+    rng = random.Random(400 + seed)
+    moved = 0
+    for _ in range(400):
+        pos, inputs, tracker = random_case(rng)
+        bar_view = view(pos, inputs, PositionTracker(1), 0.0, stretch=True)
+        now = T0 + timedelta(hours=rng.uniform(0, 9))
+        prices = path(rng, pos, inputs, 20).tolist()
+        base = bar(pos, inputs)
+        if base is not None and math.isfinite(base.move_hi):  # the cents around the move bound
+            edge = pos.open_price + pos.side.sign * base.move_hi
+            prices += np.round(edge + pos.side.sign * np.arange(-0.03, 0.06, 0.01), 2).tolist()
+        for price in prices:
+            move = (price - pos.open_price) * pos.side.sign
+            profit = round(move * SPEC.money_per_price_unit(pos.volume), 2) + pos.swap
+            tracker.observe(profit, now, inputs.ml_against, P, inputs.unit)
+            at = At(profit, price, move, tracker.peak_profit)
+            if stop_moves(bar_view, at):
+                moved += 1
+                live = held_at(pos, inputs, P, tracker, now, 900.0, 3000.0)
+                assert manage_position(live, at).kind is not PMKind.HOLD, (pos, inputs, price)
+    assert moved > 100
+
+
+@pytest.mark.parametrize(("count", "ticks", "closes_at"), [(3, 60, 5), (0, 16, None)])
+def test_a_stretch_band_stops_at_the_stall_its_samples_count(
+    count: int, ticks: int, closes_at: int | None
+) -> None:
+    """In a flat loss beyond `stall_loss_atr`, each sample counts a stall: a band for the samples a
+    stretch takes stops before the one that closes, and clears a stretch whose samples cannot."""
+    pos = Position(1, "XAUUSD", Side.BUY, 0.01, 2000.0, T0, sl=1990.0)
+    inputs = PositionInputs(2.0, 2.0, None, False, 50.0, (), 0.0, None, 0.0, 0.0, 5000.0, 0)
+    tracker = PositionTracker(1, deque([-3.0] * 9, maxlen=30), stall_count=count)
+    tracker.last_sample = T0 + timedelta(hours=1) - timedelta(seconds=45)
+    prices = np.full(ticks, 1997.0)  # a $3 loss, beyond the 1.25 ATR ($2.50) of `stall_loss_atr`
+    times = [T0 + timedelta(hours=1, seconds=15 * i) for i in range(ticks)]
+    samples = [-3.0] * len(range(1, ticks, 4))  # a sample every fourth tick from the second
+    top = highest_stall_count(tracker, samples, P, inputs.unit)
+    base = bar(pos, inputs)
+    assert base is not None
+    band = hold_band(base, view(pos, inputs, tracker, 1.3, stretch=True, stall_top=top))
+    assert band is not None
+    k = scan(pos, prices, tracker, band)
+    cleared, quiet = judge_path(pos, prices, times, k, inputs, tracker)
+    assert quiet == (ticks if closes_at is None else closes_at)  # the second sample closes
+    assert cleared == (ticks if closes_at is None else 0)
 
 
 def test_no_band_without_an_atr_unit() -> None:

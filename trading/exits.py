@@ -98,15 +98,16 @@ def _trend(ml_against: list[float]) -> float:
 
 
 def _probability_top(v: Held) -> float:
-    """`probability_floor` for the view: in a stretch, for the worst momentum and the lowest trend
-    any ML samples the bar's model may add (up to three) give, at the latest hour."""
+    """`probability_floor` for the view: in a stretch, for the lowest momentum its samples may bring
+    (`Held.momentum_floor`) and the lowest trend any ML samples the bar's model may add (up to three)
+    give, at the latest hour."""
     p, tp = v.params, v.inputs.tp_profit
     last = list(v.tracker.ml_against)[-3:]
     if v.momentum is not None:
         return probability_floor(_trend(last), tp, v.momentum, p, v.hours_open)
     ml = v.inputs.ml_against
     trend = _trend(last) if ml is None else min(_trend(last + [ml] * k) for k in range(4))
-    return probability_floor(trend, tp, -100.0, p, v.hours_open)
+    return probability_floor(trend, tp, v.momentum_floor, p, v.hours_open)
 
 
 def _tp_probability_low(v: Held, at: At) -> Fired | None:
@@ -184,7 +185,7 @@ def stall(v: Held) -> Bounds:
     p = v.params
     if v.tracker.stall_count >= p.stall_count_to_close:
         return (Always(why="stalled in loss for {v.tracker.stall_count} samples"),)
-    if v.stretch:  # a sample in this loss may count a stall (`trading.tracker.stalled`)
+    if v.stalls_reach(p.stall_count_to_close):  # a sample in this loss counts a stall (`stalled`)
         return (below(-(p.stall_loss_atr * v.unit), "a stall counted"),)
     return ()
 

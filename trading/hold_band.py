@@ -26,6 +26,7 @@ import trading.exits as exits
 import trading.position_manager as position_manager
 from trading.bounds import (
     Always,
+    At,
     AtLeast,
     AtMost,
     Bound,
@@ -35,6 +36,7 @@ from trading.bounds import (
     MoveAtLeast,
     Rule,
     Within,
+    first_fired,
 )
 from trading.domain import Position
 from trading.parameters import StrategyParams
@@ -136,6 +138,13 @@ def fold(bounds: Iterable[Bound], band: Band = OPEN) -> Band | None:
     return Band(lo, hi, g1lo, g1hi, g2lo, g2hi, move, arm1, keep1, arm2, keep2)
 
 
+def stop_moves(v: Held, at: At) -> bool:
+    """Whether a rule fixed for the bar that moves the stop (breakeven, the trailing stop) acts on the
+    tick, judged by its own declaration as the position manager judges it: the manager then does not
+    hold (it or a rule before it acts). `v` any view of the bar's inputs and stop."""
+    return any(r.moves_stop and first_fired(v.declare(r), v, at) is not None for r in split_rules()[0])
+
+
 def bar_band(v: Held) -> Band | None:
     """The bounds of the rules fixed for the bar (any view of the bar's inputs and stop), or None when
     no band can be given (no ATR unit)."""
@@ -187,10 +196,13 @@ def held_until(
     closes: Closes,
     *,
     stretch: bool,
+    momentum_floor: float = -100.0,
+    stall_top: int | None = None,
 ) -> Held:
     """The rules' view for the ticks up to `end_ms` (before `closes.until_ms`): the clock at that last
     tick (with its margins), the tracker as it is (`stretch` False: no sample is taken before
-    `end_ms`) or any samples it may take (`stretch` True)."""
+    `end_ms`) or any samples it may take (`stretch` True), whose momentum stays at or above
+    `momentum_floor` (-100: any) and stall count at or below `stall_top` (None: any)."""
     at = end_ms + MINUTES_MARGIN_MS
     profits = tracker.profits
     return Held(
@@ -204,6 +216,8 @@ def held_until(
         momentum=None if stretch else momentum(profits, params.momentum_scale_atr * inputs.unit),
         growing=None if stretch else len(profits) >= 2 and profits[-1] > profits[-2],
         stretch=stretch,
+        momentum_floor=momentum_floor,
+        stall_top=stall_top,
     )
 
 

@@ -93,8 +93,9 @@ def position_inputs(
 class Held:
     """What the rules read of an open position, fixed between two profit samples: at one instant
     (`stretch` False: the rules' live verdict), or for a stretch of ticks up to the clock given, across
-    which the tracker may take samples (`stretch` True: momentum and growth are None, any, and the rules
-    declare the bounds that hold whatever those samples bring: the backtest's hold band)."""
+    which the tracker may take samples (`stretch` True: momentum and growth are None, any (the momentum
+    at least `momentum_floor`, the stall count at most `stall_top`, when the samples are known), and
+    the rules declare the bounds that hold whatever those samples bring: the backtest's hold band)."""
 
     position: Position
     inputs: PositionInputs
@@ -103,9 +104,11 @@ class Held:
     hours_open: float
     minutes_to_daily_close: float | None
     minutes_to_weekly_close: float | None
-    momentum: float | None  # of the tracker's profit samples (None: any)
+    momentum: float | None  # of the tracker's profit samples (None: any at or above `momentum_floor`)
     growing: bool | None  # the last profit sample above the one before (None: either)
     stretch: bool = False
+    momentum_floor: float = -100.0  # the lowest momentum of a stretch's samples (-100: any)
+    stall_top: int | None = None  # the highest stall count a stretch's samples bring (None: any)
 
     @property
     def unit(self) -> float:
@@ -140,7 +143,13 @@ class Held:
 
     def momentum_below(self, level: float) -> bool:
         """Whether the momentum is (in a stretch: may be) below `level`."""
-        return self.momentum is None or self.momentum < level
+        if self.momentum is None:
+            return self.momentum_floor < level
+        return self.momentum < level
+
+    def stalls_reach(self, count: int) -> bool:
+        """Whether, in a stretch, a sample may bring the stall count to `count`."""
+        return self.stretch and (self.stall_top is None or self.stall_top >= count)
 
     def warnings_reach(self, count: int) -> bool:
         """Whether the reversal warnings have reached `count` (in a stretch: may reach it, when the

@@ -11,23 +11,24 @@ The engine is reached only through `EnginePort`; the paper broker is this module
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Protocol
 
 import numpy as np
-from numba import njit
 
+from trading.bounds import At
 from trading.broker.paper import PaperBroker
 from trading.domain import AccountInfo, Position, Side, Tick
 from trading.exits import ExitVerdict, PositionTracker
 from trading.flash_crash import TickWindow
-from trading.hold_band import Band, Closes, bar_band, first_unsafe, held_until, hold_band
+from trading.hold_band import Band, Closes, bar_band, first_unsafe, stop_moves
 from trading.parameters import StrategyParams
 from trading.position_inputs import Held, PositionInputs
 from trading.position_manager import PMAction, PMKind
+from trading.quiet_rows import Row, best_tick, due_steps, sample_due
 from trading.risk.modes import ModeDecision, RiskLimits, RiskMode, RiskState, effective_mode
 from trading.timezones import wib_date
+from trading.tracker import highest_stall_count, lowest_momentum
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _MS = timedelta(milliseconds=1)
@@ -104,11 +105,14 @@ class QuietTicks:
         cached = self._bands.get(pos.ticket)
         if cached is not None and cached[0] is fixed and cached[1] == pos.sl:
             return fixed, cached[2]
-        # the rules fixed for the bar read neither the tracker nor the clock: a blank view of them
-        view = Held(pos, fixed, engine.params, _NO_SAMPLES, 0.0, None, None, None, None, True)
-        band = bar_band(view)
+        band = bar_band(self.bar_view(pos, fixed))
         self._bands[pos.ticket] = (fixed, pos.sl, band)
         return fixed, band
+
+    def bar_view(self, pos: Position, inputs: PositionInputs) -> Held:
+        """A view of the position for the rules fixed for the bar (`inputs` its `position_inputs`),
+        which read neither the tracker nor the clock (a blank one of them)."""
+        return Held(pos, inputs, self.engine.params, _NO_SAMPLES, 0.0, None, None, None, None, True)
 
     def take_open_ticks(
         self, times_ms: np.ndarray, bids: np.ndarray, asks: np.ndarray, last_step: int | None, step_ms: int
@@ -152,32 +156,12 @@ class QuietTicks:
         while i < n:
             if banded:
                 i, banded = take.banded(i)
-                if i >= n:
+                if i >= n or take.moves_stop(i):
                     break
             if not take.one(i):
                 break
             i += 1
         return take.finish(i)
-
-
-@dataclass(slots=True)
-class _Row:
-    """A position as `_OpenTake.banded` scans it: its closing prices and bands for the call."""
-
-    pos: Position
-    prices: np.ndarray  # bids for a BUY, asks for a SELL
-    swap: float
-    mult: float  # money per price unit for its volume
-    sign: float
-    tracker: PositionTracker
-    inputs: PositionInputs
-    base: Band  # hold_band.bar_band
-    closes: Closes
-
-    def band(self, params: StrategyParams, end_ms: int, *, stretch: bool) -> Band | None:
-        """The position's hold band for the ticks up to `end_ms` (`hold_band.held_until`)."""
-        view = held_until(self.pos, self.inputs, params, self.tracker, end_ms, self.closes, stretch=stretch)
-        return hold_band(self.base, view)
 
 
 class _OpenTake:
@@ -201,6 +185,7 @@ class _OpenTake:
         self.last_step, self.step_ms, self.live = last_step, step_ms, live
         self.stepped_at = -1  # the last tick a step ran on
         self._stepped: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
+        self.rows: list[Row] = []  # the positions as `banded` scans them (`bandable`)
         params = engine.params
         self.guard = params.gate_enabled("flash_crash_guard")
         self.window = timedelta(seconds=params.flash_crash_window_seconds)
@@ -237,6 +222,22 @@ class _OpenTake:
         return True
 
     # -------------------------------------------------------------- in stretches
+    def moves_stop(self, i: int) -> bool:
+        """Whether the step on tick `i` (where `banded` stopped) moves a position's stop (`stop_moves`,
+        tried where the move reaches its bar band's bound): its position manager does not hold, so
+        the tick is left to the step rather than judged here and again there."""
+        if not self._steps()[0][i]:
+            return False
+        for row in self.rows:
+            price = float(row.prices[i])
+            move = (price - row.pos.open_price) * row.sign
+            if move >= row.base.move_hi - 1e-9:
+                profit = self.broker.profit_at(row.pos, price) + row.swap
+                at = At(profit, price, move, max(row.tracker.peak_profit, profit))
+                if stop_moves(self.quiet.bar_view(row.pos, row.inputs), at):
+                    return True
+        return False
+
     def bandable(self) -> bool:
         """Whether bands can be used at all in this call: no flash crash possible within its ticks
         (judged on all of them with the guard's window, as `take_idle_ticks`), the closes known."""
@@ -245,7 +246,25 @@ class _OpenTake:
             (self.bids + self.asks) / 2, engine.params.flash_crash_pct
         ):
             return False
-        return all(band is not None for band in (self.quiet.bar_band(p)[1] for p in self.live))
+        # the bar's inputs, the stop and the trackers do not change within the call: rows for all of it
+        broker = self.broker
+        for pos, buy, swap in self.held:
+            inputs, base = self.quiet.bar_band(pos)
+            if base is None:
+                return False
+            self.rows.append(
+                Row(
+                    pos,
+                    self.bids if buy else self.asks,
+                    swap,
+                    broker.spec.money_per_price_unit(pos.volume),
+                    float(pos.side.sign),
+                    engine.tracker(pos.ticket),
+                    inputs,
+                    base,
+                )
+            )
+        return True
 
     def banded(self, start: int) -> tuple[int, bool]:
         """Take the ticks from `start` the positions' hold bands clear, a sample period at a time
@@ -253,7 +272,7 @@ class _OpenTake:
         taken and whether bands are worth trying again after it (not while the closes are unknown or
         one is about to pass)."""
         engine, times = self.engine, self.times
-        params, broker = engine.params, self.broker
+        params = engine.params
         stepped, steps, step_times = self._steps()
         first_ms = int(times[start])
         closes = Closes.seen(first_ms, *engine.minutes_to_closes(_EPOCH + timedelta(milliseconds=first_ms)))
@@ -263,41 +282,27 @@ class _OpenTake:
             closes.until_ms,
             math.inf if self.cooldown is None else (self.cooldown - _EPOCH) // _MS,
         )
-        rows = []
-        for pos, buy, swap in self.held:
-            inputs, base = self.quiet.bar_band(pos)
-            assert base is not None
-            rows.append(
-                _Row(
-                    pos,
-                    self.bids if buy else self.asks,
-                    swap,
-                    broker.spec.money_per_price_unit(pos.volume),
-                    float(pos.side.sign),
-                    engine.tracker(pos.ticket),
-                    inputs,
-                    base,
-                    closes,
-                )
-            )
+        rows = self.rows
         limit = int(times.searchsorted(until, side="left"))
+        # no band narrowed from the bar's clears a tick the bar's band does not: stop before it
+        limit = self._first_unsafe(rows, [row.base for row in rows], start, limit)
         if limit <= start:
             return start, True
         period = params.profit_sample_seconds * 1000
-        i = self._stretch(start, limit, rows, period)
+        i = self._stretch(start, limit, rows, period, closes)
         committed = i  # `_stretch` records the ticks it takes itself
         while i < limit:
             end = limit
             for row in rows:
-                due = _sample_due(row.tracker, period)
+                due = sample_due(row.tracker, period)
                 if stepped[i] and int(times[i]) >= due:  # the sample a step would take here
                     self._sample(row, i)
-                    due = _sample_due(row.tracker, period)
+                    due = sample_due(row.tracker, period)
                 k = int(step_times.searchsorted(due, side="left"))
                 if k < steps.size:
                     end = min(end, max(int(steps[k]), i + 1))
             # the clock at the window's last tick: the rules on the clock only tighten as it runs
-            bands = [r.band(params, int(times[end - 1]), stretch=False) for r in rows]
+            bands = [r.band(params, int(times[end - 1]), closes, stretch=False) for r in rows]
             stop = self._first_unsafe(rows, bands, i, end)
             self._raise_peaks(rows, i, stop)
             if stop < end:
@@ -307,27 +312,44 @@ class _OpenTake:
         self._commit(committed, limit)
         return limit, True
 
-    def _stretch(self, start: int, limit: int, rows: list[_Row], period: int) -> int:
+    def _stretch(self, start: int, limit: int, rows: list[Row], period: int, closes: Closes) -> int:
         """Take the ticks from `start` that the positions' stretch bands (valid across profit samples)
         clear in one scan each; the samples in them are then taken as steps would have. Returns the
-        first tick not taken."""
+        first tick not taken. Should the bands for any samples stop short of `limit`, the bands for
+        the samples steps would take up to `limit` (known from their prices: their lowest momentum
+        and highest stall count, whichever of them are taken, so whatever tick the scan stops at)
+        are tried."""
         times, params = self.times, self.engine.params
-        _stepped, steps, step_times = self._steps()
-        bands = [r.band(params, int(times[limit - 1]), stretch=True) for r in rows]
-        if any(band is None for band in bands):
-            return start
-        stop = self._first_unsafe(rows, bands, start, limit)
+        end_ms = int(times[limit - 1])
+        bands = [row.band(params, end_ms, closes, stretch=True) for row in rows]
+        stop = start if None in bands else self._first_unsafe(rows, bands, start, limit)
+        if stop == limit:
+            samples = [self._samples_due(row, stop, period) for row in rows]
+        else:
+            samples = [self._samples_due(row, limit, period) for row in rows]
+            bands = [
+                row.band(
+                    params,
+                    end_ms,
+                    closes,
+                    stretch=True,
+                    momentum_floor=lowest_momentum(
+                        row.tracker.profits, profits, params.momentum_scale_atr * row.inputs.unit
+                    ),
+                    stall_top=highest_stall_count(row.tracker, profits, params, row.inputs.unit),
+                )
+                for row, (_taken, profits) in zip(rows, samples, strict=True)
+            ]
+            if None not in bands:
+                stop = self._first_unsafe(rows, bands, start, limit)
         if stop == start:
             return start
-        broker = self.broker
-        for row in rows:  # the samples steps would have taken before it
-            due = _sample_due(row.tracker, period)
-            k = 0 if due == -math.inf else int(step_times.searchsorted(due, side="left"))
-            taken = _due_steps(steps, step_times, k, period, stop)
-            if taken.size:
+        for row, (taken, profits) in zip(rows, samples, strict=True):  # the samples before `stop`
+            n = int(taken.searchsorted(stop))
+            if n:
                 row.tracker.take_samples(
-                    [p + row.swap for p in broker.profits_at(row.pos, row.prices[taken].tolist())],
-                    _EPOCH + timedelta(milliseconds=int(times[taken[-1]])),
+                    profits[:n],
+                    _EPOCH + timedelta(milliseconds=int(times[taken[n - 1]])),
                     row.inputs.ml_against,
                     params,
                     row.inputs.unit,
@@ -336,7 +358,19 @@ class _OpenTake:
         self._commit(start, stop)
         return stop
 
-    def _sample(self, row: _Row, j: int) -> None:
+    def _samples_due(self, row: Row, limit: int, period: int) -> tuple[np.ndarray, list[float]]:
+        """The stepped ticks before `limit` on which steps would take the position's profit samples
+        (all ticks before them taken), and those samples."""
+        _stepped, steps, step_times = self._steps()
+        due = sample_due(row.tracker, period)
+        k = 0 if due == -math.inf else int(step_times.searchsorted(due, side="left"))
+        taken = due_steps(steps, step_times, k, period, limit)
+        if taken.size == 0:
+            return taken, []
+        profits = self.broker.profits_at(row.pos, row.prices[taken].tolist())
+        return taken, [p + row.swap for p in profits]
+
+    def _sample(self, row: Row, j: int) -> None:
         """The profit sample a step on tick `j` takes on the position's tracker."""
         broker, params = self.broker, self.engine.params
         now = _EPOCH + timedelta(milliseconds=int(self.times[j]))
@@ -348,7 +382,7 @@ class _OpenTake:
             row.inputs.unit,
         )
 
-    def _first_unsafe(self, rows: list[_Row], bands: list[Band | None], start: int, end: int) -> int:
+    def _first_unsafe(self, rows: list[Row], bands: list[Band | None], start: int, end: int) -> int:
         """The first tick of [start, end) some position's band does not clear (`end`: none); scanned
         with the trackers' peaks as they are, so before any of them changes."""
         stepped = self._steps()[0]
@@ -374,12 +408,12 @@ class _OpenTake:
                 stop = min(stop, bad)
         return stop
 
-    def _raise_peaks(self, rows: list[_Row], start: int, stop: int) -> None:
+    def _raise_peaks(self, rows: list[Row], start: int, stop: int) -> None:
         """Each tracker's peak as steps on the stepped ticks of [start, stop) would have left it: the
         profit at the best price among them (profit rises with the price moving for the position)."""
         broker, stepped = self.broker, self._steps()[0]
         for row in rows:
-            best = int(_best_tick(row.prices, stepped, start, stop, row.pos.open_price, row.sign))
+            best = int(best_tick(row.prices, stepped, start, stop, row.pos.open_price, row.sign))
             if best < 0:
                 return
             row.tracker.peak_profit = max(
@@ -434,38 +468,3 @@ class _OpenTake:
             for p in broker.positions_now():
                 engine.positions[p.ticket] = p
         return taken, self.last_step
-
-
-@njit(cache=True)
-def _due_steps(steps: np.ndarray, step_times: np.ndarray, k: int, period: int, stop: int) -> np.ndarray:
-    """The stepped ticks before `stop` on which the tracker takes its samples, from the `k`-th step
-    (the first due): each the first step a sample period after the one before."""
-    out = np.empty(steps.size, dtype=np.int64)
-    n = 0
-    while k < steps.size and steps[k] < stop:
-        out[n] = steps[k]
-        n += 1
-        k = int(np.searchsorted(step_times, step_times[k] + period))
-    return out[:n]
-
-
-@njit(cache=True)
-def _best_tick(
-    prices: np.ndarray, stepped: np.ndarray, start: int, stop: int, open_price: float, sign: float
-) -> int:
-    """The first stepped tick of [start, stop) with the price furthest in the position's favour (-1: none)."""
-    best, best_move = -1, 0.0
-    for i in range(start, stop):
-        if stepped[i]:
-            move = (prices[i] - open_price) * sign
-            if best < 0 or move > best_move:
-                best, best_move = i, move
-    return best
-
-
-def _sample_due(tracker: PositionTracker, period_ms: int) -> int | float:
-    """The first whole ms at which the tracker takes its next profit sample (`PositionTracker.observe`:
-    a sample period after the last one, so rounded up should the last have been taken between two ms)."""
-    if tracker.last_sample is None:
-        return -math.inf
-    return -((_EPOCH - tracker.last_sample) // _MS) + period_ms

@@ -63,10 +63,7 @@ class PositionTracker:
                 self.reversal_warnings += 1
             elif ml_against < 0.5:
                 self.reversal_warnings = 0
-        if stalled(self.profits, profit, params, unit):
-            self.stall_count += 1
-        else:
-            self.stall_count = 0
+        self.stall_count = next_stall_count(self.stall_count, self.profits, profit, params, unit)
 
 
 def warns(ml_against: float, params: StrategyParams) -> bool:
@@ -80,6 +77,35 @@ def momentum(profits: deque[float] | list[float], scale: float) -> float:
     if len(recent) < 3 or scale <= 0:
         return 0.0
     return max(-100.0, min(100.0, (recent[-1] - recent[0]) / scale * 50))
+
+
+def lowest_momentum(profits: deque[float], more: list[float], scale: float) -> float:
+    """The lowest `momentum` of the samples `profits` as they are and as each of `more` is taken."""
+    recent = list(profits)[-5:]  # all that `momentum` reads of them
+    known = len(recent)
+    recent.extend(more)
+    # the last five of the first n are all `momentum` reads of them (and fewer than five: all there are)
+    return min(momentum(recent[max(0, n - 5) : n], scale) for n in range(known, len(recent) + 1))
+
+
+def next_stall_count(
+    count: int, profits: deque[float], profit: float, params: StrategyParams, unit: float
+) -> int:
+    """The stall count once the sample `profit` is taken (`profits` with it): one more while stalled."""
+    return count + 1 if stalled(profits, profit, params, unit) else 0
+
+
+def highest_stall_count(
+    tracker: PositionTracker, more: list[float], params: StrategyParams, unit: float
+) -> int:
+    """The highest stall count of the tracker as it is and as each of the samples `more` is taken."""
+    profits = deque(tracker.profits, maxlen=tracker.profits.maxlen)
+    count = top = tracker.stall_count
+    for profit in more:
+        profits.append(profit)
+        count = next_stall_count(count, profits, profit, params, unit)
+        top = max(top, count)
+    return top
 
 
 def stalled(profits: deque[float], profit: float, params: StrategyParams, unit: float) -> bool:

@@ -1,0 +1,94 @@
+"""A position as the backtest's quiet-tick shortcut with positions open scans a run of ticks
+(`trading.quiet_ticks`): its closing prices and bands, and the compiled helpers of the scan: the
+stepped ticks that take profit samples, the best tick for the running peak, the next sample's time."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+import numpy as np
+from numba import njit
+
+from trading.domain import Position
+from trading.hold_band import Band, Closes, held_until, hold_band
+from trading.parameters import StrategyParams
+from trading.position_inputs import PositionInputs
+from trading.tracker import PositionTracker
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_MS = timedelta(milliseconds=1)
+
+
+@dataclass(slots=True)
+class Row:
+    """A position as `_OpenTake.banded` (`trading.quiet_ticks`) scans it: its closing prices and bands."""
+
+    pos: Position
+    prices: np.ndarray  # bids for a BUY, asks for a SELL
+    swap: float
+    mult: float  # money per price unit for its volume
+    sign: float
+    tracker: PositionTracker
+    inputs: PositionInputs
+    base: Band  # hold_band.bar_band
+
+    def band(
+        self,
+        params: StrategyParams,
+        end_ms: int,
+        closes: Closes,
+        *,
+        stretch: bool,
+        momentum_floor: float = -100.0,
+        stall_top: int | None = None,
+    ) -> Band | None:
+        """The position's hold band for the ticks up to `end_ms` (`hold_band.held_until`)."""
+        view = held_until(
+            self.pos,
+            self.inputs,
+            params,
+            self.tracker,
+            end_ms,
+            closes,
+            stretch=stretch,
+            momentum_floor=momentum_floor,
+            stall_top=stall_top,
+        )
+        return hold_band(self.base, view)
+
+
+@njit(cache=True)
+def due_steps(steps: np.ndarray, step_times: np.ndarray, k: int, period: int, stop: int) -> np.ndarray:
+    """The stepped ticks before `stop` on which the tracker takes its samples, from the `k`-th step
+    (the first due): each the first step a sample period after the one before."""
+    out = np.empty(steps.size, dtype=np.int64)
+    n = 0
+    while k < steps.size and steps[k] < stop:
+        out[n] = steps[k]
+        n += 1
+        k = int(np.searchsorted(step_times, step_times[k] + period))
+    return out[:n]
+
+
+@njit(cache=True)
+def best_tick(
+    prices: np.ndarray, stepped: np.ndarray, start: int, stop: int, open_price: float, sign: float
+) -> int:
+    """The first stepped tick of [start, stop) with the price furthest in the position's favour (-1: none)."""
+    best, best_move = -1, 0.0
+    for i in range(start, stop):
+        if stepped[i]:
+            move = (prices[i] - open_price) * sign
+            if best < 0 or move > best_move:
+                best, best_move = i, move
+    return best
+
+
+def sample_due(tracker: PositionTracker, period_ms: int) -> int | float:
+    """The first whole ms at which the tracker takes its next profit sample (`PositionTracker.observe`:
+    a sample period after the last one, so rounded up should the last have been taken between two ms)."""
+    if tracker.last_sample is None:
+        return -math.inf
+    return -((_EPOCH - tracker.last_sample) // _MS) + period_ms
