@@ -50,6 +50,8 @@ async def replay(
             await app.trading_job.run()
             await asyncio.sleep(0.003 if speed > 4000 else 0.011)
         assert app.market_loop.decisions >= decisions
+        assert app.guard is not None
+        assert await app.guard.drain()  # the skip rows still being written aside (as at shutdown)
         rows = await app.journal.decisions(limit=10_000)
         made = sorted((d.bar_time, d.action, d.reason) for d in rows)[:decisions]
         last_bar = made[-1][0]
