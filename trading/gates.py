@@ -10,13 +10,14 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from functools import lru_cache
 from typing import NamedTuple
 
 from trading.analysis import MarketAnalysis, close_move_pct
 from trading.domain import Side
 from trading.expected_value import setup_cost_r, setup_ev_r
 from trading.parameters import GATE_NAMES, StrategyParams
-from trading.risk.modes import ModeDecision
+from trading.risk.modes import ModeDecision, RiskMode
 from trading.risk.sizing import LotSize
 from trading.timezones import to_wib
 
@@ -86,6 +87,7 @@ _NO_MODEL = _ok("ml_confidence", "no model: SMC-only")
 _NO_MODEL_AGAINST = _ok("ml_agreement", "no model")
 _NO_PULLBACK = _ok("pullback", "no adverse pullback")
 _NO_RECENT_ENTRY = _ok("cooldown", "no recent entry")
+_PAUSED = _block("risk_mode", "paused by the user")
 
 
 def flash_crash_guard(ctx: EntryContext) -> GateResult:
@@ -102,9 +104,15 @@ def flash_crash_guard(ctx: EntryContext) -> GateResult:
 
 def session(ctx: EntryContext) -> GateResult:
     s = ctx.analysis.session
-    if not s.allowed:
-        return _block("session", s.reason or f"{s.name}: no entries")
-    return _ok("session", f"{s.name} (×{s.multiplier:g})")
+    return _session_verdict(s.name, s.multiplier, s.allowed, s.reason)
+
+
+@lru_cache(maxsize=256)
+def _session_verdict(name: str, multiplier: float, allowed: bool, reason: str) -> GateResult:
+    """The session gate's verdict: a few sessions recur on every bar, so built once each (records are frozen)."""
+    if not allowed:
+        return _block("session", reason or f"{name}: no entries")
+    return _ok("session", f"{name} (×{multiplier:g})")
 
 
 def news_blackout(ctx: EntryContext) -> GateResult:
@@ -117,10 +125,16 @@ def news_blackout(ctx: EntryContext) -> GateResult:
 
 def risk_mode(ctx: EntryContext) -> GateResult:
     if ctx.paused:
-        return _block("risk_mode", "paused by the user")
-    if not ctx.mode.mode.allows_entries:
-        return _block("risk_mode", f"{ctx.mode.mode}: {ctx.mode.reason}")
-    return _ok("risk_mode", f"{ctx.mode.mode}: {ctx.mode.reason}")
+        return _PAUSED
+    return _mode_verdict(ctx.mode.mode, ctx.mode.reason)
+
+
+@lru_cache(maxsize=256)
+def _mode_verdict(mode: RiskMode, reason: str) -> GateResult:
+    """The risk-mode gate's verdict on a mode: the same mode and reason hold for many bars, so built once."""
+    if not mode.allows_entries:
+        return _block("risk_mode", f"{mode}: {reason}")
+    return _ok("risk_mode", f"{mode}: {reason}")
 
 
 def smc_setup(ctx: EntryContext) -> GateResult:
