@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 from datetime import UTC, datetime, timedelta
 
+import numpy as np
 import polars as pl
 import pytest
 
@@ -19,6 +20,7 @@ from trading.sessions import (
     ny_weekday_minute,
     session_at,
     session_names,
+    sessions_at,
 )
 from trading.timezones import NEW_YORK, WIB
 
@@ -325,3 +327,14 @@ def test_vectorised_helpers_refuse_naive_times():
         market_open_mask(naive)
     with pytest.raises(ValueError, match="aware"):
         session_names(naive)
+
+
+def test_sessions_at_is_session_at_minute_by_minute() -> None:
+    """The vectorised sessions (a backtest frame's rows) are `session_at`'s own records, minute by minute
+    over both New York DST switches of a year and a spread of instants from 1970 on."""
+    start = int(datetime(2024, 1, 1, tzinfo=UTC).timestamp()) // 60
+    year = np.arange(start, start + 366 * 24 * 60, 7)  # every 7th minute: all weekdays and minutes
+    spread = np.random.default_rng(3).integers(0, 30_000_000, 20_000)
+    minutes = np.concatenate([year, spread])
+    for minute, got in zip(minutes.tolist(), sessions_at(minutes), strict=True):
+        assert got is session_at(datetime.fromtimestamp(minute * 60, UTC)), minute

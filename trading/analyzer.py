@@ -12,6 +12,7 @@ the state's anchor on (tests/test_incremental_analysis.py); `compose` turns eith
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Protocol
@@ -21,12 +22,13 @@ import polars as pl
 
 from trading import features, smc
 from trading.analysis import UNKNOWN_REGIME, MarketAnalysis, MLView, QualityView, RegimeView, SetupLike
+from trading.analysis_rows import RowLists
 from trading.domain import Side
 from trading.h1_bias import h1_bias_series
 from trading.live_analysis import INDICATOR_COLUMNS, BarRow, IncrementalAnalysis
 from trading.market_quality import market_quality
 from trading.parameters import StrategyParams
-from trading.sessions import session_at
+from trading.sessions import SessionInfo, session_at
 
 REGIME_VIEWS = (
     RegimeView("low", 0, 0.0, 1.0, "TRADE"),
@@ -35,6 +37,7 @@ REGIME_VIEWS = (
 )
 CRISIS_VIEW = RegimeView("crisis", 3, 1.0, 0.0, "SLEEP")
 _M15 = timedelta(minutes=15)
+_M15_US = 15 * 60 * 1_000_000
 _DEFAULTS = StrategyParams()
 
 
@@ -82,7 +85,7 @@ class AnalysisFrame:
     ml_gate: tuple[float, float | None, str] = (0.0, None, "")  # min_prob, base_rate, note
     strategy_edge: str = ""
     _setups: dict[int, smc.SMCSetup | None] | None = None
-    _rows: tuple[int, _RowLists] | None = None  # (first row, lists) of the chunk `at` last read
+    _rows: tuple[int, RowLists] | None = None  # (first row, lists) of the chunk `at` last read
     # the crisis override: a close move of at least this many percent over the last `flash_crash_bars`
     # closes (the settings' FLASH_CRASH_PCT, as the engine's flash-crash guard reads it)
     flash_crash_pct: float = _DEFAULTS.flash_crash_pct
@@ -168,18 +171,20 @@ class AnalysisFrame:
         rows, j = self._row_lists(i)
         return regime_view(rows.regime_state[j], rows.regime_confidence[j], rows.crisis[j])
 
-    def _row_lists(self, i: int) -> tuple[_RowLists, int]:
+    def _row_lists(self, i: int) -> tuple[RowLists, int]:
         """The chunk of row lists holding row `i` (with the rows before it that `at` reads) and its
         index there; one chunk is kept, so a long frame's Python lists do not grow with its length."""
         lo = i - i % _ROW_CHUNK
         start = max(0, lo - _ROW_LEAD)
         if self._rows is None or self._rows[0] != start:
             hi = min(len(self), lo + _ROW_CHUNK)
+            opens = self.bars["time"].slice(start, hi - start).dt.epoch("us").to_numpy()
             self._rows = (
                 start,
-                _RowLists.of(
+                RowLists.of(
                     {k: v[start:hi] for k, v in self.columns.items()},
                     None if self.regime_probs is None else self.regime_probs[start:hi],
+                    (opens + _M15_US) // 60_000_000,  # the bars' closes, in minutes
                     self.flash_crash_pct,
                     self.flash_crash_bars,
                 ),
@@ -224,6 +229,7 @@ class AnalysisFrame:
             thresholds=(self.min_threshold, self.max_threshold),
             model_version=self.model_version,
             strategy_edge=self.strategy_edge,
+            session=rows.session[j],
         )
 
 
@@ -245,11 +251,14 @@ def compose(
     thresholds: tuple[float, float],
     model_version: str,
     strategy_edge: str,
+    session: SessionInfo | None = None,
 ) -> MarketAnalysis:
     """The `MarketAnalysis` of one row, from a frame (`AnalysisFrame.at`) or a step (`MarketAnalyzer`).
-    `meta`: a meta-model scored the row's setup (`row.p_win`); else `p_up` is a direction model's."""
+    `meta`: a meta-model scored the row's setup (`row.p_win`); else `p_up` is a direction model's.
+    `session`: `session_at` the bar's close, when already known (a frame's rows)."""
     setup = row.setup
-    session = session_at(row.time + _M15)
+    if session is None:
+        session = session_at(row.time + _M15)
     regime = regime_view(row.regime_state, row.regime_confidence, row.crisis)
     ml = None
     if meta:
@@ -294,61 +303,6 @@ def compose(
 
 _ROW_CHUNK = 4096
 _ROW_LEAD = 24  # the rows before a chunk that `at` reads (the recent closes; the flash-crash window)
-
-
-@dataclass(frozen=True, slots=True)
-class _RowLists:
-    """What `at` reads of each row, converted once per frame: Python floats read faster than numpy
-    scalars, and the flash-crash and regime picks are elementwise, so vectorised they are the same."""
-
-    close: list[float]
-    high: list[float]
-    low: list[float]
-    spread: list[float]
-    indicators: tuple[list[float], ...]  # the INDICATOR_COLUMNS
-    crisis: list[bool]  # the regime's flash-crash override
-    regime_state: list[int]  # argmax of the regime probabilities; -1 where not all finite (or no regime)
-    regime_confidence: list[float]
-
-    @classmethod
-    def of(
-        cls,
-        columns: dict[str, np.ndarray],
-        regime_probs: np.ndarray | None,
-        flash_crash_pct: float = _DEFAULTS.flash_crash_pct,
-        flash_crash_bars: int = _DEFAULTS.flash_crash_bars,
-    ) -> _RowLists:
-        close = np.asarray(columns["close"], dtype=np.float64)
-        n = close.size
-        if regime_probs is None:
-            state, confidence = np.full(n, -1), np.zeros(n)
-        else:
-            probs = np.asarray(regime_probs)
-            best = probs.argmax(axis=1) if n else np.zeros(0, dtype=np.int64)
-            state = np.where(np.isfinite(probs).all(axis=1), best, -1)
-            confidence = probs[np.arange(n), best].astype(np.float64)
-        return cls(
-            close=close.tolist(),
-            high=columns["high"].tolist(),
-            low=columns["low"].tolist(),
-            spread=columns["spread"].tolist(),
-            indicators=tuple(np.asarray(columns[k], dtype=np.float64).tolist() for k in INDICATOR_COLUMNS),
-            crisis=_flash_crash_rows(close, flash_crash_pct, flash_crash_bars).tolist(),
-            regime_state=state.tolist(),
-            regime_confidence=confidence.tolist(),
-        )
-
-
-def _flash_crash_rows(close: np.ndarray, pct: float, bars: int) -> np.ndarray:
-    """Per row i, close_move_pct(close[: i + 1], bars) >= pct, for all rows at once."""
-    out = np.zeros(close.size, dtype=bool)
-    k = bars - 1  # the window's first close is k rows back
-    if close.size > k:
-        first, last = close[:-k], close[k:]
-        with np.errstate(divide="ignore", invalid="ignore"):
-            move = np.abs(last / first - 1) * 100
-        out[k:] = (first > 0) & (move >= pct)
-    return out
 
 
 class MarketAnalyzer:
@@ -451,14 +405,28 @@ class PrecomputedAnalyzer:
         self.frame = frame
         self._index = {t: i for i, t in enumerate(frame.times)}
         self._prev: tuple[int, SetupLike | None] | None = None
+        self._handed: tuple[pl.DataFrame, datetime] | None = None  # the last window `window` gave out
         self.last_frame = frame
 
     @property
     def edge(self) -> str:
         return self.frame.strategy_edge or NO_MODEL_EDGE
 
+    def window(self, bars: pl.DataFrame) -> Callable[[int], pl.DataFrame]:
+        """The backtest's window over `bars`: bar b alone (all this analyzer reads is its time). The
+        analyzer keeps the time of the window it gave out, so it does not read it back (~2 us a bar)."""
+        times: list[datetime] = bars["time"].to_list()
+
+        def one_row(b: int) -> pl.DataFrame:
+            w = bars.slice(b, 1)
+            self._handed = (w, times[b])
+            return w
+
+        return one_row
+
     def __call__(self, bars: pl.DataFrame) -> MarketAnalysis:
-        i = self._index[bars.item(-1, "time")]
+        handed = self._handed
+        i = self._index[handed[1] if handed is not None and handed[0] is bars else bars.item(-1, "time")]
         prev: SetupLike | bool | None = False
         if self._prev is not None and self._prev[0] == i - 1:
             prev = self._prev[1]

@@ -156,10 +156,12 @@ async def _drive(
     speed: float = 0.0,
     wall_seed: int = 0,
     risk_state: RiskState | None = None,
+    window: Callable[[int], pl.DataFrame] | None = None,
 ) -> BacktestResult:
     """The bars through `MarketLoop`, the same loop a paper replay runs: as fast as possible (speed 0)
     or paced at `speed` against a jittery simulated wall clock (`paced_replay`). `risk_state` continues
-    an earlier run's risk counters."""
+    an earlier run's risk counters. `window(bar)`: the closed bars the analyzer gets (by default the
+    last 10,000 live, else the bar alone)."""
     warmup, feed, broker = await replay_account(bars, config, path)
     times: list[datetime] = bars["time"].to_list()
     clock = SimClock(times[warmup])
@@ -203,7 +205,8 @@ async def _drive(
         full_decisions=recorder.keep_decisions,
     )
     await engine.start({"risk": risk_state_to_dict(risk_state)} if risk_state is not None else None)
-    window = history_window(bars, 10_000) if live else (lambda b: bars.slice(b, 1))
+    if window is None:
+        window = history_window(bars, 10_000) if live else (lambda b: bars.slice(b, 1))
     if speed > 0:
         wall = _JitteryWall(wall_seed, mean_step=1.0)  # the 1-second job, late or early as a busy loop is
         loop = MarketLoop(
@@ -295,7 +298,8 @@ def run_backtest(
         flash_crash_pct=config.params.flash_crash_pct,
         flash_crash_bars=config.params.flash_crash_bars,
     )
-    analyzer: Analyzer = PrecomputedAnalyzer(frame)
+    precomputed = PrecomputedAnalyzer(frame)
+    analyzer: Analyzer = precomputed
     if analyzer_wrapper is not None:
         analyzer = analyzer_wrapper(analyzer)
     result = asyncio.run(
@@ -308,6 +312,7 @@ def run_backtest(
             label=label,
             path=path,
             risk_state=risk_state,
+            window=precomputed.window(bars),
         )
     )
     result.seconds = time.perf_counter() - t0
@@ -362,10 +367,11 @@ def paced_replay(
         flash_crash_pct=config.params.flash_crash_pct,
         flash_crash_bars=config.params.flash_crash_bars,
     )
+    precomputed = PrecomputedAnalyzer(frame)
     result = asyncio.run(
         _drive(
             bars,
-            PrecomputedAnalyzer(frame),
+            precomputed,
             config,
             live=False,
             progress=None,
@@ -373,6 +379,7 @@ def paced_replay(
             path=path,
             speed=speed,
             wall_seed=wall_seed,
+            window=precomputed.window(bars),
         )
     )
     result.seconds = time.perf_counter() - t0

@@ -10,13 +10,14 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from functools import lru_cache
 from typing import NamedTuple
 
 from trading.analysis import MarketAnalysis, close_move_pct
 from trading.domain import Side
 from trading.expected_value import setup_cost_r, setup_ev_r
 from trading.parameters import GATE_NAMES, StrategyParams
-from trading.risk.modes import ModeDecision
+from trading.risk.modes import ModeDecision, RiskMode
 from trading.risk.sizing import LotSize
 from trading.timezones import to_wib
 
@@ -86,6 +87,7 @@ _NO_MODEL = _ok("ml_confidence", "no model: SMC-only")
 _NO_MODEL_AGAINST = _ok("ml_agreement", "no model")
 _NO_PULLBACK = _ok("pullback", "no adverse pullback")
 _NO_RECENT_ENTRY = _ok("cooldown", "no recent entry")
+_PAUSED = _block("risk_mode", "paused by the user")
 
 
 def flash_crash_guard(ctx: EntryContext) -> GateResult:
@@ -102,9 +104,15 @@ def flash_crash_guard(ctx: EntryContext) -> GateResult:
 
 def session(ctx: EntryContext) -> GateResult:
     s = ctx.analysis.session
-    if not s.allowed:
-        return _block("session", s.reason or f"{s.name}: no entries")
-    return _ok("session", f"{s.name} (×{s.multiplier:g})")
+    return _session_verdict(s.name, s.multiplier, s.allowed, s.reason)
+
+
+@lru_cache(maxsize=256, typed=True)
+def _session_verdict(name: str, multiplier: float, allowed: bool, reason: str) -> GateResult:
+    """The session gate's verdict: a few sessions recur on every bar, so built once each (records are frozen)."""
+    if not allowed:
+        return _block("session", reason or f"{name}: no entries")
+    return _ok("session", f"{name} (×{multiplier:g})")
 
 
 def news_blackout(ctx: EntryContext) -> GateResult:
@@ -117,10 +125,16 @@ def news_blackout(ctx: EntryContext) -> GateResult:
 
 def risk_mode(ctx: EntryContext) -> GateResult:
     if ctx.paused:
-        return _block("risk_mode", "paused by the user")
-    if not ctx.mode.mode.allows_entries:
-        return _block("risk_mode", f"{ctx.mode.mode}: {ctx.mode.reason}")
-    return _ok("risk_mode", f"{ctx.mode.mode}: {ctx.mode.reason}")
+        return _PAUSED
+    return _mode_verdict(ctx.mode.mode, ctx.mode.reason)
+
+
+@lru_cache(maxsize=256, typed=True)
+def _mode_verdict(mode: RiskMode, reason: str) -> GateResult:
+    """The risk-mode gate's verdict on a mode: the same mode and reason hold for many bars, so built once."""
+    if not mode.allows_entries:
+        return _block("risk_mode", f"{mode}: {reason}")
+    return _ok("risk_mode", f"{mode}: {reason}")
 
 
 def smc_setup(ctx: EntryContext) -> GateResult:
@@ -213,19 +227,28 @@ def ml_agreement(ctx: EntryContext) -> GateResult:
 
 def market_quality(ctx: EntryContext) -> GateResult:
     q = ctx.analysis.quality
-    if q.level == "AVOID":
-        return _block("market_quality", f"quality {q.score:.0f} AVOID")
-    return _ok("market_quality", f"quality {q.score:.0f} {q.level}")
+    return _quality_verdict(q.score, q.level)
+
+
+@lru_cache(maxsize=256, typed=True)
+def _quality_verdict(score: float, level: str) -> GateResult:
+    if level == "AVOID":
+        return _block("market_quality", f"quality {score:.0f} AVOID")
+    return _ok("market_quality", f"quality {score:.0f} {level}")
 
 
 def confirmation(ctx: EntryContext) -> GateResult:
     setup = ctx.analysis.setup
     if setup is None:
         return _NO_SETUP["confirmation"]
-    prev = ctx.analysis.prev_setup_side
-    if prev is not setup.side:
-        return _block("confirmation", f"previous bar had {prev or 'no'} setup; need {setup.side} twice")
-    return _ok("confirmation", f"{setup.side} on two consecutive bars")
+    return _confirmation_verdict(ctx.analysis.prev_setup_side, setup.side)
+
+
+@lru_cache(maxsize=16, typed=True)
+def _confirmation_verdict(prev: Side | None, side: Side) -> GateResult:
+    if prev is not side:
+        return _block("confirmation", f"previous bar had {prev or 'no'} setup; need {side} twice")
+    return _ok("confirmation", f"{side} on two consecutive bars")
 
 
 def pullback(ctx: EntryContext) -> GateResult:
@@ -284,9 +307,14 @@ def position_limit(ctx: EntryContext) -> GateResult:
     mode_cap = ctx.mode.mode.max_positions_cap
     if mode_cap is not None and mode_cap < cap:
         cap = mode_cap
-    if ctx.open_positions >= cap:
-        return _block("position_limit", f"{ctx.open_positions} open, limit {cap}")
-    return _ok("position_limit", f"{ctx.open_positions} open < {cap}")
+    return _position_verdict(ctx.open_positions, cap)
+
+
+@lru_cache(maxsize=256, typed=True)
+def _position_verdict(open_positions: int, cap: int) -> GateResult:
+    if open_positions >= cap:
+        return _block("position_limit", f"{open_positions} open, limit {cap}")
+    return _ok("position_limit", f"{open_positions} open < {cap}")
 
 
 def lot_size(ctx: EntryContext) -> GateResult:
@@ -306,7 +334,11 @@ def spread_limit_points(now: datetime, is_golden: bool, params: StrategyParams) 
 
 def spread_limit(ctx: EntryContext) -> GateResult:
     limit = spread_limit_points(ctx.now, ctx.analysis.session.is_golden, ctx.params)
-    spread = ctx.analysis.spread_points
+    return _spread_verdict(ctx.analysis.spread_points, limit)
+
+
+@lru_cache(maxsize=1024, typed=True)
+def _spread_verdict(spread: int, limit: int) -> GateResult:
     if spread > limit:
         return _block("spread_limit", f"spread {spread} points > {limit}")
     return _ok("spread_limit", f"spread {spread} ≤ {limit} points")
@@ -314,9 +346,14 @@ def spread_limit(ctx: EntryContext) -> GateResult:
 
 def regime_sleep(ctx: EntryContext) -> GateResult:
     r = ctx.analysis.regime
-    if r.recommendation == "SLEEP":
-        return _block("regime_sleep", f"regime {r.name}: SLEEP")
-    return _ok("regime_sleep", f"regime {r.name}: {r.recommendation}")
+    return _regime_verdict(r.name, r.recommendation)
+
+
+@lru_cache(maxsize=64, typed=True)
+def _regime_verdict(name: str, recommendation: str) -> GateResult:
+    if recommendation == "SLEEP":
+        return _block("regime_sleep", f"regime {name}: SLEEP")
+    return _ok("regime_sleep", f"regime {name}: {recommendation}")
 
 
 GATES: dict[str, Gate] = {

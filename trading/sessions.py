@@ -196,13 +196,38 @@ def session_at(now_utc: datetime) -> SessionInfo:
     session table (dead zone, rollover, blocked Tokyo-London overlap).
     """
     _, minute = _epoch_minutes(now_utc, "session_at")
-    state = _state(_ny_local_minutes(minute))
+    return _session_info(_state(_ny_local_minutes(minute)), minute)
+
+
+def _session_info(state: int, epoch_minute: int) -> SessionInfo:
+    """The session of an instant from its market state (`_state`) and its minute since the epoch."""
     if state == _WEEKEND:
         return _WEEKEND_INFO
     if state == _BREAK:
         return _BREAK_INFO
-    wib_minute = (minute + WIB_OFFSET_MINUTES) % MINUTES_PER_DAY
+    wib_minute = (epoch_minute + WIB_OFFSET_MINUTES) % MINUTES_PER_DAY
     return _CUTOFF_INFO[wib_minute] if state == _CUTOFF else _OPEN_INFO[wib_minute]
+
+
+def sessions_at(epoch_minutes: np.ndarray) -> list[SessionInfo]:
+    """`session_at` of many instants at once (UTC minutes since the epoch): the New York wall clock and
+    the market state vectorised, from the same per-hour offsets and `_state` (as a weekly table)."""
+    minutes = np.asarray(epoch_minutes, dtype=np.int64)
+    weekday, ny_minute = ny_weekday_minute_epoch(minutes * 60)
+    states = _weekly_states()[weekday * MINUTES_PER_DAY + ny_minute]
+    return [
+        _session_info(state, minute) for state, minute in zip(states.tolist(), minutes.tolist(), strict=True)
+    ]
+
+
+@lru_cache(maxsize=1)
+def _weekly_states() -> np.ndarray:
+    """`_state` of every New York weekday and minute, indexed by weekday * 1440 + minute of the day."""
+    table = np.zeros(7 * MINUTES_PER_DAY, dtype=np.int64)
+    for ny_local in range(7 * MINUTES_PER_DAY):
+        weekday = (ny_local // MINUTES_PER_DAY + _EPOCH_WEEKDAY) % 7
+        table[weekday * MINUTES_PER_DAY + ny_local % MINUTES_PER_DAY] = _state(ny_local)
+    return table
 
 
 def is_market_open(now_utc: datetime) -> bool:
