@@ -175,9 +175,8 @@ def ml_reversal(v: Held) -> Bounds:
 
 @rule(per_bar=True)
 def max_loss(v: Held) -> Bounds:
-    limit = v.params.max_loss_frac * v.max_loss
-    why = f"loss ${{loss:.2f}} ≥ ${limit:.2f} ({v.params.max_loss_frac:.0%} of max loss)"
-    return (AtMost(-limit, why=why),)
+    why = "loss ${loss:.2f} ≥ ${v.loss_limit:.2f} ({p.max_loss_frac:.0%} of max loss)"
+    return (AtMost(-v.loss_limit, why=why),)
 
 
 @rule()
