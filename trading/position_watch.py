@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import logging
 import math
-import operator
 from dataclasses import replace
 from datetime import datetime
 from typing import NamedTuple
@@ -18,7 +17,7 @@ from typing import NamedTuple
 from trading.bounds import At
 from trading.broker.base import BrokerError, ConnectionLost
 from trading.domain import Position, Tick
-from trading.engine_host import EngineHost
+from trading.engine_host import EngineHost, JudgeKey
 from trading.events import EventKind
 from trading.exits import ExitVerdict, PositionTracker, evaluate_exits
 from trading.position_inputs import PositionInputs, held_at, position_inputs
@@ -64,6 +63,26 @@ def open_market_minutes(now: datetime) -> tuple[float | None, float | None]:
     return to_daily, to_weekly
 
 
+def same_inputs(old: JudgeKey, new: JudgeKey) -> bool:
+    """Whether `position_inputs` gives the same for both keys: the same analysis, risk state,
+    parameters, limits and side (by identity: a new object on each change) and the same numbers (by
+    value: a stop move rebuilds the position's take-profit, a sync the balance, unchanged)."""
+    a, state, balance, params, limits, volume, tp, open_price, side = old
+    return (
+        new[0] is a
+        and new[1] is state
+        and new[3] is params
+        and new[4] is limits
+        and new[8] is side
+        and new[2] == balance
+        # (a zero balance's sign too: a reason prints -0.00)
+        and (balance != 0.0 or math.copysign(1.0, balance) == math.copysign(1.0, new[2]))
+        and new[5] == volume
+        and new[6] == tp
+        and new[7] == open_price
+    )
+
+
 class PositionWatch(EngineHost):
     """Judging and managing the open positions of `TradingEngine`."""
 
@@ -89,7 +108,7 @@ class PositionWatch(EngineHost):
         a, state, balance = self.analysis, self.state, self.account.balance
         key = (a, state, balance, self.params, self.limits, pos.volume, pos.tp, pos.open_price, pos.side)
         cached = self._judge_inputs.get(pos.ticket)
-        if cached is None or not all(map(operator.is_, cached[0], key)):
+        if cached is None or not same_inputs(cached[0], key):
             fixed = position_inputs(pos, a, state, balance, self.params, self.limits, self.spec)
             cached = self._judge_inputs[pos.ticket] = (key, fixed)
         return cached[1]
