@@ -49,11 +49,13 @@ class Fired(NamedTuple):
 Then = Callable[[Any, At], "Fired | None"]
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@dataclass(slots=True, kw_only=True)
 class Bound:
     """A region of ticks a rule fires on. `why` is the reason, `str.format`ted with the tick (profit,
-    loss, peak, move, price), the rule's view `v` and its parameters `p`; `then`, when given, decides on
-    the ticks the bound hits (the bound then covers the verdict) and words the reason itself."""
+    loss, peak, move, price), the rule's view `v` and its parameters `p` only when it fires; `then`, when
+    given, decides on the ticks the bound hits (the bound then covers the verdict) and words the reason
+    itself. Not frozen (a frozen dataclass's `__init__` costs several times a plain one's, and rules
+    declare bounds on every step): a bound is never changed once declared."""
 
     why: str = ""
     then: Then | None = None
@@ -73,7 +75,7 @@ class Bound:
         return 0.0
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class AtMost(Bound):
     """profit <= x (`below` for profit < x)."""
 
@@ -83,7 +85,7 @@ class AtMost(Bound):
         return at.profit <= self.x
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class AtLeast(Bound):
     """profit >= x (`above` for profit > x)."""
 
@@ -93,7 +95,7 @@ class AtLeast(Bound):
         return at.profit >= self.x
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Within(Bound):
     """lo <= profit < hi."""
 
@@ -104,7 +106,7 @@ class Within(Bound):
         return self.lo <= at.profit < self.hi
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class MoveAtLeast(Bound):
     """A favourable price move >= x; `stop` the new stop it sets (for a rule that moves the stop)."""
 
@@ -118,7 +120,7 @@ class MoveAtLeast(Bound):
         return self.stop
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class GivesBack(Bound):
     """The running peak above `arm` and the profit below `keep` × peak."""
 
@@ -129,7 +131,7 @@ class GivesBack(Bound):
         return at.peak > self.arm and at.profit < self.keep * at.peak
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class DrawsDown(Bound):
     """The running peak above `arm` and more than `share` of it given back."""
 
@@ -144,7 +146,7 @@ class DrawsDown(Bound):
         return 1 - self.share
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class LossReaches(Bound):
     """A loss that brings `spent` (a running total of losses) to `limit`."""
 
@@ -155,7 +157,7 @@ class LossReaches(Bound):
         return at.profit < 0 and self.spent + -at.profit >= self.limit
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Always(Bound):
     """Fires whatever the price."""
 

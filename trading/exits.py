@@ -175,9 +175,8 @@ def ml_reversal(v: Held) -> Bounds:
 
 @rule(per_bar=True)
 def max_loss(v: Held) -> Bounds:
-    limit = v.params.max_loss_frac * v.max_loss
-    why = f"loss ${{loss:.2f}} ≥ ${limit:.2f} ({v.params.max_loss_frac:.0%} of max loss)"
-    return (AtMost(-limit, why=why),)
+    why = "loss ${loss:.2f} ≥ ${v.loss_limit:.2f} ({p.max_loss_frac:.0%} of max loss)"
+    return (AtMost(-v.loss_limit, why=why),)
 
 
 @rule()
@@ -243,7 +242,10 @@ EXIT_RULES: tuple[Rule, ...] = (
 def evaluate_exits(v: Held, at: At) -> ExitVerdict | None:
     """The first rule that closes, in priority order, or None to hold."""
     for exit_rule in EXIT_RULES:
-        fired = first_fired(v.declare(exit_rule) if exit_rule.per_bar else exit_rule.declare(v), v, at)
+        bounds = v.declare(exit_rule) if exit_rule.per_bar else exit_rule.declare(v)
+        if not bounds:  # (most rules declare nothing most of the time)
+            continue
+        fired = first_fired(bounds, v, at)
         if fired is not None:
             return ExitVerdict(exit_rule.__name__, True, fired.reason)
     return None

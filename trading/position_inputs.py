@@ -15,6 +15,8 @@ from trading.parameters import StrategyParams
 from trading.risk.modes import RiskLimits, RiskState, limit_use
 from trading.tracker import PositionTracker, momentum, warns
 
+BarBounds = dict[Rule, Bounds]
+
 
 @dataclass(frozen=True, slots=True)
 class PositionInputs:
@@ -30,10 +32,20 @@ class PositionInputs:
     daily_limit: float
     balance: float
     urgency: int  # the position manager's urgency score (`urgency_score`)
-    # the bounds the rules fixed for the bar declared, kept with the bar's inputs (`Held.declare`)
-    memo: dict[tuple[object, ...], tuple[StrategyParams, Bounds]] = field(
+    # the bounds the rules fixed for the bar declared, kept with the bar's inputs (`Held.declare`): by
+    # the stop, entry, volume and side, for the parameters they were declared with
+    memo: dict[tuple[float, float, float, bool], tuple[StrategyParams, BarBounds]] = field(
         default_factory=dict, compare=False, repr=False
     )
+
+    def bar_bounds(self, pos: Position, params: StrategyParams) -> BarBounds:
+        """The bounds the rules fixed for the bar have declared for `pos` with these inputs and
+        `params`, by rule (filled as they declare them)."""
+        key = (pos.sl, pos.open_price, pos.volume, pos.side is Side.BUY)  # (an enum hashes slowly)
+        known = self.memo.get(key)
+        if known is None or known[0] is not params:
+            known = self.memo[key] = (params, {})
+        return known[1]
 
 
 def urgency_score(
@@ -89,9 +101,10 @@ def position_inputs(
     )
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Held:
-    """What the rules read of an open position, fixed between two profit samples: at one instant
+    """What the rules read of an open position, fixed between two profit samples (not frozen, for a
+    view built on every step costs less so, but never changed but for its `bar` lookup): at one instant
     (`stretch` False: the rules' live verdict), or for a stretch of ticks up to the clock given, across
     which the tracker may take samples (`stretch` True: momentum and growth are None, any (the momentum
     at least `momentum_floor`, the stall count at most `stall_top`, when the samples are known), and
@@ -109,6 +122,8 @@ class Held:
     stretch: bool = False
     momentum_floor: float = -100.0  # the lowest momentum of a stretch's samples (-100: any)
     stall_top: int | None = None  # the highest stall count a stretch's samples bring (None: any)
+    # the bar's declared bounds (`PositionInputs.bar_bounds`), looked up on the view's first `declare`
+    bar: BarBounds | None = field(default=None, compare=False, repr=False)
 
     @property
     def unit(self) -> float:
@@ -118,6 +133,11 @@ class Held:
     def max_loss(self) -> float:
         """The most a trade may lose, in money (`max_loss_pct` of the balance)."""
         return self.inputs.balance * self.params.max_loss_pct / 100
+
+    @property
+    def loss_limit(self) -> float:
+        """The loss `max_loss` closes at: `max_loss_frac` of `max_loss`."""
+        return self.params.max_loss_frac * self.max_loss
 
     @property
     def minutes_to_close(self) -> float:
@@ -132,13 +152,12 @@ class Held:
         for the bar's inputs and the position's stop."""
         if not rule.per_bar:
             return rule.declare(self)
-        pos = self.position
-        key = (rule, pos.sl, pos.open_price, pos.volume, pos.side is Side.BUY)  # (an enum hashes slowly)
-        known = self.inputs.memo.get(key)
-        if known is not None and known[0] is self.params:
-            return known[1]
-        bounds = rule.declare(self)
-        self.inputs.memo[key] = (self.params, bounds)
+        bar = self.bar
+        if bar is None:
+            bar = self.bar = self.inputs.bar_bounds(self.position, self.params)
+        bounds = bar.get(rule)
+        if bounds is None:
+            bounds = bar[rule] = rule.declare(self)
         return bounds
 
     def momentum_below(self, level: float) -> bool:

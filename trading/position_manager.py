@@ -195,7 +195,10 @@ PM_RULES: tuple[Rule, ...] = (
 
 def manage_position(v: Held, at: At) -> PMAction:
     for pm_rule in PM_RULES:
-        fired = first_fired(v.declare(pm_rule) if pm_rule.per_bar else pm_rule.declare(v), v, at)
+        bounds = v.declare(pm_rule) if pm_rule.per_bar else pm_rule.declare(v)
+        if not bounds:  # (most rules declare nothing most of the time)
+            continue
+        fired = first_fired(bounds, v, at)
         if fired is not None:
             kind = PMKind.MOVE_SL if pm_rule.moves_stop else PMKind.CLOSE
             return PMAction(kind, pm_rule.__name__, fired.reason, fired.new_sl)

@@ -9,14 +9,15 @@ public methods are also what the backtest's shortcuts call (`trading.quiet_ticks
 from __future__ import annotations
 
 import logging
-import operator
+import math
 from dataclasses import replace
 from datetime import datetime
+from typing import NamedTuple
 
 from trading.bounds import At
 from trading.broker.base import BrokerError, ConnectionLost
 from trading.domain import Position, Tick
-from trading.engine_host import EngineHost
+from trading.engine_host import EngineHost, JudgeKey
 from trading.events import EventKind
 from trading.exits import ExitVerdict, PositionTracker, evaluate_exits
 from trading.position_inputs import PositionInputs, held_at, position_inputs
@@ -31,6 +32,55 @@ def market_minutes(now: datetime) -> tuple[float | None, float | None]:
     """Minutes to the next daily and weekly close (None while the market is closed)."""
     status = market_status(now)
     return status.minutes_to_daily_close, status.minutes_to_weekly_close
+
+
+class _OpenSession(NamedTuple):
+    """The close instants (epoch seconds) `market_status` gave at `seen`, an instant the market was
+    open: it stays open until that daily close (no break within a session), both closes the same."""
+
+    seen: float
+    daily: float
+    weekly: float
+
+
+_session = _OpenSession(math.inf, -math.inf, -math.inf)  # one tuple, swapped whole: safe across threads
+
+
+def open_market_minutes(now: datetime) -> tuple[float | None, float | None]:
+    """`market_minutes`, the same floats, with `market_status` asked once a session rather than on
+    every call: its minutes are (close - now) / 60 from the close instants, which are fixed from the
+    instant it is seen open until the daily close."""
+    global _session
+    ts = now.timestamp()
+    known = _session
+    if known.seen <= ts < known.daily and now.tzinfo is not None:
+        return (known.daily - ts) / 60, (known.weekly - ts) / 60
+    status = market_status(now)
+    to_daily, to_weekly = status.minutes_to_daily_close, status.minutes_to_weekly_close
+    if to_daily is not None and to_weekly is not None:
+        # the weekly close is 17:00 New York, a whole second: recovered exactly from its minutes
+        _session = _OpenSession(ts, status.next_close_utc.timestamp(), float(round(ts + to_weekly * 60)))
+    return to_daily, to_weekly
+
+
+def same_inputs(old: JudgeKey, new: JudgeKey) -> bool:
+    """Whether `position_inputs` gives the same for both keys: the same analysis, risk state,
+    parameters, limits and side (by identity: a new object on each change) and the same numbers (by
+    value: a stop move rebuilds the position's take-profit, a sync the balance, unchanged)."""
+    a, state, balance, params, limits, volume, tp, open_price, side = old
+    return (
+        new[0] is a
+        and new[1] is state
+        and new[3] is params
+        and new[4] is limits
+        and new[8] is side
+        and new[2] == balance
+        # (a zero balance's sign too: a reason prints -0.00)
+        and (balance != 0.0 or math.copysign(1.0, balance) == math.copysign(1.0, new[2]))
+        and new[5] == volume
+        and new[6] == tp
+        and new[7] == open_price
+    )
 
 
 class PositionWatch(EngineHost):
@@ -58,7 +108,7 @@ class PositionWatch(EngineHost):
         a, state, balance = self.analysis, self.state, self.account.balance
         key = (a, state, balance, self.params, self.limits, pos.volume, pos.tp, pos.open_price, pos.side)
         cached = self._judge_inputs.get(pos.ticket)
-        if cached is None or not all(map(operator.is_, cached[0], key)):
+        if cached is None or not same_inputs(cached[0], key):
             fixed = position_inputs(pos, a, state, balance, self.params, self.limits, self.spec)
             cached = self._judge_inputs[pos.ticket] = (key, fixed)
         return cached[1]
@@ -112,15 +162,11 @@ class PositionWatch(EngineHost):
         minute = int(ts // 60)
         cached = self._closes
         if cached is None or cached[0] != minute:
-            status = market_status(now)
-            if status.minutes_to_daily_close is None or status.minutes_to_weekly_close is None:
+            to_daily, to_weekly = open_market_minutes(now)
+            if to_daily is None or to_weekly is None:
                 cached = (minute, None, None)
             else:
-                cached = (
-                    minute,
-                    ts + status.minutes_to_daily_close * 60,
-                    ts + status.minutes_to_weekly_close * 60,
-                )
+                cached = (minute, ts + to_daily * 60, ts + to_weekly * 60)
             self._closes = cached
         _, daily_at, weekly_at = cached
         if daily_at is None or weekly_at is None:

@@ -73,10 +73,11 @@ def warns(ml_against: float, params: StrategyParams) -> bool:
 
 def momentum(profits: deque[float] | list[float], scale: float) -> float:
     """clamp((p[-1] - p[-5]) / scale × 50, ±100) over the last ≤ 5 samples; 0 with fewer than 3."""
-    recent = list(profits)[-5:]
-    if len(recent) < 3 or scale <= 0:
+    n = len(profits)
+    if n < 3 or scale <= 0:
         return 0.0
-    return max(-100.0, min(100.0, (recent[-1] - recent[0]) / scale * 50))
+    first = profits[-5] if n >= 5 else profits[0]  # (the deque indexed, not copied, on every step)
+    return max(-100.0, min(100.0, (profits[-1] - first) / scale * 50))
 
 
 def lowest_momentum(profits: deque[float], more: list[float], scale: float) -> float:
