@@ -7,6 +7,7 @@ broker and for the bound that spares a tick the exact stop-out test (`MarkCache.
 
 from __future__ import annotations
 
+import math
 import operator
 from dataclasses import fields
 from typing import TYPE_CHECKING
@@ -57,15 +58,28 @@ def _same(a: tuple[object, ...], b: tuple[object, ...]) -> bool:
     return len(a) == len(b) and all(map(operator.is_, a, b))
 
 
+def _same_values(a: tuple[object, float, float, float], b: tuple[object, float, float, float]) -> bool:
+    """The same config object and the same balance, equity and margin."""
+    return a[0] is b[0] and _same_float(a[1], b[1]) and _same_float(a[2], b[2]) and _same_float(a[3], b[3])
+
+
+def _same_float(a: float, b: float) -> bool:
+    """`a` and `b` are the same number, down to the sign of a zero (so a record built from either is
+    indistinguishable)."""
+    return a == b and (a != 0.0 or math.copysign(1.0, a) == math.copysign(1.0, b))
+
+
 class MarkCache:
     """One broker's last marks and what they were computed from."""
 
     __slots__ = (
         "_account",
         "_account_key",
+        "_account_values",
         "_floating",
         "_margin",
         "_margin_key",
+        "_marked",
         "_positions",
         "_positions_key",
         "_profits",
@@ -82,6 +96,11 @@ class MarkCache:
         self._positions: list[Position] = []
         self._account_key: tuple[object, ...] = ()
         self._account: AccountInfo | None = None
+        self._account_values: tuple[object, float, float, float] | None = (
+            None  # config, balance, equity, margin
+        )
+        # ticket -> (position, spec, price) it was last marked from, and the marked position
+        self._marked: dict[int, tuple[Position, object, float, Position]] = {}
         self._profits_key: tuple[object, ...] = ()
         self._profits: dict[int, float] = {}
         self._reachable_key: tuple[object, ...] = ()
@@ -93,29 +112,49 @@ class MarkCache:
         key = (tick, broker.spec, broker.magic, broker.symbol, *held.values())
         if not _same(key, self._positions_key):
             profits, out = self.profits(broker), []
+            marked: dict[int, tuple[Position, object, float, Position]] = {}
             for ticket in sorted(held):
                 pos = held[ticket]
                 if pos.magic != broker.magic or pos.symbol != broker.symbol:
                     continue
                 price = tick.price_to_close(pos.side) if tick else pos.open_price
-                out.append(_marked(pos, profits[ticket], price))
-            self._positions_key, self._positions = key, out
+                last = self._marked.get(ticket)
+                # the profit is a function of the position, the spec and the price: a new tick that
+                # leaves the closing price where it was marks the position as before
+                if (
+                    last is not None
+                    and last[0] is pos
+                    and last[1] is broker.spec
+                    and _same_float(last[2], price)
+                ):
+                    mark = last[3]
+                else:
+                    mark = _marked(pos, profits[ticket], price)
+                marked[ticket] = (pos, broker.spec, price, mark)
+                out.append(mark)
+            self._positions_key, self._positions, self._marked = key, out, marked
         return list(self._positions)
 
     def account(self, broker: PaperHost) -> AccountInfo:
         """The account at the broker's last price."""
         key = (broker._tick, broker.spec, broker.config, broker._balance, *broker._positions.values())
-        if self._account is None or not _same(key, self._account_key):
+        account = self._account
+        if account is None or not _same(key, self._account_key):
             margin = broker.margin_used()
             equity = broker.equity()
             config = broker.config
-            # login, balance, equity, margin, free margin, currency, leverage, server, trade allowed
-            self._account = AccountInfo(
-                config.login, broker._balance, equity, margin, round(equity - margin, 2), "USD",
-                config.leverage, "paper", True,
-            )  # fmt: skip
+            values = (config, broker._balance, equity, margin)
+            # a new tick or position that leaves every figure the account holds as it was keeps it
+            if self._account_values is None or not _same_values(values, self._account_values):
+                # login, balance, equity, margin, free margin, currency, leverage, server, trade allowed
+                account = AccountInfo(
+                    config.login, broker._balance, equity, margin, round(equity - margin, 2), "USD",
+                    config.leverage, "paper", True,
+                )  # fmt: skip
+                self._account, self._account_values = account, values
             self._account_key = key
-        return self._account
+        assert account is not None  # built above, or kept with the values it was built from
+        return account
 
     def profits(self, broker: PaperHost) -> dict[int, float]:
         """Each position's floating profit at the broker's last price, by ticket (the floating P/L and
