@@ -1,6 +1,6 @@
 """The paper account's kept marks (`trading.broker.paper_marks`) follow every change they read: a new
-price, a stop moved, a partial and a full close, a deposit of balance by a close; and the compiled
-`quiet_count` agrees with the plain numpy reading of its rule on random accounts."""
+price, a stop moved, a partial and a full close, a deposit of balance by a close, and are kept by a
+tick that leaves their figures unchanged; and the compiled `quiet_count` agrees with the plain numpy reading of its rule on random accounts."""
 
 from __future__ import annotations
 
@@ -56,6 +56,25 @@ async def test_marks_follow_prices_stops_and_closes() -> None:
     broker.set_tick(tick(1994.0, 9))  # the stop is reached: closed by the account itself
     assert broker.positions_now() == []
     assert broker.account_now().margin == 0.0 and broker.account_now().equity == broker.balance
+
+
+async def test_a_new_tick_at_the_same_closing_price_keeps_the_marks() -> None:
+    """A new tick that moves only the ask leaves a BUY marked as it was: the same objects are kept,
+    equal to the marks computed afresh; a moved bid marks it anew."""
+    broker = PaperBroker(balance=10_000.0)
+    await broker.connect()
+    broker.set_tick(tick(2000.00, 0))
+    await broker.open_market(Side.BUY, 0.5, 1990.0, 2020.0)
+    broker.set_tick(tick(2001.00, 1))
+    (pos,), account = broker.positions_now(), broker.account_now()
+    broker.set_tick(Tick(T0 + timedelta(minutes=2), 2001.00, 2001.35))  # the ask only
+    (kept,), kept_account = broker.positions_now(), broker.account_now()
+    assert kept is pos and kept_account is account
+    assert ([kept], kept_account) == fresh(broker)
+    broker.set_tick(tick(2001.10, 3))
+    (moved,), moved_account = broker.positions_now(), broker.account_now()
+    assert moved is not pos and moved.current_price == 2001.10 and moved_account.equity > account.equity
+    assert ([moved], moved_account) == fresh(broker)
 
 
 def reference_count(positions, spec, balance, margin, stop_out_level, bids, asks) -> int:  # type: ignore[no-untyped-def]
