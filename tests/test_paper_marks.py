@@ -1,6 +1,7 @@
 """The paper account's kept marks (`trading.broker.paper_marks`) follow every change they read: a new
 price, a stop moved, a partial and a full close, a deposit of balance by a close, and are kept by a
-tick that leaves their figures unchanged; and the compiled `quiet_count` agrees with the plain numpy reading of its rule on random accounts."""
+tick that leaves their figures unchanged; and the compiled `quiet_count` agrees with the plain numpy
+reading of its rule on random accounts."""
 
 from __future__ import annotations
 
