@@ -25,7 +25,6 @@ from trading.bounds import (
     Within,
     above,
     below,
-    first_fired,
     rule,
 )
 from trading.parameters import StrategyParams
@@ -241,11 +240,8 @@ EXIT_RULES: tuple[Rule, ...] = (
 
 def evaluate_exits(v: Held, at: At) -> ExitVerdict | None:
     """The first rule that closes, in priority order, or None to hold."""
-    for exit_rule in EXIT_RULES:
-        bounds = v.declare(exit_rule) if exit_rule.per_bar else exit_rule.declare(v)
-        if not bounds:  # (most rules declare nothing most of the time)
-            continue
-        fired = first_fired(bounds, v, at)
-        if fired is not None:
-            return ExitVerdict(exit_rule.__name__, True, fired.reason)
-    return None
+    hit = v.first_to_fire(EXIT_RULES, at)
+    if hit is None:
+        return None
+    exit_rule, fired = hit
+    return ExitVerdict(exit_rule.__name__, True, fired.reason)

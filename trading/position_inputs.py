@@ -4,12 +4,12 @@ every tick); and `Held`, the rules' view of the position at one instant or for a
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
 from trading.analysis import MarketAnalysis
-from trading.bounds import Bounds, Rule
+from trading.bounds import At, Bounds, Fired, Rule, first_fired
 from trading.domain import Position, Side, SymbolSpec
 from trading.parameters import StrategyParams
 from trading.risk.modes import RiskLimits, RiskState, limit_use
@@ -159,6 +159,17 @@ class Held:
         if bounds is None:
             bounds = bar[rule] = rule.declare(self)
         return bounds
+
+    def first_to_fire(self, rules: Iterable[Rule], at: At) -> tuple[Rule, Fired] | None:
+        """The first of `rules` (in their order) whose bounds fire on the tick, and what it fired."""
+        for rule in rules:
+            bounds = self.declare(rule)
+            if not bounds:  # (most rules declare nothing most of the time)
+                continue
+            fired = first_fired(bounds, self, at)
+            if fired is not None:
+                return rule, fired
+        return None
 
     def momentum_below(self, level: float) -> bool:
         """Whether the momentum is (in a stretch: may be) below `level`."""

@@ -21,7 +21,6 @@ from trading.bounds import (
     Rule,
     above,
     below,
-    first_fired,
     rule,
 )
 from trading.domain import Position, Side
@@ -194,12 +193,9 @@ PM_RULES: tuple[Rule, ...] = (
 
 
 def manage_position(v: Held, at: At) -> PMAction:
-    for pm_rule in PM_RULES:
-        bounds = v.declare(pm_rule) if pm_rule.per_bar else pm_rule.declare(v)
-        if not bounds:  # (most rules declare nothing most of the time)
-            continue
-        fired = first_fired(bounds, v, at)
-        if fired is not None:
-            kind = PMKind.MOVE_SL if pm_rule.moves_stop else PMKind.CLOSE
-            return PMAction(kind, pm_rule.__name__, fired.reason, fired.new_sl)
-    return HOLD
+    hit = v.first_to_fire(PM_RULES, at)
+    if hit is None:
+        return HOLD
+    pm_rule, fired = hit
+    kind = PMKind.MOVE_SL if pm_rule.moves_stop else PMKind.CLOSE
+    return PMAction(kind, pm_rule.__name__, fired.reason, fired.new_sl)
