@@ -153,34 +153,47 @@ def _forward_filter(log_emission: np.ndarray, log_start: np.ndarray, log_trans: 
     """Normalised forward variables in log space: row t uses observations 0..t only."""
     n, k = log_emission.shape
     out = np.empty((n, k))
-    prev = np.empty(k)
     for t in range(n):
-        for j in range(k):
-            if t == 0:
-                acc = log_start[j]
-            else:
-                m = -np.inf
-                for i in range(k):
-                    v = prev[i] + log_trans[i, j]
-                    if v > m:
-                        m = v
-                s = 0.0
-                for i in range(k):
-                    s += math.exp(prev[i] + log_trans[i, j] - m)
-                acc = m + math.log(s)
-            out[t, j] = acc + log_emission[t, j]
-        m = -np.inf
-        for j in range(k):
-            if out[t, j] > m:
-                m = out[t, j]
-        s = 0.0
-        for j in range(k):
-            s += math.exp(out[t, j] - m)
-        norm = m + math.log(s)
-        for j in range(k):
-            out[t, j] -= norm
-            prev[j] = out[t, j]
+        if t == 0:
+            for j in range(k):
+                out[0, j] = log_start[j] + log_emission[0, j]
+            _normalise(out[0])
+        else:
+            forward_row(out[t - 1], log_emission[t], log_trans, out[t])
     return out
+
+
+@njit(cache=True)
+def forward_row(prev: np.ndarray, log_emission: np.ndarray, log_trans: np.ndarray, out: np.ndarray) -> None:
+    """One row of the forward filter after the first, into `out`: from the previous row's normalised
+    log forward variables and this row's log emissions."""
+    k = prev.shape[0]
+    for j in range(k):
+        m = -np.inf
+        for i in range(k):
+            v = prev[i] + log_trans[i, j]
+            if v > m:
+                m = v
+        s = 0.0
+        for i in range(k):
+            s += math.exp(prev[i] + log_trans[i, j] - m)
+        out[j] = m + math.log(s) + log_emission[j]
+    _normalise(out)
+
+
+@njit(cache=True)
+def _normalise(row: np.ndarray) -> None:
+    """Subtract the row's log-sum-exp in place, so its probabilities sum to 1."""
+    m = -np.inf
+    for j in range(row.shape[0]):
+        if row[j] > m:
+            m = row[j]
+    s = 0.0
+    for j in range(row.shape[0]):
+        s += math.exp(row[j] - m)
+    norm = m + math.log(s)
+    for j in range(row.shape[0]):
+        row[j] -= norm
 
 
 def _diag_log_likelihood(x: np.ndarray, means: np.ndarray, variances: np.ndarray) -> np.ndarray:

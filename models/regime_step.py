@@ -3,52 +3,35 @@
 `RegimeModel.filtered_probabilities(bars)` computes the eight inputs over the whole frame (polars
 rolling windows) and runs the forward filter from its first row. A live loop that has done so once
 only needs the next row: its inputs come from the last `LOOKBACK` bars and the carried ATR (an
-exponential average), and the forward filter moves on from the last row's log-probabilities with the
-same arithmetic as `models.regime._forward_filter`. The rolling means and deviations are summed afresh
+exponential average), and the forward filter moves on from the last row's log-probabilities with
+`models.regime.forward_row`, the row step `_forward_filter` itself runs. The rolling means and deviations are summed afresh
 here while polars keeps running sums, so a row agrees with the full recompute to ~1e-12, not bit for
 bit (tests/test_incremental_analysis.py bounds it and checks the regime label is the same).
 """
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
 import polars as pl
-from numba import njit
 
-from models.regime import N_STATES, RegimeModel, _diag_log_likelihood, _forward_filter, _input_matrix
+from models.regime import (
+    N_STATES,
+    RegimeModel,
+    _diag_log_likelihood,
+    _forward_filter,
+    _input_matrix,
+    forward_row,
+)
 
 LOOKBACK = 102  # vol_regime's 100 ATRs; volatility_100's 100 log returns need 101 closes
 WARMUP = 113  # the first row every input is defined on (the 100-bar window of a 14-bar ATR)
 _ALPHA = 1 / 14
 
 
-@njit(cache=True)
 def _forward_step(prev: np.ndarray, log_emission: np.ndarray, log_trans: np.ndarray) -> np.ndarray:
-    """One row of `_forward_filter` after the first, operation for operation."""
-    k = prev.shape[0]
-    out = np.empty(k)
-    for j in range(k):
-        m = -np.inf
-        for i in range(k):
-            v = prev[i] + log_trans[i, j]
-            if v > m:
-                m = v
-        s = 0.0
-        for i in range(k):
-            s += math.exp(prev[i] + log_trans[i, j] - m)
-        out[j] = m + math.log(s) + log_emission[j]
-    m = -np.inf
-    for j in range(k):
-        if out[j] > m:
-            m = out[j]
-    s = 0.0
-    for j in range(k):
-        s += math.exp(out[j] - m)
-    norm = m + math.log(s)
-    for j in range(k):
-        out[j] -= norm
+    """One row of `_forward_filter` after the first (`forward_row`, the same compiled code)."""
+    out = np.empty(prev.shape[0])
+    forward_row(prev, log_emission, log_trans, out)
     return out
 
 
