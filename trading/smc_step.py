@@ -20,21 +20,7 @@ SWING_LENGTH, OB_LOOKBACK = 5, 10  # smc.analyze's defaults, the ones the analyz
 STEP_ROWS = 2 * SWING_LENGTH + 1  # the swing window (the widest look back of a step)
 KEPT = 32  # rows of the picture kept: the setup reads 20, the previous bar's setup 21
 _SETUP_COLUMNS = (*smc.SIGNAL_COLUMNS, "atr")  # what `signal_at` reads
-_EVENTS = (
-    "swing_high",
-    "swing_high_level",
-    "swing_low",
-    "swing_low_level",
-    "ob",
-    "ob_top",
-    "ob_bottom",
-    "ob_mitigated",
-    "bos",
-    "choch",
-    "trend",
-    "buyside_liquidity",
-    "sellside_liquidity",
-)
+_EVENTS = tuple(c for c in smc.SMC_COLUMNS[3:] if not c.startswith("fvg"))  # what a step sets besides the FVG
 
 
 def fvg_row(high: np.ndarray, low: np.ndarray) -> tuple[int, float, float]:
