@@ -9,39 +9,13 @@ from __future__ import annotations
 
 import math
 import operator
-from dataclasses import fields
 from typing import TYPE_CHECKING
 
 from trading.domain import AccountInfo, Position
+from trading.position_records import marked
 
 if TYPE_CHECKING:
     from trading.broker.paper_host import PaperHost
-
-
-# `_marked` names every field of Position (dataclasses.replace took a third of the marking time):
-# a field added to the record must be added there too
-_POSITION_FIELDS = (
-    "ticket", "symbol", "side", "volume", "open_price", "open_time", "sl", "tp", "profit", "magic",
-    "comment", "current_price", "swap",
-)  # fmt: skip
-if tuple(f.name for f in fields(Position)) != _POSITION_FIELDS:
-    raise TypeError("trading.domain.Position changed: update paper_marks._marked")
-
-
-def _marked(pos: Position, profit: float, price: float) -> Position:
-    """`replace(pos, profit=profit, current_price=price)`."""
-    return Position(
-        pos.ticket, pos.symbol, pos.side, pos.volume, pos.open_price, pos.open_time, pos.sl, pos.tp,
-        profit, pos.magic, pos.comment, price, pos.swap,
-    )  # fmt: skip
-
-
-def with_stops(pos: Position, sl: float, tp: float) -> Position:
-    """`replace(pos, sl=sl, tp=tp)` (a stop moved: several times a trade)."""
-    return Position(
-        pos.ticket, pos.symbol, pos.side, pos.volume, pos.open_price, pos.open_time, sl, tp,
-        pos.profit, pos.magic, pos.comment, pos.current_price, pos.swap,
-    )  # fmt: skip
 
 
 def equity_of(balance: float, floating: float) -> float:
@@ -112,7 +86,7 @@ class MarkCache:
         key = (tick, broker.spec, broker.magic, broker.symbol, *held.values())
         if not _same(key, self._positions_key):
             profits, out = self.profits(broker), []
-            marked: dict[int, tuple[Position, object, float, Position]] = {}
+            kept: dict[int, tuple[Position, object, float, Position]] = {}
             for ticket in sorted(held):
                 pos = held[ticket]
                 if pos.magic != broker.magic or pos.symbol != broker.symbol:
@@ -129,10 +103,10 @@ class MarkCache:
                 ):
                     mark = last[3]
                 else:
-                    mark = _marked(pos, profits[ticket], price)
-                marked[ticket] = (pos, broker.spec, price, mark)
+                    mark = marked(pos, profits[ticket], price)
+                kept[ticket] = (pos, broker.spec, price, mark)
                 out.append(mark)
-            self._positions_key, self._positions, self._marked = key, out, marked
+            self._positions_key, self._positions, self._marked = key, out, kept
         return list(self._positions)
 
     def account(self, broker: PaperHost) -> AccountInfo:
