@@ -4,7 +4,7 @@ every tick); and `Held`, the rules' view of the position at one instant or for a
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -15,19 +15,7 @@ from trading.parameters import StrategyParams
 from trading.risk.modes import RiskLimits, RiskState, limit_use
 from trading.tracker import PositionTracker, momentum, warns
 
-# a list of rules in their order, each with the bounds it fixed for the bar (None: declared per view)
-Plan = tuple[tuple[Rule, Bounds | None], ...]
-
-
-class BarRules:
-    """What the rules fixed for the bar declared for one position: their bounds by rule (filled as they
-    declare them), and for each list of rules a step checks, its `Plan`."""
-
-    __slots__ = ("bounds", "plans")
-
-    def __init__(self) -> None:
-        self.bounds: dict[Rule, Bounds] = {}
-        self.plans: dict[tuple[Rule, ...], Plan] = {}
+BarBounds = dict[Rule, Bounds]
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,16 +34,17 @@ class PositionInputs:
     urgency: int  # the position manager's urgency score (`urgency_score`)
     # the bounds the rules fixed for the bar declared, kept with the bar's inputs (`Held.declare`): by
     # the stop, entry, volume and side, for the parameters they were declared with
-    memo: dict[tuple[float, float, float, bool], tuple[StrategyParams, BarRules]] = field(
+    memo: dict[tuple[float, float, float, bool], tuple[StrategyParams, BarBounds]] = field(
         default_factory=dict, compare=False, repr=False
     )
 
-    def bar_rules(self, pos: Position, params: StrategyParams) -> BarRules:
-        """What the rules fixed for the bar have declared for `pos` with these inputs and `params`."""
+    def bar_bounds(self, pos: Position, params: StrategyParams) -> BarBounds:
+        """The bounds the rules fixed for the bar have declared for `pos` with these inputs and
+        `params`, by rule (filled as they declare them)."""
         key = (pos.sl, pos.open_price, pos.volume, pos.side is Side.BUY)  # (an enum hashes slowly)
         known = self.memo.get(key)
         if known is None or known[0] is not params:
-            known = self.memo[key] = (params, BarRules())
+            known = self.memo[key] = (params, {})
         return known[1]
 
 
@@ -133,8 +122,8 @@ class Held:
     stretch: bool = False
     momentum_floor: float = -100.0  # the lowest momentum of a stretch's samples (-100: any)
     stall_top: int | None = None  # the highest stall count a stretch's samples bring (None: any)
-    # the bar's declared bounds (`PositionInputs.bar_rules`), looked up on the view's first `declare`
-    bar: BarRules | None = field(default=None, compare=False, repr=False)
+    # the bar's declared bounds (`PositionInputs.bar_bounds`), looked up on the view's first `declare`
+    bar: BarBounds | None = field(default=None, compare=False, repr=False)
 
     @property
     def unit(self) -> float:
@@ -163,32 +152,18 @@ class Held:
         for the bar's inputs and the position's stop."""
         if not rule.per_bar:
             return rule.declare(self)
-        known = self._bar().bounds
-        bounds = known.get(rule)
-        if bounds is None:
-            bounds = known[rule] = rule.declare(self)
-        return bounds
-
-    def _bar(self) -> BarRules:
         bar = self.bar
         if bar is None:
-            bar = self.bar = self.inputs.bar_rules(self.position, self.params)
-        return bar
+            bar = self.bar = self.inputs.bar_bounds(self.position, self.params)
+        bounds = bar.get(rule)
+        if bounds is None:
+            bounds = bar[rule] = rule.declare(self)
+        return bounds
 
-    def plan(self, rules: tuple[Rule, ...]) -> Plan:
-        """`rules` in their order, each with the bounds it fixed for the bar (None: a rule declared per
-        view); a rule fixed for the bar that declares nothing is left out (kept for the bar)."""
-        plans = self._bar().plans
-        plan = plans.get(rules)
-        if plan is None:
-            declared = [(rule, self.declare(rule) if rule.per_bar else None) for rule in rules]
-            plan = plans[rules] = tuple((rule, bounds) for rule, bounds in declared if bounds != ())
-        return plan
-
-    def first_to_fire(self, rules: tuple[Rule, ...], at: At) -> tuple[Rule, Fired] | None:
+    def first_to_fire(self, rules: Iterable[Rule], at: At) -> tuple[Rule, Fired] | None:
         """The first of `rules` (in their order) whose bounds fire on the tick, and what it fired."""
-        for rule, fixed in self.plan(rules):
-            bounds = rule.declare(self) if fixed is None else fixed
+        for rule in rules:
+            bounds = self.declare(rule)
             if not bounds:  # (most rules declare nothing most of the time)
                 continue
             fired = first_fired(bounds, self, at)

@@ -48,13 +48,14 @@ class MarkCache:
 
     __slots__ = (
         "_account",
+        "_account_key",
         "_account_values",
         "_floating",
-        "_key",
         "_margin",
         "_margin_key",
         "_marked",
         "_positions",
+        "_positions_key",
         "_profits",
         "_profits_key",
         "_reachable",
@@ -65,8 +66,9 @@ class MarkCache:
         self._floating: float | None = None  # of the profits cached
         self._margin_key: tuple[object, ...] = ()
         self._margin = 0.0
-        self._key: tuple[object, ...] = ()  # what the marked positions and the account were computed from
+        self._positions_key: tuple[object, ...] = ()
         self._positions: list[Position] = []
+        self._account_key: tuple[object, ...] = ()
         self._account: AccountInfo | None = None
         self._account_values: tuple[object, float, float, float] | None = (
             None  # config, balance, equity, margin
@@ -80,64 +82,53 @@ class MarkCache:
 
     def positions(self, broker: PaperHost) -> list[Position]:
         """Open positions of the broker's magic on its symbol, marked at its last price, by ticket."""
-        self._refresh(broker)
+        tick, held = broker._tick, broker._positions
+        key = (tick, broker.spec, broker.magic, broker.symbol, *held.values())
+        if not _same(key, self._positions_key):
+            profits, out = self.profits(broker), []
+            kept: dict[int, tuple[Position, object, float, Position]] = {}
+            for ticket in sorted(held):
+                pos = held[ticket]
+                if pos.magic != broker.magic or pos.symbol != broker.symbol:
+                    continue
+                price = tick.price_to_close(pos.side) if tick else pos.open_price
+                last = self._marked.get(ticket)
+                # the profit is a function of the position, the spec and the price: a new tick that
+                # leaves the closing price where it was marks the position as before
+                if (
+                    last is not None
+                    and last[0] is pos
+                    and last[1] is broker.spec
+                    and _same_float(last[2], price)
+                ):
+                    mark = last[3]
+                else:
+                    mark = marked(pos, profits[ticket], price)
+                kept[ticket] = (pos, broker.spec, price, mark)
+                out.append(mark)
+            self._positions_key, self._positions, self._marked = key, out, kept
         return list(self._positions)
 
     def account(self, broker: PaperHost) -> AccountInfo:
         """The account at the broker's last price."""
-        self._refresh(broker)
-        assert self._account is not None  # set by _refresh
-        return self._account
-
-    def _refresh(self, broker: PaperHost) -> None:
-        """The marked positions and the account, recomputed when anything either reads has changed
-        (a step reads both on the same tick: one test for the two)."""
-        key = (
-            broker._tick, broker.spec, broker.config, broker.magic, broker.symbol, broker._balance,
-            *broker._positions.values(),
-        )  # fmt: skip
-        if self._account is None or not _same(key, self._key):
-            self._mark_positions(broker)
-            self._mark_account(broker)
-            self._key = key
-
-    def _mark_positions(self, broker: PaperHost) -> None:
-        tick, held = broker._tick, broker._positions
-        profits, out = self.profits(broker), []
-        kept: dict[int, tuple[Position, object, float, Position]] = {}
-        for ticket in sorted(held):
-            pos = held[ticket]
-            if pos.magic != broker.magic or pos.symbol != broker.symbol:
-                continue
-            price = tick.price_to_close(pos.side) if tick else pos.open_price
-            last = self._marked.get(ticket)
-            # the profit is a function of the position, the spec and the price: a new tick that
-            # leaves the closing price where it was marks the position as before
-            if last is not None and last[0] is pos and last[1] is broker.spec and _same_float(last[2], price):
-                mark = last[3]
-            else:
-                mark = marked(pos, profits[ticket], price)
-            kept[ticket] = (pos, broker.spec, price, mark)
-            out.append(mark)
-        self._positions, self._marked = out, kept
-
-    def _mark_account(self, broker: PaperHost) -> None:
-        margin = broker.margin_used()
-        equity = broker.equity()
-        config = broker.config
-        values = (config, broker._balance, equity, margin)
-        # a new tick or position that leaves every figure the account holds as it was keeps it
-        if (
-            self._account is None
-            or self._account_values is None
-            or not _same_values(values, self._account_values)
-        ):
-            # login, balance, equity, margin, free margin, currency, leverage, server, trade allowed
-            self._account = AccountInfo(
-                config.login, broker._balance, equity, margin, round(equity - margin, 2), "USD",
-                config.leverage, "paper", True,
-            )  # fmt: skip
-            self._account_values = values
+        key = (broker._tick, broker.spec, broker.config, broker._balance, *broker._positions.values())
+        account = self._account
+        if account is None or not _same(key, self._account_key):
+            margin = broker.margin_used()
+            equity = broker.equity()
+            config = broker.config
+            values = (config, broker._balance, equity, margin)
+            # a new tick or position that leaves every figure the account holds as it was keeps it
+            if self._account_values is None or not _same_values(values, self._account_values):
+                # login, balance, equity, margin, free margin, currency, leverage, server, trade allowed
+                account = AccountInfo(
+                    config.login, broker._balance, equity, margin, round(equity - margin, 2), "USD",
+                    config.leverage, "paper", True,
+                )  # fmt: skip
+                self._account, self._account_values = account, values
+            self._account_key = key
+        assert account is not None  # built above, or kept with the values it was built from
+        return account
 
     def profits(self, broker: PaperHost) -> dict[int, float]:
         """Each position's floating profit at the broker's last price, by ticket (the floating P/L and
