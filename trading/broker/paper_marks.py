@@ -114,8 +114,8 @@ class MarkCache:
         key = (broker._tick, broker.spec, broker.config, broker._balance, *broker._positions.values())
         account = self._account
         if account is None or not _same(key, self._account_key):
-            margin = broker.margin_used()
-            equity = broker.equity()
+            margin = self.margin(broker)  # (the broker's margin_used and equity, read here directly)
+            equity = equity_of(broker._balance, self.floating(broker))
             config = broker.config
             values = (config, broker._balance, equity, margin)
             # a new tick or position that leaves every figure the account holds as it was keeps it
