@@ -79,10 +79,12 @@ class MarkCache:
         self._reachable = True
 
     def _fresh(self, broker: PaperHost) -> None:
-        """Forget the figures when the price or the book has changed since they were computed."""
+        """Forget the figures when the price or the book has changed since they were computed (the
+        price only while a position is open: without one no figure reads it)."""
+        held = broker._positions
         key = (
-            broker._tick, broker.spec, broker.config, broker.magic, broker.symbol, broker._balance,
-            *broker._positions.values(),
+            broker._tick if held else None, broker.spec, broker.config, broker.magic, broker.symbol,
+            broker._balance, *held.values(),
         )  # fmt: skip
         if not _same(key, self._key):
             self._key = key
