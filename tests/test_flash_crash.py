@@ -48,10 +48,32 @@ def test_could_reach_is_conservative() -> None:
         mids = np.array([3000 + rng.uniform(-60, 60) for _ in range(rng.randrange(1, 8))])
         pct = rng.choice([0.5, 1.5, 2.5, 4.0])
         probe = TickWindow()
-        probe.ticks.extend(window.ticks)
+        for moment, mid in window.ticks:
+            probe.append(moment, mid)
         reached = False
         for k, mid in enumerate(mids.tolist()):
             probe.add(start + timedelta(seconds=k), mid, 60)
             reached = reached or probe.move_pct() >= pct
         if reached:
             assert window.could_reach(mids, pct)
+
+
+def test_kept_low_and_high_follow_every_change_of_the_window() -> None:
+    """The move read from the kept low and high is the move over the ticks kept, whatever the order of
+    appends, trims (the quiet-tick shortcut's), adds and clears, equal and out-of-order prices too."""
+    rng = random.Random(11)
+    window = TickWindow()
+    moment = T0
+    for _ in range(3000):
+        op = rng.random()
+        moment += timedelta(seconds=rng.choice([0, 0.5, 1, 5, 30]))
+        mid = rng.choice([3000.0, 3000.5, 2999.5]) if rng.random() < 0.3 else 3000 + rng.uniform(-50, 50)
+        if op < 0.45:
+            window.add(moment, mid, rng.choice([30, 60]))
+        elif op < 0.8:
+            window.append(moment, mid)
+        elif op < 0.98:
+            window.trim(moment - timedelta(seconds=rng.choice([0, 10, 45, 90])))
+        else:
+            window.clear()
+        assert window.move_pct() == move_pct(p for _, p in window.ticks)

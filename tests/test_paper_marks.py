@@ -167,3 +167,20 @@ async def test_stop_out_bound_leaves_every_tick_as_the_exact_test_does() -> None
                 exact.account_now(),
             )
     assert reached > 0  # the accounts did reach their stop-out
+
+
+async def test_without_a_position_a_tick_keeps_the_account_and_an_entry_marks_at_the_latest_price() -> None:
+    broker = PaperBroker(balance=10_000.0)
+    await broker.connect()
+    broker.set_tick(tick(2000.00, 0))
+    account = broker.account_now()
+    for step, bid in enumerate((2001.5, 1999.25), start=1):
+        broker.set_tick(tick(bid, step))
+        assert broker.account_now() is account and broker.positions_now() == []
+        assert (broker.positions_now(), broker.account_now()) == fresh(broker)
+    await broker.open_market(Side.BUY, 0.5, 1990.0, 2020.0)
+    assert (broker.positions_now(), broker.account_now()) == fresh(broker)
+    assert broker.positions_now()[0].current_price == 1999.25
+    broker.set_tick(tick(2003.0, 3))
+    assert broker.positions_now()[0].current_price == 2003.0
+    assert (broker.positions_now(), broker.account_now()) == fresh(broker)

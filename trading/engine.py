@@ -53,6 +53,7 @@ from trading.risk.modes import (
     RiskLimits,
     RiskMode,
     RiskState,
+    day_rolls,
     effective_mode,
     roll_day,
     start_cooldown,
@@ -139,7 +140,6 @@ class TradingEngine(PositionWatch, CloseBooking, RiskCommands, SavedState, Order
         self._unknown_orders: list[UnknownOrder] = []  # entries booked as failed that may still fill
         self._step_lock = asyncio.Lock()
         self.last_tick: Tick | None = None
-        self._closes: tuple[int, float | None, float | None] | None = None  # _market_minutes' cache
         self._judge_inputs: dict[int, tuple[JudgeKey, PositionInputs]] = {}  # position_inputs' cache
         self.started = clock()
 
@@ -235,15 +235,20 @@ class TradingEngine(PositionWatch, CloseBooking, RiskCommands, SavedState, Order
         self.last_tick = tick
         now = self.clock()
         with self.timer.phase("exits"):
-            await self._roll_day(now)
+            assert self.state is not None
+            if day_rolls(self.state, now):  # (a step of its own once a day only)
+                await self._roll_day(now)
             await self._detect_broker_closes(positions, now)
             if not await self._tick_flash_crash(tick, now):
                 for pos in positions:
                     if pos.ticket in self.positions:
                         await self._manage(pos, tick, now)
             await self._check_mode_change()
-            for expired in self.approvals.expire(self.approval_clock()):
-                self._publish(EventKind.APPROVAL_RESOLVED, f"approval {expired.id} expired", approval=expired)
+            if self.approvals.has_pending():
+                for expired in self.approvals.expire(self.approval_clock()):
+                    self._publish(
+                        EventKind.APPROVAL_RESOLVED, f"approval {expired.id} expired", approval=expired
+                    )
 
     async def _roll_day(self, now: datetime) -> None:
         assert self.state is not None and self.account is not None

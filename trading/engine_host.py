@@ -68,7 +68,6 @@ class EngineHost(ABC):
     _last_deal_check: datetime | None  # last re-read of the estimated closes
     _restored_positions: list[Position]  # open at the last save; matched with the broker's at start
     _unknown_orders: list[UnknownOrder]  # entries booked as failed that may still fill
-    _closes: tuple[int, float | None, float | None] | None  # the market's closes, kept for a minute
     _judge_inputs: dict[int, tuple[JudgeKey, PositionInputs]]  # position_inputs, kept until a key changes
 
     @abstractmethod

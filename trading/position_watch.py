@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import logging
 import math
-from dataclasses import replace
 from datetime import datetime
 from typing import NamedTuple
 
@@ -22,6 +21,7 @@ from trading.events import EventKind
 from trading.exits import ExitVerdict, PositionTracker, evaluate_exits
 from trading.position_inputs import PositionInputs, held_at, position_inputs
 from trading.position_manager import PMAction, PMKind, manage_position
+from trading.position_records import with_stops
 from trading.risk.modes import start_cooldown
 from trading.sessions import market_status
 
@@ -120,7 +120,7 @@ class PositionWatch(EngineHost):
         return tracker
 
     def minutes_to_closes(self, now: datetime) -> tuple[float | None, float | None]:
-        return self.market_clock(now) if self.market_clock else self._market_minutes(now)
+        return self.market_clock(now) if self.market_clock else open_market_minutes(now)
 
     def judge(
         self, pos: Position, price: float, profit: float, now: datetime
@@ -144,7 +144,7 @@ class PositionWatch(EngineHost):
             log.warning("SL move on %s to %.2f refused: %s", pos.ticket, new_sl, exc)
             return
         now = self.clock()
-        self.positions[pos.ticket] = replace(pos, sl=new_sl)
+        self.positions[pos.ticket] = with_stops(pos, new_sl, pos.tp)
         await self.recorder.record_sl_change(pos.ticket, now, new_sl, pos.tp, reason)
         self._publish(
             EventKind.SL_MOVED,
@@ -154,21 +154,3 @@ class PositionWatch(EngineHost):
             old_sl=pos.sl,
             reason=reason,
         )
-
-    def _market_minutes(self, now: datetime) -> tuple[float | None, float | None]:
-        """`market_minutes`, with the close instants kept for the minute (the market's state only
-        changes on a minute; the minutes left are still computed from `now` itself, so exact)."""
-        ts = now.timestamp()
-        minute = int(ts // 60)
-        cached = self._closes
-        if cached is None or cached[0] != minute:
-            to_daily, to_weekly = open_market_minutes(now)
-            if to_daily is None or to_weekly is None:
-                cached = (minute, None, None)
-            else:
-                cached = (minute, ts + to_daily * 60, ts + to_weekly * 60)
-            self._closes = cached
-        _, daily_at, weekly_at = cached
-        if daily_at is None or weekly_at is None:
-            return None, None
-        return (daily_at - ts) / 60, (weekly_at - ts) / 60

@@ -42,7 +42,7 @@ from trading.broker.paper_config import (
     xauusd_spec,
 )
 from trading.broker.paper_journal import PaperJournal
-from trading.broker.paper_marks import MarkCache, above_stop_out, equity_of, with_stops
+from trading.broker.paper_marks import MarkCache, above_stop_out, equity_of
 from trading.broker.paper_quiet import QuietRows, count_with_rows
 from trading.broker.paper_state import STATE_VERSION, PaperState
 from trading.domain import (
@@ -56,6 +56,7 @@ from trading.domain import (
     SymbolSpec,
     Tick,
 )
+from trading.position_records import with_stops
 
 if TYPE_CHECKING:
     import numpy as np

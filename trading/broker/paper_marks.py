@@ -9,39 +9,13 @@ from __future__ import annotations
 
 import math
 import operator
-from dataclasses import fields
 from typing import TYPE_CHECKING
 
 from trading.domain import AccountInfo, Position
+from trading.position_records import marked
 
 if TYPE_CHECKING:
     from trading.broker.paper_host import PaperHost
-
-
-# `_marked` names every field of Position (dataclasses.replace took a third of the marking time):
-# a field added to the record must be added there too
-_POSITION_FIELDS = (
-    "ticket", "symbol", "side", "volume", "open_price", "open_time", "sl", "tp", "profit", "magic",
-    "comment", "current_price", "swap",
-)  # fmt: skip
-if tuple(f.name for f in fields(Position)) != _POSITION_FIELDS:
-    raise TypeError("trading.domain.Position changed: update paper_marks._marked")
-
-
-def _marked(pos: Position, profit: float, price: float) -> Position:
-    """`replace(pos, profit=profit, current_price=price)`."""
-    return Position(
-        pos.ticket, pos.symbol, pos.side, pos.volume, pos.open_price, pos.open_time, pos.sl, pos.tp,
-        profit, pos.magic, pos.comment, price, pos.swap,
-    )  # fmt: skip
-
-
-def with_stops(pos: Position, sl: float, tp: float) -> Position:
-    """`replace(pos, sl=sl, tp=tp)` (a stop moved: several times a trade)."""
-    return Position(
-        pos.ticket, pos.symbol, pos.side, pos.volume, pos.open_price, pos.open_time, sl, tp,
-        pos.profit, pos.magic, pos.comment, pos.current_price, pos.swap,
-    )  # fmt: skip
 
 
 def equity_of(balance: float, floating: float) -> float:
@@ -70,107 +44,122 @@ def _same_float(a: float, b: float) -> bool:
 
 
 class MarkCache:
-    """One broker's last marks and what they were computed from."""
+    """One broker's last marks and what they were computed from: the profits, floating P/L, marked
+    positions and account at one price, for one book (spec, config, magic, symbol, balance and the
+    position records), each computed on its first read and kept while the price and the book are the
+    same objects (`_fresh`: one test a read, not one per figure)."""
 
     __slots__ = (
         "_account",
-        "_account_key",
         "_account_values",
         "_floating",
+        "_key",
         "_margin",
         "_margin_key",
         "_marked",
         "_positions",
-        "_positions_key",
         "_profits",
-        "_profits_key",
         "_reachable",
         "_reachable_key",
     )
 
     def __init__(self) -> None:
-        self._floating: float | None = None  # of the profits cached
+        self._key: tuple[object, ...] = ()  # the price and the book the figures below are for
+        self._profits: dict[int, float] | None = None
+        self._floating: float | None = None
+        self._positions: list[Position] | None = None
+        self._account: AccountInfo | None = None
         self._margin_key: tuple[object, ...] = ()
         self._margin = 0.0
-        self._positions_key: tuple[object, ...] = ()
-        self._positions: list[Position] = []
-        self._account_key: tuple[object, ...] = ()
-        self._account: AccountInfo | None = None
-        self._account_values: tuple[object, float, float, float] | None = (
-            None  # config, balance, equity, margin
-        )
+        # the account last built, and the config, balance, equity and margin it holds
+        self._account_values: tuple[AccountInfo, object, float, float, float] | None = None
         # ticket -> (position, spec, price) it was last marked from, and the marked position
         self._marked: dict[int, tuple[Position, object, float, Position]] = {}
-        self._profits_key: tuple[object, ...] = ()
-        self._profits: dict[int, float] = {}
         self._reachable_key: tuple[object, ...] = ()
         self._reachable = True
 
+    def _fresh(self, broker: PaperHost) -> None:
+        """Forget the figures when the price or the book has changed since they were computed (the
+        price only while a position is open: without one no figure reads it)."""
+        held = broker._positions
+        key = (
+            broker._tick if held else None, broker.spec, broker.config, broker.magic, broker.symbol,
+            broker._balance, *held.values(),
+        )  # fmt: skip
+        if not _same(key, self._key):
+            self._key = key
+            self._profits = self._floating = self._positions = self._account = None
+
     def positions(self, broker: PaperHost) -> list[Position]:
         """Open positions of the broker's magic on its symbol, marked at its last price, by ticket."""
-        tick, held = broker._tick, broker._positions
-        key = (tick, broker.spec, broker.magic, broker.symbol, *held.values())
-        if not _same(key, self._positions_key):
-            profits, out = self.profits(broker), []
-            marked: dict[int, tuple[Position, object, float, Position]] = {}
-            for ticket in sorted(held):
-                pos = held[ticket]
-                if pos.magic != broker.magic or pos.symbol != broker.symbol:
-                    continue
-                price = tick.price_to_close(pos.side) if tick else pos.open_price
-                last = self._marked.get(ticket)
-                # the profit is a function of the position, the spec and the price: a new tick that
-                # leaves the closing price where it was marks the position as before
-                if (
-                    last is not None
-                    and last[0] is pos
-                    and last[1] is broker.spec
-                    and _same_float(last[2], price)
-                ):
-                    mark = last[3]
-                else:
-                    mark = _marked(pos, profits[ticket], price)
-                marked[ticket] = (pos, broker.spec, price, mark)
-                out.append(mark)
-            self._positions_key, self._positions, self._marked = key, out, marked
+        self._fresh(broker)
+        if self._positions is None:
+            self._positions = self._mark_positions(broker)
         return list(self._positions)
+
+    def _mark_positions(self, broker: PaperHost) -> list[Position]:
+        tick, held = broker._tick, broker._positions
+        profits, out = self._profits_now(broker), []
+        kept: dict[int, tuple[Position, object, float, Position]] = {}
+        for ticket in sorted(held):
+            pos = held[ticket]
+            if pos.magic != broker.magic or pos.symbol != broker.symbol:
+                continue
+            price = tick.price_to_close(pos.side) if tick else pos.open_price
+            last = self._marked.get(ticket)
+            # the profit is a function of the position, the spec and the price: a new tick that
+            # leaves the closing price where it was marks the position as before
+            if last is not None and last[0] is pos and last[1] is broker.spec and _same_float(last[2], price):
+                mark = last[3]
+            else:
+                mark = marked(pos, profits[ticket], price)
+            kept[ticket] = (pos, broker.spec, price, mark)
+            out.append(mark)
+        self._marked = kept
+        return out
 
     def account(self, broker: PaperHost) -> AccountInfo:
         """The account at the broker's last price."""
-        key = (broker._tick, broker.spec, broker.config, broker._balance, *broker._positions.values())
-        account = self._account
-        if account is None or not _same(key, self._account_key):
-            margin = broker.margin_used()
-            equity = broker.equity()
-            config = broker.config
-            values = (config, broker._balance, equity, margin)
-            # a new tick or position that leaves every figure the account holds as it was keeps it
-            if self._account_values is None or not _same_values(values, self._account_values):
-                # login, balance, equity, margin, free margin, currency, leverage, server, trade allowed
-                account = AccountInfo(
-                    config.login, broker._balance, equity, margin, round(equity - margin, 2), "USD",
-                    config.leverage, "paper", True,
-                )  # fmt: skip
-                self._account, self._account_values = account, values
-            self._account_key = key
-        assert account is not None  # built above, or kept with the values it was built from
+        self._fresh(broker)
+        if self._account is None:
+            self._account = self._account_now(broker)
+        return self._account
+
+    def _account_now(self, broker: PaperHost) -> AccountInfo:
+        margin = self.margin(broker)
+        equity = equity_of(broker._balance, self._floating_now(broker))
+        config, balance, last = broker.config, broker._balance, self._account_values
+        # a new tick or position that leaves every figure the account holds as it was keeps it
+        if last is not None and _same_values((config, balance, equity, margin), last[1:]):
+            return last[0]
+        # login, balance, equity, margin, free margin, currency, leverage, server, trade allowed
+        account = AccountInfo(
+            config.login, balance, equity, margin, round(equity - margin, 2), "USD", config.leverage,
+            "paper", True,
+        )  # fmt: skip
+        self._account_values = (account, config, balance, equity, margin)
         return account
 
     def profits(self, broker: PaperHost) -> dict[int, float]:
         """Each position's floating profit at the broker's last price, by ticket (the floating P/L and
         the marked positions read the same figures on the same tick)."""
-        key = (broker._tick, broker.spec, *broker._positions.values())
-        if not _same(key, self._profits_key):
+        self._fresh(broker)
+        return self._profits_now(broker)
+
+    def _profits_now(self, broker: PaperHost) -> dict[int, float]:
+        if self._profits is None:
             self._profits = {t: broker._profit(p, p.volume) for t, p in broker._positions.items()}
-            self._profits_key, self._floating = key, None
         return self._profits
 
     def floating(self, broker: PaperHost) -> float:
         """The floating P/L of all the broker's positions at its last price (a stop-out check and the
         account read it on the same tick)."""
-        profits = self.profits(broker)
+        self._fresh(broker)
+        return self._floating_now(broker)
+
+    def _floating_now(self, broker: PaperHost) -> float:
         if self._floating is None:
-            self._floating = round(sum(profits.values()), 2)
+            self._floating = round(sum(self._profits_now(broker).values()), 2)
         return self._floating
 
     def stop_out_reachable(self, broker: PaperHost) -> bool:

@@ -229,11 +229,16 @@ def effective_mode(state: RiskState, limits: RiskLimits, balance: float, now: da
     return auto
 
 
+def day_rolls(state: RiskState, now: datetime) -> bool:
+    """Whether `now` falls on another WIB day than the state's (`roll_day` starts a new one)."""
+    return wib_date(now) != state.day
+
+
 def roll_day(state: RiskState, now: datetime, balance: float) -> RiskState:
     """At 00:00 WIB: clear the day's counters and the daily stop; the total loss persists."""
-    today = wib_date(now)
-    if today == state.day:
+    if not day_rolls(state, now):
         return state
+    today = wib_date(now)
     return replace(
         state,
         day=today,
