@@ -153,6 +153,8 @@ class QuietTicks:
             self._bands = {t: b for t, b in self._bands.items() if t in engine.positions}
         take = _OpenTake(self, times_ms, bids, asks, last_step, step_ms, live)
         i, banded = 0, take.bandable()
+        if banded and take.moves_stop(0):  # the first step moves a stop (a trailing stop in a run)
+            return take.finish(0)
         while i < n:
             if banded:
                 i, banded = take.banded(i)
