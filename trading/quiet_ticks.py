@@ -124,8 +124,9 @@ class QuietTicks:
         would have left it. The caller has already cut the ticks at the first one the paper broker
         could act on (`quiet_ticks`). Stretches the positions' hold bands clear (`hold_band`) are
         taken in one go; any other tick is judged by the same rules the step runs (`judge`).
-        Returns how many ticks were taken and the step second reached; the first tick not taken is
-        then stepped as usual. A step runs on the first tick of each `step_ms` (as `MarketLoop`)."""
+        Returns how many ticks were taken (the broker left at the last of them) and the step second
+        reached; the first tick not taken is then stepped as usual. A step runs on the first tick of
+        each `step_ms` (as `MarketLoop`)."""
         engine, broker = self.engine, self.broker
         state, account = engine.state, engine.account
         n = int(times_ms.size)
@@ -458,15 +459,21 @@ class _OpenTake:
         self.last_step, self.stepped_at = last_ms // self.step_ms, last
 
     def finish(self, taken: int) -> tuple[int, int | None]:
-        """Leave what the last step saw (its tick, the marked positions and account); the ticks taken."""
+        """Leave what the last step saw (its tick, the marked positions and account), and the broker at
+        the last tick taken; the ticks taken."""
         engine, broker, j = self.engine, self.broker, self.stepped_at
         if j >= 0:
-            tick = Tick(
-                _EPOCH + timedelta(milliseconds=int(self.times[j])), float(self.bids[j]), float(self.asks[j])
-            )
+            tick = self._tick(j)
             broker.set_tick(tick)
             engine.last_tick = tick
             engine.account = broker.account_now()
             for p in broker.positions_now():
                 engine.positions[p.ticket] = p
+        if taken and j != taken - 1:  # ticks after the last step: seen by the broker alone
+            broker.set_tick(self._tick(taken - 1))
         return taken, self.last_step
+
+    def _tick(self, j: int) -> Tick:
+        return Tick(
+            _EPOCH + timedelta(milliseconds=int(self.times[j])), float(self.bids[j]), float(self.asks[j])
+        )
