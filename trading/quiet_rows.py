@@ -1,6 +1,7 @@
 """A position as the backtest's quiet-tick shortcut with positions open scans a run of ticks
 (`trading.quiet_ticks`): its closing prices and bands, and the compiled helpers of the scan: the
-stepped ticks that take profit samples, the best tick for the running peak, the next sample's time."""
+ticks steps run on, the stepped ticks that take profit samples, the best tick for the running peak,
+the stepped ticks a flash-crash window keeps, the next sample's time."""
 
 from __future__ import annotations
 
@@ -57,6 +58,37 @@ class Row:
             stall_top=stall_top,
         )
         return hold_band(self.base, view)
+
+
+@njit(cache=True)
+def step_table(
+    times: np.ndarray, step_ms: int, last_step: int, first_known: bool
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Which ticks a step runs on (the first of each `step_ms`; the first tick unless `first_known`
+    and in the step `last_step`), their indices and their times."""
+    stepped = np.empty(times.size, dtype=np.bool_)
+    steps = np.empty(times.size, dtype=np.int64)
+    n, previous = 0, last_step
+    for i in range(times.size):
+        step = times[i] // step_ms
+        stepped[i] = step != previous or (i == 0 and not first_known)
+        if stepped[i]:
+            steps[n] = i
+            n += 1
+        previous = step
+    return stepped, steps[:n], times[steps[:n]]
+
+
+@njit(cache=True)
+def window_steps(
+    steps: np.ndarray, step_times: np.ndarray, start: int, stop: int, span_ms: int
+) -> tuple[int, int]:
+    """The stepped ticks of [start, stop) no more than `span_ms` before the last of them (a flash-crash
+    window's), as a range of `steps` (empty: none stepped)."""
+    lo, hi = np.searchsorted(steps, start), np.searchsorted(steps, stop)
+    if lo == hi:
+        return hi, hi
+    return lo + np.searchsorted(step_times[lo:hi], step_times[hi - 1] - span_ms), hi
 
 
 @njit(cache=True)

@@ -25,7 +25,7 @@ from trading.hold_band import Band, Closes, bar_band, first_unsafe, stop_moves
 from trading.parameters import StrategyParams
 from trading.position_inputs import Held, PositionInputs
 from trading.position_manager import PMAction, PMKind
-from trading.quiet_rows import Row, best_tick, due_steps, sample_due
+from trading.quiet_rows import Row, best_tick, due_steps, sample_due, step_table, window_steps
 from trading.risk.modes import ModeDecision, RiskLimits, RiskMode, RiskState, effective_mode
 from trading.timezones import wib_date
 from trading.tracker import highest_stall_count, lowest_momentum
@@ -153,9 +153,10 @@ class QuietTicks:
         if len(self._bands) > 4 * len(live):  # the closed positions' bands
             self._bands = {t: b for t, b in self._bands.items() if t in engine.positions}
         take = _OpenTake(self, times_ms, bids, asks, last_step, step_ms, live)
-        i, banded = 0, take.bandable()
-        if banded and take.moves_stop(0):  # the first step moves a stop (a trailing stop in a run)
+        rows = take.build_rows()
+        if rows and take.moves_stop(0):  # the first step moves a stop (a trailing stop in a run)
             return take.finish(0)
+        i, banded = 0, rows and not take.could_crash()
         while i < n:
             if banded:
                 i, banded = take.banded(i)
@@ -188,7 +189,7 @@ class _OpenTake:
         self.last_step, self.step_ms, self.live = last_step, step_ms, live
         self.stepped_at = -1  # the last tick a step ran on
         self._stepped: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
-        self.rows: list[Row] = []  # the positions as `banded` scans them (`bandable`)
+        self.rows: list[Row] = []  # the positions as `banded` scans them (`build_rows`)
         params = engine.params
         self.guard = params.gate_enabled("flash_crash_guard")
         self.window = timedelta(seconds=params.flash_crash_window_seconds)
@@ -241,19 +242,22 @@ class _OpenTake:
                     return True
         return False
 
-    def bandable(self) -> bool:
-        """Whether bands can be used at all in this call: no flash crash possible within its ticks
-        (judged on all of them with the guard's window, as `take_idle_ticks`), the closes known."""
-        engine = self.engine
-        if self.guard and engine.flash_window.could_reach(
-            (self.bids + self.asks) / 2, engine.params.flash_crash_pct
-        ):
-            return False
+    def could_crash(self) -> bool:
+        """Whether a flash crash is possible within the call's ticks (judged on all of them with the
+        guard's window, as `take_idle_ticks`): bands are then not used."""
+        return self.guard and self.engine.flash_window.could_reach(
+            (self.bids + self.asks) / 2, self.engine.params.flash_crash_pct
+        )
+
+    def build_rows(self) -> bool:
+        """The positions' rows (`self.rows`) for `banded`; False (and none) when a position's bar band
+        cannot be given."""
         # the bar's inputs, the stop and the trackers do not change within the call: rows for all of it
-        broker = self.broker
+        engine, broker = self.engine, self.broker
         for pos, buy, swap in self.held:
             inputs, base = self.quiet.bar_band(pos)
             if base is None:
+                self.rows.clear()
                 return False
             self.rows.append(
                 Row(
@@ -428,35 +432,27 @@ class _OpenTake:
         from any tick reached: the ticks before it were all taken, so the last step's second is the
         previous tick's."""
         if self._stepped is None:
-            seconds = self.times // self.step_ms
-            stepped = np.empty(seconds.size, dtype=np.bool_)
-            stepped[0] = self.last_step is None or int(seconds[0]) != self.last_step
-            np.not_equal(seconds[1:], seconds[:-1], out=stepped[1:])
-            steps = stepped.nonzero()[0]
-            self._stepped = (stepped, steps, self.times[steps])
+            known = self.last_step is not None
+            self._stepped = step_table(self.times, self.step_ms, self.last_step if known else 0, known)
         return self._stepped
-
-    def _stepped_in(self, start: int, stop: int) -> np.ndarray:
-        """The indices of the stepped ticks in [start, stop)."""
-        steps = self._steps()[1]
-        return steps[steps.searchsorted(start) : steps.searchsorted(stop)]
 
     def _commit(self, start: int, stop: int) -> None:
         """Record the stepped ticks of [start, stop) as steps would: the flash-crash window, the step."""
-        taken = self._stepped_in(start, stop)
-        if taken.size == 0:
+        _stepped, steps, step_times = self._steps()
+        span_ms = self.window // _MS
+        first, end = window_steps(steps, step_times, start, stop, span_ms)
+        if first == end:
             return
-        last = int(taken[-1])
-        window = self.engine.flash_window
-        last_ms = int(self.times[last])
-        horizon_ms = last_ms - self.window // _MS
-        for j in taken[self.times[taken] >= horizon_ms].tolist():
+        window, times = self.engine.flash_window, self.times
+        kept = steps[first:end].tolist()
+        for j in kept:
             window.append(
-                _EPOCH + timedelta(milliseconds=int(self.times[j])),
+                _EPOCH + timedelta(milliseconds=int(times[j])),
                 (float(self.bids[j]) + float(self.asks[j])) / 2,
             )
-        window.trim(_EPOCH + timedelta(milliseconds=horizon_ms))
-        self.last_step, self.stepped_at = last_ms // self.step_ms, last
+        last_ms = int(times[kept[-1]])
+        window.trim(_EPOCH + timedelta(milliseconds=last_ms - span_ms))
+        self.last_step, self.stepped_at = last_ms // self.step_ms, kept[-1]
 
     def finish(self, taken: int) -> tuple[int, int | None]:
         """Leave what the last step saw (its tick, the marked positions and account), and the broker at
