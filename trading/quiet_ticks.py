@@ -322,33 +322,26 @@ class _OpenTake:
     def _stretch(self, start: int, limit: int, rows: list[Row], period: int, closes: Closes) -> int:
         """Take the ticks from `start` that the positions' stretch bands (valid across profit samples)
         clear in one scan each; the samples in them are then taken as steps would have. Returns the
-        first tick not taken. Should the bands for any samples stop short of `limit`, the bands for
-        the samples steps would take up to `limit` (known from their prices: their lowest momentum
-        and highest stall count, whichever of them are taken, so whatever tick the scan stops at)
-        are tried."""
+        first tick not taken. The bands are those for the samples steps would take up to `limit`
+        (known from their prices: their lowest momentum and highest stall count, whichever of them
+        are taken, so whatever tick the scan stops at)."""
         times, params = self.times, self.engine.params
         end_ms = int(times[limit - 1])
-        bands = [row.band(params, end_ms, closes, stretch=True) for row in rows]
+        samples = [self._samples_due(row, limit, period) for row in rows]
+        bands = [
+            row.band(
+                params,
+                end_ms,
+                closes,
+                stretch=True,
+                momentum_floor=lowest_momentum(
+                    row.tracker.profits, profits, params.momentum_scale_atr * row.inputs.unit
+                ),
+                stall_top=highest_stall_count(row.tracker, profits, params, row.inputs.unit),
+            )
+            for row, (_taken, profits) in zip(rows, samples, strict=True)
+        ]
         stop = start if None in bands else self._first_unsafe(rows, bands, start, limit)
-        if stop == limit:
-            samples = [self._samples_due(row, stop, period) for row in rows]
-        else:
-            samples = [self._samples_due(row, limit, period) for row in rows]
-            bands = [
-                row.band(
-                    params,
-                    end_ms,
-                    closes,
-                    stretch=True,
-                    momentum_floor=lowest_momentum(
-                        row.tracker.profits, profits, params.momentum_scale_atr * row.inputs.unit
-                    ),
-                    stall_top=highest_stall_count(row.tracker, profits, params, row.inputs.unit),
-                )
-                for row, (_taken, profits) in zip(rows, samples, strict=True)
-            ]
-            if None not in bands:
-                stop = self._first_unsafe(rows, bands, start, limit)
         if stop == start:
             return start
         for row, (taken, profits) in zip(rows, samples, strict=True):  # the samples before `stop`
