@@ -85,10 +85,10 @@ def window_steps(
 ) -> tuple[int, int]:
     """The stepped ticks of [start, stop) no more than `span_ms` before the last of them (a flash-crash
     window's), as a range of `steps` (empty: none stepped)."""
-    lo, hi = np.searchsorted(steps, start), np.searchsorted(steps, stop)
+    lo, hi = int(np.searchsorted(steps, start)), int(np.searchsorted(steps, stop))
     if lo == hi:
         return hi, hi
-    return lo + np.searchsorted(step_times[lo:hi], step_times[hi - 1] - span_ms), hi
+    return lo + int(np.searchsorted(step_times[lo:hi], step_times[hi - 1] - span_ms)), hi
 
 
 @njit(cache=True)

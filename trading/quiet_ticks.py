@@ -425,8 +425,10 @@ class _OpenTake:
         from any tick reached: the ticks before it were all taken, so the last step's second is the
         previous tick's."""
         if self._stepped is None:
-            known = self.last_step is not None
-            self._stepped = step_table(self.times, self.step_ms, self.last_step if known else 0, known)
+            last = self.last_step
+            self._stepped = step_table(
+                self.times, self.step_ms, 0 if last is None else last, last is not None
+            )
         return self._stepped
 
     def _commit(self, start: int, stop: int) -> None:
