@@ -13,7 +13,7 @@ import numpy as np
 from numba import njit
 
 from trading.domain import Position
-from trading.hold_band import Band, Closes, held_until, hold_band
+from trading.hold_band import Band, Closes, held_until, hold_band, scan_band
 from trading.parameters import StrategyParams
 from trading.position_inputs import PositionInputs
 from trading.tracker import PositionTracker
@@ -34,6 +34,10 @@ class Row:
     tracker: PositionTracker
     inputs: PositionInputs
     base: Band  # hold_band.bar_band
+
+    @property
+    def buy(self) -> bool:
+        return self.sign > 0  # (its prices the bids)
 
     def band(
         self,
@@ -102,6 +106,24 @@ def due_steps(steps: np.ndarray, step_times: np.ndarray, k: int, period: int, st
         n += 1
         k = int(np.searchsorted(step_times, step_times[k] + period))
     return out[:n]
+
+
+@njit(cache=True)
+def scan_rows(
+    bids: np.ndarray, asks: np.ndarray, stepped: np.ndarray, start: int, end: int, table: np.ndarray
+) -> tuple[int, np.ndarray]:
+    """The first stepped tick of [start, end) some row's band does not clear (`end`: none), and each
+    row's best tick before it (`best_tick`), in one call. A row of `table` per position: 1 for a BUY
+    (its closing prices the bids) else 0, then `hold_band.first_unsafe`'s scalars."""
+    stop = end
+    for r in range(table.shape[0]):
+        bad = scan_band(bids if table[r, 0] else asks, stepped, start, stop, table[r, 1:])
+        if bad >= 0:
+            stop = bad
+    best = np.empty(table.shape[0], dtype=np.int64)
+    for r in range(table.shape[0]):
+        best[r] = best_tick(bids if table[r, 0] else asks, stepped, start, stop, table[r, 1], table[r, 2])
+    return stop, best
 
 
 @njit(cache=True)

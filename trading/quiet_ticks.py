@@ -21,11 +21,11 @@ from trading.broker.paper import PaperBroker
 from trading.domain import AccountInfo, Position, Side, Tick
 from trading.exits import ExitVerdict, PositionTracker
 from trading.flash_crash import TickWindow
-from trading.hold_band import Band, Closes, bar_band, first_unsafe, stop_moves
+from trading.hold_band import Band, Closes, bar_band, stop_moves
 from trading.parameters import StrategyParams
 from trading.position_inputs import Held, PositionInputs
 from trading.position_manager import PMAction, PMKind
-from trading.quiet_rows import Row, best_tick, due_steps, sample_due, step_table, window_steps
+from trading.quiet_rows import Row, due_steps, sample_due, scan_rows, step_table, window_steps
 from trading.risk.modes import ModeDecision, RiskLimits, RiskMode, RiskState, effective_mode
 from trading.timezones import wib_date
 from trading.tracker import highest_stall_count, lowest_momentum
@@ -33,6 +33,7 @@ from trading.tracker import highest_stall_count, lowest_momentum
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _MS = timedelta(milliseconds=1)
 _NO_SAMPLES = PositionTracker(0)  # the tracker of a view only the rules fixed for the bar read
+_NONE_BEST = np.empty(0, dtype=np.int64)  # no best tick for any position (a scan that took none)
 
 
 class EnginePort(Protocol):
@@ -292,7 +293,7 @@ class _OpenTake:
         rows = self.rows
         limit = int(times.searchsorted(until, side="left"))
         # no band narrowed from the bar's clears a tick the bar's band does not: stop before it
-        limit = self._first_unsafe(rows, [row.base for row in rows], start, limit)
+        limit = self._scan(rows, [row.base for row in rows], start, limit)[0]
         if limit <= start:
             return start, True
         period = params.profit_sample_seconds * 1000
@@ -310,8 +311,8 @@ class _OpenTake:
                     end = min(end, max(int(steps[k]), i + 1))
             # the clock at the window's last tick: the rules on the clock only tighten as it runs
             bands = [r.band(params, int(times[end - 1]), closes, stretch=False) for r in rows]
-            stop = self._first_unsafe(rows, bands, i, end)
-            self._raise_peaks(rows, i, stop)
+            stop, best = self._scan(rows, bands, i, end)
+            self._raise_peaks(rows, best)
             if stop < end:
                 self._commit(committed, stop)
                 return stop, True
@@ -341,7 +342,7 @@ class _OpenTake:
             )
             for row, (_taken, profits) in zip(rows, samples, strict=True)
         ]
-        stop = start if None in bands else self._first_unsafe(rows, bands, start, limit)
+        stop, best = self._scan(rows, bands, start, limit)
         if stop == start:
             return start
         for row, (taken, profits) in zip(rows, samples, strict=True):  # the samples before `stop`
@@ -354,7 +355,7 @@ class _OpenTake:
                     params,
                     row.inputs.unit,
                 )
-        self._raise_peaks(rows, start, stop)
+        self._raise_peaks(rows, best)
         self._commit(start, stop)
         return stop
 
@@ -382,42 +383,34 @@ class _OpenTake:
             row.inputs.unit,
         )
 
-    def _first_unsafe(self, rows: list[Row], bands: list[Band | None], start: int, end: int) -> int:
-        """The first tick of [start, end) some position's band does not clear (`end`: none); scanned
-        with the trackers' peaks as they are, so before any of them changes."""
-        stepped = self._steps()[0]
-        stop = end
-        for row, band in zip(rows, bands, strict=True):
-            bad = (
-                start
-                if band is None
-                else first_unsafe(
-                    row.prices,
-                    stepped,
-                    start,
-                    stop,
-                    row.pos.open_price,
-                    row.sign,
-                    row.mult,
-                    row.swap,
-                    row.tracker.peak_profit,
-                    band,
-                )
-            )
-            if bad >= 0:
-                stop = min(stop, bad)
-        return stop
+    def _scan(
+        self, rows: list[Row], bands: list[Band | None], start: int, end: int
+    ) -> tuple[int, np.ndarray]:
+        """The first tick of [start, end) some position's band does not clear (`end`: none), scanned
+        with the trackers' peaks as they are (so before any of them changes, as `hold_band.first_unsafe`),
+        and each position's best stepped tick before it (-1: none) for `_raise_peaks`."""
+        known = [band for band in bands if band is not None]
+        if len(known) < len(bands):
+            return start, _NONE_BEST
+        table = np.array(
+            [
+                (row.buy, row.pos.open_price, row.sign, row.mult, row.swap, row.tracker.peak_profit, *band)
+                for row, band in zip(rows, known, strict=True)
+            ],
+            dtype=np.float64,
+        )
+        stop, best = scan_rows(self.bids, self.asks, self._steps()[0], start, end, table)
+        return int(stop), best
 
-    def _raise_peaks(self, rows: list[Row], start: int, stop: int) -> None:
-        """Each tracker's peak as steps on the stepped ticks of [start, stop) would have left it: the
+    def _raise_peaks(self, rows: list[Row], best: np.ndarray) -> None:
+        """Each tracker's peak as steps on the stepped ticks `_scan` passed would have left it: the
         profit at the best price among them (profit rises with the price moving for the position)."""
-        broker, stepped = self.broker, self._steps()[0]
-        for row in rows:
-            best = int(best_tick(row.prices, stepped, start, stop, row.pos.open_price, row.sign))
-            if best < 0:
+        broker = self.broker
+        for row, j in zip(rows, best.tolist(), strict=False):
+            if j < 0:
                 return
             row.tracker.peak_profit = max(
-                row.tracker.peak_profit, broker.profit_at(row.pos, float(row.prices[best])) + row.swap
+                row.tracker.peak_profit, broker.profit_at(row.pos, float(row.prices[j])) + row.swap
             )
 
     def _steps(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
