@@ -291,13 +291,16 @@ class _OpenTake:
             math.inf if self.cooldown is None else (self.cooldown - _EPOCH) // _MS,
         )
         rows = self.rows
-        limit = int(times.searchsorted(until, side="left"))
-        # no band narrowed from the bar's clears a tick the bar's band does not: stop before it
-        limit = self._scan(rows, [row.base for row in rows], start, limit)[0]
-        if limit <= start:
+        cut = int(times.searchsorted(until, side="left"))
+        if cut <= start:
             return start, True
         period = params.profit_sample_seconds * 1000
-        i = self._stretch(start, limit, rows, period, closes)
+        i = self._stretch(start, cut, rows, period, closes)
+        if i == cut:
+            return cut, True
+        # no band narrowed from the bar's clears a tick the bar's band does not (the stretch's did, up
+        # to `i`): the windows stop before the first such tick
+        limit = self._scan(rows, [row.base for row in rows], i, cut)[0]
         committed = i  # `_stretch` records the ticks it takes itself
         while i < limit:
             end = limit
@@ -317,7 +320,8 @@ class _OpenTake:
                 self._commit(committed, stop)
                 return stop, True
             i = end
-        self._commit(committed, limit)
+        if committed < limit:
+            self._commit(committed, limit)
         return limit, True
 
     def _stretch(self, start: int, limit: int, rows: list[Row], period: int, closes: Closes) -> int:
