@@ -96,16 +96,20 @@ def window_steps(
 
 
 @njit(cache=True)
-def due_steps(steps: np.ndarray, step_times: np.ndarray, k: int, period: int, stop: int) -> np.ndarray:
-    """The stepped ticks before `stop` on which the tracker takes its samples, from the `k`-th step
-    (the first due): each the first step a sample period after the one before."""
+def due_steps(
+    steps: np.ndarray, step_times: np.ndarray, prices: np.ndarray, due: float, period: int, stop: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """The stepped ticks before `stop` on which the tracker takes its samples, the first at or after
+    `due` (ms; -inf: the first step), each the first step a sample period after the one before; and
+    their prices."""
     out = np.empty(steps.size, dtype=np.int64)
     n = 0
+    k = int(np.searchsorted(step_times, due))
     while k < steps.size and steps[k] < stop:
         out[n] = steps[k]
         n += 1
         k = int(np.searchsorted(step_times, step_times[k] + period))
-    return out[:n]
+    return out[:n], prices[out[:n]]
 
 
 @njit(cache=True)

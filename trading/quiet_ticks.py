@@ -367,13 +367,12 @@ class _OpenTake:
         """The stepped ticks before `limit` on which steps would take the position's profit samples
         (all ticks before them taken), and those samples."""
         _stepped, steps, step_times = self._steps()
-        due = sample_due(row.tracker, period)
-        k = 0 if due == -math.inf else int(step_times.searchsorted(due, side="left"))
-        taken = due_steps(steps, step_times, k, period, limit)
+        taken, prices = due_steps(
+            steps, step_times, row.prices, sample_due(row.tracker, period), period, limit
+        )
         if taken.size == 0:
             return taken, []
-        profits = self.broker.profits_at(row.pos, row.prices[taken].tolist())
-        return taken, [p + row.swap for p in profits]
+        return taken, [p + row.swap for p in self.broker.profits_at(row.pos, prices.tolist())]
 
     def _sample(self, row: Row, j: int) -> None:
         """The profit sample a step on tick `j` takes on the position's tracker."""
