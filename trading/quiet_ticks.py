@@ -228,9 +228,9 @@ class _OpenTake:
 
     # -------------------------------------------------------------- in stretches
     def moves_stop(self, i: int) -> bool:
-        """Whether the step on tick `i` (where `banded` stopped) moves a position's stop (`stop_moves`,
-        tried where the move reaches its bar band's bound): its position manager does not hold, so
-        the tick is left to the step rather than judged here and again there."""
+        """Whether the step on tick `i` (the first, or where `banded` stopped) moves a position's stop
+        (`stop_moves`, tried where the move reaches its bar band's bound): its position manager does
+        not hold, so the tick is left to the step rather than judged here and again there."""
         if not self._steps()[0][i]:
             return False
         for row in self.rows:
