@@ -241,11 +241,11 @@ def first_unsafe(
     rounding of the broker's profit to cents. `peak`: the running peak profit before `start`."""
     # the scalars in one array: numba's dispatch takes one array far faster than sixteen floats
     scalars = np.array((open_price, sign, money_per_unit, swap, peak, *band), dtype=np.float64)
-    return int(_scan(prices, stepped, start, end, scalars))
+    return int(scan_band(prices, stepped, start, end, scalars))
 
 
 @njit(cache=True)
-def _scan(prices: np.ndarray, stepped: np.ndarray, start: int, end: int, scalars: np.ndarray) -> int:
+def scan_band(prices: np.ndarray, stepped: np.ndarray, start: int, end: int, scalars: np.ndarray) -> int:
     open_price, sign, money_per_unit, swap, peak = scalars[0], scalars[1], scalars[2], scalars[3], scalars[4]
     lo, hi, gap1_lo, gap1_hi = scalars[5], scalars[6], scalars[7], scalars[8]
     gap2_lo, gap2_hi, move_hi = scalars[9], scalars[10], scalars[11]

@@ -1,6 +1,7 @@
 """A position as the backtest's quiet-tick shortcut with positions open scans a run of ticks
 (`trading.quiet_ticks`): its closing prices and bands, and the compiled helpers of the scan: the
-stepped ticks that take profit samples, the best tick for the running peak, the next sample's time."""
+ticks steps run on, the stepped ticks that take profit samples, the best tick for the running peak,
+the stepped ticks a flash-crash window keeps, the next sample's time."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ import numpy as np
 from numba import njit
 
 from trading.domain import Position
-from trading.hold_band import Band, Closes, held_until, hold_band
+from trading.hold_band import Band, Closes, held_until, hold_band, scan_band
 from trading.parameters import StrategyParams
 from trading.position_inputs import PositionInputs
 from trading.tracker import PositionTracker
@@ -33,6 +34,10 @@ class Row:
     tracker: PositionTracker
     inputs: PositionInputs
     base: Band  # hold_band.bar_band
+
+    @property
+    def buy(self) -> bool:
+        return self.sign > 0  # (its prices the bids)
 
     def band(
         self,
@@ -60,16 +65,69 @@ class Row:
 
 
 @njit(cache=True)
-def due_steps(steps: np.ndarray, step_times: np.ndarray, k: int, period: int, stop: int) -> np.ndarray:
-    """The stepped ticks before `stop` on which the tracker takes its samples, from the `k`-th step
-    (the first due): each the first step a sample period after the one before."""
+def step_table(
+    times: np.ndarray, step_ms: int, last_step: int, first_known: bool
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Which ticks a step runs on (the first of each `step_ms`; the first tick unless `first_known`
+    and in the step `last_step`), their indices and their times."""
+    stepped = np.empty(times.size, dtype=np.bool_)
+    steps = np.empty(times.size, dtype=np.int64)
+    n, previous = 0, last_step
+    for i in range(times.size):
+        step = times[i] // step_ms
+        stepped[i] = step != previous or (i == 0 and not first_known)
+        if stepped[i]:
+            steps[n] = i
+            n += 1
+        previous = step
+    return stepped, steps[:n], times[steps[:n]]
+
+
+@njit(cache=True)
+def window_steps(
+    steps: np.ndarray, step_times: np.ndarray, start: int, stop: int, span_ms: int
+) -> tuple[int, int]:
+    """The stepped ticks of [start, stop) no more than `span_ms` before the last of them (a flash-crash
+    window's), as a range of `steps` (empty: none stepped)."""
+    lo, hi = int(np.searchsorted(steps, start)), int(np.searchsorted(steps, stop))
+    if lo == hi:
+        return hi, hi
+    return lo + int(np.searchsorted(step_times[lo:hi], step_times[hi - 1] - span_ms)), hi
+
+
+@njit(cache=True)
+def due_steps(
+    steps: np.ndarray, step_times: np.ndarray, prices: np.ndarray, due: float, period: int, stop: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """The stepped ticks before `stop` on which the tracker takes its samples, the first at or after
+    `due` (ms; -inf: the first step), each the first step a sample period after the one before; and
+    their prices."""
     out = np.empty(steps.size, dtype=np.int64)
     n = 0
+    k = int(np.searchsorted(step_times, due))
     while k < steps.size and steps[k] < stop:
         out[n] = steps[k]
         n += 1
         k = int(np.searchsorted(step_times, step_times[k] + period))
-    return out[:n]
+    return out[:n], prices[out[:n]]
+
+
+@njit(cache=True)
+def scan_rows(
+    bids: np.ndarray, asks: np.ndarray, stepped: np.ndarray, start: int, end: int, table: np.ndarray
+) -> tuple[int, np.ndarray]:
+    """The first stepped tick of [start, end) some row's band does not clear (`end`: none), and each
+    row's best tick before it (`best_tick`), in one call. A row of `table` per position: 1 for a BUY
+    (its closing prices the bids) else 0, then `hold_band.first_unsafe`'s scalars."""
+    stop = end
+    for r in range(table.shape[0]):
+        bad = scan_band(bids if table[r, 0] else asks, stepped, start, stop, table[r, 1:])
+        if bad >= 0:
+            stop = bad
+    best = np.empty(table.shape[0], dtype=np.int64)
+    for r in range(table.shape[0]):
+        best[r] = best_tick(bids if table[r, 0] else asks, stepped, start, stop, table[r, 1], table[r, 2])
+    return stop, best
 
 
 @njit(cache=True)

@@ -21,11 +21,11 @@ from trading.broker.paper import PaperBroker
 from trading.domain import AccountInfo, Position, Side, Tick
 from trading.exits import ExitVerdict, PositionTracker
 from trading.flash_crash import TickWindow
-from trading.hold_band import Band, Closes, bar_band, first_unsafe, stop_moves
+from trading.hold_band import Band, Closes, bar_band, stop_moves
 from trading.parameters import StrategyParams
 from trading.position_inputs import Held, PositionInputs
 from trading.position_manager import PMAction, PMKind
-from trading.quiet_rows import Row, best_tick, due_steps, sample_due
+from trading.quiet_rows import Row, due_steps, sample_due, scan_rows, step_table, window_steps
 from trading.risk.modes import ModeDecision, RiskLimits, RiskMode, RiskState, effective_mode
 from trading.timezones import wib_date
 from trading.tracker import highest_stall_count, lowest_momentum
@@ -33,6 +33,7 @@ from trading.tracker import highest_stall_count, lowest_momentum
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _MS = timedelta(milliseconds=1)
 _NO_SAMPLES = PositionTracker(0)  # the tracker of a view only the rules fixed for the bar read
+_NONE_BEST = np.empty(0, dtype=np.int64)  # no best tick for any position (a scan that took none)
 
 
 class EnginePort(Protocol):
@@ -124,8 +125,9 @@ class QuietTicks:
         would have left it. The caller has already cut the ticks at the first one the paper broker
         could act on (`quiet_ticks`). Stretches the positions' hold bands clear (`hold_band`) are
         taken in one go; any other tick is judged by the same rules the step runs (`judge`).
-        Returns how many ticks were taken and the step second reached; the first tick not taken is
-        then stepped as usual. A step runs on the first tick of each `step_ms` (as `MarketLoop`)."""
+        Returns how many ticks were taken (the broker left at the last of them) and the step second
+        reached; the first tick not taken is then stepped as usual. A step runs on the first tick of
+        each `step_ms` (as `MarketLoop`)."""
         engine, broker = self.engine, self.broker
         state, account = engine.state, engine.account
         n = int(times_ms.size)
@@ -152,7 +154,10 @@ class QuietTicks:
         if len(self._bands) > 4 * len(live):  # the closed positions' bands
             self._bands = {t: b for t, b in self._bands.items() if t in engine.positions}
         take = _OpenTake(self, times_ms, bids, asks, last_step, step_ms, live)
-        i, banded = 0, take.bandable()
+        rows = take.build_rows()
+        if rows and take.moves_stop(0):  # the first step moves a stop (a trailing stop in a run)
+            return take.finish(0)
+        i, banded = 0, rows and not take.could_crash()
         while i < n:
             if banded:
                 i, banded = take.banded(i)
@@ -185,7 +190,7 @@ class _OpenTake:
         self.last_step, self.step_ms, self.live = last_step, step_ms, live
         self.stepped_at = -1  # the last tick a step ran on
         self._stepped: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
-        self.rows: list[Row] = []  # the positions as `banded` scans them (`bandable`)
+        self.rows: list[Row] = []  # the positions as `banded` scans them (`build_rows`)
         params = engine.params
         self.guard = params.gate_enabled("flash_crash_guard")
         self.window = timedelta(seconds=params.flash_crash_window_seconds)
@@ -223,9 +228,9 @@ class _OpenTake:
 
     # -------------------------------------------------------------- in stretches
     def moves_stop(self, i: int) -> bool:
-        """Whether the step on tick `i` (where `banded` stopped) moves a position's stop (`stop_moves`,
-        tried where the move reaches its bar band's bound): its position manager does not hold, so
-        the tick is left to the step rather than judged here and again there."""
+        """Whether the step on tick `i` (the first, or where `banded` stopped) moves a position's stop
+        (`stop_moves`, tried where the move reaches its bar band's bound): its position manager does
+        not hold, so the tick is left to the step rather than judged here and again there."""
         if not self._steps()[0][i]:
             return False
         for row in self.rows:
@@ -238,19 +243,22 @@ class _OpenTake:
                     return True
         return False
 
-    def bandable(self) -> bool:
-        """Whether bands can be used at all in this call: no flash crash possible within its ticks
-        (judged on all of them with the guard's window, as `take_idle_ticks`), the closes known."""
-        engine = self.engine
-        if self.guard and engine.flash_window.could_reach(
-            (self.bids + self.asks) / 2, engine.params.flash_crash_pct
-        ):
-            return False
+    def could_crash(self) -> bool:
+        """Whether a flash crash is possible within the call's ticks (judged on all of them with the
+        guard's window, as `take_idle_ticks`): bands are then not used."""
+        return self.guard and self.engine.flash_window.could_reach(
+            (self.bids + self.asks) / 2, self.engine.params.flash_crash_pct
+        )
+
+    def build_rows(self) -> bool:
+        """The positions' rows (`self.rows`) for `banded`; False (and none) when a position's bar band
+        cannot be given."""
         # the bar's inputs, the stop and the trackers do not change within the call: rows for all of it
-        broker = self.broker
+        engine, broker = self.engine, self.broker
         for pos, buy, swap in self.held:
             inputs, base = self.quiet.bar_band(pos)
             if base is None:
+                self.rows.clear()
                 return False
             self.rows.append(
                 Row(
@@ -283,13 +291,16 @@ class _OpenTake:
             math.inf if self.cooldown is None else (self.cooldown - _EPOCH) // _MS,
         )
         rows = self.rows
-        limit = int(times.searchsorted(until, side="left"))
-        # no band narrowed from the bar's clears a tick the bar's band does not: stop before it
-        limit = self._first_unsafe(rows, [row.base for row in rows], start, limit)
-        if limit <= start:
+        cut = int(times.searchsorted(until, side="left"))
+        if cut <= start:
             return start, True
         period = params.profit_sample_seconds * 1000
-        i = self._stretch(start, limit, rows, period, closes)
+        i = self._stretch(start, cut, rows, period, closes)
+        if i == cut:
+            return cut, True
+        # no band narrowed from the bar's clears a tick the bar's band does not (the stretch's did, up
+        # to `i`): the windows stop before the first such tick
+        limit = self._scan(rows, [row.base for row in rows], i, cut)[0]
         committed = i  # `_stretch` records the ticks it takes itself
         while i < limit:
             end = limit
@@ -303,45 +314,39 @@ class _OpenTake:
                     end = min(end, max(int(steps[k]), i + 1))
             # the clock at the window's last tick: the rules on the clock only tighten as it runs
             bands = [r.band(params, int(times[end - 1]), closes, stretch=False) for r in rows]
-            stop = self._first_unsafe(rows, bands, i, end)
-            self._raise_peaks(rows, i, stop)
+            stop, best = self._scan(rows, bands, i, end)
+            self._raise_peaks(rows, best)
             if stop < end:
                 self._commit(committed, stop)
                 return stop, True
             i = end
-        self._commit(committed, limit)
+        if committed < limit:
+            self._commit(committed, limit)
         return limit, True
 
     def _stretch(self, start: int, limit: int, rows: list[Row], period: int, closes: Closes) -> int:
         """Take the ticks from `start` that the positions' stretch bands (valid across profit samples)
         clear in one scan each; the samples in them are then taken as steps would have. Returns the
-        first tick not taken. Should the bands for any samples stop short of `limit`, the bands for
-        the samples steps would take up to `limit` (known from their prices: their lowest momentum
-        and highest stall count, whichever of them are taken, so whatever tick the scan stops at)
-        are tried."""
+        first tick not taken. The bands are those for the samples steps would take up to `limit`
+        (known from their prices: their lowest momentum and highest stall count, whichever of them
+        are taken, so whatever tick the scan stops at)."""
         times, params = self.times, self.engine.params
         end_ms = int(times[limit - 1])
-        bands = [row.band(params, end_ms, closes, stretch=True) for row in rows]
-        stop = start if None in bands else self._first_unsafe(rows, bands, start, limit)
-        if stop == limit:
-            samples = [self._samples_due(row, stop, period) for row in rows]
-        else:
-            samples = [self._samples_due(row, limit, period) for row in rows]
-            bands = [
-                row.band(
-                    params,
-                    end_ms,
-                    closes,
-                    stretch=True,
-                    momentum_floor=lowest_momentum(
-                        row.tracker.profits, profits, params.momentum_scale_atr * row.inputs.unit
-                    ),
-                    stall_top=highest_stall_count(row.tracker, profits, params, row.inputs.unit),
-                )
-                for row, (_taken, profits) in zip(rows, samples, strict=True)
-            ]
-            if None not in bands:
-                stop = self._first_unsafe(rows, bands, start, limit)
+        samples = [self._samples_due(row, limit, period) for row in rows]
+        bands = [
+            row.band(
+                params,
+                end_ms,
+                closes,
+                stretch=True,
+                momentum_floor=lowest_momentum(
+                    row.tracker.profits, profits, params.momentum_scale_atr * row.inputs.unit
+                ),
+                stall_top=highest_stall_count(row.tracker, profits, params, row.inputs.unit),
+            )
+            for row, (_taken, profits) in zip(rows, samples, strict=True)
+        ]
+        stop, best = self._scan(rows, bands, start, limit)
         if stop == start:
             return start
         for row, (taken, profits) in zip(rows, samples, strict=True):  # the samples before `stop`
@@ -354,7 +359,7 @@ class _OpenTake:
                     params,
                     row.inputs.unit,
                 )
-        self._raise_peaks(rows, start, stop)
+        self._raise_peaks(rows, best)
         self._commit(start, stop)
         return stop
 
@@ -362,13 +367,12 @@ class _OpenTake:
         """The stepped ticks before `limit` on which steps would take the position's profit samples
         (all ticks before them taken), and those samples."""
         _stepped, steps, step_times = self._steps()
-        due = sample_due(row.tracker, period)
-        k = 0 if due == -math.inf else int(step_times.searchsorted(due, side="left"))
-        taken = due_steps(steps, step_times, k, period, limit)
+        taken, prices = due_steps(
+            steps, step_times, row.prices, sample_due(row.tracker, period), period, limit
+        )
         if taken.size == 0:
             return taken, []
-        profits = self.broker.profits_at(row.pos, row.prices[taken].tolist())
-        return taken, [p + row.swap for p in profits]
+        return taken, [p + row.swap for p in self.broker.profits_at(row.pos, prices.tolist())]
 
     def _sample(self, row: Row, j: int) -> None:
         """The profit sample a step on tick `j` takes on the position's tracker."""
@@ -382,42 +386,34 @@ class _OpenTake:
             row.inputs.unit,
         )
 
-    def _first_unsafe(self, rows: list[Row], bands: list[Band | None], start: int, end: int) -> int:
-        """The first tick of [start, end) some position's band does not clear (`end`: none); scanned
-        with the trackers' peaks as they are, so before any of them changes."""
-        stepped = self._steps()[0]
-        stop = end
-        for row, band in zip(rows, bands, strict=True):
-            bad = (
-                start
-                if band is None
-                else first_unsafe(
-                    row.prices,
-                    stepped,
-                    start,
-                    stop,
-                    row.pos.open_price,
-                    row.sign,
-                    row.mult,
-                    row.swap,
-                    row.tracker.peak_profit,
-                    band,
-                )
-            )
-            if bad >= 0:
-                stop = min(stop, bad)
-        return stop
+    def _scan(
+        self, rows: list[Row], bands: list[Band | None], start: int, end: int
+    ) -> tuple[int, np.ndarray]:
+        """The first tick of [start, end) some position's band does not clear (`end`: none), scanned
+        with the trackers' peaks as they are (so before any of them changes, as `hold_band.first_unsafe`),
+        and each position's best stepped tick before it (-1: none) for `_raise_peaks`."""
+        known = [band for band in bands if band is not None]
+        if len(known) < len(bands):
+            return start, _NONE_BEST
+        table = np.array(
+            [
+                (row.buy, row.pos.open_price, row.sign, row.mult, row.swap, row.tracker.peak_profit, *band)
+                for row, band in zip(rows, known, strict=True)
+            ],
+            dtype=np.float64,
+        )
+        stop, best = scan_rows(self.bids, self.asks, self._steps()[0], start, end, table)
+        return int(stop), best
 
-    def _raise_peaks(self, rows: list[Row], start: int, stop: int) -> None:
-        """Each tracker's peak as steps on the stepped ticks of [start, stop) would have left it: the
+    def _raise_peaks(self, rows: list[Row], best: np.ndarray) -> None:
+        """Each tracker's peak as steps on the stepped ticks `_scan` passed would have left it: the
         profit at the best price among them (profit rises with the price moving for the position)."""
-        broker, stepped = self.broker, self._steps()[0]
-        for row in rows:
-            best = int(best_tick(row.prices, stepped, start, stop, row.pos.open_price, row.sign))
-            if best < 0:
+        broker = self.broker
+        for row, j in zip(rows, best.tolist(), strict=False):
+            if j < 0:
                 return
             row.tracker.peak_profit = max(
-                row.tracker.peak_profit, broker.profit_at(row.pos, float(row.prices[best])) + row.swap
+                row.tracker.peak_profit, broker.profit_at(row.pos, float(row.prices[j])) + row.swap
             )
 
     def _steps(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -425,46 +421,46 @@ class _OpenTake:
         from any tick reached: the ticks before it were all taken, so the last step's second is the
         previous tick's."""
         if self._stepped is None:
-            seconds = self.times // self.step_ms
-            stepped = np.empty(seconds.size, dtype=np.bool_)
-            stepped[0] = self.last_step is None or int(seconds[0]) != self.last_step
-            np.not_equal(seconds[1:], seconds[:-1], out=stepped[1:])
-            steps = stepped.nonzero()[0]
-            self._stepped = (stepped, steps, self.times[steps])
+            last = self.last_step
+            self._stepped = step_table(
+                self.times, self.step_ms, 0 if last is None else last, last is not None
+            )
         return self._stepped
-
-    def _stepped_in(self, start: int, stop: int) -> np.ndarray:
-        """The indices of the stepped ticks in [start, stop)."""
-        steps = self._steps()[1]
-        return steps[steps.searchsorted(start) : steps.searchsorted(stop)]
 
     def _commit(self, start: int, stop: int) -> None:
         """Record the stepped ticks of [start, stop) as steps would: the flash-crash window, the step."""
-        taken = self._stepped_in(start, stop)
-        if taken.size == 0:
+        _stepped, steps, step_times = self._steps()
+        span_ms = self.window // _MS
+        first, end = window_steps(steps, step_times, start, stop, span_ms)
+        if first == end:
             return
-        last = int(taken[-1])
-        window = self.engine.flash_window
-        last_ms = int(self.times[last])
-        horizon_ms = last_ms - self.window // _MS
-        for j in taken[self.times[taken] >= horizon_ms].tolist():
+        window, times = self.engine.flash_window, self.times
+        kept = steps[first:end].tolist()
+        for j in kept:
             window.append(
-                _EPOCH + timedelta(milliseconds=int(self.times[j])),
+                _EPOCH + timedelta(milliseconds=int(times[j])),
                 (float(self.bids[j]) + float(self.asks[j])) / 2,
             )
-        window.trim(_EPOCH + timedelta(milliseconds=horizon_ms))
-        self.last_step, self.stepped_at = last_ms // self.step_ms, last
+        last_ms = int(times[kept[-1]])
+        window.trim(_EPOCH + timedelta(milliseconds=last_ms - span_ms))
+        self.last_step, self.stepped_at = last_ms // self.step_ms, kept[-1]
 
     def finish(self, taken: int) -> tuple[int, int | None]:
-        """Leave what the last step saw (its tick, the marked positions and account); the ticks taken."""
+        """Leave what the last step saw (its tick, the marked positions and account), and the broker at
+        the last tick taken; the ticks taken."""
         engine, broker, j = self.engine, self.broker, self.stepped_at
         if j >= 0:
-            tick = Tick(
-                _EPOCH + timedelta(milliseconds=int(self.times[j])), float(self.bids[j]), float(self.asks[j])
-            )
+            tick = self._tick(j)
             broker.set_tick(tick)
             engine.last_tick = tick
             engine.account = broker.account_now()
             for p in broker.positions_now():
                 engine.positions[p.ticket] = p
+        if taken and j != taken - 1:  # ticks after the last step: seen by the broker alone
+            broker.set_tick(self._tick(taken - 1))
         return taken, self.last_step
+
+    def _tick(self, j: int) -> Tick:
+        return Tick(
+            _EPOCH + timedelta(milliseconds=int(self.times[j])), float(self.bids[j]), float(self.asks[j])
+        )

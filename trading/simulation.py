@@ -209,10 +209,7 @@ class MarketLoop:
         )
         if taken == 0:
             return
-        j = k + taken - 1
-        last = Tick(EPOCH + timedelta(milliseconds=int(times[j])), float(bid[j]), float(ask[j]))
-        self.broker.set_tick(last)
-        self.clock.set(last.time)
+        self.clock.set(EPOCH + timedelta(milliseconds=int(times[k + taken - 1])))  # the broker's tick
         feed.skip_to(start + k + taken)
         self.skipped += taken
 

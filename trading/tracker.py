@@ -77,7 +77,13 @@ def momentum(profits: deque[float] | list[float], scale: float) -> float:
     if n < 3 or scale <= 0:
         return 0.0
     first = profits[-5] if n >= 5 else profits[0]  # (the deque indexed, not copied, on every step)
-    return max(-100.0, min(100.0, (profits[-1] - first) / scale * 50))
+    return momentum_of(profits[-1] - first, scale)
+
+
+def momentum_of(change: float, scale: float) -> float:
+    """`momentum` of samples whose profit changed by `change` (scale > 0): it never falls as the
+    change rises (a division and a product by positive numbers, then a clamp)."""
+    return max(-100.0, min(100.0, change / scale * 50))
 
 
 def lowest_momentum(profits: deque[float], more: list[float], scale: float) -> float:
@@ -85,8 +91,13 @@ def lowest_momentum(profits: deque[float], more: list[float], scale: float) -> f
     recent = list(profits)[-5:]  # all that `momentum` reads of them
     known = len(recent)
     recent.extend(more)
-    # the last five of the first n are all `momentum` reads of them (and fewer than five: all there are)
-    return min(momentum(recent[max(0, n - 5) : n], scale) for n in range(known, len(recent) + 1))
+    if scale <= 0:
+        return 0.0
+    # the first n samples' change (n >= 3: with fewer the momentum is 0), from the fifth last or the
+    # first; the lowest momentum is that of the least change (`momentum_of` never falls as it rises)
+    changes = [recent[n - 1] - recent[max(0, n - 5)] for n in range(max(known, 3), len(recent) + 1)]
+    lowest = momentum_of(min(changes), scale) if changes else 0.0
+    return min(0.0, lowest) if known < 3 else lowest
 
 
 def next_stall_count(
@@ -100,8 +111,11 @@ def highest_stall_count(
     tracker: PositionTracker, more: list[float], params: StrategyParams, unit: float
 ) -> int:
     """The highest stall count of the tracker as it is and as each of the samples `more` is taken."""
-    profits = deque(tracker.profits, maxlen=tracker.profits.maxlen)
     count = top = tracker.stall_count
+    floor = stall_loss(params, unit)
+    if not any(profit < floor for profit in more):  # none stalls: each sets the count back to 0
+        return top
+    profits = deque(tracker.profits, maxlen=tracker.profits.maxlen)
     for profit in more:
         profits.append(profit)
         count = next_stall_count(count, profits, profit, params, unit)
@@ -111,7 +125,12 @@ def highest_stall_count(
 
 def stalled(profits: deque[float], profit: float, params: StrategyParams, unit: float) -> bool:
     """The last `stall_samples` samples within `stall_range_atr` while in a loss beyond `stall_loss_atr`."""
-    if len(profits) < params.stall_samples or not profit < -params.stall_loss_atr * unit:
+    if len(profits) < params.stall_samples or not profit < stall_loss(params, unit):
         return False
     last = list(profits)[-params.stall_samples :]
     return max(last) - min(last) < params.stall_range_atr * unit
+
+
+def stall_loss(params: StrategyParams, unit: float) -> float:
+    """The profit below which a sample may count a stall (`stalled`: a loss beyond `stall_loss_atr`)."""
+    return -params.stall_loss_atr * unit
