@@ -336,7 +336,7 @@ class TradingEngine(PositionWatch, CloseBooking, RiskCommands, SavedState, Order
             spec=self.spec,
             limits=self.limits,
             mode=mode,
-            kelly=kelly_estimate(list(self.recent_profits), prior_payoff=max(setup.risk_reward, 1.0)),
+            kelly=kelly_estimate(tuple(self.recent_profits), prior_payoff=max(setup.risk_reward, 1.0)),
             regime_multiplier=analysis.regime.lot_multiplier,
             session_multiplier=session_mult,
             leverage=self.account.leverage if self.account else 100,
@@ -407,8 +407,11 @@ class TradingEngine(PositionWatch, CloseBooking, RiskCommands, SavedState, Order
 
             aside.record_decision_aside(skipped, landed)
             return skipped
-        # built twice rather than `replace`d with its id: half the cost, once a bar
-        decision = seen(await self.recorder.record_decision(seen()))
+        # built twice rather than `replace`d with its id: half the cost, once a bar; a skip that only
+        # counts for its verdict (no full decisions: a backtest's) keeps the record the recorder took
+        recorded = seen()
+        ident = await self.recorder.record_decision(recorded)
+        decision = seen(ident) if self.full_decisions or action == "enter" else recorded
         if decision.id is None and decision.action == "enter":  # no order without its committed decision row
             decision = replace(decision, action="skip", reason=UNRECORDED_ENTRY)
         self.last_decision = decision
