@@ -211,7 +211,7 @@ class AnalysisFrame:
             high=rows.high[j],
             low=rows.low[j],
             spread=rows.spread[j],
-            indicators=tuple([values[j] for values in rows.indicators]),
+            indicators=rows.indicators[j],
             crisis=rows.crisis[j],
             regime_state=rows.regime_state[j],
             regime_confidence=rows.regime_confidence[j],

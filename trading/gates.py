@@ -394,17 +394,20 @@ def evaluate_gates(
     that keeps no record of the other gates (a backtest). `names`: only these gates (a run of
     `GATE_NAMES`, in its order), for a caller that judges the gates in parts."""
     out = []
-    enabled = ctx.params.gate_enabled
-    for name in names:
-        gate = GATES[name]
-        if not enabled(name):
-            out.append(_DISABLED[name])
-            continue
-        result = gate(ctx)
+    for gate, disabled in _plan(ctx.params.disabled_gates, tuple(names)):
+        result = gate(ctx) if disabled is None else disabled
         out.append(result)
         if until_block and result.blocked:
             break
     return tuple(out)
+
+
+@lru_cache(maxsize=64)
+def _plan(disabled: frozenset[str], names: tuple[str, ...]) -> tuple[tuple[Gate, GateResult | None], ...]:
+    """The gates of `names` in order, each with its 'disabled' pass when `disabled` (the parameters'
+    `disabled_gates`, which `StrategyParams.gate_enabled` reads) holds it: looked up once per set, not
+    per gate every bar."""
+    return tuple((GATES[name], None if name not in disabled else _DISABLED[name]) for name in names)
 
 
 def first_block(results: Sequence[GateResult]) -> GateResult | None:
