@@ -15,6 +15,7 @@ import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from functools import lru_cache
 from typing import Protocol
 
 import numpy as np
@@ -26,7 +27,7 @@ from trading.analysis_rows import RowLists
 from trading.domain import Side
 from trading.h1_bias import h1_bias_series
 from trading.live_analysis import INDICATOR_COLUMNS, BarRow, IncrementalAnalysis
-from trading.market_quality import market_quality
+from trading.market_quality import ml_points, scored_quality
 from trading.parameters import StrategyParams
 from trading.sessions import SessionInfo, session_at
 
@@ -270,14 +271,13 @@ def compose(
             )
     elif p_up is not None and math.isfinite(p_up):
         ml = MLView(p_up)
-    q = market_quality(
-        session=session.name,
-        regime=_quality_regime_name(regime),
-        volatility=session.volatility,
-        has_smc_signal=setup is not None,
-        ml_confidence=ml.confidence if ml else 0.0,
-        min_threshold=thresholds[0],
-        max_threshold=thresholds[1],
+    quality = _quality_view(
+        session.name,
+        _quality_regime_name(regime),
+        session.volatility,
+        setup is not None,
+        ml_points(ml.confidence if ml else 0.0),
+        thresholds,
     )
     indicators = {k: v for k, v in zip(INDICATOR_COLUMNS, row.indicators, strict=True) if math.isfinite(v)}
     indicators["bar_range"] = row.high - row.low
@@ -290,7 +290,7 @@ def compose(
         setup=setup,
         regime=regime,
         ml=ml,
-        quality=QualityView(q.score, q.level, q.threshold),
+        quality=quality,
         session=session,
         prev_setup_side=row.prev_setup.side if row.prev_setup else None,
         recent_closes=row.recent_closes,
@@ -442,6 +442,21 @@ def strategy_edge(signal: SignalSource | None) -> str:
     if signal is None:
         return NO_MODEL_EDGE
     return str(getattr(signal, "edge", "")) or NO_MODEL_EDGE
+
+
+@lru_cache(maxsize=1024, typed=True)
+def _quality_view(
+    session: str,
+    regime: str,
+    volatility: str,
+    has_smc_signal: bool,
+    ml: float,
+    thresholds: tuple[float, float],
+) -> QualityView:
+    """`market_quality` as the analysis carries it, by the ML confidence's points (`ml_points`): its few
+    inputs repeat bar after bar, so each view is built once (it is frozen)."""
+    q = scored_quality(session, regime, volatility, "", has_smc_signal, ml, thresholds[0], thresholds[1])
+    return QualityView(q.score, q.level, q.threshold)
 
 
 _QUALITY_REGIME_NAMES = {"low": "low_volatility", "medium": "medium_volatility", "high": "high_volatility"}
