@@ -399,12 +399,16 @@ class MarketAnalyzer:
 
 
 class PrecomputedAnalyzer:
-    """The backtest's analyzer: one frame for the whole file, looked up by the last closed bar's time."""
+    """The backtest's analyzer: one frame for the whole file, looked up by the last closed bar's time.
+
+    The rows are analysed `_AHEAD` at a time (`frame.at`, each handed the setup of the row before) and
+    handed out one a bar: the same analyses, built in a run while the frame's lists are at hand rather
+    than one between each bar's ticks (the frame is causal: a row reads no row after it)."""
 
     def __init__(self, frame: AnalysisFrame) -> None:
         self.frame = frame
         self._index = {t: i for i, t in enumerate(frame.times)}
-        self._prev: tuple[int, SetupLike | None] | None = None
+        self._ahead: tuple[int, list[MarketAnalysis]] = (0, [])  # the rows analysed ahead: first, analyses
         self._handed: tuple[pl.DataFrame, datetime] | None = None  # the last window `window` gave out
         self.last_frame = frame
 
@@ -427,13 +431,24 @@ class PrecomputedAnalyzer:
     def __call__(self, bars: pl.DataFrame) -> MarketAnalysis:
         handed = self._handed
         i = self._index[handed[1] if handed is not None and handed[0] is bars else bars.item(-1, "time")]
-        prev: SetupLike | bool | None = False
-        if self._prev is not None and self._prev[0] == i - 1:
-            prev = self._prev[1]
-        analysis = self.frame.at(i, prev)
-        self._prev = (i, analysis.setup)
-        return analysis
+        first, analyses = self._ahead
+        if not first <= i < first + len(analyses):
+            first, analyses = self._ahead = (i, self._rows_from(i))
+        return analyses[i - first]
 
+    def _rows_from(self, i: int) -> list[MarketAnalysis]:
+        """`frame.at` of rows i.. (up to `_AHEAD` of them), each handed the setup of the row before."""
+        frame = self.frame
+        prev: SetupLike | bool | None = False
+        out = []
+        for k in range(i, min(len(frame), i + _AHEAD)):
+            analysis = frame.at(k, prev)
+            prev = analysis.setup
+            out.append(analysis)
+        return out
+
+
+_AHEAD = 128  # rows analysed at a time by PrecomputedAnalyzer
 
 NO_MODEL_EDGE = "SMC-only (no model): no demonstrated edge"
 
