@@ -336,7 +336,7 @@ class TradingEngine(PositionWatch, CloseBooking, RiskCommands, SavedState, Order
             spec=self.spec,
             limits=self.limits,
             mode=mode,
-            kelly=kelly_estimate(tuple(self.recent_profits), prior_payoff=max(setup.risk_reward, 1.0)),
+            kelly=kelly_estimate(list(self.recent_profits), prior_payoff=max(setup.risk_reward, 1.0)),
             regime_multiplier=analysis.regime.lot_multiplier,
             session_multiplier=session_mult,
             leverage=self.account.leverage if self.account else 100,
@@ -374,7 +374,7 @@ class TradingEngine(PositionWatch, CloseBooking, RiskCommands, SavedState, Order
         if at_start:
             verdict = reason if block else "every gate passes, no order"
             action, reason = "skip", f"start-up, judged only (the bar closed before the start): {verdict}"
-        features = decision_features(analysis) if full or block is None else {}
+        features = decision_features(analysis) if full else {}  # the journal's (/why): a backtest keeps none
 
         def seen(id: int | None = None) -> Decision:
             return Decision(

@@ -88,6 +88,7 @@ _NO_MODEL_AGAINST = _ok("ml_agreement", "no model")
 _NO_PULLBACK = _ok("pullback", "no adverse pullback")
 _NO_RECENT_ENTRY = _ok("cooldown", "no recent entry")
 _PAUSED = _block("risk_mode", "paused by the user")
+_NO_SMC_SETUP = _block("smc_setup", "no SMC setup on this bar")
 
 
 def flash_crash_guard(ctx: EntryContext) -> GateResult:
@@ -146,7 +147,7 @@ def _mode_verdict(mode: RiskMode, reason: str) -> GateResult:
 def smc_setup(ctx: EntryContext) -> GateResult:
     s = ctx.analysis.setup
     if s is None:
-        return _block("smc_setup", "no SMC setup on this bar")
+        return _NO_SMC_SETUP
     if s.risk_reward < ctx.params.min_risk_reward - 1e-9:
         return _block("smc_setup", f"setup RR {s.risk_reward:.2f} < {ctx.params.min_risk_reward:g}")
     if s.confidence < ctx.params.min_setup_confidence:

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from functools import lru_cache
 
 from trading.domain import SymbolSpec
 from trading.risk.modes import RiskLimits, RiskMode
@@ -25,33 +24,19 @@ class KellyEstimate:
 
 def kelly_estimate(recent_profits: Sequence[float], prior_payoff: float = 2.0) -> KellyEstimate:
     """Half-Kelly from the last trades; with fewer than 20, a neutral prior (p=0.5, b=the setup's R)."""
-    window = tuple(recent_profits[-100:])
-    measured = _measured_kelly(window)
-    if measured is not None:
-        return measured
-    return _half_kelly(0.5, max(prior_payoff, 1e-9), sum(1 for p in window if p != 0))
-
-
-@lru_cache(maxsize=32)
-def _measured_kelly(window: tuple[float, ...]) -> KellyEstimate | None:
-    """The estimate from the trades in `window` when there are enough of them, else None (the prior
-    decides). Kept for the same window: it changes only on a close, and sizing reads it every entry bar."""
-    trades = [p for p in window if p != 0]
+    trades = [p for p in recent_profits[-100:] if p != 0]
     if len(trades) < MIN_TRADES_FOR_KELLY:
-        return None
-    wins = [t for t in trades if t > 0]
-    losses = [-t for t in trades if t < 0]
-    p = len(wins) / len(trades)
-    avg_win = sum(wins) / len(wins) if wins else 0.0
-    avg_loss = sum(losses) / len(losses) if losses else 0.0
-    b = avg_win / avg_loss if avg_loss > 0 else (10.0 if avg_win > 0 else 1.0)
-    return _half_kelly(p, b, len(trades))
-
-
-def _half_kelly(p: float, b: float, trades: int) -> KellyEstimate:
+        p, b = 0.5, max(prior_payoff, 1e-9)
+    else:
+        wins = [t for t in trades if t > 0]
+        losses = [-t for t in trades if t < 0]
+        p = len(wins) / len(trades)
+        avg_win = sum(wins) / len(wins) if wins else 0.0
+        avg_loss = sum(losses) / len(losses) if losses else 0.0
+        b = avg_win / avg_loss if avg_loss > 0 else (10.0 if avg_win > 0 else 1.0)
     f = (p * b - (1 - p)) / b if b > 0 else 0.0  # only losses in the window: no edge to size up
     f = min(max(f, 0.0), KELLY_CAP) / 2
-    return KellyEstimate(win_rate=p, payoff=b, fraction=f, trades=trades)
+    return KellyEstimate(win_rate=p, payoff=b, fraction=f, trades=len(trades))
 
 
 @dataclass(frozen=True, slots=True)
