@@ -100,13 +100,14 @@ def flash_crash_guard(ctx: EntryContext) -> GateResult:
         )
     if bar_move >= p.flash_crash_pct:
         return _block("flash_crash_guard", f"{bar_move:.2f}% over the last {p.flash_crash_bars} bars")
-    return _flash_crash_passed(f"move {max(bar_move, ctx.tick_move_pct):.2f}% < {p.flash_crash_pct}%")
+    return _flash_crash_passed(f"{max(bar_move, ctx.tick_move_pct):.2f}", p.flash_crash_pct)
 
 
-@lru_cache(maxsize=256)
-def _flash_crash_passed(reason: str) -> GateResult:
-    """The flash-crash guard's pass: its reason (the move to 0.01%) recurs across bars, so built once each."""
-    return _ok("flash_crash_guard", reason)
+@lru_cache(maxsize=256, typed=True)
+def _flash_crash_passed(move: str, pct: float) -> GateResult:
+    """The flash-crash guard's pass at a move (to 0.01%) under the threshold: it recurs across bars, so
+    built once each."""
+    return _ok("flash_crash_guard", f"move {move}% < {pct}%")
 
 
 def session(ctx: EntryContext) -> GateResult:
