@@ -166,6 +166,15 @@ def test_disabled_gate_passes_and_unknown_names_are_refused() -> None:
         replace(params, disabled_gates=frozenset({"spred_limit"}))
 
 
+def test_disabled_gates_given_as_a_list_or_set_are_judged_as_the_frozenset() -> None:
+    c = ctx(analysis=analysis(spread_points=500), open_positions=5)
+    expected = evaluate_gates(c._replace(params=StrategyParams(disabled_gates=frozenset({"spread_limit"}))))
+    for given in (["spread_limit"], {"spread_limit"}):
+        params = StrategyParams(disabled_gates=given)  # type: ignore[arg-type]  # as bench/soak.py passes them
+        assert evaluate_gates(c._replace(params=params)) == expected
+    assert {r.name: r.reason for r in expected}["spread_limit"] == "disabled"
+
+
 def test_first_block_follows_decision_order() -> None:
     c = ctx(paused=True, analysis=analysis(spread_points=500), open_positions=5)
     assert first_block(evaluate_gates(c)).name == "risk_mode"  # type: ignore[union-attr]

@@ -23,7 +23,7 @@ class RowLists:
     high: list[float]
     low: list[float]
     spread: list[float]
-    indicators: tuple[list[float], ...]  # the INDICATOR_COLUMNS
+    indicators: list[tuple[float, ...]]  # each row's INDICATOR_COLUMNS (the tuple `BarRow` carries)
     crisis: list[bool]  # the regime's flash-crash override
     regime_state: list[int]  # argmax of the regime probabilities; -1 where not all finite (or no regime)
     regime_confidence: list[float]
@@ -53,7 +53,12 @@ class RowLists:
             high=columns["high"].tolist(),
             low=columns["low"].tolist(),
             spread=columns["spread"].tolist(),
-            indicators=tuple(np.asarray(columns[k], dtype=np.float64).tolist() for k in INDICATOR_COLUMNS),
+            indicators=list(
+                zip(
+                    *(np.asarray(columns[k], dtype=np.float64).tolist() for k in INDICATOR_COLUMNS),
+                    strict=True,
+                )
+            ),
             crisis=flash_crash_rows(close, flash_crash_pct, flash_crash_bars).tolist(),
             regime_state=state.tolist(),
             regime_confidence=confidence.tolist(),

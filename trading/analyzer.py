@@ -15,6 +15,7 @@ import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from functools import lru_cache
 from typing import Protocol
 
 import numpy as np
@@ -26,7 +27,7 @@ from trading.analysis_rows import RowLists
 from trading.domain import Side
 from trading.h1_bias import h1_bias_series
 from trading.live_analysis import INDICATOR_COLUMNS, BarRow, IncrementalAnalysis
-from trading.market_quality import market_quality
+from trading.market_quality import ml_points, scored_quality
 from trading.parameters import StrategyParams
 from trading.sessions import SessionInfo, session_at
 
@@ -211,7 +212,7 @@ class AnalysisFrame:
             high=rows.high[j],
             low=rows.low[j],
             spread=rows.spread[j],
-            indicators=tuple([values[j] for values in rows.indicators]),
+            indicators=rows.indicators[j],
             crisis=rows.crisis[j],
             regime_state=rows.regime_state[j],
             regime_confidence=rows.regime_confidence[j],
@@ -270,14 +271,13 @@ def compose(
             )
     elif p_up is not None and math.isfinite(p_up):
         ml = MLView(p_up)
-    q = market_quality(
-        session=session.name,
-        regime=_quality_regime_name(regime),
-        volatility=session.volatility,
-        has_smc_signal=setup is not None,
-        ml_confidence=ml.confidence if ml else 0.0,
-        min_threshold=thresholds[0],
-        max_threshold=thresholds[1],
+    quality = _quality_view(
+        session.name,
+        _quality_regime_name(regime),
+        session.volatility,
+        setup is not None,
+        ml_points(ml.confidence if ml else 0.0),
+        thresholds,
     )
     indicators = {k: v for k, v in zip(INDICATOR_COLUMNS, row.indicators, strict=True) if math.isfinite(v)}
     indicators["bar_range"] = row.high - row.low
@@ -290,7 +290,7 @@ def compose(
         setup=setup,
         regime=regime,
         ml=ml,
-        quality=QualityView(q.score, q.level, q.threshold),
+        quality=quality,
         session=session,
         prev_setup_side=row.prev_setup.side if row.prev_setup else None,
         recent_closes=row.recent_closes,
@@ -399,12 +399,16 @@ class MarketAnalyzer:
 
 
 class PrecomputedAnalyzer:
-    """The backtest's analyzer: one frame for the whole file, looked up by the last closed bar's time."""
+    """The backtest's analyzer: one frame for the whole file, looked up by the last closed bar's time.
+
+    The rows are analysed `_AHEAD` at a time (`frame.at`, each handed the setup of the row before) and
+    handed out one a bar: the same analyses, built in a run while the frame's lists are at hand rather
+    than one between each bar's ticks (the frame is causal: a row reads no row after it)."""
 
     def __init__(self, frame: AnalysisFrame) -> None:
         self.frame = frame
         self._index = {t: i for i, t in enumerate(frame.times)}
-        self._prev: tuple[int, SetupLike | None] | None = None
+        self._ahead: tuple[int, list[MarketAnalysis]] = (0, [])  # the rows analysed ahead: first, analyses
         self._handed: tuple[pl.DataFrame, datetime] | None = None  # the last window `window` gave out
         self.last_frame = frame
 
@@ -427,13 +431,24 @@ class PrecomputedAnalyzer:
     def __call__(self, bars: pl.DataFrame) -> MarketAnalysis:
         handed = self._handed
         i = self._index[handed[1] if handed is not None and handed[0] is bars else bars.item(-1, "time")]
-        prev: SetupLike | bool | None = False
-        if self._prev is not None and self._prev[0] == i - 1:
-            prev = self._prev[1]
-        analysis = self.frame.at(i, prev)
-        self._prev = (i, analysis.setup)
-        return analysis
+        first, analyses = self._ahead
+        if not first <= i < first + len(analyses):
+            first, analyses = self._ahead = (i, self._rows_from(i))
+        return analyses[i - first]
 
+    def _rows_from(self, i: int) -> list[MarketAnalysis]:
+        """`frame.at` of rows i.. (up to `_AHEAD` of them), each handed the setup of the row before."""
+        frame = self.frame
+        prev: SetupLike | bool | None = False
+        out = []
+        for k in range(i, min(len(frame), i + _AHEAD)):
+            analysis = frame.at(k, prev)
+            prev = analysis.setup
+            out.append(analysis)
+        return out
+
+
+_AHEAD = 128  # rows analysed at a time by PrecomputedAnalyzer
 
 NO_MODEL_EDGE = "SMC-only (no model): no demonstrated edge"
 
@@ -442,6 +457,21 @@ def strategy_edge(signal: SignalSource | None) -> str:
     if signal is None:
         return NO_MODEL_EDGE
     return str(getattr(signal, "edge", "")) or NO_MODEL_EDGE
+
+
+@lru_cache(maxsize=1024, typed=True)
+def _quality_view(
+    session: str,
+    regime: str,
+    volatility: str,
+    has_smc_signal: bool,
+    ml: float,
+    thresholds: tuple[float, float],
+) -> QualityView:
+    """`market_quality` as the analysis carries it, by the ML confidence's points (`ml_points`): its few
+    inputs repeat bar after bar, so each view is built once (it is frozen)."""
+    q = scored_quality(session, regime, volatility, "", has_smc_signal, ml, thresholds[0], thresholds[1])
+    return QualityView(q.score, q.level, q.threshold)
 
 
 _QUALITY_REGIME_NAMES = {"low": "low_volatility", "medium": "medium_volatility", "high": "high_volatility"}

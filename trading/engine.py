@@ -379,7 +379,7 @@ class TradingEngine(PositionWatch, CloseBooking, RiskCommands, SavedState, Order
         if at_start:
             verdict = reason if block else "every gate passes, no order"
             action, reason = "skip", f"start-up, judged only (the bar closed before the start): {verdict}"
-        features = decision_features(analysis) if full or block is None else {}
+        features = decision_features(analysis) if full else {}  # the journal's (/why): a backtest keeps none
 
         def seen(id: int | None = None) -> Decision:
             return Decision(
@@ -412,8 +412,11 @@ class TradingEngine(PositionWatch, CloseBooking, RiskCommands, SavedState, Order
 
             aside.record_decision_aside(skipped, landed)
             return skipped
-        # built twice rather than `replace`d with its id: half the cost, once a bar
-        decision = seen(await self.recorder.record_decision(seen()))
+        # built twice rather than `replace`d with its id: half the cost, once a bar; a skip that only
+        # counts for its verdict (no full decisions: a backtest's) keeps the record the recorder took
+        recorded = seen()
+        ident = await self.recorder.record_decision(recorded)
+        decision = seen(ident) if self.full_decisions or action == "enter" else recorded
         if decision.id is None and decision.action == "enter":  # no order without its committed decision row
             decision = replace(decision, action="skip", reason=UNRECORDED_ENTRY)
         self.last_decision = decision

@@ -88,6 +88,7 @@ _NO_MODEL_AGAINST = _ok("ml_agreement", "no model")
 _NO_PULLBACK = _ok("pullback", "no adverse pullback")
 _NO_RECENT_ENTRY = _ok("cooldown", "no recent entry")
 _PAUSED = _block("risk_mode", "paused by the user")
+_NO_SMC_SETUP = _block("smc_setup", "no SMC setup on this bar")
 
 
 def flash_crash_guard(ctx: EntryContext) -> GateResult:
@@ -99,13 +100,14 @@ def flash_crash_guard(ctx: EntryContext) -> GateResult:
         )
     if bar_move >= p.flash_crash_pct:
         return _block("flash_crash_guard", f"{bar_move:.2f}% over the last {p.flash_crash_bars} bars")
-    return _flash_crash_passed(f"move {max(bar_move, ctx.tick_move_pct):.2f}% < {p.flash_crash_pct}%")
+    return _flash_crash_passed(f"{max(bar_move, ctx.tick_move_pct):.2f}", p.flash_crash_pct)
 
 
-@lru_cache(maxsize=256)
-def _flash_crash_passed(reason: str) -> GateResult:
-    """The flash-crash guard's pass: its reason (the move to 0.01%) recurs across bars, so built once each."""
-    return _ok("flash_crash_guard", reason)
+@lru_cache(maxsize=256, typed=True)
+def _flash_crash_passed(move: str, pct: float) -> GateResult:
+    """The flash-crash guard's pass at a move (to 0.01%) under the threshold: it recurs across bars, so
+    built once each."""
+    return _ok("flash_crash_guard", f"move {move}% < {pct}%")
 
 
 def session(ctx: EntryContext) -> GateResult:
@@ -146,7 +148,7 @@ def _mode_verdict(mode: RiskMode, reason: str) -> GateResult:
 def smc_setup(ctx: EntryContext) -> GateResult:
     s = ctx.analysis.setup
     if s is None:
-        return _block("smc_setup", "no SMC setup on this bar")
+        return _NO_SMC_SETUP
     if s.risk_reward < ctx.params.min_risk_reward - 1e-9:
         return _block("smc_setup", f"setup RR {s.risk_reward:.2f} < {ctx.params.min_risk_reward:g}")
     if s.confidence < ctx.params.min_setup_confidence:
@@ -394,17 +396,23 @@ def evaluate_gates(
     that keeps no record of the other gates (a backtest). `names`: only these gates (a run of
     `GATE_NAMES`, in its order), for a caller that judges the gates in parts."""
     out = []
-    enabled = ctx.params.gate_enabled
-    for name in names:
-        gate = GATES[name]
-        if not enabled(name):
-            out.append(_DISABLED[name])
-            continue
-        result = gate(ctx)
+    off = ctx.params.disabled_gates
+    if not isinstance(off, frozenset):  # a caller's list or set (bench/soak.py's): the plan's key must hash
+        off = frozenset(off)
+    for gate, disabled in _plan(off, tuple(names)):
+        result = gate(ctx) if disabled is None else disabled
         out.append(result)
         if until_block and result.blocked:
             break
     return tuple(out)
+
+
+@lru_cache(maxsize=64)
+def _plan(disabled: frozenset[str], names: tuple[str, ...]) -> tuple[tuple[Gate, GateResult | None], ...]:
+    """The gates of `names` in order, each with its 'disabled' pass when `disabled` (the parameters'
+    `disabled_gates`, which `StrategyParams.gate_enabled` reads) holds it: looked up once per set, not
+    per gate every bar."""
+    return tuple((GATES[name], None if name not in disabled else _DISABLED[name]) for name in names)
 
 
 def first_block(results: Sequence[GateResult]) -> GateResult | None:

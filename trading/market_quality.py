@@ -117,7 +117,7 @@ def market_quality(
     max_threshold: float = LIVE_MAX_THRESHOLD,
 ) -> MarketQuality:
     """Score the market (spec §5) and return the quality level and the ML confidence threshold."""
-    return _scored(
+    return scored_quality(
         session,
         regime,
         volatility,
@@ -130,7 +130,7 @@ def market_quality(
 
 
 @lru_cache(maxsize=4096)
-def _scored(
+def scored_quality(
     session: str,
     regime: str,
     volatility: str,
@@ -140,7 +140,8 @@ def _scored(
     min_threshold: float,
     max_threshold: float,
 ) -> MarketQuality:
-    """`market_quality` by the ML confidence's points: the few inputs repeat on every bar, so cached."""
+    """`market_quality` by the ML confidence's points (`ml_points`): the few inputs repeat on every bar,
+    so cached."""
     if not 0.0 < min_threshold <= max_threshold < 1.0:
         raise ValueError(f"thresholds must satisfy 0 < min <= max < 1, got {min_threshold}, {max_threshold}")
     factors = (

@@ -252,8 +252,10 @@ def _pick_zone(
             if flags[k] != s:
                 continue
             top, bottom = float(cols[top_col][k]), float(cols[bottom_col][k])
-            since = closes[k - first :]
-            if all(c > bottom for c in since) if buy else all(c < top for c in since):
+            # every close since above the bottom (a BUY) / below the top (a SELL): `bottom < c` is
+            # `c > bottom`, asked by `all` over `map` without a Python generator per zone
+            held = bottom.__lt__ if buy else top.__gt__
+            if all(map(held, closes[k - first :])):
                 return kind, top, bottom
     return None
 
