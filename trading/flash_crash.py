@@ -69,6 +69,9 @@ class TickWindow:
     def trim(self, horizon: datetime) -> None:
         """Drop the ticks before `horizon`."""
         ticks = self.ticks
+        if ticks and ticks[-1][0] < horizon:  # all of them (a replay's quiet stretch passed the window)
+            self.clear()
+            return
         dropped = 0
         while ticks and ticks[0][0] < horizon:
             ticks.popleft()

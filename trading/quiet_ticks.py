@@ -25,7 +25,15 @@ from trading.hold_band import Band, Closes, bar_band, stop_moves
 from trading.parameters import StrategyParams
 from trading.position_inputs import Held, PositionInputs
 from trading.position_manager import PMAction, PMKind
-from trading.quiet_rows import Row, due_steps, sample_due, scan_rows, step_table, window_steps
+from trading.quiet_rows import (
+    Row,
+    due_steps,
+    sample_due,
+    scan_rows,
+    step_table,
+    window_steps,
+    window_ticks,
+)
 from trading.risk.modes import ModeDecision, RiskLimits, RiskMode, RiskState, effective_mode
 from trading.timezones import wib_date
 from trading.tracker import highest_stall_count, lowest_momentum
@@ -94,12 +102,10 @@ class QuietTicks:
             bids, asks, params.flash_crash_pct
         ):
             return False
-        _stepped, steps, step_times = step_table(
-            times_ms, step_ms, 0 if last_step is None else last_step, last_step is not None
-        )
         span_ms = timedelta(seconds=params.flash_crash_window_seconds) // _MS
-        first, end = window_steps(steps, step_times, 0, times_ms.size, span_ms)
-        record_steps(window, times_ms, bids, asks, steps[first:end], span_ms)
+        last = 0 if last_step is None else last_step
+        kept = window_ticks(times_ms, step_ms, last, last_step is not None, span_ms)
+        record_steps(window, times_ms, bids, asks, kept, span_ms)
         return True
 
     def bar_band(self, pos: Position) -> tuple[PositionInputs, Band | None]:
@@ -481,6 +487,7 @@ def record_steps(
     if kept.size == 0:
         return
     moments = times_ms[kept].tolist()
+    # cut first: the ticks kept are all within the span, and the window then often empties at once
+    window.trim(at_ms(moments[-1] - span_ms))
     for ms, bid, ask in zip(moments, bids[kept].tolist(), asks[kept].tolist(), strict=True):
         window.append(at_ms(ms), (bid + ask) / 2)
-    window.trim(at_ms(moments[-1] - span_ms))
