@@ -55,7 +55,7 @@ def test_could_reach_is_conservative() -> None:
             probe.add(start + timedelta(seconds=k), mid, 60)
             reached = reached or probe.move_pct() >= pct
         if reached:
-            assert window.could_reach(mids, pct)
+            assert window.could_reach(mids, mids, pct)  # quotes whose mids are `mids`
 
 
 def test_kept_low_and_high_follow_every_change_of_the_window() -> None:

@@ -4,14 +4,22 @@ opened trades, the equity and the gate counts equal those of the tick-by-tick wa
 
 from __future__ import annotations
 
+import random
 from dataclasses import replace
+from datetime import UTC, datetime
+from types import SimpleNamespace
 
+import numpy as np
 import polars as pl
 import pytest
 
 from trading.backtest import BacktestConfig, BacktestResult, run_backtest
+from trading.broker.paper import PaperBroker
+from trading.flash_crash import TickWindow
 from trading.intrabar import GeneratedPath, M1Detail, RealTicks, synthetic_truth, walk_all
-from trading.risk.modes import RiskLimits
+from trading.parameters import StrategyParams
+from trading.quiet_ticks import QuietTicks
+from trading.risk.modes import RiskLimits, RiskState
 
 
 def m1_bars(bars: pl.DataFrame) -> pl.DataFrame:
@@ -136,3 +144,43 @@ def test_both_skips_together_equal_the_walk_of_every_tick(bars: pl.DataFrame, mo
     assert_same(fast, slow)
     assert fast.halts == slow.halts and fast.risk_state == slow.risk_state
     assert fast.ticks < slow.ticks / 4
+
+
+def test_idle_ticks_leave_the_flash_window_as_steps_would_with_several_ticks_a_second() -> None:
+    """`take_idle_ticks` adds only the stepped ticks (the first of each second) to the flash-crash window
+    and cuts it to the window before the last of them, as stepping the ticks one by one does."""
+    rng = random.Random(5)
+    start = datetime(2026, 3, 10, 3, tzinfo=UTC)  # 10:00 WIB: no day roll within the ticks
+    params = StrategyParams()
+    for _ in range(200):
+        engine = SimpleNamespace(
+            positions={},
+            closes_in_flight=lambda: False,
+            state=RiskState.fresh(10_000.0, start),
+            params=params,
+            flash_window=TickWindow(),
+        )
+        ms = int(start.timestamp() * 1000)
+        stepped = TickWindow()
+        for _ in range(rng.randrange(0, 6)):  # what earlier steps left
+            ms += rng.choice([300, 1000, 20_000])
+            mid = 3000 + rng.uniform(-5, 5)
+            for window in (engine.flash_window, stepped):
+                window.add(datetime.fromtimestamp(ms / 1000, UTC), mid, 60)
+        last_step = ms // 1000
+        times, bids = [], []
+        for _ in range(rng.randrange(1, 90)):
+            ms += rng.choice([0, 200, 400, 999, 1000, 7000])
+            times.append(ms)
+            bids.append(round(3000 + rng.uniform(-5, 5), 2))
+        asks = [b + 0.3 for b in bids]
+        quiet = QuietTicks(engine, PaperBroker())  # type: ignore[arg-type]
+        taken = quiet.take_idle_ticks(np.array(times), np.array(bids), np.array(asks), last_step, 1000)
+        assert taken  # no position, moves far below the guard's threshold, one WIB day
+        step = last_step
+        for t, bid, ask in zip(times, bids, asks, strict=True):
+            if t // 1000 != step:
+                step = t // 1000
+                stepped.add(datetime.fromtimestamp(t / 1000, UTC), (bid + ask) / 2, 60)
+        assert list(engine.flash_window.ticks) == list(stepped.ticks)
+        assert engine.flash_window.move_pct() == stepped.move_pct()

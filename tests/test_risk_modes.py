@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import random
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from trading.risk import modes
 from trading.risk.modes import (
     RiskLimits,
     RiskMode,
@@ -140,3 +142,19 @@ def test_riskier_than_lists_loosened_fields():
     assert RiskLimits(risk_per_trade_pct=2.0).riskier_than(base) == ["risk_per_trade_pct"]
     assert RiskLimits(risk_per_trade_pct=0.5).riskier_than(base) == []
     assert RiskLimits(cooldown_minutes=10).riskier_than(base) == ["cooldown_minutes"]
+
+
+def test_kept_mode_is_the_mode_computed_afresh():
+    """`effective_mode` keeps its last decision made outside a cooldown: asked in any order about the
+    same or other states, limits, balances and times (inside, at the end of and after a cooldown, with a
+    floor), it answers what the rules give then."""
+    rng = random.Random(9)
+    states = [state(**overrides) for _desc, overrides, _balance, _mode in TABLE]
+    states += [replace(s, manual_floor=RiskMode.PROTECTED) for s in states[:3]]
+    limits = [LIMITS, RiskLimits(daily_loss_pct=5.0), RiskLimits()]
+    for _ in range(3000):
+        s, lim = rng.choice(states), rng.choice(limits)
+        balance = rng.choice([9_000.0, 9_750.0, 10_000.0, 12_000.0, -0.0])
+        now = NOW + timedelta(minutes=rng.choice([-10, 0, 4, 5, 6, 30]))
+        expected = modes._effective_mode(s, lim, balance, now)
+        assert effective_mode(s, lim, balance, now) == expected

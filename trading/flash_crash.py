@@ -69,6 +69,9 @@ class TickWindow:
     def trim(self, horizon: datetime) -> None:
         """Drop the ticks before `horizon`."""
         ticks = self.ticks
+        if ticks and ticks[-1][0] < horizon:  # all of them (a replay's quiet stretch passed the window)
+            self.clear()
+            return
         dropped = 0
         while ticks and ticks[0][0] < horizon:
             ticks.popleft()
@@ -107,17 +110,22 @@ class TickWindow:
         prices.append(mid)
         return move_pct(prices)
 
-    def could_reach(self, mids: np.ndarray, pct: float) -> bool:
-        """Whether the guard's move could reach `pct` on some tick of `mids` (the window as it is and all
-        of `mids` taken as one: conservative, so False means no tick of them can trigger it)."""
-        lo, hi = _low_high(mids)
+    def could_reach(self, bids: np.ndarray, asks: np.ndarray, pct: float) -> bool:
+        """Whether the guard's move could reach `pct` on some tick of these quotes (the window as it is
+        and all of their mids taken as one: conservative, so False means no tick of them can trigger it)."""
+        lo, hi = _mid_low_high(bids, asks)
         if self.ticks:
             lo, hi = min(lo, self._lows[0][1]), max(hi, self._highs[0][1])
         return lo <= 0 or _range_pct(lo, hi) >= pct
 
 
 @njit(cache=True)
-def _low_high(prices: np.ndarray) -> tuple[float, float]:
-    """`prices.min(), prices.max()` in one compiled call (numpy's reductions cost microseconds each on
-    the few dozen prices of a bar's rest, asked about several times a bar)."""
-    return prices.min(), prices.max()
+def _mid_low_high(bids: np.ndarray, asks: np.ndarray) -> tuple[float, float]:
+    """The low and high of the quotes' mids (`(bid + ask) / 2`, as a tick's `mid`) in one compiled call
+    (numpy's arithmetic and reductions cost microseconds each on the few dozen quotes of a bar's rest,
+    asked about several times a bar)."""
+    lo = hi = (bids[0] + asks[0]) / 2
+    for i in range(1, bids.size):
+        mid = (bids[i] + asks[i]) / 2
+        lo, hi = min(lo, mid), max(hi, mid)
+    return lo, hi

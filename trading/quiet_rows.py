@@ -96,6 +96,17 @@ def window_steps(
 
 
 @njit(cache=True)
+def window_ticks(
+    times: np.ndarray, step_ms: int, last_step: int, first_known: bool, span_ms: int
+) -> np.ndarray:
+    """The ticks (indices) steps run on (`step_table`) that a flash-crash window keeps after the last of
+    them (`window_steps`), in one compiled call."""
+    _stepped, steps, step_times = step_table(times, step_ms, last_step, first_known)
+    first, end = window_steps(steps, step_times, 0, times.size, span_ms)
+    return steps[first:end]
+
+
+@njit(cache=True)
 def due_steps(
     steps: np.ndarray, step_times: np.ndarray, prices: np.ndarray, due: float, period: int, stop: int
 ) -> tuple[np.ndarray, np.ndarray]:

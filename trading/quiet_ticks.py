@@ -25,7 +25,15 @@ from trading.hold_band import Band, Closes, bar_band, stop_moves
 from trading.parameters import StrategyParams
 from trading.position_inputs import Held, PositionInputs
 from trading.position_manager import PMAction, PMKind
-from trading.quiet_rows import Row, due_steps, sample_due, scan_rows, step_table, window_steps
+from trading.quiet_rows import (
+    Row,
+    due_steps,
+    sample_due,
+    scan_rows,
+    step_table,
+    window_steps,
+    window_ticks,
+)
 from trading.risk.modes import ModeDecision, RiskLimits, RiskMode, RiskState, effective_mode
 from trading.timezones import wib_date
 from trading.tracker import highest_stall_count, lowest_momentum
@@ -76,26 +84,28 @@ class QuietTicks:
         self.broker = broker
         self._bands: dict[int, tuple[PositionInputs, float, Band | None]] = {}  # bar_band's cache
 
-    def take_idle_ticks(self, times_ms: np.ndarray, mids: np.ndarray) -> bool:
+    def take_idle_ticks(
+        self, times_ms: np.ndarray, bids: np.ndarray, asks: np.ndarray, last_step: int | None, step_ms: int
+    ) -> bool:
         """Take ticks as seen without a step, when no step could act on them: no position (so no exit,
         stop or close to detect), no flash-crash move possible within them, no WIB day roll. Returns
         False (and changes nothing) when a step is needed; the caller then steps tick by tick. The
-        flash-crash window ends up exactly as stepping would have left it."""
+        flash-crash window ends up exactly as stepping would have left it (a step on the first tick of
+        each `step_ms`, the last one in `last_step`, as `MarketLoop`)."""
         engine = self.engine
         if engine.positions or engine.closes_in_flight() or engine.state is None or times_ms.size == 0:
             return False
-        last = _EPOCH + timedelta(milliseconds=int(times_ms[-1]))
-        if wib_date(last) != engine.state.day:
+        if wib_date(at_ms(int(times_ms[-1]))) != engine.state.day:
             return False
         params, window = engine.params, engine.flash_window
-        if params.gate_enabled("flash_crash_guard") and window.could_reach(mids, params.flash_crash_pct):
+        if params.gate_enabled("flash_crash_guard") and window.could_reach(
+            bids, asks, params.flash_crash_pct
+        ):
             return False
-        horizon = last - timedelta(seconds=params.flash_crash_window_seconds)
-        horizon_ms = int((horizon - _EPOCH).total_seconds() * 1000)
-        keep = (times_ms >= horizon_ms).nonzero()[0]
-        for i in keep.tolist():
-            window.append(_EPOCH + timedelta(milliseconds=int(times_ms[i])), float(mids[i]))
-        window.trim(horizon)
+        span_ms = timedelta(seconds=params.flash_crash_window_seconds) // _MS
+        last = 0 if last_step is None else last_step
+        kept = window_ticks(times_ms, step_ms, last, last_step is not None, span_ms)
+        record_steps(window, times_ms, bids, asks, kept, span_ms)
         return True
 
     def bar_band(self, pos: Position) -> tuple[PositionInputs, Band | None]:
@@ -140,9 +150,9 @@ class QuietTicks:
             or engine.approval_due()
         ):
             return 0, last_step
-        if wib_date(_EPOCH + timedelta(milliseconds=int(times_ms[-1]))) != state.day:
+        if wib_date(at_ms(int(times_ms[-1]))) != state.day:
             return 0, last_step
-        first = _EPOCH + timedelta(milliseconds=int(times_ms[0]))
+        first = at_ms(int(times_ms[0]))
         if (
             effective_mode(state, engine.limits, account.balance, first).mode
             is not engine.published_mode().mode
@@ -207,7 +217,7 @@ class _OpenTake:
         second = t // self.step_ms
         if second == self.last_step:
             return True
-        now = _EPOCH + timedelta(milliseconds=t)
+        now = at_ms(t)
         if self.cooldown is not None and now >= self.cooldown:
             return False
         bid, ask = float(self.bids[i]), float(self.asks[i])
@@ -247,7 +257,7 @@ class _OpenTake:
         """Whether a flash crash is possible within the call's ticks (judged on all of them with the
         guard's window, as `take_idle_ticks`): bands are then not used."""
         return self.guard and self.engine.flash_window.could_reach(
-            (self.bids + self.asks) / 2, self.engine.params.flash_crash_pct
+            self.bids, self.asks, self.engine.params.flash_crash_pct
         )
 
     def build_rows(self) -> bool:
@@ -283,7 +293,7 @@ class _OpenTake:
         params = engine.params
         stepped, steps, step_times = self._steps()
         first_ms = int(times[start])
-        closes = Closes.seen(first_ms, *engine.minutes_to_closes(_EPOCH + timedelta(milliseconds=first_ms)))
+        closes = Closes.seen(first_ms, *engine.minutes_to_closes(at_ms(first_ms)))
         if closes is None or first_ms >= closes.until_ms:  # the closes unknown, or one about to pass
             return start, False
         until = min(
@@ -354,7 +364,7 @@ class _OpenTake:
             if n:
                 row.tracker.take_samples(
                     profits[:n],
-                    _EPOCH + timedelta(milliseconds=int(times[taken[n - 1]])),
+                    at_ms(int(times[taken[n - 1]])),
                     row.inputs.ml_against,
                     params,
                     row.inputs.unit,
@@ -377,7 +387,7 @@ class _OpenTake:
     def _sample(self, row: Row, j: int) -> None:
         """The profit sample a step on tick `j` takes on the position's tracker."""
         broker, params = self.broker, self.engine.params
-        now = _EPOCH + timedelta(milliseconds=int(self.times[j]))
+        now = at_ms(int(self.times[j]))
         row.tracker.observe(
             broker.profit_at(row.pos, float(row.prices[j])) + row.swap,
             now,
@@ -434,16 +444,9 @@ class _OpenTake:
         first, end = window_steps(steps, step_times, start, stop, span_ms)
         if first == end:
             return
-        window, times = self.engine.flash_window, self.times
-        kept = steps[first:end].tolist()
-        for j in kept:
-            window.append(
-                _EPOCH + timedelta(milliseconds=int(times[j])),
-                (float(self.bids[j]) + float(self.asks[j])) / 2,
-            )
-        last_ms = int(times[kept[-1]])
-        window.trim(_EPOCH + timedelta(milliseconds=last_ms - span_ms))
-        self.last_step, self.stepped_at = last_ms // self.step_ms, kept[-1]
+        record_steps(self.engine.flash_window, self.times, self.bids, self.asks, steps[first:end], span_ms)
+        last = int(steps[end - 1])
+        self.last_step, self.stepped_at = int(self.times[last]) // self.step_ms, last
 
     def finish(self, taken: int) -> tuple[int, int | None]:
         """Leave what the last step saw (its tick, the marked positions and account), and the broker at
@@ -461,6 +464,30 @@ class _OpenTake:
         return taken, self.last_step
 
     def _tick(self, j: int) -> Tick:
-        return Tick(
-            _EPOCH + timedelta(milliseconds=int(self.times[j])), float(self.bids[j]), float(self.asks[j])
-        )
+        return Tick(at_ms(int(self.times[j])), float(self.bids[j]), float(self.asks[j]))
+
+
+def at_ms(ms: int) -> datetime:
+    """The UTC time `ms` milliseconds after the epoch (a tick's time; exact integer arithmetic, a
+    fraction of `timedelta(milliseconds=...)`'s cost)."""
+    return _EPOCH + _MS * ms
+
+
+def record_steps(
+    window: TickWindow,
+    times_ms: np.ndarray,
+    bids: np.ndarray,
+    asks: np.ndarray,
+    kept: np.ndarray,
+    span_ms: int,
+) -> None:
+    """Add the stepped ticks `kept` (indices, oldest first; those `window_steps` keeps) to the flash-crash
+    window as their steps would have (`TickWindow.add`: each tick's mid, the window then cut to the span
+    before the last of them)."""
+    if kept.size == 0:
+        return
+    moments = times_ms[kept].tolist()
+    # cut first: the ticks kept are all within the span, and the window then often empties at once
+    window.trim(at_ms(moments[-1] - span_ms))
+    for ms, bid, ask in zip(moments, bids[kept].tolist(), asks[kept].tolist(), strict=True):
+        window.append(at_ms(ms), (bid + ask) / 2)

@@ -15,7 +15,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Awaitable, Callable
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Protocol
 
 import polars as pl
@@ -23,7 +23,7 @@ import polars as pl
 from trading.broker.feeds import ReplayFeed
 from trading.broker.paper import PaperBroker
 from trading.domain import Tick
-from trading.quiet_ticks import EnginePort, QuietTicks
+from trading.quiet_ticks import EnginePort, QuietTicks, at_ms
 from trading.records import Decision
 
 DecisionHook = Callable[[int, pl.DataFrame, Decision], Awaitable[None] | None]
@@ -187,7 +187,7 @@ class MarketLoop:
         # through the bar's last tick too: the next tick opens a bar, so it is stepped whatever came before,
         # and a step with no position leaves nothing a later step would not set again
         rest_t, rest_bid, rest_ask = times[k:], bid[k:], ask[k:]
-        if not self.quiet.take_idle_ticks(rest_t, (rest_bid + rest_ask) / 2):
+        if not self.quiet.take_idle_ticks(rest_t, rest_bid, rest_ask, self.last_step, self.step_ms):
             return
         feed.skip_to(feed.bar_start(bar) + times.size)
         self.skipped += rest_t.size
@@ -209,7 +209,7 @@ class MarketLoop:
         )
         if taken == 0:
             return
-        self.clock.set(EPOCH + timedelta(milliseconds=int(times[k + taken - 1])))  # the broker's tick
+        self.clock.set(at_ms(int(times[k + taken - 1])))  # the broker's tick
         feed.skip_to(start + k + taken)
         self.skipped += taken
 
@@ -230,6 +230,3 @@ def history_window(frame: pl.DataFrame, history: int) -> Callable[[int], pl.Data
         return frame.slice(first, bar + 1 - first)
 
     return window
-
-
-EPOCH = datetime(1970, 1, 1, tzinfo=UTC)

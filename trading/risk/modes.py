@@ -223,10 +223,40 @@ def automatic_mode(state: RiskState, limits: RiskLimits, balance: float, now: da
 
 def effective_mode(state: RiskState, limits: RiskLimits, balance: float, now: datetime) -> ModeDecision:
     """The automatic mode, made safer by the user's floor when that is safer."""
+    return _MODES.decide(state, limits, balance, now)
+
+
+def _effective_mode(state: RiskState, limits: RiskLimits, balance: float, now: datetime) -> ModeDecision:
     auto = automatic_mode(state, limits, balance, now)
     if state.manual_floor.safety > auto.mode.safety:
         return ModeDecision(state.manual_floor, "set by the user")
     return auto
+
+
+class _LastMode:
+    """`effective_mode`, keeping its last decision made without reading the time: the mode reads `now`
+    only inside a cooldown (its minutes left), so outside one it is the same for the same state and
+    limits (frozen records: the same objects) and balance; a step and a replay's quiet-tick shortcut
+    ask for it several times a bar. What it was made from and the decision are one tuple, set in one
+    assignment, so a thread reading them never sees a mix."""
+
+    __slots__ = ("kept",)
+
+    def __init__(self) -> None:
+        self.kept: tuple[RiskState, RiskLimits, float, ModeDecision] | None = None
+
+    def decide(self, state: RiskState, limits: RiskLimits, balance: float, now: datetime) -> ModeDecision:
+        timeless = state.cooldown_until is None or now >= state.cooldown_until
+        kept = self.kept
+        if timeless and kept is not None and kept[0] is state and kept[1] is limits and kept[2] == balance:
+            return kept[3]
+        decision = _effective_mode(state, limits, balance, now)
+        if timeless:
+            self.kept = (state, limits, balance, decision)
+        return decision
+
+
+_MODES = _LastMode()
 
 
 def day_rolls(state: RiskState, now: datetime) -> bool:
