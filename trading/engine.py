@@ -132,7 +132,6 @@ class TradingEngine(PositionWatch, CloseBooking, RiskCommands, SavedState, Order
         self.flash_window = TickWindow()  # the flash-crash guard's ticks
         self._closing: set[int] = set()
         self._mode: ModeDecision = ModeDecision(RiskMode.NORMAL, "starting")
-        self._mode_memo: tuple[RiskState, RiskLimits, float, ModeDecision] | None = None  # mode()'s
         self._proposed_reset = False
         self._last_deal_check: datetime | None = None  # last re-read of estimated closes
         self._estimated: dict[int, ClosedTrade] = {}  # booked at an estimated price, deals awaited
@@ -171,22 +170,7 @@ class TradingEngine(PositionWatch, CloseBooking, RiskCommands, SavedState, Order
         state = self.state
         assert state is not None
         balance = self.account.balance if self.account else state.day_start_balance
-        now = self.clock()
-        # the mode reads the time only inside a cooldown (its minutes left): outside one it is the same
-        # for the same state, limits and balance, and it is read several times a bar
-        timeless = state.cooldown_until is None or now >= state.cooldown_until
-        memo = self._mode_memo
-        if (
-            timeless
-            and memo is not None
-            and memo[0] is state
-            and memo[1] is self.limits
-            and memo[2] == balance
-        ):
-            return memo[3]
-        mode = effective_mode(state, self.limits, balance, now)
-        self._mode_memo = (state, self.limits, balance, mode) if timeless else None
-        return mode
+        return effective_mode(state, self.limits, balance, self.clock())  # kept outside a cooldown
 
     def snapshot(self) -> EngineSnapshot:
         assert self.state is not None
