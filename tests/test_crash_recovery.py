@@ -123,6 +123,9 @@ def test_kill_9_mid_run_loses_and_duplicates_nothing(tmp_path: Path) -> None:
         if first.poll() is None:
             first.kill()
     before = {row[0]: row for row in _rows(db, "select ticket, status, profit, open_time from trades")}
+    # a kill between a fill and its journal row leaves a position only the paper account knows of:
+    # the restart adopts it (bot/reconcile.py), so it is in the journal after but was opened before
+    held_at_kill = {int(p["ticket"]) for p in read_account(db.parent / "paper_account.json")["positions"]}
     state_before = json.loads(_rows(db, "select value from bot_state where key = 'engine'")[0][0])
     assert state_before["risk"]["day"]
 
@@ -155,8 +158,8 @@ def test_kill_9_mid_run_loses_and_duplicates_nothing(tmp_path: Path) -> None:
     assert state_after["paused"] is True and state_after["paused_by"] == "tg:42"
     if state_after["risk"]["day"] == state_before["risk"]["day"]:
         assert state_after["risk"]["daily_trades"] >= state_before["risk"]["daily_trades"]
-    # paused: no trade opened after the restart
-    assert {t for t in after if t not in before} == set()
+    # paused: no trade opened after the restart (only positions held at the kill adopted)
+    assert {t for t in after if t not in before} <= held_at_kill
 
 
 def _deals_by_position(account: dict) -> dict[int, list[dict]]:
