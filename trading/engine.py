@@ -116,7 +116,7 @@ class TradingEngine(PositionWatch, CloseBooking, RiskCommands, SavedState, Order
         # approvals wait for a person: they expire in wall time even when a replayed market runs faster
         self.approval_clock = approval_clock or clock
         # False where the decisions only count for their verdict (a backtest's): the gates stop at the
-        # first block and a decision that enters nothing carries no features
+        # first block and no decision carries features (only the live journal's /why reads them)
         self.full_decisions = full_decisions
         self.timer = PhaseTimer()
         self.paused = False
