@@ -29,7 +29,12 @@ import polars as pl
 from trading.smc_kernels import atr_series as _atr_series
 from trading.smc_kernels import sequential_rules as _sequential_rules
 from trading.smc_signal import (
+    MIN_RR,
+    MIN_SL_ATR,
+    RECENT_BARS,
     SIGNAL_COLUMNS,
+    SL_BUFFER_ATR,
+    TP_ATR_CAP,
     SignalColumns,
     SMCSetup,
     decide,
@@ -189,12 +194,12 @@ def explain_signal(
     analysis: pl.DataFrame,
     bars: pl.DataFrame | None = None,
     atr: float | None = None,
-    min_rr: float = 2.0,
-    tp_atr_cap: float = 4.0,
+    min_rr: float = MIN_RR,
+    tp_atr_cap: float = TP_ATR_CAP,
     *,
-    recent: int = 10,
-    min_sl_atr: float = 1.5,
-    sl_buffer_atr: float = 0.1,
+    recent: int = RECENT_BARS,
+    min_sl_atr: float = MIN_SL_ATR,
+    sl_buffer_atr: float = SL_BUFFER_ATR,
 ) -> tuple[SMCSetup | None, str]:
     """`signal` with the reason when there is no setup (for the SMC gate's verdict)."""
     missing = [col for col in SIGNAL_COLUMNS if col not in analysis.columns and col != "close"]
@@ -236,12 +241,12 @@ def signal(
     analysis: pl.DataFrame,
     bars: pl.DataFrame | None = None,
     atr: float | None = None,
-    min_rr: float = 2.0,
-    tp_atr_cap: float = 4.0,
+    min_rr: float = MIN_RR,
+    tp_atr_cap: float = TP_ATR_CAP,
     *,
-    recent: int = 10,
-    min_sl_atr: float = 1.5,
-    sl_buffer_atr: float = 0.1,
+    recent: int = RECENT_BARS,
+    min_sl_atr: float = MIN_SL_ATR,
+    sl_buffer_atr: float = SL_BUFFER_ATR,
 ) -> SMCSetup | None:
     """The SMC setup of the latest bar, or None.
 

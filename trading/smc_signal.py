@@ -37,6 +37,15 @@ SIGNAL_COLUMNS = (
 _READ = (*SIGNAL_COLUMNS, "atr")  # what `signal_at` reads of a row
 _HIT_FLAGS = ("bos", "choch", "fvg", "ob")  # bits 0-3 of a hit code; bit 4: two BOS in the last 20 bars
 _BOS_COUNT_BARS = 20
+
+# the setup rule's numbers (`decide`): the defaults of every entry to it (`signal_at`, and `smc.signal`
+# and `smc.explain_signal`), so the live, backtest and research paths cannot drift apart
+MIN_RR = 2.0  # reward at least this many times the risk
+TP_ATR_CAP = 4.0  # the take-profit at most this many ATR from entry
+RECENT_BARS = 10  # the bars a structure break and a zone are looked for in
+MIN_SL_ATR = 1.5  # the stop at least this many ATR from entry
+SL_BUFFER_ATR = 0.1  # the stop this many ATR beyond the zone
+
 _ZONES = (("FVG", "fvg", "fvg_top", "fvg_bottom"), ("OB", "ob", "ob_top", "ob_bottom"))
 _SIDES = ((Side.BUY, 1), (Side.SELL, -1))  # with their signs; BUY first: it wins when both qualify
 _CHUNK = 4096  # rows converted to lists at a time
@@ -114,14 +123,16 @@ class SignalColumns:
         return held
 
 
-def signal_columns(analysis: pl.DataFrame, recent: int = 10) -> SignalColumns:
+def signal_columns(analysis: pl.DataFrame, recent: int = RECENT_BARS) -> SignalColumns:
     """The analysis columns `signal_at` reads (convert once, read many rows), with each row's structure
     hits over the last `recent` bars counted once for all rows (`_hit_codes`)."""
     arrays = {name: analysis[name].to_numpy() for name in _READ}
     return SignalColumns(arrays, recent, _hit_codes(arrays, recent))
 
 
-def signal_columns_of(columns: dict[str, np.ndarray], recent: int = 10, last: int = 2) -> SignalColumns:
+def signal_columns_of(
+    columns: dict[str, np.ndarray], recent: int = RECENT_BARS, last: int = 2
+) -> SignalColumns:
     """`signal_columns` from numpy columns already at hand (`SIGNAL_COLUMNS` and `atr`), for `signal_at`
     on their `last` rows only (a live loop's newest bar and the one before, with 20 rows before them):
     the hit codes are counted for those rows alone, as `_hit_codes` counts them."""
@@ -158,12 +169,12 @@ def _rolling_count(hit: np.ndarray, bars: int) -> np.ndarray:
 def signal_at(
     columns: SignalColumns,
     i: int,
-    min_rr: float = 2.0,
-    tp_atr_cap: float = 4.0,
+    min_rr: float = MIN_RR,
+    tp_atr_cap: float = TP_ATR_CAP,
     *,
-    recent: int = 10,
-    min_sl_atr: float = 1.5,
-    sl_buffer_atr: float = 0.1,
+    recent: int = RECENT_BARS,
+    min_sl_atr: float = MIN_SL_ATR,
+    sl_buffer_atr: float = SL_BUFFER_ATR,
 ) -> SMCSetup | None:
     """`signal` for row i of a whole analysed frame: the same rules on the rows up to i only."""
     if i + 1 < recent:
