@@ -17,10 +17,11 @@ import pytest
 from trading.bounds import At
 from trading.domain import Position, Side, SymbolSpec
 from trading.exits import PositionTracker, evaluate_exits
-from trading.hold_band import Band, Closes, bar_band, first_unsafe, held_until, hold_band, stop_moves
+from trading.hold_band import Band, Closes, bar_band, held_until, hold_band, scan_scalars, stop_moves
 from trading.parameters import StrategyParams
 from trading.position_inputs import Held, PositionInputs, held_at, urgency_score
 from trading.position_manager import PMKind, manage_position
+from trading.quiet_rows import scan_rows
 from trading.tracker import highest_stall_count, lowest_momentum, momentum
 
 P = StrategyParams()
@@ -131,12 +132,9 @@ def path(rng: random.Random, pos: Position, inputs: PositionInputs, n: int) -> n
 
 
 def scan(pos: Position, prices: np.ndarray, tracker: PositionTracker, band: Band) -> int:
+    """The first tick the band does not clear (`prices.size`: none), by the backtest's own scan."""
     stepped = np.ones(prices.size, dtype=np.bool_)
-    bad = first_unsafe(
-        prices,
-        stepped,
-        0,
-        prices.size,
+    scalars = scan_scalars(
         pos.open_price,
         float(pos.side.sign),
         SPEC.money_per_price_unit(pos.volume),
@@ -144,7 +142,9 @@ def scan(pos: Position, prices: np.ndarray, tracker: PositionTracker, band: Band
         tracker.peak_profit,
         band,
     )
-    return prices.size if bad < 0 else bad
+    table = np.array([(pos.side is Side.BUY, *scalars)], dtype=np.float64)
+    stop, _best = scan_rows(prices, prices, stepped, 0, prices.size, table)
+    return int(stop)
 
 
 def judge_path(

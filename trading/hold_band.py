@@ -2,7 +2,7 @@
 inside that region without judging each one.
 
 Every rule declares the bounds it acts on (`trading.bounds`); `fold` folds the declarations of all the
-rules into a `Band`, by kind of bound, for the compiled scan `first_unsafe`. Nothing here knows a rule.
+rules into a `Band`, by kind of bound, for the compiled scan `scan_band`. Nothing here knows a rule.
 The band is conservative: a tick it does not clear may still hold, and is then judged by the rules
 themselves; a tick it clears is one on which every rule holds (tests check this against the rules on
 random views). Bounds that read only the bar's inputs and the stop are folded once a bar (`bar_band`),
@@ -225,27 +225,19 @@ def hours_between(open_time: datetime, now_ms: int) -> float:
     return (now_ms / 1000 - open_time.timestamp()) / 3600
 
 
-def first_unsafe(
-    prices: np.ndarray,
-    stepped: np.ndarray,
-    start: int,
-    end: int,
-    open_price: float,
-    sign: float,
-    money_per_unit: float,
-    swap: float,
-    peak: float,
-    band: Band,
-) -> int:
-    """The first stepped tick in [start, end) the band does not clear (-1: none), with a margin for the
-    rounding of the broker's profit to cents. `peak`: the running peak profit before `start`."""
-    # the scalars in one array: numba's dispatch takes one array far faster than sixteen floats
-    scalars = np.array((open_price, sign, money_per_unit, swap, peak, *band), dtype=np.float64)
-    return int(scan_band(prices, stepped, start, end, scalars))
+def scan_scalars(
+    open_price: float, sign: float, money_per_unit: float, swap: float, peak: float, band: Band
+) -> tuple[float, ...]:
+    """`scan_band`'s scalars for a position and its band, in the order it reads them (one array: numba's
+    dispatch takes one array far faster than sixteen floats). `peak`: the running peak profit before
+    the scan's first tick."""
+    return (open_price, sign, money_per_unit, swap, peak, *band)
 
 
 @njit(cache=True)
 def scan_band(prices: np.ndarray, stepped: np.ndarray, start: int, end: int, scalars: np.ndarray) -> int:
+    """The first stepped tick in [start, end) the band does not clear (-1: none), with a margin for the
+    rounding of the broker's profit to cents; `scalars` as `scan_scalars` gives them."""
     open_price, sign, money_per_unit, swap, peak = scalars[0], scalars[1], scalars[2], scalars[3], scalars[4]
     lo, hi, gap1_lo, gap1_hi = scalars[5], scalars[6], scalars[7], scalars[8]
     gap2_lo, gap2_hi, move_hi = scalars[9], scalars[10], scalars[11]

@@ -13,7 +13,7 @@ import numpy as np
 from numba import njit
 
 from trading.domain import Position
-from trading.hold_band import Band, Closes, held_until, hold_band, scan_band
+from trading.hold_band import Band, Closes, held_until, hold_band, scan_band, scan_scalars
 from trading.parameters import StrategyParams
 from trading.position_inputs import PositionInputs
 from trading.tracker import PositionTracker
@@ -38,6 +38,15 @@ class Row:
     @property
     def buy(self) -> bool:
         return self.sign > 0  # (its prices the bids)
+
+    def scan_row(self, band: Band) -> tuple[float, ...]:
+        """The position's row of `scan_rows`' table, for `band` and the tracker's peak as it is."""
+        return (
+            self.buy,
+            *scan_scalars(
+                self.pos.open_price, self.sign, self.mult, self.swap, self.tracker.peak_profit, band
+            ),
+        )
 
     def band(
         self,
@@ -129,7 +138,7 @@ def scan_rows(
 ) -> tuple[int, np.ndarray]:
     """The first stepped tick of [start, end) some row's band does not clear (`end`: none), and each
     row's best tick before it (`best_tick`), in one call. A row of `table` per position: 1 for a BUY
-    (its closing prices the bids) else 0, then `hold_band.first_unsafe`'s scalars."""
+    (its closing prices the bids) else 0, then `hold_band.scan_scalars`."""
     stop = end
     for r in range(table.shape[0]):
         bad = scan_band(bids if table[r, 0] else asks, stepped, start, stop, table[r, 1:])

@@ -400,17 +400,13 @@ class _OpenTake:
         self, rows: list[Row], bands: list[Band | None], start: int, end: int
     ) -> tuple[int, np.ndarray]:
         """The first tick of [start, end) some position's band does not clear (`end`: none), scanned
-        with the trackers' peaks as they are (so before any of them changes, as `hold_band.first_unsafe`),
+        with the trackers' peaks as they are (so before any of them changes, as `hold_band.scan_band`),
         and each position's best stepped tick before it (-1: none) for `_raise_peaks`."""
         known = [band for band in bands if band is not None]
         if len(known) < len(bands):
             return start, _NONE_BEST
         table = np.array(
-            [
-                (row.buy, row.pos.open_price, row.sign, row.mult, row.swap, row.tracker.peak_profit, *band)
-                for row, band in zip(rows, known, strict=True)
-            ],
-            dtype=np.float64,
+            [row.scan_row(band) for row, band in zip(rows, known, strict=True)], dtype=np.float64
         )
         stop, best = scan_rows(self.bids, self.asks, self._steps()[0], start, end, table)
         return int(stop), best
