@@ -62,14 +62,6 @@ class SignalSource(Protocol):
         ...
 
 
-def _finite(x: object) -> float | None:
-    try:
-        v = float(x)  # type: ignore[arg-type]
-    except (TypeError, ValueError):
-        return None
-    return v if np.isfinite(v) else None
-
-
 @dataclass(slots=True)
 class AnalysisFrame:
     bars: pl.DataFrame
@@ -167,10 +159,6 @@ class AnalysisFrame:
             self._signal_cols = smc.signal_columns(self.structure)
         setup = self._setups[i] = smc.signal_at(self._signal_cols, i)
         return setup
-
-    def regime_at(self, i: int) -> RegimeView:
-        rows, j = self._row_lists(i)
-        return regime_view(rows.regime_state[j], rows.regime_confidence[j], rows.crisis[j])
 
     def _row_lists(self, i: int) -> tuple[RowLists, int]:
         """The chunk of row lists holding row `i` (with the rows before it that `at` reads) and its

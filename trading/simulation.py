@@ -15,7 +15,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Awaitable, Callable
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Protocol
 
 import polars as pl
@@ -101,7 +101,6 @@ class MarketLoop:
         self.decisions = 0
         self._wall_start: float | None = None
         self._replay_start = feed.replay_seconds(feed.delivered) if not feed.finished else 0.0
-        self._bar_times: list[datetime] = feed.frame["time"].to_list()
         self._halted = False
 
     def halt(self) -> None:
@@ -212,9 +211,6 @@ class MarketLoop:
         self.clock.set(at_ms(int(times[k + taken - 1])))  # the broker's tick
         feed.skip_to(start + k + taken)
         self.skipped += taken
-
-    def bar_close(self, bar: int) -> datetime:
-        return self._bar_times[bar] + timedelta(minutes=15)
 
 
 async def _maybe(result: Awaitable[None] | None) -> None:
