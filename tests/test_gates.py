@@ -171,6 +171,9 @@ def test_disabled_gates_given_as_a_list_or_set_are_judged_as_the_frozenset() -> 
     expected = evaluate_gates(c._replace(params=StrategyParams(disabled_gates=frozenset({"spread_limit"}))))
     for given in (["spread_limit"], {"spread_limit"}):
         params = StrategyParams(disabled_gates=given)  # type: ignore[arg-type]  # as bench/soak.py passes them
+        assert params.disabled_gates == frozenset({"spread_limit"}) and isinstance(
+            params.disabled_gates, frozenset
+        )
         assert evaluate_gates(c._replace(params=params)) == expected
     assert {r.name: r.reason for r in expected}["spread_limit"] == "disabled"
 

@@ -396,10 +396,7 @@ def evaluate_gates(
     that keeps no record of the other gates (a backtest). `names`: only these gates (a run of
     `GATE_NAMES`, in its order), for a caller that judges the gates in parts."""
     out = []
-    off = ctx.params.disabled_gates
-    if not isinstance(off, frozenset):  # a caller's list or set (bench/soak.py's): the plan's key must hash
-        off = frozenset(off)
-    for gate, disabled in _plan(off, tuple(names)):
+    for gate, disabled in _plan(ctx.params.disabled_gates, tuple(names)):
         result = gate(ctx) if disabled is None else disabled
         out.append(result)
         if until_block and result.blocked:

@@ -134,6 +134,8 @@ class StrategyParams:
     close_last_minutes: int = 30
 
     def __post_init__(self) -> None:
+        if not isinstance(self.disabled_gates, frozenset):  # a caller's list or set: held as declared
+            object.__setattr__(self, "disabled_gates", frozenset(self.disabled_gates))
         unknown = set(self.disabled_gates) - set(GATE_NAMES)
         if unknown:
             raise ValueError(
