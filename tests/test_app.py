@@ -292,6 +292,45 @@ async def test_reconcile_books_a_trade_closed_while_down_from_the_broker_deal(tm
         await app.shutdown("test")
 
 
+async def test_a_trade_closed_while_down_on_the_day_before_counts_in_no_day_of_today(
+    tmp_path, monkeypatch
+) -> None:
+    """Booked after midnight, a close from an earlier WIB day is in the journal and the balance (the total
+    loss), never in today's trades, P/L or daily stop."""
+    from trading.domain import Deal, DealEntry, DealReason
+    from trading.timezones import utc_now
+
+    # more than a day back: on an earlier WIB day than the replay clock's, whatever the hour the suite runs
+    # at (that clock is a few minutes behind the wall's; the 23:59-seen-at-00:00 case is in test_risk_modes)
+    closed = utc_now() - timedelta(days=1, hours=2)
+    deal = Deal(
+        ticket=5002,
+        position_ticket=997,
+        symbol="XAUUSD",
+        side=Side.SELL,
+        entry=DealEntry.OUT,
+        volume=0.01,
+        price=2020.0,
+        time=closed,
+        profit=-120.0,
+        magic=150015,
+        reason=DealReason.SL,
+    )
+    settings = make_settings(tmp_path)
+    await journal_open_trade(settings.database_path, 997, closed - timedelta(hours=1))
+    patch_broker(monkeypatch, deals=[deal])
+    app = await started(settings)
+    try:
+        await app.trading_job.run()
+        trade = await app.journal.trade_by_ticket(997)
+        assert trade is not None and trade.status == "closed" and trade.profit == pytest.approx(-120.0)
+        state = app.engine.state
+        assert state is not None
+        assert (state.daily_trades, state.daily_realized, state.daily_stop) == (0, 0.0, False)
+    finally:
+        await app.shutdown("test")
+
+
 async def test_reconcile_without_a_closing_deal_flags_it_and_counts_nothing(tmp_path, monkeypatch) -> None:
     from trading.timezones import utc_now
 

@@ -12,7 +12,7 @@ import pytest
 from bot.store import Journal
 from tests.test_app import make_settings, no_telegram_env, patch_broker, started
 from trading.domain import ClosedTrade, Deal, DealEntry, DealReason, Position, Side
-from trading.timezones import utc_now
+from trading.timezones import to_wib, utc_now
 
 __all__ = ["no_telegram_env"]  # the autouse fixture: settings from the overrides only
 
@@ -96,8 +96,12 @@ async def test_journal_correction_rewrites_the_row_and_audits_it(tmp_path: Path)
 
 async def test_startup_corrects_a_wrong_close_and_books_a_missing_one(tmp_path, monkeypatch) -> None:
     now = utc_now()
-    wrong = _deals(701, now - timedelta(hours=3), now - timedelta(hours=2), profit=-1.2, swap=-0.5)
-    unknown = _deals(702, now - timedelta(hours=2), now - timedelta(hours=1), profit=4.0)
+    # both closed today (WIB), so today's count has them whatever the hour (a close on an earlier day
+    # counts in no day of today: test_app)
+    since_midnight = to_wib(now) - to_wib(now).replace(hour=0, minute=0, second=0, microsecond=0)
+    step = min(timedelta(hours=1), since_midnight / 4)
+    wrong = _deals(701, now - 3 * step, now - 2 * step, profit=-1.2, swap=-0.5)
+    unknown = _deals(702, now - 2 * step, now - step, profit=4.0)
     settings = make_settings(tmp_path)
     async with Journal(settings.database_path) as journal:
         await journal.record_trade_open(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import random
 from dataclasses import replace
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 
 import pytest
 
@@ -105,6 +105,39 @@ def test_daily_stop_clears_at_wib_midnight_but_total_persists():
     assert after.day_start_balance == 9_700 and after.reference_balance == 10_000
     total = roll_day(state(total_stop=True), datetime(2025, 6, 3, 17, 0, tzinfo=UTC), 9_000)
     assert total.total_stop
+
+
+def test_a_close_counts_in_the_wib_day_it_closed_not_the_day_it_is_booked():
+    s = state(daily_realized=-100.0, daily_trades=2, consecutive_losses=2)
+    stop_hit = datetime(2025, 6, 2, 16, 59, 50, tzinfo=UTC)  # 23:59:50 WIB Monday
+    seen = datetime(2025, 6, 2, 17, 0, 1, tzinfo=UTC)  # 00:00:01 WIB Tuesday
+    late = record_close(s, LIMITS, -40.0, 9_860.0, seen, closed_at=stop_hit)
+    # Tuesday starts with the loss already in the balance and nothing in its own counters
+    assert late.day == date(2025, 6, 3)
+    assert (late.daily_realized, late.daily_trades, late.daily_wins, late.consecutive_losses) == (
+        0.0,
+        0,
+        0,
+        0,
+    )
+    assert late.day_start_balance == 9_860.0 and late.reference_balance == 10_000
+    assert not late.daily_stop
+    # the same close booked on its own day counts in that day
+    on_time = record_close(s, LIMITS, -40.0, 9_860.0, stop_hit, closed_at=stop_hit)
+    assert (on_time.daily_realized, on_time.daily_trades, on_time.consecutive_losses) == (-140.0, 3, 3)
+    # a close stamped after the booking clock (a broker clock ahead) counts today; no deal time counts today
+    ahead = record_close(s, LIMITS, -40.0, 9_860.0, NOW, closed_at=NOW + timedelta(minutes=2))
+    assert ahead.daily_trades == 3
+    assert record_close(s, LIMITS, -40.0, 9_860.0, NOW).daily_trades == 3
+
+
+def test_a_close_from_an_earlier_day_still_counts_in_the_total_loss():
+    s = state()
+    closed = NOW - timedelta(days=1)
+    stopped = record_close(s, LIMITS, -1_000.0, 9_000.0, NOW, closed_at=closed)
+    assert stopped.daily_trades == 0 and stopped.daily_realized == 0.0
+    assert stopped.total_stop  # 10 % of 10,000 lost: the total limit holds whatever the day
+    assert automatic_mode(stopped, LIMITS, 9_000.0, NOW).mode is RiskMode.STOPPED
 
 
 def test_cooldown_start_and_approved_reset():

@@ -164,7 +164,13 @@ class CloseBooking(EngineHost):
         now = self.clock()
         by_hand = trade.reason in HAND_CLOSES
         self.state = record_close(
-            self.state, self.limits, trade.profit, self.account.balance, now, by_hand=by_hand
+            self.state,
+            self.limits,
+            trade.profit,
+            self.account.balance,
+            now,
+            by_hand=by_hand,
+            closed_at=trade.close_time,
         )
         if by_hand:  # the person wanted out: no new entry for the entry cooldown (300 s), as after an entry
             self.state = replace(self.state, last_entry_time=max(now, self.state.last_entry_time or now))

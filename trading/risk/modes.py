@@ -289,25 +289,41 @@ def record_close(
     balance_after: float,
     now: datetime,
     by_hand: bool = False,
+    closed_at: datetime | None = None,
 ) -> RiskState:
     """Count a closed trade in the daily/total P/L and the day's counts (bot exit, broker SL/TP and
     hand close alike: decision 7). The loss streak is the strategy's: a hand close neither lengthens
-    nor resets it (`hand_close_keeps_the_streak`)."""
-    state = roll_day(state, now, balance_after - profit)
-    losses = hand_close_keeps_the_streak(state.consecutive_losses, profit, by_hand)
-    new = replace(
-        state,
-        daily_realized=state.daily_realized + profit,
-        daily_trades=state.daily_trades + 1,
-        daily_wins=state.daily_wins + (1 if profit > 0 else 0),
-        consecutive_losses=losses,
-    )
+    nor resets it (`hand_close_keeps_the_streak`).
+
+    The day's figures belong to the WIB day the trade closed (`closed_at`, the deal's time), not the
+    day it is booked: a stop hit at 23:59 WIB and seen after midnight, or a close while the bot was
+    down, counts in the total loss (through the balance) and never in the new day's figures."""
+    if closed_on_an_earlier_day(state, now, closed_at):
+        # it closed before the new day began: the day starts with it already in the balance
+        new = roll_day(state, now, balance_after)
+    else:
+        state = roll_day(state, now, balance_after - profit)
+        new = replace(
+            state,
+            daily_realized=state.daily_realized + profit,
+            daily_trades=state.daily_trades + 1,
+            daily_wins=state.daily_wins + (1 if profit > 0 else 0),
+            consecutive_losses=hand_close_keeps_the_streak(state.consecutive_losses, profit, by_hand),
+        )
     use = limit_use(new, limits, balance_after)
     if use.total_fraction >= 1:
         new = replace(new, total_stop=True)
     if use.daily_fraction >= 1:
         new = replace(new, daily_stop=True)
     return new
+
+
+def closed_on_an_earlier_day(state: RiskState, now: datetime, closed_at: datetime | None) -> bool:
+    """Whether a close belongs to a WIB day before the one counted at `now` (the state's day, or
+    `now`'s once it rolls). A close stamped after `now` (a broker clock ahead) counts today."""
+    if closed_at is None:
+        return False
+    return wib_date(closed_at) < max(state.day, wib_date(now))
 
 
 def hand_close_keeps_the_streak(losses: int, profit: float, by_hand: bool) -> int:
