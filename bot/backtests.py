@@ -19,7 +19,7 @@ from typing import Any, TypeVar
 import polars as pl
 
 from handlers.services import BacktestRefused, BacktestReport, Progress
-from trading.backtest import BacktestConfig, run_backtest
+from trading.backtest import BacktestConfig, HaltEvent, run_backtest
 from trading.run_checks import run_checks
 
 T = TypeVar("T")
@@ -127,16 +127,6 @@ class BotBacktester:
         self._pool.shutdown(wait=False, cancel_futures=True)
 
 
-def halt_marks(halts: list[Any]) -> list[tuple[Any, Any, str]]:
-    """Loss-limit halts (trading.backtest.HaltEvent) as the equity chart's (start, end, label)."""
-
-    def which(reason: str) -> str:
-        return (
-            "daily-loss limit"
-            if reason.startswith("daily")
-            else "total-loss limit"
-            if reason.startswith("total")
-            else reason
-        )
-
-    return [(h.start, h.end, f"halted: {which(h.reason)}") for h in halts]
+def halt_marks(halts: list[HaltEvent]) -> list[tuple[datetime, datetime | None, str]]:
+    """Loss-limit halts as the phone's equity chart marks them: (start, end, short label)."""
+    return [(h.start, h.end, f"halted: {h.limit_name}") for h in halts]

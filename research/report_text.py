@@ -13,10 +13,13 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Protocol, TextIO
+from typing import TYPE_CHECKING, Any, Protocol, TextIO
 from zoneinfo import ZoneInfo
 
 from trading.numbers import count
+
+if TYPE_CHECKING:
+    from trading.backtest import HaltEvent
 
 WIB = ZoneInfo("Asia/Jakarta")
 WIDTH = 80
@@ -168,19 +171,9 @@ def fmt_counts(counts: dict[str, Any], limit: int | None = None) -> str:
     return ", ".join(f"{k} {count(v)}" for k, v in items) or "none"
 
 
-def halt_marks(halts: list[Any]) -> list[tuple[Any, Any, str]]:
-    """HaltEvents as the equity chart's (start, end, label)."""
-
-    def which(reason: str) -> str:
-        return (
-            "daily-loss limit"
-            if reason.startswith("daily")
-            else "total-loss limit"
-            if reason.startswith("total")
-            else reason
-        )
-
-    return [(h.start, h.end, f"halted {h.start:%m-%d %H:%M} UTC: {which(h.reason)}") for h in halts]
+def halt_marks(halts: list[HaltEvent]) -> list[tuple[datetime, datetime | None, str]]:
+    """HaltEvents as the report's equity chart marks them: (start, end, label with the start in UTC)."""
+    return [(h.start, h.end, f"halted {h.start:%m-%d %H:%M} UTC: {h.limit_name}") for h in halts]
 
 
 def halt_lines(halts: list[dict[str, Any]], who: str = "strategy") -> list[str]:

@@ -105,3 +105,21 @@ def test_halt_text_and_chart_marks_name_the_date_and_the_limit(halted) -> None:
     (line,) = halt_lines([h.to_dict()], "SMC-only")
     assert line.startswith("SMC-only halted " + str(h.start)[:16]) and "end of data" in line
     assert f"{h.setups_blocked:,} of them with a setup" in line
+
+
+def test_the_phone_and_the_report_name_a_halts_limit_the_same_way() -> None:
+    from datetime import UTC, datetime
+
+    from bot.backtests import halt_marks as phone_marks
+    from research.report_text import halt_marks as report_marks
+    from trading.backtest import HaltEvent
+
+    start = datetime(2025, 6, 2, 5, 0, tzinfo=UTC)
+    halts = [
+        HaltEvent(start, None, "daily loss $310.00 reached the limit $300.00", 4, 1),
+        HaltEvent(start, start, "total loss $1,000.00 reached the limit $1,000.00", 2, 0),
+        HaltEvent(start, None, "approved stop", 1, 0),
+    ]
+    assert [h.limit_name for h in halts] == ["daily-loss limit", "total-loss limit", "approved stop"]
+    assert [m[2] for m in phone_marks(halts)] == [f"halted: {h.limit_name}" for h in halts]
+    assert [m[2] for m in report_marks(halts)] == [f"halted 06-02 05:00 UTC: {h.limit_name}" for h in halts]

@@ -67,6 +67,14 @@ class HaltEvent:
     bars: int  # bars decided while halted
     setups_blocked: int  # of those, bars that had an SMC setup the halt kept out
 
+    @property
+    def limit_name(self) -> str:
+        """The limit that halted, as the user reads it ("daily-loss limit"), else the reason as given."""
+        for kind in ("daily", "total"):
+            if self.reason.startswith(kind):
+                return f"{kind}-loss limit"
+        return self.reason
+
     def to_dict(self) -> dict[str, Any]:
         return {
             "start": str(self.start),
