@@ -31,6 +31,9 @@ class JournalClosedError(RuntimeError):
 def _set_sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor = dbapi_connection.cursor()
     cursor.execute("PRAGMA journal_mode=WAL")
+    # WAL + NORMAL: a commit survives the process dying (Ctrl-C, kill -9, a crash); only an OS crash or
+    # power loss can drop the last commits; the start-up reconcile then re-books trades from the broker's deals
+    # and adopts positions it does not know (`bot/reconcile.py`)
     cursor.execute("PRAGMA synchronous=NORMAL")
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.execute("PRAGMA busy_timeout=5000")
