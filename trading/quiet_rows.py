@@ -15,7 +15,7 @@ from numba import njit
 from trading.domain import Position
 from trading.hold_band import Band, Closes, held_until, hold_band, scan_band, scan_scalars
 from trading.parameters import StrategyParams
-from trading.position_inputs import PositionInputs
+from trading.position_inputs import Held, PositionInputs
 from trading.tracker import PositionTracker
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -34,6 +34,7 @@ class Row:
     tracker: PositionTracker
     inputs: PositionInputs
     base: Band  # hold_band.bar_band
+    view: Held  # the view `base` was folded from (`QuietTicks.bar_view`: the rules fixed for the bar)
 
     @property
     def buy(self) -> bool:
