@@ -27,7 +27,9 @@ from trading.position_inputs import Held, PositionInputs
 from trading.position_manager import PMAction, PMKind
 from trading.quiet_rows import (
     Row,
+    at_ms,
     due_steps,
+    record_steps,
     sample_due,
     scan_rows,
     step_table,
@@ -37,6 +39,8 @@ from trading.quiet_rows import (
 from trading.risk.modes import ModeDecision, RiskLimits, RiskMode, RiskState, effective_mode
 from trading.timezones import wib_date
 from trading.tracker import highest_stall_count, lowest_momentum
+
+__all__ = ["EnginePort", "QuietTicks", "at_ms"]  # at_ms: `trading.quiet_rows`', for MarketLoop too
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _MS = timedelta(milliseconds=1)
@@ -466,40 +470,14 @@ class _OpenTake:
         engine, broker, j = self.engine, self.broker, self.stepped_at
         if j >= 0:
             tick = self._tick(j)
-            broker.set_tick(tick)
+            broker.set_quiet_tick(tick)  # (the caller's ticks are those `quiet_ticks` counted)
             engine.last_tick = tick
             engine.account = broker.account_now()
             for p in broker.positions_now():
                 engine.positions[p.ticket] = p
         if taken and j != taken - 1:  # ticks after the last step: seen by the broker alone
-            broker.set_tick(self._tick(taken - 1))
+            broker.set_quiet_tick(self._tick(taken - 1))
         return taken, self.last_step
 
     def _tick(self, j: int) -> Tick:
         return Tick(at_ms(int(self.times[j])), float(self.bids[j]), float(self.asks[j]))
-
-
-def at_ms(ms: int) -> datetime:
-    """The UTC time `ms` milliseconds after the epoch (a tick's time; exact integer arithmetic, a
-    fraction of `timedelta(milliseconds=...)`'s cost)."""
-    return _EPOCH + _MS * ms
-
-
-def record_steps(
-    window: TickWindow,
-    times_ms: np.ndarray,
-    bids: np.ndarray,
-    asks: np.ndarray,
-    kept: np.ndarray,
-    span_ms: int,
-) -> None:
-    """Add the stepped ticks `kept` (indices, oldest first; those `window_steps` keeps) to the flash-crash
-    window as their steps would have (`TickWindow.add`: each tick's mid, the window then cut to the span
-    before the last of them)."""
-    if kept.size == 0:
-        return
-    moments = times_ms[kept].tolist()
-    # cut first: the ticks kept are all within the span, and the window then often empties at once
-    window.trim(at_ms(moments[-1] - span_ms))
-    for ms, bid, ask in zip(moments, bids[kept].tolist(), asks[kept].tolist(), strict=True):
-        window.append(at_ms(ms), (bid + ask) / 2)
