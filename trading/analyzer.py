@@ -180,6 +180,63 @@ class AnalysisFrame:
             )
         return self._rows[1], i - start
 
+    def analyses(self, first: int, last: int) -> list[MarketAnalysis]:
+        """`at` of rows `first`..`last - 1` (0 <= first <= last <= len), a run of rows at a time: each
+        row's fields zipped from the row lists of its chunk into its `BarRow`, handed the setup of the
+        row before, and composed as `at` composes one."""
+        out: list[MarketAnalysis] = []
+        k = first
+        while k < last:
+            rows, j = self._row_lists(k)
+            stop = min(last, k - j + len(rows.close))  # the rows of this chunk of lists
+            out += self._run(rows, j, k, stop, self.setup_at(k - 1) if k > 0 else None)
+            k = stop
+        return out
+
+    def _run(
+        self, rows: RowLists, j: int, first: int, stop: int, prev: SetupLike | None
+    ) -> list[MarketAnalysis]:
+        """The analyses of rows first..stop-1, the first at index `j` of `rows` (all of them in it);
+        `prev`: the setup of the row before the first."""
+        setups = [self.setup_at(k) for k in range(first, stop)]
+        prevs = [prev, *setups[:-1]]
+        end = j + stop - first
+        closes = rows.close
+        recent = [tuple(closes[max(0, r - 24) : r + 1]) for r in range(j, end)]
+        p_win = [math.nan] * len(setups) if self.p_win is None else self.p_win[first:stop].tolist()
+        p_up = [None] * len(setups) if self.p_up is None else self.p_up[first:stop].tolist()
+        h1 = [0] * len(setups) if self.h1 is None else [int(b) for b in self.h1[first:stop]]
+        # the live loop reads one row a frame: its times are not all converted for it
+        times = (
+            self._times[first:stop] if self._times is not None else self.bars["time"][first:stop].to_list()
+        )
+        bar_rows = map(
+            BarRow._make,
+            zip(
+                times,
+                closes[j:end],
+                rows.high[j:end],
+                rows.low[j:end],
+                rows.spread[j:end],
+                rows.indicators[j:end],
+                rows.crisis[j:end],
+                rows.regime_state[j:end],
+                rows.regime_confidence[j:end],
+                setups,
+                prevs,
+                p_win,
+                recent,
+                h1,
+                strict=True,
+            ),
+        )
+        meta, thresholds = self.p_win is not None, (self.min_threshold, self.max_threshold)
+        fixed = (self.ml_gate, thresholds, self.model_version, self.strategy_edge)
+        return [
+            _compose(row, session, meta, up, *fixed)
+            for row, session, up in zip(bar_rows, rows.session[j:end], p_up, strict=True)
+        ]
+
     def at(self, i: int, prev_setup: SetupLike | bool | None = False) -> MarketAnalysis:
         """The analysis of closed bar i (negative indexes count from the end).
 
@@ -189,37 +246,8 @@ class AnalysisFrame:
         if not 0 <= i < n:
             raise IndexError(f"bar {i} outside the frame of {n}")
         rows, j = self._row_lists(i)
-        setup = self.setup_at(i)
         prev = self.setup_at(i - 1) if prev_setup is False and i > 0 else (prev_setup or None)
-        bar_time = self._times[i] if self._times is not None else self.bars["time"][i]
-        p_win = float(self.p_win[i]) if self.p_win is not None else None
-        p_up = float(self.p_up[i]) if self.p_up is not None else None
-        row = BarRow(
-            time=bar_time,
-            close=rows.close[j],
-            high=rows.high[j],
-            low=rows.low[j],
-            spread=rows.spread[j],
-            indicators=rows.indicators[j],
-            crisis=rows.crisis[j],
-            regime_state=rows.regime_state[j],
-            regime_confidence=rows.regime_confidence[j],
-            setup=setup,
-            prev_setup=None if isinstance(prev, bool) else prev,
-            p_win=p_win if p_win is not None else math.nan,
-            recent_closes=tuple(rows.close[max(0, j - 24) : j + 1]),  # a chunk starts _ROW_LEAD rows early
-            h1_bias=int(self.h1[i]) if self.h1 is not None else 0,
-        )
-        return compose(
-            row,
-            meta=p_win is not None,
-            p_up=p_up,
-            ml_gate=self.ml_gate,
-            thresholds=(self.min_threshold, self.max_threshold),
-            model_version=self.model_version,
-            strategy_edge=self.strategy_edge,
-            session=rows.session[j],
-        )
+        return self._run(rows, j, i, i + 1, None if isinstance(prev, bool) else prev)[0]
 
 
 def regime_view(state: int, confidence: float, crisis: bool) -> RegimeView:
@@ -245,9 +273,23 @@ def compose(
     """The `MarketAnalysis` of one row, from a frame (`AnalysisFrame.at`) or a step (`MarketAnalyzer`).
     `meta`: a meta-model scored the row's setup (`row.p_win`); else `p_up` is a direction model's.
     `session`: `session_at` the bar's close, when already known (a frame's rows)."""
-    setup = row.setup
     if session is None:
         session = session_at(row.time + _M15)
+    return _compose(row, session, meta, p_up, ml_gate, thresholds, model_version, strategy_edge)
+
+
+def _compose(
+    row: BarRow,
+    session: SessionInfo,
+    meta: bool,
+    p_up: float | None,
+    ml_gate: tuple[float, float | None, str],
+    thresholds: tuple[float, float],
+    model_version: str,
+    strategy_edge: str,
+) -> MarketAnalysis:
+    """`compose` with the session known, its arguments by position (a frame's run of rows calls it per row)."""
+    setup = row.setup
     regime = regime_view(row.regime_state, row.regime_confidence, row.crisis)
     ml = None
     if meta:
@@ -267,7 +309,7 @@ def compose(
         ml_points(ml.confidence if ml else 0.0),
         thresholds,
     )
-    indicators = {k: v for k, v in zip(INDICATOR_COLUMNS, row.indicators, strict=True) if math.isfinite(v)}
+    indicators = _finite_indicators(row.indicators)
     indicators["bar_range"] = row.high - row.low
     atr = indicators.get("atr_14") or 0.0
     return MarketAnalysis(
@@ -425,15 +467,8 @@ class PrecomputedAnalyzer:
         return analyses[i - first]
 
     def _rows_from(self, i: int) -> list[MarketAnalysis]:
-        """`frame.at` of rows i.. (up to `_AHEAD` of them), each handed the setup of the row before."""
-        frame = self.frame
-        prev: SetupLike | bool | None = False
-        out = []
-        for k in range(i, min(len(frame), i + _AHEAD)):
-            analysis = frame.at(k, prev)
-            prev = analysis.setup
-            out.append(analysis)
-        return out
+        """`frame.at` of rows i.. (up to `_AHEAD` of them)."""
+        return self.frame.analyses(i, min(len(self.frame), i + _AHEAD))
 
 
 _AHEAD = 128  # rows analysed at a time by PrecomputedAnalyzer
@@ -460,6 +495,14 @@ def _quality_view(
     inputs repeat bar after bar, so each view is built once (it is frozen)."""
     q = scored_quality(session, regime, volatility, "", has_smc_signal, ml, thresholds[0], thresholds[1])
     return QualityView(q.score, q.level, q.threshold)
+
+
+def _finite_indicators(values: tuple[float, ...]) -> dict[str, float]:
+    """The row's `INDICATOR_COLUMNS` by name, those not finite left out. A finite sum means every value is
+    finite (a NaN or an infinity makes the sum one), the usual case after the warm-up: then all are kept."""
+    if math.isfinite(sum(values)):
+        return dict(zip(INDICATOR_COLUMNS, values, strict=True))
+    return {k: v for k, v in zip(INDICATOR_COLUMNS, values, strict=True) if math.isfinite(v)}
 
 
 _QUALITY_REGIME_NAMES = {"low": "low_volatility", "medium": "medium_volatility", "high": "high_volatility"}
