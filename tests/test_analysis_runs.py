@@ -1,11 +1,10 @@
 """`AnalysisFrame.analyses` composes a run of rows at once (the backtest's analyzer asks for 128 at a time):
 each row of any run, across the row lists' chunk edges and at the frame's start, equals the row composed
 alone from its own fields read off the frame's columns (regime, meta-model, H1 bias and crisis rows
-included); and the indicators' all-finite shortcut keeps exactly the finite values."""
+included)."""
 
 from __future__ import annotations
 
-import math
 import random
 from datetime import timedelta
 
@@ -93,15 +92,3 @@ def test_at_is_the_run_of_one_row(frame: AnalysisFrame) -> None:
     for i in (0, 1, 700, len(frame) - 1):
         assert frame.at(i) == frame.analyses(i, i + 1)[0] == alone(frame, i)
     assert frame.at(-1) == alone(frame, len(frame) - 1)
-
-
-def test_finite_indicators_keeps_exactly_the_finite_values() -> None:
-    rng = random.Random(6)
-    specials = [math.nan, math.inf, -math.inf, 1e308, -1e308, 0.0]
-    for _ in range(2_000):
-        values = tuple(
-            rng.choice(specials) if rng.random() < 0.15 else rng.uniform(-50, 50) for _ in INDICATOR_COLUMNS
-        )
-        plain = {k: v for k, v in zip(INDICATOR_COLUMNS, values, strict=True) if math.isfinite(v)}
-        got = analyzer._finite_indicators(values)
-        assert got == plain and list(got) == list(plain), values

@@ -309,7 +309,7 @@ def _compose(
         ml_points(ml.confidence if ml else 0.0),
         thresholds,
     )
-    indicators = _finite_indicators(row.indicators)
+    indicators = {k: v for k, v in zip(INDICATOR_COLUMNS, row.indicators, strict=True) if math.isfinite(v)}
     indicators["bar_range"] = row.high - row.low
     atr = indicators.get("atr_14") or 0.0
     return MarketAnalysis(
@@ -495,14 +495,6 @@ def _quality_view(
     inputs repeat bar after bar, so each view is built once (it is frozen)."""
     q = scored_quality(session, regime, volatility, "", has_smc_signal, ml, thresholds[0], thresholds[1])
     return QualityView(q.score, q.level, q.threshold)
-
-
-def _finite_indicators(values: tuple[float, ...]) -> dict[str, float]:
-    """The row's `INDICATOR_COLUMNS` by name, those not finite left out. A finite sum means every value is
-    finite (a NaN or an infinity makes the sum one), the usual case after the warm-up: then all are kept."""
-    if math.isfinite(sum(values)):
-        return dict(zip(INDICATOR_COLUMNS, values, strict=True))
-    return {k: v for k, v in zip(INDICATOR_COLUMNS, values, strict=True) if math.isfinite(v)}
 
 
 _QUALITY_REGIME_NAMES = {"low": "low_volatility", "medium": "medium_volatility", "high": "high_volatility"}
