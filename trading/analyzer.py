@@ -439,7 +439,7 @@ class PrecomputedAnalyzer:
         self.frame = frame
         self._index = {t: i for i, t in enumerate(frame.times)}
         self._ahead: tuple[int, list[MarketAnalysis]] = (0, [])  # the rows analysed ahead: first, analyses
-        self._handed: tuple[pl.DataFrame, datetime] | None = None  # the last window `window` gave out
+        self._handed: tuple[pl.DataFrame, int] | None = None  # the last window `window` gave out, its row
         self.last_frame = frame
 
     @property
@@ -448,19 +448,21 @@ class PrecomputedAnalyzer:
 
     def window(self, bars: pl.DataFrame) -> Callable[[int], pl.DataFrame]:
         """The backtest's window over `bars`: bar b alone (all this analyzer reads is its time). The
-        analyzer keeps the time of the window it gave out, so it does not read it back (~2 us a bar)."""
-        times: list[datetime] = bars["time"].to_list()
+        analyzer keeps the frame's row of the window it gave out, so it does not read its time back
+        (~2 us a bar) nor look the row up by it when `bars` are the frame's own (bar b is row b)."""
+        index, own = self._index, bars is self.frame.bars
+        times: list[datetime] = [] if own else bars["time"].to_list()
 
         def one_row(b: int) -> pl.DataFrame:
             w = bars.slice(b, 1)
-            self._handed = (w, times[b])
+            self._handed = (w, b if own else index[times[b]])
             return w
 
         return one_row
 
     def __call__(self, bars: pl.DataFrame) -> MarketAnalysis:
         handed = self._handed
-        i = self._index[handed[1] if handed is not None and handed[0] is bars else bars.item(-1, "time")]
+        i = handed[1] if handed is not None and handed[0] is bars else self._index[bars.item(-1, "time")]
         first, analyses = self._ahead
         if not first <= i < first + len(analyses):
             first, analyses = self._ahead = (i, self._rows_from(i))
