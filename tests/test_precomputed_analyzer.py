@@ -1,6 +1,7 @@
 """`PrecomputedAnalyzer` (the backtest's analyzer) analyses its rows a run at a time ahead of the bar asking:
 each bar's analysis, asked in order, with gaps, backwards and at the frame's end, is `frame.at` of that
-row read alone on a frame of its own."""
+row read alone on a frame of its own; the window handed out for a bar is that bar alone, however far
+ahead it was sliced."""
 
 from __future__ import annotations
 
@@ -29,7 +30,9 @@ def test_analyses_handed_out_equal_the_frame_rows_in_any_order() -> None:
     ]
     reference = AnalysisFrame.build(bars)  # each row read alone, its previous setup looked up
     for b in asked:
-        assert precomputed(window(b)) == reference.at(b), b
+        w = window(b)  # sliced a run of bars ahead: still bar b alone
+        assert w.equals(bars.slice(b, 1)), b
+        assert precomputed(w) == reference.at(b), b
 
 
 def test_a_window_it_did_not_hand_out_is_read_by_its_last_time() -> None:
