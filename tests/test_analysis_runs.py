@@ -13,7 +13,8 @@ import pytest
 
 import trading.analyzer as analyzer
 from trading.analysis import MarketAnalysis, close_move_pct
-from trading.analyzer import AnalysisFrame, compose
+from trading.analysis_compose import compose
+from trading.analyzer import AnalysisFrame
 from trading.live_analysis import INDICATOR_COLUMNS, BarRow, regime_pick
 from trading.sessions import session_at
 from trading.synthetic import generate_bars

@@ -5,8 +5,8 @@ is causal (row t uses rows <= t; the no-look-ahead tests of features, SMC and th
 prove it), so `frame.at(t)` is exactly what a live loop holding the same history sees at bar t.
 The backtest builds it once and reads row by row. The live analyzer steps the appended bar from
 carried state (`trading.live_analysis`), which gives the row this frame gives over the same bars from
-the state's anchor on (tests/test_incremental_analysis.py); `compose` turns either into the
-`MarketAnalysis`. Same code, same decisions.
+the state's anchor on (tests/test_incremental_analysis.py); `compose` (`trading.analysis_compose`) turns
+either into the `MarketAnalysis`. Same code, same decisions.
 """
 
 from __future__ import annotations
@@ -14,30 +14,20 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime, timedelta
-from functools import lru_cache
+from datetime import datetime
 from typing import Protocol
 
 import numpy as np
 import polars as pl
 
 from trading import features, smc
-from trading.analysis import UNKNOWN_REGIME, MarketAnalysis, MLView, QualityView, RegimeView, SetupLike
+from trading.analysis import MarketAnalysis, SetupLike
+from trading.analysis_compose import compose, compose_row
 from trading.analysis_rows import RowLists
-from trading.domain import Side
 from trading.h1_bias import h1_bias_series
 from trading.live_analysis import INDICATOR_COLUMNS, BarRow, IncrementalAnalysis
-from trading.market_quality import ml_points, scored_quality
 from trading.parameters import StrategyParams
-from trading.sessions import SessionInfo, session_at
 
-REGIME_VIEWS = (
-    RegimeView("low", 0, 0.0, 1.0, "TRADE"),
-    RegimeView("medium", 1, 0.0, 1.0, "TRADE"),
-    RegimeView("high", 2, 0.0, 0.5, "REDUCE"),
-)
-CRISIS_VIEW = RegimeView("crisis", 3, 1.0, 0.0, "SLEEP")
-_M15 = timedelta(minutes=15)
 _M15_US = 15 * 60 * 1_000_000
 _DEFAULTS = StrategyParams()
 
@@ -233,7 +223,7 @@ class AnalysisFrame:
         meta, thresholds = self.p_win is not None, (self.min_threshold, self.max_threshold)
         fixed = (self.ml_gate, thresholds, self.model_version, self.strategy_edge)
         return [
-            _compose(row, session, meta, up, *fixed)
+            compose_row(row, session, meta, up, *fixed)
             for row, session, up in zip(bar_rows, rows.session[j:end], p_up, strict=True)
         ]
 
@@ -278,87 +268,6 @@ class AnalysisFrame:
             strategy_edge=self.strategy_edge,
             session=rows.session[j],
         )
-
-
-def regime_view(state: int, confidence: float, crisis: bool) -> RegimeView:
-    if crisis:
-        return CRISIS_VIEW
-    if state < 0:
-        return UNKNOWN_REGIME
-    base = REGIME_VIEWS[state]
-    return RegimeView(base.name, base.label, confidence, base.lot_multiplier, base.recommendation)
-
-
-def compose(
-    row: BarRow,
-    *,
-    meta: bool,
-    p_up: float | None,
-    ml_gate: tuple[float, float | None, str],
-    thresholds: tuple[float, float],
-    model_version: str,
-    strategy_edge: str,
-    session: SessionInfo | None = None,
-) -> MarketAnalysis:
-    """The `MarketAnalysis` of one row, from a frame (`AnalysisFrame.at`) or a step (`MarketAnalyzer`).
-    `meta`: a meta-model scored the row's setup (`row.p_win`); else `p_up` is a direction model's.
-    `session`: `session_at` the bar's close, when already known (a frame's rows)."""
-    if session is None:
-        session = session_at(row.time + _M15)
-    return _compose(row, session, meta, p_up, ml_gate, thresholds, model_version, strategy_edge)
-
-
-def _compose(
-    row: BarRow,
-    session: SessionInfo,
-    meta: bool,
-    p_up: float | None,
-    ml_gate: tuple[float, float | None, str],
-    thresholds: tuple[float, float],
-    model_version: str,
-    strategy_edge: str,
-) -> MarketAnalysis:
-    """`compose` with the session known, its arguments by position (a frame's run of rows calls it per row)."""
-    setup = row.setup
-    regime = regime_view(row.regime_state, row.regime_confidence, row.crisis)
-    ml = None
-    if meta:
-        if setup is not None and math.isfinite(row.p_win):
-            pw = row.p_win
-            min_prob, base_rate, note = ml_gate
-            ml = MLView(
-                pw if setup.side is Side.BUY else 1.0 - pw, pw, setup.side, float(min_prob), base_rate, note
-            )
-    elif p_up is not None and math.isfinite(p_up):
-        ml = MLView(p_up)
-    quality = _quality_view(
-        session.name,
-        _quality_regime_name(regime),
-        session.volatility,
-        setup is not None,
-        ml_points(ml.confidence if ml else 0.0),
-        thresholds,
-    )
-    indicators = {k: v for k, v in zip(INDICATOR_COLUMNS, row.indicators, strict=True) if math.isfinite(v)}
-    indicators["bar_range"] = row.high - row.low
-    atr = indicators.get("atr_14") or 0.0
-    return MarketAnalysis(
-        bar_time=row.time,
-        close=row.close,
-        atr=float(atr),
-        spread_points=int(row.spread),
-        setup=setup,
-        regime=regime,
-        ml=ml,
-        quality=quality,
-        session=session,
-        prev_setup_side=row.prev_setup.side if row.prev_setup else None,
-        recent_closes=row.recent_closes,
-        indicators=indicators,
-        h1_bias=row.h1_bias,
-        model_version=model_version,
-        strategy_edge=strategy_edge,
-    )
 
 
 _ROW_CHUNK = 4096
@@ -518,25 +427,3 @@ def strategy_edge(signal: SignalSource | None) -> str:
     if signal is None:
         return NO_MODEL_EDGE
     return str(getattr(signal, "edge", "")) or NO_MODEL_EDGE
-
-
-@lru_cache(maxsize=1024, typed=True)
-def _quality_view(
-    session: str,
-    regime: str,
-    volatility: str,
-    has_smc_signal: bool,
-    ml: float,
-    thresholds: tuple[float, float],
-) -> QualityView:
-    """`market_quality` as the analysis carries it, by the ML confidence's points (`ml_points`): its few
-    inputs repeat bar after bar, so each view is built once (it is frozen)."""
-    q = scored_quality(session, regime, volatility, "", has_smc_signal, ml, thresholds[0], thresholds[1])
-    return QualityView(q.score, q.level, q.threshold)
-
-
-_QUALITY_REGIME_NAMES = {"low": "low_volatility", "medium": "medium_volatility", "high": "high_volatility"}
-
-
-def _quality_regime_name(regime: RegimeView) -> str:
-    return _QUALITY_REGIME_NAMES.get(regime.name, regime.name)
