@@ -5,8 +5,8 @@ is causal (row t uses rows <= t; the no-look-ahead tests of features, SMC and th
 prove it), so `frame.at(t)` is exactly what a live loop holding the same history sees at bar t.
 The backtest builds it once and reads row by row. The live analyzer steps the appended bar from
 carried state (`trading.live_analysis`), which gives the row this frame gives over the same bars from
-the state's anchor on (tests/test_incremental_analysis.py); `compose` turns either into the
-`MarketAnalysis`. Same code, same decisions.
+the state's anchor on (tests/test_incremental_analysis.py); `compose` (`trading.analysis_compose`) turns
+either into the `MarketAnalysis`. Same code, same decisions.
 """
 
 from __future__ import annotations
@@ -14,30 +14,20 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime, timedelta
-from functools import lru_cache
+from datetime import datetime
 from typing import Protocol
 
 import numpy as np
 import polars as pl
 
 from trading import features, smc
-from trading.analysis import UNKNOWN_REGIME, MarketAnalysis, MLView, QualityView, RegimeView, SetupLike
+from trading.analysis import MarketAnalysis, SetupLike
+from trading.analysis_compose import compose, compose_row
 from trading.analysis_rows import RowLists
-from trading.domain import Side
 from trading.h1_bias import h1_bias_series
 from trading.live_analysis import INDICATOR_COLUMNS, BarRow, IncrementalAnalysis
-from trading.market_quality import ml_points, scored_quality
 from trading.parameters import StrategyParams
-from trading.sessions import SessionInfo, session_at
 
-REGIME_VIEWS = (
-    RegimeView("low", 0, 0.0, 1.0, "TRADE"),
-    RegimeView("medium", 1, 0.0, 1.0, "TRADE"),
-    RegimeView("high", 2, 0.0, 0.5, "REDUCE"),
-)
-CRISIS_VIEW = RegimeView("crisis", 3, 1.0, 0.0, "SLEEP")
-_M15 = timedelta(minutes=15)
 _M15_US = 15 * 60 * 1_000_000
 _DEFAULTS = StrategyParams()
 
@@ -180,10 +170,68 @@ class AnalysisFrame:
             )
         return self._rows[1], i - start
 
+    def analyses(self, first: int, last: int) -> list[MarketAnalysis]:
+        """`at` of rows `first`..`last - 1` (0 <= first <= last <= len), a run of rows at a time: each
+        row's fields zipped from the row lists of its chunk into its `BarRow`, handed the setup of the
+        row before, and composed as `at` composes one."""
+        out: list[MarketAnalysis] = []
+        k = first
+        while k < last:
+            rows, j = self._row_lists(k)
+            stop = min(last, k - j + len(rows.close))  # the rows of this chunk of lists
+            out += self._run(rows, j, k, stop, self.setup_at(k - 1) if k > 0 else None)
+            k = stop
+        return out
+
+    def _run(
+        self, rows: RowLists, j: int, first: int, stop: int, prev: SetupLike | None
+    ) -> list[MarketAnalysis]:
+        """The analyses of rows first..stop-1, the first at index `j` of `rows` (all of them in it);
+        `prev`: the setup of the row before the first."""
+        setups = [self.setup_at(k) for k in range(first, stop)]
+        prevs = [prev, *setups[:-1]]
+        end = j + stop - first
+        closes = rows.close
+        recent = [tuple(closes[max(0, r - 24) : r + 1]) for r in range(j, end)]
+        p_win = [math.nan] * len(setups) if self.p_win is None else self.p_win[first:stop].tolist()
+        p_up = [None] * len(setups) if self.p_up is None else self.p_up[first:stop].tolist()
+        h1 = [0] * len(setups) if self.h1 is None else [int(b) for b in self.h1[first:stop]]
+        # the live loop reads one row a frame: its times are not all converted for it
+        times = (
+            self._times[first:stop] if self._times is not None else self.bars["time"][first:stop].to_list()
+        )
+        bar_rows = map(
+            BarRow._make,
+            zip(
+                times,
+                closes[j:end],
+                rows.high[j:end],
+                rows.low[j:end],
+                rows.spread[j:end],
+                rows.indicators[j:end],
+                rows.crisis[j:end],
+                rows.regime_state[j:end],
+                rows.regime_confidence[j:end],
+                setups,
+                prevs,
+                p_win,
+                recent,
+                h1,
+                strict=True,
+            ),
+        )
+        meta, thresholds = self.p_win is not None, (self.min_threshold, self.max_threshold)
+        fixed = (self.ml_gate, thresholds, self.model_version, self.strategy_edge)
+        return [
+            compose_row(row, session, meta, up, *fixed)
+            for row, session, up in zip(bar_rows, rows.session[j:end], p_up, strict=True)
+        ]
+
     def at(self, i: int, prev_setup: SetupLike | bool | None = False) -> MarketAnalysis:
         """The analysis of closed bar i (negative indexes count from the end).
 
-        `prev_setup` may pass the setup already computed for bar i-1 (False = compute it)."""
+        `prev_setup` may pass the setup already computed for bar i-1 (False = compute it). A run of rows
+        reads faster through `analyses` (the same analyses: tests/test_analysis_runs.py)."""
         n = len(self)
         i = i + n if i < 0 else i
         if not 0 <= i < n:
@@ -220,73 +268,6 @@ class AnalysisFrame:
             strategy_edge=self.strategy_edge,
             session=rows.session[j],
         )
-
-
-def regime_view(state: int, confidence: float, crisis: bool) -> RegimeView:
-    if crisis:
-        return CRISIS_VIEW
-    if state < 0:
-        return UNKNOWN_REGIME
-    base = REGIME_VIEWS[state]
-    return RegimeView(base.name, base.label, confidence, base.lot_multiplier, base.recommendation)
-
-
-def compose(
-    row: BarRow,
-    *,
-    meta: bool,
-    p_up: float | None,
-    ml_gate: tuple[float, float | None, str],
-    thresholds: tuple[float, float],
-    model_version: str,
-    strategy_edge: str,
-    session: SessionInfo | None = None,
-) -> MarketAnalysis:
-    """The `MarketAnalysis` of one row, from a frame (`AnalysisFrame.at`) or a step (`MarketAnalyzer`).
-    `meta`: a meta-model scored the row's setup (`row.p_win`); else `p_up` is a direction model's.
-    `session`: `session_at` the bar's close, when already known (a frame's rows)."""
-    setup = row.setup
-    if session is None:
-        session = session_at(row.time + _M15)
-    regime = regime_view(row.regime_state, row.regime_confidence, row.crisis)
-    ml = None
-    if meta:
-        if setup is not None and math.isfinite(row.p_win):
-            pw = row.p_win
-            min_prob, base_rate, note = ml_gate
-            ml = MLView(
-                pw if setup.side is Side.BUY else 1.0 - pw, pw, setup.side, float(min_prob), base_rate, note
-            )
-    elif p_up is not None and math.isfinite(p_up):
-        ml = MLView(p_up)
-    quality = _quality_view(
-        session.name,
-        _quality_regime_name(regime),
-        session.volatility,
-        setup is not None,
-        ml_points(ml.confidence if ml else 0.0),
-        thresholds,
-    )
-    indicators = {k: v for k, v in zip(INDICATOR_COLUMNS, row.indicators, strict=True) if math.isfinite(v)}
-    indicators["bar_range"] = row.high - row.low
-    atr = indicators.get("atr_14") or 0.0
-    return MarketAnalysis(
-        bar_time=row.time,
-        close=row.close,
-        atr=float(atr),
-        spread_points=int(row.spread),
-        setup=setup,
-        regime=regime,
-        ml=ml,
-        quality=quality,
-        session=session,
-        prev_setup_side=row.prev_setup.side if row.prev_setup else None,
-        recent_closes=row.recent_closes,
-        indicators=indicators,
-        h1_bias=row.h1_bias,
-        model_version=model_version,
-        strategy_edge=strategy_edge,
-    )
 
 
 _ROW_CHUNK = 4096
@@ -397,7 +378,7 @@ class PrecomputedAnalyzer:
         self.frame = frame
         self._index = {t: i for i, t in enumerate(frame.times)}
         self._ahead: tuple[int, list[MarketAnalysis]] = (0, [])  # the rows analysed ahead: first, analyses
-        self._handed: tuple[pl.DataFrame, datetime] | None = None  # the last window `window` gave out
+        self._handed: tuple[pl.DataFrame, int] | None = None  # the last window `window` gave out, its row
         self.last_frame = frame
 
     @property
@@ -406,34 +387,35 @@ class PrecomputedAnalyzer:
 
     def window(self, bars: pl.DataFrame) -> Callable[[int], pl.DataFrame]:
         """The backtest's window over `bars`: bar b alone (all this analyzer reads is its time). The
-        analyzer keeps the time of the window it gave out, so it does not read it back (~2 us a bar)."""
-        times: list[datetime] = bars["time"].to_list()
+        analyzer keeps the frame's row of the window it gave out, so it does not read its time back
+        (~2 us a bar) nor look the row up by it when `bars` are the frame's own (bar b is row b). The
+        bars are sliced `_AHEAD` at a time, as the analyses are: a slice in a run costs a fraction of
+        one made between each bar's ticks."""
+        index, own = self._index, bars is self.frame.bars
+        times: list[datetime] = [] if own else bars["time"].to_list()
+        ahead: list[tuple[int, list[pl.DataFrame]]] = [(0, [])]  # the bars sliced ahead: first, slices
 
         def one_row(b: int) -> pl.DataFrame:
-            w = bars.slice(b, 1)
-            self._handed = (w, times[b])
+            first, slices = ahead[0]
+            if not first <= b < first + len(slices):
+                first, slices = ahead[0] = (b, [bars.slice(k, 1) for k in range(b, b + _AHEAD)])
+            w = slices[b - first]
+            self._handed = (w, b if own else index[times[b]])
             return w
 
         return one_row
 
     def __call__(self, bars: pl.DataFrame) -> MarketAnalysis:
         handed = self._handed
-        i = self._index[handed[1] if handed is not None and handed[0] is bars else bars.item(-1, "time")]
+        i = handed[1] if handed is not None and handed[0] is bars else self._index[bars.item(-1, "time")]
         first, analyses = self._ahead
         if not first <= i < first + len(analyses):
             first, analyses = self._ahead = (i, self._rows_from(i))
         return analyses[i - first]
 
     def _rows_from(self, i: int) -> list[MarketAnalysis]:
-        """`frame.at` of rows i.. (up to `_AHEAD` of them), each handed the setup of the row before."""
-        frame = self.frame
-        prev: SetupLike | bool | None = False
-        out = []
-        for k in range(i, min(len(frame), i + _AHEAD)):
-            analysis = frame.at(k, prev)
-            prev = analysis.setup
-            out.append(analysis)
-        return out
+        """`frame.at` of rows i.. (up to `_AHEAD` of them)."""
+        return self.frame.analyses(i, min(len(self.frame), i + _AHEAD))
 
 
 _AHEAD = 128  # rows analysed at a time by PrecomputedAnalyzer
@@ -445,25 +427,3 @@ def strategy_edge(signal: SignalSource | None) -> str:
     if signal is None:
         return NO_MODEL_EDGE
     return str(getattr(signal, "edge", "")) or NO_MODEL_EDGE
-
-
-@lru_cache(maxsize=1024, typed=True)
-def _quality_view(
-    session: str,
-    regime: str,
-    volatility: str,
-    has_smc_signal: bool,
-    ml: float,
-    thresholds: tuple[float, float],
-) -> QualityView:
-    """`market_quality` as the analysis carries it, by the ML confidence's points (`ml_points`): its few
-    inputs repeat bar after bar, so each view is built once (it is frozen)."""
-    q = scored_quality(session, regime, volatility, "", has_smc_signal, ml, thresholds[0], thresholds[1])
-    return QualityView(q.score, q.level, q.threshold)
-
-
-_QUALITY_REGIME_NAMES = {"low": "low_volatility", "medium": "medium_volatility", "high": "high_volatility"}
-
-
-def _quality_regime_name(regime: RegimeView) -> str:
-    return _QUALITY_REGIME_NAMES.get(regime.name, regime.name)

@@ -294,7 +294,12 @@ def h1_bias(ctx: EntryContext) -> GateResult:
 
 
 def hours_9_21(ctx: EntryContext) -> GateResult:
-    hour = to_wib(ctx.now).hour
+    return _hour_verdict(to_wib(ctx.now).hour)
+
+
+@lru_cache(maxsize=24)
+def _hour_verdict(hour: int) -> GateResult:
+    """The WIB-hour gate's verdict on an hour: one of 24, so each built once (records are frozen)."""
     if hour in (9, 21):
         return _block("hours_9_21", f"{hour}:00 WIB hour is filtered")
     return _ok("hours_9_21", f"{hour}:00 WIB")

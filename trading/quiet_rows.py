@@ -1,7 +1,8 @@
 """A position as the backtest's quiet-tick shortcut with positions open scans a run of ticks
 (`trading.quiet_ticks`): its closing prices and bands, and the compiled helpers of the scan: the
 ticks steps run on, the stepped ticks that take profit samples, the best tick for the running peak,
-the stepped ticks a flash-crash window keeps, the next sample's time."""
+the stepped ticks a flash-crash window keeps (and their record in it, `record_steps`), the next
+sample's time, a tick's time (`at_ms`)."""
 
 from __future__ import annotations
 
@@ -13,9 +14,10 @@ import numpy as np
 from numba import njit
 
 from trading.domain import Position
+from trading.flash_crash import TickWindow
 from trading.hold_band import Band, Closes, held_until, hold_band, scan_band, scan_scalars
 from trading.parameters import StrategyParams
-from trading.position_inputs import PositionInputs
+from trading.position_inputs import Held, PositionInputs
 from trading.tracker import PositionTracker
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -34,6 +36,7 @@ class Row:
     tracker: PositionTracker
     inputs: PositionInputs
     base: Band  # hold_band.bar_band
+    view: Held  # the view `base` was folded from (`QuietTicks.bar_view`: the rules fixed for the bar)
 
     @property
     def buy(self) -> bool:
@@ -170,3 +173,29 @@ def sample_due(tracker: PositionTracker, period_ms: int) -> int | float:
     if tracker.last_sample is None:
         return -math.inf
     return -((_EPOCH - tracker.last_sample) // _MS) + period_ms
+
+
+def at_ms(ms: int) -> datetime:
+    """The UTC time `ms` milliseconds after the epoch (a tick's time; exact integer arithmetic, a
+    fraction of `timedelta(milliseconds=...)`'s cost)."""
+    return _EPOCH + _MS * ms
+
+
+def record_steps(
+    window: TickWindow,
+    times_ms: np.ndarray,
+    bids: np.ndarray,
+    asks: np.ndarray,
+    kept: np.ndarray,
+    span_ms: int,
+) -> None:
+    """Add the stepped ticks `kept` (indices, oldest first; those `window_steps` keeps) to the flash-crash
+    window as their steps would have (`TickWindow.add`: each tick's mid, the window then cut to the span
+    before the last of them)."""
+    if kept.size == 0:
+        return
+    moments = times_ms[kept].tolist()
+    # cut first: the ticks kept are all within the span, and the window then often empties at once
+    window.trim(at_ms(moments[-1] - span_ms))
+    for ms, bid, ask in zip(moments, bids[kept].tolist(), asks[kept].tolist(), strict=True):
+        window.append(at_ms(ms), (bid + ask) / 2)

@@ -27,7 +27,9 @@ from trading.position_inputs import Held, PositionInputs
 from trading.position_manager import PMAction, PMKind
 from trading.quiet_rows import (
     Row,
+    at_ms,
     due_steps,
+    record_steps,
     sample_due,
     scan_rows,
     step_table,
@@ -37,6 +39,8 @@ from trading.quiet_rows import (
 from trading.risk.modes import ModeDecision, RiskLimits, RiskMode, RiskState, effective_mode
 from trading.timezones import wib_date
 from trading.tracker import highest_stall_count, lowest_momentum
+
+__all__ = ["EnginePort", "QuietTicks", "at_ms"]  # at_ms: `trading.quiet_rows`', for MarketLoop too
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _MS = timedelta(milliseconds=1)
@@ -82,7 +86,8 @@ class QuietTicks:
     def __init__(self, engine: EnginePort, broker: PaperBroker) -> None:
         self.engine = engine
         self.broker = broker
-        self._bands: dict[int, tuple[PositionInputs, float, Band | None]] = {}  # bar_band's cache
+        # bar_band's cache: the inputs and stop it is for, the band, and the view it was folded from
+        self._bands: dict[int, tuple[PositionInputs, float, Band | None, Held]] = {}
 
     def take_idle_ticks(
         self, times_ms: np.ndarray, bids: np.ndarray, asks: np.ndarray, last_step: int | None, step_ms: int
@@ -108,17 +113,19 @@ class QuietTicks:
         record_steps(window, times_ms, bids, asks, kept, span_ms)
         return True
 
-    def bar_band(self, pos: Position) -> tuple[PositionInputs, Band | None]:
-        """The position's `hold_band.bar_band` for the current bar (cached with the engine's
-        `position_inputs`, which is keyed by the balance, and the stop)."""
+    def bar_band(self, pos: Position) -> tuple[PositionInputs, Band | None, Held]:
+        """The position's `hold_band.bar_band` for the current bar, and the view of the rules fixed for
+        the bar it was folded from (`bar_view`): cached with the engine's `position_inputs`, which is
+        keyed by the balance, and the stop (all those rules read of the position, whatever its marks)."""
         engine = self.engine
         fixed = engine.position_inputs(pos)
         cached = self._bands.get(pos.ticket)
         if cached is not None and cached[0] is fixed and cached[1] == pos.sl:
-            return fixed, cached[2]
-        band = bar_band(self.bar_view(pos, fixed))
-        self._bands[pos.ticket] = (fixed, pos.sl, band)
-        return fixed, band
+            return fixed, cached[2], cached[3]
+        view = self.bar_view(pos, fixed)
+        band = bar_band(view)
+        self._bands[pos.ticket] = (fixed, pos.sl, band, view)
+        return fixed, band, view
 
     def bar_view(self, pos: Position, inputs: PositionInputs) -> Held:
         """A view of the position for the rules fixed for the bar (`inputs` its `position_inputs`),
@@ -241,17 +248,29 @@ class _OpenTake:
         """Whether the step on tick `i` (the first, or where `banded` stopped) moves a position's stop
         (`stop_moves`, tried where the move reaches its bar band's bound): its position manager does
         not hold, so the tick is left to the step rather than judged here and again there."""
-        if not self._steps()[0][i]:
-            return False
+        stepped: bool | None = None  # whether a step runs on tick `i`, asked once a move reaches
         for row in self.rows:
             price = float(row.prices[i])
             move = (price - row.pos.open_price) * row.sign
-            if move >= row.base.move_hi - 1e-9:
-                profit = self.broker.profit_at(row.pos, price) + row.swap
-                at = At(profit, price, move, max(row.tracker.peak_profit, profit))
-                if stop_moves(self.quiet.bar_view(row.pos, row.inputs), at):
-                    return True
+            if move < row.base.move_hi - 1e-9:
+                continue
+            if stepped is None:
+                stepped = self._stepped_at(i)
+            if not stepped:
+                return False
+            profit = self.broker.profit_at(row.pos, price) + row.swap
+            at = At(profit, price, move, max(row.tracker.peak_profit, profit))
+            if stop_moves(row.view, at):
+                return True
         return False
+
+    def _stepped_at(self, i: int) -> bool:
+        """Whether a step runs on tick `i` (`_steps`; the first tick's without the table, which a call
+        that ends there, as when its first step moves a stop, never needs)."""
+        if self._stepped is None and i == 0:
+            last = self.last_step
+            return last is None or int(self.times[0]) // self.step_ms != last
+        return bool(self._steps()[0][i])
 
     def could_crash(self) -> bool:
         """Whether a flash crash is possible within the call's ticks (judged on all of them with the
@@ -266,7 +285,7 @@ class _OpenTake:
         # the bar's inputs, the stop and the trackers do not change within the call: rows for all of it
         engine, broker = self.engine, self.broker
         for pos, buy, swap in self.held:
-            inputs, base = self.quiet.bar_band(pos)
+            inputs, base, view = self.quiet.bar_band(pos)
             if base is None:
                 self.rows.clear()
                 return False
@@ -280,6 +299,7 @@ class _OpenTake:
                     engine.tracker(pos.ticket),
                     inputs,
                     base,
+                    view,
                 )
             )
         return True
@@ -450,40 +470,14 @@ class _OpenTake:
         engine, broker, j = self.engine, self.broker, self.stepped_at
         if j >= 0:
             tick = self._tick(j)
-            broker.set_tick(tick)
+            broker.set_quiet_tick(tick)  # (the caller's ticks are those `quiet_ticks` counted)
             engine.last_tick = tick
             engine.account = broker.account_now()
             for p in broker.positions_now():
                 engine.positions[p.ticket] = p
         if taken and j != taken - 1:  # ticks after the last step: seen by the broker alone
-            broker.set_tick(self._tick(taken - 1))
+            broker.set_quiet_tick(self._tick(taken - 1))
         return taken, self.last_step
 
     def _tick(self, j: int) -> Tick:
         return Tick(at_ms(int(self.times[j])), float(self.bids[j]), float(self.asks[j]))
-
-
-def at_ms(ms: int) -> datetime:
-    """The UTC time `ms` milliseconds after the epoch (a tick's time; exact integer arithmetic, a
-    fraction of `timedelta(milliseconds=...)`'s cost)."""
-    return _EPOCH + _MS * ms
-
-
-def record_steps(
-    window: TickWindow,
-    times_ms: np.ndarray,
-    bids: np.ndarray,
-    asks: np.ndarray,
-    kept: np.ndarray,
-    span_ms: int,
-) -> None:
-    """Add the stepped ticks `kept` (indices, oldest first; those `window_steps` keeps) to the flash-crash
-    window as their steps would have (`TickWindow.add`: each tick's mid, the window then cut to the span
-    before the last of them)."""
-    if kept.size == 0:
-        return
-    moments = times_ms[kept].tolist()
-    # cut first: the ticks kept are all within the span, and the window then often empties at once
-    window.trim(at_ms(moments[-1] - span_ms))
-    for ms, bid, ask in zip(moments, bids[kept].tolist(), asks[kept].tolist(), strict=True):
-        window.append(at_ms(ms), (bid + ask) / 2)

@@ -112,6 +112,7 @@ class ReplayFeed:
         elif not hasattr(path, "ticks"):
             path = path(frame)
         self.path: TickPath = path  # type: ignore[assignment]
+        self._segment: Callable[[int], int] | None = getattr(path, "segment_ticks", None)
         self.ticks_per_bar = getattr(self.path, "ticks_per_bar", ticks_per_bar)
         counts = self.path.counts()
         self._uniform = bool(counts.size and (counts == counts[0]).all())
@@ -298,7 +299,7 @@ class ReplayFeed:
     def _tick_time(self, index: int) -> datetime:
         bar = self.bar_of(index)
         ms = int(self._bar_ticks(bar)[0][index - int(self._cum[bar])])
-        return _EPOCH + timedelta(milliseconds=ms)
+        return _EPOCH + _MS * ms
 
     def _tick_at(self, index: int) -> Tick:
         # the broker asks for the latest tick several times a step
@@ -313,10 +314,10 @@ class ReplayFeed:
         times, bid, ask = self._bar_ticks(bar)
         k = index - int(self._cum[bar])
         walked = k % self._segment_ticks(bar) != 0  # not the first tick of a walk (a bar, a minute)
-        return Tick(_EPOCH + timedelta(milliseconds=int(times[k])), float(bid[k]), float(ask[k]), walked)
+        return Tick(_EPOCH + _MS * int(times[k]), float(bid[k]), float(ask[k]), walked)
 
     def _segment_ticks(self, bar: int) -> int:
-        segment = getattr(self.path, "segment_ticks", None)
+        segment = self._segment
         return (
             1 if segment is None else max(1, int(segment(bar)))
         )  # a path that does not say: every tick may jump
@@ -337,6 +338,8 @@ class ReplayFeed:
 
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+# a tick's time is _EPOCH + _MS * ms: exact, and a fraction of timedelta(milliseconds=...)'s cost
+_MS = timedelta(milliseconds=1)
 
 
 class SyntheticFeed(ReplayFeed):

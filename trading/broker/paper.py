@@ -43,6 +43,7 @@ from trading.broker.paper_config import (
 )
 from trading.broker.paper_journal import PaperJournal
 from trading.broker.paper_marks import MarkCache, above_stop_out, equity_of
+from trading.broker.paper_prices import takes
 from trading.broker.paper_quiet import QuietRows, count_with_rows
 from trading.broker.paper_state import STATE_VERSION, PaperState
 from trading.domain import (
@@ -306,18 +307,9 @@ class PaperBroker(PaperState, PaperBars):
         """Take a new price; close positions whose SL/TP it reaches (at the tick's price, which
         is the gap price when the price jumped past the level). Older ticks are ignored.
         Returns the broker-side deals it produced."""
-        if not isinstance(tick, Tick):
-            raise TypeError(f"set_tick needs a Tick, got {type(tick).__name__}")
-        if tick.time.tzinfo is None:
-            raise ValueError(f"tick time must be aware UTC, got naive {tick.time}")
-        if not (math.isfinite(tick.bid) and math.isfinite(tick.ask)) or tick.bid <= 0 or tick.ask < tick.bid:
-            raise ValueError(f"bad tick: bid {tick.bid}, ask {tick.ask}")
-        if self._tick is not None and tick.time < self._tick.time:
+        previous = self._tick
+        if not self._take_price(tick):
             return []
-        if self._market_time is not None and tick.time < self._market_time:
-            return []  # a restarted market never goes back before what the account has seen
-        previous, self._tick = self._tick, tick
-        self._market_time = tick.time
         deals: list[Deal] = []
         for ticket in sorted(self._positions):
             pos = self._positions[ticket]
@@ -335,6 +327,20 @@ class PaperBroker(PaperState, PaperBars):
         for listener in self.listeners:
             listener(tick)
         return deals
+
+    def set_quiet_tick(self, tick: Tick) -> None:
+        """`set_tick` of a tick `quiet_ticks` counted as taken without acting (with the same positions,
+        balance and config): no SL/TP reached, no stop-out possible, so neither is checked again."""
+        if self._take_price(tick):
+            for listener in self.listeners:
+                listener(tick)
+
+    def _take_price(self, tick: Tick) -> bool:
+        """Take the tick's price when the account takes it (`paper_prices.takes`)."""
+        if not takes(tick, self._tick, self._market_time):
+            return False
+        self._tick, self._market_time = tick, tick.time
+        return True
 
     def profit_at(self, pos: Position, price: float) -> float:
         """The floating profit `positions_now()` would mark `pos` with at closing price `price`."""
