@@ -19,6 +19,7 @@ from functools import partial
 from typing import TYPE_CHECKING, Any, Protocol
 
 from handlers.services import BacktestRefused, Progress
+from trading.async_run import run_for_result
 from trading.shadow import Analyzer, ChallengerError
 from trading.shadow_compare import Challenger, compare_on_history
 
@@ -85,7 +86,7 @@ class ChallengerBacktests:
         config, bars, whole = tester.window(days)
         live_version = self.service.live_model_version()
         t0 = time.perf_counter()
-        figures = asyncio.run(
+        figures = run_for_result(
             compare_on_history(
                 bars,
                 challengers,

@@ -14,7 +14,6 @@ So every baseline here runs through the same `run_backtest` / `PaperBroker` with
 
 from __future__ import annotations
 
-import asyncio
 import time
 from collections import Counter
 from collections.abc import Callable, Sequence
@@ -26,6 +25,7 @@ import numpy as np
 import polars as pl
 
 from trading.analyzer import AnalysisFrame, RegimeSource
+from trading.async_run import run_for_result
 from trading.backtest import (
     BacktestConfig,
     BacktestResult,
@@ -171,7 +171,7 @@ def run_buy_and_hold(
     """Buy the risk band's maximum lot at the first traded tick and sell at the last, through the paper
     broker on the strategy's path: the same ask, slippage, commission and margin as any trade."""
     t0 = time.perf_counter()
-    result = asyncio.run(_hold(bars, config, path, label))
+    result = run_for_result(_hold(bars, config, path, label))
     result.seconds = time.perf_counter() - t0
     return result
 

@@ -16,6 +16,7 @@ from typing import Any
 import polars as pl
 
 from trading.analyzer import MarketAnalyzer
+from trading.async_run import run_for_result
 from trading.parameters import StrategyParams
 from trading.shadow import LIVE_MODEL, ChallengerError, load_param_set
 from trading.shadow_compare import Challenger, compare_on_history
@@ -108,7 +109,6 @@ def render(console: Any, out: dict[str, Any]) -> None:
 
 
 def cmd_shadow_backtest(args: argparse.Namespace, console: Any, config: Any, bars: pl.DataFrame) -> int:
-    import asyncio
 
     registry = bundle = None
     if args.models_dir:
@@ -117,7 +117,7 @@ def cmd_shadow_backtest(args: argparse.Namespace, console: Any, config: Any, bar
         registry = ModelRegistry(Path(args.models_dir))
         bundle = load_version(registry, args.version) if args.version else registry.load_active()
     try:
-        out = asyncio.run(
+        out = run_for_result(
             run_challengers(
                 bars,
                 list(args.challenger),

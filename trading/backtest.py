@@ -8,7 +8,6 @@ which `live_replay` checks against a replay that recomputes it from the broker's
 
 from __future__ import annotations
 
-import asyncio
 import math
 import random
 import time
@@ -23,6 +22,7 @@ import polars as pl
 
 from trading.analysis import MarketAnalysis
 from trading.analyzer import AnalysisFrame, MarketAnalyzer, PrecomputedAnalyzer, RegimeSource, SignalSource
+from trading.async_run import run_for_result
 from trading.broker.feeds import ReplayFeed
 from trading.broker.fills import LevelFill, slippage_summary
 from trading.broker.paper import PaperBroker
@@ -310,7 +310,7 @@ def run_backtest(
     analyzer: Analyzer = precomputed
     if analyzer_wrapper is not None:
         analyzer = analyzer_wrapper(analyzer)
-    result = asyncio.run(
+    result = run_for_result(
         _drive(
             bars,
             analyzer,
@@ -346,7 +346,7 @@ def live_replay(
         flash_crash_pct=config.params.flash_crash_pct,
         flash_crash_bars=config.params.flash_crash_bars,
     )
-    result = asyncio.run(
+    result = run_for_result(
         _drive(bars, analyzer, config, live=True, progress=None, label="live replay", path=path)
     )
     result.seconds = time.perf_counter() - t0
@@ -376,7 +376,7 @@ def paced_replay(
         flash_crash_bars=config.params.flash_crash_bars,
     )
     precomputed = PrecomputedAnalyzer(frame)
-    result = asyncio.run(
+    result = run_for_result(
         _drive(
             bars,
             precomputed,
