@@ -18,6 +18,7 @@ from collections.abc import Awaitable, Callable
 from datetime import datetime
 from typing import Protocol
 
+import numpy as np
 import polars as pl
 
 from trading.broker.feeds import ReplayFeed
@@ -25,6 +26,7 @@ from trading.broker.paper import PaperBroker
 from trading.domain import Tick
 from trading.quiet_ticks import EnginePort, QuietTicks, at_ms
 from trading.records import Decision
+from trading.timezones import wib_date
 
 DecisionHook = Callable[[int, pl.DataFrame, Decision], Awaitable[None] | None]
 StepHook = Callable[[datetime], Awaitable[None] | None]
@@ -163,19 +165,32 @@ class MarketLoop:
             await self.engine.on_tick()
             if self.on_step is not None:
                 await _maybe(self.on_step(self.clock.now))
-        if closed is not None and closed >= 0:
-            # only the bar that has just closed is decided; a bar skipped over (none is, tick by tick)
-            # would otherwise fill at this tick's price too
-            window = self.window(closed)
-            decision = await self.engine.on_bar(window)
-            self.decisions += 1
-            if self.on_decision is not None:
-                await _maybe(self.on_decision(closed, window, decision))
-        if not self.broker.has_positions():
-            if self.skip_idle:
-                self._skip_rest_of_bar(bar, index)
-        elif self.skip_quiet:
-            self._take_quiet_ticks(bar, index)
+        while True:
+            if closed is not None and closed >= 0:
+                await self._decide(closed)
+            if not self.broker.has_positions():
+                if self.skip_idle:
+                    self._skip_rest_of_bar(bar, index)
+                return
+            if not self.skip_quiet:
+                return
+            opening = self._take_quiet_ticks(bar, index)
+            if opening is None or self._halted:
+                return
+            # the next bar's first tick was taken with the rest of this bar, its step too: its bar's
+            # decision is next, as `process` would have made it on that tick
+            self.ticks += 1
+            bar, closed, index = bar + 1, bar, opening
+            self.bar = bar
+
+    async def _decide(self, closed: int) -> None:
+        """The decision of the bar that has just closed (its entry fills at the broker's tick). Only
+        that bar is decided; a bar skipped over (none is) would otherwise fill at this tick's price too."""
+        window = self.window(closed)
+        decision = await self.engine.on_bar(window)
+        self.decisions += 1
+        if self.on_decision is not None:
+            await _maybe(self.on_decision(closed, window, decision))
 
     def _skip_rest_of_bar(self, bar: int, index: int) -> None:
         feed = self.feed
@@ -192,25 +207,55 @@ class MarketLoop:
         self.skipped += rest_t.size
         self.last_step = int(rest_t[-1]) // self.step_ms
 
-    def _take_quiet_ticks(self, bar: int, index: int) -> None:
+    def _take_quiet_ticks(self, bar: int, index: int) -> int | None:
+        """Take the rest of the bar's ticks nothing acts on (`QuietTicks.take_open_ticks`) and, when
+        all are, the next bar's first tick with them (its step: a step runs on a bar's first tick
+        whatever came before, and it judges with this bar's inputs, the next bar not yet decided).
+        Returns that tick's index when it was taken, so its bar is decided next; None otherwise."""
         feed = self.feed
         times, bid, ask = feed.bar_ticks(bar)
         start = feed.bar_start(bar)
         k = index - start + 1
         end = times.size  # the last tick too: the next one opens a bar and is stepped anyway
         if k >= end:
-            return
-        n = self.broker.quiet_ticks(bid[k:end], ask[k:end])
+            return None
+        rest_t, rest_bid, rest_ask = times[k:end], bid[k:end], ask[k:end]
+        opening = self._opening_step(bar, int(times[-1]))
+        if opening is not None:
+            rest_t, rest_bid, rest_ask = (
+                np.append(a, b) for a, b in zip((rest_t, rest_bid, rest_ask), opening, strict=True)
+            )
+        n = self.broker.quiet_ticks(rest_bid, rest_ask)
         if n == 0:
-            return
+            return None
         taken, self.last_step = self.quiet.take_open_ticks(
-            times[k : k + n], bid[k : k + n], ask[k : k + n], self.last_step, self.step_ms
+            rest_t[:n], rest_bid[:n], rest_ask[:n], self.last_step, self.step_ms
         )
         if taken == 0:
-            return
-        self.clock.set(at_ms(int(times[k + taken - 1])))  # the broker's tick
+            return None
+        self.clock.set(at_ms(int(rest_t[taken - 1])))  # the broker's tick
         feed.skip_to(start + k + taken)
+        if opening is not None and taken == rest_t.size:
+            self.skipped += taken - 1
+            return start + k + taken - 1
         self.skipped += taken
+        return None
+
+    def _opening_step(self, bar: int, last_ms: int) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
+        """The next bar's first tick, to be taken with the rest of `bar` (whose last tick is at
+        `last_ms`) when a backtest runs as fast as it can and that tick is surely a step of its own
+        on the same trading day (a later second: no step is forced there that a take would not run)."""
+        if self.speed > 0 or bar + 1 >= self.feed.frame.height:
+            return None
+        times, bid, ask = self.feed.bar_ticks(bar + 1)
+        if times.size == 0:
+            return None
+        first_ms = int(times[0])
+        if first_ms // self.step_ms <= last_ms // self.step_ms:
+            return None
+        if wib_date(at_ms(first_ms)) != wib_date(at_ms(last_ms)):
+            return None
+        return times[:1], bid[:1], ask[:1]
 
 
 async def _maybe(result: Awaitable[None] | None) -> None:
