@@ -26,6 +26,7 @@ from trading.broker.paper import PaperBroker
 from trading.domain import Tick
 from trading.quiet_ticks import EnginePort, QuietTicks, at_ms
 from trading.records import Decision
+from trading.risk.modes import effective_mode
 from trading.timezones import wib_date
 
 DecisionHook = Callable[[int, pl.DataFrame, Decision], Awaitable[None] | None]
@@ -169,12 +170,9 @@ class MarketLoop:
             if closed is not None and closed >= 0:
                 await self._decide(closed)
             if not self.broker.has_positions():
-                if self.skip_idle:
-                    self._skip_rest_of_bar(bar, index)
-                return
-            if not self.skip_quiet:
-                return
-            opening = self._take_quiet_ticks(bar, index)
+                opening = self._skip_rest_of_bar(bar, index) if self.skip_idle else None
+            else:
+                opening = self._take_quiet_ticks(bar, index) if self.skip_quiet else None
             if opening is None or self._halted:
                 return
             # the next bar's first tick was taken with the rest of this bar, its step too: its bar's
@@ -192,20 +190,61 @@ class MarketLoop:
         if self.on_decision is not None:
             await _maybe(self.on_decision(closed, window, decision))
 
-    def _skip_rest_of_bar(self, bar: int, index: int) -> None:
+    def _skip_rest_of_bar(self, bar: int, index: int) -> int | None:
+        """Take the rest of the bar's ticks as seen when no step could act on them
+        (`QuietTicks.take_idle_ticks`) and, when the step on the next bar's first tick would only record
+        it (`_flat_step_records_only`), that tick with them, its step recorded as the step would. Returns
+        that tick's index when it was taken, so its bar is decided next; None otherwise."""
         feed = self.feed
         times, bid, ask = feed.bar_ticks(bar)
-        k = index - feed.bar_start(bar) + 1
+        start = feed.bar_start(bar)
+        k = index - start + 1
         if k >= times.size:
-            return
+            return None
         # through the bar's last tick too: the next tick opens a bar, so it is stepped whatever came before,
         # and a step with no position leaves nothing a later step would not set again
         rest_t, rest_bid, rest_ask = times[k:], bid[k:], ask[k:]
+        opening = self._opening_step(bar, int(times[-1]))
+        if opening is not None and self._flat_step_records_only(int(opening[0][0])):
+            t, b, a = _appended((rest_t, rest_bid, rest_ask), opening)
+            if self.quiet.take_idle_ticks(t, b, a, self.last_step, self.step_ms):
+                self.skipped += rest_t.size
+                return self._record_flat_step(start + times.size)
         if not self.quiet.take_idle_ticks(rest_t, rest_bid, rest_ask, self.last_step, self.step_ms):
-            return
-        feed.skip_to(feed.bar_start(bar) + times.size)
+            return None
+        feed.skip_to(start + times.size)
         self.skipped += rest_t.size
         self.last_step = int(rest_t[-1]) // self.step_ms
+        return None
+
+    def _flat_step_records_only(self, at_ms_: int) -> bool:
+        """Whether the engine's step at `at_ms_` (no position open, none closing) would only record
+        the tick and the account: no day roll, no risk mode to publish, no approval due (a flash-crash
+        move is `take_idle_ticks`'s to rule out)."""
+        engine, now = self.engine, at_ms(at_ms_)
+        state = engine.state
+        return (
+            state is not None
+            and not engine.positions
+            and not engine.closes_in_flight()
+            and not engine.approval_due()
+            and wib_date(now) == state.day
+            and effective_mode(state, engine.limits, self.broker.account_now().balance, now).mode
+            is engine.published_mode().mode
+        )
+
+    def _record_flat_step(self, opening: int) -> int:
+        """The step on the tick at `opening` (taken with the ticks before it) as it records with no
+        position open: the broker's and the engine's last tick and the account."""
+        self.feed.skip_to(opening)
+        tick = self.feed.next_tick_now()
+        assert tick is not None
+        self.clock.set(tick.time)
+        self.broker.set_tick(tick)
+        self.engine.last_tick = tick
+        self.engine.account = self.broker.account_now()
+        self.last_step = int(tick.time.timestamp() * 1000) // self.step_ms
+        return opening
 
     def _take_quiet_ticks(self, bar: int, index: int) -> int | None:
         """Take the rest of the bar's ticks nothing acts on (`QuietTicks.take_open_ticks`) and, when
@@ -222,9 +261,7 @@ class MarketLoop:
         rest_t, rest_bid, rest_ask = times[k:end], bid[k:end], ask[k:end]
         opening = self._opening_step(bar, int(times[-1]))
         if opening is not None:
-            rest_t, rest_bid, rest_ask = (
-                np.append(a, b) for a, b in zip((rest_t, rest_bid, rest_ask), opening, strict=True)
-            )
+            rest_t, rest_bid, rest_ask = _appended((rest_t, rest_bid, rest_ask), opening)
         n = self.broker.quiet_ticks(rest_bid, rest_ask)
         if n == 0:
             return None
@@ -241,7 +278,7 @@ class MarketLoop:
         self.skipped += taken
         return None
 
-    def _opening_step(self, bar: int, last_ms: int) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
+    def _opening_step(self, bar: int, last_ms: int) -> Ticks | None:
         """The next bar's first tick, to be taken with the rest of `bar` (whose last tick is at
         `last_ms`) when a backtest runs as fast as it can and that tick is surely a step of its own
         on the same trading day (a later second: no step is forced there that a take would not run)."""
@@ -256,6 +293,14 @@ class MarketLoop:
         if wib_date(at_ms(first_ms)) != wib_date(at_ms(last_ms)):
             return None
         return times[:1], bid[:1], ask[:1]
+
+
+Ticks = tuple[np.ndarray, np.ndarray, np.ndarray]  # times (ms), bids, asks
+
+
+def _appended(ticks: Ticks, more: Ticks) -> Ticks:
+    times, bids, asks = ticks
+    return np.append(times, more[0]), np.append(bids, more[1]), np.append(asks, more[2])
 
 
 async def _maybe(result: Awaitable[None] | None) -> None:
