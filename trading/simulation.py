@@ -219,8 +219,8 @@ class MarketLoop:
 
     def _flat_step_records_only(self, at_ms_: int) -> bool:
         """Whether the engine's step at `at_ms_` (no position open, none closing) would only record
-        the tick and the account: no day roll, no risk mode to publish, no approval due (a flash-crash
-        move is `take_idle_ticks`'s to rule out)."""
+        the tick and the account: no risk mode to publish, no approval due (a day roll is ruled out by
+        `_opening_step`, a flash-crash move by `take_idle_ticks`)."""
         engine, now = self.engine, at_ms(at_ms_)
         state = engine.state
         return (
@@ -228,7 +228,6 @@ class MarketLoop:
             and not engine.positions
             and not engine.closes_in_flight()
             and not engine.approval_due()
-            and wib_date(now) == state.day
             and effective_mode(state, engine.limits, self.broker.account_now().balance, now).mode
             is engine.published_mode().mode
         )
@@ -281,7 +280,7 @@ class MarketLoop:
     def _opening_step(self, bar: int, last_ms: int) -> Ticks | None:
         """The next bar's first tick, to be taken with the rest of `bar` (whose last tick is at
         `last_ms`) when a backtest runs as fast as it can and that tick is surely a step of its own
-        on the same trading day (a later second: no step is forced there that a take would not run)."""
+        on the risk state's trading day (a later second: no step is forced there that a take would not run)."""
         if self.speed > 0 or bar + 1 >= self.feed.frame.height:
             return None
         times, bid, ask = self.feed.bar_ticks(bar + 1)
@@ -290,7 +289,8 @@ class MarketLoop:
         first_ms = int(times[0])
         if first_ms // self.step_ms <= last_ms // self.step_ms:
             return None
-        if wib_date(at_ms(first_ms)) != wib_date(at_ms(last_ms)):
+        state = self.engine.state
+        if state is None or wib_date(at_ms(first_ms)) != state.day:  # a step would roll the day
             return None
         return times[:1], bid[:1], ask[:1]
 
@@ -300,7 +300,11 @@ Ticks = tuple[np.ndarray, np.ndarray, np.ndarray]  # times (ms), bids, asks
 
 def _appended(ticks: Ticks, more: Ticks) -> Ticks:
     times, bids, asks = ticks
-    return np.append(times, more[0]), np.append(bids, more[1]), np.append(asks, more[2])
+    return (
+        np.concatenate((times, more[0])),
+        np.concatenate((bids, more[1])),
+        np.concatenate((asks, more[2])),
+    )
 
 
 async def _maybe(result: Awaitable[None] | None) -> None:
