@@ -153,7 +153,9 @@ class MarketLoop:
 
     async def process(self, tick: Tick, index: int) -> None:
         """One tick: the broker's SL/TP, then (once a market second) the engine's step, then the
-        decision of the bar that has just closed (its order fills at this tick)."""
+        decision of the bar that has just closed (its order fills at this tick). With the shortcuts,
+        the rest of the bar is then taken in one go, and with it, when nothing acts on it either, the
+        next bar's first tick, whose bar is then decided in turn (a run of quiet bars in one call)."""
         self.ticks += 1
         self.clock.set(tick.time)
         self.broker.set_tick(tick)
@@ -173,7 +175,7 @@ class MarketLoop:
                 opening = self._skip_rest_of_bar(bar, index) if self.skip_idle else None
             else:
                 opening = self._take_quiet_ticks(bar, index) if self.skip_quiet else None
-            if opening is None or self._halted:
+            if opening is None:
                 return
             # the next bar's first tick was taken with the rest of this bar, its step too: its bar's
             # decision is next, as `process` would have made it on that tick
@@ -279,9 +281,10 @@ class MarketLoop:
 
     def _opening_step(self, bar: int, last_ms: int) -> Ticks | None:
         """The next bar's first tick, to be taken with the rest of `bar` (whose last tick is at
-        `last_ms`) when a backtest runs as fast as it can and that tick is surely a step of its own
-        on the risk state's trading day (a later second: no step is forced there that a take would not run)."""
-        if self.speed > 0 or bar + 1 >= self.feed.frame.height:
+        `last_ms`): only while the loop runs as fast as it can (not paced, not halted), and when that
+        tick is surely a step of its own (a later second: a bar's first tick is stepped even within
+        the second, a take would not step it) on the risk state's trading day (no day roll)."""
+        if self.speed > 0 or self._halted or bar + 1 >= self.feed.frame.height:
             return None
         times, bid, ask = self.feed.bar_ticks(bar + 1)
         if times.size == 0:
