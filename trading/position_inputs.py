@@ -18,8 +18,11 @@ from trading.tracker import PositionTracker, momentum, warns
 BarBounds = dict[Rule, Bounds]
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class PositionInputs:
+    """Not frozen (a frozen dataclass's `__init__` costs several times a plain one's, and one is built
+    for each position on each bar), but never changed once built, but for its `memo`."""
+
     atr: float  # the bar's ATR (a fallback of 6 minimum stop distances before the first analysis)
     unit: float  # ATR in money for the position's volume
     ml_against: float | None  # the model's probability of the opposite side

@@ -18,6 +18,7 @@ from collections.abc import Awaitable, Callable
 from datetime import datetime
 from typing import Protocol
 
+import numpy as np
 import polars as pl
 
 from trading.broker.feeds import ReplayFeed
@@ -25,6 +26,8 @@ from trading.broker.paper import PaperBroker
 from trading.domain import Tick
 from trading.quiet_ticks import EnginePort, QuietTicks, at_ms
 from trading.records import Decision
+from trading.risk.modes import effective_mode
+from trading.timezones import wib_date
 
 DecisionHook = Callable[[int, pl.DataFrame, Decision], Awaitable[None] | None]
 StepHook = Callable[[datetime], Awaitable[None] | None]
@@ -150,7 +153,9 @@ class MarketLoop:
 
     async def process(self, tick: Tick, index: int) -> None:
         """One tick: the broker's SL/TP, then (once a market second) the engine's step, then the
-        decision of the bar that has just closed (its order fills at this tick)."""
+        decision of the bar that has just closed (its order fills at this tick). With the shortcuts,
+        the rest of the bar is then taken in one go, and with it, when nothing acts on it either, the
+        next bar's first tick, whose bar is then decided in turn (a run of quiet bars in one call)."""
         self.ticks += 1
         self.clock.set(tick.time)
         self.broker.set_tick(tick)
@@ -163,54 +168,146 @@ class MarketLoop:
             await self.engine.on_tick()
             if self.on_step is not None:
                 await _maybe(self.on_step(self.clock.now))
-        if closed is not None and closed >= 0:
-            # only the bar that has just closed is decided; a bar skipped over (none is, tick by tick)
-            # would otherwise fill at this tick's price too
-            window = self.window(closed)
-            decision = await self.engine.on_bar(window)
-            self.decisions += 1
-            if self.on_decision is not None:
-                await _maybe(self.on_decision(closed, window, decision))
-        if not self.broker.has_positions():
-            if self.skip_idle:
-                self._skip_rest_of_bar(bar, index)
-        elif self.skip_quiet:
-            self._take_quiet_ticks(bar, index)
+        while True:
+            if closed is not None and closed >= 0:
+                await self._decide(closed)
+            if not self.broker.has_positions():
+                opening = self._skip_rest_of_bar(bar, index) if self.skip_idle else None
+            else:
+                opening = self._take_quiet_ticks(bar, index) if self.skip_quiet else None
+            if opening is None:
+                return
+            # the next bar's first tick was taken with the rest of this bar, its step too: its bar's
+            # decision is next, as `process` would have made it on that tick
+            self.ticks += 1
+            bar, closed, index = bar + 1, bar, opening
+            self.bar = bar
 
-    def _skip_rest_of_bar(self, bar: int, index: int) -> None:
+    async def _decide(self, closed: int) -> None:
+        """The decision of the bar that has just closed (its entry fills at the broker's tick). Only
+        that bar is decided; a bar skipped over (none is) would otherwise fill at this tick's price too."""
+        window = self.window(closed)
+        decision = await self.engine.on_bar(window)
+        self.decisions += 1
+        if self.on_decision is not None:
+            await _maybe(self.on_decision(closed, window, decision))
+
+    def _skip_rest_of_bar(self, bar: int, index: int) -> int | None:
+        """Take the rest of the bar's ticks as seen when no step could act on them
+        (`QuietTicks.take_idle_ticks`) and, when the step on the next bar's first tick would only record
+        it (`_flat_step_records_only`), that tick with them, its step recorded as the step would. Returns
+        that tick's index when it was taken, so its bar is decided next; None otherwise."""
         feed = self.feed
         times, bid, ask = feed.bar_ticks(bar)
-        k = index - feed.bar_start(bar) + 1
+        start = feed.bar_start(bar)
+        k = index - start + 1
         if k >= times.size:
-            return
+            return None
         # through the bar's last tick too: the next tick opens a bar, so it is stepped whatever came before,
         # and a step with no position leaves nothing a later step would not set again
         rest_t, rest_bid, rest_ask = times[k:], bid[k:], ask[k:]
+        opening = self._opening_step(bar, int(times[-1]))
+        if opening is not None and self._flat_step_records_only(int(opening[0][0])):
+            t, b, a = _appended((rest_t, rest_bid, rest_ask), opening)
+            if self.quiet.take_idle_ticks(t, b, a, self.last_step, self.step_ms):
+                self.skipped += rest_t.size
+                return self._record_flat_step(start + times.size)
         if not self.quiet.take_idle_ticks(rest_t, rest_bid, rest_ask, self.last_step, self.step_ms):
-            return
-        feed.skip_to(feed.bar_start(bar) + times.size)
+            return None
+        feed.skip_to(start + times.size)
         self.skipped += rest_t.size
         self.last_step = int(rest_t[-1]) // self.step_ms
+        return None
 
-    def _take_quiet_ticks(self, bar: int, index: int) -> None:
+    def _flat_step_records_only(self, at_ms_: int) -> bool:
+        """Whether the engine's step at `at_ms_` (no position open, none closing) would only record
+        the tick and the account: no risk mode to publish, no approval due (a day roll is ruled out by
+        `_opening_step`, a flash-crash move by `take_idle_ticks`)."""
+        engine, now = self.engine, at_ms(at_ms_)
+        state = engine.state
+        return (
+            state is not None
+            and not engine.positions
+            and not engine.closes_in_flight()
+            and not engine.approval_due()
+            and effective_mode(state, engine.limits, self.broker.account_now().balance, now).mode
+            is engine.published_mode().mode
+        )
+
+    def _record_flat_step(self, opening: int) -> int:
+        """The step on the tick at `opening` (taken with the ticks before it) as it records with no
+        position open: the broker's and the engine's last tick and the account."""
+        self.feed.skip_to(opening)
+        tick = self.feed.next_tick_now()
+        assert tick is not None
+        self.clock.set(tick.time)
+        self.broker.set_tick(tick)
+        self.engine.last_tick = tick
+        self.engine.account = self.broker.account_now()
+        self.last_step = int(tick.time.timestamp() * 1000) // self.step_ms
+        return opening
+
+    def _take_quiet_ticks(self, bar: int, index: int) -> int | None:
+        """Take the rest of the bar's ticks nothing acts on (`QuietTicks.take_open_ticks`) and, when
+        all are, the next bar's first tick with them (its step: a step runs on a bar's first tick
+        whatever came before, and it judges with this bar's inputs, the next bar not yet decided).
+        Returns that tick's index when it was taken, so its bar is decided next; None otherwise."""
         feed = self.feed
         times, bid, ask = feed.bar_ticks(bar)
         start = feed.bar_start(bar)
         k = index - start + 1
         end = times.size  # the last tick too: the next one opens a bar and is stepped anyway
         if k >= end:
-            return
-        n = self.broker.quiet_ticks(bid[k:end], ask[k:end])
+            return None
+        rest_t, rest_bid, rest_ask = times[k:end], bid[k:end], ask[k:end]
+        opening = self._opening_step(bar, int(times[-1]))
+        if opening is not None:
+            rest_t, rest_bid, rest_ask = _appended((rest_t, rest_bid, rest_ask), opening)
+        n = self.broker.quiet_ticks(rest_bid, rest_ask)
         if n == 0:
-            return
+            return None
         taken, self.last_step = self.quiet.take_open_ticks(
-            times[k : k + n], bid[k : k + n], ask[k : k + n], self.last_step, self.step_ms
+            rest_t[:n], rest_bid[:n], rest_ask[:n], self.last_step, self.step_ms
         )
         if taken == 0:
-            return
-        self.clock.set(at_ms(int(times[k + taken - 1])))  # the broker's tick
+            return None
+        self.clock.set(at_ms(int(rest_t[taken - 1])))  # the broker's tick
         feed.skip_to(start + k + taken)
+        if opening is not None and taken == rest_t.size:
+            self.skipped += taken - 1
+            return start + k + taken - 1
         self.skipped += taken
+        return None
+
+    def _opening_step(self, bar: int, last_ms: int) -> Ticks | None:
+        """The next bar's first tick, to be taken with the rest of `bar` (whose last tick is at
+        `last_ms`): only while the loop runs as fast as it can (not paced, not halted), and when that
+        tick is surely a step of its own (a later second: a bar's first tick is stepped even within
+        the second, a take would not step it) on the risk state's trading day (no day roll)."""
+        if self.speed > 0 or self._halted or bar + 1 >= self.feed.frame.height:
+            return None
+        times, bid, ask = self.feed.bar_ticks(bar + 1)
+        if times.size == 0:
+            return None
+        first_ms = int(times[0])
+        if first_ms // self.step_ms <= last_ms // self.step_ms:
+            return None
+        state = self.engine.state
+        if state is None or wib_date(at_ms(first_ms)) != state.day:  # a step would roll the day
+            return None
+        return times[:1], bid[:1], ask[:1]
+
+
+Ticks = tuple[np.ndarray, np.ndarray, np.ndarray]  # times (ms), bids, asks
+
+
+def _appended(ticks: Ticks, more: Ticks) -> Ticks:
+    times, bids, asks = ticks
+    return (
+        np.concatenate((times, more[0])),
+        np.concatenate((bids, more[1])),
+        np.concatenate((asks, more[2])),
+    )
 
 
 async def _maybe(result: Awaitable[None] | None) -> None:
