@@ -153,7 +153,7 @@ class StartupReconcile:
             )
             assert trade is not None
             booked = float(row.profit or 0.0)
-            if await self.engine.correct_close(trade, booked):
+            if await self.engine.correct_close(trade, booked, row.close_time):
                 self.notes.append(
                     f"#{ticket} P/L corrected from the broker's deals: ${booked:+.2f} → "
                     f"${trade.profit:+.2f} (audited)"

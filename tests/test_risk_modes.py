@@ -140,6 +140,23 @@ def test_a_close_from_an_earlier_day_still_counts_in_the_total_loss():
     assert automatic_mode(stopped, LIMITS, 9_000.0, NOW).mode is RiskMode.STOPPED
 
 
+def test_a_corrected_close_moves_only_the_figures_of_the_day_it_was_counted_in():
+    from trading.risk.modes import correct_counted_close
+
+    s = state(daily_realized=-30.0, daily_trades=2, daily_wins=1)
+    # booked today at +10 (an estimate), really -5 today: the difference, and the win taken back
+    fixed = correct_counted_close(s, 10.0, NOW, -5.0, NOW - timedelta(seconds=2))
+    assert (fixed.daily_realized, fixed.daily_trades, fixed.daily_wins) == (-45.0, 2, 0)
+    # booked just after midnight, really closed at 23:59:59 WIB the day before: out of today's figures
+    midnight = datetime(2025, 6, 1, 17, 0, tzinfo=UTC)  # 00:00 WIB Monday 2 June
+    gone = correct_counted_close(
+        s, 10.0, midnight + timedelta(seconds=1), -5.0, midnight - timedelta(seconds=1)
+    )
+    assert (gone.daily_realized, gone.daily_trades, gone.daily_wins) == (-40.0, 1, 0)
+    # booked on an earlier day (before a restart, say): today's figures never had it
+    assert correct_counted_close(s, 10.0, NOW - timedelta(days=1), -5.0, NOW - timedelta(days=1)) is s
+
+
 def test_cooldown_start_and_approved_reset():
     s = start_cooldown(state(), LIMITS, NOW, "flash crash")
     assert s.cooldown_until == NOW + timedelta(minutes=60)

@@ -18,8 +18,7 @@ from trading.events import EventKind
 from trading.exits import PositionTracker
 from trading.late_fills import expired, late_fill_note, match_late_fill
 from trading.records import OpenedTrade
-from trading.risk.modes import record_close
-from trading.timezones import wib_date
+from trading.risk.modes import correct_counted_close, record_close
 
 log = logging.getLogger("trading.engine")
 
@@ -288,18 +287,21 @@ class CloseBooking(EngineHost):
                 pos, await self._position_deals(pos), booked.reason, str(booked.extra.get("detail", ""))
             )
             if trade is not None:
-                await self.correct_close(trade, booked.profit)
+                await self.correct_close(trade, booked.profit, booked.close_time)
 
-    async def correct_close(self, trade: ClosedTrade, booked_profit: float) -> bool:
-        """A close booked at `booked_profit` is really `trade` (its broker deals): store the correction,
-        shift today's realised P/L by the difference, tell the user. False when nothing differed."""
+    async def correct_close(
+        self, trade: ClosedTrade, booked_profit: float, booked_at: datetime | None = None
+    ) -> bool:
+        """A close booked at `booked_profit` (at `booked_at`) is really `trade` (its broker deals): store
+        the correction, correct today's figures (`correct_counted_close`), tell the user. False when
+        nothing differed."""
         assert self.state is not None
         self._estimated.pop(trade.ticket, None)
         if not await self.recorder.correct_close(trade):
             return False
-        delta = round(trade.profit - booked_profit, 2)
-        if delta and wib_date(trade.close_time) == self.state.day:
-            self.state = replace(self.state, daily_realized=round(self.state.daily_realized + delta, 2))
+        self.state = correct_counted_close(
+            self.state, booked_profit, booked_at, trade.profit, trade.close_time
+        )
         for i in range(len(self.recent_profits) - 1, -1, -1):
             if self.recent_profits[i] == booked_profit:
                 self.recent_profits[i] = trade.profit

@@ -326,6 +326,34 @@ def closed_on_an_earlier_day(state: RiskState, now: datetime, closed_at: datetim
     return wib_date(closed_at) < max(state.day, wib_date(now))
 
 
+def correct_counted_close(
+    state: RiskState,
+    booked_profit: float,
+    booked_at: datetime | None,
+    profit: float,
+    closed_at: datetime,
+) -> RiskState:
+    """A close booked at `booked_profit` (an estimate, at `booked_at`) is really `profit`, closed at
+    `closed_at` (its broker deals). Today's figures change only when the booking counted it today: by the
+    difference when it closed today, out of them when it really closed on an earlier day (`record_close`'s
+    rule). The total loss follows the balance by itself."""
+    counted_today = wib_date(booked_at if booked_at is not None else closed_at) == state.day
+    if not counted_today:
+        return state
+    if wib_date(closed_at) < state.day:
+        return replace(
+            state,
+            daily_realized=round(state.daily_realized - booked_profit, 2),
+            daily_trades=max(0, state.daily_trades - 1),
+            daily_wins=max(0, state.daily_wins - (booked_profit > 0)),
+        )
+    return replace(
+        state,
+        daily_realized=round(state.daily_realized + profit - booked_profit, 2),
+        daily_wins=max(0, state.daily_wins + (profit > 0) - (booked_profit > 0)),
+    )
+
+
 def hand_close_keeps_the_streak(losses: int, profit: float, by_hand: bool) -> int:
     """The streak after a close: +1 on a strategy loss, 0 on a strategy win; a person closing a
     position is not the strategy losing (or winning), so a hand close leaves the streak as it was."""
