@@ -6,6 +6,7 @@ gate counts and the tick counts equal those of a run that steps every bar's firs
 from __future__ import annotations
 
 from dataclasses import replace
+from typing import Any
 
 import polars as pl
 import pytest
@@ -87,3 +88,27 @@ def test_a_paced_backtest_decides_no_bar_before_its_first_tick_is_due(
     paced = paced_replay(bars, config, speed=50_000.0)
     assert asked and all(found is None for found in asked)
     assert paced.trades == run_backtest(bars, config).trades
+
+
+def test_a_loop_with_a_step_hook_tells_it_of_every_bar_opening(
+    monkeypatch: pytest.MonkeyPatch, bars: pl.DataFrame
+) -> None:
+    """A step hook (the App's trading job, the shadow replay) is told of each bar's opening step, so no
+    opening is taken with the bar before, even where the idle ticks of a flat bar are taken in one go."""
+    told: list[object] = []  # the clock at each step the hook was told of
+    openings: list[object] = []  # the clock at each bar decided: its opening tick's step
+    init = MarketLoop.__init__
+
+    def hooked(self: MarketLoop, *args: Any, **kw: Any) -> None:
+        decided = kw["on_decision"]
+
+        def at_decision(closed: int, window: pl.DataFrame, decision: Any) -> Any:
+            openings.append(self.clock.now)
+            return decided(closed, window, decision)
+
+        init(self, *args, **(kw | {"on_step": told.append, "on_decision": at_decision}))
+
+    monkeypatch.setattr(MarketLoop, "__init__", hooked)
+    result = run_backtest(bars, BacktestConfig(ticks_per_bar=60))
+    assert result.decisions == len(openings) > 400
+    assert set(openings) <= set(told)

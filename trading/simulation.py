@@ -283,8 +283,9 @@ class MarketLoop:
         """The next bar's first tick, to be taken with the rest of `bar` (whose last tick is at
         `last_ms`): only while the loop runs as fast as it can (not paced, not halted), and when that
         tick is surely a step of its own (a later second: a bar's first tick is stepped even within
-        the second, a take would not step it) on the risk state's trading day (no day roll)."""
-        if self.speed > 0 or self._halted or bar + 1 >= self.feed.frame.height:
+        the second, a take would not step it) on the risk state's trading day (no day roll). Never
+        with a step hook: it is told of every bar's opening step."""
+        if self.speed > 0 or self._halted or self.on_step is not None or bar + 1 >= self.feed.frame.height:
             return None
         times, bid, ask = self.feed.bar_ticks(bar + 1)
         if times.size == 0:
