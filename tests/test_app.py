@@ -13,7 +13,7 @@ import os
 import signal
 import subprocess
 import sys
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -251,29 +251,35 @@ async def journal_open_trade(db: Path, ticket: int, when: Any, price: float = 20
         )
 
 
-async def test_reconcile_books_a_trade_closed_while_down_from_the_broker_deal(tmp_path, monkeypatch) -> None:
-    from trading.domain import Deal, DealEntry, DealReason
-    from trading.timezones import to_wib, utc_now
+def closing_deal(position: int, price: float, time: datetime, profit: float, reason: Any) -> Any:
+    """The broker's closing deal of the bot's 0.01-lot BUY `position` (a SELL out)."""
+    from trading.domain import Deal, DealEntry
 
-    now = utc_now()
-    # closed today (WIB), at most two hours back: one closed on the day before, booked after midnight,
-    # is not what this test is about (it would pass or fail with the hour the suite runs at)
-    since_midnight = to_wib(now) - to_wib(now).replace(hour=0, minute=0, second=0, microsecond=0)
-    closed = now - min(timedelta(hours=2), since_midnight / 2)
-    opened = closed - timedelta(hours=1)
-    deal = Deal(
-        ticket=5001,
-        position_ticket=999,
+    return Deal(
+        ticket=position + 5000,
+        position_ticket=position,
         symbol="XAUUSD",
         side=Side.SELL,
         entry=DealEntry.OUT,
         volume=0.01,
-        price=2007.5,
-        time=closed,
-        profit=7.5,
+        price=price,
+        time=time,
+        profit=profit,
         magic=150015,
-        reason=DealReason.TP,
+        reason=reason,
     )
+
+
+async def test_reconcile_books_a_trade_closed_while_down_from_the_broker_deal(tmp_path, monkeypatch) -> None:
+    from trading.domain import DealReason
+    from trading.timezones import to_wib, utc_now
+
+    now = utc_now()
+    # closed today (WIB), at most two hours back (one closed on an earlier day: the test below)
+    since_midnight = to_wib(now) - to_wib(now).replace(hour=0, minute=0, second=0, microsecond=0)
+    closed = now - min(timedelta(hours=2), since_midnight / 2)
+    opened = closed - timedelta(hours=1)
+    deal = closing_deal(999, 2007.5, closed, 7.5, DealReason.TP)
     settings = make_settings(tmp_path)
     await journal_open_trade(settings.database_path, 999, opened)
     patch_broker(monkeypatch, deals=[deal])
@@ -297,25 +303,13 @@ async def test_a_trade_closed_while_down_on_the_day_before_counts_in_no_day_of_t
 ) -> None:
     """Booked after midnight, a close from an earlier WIB day is in the journal and the balance (the total
     loss), never in today's trades, P/L or daily stop."""
-    from trading.domain import Deal, DealEntry, DealReason
+    from trading.domain import DealReason
     from trading.timezones import utc_now
 
     # more than a day back: on an earlier WIB day than the replay clock's, whatever the hour the suite runs
     # at (that clock is a few minutes behind the wall's; the 23:59-seen-at-00:00 case is in test_risk_modes)
     closed = utc_now() - timedelta(days=1, hours=2)
-    deal = Deal(
-        ticket=5002,
-        position_ticket=997,
-        symbol="XAUUSD",
-        side=Side.SELL,
-        entry=DealEntry.OUT,
-        volume=0.01,
-        price=2020.0,
-        time=closed,
-        profit=-120.0,
-        magic=150015,
-        reason=DealReason.SL,
-    )
+    deal = closing_deal(997, 2020.0, closed, -120.0, DealReason.SL)
     settings = make_settings(tmp_path)
     await journal_open_trade(settings.database_path, 997, closed - timedelta(hours=1))
     patch_broker(monkeypatch, deals=[deal])

@@ -34,7 +34,6 @@ def regime_view(state: int, confidence: float, crisis: bool) -> RegimeView:
 
 def compose(
     row: BarRow,
-    *,
     meta: bool,
     p_up: float | None,
     ml_gate: tuple[float, float | None, str],
@@ -43,26 +42,11 @@ def compose(
     strategy_edge: str,
     session: SessionInfo | None = None,
 ) -> MarketAnalysis:
-    """The `MarketAnalysis` of one row, from a frame (`AnalysisFrame.at`) or a step (`MarketAnalyzer`).
-    `meta`: a meta-model scored the row's setup (`row.p_win`); else `p_up` is a direction model's.
-    `session`: `session_at` the bar's close, when already known (a frame's rows)."""
+    """The `MarketAnalysis` of one row, from a frame (`AnalysisFrame.at`, its runs of rows, which call it
+    by position) or a step (`MarketAnalyzer`). `meta`: a meta-model scored the row's setup (`row.p_win`);
+    else `p_up` is a direction model's. `session`: `session_at` the bar's close, when already known."""
     if session is None:
         session = session_at(row.time + _M15)
-    return compose_row(row, session, meta, p_up, ml_gate, thresholds, model_version, strategy_edge)
-
-
-def compose_row(
-    row: BarRow,
-    session: SessionInfo,
-    meta: bool,
-    p_up: float | None,
-    ml_gate: tuple[float, float | None, str],
-    thresholds: tuple[float, float],
-    model_version: str,
-    strategy_edge: str,
-) -> MarketAnalysis:
-    """`compose` with the session known, its arguments by position (a frame's run of rows calls it
-    per row)."""
     setup = row.setup
     regime = regime_view(row.regime_state, row.regime_confidence, row.crisis)
     ml = None

@@ -22,7 +22,7 @@ import polars as pl
 
 from trading import features, smc
 from trading.analysis import MarketAnalysis, SetupLike
-from trading.analysis_compose import compose, compose_row
+from trading.analysis_compose import compose
 from trading.analysis_rows import RowLists
 from trading.h1_bias import h1_bias_series
 from trading.live_analysis import INDICATOR_COLUMNS, BarRow, IncrementalAnalysis
@@ -223,7 +223,7 @@ class AnalysisFrame:
         meta, thresholds = self.p_win is not None, (self.min_threshold, self.max_threshold)
         fixed = (self.ml_gate, thresholds, self.model_version, self.strategy_edge)
         return [
-            compose_row(row, session, meta, up, *fixed)
+            compose(row, meta, up, *fixed, session)
             for row, session, up in zip(bar_rows, rows.session[j:end], p_up, strict=True)
         ]
 
