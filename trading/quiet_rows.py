@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
 
 import numpy as np
 from numba import njit
@@ -18,10 +17,8 @@ from trading.flash_crash import TickWindow
 from trading.hold_band import Band, Closes, held_until, hold_band, scan_band, scan_scalars
 from trading.parameters import StrategyParams
 from trading.position_inputs import Held, PositionInputs
+from trading.timezones import EPOCH, ONE_MS, at_ms
 from trading.tracker import PositionTracker
-
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-_MS = timedelta(milliseconds=1)
 
 
 @dataclass(slots=True)
@@ -172,13 +169,7 @@ def sample_due(tracker: PositionTracker, period_ms: int) -> int | float:
     a sample period after the last one, so rounded up should the last have been taken between two ms)."""
     if tracker.last_sample is None:
         return -math.inf
-    return -((_EPOCH - tracker.last_sample) // _MS) + period_ms
-
-
-def at_ms(ms: int) -> datetime:
-    """The UTC time `ms` milliseconds after the epoch (a tick's time; exact integer arithmetic, a
-    fraction of `timedelta(milliseconds=...)`'s cost)."""
-    return _EPOCH + _MS * ms
+    return -((EPOCH - tracker.last_sample) // ONE_MS) + period_ms
 
 
 def record_steps(

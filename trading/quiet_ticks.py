@@ -11,7 +11,7 @@ The engine is reached only through `EnginePort`; the paper broker is this module
 from __future__ import annotations
 
 import math
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Protocol
 
 import numpy as np
@@ -27,7 +27,6 @@ from trading.position_inputs import Held, PositionInputs
 from trading.position_manager import PMAction, PMKind
 from trading.quiet_rows import (
     Row,
-    at_ms,
     due_steps,
     record_steps,
     sample_due,
@@ -37,13 +36,9 @@ from trading.quiet_rows import (
     window_ticks,
 )
 from trading.risk.modes import ModeDecision, RiskLimits, RiskMode, RiskState, effective_mode
-from trading.timezones import wib_date
+from trading.timezones import EPOCH, ONE_MS, at_ms, wib_date
 from trading.tracker import highest_stall_count, lowest_momentum
 
-__all__ = ["EnginePort", "QuietTicks", "at_ms"]  # at_ms: `trading.quiet_rows`', for MarketLoop too
-
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-_MS = timedelta(milliseconds=1)
 _NO_SAMPLES = PositionTracker(0)  # the tracker of a view only the rules fixed for the bar read
 _NONE_BEST = np.empty(0, dtype=np.int64)  # no best tick for any position (a scan that took none)
 
@@ -107,7 +102,7 @@ class QuietTicks:
             bids, asks, params.flash_crash_pct
         ):
             return False
-        span_ms = timedelta(seconds=params.flash_crash_window_seconds) // _MS
+        span_ms = timedelta(seconds=params.flash_crash_window_seconds) // ONE_MS
         last = 0 if last_step is None else last_step
         kept = window_ticks(times_ms, step_ms, last, last_step is not None, span_ms)
         record_steps(window, times_ms, bids, asks, kept, span_ms)
@@ -318,7 +313,7 @@ class _OpenTake:
             return start, False
         until = min(
             closes.until_ms,
-            math.inf if self.cooldown is None else (self.cooldown - _EPOCH) // _MS,
+            math.inf if self.cooldown is None else (self.cooldown - EPOCH) // ONE_MS,
         )
         rows = self.rows
         cut = int(times.searchsorted(until, side="left"))
@@ -456,7 +451,7 @@ class _OpenTake:
     def _commit(self, start: int, stop: int) -> None:
         """Record the stepped ticks of [start, stop) as steps would: the flash-crash window, the step."""
         _stepped, steps, step_times = self._steps()
-        span_ms = self.window // _MS
+        span_ms = self.window // ONE_MS
         first, end = window_steps(steps, step_times, start, stop, span_ms)
         if first == end:
             return

@@ -24,10 +24,10 @@ import polars as pl
 from trading.broker.feeds import ReplayFeed
 from trading.broker.paper import PaperBroker
 from trading.domain import Tick
-from trading.quiet_ticks import EnginePort, QuietTicks, at_ms
+from trading.quiet_ticks import EnginePort, QuietTicks
 from trading.records import Decision
 from trading.risk.modes import effective_mode
-from trading.timezones import wib_date
+from trading.timezones import at_ms, wib_date
 
 DecisionHook = Callable[[int, pl.DataFrame, Decision], Awaitable[None] | None]
 StepHook = Callable[[datetime], Awaitable[None] | None]
@@ -219,11 +219,11 @@ class MarketLoop:
         self.last_step = int(rest_t[-1]) // self.step_ms
         return None
 
-    def _flat_step_records_only(self, at_ms_: int) -> bool:
-        """Whether the engine's step at `at_ms_` (no position open, none closing) would only record
+    def _flat_step_records_only(self, time_ms: int) -> bool:
+        """Whether the engine's step at `time_ms` (no position open, none closing) would only record
         the tick and the account: no risk mode to publish, no approval due (a day roll is ruled out by
         `_opening_step`, a flash-crash move by `take_idle_ticks`)."""
-        engine, now = self.engine, at_ms(at_ms_)
+        engine, now = self.engine, at_ms(time_ms)
         state = engine.state
         return (
             state is not None

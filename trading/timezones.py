@@ -115,6 +115,16 @@ def utc_now() -> datetime:
     return datetime.now(UTC)
 
 
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+ONE_MS = timedelta(milliseconds=1)
+
+
+def at_ms(ms: int) -> datetime:
+    """The UTC time `ms` milliseconds after the epoch (a tick's time): exact integer arithmetic, and a
+    fraction of `timedelta(milliseconds=...)`'s cost."""
+    return EPOCH + ONE_MS * ms
+
+
 def to_wib(t: datetime) -> datetime:
     if t.tzinfo is None:
         raise ValueError("to_wib needs an aware datetime")

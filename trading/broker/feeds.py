@@ -18,7 +18,7 @@ import logging
 import math
 import time
 from collections.abc import Awaitable, Callable
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
@@ -29,7 +29,7 @@ from trading.bars import BAR_SCHEMA, empty_bars, load_bars, validate_bars
 from trading.broker.base import Broker, BrokerError
 from trading.domain import Tick
 from trading.intrabar import GeneratedPath, TickPath
-from trading.timezones import DEFAULT_SERVER_TZ, utc_now
+from trading.timezones import DEFAULT_SERVER_TZ, at_ms, utc_now
 
 log = logging.getLogger(__name__)
 
@@ -299,7 +299,7 @@ class ReplayFeed:
     def _tick_time(self, index: int) -> datetime:
         bar = self.bar_of(index)
         ms = int(self._bar_ticks(bar)[0][index - int(self._cum[bar])])
-        return _EPOCH + _MS * ms
+        return at_ms(ms)
 
     def _tick_at(self, index: int) -> Tick:
         # the broker asks for the latest tick several times a step
@@ -314,7 +314,7 @@ class ReplayFeed:
         times, bid, ask = self._bar_ticks(bar)
         k = index - int(self._cum[bar])
         walked = k % self._segment_ticks(bar) != 0  # not the first tick of a walk (a bar, a minute)
-        return Tick(_EPOCH + _MS * int(times[k]), float(bid[k]), float(ask[k]), walked)
+        return Tick(at_ms(int(times[k])), float(bid[k]), float(ask[k]), walked)
 
     def _segment_ticks(self, bar: int) -> int:
         segment = self._segment
@@ -335,11 +335,6 @@ class ReplayFeed:
             real_volume=round(row["real_volume"] * share),
         )
         return pl.DataFrame([row], schema=BAR_SCHEMA)
-
-
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-# a tick's time is _EPOCH + _MS * ms: exact, and a fraction of timedelta(milliseconds=...)'s cost
-_MS = timedelta(milliseconds=1)
 
 
 class SyntheticFeed(ReplayFeed):
