@@ -37,6 +37,9 @@ SIGNAL_COLUMNS = (
 )
 _READ = (*SIGNAL_COLUMNS, "atr")  # what `signal_at` reads of a row
 _HIT_FLAGS = ("bos", "choch", "fvg", "ob")  # bits 0-3 of a hit code; bit 4: two BOS in the last 20 bars
+_BOS, _CHOCH, _FVG, _OB = (1 << bit for bit in range(len(_HIT_FLAGS)))  # a hit code's bits, by flag
+_TWO_BOS_BIT = len(_HIT_FLAGS)
+_TWO_BOS = 1 << _TWO_BOS_BIT
 _BOS_COUNT_BARS = 20
 
 # the setup rule's numbers (`decide`): the defaults of every entry to it (`signal_at`, and `smc.signal`
@@ -145,7 +148,7 @@ def signal_columns_of(
             for bit, flag in enumerate(_HIT_FLAGS):
                 code |= int(bool((columns[flag][max(0, i + 1 - recent) : i + 1] == s).any())) << bit
             bos = int((columns["bos"][max(0, i + 1 - _BOS_COUNT_BARS) : i + 1] == s).sum())
-            codes[i, j] = code | (int(bos >= 2) << 4)
+            codes[i, j] = code | (int(bos >= 2) << _TWO_BOS_BIT)
     return SignalColumns(dict(columns), recent, codes)
 
 
@@ -156,7 +159,8 @@ def _hit_codes(columns: dict[str, np.ndarray], recent: int) -> np.ndarray:
     for j, s in enumerate((1, -1)):
         for bit, flag in enumerate(_HIT_FLAGS):
             out[:, j] |= (_rolling_count(columns[flag] == s, recent) > 0).astype(np.int64) << bit
-        out[:, j] |= (_rolling_count(columns["bos"] == s, _BOS_COUNT_BARS) >= 2).astype(np.int64) << 4
+        two_bos = _rolling_count(columns["bos"] == s, _BOS_COUNT_BARS) >= 2
+        out[:, j] |= two_bos.astype(np.int64) << _TWO_BOS_BIT
     return out
 
 
@@ -214,7 +218,12 @@ def decide(
     refusals: list[str] = []
     for side, s in _SIDES:
         code = _hit_code(cols, first, end, s) if hits is None else hits[0 if s == 1 else 1]
-        bos_hit, choch_hit, has_fvg, has_ob = bool(code & 1), bool(code & 2), bool(code & 4), bool(code & 8)
+        bos_hit, choch_hit, has_fvg, has_ob = (
+            bool(code & _BOS),
+            bool(code & _CHOCH),
+            bool(code & _FVG),
+            bool(code & _OB),
+        )
         if not ((ms == s or bos_hit or choch_hit) and (has_fvg or has_ob)):
             continue
         zone = _pick_zone(cols, first, end, closes, s)
@@ -241,10 +250,10 @@ def _confidence(trend_agrees: bool, code: int) -> float:
     a few dozen combinations, each worked out once."""
     confidence = 0.40
     confidence += 0.15 if trend_agrees else 0.0
-    confidence += 0.12 if code & 3 else 0.0  # a BOS or a CHoCH
-    confidence += 0.08 if code & 4 else 0.0  # an FVG
-    confidence += 0.10 if code & 8 else 0.0  # an order block
-    confidence += 0.10 if code & 16 else 0.0  # two BOS in the last 20 bars
+    confidence += 0.12 if code & (_BOS | _CHOCH) else 0.0
+    confidence += 0.08 if code & _FVG else 0.0
+    confidence += 0.10 if code & _OB else 0.0
+    confidence += 0.10 if code & _TWO_BOS else 0.0
     return round(min(confidence, 0.85), 2)
 
 
@@ -255,7 +264,7 @@ def _hit_code(cols: Mapping[str, Column], first: int, end: int, s: int) -> int:
         if s in cols[flag][first:end]:
             code |= 1 << bit
     two_bos = cols["bos"][max(0, end - _BOS_COUNT_BARS) : end].count(s) >= 2
-    return code | (int(two_bos) << 4)
+    return code | (int(two_bos) << _TWO_BOS_BIT)
 
 
 def _pick_zone(
