@@ -25,7 +25,7 @@ from trading.analysis import MarketAnalysis, SetupLike
 from trading.analysis_compose import compose
 from trading.analysis_rows import RowLists
 from trading.h1_bias import h1_bias_series
-from trading.live_analysis import INDICATOR_COLUMNS, BarRow, IncrementalAnalysis
+from trading.live_analysis import INDICATOR_COLUMNS, RECENT, BarRow, IncrementalAnalysis
 from trading.parameters import StrategyParams
 
 _M15_US = 15 * 60 * 1_000_000
@@ -192,7 +192,7 @@ class AnalysisFrame:
         prevs = [prev, *setups[:-1]]
         end = j + stop - first
         closes = rows.close
-        recent = [tuple(closes[max(0, r - 24) : r + 1]) for r in range(j, end)]
+        recent = [tuple(closes[max(0, r + 1 - RECENT) : r + 1]) for r in range(j, end)]
         p_win = [math.nan] * len(setups) if self.p_win is None else self.p_win[first:stop].tolist()
         p_up = [None] * len(setups) if self.p_up is None else self.p_up[first:stop].tolist()
         h1 = [0] * len(setups) if self.h1 is None else [int(b) for b in self.h1[first:stop]]
@@ -255,7 +255,7 @@ class AnalysisFrame:
             setup=setup,
             prev_setup=None if isinstance(prev, bool) else prev,
             p_win=p_win if p_win is not None else math.nan,
-            recent_closes=tuple(rows.close[max(0, j - 24) : j + 1]),  # a chunk starts _ROW_LEAD rows early
+            recent_closes=tuple(rows.close[max(0, j + 1 - RECENT) : j + 1]),  # a chunk starts _ROW_LEAD early
             h1_bias=int(self.h1[i]) if self.h1 is not None else 0,
         )
         return compose(
@@ -271,7 +271,7 @@ class AnalysisFrame:
 
 
 _ROW_CHUNK = 4096
-_ROW_LEAD = 24  # the rows before a chunk that `at` reads (the recent closes; the flash-crash window)
+_ROW_LEAD = RECENT - 1  # the rows before a chunk that `at` reads (the recent closes; the flash-crash window)
 
 
 class MarketAnalyzer:

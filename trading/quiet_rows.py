@@ -2,7 +2,7 @@
 (`trading.quiet_ticks`): its closing prices and bands, and the compiled helpers of the scan: the
 ticks steps run on, the stepped ticks that take profit samples, the best tick for the running peak,
 the stepped ticks a flash-crash window keeps (and their record in it, `record_steps`), the next
-sample's time, a tick's time (`at_ms`)."""
+sample's time."""
 
 from __future__ import annotations
 
