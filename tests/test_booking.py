@@ -91,6 +91,18 @@ async def test_a_close_booked_at_an_estimate_is_corrected_when_the_deal_appears(
     assert len(rec.corrections) == 1  # read once more, never again
 
 
+async def test_an_estimated_loss_that_was_really_a_win_ends_the_loss_streak() -> None:
+    broker = LaggingHistoryBroker(balance=10_000.0, commission_per_lot=3.5)
+    engine, rec, clock, _ = await _engine(broker)
+    await _stop_out_at(engine, broker, clock, 3289.0)
+    [booked] = rec.closed
+    assert booked.profit < 0 and engine.state.consecutive_losses == 1
+    # the broker's deal says the close was a win (a fill far better than the estimate's price)
+    assert await engine.correct_close(replace(booked, profit=3.0), booked.profit, booked.close_time)
+    assert engine.state.consecutive_losses == 0 and engine.state.daily_wins == 1
+    assert list(engine.recent_profits) == [3.0]
+
+
 async def test_a_closing_deal_dated_before_its_open_is_still_found() -> None:
     broker = EarlyDatedBroker(balance=10_000.0, commission_per_lot=3.5)
     engine, rec, clock, _ = await _engine(broker)

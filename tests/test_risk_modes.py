@@ -208,3 +208,27 @@ def test_kept_mode_is_the_mode_computed_afresh():
         now = NOW + timedelta(minutes=rng.choice([-10, 0, 4, 5, 6, 30]))
         expected = modes._effective_mode(s, lim, balance, now)
         assert effective_mode(s, lim, balance, now) == expected
+
+
+def test_a_corrected_close_corrects_the_loss_streak() -> None:
+    from trading.risk.modes import correct_counted_close, corrected_streak
+
+    # the last three closes were losses: the middle one (one close after it) was really a win
+    assert corrected_streak(3, 1, -5.0, 2.0) == 1
+    assert corrected_streak(3, 0, -5.0, 2.0) == 0  # the last one: no run left
+    assert corrected_streak(3, 1, -5.0, -7.0) == 3  # a loss all the same
+    assert corrected_streak(3, 1, -5.0, None) == 2  # taken out of today's figures: one loss fewer
+    assert corrected_streak(3, 4, -5.0, 2.0) == 3  # before the run (a win after it broke it already)
+    # the win the run of two started after was really a loss: it joins the run
+    assert corrected_streak(2, 2, 1.0, -1.0) == 3
+    assert corrected_streak(2, 3, 1.0, -1.0) == 2  # another win came after it
+    assert corrected_streak(2, 2, 1.0, 4.0) == 2
+    assert corrected_streak(2, None, -5.0, 2.0) == 2  # a hand close never moved the streak
+
+    s = state(daily_realized=-30.0, daily_trades=2, consecutive_losses=2)
+    fixed = correct_counted_close(s, -10.0, NOW, 5.0, NOW - timedelta(seconds=2), closes_after=0)
+    assert (fixed.daily_realized, fixed.consecutive_losses) == (-15.0, 0)
+    assert correct_counted_close(s, -10.0, NOW, 5.0, NOW).consecutive_losses == 2  # not known: kept
+    # booked on an earlier day: today's streak never had it
+    earlier = NOW - timedelta(days=1)
+    assert correct_counted_close(s, -10.0, earlier, 5.0, earlier, closes_after=0) is s

@@ -299,13 +299,15 @@ class CloseBooking(EngineHost):
         self._estimated.pop(trade.ticket, None)
         if not await self.recorder.correct_close(trade):
             return False
-        self.state = correct_counted_close(
-            self.state, booked_profit, booked_at, trade.profit, trade.close_time
-        )
+        closes_after = None  # the strategy's closes booked after it (a hand close is not among them)
         for i in range(len(self.recent_profits) - 1, -1, -1):
             if self.recent_profits[i] == booked_profit:
                 self.recent_profits[i] = trade.profit
+                closes_after = len(self.recent_profits) - 1 - i
                 break
+        self.state = correct_counted_close(
+            self.state, booked_profit, booked_at, trade.profit, trade.close_time, closes_after
+        )
         self.account = await self.broker.account()
         await self._save_state()
         self._publish(

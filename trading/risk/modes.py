@@ -332,11 +332,13 @@ def correct_counted_close(
     booked_at: datetime | None,
     profit: float,
     closed_at: datetime,
+    closes_after: int | None = None,
 ) -> RiskState:
     """A close booked at `booked_profit` (an estimate, at `booked_at`) is really `profit`, closed at
     `closed_at` (its broker deals). Today's figures change only when the booking counted it today: by the
     difference when it closed today, out of them when it really closed on an earlier day (`record_close`'s
-    rule). The total loss follows the balance by itself."""
+    rule). The total loss follows the balance by itself. `closes_after`: how many of the strategy's
+    closes were booked after it (None: a hand close, or not known), for the loss streak."""
     counted_today = wib_date(booked_at if booked_at is not None else closed_at) == state.day
     if not counted_today:
         return state
@@ -346,12 +348,35 @@ def correct_counted_close(
             daily_realized=round(state.daily_realized - booked_profit, 2),
             daily_trades=max(0, state.daily_trades - 1),
             daily_wins=max(0, state.daily_wins - (booked_profit > 0)),
+            consecutive_losses=corrected_streak(state.consecutive_losses, closes_after, booked_profit, None),
         )
     return replace(
         state,
         daily_realized=round(state.daily_realized + profit - booked_profit, 2),
         daily_wins=max(0, state.daily_wins + (profit > 0) - (booked_profit > 0)),
+        consecutive_losses=corrected_streak(state.consecutive_losses, closes_after, booked_profit, profit),
     )
+
+
+def corrected_streak(
+    losses: int, closes_after: int | None, booked_profit: float, profit: float | None
+) -> int:
+    """The loss streak once a strategy close booked at `booked_profit` is really `profit` (None: it
+    leaves today's figures), `closes_after` closes back (None: not one of the strategy's, which never
+    moved the streak). The streak is the last `losses` closes, all losses (`hand_close_keeps_the_streak`):
+    a loss among them that turns out a win ends the run there; one taken out shortens it. A win just
+    before the run that turns out a loss joins it: the run grows by at least one (the losses before that
+    win, which it broke, are not known here, so they are not added)."""
+    if closes_after is None:
+        return losses
+    was_loss = booked_profit < 0
+    if was_loss and closes_after < losses:  # one of the run's losses
+        if profit is None:
+            return losses - 1
+        return losses if profit < 0 else closes_after
+    if not was_loss and closes_after == losses and profit is not None and profit < 0:
+        return losses + 1  # the win the run started after
+    return losses
 
 
 def hand_close_keeps_the_streak(losses: int, profit: float, by_hand: bool) -> int:
