@@ -163,7 +163,8 @@ class TradingEngine(PositionWatch, CloseBooking, RiskCommands, SavedState, Order
         await self._save_state()
 
     def _publish(self, kind: EventKind, text: str, **data: object) -> None:
-        self.bus.publish(Event(kind, self.clock(), data, text))
+        if self.bus.listened():  # (a backtest's bus has nobody: thousands of events unbuilt)
+            self.bus.publish(Event(kind, self.clock(), data, text))
 
     # ------------------------------------------------------------------ read side
     def mode(self) -> ModeDecision:
