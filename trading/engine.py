@@ -98,6 +98,7 @@ class TradingEngine(PositionWatch, CloseBooking, RiskCommands, SavedState, Order
         approval_clock: Callable[[], datetime] | None = None,
         analyze_in_thread: bool = False,
         full_decisions: bool = True,
+        timer: PhaseTimer | None = None,
     ) -> None:
         self.broker = broker
         self.analyzer = analyzer
@@ -118,7 +119,7 @@ class TradingEngine(PositionWatch, CloseBooking, RiskCommands, SavedState, Order
         # False where the decisions only count for their verdict (a backtest's): the gates stop at the
         # first block and no decision carries features (only the live journal's /why reads them)
         self.full_decisions = full_decisions
-        self.timer = PhaseTimer()
+        self.timer = timer if timer is not None else PhaseTimer()  # the loop's phases, for /status
         self.paused = False
         self.paused_by = ""
         self.spec: SymbolSpec = SymbolSpec()
