@@ -46,6 +46,9 @@ class HoldingBus(EventBus):
         super().__init__(maxsize)
         self.holder: Callable[[Event], bool] | None = None
 
+    def listened(self) -> bool:
+        return self.holder is not None or super().listened()  # a held event is published later
+
     def publish(self, event: Event) -> None:
         if self.holder is not None and self.holder(event):
             return

@@ -34,6 +34,7 @@ from trading.records import MemoryRecorder, OpenedTrade
 from trading.returns import annual_sharpe, annual_sortino, daily_returns
 from trading.risk.modes import RiskLimits, RiskMode, RiskState, risk_state_to_dict
 from trading.simulation import MarketLoop, SimClock, history_window
+from trading.timing import PhaseTimer
 
 Progress = Callable[[int, int], None]
 PathFactory = Callable[[pl.DataFrame], TickPath]
@@ -211,6 +212,7 @@ async def _drive(
         recorder=recorder,
         clock=clock,
         full_decisions=recorder.keep_decisions,
+        timer=PhaseTimer(enabled=False),  # (wall-clock phases of a run in market time: nobody reads them)
     )
     await engine.start({"risk": risk_state_to_dict(risk_state)} if risk_state is not None else None)
     if window is None:

@@ -98,6 +98,7 @@ class TradingEngine(PositionWatch, CloseBooking, RiskCommands, SavedState, Order
         approval_clock: Callable[[], datetime] | None = None,
         analyze_in_thread: bool = False,
         full_decisions: bool = True,
+        timer: PhaseTimer | None = None,
     ) -> None:
         self.broker = broker
         self.analyzer = analyzer
@@ -118,7 +119,7 @@ class TradingEngine(PositionWatch, CloseBooking, RiskCommands, SavedState, Order
         # False where the decisions only count for their verdict (a backtest's): the gates stop at the
         # first block and no decision carries features (only the live journal's /why reads them)
         self.full_decisions = full_decisions
-        self.timer = PhaseTimer()
+        self.timer = timer if timer is not None else PhaseTimer()  # the loop's phases, for /status
         self.paused = False
         self.paused_by = ""
         self.spec: SymbolSpec = SymbolSpec()
@@ -163,7 +164,8 @@ class TradingEngine(PositionWatch, CloseBooking, RiskCommands, SavedState, Order
         await self._save_state()
 
     def _publish(self, kind: EventKind, text: str, **data: object) -> None:
-        self.bus.publish(Event(kind, self.clock(), data, text))
+        if self.bus.listened():  # (a backtest's bus has nobody: thousands of events unbuilt)
+            self.bus.publish(Event(kind, self.clock(), data, text))
 
     # ------------------------------------------------------------------ read side
     def mode(self) -> ModeDecision:

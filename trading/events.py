@@ -71,6 +71,11 @@ class EventBus:
         """Synchronous listener (tests, backtest collectors). Must be fast and must not raise."""
         self._callbacks.append(callback)
 
+    def listened(self) -> bool:
+        """Whether an event published now reaches anyone (a subscriber or a listener): a publisher with
+        nobody to tell (a backtest's engine) need not build the event."""
+        return bool(self._callbacks or self._queues)
+
     def publish(self, event: Event) -> None:
         for cb in self._callbacks:
             try:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import time
 from collections import deque
+from contextlib import AbstractContextManager, nullcontext
 from types import TracebackType
 
 import numpy as np
@@ -33,16 +34,23 @@ class _Phase:
 
 
 WARMUP_SAMPLES = 5  # the first runs of each phase after start-up
+_UNTIMED: AbstractContextManager[None] = nullcontext()  # (reusable: it keeps nothing)
 
 
 class PhaseTimer:
-    def __init__(self, window: int = 1000) -> None:
+    """`enabled` False: a timer that times nothing (an engine run over history in market time, whose
+    wall-clock phases nobody reads): its phases cost a `with` on a shared no-op."""
+
+    def __init__(self, window: int = 1000, *, enabled: bool = True) -> None:
         self._samples: dict[str, deque[float]] = {}
         self._warmup: dict[str, list[float]] = {}
         self._window = window
+        self.enabled = enabled
 
-    def phase(self, name: str) -> _Phase:
+    def phase(self, name: str) -> AbstractContextManager[None]:
         """Times the block, also when it raises."""
+        if not self.enabled:
+            return _UNTIMED
         samples = self._samples.get(name)
         if samples is None:  # warming up: the steady samples start once the warm-up runs are in
             warm = self._warmup.setdefault(name, [])
