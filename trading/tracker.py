@@ -127,7 +127,7 @@ def highest_stall_count(
     """The highest stall count of the tracker as it is and as each of the samples `more` is taken."""
     count = top = tracker.stall_count
     floor = stall_loss(params, unit)
-    if not any(profit < floor for profit in more):  # none stalls: each sets the count back to 0
+    if not min(more, default=floor) < floor:  # none stalls: each sets the count back to 0
         return top
     profits = deque(tracker.profits, maxlen=tracker.profits.maxlen)
     for profit in more:
