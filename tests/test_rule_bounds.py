@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import math
 import random
+from dataclasses import replace
 from datetime import timedelta
 
 import pytest
@@ -124,6 +125,37 @@ def test_rules_said_to_read_the_bar_only_declare_the_same_for_any_tracker_or_clo
                 assert r.declare(v) == r.declare(other), r
 
 
+def test_rules_fixed_for_the_bar_not_said_to_read_the_stop_declare_the_same_for_any_stop() -> None:
+    """`Held.declare` keeps their bounds across the stop's moves (`Rule.reads_stop`), so they must not read it."""
+    rng = random.Random(6)
+    fixed = [r for r in (*EXIT_RULES, *PM_RULES) if r.per_bar]
+    assert {r.__name__ for r in fixed if r.reads_stop} == {"breakeven", "trailing_stop"}
+    for v in random_views(7, 300):
+        pos = v.position
+        for sl in (0.0, round(pos.open_price + rng.uniform(-20, 20), 2)):
+            moved = replace(v, position=replace(pos, sl=sl), bar=None)
+            for r in fixed:
+                if not r.reads_stop:
+                    assert r.declare(v) == r.declare(moved), r
+
+
+def test_a_view_keeps_the_bar_bounds_of_a_rule_not_reading_the_stop_across_its_moves() -> None:
+    """The kept bounds are those the rule declares for the moved stop; a rule reading the stop declares
+    again for it."""
+    rng = random.Random(8)
+    fixed = [r for r in (*EXIT_RULES, *PM_RULES) if r.per_bar]
+    for v in random_views(9, 200):
+        for r in fixed:
+            v.declare(r)
+        moved = replace(
+            v, position=replace(v.position, sl=round(v.position.sl + rng.uniform(-3, 3), 2)), bar=None
+        )
+        for r in fixed:
+            assert moved.declare(r) == r.declare(moved), r
+            if not r.reads_stop:
+                assert moved.declare(r) is v.declare(r), r  # kept, not declared again
+
+
 def test_strict_bounds_are_exact() -> None:
     for x in (0.0, -12.34, 7.1, 1e-3):
         lt, gt = below(x, ""), above(x, "")
@@ -214,6 +246,20 @@ def test_a_bound_of_a_kind_the_band_does_not_know_fails(monkeypatch: pytest.Monk
     monkeypatch.setattr(position_manager, "PM_RULES", (*PM_RULES, odd))
     with pytest.raises(TypeError, match="no band for a bound of kind Odd"):
         bar_band(_live_view())
+
+
+def test_a_bound_of_a_kind_derived_from_a_known_one_fails() -> None:
+    """A subclass may fire on other ticks than its base (here: only at a profit of 13): folding it as its
+    base would clear ticks it fires on."""
+
+    class AtMostOdd(AtMost):
+        __slots__ = ()
+
+        def hit(self, at: At) -> bool:
+            return at.profit == 13.0
+
+    with pytest.raises(TypeError, match="no band for a bound of kind AtMostOdd"):
+        fold([AtMost(-5.0), AtMostOdd(-9.0)])
 
 
 def test_covering_bounds_lose_no_verdict() -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import random
 from collections import deque
+from datetime import UTC, datetime
 
 import pytest
 
@@ -43,3 +44,28 @@ def test_the_floors_are_those_the_samples_bring_one_by_one(seed: int) -> None:
         assert highest_stall_count(tracker, more, P, unit) == max(counts)
         stalls += max(counts) > tracker.stall_count
     assert stalls > 50  # the samples counted stalls in some cases
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_samples_taken_at_once_leave_the_tracker_as_taken_one_by_one(seed: int) -> None:
+    """`take_samples` (with its shortcut when no sample can count a stall or a warning) against
+    `_sample` on each; with and without a model, the samples in and out of a stalling loss."""
+    rng = random.Random(seed)
+    shortcuts = 0
+    for _ in range(2000):
+        tracker, more = _case(rng)
+        tracker.peak_profit = rng.choice([0.0, max([0.0, *tracker.profits])])
+        ml = rng.choice([None, None, 0.3, 0.6, 0.9])
+        unit = rng.choice([0.5, 2.0, 4.0])
+        seen = PositionTracker(1, deque(tracker.profits, maxlen=30), stall_count=tracker.stall_count)
+        seen.peak_profit, seen.last_sample = tracker.peak_profit, tracker.last_sample
+        for profit in more:
+            seen.peak_profit = max(seen.peak_profit, profit)
+            seen._sample(profit, ml, P, unit)
+        last = datetime(2024, 3, 5, 9, 0, tzinfo=UTC)
+        if more:
+            seen.last_sample = last
+        tracker.take_samples(more, last, ml, P, unit)
+        assert repr(tracker) == repr(seen)
+        shortcuts += ml is None and bool(more) and min(more) >= -P.stall_loss_atr * unit
+    assert shortcuts > 100

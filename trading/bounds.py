@@ -171,13 +171,18 @@ Declare = Callable[[Any], Bounds]
 
 class Rule:
     """A rule: its name, the bounds it declares for a view of the position, whether those read only what
-    is fixed for the bar (the inputs, the stop: `per_bar`, so the backtest folds them once a bar), and
-    whether it moves the stop rather than closing (`moves_stop`)."""
+    is fixed for the bar (the inputs, the stop: `per_bar`, so the backtest folds them once a bar),
+    whether it moves the stop rather than closing (`moves_stop`), and whether its bounds read the
+    position's stop (`reads_stop`: by default a rule that moves it; a rule fixed for the bar that does
+    not keeps its bounds for the bar's inputs across the stop's moves)."""
 
-    def __init__(self, declare: Declare, *, per_bar: bool, moves_stop: bool = False) -> None:
+    def __init__(
+        self, declare: Declare, *, per_bar: bool, moves_stop: bool = False, reads_stop: bool | None = None
+    ) -> None:
         self.declare = declare
         self.per_bar = per_bar
         self.moves_stop = moves_stop
+        self.reads_stop = moves_stop if reads_stop is None else reads_stop
         self.__name__ = declare.__name__
         self.__doc__ = declare.__doc__
 
@@ -185,9 +190,11 @@ class Rule:
         return f"Rule({self.__name__})"
 
 
-def rule(*, per_bar: bool = False, moves_stop: bool = False) -> Callable[[Declare], Rule]:
+def rule(
+    *, per_bar: bool = False, moves_stop: bool = False, reads_stop: bool | None = None
+) -> Callable[[Declare], Rule]:
     """Declare a rule: `@rule()` over a function from the view to its bounds."""
-    return lambda declare: Rule(declare, per_bar=per_bar, moves_stop=moves_stop)
+    return lambda declare: Rule(declare, per_bar=per_bar, moves_stop=moves_stop, reads_stop=reads_stop)
 
 
 def first_fired(bounds: Bounds, v: View, at: At) -> Fired | None:

@@ -15,7 +15,7 @@ from trading.parameters import StrategyParams
 from trading.risk.modes import RiskLimits, RiskState, limit_use
 from trading.tracker import PositionTracker, momentum, warns
 
-BarBounds = dict[Rule, Bounds]
+BarBounds = dict[Rule | tuple[Rule, float], Bounds]  # by rule, and by stop too for one reading it
 
 
 @dataclass(slots=True)
@@ -36,15 +36,16 @@ class PositionInputs:
     balance: float
     urgency: int  # the position manager's urgency score (`urgency_score`)
     # the bounds the rules fixed for the bar declared, kept with the bar's inputs (`Held.declare`): by
-    # the stop, entry, volume and side, for the parameters they were declared with
-    memo: dict[tuple[float, float, float, bool], tuple[StrategyParams, BarBounds]] = field(
+    # the entry, volume and side, for the parameters they were declared with
+    memo: dict[tuple[float, float, bool], tuple[StrategyParams, BarBounds]] = field(
         default_factory=dict, compare=False, repr=False
     )
 
     def bar_bounds(self, pos: Position, params: StrategyParams) -> BarBounds:
         """The bounds the rules fixed for the bar have declared for `pos` with these inputs and
-        `params`, by rule (filled as they declare them)."""
-        key = (pos.sl, pos.open_price, pos.volume, pos.side is Side.BUY)  # (an enum hashes slowly)
+        `params`, by rule, and by rule and stop for a rule reading the stop (`Rule.reads_stop`: only
+        those declare again when the stop moves), filled as they declare them."""
+        key = (pos.open_price, pos.volume, pos.side is Side.BUY)  # (an enum hashes slowly)
         known = self.memo.get(key)
         if known is None or known[0] is not params:
             known = self.memo[key] = (params, {})
@@ -152,15 +153,16 @@ class Held:
 
     def declare(self, rule: Rule) -> Bounds:
         """The rule's bounds for this view; a rule fixed for the bar (`Rule.per_bar`) declares them once
-        for the bar's inputs and the position's stop."""
+        for the bar's inputs (and the position's stop, when it reads it)."""
         if not rule.per_bar:
             return rule.declare(self)
         bar = self.bar
         if bar is None:
             bar = self.bar = self.inputs.bar_bounds(self.position, self.params)
-        bounds = bar.get(rule)
+        key = (rule, self.position.sl) if rule.reads_stop else rule
+        bounds = bar.get(key)
         if bounds is None:
-            bounds = bar[rule] = rule.declare(self)
+            bounds = bar[key] = rule.declare(self)
         return bounds
 
     def first_to_fire(self, rules: Iterable[Rule], at: At) -> tuple[Rule, Fired] | None:

@@ -9,6 +9,8 @@ from __future__ import annotations
 from collections import deque
 from dataclasses import dataclass, field
 from datetime import datetime
+from itertools import chain
+from operator import sub
 
 from trading.parameters import StrategyParams
 
@@ -49,11 +51,19 @@ class PositionTracker:
     ) -> None:
         """The samples `observe` takes on the ticks it finds due, in one go: their profits in order,
         `last` the time of the last one (the backtest's shortcuts, `trading.quiet_ticks`)."""
+        if not profits:
+            return
+        self.last_sample = last
+        if ml_against is None and not min(profits) < stall_loss(params, unit):
+            # no sample counts a warning (no model) or a stall (`stalled`: none in a loss beyond the
+            # floor), each sets the count back to 0: the samples kept and the peak raised at once
+            self.peak_profit = max(self.peak_profit, *profits)
+            self.profits.extend(profits)
+            self.stall_count = 0
+            return
         for profit in profits:
             self.peak_profit = max(self.peak_profit, profit)
             self._sample(profit, ml_against, params, unit)
-        if profits:
-            self.last_sample = last
 
     def _sample(self, profit: float, ml_against: float | None, params: StrategyParams, unit: float) -> None:
         self.profits.append(profit)
@@ -88,15 +98,19 @@ def momentum_of(change: float, scale: float) -> float:
 
 def lowest_momentum(profits: deque[float], more: list[float], scale: float) -> float:
     """The lowest `momentum` of the samples `profits` as they are and as each of `more` is taken."""
+    if scale <= 0:
+        return 0.0
     recent = list(profits)[-5:]  # all that `momentum` reads of them
     known = len(recent)
     recent.extend(more)
-    if scale <= 0:
-        return 0.0
-    # the first n samples' change (n >= 3: with fewer the momentum is 0), from the fifth last or the
-    # first; the lowest momentum is that of the least change (`momentum_of` never falls as it rises)
-    changes = [recent[n - 1] - recent[max(0, n - 5)] for n in range(max(known, 3), len(recent) + 1)]
-    lowest = momentum_of(min(changes), scale) if changes else 0.0
+    # the first n samples' change (n >= 3: with fewer the momentum is 0), from the first while n <= 5,
+    # then from the fifth last (the sample four before the n-th); the lowest momentum is that of the
+    # least change (`momentum_of` never falls as it rises)
+    first = max(known, 3)
+    from_first = [recent[n - 1] - recent[0] for n in range(first, min(len(recent), 5) + 1)]
+    later = max(first, 6)
+    least = min(chain(from_first, map(sub, recent[later - 1 :], recent[later - 5 :])), default=None)
+    lowest = 0.0 if least is None else momentum_of(least, scale)
     return min(0.0, lowest) if known < 3 else lowest
 
 
@@ -113,7 +127,7 @@ def highest_stall_count(
     """The highest stall count of the tracker as it is and as each of the samples `more` is taken."""
     count = top = tracker.stall_count
     floor = stall_loss(params, unit)
-    if not any(profit < floor for profit in more):  # none stalls: each sets the count back to 0
+    if not min(more, default=floor) < floor:  # none stalls: each sets the count back to 0
         return top
     profits = deque(tracker.profits, maxlen=tracker.profits.maxlen)
     for profit in more:
