@@ -9,6 +9,7 @@ from __future__ import annotations
 import math
 from datetime import datetime
 from enum import StrEnum
+from operator import attrgetter
 from typing import Protocol, runtime_checkable
 
 import numpy as np
@@ -153,6 +154,7 @@ class HistorySource(Protocol):
     async def ticks_range(self, start: int, end: int) -> np.ndarray: ...
 
 
+DEAL_ORDER = attrgetter("time", "ticket")  # the order `deals_since` returns deals in (a sort key)
 _NUMBER = (int, float)  # what an order's numbers may be (a bool is an int, as with `int | float`)
 
 

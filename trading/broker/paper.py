@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from trading.broker.base import (
+    DEAL_ORDER,
     BrokerError,
     BrokerErrorKind,
     ConnectionLost,
@@ -70,6 +71,8 @@ if TYPE_CHECKING:
     import numpy as np
 
     from trading.broker.feeds import Feed
+
+_DEAL_TIME = attrgetter("time")
 
 
 class PaperBroker(PaperState, PaperBars):
@@ -197,9 +200,11 @@ class PaperBroker(PaperState, PaperBars):
         await self._sync()
         if since.tzinfo is None:
             raise InvalidOrder(f"deals_since needs an aware UTC time, got naive {since}")
-        first = bisect.bisect_left(self._deals, since, key=attrgetter("time")) if self._deals_in_order else 0
-        chosen = [d for d in self._deals[first:] if d.time >= since and d.magic == self.magic]
-        return sorted(chosen, key=lambda d: (d.time, d.ticket))
+        if self._deals_in_order:  # by time: the deals from `since` on are a tail of them
+            recent = self._deals[bisect.bisect_left(self._deals, since, key=_DEAL_TIME) :]
+        else:
+            recent = [d for d in self._deals if d.time >= since]
+        return sorted([d for d in recent if d.magic == self.magic], key=DEAL_ORDER)
 
     # ---- trading ----------------------------------------------------------------------------
 
