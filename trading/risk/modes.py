@@ -11,7 +11,6 @@ approved reset; profits reduce the total loss).
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
 from dataclasses import dataclass, fields, replace
 from datetime import date, datetime, timedelta
 from enum import StrEnum
@@ -397,34 +396,8 @@ if any(f.type not in ("float", "int") for f in fields(RiskLimits)):
     raise TypeError("RiskLimits holds more than numbers: risk_limits_to_dict must copy it as asdict does")
 
 
-class _LastForm:
-    """The dict form of the last record converted, kept with the record: the engine saves the same
-    risk state and limits with every close and entry, and a frozen record of immutable fields has
-    the same form each time. Each caller gets its own copy (the values are immutable, so a shallow
-    copy is a whole one); record and form are one tuple, set in one assignment (safe across threads)."""
-
-    __slots__ = ("kept",)
-
-    def __init__(self) -> None:
-        self.kept: tuple[object, dict[str, Any]] | None = None
-
-    def form(self, record: object, convert: Callable[[Any], dict[str, Any]]) -> dict[str, Any]:
-        kept = self.kept
-        if kept is None or kept[0] is not record:
-            kept = self.kept = (record, convert(record))
-        return dict(kept[1])
-
-
-_STATE_FORM = _LastForm()
-_LIMITS_FORM = _LastForm()
-
-
 def risk_state_to_dict(state: RiskState) -> dict[str, Any]:
     """JSON-ready form for the journal's state row (dates ISO, the mode by name)."""
-    return _STATE_FORM.form(state, _state_form)
-
-
-def _state_form(state: RiskState) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for name in _STATE_FIELDS:
         value = getattr(state, name)
@@ -438,10 +411,6 @@ def _state_form(state: RiskState) -> dict[str, Any]:
 
 def risk_limits_to_dict(limits: RiskLimits) -> dict[str, Any]:
     """`dataclasses.asdict(limits)`: each limit by name."""
-    return _LIMITS_FORM.form(limits, _limits_form)
-
-
-def _limits_form(limits: RiskLimits) -> dict[str, Any]:
     return {name: getattr(limits, name) for name in _LIMIT_FIELDS}
 
 
