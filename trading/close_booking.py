@@ -11,7 +11,7 @@ import logging
 from dataclasses import replace
 from datetime import datetime, timedelta
 
-from trading.broker.base import BrokerError, ConnectionLost
+from trading.broker.base import DEAL_ORDER, BrokerError, ConnectionLost
 from trading.domain import ClosedTrade, Deal, DealEntry, DealReason, Position
 from trading.engine_host import EngineHost
 from trading.events import EventKind
@@ -34,7 +34,7 @@ PL_SOURCE = "pl_source"  # ClosedTrade.extra key: "deals" (the broker's) or "est
 def closed_trade_from_deals(pos: Position, deals: list[Deal], name: str, reason: str) -> ClosedTrade | None:
     """The trade as the broker booked it: P/L = profit + commission + swap + fee of every deal of the
     position (the entry deal's charges belong to the trade too); None while no closing deal exists."""
-    mine = sorted((d for d in deals if d.position_ticket == pos.ticket), key=lambda d: (d.time, d.ticket))
+    mine = sorted([d for d in deals if d.position_ticket == pos.ticket], key=DEAL_ORDER)
     outs = [d for d in mine if d.entry is DealEntry.OUT]
     if not outs:
         return None

@@ -9,6 +9,7 @@ from __future__ import annotations
 import math
 from datetime import datetime
 from enum import StrEnum
+from operator import attrgetter
 from typing import Protocol, runtime_checkable
 
 import numpy as np
@@ -153,6 +154,7 @@ class HistorySource(Protocol):
     async def ticks_range(self, start: int, end: int) -> np.ndarray: ...
 
 
+DEAL_ORDER = attrgetter("time", "ticket")  # the order `deals_since` returns deals in (a sort key)
 _NUMBER = (int, float)  # what an order's numbers may be (a bool is an int, as with `int | float`)
 
 
@@ -162,11 +164,9 @@ def validate_order(spec: SymbolSpec, side: Side, volume: float, price: float, sl
     Raises InvalidOrder naming the problem. `price` is the price the order would fill at
     (ask for BUY, bid for SELL); SL/TP of 0.0 mean "none".
     """
-    for name, value in (("volume", volume), ("price", price), ("sl", sl), ("tp", tp)):
-        if not isinstance(value, _NUMBER) or not math.isfinite(value):
-            raise InvalidOrder(f"{name} must be a finite number, got {value!r}")
-    if price <= 0:
-        raise InvalidOrder(f"price must be positive, got {price}")
+    if not isinstance(volume, _NUMBER) or not math.isfinite(volume):
+        raise InvalidOrder(f"volume must be a finite number, got {volume!r}")
+    _check_price(price, sl, tp)
     if volume <= 0:
         raise InvalidOrder(f"volume must be positive, got {volume}")
     snapped = spec.snap_volume(volume)
@@ -174,6 +174,26 @@ def validate_order(spec: SymbolSpec, side: Side, volume: float, price: float, sl
         raise InvalidOrder(f"volume {volume} is below the minimum {spec.volume_min}")
     if volume > spec.volume_max + 1e-9:
         raise InvalidOrder(f"volume {volume} is above the maximum {spec.volume_max}")
+    _check_stops(spec, side, price, sl, tp)
+    return snapped
+
+
+def validate_stops(spec: SymbolSpec, side: Side, price: float, sl: float, tp: float) -> None:
+    """`validate_order`'s checks of a held position's new SL/TP at its closing `price`: a modify leaves
+    the volume as it is, checked when the position was opened. The same errors, in the same order."""
+    _check_price(price, sl, tp)
+    _check_stops(spec, side, price, sl, tp)
+
+
+def _check_price(price: float, sl: float, tp: float) -> None:
+    for name, value in (("price", price), ("sl", sl), ("tp", tp)):
+        if not isinstance(value, _NUMBER) or not math.isfinite(value):
+            raise InvalidOrder(f"{name} must be a finite number, got {value!r}")
+    if price <= 0:
+        raise InvalidOrder(f"price must be positive, got {price}")
+
+
+def _check_stops(spec: SymbolSpec, side: Side, price: float, sl: float, tp: float) -> None:
     if sl < 0 or tp < 0:
         raise InvalidOrder("sl and tp must be positive prices or 0.0 for none")
     min_dist = spec.stops_level * spec.point
@@ -190,4 +210,3 @@ def validate_order(spec: SymbolSpec, side: Side, volume: float, price: float, sl
             f"take profit {tp:.{spec.digits}f} must be {where} the price {price:.{spec.digits}f}"
             + (f" by more than {min_dist:.{spec.digits}f}" if min_dist else "")
         )
-    return snapped

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import asyncio
 import bisect
-import math
 from collections.abc import Callable
 from dataclasses import replace
 from datetime import UTC, datetime
@@ -29,7 +28,15 @@ from operator import attrgetter
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from trading.broker.base import BrokerError, BrokerErrorKind, ConnectionLost, InvalidOrder, OrderRejected
+from trading.broker.base import (
+    DEAL_ORDER,
+    BrokerError,
+    BrokerErrorKind,
+    ConnectionLost,
+    InvalidOrder,
+    OrderRejected,
+    validate_stops,
+)
 from trading.broker.base import validate_order as _validate_order
 from trading.broker.fills import FillModel, LevelFill, crossed_inside
 from trading.broker.intrabar import stop_hit
@@ -46,6 +53,7 @@ from trading.broker.paper_marks import MarkCache, above_stop_out, equity_of
 from trading.broker.paper_prices import takes
 from trading.broker.paper_quiet import QuietRows, count_with_rows
 from trading.broker.paper_state import STATE_VERSION, PaperState
+from trading.broker.paper_volumes import close_volume, round_volume
 from trading.domain import (
     AccountInfo,
     Deal,
@@ -63,6 +71,8 @@ if TYPE_CHECKING:
     import numpy as np
 
     from trading.broker.feeds import Feed
+
+_DEAL_TIME = attrgetter("time")
 
 
 class PaperBroker(PaperState, PaperBars):
@@ -190,9 +200,11 @@ class PaperBroker(PaperState, PaperBars):
         await self._sync()
         if since.tzinfo is None:
             raise InvalidOrder(f"deals_since needs an aware UTC time, got naive {since}")
-        first = bisect.bisect_left(self._deals, since, key=attrgetter("time")) if self._deals_in_order else 0
-        chosen = [d for d in self._deals[first:] if d.time >= since and d.magic == self.magic]
-        return sorted(chosen, key=lambda d: (d.time, d.ticket))
+        if self._deals_in_order:  # by time: the deals from `since` on are a tail of them
+            recent = self._deals[bisect.bisect_left(self._deals, since, key=_DEAL_TIME) :]
+        else:
+            recent = [d for d in self._deals if d.time >= since]
+        return sorted([d for d in recent if d.magic == self.magic], key=DEAL_ORDER)
 
     # ---- trading ----------------------------------------------------------------------------
 
@@ -272,19 +284,19 @@ class PaperBroker(PaperState, PaperBars):
         await self._sync()
         tick = self._require_tick()
         pos = self._own_position(ticket)
-        close_volume = self._close_volume(pos, volume)
+        taken = close_volume(self.spec, pos, volume)
         price = self.fills.exit_price(tick, pos.side)
-        deal = self._close(pos, close_volume, price, tick.time, DealReason.CLIENT, comment)
+        deal = self._close(pos, taken, price, tick.time, DealReason.CLIENT, comment)
         self._save()
         return OrderResult(
             ticket=ticket,
             side=pos.side.opposite,
-            volume=close_volume,
+            volume=taken,
             price=price,
             time=tick.time,
             order=deal.ticket,
             deal=deal.ticket,
-            requested_volume=close_volume,
+            requested_volume=taken,
             comment=comment,
         )
 
@@ -294,7 +306,7 @@ class PaperBroker(PaperState, PaperBars):
         await self._sync()
         tick = self._require_tick()
         pos = self._own_position(ticket)
-        _validate_order(self.spec, pos.side, pos.volume, tick.price_to_close(pos.side), sl, tp)
+        validate_stops(self.spec, pos.side, tick.price_to_close(pos.side), sl, tp)
         new_sl, new_tp = self.spec.round_price(sl), self.spec.round_price(tp)
         if (new_sl, new_tp) == (pos.sl, pos.tp):
             return  # MT5 answers "no changes"; nothing to do
@@ -399,21 +411,6 @@ class PaperBroker(PaperState, PaperBars):
             raise OrderRejected(BrokerErrorKind.NOT_FOUND, f"ticket {ticket}", RETCODE_INVALID)
         return pos
 
-    def _close_volume(self, pos: Position, volume: float | None) -> float:
-        if volume is None:
-            return pos.volume
-        if not isinstance(volume, int | float) or not math.isfinite(volume) or volume <= 0:
-            raise InvalidOrder(f"close volume must be a positive number, got {volume!r}")
-        snapped = self.spec.snap_volume(volume)
-        if snapped <= 0:
-            raise InvalidOrder(f"close volume {volume} is below the minimum {self.spec.volume_min}")
-        if snapped > pos.volume + 1e-9:
-            raise InvalidOrder(f"close volume {volume} is more than the position's {pos.volume}")
-        remaining = self._round_volume(pos.volume - snapped)
-        if 0 < remaining < self.spec.volume_min - 1e-9:
-            raise InvalidOrder(f"closing {snapped} would leave {remaining}, below the minimum lot")
-        return snapped
-
     def _level_close(
         self, pos: Position, reason: DealReason, level: float, price: float, crossed: bool, when: datetime
     ) -> Deal:
@@ -443,7 +440,7 @@ class PaperBroker(PaperState, PaperBars):
             reason=reason,
             comment=comment,
         )
-        remaining = self._round_volume(pos.volume - volume)
+        remaining = round_volume(self.spec, pos.volume - volume)
         if remaining > 0:
             self._positions[pos.ticket] = replace(pos, volume=remaining)
         else:
@@ -481,10 +478,6 @@ class PaperBroker(PaperState, PaperBars):
 
     def _margin(self, volume: float, price: float) -> float:
         return volume * self.spec.contract_size * price / self.config.leverage
-
-    def _round_volume(self, volume: float) -> float:
-        decimals = max(0, -math.floor(math.log10(self.spec.volume_step)))
-        return round(volume, decimals)
 
 
 __all__ = [
