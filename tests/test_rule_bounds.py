@@ -248,20 +248,6 @@ def test_a_bound_of_a_kind_the_band_does_not_know_fails(monkeypatch: pytest.Monk
         bar_band(_live_view())
 
 
-def test_a_bound_of_a_kind_derived_from_a_known_one_fails() -> None:
-    """A subclass may fire on other ticks than its base (here: only at a profit of 13): folding it as its
-    base would clear ticks it fires on."""
-
-    class AtMostOdd(AtMost):
-        __slots__ = ()
-
-        def hit(self, at: At) -> bool:
-            return at.profit == 13.0
-
-    with pytest.raises(TypeError, match="no band for a bound of kind AtMostOdd"):
-        fold([AtMost(-5.0), AtMostOdd(-9.0)])
-
-
 def test_covering_bounds_lose_no_verdict() -> None:
     """Where a rule's bound only covers its verdict (`then` decides), the verdict is still the rule's
     plain formula: the trailing stop (the bound's edge derived from the stop) on a cent grid, and the

@@ -17,7 +17,7 @@ import math
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, NamedTuple
+from typing import NamedTuple
 
 import numpy as np
 from numba import njit
@@ -103,42 +103,38 @@ def declared(v: Held, *, per_bar: bool | None = None) -> list[Bound]:
 
 
 def fold(bounds: Iterable[Bound], band: Band = OPEN) -> Band | None:
-    """`band` narrowed by the bounds, by kind; None when one fires whatever the price. A bound's kind is
-    its exact class (a subclass may fire on other ticks than its base: it has no band), tried in the
-    order the rules declare them most."""
+    """`band` narrowed by the bounds, by kind; None when one fires whatever the price."""
     lo, hi, g1lo, g1hi, g2lo, g2hi, move, arm1, keep1, arm2, keep2 = band
-    b: Any  # (its fields read by the kind its class is: mypy narrows on isinstance alone)
     for b in bounds:
-        kind = type(b)
-        if kind is AtMost:
-            lo = max(lo, b.x)
-        elif kind is AtLeast:
-            hi = min(hi, b.x)
-        elif kind is MoveAtLeast:
-            move = min(move, b.x)
-        elif kind is GivesBack or kind is DrawsDown:
-            arm, keep = b.arm, b.keep
-            if arm1 == math.inf:
-                arm1, keep1 = arm, keep
-            elif arm2 == math.inf:
-                arm2, keep2 = arm, keep
-            else:
-                arm2, keep2 = min(arm2, arm), max(keep2, keep)
-        elif kind is LossReaches:
-            lo = max(lo, min(b.spent - b.limit, 0.0))
-        elif kind is Within:
-            if b.lo >= b.hi:
-                continue
-            if g1lo == math.inf:
-                g1lo, g1hi = b.lo, b.hi
-            elif g2lo == math.inf:
-                g2lo, g2hi = b.lo, b.hi
-            else:  # more gaps than slots: the hull covers both
-                g2lo, g2hi = min(g2lo, b.lo), max(g2hi, b.hi)
-        elif kind is Always:
-            return None
-        else:
-            raise TypeError(f"no band for a bound of kind {kind.__name__}")
+        match b:
+            case AtMost():
+                lo = max(lo, b.x)
+            case LossReaches():
+                lo = max(lo, min(b.spent - b.limit, 0.0))
+            case AtLeast():
+                hi = min(hi, b.x)
+            case Within():
+                if b.lo >= b.hi:
+                    continue
+                if g1lo == math.inf:
+                    g1lo, g1hi = b.lo, b.hi
+                elif g2lo == math.inf:
+                    g2lo, g2hi = b.lo, b.hi
+                else:  # more gaps than slots: the hull covers both
+                    g2lo, g2hi = min(g2lo, b.lo), max(g2hi, b.hi)
+            case MoveAtLeast():
+                move = min(move, b.x)
+            case GivesBack() | DrawsDown():
+                if arm1 == math.inf:
+                    arm1, keep1 = b.arm, b.keep
+                elif arm2 == math.inf:
+                    arm2, keep2 = b.arm, b.keep
+                else:
+                    arm2, keep2 = min(arm2, b.arm), max(keep2, b.keep)
+            case Always():
+                return None
+            case _:
+                raise TypeError(f"no band for a bound of kind {type(b).__name__}")
     return Band(lo, hi, g1lo, g1hi, g2lo, g2hi, move, arm1, keep1, arm2, keep2)
 
 
