@@ -19,8 +19,11 @@ from trading.gates import GateResult
 UNRECORDED_ENTRY = "journal: the decision could not be stored, so no order was sent"
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Decision:
+    """One bar's decision. Not frozen (a frozen dataclass's `__init__` costs several times a plain one's,
+    and one is built on every bar), but never changed once built: a changed one is a `replace`d copy."""
+
     bar_time: datetime
     action: str  # "enter" | "skip" | "error"
     side: Side | None
