@@ -144,8 +144,11 @@ class QualityView:
     threshold: float
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class MarketAnalysis:
+    """Not frozen (a frozen dataclass's `__init__` costs several times a plain one's, and one is built
+    for every bar), but never changed once built: a changed one is a `replace`d copy."""
+
     bar_time: datetime  # open time of the last closed bar (UTC)
     close: float
     atr: float

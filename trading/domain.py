@@ -25,8 +25,11 @@ class Side(StrEnum):
         return Side.SELL if self is Side.BUY else Side.BUY
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Tick:
+    """A quote. Not frozen (a frozen dataclass's `__init__` costs several times a plain one's, and a
+    replay builds one for every tick it steps), but never changed once built."""
+
     time: datetime
     bid: float
     ask: float
@@ -50,8 +53,11 @@ class Tick:
         return self.bid if side is Side.BUY else self.ask
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class AccountInfo:
+    """The account as the broker reports it. Not frozen (read on every step: see `Tick`), but never
+    changed once built."""
+
     login: int
     balance: float
     equity: float
@@ -103,8 +109,11 @@ class SymbolSpec:
         return snapped if snapped >= self.volume_min - 1e-12 else 0.0
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Position:
+    """An open position as the broker reports it. Not frozen (marked again on every step: see `Tick`),
+    but never changed once built: a changed one is a copy (`trading.position_records`)."""
+
     ticket: int
     symbol: str
     side: Side
