@@ -14,6 +14,7 @@ from typing import Protocol
 import numpy as np
 
 from trading.domain import Side
+from trading.immutable import immutable
 
 # the last tuple of closes measured, its window and its move: a bar's emergency check (the engine)
 # and its entry gate measure the same analysis's closes (one tuple, swapped whole: safe across threads)
@@ -144,10 +145,9 @@ class QualityView:
     threshold: float
 
 
-@dataclass(slots=True)
+@immutable
 class MarketAnalysis:
-    """Not frozen (a frozen dataclass's `__init__` costs several times a plain one's, and one is built
-    for every bar), but never changed once built: a changed one is a `replace`d copy."""
+    """One closed bar's analysis (`immutable`: one is composed for every bar)."""
 
     bar_time: datetime  # open time of the last closed bar (UTC)
     close: float

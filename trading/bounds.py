@@ -18,9 +18,9 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any, NamedTuple, Protocol
 
+from trading.immutable import immutable
 from trading.parameters import StrategyParams
 
 
@@ -49,13 +49,12 @@ class Fired(NamedTuple):
 Then = Callable[[Any, At], "Fired | None"]
 
 
-@dataclass(slots=True, kw_only=True)
+@immutable(kw_only=True)
 class Bound:
     """A region of ticks a rule fires on. `why` is the reason, `str.format`ted with the tick (profit,
     loss, peak, move, price), the rule's view `v` and its parameters `p` only when it fires; `then`, when
     given, decides on the ticks the bound hits (the bound then covers the verdict) and words the reason
-    itself. Not frozen (a frozen dataclass's `__init__` costs several times a plain one's, and rules
-    declare bounds on every step): a bound is never changed once declared."""
+    itself. `immutable`: rules declare bounds on every step, and a bound is never changed once declared."""
 
     why: str = ""
     then: Then | None = None
@@ -75,7 +74,7 @@ class Bound:
         return 0.0
 
 
-@dataclass(slots=True)
+@immutable
 class AtMost(Bound):
     """profit <= x (`below` for profit < x)."""
 
@@ -85,7 +84,7 @@ class AtMost(Bound):
         return at.profit <= self.x
 
 
-@dataclass(slots=True)
+@immutable
 class AtLeast(Bound):
     """profit >= x (`above` for profit > x)."""
 
@@ -95,7 +94,7 @@ class AtLeast(Bound):
         return at.profit >= self.x
 
 
-@dataclass(slots=True)
+@immutable
 class Within(Bound):
     """lo <= profit < hi."""
 
@@ -106,7 +105,7 @@ class Within(Bound):
         return self.lo <= at.profit < self.hi
 
 
-@dataclass(slots=True)
+@immutable
 class MoveAtLeast(Bound):
     """A favourable price move >= x; `stop` the new stop it sets (for a rule that moves the stop)."""
 
@@ -120,7 +119,7 @@ class MoveAtLeast(Bound):
         return self.stop
 
 
-@dataclass(slots=True)
+@immutable
 class GivesBack(Bound):
     """The running peak above `arm` and the profit below `keep` × peak."""
 
@@ -131,7 +130,7 @@ class GivesBack(Bound):
         return at.peak > self.arm and at.profit < self.keep * at.peak
 
 
-@dataclass(slots=True)
+@immutable
 class DrawsDown(Bound):
     """The running peak above `arm` and more than `share` of it given back."""
 
@@ -146,7 +145,7 @@ class DrawsDown(Bound):
         return 1 - self.share
 
 
-@dataclass(slots=True)
+@immutable
 class LossReaches(Bound):
     """A loss that brings `spent` (a running total of losses) to `limit`."""
 
@@ -157,7 +156,7 @@ class LossReaches(Bound):
         return at.profit < 0 and self.spent + -at.profit >= self.limit
 
 
-@dataclass(slots=True)
+@immutable
 class Always(Bound):
     """Fires whatever the price."""
 

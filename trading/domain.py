@@ -11,6 +11,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
 
+from trading.immutable import immutable
+
 
 class Side(StrEnum):
     BUY = "BUY"
@@ -25,10 +27,9 @@ class Side(StrEnum):
         return Side.SELL if self is Side.BUY else Side.BUY
 
 
-@dataclass(slots=True)
+@immutable
 class Tick:
-    """A quote. Not frozen (a frozen dataclass's `__init__` costs several times a plain one's, and a
-    replay builds one for every tick it steps), but never changed once built."""
+    """A quote (`immutable`: a replay builds one for every tick it steps)."""
 
     time: datetime
     bid: float
@@ -53,10 +54,9 @@ class Tick:
         return self.bid if side is Side.BUY else self.ask
 
 
-@dataclass(slots=True)
+@immutable
 class AccountInfo:
-    """The account as the broker reports it. Not frozen (read on every step: see `Tick`), but never
-    changed once built."""
+    """The account as the broker reports it (`immutable`: read on every step)."""
 
     login: int
     balance: float
@@ -109,10 +109,10 @@ class SymbolSpec:
         return snapped if snapped >= self.volume_min - 1e-12 else 0.0
 
 
-@dataclass(slots=True)
+@immutable
 class Position:
-    """An open position as the broker reports it. Not frozen (marked again on every step: see `Tick`),
-    but never changed once built: a changed one is a copy (`trading.position_records`)."""
+    """An open position as the broker reports it (`immutable`: marked again on every step; a changed
+    one is a copy, `trading.position_records`)."""
 
     ticket: int
     symbol: str

@@ -11,6 +11,7 @@ from datetime import datetime
 from trading.analysis import MarketAnalysis
 from trading.bounds import At, Bounds, Fired, Rule, first_fired
 from trading.domain import Position, Side, SymbolSpec
+from trading.immutable import immutable
 from trading.parameters import StrategyParams
 from trading.risk.modes import RiskLimits, RiskState, limit_use
 from trading.tracker import PositionTracker, momentum, warns
@@ -18,10 +19,10 @@ from trading.tracker import PositionTracker, momentum, warns
 BarBounds = dict[Rule | tuple[Rule, float], Bounds]  # by rule, and by stop too for one reading it
 
 
-@dataclass(slots=True)
+@immutable
 class PositionInputs:
-    """Not frozen (a frozen dataclass's `__init__` costs several times a plain one's, and one is built
-    for each position on each bar), but never changed once built, but for its `memo`."""
+    """The inputs the rules read of a position, fixed for the bar (built for each position on each bar:
+    `immutable`, its `memo` dict filled as the rules declare)."""
 
     atr: float  # the bar's ATR (a fallback of 6 minimum stop distances before the first analysis)
     unit: float  # ATR in money for the position's volume
@@ -107,8 +108,8 @@ def position_inputs(
 
 @dataclass(slots=True)
 class Held:
-    """What the rules read of an open position, fixed between two profit samples (not frozen, for a
-    view built on every step costs less so, but never changed but for its `bar` lookup): at one instant
+    """What the rules read of an open position, fixed between two profit samples (a plain dataclass: a
+    view is built on every step, and never changed but for its `bar` lookup): at one instant
     (`stretch` False: the rules' live verdict), or for a stretch of ticks up to the clock given, across
     which the tracker may take samples (`stretch` True: momentum and growth are None, any (the momentum
     at least `momentum_floor`, the stall count at most `stall_top`, when the samples are known), and

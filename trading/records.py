@@ -14,15 +14,15 @@ from typing import Any, Protocol, cast
 from trading.analysis import MarketAnalysis
 from trading.domain import ClosedTrade, Side
 from trading.gates import GateResult
+from trading.immutable import immutable
 
 # the reason of an entry decision the recorder could not store: no order goes out without its record
 UNRECORDED_ENTRY = "journal: the decision could not be stored, so no order was sent"
 
 
-@dataclass(slots=True)
+@immutable
 class Decision:
-    """One bar's decision. Not frozen (a frozen dataclass's `__init__` costs several times a plain one's,
-    and one is built on every bar), but never changed once built: a changed one is a `replace`d copy."""
+    """One bar's decision (`immutable`: one is built on every bar)."""
 
     bar_time: datetime
     action: str  # "enter" | "skip" | "error"
