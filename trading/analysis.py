@@ -16,23 +16,14 @@ import numpy as np
 from trading.domain import Side
 from trading.immutable import immutable
 
-# the last tuple of closes measured, its window and its move: a bar's emergency check (the engine)
-# and its entry gate measure the same analysis's closes (one tuple, swapped whole: safe across threads)
-_last_measured: tuple[tuple[float, ...], int, float] = ((), 0, 0.0)
-
 
 def close_move_pct(closes: Sequence[float] | np.ndarray, bars: int) -> float:
     """|last/first - 1| in % over the last `bars` closes (0 with fewer than 2): the flash-crash measure
     of the entry gate, the engine's emergency close and the regime's crisis override alike."""
-    global _last_measured
-    last = _last_measured
-    if closes is last[0] and bars == last[1]:  # (a tuple: never changed)
-        return last[2]
     window = closes[-bars:]
-    move = 0.0 if len(window) < 2 or window[0] <= 0 else float(abs(window[-1] / window[0] - 1) * 100)
-    if isinstance(closes, tuple):
-        _last_measured = (closes, bars, move)
-    return move
+    if len(window) < 2 or window[0] <= 0:
+        return 0.0
+    return float(abs(window[-1] / window[0] - 1) * 100)
 
 
 class SetupLike(Protocol):
