@@ -537,7 +537,9 @@ async def test_close_part_of_a_sell(broker, mt5):
     assert math.isclose(pos.volume, 0.06)
 
 
-@pytest.mark.parametrize(("volume", "match"), [(0.2, "larger than"), (-1.0, "positive"), (0.001, "minimum")])
+@pytest.mark.parametrize(
+    ("volume", "match"), [(0.2, "more than the position"), (-1.0, "positive"), (0.001, "minimum")]
+)
 async def test_bad_close_volume_sends_nothing(broker, mt5, volume, match):
     ticket = mt5.add_position(0, 0.1, 2390.0, magic=MAGIC)
     with pytest.raises(InvalidOrder, match=match):

@@ -58,7 +58,6 @@ from trading.broker.mt5_requests import (
     assert_plain,
     check_trade_mode,
     clean_comment,
-    close_volume,
     filling_candidates,
     resize_for_stop,
     retcode_error,
@@ -66,6 +65,7 @@ from trading.broker.mt5_requests import (
     widen_stops,
 )
 from trading.broker.mt5_session import DEFAULT_CLOCK, DEFAULT_MAGIC, MT5Session, netting_refusal
+from trading.broker.volumes import close_volume
 from trading.domain import AccountInfo, Deal, OrderResult, Position, Side, SymbolSpec, Tick
 
 # the split modules' public names stay importable from here

@@ -6,7 +6,6 @@ close-volume checks, the plain-types rule of the wire, and the typed error for e
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from typing import Any
 
@@ -18,7 +17,7 @@ from trading.broker.base import (
     InvalidOrder,
     OrderRejected,
 )
-from trading.domain import Position, Side, SymbolSpec, Tick
+from trading.domain import Side, SymbolSpec, Tick
 
 MAX_COMMENT = 25  # the server allows ~31; brokers reject some longer ones, keep a margin
 
@@ -119,24 +118,6 @@ def to_send_reply(r: Any) -> SendReply:
     return SendReply(
         int(r.retcode), int(r.deal), int(r.order), float(r.volume), float(r.price), str(r.comment)
     )
-
-
-def close_volume(spec: SymbolSpec, pos: Position, volume: float | None) -> float:
-    if volume is None:
-        return pos.volume
-    if not isinstance(volume, int | float) or not math.isfinite(volume) or volume <= 0:
-        raise InvalidOrder(f"close volume must be a positive finite number, got {volume!r}")
-    lots = spec.snap_volume(volume)
-    if lots <= 0:
-        raise InvalidOrder(f"close volume {volume} is below the minimum {spec.volume_min}")
-    if lots > pos.volume + 1e-9:
-        raise InvalidOrder(f"close volume {lots:g} is larger than the position's {pos.volume:g} lots")
-    rest = pos.volume - lots
-    if 1e-9 < rest < spec.volume_min - 1e-9:
-        raise InvalidOrder(
-            f"closing {lots:g} would leave {rest:g} lots, below the minimum {spec.volume_min:g}"
-        )
-    return lots
 
 
 def assert_plain(request: dict[str, Any]) -> None:

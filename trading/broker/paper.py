@@ -53,7 +53,7 @@ from trading.broker.paper_marks import MarkCache, above_stop_out, equity_of
 from trading.broker.paper_prices import takes
 from trading.broker.paper_quiet import QuietRows, count_with_rows
 from trading.broker.paper_state import STATE_VERSION, PaperState
-from trading.broker.paper_volumes import close_volume, round_volume
+from trading.broker.volumes import close_volume, round_volume
 from trading.domain import (
     AccountInfo,
     Deal,

@@ -1,5 +1,5 @@
-"""The paper broker's volume arithmetic: what a partial close may take, and a volume rounded to the
-symbol's step (what a position keeps after a partial close)."""
+"""Volume arithmetic every broker shares: what a (partial) close may take, checked before anything is
+sent, and a volume rounded to the symbol's step (what a position keeps after a partial close)."""
 
 from __future__ import annotations
 
@@ -27,8 +27,10 @@ def close_volume(spec: SymbolSpec, pos: Position, volume: float | None) -> float
     if snapped <= 0:
         raise InvalidOrder(f"close volume {volume} is below the minimum {spec.volume_min}")
     if snapped > pos.volume + 1e-9:
-        raise InvalidOrder(f"close volume {volume} is more than the position's {pos.volume}")
+        raise InvalidOrder(f"close volume {volume:g} is more than the position's {pos.volume:g} lots")
     remaining = round_volume(spec, pos.volume - snapped)
     if 0 < remaining < spec.volume_min - 1e-9:
-        raise InvalidOrder(f"closing {snapped} would leave {remaining}, below the minimum lot")
+        raise InvalidOrder(
+            f"closing {snapped:g} would leave {remaining:g} lots, below the minimum {spec.volume_min:g}"
+        )
     return snapped
