@@ -118,39 +118,23 @@ def _tp_probability_low(v: Held, at: At) -> Fired | None:
     return None
 
 
-# the hard-TP and peak-protection bounds by the unit they were declared for, with their parameters
-_TP_FIXED: dict[float, tuple[StrategyParams, AtLeast, GivesBack]] = {}
-_TP_FIXED_MAX = 1024
-
-
-def _hard_and_peak(p: StrategyParams, u: float) -> tuple[AtLeast, GivesBack]:
-    """`smart_take_profit`'s hard-TP and peak-protection bounds: they read only the parameters and the
-    unit (fixed for a position's bar), so each pair is declared once, not on every view (bounds are
-    never changed once declared)."""
-    known = _TP_FIXED.get(u)
-    if known is None or known[0] is not p:
-        if len(_TP_FIXED) >= _TP_FIXED_MAX:
-            _TP_FIXED.clear()
-        hard = AtLeast(p.tp_hard_atr * u, why="hard TP: profit ${profit:.2f} ≥ {p.tp_hard_atr:.2f} ATR")
-        peak = GivesBack(
-            p.tp_peak_atr * u,
-            p.tp_peak_keep,
-            why="peak protection: ${profit:.2f} < {p.tp_peak_keep:.0%} of peak ${peak:.2f}",
-        )
-        known = _TP_FIXED[u] = (p, hard, peak)
-    return known[1], known[2]
-
-
 @rule()
 def smart_take_profit(v: Held) -> Bounds:
     p, u = v.params, v.unit
-    hard, peak = _hard_and_peak(p, u)
-    bounds: list[Bound] = [hard]
+    bounds: list[Bound] = [
+        AtLeast(p.tp_hard_atr * u, why="hard TP: profit ${profit:.2f} ≥ {p.tp_hard_atr:.2f} ATR")
+    ]
     if v.momentum_below(p.tp_momentum_below):
         bounds.append(
             AtLeast(p.tp_momentum_atr * u, why="momentum TP: ${profit:.2f} with momentum {v.momentum:.0f}")
         )
-    bounds.append(peak)
+    bounds.append(
+        GivesBack(
+            p.tp_peak_atr * u,
+            p.tp_peak_keep,
+            why="peak protection: ${profit:.2f} < {p.tp_peak_keep:.0%} of peak ${peak:.2f}",
+        )
+    )
     top = _probability_top(v)
     if top > p.tp_probability_atr * u:
         bounds.append(Within(p.tp_probability_atr * u, top, then=_tp_probability_low))

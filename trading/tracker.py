@@ -9,8 +9,6 @@ from __future__ import annotations
 from collections import deque
 from dataclasses import dataclass, field
 from datetime import datetime
-from itertools import chain
-from operator import sub
 
 from trading.parameters import StrategyParams
 
@@ -103,14 +101,10 @@ def lowest_momentum(profits: deque[float], more: list[float], scale: float) -> f
     recent = list(profits)[-5:]  # all that `momentum` reads of them
     known = len(recent)
     recent.extend(more)
-    # the first n samples' change (n >= 3: with fewer the momentum is 0), from the first while n <= 5,
-    # then from the fifth last (the sample four before the n-th); the lowest momentum is that of the
-    # least change (`momentum_of` never falls as it rises)
-    first = max(known, 3)
-    from_first = [recent[n - 1] - recent[0] for n in range(first, min(len(recent), 5) + 1)]
-    later = max(first, 6)
-    least = min(chain(from_first, map(sub, recent[later - 1 :], recent[later - 5 :])), default=None)
-    lowest = 0.0 if least is None else momentum_of(least, scale)
+    # the first n samples' change (n >= 3: with fewer the momentum is 0), from the fifth last or the
+    # first; the lowest momentum is that of the least change (`momentum_of` never falls as it rises)
+    changes = [recent[n - 1] - recent[max(0, n - 5)] for n in range(max(known, 3), len(recent) + 1)]
+    lowest = momentum_of(min(changes), scale) if changes else 0.0
     return min(0.0, lowest) if known < 3 else lowest
 
 
