@@ -52,7 +52,7 @@ class PositionTracker:
         if not profits:
             return
         self.last_sample = last
-        if ml_against is None and not min(profits) < stall_loss(params, unit):
+        if ml_against is None and none_may_stall(profits, params, unit):
             # no sample counts a warning (no model) or a stall (`stalled`: none in a loss beyond the
             # floor), each sets the count back to 0: the samples kept and the peak raised at once
             self.peak_profit = max(self.peak_profit, *profits)
@@ -120,8 +120,7 @@ def highest_stall_count(
 ) -> int:
     """The highest stall count of the tracker as it is and as each of the samples `more` is taken."""
     count = top = tracker.stall_count
-    floor = stall_loss(params, unit)
-    if not min(more, default=floor) < floor:  # none stalls: each sets the count back to 0
+    if none_may_stall(more, params, unit):  # each sets the count back to 0
         return top
     profits = deque(tracker.profits, maxlen=tracker.profits.maxlen)
     for profit in more:
@@ -137,6 +136,11 @@ def stalled(profits: deque[float], profit: float, params: StrategyParams, unit: 
         return False
     last = list(profits)[-params.stall_samples :]
     return max(last) - min(last) < params.stall_range_atr * unit
+
+
+def none_may_stall(profits: list[float], params: StrategyParams, unit: float) -> bool:
+    """No sample of `profits` is in a loss beyond the stall floor: none can count a stall (`stalled`)."""
+    return not min(profits, default=0.0) < stall_loss(params, unit)
 
 
 def stall_loss(params: StrategyParams, unit: float) -> float:
