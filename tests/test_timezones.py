@@ -107,3 +107,12 @@ def test_wib_date_kept_day_answers_as_the_zone_does() -> None:
         back = moment - timedelta(seconds=rng.choice([0, 1, 3600, 86400 * 900]))
         for t in (moment, back, back.astimezone(timezone(timedelta(hours=-5)))):
             assert wib_date(t) == to_wib(t).date(), t
+
+
+def test_ms_of_is_at_ms_inverse_where_a_float_timestamp_is_not() -> None:
+    from trading.timezones import at_ms, ms_of
+
+    ms = 1_078_625_331_860  # a tick's time whose float timestamp() * 1000 truncates to ...859
+    assert int(at_ms(ms).timestamp() * 1000) == ms - 1
+    assert ms_of(at_ms(ms)) == ms
+    assert all(ms_of(at_ms(m)) == m for m in range(ms - 5_000, ms + 5_000))

@@ -27,7 +27,7 @@ from trading.domain import Tick
 from trading.quiet_ticks import EnginePort, QuietTicks
 from trading.records import Decision
 from trading.risk.modes import effective_mode
-from trading.timezones import at_ms, wib_date
+from trading.timezones import at_ms, ms_of, wib_date
 
 DecisionHook = Callable[[int, pl.DataFrame, Decision], Awaitable[None] | None]
 StepHook = Callable[[datetime], Awaitable[None] | None]
@@ -162,7 +162,7 @@ class MarketLoop:
         bar = self.feed.bar_of(index)
         closed = bar - 1 if bar != self.bar else None
         self.bar = bar
-        second = int(tick.time.timestamp() * 1000) // self.step_ms
+        second = ms_of(tick.time) // self.step_ms
         if second != self.last_step or closed is not None:
             self.last_step = second
             await self.engine.on_tick()
@@ -244,7 +244,7 @@ class MarketLoop:
         self.broker.set_tick(tick)
         self.engine.last_tick = tick
         self.engine.account = self.broker.account_now()
-        self.last_step = int(tick.time.timestamp() * 1000) // self.step_ms
+        self.last_step = ms_of(tick.time) // self.step_ms
         return opening
 
     def _take_quiet_ticks(self, bar: int, index: int) -> int | None:

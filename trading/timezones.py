@@ -125,6 +125,12 @@ def at_ms(ms: int) -> datetime:
     return EPOCH + ONE_MS * ms
 
 
+def ms_of(t: datetime) -> int:
+    """`at_ms`'s inverse: an aware time's whole milliseconds since the epoch, in integers (a float
+    `timestamp() * 1000` may land a hair under a millisecond that is not a binary fraction)."""
+    return (t - EPOCH) // ONE_MS
+
+
 def to_wib(t: datetime) -> datetime:
     if t.tzinfo is None:
         raise ValueError("to_wib needs an aware datetime")
