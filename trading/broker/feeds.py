@@ -29,7 +29,7 @@ from trading.bars import BAR_SCHEMA, empty_bars, load_bars, validate_bars
 from trading.broker.base import Broker, BrokerError
 from trading.domain import Tick
 from trading.intrabar import GeneratedPath, TickPath
-from trading.timezones import DEFAULT_SERVER_TZ, at_ms, utc_now
+from trading.timezones import DEFAULT_SERVER_TZ, at_ms, ms_of, utc_now
 
 log = logging.getLogger(__name__)
 
@@ -163,7 +163,7 @@ class ReplayFeed:
 
     def first_index_after(self, moment: datetime) -> int:
         """Index of the first tick later than `moment` (the total when none is)."""
-        ms = int(moment.timestamp() * 1000)
+        ms = ms_of(moment)
         bar = int(np.searchsorted(self._open_ms, ms, side="right")) - 1
         if bar < 0:
             return 0
